@@ -1,0 +1,31 @@
+# Set-up is the project's own job: every target creates .venv and installs into it when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; assert sys.version_info >= (3, 11), "cxrvqa needs Python >= 3.11, found " + sys.version' 
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]:-0} -eq 0
+	$(BIN)/python -c "import cxrvqa.cli, flows.build, spacy, pydicom, duckdb, openjpeg, libjpeg" 
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cxrvqa build --demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_images.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

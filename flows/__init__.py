@@ -1,0 +1,1 @@
+"""Prefect flows of cxrvqa: sequencing, batching and retries only; the logic lives in `cxrvqa`."""

@@ -1,0 +1,68 @@
+"""The `build_dataset` flow: runs the requested stages, in order, as sub-flows.
+
+Flows only sequence; each task takes a batch (hundreds of items) and calls the library.
+With no PREFECT_API_URL, Prefect runs in ephemeral mode (no server to start by hand).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flows.prefect_env import configure_prefect_environment
+
+configure_prefect_environment()
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from cxrvqa import progress  # noqa: E402
+from cxrvqa.config import Config  # noqa: E402
+from cxrvqa.imaging import stage as image_stage  # noqa: E402
+from cxrvqa.parallel import batched  # noqa: E402
+from cxrvqa.store import Store, finish_run, finish_stage, start_run, start_stage  # noqa: E402
+from cxrvqa.store.runs import StageCounts  # noqa: E402
+
+
+@task(name="ingest-image-batch", cache_policy=NO_CACHE)
+def ingest_image_batch(store: Store, run_id: str, batch: list[str], context: image_stage.ImageStageContext) -> StageCounts:
+    counts = image_stage.ingest_batch(store, run_id, batch, context)
+    progress.advance("images", counts.n_input)
+    return counts
+
+
+@flow(name="ingest-images")
+def ingest_images(config: Config, store: Store, run_id: str) -> dict[str, int]:
+    context = image_stage.prepare(config)
+    counts = start_stage(store, run_id, "images")
+    progress.start("images", sum(1 for _ in image_stage.iter_source_files(context.images_dir, config.limit)))
+    try:
+        files = image_stage.iter_source_files(context.images_dir, config.limit)
+        for batch in batched(files, config.imaging.batch_size):
+            counts.add(ingest_image_batch(store, run_id, batch, context))
+    except BaseException:
+        finish_stage(store, run_id, "images", counts, status="failed")
+        raise
+    finish_stage(store, run_id, "images", counts)
+    return counts.as_dict()
+
+
+STAGE_FLOWS: dict[str, Callable[[Config, Store, str], dict[str, int]]] = {
+    "images": ingest_images,
+}
+
+
+@flow(name="build_dataset")
+def build_dataset(config: Config) -> dict[str, Any]:
+    """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
+    with Store(config.db_path) as store:
+        run_id = start_run(store, config)
+        stages: dict[str, dict[str, int]] = {}
+        try:
+            for stage in config.stages:
+                stages[stage] = STAGE_FLOWS[stage](config, store, run_id)
+        except BaseException as exc:
+            finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        finish_run(store, run_id, "completed")
+    return {"run_id": run_id, "stages": stages}

@@ -1,0 +1,174 @@
+"""The `cxrvqa` command line: build a dataset, show what a build did."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cxrvqa import progress
+from cxrvqa.config import Config, load_config
+from cxrvqa.errors import CxrvqaError
+from cxrvqa.resources import resource
+from cxrvqa.store import Store
+
+app = typer.Typer(help="Build validated chest X-ray VQA datasets from DICOM images and reports.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+
+
+class _RichReporter:
+    """Renders stage progress as rich progress bars."""
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, stage: str, total: int | None) -> None:
+        self.tasks[stage] = self.bar.add_task(stage, total=total)
+
+    def advance(self, stage: str, amount: int) -> None:
+        self.bar.advance(self.tasks[stage], amount)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(code=2)
+
+
+def _demo_inputs() -> dict[str, Any]:
+    demo = resource("demo")
+    return {
+        "images_dir": Path(str(demo / "dicom")),
+        "manifest": Path(str(demo / "manifest.csv")),
+        "reports": Path(str(demo / "reports.jsonl")),
+        "report_format": "jsonl",
+    }
+
+
+@app.command()
+def build(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (PNGs and cxrvqa.duckdb).")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM files.")] = None,
+    reports: Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")] = None,
+    report_format: Annotated[Optional[str], typer.Option("--report-format", help="iu | mimic | jsonl | csv")] = None,
+    manifest: Annotated[Optional[Path], typer.Option("--manifest", help="CSV: study_id, patient_id, image_path.")] = None,
+    stages: Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most N input files per stage.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Decoding processes.")] = None,
+    scale: Annotated[Optional[float], typer.Option("--scale", help="PNG size as a fraction of each side.")] = None,
+    longest_side: Annotated[Optional[int], typer.Option("--longest-side", help="PNG longest side in pixels.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
+) -> None:
+    """Run the pipeline stages over the inputs and store everything under --out."""
+    overrides: dict[str, Any] = {
+        "out_dir": out, "images_dir": images, "reports": reports, "report_format": report_format,
+        "manifest": manifest, "limit": limit,
+        "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
+        "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
+    }
+    if demo:
+        overrides = {**_demo_inputs(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        config = load_config(config_file, overrides)
+        if config.images_dir is None and "images" in config.stages:
+            raise CxrvqaError("the images stage needs --images DIR (or --demo)")
+        _, demo_key = config.privacy.resolved_key()
+        if demo_key:
+            console.print(
+                "[yellow]warning:[/] using the built-in demo pseudonymisation key: identifiers are NOT protected. "
+                "Set CXRVQA_PSEUDONYM_KEY (or privacy.pseudonym_key in the config file) for real data."
+            )
+        result = _run_build(config)
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    console.print(f"run [bold]{result['run_id']}[/] completed")
+    _print_status(config.db_path, run_id=result["run_id"])
+
+
+def _run_build(config: Config) -> dict[str, Any]:
+    logging.getLogger("prefect").setLevel(logging.WARNING)
+    from flows.build import build_dataset  # imported late: configures and starts Prefect
+
+    columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar, progress.reporting(_RichReporter(bar)):
+        return build_dataset(config)
+
+
+@app.command()
+def status(
+    out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Runs, per-stage counts and reject reasons of the build under --out."""
+    try:
+        if as_json:
+            typer.echo(json.dumps(collect_status(out / "cxrvqa.duckdb"), indent=2, default=str))
+        else:
+            _print_status(out / "cxrvqa.duckdb")
+    except CxrvqaError as exc:
+        _fail(exc)
+
+
+def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
+    with Store(db_path, read_only=True) as store:
+        runs = store.query_dicts(
+            "SELECT run_id, status, started_at, finished_at, code_version, error FROM runs ORDER BY started_at DESC"
+        )
+        selected = run_id or (runs[0]["run_id"] if runs else None)
+        stages = store.query_dicts(
+            "SELECT stage, status, n_input, n_skipped, n_done, n_rejected, round(seconds, 2) AS seconds "
+            "FROM run_stages WHERE run_id = ? ORDER BY started_at", [selected]
+        )
+        tables = {
+            "images": store.query("SELECT count(*) FROM current_images")[0][0],
+            "image_rejects": store.query("SELECT count(DISTINCT source_path) FROM image_rejects")[0][0],
+        }
+        reasons = store.query_dicts(
+            "SELECT reason, count(*) AS n, any_value(detail) AS example FROM image_rejects "
+            "WHERE recipe_version IN (SELECT DISTINCT recipe_version FROM image_rejects WHERE run_id = ? "
+            "UNION SELECT DISTINCT recipe_version FROM images WHERE run_id = ?) "
+            "GROUP BY reason ORDER BY n DESC, reason", [selected, selected]
+        )
+    return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons}
+
+
+def _print_status(db_path: Path, run_id: str | None = None) -> None:
+    info = collect_status(db_path, run_id)
+    out = Console()
+    runs = Table(title="Runs", title_justify="left")
+    for column in ("run_id", "status", "started_at", "finished_at", "code_version"):
+        runs.add_column(column)
+    for run in info["runs"][:10]:
+        runs.add_row(*(escape(str(run[c] if run[c] is not None else "")) for c in
+                       ("run_id", "status", "started_at", "finished_at", "code_version")))
+    out.print(runs)
+    stages = Table(title=f"Stages of run {info['run_id']}", title_justify="left")
+    for column in ("stage", "status", "input", "skipped", "done", "rejected", "seconds"):
+        stages.add_column(column, justify="right" if column not in ("stage", "status") else "left")
+    for row in info["stages"]:
+        stages.add_row(row["stage"], row["status"], *(str(row[c]) for c in
+                                                      ("n_input", "n_skipped", "n_done", "n_rejected", "seconds")))
+    out.print(stages)
+    out.print(f"images in the current dataset: [bold]{info['tables']['images']}[/]; "
+              f"rejected files: [bold]{info['tables']['image_rejects']}[/]")
+    if info["reject_reasons"]:
+        reasons = Table(title="Image reject reasons", title_justify="left")
+        for column in ("reason", "count", "example detail"):
+            reasons.add_column(column)
+        for row in info["reject_reasons"]:
+            reasons.add_row(row["reason"], str(row["n"]), escape(row["example"]))
+        out.print(reasons)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,182 @@
+"""The one configuration model: paths, limits, seeds, backends, strictness.
+
+Loaded from a YAML or TOML file, then overridden by CLI flags; the resolved model is
+stored (secrets excluded) with every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from cxrvqa.errors import ConfigError
+
+#: Every stage of the pipeline, in execution order (DESIGN.md, "The stage contract").
+PIPELINE_STAGES = ("images", "reports", "extract", "qa", "validate")
+#: The stages this version implements; requesting another one is a clear error.
+AVAILABLE_STAGES = ("images",)
+
+DEMO_PSEUDONYM_KEY = "cxrvqa-demo-key-NOT-SECRET"
+PSEUDONYM_KEY_ENV = "CXRVQA_PSEUDONYM_KEY"
+
+Strictness = Literal["ignore", "warn", "reject"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ImagingConfig(_Section):
+    """How DICOMs are accepted and rendered to PNG."""
+
+    scale: float = Field(0.25, gt=0, le=1, description="PNG size as a fraction of each dimension (ReXVQA: 0.25).")
+    longest_side: int | None = Field(
+        None, ge=16, description="If set, PNG longest side in pixels instead of `scale` (never upscales)."
+    )
+    png_compress_level: int = Field(1, ge=0, le=9, description="zlib level; 1 is ~5x faster than 6 for ~15% more bytes.")
+    max_pixels: int = Field(
+        50_000_000, ge=1, description="Reject images whose declared Rows x Columns exceed this, before decoding."
+    )
+    percentile_window: tuple[float, float] = Field(
+        (0.5, 99.5), description="Window used when the header has neither a VOI LUT nor a window."
+    )
+    accept_empty_body_part: bool = Field(True, description="Accept CR/DX whose BodyPartExamined is empty.")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for decoding.")
+    batch_size: int = Field(256, ge=1, description="Files per Prefect task.")
+
+    @model_validator(mode="after")
+    def _check_window(self) -> "ImagingConfig":
+        low, high = self.percentile_window
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"percentile_window must satisfy 0 <= low < high <= 100, found {self.percentile_window}")
+        return self
+
+
+class PrivacyConfig(_Section):
+    """Pseudonymisation of DICOM identifiers."""
+
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        exclude=True,
+        description=f"Key of the keyed hash for identifiers; defaults to ${PSEUDONYM_KEY_ENV}. Never stored.",
+    )
+
+    def resolved_key(self) -> tuple[bytes, bool]:
+        """The key bytes and whether the built-in demo key is in use."""
+        if self.pseudonym_key is not None and self.pseudonym_key.get_secret_value():
+            return self.pseudonym_key.get_secret_value().encode("utf-8"), False
+        from_env = os.environ.get(PSEUDONYM_KEY_ENV, "")
+        if from_env:
+            return from_env.encode("utf-8"), False
+        return DEMO_PSEUDONYM_KEY.encode("utf-8"), True
+
+    def key_fingerprint(self) -> str:
+        """A non-reversible id of the key, so runs with different keys can be told apart."""
+        key, _ = self.resolved_key()
+        return hmac.new(key, b"cxrvqa-key-fingerprint", hashlib.sha256).hexdigest()[:12]
+
+
+class ExtractionConfig(_Section):
+    backend: Literal["rules", "llm"] = "rules"
+
+
+class Config(_Section):
+    """Resolved settings of one build."""
+
+    out_dir: Path = Field(Path("cxrvqa-out"), description="Output folder: PNGs and the DuckDB file.")
+    images_dir: Path | None = Field(None, description="Folder tree of DICOM files (any names).")
+    reports: Path | None = Field(None, description="Reports file or folder.")
+    report_format: Literal["iu", "mimic", "jsonl", "csv"] = "jsonl"
+    manifest: Path | None = Field(None, description="CSV linking images to studies: study_id, patient_id, image_path.")
+    stages: list[str] = Field(default_factory=lambda: list(AVAILABLE_STAGES))
+    limit: int | None = Field(None, ge=1, description="Process at most this many input files per stage.")
+    seed: int = 0
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    strictness: dict[str, Strictness] = Field(default_factory=dict, description="Validator name -> strictness.")
+    imaging: ImagingConfig = Field(default_factory=ImagingConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+
+    @field_validator("stages")
+    @classmethod
+    def _check_stages(cls, stages: list[str]) -> list[str]:
+        unknown = [s for s in stages if s not in PIPELINE_STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; stages are {list(PIPELINE_STAGES)}")
+        unavailable = [s for s in stages if s not in AVAILABLE_STAGES]
+        if unavailable:
+            raise ValueError(
+                f"stage(s) {unavailable} are not available in this version of cxrvqa; "
+                f"available: {list(AVAILABLE_STAGES)}"
+            )
+        return [s for s in PIPELINE_STAGES if s in stages]
+
+    @property
+    def db_path(self) -> Path:
+        return self.out_dir / "cxrvqa.duckdb"
+
+    def stored_form(self) -> dict[str, Any]:
+        """The JSON stored with a run: everything but secrets, plus the key's fingerprint."""
+        data = self.model_dump(mode="json")
+        data["privacy"]["key_fingerprint"] = self.privacy.key_fingerprint()
+        data["privacy"]["demo_key"] = self.privacy.resolved_key()[1]
+        return data
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(str(path), "config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix.lower() in {".yaml", ".yml"}:
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(str(path), f"expected a .yaml, .yml or .toml file, found {path.suffix or 'no suffix'}")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"cannot parse: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), f"expected a mapping at the top level, found {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Config from an optional file, then CLI overrides (nested dicts, None values ignored)."""
+    data = _read_config_file(path) if path else {}
+    cleaned = _drop_none(overrides or {})
+    try:
+        return Config.model_validate(_merge(data, cleaned))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(str(path) if path else "command-line options", problems) from exc
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,61 @@
+"""Typed records of the image stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Stable reason codes of `image_rejects.reason`."""
+
+    unreadable_file = "unreadable_file"          # the OS could not read the file
+    not_dicom = "not_dicom"                      # not a DICOM data set (gzip, text, garbage)
+    unreadable_header = "unreadable_header"      # DICOM, but the header cannot be parsed or lacks image attributes
+    unsupported_modality = "unsupported_modality"  # CT, MR, US, MG, XA, SR, SEG, RTPLAN, ...
+    not_chest = "not_chest"                      # a radiograph of another body part
+    no_pixel_data = "no_pixel_data"
+    multi_frame = "multi_frame"
+    color_image = "color_image"
+    too_large = "too_large"                      # declared size over the bound, decided before decoding
+    pixel_data_short = "pixel_data_short"        # fewer pixel bytes than Rows x Columns x bits declare
+    decode_failed = "decode_failed"              # the codec raised; detail has its message
+    duplicate_image = "duplicate_image"          # same SOP instance as another file with other content
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything a worker needs to turn one file into a PNG; picklable."""
+
+    scale: float
+    longest_side: int | None
+    png_compress_level: int
+    max_pixels: int
+    percentile_window: tuple[float, float]
+    accept_empty_body_part: bool
+    pseudonym_key: bytes
+    recipe_version: str
+
+
+@dataclass(frozen=True)
+class ConversionJob:
+    """One file to convert: where it is, how it is named in tables, where its PNG goes."""
+
+    absolute_path: str
+    source_path: str           # relative to the images folder, as stored
+    input_hash: str
+    out_dir: str
+    study_id: str | None       # from the manifest, when listed there
+    patient_id: str | None
+    settings: RenderSettings
+
+
+@dataclass
+class ImageRejection(Exception):
+    """Raised inside the conversion of one file; becomes an `image_rejects` row."""
+
+    reason: RejectReason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"

@@ -1,0 +1,220 @@
+"""The image stage over batches: find files, skip what is done, convert, de-duplicate, write.
+
+Called by the Prefect task of `flows/build.py` once per batch; conversion fans out over a
+process pool, and the batch is written to DuckDB in one insert per table.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from cxrvqa.config import Config
+from cxrvqa.errors import InputError
+from cxrvqa.imaging.convert import convert_file
+from cxrvqa.imaging.header import acceptance_vocabulary
+from cxrvqa.imaging.models import ConversionJob, RejectReason, RenderSettings
+from cxrvqa.parallel import process_map
+from cxrvqa.provenance import code_version, sha256_file, stable_hash
+from cxrvqa.store import StageCounts, Store
+
+#: Bump when the rendering code changes what a PNG looks like: every image is redone.
+RENDER_RECIPE = "dicom-png/1"
+MANIFEST_COLUMNS = ("study_id", "patient_id", "image_path")
+
+
+@dataclass(frozen=True)
+class ImageStageContext:
+    """What every batch of one run shares."""
+
+    images_dir: Path
+    out_dir: Path
+    settings: RenderSettings
+    manifest: dict[str, tuple[str, str]]
+    workers: int
+
+
+def render_settings(config: Config) -> RenderSettings:
+    imaging = config.imaging
+    key, _ = config.privacy.resolved_key()
+    recipe = stable_hash(
+        {
+            "recipe": RENDER_RECIPE,
+            "scale": imaging.scale,
+            "longest_side": imaging.longest_side,
+            "percentile_window": list(imaging.percentile_window),
+            "max_pixels": imaging.max_pixels,
+            "accept_empty_body_part": imaging.accept_empty_body_part,
+            "acceptance_vocabulary": acceptance_vocabulary().content_hash,
+            "key": config.privacy.key_fingerprint(),
+        }
+    )
+    return RenderSettings(
+        scale=imaging.scale,
+        longest_side=imaging.longest_side,
+        png_compress_level=imaging.png_compress_level,
+        max_pixels=imaging.max_pixels,
+        percentile_window=tuple(imaging.percentile_window),
+        accept_empty_body_part=imaging.accept_empty_body_part,
+        pseudonym_key=key,
+        recipe_version=recipe,
+    )
+
+
+def load_manifest(path: Path) -> dict[str, tuple[str, str]]:
+    """image_path (relative to the images folder, POSIX) -> (study_id, patient_id)."""
+    if not path.is_file():
+        raise InputError(str(path), "a CSV manifest file", "no such file")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)}", f"columns {reader.fieldnames}")
+        manifest: dict[str, tuple[str, str]] = {}
+        for line, row in enumerate(reader, start=2):
+            image_path = PurePosixPath((row["image_path"] or "").strip()).as_posix()
+            study, patient = (row["study_id"] or "").strip(), (row["patient_id"] or "").strip()
+            if not image_path or image_path == "." or not study or not patient:
+                raise InputError(
+                    f"{path}:{line}", "non-empty study_id, patient_id and image_path", f"{dict(row)}"
+                )
+            manifest[image_path] = (study, patient)
+    return manifest
+
+
+def prepare(config: Config) -> ImageStageContext:
+    if config.images_dir is None or not config.images_dir.is_dir():
+        raise InputError(str(config.images_dir), "a folder of DICOM files (--images)", "no such folder")
+    return ImageStageContext(
+        images_dir=config.images_dir.resolve(),
+        out_dir=config.out_dir.resolve(),
+        settings=render_settings(config),
+        manifest=load_manifest(config.manifest) if config.manifest else {},
+        workers=config.imaging.workers,
+    )
+
+
+def iter_source_files(images_dir: Path, limit: int | None = None) -> Iterator[str]:
+    """Every regular file under ``images_dir`` (any name), as sorted relative POSIX paths."""
+    count = 0
+    for root, dirs, files in os.walk(images_dir):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root) / name
+            if not full.is_file():
+                continue
+            yield full.relative_to(images_dir).as_posix()
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+
+def _hash(path: Path) -> str | OSError:
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        return exc
+
+
+def _reject(source_path: str, reason: RejectReason, detail: str, input_hash: str | None,
+            context: ImageStageContext) -> dict[str, Any]:
+    return {
+        "source_path": source_path,
+        "reason": str(reason),
+        "detail": detail,
+        "recipe_version": context.settings.recipe_version,
+        "input_hash": input_hash,
+        "code_version": code_version(),
+        "created_at": datetime.now(timezone.utc),
+    }
+
+
+def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStageContext) -> StageCounts:
+    """Convert one batch of files (relative paths) and write their rows; returns the counts."""
+    counts = StageCounts(n_input=len(batch))
+    recipe = context.settings.recipe_version
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashing is I/O + hashlib, which releases the GIL
+        hashes = list(pool.map(_hash, (context.images_dir / p for p in batch)))
+
+    rejects: list[dict[str, Any]] = []
+    readable = {}
+    for source_path, digest in zip(batch, hashes):
+        if isinstance(digest, OSError):
+            rejects.append(_reject(source_path, RejectReason.unreadable_file,
+                                   f"{type(digest).__name__}: {digest.strerror or digest}", None, context))
+        else:
+            readable[source_path] = digest
+
+    done = {
+        (row[0], row[1])
+        for table in ("images", "image_rejects")
+        for row in store.query(
+            f"SELECT input_hash, source_path FROM {table} WHERE recipe_version = ? AND input_hash IN "
+            f"(SELECT unnest(?::VARCHAR[]))",
+            [recipe, list(set(readable.values()))],
+        )
+    }
+    converted_elsewhere = dict(
+        store.query(
+            "SELECT input_hash, any_value(source_path) FROM images WHERE recipe_version = ? AND input_hash IN "
+            "(SELECT unnest(?::VARCHAR[])) GROUP BY input_hash",
+            [recipe, list(set(readable.values()))],
+        )
+    )
+    jobs = []
+    for source_path, digest in readable.items():
+        if (digest, source_path) in done:
+            counts.n_skipped += 1
+        elif digest in converted_elsewhere:
+            rejects.append(_reject(source_path, RejectReason.duplicate_image,
+                                   f"identical content to {converted_elsewhere[digest]!r}, already converted",
+                                   digest, context))
+        else:
+            study, patient = context.manifest.get(source_path, (None, None))
+            jobs.append(ConversionJob(str(context.images_dir / source_path), source_path, digest,
+                                      str(context.out_dir), study, patient, context.settings))
+
+    results = list(process_map(convert_file, jobs, context.workers))
+    images = _keep_first_of_each_image(store, recipe, results, rejects, context)
+    for row in images:
+        os.replace(row.pop("pending_png"), context.out_dir / row["png_path"])
+        row["run_id"] = run_id
+    for row in rejects:
+        row["run_id"] = run_id
+    store.insert("images", images)
+    store.insert("image_rejects", rejects)
+    counts.n_done += len(images)
+    counts.n_rejected += len(rejects)
+    return counts
+
+
+def _keep_first_of_each_image(store: Store, recipe: str, results: list[tuple[str, dict[str, Any]]],
+                              rejects: list[dict[str, Any]], context: ImageStageContext) -> list[dict[str, Any]]:
+    """Split results into image rows and rejects; a second file of the same SOP instance is a reject."""
+    candidates = [row for kind, row in results if kind == "image"]
+    rejects.extend(row for kind, row in results if kind == "reject")
+    known = dict(
+        store.query(
+            "SELECT image_id, any_value(source_path) FROM images WHERE recipe_version = ? AND image_id IN "
+            "(SELECT unnest(?::VARCHAR[])) GROUP BY image_id",
+            [recipe, [row["image_id"] for row in candidates]],
+        )
+    )
+    images = []
+    for row in candidates:
+        first = known.get(row["image_id"])
+        if first is None:
+            known[row["image_id"]] = row["source_path"]
+            images.append(row)
+            continue
+        os.remove(row["pending_png"])
+        rejects.append(_reject(row["source_path"], RejectReason.duplicate_image,
+                               f"same SOP Instance UID as {first!r} but different file content",
+                               row["input_hash"], context))
+    return images

@@ -1,0 +1,56 @@
+"""A process pool shared by the stages' batch tasks.
+
+Prefect tasks take batches; inside a batch, CPU work fans out over processes. Starting a
+pool costs a second or so, so one pool per worker count lives for the whole process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    pool = _pools.get(workers)
+    if pool is None:
+        # forkserver: workers never inherit the threads (Prefect's event loop, DuckDB) of the parent.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["cxrvqa.imaging.convert"])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        _pools[workers] = pool
+    return pool
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter); streams its input."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` over ``workers`` processes, in order; in-process when workers == 1."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return map(fn, items)
+    return _pool(workers).map(fn, items, chunksize=1)
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    while _pools:
+        _, pool = _pools.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)

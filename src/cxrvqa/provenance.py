@@ -1,0 +1,39 @@
+"""Content hashes and version stamps that every stage row carries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cxrvqa import __version__
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stable_hash(value: Any, length: int = 16) -> str:
+    """Hash of a JSON-serialisable value, independent of dict order."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus a digest of the installed source, so edits are visible in provenance."""
+    package_dir = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted(package_dir.rglob("*.py")):
+        digest.update(source.relative_to(package_dir).as_posix().encode())
+        digest.update(source.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:10]}"

@@ -1,0 +1,64 @@
+"""Access to packaged data (schemas, vocabularies, prompts, demo) through importlib.resources.
+
+Data files are never found relative to the working directory, so an installed cxrvqa
+works from anywhere. Each YAML data file is validated against its JSON Schema on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import jsonschema
+import yaml
+
+from cxrvqa.errors import ResourceError
+
+
+def resource(*parts: str) -> Traversable:
+    """A packaged file or folder, e.g. ``resource("schemas", "vocab", "dicom.yaml")``."""
+    node = resources.files("cxrvqa")
+    for part in parts:
+        node = node / part
+    return node
+
+
+@lru_cache(maxsize=None)
+def load_json_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema from ``schemas/<name>``."""
+    node = resource("schemas", name)
+    if not node.is_file():
+        raise ResourceError(f"schemas/{name}", "file not found in the installed package")
+    try:
+        schema = json.loads(node.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ResourceError(f"schemas/{name}", f"invalid JSON: {exc}") from exc
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def load_checked_yaml(relative_path: str, schema_name: str) -> tuple[dict[str, Any], str]:
+    """A YAML data file validated against a packaged schema, with its content hash.
+
+    The hash (sha256 of the file bytes, 16 hex digits) goes into provenance so that an
+    edited vocabulary invalidates what was computed from it.
+    """
+    node = resource(*relative_path.split("/"))
+    if not node.is_file():
+        raise ResourceError(relative_path, "file not found in the installed package")
+    raw = node.read_bytes()
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ResourceError(relative_path, f"invalid YAML: {exc}") from exc
+    validator = jsonschema.Draft202012Validator(load_json_schema(schema_name))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise ResourceError(relative_path, f"does not match {schema_name} at {where}: {first.message}")
+    return data, hashlib.sha256(raw).hexdigest()[:16]

@@ -1,0 +1,128 @@
+"""The DuckDB store: one file, one writer, versioned DDL, bulk writes.
+
+DuckDB locks the file for the process that opens it for writing; a second process gets
+a StoreLockedError that names the holder instead of a raw IOException.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from cxrvqa.errors import SchemaVersionError, StoreError, StoreLockedError
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?: \(PID (\d+)\))?(?:\.|$| by)")
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every packaged migration, in order."""
+    folder = resources.files("cxrvqa.store") / "migrations"
+    found = []
+    for node in folder.iterdir():
+        match = _MIGRATION_NAME.match(node.name)
+        if match:
+            found.append((int(match.group(1)), node.name, node.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"packaged migrations are not numbered 1..N without gaps: {versions}")
+    return found
+
+
+SCHEMA_VERSION = len(_migrations())
+
+
+class Store:
+    """A connection to the project database, migrated to the current schema on open."""
+
+    def __init__(self, path: Path, *, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise StoreError(f"no database at {self.path}: run `cxrvqa build --out {self.path.parent}` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if "lock" in message.lower():
+                match = _LOCK_HOLDER.search(message)
+                holder = None
+                if match:
+                    holder = f"PID {match.group(2)} ({match.group(1)})" if match.group(2) else match.group(1)
+                raise StoreLockedError(str(self.path), holder) from exc
+            raise StoreError(f"cannot open database {self.path}: {message}") from exc
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        ).fetchone()[0]
+        current = 0
+        if exists:
+            current = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise SchemaVersionError(str(self.path), current, SCHEMA_VERSION)
+        if current == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"database {self.path} has schema version {current}, expected {SCHEMA_VERSION}; "
+                "open it for writing once (any `cxrvqa build`) to migrate it"
+            )
+        self._migrate(current)
+
+    def _migrate(self, current: int) -> None:
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ DEFAULT now())"
+        )
+        for version, name, sql in _migrations():
+            if version <= current:
+                continue
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self.con.execute(sql)
+                self.con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+                self.con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self.con.execute("ROLLBACK")
+                raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc
+
+    # -- reading -------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # -- writing -------------------------------------------------------------------------
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]] | pa.Table) -> int:
+        """Bulk insert through Arrow, matching columns by name. Returns the row count."""
+        arrow = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
+        if arrow.num_rows == 0:
+            return 0
+        self.con.register("_batch", arrow)
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+        finally:
+            self.con.unregister("_batch")
+        return arrow.num_rows
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

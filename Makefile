@@ -11,8 +11,8 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info >= (3, 11), "cxrvqa needs Python >= 3.11, found " + sys.version' 
-	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" ; test $${PIPESTATUS[0]:-0} -eq 0
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
 	$(BIN)/python -c "import cxrvqa.cli, flows.build, spacy, pydicom, duckdb, openjpeg, libjpeg" 
 	@touch $(STAMP)
 

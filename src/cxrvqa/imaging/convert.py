@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import re
+import secrets
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,10 +62,10 @@ def _png_bytes(image: Image.Image, level: int) -> bytes:
     return buffer.getvalue()
 
 
-def _write_pending(path: Path, data: bytes, input_hash: str) -> Path:
+def _write_pending(path: Path, data: bytes) -> Path:
     """Write next to the final path; the stage renames it once the row is known not to be a duplicate."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pending = path.with_name(f".{path.name}.{input_hash[:16]}.{os.getpid()}.pending")
+    pending = path.with_name(f".{path.name}.{secrets.token_hex(8)}.pending")
     pending.write_bytes(data)
     return pending
 
@@ -125,7 +126,7 @@ def _convert(job: ConversionJob, header: Header) -> dict[str, Any]:
     patient_id = job.patient_id or pseudonym(key, "pt", uids["patient"] or f"study:{study_id}")
     # Every path component is a hex digest: no header or manifest value can reach the file system.
     png_relative = Path("png") / settings.recipe_version[:8] / pseudonym(key, "sd", study_id, 16) / f"{image_id}.png"
-    pending = _write_pending(Path(job.out_dir) / png_relative, png, job.input_hash)
+    pending = _write_pending(Path(job.out_dir) / png_relative, png)
 
     view, view_source, plane = view_of(header)
     spacing = header.pixel_spacing

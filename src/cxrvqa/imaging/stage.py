@@ -101,7 +101,10 @@ def prepare(config: Config) -> ImageStageContext:
 
 
 def iter_source_files(images_dir: Path, limit: int | None = None) -> Iterator[str]:
-    """Every regular file under ``images_dir`` (any name), as sorted relative POSIX paths."""
+    """Every regular file under ``images_dir`` (any name), as relative POSIX paths.
+
+    Deterministic order: a folder's files (sorted) before its sub-folders (sorted).
+    """
     count = 0
     for root, dirs, files in os.walk(images_dir):
         dirs.sort()
@@ -173,7 +176,7 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
             counts.n_skipped += 1
         elif digest in converted_elsewhere:
             rejects.append(_reject(source_path, RejectReason.duplicate_image,
-                                   f"identical content to {converted_elsewhere[digest]!r}, already converted",
+                                   f"identical content to {converted_elsewhere[digest]!r}",
                                    digest, context))
         else:
             study, patient = context.manifest.get(source_path, (None, None))
@@ -199,22 +202,24 @@ def _keep_first_of_each_image(store: Store, recipe: str, results: list[tuple[str
     """Split results into image rows and rejects; a second file of the same SOP instance is a reject."""
     candidates = [row for kind, row in results if kind == "image"]
     rejects.extend(row for kind, row in results if kind == "reject")
-    known = dict(
-        store.query(
-            "SELECT image_id, any_value(source_path) FROM images WHERE recipe_version = ? AND image_id IN "
-            "(SELECT unnest(?::VARCHAR[])) GROUP BY image_id",
+    known = {
+        image_id: (source_path, input_hash)
+        for image_id, source_path, input_hash in store.query(
+            "SELECT image_id, any_value(source_path), any_value(input_hash) FROM images WHERE recipe_version = ? "
+            "AND image_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY image_id",
             [recipe, [row["image_id"] for row in candidates]],
         )
-    )
+    }
     images = []
     for row in candidates:
         first = known.get(row["image_id"])
         if first is None:
-            known[row["image_id"]] = row["source_path"]
+            known[row["image_id"]] = (row["source_path"], row["input_hash"])
             images.append(row)
             continue
         os.remove(row["pending_png"])
-        rejects.append(_reject(row["source_path"], RejectReason.duplicate_image,
-                               f"same SOP Instance UID as {first!r} but different file content",
-                               row["input_hash"], context))
+        first_path, first_hash = first
+        detail = (f"identical content to {first_path!r}" if first_hash == row["input_hash"]
+                  else f"same SOP Instance UID as {first_path!r} but different file content")
+        rejects.append(_reject(row["source_path"], RejectReason.duplicate_image, detail, row["input_hash"], context))
     return images

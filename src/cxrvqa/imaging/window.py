@@ -93,7 +93,9 @@ def to_display(
     scaled: np.ndarray | None = None
     window: DisplayWindow | None = None
     if "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0:
-        voi = apply_voi_lut(modality_values, ds, index=0, prefer_lut=True).astype(np.float64)
+        # A VOI LUT is indexed by integer modality values.
+        voi = apply_voi_lut(np.rint(modality_values).astype(np.int64), ds, index=0, prefer_lut=True)
+        voi = voi.astype(np.float64)
         lo, hi = float(voi.min()), float(voi.max())
         scaled = (voi - lo) / (hi - lo) if hi > lo else np.zeros_like(voi)
         window = DisplayWindow("voi_lut_sequence", None, None)

@@ -1,0 +1,33 @@
+"""Shared fixtures. Prefect runs in ephemeral mode with a home of its own under .cache/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PREFECT_HOME", str(ROOT / ".cache" / "prefect-tests"))
+os.environ.setdefault("CXRVQA_PSEUDONYM_KEY", "test-key-for-cxrvqa-tests")
+
+FIXTURES = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared real data ($CXRVQA_DATA_DIR); skipped locally when unset, an error in CI."""
+    value = os.environ.get("CXRVQA_DATA_DIR")
+    if not value:
+        if os.environ.get("CI"):
+            pytest.fail("CXRVQA_DATA_DIR is not set: CI must point it at ../shared/data")
+        pytest.skip("CXRVQA_DATA_DIR is not set")
+    path = Path(value)
+    if not (path / "dicom").is_dir():
+        pytest.fail(f"CXRVQA_DATA_DIR={value} has no dicom/ folder: expected the shared data layout")
+    return path

@@ -39,7 +39,7 @@ class _RichReporter:
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}")
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -85,7 +85,8 @@ def build(
         if demo_key:
             console.print(
                 "[yellow]warning:[/] using the built-in demo pseudonymisation key: identifiers are NOT protected. "
-                "Set CXRVQA_PSEUDONYM_KEY (or privacy.pseudonym_key in the config file) for real data."
+                "Set CXRVQA_PSEUDONYM_KEY (or privacy.pseudonym_key in the config file) for real data.",
+                soft_wrap=True,
             )
         result = _run_build(config)
     except CxrvqaError as exc:
@@ -131,13 +132,11 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
         )
         tables = {
             "images": store.query("SELECT count(*) FROM current_images")[0][0],
-            "image_rejects": store.query("SELECT count(DISTINCT source_path) FROM image_rejects")[0][0],
+            "image_rejects": store.query("SELECT count(*) FROM current_image_rejects")[0][0],
         }
         reasons = store.query_dicts(
-            "SELECT reason, count(*) AS n, any_value(detail) AS example FROM image_rejects "
-            "WHERE recipe_version IN (SELECT DISTINCT recipe_version FROM image_rejects WHERE run_id = ? "
-            "UNION SELECT DISTINCT recipe_version FROM images WHERE run_id = ?) "
-            "GROUP BY reason ORDER BY n DESC, reason", [selected, selected]
+            "SELECT reason, count(*) AS n, min(detail) AS example FROM current_image_rejects "
+            "GROUP BY reason ORDER BY n DESC, reason"
         )
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons}
 

@@ -165,7 +165,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         return Config.model_validate(_merge(data, cleaned))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(str(path) if path else "command-line options", problems) from exc
 

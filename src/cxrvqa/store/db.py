@@ -18,7 +18,7 @@ import pyarrow as pa
 from cxrvqa.errors import SchemaVersionError, StoreError, StoreLockedError
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?: \(PID (\d+)\))?(?:\.|$| by)")
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -54,9 +54,7 @@ class Store:
             message = str(exc)
             if "lock" in message.lower():
                 match = _LOCK_HOLDER.search(message)
-                holder = None
-                if match:
-                    holder = f"PID {match.group(2)} ({match.group(1)})" if match.group(2) else match.group(1)
+                holder = f"PID {match.group(2)} ({match.group(1)})" if match else None
                 raise StoreLockedError(str(self.path), holder) from exc
             raise StoreError(f"cannot open database {self.path}: {message}") from exc
         self._check_schema()

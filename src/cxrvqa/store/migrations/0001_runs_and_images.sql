@@ -84,3 +84,13 @@ CREATE INDEX image_rejects_input ON image_rejects (input_hash, recipe_version);
 CREATE VIEW current_images AS
 SELECT * FROM images
 QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY created_at DESC) = 1;
+
+-- Files whose latest outcome (under any recipe) is a reject.
+CREATE VIEW current_image_rejects AS
+SELECT source_path, reason, detail, recipe_version, run_id, input_hash, created_at
+FROM (
+    SELECT source_path, NULL AS reason, NULL AS detail, recipe_version, run_id, input_hash, created_at FROM images
+    UNION ALL
+    SELECT source_path, reason, detail, recipe_version, run_id, input_hash, created_at FROM image_rejects
+)
+QUALIFY row_number() OVER (PARTITION BY source_path ORDER BY created_at DESC) = 1 AND reason IS NOT NULL;

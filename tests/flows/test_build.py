@@ -1,0 +1,84 @@
+"""The real `build_dataset` Prefect flow and the CLI around it, on the bundled demo data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cxrvqa.cli import app
+from cxrvqa.config import AVAILABLE_STAGES, load_config
+from cxrvqa.store import Store
+
+pytestmark = pytest.mark.flow
+runner = CliRunner()
+
+
+def demo_config(out: Path, **overrides: object):
+    from cxrvqa.cli import _demo_inputs
+
+    return load_config(None, {**_demo_inputs(), "out_dir": out, **overrides})
+
+
+def test_every_available_stage_has_a_flow() -> None:
+    from flows.build import STAGE_FLOWS
+
+    assert tuple(STAGE_FLOWS) == AVAILABLE_STAGES
+
+
+def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
+    from flows.build import build_dataset
+    from prefect.client.orchestration import get_client
+
+    result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
+    assert result["stages"] == {"images": {"n_input": 5, "n_skipped": 0, "n_done": 4, "n_rejected": 1}}
+    with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
+        assert store.query("SELECT status FROM runs WHERE run_id = ?", [result["run_id"]]) == [("completed",)]
+        assert store.query("SELECT stage, status FROM run_stages") == [("images", "completed")]
+        assert store.query("SELECT source_path, reason FROM image_rejects") == [
+            ("other/ct_slice.dcm", "unsupported_modality")
+        ]
+        rows = store.query_dicts("SELECT * FROM images ORDER BY study_id")
+    assert [r["study_id"] for r in rows] == ["demo-s1", "demo-s2", "demo-s3", "demo-s4"]
+    assert [(r["png_cols"], r["png_rows"]) for r in rows] == [(256, 256), (256, 256), (460, 489), (355, 354)]
+    for row in rows:
+        assert (tmp_path / "out" / row["png_path"]).is_file()
+        assert row["run_id"] == result["run_id"] and len(row["input_hash"]) == 64
+
+    async def flow_runs() -> dict[str, str]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(limit=50)
+            return {run.name: run.state_type.value for run in runs if run.parameters.get("run_id") == result["run_id"]}
+
+    recorded = asyncio.run(flow_runs())
+    assert list(recorded.values()) == ["COMPLETED"]  # the ingest-images sub-flow, recorded by Prefect
+
+
+def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    first = runner.invoke(app, ["build", "--demo", "--out", str(out), "--workers", "1"])
+    assert first.exit_code == 0, first.output
+    assert "completed" in first.output
+    second = runner.invoke(app, ["build", "--demo", "--out", str(out)])
+    assert second.exit_code == 0, second.output
+    status = runner.invoke(app, ["status", "--out", str(out), "--json"])
+    info = json.loads(status.stdout)
+    assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
+    assert info["stages"] == [{"stage": "images", "status": "completed", "n_input": 5, "n_skipped": 5, "n_done": 0,
+                               "n_rejected": 0, "seconds": info["stages"][0]["seconds"]}]
+    assert info["tables"] == {"images": 4, "image_rejects": 1}
+    assert [(r["reason"], r["n"]) for r in info["reject_reasons"]] == [("unsupported_modality", 1)]
+    table = runner.invoke(app, ["status", "--out", str(out)])
+    assert table.exit_code == 0 and "unsupported_modality" in table.stdout
+
+
+def test_cli_errors_are_clear(tmp_path: Path) -> None:
+    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "reports"])
+    assert unavailable.exit_code == 2 and "not available in this version" in unavailable.output
+    no_images = runner.invoke(app, ["build", "--out", str(tmp_path)])
+    assert no_images.exit_code == 2 and "needs --images" in no_images.output
+    missing = runner.invoke(app, ["status", "--out", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "no database at" in missing.output

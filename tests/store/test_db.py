@@ -1,0 +1,102 @@
+"""The DuckDB store: migrations, single writer, bulk inserts, run bookkeeping."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cxrvqa.config import Config
+from cxrvqa.errors import SchemaVersionError, StoreError, StoreLockedError
+from cxrvqa.store import SCHEMA_VERSION, Store, finish_run, start_run
+
+
+def test_new_database_is_migrated_to_the_current_version(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.duckdb") as store:
+        assert store.query("SELECT max(version) FROM schema_migrations")[0][0] == SCHEMA_VERSION
+        tables = {row[0] for row in store.query("SELECT table_name FROM information_schema.tables")}
+    assert {"runs", "run_stages", "images", "image_rejects", "current_images"} <= tables
+
+
+def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
+    Store(tmp_path / "db.duckdb").close()
+    with Store(tmp_path / "db.duckdb") as store:
+        assert store.query("SELECT count(*) FROM schema_migrations")[0][0] == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "db.duckdb").close()
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'future.sql')")
+    con.close()
+    with pytest.raises(SchemaVersionError, match="schema version 999"):
+        Store(tmp_path / "db.duckdb")
+
+
+def test_read_only_needs_an_existing_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no database at"):
+        Store(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_second_writer_process_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "db.duckdb"
+    Store(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time, duckdb
+            con = duckdb.connect({str(path)!r})
+            print("locked", flush=True)
+            time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreLockedError) as error:
+            Store(path)
+        assert f"PID {holder.pid}" in str(error.value) and "one writer at a time" in str(error.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(path) as store:  # the database is intact once the holder is gone
+        assert store.query("SELECT max(version) FROM schema_migrations")[0][0] == SCHEMA_VERSION
+
+
+def test_bulk_insert_matches_columns_by_name(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.duckdb") as store:
+        rows = [{"reason": "not_dicom", "source_path": f"f{i}", "detail": "d", "recipe_version": "r",
+                 "run_id": "run", "input_hash": None, "code_version": "c", "created_at": None} for i in range(1000)]
+        with pytest.raises(duckdb.ConstraintException):
+            store.insert("image_rejects", rows)  # created_at is NOT NULL
+        for row in rows:
+            row["created_at"] = "2026-01-01 00:00:00+00"
+        assert store.insert("image_rejects", rows) == 1000
+        assert store.insert("image_rejects", []) == 0
+        assert store.query("SELECT count(*) FROM image_rejects")[0][0] == 1000
+
+
+def test_runs_record_config_without_secrets(tmp_path: Path) -> None:
+    config = Config(out_dir=tmp_path, privacy={"pseudonym_key": "super-secret-value"})
+    with Store(tmp_path / "db.duckdb") as store:
+        run_id = start_run(store, config)
+        stored = store.query("SELECT config::VARCHAR, status FROM runs WHERE run_id = ?", [run_id])[0]
+        assert stored[1] == "running"
+        assert "super-secret-value" not in stored[0] and "key_fingerprint" in stored[0]
+        finish_run(store, run_id, "completed")
+        assert store.query("SELECT status FROM runs")[0][0] == "completed"
+
+
+def test_runs_left_running_by_a_crash_become_interrupted(tmp_path: Path) -> None:
+    config = Config(out_dir=tmp_path)
+    with Store(tmp_path / "db.duckdb") as store:
+        crashed = start_run(store, config)
+    time.sleep(0.01)
+    with Store(tmp_path / "db.duckdb") as store:
+        current = start_run(store, config)
+        status = dict(store.query("SELECT run_id, status FROM runs"))
+    assert status == {crashed: "interrupted", current: "running"}

@@ -1,0 +1,63 @@
+"""Configuration: files, flags, validation messages, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxrvqa.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV, Config, load_config
+from cxrvqa.errors import ConfigError
+
+
+def test_yaml_file_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("out_dir: from-file\nseed: 7\nimaging:\n  scale: 0.5\n  workers: 3\n")
+    config = load_config(path, {"out_dir": tmp_path / "flag", "imaging": {"workers": 1, "scale": None}})
+    assert (config.out_dir, config.seed, config.imaging.scale, config.imaging.workers) == (tmp_path / "flag", 7, 0.5, 1)
+
+
+def test_toml_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('limit = 10\n[imaging]\nlongest_side = 1024\n[strictness]\nno_deid_token = "warn"\n')
+    config = load_config(path)
+    assert (config.limit, config.imaging.longest_side, config.strictness) == (10, 1024, {"no_deid_token": "warn"})
+
+
+def test_invalid_values_name_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("imaging:\n  scale: 3\n  colour: true\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message and "imaging.scale" in message and "imaging.colour" in message
+
+
+def test_unknown_and_unavailable_stages_are_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown stage"):
+        load_config(None, {"stages": ["images", "paint"]})
+    with pytest.raises(ConfigError, match="not available in this version"):
+        load_config(None, {"stages": ["reports"]})
+
+
+def test_stages_run_in_pipeline_order() -> None:
+    assert Config(stages=["images", "images"]).stages == ["images"]
+
+
+def test_missing_file_and_wrong_suffix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "c.ini").write_text("x=1")
+    with pytest.raises(ConfigError, match="expected a .yaml, .yml or .toml file"):
+        load_config(tmp_path / "c.ini")
+
+
+def test_pseudonym_key_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV, raising=False)
+    assert Config().privacy.resolved_key() == (DEMO_PSEUDONYM_KEY.encode(), True)
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, "from-env")
+    assert Config().privacy.resolved_key() == (b"from-env", False)
+    explicit = Config(privacy={"pseudonym_key": "from-config"})
+    assert explicit.privacy.resolved_key() == (b"from-config", False)
+    assert "from-config" not in str(explicit.stored_form())
+    assert explicit.privacy.key_fingerprint() != Config().privacy.key_fingerprint()

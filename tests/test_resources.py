@@ -1,0 +1,40 @@
+"""Packaged data files are found through the package and checked against their schemas."""
+
+from __future__ import annotations
+
+import pytest
+
+from cxrvqa import resources
+from cxrvqa.errors import ResourceError
+from cxrvqa.imaging.header import acceptance_vocabulary
+
+
+def test_acceptance_vocabulary_loads_and_validates() -> None:
+    vocabulary = acceptance_vocabulary()
+    assert {"CR", "DX"} <= vocabulary.radiograph_modalities
+    assert vocabulary.view_lookup()["POSTERO-ANTERIOR"] == "PA"
+    assert vocabulary.plane_of("LL") == "lateral" and len(vocabulary.content_hash) == 16
+
+
+def test_a_bad_data_file_names_the_file_and_the_problem(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "schemas" / "vocab"
+    bad.mkdir(parents=True)
+    real_resource = resources.resource
+    text = real_resource("schemas", "vocab", "dicom_acceptance.yaml").read_text()
+    (bad / "dicom_acceptance.yaml").write_text(text.replace("radiograph_modalities: [CR, DX]", "radiograph_modalities: CR"))
+
+    def patched(*parts: str):
+        return (tmp_path.joinpath(*parts)) if parts[-1].endswith(".yaml") else real_resource(*parts)
+
+    monkeypatch.setattr(resources, "resource", patched)
+    with pytest.raises(ResourceError) as error:
+        resources.load_checked_yaml("schemas/vocab/dicom_acceptance.yaml", "dicom_acceptance.schema.json")
+    assert str(error.value) == (
+        "packaged resource 'schemas/vocab/dicom_acceptance.yaml': does not match dicom_acceptance.schema.json "
+        "at radiograph_modalities: 'CR' is not of type 'array'"
+    )
+
+
+def test_missing_resource_is_a_resource_error() -> None:
+    with pytest.raises(ResourceError, match="file not found in the installed package"):
+        resources.load_json_schema("no_such.schema.json")

@@ -76,3 +76,41 @@ def test_decode_failure_keeps_the_codec_message(data_dir: Path, tmp_path: Path) 
     with Store(config.db_path, read_only=True) as store:
         reason, detail = store.query("SELECT reason, detail FROM image_rejects")[0]
     assert reason == "decode_failed" and "Unable to decode" in detail
+
+
+def _decodable_single_frames(data_dir: Path) -> list[str]:
+    import csv
+
+    with open(data_dir / "dicom" / "MANIFEST.csv", newline="") as handle:
+        return [row["file"].removeprefix("dicom/") for row in csv.DictReader(handle)
+                if row["decode"].startswith("OK") and row["NumberOfFrames"] in ("", "1")
+                and row["PhotometricInterpretation"].startswith("MONOCHROME")]
+
+
+def test_every_codec_of_the_shared_data_decodes(data_dir: Path) -> None:
+    """JPEG baseline/extended/lossless, JPEG 2000, RLE, uncompressed: whatever the file's body part."""
+    from cxrvqa.imaging.convert import target_size
+    from cxrvqa.imaging.decode import decode
+    from cxrvqa.imaging.header import read_header
+
+    files = _decodable_single_frames(data_dir)
+    syntaxes = set()
+    for relative in files:
+        header = read_header(str(data_dir / "dicom" / relative))
+        width, height = target_size(header.rows, header.cols, 0.25, None)
+        decoded = decode(header, (width, height))
+        rows, cols = decoded.stored.shape
+        assert rows >= height and cols >= width, relative
+        assert abs(rows * decoded.reduction - header.rows) <= decoded.reduction, relative
+        syntaxes.add(header.transfer_syntax)
+    assert {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.90",
+            "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"} <= syntaxes
+
+
+def test_jpeg_ls_codec_is_installed(data_dir: Path) -> None:
+    """The only JPEG-LS file is multi-frame (rejected by the stage), but its codec must work."""
+    import pydicom
+
+    ds = pydicom.dcmread(data_dir / "dicom/non_xray/emri_small_jpeg_ls_lossless.dcm")
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+    assert ds.pixel_array.shape == (10, 64, 64)

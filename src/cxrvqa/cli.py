@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,6 +23,15 @@ from cxrvqa.store import Store
 app = typer.Typer(help="Build validated chest X-ray VQA datasets from DICOM images and reports.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
+
+
+@app.callback()
+def _setup_logging() -> None:
+    """Library warnings (e.g. the demo pseudonymisation key) are shown once, through rich."""
+    logger = logging.getLogger("cxrvqa")
+    logger.addHandler(RichHandler(console=console, show_time=False, show_path=False, markup=False))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # Prefect's root handler would print it a second time
 
 
 class _RichReporter:
@@ -81,13 +91,6 @@ def build(
         config = load_config(config_file, overrides)
         if config.images_dir is None and "images" in config.stages:
             raise CxrvqaError("the images stage needs --images DIR (or --demo)")
-        _, demo_key = config.privacy.resolved_key()
-        if demo_key:
-            console.print(
-                "[yellow]warning:[/] using the built-in demo pseudonymisation key: identifiers are NOT protected. "
-                "Set CXRVQA_PSEUDONYM_KEY (or privacy.pseudonym_key in the config file) for real data.",
-                soft_wrap=True,
-            )
         result = _run_build(config)
     except CxrvqaError as exc:
         _fail(exc)

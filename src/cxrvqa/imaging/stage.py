@@ -7,6 +7,7 @@ process pool, and the batch is written to DuckDB in one insert per table.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ from cxrvqa.imaging.models import ConversionJob, RejectReason, RenderSettings
 from cxrvqa.parallel import process_map
 from cxrvqa.provenance import code_version, sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
+
+logger = logging.getLogger(__name__)
 
 #: Bump when the rendering code changes what a PNG looks like: every image is redone.
 RENDER_RECIPE = "dicom-png/1"
@@ -91,6 +94,9 @@ def load_manifest(path: Path) -> dict[str, tuple[str, str]]:
 def prepare(config: Config) -> ImageStageContext:
     if config.images_dir is None or not config.images_dir.is_dir():
         raise InputError(str(config.images_dir), "a folder of DICOM files (--images)", "no such folder")
+    if config.privacy.resolved_key()[1]:
+        logger.warning("pseudonymising DICOM identifiers with the built-in demo key: they are NOT protected; "
+                       "set CXRVQA_PSEUDONYM_KEY for real data")
     return ImageStageContext(
         images_dir=config.images_dir.resolve(),
         out_dir=config.out_dir.resolve(),

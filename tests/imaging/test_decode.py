@@ -54,3 +54,20 @@ def test_decomposition_levels_from_the_cod_marker() -> None:
     header = read_header(str(DEMO / "study3" / "chest_pa_j2k.dcm"))
     codestream = next(pydicom.encaps.generate_frames(header.dataset.PixelData, number_of_frames=1))
     assert j2k_decomposition_levels(codestream) == 5
+
+
+def test_reduced_jpeg2000_render_matches_the_full_resolution_render() -> None:
+    """The low-pass samples sit on source pixel f*i: resampling must account for it (mean diff <= 2/255)."""
+    from cxrvqa.imaging.convert import _resample, target_size
+    from cxrvqa.imaging.window import to_display
+
+    for name in ("study3/chest_pa_j2k.dcm", "study4/chest_dx.dcm"):
+        header = read_header(str(DEMO / name))
+        size = target_size(header.rows, header.cols, 0.25, None)
+        full, _ = to_display(header.dataset.pixel_array, header.dataset, header.inverted, (0.5, 99.5))
+        reference = np.asarray(Image.fromarray(full).resize(size, Image.Resampling.LANCZOS)).astype(float)
+        decoded = decode(header, size)
+        assert decoded.reduction >= 2
+        display, _ = to_display(decoded.stored, header.dataset, header.inverted, (0.5, 99.5))
+        ours = np.asarray(_resample(display, decoded.box, size)).astype(float)
+        assert np.abs(ours - reference).mean() <= 2.0, name

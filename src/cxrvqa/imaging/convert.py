@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from cxrvqa.imaging.decode import decode
@@ -54,6 +55,16 @@ def view_of(header: Header) -> tuple[str, str, str]:
         if {"L", "R"} & set(directions):
             return "unknown", "PatientOrientation", "frontal"
     return "unknown", "none", "unknown"
+
+
+def _resample(display: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]) -> Image.Image:
+    """LANCZOS from the decoded extent ``box`` to ``size``; edge-pads when the extent reaches past the array."""
+    rows, cols = display.shape
+    if box == (0.0, 0.0, float(cols), float(rows)) and size == (cols, rows):
+        return Image.fromarray(display, mode="L")
+    if box[2] > cols or box[3] > rows:
+        display = np.pad(display, ((0, 1), (0, 1)), mode="edge")
+    return Image.fromarray(display, mode="L").resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
 
 
 def _png_bytes(image: Image.Image, level: int) -> bytes:
@@ -112,11 +123,9 @@ def _convert(job: ConversionJob, header: Header) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         raise ImageRejection(RejectReason.decode_failed, f"{type(exc).__name__}: {exc}") from exc
     display, window = to_display(decoded.stored, header.dataset, header.inverted, settings.percentile_window)
-    decode_method, decode_reduction = decoded.method, decoded.reduction
+    decode_method, decode_reduction, box = decoded.method, decoded.reduction, decoded.box
     del decoded  # free the stored-value array before encoding
-    image = Image.fromarray(display, mode="L")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    image = _resample(display, box, (width, height))
     png = _png_bytes(image, settings.png_compress_level)
 
     key = settings.pseudonym_key

@@ -35,6 +35,10 @@ class DecodedPixels:
     stored: np.ndarray      # 2-D stored values (before any LUT), possibly reduced
     reduction: int          # the codec's downscale factor (1 = full resolution)
     method: str
+    #: The full image's extent in ``stored``'s pixel coordinates (left, top, right, bottom), for resampling.
+    #: A JPEG 2000 low-pass sample i sits on source pixel f*i, not on the centre of a block of f pixels,
+    #: so its extent starts (f-1)/(2f) in and may reach past the last sample.
+    box: tuple[float, float, float, float]
 
 
 def _first_frame(header: Header) -> bytes:
@@ -92,7 +96,10 @@ def _decode_jpeg2000(header: Header, target: tuple[int, int]) -> DecodedPixels:
     stored = np.asarray(image)
     if image.mode.startswith("I;16") and parameters["precision"] < 16:
         stored = stored >> (16 - parameters["precision"])  # Pillow scales samples up to 16 bits
-    return DecodedPixels(stored, 2**steps, f"jpeg2000_level{steps}")
+    factor = 2**steps
+    start = (factor - 1) / (2 * factor)
+    box = (start, start, (header.cols - 0.5) / factor + 0.5, (header.rows - 0.5) / factor + 0.5)
+    return DecodedPixels(stored, factor, f"jpeg2000_level{steps}", box)
 
 
 def _decode_jpeg_baseline(header: Header, target: tuple[int, int]) -> DecodedPixels:
@@ -101,7 +108,8 @@ def _decode_jpeg_baseline(header: Header, target: tuple[int, int]) -> DecodedPix
     image = image.convert("L") if image.mode != "L" else image
     stored = np.asarray(image)
     reduction = max(1, round(header.cols / stored.shape[1]))
-    return DecodedPixels(stored, reduction, f"jpeg_dct_1/{reduction}")
+    box = (0.0, 0.0, header.cols / reduction, header.rows / reduction)  # DCT scaling averages aligned blocks
+    return DecodedPixels(stored, reduction, f"jpeg_dct_1/{reduction}", box)
 
 
 def decode(header: Header, target: tuple[int, int]) -> DecodedPixels:
@@ -126,4 +134,4 @@ def decode(header: Header, target: tuple[int, int]) -> DecodedPixels:
         raise ValueError(f"expected a 2-D single-frame array, found shape {stored.shape}")
     if stored.dtype.itemsize > 2:
         raise ValueError(f"expected 8- or 16-bit pixels, found {stored.dtype}")
-    return DecodedPixels(stored, 1, "pydicom")
+    return DecodedPixels(stored, 1, "pydicom", (0.0, 0.0, float(header.cols), float(header.rows)))

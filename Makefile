@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_images.py
+	CXRVQA_DATA_DIR=$${CXRVQA_DATA_DIR:-../shared/data} $(BIN)/python bench/bench_images.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,12 +1,36 @@
-"""Prefect settings that keep a local build quiet, isolated and quick to start.
+"""Prefect settings and a local API server that keep a build quiet, isolated and quick to start.
 
-Must run before `prefect` is imported. Values the user set in the environment win.
+Measured on 2 cores (Prefect 3.8.8, see the closing notes of the foundation issue):
+- Prefect's own ephemeral mode imports its server module in our process (~3 s) and then
+  starts it (~4 s) on the first flow call. Starting the same server command ourselves, before
+  `prefect` is imported, overlaps that start with our own imports and configuration.
+- Each flow run's heartbeat thread is joined at exit in 1 s steps: every (sub-)flow took
+  >= 1 s. A local run gains nothing from heartbeats (our `runs` table marks crashed builds).
+- The server records task runs one transaction each; under load SQLite answers "database is
+  locked" and the client backs off ~2 s. Batching the recorder avoids it.
+
+Everything here applies only when the user has not pointed PREFECT_API_URL at a server.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import ctypes
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import httpx
+
+from cxrvqa.errors import CxrvqaError
+
+_local_server: subprocess.Popen | None = None
 
 
 def cache_dir() -> Path:
@@ -15,8 +39,9 @@ def cache_dir() -> Path:
 
 
 def configure_prefect_environment() -> None:
+    """Defaults for Prefect's settings; values the user set in the environment win. Call before importing prefect."""
     defaults = {
-        # Ephemeral mode keeps its SQLite database here; reusing it halves start-up (no fresh migrations).
+        # Ephemeral mode keeps its SQLite database here; reusing it skips fresh migrations.
         "PREFECT_HOME": str(cache_dir() / "prefect"),
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -24,8 +49,84 @@ def configure_prefect_environment() -> None:
         "PREFECT_UI_ENABLED": "false",
         # A first start migrates a fresh SQLite database: ~15 s alone, much more on a loaded 2-core machine.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",  # read as int: keep it whole
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
-    # Prefect creates only the last level of its home; without it the ephemeral server cannot open its database.
+    # Prefect creates only the last level of its home; without it the server cannot open its database.
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def uses_local_server() -> bool:
+    """True unless the user pointed PREFECT_API_URL at a server of their own."""
+    return _local_server is not None or not os.environ.get("PREFECT_API_URL")
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux), so no server is orphaned."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop_local_server() -> None:
+    global _local_server
+    if _local_server is None:
+        return
+    _local_server.terminate()
+    try:
+        _local_server.wait(10)
+    except subprocess.TimeoutExpired:
+        _local_server.kill()
+    _local_server = None
+
+
+def start_local_server() -> None:
+    """Start Prefect's API server now (what ephemeral mode would start later) and point the client at it.
+
+    Does nothing when PREFECT_API_URL is set or when `prefect` is already imported (its
+    settings are fixed by then; Prefect's own ephemeral mode is used instead).
+    """
+    global _local_server
+    if _local_server is not None or os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
+        return
+    configure_prefect_environment()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    environment = {**os.environ, "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    _local_server = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    atexit.register(_stop_local_server)
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+
+
+def wait_for_local_server(timeout: float = 180.0) -> None:
+    """Block until the server started by start_local_server answers; a clear error if it died."""
+    if _local_server is None:
+        return
+    deadline = time.monotonic() + timeout
+    url = os.environ["PREFECT_API_URL"] + "/health"
+    while time.monotonic() < deadline:
+        if _local_server.poll() is not None:
+            message = _local_server.stderr.read().decode(errors="replace")[-2000:] if _local_server.stderr else ""
+            raise CxrvqaError(f"the local Prefect server exited with code {_local_server.returncode}: {message}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise CxrvqaError(f"the local Prefect server did not answer {url} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def lean_local_runs() -> Iterator[None]:
+    """No flow heartbeats when the server is ours: each one costs >= 1 s per flow run at exit."""
+    if not uses_local_server():
+        yield
+        return
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield

@@ -79,6 +79,9 @@ def build(
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
+    from flows.prefect_env import start_local_server
+
+    start_local_server()  # its ~4 s start overlaps the imports and checks below
     overrides: dict[str, Any] = {
         "out_dir": out, "images_dir": images, "reports": reports, "report_format": report_format,
         "manifest": manifest, "limit": limit,
@@ -100,11 +103,13 @@ def build(
 
 
 def _run_build(config: Config) -> dict[str, Any]:
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-    from flows.build import build_dataset  # imported late: configures and starts Prefect
+    from flows.build import build_dataset  # imported late: configures Prefect first
+    from flows.prefect_env import lean_local_runs, wait_for_local_server
 
+    wait_for_local_server()
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bar, progress.reporting(_RichReporter(bar)):
+    with (Progress(*columns, console=console, transient=False) as bar, progress.reporting(_RichReporter(bar)),
+          lean_local_runs()):
         return build_dataset(config)
 
 

@@ -15,6 +15,9 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Below this many items per worker, starting or feeding the pool costs more than it saves.
+MIN_ITEMS_PER_WORKER = 4
+
 _pools: dict[int, ProcessPoolExecutor] = {}
 
 
@@ -42,9 +45,9 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` over ``workers`` processes, in order; in-process when workers == 1."""
+    """``map(fn, items)`` over ``workers`` processes, in order; in-process for one worker or a few items."""
     items = list(items)
-    if workers <= 1 or len(items) <= 1:
+    if workers <= 1 or len(items) < MIN_ITEMS_PER_WORKER * workers:
         return map(fn, items)
     return _pool(workers).map(fn, items, chunksize=1)
 

@@ -82,3 +82,27 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     assert no_images.exit_code == 2 and "needs --images" in no_images.output
     missing = runner.invoke(app, ["status", "--out", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "no database at" in missing.output
+
+
+def _local_servers() -> set[int]:
+    import subprocess
+
+    found = subprocess.run(["pgrep", "-f", "prefect.server.api.server:create_app"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -> None:
+    """The console script in a fresh process: starts Prefect's server early, stops it on exit."""
+    import os
+    import subprocess
+    import sys
+
+    before = _local_servers()
+    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    result = subprocess.run([str(Path(sys.executable).parent / "cxrvqa"), "build", "--demo", "--out", str(tmp_path)],
+                            capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout + result.stderr
+    assert _local_servers() <= before  # no orphaned server
+    with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
+        assert store.query("SELECT count(*) FROM images")[0][0] == 4

@@ -7,6 +7,7 @@ With no PREFECT_API_URL, Prefect runs in ephemeral mode (no server to start by h
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flows.prefect_env import configure_prefect_environment
@@ -20,26 +21,28 @@ from cxrvqa import progress  # noqa: E402
 from cxrvqa.config import Config  # noqa: E402
 from cxrvqa.imaging import stage as image_stage  # noqa: E402
 from cxrvqa.parallel import batched  # noqa: E402
-from cxrvqa.store import Store, finish_run, finish_stage, start_run, start_stage  # noqa: E402
+from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
 from cxrvqa.store.runs import StageCounts  # noqa: E402
 
 
 @task(name="ingest-image-batch", cache_policy=NO_CACHE)
-def ingest_image_batch(store: Store, run_id: str, batch: list[str], context: image_stage.ImageStageContext) -> StageCounts:
-    counts = image_stage.ingest_batch(store, run_id, batch, context)
+def ingest_image_batch(db_path: Path, run_id: str, batch: list[str],
+                       context: image_stage.ImageStageContext) -> StageCounts:
+    counts = image_stage.ingest_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("images", counts.n_input)
     return counts
 
 
 @flow(name="ingest-images")
-def ingest_images(config: Config, store: Store, run_id: str) -> dict[str, int]:
+def ingest_images(config: Config, run_id: str) -> dict[str, int]:
+    store = open_writer(config.db_path)
     context = image_stage.prepare(config)
     counts = start_stage(store, run_id, "images")
     progress.start("images", sum(1 for _ in image_stage.iter_source_files(context.images_dir, config.limit)))
     try:
         files = image_stage.iter_source_files(context.images_dir, config.limit)
         for batch in batched(files, config.imaging.batch_size):
-            counts.add(ingest_image_batch(store, run_id, batch, context))
+            counts.add(ingest_image_batch(config.db_path, run_id, batch, context))
     except BaseException:
         finish_stage(store, run_id, "images", counts, status="failed")
         raise
@@ -47,7 +50,7 @@ def ingest_images(config: Config, store: Store, run_id: str) -> dict[str, int]:
     return counts.as_dict()
 
 
-STAGE_FLOWS: dict[str, Callable[[Config, Store, str], dict[str, int]]] = {
+STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
     "images": ingest_images,
 }
 
@@ -60,7 +63,7 @@ def build_dataset(config: Config) -> dict[str, Any]:
         stages: dict[str, dict[str, int]] = {}
         try:
             for stage in config.stages:
-                stages[stage] = STAGE_FLOWS[stage](config, store, run_id)
+                stages[stage] = STAGE_FLOWS[stage](config, run_id)
         except BaseException as exc:
             finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             raise

@@ -100,3 +100,14 @@ def test_runs_left_running_by_a_crash_become_interrupted(tmp_path: Path) -> None
         current = start_run(store, config)
         status = dict(store.query("SELECT run_id, status FROM runs"))
     assert status == {crashed: "interrupted", current: "running"}
+
+
+def test_open_writer_finds_this_process_writer_until_closed(tmp_path: Path) -> None:
+    from cxrvqa.store import open_writer
+
+    path = tmp_path / "db.duckdb"
+    with Store(path) as store:
+        assert open_writer(path) is store
+        assert open_writer(tmp_path / "." / "db.duckdb") is store
+    with pytest.raises(StoreError, match="no open writer"):
+        open_writer(path)

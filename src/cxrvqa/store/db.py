@@ -38,6 +38,21 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 SCHEMA_VERSION = len(_migrations())
 
+#: The writable store this process holds per database file (DuckDB allows one writer).
+_writers: dict[Path, "Store"] = {}
+
+
+def open_writer(path: Path) -> "Store":
+    """The writable Store this process already holds for ``path``.
+
+    Flows and tasks pass the database path, not the Store: Prefect keeps task and flow
+    parameters alive in its run contexts, which would keep the connection alive too.
+    """
+    store = _writers.get(Path(path).resolve())
+    if store is None:
+        raise StoreError(f"no open writer for {path} in this process: open it with Store({path}) first")
+    return store
+
 
 class Store:
     """A connection to the project database, migrated to the current schema on open."""
@@ -58,6 +73,8 @@ class Store:
                 raise StoreLockedError(str(self.path), holder) from exc
             raise StoreError(f"cannot open database {self.path}: {message}") from exc
         self._check_schema()
+        if not read_only:
+            _writers[self.path.resolve()] = self
 
     def _check_schema(self) -> None:
         exists = self.con.execute(
@@ -117,6 +134,8 @@ class Store:
         return arrow.num_rows
 
     def close(self) -> None:
+        if _writers.get(self.path.resolve()) is self:
+            del _writers[self.path.resolve()]
         self.con.close()
 
     def __enter__(self) -> "Store":

@@ -154,10 +154,10 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
     out = Console()
     runs = Table(title="Runs", title_justify="left")
     for column in ("run_id", "status", "started_at", "finished_at", "code_version"):
-        runs.add_column(column)
+        runs.add_column(column, no_wrap=column == "run_id")
     for run in info["runs"][:10]:
-        runs.add_row(*(escape(str(run[c] if run[c] is not None else "")) for c in
-                       ("run_id", "status", "started_at", "finished_at", "code_version")))
+        started, finished = (f"{run[c]:%Y-%m-%d %H:%M:%S}" if run[c] else "" for c in ("started_at", "finished_at"))
+        runs.add_row(run["run_id"], run["status"], started, finished, run["code_version"])
     out.print(runs)
     stages = Table(title=f"Stages of run {info['run_id']}", title_justify="left")
     for column in ("stage", "status", "input", "skipped", "done", "rejected", "seconds"):

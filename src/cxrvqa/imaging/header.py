@@ -179,7 +179,8 @@ def _parse_header(ds: Dataset, path: str, forced: bool) -> Header:
     header.view_position = _text(ds, "ViewPosition").upper()
     orientation = ds.get("PatientOrientation", None)
     if orientation:
-        header.patient_orientation = [str(v).upper() for v in (orientation if isinstance(orientation, list | pydicom.multival.MultiValue) else [orientation])]
+        values = orientation if isinstance(orientation, list | pydicom.multival.MultiValue) else [orientation]
+        header.patient_orientation = [str(v).upper() for v in values]
     header.photometric = _text(ds, "PhotometricInterpretation").upper()
     header.samples_per_pixel = _int(ds, "SamplesPerPixel", 1)
     header.rows = _int(ds, "Rows", 0)
@@ -197,8 +198,6 @@ def _parse_header(ds: Dataset, path: str, forced: bool) -> Header:
         length = getattr(raw, "length", None)
         header.pixel_length = None if length in (None, UNDEFINED_LENGTH) else int(length)
         header.pixel_offset = getattr(raw, "value_tell", None)
-        if header.pixel_length is None and getattr(raw, "value", None) is not None and not hasattr(raw, "value_tell"):
-            header.pixel_length = len(raw.value)
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         spacing = ds.get(keyword, None)
         if spacing and len(spacing) == 2 and all(float(v) > 0 for v in spacing):

@@ -21,6 +21,8 @@ from cxrvqa import progress  # noqa: E402
 from cxrvqa.config import Config  # noqa: E402
 from cxrvqa.imaging import stage as image_stage  # noqa: E402
 from cxrvqa.parallel import batched  # noqa: E402
+from cxrvqa.reports import stage as report_stage  # noqa: E402
+from cxrvqa.reports.loaders import load_reports  # noqa: E402
 from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
 from cxrvqa.store.runs import StageCounts  # noqa: E402
 
@@ -50,8 +52,33 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
     return counts.as_dict()
 
 
+@task(name="ingest-report-batch", cache_policy=NO_CACHE)
+def ingest_report_batch(db_path: Path, run_id: str, batch: list, context: report_stage.ReportStageContext) -> StageCounts:
+    counts = report_stage.ingest_batch(open_writer(db_path), run_id, batch, context)
+    progress.advance("reports", counts.n_input)
+    return counts
+
+
+@flow(name="ingest-reports")
+def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
+    store = open_writer(config.db_path)
+    context = report_stage.prepare(config)
+    records = load_reports(config.reports, config.report_format)
+    counts = start_stage(store, run_id, "reports")
+    progress.start("reports", None)
+    try:
+        for batch in batched(records, config.report_limits.batch_size):
+            counts.add(ingest_report_batch(config.db_path, run_id, batch, context))
+    except BaseException:
+        finish_stage(store, run_id, "reports", counts, status="failed")
+        raise
+    finish_stage(store, run_id, "reports", counts)
+    return counts.as_dict()
+
+
 STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
     "images": ingest_images,
+    "reports": ingest_reports,
 }
 
 

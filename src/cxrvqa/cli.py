@@ -92,14 +92,32 @@ def build(
         overrides = {**_demo_inputs(), **{k: v for k, v in overrides.items() if v is not None}}
     try:
         config = load_config(config_file, overrides)
-        if config.images_dir is None and "images" in config.stages:
-            raise CxrvqaError("the images stage needs --images DIR (or --demo)")
+        if not stages and not _stages_set_in(config_file):
+            config.stages = [s for s in config.stages if _stage_input(config, s) is not None]
+            if not config.stages:
+                raise CxrvqaError("nothing to build: give --images DIR and/or --reports PATH (or --demo)")
+        for stage in config.stages:
+            if _stage_input(config, stage) is None:
+                raise CxrvqaError(f"the {stage} stage needs {'--images DIR' if stage == 'images' else '--reports PATH'}"
+                                  " (or --demo)")
         result = _run_build(config)
     except CxrvqaError as exc:
         _fail(exc)
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
     _print_status(config.db_path, run_id=result["run_id"])
+
+
+def _stage_input(config: Config, stage: str) -> Path | None:
+    return {"images": config.images_dir, "reports": config.reports}[stage]
+
+
+def _stages_set_in(config_file: Path | None) -> bool:
+    if config_file is None:
+        return False
+    from cxrvqa.config import _read_config_file
+
+    return "stages" in _read_config_file(config_file)
 
 
 def _run_build(config: Config) -> dict[str, Any]:
@@ -141,10 +159,15 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
         tables = {
             "images": store.query("SELECT count(*) FROM current_images")[0][0],
             "image_rejects": store.query("SELECT count(*) FROM current_image_rejects")[0][0],
+            "reports": store.query("SELECT count(*) FROM current_reports")[0][0],
+            "sentences": store.query("SELECT count(*) FROM current_sentences")[0][0],
+            "report_rejects": store.query("SELECT count(*) FROM report_rejects")[0][0],
         }
         reasons = store.query_dicts(
-            "SELECT reason, count(*) AS n, min(detail) AS example FROM current_image_rejects "
-            "GROUP BY reason ORDER BY n DESC, reason"
+            "SELECT 'images' AS stage, reason, count(*) AS n, min(detail) AS example FROM current_image_rejects "
+            "GROUP BY reason UNION ALL "
+            "SELECT 'reports', reason, count(*), min(detail) FROM report_rejects GROUP BY reason "
+            "ORDER BY stage, n DESC, reason"
         )
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons}
 
@@ -166,14 +189,16 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
         stages.add_row(row["stage"], row["status"], *(str(row[c]) for c in
                                                       ("n_input", "n_skipped", "n_done", "n_rejected", "seconds")))
     out.print(stages)
-    out.print(f"images in the current dataset: [bold]{info['tables']['images']}[/]; "
-              f"rejected files: [bold]{info['tables']['image_rejects']}[/]")
+    tables = info["tables"]
+    out.print(f"current dataset: [bold]{tables['images']}[/] images ({tables['image_rejects']} files rejected), "
+              f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
+              f"({tables['report_rejects']} records rejected)")
     if info["reject_reasons"]:
-        reasons = Table(title="Image reject reasons", title_justify="left")
-        for column in ("reason", "count", "example detail"):
+        reasons = Table(title="Reject reasons", title_justify="left")
+        for column in ("stage", "reason", "count", "example detail"):
             reasons.add_column(column)
         for row in info["reject_reasons"]:
-            reasons.add_row(row["reason"], str(row["n"]), escape(row["example"]))
+            reasons.add_row(row["stage"], row["reason"], str(row["n"]), escape(row["example"]))
         out.print(reasons)
 
 

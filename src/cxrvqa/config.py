@@ -21,7 +21,7 @@ from cxrvqa.errors import ConfigError
 #: Every stage of the pipeline, in execution order (DESIGN.md, "The stage contract").
 PIPELINE_STAGES = ("images", "reports", "extract", "qa", "validate")
 #: The stages this version implements; requesting another one is a clear error.
-AVAILABLE_STAGES = ("images",)
+AVAILABLE_STAGES = ("images", "reports")
 
 DEMO_PSEUDONYM_KEY = "cxrvqa-demo-key-NOT-SECRET"
 PSEUDONYM_KEY_ENV = "CXRVQA_PSEUDONYM_KEY"
@@ -57,6 +57,13 @@ class ImagingConfig(_Section):
         if not 0 <= low < high <= 100:
             raise ValueError(f"percentile_window must satisfy 0 <= low < high <= 100, found {self.percentile_window}")
         return self
+
+
+class ReportLimitsConfig(_Section):
+    """Bounds of the report stage."""
+
+    max_chars: int = Field(200_000, ge=1, description="Reject longer reports (report_too_long).")
+    batch_size: int = Field(1000, ge=1, description="Reports per Prefect task.")
 
 
 class PrivacyConfig(_Section):
@@ -101,6 +108,7 @@ class Config(_Section):
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     strictness: dict[str, Strictness] = Field(default_factory=dict, description="Validator name -> strictness.")
     imaging: ImagingConfig = Field(default_factory=ImagingConfig)
+    report_limits: ReportLimitsConfig = Field(default_factory=ReportLimitsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @field_validator("stages")

@@ -34,10 +34,15 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
-    assert result["stages"] == {"images": {"n_input": 5, "n_skipped": 0, "n_done": 4, "n_rejected": 1}}
+    assert result["stages"] == {"images": {"n_input": 5, "n_skipped": 0, "n_done": 4, "n_rejected": 1},
+                                "reports": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0}}
     with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT status FROM runs WHERE run_id = ?", [result["run_id"]]) == [("completed",)]
-        assert store.query("SELECT stage, status FROM run_stages") == [("images", "completed")]
+        assert store.query("SELECT stage, status FROM run_stages ORDER BY started_at") == [
+            ("images", "completed"), ("reports", "completed")]
+        assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 7
+        # every demo study has both images and a report: the manifest's study ids join them
+        assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 4
         assert store.query("SELECT source_path, reason FROM image_rejects") == [
             ("other/ct_slice.dcm", "unsupported_modality")
         ]
@@ -48,13 +53,15 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         assert (tmp_path / "out" / row["png_path"]).is_file()
         assert row["run_id"] == result["run_id"] and len(row["input_hash"]) == 64
 
-    async def flow_runs() -> dict[str, str]:
+    async def flow_runs() -> list[tuple[str, str]]:
         async with get_client() as client:
-            runs = await client.read_flow_runs(limit=50)
-            return {run.name: run.state_type.value for run in runs if run.parameters.get("run_id") == result["run_id"]}
+            runs = await client.read_flow_runs(limit=200)
+            names = {flow.id: flow.name for flow in await client.read_flows(limit=50)}
+            return sorted((names[run.flow_id], run.state_type.value) for run in runs
+                          if run.parameters.get("run_id") == result["run_id"])
 
-    recorded = asyncio.run(flow_runs())
-    assert list(recorded.values()) == ["COMPLETED"]  # the ingest-images sub-flow, recorded by Prefect
+    # the two stage sub-flows, recorded by Prefect
+    assert asyncio.run(flow_runs()) == [("ingest-images", "COMPLETED"), ("ingest-reports", "COMPLETED")]
 
 
 def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
@@ -67,19 +74,22 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     status = runner.invoke(app, ["status", "--out", str(out), "--json"])
     info = json.loads(status.stdout)
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
-    assert info["stages"] == [{"stage": "images", "status": "completed", "n_input": 5, "n_skipped": 5, "n_done": 0,
-                               "n_rejected": 0, "seconds": info["stages"][0]["seconds"]}]
-    assert info["tables"] == {"images": 4, "image_rejects": 1}
-    assert [(r["reason"], r["n"]) for r in info["reject_reasons"]] == [("unsupported_modality", 1)]
+    assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
+        ("images", 5, 5, 0, 0), ("reports", 4, 4, 0, 0)]
+    assert info["tables"] == {"images": 4, "image_rejects": 1, "reports": 4, "sentences": 24, "report_rejects": 0}
+    assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
+        ("images", "unsupported_modality", 1)]
     table = runner.invoke(app, ["status", "--out", str(out)])
     assert table.exit_code == 0 and "unsupported_modality" in table.stdout
 
 
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
-    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "reports"])
+    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "extract"])
     assert unavailable.exit_code == 2 and "not available in this version" in unavailable.output
-    no_images = runner.invoke(app, ["build", "--out", str(tmp_path)])
-    assert no_images.exit_code == 2 and "needs --images" in no_images.output
+    nothing = runner.invoke(app, ["build", "--out", str(tmp_path)])
+    assert nothing.exit_code == 2 and "nothing to build" in nothing.output
+    no_images = runner.invoke(app, ["build", "--out", str(tmp_path), "--stages", "images"])
+    assert no_images.exit_code == 2 and "the images stage needs --images DIR" in no_images.output
     missing = runner.invoke(app, ["status", "--out", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "no database at" in missing.output
 
@@ -106,3 +116,4 @@ def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -
     assert _local_servers() <= before  # no orphaned server
     with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT count(*) FROM images")[0][0] == 4
+        assert store.query("SELECT count(*) FROM reports")[0][0] == 4

@@ -1,0 +1,1 @@
+"""Report loaders (IU CSV, MIMIC tree, JSONL, CSV), sections and sentences with offsets."""

@@ -1,0 +1,109 @@
+"""The report stage: bad input, reruns, duplicates, the IU development reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from cxrvqa.config import Config
+from cxrvqa.parallel import batched
+from cxrvqa.reports import stage
+from cxrvqa.reports.loaders import load_reports
+from cxrvqa.store import StageCounts, Store, start_run
+
+
+def run_stage(config: Config, batch_size: int = 2) -> StageCounts:
+    """What the flow does, without Prefect."""
+    total = StageCounts()
+    with Store(config.db_path) as store:
+        run_id = start_run(store, config)
+        context = stage.prepare(config)
+        for batch in batched(load_reports(config.reports, config.report_format), batch_size):
+            total.add(stage.ingest_batch(store, run_id, batch, context))
+    return total
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    reports = write_jsonl(tmp_path / "r.jsonl", [
+        {"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: No pneumothorax. Clear lungs.\nIMPRESSION: Normal."},
+        {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
+    ])
+    return Config(out_dir=tmp_path / "out", reports=reports, report_format="jsonl", stages=["reports"])
+
+
+def test_reports_and_sentences_are_written(config: Config) -> None:
+    counts = run_stage(config)
+    assert (counts.n_input, counts.n_done, counts.n_rejected) == (2, 2, 0)
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT study_id, findings, impression, n_sentences FROM reports ORDER BY study_id") == [
+            ("s1", "No pneumothorax. Clear lungs.", "Normal.", 3), ("s2", "Small left effusion.", "Effusion.", 2)]
+        rows = store.query('SELECT r.text, s.start, s."end", s.text FROM sentences s JOIN reports r USING (study_id)')
+    assert all(text[start:end] == sentence for text, start, end, sentence in rows)
+
+
+def test_rerun_skips_and_a_changed_report_replaces_the_current_one(config: Config, tmp_path: Path) -> None:
+    run_stage(config)
+    assert run_stage(config).n_skipped == 2
+    write_jsonl(config.reports, [{"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: New right effusion."},
+                                 {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.",
+                                  "impression": "Effusion."}])
+    counts = run_stage(config)
+    assert (counts.n_skipped, counts.n_done) == (1, 1)
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT count(*) FROM reports")[0][0] == 3  # the old version stays queryable
+        assert store.query("SELECT findings FROM current_reports WHERE study_id = 's1'") == [("New right effusion.",)]
+        assert store.query("SELECT text FROM current_sentences WHERE study_id = 's1'") == [("New right effusion.",)]
+
+
+def test_bad_input_is_rejected_with_reasons_and_nothing_is_lost(tmp_path: Path) -> None:
+    huge = "FINDINGS: " + "No pneumothorax. " * 62_000  # ~1 MB
+    records = [
+        {"study_id": "empty", "text": "   "},
+        {"study_id": "deid", "text": "XXXX XXXX. ___"},
+        {"study_id": "huge", "text": huge},
+        {"study_id": "control", "text": "FINDINGS: No\x00 effusion.\x1b[31m Clear."},
+        {"study_id": "html", "text": "FINDINGS: <script>alert(1)</script> '; DROP TABLE reports; --"},
+        {"study_id": "german", "text": "BEFUND: Kein Pneumothorax. Herz normal groß."},
+        {"study_id": "html", "text": "FINDINGS: a different report with the same study id."},
+    ]
+    path = write_jsonl(tmp_path / "bad.jsonl", records)
+    with open(path, "a") as handle:
+        handle.write("{broken json\n")
+    config = Config(out_dir=tmp_path / "out", reports=path, report_format="jsonl", stages=["reports"])
+    counts = run_stage(config, batch_size=3)
+    assert counts.n_input == 8 and counts.n_done + counts.n_rejected == 8
+    with Store(config.db_path, read_only=True) as store:
+        rejects = store.query("SELECT coalesce(study_id, source), reason FROM report_rejects ORDER BY 1")
+        kept = {row[0]: row[1] for row in store.query("SELECT study_id, n_sentences FROM reports")}
+        assert store.query("SELECT count(*) FROM reports WHERE study_id = 'html'")[0][0] == 1
+        assert store.query("SELECT deid_only FROM sentences WHERE study_id = 'deid'") == [(True,), (True,)]
+        assert "DROP TABLE" in store.query("SELECT text FROM reports WHERE study_id = 'html'")[0][0]
+    assert rejects == [("bad.jsonl:line 8", "invalid_record"), ("empty", "empty_report"),
+                       ("html", "duplicate_study"), ("huge", "report_too_long")]
+    assert kept == {"deid": 2, "control": 2, "html": 1, "german": 2}
+    assert run_stage(config, batch_size=3).n_skipped == 8  # rejects are not written twice
+
+
+def test_iu_development_reports(data_dir: Path, tmp_path: Path) -> None:
+    config = Config(out_dir=tmp_path / "out", reports=data_dir / "reports" / "iu_dev_reports.csv",
+                    report_format="iu", stages=["reports"])
+    started = time.perf_counter()
+    counts = run_stage(config, batch_size=1000)
+    seconds = time.perf_counter() - started
+    assert counts.n_input == 2848 and counts.n_done + counts.n_rejected == 2848
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT count(*) FROM reports WHERE findings = '' AND impression = ''")[0][0] < 20
+        by_section = dict(store.query("SELECT section, count(*) FROM sentences GROUP BY section"))
+        rejects = store.query("SELECT reason, count(*) FROM report_rejects GROUP BY reason")
+    assert by_section["findings"] > 8000 and by_section["impression"] > 2500 and by_section["indication"] > 2000
+    assert rejects == [] or all(reason == "empty_report" for reason, _ in rejects)
+    assert counts.n_input / seconds > 500, f"{counts.n_input / seconds:.0f} reports/s"

@@ -6,7 +6,7 @@ With no PREFECT_API_URL, Prefect runs in ephemeral mode (no server to start by h
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +35,32 @@ def ingest_image_batch(db_path: Path, run_id: str, batch: list[str],
     return counts
 
 
+def _run_stage(config: Config, run_id: str, stage: str, batches: Iterable[list],
+               run_batch: Callable[[list], StageCounts], total: int | None) -> dict[str, int]:
+    """Bookkeeping around one stage: its run_stages row, progress, failure status."""
+    store = open_writer(config.db_path)
+    counts = start_stage(store, run_id, stage)
+    progress.start(stage, total)
+    try:
+        for batch in batches:
+            counts.add(run_batch(batch))
+    except BaseException:
+        finish_stage(store, run_id, stage, counts, status="failed")
+        raise
+    finish_stage(store, run_id, stage, counts)
+    return counts.as_dict()
+
+
 @flow(name="ingest-images")
 def ingest_images(config: Config, run_id: str) -> dict[str, int]:
-    store = open_writer(config.db_path)
     context = image_stage.prepare(config)
-    counts = start_stage(store, run_id, "images")
-    progress.start("images", sum(1 for _ in image_stage.iter_source_files(context.images_dir, config.limit)))
-    try:
-        files = image_stage.iter_source_files(context.images_dir, config.limit)
-        for batch in batched(files, config.imaging.batch_size):
-            counts.add(ingest_image_batch(config.db_path, run_id, batch, context))
-    except BaseException:
-        finish_stage(store, run_id, "images", counts, status="failed")
-        raise
-    finish_stage(store, run_id, "images", counts)
-    return counts.as_dict()
+
+    def files() -> Iterator[str]:
+        return image_stage.iter_source_files(context.images_dir, config.limit)
+
+    return _run_stage(config, run_id, "images", batched(files(), config.imaging.batch_size),
+                      lambda batch: ingest_image_batch(config.db_path, run_id, batch, context),
+                      total=sum(1 for _ in files()))
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)
@@ -61,19 +72,10 @@ def ingest_report_batch(db_path: Path, run_id: str, batch: list, context: report
 
 @flow(name="ingest-reports")
 def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
-    store = open_writer(config.db_path)
     context = report_stage.prepare(config)
     records = load_reports(config.reports, config.report_format)
-    counts = start_stage(store, run_id, "reports")
-    progress.start("reports", None)
-    try:
-        for batch in batched(records, config.report_limits.batch_size):
-            counts.add(ingest_report_batch(config.db_path, run_id, batch, context))
-    except BaseException:
-        finish_stage(store, run_id, "reports", counts, status="failed")
-        raise
-    finish_stage(store, run_id, "reports", counts)
-    return counts.as_dict()
+    return _run_stage(config, run_id, "reports", batched(records, config.report_limits.batch_size),
+                      lambda batch: ingest_report_batch(config.db_path, run_id, batch, context), total=None)
 
 
 STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {

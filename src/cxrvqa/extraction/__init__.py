@@ -1,0 +1,1 @@
+"""Scene-graph model, vocabularies and extractors (rules offline, LLM through openai)."""

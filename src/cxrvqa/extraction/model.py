@@ -1,0 +1,128 @@
+"""The scene graph of one study (DESIGN.md, "Scene graph"): sentences, observations, regions.
+
+`schemas/scene_graph.schema.json` is generated from these models
+(`python -m cxrvqa.extraction.model --write`); a test fails when the two drift.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cxrvqa.extraction.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
+from cxrvqa.reports.text import SECTIONS
+
+Section = StrEnum("Section", {s: s for s in SECTIONS})
+
+
+class Presence(StrEnum):
+    present = "present"
+    absent = "absent"          # explicitly negated: different from "not mentioned"
+    uncertain = "uncertain"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+
+class Sentence(_Model):
+    id: int = Field(ge=0)
+    section: Section
+    text: str
+    start: int = Field(ge=0, description="Character offset into the report text.")
+    end: int = Field(ge=0)
+
+
+class Evidence(_Model):
+    """Where the report says it: a sentence and the characters of the mention."""
+
+    sentence_id: int = Field(ge=0)
+    start: int = Field(ge=0, description="Character offset into the report text.")
+    end: int = Field(ge=0)
+
+
+class Observation(_Model):
+    id: str = Field(pattern=r"^o[0-9]+$")
+    name: str = Field(min_length=1, description="The mention as written, or the finding's name when derived.")
+    finding: FindingId | None = Field(None, description="Vocabulary finding; None when the mention is unresolved.")
+    unresolved_text: str | None = Field(None, description="Kept when no vocabulary finding matched.")
+    category: Category | None = None
+    regions: list[RegionId] = Field(default_factory=list)
+    laterality: Laterality | None = None
+    presence: Presence
+    severity: Severity | None = None
+    change: Change | None = None
+    modifiers: list[str] = Field(default_factory=list, description="Other modifiers, as written.")
+    evidence: list[Evidence] = Field(default_factory=list)
+    parent_id: str | None = Field(None, description="The observation this one is a sub-observation of.")
+    from_report: bool = Field(True, description="False for defaults the extractor adds.")
+    derived_from: list[str] = Field(default_factory=list, description="Ids of observations or statements it was "
+                                    "propagated from (e.g. 'lungs are clear' -> absent pneumonia).")
+
+    @model_validator(mode="after")
+    def _named(self) -> "Observation":
+        if self.finding is None and not self.unresolved_text:
+            raise ValueError(f"observation {self.id}: expected a vocabulary finding or unresolved_text, found neither")
+        if self.from_report and not self.evidence and not self.derived_from:
+            raise ValueError(f"observation {self.id}: from the report but without evidence")
+        return self
+
+
+class RegionBox(_Model):
+    """A region's box on one image, in PNG pixel coordinates."""
+
+    region: RegionId
+    image_id: str
+    x_min: float = Field(ge=0)
+    y_min: float = Field(ge=0)
+    x_max: float = Field(ge=0)
+    y_max: float = Field(ge=0)
+    source: str = Field(description="Where the box came from (annotation file, model).")
+
+
+class SceneGraph(_Model):
+    study_id: str = Field(min_length=1)
+    backend: Literal["rules", "llm"]
+    indication: str | None = None
+    sentences: list[Sentence]
+    observations: list[Observation]
+    region_boxes: list[RegionBox] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> "SceneGraph":
+        sentence_ids = {s.id for s in self.sentences}
+        observation_ids = [o.id for o in self.observations]
+        if len(set(observation_ids)) != len(observation_ids):
+            raise ValueError(f"study {self.study_id}: observation ids are not unique")
+        for observation in self.observations:
+            missing = [e.sentence_id for e in observation.evidence if e.sentence_id not in sentence_ids]
+            if missing:
+                raise ValueError(f"observation {observation.id}: evidence names unknown sentence(s) {missing}")
+            if observation.parent_id is not None and observation.parent_id not in observation_ids:
+                raise ValueError(f"observation {observation.id}: parent {observation.parent_id} does not exist")
+        return self
+
+
+def json_schema() -> dict:
+    schema = SceneGraph.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://cxrvqa.dev/schemas/scene_graph.schema.json"
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python -m cxrvqa.extraction.model --write   (regenerates schemas/scene_graph.schema.json)")
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parents[3] / "schemas" / "scene_graph.schema.json"
+    target.write_text(schema_text())
+    print(f"wrote {target}")

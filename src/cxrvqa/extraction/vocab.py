@@ -1,0 +1,87 @@
+"""The findings, regions and modifiers vocabularies, and the enums generated from them.
+
+The YAML files in `schemas/vocab/` are the one source of truth: code never lists a
+finding, region or modifier itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from cxrvqa.errors import ResourceError
+from cxrvqa.resources import load_checked_yaml
+
+FILES = {
+    "findings": ("schemas/vocab/findings.yaml", "findings_vocab.schema.json"),
+    "regions": ("schemas/vocab/regions.yaml", "regions_vocab.schema.json"),
+    "modifiers": ("schemas/vocab/modifiers.yaml", "modifiers_vocab.schema.json"),
+}
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    findings: dict[str, dict[str, Any]]
+    categories: list[str]
+    regions: dict[str, dict[str, Any]]
+    severity: list[dict[str, Any]]
+    change: list[dict[str, Any]]
+    laterality: list[dict[str, Any]]
+    content_hash: str   # of the three files together: goes into provenance
+
+
+def _check_tree(items: dict[str, dict[str, Any]], file: str) -> None:
+    for item_id, item in items.items():
+        seen = {item_id}
+        parent = item.get("parent")
+        while parent is not None:
+            if parent not in items:
+                raise ResourceError(file, f"{item_id!r} has parent {parent!r}, which is not defined")
+            if parent in seen:
+                raise ResourceError(file, f"{item_id!r} is in a parent cycle")
+            seen.add(parent)
+            parent = items[parent].get("parent")
+
+
+def _unique_synonyms(items: list[dict[str, Any]], file: str) -> None:
+    owner: dict[str, str] = {}
+    for item in items:
+        for phrase in item["synonyms"]:
+            if owner.setdefault(phrase, item["id"]) != item["id"]:
+                raise ResourceError(file, f"synonym {phrase!r} belongs to both {owner[phrase]!r} and {item['id']!r}")
+
+
+@lru_cache(maxsize=1)
+def vocabulary() -> Vocabulary:
+    loaded = {name: load_checked_yaml(path, schema) for name, (path, schema) in FILES.items()}
+    findings_data, regions_data, modifiers_data = (loaded[n][0] for n in ("findings", "regions", "modifiers"))
+    for name, items in (("findings", findings_data["findings"]), ("regions", regions_data["regions"])):
+        ids = [item["id"] for item in items]
+        if len(ids) != len(set(ids)):
+            raise ResourceError(FILES[name][0], "ids are not unique")
+        _unique_synonyms(items, FILES[name][0])
+    findings = {f["id"]: f for f in findings_data["findings"]}
+    unknown = sorted({f["category"] for f in findings.values()} - set(findings_data["categories"]))
+    if unknown:
+        raise ResourceError(FILES["findings"][0], f"categories {unknown} are used but not declared")
+    regions = {r["id"]: r for r in regions_data["regions"]}
+    _check_tree(findings, FILES["findings"][0])
+    _check_tree(regions, FILES["regions"][0])
+    digest = "".join(loaded[n][1] for n in ("findings", "regions", "modifiers"))
+    return Vocabulary(findings, findings_data["categories"], regions, modifiers_data["severity"],
+                      modifiers_data["change"], modifiers_data["laterality"], digest[:16])
+
+
+def _enum(name: str, values: list[str]) -> type[StrEnum]:
+    return StrEnum(name, {value: value for value in values})
+
+
+_vocabulary = vocabulary()
+FindingId = _enum("FindingId", list(_vocabulary.findings))
+Category = _enum("Category", _vocabulary.categories)
+RegionId = _enum("RegionId", list(_vocabulary.regions))
+Severity = _enum("Severity", [s["id"] for s in sorted(_vocabulary.severity, key=lambda s: s["rank"])])
+Change = _enum("Change", [c["id"] for c in _vocabulary.change])
+Laterality = _enum("Laterality", [lat["id"] for lat in _vocabulary.laterality])

@@ -44,7 +44,11 @@ def test_jpeg_baseline_uses_dct_scaling(fixtures: Path) -> None:
     assert np.abs(decoded.stored.astype(float) - reference).mean() < 2.0
 
 
-def test_rle_goes_through_pydicom(fixtures: Path) -> None:
+def test_rle_goes_through_pydicom_with_the_pylibjpeg_rle_plugin(fixtures: Path) -> None:
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import RLELossless
+
+    assert "pylibjpeg" in get_decoder(RLELossless).available_plugins  # pylibjpeg-rle: ~10x pydicom's own
     header = read_header(str(fixtures / "mr_small_rle.dcm"))
     decoded = decode(header, (16, 16))
     assert decoded.method == "pydicom" and decoded.stored.shape == (64, 64) and decoded.stored.dtype == np.int16

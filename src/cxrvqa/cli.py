@@ -115,9 +115,9 @@ def _stage_input(config: Config, stage: str) -> Path | None:
 def _stages_set_in(config_file: Path | None) -> bool:
     if config_file is None:
         return False
-    from cxrvqa.config import _read_config_file
+    from cxrvqa.config import read_config_file
 
-    return "stages" in _read_config_file(config_file)
+    return "stages" in read_config_file(config_file)
 
 
 def _run_build(config: Config) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class Config(_Section):
         return data
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(str(path), "config file not found")
     text = path.read_text(encoding="utf-8")
@@ -167,7 +167,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Config from an optional file, then CLI overrides (nested dicts, None values ignored)."""
-    data = _read_config_file(path) if path else {}
+    data = read_config_file(path) if path else {}
     cleaned = _drop_none(overrides or {})
     try:
         return Config.model_validate(_merge(data, cleaned))

@@ -202,5 +202,38 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
         out.print(reasons)
 
 
+eval_app = typer.Typer(help="Score outputs against human labels.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("labels14")
+def eval_labels14(
+    pred: Annotated[Path, typer.Option("--pred", help="Predicted labels14 CSV.")],
+    gold: Annotated[Path, typer.Option("--gold", help="Gold labels14 CSV (e.g. iu_dev_labels14.csv).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Per-label precision, recall, F1 and support; micro and macro over the 14 findings; normal."""
+    from cxrvqa.extraction.evaluation import NORMAL, score_labels14
+
+    try:
+        report = score_labels14(pred, gold)
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    table = Table(title=f"labels14: {report.studies} studies ({report.missing_in_pred} without a prediction, "
+                        f"scored as all 0; {report.extra_in_pred} predictions not in gold)", title_justify="left")
+    for column in ("label", "support", "tp", "fp", "fn", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for score in [*report.labels, report.normal, report.micro]:
+        table.add_row(score.label, str(score.support), str(score.tp), str(score.fp), str(score.fn),
+                      *("n/a" if value is None else f"{value:.3f}" for value in (score.precision, score.recall, score.f1)),
+                      end_section=score.label in (report.labels[-1].label, NORMAL))
+    table.add_row("macro", "", "", "", "", "", "", f"{report.macro_f1:.3f}")
+    Console().print(table)
+
+
 if __name__ == "__main__":
     app()

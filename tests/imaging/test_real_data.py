@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.config import Config
+from cxrvqa.imaging.pseudonym import pseudonym
 from cxrvqa.store import Store
 from tests.imaging.test_stage import run_stage
 
 pytestmark = pytest.mark.data
 
 IMAGE = "image"
+UID_PSEUDONYM = pseudonym(Config().privacy.resolved_key()[0], "uid", "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819", 16)
 EXPECTED = {
     "MANIFEST.csv": "not_dicom",
     # Real chest radiographs: all accepted.
@@ -21,7 +23,7 @@ EXPECTED = {
     "cxr/NIH_google_dicom_No_Finding.dcm": IMAGE,
     "cxr/RG1_J2KI.dcm": IMAGE,
     "cxr/RG1_UNCR.dcm": IMAGE,
-    "cxr/SIIM_1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm": IMAGE,
+    "cxr/SIIM_<uid>.dcm": IMAGE,  # the file is named by its SOP Instance UID: stored pseudonymised
     # Same SOP Instance UID as the SIIM file, other pixels: a second file of one instance.
     "cxr_header_variants/Fake_MONOHR1.dcm": "duplicate_image",
     "corrupt_or_edge/DX_chest_PA_J2KR_966_BROKEN.dcm": "decode_failed",
@@ -62,7 +64,7 @@ def test_every_shared_dicom_has_its_expected_outcome(data_dir: Path, tmp_path: P
         outcome = {path: IMAGE for (path,) in store.query("SELECT source_path FROM images")}
         rejects = store.query("SELECT source_path, reason, detail FROM image_rejects")
     outcome.update({path: reason for path, reason, _ in rejects})
-    assert outcome == EXPECTED
+    assert outcome == {path.replace("<uid>", UID_PSEUDONYM): value for path, value in EXPECTED.items()}
     assert counts.n_input == len(EXPECTED) == counts.n_done + counts.n_rejected
     assert all(detail for _, _, detail in rejects)
 

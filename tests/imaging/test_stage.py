@@ -130,3 +130,19 @@ def test_no_phi_reaches_pngs_tables_or_logs(tmp_path: Path, caplog: pytest.LogCa
         assert not any(value in text for text in texts), f"{value!r} leaked into a table or log"
         assert not any(value.encode() in blob for blob in blobs), f"{value!r} leaked into an output file"
         assert value not in "".join(str(p) for p in config.out_dir.rglob("*"))
+
+
+def test_uids_in_file_names_are_pseudonymised(tmp_path: Path) -> None:
+    uid = "1.2.826.0.1.3680043.8.498.777"
+    images = tmp_path / "images"
+    make_dicom(images / uid / f"{uid}.dcm", phi=False, uids={"SOPInstanceUID": uid})
+    make_dicom(images / "v1.2.3" / "scan 2024.01.02.dcm", phi=False, uids={"SOPInstanceUID": "1.2.3.9"})
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"study_id,patient_id,image_path\nS-7,P-7,{uid}/{uid}.dcm\n")
+    config = Config(out_dir=tmp_path / "out", images_dir=images, manifest=manifest, imaging={"workers": 1})
+    run_stage(config)
+    with Store(config.db_path, read_only=True) as store:
+        paths = dict(store.query("SELECT study_id, source_path FROM images"))
+    assert uid not in paths["S-7"] and paths["S-7"].startswith("uid-") and paths["S-7"].endswith(".dcm")
+    assert "v1.2.3/scan 2024.01.02.dcm" in paths.values()  # versions and dates are not UIDs
+    assert run_stage(config).n_skipped == 2

@@ -42,7 +42,7 @@ class ConversionJob:
     """One file to convert: where it is, how it is named in tables, where its PNG goes."""
 
     absolute_path: str
-    source_path: str           # relative to the images folder, as stored
+    source_path: str           # relative to the images folder, DICOM UIDs in it pseudonymised
     input_hash: str
     out_dir: str
     study_id: str | None       # from the manifest, when listed there

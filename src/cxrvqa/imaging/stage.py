@@ -21,6 +21,7 @@ from cxrvqa.errors import InputError
 from cxrvqa.imaging.convert import convert_file
 from cxrvqa.imaging.header import acceptance_vocabulary
 from cxrvqa.imaging.models import ConversionJob, RejectReason, RenderSettings
+from cxrvqa.imaging.pseudonym import scrub_uids
 from cxrvqa.parallel import process_map
 from cxrvqa.provenance import code_version, sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
@@ -152,13 +153,16 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
         hashes = list(pool.map(_hash, (context.images_dir / p for p in batch)))
 
     rejects: list[dict[str, Any]] = []
-    readable = {}
-    for source_path, digest in zip(batch, hashes):
+    readable: dict[str, str] = {}  # stored source path -> sha256
+    real_path: dict[str, str] = {}  # stored source path -> path relative to the images folder
+    for relative, digest in zip(batch, hashes):
+        source_path = scrub_uids(relative, context.settings.pseudonym_key)
         if isinstance(digest, OSError):
             rejects.append(_reject(source_path, RejectReason.unreadable_file,
                                    f"{type(digest).__name__}: {digest.strerror or digest}", None, context))
         else:
             readable[source_path] = digest
+            real_path[source_path] = relative
 
     done = {
         (row[0], row[1])
@@ -185,8 +189,8 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
                                    f"identical content to {converted_elsewhere[digest]!r}",
                                    digest, context))
         else:
-            study, patient = context.manifest.get(source_path, (None, None))
-            jobs.append(ConversionJob(str(context.images_dir / source_path), source_path, digest,
+            study, patient = context.manifest.get(real_path[source_path], (None, None))
+            jobs.append(ConversionJob(str(context.images_dir / real_path[source_path]), source_path, digest,
                                       str(context.out_dir), study, patient, context.settings))
 
     results = list(process_map(convert_file, jobs, context.workers))

@@ -1,0 +1,41 @@
+"""The rules extractor on golden sentences (kept as data) and its guarantees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cxrvqa.extraction.model import Sentence
+from cxrvqa.extraction.rules import extract_scene_graph
+from cxrvqa.reports.text import normalise, split_sentences
+
+GOLDEN = yaml.safe_load((Path(__file__).parent / "golden_sentences.yaml").read_text())
+
+
+def scene_graph(text: str):
+    text = normalise(text)
+    sentences = [Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)
+                 for i, s in enumerate(split_sentences(text))]
+    return text, extract_scene_graph("s1", sentences)
+
+
+@pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])
+def test_golden_sentences(case: dict) -> None:
+    _, graph = scene_graph(case["text"])
+    assert [[o.finding, o.presence, o.laterality] for o in graph.observations] == case["expected"]
+
+
+def test_evidence_points_at_the_mention_and_normal_statements_are_derived() -> None:
+    text, graph = scene_graph("FINDINGS: Small left pleural effusion. The lungs are clear.")
+    effusion, *derived = graph.observations
+    assert text[effusion.evidence[0].start:effusion.evidence[0].end] == "pleural effusion"
+    assert (effusion.severity, effusion.regions) == ("mild", [])
+    assert all(o.derived_from == ["statement:lungs_clear"] and o.presence == "absent" for o in derived)
+    assert text[derived[0].evidence[0].start:derived[0].evidence[0].end] == "lungs are clear"
+
+
+def test_deid_and_hostile_text_give_an_empty_graph() -> None:
+    for text in ("XXXX XXXX.", "<script>alert(1)</script>", "'; DROP TABLE reports; --", ""):
+        assert scene_graph(text)[1].observations == []

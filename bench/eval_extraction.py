@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from cxrvqa.config import Config
 from cxrvqa.reports.loaders import load_reports
 from cxrvqa.reports.text import split_sentences
 from cxrvqa.extraction.model import Sentence

@@ -18,6 +18,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from cxrvqa.errors import ResourceError
 from cxrvqa.extraction.model import Evidence, Observation, SceneGraph, Sentence
 from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.resources import load_checked_yaml
@@ -59,8 +60,6 @@ def rules() -> _Rules:
     for statement in data["normal_statements"]:
         unknown = [f for f in statement["absent"] if f not in vocab.findings]
         if unknown:
-            from cxrvqa.errors import ResourceError
-
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"normal statement {statement['id']!r} names unknown findings {unknown}")
         pattern = re.compile("|".join(f"(?:{p})" for p in statement["patterns"]))
@@ -127,7 +126,6 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         return []
     context = _spans(doc, r.context)
     regions = _spans(doc, r.regions)
-    presences: list[str] = []
     extracted = []
     for mention in findings:
         left, right = _clause(doc, context, mention.start, mention.end)
@@ -162,7 +160,6 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
             regions=list(dict.fromkeys(_value(s) for s in clause_regions)),
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
-        presences.append(presence)
     # "atelectasis or pneumonia", "effusion versus atelectasis": each alternative is uncertain.
     for first, second in zip(extracted, extracted[1:]):
         between = doc[first["mention"].end:second["mention"].start]

@@ -80,16 +80,22 @@ def _write_pending(path: Path, data: bytes) -> Path:
     return pending
 
 
-def _reject_row(job: ConversionJob, reason: RejectReason, detail: str) -> dict[str, Any]:
+def reject_row(source_path: str, reason: RejectReason, detail: str, input_hash: str | None,
+               recipe_version: str) -> dict[str, Any]:
+    """An `image_rejects` row (without run_id, which the stage adds when it writes the batch)."""
     return {
-        "source_path": job.source_path,
+        "source_path": source_path,
         "reason": str(reason),
         "detail": detail,
-        "recipe_version": job.settings.recipe_version,
-        "input_hash": job.input_hash,
+        "recipe_version": recipe_version,
+        "input_hash": input_hash,
         "code_version": code_version(),
         "created_at": datetime.now(timezone.utc),
     }
+
+
+def _reject_row(job: ConversionJob, reason: RejectReason, detail: str) -> dict[str, Any]:
+    return reject_row(job.source_path, reason, detail, job.input_hash, job.settings.recipe_version)
 
 
 def convert_file(job: ConversionJob) -> tuple[str, dict[str, Any]]:

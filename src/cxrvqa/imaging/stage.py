@@ -12,18 +12,17 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cxrvqa.config import Config
 from cxrvqa.errors import InputError
-from cxrvqa.imaging.convert import convert_file
+from cxrvqa.imaging.convert import convert_file, reject_row
 from cxrvqa.imaging.header import acceptance_vocabulary
 from cxrvqa.imaging.models import ConversionJob, RejectReason, RenderSettings
 from cxrvqa.imaging.pseudonym import scrub_uids
 from cxrvqa.parallel import process_map
-from cxrvqa.provenance import code_version, sha256_file, stable_hash
+from cxrvqa.provenance import sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
 
 logger = logging.getLogger(__name__)
@@ -134,15 +133,7 @@ def _hash(path: Path) -> str | OSError:
 
 def _reject(source_path: str, reason: RejectReason, detail: str, input_hash: str | None,
             context: ImageStageContext) -> dict[str, Any]:
-    return {
-        "source_path": source_path,
-        "reason": str(reason),
-        "detail": detail,
-        "recipe_version": context.settings.recipe_version,
-        "input_hash": input_hash,
-        "code_version": code_version(),
-        "created_at": datetime.now(timezone.utc),
-    }
+    return reject_row(source_path, reason, detail, input_hash, context.settings.recipe_version)
 
 
 def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStageContext) -> StageCounts:

@@ -31,6 +31,7 @@ import httpx
 from cxrvqa.errors import CxrvqaError
 
 _local_server: subprocess.Popen | None = None
+_server_log: Path | None = None
 
 
 def cache_dir() -> Path:
@@ -79,6 +80,8 @@ def _stop_local_server() -> None:
     except subprocess.TimeoutExpired:
         _local_server.kill()
     _local_server = None
+    if _server_log is not None:
+        _server_log.unlink(missing_ok=True)
 
 
 def start_local_server() -> None:
@@ -87,7 +90,7 @@ def start_local_server() -> None:
     Does nothing when PREFECT_API_URL is set or when `prefect` is already imported (its
     settings are fixed by then; Prefect's own ephemeral mode is used instead).
     """
-    global _local_server
+    global _local_server, _server_log
     if _local_server is not None or os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
         return
     configure_prefect_environment()
@@ -97,8 +100,11 @@ def start_local_server() -> None:
     command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
     environment = {**os.environ, "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-    _local_server = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    # A file, not a pipe: nobody reads a pipe while the build runs, and a full one would block the server.
+    _server_log = Path(os.environ["PREFECT_HOME"]).expanduser() / f"local-server-{os.getpid()}.log"
+    with open(_server_log, "wb") as log:
+        _local_server = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     atexit.register(_stop_local_server)
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
 
@@ -111,8 +117,9 @@ def wait_for_local_server(timeout: float = 180.0) -> None:
     url = os.environ["PREFECT_API_URL"] + "/health"
     while time.monotonic() < deadline:
         if _local_server.poll() is not None:
-            message = _local_server.stderr.read().decode(errors="replace")[-2000:] if _local_server.stderr else ""
-            raise CxrvqaError(f"the local Prefect server exited with code {_local_server.returncode}: {message}")
+            message = _server_log.read_text(errors="replace")[-2000:] if _server_log else ""
+            raise CxrvqaError(f"the local Prefect server exited with code {_local_server.returncode} "
+                              f"(log {_server_log}): {message}")
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return

@@ -27,7 +27,6 @@ from cxrvqa.resources import load_checked_yaml
 FINDING_SECTIONS = {"findings", "impression", "other"}
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "negation_after", "uncertainty_after", "scope_terminators")
-_ALTERNATIVE = {"or", "versus", "vs", "vs."}
 
 
 @dataclass(frozen=True)
@@ -160,13 +159,6 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
             regions=list(dict.fromkeys(_value(s) for s in clause_regions)),
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
-    # "atelectasis or pneumonia", "effusion versus atelectasis": each alternative is uncertain.
-    for first, second in zip(extracted, extracted[1:]):
-        between = doc[first["mention"].end:second["mention"].start]
-        if any(t.lower_ in _ALTERNATIVE for t in between) and len(between) <= 4:
-            for item in (first, second):
-                if item["presence"] == "present":
-                    item["presence"] = "uncertain"
     observations = []
     for item in extracted:
         mention = item.pop("mention")

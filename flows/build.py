@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from cxrvqa import progress  # noqa: E402
 from cxrvqa.config import Config  # noqa: E402
+from cxrvqa.extraction import stage as extract_stage  # noqa: E402
 from cxrvqa.imaging import stage as image_stage  # noqa: E402
 from cxrvqa.parallel import batched  # noqa: E402
 from cxrvqa.reports import stage as report_stage  # noqa: E402
@@ -36,10 +37,14 @@ def ingest_image_batch(db_path: Path, run_id: str, batch: list[str],
 
 
 def _run_stage(config: Config, run_id: str, stage: str, batches: Iterable[list],
-               run_batch: Callable[[list], StageCounts], total: int | None) -> dict[str, int]:
-    """Bookkeeping around one stage: its run_stages row, progress, failure status."""
+               run_batch: Callable[[list], StageCounts], total: int | None, skipped: int = 0) -> dict[str, int]:
+    """Bookkeeping around one stage: its run_stages row, progress, failure status.
+
+    ``skipped``: inputs found done before any batch ran (they are counted as input and skipped).
+    """
     store = open_writer(config.db_path)
     counts = start_stage(store, run_id, stage)
+    counts.add(StageCounts(n_input=skipped, n_skipped=skipped))
     progress.start(stage, total)
     try:
         for batch in batches:
@@ -78,9 +83,27 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
                       lambda batch: ingest_report_batch(config.db_path, run_id, batch, context), total=None)
 
 
+@task(name="extract-batch", cache_policy=NO_CACHE)
+def extract_batch(db_path: Path, run_id: str, batch: list[str], context: extract_stage.ExtractStageContext) -> StageCounts:
+    counts = extract_stage.extract_batch(open_writer(db_path), run_id, batch, context)
+    progress.advance("extract", counts.n_input)
+    return counts
+
+
+@flow(name="extract-scene-graphs")
+def extract(config: Config, run_id: str) -> dict[str, int]:
+    context = extract_stage.prepare(config)
+    total, pending = extract_stage.pending_studies(open_writer(config.db_path), context)
+    context = extract_stage.with_workers_for(context, len(pending))
+    return _run_stage(config, run_id, "extract", batched(pending, config.extraction.batch_size),
+                      lambda batch: extract_batch(config.db_path, run_id, batch, context), total=len(pending),
+                      skipped=total - len(pending))
+
+
 STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
     "images": ingest_images,
     "reports": ingest_reports,
+    "extract": extract,
 }
 
 

@@ -76,6 +76,7 @@ def build(
     workers: Annotated[Optional[int], typer.Option("--workers", help="Decoding processes.")] = None,
     scale: Annotated[Optional[float], typer.Option("--scale", help="PNG size as a fraction of each side.")] = None,
     longest_side: Annotated[Optional[int], typer.Option("--longest-side", help="PNG longest side in pixels.")] = None,
+    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Scene-graph backend: rules | llm.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
@@ -87,6 +88,7 @@ def build(
         "manifest": manifest, "limit": limit,
         "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
         "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
+        "extraction": {"backend": extractor, "workers": workers},
     }
     if demo:
         overrides = {**_demo_inputs(), **{k: v for k, v in overrides.items() if v is not None}}
@@ -97,9 +99,8 @@ def build(
             if not config.stages:
                 raise CxrvqaError("nothing to build: give --images DIR and/or --reports PATH (or --demo)")
         for stage in config.stages:
-            if _stage_input(config, stage) is None:
-                raise CxrvqaError(f"the {stage} stage needs {'--images DIR' if stage == 'images' else '--reports PATH'}"
-                                  " (or --demo)")
+            if stage in STAGE_INPUTS and _stage_input(config, stage) is None:
+                raise CxrvqaError(f"the {stage} stage needs {STAGE_INPUTS[stage]} (or --demo)")
         result = _run_build(config)
     except CxrvqaError as exc:
         _fail(exc)
@@ -108,8 +109,13 @@ def build(
     _print_status(config.db_path, run_id=result["run_id"])
 
 
+#: Stages that read an input given on the command line; the others read the store.
+STAGE_INPUTS = {"images": "--images DIR", "reports": "--reports PATH"}
+
+
 def _stage_input(config: Config, stage: str) -> Path | None:
-    return {"images": config.images_dir, "reports": config.reports}[stage]
+    """What a stage reads when it is not named in --stages: extraction follows the reports."""
+    return {"images": config.images_dir, "reports": config.reports, "extract": config.reports}[stage]
 
 
 def _stages_set_in(config_file: Path | None) -> bool:
@@ -162,14 +168,23 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "reports": store.query("SELECT count(*) FROM current_reports")[0][0],
             "sentences": store.query("SELECT count(*) FROM current_sentences")[0][0],
             "report_rejects": store.query("SELECT count(*) FROM report_rejects")[0][0],
+            "scene_graphs": store.query("SELECT count(*) FROM current_scene_graphs")[0][0],
+            "observations": store.query("SELECT count(*) FROM current_observations")[0][0],
+            "extraction_failures": store.query("SELECT count(*) FROM current_extraction_failures")[0][0],
         }
+        quality = store.query_dicts(
+            "SELECT backend, code, count(*) AS n, min(study_id) AS example_study FROM "
+            "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
+            "GROUP BY backend, code ORDER BY backend, n DESC, code")
         reasons = store.query_dicts(
             "SELECT 'images' AS stage, reason, count(*) AS n, min(detail) AS example FROM current_image_rejects "
             "GROUP BY reason UNION ALL "
-            "SELECT 'reports', reason, count(*), min(detail) FROM report_rejects GROUP BY reason "
+            "SELECT 'reports', reason, count(*), min(detail) FROM report_rejects GROUP BY reason UNION ALL "
+            "SELECT 'extract', reason, count(*), min(error) FROM current_extraction_failures GROUP BY reason "
             "ORDER BY stage, n DESC, reason"
         )
-    return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons}
+    return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
+            "graph_quality": quality}
 
 
 def _print_status(db_path: Path, run_id: str | None = None) -> None:
@@ -192,7 +207,15 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
     tables = info["tables"]
     out.print(f"current dataset: [bold]{tables['images']}[/] images ({tables['image_rejects']} files rejected), "
               f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
-              f"({tables['report_rejects']} records rejected)")
+              f"({tables['report_rejects']} records rejected), [bold]{tables['scene_graphs']}[/] scene graphs with "
+              f"{tables['observations']} observations ({tables['extraction_failures']} extraction failures)")
+    if info["graph_quality"]:
+        quality = Table(title="Scene-graph quality codes", title_justify="left")
+        for column in ("backend", "code", "studies", "example study"):
+            quality.add_column(column)
+        for row in info["graph_quality"]:
+            quality.add_row(row["backend"], row["code"], str(row["n"]), escape(row["example_study"]))
+        out.print(quality)
     if info["reject_reasons"]:
         reasons = Table(title="Reject reasons", title_justify="left")
         for column in ("stage", "reason", "count", "example detail"):
@@ -200,6 +223,36 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
         for row in info["reject_reasons"]:
             reasons.add_row(row["stage"], row["reason"], str(row["n"]), escape(row["example"]))
         out.print(reasons)
+
+
+#: Export formats of this version (the others come with the QA stages).
+EXPORT_FORMATS = ("labels14",)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
+    export_format: Annotated[str, typer.Option("--format", help="labels14: study-level ChestX-ray14 labels CSV.")],
+    dest: Annotated[Path, typer.Option("--dest", help="File to write.")],
+    backend: Annotated[str, typer.Option("--backend", help="Scene graphs of this extraction backend.")] = "rules",
+    uncertain: Annotated[str, typer.Option(
+        "--uncertain", help="labels14: uncertain mentions count as 'negative' (0, the default) or 'positive' (1).")
+    ] = "negative",
+) -> None:
+    """Write the current dataset in an external format (read-only over the store)."""
+    from cxrvqa.export.labels14 import export_labels14
+
+    try:
+        if export_format not in EXPORT_FORMATS:
+            raise CxrvqaError(f"unknown export format {export_format!r}; available: {list(EXPORT_FORMATS)}")
+        if uncertain not in ("negative", "positive"):
+            raise CxrvqaError(f"--uncertain must be 'negative' or 'positive', found {uncertain!r}")
+        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            rows = export_labels14(store, dest, backend=backend, uncertain=uncertain)  # type: ignore[arg-type]
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    console.print(f"wrote {rows} studies to {escape(str(dest))}")
 
 
 eval_app = typer.Typer(help="Score outputs against human labels.", no_args_is_help=True)

@@ -21,7 +21,7 @@ from cxrvqa.errors import ConfigError
 #: Every stage of the pipeline, in execution order (DESIGN.md, "The stage contract").
 PIPELINE_STAGES = ("images", "reports", "extract", "qa", "validate")
 #: The stages this version implements; requesting another one is a clear error.
-AVAILABLE_STAGES = ("images", "reports")
+AVAILABLE_STAGES = ("images", "reports", "extract")
 
 DEMO_PSEUDONYM_KEY = "cxrvqa-demo-key-NOT-SECRET"
 PSEUDONYM_KEY_ENV = "CXRVQA_PSEUDONYM_KEY"
@@ -91,7 +91,11 @@ class PrivacyConfig(_Section):
 
 
 class ExtractionConfig(_Section):
-    backend: Literal["rules", "llm"] = "rules"
+    """Reports -> scene graphs."""
+
+    backend: Literal["rules", "llm"] = Field("rules", description="rules: offline spaCy rules; llm: an OpenAI-compatible server.")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for the rules backend.")
+    batch_size: int = Field(1000, ge=1, description="Studies per Prefect task.")
 
 
 class Config(_Section):

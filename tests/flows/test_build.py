@@ -35,11 +35,12 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
 
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
     assert result["stages"] == {"images": {"n_input": 5, "n_skipped": 0, "n_done": 4, "n_rejected": 1},
-                                "reports": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0}}
+                                "reports": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0},
+                                "extract": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0}}
     with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT status FROM runs WHERE run_id = ?", [result["run_id"]]) == [("completed",)]
         assert store.query("SELECT stage, status FROM run_stages ORDER BY started_at") == [
-            ("images", "completed"), ("reports", "completed")]
+            ("images", "completed"), ("reports", "completed"), ("extract", "completed")]
         assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 7
         # every demo study has both images and a report: the manifest's study ids join them
         assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 4
@@ -61,7 +62,8 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
                           if run.parameters.get("run_id") == result["run_id"])
 
     # the two stage sub-flows, recorded by Prefect
-    assert asyncio.run(flow_runs()) == [("ingest-images", "COMPLETED"), ("ingest-reports", "COMPLETED")]
+    assert asyncio.run(flow_runs()) == [("extract-scene-graphs", "COMPLETED"), ("ingest-images", "COMPLETED"),
+                                        ("ingest-reports", "COMPLETED")]
 
 
 def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
@@ -75,8 +77,12 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
     assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
-        ("images", 5, 5, 0, 0), ("reports", 4, 4, 0, 0)]
-    assert info["tables"] == {"images": 4, "image_rejects": 1, "reports": 4, "sentences": 24, "report_rejects": 0}
+        ("images", 5, 5, 0, 0), ("reports", 4, 4, 0, 0), ("extract", 4, 4, 0, 0)]
+    tables = info["tables"]
+    assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
+                                   "scene_graphs", "extraction_failures")} == {
+        "images": 4, "image_rejects": 1, "reports": 4, "sentences": 24, "report_rejects": 0,
+        "scene_graphs": 4, "extraction_failures": 0}
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
         ("images", "unsupported_modality", 1)]
     table = runner.invoke(app, ["status", "--out", str(out)])
@@ -84,7 +90,7 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
-    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "extract"])
+    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "qa"])
     assert unavailable.exit_code == 2 and "not available in this version" in unavailable.output
     nothing = runner.invoke(app, ["build", "--out", str(tmp_path)])
     assert nothing.exit_code == 2 and "nothing to build" in nothing.output

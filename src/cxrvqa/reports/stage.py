@@ -123,9 +123,10 @@ def ingest_batch(store: Store, run_id: str, batch: list[RawReport | RawReject],
             rows.append(row)
             sentence_rows.extend(sentences)
             loaded_this_run[report.study_id] = report.source
-    store.insert("reports", rows)
-    store.insert("sentences", sentence_rows)
-    store.insert("report_rejects", rejects)
+    with store.transaction():
+        store.insert("reports", rows)
+        store.insert("sentences", sentence_rows)
+        store.insert("report_rejects", rejects)
     counts.n_done += len(rows)
     counts.n_rejected += len(rejects)
     return counts

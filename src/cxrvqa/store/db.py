@@ -7,7 +7,8 @@ a StoreLockedError that names the holder instead of a raw IOException.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,17 @@ class Store:
         finally:
             self.con.unregister("_batch")
         return arrow.num_rows
+
+    @contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """All writes inside commit together or not at all (a batch is never half-written)."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     def close(self) -> None:
         if _writers.get(self.path.resolve()) is self:

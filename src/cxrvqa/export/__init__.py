@@ -1,0 +1,1 @@
+"""Read-only exports of the current dataset (DESIGN.md: stage 6)."""

@@ -1,0 +1,83 @@
+"""Study-level ChestX-ray14 labels from the current scene graphs, in the layout of NegBio's
+OpenI gold standard (`filename` = `CXR<study_id>`, the 14 labels in ChestX-ray14 order, `normal`).
+
+A label is 1 when the study has a present observation whose finding, or its nearest ancestor
+with a `chestxray14` code in the findings vocabulary, carries that label. Uncertain mentions
+("may represent pneumonia", "cannot exclude effusion") are 0 by default, as in the gold standard,
+which codes positive findings only; `uncertain="positive"` counts them as 1 (CheXpert's U-ones
+policy). `normal` is 1 when no finding outside the device, technical and normal categories is
+present or uncertain: a hedged abnormality is not a normal study under either policy.
+Absent and unmentioned findings are 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from cxrvqa.errors import InputError
+from cxrvqa.extraction.evaluation import NORMAL, finding_labels
+from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.store import Store
+
+#: The gold standard's column order (ChestX-ray14's label order), then `normal`.
+LABELS14 = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
+            "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")
+#: Categories whose findings do not make a study abnormal.
+NOT_ABNORMAL = frozenset({"device", "technical", "normal"})
+UncertainPolicy = Literal["negative", "positive"]
+
+
+def label_of(finding: str | None) -> str | None:
+    """The chestxray14 label of a finding or of its nearest coded ancestor."""
+    findings = vocabulary().findings
+    while finding is not None:
+        code = findings[finding].get("codes", {}).get("chestxray14")
+        if code:
+            return code
+        finding = findings[finding].get("parent")
+    return None
+
+
+def study_labels(observations: Iterable[tuple[str | None, str | None, str]],
+                 uncertain: UncertainPolicy = "negative") -> dict[str, int]:
+    """Labels of one study from its (finding, category, presence) triples."""
+    labels = dict.fromkeys(LABELS14, 0)
+    abnormal = False
+    for finding, category, presence in observations:
+        if presence == "absent":
+            continue
+        if category not in NOT_ABNORMAL:
+            abnormal = True
+        if presence == "present" or uncertain == "positive":
+            label = label_of(finding)
+            if label:
+                labels[label] = 1
+    labels[NORMAL] = 0 if abnormal else 1
+    return labels
+
+
+def export_labels14(store: Store, dest: Path, backend: str = "rules", uncertain: UncertainPolicy = "negative") -> int:
+    """Write one row per current scene graph of ``backend``; returns the number of rows."""
+    if set(LABELS14) != finding_labels():
+        raise InputError("schemas/vocab/findings.yaml", f"chestxray14 codes {sorted(LABELS14)}",
+                         f"{sorted(finding_labels())}")
+    studies: dict[str, list[tuple[str | None, str | None, str]]] = {
+        study: [] for (study,) in store.query(
+            "SELECT study_id FROM current_scene_graphs WHERE backend = ? ORDER BY study_id", [backend])}
+    for study, finding, category, presence in store.query(
+            "SELECT study_id, finding, category, presence FROM current_observations WHERE backend = ?", [backend]):
+        studies[study].append((finding, category, presence))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", *LABELS14, NORMAL])
+        for study, observations in studies.items():
+            labels = study_labels(observations, uncertain)
+            writer.writerow([f"CXR{study}", *(labels[c] for c in (*LABELS14, NORMAL))])
+    os.replace(partial, dest)
+    return len(studies)

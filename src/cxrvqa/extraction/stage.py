@@ -1,0 +1,216 @@
+"""The extraction stage over batches of studies: current report sentences -> scene graphs.
+
+A study is done when a graph exists for (study, backend, input_hash, extractor_version), so a
+rerun extracts only new or changed reports, or everything after the rules/vocabulary changed.
+A study whose extraction raises becomes an `extraction_failures` row; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+from cxrvqa.config import Config
+from cxrvqa.errors import ConfigError
+from cxrvqa.extraction.model import SceneGraph, Sentence
+from cxrvqa.parallel import batched, process_map
+from cxrvqa.provenance import code_version, stable_hash
+from cxrvqa.store import StageCounts, Store
+
+#: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool.
+CHUNK, POOL_MIN_STUDIES = 100, 5000
+TABLES = ("scene_graphs", "observations", "obs_regions", "obs_sentences", "extraction_failures")
+#: Where a report stops being plausible English: share of its words that are English stop words
+#: or vocabulary words, among reports with at least MIN_WORDS words.
+ENGLISH_SHARE, MIN_WORDS = 0.2, 5
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+@dataclass(frozen=True)
+class ExtractStageContext:
+    backend: str
+    extractor_version: str
+    workers: int
+
+
+@dataclass(frozen=True)
+class StudyInput:
+    """What the extractor reads of one study (from `current_reports` / `current_sentences`)."""
+
+    study_id: str
+    report_hash: str
+    parser_version: str
+    indication: str
+    sentences: tuple[tuple[int, str, str, int, int, bool], ...]   # id, section, text, start, end, deid_only
+
+    @property
+    def input_hash(self) -> str:
+        return stable_hash({"report": self.report_hash, "parser": self.parser_version})
+
+
+def rules_extractor_version() -> str:
+    """Changes when the rules, the vocabularies or the extractor's code change."""
+    from cxrvqa.extraction import rules
+
+    source = hashlib.sha256(Path(rules.__file__).read_bytes()).hexdigest()
+    return stable_hash({"backend": "rules", "rules": rules.rules().content_hash, "code": source})
+
+
+def prepare(config: Config) -> ExtractStageContext:
+    if config.extraction.backend != "rules":
+        raise ConfigError("extraction.backend", f"backend {config.extraction.backend!r} is not available in this "
+                                                "version of cxrvqa; available: ['rules']")
+    return ExtractStageContext(backend="rules", extractor_version=rules_extractor_version(),
+                               workers=config.extraction.workers)
+
+
+def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, list[str]]:
+    """(number of current reports, study ids of those without a graph for this extractor)."""
+    total = store.query("SELECT count(*) FROM current_reports")[0][0]
+    pending = [row[0] for row in store.query(
+        "SELECT r.study_id FROM current_reports r WHERE NOT EXISTS (SELECT 1 FROM scene_graphs g "
+        "WHERE g.study_id = r.study_id AND g.report_hash = r.report_hash AND g.parser_version = r.parser_version "
+        "AND g.backend = ? AND g.extractor_version = ?) ORDER BY r.study_id",
+        [context.backend, context.extractor_version])]
+    return total, pending
+
+
+def load_inputs(store: Store, study_ids: list[str]) -> list[StudyInput]:
+    reports = store.query(
+        "SELECT study_id, report_hash, parser_version, indication FROM current_reports "
+        "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id", [study_ids])
+    sentences: dict[str, list[tuple]] = {}
+    for study_id, *sentence in store.query(
+            'SELECT study_id, sentence_id, section, text, start, "end", deid_only FROM current_sentences '
+            "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, sentence_id", [study_ids]):
+        sentences.setdefault(study_id, []).append(tuple(sentence))
+    return [StudyInput(study, report_hash, parser, indication, tuple(sentences.get(study, ())))
+            for study, report_hash, parser, indication in reports]
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    from cxrvqa.extraction.vocab import vocabulary
+
+    vocab = vocabulary()
+    phrases = [s for item in [*vocab.findings.values(), *vocab.regions.values(), *vocab.severity, *vocab.change,
+                              *vocab.laterality] for s in item.get("synonyms", [])]
+    return frozenset(STOP_WORDS) | {w for p in phrases for w in _WORD.findall(p.lower())}
+
+
+def _finding_sentences(study: StudyInput) -> list[tuple[int, str, str, int, int, bool]]:
+    from cxrvqa.extraction.rules import FINDING_SECTIONS
+
+    return [s for s in study.sentences if s[1] in FINDING_SECTIONS]
+
+
+def unreadable_reason(study: StudyInput) -> str | None:
+    """Why the rules cannot read this report at all, as a quality code (None when they can).
+
+    no_report_findings: no findings/impression text; deid_only: that text is only de-identification
+    tokens; not_english: too few English words (the rules would read "kein Erguss" as an effusion).
+    """
+    finding_sentences = _finding_sentences(study)
+    if not finding_sentences:
+        return "no_report_findings"
+    if all(s[5] for s in finding_sentences):
+        return "deid_only"
+    words = [w.lower() for s in finding_sentences for w in _WORD.findall(s[2])]
+    known = _english_words()
+    if len(words) >= MIN_WORDS and sum(w in known for w in words) < ENGLISH_SHARE * len(words):
+        return "not_english"
+    return None
+
+
+def extract_study(study: StudyInput) -> tuple[SceneGraph, list[str]]:
+    """The rules graph of one study and its quality codes (pure). An unreadable report gets a graph
+    without observations and the code saying why; a readable one without any is `no_observations`."""
+    from cxrvqa.extraction.rules import extract_scene_graph
+
+    sentences = [Sentence(id=i, section=section, text=text, start=start, end=end)
+                 for i, section, text, start, end, deid_only in study.sentences if not deid_only]
+    reason = unreadable_reason(study)
+    if reason is not None:
+        graph = SceneGraph(study_id=study.study_id, backend="rules", indication=study.indication or None,
+                           sentences=sentences, observations=[])
+        return graph, [reason]
+    graph = extract_scene_graph(study.study_id, sentences, study.indication or None)
+    return graph, [] if graph.observations else ["no_observations"]
+
+
+def graph_id(study: StudyInput, context: ExtractStageContext) -> str:
+    return stable_hash({"study": study.study_id, "backend": context.backend, "input": study.input_hash,
+                        "extractor": context.extractor_version}, length=24)
+
+
+def graph_rows(study: StudyInput, graph: SceneGraph, codes: list[str], context: ExtractStageContext,
+               run_id: str, now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The rows of one graph in `scene_graphs`, `observations`, `obs_regions`, `obs_sentences`."""
+    gid = graph_id(study, context)
+    observations, regions, evidence = [], [], []
+    for o in graph.observations:
+        observations.append({
+            "graph_id": gid, "study_id": study.study_id, "backend": context.backend, "obs_id": o.id, "name": o.name,
+            "finding": o.finding, "unresolved_text": o.unresolved_text, "category": o.category,
+            "laterality": o.laterality, "presence": o.presence, "severity": o.severity, "change": o.change,
+            "modifiers": list(o.modifiers), "parent_id": o.parent_id, "from_report": o.from_report,
+            "derived_from": list(o.derived_from)})
+        regions.extend({"graph_id": gid, "obs_id": o.id, "region": r} for r in dict.fromkeys(o.regions))
+        evidence.extend({"graph_id": gid, "obs_id": o.id, "sentence_id": e.sentence_id, "start": e.start,
+                         "end": e.end} for e in o.evidence)
+    graph_row = {
+        "graph_id": gid, "study_id": study.study_id, "backend": context.backend, "report_hash": study.report_hash,
+        "parser_version": study.parser_version, "input_hash": study.input_hash,
+        "extractor_version": context.extractor_version, "quality": codes, "n_observations": len(observations),
+        "graph": graph.model_dump_json(), "run_id": run_id, "code_version": code_version(), "created_at": now}
+    return {"scene_graphs": [graph_row], "observations": observations, "obs_regions": regions,
+            "obs_sentences": evidence}
+
+
+def _extract_chunk(chunk: list[StudyInput], context: ExtractStageContext, run_id: str, now: datetime
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """The table rows of a chunk of studies (in a worker process): graphs, or failures for studies
+    whose extraction raised; one bad study never stops the others."""
+    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
+    for study in chunk:
+        try:
+            graph, codes = extract_study(study)
+        except Exception as exc:  # noqa: BLE001 - it becomes an extraction_failures row with its message
+            tables["extraction_failures"].append({
+                "study_id": study.study_id, "backend": context.backend, "input_hash": study.input_hash,
+                "extractor_version": context.extractor_version, "reason": "extractor_error",
+                "error": f"study {study.study_id!r}: {type(exc).__name__}: {exc}"[:2000], "attempts": 1,
+                "raw_response": None, "usage": None, "run_id": run_id, "code_version": code_version(),
+                "created_at": now})
+            continue
+        for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
+            tables[table].extend(rows)
+    return tables
+
+
+def with_workers_for(context: ExtractStageContext, n_pending: int) -> ExtractStageContext:
+    """One process below POOL_MIN_STUDIES: starting workers (spaCy and the rules in each) costs
+    more than it saves on a few thousand reports."""
+    return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
+
+
+def extract_batch(store: Store, run_id: str, study_ids: list[str], context: ExtractStageContext) -> StageCounts:
+    """Extract and write one batch of pending studies; every study ends as a graph or a failure row."""
+    studies = load_inputs(store, study_ids)
+    work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
+    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
+    for chunk_tables in process_map(work, batched(studies, CHUNK), context.workers):
+        for table, rows in chunk_tables.items():
+            tables[table].extend(rows)
+    with store.transaction():
+        for table, rows in tables.items():
+            store.insert(table, rows)
+    return StageCounts(n_input=len(study_ids), n_done=len(tables["scene_graphs"]),
+                       n_rejected=len(tables["extraction_failures"]))

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench eval-extraction clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	CXRVQA_DATA_DIR=$${CXRVQA_DATA_DIR:-../shared/data} $(BIN)/python bench/bench_images.py
+	CXRVQA_DATA_DIR=$${CXRVQA_DATA_DIR:-../shared/data} $(BIN)/python bench/eval_extraction.py
+
+eval-extraction: $(STAMP)
+	CXRVQA_DATA_DIR=$${CXRVQA_DATA_DIR:-../shared/data} $(BIN)/python bench/eval_extraction.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

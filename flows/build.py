@@ -84,7 +84,8 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
 
 
 @task(name="extract-batch", cache_policy=NO_CACHE)
-def extract_batch(db_path: Path, run_id: str, batch: list[str], context: extract_stage.ExtractStageContext) -> StageCounts:
+def extract_batch(db_path: Path, run_id: str, batch: list[str],
+                  context: extract_stage.ExtractStageContext) -> StageCounts:
     counts = extract_stage.extract_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("extract", counts.n_input)
     return counts

@@ -69,7 +69,8 @@ def build(
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM files.")] = None,
     reports: Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")] = None,
     report_format: Annotated[Optional[str], typer.Option("--report-format", help="iu | mimic | jsonl | csv")] = None,
-    manifest: Annotated[Optional[Path], typer.Option("--manifest", help="CSV: study_id, patient_id, image_path.")] = None,
+    manifest: Annotated[Optional[Path], typer.Option("--manifest", help=(
+        "CSV linking images to studies: study_id, patient_id, image_path (or IU's projections CSV)."))] = None,
     stages: Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most N input files per stage.")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,

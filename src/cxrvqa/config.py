@@ -93,8 +93,10 @@ class PrivacyConfig(_Section):
 class ExtractionConfig(_Section):
     """Reports -> scene graphs."""
 
-    backend: Literal["rules", "llm"] = Field("rules", description="rules: offline spaCy rules; llm: an OpenAI-compatible server.")
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for the rules backend.")
+    backend: Literal["rules", "llm"] = Field(
+        "rules", description="rules: offline spaCy rules; llm: an OpenAI-compatible server.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for the rules backend.")
     batch_size: int = Field(1000, ge=1, description="Studies per Prefect task.")
 
 

@@ -99,6 +99,14 @@ def test_manifest_links_images_to_studies(config: Config, tmp_path: Path) -> Non
     assert rows["s2/img2.dcm"].startswith("st-")
 
 
+def test_the_iu_projections_csv_is_a_manifest(tmp_path: Path) -> None:
+    projections = tmp_path / "iu_projections.csv"
+    projections.write_text("uid,filename,projection\n1,1_IM-0001-4001.dcm.png,Frontal\n"
+                           "1,1_IM-0001-3001.dcm.png,Lateral\n10,10_IM-0002-1001.dcm.png,Frontal\n")
+    assert stage.load_manifest(projections) == {"1_IM-0001-4001.dcm": ("1", "1"), "1_IM-0001-3001.dcm": ("1", "1"),
+                                                "10_IM-0002-1001.dcm": ("10", "10")}
+
+
 def test_manifest_with_wrong_columns_names_the_problem(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("study,image\nS,x.dcm\n")

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 #: Bump when the rendering code changes what a PNG looks like: every image is redone.
 RENDER_RECIPE = "dicom-png/1"
 MANIFEST_COLUMNS = ("study_id", "patient_id", "image_path")
+IU_PROJECTION_COLUMNS = ("uid", "filename", "projection")
 
 
 @dataclass(frozen=True)
@@ -71,18 +72,30 @@ def render_settings(config: Config) -> RenderSettings:
 
 
 def load_manifest(path: Path) -> dict[str, tuple[str, str]]:
-    """image_path (relative to the images folder, POSIX) -> (study_id, patient_id)."""
+    """image_path (relative to the images folder, POSIX) -> (study_id, patient_id).
+
+    Two layouts: ours (study_id, patient_id, image_path) and the IU projections CSV (uid, filename,
+    projection), where the study and the patient are the report uid and `1_IM-0001-4001.dcm.png`
+    names the DICOM `1_IM-0001-4001.dcm`.
+    """
     if not path.is_file():
         raise InputError(str(path), "a CSV manifest file", "no such file")
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)}", f"columns {reader.fieldnames}")
+        columns = reader.fieldnames or []
+        iu = all(c in columns for c in IU_PROJECTION_COLUMNS)
+        if not iu and not all(c in columns for c in MANIFEST_COLUMNS):
+            raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)} (or the IU projections layout "
+                             f"{', '.join(IU_PROJECTION_COLUMNS)})", f"columns {columns}")
         manifest: dict[str, tuple[str, str]] = {}
         for line, row in enumerate(reader, start=2):
-            image_path = PurePosixPath((row["image_path"] or "").strip()).as_posix()
-            study, patient = (row["study_id"] or "").strip(), (row["patient_id"] or "").strip()
+            if iu:
+                study = patient = (row["uid"] or "").strip()
+                image_path = (row["filename"] or "").strip().removesuffix(".png")
+            else:
+                study, patient = (row["study_id"] or "").strip(), (row["patient_id"] or "").strip()
+                image_path = (row["image_path"] or "").strip()
+            image_path = PurePosixPath(image_path).as_posix()
             if not image_path or image_path == "." or not study or not patient:
                 raise InputError(
                     f"{path}:{line}", "non-empty study_id, patient_id and image_path", f"{dict(row)}"

@@ -47,6 +47,13 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         assert store.query("SELECT source_path, reason FROM image_rejects") == [
             ("other/ct_slice.dcm", "unsupported_modality")
         ]
+        # every report has its scene graph; what radiologists would read in two of them
+        assert store.query("SELECT count(*), sum(len(quality)) FROM current_scene_graphs")[0] == (4, 0)
+        findings = set(store.query("SELECT study_id, finding, presence, laterality FROM current_observations "
+                                   "WHERE study_id IN ('demo-s1', 'demo-s2') AND from_report"))
+        assert {("demo-s1", "pneumothorax", "present", "right"), ("demo-s1", "pleural_effusion", "absent", None),
+                ("demo-s2", "pneumothorax", "absent", None), ("demo-s2", "pleural_effusion", "absent", None)} <= findings
+        assert not any(f[2] == "present" for f in findings if f[0] == "demo-s2")
         rows = store.query_dicts("SELECT * FROM images ORDER BY study_id")
     assert [r["study_id"] for r in rows] == ["demo-s1", "demo-s2", "demo-s3", "demo-s4"]
     assert [(r["png_cols"], r["png_rows"]) for r in rows] == [(256, 256), (256, 256), (460, 489), (355, 354)]

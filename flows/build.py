@@ -78,7 +78,7 @@ def ingest_report_batch(db_path: Path, run_id: str, batch: list, context: report
 @flow(name="ingest-reports")
 def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     context = report_stage.prepare(config)
-    records = load_reports(config.reports, config.report_format)
+    records = report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format))
     return _run_stage(config, run_id, "reports", batched(records, config.report_limits.batch_size),
                       lambda batch: ingest_report_batch(config.db_path, run_id, batch, context), total=None)
 

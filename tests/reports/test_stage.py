@@ -21,7 +21,8 @@ def run_stage(config: Config, batch_size: int = 2) -> StageCounts:
     with Store(config.db_path) as store:
         run_id = start_run(store, config)
         context = stage.prepare(config)
-        for batch in batched(load_reports(config.reports, config.report_format), batch_size):
+        records = stage.reject_duplicate_studies(load_reports(config.reports, config.report_format))
+        for batch in batched(records, batch_size):
             total.add(stage.ingest_batch(store, run_id, batch, context))
     return total
 
@@ -91,6 +92,23 @@ def test_bad_input_is_rejected_with_reasons_and_nothing_is_lost(tmp_path: Path) 
                        ("html", "duplicate_study"), ("huge", "report_too_long")]
     assert kept == {"deid": 2, "control": 2, "html": 1, "german": 2}
     assert run_stage(config, batch_size=3).n_skipped == 8  # rejects are not written twice
+
+
+def test_a_duplicate_study_stays_rejected_whatever_the_batches_and_earlier_runs(tmp_path: Path) -> None:
+    first = {"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: Small left effusion."}
+    other = {"study_id": "s2", "patient_id": "p2", "text": "FINDINGS: Clear lungs."}
+    path = write_jsonl(tmp_path / "r.jsonl", [first, other, {**first, "text": "FINDINGS: Large pneumothorax."}])
+    config = Config(out_dir=tmp_path / "out", reports=path, report_format="jsonl", stages=["reports"])
+    assert run_stage(config, batch_size=2).n_rejected == 1
+    # the duplicate is edited; the first record (in another batch) is skipped by the rerun
+    write_jsonl(path, [first, other, {**first, "text": "FINDINGS: Edited duplicate."}])
+    counts = run_stage(config, batch_size=2)
+    assert (counts.n_skipped, counts.n_done) == (3, 0)
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT findings FROM current_reports WHERE study_id = 's1'") == [
+            ("Small left effusion.",)]
+        assert store.query("SELECT source, reason, detail FROM report_rejects") == [
+            ("r.jsonl:line 3", "duplicate_study", "study 's1' was already loaded from r.jsonl:line 1")]
 
 
 def test_iu_development_reports(data_dir: Path, tmp_path: Path) -> None:

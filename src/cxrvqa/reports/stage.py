@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -70,6 +71,22 @@ def parse_report(report: RawReport, context: ReportStageContext, run_id: str, in
     return row, sentence_rows
 
 
+def reject_duplicate_studies(records: Iterable[RawReport | RawReject]) -> Iterator[RawReport | RawReject]:
+    """The first record of a study is its report; a later one becomes a `duplicate_study` reject.
+
+    Done on the stream, before batching, so the outcome never depends on batch boundaries or on
+    which records an earlier run already stored.
+    """
+    first_source: dict[str, str] = {}
+    for record in records:
+        if isinstance(record, RawReport):
+            seen = first_source.setdefault(record.study_id, record.source)
+            if seen != record.source:
+                record = RawReject(record.source, record.study_id, "duplicate_study",
+                                   f"study {record.study_id!r} was already loaded from {seen}")
+        yield record
+
+
 def ingest_batch(store: Store, run_id: str, batch: list[RawReport | RawReject],
                  context: ReportStageContext) -> StageCounts:
     """Write one batch of loaded records; every record ends as a report, a reject or a skip."""
@@ -97,22 +114,13 @@ def ingest_batch(store: Store, run_id: str, batch: list[RawReport | RawReject],
     done = set(store.query(
         "SELECT study_id, input_hash FROM reports WHERE parser_version = ? AND study_id IN (SELECT unnest(?::VARCHAR[]))",
         [context.parser_version, [r.study_id for r in reports]]))
-    loaded_this_run = dict(store.query(
-        "SELECT study_id, any_value(source) FROM reports WHERE run_id = ? AND study_id IN "
-        "(SELECT unnest(?::VARCHAR[])) GROUP BY study_id", [run_id, [r.study_id for r in reports]]))
 
     rows: list[dict[str, Any]] = []
     sentence_rows: list[dict[str, Any]] = []
     for report in reports:
         input_hash = hashes[id(report)]
-        if (report.source, input_hash) in rejected_before:
+        if (report.source, input_hash) in rejected_before or (report.study_id, input_hash) in done:
             counts.n_skipped += 1
-        elif report.study_id in loaded_this_run:
-            reject(report.source, report.study_id, "duplicate_study",
-                   f"study {report.study_id!r} was already loaded from {loaded_this_run[report.study_id]}", input_hash)
-        elif (report.study_id, input_hash) in done:
-            counts.n_skipped += 1
-            loaded_this_run[report.study_id] = report.source
         elif not report.text.strip():
             reject(report.source, report.study_id, "empty_report", "expected report text, found none", input_hash)
         elif len(report.text) > context.max_chars:
@@ -122,7 +130,6 @@ def ingest_batch(store: Store, run_id: str, batch: list[RawReport | RawReject],
             row, sentences = parse_report(report, context, run_id, input_hash)
             rows.append(row)
             sentence_rows.extend(sentences)
-            loaded_this_run[report.study_id] = report.source
     with store.transaction():
         store.insert("reports", rows)
         store.insert("sentences", sentence_rows)

@@ -10,6 +10,7 @@ method is ConText-like: a trigger governs the findings of its clause (until a te
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,7 +27,9 @@ from cxrvqa.resources import load_checked_yaml
 #: Sections whose sentences state findings (indication, comparison and technique do not).
 FINDING_SECTIONS = {"findings", "impression", "other"}
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
-_TRIGGERS = ("negation_before", "uncertainty_before", "negation_after", "uncertainty_after", "scope_terminators")
+_LIST_CLOSERS = {"or", "nor"}
+_TRIGGERS = ("negation_before", "uncertainty_before", "negation_after", "uncertainty_after", "scope_terminators",
+             "pseudo_triggers")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class _Rules:
     findings: PhraseMatcher
     context: PhraseMatcher       # triggers, terminators and modifiers: one pool, longest wins
     regions: PhraseMatcher
+    finding_patterns: list[tuple[str, re.Pattern[str]]]
     normal_statements: list[tuple[str, re.Pattern[str], list[str]]]
     content_hash: str
 
@@ -55,6 +59,12 @@ def rules() -> _Rules:
     context.update({f"severity:{s['id']}": s["synonyms"] for s in vocab.severity})
     context.update({f"change:{c['id']}": c["synonyms"] for c in vocab.change})
     context.update({f"laterality:{lat['id']}": lat["synonyms"] for lat in vocab.laterality})
+    patterns = []
+    for entry in data["finding_patterns"]:
+        if entry["finding"] not in vocab.findings:
+            raise ResourceError("schemas/vocab/extraction_rules.yaml",
+                                f"finding pattern names unknown finding {entry['finding']!r}")
+        patterns.append((f"finding:{entry['finding']}", re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
     statements = []
     for statement in data["normal_statements"]:
         unknown = [f for f in statement["absent"] if f not in vocab.findings]
@@ -68,13 +78,22 @@ def rules() -> _Rules:
         findings=matcher({f"finding:{fid}": f["synonyms"] for fid, f in vocab.findings.items()}),
         context=matcher(context),
         regions=matcher({f"region:{rid}": r["synonyms"] for rid, r in vocab.regions.items() if r["synonyms"]}),
+        finding_patterns=patterns,
         normal_statements=statements,
         content_hash=digest + vocab.content_hash,
     )
 
 
-def _spans(doc: Doc, matcher: PhraseMatcher) -> list[Span]:
-    return filter_spans([Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)])
+def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Pattern[str]]] = ()) -> list[Span]:
+    spans = [Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)]
+    if patterns:
+        lowered = doc.text.lower()
+        for label, pattern in patterns:
+            for match in pattern.finditer(lowered):
+                span = doc.char_span(match.start(), match.end(), label=label, alignment_mode="expand")
+                if span is not None:
+                    spans.append(span)
+    return sorted(filter_spans(spans), key=lambda span: span.start)
 
 
 def _kind(span: Span) -> str:
@@ -85,78 +104,132 @@ def _value(span: Span) -> str:
     return span.label_.split(":", 1)[1]
 
 
-def _clause(doc: Doc, context: list[Span], start: int, end: int) -> tuple[int, int]:
-    """Token range of the clause around [start, end): up to terminators and clause punctuation."""
-    left, right = 0, len(doc)
-    for token in doc:
-        if token.text in _CLAUSE_PUNCT:
-            if token.i < start:
-                left = max(left, token.i + 1)
-            elif token.i >= end:
-                right = min(right, token.i)
-    for span in context:
-        if _kind(span) == "scope_terminators":
-            if span.end <= start:
-                left = max(left, span.end)
-            elif span.start >= end:
-                right = min(right, span.start)
-    return left, right
+class _Sorted:
+    """Non-overlapping spans in text order, searchable by position (bisect keeps the extractor linear
+    in the length of a run-on sentence)."""
+
+    def __init__(self, spans: list[Span]) -> None:
+        self.spans = spans
+        self.starts = [s.start for s in spans]
+        self.ends = [s.end for s in spans]
+
+    def last_before(self, position: int, floor: int) -> Span | None:
+        """The last span ending at or before position and starting at or after floor."""
+        i = bisect_right(self.ends, position) - 1
+        return self.spans[i] if i >= 0 and self.spans[i].start >= floor else None
+
+    def first_after(self, position: int, ceiling: int) -> Span | None:
+        """The first span starting at or after position and ending at or before ceiling."""
+        i = bisect_left(self.starts, position)
+        return self.spans[i] if i < len(self.spans) and self.spans[i].end <= ceiling else None
+
+    def within(self, start: int, end: int) -> list[Span]:
+        i, j = bisect_left(self.starts, start), bisect_right(self.ends, end)
+        return [s for s in self.spans[i:j] if s.start >= start and s.end <= end]
+
+    def nearest(self, start: int, end: int, floor: int, ceiling: int, window: int | None = None) -> Span | None:
+        """The span nearest to [start, end) inside [floor, ceiling); the earlier one on a tie."""
+        before, after = self.last_before(start, floor), self.first_after(end, ceiling)
+        best = None
+        for span, distance in ((before, start - before.end if before else 0),
+                               (after, after.start - end if after else 0)):
+            if span is not None and (window is None or distance <= window):
+                if best is None or distance < best[1]:
+                    best = (span, distance)
+        return best[0] if best else None
 
 
-def _nearest(spans: list[Span], position: int, kinds: set[str], window: int | None = None) -> Span | None:
-    best, best_distance = None, None
-    for span in spans:
-        if _kind(span) not in kinds:
-            continue
-        distance = position - span.end if span.end <= position else span.start - position
-        if window is not None and distance > window:
-            continue
-        if best_distance is None or distance < best_distance:
-            best, best_distance = span, distance
-    return best
+def _by_kind(spans: list[Span], kinds: set[str]) -> _Sorted:
+    return _Sorted([s for s in spans if _kind(s) in kinds])
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
     r = rules()
     vocab = vocabulary()
     doc = r.nlp.make_doc(sentence.text)
-    findings = _spans(doc, r.findings)
+    findings = _spans(doc, r.findings, r.finding_patterns)
     if not findings:
         return []
     context = _spans(doc, r.context)
-    regions = _spans(doc, r.regions)
-    extracted = []
-    for mention in findings:
-        left, right = _clause(doc, context, mention.start, mention.end)
-        in_clause = [s for s in context if s.start >= left and s.end <= right]
-        before = [s for s in in_clause if s.end <= mention.start]
-        after = [s for s in in_clause if s.start >= mention.end]
-        presence = "present"
-        trailing = _nearest(after, mention.end, {"negation_after", "uncertainty_after"})
-        leading = _nearest(before, mention.start, {"negation_before", "uncertainty_before"})
-        change = _nearest(in_clause, mention.start, {"change"})
-        if trailing is not None:
-            presence = "absent" if _kind(trailing) == "negation_after" else "uncertain"
-        elif leading is not None:
-            presence = "absent" if _kind(leading) == "negation_before" else "uncertain"
-        if change is not None and _value(change) == "resolved" and presence == "present":
-            presence = "absent"
-        sides = {_value(s) for s in in_clause if _kind(s) == "laterality"}
-        clause_regions = [s for s in regions if s.start >= left and s.end <= right
-                          and not any(s.start < f.end and f.start < s.end for f in findings)]  # "pleural" of "pleural effusion"
-        nearest_region = _nearest(clause_regions, mention.start, {"region"})
+    in_finding = [False] * len(doc)
+    for f in findings:
+        in_finding[f.start:f.end] = [True] * (f.end - f.start)
+    # "pleural" of "pleural effusion" is part of the finding, not a region of it
+    regions = [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])]
+    # clause boundaries: punctuation and scope terminators
+    boundaries = sorted([(t.i, t.i + 1) for t in doc if t.text in _CLAUSE_PUNCT]
+                        + [(s.start, s.end) for s in context if _kind(s) == "scope_terminators"])
+    boundary_starts = sorted(b[0] for b in boundaries)
+    boundary_ends = sorted(b[1] for b in boundaries)
+    commas, closers = [0], [0]
+    for t in doc:
+        commas.append(commas[-1] + (t.text == ","))
+        closers.append(closers[-1] + (t.lower_ in _LIST_CLOSERS))
+    leading_triggers = _by_kind(context, {"negation_before", "uncertainty_before"})
+    negations = _by_kind(context, {"negation_before"})
+    trailing_triggers = _by_kind(context, {"negation_after", "uncertainty_after"})
+    changes = _by_kind(context, {"change"})
+    severities = _by_kind(context, {"severity"})
+    places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
+    clause_places: dict[tuple[int, int], list[Span]] = {}
+
+    def clause(start: int, end: int) -> tuple[int, int]:
+        i, j = bisect_right(boundary_ends, start) - 1, bisect_left(boundary_starts, end)
+        return (boundary_ends[i] if i >= 0 else 0), (boundary_starts[j] if j < len(boundary_starts) else len(doc))
+
+    def negated_hedge(hedge: Span, left: int, right: int) -> bool:
+        """A hedge inside a negation's scope is negated too ("no opacity to suggest pneumonia", "no
+        suspicious nodule"). A comma between them ends the negation ("no effusion, possible
+        atelectasis") unless the clause is one list closed by "or" / "nor" ("no consolidation,
+        suspicious opacity, or effusion")."""
+        negation = negations.last_before(hedge.start, left)
+        if negation is None:
+            return False
+        return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end]
+
+    def side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
+        sides = {_value(s) for s in found if _kind(s) == "laterality"}
+        where = [s for s in found if _kind(s) == "region"]
         laterality = None
         if {"left", "right"} <= sides or "bilateral" in sides:
             laterality = "bilateral"
         elif sides:
             laterality = next(iter(sides))
-        elif nearest_region is not None and vocab.regions[_value(nearest_region)]["laterality"] != "none":
-            laterality = vocab.regions[_value(nearest_region)]["laterality"]
-        severity = _nearest(in_clause, mention.start, {"severity"}, window=4)
-        finding = _value(mention)
+        elif where:
+            nearest_side = vocab.regions[_value(where[0])]["laterality"]
+            laterality = nearest_side if nearest_side != "none" else None
+        return laterality, list(dict.fromkeys(_value(s) for s in where))
+
+    extracted = []
+    for k, mention in enumerate(findings):
+        left, right = clause(mention.start, mention.end)
+        presence = "present"
+        trailing = trailing_triggers.first_after(mention.end, right)
+        leading = leading_triggers.last_before(mention.start, left)
+        change = changes.nearest(mention.start, mention.end, left, right)
+        if trailing is not None:
+            presence = "absent" if _kind(trailing) == "negation_after" else "uncertain"
+        elif leading is not None:
+            presence = "absent" if _kind(leading) == "negation_before" else "uncertain"
+            if presence == "uncertain" and negated_hedge(leading, left, right):
+                presence = "absent"   # "no opacity to suggest pneumonia", "no suspicious nodule"
+        if change is not None and _value(change) == "resolved" and presence == "present":
+            presence = "absent"
+        # Side and place: words between the previous finding and this one ("small left effusion"),
+        # else after it up to the next finding, a comma or "and" ("opacity in the left base"),
+        # else anywhere in the clause ("effusions, left greater than right"; "left effusion and atelectasis").
+        previous_end = max(left, findings[k - 1].end) if k else left
+        next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
+        after_end = next((t.i for t in doc[mention.end:next_start] if t.text == "," or t.lower_ == "and"), next_start)
+        found = places.within(previous_end, mention.start) or places.within(mention.end, after_end)
+        if not found:
+            if (left, right) not in clause_places:
+                clause_places[(left, right)] = places.within(left, right)
+            found = clause_places[(left, right)]
+        laterality, where = side_and_regions(found)
+        severity = severities.nearest(mention.start, mention.end, left, right, window=4)
         extracted.append(dict(
-            finding=finding, mention=mention, presence=presence, laterality=laterality,
-            regions=list(dict.fromkeys(_value(s) for s in clause_regions)),
+            finding=_value(mention), mention=mention, presence=presence, laterality=laterality, regions=where,
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
     observations = []

@@ -28,6 +28,7 @@ from cxrvqa.resources import load_checked_yaml
 FINDING_SECTIONS = {"findings", "impression", "other"}
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
+_COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "negation_after", "uncertainty_after", "scope_terminators",
              "pseudo_triggers")
 
@@ -215,13 +216,22 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
                 presence = "absent"   # "no opacity to suggest pneumonia", "no suspicious nodule"
         if change is not None and _value(change) == "resolved" and presence == "present":
             presence = "absent"
-        # Side and place: words between the previous finding and this one ("small left effusion"),
-        # else after it up to the next finding, a comma or "and" ("opacity in the left base"),
-        # else anywhere in the clause ("effusions, left greater than right"; "left effusion and atelectasis").
+        # Side and place: words before it since the previous finding or comma ("small left effusion"),
+        # or in the mention itself ("elevated right hemidiaphragm"); else those of the finding it is
+        # coordinated with ("right basilar infiltrate or atelectasis"); else words after it up to the
+        # next finding or coordinator ("opacity in the left base"); else anywhere in the clause
+        # ("effusions, left greater than right").
         previous_end = max(left, findings[k - 1].end) if k else left
+        between = doc[previous_end:mention.start]
+        last_comma = next((t.i + 1 for t in reversed(between) if t.text == ","), previous_end)
         next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
-        after_end = next((t.i for t in doc[mention.end:next_start] if t.text == "," or t.lower_ == "and"), next_start)
-        found = places.within(previous_end, mention.start) or places.within(mention.end, after_end)
+        after_end = next((t.i for t in doc[mention.end:next_start] if t.lower_ in _COORDINATORS), next_start)
+        found = places.within(last_comma, mention.end)
+        if not found and k and extracted and all(t.lower_ in _COORDINATORS for t in between) \
+                and findings[k - 1].end >= left:
+            found = extracted[-1]["places"]
+        if not found:
+            found = places.within(mention.end, after_end)
         if not found:
             if (left, right) not in clause_places:
                 clause_places[(left, right)] = places.within(left, right)
@@ -229,12 +239,14 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         laterality, where = side_and_regions(found)
         severity = severities.nearest(mention.start, mention.end, left, right, window=4)
         extracted.append(dict(
-            finding=_value(mention), mention=mention, presence=presence, laterality=laterality, regions=where,
+            finding=_value(mention), mention=mention, places=found, presence=presence, laterality=laterality,
+            regions=where,
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
     observations = []
     for item in extracted:
         mention = item.pop("mention")
+        del item["places"]
         next_id[0] += 1
         observations.append(Observation(
             id=f"o{next_id[0]}", name=mention.text, category=vocab.findings[item["finding"]]["category"],

@@ -162,17 +162,17 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
                         + [(s.start, s.end) for s in context if _kind(s) == "scope_terminators"])
     boundary_starts = sorted(b[0] for b in boundaries)
     boundary_ends = sorted(b[1] for b in boundaries)
-    commas, closers = [0], [0]
+    commas, closers, conjunctions = [0], [0], [0]
     for t in doc:
         commas.append(commas[-1] + (t.text == ","))
         closers.append(closers[-1] + (t.lower_ in _LIST_CLOSERS))
+        conjunctions.append(conjunctions[-1] + (t.lower_ in _LIST_CLOSERS or t.lower_ == "and"))
     leading_triggers = _by_kind(context, {"negation_before", "uncertainty_before"})
     negations = _by_kind(context, {"negation_before"})
     trailing_triggers = _by_kind(context, {"negation_after", "uncertainty_after"})
     changes = _by_kind(context, {"change"})
     severities = _by_kind(context, {"severity"})
     places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
-    clause_places: dict[tuple[int, int], list[Span]] = {}
 
     def clause(start: int, end: int) -> tuple[int, int]:
         i, j = bisect_right(boundary_ends, start) - 1, bisect_left(boundary_starts, end)
@@ -201,11 +201,25 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
             laterality = nearest_side if nearest_side != "none" else None
         return laterality, list(dict.fromkeys(_value(s) for s in where))
 
+    # Side and place, first pass: words before a mention since the previous finding or comma ("small
+    # left effusion") or in the mention itself ("elevated right hemidiaphragm") are its own.
+    clauses = [clause(m.start, m.end) for m in findings]
+    own: list[list[Span]] = []
+    for k, mention in enumerate(findings):
+        previous_end = max(clauses[k][0], findings[k - 1].end) if k else clauses[k][0]
+        last_comma = next((t.i + 1 for t in reversed(doc[previous_end:mention.start]) if t.text == ","),
+                          previous_end)
+        own.append(places.within(last_comma, mention.end))
+    claimed = {(s.start, s.end) for spans in own for s in spans}
+
     extracted = []
     for k, mention in enumerate(findings):
-        left, right = clause(mention.start, mention.end)
+        left, right = clauses[k]
         presence = "present"
         trailing = trailing_triggers.first_after(mention.end, right)
+        if trailing is not None and commas[trailing.start] > commas[mention.end] \
+                and conjunctions[trailing.start] == conjunctions[mention.end]:
+            trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
         leading = leading_triggers.last_before(mention.start, left)
         change = changes.nearest(mention.start, mention.end, left, right)
         if trailing is not None:
@@ -216,26 +230,23 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
                 presence = "absent"   # "no opacity to suggest pneumonia", "no suspicious nodule"
         if change is not None and _value(change) == "resolved" and presence == "present":
             presence = "absent"
-        # Side and place: words before it since the previous finding or comma ("small left effusion"),
-        # or in the mention itself ("elevated right hemidiaphragm"); else those of the finding it is
-        # coordinated with ("right basilar infiltrate or atelectasis"); else words after it up to the
-        # next finding or coordinator ("opacity in the left base"); else anywhere in the clause
-        # ("effusions, left greater than right").
+        # Side and place, second pass: its own words; else those of the finding it is coordinated with
+        # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
+        # coordinator ("opacity in the left base"); else words of the clause that no later finding owns
+        # ("effusions, right greater than left"; "left basilar opacity representing atelectasis"; not
+        # the "left" of "no effusion, left atelectasis").
+        found = own[k]
         previous_end = max(left, findings[k - 1].end) if k else left
-        between = doc[previous_end:mention.start]
-        last_comma = next((t.i + 1 for t in reversed(between) if t.text == ","), previous_end)
-        next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
-        after_end = next((t.i for t in doc[mention.end:next_start] if t.lower_ in _COORDINATORS), next_start)
-        found = places.within(last_comma, mention.end)
-        if not found and k and extracted and all(t.lower_ in _COORDINATORS for t in between) \
-                and findings[k - 1].end >= left:
+        if not found and k and findings[k - 1].end >= left \
+                and all(t.lower_ in _COORDINATORS for t in doc[previous_end:mention.start]):
             found = extracted[-1]["places"]
         if not found:
+            next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
+            after_end = next((t.i for t in doc[mention.end:next_start] if t.lower_ in _COORDINATORS), next_start)
             found = places.within(mention.end, after_end)
-        if not found:
-            if (left, right) not in clause_places:
-                clause_places[(left, right)] = places.within(left, right)
-            found = clause_places[(left, right)]
+        if not found:   # a later finding's own words are after this one, and not this one's
+            found = places.within(left, mention.start) + [s for s in places.within(mention.end, right)
+                                                          if (s.start, s.end) not in claimed]
         laterality, where = side_and_regions(found)
         severity = severities.nearest(mention.start, mention.end, left, right, window=4)
         extracted.append(dict(

@@ -78,6 +78,10 @@ def build(
     scale: Annotated[Optional[float], typer.Option("--scale", help="PNG size as a fraction of each side.")] = None,
     longest_side: Annotated[Optional[int], typer.Option("--longest-side", help="PNG longest side in pixels.")] = None,
     extractor: Annotated[Optional[str], typer.Option("--extractor", help="Scene-graph backend: rules | llm.")] = None,
+    llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help=(
+        "OpenAI-compatible API, e.g. http://localhost:8000/v1 (key: $CXRVQA_LLM_API_KEY)."))] = None,
+    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="Model name for --extractor llm.")] = None,
+    llm_concurrency: Annotated[Optional[int], typer.Option("--llm-concurrency", help="Requests in flight.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
@@ -89,7 +93,8 @@ def build(
         "manifest": manifest, "limit": limit,
         "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
         "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
-        "extraction": {"backend": extractor, "workers": workers},
+        "extraction": {"backend": extractor, "workers": workers,
+                       "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
     }
     if demo:
         overrides = {**_demo_inputs(), **{k: v for k, v in overrides.items() if v is not None}}
@@ -173,6 +178,10 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "observations": store.query("SELECT count(*) FROM current_observations")[0][0],
             "extraction_failures": store.query("SELECT count(*) FROM current_extraction_failures")[0][0],
         }
+        usage = store.query_dicts(
+            "SELECT count(*) AS requests, coalesce(sum(prompt_tokens), 0) AS prompt_tokens, "
+            "coalesce(sum(completion_tokens), 0) AS completion_tokens, count(*) FILTER (outcome <> 'ok') AS failed, "
+            "round(coalesce(sum(seconds), 0), 1) AS request_seconds FROM llm_calls WHERE run_id = ?", [selected])[0]
         quality = store.query_dicts(
             "SELECT backend, code, count(*) AS n, min(study_id) AS example_study FROM "
             "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
@@ -185,7 +194,7 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "ORDER BY stage, n DESC, reason"
         )
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
-            "graph_quality": quality}
+            "graph_quality": quality, "llm_usage": usage}
 
 
 def _print_status(db_path: Path, run_id: str | None = None) -> None:
@@ -210,6 +219,10 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
               f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
               f"({tables['report_rejects']} records rejected), [bold]{tables['scene_graphs']}[/] scene graphs with "
               f"{tables['observations']} observations ({tables['extraction_failures']} extraction failures)")
+    usage = info["llm_usage"]
+    if usage["requests"]:
+        out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
+                  f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens")
     if info["graph_quality"]:
         quality = Table(title="Scene-graph quality codes", title_justify="left")
         for column in ("backend", "code", "studies", "example study"):

@@ -25,6 +25,7 @@ AVAILABLE_STAGES = ("images", "reports", "extract")
 
 DEMO_PSEUDONYM_KEY = "cxrvqa-demo-key-NOT-SECRET"
 PSEUDONYM_KEY_ENV = "CXRVQA_PSEUDONYM_KEY"
+LLM_API_KEY_ENV = "CXRVQA_LLM_API_KEY"
 
 Strictness = Literal["ignore", "warn", "reject"]
 
@@ -90,6 +91,23 @@ class PrivacyConfig(_Section):
         return hmac.new(key, b"cxrvqa-key-fingerprint", hashlib.sha256).hexdigest()[:12]
 
 
+class LLMConfig(_Section):
+    """The `llm` extraction backend: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp)."""
+
+    base_url: str | None = Field(None, description="e.g. https://api.openai.com/v1, http://localhost:8000/v1.")
+    model: str | None = Field(None, description="Model name as the server knows it.")
+    api_key_env: str = Field(LLM_API_KEY_ENV, description="Environment variable holding the API key (never stored).")
+    prompt: str = Field("report_observations", description="Prompt id: prompts/extraction/<id>.md.")
+    response_mode: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="json_schema: strict structured output; json_object: schema in the prompt.")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_concurrency: int = Field(16, ge=1, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Per request.")
+    max_attempts: int = Field(4, ge=1, description="Per report: errors, rate limits and invalid answers count.")
+    max_requests: int | None = Field(None, ge=1, description="Budget per run: requests.")
+    max_tokens: int | None = Field(None, ge=1, description="Budget per run: prompt + completion tokens.")
+
+
 class ExtractionConfig(_Section):
     """Reports -> scene graphs."""
 
@@ -98,6 +116,7 @@ class ExtractionConfig(_Section):
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for the rules backend.")
     batch_size: int = Field(1000, ge=1, description="Studies per Prefect task.")
+    llm: LLMConfig = Field(default_factory=LLMConfig)
 
 
 class Config(_Section):

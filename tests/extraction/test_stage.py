@@ -116,11 +116,12 @@ def test_a_failing_study_becomes_a_failure_row_and_the_batch_goes_on(config: Con
         assert store.query("SELECT count(*) FROM current_extraction_failures")[0][0] == 0
 
 
-def test_only_the_rules_backend_is_available(config: Config) -> None:
+def test_the_llm_backend_needs_a_server_and_a_model(config: Config) -> None:
     from cxrvqa.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="backend 'llm' is not available"):
-        stage.prepare(config.model_copy(update={"extraction": config.extraction.model_copy(update={"backend": "llm"})}))
+    llm = config.extraction.model_copy(update={"backend": "llm"})
+    with pytest.raises(ConfigError, match="needs base_url and model"):
+        stage.prepare(config.model_copy(update={"extraction": llm}))
 
 
 def test_a_long_report_is_extracted_in_linear_time(config: Config, tmp_path: Path) -> None:

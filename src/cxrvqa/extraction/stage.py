@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.errors import ConfigError
+from cxrvqa.extraction.llm import Budget, LLMContext, answer_to_graph, parse_answer, prepare_llm, request_outcomes
 from cxrvqa.extraction.model import SceneGraph, Sentence
 from cxrvqa.parallel import batched, process_map
 from cxrvqa.provenance import code_version, stable_hash
@@ -36,6 +36,7 @@ class ExtractStageContext:
     backend: str
     extractor_version: str
     workers: int
+    llm: LLMContext | None = None
 
 
 @dataclass(frozen=True)
@@ -62,22 +63,33 @@ def rules_extractor_version() -> str:
 
 
 def prepare(config: Config) -> ExtractStageContext:
-    if config.extraction.backend != "rules":
-        raise ConfigError("extraction.backend", f"backend {config.extraction.backend!r} is not available in this "
-                                                "version of cxrvqa; available: ['rules']")
+    if config.extraction.backend == "llm":
+        llm_context, version = prepare_llm(config.extraction.llm)
+        return ExtractStageContext(backend="llm", extractor_version=version, workers=1, llm=llm_context)
     return ExtractStageContext(backend="rules", extractor_version=rules_extractor_version(),
                                workers=config.extraction.workers)
 
 
 def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, list[str]]:
-    """(number of current reports, study ids of those without a graph for this extractor)."""
+    """(number of current reports, study ids of those without a graph for this extractor).
+
+    For the llm backend, a study whose answer ended in a cached terminal error (refusal, answers
+    still invalid after every attempt) is not pending: asking again with the same prompt cannot help.
+    """
     total = store.query("SELECT count(*) FROM current_reports")[0][0]
-    pending = [row[0] for row in store.query(
-        "SELECT r.study_id FROM current_reports r WHERE NOT EXISTS (SELECT 1 FROM scene_graphs g "
-        "WHERE g.study_id = r.study_id AND g.report_hash = r.report_hash AND g.parser_version = r.parser_version "
-        "AND g.backend = ? AND g.extractor_version = ?) ORDER BY r.study_id",
-        [context.backend, context.extractor_version])]
-    return total, pending
+    pending = store.query(
+        "SELECT r.study_id, r.report_hash, r.parser_version FROM current_reports r WHERE NOT EXISTS (SELECT 1 "
+        "FROM scene_graphs g WHERE g.study_id = r.study_id AND g.report_hash = r.report_hash AND "
+        "g.parser_version = r.parser_version AND g.backend = ? AND g.extractor_version = ?) ORDER BY r.study_id",
+        [context.backend, context.extractor_version])
+    if context.llm is not None:
+        keys = {study: context.llm.cache_key(StudyInput(study, report_hash, parser, "", ()).input_hash)
+                for study, report_hash, parser in pending}
+        terminal = {row[0] for row in store.query(
+            "SELECT cache_key FROM llm_cache WHERE status = 'error' AND cache_key IN (SELECT unnest(?::VARCHAR[]))",
+            [list(keys.values())])}
+        pending = [row for row in pending if keys[row[0]] not in terminal]
+    return total, [row[0] for row in pending]
 
 
 def load_inputs(store: Store, study_ids: list[str]) -> list[StudyInput]:
@@ -129,13 +141,17 @@ def unreadable_reason(study: StudyInput) -> str | None:
     return None
 
 
+def _readable_sentences(study: StudyInput) -> list[Sentence]:
+    return [Sentence(id=i, section=section, text=text, start=start, end=end)
+            for i, section, text, start, end, deid_only in study.sentences if not deid_only]
+
+
 def extract_study(study: StudyInput) -> tuple[SceneGraph, list[str]]:
     """The rules graph of one study and its quality codes (pure). An unreadable report gets a graph
     without observations and the code saying why; a readable one without any is `no_observations`."""
     from cxrvqa.extraction.rules import extract_scene_graph
 
-    sentences = [Sentence(id=i, section=section, text=text, start=start, end=end)
-                 for i, section, text, start, end, deid_only in study.sentences if not deid_only]
+    sentences = _readable_sentences(study)
     reason = unreadable_reason(study)
     if reason is not None:
         graph = SceneGraph(study_id=study.study_id, backend="rules", indication=study.indication or None,
@@ -174,6 +190,15 @@ def graph_rows(study: StudyInput, graph: SceneGraph, codes: list[str], context: 
             "obs_sentences": evidence}
 
 
+def _failure_row(study: StudyInput, context: ExtractStageContext, run_id: str, now: datetime, *, reason: str,
+                 error: str, attempts: int, raw_response: str | None = None, usage: str | None = None
+                 ) -> dict[str, Any]:
+    return {"study_id": study.study_id, "backend": context.backend, "input_hash": study.input_hash,
+            "extractor_version": context.extractor_version, "reason": reason, "error": error, "attempts": attempts,
+            "raw_response": raw_response, "usage": usage, "run_id": run_id, "code_version": code_version(),
+            "created_at": now}
+
+
 def _extract_chunk(chunk: list[StudyInput], context: ExtractStageContext, run_id: str, now: datetime
                    ) -> dict[str, list[dict[str, Any]]]:
     """The table rows of a chunk of studies (in a worker process): graphs, or failures for studies
@@ -183,12 +208,9 @@ def _extract_chunk(chunk: list[StudyInput], context: ExtractStageContext, run_id
         try:
             graph, codes = extract_study(study)
         except Exception as exc:  # noqa: BLE001 - it becomes an extraction_failures row with its message
-            tables["extraction_failures"].append({
-                "study_id": study.study_id, "backend": context.backend, "input_hash": study.input_hash,
-                "extractor_version": context.extractor_version, "reason": "extractor_error",
-                "error": f"study {study.study_id!r}: {type(exc).__name__}: {exc}"[:2000], "attempts": 1,
-                "raw_response": None, "usage": None, "run_id": run_id, "code_version": code_version(),
-                "created_at": now})
+            tables["extraction_failures"].append(_failure_row(
+                study, context, run_id, now, reason="extractor_error",
+                error=f"study {study.study_id!r}: {type(exc).__name__}: {exc}"[:2000], attempts=1))
             continue
         for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
             tables[table].extend(rows)
@@ -201,14 +223,66 @@ def with_workers_for(context: ExtractStageContext, n_pending: int) -> ExtractSta
     return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
 
 
-def extract_batch(store: Store, run_id: str, study_ids: list[str], context: ExtractStageContext) -> StageCounts:
-    """Extract and write one batch of pending studies; every study ends as a graph or a failure row."""
-    studies = load_inputs(store, study_ids)
-    work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
-    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
-    for chunk_tables in process_map(work, batched(studies, CHUNK), context.workers):
-        for table, rows in chunk_tables.items():
+def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: ExtractStageContext,
+                now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Graphs from the cache or the server; failures; the cache rows and request log to write."""
+    llm = context.llm
+    assert llm is not None
+    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in (*TABLES, "llm_cache", "llm_calls")}
+    keys = {study.study_id: llm.cache_key(study.input_hash) for study in studies}
+    cached = dict(store.query("SELECT cache_key, response FROM llm_cache WHERE status = 'ok' AND cache_key IN "
+                              "(SELECT unnest(?::VARCHAR[]))", [list(keys.values())]))
+    spent_requests, spent_tokens = store.query(
+        "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0) FROM llm_calls WHERE run_id = ?",
+        [run_id])[0]
+    settings = llm.settings
+    budget = Budget(None if settings.max_requests is None else settings.max_requests - spent_requests,
+                    None if settings.max_tokens is None else settings.max_tokens - spent_tokens)
+    jobs, graphs = [], []
+    for study in studies:
+        sentences = _readable_sentences(study)
+        indication = study.indication or None
+        reason = unreadable_reason(study)
+        if reason in ("no_report_findings", "deid_only"):   # nothing to ask about
+            graphs.append((study, SceneGraph(study_id=study.study_id, backend="llm", indication=indication,
+                                             sentences=sentences, observations=[]), [reason]))
+        elif keys[study.study_id] in cached:
+            answer = parse_answer(cached[keys[study.study_id]])
+            graphs.append((study, *answer_to_graph(study.study_id, sentences, indication, answer)))
+        else:
+            jobs.append((study.study_id, keys[study.study_id], sentences, indication))
+    by_study = {study.study_id: study for study in studies}
+    for (study_id, key, _, _), outcome in zip(jobs, request_outcomes(jobs, llm, budget, run_id), strict=True):
+        study = by_study[study_id]
+        tables["llm_calls"].extend(outcome.calls)
+        if outcome.cache_row is not None:
+            tables["llm_cache"].append({
+                "cache_key": key, "study_id": study_id, "input_hash": study.input_hash,
+                "prompt_hash": llm.prompt_hash, "model": settings.model, "params_hash": llm.params_hash,
+                "run_id": run_id, "created_at": now, **outcome.cache_row})
+        if outcome.graph is not None:
+            graphs.append((study, outcome.graph, outcome.codes))
+        else:
+            tables["extraction_failures"].append(_failure_row(study, context, run_id, now, **outcome.failure))
+    for study, graph, codes in graphs:
+        for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
             tables[table].extend(rows)
+    return tables
+
+
+def extract_batch(store: Store, run_id: str, study_ids: list[str], context: ExtractStageContext) -> StageCounts:
+    """Extract and write one batch of pending studies; every study ends as a graph or a failure row,
+    and the batch commits as a whole."""
+    studies = load_inputs(store, study_ids)
+    now = datetime.now(timezone.utc)
+    if context.backend == "llm":
+        tables = _llm_tables(store, run_id, studies, context, now)
+    else:
+        work = partial(_extract_chunk, context=context, run_id=run_id, now=now)
+        tables = {table: [] for table in TABLES}
+        for chunk_tables in process_map(work, batched(studies, CHUNK), context.workers):
+            for table, rows in chunk_tables.items():
+                tables[table].extend(rows)
     with store.transaction():
         for table, rows in tables.items():
             store.insert(table, rows)

@@ -1,0 +1,419 @@
+"""The `llm` extraction backend: one request per report to any OpenAI-compatible server.
+
+One call per report, not per sentence: the IU reports have ~8.8 sentences each (25,029 / 2,848),
+so per-sentence calls would cost ~9x the requests and repeat the instructions and examples each
+time, while a report-level call still cites a sentence id and an exact quote per observation.
+
+Every answer is checked (JSON Schema, pydantic, then grounding: each quote must occur in the
+sentence it cites) and re-asked with the error up to `max_attempts`. Free-text findings and
+regions are mapped to the vocabularies (synonyms, then a close fuzzy match); what does not map
+is kept as unresolved text and named in the quality codes. A report whose attempts run out
+becomes an `extraction_failures` row, never an empty graph. Validated answers and terminal errors
+are cached in `llm_cache` by (input_hash, prompt_hash, model, parameters); transient errors are
+not, so the next build retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+import json
+import os
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cxrvqa.config import LLMConfig
+from cxrvqa.errors import ConfigError, ResourceError
+from cxrvqa.extraction.model import Evidence, Observation, Presence, SceneGraph, Sentence
+from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
+from cxrvqa.provenance import stable_hash
+from cxrvqa.resources import load_json_schema, resource
+
+#: A close-enough spelling of a vocabulary phrase ("pleural efusion") maps to it.
+FUZZY_CUTOFF = 0.88
+#: Outcomes after which asking again cannot help (cached, not retried by the next build).
+TERMINAL = {"refusal", "client_error", "invalid_response", "truncated"}
+_WHITESPACE = re.compile(r"\s+")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+
+class LLMObservation(_Strict):
+    finding: str
+    presence: Presence
+    laterality: Laterality | None
+    regions: list[str]
+    severity: Severity | None
+    change: Change | None
+    sentence_id: int
+    evidence: str
+
+
+class LLMAnswer(_Strict):
+    """What the model must answer (strict structured output: every field required, none extra)."""
+
+    observations: list[LLMObservation]
+
+
+def response_schema() -> dict[str, Any]:
+    schema = LLMAnswer.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://cxrvqa.dev/schemas/llm_extraction_response.schema.json"
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(response_schema(), indent=2, sort_keys=True) + "\n"
+
+
+@lru_cache(maxsize=1)
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_json_schema("llm_extraction_response.schema.json"))
+
+
+# -- prompts ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    version: int
+    meta: dict[str, Any]
+    body: str
+    hash: str        # template text + response schema: a change to either re-extracts
+
+    def messages(self, sentences: list[Sentence], schema_in_prompt: bool) -> list[dict[str, str]]:
+        template = _jinja().from_string(self.body)
+        context = template.new_context({
+            "examples": self.meta.get("examples", []), "schema_in_prompt": schema_in_prompt,
+            "response_schema": response_schema(), "severities": [s.value for s in Severity],
+            "changes": [c.value for c in Change],
+            # one line per sentence: line breaks inside a sentence become spaces (offsets unchanged)
+            "sentences": [{"id": s.id, "section": s.section, "text": s.text.replace("\r", " ").replace("\n", " ")}
+                          for s in sentences]})
+        system, user = ("".join(template.blocks[name](context)).strip() for name in ("system", "user"))
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+@lru_cache(maxsize=1)
+def _jinja() -> SandboxedEnvironment:
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+
+
+@lru_cache(maxsize=8)
+def load_prompt(prompt_id: str) -> Prompt:
+    name = f"prompts/extraction/{prompt_id}.md"
+    node = resource("prompts", "extraction", f"{prompt_id}.md")
+    if not re.fullmatch(r"[a-z0-9_]+", prompt_id) or not node.is_file():
+        raise ResourceError(name, "no such prompt (ids are file names in prompts/extraction/)")
+    text = node.read_text(encoding="utf-8")
+    parts = text.split("---\n", 2)
+    if len(parts) != 3 or parts[0]:
+        raise ResourceError(name, "expected YAML front matter between '---' lines, then the template")
+    meta = yaml.safe_load(parts[1])
+    problems = sorted(jsonschema.Draft202012Validator(load_json_schema("prompt.schema.json")).iter_errors(meta),
+                      key=lambda e: list(e.path))
+    if problems:
+        raise ResourceError(name, "; ".join(f"{'/'.join(map(str, p.path)) or 'front matter'}: {p.message}"
+                                            for p in problems))
+    for number, example in enumerate(meta.get("examples", []), start=1):
+        try:
+            parse_answer(json.dumps(example["answer"]))
+        except AnswerError as exc:
+            raise ResourceError(name, f"example {number}: {exc}") from exc
+    if meta["id"] != prompt_id:
+        raise ResourceError(name, f"front matter id {meta['id']!r} differs from the file name")
+    try:
+        template = _jinja().from_string(parts[2])
+    except Exception as exc:  # noqa: BLE001 - jinja's syntax errors, named with the file
+        raise ResourceError(name, f"template error: {exc}") from exc
+    missing = {"system", "user"} - set(template.blocks)
+    if missing:
+        raise ResourceError(name, f"template lacks block(s) {sorted(missing)}")
+    return Prompt(id=prompt_id, version=meta["version"], meta=meta, body=parts[2],
+                  hash=stable_hash({"text": text, "schema": response_schema()}))
+
+
+# -- vocabulary mapping ----------------------------------------------------------------------------
+def _key(text: str) -> str:
+    return _WHITESPACE.sub(" ", text.lower().replace("_", " ").replace("-", " ")).strip(" .,;:")
+
+
+@lru_cache(maxsize=2)
+def _phrases(kind: str) -> dict[str, str]:
+    vocab = vocabulary()
+    items = vocab.findings if kind == "finding" else vocab.regions
+    phrases: dict[str, str] = {}
+    for item_id, item in items.items():
+        for phrase in [item_id, item["name"], *item.get("synonyms", [])]:
+            phrases.setdefault(_key(phrase), item_id)
+    return phrases
+
+
+def map_term(text: str, kind: str) -> str | None:
+    """The vocabulary id of a free-text finding or region: exact phrase, then a close match; None."""
+    phrases = _phrases(kind)
+    key = _key(text)
+    if key in phrases:
+        return phrases[key]
+    close = difflib.get_close_matches(key, list(phrases), n=1, cutoff=FUZZY_CUTOFF)
+    return phrases[close[0]] if close else None
+
+
+# -- answers -> graphs -----------------------------------------------------------------------------
+class AnswerError(ValueError):
+    """An answer the model must be asked again about; the message is shown to it."""
+
+
+def parse_answer(content: str) -> LLMAnswer:
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise AnswerError(f"the answer is not JSON ({exc.msg} at character {exc.pos})") from exc
+    errors = sorted(_schema_validator().iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        shown = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5])
+        raise AnswerError(f"the answer does not match the JSON Schema: {shown}")
+    try:
+        return LLMAnswer.model_validate(data)
+    except ValidationError as exc:
+        raise AnswerError(f"the answer is invalid: {exc.errors()[0]['msg']}") from exc
+
+
+def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | None,
+                    answer: LLMAnswer) -> tuple[SceneGraph, list[str]]:
+    """The scene graph of a validated answer and its quality codes; AnswerError when a quote is not in the
+    sentence it cites (the model invented or misquoted it)."""
+    vocab = vocabulary()
+    by_id = {s.id: s for s in sentences}
+    observations, problems, codes = [], [], set()
+    for number, item in enumerate(answer.observations, start=1):
+        sentence = by_id.get(item.sentence_id)
+        quote = item.evidence.strip()
+        at = sentence.text.lower().find(quote.lower()) if sentence is not None and quote else -1
+        if at < 0:
+            where = "no such sentence" if sentence is None else "not in that sentence"
+            problems.append(f"observation {number}: evidence {quote!r} of sentence {item.sentence_id} ({where})")
+            continue
+        finding = map_term(item.finding, "finding")
+        regions, unresolved_regions = [], []
+        for text in item.regions:
+            region = map_term(text, "region")
+            (regions if region else unresolved_regions).append(region or text)
+        if finding is None:
+            codes.add("unresolved_findings")
+        if unresolved_regions:
+            codes.add("unresolved_regions")
+        observations.append(Observation(
+            id=f"o{len(observations) + 1}", name=sentence.text[at:at + len(quote)], finding=finding,
+            unresolved_text=None if finding else item.finding,
+            category=vocab.findings[finding]["category"] if finding else None,
+            regions=list(dict.fromkeys(regions)), laterality=item.laterality, presence=item.presence,
+            severity=item.severity, change=item.change,
+            modifiers=[f"unresolved_region:{text}" for text in unresolved_regions],
+            evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + at,
+                               end=sentence.start + at + len(quote))]))
+    if problems:
+        raise AnswerError("evidence must be copied exactly from the cited sentence: " + "; ".join(problems[:5]))
+    graph = SceneGraph(study_id=study_id, backend="llm", indication=indication, sentences=sentences,
+                       observations=observations)
+    return graph, sorted(codes) + ([] if observations else ["no_observations"])
+
+
+# -- requests --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LLMContext:
+    """What a batch needs; picklable and free of secrets (the key is read from the environment)."""
+
+    settings: LLMConfig
+    prompt_hash: str
+    params_hash: str
+
+    def cache_key(self, input_hash: str) -> str:
+        return stable_hash({"input": input_hash, "prompt": self.prompt_hash, "model": self.settings.model,
+                            "params": self.params_hash}, length=24)
+
+
+def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
+    """The batch context and the extractor version (prompt, model, parameters, vocabularies, code)."""
+    if not settings.base_url or not settings.model:
+        raise ConfigError("extraction.llm", "the llm backend needs base_url and model "
+                                            "(--llm-base-url URL --llm-model NAME)")
+    prompt = load_prompt(settings.prompt)
+    params = stable_hash({"temperature": settings.temperature, "response_mode": settings.response_mode})
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    version = stable_hash({"backend": "llm", "prompt": prompt.hash, "model": settings.model, "params": params,
+                           "vocabulary": vocabulary().content_hash, "code": code})
+    return LLMContext(settings=settings, prompt_hash=prompt.hash, params_hash=params), version
+
+
+@dataclass
+class Budget:
+    """Requests and tokens left for this run (None: unlimited)."""
+
+    requests_left: int | None
+    tokens_left: int | None
+
+    def exhausted(self) -> bool:
+        return (self.requests_left is not None and self.requests_left <= 0) or (
+            self.tokens_left is not None and self.tokens_left <= 0)
+
+    def spend(self, tokens: int) -> None:
+        if self.requests_left is not None:
+            self.requests_left -= 1
+        if self.tokens_left is not None:
+            self.tokens_left -= tokens
+
+
+@dataclass
+class StudyOutcome:
+    """One study's result: a graph (from the server or the cache) or a failure, plus what it cost."""
+
+    graph: SceneGraph | None = None
+    codes: list[str] = field(default_factory=list)
+    failure: dict[str, Any] | None = None
+    cache_row: dict[str, Any] | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _retry_after(headers: Any, attempt: int) -> float:
+    """Seconds to wait: the server's Retry-After (ms or s) if given, else exponential backoff with jitter."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        try:
+            if value is not None:
+                return min(float(value) * scale, 60.0)
+        except ValueError:
+            pass
+    return min(0.5 * 2 ** (attempt - 1), 30.0) * (1 + random.random() / 4)
+
+
+async def _ask(client: Any, context: LLMContext, study_id: str, key: str, sentences: list[Sentence],
+               indication: str | None, semaphore: asyncio.Semaphore, budget: Budget, run_id: str) -> StudyOutcome:
+    import openai
+
+    settings = context.settings
+    json_schema_mode = settings.response_mode == "json_schema"
+    messages = load_prompt(settings.prompt).messages(sentences, schema_in_prompt=not json_schema_mode)
+    response_format = ({"type": "json_schema", "json_schema": {"name": "scene_graph_observations", "strict": True,
+                                                               "schema": response_schema()}}
+                       if json_schema_mode else {"type": "json_object"})
+    outcome = StudyOutcome()
+    conversation = list(messages)
+    raw, error, last = None, "", "server_error"
+    tokens = [0, 0]
+    for attempt in range(1, settings.max_attempts + 1):
+        if budget.exhausted():
+            last, error = "budget_exhausted", "the run's request/token budget is spent"
+            break
+        wait = 0.0
+        status: int | None = None
+        started = time.perf_counter()
+        usage = (0, 0)
+        async with semaphore:
+            try:
+                response = await client.chat.completions.create(
+                    model=settings.model, messages=conversation, temperature=settings.temperature,
+                    response_format=response_format)
+            except openai.RateLimitError as exc:
+                last, status, error = "rate_limited", exc.status_code, f"HTTP 429: {exc.message}"
+                wait = _retry_after(exc.response.headers, attempt)
+            except openai.APITimeoutError:
+                last, error = "timeout", f"no answer within {settings.timeout_s:g} s"
+                wait = _retry_after(None, attempt)
+            except openai.APIConnectionError as exc:
+                last, error = "connection_error", f"cannot reach {settings.base_url}: {exc.message}"
+                wait = _retry_after(None, attempt)
+            except openai.APIStatusError as exc:
+                status, error = exc.status_code, f"HTTP {exc.status_code}: {exc.message}"
+                last = "server_error" if exc.status_code >= 500 else "client_error"
+                wait = _retry_after(exc.response.headers, attempt)
+            else:
+                usage = (response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else (0, 0)
+                choice = response.choices[0]
+                raw = choice.message.content
+                if choice.message.refusal:
+                    last, error = "refusal", f"the model refused: {choice.message.refusal}"
+                elif choice.finish_reason == "length":
+                    last, error = "truncated", "the answer was cut off at the token limit (finish_reason=length)"
+                else:
+                    try:
+                        answer = parse_answer(raw or "")
+                        outcome.graph, outcome.codes = answer_to_graph(study_id, sentences, indication, answer)
+                        last, error = "ok", ""
+                    except AnswerError as exc:
+                        last, error = "invalid_response", str(exc)
+        budget.spend(sum(usage))
+        tokens[0] += usage[0]
+        tokens[1] += usage[1]
+        outcome.calls.append({
+            "run_id": run_id, "study_id": study_id, "cache_key": key, "attempt": attempt, "outcome": last,
+            "http_status": status, "seconds": time.perf_counter() - started, "prompt_tokens": usage[0],
+            "completion_tokens": usage[1], "detail": error[:500] or None,
+            "created_at": datetime.now(timezone.utc)})
+        if last == "ok":
+            outcome.cache_row = {"status": "ok", "response": raw, "error": None, "attempts": attempt}
+            return outcome
+        if last in ("refusal", "client_error"):
+            break
+        if last in ("invalid_response", "truncated"):
+            conversation = [*messages, {"role": "assistant", "content": raw or ""},
+                            {"role": "user", "content": f"That answer was not usable: {error}. Answer again with the "
+                                                        "complete JSON object only."}]
+        elif attempt < settings.max_attempts:
+            await asyncio.sleep(wait)
+    attempts = len(outcome.calls)
+    outcome.failure = {"reason": f"llm_{last}", "error": f"study {study_id!r}: {error}"[:2000], "attempts": attempts,
+                       "raw_response": raw, "usage": json.dumps({"requests": attempts, "prompt_tokens": tokens[0],
+                                                                 "completion_tokens": tokens[1]})}
+    if last in TERMINAL:
+        outcome.cache_row = {"status": "error", "response": raw, "error": error[:2000], "attempts": attempts}
+    return outcome
+
+
+def api_key(settings: LLMConfig) -> str:
+    """The key from the environment; local servers (vLLM, Ollama, llama.cpp) accept any value."""
+    return os.environ.get(settings.api_key_env) or "no-key"
+
+
+async def _extract_all(jobs: list[tuple[str, str, list[Sentence], str | None]], context: LLMContext,
+                       budget: Budget, run_id: str) -> list[StudyOutcome]:
+    from openai import AsyncOpenAI
+
+    settings = context.settings
+    semaphore = asyncio.Semaphore(settings.max_concurrency)
+    async with AsyncOpenAI(base_url=settings.base_url, api_key=api_key(settings), timeout=settings.timeout_s,
+                           max_retries=0) as client:
+        return await asyncio.gather(*(_ask(client, context, study_id, key, sentences, indication, semaphore,
+                                           budget, run_id) for study_id, key, sentences, indication in jobs))
+
+
+def request_outcomes(jobs: list[tuple[str, str, list[Sentence], str | None]], context: LLMContext, budget: Budget,
+                     run_id: str) -> list[StudyOutcome]:
+    """Ask the server about every job (study id, cache key, sentences, indication), concurrently."""
+    if not jobs:
+        return []
+    return asyncio.run(_extract_all(jobs, context, budget, run_id))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python -m cxrvqa.extraction.llm --write   "
+                 "(regenerates schemas/llm_extraction_response.schema.json)")
+    target = Path(__file__).resolve().parents[3] / "schemas" / "llm_extraction_response.schema.json"
+    target.write_text(schema_text())
+    print(f"wrote {target}")

@@ -263,18 +263,22 @@ def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
 
 @dataclass
 class Budget:
-    """Requests and tokens left for this run (None: unlimited)."""
+    """Requests and tokens left for this run (None: unlimited). A request is reserved before it is
+    sent (no await in between, so concurrent coroutines cannot overspend); tokens are counted after."""
 
     requests_left: int | None
     tokens_left: int | None
 
-    def exhausted(self) -> bool:
-        return (self.requests_left is not None and self.requests_left <= 0) or (
-            self.tokens_left is not None and self.tokens_left <= 0)
-
-    def spend(self, tokens: int) -> None:
+    def reserve(self) -> bool:
+        if self.tokens_left is not None and self.tokens_left <= 0:
+            return False
         if self.requests_left is not None:
+            if self.requests_left <= 0:
+                return False
             self.requests_left -= 1
+        return True
+
+    def spend_tokens(self, tokens: int) -> None:
         if self.tokens_left is not None:
             self.tokens_left -= tokens
 
@@ -317,14 +321,14 @@ async def _ask(client: Any, context: LLMContext, study_id: str, key: str, senten
     raw, error, last = None, "", "server_error"
     tokens = [0, 0]
     for attempt in range(1, settings.max_attempts + 1):
-        if budget.exhausted():
-            last, error = "budget_exhausted", "the run's request/token budget is spent"
-            break
         wait = 0.0
         status: int | None = None
-        started = time.perf_counter()
         usage = (0, 0)
         async with semaphore:
+            if not budget.reserve():
+                last, error = "budget_exhausted", "the run's request/token budget is spent"
+                break
+            started = time.perf_counter()
             try:
                 response = await client.chat.completions.create(
                     model=settings.model, messages=conversation, temperature=settings.temperature,
@@ -357,7 +361,7 @@ async def _ask(client: Any, context: LLMContext, study_id: str, key: str, senten
                         last, error = "ok", ""
                     except AnswerError as exc:
                         last, error = "invalid_response", str(exc)
-        budget.spend(sum(usage))
+        budget.spend_tokens(sum(usage))
         tokens[0] += usage[0]
         tokens[1] += usage[1]
         outcome.calls.append({

@@ -375,9 +375,10 @@ async def _ask(client: Any, context: LLMContext, study_id: str, key: str, senten
         if last in ("refusal", "client_error"):
             break
         if last in ("invalid_response", "truncated"):
+            # the report is repeated in the re-ask, so that the last message is complete on its own
             conversation = [*messages, {"role": "assistant", "content": raw or ""},
                             {"role": "user", "content": f"That answer was not usable: {error}. Answer again with the "
-                                                        "complete JSON object only."}]
+                                                        f"complete JSON object only.\n\n{messages[-1]['content']}"}]
         elif attempt < settings.max_attempts:
             await asyncio.sleep(wait)
     attempts = len(outcome.calls)

@@ -71,7 +71,9 @@ class LLMAnswer(_Strict):
     observations: list[LLMObservation]
 
 
+@lru_cache(maxsize=1)
 def response_schema() -> dict[str, Any]:
+    """The JSON Schema of LLMAnswer (cached: it is sent with every request; treat as read-only)."""
     schema = LLMAnswer.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://cxrvqa.dev/schemas/llm_extraction_response.schema.json"
@@ -97,7 +99,7 @@ class Prompt:
     hash: str        # template text + response schema: a change to either re-extracts
 
     def messages(self, sentences: list[Sentence], schema_in_prompt: bool) -> list[dict[str, str]]:
-        template = _jinja().from_string(self.body)
+        template = _compiled(self.body)
         context = template.new_context({
             "examples": self.meta.get("examples", []), "schema_in_prompt": schema_in_prompt,
             "response_schema": response_schema(), "severities": [s.value for s in Severity],
@@ -112,6 +114,11 @@ class Prompt:
 @lru_cache(maxsize=1)
 def _jinja() -> SandboxedEnvironment:
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+
+
+@lru_cache(maxsize=8)
+def _compiled(body: str) -> Any:
+    return _jinja().from_string(body)
 
 
 @lru_cache(maxsize=8)

@@ -93,7 +93,8 @@ def write_reports(path: Path, count: int, seed: int = 0) -> None:
 
 
 def reports_for(concurrency: int) -> int:
-    """Enough reports for ~6 s of requests at the ideal rate (12 rounds of 0.5 s)."""
+    """Enough reports for ~20 s of requests at the ideal rate (40 rounds of 0.5 s), so that the stage's
+    fixed start-up (loading inputs, the client; about a second) is not what is measured."""
     return max(32, 40 * concurrency)
 
 

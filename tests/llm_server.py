@@ -69,6 +69,7 @@ def _ungrounded(sentence_id: int, finding: str, laterality: str | None, evidence
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True   # a "slow" request still sleeping never holds up shutdown
+    request_queue_size = 128  # the default backlog of 5 drops a burst of 16-32 new connections
 
     def __init__(self, fake: FakeLLMServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

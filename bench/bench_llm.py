@@ -29,7 +29,7 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_llm.py [--check]
 
-Takes about 1-2 minutes (the Prefect server start of each build is not in the timings).
+Takes about 3 minutes (the Prefect server start of each build is not in the timings).
 """
 
 from __future__ import annotations

@@ -223,20 +223,22 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
     if usage["requests"]:
         out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
                   f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens")
-    if info["graph_quality"]:
-        quality = Table(title="Scene-graph quality codes", title_justify="left")
-        for column in ("backend", "code", "studies", "example study"):
-            quality.add_column(column)
-        for row in info["graph_quality"]:
-            quality.add_row(row["backend"], row["code"], str(row["n"]), escape(row["example_study"]))
-        out.print(quality)
-    if info["reject_reasons"]:
-        reasons = Table(title="Reject reasons", title_justify="left")
-        for column in ("stage", "reason", "count", "example detail"):
-            reasons.add_column(column)
-        for row in info["reject_reasons"]:
-            reasons.add_row(row["stage"], row["reason"], str(row["n"]), escape(row["example"]))
-        out.print(reasons)
+    _print_counts(out, "Scene-graph quality codes", ("backend", "code", "studies", "example study"),
+                  [(r["backend"], r["code"], r["n"], r["example_study"]) for r in info["graph_quality"]])
+    _print_counts(out, "Reject reasons", ("stage", "reason", "count", "example detail"),
+                  [(r["stage"], r["reason"], r["n"], r["example"]) for r in info["reject_reasons"]])
+
+
+def _print_counts(out: Console, title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """A table of (group, code, count, example) rows; nothing when there are none."""
+    if not rows:
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for group, code, count, example in rows:
+        table.add_row(group, code, str(count), escape(example))
+    out.print(table)
 
 
 #: Export formats of this version (the others come with the QA stages).

@@ -23,7 +23,7 @@ def item(**overrides: object) -> dict:
 
 def test_response_schema_file_matches_the_model() -> None:
     text = resource("schemas", "llm_extraction_response.schema.json").read_text()
-    assert text == llm.schema_text(), "run: python -m cxrvqa.extraction.llm --write"
+    assert text == llm.schema_text(), "run: python -m cxrvqa.extraction.model --write"
     schema = llm.response_schema()["$defs"]["LLMObservation"]
     # strict structured output: every property required, nothing extra
     assert set(schema["required"]) == set(schema["properties"]) and schema["additionalProperties"] is False

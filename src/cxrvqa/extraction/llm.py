@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
-from cxrvqa.extraction.model import Evidence, Observation, Presence, SceneGraph, Sentence
+from cxrvqa.extraction.model import (Evidence, Observation, Presence, SceneGraph, Sentence, published_schema,
+                                     schema_file_text)
 from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.provenance import stable_hash
 from cxrvqa.resources import load_json_schema, resource
@@ -74,14 +74,11 @@ class LLMAnswer(_Strict):
 @lru_cache(maxsize=1)
 def response_schema() -> dict[str, Any]:
     """The JSON Schema of LLMAnswer (cached: it is sent with every request; treat as read-only)."""
-    schema = LLMAnswer.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://cxrvqa.dev/schemas/llm_extraction_response.schema.json"
-    return schema
+    return published_schema(LLMAnswer, "llm_extraction_response.schema.json")
 
 
 def schema_text() -> str:
-    return json.dumps(response_schema(), indent=2, sort_keys=True) + "\n"
+    return schema_file_text(response_schema())
 
 
 @lru_cache(maxsize=1)
@@ -421,11 +418,3 @@ def request_outcomes(jobs: list[tuple[str, str, list[Sentence], str | None]], co
         return []
     return asyncio.run(_extract_all(jobs, context, budget, run_id))
 
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m cxrvqa.extraction.llm --write   "
-                 "(regenerates schemas/llm_extraction_response.schema.json)")
-    target = Path(__file__).resolve().parents[3] / "schemas" / "llm_extraction_response.schema.json"
-    target.write_text(schema_text())
-    print(f"wrote {target}")

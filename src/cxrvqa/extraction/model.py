@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -107,22 +107,36 @@ class SceneGraph(_Model):
         return self
 
 
-def json_schema() -> dict:
-    schema = SceneGraph.model_json_schema()
+def published_schema(model: type[BaseModel], file_name: str) -> dict[str, Any]:
+    """A model's JSON Schema as published in `schemas/<file_name>`."""
+    schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://cxrvqa.dev/schemas/scene_graph.schema.json"
+    schema["$id"] = f"https://cxrvqa.dev/schemas/{file_name}"
     return schema
 
 
+def schema_file_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def json_schema() -> dict[str, Any]:
+    return published_schema(SceneGraph, "scene_graph.schema.json")
+
+
 def schema_text() -> str:
-    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    return schema_file_text(json_schema())
 
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m cxrvqa.extraction.model --write   (regenerates schemas/scene_graph.schema.json)")
+        sys.exit("usage: python -m cxrvqa.extraction.model --write   (regenerates the schemas generated from "
+                 "models: schemas/scene_graph.schema.json, schemas/llm_extraction_response.schema.json)")
     from pathlib import Path
 
-    target = Path(__file__).resolve().parents[3] / "schemas" / "scene_graph.schema.json"
-    target.write_text(schema_text())
-    print(f"wrote {target}")
+    from cxrvqa.extraction import llm
+
+    for name, text in (("scene_graph.schema.json", schema_text()),
+                       ("llm_extraction_response.schema.json", llm.schema_text())):
+        target = Path(__file__).resolve().parents[3] / "schemas" / name
+        target.write_text(text)
+        print(f"wrote {target}")

@@ -27,7 +27,7 @@ CREATE TABLE boxes (
 CREATE TABLE box_rejects (
     source_file     VARCHAR NOT NULL,
     source_line     INTEGER NOT NULL,
-    reason          VARCHAR NOT NULL,          -- stable code, see cxrvqa.imaging.boxes.BoxReject
+    reason          VARCHAR NOT NULL,          -- stable code, see cxrvqa.imaging.boxes.BoxReason
     detail          VARCHAR NOT NULL,
     input_hash      VARCHAR NOT NULL,
     run_id          VARCHAR NOT NULL,
@@ -47,3 +47,10 @@ SELECT b.box_id, b.image_id, i.study_id, b.kind, b.label, b.class_name,
        b.y_max * i.png_rows / b.ref_rows AS y_max,
        i.png_cols, i.png_rows, b.rater, b.source_file
 FROM boxes b JOIN current_images i USING (image_id);
+
+-- Annotation lines whose latest outcome is a reject: a line imported by a later run (say, once
+-- its image was ingested) drops out; older rejects stay in box_rejects for comparison.
+CREATE VIEW current_box_rejects AS
+SELECT r.* FROM box_rejects r
+WHERE NOT EXISTS (SELECT 1 FROM boxes b WHERE b.input_hash = r.input_hash AND b.source_line = r.source_line)
+QUALIFY row_number() OVER (PARTITION BY r.input_hash, r.source_line ORDER BY r.created_at DESC) = 1;

@@ -20,8 +20,10 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from cxrvqa import progress  # noqa: E402
 from cxrvqa.config import Config  # noqa: E402
 from cxrvqa.extraction import stage as extract_stage  # noqa: E402
+from cxrvqa.imaging import boxes as box_import  # noqa: E402
 from cxrvqa.imaging import stage as image_stage  # noqa: E402
 from cxrvqa.parallel import batched  # noqa: E402
+from cxrvqa.qa import stage as qa_stage  # noqa: E402
 from cxrvqa.reports import stage as report_stage  # noqa: E402
 from cxrvqa.reports.loaders import load_reports  # noqa: E402
 from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
@@ -101,10 +103,48 @@ def extract(config: Config, run_id: str) -> dict[str, int]:
                       skipped=total - len(pending))
 
 
+@task(name="generate-qa-batch", cache_policy=NO_CACHE)
+def generate_qa_batch(db_path: Path, run_id: str, batch: list[tuple[str, list[str]]],
+                      context: qa_stage.QAStageContext) -> StageCounts:
+    counts = qa_stage.generate_batch(open_writer(db_path), run_id, batch, context)
+    progress.advance("qa", counts.n_input)
+    return counts
+
+
+@task(name="import-boxes", cache_policy=NO_CACHE)
+def import_boxes(config: Config, run_id: str) -> dict[str, int]:
+    """Box annotation files, matched to the current images (a `boxes` row in run_stages)."""
+    store = open_writer(config.db_path)
+    counts = start_stage(store, run_id, "boxes")
+    for path in config.qa.boxes:
+        summary = box_import.import_boxes(store, path, fmt="auto", run_id=run_id)
+        counts.add(StageCounts(n_input=summary.n_rows, n_skipped=summary.n_skipped, n_done=summary.n_imported,
+                               n_rejected=summary.n_rejected))
+    finish_stage(store, run_id, "boxes", counts)
+    return counts.as_dict()
+
+
+@flow(name="generate-qa")
+def generate_qa(config: Config, run_id: str) -> dict[str, int]:
+    context = qa_stage.prepare(config)
+    store = open_writer(config.db_path)
+    if config.qa.boxes:
+        import_boxes(config, run_id)
+    qa_stage.record_inputs(store, run_id, context)
+    total, pending = qa_stage.pending_work(store, context)
+    context = qa_stage.with_workers_for(context, len(pending))
+    counts = _run_stage(config, run_id, "qa", batched(pending, config.qa.batch_size),
+                        lambda batch: generate_qa_batch(config.db_path, run_id, batch, context), total=len(pending),
+                        skipped=total - len(pending))
+    qa_stage.balance(store, run_id, context)
+    return counts
+
+
 STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
     "images": ingest_images,
     "reports": ingest_reports,
     "extract": extract,
+    "qa": generate_qa,
 }
 
 

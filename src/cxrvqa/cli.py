@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cxrvqa import progress
-from cxrvqa.config import Config, load_config
+from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.resources import resource
 from cxrvqa.store import Store
@@ -60,6 +60,7 @@ def _demo_inputs() -> dict[str, Any]:
         "manifest": Path(str(demo / "manifest.csv")),
         "reports": Path(str(demo / "reports.jsonl")),
         "report_format": "jsonl",
+        "qa": {"boxes": [Path(str(demo / "boxes.csv"))]},
     }
 
 
@@ -82,6 +83,10 @@ def build(
         "OpenAI-compatible API, e.g. http://localhost:8000/v1 (key: $CXRVQA_LLM_API_KEY)."))] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="Model name for --extractor llm.")] = None,
     llm_concurrency: Annotated[Optional[int], typer.Option("--llm-concurrency", help="Requests in flight.")] = None,
+    templates: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
+        "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable."))] = None,
+    boxes: Annotated[Optional[list[Path]], typer.Option("--boxes", help=(
+        "Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable."))] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
@@ -95,9 +100,10 @@ def build(
         "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
         "extraction": {"backend": extractor, "workers": workers,
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
+        "qa": {"template_dirs": templates or None, "boxes": boxes or None, "workers": workers},
     }
     if demo:
-        overrides = {**_demo_inputs(), **{k: v for k, v in overrides.items() if v is not None}}
+        overrides = merge_settings(_demo_inputs(), drop_unset(overrides))
     try:
         config = load_config(config_file, overrides)
         if not stages and not _stages_set_in(config_file):
@@ -107,6 +113,10 @@ def build(
         for stage in config.stages:
             if stage in STAGE_INPUTS and _stage_input(config, stage) is None:
                 raise CxrvqaError(f"the {stage} stage needs {STAGE_INPUTS[stage]} (or --demo)")
+        if "qa" in config.stages:
+            from cxrvqa.qa.templates import load_templates
+
+            load_templates(tuple(config.qa.template_dirs))  # a bad template fails here, before any stage runs
         result = _run_build(config)
     except CxrvqaError as exc:
         _fail(exc)
@@ -120,8 +130,9 @@ STAGE_INPUTS = {"images": "--images DIR", "reports": "--reports PATH"}
 
 
 def _stage_input(config: Config, stage: str) -> Path | None:
-    """What a stage reads when it is not named in --stages: extraction follows the reports."""
-    return {"images": config.images_dir, "reports": config.reports, "extract": config.reports}[stage]
+    """What a stage reads when it is not named in --stages: extraction and QA follow the reports."""
+    return {"images": config.images_dir, "reports": config.reports, "extract": config.reports,
+            "qa": config.reports}[stage]
 
 
 def _stages_set_in(config_file: Path | None) -> bool:
@@ -177,7 +188,12 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "scene_graphs": store.query("SELECT count(*) FROM current_scene_graphs")[0][0],
             "observations": store.query("SELECT count(*) FROM current_observations")[0][0],
             "extraction_failures": store.query("SELECT count(*) FROM current_extraction_failures")[0][0],
+            "boxes": store.query("SELECT count(*) FROM current_boxes")[0][0],
+            "qa_items": store.query("SELECT count(*) FROM current_qa_items")[0][0],
         }
+        qa_formats = store.query_dicts(
+            "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
+            "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL")
         usage = store.query_dicts(
             "SELECT count(*) AS requests, coalesce(sum(prompt_tokens), 0) AS prompt_tokens, "
             "coalesce(sum(completion_tokens), 0) AS completion_tokens, count(*) FILTER (outcome <> 'ok') AS failed, "
@@ -194,7 +210,7 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "ORDER BY stage, n DESC, reason"
         )
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
-            "graph_quality": quality, "llm_usage": usage}
+            "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats}
 
 
 def _print_status(db_path: Path, run_id: str | None = None) -> None:
@@ -219,6 +235,14 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
               f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
               f"({tables['report_rejects']} records rejected), [bold]{tables['scene_graphs']}[/] scene graphs with "
               f"{tables['observations']} observations ({tables['extraction_failures']} extraction failures)")
+    if tables["qa_items"]:
+        qa = Table(title=f"QA items: {tables['qa_items']} (boxes: {tables['boxes']})", title_justify="left")
+        for column in ("question type", "answer format", "items", "templates", "yes share"):
+            qa.add_column(column, justify="right" if column in ("items", "templates", "yes share") else "left")
+        for row in info["qa_formats"]:
+            qa.add_row(row["question_type"], row["answer_format"], str(row["n"]), str(row["templates"]),
+                       "" if row["yes_share"] is None else f"{row['yes_share']:.3f}")
+        out.print(qa)
     usage = info["llm_usage"]
     if usage["requests"]:
         out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
@@ -269,6 +293,128 @@ def export(
         _fail(exc)
         return
     console.print(f"wrote {rows} studies to {escape(str(dest))}")
+
+
+templates_app = typer.Typer(help="Question templates: list, check, preview.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
+TemplateDirs = Annotated[Optional[list[Path]], typer.Option("--templates", help="Folder of your own templates.")]
+
+
+@templates_app.command("list")
+def templates_list(template_dirs: TemplateDirs = None) -> None:
+    """Every template (built-in and --templates folders) with its type, format and program."""
+    from cxrvqa.qa.templates import load_templates
+
+    try:
+        templates = load_templates(tuple(template_dirs or ()))
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"{len(templates)} question templates", title_justify="left")
+    for column in ("id", "type", "strategy", "skill", "format", "program", "arguments", "negatives", "source"):
+        table.add_column(column)
+    for t in templates:
+        table.add_row(t.id, t.question_type, t.strategy, t.skill or "", t.answer_format, t.program, t.arguments,
+                      t.negatives, escape(t.source))
+    Console().print(table)
+
+
+@templates_app.command("lint")
+def templates_lint(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Template files or folders (default: built-ins).")]
+    = None,
+) -> None:
+    """Check template files against the schema, the programs and the vocabularies; exit 1 on any problem."""
+    from cxrvqa.qa.templates import lint_paths
+    from cxrvqa.resources import resource
+
+    paths: list[Path] = []
+    for item in files or [Path(str(resource("prompts", "questions")))]:
+        paths.extend(sorted(item.glob("*.yaml")) if item.is_dir() else [item])
+    results = lint_paths(paths)
+    out = Console()
+    for path, problems in results.items():
+        if problems:
+            out.print(f"[red]FAIL[/] {escape(path)}")
+            for problem in problems:
+                out.print(f"  - {escape(problem)}")
+        else:
+            out.print(f"[green]ok[/]   {escape(path)}")
+    bad = sum(bool(p) for p in results.values())
+    out.print(f"{len(results)} file(s), {bad} with problems")
+    if bad or not results:
+        raise typer.Exit(code=1)
+
+
+@templates_app.command("preview")
+def templates_preview(
+    template_id: Annotated[str, typer.Argument(help="Template id (file name without .yaml).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
+    study: Annotated[Optional[str], typer.Option("--study", help="Only this study.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most N studies.")] = 20,
+    template_dirs: TemplateDirs = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What a template would produce on the stored scene graphs, without writing anything."""
+    from cxrvqa.qa.preview import preview_template
+
+    try:
+        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            items = preview_template(store, template_id, tuple(template_dirs or ()), study=study, limit=limit)
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    table = Table(title=f"{template_id}: {len(items)} item(s) (before balancing)", title_justify="left")
+    for column in ("study", "image", "question", "answer", "options"):
+        table.add_column(column)
+    for item in items:
+        options = " ".join(f"{letter}) {text}" for letter, text in zip("ABCD", item["options"] or [], strict=False))
+        answer = item["answer"] + (f"  [{item['correct_option']}]" if item["correct_option"] else "")
+        table.add_row(item["study_id"], (item["image_id"] or "")[:14], escape(item["question"]), escape(answer),
+                      escape(options))
+    Console().print(table)
+
+
+@app.command("import-boxes")
+def import_boxes_command(
+    out: Annotated[Path, typer.Option("--out", help="Output folder of a build (its images are matched).")],
+    path: Annotated[Path, typer.Argument(help="Annotation CSV: VinDr (image_id, class_name, x_min, ...) or NIH.")],
+    box_format: Annotated[str, typer.Option("--format", help="vindr | nih | auto")] = "auto",
+    reference_size: Annotated[Optional[str], typer.Option("--reference-size", help=(
+        "COLSxROWS of the image the boxes were drawn on (default: DICOM size; NIH: 1024x1024)."))] = None,
+) -> None:
+    """Import box annotations, matched to the stored images and rescaled to their PNGs."""
+    from cxrvqa.imaging.boxes import import_boxes
+    from cxrvqa.store import finish_run, start_run
+
+    try:
+        size = None
+        if reference_size:
+            try:
+                cols, rows = (int(v) for v in reference_size.lower().split("x"))
+            except ValueError as exc:
+                raise CxrvqaError(f"--reference-size: expected COLSxROWS like 1024x1024, found {reference_size!r}"
+                                  ) from exc
+            size = (cols, rows)
+        with Store(out / "cxrvqa.duckdb") as store:
+            run_id = start_run(store, load_config(None, {"out_dir": out, "stages": []}))
+            try:
+                summary = import_boxes(store, path, fmt=box_format, run_id=run_id,  # type: ignore[arg-type]
+                                       reference_size=size)
+            except BaseException as exc:
+                finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+                raise
+            finish_run(store, run_id, "completed")
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    reasons = ", ".join(f"{reason} {n}" for reason, n in summary.reasons.most_common()) or "none"
+    console.print(f"{escape(summary.source_file)} ({summary.fmt}): {summary.n_rows} rows, {summary.n_imported} "
+                  f"imported, {summary.n_skipped} already imported, {summary.n_rejected} rejected ({reasons}); "
+                  f"run {run_id}. Rebuild to regenerate the QA of the studies whose boxes changed.")
 
 
 eval_app = typer.Typer(help="Score outputs against human labels.", no_args_is_help=True)

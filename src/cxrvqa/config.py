@@ -21,7 +21,7 @@ from cxrvqa.errors import ConfigError
 #: Every stage of the pipeline, in execution order (DESIGN.md, "The stage contract").
 PIPELINE_STAGES = ("images", "reports", "extract", "qa", "validate")
 #: The stages this version implements; requesting another one is a clear error.
-AVAILABLE_STAGES = ("images", "reports", "extract")
+AVAILABLE_STAGES = ("images", "reports", "extract", "qa")
 
 DEMO_PSEUDONYM_KEY = "cxrvqa-demo-key-NOT-SECRET"
 PSEUDONYM_KEY_ENV = "CXRVQA_PSEUDONYM_KEY"
@@ -119,6 +119,30 @@ class ExtractionConfig(_Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
 
 
+class QAConfig(_Section):
+    """Scene graphs + question templates -> QA items."""
+
+    template_dirs: list[Path] = Field(default_factory=list, description=(
+        "Folders of your own template .yaml files, loaded beside the built-in ones."))
+    backend: Literal["rules", "llm"] | None = Field(
+        None, description="Scene graphs of this extraction backend (default: extraction.backend).")
+    boxes: list[Path] = Field(default_factory=list, description=(
+        "Box annotation CSVs (VinDr or NIH style) imported before generation, for box and geometric questions."))
+    positive_share: float = Field(0.4, gt=0, lt=1, description=(
+        "Target share of 'yes' answers per yes/no template (VinDr-CXR-VQA: 41.7%); 'no' items are sampled down."))
+    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
+                                     description="Patient-level split shares (keyed hash of the patient id).")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Generation processes.")
+    batch_size: int = Field(2000, ge=1, description="Studies per Prefect task.")
+
+    @field_validator("splits")
+    @classmethod
+    def _check_splits(cls, splits: dict[str, float]) -> dict[str, float]:
+        if not splits or any(share <= 0 for share in splits.values()) or abs(sum(splits.values()) - 1) > 1e-6:
+            raise ValueError(f"split shares must be positive and sum to 1, found {splits}")
+        return splits
+
+
 class Config(_Section):
     """Resolved settings of one build."""
 
@@ -131,6 +155,7 @@ class Config(_Section):
     limit: int | None = Field(None, ge=1, description="Process at most this many input files per stage.")
     seed: int = 0
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    qa: QAConfig = Field(default_factory=QAConfig)
     strictness: dict[str, Strictness] = Field(default_factory=dict, description="Validator name -> strictness.")
     imaging: ImagingConfig = Field(default_factory=ImagingConfig)
     report_limits: ReportLimitsConfig = Field(default_factory=ReportLimitsConfig)
@@ -180,11 +205,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_settings(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -193,9 +218,9 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Config from an optional file, then CLI overrides (nested dicts, None values ignored)."""
     data = read_config_file(path) if path else {}
-    cleaned = _drop_none(overrides or {})
+    cleaned = drop_unset(overrides or {})
     try:
-        return Config.model_validate(_merge(data, cleaned))
+        return Config.model_validate(merge_settings(data, cleaned))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
@@ -204,11 +229,11 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         raise ConfigError(str(path) if path else "command-line options", problems) from exc
 
 
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+def drop_unset(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            nested = _drop_none(value)
+            nested = drop_unset(value)
             if nested:
                 out[key] = nested
         elif value is not None:

@@ -67,3 +67,12 @@ class InputError(CxrvqaError):
         self.expected = expected
         self.found = found
         super().__init__(f"{path}: expected {expected}, found {found}")
+
+
+class TemplateError(CxrvqaError):
+    """A question template file is invalid: names the file and every problem found."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__(f"question template {source}: " + "; ".join(problems))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -32,15 +33,24 @@ def test_every_available_stage_has_a_flow() -> None:
 def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
     from flows.build import build_dataset
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
 
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
+    qa = result["stages"].pop("qa")
     assert result["stages"] == {"images": {"n_input": 5, "n_skipped": 0, "n_done": 4, "n_rejected": 1},
                                 "reports": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0},
                                 "extract": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0}}
     with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT status FROM runs WHERE run_id = ?", [result["run_id"]]) == [("completed",)]
         assert store.query("SELECT stage, status FROM run_stages ORDER BY started_at") == [
-            ("images", "completed"), ("reports", "completed"), ("extract", "completed")]
+            ("images", "completed"), ("reports", "completed"), ("extract", "completed"), ("boxes", "completed"),
+            ("qa", "completed")]
+        # QA: every study once, every candidate written; the demo's items cover every answer format
+        assert qa == {"n_input": 4, "n_skipped": 0, "n_done": store.query("SELECT count(*) FROM qa_items")[0][0],
+                      "n_rejected": 0}
+        assert {row[0] for row in store.query("SELECT DISTINCT answer_format FROM current_qa_items")} == {
+            "yes_no", "short", "full_sentence", "multi_part", "multiple_choice", "box"}
+        assert store.query("SELECT n_input, n_done, n_rejected FROM run_stages WHERE stage = 'boxes'") == [(10, 9, 1)]
         assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 7
         # every demo study has both images and a report: the manifest's study ids join them
         assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 4
@@ -63,14 +73,18 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
 
     async def flow_runs() -> list[tuple[str, str]]:
         async with get_client() as client:
-            runs = await client.read_flow_runs(limit=200)
+            runs = await client.read_flow_runs(limit=50, sort=FlowRunSort.START_TIME_DESC)
             names = {flow.id: flow.name for flow in await client.read_flows(limit=50)}
             return sorted((names[run.flow_id], run.state_type.value) for run in runs
                           if run.parameters.get("run_id") == result["run_id"])
 
-    # the two stage sub-flows, recorded by Prefect
-    assert asyncio.run(flow_runs()) == [("extract-scene-graphs", "COMPLETED"), ("ingest-images", "COMPLETED"),
-                                        ("ingest-reports", "COMPLETED")]
+    # the stage sub-flows, recorded by Prefect (its API records flow runs asynchronously: wait up to 15 s)
+    expected = [("extract-scene-graphs", "COMPLETED"), ("generate-qa", "COMPLETED"), ("ingest-images", "COMPLETED"),
+                ("ingest-reports", "COMPLETED")]
+    deadline = time.monotonic() + 15
+    while (recorded := asyncio.run(flow_runs())) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert recorded == expected
 
 
 def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
@@ -84,8 +98,10 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
     assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
-        ("images", 5, 5, 0, 0), ("reports", 4, 4, 0, 0), ("extract", 4, 4, 0, 0)]
+        ("images", 5, 5, 0, 0), ("reports", 4, 4, 0, 0), ("extract", 4, 4, 0, 0), ("boxes", 10, 9, 0, 1),
+        ("qa", 4, 4, 0, 0)]
     tables = info["tables"]
+    assert tables["qa_items"] == sum(row["n"] for row in info["qa_formats"]) > 0
     assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
                                    "scene_graphs", "extraction_failures")} == {
         "images": 4, "image_rejects": 1, "reports": 4, "sentences": 24, "report_rejects": 0,
@@ -97,7 +113,7 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
-    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "qa"])
+    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "validate"])
     assert unavailable.exit_code == 2 and "not available in this version" in unavailable.output
     nothing = runner.invoke(app, ["build", "--out", str(tmp_path)])
     assert nothing.exit_code == 2 and "nothing to build" in nothing.output

@@ -1,0 +1,1 @@
+"""QA generation: question templates, answer programs, balancing, splits."""

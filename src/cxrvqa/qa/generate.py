@@ -1,0 +1,188 @@
+"""Generation: one study's view + templates -> QA rows (pure, deterministic).
+
+Every random choice (question variant, sampling, distractors, option order) comes from a
+keyed hash of (seed, template, study, image, arguments), so the same inputs, templates and seed
+give the same items whatever the batching, the worker count or the order of studies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+
+from cxrvqa.qa.programs import PROGRAMS, Answer, Ask, category_name, default_candidates, finding_name, region_name
+from cxrvqa.qa.study import ImageView, StudyView
+from cxrvqa.qa.templates import Template
+
+LETTERS = "ABCD"
+ITEM_COLUMNS = ("item_id", "template_id", "template_version", "study_id", "patient_id", "image_id", "view_plane",
+                "question_type", "strategy", "skill", "answer_format", "question", "answer", "options",
+                "correct_option", "findings", "regions", "boxes", "evidence_ids", "arguments", "polarity",
+                "sample_u", "split")
+PART_COLUMNS = ("item_id", "part_index", "kind", "text", "findings", "regions")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    seed: int
+    splits: tuple[tuple[str, float], ...]        # (name, share), shares summing to 1
+    templates: tuple[tuple[Template, str], ...]  # (template, template_version)
+
+
+def _digest(seed: int, text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16, key=seed.to_bytes(8, "big", signed=True)).digest()
+
+
+def split_of(patient_id: str, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
+    """Patient-level split by keyed hash: all of a patient's items land in one split."""
+    u = int.from_bytes(_digest(seed, "split\x1f" + patient_id)[:8], "big") / 2 ** 64
+    cumulative = 0.0
+    for name, share in splits:
+        cumulative += share
+        if u < cumulative:
+            return name
+    return splits[-1][0]
+
+
+def _names(args: dict[str, str]) -> dict[str, str]:
+    names = {}
+    for key, value in args.items():
+        if key.startswith("finding"):
+            names[key] = finding_name(value)
+        elif key.startswith("region"):
+            names[key] = region_name(value)
+        else:
+            names[key] = category_name(value)
+    return names
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _sentence(text: str) -> str:
+    text = _capitalise(text.strip())
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+#: Question types asked as yes/no: their full-sentence answers start with "Yes." or "No.".
+YES_NO_QUESTIONS = frozenset({"yes_no", "is_there"})
+
+
+def _template_sentence(template: Template, answer: Answer, names: dict[str, str]) -> str:
+    key = "default" if answer.polarity is None else ("yes" if answer.polarity else "no")
+    pattern = template.answer_sentence.get(key) or template.answer_sentence.get("default")
+    return _sentence(pattern.format(answer=answer.text, **names) if pattern else answer.text)
+
+
+def full_sentence(study: StudyView, template: Template, answer: Answer, names: dict[str, str]) -> str:
+    """The evidence sentences where they are usable (after "Yes."/"No." for yes/no questions), else the
+    template's answer sentence, else the short answer as a sentence."""
+    evidence = study.evidence_text(list(answer.evidence))
+    if evidence is None:
+        return _template_sentence(template, answer, names)
+    if template.question_type in YES_NO_QUESTIONS and answer.polarity is not None:
+        return ("Yes. " if answer.polarity else "No. ") + evidence
+    return evidence
+
+
+def _options(answer: Answer, digest: bytes) -> tuple[list[str], str] | None:
+    """Four distinct options with the correct one at a letter drawn from the item's hash (uniform
+    over the dataset); None when fewer than three distinct distractors exist."""
+    pool = [d for d in dict.fromkeys(answer.distractors) if d != answer.text]
+    if len(pool) < 3:
+        return None
+    rng = random.Random(digest)
+    options = rng.sample(pool, 3)
+    letter = digest[9] % 4
+    options.insert(letter, answer.text)
+    return options, LETTERS[letter]
+
+
+def _candidates(study: StudyView, image: ImageView | None, template: Template) -> list[dict[str, str]]:
+    program = PROGRAMS[template.program]
+    return (program.candidates or default_candidates)(study, image, template)
+
+
+def _applies(template: Template, image: ImageView | None) -> bool:
+    if image is None:
+        return not (template.needs_image or template.needs_boxes)
+    if image.view_plane not in template.views:
+        return False
+    if template.needs_boxes == "finding" and not image.finding_boxes:
+        return False
+    return not (template.needs_boxes == "region" and not image.region_boxes)
+
+
+def generate_study(study: StudyView, settings: GenerationSettings, template_ids: frozenset[str] | None = None
+                   ) -> tuple[list[tuple], list[tuple], dict[str, int]]:
+    """(item rows, answer-part rows, items per template id) of one study, for ``template_ids`` (None: all).
+
+    Items are made per image of the study (per study when it has none); a template asks only on
+    the images it applies to. Rows follow ITEM_COLUMNS / PART_COLUMNS.
+    """
+    items: list[tuple] = []
+    parts: list[tuple] = []
+    counts: dict[str, int] = {}
+    split = split_of(study.patient_id, settings.seed, settings.splits)
+    targets: tuple[ImageView | None, ...] = study.images or (None,)
+    for template, version in settings.templates:
+        if template_ids is not None and template.id not in template_ids:
+            continue
+        counts.setdefault(template.id, 0)
+        program = PROGRAMS[template.program]
+        for image in targets:
+            if not _applies(template, image):
+                continue
+            image_id = image.image_id if image is not None else ""
+            made = []
+            for args in _candidates(study, image, template):
+                answer = program.fn(Ask(study, image, args, template))
+                if answer is None:
+                    continue
+                key = "\x1f".join((template.id, study.study_id, image_id, *(f"{k}={v}" for k, v in args.items())))
+                digest = _digest(settings.seed, key)
+                if int.from_bytes(digest[11:13], "big") / 65536 >= template.weight:
+                    continue
+                made.append((digest, args, answer))
+            if template.max_per_image is not None and len(made) > template.max_per_image:
+                made = sorted(made, key=lambda m: m[0])[:template.max_per_image]
+            for digest, args, answer in made:
+                row = _item(study, image, template, version, split, digest, args, answer, parts)
+                if row is not None:
+                    items.append(row)
+                    counts[template.id] += 1
+    return items, parts, counts
+
+
+def _item(study: StudyView, image: ImageView | None, template: Template, version: str, split: str, digest: bytes,
+          args: dict[str, str], answer: Answer, parts: list[tuple]) -> tuple | None:
+    names = _names(args)
+    variant = template.variants[digest[10] % len(template.variants)]
+    question = _capitalise(variant.format(**names))
+    options, correct = None, None
+    fmt = template.answer_format
+    if fmt == "multiple_choice":
+        chosen = _options(answer, digest)
+        if chosen is None:
+            return None
+        options, correct = chosen
+        text = answer.text
+    elif fmt == "full_sentence":
+        text = full_sentence(study, template, answer, names)
+    elif fmt == "multi_part":   # the main part states the answer; details and related parts carry the rest
+        text = _template_sentence(template, answer, names)
+    else:
+        text = answer.text
+    item_id = "qa-" + digest[:10].hex()
+    if fmt == "multi_part":
+        parts.append((item_id, 0, "main", text, list(answer.findings), list(answer.regions)))
+        for index, part in enumerate((*answer.details, *answer.related), start=1):
+            parts.append((item_id, index, part.kind, part.text, list(part.findings), list(part.regions)))
+    return (item_id, template.id, version, study.study_id, study.patient_id, image.image_id if image else None,
+            image.view_plane if image else None, template.question_type, template.strategy, template.skill, fmt,
+            question, text, options, correct, list(dict.fromkeys(answer.findings)),
+            list(dict.fromkeys(answer.regions)), [b.as_dict() for b in answer.boxes], list(answer.evidence),
+            json.dumps(args, sort_keys=True), answer.polarity, int.from_bytes(digest[13:16], "big") / 2 ** 24, split)

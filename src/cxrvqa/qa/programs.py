@@ -1,0 +1,659 @@
+"""Answer programs: named pure functions from (study, image, arguments) to an answer.
+
+Templates name a program (MIMIC-CXR-VQA style); a program returns None when the study cannot
+answer the question (the finding is only hedged, the region is never mentioned, ...), so that
+no item is ever made up. Each program declares the arguments it takes and the answer formats
+it can fill; `cxrvqa templates lint` checks templates against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+from typing import TYPE_CHECKING
+
+from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.qa.study import Box, Fact, ImageView, StudyView, finding_ancestors, region_ancestors, region_subtree
+
+if TYPE_CHECKING:
+    from cxrvqa.qa.templates import Template
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of a multi-part answer with its tags."""
+
+    kind: str                       # detail | related
+    text: str
+    findings: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str                                  # the short answer
+    polarity: bool | None = None               # True: yes / positive; False: no; None: not a yes/no answer
+    evidence: tuple[int, ...] = ()             # sentence ids it rests on
+    findings: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    details: tuple[Part, ...] = ()
+    related: tuple[Part, ...] = ()
+    boxes: tuple[Box, ...] = ()
+    distractors: tuple[str, ...] = ()          # multiple choice: wrong options, most plausible first
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question to answer: the study, the image it is asked on (None: the study has none), arguments."""
+
+    study: StudyView
+    image: ImageView | None
+    args: dict[str, str]
+    template: "Template"
+
+    @property
+    def closed_world(self) -> bool:
+        return self.template.closed_world
+
+
+ProgramFn = Callable[[Ask], Answer | None]
+CandidatesFn = Callable[[StudyView, ImageView | None, "Template"], list[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    fn: ProgramFn
+    arguments: tuple[str, ...]
+    formats: tuple[str, ...]
+    candidates: CandidatesFn | None = None     # argument enumeration when the default does not fit
+    hidden: tuple[str, ...] = ()               # placeholders a question must not name: they are the answer
+
+
+PROGRAMS: dict[str, Program] = {}
+YES_NO = ("yes_no", "full_sentence", "multi_part")
+TEXT = ("short", "full_sentence", "multi_part")
+
+
+def program(name: str, arguments: tuple[str, ...], formats: tuple[str, ...],
+            candidates: CandidatesFn | None = None, hidden: tuple[str, ...] = ()
+            ) -> Callable[[ProgramFn], ProgramFn]:
+    def register(fn: ProgramFn) -> ProgramFn:
+        if name in PROGRAMS:
+            raise ValueError(f"answer program {name!r} is registered twice")
+        PROGRAMS[name] = Program(name, fn, arguments, formats, candidates, hidden)
+        return fn
+    return register
+
+
+# -- names --------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def finding_name(finding: str) -> str:
+    name = vocabulary().findings[finding]["name"]
+    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+
+
+@lru_cache(maxsize=None)
+def region_name(region: str) -> str:
+    name = vocabulary().regions[region]["name"]
+    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+
+
+def category_name(category: str) -> str:
+    return category.replace("_", " ")
+
+
+def modifier_name(modifier_id: str) -> str:
+    return modifier_id.replace("_", " ")
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def yes_no(value: bool, **tags: object) -> Answer:
+    return Answer("yes" if value else "no", polarity=value, **tags)  # type: ignore[arg-type]
+
+
+def _most_specific(regions: list[str]) -> list[str]:
+    """Drop regions that are ancestors of another listed region (keep 'left lower lobe', not 'left lung')."""
+    listed = set(regions)
+    return [r for r in regions if not any(r in region_ancestors(other) for other in listed if other != r)]
+
+
+def _tags(fact: Fact) -> dict[str, tuple]:
+    return {"evidence": tuple(fact.evidence), "findings": (fact.finding,), "regions": tuple(fact.regions)}
+
+
+def _side(fact: Fact) -> str | None:
+    sides = set(fact.lateralities) | {vocabulary().regions[r]["laterality"] for r in fact.regions}
+    sides &= {"left", "right", "bilateral"}
+    if "bilateral" in sides or {"left", "right"} <= sides:
+        return "bilateral"
+    return next(iter(sides)) if sides else None
+
+
+@lru_cache(maxsize=None)
+def counterpart(region: str) -> str | None:
+    """The same region on the other side (left_lower_lobe <-> right_lower_lobe), if the vocabulary has it."""
+    for side, other in (("left_", "right_"), ("right_", "left_")):
+        if region.startswith(side):
+            twin = other + region.removeprefix(side)
+            return twin if twin in vocabulary().regions else None
+        if region.endswith("_" + side.rstrip("_")):
+            twin = region.removesuffix(side.rstrip("_")) + other.rstrip("_")
+            return twin if twin in vocabulary().regions else None
+    return None
+
+
+# -- argument pools ------------------------------------------------------------------------
+def _category_ok(category: str, template: "Template") -> bool:
+    if template.categories:
+        return category in template.categories
+    return category not in template.exclude_categories
+
+
+def finding_pool(study: StudyView, image: ImageView | None, template: "Template") -> list[str]:
+    """Findings a template may ask about: those the report mentions (plus, closed-world, the vocabulary)."""
+    if template.needs_boxes == "finding":
+        pool = sorted({b.label for b in image.finding_boxes}) if image else []
+    elif template.findings:
+        pool = list(template.findings)
+    else:
+        pool = sorted(study.facts)
+        if template.closed_world:
+            pool = sorted(set(pool) | set(vocabulary().findings))
+    findings = vocabulary().findings
+    return [f for f in pool if _category_ok(findings[f]["category"], template)]
+
+
+def region_pool(study: StudyView, template: "Template") -> list[str]:
+    """Regions the report mentions and their ancestors (not `chest`), or the template's own list."""
+    if template.regions:
+        return list(template.regions)
+    mentioned = {r for fact in study.facts.values() if not fact.derived for r in fact.regions}
+    return sorted(mentioned | {a for r in mentioned for a in region_ancestors(r)} - {"chest"})
+
+
+def default_candidates(study: StudyView, image: ImageView | None, template: "Template") -> list[dict[str, str]]:
+    kind = template.arguments
+    if kind == "none":
+        return [{}]
+    if kind == "finding":
+        return [{"finding": f} for f in finding_pool(study, image, template)]
+    if kind == "region":
+        return [{"region": r} for r in region_pool(study, template)]
+    if kind == "category":
+        categories = template.categories or [c for c in vocabulary().categories
+                                             if c not in template.exclude_categories]
+        return [{"category": c} for c in categories]
+    if kind == "two_regions":
+        return [{"region_a": a, "region_b": b} for a, b in combinations(region_pool(study, template), 2)
+                if a not in region_ancestors(b) and b not in region_ancestors(a)]
+    if kind == "two_findings":
+        return [{"finding_a": a, "finding_b": b} for a, b in combinations(finding_pool(study, image, template), 2)]
+    raise ValueError(f"template {template.id}: arguments {kind!r} need a program with its own candidates")
+
+
+# -- study level ---------------------------------------------------------------------------
+def _abnormal_state(study: StudyView) -> bool | None:
+    """True: something abnormal is present or hedged; False: the report only negates; None: it says nothing."""
+    if not study.facts:
+        return None
+    return any(f.abnormal and f.presence in ("present", "uncertain") for f in study.facts.values())
+
+
+def _abnormal_evidence(study: StudyView) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(i for f in study.facts.values() if f.abnormal and f.presence != "absent"
+                               for i in f.evidence))
+
+
+@program("is_abnormal", ("none",), YES_NO)
+def is_abnormal(ask: Ask) -> Answer | None:
+    state = _abnormal_state(ask.study)
+    if state is None:
+        return None
+    leaves = ask.study.leaf_present()
+    return yes_no(state, evidence=_abnormal_evidence(ask.study), findings=tuple(f.finding for f in leaves))
+
+
+@program("is_normal", ("none",), YES_NO)
+def is_normal(ask: Ask) -> Answer | None:
+    state = _abnormal_state(ask.study)
+    if state is None:
+        return None
+    return yes_no(not state, evidence=_abnormal_evidence(ask.study),
+                  findings=tuple(f.finding for f in ask.study.leaf_present()))
+
+
+@program("list_abnormal", ("none",), TEXT)
+def list_abnormal(ask: Ask) -> Answer | None:
+    state = _abnormal_state(ask.study)
+    if state is None:
+        return None
+    leaves = sorted(ask.study.leaf_present(), key=lambda f: f.finding)
+    hedged = sorted((f for f in ask.study.facts.values() if f.abnormal and f.presence == "uncertain"),
+                    key=lambda f: f.finding)
+    if not leaves:
+        text = "no definite abnormality" if hedged else "no abnormality"
+    else:
+        text = _join([finding_name(f.finding) for f in leaves])
+    details = tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in leaves)
+    related = tuple(Part("related", f"possible {finding_name(f.finding)}", (f.finding,), tuple(f.regions))
+                    for f in hedged)
+    return Answer(text, polarity=bool(leaves), evidence=_abnormal_evidence(ask.study),
+                  findings=tuple(f.finding for f in leaves), regions=tuple(r for f in leaves for r in f.regions),
+                  details=details, related=related)
+
+
+def _fact_detail(fact: Fact) -> str:
+    words = [modifier_name(fact.severity)] if fact.severity else []
+    words.append(finding_name(fact.finding))
+    regions = _most_specific(fact.regions)
+    if regions:
+        words.append("in the " + _join([region_name(r) for r in regions]))
+    elif _side(fact):
+        words.append("on both sides" if _side(fact) == "bilateral" else f"on the {_side(fact)}")
+    if fact.change:
+        words.append(f"({modifier_name(fact.change)})")
+    return " ".join(words)
+
+
+@program("count_abnormal", ("none",), ("short",))
+def count_abnormal(ask: Ask) -> Answer | None:
+    if _abnormal_state(ask.study) is None:
+        return None
+    leaves = ask.study.leaf_present()
+    return Answer(str(len(leaves)), evidence=_abnormal_evidence(ask.study), findings=tuple(f.finding for f in leaves))
+
+
+@program("describe_study", ("none",), ("full_sentence",))
+def describe_study(ask: Ask) -> Answer | None:
+    if not ask.study.facts:
+        return None
+    ids = tuple(sorted({i for f in ask.study.facts.values() if not f.derived for i in f.evidence}))
+    leaves = ask.study.leaf_present()
+    text = _join([_fact_detail(f) for f in leaves]) if leaves else "no abnormality"
+    return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
+
+
+@program("indication", ("none",), ("short", "full_sentence"))
+def indication(ask: Ask) -> Answer | None:
+    from cxrvqa.qa.study import DEID_TOKEN
+
+    text = (ask.study.indication or "").strip().rstrip(".").strip()
+    if len(text) < 3 or DEID_TOKEN.search(text):
+        return None
+    return Answer(text[0].lower() + text[1:] if text[1:2].islower() else text)
+
+
+def _category_facts(study: StudyView, category: str) -> list[Fact]:
+    return [f for f in study.facts.values() if f.category == category]
+
+
+@program("has_category", ("category",), YES_NO)
+def has_category(ask: Ask) -> Answer | None:
+    facts = _category_facts(ask.study, ask.args["category"])
+    present = [f for f in facts if f.presence == "present" and not f.derived]
+    if present:
+        return yes_no(True, evidence=tuple(i for f in present for i in f.evidence),
+                      findings=tuple(f.finding for f in present))
+    if any(f.presence == "uncertain" for f in facts):
+        return None
+    if facts or ask.closed_world:
+        return yes_no(False, evidence=tuple(i for f in facts for i in f.evidence),
+                      findings=tuple(f.finding for f in facts))
+    return None
+
+
+@program("list_category", ("category",), TEXT)
+def list_category(ask: Ask) -> Answer | None:
+    present = sorted((f for f in _category_facts(ask.study, ask.args["category"])
+                      if f.presence == "present" and not f.derived), key=lambda f: f.finding)
+    if not present:
+        return None
+    return Answer(_join([finding_name(f.finding) for f in present]), polarity=True,
+                  evidence=tuple(i for f in present for i in f.evidence), findings=tuple(f.finding for f in present),
+                  details=tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in present))
+
+
+# -- finding level -------------------------------------------------------------------------
+@program("has_finding", ("finding",), YES_NO)
+def has_finding(ask: Ask) -> Answer | None:
+    finding = ask.args["finding"]
+    presence = ask.study.presence(finding, ask.closed_world)
+    if presence not in ("present", "absent"):
+        return None
+    fact = ask.study.facts.get(finding)
+    tags = _tags(fact) if fact else {"findings": (finding,)}
+    return yes_no(presence == "present", **tags)
+
+
+@program("finding_ruled_out", ("finding",), YES_NO)
+def finding_ruled_out(ask: Ask) -> Answer | None:
+    fact = ask.study.facts.get(ask.args["finding"])
+    if fact is None or fact.presence == "uncertain":
+        return None
+    return yes_no(fact.presence == "absent", **_tags(fact))
+
+
+@program("finding_uncertain", ("finding",), YES_NO)
+def finding_uncertain(ask: Ask) -> Answer | None:
+    fact = ask.study.facts.get(ask.args["finding"])
+    if fact is None or fact.derived:
+        return None
+    return yes_no(fact.presence == "uncertain", **_tags(fact))
+
+
+def _present_fact(ask: Ask, key: str = "finding") -> Fact | None:
+    fact = ask.study.facts.get(ask.args[key])
+    return fact if fact is not None and fact.presence == "present" else None
+
+
+@program("finding_location", ("finding",), TEXT)
+def finding_location(ask: Ask) -> Answer | None:
+    fact = _present_fact(ask)
+    if fact is None:
+        return None
+    regions = _most_specific(fact.regions)
+    if regions:
+        text = _join([region_name(r) for r in regions])
+    elif _side(fact):
+        text = "both sides" if _side(fact) == "bilateral" else f"the {_side(fact)} side"
+    else:
+        return None
+    return Answer(text, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=tuple(regions))
+
+
+@program("finding_laterality", ("finding",), TEXT)
+def finding_laterality(ask: Ask) -> Answer | None:
+    fact = _present_fact(ask)
+    side = _side(fact) if fact else None
+    if fact is None or side is None:
+        return None
+    return Answer(side, **_tags(fact))
+
+
+def _finding_region_candidates(study: StudyView, image: ImageView | None, template: "Template"
+                               ) -> list[dict[str, str]]:
+    """(finding, region) pairs: where a present finding is, and the same region on the other side
+    for a finding the report places on one side only."""
+    pairs = []
+    for finding in finding_pool(study, image, template):
+        fact = study.facts.get(finding)
+        if fact is None or fact.presence != "present" or fact.derived:
+            continue
+        for region in _most_specific(fact.regions):
+            pairs.append({"finding": finding, "region": region})
+            twin = counterpart(region)
+            if twin is not None:
+                pairs.append({"finding": finding, "region": twin})
+    return pairs
+
+
+@program("finding_in_region", ("finding_region",), YES_NO, candidates=_finding_region_candidates)
+def finding_in_region(ask: Ask) -> Answer | None:
+    fact = _present_fact(ask)
+    region = ask.args["region"]
+    if fact is None:
+        return None
+    inside = region_subtree(region)
+    if any(r in inside for r in fact.regions):
+        return yes_no(True, **_tags(fact))
+    side, region_side = _side(fact), vocabulary().regions[region]["laterality"]
+    if side in ("left", "right") and region_side in ("left", "right") and side != region_side:
+        return yes_no(False, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=(region,))
+    return None
+
+
+@program("finding_severity", ("finding",), TEXT)
+def finding_severity(ask: Ask) -> Answer | None:
+    fact = _present_fact(ask)
+    if fact is None or fact.severity is None:
+        return None
+    return Answer(modifier_name(fact.severity), **_tags(fact))
+
+
+@program("finding_change", ("finding",), TEXT)
+def finding_change(ask: Ask) -> Answer | None:
+    fact = ask.study.facts.get(ask.args["finding"])
+    if fact is None or fact.presence == "absent" or fact.change is None or fact.derived:
+        return None
+    return Answer(modifier_name(fact.change), **_tags(fact))
+
+
+@program("describe_finding", ("finding",), ("full_sentence", "multi_part"))
+def describe_finding(ask: Ask) -> Answer | None:
+    fact = ask.study.facts.get(ask.args["finding"])
+    if fact is None or fact.derived:
+        return None
+    name = finding_name(fact.finding)
+    if fact.presence == "absent":
+        return Answer(f"there is no {name}", polarity=False, **_tags(fact))
+    prefix = "there is" if fact.presence == "present" else "there may be"
+    details = []
+    regions = _most_specific(fact.regions)
+    if regions or _side(fact):
+        where = _join([region_name(r) for r in regions]) if regions else f"{_side(fact)} side"
+        details.append(Part("detail", f"location: {where}", (fact.finding,), tuple(regions)))
+    if fact.severity:
+        details.append(Part("detail", f"severity: {modifier_name(fact.severity)}", (fact.finding,)))
+    if fact.change:
+        details.append(Part("detail", f"change: {modifier_name(fact.change)}", (fact.finding,)))
+    nearby = sorted({other.finding for r in regions for other in ask.study.facts_in_region(r)
+                     if other.finding != fact.finding and other.presence == "present"})
+    related = tuple(Part("related", f"also in this region: {finding_name(f)}", (f,), tuple(regions)) for f in nearby)
+    return Answer(f"{prefix} {_fact_detail(fact)}", polarity=True if fact.presence == "present" else None,
+                  details=tuple(details), related=related, **_tags(fact))
+
+
+def _distractors(candidates: list[str], correct: str) -> tuple[str, ...]:
+    family = {correct, *finding_ancestors(correct)}
+    return tuple(dict.fromkeys(f for f in candidates if f not in family and correct not in finding_ancestors(f)))
+
+
+def _finding_distractors(study: StudyView, correct: str, presence: str, template: "Template") -> tuple[str, ...]:
+    """Wrong options for a finding question: findings the study has with ``presence`` (same category first),
+    then, closed-world only, unmentioned vocabulary findings of the same category."""
+    findings = vocabulary().findings
+    category = findings[correct]["category"]
+    pool = sorted((f for f, fact in study.facts.items() if fact.presence == presence and not fact.derived
+                   and findings[f]["category"] not in template.exclude_categories),
+                  key=lambda f: (findings[f]["category"] != category, f))
+    if template.closed_world and presence == "absent":
+        pool += sorted(f for f, item in findings.items() if item["category"] == category and f not in study.facts
+                       and "parent" in item)
+    return tuple(finding_name(f) for f in _distractors(pool, correct))
+
+
+@program("present_finding_choice", ("finding",), ("multiple_choice",), hidden=("finding",))
+def present_finding_choice(ask: Ask) -> Answer | None:
+    fact = _present_fact(ask)
+    if fact is None or fact.derived:
+        return None
+    return Answer(finding_name(fact.finding), distractors=_finding_distractors(
+        ask.study, fact.finding, "absent", ask.template), **_tags(fact))
+
+
+@program("absent_finding_choice", ("finding",), ("multiple_choice",), hidden=("finding",))
+def absent_finding_choice(ask: Ask) -> Answer | None:
+    fact = ask.study.facts.get(ask.args["finding"])
+    if fact is None or fact.presence != "absent":
+        return None
+    return Answer(finding_name(fact.finding), distractors=_finding_distractors(
+        ask.study, fact.finding, "present", ask.template), **_tags(fact))
+
+
+@program("finding_region_choice", ("finding",), ("multiple_choice",))
+def finding_region_choice(ask: Ask) -> Answer | None:
+    fact = _present_fact(ask)
+    regions = _most_specific(fact.regions) if fact else []
+    if fact is None or len(regions) != 1:
+        return None
+    correct, all_regions = regions[0], vocabulary().regions
+    parent = all_regions[correct].get("parent")
+    twin = counterpart(correct)
+    occupied = {r for f in fact.regions for r in (f, *region_ancestors(f))} | set(region_subtree(correct))
+    siblings = sorted(r for r, item in all_regions.items() if item.get("parent") == parent)
+    twin_siblings = sorted(r for r, item in all_regions.items()
+                           if twin is not None and item.get("parent") == all_regions[twin].get("parent"))
+    pool = [r for r in dict.fromkeys([*([twin] if twin else []), *siblings, *twin_siblings]) if r not in occupied]
+    return Answer(region_name(correct), distractors=tuple(region_name(r) for r in pool), **_tags(fact))
+
+
+@program("which_of_two_findings", ("two_findings",), TEXT)
+def which_of_two_findings(ask: Ask) -> Answer | None:
+    a, b = ask.args["finding_a"], ask.args["finding_b"]
+    pa, pb = ask.study.presence(a, ask.closed_world), ask.study.presence(b, ask.closed_world)
+    if {pa, pb} != {"present", "absent"}:
+        return None
+    present = a if pa == "present" else b
+    evidence = tuple(i for f in (a, b) if f in ask.study.facts for i in ask.study.facts[f].evidence)
+    return Answer(finding_name(present), evidence=evidence, findings=(a, b))
+
+
+# -- region level --------------------------------------------------------------------------
+def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | None:
+    facts = [f for f in study.facts_in_region(region) if f.abnormal]
+    if any(f.presence == "present" for f in facts):
+        return True
+    if any(f.presence == "uncertain" for f in facts):
+        return None
+    return False if facts or closed_world else None
+
+
+def _region_tags(study: StudyView, *regions: str) -> dict[str, tuple]:
+    facts = [f for r in regions for f in study.facts_in_region(r) if f.abnormal and f.presence == "present"]
+    return {"evidence": tuple(dict.fromkeys(i for f in facts for i in f.evidence)),
+            "findings": tuple(dict.fromkeys(f.finding for f in facts)), "regions": regions}
+
+
+@program("region_abnormal", ("region",), YES_NO)
+def region_abnormal(ask: Ask) -> Answer | None:
+    state = _region_state(ask.study, ask.args["region"], ask.closed_world)
+    return None if state is None else yes_no(state, **_region_tags(ask.study, ask.args["region"]))
+
+
+@program("describe_region", ("region",), ("full_sentence", "multi_part"))
+def describe_region(ask: Ask) -> Answer | None:
+    facts = sorted(ask.study.facts_in_region(ask.args["region"]), key=lambda f: f.finding)
+    if not facts:
+        return None
+    present = [f for f in facts if f.presence == "present"]
+    text = _join([_fact_detail(f) for f in present]) if present else "no abnormality"
+    return Answer(text, polarity=bool(present), evidence=tuple(dict.fromkeys(i for f in facts for i in f.evidence)),
+                  findings=tuple(f.finding for f in facts), regions=(ask.args["region"],),
+                  details=tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in present))
+
+
+@program("list_region_findings", ("region",), TEXT)
+def list_region_findings(ask: Ask) -> Answer | None:
+    present = sorted((f for f in ask.study.facts_in_region(ask.args["region"])
+                      if f.presence == "present" and f.category not in ask.template.exclude_categories),
+                     key=lambda f: f.finding)
+    if not present:
+        return None
+    return Answer(_join([finding_name(f.finding) for f in present]),
+                  evidence=tuple(dict.fromkeys(i for f in present for i in f.evidence)),
+                  findings=tuple(f.finding for f in present), regions=(ask.args["region"],))
+
+
+@program("region_devices", ("region",), TEXT)
+def region_devices(ask: Ask) -> Answer | None:
+    devices = sorted((f for f in ask.study.facts_in_region(ask.args["region"])
+                      if f.presence == "present" and f.category == "device"), key=lambda f: f.finding)
+    if not devices:
+        return None
+    return Answer(_join([finding_name(f.finding) for f in devices]),
+                  evidence=tuple(i for f in devices for i in f.evidence),
+                  findings=tuple(f.finding for f in devices), regions=(ask.args["region"],))
+
+
+@program("either_region_abnormal", ("two_regions",), YES_NO)
+def either_region_abnormal(ask: Ask) -> Answer | None:
+    a, b = ask.args["region_a"], ask.args["region_b"]
+    states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]
+    if True in states:
+        return yes_no(True, **_region_tags(ask.study, a, b))
+    return None if None in states else yes_no(False, **_region_tags(ask.study, a, b))
+
+
+@program("both_regions_abnormal", ("two_regions",), YES_NO)
+def both_regions_abnormal(ask: Ask) -> Answer | None:
+    a, b = ask.args["region_a"], ask.args["region_b"]
+    states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]
+    if False in states:
+        return yes_no(False, **_region_tags(ask.study, a, b))
+    return None if None in states else yes_no(True, **_region_tags(ask.study, a, b))
+
+
+# -- image level ---------------------------------------------------------------------------
+VIEW_NAMES = {"PA": "PA (posteroanterior)", "AP": "AP (anteroposterior)", "LL": "lateral", "RL": "lateral",
+              "LATERAL": "lateral"}
+
+
+@program("view_position", ("none",), ("short", "full_sentence"))
+def view_position(ask: Ask) -> Answer | None:
+    if ask.image is None or ask.image.view_position not in VIEW_NAMES:
+        return None
+    return Answer(VIEW_NAMES[ask.image.view_position])
+
+
+@program("is_frontal", ("none",), YES_NO)
+def is_frontal(ask: Ask) -> Answer | None:
+    if ask.image is None or ask.image.view_plane == "unknown":
+        return None
+    return yes_no(ask.image.view_plane == "frontal")
+
+
+def _boxes(ask: Ask) -> tuple[Box, ...]:
+    return tuple(b for b in ask.image.finding_boxes if b.label == ask.args["finding"]) if ask.image else ()
+
+
+@program("finding_boxes", ("finding",), ("box",))
+def finding_boxes(ask: Ask) -> Answer | None:
+    boxes = _boxes(ask)
+    if not boxes:
+        return None
+    text = "; ".join(f"[{b.x_min:.0f}, {b.y_min:.0f}, {b.x_max:.0f}, {b.y_max:.0f}]" for b in boxes)
+    return Answer(text, findings=(ask.args["finding"],), boxes=boxes)
+
+
+@program("finding_box_count", ("finding",), ("short",))
+def finding_box_count(ask: Ask) -> Answer | None:
+    boxes = _boxes(ask)
+    return Answer(str(len(boxes)), findings=(ask.args["finding"],), boxes=boxes) if boxes else None
+
+
+#: Region boxes that give the cardiothoracic ratio: heart width over thorax width.
+CTR_REGIONS = ("heart", "chest")
+
+
+def cardiothoracic_ratio_of(image: ImageView | None) -> tuple[float, tuple[Box, Box]] | None:
+    if image is None:
+        return None
+    boxes = {b.label: b for b in image.region_boxes}
+    heart, thorax = (boxes.get(r) for r in CTR_REGIONS)
+    if heart is None or thorax is None or thorax.x_max - thorax.x_min <= 0:
+        return None
+    return (heart.x_max - heart.x_min) / (thorax.x_max - thorax.x_min), (heart, thorax)
+
+
+@program("cardiothoracic_ratio", ("none",), ("short",))
+def cardiothoracic_ratio(ask: Ask) -> Answer | None:
+    found = cardiothoracic_ratio_of(ask.image)
+    if found is None:
+        return None
+    ratio, boxes = found
+    return Answer(f"{ratio:.2f}", regions=CTR_REGIONS, boxes=boxes)
+
+
+@program("cardiothoracic_ratio_enlarged", ("none",), YES_NO)
+def cardiothoracic_ratio_enlarged(ask: Ask) -> Answer | None:
+    found = cardiothoracic_ratio_of(ask.image)
+    if found is None:
+        return None
+    ratio, boxes = found
+    return yes_no(ratio > 0.5, regions=CTR_REGIONS, boxes=boxes)

@@ -1,0 +1,250 @@
+"""The QA stage over batches of studies: current scene graphs + templates -> `qa_items`.
+
+A (study, template) pair is skipped when `qa_done` has it for the study's current input and the
+template's version, so a rerun generates only for new or changed studies and edited or added
+templates. After the batches, `balance` sets per template the share of 'no' candidates that the
+`current_qa_items` view keeps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+import pyarrow as pa
+
+from cxrvqa.config import Config
+from cxrvqa.parallel import batched, process_map
+from cxrvqa.provenance import code_version
+from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
+from cxrvqa.qa.study import Box, ImageView, study_view
+from cxrvqa.qa.templates import Template, load_templates, template_version
+from cxrvqa.store import StageCounts, Store
+
+#: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool.
+CHUNK, POOL_MIN_STUDIES = 500, 4000
+
+#: The input of one study's QA: its graph, patient, images (view, PNG size) and boxes.
+STUDY_INPUTS_SQL = """
+WITH imgs AS (
+    SELECT study_id, string_agg(concat_ws(':', image_id, view_plane, view_position, png_cols, png_rows), ','
+                                ORDER BY image_id) AS images
+    FROM current_images GROUP BY study_id),
+bx AS (SELECT study_id, string_agg(box_id, ',' ORDER BY box_id) AS boxes FROM current_boxes GROUP BY study_id)
+SELECT g.study_id, g.graph_id, r.patient_id,
+       md5(concat_ws('|', g.graph_id, r.patient_id, coalesce(i.images, ''), coalesce(b.boxes, ''))) AS input_hash
+FROM current_scene_graphs g
+JOIN current_reports r USING (study_id)
+LEFT JOIN imgs i USING (study_id)
+LEFT JOIN bx b USING (study_id)
+WHERE g.backend = ?
+"""
+
+
+@dataclass(frozen=True)
+class QAStageContext:
+    settings: GenerationSettings
+    backend: str
+    positive_share: float
+    workers: int
+
+    @property
+    def templates(self) -> tuple[tuple[Template, str], ...]:
+        return self.settings.templates
+
+
+def prepare(config: Config) -> QAStageContext:
+    templates = load_templates(tuple(config.qa.template_dirs))
+    settings = GenerationSettings(seed=config.seed, splits=tuple(config.qa.splits.items()),
+                                  templates=tuple((t, template_version(t)) for t in templates))
+    return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
+                          config.qa.workers)
+
+
+def with_workers_for(context: QAStageContext, n_pending: int) -> QAStageContext:
+    return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
+
+
+def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
+    """Register this run's templates and the studies whose input changed; returns the number of studies."""
+    now = datetime.now(timezone.utc)
+    store.insert("qa_templates", [
+        {"run_id": run_id, "template_id": t.id, "template_version": version, "source": t.source,
+         "definition": json.dumps(t.definition(), default=list), "created_at": now}
+        for t, version in context.templates])
+    store.con.execute(
+        f"INSERT INTO qa_inputs SELECT s.study_id, s.input_hash, s.graph_id, ?, ? FROM ({STUDY_INPUTS_SQL}) s "
+        "WHERE NOT EXISTS (SELECT 1 FROM current_qa_inputs c WHERE c.study_id = s.study_id "
+        "AND c.input_hash = s.input_hash AND c.graph_id = s.graph_id)", [run_id, now, context.backend])
+    return store.query("SELECT count(*) FROM current_scene_graphs WHERE backend = ?", [context.backend])[0][0]
+
+
+def pending_work(store: Store, context: QAStageContext) -> tuple[int, list[tuple[str, list[str]]]]:
+    """(studies with a current graph, [(study_id, template ids still to generate)])."""
+    templates = pa.table({"template_id": [t.id for t, _ in context.templates],
+                          "template_version": [v for _, v in context.templates]})
+    store.con.register("_templates", templates)
+    try:
+        rows = store.query(
+            "SELECT i.study_id, list(t.template_id ORDER BY t.template_id) FROM current_qa_inputs i "
+            "JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? CROSS JOIN _templates t "
+            "WHERE NOT EXISTS (SELECT 1 FROM qa_done d WHERE d.study_id = i.study_id AND d.input_hash = i.input_hash "
+            "AND d.template_id = t.template_id AND d.template_version = t.template_version) "
+            "GROUP BY i.study_id ORDER BY i.study_id", [context.backend])
+    finally:
+        store.con.unregister("_templates")
+    total = store.query("SELECT count(*) FROM current_scene_graphs WHERE backend = ?", [context.backend])[0][0]
+    return total, [(study, list(ids)) for study, ids in rows]
+
+
+@dataclass(frozen=True)
+class StudyQAInput:
+    study_id: str
+    patient_id: str
+    graph_id: str
+    input_hash: str
+    graph: str                               # scene graph JSON
+    images: tuple[ImageView, ...]
+    template_ids: frozenset[str]
+
+
+def images_of(store: Store, study_ids: list[str]) -> dict[str, tuple[ImageView, ...]]:
+    """The current images of these studies with their boxes in PNG pixels."""
+    boxes: dict[str, tuple[list[Box], list[Box]]] = {}
+    for image_id, kind, label, x0, y0, x1, y1 in store.query(
+            "SELECT image_id, kind, label, x_min, y_min, x_max, y_max FROM current_boxes "
+            "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY box_id", [study_ids]):
+        finding_boxes, region_boxes = boxes.setdefault(image_id, ([], []))
+        (finding_boxes if kind == "finding" else region_boxes).append(Box(label, x0, y0, x1, y1))
+    images: dict[str, list[ImageView]] = {}
+    for study, image_id, position, plane, cols, rows in store.query(
+            "SELECT study_id, image_id, view_position, view_plane, png_cols, png_rows FROM current_images "
+            "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, image_id", [study_ids]):
+        finding_boxes, region_boxes = boxes.get(image_id, ([], []))
+        images.setdefault(study, []).append(ImageView(image_id, position, plane, cols, rows, tuple(finding_boxes),
+                                                      tuple(region_boxes)))
+    return {study: tuple(views) for study, views in images.items()}
+
+
+def load_inputs(store: Store, work: list[tuple[str, list[str]]], backend: str) -> list[StudyQAInput]:
+    wanted = {study: frozenset(ids) for study, ids in work}
+    study_ids = list(wanted)
+    images = images_of(store, study_ids)
+    rows = store.query(
+        "SELECT i.study_id, r.patient_id, i.graph_id, i.input_hash, g.graph FROM current_qa_inputs i "
+        "JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? "
+        "JOIN current_reports r ON r.study_id = i.study_id "
+        "WHERE i.study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY i.study_id", [backend, study_ids])
+    return [StudyQAInput(study, patient, graph_id, input_hash, graph, images.get(study, ()), wanted[study])
+            for study, patient, graph_id, input_hash, graph in rows]
+
+
+def generate_chunk(chunk: list[StudyQAInput], settings: GenerationSettings, backend: str
+                   ) -> tuple[dict[str, list], dict[str, list], list[tuple[str, str, str, int]]]:
+    """Columns of the item and part rows of a chunk of studies, and its (study, input, template, n) done rows."""
+    items: dict[str, list] = {c: [] for c in (*ITEM_COLUMNS, "graph_id", "backend", "input_hash")}
+    parts: dict[str, list] = {c: [] for c in (*PART_COLUMNS, "template_version", "input_hash")}
+    done = []
+    for study in chunk:
+        view = study_view(json.loads(study.graph), study.patient_id, study.images)
+        item_rows, part_rows, counts = generate_study(view, settings, study.template_ids)
+        for row in item_rows:
+            for column, value in zip(ITEM_COLUMNS, row, strict=True):
+                items[column].append(value)
+        n = len(item_rows)
+        items["graph_id"].extend([study.graph_id] * n)
+        items["backend"].extend([backend] * n)
+        items["input_hash"].extend([study.input_hash] * n)
+        item_versions = {row[0]: row[2] for row in item_rows}
+        for row in part_rows:
+            for column, value in zip(PART_COLUMNS, row, strict=True):
+                parts[column].append(value)
+            parts["template_version"].append(item_versions[row[0]])
+            parts["input_hash"].append(study.input_hash)
+        done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
+    return items, parts, done
+
+
+ITEM_SCHEMA = pa.schema([
+    ("item_id", pa.string()), ("template_id", pa.string()), ("template_version", pa.string()),
+    ("study_id", pa.string()), ("patient_id", pa.string()), ("image_id", pa.string()), ("view_plane", pa.string()),
+    ("question_type", pa.string()), ("strategy", pa.string()), ("skill", pa.string()),
+    ("answer_format", pa.string()), ("question", pa.string()), ("answer", pa.string()),
+    ("options", pa.list_(pa.string())), ("correct_option", pa.string()), ("findings", pa.list_(pa.string())),
+    ("regions", pa.list_(pa.string())),
+    ("boxes", pa.list_(pa.struct([("label", pa.string()), ("x_min", pa.float64()), ("y_min", pa.float64()),
+                                  ("x_max", pa.float64()), ("y_max", pa.float64())]))),
+    ("evidence_ids", pa.list_(pa.int32())), ("arguments", pa.string()), ("polarity", pa.bool_()),
+    ("sample_u", pa.float64()), ("split", pa.string()), ("graph_id", pa.string()), ("backend", pa.string()),
+    ("input_hash", pa.string())])
+PART_SCHEMA = pa.schema([
+    ("item_id", pa.string()), ("part_index", pa.int32()), ("kind", pa.string()), ("text", pa.string()),
+    ("findings", pa.list_(pa.string())), ("regions", pa.list_(pa.string())), ("template_version", pa.string()),
+    ("input_hash", pa.string())])
+
+
+def _with_provenance(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
+    n = table.num_rows
+    return (table.append_column("run_id", pa.array([run_id] * n, pa.string()))
+            .append_column("code_version", pa.array([code_version()] * n, pa.string()))
+            .append_column("created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))))
+
+
+def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]], context: QAStageContext
+                   ) -> StageCounts:
+    """Generate and write one batch of (study, templates) work; the batch commits as a whole."""
+    studies = load_inputs(store, work, context.backend)
+    now = datetime.now(timezone.utc)
+    versions = {t.id: v for t, v in context.templates}
+    fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
+    tables = {"qa_items": [], "qa_answer_parts": []}
+    done_rows: dict[str, list] = {c: [] for c in ("study_id", "input_hash", "template_id", "template_version",
+                                                  "n_items")}
+    n_items = 0
+    for items, parts, done in process_map(fn, batched(studies, CHUNK), context.workers):
+        tables["qa_items"].append(_with_provenance(pa.table(items, schema=ITEM_SCHEMA), run_id, now))
+        tables["qa_answer_parts"].append(pa.table(parts, schema=PART_SCHEMA))
+        n_items += len(items["item_id"])
+        for study, input_hash, template_id, count in done:
+            values = (study, input_hash, template_id, versions[template_id], count)
+            for column, value in zip(done_rows, values, strict=True):
+                done_rows[column].append(value)
+    n = len(done_rows["study_id"])
+    done_table = pa.table({**done_rows, "run_id": [run_id] * n,
+                           "created_at": pa.array([now] * n, pa.timestamp("us", tz="UTC"))})
+    with store.transaction():
+        for table, parts in tables.items():
+            for part in parts:
+                store.insert(table, part)
+        store.insert("qa_done", done_table)
+    return StageCounts(n_input=len(work), n_done=n_items)
+
+
+def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:
+    """Per template: keep every 'yes' and the share of 'no' candidates that brings 'yes' to the target
+    (all of them when there are too few); record it in `qa_balance` and return the rows."""
+    targets = {t.id: t.positive_share or context.positive_share for t, _ in context.templates}
+    counts = store.query(
+        "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
+        "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id")
+    now = datetime.now(timezone.utc)
+    rows = []
+    for template_id, version, n_pos, n_neg in counts:
+        target = targets.get(template_id, context.positive_share)
+        keep = 1.0 if n_pos == 0 or n_neg == 0 else min(1.0, n_pos * (1 - target) / (target * n_neg))
+        rows.append({"run_id": run_id, "template_id": template_id, "template_version": version,
+                     "n_positive": n_pos, "n_negative": n_neg, "target_share": target, "keep_rate": keep,
+                     "created_at": now})
+    for row in rows:
+        row["n_negative_kept"] = store.query(
+            "SELECT count(*) FROM current_qa_candidates WHERE template_id = ? AND template_version = ? "
+            "AND polarity = false AND sample_u < ?", [row["template_id"], row["template_version"], row["keep_rate"]]
+        )[0][0]
+        total = row["n_positive"] + row["n_negative_kept"]
+        row["achieved_share"] = row["n_positive"] / total if total else None
+    with store.transaction():
+        store.insert("qa_balance", rows)
+    return rows

@@ -1,0 +1,170 @@
+"""What the answer programs read: one study's scene graph, summarised per finding and region,
+and the images it has (view plane, PNG size, boxes in PNG pixels).
+
+Built once per study and shared by every template, so that a program is a few lines of
+lookups. Presence per finding merges its observations (present > uncertain > absent); a
+present finding makes its vocabulary ancestors present too (pneumonia -> lung opacity).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from cxrvqa.extraction.vocab import vocabulary
+
+#: Categories whose findings do not make a study abnormal (as in the labels14 export).
+NOT_ABNORMAL = frozenset({"device", "technical", "normal"})
+_PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
+DEID_TOKEN = re.compile(r"X{2,}|_{3,}")
+
+
+@dataclass
+class Fact:
+    """Everything the report says about one finding."""
+
+    finding: str
+    category: str
+    presence: str                                   # present | uncertain | absent
+    derived: bool = False                           # only implied by a present descendant
+    regions: list[str] = field(default_factory=list)
+    lateralities: list[str] = field(default_factory=list)
+    severity: str | None = None
+    change: str | None = None
+    evidence: list[int] = field(default_factory=list)   # sentence ids
+
+    @property
+    def abnormal(self) -> bool:
+        return self.category not in NOT_ABNORMAL
+
+
+@dataclass(frozen=True)
+class Box:
+    label: str
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {"label": self.label, "x_min": round(self.x_min, 1), "y_min": round(self.y_min, 1),
+                "x_max": round(self.x_max, 1), "y_max": round(self.y_max, 1)}
+
+
+@dataclass(frozen=True)
+class ImageView:
+    image_id: str
+    view_position: str            # PA | AP | LL | RL | LATERAL | unknown
+    view_plane: str               # frontal | lateral | unknown
+    png_cols: int
+    png_rows: int
+    finding_boxes: tuple[Box, ...] = ()
+    region_boxes: tuple[Box, ...] = ()
+
+
+@dataclass
+class StudyView:
+    study_id: str
+    patient_id: str
+    indication: str | None
+    sentences: dict[int, str]
+    facts: dict[str, Fact]
+    images: tuple[ImageView, ...]
+
+    def presence(self, finding: str, closed_world: bool = False) -> str | None:
+        fact = self.facts.get(finding)
+        if fact is not None:
+            return fact.presence
+        return "absent" if closed_world else None
+
+    def present(self, abnormal_only: bool = False) -> list[Fact]:
+        return [f for f in self.facts.values() if f.presence == "present" and (f.abnormal or not abnormal_only)]
+
+    def leaf_present(self, abnormal_only: bool = True) -> list[Fact]:
+        """Present findings that no other present finding refines (pneumonia, not also lung opacity)."""
+        return [f for f in self.present(abnormal_only) if not f.derived]
+
+    def evidence_text(self, sentence_ids: list[int]) -> str | None:
+        """The evidence sentences joined, or None when there are none or they hold de-identification tokens."""
+        texts = [self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences]
+        if not texts or any(DEID_TOKEN.search(t) for t in texts):
+            return None
+        return " ".join(texts)
+
+    def facts_in_region(self, region: str) -> list[Fact]:
+        """Findings placed in ``region`` or any region below it."""
+        inside = region_subtree(region)
+        return [f for f in self.facts.values() if not f.derived and any(r in inside for r in f.regions)]
+
+
+@lru_cache(maxsize=None)
+def region_subtree(region: str) -> frozenset[str]:
+    regions = vocabulary().regions
+    return frozenset(r for r in regions if region in region_ancestors(r) or r == region)
+
+
+@lru_cache(maxsize=None)
+def region_ancestors(region: str) -> tuple[str, ...]:
+    regions = vocabulary().regions
+    chain, parent = [], regions[region].get("parent")
+    while parent is not None:
+        chain.append(parent)
+        parent = regions[parent].get("parent")
+    return tuple(chain)
+
+
+@lru_cache(maxsize=None)
+def finding_ancestors(finding: str) -> tuple[str, ...]:
+    findings = vocabulary().findings
+    chain, parent = [], findings[finding].get("parent")
+    while parent is not None:
+        chain.append(parent)
+        parent = findings[parent].get("parent")
+    return tuple(chain)
+
+
+def _severity_rank() -> dict[str, int]:
+    return {s["id"]: s["rank"] for s in vocabulary().severity}
+
+
+def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ()) -> StudyView:
+    """The view of one stored scene graph (its JSON as a dict)."""
+    findings = vocabulary().findings
+    ranks = _severity_rank()
+    merged: dict[str, str] = {}
+    for o in graph["observations"]:
+        finding = o["finding"]
+        if finding is not None and _PRESENCE_RANK[o["presence"]] >= _PRESENCE_RANK[merged.get(finding, "absent")]:
+            merged[finding] = o["presence"]
+    facts = {finding: Fact(finding, findings[finding]["category"], presence) for finding, presence in merged.items()}
+    for o in graph["observations"]:
+        fact = facts.get(o["finding"]) if o["finding"] is not None else None
+        if fact is None or o["presence"] != fact.presence:
+            continue   # "no left effusion" says nothing about where the present right one is
+        for region in o["regions"]:
+            if region not in fact.regions:
+                fact.regions.append(region)
+        if o["laterality"] and o["laterality"] not in fact.lateralities:
+            fact.lateralities.append(o["laterality"])
+        if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
+            fact.severity = o["severity"]
+        fact.change = fact.change or o["change"]
+        fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
+    for fact in [f for f in facts.values() if f.presence == "present"]:
+        for ancestor in finding_ancestors(fact.finding):
+            existing = facts.get(ancestor)
+            if existing is None:
+                facts[ancestor] = Fact(ancestor, findings[ancestor]["category"], "present", derived=True,
+                                       regions=list(fact.regions), lateralities=list(fact.lateralities),
+                                       evidence=list(fact.evidence))
+            elif existing.presence != "present":
+                existing.presence, existing.derived = "present", True
+                existing.evidence = list(fact.evidence)
+    for fact in facts.values():   # a finding whose present child is also listed is not a leaf
+        if fact.presence == "present" and not fact.derived and any(
+                other.presence == "present" and fact.finding in finding_ancestors(other.finding)
+                for other in facts.values()):
+            fact.derived = True
+    sentences = {s["id"]: s["text"] for s in graph["sentences"]}
+    return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images)

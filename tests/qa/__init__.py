@@ -69,3 +69,73 @@ def items(view: StudyView, *templates: Template, seed: int = 0) -> list[dict[str
 def generate(view: StudyView, *templates: Template, seed: int = 0) -> tuple[list[dict], list[tuple], dict[str, int]]:
     rows, parts, counts = generate_study(view, settings(*templates, seed=seed))
     return [dict(zip(ITEM_COLUMNS, row, strict=True)) for row in rows], parts, counts
+
+
+# -- synthetic studies (the MCQ letter test and bench/bench_qa.py) ---------------------------------------------
+#: finding -> {laterality: regions}; None: a midline finding
+SITES: dict[str, dict[str | None, list[str]]] = {
+    "pleural_effusion": {"left": ["left_pleura", "left_costophrenic_angle"], "right": ["right_pleura"],
+                         "bilateral": ["pleura"]},
+    "pneumothorax": {"left": ["left_apex", "left_pleura"], "right": ["right_apex", "right_pleura"]},
+    "consolidation": {"left": ["left_lower_lobe", "lingula", "left_upper_lobe"],
+                      "right": ["right_lower_lobe", "right_middle_lobe", "right_upper_lobe"]},
+    "pneumonia": {"left": ["left_lower_lobe", "retrocardiac"], "right": ["right_lower_lobe", "right_middle_lobe"]},
+    "atelectasis": {"left": ["left_base", "left_lower_lobe"], "right": ["right_base"], "bilateral": ["bases"]},
+    "lung_opacity": {"left": ["left_mid_zone"], "right": ["right_upper_zone"], "bilateral": ["lungs"]},
+    "edema": {"bilateral": ["lungs", "perihilar"]},
+    "nodule": {"left": ["left_upper_lobe", "left_apex"], "right": ["right_upper_lobe", "right_lower_lobe"],
+               "bilateral": ["lungs"]},
+    "mass": {"left": ["left_hilum"], "right": ["right_hilum", "right_upper_lobe"]},
+    "emphysema": {"bilateral": ["lungs", "upper_zones"]},
+    "interstitial_lung_disease": {"bilateral": ["lungs", "lower_zones"]},
+    "cardiomegaly": {None: ["heart"]},
+    "enlarged_cardiomediastinum": {None: ["mediastinum"]},
+    "mediastinal_widening": {None: ["upper_mediastinum"]},
+    "hilar_enlargement": {"left": ["left_hilum"], "right": ["right_hilum"], "bilateral": ["hila"]},
+    "aortic_calcification": {None: ["aortic_arch"]},
+    "tortuous_aorta": {None: ["aorta"]},
+    "rib_fracture": {"left": ["left_ribs"], "right": ["right_ribs"]},
+    "scoliosis": {None: ["thoracic_spine"]},
+    "degenerative_spine_changes": {None: ["thoracic_spine"]},
+    "hiatal_hernia": {None: ["upper_abdomen"]},
+    "subcutaneous_emphysema": {"left": ["left_chest_wall"], "right": ["right_chest_wall"]},
+    "endotracheal_tube": {None: ["trachea"]},
+    "enteric_tube": {None: ["stomach", "esophagus"]},
+    "central_venous_catheter": {"left": ["superior_vena_cava"], "right": ["superior_vena_cava"]},
+    "pacemaker": {"left": ["left_chest_wall"]},
+    "sternotomy_wires": {None: ["sternum"]},
+}
+SEVERITIES = ("minimal", "mild", "moderate", "severe", "mild_to_moderate")
+CHANGES = ("new", "worsened", "improved", "unchanged")
+INDICATIONS = ("Shortness of breath.", "Chest pain.", "Fever and cough.", "Line placement.", "___ with hypoxia.",
+               None)
+
+
+def synthetic_study(rng: Any, index: int, n_patients: int | None = None) -> tuple[dict[str, Any], str, list[dict]]:
+    """(scene graph, patient id, image specs) of a random but realistic study number ``index``:
+    0-6 observations from SITES, present / absent / uncertain, with regions, side, severity and change,
+    one sentence each; one or two images (frontal PA or AP, then lateral)."""
+    study_id = f"s{index:07d}"
+    patient_id = f"p{rng.randrange(n_patients) if n_patients else index // 2:07d}"
+    sentences, observations = [], []
+    for number, finding in enumerate(rng.sample(sorted(SITES), rng.randint(0, 6)), start=1):
+        presence = rng.choices(("present", "absent", "uncertain"), (0.45, 0.45, 0.10))[0]
+        side = rng.choice(sorted(SITES[finding], key=str))
+        regions = [rng.choice(SITES[finding][side])] if presence != "absent" or rng.random() < 0.2 else []
+        name = finding.replace("_", " ")
+        text = {"present": f"There is {side or 'a'} {name}.", "absent": f"No {name}.",
+                "uncertain": f"Possible {name}."}[presence]
+        sentences.append(text)
+        severity = rng.choice(SEVERITIES) if presence == "present" and rng.random() < 0.3 else None
+        change = rng.choice(CHANGES) if presence != "absent" and rng.random() < 0.15 else None
+        observations.append(observation(number, finding, presence, regions=regions,
+                                        laterality=side if presence != "absent" else None, severity=severity,
+                                        change=change, evidence=[len(sentences) - 1]))
+    built = graph(study_id, sentences, observations, rng.choice(INDICATIONS))
+    position = rng.choice(("PA", "PA", "AP"))
+    images = [{"image_id": f"{study_id}-1", "view_position": position, "view_plane": "frontal",
+               "png_cols": 512, "png_rows": 512 + rng.randrange(64)}]
+    if rng.random() < 0.5:
+        images.append({"image_id": f"{study_id}-2", "view_position": "LL", "view_plane": "lateral",
+                       "png_cols": 512, "png_rows": 512})
+    return built, patient_id, images

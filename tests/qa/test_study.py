@@ -1,0 +1,102 @@
+"""The study view the answer programs read: merged presence per finding, derived parents, leaves, regions."""
+
+from __future__ import annotations
+
+from cxrvqa.qa.study import region_ancestors, region_subtree, study_view
+from tests.qa import graph, observation
+
+
+def view(*observations, sentences=("s0", "s1", "s2", "s3")):
+    return study_view(graph("s1", list(sentences), list(observations)), "p1", ())
+
+
+def test_present_wins_over_a_negated_mention_and_keeps_only_its_own_places() -> None:
+    study = view(observation(1, "pleural_effusion", "absent", regions=["left_pleura"], evidence=[0]),
+                 observation(2, "pleural_effusion", "present", regions=["right_pleura"], laterality="right",
+                             severity="mild", evidence=[1]),
+                 observation(3, "pleural_effusion", "present", regions=["right_costophrenic_angle"],
+                             laterality="right", severity="moderate", evidence=[2]))
+    fact = study.facts["pleural_effusion"]
+    assert (fact.presence, fact.derived, fact.regions, fact.lateralities, fact.severity, fact.evidence) == (
+        "present", False, ["right_pleura", "right_costophrenic_angle"], ["right"], "moderate", [1, 2])
+    assert study.presence("pleural_effusion") == "present"
+
+
+def test_uncertain_wins_over_absent() -> None:
+    study = view(observation(1, "pneumonia", "absent", evidence=[0]),
+                 observation(2, "pneumonia", "uncertain", change="new", evidence=[1]))
+    fact = study.facts["pneumonia"]
+    assert (fact.presence, fact.change, fact.evidence) == ("uncertain", "new", [1])
+    assert "lung_opacity" not in study.facts    # only a present finding implies its parents
+
+
+def test_a_present_finding_makes_its_parents_present() -> None:
+    study = view(observation(1, "lung_opacity", "absent", evidence=[0]),
+                 observation(2, "pneumonia", "present", regions=["right_lower_lobe"], laterality="right",
+                             evidence=[1]))
+    opacity = study.facts["lung_opacity"]
+    assert (opacity.presence, opacity.derived, opacity.evidence) == ("present", True, [1])
+    assert study.facts["pneumonia"].derived is False
+    assert [f.finding for f in study.leaf_present()] == ["pneumonia"]
+
+
+def test_new_parent_copies_place_and_side() -> None:
+    study = view(observation(1, "calcified_nodule", regions=["left_upper_lobe"], laterality="left", evidence=[0]))
+    assert sorted(study.facts) == ["calcified_nodule", "lung_lesion", "lung_opacity", "nodule"]
+    for parent in ("nodule", "lung_lesion", "lung_opacity"):
+        fact = study.facts[parent]
+        assert (fact.presence, fact.derived, fact.regions, fact.lateralities, fact.evidence) == (
+            "present", True, ["left_upper_lobe"], ["left"], [0])
+    assert study.facts["calcified_nodule"].category == "lung"
+
+
+def test_a_stated_finding_refined_by_a_present_child_is_not_a_leaf() -> None:
+    study = view(observation(1, "atelectasis", evidence=[0]),
+                 observation(2, "linear_atelectasis", regions=["left_base"], evidence=[1]))
+    assert study.facts["atelectasis"].derived is True
+    assert [f.finding for f in study.leaf_present()] == ["linear_atelectasis"]
+
+
+def test_devices_are_present_but_not_abnormal() -> None:
+    study = view(observation(1, "endotracheal_tube", regions=["trachea"], evidence=[0]),
+                 observation(2, "cardiomegaly", regions=["heart"], evidence=[1]))
+    assert sorted(f.finding for f in study.present()) == [
+        "cardiomegaly", "endotracheal_tube", "enlarged_cardiomediastinum", "support_devices", "tube"]
+    assert sorted(f.finding for f in study.present(abnormal_only=True)) == [
+        "cardiomegaly", "enlarged_cardiomediastinum"]
+    assert [f.finding for f in study.leaf_present()] == ["cardiomegaly"]
+
+
+def test_unresolved_observations_are_ignored() -> None:
+    unresolved = {**observation(1, "nodule", evidence=[0]), "finding": None, "unresolved_text": "a blob"}
+    assert view(unresolved).facts == {}
+
+
+def test_closed_world_presence() -> None:
+    study = view(observation(1, "pneumothorax", "absent", evidence=[0]))
+    assert (study.presence("edema"), study.presence("edema", closed_world=True)) == (None, "absent")
+    assert study.presence("pneumothorax", closed_world=True) == "absent"
+
+
+def test_evidence_text_skips_deidentified_sentences() -> None:
+    study = view(sentences=("Small left effusion.", "No XXXX.", "No pneumothorax."))
+    assert study.evidence_text([2, 0, 2]) == "No pneumothorax. Small left effusion."
+    assert study.evidence_text([0, 1]) is None
+    assert study.evidence_text([]) is None
+    assert study.evidence_text([7]) is None
+
+
+def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:
+    study = view(observation(1, "pneumonia", regions=["left_lower_lobe"], evidence=[0]),
+                 observation(2, "pleural_effusion", regions=["left_costophrenic_angle"], evidence=[1]),
+                 observation(3, "pneumothorax", "absent", regions=["right_pleura"], evidence=[2]))
+    assert [f.finding for f in study.facts_in_region("left_lung")] == ["pneumonia"]
+    assert [f.finding for f in study.facts_in_region("lungs")] == ["pneumonia"]
+    assert [f.finding for f in study.facts_in_region("pleura")] == ["pleural_effusion", "pneumothorax"]
+    assert study.facts_in_region("right_lung") == []
+
+
+def test_region_tree() -> None:
+    assert region_ancestors("left_lower_lobe") == ("left_lung", "lungs", "chest")
+    assert region_subtree("left_pleura") == frozenset({"left_pleura", "left_costophrenic_angle"})
+    assert "lungs" not in region_subtree("left_lung") and "lingula" in region_subtree("left_lung")

@@ -8,8 +8,8 @@ give the same items whatever the batching, the worker count or the order of stud
 from __future__ import annotations
 
 import hashlib
-import json
 import random
+import zlib
 from dataclasses import dataclass
 
 from cxrvqa.qa.programs import PROGRAMS, Answer, Ask, category_name, default_candidates, finding_name, region_name
@@ -116,49 +116,63 @@ def _applies(template: Template, image: ImageView | None) -> bool:
     return not (template.needs_boxes == "region" and not image.region_boxes)
 
 
+def _args_text(args: dict[str, str]) -> str:
+    """The arguments as JSON (vocabulary ids need no escaping); also part of the item key."""
+    return "{" + ", ".join(f'"{k}": "{args[k]}"' for k in sorted(args)) + "}"
+
+
 def generate_study(study: StudyView, settings: GenerationSettings, template_ids: frozenset[str] | None = None
                    ) -> tuple[list[tuple], list[tuple], dict[str, int]]:
     """(item rows, answer-part rows, items per template id) of one study, for ``template_ids`` (None: all).
 
     Items are made per image of the study (per study when it has none); a template asks only on
-    the images it applies to. Rows follow ITEM_COLUMNS / PART_COLUMNS.
+    the images it applies to. A template's `weight` keeps that share of its candidates; with
+    `max_per_image`, candidates are tried in a seeded order until that many have an answer (the
+    order is seeded by template, study and image, so it is the same on every run).
+    Rows follow ITEM_COLUMNS / PART_COLUMNS.
     """
     items: list[tuple] = []
     parts: list[tuple] = []
     counts: dict[str, int] = {}
-    split = split_of(study.patient_id, settings.seed, settings.splits)
+    seed = settings.seed
+    split = split_of(study.patient_id, seed, settings.splits)
     targets: tuple[ImageView | None, ...] = study.images or (None,)
     for template, version in settings.templates:
         if template_ids is not None and template.id not in template_ids:
             continue
-        counts.setdefault(template.id, 0)
-        program = PROGRAMS[template.program]
+        counts[template.id] = 0
+        program, cap = PROGRAMS[template.program], template.max_per_image
         for image in targets:
             if not _applies(template, image):
                 continue
-            image_id = image.image_id if image is not None else ""
-            made = []
-            for args in _candidates(study, image, template):
+            prefix = "\x1f".join((template.id, study.study_id, image.image_id if image is not None else "", ""))
+            candidates = _candidates(study, image, template)
+            if template.weight < 1 or cap is not None:
+                rng = random.Random(zlib.crc32(f"{seed}\x1f{prefix}".encode("utf-8")))
+                if template.weight < 1:
+                    candidates = [c for c in candidates if rng.random() < template.weight]
+                if cap is not None:
+                    rng.shuffle(candidates)
+            made = 0
+            for args in candidates:
                 answer = program.fn(Ask(study, image, args, template))
                 if answer is None:
                     continue
-                key = "\x1f".join((template.id, study.study_id, image_id, *(f"{k}={v}" for k, v in args.items())))
-                digest = _digest(settings.seed, key)
-                if int.from_bytes(digest[11:13], "big") / 65536 >= template.weight:
+                args_text = _args_text(args)
+                row = _item(study, image, template, version, split, _digest(seed, prefix + args_text), args_text,
+                            args, answer, parts)
+                if row is None:
                     continue
-                made.append((digest, args, answer))
-            if template.max_per_image is not None and len(made) > template.max_per_image:
-                made = sorted(made, key=lambda m: m[0])[:template.max_per_image]
-            for digest, args, answer in made:
-                row = _item(study, image, template, version, split, digest, args, answer, parts)
-                if row is not None:
-                    items.append(row)
-                    counts[template.id] += 1
+                items.append(row)
+                made += 1
+                if made == cap:
+                    break
+            counts[template.id] += made
     return items, parts, counts
 
 
 def _item(study: StudyView, image: ImageView | None, template: Template, version: str, split: str, digest: bytes,
-          args: dict[str, str], answer: Answer, parts: list[tuple]) -> tuple | None:
+          args_text: str, args: dict[str, str], answer: Answer, parts: list[tuple]) -> tuple | None:
     names = _names(args)
     variant = template.variants[digest[10] % len(template.variants)]
     question = _capitalise(variant.format(**names))
@@ -185,4 +199,4 @@ def _item(study: StudyView, image: ImageView | None, template: Template, version
             image.view_plane if image else None, template.question_type, template.strategy, template.skill, fmt,
             question, text, options, correct, list(dict.fromkeys(answer.findings)),
             list(dict.fromkeys(answer.regions)), [b.as_dict() for b in answer.boxes], list(answer.evidence),
-            json.dumps(args, sort_keys=True), answer.polarity, int.from_bytes(digest[13:16], "big") / 2 ** 24, split)
+            args_text, answer.polarity, int.from_bytes(digest[13:16], "big") / 2 ** 24, split)

@@ -200,9 +200,10 @@ def default_candidates(study: StudyView, image: ImageView | None, template: "Tem
 # -- study level ---------------------------------------------------------------------------
 def _abnormal_state(study: StudyView) -> bool | None:
     """True: something abnormal is present or hedged; False: the report only negates; None: it says nothing."""
-    if not study.facts:
+    stated = [f for f in study.facts.values() if f.abnormal]
+    if not stated:   # nothing said, or only devices and technical notes
         return None
-    return any(f.abnormal and f.presence in ("present", "uncertain") for f in study.facts.values())
+    return any(f.presence in ("present", "uncertain") for f in stated)
 
 
 def _abnormal_evidence(study: StudyView) -> tuple[int, ...]:
@@ -296,7 +297,7 @@ def _category_facts(study: StudyView, category: str) -> list[Fact]:
 @program("has_category", ("category",), YES_NO)
 def has_category(ask: Ask) -> Answer | None:
     facts = _category_facts(ask.study, ask.args["category"])
-    present = [f for f in facts if f.presence == "present" and not f.derived]
+    present = _category_present(facts)
     if present:
         return yes_no(True, evidence=tuple(i for f in present for i in f.evidence),
                       findings=tuple(f.finding for f in present))
@@ -308,10 +309,18 @@ def has_category(ask: Ask) -> Answer | None:
     return None
 
 
+def _category_present(facts: list[Fact]) -> list[Fact]:
+    """The category's present findings, without those another of them refines (a derived parent
+    counts when its present child belongs to another category: cardiomegaly -> enlarged cardiomediastinum)."""
+    present = [f for f in facts if f.presence == "present"]
+    names = {f.finding for f in present}
+    return sorted((f for f in present if not any(f.finding in finding_ancestors(other) for other in names)),
+                  key=lambda f: f.finding)
+
+
 @program("list_category", ("category",), TEXT)
 def list_category(ask: Ask) -> Answer | None:
-    present = sorted((f for f in _category_facts(ask.study, ask.args["category"])
-                      if f.presence == "present" and not f.derived), key=lambda f: f.finding)
+    present = _category_present(_category_facts(ask.study, ask.args["category"]))
     if not present:
         return None
     return Answer(_join([finding_name(f.finding) for f in present]), polarity=True,
@@ -460,11 +469,11 @@ def _finding_distractors(study: StudyView, correct: str, presence: str, template
     findings = vocabulary().findings
     category = findings[correct]["category"]
     pool = sorted((f for f, fact in study.facts.items() if fact.presence == presence and not fact.derived
-                   and findings[f]["category"] not in template.exclude_categories),
+                   and _category_ok(findings[f]["category"], template)),
                   key=lambda f: (findings[f]["category"] != category, f))
     if template.closed_world and presence == "absent":
         pool += sorted(f for f, item in findings.items() if item["category"] == category and f not in study.facts
-                       and "parent" in item)
+                       and "parent" in item and _category_ok(category, template))
     return tuple(finding_name(f) for f in _distractors(pool, correct))
 
 
@@ -493,13 +502,13 @@ def finding_region_choice(ask: Ask) -> Answer | None:
     if fact is None or len(regions) != 1:
         return None
     correct, all_regions = regions[0], vocabulary().regions
-    parent = all_regions[correct].get("parent")
+    kind = correct.rsplit("_", 1)[-1]   # lobe, zone, apex, hilum...: regions of one kind do not overlap
     twin = counterpart(correct)
-    occupied = {r for f in fact.regions for r in (f, *region_ancestors(f))} | set(region_subtree(correct))
-    siblings = sorted(r for r, item in all_regions.items() if item.get("parent") == parent)
-    twin_siblings = sorted(r for r, item in all_regions.items()
-                           if twin is not None and item.get("parent") == all_regions[twin].get("parent"))
-    pool = [r for r in dict.fromkeys([*([twin] if twin else []), *siblings, *twin_siblings]) if r not in occupied]
+    parents = {all_regions[r].get("parent") for r in (correct, twin) if r is not None}
+    occupied = {r for f in fact.regions for r in (f, *region_ancestors(f), *region_subtree(f))}
+    same_kind = sorted(r for r, item in all_regions.items()
+                       if item.get("parent") in parents and r.rsplit("_", 1)[-1] == kind)
+    pool = [r for r in dict.fromkeys([*([twin] if twin else []), *same_kind]) if r not in occupied]
     return Answer(region_name(correct), distractors=tuple(region_name(r) for r in pool), **_tags(fact))
 
 

@@ -145,27 +145,27 @@ def load_inputs(store: Store, work: list[tuple[str, list[str]]], backend: str) -
 def generate_chunk(chunk: list[StudyQAInput], settings: GenerationSettings, backend: str
                    ) -> tuple[dict[str, list], dict[str, list], list[tuple[str, str, str, int]]]:
     """Columns of the item and part rows of a chunk of studies, and its (study, input, template, n) done rows."""
-    items: dict[str, list] = {c: [] for c in (*ITEM_COLUMNS, "graph_id", "backend", "input_hash")}
-    parts: dict[str, list] = {c: [] for c in (*PART_COLUMNS, "template_version", "input_hash")}
+    item_rows: list[tuple] = []
+    part_rows: list[tuple] = []
     done = []
     for study in chunk:
         view = study_view(json.loads(study.graph), study.patient_id, study.images)
-        item_rows, part_rows, counts = generate_study(view, settings, study.template_ids)
-        for row in item_rows:
-            for column, value in zip(ITEM_COLUMNS, row, strict=True):
-                items[column].append(value)
-        n = len(item_rows)
-        items["graph_id"].extend([study.graph_id] * n)
-        items["backend"].extend([backend] * n)
-        items["input_hash"].extend([study.input_hash] * n)
-        item_versions = {row[0]: row[2] for row in item_rows}
-        for row in part_rows:
-            for column, value in zip(PART_COLUMNS, row, strict=True):
-                parts[column].append(value)
-            parts["template_version"].append(item_versions[row[0]])
-            parts["input_hash"].append(study.input_hash)
+        items, parts, counts = generate_study(view, settings, study.template_ids)
+        tail = (study.graph_id, backend, study.input_hash)
+        item_rows.extend(row + tail for row in items)
+        versions = {row[0]: row[2] for row in items}
+        part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
         done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
-    return items, parts, done
+    item_columns = (*ITEM_COLUMNS, "graph_id", "backend", "input_hash")
+    part_columns = (*PART_COLUMNS, "template_version", "input_hash")
+    return (_columns(item_columns, item_rows), _columns(part_columns, part_rows), done)
+
+
+def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
+    """Rows -> one list per column (transposed in C by zip)."""
+    if not rows:
+        return {name: [] for name in names}
+    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 ITEM_SCHEMA = pa.schema([
@@ -224,8 +224,9 @@ def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]],
 
 
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:
-    """Per template: keep every 'yes' and the share of 'no' candidates that brings 'yes' to the target
-    (all of them when there are too few); record it in `qa_balance` and return the rows."""
+    """Per yes/no template, sample down the side in excess so that 'yes' reaches the target share
+    (negatives kept below keep_rate, or positives kept below positive_keep_rate); record it in
+    `qa_balance` and return the rows. A template with only one side keeps everything."""
     targets = {t.id: t.positive_share or context.positive_share for t, _ in context.templates}
     counts = store.query(
         "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
@@ -234,17 +235,20 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     rows = []
     for template_id, version, n_pos, n_neg in counts:
         target = targets.get(template_id, context.positive_share)
-        keep = 1.0 if n_pos == 0 or n_neg == 0 else min(1.0, n_pos * (1 - target) / (target * n_neg))
+        keep_neg = keep_pos = 1.0
+        if n_pos and n_neg:
+            keep_neg = min(1.0, n_pos * (1 - target) / (target * n_neg))
+            keep_pos = min(1.0, n_neg * target / ((1 - target) * n_pos))
         rows.append({"run_id": run_id, "template_id": template_id, "template_version": version,
-                     "n_positive": n_pos, "n_negative": n_neg, "target_share": target, "keep_rate": keep,
-                     "created_at": now})
+                     "n_positive": n_pos, "n_negative": n_neg, "target_share": target, "keep_rate": keep_neg,
+                     "positive_keep_rate": keep_pos, "created_at": now})
     for row in rows:
-        row["n_negative_kept"] = store.query(
-            "SELECT count(*) FROM current_qa_candidates WHERE template_id = ? AND template_version = ? "
-            "AND polarity = false AND sample_u < ?", [row["template_id"], row["template_version"], row["keep_rate"]]
-        )[0][0]
-        total = row["n_positive"] + row["n_negative_kept"]
-        row["achieved_share"] = row["n_positive"] / total if total else None
+        kept_pos, kept_neg = store.query(
+            "SELECT count(*) FILTER (polarity AND sample_u < ?), count(*) FILTER (NOT polarity AND sample_u < ?) "
+            "FROM current_qa_candidates WHERE template_id = ? AND template_version = ?",
+            [row["positive_keep_rate"], row["keep_rate"], row["template_id"], row["template_version"]])[0]
+        row["n_positive_kept"], row["n_negative_kept"] = kept_pos, kept_neg
+        row["achieved_share"] = kept_pos / (kept_pos + kept_neg) if kept_pos + kept_neg else None
     with store.transaction():
         store.insert("qa_balance", rows)
     return rows

@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from cxrvqa.errors import ResourceError
 from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.resources import load_checked_yaml
 
 #: Categories whose findings do not make a study abnormal (as in the labels14 export).
 NOT_ABNORMAL = frozenset({"device", "technical", "normal"})
@@ -71,6 +73,7 @@ class StudyView:
     sentences: dict[int, str]
     facts: dict[str, Fact]
     images: tuple[ImageView, ...]
+    _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
 
     def presence(self, finding: str, closed_world: bool = False) -> str | None:
         fact = self.facts.get(finding)
@@ -93,9 +96,13 @@ class StudyView:
         return " ".join(texts)
 
     def facts_in_region(self, region: str) -> list[Fact]:
-        """Findings placed in ``region`` or any region below it."""
-        inside = region_subtree(region)
-        return [f for f in self.facts.values() if not f.derived and any(r in inside for r in f.regions)]
+        """Findings placed in ``region`` or any region below it (memoised: many templates ask)."""
+        found = self._in_region.get(region)
+        if found is None:
+            inside = region_subtree(region)
+            found = self._in_region[region] = [f for f in self.facts.values()
+                                               if not f.derived and any(r in inside for r in f.regions)]
+        return found
 
 
 @lru_cache(maxsize=None)
@@ -122,6 +129,29 @@ def finding_ancestors(finding: str) -> tuple[str, ...]:
         chain.append(parent)
         parent = findings[parent].get("parent")
     return tuple(chain)
+
+
+@lru_cache(maxsize=1)
+def category_regions() -> dict[str, dict[str, str]]:
+    """schemas/vocab/category_regions.yaml, with every region checked against the regions vocabulary."""
+    data, _ = load_checked_yaml("schemas/vocab/category_regions.yaml", "category_regions.schema.json")
+    vocab = vocabulary()
+    for category, by_side in data["category_regions"].items():
+        if category not in vocab.categories:
+            raise ResourceError("schemas/vocab/category_regions.yaml", f"unknown category {category!r}")
+        unknown = sorted(set(by_side.values()) - set(vocab.regions))
+        if unknown:
+            raise ResourceError("schemas/vocab/category_regions.yaml", f"{category}: unknown regions {unknown}")
+    return data["category_regions"]
+
+
+def _implied_region(fact: Fact) -> str | None:
+    by_side = category_regions().get(fact.category)
+    if by_side is None:
+        return None
+    sides = set(fact.lateralities)
+    side = "bilateral" if "bilateral" in sides or {"left", "right"} <= sides else next(iter(sides), "none")
+    return by_side.get(side) or by_side["none"]
 
 
 def _severity_rank() -> dict[str, int]:
@@ -166,5 +196,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)
                 for other in facts.values()):
             fact.derived = True
+    for fact in facts.values():   # "small left pleural effusion": the left pleura
+        if not fact.regions and fact.presence != "absent":
+            implied = _implied_region(fact)
+            if implied is not None:
+                fact.regions.append(implied)
     sentences = {s["id"]: s["text"] for s in graph["sentences"]}
     return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images)

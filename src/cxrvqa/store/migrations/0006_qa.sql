@@ -76,7 +76,7 @@ CREATE TABLE qa_templates (
     PRIMARY KEY (run_id, template_id)
 );
 
--- Per run and template: yes/no counts and the share of 'no' candidates kept to reach the target.
+-- Per run and template: yes/no counts and the share of each side kept to reach the target.
 CREATE TABLE qa_balance (
     run_id            VARCHAR NOT NULL,
     template_id       VARCHAR NOT NULL,
@@ -84,9 +84,11 @@ CREATE TABLE qa_balance (
     n_positive        BIGINT NOT NULL,
     n_negative        BIGINT NOT NULL,
     target_share      DOUBLE NOT NULL,
-    keep_rate         DOUBLE NOT NULL,
+    keep_rate         DOUBLE NOT NULL,       -- 'no' candidates kept where sample_u < keep_rate
+    positive_keep_rate DOUBLE NOT NULL,      -- 'yes' candidates kept where sample_u < positive_keep_rate
+    n_positive_kept   BIGINT NOT NULL,
     n_negative_kept   BIGINT NOT NULL,
-    achieved_share    DOUBLE,                -- positives / (positives + kept negatives); NULL without yes/no items
+    achieved_share    DOUBLE,                -- kept positives / kept yes-no items; NULL without yes/no items
     created_at        TIMESTAMPTZ NOT NULL
 );
 
@@ -112,12 +114,13 @@ JOIN current_qa_inputs i ON i.study_id = q.study_id AND i.input_hash = q.input_h
 JOIN current_qa_templates t ON t.template_id = q.template_id AND t.template_version = q.template_version
 WHERE q.graph_id IN (SELECT graph_id FROM current_scene_graphs);
 
--- The dataset: balanced ('no' items kept below the template's keep rate), one item per
--- (image or image-less study, question): the first template by id wins a duplicate question.
+-- The dataset: balanced (the side of a yes/no template in excess kept below its keep rate), one
+-- item per (image or image-less study, question): the first template by id wins a duplicate question.
 CREATE VIEW current_qa_items AS
 SELECT c.* FROM current_qa_candidates c
 LEFT JOIN current_qa_balance b ON b.template_id = c.template_id AND b.template_version = c.template_version
-WHERE c.polarity IS DISTINCT FROM false OR c.sample_u < coalesce(b.keep_rate, 1.0)
+WHERE c.polarity IS NULL
+   OR c.sample_u < CASE WHEN c.polarity THEN coalesce(b.positive_keep_rate, 1.0) ELSE coalesce(b.keep_rate, 1.0) END
 QUALIFY row_number() OVER (PARTITION BY coalesce(c.image_id, 'study:' || c.study_id), lower(c.question)
                            ORDER BY c.template_id, c.item_id) = 1;
 

@@ -1,0 +1,106 @@
+"""The QA-facing commands of the CLI: templates list / lint / preview, import-boxes, --templates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cxrvqa.cli import _demo_inputs, app
+from cxrvqa.config import load_config
+from cxrvqa.resources import resource
+from cxrvqa.store import Store
+
+pytestmark = pytest.mark.flow
+runner = CliRunner(env={"COLUMNS": "400"})   # rich wraps at the terminal width
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+QUESTIONS = Path(str(resource("prompts", "questions")))
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo built once (all stages, demo boxes included)."""
+    from flows.build import build_dataset
+
+    out = tmp_path_factory.mktemp("demo")
+    build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"workers": 1}}))
+    return out
+
+
+def test_templates_list_shows_every_builtin() -> None:
+    result = runner.invoke(app, ["templates", "list"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("│")]
+    assert "39 question templates" in result.output and len(rows) == 39
+    assert any(r.split("│")[1].strip() == "finding_presence" for r in rows)
+
+
+def test_templates_lint_passes_the_builtins_and_names_bad_files(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["templates", "lint"]).exit_code == 0
+    bad = tmp_path / "bad_one.yaml"
+    bad.write_text((QUESTIONS / "finding_presence.yaml").read_text().replace("id: finding_presence", "id: bad_one")
+                   .replace("program: has_finding", "program: no_such_program"))
+    good = tmp_path / "good_one.yaml"
+    good.write_text((QUESTIONS / "finding_presence.yaml").read_text().replace("id: finding_presence", "id: good_one"))
+    result = runner.invoke(app, ["templates", "lint", str(tmp_path)])
+    assert result.exit_code == 1
+    output = _flat(result.output)
+    assert f"FAIL {bad} - program: expected one of [" in output and "found 'no_such_program' ok" in output
+    assert f"ok {good}" in output and "2 file(s), 1 with problems" in output
+
+
+def test_templates_preview_writes_nothing(demo_out: Path) -> None:
+    before = _count(demo_out, "qa_items")
+    result = runner.invoke(app, ["templates", "preview", "finding_box", "--out", str(demo_out), "--json"])
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)
+    assert {(i["study_id"], i["answer"]) for i in items} == {
+        ("demo-s1", "[38, 20, 100, 75]"), ("demo-s3", "[312, 325, 340, 353]; [105, 175, 130, 200]"),
+        ("demo-s3", "[325, 375, 425, 463]"), ("demo-s4", "[62, 212, 162, 300]")}
+    assert _count(demo_out, "qa_items") == before
+    unknown = runner.invoke(app, ["templates", "preview", "no_such", "--out", str(demo_out)])
+    assert unknown.exit_code == 2 and "no template 'no_such'" in _flat(unknown.output)
+
+
+def test_import_boxes_command_skips_what_it_imported(demo_out: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(demo_out, out)
+    result = runner.invoke(app, ["import-boxes", "--out", str(out), str(resource("demo", "boxes.csv"))])
+    assert result.exit_code == 0, result.output
+    assert "10 rows, 0 imported, 9 already imported, 1 rejected (no_box 1)" in _flat(result.output)
+    bad_size = runner.invoke(app, ["import-boxes", "--out", str(out), "--reference-size", "big",
+                                   str(resource("demo", "boxes.csv"))])
+    assert bad_size.exit_code == 2 and "expected COLSxROWS like 1024x1024, found 'big'" in _flat(bad_size.output)
+
+
+def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(demo_out, out)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "pleural_question.yaml").write_text(
+        "id: pleural_question\nversion: 1\nquestion_type: is_there\nstrategy: finding\nanswer_format: yes_no\n"
+        "program: has_finding\narguments: finding\ndraw: {findings: [pleural_effusion]}\n"
+        "variants: ['Any fluid in the pleural space?']\n")
+    before = _count(out, "qa_items")
+    result = runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", str(mine)])
+    assert result.exit_code == 0, result.output
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        new = store.query("SELECT study_id, answer FROM qa_items WHERE run_id = (SELECT max(run_id) FROM runs) "
+                          "ORDER BY study_id")
+        assert new == [("demo-s1", "no"), ("demo-s2", "no"), ("demo-s3", "yes")]
+        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 3
+        stage = store.query("SELECT n_input, n_skipped FROM run_stages WHERE stage = 'qa' "
+                            "AND run_id = (SELECT max(run_id) FROM runs)")
+        assert stage == [(4, 0)]
+
+
+def _count(out: Path, table: str) -> int:
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        return store.query(f"SELECT count(*) FROM {table}")[0][0]

@@ -139,3 +139,67 @@ def synthetic_study(rng: Any, index: int, n_patients: int | None = None) -> tupl
         images.append({"image_id": f"{study_id}-2", "view_position": "LL", "view_plane": "lateral",
                        "png_cols": 512, "png_rows": 512})
     return built, patient_id, images
+
+
+def fill_store(store: Any, first: int, n: int, *, seed: int = 0, run_id: str = "synthetic",
+               n_patients: int | None = None) -> int:
+    """Insert studies ``first`` .. ``first + n - 1`` of synthetic_study (random.Random(seed + first)) as
+    `reports`, `scene_graphs` and `images` rows, the columns the QA stage reads plus the required ones,
+    in one bulk insert per table. Returns the number of images."""
+    import hashlib
+    import json
+    import random
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    rng = random.Random(seed * 1_000_003 + first)
+    now = datetime.now(timezone.utc)
+    reports: dict[str, list] = {c: [] for c in ("study_id", "patient_id", "report_hash", "input_hash")}
+    graphs: dict[str, list] = {c: [] for c in ("graph_id", "study_id", "report_hash", "input_hash",
+                                                "n_observations", "graph")}
+    images: dict[str, list] = {c: [] for c in ("image_id", "study_id", "patient_id", "view_position",
+                                                "view_plane", "png_rows", "png_cols")}
+    for index in range(first, first + n):
+        built, patient, specs = synthetic_study(rng, index, n_patients)
+        text = json.dumps(built, separators=(",", ":"))
+        digest = hashlib.md5(text.encode()).hexdigest()
+        reports["study_id"].append(built["study_id"])
+        reports["patient_id"].append(patient)
+        reports["report_hash"].append(digest)
+        reports["input_hash"].append(digest)
+        graphs["graph_id"].append("g-" + digest)
+        graphs["study_id"].append(built["study_id"])
+        graphs["report_hash"].append(digest)
+        graphs["input_hash"].append(digest)
+        graphs["n_observations"].append(len(built["observations"]))
+        graphs["graph"].append(text)
+        for spec in specs:
+            images["image_id"].append(spec["image_id"])
+            images["study_id"].append(built["study_id"])
+            images["patient_id"].append(patient)
+            for key in ("view_position", "view_plane", "png_rows", "png_cols"):
+                images[key].append(spec[key])
+
+    def constant(table: dict[str, list], **values: Any) -> pa.Table:
+        rows = len(next(iter(table.values())))
+        arrow = pa.table(table)
+        for name, value in values.items():
+            arrow = arrow.append_column(name, pa.array([value] * rows))
+        return arrow
+
+    common = {"run_id": run_id, "code_version": "synthetic", "created_at": now}
+    n_images = len(images["image_id"])
+    with store.transaction():
+        store.insert("reports", constant(reports, source="synthetic", source_format="jsonl", text="", indication="",
+                                         comparison="", technique="", findings="", impression="", other="",
+                                         n_sentences=0, parser_version="synthetic", **common))
+        store.insert("scene_graphs", constant(graphs, backend="rules", parser_version="synthetic",
+                                              extractor_version="synthetic", **common).append_column(
+            "quality", pa.array([[]] * n, pa.list_(pa.string()))))
+        store.insert("images", constant(images, recipe_version="synthetic", source_path="x.dcm", png_path="x.png",
+                                        view_source="ViewPosition", photometric="MONOCHROME2", inverted=False,
+                                        window_source="window", decode_method="full", decode_reduction=1,
+                                        rows=2048, cols=2048, scale_x=0.25, scale_y=0.25, png_sha256="0",
+                                        input_hash="0", **common))
+    return n_images

@@ -1,0 +1,295 @@
+"""The QA stage over a store: the real stage functions on synthetic scene graphs (balance, dedup, splits,
+incremental reruns) and the real `build_dataset` flow on the bundled demo (determinism, rerun, boxes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cxrvqa.config import load_config
+from cxrvqa.parallel import batched
+from cxrvqa.qa import stage
+from cxrvqa.store import Store
+from tests.qa import fill_store
+
+TEMPLATES = 39
+SNAPSHOT = "SELECT * EXCLUDE (run_id, created_at, code_version) FROM qa_items ORDER BY item_id"
+
+
+def run_qa(store: Store, out: Path, run_id: str, **qa: object) -> SimpleNamespace:
+    """The QA stage as the flow runs it: record inputs, pending work in batches, balance."""
+    seed = qa.pop("seed", 0)
+    config = load_config(None, {"out_dir": out, "seed": seed, "qa": {"workers": 1, **qa}})
+    context = stage.prepare(config)
+    n_studies = stage.record_inputs(store, run_id, context)
+    total, pending = stage.pending_work(store, context)
+    counts = [stage.generate_batch(store, run_id, batch, context) for batch in batched(pending, 400)]
+    return SimpleNamespace(context=context, n_studies=n_studies, total=total, pending=pending, counts=counts,
+                           balance=stage.balance(store, run_id, context))
+
+
+# -- synthetic store -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("qa-synthetic")
+    store = Store(folder / "cxrvqa.duckdb")
+    n_images = fill_store(store, 0, 1000, n_patients=400)
+    result = run_qa(store, folder, "run-1")
+    yield SimpleNamespace(store=store, folder=folder, n_images=n_images, **vars(result))
+    store.close()
+
+
+def test_stage_counts(synthetic: SimpleNamespace) -> None:
+    store = synthetic.store
+    assert (synthetic.n_studies, synthetic.total, len(synthetic.pending)) == (1000, 1000, 1000)
+    assert all(len(ids) == TEMPLATES for _, ids in synthetic.pending)
+    n_items = store.query("SELECT count(*) FROM qa_items")[0][0]
+    assert sum(c.n_input for c in synthetic.counts) == 1000
+    assert sum(c.n_done for c in synthetic.counts) == n_items > 50_000
+    assert store.query("SELECT count(*), sum(n_items) FROM qa_done") == [(1000 * TEMPLATES, n_items)]
+    assert store.query("SELECT count(DISTINCT item_id) FROM qa_items")[0][0] == n_items
+    # multi-part items have their parts, part 0 restating the answer
+    assert store.query("SELECT count(*) FROM qa_items q WHERE answer_format = 'multi_part' AND NOT EXISTS "
+                       "(SELECT 1 FROM qa_answer_parts p WHERE p.item_id = q.item_id AND p.part_index = 0 "
+                       "AND p.kind = 'main' AND p.text = q.answer)")[0][0] == 0
+
+
+def test_balance_rows(synthetic: SimpleNamespace) -> None:
+    store = synthetic.store
+    candidates = {row[0]: row[1:] for row in store.query(
+        "SELECT template_id, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
+        "FROM current_qa_candidates GROUP BY ALL")}
+    # every template has candidates but the four that need boxes (the synthetic images have none)
+    assert len(synthetic.balance) == len(candidates) == TEMPLATES - 4
+    stored = store.query_dicts("SELECT * EXCLUDE (created_at) FROM qa_balance ORDER BY template_id")
+    assert stored == [{k: v for k, v in row.items() if k != "created_at"} for row in synthetic.balance]
+    close_to_target = 0
+    for row in synthetic.balance:
+        n_pos, n_neg = candidates[row["template_id"]]
+        assert (row["n_positive"], row["n_negative"], row["target_share"]) == (n_pos, n_neg, 0.4)
+        keep_neg = keep_pos = 1.0
+        if n_pos and n_neg:
+            keep_neg, keep_pos = min(1.0, n_pos * 0.6 / (0.4 * n_neg)), min(1.0, n_neg * 0.4 / (0.6 * n_pos))
+        assert (row["keep_rate"], row["positive_keep_rate"]) == (pytest.approx(keep_neg), pytest.approx(keep_pos))
+        assert max(row["keep_rate"], row["positive_keep_rate"]) == 1.0     # only the side in excess is sampled
+        kept_pos, kept_neg = store.query(
+            "SELECT count(*) FILTER (polarity AND sample_u < ?), count(*) FILTER (NOT polarity AND sample_u < ?) "
+            "FROM current_qa_candidates WHERE template_id = ?",
+            [row["positive_keep_rate"], row["keep_rate"], row["template_id"]])[0]
+        assert (row["n_positive_kept"], row["n_negative_kept"]) == (kept_pos, kept_neg)
+        total = kept_pos + kept_neg
+        assert row["achieved_share"] == (kept_pos / total if total else None)
+        if n_pos and n_neg and min(kept_pos, kept_neg) >= 100:
+            assert abs(row["achieved_share"] - 0.4) <= 0.05, row
+            close_to_target += 1
+        if not (n_pos and n_neg):
+            assert (kept_pos, kept_neg) == (n_pos, n_neg)                  # one side only: everything kept
+    assert close_to_target >= 10
+
+
+def test_current_items_are_balanced_and_deduplicated(synthetic: SimpleNamespace) -> None:
+    store = synthetic.store
+    assert store.query("SELECT count(*) FROM current_qa_items c JOIN current_qa_balance b USING (template_id) "
+                       "WHERE (NOT c.polarity AND c.sample_u >= b.keep_rate) "
+                       "OR (c.polarity AND c.sample_u >= b.positive_keep_rate)")[0][0] == 0
+    assert store.query("SELECT count(*) FROM (SELECT coalesce(image_id, 'study:' || study_id), lower(question) "
+                       "FROM current_qa_items GROUP BY ALL HAVING count(*) > 1)")[0][0] == 0
+    # every kept candidate missing from the dataset lost to a same-question item of an earlier template id
+    lost = store.query(
+        "WITH cur AS MATERIALIZED (SELECT item_id, coalesce(image_id, 'study:' || study_id) AS k, "
+        "lower(question) AS q, template_id FROM current_qa_items), "
+        "kept AS MATERIALIZED (SELECT c.item_id, coalesce(c.image_id, 'study:' || c.study_id) AS k, "
+        "lower(c.question) AS q, c.template_id FROM current_qa_candidates c "
+        "JOIN current_qa_balance b USING (template_id) WHERE c.polarity IS NULL "
+        "OR c.sample_u < CASE WHEN c.polarity THEN b.positive_keep_rate ELSE b.keep_rate END), "
+        "missing AS (SELECT * FROM kept ANTI JOIN cur USING (item_id)) "
+        "SELECT m.item_id FROM missing m ANTI JOIN (SELECT m2.item_id FROM missing m2 JOIN cur ON cur.k = m2.k "
+        "AND cur.q = m2.q AND cur.template_id <= m2.template_id) w USING (item_id)")
+    assert lost == []
+    n_current = store.query("SELECT count(*) FROM current_qa_items")[0][0]
+    assert 0.5 * synthetic.n_images * 10 < n_current < store.query("SELECT count(*) FROM qa_items")[0][0]
+
+
+def test_splits_are_patient_disjoint(synthetic: SimpleNamespace) -> None:
+    store = synthetic.store
+    assert store.query("SELECT patient_id FROM qa_items GROUP BY patient_id HAVING count(DISTINCT split) > 1") == []
+    n_patients = store.query("SELECT count(DISTINCT patient_id) FROM qa_items")[0][0]
+    assert n_patients > 300
+    shares = dict(store.query("SELECT split, count(DISTINCT patient_id) / ? FROM qa_items GROUP BY split",
+                              [n_patients]))
+    assert set(shares) == {"train", "val", "test"}
+    assert abs(shares["train"] - 0.8) < 0.07 and abs(shares["val"] - 0.1) < 0.05 and abs(shares["test"] - 0.1) < 0.05
+
+
+def test_rerun_generates_nothing(synthetic: SimpleNamespace) -> None:
+    store = synthetic.store
+    before = store.query("SELECT count(*) FROM qa_items")[0][0]
+    config = load_config(None, {"out_dir": synthetic.folder, "qa": {"workers": 1}})
+    context = stage.prepare(config)
+    stage.record_inputs(store, "run-2", context)
+    assert stage.pending_work(store, context) == (1000, [])
+    assert store.query("SELECT count(*) FROM qa_items")[0][0] == before
+    assert store.query("SELECT count(*) FROM qa_inputs WHERE run_id = 'run-2'")[0][0] == 0
+
+
+@pytest.mark.xfail(strict=True, reason="bug: the seed (and qa.splits) are in neither template_version nor qa_done's "
+                   "key, so a rerun with another seed or other split shares skips every study and keeps the old "
+                   "variants, distractors and splits")
+def test_rerun_with_another_seed_regenerates(synthetic: SimpleNamespace) -> None:
+    config = load_config(None, {"out_dir": synthetic.folder, "seed": 1, "qa": {"workers": 1}})
+    context = stage.prepare(config)
+    stage.record_inputs(synthetic.store, "run-seed-1", context)
+    total, pending = stage.pending_work(synthetic.store, context)
+    assert len(pending) == total == 1000
+
+
+@pytest.mark.xfail(strict=True, reason="bug: current_qa_items de-duplicates on (image, lower(question)) alone, so a "
+                   "multiple-choice item is dropped when a short-answer template asks the same question text "
+                   "(finding_location and finding_location_choice share two variants)")
+def test_multiple_choice_items_are_not_dropped_as_duplicates_of_other_formats(synthetic: SimpleNamespace) -> None:
+    assert synthetic.store.query(
+        "WITH cur AS MATERIALIZED (SELECT item_id, image_id, lower(question) AS q, answer_format "
+        "FROM current_qa_items), "
+        "mcq AS (SELECT item_id, image_id, lower(question) AS q FROM current_qa_candidates "
+        "WHERE answer_format = 'multiple_choice') "
+        "SELECT count(*) FROM (SELECT * FROM mcq ANTI JOIN cur USING (item_id)) m "
+        "JOIN cur ON cur.image_id = m.image_id AND cur.q = m.q AND cur.answer_format <> 'multiple_choice'")[0][0] == 0
+
+
+def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_path: Path) -> None:
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        fill_store(store, 0, 40)
+        first = run_qa(store, tmp_path, "run-1")
+        assert len(first.pending) == 40
+        # three studies get a new scene graph (a re-extraction)
+        store.con.execute("INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, "
+                          "created_at + INTERVAL 1 SECOND AS created_at, 'run-x' AS run_id) FROM scene_graphs "
+                          "WHERE study_id IN ('s0000003', 's0000007', 's0000011')")
+        second = run_qa(store, tmp_path, "run-2")
+        assert [(study, len(ids)) for study, ids in second.pending] == [
+            ("s0000003", TEMPLATES), ("s0000007", TEMPLATES), ("s0000011", TEMPLATES)]
+        assert store.query("SELECT DISTINCT graph_id[:3] FROM current_qa_candidates WHERE study_id IN "
+                           "('s0000003', 's0000007', 's0000011')") == [("g2-",)]
+        # a user template: only it is generated, for every study
+        user = tmp_path / "templates"
+        user.mkdir()
+        source = (Path(__file__).parents[2] / "prompts" / "questions" / "finding_presence.yaml").read_text()
+        (user / "my_presence.yaml").write_text(source.replace("id: finding_presence", "id: my_presence"))
+        third = run_qa(store, tmp_path, "run-3", template_dirs=[user])
+        assert len(third.pending) == 40 and {tuple(ids) for _, ids in third.pending} == {("my_presence",)}
+        assert store.query("SELECT count(*) FROM qa_items WHERE run_id = 'run-3' AND template_id <> 'my_presence'"
+                           )[0][0] == 0
+        assert store.query("SELECT count(*) FROM current_qa_candidates WHERE template_id = 'my_presence'")[0][0] > 0
+
+
+def test_another_seed_changes_variants_and_splits(tmp_path: Path) -> None:
+    found = []
+    for seed in (0, 1):
+        with Store(tmp_path / f"seed{seed}" / "cxrvqa.duckdb") as store:
+            fill_store(store, 0, 150, n_patients=100)
+            run_qa(store, tmp_path / f"seed{seed}", "run", seed=seed)
+            found.append({(r[0], r[1], r[2]): r[3:] for r in store.query(
+                "SELECT template_id, image_id, arguments, question, answer, split, patient_id FROM qa_items")})
+    zero, one = found
+    unsampled = {t.id for t, _ in stage.prepare(load_config(None, {"out_dir": tmp_path})).templates
+                 if t.weight == 1 and t.max_per_image is None and t.answer_format != "multiple_choice"}
+    shared = set(zero) & set(one)
+    assert {k for k in zero if k[0] in unsampled} == {k for k in one if k[0] in unsampled} <= shared
+    assert len(shared) > 0.8 * len(zero)
+    assert sum(zero[k][0] != one[k][0] for k in shared) > 0.2 * len(shared)      # variants
+    assert all(zero[k][1] == one[k][1] for k in shared if k[0] == "finding_presence")   # same answers
+    patients = {zero[k][3]: (zero[k][2], one[k][2]) for k in shared}
+    assert 0.1 < sum(a != b for a, b in patients.values()) / len(patients) < 0.6     # splits
+
+
+# -- the demo through the real flow ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    from cxrvqa.cli import _demo_inputs
+    from flows.build import build_dataset
+
+    root = tmp_path_factory.mktemp("qa-demo")
+
+    def config(out: Path):
+        return load_config(None, {**_demo_inputs(), "out_dir": out, "qa": {
+            **_demo_inputs().get("qa", {}), "workers": 2}})
+
+    first = build_dataset(config(root / "a"))
+    snapshots = []
+    for out in ("a", "b"):
+        if out == "b":
+            second = build_dataset(config(root / "b"))
+        with Store(root / out / "cxrvqa.duckdb", read_only=True) as store:
+            snapshots.append((store.query(SNAPSHOT),
+                              store.query("SELECT * FROM qa_answer_parts ORDER BY item_id, part_index"),
+                              store.query("SELECT * EXCLUDE (run_id, created_at) FROM qa_balance "
+                                          "ORDER BY template_id")))
+    rerun = build_dataset(config(root / "a"))
+    return SimpleNamespace(root=root, first=first, second=second, rerun=rerun, snapshots=snapshots)
+
+
+@pytest.mark.flow
+def test_demo_build_produces_every_answer_format(demo: SimpleNamespace) -> None:
+    n_items = len(demo.snapshots[0][0])
+    assert demo.first["stages"]["qa"] == {"n_input": 4, "n_skipped": 0, "n_done": n_items, "n_rejected": 0}
+    with Store(demo.root / "a" / "cxrvqa.duckdb", read_only=True) as store:
+        formats = dict(store.query("SELECT answer_format, count(*) FROM current_qa_items GROUP BY ALL"))
+        assert set(formats) == {"yes_no", "short", "full_sentence", "multi_part", "multiple_choice", "box"}
+        assert store.query("SELECT count(DISTINCT study_id) FROM current_qa_items")[0][0] == 4
+        assert store.query("SELECT patient_id FROM qa_items GROUP BY ALL HAVING count(DISTINCT split) > 1") == []
+
+
+@pytest.mark.flow
+def test_demo_builds_are_identical(demo: SimpleNamespace) -> None:
+    assert demo.first["run_id"] != demo.second["run_id"]
+    assert demo.snapshots[0] == demo.snapshots[1]
+    assert len(demo.snapshots[0][0]) > 200
+
+
+@pytest.mark.flow
+def test_demo_rerun_skips_everything(demo: SimpleNamespace) -> None:
+    assert demo.rerun["stages"]["qa"] == {"n_input": 4, "n_skipped": 4, "n_done": 0, "n_rejected": 0}
+    with Store(demo.root / "a" / "cxrvqa.duckdb", read_only=True) as store:
+        assert store.query("SELECT count(*) FROM qa_items WHERE run_id = ?", [demo.rerun["run_id"]]) == [(0,)]
+        assert store.query(SNAPSHOT) == demo.snapshots[0][0]
+
+
+@pytest.mark.flow
+def test_demo_boxes_are_the_rescaled_current_boxes(demo: SimpleNamespace, tmp_path: Path) -> None:
+    from cxrvqa.imaging.boxes import import_boxes
+    from cxrvqa.resources import resource
+
+    db = tmp_path / "cxrvqa.duckdb"
+    shutil.copy(demo.root / "a" / "cxrvqa.duckdb", db)
+    with Store(db) as store:
+        # imported after the images stage (a no-op when the demo build imported them already), then QA again
+        import_boxes(store, Path(str(resource("demo") / "boxes.csv")), fmt="auto", run_id="run-boxes")
+        run_qa(store, tmp_path, "run-boxes")
+        boxes = {(image, kind, label): [] for image, kind, label in store.query(
+            "SELECT DISTINCT image_id, kind, label FROM current_boxes")}
+        for image, kind, label, *box in store.query(
+                "SELECT image_id, kind, label, x_min, y_min, x_max, y_max FROM current_boxes ORDER BY box_id"):
+            boxes[(image, kind, label)].append(box)
+        items = store.query("SELECT template_id, image_id, answer, findings, boxes FROM current_qa_items "
+                            "WHERE len(boxes) > 0 ORDER BY template_id, image_id, answer")
+        assert {t for t, *_ in items} == {"finding_box", "finding_box_count", "cardiothoracic_ratio",
+                                          "cardiothoracic_ratio_enlarged"}
+        for template_id, image, _, findings, item_boxes in items:
+            if template_id.startswith("finding_box"):
+                expected = sorted(boxes[(image, "finding", findings[0])])
+            else:
+                expected = [boxes[(image, "region", "heart")][0], boxes[(image, "region", "chest")][0]]
+            got = [[b["x_min"], b["y_min"], b["x_max"], b["y_max"]] for b in item_boxes]
+            if template_id.startswith("finding_box"):
+                got = sorted(got)
+            assert got == [pytest.approx(box, abs=0.05) for box in expected], (template_id, image)
+        # the demo's pneumothorax box (150, 80, 400, 300 on the 1024 px source) on its 256 px PNG
+        assert ("finding_box", "[38, 20, 100, 75]") in {(t, a) for t, _, a, *_ in items}
+        ratios = {a for t, _, a, *_ in items if t == "cardiothoracic_ratio"}
+        assert ratios == {"0.39", "0.56"}      # demo-s1 "heart size is normal", demo-s3 mild cardiomegaly
+        assert json.loads(store.query("SELECT arguments FROM current_qa_items WHERE template_id = "
+                                      "'cardiothoracic_ratio' LIMIT 1")[0][0]) == {}

@@ -72,6 +72,8 @@ class StageRow:
     n_input: int
     n_done: int
     seconds: float
+    started: float    # epoch seconds
+    finished: float
 
 
 def report_text(rng: random.Random, number: int) -> str:
@@ -114,8 +116,8 @@ def build(reports: Path, out: Path, base_url: str, concurrency: int) -> None:
 def extract_stage(out: Path) -> StageRow:
     """The newest extract stage of the folder's store."""
     with duckdb.connect(str(out / "cxrvqa.duckdb"), read_only=True) as db:
-        row = db.execute("SELECT n_input, n_done, seconds FROM run_stages WHERE stage = 'extract' "
-                         "ORDER BY started_at DESC LIMIT 1").fetchone()
+        row = db.execute("SELECT n_input, n_done, seconds, epoch(started_at), epoch(finished_at) FROM run_stages "
+                         "WHERE stage = 'extract' ORDER BY started_at DESC LIMIT 1").fetchone()
     if row is None:
         sys.exit(f"FAIL: no extract stage in {out / 'cxrvqa.duckdb'}")
     return StageRow(*row)
@@ -149,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with FakeLLMServer(latency=args.latency) as server:
             print(f"server {server.base_url}, latency {args.latency * 1000:.0f} ms per request")
-            print(f"{'concurrency':>11} {'reports':>7} {'requests':>8} {'seconds':>8} {'reports/s':>9} "
-                  f"{'ideal':>7} {'ratio':>6}")
+            print(f"{'concurrency':>11} {'reports':>7} {'requests':>8} {'seconds':>8} {'start-up':>8} {'tail':>6} "
+                  f"{'reports/s':>9} {'ideal':>7} {'ratio':>6}")
             for concurrency in args.concurrency:
                 folder = work / f"c{concurrency}"
                 folder.mkdir()
@@ -161,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 stage, requests = extract_stage(folder / "out"), server.request_count - before
                 if requests == 0:
                     sys.exit(f"FAIL: the build of {count} reports sent no request to {server.base_url}")
+                received = [r["received_at"] for r in server.requests[before:]]
+                startup = min(received) - stage.started
+                tail = stage.finished - (max(received) + args.latency)
                 rate, ideal = stage.n_done / stage.seconds, concurrency / args.latency
                 verdict = ""
                 if concurrency == TARGET_CONCURRENCY:
@@ -169,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     verdict = "PASS" if passed else "FAIL"
                 results[f"concurrency {concurrency}: {count} reports done with {count} requests"] = (
                     stage.n_done == count and requests == count)
-                print(f"{concurrency:>11} {stage.n_done:>7} {requests:>8} {stage.seconds:>8.2f} {rate:>9.1f} "
-                      f"{ideal:>7.1f} {rate / ideal:>6.2f} {verdict}")
+                print(f"{concurrency:>11} {stage.n_done:>7} {requests:>8} {stage.seconds:>8.2f} {startup:>8.2f} "
+                      f"{tail:>6.2f} {rate:>9.1f} {ideal:>7.1f} {rate / ideal:>6.2f} {verdict}")
 
             folder = work / "cache"
             folder.mkdir()

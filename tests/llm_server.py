@@ -111,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeLLMServer:
     """An OpenAI-compatible server on 127.0.0.1 (random port) in a daemon thread.
 
-    latency: seconds slept before each answer; slow_seconds: the sleep of a "slow" fault (longer
+    latency: seconds from a request's arrival to its answer; slow_seconds: those of a "slow" fault (longer
     than the client's timeout); model: the one model `GET /v1/models` lists.
     """
 
@@ -179,7 +179,7 @@ class FakeLLMServer:
             return next((fault for trigger, fault in self._always.items() if trigger in report), None)
 
     def _log(self, path: str, headers: Any, request: dict[str, Any], report_key: str, fault: str | None) -> None:
-        entry = {"path": path, "model": request.get("model"),
+        entry = {"path": path, "received_at": time.time(), "model": request.get("model"),
                  "response_format_type": (request.get("response_format") or {}).get("type"),
                  "authorization": headers.get("Authorization"), "report_key": report_key, "fault": fault}
         with self._lock:
@@ -187,30 +187,43 @@ class FakeLLMServer:
 
     def respond(self, method: str, path: str, headers: Any, body: bytes | None
                 ) -> tuple[int, dict[str, str], dict[str, Any]]:
-        """(status, extra headers, JSON body) of one request; sleeps its latency first."""
+        """(status, extra headers, JSON body) of one request, sent its latency after it arrived: the
+        answer is computed within that time, so that the fake's own CPU does not add to the latency
+        the LLM bench compares with."""
+        arrived = time.monotonic()
+        status, extra, payload, delay = self._reply(method, path, headers, body)
+        time.sleep(max(0.0, arrived + delay - time.monotonic()))
+        return status, extra, payload
+
+    def _reply(self, method: str, path: str, headers: Any, body: bytes | None
+               ) -> tuple[int, dict[str, str], dict[str, Any], float]:
+        """(status, extra headers, JSON body, seconds the answer takes)."""
         if method == "GET" and path == "/v1/models":
             self._log(path, headers, {}, "", None)
             return 200, {}, {"object": "list", "data": [
-                {"id": self.model, "object": "model", "created": 0, "owned_by": "cxrvqa-tests"}]}
+                {"id": self.model, "object": "model", "created": 0, "owned_by": "cxrvqa-tests"}]}, 0.0
         if method != "POST" or path != "/v1/chat/completions":
             self._log(path, headers, {}, "", None)
-            return 404, {}, _error(f"Unknown request URL: {method} {path}", "invalid_request_error", "unknown_url")
+            return 404, {}, _error(f"Unknown request URL: {method} {path}", "invalid_request_error",
+                                   "unknown_url"), 0.0
         try:
             request = json.loads(body or b"")
             messages = request["messages"]
         except (ValueError, KeyError, TypeError) as exc:
             self._log(path, headers, {}, "", None)
-            return 400, {}, _error(f"Invalid request body: {exc}", "invalid_request_error", None)
+            return 400, {}, _error(f"Invalid request body: {exc}", "invalid_request_error", None), 0.0
         report = next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         lines = [(int(i), section, text) for i, section, text in REPORT_LINE.findall(report)]
         fault = self._take_fault(report)
         self._log(path, headers, request, lines[0][2] if lines else "", fault)
-        time.sleep(self.slow_seconds if fault == "slow" else self.latency)
+        delay = self.slow_seconds if fault == "slow" else self.latency
         if fault == "500":
-            return 500, {}, _error("The server had an error while processing your request.", "server_error", None)
+            return 500, {}, _error("The server had an error while processing your request.", "server_error",
+                                   None), delay
         if fault == "429":
             return 429, {"Retry-After": "1", "retry-after-ms": "1000"}, _error(
-                "Rate limit reached for requests. Please try again in 1s.", "rate_limit_exceeded", "rate_limit_exceeded")
+                "Rate limit reached for requests. Please try again in 1s.", "rate_limit_exceeded",
+                "rate_limit_exceeded"), delay
         first_id = lines[0][0] if lines else 0
         answers = {
             "malformed": '{"observations": [ {"finding": "eff',
@@ -232,4 +245,4 @@ class FakeLLMServer:
                                                  "refusal": REFUSAL if fault == "refusal" else None},
                          "finish_reason": finish_reason, "logprobs": None}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+                      "total_tokens": prompt_tokens + completion_tokens}}, delay

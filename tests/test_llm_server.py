@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import openai
 import pytest
@@ -12,7 +13,8 @@ from openai import OpenAI
 
 from tests.llm_server import FakeLLMServer
 
-REPORT = "Report sentences (id, section, text):\n[0] findings: Small left pleural effusion.\n[1] findings: No pneumothorax.\n"
+REPORT = ("Report sentences (id, section, text):\n[0] findings: Small left pleural effusion.\n"
+          "[1] findings: No pneumothorax.\n")
 SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": {"type": "object"}}}
 EFFUSION = {"finding": "pleural effusion", "presence": "present", "laterality": "left", "regions": [],
             "severity": "mild", "change": None, "sentence_id": 0, "evidence": "pleural effusion"}
@@ -181,10 +183,12 @@ def test_unknown_fault_is_refused(server):
 
 
 def test_request_log_records_each_request(server, client):
-    before = server.request_count
+    before, started = server.request_count, time.time()
     ask(client, REPORT, response_format={"type": "json_object"})
     assert server.request_count == before + 1
-    assert server.requests[-1] == {"path": "/v1/chat/completions", "model": "fake-model",
+    entry = dict(server.requests[-1])
+    assert started <= entry.pop("received_at") <= time.time()
+    assert entry == {"path": "/v1/chat/completions", "model": "fake-model",
                                    "response_format_type": "json_object", "authorization": "Bearer test-key",
                                    "report_key": "Small left pleural effusion.", "fault": None}
 

@@ -7,8 +7,11 @@ A study whose extraction raises becomes an `extraction_failures` row; the batch 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache, partial
@@ -16,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.extraction.llm import Budget, LLMContext, answer_to_graph, parse_answer, prepare_llm, request_outcomes
+from cxrvqa.extraction.llm import (INJECTION_REASON, Budget, LLMContext, answer_to_graph, cached_answer,
+                                   injection_patterns, prepare_llm, request_outcomes)
 from cxrvqa.extraction.model import SceneGraph, Sentence
 from cxrvqa.parallel import batched, process_map
 from cxrvqa.provenance import code_version, stable_hash
@@ -65,6 +69,7 @@ def rules_extractor_version() -> str:
 def prepare(config: Config) -> ExtractStageContext:
     if config.extraction.backend == "llm":
         llm_context, version = prepare_llm(config.extraction.llm)
+        _load_report_checks()
         return ExtractStageContext(backend="llm", extractor_version=version, workers=1, llm=llm_context)
     return ExtractStageContext(backend="rules", extractor_version=rules_extractor_version(),
                                workers=config.extraction.workers)
@@ -75,6 +80,8 @@ def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, li
 
     For the llm backend, a study whose answer ended in a cached terminal error (refusal, answers
     still invalid after every attempt) is not pending: asking again with the same prompt cannot help.
+    Nor is one held back as a suspected prompt injection by this extractor version (whose hash covers
+    the injection patterns): its report has not changed, so it would be held back again.
     """
     total = store.query("SELECT count(*) FROM current_reports")[0][0]
     pending = store.query(
@@ -83,12 +90,16 @@ def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, li
         "g.parser_version = r.parser_version AND g.backend = ? AND g.extractor_version = ?) ORDER BY r.study_id",
         [context.backend, context.extractor_version])
     if context.llm is not None:
-        keys = {study: context.llm.cache_key(StudyInput(study, report_hash, parser, "", ()).input_hash)
-                for study, report_hash, parser in pending}
+        inputs = {study: StudyInput(study, report_hash, parser, "", ()).input_hash
+                  for study, report_hash, parser in pending}
+        keys = {study: context.llm.cache_key(input_hash) for study, input_hash in inputs.items()}
         terminal = {row[0] for row in store.query(
             "SELECT cache_key FROM llm_cache WHERE status = 'error' AND cache_key IN (SELECT unnest(?::VARCHAR[]))",
             [list(keys.values())])}
-        pending = [row for row in pending if keys[row[0]] not in terminal]
+        held_back = set(store.query(
+            "SELECT study_id, input_hash FROM extraction_failures WHERE backend = 'llm' AND reason = ? "
+            "AND extractor_version = ?", [INJECTION_REASON, context.extractor_version]))
+        pending = [row for row in pending if keys[row[0]] not in terminal and (row[0], inputs[row[0]]) not in held_back]
     return total, [row[0] for row in pending]
 
 
@@ -139,6 +150,13 @@ def unreadable_reason(study: StudyInput) -> str | None:
     if len(words) >= MIN_WORDS and sum(w in known for w in words) < ENGLISH_SHARE * len(words):
         return "not_english"
     return None
+
+
+def _load_report_checks() -> None:
+    """Load what `unreadable_reason` needs (the rules module, hence spaCy: ~0.5 s) while the llm stage is
+    prepared, so that the first batch's requests are not held up by it."""
+    _finding_sentences(StudyInput("", "", "", "", ()))
+    _english_words()
 
 
 def _readable_sentences(study: StudyInput) -> list[Sentence]:
@@ -223,6 +241,21 @@ def with_workers_for(context: ExtractStageContext, n_pending: int) -> ExtractSta
     return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Run a batch's graph building with the cyclic garbage collector off. Its tens of thousands of new,
+    surviving objects trigger several full collections per batch, each walking the whole heap (Prefect,
+    spaCy, openai, ...): they tripled the time to rebuild graphs from llm_cache. Reference counting still
+    frees the temporaries, and the collector is back on before the batch is written."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: ExtractStageContext,
                 now: datetime) -> dict[str, list[dict[str, Any]]]:
     """Graphs from the cache or the server; failures; the cache rows and request log to write."""
@@ -238,35 +271,45 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
     settings = llm.settings
     budget = Budget(None if settings.max_requests is None else settings.max_requests - spent_requests,
                     None if settings.max_tokens is None else settings.max_tokens - spent_tokens)
+    patterns = injection_patterns()
     jobs, graphs = [], []
-    for study in studies:
-        sentences = _readable_sentences(study)
-        indication = study.indication or None
-        reason = unreadable_reason(study)
-        if reason in ("no_report_findings", "deid_only"):   # nothing to ask about
-            graphs.append((study, SceneGraph(study_id=study.study_id, backend="llm", indication=indication,
-                                             sentences=sentences, observations=[]), [reason]))
-        elif keys[study.study_id] in cached:
-            answer = parse_answer(cached[keys[study.study_id]])
-            graphs.append((study, *answer_to_graph(study.study_id, sentences, indication, answer)))
-        else:
-            jobs.append((study.study_id, keys[study.study_id], sentences, indication))
+    with _gc_paused():
+        for study in studies:
+            sentences = _readable_sentences(study)
+            indication = study.indication or None
+            reason = unreadable_reason(study)
+            if reason in ("no_report_findings", "deid_only"):   # nothing to ask about
+                graphs.append((study, SceneGraph(study_id=study.study_id, backend="llm", indication=indication,
+                                                 sentences=sentences, observations=[]), [reason]))
+            elif (suspect := patterns.suspect(sentences)) is not None:   # never sent; a cached answer is not used
+                sentence, pattern_id = suspect
+                tables["extraction_failures"].append(_failure_row(
+                    study, context, run_id, now, reason=INJECTION_REASON, attempts=0,
+                    error=(f"study {study.study_id!r}: sentence {sentence.id} reads as instructions to the model "
+                           f"(pattern {pattern_id}), so the report was not sent: {sentence.text!r}")[:2000]))
+            elif keys[study.study_id] in cached:
+                answer = cached_answer(cached[keys[study.study_id]])
+                graphs.append((study, *answer_to_graph(study.study_id, sentences, indication, answer)))
+            else:
+                jobs.append((study.study_id, keys[study.study_id], sentences, indication))
+    outcomes = request_outcomes(jobs, llm, budget, run_id)
     by_study = {study.study_id: study for study in studies}
-    for (study_id, key, _, _), outcome in zip(jobs, request_outcomes(jobs, llm, budget, run_id), strict=True):
-        study = by_study[study_id]
-        tables["llm_calls"].extend(outcome.calls)
-        if outcome.cache_row is not None:
-            tables["llm_cache"].append({
-                "cache_key": key, "study_id": study_id, "input_hash": study.input_hash,
-                "prompt_hash": llm.prompt_hash, "model": settings.model, "params_hash": llm.params_hash,
-                "run_id": run_id, "created_at": now, **outcome.cache_row})
-        if outcome.graph is not None:
-            graphs.append((study, outcome.graph, outcome.codes))
-        else:
-            tables["extraction_failures"].append(_failure_row(study, context, run_id, now, **outcome.failure))
-    for study, graph, codes in graphs:
-        for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
-            tables[table].extend(rows)
+    with _gc_paused():
+        for (study_id, key, _, _), outcome in zip(jobs, outcomes, strict=True):
+            study = by_study[study_id]
+            tables["llm_calls"].extend(outcome.calls)
+            if outcome.cache_row is not None:
+                tables["llm_cache"].append({
+                    "cache_key": key, "study_id": study_id, "input_hash": study.input_hash,
+                    "prompt_hash": llm.prompt_hash, "model": settings.model, "params_hash": llm.params_hash,
+                    "run_id": run_id, "created_at": now, **outcome.cache_row})
+            if outcome.graph is not None:
+                graphs.append((study, outcome.graph, outcome.codes))
+            else:
+                tables["extraction_failures"].append(_failure_row(study, context, run_id, now, **outcome.failure))
+        for study, graph, codes in graphs:
+            for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
+                tables[table].extend(rows)
     return tables
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -111,3 +112,11 @@ def test_open_writer_finds_this_process_writer_until_closed(tmp_path: Path) -> N
         assert open_writer(tmp_path / "." / "db.duckdb") is store
     with pytest.raises(StoreError, match="no open writer"):
         open_writer(path)
+
+
+def test_reopened_store_can_insert_first(tmp_path: Path) -> None:
+    """Opening an up-to-date database leaves no unfinished result behind: a bulk insert can come first."""
+    Store(tmp_path / "db.duckdb").close()
+    with Store(tmp_path / "db.duckdb") as store:
+        assert store.insert("qa_inputs", [{"study_id": "s1", "input_hash": "h", "graph_id": "g", "run_id": "r",
+                                           "created_at": datetime.now(timezone.utc)}]) == 1

@@ -242,11 +242,18 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
         rows.append({"run_id": run_id, "template_id": template_id, "template_version": version,
                      "n_positive": n_pos, "n_negative": n_neg, "target_share": target, "keep_rate": keep_neg,
                      "positive_keep_rate": keep_pos, "created_at": now})
+    rates = pa.table({name: [row[name] for row in rows] for name in
+                      ("template_id", "template_version", "keep_rate", "positive_keep_rate")})
+    store.con.register("_rates", rates)
+    try:
+        kept = {(t, v): (p, n) for t, v, p, n in store.query(
+            "SELECT c.template_id, c.template_version, count(*) FILTER (c.polarity AND c.sample_u < r.positive_keep_rate), "
+            "count(*) FILTER (NOT c.polarity AND c.sample_u < r.keep_rate) FROM current_qa_candidates c "
+            "JOIN _rates r USING (template_id, template_version) WHERE c.polarity IS NOT NULL GROUP BY ALL")}
+    finally:
+        store.con.unregister("_rates")
     for row in rows:
-        kept_pos, kept_neg = store.query(
-            "SELECT count(*) FILTER (polarity AND sample_u < ?), count(*) FILTER (NOT polarity AND sample_u < ?) "
-            "FROM current_qa_candidates WHERE template_id = ? AND template_version = ?",
-            [row["positive_keep_rate"], row["keep_rate"], row["template_id"], row["template_version"]])[0]
+        kept_pos, kept_neg = kept.get((row["template_id"], row["template_version"]), (0, 0))
         row["n_positive_kept"], row["n_negative_kept"] = kept_pos, kept_neg
         row["achieved_share"] = kept_pos / (kept_pos + kept_neg) if kept_pos + kept_neg else None
     with store.transaction():

@@ -80,10 +80,10 @@ class Store:
     def _check_schema(self) -> None:
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         current = 0
         if exists:
-            current = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+            current = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
         if current > SCHEMA_VERSION:
             raise SchemaVersionError(str(self.path), current, SCHEMA_VERSION)
         if current == SCHEMA_VERSION:

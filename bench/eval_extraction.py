@@ -12,6 +12,13 @@ Targets (issue 3): micro-F1 >= 0.90 over the 14 labels; every label with support
 F1 >= 0.75; `normal` F1 >= 0.90; laterality accuracy >= 0.85 where MeSH gives one;
 >= 1,000 reports/s on one core (printed as a ratio to that figure).
 
+Speed baseline, measured in the same run on the same stored studies: the textbook alternative
+(NegEx on spaCy), one report at a time: `spacy.blank("en")` tokenizes each sentence, a
+PhraseMatcher finds the vocabulary's synonyms, and a regex pass marks a mention negated when a
+NegEx cue (no, not, without, negative for, ...) precedes it in the sentence. It has no sections,
+hedges, scope ends, laterality, regions or normal statements, so it does less work than the
+extractor and the printed ratio (extractor / baseline) is conservative.
+
 Laterality: for each MeSH term with left/right/bilateral whose heading is the `codes.mesh` of a
 vocabulary finding, the study's present or uncertain observations of that finding (or its
 descendants) are compared: correct when one of them has that side (left + right together count as
@@ -26,6 +33,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +46,8 @@ from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.store import Store
 
 SIDES = {"left", "right", "bilateral"}
+#: NegEx's common pre-negation cues, for the speed baseline.
+NEGEX_CUES = re.compile(r"\b(?:no|not|without|negative for|free of|clear of|absence of|resolved)\b", re.IGNORECASE)
 TARGET_RATE = 1000.0
 
 
@@ -124,8 +134,9 @@ def score_mesh(db: Path, reports_csv: Path) -> dict[str, object]:
     return {"laterality": dict(side), "location": dict(place)}
 
 
-def time_extractor(db: Path) -> tuple[int, float]:
-    """Reports and seconds for the extractor alone (sentences in, graph + quality codes out), one core."""
+def time_extractor(db: Path) -> tuple[int, float, float]:
+    """Reports, seconds for the extractor alone (sentences in, graph + quality codes out, one core) and
+    seconds for the NegEx-style baseline on the same studies."""
     with Store(db, read_only=True) as store:
         ids = [row[0] for row in store.query("SELECT study_id FROM current_reports")]
         studies = extract_stage.load_inputs(store, ids)
@@ -136,7 +147,39 @@ def time_extractor(db: Path) -> tuple[int, float]:
         for study in studies:
             extract_stage.extract_study(study)
         best = min(best, time.perf_counter() - start)
-    return len(studies), best
+    return len(studies), best, time_negex_baseline(studies)
+
+
+def time_negex_baseline(studies: list[extract_stage.StudyInput]) -> float:
+    """Seconds for the NegEx-style baseline (see the module docstring) over the studies, best of three."""
+    import spacy
+    from spacy.matcher import PhraseMatcher
+
+    nlp = spacy.blank("en")
+    matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+    for finding_id, finding in vocabulary().findings.items():
+        if finding.get("synonyms"):
+            matcher.add(finding_id, [nlp.make_doc(synonym) for synonym in finding["synonyms"]])
+
+    def label(study: extract_stage.StudyInput) -> dict[str, str]:
+        found = {}
+        for _, _, text, _, _, deid_only in study.sentences:
+            if deid_only:
+                continue
+            doc = nlp(text)
+            for match_id, start, _ in matcher(doc):
+                negated = NEGEX_CUES.search(doc[:start].text) is not None
+                found[nlp.vocab.strings[match_id]] = "absent" if negated else "present"
+        return found
+
+    label(studies[0])
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for study in studies:
+            label(study)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
@@ -161,7 +204,7 @@ def main() -> None:
     with Store(db, read_only=True) as store:
         (stage_n, stage_seconds), = store.query(
             "SELECT n_done, seconds FROM run_stages WHERE stage = 'extract' ORDER BY started_at DESC LIMIT 1")
-    n_reports, seconds = time_extractor(db)
+    n_reports, seconds, baseline_seconds = time_extractor(db)
     mesh = score_mesh(db, reports_csv)
 
     print(f"IU dev: {report['studies']} studies; uncertain mentions counted as {args.uncertain}")
@@ -181,8 +224,10 @@ def main() -> None:
           f"{side.get('terms', 0)} MeSH terms with a side, finding found for {side.get('found', 0)})")
     print(f"location vs MeSH:   {place.get('correct', 0)}/{place.get('found', 0)} = {place_accuracy:.3f} "
           f"({place.get('terms', 0)} MeSH terms with a place qualifier)")
-    rate = n_reports / seconds
-    print(f"speed: extractor alone {rate:,.0f} reports/s on one core ({rate / TARGET_RATE:.2f}x the 1,000/s target); "
+    rate, baseline_rate = n_reports / seconds, n_reports / baseline_seconds
+    print(f"speed: extractor alone {rate:,.0f} reports/s on one core = {rate / baseline_rate:.2f}x the NegEx-style "
+          f"baseline's {baseline_rate:,.0f} reports/s (same studies, same run) and {rate / TARGET_RATE:.2f}x the "
+          f"1,000/s target; "
           f"extract stage with store reads and writes {stage_n / stage_seconds:,.0f} reports/s; "
           f"whole `cxrvqa build` (Prefect start, reports + extract) {build_seconds:.1f} s")
     checks = {

@@ -156,7 +156,17 @@ def _category_ok(category: str, template: "Template") -> bool:
 
 
 def finding_pool(study: StudyView, image: ImageView | None, template: "Template") -> list[str]:
-    """Findings a template may ask about: those the report mentions (plus, closed-world, the vocabulary)."""
+    """Findings a template may ask about: those the report mentions (plus, closed-world, the vocabulary).
+    Memoised per study: many templates draw from the same pool."""
+    key = (template.needs_boxes, image.image_id if image and template.needs_boxes else None, template.findings,
+           template.categories, template.exclude_categories, template.closed_world)
+    pool = study.pools.get(key)
+    if pool is None:
+        pool = study.pools[key] = _finding_pool(study, image, template)
+    return pool
+
+
+def _finding_pool(study: StudyView, image: ImageView | None, template: "Template") -> list[str]:
     if template.needs_boxes == "finding":
         pool = sorted({b.label for b in image.finding_boxes}) if image else []
     elif template.findings:

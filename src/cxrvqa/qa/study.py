@@ -74,6 +74,7 @@ class StudyView:
     facts: dict[str, Fact]
     images: tuple[ImageView, ...]
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
+    pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)   # argument pools, by template draw
 
     def presence(self, finding: str, closed_world: bool = False) -> str | None:
         fact = self.facts.get(finding)

@@ -31,8 +31,9 @@ def preview_template(store: Store, template_id: str, template_dirs: tuple[Path, 
         [backend, study, study, limit])
     if study is not None and not rows:
         raise CxrvqaError(f"study {study!r} has no current {backend} scene graph in {store.path}")
-    settings = GenerationSettings(seed=seed, splits=(("train", 0.8), ("val", 0.1), ("test", 0.1)),
-                                  templates=((template, template_version(template)),))
+    splits = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+    settings = GenerationSettings(seed=seed, splits=splits,
+                                  templates=((template, template_version(template, seed, splits)),))
     images = images_of(store, [row[0] for row in rows])
     items = []
     for study_id, patient_id, graph in rows:

@@ -58,8 +58,9 @@ class QAStageContext:
 
 def prepare(config: Config) -> QAStageContext:
     templates = load_templates(tuple(config.qa.template_dirs))
-    settings = GenerationSettings(seed=config.seed, splits=tuple(config.qa.splits.items()),
-                                  templates=tuple((t, template_version(t)) for t in templates))
+    splits = tuple(config.qa.splits.items())
+    settings = GenerationSettings(seed=config.seed, splits=splits,
+                                  templates=tuple((t, template_version(t, config.seed, splits)) for t in templates))
     return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
                           config.qa.workers)
 
@@ -247,7 +248,8 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     store.con.register("_rates", rates)
     try:
         kept = {(t, v): (p, n) for t, v, p, n in store.query(
-            "SELECT c.template_id, c.template_version, count(*) FILTER (c.polarity AND c.sample_u < r.positive_keep_rate), "
+            "SELECT c.template_id, c.template_version, "
+            "count(*) FILTER (c.polarity AND c.sample_u < r.positive_keep_rate), "
             "count(*) FILTER (NOT c.polarity AND c.sample_u < r.keep_rate) FROM current_qa_candidates c "
             "JOIN _rates r USING (template_id, template_version) WHERE c.polarity IS NOT NULL GROUP BY ALL")}
     finally:

@@ -220,9 +220,12 @@ def generator_code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def template_version(template: Template) -> str:
-    """What a template's items depend on: its definition, the generator code and the vocabularies."""
+def template_version(template: Template, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
+    """What a template's items depend on: its definition, the generator code, the vocabularies, and
+    the seed and split shares (they draw variants, distractors and splits)."""
     from cxrvqa.extraction.vocab import vocabulary
+    from cxrvqa.qa.study import category_regions
 
     return stable_hash({"template": template.content_hash, "code": generator_code_hash(),
-                        "vocab": vocabulary().content_hash})
+                        "vocab": vocabulary().content_hash, "regions": category_regions(), "seed": seed,
+                        "splits": splits})

@@ -115,13 +115,15 @@ JOIN current_qa_templates t ON t.template_id = q.template_id AND t.template_vers
 WHERE q.graph_id IN (SELECT graph_id FROM current_scene_graphs);
 
 -- The dataset: balanced (the side of a yes/no template in excess kept below its keep rate), one
--- item per (image or image-less study, question): the first template by id wins a duplicate question.
+-- item per (image or image-less study, question), a multiple-choice question (it comes with its options)
+-- apart from an open one: the first template by id wins a duplicate question.
 CREATE VIEW current_qa_items AS
 SELECT c.* FROM current_qa_candidates c
 LEFT JOIN current_qa_balance b ON b.template_id = c.template_id AND b.template_version = c.template_version
 WHERE c.polarity IS NULL
    OR c.sample_u < CASE WHEN c.polarity THEN coalesce(b.positive_keep_rate, 1.0) ELSE coalesce(b.keep_rate, 1.0) END
-QUALIFY row_number() OVER (PARTITION BY coalesce(c.image_id, 'study:' || c.study_id), lower(c.question)
+QUALIFY row_number() OVER (PARTITION BY coalesce(c.image_id, 'study:' || c.study_id), lower(c.question),
+                                        c.answer_format = 'multiple_choice'
                            ORDER BY c.template_id, c.item_id) = 1;
 
 CREATE VIEW current_qa_answer_parts AS

@@ -3,8 +3,8 @@ against the human MeSH coding, and speed.
 
 Run: make eval-extraction   (or CXRVQA_DATA_DIR=../shared/data .venv/bin/python bench/eval_extraction.py)
 
-It runs what a user runs: `cxrvqa build --reports ... --report-format iu` (reports + extract
-stages, one worker), `cxrvqa export --format labels14`, `cxrvqa eval labels14 --json`; then reads
+It runs what a user runs: `cxrvqa build --reports ... --report-format iu --stages reports,extract`
+(one worker), `cxrvqa export --format labels14`, `cxrvqa eval labels14 --json`; then reads
 the stored observations to score laterality and location against the MeSH qualifiers
 (`Opacity/lung/upper lobe/right`) and times the extractor alone on one core.
 
@@ -196,7 +196,8 @@ def main() -> None:
     db = out / "cxrvqa.duckdb"
 
     start = time.perf_counter()
-    cli("build", "--reports", str(reports_csv), "--report-format", "iu", "--out", str(out), "--workers", "1")
+    cli("build", "--reports", str(reports_csv), "--report-format", "iu", "--out", str(out), "--stages",
+        "reports,extract", "--workers", "1")
     build_seconds = time.perf_counter() - start
     pred = out / "labels14.csv"
     cli("export", "--out", str(out), "--format", "labels14", "--dest", str(pred), "--uncertain", args.uncertain)

@@ -71,9 +71,21 @@ def test_errors_are_specific_enough_to_re_ask() -> None:
         llm.parse_answer('{"observations": [')
     with pytest.raises(llm.AnswerError, match="observations/0/presence"):
         llm.parse_answer(json.dumps({"observations": [item(presence="maybe")]}))
+    # values pydantic would coerce are not taken: the schema names them
+    with pytest.raises(llm.AnswerError, match="observations/0/sentence_id: '1' is not of type 'integer'"):
+        llm.parse_answer(json.dumps({"observations": [item(sentence_id="1")]}))
+    with pytest.raises(llm.AnswerError, match="observations/0/sentence_id: True is not of type 'integer'"):
+        llm.parse_answer(json.dumps({"observations": [item(sentence_id=True)]}))
+    with pytest.raises(llm.AnswerError, match="Additional properties are not allowed"):
+        llm.parse_answer(json.dumps({"observations": [item(note="x")]}))
     answer = llm.parse_answer(json.dumps({"observations": [item(evidence="large right pneumothorax")]}))
     with pytest.raises(llm.AnswerError, match="evidence 'large right pneumothorax' of sentence 1"):
         llm.answer_to_graph("s", SENTENCES, None, answer)
+
+
+def test_a_cached_answer_is_rebuilt_as_it_was_checked() -> None:
+    raw = json.dumps({"observations": [item(), item(sentence_id=2.0, regions=["left lung"], change="new")]})
+    assert llm.cached_answer(raw) == llm.parse_answer(raw)
 
 
 def test_grounded_answer_becomes_a_graph_with_offsets_and_unresolved_text_kept() -> None:

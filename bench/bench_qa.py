@@ -15,9 +15,11 @@ over batches of ``--batch-size`` studies (the config default, 2,000) with ``--wo
 (the DuckDB write and the answer parts included). Target: >= 50,000 items/s on 2 cores.
 
 Memory: each size (``--memory-sizes``, default 10,000 and the ``--studies`` value) runs in a
-child process of its own; the figures are the peak RSS of that process (``ru_maxrss``) and of its
-worker processes (``RUSAGE_CHILDREN``). Target: the peak does not grow with the studies (the
-stage streams batches).
+child process of its own; the figures are the peak RSS of that process (``ru_maxrss``) and the
+peak summed RSS of its worker processes (polled from /proc: they are children of the forkserver,
+so RUSAGE_CHILDREN misses them). Target: the peak does not grow with the studies (the stage
+streams batches). The main process's RSS includes DuckDB's buffer pool, which caches table data
+up to its memory limit and so grows with the database.
 
 Baseline, measured in the same run: a straightforward loop over ``--baseline-studies`` (default
 500) studies of the same store: read each graph, build its view, generate its items with the
@@ -28,6 +30,14 @@ over baseline items/s.
 Run from the repository root::
 
     .venv/bin/python bench/bench_qa.py [--studies N] [--workers 2] [--profile] [--check]
+
+Figures here (2 CPUs shared with other jobs, load 2-4; 39 templates, ~75 candidate items per
+study): 100,000 studies -> 7.54 M items in 477 s = 15.8 k items/s incl. write; 10,000 studies
+11-20 k items/s; baseline 289-529 items/s (ratio ~30-40x); peak RSS 734 MB at 10 k -> 2,480 MB
+at 100 k studies. With the default ``--batch-size 2000`` the worker pool is never used (4 chunks
+of 500 studies < 4 per worker x 2 workers in ``cxrvqa.parallel.process_map``); with 4,000 it is
+(10 k studies: 18.0 k items/s vs 11.0 k at the same load). Targets missed: see the issue notes.
+The whole default run takes about 12 minutes.
 
 ``--profile`` also prints the top functions of a cProfile run of ``generate_chunk`` over 2,000
 studies (in-process). ``--check`` exits 1 when a target is missed.
@@ -69,6 +79,50 @@ def _config(out: Path, workers: int, batch_size: int):
     return load_config(None, {"out_dir": out, "qa": {"workers": workers, "batch_size": batch_size}})
 
 
+class TreeRSS:
+    """Polls (every 0.2 s, from /proc) the summed RSS of this process's descendants: the pool workers are
+    children of the forkserver, so RUSAGE_CHILDREN never sees them."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _descendants_kb(self) -> int:
+        parents, rss = {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status") as handle:
+                    fields = dict(line.split(":", 1) for line in handle if ":" in line)
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields["PPid"])
+            rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
+        me, total = os.getpid(), 0
+        for pid in rss:
+            parent = parents.get(pid)
+            while parent and parent != me:
+                parent = parents.get(parent)
+            total += rss[pid] if parent == me else 0
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_kb = max(self.peak_kb, self._descendants_kb())
+
+    def start(self) -> "TreeRSS":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> dict:
     """Fill a fresh store with ``n_studies`` and time the QA stage over it (this process)."""
     from cxrvqa.parallel import batched
@@ -82,6 +136,7 @@ def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> di
     rss_after_fill = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     config = _config(folder, workers, batch_size)
 
+    tree = TreeRSS().start()
     start = time.perf_counter()
     context = stage.prepare(config)
     stage.record_inputs(store, "bench", context)
@@ -90,12 +145,11 @@ def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> di
     n_done = 0
     for batch in batched(pending, config.qa.batch_size):
         n_done += stage.generate_batch(store, "bench", batch, context).n_done
+    rss_before_balance = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    duckdb_before_balance = store.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")[0][0]
     balance = stage.balance(store, "bench", context)
     seconds = time.perf_counter() - start
-
-    from cxrvqa.parallel import shutdown_pools
-
-    shutdown_pools()        # the workers' peak RSS is in RUSAGE_CHILDREN once they are waited for
+    tree.stop()
     n_items = store.query("SELECT count(*) FROM qa_items")[0][0]
     n_current = store.query("SELECT count(*) FROM current_qa_items")[0][0]
     n_parts = store.query("SELECT count(*) FROM qa_answer_parts")[0][0]
@@ -107,16 +161,17 @@ def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> di
             "stage_s": round(seconds, 2), "items": n_items, "parts": n_parts, "current_items": n_current,
             "items_per_s": round(n_items / seconds), "rss_after_fill_mb": rss_after_fill // 1024,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-            "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
+            "peak_rss_before_balance_mb": rss_before_balance // 1024,
+            "duckdb_memory_before_balance_mb": duckdb_before_balance // 2 ** 20,
+            "peak_rss_workers_mb": tree.peak_kb // 1024,
             "achieved_shares": shares}
 
 
 def run_baseline(n_studies: int, folder: Path) -> dict:
     """Per-study generation in one process and one INSERT per item, on a fresh store of its own."""
-    from cxrvqa.qa.generate import GenerationSettings, generate_study
+    from cxrvqa.qa.generate import generate_study
     from cxrvqa.qa.stage import load_inputs
     from cxrvqa.qa.study import study_view
-    from cxrvqa.qa.templates import load_templates, template_version
     from cxrvqa.store import Store
 
     store = Store(folder / "cxrvqa.duckdb")
@@ -126,9 +181,7 @@ def run_baseline(n_studies: int, folder: Path) -> dict:
     context = stage.prepare(_config(folder, 1, 2000))
     stage.record_inputs(store, "baseline", context)
     _, pending = stage.pending_work(store, context)
-    templates = load_templates()
-    settings = GenerationSettings(seed=0, splits=(("train", 0.8), ("val", 0.1), ("test", 0.1)),
-                                  templates=tuple((t, template_version(t)) for t in templates))
+    settings = context.settings
     columns = ("item_id", "template_id", "template_version", "study_id", "patient_id", "image_id", "view_plane",
                "question_type", "strategy", "skill", "answer_format", "question", "answer", "options",
                "correct_option", "findings", "regions", "boxes", "evidence_ids", "arguments", "polarity",
@@ -217,7 +270,9 @@ def main() -> int:
               f"({result['parts']:,} answer parts, {result['current_items']:,} after balance/dedup) in "
               f"{result['stage_s']} s = {result['items_per_s']:,} items/s incl. write "
               f"[workers {result['workers']}; fill {result['fill_s']} s untimed]; peak RSS "
-              f"{result['peak_rss_mb']} MB (after fill {result['rss_after_fill_mb']} MB), workers "
+              f"{result['peak_rss_mb']} MB (after fill {result['rss_after_fill_mb']} MB, before balance "
+              f"{result['peak_rss_before_balance_mb']} MB of which DuckDB {result['duckdb_memory_before_balance_mb']} "
+              f"MB), workers "
               f"{result['peak_rss_workers_mb']} MB")
     big = results[max(sizes)]
     shares = big["achieved_shares"]

@@ -17,15 +17,15 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.parallel import batched, process_map
+from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.provenance import code_version
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
 from cxrvqa.qa.templates import Template, load_templates, template_version
 from cxrvqa.store import StageCounts, Store
 
-#: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool.
-CHUNK, POOL_MIN_STUDIES = 500, 4000
+#: The fewest pending studies worth a process pool.
+POOL_MIN_STUDIES = 4000
 
 #: The input of one study's QA: its graph, patient, images (view, PNG size) and boxes.
 STUDY_INPUTS_SQL = """
@@ -205,7 +205,9 @@ def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]],
     done_rows: dict[str, list] = {c: [] for c in ("study_id", "input_hash", "template_id", "template_version",
                                                   "n_items")}
     n_items = 0
-    for items, parts, done in process_map(fn, batched(studies, CHUNK), context.workers):
+    # enough chunks per worker for process_map to use the pool and keep every worker busy
+    chunk = max(1, -(-len(studies) // (context.workers * MIN_ITEMS_PER_WORKER)))
+    for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
         tables["qa_items"].append(_with_provenance(pa.table(items, schema=ITEM_SCHEMA), run_id, now))
         tables["qa_answer_parts"].append(pa.table(parts, schema=PART_SCHEMA))
         n_items += len(items["item_id"])

@@ -37,7 +37,7 @@ def test_unknown_and_unavailable_stages_are_refused() -> None:
     with pytest.raises(ConfigError, match="unknown stage"):
         load_config(None, {"stages": ["images", "paint"]})
     with pytest.raises(ConfigError, match="not available in this version"):
-        load_config(None, {"stages": ["qa"]})
+        load_config(None, {"stages": ["validate"]})
 
 
 def test_stages_run_in_pipeline_order() -> None:

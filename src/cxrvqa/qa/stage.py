@@ -89,16 +89,20 @@ def pending_work(store: Store, context: QAStageContext) -> tuple[int, list[tuple
                           "template_version": [v for _, v in context.templates]})
     store.con.register("_templates", templates)
     try:
+        # a study that needs every template (the common case) comes back with NULL instead of the full list
         rows = store.query(
-            "SELECT i.study_id, list(t.template_id ORDER BY t.template_id) FROM current_qa_inputs i "
+            "SELECT i.study_id, CASE WHEN count(*) < ? THEN list(t.template_id ORDER BY t.template_id) END "
+            "FROM current_qa_inputs i "
             "JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? CROSS JOIN _templates t "
             "WHERE NOT EXISTS (SELECT 1 FROM qa_done d WHERE d.study_id = i.study_id AND d.input_hash = i.input_hash "
             "AND d.template_id = t.template_id AND d.template_version = t.template_version) "
-            "GROUP BY i.study_id ORDER BY i.study_id", [context.backend])
+            "GROUP BY i.study_id ORDER BY i.study_id", [len(context.templates), context.backend])
     finally:
         store.con.unregister("_templates")
     total = store.query("SELECT count(*) FROM current_scene_graphs WHERE backend = ?", [context.backend])[0][0]
-    return total, [(study, list(ids)) for study, ids in rows]
+    every = [t.id for t, _ in context.templates]
+    shared: dict[tuple[str, ...], list[str]] = {}   # one list object per distinct template set
+    return total, [(study, every if ids is None else shared.setdefault(tuple(ids), list(ids))) for study, ids in rows]
 
 
 @dataclass(frozen=True)
@@ -201,28 +205,23 @@ def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]],
     now = datetime.now(timezone.utc)
     versions = {t.id: v for t, v in context.templates}
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
-    tables = {"qa_items": [], "qa_answer_parts": []}
     done_rows: dict[str, list] = {c: [] for c in ("study_id", "input_hash", "template_id", "template_version",
                                                   "n_items")}
     n_items = 0
     # enough chunks per worker for process_map to use the pool and keep every worker busy
     chunk = max(1, -(-len(studies) // (context.workers * MIN_ITEMS_PER_WORKER)))
-    for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
-        tables["qa_items"].append(_with_provenance(pa.table(items, schema=ITEM_SCHEMA), run_id, now))
-        tables["qa_answer_parts"].append(pa.table(parts, schema=PART_SCHEMA))
-        n_items += len(items["item_id"])
-        for study, input_hash, template_id, count in done:
-            values = (study, input_hash, template_id, versions[template_id], count)
-            for column, value in zip(done_rows, values, strict=True):
-                done_rows[column].append(value)
-    n = len(done_rows["study_id"])
-    done_table = pa.table({**done_rows, "run_id": [run_id] * n,
-                           "created_at": pa.array([now] * n, pa.timestamp("us", tz="UTC"))})
-    with store.transaction():
-        for table, parts in tables.items():
-            for part in parts:
-                store.insert(table, part)
-        store.insert("qa_done", done_table)
+    with store.transaction():   # each chunk is written while the workers make the next ones
+        for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
+            store.insert("qa_items", _with_provenance(pa.table(items, schema=ITEM_SCHEMA), run_id, now))
+            store.insert("qa_answer_parts", pa.table(parts, schema=PART_SCHEMA))
+            n_items += len(items["item_id"])
+            for study, input_hash, template_id, count in done:
+                values = (study, input_hash, template_id, versions[template_id], count)
+                for column, value in zip(done_rows, values, strict=True):
+                    done_rows[column].append(value)
+        n = len(done_rows["study_id"])
+        store.insert("qa_done", pa.table({**done_rows, "run_id": [run_id] * n,
+                                          "created_at": pa.array([now] * n, pa.timestamp("us", tz="UTC"))}))
     return StageCounts(n_input=len(work), n_done=n_items)
 
 

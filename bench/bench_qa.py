@@ -225,7 +225,7 @@ def profile(n_studies: int) -> None:
     items, _, _ = generate_chunk(chunk, context.settings, "rules")
     profiler.disable()
     seconds = time.perf_counter() - start
-    print(f"\nprofile: generate_chunk on {n_studies} studies: {len(items['item_id'])} items in {seconds:.2f} s "
+    print(f"\nprofile: generate_chunk on {n_studies} studies: {items.num_rows} items in {seconds:.2f} s "
           f"under cProfile")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
 

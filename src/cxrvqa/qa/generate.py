@@ -118,6 +118,9 @@ def _applies(template: Template, image: ImageView | None) -> bool:
 
 def _args_text(args: dict[str, str]) -> str:
     """The arguments as JSON (vocabulary ids need no escaping); also part of the item key."""
+    if len(args) == 1:
+        (key, value), = args.items()
+        return f'{{"{key}": "{value}"}}'
     return "{" + ", ".join(f'"{k}": "{args[k]}"' for k in sorted(args)) + "}"
 
 
@@ -142,11 +145,20 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
             continue
         counts[template.id] = 0
         program, cap = PROGRAMS[template.program], template.max_per_image
+        # a template that reads no image answers alike on every image of the study: answer once
+        shared = len(targets) > 1 and not (template.needs_image or template.needs_boxes)
+        shared_candidates: list[dict[str, str]] | None = None
+        answers: dict[str, Answer | None] = {}
         for image in targets:
             if not _applies(template, image):
                 continue
             prefix = "\x1f".join((template.id, study.study_id, image.image_id if image is not None else "", ""))
-            candidates = _candidates(study, image, template)
+            if shared:
+                if shared_candidates is None:
+                    shared_candidates = _candidates(study, image, template)
+                candidates = list(shared_candidates)
+            else:
+                candidates = _candidates(study, image, template)
             if template.weight < 1 or cap is not None:
                 rng = random.Random(zlib.crc32(f"{seed}\x1f{prefix}".encode("utf-8")))
                 if template.weight < 1:
@@ -155,10 +167,15 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
                     rng.shuffle(candidates)
             made = 0
             for args in candidates:
-                answer = program.fn(Ask(study, image, args, template))
+                args_text = _args_text(args)
+                if shared:
+                    if args_text not in answers:
+                        answers[args_text] = program.fn(Ask(study, image, args, template))
+                    answer = answers[args_text]
+                else:
+                    answer = program.fn(Ask(study, image, args, template))
                 if answer is None:
                     continue
-                args_text = _args_text(args)
                 row = _item(study, image, template, version, split, _digest(seed, prefix + args_text), args_text,
                             args, answer, parts)
                 if row is None:

@@ -119,8 +119,13 @@ def yes_no(value: bool, **tags: object) -> Answer:
 
 def _most_specific(regions: list[str]) -> list[str]:
     """Drop regions that are ancestors of another listed region (keep 'left lower lobe', not 'left lung')."""
+    return list(_most_specific_of(tuple(regions)))
+
+
+@lru_cache(maxsize=4096)
+def _most_specific_of(regions: tuple[str, ...]) -> tuple[str, ...]:
     listed = set(regions)
-    return [r for r in regions if not any(r in region_ancestors(other) for other in listed if other != r)]
+    return tuple(r for r in regions if not any(r in region_ancestors(other) for other in listed if other != r))
 
 
 def _tags(fact: Fact) -> dict[str, tuple]:
@@ -183,6 +188,13 @@ def region_pool(study: StudyView, template: "Template") -> list[str]:
     """Regions the report mentions and their ancestors (not `chest`), or the template's own list."""
     if template.regions:
         return list(template.regions)
+    pool = study.pools.get(("regions",))
+    if pool is None:
+        pool = study.pools[("regions",)] = _mentioned_regions(study)
+    return pool
+
+
+def _mentioned_regions(study: StudyView) -> list[str]:
     mentioned = {r for fact in study.facts.values() if not fact.derived for r in fact.regions}
     return sorted(mentioned | {a for r in mentioned for a in region_ancestors(r)} - {"chest"})
 

@@ -148,8 +148,9 @@ def load_inputs(store: Store, work: list[tuple[str, list[str]]], backend: str) -
 
 
 def generate_chunk(chunk: list[StudyQAInput], settings: GenerationSettings, backend: str
-                   ) -> tuple[dict[str, list], dict[str, list], list[tuple[str, str, str, int]]]:
-    """Columns of the item and part rows of a chunk of studies, and its (study, input, template, n) done rows."""
+                   ) -> tuple[pa.Table, pa.Table, list[tuple[str, str, str, int]]]:
+    """The item and part tables of a chunk of studies (built in the worker: only Arrow buffers travel
+    back), and its (study, input, template, n) done rows."""
     item_rows: list[tuple] = []
     part_rows: list[tuple] = []
     done = []
@@ -163,7 +164,8 @@ def generate_chunk(chunk: list[StudyQAInput], settings: GenerationSettings, back
         done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
     item_columns = (*ITEM_COLUMNS, "graph_id", "backend", "input_hash")
     part_columns = (*PART_COLUMNS, "template_version", "input_hash")
-    return (_columns(item_columns, item_rows), _columns(part_columns, part_rows), done)
+    return (pa.table(_columns(item_columns, item_rows), schema=ITEM_SCHEMA),
+            pa.table(_columns(part_columns, part_rows), schema=PART_SCHEMA), done)
 
 
 def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
@@ -212,9 +214,9 @@ def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]],
     chunk = max(1, -(-len(studies) // (context.workers * MIN_ITEMS_PER_WORKER)))
     with store.transaction():   # each chunk is written while the workers make the next ones
         for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
-            store.insert("qa_items", _with_provenance(pa.table(items, schema=ITEM_SCHEMA), run_id, now))
-            store.insert("qa_answer_parts", pa.table(parts, schema=PART_SCHEMA))
-            n_items += len(items["item_id"])
+            store.insert("qa_items", _with_provenance(items, run_id, now))
+            store.insert("qa_answer_parts", parts)
+            n_items += items.num_rows
             for study, input_hash, template_id, count in done:
                 values = (study, input_hash, template_id, versions[template_id], count)
                 for column, value in zip(done_rows, values, strict=True):

@@ -129,7 +129,7 @@ def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> di
     from cxrvqa.qa import stage
     from cxrvqa.store import Store
 
-    store = Store(folder / "cxrvqa.duckdb")
+    store = Store(folder / "cxrvqa.duckdb", memory_limit=_config(folder, 1, 1).duckdb_memory_limit)
     t0 = time.perf_counter()
     n_images = _fill(store, n_studies)
     fill_s = time.perf_counter() - t0

@@ -151,7 +151,7 @@ STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
 @flow(name="build_dataset")
 def build_dataset(config: Config) -> dict[str, Any]:
     """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
-    with Store(config.db_path) as store:
+    with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store:
         run_id = start_run(store, config)
         stages: dict[str, dict[str, int]] = {}
         try:

@@ -154,6 +154,8 @@ class Config(_Section):
     stages: list[str] = Field(default_factory=lambda: list(AVAILABLE_STAGES))
     limit: int | None = Field(None, ge=1, description="Process at most this many input files per stage.")
     seed: int = 0
+    duckdb_memory_limit: str = Field("1GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+                                     description="Cap on DuckDB's memory in a build (it spills to disk beyond it).")
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     qa: QAConfig = Field(default_factory=QAConfig)
     strictness: dict[str, Strictness] = Field(default_factory=dict, description="Validator name -> strictness.")

@@ -120,3 +120,10 @@ def test_reopened_store_can_insert_first(tmp_path: Path) -> None:
     with Store(tmp_path / "db.duckdb") as store:
         assert store.insert("qa_inputs", [{"study_id": "s1", "input_hash": "h", "graph_id": "g", "run_id": "r",
                                            "created_at": datetime.now(timezone.utc)}]) == 1
+
+
+def test_memory_limit_is_applied_and_checked(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.duckdb", memory_limit="256MB") as store:
+        assert store.query("SELECT current_setting('memory_limit')")[0][0] in ("256.0 MiB", "244.1 MiB")
+    with pytest.raises(StoreError, match="memory limit 'lots': expected a size like '1GB'"):
+        Store(tmp_path / "db.duckdb", memory_limit="lots")

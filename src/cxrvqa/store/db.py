@@ -58,7 +58,9 @@ def open_writer(path: Path) -> "Store":
 class Store:
     """A connection to the project database, migrated to the current schema on open."""
 
-    def __init__(self, path: Path, *, read_only: bool = False):
+    def __init__(self, path: Path, *, read_only: bool = False, memory_limit: str | None = None):
+        """``memory_limit`` (e.g. "1GB") caps DuckDB's buffer pool, which otherwise caches up to 80% of
+        RAM and so grows with the database; queries spill to disk beyond it."""
         self.path = Path(path)
         self.read_only = read_only
         if read_only and not self.path.exists():
@@ -73,6 +75,13 @@ class Store:
                 holder = f"PID {match.group(2)} ({match.group(1)})" if match else None
                 raise StoreLockedError(str(self.path), holder) from exc
             raise StoreError(f"cannot open database {self.path}: {message}") from exc
+        if memory_limit is not None:
+            try:
+                self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            except duckdb.Error as exc:
+                self.con.close()
+                raise StoreError(f"memory limit {memory_limit!r}: expected a size like '1GB' or '512MB' ({exc})"
+                                 ) from exc
         self._check_schema()
         if not read_only:
             _writers[self.path.resolve()] = self

@@ -92,8 +92,8 @@ CREATE TABLE qa_balance (
     created_at        TIMESTAMPTZ NOT NULL
 );
 
-CREATE INDEX qa_items_study ON qa_items (study_id, input_hash);
-CREATE INDEX qa_done_key ON qa_done (study_id, input_hash, template_id, template_version);
+-- No ART indexes on qa_items / qa_done: DuckDB keeps them in memory (they grew with the dataset)
+-- and its hash joins, which every query here uses, do not need them.
 
 CREATE VIEW current_qa_templates AS
 SELECT * FROM qa_templates

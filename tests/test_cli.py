@@ -62,7 +62,7 @@ def test_templates_preview_writes_nothing(demo_out: Path) -> None:
     items = json.loads(result.stdout)
     assert {(i["study_id"], i["answer"]) for i in items} == {
         ("demo-s1", "[38, 20, 100, 75]"), ("demo-s3", "[312, 325, 340, 353]; [105, 175, 130, 200]"),
-        ("demo-s3", "[325, 375, 425, 463]"), ("demo-s4", "[62, 212, 162, 300]")}
+        ("demo-s3", "[325, 375, 425, 463]"), ("demo-s4", "[63, 213, 163, 300]")}
     assert _count(demo_out, "qa_items") == before
     unknown = runner.invoke(app, ["templates", "preview", "no_such", "--out", str(demo_out)])
     assert unknown.exit_code == 2 and "no template 'no_such'" in _flat(unknown.output)

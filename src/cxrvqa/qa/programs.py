@@ -8,6 +8,7 @@ it can fill; `cxrvqa templates lint` checks templates against both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -648,7 +649,8 @@ def finding_boxes(ask: Ask) -> Answer | None:
     boxes = _boxes(ask)
     if not boxes:
         return None
-    text = "; ".join(f"[{b.x_min:.0f}, {b.y_min:.0f}, {b.x_max:.0f}, {b.y_max:.0f}]" for b in boxes)
+    text = "; ".join("[" + ", ".join(str(math.floor(v + 0.5)) for v in (b.x_min, b.y_min, b.x_max, b.y_max)) + "]"
+                     for b in boxes)   # pixels rounded half up (format's half-to-even made 62.5 -> 62)
     return Answer(text, findings=(ask.args["finding"],), boxes=boxes)
 
 

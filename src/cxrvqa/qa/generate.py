@@ -46,7 +46,8 @@ def split_of(patient_id: str, seed: int, splits: tuple[tuple[str, float], ...]) 
     return splits[-1][0]
 
 
-def _names(args: dict[str, str]) -> dict[str, str]:
+def names_of(args: dict[str, str]) -> dict[str, str]:
+    """The display names of drawn arguments (vocabulary names), by placeholder."""
     names = {}
     for key, value in args.items():
         if key.startswith("finding"):
@@ -190,7 +191,7 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
 
 def _item(study: StudyView, image: ImageView | None, template: Template, version: str, split: str, digest: bytes,
           args_text: str, args: dict[str, str], answer: Answer, parts: list[tuple]) -> tuple | None:
-    names = _names(args)
+    names = names_of(args)
     variant = template.variants[digest[10] % len(template.variants)]
     question = _capitalise(variant.format(**names))
     options, correct = None, None

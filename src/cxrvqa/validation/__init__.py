@@ -1,0 +1,1 @@
+"""Validation: structural and content validators over QA items, with stable reason codes."""

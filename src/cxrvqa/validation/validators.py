@@ -1,0 +1,277 @@
+"""Validators: one signature, `check(item, context) -> Verdict`, stable snake_case reason codes.
+
+An item is a dict in the layout of `schemas/qa_item.schema.json` (a `qa_items` row, or a line of
+the jsonl export). The context holds what a check needs besides the item: the study's images,
+its scene-graph view and the templates. Each validator has a version (bumped when its logic
+changes: results of an older version are recomputed) and a default strictness.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+
+from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.qa.generate import ITEM_COLUMNS, LETTERS, GenerationSettings, generate_study, names_of, split_of
+from cxrvqa.qa.study import DEID_TOKEN, StudyView
+from cxrvqa.qa.templates import Template
+from cxrvqa.resources import load_json_schema
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str | None = None      # stable snake_case code when not ok
+    detail: str = ""
+
+
+OK = Verdict(True)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    png_cols: int
+    png_rows: int
+    view_plane: str
+
+
+@dataclass
+class ValidationContext:
+    """What the validators read besides the item, for one study."""
+
+    images: dict[str, ImageFacts]
+    templates: dict[str, tuple[Template, str]]          # id -> (template, version)
+    settings: GenerationSettings
+    study: StudyView | None = None                      # None: the study has no current scene graph
+    _regenerated: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    def regenerated(self, template_id: str) -> dict[str, dict[str, Any]]:
+        """The items the template's answer program makes on the stored graph now, by item id (cached)."""
+        found = self._regenerated.get(template_id)
+        if found is None:
+            found = {}
+            if self.study is not None and template_id in self.templates:
+                template, version = self.templates[template_id]
+                one = GenerationSettings(self.settings.seed, self.settings.splits, ((template, version),))
+                rows, _, _ = generate_study(self.study, one)
+                found = {row[0]: dict(zip(ITEM_COLUMNS, row, strict=True)) for row in rows}
+            self._regenerated[template_id] = found
+        return found
+
+
+CheckFn = Callable[[dict[str, Any], ValidationContext], Verdict]
+
+
+@dataclass(frozen=True)
+class Validator:
+    name: str
+    version: int
+    strictness: str                # default: ignore | warn | reject
+    kind: str                      # structural | content
+    check: CheckFn
+
+
+VALIDATORS: dict[str, Validator] = {}
+
+
+def validator(name: str, *, version: int = 1, strictness: str = "reject", kind: str = "structural"
+              ) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        if name in VALIDATORS:
+            raise ValueError(f"validator {name!r} is registered twice")
+        VALIDATORS[name] = Validator(name, version, strictness, kind, fn)
+        return fn
+    return register
+
+
+def fail(reason: str, detail: str) -> Verdict:
+    return Verdict(False, reason, detail)
+
+
+# -- structural -------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _item_schema() -> jsonschema.protocols.Validator:
+    """Compiled once: building a validator per item costs more than validating."""
+    return jsonschema.Draft202012Validator(load_json_schema("qa_item.schema.json"))
+
+
+@validator("schema")
+def check_schema(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    error = next(iter(sorted(_item_schema().iter_errors(item), key=lambda e: list(e.absolute_path))), None)
+    if error is None:
+        return OK
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    return fail("schema_violation", f"{where}: {error.message}"[:500])
+
+
+@validator("image", strictness="warn")
+def check_image(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    image_id = item.get("image_id")
+    if image_id is None:
+        return fail("no_image", f"study {item.get('study_id')!r} has no current image: the item is report-only")
+    if image_id not in context.images:
+        return fail("missing_image", f"expected a current image {image_id!r}, found none")
+    return OK
+
+
+@validator("boxes")
+def check_boxes(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    image = context.images.get(item.get("image_id") or "")
+    for box in item.get("boxes") or []:
+        x0, y0, x1, y1 = (box.get(k) for k in ("x_min", "y_min", "x_max", "y_max"))
+        if not all(isinstance(v, (int, float)) for v in (x0, y0, x1, y1)):
+            return fail("invalid_box", f"box {box}: expected four numbers")
+        if x1 <= x0 or y1 <= y0:
+            return fail("degenerate_box", f"box {box}: expected x_max > x_min and y_max > y_min")
+        if image is None:
+            return fail("box_without_image", f"box {box} on an item without a current image")
+        if x0 < 0 or y0 < 0 or x1 > image.png_cols + 0.5 or y1 > image.png_rows + 0.5:
+            return fail("box_outside_image", f"box {box}: expected inside the {image.png_cols}x{image.png_rows} PNG")
+    return OK
+
+
+@validator("multiple_choice")
+def check_multiple_choice(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    options, correct = item.get("options"), item.get("correct_option")
+    if item.get("answer_format") != "multiple_choice":
+        if options is not None or correct is not None:
+            return fail("options_without_multiple_choice", f"a {item.get('answer_format')} item has options")
+        return OK
+    if not isinstance(options, list) or len(options) != 4:
+        return fail("mcq_option_count", f"expected 4 options, found {options!r}")
+    if len(set(options)) != 4:
+        return fail("mcq_duplicate_options", f"expected 4 distinct options, found {options}")
+    if correct not in LETTERS:
+        return fail("mcq_correct_letter", f"expected the correct option as one of A-D, found {correct!r}")
+    if options.count(item.get("answer")) != 1:
+        return fail("mcq_answer_not_one_option", f"expected the answer {item.get('answer')!r} once among {options}")
+    if options[LETTERS.index(correct)] != item.get("answer"):
+        return fail("mcq_correct_mismatch", f"option {correct} is {options[LETTERS.index(correct)]!r}, "
+                                            f"the answer is {item.get('answer')!r}")
+    return OK
+
+
+@validator("answer_format")
+def check_answer_format(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    found = context.templates.get(item.get("template_id") or "")
+    if found is None:
+        return fail("unknown_template", f"expected a loaded template, found {item.get('template_id')!r}")
+    template = found[0]
+    if item.get("answer_format") != template.answer_format:
+        return fail("format_mismatch", f"template {template.id} answers in {template.answer_format}, "
+                                       f"found {item.get('answer_format')}")
+    if template.answer_format == "yes_no" and item.get("answer") not in ("yes", "no"):
+        return fail("invalid_yes_no", f"expected 'yes' or 'no', found {item.get('answer')!r}")
+    return OK
+
+
+@validator("vocabulary")
+def check_vocabulary(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    vocab = vocabulary()
+    unknown = [f for f in item.get("findings") or [] if f not in vocab.findings]
+    unknown += [r for r in item.get("regions") or [] if r not in vocab.regions]
+    return fail("unknown_vocabulary", f"tags not in the vocabularies: {unknown}") if unknown else OK
+
+
+_PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
+
+
+@validator("unrendered_variable")
+def check_unrendered(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    for key in ("question", "answer"):
+        match = _PLACEHOLDER.search(str(item.get(key) or ""))
+        if match:
+            return fail("unrendered_variable", f"{key} holds the template variable {match.group(0)}")
+    return OK
+
+
+@validator("deid_token")
+def check_deid(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    for key in ("question", "answer"):
+        match = DEID_TOKEN.search(str(item.get(key) or ""))
+        if match:
+            return fail("deid_token", f"{key} holds the de-identification token {match.group(0)!r}")
+    return OK
+
+
+# -- content ----------------------------------------------------------------------------------
+@validator("answer_program", kind="content")
+def check_answer_program(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    if context.study is None:
+        return fail("missing_scene_graph", f"study {item.get('study_id')!r} has no current scene graph")
+    expected = context.regenerated(item.get("template_id") or "").get(item.get("item_id") or "")
+    if expected is None:
+        return fail("not_reproducible", "the template's answer program makes no such item on the stored graph")
+    for key in ("answer", "options", "correct_option"):
+        if expected[key] != item.get(key):
+            return fail("answer_mismatch", f"{key}: the answer program gives {expected[key]!r}, "
+                                           f"found {item.get(key)!r}")
+    return OK
+
+
+_SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+
+
+@validator("left_right_view", kind="content")
+def check_left_right_view(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    image = context.images.get(item.get("image_id") or "")
+    if image is None or image.view_plane == "frontal":
+        return OK
+    text = f"{item.get('question', '')} {item.get('answer', '')}"
+    if _SIDE.search(text):
+        return fail("left_right_not_frontal", f"a left/right question or answer on a {image.view_plane} image")
+    return OK
+
+
+def _argument_names(item: dict[str, Any]) -> list[str]:
+    """The names the question was rendered with (a question names its subject, e.g. both findings of
+    'which of A and B'); unreadable arguments name nothing."""
+    try:
+        args = json.loads(item.get("arguments") or "{}")
+        return [name.lower() for name in names_of(args).values()]
+    except (ValueError, KeyError, AttributeError):
+        return []
+
+
+@validator("answer_leak", kind="content")
+def check_answer_leak(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    answer = str(item.get("answer") or "").strip().lower()
+    if item.get("answer_format") != "short" or len(answer) < 4:
+        return OK
+    if any(answer in name for name in _argument_names(item)):
+        return OK
+    if re.search(rf"\b{re.escape(answer)}\b", str(item.get("question") or "").lower()):
+        return fail("answer_in_question", f"the question contains its answer {answer!r}")
+    return OK
+
+
+@validator("split", kind="content")
+def check_split(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    expected = split_of(str(item.get("patient_id")), context.settings.seed, context.settings.splits)
+    if item.get("split") != expected:
+        return fail("split_mismatch", f"patient {item.get('patient_id')!r} belongs to {expected}, "
+                                      f"found {item.get('split')!r}: the patient would be in two splits")
+    return OK
+
+
+def run_validators(item: dict[str, Any], context: ValidationContext, strictness: dict[str, str]
+                   ) -> list[tuple[Validator, Verdict, str]]:
+    """(validator, verdict, strictness) for every validator whose strictness is not `ignore`; a check
+    that raises becomes a `validator_error` verdict naming the item."""
+    results = []
+    for v in VALIDATORS.values():
+        level = strictness.get(v.name, v.strictness)
+        if level == "ignore":
+            continue
+        try:
+            verdict = v.check(item, context)
+        except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
+            verdict = fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500])
+        results.append((v, verdict, level))
+    return results

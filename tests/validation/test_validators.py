@@ -1,0 +1,128 @@
+"""Every validator on clean items (all ok) and one crafted fault per reason code (exactly that code)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from cxrvqa.qa.templates import builtin_templates
+from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationContext, run_validators
+from tests.qa import FRONTAL, items, settings, template, view_from_spec
+
+STUDY = {
+    "sentences": ["Small left pleural effusion.", "No pneumothorax.", "Mild cardiomegaly."],
+    "observations": [
+        {"finding": "pleural_effusion", "laterality": "left", "regions": ["left_pleura"], "severity": "mild",
+         "evidence": [0]},
+        {"finding": "pneumothorax", "presence": "absent", "evidence": [1]},
+        {"finding": "cardiomegaly", "severity": "mild", "evidence": [2]},
+        {"finding": "consolidation", "presence": "absent", "evidence": [1]},
+        {"finding": "edema", "presence": "absent", "evidence": [1]},
+        {"finding": "atelectasis", "presence": "absent", "evidence": [1]},
+    ],
+    "images": [{**FRONTAL, "finding_boxes": [{"label": "pleural_effusion", "box": [300, 350, 480, 500]}]}],
+}
+LATERAL = {"image_id": "img2", "view_position": "LL", "view_plane": "lateral", "png_cols": 512, "png_rows": 512}
+
+
+def context(study: dict[str, Any] = STUDY) -> ValidationContext:
+    view = view_from_spec(study)
+    every = settings(*builtin_templates())
+    images = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in view.images}
+    return ValidationContext(images, {t.id: (t, v) for t, v in every.templates}, every, view)
+
+
+def item_of(template_id: str, **where: Any) -> dict[str, Any]:
+    found = [i for i in items(view_from_spec(STUDY), template(template_id))
+             if all(i[k] == v for k, v in where.items())]
+    assert found, (template_id, where)
+    return copy.deepcopy(found[0])
+
+
+def failures(item: dict[str, Any], ctx: ValidationContext | None = None) -> set[tuple[str, str]]:
+    return {(v.name, verdict.reason) for v, verdict, _ in run_validators(item, ctx or context(), {}) if not verdict.ok}
+
+
+def test_clean_items_of_every_template_pass_every_validator() -> None:
+    ctx = context()
+    produced = items(view_from_spec(STUDY), *builtin_templates())
+    assert len({i["template_id"] for i in produced}) >= 25
+    for item in produced:
+        assert failures(item, ctx) == set(), (item["template_id"], item["question"], item["answer"])
+
+
+@pytest.mark.parametrize(("template_id", "where", "mutate", "expected"), [
+    ("finding_presence", {}, lambda i: i.pop("question"), ("schema", "schema_violation")),
+    ("finding_presence", {}, lambda i: i.update(evidence_ids="0"), ("schema", "schema_violation")),
+    ("finding_presence", {}, lambda i: i.update(image_id="im-missing"), ("image", "missing_image")),
+    ("finding_box", {}, lambda i: i["boxes"][0].update(x_max=900.0), ("boxes", "box_outside_image")),
+    ("finding_box", {}, lambda i: i["boxes"][0].update(x_max=i["boxes"][0]["x_min"]), ("boxes", "degenerate_box")),
+    ("finding_choice", {}, lambda i: i.update(options=i["options"][:3]), ("multiple_choice", "mcq_option_count")),
+    ("finding_choice", {}, lambda i: i["options"].__setitem__("ABCD".index(i["correct_option"]), "rib fracture"),
+     ("multiple_choice", "mcq_answer_not_one_option")),
+    ("finding_choice", {}, lambda i: i.update(options=[i["options"][0]] * 4), ("multiple_choice",
+                                                                                "mcq_duplicate_options")),
+    ("finding_choice", {}, lambda i: i.update(correct_option="E"), ("multiple_choice", "mcq_correct_letter")),
+    ("finding_choice", {}, lambda i: i.update(correct_option="A" if i["correct_option"] != "A" else "B"),
+     ("multiple_choice", "mcq_correct_mismatch")),
+    ("finding_presence", {}, lambda i: i.update(options=["a", "b", "c", "d"]),
+     ("multiple_choice", "options_without_multiple_choice")),
+    ("finding_presence", {}, lambda i: i.update(template_id="no_such_template"), ("answer_format",
+                                                                                   "unknown_template")),
+    ("finding_presence", {}, lambda i: i.update(answer="maybe"), ("answer_format", "invalid_yes_no")),
+    ("finding_presence", {}, lambda i: i.update(findings=["dragon_scale"]), ("vocabulary", "unknown_vocabulary")),
+    ("finding_presence", {}, lambda i: i.update(question="Is there {finding} here?"),
+     ("unrendered_variable", "unrendered_variable")),
+    ("indication", {}, lambda i: i.update(answer="XXXX with cough"), ("deid_token", "deid_token")),
+    ("finding_side", {}, lambda i: i.update(answer="right"), ("answer_program", "answer_mismatch")),
+    ("finding_presence", {}, lambda i: i.update(item_id="qa-00000000000000000000"),
+     ("answer_program", "not_reproducible")),
+    ("finding_severity", {}, lambda i: i.update(question="How severe is the mild pleural effusion?"),
+     ("answer_leak", "answer_in_question")),
+    ("finding_presence", {}, lambda i: i.update(split="test" if i["split"] != "test" else "train"),
+     ("split", "split_mismatch")),
+])
+def test_each_fault_gives_exactly_its_reason(template_id: str, where: dict, mutate: Any,
+                                             expected: tuple[str, str]) -> None:
+    study = copy.deepcopy(STUDY)
+    study["indication"] = "Cough."
+    item = item_of(template_id, **where) if template_id != "indication" else next(
+        i for i in items(view_from_spec(study), template("indication")))
+    mutate(item)
+    found = failures(item, context(study))
+    assert expected in found
+    # a fault of one kind is not also blamed on unrelated validators (schema faults aside)
+    if expected[0] != "schema":
+        assert found - {("answer_program", "answer_mismatch"), ("answer_program", "not_reproducible")} <= {expected}
+
+
+def test_report_only_items_and_missing_graphs_and_left_right_on_lateral_images() -> None:
+    no_image = dict(STUDY, images=[])
+    item = next(iter(items(view_from_spec(no_image), template("finding_presence"))))
+    assert failures(item, context(no_image)) == {("image", "no_image")}
+    ctx = context()
+    ctx.study = None
+    assert ("answer_program", "missing_scene_graph") in failures(item_of("finding_presence"), ctx)
+    lateral = item_of("finding_side")
+    lateral.update(image_id="img2", view_plane="lateral")
+    ctx = context(dict(STUDY, images=[FRONTAL, LATERAL]))
+    assert ("left_right_view", "left_right_not_frontal") in failures(lateral, ctx)
+
+
+def test_strictness_ignore_skips_a_validator_and_errors_become_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    item = item_of("finding_presence")
+    item["image_id"] = None
+    results = run_validators(item, context(), {"image": "ignore"})
+    assert "image" not in {v.name for v, _, _ in results}
+    levels = {v.name: level for v, _, level in run_validators(item, context(), {"schema": "warn"})}
+    assert levels["schema"] == "warn" and levels["image"] == "warn" and levels["boxes"] == "reject"
+
+    def broken(item: dict, ctx: ValidationContext) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(VALIDATORS, "boxes", VALIDATORS["boxes"].__class__("boxes", 1, "reject", "structural",
+                                                                           broken))
+    verdicts = {v.name: verdict for v, verdict, _ in run_validators(item_of("finding_presence"), context(), {})}
+    assert verdicts["boxes"].reason == "validator_error" and "RuntimeError: boom" in verdicts["boxes"].detail

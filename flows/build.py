@@ -28,6 +28,7 @@ from cxrvqa.reports import stage as report_stage  # noqa: E402
 from cxrvqa.reports.loaders import load_reports  # noqa: E402
 from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
 from cxrvqa.store.runs import StageCounts  # noqa: E402
+from cxrvqa.validation import stage as validate_stage  # noqa: E402
 
 
 @task(name="ingest-image-batch", cache_policy=NO_CACHE)
@@ -71,7 +72,8 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)
-def ingest_report_batch(db_path: Path, run_id: str, batch: list, context: report_stage.ReportStageContext) -> StageCounts:
+def ingest_report_batch(db_path: Path, run_id: str, batch: list,
+                        context: report_stage.ReportStageContext) -> StageCounts:
     counts = report_stage.ingest_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("reports", counts.n_input)
     return counts
@@ -140,11 +142,29 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
     return counts
 
 
+@task(name="validate-batch", cache_policy=NO_CACHE)
+def validate_batch(db_path: Path, run_id: str, batch: list[str],
+                   context: validate_stage.ValidateStageContext) -> StageCounts:
+    counts = validate_stage.validate_batch(open_writer(db_path), run_id, batch, context)
+    progress.advance("validate", len(batch))
+    return counts
+
+
+@flow(name="validate-qa")
+def validate(config: Config, run_id: str) -> dict[str, int]:
+    context = validate_stage.prepare(config)
+    total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
+    return _run_stage(config, run_id, "validate", batched(pending, config.qa.batch_size),
+                      lambda batch: validate_batch(config.db_path, run_id, batch, context), total=len(pending),
+                      skipped=total - n_pending)
+
+
 STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
     "images": ingest_images,
     "reports": ingest_reports,
     "extract": extract,
     "qa": generate_qa,
+    "validate": validate,
 }
 
 

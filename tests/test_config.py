@@ -33,9 +33,10 @@ def test_invalid_values_name_the_file_and_the_field(tmp_path: Path) -> None:
     assert str(path) in message and "imaging.scale" in message and "imaging.colour" in message
 
 
-def test_unknown_and_unavailable_stages_are_refused() -> None:
+def test_unknown_and_unavailable_stages_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="unknown stage"):
         load_config(None, {"stages": ["images", "paint"]})
+    monkeypatch.setattr("cxrvqa.config.AVAILABLE_STAGES", ("images", "reports"))
     with pytest.raises(ConfigError, match="not available in this version"):
         load_config(None, {"stages": ["validate"]})
 

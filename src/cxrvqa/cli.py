@@ -130,9 +130,9 @@ STAGE_INPUTS = {"images": "--images DIR", "reports": "--reports PATH"}
 
 
 def _stage_input(config: Config, stage: str) -> Path | None:
-    """What a stage reads when it is not named in --stages: extraction and QA follow the reports."""
+    """What a stage reads when it is not named in --stages: extraction, QA and validation follow the reports."""
     return {"images": config.images_dir, "reports": config.reports, "extract": config.reports,
-            "qa": config.reports}[stage]
+            "qa": config.reports, "validate": config.reports}[stage]
 
 
 def _stages_set_in(config_file: Path | None) -> bool:
@@ -206,7 +206,10 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "SELECT 'images' AS stage, reason, count(*) AS n, min(detail) AS example FROM current_image_rejects "
             "GROUP BY reason UNION ALL "
             "SELECT 'reports', reason, count(*), min(detail) FROM report_rejects GROUP BY reason UNION ALL "
-            "SELECT 'extract', reason, count(*), min(error) FROM current_extraction_failures GROUP BY reason "
+            "SELECT 'extract', reason, count(*), min(error) FROM current_extraction_failures GROUP BY reason UNION ALL "
+            "SELECT 'boxes', reason, count(*), min(detail) FROM current_box_rejects GROUP BY reason UNION ALL "
+            "SELECT 'validate (' || status || ')', validator || ': ' || reason, count(*), min(detail) "
+            "FROM current_validation_results WHERE status <> 'ok' GROUP BY ALL "
             "ORDER BY stage, n DESC, reason"
         )
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
@@ -444,7 +447,8 @@ def eval_labels14(
         table.add_column(column, justify="left" if column == "label" else "right")
     for score in [*report.labels, report.normal, report.micro]:
         table.add_row(score.label, str(score.support), str(score.tp), str(score.fp), str(score.fn),
-                      *("n/a" if value is None else f"{value:.3f}" for value in (score.precision, score.recall, score.f1)),
+                      *("n/a" if value is None else f"{value:.3f}"
+                        for value in (score.precision, score.recall, score.f1)),
                       end_section=score.label in (report.labels[-1].label, NORMAL))
     table.add_row("macro", "", "", "", "", "", "", f"{report.macro_f1:.3f}")
     Console().print(table)

@@ -21,7 +21,7 @@ from cxrvqa.errors import ConfigError
 #: Every stage of the pipeline, in execution order (DESIGN.md, "The stage contract").
 PIPELINE_STAGES = ("images", "reports", "extract", "qa", "validate")
 #: The stages this version implements; requesting another one is a clear error.
-AVAILABLE_STAGES = ("images", "reports", "extract", "qa")
+AVAILABLE_STAGES = ("images", "reports", "extract", "qa", "validate")
 
 DEMO_PSEUDONYM_KEY = "cxrvqa-demo-key-NOT-SECRET"
 PSEUDONYM_KEY_ENV = "CXRVQA_PSEUDONYM_KEY"

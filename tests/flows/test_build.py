@@ -37,6 +37,7 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
 
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
     qa = result["stages"].pop("qa")
+    validated = result["stages"].pop("validate")
     assert result["stages"] == {"images": {"n_input": 5, "n_skipped": 0, "n_done": 4, "n_rejected": 1},
                                 "reports": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0},
                                 "extract": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0}}
@@ -44,13 +45,19 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         assert store.query("SELECT status FROM runs WHERE run_id = ?", [result["run_id"]]) == [("completed",)]
         assert store.query("SELECT stage, status FROM run_stages ORDER BY started_at") == [
             ("images", "completed"), ("reports", "completed"), ("extract", "completed"), ("boxes", "completed"),
-            ("qa", "completed")]
+            ("qa", "completed"), ("validate", "completed")]
         # QA: every study once, every candidate written; the demo's items cover every answer format
         assert qa == {"n_input": 4, "n_skipped": 0, "n_done": store.query("SELECT count(*) FROM qa_items")[0][0],
                       "n_rejected": 0}
         assert {row[0] for row in store.query("SELECT DISTINCT answer_format FROM current_qa_items")} == {
             "yes_no", "short", "full_sentence", "multi_part", "multiple_choice", "box"}
         assert store.query("SELECT n_input, n_done, n_rejected FROM run_stages WHERE stage = 'boxes'") == [(10, 9, 1)]
+        # every current item validated by every validator; none of the demo's items is rejected
+        n_items = store.query("SELECT count(*) FROM current_qa_items")[0][0]
+        assert validated == {"n_input": n_items, "n_skipped": 0, "n_done": n_items, "n_rejected": 0}
+        from cxrvqa.validation.validators import VALIDATORS
+
+        assert store.query("SELECT count(*) FROM current_validation_results")[0][0] == n_items * len(VALIDATORS)
         assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 7
         # every demo study has both images and a report: the manifest's study ids join them
         assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 4
@@ -62,7 +69,8 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         findings = set(store.query("SELECT study_id, finding, presence, laterality FROM current_observations "
                                    "WHERE study_id IN ('demo-s1', 'demo-s2') AND from_report"))
         assert {("demo-s1", "pneumothorax", "present", "right"), ("demo-s1", "pleural_effusion", "absent", None),
-                ("demo-s2", "pneumothorax", "absent", None), ("demo-s2", "pleural_effusion", "absent", None)} <= findings
+                ("demo-s2", "pneumothorax", "absent", None),
+                ("demo-s2", "pleural_effusion", "absent", None)} <= findings
         assert not any(f[2] == "present" for f in findings if f[0] == "demo-s2")
         rows = store.query_dicts("SELECT * FROM images ORDER BY study_id")
     assert [r["study_id"] for r in rows] == ["demo-s1", "demo-s2", "demo-s3", "demo-s4"]
@@ -80,7 +88,7 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
 
     # the stage sub-flows, recorded by Prefect (its API records flow runs asynchronously: wait up to 15 s)
     expected = [("extract-scene-graphs", "COMPLETED"), ("generate-qa", "COMPLETED"), ("ingest-images", "COMPLETED"),
-                ("ingest-reports", "COMPLETED")]
+                ("ingest-reports", "COMPLETED"), ("validate-qa", "COMPLETED")]
     deadline = time.monotonic() + 15
     while (recorded := asyncio.run(flow_runs())) != expected and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -99,7 +107,7 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
     assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
         ("images", 5, 5, 0, 0), ("reports", 4, 4, 0, 0), ("extract", 4, 4, 0, 0), ("boxes", 10, 9, 0, 1),
-        ("qa", 4, 4, 0, 0)]
+        ("qa", 4, 4, 0, 0), ("validate", info["tables"]["qa_items"], info["tables"]["qa_items"], 0, 0)]
     tables = info["tables"]
     assert tables["qa_items"] == sum(row["n"] for row in info["qa_formats"]) > 0
     assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
@@ -107,14 +115,14 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
         "images": 4, "image_rejects": 1, "reports": 4, "sentences": 24, "report_rejects": 0,
         "scene_graphs": 4, "extraction_failures": 0}
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
-        ("images", "unsupported_modality", 1)]
+        ("boxes", "no_box", 1), ("images", "unsupported_modality", 1)]
     table = runner.invoke(app, ["status", "--out", str(out)])
     assert table.exit_code == 0 and "unsupported_modality" in table.stdout
 
 
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
-    unavailable = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "validate"])
-    assert unavailable.exit_code == 2 and "not available in this version" in unavailable.output
+    unknown = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path), "--stages", "audit"])
+    assert unknown.exit_code == 2 and "unknown stage(s) ['audit']" in unknown.output
     nothing = runner.invoke(app, ["build", "--out", str(tmp_path)])
     assert nothing.exit_code == 2 and "nothing to build" in nothing.output
     no_images = runner.invoke(app, ["build", "--out", str(tmp_path), "--stages", "images"])

@@ -239,14 +239,18 @@ def _argument_names(item: dict[str, Any]) -> list[str]:
         return []
 
 
-@validator("answer_leak", kind="content")
+@validator("answer_leak", version=2, kind="content")
 def check_answer_leak(item: dict[str, Any], context: ValidationContext) -> Verdict:
     answer = str(item.get("answer") or "").strip().lower()
     if item.get("answer_format") != "short" or len(answer) < 4:
         return OK
     if any(answer in name for name in _argument_names(item)):
         return OK
-    if re.search(rf"\b{re.escape(answer)}\b", str(item.get("question") or "").lower()):
+    word = re.compile(rf"\b{re.escape(answer)}\b")
+    found = context.templates.get(item.get("template_id") or "")
+    if found is not None and any(word.search(variant.lower()) for variant in found[0].variants):
+        return OK   # the template's own wording ("How severe is ...?" -> "severe") gives nothing away
+    if word.search(str(item.get("question") or "").lower()):
         return fail("answer_in_question", f"the question contains its answer {answer!r}")
     return OK
 

@@ -1,0 +1,69 @@
+"""The validation stage on the demo build: reruns skip, a strictness change re-validates, tampering is caught."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxrvqa.cli import _demo_inputs
+from cxrvqa.config import load_config
+from cxrvqa.errors import ConfigError
+from cxrvqa.store import Store
+from cxrvqa.validation import stage
+from cxrvqa.validation.validators import VALIDATORS
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from flows.build import build_dataset
+
+    out = tmp_path_factory.mktemp("demo")
+    build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"workers": 1}}))
+    return out
+
+
+def _config(out: Path, **overrides: object):
+    return load_config(None, {**_demo_inputs(), "out_dir": out, **overrides})
+
+
+def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
+    with Store(demo / "cxrvqa.duckdb") as store:
+        context = stage.prepare(_config(demo))
+        total, n_pending, studies = stage.pending_studies(store, context)
+        assert total > 0 and (n_pending, studies) == (0, [])
+        stricter = stage.prepare(_config(demo, strictness={"answer_leak": "warn"}))
+        assert stricter.validators_version != context.validators_version
+        total, n_pending, studies = stage.pending_studies(store, stricter)
+        assert n_pending == total and studies == ["demo-s1", "demo-s2", "demo-s3", "demo-s4"]
+        ignored = stage.prepare(_config(demo, strictness={"answer_leak": "ignore"}))
+        counts = stage.validate_batch(store, "r-ignore", ["demo-s1"], ignored)
+        rows = store.query("SELECT DISTINCT validator FROM validation_results WHERE run_id = 'r-ignore'")
+        assert {r[0] for r in rows} == set(VALIDATORS) - {"answer_leak"} and counts.n_rejected == 0
+
+
+def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(demo, out)
+    with Store(out / "cxrvqa.duckdb") as store:
+        item_id = store.query("SELECT item_id FROM current_qa_items WHERE template_id = 'finding_side' "
+                              "AND study_id = 'demo-s1'")[0][0]
+        store.con.execute("UPDATE qa_items SET answer = 'left' WHERE item_id = ?", [item_id])
+        store.con.execute("DELETE FROM validation_done WHERE item_id = ?", [item_id])
+        context = stage.prepare(_config(out))
+        assert stage.pending_studies(store, context)[1:] == (1, ["demo-s1"])
+        counts = stage.validate_batch(store, "r-tamper", ["demo-s1"], context)
+        assert (counts.n_input, counts.n_done, counts.n_rejected) == (1, 0, 1)
+        assert store.query("SELECT validator, status, reason, detail FROM current_validation_results "
+                           "WHERE item_id = ? AND status <> 'ok'", [item_id]) == [
+            ("answer_program", "reject", "answer_mismatch",
+             "answer: the answer program gives 'right', found 'left'")]
+
+
+def test_unknown_validator_in_strictness_is_a_config_error(demo: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown validators \['no_such'\]"):
+        stage.prepare(_config(demo, strictness={"no_such": "warn"}))

@@ -153,6 +153,7 @@ def validate_batch(db_path: Path, run_id: str, batch: list[str],
 @flow(name="validate-qa")
 def validate(config: Config, run_id: str) -> dict[str, int]:
     context = validate_stage.prepare(config)
+    validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
     return _run_stage(config, run_id, "validate", batched(pending, config.qa.batch_size),
                       lambda batch: validate_batch(config.db_path, run_id, batch, context), total=len(pending),

@@ -191,6 +191,9 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "boxes": store.query("SELECT count(*) FROM current_boxes")[0][0],
             "qa_items": store.query("SELECT count(*) FROM current_qa_items")[0][0],
         }
+        grades = store.query_dicts(
+            "SELECT l.grade, l.label, count(g.item_id) AS n FROM grade_levels l "
+            "LEFT JOIN current_qa_grades g ON g.grade = l.grade GROUP BY ALL ORDER BY l.grade DESC")
         qa_formats = store.query_dicts(
             "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
             "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL")
@@ -213,7 +216,7 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "ORDER BY stage, n DESC, reason"
         )
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
-            "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats}
+            "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades}
 
 
 def _print_status(db_path: Path, run_id: str | None = None) -> None:
@@ -246,6 +249,8 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
             qa.add_row(row["question_type"], row["answer_format"], str(row["n"]), str(row["templates"]),
                        "" if row["yes_share"] is None else f"{row['yes_share']:.3f}")
         out.print(qa)
+        if any(g["n"] for g in info["grades"]):
+            out.print("grades: " + ", ".join(f"[bold]{g['label']}[/] {g['n']}" for g in info["grades"]))
     usage = info["llm_usage"]
     if usage["requests"]:
         out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "

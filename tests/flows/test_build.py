@@ -58,6 +58,8 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         from cxrvqa.validation.validators import VALIDATORS
 
         assert store.query("SELECT count(*) FROM current_validation_results")[0][0] == n_items * len(VALIDATORS)
+        grades = dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY label"))
+        assert sum(grades.values()) == n_items and set(grades) <= {"A++", "A+", "A"} and grades["A++"] > n_items / 2
         assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 7
         # every demo study has both images and a report: the manifest's study ids join them
         assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 4

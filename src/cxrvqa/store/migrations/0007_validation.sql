@@ -37,3 +37,28 @@ CREATE VIEW current_validation AS
 SELECT d.* FROM validation_done d
 JOIN current_qa_items q USING (item_id, template_version, input_hash)
 QUALIFY row_number() OVER (PARTITION BY d.item_id, d.template_version, d.input_hash ORDER BY d.created_at DESC) = 1;
+
+-- Weakest-link grades (schemas/vocab/grades.yaml): integer codes, higher is better, with labels.
+CREATE TABLE grade_levels (
+    grade     INTEGER PRIMARY KEY,
+    label     VARCHAR NOT NULL UNIQUE,             -- A++ .. D
+    meaning   VARCHAR NOT NULL
+);
+
+CREATE TABLE qa_grades (
+    item_id             VARCHAR NOT NULL,
+    template_version    VARCHAR NOT NULL,
+    input_hash          VARCHAR NOT NULL,
+    grade               INTEGER NOT NULL,
+    label               VARCHAR NOT NULL,
+    weakest             VARCHAR NOT NULL,      -- the criterion that set the grade ('' when none capped it)
+    grading_version     VARCHAR NOT NULL,      -- hash of grades.yaml
+    validators_version  VARCHAR NOT NULL,
+    run_id              VARCHAR NOT NULL,
+    created_at          TIMESTAMPTZ NOT NULL
+);
+
+CREATE VIEW current_qa_grades AS
+SELECT g.* FROM qa_grades g
+JOIN current_qa_items q USING (item_id, template_version, input_hash)
+QUALIFY row_number() OVER (PARTITION BY g.item_id, g.template_version, g.input_hash ORDER BY g.created_at DESC) = 1;

@@ -64,6 +64,24 @@ def pending_studies(store: Store, context: ValidateStageContext) -> tuple[int, i
     return total, sum(n for _, n in rows), [study for study, _ in rows]
 
 
+def study_contexts(store: Store, study_ids: list[str], context: ValidateStageContext
+                   ) -> tuple[dict[str, ValidationContext], dict[str, list[str]]]:
+    """Per study: the validators' context (images, scene-graph view, templates) and the graph's quality codes."""
+    graphs = {study: (patient, graph, quality) for study, patient, graph, quality in store.query(
+        "SELECT g.study_id, r.patient_id, g.graph, g.quality FROM current_scene_graphs g "
+        "JOIN current_reports r USING (study_id) WHERE g.backend = ? AND g.study_id IN (SELECT unnest(?::VARCHAR[]))",
+        [context.backend, study_ids])}
+    images = qa_stage.images_of(store, study_ids)
+    templates = {t.id: (t, v) for t, v in context.settings.templates}
+    contexts = {}
+    for study in study_ids:
+        patient, graph, _ = graphs.get(study, (None, None, []))
+        view = study_view(json.loads(graph), patient, images.get(study, ())) if graph else None
+        facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in images.get(study, ())}
+        contexts[study] = ValidationContext(facts, templates, context.settings, view)
+    return contexts, {study: list(row[2]) for study, row in graphs.items()}
+
+
 def validate_batch(store: Store, run_id: str, study_ids: list[str], context: ValidateStageContext) -> StageCounts:
     """Validate the pending items of these studies; one row per item x validator, committed as a whole."""
     items = store.query_dicts(
@@ -71,26 +89,16 @@ def validate_batch(store: Store, run_id: str, study_ids: list[str], context: Val
         "WHERE q.study_id IN (SELECT unnest(?::VARCHAR[])) AND NOT EXISTS (SELECT 1 FROM validation_done d "
         "WHERE d.item_id = q.item_id AND d.template_version = q.template_version AND d.input_hash = q.input_hash "
         "AND d.validators_version = ?) ORDER BY q.study_id, q.item_id", [study_ids, context.validators_version])
-    graphs = {study: (patient, graph, quality) for study, patient, graph, quality in store.query(
-        "SELECT g.study_id, r.patient_id, g.graph, g.quality FROM current_scene_graphs g "
-        "JOIN current_reports r USING (study_id) WHERE g.backend = ? AND g.study_id IN (SELECT unnest(?::VARCHAR[]))",
-        [context.backend, study_ids])}
-    images = qa_stage.images_of(store, study_ids)
+    contexts, quality = study_contexts(store, study_ids, context)
     templates = {t.id: (t, v) for t, v in context.settings.templates}
     now = datetime.now(timezone.utc)
     results: list[dict] = []
     done: list[dict] = []
     grades: list[dict] = []
     rules = grading()
-    contexts: dict[str, ValidationContext] = {}
     for item in items:
         study = item["study_id"]
-        ctx = contexts.get(study)
-        if ctx is None:
-            patient, graph, _ = graphs.get(study, (None, None, []))
-            view = study_view(json.loads(graph), patient, images.get(study, ())) if graph else None
-            facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in images.get(study, ())}
-            ctx = contexts[study] = ValidationContext(facts, templates, context.settings, view)
+        ctx = contexts[study]
         key = {"item_id": item["item_id"], "template_version": item.pop("template_version"),
                "input_hash": item.pop("input_hash")}
         worst, failed = "ok", []
@@ -106,7 +114,7 @@ def validate_batch(store: Store, run_id: str, study_ids: list[str], context: Val
         done.append({**key, "validators_version": context.validators_version, "status": worst, "run_id": run_id,
                      "created_at": now})
         template = templates.get(item["template_id"])
-        code, weakest = grade_item(item, failed, list(graphs.get(study, (None, None, []))[2]),
+        code, weakest = grade_item(item, failed, quality.get(study, []),
                                    bool(template and template[0].closed_world))
         grades.append({**key, "grade": code, "label": rules.label(code), "weakest": weakest,
                        "grading_version": rules.content_hash, "validators_version": context.validators_version,

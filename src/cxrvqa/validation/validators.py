@@ -201,14 +201,14 @@ def check_deid(item: dict[str, Any], context: ValidationContext) -> Verdict:
 
 
 # -- content ----------------------------------------------------------------------------------
-@validator("answer_program", kind="content")
+@validator("answer_program", version=2, kind="content")
 def check_answer_program(item: dict[str, Any], context: ValidationContext) -> Verdict:
     if context.study is None:
         return fail("missing_scene_graph", f"study {item.get('study_id')!r} has no current scene graph")
     expected = context.regenerated(item.get("template_id") or "").get(item.get("item_id") or "")
     if expected is None:
         return fail("not_reproducible", "the template's answer program makes no such item on the stored graph")
-    for key in ("answer", "options", "correct_option"):
+    for key in ("question", "answer", "options", "correct_option", "findings", "regions"):
         if expected[key] != item.get(key):
             return fail("answer_mismatch", f"{key}: the answer program gives {expected[key]!r}, "
                                            f"found {item.get(key)!r}")

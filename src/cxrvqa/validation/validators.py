@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 
 from cxrvqa.extraction.vocab import vocabulary
@@ -101,11 +102,22 @@ def _item_schema() -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(load_json_schema("qa_item.schema.json"))
 
 
-@validator("schema")
+@lru_cache(maxsize=1)
+def _fast_item_check() -> Callable[[Any], Any]:
+    """The same schema compiled to Python code (~20x faster); a rejection is explained by jsonschema."""
+    schema = {k: v for k, v in load_json_schema("qa_item.schema.json").items() if k not in ("$schema", "$id")}
+    return fastjsonschema.compile(schema)
+
+
+@validator("schema", version=2)
 def check_schema(item: dict[str, Any], context: ValidationContext) -> Verdict:
-    error = next(iter(sorted(_item_schema().iter_errors(item), key=lambda e: list(e.absolute_path))), None)
-    if error is None:
+    try:
+        _fast_item_check()(item)
         return OK
+    except fastjsonschema.JsonSchemaValueException as fast_error:
+        error = next(iter(sorted(_item_schema().iter_errors(item), key=lambda e: list(e.absolute_path))), None)
+        if error is None:
+            return fail("schema_violation", str(fast_error)[:500])
     where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
     return fail("schema_violation", f"{where}: {error.message}"[:500])
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
+from typing import Any
 
 from cxrvqa.config import Config
 from cxrvqa.errors import ConfigError
+from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.provenance import stable_hash
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.qa.generate import GenerationSettings
-from cxrvqa.qa.study import study_view
+from cxrvqa.qa.study import ImageView, study_view
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.validation.grading import grade_item, grading
 from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationContext, run_validators
@@ -26,6 +29,8 @@ ITEM_FIELDS = ("item_id", "study_id", "patient_id", "image_id", "view_plane", "t
                "strategy", "skill", "answer_format", "question", "answer", "options", "correct_option", "findings",
                "regions", "boxes", "evidence_ids", "arguments", "polarity", "split")
 STATUS_RANK = {"ok": 0, "warn": 1, "reject": 2}
+#: The fewest pending items in a batch worth the process pool.
+POOL_MIN_ITEMS = 20_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class ValidateStageContext:
     backend: str
     strictness: dict[str, str]
     validators_version: str
+    workers: int = 1
 
 
 def prepare(config: Config) -> ValidateStageContext:
@@ -44,7 +50,7 @@ def prepare(config: Config) -> ValidateStageContext:
     levels = {name: config.strictness.get(name, v.strictness) for name, v in VALIDATORS.items()}
     version = stable_hash({"validators": {name: [v.version, levels[name]] for name, v in VALIDATORS.items()},
                            "grading": grading().content_hash})
-    return ValidateStageContext(qa.settings, qa.backend, levels, version)
+    return ValidateStageContext(qa.settings, qa.backend, levels, version, config.qa.workers)
 
 
 def record_grade_levels(store: Store) -> None:
@@ -64,64 +70,99 @@ def pending_studies(store: Store, context: ValidateStageContext) -> tuple[int, i
     return total, sum(n for _, n in rows), [study for study, _ in rows]
 
 
-def study_contexts(store: Store, study_ids: list[str], context: ValidateStageContext
-                   ) -> tuple[dict[str, ValidationContext], dict[str, list[str]]]:
-    """Per study: the validators' context (images, scene-graph view, templates) and the graph's quality codes."""
+@dataclass(frozen=True)
+class StudyPayload:
+    """One study's pending items and what validating them reads (sent to a worker process)."""
+
+    study_id: str
+    patient_id: str | None
+    graph: str | None                  # scene graph JSON; None when the study has no current graph
+    quality: tuple[str, ...]
+    images: tuple[ImageView, ...]
+    items: list[dict[str, Any]]
+
+
+def _load(store: Store, study_ids: list[str], context: ValidateStageContext) -> dict[str, StudyPayload]:
     graphs = {study: (patient, graph, quality) for study, patient, graph, quality in store.query(
         "SELECT g.study_id, r.patient_id, g.graph, g.quality FROM current_scene_graphs g "
         "JOIN current_reports r USING (study_id) WHERE g.backend = ? AND g.study_id IN (SELECT unnest(?::VARCHAR[]))",
         [context.backend, study_ids])}
     images = qa_stage.images_of(store, study_ids)
-    templates = {t.id: (t, v) for t, v in context.settings.templates}
-    contexts = {}
+    payloads = {}
     for study in study_ids:
-        patient, graph, _ = graphs.get(study, (None, None, []))
-        view = study_view(json.loads(graph), patient, images.get(study, ())) if graph else None
-        facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in images.get(study, ())}
-        contexts[study] = ValidationContext(facts, templates, context.settings, view)
-    return contexts, {study: list(row[2]) for study, row in graphs.items()}
+        patient, graph, quality = graphs.get(study, (None, None, []))
+        payloads[study] = StudyPayload(study, patient, graph, tuple(quality), images.get(study, ()), [])
+    return payloads
+
+
+def _context_of(payload: StudyPayload, context: ValidateStageContext) -> ValidationContext:
+    templates = {t.id: (t, v) for t, v in context.settings.templates}
+    view = study_view(json.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
+    facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
+    return ValidationContext(facts, templates, context.settings, view)
+
+
+def study_contexts(store: Store, study_ids: list[str], context: ValidateStageContext
+                   ) -> tuple[dict[str, ValidationContext], dict[str, list[str]]]:
+    """Per study: the validators' context (images, scene-graph view, templates) and the graph's quality codes."""
+    payloads = _load(store, study_ids, context)
+    return ({study: _context_of(p, context) for study, p in payloads.items()},
+            {study: list(p.quality) for study, p in payloads.items()})
+
+
+def validate_studies(payloads: list[StudyPayload], context: ValidateStageContext, run_id: str, now: datetime
+                     ) -> dict[str, list[dict[str, Any]]]:
+    """The validation_results, validation_done and qa_grades rows of some studies' items (pure; in a worker)."""
+    tables: dict[str, list[dict[str, Any]]] = {"validation_results": [], "validation_done": [], "qa_grades": []}
+    rules = grading()
+    templates = {t.id: t for t, _ in context.settings.templates}
+    for payload in payloads:
+        ctx = _context_of(payload, context)
+        for item in payload.items:
+            key = {"item_id": item["item_id"], "template_version": item.pop("template_version"),
+                   "input_hash": item.pop("input_hash")}
+            worst, failed = "ok", []
+            for validator, verdict, level in run_validators(item, ctx, context.strictness):
+                status = "ok" if verdict.ok else level
+                worst = max(worst, status, key=STATUS_RANK.__getitem__)
+                if not verdict.ok:
+                    failed.append((status, verdict.reason))
+                tables["validation_results"].append({
+                    **key, "validator": validator.name, "validator_version": validator.version, "strictness": level,
+                    "status": status, "reason": verdict.reason, "detail": verdict.detail,
+                    "validators_version": context.validators_version, "run_id": run_id, "created_at": now})
+            tables["validation_done"].append({**key, "validators_version": context.validators_version,
+                                              "status": worst, "run_id": run_id, "created_at": now})
+            template = templates.get(item["template_id"])
+            code, weakest = grade_item(item, failed, list(payload.quality), bool(template and template.closed_world))
+            tables["qa_grades"].append({**key, "grade": code, "label": rules.label(code), "weakest": weakest,
+                                        "grading_version": rules.content_hash,
+                                        "validators_version": context.validators_version, "run_id": run_id,
+                                        "created_at": now})
+    return tables
 
 
 def validate_batch(store: Store, run_id: str, study_ids: list[str], context: ValidateStageContext) -> StageCounts:
-    """Validate the pending items of these studies; one row per item x validator, committed as a whole."""
-    items = store.query_dicts(
-        f"SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, q.input_hash FROM current_qa_items q "
-        "WHERE q.study_id IN (SELECT unnest(?::VARCHAR[])) AND NOT EXISTS (SELECT 1 FROM validation_done d "
-        "WHERE d.item_id = q.item_id AND d.template_version = q.template_version AND d.input_hash = q.input_hash "
-        "AND d.validators_version = ?) ORDER BY q.study_id, q.item_id", [study_ids, context.validators_version])
-    contexts, quality = study_contexts(store, study_ids, context)
-    templates = {t.id: (t, v) for t, v in context.settings.templates}
+    """Validate the pending items of these studies over the worker processes; one row per item x validator,
+    committed as a whole."""
+    payloads = _load(store, study_ids, context)
+    for item in store.query_dicts(
+            f"SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, q.input_hash "
+            "FROM current_qa_items q WHERE q.study_id IN (SELECT unnest(?::VARCHAR[])) AND NOT EXISTS (SELECT 1 "
+            "FROM validation_done d WHERE d.item_id = q.item_id AND d.template_version = q.template_version "
+            "AND d.input_hash = q.input_hash AND d.validators_version = ?) ORDER BY q.study_id, q.item_id",
+            [study_ids, context.validators_version]):
+        payloads[item["study_id"]].items.append(item)
     now = datetime.now(timezone.utc)
-    results: list[dict] = []
-    done: list[dict] = []
-    grades: list[dict] = []
-    rules = grading()
-    for item in items:
-        study = item["study_id"]
-        ctx = contexts[study]
-        key = {"item_id": item["item_id"], "template_version": item.pop("template_version"),
-               "input_hash": item.pop("input_hash")}
-        worst, failed = "ok", []
-        for validator, verdict, level in run_validators(item, ctx, context.strictness):
-            status = "ok" if verdict.ok else level
-            worst = max(worst, status, key=STATUS_RANK.__getitem__)
-            if not verdict.ok:
-                failed.append((status, verdict.reason))
-            results.append({**key, "validator": validator.name, "validator_version": validator.version,
-                            "strictness": level, "status": status, "reason": verdict.reason,
-                            "detail": verdict.detail, "validators_version": context.validators_version,
-                            "run_id": run_id, "created_at": now})
-        done.append({**key, "validators_version": context.validators_version, "status": worst, "run_id": run_id,
-                     "created_at": now})
-        template = templates.get(item["template_id"])
-        code, weakest = grade_item(item, failed, quality.get(study, []),
-                                   bool(template and template[0].closed_world))
-        grades.append({**key, "grade": code, "label": rules.label(code), "weakest": weakest,
-                       "grading_version": rules.content_hash, "validators_version": context.validators_version,
-                       "run_id": run_id, "created_at": now})
+    work = [p for p in payloads.values() if p.items]
+    workers = context.workers if sum(len(p.items) for p in work) >= POOL_MIN_ITEMS else 1
+    chunk = max(1, -(-len(work) // (workers * MIN_ITEMS_PER_WORKER)))
+    n_items = n_rejected = 0
     with store.transaction():
-        store.insert("validation_results", results)
-        store.insert("validation_done", done)
-        store.insert("qa_grades", grades)
-    return StageCounts(n_input=len(items), n_done=sum(d["status"] != "reject" for d in done),
-                       n_rejected=sum(d["status"] == "reject" for d in done))
+        for tables in process_map(partial(validate_studies, context=context, run_id=run_id, now=now),
+                                  batched(work, chunk), workers):
+            for table, rows in tables.items():
+                store.insert(table, rows)
+            n_items += len(tables["validation_done"])
+            n_rejected += sum(d["status"] == "reject" for d in tables["validation_done"])
+    return StageCounts(n_input=n_items, n_done=n_items - n_rejected, n_rejected=n_rejected)

@@ -12,7 +12,8 @@ from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationConte
 from tests.qa import FRONTAL, items, settings, template, view_from_spec
 
 STUDY = {
-    "sentences": ["Small left pleural effusion.", "No pneumothorax.", "Mild cardiomegaly."],
+    "sentences": ["Small left pleural effusion.", "No pneumothorax, consolidation, pulmonary edema or atelectasis.",
+                  "Mild cardiomegaly."],
     "observations": [
         {"finding": "pleural_effusion", "laterality": "left", "regions": ["left_pleura"], "severity": "mild",
          "evidence": [0]},
@@ -83,6 +84,10 @@ def test_clean_items_of_every_template_pass_every_validator() -> None:
      ("answer_leak", "answer_in_question")),
     ("finding_presence", {}, lambda i: i.update(split="test" if i["split"] != "test" else "train"),
      ("split", "split_mismatch")),
+    ("finding_presence", {"answer": "yes"}, lambda i: i.update(answer="no"), ("report_support",
+                                                                           "contradicts_report")),
+    ("finding_ruled_out", {"answer": "yes"}, lambda i: i.update(evidence_ids=[2]), ("report_support",
+                                                                                "unsupported_by_report")),
 ])
 def test_each_fault_gives_exactly_its_reason(template_id: str, where: dict, mutate: Any,
                                              expected: tuple[str, str]) -> None:

@@ -71,6 +71,7 @@ class Program:
     formats: tuple[str, ...]
     candidates: CandidatesFn | None = None     # argument enumeration when the default does not fit
     hidden: tuple[str, ...] = ()               # placeholders a question must not name: they are the answer
+    yes_when: str | None = None                # yes/no about one finding: the presence that makes it "yes"
 
 
 PROGRAMS: dict[str, Program] = {}
@@ -79,12 +80,12 @@ TEXT = ("short", "full_sentence", "multi_part")
 
 
 def program(name: str, arguments: tuple[str, ...], formats: tuple[str, ...],
-            candidates: CandidatesFn | None = None, hidden: tuple[str, ...] = ()
+            candidates: CandidatesFn | None = None, hidden: tuple[str, ...] = (), yes_when: str | None = None
             ) -> Callable[[ProgramFn], ProgramFn]:
     def register(fn: ProgramFn) -> ProgramFn:
         if name in PROGRAMS:
             raise ValueError(f"answer program {name!r} is registered twice")
-        PROGRAMS[name] = Program(name, fn, arguments, formats, candidates, hidden)
+        PROGRAMS[name] = Program(name, fn, arguments, formats, candidates, hidden, yes_when)
         return fn
     return register
 
@@ -352,7 +353,7 @@ def list_category(ask: Ask) -> Answer | None:
 
 
 # -- finding level -------------------------------------------------------------------------
-@program("has_finding", ("finding",), YES_NO)
+@program("has_finding", ("finding",), YES_NO, yes_when="present")
 def has_finding(ask: Ask) -> Answer | None:
     finding = ask.args["finding"]
     presence = ask.study.presence(finding, ask.closed_world)
@@ -363,7 +364,7 @@ def has_finding(ask: Ask) -> Answer | None:
     return yes_no(presence == "present", **tags)
 
 
-@program("finding_ruled_out", ("finding",), YES_NO)
+@program("finding_ruled_out", ("finding",), YES_NO, yes_when="absent")
 def finding_ruled_out(ask: Ask) -> Answer | None:
     fact = ask.study.facts.get(ask.args["finding"])
     if fact is None or fact.presence == "uncertain":
@@ -371,7 +372,7 @@ def finding_ruled_out(ask: Ask) -> Answer | None:
     return yes_no(fact.presence == "absent", **_tags(fact))
 
 
-@program("finding_uncertain", ("finding",), YES_NO)
+@program("finding_uncertain", ("finding",), YES_NO, yes_when="uncertain")
 def finding_uncertain(ask: Ask) -> Answer | None:
     fact = ask.study.facts.get(ask.args["finding"])
     if fact is None or fact.derived:

@@ -227,6 +227,47 @@ def check_answer_program(item: dict[str, Any], context: ValidationContext) -> Ve
     return OK
 
 
+@lru_cache(maxsize=65536)
+def _presence_in(sentences: tuple[str, ...]) -> StudyView:
+    """What the rules extractor reads in these sentences alone (cached: items share evidence)."""
+    from cxrvqa.extraction.model import Sentence
+    from cxrvqa.extraction.rules import extract_scene_graph
+    from cxrvqa.qa.study import study_view
+
+    rows, offset = [], 0
+    for i, text in enumerate(sentences):
+        rows.append(Sentence(id=i, section="findings", text=text, start=offset, end=offset + len(text)))
+        offset += len(text) + 1
+    graph = extract_scene_graph("evidence", rows)
+    return study_view(graph.model_dump(mode="json"), "evidence")
+
+
+@validator("report_support", kind="content")
+def check_report_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """A yes/no answer about one finding, re-read from its evidence sentences alone by the rules (the
+    cross-check of an LLM graph; for a rules graph, a check that the answer matches the report's words)."""
+    from cxrvqa.qa.programs import PROGRAMS
+
+    found = context.templates.get(item.get("template_id") or "")
+    program = PROGRAMS.get(found[0].program) if found else None
+    if program is None or program.yes_when is None or item.get("answer") not in ("yes", "no") \
+            or len(item.get("findings") or []) != 1 or item["findings"][0] not in vocabulary().findings \
+            or context.study is None:
+        return OK   # not a yes/no about one known finding (the vocabulary validator judges unknown ones)
+    texts = tuple(context.study.sentences[i] for i in item.get("evidence_ids") or [] if i in context.study.sentences)
+    if not texts:
+        return OK if found[0].closed_world else fail("unsupported_by_report", "no evidence sentence to check")
+    finding = item["findings"][0]
+    presence = _presence_in(texts).presence(finding)
+    if presence is None:
+        return fail("unsupported_by_report", f"the evidence {' '.join(texts)!r} does not mention {finding}")
+    expected = "yes" if presence == program.yes_when else "no"
+    if item["answer"] != expected:
+        return fail("contradicts_report", f"the evidence {' '.join(texts)!r} reads {finding} as {presence}: "
+                                          f"expected {expected!r}, found {item['answer']!r}")
+    return OK
+
+
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 

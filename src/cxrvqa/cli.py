@@ -386,6 +386,28 @@ def templates_preview(
     Console().print(table)
 
 
+@app.command("validate-file")
+def validate_file_command(
+    items: Annotated[Path, typer.Argument(help="QA items as JSON lines (the jsonl export layout).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder of a build: its images, reports and graphs.")],
+    dest: Annotated[Path, typer.Option("--dest", help="Verdicts file to write (JSON lines, one per input line).")],
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="Config file (strictness, seed).")] = None,
+) -> None:
+    """Run every validator over items from a file, against a build; nothing is written to the build."""
+    from cxrvqa.validation.files import validate_file
+    from cxrvqa.validation.stage import prepare
+
+    try:
+        config = load_config(config_file, {"out_dir": out})
+        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            summary = validate_file(store, items, dest, prepare(config))
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    console.print(f"{summary.lines} line(s): {summary.ok} ok, {summary.rejected} rejected, {summary.unreadable} "
+                  f"not a JSON object; verdicts in {escape(str(dest))}")
+
+
 @app.command("import-boxes")
 def import_boxes_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build (its images are matched).")],

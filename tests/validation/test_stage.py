@@ -67,3 +67,28 @@ def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Pat
 def test_unknown_validator_in_strictness_is_a_config_error(demo: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown validators \['no_such'\]"):
         stage.prepare(_config(demo, strictness={"no_such": "warn"}))
+
+
+def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cxrvqa.cli import app
+
+    with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
+        clean = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
+                                  "WHERE template_id = 'finding_presence' ORDER BY item_id LIMIT 2")
+    edited = dict(clean[0], answer="no" if clean[0]["answer"] == "yes" else "yes")
+    source = tmp_path / "items.jsonl"
+    source.write_text("\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", "[1, 2]",
+                                 json.dumps(clean[1])]) + "\n")
+    dest = tmp_path / "verdicts.jsonl"
+    result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in dest.read_text().splitlines()]
+    assert [(v["line"], v["ok"]) for v in lines] == [(1, True), (2, False), (3, False), (4, False), (5, True)]
+    failed = {v["line"]: sorted((x["validator"], x["reason"]) for x in v["verdicts"] if not x["ok"]) for v in lines}
+    assert failed[2] == [("answer_program", "answer_mismatch"), ("report_support", "contradicts_report")]
+    assert failed[3] == [("parse", "invalid_json")] and failed[4] == [("parse", "not_an_object")]
+    assert lines[2]["grade"] == "D" and lines[0]["grade"] in ("A++", "A+")

@@ -1,0 +1,88 @@
+"""`cxrvqa validate-file`: every validator over QA items given as JSON lines (hand-edited items, items
+from another generator, an old export), against the images, reports and scene graphs of a build.
+
+One output line per input line, in order; a line that is not a JSON object gets a verdict too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cxrvqa.errors import InputError
+from cxrvqa.parallel import batched
+from cxrvqa.store import Store
+from cxrvqa.validation.grading import grade_item, grading
+from cxrvqa.validation.stage import ValidateStageContext, study_contexts
+from cxrvqa.validation.validators import run_validators
+
+LINES_PER_BATCH = 2000
+
+
+@dataclass
+class FileSummary:
+    lines: int = 0
+    ok: int = 0
+    rejected: int = 0
+    unreadable: int = 0
+
+
+def _parsed(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, dict[str, Any] | None, tuple[str, str]]]:
+    """(line number, the item or None, (reason, detail) when it is not a JSON object)."""
+    for number, text in lines:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield number, None, ("invalid_json", f"line {number}: expected a JSON object, found invalid JSON "
+                                                 f"({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(value, dict):
+            yield number, None, ("not_an_object", f"line {number}: expected a JSON object, found "
+                                                  f"{type(value).__name__}")
+            continue
+        yield number, value, ("", "")
+
+
+def validate_file(store: Store, source: Path, dest: Path, context: ValidateStageContext) -> FileSummary:
+    """Write one verdict line per line of ``source`` to ``dest`` (atomically); returns the counts."""
+    if not source.is_file():
+        raise InputError(str(source), "a JSON-lines file of QA items", "no such file")
+    rules = grading()
+    templates = {t.id: t for t, _ in context.settings.templates}
+    summary = FileSummary()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    with open(source, encoding="utf-8", errors="replace") as lines, open(partial, "w", encoding="utf-8") as out:
+        numbered = ((n, text) for n, text in enumerate(lines, start=1) if text.strip())
+        for batch in batched(_parsed(numbered), LINES_PER_BATCH):
+            studies = sorted({str(item.get("study_id")) for _, item, _ in batch if item is not None})
+            contexts, quality = study_contexts(store, studies, context)
+            for number, item, problem in batch:
+                summary.lines += 1
+                if item is None:
+                    summary.unreadable += 1
+                    reason, detail = problem
+                    worst = rules.label(min(c for c, _, _ in rules.levels))
+                    out.write(json.dumps({"line": number, "ok": False, "grade": worst, "verdicts": [
+                        {"validator": "parse", "ok": False, "reason": reason, "detail": detail}]}) + "\n")
+                    continue
+                study = str(item.get("study_id"))
+                verdicts, failed = [], []
+                for validator, verdict, level in run_validators(item, contexts[study], context.strictness):
+                    verdicts.append({"validator": validator.name, "ok": verdict.ok, "reason": verdict.reason,
+                                     "detail": verdict.detail, "strictness": level})
+                    if not verdict.ok:
+                        failed.append((level, verdict.reason))
+                template = templates.get(str(item.get("template_id")))
+                code, _ = grade_item(item, failed, quality.get(study, []), bool(template and template.closed_world))
+                ok = not any(level == "reject" for level, _ in failed)
+                summary.ok += ok
+                summary.rejected += not ok
+                out.write(json.dumps({"line": number, "ok": ok, "grade": rules.label(code), "verdicts": verdicts})
+                          + "\n")
+    os.replace(partial, dest)
+    return summary

@@ -29,6 +29,7 @@ from cxrvqa.reports.loaders import load_reports  # noqa: E402
 from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
 from cxrvqa.store.runs import StageCounts  # noqa: E402
 from cxrvqa.validation import stage as validate_stage  # noqa: E402
+from cxrvqa.validation.dataset import dataset_checks  # noqa: E402
 
 
 @task(name="ingest-image-batch", cache_policy=NO_CACHE)
@@ -155,9 +156,11 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
     context = validate_stage.prepare(config)
     validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
-    return _run_stage(config, run_id, "validate", batched(pending, config.qa.batch_size),
-                      lambda batch: validate_batch(config.db_path, run_id, batch, context), total=len(pending),
-                      skipped=total - n_pending)
+    counts = _run_stage(config, run_id, "validate", batched(pending, config.qa.batch_size),
+                        lambda batch: validate_batch(config.db_path, run_id, batch, context), total=len(pending),
+                        skipped=total - n_pending)
+    dataset_checks(open_writer(config.db_path), run_id)
+    return counts
 
 
 STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {

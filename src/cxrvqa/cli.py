@@ -212,7 +212,9 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "SELECT 'extract', reason, count(*), min(error) FROM current_extraction_failures GROUP BY reason UNION ALL "
             "SELECT 'boxes', reason, count(*), min(detail) FROM current_box_rejects GROUP BY reason UNION ALL "
             "SELECT 'validate (' || status || ')', validator || ': ' || reason, count(*), min(detail) "
-            "FROM current_validation_results WHERE status <> 'ok' GROUP BY ALL "
+            "FROM current_validation_results WHERE status <> 'ok' GROUP BY ALL UNION ALL "
+            "SELECT 'dataset check', \"check\", count(*), min(subject || ': ' || detail) FROM dataset_checks "
+            "WHERE NOT ok AND run_id = (SELECT max(run_id) FROM dataset_checks) GROUP BY ALL "
             "ORDER BY stage, n DESC, reason"
         )
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,

@@ -92,3 +92,21 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
     assert failed[2] == [("answer_program", "answer_mismatch"), ("report_support", "contradicts_report")]
     assert failed[3] == [("parse", "invalid_json")] and failed[4] == [("parse", "not_an_object")]
     assert lines[2]["grade"] == "D" and lines[0]["grade"] in ("A++", "A+")
+
+
+def test_dataset_checks_flag_a_skewed_letter_distribution(demo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from cxrvqa.validation.dataset import dataset_checks
+
+    with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
+        checks = store.query('SELECT "check", ok FROM dataset_checks WHERE "check" = \'mcq_letters\'')
+        assert checks == [("mcq_letters", True)]
+    out = tmp_path / "copy"
+    shutil.copytree(demo, out)
+    with Store(out / "cxrvqa.duckdb") as store:
+        store.con.execute("UPDATE qa_items SET correct_option = 'A' WHERE correct_option IS NOT NULL")
+        n = store.query("SELECT count(*) FROM current_qa_items WHERE correct_option IS NOT NULL")[0][0]
+        letters = [row for row in dataset_checks(store, "r-skewed") if row["check"] == "mcq_letters"]
+    assert n > 0 and len(letters) == 1 and letters[0]["ok"] is False and letters[0]["value"] == 1.0
+    assert letters[0]["detail"] == f"A {n}, B 0, C 0, D 0 of {n}"

@@ -62,3 +62,15 @@ CREATE VIEW current_qa_grades AS
 SELECT g.* FROM qa_grades g
 JOIN current_qa_items q USING (item_id, template_version, input_hash)
 QUALIFY row_number() OVER (PARTITION BY g.item_id, g.template_version, g.input_hash ORDER BY g.created_at DESC) = 1;
+
+-- Dataset-level checks of each validation run (positive share, multiple-choice letters, answers).
+CREATE TABLE dataset_checks (
+    run_id      VARCHAR NOT NULL,
+    "check"     VARCHAR NOT NULL,             -- positive_share | mcq_letters | answer_distribution
+    subject     VARCHAR NOT NULL,             -- a template id, or 'dataset'
+    value       DOUBLE,
+    expected    VARCHAR NOT NULL,
+    ok          BOOLEAN NOT NULL,
+    detail      VARCHAR NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,57 @@
+"""Dataset-level checks, reported per run: what no single item shows.
+
+- positive_share: each yes/no template's achieved 'yes' share is within POSITIVE_TOLERANCE of its target;
+- mcq_letters: the correct letters of multiple-choice items are uniform (each within 3 binomial
+  standard deviations of 25%);
+- answer_distribution: no template gives one answer to more than DOMINANT_SHARE of its items
+  (a template that always says "no" teaches nothing), from MIN_ITEMS items up.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from cxrvqa.store import Store
+
+POSITIVE_TOLERANCE, DOMINANT_SHARE, MIN_ITEMS = 0.05, 0.95, 20
+
+
+def dataset_checks(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Compute, store (`dataset_checks`) and return the checks of the current dataset."""
+    now = datetime.now(timezone.utc)
+    rows = []
+
+    def add(check: str, subject: str, value: float | None, expected: str, ok: bool, detail: str) -> None:
+        rows.append({"run_id": run_id, "check": check, "subject": subject, "value": value, "expected": expected,
+                     "ok": ok, "detail": detail, "created_at": now})
+
+    for template, target, achieved, kept_pos, kept_neg in store.query(
+            "SELECT template_id, target_share, achieved_share, n_positive_kept, n_negative_kept "
+            "FROM current_qa_balance WHERE n_positive > 0 AND n_negative > 0 ORDER BY template_id"):
+        ok = abs(achieved - target) <= POSITIVE_TOLERANCE
+        add("positive_share", template, achieved, f"{target:.2f} +- {POSITIVE_TOLERANCE}", ok,
+            f"{kept_pos} yes / {kept_neg} no kept")
+    letters = dict(store.query("SELECT correct_option, count(*) FROM current_qa_items "
+                               "WHERE correct_option IS NOT NULL GROUP BY 1"))
+    n = sum(letters.values())
+    if n:
+        tolerance = 3 * math.sqrt(0.25 * 0.75 / n)
+        shares = {letter: letters.get(letter, 0) / n for letter in "ABCD"}
+        worst = max(shares, key=lambda letter: abs(shares[letter] - 0.25))
+        add("mcq_letters", "dataset", shares[worst], f"0.25 +- {tolerance:.3f}",
+            abs(shares[worst] - 0.25) <= tolerance,
+            ", ".join(f"{letter} {letters.get(letter, 0)}" for letter in "ABCD") + f" of {n}")
+    for template, answer, count, total in store.query(
+            "WITH counts AS (SELECT template_id, answer, count(*) AS n FROM current_qa_items GROUP BY ALL) "
+            "SELECT template_id, answer, n, sum(n) OVER (PARTITION BY template_id) AS total FROM counts "
+            "QUALIFY row_number() OVER (PARTITION BY template_id ORDER BY n DESC, answer) = 1 ORDER BY template_id"):
+        if total < MIN_ITEMS:
+            continue
+        share = count / total
+        add("answer_distribution", template, share, f"top answer <= {DOMINANT_SHARE}", share <= DOMINANT_SHARE,
+            f"{answer!r} is {count} of {total} answers")
+    with store.transaction():
+        store.insert("dataset_checks", rows)
+    return rows

@@ -117,7 +117,10 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
         "images": 4, "image_rejects": 1, "reports": 4, "sentences": 24, "report_rejects": 0,
         "scene_graphs": 4, "extraction_failures": 0}
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
-        ("boxes", "no_box", 1), ("images", "unsupported_modality", 1)]
+        ("boxes", "no_box", 1), ("dataset check", "answer_distribution", 1), ("images", "unsupported_modality", 1)]
+    # the demo's one skewed template: its reports hedge nothing, so "is X only suspected?" is always "no"
+    assert next(r["example"] for r in info["reject_reasons"] if r["stage"] == "dataset check") == \
+        "finding_hedged: 'no' is 20 of 20 answers"
     table = runner.invoke(app, ["status", "--out", str(out)])
     assert table.exit_code == 0 and "unsupported_modality" in table.stdout
 

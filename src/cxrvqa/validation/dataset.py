@@ -1,6 +1,7 @@
 """Dataset-level checks, reported per run: what no single item shows.
 
-- positive_share: each yes/no template's achieved 'yes' share is within POSITIVE_TOLERANCE of its target;
+- positive_share: each yes/no template's achieved 'yes' share is within POSITIVE_TOLERANCE of its target
+  (or 3 binomial standard deviations, for templates with few items);
 - mcq_letters: the correct letters of multiple-choice items are uniform (each within 3 binomial
   standard deviations of 25%);
 - answer_distribution: no template gives one answer to more than DOMINANT_SHARE of its items
@@ -30,9 +31,10 @@ def dataset_checks(store: Store, run_id: str) -> list[dict[str, Any]]:
     for template, target, achieved, kept_pos, kept_neg in store.query(
             "SELECT template_id, target_share, achieved_share, n_positive_kept, n_negative_kept "
             "FROM current_qa_balance WHERE n_positive > 0 AND n_negative > 0 ORDER BY template_id"):
-        ok = abs(achieved - target) <= POSITIVE_TOLERANCE
-        add("positive_share", template, achieved, f"{target:.2f} +- {POSITIVE_TOLERANCE}", ok,
-            f"{kept_pos} yes / {kept_neg} no kept")
+        # a few items cannot hit a share exactly: the tolerance widens to 3 binomial standard deviations
+        tolerance = max(POSITIVE_TOLERANCE, 3 * math.sqrt(target * (1 - target) / (kept_pos + kept_neg)))
+        add("positive_share", template, achieved, f"{target:.2f} +- {tolerance:.3f}",
+            abs(achieved - target) <= tolerance, f"{kept_pos} yes / {kept_neg} no kept")
     letters = dict(store.query("SELECT correct_option, count(*) FROM current_qa_items "
                                "WHERE correct_option IS NOT NULL GROUP BY 1"))
     n = sum(letters.values())

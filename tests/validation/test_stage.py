@@ -59,9 +59,10 @@ def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Pat
         counts = stage.validate_batch(store, "r-tamper", ["demo-s1"], context)
         assert (counts.n_input, counts.n_done, counts.n_rejected) == (1, 0, 1)
         assert store.query("SELECT validator, status, reason, detail FROM current_validation_results "
-                           "WHERE item_id = ? AND status <> 'ok'", [item_id]) == [
-            ("answer_program", "reject", "answer_mismatch",
-             "answer: the answer program gives 'right', found 'left'")]
+                           "WHERE item_id = ? AND status <> 'ok' ORDER BY validator", [item_id]) == [
+            ("answer_program", "reject", "answer_mismatch", "answer: the answer program gives 'right', found 'left'"),
+            ("laterality_support", "reject", "laterality_mismatch", "the answer says ['left'] of pneumothorax, the "
+             "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' says ['right']")]
 
 
 def test_unknown_validator_in_strictness_is_a_config_error(demo: Path) -> None:

@@ -189,9 +189,14 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
                 facts[ancestor] = Fact(ancestor, findings[ancestor]["category"], "present", derived=True,
                                        regions=list(fact.regions), lateralities=list(fact.lateralities),
                                        evidence=list(fact.evidence))
-            elif existing.presence != "present":
+            elif existing.presence != "present":   # "no opacity" but a pneumonia: the child's facts replace it
                 existing.presence, existing.derived = "present", True
+                existing.regions, existing.lateralities = list(fact.regions), list(fact.lateralities)
                 existing.evidence = list(fact.evidence)
+            elif existing.derived:   # a second present child: the parent is where and what both say
+                for attribute in ("regions", "lateralities", "evidence"):
+                    merged = getattr(existing, attribute)
+                    merged.extend(v for v in getattr(fact, attribute) if v not in merged)
     for fact in facts.values():   # a finding whose present child is also listed is not a leaf
         if fact.presence == "present" and not fact.derived and any(
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)

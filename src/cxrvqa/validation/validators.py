@@ -268,6 +268,33 @@ def check_report_support(item: dict[str, Any], context: ValidationContext) -> Ve
     return OK
 
 
+_SIDES = re.compile(r"\b(left|right|bilateral|both sides)\b", re.IGNORECASE)
+
+
+@validator("laterality_support", kind="content")
+def check_laterality_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """The side an answer gives for one finding agrees with the side its evidence sentences give it."""
+    if item.get("answer_format") != "short":
+        return OK   # longer answers quote report sentences whose side words may describe other things
+    answer_sides = {m.lower() for m in _SIDES.findall(str(item.get("answer") or ""))}
+    findings = item.get("findings") or []
+    if not answer_sides or len(findings) != 1 or findings[0] not in vocabulary().findings or context.study is None:
+        return OK
+    texts = tuple(context.study.sentences[i] for i in item.get("evidence_ids") or [] if i in context.study.sentences)
+    fact = _presence_in(texts).facts.get(findings[0]) if texts else None
+    if fact is None or fact.presence == "absent":
+        return OK   # whether the finding is there at all is report_support's question
+    regions = vocabulary().regions
+    evidence = set(fact.lateralities) | {regions[r]["laterality"] for r in fact.regions}
+    if "bilateral" in evidence or {"left", "right"} <= evidence:
+        evidence = {"left", "right", "bilateral", "both sides"}
+    evidence &= {"left", "right", "bilateral", "both sides"}
+    if evidence and not answer_sides <= evidence:
+        return fail("laterality_mismatch", f"the answer says {sorted(answer_sides)} of {findings[0]}, the evidence "
+                                           f"{' '.join(texts)!r} says {sorted(evidence)}")
+    return OK
+
+
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 

@@ -20,14 +20,12 @@ from typing import Literal
 
 from cxrvqa.errors import InputError
 from cxrvqa.extraction.evaluation import NORMAL, finding_labels
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.extraction.vocab import NOT_ABNORMAL, vocabulary
 from cxrvqa.store import Store
 
 #: The gold standard's column order (ChestX-ray14's label order), then `normal`.
 LABELS14 = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
             "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")
-#: Categories whose findings do not make a study abnormal.
-NOT_ABNORMAL = frozenset({"device", "technical", "normal"})
 UncertainPolicy = Literal["negative", "positive"]
 
 

@@ -14,6 +14,9 @@ from typing import Any
 from cxrvqa.errors import ResourceError
 from cxrvqa.resources import load_checked_yaml
 
+#: Categories whose findings do not make a study abnormal (labels14 `normal`, QA abnormality questions).
+NOT_ABNORMAL = frozenset({"device", "technical", "normal"})
+
 FILES = {
     "findings": ("schemas/vocab/findings.yaml", "findings_vocab.schema.json"),
     "regions": ("schemas/vocab/regions.yaml", "regions_vocab.schema.json"),
@@ -45,6 +48,17 @@ def _check_tree(items: dict[str, dict[str, Any]], file: str) -> None:
             parent = items[parent].get("parent")
 
 
+@lru_cache(maxsize=None)
+def ancestors(tree: str, item_id: str) -> tuple[str, ...]:
+    """The parents of a finding or region (``tree`` = "findings" or "regions"), nearest first."""
+    items = getattr(vocabulary(), tree)
+    chain, parent = [], items[item_id].get("parent")
+    while parent is not None:
+        chain.append(parent)
+        parent = items[parent].get("parent")
+    return tuple(chain)
+
+
 def _unique_synonyms(items: list[dict[str, Any]], file: str) -> None:
     owner: dict[str, str] = {}
     for item in items:
@@ -63,7 +77,7 @@ def vocabulary() -> Vocabulary:
             raise ResourceError(FILES[name][0], "ids are not unique")
         _unique_synonyms(items, FILES[name][0])
     findings = {f["id"]: f for f in findings_data["findings"]}
-    unknown = sorted({f["category"] for f in findings.values()} - set(findings_data["categories"]))
+    unknown = sorted(({f["category"] for f in findings.values()} | NOT_ABNORMAL) - set(findings_data["categories"]))
     if unknown:
         raise ResourceError(FILES["findings"][0], f"categories {unknown} are used but not declared")
     regions = {r["id"]: r for r in regions_data["regions"]}

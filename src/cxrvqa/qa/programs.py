@@ -134,7 +134,8 @@ def _tags(fact: Fact) -> dict[str, tuple]:
     return {"evidence": tuple(fact.evidence), "findings": (fact.finding,), "regions": tuple(fact.regions)}
 
 
-def _side(fact: Fact) -> str | None:
+def side_of(fact: Fact) -> str | None:
+    """left | right | bilateral from the fact's sides and regions; None when it has no side."""
     sides = set(fact.lateralities) | {vocabulary().regions[r]["laterality"] for r in fact.regions}
     sides &= {"left", "right", "bilateral"}
     if "bilateral" in sides or {"left", "right"} <= sides:
@@ -279,8 +280,8 @@ def _fact_detail(fact: Fact) -> str:
     regions = _most_specific(fact.regions)
     if regions:
         words.append("in the " + _join([region_name(r) for r in regions]))
-    elif _side(fact):
-        words.append("on both sides" if _side(fact) == "bilateral" else f"on the {_side(fact)}")
+    elif side_of(fact):
+        words.append("on both sides" if side_of(fact) == "bilateral" else f"on the {side_of(fact)}")
     if fact.change:
         words.append(f"({modifier_name(fact.change)})")
     return " ".join(words)
@@ -393,8 +394,8 @@ def finding_location(ask: Ask) -> Answer | None:
     regions = _most_specific(fact.regions)
     if regions:
         text = _join([region_name(r) for r in regions])
-    elif _side(fact):
-        text = "both sides" if _side(fact) == "bilateral" else f"the {_side(fact)} side"
+    elif side_of(fact):
+        text = "both sides" if side_of(fact) == "bilateral" else f"the {side_of(fact)} side"
     else:
         return None
     return Answer(text, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=tuple(regions))
@@ -403,7 +404,7 @@ def finding_location(ask: Ask) -> Answer | None:
 @program("finding_laterality", ("finding",), TEXT)
 def finding_laterality(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
-    side = _side(fact) if fact else None
+    side = side_of(fact) if fact else None
     if fact is None or side is None:
         return None
     return Answer(side, **_tags(fact))
@@ -435,7 +436,7 @@ def finding_in_region(ask: Ask) -> Answer | None:
     inside = region_subtree(region)
     if any(r in inside for r in fact.regions):
         return yes_no(True, **_tags(fact))
-    side, region_side = _side(fact), vocabulary().regions[region]["laterality"]
+    side, region_side = side_of(fact), vocabulary().regions[region]["laterality"]
     if side in ("left", "right") and region_side in ("left", "right") and side != region_side:
         return yes_no(False, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=(region,))
     return None
@@ -468,8 +469,8 @@ def describe_finding(ask: Ask) -> Answer | None:
     prefix = "there is" if fact.presence == "present" else "there may be"
     details = []
     regions = _most_specific(fact.regions)
-    if regions or _side(fact):
-        where = _join([region_name(r) for r in regions]) if regions else f"{_side(fact)} side"
+    if regions or side_of(fact):
+        where = _join([region_name(r) for r in regions]) if regions else f"{side_of(fact)} side"
         details.append(Part("detail", f"location: {where}", (fact.finding,), tuple(regions)))
     if fact.severity:
         details.append(Part("detail", f"severity: {modifier_name(fact.severity)}", (fact.finding,)))

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
-#: Categories whose findings do not make a study abnormal (as in the labels14 export).
-NOT_ABNORMAL = frozenset({"device", "technical", "normal"})
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 DEID_TOKEN = re.compile(r"X{2,}|_{3,}")
 
@@ -112,24 +110,12 @@ def region_subtree(region: str) -> frozenset[str]:
     return frozenset(r for r in regions if region in region_ancestors(r) or r == region)
 
 
-@lru_cache(maxsize=None)
 def region_ancestors(region: str) -> tuple[str, ...]:
-    regions = vocabulary().regions
-    chain, parent = [], regions[region].get("parent")
-    while parent is not None:
-        chain.append(parent)
-        parent = regions[parent].get("parent")
-    return tuple(chain)
+    return ancestors("regions", region)
 
 
-@lru_cache(maxsize=None)
 def finding_ancestors(finding: str) -> tuple[str, ...]:
-    findings = vocabulary().findings
-    chain, parent = [], findings[finding].get("parent")
-    while parent is not None:
-        chain.append(parent)
-        parent = findings[parent].get("parent")
-    return tuple(chain)
+    return ancestors("findings", finding)
 
 
 @lru_cache(maxsize=1)

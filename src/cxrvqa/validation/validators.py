@@ -20,6 +20,7 @@ import jsonschema
 
 from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.qa.generate import ITEM_COLUMNS, LETTERS, GenerationSettings, generate_study, names_of, split_of
+from cxrvqa.qa.programs import PROGRAMS, side_of
 from cxrvqa.qa.study import DEID_TOKEN, StudyView
 from cxrvqa.qa.templates import Template
 from cxrvqa.resources import load_json_schema
@@ -227,6 +228,10 @@ def check_answer_program(item: dict[str, Any], context: ValidationContext) -> Ve
     return OK
 
 
+def _evidence_texts(item: dict[str, Any], study: StudyView) -> tuple[str, ...]:
+    return tuple(study.sentences[i] for i in item.get("evidence_ids") or [] if i in study.sentences)
+
+
 @lru_cache(maxsize=65536)
 def _presence_in(sentences: tuple[str, ...]) -> StudyView:
     """What the rules extractor reads in these sentences alone (cached: items share evidence)."""
@@ -246,15 +251,13 @@ def _presence_in(sentences: tuple[str, ...]) -> StudyView:
 def check_report_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """A yes/no answer about one finding, re-read from its evidence sentences alone by the rules (the
     cross-check of an LLM graph; for a rules graph, a check that the answer matches the report's words)."""
-    from cxrvqa.qa.programs import PROGRAMS
-
     found = context.templates.get(item.get("template_id") or "")
     program = PROGRAMS.get(found[0].program) if found else None
     if program is None or program.yes_when is None or item.get("answer") not in ("yes", "no") \
             or len(item.get("findings") or []) != 1 or item["findings"][0] not in vocabulary().findings \
             or context.study is None:
         return OK   # not a yes/no about one known finding (the vocabulary validator judges unknown ones)
-    texts = tuple(context.study.sentences[i] for i in item.get("evidence_ids") or [] if i in context.study.sentences)
+    texts = _evidence_texts(item, context.study)
     if not texts:
         return OK if found[0].closed_world else fail("unsupported_by_report", "no evidence sentence to check")
     finding = item["findings"][0]
@@ -280,19 +283,15 @@ def check_laterality_support(item: dict[str, Any], context: ValidationContext) -
     findings = item.get("findings") or []
     if not answer_sides or len(findings) != 1 or findings[0] not in vocabulary().findings or context.study is None:
         return OK
-    texts = tuple(context.study.sentences[i] for i in item.get("evidence_ids") or [] if i in context.study.sentences)
+    texts = _evidence_texts(item, context.study)
     fact = _presence_in(texts).facts.get(findings[0]) if texts else None
     if fact is None or fact.presence == "absent":
         return OK   # whether the finding is there at all is report_support's question
-    regions = vocabulary().regions
-    evidence = set(fact.lateralities) | {regions[r]["laterality"] for r in fact.regions}
-    if "bilateral" in evidence or {"left", "right"} <= evidence:
-        evidence = {"left", "right", "bilateral", "both sides"}
-    evidence &= {"left", "right", "bilateral", "both sides"}
-    if evidence and not answer_sides <= evidence:
-        return fail("laterality_mismatch", f"the answer says {sorted(answer_sides)} of {findings[0]}, the evidence "
-                                           f"{' '.join(texts)!r} says {sorted(evidence)}")
-    return OK
+    side = side_of(fact)
+    if side in (None, "bilateral") or answer_sides <= {side}:
+        return OK
+    return fail("laterality_mismatch", f"the answer says {sorted(answer_sides)} of {findings[0]}, the evidence "
+                                       f"{' '.join(texts)!r} says {[side]}")
 
 
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)

@@ -24,20 +24,14 @@ import asyncio
 import difflib
 import hashlib
 import json
-import os
-import random
 import re
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxrvqa.config import LLMConfig
@@ -45,13 +39,12 @@ from cxrvqa.errors import ConfigError, ResourceError
 from cxrvqa.extraction.model import (Evidence, Observation, Presence, SceneGraph, Sentence, published_schema,
                                      schema_file_text)
 from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
+from cxrvqa.llm_client import Budget, ResponseError, ask, jinja, render_messages, run_concurrently
 from cxrvqa.provenance import stable_hash
 from cxrvqa.resources import load_checked_yaml, load_json_schema, resource
 
 #: A close-enough spelling of a vocabulary phrase ("pleural efusion") maps to it.
 FUZZY_CUTOFF = 0.88
-#: Outcomes after which asking again cannot help (cached, not retried by the next build).
-TERMINAL = {"refusal", "client_error", "invalid_response", "truncated"}
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -101,26 +94,13 @@ class Prompt:
     hash: str        # template text + response schema: a change to either re-extracts
 
     def messages(self, sentences: list[Sentence], schema_in_prompt: bool) -> list[dict[str, str]]:
-        template = _compiled(self.body)
-        context = template.new_context({
+        return render_messages(self.body, {
             "examples": self.meta.get("examples", []), "schema_in_prompt": schema_in_prompt,
             "response_schema": response_schema(), "severities": [s.value for s in Severity],
             "changes": [c.value for c in Change],
             # one line per sentence: line breaks inside a sentence become spaces (offsets unchanged)
             "sentences": [{"id": s.id, "section": s.section, "text": s.text.replace("\r", " ").replace("\n", " ")}
                           for s in sentences]})
-        system, user = ("".join(template.blocks[name](context)).strip() for name in ("system", "user"))
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-@lru_cache(maxsize=1)
-def _jinja() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
-
-
-@lru_cache(maxsize=8)
-def _compiled(body: str) -> Any:
-    return _jinja().from_string(body)
 
 
 @lru_cache(maxsize=8)
@@ -147,7 +127,7 @@ def load_prompt(prompt_id: str) -> Prompt:
     if meta["id"] != prompt_id:
         raise ResourceError(name, f"front matter id {meta['id']!r} differs from the file name")
     try:
-        template = _jinja().from_string(parts[2])
+        template = jinja().from_string(parts[2])
     except Exception as exc:  # noqa: BLE001 - jinja's syntax errors, named with the file
         raise ResourceError(name, f"template error: {exc}") from exc
     missing = {"system", "user"} - set(template.blocks)
@@ -236,8 +216,8 @@ def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-class AnswerError(ValueError):
-    """An answer the model must be asked again about; the message is shown to it."""
+class AnswerError(ResponseError):
+    """An extraction answer the model must be asked again about; the message is shown to it."""
 
 
 def parse_answer(content: str) -> LLMAnswer:
@@ -347,28 +327,6 @@ def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
 
 
 @dataclass
-class Budget:
-    """Requests and tokens left for this run (None: unlimited). A request is reserved before it is
-    sent (no await in between, so concurrent coroutines cannot overspend); tokens are counted after."""
-
-    requests_left: int | None
-    tokens_left: int | None
-
-    def reserve(self) -> bool:
-        if self.tokens_left is not None and self.tokens_left <= 0:
-            return False
-        if self.requests_left is not None:
-            if self.requests_left <= 0:
-                return False
-            self.requests_left -= 1
-        return True
-
-    def spend_tokens(self, tokens: int) -> None:
-        if self.tokens_left is not None:
-            self.tokens_left -= tokens
-
-
-@dataclass
 class StudyOutcome:
     """One study's result: a graph (from the server or the cache) or a failure, plus what it cost."""
 
@@ -379,123 +337,34 @@ class StudyOutcome:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _retry_after(headers: Any, attempt: int) -> float:
-    """Seconds to wait: the server's Retry-After (ms or s) if given, else exponential backoff with jitter."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name) if headers is not None else None
-        try:
-            if value is not None:
-                return min(float(value) * scale, 60.0)
-        except ValueError:
-            pass
-    return min(0.5 * 2 ** (attempt - 1), 30.0) * (1 + random.random() / 4)
-
-
-async def _ask(client: Any, context: LLMContext, study_id: str, key: str, sentences: list[Sentence],
-               indication: str | None, semaphore: asyncio.Semaphore, budget: Budget, run_id: str) -> StudyOutcome:
-    import openai
-
+async def _ask(client: Any, job: tuple[str, str, list[Sentence], str | None], semaphore: asyncio.Semaphore,
+               context: LLMContext, budget: Budget, run_id: str) -> StudyOutcome:
+    study_id, key, sentences, indication = job
     settings = context.settings
     json_schema_mode = settings.response_mode == "json_schema"
     messages = load_prompt(settings.prompt).messages(sentences, schema_in_prompt=not json_schema_mode)
     response_format = ({"type": "json_schema", "json_schema": {"name": "scene_graph_observations", "strict": True,
                                                                "schema": response_schema()}}
                        if json_schema_mode else {"type": "json_object"})
-    outcome = StudyOutcome()
-    conversation = list(messages)
-    raw, error, last = None, "", "server_error"
-    tokens = [0, 0]
-    for attempt in range(1, settings.max_attempts + 1):
-        wait = 0.0
-        status: int | None = None
-        usage = (0, 0)
-        async with semaphore:
-            if not budget.reserve():
-                last, error = "budget_exhausted", "the run's request/token budget is spent"
-                break
-            started = time.perf_counter()
-            try:
-                response = await client.chat.completions.create(
-                    model=settings.model, messages=conversation, temperature=settings.temperature,
-                    response_format=response_format)
-            except openai.RateLimitError as exc:
-                last, status, error = "rate_limited", exc.status_code, f"HTTP 429: {exc.message}"
-                wait = _retry_after(exc.response.headers, attempt)
-            except openai.APITimeoutError:
-                last, error = "timeout", f"no answer within {settings.timeout_s:g} s"
-                wait = _retry_after(None, attempt)
-            except openai.APIConnectionError as exc:
-                last, error = "connection_error", f"cannot reach {settings.base_url}: {exc.message}"
-                wait = _retry_after(None, attempt)
-            except openai.APIStatusError as exc:
-                status, error = exc.status_code, f"HTTP {exc.status_code}: {exc.message}"
-                last = "server_error" if exc.status_code >= 500 else "client_error"
-                wait = _retry_after(exc.response.headers, attempt)
-            else:
-                usage = (response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else (0, 0)
-                choice = response.choices[0]
-                raw = choice.message.content
-                if choice.message.refusal:
-                    last, error = "refusal", f"the model refused: {choice.message.refusal}"
-                elif choice.finish_reason == "length":
-                    last, error = "truncated", "the answer was cut off at the token limit (finish_reason=length)"
-                else:
-                    try:
-                        answer = parse_answer(raw or "")
-                        outcome.graph, outcome.codes = answer_to_graph(study_id, sentences, indication, answer)
-                        last, error = "ok", ""
-                    except AnswerError as exc:
-                        last, error = "invalid_response", str(exc)
-        budget.spend_tokens(sum(usage))
-        tokens[0] += usage[0]
-        tokens[1] += usage[1]
-        outcome.calls.append({
-            "run_id": run_id, "study_id": study_id, "cache_key": key, "attempt": attempt, "outcome": last,
-            "http_status": status, "seconds": time.perf_counter() - started, "prompt_tokens": usage[0],
-            "completion_tokens": usage[1], "detail": error[:500] or None,
-            "created_at": datetime.now(timezone.utc)})
-        if last == "ok":
-            outcome.cache_row = {"status": "ok", "response": raw, "error": None, "attempts": attempt}
-            return outcome
-        if last in ("refusal", "client_error"):
-            break
-        if last in ("invalid_response", "truncated"):
-            # the report is repeated in the re-ask, so that the last message is complete on its own
-            conversation = [*messages, {"role": "assistant", "content": raw or ""},
-                            {"role": "user", "content": f"That answer was not usable: {error}. Answer again with the "
-                                                        f"complete JSON object only.\n\n{messages[-1]['content']}"}]
-        elif attempt < settings.max_attempts:
-            await asyncio.sleep(wait)
-    attempts = len(outcome.calls)
-    outcome.failure = {"reason": f"llm_{last}", "error": f"study {study_id!r}: {error}"[:2000], "attempts": attempts,
-                       "raw_response": raw, "usage": json.dumps({"requests": attempts, "prompt_tokens": tokens[0],
-                                                                 "completion_tokens": tokens[1]})}
-    if last in TERMINAL:
-        outcome.cache_row = {"status": "error", "response": raw, "error": error[:2000], "attempts": attempts}
+    exchange = await ask(client, settings, messages, response_format,
+                         lambda raw: answer_to_graph(study_id, sentences, indication, parse_answer(raw)),
+                         semaphore, budget, {"run_id": run_id, "study_id": study_id, "cache_key": key})
+    outcome = StudyOutcome(calls=exchange.calls)
+    if exchange.value is not None:
+        outcome.graph, outcome.codes = exchange.value
+        outcome.cache_row = {"status": "ok", "response": exchange.raw, "error": None, "attempts": exchange.attempts}
+        return outcome
+    outcome.failure = {"reason": f"llm_{exchange.outcome}", "error": f"study {study_id!r}: {exchange.error}"[:2000],
+                       "attempts": exchange.attempts, "raw_response": exchange.raw,
+                       "usage": json.dumps({"requests": exchange.attempts, "prompt_tokens": exchange.tokens[0],
+                                            "completion_tokens": exchange.tokens[1]})}
+    if exchange.terminal:
+        outcome.cache_row = {"status": "error", "response": exchange.raw, "error": exchange.error[:2000],
+                             "attempts": exchange.attempts}
     return outcome
-
-
-def api_key(settings: LLMConfig) -> str:
-    """The key from the environment; local servers (vLLM, Ollama, llama.cpp) accept any value."""
-    return os.environ.get(settings.api_key_env) or "no-key"
-
-
-async def _extract_all(jobs: list[tuple[str, str, list[Sentence], str | None]], context: LLMContext,
-                       budget: Budget, run_id: str) -> list[StudyOutcome]:
-    from openai import AsyncOpenAI
-
-    settings = context.settings
-    semaphore = asyncio.Semaphore(settings.max_concurrency)
-    async with AsyncOpenAI(base_url=settings.base_url, api_key=api_key(settings), timeout=settings.timeout_s,
-                           max_retries=0) as client:
-        return await asyncio.gather(*(_ask(client, context, study_id, key, sentences, indication, semaphore,
-                                           budget, run_id) for study_id, key, sentences, indication in jobs))
 
 
 def request_outcomes(jobs: list[tuple[str, str, list[Sentence], str | None]], context: LLMContext, budget: Budget,
                      run_id: str) -> list[StudyOutcome]:
     """Ask the server about every job (study id, cache key, sentences, indication), concurrently."""
-    if not jobs:
-        return []
-    return asyncio.run(_extract_all(jobs, context, budget, run_id))
-
+    return run_concurrently(context.settings, jobs, partial(_ask, context=context, budget=budget, run_id=run_id))

@@ -269,8 +269,7 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
         "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0) FROM llm_calls WHERE run_id = ?",
         [run_id])[0]
     settings = llm.settings
-    budget = Budget(None if settings.max_requests is None else settings.max_requests - spent_requests,
-                    None if settings.max_tokens is None else settings.max_tokens - spent_tokens)
+    budget = Budget.left(settings, spent_requests, spent_tokens)
     patterns = injection_patterns()
     jobs, graphs = [], []
     with _gc_paused():

@@ -28,6 +28,7 @@ from cxrvqa.reports import stage as report_stage  # noqa: E402
 from cxrvqa.reports.loaders import load_reports  # noqa: E402
 from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
 from cxrvqa.store.runs import StageCounts  # noqa: E402
+from cxrvqa.validation import judge as judge_stage  # noqa: E402
 from cxrvqa.validation import stage as validate_stage  # noqa: E402
 from cxrvqa.validation.dataset import dataset_checks  # noqa: E402
 
@@ -160,6 +161,20 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
                         lambda batch: validate_batch(config.db_path, run_id, batch, context), total=len(pending),
                         skipped=total - n_pending)
     dataset_checks(open_writer(config.db_path), run_id)
+    judge_context = judge_stage.prepare_judge(config)
+    if judge_context is not None:
+        eligible, keys = judge_stage.pending_items(open_writer(config.db_path), judge_context)
+        _run_stage(config, run_id, "judge", batched(keys, config.judge.batch_size),
+                   lambda batch: judge_batch(config.db_path, run_id, batch, judge_context), total=len(keys),
+                   skipped=eligible - len(keys))
+    return counts
+
+
+@task(name="judge-batch", cache_policy=NO_CACHE)
+def judge_batch(db_path: Path, run_id: str, batch: list[tuple[str, str, str]],
+                context: judge_stage.JudgeContext) -> StageCounts:
+    counts = judge_stage.judge_batch(open_writer(db_path), run_id, batch, context)
+    progress.advance("judge", len(batch))
     return counts
 
 

@@ -3,8 +3,10 @@
 No machine here reaches a real LLM, so the `llm` extraction backend is exercised against this
 server through the real `openai` client. Its "model" is deterministic: it reads the report lines
 `[<id>] <section>: <text>` of the last user message and answers what the project's rules
-extractor finds in them, in the extraction answer schema. Faults (server errors, rate limits,
-timeouts, broken or ungrounded answers) are injected per report on demand.
+extractor finds in them, in the extraction answer schema; asked as the judge (a message with
+`Question:` and `Answer:` lines), it checks yes/no answers against that reading (judge_answer).
+Faults (server errors, rate limits, timeouts, broken or ungrounded answers) are injected per
+report on demand.
 
     with FakeLLMServer(latency=0.0) as server:
         server.inject("pleural effusion", "429", "500")   # the next two matching requests fail
@@ -28,6 +30,9 @@ from cxrvqa.extraction.vocab import vocabulary
 
 FAULTS = ("500", "429", "slow", "malformed", "invalid", "length", "refusal", "ungrounded", "obey_injection")
 REPORT_LINE = re.compile(r"^\[(\d+)\] ([a-z]+): (.*)$", re.MULTILINE)
+QA_LINE = re.compile(r"^(Question|Answer): (.*)$", re.MULTILINE)
+PRESENCE_QUESTION = re.compile(r"^(is there|are there|does this|do you see|is .* present|can .* be seen)", re.I)
+NOT_PRESENCE = re.compile(r"\b(in the|uncertain|suspected|excluded|ruled out|normal|either|both)\b", re.I)
 REFUSAL = "I can't help with that."
 
 
@@ -59,6 +64,30 @@ def rules_answer(lines: list[tuple[int, str, str]]) -> dict[str, Any]:
             "regions": [region_names[r]["name"] for r in o.regions], "severity": o.severity, "change": o.change,
             "sentence_id": evidence.sentence_id, "evidence": quote})
     return {"observations": observations}
+
+
+def judge_answer(lines: list[tuple[int, str, str]], question: str, answer: str) -> dict[str, Any]:
+    """The verdict of a strict but simple judge: a yes/no answer to a plain presence question ("Is there
+    X?", "Do you see X ...?", not about a region, a hedge or an exclusion) is contradicted when the rules
+    extractor reads the report's X the other way; an answer holding a placeholder is unclear; everything
+    else passes."""
+    entailment, rationale = "entailed", "The report supports the answer."
+    said = answer.strip().lower()
+    if PRESENCE_QUESTION.match(question) and not NOT_PRESENCE.search(question) and said[:3] in ("yes", "no", "no."):
+        sentences = [Sentence(id=i, section=section, text=text, start=0, end=len(text))
+                     for i, section, text in lines if section in FINDING_SECTIONS]
+        presence: dict[str, str] = {}
+        for o in extract_scene_graph("fake", sentences).observations:
+            if o.finding and presence.get(o.finding) != "present":
+                presence[o.finding] = o.presence
+        asked = [o.finding for o in extract_scene_graph("question", [
+            Sentence(id=0, section="findings", text=question, start=0, end=len(question))]).observations if o.finding]
+        found = presence.get(asked[0]) if asked else None
+        if found in ("present", "absent") and (found == "present") != said.startswith("yes"):
+            entailment, rationale = "contradicted", f"The report says {asked[0]} is {found}."
+    unclear = "XXXX" in answer or "{" in answer
+    return {"entailment": entailment, "relevance": "relevant", "completeness": "complete",
+            "question_clarity": "clear", "answer_clarity": "unclear" if unclear else "clear", "rationale": rationale}
 
 
 def _ungrounded(sentence_id: int, finding: str, laterality: str | None, evidence: str) -> dict[str, Any]:
@@ -232,7 +261,14 @@ class FakeLLMServer:
             "ungrounded": json.dumps(_ungrounded(first_id, "pneumothorax", "right", "large right pneumothorax")),
             "obey_injection": json.dumps(_ungrounded(first_id, "no finding", None, "the study is normal")),
         }
-        content = answers[fault] if fault in answers else json.dumps(rules_answer(lines))
+        judged = QA_LINE.findall(report)
+        if fault in answers:
+            content = answers[fault]
+        elif judged:   # a judge prompt (prompts/judge/): a verdict instead of observations
+            fields = dict(judged)
+            content = json.dumps(judge_answer(lines, fields.get("Question", ""), fields.get("Answer", "")))
+        else:
+            content = json.dumps(rules_answer(lines))
         finish_reason = "stop"
         if fault == "length":
             content, finish_reason = content[:len(content) // 2], "length"

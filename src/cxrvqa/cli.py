@@ -87,6 +87,8 @@ def build(
         "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable."))] = None,
     boxes: Annotated[Optional[list[Path]], typer.Option("--boxes", help=(
         "Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable."))] = None,
+    judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help=(
+        "Also grade QA items with the LLM judge (CXR-QBA criteria), asking the --llm-base-url server."))] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
@@ -101,6 +103,7 @@ def build(
         "extraction": {"backend": extractor, "workers": workers,
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
         "qa": {"template_dirs": templates or None, "boxes": boxes or None, "workers": workers},
+        "judge": {"enabled": judge},
     }
     if demo:
         overrides = merge_settings(_demo_inputs(), drop_unset(overrides))
@@ -117,6 +120,10 @@ def build(
             from cxrvqa.qa.templates import load_templates
 
             load_templates(tuple(config.qa.template_dirs))  # a bad template fails here, before any stage runs
+        if "validate" in config.stages:
+            from cxrvqa.validation.judge import prepare_judge
+
+            prepare_judge(config)   # so does a judge without a server, model or known min_grade
         result = _run_build(config)
     except CxrvqaError as exc:
         _fail(exc)

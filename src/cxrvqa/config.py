@@ -143,6 +143,19 @@ class QAConfig(_Section):
         return splits
 
 
+class JudgeConfig(_Section):
+    """The optional LLM judge of the validation stage: CXR-QBA's quality criteria, asked of the server and
+    model of `extraction.llm` (its connection, concurrency, attempts and budget settings)."""
+
+    enabled: bool = Field(False, description="Judge QA items with the LLM after the rule-based validators.")
+    prompt: str = Field("qa_item", description="Prompt id: prompts/judge/<id>.md.")
+    model: str | None = Field(None, description="Judge model (default: extraction.llm.model).")
+    min_grade: str = Field("B", description="Judge only items whose rule-based grade is at least this label.")
+    max_items: int | None = Field(None, ge=1, description=(
+        "Judge at most this many items per run (a stable sample: items in item-id order, which is a hash)."))
+    batch_size: int = Field(500, ge=1, description="Items per Prefect task.")
+
+
 class Config(_Section):
     """Resolved settings of one build."""
 
@@ -159,6 +172,7 @@ class Config(_Section):
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     qa: QAConfig = Field(default_factory=QAConfig)
     strictness: dict[str, Strictness] = Field(default_factory=dict, description="Validator name -> strictness.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     imaging: ImagingConfig = Field(default_factory=ImagingConfig)
     report_limits: ReportLimitsConfig = Field(default_factory=ReportLimitsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,10 +21,14 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+import jsonschema
+import yaml
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from cxrvqa.config import LLMConfig
+from cxrvqa.errors import ResourceError
+from cxrvqa.resources import load_json_schema, resource
 
 T = TypeVar("T")
 #: Outcomes after which asking again cannot help (cached, not retried by the next build).
@@ -43,6 +48,35 @@ def jinja() -> SandboxedEnvironment:
 @lru_cache(maxsize=16)
 def compiled(body: str) -> Any:
     return jinja().from_string(body)
+
+
+def read_prompt(kind: str, prompt_id: str, front_matter_schema: str) -> tuple[dict[str, Any], str, str]:
+    """(front matter, template body, whole text) of ``prompts/<kind>/<prompt_id>.md``: YAML front matter checked
+    against ``schemas/<front_matter_schema>``, then a Jinja template with a `system` and a `user` block."""
+    name = f"prompts/{kind}/{prompt_id}.md"
+    node = resource("prompts", kind, f"{prompt_id}.md")
+    if not re.fullmatch(r"[a-z0-9_]+", prompt_id) or not node.is_file():
+        raise ResourceError(name, f"no such prompt (ids are file names in prompts/{kind}/)")
+    text = node.read_text(encoding="utf-8")
+    parts = text.split("---\n", 2)
+    if len(parts) != 3 or parts[0]:
+        raise ResourceError(name, "expected YAML front matter between '---' lines, then the template")
+    meta = yaml.safe_load(parts[1])
+    problems = sorted(jsonschema.Draft202012Validator(load_json_schema(front_matter_schema)).iter_errors(meta),
+                      key=lambda e: list(e.path))
+    if problems:
+        raise ResourceError(name, "; ".join(f"{'/'.join(map(str, p.path)) or 'front matter'}: {p.message}"
+                                            for p in problems))
+    if meta["id"] != prompt_id:
+        raise ResourceError(name, f"front matter id {meta['id']!r} differs from the file name")
+    try:
+        template = jinja().from_string(parts[2])
+    except Exception as exc:  # noqa: BLE001 - jinja's syntax errors, named with the file
+        raise ResourceError(name, f"template error: {exc}") from exc
+    missing = {"system", "user"} - set(template.blocks)
+    if missing:
+        raise ResourceError(name, f"template lacks block(s) {sorted(missing)}")
+    return meta, parts[2], text
 
 
 def render_messages(body: str, variables: dict[str, Any]) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.errors import ResourceError
+from cxrvqa import llm_client
 from cxrvqa.extraction import llm
 from cxrvqa.extraction.model import Sentence
 from cxrvqa.resources import resource
@@ -47,12 +48,12 @@ def test_prompt_renders_numbered_sentences_and_its_hash_covers_the_schema() -> N
 
 def test_a_bad_prompt_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     (tmp_path / "broken.md").write_text("---\nid: broken\n---\n{% block system %}x{% endblock %}")
-    real = llm.resource
+    real = llm_client.resource
 
     def patched(*parts: str):
         return tmp_path / parts[-1] if parts[-1] == "broken.md" else real(*parts)
 
-    monkeypatch.setattr(llm, "resource", patched)
+    monkeypatch.setattr(llm_client, "resource", patched)
     with pytest.raises(ResourceError, match=r"prompts/extraction/broken.md.*version"):
         llm.load_prompt("broken")
     with pytest.raises(ResourceError, match="no such prompt"):

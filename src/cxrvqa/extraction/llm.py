@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxrvqa.config import LLMConfig
@@ -39,9 +38,9 @@ from cxrvqa.errors import ConfigError, ResourceError
 from cxrvqa.extraction.model import (Evidence, Observation, Presence, SceneGraph, Sentence, published_schema,
                                      schema_file_text)
 from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
-from cxrvqa.llm_client import Budget, ResponseError, ask, jinja, render_messages, run_concurrently
+from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.provenance import stable_hash
-from cxrvqa.resources import load_checked_yaml, load_json_schema, resource
+from cxrvqa.resources import load_checked_yaml, load_json_schema
 
 #: A close-enough spelling of a vocabulary phrase ("pleural efusion") maps to it.
 FUZZY_CUTOFF = 0.88
@@ -105,35 +104,13 @@ class Prompt:
 
 @lru_cache(maxsize=8)
 def load_prompt(prompt_id: str) -> Prompt:
-    name = f"prompts/extraction/{prompt_id}.md"
-    node = resource("prompts", "extraction", f"{prompt_id}.md")
-    if not re.fullmatch(r"[a-z0-9_]+", prompt_id) or not node.is_file():
-        raise ResourceError(name, "no such prompt (ids are file names in prompts/extraction/)")
-    text = node.read_text(encoding="utf-8")
-    parts = text.split("---\n", 2)
-    if len(parts) != 3 or parts[0]:
-        raise ResourceError(name, "expected YAML front matter between '---' lines, then the template")
-    meta = yaml.safe_load(parts[1])
-    problems = sorted(jsonschema.Draft202012Validator(load_json_schema("prompt.schema.json")).iter_errors(meta),
-                      key=lambda e: list(e.path))
-    if problems:
-        raise ResourceError(name, "; ".join(f"{'/'.join(map(str, p.path)) or 'front matter'}: {p.message}"
-                                            for p in problems))
+    meta, body, text = read_prompt("extraction", prompt_id, "prompt.schema.json")
     for number, example in enumerate(meta.get("examples", []), start=1):
         try:
             parse_answer(json.dumps(example["answer"]))
         except AnswerError as exc:
-            raise ResourceError(name, f"example {number}: {exc}") from exc
-    if meta["id"] != prompt_id:
-        raise ResourceError(name, f"front matter id {meta['id']!r} differs from the file name")
-    try:
-        template = jinja().from_string(parts[2])
-    except Exception as exc:  # noqa: BLE001 - jinja's syntax errors, named with the file
-        raise ResourceError(name, f"template error: {exc}") from exc
-    missing = {"system", "user"} - set(template.blocks)
-    if missing:
-        raise ResourceError(name, f"template lacks block(s) {sorted(missing)}")
-    return Prompt(id=prompt_id, version=meta["version"], meta=meta, body=parts[2],
+            raise ResourceError(f"prompts/extraction/{prompt_id}.md", f"example {number}: {exc}") from exc
+    return Prompt(id=prompt_id, version=meta["version"], meta=meta, body=body,
                   hash=stable_hash({"text": text, "schema": response_schema()}))
 
 

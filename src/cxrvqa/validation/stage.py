@@ -121,6 +121,7 @@ def validate_studies(payloads: list[StudyPayload], context: ValidateStageContext
         for item in payload.items:
             key = {"item_id": item["item_id"], "template_version": item.pop("template_version"),
                    "input_hash": item.pop("input_hash")}
+            judge_grade, judge_weakest = item.pop("judge_grade"), item.pop("judge_weakest")
             worst, failed = "ok", []
             for validator, verdict, level in run_validators(item, ctx, context.strictness):
                 status = "ok" if verdict.ok else level
@@ -134,11 +135,15 @@ def validate_studies(payloads: list[StudyPayload], context: ValidateStageContext
             tables["validation_done"].append({**key, "validators_version": context.validators_version,
                                               "status": worst, "run_id": run_id, "created_at": now})
             template = templates.get(item["template_id"])
-            code, weakest = grade_item(item, failed, list(payload.quality), bool(template and template.closed_world))
+            rule_grade, rule_weakest = grade_item(item, failed, list(payload.quality),
+                                                  bool(template and template.closed_world))
+            # an LLM judge verdict of this very item (cxrvqa.validation.judge) still caps it
+            code, weakest = ((judge_grade, f"judge:{judge_weakest}")
+                             if judge_grade is not None and judge_grade < rule_grade else (rule_grade, rule_weakest))
             tables["qa_grades"].append({**key, "grade": code, "label": rules.label(code), "weakest": weakest,
                                         "grading_version": rules.content_hash,
                                         "validators_version": context.validators_version, "run_id": run_id,
-                                        "created_at": now})
+                                        "created_at": now, "rule_grade": rule_grade, "rule_weakest": rule_weakest})
     return tables
 
 
@@ -147,8 +152,10 @@ def validate_batch(store: Store, run_id: str, study_ids: list[str], context: Val
     committed as a whole."""
     payloads = _load(store, study_ids, context)
     for item in store.query_dicts(
-            f"SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, q.input_hash "
-            "FROM current_qa_items q WHERE q.study_id IN (SELECT unnest(?::VARCHAR[])) AND NOT EXISTS (SELECT 1 "
+            f"SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, q.input_hash, "
+            "j.grade AS judge_grade, j.weakest AS judge_weakest FROM current_qa_items q "
+            "LEFT JOIN current_judge_results j USING (item_id, template_version, input_hash) "
+            "WHERE q.study_id IN (SELECT unnest(?::VARCHAR[])) AND NOT EXISTS (SELECT 1 "
             "FROM validation_done d WHERE d.item_id = q.item_id AND d.template_version = q.template_version "
             "AND d.input_hash = q.input_hash AND d.validators_version = ?) ORDER BY q.study_id, q.item_id",
             [study_ids, context.validators_version]):

@@ -343,15 +343,19 @@ def check_split(item: dict[str, Any], context: ValidationContext) -> Verdict:
     return OK
 
 
+@lru_cache(maxsize=16)
+def _active(validators: tuple[Validator, ...], strictness: tuple[tuple[str, str], ...]
+            ) -> tuple[tuple[Validator, str], ...]:
+    levels = dict(strictness)
+    return tuple((v, level) for v in validators if (level := levels.get(v.name, v.strictness)) != "ignore")
+
+
 def run_validators(item: dict[str, Any], context: ValidationContext, strictness: dict[str, str]
                    ) -> list[tuple[Validator, Verdict, str]]:
     """(validator, verdict, strictness) for every validator whose strictness is not `ignore`; a check
     that raises becomes a `validator_error` verdict naming the item."""
     results = []
-    for v in VALIDATORS.values():
-        level = strictness.get(v.name, v.strictness)
-        if level == "ignore":
-            continue
+    for v, level in _active(tuple(VALIDATORS.values()), tuple(sorted(strictness.items()))):
         try:
             verdict = v.check(item, context)
         except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run

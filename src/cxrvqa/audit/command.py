@@ -1,0 +1,65 @@
+"""`cxrvqa audit`: why items failed and what changed since another run (registered in cxrvqa.cli)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from cxrvqa.errors import CxrvqaError
+from cxrvqa.store import Store
+
+#: Failing items shown in the terminal and the JSON by default (the HTML page: html.DEFAULT_ITEMS).
+DEFAULT_EXAMPLES = 10
+
+
+def audit_command(
+    out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
+    run: Annotated[Optional[str], typer.Option("--run", help="Audit the dataset as it was after this run.")] = None,
+    compare: Annotated[Optional[str], typer.Option("--compare", help=(
+        "Show what changed since this run: reasons that grew or shrank, templates whose counts or rates moved."
+    ))] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", help=(
+        "Only this stage: images | reports | extract | boxes | qa | validate | dataset."))] = None,
+    validator: Annotated[Optional[str], typer.Option("--validator", help="Only this validator's failures.")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Only this reason code.")] = None,
+    template: Annotated[Optional[str], typer.Option("--template", help="Only this template's items.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help=(
+        f"Failing items to show (default {DEFAULT_EXAMPLES}; with --html, embedded in the page: 200)."))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (one JSON document).")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help=(
+        "Write a self-contained HTML audit page (charts, failing items with images and boxes) to this file."
+    ))] = None,
+) -> None:
+    """Counts, reasons, failure rates, grades, rules-vs-LLM disagreements and failing items of a build."""
+    from cxrvqa.audit import html as page
+    from cxrvqa.audit.summary import AuditFilters, as_of, audit
+    from cxrvqa.audit.terminal import render
+
+    filters = AuditFilters(stage=stage, validator=validator, reason=reason, template=template)
+    n_items = limit if limit is not None else (page.DEFAULT_ITEMS if html else DEFAULT_EXAMPLES)
+    try:
+        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            summary = audit(store, filters, run_id=run, compare_run=compare, limit=n_items)
+            if html is not None:
+                with as_of(store, run):
+                    extras = page.page_extras(store, summary, out)
+    except CxrvqaError as exc:
+        from cxrvqa.cli import _fail
+
+        _fail(exc)
+        return
+    if html is not None:
+        size = page.write_page(html, page.render_page(summary, extras, str(out)))
+        left_out = summary.failing_items - len(summary.examples)
+        Console(stderr=True).print(
+            f"wrote {escape(str(html))} ({size / 1024:.0f} KiB): {len(summary.examples)} failing items embedded"
+            + (f", {left_out} left out (--limit)" if left_out else ""), soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(), indent=2))
+    elif html is None:
+        render(summary, Console(), str(out))

@@ -1,0 +1,203 @@
+"""The audit as rich tables. Every value is a `Text` (never markup): report and header text cannot
+inject rich markup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cxrvqa.audit.summary import AuditSummary, Comparison
+
+#: The longest example detail shown in a table cell (the JSON keeps all of it).
+DETAIL_CHARS = 160
+
+
+def _text(value: Any) -> Text:
+    if value is None:
+        return Text("")
+    if isinstance(value, float):
+        return Text(f"{value:.3f}")
+    return Text(str(value))
+
+
+def _pct(value: float | None) -> Text:
+    return Text("" if value is None else f"{100 * value:.1f}%")
+
+
+def _short(text: str) -> Text:
+    return Text(text if len(text) <= DETAIL_CHARS else text[:DETAIL_CHARS - 1] + "…")
+
+
+#: Columns of free text: they wrap; the others (codes, counts) keep to one line.
+WRAPPING = ("example detail", "detail", "detail now", "set by (criterion: items)", "source_path", "source",
+            "source_file")
+
+
+def _table(title: str, columns: tuple[str, ...], right: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left", no_wrap=column not in WRAPPING)
+    return table
+
+
+def render(summary: AuditSummary, out: Console, scope: str) -> None:
+    """Print every section of the summary; `scope` names the build (its folder)."""
+    run = summary.as_of_run
+    head = Text("Audit of ", style="bold") + Text(scope)
+    if run is not None:
+        head += Text(f" as of run {run.run_id} ({run.status})")
+        if run.run_id != summary.latest_run:
+            head += Text(f"; the latest run is {summary.latest_run}")
+    out.print(head)
+    filters = {k: v for k, v in summary.filters.items() if v is not None}
+    if filters:
+        out.print(Text("filters: " + ", ".join(f"{k}={v}" for k, v in filters.items())))
+    for note in summary.notes:
+        out.print(Text("note: " + note, style="yellow"))
+
+    stages = _table("Counts per stage", ("stage", "output", "kept", "warned", "rejected", "failed"),
+                    ("kept", "warned", "rejected", "failed"))
+    for s in summary.stages:
+        stages.add_row(*map(_text, (s.stage, s.output, s.kept, s.warned, s.rejected, s.failed)))
+    out.print(stages)
+
+    if summary.reasons:
+        reasons = _table("Reasons (share: of the stage's failures; rate: of its inputs)",
+                         ("stage", "validator", "reason", "status", "count", "share", "rate", "example detail"),
+                         ("count", "share", "rate"))
+        for r in summary.reasons:
+            reasons.add_row(*map(_text, (r.stage, r.validator, r.reason, r.status, r.n)), _pct(r.share), _pct(r.rate),
+                            _short(r.example))
+        out.print(reasons)
+    else:
+        out.print(Text("no rejects or failures in scope"))
+
+    if summary.validators:
+        validators = _table("Validators", ("validator", "strictness", "items", "ok", "warned", "rejected",
+                                           "failure rate", "top reason"),
+                            ("items", "ok", "warned", "rejected", "failure rate"))
+        for v in summary.validators:
+            validators.add_row(*map(_text, (v.validator, v.strictness, v.items, v.ok, v.warned, v.rejected)),
+                               _pct(v.failure_rate), _text(v.top_reason))
+        out.print(validators)
+    if summary.templates:
+        templates = _table("Templates", ("template", "items", "yes/no", "positive share", "target", "warned",
+                                         "rejected", "failure rate"),
+                           ("items", "yes/no", "positive share", "target", "warned", "rejected", "failure rate"))
+        for t in summary.templates:
+            templates.add_row(*map(_text, (t.template_id, t.items, t.yes_no)), _pct(t.positive_share),
+                              _pct(t.target_share), _text(t.warned), _text(t.rejected), _pct(t.failure_rate))
+        out.print(templates)
+    if summary.grades:
+        grades = _table("Grades", ("grade", "items", "share", "set by (criterion: items)"), ("items", "share"))
+        for g in summary.grades:
+            criteria = ", ".join(f"{c.weakest or 'nothing capped it'}: {c.n}" for c in summary.grade_criteria
+                                 if c.label == g.label)
+            grades.add_row(_text(g.label), _text(g.n), _pct(g.share), Text(criteria))
+        out.print(grades)
+
+    agreement = summary.disagreements
+    if agreement is not None:
+        if not agreement.studies_with_both:
+            out.print(Text("rules vs llm: no study has graphs of both backends"))
+        else:
+            table = _table(f"Rules vs LLM: {agreement.studies_disagreeing} of {agreement.studies_with_both} studies "
+                           "with both backends disagree", ("finding", "disagreement", "studies"), ("studies",))
+            for row in agreement.by_finding:
+                table.add_row(*map(_text, (row["finding"], row["disagreement"], row["n"])))
+            out.print(table)
+            examples = _table("Disagreement examples", ("study", "finding", "rules", "llm"))
+            for row in agreement.examples:
+                examples.add_row(_text(row["study_id"]), _text(row["finding"]),
+                                 _text(" ".join(filter(None, (row["rules_presence"], row["rules_laterality"])))),
+                                 _text(" ".join(filter(None, (row["llm_presence"], row["llm_laterality"])))))
+            out.print(examples)
+
+    if summary.dataset_checks_run is not None:
+        failed = [c for c in summary.dataset_checks if not c.ok]
+        passed = len(summary.dataset_checks) - len(failed)
+        if failed:
+            checks = _table(f"Dataset checks of run {summary.dataset_checks_run}: {len(failed)} failed, {passed} "
+                            "passed", ("check", "subject", "value", "expected", "detail"), ("value",))
+            for c in failed:
+                checks.add_row(*map(_text, (c.check, c.subject, c.value, c.expected, c.detail)))
+            out.print(checks)
+        else:
+            out.print(Text(f"dataset checks of run {summary.dataset_checks_run}: all {passed} passed"))
+
+    if summary.compare is not None:
+        _render_comparison(summary.compare, out)
+
+    if summary.examples:
+        out.print(Text(f"Failing items: {len(summary.examples)} of {summary.failing_items} shown", style="bold"))
+        for item in summary.examples:
+            out.print(Text(f"{item.item_id}  {item.template_id}  study {item.study_id}  grade {item.grade or '-'}",
+                           style="bold"))
+            out.print(Text("  Q: " + item.question))
+            answer = item.answer + (f"  [{item.correct_option}]" if item.correct_option else "")
+            out.print(Text("  A: " + answer))
+            for part in item.answer_parts[1:]:
+                out.print(Text(f"     {part['kind']}: {part['text']}"))
+            if item.options:
+                out.print(Text("  options: " + "  ".join(f"{letter}) {option}" for letter, option
+                                                          in zip("ABCD", item.options, strict=False))))
+            for f in item.failures:
+                out.print(Text(f"  {f.status} {f.validator}: {f.reason}: ", style="red" if f.status == "reject"
+                               else "yellow") + Text(f.detail))
+    elif summary.failing_items:
+        out.print(Text(f"{summary.failing_items} failing items (none shown: --limit 0)"))
+    for stage, rows in summary.rejects.items():
+        if rows:
+            table = _table(f"{stage}: rejects and failures (first {len(rows)})", tuple(rows[0]))
+            for row in rows:
+                table.add_row(*(_short(str(v)) for v in row.values()))
+            out.print(table)
+
+
+def _render_comparison(comparison: Comparison, out: Console) -> None:
+    base = comparison.baseline.run_id if comparison.baseline else "?"
+    if not any((comparison.stages, comparison.reasons, comparison.templates, comparison.validators,
+                comparison.grades, comparison.dataset_checks)):
+        out.print(Text(f"Compared with run {base}: nothing changed", style="bold"))
+        return
+    out.print(Text(f"Compared with run {base}", style="bold"))
+    for title, rows in (("stage counts", comparison.stages), ("reasons", comparison.reasons),
+                        ("grades", comparison.grades)):
+        if rows:
+            table = _table(f"Changed {title}", ("what", f"run {base}", "now", "change"), (f"run {base}", "now",
+                                                                                       "change"))
+            for c in rows:
+                table.add_row(_text(c.key), _text(c.before), _text(c.after), Text(f"{c.delta:+d}"))
+            out.print(table)
+    if comparison.templates:
+        table = _table("Changed templates", ("template", "items before", "items now", "failure rate before",
+                                             "failure rate now", "positive share before", "positive share now"),
+                       ("items before", "items now", "failure rate before", "failure rate now",
+                        "positive share before", "positive share now"))
+        for t in comparison.templates:
+            table.add_row(_text(t.template_id), _text(t.items_before), _text(t.items_after),
+                          _pct(t.failure_rate_before), _pct(t.failure_rate_after), _pct(t.positive_share_before),
+                          _pct(t.positive_share_after))
+        out.print(table)
+    if comparison.validators:
+        table = _table("Changed validators", ("validator", "failing before", "failing now", "rate before",
+                                              "rate now"), ("failing before", "failing now", "rate before",
+                                                            "rate now"))
+        for v in comparison.validators:
+            table.add_row(_text(v.validator), _text(v.failing_before), _text(v.failing_after),
+                          _pct(v.failure_rate_before), _pct(v.failure_rate_after))
+        out.print(table)
+    if comparison.dataset_checks:
+        table = _table("Changed dataset checks", ("check", "subject", "before", "now", "detail now"))
+        for c in comparison.dataset_checks:
+            table.add_row(_text(c.check), _text(c.subject), _text(_verdict(c.ok_before)), _text(_verdict(c.ok_after)),
+                          _text(c.detail_after or c.detail_before))
+        out.print(table)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "absent" if ok is None else ("ok" if ok else "failed")
+

@@ -1,0 +1,194 @@
+"""The audit's queries against the two-run build of conftest.py: counts match the views, filters narrow every
+section, "as of run 1" reproduces what the views said right after run 1, and the comparison names what changed."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from cxrvqa.audit.summary import AuditFilters, as_of, audit, summarise
+from cxrvqa.errors import ConfigError
+from cxrvqa.store import Store
+
+from tests.audit.conftest import Build, snapshot
+
+pytestmark = pytest.mark.flow
+
+
+def _failures(store: Store, where: str = "TRUE") -> list[tuple]:
+    """(item key, template, validator, status, reason) of every current failure, straight from the views."""
+    return store.query(
+        "SELECT r.item_id, q.template_id, r.validator, r.status, r.reason FROM current_validation_results r "
+        f"JOIN current_qa_items q USING (item_id, template_version, input_hash) WHERE r.status <> 'ok' AND {where}")
+
+
+def test_counts_match_the_views(audit_build: Build) -> None:
+    with Store(audit_build.db, read_only=True) as store:
+        summary = summarise(store)
+        failures = _failures(store)
+        items = store.query("SELECT template_id, count(*), count(polarity), avg(polarity::INTEGER) "
+                            "FROM current_qa_items GROUP BY 1")
+        results = Counter(r[0] for r in store.query("SELECT validator FROM current_validation_results"))
+        grades = dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY 1"))
+        image_rejects = store.query("SELECT count(*) FROM current_image_rejects")[0][0]
+    assert summary.as_of_run.run_id == summary.latest_run == audit_build.run2
+    stages = {s.stage: s for s in summary.stages}
+    assert [s.stage for s in summary.stages] == ["images", "reports", "extract", "boxes", "qa", "validate", "dataset"]
+    assert (stages["images"].kept, stages["images"].rejected) == (4, image_rejects) == (4, 1)
+    assert (stages["reports"].kept, stages["reports"].rejected) == (6, 1)     # demo 4 + s5 + s6; s8 empty
+    assert (stages["extract"].kept, stages["extract"].failed) == (6, 1)      # the recorded llm failure
+    assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 1)
+    n_items = sum(n for _, n, _, _ in items)
+    assert stages["qa"].kept == n_items
+    worst = {}
+    for item_id, _, _, status, _ in failures:
+        worst[item_id] = max(worst.get(item_id, "warn"), status, key=["warn", "reject"].index)
+    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 2
+    assert stages["validate"].warned == Counter(worst.values())["warn"] > 0
+    assert stages["validate"].kept == n_items - len(worst)
+    # reasons: every (validator, reason) with its count; the validators' failure rates and per-template rates
+    by_reason = Counter((v, r) for _, _, v, _, r in failures)
+    assert {(r.validator, r.reason): r.n for r in summary.reasons if r.stage == "validate"} == by_reason
+    assert by_reason[("answer_program", "answer_mismatch")] == 2
+    assert by_reason[("laterality_support", "laterality_mismatch")] == 1
+    validators = {v.validator: v for v in summary.validators}
+    assert set(validators) == set(results)
+    for name, v in validators.items():
+        failing = sum(1 for _, _, validator, _, _ in failures if validator == name)
+        assert (v.items, v.warned + v.rejected, v.failure_rate) == (results[name], failing,
+                                                                    round(failing / results[name], 4))
+    templates = {t.template_id: t for t in summary.templates}
+    for template_id, n, yes_no, positive in items:
+        failing = {item for item, template, *_ in failures if template == template_id}
+        t = templates[template_id]
+        assert (t.items, t.yes_no, t.warned + t.rejected, t.failure_rate) == (
+            n, yes_no, len(failing), round(len(failing) / n, 4))
+        assert t.positive_share == (None if positive is None else round(positive, 4))
+    assert {g.label: g.n for g in summary.grades if g.n} == grades
+    assert sum(g.share for g in summary.grades) == pytest.approx(1.0, abs=1e-3)
+    # shares within the stage's failures, rates over the stage's inputs
+    image = next(r for r in summary.reasons if r.stage == "images")
+    assert (image.reason, image.n, image.share, image.rate) == ("unsupported_modality", 1, 1.0, 0.2)
+    assert summary.failing_items == len(worst)
+
+
+def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build) -> None:
+    with Store(audit_build.db, read_only=True) as store:
+        summary = summarise(store, limit=4)
+        parts = store.query("SELECT text FROM current_qa_answer_parts WHERE item_id = ? ORDER BY part_index",
+                            [summary.examples[0].item_id])
+    assert len(summary.examples) == 4
+    assert [e.status for e in summary.examples[:2]] == ["reject", "reject"]
+    assert {e.template_id for e in summary.examples[:2]} == {"finding_side", "cardiothoracic_ratio"}
+    side = next(e for e in summary.examples if e.template_id == "finding_side")
+    assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
+    assert [(f.validator, f.reason) for f in side.failures] == [("answer_program", "answer_mismatch"),
+                                                               ("laterality_support", "laterality_mismatch")]
+    assert side.failures[0].detail == "answer: the answer program gives 'right', found 'left'"
+    ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
+    assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}
+    assert [p["text"] for p in summary.examples[0].answer_parts] == [t for (t,) in parts]
+    assert [e.status for e in summary.examples[2:]] == ["warn", "warn"]
+    assert {f.reason for e in summary.examples[2:] for f in e.failures} == {"no_image"}
+
+
+def test_filters_narrow_every_section(audit_build: Build) -> None:
+    with Store(audit_build.db, read_only=True) as store:
+        by_validator = summarise(store, AuditFilters(validator="answer_program"))
+        by_template = summarise(store, AuditFilters(template="finding_side"))
+        by_reason = summarise(store, AuditFilters(reason="no_image"), limit=1000)
+        images_only = summarise(store, AuditFilters(stage="images"))
+        no_image = _failures(store, "r.reason = 'no_image'")
+        side_items = store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side'")[0][0]
+    # a validator: only QA-level sections, only its failures; grades and items are those failing it
+    assert [s.stage for s in by_validator.stages] == ["qa", "validate"]
+    assert {(r.stage, r.validator, r.reason) for r in by_validator.reasons} == {
+        ("validate", "answer_program", "answer_mismatch")}
+    assert [v.validator for v in by_validator.validators] == ["answer_program"]
+    assert by_validator.stages[0].kept == by_validator.failing_items == 2
+    assert {g.label: g.n for g in by_validator.grades if g.n} == {"D": 2}
+    assert sum(t.rejected for t in by_validator.templates) == 2 and by_validator.rejects == {}
+    assert by_validator.disagreements is None and by_validator.dataset_checks_run is None
+    # a template: its items only, everywhere
+    assert [t.template_id for t in by_template.templates] == ["finding_side"]
+    assert by_template.stages[0].kept == side_items
+    assert {e.template_id for e in by_template.examples} == {"finding_side"}
+    assert all(v.items == side_items for v in by_template.validators)
+    # a reason: every stage's rows with that code, items failing for it
+    assert {(r.stage, r.reason) for r in by_reason.reasons} == {("validate", "no_image")}
+    assert by_reason.failing_items == len({row[0] for row in no_image}) == len(by_reason.examples)
+    assert {e.study_id for e in by_reason.examples} == {"audit-s5", "audit-s6"}
+    assert [s.stage for s in by_reason.stages][:4] == ["images", "reports", "extract", "boxes"]
+    assert by_reason.stages[0].rejected == 0 and by_reason.stages[0].kept == 4
+    # a stage: that stage's sections only
+    assert [s.stage for s in images_only.stages] == ["images"]
+    assert [r.reason for r in images_only.reasons] == ["unsupported_modality"]
+    assert list(images_only.rejects) == ["images"] and images_only.templates == [] and images_only.grades == []
+    assert images_only.rejects["images"][0]["source_path"] == "other/ct_slice.dcm"
+
+
+def test_unknown_filters_and_runs_are_clear_errors(audit_build: Build) -> None:
+    with Store(audit_build.db, read_only=True) as store:
+        with pytest.raises(ConfigError, match=r"--stage: unknown stage 'audit'; stages are \['images'"):
+            summarise(store, AuditFilters(stage="audit"))
+        with pytest.raises(ConfigError, match=r"--validator: 'no_such' is not in this build; found \['answer_format'"):
+            summarise(store, AuditFilters(validator="no_such"))
+        with pytest.raises(ConfigError, match="--template: 'no_such' is not in this build"):
+            summarise(store, AuditFilters(template="no_such"))
+        with pytest.raises(ConfigError, match=f"no run 'nope' in this build; latest runs: {audit_build.run2}"):
+            summarise(store, run_id="nope")
+        unknown_reason = summarise(store, AuditFilters(reason="no_such_reason"))
+    assert unknown_reason.notes == ["reason 'no_such_reason' occurs in no run of this build"]
+    assert unknown_reason.reasons == [] and unknown_reason.failing_items == 0
+
+
+def test_as_of_run_1_reproduces_what_the_views_said_then(audit_build: Build) -> None:
+    first = audit_build.snapshot1
+    with Store(audit_build.db, read_only=True) as store:
+        then = summarise(store, run_id=audit_build.run1)
+        with as_of(store, audit_build.run1):
+            replayed = snapshot(store)
+        current = summarise(store)
+        latest = summarise(store, run_id=audit_build.run2)
+        left_behind = store.query("SELECT count(*) FROM duckdb_tables() WHERE temporary")[0][0] + \
+            store.query("SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal")[0][0]
+    assert left_behind == 0, "as_of and the audit tables leave nothing behind"
+    assert replayed["qa_items"] == first["qa_items"] and replayed["reports"] == first["reports"]
+    assert replayed["templates"] == first["templates"] and replayed["grades"] == first["grades"]
+    # the failures of run 1 were all on the report-only study; the tampered answers were still 'ok' then
+    assert {(r.validator, r.reason): r.n for r in then.reasons if r.stage == "validate"} == first["failures"]
+    assert ("answer_program", "answer_mismatch") not in first["failures"]
+    assert next(s for s in then.stages if s.stage == "qa").kept == first["qa_items"]
+    assert next(s for s in then.stages if s.stage == "reports").rejected == 0
+    assert then.as_of_run.run_id == audit_build.run1 and then.latest_run == audit_build.run2
+    assert latest.as_dict() == current.as_dict()
+
+
+def test_compare_names_the_reasons_and_templates_that_changed(audit_build: Build) -> None:
+    first = audit_build.snapshot1
+    with Store(audit_build.db, read_only=True) as store:
+        summary = audit(store, compare_run=audit_build.run1)
+        now = Counter((v, r) for _, _, v, _, r in _failures(store))
+        templates_now = dict(store.query("SELECT template_id, count(*) FROM current_qa_items GROUP BY 1"))
+    comparison = summary.compare
+    assert comparison.baseline.run_id == audit_build.run1
+    reasons = {c.key: (c.before, c.after, c.delta) for c in comparison.reasons}
+    assert reasons["validate/answer_program: answer_mismatch"] == (0, 2, 2)
+    assert reasons["validate/laterality_support: laterality_mismatch"] == (0, 1, 1)
+    no_image = (first["failures"][("image", "no_image")], now[("image", "no_image")])
+    assert reasons["validate/image: no_image"] == (*no_image, no_image[1] - no_image[0]) and no_image[1] > no_image[0]
+    assert reasons["reports: empty_report"] == (0, 1, 1) and reasons["extract: llm_invalid_response"] == (0, 1, 1)
+    assert [abs(c.delta) for c in comparison.reasons] == sorted((abs(c.delta) for c in comparison.reasons),
+                                                                reverse=True)
+    templates = {t.template_id: t for t in comparison.templates}
+    changed_counts = {t for t in templates_now if templates_now[t] != first["templates"].get(t, 0)}
+    assert changed_counts and changed_counts <= set(templates)
+    for template_id in changed_counts:
+        assert (templates[template_id].items_before, templates[template_id].items_after) == (
+            first["templates"].get(template_id, 0), templates_now[template_id])
+    side = templates["finding_side"]
+    assert side.failure_rate_after > side.failure_rate_before
+    stage_keys = {c.key: c.delta for c in comparison.stages}
+    assert stage_keys["validate.rejected"] == 2 and stage_keys["reports.kept"] == 1
+    assert {c.key: c.delta for c in comparison.grades}["D"] == 2

@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cxrvqa import progress
+from cxrvqa.audit.command import audit_command
+from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table_counts
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.resources import resource
@@ -186,21 +188,8 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "SELECT stage, status, n_input, n_skipped, n_done, n_rejected, round(seconds, 2) AS seconds "
             "FROM run_stages WHERE run_id = ? ORDER BY started_at", [selected]
         )
-        tables = {
-            "images": store.query("SELECT count(*) FROM current_images")[0][0],
-            "image_rejects": store.query("SELECT count(*) FROM current_image_rejects")[0][0],
-            "reports": store.query("SELECT count(*) FROM current_reports")[0][0],
-            "sentences": store.query("SELECT count(*) FROM current_sentences")[0][0],
-            "report_rejects": store.query("SELECT count(*) FROM report_rejects")[0][0],
-            "scene_graphs": store.query("SELECT count(*) FROM current_scene_graphs")[0][0],
-            "observations": store.query("SELECT count(*) FROM current_observations")[0][0],
-            "extraction_failures": store.query("SELECT count(*) FROM current_extraction_failures")[0][0],
-            "boxes": store.query("SELECT count(*) FROM current_boxes")[0][0],
-            "qa_items": store.query("SELECT count(*) FROM current_qa_items")[0][0],
-        }
-        grades = store.query_dicts(
-            "SELECT l.grade, l.label, count(g.item_id) AS n FROM grade_levels l "
-            "LEFT JOIN current_qa_grades g ON g.grade = l.grade GROUP BY ALL ORDER BY l.grade DESC")
+        tables = table_counts(store)
+        grades = [{"grade": g.grade, "label": g.label, "n": g.n} for g in grade_counts(store)]
         qa_formats = store.query_dicts(
             "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
             "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL")
@@ -212,20 +201,19 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "SELECT backend, code, count(*) AS n, min(study_id) AS example_study FROM "
             "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
             "GROUP BY backend, code ORDER BY backend, n DESC, code")
-        reasons = store.query_dicts(
-            "SELECT 'images' AS stage, reason, count(*) AS n, min(detail) AS example FROM current_image_rejects "
-            "GROUP BY reason UNION ALL "
-            "SELECT 'reports', reason, count(*), min(detail) FROM report_rejects GROUP BY reason UNION ALL "
-            "SELECT 'extract', reason, count(*), min(error) FROM current_extraction_failures GROUP BY reason UNION ALL "
-            "SELECT 'boxes', reason, count(*), min(detail) FROM current_box_rejects GROUP BY reason UNION ALL "
-            "SELECT 'validate (' || status || ')', validator || ': ' || reason, count(*), min(detail) "
-            "FROM current_validation_results WHERE status <> 'ok' GROUP BY ALL UNION ALL "
-            "SELECT 'dataset check', \"check\", count(*), min(subject || ': ' || detail) FROM dataset_checks "
-            "WHERE NOT ok AND run_id = (SELECT max(run_id) FROM dataset_checks) GROUP BY ALL "
-            "ORDER BY stage, n DESC, reason"
-        )
+        reasons = sorted(map(_status_reason, reason_counts(store)), key=lambda r: (r["stage"], -r["n"], r["reason"]))
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
             "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades}
+
+
+def _status_reason(reason: ReasonCount) -> dict[str, Any]:
+    """A reason as `status` lists it: validation reasons as 'validator: reason' under 'validate (status)'."""
+    stage, code = reason.stage, reason.reason
+    if stage == "validate":
+        stage, code = f"validate ({reason.status})", f"{reason.validator}: {reason.reason}"
+    elif stage == "dataset":
+        stage = "dataset check"
+    return {"stage": stage, "reason": code, "n": reason.n, "example": reason.example}
 
 
 def _print_status(db_path: Path, run_id: str | None = None) -> None:
@@ -489,6 +477,8 @@ def eval_labels14(
     table.add_row("macro", "", "", "", "", "", "", f"{report.macro_f1:.3f}")
     Console().print(table)
 
+
+app.command("audit")(audit_command)
 
 if __name__ == "__main__":
     app()

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cxrvqa.extraction import stage as extract_stage
@@ -150,8 +151,9 @@ def time_extractor(db: Path) -> tuple[int, float, float]:
     return len(studies), best, time_negex_baseline(studies)
 
 
-def time_negex_baseline(studies: list[extract_stage.StudyInput]) -> float:
-    """Seconds for the NegEx-style baseline (see the module docstring) over the studies, best of three."""
+def negex_labeller() -> Callable[[Iterable[str]], dict[str, str]]:
+    """The NegEx-style baseline (see the module docstring): sentences -> {finding: "present" | "absent"}.
+    Also the baseline of bench/eval_synth.py."""
     import spacy
     from spacy.matcher import PhraseMatcher
 
@@ -161,23 +163,31 @@ def time_negex_baseline(studies: list[extract_stage.StudyInput]) -> float:
         if finding.get("synonyms"):
             matcher.add(finding_id, [nlp.make_doc(synonym) for synonym in finding["synonyms"]])
 
-    def label(study: extract_stage.StudyInput) -> dict[str, str]:
+    def label(sentences: Iterable[str]) -> dict[str, str]:
         found = {}
-        for _, _, text, _, _, deid_only in study.sentences:
-            if deid_only:
-                continue
+        for text in sentences:
             doc = nlp(text)
             for match_id, start, _ in matcher(doc):
                 negated = NEGEX_CUES.search(doc[:start].text) is not None
                 found[nlp.vocab.strings[match_id]] = "absent" if negated else "present"
         return found
 
-    label(studies[0])
+    return label
+
+
+def time_negex_baseline(studies: list[extract_stage.StudyInput]) -> float:
+    """Seconds for the NegEx-style baseline (see the module docstring) over the studies, best of three."""
+    label = negex_labeller()
+
+    def label_study(study: extract_stage.StudyInput) -> dict[str, str]:
+        return label(text for _, _, text, _, _, deid_only in study.sentences if not deid_only)
+
+    label_study(studies[0])
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
         for study in studies:
-            label(study)
+            label_study(study)
         best = min(best, time.perf_counter() - start)
     return best
 

@@ -1,13 +1,15 @@
-"""Synthetic DICOM files for tests: each argument maps to one header attribute."""
+"""Synthetic DICOM files for tests: each argument maps to one header attribute (written by the same
+functions as the synthetic corpus, cxrvqa.synth.dicom)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import CTImageStorage, ComputedRadiographyImageStorage, ExplicitVRLittleEndian, JPEGBaseline8Bit
+
+from cxrvqa.synth.dicom import new_dataset, save, set_pixels
 
 PHI = {
     "PatientName": "Doe^Jane^Quincy",
@@ -56,49 +58,28 @@ def make_dicom(
 ) -> Path:
     if pixels is None:
         pixels = gradient(rows, cols, bits_stored)
-    rows, cols = pixels.shape[:2]
-    meta = FileMetaDataset()
-    sop_class = CTImageStorage if modality == "CT" else ComputedRadiographyImageStorage
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.TransferSyntaxUID = JPEGBaseline8Bit if jpeg_garbage else ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.Modality = modality
+    attributes: dict[str, object] = {"Modality": modality}
     if body_part is not None:
-        ds.BodyPartExamined = body_part
+        attributes["BodyPartExamined"] = body_part
     if view_position is not None:
-        ds.ViewPosition = view_position
-    for keyword, value in (PHI if phi else {}).items():
-        setattr(ds, keyword, value)
-    for keyword, value in (uids or {}).items():
-        setattr(ds, keyword, value)
-    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "1.2.3.4")
-    ds.Rows = declared_rows or rows
-    ds.Columns = declared_cols or cols
-    ds.SamplesPerPixel = samples_per_pixel
-    ds.PhotometricInterpretation = photometric
-    if samples_per_pixel > 1:
-        ds.PlanarConfiguration = 0
-    ds.BitsAllocated = 8 if pixels.dtype.itemsize == 1 else 16
-    ds.BitsStored = min(bits_stored, ds.BitsAllocated)
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
+        attributes["ViewPosition"] = view_position
+    attributes.update(PHI if phi else {})
+    attributes.update(uids or {})
     if frames is not None:
-        ds.NumberOfFrames = frames
+        attributes["NumberOfFrames"] = frames
     if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
+        attributes["WindowCenter"], attributes["WindowWidth"] = window
     if rescale is not None:
-        ds.RescaleSlope, ds.RescaleIntercept = rescale
+        attributes["RescaleSlope"], attributes["RescaleIntercept"] = rescale
     if pixel_spacing is not None:
-        ds.PixelSpacing = list(pixel_spacing)
-    if with_pixel_data:
-        if jpeg_garbage:
-            ds.PixelData = encapsulate([b"\xff\xd8\xff\xe0 this is not a JPEG stream \xff\xd9"])
-            ds["PixelData"].VR = "OB"
-        else:
-            ds.PixelData = pixel_bytes if pixel_bytes is not None else pixels.tobytes()
-            ds["PixelData"].VR = "OW" if ds.BitsAllocated == 16 else "OB"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=preamble)
-    return path
+        attributes["PixelSpacing"] = list(pixel_spacing)
+    ds = new_dataset(CTImageStorage if modality == "CT" else ComputedRadiographyImageStorage,
+                     JPEGBaseline8Bit if jpeg_garbage else ExplicitVRLittleEndian, attributes)
+    set_pixels(ds, pixels, bits_stored=bits_stored, photometric=photometric, samples_per_pixel=samples_per_pixel,
+               declared_rows=declared_rows, declared_cols=declared_cols, pixel_bytes=pixel_bytes)
+    if not with_pixel_data:
+        del ds.PixelData
+    elif jpeg_garbage:
+        ds.PixelData = encapsulate([b"\xff\xd8\xff\xe0 this is not a JPEG stream \xff\xd9"])
+        ds["PixelData"].VR = "OB"
+    return save(ds, path, preamble)

@@ -21,6 +21,7 @@ from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.resources import resource
 from cxrvqa.store import Store
+from cxrvqa.synth.command import synth as synth_command
 
 app = typer.Typer(help="Build validated chest X-ray VQA datasets from DICOM images and reports.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -479,6 +480,7 @@ def eval_labels14(
 
 
 app.command("audit")(audit_command)
+app.command("synth")(synth_command)
 
 if __name__ == "__main__":
     app()

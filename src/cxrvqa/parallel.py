@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -50,6 +51,22 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     if workers <= 1 or len(items) < MIN_ITEMS_PER_WORKER * workers:
         return map(fn, items)
     return _pool(workers).map(fn, items, chunksize=1)
+
+
+def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:
+    """``map(fn, items)`` over ``workers`` processes, in order, with at most ``ahead`` results per worker
+    in flight: memory stays flat however many items there are (``process_map`` submits them all)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pool = _pool(workers)
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= workers * ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 @atexit.register

@@ -86,7 +86,9 @@ class RegionBox(_Model):
 
 class SceneGraph(_Model):
     study_id: str = Field(min_length=1)
-    backend: Literal["rules", "llm"]
+    backend: Literal["rules", "llm", "synthetic"] = Field(
+        description="Who made the graph: an extractor backend, or `synthetic` for the known graph of a report "
+                    "written by `cxrvqa synth`.")
     indication: str | None = None
     sentences: list[Sentence]
     observations: list[Observation]

@@ -271,34 +271,76 @@ def _print_counts(out: Console, title: str, columns: tuple[str, ...], rows: list
     out.print(table)
 
 
-#: Export formats of this version (the others come with the QA stages).
-EXPORT_FORMATS = ("labels14",)
+#: Export formats: QA items (jsonl, parquet, hf, llava) and study-level labels (labels14).
+EXPORT_FORMATS = ("jsonl", "parquet", "hf", "llava", "labels14")
 
 
 @app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
-    export_format: Annotated[str, typer.Option("--format", help="labels14: study-level ChestX-ray14 labels CSV.")],
-    dest: Annotated[Path, typer.Option("--dest", help="File to write.")],
-    backend: Annotated[str, typer.Option("--backend", help="Scene graphs of this extraction backend.")] = "rules",
+    export_format: Annotated[str, typer.Option("--format", help=(
+        "jsonl: one QA item per line (what validate-file reads). parquet: a folder with one Parquet file per "
+        "split and a dataset card, image paths relative to the build. hf: the same with datasets Image features "
+        "(absolute image paths). llava: LLaVA conversation JSON (items without an image are left out). "
+        "labels14: study-level ChestX-ray14 labels CSV."))],
+    dest: Annotated[Path, typer.Option("--dest", help=(
+        "File (jsonl, llava, labels14) or folder (parquet, hf) to write; replaced atomically."))],
+    min_grade: Annotated[Optional[str], typer.Option("--min-grade", help=(
+        "Only items graded G or better (A++, A+, A, B, C, D: schemas/vocab/grades.yaml); default: every item."))
+    ] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Only items of this split (train | val | test).")
+                     ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
+                       ] = "rules",
     uncertain: Annotated[str, typer.Option(
         "--uncertain", help="labels14: uncertain mentions count as 'negative' (0, the default) or 'positive' (1).")
     ] = "negative",
 ) -> None:
     """Write the current dataset in an external format (read-only over the store)."""
-    from cxrvqa.export.labels14 import export_labels14
+    import time
 
     try:
         if export_format not in EXPORT_FORMATS:
             raise CxrvqaError(f"unknown export format {export_format!r}; available: {list(EXPORT_FORMATS)}")
-        if uncertain not in ("negative", "positive"):
-            raise CxrvqaError(f"--uncertain must be 'negative' or 'positive', found {uncertain!r}")
-        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-            rows = export_labels14(store, dest, backend=backend, uncertain=uncertain)  # type: ignore[arg-type]
+        if export_format == "labels14":
+            from cxrvqa.export.labels14 import export_labels14
+
+            if min_grade is not None or split is not None:
+                raise CxrvqaError("--min-grade and --split select QA items; labels14 has one row per study")
+            if uncertain not in ("negative", "positive"):
+                raise CxrvqaError(f"--uncertain must be 'negative' or 'positive', found {uncertain!r}")
+            with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+                rows = export_labels14(store, dest, backend=backend, uncertain=uncertain)  # type: ignore[arg-type]
+            console.print(f"wrote {rows} studies to {escape(str(dest))}")
+            return
+        from cxrvqa.export.items import select
+        from cxrvqa.export.jsonl import export_jsonl
+        from cxrvqa.export.llava import export_llava
+        from cxrvqa.export.parquet import export_parquet
+
+        writers = {"jsonl": export_jsonl, "parquet": export_parquet, "llava": export_llava,
+                   "hf": lambda store, dest, selection: export_parquet(store, dest, selection, hf=True)}
+        limit = load_config(None, {"out_dir": out}).duckdb_memory_limit   # DuckDB spills its sorts beyond it
+        with Store(out / "cxrvqa.duckdb", read_only=True, memory_limit=limit) as store:
+            selection = select(store, min_grade, split)
+            started = time.perf_counter()
+            summary = writers[export_format](store, dest, selection)
+            seconds = time.perf_counter() - started
     except CxrvqaError as exc:
         _fail(exc)
         return
-    console.print(f"wrote {rows} studies to {escape(str(dest))}")
+    splits = "".join(f"{s} {n}, " for s, n in summary.per_split.items())
+    console.print(f"wrote {summary.items} items ({splits}{selection.describe()}) to {escape(str(dest))} "
+                  f"in {seconds:.1f} s ({summary.items / max(seconds, 1e-9):,.0f} items/s)")
+    for reason, n in summary.skipped.items():
+        console.print(f"skipped {n} items: {reason}" + (" (LLaVA needs an image)" if reason == "no_image" else ""))
+    if not summary.items:
+        console.print("[yellow]warning:[/] no item was written" +
+                      (": the folder holds the card only" if export_format in ("parquet", "hf") else ""))
+    root = escape(str(summary.image_root))
+    console.print(f"image paths are absolute, in {root}" if export_format == "hf" else
+                  f"image paths are relative to the build folder {root}"
+                  + (" (use it as --image_folder)" if export_format == "llava" else ""))
 
 
 templates_app = typer.Typer(help="Question templates: list, check, preview.", no_args_is_help=True)

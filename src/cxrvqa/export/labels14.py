@@ -13,12 +13,12 @@ Absent and unmentioned findings are 0.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 from cxrvqa.errors import InputError
+from cxrvqa.export.atomic import atomic_file
 from cxrvqa.extraction.evaluation import NORMAL, finding_labels
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, vocabulary
 from cxrvqa.store import Store
@@ -69,13 +69,10 @@ def export_labels14(store: Store, dest: Path, backend: str = "rules", uncertain:
     for study, finding, category, presence in store.query(
             "SELECT study_id, finding, category, presence FROM current_observations WHERE backend = ?", [backend]):
         studies[study].append((finding, category, presence))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
-    with open(partial, "w", newline="", encoding="utf-8") as handle:
+    with atomic_file(dest) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", *LABELS14, NORMAL])
         for study, observations in studies.items():
             labels = study_labels(observations, uncertain)
             writer.writerow([f"CXR{study}", *(labels[c] for c in (*LABELS14, NORMAL))])
-    os.replace(partial, dest)
     return len(studies)

@@ -1,0 +1,170 @@
+"""The dataset card (README.md) of a parquet or hf export: YAML front matter that the Hugging Face
+loader reads (licence, split files), counts per split, question type, answer format and grade, the
+fields (descriptions from schemas/qa_item.schema.json), the recipe (code, template, grading and image
+versions, the build's config) and the sources' licences (schemas/vocab/export.yaml).
+
+Everything on the card comes from the database and the written files: the same database gives the
+same card, with no timestamp of the export.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxrvqa.export.items import Selection, export_data, sql_literal
+from cxrvqa.resources import load_json_schema, resource
+from cxrvqa.store import Store
+
+#: Hugging Face Hub size categories: (upper bound, label).
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+_IMAGE_NOTE = {
+    "parquet": "`image` is the PNG path relative to the build folder (the `--out` folder of `cxrvqa build`); "
+               "null for report-only items.",
+    "hf": "`image` is a `datasets` Image feature: {bytes: null, path: the absolute PNG path in the build "
+          "folder}, decoded to a PIL image by `datasets` on the machine of the build; `push_to_hub` embeds "
+          "the PNG bytes. Each file's schema metadata (`huggingface`) carries the features.",
+}
+
+
+def size_category(n: int) -> str:
+    return next((label for bound, label in SIZE_CATEGORIES if n < bound), "n>1T")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _by_split(store: Store, files: str, name: str, splits: list[str], value: str | None = None,
+              order: str = "1") -> str:
+    """A table of item counts: one row per ``value`` (SQL, default the column ``name``), one column per split,
+    then the total."""
+    counts: dict[Any, dict[str, int]] = {}
+    for key, split, n in store.query(f"SELECT {value or name} AS k, split, count(*) FROM read_parquet({files}) "
+                                     f"GROUP BY ALL ORDER BY {order}, split"):
+        counts.setdefault(key, {})[split] = n
+    rows = [[key, *(row.get(s, 0) for s in splits), sum(row.values())] for key, row in counts.items()]
+    return _table([name, *splits, "total"], rows)
+
+
+def sources(store: Store, configs: list[dict[str, Any]], has_images: bool, has_boxes: bool) -> list[str]:
+    """The source entries of schemas/vocab/export.yaml that the build's inputs fall under."""
+    demo = Path(str(resource("demo"))).resolve()
+    given = [Path(p) for c in configs
+             for p in (c.get("images_dir"), c.get("reports"), c.get("manifest"), *c.get("qa", {}).get("boxes", []))
+             if p]
+    if given and all(p.resolve().is_relative_to(demo) for p in given):
+        return ["demo"]
+    known = export_data()["sources"]
+    found = [fmt if fmt in known else "own"
+             for (fmt,) in store.query("SELECT DISTINCT source_format FROM current_reports ORDER BY 1")]
+    if has_images or has_boxes:
+        found.append("own")
+    return list(dict.fromkeys(found)) or ["own"]
+
+
+def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selection: Selection, fmt: str) -> str:
+    data = export_data()
+    card = data["card"]
+    splits = list(per_split)
+    paths = [str(folder / f"{s}.parquet") for s in splits]
+    files = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
+    total = sum(per_split.values())
+    if paths:
+        has_images, has_boxes, run_ids = store.query(
+            f"SELECT count(image) > 0, count(*) FILTER (len(boxes) > 0) > 0, list(DISTINCT provenance.run_id) "
+            f"FROM read_parquet({files})")[0]
+    else:
+        has_images, has_boxes, run_ids = False, False, []
+    runs = store.query("SELECT run_id, config, code_version FROM runs ORDER BY started_at")
+    configs = [json.loads(config) for _, config, _ in runs]
+    source_ids = sources(store, configs, has_images, has_boxes)
+    licences = {data["sources"][s]["license_id"] for s in source_ids}
+    front = {
+        "license": licences.pop() if len(licences) == 1 else "other",
+        "pretty_name": card["pretty_name"],
+        "task_categories": card["task_categories"],
+        "language": card["language"],
+        "tags": card["tags"],
+        "size_categories": [size_category(total)],
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": s, "path": f"{s}.parquet"} for s in splits]}],
+    }
+    out = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", "",
+           f"# {card['pretty_name']}", "", card["summary"], "",
+           f"Exported by `cxrvqa export --format {fmt}` from a cxrvqa build: {total} items "
+           f"({selection.describe()}).", "", "## Files", "",
+           _table(["split", "file", "items"], [[s, f"{s}.parquet", n] for s, n in per_split.items()]), "",
+           "```python",
+           "from datasets import load_dataset",
+           'ds = load_dataset("parquet", data_dir="path/to/this/folder")  # splits: train, validation, test',
+           'ds = load_dataset("path/to/this/folder")                      # splits as named here (val)',
+           "```", "",
+           "```sql",
+           "SELECT question, answer, grade FROM 'path/to/this/folder/*.parquet';  -- DuckDB",
+           "```", "",
+           _IMAGE_NOTE[fmt], ""]
+    if paths:
+        out += ["## Counts", "", "### Question types", "", _by_split(store, files, "question_type", splits), "",
+                "### Answer formats", "", _by_split(store, files, "answer_format", splits), "",
+                "### Grades", "",
+                _by_split(store, files, "grade", splits, value="coalesce(grade, 'not graded')",
+                          order="coalesce(any_value(grade_code), -1) DESC"), ""]
+    levels = store.query("SELECT label, meaning FROM grade_levels ORDER BY grade DESC")
+    if levels:
+        out += ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], "",
+                _table(["grade", "meaning"], [list(level) for level in levels]), ""]
+    schema = load_json_schema("qa_item.schema.json")["properties"]
+    if paths:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(paths[0]).names
+        out += ["## Fields", "", _table(["field", "description"],
+                                        [[f"`{n}`", schema[n]["description"]] for n in names]), ""]
+    out += _recipe(store, files if paths else None, run_ids, runs)
+    out += ["## Sources and licences", "",
+            "The items derive from these inputs; their terms apply to this dataset. cxrvqa itself is Apache-2.0.", "",
+            _table(["source", "licence"], [[data["sources"][s]["name"], data["sources"][s]["licence"]]
+                                           for s in source_ids]), ""]
+    return "\n".join(out)
+
+
+def _recipe(store: Store, files: str | None, run_ids: list[str], runs: list[tuple]) -> list[str]:
+    out = ["## Recipe", ""]
+    if files is None:
+        return out + ["No items were exported.", ""]
+    versions = store.query(f"SELECT provenance.code_version, provenance.backend, count(*) FROM read_parquet({files}) "
+                           "GROUP BY ALL ORDER BY ALL")
+    out += ["Generated by (cxrvqa code version, extraction backend, items):", "",
+            _table(["code version", "backend", "items"], [list(v) for v in versions]), ""]
+    grading = store.query("SELECT grading_version, validators_version, count(*) FROM current_qa_grades "
+                          "GROUP BY ALL ORDER BY ALL")
+    if grading:
+        out += ["Validation of the build's current items:", "",
+                _table(["grading version", "validators version", "items"], [list(g) for g in grading]), ""]
+    recipes = store.query(f"SELECT recipe_version, count(*) FROM current_images i SEMI JOIN read_parquet({files}) f "
+                          "ON f.image_id = i.image_id GROUP BY ALL ORDER BY ALL")
+    if recipes:
+        out += ["PNG rendering recipe versions (images): " + ", ".join(f"`{r}` ({n})" for r, n in recipes), ""]
+    templates = store.query(
+        f"SELECT f.template_id, f.provenance.template_version, any_value(f.question_type), any_value(f.answer_format), "
+        f"coalesce(any_value(t.source), ''), count(*) FROM read_parquet({files}) f "
+        f"LEFT JOIN current_qa_templates t ON t.template_id = f.template_id "
+        f"AND t.template_version = f.provenance.template_version GROUP BY ALL ORDER BY ALL")
+    out += ["Templates (prompts/questions/<id>.yaml unless another source is named):", "",
+            _table(["template", "version", "question type", "answer format", "source", "items"],
+                   [list(t) for t in templates]), ""]
+    latest = [(run_id, config, version) for run_id, config, version in runs if run_id in set(run_ids)]
+    if latest:
+        run_id, config, version = latest[-1]
+        shown = {k: v for k, v in json.loads(config).items() if k != "privacy"}
+        out += [f"Config of run `{run_id}` (cxrvqa {version}), the latest that generated exported items "
+                "(the pseudonymisation key's fingerprint is left out):", "", "```json",
+                json.dumps(shown, indent=2, sort_keys=True), "```", ""]
+    return out

@@ -1,0 +1,177 @@
+"""The QA items an export writes: one DuckDB query over the current dataset, filtered by grade and
+split, shared by every item format (jsonl, parquet, hf, llava).
+
+Rows come in a stable order (study, then item id) and carry every field of
+`schemas/qa_item.schema.json`: the item's columns, the PNG path, the answer parts with their tags,
+the evidence sentences, the grade (label and code) and the provenance. The formats write the query's
+result with DuckDB's `COPY ... TO`: nothing is loaded into Python, and DuckDB spills beyond its memory limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cxrvqa.errors import CxrvqaError
+from cxrvqa.resources import load_checked_yaml
+from cxrvqa.store import Store
+
+EXPORT_DATA = "schemas/vocab/export.yaml"
+
+
+@lru_cache(maxsize=1)
+def export_data() -> dict[str, Any]:
+    """schemas/vocab/export.yaml: card wording, source licences, LLaVA wording."""
+    return load_checked_yaml(EXPORT_DATA, "export.schema.json")[0]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which current items an export takes: every item, or those at or above a grade, of one split."""
+
+    min_grade: int | None = None        # grade code (grade_levels.grade); None: every item, graded or not
+    min_grade_label: str | None = None
+    split: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"grade >= {self.min_grade_label}" if self.min_grade_label else "",
+                 f"split {self.split}" if self.split else ""]
+        return ", ".join(p for p in parts if p) or "every current item"
+
+
+#: The default selection: every current item, graded or not.
+EVERY_ITEM = Selection()
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote: where, how many items (per split), and what it left out and why."""
+
+    format: str
+    dest: Path
+    items: int
+    per_split: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)     # reason -> items left out
+    image_root: Path | None = None                             # the folder image paths are relative to
+
+
+def grade_levels(store: Store) -> list[tuple[int, str]]:
+    """(code, label) of the build's grades, best first (grade_levels mirrors schemas/vocab/grades.yaml)."""
+    return [(code, label) for code, label in store.query("SELECT grade, label FROM grade_levels ORDER BY grade DESC")]
+
+
+def split_names(store: Store) -> list[str]:
+    """The splits the build's runs declared (qa.splits), in their order, then any other split an item has."""
+    declared: list[str] = []
+    for (keys,) in store.query("SELECT json_keys(config, '$.qa.splits') FROM runs ORDER BY started_at"):
+        declared += [k for k in keys or [] if k not in declared]
+    found = [s for (s,) in store.query("SELECT DISTINCT split FROM qa_items ORDER BY split") if s not in declared]
+    return declared + found
+
+
+def select(store: Store, min_grade: str | None = None, split: str | None = None) -> Selection:
+    """A Selection from a grade label and a split name, checked against the build."""
+    code = None
+    if min_grade is not None:
+        levels = grade_levels(store)
+        if not levels:
+            raise CxrvqaError(f"--min-grade {min_grade}: the build has no grades; run the validate stage first "
+                              f"(cxrvqa build ... --stages validate)")
+        codes = {label: c for c, label in levels}
+        if min_grade not in codes:
+            raise CxrvqaError(f"unknown grade {min_grade!r}; grades are {[label for _, label in levels]} "
+                              f"(best first, schemas/vocab/grades.yaml)")
+        code = codes[min_grade]
+    if split is not None:
+        names = split_names(store)
+        if split not in names:
+            raise CxrvqaError(f"unknown split {split!r}; the build's splits are {names}")
+    return Selection(code, min_grade if code is not None else None, split)
+
+
+def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
+    """`items`: the selected current items with their grade (NULL when not validated)."""
+    where, params = [], []
+    if selection.min_grade is not None:
+        where.append("g.grade >= ?")
+        params.append(selection.min_grade)
+    if selection.split is not None:
+        where.append("q.split = ?")
+        params.append(selection.split)
+    sql = ("items AS (SELECT q.*, g.label AS grade, g.grade AS grade_code FROM current_qa_items q "
+           "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
+           + (" WHERE " + " AND ".join(where) if where else "") + ")")
+    return sql, params
+
+
+#: Columns of an exported item, in order (schemas/qa_item.schema.json); `{image}` is the format's image column.
+ITEM_COLUMNS = """
+    i.item_id, i.study_id, i.patient_id, i.image_id, {image} AS image, i.view_plane, i.template_id,
+    i.question_type, i.strategy, i.skill, i.answer_format, i.question, i.answer,
+    coalesce(p.answer_parts, []) AS answer_parts, i.options, i.correct_option, i.findings, i.regions, i.boxes,
+    i.evidence_ids, coalesce(e.evidence, []) AS evidence, i.arguments, i.polarity, i.split, i.grade, i.grade_code,
+    {{'run_id': i.run_id, 'input_hash': i.input_hash, 'template_version': i.template_version,
+      'code_version': i.code_version, 'graph_id': i.graph_id, 'backend': i.backend}} AS provenance"""
+
+#: The image column: the PNG path relative to the build folder (as stored in images.png_path).
+RELATIVE_IMAGE = "im.png_path"
+
+
+def items_query(selection: Selection, image: str = RELATIVE_IMAGE) -> tuple[str, list[Any]]:
+    """(SQL, parameters) of the selected items with every exported field, ordered by study and item id.
+
+    ``image`` is the SQL expression of the image column over ``im.png_path`` (NULL without an image)."""
+    items, params = _items_cte(selection)
+    sql = f"""
+WITH {items},
+parts AS (
+    SELECT p.item_id, p.template_version, p.input_hash,
+           list({{'kind': p.kind, 'text': p.text, 'findings': p.findings, 'regions': p.regions}}
+                ORDER BY p.part_index) AS answer_parts
+    FROM qa_answer_parts p SEMI JOIN items USING (item_id, template_version, input_hash)
+    GROUP BY ALL
+),
+evidence AS (
+    SELECT e.item_id, e.template_version, e.input_hash,
+           list({{'sentence_id': s.sentence_id, 'section': s.section, 'text': s.text}} ORDER BY e.position)
+               AS evidence
+    FROM (SELECT item_id, template_version, input_hash, study_id, unnest(evidence_ids) AS sentence_id,
+                 generate_subscripts(evidence_ids, 1) AS position FROM items) e
+    JOIN current_sentences s USING (study_id, sentence_id)
+    GROUP BY ALL
+)
+SELECT {ITEM_COLUMNS.format(image=image)}
+FROM items i
+LEFT JOIN parts p USING (item_id, template_version, input_hash)
+LEFT JOIN evidence e USING (item_id, template_version, input_hash)
+LEFT JOIN current_images im ON im.image_id = i.image_id
+ORDER BY i.study_id, i.item_id"""
+    return sql, params
+
+
+@contextmanager
+def ordered_items(store: Store, selection: Selection, path: Path, image: str = RELATIVE_IMAGE
+                  ) -> Iterator[tuple[str, dict[str, int]]]:
+    """The selected items written once, in order, to a temporary Parquet file at ``path`` (deleted on exit).
+
+    Yields (a `read_parquet(...)` SQL source, items per split in the build's split order). The formats copy
+    from it: a scan of one file keeps its order (DuckDB preserves insertion order), and the sort runs where
+    DuckDB can spill it (a JSON `COPY` of the sorted query directly needs ~2x the memory)."""
+    sql, params = items_query(selection, image)
+    source = f"read_parquet({sql_literal(str(path))})"
+    store.con.execute("SET enable_progress_bar = false")
+    try:
+        store.query(f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet)", params)
+        counts = dict(store.query(f"SELECT split, count(*) FROM {source} GROUP BY split"))
+        yield source, {s: counts[s] for s in split_names(store) if s in counts}
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def sql_literal(text: str) -> str:
+    """A single-quoted SQL string literal (COPY's target and options take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"

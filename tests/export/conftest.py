@@ -1,0 +1,33 @@
+"""The demo build the item exports read, built once per session with seed 2, which puts the demo's four
+patients into all three splits (demo-p1, demo-p3: train; demo-p2: val; demo-p4: test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxrvqa.cli import _demo_inputs
+from cxrvqa.config import load_config
+from cxrvqa.store import Store
+
+#: The seed of the export demo build; validate-file needs it too (tests write it to a config file).
+SEED = 2
+SPLITS = {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test"}
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from flows.build import build_dataset
+
+    out = tmp_path_factory.mktemp("export-demo")
+    build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "seed": SEED, "imaging": {"workers": 1}}))
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        found = dict(store.query("SELECT DISTINCT study_id, split FROM current_qa_items ORDER BY 1"))
+    assert found == SPLITS, "the demo's splits under seed 2 changed: choose another SEED"
+    return out
+
+
+def db_rows(out: Path, sql: str, params: list | None = None) -> list[dict]:
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        return store.query_dicts(sql, params)

@@ -127,6 +127,8 @@ def build(
             from cxrvqa.validation.judge import prepare_judge
 
             prepare_judge(config)   # so does a judge without a server, model or known min_grade
+        with Store(config.db_path):   # and a database another build holds, before any flow starts
+            pass
         result = _run_build(config)
     except CxrvqaError as exc:
         _fail(exc)

@@ -204,8 +204,9 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
         row["run_id"] = run_id
     for row in rejects:
         row["run_id"] = run_id
-    store.insert("images", images)
-    store.insert("image_rejects", rejects)
+    with store.transaction():   # a batch is never half-written (a killed build redoes it whole)
+        store.insert("images", images)
+        store.insert("image_rejects", rejects)
     counts.n_done += len(images)
     counts.n_rejected += len(rejects)
     return counts

@@ -9,6 +9,7 @@ templates. After the batches, `balance` sets per template the share of 'no' cand
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -23,6 +24,7 @@ from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, g
 from cxrvqa.qa.study import Box, ImageView, study_view
 from cxrvqa.qa.templates import Template, load_templates, template_version
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.shards import Tables, write_tables
 
 #: The fewest pending studies worth a process pool.
 POOL_MIN_STUDIES = 4000
@@ -72,14 +74,15 @@ def with_workers_for(context: QAStageContext, n_pending: int) -> QAStageContext:
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
     """Register this run's templates and the studies whose input changed; returns the number of studies."""
     now = datetime.now(timezone.utc)
-    store.insert("qa_templates", [
-        {"run_id": run_id, "template_id": t.id, "template_version": version, "source": t.source,
-         "definition": json.dumps(t.definition(), default=list), "created_at": now}
-        for t, version in context.templates])
-    store.con.execute(
-        f"INSERT INTO qa_inputs SELECT s.study_id, s.input_hash, s.graph_id, ?, ? FROM ({STUDY_INPUTS_SQL}) s "
-        "WHERE NOT EXISTS (SELECT 1 FROM current_qa_inputs c WHERE c.study_id = s.study_id "
-        "AND c.input_hash = s.input_hash AND c.graph_id = s.graph_id)", [run_id, now, context.backend])
+    with store.transaction():
+        store.insert("qa_templates", [
+            {"run_id": run_id, "template_id": t.id, "template_version": version, "source": t.source,
+             "definition": json.dumps(t.definition(), default=list), "created_at": now}
+            for t, version in context.templates])
+        store.con.execute(
+            f"INSERT INTO qa_inputs SELECT s.study_id, s.input_hash, s.graph_id, ?, ? FROM ({STUDY_INPUTS_SQL}) s "
+            "WHERE NOT EXISTS (SELECT 1 FROM current_qa_inputs c WHERE c.study_id = s.study_id "
+            "AND c.input_hash = s.input_hash AND c.graph_id = s.graph_id)", [run_id, now, context.backend])
     return store.query("SELECT count(*) FROM current_scene_graphs WHERE backend = ?", [context.backend])[0][0]
 
 
@@ -193,6 +196,9 @@ PART_SCHEMA = pa.schema([
     ("input_hash", pa.string())])
 
 
+DONE_COLUMNS = ("study_id", "input_hash", "template_id", "template_version", "n_items")
+
+
 def _with_provenance(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
     n = table.num_rows
     return (table.append_column("run_id", pa.array([run_id] * n, pa.string()))
@@ -200,31 +206,39 @@ def _with_provenance(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
             .append_column("created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))))
 
 
-def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]], context: QAStageContext
-                   ) -> StageCounts:
-    """Generate and write one batch of (study, templates) work; the batch commits as a whole."""
-    studies = load_inputs(store, work, context.backend)
+def load_batch(store: Store, work: list[tuple[str, list[str]]], context: QAStageContext
+               ) -> tuple[list[StudyQAInput], StageCounts]:
+    return load_inputs(store, work, context.backend), StageCounts(n_input=len(work))
+
+
+def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: str) -> Iterator[Tables]:
+    """The `qa_items`, `qa_answer_parts` and `qa_done` rows of these studies, chunk by chunk over the
+    worker processes (pure)."""
     now = datetime.now(timezone.utc)
     versions = {t.id: v for t, v in context.templates}
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
-    done_rows: dict[str, list] = {c: [] for c in ("study_id", "input_hash", "template_id", "template_version",
-                                                  "n_items")}
-    n_items = 0
     # enough chunks per worker for process_map to use the pool and keep every worker busy
     chunk = max(1, -(-len(studies) // (context.workers * MIN_ITEMS_PER_WORKER)))
-    with store.transaction():   # each chunk is written while the workers make the next ones
-        for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
-            store.insert("qa_items", _with_provenance(items, run_id, now))
-            store.insert("qa_answer_parts", parts)
-            n_items += items.num_rows
-            for study, input_hash, template_id, count in done:
-                values = (study, input_hash, template_id, versions[template_id], count)
-                for column, value in zip(done_rows, values, strict=True):
-                    done_rows[column].append(value)
-        n = len(done_rows["study_id"])
-        store.insert("qa_done", pa.table({**done_rows, "run_id": [run_id] * n,
-                                          "created_at": pa.array([now] * n, pa.timestamp("us", tz="UTC"))}))
-    return StageCounts(n_input=len(work), n_done=n_items)
+    for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
+        done_rows = [(study, input_hash, template, versions[template], n) for study, input_hash, template, n in done]
+        yield {"qa_items": _with_provenance(items, run_id, now), "qa_answer_parts": parts,
+               "qa_done": pa.table(_columns(DONE_COLUMNS, done_rows)).append_column(
+                   "run_id", pa.array([run_id] * len(done_rows), pa.string())).append_column(
+                   "created_at", pa.array([now] * len(done_rows), pa.timestamp("us", tz="UTC")))}
+
+
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: QAStageContext
+                ) -> StageCounts:
+    counts.n_done += write_tables(store, parts)["qa_items"]
+    return counts
+
+
+def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]], context: QAStageContext
+                   ) -> StageCounts:
+    """Generate and write one batch of (study, templates) work; the batch commits as a whole, each chunk
+    written while the workers make the next ones."""
+    studies, counts = load_batch(store, work, context)
+    return write_batch(store, counts, compute_batch(studies, context, run_id), context)
 
 
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:

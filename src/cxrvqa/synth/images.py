@@ -141,7 +141,7 @@ def _study_header(seed: int, plan: ImagePlan) -> tuple[dict[str, Any], dict[str,
         attributes["StudyDescription"] = body["StudyDescription"]
     detector = _weighted(rng, spec["detectors"])
     acquisition = {
-        "sop_class": modality["sop_class"], "spacing_keywords": modality["spacing"],
+        "sop_class": modality["sop_class"], "spacing_keywords": rng.choice(modality["spacing"]),
         "spacing": rng.choice(modality["pixel_spacing_mm"]), "detector": detector,
         "photometric": _weighted(rng, spec["photometric"])["value"],
         "bits": _weighted(rng, spec["bits_stored"])["value"],

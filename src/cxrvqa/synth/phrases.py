@@ -195,7 +195,12 @@ def _descendants(finding: str) -> set[str]:
 
 @lru_cache(maxsize=1)
 def phrasebook() -> Phrasebook:
-    data, digest = load_checked_yaml(FILE, SCHEMA)
+    """The packaged phrasebook, checked and compiled once per process."""
+    return compile_phrasebook(*load_checked_yaml(FILE, SCHEMA))
+
+
+def compile_phrasebook(data: dict[str, Any], digest: str) -> Phrasebook:
+    """Check schema-valid phrasebook data against the vocabularies and compile its frames."""
     vocab = vocabulary()
     finding_synonyms = {fid: set(f["synonyms"]) for fid, f in vocab.findings.items()}
     region_synonyms = {rid: set(r["synonyms"]) for rid, r in vocab.regions.items()}

@@ -334,6 +334,8 @@ class Generator:
             frame = _choice(rng, self.change_frames[fact.change])
         elif fact.presence == "uncertain":
             frame = self.frames["uncertain_before" if rng.random() < 0.65 else "uncertain_after"]
+        elif fact.side == "bilateral" and rng.random() < 0.3:
+            frame = self.frames["bilateral_asymmetric"]
         else:
             frame = self.frames["present_plain"]
         return _Unit(rank, "frame", frame=frame, facts=(fact,))

@@ -231,20 +231,24 @@ def as_of(store: Store, run_id: str | None) -> Iterator[None]:
         yield
         return
     run_info(store, run_id)
+    runs = [r for (r,) in store.query("SELECT run_id FROM runs WHERE started_at <= (SELECT started_at FROM runs "
+                                      "WHERE run_id = ?) ORDER BY started_at", [run_id])]
+    if len(runs) == store.query("SELECT count(*) FROM runs")[0][0]:
+        yield                                     # as of the latest run = the current dataset
+        return
     catalog = store.query("SELECT current_database()")[0][0].replace('"', '""')
     tables = [t for (t,) in store.query(
         "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
         "USING (table_catalog, table_schema, table_name) WHERE c.table_catalog = current_database() "
         "AND c.table_schema = 'main' AND t.table_type = 'BASE TABLE' AND c.column_name = 'run_id' ORDER BY 1")]
-    run = run_id.replace("'", "''")
+    # views take no parameters; a literal list (not a subquery) also keeps DuckDB's row estimates and plans
+    # right (a subquery here made the validation view ~10x slower)
+    listed = ", ".join("'" + r.replace("'", "''") + "'" for r in runs)
     created = []
     try:
         for table in tables:
-            # views take no parameters: the run id is a quoted literal (checked to exist above)
-            store.con.execute(
-                f'CREATE TEMP VIEW "{table}" AS SELECT * FROM "{catalog}".main."{table}" WHERE run_id IN '
-                f'(SELECT run_id FROM "{catalog}".main.runs WHERE started_at <= '
-                f"(SELECT started_at FROM \"{catalog}\".main.runs WHERE run_id = '{run}'))")
+            store.con.execute(f'CREATE TEMP VIEW "{table}" AS SELECT * FROM "{catalog}".main."{table}" '
+                              f"WHERE run_id IN ({listed})")
             created.append(table)
         yield
     finally:
@@ -559,6 +563,7 @@ def reject_examples(store: Store, filters: AuditFilters, limit: int) -> dict[str
 def summarise(store: Store, filters: AuditFilters = NO_FILTERS, run_id: str | None = None, limit: int = 10
               ) -> AuditSummary:
     """The audit of the dataset as of run `run_id` (default: the current dataset)."""
+    store.con.execute("SET enable_progress_bar = false")   # DuckDB would draw one over the tables and JSON
     notes = check_filters(store, filters)
     latest = run_info(store, None)
     with as_of(store, run_id), audit_tables(store, filters) as relations:

@@ -1,0 +1,70 @@
+"""`cxrvqa audit` on the two-run build: terminal tables, one JSON document matching the database, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cxrvqa.cli import app
+from cxrvqa.store import Store
+from tests.audit.conftest import Build
+
+pytestmark = pytest.mark.flow
+runner = CliRunner(env={"COLUMNS": "250"})   # rich wraps at the terminal width
+
+
+def test_json_is_one_document_that_matches_the_database(audit_build: Build) -> None:
+    result = runner.invoke(app, ["audit", "--out", str(audit_build.out), "--json", "--compare", audit_build.run1])
+    assert result.exit_code == 0, result.output
+    audit = json.loads(result.stdout)
+    assert list(audit) == ["as_of_run", "latest_run", "filters", "stages", "reasons", "templates", "validators",
+                           "grades", "grade_criteria", "disagreements", "dataset_checks_run", "dataset_checks",
+                           "failing_items", "examples", "rejects", "notes", "compare"]
+    with Store(audit_build.db, read_only=True) as store:
+        items = store.query("SELECT count(*) FROM current_qa_items")[0][0]
+        failing = store.query("SELECT count(DISTINCT item_id) FROM current_validation_results WHERE status <> 'ok'")
+        reasons = dict(((v, r), n) for v, r, n in store.query(
+            "SELECT validator, reason, count(*) FROM current_validation_results WHERE status <> 'ok' GROUP BY ALL"))
+        grades = dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY 1"))
+    assert next(s["kept"] for s in audit["stages"] if s["stage"] == "qa") == items
+    assert audit["failing_items"] == failing[0][0] and len(audit["examples"]) == 10
+    assert {(r["validator"], r["reason"]): r["n"] for r in audit["reasons"] if r["stage"] == "validate"} == reasons
+    assert {g["label"]: g["n"] for g in audit["grades"] if g["n"]} == grades
+    assert audit["compare"]["baseline"]["run_id"] == audit_build.run1
+    assert {"key": "validate/answer_program: answer_mismatch", "before": 0, "after": 2, "delta": 2} in \
+        audit["compare"]["reasons"]
+
+
+def test_terminal_tables_name_reasons_templates_and_examples(audit_build: Build) -> None:
+    result = runner.invoke(app, ["audit", "--out", str(audit_build.out), "--compare", audit_build.run1,
+                                 "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for expected in ("Counts per stage", "answer_mismatch", "laterality_mismatch", "no_image", "unsupported_modality",
+                     "Validators", "Templates", "Grades", f"Compared with run {audit_build.run1}",
+                     "Failing items: 3 of", "On which side is the pneumothorax?",
+                     "answer: the answer program gives 'right', found 'left'",
+                     "rules vs llm: no study has graphs of both backends", "other/ct_slice.dcm"):
+        assert expected in text, expected
+    # report and header text is printed as text, never as rich markup
+    filtered = runner.invoke(app, ["audit", "--out", str(audit_build.out), "--stage", "extract"])
+    assert filtered.exit_code == 0 and '<svg onload="window.__xss=3"></svg>' in filtered.stdout
+    assert "Validators" not in filtered.stdout and "no_image" not in filtered.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--run", "nope"], "--run/--compare: no run 'nope' in this build"),
+    (["--compare", "nope"], "--run/--compare: no run 'nope' in this build"),
+    (["--stage", "audit"], "--stage: unknown stage 'audit'"),
+    (["--validator", "nope"], "--validator: 'nope' is not in this build"),
+])
+def test_bad_options_are_clear_errors(audit_build: Build, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["audit", "--out", str(audit_build.out), *args])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+
+
+def test_no_build_is_a_clear_error(tmp_path) -> None:
+    result = runner.invoke(app, ["audit", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no database at" in result.output

@@ -38,6 +38,7 @@ class CorpusSummary:
     image_studies: int
     images: int = 0
     report_seconds: float = 0.0
+    report_cpu_seconds: float = 0.0    # of this process only: with workers > 1 the generation runs elsewhere
     image_seconds: float = 0.0
     report_bytes: int = 0
     gold_bytes: int = 0
@@ -75,7 +76,7 @@ def write_corpus(out: Path, studies: int, seed: int = 0, images: int = 0, worker
     summary = CorpusSummary(str(out), seed, studies, images, versions={
         "generator": GENERATOR_VERSION, "phrases": gen.book.content_hash, "code": code_version()})
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     plans: list[ImagePlan] = []
     progress.start("reports", studies)
     make = partial(make_chunk, seed, total=studies, plans_below=images)
@@ -86,6 +87,7 @@ def write_corpus(out: Path, studies: int, seed: int = 0, images: int = 0, worker
             plans.extend(chunk.plans)
             progress.advance("reports", chunk.count)
     summary.report_seconds = time.perf_counter() - started
+    summary.report_cpu_seconds = time.process_time() - cpu_started
     summary.report_bytes = (out / REPORTS).stat().st_size
     summary.gold_bytes = (out / GOLD).stat().st_size
 

@@ -141,7 +141,7 @@ class Generator:
         #: statement id -> (finding, the fixed fields of the absent observation it implies)
         self.derived = {statement.id: [(finding, {
             "name": vocab.findings[finding]["name"], "finding": finding, "category": _category(finding),
-            "regions": [], "laterality": None, "presence": "absent", "severity": None, "change": None})
+            "presence": "absent"})
             for finding in statement.absent] for statement in book.statements.values()}
         self.distributions = {key: list(accumulate(book.mix[key])) for key in
                               ("positives", "negatives", "devices", "studies_per_patient")}
@@ -529,9 +529,9 @@ class Generator:
         return restated
 
     # ------------------------------------------------------------------ one study
-    def study(self, rng: random.Random, index: int, patient: "_Patient", order: int, with_frames: bool = False
-              ) -> tuple[bytes, bytes, ImagePlan, list[str]]:
-        """(report JSON line, gold graph JSON line, image plan, frame of each sentence when asked)."""
+    def study(self, rng: random.Random, index: int, patient: "_Patient", order: int, with_plan: bool = False,
+              with_frames: bool = False) -> tuple[bytes, bytes, ImagePlan | None, list[str]]:
+        """(report JSON line, gold graph JSON line, image plan and frame of each sentence when asked)."""
         mix, book = self.mix, self.book
         prior = order > 0
         icu = rng.random() < mix["icu_share"]
@@ -542,7 +542,6 @@ class Generator:
             roll = rng.random()
             views = ("PA", "LATERAL") if roll < 0.75 else ("PA",) if roll < 0.88 else ("AP",)
             portable, technique = False, _TECHNIQUE_OF_VIEWS[views]
-        study_date = patient.dates[order]
         deid = rng.random() < mix["deid_share"]
 
         sections: list[tuple[str, list[tuple[str, list, str, str | None]]]] = []
@@ -573,7 +572,8 @@ class Generator:
         report = orjson.dumps({"study_id": sid, "patient_id": pid, "text": text})
         gold = orjson.dumps({"study_id": sid, "backend": BACKEND, "indication": indication, "sentences": sentences,
                            "observations": observations})
-        plan = ImagePlan(index, sid, pid, patient.number, views, portable, patient.sex, patient.age, study_date)
+        plan = ImagePlan(index, sid, pid, patient.number, views, portable, patient.sex, patient.age,
+                         patient.dates[order]) if with_plan else None
         return report, gold, plan, frames
 
     def _sentence(self, rng: random.Random, unit: _Unit) -> tuple[str, list, str, str | None]:
@@ -620,13 +620,20 @@ class Generator:
                 sentence_id = len(sentences)
                 sentences.append({"id": sentence_id, "section": section, "text": text, "start": length,
                                   "end": length + len(text)})
-                for fact, start, end in mentions:
-                    observations.append({
+                for fact, start, end in mentions:   # fields at the model's default are left out
+                    observation = {
                         "id": f"o{len(observations) + 1}", "name": text[start:end], "finding": fact.finding,
-                        "category": fact.category, "regions": fact.regions, "laterality": fact.laterality,
-                        "presence": fact.presence, "severity": fact.severity, "change": fact.change,
-                        "evidence": [{"sentence_id": sentence_id, "start": length + start, "end": length + end}],
-                        "from_report": True, "derived_from": []})
+                        "category": fact.category, "presence": fact.presence,
+                        "evidence": [{"sentence_id": sentence_id, "start": length + start, "end": length + end}]}
+                    if fact.laterality:
+                        observation["laterality"] = fact.laterality
+                    if fact.regions:
+                        observation["regions"] = fact.regions
+                    if fact.severity:
+                        observation["severity"] = fact.severity
+                    if fact.change:
+                        observation["change"] = fact.change
+                    observations.append(observation)
                 frame_of.append(frame_id or section)
                 if statement is not None:
                     said.append((statement, sentence_id, length, length + len(text) - 1))
@@ -641,14 +648,14 @@ class Generator:
                 observations.append({
                     "id": f"o{len(observations) + 1}", **template,
                     "evidence": [{"sentence_id": sentence_id, "start": start, "end": end}],
-                    "from_report": True, "derived_from": [f"statement:{statement_id}"]})
+                    "derived_from": [f"statement:{statement_id}"]})
         text = "".join(parts)
         if rng.random() < self.mix["wrap_share"]:
             text = _wrap(text, sentences)
             for sentence in sentences:
                 sentence["text"] = text[sentence["start"]:sentence["end"]]
             for observation in observations:
-                if not observation["derived_from"]:
+                if "derived_from" not in observation:
                     evidence = observation["evidence"][0]
                     observation["name"] = text[evidence["start"]:evidence["end"]]
         return text, sentences, observations, frame_of if with_frames else []
@@ -736,10 +743,10 @@ def make_chunk(seed: int, chunk: int, total: int, plans_below: int = 0, with_fra
         for order in range(n):
             if index >= last:
                 break
-            report, gold, plan, frame_of = gen.study(rng, index, patient, order, with_frames)
+            report, gold, plan, frame_of = gen.study(rng, index, patient, order, index < plans_below, with_frames)
             reports.append(report)
             golds.append(gold)
-            if index < plans_below:
+            if plan is not None:
                 plans.append(plan)
             if with_frames:
                 frames.append(frame_of)

@@ -20,6 +20,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cxrvqa build --demo --out $(DEMO_OUT)
+	$(BIN)/cxrvqa audit --out $(DEMO_OUT) --html $(DEMO_OUT)/audit.html > $(DEMO_OUT)/audit.txt
+	$(BIN)/cxrvqa export --out $(DEMO_OUT) --format jsonl --dest $(DEMO_OUT)/export/qa.jsonl
+	$(BIN)/cxrvqa export --out $(DEMO_OUT) --format parquet --dest $(DEMO_OUT)/export/parquet --min-grade B
+	@echo
+	@echo "demo dataset:     $(DEMO_OUT)/cxrvqa.duckdb (cxrvqa status --out $(DEMO_OUT))"
+	@echo "HTML audit:       $(DEMO_OUT)/audit.html (open it in a browser; terminal audit in $(DEMO_OUT)/audit.txt)"
+	@echo "QA items (jsonl): $(DEMO_OUT)/export/qa.jsonl"
+	@echo "Parquet (>= B):   $(DEMO_OUT)/export/parquet"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -403,7 +403,7 @@ class Generator:
                 break
             taken |= self.related[fid]
             negatives.append(self._negative(rng, fid))
-        if not stated & set(self.related["lung_opacity"]) and rng.random() < 0.05:
+        if rng.random() < 0.05 and not stated & self.related["lung_opacity"]:
             unit = self._negated_reading(rng, taken, opacities, readings)
             if unit is not None:
                 units.append(unit)
@@ -554,7 +554,8 @@ class Generator:
             sections.append(("indication", [(_fill(p, values), [], "", None) for p in template]))
         if rng.random() < 0.85:
             if prior:
-                when = "XXXX" if deid else patient.dates[order - 1].strftime("%m/%d/%Y")
+                before = patient.dates[order - 1]
+                when = "XXXX" if deid else f"{before.month:02d}/{before.day:02d}/{before.year}"
                 text = _fill(_choice(rng, book.comparisons["prior"]), {"date": when})
             else:
                 text = _fill(_choice(rng, book.comparisons["none"]), {})

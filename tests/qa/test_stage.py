@@ -160,15 +160,25 @@ def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_pat
         fill_store(store, 0, 40)
         first = run_qa(store, tmp_path, "run-1")
         assert len(first.pending) == 40
-        # three studies get a new scene graph (a re-extraction)
+        # a re-extraction (new extractor version, so new graph ids) that gives every study the same graph
+        store.con.execute("INSERT INTO scene_graphs SELECT * REPLACE ('g1-' || graph_id AS graph_id, "
+                          "created_at + INTERVAL 1 SECOND AS created_at, 'run-x' AS run_id) FROM scene_graphs")
+        unchanged = run_qa(store, tmp_path, "run-1b")
+        assert unchanged.pending == [] and store.query(
+            "SELECT count(*) FROM current_qa_candidates WHERE graph_id LIKE 'g1-%'")[0][0] == 0
+        # three studies get a changed scene graph
         store.con.execute("INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, "
-                          "created_at + INTERVAL 1 SECOND AS created_at, 'run-x' AS run_id) FROM scene_graphs "
-                          "WHERE study_id IN ('s0000003', 's0000007', 's0000011')")
+                          "created_at + INTERVAL 2 SECOND AS created_at, 'run-x' AS run_id, "
+                          "json_merge_patch(graph, '{\"indication\": \"Changed.\"}')::VARCHAR AS graph) "
+                          "FROM scene_graphs WHERE study_id IN ('s0000003', 's0000007', 's0000011') "
+                          "AND graph_id LIKE 'g1-%'")
         second = run_qa(store, tmp_path, "run-2")
         assert [(study, len(ids)) for study, ids in second.pending] == [
             ("s0000003", TEMPLATES), ("s0000007", TEMPLATES), ("s0000011", TEMPLATES)]
         assert store.query("SELECT DISTINCT graph_id[:3] FROM current_qa_candidates WHERE study_id IN "
                            "('s0000003', 's0000007', 's0000011')") == [("g2-",)]
+        assert store.query("SELECT count(DISTINCT study_id), count(*) FILTER (graph_id LIKE 'g1-%') "
+                           "FROM current_qa_candidates")[0] == (40, 0)   # the others keep their first items
         # a user template: only it is generated, for every study
         user = tmp_path / "templates"
         user.mkdir()

@@ -37,7 +37,8 @@ WITH imgs AS (
     FROM current_images GROUP BY study_id),
 bx AS (SELECT study_id, string_agg(box_id, ',' ORDER BY box_id) AS boxes FROM current_boxes GROUP BY study_id)
 SELECT g.study_id, g.graph_id, r.patient_id,
-       md5(concat_ws('|', g.graph_id, r.patient_id, coalesce(i.images, ''), coalesce(b.boxes, ''))) AS input_hash
+       md5(concat_ws('|', md5(g.graph::VARCHAR), r.patient_id, coalesce(i.images, ''), coalesce(b.boxes, '')))
+           AS input_hash
 FROM current_scene_graphs g
 JOIN current_reports r USING (study_id)
 LEFT JOIN imgs i USING (study_id)

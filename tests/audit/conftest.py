@@ -8,7 +8,9 @@ The build uses the bundled demo images, manifest and boxes, and the demo reports
 - run 2: the same plus `audit-s6` (report-only, another template mix) and `audit-s8`, an empty report
   (rejected); both changed answers are now rejected (`answer_mismatch`; the side one also
   `laterality_mismatch`);
-- after run 2 one failed LLM extraction (study `audit-s7`) is recorded whose error holds a third payload.
+- after run 2, rows an LLM extraction would write are recorded: a failed one (study `audit-s7`) whose error
+  holds a third payload, and an `llm` graph of demo-s1 that is the rules graph with the pneumothorax on
+  the left (a laterality disagreement) and a present cardiomegaly the rules read as absent (a presence one).
 `Build.run1` keeps counts read straight from the views right after run 1, for the "as of run 1" tests.
 """
 
@@ -102,6 +104,17 @@ def audit_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
             "reason": "llm_invalid_response", "error": f"the model answered {XSS_ERROR} instead of JSON",
             "attempts": 4, "raw_response": XSS_ERROR, "usage": None, "run_id": run2, "code_version": "test",
             "created_at": datetime.now(timezone.utc)}])
+        store.con.execute(
+            "INSERT INTO scene_graphs SELECT 'llm-' || graph_id, study_id, 'llm', report_hash, parser_version, "
+            "input_hash, 'test', quality, n_observations + 1, graph, run_id, code_version, now() "
+            "FROM current_scene_graphs WHERE study_id = 'demo-s1'")
+        store.con.execute(
+            "INSERT INTO observations SELECT 'llm-' || graph_id, study_id, 'llm', obs_id, name, finding, "
+            "unresolved_text, category, CASE WHEN finding = 'pneumothorax' THEN 'left' ELSE laterality END, "
+            "presence, severity, change, modifiers, parent_id, from_report, derived_from FROM current_observations "
+            "WHERE study_id = 'demo-s1' UNION ALL SELECT 'llm-' || graph_id, study_id, 'llm', 'o-extra', "
+            "'cardiomegaly', 'cardiomegaly', NULL, 'cardiovascular', NULL, 'present', NULL, NULL, [], NULL, true, [] "
+            "FROM current_scene_graphs WHERE study_id = 'demo-s1' AND backend = 'rules'")
     return Build(out, run1, run2, first)
 
 

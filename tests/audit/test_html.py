@@ -104,6 +104,8 @@ def test_the_page_in_headless_chromium(audit_build: Build, browser, tmp_path: Pa
     assert page.locator("#chart-validators g.bar").count() == validators
     assert page.locator("#gallery figure").count() == expected_cells[("images", "kept")]
     assert page.locator("#gallery rect").count() == expected_cells[("boxes", "kept")]
+    assert page.locator("#disagreements tbody tr").all_inner_texts() == ["cardiomegaly\tpresence\t1",
+                                                                         "pneumothorax\tlaterality\t1"]
 
     def shown() -> int:
         return int(page.get_attribute("#visible-count", "data-shown"))

@@ -37,7 +37,7 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert [s.stage for s in summary.stages] == ["images", "reports", "extract", "boxes", "qa", "validate", "dataset"]
     assert (stages["images"].kept, stages["images"].rejected) == (4, image_rejects) == (4, 1)
     assert (stages["reports"].kept, stages["reports"].rejected) == (6, 1)     # demo 4 + s5 + s6; s8 empty
-    assert (stages["extract"].kept, stages["extract"].failed) == (6, 1)      # the recorded llm failure
+    assert (stages["extract"].kept, stages["extract"].failed) == (7, 1)  # 6 rules graphs + the llm one; its failure
     assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 1)
     n_items = sum(n for _, n, _, _ in items)
     assert stages["qa"].kept == n_items
@@ -192,3 +192,22 @@ def test_compare_names_the_reasons_and_templates_that_changed(audit_build: Build
     stage_keys = {c.key: c.delta for c in comparison.stages}
     assert stage_keys["validate.rejected"] == 2 and stage_keys["reports.kept"] == 1
     assert {c.key: c.delta for c in comparison.grades}["D"] == 2
+
+
+def test_rules_vs_llm_disagreements_where_both_backends_ran(audit_build: Build) -> None:
+    with Store(audit_build.db, read_only=True) as store:
+        summary = summarise(store, limit=5)
+        extract_only = summarise(store, AuditFilters(stage="extract"))
+        by_template = summarise(store, AuditFilters(template="finding_side"))
+        rules = store.query("SELECT laterality FROM current_observations WHERE study_id = 'demo-s1' "
+                            "AND backend = 'rules' AND finding = 'pneumothorax'")
+    agreement = summary.disagreements
+    assert (agreement.studies_with_both, agreement.studies_disagreeing) == (1, 1)
+    assert agreement.by_finding == [{"finding": "cardiomegaly", "disagreement": "presence", "n": 1},
+                                    {"finding": "pneumothorax", "disagreement": "laterality", "n": 1}]
+    assert [(e["study_id"], e["finding"], e["rules_presence"], e["llm_presence"], e["rules_laterality"],
+             e["llm_laterality"]) for e in agreement.examples] == [
+        ("demo-s1", "cardiomegaly", "absent", "present", None, None),     # "The heart size is normal."
+        ("demo-s1", "pneumothorax", "present", "present", rules[0][0], "left")]
+    assert extract_only.disagreements == agreement and by_template.disagreements is None
+    assert [s.stage for s in extract_only.stages] == ["extract"]

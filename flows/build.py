@@ -6,7 +6,10 @@ With no PREFECT_API_URL, Prefect runs in ephemeral mode (no server to start by h
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ configure_prefect_environment()
 
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.context import FlowRunContext  # noqa: E402
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings  # noqa: E402
+from prefect.task_runners import TaskRunner  # noqa: E402
 
 from cxrvqa import progress  # noqa: E402
 from cxrvqa.config import Config  # noqa: E402
@@ -28,6 +34,7 @@ from cxrvqa.reports import stage as report_stage  # noqa: E402
 from cxrvqa.reports.loaders import load_reports  # noqa: E402
 from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
 from cxrvqa.store.runs import StageCounts  # noqa: E402
+from cxrvqa.store.shards import ShardSet, Tables, clear_shards, merge_shards, shard_folder, write_shards  # noqa: E402
 from cxrvqa.validation import judge as judge_stage  # noqa: E402
 from cxrvqa.validation import stage as validate_stage  # noqa: E402
 from cxrvqa.validation.dataset import dataset_checks  # noqa: E402
@@ -41,10 +48,11 @@ def ingest_image_batch(db_path: Path, run_id: str, batch: list[str],
     return counts
 
 
-def _run_stage(config: Config, run_id: str, stage: str, batches: Iterable[list],
-               run_batch: Callable[[list], StageCounts], total: int | None, skipped: int = 0) -> dict[str, int]:
+def _run_stage(config: Config, run_id: str, stage: str, results: Iterable[StageCounts], total: int | None,
+               skipped: int = 0) -> dict[str, int]:
     """Bookkeeping around one stage: its run_stages row, progress, failure status.
 
+    ``results``: the counts of each batch, as `_batches` computes and writes them.
     ``skipped``: inputs found done before any batch ran (they are counted as input and skipped).
     """
     store = open_writer(config.db_path)
@@ -52,13 +60,108 @@ def _run_stage(config: Config, run_id: str, stage: str, batches: Iterable[list],
     counts.add(StageCounts(n_input=skipped, n_skipped=skipped))
     progress.start(stage, total)
     try:
-        for batch in batches:
-            counts.add(run_batch(batch))
+        for batch_counts in results:
+            counts.add(batch_counts)
     except BaseException:
         finish_stage(store, run_id, stage, counts, status="failed")
         raise
     finish_stage(store, run_id, stage, counts)
     return counts.as_dict()
+
+
+#: Stage modules whose batches split into load (reads the store), compute (pure) and write (one transaction).
+BATCH_STAGES = {"images": image_stage, "reports": report_stage, "extract": extract_stage, "qa": qa_stage,
+                "validate": validate_stage}
+
+
+def _batches(config: Config, run_id: str, stage: str, batches: Iterable[list], context: Any,
+             local_task: Callable[[Path, str, list, Any], StageCounts], on_dask: bool = True) -> Iterator[StageCounts]:
+    """Each batch's counts, once it is written: computed here by ``local_task`` (local executor, or a stage
+    that must stay with the database), or on the Dask cluster and merged here (dask executor)."""
+    if config.executor.kind == "dask" and on_dask:
+        return _dask_batches(config, run_id, stage, batches, context)
+    return (local_task(config.db_path, run_id, batch, context) for batch in batches)
+
+
+class Sealed:
+    """A batch's input and its stage's context as one object that neither Prefect nor Dask looks inside: both
+    walk lists, tuples, dicts and dataclasses (slow on thousands of records), and Dask turns Prefect's own
+    `quote` into a plain tuple."""
+
+    __slots__ = ("work", "context")
+
+    def __init__(self, work: Any, context: Any):
+        self.work, self.context = work, context
+
+
+@task(name="compute-batch", cache_policy=NO_CACHE)
+def compute_batch(compute: Callable[[Any, Any, str], Iterable[Tables]], batch_input: Sealed, run_id: str,
+                  folder: Path, batch: str) -> ShardSet:
+    """On a Dask worker: one batch's output tables, written as Parquet shards (a worker never opens the database)."""
+    return write_shards(folder, batch, compute(batch_input.work, batch_input.context, run_id))
+
+
+def _dask_batches(config: Config, run_id: str, stage: str, batches: Iterable[list], context: Any
+                  ) -> Iterator[StageCounts]:
+    """Read each batch's inputs here, compute it on the cluster, merge its shards here (in batch order), with
+    two batches per worker thread in flight so that workers never wait for the merges."""
+    module = BATCH_STAGES[stage]
+    store = open_writer(config.db_path)
+    if hasattr(context, "workers"):   # the workers are the parallelism; daemon processes cannot start a pool
+        context = replace(context, workers=1)
+    folder = shard_folder(config.out_dir.resolve(), run_id, stage)
+    submit = compute_batch.with_options(name=f"compute-{stage}-batch")
+    runner = FlowRunContext.get().task_runner
+    threads = sum(runner.client.nthreads().values()) if hasattr(runner, "client") else 1
+    in_flight: deque = deque()
+
+    def merged(size: int, counts: StageCounts, future: Any) -> StageCounts:
+        written = merge_shards(future.result(), lambda parts: module.write_batch(store, counts, parts, context))
+        progress.advance(stage, size)
+        return written
+
+    try:
+        for number, batch in enumerate(batches):
+            work, counts = module.load_batch(store, batch, context)
+            with _worker_settings():
+                future = submit.submit(module.compute_batch, Sealed(work, context), run_id, folder,
+                                       f"{number:06d}")
+            in_flight.append((len(batch), counts, future))
+            if len(in_flight) >= 2 * threads:
+                yield merged(*in_flight.popleft())
+        while in_flight:
+            yield merged(*in_flight.popleft())
+    finally:
+        for *_, future in in_flight:   # a failed batch fails the stage: the rest is not merged
+            future.wrapped_future.cancel()
+
+
+@contextmanager
+def _worker_settings() -> Iterator[None]:
+    """Tasks run on the workers with the settings of this process: point them at the API this process uses,
+    also when that is Prefect's ephemeral server (otherwise each worker would start one of its own)."""
+    if get_current_settings().api.url:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_API_URL: str(FlowRunContext.get().client.api_url)}):
+        yield
+
+
+@contextmanager
+def _task_runner(config: Config) -> Iterator[TaskRunner | None]:
+    """The stages' task runner: Prefect's default (local executor), or prefect-dask's on the build's Dask
+    cluster, whose workers were checked to see the out folder and reach the Prefect API."""
+    if config.executor.kind != "dask":
+        yield None
+        return
+    from prefect_dask import DaskTaskRunner
+
+    from cxrvqa.cluster import check_workers, scheduler_address
+
+    with scheduler_address(config.executor) as address:
+        with _worker_settings():
+            check_workers(address, config.out_dir, get_current_settings().api.url, preload=(__name__,))
+        yield DaskTaskRunner(address=address)
 
 
 @flow(name="ingest-images")
@@ -68,9 +171,8 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
     def files() -> Iterator[str]:
         return image_stage.iter_source_files(context.images_dir, config.limit)
 
-    return _run_stage(config, run_id, "images", batched(files(), config.imaging.batch_size),
-                      lambda batch: ingest_image_batch(config.db_path, run_id, batch, context),
-                      total=sum(1 for _ in files()))
+    return _run_stage(config, run_id, "images", _batches(config, run_id, "images", batched(
+        files(), config.imaging.batch_size), context, ingest_image_batch), total=sum(1 for _ in files()))
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)
@@ -85,8 +187,8 @@ def ingest_report_batch(db_path: Path, run_id: str, batch: list,
 def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     context = report_stage.prepare(config)
     records = report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format))
-    return _run_stage(config, run_id, "reports", batched(records, config.report_limits.batch_size),
-                      lambda batch: ingest_report_batch(config.db_path, run_id, batch, context), total=None)
+    return _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", batched(
+        records, config.report_limits.batch_size), context, ingest_report_batch), total=None)
 
 
 @task(name="extract-batch", cache_policy=NO_CACHE)
@@ -102,9 +204,10 @@ def extract(config: Config, run_id: str) -> dict[str, int]:
     context = extract_stage.prepare(config)
     total, pending = extract_stage.pending_studies(open_writer(config.db_path), context)
     context = extract_stage.with_workers_for(context, len(pending))
-    return _run_stage(config, run_id, "extract", batched(pending, config.extraction.batch_size),
-                      lambda batch: extract_batch(config.db_path, run_id, batch, context), total=len(pending),
-                      skipped=total - len(pending))
+    # the llm backend stays with the database under any executor: its cache and budget live there
+    batches = _batches(config, run_id, "extract", batched(pending, config.extraction.batch_size), context,
+                       extract_batch, on_dask=context.backend == "rules")
+    return _run_stage(config, run_id, "extract", batches, total=len(pending), skipped=total - len(pending))
 
 
 @task(name="generate-qa-batch", cache_policy=NO_CACHE)
@@ -137,9 +240,9 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
     qa_stage.record_inputs(store, run_id, context)
     total, pending = qa_stage.pending_work(store, context)
     context = qa_stage.with_workers_for(context, len(pending))
-    counts = _run_stage(config, run_id, "qa", batched(pending, config.qa.batch_size),
-                        lambda batch: generate_qa_batch(config.db_path, run_id, batch, context), total=len(pending),
-                        skipped=total - len(pending))
+    counts = _run_stage(config, run_id, "qa", _batches(config, run_id, "qa", batched(pending, config.qa.batch_size),
+                                                       context, generate_qa_batch),
+                        total=len(pending), skipped=total - len(pending))
     qa_stage.balance(store, run_id, context)
     return counts
 
@@ -157,16 +260,16 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
     context = validate_stage.prepare(config)
     validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
-    counts = _run_stage(config, run_id, "validate", batched(pending, config.qa.batch_size),
-                        lambda batch: validate_batch(config.db_path, run_id, batch, context), total=len(pending),
-                        skipped=total - n_pending)
+    counts = _run_stage(config, run_id, "validate", _batches(config, run_id, "validate", batched(
+        pending, config.qa.batch_size), context, validate_batch), total=len(pending), skipped=total - n_pending)
     dataset_checks(open_writer(config.db_path), run_id)
     judge_context = judge_stage.prepare_judge(config)
     if judge_context is not None:
         eligible, keys = judge_stage.pending_items(open_writer(config.db_path), judge_context)
-        _run_stage(config, run_id, "judge", batched(keys, config.judge.batch_size),
-                   lambda batch: judge_batch(config.db_path, run_id, batch, judge_context), total=len(keys),
-                   skipped=eligible - len(keys))
+        # the judge asks the LLM server from here under any executor (its cache and budget live in the store)
+        _run_stage(config, run_id, "judge", (judge_batch(config.db_path, run_id, batch, judge_context)
+                                             for batch in batched(keys, config.judge.batch_size)),
+                   total=len(keys), skipped=eligible - len(keys))
     return counts
 
 
@@ -192,12 +295,19 @@ def build_dataset(config: Config) -> dict[str, Any]:
     """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
     with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store:
         run_id = start_run(store, config)
+        clear_shards(config.out_dir)   # of a build killed before merging them: their batches are pending again
         stages: dict[str, dict[str, int]] = {}
         try:
-            for stage in config.stages:
-                stages[stage] = STAGE_FLOWS[stage](config, run_id)
+            with _task_runner(config) as task_runner:
+                for stage in config.stages:
+                    stage_flow = STAGE_FLOWS[stage]
+                    if task_runner is not None:
+                        stage_flow = stage_flow.with_options(task_runner=task_runner)
+                    stages[stage] = stage_flow(config, run_id)
         except BaseException as exc:
             finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
+        finally:
+            clear_shards(config.out_dir)
         finish_run(store, run_id, "completed")
     return {"run_id": run_id, "stages": stages}

@@ -86,6 +86,14 @@ def build(
         "OpenAI-compatible API, e.g. http://localhost:8000/v1 (key: $CXRVQA_LLM_API_KEY)."))] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="Model name for --extractor llm.")] = None,
     llm_concurrency: Annotated[Optional[int], typer.Option("--llm-concurrency", help="Requests in flight.")] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help=(
+        "Where batches are computed: local (this machine; the default) or dask (a Dask cluster, given by "
+        "--dask-address or started by --dask-local)."))] = None,
+    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help=(
+        "Scheduler of an existing Dask cluster, e.g. tcp://HOST:8786; its workers need the out folder on a "
+        "shared filesystem at the same path."))] = None,
+    dask_local: Annotated[Optional[int], typer.Option("--dask-local", help=(
+        "Start a Dask LocalCluster of N worker processes for the build (to try the dask executor)."))] = None,
     templates: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
         "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable."))] = None,
     boxes: Annotated[Optional[list[Path]], typer.Option("--boxes", help=(
@@ -107,6 +115,8 @@ def build(
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
         "qa": {"template_dirs": templates or None, "boxes": boxes or None, "workers": workers},
         "judge": {"enabled": judge},
+        "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
+                     "dask_address": dask_address, "dask_local_workers": dask_local},
     }
     if demo:
         overrides = merge_settings(_demo_inputs(), drop_unset(overrides))

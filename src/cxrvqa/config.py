@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -156,6 +157,40 @@ class JudgeConfig(_Section):
     batch_size: int = Field(500, ge=1, description="Items per Prefect task.")
 
 
+class ExecutorConfig(_Section):
+    """Where the stages' batches are computed. The flow process always reads the inputs from DuckDB and
+    writes the results into it (one writer); with `dask`, the computing in between runs on a Dask cluster
+    through Prefect's Dask task runner (prefect-dask), and results come back as Parquet shards under the
+    out folder, which every worker must see (a shared filesystem, mounted at the same path)."""
+
+    kind: Literal["local", "dask"] = Field("local", description=(
+        "local: this machine's processes; dask: the workers of a Dask cluster."))
+    dask_address: str | None = Field(None, description=(
+        "Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786."))
+    dask_local_workers: int | None = Field(None, ge=1, description=(
+        "Start a Dask LocalCluster with this many single-threaded worker processes for the build (to try the "
+        "dask executor on one machine)."))
+
+    @field_validator("dask_address")
+    @classmethod
+    def _check_address(cls, address: str | None) -> str | None:
+        if address is not None and not re.fullmatch(r"([a-z]+://)?[^\s/:]+:[0-9]+", address):
+            raise ValueError(f"expected a Dask scheduler address like tcp://HOST:PORT, found {address!r}")
+        return address
+
+    @model_validator(mode="after")
+    def _check_cluster(self) -> "ExecutorConfig":
+        cluster = {"dask_address": self.dask_address, "dask_local_workers": self.dask_local_workers}
+        given = [name for name, value in cluster.items() if value is not None]
+        if self.kind == "local" and given:
+            raise ValueError(f"{' and '.join(given)} {'need' if len(given) > 1 else 'needs'} kind: dask "
+                             "(found kind: local)")
+        if self.kind == "dask" and len(given) != 1:
+            raise ValueError("kind: dask needs exactly one of dask_address (an existing cluster) or "
+                             f"dask_local_workers (a LocalCluster to start), found {given or 'neither'}")
+        return self
+
+
 class Config(_Section):
     """Resolved settings of one build."""
 
@@ -176,6 +211,7 @@ class Config(_Section):
     imaging: ImagingConfig = Field(default_factory=ImagingConfig)
     report_limits: ReportLimitsConfig = Field(default_factory=ReportLimitsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     @field_validator("stages")
     @classmethod

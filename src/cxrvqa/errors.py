@@ -76,3 +76,13 @@ class TemplateError(CxrvqaError):
         self.source = source
         self.problems = tuple(problems)
         super().__init__(f"question template {source}: " + "; ".join(problems))
+
+
+class ClusterError(CxrvqaError):
+    """The Dask cluster of a build cannot do its part: unreachable, without workers, or with workers that
+    cannot see the out folder or reach the Prefect API."""
+
+    def __init__(self, address: str, problem: str):
+        self.address = address
+        self.problem = problem
+        super().__init__(f"Dask cluster {address}: {problem}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -25,6 +25,7 @@ from cxrvqa.extraction.model import SceneGraph, Sentence
 from cxrvqa.parallel import batched, process_map
 from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.shards import Tables, write_tables
 
 #: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool.
 CHUNK, POOL_MIN_STUDIES = 100, 5000
@@ -312,21 +313,35 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
     return tables
 
 
+def load_batch(store: Store, study_ids: list[str], context: ExtractStageContext
+               ) -> tuple[list[StudyInput], StageCounts]:
+    return load_inputs(store, study_ids), StageCounts(n_input=len(study_ids))
+
+
+def compute_batch(studies: list[StudyInput], context: ExtractStageContext, run_id: str) -> Iterator[Tables]:
+    """The table rows of the rules backend's graphs, chunk by chunk over the worker processes (pure).
+
+    The llm backend is not pure (its cache and budget live in the store): see `extract_batch`."""
+    if context.backend != "rules":
+        raise ValueError(f"compute_batch runs the rules backend only, not {context.backend!r}")
+    work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
+    yield from process_map(work, batched(studies, CHUNK), context.workers)
+
+
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ExtractStageContext
+                ) -> StageCounts:
+    written = write_tables(store, parts)
+    counts.n_done += written["scene_graphs"]
+    counts.n_rejected += written["extraction_failures"]
+    return counts
+
+
 def extract_batch(store: Store, run_id: str, study_ids: list[str], context: ExtractStageContext) -> StageCounts:
     """Extract and write one batch of pending studies; every study ends as a graph or a failure row,
     and the batch commits as a whole."""
-    studies = load_inputs(store, study_ids)
-    now = datetime.now(timezone.utc)
+    studies, counts = load_batch(store, study_ids, context)
     if context.backend == "llm":
-        tables = _llm_tables(store, run_id, studies, context, now)
+        parts: Iterable[Tables] = [_llm_tables(store, run_id, studies, context, datetime.now(timezone.utc))]
     else:
-        work = partial(_extract_chunk, context=context, run_id=run_id, now=now)
-        tables = {table: [] for table in TABLES}
-        for chunk_tables in process_map(work, batched(studies, CHUNK), context.workers):
-            for table, rows in chunk_tables.items():
-                tables[table].extend(rows)
-    with store.transaction():
-        for table, rows in tables.items():
-            store.insert(table, rows)
-    return StageCounts(n_input=len(study_ids), n_done=len(tables["scene_graphs"]),
-                       n_rejected=len(tables["extraction_failures"]))
+        parts = compute_batch(studies, context, run_id)
+    return write_batch(store, counts, parts, context)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +24,7 @@ from cxrvqa.imaging.pseudonym import scrub_uids
 from cxrvqa.parallel import process_map
 from cxrvqa.provenance import sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.shards import Tables, as_rows, write_tables
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +150,16 @@ def _reject(source_path: str, reason: RejectReason, detail: str, input_hash: str
     return reject_row(source_path, reason, detail, input_hash, context.settings.recipe_version)
 
 
-def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStageContext) -> StageCounts:
-    """Convert one batch of files (relative paths) and write their rows; returns the counts."""
+@dataclass(frozen=True)
+class ImageWork:
+    """A batch after the store was read: the files to convert, and the rejects known without converting."""
+
+    jobs: list[ConversionJob]
+    rejects: list[dict[str, Any]]
+
+
+def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tuple[ImageWork, StageCounts]:
+    """Hash the batch's files (relative paths) and leave out those already done; the counts so far."""
     counts = StageCounts(n_input=len(batch))
     recipe = context.settings.recipe_version
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashing is I/O + hashlib, which releases the GIL
@@ -197,26 +206,45 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
             jobs.append(ConversionJob(str(context.images_dir / real_path[source_path]), source_path, digest,
                                       str(context.out_dir), study, patient, context.settings))
 
-    results = list(process_map(convert_file, jobs, context.workers))
-    images = _keep_first_of_each_image(store, recipe, results, rejects, context)
+    return ImageWork(jobs, rejects), counts
+
+
+def compute_batch(work: ImageWork, context: ImageStageContext, run_id: str) -> Iterator[Tables]:
+    """Convert the files over the worker processes: `images` rows (each with the ``pending_png`` it wrote
+    under the out folder) and `image_rejects` rows."""
+    results = list(process_map(convert_file, work.jobs, context.workers))
+    images = [{**row, "run_id": run_id} for kind, row in results if kind == "image"]
+    rejects = [{**row, "run_id": run_id} for row in work.rejects + [row for kind, row in results if kind == "reject"]]
+    yield {"images": images, "image_rejects": rejects}
+
+
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ImageStageContext
+                ) -> StageCounts:
+    """Keep the first file of each image (a later one is a duplicate_image reject), move its PNG in place,
+    and write the rows in one transaction."""
+    candidates: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for part in parts:
+        candidates.extend(as_rows(part.get("images", [])))
+        rejects.extend(as_rows(part.get("image_rejects", [])))
+    images = _keep_first_of_each_image(store, context.settings.recipe_version, candidates, rejects, context)
     for row in images:
         os.replace(row.pop("pending_png"), context.out_dir / row["png_path"])
-        row["run_id"] = run_id
-    for row in rejects:
-        row["run_id"] = run_id
-    with store.transaction():   # a batch is never half-written (a killed build redoes it whole)
-        store.insert("images", images)
-        store.insert("image_rejects", rejects)
-    counts.n_done += len(images)
-    counts.n_rejected += len(rejects)
+    written = write_tables(store, [{"images": images, "image_rejects": rejects}])
+    counts.n_done += written["images"]
+    counts.n_rejected += written["image_rejects"]
     return counts
 
 
-def _keep_first_of_each_image(store: Store, recipe: str, results: list[tuple[str, dict[str, Any]]],
+def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStageContext) -> StageCounts:
+    """Convert one batch of files (relative paths) and write their rows; returns the counts."""
+    work, counts = load_batch(store, batch, context)
+    return write_batch(store, counts, compute_batch(work, context, run_id), context)
+
+
+def _keep_first_of_each_image(store: Store, recipe: str, candidates: list[dict[str, Any]],
                               rejects: list[dict[str, Any]], context: ImageStageContext) -> list[dict[str, Any]]:
-    """Split results into image rows and rejects; a second file of the same SOP instance is a reject."""
-    candidates = [row for kind, row in results if kind == "image"]
-    rejects.extend(row for kind, row in results if kind == "reject")
+    """The image rows to keep; a second file of the same SOP instance becomes a reject (added to ``rejects``)."""
     known = {
         image_id: (source_path, input_hash)
         for image_id, source_path, input_hash in store.query(
@@ -236,5 +264,6 @@ def _keep_first_of_each_image(store: Store, recipe: str, results: list[tuple[str
         first_path, first_hash = first
         detail = (f"identical content to {first_path!r}" if first_hash == row["input_hash"]
                   else f"same SOP Instance UID as {first_path!r} but different file content")
-        rejects.append(_reject(row["source_path"], RejectReason.duplicate_image, detail, row["input_hash"], context))
+        rejects.append({**_reject(row["source_path"], RejectReason.duplicate_image, detail, row["input_hash"], context),
+                        "run_id": row["run_id"]})
     return images

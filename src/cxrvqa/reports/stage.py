@@ -14,6 +14,7 @@ from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.reports.loaders import RawReject, RawReport
 from cxrvqa.reports.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.shards import Tables, write_tables
 
 #: Bump when the section or sentence code changes its output.
 PARSER_RECIPE = "report-sections/1"
@@ -87,53 +88,67 @@ def reject_duplicate_studies(records: Iterable[RawReport | RawReject]) -> Iterat
         yield record
 
 
-def ingest_batch(store: Store, run_id: str, batch: list[RawReport | RawReject],
-                 context: ReportStageContext) -> StageCounts:
-    """Write one batch of loaded records; every record ends as a report, a reject or a skip."""
-    counts = StageCounts(n_input=len(batch))
+@dataclass(frozen=True)
+class ReportWork:
+    """A batch after the store was read: the records still to parse or reject, with their input hashes."""
+
+    todo: list[tuple[RawReport | RawReject, str]]
+
+
+def load_batch(store: Store, batch: list[RawReport | RawReject], context: ReportStageContext
+               ) -> tuple[ReportWork, StageCounts]:
+    """Leave out the records already stored (a report with its input hash, or a reject); the counts so far."""
+    hashes = [_sha256(r.study_id, r.patient_id, r.text) if isinstance(r, RawReport)
+              else _sha256(r.source, r.reason, r.detail) for r in batch]
+    rejected_before = set(store.query(
+        "SELECT source, input_hash FROM report_rejects WHERE parser_version = ? AND input_hash IN "
+        "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, hashes]))
+    done = set(store.query(
+        "SELECT study_id, input_hash FROM reports WHERE parser_version = ? AND study_id IN "
+        "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, [r.study_id for r in batch if isinstance(r, RawReport)]]))
+    todo = [(raw, input_hash) for raw, input_hash in zip(batch, hashes, strict=True)
+            if (raw.source, input_hash) not in rejected_before
+            and not (isinstance(raw, RawReport) and (raw.study_id, input_hash) in done)]
+    return ReportWork(todo), StageCounts(n_input=len(batch), n_skipped=len(batch) - len(todo))
+
+
+def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) -> Iterator[Tables]:
+    """The `reports`, `sentences` and `report_rejects` rows of the records to do (pure)."""
     now = datetime.now(timezone.utc)
+    rejects: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    sentence_rows: list[dict[str, Any]] = []
 
     def reject(source: str, study: str | None, reason: str, detail: str, input_hash: str | None) -> None:
         rejects.append({"source": source, "study_id": study, "reason": reason, "detail": detail,
                         "parser_version": context.parser_version, "run_id": run_id, "input_hash": input_hash,
                         "code_version": code_version(), "created_at": now})
 
-    rejects: list[dict[str, Any]] = []
-    reports = [r for r in batch if isinstance(r, RawReport)]
-    hashes = {id(r): _sha256(r.study_id, r.patient_id, r.text) if isinstance(r, RawReport)
-              else _sha256(r.source, r.reason, r.detail) for r in batch}
-    rejected_before = set(store.query(
-        "SELECT source, input_hash FROM report_rejects WHERE parser_version = ? AND input_hash IN "
-        "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, list(hashes.values())]))
-    for raw in batch:
+    for raw, input_hash in work.todo:
         if isinstance(raw, RawReject):
-            if (raw.source, hashes[id(raw)]) in rejected_before:
-                counts.n_skipped += 1
-            else:
-                reject(raw.source, raw.study_id, raw.reason, raw.detail, hashes[id(raw)])
-    done = set(store.query(
-        "SELECT study_id, input_hash FROM reports WHERE parser_version = ? AND study_id IN (SELECT unnest(?::VARCHAR[]))",
-        [context.parser_version, [r.study_id for r in reports]]))
-
-    rows: list[dict[str, Any]] = []
-    sentence_rows: list[dict[str, Any]] = []
-    for report in reports:
-        input_hash = hashes[id(report)]
-        if (report.source, input_hash) in rejected_before or (report.study_id, input_hash) in done:
-            counts.n_skipped += 1
-        elif not report.text.strip():
-            reject(report.source, report.study_id, "empty_report", "expected report text, found none", input_hash)
-        elif len(report.text) > context.max_chars:
-            reject(report.source, report.study_id, "report_too_long",
-                   f"expected at most {context.max_chars} characters, found {len(report.text)}", input_hash)
+            reject(raw.source, raw.study_id, raw.reason, raw.detail, input_hash)
+        elif not raw.text.strip():
+            reject(raw.source, raw.study_id, "empty_report", "expected report text, found none", input_hash)
+        elif len(raw.text) > context.max_chars:
+            reject(raw.source, raw.study_id, "report_too_long",
+                   f"expected at most {context.max_chars} characters, found {len(raw.text)}", input_hash)
         else:
-            row, sentences = parse_report(report, context, run_id, input_hash)
+            row, sentences = parse_report(raw, context, run_id, input_hash)
             rows.append(row)
             sentence_rows.extend(sentences)
-    with store.transaction():
-        store.insert("reports", rows)
-        store.insert("sentences", sentence_rows)
-        store.insert("report_rejects", rejects)
-    counts.n_done += len(rows)
-    counts.n_rejected += len(rejects)
+    yield {"reports": rows, "sentences": sentence_rows, "report_rejects": rejects}
+
+
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ReportStageContext
+                ) -> StageCounts:
+    written = write_tables(store, parts)
+    counts.n_done += written["reports"]
+    counts.n_rejected += written["report_rejects"]
     return counts
+
+
+def ingest_batch(store: Store, run_id: str, batch: list[RawReport | RawReject],
+                 context: ReportStageContext) -> StageCounts:
+    """Write one batch of loaded records; every record ends as a report, a reject or a skip."""
+    work, counts = load_batch(store, batch, context)
+    return write_batch(store, counts, compute_batch(work, context, run_id), context)

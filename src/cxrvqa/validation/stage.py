@@ -8,6 +8,7 @@ everything after a validator or a strictness changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -23,6 +24,7 @@ from cxrvqa.qa import stage as qa_stage
 from cxrvqa.qa.generate import GenerationSettings
 from cxrvqa.qa.study import ImageView, study_view
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.shards import Tables, write_tables
 from cxrvqa.validation.grading import grade_item, grading
 from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationContext, run_validators
 
@@ -166,9 +168,9 @@ def _table(names: tuple[str, ...], rows: list[tuple], constants: dict[str, Any])
     return pa.table(arrays)
 
 
-def validate_batch(store: Store, run_id: str, study_ids: list[str], context: ValidateStageContext) -> StageCounts:
-    """Validate the pending items of these studies over the worker processes; one row per item x validator,
-    committed as a whole."""
+def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
+               ) -> tuple[list[StudyPayload], StageCounts]:
+    """The studies' pending items, each with what validating it reads."""
     payloads = _load(store, study_ids, context)
     for item in store.query_dicts(
             f"SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, q.input_hash, "
@@ -179,17 +181,35 @@ def validate_batch(store: Store, run_id: str, study_ids: list[str], context: Val
             "AND d.input_hash = q.input_hash AND d.validators_version = ?) ORDER BY q.study_id, q.item_id",
             [study_ids, context.validators_version]):
         payloads[item["study_id"]].items.append(item)
-    now = datetime.now(timezone.utc)
-    work = [p for p in payloads.values() if p.items]
+    return [p for p in payloads.values() if p.items], StageCounts()
+
+
+def compute_batch(work: list[StudyPayload], context: ValidateStageContext, run_id: str) -> Iterator[Tables]:
+    """The result, done and grade rows of these studies' items, chunk by chunk over the worker processes (pure)."""
     workers = context.workers if sum(len(p.items) for p in work) >= POOL_MIN_ITEMS else 1
     chunk = max(1, -(-len(work) // (workers * MIN_ITEMS_PER_WORKER)))
-    n_items = n_rejected = 0
-    with store.transaction():
-        for tables in process_map(partial(validate_studies, context=context, run_id=run_id, now=now),
-                                  batched(work, chunk), workers):
-            for table, rows in tables.items():
-                store.insert(table, rows)
-            statuses = tables["validation_done"].column("status").to_pylist()
-            n_items += len(statuses)
-            n_rejected += statuses.count("reject")
-    return StageCounts(n_input=n_items, n_done=n_items - n_rejected, n_rejected=n_rejected)
+    yield from process_map(partial(validate_studies, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
+                           batched(work, chunk), workers)
+
+
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ValidateStageContext
+                ) -> StageCounts:
+    """One row per item x validator, committed as a whole; every item counts as input, done or rejected."""
+    def counted(parts: Iterable[Tables]) -> Iterator[Tables]:
+        for part in parts:
+            if "validation_done" in part:
+                statuses = part["validation_done"].column("status").to_pylist()
+                counts.n_input += len(statuses)
+                counts.n_rejected += statuses.count("reject")
+            yield part
+
+    write_tables(store, counted(parts))
+    counts.n_done = counts.n_input - counts.n_rejected
+    return counts
+
+
+def validate_batch(store: Store, run_id: str, study_ids: list[str], context: ValidateStageContext) -> StageCounts:
+    """Validate the pending items of these studies over the worker processes; one row per item x validator,
+    committed as a whole."""
+    work, counts = load_batch(store, study_ids, context)
+    return write_batch(store, counts, compute_batch(work, context, run_id), context)

@@ -160,7 +160,8 @@ def _task_runner(config: Config) -> Iterator[TaskRunner | None]:
 
     with scheduler_address(config.executor) as address:
         with _worker_settings():
-            check_workers(address, config.out_dir, get_current_settings().api.url, preload=(__name__,))
+            inputs = (config.images_dir,) if "images" in config.stages and config.images_dir else ()
+            check_workers(address, config.out_dir, get_current_settings().api.url, inputs, preload=(__name__,))
         yield DaskTaskRunner(address=address)
 
 

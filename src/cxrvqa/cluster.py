@@ -43,11 +43,13 @@ def scheduler_address(executor: ExecutorConfig) -> Iterator[str]:
         yield cluster.scheduler_address
 
 
-def check_workers(address: str, out_dir: Path, api_url: str | None, preload: tuple[str, ...] = ()) -> int:
+def check_workers(address: str, out_dir: Path, api_url: str | None, inputs: tuple[Path, ...] = (),
+                  preload: tuple[str, ...] = ()) -> int:
     """Fail with a ClusterError naming each worker that cannot do its part: that does not see this out folder
-    (the same files, not just a folder of the same name), cannot write there, cannot reach the Prefect API, or
-    runs another cxrvqa. Each worker also imports the ``preload`` modules now, all at once, instead of when its
-    first batch arrives. Returns the number of workers."""
+    (the same files, not just a folder of the same name), cannot write there, cannot see the ``inputs``
+    folders it reads (the DICOMs), cannot reach the Prefect API, or runs another cxrvqa. Each worker also
+    imports the ``preload`` modules now, all at once, instead of when its first batch arrives. Returns the
+    number of workers."""
     from distributed import Client
 
     timeout = CONNECT_TIMEOUT_S
@@ -66,7 +68,8 @@ def check_workers(address: str, out_dir: Path, api_url: str | None, preload: tup
             except TimeoutError as exc:
                 raise ClusterError(address, f"no worker joined within {timeout:.0f} s") from exc
             try:
-                answers = client.run(probe_worker, str(probe), token, api_url, code_version(), preload)
+                answers = client.run(probe_worker, str(probe), token, api_url, code_version(),
+                                     tuple(str(Path(p).resolve()) for p in inputs), preload)
             except Exception as exc:   # noqa: BLE001 - e.g. a worker without cxrvqa cannot even load the probe
                 raise ClusterError(address, f"cannot run cxrvqa's check on the workers ({type(exc).__name__}: "
                                    f"{exc}): install the same cxrvqa on every worker") from exc
@@ -78,8 +81,8 @@ def check_workers(address: str, out_dir: Path, api_url: str | None, preload: tup
     return len(answers)
 
 
-def probe_worker(probe: str, token: str, api_url: str | None, expected_version: str, preload: tuple[str, ...] = ()
-                 ) -> list[str]:
+def probe_worker(probe: str, token: str, api_url: str | None, expected_version: str, inputs: tuple[str, ...] = (),
+                 preload: tuple[str, ...] = ()) -> list[str]:
     """On a worker: what stops it from doing its part (nothing: an empty list)."""
     import httpx
 
@@ -93,7 +96,8 @@ def probe_worker(probe: str, token: str, api_url: str | None, expected_version: 
     try:
         found = Path(probe).read_text()
         if found != token:
-            problems.append(f"{probe} holds other content than the build wrote: the out folder here is another one")
+            problems.append(f"{probe} holds other content than the build wrote: the out folder at this path is "
+                            "another folder than the build's")
     except OSError as exc:
         problems.append(f"cannot read {probe} ({exc.strerror or exc}): the out folder must be on a filesystem "
                         "shared with every worker, mounted at the same path")
@@ -104,6 +108,8 @@ def probe_worker(probe: str, token: str, api_url: str | None, expected_version: 
             written.unlink()
         except OSError as exc:
             problems.append(f"cannot write in {folder} ({exc.strerror or exc})")
+    problems.extend(f"no folder {path}: input folders must be shared with every worker, at the same path"
+                    for path in inputs if not os.path.isdir(path))
     if api_url:
         try:
             httpx.get(api_url.rstrip("/") + "/health", timeout=5).raise_for_status()

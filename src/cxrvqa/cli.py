@@ -100,6 +100,13 @@ def build(
         "Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable."))] = None,
     judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help=(
         "Also grade QA items with the LLM judge (CXR-QBA criteria), asking the --llm-base-url server."))] = None,
+    from_stage: Annotated[Optional[str], typer.Option("--from-stage", help=(
+        "Start at this stage (images | reports | extract | qa | validate): the earlier ones are not run, this "
+        "one and the later ones redo what changed. Stages after reports read the store (no --reports needed)."))
+    ] = None,
+    only_failed: Annotated[Optional[bool], typer.Option("--only-failed", help=(
+        "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
+        "validate what they changed; new inputs wait for a normal build."))] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
@@ -114,7 +121,7 @@ def build(
         "extraction": {"backend": extractor, "workers": workers,
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
         "qa": {"template_dirs": templates or None, "boxes": boxes or None, "workers": workers},
-        "judge": {"enabled": judge},
+        "judge": {"enabled": judge}, "only_failed": only_failed,
         "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
                      "dask_address": dask_address, "dask_local_workers": dask_local},
     }
@@ -122,7 +129,9 @@ def build(
         overrides = merge_settings(_demo_inputs(), drop_unset(overrides))
     try:
         config = load_config(config_file, overrides)
-        if not stages and not _stages_set_in(config_file):
+        if from_stage is not None or config.only_failed:
+            config.stages = _resumed_stages(config, from_stage, given=bool(stages))
+        elif not stages and not _stages_set_in(config_file):
             config.stages = [s for s in config.stages if _stage_input(config, s) is not None]
             if not config.stages:
                 raise CxrvqaError("nothing to build: give --images DIR and/or --reports PATH (or --demo)")
@@ -155,6 +164,24 @@ def _stage_input(config: Config, stage: str) -> Path | None:
     """What a stage reads when it is not named in --stages: extraction, QA and validation follow the reports."""
     return {"images": config.images_dir, "reports": config.reports, "extract": config.reports,
             "qa": config.reports, "validate": config.reports}[stage]
+
+
+def _resumed_stages(config: Config, from_stage: str | None, given: bool) -> list[str]:
+    """The stages of --from-stage / --only-failed: stages that read an input run when it is given (the named
+    start stage must have it); extraction, QA and validation read the store. --only-failed never ingests
+    reports (a report's rejection is decided by its text) and starts at images or extraction."""
+    from cxrvqa.config import PIPELINE_STAGES
+
+    if given:
+        raise CxrvqaError("--stages cannot be combined with --from-stage or --only-failed")
+    start = from_stage or "images"
+    if start not in PIPELINE_STAGES:
+        raise CxrvqaError(f"--from-stage: unknown stage {start!r}; stages are {list(PIPELINE_STAGES)}")
+    chosen = [s for s in PIPELINE_STAGES[PIPELINE_STAGES.index(start):]
+              if s not in STAGE_INPUTS or s == from_stage or _stage_input(config, s) is not None]
+    if config.only_failed:
+        chosen = [s for s in chosen if s != "reports"]
+    return chosen
 
 
 def _stages_set_in(config_file: Path | None) -> bool:
@@ -192,6 +219,8 @@ def status(
 
 
 def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
+    from cxrvqa.staleness import last_config, stale_work
+
     with Store(db_path, read_only=True) as store:
         runs = store.query_dicts(
             "SELECT run_id, status, started_at, finished_at, code_version, error FROM runs ORDER BY started_at DESC"
@@ -215,8 +244,11 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
             "GROUP BY backend, code ORDER BY backend, n DESC, code")
         reasons = sorted(map(_status_reason, reason_counts(store)), key=lambda r: (r["stage"], -r["n"], r["reason"]))
+        config = last_config(store)
+        stale = [w.as_dict() for w in stale_work(store, config)] if config is not None else []
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
-            "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades}
+            "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades,
+            "stale": stale}
 
 
 def _status_reason(reason: ReasonCount) -> dict[str, Any]:
@@ -269,6 +301,11 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
                   [(r["backend"], r["code"], r["n"], r["example_study"]) for r in info["graph_quality"]])
     _print_counts(out, "Reject reasons", ("stage", "reason", "count", "example detail"),
                   [(r["stage"], r["reason"], r["n"], r["example"]) for r in info["reject_reasons"]])
+    if info["stale"]:
+        _print_counts(out, "Stale: what the next build redoes", ("stage", "what", "count", "why"),
+                      [(w["stage"], w["subject"], w["n"], w["why"]) for w in info["stale"]])
+    elif info["runs"]:
+        out.print("nothing stale: a rebuild with the same settings redoes nothing (new inputs aside)")
 
 
 def _print_counts(out: Console, title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

@@ -201,6 +201,9 @@ class Config(_Section):
     manifest: Path | None = Field(None, description="CSV linking images to studies: study_id, patient_id, image_path.")
     stages: list[str] = Field(default_factory=lambda: list(AVAILABLE_STAGES))
     limit: int | None = Field(None, ge=1, description="Process at most this many input files per stage.")
+    only_failed: bool = Field(False, description=(
+        "Retry only what failed: images whose latest outcome is a decode or read failure, and studies whose "
+        "extraction failed (also terminal LLM errors, asked again); new inputs wait for a normal build."))
     seed: int = 0
     duckdb_memory_limit: str = Field("1GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
                                      description="Cap on DuckDB's memory in a build (it spills to disk beyond it).")

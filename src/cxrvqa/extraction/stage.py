@@ -42,6 +42,7 @@ class ExtractStageContext:
     extractor_version: str
     workers: int
     llm: LLMContext | None = None
+    only_failed: bool = False     # extract only studies whose extraction by this extractor failed
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,17 @@ def prepare(config: Config) -> ExtractStageContext:
     if config.extraction.backend == "llm":
         llm_context, version = prepare_llm(config.extraction.llm)
         _load_report_checks()
-        return ExtractStageContext(backend="llm", extractor_version=version, workers=1, llm=llm_context)
+        return ExtractStageContext(backend="llm", extractor_version=version, workers=1, llm=llm_context,
+                                   only_failed=config.only_failed)
     return ExtractStageContext(backend="rules", extractor_version=rules_extractor_version(),
-                               workers=config.extraction.workers)
+                               workers=config.extraction.workers, only_failed=config.only_failed)
 
 
 def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, list[str]]:
     """(number of current reports, study ids of those without a graph for this extractor).
 
-    For the llm backend, a study whose answer ended in a cached terminal error (refusal, answers
+    With `only_failed`, only studies whose extraction by this extractor failed (and still has no graph).
+    Otherwise, for the llm backend, a study whose answer ended in a cached terminal error (refusal, answers
     still invalid after every attempt) is not pending: asking again with the same prompt cannot help.
     Nor is one held back as a suspected prompt injection by this extractor version (whose hash covers
     the injection patterns): its report has not changed, so it would be held back again.
@@ -90,6 +93,11 @@ def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, li
         "FROM scene_graphs g WHERE g.study_id = r.study_id AND g.report_hash = r.report_hash AND "
         "g.parser_version = r.parser_version AND g.backend = ? AND g.extractor_version = ?) ORDER BY r.study_id",
         [context.backend, context.extractor_version])
+    if context.only_failed:   # asked again even after a terminal error: the user asks for it
+        failed = {study for study, in store.query(
+            "SELECT DISTINCT study_id FROM extraction_failures WHERE backend = ? AND extractor_version = ?",
+            [context.backend, context.extractor_version])}
+        return total, [row[0] for row in pending if row[0] in failed]
     if context.llm is not None:
         inputs = {study: StudyInput(study, report_hash, parser, "", ()).input_hash
                   for study, report_hash, parser in pending}
@@ -292,6 +300,9 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
                 graphs.append((study, *answer_to_graph(study.study_id, sentences, indication, answer)))
             else:
                 jobs.append((study.study_id, keys[study.study_id], sentences, indication))
+    if context.only_failed and jobs:   # terminal errors asked again: their new outcome replaces them in the cache
+        store.con.execute("DELETE FROM llm_cache WHERE status = 'error' AND cache_key IN (SELECT unnest(?::VARCHAR[]))",
+                          [[key for _, key, _, _ in jobs]])
     outcomes = request_outcomes(jobs, llm, budget, run_id)
     by_study = {study.study_id: study for study in studies}
     with _gc_paused():

@@ -23,6 +23,11 @@ class RejectReason(StrEnum):
     duplicate_image = "duplicate_image"          # same SOP instance as another file with other content
 
 
+#: Rejects that a later attempt can turn into an image (a read error, a codec installed or fixed since):
+#: `cxrvqa build --only-failed` retries them; the others are decided by the file's content.
+RETRYABLE_REJECTS = frozenset({RejectReason.unreadable_file, RejectReason.decode_failed})
+
+
 @dataclass(frozen=True)
 class RenderSettings:
     """Everything a worker needs to turn one file into a PNG; picklable."""

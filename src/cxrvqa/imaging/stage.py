@@ -19,7 +19,7 @@ from cxrvqa.config import Config
 from cxrvqa.errors import InputError
 from cxrvqa.imaging.convert import convert_file, reject_row
 from cxrvqa.imaging.header import acceptance_vocabulary
-from cxrvqa.imaging.models import ConversionJob, RejectReason, RenderSettings
+from cxrvqa.imaging.models import RETRYABLE_REJECTS, ConversionJob, RejectReason, RenderSettings
 from cxrvqa.imaging.pseudonym import scrub_uids
 from cxrvqa.parallel import process_map
 from cxrvqa.provenance import sha256_file, stable_hash
@@ -43,6 +43,7 @@ class ImageStageContext:
     settings: RenderSettings
     manifest: dict[str, tuple[str, str]]
     workers: int
+    only_failed: bool = False    # convert only files whose latest outcome is a RETRYABLE_REJECTS reject
 
 
 def render_settings(config: Config) -> RenderSettings:
@@ -117,6 +118,7 @@ def prepare(config: Config) -> ImageStageContext:
         settings=render_settings(config),
         manifest=load_manifest(config.manifest) if config.manifest else {},
         workers=config.imaging.workers,
+        only_failed=config.only_failed,
     )
 
 
@@ -193,9 +195,10 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
             [recipe, list(set(readable.values()))],
         )
     )
+    retry = _retryable(store, recipe, list(readable)) if context.only_failed else set()
     jobs = []
     for source_path, digest in readable.items():
-        if (digest, source_path) in done:
+        if source_path not in retry if context.only_failed else (digest, source_path) in done:
             counts.n_skipped += 1
         elif digest in converted_elsewhere:
             rejects.append(_reject(source_path, RejectReason.duplicate_image,
@@ -240,6 +243,14 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
     """Convert one batch of files (relative paths) and write their rows; returns the counts."""
     work, counts = load_batch(store, batch, context)
     return write_batch(store, counts, compute_batch(work, context, run_id), context)
+
+
+def _retryable(store: Store, recipe: str, source_paths: list[str]) -> set[str]:
+    """Of these files, those whose latest outcome under this recipe is a reject worth retrying."""
+    return {path for path, in store.query(
+        "SELECT source_path FROM current_image_rejects WHERE recipe_version = ? AND reason IN "
+        "(SELECT unnest(?::VARCHAR[])) AND source_path IN (SELECT unnest(?::VARCHAR[]))",
+        [recipe, sorted(RETRYABLE_REJECTS), source_paths])}
 
 
 def _keep_first_of_each_image(store: Store, recipe: str, candidates: list[dict[str, Any]],

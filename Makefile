@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install demo test bench eval-extraction clean
+.PHONY: install demo test bench bench-scale eval-extraction clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	CXRVQA_DATA_DIR=$${CXRVQA_DATA_DIR:-../shared/data} $(BIN)/python bench/bench_images.py
 	CXRVQA_DATA_DIR=$${CXRVQA_DATA_DIR:-../shared/data} $(BIN)/python bench/eval_extraction.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/bench_scale.py --studies 2000 --image-studies 200
 
 eval-extraction: $(STAMP)
 	CXRVQA_DATA_DIR=$${CXRVQA_DATA_DIR:-../shared/data} $(BIN)/python bench/eval_extraction.py

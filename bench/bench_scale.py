@@ -1,0 +1,502 @@
+"""Benchmark of whole builds at scale: per-stage time, studies/s, peak memory, and incremental rebuilds.
+
+What it measures
+----------------
+For each size in ``--studies`` (default 10,000 and 100,000; reports only) and for one run of
+``--image-studies`` studies with DICOMs (default 2,000; 0 skips it), the bench
+
+1. writes a synthetic corpus with ``cxrvqa synth`` (``--seed``, untimed; reused when the work
+   folder already holds one of that size and seed);
+2. copies the built-in template ``--template`` (default ``finding_presence``) into a user template
+   folder, renamed ``bench_<id>`` (an id may be defined once) and with its question variants
+   reworded (an exact copy's questions would replace the built-in one's items in the de-duplicated
+   dataset), so that every build loads it with ``--templates``;
+3. runs a **full build** (rules backend) through the real CLI as a subprocess
+   (``cxrvqa build --reports ... --report-format jsonl [--images ... --manifest ...] --templates ...
+   --out ... --workers W``) into a fresh folder;
+4. edits that one user template (its version bumped and one question variant added) and runs
+   the same command again: the **template rebuild**, which should regenerate and re-validate
+   only that template's items;
+5. runs the same command a third time: the **no-change rebuild**.
+
+Per build: wall time of the subprocess; per-stage seconds and counts (``n_input``, ``n_skipped``,
+``n_done``, ``n_rejected``) from the build's ``run_stages`` rows; "in-run other" is the time between
+the ``runs`` row's start and finish outside the stage rows (sub-flow overhead, QA balancing, dataset
+checks); "start-up" is from the process start to the run's start (imports, the local Prefect
+server); "summary" from the run's finish to the process exit (the status tables ``cxrvqa build``
+prints). studies/s = studies / full-build wall time. CPU seconds per kind of process (from
+/proc/<pid>/stat at each sample) tell how much of the wall time the machine's load took away.
+
+Memory: the process tree of each build is sampled every ``--sample-s`` seconds (0.2) from /proc:
+the main ``cxrvqa`` process (its VmHWM, i.e. its exact peak up to the last sample), the pool
+workers (children of the forkserver: peak of their summed RSS; the forkserver itself counted
+with them), the local Prefect server (VmHWM), and the whole tree (peak of the summed RSS; shared
+pages count once per process, so this is an upper bound). The main process's RSS includes
+DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (1 GB).
+
+Baseline, measured in the same run: a straightforward loop in one process over the first
+``--baseline-studies`` (500) reports of the first corpus, per study and through the same library
+functions the stages call, without batching, process pools or any database write:
+``reports.stage.parse_report`` -> ``extraction.stage.extract_study`` + ``graph_rows`` ->
+``qa.stage.generate_chunk`` (one study) -> ``validation.stage.validate_studies`` (one study, over
+the items the full build stored for it). It leaves out the DuckDB reads and writes, balancing
+and Prefect, so it is a lower bound of a naive pipeline's time; its studies/s is extrapolated to
+each size. Printed ratios: build studies/s over baseline studies/s; rebuild time over the full
+build time of the same size (the baseline of the rebuild targets).
+
+Targets: template rebuild <= 10% of the full build; no-change rebuild <= 5%; peak memory of the
+whole tree (and of the main process, printed beside it) at the largest size <= 1.2x that at the
+smallest (only when two sizes or more are run). ``--check`` exits 1 when one is missed.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_scale.py [--studies 10000,100000] [--image-studies 2000] [--check]
+    .venv/bin/python bench/bench_scale.py --studies 2000 --image-studies 200      # quick (make bench-scale)
+
+Corpora and builds go to ``--work`` (default: a new folder under /tmp, removed at the end unless
+``--keep``; a folder given with ``--work`` is kept). The image corpus is written at
+``--image-scale`` (default 0.5 of a realistic size a side, ~3 MB a DICOM instead of ~12 MB:
+2,000 studies make ~3,200 DICOMs, ~10 GB instead of ~39 GB). ``--json PATH`` also writes every
+figure as JSON. Figures measured here are in the closing notes of issue 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CLI = Path(sys.executable).parent / "cxrvqa"
+
+TARGET_TEMPLATE_SHARE = 0.10
+TARGET_NO_CHANGE_SHARE = 0.05
+TARGET_MEMORY_GROWTH = 1.2
+WARMUP_STUDIES = 20
+
+
+class TreeSampler:
+    """Samples the RSS of a process and its descendants from /proc, by kind: main, pool, prefect, other."""
+
+    def __init__(self, root: int, every_s: float) -> None:
+        self.root, self.every_s = root, every_s
+        self.peaks_kb = {"main": 0, "pool": 0, "prefect": 0, "other": 0, "tree": 0}
+        self.pool_pids: set[int] = set()
+        self.cpu_ticks: dict[int, tuple[str, int]] = {}     # pid -> (kind, user + system clock ticks)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _processes() -> dict[int, tuple[int, int, int, str, int]]:
+        """pid -> (parent pid, VmRSS kB, VmHWM kB, command line, user + system CPU clock ticks)."""
+        found = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status") as handle:
+                    fields = dict(line.split(":", 1) for line in handle if ":" in line)
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+                with open(f"/proc/{entry}/stat") as handle:
+                    stat = handle.read().rsplit(")", 1)[1].split()    # fields after the command name
+            except OSError:
+                continue
+            kb = {name: int(fields.get(name, "0 kB").split()[0]) for name in ("VmRSS", "VmHWM")}
+            found[int(entry)] = (int(fields["PPid"]), kb["VmRSS"], kb["VmHWM"], command, int(stat[11]) + int(stat[12]))
+        return found
+
+    def _kind(self, pid: int, processes: dict[int, tuple[int, int, int, str, int]]) -> str | None:
+        """The kind of a descendant of the root (None for a process outside the tree)."""
+        kind = None
+        while pid in processes and pid != self.root:
+            command = processes[pid][3]
+            if "forkserver" in command or "multiprocessing" in command:
+                kind = "pool"
+            elif kind is None and ("prefect" in command or "uvicorn" in command):
+                kind = "prefect"
+            pid = processes[pid][0]
+        return (kind or "other") if pid == self.root else None
+
+    def sample(self) -> None:
+        processes = self._processes()
+        sums = {"pool": 0, "prefect": 0, "other": 0}
+        for pid, (_, rss, hwm, _, ticks) in processes.items():
+            if pid == self.root:
+                self.peaks_kb["main"] = max(self.peaks_kb["main"], hwm)
+                self.cpu_ticks[pid] = ("main", ticks)
+                continue
+            kind = self._kind(pid, processes)
+            if kind is None:
+                continue
+            self.cpu_ticks[pid] = (kind, ticks)
+            if kind == "pool":
+                self.pool_pids.add(pid)
+            if kind == "prefect":
+                self.peaks_kb["prefect"] = max(self.peaks_kb["prefect"], hwm)
+            sums[kind] += rss
+        main_rss = processes.get(self.root, (0, 0, 0, "", 0))[1]
+        for kind in ("pool", "other"):
+            self.peaks_kb[kind] = max(self.peaks_kb[kind], sums[kind])
+        self.peaks_kb["tree"] = max(self.peaks_kb["tree"], main_rss + sum(sums.values()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+    def __enter__(self) -> "TreeSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds by kind, as of each process's last sample."""
+        seconds = {"main": 0.0, "pool": 0.0, "prefect": 0.0, "other": 0.0}
+        for kind, ticks in self.cpu_ticks.values():
+            seconds[kind] += ticks / os.sysconf("SC_CLK_TCK")
+        return {kind: round(value, 1) for kind, value in seconds.items()}
+
+
+def synth(n_studies: int, folder: Path, *, images: int, seed: int, image_scale: float, workers: int) -> dict:
+    """A corpus of ``n_studies`` (DICOMs for the first ``images``); reused when ``folder`` holds the same one."""
+    summary = folder / "synth.json"
+    if summary.exists():
+        known = json.loads(summary.read_text())
+        if (known["studies"], known["image_studies"], known["seed"], known["image_scale"]) == (
+                n_studies, images, seed, image_scale):
+            return {"seconds": None, "reused": True, **_corpus_sizes(known)}
+        shutil.rmtree(folder)
+    start = time.perf_counter()
+    command = [str(CLI), "synth", "--studies", str(n_studies), "--out", str(folder), "--seed", str(seed),
+               "--images", str(images), "--workers", str(workers), "--image-scale", str(image_scale)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 1), "reused": False, **_corpus_sizes(json.loads(summary.read_text()))}
+
+
+def _corpus_sizes(summary: dict) -> dict:
+    return {"images": summary["images"], "image_gb": round(summary["image_bytes"] / 1e9, 2)}
+
+
+def user_template(folder: Path, template_id: str) -> Path:
+    """A copy of a built-in template under a new id and with reworded questions, in a user template folder."""
+    from cxrvqa.resources import resource
+
+    data = yaml.safe_load(resource("prompts", "questions", f"{template_id}.yaml").read_text())
+    data["id"] = f"bench_{template_id}"
+    # questions of its own: the current dataset keeps one item per (image, question), so an exact copy
+    # would take over the built-in template's items and tie the two templates' rebuilds together
+    data["variants"] = [f"According to this radiograph, {v[:1].lower()}{v[1:]}" for v in data["variants"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"bench_{template_id}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def edit_template(path: Path) -> None:
+    """The user's edit: one more question variant, version bumped."""
+    data = yaml.safe_load(path.read_text())
+    data["version"] += 1
+    data["variants"].append(f"Looking at this study: {data['variants'][0]}")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def run_build(command: list[str], db: Path, sample_s: float) -> dict:
+    """Run one build subprocess; its wall time, memory by process kind and what its run did."""
+    start, started_at = time.perf_counter(), time.time()
+    log = db.parent.with_name(db.parent.name + ".log")
+    with open(log, "a") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "COLUMNS": "200"})
+        with TreeSampler(process.pid, sample_s) as sampler:
+            returncode = process.wait()
+    seconds, finished_at = time.perf_counter() - start, time.time()
+    if returncode != 0:
+        sys.stderr.write(log.read_text()[-5000:])
+        raise SystemExit(f"build failed ({returncode}): {' '.join(command)}; log {log}")
+    mb = {kind: kb // 1024 for kind, kb in sampler.peaks_kb.items()}
+    run = last_run(db)
+    # outside the run's own start and finish: imports and Prefect start-up before, the CLI's summary after
+    run["before_run_s"] = round(run.pop("run_started") - started_at, 2)
+    run["after_run_s"] = round(finished_at - run.pop("run_finished"), 2)
+    return {"seconds": round(seconds, 2), "rss_mb": mb, "cpu_s": sampler.cpu_seconds(),
+            "pool_processes": len(sampler.pool_pids), **run}
+
+
+def last_run(db: Path) -> dict:
+    """The latest run's status, per-stage rows and item counts, read from the build's database."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        run_id, status, run_started, run_finished = con.execute(
+            "SELECT run_id, status, epoch(started_at), epoch(finished_at) FROM runs ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        stages = {stage: {"seconds": round(seconds or 0.0, 2), "n_input": n_input, "n_skipped": n_skipped,
+                          "n_done": n_done, "n_rejected": n_rejected}
+                  for stage, seconds, n_input, n_skipped, n_done, n_rejected in con.execute(
+                      "SELECT stage, seconds, n_input, n_skipped, n_done, n_rejected FROM run_stages "
+                      "WHERE run_id = ? ORDER BY started_at", [run_id]).fetchall()}
+        items_by_template = dict(con.execute(
+            "SELECT template_id LIKE 'bench_%', count(*) FROM current_qa_items GROUP BY 1").fetchall())
+        counts = {
+            "reports": con.execute("SELECT count(*) FROM current_reports").fetchone()[0],
+            "images": con.execute("SELECT count(*) FROM current_images").fetchone()[0],
+            "current_items": sum(items_by_template.values()),
+            "user_template_items": items_by_template.get(True, 0),
+            "items_written_this_run": con.execute("SELECT count(*) FROM qa_items WHERE run_id = ?",
+                                                  [run_id]).fetchone()[0],
+            "validation_rows_this_run": con.execute("SELECT count(*) FROM validation_results WHERE run_id = ?",
+                                                    [run_id]).fetchone()[0],
+        }
+    finally:
+        con.close()
+    return {"run_id": run_id, "status": status, "run_started": run_started, "run_finished": run_finished,
+            "stages": stages, "counts": counts, "db_mb": db.stat().st_size // 2 ** 20}
+
+
+def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Path) -> dict:
+    """Corpus, full build, template rebuild and no-change rebuild of one size."""
+    name = f"{n_studies}" + (f"-img{n_images}" if n_images else "")
+    corpus = work / f"synth-{name}"
+    corpus_info = synth(n_studies, corpus, images=n_images, seed=args.seed, image_scale=args.image_scale,
+                        workers=args.workers)
+    templates = work / f"templates-{name}"
+    shutil.rmtree(templates, ignore_errors=True)
+    template_file = user_template(templates, args.template)
+    out = work / f"build-{name}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.with_name(out.name + ".log").unlink(missing_ok=True)
+    command = [str(CLI), "build", "--reports", str(corpus / "reports.jsonl"), "--report-format", "jsonl",
+               "--templates", str(templates), "--out", str(out), "--workers", str(args.workers)]
+    if n_images:
+        command += ["--images", str(corpus / "dicom"), "--manifest", str(corpus / "manifest.csv")]
+    made = "reused" if corpus_info["reused"] else f"written in {corpus_info['seconds']} s"
+    print(f"  {name}: corpus {made}; full build ...", flush=True)
+    full = run_build(command, out / "cxrvqa.duckdb", args.sample_s)
+    print(f"  {name}: full build {full['seconds']} s; template rebuild ...", flush=True)
+    edit_template(template_file)
+    template = run_build(command, out / "cxrvqa.duckdb", args.sample_s)
+    print(f"  {name}: template rebuild {template['seconds']} s; no-change rebuild ...", flush=True)
+    no_change = run_build(command, out / "cxrvqa.duckdb", args.sample_s)
+    print(f"  {name}: no-change rebuild {no_change['seconds']} s", flush=True)
+    return {"name": name, "studies": n_studies, "image_studies": n_images, "corpus": corpus_info,
+            "corpus_dir": str(corpus), "db": str(out / "cxrvqa.duckdb"), "templates_dir": str(templates),
+            "full": full, "template": template, "no_change": no_change}
+
+
+def run_baseline(corpus: Path, db: Path, templates: Path, n_studies: int) -> dict:
+    """The per-study loop (see the module docstring), in this process; DuckDB reads are done before timing."""
+    from datetime import datetime, timezone
+    from itertools import islice
+
+    import duckdb
+
+    from cxrvqa.config import load_config
+    from cxrvqa.extraction import stage as extract_stage
+    from cxrvqa.qa import stage as qa_stage
+    from cxrvqa.reports import stage as report_stage
+    from cxrvqa.reports.loaders import RawReport, load_reports
+    from cxrvqa.validation import stage as validate_stage
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-baseline-") as tmp:
+        config = load_config(None, {"out_dir": tmp, "reports": str(corpus / "reports.jsonl"),
+                                    "report_format": "jsonl", "qa": {"template_dirs": [str(templates)]}})
+    reports_context, extract_context = report_stage.prepare(config), extract_stage.prepare(config)
+    qa_context, validate_context = qa_stage.prepare(config), validate_stage.prepare(config)
+    template_ids = frozenset(t.id for t, _ in qa_context.templates)
+    records = [r for r in islice(load_reports(config.reports, "jsonl"), n_studies + WARMUP_STUDIES)
+               if isinstance(r, RawReport)]
+    con = duckdb.connect(str(db), read_only=True)
+    fields = ", ".join(validate_stage.ITEM_FIELDS)
+    stored: dict[str, list[dict]] = {}
+    cursor = con.execute(
+        f"SELECT {fields}, template_version, input_hash, NULL AS judge_grade, NULL AS judge_weakest "
+        "FROM current_qa_items WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, item_id",
+        [[r.study_id for r in records]])
+    names = [d[0] for d in cursor.description]
+    for row in cursor.fetchall():
+        stored.setdefault(row[names.index("study_id")], []).append(dict(zip(names, row, strict=True)))
+    con.close()
+
+    def one(report: RawReport) -> int:
+        now = datetime.now(timezone.utc)
+        row, sentences = report_stage.parse_report(report, reports_context, "baseline", "baseline")
+        study = extract_stage.StudyInput(
+            report.study_id, row["report_hash"], row["parser_version"], row["indication"],
+            tuple((s["sentence_id"], s["section"], s["text"], s["start"], s["end"], s["deid_only"])
+                  for s in sentences))
+        graph, codes = extract_stage.extract_study(study)
+        graph_row = extract_stage.graph_rows(study, graph, codes, extract_context, "baseline", now)["scene_graphs"][0]
+        qa_input = qa_stage.StudyQAInput(report.study_id, report.patient_id, graph_row["graph_id"],
+                                         graph_row["input_hash"], graph_row["graph"], (), template_ids)
+        items, _, _ = qa_stage.generate_chunk([qa_input], qa_context.settings, "rules")
+        payload = validate_stage.StudyPayload(report.study_id, report.patient_id, graph_row["graph"], tuple(codes),
+                                              (), [dict(item) for item in stored.get(report.study_id, [])])
+        validate_stage.validate_studies([payload], validate_context, "baseline", now)
+        return items.num_rows
+
+    for report in records[:WARMUP_STUDIES]:        # imports, spaCy and vocabularies load here, untimed
+        one(report)
+    timed = records[WARMUP_STUDIES:]
+    start = time.perf_counter()
+    n_generated = sum(one(report) for report in timed)
+    seconds = time.perf_counter() - start
+    n_validated = sum(len(stored.get(r.study_id, [])) for r in timed)
+    return {"studies": len(timed), "seconds": round(seconds, 2), "studies_per_s": round(len(timed) / seconds, 1),
+            "items_generated": n_generated, "items_validated": n_validated}
+
+
+def _baseline_child(run: dict, n_studies: int) -> dict:
+    command = [sys.executable, __file__, "--child-baseline", run["corpus_dir"], run["db"], run["templates_dir"],
+               "--baseline-studies", str(n_studies)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(2)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+STAGE_ORDER = ("images", "reports", "extract", "boxes", "qa", "validate", "judge")
+
+
+def _stage_cells(build: dict) -> str:
+    stages = build["stages"]
+    cells = [f"{name} {stages[name]['seconds']:.1f}" for name in STAGE_ORDER if name in stages]
+    outside = build["before_run_s"] + build["after_run_s"]
+    between = build["seconds"] - outside - sum(s["seconds"] for s in stages.values())
+    return ", ".join([*cells, f"in-run other {between:.1f}", f"start-up {build['before_run_s']:.1f}",
+                      f"summary {build['after_run_s']:.1f}"])
+
+
+def _redone(build: dict) -> str:
+    return "; ".join(f"{name} {s['n_input']:,} in / {s['n_skipped']:,} skipped / {s['n_done']:,} done"
+                     for name, s in build["stages"].items())
+
+
+def report(runs: list[dict], baseline: dict | None) -> bool:
+    """Print the table and the targets; True when every target checked is met."""
+    ok = True
+    print("\nfull builds (rules backend; seconds per stage from run_stages; 'in-run other': the run's time outside "
+          "its stage rows (sub-flows, QA balancing, dataset checks); 'start-up': process start to the run's start "
+          "(imports, Prefect server); 'summary': the run's end to process exit (the CLI's status tables)):")
+    for run in runs:
+        full = run["full"]
+        rate = run["studies"] / full["seconds"]
+        mb = full["rss_mb"]
+        print(f"  {run['name']:>12}: {full['seconds']:8.1f} s = {rate:6.1f} studies/s [{_stage_cells(full)}]; "
+              f"{full['counts']['current_items']:,} current items, {full['counts']['images']:,} images; "
+              f"peak RSS main {mb['main']:,} MB, pool {mb['pool']:,} MB ({full['pool_processes']} processes), "
+              f"prefect {mb['prefect']:,} MB, tree {mb['tree']:,} MB; database {full['db_mb']:,} MB")
+        if "cpu_s" in full:
+            cpu = full["cpu_s"]
+            print(f"  {'':>12}  CPU seconds: main {cpu['main']:,.0f}, pool {cpu['pool']:,.0f}, prefect "
+                  f"{cpu['prefect']:,.0f} (total {sum(cpu.values()):,.0f} = {sum(cpu.values()) / full['seconds']:.2f} "
+                  f"CPUs on average)")
+        if baseline:
+            naive = run["studies"] / baseline["studies_per_s"]
+            print(f"  {'':>12}  baseline extrapolated: {naive:,.0f} s; ratio build/baseline studies/s "
+                  f"{rate / baseline['studies_per_s']:.2f}x")
+    print("\nrebuilds (share of the same size's full build):")
+    for run in runs:
+        full_s = run["full"]["seconds"]
+        for key, label, target in (("template", "template", TARGET_TEMPLATE_SHARE),
+                                   ("no_change", "no-change", TARGET_NO_CHANGE_SHARE)):
+            build = run[key]
+            share = build["seconds"] / full_s
+            ok &= share <= target
+            counts = build["counts"]
+            # the same without the status tables the CLI prints after the run, in both builds
+            bare = (build["seconds"] - build["after_run_s"]) / (full_s - run["full"]["after_run_s"])
+            print(f"  {run['name']:>12} {label:>9}: {build['seconds']:7.1f} s = {share:6.1%} (target <= {target:.0%}: "
+                  f"{'met' if share <= target else 'MISSED'}; {bare:.1%} without the status summary in both) "
+                  f"[{_stage_cells(build)}]; items written "
+                  f"{counts['items_written_this_run']:,} (user template now {counts['user_template_items']:,} of "
+                  f"{counts['current_items']:,}), validation rows {counts['validation_rows_this_run']:,}; "
+                  f"peak RSS tree {build['rss_mb']['tree']:,} MB")
+            print(f"  {'':>12} {'':>9}  redid: {_redone(build)}")
+    plain = [run for run in runs if not run["image_studies"]]
+    if len(plain) >= 2:
+        small, large = plain[0], plain[-1]
+        for kind in ("tree", "main", "pool"):
+            a, b = small["full"]["rss_mb"][kind], large["full"]["rss_mb"][kind]
+            growth = b / max(1, a)
+            checked = kind == "tree"
+            if checked:
+                ok &= growth <= TARGET_MEMORY_GROWTH
+            verdict = (f" (target <= {TARGET_MEMORY_GROWTH}x: {'met' if growth <= TARGET_MEMORY_GROWTH else 'MISSED'})"
+                       if checked else "")
+            print(f"  peak RSS {kind} {small['studies']:,} -> {large['studies']:,} studies: {a:,} -> {b:,} MB "
+                  f"= {growth:.2f}x{verdict}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--studies", default="10000,100000", help="comma-separated sizes of reports-only builds")
+    parser.add_argument("--image-studies", type=int, default=2000, help="studies of the run with images (0: none)")
+    parser.add_argument("--image-scale", type=float, default=0.5, help="synthetic DICOM size, fraction a side")
+    parser.add_argument("--workers", type=int, default=2, help="build --workers (and synth --workers)")
+    parser.add_argument("--template", default="finding_presence", help="built-in template copied and edited")
+    parser.add_argument("--baseline-studies", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-s", type=float, default=0.2, help="memory sampling period")
+    parser.add_argument("--work", type=Path, help="folder for corpora and builds (kept; corpora reused)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--reprint", type=Path, nargs="+", metavar="JSON",
+                        help="print the report of earlier --json files (their runs in order, the first baseline)")
+    parser.add_argument("--child-baseline", nargs=3, metavar=("CORPUS", "DB", "TEMPLATES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child_baseline:
+        corpus, db, templates = (Path(p) for p in args.child_baseline)
+        print(json.dumps(run_baseline(corpus, db, templates, args.baseline_studies)))
+        return 0
+
+    if args.reprint:
+        saved = [json.loads(path.read_text()) for path in args.reprint]
+        ok = report([run for one in saved for run in one["runs"]], next((s["baseline"] for s in saved), None))
+        return 1 if args.check and not ok else 0
+
+    sizes = sorted({int(s) for s in args.studies.split(",") if s.strip()})
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-", dir="/tmp"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"scale bench: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, workers={args.workers}, "
+          f"template {args.template}, work {work}", flush=True)
+    try:
+        runs = [scale_run(n, 0, args, work) for n in sizes]
+        if args.image_studies:
+            runs.append(scale_run(args.image_studies, args.image_studies, args, work))
+        baseline = _baseline_child(runs[0], args.baseline_studies) if runs else None
+    finally:
+        if not (args.work or args.keep):
+            shutil.rmtree(work, ignore_errors=True)
+    if baseline:
+        print(f"\nbaseline (per-study loop in one process: parse, extract, generate, validate; no database, no pool): "
+              f"{baseline['studies']} studies in {baseline['seconds']} s = {baseline['studies_per_s']} studies/s "
+              f"({baseline['items_generated']:,} candidate items generated, {baseline['items_validated']:,} "
+              f"stored items validated)")
+    ok = report(runs, baseline)
+    print(f"\nload at the end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs, "baseline": baseline}, indent=1))
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -84,7 +84,9 @@ def open_store(out: Path) -> Store:
 def peak_rss_of(out: Path, path: str) -> float:
     """Peak RSS (MiB) of a fresh process that runs only one jsonl export (``ours`` or ``naive``)."""
     result = subprocess.run([sys.executable, __file__, "--out", str(out), "--measure", path],
-                            check=True, capture_output=True, text=True)
+                            capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"the {path} export failed:\n{result.stderr}")
     return float(result.stdout.split()[-1])
 
 
@@ -111,6 +113,8 @@ def main() -> None:
         folder = Path(tmp)
         out = args.out or iu_build(folder)
         print(f"load average at start: {os.getloadavg()[0]:.2f}")
+        # first, while this process is small: a child's peak RSS starts from its parent's at fork
+        ours_rss, naive_rss = peak_rss_of(out, "ours"), peak_rss_of(out, "naive")
         with open_store(out) as store:
             best = {}
             for name, export in FORMATS.items():
@@ -126,7 +130,6 @@ def main() -> None:
         with open(folder / "items.jsonl", encoding="utf-8") as ours_file, \
                 open(folder / "naive.jsonl", encoding="utf-8") as naive_file:
             same = all(json.loads(a) == json.loads(b) for a, b in zip(ours_file, naive_file, strict=True))
-        ours_rss, naive_rss = peak_rss_of(out, "ours"), peak_rss_of(out, "naive")
     print(f"build {out}: {naive_items} current items")
     print(f"{'format':<8} {'items':>9} {'seconds':>8} {'items/s':>10}")
     for name, (seconds, items) in best.items():

@@ -2,6 +2,8 @@
 
 Flows only sequence; each task takes a batch (hundreds of items) and calls the library.
 With no PREFECT_API_URL, Prefect runs in ephemeral mode (no server to start by hand).
+With the dask executor, a batch's computing is a task on a Dask cluster (prefect-dask's task runner)
+that returns Parquet shards, and this process merges them: it alone writes to DuckDB.
 """
 
 from __future__ import annotations
@@ -74,13 +76,13 @@ BATCH_STAGES = {"images": image_stage, "reports": report_stage, "extract": extra
                 "validate": validate_stage}
 
 
-def _batches(config: Config, run_id: str, stage: str, batches: Iterable[list], context: Any,
+def _batches(config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any,
              local_task: Callable[[Path, str, list, Any], StageCounts], on_dask: bool = True) -> Iterator[StageCounts]:
-    """Each batch's counts, once it is written: computed here by ``local_task`` (local executor, or a stage
-    that must stay with the database), or on the Dask cluster and merged here (dask executor)."""
+    """The counts of each batch of ``size`` items, once it is written: computed here by ``local_task`` (local
+    executor, or a stage that must stay with the database), or on the Dask cluster and merged here (dask)."""
     if config.executor.kind == "dask" and on_dask:
-        return _dask_batches(config, run_id, stage, batches, context)
-    return (local_task(config.db_path, run_id, batch, context) for batch in batches)
+        return _dask_batches(config, run_id, stage, items, size, context)
+    return (local_task(config.db_path, run_id, batch, context) for batch in batched(items, size))
 
 
 class Sealed:
@@ -101,10 +103,11 @@ def compute_batch(compute: Callable[[Any, Any, str], Iterable[Tables]], batch_in
     return write_shards(folder, batch, compute(batch_input.work, batch_input.context, run_id))
 
 
-def _dask_batches(config: Config, run_id: str, stage: str, batches: Iterable[list], context: Any
+def _dask_batches(config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any
                   ) -> Iterator[StageCounts]:
     """Read each batch's inputs here, compute it on the cluster, merge its shards here (in batch order), with
-    two batches per worker thread in flight so that workers never wait for the merges."""
+    two batches per worker thread in flight so that workers never wait for the merges. Where the items are
+    known in advance (a list), batches are made smaller if that gives every worker thread two of them."""
     module = BATCH_STAGES[stage]
     store = open_writer(config.db_path)
     if hasattr(context, "workers"):   # the workers are the parallelism; daemon processes cannot start a pool
@@ -113,6 +116,8 @@ def _dask_batches(config: Config, run_id: str, stage: str, batches: Iterable[lis
     submit = compute_batch.with_options(name=f"compute-{stage}-batch")
     runner = FlowRunContext.get().task_runner
     threads = sum(runner.client.nthreads().values()) if hasattr(runner, "client") else 1
+    if isinstance(items, list):
+        size = max(1, min(size, -(-len(items) // (2 * threads))))
     in_flight: deque = deque()
 
     def merged(size: int, counts: StageCounts, future: Any) -> StageCounts:
@@ -121,7 +126,7 @@ def _dask_batches(config: Config, run_id: str, stage: str, batches: Iterable[lis
         return written
 
     try:
-        for number, batch in enumerate(batches):
+        for number, batch in enumerate(batched(items, size)):
             work, counts = module.load_batch(store, batch, context)
             with _worker_settings():
                 future = submit.submit(module.compute_batch, Sealed(work, context), run_id, folder,
@@ -172,8 +177,8 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
     def files() -> Iterator[str]:
         return image_stage.iter_source_files(context.images_dir, config.limit)
 
-    return _run_stage(config, run_id, "images", _batches(config, run_id, "images", batched(
-        files(), config.imaging.batch_size), context, ingest_image_batch), total=sum(1 for _ in files()))
+    return _run_stage(config, run_id, "images", _batches(config, run_id, "images", files(), config.imaging.batch_size,
+                                                         context, ingest_image_batch), total=sum(1 for _ in files()))
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)
@@ -188,8 +193,9 @@ def ingest_report_batch(db_path: Path, run_id: str, batch: list,
 def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     context = report_stage.prepare(config)
     records = report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format))
-    return _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", batched(
-        records, config.report_limits.batch_size), context, ingest_report_batch), total=None)
+    return _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", records,
+                                                          config.report_limits.batch_size, context,
+                                                          ingest_report_batch), total=None)
 
 
 @task(name="extract-batch", cache_policy=NO_CACHE)
@@ -206,8 +212,8 @@ def extract(config: Config, run_id: str) -> dict[str, int]:
     total, pending = extract_stage.pending_studies(open_writer(config.db_path), context)
     context = extract_stage.with_workers_for(context, len(pending))
     # the llm backend stays with the database under any executor: its cache and budget live there
-    batches = _batches(config, run_id, "extract", batched(pending, config.extraction.batch_size), context,
-                       extract_batch, on_dask=context.backend == "rules")
+    batches = _batches(config, run_id, "extract", pending, config.extraction.batch_size, context, extract_batch,
+                       on_dask=context.backend == "rules")
     return _run_stage(config, run_id, "extract", batches, total=len(pending), skipped=total - len(pending))
 
 
@@ -241,8 +247,8 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
     qa_stage.record_inputs(store, run_id, context)
     total, pending = qa_stage.pending_work(store, context)
     context = qa_stage.with_workers_for(context, len(pending))
-    counts = _run_stage(config, run_id, "qa", _batches(config, run_id, "qa", batched(pending, config.qa.batch_size),
-                                                       context, generate_qa_batch),
+    counts = _run_stage(config, run_id, "qa", _batches(config, run_id, "qa", pending, config.qa.batch_size, context,
+                                                       generate_qa_batch),
                         total=len(pending), skipped=total - len(pending))
     qa_stage.balance(store, run_id, context)
     return counts
@@ -261,8 +267,9 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
     context = validate_stage.prepare(config)
     validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
-    counts = _run_stage(config, run_id, "validate", _batches(config, run_id, "validate", batched(
-        pending, config.qa.batch_size), context, validate_batch), total=len(pending), skipped=total - n_pending)
+    counts = _run_stage(config, run_id, "validate", _batches(config, run_id, "validate", pending,
+                                                             config.qa.batch_size, context, validate_batch),
+                        total=len(pending), skipped=total - n_pending)
     dataset_checks(open_writer(config.db_path), run_id)
     judge_context = judge_stage.prepare_judge(config)
     if judge_context is not None:

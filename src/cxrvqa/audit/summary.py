@@ -349,8 +349,7 @@ def reason_counts(store: Store, filters: AuditFilters = NO_FILTERS, relations: R
         # one pass: every (validator, status, reason) counted, each validator's items summed over its groups
         parts.append(
             "SELECT 'validate' AS stage, validator, reason, status, n, example, total FROM (SELECT validator, reason, "
-            "status, "
-            "count(*) AS n, min(detail) AS example, sum(count(*)) OVER (PARTITION BY validator) AS total "
+            "status, count(*) AS n, min(detail) AS example, sum(count(*)) OVER (PARTITION BY validator) AS total "
             f"FROM {relations.results} GROUP BY validator, reason, status) "
             "WHERE status <> 'ok' AND ($reason IS NULL OR reason = $reason)")
     if filters.shows("dataset"):
@@ -360,14 +359,15 @@ def reason_counts(store: Store, filters: AuditFilters = NO_FILTERS, relations: R
             f"{_LATEST_CHECKS} AND \"check\" = d.\"check\") AS total "
             f"FROM dataset_checks d WHERE NOT ok AND run_id = {_LATEST_CHECKS} "
             "AND ($reason IS NULL OR \"check\" = $reason) AND ($template IS NULL OR subject = $template) GROUP BY ALL")
-    if not parts:
-        return []
-    order = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STAGES))
-    rows = _query(store, f"WITH r AS ({' UNION ALL '.join(parts)}) SELECT *, sum(n) OVER (PARTITION BY stage) "
-                         f"AS stage_failures FROM r ORDER BY CASE stage {order} END, n DESC, validator, reason",
-                  filters)
+    # one statement per stage: DuckDB plans a UNION ALL of these views with shared sub-plans that made the
+    # validation part ~20x slower (2 s alone, 45 s in the union, on the IU dev build)
+    rows = [row for part in parts for row in _query(store, part, filters)]
+    failures: dict[str, int] = {}
+    for row in rows:
+        failures[row["stage"]] = failures.get(row["stage"], 0) + row["n"]
+    rows.sort(key=lambda r: (STAGES.index(r["stage"]), -r["n"], r["validator"] or "", r["reason"]))
     return [ReasonCount(r["stage"], r["validator"], r["reason"], r["status"], r["n"],
-                        round(r["n"] / r["stage_failures"], 4), round(r["n"] / r["total"], 4) if r["total"] else None,
+                        round(r["n"] / failures[r["stage"]], 4), round(r["n"] / r["total"], 4) if r["total"] else None,
                         r["example"] or "") for r in rows]
 
 

@@ -330,13 +330,18 @@ def load_batch(store: Store, study_ids: list[str], context: ExtractStageContext
 
 
 def compute_batch(studies: list[StudyInput], context: ExtractStageContext, run_id: str) -> Iterator[Tables]:
-    """The table rows of the rules backend's graphs, chunk by chunk over the worker processes (pure).
+    """The table rows of the rules backend's graphs, made in chunks over the worker processes and written
+    at once (one insert per table and batch: chunks of 100 studies are small). Pure.
 
     The llm backend is not pure (its cache and budget live in the store): see `extract_batch`."""
     if context.backend != "rules":
         raise ValueError(f"compute_batch runs the rules backend only, not {context.backend!r}")
     work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
-    yield from process_map(work, batched(studies, CHUNK), context.workers)
+    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
+    for chunk_tables in process_map(work, batched(studies, CHUNK), context.workers):
+        for table, rows in chunk_tables.items():
+            tables[table].extend(rows)
+    yield tables
 
 
 def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ExtractStageContext

@@ -213,19 +213,21 @@ def load_batch(store: Store, work: list[tuple[str, list[str]]], context: QAStage
 
 
 def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: str) -> Iterator[Tables]:
-    """The `qa_items`, `qa_answer_parts` and `qa_done` rows of these studies, chunk by chunk over the
-    worker processes (pure)."""
+    """The `qa_items` and `qa_answer_parts` rows of these studies chunk by chunk over the worker processes
+    (each chunk written while the workers make the next ones), then their `qa_done` rows. Pure."""
     now = datetime.now(timezone.utc)
     versions = {t.id: v for t, v in context.templates}
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
+    done_rows: list[tuple] = []
     # enough chunks per worker for process_map to use the pool and keep every worker busy
     chunk = max(1, -(-len(studies) // (context.workers * MIN_ITEMS_PER_WORKER)))
     for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
-        done_rows = [(study, input_hash, template, versions[template], n) for study, input_hash, template, n in done]
-        yield {"qa_items": _with_provenance(items, run_id, now), "qa_answer_parts": parts,
-               "qa_done": pa.table(_columns(DONE_COLUMNS, done_rows)).append_column(
-                   "run_id", pa.array([run_id] * len(done_rows), pa.string())).append_column(
-                   "created_at", pa.array([now] * len(done_rows), pa.timestamp("us", tz="UTC")))}
+        yield {"qa_items": _with_provenance(items, run_id, now), "qa_answer_parts": parts}
+        done_rows.extend((study, input_hash, t, versions[t], n) for study, input_hash, t, n in done)
+    n = len(done_rows)
+    yield {"qa_done": pa.table(_columns(DONE_COLUMNS, done_rows)).append_column(
+        "run_id", pa.array([run_id] * n, pa.string())).append_column(
+        "created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))}
 
 
 def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: QAStageContext

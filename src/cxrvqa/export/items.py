@@ -108,14 +108,18 @@ def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
     return sql, params
 
 
-#: Columns of an exported item, in order (schemas/qa_item.schema.json); `{image}` is the format's image column.
+#: Columns of an exported item, in order (schemas/qa_item.schema.json); `{image}`: the format's image column.
 ITEM_COLUMNS = """
     i.item_id, i.study_id, i.patient_id, i.image_id, {image} AS image, i.view_plane, i.template_id,
     i.question_type, i.strategy, i.skill, i.answer_format, i.question, i.answer,
     coalesce(p.answer_parts, []) AS answer_parts, i.options, i.correct_option, i.findings, i.regions, i.boxes,
-    i.evidence_ids, coalesce(e.evidence, []) AS evidence, i.arguments, i.polarity, i.split, i.grade, i.grade_code,
+    i.evidence_ids, {evidence} AS evidence, i.arguments, i.polarity, i.split, i.grade, i.grade_code,
     {{'run_id': i.run_id, 'input_hash': i.input_hash, 'template_version': i.template_version,
       'code_version': i.code_version, 'graph_id': i.graph_id, 'backend': i.backend}} AS provenance"""
+
+#: An item's evidence sentences in the order of its evidence_ids (an id without a current sentence is left out).
+_EVIDENCE = ("list_filter(list_transform(i.evidence_ids, lambda k: list_filter(coalesce(s.sentences, []), "
+             "lambda x: x.sentence_id = k)[1]), lambda x: x IS NOT NULL)")
 
 #: The image column: the PNG path relative to the build folder (as stored in images.png_path).
 RELATIVE_IMAGE = "im.png_path"
@@ -135,19 +139,16 @@ parts AS (
     FROM qa_answer_parts p SEMI JOIN items USING (item_id, template_version, input_hash)
     GROUP BY ALL
 ),
-evidence AS (
-    SELECT e.item_id, e.template_version, e.input_hash,
-           list({{'sentence_id': s.sentence_id, 'section': s.section, 'text': s.text}} ORDER BY e.position)
-               AS evidence
-    FROM (SELECT item_id, template_version, input_hash, study_id, unnest(evidence_ids) AS sentence_id,
-                 generate_subscripts(evidence_ids, 1) AS position FROM items) e
-    JOIN current_sentences s USING (study_id, sentence_id)
-    GROUP BY ALL
+sentences AS (   -- each study's sentences; an item's evidence is looked up from its own evidence_ids
+    SELECT study_id, list({{'sentence_id': sentence_id, 'section': section, 'text': text}} ORDER BY sentence_id)
+               AS sentences
+    FROM current_sentences SEMI JOIN items USING (study_id)
+    GROUP BY study_id
 )
-SELECT {ITEM_COLUMNS.format(image=image)}
+SELECT {ITEM_COLUMNS.format(image=image, evidence=_EVIDENCE)}
 FROM items i
 LEFT JOIN parts p USING (item_id, template_version, input_hash)
-LEFT JOIN evidence e USING (item_id, template_version, input_hash)
+LEFT JOIN sentences s USING (study_id)
 LEFT JOIN current_images im ON im.image_id = i.image_id
 ORDER BY i.study_id, i.item_id"""
     return sql, params

@@ -31,16 +31,21 @@ CONNECT_TIMEOUT_S = 30
 def scheduler_address(executor: ExecutorConfig) -> Iterator[str]:
     """The address of the build's scheduler: the configured cluster's, or that of a LocalCluster of
     single-threaded worker processes started here and stopped when the build ends."""
-    logging.getLogger("distributed").setLevel(logging.WARNING)   # it logs every client connection at INFO
-    if executor.dask_address is not None:
-        yield executor.dask_address
-        return
-    from distributed import LocalCluster
+    import dask
 
-    # ":0": the scheduler's HTTP server on a free port, so that two builds on one machine do not collide
-    with LocalCluster(n_workers=executor.dask_local_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.WARNING) as cluster:
-        yield cluster.scheduler_address
+    logging.getLogger("distributed").setLevel(logging.WARNING)   # it logs every client connection at INFO
+    # a batch's inputs travel inside its task (~16 MB for a validation batch of 700 studies): that is the
+    # design here, not the mistake that Dask's "large graph" warning is about
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
+        if executor.dask_address is not None:
+            yield executor.dask_address
+            return
+        from distributed import LocalCluster
+
+        # ":0": the scheduler's HTTP server on a free port, so that two builds on one machine do not collide
+        with LocalCluster(n_workers=executor.dask_local_workers, threads_per_worker=1, processes=True,
+                          dashboard_address=":0", silence_logs=logging.WARNING) as cluster:
+            yield cluster.scheduler_address
 
 
 def check_workers(address: str, out_dir: Path, api_url: str | None, inputs: tuple[Path, ...] = (),

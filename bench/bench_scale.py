@@ -32,7 +32,9 @@ the main ``cxrvqa`` process (its VmHWM, i.e. its exact peak up to the last sampl
 workers (children of the forkserver: peak of their summed RSS; the forkserver itself counted
 with them), the local Prefect server (VmHWM), and the whole tree (peak of the summed RSS; shared
 pages count once per process, so this is an upper bound). The main process's RSS includes
-DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (1 GB).
+DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (1 GB) during the run. The
+samples are also split at the run's start and finish: peak during the run, and peak during the
+status summary (which opens the store read-only without that cap).
 
 Baseline, measured in the same run: a straightforward loop in one process over the first
 ``--baseline-studies`` (500) reports of the first corpus, per study and through the same library
@@ -57,7 +59,26 @@ Corpora and builds go to ``--work`` (default: a new folder under /tmp, removed a
 ``--keep``; a folder given with ``--work`` is kept). The image corpus is written at
 ``--image-scale`` (default 0.5 of a realistic size a side, ~3 MB a DICOM instead of ~12 MB:
 2,000 studies make ~3,200 DICOMs, ~10 GB instead of ~39 GB). ``--json PATH`` also writes every
-figure as JSON. Figures measured here are in the closing notes of issue 8.
+figure as JSON; ``--reprint A.json B.json`` prints the report of saved runs together.
+
+Figures here (2 CPUs shared with other jobs, load 3-11; working tree of 9aca821 + uncommitted stage
+edits as of 01:38 on 2026-11-24), full build / template rebuild / no-change rebuild, wall seconds:
+- 2,000 studies (load ~5): 155 / 104 (67%) / 55 (35%) s; 12.9 studies/s; 110 k items.
+- 10,000 studies (load ~5): 435 / 174 (40%) / 111 (25%) s; 23.0 studies/s [reports 9, extract 30,
+  qa 71, validate 188, in-run other 10, start-up 23, status summary 106]; 553 k items, 7.7 M
+  validation rows. Under load ~8 the same: 725 / 459 (63%) / 285 (39%) s.
+- 2,000 studies with 3,295 DICOMs (load ~6): 418 / 55 (13%) / 61 (15%) s [images 200].
+- Both rebuild targets missed, mostly because of the status summary the CLI prints after every
+  build (90-330 s at 10 k, ``audit.summary.reason_counts`` over ``current_validation_results``);
+  without it in both builds: 25% and 4.6% at 10 k.
+- Peak RSS, 2 k -> 10 k: during the runs main 1,180 -> 1,329 MB, pool 859 -> 958 MB, tree 2,160 ->
+  2,467 MB (1.14x); with the summary main 2,159 -> 8,575 MB (target 1.2x missed: the summary's
+  read-only store has no memory limit).
+- Baseline 64 studies/s at load ~5 (18 at load ~8): the build is 0.36x of it at 10 k.
+- 100,000 studies were not run: on this shared machine the full build alone extrapolates to 1-2 h,
+  and its status summary would take DuckDB's default cap (80% of RAM) and spill beyond it.
+  ``make bench-scale`` (2,000 studies + 200 with images) should take 10-15 minutes (estimated from
+  the runs above, not timed as such).
 """
 
 from __future__ import annotations
@@ -93,6 +114,7 @@ class TreeSampler:
         self.peaks_kb = {"main": 0, "pool": 0, "prefect": 0, "other": 0, "tree": 0}
         self.pool_pids: set[int] = set()
         self.cpu_ticks: dict[int, tuple[str, int]] = {}     # pid -> (kind, user + system clock ticks)
+        self.series: list[tuple[float, int, int, int]] = []  # (time, main RSS, pool RSS, tree RSS) in kB
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -139,7 +161,9 @@ class TreeSampler:
             kind = self._kind(pid, processes)
             if kind is None:
                 continue
-            self.cpu_ticks[pid] = (kind, ticks)
+            # a kind found once sticks: a process just started (not yet exec'd) or exiting reads as "other"
+            known = self.cpu_ticks.get(pid, ("other", 0))[0]
+            self.cpu_ticks[pid] = (kind if kind != "other" else known, ticks)
             if kind == "pool":
                 self.pool_pids.add(pid)
             if kind == "prefect":
@@ -149,6 +173,7 @@ class TreeSampler:
         for kind in ("pool", "other"):
             self.peaks_kb[kind] = max(self.peaks_kb[kind], sums[kind])
         self.peaks_kb["tree"] = max(self.peaks_kb["tree"], main_rss + sum(sums.values()))
+        self.series.append((time.time(), main_rss, sums["pool"], main_rss + sum(sums.values())))
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -161,6 +186,11 @@ class TreeSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def peaks_between(self, start: float, end: float) -> dict[str, int]:
+        """Peak sampled RSS (MB) of main, pool and tree between two times (time.time())."""
+        inside = [s for s in self.series if start <= s[0] <= end] or [(0.0, 0, 0, 0)]
+        return {kind: max(s[i] for s in inside) // 1024 for i, kind in ((1, "main"), (2, "pool"), (3, "tree"))}
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds by kind, as of each process's last sample."""
@@ -230,8 +260,11 @@ def run_build(command: list[str], db: Path, sample_s: float) -> dict:
     mb = {kind: kb // 1024 for kind, kb in sampler.peaks_kb.items()}
     run = last_run(db)
     # outside the run's own start and finish: imports and Prefect start-up before, the CLI's summary after
-    run["before_run_s"] = round(run.pop("run_started") - started_at, 2)
-    run["after_run_s"] = round(finished_at - run.pop("run_finished"), 2)
+    run_started, run_finished = run.pop("run_started"), run.pop("run_finished")
+    run["before_run_s"] = round(run_started - started_at, 2)
+    run["after_run_s"] = round(finished_at - run_finished, 2)
+    run["rss_in_run_mb"] = sampler.peaks_between(run_started, run_finished)
+    run["rss_summary_mb"] = sampler.peaks_between(run_finished, finished_at)
     return {"seconds": round(seconds, 2), "rss_mb": mb, "cpu_s": sampler.cpu_seconds(),
             "pool_processes": len(sampler.pool_pids), **run}
 
@@ -401,12 +434,17 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
               f"{full['counts']['current_items']:,} current items, {full['counts']['images']:,} images; "
               f"peak RSS main {mb['main']:,} MB, pool {mb['pool']:,} MB ({full['pool_processes']} processes), "
               f"prefect {mb['prefect']:,} MB, tree {mb['tree']:,} MB; database {full['db_mb']:,} MB")
+        if "rss_in_run_mb" in full:
+            inside, after = full["rss_in_run_mb"], full["rss_summary_mb"]
+            print(f"  {'':>12}  peak RSS sampled during the run: main {inside['main']:,} MB, pool "
+                  f"{inside['pool']:,} MB, tree {inside['tree']:,} MB; during the status summary: main "
+                  f"{after['main']:,} MB")
         if "cpu_s" in full:
             cpu = full["cpu_s"]
             print(f"  {'':>12}  CPU seconds: main {cpu['main']:,.0f}, pool {cpu['pool']:,.0f}, prefect "
                   f"{cpu['prefect']:,.0f} (total {sum(cpu.values()):,.0f} = {sum(cpu.values()) / full['seconds']:.2f} "
                   f"CPUs on average)")
-        if baseline:
+        if baseline and not run["image_studies"]:       # the baseline does no image work
             naive = run["studies"] / baseline["studies_per_s"]
             print(f"  {'':>12}  baseline extrapolated: {naive:,.0f} s; ratio build/baseline studies/s "
                   f"{rate / baseline['studies_per_s']:.2f}x")
@@ -433,6 +471,9 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
         small, large = plain[0], plain[-1]
         for kind in ("tree", "main", "pool"):
             a, b = small["full"]["rss_mb"][kind], large["full"]["rss_mb"][kind]
+            if "rss_in_run_mb" in small["full"] and "rss_in_run_mb" in large["full"]:
+                a_in, b_in = small["full"]["rss_in_run_mb"][kind], large["full"]["rss_in_run_mb"][kind]
+                print(f"  peak RSS {kind} during the runs only: {a_in:,} -> {b_in:,} MB = {b_in / max(1, a_in):.2f}x")
             growth = b / max(1, a)
             checked = kind == "tree"
             if checked:
@@ -451,7 +492,7 @@ def main() -> int:
     parser.add_argument("--image-scale", type=float, default=0.5, help="synthetic DICOM size, fraction a side")
     parser.add_argument("--workers", type=int, default=2, help="build --workers (and synth --workers)")
     parser.add_argument("--template", default="finding_presence", help="built-in template copied and edited")
-    parser.add_argument("--baseline-studies", type=int, default=500)
+    parser.add_argument("--baseline-studies", type=int, default=500, help="0: no baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-s", type=float, default=0.2, help="memory sampling period")
     parser.add_argument("--work", type=Path, help="folder for corpora and builds (kept; corpora reused)")
@@ -482,7 +523,7 @@ def main() -> int:
         runs = [scale_run(n, 0, args, work) for n in sizes]
         if args.image_studies:
             runs.append(scale_run(args.image_studies, args.image_studies, args, work))
-        baseline = _baseline_child(runs[0], args.baseline_studies) if runs else None
+        baseline = _baseline_child(runs[0], args.baseline_studies) if runs and args.baseline_studies else None
     finally:
         if not (args.work or args.keep):
             shutil.rmtree(work, ignore_errors=True)

@@ -480,15 +480,21 @@ def validate_file_command(
     items: Annotated[Path, typer.Argument(help="QA items as JSON lines (the jsonl export layout).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build: its images, reports and graphs.")],
     dest: Annotated[Path, typer.Option("--dest", help="Verdicts file to write (JSON lines, one per input line).")],
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="Config file (strictness, seed).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help=(
+        "Config file (strictness, seed, splits, templates); default: the settings of the build's last run."))
+    ] = None,
 ) -> None:
     """Run every validator over items from a file, against a build; nothing is written to the build."""
+    from cxrvqa.staleness import last_config
     from cxrvqa.validation.files import validate_file
     from cxrvqa.validation.stage import prepare
 
     try:
-        config = load_config(config_file, {"out_dir": out})
         with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            # item ids and splits depend on the build's seed and splits: check items against the build's own
+            config = load_config(config_file, {"out_dir": out}) if config_file else last_config(store)
+            if config is None:
+                raise CxrvqaError(f"{out} holds no build yet: run `cxrvqa build --out {out}` first")
             summary = validate_file(store, items, dest, prepare(config))
     except CxrvqaError as exc:
         _fail(exc)

@@ -103,9 +103,10 @@ def load_batch(store: Store, batch: list[RawReport | RawReject], context: Report
     rejected_before = set(store.query(
         "SELECT source, input_hash FROM report_rejects WHERE parser_version = ? AND input_hash IN "
         "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, hashes]))
+    studies = [r.study_id for r in batch if isinstance(r, RawReport)]
     done = set(store.query(
         "SELECT study_id, input_hash FROM reports WHERE parser_version = ? AND study_id IN "
-        "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, [r.study_id for r in batch if isinstance(r, RawReport)]]))
+        "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, studies]))
     todo = [(raw, input_hash) for raw, input_hash in zip(batch, hashes, strict=True)
             if (raw.source, input_hash) not in rejected_before
             and not (isinstance(raw, RawReport) and (raw.study_id, input_hash) in done)]

@@ -127,3 +127,14 @@ def test_memory_limit_is_applied_and_checked(tmp_path: Path) -> None:
         assert store.query("SELECT current_setting('memory_limit')")[0][0] in ("256.0 MiB", "244.1 MiB")
     with pytest.raises(StoreError, match="memory limit 'lots': expected a size like '1GB'"):
         Store(tmp_path / "db.duckdb", memory_limit="lots")
+
+
+def test_a_failed_insert_in_a_transaction_raises_its_own_error(tmp_path: Path) -> None:
+    import duckdb
+
+    with Store(tmp_path / "x.duckdb") as store:
+        with pytest.raises(duckdb.ConstraintException, match="duplicate key"):
+            with store.transaction():
+                store.insert("grade_levels", [{"grade": 1, "label": "X", "meaning": "m"}])
+                store.insert("grade_levels", [{"grade": 1, "label": "Y", "meaning": "m"}])
+        assert store.query("SELECT count(*) FROM grade_levels")[0][0] == 0

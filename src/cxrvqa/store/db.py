@@ -6,6 +6,8 @@ a StoreLockedError that names the holder instead of a raw IOException.
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -139,8 +141,12 @@ class Store:
         self.con.register("_batch", arrow)
         try:
             self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
-        finally:
-            self.con.unregister("_batch")
+        except duckdb.Error:
+            # in an aborted transaction unregistering fails too: it must not hide the insert's own error
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister("_batch")
+            raise
+        self.con.unregister("_batch")
         return arrow.num_rows
 
     @contextmanager

@@ -130,8 +130,6 @@ def test_memory_limit_is_applied_and_checked(tmp_path: Path) -> None:
 
 
 def test_a_failed_insert_in_a_transaction_raises_its_own_error(tmp_path: Path) -> None:
-    import duckdb
-
     with Store(tmp_path / "x.duckdb") as store:
         with pytest.raises(duckdb.ConstraintException, match="duplicate key"):
             with store.transaction():

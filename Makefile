@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c 'import sys; assert sys.version_info >= (3, 11), "cxrvqa needs Python >= 3.11, found " + sys.version' 
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
-	$(BIN)/python -c "import cxrvqa.cli, flows.build, spacy, pydicom, duckdb, openjpeg, libjpeg, rle" 
+	$(BIN)/python -c "import cxrvqa.cli, flows.build, spacy, pydicom, duckdb, openjpeg, libjpeg, rle, prefect_dask" 
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -50,9 +50,12 @@ def compiled(body: str) -> Any:
     return jinja().from_string(body)
 
 
-def read_prompt(kind: str, prompt_id: str, front_matter_schema: str) -> tuple[dict[str, Any], str, str]:
+def read_prompt(kind: str, prompt_id: str, front_matter_schema: str,
+                check_example: Callable[[dict[str, Any]], object]) -> tuple[dict[str, Any], str, str]:
     """(front matter, template body, whole text) of ``prompts/<kind>/<prompt_id>.md``: YAML front matter checked
-    against ``schemas/<front_matter_schema>``, then a Jinja template with a `system` and a `user` block."""
+    against ``schemas/<front_matter_schema>``, each of its examples by ``check_example`` (which raises
+    ResponseError for an example whose answer the model could not give), then a Jinja template with a
+    `system` and a `user` block."""
     name = f"prompts/{kind}/{prompt_id}.md"
     node = resource("prompts", kind, f"{prompt_id}.md")
     if not re.fullmatch(r"[a-z0-9_]+", prompt_id) or not node.is_file():
@@ -67,6 +70,11 @@ def read_prompt(kind: str, prompt_id: str, front_matter_schema: str) -> tuple[di
     if problems:
         raise ResourceError(name, "; ".join(f"{'/'.join(map(str, p.path)) or 'front matter'}: {p.message}"
                                             for p in problems))
+    for number, example in enumerate(meta.get("examples", []), start=1):
+        try:
+            check_example(example)
+        except ResponseError as exc:
+            raise ResourceError(name, f"example {number}: {exc}") from exc
     if meta["id"] != prompt_id:
         raise ResourceError(name, f"front matter id {meta['id']!r} differs from the file name")
     try:

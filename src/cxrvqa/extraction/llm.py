@@ -104,12 +104,8 @@ class Prompt:
 
 @lru_cache(maxsize=8)
 def load_prompt(prompt_id: str) -> Prompt:
-    meta, body, text = read_prompt("extraction", prompt_id, "prompt.schema.json")
-    for number, example in enumerate(meta.get("examples", []), start=1):
-        try:
-            parse_answer(json.dumps(example["answer"]))
-        except AnswerError as exc:
-            raise ResourceError(f"prompts/extraction/{prompt_id}.md", f"example {number}: {exc}") from exc
+    meta, body, text = read_prompt("extraction", prompt_id, "prompt.schema.json",
+                                   lambda example: parse_answer(json.dumps(example["answer"])))
     return Prompt(id=prompt_id, version=meta["version"], meta=meta, body=body,
                   hash=stable_hash({"text": text, "schema": response_schema()}))
 

@@ -128,12 +128,8 @@ class JudgePrompt:
 
 @lru_cache(maxsize=4)
 def load_judge_prompt(prompt_id: str) -> JudgePrompt:
-    meta, body, text = read_prompt("judge", prompt_id, "judge_prompt.schema.json")
-    for number, example in enumerate(meta.get("examples", []), start=1):
-        try:
-            parse_verdict(json.dumps(example["verdict"]))
-        except ResponseError as exc:
-            raise ResourceError(f"prompts/judge/{prompt_id}.md", f"example {number}: {exc}") from exc
+    meta, body, text = read_prompt("judge", prompt_id, "judge_prompt.schema.json",
+                                   lambda example: parse_verdict(json.dumps(example["verdict"])))
     return JudgePrompt(prompt_id, meta, body, stable_hash({"text": text, "criteria": judge_criteria().content_hash}))
 
 

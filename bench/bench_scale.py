@@ -61,22 +61,20 @@ Corpora and builds go to ``--work`` (default: a new folder under /tmp, removed a
 2,000 studies make ~3,200 DICOMs, ~10 GB instead of ~39 GB). ``--json PATH`` also writes every
 figure as JSON; ``--reprint A.json B.json`` prints the report of saved runs together.
 
-Figures here (2 CPUs shared with other jobs, load 3-11; working tree of 9aca821 + uncommitted stage
-edits as of 01:38 on 2026-11-24), full build / template rebuild / no-change rebuild, wall seconds:
-- 2,000 studies (load ~5): 155 / 104 (67%) / 55 (35%) s; 12.9 studies/s; 110 k items.
-- 10,000 studies (load ~5): 435 / 174 (40%) / 111 (25%) s; 23.0 studies/s [reports 9, extract 30,
-  qa 71, validate 188, in-run other 10, start-up 23, status summary 106]; 553 k items, 7.7 M
-  validation rows. Under load ~8 the same: 725 / 459 (63%) / 285 (39%) s.
-- 2,000 studies with 3,295 DICOMs (load ~6): 418 / 55 (13%) / 61 (15%) s [images 200].
-- Both rebuild targets missed, mostly because of the status summary the CLI prints after every
-  build (90-330 s at 10 k, ``audit.summary.reason_counts`` over ``current_validation_results``);
-  without it in both builds: 25% and 4.6% at 10 k.
-- Peak RSS, 2 k -> 10 k: during the runs main 1,180 -> 1,329 MB, pool 859 -> 958 MB, tree 2,160 ->
-  2,467 MB (1.14x); with the summary main 2,159 -> 8,575 MB (target 1.2x missed: the summary's
-  read-only store has no memory limit).
-- Baseline 64 studies/s at load ~5 (18 at load ~8): the build is 0.36x of it at 10 k.
-- 100,000 studies were not run: on this shared machine the full build alone extrapolates to 1-2 h,
-  and its status summary would take DuckDB's default cap (80% of RAM) and spill beyond it.
+Figures here (2 CPUs shared with other jobs), full build / template rebuild / no-change rebuild:
+- 10,000 studies at 91f8a43 (load 4-9): 338 / 74 (22.0%) / 30 (8.9%) s; 29.5 studies/s [reports 16,
+  extract 22, qa 63, validate 197, in-run other 13, start-up 17, status summary 9]; 546 k items,
+  7.6 M validation rows; peak RSS during the run main 1,412 MB, pool 951 MB, tree 2,518 MB; during
+  the status summary main 2,746 MB (its read-only store has no memory cap). Without the summary in
+  both builds: 18.1% / 5.3%. Template rebuild: qa 9 s (85 k items), validate 30 s (65 k items, in
+  the main process: 13 k pending items per 2,000-study batch is under the pool's 20 k threshold).
+  Baseline 105 studies/s: the build is 0.28x of it (230 CPU seconds vs ~95 for the bare compute).
+- Before d623a91 (which split the status summary's reason query), working tree of 9aca821: 2,000 studies
+  155 / 104 (67%) / 55 (35%) s; 10,000 studies 435 / 174 (40%) / 111 (25%) s with a 90-106 s status
+  summary at 8.6 GB; during the runs 2 k -> 10 k peak RSS tree 2,160 -> 2,467 MB (1.14x).
+- 2,000 studies with 3,295 DICOMs at half size (same older tree, load ~6): 418 / 55 (13%) / 61
+  (15%) s [images 200 s; the no-change rebuild re-hashes every DICOM: 14 s for 9 GB].
+- 100,000 studies were not run: on this shared machine the full build extrapolates to 1-1.5 h.
   ``make bench-scale`` (2,000 studies + 200 with images) should take 10-15 minutes (estimated from
   the runs above, not timed as such).
 """

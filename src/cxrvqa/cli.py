@@ -153,7 +153,7 @@ def build(
         _fail(exc)
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
-    _print_status(config.db_path, run_id=result["run_id"])
+    _print_status(config.db_path, run_id=result["run_id"], stale=False)   # a build just redid what was stale
 
 
 #: Stages that read an input given on the command line; the others read the store.
@@ -218,7 +218,9 @@ def status(
         _fail(exc)
 
 
-def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
+def collect_status(db_path: Path, run_id: str | None = None, stale: bool = True) -> dict[str, Any]:
+    """Everything `status` shows; ``stale``: also what the next build would redo (asks every stage, seconds
+    on a large build)."""
     from cxrvqa.staleness import last_config, stale_work
 
     with Store(db_path, read_only=True) as store:
@@ -244,11 +246,11 @@ def collect_status(db_path: Path, run_id: str | None = None) -> dict[str, Any]:
             "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
             "GROUP BY backend, code ORDER BY backend, n DESC, code")
         reasons = sorted(map(_status_reason, reason_counts(store)), key=lambda r: (r["stage"], -r["n"], r["reason"]))
-        config = last_config(store)
-        stale = [w.as_dict() for w in stale_work(store, config)] if config is not None else []
+        config = last_config(store) if stale else None
+        work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
             "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades,
-            "stale": stale}
+            "stale": work}
 
 
 def _status_reason(reason: ReasonCount) -> dict[str, Any]:
@@ -261,8 +263,8 @@ def _status_reason(reason: ReasonCount) -> dict[str, Any]:
     return {"stage": stage, "reason": code, "n": reason.n, "example": reason.example}
 
 
-def _print_status(db_path: Path, run_id: str | None = None) -> None:
-    info = collect_status(db_path, run_id)
+def _print_status(db_path: Path, run_id: str | None = None, stale: bool = True) -> None:
+    info = collect_status(db_path, run_id, stale)
     out = Console()
     runs = Table(title="Runs", title_justify="left")
     for column in ("run_id", "status", "started_at", "finished_at", "code_version"):
@@ -304,7 +306,7 @@ def _print_status(db_path: Path, run_id: str | None = None) -> None:
     if info["stale"]:
         _print_counts(out, "Stale: what the next build redoes", ("stage", "what", "count", "why"),
                       [(w["stage"], w["subject"], w["n"], w["why"]) for w in info["stale"]])
-    elif info["runs"]:
+    elif info["stale"] is not None and info["runs"]:
         out.print("nothing stale: a rebuild with the same settings redoes nothing (new inputs aside)")
 
 

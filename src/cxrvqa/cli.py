@@ -223,7 +223,8 @@ def collect_status(db_path: Path, run_id: str | None = None, stale: bool = True)
     on a large build)."""
     from cxrvqa.staleness import last_config, stale_work
 
-    with Store(db_path, read_only=True) as store:
+    # capped like a build's store: uncapped, DuckDB may take 80% of the machine's memory for these queries
+    with Store(db_path, read_only=True, memory_limit=Config().duckdb_memory_limit) as store:
         runs = store.query_dicts(
             "SELECT run_id, status, started_at, finished_at, code_version, error FROM runs ORDER BY started_at DESC"
         )

@@ -34,7 +34,7 @@ ITEM_FIELDS = ("item_id", "study_id", "patient_id", "image_id", "view_plane", "t
                "regions", "boxes", "evidence_ids", "arguments", "polarity", "split")
 STATUS_RANK = {"ok": 0, "warn": 1, "reject": 2}
 #: The fewest pending items in a batch worth the process pool.
-POOL_MIN_ITEMS = 20_000
+POOL_MIN_ITEMS = 5_000   # a template rebuild's batches hold ~13k pending items (bench_scale at 10k studies)
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def build(
         _fail(exc)
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
-    _print_status(config.db_path, run_id=result["run_id"], stale=False)   # a build just redid what was stale
+    _print_status(config.db_path, run_id=result["run_id"], brief=True)
 
 
 #: Stages that read an input given on the command line; the others read the store.
@@ -218,9 +218,10 @@ def status(
         _fail(exc)
 
 
-def collect_status(db_path: Path, run_id: str | None = None, stale: bool = True) -> dict[str, Any]:
-    """Everything `status` shows; ``stale``: also what the next build would redo (asks every stage, seconds
-    on a large build)."""
+def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False) -> dict[str, Any]:
+    """Everything `status` shows. ``brief`` (the summary a build prints) leaves out the reject reasons and
+    what the next build would redo: on a large build they take seconds (the validation reasons read every
+    result row; staleness asks every stage), and the build just redid what was stale."""
     from cxrvqa.staleness import last_config, stale_work
 
     # capped like a build's store: uncapped, DuckDB may take 80% of the machine's memory for these queries
@@ -246,8 +247,9 @@ def collect_status(db_path: Path, run_id: str | None = None, stale: bool = True)
             "SELECT backend, code, count(*) AS n, min(study_id) AS example_study FROM "
             "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
             "GROUP BY backend, code ORDER BY backend, n DESC, code")
-        reasons = sorted(map(_status_reason, reason_counts(store)), key=lambda r: (r["stage"], -r["n"], r["reason"]))
-        config = last_config(store) if stale else None
+        reasons = None if brief else sorted(map(_status_reason, reason_counts(store)),
+                                            key=lambda r: (r["stage"], -r["n"], r["reason"]))
+        config = None if brief else last_config(store)
         work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
             "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades,
@@ -264,8 +266,8 @@ def _status_reason(reason: ReasonCount) -> dict[str, Any]:
     return {"stage": stage, "reason": code, "n": reason.n, "example": reason.example}
 
 
-def _print_status(db_path: Path, run_id: str | None = None, stale: bool = True) -> None:
-    info = collect_status(db_path, run_id, stale)
+def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False) -> None:
+    info = collect_status(db_path, run_id, brief)
     out = Console()
     runs = Table(title="Runs", title_justify="left")
     for column in ("run_id", "status", "started_at", "finished_at", "code_version"):
@@ -302,8 +304,12 @@ def _print_status(db_path: Path, run_id: str | None = None, stale: bool = True) 
                   f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens")
     _print_counts(out, "Scene-graph quality codes", ("backend", "code", "studies", "example study"),
                   [(r["backend"], r["code"], r["n"], r["example_study"]) for r in info["graph_quality"]])
-    _print_counts(out, "Reject reasons", ("stage", "reason", "count", "example detail"),
-                  [(r["stage"], r["reason"], r["n"], r["example"]) for r in info["reject_reasons"]])
+    if info["reject_reasons"] is None:
+        out.print(f"reject reasons and what is stale: cxrvqa status --out {escape(str(db_path.parent))}; "
+                  f"failures in detail: cxrvqa audit --out {escape(str(db_path.parent))}")
+    else:
+        _print_counts(out, "Reject reasons", ("stage", "reason", "count", "example detail"),
+                      [(r["stage"], r["reason"], r["n"], r["example"]) for r in info["reject_reasons"]])
     if info["stale"]:
         _print_counts(out, "Stale: what the next build redoes", ("stage", "what", "count", "why"),
                       [(w["stage"], w["subject"], w["n"], w["why"]) for w in info["stale"]])

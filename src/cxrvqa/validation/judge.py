@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema
 
-from cxrvqa.config import Config
+from cxrvqa.config import Config, LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
 from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.provenance import stable_hash
@@ -138,15 +138,11 @@ class JudgeContext:
     """What a judge batch needs; picklable and free of secrets."""
 
     config: Config
+    settings: LLMConfig        # extraction.llm's connection, with the judge's model
     prompt_hash: str
     params_hash: str
     judge_version: str
     min_grade: int
-
-    @property
-    def settings(self) -> Any:
-        llm = self.config.extraction.llm
-        return llm.model_copy(update={"model": self.config.judge.model or llm.model})
 
     def cache_key(self, content_hash: str) -> str:
         return stable_hash({"input": content_hash, "prompt": self.prompt_hash, "model": self.settings.model,
@@ -170,9 +166,9 @@ def prepare_judge(config: Config) -> JudgeContext | None:
 
     prompt = load_judge_prompt(judge.prompt)
     params = stable_hash({"temperature": llm.temperature, "response_mode": llm.response_mode})
-    model = judge.model or llm.model
-    version = stable_hash({"prompt": prompt.hash, "model": model, "params": params})
-    return JudgeContext(config, prompt.hash, params, version, rules.code(judge.min_grade))
+    settings = llm.model_copy(update={"model": judge.model or llm.model})
+    version = stable_hash({"prompt": prompt.hash, "model": settings.model, "params": params})
+    return JudgeContext(config, settings, prompt.hash, params, version, rules.code(judge.min_grade))
 
 
 def pending_items(store: Store, context: JudgeContext) -> tuple[int, list[tuple[str, str, str]]]:

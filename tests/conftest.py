@@ -31,3 +31,15 @@ def data_dir() -> Path:
     if not (path / "dicom").is_dir():
         pytest.fail(f"CXRVQA_DATA_DIR={value} has no dicom/ folder: expected the shared data layout")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo built once per session through the real flow (all stages). Read it, or copy it before a change."""
+    from cxrvqa.cli import _demo_inputs
+    from cxrvqa.config import load_config
+    from flows.build import build_dataset
+
+    out = tmp_path_factory.mktemp("demo-build")
+    build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"workers": 1}}))
+    return out

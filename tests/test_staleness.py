@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cxrvqa.cli import _demo_inputs, app
+from cxrvqa.cli import app
 from cxrvqa.config import load_config
 from cxrvqa.staleness import StaleWork, last_config, stale_work
 from cxrvqa.store import Store
@@ -21,19 +21,10 @@ NEW_TEMPLATE = ("id: pleural_question\nversion: 1\nquestion_type: is_there\nstra
                 "variants: ['Any fluid in the pleural space?']\n")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flows.build import build_dataset
-
-    out = tmp_path_factory.mktemp("demo")
-    build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"workers": 1}}))
-    return out
-
-
 @pytest.fixture
-def copy(demo: Path, tmp_path: Path) -> Path:
+def copy(demo_build: Path, tmp_path: Path) -> Path:
     out = tmp_path / "copy"
-    shutil.copytree(demo, out)
+    shutil.copytree(demo_build, out)
     return out
 
 

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.flow
 KEY = "sk-test-JUDGE-77a1"
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flows.build import build_dataset
-
-    out = tmp_path_factory.mktemp("demo")
-    build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"workers": 1}}))
-    return out
-
-
 @pytest.fixture
 def server():
     with FakeLLMServer(latency=0.0, slow_seconds=2.0) as fake:
@@ -85,19 +76,19 @@ def test_the_prompt_shows_report_question_options_and_answer() -> None:
                                "Question: Which finding is seen?\nOptions: A. effusion | B. mass\nAnswer: A. effusion")
 
 
-def test_settings_errors_are_named_before_any_request(demo: Path, server: FakeLLMServer) -> None:
-    assert judge.prepare_judge(load_config(None, {"out_dir": demo})) is None   # off by default
+def test_settings_errors_are_named_before_any_request(demo_build: Path, server: FakeLLMServer) -> None:
+    assert judge.prepare_judge(load_config(None, {"out_dir": demo_build})) is None   # off by default
     with pytest.raises(ConfigError, match="the judge asks the server of extraction.llm"):
-        judge.prepare_judge(load_config(None, {"out_dir": demo, "judge": {"enabled": True}}))
+        judge.prepare_judge(load_config(None, {"out_dir": demo_build, "judge": {"enabled": True}}))
     with pytest.raises(ConfigError, match=r"unknown grade 'A\+\+\+'; grades are \['A\+\+', 'A\+', 'A'"):
-        judge.prepare_judge(_config(demo, server, min_grade="A+++"))
+        judge.prepare_judge(_config(demo_build, server, min_grade="A+++"))
 
 
-def test_verdicts_failures_cache_and_grades(demo: Path, server: FakeLLMServer, tmp_path: Path,
+def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMServer, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXRVQA_LLM_API_KEY", KEY)
     out = tmp_path / "copy"
-    shutil.copytree(demo, out)
+    shutil.copytree(demo_build, out)
     with Store(out / "cxrvqa.duckdb") as store:
         # a flipped answer that the rule-based validators never saw: only the judge can catch it now
         flipped, = store.query(
@@ -168,11 +159,11 @@ def test_verdicts_failures_cache_and_grades(demo: Path, server: FakeLLMServer, t
     assert KEY not in text
 
 
-def test_the_build_flow_judges_after_validation(demo: Path, server: FakeLLMServer, tmp_path: Path) -> None:
+def test_the_build_flow_judges_after_validation(demo_build: Path, server: FakeLLMServer, tmp_path: Path) -> None:
     from flows.build import build_dataset
 
     out = tmp_path / "copy"
-    shutil.copytree(demo, out)
+    shutil.copytree(demo_build, out)
     config = _config(out, server, max_items=10)
     config.stages = ["validate"]
     result = build_dataset(config)

@@ -113,7 +113,7 @@ def _validation(store: Store, config: Config) -> list[StaleWork]:
     rows = store.query(
         "SELECT (SELECT any_value(d.validators_version) FROM validation_done d WHERE d.item_id = q.item_id AND "
         "d.template_version = q.template_version AND d.input_hash = q.input_hash) AS old, count(*) "
-        "FROM current_qa_items q WHERE NOT EXISTS (SELECT 1 FROM validation_done d WHERE d.item_id = q.item_id "
+        "FROM qa_current q WHERE NOT EXISTS (SELECT 1 FROM validation_done d WHERE d.item_id = q.item_id "
         "AND d.template_version = q.template_version AND d.input_hash = q.input_hash AND d.validators_version = ?) "
         "GROUP BY 1 ORDER BY 1 NULLS FIRST", [context.validators_version])
     return [StaleWork("validate", "validators", n, "new items, never validated" if old is None else

@@ -6,7 +6,8 @@ grades and validation results once, already narrowed by --template and --validat
 ranks every result of every run: reading it once keeps the audit of ~2M results to seconds).
 
 "As of run X" (`as_of`): every base table with a `run_id` column is shadowed, on this connection only,
-by a temporary view of its rows from runs started up to X. DuckDB resolves names in the temporary
+by a temporary view of its rows from runs started up to X, and the stored keys of the current dataset
+(`qa_current`) by the rule that selects them (`qa_current_rule`). DuckDB resolves names in the temporary
 catalog first, also inside the stored `current_*` views, so those views then select the dataset as it
 was after run X, with no copy of their definitions.
 """
@@ -250,6 +251,10 @@ def as_of(store: Store, run_id: str | None) -> Iterator[None]:
             store.con.execute(f'CREATE TEMP VIEW "{table}" AS SELECT * FROM "{catalog}".main."{table}" '
                               f"WHERE run_id IN ({listed})")
             created.append(table)
+        # the stored keys of the current dataset are the latest QA stage's: as of run X, the rule over X's rows
+        store.con.execute("CREATE TEMP VIEW qa_current AS SELECT study_id, item_id, template_version, input_hash "
+                          "FROM qa_current_rule")
+        created.append("qa_current")
         yield
     finally:
         for table in created:

@@ -24,7 +24,7 @@ from cxrvqa.extraction.llm import (INJECTION_REASON, Budget, LLMContext, answer_
 from cxrvqa.extraction.model import SceneGraph, Sentence
 from cxrvqa.parallel import batched, process_map
 from cxrvqa.provenance import code_version, stable_hash
-from cxrvqa.store import StageCounts, Store
+from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
 #: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool.
@@ -115,11 +115,11 @@ def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, li
 def load_inputs(store: Store, study_ids: list[str]) -> list[StudyInput]:
     reports = store.query(
         "SELECT study_id, report_hash, parser_version, indication FROM current_reports "
-        "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id", [study_ids])
+        f"WHERE {in_studies('study_id')} ORDER BY study_id", study_params(study_ids))
     sentences: dict[str, list[tuple]] = {}
     for study_id, *sentence in store.query(
             'SELECT study_id, sentence_id, section, text, start, "end", deid_only FROM current_sentences '
-            "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, sentence_id", [study_ids]):
+            f"WHERE {in_studies('study_id')} ORDER BY study_id, sentence_id", study_params(study_ids)):
         sentences.setdefault(study_id, []).append(tuple(sentence))
     return [StudyInput(study, report_hash, parser, indication, tuple(sentences.get(study, ())))
             for study, report_hash, parser, indication in reports]

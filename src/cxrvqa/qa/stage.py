@@ -3,7 +3,7 @@
 A (study, template) pair is skipped when `qa_done` has it for the study's current input and the
 template's version, so a rerun generates only for new or changed studies and edited or added
 templates. After the batches, `balance` sets per template the share of 'no' candidates that the
-`current_qa_items` view keeps.
+current dataset keeps, and stores the current dataset's keys (`select_current`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cxrvqa.provenance import code_version
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
 from cxrvqa.qa.templates import Template, load_templates, template_version
-from cxrvqa.store import StageCounts, Store
+from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
 #: The fewest pending studies worth a process pool.
@@ -125,13 +125,13 @@ def images_of(store: Store, study_ids: list[str]) -> dict[str, tuple[ImageView, 
     boxes: dict[str, tuple[list[Box], list[Box]]] = {}
     for image_id, kind, label, x0, y0, x1, y1 in store.query(
             "SELECT image_id, kind, label, x_min, y_min, x_max, y_max FROM current_boxes "
-            "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY box_id", [study_ids]):
+            f"WHERE {in_studies('study_id')} ORDER BY box_id", study_params(study_ids)):
         finding_boxes, region_boxes = boxes.setdefault(image_id, ([], []))
         (finding_boxes if kind == "finding" else region_boxes).append(Box(label, x0, y0, x1, y1))
     images: dict[str, list[ImageView]] = {}
     for study, image_id, position, plane, cols, rows in store.query(
             "SELECT study_id, image_id, view_position, view_plane, png_cols, png_rows FROM current_images "
-            "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, image_id", [study_ids]):
+            f"WHERE {in_studies('study_id')} ORDER BY study_id, image_id", study_params(study_ids)):
         finding_boxes, region_boxes = boxes.get(image_id, ([], []))
         images.setdefault(study, []).append(ImageView(image_id, position, plane, cols, rows, tuple(finding_boxes),
                                                       tuple(region_boxes)))
@@ -146,7 +146,7 @@ def load_inputs(store: Store, work: list[tuple[str, list[str]]], backend: str) -
         "SELECT i.study_id, r.patient_id, i.graph_id, i.input_hash, g.graph FROM current_qa_inputs i "
         "JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? "
         "JOIN current_reports r ON r.study_id = i.study_id "
-        "WHERE i.study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY i.study_id", [backend, study_ids])
+        f"WHERE {in_studies('i.study_id')} ORDER BY i.study_id", [backend, *study_params(study_ids)])
     return [StudyQAInput(study, patient, graph_id, input_hash, graph, images.get(study, ()), wanted[study])
             for study, patient, graph_id, input_hash, graph in rows]
 
@@ -247,7 +247,8 @@ def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]],
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:
     """Per yes/no template, sample down the side in excess so that 'yes' reaches the target share
     (negatives kept below keep_rate, or positives kept below positive_keep_rate); record it in
-    `qa_balance` and return the rows. A template with only one side keeps everything."""
+    `qa_balance` and return the rows. A template with only one side keeps everything. The current dataset's
+    keys are stored in the same transaction."""
     targets = {t.id: t.positive_share or context.positive_share for t, _ in context.templates}
     counts = store.query(
         "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
@@ -280,4 +281,14 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
         row["achieved_share"] = kept_pos / (kept_pos + kept_neg) if kept_pos + kept_neg else None
     with store.transaction():
         store.insert("qa_balance", rows)
+        select_current(store)
     return rows
+
+
+def select_current(store: Store) -> None:
+    """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view): the rule
+    (`qa_current_rule`: current inputs and templates, balanced, de-duplicated) evaluated once per QA stage
+    instead of by every query. Ordered by study, so that a batch's range of studies reads a few row groups."""
+    store.con.execute("DELETE FROM qa_current")
+    store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash "
+                      "FROM qa_current_rule ORDER BY study_id, item_id")

@@ -45,6 +45,19 @@ SCHEMA_VERSION = len(_migrations())
 _writers: dict[Path, "Store"] = {}
 
 
+def in_studies(column: str) -> str:
+    """A filter keeping a batch's studies (its parameters: `study_params`). The range lets DuckDB skip row
+    groups (rows are written in study order) and push the filter below the `current_*` views' windows, which
+    partition by study, so a batch reads about its own rows instead of every row; the list keeps exactly
+    the batch."""
+    return f"{column} BETWEEN ? AND ? AND {column} IN (SELECT unnest(?::VARCHAR[]))"
+
+
+def study_params(study_ids: Sequence[str]) -> list:
+    """The parameters of `in_studies` for these study ids."""
+    return [min(study_ids, default=""), max(study_ids, default=""), list(study_ids)]
+
+
 def open_writer(path: Path) -> "Store":
     """The writable Store this process already holds for ``path``.
 

@@ -25,7 +25,7 @@ from cxrvqa.errors import ConfigError, ResourceError
 from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.provenance import stable_hash
 from cxrvqa.resources import load_checked_yaml
-from cxrvqa.store import StageCounts, Store
+from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.validation.grading import grading
 
 CRITERIA_FILE = "schemas/vocab/judge_criteria.yaml"
@@ -198,8 +198,8 @@ def _items(store: Store, keys: list[tuple[str, str, str]]) -> list[dict[str, Any
     sentences: dict[str, list[dict[str, Any]]] = {}
     for study, sentence_id, section, text in store.query(
             "SELECT study_id, sentence_id, section, text FROM current_sentences "
-            "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, sentence_id",
-            [sorted({i["study_id"] for i in items})]):
+            f"WHERE {in_studies('study_id')} ORDER BY study_id, sentence_id",
+            study_params(sorted({i["study_id"] for i in items}))):
         sentences.setdefault(study, []).append({"id": sentence_id, "section": section, "text": text})
     for item in items:
         item["sentences"] = sentences.get(item["study_id"], [])

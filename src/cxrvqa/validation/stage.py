@@ -23,7 +23,7 @@ from cxrvqa.provenance import stable_hash
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.qa.generate import GenerationSettings
 from cxrvqa.qa.study import ImageView, study_view
-from cxrvqa.store import StageCounts, Store
+from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 from cxrvqa.validation.grading import grade_item, grading
 from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationContext, run_validators
@@ -64,13 +64,21 @@ def record_grade_levels(store: Store) -> None:
         store.insert("grade_levels", [{"grade": c, "label": n, "meaning": m} for c, n, m in grading().levels])
 
 
+#: The current items (keys) not yet validated by these validators, of the studies that ``studies`` (on
+#: `qa_current` c) and ``done_studies`` (the same on `validation_done` d) keep; the last parameter is the
+#: validators version.
+PENDING_SQL = (
+    "SELECT c.* FROM qa_current c WHERE {studies} AND NOT EXISTS (SELECT 1 FROM validation_done d "
+    "WHERE {done_studies} AND d.item_id = c.item_id AND d.template_version = c.template_version "
+    "AND d.input_hash = c.input_hash AND d.validators_version = ?)")
+
+
 def pending_studies(store: Store, context: ValidateStageContext) -> tuple[int, int, list[str]]:
     """(current items, items not yet validated by these validators, the studies they belong to)."""
-    total = store.query("SELECT count(*) FROM current_qa_items")[0][0]
-    rows = store.query(
-        "SELECT q.study_id, count(*) FROM current_qa_items q WHERE NOT EXISTS (SELECT 1 FROM validation_done d "
-        "WHERE d.item_id = q.item_id AND d.template_version = q.template_version AND d.input_hash = q.input_hash "
-        "AND d.validators_version = ?) GROUP BY 1 ORDER BY 1", [context.validators_version])
+    total = store.query("SELECT count(*) FROM qa_current")[0][0]
+    pending = PENDING_SQL.format(studies="true", done_studies="true")
+    rows = store.query(f"SELECT study_id, count(*) FROM ({pending}) GROUP BY 1 ORDER BY 1",
+                       [context.validators_version])
     return total, sum(n for _, n in rows), [study for study, _ in rows]
 
 
@@ -89,8 +97,8 @@ class StudyPayload:
 def _load(store: Store, study_ids: list[str], context: ValidateStageContext) -> dict[str, StudyPayload]:
     graphs = {study: (patient, graph, quality) for study, patient, graph, quality in store.query(
         "SELECT g.study_id, r.patient_id, g.graph, g.quality FROM current_scene_graphs g "
-        "JOIN current_reports r USING (study_id) WHERE g.backend = ? AND g.study_id IN (SELECT unnest(?::VARCHAR[]))",
-        [context.backend, study_ids])}
+        f"JOIN current_reports r USING (study_id) WHERE g.backend = ? AND {in_studies('g.study_id')}",
+        [context.backend, *study_params(study_ids)])}
     images = qa_stage.images_of(store, study_ids)
     payloads = {}
     for study in study_ids:
@@ -116,7 +124,7 @@ def study_contexts(store: Store, study_ids: list[str], context: ValidateStageCon
 
 RESULT_COLUMNS = ("item_id", "template_version", "input_hash", "validator", "validator_version", "strictness",
                   "status", "reason", "detail")
-DONE_COLUMNS = ("item_id", "template_version", "input_hash", "status")
+DONE_COLUMNS = ("study_id", "item_id", "template_version", "input_hash", "status")
 GRADE_COLUMNS = ("item_id", "template_version", "input_hash", "grade", "label", "weakest", "rule_grade",
                  "rule_weakest")
 
@@ -146,7 +154,7 @@ def validate_studies(payloads: list[StudyPayload], context: ValidateStageContext
                         worst = status
                 results.append((*key, validator.name, validator.version, level, status, verdict.reason,
                                 verdict.detail))
-            done.append((*key, worst))
+            done.append((payload.study_id, *key, worst))
             template = templates.get(item["template_id"])
             rule_grade, rule_weakest = grade_item(item, failed, list(payload.quality),
                                                   bool(template and template.closed_world))
@@ -170,16 +178,19 @@ def _table(names: tuple[str, ...], rows: list[tuple], constants: dict[str, Any])
 
 def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
                ) -> tuple[list[StudyPayload], StageCounts]:
-    """The studies' pending items, each with what validating it reads."""
+    """The studies' pending items, each with what validating it reads. Every part of the query is narrowed
+    to the batch's studies, so a batch costs about its own items, not the size of the build."""
     payloads = _load(store, study_ids, context)
+    studies = study_params(study_ids)
+    pending = PENDING_SQL.format(studies=in_studies("c.study_id"), done_studies=in_studies("d.study_id"))
     for item in store.query_dicts(
-            f"SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, q.input_hash, "
-            "j.grade AS judge_grade, j.weakest AS judge_weakest FROM current_qa_items q "
-            "LEFT JOIN current_judge_results j USING (item_id, template_version, input_hash) "
-            "WHERE q.study_id IN (SELECT unnest(?::VARCHAR[])) AND NOT EXISTS (SELECT 1 "
-            "FROM validation_done d WHERE d.item_id = q.item_id AND d.template_version = q.template_version "
-            "AND d.input_hash = q.input_hash AND d.validators_version = ?) ORDER BY q.study_id, q.item_id",
-            [study_ids, context.validators_version]):
+            f"WITH pending AS ({pending}) SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, "
+            "q.input_hash, j.grade AS judge_grade, j.weakest AS judge_weakest FROM qa_items q "
+            "SEMI JOIN pending USING (study_id, item_id, template_version, input_hash) "
+            "LEFT JOIN (SELECT * FROM current_judge_results WHERE item_id IN (SELECT item_id FROM pending)) j "
+            f"USING (item_id, template_version, input_hash) WHERE {in_studies('q.study_id')} "
+            "ORDER BY q.study_id, q.item_id",
+            [*studies, *studies, context.validators_version, *studies]):
         payloads[item["study_id"]].items.append(item)
     return [p for p in payloads.values() if p.items], StageCounts()
 

@@ -191,6 +191,29 @@ def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_pat
         assert store.query("SELECT count(*) FROM current_qa_candidates WHERE template_id = 'my_presence'")[0][0] > 0
 
 
+def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(tmp_path: Path) -> None:
+    rule = "SELECT study_id, item_id, template_version, input_hash FROM qa_current_rule ORDER BY ALL"
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        fill_store(store, 0, 40)
+        run_qa(store, tmp_path, "run-1")
+        first = store.query("SELECT * FROM qa_current ORDER BY ALL")
+        assert first == store.query(rule) and len(first) > 1000
+        assert store.query("SELECT count(*) FROM current_qa_items")[0][0] == len(first)
+        source = store.query("SELECT * FROM qa_current_source")
+        run_qa(store, tmp_path, "run-2")            # nothing changed: the keys are not selected again
+        assert store.query("SELECT * FROM qa_current_source") == source
+        store.con.execute("INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, "
+                          "created_at + INTERVAL 2 SECOND AS created_at, 'run-x' AS run_id, "
+                          "json_merge_patch(graph, '{\"indication\": \"Changed.\"}')::VARCHAR AS graph) "
+                          "FROM scene_graphs WHERE study_id = 's0000003'")
+        run_qa(store, tmp_path, "run-3")
+        assert store.query("SELECT * FROM qa_current_source") != source
+        now = store.query("SELECT * FROM qa_current ORDER BY ALL")
+        assert now == store.query(rule)
+        changed = set(first) ^ set(now)
+        assert changed and {row[0] for row in changed} == {"s0000003"}
+
+
 def test_another_seed_changes_variants_and_splits(tmp_path: Path) -> None:
     found = []
     for seed in (0, 1):

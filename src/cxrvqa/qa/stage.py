@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from cxrvqa.config import Config
 from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
-from cxrvqa.provenance import code_version
+from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
 from cxrvqa.qa.templates import Template, load_templates, template_version
@@ -285,10 +285,25 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     return rows
 
 
+#: What the rule selecting the current dataset reads: the tables behind its views (append-only, so their
+#: row counts tell whether they changed), the current templates and the balance's keep rates.
+RULE_INPUTS_SQL = (
+    "SELECT (SELECT count(*) FROM qa_items), (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), "
+    "(SELECT count(*) FROM reports), (SELECT list([template_id, template_version] ORDER BY template_id) "
+    "FROM current_qa_templates), (SELECT list([template_id, template_version, keep_rate::VARCHAR, "
+    "positive_keep_rate::VARCHAR] ORDER BY template_id, template_version) FROM current_qa_balance)")
+
+
 def select_current(store: Store) -> None:
     """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view): the rule
     (`qa_current_rule`: current inputs and templates, balanced, de-duplicated) evaluated once per QA stage
-    instead of by every query. Ordered by study, so that a batch's range of studies reads a few row groups."""
+    instead of by every query, and not at all when what it reads is unchanged (a no-change rebuild). Ordered
+    by study, so that a batch's range of studies reads a few row groups."""
+    fingerprint = stable_hash(store.query(RULE_INPUTS_SQL)[0])
+    if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
+        return
     store.con.execute("DELETE FROM qa_current")
     store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash "
                       "FROM qa_current_rule ORDER BY study_id, item_id")
+    store.con.execute("DELETE FROM qa_current_source")
+    store.con.execute("INSERT INTO qa_current_source VALUES (?, now())", [fingerprint])

@@ -18,6 +18,13 @@ CREATE TABLE qa_current (
 INSERT INTO qa_current
 SELECT study_id, item_id, template_version, input_hash FROM qa_current_rule ORDER BY study_id, item_id;
 
+-- A fingerprint of what the rule read when qa_current was last stored: the QA stage leaves qa_current as it
+-- is while the fingerprint holds (a rebuild that changed nothing).
+CREATE TABLE qa_current_source (
+    fingerprint       VARCHAR NOT NULL,
+    created_at        TIMESTAMPTZ NOT NULL
+);
+
 CREATE VIEW current_qa_items AS
 SELECT q.* FROM qa_items q SEMI JOIN qa_current c USING (study_id, item_id, template_version, input_hash);
 

@@ -211,3 +211,19 @@ def test_region_sentence_is_grammatical() -> None:
                               "severity": "minimal"}]}
     for answer in _answers(spec, "region_describe").values():
         assert "lungs shows" not in answer and answer.count("lingula") <= 1, answer
+
+
+def test_a_finding_named_twice_gives_each_item_once() -> None:
+    """Regression (found by bench_scale at 100k studies: 4 items twice in the dataset): a report that names
+    the same finding in the same region twice gave finding_in_region the same arguments twice, so the same
+    item (same id, question and answer) was written twice."""
+    spec = {"sentences": ["Consolidation in the left lower lobe.", "Consolidation in the right lower lobe."],
+            "observations": [{"finding": "consolidation", "regions": ["left_lower_lobe"], "laterality": "left",
+                              "evidence": [0]},
+                             {"finding": "consolidation", "regions": ["right_lower_lobe"], "laterality": "right",
+                              "evidence": [1]}]}
+    rows = items(view_from_spec(spec), template("finding_in_region"))
+    assert Counter(row["arguments"] for row in rows) == {
+        '{"finding": "consolidation", "region": "left_lower_lobe"}': 1,
+        '{"finding": "consolidation", "region": "right_lower_lobe"}': 1}
+    assert len({row["item_id"] for row in rows}) == len(rows) == 2

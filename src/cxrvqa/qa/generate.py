@@ -103,8 +103,11 @@ def _options(answer: Answer, digest: bytes) -> tuple[list[str], str] | None:
 
 
 def _candidates(study: StudyView, image: ImageView | None, template: Template) -> list[dict[str, str]]:
+    """The template's argument sets for this image, each once: a finding the graph holds twice (two regions,
+    two sentences) gave a pair template the same arguments twice, i.e. the same item twice."""
     program = PROGRAMS[template.program]
-    return (program.candidates or default_candidates)(study, image, template)
+    found = (program.candidates or default_candidates)(study, image, template)
+    return list({_args_text(args): args for args in found}.values())
 
 
 def _applies(template: Template, image: ImageView | None) -> bool:

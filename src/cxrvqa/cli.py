@@ -219,9 +219,10 @@ def status(
 
 
 def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False) -> dict[str, Any]:
-    """Everything `status` shows. ``brief`` (the summary a build prints) leaves out the reject reasons and
-    what the next build would redo: on a large build they take seconds (the validation reasons read every
-    result row; staleness asks every stage), and the build just redid what was stale."""
+    """Everything `status` shows. ``brief`` (the summary a build prints) leaves out the reject reasons, the
+    items per question type and format, and what the next build would redo: on a large build they take
+    seconds (the validation reasons read every result row, the formats every item: 4.7 s at 100k studies;
+    staleness asks every stage), and the build just redid what was stale."""
     from cxrvqa.staleness import last_config, stale_work
 
     # capped like a build's store: uncapped, DuckDB may take 80% of the machine's memory for these queries
@@ -236,7 +237,7 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
         )
         tables = table_counts(store)
         grades = [{"grade": g.grade, "label": g.label, "n": g.n} for g in grade_counts(store)]
-        qa_formats = store.query_dicts(
+        qa_formats = None if brief else store.query_dicts(
             "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
             "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL")
         usage = store.query_dicts(
@@ -288,7 +289,9 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False)
               f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
               f"({tables['report_rejects']} records rejected), [bold]{tables['scene_graphs']}[/] scene graphs with "
               f"{tables['observations']} observations ({tables['extraction_failures']} extraction failures)")
-    if tables["qa_items"]:
+    if tables["qa_items"] and info["qa_formats"] is None:
+        out.print(f"QA items: [bold]{tables['qa_items']}[/] (boxes: {tables['boxes']})")
+    elif tables["qa_items"]:
         qa = Table(title=f"QA items: {tables['qa_items']} (boxes: {tables['boxes']})", title_justify="left")
         for column in ("question type", "answer format", "items", "templates", "yes share"):
             qa.add_column(column, justify="right" if column in ("items", "templates", "yes share") else "left")
@@ -296,8 +299,8 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False)
             qa.add_row(row["question_type"], row["answer_format"], str(row["n"]), str(row["templates"]),
                        "" if row["yes_share"] is None else f"{row['yes_share']:.3f}")
         out.print(qa)
-        if any(g["n"] for g in info["grades"]):
-            out.print("grades: " + ", ".join(f"[bold]{g['label']}[/] {g['n']}" for g in info["grades"]))
+    if tables["qa_items"] and any(g["n"] for g in info["grades"]):
+        out.print("grades: " + ", ".join(f"[bold]{g['label']}[/] {g['n']}" for g in info["grades"]))
     usage = info["llm_usage"]
     if usage["requests"]:
         out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
@@ -305,7 +308,8 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False)
     _print_counts(out, "Scene-graph quality codes", ("backend", "code", "studies", "example study"),
                   [(r["backend"], r["code"], r["n"], r["example_study"]) for r in info["graph_quality"]])
     if info["reject_reasons"] is None:
-        out.print(f"reject reasons and what is stale: cxrvqa status --out {escape(str(db_path.parent))}; "
+        out.print("items per question type and format, reject reasons and what is stale: "
+                  f"cxrvqa status --out {escape(str(db_path.parent))}; "
                   f"failures in detail: cxrvqa audit --out {escape(str(db_path.parent))}")
     else:
         _print_counts(out, "Reject reasons", ("stage", "reason", "count", "example detail"),

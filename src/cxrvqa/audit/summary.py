@@ -315,7 +315,7 @@ TABLE_COUNTS = {
     "images": "current_images", "image_rejects": "current_image_rejects", "reports": "current_reports",
     "sentences": "current_sentences", "report_rejects": "report_rejects", "scene_graphs": "current_scene_graphs",
     "observations": "current_observations", "extraction_failures": "current_extraction_failures",
-    "boxes": "current_boxes", "qa_items": "current_qa_items",
+    "boxes": "current_boxes", "qa_items": "qa_current",   # the current items' keys: counted without reading items
 }
 
 

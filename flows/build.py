@@ -40,7 +40,7 @@ from cxrvqa.store.runs import StageCounts  # noqa: E402
 from cxrvqa.store.shards import ShardSet, Tables, clear_shards, merge_shards, shard_folder, write_shards  # noqa: E402
 from cxrvqa.validation import judge as judge_stage  # noqa: E402
 from cxrvqa.validation import stage as validate_stage  # noqa: E402
-from cxrvqa.validation.dataset import dataset_checks  # noqa: E402
+from cxrvqa.validation.dataset import checks_are_current, dataset_checks  # noqa: E402
 
 
 @task(name="ingest-image-batch", cache_policy=NO_CACHE)
@@ -273,7 +273,8 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
     counts = _run_stage(config, run_id, "validate", _batches(config, run_id, "validate", pending,
                                                              config.qa.batch_size, context, validate_batch),
                         total=len(pending), skipped=total - n_pending)
-    dataset_checks(open_writer(config.db_path), run_id)
+    if not checks_are_current(open_writer(config.db_path)):
+        dataset_checks(open_writer(config.db_path), run_id)
     judge_context = judge_stage.prepare_judge(config)
     if judge_context is not None:
         eligible, keys = judge_stage.pending_items(open_writer(config.db_path), judge_context)

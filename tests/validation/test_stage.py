@@ -111,3 +111,30 @@ def test_dataset_checks_flag_a_skewed_letter_distribution(demo: Path, tmp_path: 
         letters = [row for row in dataset_checks(store, "r-skewed") if row["check"] == "mcq_letters"]
     assert n > 0 and len(letters) == 1 and letters[0]["ok"] is False and letters[0]["value"] == 1.0
     assert letters[0]["detail"] == f"A {n}, B 0, C 0, D 0 of {n}"
+
+
+def test_a_rebuild_that_changed_nothing_keeps_the_dataset_checks(demo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from flows.build import build_dataset
+
+    out = tmp_path / "copy"
+    shutil.copytree(demo, out)
+    config = load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"workers": 1}})
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        before = store.query('SELECT run_id, "check", subject, ok FROM dataset_checks ORDER BY ALL')
+    assert before
+    build_dataset(config)                                  # nothing changed: the checks still hold
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        assert store.query('SELECT run_id, "check", subject, ok FROM dataset_checks ORDER BY ALL') == before
+    user = tmp_path / "templates"                          # a new template changes the dataset: checked again
+    user.mkdir()
+    source = (Path(__file__).parents[2] / "prompts" / "questions" / "finding_presence.yaml").read_text()
+    (user / "my_presence.yaml").write_text(source.replace("id: finding_presence", "id: my_presence")
+                                           .replace("Is there", "Do you see"))
+    result = build_dataset(config.model_copy(update={"qa": config.qa.model_copy(update={"template_dirs": [user]})}))
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        latest = store.query('SELECT DISTINCT run_id FROM dataset_checks WHERE run_id <> ?', [before[0][0]])
+        subjects = {s for (s,) in store.query("SELECT subject FROM dataset_checks WHERE run_id = ?",
+                                               [result["run_id"]])}
+    assert latest == [(result["run_id"],)] and "my_presence" in subjects

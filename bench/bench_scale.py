@@ -62,22 +62,21 @@ Corpora and builds go to ``--work`` (default: a new folder under /tmp, removed a
 2,000 studies make ~3,200 DICOMs, ~10 GB instead of ~39 GB). ``--json PATH`` also writes every
 figure as JSON; ``--reprint A.json B.json`` prints the report of saved runs together.
 
-Figures here (2 CPUs shared with other jobs), full build / template rebuild / no-change rebuild:
-- 10,000 studies at 91f8a43 (load 4-9): 338 / 74 (22.0%) / 30 (8.9%) s; 29.5 studies/s [reports 16,
-  extract 22, qa 63, validate 197, in-run other 13, start-up 17, status summary 9]; 546 k items,
-  7.6 M validation rows; peak RSS during the run main 1,412 MB, pool 951 MB, tree 2,518 MB; during
-  the status summary main 2,746 MB (its read-only store has no memory cap). Without the summary in
-  both builds: 18.1% / 5.3%. Template rebuild: qa 9 s (85 k items), validate 30 s (65 k items, in
-  the main process: 13 k pending items per 2,000-study batch is under the pool's 20 k threshold).
-  Baseline 105 studies/s: the build is 0.28x of it (230 CPU seconds vs ~95 for the bare compute).
-- Before d623a91 (which split the status summary's reason query), working tree of 9aca821: 2,000 studies
-  155 / 104 (67%) / 55 (35%) s; 10,000 studies 435 / 174 (40%) / 111 (25%) s with a 90-106 s status
-  summary at 8.6 GB; during the runs 2 k -> 10 k peak RSS tree 2,160 -> 2,467 MB (1.14x).
-- 2,000 studies with 3,295 DICOMs at half size (same older tree, load ~6): 418 / 55 (13%) / 61
-  (15%) s [images 200 s; the no-change rebuild re-hashes every DICOM: 14 s for 9 GB].
-- 100,000 studies were not run: on this shared machine the full build extrapolates to 1-1.5 h.
-  ``make bench-scale`` (2,000 studies + 200 with images) should take 10-15 minutes (estimated from
-  the runs above, not timed as such).
+Figures at 98d1125 (2 CPUs, quiet machine, load ~2 from the build itself), full build / largest
+template (finding_presence, 11.8% of the items) edited / typical template (category_findings, 1.8%)
+edited / no-change rebuild:
+- 100,000 studies: 1,161 s = 86.2 studies/s [reports 21, extract 79, qa 275, validate 753, in-run
+  other 23, start-up 5, summary 5]; 5.6 M items; / 198 s (17.1%) / 103 s (8.9%) / 21.6 s (1.9%).
+  Baseline (per-study loop) 93.8 studies/s: the build is 0.92x of it (on 2 cores, 1,987 CPU s).
+- 10,000 studies: 107 s = 93.2 studies/s / 25.3 s (23.6%) / 16.4 s (15.3%) / 10.3 s (9.6%): about
+  5 s of every build is start-up (imports, the local Prefect server) and 1.5 s the closing summary.
+- 2,000 studies with 3,273 DICOMs at half size: 87 s (images 43) / 18.0 s (20.7%) / 14.1 s (16.2%)
+  / 12.1 s (13.9%; 4.3 s re-hash the 9 GB of DICOMs).
+- Peak RSS 10,000 -> 100,000 studies: tree 2,364 -> 3,339 MB (1.41x), main 1,300 -> 2,028 MB
+  (1.56x; DuckDB's buffer pool reaches its 1 GB cap only at 100k), pool 963 -> 1,184 MB (1.23x).
+- Before 470cb72 (the current dataset re-derived by every query, once per validation batch) at
+  10,000 studies: 118.5 / 40.0 (33.7%) / 14.4 (12.2%) s.
+``make bench-scale`` (2,000 studies + 200 with images) takes a few minutes.
 """
 
 from __future__ import annotations
@@ -308,6 +307,7 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
                         workers=args.workers)
     templates = work / f"templates-{name}"
     shutil.rmtree(templates, ignore_errors=True)
+    templates.mkdir(parents=True)
     template_files = [user_template(templates, t.strip()) for t in args.template.split(",") if t.strip()]
     out = work / f"build-{name}"
     shutil.rmtree(out, ignore_errors=True)
@@ -316,6 +316,8 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
                "--templates", str(templates), "--out", str(out), "--workers", str(args.workers)]
     if n_images:
         command += ["--images", str(corpus / "dicom"), "--manifest", str(corpus / "manifest.csv")]
+    if args.build_config:
+        command += ["--config", str(args.build_config.resolve())]
     made = "reused" if corpus_info["reused"] else f"written in {corpus_info['seconds']} s"
     print(f"  {name}: corpus {made}; full build ...", flush=True)
     full = run_build(command, out / "cxrvqa.duckdb", args.sample_s)
@@ -505,6 +507,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="folder for corpora and builds (kept; corpora reused)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--build-config", type=Path, help="a build config file every build also reads "
+                        "(e.g. another duckdb_memory_limit); the command-line options above win")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--reprint", type=Path, nargs="+", metavar="JSON",
                         help="print the report of earlier --json files (their runs in order, the first baseline)")

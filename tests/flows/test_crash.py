@@ -24,7 +24,7 @@ pytestmark = pytest.mark.flow
 #: Tables compared row for row (as multisets, without run ids and timestamps).
 DATA_TABLES = ("images", "image_rejects", "reports", "sentences", "report_rejects", "scene_graphs", "observations",
                "obs_regions", "obs_sentences", "extraction_failures", "qa_items", "qa_answer_parts", "qa_done",
-               "validation_results", "validation_done", "qa_grades", "grade_levels")
+               "validation_results", "validation_done", "qa_grades", "grade_levels", "qa_current")
 #: Tables written once per run (a resumed build writes them again): their current views are compared.
 PER_RUN_VIEWS = ("current_qa_inputs", "current_qa_templates", "current_qa_balance")
 #: Per-run values; code_version hashes the source tree, which helpers may edit between two builds.

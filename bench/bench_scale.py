@@ -74,6 +74,10 @@ edited / no-change rebuild:
   / 12.1 s (13.9%; 4.3 s re-hash the 9 GB of DICOMs).
 - Peak RSS 10,000 -> 100,000 studies: tree 2,364 -> 3,339 MB (1.41x), main 1,300 -> 2,028 MB
   (1.56x; DuckDB's buffer pool reaches its 1 GB cap only at 100k), pool 963 -> 1,184 MB (1.23x).
+  With ``--build-config`` setting ``duckdb_memory_limit: 512MB`` (one user template, 4.95 M items):
+  100,000 studies 1,023 s (the same ~206 us per item), peak RSS tree 2,755 MB, main 1,459 MB: 1.17x
+  the 10k build's tree; but the QA stage's selection of the current keys spills (in-run other 38 vs
+  27 s), and the typical template's rebuild took 120.5 s (11.8%).
 - Before 470cb72 (the current dataset re-derived by every query, once per validation batch) at
   10,000 studies: 118.5 / 40.0 (33.7%) / 14.4 (12.2%) s.
 ``make bench-scale`` (2,000 studies + 200 with images) takes a few minutes.

@@ -102,12 +102,13 @@ def _options(answer: Answer, digest: bytes) -> tuple[list[str], str] | None:
     return options, LETTERS[letter]
 
 
-def _candidates(study: StudyView, image: ImageView | None, template: Template) -> list[dict[str, str]]:
-    """The template's argument sets for this image, each once: a finding the graph holds twice (two regions,
-    two sentences) gave a pair template the same arguments twice, i.e. the same item twice."""
+def _candidates(study: StudyView, image: ImageView | None, template: Template) -> list[tuple[str, dict[str, str]]]:
+    """The template's argument sets for this image as (their text, the set), each once: a finding the graph
+    holds twice (two regions, two sentences) gave a pair template the same arguments twice, i.e. the same
+    item twice."""
     program = PROGRAMS[template.program]
     found = (program.candidates or default_candidates)(study, image, template)
-    return list({_args_text(args): args for args in found}.values())
+    return list({_args_text(args): args for args in found}.items())
 
 
 def _applies(template: Template, image: ImageView | None) -> bool:
@@ -151,7 +152,7 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
         program, cap = PROGRAMS[template.program], template.max_per_image
         # a template that reads no image answers alike on every image of the study: answer once
         shared = len(targets) > 1 and not (template.needs_image or template.needs_boxes)
-        shared_candidates: list[dict[str, str]] | None = None
+        shared_candidates: list[tuple[str, dict[str, str]]] | None = None
         answers: dict[str, Answer | None] = {}
         for image in targets:
             if not _applies(template, image):
@@ -170,8 +171,7 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
                 if cap is not None:
                     rng.shuffle(candidates)
             made = 0
-            for args in candidates:
-                args_text = _args_text(args)
+            for args_text, args in candidates:
                 if shared:
                     if args_text not in answers:
                         answers[args_text] = program.fn(Ask(study, image, args, template))

@@ -110,12 +110,12 @@ def _qa(store: Store, config: Config) -> list[StaleWork]:
 
 def _validation(store: Store, config: Config) -> list[StaleWork]:
     context = validate_stage.prepare(config)
+    # the stage's own pending selection, each item with a validators version that did validate it (if any)
+    pending = validate_stage.PENDING_SQL.format(studies="true", done_studies="true")
     rows = store.query(
         "SELECT (SELECT any_value(d.validators_version) FROM validation_done d WHERE d.item_id = q.item_id AND "
         "d.template_version = q.template_version AND d.input_hash = q.input_hash) AS old, count(*) "
-        "FROM qa_current q WHERE NOT EXISTS (SELECT 1 FROM validation_done d WHERE d.item_id = q.item_id "
-        "AND d.template_version = q.template_version AND d.input_hash = q.input_hash AND d.validators_version = ?) "
-        "GROUP BY 1 ORDER BY 1 NULLS FIRST", [context.validators_version])
+        f"FROM ({pending}) q GROUP BY 1 ORDER BY 1 NULLS FIRST", [context.validators_version])
     return [StaleWork("validate", "validators", n, "new items, never validated" if old is None else
                       f"validators, their strictness or the grades changed ({old} -> {context.validators_version})")
             for old, n in rows]

@@ -7,7 +7,6 @@ a StoreLockedError that names the holder instead of a raw IOException.
 from __future__ import annotations
 
 import contextlib
-
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager

@@ -1,0 +1,180 @@
+"""Item accuracy: is each generated answer what its report says? Measured by reading items.
+
+Label scores (F1 against human labels) cannot see a wrong location, a hedge stated as definite, a
+closed-world "no" the report does not cover, an ill-posed question or a grammar error: only a person
+reading the item against its report can. This bench draws the sample, hands it to readers, and
+scores the verdicts they return. The criteria readers follow are `bench/item_accuracy/CRITERIA.md`;
+a reader must not be the author of the rule under test, and each round draws a fresh seed (a fix
+that raises one sample and not a fresh one is tuning).
+
+  sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4]
+          A uniform random sample of the build's current items (reproducible from the seed). Writes
+          ROUND_DIR/items.jsonl (the items, with the study's report text) and ROUND_DIR/packet_K.md
+          (the same, one file per reader). ROUND_DIR holds report text: keep it outside the repository
+          when the reports are licensed (the IU reports are).
+  score   VERDICTS.jsonl [...]
+          Prints accuracy overall, per template and per error class with a Wilson 95% interval.
+
+A verdict line: {"item_id", "template_id", "question", "answer", "verdict":
+"correct|wrong|unsupported|bad_question", "grammar": bool, "error_class": one of ERROR_CLASSES or
+null, "reason": "..."}. Rounds kept as data (no report text) live in `bench/item_accuracy/rounds/`.
+
+Run: .venv/bin/python bench/item_accuracy.py sample --out OUT --n 400 --seed $RANDOM --dest /tmp/round
+     .venv/bin/python bench/item_accuracy.py score bench/item_accuracy/rounds/*.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from cxrvqa.store import Store
+
+VERDICTS = ("correct", "wrong", "unsupported", "bad_question")
+#: The error classes of the answer-correctness issue, for the reader's `error_class`.
+ERROR_CLASSES = ("presupposition", "hedge_as_definite", "location_side_extent", "closed_world_no",
+                 "vocabulary_mapping", "grammar", "ill_defined_count", "evidence", "negation", "other")
+Z95 = 1.959964
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (Wilson 1927)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _items(store: Store, n: int, seed: int) -> list[dict]:
+    ids = [row[0] for row in store.query("SELECT item_id FROM current_qa_items ORDER BY item_id")]
+    chosen = sorted(random.Random(seed).sample(ids, min(n, len(ids))))
+    rows = store.query(
+        "SELECT i.item_id, i.template_id, i.study_id, i.question, i.answer, i.options, i.correct_option,"
+        " i.evidence_ids, r.indication, r.findings, r.impression"
+        " FROM current_qa_items i JOIN current_reports r USING (study_id)"
+        " WHERE i.item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY i.item_id", [chosen])
+    parts: dict[str, list[str]] = defaultdict(list)
+    for item_id, kind, text in store.query(
+            "SELECT item_id, kind, text FROM current_qa_answer_parts WHERE item_id IN (SELECT unnest(?::VARCHAR[]))"
+            " ORDER BY item_id, part_index", [chosen]):
+        if kind != "main":
+            parts[item_id].append(f"{kind}: {text}")
+    sentences = {(s, i): t for s, i, t in store.query(
+        "SELECT study_id, sentence_id, text FROM current_sentences WHERE study_id IN"
+        " (SELECT DISTINCT study_id FROM current_qa_items WHERE item_id IN (SELECT unnest(?::VARCHAR[])))",
+        [chosen])}
+    items = []
+    for (item_id, template_id, study_id, question, answer, options, correct, evidence, indication, findings,
+         impression) in rows:
+        items.append({
+            "item_id": item_id, "template_id": template_id, "study_id": study_id, "question": question,
+            "options": list(options) if options else None, "correct_option": correct, "answer": answer,
+            "answer_parts": parts.get(item_id, []),
+            "evidence": [sentences.get((study_id, i), "?") for i in evidence or []],
+            "report": {"indication": indication, "findings": findings, "impression": impression}})
+    random.Random(seed + 1).shuffle(items)
+    return items
+
+
+def _packet_entry(number: int, item: dict) -> str:
+    lines = [f"## {number}. item_id `{item['item_id']}` (template `{item['template_id']}`)", "",
+             "REPORT", f"- Indication: {item['report']['indication'] or '(none)'}",
+             f"- Findings: {item['report']['findings'] or '(none)'}",
+             f"- Impression: {item['report']['impression'] or '(none)'}", "", f"QUESTION: {item['question']}"]
+    if item["options"]:
+        lines += [f"OPTIONS: " + " | ".join(f"{letter}) {text}" for letter, text in zip("ABCD", item["options"])),
+                  f"CHOSEN OPTION: {item['correct_option']}"]
+    lines.append(f"ANSWER: {item['answer']}")
+    lines += [f"  {part}" for part in item["answer_parts"]]
+    lines.append("CITED EVIDENCE: " + (" / ".join(item["evidence"]) if item["evidence"] else "(none)"))
+    return "\n".join(lines) + "\n"
+
+
+def sample(out: Path, n: int, seed: int, dest: Path, packets: int) -> None:
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        items = _items(store, n, seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(dest / "items.jsonl", "w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item) + "\n")
+    for k in range(packets):
+        share = items[k::packets]
+        text = [f"# Item review packet {k + 1} of {packets} (seed {seed}, {len(share)} items)", ""]
+        text += [_packet_entry(i + 1, item) for i, item in enumerate(share)]
+        (dest / f"packet_{k + 1}.md").write_text("\n".join(text), encoding="utf-8")
+    print(f"{len(items)} items (seed {seed}) -> {dest}/items.jsonl and {packets} packet(s)")
+
+
+def _read(paths: list[Path]) -> list[dict]:
+    verdicts = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("verdict") not in VERDICTS:
+                sys.exit(f"{path}:{number}: expected verdict in {VERDICTS}, found {row.get('verdict')!r}")
+            if row.get("error_class") not in (None, *ERROR_CLASSES):
+                sys.exit(f"{path}:{number}: expected error_class in {ERROR_CLASSES} or null, "
+                         f"found {row.get('error_class')!r}")
+            verdicts.append(row)
+    return verdicts
+
+
+def _line(label: str, good: int, n: int) -> str:
+    low, high = wilson(good, n)
+    return f"{label:<36} {n:>5} {good / n:>8.1%}  [{low:.1%}, {high:.1%}]" if n else f"{label:<36} {n:>5}"
+
+
+def score(paths: list[Path]) -> None:
+    verdicts = _read(paths)
+    n = len(verdicts)
+    counts = Counter(v["verdict"] for v in verdicts)
+    grammar = sum(bool(v.get("grammar")) for v in verdicts)
+    print(f"{'':<36} {'items':>5} {'share':>8}  Wilson 95%")
+    print(_line("correct", counts["correct"], n))
+    for verdict in VERDICTS[1:]:
+        print(_line(verdict, counts[verdict], n))
+    print(_line("grammar error", grammar, n))
+    print(_line("correct and grammatical", sum(v["verdict"] == "correct" and not v.get("grammar")
+                                              for v in verdicts), n))
+    print("\nError classes (items not correct, or with a grammar error)")
+    classes = Counter(v.get("error_class") or "other" for v in verdicts
+                      if v["verdict"] != "correct" or v.get("grammar"))
+    for name, count in classes.most_common():
+        print(_line(name, count, n))
+    print("\nPer template (share correct)")
+    by_template: dict[str, list[dict]] = defaultdict(list)
+    for v in verdicts:
+        by_template[v["template_id"]].append(v)
+    for template, rows in sorted(by_template.items(), key=lambda kv: -len(kv[1])):
+        print(_line(template, sum(r["verdict"] == "correct" for r in rows), len(rows)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sample")
+    s.add_argument("--out", type=Path, required=True, help="the build's output folder")
+    s.add_argument("--n", type=int, default=400)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--dest", type=Path, required=True)
+    s.add_argument("--packets", type=int, default=4)
+    c = sub.add_parser("score")
+    c.add_argument("verdicts", type=Path, nargs="+")
+    args = parser.parse_args()
+    if args.command == "sample":
+        sample(args.out, args.n, args.seed, args.dest, args.packets)
+    else:
+        score(args.verdicts)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cxrvqa.extraction.model import Sentence
-from cxrvqa.extraction.rules import FINDING_SECTIONS, extract_scene_graph, rules
+from cxrvqa.extraction.model import FINDING_SECTIONS
+from cxrvqa.extraction.rules import extract_scene_graph, rules
 from cxrvqa.extraction.vocab import vocabulary
 
 FAULTS = ("500", "429", "slow", "malformed", "invalid", "length", "refusal", "ungrounded", "obey_injection")

@@ -111,9 +111,11 @@ def audit_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
         store.con.execute(
             "INSERT INTO observations SELECT 'llm-' || graph_id, study_id, 'llm', obs_id, name, finding, "
             "unresolved_text, category, CASE WHEN finding = 'pneumothorax' THEN 'left' ELSE laterality END, "
-            "presence, severity, change, modifiers, parent_id, from_report, derived_from FROM current_observations "
+            "presence, severity, change, modifiers, parent_id, from_report, derived_from, certainty "
+            "FROM current_observations "
             "WHERE study_id = 'demo-s1' UNION ALL SELECT 'llm-' || graph_id, study_id, 'llm', 'o-extra', "
-            "'cardiomegaly', 'cardiomegaly', NULL, 'cardiovascular', NULL, 'present', NULL, NULL, [], NULL, true, [] "
+            "'cardiomegaly', 'cardiomegaly', NULL, 'cardiovascular', NULL, 'present', NULL, NULL, [], NULL, true, [], "
+            "NULL "
             "FROM current_scene_graphs WHERE study_id = 'demo-s1' AND backend = 'rules'")
     return Build(out, run1, run2, first)
 

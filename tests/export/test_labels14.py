@@ -28,13 +28,20 @@ def test_a_finding_takes_the_code_of_its_nearest_coded_ancestor() -> None:
 
 
 def test_uncertain_policy_and_normal() -> None:
-    hedged = [("pneumonia", "lung", "uncertain"), ("pneumothorax", "pleura", "absent")]
+    hedged = [("pneumonia", "lung", "uncertain", "possible"), ("pneumothorax", "pleura", "absent", None)]
     negative = study_labels(hedged)
     assert negative["Pneumonia"] == 0 and negative["normal"] == 0   # hedged abnormality: not a normal study
     assert study_labels(hedged, uncertain="positive")["Pneumonia"] == 1
-    assert study_labels([("pneumothorax", "pleura", "absent")]) == {**dict.fromkeys(LABELS14, 0), "normal": 1}
-    devices_only = study_labels([("pacemaker", "device", "present")])
+    assert study_labels([("pneumothorax", "pleura", "absent", None)]) == {**dict.fromkeys(LABELS14, 0), "normal": 1}
+    devices_only = study_labels([("pacemaker", "device", "present", None)])
     assert devices_only["normal"] == 1 and sum(devices_only[c] for c in LABELS14) == 0
+
+
+def test_labellers_code_probable_differential_and_borderline_readings_as_positive() -> None:
+    for certainty in ("probable", "differential", "borderline"):
+        labels = study_labels([("cardiomegaly", "cardiovascular", "uncertain", certainty)])
+        assert labels["Cardiomegaly"] == 1 and labels["normal"] == 0, certainty
+    assert study_labels([("cardiomegaly", "cardiovascular", "uncertain", "possible")])["Cardiomegaly"] == 0
 
 
 @pytest.fixture

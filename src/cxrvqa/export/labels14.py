@@ -2,10 +2,14 @@
 OpenI gold standard (`filename` = `CXR<study_id>`, the 14 labels in ChestX-ray14 order, `normal`).
 
 A label is 1 when the study has a present observation whose finding, or its nearest ancestor
-with a `chestxray14` code in the findings vocabulary, carries that label. Uncertain mentions
-("may represent pneumonia", "cannot exclude effusion") are 0 by default, as in the gold standard,
-which codes positive findings only; `uncertain="positive"` counts them as 1 (CheXpert's U-ones
-policy). `normal` is 1 when no finding outside the device, technical and normal categories is
+with a `chestxray14` code in the findings vocabulary, carries that label.
+
+Uncertain observations follow the labellers' convention, not the scene graph's: NegBio and the IU
+MeSH coders code each reading a radiologist names as positive, so a probable reading ("likely
+atelectasis"), each candidate of a differential ("atelectasis or scarring") and a borderline one
+("borderline cardiomegaly") are 1 (LABELLED_CERTAINTIES). Hedged mentions ("may represent pneumonia",
+"cannot exclude effusion": certainty `possible`) are 0 by default, as in the gold standard;
+`uncertain="positive"` counts every uncertain mention as 1 (CheXpert's U-ones policy). `normal` is 1 when no finding outside the device, technical and normal categories is
 present or uncertain: a hedged abnormality is not a normal study under either policy.
 Absent and unmentioned findings are 0.
 """
@@ -27,6 +31,8 @@ from cxrvqa.store import Store
 LABELS14 = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
             "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")
 UncertainPolicy = Literal["negative", "positive"]
+#: Certainties of an uncertain observation that the labellers' convention codes as positive.
+LABELLED_CERTAINTIES = frozenset({"probable", "differential", "borderline"})
 
 
 def label_of(finding: str | None) -> str | None:
@@ -40,17 +46,17 @@ def label_of(finding: str | None) -> str | None:
     return None
 
 
-def study_labels(observations: Iterable[tuple[str | None, str | None, str]],
+def study_labels(observations: Iterable[tuple[str | None, str | None, str, str | None]],
                  uncertain: UncertainPolicy = "negative") -> dict[str, int]:
-    """Labels of one study from its (finding, category, presence) triples."""
+    """Labels of one study from its (finding, category, presence, certainty) tuples."""
     labels = dict.fromkeys(LABELS14, 0)
     abnormal = False
-    for finding, category, presence in observations:
+    for finding, category, presence, certainty in observations:
         if presence == "absent":
             continue
         if category not in NOT_ABNORMAL:
             abnormal = True
-        if presence == "present" or uncertain == "positive":
+        if presence == "present" or certainty in LABELLED_CERTAINTIES or uncertain == "positive":
             label = label_of(finding)
             if label:
                 labels[label] = 1
@@ -63,12 +69,13 @@ def export_labels14(store: Store, dest: Path, backend: str = "rules", uncertain:
     if set(LABELS14) != finding_labels():
         raise InputError("schemas/vocab/findings.yaml", f"chestxray14 codes {sorted(LABELS14)}",
                          f"{sorted(finding_labels())}")
-    studies: dict[str, list[tuple[str | None, str | None, str]]] = {
+    studies: dict[str, list[tuple[str | None, str | None, str, str | None]]] = {
         study: [] for (study,) in store.query(
             "SELECT study_id FROM current_scene_graphs WHERE backend = ? ORDER BY study_id", [backend])}
-    for study, finding, category, presence in store.query(
-            "SELECT study_id, finding, category, presence FROM current_observations WHERE backend = ?", [backend]):
-        studies[study].append((finding, category, presence))
+    for study, finding, category, presence, certainty in store.query(
+            "SELECT study_id, finding, category, presence, certainty FROM current_observations WHERE backend = ?",
+            [backend]):
+        studies[study].append((finding, category, presence, certainty))
     with atomic_file(dest) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", *LABELS14, NORMAL])

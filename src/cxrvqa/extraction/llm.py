@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
-from cxrvqa.extraction.model import (Evidence, Observation, Presence, SceneGraph, Sentence, published_schema,
+from cxrvqa.extraction.model import (Certainty, Evidence, Observation, Presence, SceneGraph, Sentence, published_schema,
                                      schema_file_text)
 from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
@@ -54,6 +54,7 @@ class _Strict(BaseModel):
 class LLMObservation(_Strict):
     finding: str
     presence: Presence
+    certainty: Certainty | None
     laterality: Laterality | None
     regions: list[str]
     severity: Severity | None
@@ -255,6 +256,7 @@ def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | 
             unresolved_text=None if finding else item.finding,
             category=vocab.findings[finding]["category"] if finding else None,
             regions=list(dict.fromkeys(regions)), laterality=item.laterality, presence=item.presence,
+            certainty=(item.certainty or Certainty.possible) if item.presence == Presence.uncertain else None,
             severity=item.severity, change=item.change,
             modifiers=[f"unresolved_region:{text}" for text in unresolved_regions],
             evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + at,

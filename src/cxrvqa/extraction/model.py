@@ -17,12 +17,26 @@ from cxrvqa.extraction.vocab import Category, Change, FindingId, Laterality, Reg
 from cxrvqa.reports.text import SECTIONS
 
 Section = StrEnum("Section", {s: s for s in SECTIONS})
+#: Sections whose sentences state findings (indication, comparison and technique do not).
+FINDING_SECTIONS = frozenset({"findings", "impression", "other"})
+#: The modifier of a negation the report narrows ("no large effusion", "no acute fracture"): the
+#: observation is absent, but the finding is not ruled out, and no question is asked of it.
+QUALIFIED_NEGATION = "qualified_negation"
 
 
 class Presence(StrEnum):
     present = "present"
     absent = "absent"          # explicitly negated: different from "not mentioned"
     uncertain = "uncertain"
+
+
+class Certainty(StrEnum):
+    """Why an uncertain observation is not present: what the radiologist committed to instead."""
+
+    possible = "possible"            # hedged: "may represent", "cannot exclude", "questionable"
+    probable = "probable"            # "likely", "probable", "most likely"
+    differential = "differential"    # one of named candidates: "atelectasis or scarring", "X versus Y"
+    borderline = "borderline"        # at the edge of normal: "borderline cardiomegaly"
 
 
 class _Model(BaseModel):
@@ -54,6 +68,8 @@ class Observation(_Model):
     regions: list[RegionId] = Field(default_factory=list)
     laterality: Laterality | None = None
     presence: Presence
+    certainty: Certainty | None = Field(None, description="For an uncertain observation: hedged (possible), "
+                                        "probable, one of a differential, or borderline. None otherwise.")
     severity: Severity | None = None
     change: Change | None = None
     modifiers: list[str] = Field(default_factory=list, description="Other modifiers, as written.")
@@ -69,7 +85,20 @@ class Observation(_Model):
             raise ValueError(f"observation {self.id}: expected a vocabulary finding or unresolved_text, found neither")
         if self.from_report and not self.evidence and not self.derived_from:
             raise ValueError(f"observation {self.id}: from the report but without evidence")
+        if self.certainty is not None and self.presence != Presence.uncertain:
+            raise ValueError(f"observation {self.id}: certainty {self.certainty!r} needs presence 'uncertain', "
+                             f"found {self.presence!r}")
         return self
+
+
+class NormalStatement(_Model):
+    """A sentence that calls a whole organ or study normal ("lungs are clear"): the findings it rules out
+    (as derived absent observations) and the regions it declares normal. An acute-only statement
+    ("no acute cardiopulmonary process") declares no region normal."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    sentence_id: int = Field(ge=0)
+    regions: list[RegionId] = Field(default_factory=list)
 
 
 class RegionBox(_Model):
@@ -92,6 +121,9 @@ class SceneGraph(_Model):
     indication: str | None = None
     sentences: list[Sentence]
     observations: list[Observation]
+    statements: list[NormalStatement] = Field(default_factory=list, description="Normal statements of the "
+                                              "report (backend `rules`; the `llm` backend states absences "
+                                              "as observations).")
     region_boxes: list[RegionBox] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -106,6 +138,9 @@ class SceneGraph(_Model):
                 raise ValueError(f"observation {observation.id}: evidence names unknown sentence(s) {missing}")
             if observation.parent_id is not None and observation.parent_id not in observation_ids:
                 raise ValueError(f"observation {observation.id}: parent {observation.parent_id} does not exist")
+        for statement in self.statements:
+            if statement.sentence_id not in sentence_ids:
+                raise ValueError(f"statement {statement.id}: names unknown sentence {statement.sentence_id}")
         return self
 
 

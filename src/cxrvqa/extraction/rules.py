@@ -20,17 +20,22 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import Evidence, Observation, SceneGraph, Sentence
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.extraction.model import (FINDING_SECTIONS, QUALIFIED_NEGATION, Evidence, NormalStatement, Observation,
+                                     SceneGraph, Sentence)
+from cxrvqa.extraction.vocab import ancestors, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
-#: Sections whose sentences state findings (indication, comparison and technique do not).
-FINDING_SECTIONS = {"findings", "impression", "other"}
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
-_TRIGGERS = ("negation_before", "uncertainty_before", "negation_after", "uncertainty_after", "scope_terminators",
-             "pseudo_triggers")
+_TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
+             "probable_after", "scope_terminators", "pseudo_triggers")
+#: Links of a list that name alternatives: findings joined by them are a differential.
+_ARTICLES = {"a", "an", "the"}
+_ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
+#: What a trigger kind makes of the findings it governs: (presence, certainty).
+_TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
+                    "probable": ("uncertain", "probable")}
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ class _Rules:
     context: PhraseMatcher       # triggers, terminators and modifiers: one pool, longest wins
     regions: PhraseMatcher
     finding_patterns: list[tuple[str, re.Pattern[str]]]
-    normal_statements: list[tuple[str, re.Pattern[str], list[str]]]
+    normal_statements: list[tuple[str, re.Pattern[str], list[str], list[str]]]
+    qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
+    chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
     content_hash: str
 
 
@@ -68,19 +75,24 @@ def rules() -> _Rules:
         patterns.append((f"finding:{entry['finding']}", re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
     statements = []
     for statement in data["normal_statements"]:
-        unknown = [f for f in statement["absent"] if f not in vocab.findings]
+        unknown = [f for f in statement["absent"] if f not in vocab.findings] \
+            + [r for r in statement["regions"] if r not in vocab.regions]
         if unknown:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
-                                f"normal statement {statement['id']!r} names unknown findings {unknown}")
+                                f"normal statement {statement['id']!r} names unknown findings or regions {unknown}")
         pattern = re.compile("|".join(f"(?:{p})" for p in statement["patterns"]))
-        statements.append((statement["id"], pattern, statement["absent"]))
+        statements.append((statement["id"], pattern, statement["absent"], statement["regions"]))
+    findings = {f"finding:{fid}": f["synonyms"] for fid, f in vocab.findings.items()}
+    findings.update({f"not_finding:{i}": [phrase] for i, phrase in enumerate(data["not_findings"])})
     return _Rules(
         nlp=nlp,
-        findings=matcher({f"finding:{fid}": f["synonyms"] for fid, f in vocab.findings.items()}),
+        findings=matcher(findings),
         context=matcher(context),
         regions=matcher({f"region:{rid}": r["synonyms"] for rid, r in vocab.regions.items() if r["synonyms"]}),
         finding_patterns=patterns,
         normal_statements=statements,
+        qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
+        chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=digest + vocab.content_hash,
     )
 
@@ -148,12 +160,13 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
     r = rules()
     vocab = vocabulary()
     doc = r.nlp.make_doc(sentence.text)
-    findings = _spans(doc, r.findings, r.finding_patterns)
+    matched = _spans(doc, r.findings, r.finding_patterns)
+    findings = [s for s in matched if _kind(s) == "finding"]
     if not findings:
         return []
     context = _spans(doc, r.context)
     in_finding = [False] * len(doc)
-    for f in findings:
+    for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
         in_finding[f.start:f.end] = [True] * (f.end - f.start)
     # "pleural" of "pleural effusion" is part of the finding, not a region of it
     regions = [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])]
@@ -167,9 +180,9 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         commas.append(commas[-1] + (t.text == ","))
         closers.append(closers[-1] + (t.lower_ in _LIST_CLOSERS))
         conjunctions.append(conjunctions[-1] + (t.lower_ in _LIST_CLOSERS or t.lower_ == "and"))
-    leading_triggers = _by_kind(context, {"negation_before", "uncertainty_before"})
+    leading_triggers = _by_kind(context, {"negation_before", "uncertainty_before", "probable_before"})
     negations = _by_kind(context, {"negation_before"})
-    trailing_triggers = _by_kind(context, {"negation_after", "uncertainty_after"})
+    trailing_triggers = _by_kind(context, {"negation_after", "uncertainty_after", "probable_after"})
     changes = _by_kind(context, {"change"})
     severities = _by_kind(context, {"severity"})
     places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
@@ -187,6 +200,19 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         if negation is None:
             return False
         return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end]
+
+    def qualified(mention: Span, trigger: Span | None, previous_end: int) -> bool:
+        """A negation narrowed by a qualifier: in the trigger ("no definite"), or between the trigger (or the
+        previous finding) and the mention ("no large effusion"); "acute" narrows chronic findings only."""
+        start = previous_end
+        if trigger is not None and trigger.end <= mention.start:
+            start = max(start, trigger.end)
+        words = [t.lower_ for t in doc[start:mention.end]]
+        if trigger is not None:
+            words += [t.lower_ for t in trigger]
+        if any(w in r.qualifiers for w in words):
+            return True
+        return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in words)
 
     def side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
         sides = {_value(s) for s in found if _kind(s) == "laterality"}
@@ -215,21 +241,23 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
     extracted = []
     for k, mention in enumerate(findings):
         left, right = clauses[k]
-        presence = "present"
+        presence, certainty = "present", None
         trailing = trailing_triggers.first_after(mention.end, right)
         if trailing is not None and commas[trailing.start] > commas[mention.end] \
                 and conjunctions[trailing.start] == conjunctions[mention.end]:
             trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
         leading = leading_triggers.last_before(mention.start, left)
         change = changes.nearest(mention.start, mention.end, left, right)
-        if trailing is not None:
-            presence = "absent" if _kind(trailing) == "negation_after" else "uncertain"
-        elif leading is not None:
-            presence = "absent" if _kind(leading) == "negation_before" else "uncertain"
-            if presence == "uncertain" and negated_hedge(leading, left, right):
-                presence = "absent"   # "no opacity to suggest pneumonia", "no suspicious nodule"
+        trigger = trailing if trailing is not None else leading
+        if trigger is not None:
+            presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
+            if trigger is leading and presence == "uncertain" and negated_hedge(leading, left, right):
+                presence, certainty = "absent", None   # "no opacity to suggest pneumonia", "no suspicious nodule"
         if change is not None and _value(change) == "resolved" and presence == "present":
             presence = "absent"
+        modifiers = []
+        if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
+            modifiers.append(QUALIFIED_NEGATION)
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
         # coordinator ("opacity in the left base"); else words of the clause that no later finding owns
@@ -248,12 +276,18 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
             found = places.within(left, mention.start) + [s for s in places.within(mention.end, right)
                                                           if (s.start, s.end) not in claimed]
         laterality, where = side_and_regions(found)
-        severity = severities.nearest(mention.start, mention.end, left, right, window=4)
+        severity = next(iter(severities.within(mention.start, mention.end)), None) \
+            or severities.nearest(mention.start, mention.end, left, right, window=4)
+        if presence == "present" and severity is not None and _value(severity) == "borderline":
+            presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
         extracted.append(dict(
-            finding=_value(mention), mention=mention, places=found, presence=presence, laterality=laterality,
-            regions=where,
+            finding=_value(mention), mention=mention, places=found, presence=presence, certainty=certainty,
+            modifiers=modifiers, laterality=laterality, regions=where,
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
+    modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
+                       for i in range(s.start, s.end)}
+    _differentials(doc, findings, clauses, extracted, modifier_tokens)
     observations = []
     for item in extracted:
         mention = item.pop("mention")
@@ -267,6 +301,34 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
     return observations
 
 
+def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]], extracted: list[dict],
+                   modifier_tokens: set[int]) -> None:
+    """Findings named as alternatives ("atelectasis or scarring", "effusion versus thickening",
+    "opacity, atelectasis or infiltrate") are each one candidate of a differential: none is present. A
+    listed finding that another candidate refines ("opacity" of "opacity, atelectasis or infiltrate") is
+    what the radiologist sees and stays present."""
+    chains: list[list[int]] = [[0]]
+    alternatives = [False]
+    for k in range(1, len(findings)):
+        between = doc[findings[k - 1].end:findings[k].start]
+        if clauses[k] == clauses[k - 1] and all(t.lower_ in _COORDINATORS or t.i in modifier_tokens
+                                                 or t.lower_ in _ARTICLES for t in between):
+            chains[-1].append(k)
+            alternatives[-1] = alternatives[-1] or any(t.lower_ in _ALTERNATIVES for t in between)
+        else:
+            chains.append([k])
+            alternatives.append(False)
+    for chain, named_alternatives in zip(chains, alternatives):
+        if not named_alternatives:
+            continue
+        names = {extracted[k]["finding"] for k in chain}
+        for k in chain:
+            item = extracted[k]
+            refined = any(item["finding"] in ancestors("findings", other) for other in names)
+            if item["presence"] == "present" and not refined:
+                item["presence"], item["certainty"] = "uncertain", "differential"
+
+
 def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: str | None = None) -> SceneGraph:
     """The scene graph of one report from its sentences (pure; no I/O)."""
     next_id = [0]
@@ -277,14 +339,14 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
             continue
         observations.extend(_sentence_observations(sentence, next_id))
         lowered = sentence.text.lower()
-        for statement_id, pattern, absent in rules().normal_statements:
+        for statement_id, pattern, absent, regions in rules().normal_statements:
             match = pattern.search(lowered)
             if match:
-                statements.append((statement_id, absent, sentence, match))
+                statements.append((statement_id, absent, regions, sentence, match))
     mentioned = {o.finding for o in observations}
     derived: set[str] = set()
     vocab = vocabulary()
-    for statement_id, absent, sentence, match in statements:
+    for statement_id, absent, _, sentence, match in statements:
         for finding in absent:
             if finding in mentioned or finding in derived:
                 continue
@@ -297,4 +359,6 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
                                    end=sentence.start + match.end())],
                 derived_from=[f"statement:{statement_id}"]))
     return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,
-                      sentences=sentences, observations=observations)
+                      sentences=sentences, observations=observations,
+                      statements=[NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)
+                                  for statement_id, _, regions, sentence, _ in statements])

@@ -138,7 +138,7 @@ def _english_words() -> frozenset[str]:
 
 
 def _finding_sentences(study: StudyInput) -> list[tuple[int, str, str, int, int, bool]]:
-    from cxrvqa.extraction.rules import FINDING_SECTIONS
+    from cxrvqa.extraction.model import FINDING_SECTIONS
 
     return [s for s in study.sentences if s[1] in FINDING_SECTIONS]
 
@@ -202,8 +202,8 @@ def graph_rows(study: StudyInput, graph: SceneGraph, codes: list[str], context: 
         observations.append({
             "graph_id": gid, "study_id": study.study_id, "backend": context.backend, "obs_id": o.id, "name": o.name,
             "finding": o.finding, "unresolved_text": o.unresolved_text, "category": o.category,
-            "laterality": o.laterality, "presence": o.presence, "severity": o.severity, "change": o.change,
-            "modifiers": list(o.modifiers), "parent_id": o.parent_id, "from_report": o.from_report,
+            "laterality": o.laterality, "presence": o.presence, "certainty": o.certainty, "severity": o.severity,
+            "change": o.change, "modifiers": list(o.modifiers), "parent_id": o.parent_id, "from_report": o.from_report,
             "derived_from": list(o.derived_from)})
         regions.extend({"graph_id": gid, "obs_id": o.id, "region": r} for r in dict.fromkeys(o.regions))
         evidence.extend({"graph_id": gid, "obs_id": o.id, "sentence_id": e.sentence_id, "start": e.start,

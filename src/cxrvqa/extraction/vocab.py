@@ -28,6 +28,7 @@ FILES = {
 class Vocabulary:
     findings: dict[str, dict[str, Any]]
     categories: list[str]
+    category_adjectives: dict[str, str]
     regions: dict[str, dict[str, Any]]
     severity: list[dict[str, Any]]
     change: list[dict[str, Any]]
@@ -80,12 +81,63 @@ def vocabulary() -> Vocabulary:
     unknown = sorted(({f["category"] for f in findings.values()} | NOT_ABNORMAL) - set(findings_data["categories"]))
     if unknown:
         raise ResourceError(FILES["findings"][0], f"categories {unknown} are used but not declared")
+    adjectives = findings_data["category_adjectives"]
+    if set(adjectives) != set(findings_data["categories"]):
+        raise ResourceError(FILES["findings"][0], f"category_adjectives: expected one per category "
+                            f"{sorted(findings_data['categories'])}, found {sorted(adjectives)}")
     regions = {r["id"]: r for r in regions_data["regions"]}
     _check_tree(findings, FILES["findings"][0])
     _check_tree(regions, FILES["regions"][0])
     digest = "".join(loaded[n][1] for n in ("findings", "regions", "modifiers"))
-    return Vocabulary(findings, findings_data["categories"], regions, modifiers_data["severity"],
+    return Vocabulary(findings, findings_data["categories"], adjectives, regions, modifiers_data["severity"],
                       modifiers_data["change"], modifiers_data["laterality"], digest[:16])
+
+
+@dataclass(frozen=True)
+class Sites:
+    """schemas/vocab/finding_sites.yaml resolved per finding: where it can be, and what a side implies."""
+
+    regions: dict[str, frozenset[str]]          # finding -> region roots it can be in (absent: anywhere)
+    by_side: dict[str, dict[str, str]]          # finding -> {left|right: region}
+    category_regions: dict[str, str]            # category -> the region its findings are in
+    content_hash: str
+
+    def allows(self, finding: str, region: str) -> bool:
+        roots = self.regions.get(finding)
+        return roots is None or region in roots or any(a in roots for a in ancestors("regions", region))
+
+    def circular(self, finding: str, region: str) -> bool:
+        """A location that only restates where the finding always is ("cardiomegaly": heart)."""
+        return region in self.regions.get(finding, ())
+
+
+@lru_cache(maxsize=1)
+def finding_sites() -> Sites:
+    file = "schemas/vocab/finding_sites.yaml"
+    data, digest = load_checked_yaml(file, "finding_sites.schema.json")
+    vocab = vocabulary()
+    named: dict[str, dict[str, Any]] = {}
+    for category, region in data["category_regions"].items():
+        if category not in vocab.categories or region not in vocab.regions:
+            raise ResourceError(file, f"category_regions: expected a category and a region, found "
+                                f"{category!r}: {region!r}")
+    for group in data["groups"]:
+        for region in [*group["regions"], *group.get("by_side", {}).values()]:
+            if region not in vocab.regions:
+                raise ResourceError(file, f"group {group['id']!r} names unknown region {region!r}")
+        for finding in group["findings"]:
+            if finding not in vocab.findings:
+                raise ResourceError(file, f"group {group['id']!r} names unknown finding {finding!r}")
+            if named.setdefault(finding, group) is not group:
+                raise ResourceError(file, f"finding {finding!r} is in groups {named[finding]['id']!r} and "
+                                    f"{group['id']!r}")
+    regions, by_side = {}, {}
+    for finding in vocab.findings:
+        group = next((named[f] for f in (finding, *ancestors("findings", finding)) if f in named), None)
+        if group is not None:
+            regions[finding] = frozenset(group["regions"])
+            by_side[finding] = dict(group.get("by_side", {}))
+    return Sites(regions, by_side, data["category_regions"], digest)
 
 
 def _enum(name: str, values: list[str]) -> type[StrEnum]:

@@ -12,9 +12,10 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from cxrvqa.qa.programs import PROGRAMS, Answer, Ask, category_name, default_candidates, finding_name, region_name
+from cxrvqa.qa.programs import (PROGRAMS, Answer, Ask, category_name, default_candidates, finding_name, finding_number,
+                                indefinite_finding, region_name)
 from cxrvqa.qa.study import ImageView, StudyView
-from cxrvqa.qa.templates import Template
+from cxrvqa.qa.templates import AGREEMENT, Template
 
 LETTERS = "ABCD"
 ITEM_COLUMNS = ("item_id", "template_id", "template_version", "study_id", "patient_id", "image_id", "view_plane",
@@ -47,15 +48,21 @@ def split_of(patient_id: str, seed: int, splits: tuple[tuple[str, float], ...]) 
 
 
 def names_of(args: dict[str, str]) -> dict[str, str]:
-    """The display names of drawn arguments (vocabulary names), by placeholder."""
+    """The display names of drawn arguments (vocabulary names), by placeholder; for a finding also
+    `a_<key>` ("a nodule", "edema", "degenerative changes") and, for the template's one finding, the
+    verbs that agree with it (AGREEMENT: {Is} there {a_finding}?)."""
     names = {}
     for key, value in args.items():
         if key.startswith("finding"):
             names[key] = finding_name(value)
+            names["a_" + key] = indefinite_finding(value)
         elif key.startswith("region"):
             names[key] = region_name(value)
         else:
             names[key] = category_name(value)
+    if "finding" in args:
+        plural = finding_number(args["finding"]) == "plural"
+        names.update({word: forms[plural] for word, forms in AGREEMENT.items()})
     return names
 
 

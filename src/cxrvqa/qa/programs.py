@@ -15,7 +15,7 @@ from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.extraction.vocab import finding_sites, vocabulary
 from cxrvqa.qa.study import Box, Fact, ImageView, StudyView, finding_ancestors, region_ancestors, region_subtree
 
 if TYPE_CHECKING:
@@ -97,6 +97,24 @@ def finding_name(finding: str) -> str:
     return name if name[1:2].isupper() else name[0].lower() + name[1:]
 
 
+def finding_number(finding: str) -> str:
+    """singular | plural | mass, from the vocabulary: questions and answers agree with it."""
+    return vocabulary().findings[finding]["number"]
+
+
+def indefinite_article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+@lru_cache(maxsize=None)
+def indefinite_finding(finding: str) -> str:
+    """The finding as it follows "Is there": "a nodule", "edema", "degenerative changes"."""
+    name = finding_name(finding)
+    if finding_number(finding) != "singular":
+        return name
+    return f"{vocabulary().findings[finding].get('article') or indefinite_article(name)} {name}"
+
+
 @lru_cache(maxsize=None)
 def region_name(region: str) -> str:
     name = vocabulary().regions[region]["name"]
@@ -104,7 +122,8 @@ def region_name(region: str) -> str:
 
 
 def category_name(category: str) -> str:
-    return category.replace("_", " ")
+    """How a category reads before a noun ("pleural" abnormalities)."""
+    return vocabulary().category_adjectives[category]
 
 
 def modifier_name(modifier_id: str) -> str:
@@ -224,11 +243,16 @@ def default_candidates(study: StudyView, image: ImageView | None, template: "Tem
 
 # -- study level ---------------------------------------------------------------------------
 def _abnormal_state(study: StudyView) -> bool | None:
-    """True: something abnormal is present or hedged; False: the report only negates; None: it says nothing."""
+    """True: something abnormal is present or hedged; False: the report only negates and every sentence
+    of it was understood; None: it says nothing, leaves a sentence unread, or has only devices (a
+    study with sternotomy wires is neither normal nor abnormal)."""
     stated = [f for f in study.facts.values() if f.abnormal]
-    if not stated:   # nothing said, or only devices and technical notes
+    if any(f.presence in ("present", "uncertain") for f in stated):
+        return True
+    devices = any(f.presence != "absent" for f in study.facts.values() if f.category == "device")
+    if devices or not study.read_all or not (stated or study.normal_regions):
         return None
-    return any(f.presence in ("present", "uncertain") for f in stated)
+    return False
 
 
 def _abnormal_evidence(study: StudyView) -> tuple[int, ...]:
@@ -257,7 +281,7 @@ def is_normal(ask: Ask) -> Answer | None:
 @program("list_abnormal", ("none",), TEXT)
 def list_abnormal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
-    if state is None:
+    if state is None or not ask.study.read_all:   # a list is only complete when the whole report was read
         return None
     leaves = sorted(ask.study.leaf_present(), key=lambda f: f.finding)
     hedged = sorted((f for f in ask.study.facts.values() if f.abnormal and f.presence == "uncertain"),
@@ -274,10 +298,14 @@ def list_abnormal(ask: Ask) -> Answer | None:
                   details=details, related=related)
 
 
-def _fact_detail(fact: Fact) -> str:
+def _fact_detail(fact: Fact, article: bool = False) -> str:
+    """"mild cardiomegaly", "small pleural effusion in the left pleura (new)"; ``article``: as a noun phrase
+    that can follow "there is" ("a small pleural effusion")."""
     words = [modifier_name(fact.severity)] if fact.severity else []
     words.append(finding_name(fact.finding))
-    regions = _most_specific(fact.regions)
+    if article and finding_number(fact.finding) == "singular":
+        words.insert(0, indefinite_article(words[0]))
+    regions = _located(fact)
     if regions:
         words.append("in the " + _join([region_name(r) for r in regions]))
     elif side_of(fact):
@@ -289,7 +317,8 @@ def _fact_detail(fact: Fact) -> str:
 
 @program("count_abnormal", ("none",), ("short",))
 def count_abnormal(ask: Ask) -> Answer | None:
-    if _abnormal_state(ask.study) is None:
+    """Definite abnormal findings, not devices nor hedged ones (the question says so)."""
+    if _abnormal_state(ask.study) is None or not ask.study.read_all:
         return None
     leaves = ask.study.leaf_present()
     return Answer(str(len(leaves)), evidence=_abnormal_evidence(ask.study), findings=tuple(f.finding for f in leaves))
@@ -297,7 +326,7 @@ def count_abnormal(ask: Ask) -> Answer | None:
 
 @program("describe_study", ("none",), ("full_sentence",))
 def describe_study(ask: Ask) -> Answer | None:
-    if not ask.study.facts:
+    if not ask.study.facts or not ask.study.read_all:
         return None
     ids = tuple(sorted({i for f in ask.study.facts.values() if not f.derived for i in f.evidence}))
     leaves = ask.study.leaf_present()
@@ -328,19 +357,17 @@ def has_category(ask: Ask) -> Answer | None:
                       findings=tuple(f.finding for f in present))
     if any(f.presence == "uncertain" for f in facts):
         return None
-    if facts or ask.closed_world:
+    region = finding_sites().category_regions.get(ask.args["category"])
+    if region is not None and ask.study.is_normal_region(region):
         return yes_no(False, evidence=tuple(i for f in facts for i in f.evidence),
                       findings=tuple(f.finding for f in facts))
-    return None
+    return None   # negating some of a category's findings does not make the category normal
 
 
 def _category_present(facts: list[Fact]) -> list[Fact]:
-    """The category's present findings, without those another of them refines (a derived parent
-    counts when its present child belongs to another category: cardiomegaly -> enlarged cardiomediastinum)."""
-    present = [f for f in facts if f.presence == "present"]
-    names = {f.finding for f in present}
-    return sorted((f for f in present if not any(f.finding in finding_ancestors(other) for other in names)),
-                  key=lambda f: f.finding)
+    """The category's present findings as the report states them: not a parent only implied by a
+    finding of another category (cardiomegaly is not a mediastinal finding)."""
+    return sorted((f for f in facts if f.presence == "present" and not f.derived), key=lambda f: f.finding)
 
 
 @program("list_category", ("category",), TEXT)
@@ -391,7 +418,7 @@ def finding_location(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     if fact is None:
         return None
-    regions = _most_specific(fact.regions)
+    regions = _located(fact)
     if regions:
         text = _join([region_name(r) for r in regions])
     elif side_of(fact):
@@ -399,6 +426,12 @@ def finding_location(ask: Ask) -> Answer | None:
     else:
         return None
     return Answer(text, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=tuple(regions))
+
+
+def _located(fact: Fact) -> list[str]:
+    """The most specific regions of a fact, without one that restates where the finding always is
+    ("cardiomegaly": heart; "low lung volumes": lungs)."""
+    return [r for r in _most_specific(fact.regions) if not finding_sites().circular(fact.finding, r)]
 
 
 @program("finding_laterality", ("finding",), TEXT)
@@ -419,7 +452,7 @@ def _finding_region_candidates(study: StudyView, image: ImageView | None, templa
         fact = study.facts.get(finding)
         if fact is None or fact.presence != "present" or fact.derived:
             continue
-        for region in _most_specific(fact.regions):
+        for region in _located(fact):
             pairs.append({"finding": finding, "region": region})
             twin = counterpart(region)
             if twin is not None:
@@ -452,23 +485,21 @@ def finding_severity(ask: Ask) -> Answer | None:
 
 @program("finding_change", ("finding",), TEXT)
 def finding_change(ask: Ask) -> Answer | None:
-    fact = ask.study.facts.get(ask.args["finding"])
-    if fact is None or fact.presence == "absent" or fact.change is None or fact.derived:
+    fact = _present_fact(ask)   # "How has the effusion changed?" presupposes an effusion
+    if fact is None or fact.change is None or fact.derived:
         return None
     return Answer(modifier_name(fact.change), **_tags(fact))
 
 
 @program("describe_finding", ("finding",), ("full_sentence", "multi_part"))
 def describe_finding(ask: Ask) -> Answer | None:
-    fact = ask.study.facts.get(ask.args["finding"])
+    """Only of a finding the report commits to: "Describe the pneumothorax." presupposes one."""
+    fact = _present_fact(ask)
     if fact is None or fact.derived:
         return None
-    name = finding_name(fact.finding)
-    if fact.presence == "absent":
-        return Answer(f"there is no {name}", polarity=False, **_tags(fact))
-    prefix = "there is" if fact.presence == "present" else "there may be"
+    prefix = "there are" if finding_number(fact.finding) == "plural" else "there is"
     details = []
-    regions = _most_specific(fact.regions)
+    regions = _located(fact)
     if regions or side_of(fact):
         where = _join([region_name(r) for r in regions]) if regions else f"{side_of(fact)} side"
         details.append(Part("detail", f"location: {where}", (fact.finding,), tuple(regions)))
@@ -479,8 +510,8 @@ def describe_finding(ask: Ask) -> Answer | None:
     nearby = sorted({other.finding for r in regions for other in ask.study.facts_in_region(r)
                      if other.finding != fact.finding and other.presence == "present"})
     related = tuple(Part("related", f"also in this region: {finding_name(f)}", (f,), tuple(regions)) for f in nearby)
-    return Answer(f"{prefix} {_fact_detail(fact)}", polarity=True if fact.presence == "present" else None,
-                  details=tuple(details), related=related, **_tags(fact))
+    return Answer(f"{prefix} {_fact_detail(fact, article=True)}", polarity=True, details=tuple(details),
+                  related=related, **_tags(fact))
 
 
 def _distractors(candidates: list[str], correct: str) -> tuple[str, ...]:
@@ -523,7 +554,7 @@ def absent_finding_choice(ask: Ask) -> Answer | None:
 @program("finding_region_choice", ("finding",), ("multiple_choice",))
 def finding_region_choice(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
-    regions = _most_specific(fact.regions) if fact else []
+    regions = _located(fact) if fact else []
     if fact is None or len(regions) != 1:
         return None
     correct, all_regions = regions[0], vocabulary().regions
@@ -550,12 +581,14 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
 
 # -- region level --------------------------------------------------------------------------
 def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | None:
+    """True: an abnormal finding is present there; False: a normal statement declares the region normal
+    (negated findings alone do not: "no pneumothorax" says nothing of a nodule); None otherwise."""
     facts = [f for f in study.facts_in_region(region) if f.abnormal]
     if any(f.presence == "present" for f in facts):
         return True
-    if any(f.presence == "uncertain" for f in facts):
+    if any(f.presence == "uncertain" for f in facts) or not study.read_all:
         return None
-    return False if facts or closed_world else None
+    return False if study.is_normal_region(region) else None
 
 
 def _region_tags(study: StudyView, *regions: str) -> dict[str, tuple]:
@@ -576,6 +609,8 @@ def describe_region(ask: Ask) -> Answer | None:
     if not facts:
         return None
     present = [f for f in facts if f.presence == "present"]
+    if not present and _region_state(ask.study, ask.args["region"], ask.closed_world) is not False:
+        return None   # negated findings alone do not make a region normal
     text = _join([_fact_detail(f) for f in present]) if present else "no abnormality"
     return Answer(text, polarity=bool(present), evidence=tuple(dict.fromkeys(i for f in facts for i in f.evidence)),
                   findings=tuple(f.finding for f in facts), regions=(ask.args["region"],),

@@ -4,6 +4,9 @@ and the images it has (view plane, PNG size, boxes in PNG pixels).
 Built once per study and shared by every template, so that a program is a few lines of
 lookups. Presence per finding merges its observations (present > uncertain > absent); a
 present finding makes its vocabulary ancestors present too (pneumonia -> lung opacity).
+A negation the report narrows ("no large effusion") answers nothing; a region a finding cannot be
+in (schemas/vocab/finding_sites.yaml) is dropped; a side implies a region only where the sites
+data says so.
 """
 
 from __future__ import annotations
@@ -12,9 +15,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, vocabulary
-from cxrvqa.resources import load_checked_yaml
+from cxrvqa.extraction.model import FINDING_SECTIONS, QUALIFIED_NEGATION
+from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 DEID_TOKEN = re.compile(r"X{2,}|_{3,}")
@@ -27,6 +29,7 @@ class Fact:
     finding: str
     category: str
     presence: str                                   # present | uncertain | absent
+    certainty: str | None = None                    # uncertain: possible | probable | differential | borderline
     derived: bool = False                           # only implied by a present descendant
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
@@ -71,14 +74,31 @@ class StudyView:
     sentences: dict[int, str]
     facts: dict[str, Fact]
     images: tuple[ImageView, ...]
+    normal_regions: frozenset[str] = frozenset()   # regions a normal statement declares normal
+    read_all: bool = False                         # every finding/impression sentence was understood
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
     pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)   # argument pools, by template draw
 
     def presence(self, finding: str, closed_world: bool = False) -> str | None:
+        """The finding's presence; closed-world, an unmentioned finding is absent only where a normal
+        statement declares its site normal and the finding cannot be chronic ("lungs are clear": no
+        pneumonia, but a granuloma is not addressed)."""
         fact = self.facts.get(finding)
         if fact is not None:
             return fact.presence
-        return "absent" if closed_world else None
+        if closed_world and self.covers(finding):
+            return "absent"
+        return None
+
+    def covers(self, finding: str) -> bool:
+        roots = finding_sites().regions.get(finding)
+        if not roots or vocabulary().findings[finding].get("chronic"):
+            return False
+        return all(self.is_normal_region(r) for r in roots)
+
+    def is_normal_region(self, region: str) -> bool:
+        """A normal statement declares the region (or a region containing it) normal."""
+        return region in self.normal_regions or any(a in self.normal_regions for a in region_ancestors(region))
 
     def present(self, abnormal_only: bool = False) -> list[Fact]:
         return [f for f in self.facts.values() if f.presence == "present" and (f.abnormal or not abnormal_only)]
@@ -118,27 +138,12 @@ def finding_ancestors(finding: str) -> tuple[str, ...]:
     return ancestors("findings", finding)
 
 
-@lru_cache(maxsize=1)
-def category_regions() -> dict[str, dict[str, str]]:
-    """schemas/vocab/category_regions.yaml, with every region checked against the regions vocabulary."""
-    data, _ = load_checked_yaml("schemas/vocab/category_regions.yaml", "category_regions.schema.json")
-    vocab = vocabulary()
-    for category, by_side in data["category_regions"].items():
-        if category not in vocab.categories:
-            raise ResourceError("schemas/vocab/category_regions.yaml", f"unknown category {category!r}")
-        unknown = sorted(set(by_side.values()) - set(vocab.regions))
-        if unknown:
-            raise ResourceError("schemas/vocab/category_regions.yaml", f"{category}: unknown regions {unknown}")
-    return data["category_regions"]
-
-
 def _implied_region(fact: Fact) -> str | None:
-    by_side = category_regions().get(fact.category)
-    if by_side is None:
-        return None
+    """The region a side alone implies for this finding ("left-sided opacity": left lung); none without a side."""
     sides = set(fact.lateralities)
-    side = "bilateral" if "bilateral" in sides or {"left", "right"} <= sides else next(iter(sides), "none")
-    return by_side.get(side) or by_side["none"]
+    if len(sides) != 1 or not sides <= {"left", "right"}:
+        return None
+    return finding_sites().by_side.get(fact.finding, {}).get(next(iter(sides)))
 
 
 def _severity_rank() -> dict[str, int]:
@@ -148,19 +153,22 @@ def _severity_rank() -> dict[str, int]:
 def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ()) -> StudyView:
     """The view of one stored scene graph (its JSON as a dict)."""
     findings = vocabulary().findings
+    sites = finding_sites()
     ranks = _severity_rank()
+    observations = [o for o in graph["observations"] if QUALIFIED_NEGATION not in o.get("modifiers", ())]
     merged: dict[str, str] = {}
-    for o in graph["observations"]:
+    for o in observations:
         finding = o["finding"]
         if finding is not None and _PRESENCE_RANK[o["presence"]] >= _PRESENCE_RANK[merged.get(finding, "absent")]:
             merged[finding] = o["presence"]
     facts = {finding: Fact(finding, findings[finding]["category"], presence) for finding, presence in merged.items()}
-    for o in graph["observations"]:
+    for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None
         if fact is None or o["presence"] != fact.presence:
             continue   # "no left effusion" says nothing about where the present right one is
+        fact.certainty = fact.certainty or o.get("certainty")
         for region in o["regions"]:
-            if region not in fact.regions:
+            if region not in fact.regions and sites.allows(fact.finding, region):
                 fact.regions.append(region)
         if o["laterality"] and o["laterality"] not in fact.lateralities:
             fact.lateralities.append(o["laterality"])
@@ -194,4 +202,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             if implied is not None:
                 fact.regions.append(implied)
     sentences = {s["id"]: s["text"] for s in graph["sentences"]}
-    return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images)
+    statements = graph.get("statements", [])
+    read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} \
+        | {st["sentence_id"] for st in statements}
+    read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
+                   if s["section"] in FINDING_SECTIONS)
+    return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
+                     normal_regions=frozenset(r for st in statements for r in st["regions"]), read_all=read_all)

@@ -32,6 +32,25 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "two_findings": frozenset({"finding_a", "finding_b"}),
 }
 DEFAULT_EXCLUDED_CATEGORIES = ("normal", "technical")
+#: Verbs a question or answer sentence may write as placeholders to agree with the template's finding
+#: ("{Is} there {a_finding}?": "Is there a nodule?", "Are there degenerative changes?"): singular, plural.
+AGREEMENT: dict[str, tuple[str, str]] = {"is": ("is", "are"), "Is": ("Is", "Are"), "has": ("has", "have"),
+                                         "Has": ("Has", "Have"), "was": ("was", "were"), "does": ("does", "do"),
+                                         "Does": ("Does", "Do")}
+
+
+def _forms(placeholders: frozenset[str]) -> frozenset[str]:
+    """What a template may write for its placeholders: each name, `a_<finding>` for a finding, and the
+    agreeing verbs when it draws one finding."""
+    forms = set(placeholders) | {"a_" + p for p in placeholders if p.startswith("finding")}
+    if "finding" in placeholders:
+        forms |= set(AGREEMENT)
+    return frozenset(forms)
+
+
+def _named(used: set[str]) -> set[str]:
+    """The placeholders a text names (`a_finding` names `finding`; verbs name nothing)."""
+    return {p.removeprefix("a_") for p in used if p not in AGREEMENT}
 
 
 @dataclass(frozen=True)
@@ -107,20 +126,21 @@ def _problems(data: Any, stem: str) -> list[str]:
     hidden = set(program.hidden) if program else set()
     for i, variant in enumerate(data["variants"]):
         try:
-            used = _placeholders(variant)
+            written = _placeholders(variant)
         except ValueError as exc:
             problems.append(f"variants/{i}: {exc}")
             continue
-        if used - allowed:
-            problems.append(f"variants/{i}: placeholders {sorted(used - allowed)} are not filled by arguments "
-                            f"{data['arguments']!r} (it fills {sorted(allowed) or 'none'})")
+        if written - _forms(allowed):
+            problems.append(f"variants/{i}: placeholders {sorted(written - _forms(allowed))} are not filled by "
+                            f"arguments {data['arguments']!r} (it fills {sorted(_forms(allowed)) or 'none'})")
+        used = _named(written)
         if used & hidden:
             problems.append(f"variants/{i}: names {sorted(used & hidden)}, which is the answer of program "
                             f"{data['program']!r}: the question would give it away")
         if allowed - used - _pinned(data) - hidden:
             problems.append(f"variants/{i}: the question does not name {sorted(allowed - used)}")
     for key, text in data.get("answer_sentence", {}).items():
-        unknown = _placeholders(text) - allowed - {"answer"}
+        unknown = _placeholders(text) - _forms(allowed) - {"answer"}
         if unknown:
             problems.append(f"answer_sentence/{key}: unknown placeholders {sorted(unknown)}")
     vocab = vocabulary()
@@ -223,9 +243,8 @@ def generator_code_hash() -> str:
 def template_version(template: Template, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
     """What a template's items depend on: its definition, the generator code, the vocabularies, and
     the seed and split shares (they draw variants, distractors and splits)."""
-    from cxrvqa.extraction.vocab import vocabulary
-    from cxrvqa.qa.study import category_regions
+    from cxrvqa.extraction.vocab import finding_sites, vocabulary
 
     return stable_hash({"template": template.content_hash, "code": generator_code_hash(),
-                        "vocab": vocabulary().content_hash, "regions": category_regions(), "seed": seed,
+                        "vocab": vocabulary().content_hash, "sites": finding_sites().content_hash, "seed": seed,
                         "splits": splits})

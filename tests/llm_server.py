@@ -61,7 +61,8 @@ def rules_answer(lines: list[tuple[int, str, str]]) -> dict[str, Any]:
         evidence = o.evidence[0]
         quote = texts[evidence.sentence_id][evidence.start:evidence.end]
         observations.append({
-            "finding": o.name if o.derived_from else quote, "presence": o.presence, "laterality": o.laterality,
+            "finding": o.name if o.derived_from else quote, "presence": o.presence, "certainty": o.certainty,
+            "laterality": o.laterality,
             "regions": [region_names[r]["name"] for r in o.regions], "severity": o.severity, "change": o.change,
             "sentence_id": evidence.sentence_id, "evidence": quote})
     return {"observations": observations}
@@ -93,7 +94,7 @@ def judge_answer(lines: list[tuple[int, str, str]], question: str, answer: str) 
 
 def _ungrounded(sentence_id: int, finding: str, laterality: str | None, evidence: str) -> dict[str, Any]:
     """Schema-valid, but its quote is not in the report: the backend's grounding check must reject it."""
-    return {"observations": [{"finding": finding, "presence": "present", "laterality": laterality, "regions": [],
+    return {"observations": [{"finding": finding, "presence": "present", "certainty": None, "laterality": laterality, "regions": [],
                               "severity": None, "change": None, "sentence_id": sentence_id, "evidence": evidence}]}
 
 

@@ -37,7 +37,7 @@ def test_templates_list_shows_every_builtin() -> None:
     result = runner.invoke(app, ["templates", "list"])
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│")]
-    assert "39 question templates" in result.output and len(rows) == 39
+    assert "38 question templates" in result.output and len(rows) == 38
     assert any(r.split("│")[1].strip() == "finding_presence" for r in rows)
 
 
@@ -94,8 +94,8 @@ def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         new = store.query("SELECT study_id, answer FROM qa_items WHERE run_id = (SELECT max(run_id) FROM runs) "
                           "ORDER BY study_id")
-        assert new == [("demo-s1", "no"), ("demo-s2", "no"), ("demo-s3", "yes")]
-        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 3
+        assert new == [("demo-s1", "no"), ("demo-s2", "no"), ("demo-s3", "yes"), ("demo-s4", "no")]
+        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 4
         stage = store.query("SELECT n_input, n_skipped FROM run_stages WHERE stage = 'qa' "
                             "AND run_id = (SELECT max(run_id) FROM runs)")
         assert stage == [(4, 0)]

@@ -21,8 +21,8 @@ SENTENCES = [Sentence(id=0, section="indication", text="Cough.", start=12, end=1
 
 
 def item(**overrides: object) -> dict:
-    return {"finding": "pleural effusion", "presence": "present", "laterality": "left", "regions": [],
-            "severity": "mild", "change": None, "sentence_id": 1, "evidence": "pleural effusion", **overrides}
+    return {"finding": "pleural effusion", "presence": "present", "certainty": None, "laterality": "left",
+            "regions": [], "severity": "mild", "change": None, "sentence_id": 1, "evidence": "pleural effusion", **overrides}
 
 
 def test_response_schema_file_matches_the_model() -> None:
@@ -35,7 +35,7 @@ def test_response_schema_file_matches_the_model() -> None:
 
 def test_prompt_renders_numbered_sentences_and_its_hash_covers_the_schema() -> None:
     prompt = llm.load_prompt("report_observations")
-    assert (prompt.id, prompt.version) == ("report_observations", 1)
+    assert (prompt.id, prompt.version) == ("report_observations", 2)
     system, user = prompt.messages(SENTENCES, schema_in_prompt=False)
     assert user == {"role": "user", "content": "Report sentences (id, section, text):\n[0] indication: Cough.\n"
                                                "[1] findings: Small left pleural effusion.\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.extraction.model import Sentence
+from cxrvqa.extraction.model import QUALIFIED_NEGATION, Sentence
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.reports.text import normalise, split_sentences
 
@@ -21,10 +21,21 @@ def scene_graph(text: str):
     return text, extract_scene_graph("s1", sentences)
 
 
+def reading(o) -> list:
+    """[finding, presence, laterality], then the certainty of an uncertain observation and the mark of a
+    qualified negation, as the golden file writes them."""
+    return [o.finding, o.presence, o.laterality, *([o.certainty] if o.certainty else []),
+            *[m for m in o.modifiers if m == QUALIFIED_NEGATION]]
+
+
 @pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])
 def test_golden_sentences(case: dict) -> None:
     _, graph = scene_graph(case["text"])
-    assert [[o.finding, o.presence, o.laterality] for o in graph.observations] == case["expected"]
+    assert [reading(o) for o in graph.observations] == case["expected"]
+    if "statements" in case:
+        assert [[st.id, st.regions] for st in graph.statements] == case["statements"]
+    if "regions" in case:
+        assert [o.regions for o in graph.observations] == case["regions"]
 
 
 def test_evidence_points_at_the_mention_and_normal_statements_are_derived() -> None:

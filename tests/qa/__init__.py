@@ -15,24 +15,29 @@ FRONTAL = {"image_id": "img1", "view_position": "PA", "view_plane": "frontal", "
 
 def observation(number: int, finding: str, presence: str = "present", *, regions: list[str] | None = None,
                 laterality: str | None = None, severity: str | None = None, change: str | None = None,
-                evidence: list[int] | None = None) -> dict[str, Any]:
-    """One scene-graph observation in the stored JSON shape."""
+                evidence: list[int] | None = None, certainty: str | None = None,
+                modifiers: list[str] | None = None) -> dict[str, Any]:
+    """One scene-graph observation in the stored JSON shape (an uncertain one is `possible` unless told)."""
+    if presence == "uncertain" and certainty is None:
+        certainty = "possible"
     return {"id": f"o{number}", "name": finding.replace("_", " "), "finding": finding, "unresolved_text": None,
             "category": vocabulary().findings[finding]["category"], "regions": list(regions or []),
-            "laterality": laterality, "presence": presence, "severity": severity, "change": change,
-            "modifiers": [], "evidence": [{"sentence_id": i, "start": 0, "end": 5} for i in (evidence or [])],
+            "laterality": laterality, "presence": presence, "certainty": certainty, "severity": severity,
+            "change": change, "modifiers": list(modifiers or []),
+            "evidence": [{"sentence_id": i, "start": 0, "end": 5} for i in (evidence or [])],
             "parent_id": None, "from_report": True, "derived_from": []}
 
 
 def graph(study_id: str, sentences: list[str], observations: list[dict[str, Any]],
-          indication: str | None = None) -> dict[str, Any]:
-    """A scene graph: sentences get ids 0.. in order (findings section) and consecutive offsets."""
+          indication: str | None = None, statements: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A scene graph: sentences get ids 0.. in order (findings section) and consecutive offsets;
+    statements: normal statements as {id, sentence_id, regions}."""
     rows, offset = [], 0
     for i, text in enumerate(sentences):
         rows.append({"id": i, "section": "findings", "text": text, "start": offset, "end": offset + len(text)})
         offset += len(text) + 1
     return {"study_id": study_id, "backend": "rules", "indication": indication, "sentences": rows,
-            "observations": observations}
+            "observations": observations, "statements": list(statements or [])}
 
 
 def image(spec: dict[str, Any]) -> ImageView:
@@ -44,10 +49,12 @@ def image(spec: dict[str, Any]) -> ImageView:
 
 
 def view_from_spec(spec: dict[str, Any], study_id: str = "s1", patient_id: str = "p1") -> StudyView:
-    """A study view from a golden spec: sentences, observations (finding, presence, regions, laterality,
-    severity, change, evidence sentence ids), indication, images (default: one frontal PA image)."""
+    """A study view from a golden spec: sentences, observations (finding, presence, certainty, regions,
+    laterality, severity, change, modifiers, evidence sentence ids), normal statements ({id, sentence_id,
+    regions}), indication, images (default: one frontal PA image)."""
     observations = [observation(i + 1, **o) for i, o in enumerate(spec.get("observations", ()))]
-    built = graph(study_id, list(spec.get("sentences", ())), observations, spec.get("indication"))
+    built = graph(study_id, list(spec.get("sentences", ())), observations, spec.get("indication"),
+                  spec.get("statements"))
     images = tuple(image(i) for i in spec.get("images", [FRONTAL]))
     return study_view(built, patient_id, images)
 

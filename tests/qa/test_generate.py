@@ -124,7 +124,7 @@ def test_weight_and_max_per_image() -> None:
     closed = template("finding_presence_closed_world")
     assert (closed.weight, closed.max_per_image) == (0.5, 2)
     per_image = Counter(row["image_id"] for view in synthetic_views(200) for row in items(view, closed))
-    assert set(per_image.values()) == {2}
+    assert max(per_image.values()) == 2 and 2 in per_image.values()
     pairs = template("regions_either_abnormal")
     assert max(Counter(row["image_id"] for row in items(view_from_spec(STUDY), pairs)).values()) == 3
 
@@ -144,14 +144,14 @@ def _answers(spec: dict, template_id: str) -> dict[str, str]:
 def test_region_abnormal_sees_findings_placed_by_side_only() -> None:
     """Regression (a bug found by this test, fixed in 966f0f2): programs.region_abnormal/_region_state use only
     fact.regions; a present finding with a side but no region (how the rules extractor stores 'small left pleural
-    effusion', 'cardiomegaly') makes the closed-world answer 'no'."""
+    effusion', 'cardiomegaly') makes the closed-world answer 'no'. Regions the report never addresses get no
+    answer at all (issue 15: a "no" needs a normal statement); the heart is not in the mediastinum."""
     spec = {"sentences": ["Small left pleural effusion.", "Cardiomegaly."],
             "observations": [{"finding": "pleural_effusion", "laterality": "left", "evidence": [0]},
                              {"finding": "cardiomegaly", "evidence": [1]}]}
     answers = {json.loads(row["arguments"])["region"]: row["answer"]
                for row in items(view_from_spec(spec), template("region_abnormal"))}
-    assert answers == {"left_pleura": "yes", "heart": "yes", "mediastinum": "yes", "right_pleura": "no",
-                       "left_lung": "no", "right_lung": "no", "lungs": "no", "bony_thorax": "no"}
+    assert answers == {"left_pleura": "yes", "heart": "yes"}
 
 
 def test_category_answer_agrees_with_finding_presence() -> None:
@@ -164,7 +164,9 @@ def test_category_answer_agrees_with_finding_presence() -> None:
     present = {row["findings"][0] for row in items(view, template("finding_presence")) if row["answer"] == "yes"}
     assert "enlarged_cardiomediastinum" in present
     answers = {tuple(row["findings"]): row["answer"] for row in items(view, template("category_abnormal"))}
-    assert answers == {("cardiomegaly",): "yes", ("enlarged_cardiomediastinum",): "yes"}
+    # cardiomegaly is a cardiovascular finding; the mediastinum category is neither "yes" (a reader does not
+    # call cardiomegaly mediastinal) nor "no" (that would contradict the parent's presence): not asked
+    assert answers == {("cardiomegaly",): "yes"}
 
 
 def test_differential_options_are_lung_findings() -> None:

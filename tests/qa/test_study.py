@@ -73,9 +73,14 @@ def test_unresolved_observations_are_ignored() -> None:
 
 
 def test_closed_world_presence() -> None:
+    """Closed-world, an unmentioned finding is absent only where the report rules out a kind it belongs to,
+    and only when it cannot be chronic."""
     study = view(observation(1, "pneumothorax", "absent", evidence=[0]))
-    assert (study.presence("edema"), study.presence("edema", closed_world=True)) == (None, "absent")
+    assert (study.presence("edema"), study.presence("edema", closed_world=True)) == (None, None)
     assert study.presence("pneumothorax", closed_world=True) == "absent"
+    clear = view(observation(1, "lung_opacity", "absent", evidence=[0]))
+    assert clear.presence("aspiration", closed_world=True) == "absent"     # a kind of lung opacity, acute
+    assert clear.presence("nodule", closed_world=True) is None             # may be chronic: not addressed
 
 
 def test_evidence_text_skips_deidentified_sentences() -> None:

@@ -91,10 +91,11 @@ def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMSer
     shutil.copytree(demo_build, out)
     with Store(out / "cxrvqa.duckdb") as store:
         # a flipped answer that the rule-based validators never saw: only the judge can catch it now
-        flipped, = store.query(
-            "SELECT q.item_id FROM current_qa_items q JOIN current_qa_grades g USING (item_id, template_version, "
-            "input_hash) WHERE q.template_id = 'finding_presence' AND q.study_id = 'demo-s1' AND q.answer = 'no' "
-            "AND q.question ILIKE '%pleural effusion%' AND g.grade >= 3")[0]
+        # (which negated finding survives balancing depends on the pseudonymised image ids: take the first)
+        flipped, negated = store.query(
+            "SELECT q.item_id, q.findings[1] FROM current_qa_items q JOIN current_qa_grades g USING (item_id, "
+            "template_version, input_hash) WHERE q.template_id = 'finding_presence' AND q.study_id = 'demo-s1' "
+            "AND q.answer = 'no' AND g.grade >= 3 ORDER BY q.item_id")[0]
         store.con.execute("UPDATE qa_items SET answer = 'yes' WHERE item_id = ?", [flipped])
         server.inject("rule out pneumonia", "500", "malformed")   # demo-s2's first item: recovers on attempt 3
         server.always("Shortness of breath", "refusal")           # demo-s1: every item refused, for good
@@ -129,7 +130,7 @@ def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMSer
                               "AND validator = 'llm_judge'", [flipped])
         assert verdict == [("reject", "judge_entailment_contradicted",
                             "entailment=contradicted, relevance=relevant, completeness=complete, question_clarity="
-                            "clear, answer_clarity=clear. The report says pleural_effusion is absent.")]
+                            f"clear, answer_clarity=clear. The report says {negated} is absent.")]
         grade = store.query("SELECT grade, label, weakest, rule_grade > grade FROM current_qa_grades WHERE item_id = ?",
                             [flipped])
         assert grade == [(rules.code("D"), "D", "judge:entailment=contradicted", True)]

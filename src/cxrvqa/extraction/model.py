@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from enum import StrEnum
 from typing import Any, Literal
@@ -14,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cxrvqa.extraction.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
-from cxrvqa.reports.text import SECTIONS
+from cxrvqa.reports.text import SECTIONS, section_rules
 
 Section = StrEnum("Section", {s: s for s in SECTIONS})
 #: Sections whose sentences state findings (indication, comparison and technique do not).
@@ -22,6 +23,14 @@ FINDING_SECTIONS = frozenset({"findings", "impression", "other"})
 #: The modifier of a negation the report narrows ("no large effusion", "no acute fracture"): the
 #: observation is absent, but the finding is not ruled out, and no question is asked of it.
 QUALIFIED_NEGATION = "qualified_negation"
+#: The modifier of a mention next to a de-identification token ("sternotomy XXXX", "XXXX calcified
+#: granuloma"): the hidden word may be its head or a hedge, so no question rests on it.
+DEID_ADJACENT = "deid_adjacent"
+
+
+def deid_pattern() -> re.Pattern[str]:
+    """De-identification tokens ("XXXX", "___"), as the report parser's rules declare them."""
+    return section_rules().deid
 
 
 class Presence(StrEnum):

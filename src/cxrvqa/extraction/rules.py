@@ -20,9 +20,9 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import (FINDING_SECTIONS, QUALIFIED_NEGATION, Evidence, NormalStatement, Observation,
-                                     SceneGraph, Sentence)
-from cxrvqa.extraction.vocab import ancestors, vocabulary
+from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, QUALIFIED_NEGATION, Evidence, NormalStatement,
+                                     Observation, SceneGraph, Sentence, deid_pattern)
+from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
@@ -93,7 +93,7 @@ def rules() -> _Rules:
         normal_statements=statements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
-        content_hash=digest + vocab.content_hash,
+        content_hash=digest + vocab.content_hash + finding_sites().content_hash,
     )
 
 
@@ -159,6 +159,8 @@ def _by_kind(spans: list[Span], kinds: set[str]) -> _Sorted:
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
     r = rules()
     vocab = vocabulary()
+    sites = finding_sites()
+    deid = deid_pattern()
     doc = r.nlp.make_doc(sentence.text)
     matched = _spans(doc, r.findings, r.finding_patterns)
     findings = [s for s in matched if _kind(s) == "finding"]
@@ -202,14 +204,13 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end]
 
     def qualified(mention: Span, trigger: Span | None, previous_end: int) -> bool:
-        """A negation narrowed by a qualifier: in the trigger ("no definite"), or between the trigger (or the
-        previous finding) and the mention ("no large effusion"); "acute" narrows chronic findings only."""
-        start = previous_end
-        if trigger is not None and trigger.end <= mention.start:
-            start = max(start, trigger.end)
-        words = [t.lower_ for t in doc[start:mention.end]]
-        if trigger is not None:
-            words += [t.lower_ for t in trigger]
+        """A negation narrowed by a qualifier: in the negation ("no definite"), or in the mention's own words
+        since the negation or the previous finding ("no large effusion", "no consolidation, suspicious
+        opacity"); "acute" narrows chronic findings only."""
+        start, words = previous_end, []
+        if trigger is not None and _kind(trigger) == "negation_before":
+            start, words = max(start, trigger.end), [t.lower_ for t in trigger]
+        words += [t.lower_ for t in doc[start:mention.end]]
         if any(w in r.qualifiers for w in words):
             return True
         return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in words)
@@ -258,6 +259,8 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
+        if any(deid.fullmatch(t.text) for t in doc[max(mention.start - 1, 0):mention.end + 1]):
+            modifiers.append(DEID_ADJACENT)
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
         # coordinator ("opacity in the left base"); else words of the clause that no later finding owns
@@ -266,8 +269,9 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         found = own[k]
         previous_end = max(left, findings[k - 1].end) if k else left
         if not found and k and findings[k - 1].end >= left \
-                and all(t.lower_ in _COORDINATORS for t in doc[previous_end:mention.start]):
-            found = extracted[-1]["places"]
+                and all(t.lower_ in _COORDINATORS for t in doc[previous_end:mention.start]) \
+                and sites.regions.get(_value(mention)) == sites.regions.get(extracted[-1]["finding"]):
+            found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
         if not found:
             next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
             after_end = next((t.i for t in doc[mention.end:next_start] if t.lower_ in _COORDINATORS), next_start)

@@ -100,6 +100,9 @@ class Sites:
     regions: dict[str, frozenset[str]]          # finding -> region roots it can be in (absent: anywhere)
     by_side: dict[str, dict[str, str]]          # finding -> {left|right: region}
     category_regions: dict[str, str]            # category -> the region its findings are in
+    category_roots: dict[str, str]              # category -> the finding whose negation rules it all out
+    unlocated: frozenset[str]                   # findings of a whole organ, devices: no location questions
+    sized: frozenset[str]                       # severity words said of them are sizes: no severity questions
     content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
@@ -107,8 +110,11 @@ class Sites:
         return roots is None or region in roots or any(a in roots for a in ancestors("regions", region))
 
     def circular(self, finding: str, region: str) -> bool:
-        """A location that only restates where the finding always is ("cardiomegaly": heart)."""
-        return region in self.regions.get(finding, ())
+        """A location that only restates where the finding always is or its side ("cardiomegaly": heart;
+        "degenerative changes of the spine": spine; "elevated hemidiaphragm": right hemidiaphragm)."""
+        name = vocabulary().findings[finding]["name"].lower()
+        return (region in self.regions.get(finding, ()) or region in self.by_side.get(finding, {}).values()
+                or vocabulary().regions[region]["name"].lower() in name)
 
 
 @lru_cache(maxsize=1)
@@ -121,6 +127,10 @@ def finding_sites() -> Sites:
         if category not in vocab.categories or region not in vocab.regions:
             raise ResourceError(file, f"category_regions: expected a category and a region, found "
                                 f"{category!r}: {region!r}")
+    for category, finding in data["category_roots"].items():
+        if category not in vocab.categories or vocab.findings.get(finding, {}).get("category") != category:
+            raise ResourceError(file, f"category_roots: expected a category and one of its findings, found "
+                                f"{category!r}: {finding!r}")
     for group in data["groups"]:
         for region in [*group["regions"], *group.get("by_side", {}).values()]:
             if region not in vocab.regions:
@@ -131,13 +141,18 @@ def finding_sites() -> Sites:
             if named.setdefault(finding, group) is not group:
                 raise ResourceError(file, f"finding {finding!r} is in groups {named[finding]['id']!r} and "
                                     f"{group['id']!r}")
-    regions, by_side = {}, {}
+    regions, by_side, unlocated, sized = {}, {}, set(), set()
     for finding in vocab.findings:
         group = next((named[f] for f in (finding, *ancestors("findings", finding)) if f in named), None)
         if group is not None:
             regions[finding] = frozenset(group["regions"])
             by_side[finding] = dict(group.get("by_side", {}))
-    return Sites(regions, by_side, data["category_regions"], digest)
+            if group.get("unlocated"):
+                unlocated.add(finding)
+            if group.get("sized"):
+                sized.add(finding)
+    return Sites(regions, by_side, data["category_regions"], data["category_roots"], frozenset(unlocated),
+                 frozenset(sized), digest)
 
 
 def _enum(name: str, values: list[str]) -> type[StrEnum]:

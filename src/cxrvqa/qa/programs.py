@@ -15,6 +15,7 @@ from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING
 
+from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import finding_sites, vocabulary
 from cxrvqa.qa.study import Box, Fact, ImageView, StudyView, finding_ancestors, region_ancestors, region_subtree
 
@@ -130,6 +131,17 @@ def modifier_name(modifier_id: str) -> str:
     return modifier_id.replace("_", " ")
 
 
+def severity_word(severity: str, name: str) -> str:
+    """The severity before a finding's name: an adverb before a name that starts with a participle or
+    an -ous adjective ("mildly tortuous aorta", "mildly enlarged ..."), else an adjective."""
+    word = modifier_name(severity)
+    first = name.split()[0]
+    if len(name.split()) > 1 and (first.endswith(("ed", "ous")) or first in ("low", "hyperlucent")):
+        return " ".join(w + "ly" if w in ("mild", "moderate", "severe", "minimal") else
+                        (w[:-1] + "ly" if w.endswith("le") else w) for w in word.split())
+    return word
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -217,7 +229,7 @@ def region_pool(study: StudyView, template: "Template") -> list[str]:
 
 
 def _mentioned_regions(study: StudyView) -> list[str]:
-    mentioned = {r for fact in study.facts.values() if not fact.derived for r in fact.regions}
+    mentioned = {r for fact in study.facts.values() if not fact.derived for r in fact.places}
     return sorted(mentioned | {a for r in mentioned for a in region_ancestors(r)} - {"chest"})
 
 
@@ -250,7 +262,7 @@ def _abnormal_state(study: StudyView) -> bool | None:
     if any(f.presence in ("present", "uncertain") for f in stated):
         return True
     devices = any(f.presence != "absent" for f in study.facts.values() if f.category == "device")
-    if devices or not study.read_all or not (stated or study.normal_regions):
+    if devices or not study.read_all or not study.normal_regions:   # "no acute disease" alone is not "normal"
         return None
     return False
 
@@ -298,17 +310,18 @@ def list_abnormal(ask: Ask) -> Answer | None:
                   details=details, related=related)
 
 
-def _fact_detail(fact: Fact, article: bool = False) -> str:
+def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
     """"mild cardiomegaly", "small pleural effusion in the left pleura (new)"; ``article``: as a noun phrase
-    that can follow "there is" ("a small pleural effusion")."""
-    words = [modifier_name(fact.severity)] if fact.severity else []
+    that can follow "there is" ("a small pleural effusion"); ``where=False``: without its place (the
+    question names it)."""
+    words = [severity_word(fact.severity, finding_name(fact.finding))] if fact.severity else []
     words.append(finding_name(fact.finding))
     if article and finding_number(fact.finding) == "singular":
         words.insert(0, indefinite_article(words[0]))
-    regions = _located(fact)
+    regions = _located(fact) if where else []
     if regions:
         words.append("in the " + _join([region_name(r) for r in regions]))
-    elif side_of(fact):
+    elif where and side_of(fact):
         words.append("on both sides" if side_of(fact) == "bilateral" else f"on the {side_of(fact)}")
     if fact.change:
         words.append(f"({modifier_name(fact.change)})")
@@ -336,10 +349,8 @@ def describe_study(ask: Ask) -> Answer | None:
 
 @program("indication", ("none",), ("short", "full_sentence"))
 def indication(ask: Ask) -> Answer | None:
-    from cxrvqa.qa.study import DEID_TOKEN
-
     text = (ask.study.indication or "").strip().rstrip(".").strip()
-    if len(text) < 3 or DEID_TOKEN.search(text):
+    if len(text) < 3 or deid_pattern().search(text):
         return None
     return Answer(text[0].lower() + text[1:] if text[1:2].islower() else text)
 
@@ -357,11 +368,12 @@ def has_category(ask: Ask) -> Answer | None:
                       findings=tuple(f.finding for f in present))
     if any(f.presence == "uncertain" for f in facts):
         return None
-    region = finding_sites().category_regions.get(ask.args["category"])
-    if region is not None and ask.study.is_normal_region(region):
+    sites, category = finding_sites(), ask.args["category"]
+    region, root = sites.category_regions.get(category), ask.study.facts.get(sites.category_roots.get(category, ""))
+    if (region is not None and ask.study.is_normal_region(region)) or (root is not None and root.presence == "absent"):
         return yes_no(False, evidence=tuple(i for f in facts for i in f.evidence),
                       findings=tuple(f.finding for f in facts))
-    return None   # negating some of a category's findings does not make the category normal
+    return None   # negating some of a category's findings does not rule the category out
 
 
 def _category_present(facts: list[Fact]) -> list[Fact]:
@@ -413,9 +425,15 @@ def _present_fact(ask: Ask, key: str = "finding") -> Fact | None:
     return fact if fact is not None and fact.presence == "present" else None
 
 
+def _locatable_fact(ask: Ask) -> Fact | None:
+    """A present fact that a where / which side question may ask about (not low lung volumes)."""
+    fact = _present_fact(ask)
+    return None if fact is None or fact.finding in finding_sites().unlocated else fact
+
+
 @program("finding_location", ("finding",), TEXT)
 def finding_location(ask: Ask) -> Answer | None:
-    fact = _present_fact(ask)
+    fact = _locatable_fact(ask)
     if fact is None:
         return None
     regions = _located(fact)
@@ -436,7 +454,7 @@ def _located(fact: Fact) -> list[str]:
 
 @program("finding_laterality", ("finding",), TEXT)
 def finding_laterality(ask: Ask) -> Answer | None:
-    fact = _present_fact(ask)
+    fact = _locatable_fact(ask)
     side = side_of(fact) if fact else None
     if fact is None or side is None:
         return None
@@ -450,7 +468,7 @@ def _finding_region_candidates(study: StudyView, image: ImageView | None, templa
     pairs = []
     for finding in finding_pool(study, image, template):
         fact = study.facts.get(finding)
-        if fact is None or fact.presence != "present" or fact.derived:
+        if fact is None or fact.presence != "present" or fact.derived or finding in finding_sites().unlocated:
             continue
         for region in _located(fact):
             pairs.append({"finding": finding, "region": region})
@@ -469,8 +487,7 @@ def finding_in_region(ask: Ask) -> Answer | None:
     inside = region_subtree(region)
     if any(r in inside for r in fact.regions):
         return yes_no(True, **_tags(fact))
-    side, region_side = side_of(fact), vocabulary().regions[region]["laterality"]
-    if side in ("left", "right") and region_side in ("left", "right") and side != region_side:
+    if ask.study.is_normal_region(region):   # a finding placed on the right says nothing of the left lung
         return yes_no(False, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=(region,))
     return None
 
@@ -478,7 +495,7 @@ def finding_in_region(ask: Ask) -> Answer | None:
 @program("finding_severity", ("finding",), TEXT)
 def finding_severity(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
-    if fact is None or fact.severity is None:
+    if fact is None or fact.severity is None or fact.finding in finding_sites().sized:
         return None
     return Answer(modifier_name(fact.severity), **_tags(fact))
 
@@ -486,7 +503,7 @@ def finding_severity(ask: Ask) -> Answer | None:
 @program("finding_change", ("finding",), TEXT)
 def finding_change(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)   # "How has the effusion changed?" presupposes an effusion
-    if fact is None or fact.change is None or fact.derived:
+    if fact is None or fact.change in (None, "chronic") or fact.derived:   # chronic is no interval change
         return None
     return Answer(modifier_name(fact.change), **_tags(fact))
 
@@ -553,7 +570,7 @@ def absent_finding_choice(ask: Ask) -> Answer | None:
 
 @program("finding_region_choice", ("finding",), ("multiple_choice",))
 def finding_region_choice(ask: Ask) -> Answer | None:
-    fact = _present_fact(ask)
+    fact = _locatable_fact(ask)
     regions = _located(fact) if fact else []
     if fact is None or len(regions) != 1:
         return None
@@ -611,7 +628,7 @@ def describe_region(ask: Ask) -> Answer | None:
     present = [f for f in facts if f.presence == "present"]
     if not present and _region_state(ask.study, ask.args["region"], ask.closed_world) is not False:
         return None   # negated findings alone do not make a region normal
-    text = _join([_fact_detail(f) for f in present]) if present else "no abnormality"
+    text = _join([_fact_detail(f, where=False) for f in present]) if present else "no abnormality"
     return Answer(text, polarity=bool(present), evidence=tuple(dict.fromkeys(i for f in facts for i in f.evidence)),
                   findings=tuple(f.finding for f in facts), regions=(ask.args["region"],),
                   details=tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in present))
@@ -627,17 +644,6 @@ def list_region_findings(ask: Ask) -> Answer | None:
     return Answer(_join([finding_name(f.finding) for f in present]),
                   evidence=tuple(dict.fromkeys(i for f in present for i in f.evidence)),
                   findings=tuple(f.finding for f in present), regions=(ask.args["region"],))
-
-
-@program("region_devices", ("region",), TEXT)
-def region_devices(ask: Ask) -> Answer | None:
-    devices = sorted((f for f in ask.study.facts_in_region(ask.args["region"])
-                      if f.presence == "present" and f.category == "device"), key=lambda f: f.finding)
-    if not devices:
-        return None
-    return Answer(_join([finding_name(f.finding) for f in devices]),
-                  evidence=tuple(i for f in devices for i in f.evidence),
-                  findings=tuple(f.finding for f in devices), regions=(ask.args["region"],))
 
 
 @program("either_region_abnormal", ("two_regions",), YES_NO)

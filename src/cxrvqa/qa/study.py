@@ -11,15 +11,13 @@ data says so.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cxrvqa.extraction.model import FINDING_SECTIONS, QUALIFIED_NEGATION
+from cxrvqa.extraction.model import DEID_ADJACENT, FINDING_SECTIONS, QUALIFIED_NEGATION, deid_pattern
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
-DEID_TOKEN = re.compile(r"X{2,}|_{3,}")
 
 
 @dataclass
@@ -40,6 +38,14 @@ class Fact:
     @property
     def abnormal(self) -> bool:
         return self.category not in NOT_ABNORMAL
+
+    @property
+    def places(self) -> list[str] | frozenset[str]:
+        """Its regions, or where a finding of its kind always is when the report places it nowhere
+        (cardiomegaly: the heart)."""
+        if self.regions or self.finding in finding_sites().unlocated:
+            return self.regions
+        return finding_sites().regions.get(self.finding, frozenset())
 
 
 @dataclass(frozen=True)
@@ -80,21 +86,16 @@ class StudyView:
     pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)   # argument pools, by template draw
 
     def presence(self, finding: str, closed_world: bool = False) -> str | None:
-        """The finding's presence; closed-world, an unmentioned finding is absent only where a normal
-        statement declares its site normal and the finding cannot be chronic ("lungs are clear": no
-        pneumonia, but a granuloma is not addressed)."""
+        """The finding's presence; closed-world, an unmentioned finding is absent where the report rules out
+        a kind it belongs to and it cannot be chronic ("lungs are clear" rules out lung opacity: no
+        aspiration; nothing rules out a granuloma or a fracture the report never mentions)."""
         fact = self.facts.get(finding)
         if fact is not None:
             return fact.presence
-        if closed_world and self.covers(finding):
+        if closed_world and not vocabulary().findings[finding].get("chronic") and any(
+                self.facts[a].presence == "absent" for a in finding_ancestors(finding) if a in self.facts):
             return "absent"
         return None
-
-    def covers(self, finding: str) -> bool:
-        roots = finding_sites().regions.get(finding)
-        if not roots or vocabulary().findings[finding].get("chronic"):
-            return False
-        return all(self.is_normal_region(r) for r in roots)
 
     def is_normal_region(self, region: str) -> bool:
         """A normal statement declares the region (or a region containing it) normal."""
@@ -110,7 +111,7 @@ class StudyView:
     def evidence_text(self, sentence_ids: list[int]) -> str | None:
         """The evidence sentences joined, or None when there are none or they hold de-identification tokens."""
         texts = [self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences]
-        if not texts or any(DEID_TOKEN.search(t) for t in texts):
+        if not texts or any(deid_pattern().search(t) for t in texts):
             return None
         return " ".join(texts)
 
@@ -120,7 +121,7 @@ class StudyView:
         if found is None:
             inside = region_subtree(region)
             found = self._in_region[region] = [f for f in self.facts.values()
-                                               if not f.derived and any(r in inside for r in f.regions)]
+                                               if not f.derived and any(r in inside for r in f.places)]
         return found
 
 
@@ -155,7 +156,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     findings = vocabulary().findings
     sites = finding_sites()
     ranks = _severity_rank()
-    observations = [o for o in graph["observations"] if QUALIFIED_NEGATION not in o.get("modifiers", ())]
+    observations = [o for o in graph["observations"]   # a narrowed negation, a mention by a de-id token
+                    if not {QUALIFIED_NEGATION, DEID_ADJACENT} & set(o.get("modifiers", ()))]
     merged: dict[str, str] = {}
     for o in observations:
         finding = o["finding"]
@@ -168,7 +170,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             continue   # "no left effusion" says nothing about where the present right one is
         fact.certainty = fact.certainty or o.get("certainty")
         for region in o["regions"]:
-            if region not in fact.regions and sites.allows(fact.finding, region):
+            if region not in fact.regions and sites.allows(fact.finding, region) \
+                    and fact.finding not in sites.unlocated:
                 fact.regions.append(region)
         if o["laterality"] and o["laterality"] not in fact.lateralities:
             fact.lateralities.append(o["laterality"])
@@ -179,18 +182,20 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     for fact in [f for f in facts.values() if f.presence == "present"]:
         for ancestor in finding_ancestors(fact.finding):
             existing = facts.get(ancestor)
-            if existing is None:
+            regions = [r for r in fact.regions if sites.allows(ancestor, r)]   # cardiomegaly's heart is not
+            if existing is None:                                                  # in the mediastinum's sites
                 facts[ancestor] = Fact(ancestor, findings[ancestor]["category"], "present", derived=True,
-                                       regions=list(fact.regions), lateralities=list(fact.lateralities),
+                                       regions=regions, lateralities=list(fact.lateralities),
                                        evidence=list(fact.evidence))
             elif existing.presence != "present":   # "no opacity" but a pneumonia: the child's facts replace it
-                existing.presence, existing.derived = "present", True
-                existing.regions, existing.lateralities = list(fact.regions), list(fact.lateralities)
+                existing.presence, existing.derived, existing.certainty = "present", True, None
+                existing.regions, existing.lateralities = regions, list(fact.lateralities)
                 existing.evidence = list(fact.evidence)
             elif existing.derived:   # a second present child: the parent is where and what both say
-                for attribute in ("regions", "lateralities", "evidence"):
+                for attribute, values in (("regions", regions), ("lateralities", fact.lateralities),
+                                          ("evidence", fact.evidence)):
                     merged = getattr(existing, attribute)
-                    merged.extend(v for v in getattr(fact, attribute) if v not in merged)
+                    merged.extend(v for v in values if v not in merged)
     for fact in facts.values():   # a finding whose present child is also listed is not a leaf
         if fact.presence == "present" and not fact.derived and any(
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)

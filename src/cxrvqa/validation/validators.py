@@ -18,10 +18,11 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
+from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.qa.generate import ITEM_COLUMNS, LETTERS, GenerationSettings, generate_study, names_of, split_of
 from cxrvqa.qa.programs import PROGRAMS, side_of
-from cxrvqa.qa.study import DEID_TOKEN, StudyView
+from cxrvqa.qa.study import StudyView
 from cxrvqa.qa.templates import Template
 from cxrvqa.resources import load_json_schema
 
@@ -207,7 +208,7 @@ def check_unrendered(item: dict[str, Any], context: ValidationContext) -> Verdic
 @validator("deid_token")
 def check_deid(item: dict[str, Any], context: ValidationContext) -> Verdict:
     for key in ("question", "answer"):
-        match = DEID_TOKEN.search(str(item.get(key) or ""))
+        match = deid_pattern().search(str(item.get(key) or ""))
         if match:
             return fail("deid_token", f"{key} holds the de-identification token {match.group(0)!r}")
     return OK

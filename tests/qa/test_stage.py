@@ -88,7 +88,9 @@ def test_balance_rows(synthetic: SimpleNamespace) -> None:
             close_to_target += 1
         if not (n_pos and n_neg):
             assert (kept_pos, kept_neg) == (n_pos, n_neg)                  # one side only: everything kept
-    assert close_to_target >= 10
+    # templates with >= 100 of each side in the synthetic corpus (6 since a closed-world "no" needs a normal
+    # statement: fewer region and category templates have many negatives)
+    assert close_to_target >= 6
 
 
 def test_current_items_are_balanced_and_deduplicated(synthetic: SimpleNamespace) -> None:

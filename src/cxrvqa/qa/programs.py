@@ -343,7 +343,7 @@ def describe_study(ask: Ask) -> Answer | None:
         return None
     ids = tuple(sorted({i for f in ask.study.facts.values() if not f.derived for i in f.evidence}))
     leaves = ask.study.leaf_present()
-    text = _join([_fact_detail(f) for f in leaves]) if leaves else "no abnormality"
+    text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
 
 
@@ -384,6 +384,9 @@ def _category_present(facts: list[Fact]) -> list[Fact]:
 
 @program("list_category", ("category",), TEXT)
 def list_category(ask: Ask) -> Answer | None:
+    """All of a category's findings: only when the whole report was read."""
+    if not ask.study.read_all:
+        return None
     present = _category_present(_category_facts(ask.study, ask.args["category"]))
     if not present:
         return None
@@ -414,8 +417,10 @@ def finding_ruled_out(ask: Ask) -> Answer | None:
 
 @program("finding_uncertain", ("finding",), YES_NO, yes_when="uncertain")
 def finding_uncertain(ask: Ask) -> Answer | None:
+    """Of a finding the report names as present or uncertain ("Is consolidation only suspected?" of a
+    ruled-out consolidation presupposes one)."""
     fact = ask.study.facts.get(ask.args["finding"])
-    if fact is None or fact.derived:
+    if fact is None or fact.derived or fact.presence == "absent":
         return None
     return yes_no(fact.presence == "uncertain", **_tags(fact))
 
@@ -510,20 +515,24 @@ def finding_change(ask: Ask) -> Answer | None:
 
 @program("describe_finding", ("finding",), ("full_sentence", "multi_part"))
 def describe_finding(ask: Ask) -> Answer | None:
-    """Only of a finding the report commits to: "Describe the pneumothorax." presupposes one."""
+    """Only of a finding the report commits to ("Describe the pneumothorax." presupposes one), and only
+    when the report says something about it beyond its presence (where, how severe, how it changed)."""
     fact = _present_fact(ask)
     if fact is None or fact.derived:
         return None
     prefix = "there are" if finding_number(fact.finding) == "plural" else "there is"
     details = []
+    sites = finding_sites()
     regions = _located(fact)
-    if regions or side_of(fact):
+    if fact.finding not in sites.unlocated and (regions or side_of(fact)):
         where = _join([region_name(r) for r in regions]) if regions else f"{side_of(fact)} side"
         details.append(Part("detail", f"location: {where}", (fact.finding,), tuple(regions)))
-    if fact.severity:
+    if fact.severity and fact.finding not in sites.sized:
         details.append(Part("detail", f"severity: {modifier_name(fact.severity)}", (fact.finding,)))
-    if fact.change:
+    if fact.change not in (None, "chronic"):
         details.append(Part("detail", f"change: {modifier_name(fact.change)}", (fact.finding,)))
+    if not details:
+        return None
     nearby = sorted({other.finding for r in regions for other in ask.study.facts_in_region(r)
                      if other.finding != fact.finding and other.presence == "present"})
     related = tuple(Part("related", f"also in this region: {finding_name(f)}", (f,), tuple(regions)) for f in nearby)
@@ -605,6 +614,11 @@ def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | N
         return True
     if any(f.presence == "uncertain" for f in facts) or not study.read_all:
         return None
+    side = vocabulary().regions[region]["laterality"]
+    if side in ("left", "right", "bilateral") and any(
+            f.abnormal and f.presence != "absent" and (side == "bilateral" or side_of(f) in ("bilateral", side))
+            for f in study.facts.values() if side_of(f)):
+        return None   # a right pneumothorax: a reader does not call the right lung (or the lungs) normal
     return False if study.is_normal_region(region) else None
 
 
@@ -623,19 +637,23 @@ def region_abnormal(ask: Ask) -> Answer | None:
 @program("describe_region", ("region",), ("full_sentence", "multi_part"))
 def describe_region(ask: Ask) -> Answer | None:
     facts = sorted(ask.study.facts_in_region(ask.args["region"]), key=lambda f: f.finding)
-    if not facts:
+    if not facts or not ask.study.read_all:
         return None
     present = [f for f in facts if f.presence == "present"]
     if not present and _region_state(ask.study, ask.args["region"], ask.closed_world) is not False:
         return None   # negated findings alone do not make a region normal
-    text = _join([_fact_detail(f, where=False) for f in present]) if present else "no abnormality"
-    return Answer(text, polarity=bool(present), evidence=tuple(dict.fromkeys(i for f in facts for i in f.evidence)),
+    text = _join([_fact_detail(f, article=True, where=False) for f in present]) if present else "no abnormality"
+    cited = present or facts   # the sentences of what the answer states (not of the negations beside it)
+    return Answer(text, polarity=bool(present), evidence=tuple(dict.fromkeys(i for f in cited for i in f.evidence)),
                   findings=tuple(f.finding for f in facts), regions=(ask.args["region"],),
                   details=tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in present))
 
 
 @program("list_region_findings", ("region",), TEXT)
 def list_region_findings(ask: Ask) -> Answer | None:
+    """All of a region's findings: only when the whole report was read (a list that omits one is false)."""
+    if not ask.study.read_all:
+        return None
     present = sorted((f for f in ask.study.facts_in_region(ask.args["region"])
                       if f.presence == "present" and f.category not in ask.template.exclude_categories),
                      key=lambda f: f.finding)

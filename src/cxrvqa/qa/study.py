@@ -11,6 +11,7 @@ data says so.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -43,8 +44,8 @@ class Fact:
     def places(self) -> list[str] | frozenset[str]:
         """Its regions, or where a finding of its kind always is when the report places it nowhere
         (cardiomegaly: the heart)."""
-        if self.regions or self.finding in finding_sites().unlocated:
-            return self.regions
+        if self.regions or self.finding in finding_sites().unlocated or self.presence == "absent":
+            return self.regions   # an unplaced absence (derived from "vasculature normal") is nowhere
         return finding_sites().regions.get(self.finding, frozenset())
 
 
@@ -113,7 +114,7 @@ class StudyView:
         texts = [self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences]
         if not texts or any(deid_pattern().search(t) for t in texts):
             return None
-        return " ".join(texts)
+        return tidy(" ".join(texts))
 
     def facts_in_region(self, region: str) -> list[Fact]:
         """Findings placed in ``region`` or any region below it (memoised: many templates ask)."""
@@ -123,6 +124,17 @@ class StudyView:
             found = self._in_region[region] = [f for f in self.facts.values()
                                                if not f.derived and any(r in inside for r in f.places)]
         return found
+
+
+_REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
+_SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
+_REPEATED_STOP = re.compile(r"\.{2,}")
+
+
+def tidy(text: str) -> str:
+    """Quoted report text without its typing slips ("in in", "pneumothorax..", "normal ."): answers
+    quote the report, and a reader marks such slips as the dataset's grammar errors."""
+    return _REPEATED_STOP.sub(".", _SPACE_BEFORE_STOP.sub(r"\1", _REPEATED_WORD.sub(r"\1", text)))
 
 
 @lru_cache(maxsize=None)

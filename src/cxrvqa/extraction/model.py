@@ -23,8 +23,9 @@ FINDING_SECTIONS = frozenset({"findings", "impression", "other"})
 #: The modifier of a negation the report narrows ("no large effusion", "no acute fracture"): the
 #: observation is absent, but the finding is not ruled out, and no question is asked of it.
 QUALIFIED_NEGATION = "qualified_negation"
-#: The modifier of a mention next to a de-identification token ("sternotomy XXXX", "XXXX calcified
-#: granuloma"): the hidden word may be its head or a hedge, so no question rests on it.
+#: The modifier of a mention next to a de-identification token (one word after it, two before:
+#: "sternotomy XXXX", "XXXX calcified granuloma", "XXXX representing adenopathy"): the hidden word may
+#: be its head or a hedge, so no question rests on it.
 DEID_ADJACENT = "deid_adjacent"
 
 

@@ -33,6 +33,7 @@ _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negati
 #: Links of a list that name alternatives: findings joined by them are a differential.
 _ARTICLES = {"a", "an", "the"}
 _ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
+_ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
 _TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
                     "probable": ("uncertain", "probable")}
@@ -157,15 +158,36 @@ def _by_kind(spans: list[Span], kinds: set[str]) -> _Sorted:
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
+    vocab = vocabulary()
+    observations = []
+    for item in _readings(sentence.text):
+        start, end = item.pop("span")
+        next_id[0] += 1
+        observations.append(Observation(
+            id=f"o{next_id[0]}", name=sentence.text[start:end], category=vocab.findings[item["finding"]]["category"],
+            evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)],
+            **item))
+    return observations
+
+
+def _readings(text: str) -> list[dict]:
+    """What one sentence says of each finding it names (a fresh copy of the memoised reading)."""
+    return [dict(item) for item in _memoised_readings(text)]
+
+
+@lru_cache(maxsize=65536)
+def _memoised_readings(text: str) -> tuple[dict, ...]:
+    """Memoised by the sentence's text: radiologists repeat the same sentences from report to report."""
     r = rules()
     vocab = vocabulary()
     sites = finding_sites()
     deid = deid_pattern()
-    doc = r.nlp.make_doc(sentence.text)
+    has_deid = deid.search(text) is not None
+    doc = r.nlp.make_doc(text)
     matched = _spans(doc, r.findings, r.finding_patterns)
     findings = [s for s in matched if _kind(s) == "finding"]
     if not findings:
-        return []
+        return ()
     context = _spans(doc, r.context)
     in_finding = [False] * len(doc)
     for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
@@ -259,7 +281,7 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
-        if any(deid.fullmatch(t.text) for t in doc[max(mention.start - 1, 0):mention.end + 1]):
+        if has_deid and any(deid.fullmatch(t.text) for t in doc[max(mention.start - 2, 0):mention.end + 1]):
             modifiers.append(DEID_ADJACENT)
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
@@ -289,20 +311,15 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
             modifiers=modifiers, laterality=laterality, regions=where,
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
-    modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
-                       for i in range(s.start, s.end)}
-    _differentials(doc, findings, clauses, extracted, modifier_tokens)
-    observations = []
+    if len(findings) > 1 and _ALTERNATIVE_WORD.search(text):
+        modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
+                           for i in range(s.start, s.end)}
+        _differentials(doc, findings, clauses, extracted, modifier_tokens)
     for item in extracted:
         mention = item.pop("mention")
         del item["places"]
-        next_id[0] += 1
-        observations.append(Observation(
-            id=f"o{next_id[0]}", name=mention.text, category=vocab.findings[item["finding"]]["category"],
-            evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + mention.start_char,
-                               end=sentence.start + mention.end_char)],
-            **item))
-    return observations
+        item["span"] = (mention.start_char, mention.end_char)
+    return tuple(extracted)
 
 
 def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]], extracted: list[dict],
@@ -333,6 +350,19 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
                 item["presence"], item["certainty"] = "uncertain", "differential"
 
 
+@lru_cache(maxsize=65536)
+def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[int, int]], ...]:
+    """The normal statements a sentence makes, with their character span (memoised: radiologists repeat
+    the same normal sentences from report to report)."""
+    lowered = text.lower()
+    found = []
+    for statement_id, pattern, absent, regions in rules().normal_statements:
+        match = pattern.search(lowered)
+        if match:
+            found.append((statement_id, absent, regions, match.span()))
+    return tuple(found)
+
+
 def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: str | None = None) -> SceneGraph:
     """The scene graph of one report from its sentences (pure; no I/O)."""
     next_id = [0]
@@ -342,15 +372,12 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
         if sentence.section not in FINDING_SECTIONS:
             continue
         observations.extend(_sentence_observations(sentence, next_id))
-        lowered = sentence.text.lower()
-        for statement_id, pattern, absent, regions in rules().normal_statements:
-            match = pattern.search(lowered)
-            if match:
-                statements.append((statement_id, absent, regions, sentence, match))
+        statements.extend((statement_id, absent, regions, sentence, span)
+                          for statement_id, absent, regions, span in _statements_in(sentence.text))
     mentioned = {o.finding for o in observations}
     derived: set[str] = set()
     vocab = vocabulary()
-    for statement_id, absent, _, sentence, match in statements:
+    for statement_id, absent, _, sentence, (start, end) in statements:
         for finding in absent:
             if finding in mentioned or finding in derived:
                 continue
@@ -359,8 +386,7 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
             observations.append(Observation(
                 id=f"o{next_id[0]}", name=vocab.findings[finding]["name"], finding=finding,
                 category=vocab.findings[finding]["category"], presence="absent",
-                evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + match.start(),
-                                   end=sentence.start + match.end())],
+                evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)],
                 derived_from=[f"statement:{statement_id}"]))
     return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,
                       sentences=sentences, observations=observations,

@@ -614,6 +614,9 @@ def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | N
         return True
     if any(f.presence == "uncertain" for f in facts) or not study.read_all:
         return None
+    around = set(region_ancestors(region))
+    if any(f.abnormal and f.presence != "absent" and around & set(f.places) for f in study.facts.values()):
+        return None   # granulomatous disease "in the lungs" may be in the left lung: not normal there
     side = vocabulary().regions[region]["laterality"]
     if side in ("left", "right", "bilateral") and any(
             f.abnormal and f.presence != "absent" and (side == "bilateral" or side_of(f) in ("bilateral", side))

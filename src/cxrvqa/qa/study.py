@@ -42,11 +42,12 @@ class Fact:
 
     @property
     def places(self) -> list[str] | frozenset[str]:
-        """Its regions, or where a finding of its kind always is when the report places it nowhere
-        (cardiomegaly: the heart)."""
+        """Its regions, or the one region where a finding of its kind always is when the report places it
+        nowhere (cardiomegaly: the heart)."""
         if self.regions or self.finding in finding_sites().unlocated or self.presence == "absent":
             return self.regions   # an unplaced absence (derived from "vasculature normal") is nowhere
-        return finding_sites().regions.get(self.finding, frozenset())
+        sites = finding_sites().regions.get(self.finding, frozenset())
+        return sites if len(sites) == 1 else []   # a bone finding may be in the thorax, a shoulder or the neck
 
 
 @dataclass(frozen=True)

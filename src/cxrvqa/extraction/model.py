@@ -29,6 +29,12 @@ QUALIFIED_NEGATION = "qualified_negation"
 DEID_ADJACENT = "deid_adjacent"
 
 
+#: The modifier of an observation whose side and places come from elsewhere in its clause, not from its
+#: own words or the words right after it ("left basilar opacity representing atelectasis": atelectasis):
+#: labels may use them, but no question asks where or on which side it is.
+PLACE_FROM_CLAUSE = "place_from_clause"
+
+
 def deid_pattern() -> re.Pattern[str]:
     """De-identification tokens ("XXXX", "___"), as the report parser's rules declare them."""
     return section_rules().deid

@@ -20,8 +20,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, QUALIFIED_NEGATION, Evidence, NormalStatement,
-                                     Observation, SceneGraph, Sentence, deid_pattern)
+from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Evidence,
+                                     NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
 from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
@@ -237,6 +237,28 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
             return True
         return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in words)
 
+    def own_modifier(spans: _Sorted, k: int, left: int, right: int) -> Span | None:
+        """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), else just
+        before it since the previous finding ("small effusion"), else just after it up to where the next
+        finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
+        atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
+        mention = findings[k]
+        inside = spans.within(mention.start, mention.end)
+        if inside:
+            return inside[0]
+        floor = max(left, findings[k - 1].end) if k else left
+        floor = next((t.i + 1 for t in reversed(doc[floor:mention.start]) if t.text == "," or t.lower_ in _COORDINATORS),
+                     floor)
+        before = spans.last_before(mention.start, floor)
+        if before is not None and mention.start - before.end <= 4:
+            return before
+        ceiling = right
+        if k + 1 < len(findings) and findings[k + 1].start < right:
+            ceiling = next((t.i for t in reversed(doc[mention.end:findings[k + 1].start])
+                            if t.text == "," or t.lower_ in _COORDINATORS), mention.end)
+        after = spans.first_after(mention.end, ceiling)
+        return after if after is not None and after.start - mention.end <= 4 else None
+
     def side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
         sides = {_value(s) for s in found if _kind(s) == "laterality"}
         where = [s for s in found if _kind(s) == "region"]
@@ -270,7 +292,7 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
                 and conjunctions[trailing.start] == conjunctions[mention.end]:
             trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
         leading = leading_triggers.last_before(mention.start, left)
-        change = changes.nearest(mention.start, mention.end, left, right)
+        change = own_modifier(changes, k, left, right)
         trigger = trailing if trailing is not None else leading
         if trigger is not None:
             presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
@@ -301,9 +323,10 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
         if not found:   # a later finding's own words are after this one, and not this one's
             found = places.within(left, mention.start) + [s for s in places.within(mention.end, right)
                                                           if (s.start, s.end) not in claimed]
+            if found:
+                modifiers.append(PLACE_FROM_CLAUSE)
         laterality, where = side_and_regions(found)
-        severity = next(iter(severities.within(mention.start, mention.end)), None) \
-            or severities.nearest(mention.start, mention.end, left, right, window=4)
+        severity = own_modifier(severities, k, left, right)
         if presence == "present" and severity is not None and _value(severity) == "borderline":
             presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
         extracted.append(dict(

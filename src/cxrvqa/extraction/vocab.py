@@ -103,11 +103,15 @@ class Sites:
     category_roots: dict[str, str]              # category -> the finding whose negation rules it all out
     unlocated: frozenset[str]                   # findings of a whole organ, devices: no location questions
     sized: frozenset[str]                       # severity words said of them are sizes: no severity questions
+    unsided: frozenset[str]                     # midline or single organs: a side word is not theirs
     content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
         roots = self.regions.get(finding)
         return roots is None or region in roots or any(a in roots for a in ancestors("regions", region))
+
+    def sided(self, finding: str) -> bool:
+        return finding not in self.unsided
 
     def circular(self, finding: str, region: str) -> bool:
         """A location that only restates where the finding always is or its side ("cardiomegaly": heart;
@@ -141,7 +145,7 @@ def finding_sites() -> Sites:
             if named.setdefault(finding, group) is not group:
                 raise ResourceError(file, f"finding {finding!r} is in groups {named[finding]['id']!r} and "
                                     f"{group['id']!r}")
-    regions, by_side, unlocated, sized = {}, {}, set(), set()
+    regions, by_side, unlocated, sized, unsided = {}, {}, set(), set(), set()
     for finding in vocab.findings:
         group = next((named[f] for f in (finding, *ancestors("findings", finding)) if f in named), None)
         if group is not None:
@@ -151,8 +155,10 @@ def finding_sites() -> Sites:
                 unlocated.add(finding)
             if group.get("sized"):
                 sized.add(finding)
+            if group.get("sided") is False:
+                unsided.add(finding)
     return Sites(regions, by_side, data["category_regions"], data["category_roots"], frozenset(unlocated),
-                 frozenset(sized), digest)
+                 frozenset(sized), frozenset(unsided), digest)
 
 
 def _enum(name: str, values: list[str]) -> type[StrEnum]:

@@ -131,6 +131,16 @@ def modifier_name(modifier_id: str) -> str:
     return modifier_id.replace("_", " ")
 
 
+@lru_cache(maxsize=1)
+def _interval_changes() -> frozenset[str]:
+    return frozenset(c["id"] for c in vocabulary().change if c.get("interval"))
+
+
+def interval_change(change: str | None) -> bool:
+    """A change since a prior study (new, worsened, ...), not an age (chronic, acute)."""
+    return change in _interval_changes()
+
+
 def severity_word(severity: str, name: str) -> str:
     """The severity before a finding's name: an adverb before a name that starts with a participle or
     an -ous adjective ("mildly tortuous aorta", "mildly enlarged ..."), else an adjective."""
@@ -323,7 +333,7 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
         words.append("in the " + _join([region_name(r) for r in regions]))
     elif where and side_of(fact):
         words.append("on both sides" if side_of(fact) == "bilateral" else f"on the {side_of(fact)}")
-    if fact.change:
+    if interval_change(fact.change):
         words.append(f"({modifier_name(fact.change)})")
     return " ".join(words)
 
@@ -508,7 +518,7 @@ def finding_severity(ask: Ask) -> Answer | None:
 @program("finding_change", ("finding",), TEXT)
 def finding_change(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)   # "How has the effusion changed?" presupposes an effusion
-    if fact is None or fact.change in (None, "chronic") or fact.derived:   # chronic is no interval change
+    if fact is None or not interval_change(fact.change) or fact.derived:
         return None
     return Answer(modifier_name(fact.change), **_tags(fact))
 
@@ -529,7 +539,7 @@ def describe_finding(ask: Ask) -> Answer | None:
         details.append(Part("detail", f"location: {where}", (fact.finding,), tuple(regions)))
     if fact.severity and fact.finding not in sites.sized:
         details.append(Part("detail", f"severity: {modifier_name(fact.severity)}", (fact.finding,)))
-    if fact.change not in (None, "chronic"):
+    if interval_change(fact.change):
         details.append(Part("detail", f"change: {modifier_name(fact.change)}", (fact.finding,)))
     if not details:
         return None

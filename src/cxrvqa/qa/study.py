@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cxrvqa.extraction.model import DEID_ADJACENT, FINDING_SECTIONS, QUALIFIED_NEGATION, deid_pattern
+from cxrvqa.extraction.model import DEID_ADJACENT, FINDING_SECTIONS, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, deid_pattern
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
@@ -182,11 +182,11 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         if fact is None or o["presence"] != fact.presence:
             continue   # "no left effusion" says nothing about where the present right one is
         fact.certainty = fact.certainty or o.get("certainty")
-        for region in o["regions"]:
-            if region not in fact.regions and sites.allows(fact.finding, region) \
-                    and fact.finding not in sites.unlocated:
+        placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
+        for region in o["regions"] if placed else ():
+            if region not in fact.regions and sites.allows(fact.finding, region):
                 fact.regions.append(region)
-        if o["laterality"] and o["laterality"] not in fact.lateralities:
+        if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
             fact.lateralities.append(o["laterality"])
         if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
             fact.severity = o["severity"]
@@ -224,6 +224,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} \
         | {st["sentence_id"] for st in statements}
     read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
-                   if s["section"] in FINDING_SECTIONS)
+                   if s["section"] in FINDING_SECTIONS) and not any(   # a finding hidden by XXXX is not understood
+        DEID_ADJACENT in o.get("modifiers", ()) and o["presence"] != "absent" for o in graph["observations"])
     return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
                      normal_regions=frozenset(r for st in statements for r in st["regions"]), read_all=read_all)

@@ -535,7 +535,8 @@ def describe_finding(ask: Ask) -> Answer | None:
     sites = finding_sites()
     regions = _located(fact)
     if fact.finding not in sites.unlocated and (regions or side_of(fact)):
-        where = _join([region_name(r) for r in regions]) if regions else f"{side_of(fact)} side"
+        where = _join([region_name(r) for r in regions]) if regions else (
+            "both sides" if side_of(fact) == "bilateral" else f"{side_of(fact)} side")
         details.append(Part("detail", f"location: {where}", (fact.finding,), tuple(regions)))
     if fact.severity and fact.finding not in sites.sized:
         details.append(Part("detail", f"severity: {modifier_name(fact.severity)}", (fact.finding,)))

@@ -37,6 +37,7 @@ from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
 from cxrvqa.extraction.model import (Certainty, Evidence, Observation, Presence, SceneGraph, Sentence, published_schema,
                                      schema_file_text)
+from cxrvqa.extraction.rules import normal_statements, rules
 from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.provenance import stable_hash
@@ -264,7 +265,7 @@ def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | 
     if problems:
         raise AnswerError("evidence must be copied exactly from the cited sentence: " + "; ".join(problems[:5]))
     graph = SceneGraph(study_id=study_id, backend="llm", indication=indication, sentences=sentences,
-                       observations=observations)
+                       observations=observations, statements=normal_statements(sentences))
     return graph, sorted(codes) + ([] if observations else ["no_observations"])
 
 
@@ -297,7 +298,7 @@ def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
     code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     version = stable_hash({"backend": "llm", "prompt": prompt.hash, "model": settings.model, "params": params,
                            "vocabulary": vocabulary().content_hash, "injection": injection_patterns().content_hash,
-                           "code": code})
+                           "statements": rules().content_hash, "code": code})   # normal statements are the rules'
     return LLMContext(settings=settings, prompt_hash=prompt.hash, params_hash=params), version
 
 

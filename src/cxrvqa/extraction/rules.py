@@ -373,6 +373,14 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
                 item["presence"], item["certainty"] = "uncertain", "differential"
 
 
+def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
+    """The normal statements of a report's finding sentences (shared by both backends: the LLM states
+    absences as observations, but which regions a sentence declares normal is this data's)."""
+    return [NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)
+            for sentence in sentences if sentence.section in FINDING_SECTIONS
+            for statement_id, _, regions, _ in _statements_in(sentence.text)]
+
+
 @lru_cache(maxsize=65536)
 def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[int, int]], ...]:
     """The normal statements a sentence makes, with their character span (memoised: radiologists repeat

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.extraction.model import QUALIFIED_NEGATION, Sentence
+from cxrvqa.extraction.model import PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Sentence
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.reports.text import normalise, split_sentences
 
@@ -50,3 +50,35 @@ def test_evidence_points_at_the_mention_and_normal_statements_are_derived() -> N
 def test_deid_and_hostile_text_give_an_empty_graph() -> None:
     for text in ("XXXX XXXX.", "<script>alert(1)</script>", "'; DROP TABLE reports; --", ""):
         assert scene_graph(text)[1].observations == []
+
+
+def test_severity_and_change_words_belong_to_their_own_finding() -> None:
+    """Issue 15, class 3: "small" of "versus small hernia" is the hernia's, "minimal" of "minimal atelectasis"
+    is not the low lung volumes'; a change after a finding up to the next one's own words is its own."""
+    cases = {
+        "IMPRESSION: Eventration versus small hernia.": [("diaphragmatic_eventration", None, None),
+                                                          ("hernia", "mild", None)],
+        "FINDINGS: Low lung volumes with minimal atelectasis.": [("hypoinflation", None, None),
+                                                                 ("atelectasis", "minimal", None)],
+        "FINDINGS: Left pleural effusion has increased and atelectasis.": [("pleural_effusion", None, "worsened"),
+                                                                           ("atelectasis", None, None)],
+        "FINDINGS: Small left pleural effusion, unchanged.": [("pleural_effusion", "mild", "unchanged")],
+    }
+    for text, expected in cases.items():
+        assert [(o.finding, o.severity, o.change) for o in scene_graph(text)[1].observations] == expected, text
+
+
+def test_a_sentence_repeated_in_another_report_gets_its_own_ids_and_offsets() -> None:
+    """The readings of a sentence are memoised by its text: the observations must still point at their report."""
+    first = scene_graph("FINDINGS: Heart size is normal. Small left pleural effusion.")
+    second = scene_graph("FINDINGS: Small left pleural effusion.")
+    for text, graph in (first, second):
+        effusion = next(o for o in graph.observations if o.finding == "pleural_effusion")
+        assert text[effusion.evidence[0].start:effusion.evidence[0].end] == "pleural effusion"
+    assert [o.id for o in second[1].observations] == ["o1"]
+
+
+def test_places_from_elsewhere_in_the_clause_are_marked() -> None:
+    _, graph = scene_graph("IMPRESSION: Left basilar opacity representing atelectasis.")
+    marks = {o.finding: PLACE_FROM_CLAUSE in o.modifiers for o in graph.observations}
+    assert marks == {"lung_opacity": False, "atelectasis": True}

@@ -32,6 +32,9 @@ _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negati
              "probable_after", "scope_terminators", "pseudo_triggers")
 #: Links of a list that name alternatives: findings joined by them are a differential.
 _ARTICLES = {"a", "an", "the"}
+#: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
+#: adjective that may be said of one ("costophrenic" blunting).
+_BOTH = re.compile(r"(?:bi|both\b|bilateral\b)|.*(?:s|\bhila)$")
 _ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
 _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
@@ -237,15 +240,15 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
             return True
         return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in words)
 
-    def own_modifier(spans: _Sorted, k: int, left: int, right: int) -> Span | None:
+    def own_modifier(spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
         """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), else just
         before it since the previous finding ("small effusion"), else just after it up to where the next
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
         mention = findings[k]
-        inside = spans.within(mention.start, mention.end)
-        if inside:
-            return inside[0]
+        within = spans.within(mention.start, mention.end) if inside else []
+        if within:
+            return within[0]
         floor = max(left, findings[k - 1].end) if k else left
         floor = next((t.i + 1 for t in reversed(doc[floor:mention.start]) if t.text == "," or t.lower_ in _COORDINATORS),
                      floor)
@@ -269,7 +272,8 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
             laterality = next(iter(sides))
         elif where:
             nearest_side = vocab.regions[_value(where[0])]["laterality"]
-            laterality = nearest_side if nearest_side != "none" else None
+            if nearest_side in ("left", "right") or (nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
+                laterality = nearest_side   # "bibasilar" is both sides; "the costophrenic angles" may be one
         return laterality, list(dict.fromkeys(_value(s) for s in where))
 
     # Side and place, first pass: words before a mention since the previous finding or comma ("small
@@ -292,7 +296,7 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
                 and conjunctions[trailing.start] == conjunctions[mention.end]:
             trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
         leading = leading_triggers.last_before(mention.start, left)
-        change = own_modifier(changes, k, left, right)
+        change = own_modifier(changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
         trigger = trailing if trailing is not None else leading
         if trigger is not None:
             presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]

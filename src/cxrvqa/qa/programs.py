@@ -464,7 +464,9 @@ def finding_location(ask: Ask) -> Answer | None:
 def _located(fact: Fact) -> list[str]:
     """The most specific regions of a fact, without one that restates where the finding always is
     ("cardiomegaly": heart; "low lung volumes": lungs)."""
-    return [r for r in _most_specific(fact.regions) if not finding_sites().circular(fact.finding, r)]
+    one_side = side_of(fact) in ("left", "right")   # a right-only blunting is not "in the costophrenic angles"
+    return [r for r in _most_specific(fact.regions) if not finding_sites().circular(fact.finding, r)
+            and not (one_side and vocabulary().regions[r]["laterality"] == "bilateral")]
 
 
 @program("finding_laterality", ("finding",), TEXT)

@@ -44,9 +44,9 @@ class Fact:
     def places(self) -> list[str] | frozenset[str]:
         """Its regions, or the one region where a finding of its kind always is when the report places it
         nowhere (cardiomegaly: the heart)."""
-        if self.regions or self.finding in finding_sites().unlocated or self.presence == "absent":
+        if self.regions or self.presence == "absent":
             return self.regions   # an unplaced absence (derived from "vasculature normal") is nowhere
-        sites = finding_sites().regions.get(self.finding, frozenset())
+        sites = finding_sites().regions.get(self.finding, frozenset())   # hyperinflation: the lungs
         return sites if len(sites) == 1 else []   # a bone finding may be in the thorax, a shoulder or the neck
 
 

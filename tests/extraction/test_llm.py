@@ -151,3 +151,13 @@ def test_no_real_report_reads_as_an_injection(data_dir: Path) -> None:
                 if patterns.suspect([Sentence(id=0, section="findings", text=text, start=0, end=len(text))]):
                     flagged.append(f"{name} line {number}")
     assert read > 2800 and flagged == []
+
+
+def test_a_negation_the_report_narrows_is_marked_as_the_rules_backend_marks_it() -> None:
+    """Issue 15, class 4: "no displaced rib fracture" does not rule out a rib fracture, whichever backend read it."""
+    from cxrvqa.extraction.rules import narrowed
+
+    text = "No displaced rib fracture. No pneumothorax. No acute fracture."
+    assert narrowed(text, text.index("rib fracture"), "rib_fracture")
+    assert not narrowed(text, text.index("pneumothorax"), "pneumothorax")
+    assert narrowed(text, text.rindex("fracture"), "fracture")            # "acute" narrows a finding that can be old

@@ -35,9 +35,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
-from cxrvqa.extraction.model import (Certainty, Evidence, Observation, Presence, SceneGraph, Sentence, published_schema,
-                                     schema_file_text)
-from cxrvqa.extraction.rules import normal_statements, rules
+from cxrvqa.extraction.model import (QUALIFIED_NEGATION, Certainty, Evidence, Observation, Presence, SceneGraph,
+                                     Sentence, published_schema, schema_file_text)
+from cxrvqa.extraction.rules import narrowed, normal_statements, rules
 from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.provenance import stable_hash
@@ -259,7 +259,8 @@ def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | 
             regions=list(dict.fromkeys(regions)), laterality=item.laterality, presence=item.presence,
             certainty=(item.certainty or Certainty.possible) if item.presence == Presence.uncertain else None,
             severity=item.severity, change=item.change,
-            modifiers=[f"unresolved_region:{text}" for text in unresolved_regions],
+            modifiers=[f"unresolved_region:{text}" for text in unresolved_regions]
+            + ([QUALIFIED_NEGATION] if item.presence == Presence.absent and narrowed(sentence.text, at, finding) else []),
             evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + at,
                                end=sentence.start + at + len(quote))]))
     if problems:

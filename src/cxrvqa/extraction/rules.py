@@ -377,6 +377,15 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
                 item["presence"], item["certainty"] = "uncertain", "differential"
 
 
+def narrowed(text: str, start: int, finding: str | None) -> bool:
+    """For a mention the LLM backend read as negated: a qualifier of the rules' lists in the two words
+    before it narrows the negation ("no displaced rib fracture"), as the rules backend reads it."""
+    words = text[:start].lower().split()[-2:]
+    r = rules()
+    chronic = finding is not None and vocabulary().findings[finding].get("chronic")
+    return any(w in r.qualifiers or (chronic and w in r.chronic_qualifiers) for w in words)
+
+
 def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
     """The normal statements of a report's finding sentences (shared by both backends: the LLM states
     absences as observations, but which regions a sentence declares normal is this data's)."""

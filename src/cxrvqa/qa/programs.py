@@ -625,17 +625,30 @@ def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | N
     facts = [f for f in study.facts_in_region(region) if f.abnormal]
     if any(f.presence == "present" for f in facts):
         return True
-    if any(f.presence == "uncertain" for f in facts) or not study.read_all:
+    if any(f.presence == "uncertain" for f in facts) or not study.read_all or _elsewhere_maybe(study, region):
         return None
-    around = set(region_ancestors(region))
-    if any(f.abnormal and f.presence != "absent" and around & set(f.places) for f in study.facts.values()):
-        return None   # granulomatous disease "in the lungs" may be in the left lung: not normal there
-    side = vocabulary().regions[region]["laterality"]
-    if side in ("left", "right", "bilateral") and any(
-            f.abnormal and f.presence != "absent" and (side == "bilateral" or side_of(f) in ("bilateral", side))
-            for f in study.facts.values() if side_of(f)):
-        return None   # a right pneumothorax: a reader does not call the right lung (or the lungs) normal
     return False if study.is_normal_region(region) else None
+
+
+def _elsewhere_maybe(study: StudyView, region: str) -> bool:
+    """Whether a stated abnormal finding not placed in ``region`` may still be there, so that a reader would
+    not call the region normal nor a list of its findings complete: one placed only in a region containing it
+    ("granulomatous disease" of the lungs, for the left lung), one placed nowhere that may be anywhere or in
+    a region containing it, or one on the region's side (a right pneumothorax, for the right lung)."""
+    inside, around = set(region_subtree(region)), set(region_ancestors(region)) | {region}
+    side = vocabulary().regions[region]["laterality"]
+    sites = finding_sites()
+    for fact in study.facts.values():
+        if not fact.abnormal or fact.presence == "absent" or fact.derived or inside & set(fact.places):
+            continue
+        if around & set(fact.places):
+            return True
+        if not fact.regions and (fact.finding not in sites.regions or around & sites.regions[fact.finding]):
+            return True
+        if side in ("left", "right", "bilateral") and side_of(fact) in (
+                {"bilateral", "left", "right"} if side == "bilateral" else {"bilateral", side}):
+            return True
+    return False
 
 
 def _region_tags(study: StudyView, *regions: str) -> dict[str, tuple]:
@@ -653,7 +666,7 @@ def region_abnormal(ask: Ask) -> Answer | None:
 @program("describe_region", ("region",), ("full_sentence", "multi_part"))
 def describe_region(ask: Ask) -> Answer | None:
     facts = sorted(ask.study.facts_in_region(ask.args["region"]), key=lambda f: f.finding)
-    if not facts or not ask.study.read_all:
+    if not facts or not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]):
         return None
     present = [f for f in facts if f.presence == "present"]
     if not present and _region_state(ask.study, ask.args["region"], ask.closed_world) is not False:
@@ -667,8 +680,9 @@ def describe_region(ask: Ask) -> Answer | None:
 
 @program("list_region_findings", ("region",), TEXT)
 def list_region_findings(ask: Ask) -> Answer | None:
-    """All of a region's findings: only when the whole report was read (a list that omits one is false)."""
-    if not ask.study.read_all:
+    """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
+    nowhere may be there too (a list that omits one is false)."""
+    if not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]):
         return None
     present = sorted((f for f in ask.study.facts_in_region(ask.args["region"])
                       if f.presence == "present" and f.category not in ask.template.exclude_categories),

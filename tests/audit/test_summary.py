@@ -84,7 +84,8 @@ def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build
     side = next(e for e in summary.examples if e.template_id == "finding_side")
     assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
     assert [(f.validator, f.reason) for f in side.failures] == [("answer_program", "answer_mismatch"),
-                                                               ("laterality_support", "laterality_mismatch")]
+                                                               ("laterality_support", "laterality_mismatch"),
+                                                               ("location_support", "side_not_in_evidence")]
     assert side.failures[0].detail == "answer: the answer program gives 'right', found 'left'"
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
     assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}

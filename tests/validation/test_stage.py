@@ -62,7 +62,9 @@ def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Pat
                            "WHERE item_id = ? AND status <> 'ok' ORDER BY validator", [item_id]) == [
             ("answer_program", "reject", "answer_mismatch", "answer: the answer program gives 'right', found 'left'"),
             ("laterality_support", "reject", "laterality_mismatch", "the answer says ['left'] of pneumothorax, the "
-             "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' says ['right']")]
+             "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' says ['right']"),
+            ("location_support", "reject", "side_not_in_evidence", "the answer gives pneumothorax the side left; the "
+             "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' gives ['right']")]
 
 
 def test_unknown_validator_in_strictness_is_a_config_error(demo: Path) -> None:
@@ -90,7 +92,8 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
     lines = [json.loads(line) for line in dest.read_text().splitlines()]
     assert [(v["line"], v["ok"]) for v in lines] == [(1, True), (2, False), (3, False), (4, False), (5, True)]
     failed = {v["line"]: sorted((x["validator"], x["reason"]) for x in v["verdicts"] if not x["ok"]) for v in lines}
-    assert failed[2] == [("answer_program", "answer_mismatch"), ("report_support", "contradicts_report")]
+    assert failed[2] == [("answer_program", "answer_mismatch"), ("negative_support", "negative_contradicted"),
+                         ("report_support", "contradicts_report"), ("second_reading", "second_reading_affirmed")]
     assert failed[3] == [("parse", "invalid_json")] and failed[4] == [("parse", "not_an_object")]
     assert lines[2]["grade"] == "D" and lines[0]["grade"] in ("A++", "A+")
 

@@ -54,6 +54,15 @@ def test_clean_items_of_every_template_pass_every_validator() -> None:
         assert failures(item, ctx) == set(), (item["template_id"], item["question"], item["answer"])
 
 
+#: A content fault is also caught by the independent second readings (issue 16), and by nothing else.
+ALSO_CAUGHT = {
+    ("multiple_choice", "mcq_answer_not_one_option"): {("negative_support", "negative_unbacked")},
+    ("laterality_support", "laterality_mismatch"): {("location_support", "side_not_in_evidence")},
+    ("report_support", "contradicts_report"): {("negative_support", "negative_contradicted"),
+                                               ("second_reading", "second_reading_affirmed")},
+}
+
+
 @pytest.mark.parametrize(("template_id", "where", "mutate", "expected"), [
     ("finding_presence", {}, lambda i: i.pop("question"), ("schema", "schema_violation")),
     ("finding_presence", {}, lambda i: i.update(evidence_ids="0"), ("schema", "schema_violation")),
@@ -99,10 +108,11 @@ def test_each_fault_gives_exactly_its_reason(template_id: str, where: dict, muta
         i for i in items(view_from_spec(study), template("indication")))
     mutate(item)
     found = failures(item, context(study))
-    assert expected in found
+    assert expected in found and ALSO_CAUGHT.get(expected, set()) <= found
     # a fault of one kind is not also blamed on unrelated validators (schema faults aside)
     if expected[0] != "schema":
-        assert found - {("answer_program", "answer_mismatch"), ("answer_program", "not_reproducible")} <= {expected}
+        assert found - {("answer_program", "answer_mismatch"), ("answer_program", "not_reproducible")} <= {
+            expected, *ALSO_CAUGHT.get(expected, ())}
 
 
 def test_report_only_items_and_missing_graphs_and_left_right_on_lateral_images() -> None:

@@ -363,3 +363,7 @@ def run_validators(item: dict[str, Any], context: ValidationContext, strictness:
             verdict = fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500])
         results.append((v, verdict, level))
     return results
+
+
+# -- independent checks: registered by their module (rules shared with neither the extractor nor the programs)
+from cxrvqa.validation import independent as _independent  # noqa: E402,F401

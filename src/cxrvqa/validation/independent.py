@@ -1,0 +1,1172 @@
+"""Independent content checks: validators that share no rule with the generator.
+
+`answer_program` re-runs the generator and `report_support` re-reads the evidence with the rules
+extractor, so a misreading of the report passes both. The checks here read the report again by
+other means: medspaCy's ConText algorithm with a rule set of its own (schemas/vocab/independent_checks.yaml),
+targets built from the vocabulary's finding synonyms, and plain regular expressions for normal
+statements. They share the vocabulary (findings, regions, synonyms, the findings tree, `number`) and
+finding_sites.yaml, and nothing else: no import of cxrvqa.extraction.rules or cxrvqa.qa.programs.
+
+What an item claims is read from its answer, its polarity and the template's answer program *name*
+(`claims` in the rules file): "yes" to "Is there an effusion?" claims the effusion present, "no" claims
+it absent, "Where is the nodule? left lower lobe" claims a present nodule in the left lower lobe.
+
+Validators (registered here with `@validator`; cxrvqa.validation.validators imports this module):
+- `second_reading`: presence, certainty and negation of each claimed finding, re-read from the
+  evidence sentences by ConText.
+- `location_support`: the regions and sides an answer gives are places the finding can be, and are
+  named by the evidence that mentions the finding.
+- `negative_support`: a "no" (a finding absent, a region or the study normal) is backed by an explicit
+  negation or a normal statement whose scope covers it, and the report states nothing against it.
+- `question_sense`: the question does not presuppose a finding the answer denies, and a location
+  answer is not circular.
+- `grammar_agreement`: number agreement and articles around a finding's name in the question and answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cxrvqa.errors import ResourceError
+from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
+from cxrvqa.resources import load_checked_yaml
+from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
+
+RULES_FILE = "schemas/vocab/independent_checks.yaml"
+SCHEMA = "independent_checks.schema.json"
+
+LOCATION = "LOCATION"   # a region phrase (it may name a side too)
+SIDE = "SIDE"           # a side word alone: a kind of its own, so that it does not cut a region's scope
+#: How a finding reads in a set of sentences, strongest first.
+CERTAINTIES = ("hedged", "differential", "borderline")
+
+
+# -- rules ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NormalStatement:
+    id: str
+    patterns: tuple[re.Pattern[str], ...]
+    regions: tuple[str, ...]
+    sided: dict[str, str]
+    scope: str                     # all | acute
+
+
+@dataclass(frozen=True)
+class Rules:
+    data: dict[str, Any]
+    statements: tuple[NormalStatement, ...]
+    acute: frozenset[str]          # the acute findings and their descendants
+    skip: tuple[re.Pattern[str], ...]
+    presupposing: tuple[str, ...]
+    negative_answers: tuple[str, ...]
+    hedged_answer: re.Pattern[str]
+    deid: re.Pattern[str]
+    content_hash: str
+
+
+@lru_cache(maxsize=1)
+def rules() -> Rules:
+    data, digest = load_checked_yaml(RULES_FILE, SCHEMA)
+    vocab = vocabulary()
+
+    def known(ids: Iterable[str], tree: dict[str, Any], where: str) -> None:
+        unknown = sorted(set(ids) - set(tree))
+        if unknown:
+            raise ResourceError(RULES_FILE, f"{where}: not in the vocabulary: {unknown}")
+
+    known(data["acute_findings"], vocab.findings, "acute_findings")
+    for region, groups in data["normal_by_negations"].items():
+        known([region], vocab.regions, "normal_by_negations")
+        known([f for group in groups for f in group], vocab.findings, "normal_by_negations")
+    known([r for group in data["study_regions"] for r in group], vocab.regions, "study_regions")
+    for category, regions in data["category_regions"].items():
+        known(regions, vocab.regions, f"category_regions.{category}")
+    for category, findings in data["category_negations"].items():
+        known(findings, vocab.findings, f"category_negations.{category}")
+    known(data["extra_targets"], vocab.findings, "extra_targets")
+    known([r for rs in data["normal_lists"]["subjects"].values() for r in rs], vocab.regions, "normal_lists")
+    for finding, covered in data["negation_covers"].items():
+        known([finding, *covered], vocab.findings, "negation_covers")
+    statements = []
+    for st in data["normal_statements"]:
+        known([*st["regions"], *st.get("sided", {}).values()], vocab.regions, f"normal_statements.{st['id']}")
+        try:
+            patterns = tuple(re.compile(p) for p in st["patterns"])
+        except re.error as exc:
+            raise ResourceError(RULES_FILE, f"normal_statements.{st['id']}: bad pattern: {exc}") from exc
+        statements.append(NormalStatement(st["id"], patterns, tuple(st["regions"]), dict(st.get("sided", {})),
+                                          st["scope"]))
+    listed = set(data["acute_findings"])
+    acute = frozenset(f for f in vocab.findings if f in listed or listed & set(ancestors("findings", f)))
+    return Rules(data, tuple(statements), acute, tuple(re.compile(p) for p in data["skip_sentences"]),
+                 tuple(data["presupposing_questions"]), tuple(data["negative_answers"]),
+                 re.compile(data["hedged_answer"]), re.compile(data["deid_token"]), digest)
+
+
+#: Bumped when the checks' code changes. The registered version also hashes the rules file, the
+#: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
+LOGIC_VERSION = 1
+
+
+def _version() -> int:
+    parts = f"{LOGIC_VERSION}:{rules().content_hash}:{vocabulary().content_hash}:{finding_sites().content_hash}"
+    return int(hashlib.sha256(parts.encode()).hexdigest()[:7], 16)
+
+
+VERSION = _version()
+
+
+# -- the ConText reading ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Mention:
+    """One finding named in a sentence, with what ConText attached to it."""
+
+    finding: str
+    text: str
+    kinds: frozenset[str]          # modifier kinds (negated, hedged, ...; deidentified: next to an XXXX token)
+    regions: frozenset[str]        # region synonyms attached to it (or inside its own words)
+    sides: frozenset[str]          # left | right | bilateral, from side words attached to it
+
+    @property
+    def status(self) -> str:
+        """affirmed | negated | narrowed | hedged | differential | borderline."""
+        if "negated" in self.kinds:
+            return "narrowed" if self.kinds & {"narrowing", "narrowing_acute"} else "negated"
+        for kind in CERTAINTIES:
+            if kind in self.kinds:
+                return kind
+        return "affirmed"
+
+    @property
+    def acute_only(self) -> bool:
+        return "negated" in self.kinds and "narrowing_acute" in self.kinds
+
+
+@lru_cache(maxsize=1)
+def _side_words() -> dict[str, str]:
+    return {phrase: side for side, phrases in rules().data["location"]["sides"].items() for phrase in phrases}
+
+
+@lru_cache(maxsize=1)
+def _location_phrases() -> dict[str, tuple[frozenset[str], str | None]]:
+    """Each location phrase -> (the regions it names, the side its words give)."""
+    sides = _side_words()
+    phrases: dict[str, tuple[set[str], str | None]] = {}
+    for region, item in vocabulary().regions.items():
+        for phrase in item["synonyms"]:
+            side = sides.get(phrase) or next((sides[w] for w in re.split(r"[\s-]+", phrase) if w in sides), None)
+            phrases.setdefault(phrase, (set(), side))[0].add(region)
+    for phrase, side in sides.items():
+        phrases.setdefault(phrase, (set(), side))
+    return {phrase: (frozenset(regions), side) for phrase, (regions, side) in phrases.items()}
+
+
+@lru_cache(maxsize=1)
+def _pipeline() -> Any:
+    """spaCy's blank English + a sentencizer + medspaCy's TargetMatcher and ConText, built once per process."""
+    from loguru import logger
+
+    logger.disable("PyRuSH")      # PyRuSH logs every sentence at DEBUG through loguru
+    logger.disable("medspacy")
+    import spacy
+    from medspacy.context import ConTextRule
+    from medspacy.target_matcher import TargetRule
+
+    data = rules().data
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    targets = nlp.add_pipe("medspacy_target_matcher")
+    target_rules = [TargetRule(phrase, finding) for finding, item in vocabulary().findings.items()
+                    for phrase in item["synonyms"] if finding != "no_finding"]
+    for finding, patterns in data["extra_targets"].items():
+        target_rules += [TargetRule(f"{finding} pattern", finding, pattern=p) if isinstance(p, list)
+                         else TargetRule(p, finding) for p in patterns]
+    with nlp.select_pipes(enable=[]):
+        targets.add(target_rules)
+    context = nlp.add_pipe("medspacy_context", config={"rules": None, "span_attrs": None,
+                                                        "prune_on_modifier_overlap": True})
+    categories = vocabulary().findings
+    context_rules = []
+    for rule in data["context"]:
+        excluded = {f for f, item in categories.items() if item["category"] in rule.get("exclude_categories", ())}
+        for phrase in rule["phrases"]:
+            context_rules.append(ConTextRule(
+                phrase, rule["kind"].upper(), direction=rule["direction"].upper().replace("BOTH", "BIDIRECTIONAL"),
+                max_scope=rule.get("max_scope"), max_targets=rule.get("max_targets"),
+                excluded_types=excluded or None))
+    location = data["location"]
+    for phrase, (regions, side) in _location_phrases().items():
+        context_rules.append(ConTextRule(
+            phrase, LOCATION if regions else SIDE, direction="BIDIRECTIONAL", max_scope=location["max_scope"],
+            max_targets=None if regions else location["side_targets"],
+            metadata={"regions": sorted(regions), "side": side}))
+    with nlp.select_pipes(enable=[]):
+        context.add(context_rules)
+    return nlp
+
+
+def _inner_location(text: str) -> tuple[set[str], set[str]]:
+    """Regions and sides named inside a finding's own words ("elevation of the right hemidiaphragm")."""
+    words = re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())
+    phrases = _location_phrases()
+    regions, sides = set(), set()
+    for n in (4, 3, 2, 1):
+        for i in range(len(words) - n + 1):
+            found = phrases.get(" ".join(words[i:i + n]))
+            if found:
+                regions |= found[0]
+                if found[1]:
+                    sides.add(found[1])
+    return regions, sides
+
+
+@lru_cache(maxsize=65536)
+def read_sentence(text: str) -> tuple[Mention, ...]:
+    """The findings a sentence names, each with its ConText modifiers (cached: items share sentences).
+
+    Two readings are tightened after ConText: a location phrase that overlaps a finding's words ("right
+    pleural" in "right pleural effusion") locates it, and a differential ("or", "versus", "/") holds only
+    between two findings (not "perihilar/midlung density")."""
+    with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
+        warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
+        doc = _pipeline()(text)
+    graph = doc._.context_graph
+    targets_of: dict[int, list[Any]] = {}
+    for target, modifier in graph.edges:
+        targets_of.setdefault(id(modifier), []).append(target)
+    places = sorted((m for m in graph.modifiers if m.category in (LOCATION, SIDE)), key=lambda m: m.modifier_span)
+    owner = {i: e for e in doc.ents for i in range(e.start, e.end)}
+    mentions = []
+    for ent in doc.ents:
+        kinds, regions, sides = set(), set(), set()
+        for modifier in ent._.modifiers:
+            if modifier.category == "DIFFERENTIAL":
+                start, end = modifier.modifier_span
+                others = targets_of.get(id(modifier), [])
+                if any(t.end <= start for t in others) and any(t.start >= end for t in others):
+                    kinds.add("differential")
+            elif modifier.category not in (LOCATION, SIDE):
+                kinds.add(modifier.category.lower())
+        attached = _walk(doc, ent, places, owner) or [m for m in ent._.modifiers if m.category in (LOCATION, SIDE)]
+        for modifier in attached:
+            _add_location(modifier, regions, sides)
+        kinds |= _inner_kinds(ent.text)
+        if _deid_next_to(doc, ent):
+            kinds.add("deidentified")
+        inner_regions, inner_sides = _inner_location(ent.text)
+        mentions.append(Mention(ent.label_, ent.text, frozenset(kinds), frozenset(regions | inner_regions),
+                                frozenset(sides | inner_sides)))
+    return tuple(mentions)
+
+
+@lru_cache(maxsize=1)
+def _kind_phrases() -> tuple[tuple[str, str], ...]:
+    """(phrase, kind) of the hedge and borderline rules, to read inside a finding's own words."""
+    return tuple((" " + phrase + " ", rule["kind"]) for rule in rules().data["context"]
+                 if rule["kind"] in ("hedged", "borderline") for phrase in rule["phrases"])
+
+
+def _inner_kinds(text: str) -> set[str]:
+    """Hedges or borderline words inside a finding's own synonym ("borderline heart size")."""
+    words = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
+    return {kind for phrase, kind in _kind_phrases() if phrase in words}
+
+
+def _deid_next_to(doc: Any, ent: Any) -> bool:
+    """A de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
+    noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)."""
+    return ent.end < len(doc) and rules().deid.fullmatch(doc[ent.end].text) is not None
+
+
+def _walk(doc: Any, ent: Any, places: list[Any], owner: dict[int, Any]) -> list[Any]:
+    """The location phrases that belong to a finding by the words around it: those overlapping it, those
+    just before it ("left lower lobe opacity", skipping a few words such as "calcified") and a prepositional
+    phrase just after it ("opacity in the left base and right base"); none across another finding or a
+    stop word. Empty when nothing is found: then ConText's scope decides."""
+    walk = rules().data["location"]
+    stops, prepositions, gap = set(walk["stop_words"]), set(walk["prepositions"]), walk["max_gap"]
+    at = {i: m for m in places for i in range(*m.modifier_span)}
+    found = [m for m in places if m.modifier_span[0] < ent.end and ent.start < m.modifier_span[1]]
+    i, skipped = ent.start - 1, 0
+    while i >= 0 and owner.get(i) is None:
+        if i in at:
+            found.append(at[i])
+            i, skipped = at[i].modifier_span[0] - 1, 0
+        elif doc[i].lower_ in ("and", ",", "or") and found and i - 1 in at:
+            i -= 1   # "right apical and left basilar granulomas": both places
+        elif doc[i].lower_ in stops or skipped >= gap:
+            break
+        else:
+            i, skipped = i - 1, skipped + 1
+    j, skipped, opened = ent.end, 0, False
+    while j < len(doc) and owner.get(j) is None:
+        word = doc[j].lower_
+        if j in at and opened:
+            found.append(at[j])
+            j, skipped = at[j].modifier_span[1], 0
+            continue
+        if word in prepositions:
+            opened = True
+        elif word in ("and", ",", "or") and opened:
+            pass
+        elif word in stops or skipped >= gap:
+            break
+        else:
+            skipped += 1
+        j += 1
+    return list(dict.fromkeys(found))
+
+
+def _add_location(modifier: Any, regions: set[str], sides: set[str]) -> None:
+    meta = modifier.rule.metadata or {}
+    regions.update(meta.get("regions", ()))
+    if meta.get("side"):
+        sides.add(meta["side"])
+
+
+# -- vocabulary helpers ------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def family(finding: str) -> frozenset[str]:
+    """The finding and every finding below it in the findings tree (a pneumonia is a lung opacity)."""
+    return frozenset(f for f in vocabulary().findings if f == finding or finding in ancestors("findings", f))
+
+
+@lru_cache(maxsize=None)
+def subtree(region: str) -> frozenset[str]:
+    return frozenset(r for r in vocabulary().regions if r == region or region in ancestors("regions", r))
+
+
+@lru_cache(maxsize=None)
+def display_name(finding: str) -> str:
+    name = vocabulary().findings[finding]["name"]
+    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+
+
+@lru_cache(maxsize=1)
+def _finding_by_name() -> dict[str, str]:
+    names = {}
+    for finding, item in vocabulary().findings.items():
+        for phrase in item["synonyms"]:
+            names.setdefault(phrase.lower(), finding)
+        names[item["name"].lower()] = finding
+    return names
+
+
+@lru_cache(maxsize=1)
+def _region_names() -> list[tuple[re.Pattern[str], str]]:
+    """(a region's name as a whole-word pattern, region id), longest name first."""
+    names = sorted(((item["name"].lower(), r) for r, item in vocabulary().regions.items()), key=lambda p: -len(p[0]))
+    return [(re.compile(rf"(?<![a-z]){re.escape(name)}(?![a-z])"), r) for name, r in names]
+
+
+def _sites(finding: str) -> frozenset[str] | None:
+    return finding_sites().regions.get(finding)
+
+
+# -- what an item claims ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    kind: str                       # present | possible | some_present | absent | uncertain | certain | located |
+    #                                 in_region | normal
+    findings: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()   # normal: the regions declared normal ("study": the whole chest)
+    source: str = ""                # where the findings came from (argument, answer, tagged, ...)
+
+
+def _arguments(item: dict[str, Any]) -> dict[str, str]:
+    return _parse_arguments(str(item.get("arguments") or "{}"))
+
+
+@lru_cache(maxsize=4096)
+def _parse_arguments(text: str) -> dict[str, str]:
+    try:
+        args = json.loads(text)
+        return args if isinstance(args, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _answer_mentions(text: str) -> list[Mention]:
+    """The findings an answer names, read like a report sentence ("No pneumothorax." names none)."""
+    return [m for sentence in re.split(r"(?<=[.!?])\s+", text) if sentence.strip()
+            for m in read_sentence(sentence) if m.status not in ("negated", "narrowed")]
+
+
+def _named_in(text: str) -> list[str]:
+    """The findings an answer states (not those it negates), each once."""
+    return list(dict.fromkeys(m.finding for m in _answer_mentions(text)))
+
+
+def _named_finding(text: str) -> str | None:
+    return _finding_by_name().get(str(text or "").strip().lower().rstrip("."))
+
+
+_last_claims: list[Any] = [None, None, []]
+
+
+def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+    """What the item's answer asserts, by its template's answer program (`claims` in the rules file);
+    remembered for the last item (every check asks)."""
+    key = (item.get("item_id"), item.get("template_id"), item.get("answer"), item.get("polarity"),
+           item.get("arguments"), tuple(item.get("findings") or ()), tuple(item.get("options") or ()))
+    if _last_claims[0] is not context or _last_claims[1] != key:
+        _last_claims[:] = [context, key, _claims_of(item, context)]
+    return _last_claims[2]
+
+
+def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+    found = context.templates.get(item.get("template_id") or "")
+    table = rules().data["claims"].get(found[0].program) if found else None
+    if not table:
+        return []
+    polarity = item.get("polarity")
+    key = "yes" if polarity is True else "no" if polarity is False else None
+    chosen = table.get(str(item.get("answer") or "").strip()) or (table.get(key) if key else None) or table.get("any")
+    args = _arguments(item)
+    vocab = vocabulary()
+    hedged = rules().hedged_answer.search(str(item.get("answer") or "").lower()) is not None
+    out = []
+    for entry in chosen or []:
+        ((kind, source),) = entry.items()
+        if kind == "present" and hedged:
+            kind = "possible"   # "There may be infiltrate ...": the answer keeps the report's hedge
+        if kind == "in_region":
+            if source == "region":
+                regions = (args["region"],) if args.get("region") in vocab.regions else ()
+            elif source == "regions":
+                regions = tuple(args[k] for k in ("region_a", "region_b") if args.get(k) in vocab.regions)
+            elif source == "category":
+                regions = tuple(rules().data["category_regions"].get(args.get("category"), ()))
+            else:   # template_category: the categories the template draws from ("Which of these lung findings")
+                template = found[0]
+                regions = tuple(r for c in template.categories for r in rules().data["category_regions"].get(c, ()))
+                if len(template.categories) != 1:
+                    regions = ()
+            findings = ([_named_finding(item.get("answer"))] if source == "template_category"
+                        else list(item.get("findings") or []))
+            findings = [f for f in findings if f in vocab.findings]
+            if regions and findings:
+                out.append(Claim("in_region", tuple(findings), regions, source))
+            continue
+        if kind == "normal":
+            if source == "region":
+                regions = (args["region"],) if args.get("region") in vocab.regions else ()
+            elif source == "regions":
+                regions = tuple(args[k] for k in ("region_a", "region_b") if args.get(k) in vocab.regions)
+            elif source == "category":
+                regions = (f"category:{args.get('category')}",)
+            else:
+                regions = ("chest",)
+            if regions:
+                out.append(Claim("normal", regions=regions, source=source))
+            continue
+        if source == "argument":
+            findings = [args.get("finding")]
+        elif source == "answer":
+            findings = [_named_finding(item.get("answer"))]
+        elif source == "other_argument":
+            answer = _named_finding(item.get("answer"))
+            findings = [args.get(k) for k in ("finding_a", "finding_b") if args.get(k) != answer]
+        elif source == "answer_named":
+            findings = _named_in(str(item.get("answer") or ""))
+        elif source == "other_options":
+            findings = [_named_finding(o) for o in item.get("options") or [] if o != item.get("answer")]
+        else:
+            findings = list(item.get("findings") or [])
+        findings = [f for f in findings if f in vocab.findings]
+        if findings:
+            out.append(Claim(kind, tuple(dict.fromkeys(findings)), source=source))
+    return out
+
+
+# -- reading the report ----------------------------------------------------------------------------------
+def _evidence(item: dict[str, Any], context: ValidationContext) -> tuple[str, ...]:
+    study = context.study
+    if study is None:
+        return ()
+    return tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or []) if i in study.sentences)
+
+
+_last_study: list[Any] = [None, ()]
+
+
+def _report(context: ValidationContext) -> tuple[str, ...]:
+    """The report's sentences that can state findings (not the indication, technique or comparison);
+    remembered for the last study (validation goes study by study)."""
+    study = context.study
+    if study is None:
+        return ()
+    if _last_study[0] is not study:
+        _last_study[:] = [study, _report_of(study)]
+    return _last_study[1]
+
+
+_last_reading: list[Any] = [None, None]
+
+
+def _report_reading(context: ValidationContext) -> tuple[list[tuple[str, Mention]], "_Coverage"]:
+    """The mentions and normal statements of the whole report, remembered for the last study."""
+    if _last_reading[0] is not context.study:
+        report = _report(context)
+        _last_reading[:] = [context.study, (_mentions(report), _normal_statements(report))]
+    return _last_reading[1]
+
+
+def _report_of(study: Any) -> tuple[str, ...]:
+    indication = (study.indication or "").strip().lower()
+    skip = rules().skip
+    out = []
+    for _, text in sorted(study.sentences.items()):
+        low = text.strip().lower()
+        if not low.strip(" .") or (indication and low.strip(" .") in indication) or any(p.search(low) for p in skip):
+            continue
+        out.append(text)
+    return tuple(out)
+
+
+def clear_caches() -> None:
+    """Forget every sentence read (benchmarks; the rules file is read once per process)."""
+    for cached in (read_sentence, _reading, _statements_in):
+        cached.cache_clear()
+    _last_study[:] = [None, ()]
+    _last_reading[:] = [None, None]
+    _last_claims[:] = [None, None, []]
+
+
+def _mentions(sentences: Iterable[str]) -> list[tuple[str, Mention]]:
+    return [(s, m) for s in sentences for m in read_sentence(s)]
+
+
+def reading(finding: str, sentences: Iterable[str]) -> tuple[str, list[tuple[str, Mention]]]:
+    """How the sentences read the finding (or a finding below it): present | hedged | differential |
+    borderline | absent | narrowed | not_mentioned, with the mentions read."""
+    return _reading(finding, tuple(sentences))
+
+
+@lru_cache(maxsize=65536)
+def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[str, Mention]]]:
+    members = family(finding)
+    found = [(s, m) for s in sentences for m in read_sentence(s) if m.finding in members]
+    statuses = {m.status for _, m in found}
+    if "affirmed" in statuses:
+        return "present", found
+    for kind in CERTAINTIES:
+        if kind in statuses:
+            return kind, found
+    if "negated" in statuses:
+        return "absent", found
+    if "narrowed" in statuses:
+        return "narrowed", found
+    return "not_mentioned", found
+
+
+def _quote(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+# -- 1. second reading -------------------------------------------------------------------------------
+def _agrees(kind: str, read: str) -> bool:
+    """Whether a reading agrees with a claim (the common case, decided without building messages)."""
+    if kind == "present":
+        return read == "present"
+    if kind == "possible":
+        return read in ("present", *CERTAINTIES)
+    if kind == "absent":
+        return read in ("absent", "narrowed", "not_mentioned")
+    if kind == "uncertain":
+        return read not in ("present", "absent")
+    return read not in CERTAINTIES
+
+
+_CERTAINTY_REASON = {"hedged": "second_reading_hedged", "differential": "second_reading_differential",
+                     "borderline": "second_reading_borderline"}
+
+
+@validator("second_reading", version=VERSION, kind="content")
+def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: presence, certainty and negation misread (`negation`, `hedge_as_definite`, part of
+    `vocabulary_mapping` and `evidence`). Each finding the answer claims present, absent, uncertain or
+    certain is re-read from the item's evidence sentences (the whole report for multiple-choice
+    distractors and items without evidence) by ConText with its own rules: a negated, hedged,
+    differential or borderline mention of a finding claimed present, a stated finding claimed absent,
+    or a claimed finding the evidence never names, fails."""
+    if context.study is None:
+        return OK
+    evidence = _evidence(item, context)
+    report = None
+    for claim in claims_of(item, context):
+        if claim.kind not in ("present", "possible", "some_present", "absent", "uncertain", "certain"):
+            continue
+        if claim.kind == "some_present":
+            sentences = evidence or _report(context)
+            reads = {f: reading(f, sentences)[0] for f in claim.findings}
+            if sentences and not any(r in ("present", *CERTAINTIES) for r in reads.values()):
+                named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
+                reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
+                    else "second_reading_not_found"
+                return fail(reason, f"the answer has an abnormality present; the evidence "
+                                    f"{_quote(' '.join(sentences))} reads {named}")
+            continue
+        for finding in claim.findings:
+            if claim.source == "other_options" or not evidence:
+                report = report if report is not None else _report(context)
+                sentences = report
+            else:
+                sentences = evidence
+            if not sentences:
+                continue
+            read, found = reading(finding, sentences)
+            name = display_name(finding)
+            if _agrees(claim.kind, read) and not (claim.kind in ("present", "possible") and found and all(
+                    "deidentified" in m.kinds for _, m in found if m.status != "negated")):
+                continue
+            quoted = _quote(" ".join(sorted({s for s, _ in found})) or " ".join(sentences))
+            if claim.kind in ("present", "possible") and read in ("present", *CERTAINTIES) and all(
+                    "deidentified" in m.kinds for _, m in found if m.status != "negated"):
+                return fail("second_reading_deidentified", f"the answer has {name} present; every mention of it in "
+                                                           f"the evidence {quoted} is next to a de-identified word")
+            if claim.kind == "possible":
+                if read in ("absent", "narrowed", "not_mentioned"):
+                    reason = "second_reading_not_found" if read == "not_mentioned" else "second_reading_negated"
+                    return fail(reason, f"the answer has {name} possible; the evidence {quoted} reads it as {read}")
+            elif claim.kind == "present":
+                if read in ("absent", "narrowed"):
+                    return fail("second_reading_negated", f"the answer has {name} present; the evidence {quoted} "
+                                                          f"negates it")
+                if read in _CERTAINTY_REASON:
+                    return fail(_CERTAINTY_REASON[read], f"the answer has {name} present; the evidence {quoted} "
+                                                         f"reads it as {read}, not definite")
+                if read == "not_mentioned":
+                    return fail("second_reading_not_found", f"the answer has {name} present; the evidence "
+                                                            f"{quoted} does not name it")
+            elif claim.kind == "absent":
+                if read == "present":
+                    return fail("second_reading_affirmed", f"the answer has {name} absent; the evidence {quoted} "
+                                                           f"states it")
+                if read in _CERTAINTY_REASON:
+                    return fail(_CERTAINTY_REASON[read], f"the answer has {name} absent; the evidence {quoted} "
+                                                         f"reads it as {read}")
+            elif claim.kind == "uncertain":
+                if read in ("present", "absent"):
+                    return fail("second_reading_certain", f"the answer has {name} uncertain; the evidence "
+                                                          f"{quoted} reads it as {read}")
+            elif read in _CERTAINTY_REASON:
+                return fail(_CERTAINTY_REASON[read], f"the answer has {name} stated or negated; the evidence "
+                                                     f"{quoted} reads it as {read}")
+    return OK
+
+
+# -- 2. location -------------------------------------------------------------------------------------------
+_ANSWER_SIDES = tuple((re.compile(rf"(?<![a-z]){words}(?![a-z])"), side) for words, side in (
+    ("both sides", "bilateral"), ("bilateral", "bilateral"), ("left", "left"), ("right", "right")))
+
+
+def _answer_places(item: dict[str, Any], finding: str, args: dict[str, str], per_part: bool = False
+                   ) -> tuple[list[str], set[str]]:
+    """(regions, sides) the answer gives the finding: the drawn region, or region names and side words
+    in the answer text (the finding's own name removed first); ``per_part``: only in the part of a list
+    answer that names the finding ("cardiomegaly in the heart, effusion on both sides and ...")."""
+    if args.get("region") in vocabulary().regions and not per_part:
+        return [args["region"]], set()
+    if per_part:   # the places the answer's own words attach to the finding (read like the report); a
+        regions, sides = set(), set()   # place it cannot be only says where it is seen ("apical pneumothorax")
+        for m in _answer_mentions(str(item.get("answer") or "")):
+            if m.finding == finding:
+                regions |= {r for r in _most_specific(m.regions) - {"chest"} if _allowed(finding, r)}
+                sides |= m.sides
+        return sorted(regions), sides
+    text = " " + str(item.get("answer") or "").lower() + " "
+    name = display_name(finding).lower()
+    text = text.replace(name, " ")
+    regions = []
+    for pattern, region in _region_names():
+        if pattern.search(text):
+            regions.append(region)
+            text = pattern.sub(" ", text)
+    sides = {side for pattern, side in _ANSWER_SIDES if pattern.search(text)}
+    if "bilateral" in sides:
+        sides = {"bilateral"}
+    return regions, sides
+
+
+def _attached(finding: str, sentences: Iterable[str]) -> tuple[set[str], set[str]]:
+    """The regions and sides the sentences attach to the finding's (not negated) mentions."""
+    regions, sides = set(), set()
+    for _, m in reading(finding, sentences)[1]:
+        if m.status not in ("negated", "narrowed"):
+            regions |= m.regions
+            sides |= m.sides
+    return regions, sides
+
+
+def _whole_paired(finding: str) -> bool:
+    """A state of a whole paired organ (low lung volumes): it is on both sides."""
+    roots = _sites(finding) or frozenset()
+    return finding in finding_sites().unlocated and bool(roots) and \
+        all(vocabulary().regions[r]["laterality"] == "bilateral" for r in roots)
+
+
+def _implied(finding: str, region: str) -> bool:
+    """The region holds every place the finding can be (cardiomegaly: heart): naming it adds nothing."""
+    roots = _sites(finding)
+    return bool(roots) and all(root in subtree(region) for root in roots)
+
+
+def _allowed(finding: str, region: str) -> bool:
+    sites = finding_sites()
+    roots = sites.regions.get(finding)
+    if roots is None:
+        return True
+    if finding in sites.unlocated:    # a state of a whole organ or a device: only the organ itself
+        return region in roots or any(root in subtree(region) for root in roots)
+    return any(region in subtree(root) for root in roots)
+
+
+@validator("location_support", version=VERSION, kind="content")
+def check_location_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: wrong or unsupported location or side (`location_side_extent`, and the region half of
+    `vocabulary_mapping`: a pleural effusion listed in the lung, cardiomegaly in the mediastinum). A
+    region an answer gives a finding must be a region the finding can be in (finding_sites.yaml), and
+    the evidence sentences that mention the finding must name it (a synonym of it or of a region inside
+    it attached to the mention by ConText) or, for a side, name that side; a region that holds every
+    place the finding can be needs no words."""
+    if context.study is None:
+        return OK
+    claims = claims_of(item, context)
+    located = [c for c in claims if c.kind == "located"]
+    inside = [c for c in claims if c.kind == "in_region"]
+    if not located and not inside:
+        return OK
+    args = _arguments(item)
+    evidence = _evidence(item, context) or _report(context)
+    for claim in inside:
+        verdict = _in_region(claim, evidence)
+        if not verdict.ok:
+            return verdict
+    by_side = finding_sites().by_side
+    for claim in located:
+        for finding in claim.findings:
+            regions, sides = _answer_places(item, finding, args, per_part=claim.source == "answer_named")
+            name = display_name(finding)
+            for region in regions:
+                if not _allowed(finding, region):
+                    return fail("region_not_a_site", f"{name} cannot be in the {vocabulary().regions[region]['name']}"
+                                                     f" (finding_sites.yaml)")
+            if not regions and not sides:
+                continue
+            named, named_sides = _attached(finding, evidence)
+            named_sides |= {side for r in named for side in [_side_of_region(r)] if side}
+            quoted = _quote(" ".join(evidence))
+            for region in regions:
+                if _implied(finding, region) or named & subtree(region):
+                    continue
+                side = _side_of_region(region)
+                if side and side in named_sides and by_side.get(finding, {}).get(side) == region:
+                    continue
+                return fail("region_not_in_evidence", f"the answer places {name} in the "
+                                                      f"{vocabulary().regions[region]['name']}; the evidence {quoted} "
+                                                      f"does not name it there")
+            for side in sides:
+                ok = side in named_sides or (side == "bilateral" and ({"left", "right"} <= named_sides
+                                                                      or _whole_paired(finding)))
+                if not ok:
+                    return fail("side_not_in_evidence", f"the answer gives {name} the side {side}; the evidence "
+                                                        f"{quoted} gives {sorted(named_sides) or 'no side'}")
+    return OK
+
+
+def _in_region(claim: Claim, evidence: tuple[str, ...]) -> Verdict:
+    """At least one of the findings is in one of the regions: a place it can be (finding_sites.yaml) and,
+    where the evidence places it, there ("Is there an abnormality in the lungs? yes" of a splenic
+    calcification or a scoliosis fails)."""
+    names = ", ".join(vocabulary().regions[r]["name"].lower() for r in claim.regions)
+    allowed = [f for f in claim.findings if any(_allowed(f, r) for r in claim.regions)]
+    if not allowed:
+        return fail("region_not_a_site", f"none of {', '.join(display_name(f) for f in claim.findings)} can be in "
+                                         f"the {names} (finding_sites.yaml)")
+    for finding in allowed:
+        named, _ = _attached(finding, evidence)
+        # a place the finding cannot be only says where it is seen ("left apical pneumothorax": the pleura)
+        specific = _most_specific({r for r in named if _allowed(finding, r)}) - {"chest"}
+        if not specific or any(r in subtree(q) or q in subtree(r) for r in specific for q in claim.regions):
+            return OK
+    return fail("region_not_in_evidence", f"the evidence {_quote(' '.join(evidence))} places "
+                                          f"{', '.join(display_name(f) for f in allowed)} outside the {names}")
+
+
+@lru_cache(maxsize=None)
+def _side_of_region(region: str) -> str | None:
+    """The side a region's own name gives (left lower lobe: left); none for paired groupings."""
+    name = vocabulary().regions[region]["name"].lower()
+    sides = _side_words()
+    return next((sides[w] for w in name.split() if w in sides and sides[w] in ("left", "right")), None)
+
+
+# -- 3. negative answers -----------------------------------------------------------------------------------
+@dataclass
+class _Coverage:
+    regions: set[str]               # declared normal (scope all)
+    acute: bool                     # an acute-only normal statement was made
+    statements: list[str]
+
+
+def _normal_statements(sentences: Iterable[str]) -> _Coverage:
+    cov = _Coverage(set(), False, [])
+    for text in sentences:
+        regions, acute, ids = _statements_in(text)
+        cov.regions.update(regions)
+        cov.acute = cov.acute or acute
+        cov.statements.extend(ids)
+    return cov
+
+
+@lru_cache(maxsize=65536)
+def _statements_in(text: str) -> tuple[frozenset[str], bool, tuple[str, ...]]:
+    """(regions declared normal, an acute-only statement made, statement ids) of one sentence."""
+    cov = _Coverage(set(), False, [])
+    listed = rules().data["normal_lists"]
+    list_pattern = _list_pattern()
+    for low in (text.lower(),):
+        match = list_pattern.search(low)
+        if match and re.search(r",| and ", match.group("subjects")):
+            words = re.findall(r"[a-z]+", match.group("subjects"))
+            regions = {r for w in words for r in listed["subjects"].get(w, ())}
+            if regions:
+                cov.regions.update(regions)
+                cov.statements.append("normal_list")
+        for st in rules().statements:
+            for pattern in st.patterns:
+                match = pattern.search(low)
+                if not match:
+                    continue
+                side = match.groupdict().get("side")
+                regions = [st.sided[side]] if side and side in st.sided else list(st.regions)
+                if st.scope == "all":
+                    cov.regions.update(regions)
+                else:
+                    cov.acute = True
+                cov.statements.append(st.id)
+                break
+    return frozenset(cov.regions), cov.acute, tuple(cov.statements)
+
+
+@lru_cache(maxsize=1)
+def _list_pattern() -> re.Pattern[str]:
+    return re.compile(rules().data["normal_lists"]["pattern"])
+
+
+def _covered_region(region: str, cov: _Coverage) -> bool:
+    return any(region in subtree(r) for r in cov.regions)
+
+
+def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, bool, bool]:
+    """(explicitly negated, only a narrowed negation, only an acute-limited negation) of the finding or a
+    finding above it in the tree."""
+    above = {finding, *ancestors("findings", finding)}
+    covers = rules().data["negation_covers"]
+    above |= {other for other, covered in covers.items() if above & set(covered)}
+    relevant = [m for _, m in mentions if m.finding in above]
+    acute = finding in rules().acute
+    full = any(m.status == "negated" and not m.acute_only for m in relevant) or \
+        (acute and any(m.status == "narrowed" and m.acute_only for m in relevant))
+    acute_only = any(m.status == "narrowed" and m.acute_only for m in relevant)
+    narrowed = any(m.status == "narrowed" and not m.acute_only for m in relevant)
+    return full, narrowed, acute_only
+
+
+def _finding_covered(finding: str, cov: _Coverage) -> bool:
+    """A normal statement covers the finding's main place (the first region of its group in
+    finding_sites.yaml: a pleural effusion's pleura, an enlarged cardiomediastinum's mediastinum)."""
+    if "chest" in cov.regions:
+        return True
+    primary = _primary_site(finding)
+    return primary is not None and _covered_region(primary, cov)
+
+
+@lru_cache(maxsize=1)
+def _site_groups() -> list[dict[str, Any]]:
+    return load_checked_yaml("schemas/vocab/finding_sites.yaml", "finding_sites.schema.json")[0]["groups"]
+
+
+@lru_cache(maxsize=None)
+def _primary_site(finding: str) -> str | None:
+    for f in (finding, *ancestors("findings", finding)):
+        for group in _site_groups():
+            if f in group["findings"]:
+                return group["regions"][0]
+    return None
+
+
+def _located_in(m: Mention, region: str) -> bool:
+    """Whether a mention may be in the region: by the regions or side attached to it, else by where its
+    finding can be."""
+    inside = subtree(region)
+    side = _side_of_region(region)
+    if m.sides and side and side not in m.sides and "bilateral" not in m.sides:
+        return False
+    specific = _most_specific(m.regions)
+    if specific:
+        return any(r in inside or (r != "chest" and region in subtree(r)) for r in specific)
+    if m.sides and side is None and region != "chest":
+        implied = {finding_sites().by_side.get(m.finding, {}).get(s) for s in m.sides} - {None}
+        if implied:
+            return any(r in inside for r in implied)
+    roots = _sites(m.finding)
+    if region == "chest":
+        return True
+    if not roots:
+        return False
+    return any(root in inside or region in subtree(root) for root in roots)
+
+
+def _most_specific(regions: frozenset[str] | set[str]) -> set[str]:
+    """The regions no other listed region lies inside ("thoracic spine", not also "chest")."""
+    return {r for r in regions if not any(o != r and o in subtree(r) for o in regions)}
+
+
+def _region_label(region: str) -> str:
+    if region.startswith("category:"):
+        return f"the {region.split(':', 1)[1]} findings"
+    return "the study" if region == "chest" else f"the {vocabulary().regions[region]['name'].lower()}"
+
+
+@validator("negative_support", version=VERSION, kind="content")
+def check_negative_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: a closed-world "no" the report does not cover (`closed_world_no`) and a "no" the report
+    contradicts (`negation`). A finding claimed absent needs an explicit negation of it (or of a finding
+    above it: "no opacity" rules out consolidation) that nothing narrows ("no large effusion" leaves a
+    small one), or a normal statement whose scope covers it: "lungs are clear" covers the lungs, an
+    acute-only statement ("no acute cardiopulmonary process") covers only acute findings, never
+    granulomas, scarring, degenerative change or devices. A region, category or study claimed normal
+    needs a normal statement covering it, and the report must state no abnormal finding there."""
+    if context.study is None:
+        return OK
+    negatives = [c for c in claims_of(item, context) if c.kind in ("absent", "normal")]
+    if not negatives:
+        return OK
+    report = _report(context)
+    extra = [s for s in _evidence(item, context) if s not in report]
+    if extra:
+        sentences = (*extra, *report)
+        mentions, cov = _mentions(sentences), _normal_statements(sentences)
+    else:
+        mentions, cov = _report_reading(context)
+    data = rules().data
+    for claim in negatives:
+        if claim.kind == "absent":
+            for finding in claim.findings:
+                name = display_name(finding)
+                affirmed = [s for s, m in mentions if m.finding in family(finding) and m.status == "affirmed"]
+                if affirmed:
+                    return fail("negative_contradicted", f"the answer has {name} absent; the report states it: "
+                                                         f"{_quote(affirmed[0])}")
+                full, narrowed, acute_only = _negated(finding, mentions)
+                if full or _finding_covered(finding, cov):
+                    continue
+                # "no large effusion" says more about the effusion than "no acute process" does
+                if cov.acute and finding in rules().acute and not narrowed:
+                    continue
+                if narrowed:
+                    return fail("negative_narrowed", f"the answer has {name} absent; the report only negates a "
+                                                     f"narrowed form of it (e.g. 'no large ...')")
+                if cov.acute or acute_only:
+                    return fail("negative_acute_only", f"the answer has {name} absent; the report only rules out "
+                                                       f"acute disease, which does not cover {name}")
+                return fail("negative_unbacked", f"the answer has {name} absent; no negation or normal statement "
+                                                 f"in the report covers it")
+            continue
+        for region in claim.regions:
+            targets, roots_needed = _normal_targets(region)
+            for _, m in mentions:
+                category = vocabulary().findings[m.finding]["category"]
+                if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
+                    continue
+                in_region = (category == region.split(":", 1)[1]) if region.startswith("category:") else \
+                    any(_located_in(m, t) for t in targets)
+                if not in_region:
+                    continue
+                if region.startswith("category:") and targets and not any(_located_in(m, t) for t in targets):
+                    continue
+                reason = "normal_claim_contradicted" if m.status == "affirmed" else "normal_claim_uncertain"
+                return fail(reason, f"the answer has {_region_label(region)} normal; the report reads "
+                                    f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})")
+            if not _normal_backed(region, targets, roots_needed, cov, mentions):
+                reason = "negative_acute_only" if cov.acute else "negative_unbacked"
+                return fail(reason, f"the answer has {_region_label(region)} normal; no normal statement in the "
+                                    f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""))
+    return OK
+
+
+def _normal_targets(region: str) -> tuple[list[str], list[list[str]]]:
+    """(the regions a normal claim is about, the groups of regions that must be declared normal)."""
+    data = rules().data
+    if region == "chest":
+        return ["chest"], [list(group) for group in data["study_regions"]]
+    if region.startswith("category:"):
+        regions = list(data["category_regions"].get(region.split(":", 1)[1], []))
+        return regions, [[r] for r in regions]
+    return [region], [[region]]
+
+
+def _normal_backed(region: str, targets: list[str], groups: list[list[str]], cov: _Coverage,
+                   mentions: list[tuple[str, Mention]]) -> bool:
+    data = rules().data
+    if "chest" in cov.regions:
+        return True
+    if region.startswith("category:"):
+        category = region.split(":", 1)[1]
+        negations = data["category_negations"].get(category)
+        if negations and all(_negated(f, mentions)[0] for f in negations):
+            return True
+        if not groups:
+            return False
+    by_negation = {r for r, groups in data["normal_by_negations"].items()
+                   if all(any(_negated_sided(f, mentions) for f in group) for group in groups)}
+    for group in groups:
+        if not any(_covered_region(r, cov) or any(r in subtree(n) for n in by_negation)
+                   or _sided_negation_covers(r, data["normal_by_negations"], mentions) for r in group):
+            return False
+    return True
+
+
+def _negated_sided(finding: str, mentions: list[tuple[str, Mention]]) -> bool:
+    """Explicitly negated with no side given (then it holds for both sides)."""
+    above = {finding, *ancestors("findings", finding)}
+    return any(m.finding in above and m.status == "negated" and not m.acute_only and not m.sides
+               for _, m in mentions)
+
+
+def _sided_negation_covers(region: str, table: dict[str, list[list[str]]], mentions: list[tuple[str, Mention]]) -> bool:
+    """"No left effusion or pneumothorax": the left pleura, by negations on its side."""
+    side = _side_of_region(region)
+    if side is None:
+        return False
+    for parent, groups in table.items():
+        if region not in subtree(parent):
+            continue
+        if all(any(m.finding in {f, *ancestors("findings", f)} and m.status == "negated" and not m.acute_only
+                   and (not m.sides or side in m.sides or "bilateral" in m.sides) for _, m in mentions for f in group)
+               for group in groups):
+            return True
+    return False
+
+
+# -- 4. question sense and grammar -------------------------------------------------------------------------
+@validator("question_sense", version=VERSION, kind="content")
+def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: ill-posed questions (`presupposition` and circular locations). A question that
+    presupposes its finding ("Describe the effusion.", "Where is the nodule?", "How severe is the
+    edema?") must not be answered with a denial ("There is no effusion."), and a location answer must
+    not only restate where the finding always is ("Where is the cardiomegaly?" "heart")."""
+    args = _arguments(item)
+    finding = args.get("finding")
+    if finding not in vocabulary().findings:
+        return OK
+    question = str(item.get("question") or "").strip().lower()
+    answer = str(item.get("answer") or "").strip().lower()
+    presupposing, denying = _sense_patterns(finding)
+    if presupposing.search(question):
+        if item.get("polarity") is False or denying.search(answer):
+            return fail("presupposes_absent_finding", f"the question presupposes {display_name(finding)}; "
+                                                      f"the answer {item.get('answer')!r} denies it")
+    found = context.templates.get(item.get("template_id") or "")
+    program = found[0].program if found else None
+    sites = finding_sites()
+    sense = rules().data["question_sense"]
+    if program in sense["severity_programs"] and finding in sites.sized:
+        return fail("severity_of_sized_finding", f"{display_name(finding)} is graded by size, not severity "
+                                                 f"(finding_sites.yaml `sized`): {item.get('answer')!r}")
+    if program in sense["change_programs"] and answer.strip(" .") not in sense["interval_changes"]:
+        return fail("not_an_interval_change", f"{item.get('answer')!r} is not a change since the prior study")
+    located = [c for c in claims_of(item, context) if c.kind == "located" and c.source == "argument"]
+    if located and "region" not in args and finding in sites.unlocated:
+        regions, sides = _answer_places(item, finding, args)
+        if regions or sides:
+            return fail("circular_location", f"{display_name(finding)} is a state of a whole organ or a device "
+                                              f"(finding_sites.yaml `unlocated`): it has no location to give")
+    if located and "region" not in args:
+        regions, sides = _answer_places(item, finding, args)
+        if regions and not sides and all(_implied(finding, r) or
+                                         vocabulary().regions[r]["name"].lower() in display_name(finding).lower()
+                                         for r in regions):
+            return fail("circular_location", f"the answer places {display_name(finding)} only where it always is "
+                                              f"({', '.join(vocabulary().regions[r]['name'] for r in regions)})")
+    return OK
+
+
+@lru_cache(maxsize=None)
+def _sense_patterns(finding: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(questions that presuppose the finding, answers that deny it), compiled once per finding."""
+    name = re.escape(display_name(finding).lower())
+    return (re.compile("|".join(f"(?:{p.replace('{finding}', name)})" for p in rules().presupposing)),
+            re.compile("|".join(f"(?:{p.replace('{finding}', name)})" for p in rules().negative_answers)))
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[^\sa-z0-9]")
+
+
+def _tokens(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _occurrences(tokens: list[str], name: list[str]) -> Iterable[int]:
+    """Where the name's tokens start in the tokens."""
+    n = len(name)
+    for i in range(len(tokens) - n + 1):
+        if tokens[i] == name[0] and tokens[i:i + n] == name:
+            yield i
+
+
+@lru_cache(maxsize=1)
+def _grammar() -> tuple[frozenset[str], frozenset[str], frozenset[str], int, frozenset[str], frozenset[str],
+                        frozenset[str]]:
+    g = rules().data["grammar"]
+    return (frozenset(g["singular_verbs"]), frozenset(g["plural_verbs"]), frozenset(g["between_verb_and_name"]),
+            g["verb_window"], frozenset(g["determiners"]), frozenset(g["article_contexts"]),
+            frozenset(g["adjectives"]))
+
+
+@validator("grammar_agreement", version=VERSION, strictness="warn", kind="content")
+def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: `grammar` (number agreement with the vocabulary's `number`: "Is degenerative changes
+    excluded?", "There is support devices."; a missing article before a singular finding: "Is nodule
+    excluded?", "Has granuloma been ruled out?"; an article before a mass or plural noun)."""
+    singular_verbs, plural_verbs, between, window, determiners, contexts, adjectives = _grammar()
+    args = _arguments(item)
+    findings = [v for k, v in args.items() if k.startswith("finding") and v in vocabulary().findings]
+    if not findings:
+        return OK
+    for key in ("question", "answer"):
+        text = str(item.get(key) or "")
+        if key == "answer" and item.get("answer_format") == "full_sentence":
+            text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]   # the rest quotes the report's own words
+        tokens = _tokens(text)
+        for finding in findings:
+            number = vocabulary().findings[finding]["number"]
+            name = _tokens(display_name(finding))
+            for i in _occurrences(tokens, name):
+                j = i - 1
+                while j >= 0 and tokens[j] in between and i - j <= window:
+                    j -= 1
+                verb = tokens[j] if j >= 0 and i - j <= window else None
+                if (number == "plural" and verb in singular_verbs) or (number != "plural" and verb in plural_verbs):
+                    return fail("number_agreement", f"{key}: {' '.join(tokens[max(j, 0):i + len(name)])!r}: "
+                                                    f"{display_name(finding)} is {number}")
+                k = i - 1
+                while k >= 0 and tokens[k] in adjectives:
+                    k -= 1
+                before = tokens[k] if k >= 0 else None
+                if number != "singular" and before in ("a", "an"):
+                    return fail("number_agreement", f"{key}: {' '.join(tokens[k:i + len(name)])!r}: "
+                                                    f"{display_name(finding)} is {number}, it takes no 'a'")
+                if number == "singular" and before in contexts and before not in determiners:
+                    return fail("missing_article", f"{key}: {' '.join(tokens[k:i + len(name)])!r}: "
+                                                   f"{display_name(finding)} needs an article")
+    return OK

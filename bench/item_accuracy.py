@@ -27,29 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from cxrvqa.review.stats import wilson
 from cxrvqa.store import Store
 
 VERDICTS = ("correct", "wrong", "unsupported", "bad_question")
 #: The error classes of the answer-correctness issue, for the reader's `error_class`.
 ERROR_CLASSES = ("presupposition", "hedge_as_definite", "location_side_extent", "closed_world_no",
                  "vocabulary_mapping", "grammar", "ill_defined_count", "evidence", "negation", "other")
-Z95 = 1.959964
-
-
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (Wilson 1927)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _items(store: Store, n: int, seed: int) -> list[dict]:

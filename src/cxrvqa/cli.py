@@ -20,6 +20,7 @@ from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.resources import resource
+from cxrvqa.review.command import review_app
 from cxrvqa.store import Store
 from cxrvqa.synth.command import synth as synth_command
 
@@ -591,6 +592,7 @@ def eval_labels14(
 
 app.command("audit")(audit_command)
 app.command("synth")(synth_command)
+app.add_typer(review_app, name="review")
 
 if __name__ == "__main__":
     app()

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cxrvqa.audit.html import _json_for_script, bar_chart, report_segments, thumbnail
+from cxrvqa.audit.html import bar_chart, json_for_script, report_segments, thumbnail
 from cxrvqa.cli import app
 from cxrvqa.store import Store
 from tests.audit.conftest import XSS_ERROR, XSS_IMG, XSS_SCRIPT, Build
@@ -21,7 +21,7 @@ from tests.audit.conftest import XSS_ERROR, XSS_IMG, XSS_SCRIPT, Build
 
 def test_json_in_a_script_block_cannot_close_it() -> None:
     value = {"text": "a </script><script>alert(1)</script> <!-- b & c >", "n": [1, 2]}
-    encoded = _json_for_script(value)
+    encoded = json_for_script(value)
     assert "<" not in encoded and ">" not in encoded and "&" not in encoded
     assert json.loads(encoded) == value
 
@@ -41,6 +41,13 @@ def test_bar_chart_escapes_labels_and_says_when_empty() -> None:
     assert 'width="200.0"' in chart and 'width="100.0"' in chart      # scaled to the highest value
     assert "Reasons &lt;b&gt;" in chart
     assert '<p class="empty">none</p>' in bar_chart("e", "Nothing", [])
+
+
+def test_bar_chart_draws_intervals_on_the_rows_scale() -> None:
+    chart = bar_chart("c", "Accuracy", [("a", 0.5, "50%"), ("b", 1.0, "100%")], maximum=1.0,
+                      intervals={"a": (0.25, 0.75)})
+    assert chart.count('class="interval"') == 1
+    assert 'd="M240.0 8.0v6M240.0 11.0H340.0M340.0 8.0v6"' in chart      # 25% to 75% of the 200 px bar
 
 
 def test_thumbnail_is_a_small_png_data_uri(tmp_path: Path) -> None:

@@ -132,6 +132,7 @@ def test_the_card_lists_files_counts_recipe_and_licences(demo: Path, folders: di
     assert '"seed": 2' in text and "key_fingerprint" not in text
     assert not re.search(r"\b20\d\d-\d\d-\d\d[ T]\d\d:\d\d", text)          # no timestamp on the card
     assert (folders["parquet"] / "README.md").read_text().replace("--format parquet", "--format hf") != text
+    assert "## Measured accuracy" not in text      # nothing reviewed (with reviews: tests/review/test_accuracy.py)
 
 
 def test_filters_reruns_and_the_destination_folder(demo: Path, folders: dict[str, Path], tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 from PIL import Image
 
 from cxrvqa.audit.summary import AuditSummary, Comparison, reason_key
+from cxrvqa.review.accuracy import ReviewAccuracy
+from cxrvqa.review.stats import Proportion
 from cxrvqa.store import Store
 
 #: Longest side of an embedded thumbnail, in pixels.
@@ -37,15 +39,9 @@ def page_extras(store: Store, summary: AuditSummary, out_dir: Path) -> dict[str,
 
     Run it in the same `as_of` scope as the summary, so images and reports are those of that run.
     """
-    image_ids = sorted({item.image_id for item in summary.examples if item.image_id})
-    study_ids = sorted({item.study_id for item in summary.examples})
-    images = {}
-    for image_id, png_path, cols, rows in store.query(
-            "SELECT image_id, png_path, png_cols, png_rows FROM current_images WHERE image_id IN "
-            "(SELECT unnest($ids))", {"ids": image_ids}):
-        path = out_dir / png_path
-        if path.is_file():
-            images[image_id] = {"src": thumbnail(path), "width": cols, "height": rows}
+    media = item_media(store, out_dir, [item.image_id for item in summary.examples if item.image_id],
+                       [item.study_id for item in summary.examples])
+    images = media["images"]
     gallery = []
     for image_id, study_id, view, png_path, cols, rows, boxes in store.query(
             "SELECT i.image_id, i.study_id, i.view_position, i.png_path, i.png_cols, i.png_rows, "
@@ -58,17 +54,31 @@ def page_extras(store: Store, summary: AuditSummary, out_dir: Path) -> dict[str,
         if path.is_file():
             images.setdefault(image_id, {"src": thumbnail(path), "width": cols, "height": rows})
             gallery.append({"image_id": image_id, "study_id": study_id, "view": view, "boxes": boxes or []})
-    reports: dict[str, list[list[Any]]] = {}
+    return {"images": images, "reports": media["reports"], "gallery": gallery}
+
+
+def item_media(store: Store, out_dir: Path, image_ids: list[str], study_ids: list[str],
+               side: int = THUMBNAIL_SIDE) -> dict[str, Any]:
+    """What a page needs to show items: thumbnails of their images ({image_id: src, width, height}, sizes in
+    PNG pixels, the space of the items' boxes) and their studies' reports split at sentences ({study_id:
+    segments}). Shared by the audit page and the review page (cxrvqa.review.page)."""
+    images = {}
+    for image_id, png_path, cols, rows in store.query(
+            "SELECT image_id, png_path, png_cols, png_rows FROM current_images WHERE image_id IN "
+            "(SELECT unnest($ids))", {"ids": sorted(set(image_ids))}):
+        path = out_dir / png_path
+        if path.is_file():
+            images[image_id] = {"src": thumbnail(path, side), "width": cols, "height": rows}
+    studies = sorted(set(study_ids))
     texts = dict(store.query("SELECT study_id, text FROM current_reports WHERE study_id IN (SELECT unnest($ids))",
-                             {"ids": study_ids}))
+                             {"ids": studies}))
     spans: dict[str, list[tuple[int, int, int]]] = {}
     for study_id, sentence_id, start, end in store.query(
             'SELECT study_id, sentence_id, start, "end" FROM current_sentences WHERE study_id IN '
-            '(SELECT unnest($ids)) ORDER BY study_id, start', {"ids": study_ids}):
+            '(SELECT unnest($ids)) ORDER BY study_id, start', {"ids": studies}):
         spans.setdefault(study_id, []).append((sentence_id, start, end))
-    for study_id, text in texts.items():
-        reports[study_id] = report_segments(text, spans.get(study_id, []))
-    return {"images": images, "reports": reports, "gallery": gallery}
+    return {"images": images,
+            "reports": {study_id: report_segments(text, spans.get(study_id, [])) for study_id, text in texts.items()}}
 
 
 def show_gallery(summary: AuditSummary) -> bool:
@@ -104,7 +114,7 @@ def thumbnail(path: Path, side: int = THUMBNAIL_SIDE) -> str:
 
 
 # -- the page --------------------------------------------------------------------------------------------
-def _json_for_script(value: Any) -> str:
+def json_for_script(value: Any) -> str:
     """JSON that cannot end its <script> block: '<', '>' and '&' as \\u escapes (valid JSON, same value)."""
     return (json.dumps(value, ensure_ascii=False, separators=(",", ":"))
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
@@ -115,9 +125,10 @@ def _pct(value: float | None) -> str:
 
 
 def bar_chart(chart_id: str, title: str, rows: list[tuple[str, float, str]], *, maximum: float | None = None,
-              markers: dict[str, float] | None = None) -> str:
+              markers: dict[str, float] | None = None, intervals: dict[str, tuple[float, float]] | None = None
+              ) -> str:
     """A horizontal bar chart as inline SVG: one (label, value, value text) per row; markers draw a tick
-    (e.g. a target share) on a row's scale."""
+    (e.g. a target share) on a row's scale, intervals a whisker (e.g. a Wilson 95% interval)."""
     head = f'<figure class="chart" id="{escape(chart_id)}"><figcaption>{escape(title)}</figcaption>'
     if not rows:
         return head + '<p class="empty">none</p></figure>'
@@ -131,14 +142,22 @@ def bar_chart(chart_id: str, title: str, rows: list[tuple[str, float, str]], *, 
         y = index * row_h + 2
         width = max(0.0, min(1.0, value / top)) * bar_w
         short = label if len(label) <= 30 else label[:29] + "…"
+        whisker = [label_w + max(0.0, min(1.0, v / top)) * bar_w for v in intervals[label]] \
+            if intervals and label in intervals else []
+        text_x = max([label_w + width, *whisker]) + 4        # the value text after the bar and its whisker
         parts.append(f'<g class="bar" data-label="{escape(label)}" data-value="{value}">'
                      f'<title>{escape(label)}: {escape(text)}</title>'
                      f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{escape(short)}</text>'
                      f'<rect x="{label_w}" y="{y + 2}" width="{width:.1f}" height="{row_h - 5}"></rect>'
-                     f'<text x="{label_w + width + 4:.1f}" y="{y + 12}">{escape(text)}</text>')
+                     f'<text x="{text_x:.1f}" y="{y + 12}">{escape(text)}</text>')
         if markers and label in markers:
             x = label_w + max(0.0, min(1.0, markers[label] / top)) * bar_w
             parts.append(f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + row_h - 1}"></line>')
+        if whisker:
+            low, high = whisker
+            middle = y + row_h / 2
+            parts.append(f'<path class="interval" d="M{low:.1f} {middle - 3:.1f}v6M{low:.1f} {middle:.1f}'
+                         f'H{high:.1f}M{high:.1f} {middle - 3:.1f}v6"></path>')
         parts.append("</g>")
     return head + "".join(parts) + "</svg></figure>"
 
@@ -216,6 +235,46 @@ def _comparison(comparison: Comparison) -> str:
     return "".join(parts) + "</section>"
 
 
+def _proportion_cells(value: Proportion) -> tuple[str, str, str]:
+    """(share, Wilson 95% interval, k/n) as table cells."""
+    if not value.n:
+        return "n/a", "", "0"
+    return _pct(value.share), f"{_pct(value.low)} - {_pct(value.high)}", f"{value.k}/{value.n}"
+
+
+def review_section(review: ReviewAccuracy) -> str:
+    """Accuracy measured by human review (overall, per template, Wilson 95% intervals) and how the checks did on
+    the reviewed items (cxrvqa.review.accuracy)."""
+    verdicts = ", ".join(f"{verdict} {n}" for verdict, n in review.verdicts.items())
+    rows = [("accuracy (judged correct)", review.accuracy), ("grammar errors", review.grammar_errors),
+            ("checks' recall: faulty items they demoted", review.recall),
+            ("checks' false demotion: correct items they demoted", review.false_demotion)]
+    keys = ["accuracy", "grammar_errors", "recall", "false_demotion"]
+    summary = _table("review-summary", ("measure", "share", "Wilson 95%", "items"),
+                     [(name, *_proportion_cells(value)) for name, value in rows],
+                     cell_data=("measure", "share", "interval", "items"), row_keys=keys)
+    chart = bar_chart("chart-review-templates", "Accuracy per template (share judged correct, out of 100%; "
+                      "whiskers: Wilson 95%)",
+                      [(t.template_id, t.accuracy.share or 0.0, f"{_pct(t.accuracy.share)} of {t.accuracy.n}")
+                       for t in review.per_template], maximum=1.0,
+                      intervals={t.template_id: (t.accuracy.low, t.accuracy.high) for t in review.per_template})
+    templates = _table("review-templates", ("template", "reviewed", "correct", "accuracy", "Wilson 95%", "verdicts"),
+                       [(t.template_id, t.accuracy.n, t.accuracy.k, *_proportion_cells(t.accuracy)[:2],
+                         ", ".join(f"{v} {n}" for v, n in t.verdicts.items())) for t in review.per_template],
+                       cell_data=("template", "reviewed", "correct", "accuracy", "interval", "verdicts"),
+                       row_keys=[t.template_id for t in review.per_template])
+    checks = _table("review-checks", ("validator", "failed on faulty items", "failed on correct items"),
+                    [(c.validator, c.faulty_failed.text(), c.correct_failed.text()) for c in review.per_check])
+    stale = (f'<p class="note">{review.stale_verdicts} verdict(s) no longer apply: their items changed since they '
+             "were reviewed (review them again)</p>" if review.stale_verdicts else "")
+    return (f'<section id="review-accuracy"><h2>Human review: {review.reviewed_items} items reviewed by '
+            f"{len(review.reviewers)} reviewer(s)</h2><p class=hint>{escape(verdicts)}. Faulty: judged wrong, "
+            "unsupported or a bad question. The checks demote an item when a failed validator or the judge set its "
+            "grade before the review (not the item's form, e.g. report-only).</p>"
+            f'{summary}<div class="charts">{chart}</div><h3>Per template</h3>{templates}'
+            f"<h3>Where each validator failed</h3>{checks}{stale}</section>")
+
+
 def _details(section_id: str, title: str, body: str, *, open_: bool = False) -> str:
     return (f'<section id="{section_id}"><details{" open" if open_ else ""}><summary><h2>{title}</h2></summary>'
             f"{body}</details></section>")
@@ -241,6 +300,8 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
                                                              "rate", "example"),
                      row_keys=[reason_key(r) for r in summary.reasons])
     sections = [header, f'<section id="stages"><h2>Counts per stage</h2>{stages}</section>']
+    if summary.review is not None:
+        sections.append(review_section(summary.review))
     if summary.compare is not None:
         sections.append(_comparison(summary.compare))
     sections += [_charts(summary),
@@ -308,15 +369,21 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
             "grade-criteria", ("grade", "set by", "items"),
             [(c.label, c.weakest or "nothing capped it", c.n) for c in summary.grade_criteria])))
     data = {"items": [asdict(item) for item in summary.examples], **extras}
-    script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    return document(f"cxrvqa audit: {scope}", _STYLE, "".join(sections), "audit-data", data, _SCRIPT)
+
+
+def document(title: str, style: str, body: str, data_id: str, data: Any, script: str) -> str:
+    """A self-contained page: `body` (markup Python escaped), `data` as JSON in a script block with id
+    `data_id`, and `script`, the only one the Content-Security-Policy lets run (by its hash). No network,
+    images only as data: URIs. Shared by the audit page and the review page."""
+    script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     policy = (f"default-src 'none'; script-src 'sha256-{script_hash}'; style-src 'unsafe-inline'; img-src data:; "
               "base-uri 'none'; form-action 'none'")
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-            f"<title>cxrvqa audit: {escape(scope)}</title><style>{_STYLE}</style></head><body>"
-            + "".join(sections)
-            + f'<script type="application/json" id="audit-data">{_json_for_script(data)}</script>'
-            + f"<script>{_SCRIPT}</script></body></html>")
+            f"<title>{escape(title)}</title><style>{style}</style></head><body>{body}"
+            f'<script type="application/json" id="{escape(data_id)}">{json_for_script(data)}</script>'
+            f"<script>{script}</script></body></html>")
 
 
 def write_page(dest: Path, page: str) -> int:
@@ -327,7 +394,18 @@ def write_page(dest: Path, page: str) -> int:
     return len(data)
 
 
-_STYLE = """
+#: Styles of what VIEW_SCRIPT draws (thumbnails with boxes, reports with marked evidence), shared by both pages.
+VIEW_STYLE = """
+.thumb{margin:0}.thumb svg{width:192px;height:auto;background:#000;display:block}
+.thumb rect{fill:none;stroke:#ff0;stroke-width:2;vector-effect:non-scaling-stroke}
+.thumb figcaption{font-size:12px;color:#555}
+.noimage{width:192px;height:120px;display:flex;align-items:center;justify-content:center;background:#eee;color:#666;
+font-size:12px;text-align:center}
+.report{white-space:pre-wrap;background:#f4f4f4;padding:.4em;font-size:13px;margin-top:.4em}
+mark{background:#fff176}
+"""
+
+_STYLE = VIEW_STYLE + """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
 h1{margin:0 0 .2em}h2{margin:1.4em 0 .5em;border-bottom:1px solid #ccc}h3{margin:1em 0 .3em}
 .meta,.hint{color:#555}.note{color:#a60}.empty{color:#777;font-style:italic}
@@ -337,31 +415,26 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#eee}
 .charts{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 .chart{margin:0;background:#fff;border:1px solid #ddd;padding:.5em}
 .chart figcaption{font-weight:600;margin-bottom:.3em}.chart svg text{font-size:11px;fill:#333}
-.chart rect{fill:#4a78b5}.chart .marker{stroke:#d33;stroke-width:2}
+.chart rect{fill:#4a78b5}.chart .marker{stroke:#d33;stroke-width:2}.chart .interval{stroke:#222;fill:none}
 #filters{display:flex;flex-wrap:wrap;gap:1em;align-items:center;margin:.5em 0;position:sticky;top:0;
 background:#fafafa;padding:.4em 0;z-index:1}#visible-count{font-weight:600}
 [hidden]{display:none !important}
 .item{display:grid;grid-template-columns:200px 1fr;gap:1em;background:#fff;border:1px solid #ddd;
 border-left:4px solid #e0a800;padding:.6em;margin:.6em 0}.item.reject{border-left-color:#c62828}
-.thumb{margin:0}.thumb svg{width:192px;height:auto;background:#000;display:block}
-.thumb rect{fill:none;stroke:#ff0;stroke-width:2;vector-effect:non-scaling-stroke}
-.thumb figcaption{font-size:12px;color:#555}
-.noimage{width:192px;height:120px;display:flex;align-items:center;justify-content:center;background:#eee;color:#666;
-font-size:12px;text-align:center}
 .item h3{margin:0 0 .3em;font-size:14px}.item .ids{color:#666;font-weight:normal;font-size:12px}
 .grade{display:inline-block;padding:0 .4em;border-radius:3px;background:#ddd;margin-left:.4em}
 .q{font-weight:600}.parts{margin:.2em 0 .2em 1.2em;padding:0}.options .correct{font-weight:600;color:#1b5e20}
 .failures{margin:.3em 0;padding-left:1.2em}.failures .reject{color:#c62828}.failures .warn{color:#a65f00}
-.report{white-space:pre-wrap;background:#f4f4f4;padding:.4em;font-size:13px;margin-top:.4em}
-mark{background:#fff176}
 details>summary{cursor:pointer;list-style:revert}details>summary h2{display:inline-block;border:0;margin:.6em 0}
 #gallery{display:flex;flex-wrap:wrap;gap:1em}#gallery .thumb{background:#fff;border:1px solid #ddd;padding:.4em}
 """
 
-_SCRIPT = """
+#: Pieces of script both pages use to show an item: `itemViews(data)` gives `el` (an element with text, never
+#: markup), `thumb(item)` (the image as SVG with the item's boxes drawn over it) and `report(item)` (the report
+#: with the item's evidence sentences marked), over the page data's `images` and `reports` (`item_media`).
+VIEW_SCRIPT = """
 "use strict";
-(function () {
-  const data = JSON.parse(document.getElementById("audit-data").textContent);
+function itemViews(data) {
   const SVG = "http://www.w3.org/2000/svg";
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -411,6 +484,15 @@ _SCRIPT = """
     }
     return box;
   }
+  return {el: el, thumb: thumb, report: report};
+}
+"""
+
+_SCRIPT = VIEW_SCRIPT + """
+(function () {
+  const data = JSON.parse(document.getElementById("audit-data").textContent);
+  const views = itemViews(data);
+  const el = views.el, thumb = views.thumb, report = views.report;
   function card(item) {
     const article = el("article", "item " + item.status);
     article.dataset.itemId = item.item_id;

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cxrvqa.errors import ConfigError
+from cxrvqa.review.accuracy import ReviewAccuracy, review_accuracy
 from cxrvqa.store import Store
 
 #: Sections belong to one of these; --stage keeps one. `dataset` = the dataset-level checks.
@@ -207,6 +208,7 @@ class AuditSummary:
     rejects: dict[str, list[dict[str, Any]]]   # per input stage: example rows with reason and detail
     notes: list[str] = field(default_factory=list)
     compare: Comparison | None = None
+    review: ReviewAccuracy | None = None     # what human review measured (None: no reviewed item in scope)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -293,7 +295,8 @@ def check_filters(store: Store, filters: AuditFilters) -> list[str]:
     if filters.stage is not None and filters.stage not in STAGES:
         raise ConfigError("--stage", f"unknown stage {filters.stage!r}; stages are {list(STAGES)}")
     for flag, value, sql in (
-            ("--validator", filters.validator, "SELECT DISTINCT validator FROM validation_results"),
+            ("--validator", filters.validator, "SELECT DISTINCT validator FROM validation_results UNION "
+                                               "SELECT DISTINCT 'human_review' FROM review_verdicts"),
             ("--template", filters.template, "SELECT DISTINCT template_id FROM qa_templates")):
         if value is not None:
             known = sorted(r[0] for r in store.query(sql))
@@ -587,7 +590,8 @@ def summarise(store: Store, filters: AuditFilters = NO_FILTERS, run_id: str | No
             disagreements=disagreements(store, limit) if filters.shows("extract") and filters.reason is None else None,
             dataset_checks_run=checks_run, dataset_checks=checks,
             failing_items=failing, examples=examples,
-            rejects=reject_examples(store, filters, limit), notes=notes)
+            rejects=reject_examples(store, filters, limit), notes=notes,
+            review=review_accuracy(store, relations.items, relations.results) if filters.shows("validate") else None)
 
 
 def _round(value: float | None) -> float | None:

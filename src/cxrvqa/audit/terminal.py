@@ -10,6 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from cxrvqa.audit.summary import AuditSummary, Comparison
+from cxrvqa.review.accuracy import ReviewAccuracy
+from cxrvqa.review.stats import Proportion
 
 #: The longest example detail shown in a table cell (the JSON keeps all of it).
 DETAIL_CHARS = 160
@@ -33,7 +35,7 @@ def _short(text: str) -> Text:
 
 #: Columns of free text: they wrap; the others (codes, counts) keep to one line.
 WRAPPING = ("example detail", "detail", "detail now", "set by (criterion: items)", "source_path", "source",
-            "source_file")
+            "source_file", "verdicts", "on faulty items", "on correct items")
 
 
 def _table(title: str, columns: tuple[str, ...], right: tuple[str, ...] = ()) -> Table:
@@ -99,6 +101,9 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
             grades.add_row(_text(g.label), _text(g.n), _pct(g.share), Text(criteria))
         out.print(grades)
 
+    if summary.review is not None:
+        _render_review(summary.review, out)
+
     agreement = summary.disagreements
     if agreement is not None:
         if not agreement.studies_with_both:
@@ -155,6 +160,43 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
             for row in rows:
                 table.add_row(*(_short(str(v)) for v in row.values()))
             out.print(table)
+
+
+def _render_review(review: ReviewAccuracy, out: Console) -> None:
+    """Accuracy from the reviews, per template, and how the checks did on the reviewed items."""
+    verdicts = ", ".join(f"{verdict} {n}" for verdict, n in review.verdicts.items())
+    table = _table(f"Human review: {review.reviewed_items} items reviewed by {len(review.reviewers)} reviewer(s) "
+                   f"({verdicts})", ("measure", "share", "Wilson 95%", "items"), ("share", "Wilson 95%", "items"))
+    for name, value in (("accuracy (correct)", review.accuracy), ("grammar errors", review.grammar_errors),
+                        ("recall (faulty, demoted)", review.recall),
+                        ("false demotion (correct, demoted)", review.false_demotion)):
+        table.add_row(Text(name), *_proportion(value))
+    out.print(table)
+    templates = _table("Human review: accuracy per template", ("template", "reviewed", "correct", "accuracy",
+                                                               "Wilson 95%", "verdicts"),
+                       ("reviewed", "correct", "accuracy", "Wilson 95%"))
+    for row in review.per_template:
+        share, interval, _ = _proportion(row.accuracy)
+        templates.add_row(_text(row.template_id), _text(row.accuracy.n), _text(row.accuracy.k), share, interval,
+                          Text(", ".join(f"{v} {n}" for v, n in row.verdicts.items())))
+    out.print(templates)
+    if review.per_check:
+        checks = _table("Human review: where each validator failed (faulty: judged wrong, unsupported or a bad "
+                        "question)", ("validator", "on faulty items", "on correct items"),
+                        ("on faulty items", "on correct items"))
+        for row in review.per_check:
+            checks.add_row(_text(row.validator), Text(row.faulty_failed.text()), Text(row.correct_failed.text()))
+        out.print(checks)
+    if review.stale_verdicts:
+        out.print(Text(f"{review.stale_verdicts} verdict(s) no longer apply: their items changed since they were "
+                       "reviewed (review them again)", style="yellow"))
+
+
+def _proportion(value: Proportion) -> tuple[Text, Text, Text]:
+    if not value.n:
+        return Text("n/a"), Text(""), Text("0")
+    return (_pct(value.share), Text(f"{100 * value.low:.1f}%-{100 * value.high:.1f}%"),
+            Text(f"{value.k}/{value.n}"))
 
 
 def _render_comparison(comparison: Comparison, out: Console) -> None:

@@ -116,6 +116,7 @@ def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selectio
                 "### Grades", "",
                 _by_split(store, files, "grade", splits, value="coalesce(grade, 'not graded')",
                           order="coalesce(any_value(grade_code), -1) DESC"), ""]
+    out += _measured_accuracy(store, selection)
     levels = store.query("SELECT label, meaning FROM grade_levels ORDER BY grade DESC")
     if levels:
         out += ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], "",
@@ -133,6 +134,39 @@ def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selectio
             _table(["source", "licence"], [[data["sources"][s]["name"], data["sources"][s]["licence"]]
                                            for s in source_ids]), ""]
     return "\n".join(out)
+
+
+def _measured_accuracy(store: Store, selection: Selection) -> list[str]:
+    """What human review measured on the build's current items (`cxrvqa review`), with Wilson 95% intervals;
+    nothing when no current item is reviewed."""
+    from cxrvqa.review.accuracy import review_accuracy
+
+    review = review_accuracy(store)
+    if review is None:
+        return []
+    verdicts = ", ".join(f"{verdict} {n}" for verdict, n in review.verdicts.items())
+    rows = [["accuracy (judged correct)", review.accuracy.text()],
+            ["grammar errors", review.grammar_errors.text()],
+            ["checks' recall: faulty items the validators demoted", review.recall.text()],
+            ["checks' false demotion: correct items the validators demoted", review.false_demotion.text()]]
+    if selection.min_grade is not None:
+        kept = review_accuracy(store, min_grade=(selection.min_grade, selection.min_grade_label or ""))
+        rows.append([f"accuracy of the reviewed items graded {selection.min_grade_label} or better before their "
+                     "review (an estimate for this selection's unreviewed items)",
+                     kept.accuracy.text() if kept else "n/a (none reviewed)"])
+    out = ["## Measured accuracy", "",
+           f"{review.reviewed_items} current items of the build were read against their reports by "
+           f"{len(review.reviewers)} reviewer(s) (`cxrvqa review`; {verdicts}); shares with Wilson 95% intervals. "
+           "Faulty: judged wrong, unsupported or a bad question; the validators demote an item when a failed check "
+           "set its grade before the review. Items reviewed as faulty are graded D (bad question: C) and so are "
+           "left out of selections by grade.", "",
+           _table(["measure", "share [Wilson 95%] (items)"], rows), "", "### Per template", "",
+           _table(["template", "accuracy [Wilson 95%] (correct/reviewed)", "verdicts"],
+                  [[t.template_id, t.accuracy.text(), ", ".join(f"{v} {n}" for v, n in t.verdicts.items())]
+                   for t in review.per_template]), ""]
+    if review.stale_verdicts:
+        out += [f"{review.stale_verdicts} earlier verdict(s) do not count: their items changed since.", ""]
+    return out
 
 
 def _recipe(store: Store, files: str | None, run_ids: list[str], runs: list[tuple]) -> list[str]:

@@ -19,6 +19,7 @@ class Grading:
     levels: tuple[tuple[int, str, str], ...]      # (code, label, meaning), best first
     caps: dict[str, Any]
     content_hash: str
+    review: dict[str, Any]         # human review verdicts (grades.yaml `review`)
 
     @property
     def best(self) -> int:
@@ -44,7 +45,7 @@ def grading() -> Grading:
     unknown = sorted(set(used) - labels)
     if unknown:
         raise ResourceError(GRADES_FILE, f"caps name undefined grades {unknown}; grades are {sorted(labels)}")
-    return Grading(levels, caps, digest)
+    return Grading(levels, caps, digest, data["review"])
 
 
 def grade_item(item: dict[str, Any], failures: list[tuple[str, str | None]], quality: list[str],
@@ -61,10 +62,9 @@ def grade_item(item: dict[str, Any], failures: list[tuple[str, str | None]], qua
             grade, weakest = code, criterion
 
     for status, reason in failures:
-        cap(rules.caps["validator_reject"] if status == "reject" else rules.caps["validator_warn"],
-            f"{status}:{reason}")
-        if reason in rules.caps["reasons"]:
-            cap(rules.caps["reasons"][reason], f"reason:{reason}")
+        code, criterion = failure_cap(status, reason)
+        if code < grade:
+            grade, weakest = code, criterion
     for code in quality:
         if code in rules.caps["quality"]:
             cap(rules.caps["quality"][code], f"quality:{code}")
@@ -73,3 +73,55 @@ def grade_item(item: dict[str, Any], failures: list[tuple[str, str | None]], qua
     if closed_world and item.get("polarity") is False:
         cap(rules.caps["closed_world_negative"], "closed_world_negative")
     return grade, weakest
+
+
+def failure_cap(status: str, reason: str | None) -> tuple[int, str]:
+    """(grade code, criterion) one failed check caps an item at: its status's cap, or its reason's when lower
+    (a report-only item's `no_image` warning caps at C, not B)."""
+    rules = grading()
+    code, criterion = rules.code(rules.caps["validator_reject" if status == "reject" else "validator_warn"]), \
+        f"{status}:{reason}"
+    if reason in rules.caps["reasons"] and rules.code(rules.caps["reasons"][reason]) < code:
+        code, criterion = rules.code(rules.caps["reasons"][reason]), f"reason:{reason}"
+    return code, criterion
+
+
+def review_verdicts() -> tuple[str, ...]:
+    """The verdicts a reviewer can give, in grades.yaml's order (correct first)."""
+    return tuple(grading().review["verdicts"])
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """What one reviewer's verdict on an item counts as: a `human_review` result and the cap it sets."""
+
+    status: str                 # ok | warn | reject
+    reason: str | None          # review_<verdict> | review_grammar; None when ok
+    grade: int | None           # the grade it caps the item at; None: it caps nothing
+    weakest: str | None         # 'review:<verdict>' | 'review:grammar'
+
+
+def review_result(verdict: str, grammar: bool) -> ReviewResult:
+    """The human_review result of a verdict (and a grammar error): each is a failure with the status grades.yaml
+    gives it, capped like any failed check; the lower cap wins (the verdict's on a tie)."""
+    review = grading().review
+    failures = [(review["verdicts"][verdict]["status"], verdict)] + ([(review["grammar"]["status"], "grammar")]
+                                                                       if grammar else [])
+    worst: ReviewResult = ReviewResult("ok", None, None, None)
+    for status, what in failures:
+        if status == "ok":
+            continue
+        code, _ = failure_cap(status, f"review_{what}")
+        if worst.grade is None or code < worst.grade:
+            worst = ReviewResult(status, f"review_{what}", code, f"review:{what}")
+    return worst
+
+
+def demoted_by_checks(weakest: str) -> bool:
+    """Whether a grade set by criterion `weakest` (as `grade_item` and the judge name it) is a check that failed:
+    a validator or the LLM judge, not the item's form (grades.yaml `review.form_reasons`: a report-only item),
+    its graph's quality codes or a ceiling such as `no_evidence`. The measure of the checks on reviewed items."""
+    kind, _, reason = weakest.partition(":")
+    if kind == "judge":
+        return True
+    return kind in ("reject", "warn", "reason") and reason not in grading().review["form_reasons"]

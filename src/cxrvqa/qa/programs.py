@@ -359,9 +359,13 @@ def describe_study(ask: Ask) -> Answer | None:
 
 @program("indication", ("none",), ("short", "full_sentence"))
 def indication(ask: Ask) -> Answer | None:
-    text = (ask.study.indication or "").strip().rstrip(".").strip()
+    """The indication as a phrase: without its trailing punctuation ("PLEURAL EFFUSIONS;"), and in lower
+    case when it was typed in capitals (an answer in capitals reads as a form field, not a sentence)."""
+    text = (ask.study.indication or "").strip().rstrip(".;:,").strip()
     if len(text) < 3 or deid_pattern().search(text):
         return None
+    if text.isupper():
+        return Answer(text.lower())
     return Answer(text[0].lower() + text[1:] if text[1:2].islower() else text)
 
 

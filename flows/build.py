@@ -35,7 +35,7 @@ from cxrvqa.parallel import batched  # noqa: E402
 from cxrvqa.qa import stage as qa_stage  # noqa: E402
 from cxrvqa.reports import stage as report_stage  # noqa: E402
 from cxrvqa.reports.loaders import load_reports  # noqa: E402
-from cxrvqa.store import Store, finish_run, finish_stage, open_writer, start_run, start_stage  # noqa: E402
+from cxrvqa.store import Store, finish_stage, open_writer, recorded_run, start_stage  # noqa: E402
 from cxrvqa.store.runs import StageCounts  # noqa: E402
 from cxrvqa.store.shards import ShardSet, Tables, clear_shards, merge_shards, shard_folder, write_shards  # noqa: E402
 from cxrvqa.validation import judge as judge_stage  # noqa: E402
@@ -305,10 +305,10 @@ STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
 @flow(name="build_dataset")
 def build_dataset(config: Config) -> dict[str, Any]:
     """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
-    with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store:
-        run_id = start_run(store, config)
+    stages: dict[str, dict[str, int]] = {}
+    with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store, \
+            recorded_run(store, config) as run_id:
         clear_shards(config.out_dir)   # of a build killed before merging them: their batches are pending again
-        stages: dict[str, dict[str, int]] = {}
         try:
             with _task_runner(config) as task_runner:
                 for stage in config.stages:
@@ -316,10 +316,6 @@ def build_dataset(config: Config) -> dict[str, Any]:
                     if task_runner is not None:
                         stage_flow = stage_flow.with_options(task_runner=task_runner)
                     stages[stage] = stage_flow(config, run_id)
-        except BaseException as exc:
-            finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-            raise
         finally:
             clear_shards(config.out_dir)
-        finish_run(store, run_id, "completed")
     return {"run_id": run_id, "stages": stages}

@@ -16,9 +16,9 @@ from tests.llm_server import FakeLLMServer
 REPORT = ("Report sentences (id, section, text):\n[0] findings: Small left pleural effusion.\n"
           "[1] findings: No pneumothorax.\n")
 SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": {"type": "object"}}}
-EFFUSION = {"finding": "pleural effusion", "presence": "present", "laterality": "left", "regions": [],
-            "severity": "mild", "change": None, "sentence_id": 0, "evidence": "pleural effusion"}
-PNEUMOTHORAX = {"finding": "pneumothorax", "presence": "absent", "laterality": None, "regions": [],
+EFFUSION = {"finding": "pleural effusion", "presence": "present", "certainty": None, "laterality": "left",
+            "regions": [], "severity": "mild", "change": None, "sentence_id": 0, "evidence": "pleural effusion"}
+PNEUMOTHORAX = {"finding": "pneumothorax", "presence": "absent", "certainty": None, "laterality": None, "regions": [],
                 "severity": None, "change": None, "sentence_id": 1, "evidence": "pneumothorax"}
 
 
@@ -60,8 +60,9 @@ def test_answers_the_rules_observations_in_the_chat_completion_shape(client):
 def test_derived_observations_are_named_by_the_finding_and_quote_the_normal_statement(client):
     completion = ask(client, "[3] technique: PA and lateral.\n[4] impression: Lungs are clear.\n")
     observations = json.loads(completion.choices[0].message.content)["observations"]
-    assert observations[0] == {"finding": "Lung opacity", "presence": "absent", "laterality": None, "regions": [],
-                               "severity": None, "change": None, "sentence_id": 4, "evidence": "Lungs are clear"}
+    assert observations[0] == {"finding": "Lung opacity", "presence": "absent", "certainty": None, "laterality": None,
+                               "regions": [], "severity": None, "change": None, "sentence_id": 4,
+                               "evidence": "Lungs are clear"}
     assert {o["finding"] for o in observations} == {"Lung opacity", "Consolidation", "Pneumonia",
                                                     "Pulmonary edema", "Atelectasis"}
 
@@ -147,8 +148,8 @@ def test_ungrounded_answer_quotes_text_not_in_the_report(server, client):
     server.inject("fault-ungrounded", "ungrounded")
     content = ask(client, "[5] findings: fault-ungrounded, heart is normal.\n").choices[0].message.content
     assert json.loads(content) == {"observations": [{
-        "finding": "pneumothorax", "presence": "present", "laterality": "right", "regions": [], "severity": None,
-        "change": None, "sentence_id": 5, "evidence": "large right pneumothorax"}]}
+        "finding": "pneumothorax", "presence": "present", "certainty": None, "laterality": "right", "regions": [],
+        "severity": None, "change": None, "sentence_id": 5, "evidence": "large right pneumothorax"}]}
 
 
 def test_obey_injection_answer_says_the_study_is_normal(server, client):

@@ -527,7 +527,7 @@ def import_boxes_command(
 ) -> None:
     """Import box annotations, matched to the stored images and rescaled to their PNGs."""
     from cxrvqa.imaging.boxes import import_boxes
-    from cxrvqa.store import finish_run, start_run
+    from cxrvqa.store import recorded_run
 
     try:
         size = None
@@ -538,15 +538,10 @@ def import_boxes_command(
                 raise CxrvqaError(f"--reference-size: expected COLSxROWS like 1024x1024, found {reference_size!r}"
                                   ) from exc
             size = (cols, rows)
-        with Store(out / "cxrvqa.duckdb") as store:
-            run_id = start_run(store, load_config(None, {"out_dir": out, "stages": []}))
-            try:
-                summary = import_boxes(store, path, fmt=box_format, run_id=run_id,  # type: ignore[arg-type]
-                                       reference_size=size)
-            except BaseException as exc:
-                finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-                raise
-            finish_run(store, run_id, "completed")
+        with Store(out / "cxrvqa.duckdb") as store, \
+                recorded_run(store, load_config(None, {"out_dir": out, "stages": []})) as run_id:
+            summary = import_boxes(store, path, fmt=box_format, run_id=run_id,  # type: ignore[arg-type]
+                                   reference_size=size)
     except CxrvqaError as exc:
         _fail(exc)
         return

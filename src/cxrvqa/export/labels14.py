@@ -9,7 +9,8 @@ MeSH coders code each reading a radiologist names as positive, so a probable rea
 atelectasis"), each candidate of a differential ("atelectasis or scarring") and a borderline one
 ("borderline cardiomegaly") are 1 (LABELLED_CERTAINTIES). Hedged mentions ("may represent pneumonia",
 "cannot exclude effusion": certainty `possible`) are 0 by default, as in the gold standard;
-`uncertain="positive"` counts every uncertain mention as 1 (CheXpert's U-ones policy). `normal` is 1 when no finding outside the device, technical and normal categories is
+`uncertain="positive"` counts every uncertain mention as 1 (CheXpert's U-ones policy). `normal` is 1
+when no finding outside the device, technical and normal categories is
 present or uncertain: a hedged abnormality is not a normal study under either policy.
 Absent and unmentioned findings are 0.
 """

@@ -259,8 +259,9 @@ def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | 
             regions=list(dict.fromkeys(regions)), laterality=item.laterality, presence=item.presence,
             certainty=(item.certainty or Certainty.possible) if item.presence == Presence.uncertain else None,
             severity=item.severity, change=item.change,
-            modifiers=[f"unresolved_region:{text}" for text in unresolved_regions]
-            + ([QUALIFIED_NEGATION] if item.presence == Presence.absent and narrowed(sentence.text, at, finding) else []),
+            modifiers=[f"unresolved_region:{text}" for text in unresolved_regions] + (
+                [QUALIFIED_NEGATION] if item.presence == Presence.absent and narrowed(sentence.text, at, finding)
+                else []),
             evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + at,
                                end=sentence.start + at + len(quote))]))
     if problems:

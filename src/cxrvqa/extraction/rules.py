@@ -250,8 +250,8 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
         if within:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
-        floor = next((t.i + 1 for t in reversed(doc[floor:mention.start]) if t.text == "," or t.lower_ in _COORDINATORS),
-                     floor)
+        floor = next((t.i + 1 for t in reversed(doc[floor:mention.start])
+                      if t.text == "," or t.lower_ in _COORDINATORS), floor)
         before = spans.last_before(mention.start, floor)
         if before is not None and mention.start - before.end <= 4:
             return before
@@ -272,7 +272,8 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
             laterality = next(iter(sides))
         elif where:
             nearest_side = vocab.regions[_value(where[0])]["laterality"]
-            if nearest_side in ("left", "right") or (nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
+            if nearest_side in ("left", "right") or (
+                    nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
                 laterality = nearest_side   # "bibasilar" is both sides; "the costophrenic angles" may be one
         return laterality, list(dict.fromkeys(_value(s) for s in where))
 

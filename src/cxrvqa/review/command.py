@@ -70,7 +70,7 @@ def import_command(
     from cxrvqa.config import load_config
     from cxrvqa.review.importer import plan_import, write_import
     from cxrvqa.staleness import last_config
-    from cxrvqa.store import finish_run, start_run
+    from cxrvqa.store import recorded_run
 
     try:
         with Store(out / "cxrvqa.duckdb") as store:
@@ -79,13 +79,8 @@ def import_command(
             if plan.rows:
                 # the run keeps the build's settings, so that `status` still compares against them
                 config = last_config(store) or load_config(None, {"out_dir": out})
-                run_id = start_run(store, config.model_copy(update={"stages": []}))
-                try:
+                with recorded_run(store, config.model_copy(update={"stages": []})) as run_id:
                     write_import(store, plan, run_id)
-                except BaseException as exc:
-                    finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-                    raise
-                finish_run(store, run_id, "completed")
     except CxrvqaError as exc:
         _fail(exc)
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -46,6 +48,18 @@ def finish_run(store: Store, run_id: str, status: str, error: str | None = None)
         "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
         [status, _now(), error, run_id],
     )
+
+
+@contextmanager
+def recorded_run(store: Store, config: Config) -> Iterator[str]:
+    """A run row around a block: 'completed' when it ends, 'failed' with the error when it raises."""
+    run_id = start_run(store, config)
+    try:
+        yield run_id
+    except BaseException as exc:
+        finish_run(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    finish_run(store, run_id, "completed")
 
 
 @dataclass

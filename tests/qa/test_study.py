@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cxrvqa.qa.study import region_ancestors, region_subtree, study_view
+from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
 from tests.qa import graph, observation
 
 
@@ -105,3 +105,12 @@ def test_region_tree() -> None:
     assert region_ancestors("left_lower_lobe") == ("left_lung", "lungs", "chest")
     assert region_subtree("left_pleura") == frozenset({"left_pleura", "left_costophrenic_angle"})
     assert "lungs" not in region_subtree("left_lung") and "lingula" in region_subtree("left_lung")
+
+
+def test_a_finding_one_sentence_states_and_another_hedges_is_not_committed_to() -> None:
+    """Issue 15: "mildly enlarged" in the findings and "borderline cardiomegaly" in the impression: no
+    question may treat it as present, nor as merely hedged."""
+    study = view(observation(1, "cardiomegaly", evidence=[0]),
+                 observation(2, "cardiomegaly", "uncertain", evidence=[1]),
+                 sentences=("The heart is mildly enlarged.", "Borderline cardiomegaly."))
+    assert (study.facts["cardiomegaly"].presence, study.facts["cardiomegaly"].certainty) == ("uncertain", MIXED)

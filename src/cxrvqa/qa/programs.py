@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import finding_sites, vocabulary
-from cxrvqa.qa.study import Box, Fact, ImageView, StudyView, finding_ancestors, region_ancestors, region_subtree
+from cxrvqa.qa.study import (MIXED, Box, Fact, ImageView, StudyView, finding_ancestors, region_ancestors,
+                             region_subtree)
 
 if TYPE_CHECKING:
     from cxrvqa.qa.templates import Template
@@ -176,9 +177,12 @@ def _tags(fact: Fact) -> dict[str, tuple]:
 
 
 def side_of(fact: Fact) -> str | None:
-    """left | right | bilateral from the fact's sides and regions; None when it has no side."""
+    """left | right | bilateral from the fact's sides and regions; None when it has no side, or when one
+    mention says both sides and another one side only (the report does not say which holds)."""
     sides = set(fact.lateralities) | {vocabulary().regions[r]["laterality"] for r in fact.regions}
     sides &= {"left", "right", "bilateral"}
+    if "bilateral" in set(fact.lateralities) and len(set(fact.lateralities)) > 1:
+        return None
     if "bilateral" in sides or {"left", "right"} <= sides:
         return "bilateral"
     return next(iter(sides)) if sides else None
@@ -324,7 +328,8 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
     """"mild cardiomegaly", "small pleural effusion in the left pleura (new)"; ``article``: as a noun phrase
     that can follow "there is" ("a small pleural effusion"); ``where=False``: without its place (the
     question names it)."""
-    words = [severity_word(fact.severity, finding_name(fact.finding))] if fact.severity else []
+    words = [severity_word(fact.severity, finding_name(fact.finding))] if fact.severity \
+        and fact.finding not in finding_sites().sized else []   # "small granuloma": a size, not "mild"
     words.append(finding_name(fact.finding))
     if article and finding_number(fact.finding) == "singular":
         words.insert(0, indefinite_article(words[0]))
@@ -434,7 +439,7 @@ def finding_uncertain(ask: Ask) -> Answer | None:
     """Of a finding the report names as present or uncertain ("Is consolidation only suspected?" of a
     ruled-out consolidation presupposes one)."""
     fact = ask.study.facts.get(ask.args["finding"])
-    if fact is None or fact.derived or fact.presence == "absent":
+    if fact is None or fact.derived or fact.presence == "absent" or fact.certainty == MIXED:
         return None
     return yes_no(fact.presence == "uncertain", **_tags(fact))
 

@@ -19,6 +19,9 @@ from cxrvqa.extraction.model import DEID_ADJACENT, FINDING_SECTIONS, PLACE_FROM_
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
+#: The certainty of a finding one sentence states and another hedges: the report does not commit to it,
+#: nor is it merely hedged; no question rests on it.
+MIXED = "mixed"
 
 
 @dataclass
@@ -172,11 +175,17 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     observations = [o for o in graph["observations"]   # a narrowed negation, a mention by a de-id token
                     if not {QUALIFIED_NEGATION, DEID_ADJACENT} & set(o.get("modifiers", ()))]
     merged: dict[str, str] = {}
+    stated: dict[str, set[str]] = {}
     for o in observations:
         finding = o["finding"]
         if finding is not None and _PRESENCE_RANK[o["presence"]] >= _PRESENCE_RANK[merged.get(finding, "absent")]:
             merged[finding] = o["presence"]
+        if finding is not None:
+            stated.setdefault(finding, set()).add(o["presence"])
     facts = {finding: Fact(finding, findings[finding]["category"], presence) for finding, presence in merged.items()}
+    for finding, presences in stated.items():   # "mildly enlarged" in the findings, "borderline" in the impression
+        if {"present", "uncertain"} <= presences:
+            facts[finding].presence, facts[finding].certainty = "uncertain", MIXED
     for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None
         if fact is None or o["presence"] != fact.presence:

@@ -387,6 +387,12 @@ def narrowed(text: str, start: int, finding: str | None) -> bool:
     return any(w in r.qualifiers or (chronic and w in r.chronic_qualifiers) for w in words)
 
 
+def clear_sentence_memo() -> None:
+    """Forget the memoised sentence readings (benchmarks time a first reading)."""
+    _memoised_readings.cache_clear()
+    _statements_in.cache_clear()
+
+
 def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
     """The normal statements of a report's finding sentences (shared by both backends: the LLM states
     absences as observations, but which regions a sentence declares normal is this data's)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.extraction.model import PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Sentence
+from cxrvqa.extraction.model import OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Sentence
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.reports.text import normalise, split_sentences
 
@@ -22,10 +22,10 @@ def scene_graph(text: str):
 
 
 def reading(o) -> list:
-    """[finding, presence, laterality], then the certainty of an uncertain observation and the mark of a
-    qualified negation, as the golden file writes them."""
+    """[finding, presence, laterality], then the certainty of an uncertain observation and the marks of a
+    qualified negation and of another examination, as the golden file writes them."""
     return [o.finding, o.presence, o.laterality, *([o.certainty] if o.certainty else []),
-            *[m for m in o.modifiers if m == QUALIFIED_NEGATION]]
+            *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM)]]
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])

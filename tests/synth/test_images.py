@@ -49,7 +49,7 @@ def test_every_image_is_decoded_and_joined_to_its_study(ingested: Config) -> Non
     with Store(ingested.db_path, read_only=True) as store:
         assert store.query("SELECT count(*) FROM image_rejects")[0][0] == 0
         rows = store.query_dicts("SELECT * FROM images")
-    assert len(rows) == len(expected) == 22
+    assert len(rows) == len(expected) == 20
     for row in rows:
         view = expected[row["source_path"]]
         assert row["study_id"] == row["source_path"].split("/")[1]       # from the manifest

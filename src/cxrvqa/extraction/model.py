@@ -33,6 +33,9 @@ DEID_ADJACENT = "deid_adjacent"
 #: own words or the words right after it ("left basilar opacity representing atelectasis": atelectasis):
 #: labels may use them, but no question asks where or on which side it is.
 PLACE_FROM_CLAUSE = "place_from_clause"
+#: The modifier of an observation in a sentence about another examination reported with the chest ("Left
+#: knee: degenerative changes"): not a finding of the chest radiograph, so no question rests on it.
+OTHER_EXAM = "other_exam"
 
 
 def deid_pattern() -> re.Pattern[str]:

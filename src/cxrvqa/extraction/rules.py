@@ -20,8 +20,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Evidence,
-                                     NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
+from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION,
+                                     Evidence, NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
 from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
@@ -50,6 +50,7 @@ class _Rules:
     regions: PhraseMatcher
     finding_patterns: list[tuple[str, re.Pattern[str]]]
     normal_statements: list[tuple[str, re.Pattern[str], list[str], list[str]]]
+    other_exam: re.Pattern[str]           # a sentence about another examination ("left knee")
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
     content_hash: str
@@ -95,6 +96,7 @@ def rules() -> _Rules:
         regions=matcher({f"region:{rid}": r["synonyms"] for rid, r in vocab.regions.items() if r["synonyms"]}),
         finding_patterns=patterns,
         normal_statements=statements,
+        other_exam=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I),
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=digest + vocab.content_hash + finding_sites().content_hash,
@@ -343,10 +345,13 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
         modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
                            for i in range(s.start, s.end)}
         _differentials(doc, findings, clauses, extracted, modifier_tokens)
+    other_exam = r.other_exam.search(text) is not None
     for item in extracted:
         mention = item.pop("mention")
         del item["places"]
         item["span"] = (mention.start_char, mention.end_char)
+        if other_exam:
+            item["modifiers"].append(OTHER_EXAM)
     return tuple(extracted)
 
 

@@ -101,6 +101,7 @@ class Sites:
     by_side: dict[str, dict[str, str]]          # finding -> {left|right: region}
     category_regions: dict[str, str]            # category -> the region its findings are in
     category_roots: dict[str, str]              # category -> the finding whose negation rules it all out
+    normal_study_regions: tuple[str, ...]       # what a report must call normal for a "normal" study
     unlocated: frozenset[str]                   # findings of a whole organ, devices: no location questions
     sized: frozenset[str]                       # severity words said of them are sizes: no severity questions
     unsided: frozenset[str]                     # midline or single organs: a side word is not theirs
@@ -157,8 +158,12 @@ def finding_sites() -> Sites:
                 sized.add(finding)
             if group.get("sided") is False:
                 unsided.add(finding)
-    return Sites(regions, by_side, data["category_regions"], data["category_roots"], frozenset(unlocated),
-                 frozenset(sized), frozenset(unsided), digest)
+    unknown = sorted(set(data["normal_study_regions"]) - set(vocab.regions))
+    if unknown:
+        raise ResourceError(file, f"normal_study_regions: unknown regions {unknown}")
+    return Sites(regions, by_side, data["category_regions"], data["category_roots"],
+                 tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
+                 digest)
 
 
 def _enum(name: str, values: list[str]) -> type[StrEnum]:

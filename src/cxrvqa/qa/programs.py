@@ -276,7 +276,8 @@ def _abnormal_state(study: StudyView) -> bool | None:
     if any(f.presence in ("present", "uncertain") for f in stated):
         return True
     devices = any(f.presence != "absent" for f in study.facts.values() if f.category == "device")
-    if devices or not study.read_all or not study.normal_regions:   # "no acute disease" alone is not "normal"
+    if devices or not study.read_all or not all(study.is_normal_region(r)   # "no acute disease" is not "normal"
+                                                for r in finding_sites().normal_study_regions):
         return None
     return False
 

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cxrvqa.extraction.model import DEID_ADJACENT, FINDING_SECTIONS, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, deid_pattern
+from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION,
+                                     deid_pattern)
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
@@ -172,8 +173,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     findings = vocabulary().findings
     sites = finding_sites()
     ranks = _severity_rank()
-    observations = [o for o in graph["observations"]   # a narrowed negation, a mention by a de-id token
-                    if not {QUALIFIED_NEGATION, DEID_ADJACENT} & set(o.get("modifiers", ()))]
+    observations = [o for o in graph["observations"]   # a narrowed negation, a mention by a de-id token,
+                    if not {QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM} & set(o.get("modifiers", ()))]   # a knee
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
     for o in observations:

@@ -68,7 +68,8 @@ def exported(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_item_with_every_field_as_stored(demo: Path, exported: Path) -> None:
     lines = read_lines(exported)
     expected = expected_items(demo)
-    assert len(lines) == len(expected) > 200
+    # the demo's four reports give ~200 current items since a "no" needs a normal statement (issue 15)
+    assert len(lines) == len(expected) > 150
     assert [line["item_id"] for line in lines] == sorted(expected, key=lambda i: (expected[i]["study_id"], i))
     schema = load_json_schema("qa_item.schema.json")
     validator = jsonschema.Draft202012Validator(schema)

@@ -180,9 +180,15 @@ def _readings(text: str) -> list[dict]:
     return [dict(item) for item in _memoised_readings(text)]
 
 
-@lru_cache(maxsize=65536)
-def _memoised_readings(text: str) -> tuple[dict, ...]:
-    """Memoised by the sentence's text: radiologists repeat the same sentences from report to report."""
+#: Sentences memoised: enough for the repeated sentences of a corpus (IU: ~25k sentences, most of them
+#: repeats of a few thousand), small enough not to weigh on the garbage collector.
+_MEMO_SIZE = 16384
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
+    """Memoised by the sentence's text: radiologists repeat the same sentences from report to report.
+    Stored as tuples of immutable values, which the garbage collector stops tracking."""
     r = rules()
     vocab = vocabulary()
     sites = finding_sites()
@@ -352,7 +358,8 @@ def _memoised_readings(text: str) -> tuple[dict, ...]:
         item["span"] = (mention.start_char, mention.end_char)
         if other_exam:
             item["modifiers"].append(OTHER_EXAM)
-    return tuple(extracted)
+    return tuple(tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in item.items())
+                 for item in extracted)
 
 
 def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]], extracted: list[dict],
@@ -406,7 +413,7 @@ def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
             for statement_id, _, regions, _ in _statements_in(sentence.text)]
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=_MEMO_SIZE)
 def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[int, int]], ...]:
     """The normal statements a sentence makes, with their character span (memoised: radiologists repeat
     the same normal sentences from report to report)."""

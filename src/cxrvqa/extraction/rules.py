@@ -51,6 +51,7 @@ class _Rules:
     finding_patterns: list[tuple[str, re.Pattern[str]]]
     normal_statements: list[tuple[str, re.Pattern[str], list[str], list[str]]]
     other_exam: re.Pattern[str]           # a sentence about another examination ("left knee")
+    list_adjectives: frozenset[str]       # may stand between the candidates of a differential
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
     content_hash: str
@@ -97,6 +98,7 @@ def rules() -> _Rules:
         finding_patterns=patterns,
         normal_statements=statements,
         other_exam=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I),
+        list_adjectives=frozenset(data["list_adjectives"]),
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=digest + vocab.content_hash + finding_sites().content_hash,
@@ -350,6 +352,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     if len(findings) > 1 and _ALTERNATIVE_WORD.search(text):
         modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
                            for i in range(s.start, s.end)}
+        modifier_tokens |= {t.i for t in doc if t.lower_ in r.list_adjectives}
         _differentials(doc, findings, clauses, extracted, modifier_tokens)
     other_exam = r.other_exam.search(text) is not None
     for item in extracted:

@@ -163,3 +163,17 @@ def browser(chromium: Path, tmp_path: Path):
             yield context
         finally:
             context.close()
+
+
+def open_page(browser, path: Path) -> tuple[Any, list[str], list[str]]:
+    """A page of ``browser`` showing the file ``path``, with the URLs it requests and the errors it reports
+    (page errors and console errors), for a self-contained page that must load nothing and fail nowhere."""
+    page = browser.new_page()
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(path.as_uri())
+    page.wait_for_selector("article.item")
+    return page, requests, errors

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cxrvqa.audit.html import bar_chart, json_for_script, report_segments, thumbnail
 from cxrvqa.cli import app
 from cxrvqa.store import Store
-from tests.audit.conftest import XSS_ERROR, XSS_IMG, XSS_SCRIPT, Build
+from tests.audit.conftest import XSS_ERROR, XSS_IMG, XSS_SCRIPT, Build, open_page
 
 
 def test_json_in_a_script_block_cannot_close_it() -> None:
@@ -93,14 +93,7 @@ def test_the_page_in_headless_chromium(audit_build: Build, browser, tmp_path: Pa
                                "AND study_id = 'demo-s3'")
     assert f"{failing} failing items embedded" in " ".join(result.output.split())
 
-    context = browser
-    page = context.new_page()
-    requests, errors = [], []
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(page_file.as_uri())
-    page.wait_for_selector("article.item")
+    page, requests, errors = open_page(browser, page_file)
 
     # counts rendered = counts in the database
     for (stage, field), value in expected_cells.items():

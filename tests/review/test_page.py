@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cxrvqa.cli import app
 from cxrvqa.review.page import sample_key
 from cxrvqa.store import Store
-from tests.audit.conftest import XSS_IMG, XSS_SCRIPT
+from tests.audit.conftest import XSS_IMG, XSS_SCRIPT, open_page
 from tests.review.conftest import rows
 
 pytestmark = [pytest.mark.flow, pytest.mark.browser]
@@ -33,13 +33,7 @@ def test_review_page_round_trip(build: Path, browser, tmp_path: Path) -> None:
     stored = {r["item_id"]: r for r in rows(build, "SELECT item_id, question, boxes, image_id, evidence_ids, study_id "
                                                    "FROM current_qa_items")}
 
-    page = browser.new_page()
-    requests, errors = [], []
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(page_file.as_uri())
-    page.wait_for_selector("article.item")
+    page, requests, errors = open_page(browser, page_file)
     cards = page.locator("article.item")
     assert cards.count() == 6
     assert page.locator("#progress").inner_text() == "0 of 6 judged"

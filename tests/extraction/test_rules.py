@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.extraction.model import OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Sentence
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, OTHER_EXAM, PLACE_FROM_CLAUSE,
+                                     QUALIFIED_NEGATION, Sentence)
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.reports.text import normalise, split_sentences
 
@@ -23,9 +24,10 @@ def scene_graph(text: str):
 
 def reading(o) -> list:
     """[finding, presence, laterality], then the certainty of an uncertain observation and the marks of a
-    qualified negation and of another examination, as the golden file writes them."""
+    qualified negation, of another examination, of a de-identified neighbour and of an artifact, as the
+    golden file writes them."""
     return [o.finding, o.presence, o.laterality, *([o.certainty] if o.certainty else []),
-            *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM)]]
+            *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM, DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT)]]
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])

@@ -36,6 +36,10 @@ PLACE_FROM_CLAUSE = "place_from_clause"
 #: The modifier of an observation in a sentence about another examination reported with the chest ("Left
 #: knee: degenerative changes"): not a finding of the chest radiograph, so no question rests on it.
 OTHER_EXAM = "other_exam"
+#: The modifier of a finding the radiologist attributes to an artifact or to overlapping normal structures
+#: ("opacity related to superimposed soft tissues"; "This may be artifact."): absent when the attribution
+#: is stated, possible when it is hedged; no question rests on it either way.
+ATTRIBUTED_TO_ARTIFACT = "attributed_to_artifact"
 
 
 def deid_pattern() -> re.Pattern[str]:

@@ -20,8 +20,9 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION,
-                                     Evidence, NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Evidence, NormalStatement, Observation,
+                                     SceneGraph, Sentence, deid_pattern)
 from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
@@ -40,6 +41,12 @@ _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a c
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
 _TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
                     "probable": ("uncertain", "probable")}
+#: Words that may stand between a de-identification token and a finding it qualifies ("XXXX secondary to a
+#: goiter", "This XXXX represents a calcified granuloma"): the hidden word is then a hedge or a head.
+_DEID_LINKS = {"secondary", "to", "due", "related", "represent", "represents", "representing", "reflect", "reflects",
+               "reflecting", "of", "from", "a", "an", "the", "be", "with", "consistent", "compatible", "is", "are"}
+#: Openers of a sentence that speaks of the findings of the sentence before ("This may be artifact.").
+_ANAPHORS = {"this", "these", "it", "they", "which"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,10 @@ class _Rules:
     finding_patterns: list[tuple[str, re.Pattern[str]]]
     normal_statements: list[tuple[str, re.Pattern[str], list[str], list[str]]]
     other_exam: re.Pattern[str]           # a sentence about another examination ("left knee")
+    other_exam_heading: frozenset[str]    # the other words of a heading ("Right elbow and forearm.")
+    chest_heading: re.Pattern[str]        # a heading that returns to the chest ("Chest.")
+    artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
+    artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
@@ -98,6 +109,10 @@ def rules() -> _Rules:
         finding_patterns=patterns,
         normal_statements=statements,
         other_exam=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I),
+        other_exam_heading=frozenset(data["other_exam_heading_words"]),
+        chest_heading=re.compile(data["chest_heading"]),
+        artifact_attributions=re.compile("|".join(f"(?:{p})" for p in data["artifact_attributions"])),
+        artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
@@ -318,7 +333,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
-        if has_deid and any(deid.fullmatch(t.text) for t in doc[max(mention.start - 2, 0):mention.end + 1]):
+        if has_deid and _deid_adjacent(doc, mention, deid):
             modifiers.append(DEID_ADJACENT)
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
@@ -355,14 +370,46 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifier_tokens |= {t.i for t in doc if t.lower_ in r.list_adjectives}
         _differentials(doc, findings, clauses, extracted, modifier_tokens)
     other_exam = r.other_exam.search(text) is not None
+    attributions = list(r.artifact_attributions.finditer(text.lower()))
     for item in extracted:
         mention = item.pop("mention")
         del item["places"]
         item["span"] = (mention.start_char, mention.end_char)
         if other_exam:
             item["modifiers"].append(OTHER_EXAM)
+        attribution = next((m for m in attributions if m.start() >= mention.end_char), None)
+        if attribution is not None:
+            _attribute_to_artifact(item, _hedged_attribution(text, attribution))
     return tuple(tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in item.items())
                  for item in extracted)
+
+
+def _deid_adjacent(doc: Doc, mention: Span, deid: re.Pattern[str]) -> bool:
+    """A de-identification token right after the mention, or before it across at most four linking words."""
+    if mention.end < len(doc) and deid.fullmatch(doc[mention.end].text):
+        return True
+    if any(deid.fullmatch(t.text) for t in doc[mention.start:mention.end]):
+        return True
+    for token in reversed(doc[max(mention.start - 5, 0):mention.start]):
+        if deid.fullmatch(token.text):
+            return True
+        if token.lower_ not in _DEID_LINKS and token.i < mention.start - 1:
+            return False
+    return False
+
+
+def _hedged_attribution(text: str, attribution: re.Match[str]) -> bool:
+    words = text[:attribution.end()].lower().split()[-(len(attribution.group().split()) + 3):]
+    hedges = rules().artifact_hedges
+    return any(w.strip(",") in hedges or " ".join(words[i:i + 2]) in hedges for i, w in enumerate(words))
+
+
+def _attribute_to_artifact(item: dict, hedged: bool) -> None:
+    """A finding the report puts down to an artifact: absent, or possible when the attribution is hedged."""
+    if item["presence"] == "absent":
+        return
+    item["presence"], item["certainty"] = ("uncertain", "possible") if hedged else ("absent", None)
+    item["modifiers"] = [*item["modifiers"], ATTRIBUTED_TO_ARTIFACT]
 
 
 def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]], extracted: list[dict],
@@ -429,15 +476,59 @@ def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[in
     return tuple(found)
 
 
+def _other_exam_after(text: str, other_exam: bool) -> bool:
+    """Whether a sentence belongs to another examination's part of the report: a heading made only of
+    another body part ("Right elbow and forearm.") opens that part, a chest heading ("Chest.") closes it."""
+    r = rules()
+    lowered = text.strip().lower()
+    if r.chest_heading.match(lowered):
+        return False
+    if r.other_exam.search(lowered) and len(lowered.split()) <= 8:
+        rest = re.findall(r"[a-z][a-z-]*", r.other_exam.sub(" ", lowered))
+        if all(word in r.other_exam_heading for word in rest):
+            return True
+    return other_exam
+
+
+def _anaphoric_attribution(text: str) -> tuple[bool, int, int] | None:
+    """For a sentence that puts the findings of the sentence before down to an artifact ("This may be
+    artifact."): whether that is hedged, and where the attribution is; None for any other sentence."""
+    lowered = text.lower()
+    if lowered.strip().split(" ", 1)[0] not in _ANAPHORS:
+        return None
+    attribution = rules().artifact_attributions.search(lowered)
+    if attribution is None:
+        return None
+    return _hedged_attribution(lowered, attribution), attribution.start(), attribution.end()
+
+
 def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: str | None = None) -> SceneGraph:
     """The scene graph of one report from its sentences (pure; no I/O)."""
     next_id = [0]
     observations: list[Observation] = []
     statements = []
+    section, other_exam, previous = None, False, range(0)
     for sentence in sentences:
         if sentence.section not in FINDING_SECTIONS:
             continue
-        observations.extend(_sentence_observations(sentence, next_id))
+        if sentence.section != section:
+            section, other_exam, previous = sentence.section, False, range(0)
+        other_exam = _other_exam_after(sentence.text, other_exam)
+        found = _sentence_observations(sentence, next_id)
+        if other_exam:
+            found = [o if OTHER_EXAM in o.modifiers else o.model_copy(update={"modifiers": [*o.modifiers, OTHER_EXAM]})
+                     for o in found]
+        attribution = _anaphoric_attribution(sentence.text)
+        if attribution is not None and all(attribution[1] <= e.start - sentence.start and
+                                           e.end - sentence.start <= attribution[2] for o in found for e in o.evidence):
+            for k in previous:   # "This may be artifact.": the findings before, and only the artifact it names
+                reading = {"presence": observations[k].presence, "certainty": observations[k].certainty,
+                           "modifiers": observations[k].modifiers}
+                _attribute_to_artifact(reading, attribution[0])
+                observations[k] = observations[k].model_copy(update=reading)
+        elif found:
+            previous = range(len(observations), len(observations) + len(found))
+        observations.extend(found)
         statements.extend((statement_id, absent, regions, sentence, span)
                           for statement_id, absent, regions, span in _statements_in(sentence.text))
     mentioned = {o.finding for o in observations}

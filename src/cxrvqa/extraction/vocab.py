@@ -6,6 +6,8 @@ finding, region or modifier itself.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -117,9 +119,16 @@ class Sites:
     def circular(self, finding: str, region: str) -> bool:
         """A location that only restates where the finding always is or its side ("cardiomegaly": heart;
         "degenerative changes of the spine": spine; "elevated hemidiaphragm": right hemidiaphragm)."""
-        name = vocabulary().findings[finding]["name"].lower()
         return (region in self.regions.get(finding, ()) or region in self.by_side.get(finding, {}).values()
-                or vocabulary().regions[region]["name"].lower() in name)
+                or _names_region(finding, region))
+
+
+@lru_cache(maxsize=None)
+def _names_region(finding: str, region: str) -> bool:
+    """Whether the finding's name says the region ("spinal degenerative changes": the spine)."""
+    name = vocabulary().findings[finding]["name"].lower()
+    words = vocabulary().regions[region]
+    return any(re.search(rf"\b{re.escape(w)}\b", name) for w in [words["name"].lower(), *words["synonyms"]])
 
 
 @lru_cache(maxsize=1)
@@ -164,6 +173,23 @@ def finding_sites() -> Sites:
     return Sites(regions, by_side, data["category_regions"], data["category_roots"],
                  tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
                  digest)
+
+
+@lru_cache(maxsize=None)
+def sided_region(region: str, side: str) -> str:
+    """The one-sided part of a both-sided region, when a side is said of it ("the perihilar right lung":
+    the right perihilar region; "right basilar": the right base); the region itself when it has none.
+    Found from the synonyms: the part on that side is named by the side word and one of the region's names
+    (its first names first: "right perihilar" before "right infrahilar", which is the right base)."""
+    regions = vocabulary().regions
+    if side not in ("left", "right") or regions[region]["laterality"] != "bilateral":
+        return region
+    for synonym in regions[region]["synonyms"]:
+        name = f"{side} {synonym}"
+        for rid, candidate in regions.items():
+            if candidate["laterality"] == side and name in candidate["synonyms"]:
+                return rid
+    return region
 
 
 def _enum(name: str, values: list[str]) -> type[StrEnum]:

@@ -15,11 +15,16 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cxrvqa.extraction.model import (DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION,
-                                     deid_pattern)
-from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, vocabulary
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, deid_pattern)
+from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
+#: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
+#: examination's finding (a knee), a finding put down to an artifact.
+_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT})
+#: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
+_NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT})
 #: The certainty of a finding one sentence states and another hedges: the report does not commit to it,
 #: nor is it merely hedged; no question rests on it.
 MIXED = "mixed"
@@ -173,8 +178,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     findings = vocabulary().findings
     sites = finding_sites()
     ranks = _severity_rank()
-    observations = [o for o in graph["observations"]   # a narrowed negation, a mention by a de-id token,
-                    if not {QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM} & set(o.get("modifiers", ()))]   # a knee
+    observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))]
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
     for o in observations:
@@ -194,6 +198,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         fact.certainty = fact.certainty or o.get("certainty")
         placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
         for region in o["regions"] if placed else ():
+            region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
             if region not in fact.regions and sites.allows(fact.finding, region):
                 fact.regions.append(region)
         if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
@@ -235,6 +240,6 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         | {st["sentence_id"] for st in statements}
     read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
                    if s["section"] in FINDING_SECTIONS) and not any(   # a finding hidden by XXXX is not understood
-        DEID_ADJACENT in o.get("modifiers", ()) and o["presence"] != "absent" for o in graph["observations"])
+        _NOT_UNDERSTOOD & set(o.get("modifiers", ())) and o["presence"] != "absent" for o in graph["observations"])
     return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
                      normal_regions=frozenset(r for st in statements for r in st["regions"]), read_all=read_all)

@@ -346,10 +346,15 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
 
 @program("count_abnormal", ("none",), ("short",))
 def count_abnormal(ask: Ask) -> Answer | None:
-    """Definite abnormal findings, not devices nor hedged ones (the question says so)."""
+    """Definite abnormal findings, not devices nor hedged ones (the question says so). Findings named in one
+    sentence may be one process or several ("calcified nodes and calcifications, sequela of granulomatous
+    disease"): a reader could count them either way, so such a study is not counted."""
     if _abnormal_state(ask.study) is None or not ask.study.read_all:
         return None
     leaves = ask.study.leaf_present()
+    sentences = [i for f in leaves for i in f.evidence]
+    if len(sentences) != len(set(sentences)):
+        return None
     return Answer(str(len(leaves)), evidence=_abnormal_evidence(ask.study), findings=tuple(f.finding for f in leaves))
 
 

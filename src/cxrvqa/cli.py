@@ -52,6 +52,11 @@ class _RichReporter:
         self.bar.advance(self.tasks[stage], amount)
 
 
+#: `cxrvqa validate-file` exits with this code when any line is not ok (rejected or not an item); 2 is an
+#: error that stopped it (no such file, no build).
+VALIDATE_FILE_NOT_OK = 1
+
+
 def _fail(exc: Exception) -> None:
     console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(code=2)
@@ -498,7 +503,8 @@ def validate_file_command(
         "Config file (strictness, seed, splits, templates); default: the settings of the build's last run."))
     ] = None,
 ) -> None:
-    """Run every validator over items from a file, against a build; nothing is written to the build."""
+    """Run every validator over items from a file, against a build; nothing is written to the build.
+    Exit code 0 when every line is ok, 1 when any line is rejected or is not an item, 2 on an error."""
     from cxrvqa.staleness import last_config
     from cxrvqa.validation.files import validate_file
     from cxrvqa.validation.stage import prepare
@@ -515,6 +521,8 @@ def validate_file_command(
         return
     console.print(f"{summary.lines} line(s): {summary.ok} ok, {summary.rejected} rejected, {summary.unreadable} "
                   f"not a JSON object; verdicts in {escape(str(dest))}")
+    if summary.ok < summary.lines:
+        raise typer.Exit(code=VALIDATE_FILE_NOT_OK)
 
 
 @app.command("import-boxes")

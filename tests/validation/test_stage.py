@@ -88,9 +88,15 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
                                  json.dumps(clean[1])]) + "\n")
     dest = tmp_path / "verdicts.jsonl"
     result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output   # some lines are not ok
     lines = [json.loads(line) for line in dest.read_text().splitlines()]
     assert [(v["line"], v["ok"]) for v in lines] == [(1, True), (2, False), (3, False), (4, False), (5, True)]
+    assert [v.get("item_id") for v in lines] == [clean[0]["item_id"], clean[0]["item_id"], None, None,
+                                                 clean[1]["item_id"]]
+    assert lines[1]["answer"] == edited["answer"] and lines[1]["question"] == clean[0]["question"]
+    source.write_text("\n".join(json.dumps(item) for item in clean) + "\n")
+    result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
+    assert result.exit_code == 0, result.output   # every line ok
     failed = {v["line"]: sorted((x["validator"], x["reason"]) for x in v["verdicts"] if not x["ok"]) for v in lines}
     assert failed[2] == [("answer_program", "answer_mismatch"), ("negative_support", "negative_contradicted"),
                          ("report_support", "contradicts_report"), ("second_reading", "second_reading_affirmed")]

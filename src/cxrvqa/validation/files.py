@@ -21,6 +21,8 @@ from cxrvqa.validation.stage import ValidateStageContext, study_contexts
 from cxrvqa.validation.validators import run_validators
 
 LINES_PER_BATCH = 2000
+#: What a verdict line repeats of its item, so that it can be read (and audited) without the items file.
+IDENTITY = ("item_id", "template_id", "study_id", "image_id", "question", "answer")
 
 
 @dataclass
@@ -82,7 +84,8 @@ def validate_file(store: Store, source: Path, dest: Path, context: ValidateStage
                 ok = not any(level == "reject" for level, _ in failed)
                 summary.ok += ok
                 summary.rejected += not ok
-                out.write(json.dumps({"line": number, "ok": ok, "grade": rules.label(code), "verdicts": verdicts})
-                          + "\n")
+                identity = {key: item.get(key) for key in IDENTITY}
+                out.write(json.dumps({"line": number, **identity, "ok": ok, "grade": rules.label(code),
+                                      "verdicts": verdicts}) + "\n")
     os.replace(partial, dest)
     return summary

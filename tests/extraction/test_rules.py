@@ -38,6 +38,8 @@ def test_golden_sentences(case: dict) -> None:
         assert [[st.id, st.regions] for st in graph.statements] == case["statements"]
     if "regions" in case:
         assert [o.regions for o in graph.observations] == case["regions"]
+    if "changes" in case:
+        assert [o.change for o in graph.observations] == case["changes"]
 
 
 def test_evidence_points_at_the_mention_and_normal_statements_are_derived() -> None:

@@ -49,7 +49,7 @@ def test_stage_counts(synthetic: SimpleNamespace) -> None:
     assert all(len(ids) == TEMPLATES for _, ids in synthetic.pending)
     n_items = store.query("SELECT count(*) FROM qa_items")[0][0]
     assert sum(c.n_input for c in synthetic.counts) == 1000
-    assert sum(c.n_done for c in synthetic.counts) == n_items > 50_000
+    assert sum(c.n_done for c in synthetic.counts) == n_items > 45_000   # ~50 items a study
     assert store.query("SELECT count(*), sum(n_items) FROM qa_done") == [(1000 * TEMPLATES, n_items)]
     assert store.query("SELECT count(DISTINCT item_id) FROM qa_items")[0][0] == n_items
     # multi-part items have their parts, part 0 restating the answer

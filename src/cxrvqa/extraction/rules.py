@@ -40,7 +40,7 @@ _ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
 _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
 _TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
-                    "probable": ("uncertain", "probable")}
+                    "probable": ("uncertain", "probable"), "change": ("absent", None)}
 #: Words that may stand between a de-identification token and a finding it qualifies ("XXXX secondary to a
 #: goiter", "This XXXX represents a calcified granuloma"): the hidden word is then a hedge or a head.
 _DEID_LINKS = {"secondary", "to", "due", "related", "represent", "represents", "representing", "reflect", "reflects",
@@ -59,6 +59,7 @@ class _Rules:
     normal_statements: list[tuple[str, re.Pattern[str], list[str], list[str]]]
     other_exam: re.Pattern[str]           # a sentence about another examination ("left knee")
     other_exam_heading: frozenset[str]    # the other words of a heading ("Right elbow and forearm.")
+    heading_only: re.Pattern[str]         # body parts that head another examination only alone ("ABDOMEN.")
     chest_heading: re.Pattern[str]        # a heading that returns to the chest ("Chest.")
     artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
     artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
@@ -110,6 +111,7 @@ def rules() -> _Rules:
         normal_statements=statements,
         other_exam=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I),
         other_exam_heading=frozenset(data["other_exam_heading_words"]),
+        heading_only=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_heading_only"]) + r")\b"),
         chest_heading=re.compile(data["chest_heading"]),
         artifact_attributions=re.compile("|".join(f"(?:{p})" for p in data["artifact_attributions"])),
         artifact_hedges=frozenset(data["artifact_hedges"]),
@@ -234,7 +236,9 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         conjunctions.append(conjunctions[-1] + (t.lower_ in _LIST_CLOSERS or t.lower_ == "and"))
     leading_triggers = _by_kind(context, {"negation_before", "uncertainty_before", "probable_before"})
     negations = _by_kind(context, {"negation_before"})
-    trailing_triggers = _by_kind(context, {"negation_after", "uncertainty_after", "probable_after"})
+    # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
+    trailing_triggers = _Sorted([s for s in context if _kind(s) in ("negation_after", "uncertainty_after",
+                                                                   "probable_after") or s.label_ == "change:resolved"])
     changes = _by_kind(context, {"change"})
     severities = _by_kind(context, {"severity"})
     places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
@@ -281,8 +285,9 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         if before is not None and mention.start - before.end <= 4:
             return before
         ceiling = right
-        if k + 1 < len(findings) and findings[k + 1].start < right:
-            ceiling = next((t.i for t in reversed(doc[mention.end:findings[k + 1].start])
+        following = next((s.start for s in matched if s.start >= mention.end), right)   # a not-finding too
+        if following < right:   # ("flattened diaphragm and increased retrosternal airspace": not increased)
+            ceiling = next((t.i for t in reversed(doc[mention.end:following])
                             if t.text == "," or t.lower_ in _COORDINATORS), mention.end)
         after = spans.first_after(mention.end, ceiling)
         return after if after is not None and after.start - mention.end <= 4 else None
@@ -385,9 +390,14 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
 
 
 def _deid_adjacent(doc: Doc, mention: Span, deid: re.Pattern[str]) -> bool:
-    """A de-identification token right after the mention, or before it across at most four linking words."""
-    if mention.end < len(doc) and deid.fullmatch(doc[mention.end].text):
-        return True
+    """A de-identification token right after the mention or after "of the" ("degenerative changes of the
+    XXXX"), or before it across at most four linking words."""
+    after = doc[mention.end:mention.end + 3]
+    for token in after:
+        if deid.fullmatch(token.text):
+            return True
+        if token.lower_ not in ("of", "the", "in", "at"):
+            break
     if any(deid.fullmatch(t.text) for t in doc[mention.start:mention.end]):
         return True
     for token in reversed(doc[max(mention.start - 5, 0):mention.start]):
@@ -483,8 +493,9 @@ def _other_exam_after(text: str, other_exam: bool) -> bool:
     lowered = text.strip().lower()
     if r.chest_heading.match(lowered):
         return False
-    if r.other_exam.search(lowered) and len(lowered.split()) <= 8:
-        rest = re.findall(r"[a-z][a-z-]*", r.other_exam.sub(" ", lowered))
+    heading = lowered.split(":", 1)[0] if ":" in lowered[:40] else lowered   # "KUB XXXX: single view ..."
+    if len(heading.split()) <= 8 and (r.other_exam.search(heading) or r.heading_only.search(heading)):
+        rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.sub(" ", heading)))
         if all(word in r.other_exam_heading for word in rest):
             return True
     return other_exam

@@ -107,6 +107,7 @@ class Sites:
     unlocated: frozenset[str]                   # findings of a whole organ, devices: no location questions
     sized: frozenset[str]                       # severity words said of them are sizes: no severity questions
     unsided: frozenset[str]                     # midline or single organs: a side word is not theirs
+    blurs: dict[str, frozenset[str]]            # finding -> regions whose questions it makes ambiguous
     content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
@@ -146,7 +147,7 @@ def finding_sites() -> Sites:
             raise ResourceError(file, f"category_roots: expected a category and one of its findings, found "
                                 f"{category!r}: {finding!r}")
     for group in data["groups"]:
-        for region in [*group["regions"], *group.get("by_side", {}).values()]:
+        for region in [*group["regions"], *group.get("by_side", {}).values(), *group.get("blurs", [])]:
             if region not in vocab.regions:
                 raise ResourceError(file, f"group {group['id']!r} names unknown region {region!r}")
         for finding in group["findings"]:
@@ -155,7 +156,7 @@ def finding_sites() -> Sites:
             if named.setdefault(finding, group) is not group:
                 raise ResourceError(file, f"finding {finding!r} is in groups {named[finding]['id']!r} and "
                                     f"{group['id']!r}")
-    regions, by_side, unlocated, sized, unsided = {}, {}, set(), set(), set()
+    regions, by_side, unlocated, sized, unsided, blurs = {}, {}, set(), set(), set(), {}
     for finding in vocab.findings:
         group = next((named[f] for f in (finding, *ancestors("findings", finding)) if f in named), None)
         if group is not None:
@@ -167,12 +168,14 @@ def finding_sites() -> Sites:
                 sized.add(finding)
             if group.get("sided") is False:
                 unsided.add(finding)
+            if group.get("blurs"):
+                blurs[finding] = frozenset(group["blurs"])
     unknown = sorted(set(data["normal_study_regions"]) - set(vocab.regions))
     if unknown:
         raise ResourceError(file, f"normal_study_regions: unknown regions {unknown}")
     return Sites(regions, by_side, data["category_regions"], data["category_roots"],
                  tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
-                 digest)
+                 blurs, digest)
 
 
 @lru_cache(maxsize=None)

@@ -386,6 +386,8 @@ def _category_facts(study: StudyView, category: str) -> list[Fact]:
 
 @program("has_category", ("category",), YES_NO)
 def has_category(ask: Ask) -> Answer | None:
+    if _blurred(ask.study, finding_sites().category_regions.get(ask.args["category"])):
+        return None
     facts = _category_facts(ask.study, ask.args["category"])
     present = _category_present(facts)
     if present:
@@ -409,10 +411,13 @@ def _category_present(facts: list[Fact]) -> list[Fact]:
 
 @program("list_category", ("category",), TEXT)
 def list_category(ask: Ask) -> Answer | None:
-    """All of a category's findings: only when the whole report was read."""
-    if not ask.study.read_all:
+    """All of a category's findings: only when the whole report was read, and none of them is hedged (whether
+    a list of "all" of them holds a hedged one is the reader's call)."""
+    facts = _category_facts(ask.study, ask.args["category"])
+    if not ask.study.read_all or any(f.presence == "uncertain" for f in facts) \
+            or _blurred(ask.study, finding_sites().category_regions.get(ask.args["category"])):
         return None
-    present = _category_present(_category_facts(ask.study, ask.args["category"]))
+    present = _category_present(facts)
     if not present:
         return None
     return Answer(_join([finding_name(f.finding) for f in present]), polarity=True,
@@ -637,12 +642,22 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
 def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | None:
     """True: an abnormal finding is present there; False: a normal statement declares the region normal
     (negated findings alone do not: "no pneumothorax" says nothing of a nodule); None otherwise."""
+    if _blurred(study, region):
+        return None
     facts = [f for f in study.facts_in_region(region) if f.abnormal]
     if any(f.presence == "present" for f in facts):
         return True
     if any(f.presence == "uncertain" for f in facts) or not study.read_all or _elsewhere_maybe(study, region):
         return None
     return False if study.is_normal_region(region) else None
+
+
+def _blurred(study: StudyView, region: str | None) -> bool:
+    """Whether a reported finding makes questions about the region ambiguous (a tortuous aorta, for the
+    mediastinum: schemas/vocab/finding_sites.yaml `blurs`)."""
+    blurs = finding_sites().blurs
+    return region is not None and any(region in blurs.get(f.finding, ()) for f in study.facts.values()
+                                      if f.presence != "absent")
 
 
 def _elsewhere_maybe(study: StudyView, region: str) -> bool:
@@ -681,7 +696,8 @@ def region_abnormal(ask: Ask) -> Answer | None:
 @program("describe_region", ("region",), ("full_sentence", "multi_part"))
 def describe_region(ask: Ask) -> Answer | None:
     facts = sorted(ask.study.facts_in_region(ask.args["region"]), key=lambda f: f.finding)
-    if not facts or not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]):
+    if not facts or not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]) \
+            or _blurred(ask.study, ask.args["region"]):
         return None
     present = [f for f in facts if f.presence == "present"]
     if not present and _region_state(ask.study, ask.args["region"], ask.closed_world) is not False:
@@ -696,12 +712,12 @@ def describe_region(ask: Ask) -> Answer | None:
 @program("list_region_findings", ("region",), TEXT)
 def list_region_findings(ask: Ask) -> Answer | None:
     """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
-    nowhere may be there too (a list that omits one is false)."""
-    if not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]):
+    nowhere may be there too (a list that omits one is false), and none of its findings is hedged."""
+    facts = [f for f in ask.study.facts_in_region(ask.args["region"]) if f.category not in ask.template.exclude_categories]
+    if not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]) \
+            or _blurred(ask.study, ask.args["region"]) or any(f.presence == "uncertain" for f in facts):
         return None
-    present = sorted((f for f in ask.study.facts_in_region(ask.args["region"])
-                      if f.presence == "present" and f.category not in ask.template.exclude_categories),
-                     key=lambda f: f.finding)
+    present = sorted((f for f in facts if f.presence == "present"), key=lambda f: f.finding)
     if not present:
         return None
     return Answer(_join([finding_name(f.finding) for f in present]),

@@ -25,8 +25,9 @@ _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 _UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT})
 #: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
 _NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT})
-#: The certainty of a finding one sentence states and another hedges: the report does not commit to it,
-#: nor is it merely hedged; no question rests on it.
+#: The certainty of a finding one sentence states and another hedges or denies outright ("No focal airspace
+#: disease." beside "Bibasilar streaky airspace opacities."): the report does not commit to it, nor is it
+#: merely hedged; no question rests on it.
 MIXED = "mixed"
 
 
@@ -181,6 +182,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))]
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
+    denied = {o["finding"] for o in observations   # "no effusion", not "no left effusion"
+              if o["presence"] == "absent" and not o["laterality"] and not o["regions"] and not o.get("derived_from")}
     for o in observations:
         finding = o["finding"]
         if finding is not None and _PRESENCE_RANK[o["presence"]] >= _PRESENCE_RANK[merged.get(finding, "absent")]:
@@ -189,7 +192,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             stated.setdefault(finding, set()).add(o["presence"])
     facts = {finding: Fact(finding, findings[finding]["category"], presence) for finding, presence in merged.items()}
     for finding, presences in stated.items():   # "mildly enlarged" in the findings, "borderline" in the impression
-        if {"present", "uncertain"} <= presences:
+        if {"present", "uncertain"} <= presences or ("present" in presences and finding in denied):
             facts[finding].presence, facts[finding].certainty = "uncertain", MIXED
     for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cxrvqa.errors import InputError
+
 csv.field_size_limit(sys.maxsize)  # a 1 MB field is bad input to reject with a reason, not a crash
 
 BOM = b"\xef\xbb\xbf"
@@ -36,6 +38,17 @@ MAX_BINARY_SHARE = 0.25
 
 
 @dataclass(frozen=True)
+class Problem:
+    """What was expected of a text and what was found: a reject's detail, or an InputError's parts."""
+
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        return f"expected {self.expected}, found {self.found}"
+
+
+@dataclass(frozen=True)
 class Line:
     number: int     # 1-based
     offset: int     # byte offset of its first byte in the file (after a byte-order mark)
@@ -45,8 +58,12 @@ class Line:
 
 def read_lines(path: Path) -> Iterator[Line]:
     """The lines of a file with their byte offsets: UTF-8 without its byte-order mark, or UTF-16 after one;
-    undecodable bytes kept as lone surrogates."""
-    with open(path, "rb") as handle:
+    undecodable bytes kept as lone surrogates. A file the OS cannot read is an InputError."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise InputError(str(path), "a readable file", f"{type(exc).__name__}: {exc.strerror}") from exc
+    with handle:
         encoding = UTF16_BOMS.get(handle.read(2))
         if encoding is not None:
             yield from _utf16_lines(handle.read(), encoding)
@@ -68,7 +85,7 @@ def _utf16_lines(data: bytes, encoding: str) -> Iterator[Line]:
         offset += len(text.encode(encoding, "surrogateescape"))
 
 
-def encoding_problem(lines: Sequence[Line]) -> str | None:
+def encoding_problem(lines: Sequence[Line]) -> Problem | None:
     """Why the bytes of these lines (one record) cannot be stored as text, naming the byte offset; None if they can."""
     for line in lines:
         match = _ESCAPED_BYTE.search(line.text) or _UNSTORABLE.search(line.text)
@@ -78,23 +95,23 @@ def encoding_problem(lines: Sequence[Line]) -> str | None:
         char = match.group()
         if _ESCAPED_BYTE.fullmatch(char):
             name = line.encoding.upper().removesuffix("-LE").removesuffix("-BE")
-            return (f"expected {name} text, found byte 0x{ord(char) - 0xDC00:02x} at byte offset {offset} "
-                    f"(line {line.number}); convert the file to UTF-8 (e.g. iconv -f cp1252 -t utf-8)")
-        return (f"expected text without U+FFFD (a replacement character: the text was decoded with the wrong "
-                f"encoding before it reached cxrvqa), found one at byte offset {offset} (line {line.number})")
+            return Problem(f"{name} text", f"byte 0x{ord(char) - 0xDC00:02x} at byte offset {offset} (line "
+                                           f"{line.number}); convert the file to UTF-8 (e.g. iconv -f cp1252 -t utf-8)")
+        return Problem("text without U+FFFD (a replacement character: the text was decoded with the wrong encoding "
+                       "before it reached cxrvqa)", f"one at byte offset {offset} (line {line.number})")
     return None
 
 
-def unstorable_char(text: str, field: str) -> str | None:
+def unstorable_char(text: str, field: str) -> Problem | None:
     """Why a decoded value (e.g. from a JSON \\u escape) cannot be stored: an unpaired surrogate or U+FFFD."""
     match = _UNSTORABLE.search(text)
     if match is None:
         return None
-    return (f"expected text without unpaired surrogates or U+FFFD, found U+{ord(match.group()):04X} at character "
-            f"{match.start()} of {field}")
+    return Problem("text without unpaired surrogates or U+FFFD",
+                   f"U+{ord(match.group()):04X} at character {match.start()} of {field}")
 
 
-def not_text(text: str) -> str | None:
+def not_text(text: str) -> Problem | None:
     """Why a text is binary data rather than text (control characters, NULs, bytes that are not UTF-8, no
     letter); None if it is text. A text of whitespace only is not judged here: it is empty, not binary.
     """
@@ -104,10 +121,10 @@ def not_text(text: str) -> str | None:
     if len(binary) > MAX_BINARY_SHARE * len(text):
         nuls = binary.count("\x00")
         undecodable = sum(1 for c in binary if c >= "\udc80")
-        return (f"expected text, found binary data: {len(binary)} of {len(text)} characters are control characters "
-                f"({nuls} NUL) or bytes that are not UTF-8 ({undecodable}); at most {MAX_BINARY_SHARE:.0%} may be")
+        return Problem(f"text (at most {MAX_BINARY_SHARE:.0%} control characters or bytes that are not UTF-8)",
+                       f"binary data: {len(binary)} of {len(text)} characters ({nuls} NUL, {undecodable} not UTF-8)")
     if not any(c.isalpha() for c in text):
-        return f"expected text with letters, found none in {len(text)} characters"
+        return Problem("text with letters", f"none in {len(text)} characters")
     return None
 
 
@@ -128,17 +145,17 @@ class CsvRecord:
     def line(self) -> int:
         return self.lines[0].number
 
-    def shape_problem(self, width: int, names: Sequence[str]) -> str | None:
+    def shape_problem(self, width: int, names: Sequence[str]) -> Problem | None:
         """Why this row does not fit a header of ``width`` fields; trailing empty cells a spreadsheet pads
         rows with are not fields."""
         if self.cells is None:
-            return f"expected a CSV row, found one the csv module cannot read ({self.problem})"
+            return Problem("a CSV row", f"one the csv module cannot read ({self.problem})")
         found = len(self.cells)
         while found > width and not self.cells[found - 1].strip():
             found -= 1
         if found == width:
             return None
-        return f"expected {width} fields ({', '.join(names)}), found {found}"
+        return Problem(f"{width} fields ({', '.join(names)})", str(found))
 
 
 def read_csv(path: Path) -> Iterator[CsvRecord]:

@@ -98,9 +98,10 @@ def _csv_header(path: Path, report_format: str) -> list[str]:
     header = next(read_csv(path), None)
     if header is None:
         raise InputError(str(path), expected, "an empty file")
-    if header.cells is None or (problem := not_text("".join(line.text for line in header.lines))):
+    binary = not_text("".join(line.text for line in header.lines))
+    if header.cells is None or binary:
         raise InputError(str(path), f"a CSV file with {expected}",
-                         f"binary data in its first line ({header.problem or problem})")
+                         f"binary data in its first line ({binary.found if binary else header.problem})")
     names = [name.strip() for name in header.cells]
     fields = set(names)
     if report_format == "iu":
@@ -116,10 +117,10 @@ def _report(study: str, patient: str, source: str, text: str) -> RawReport | Raw
     """A report, or the reject of a text that is binary data or cannot be stored."""
     problem = not_text(text)
     if problem:
-        return RawReject(source, study, ReportReason.not_text, problem)
+        return RawReject(source, study, ReportReason.not_text, str(problem))
     problem = unstorable_char(text, "the report text")
     if problem:
-        return RawReject(source, study, ReportReason.invalid_encoding, problem)
+        return RawReject(source, study, ReportReason.invalid_encoding, str(problem))
     return RawReport(study, patient, source, normalise(text))
 
 
@@ -132,7 +133,7 @@ def _from_fields(record: dict[str, Any], source: str, study_key: str = "study_id
     for value, field in ((study, study_key), (patient, "patient_id")):
         problem = unstorable_char(value, field)
         if problem:
-            return RawReject(source, None, ReportReason.invalid_encoding, problem)
+            return RawReject(source, None, ReportReason.invalid_encoding, str(problem))
     text = record.get("text")
     if text is not None and not isinstance(text, str):
         return RawReject(source, study, ReportReason.invalid_record,
@@ -141,7 +142,7 @@ def _from_fields(record: dict[str, Any], source: str, study_key: str = "study_id
         sections = {field: str(record.get(field) or "") for field in SECTION_FIELDS}
         problem = not_text("\n".join(sections.values()))
         if problem:
-            return RawReject(source, study, ReportReason.not_text, problem)
+            return RawReject(source, study, ReportReason.not_text, str(problem))
         text = compose(sections)
     return _report(study, patient, source, text)
 
@@ -160,13 +161,13 @@ def _csv_record(record: CsvRecord, path: Path, names: list[str], study_key: str,
     source = f"{printable(path.name)}:row {record.line}"
     problem = record.shape_problem(len(names), names)
     if problem:
-        return RawReject(source, None, ReportReason.malformed_row, problem)
+        return RawReject(source, None, ReportReason.malformed_row, str(problem))
     fields = fields_of(dict(zip(names, record.cells or [], strict=False)))
     problem = encoding_problem(record.lines)
     if problem:
         study = fields.get(study_key, "").strip()
         return RawReject(source, study if study and not unstorable_char(study, study_key) else None,
-                         ReportReason.invalid_encoding, problem)
+                         ReportReason.invalid_encoding, str(problem))
     return _from_fields(fields, source, study_key)
 
 
@@ -199,7 +200,7 @@ def _load_jsonl(path: Path) -> Iterator[RawReport | RawReject]:
             continue
         problem = encoding_problem([line])
         if problem:
-            yield RawReject(source, None, ReportReason.invalid_encoding, problem)
+            yield RawReject(source, None, ReportReason.invalid_encoding, str(problem))
             continue
         yield _from_fields(record, source)
 
@@ -220,11 +221,11 @@ def _load_mimic(path: Path) -> Iterator[RawReport | RawReject]:
             text = "".join(line.text for line in lines)
             problem = not_text(text)
             if problem:
-                yield RawReject(source, study, ReportReason.not_text, problem)
+                yield RawReject(source, study, ReportReason.not_text, str(problem))
                 continue
             problem = encoding_problem(lines)
             if problem:
-                yield RawReject(source, study, ReportReason.invalid_encoding, problem)
+                yield RawReject(source, study, ReportReason.invalid_encoding, str(problem))
                 continue
             yield _report(study, patient, source, text)
 

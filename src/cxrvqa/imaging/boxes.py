@@ -294,6 +294,24 @@ def _check_arguments(fmt: str, reference_size: tuple[int, int] | None) -> None:
                           f"expected two positive integers (cols, rows), found {reference_size!r}")
 
 
+def check_box_file(path: Path, fmt: Format = "auto") -> str:
+    """The format of an annotation file, from its header; InputError when it is missing, empty or neither
+    layout (what `build` checks before any flow starts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "an annotation CSV file", "no such file")
+    header = next(read_csv(path), None)
+    names = _header_names(header.cells or []) if header is not None else []
+    detected = _detect(names)
+    if detected is None or (fmt != "auto" and detected != fmt):
+        headers = {"vindr": f"a VinDr header ({', '.join(VINDR_COLUMNS)}[, rad_id])",
+                   "nih": f"an NIH header ({', '.join(NIH_COLUMNS)})"}
+        expected = headers.get(fmt) or " or ".join(headers.values())
+        raise InputError(str(path), expected, f"the header {printable(','.join(names))!r}" if names
+                         else "an empty file")
+    return detected
+
+
 def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
                  reference_size: tuple[int, int] | None = None) -> BoxImportSummary:
     """Import one annotation file in one transaction; a rerun of the same file skips what it imported.
@@ -304,8 +322,7 @@ def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
     """
     _check_arguments(fmt, reference_size)
     path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "an annotation CSV file", "no such file")
+    detected = check_box_file(path, fmt)
     source = str(path)
     input_hash = sha256_file(path)
     classes = box_classes()
@@ -318,15 +335,8 @@ def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
 
     records = read_csv(path)
     with store.transaction():
-        header = next(records, None)
-        names = _header_names(header.cells or []) if header is not None else []
-        detected = _detect(names)
-        if detected is None or (fmt != "auto" and detected != fmt):
-            headers = {"vindr": f"a VinDr header ({', '.join(VINDR_COLUMNS)}[, rad_id])",
-                       "nih": f"an NIH header ({', '.join(NIH_COLUMNS)})"}
-            expected = headers.get(fmt) or " or ".join(headers.values())
-            raise InputError(source, expected, f"the header {printable(','.join(names))!r}" if names
-                             else "an empty file")
+        header = next(records)
+        names = _header_names(header.cells or [])
         summary = BoxImportSummary(source, detected, input_hash)
         if detected == "nih" and reference_size is None:
             reference_size = NIH_REFERENCE_SIZE

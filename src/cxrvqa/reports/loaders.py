@@ -25,7 +25,7 @@ from typing import Any
 
 from cxrvqa.errors import InputError
 from cxrvqa.reports.text import SECTIONS, compose, normalise
-from cxrvqa.text_input import CsvRecord, encoding_problem, not_text, printable, read_csv, read_lines, \
+from cxrvqa.text_input import CsvRecord, Line, encoding_problem, not_text, printable, read_csv, read_lines, \
     unstorable_char
 
 SECTION_FIELDS = tuple(s for s in SECTIONS if s != "other")
@@ -200,7 +200,9 @@ def _load_jsonl(path: Path) -> Iterator[RawReport | RawReject]:
             continue
         problem = encoding_problem([line])
         if problem:
-            yield RawReject(source, None, ReportReason.invalid_encoding, str(problem))
+            study = str(record.get("study_id") or "").strip()
+            yield RawReject(source, study if study and not encoding_problem([Line(0, 0, study)]) else None,
+                            ReportReason.invalid_encoding, str(problem))
             continue
         yield _from_fields(record, source)
 

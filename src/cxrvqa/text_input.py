@@ -181,3 +181,14 @@ def read_csv(path: Path) -> Iterator[CsvRecord]:
         lines, consumed[:] = tuple(consumed), []
         if any(cell.strip() for cell in cells):
             yield CsvRecord(cells, lines)
+
+
+def header_names(header: CsvRecord, path: Path) -> list[str]:
+    """The stripped column names of a header record; InputError when the header is not text (it names every
+    column in later messages, so it must be readable)."""
+    problem = encoding_problem(header.lines) or not_text("".join(line.text for line in header.lines))
+    if problem is None and header.cells is None:
+        problem = Problem("a CSV header", f"one the csv module cannot read ({header.problem})")
+    if problem is not None:
+        raise InputError(f"{path}:{header.line}", problem.expected, problem.found)
+    return [cell.strip() for cell in header.cells or []]

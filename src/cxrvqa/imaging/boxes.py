@@ -25,7 +25,7 @@ from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.provenance import code_version, sha256_file, stable_hash
 from cxrvqa.resources import load_checked_yaml
 from cxrvqa.store import Store
-from cxrvqa.text_input import CsvRecord, encoding_problem, printable, read_csv
+from cxrvqa.text_input import CsvRecord, encoding_problem, header_names, printable, read_csv
 
 CLASSES_FILE = "schemas/vocab/box_classes.yaml"
 NIH_REFERENCE_SIZE = (1024, 1024)   # NIH boxes are on the 1024x1024 PNGs, whatever the source DICOM size
@@ -301,7 +301,7 @@ def check_box_file(path: Path, fmt: Format = "auto") -> str:
     if not path.is_file():
         raise InputError(str(path), "an annotation CSV file", "no such file")
     header = next(read_csv(path), None)
-    names = _header_names(header.cells or []) if header is not None else []
+    names = _header_names(header_names(header, path)) if header is not None else []
     detected = _detect(names)
     if detected is None or (fmt != "auto" and detected != fmt):
         headers = {"vindr": f"a VinDr header ({', '.join(VINDR_COLUMNS)}[, rad_id])",

@@ -24,7 +24,7 @@ from cxrvqa.parallel import process_map
 from cxrvqa.provenance import sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.shards import Tables, as_rows, write_tables
-from cxrvqa.text_input import encoding_problem, read_csv
+from cxrvqa.text_input import encoding_problem, header_names, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def load_manifest(path: Path) -> dict[str, tuple[str, str]]:
     header = next(records, None)
     if header is None:
         raise InputError(str(path), "a CSV manifest file", "an empty file")
-    columns = [cell.strip() for cell in header.cells or []]
+    columns = header_names(header, path)
     iu = all(c in columns for c in IU_PROJECTION_COLUMNS)
     if not iu and not all(c in columns for c in MANIFEST_COLUMNS):
         raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)} (or the IU projections layout "

@@ -25,8 +25,8 @@ from typing import Any
 
 from cxrvqa.errors import InputError
 from cxrvqa.reports.text import SECTIONS, compose, normalise
-from cxrvqa.text_input import CsvRecord, Line, encoding_problem, not_text, printable, read_csv, read_lines, \
-    unstorable_char
+from cxrvqa.text_input import CsvRecord, Line, encoding_problem, header_names, not_text, printable, read_csv, \
+    read_lines, unstorable_char
 
 SECTION_FIELDS = tuple(s for s in SECTIONS if s != "other")
 IU_COLUMNS = ("uid", "indication", "comparison", "findings", "impression")
@@ -98,11 +98,7 @@ def _csv_header(path: Path, report_format: str) -> list[str]:
     header = next(read_csv(path), None)
     if header is None:
         raise InputError(str(path), expected, "an empty file")
-    binary = not_text("".join(line.text for line in header.lines))
-    if header.cells is None or binary:
-        raise InputError(str(path), f"a CSV file with {expected}",
-                         f"binary data in its first line ({binary.found if binary else header.problem})")
-    names = [name.strip() for name in header.cells]
+    names = header_names(header, path)
     fields = set(names)
     if report_format == "iu":
         ok = set(IU_COLUMNS) <= fields

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -137,3 +138,33 @@ def lean_local_runs() -> Iterator[None]:
 
     with temporary_settings(updates={"flows.heartbeat_frequency": None}):
         yield
+
+
+class _NotPrefectErrors(logging.Filter):
+    """Drops Prefect's error records (a flow run's traceback) from a console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("prefect") and record.levelno >= logging.ERROR)
+
+
+@contextlib.contextmanager
+def prefect_errors_to(log_path: Path) -> Iterator[Path]:
+    """Prefect's error records (the traceback of a failed flow run) go to ``log_path`` instead of the console,
+    so that a user error reads as one line; the file is created only when there is something to write."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(log_path, delay=True, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    quiet = _NotPrefectErrors()
+    prefect_logger = logging.getLogger("prefect")
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, logging.FileHandler)]
+    prefect_logger.addHandler(to_file)
+    for handler in consoles:
+        handler.addFilter(quiet)
+    try:
+        yield log_path
+    finally:
+        for handler in consoles:
+            handler.removeFilter(quiet)
+        prefect_logger.removeHandler(to_file)
+        to_file.close()

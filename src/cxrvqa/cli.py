@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -57,8 +60,12 @@ class _RichReporter:
 VALIDATE_FILE_NOT_OK = 1
 
 
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+def _fail(exc: Exception, log: Path | None = None, debug: bool = False) -> None:
+    """One line on stderr and exit code 2; the traceback with --debug, or in ``log`` when it was written there."""
+    if debug:
+        console.print_exception()
+    where = f" (traceback in {log})" if log is not None and log.is_file() else ""
+    console.print(f"[bold red]error:[/] {escape(str(exc))}{escape(where)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -114,6 +121,9 @@ def build(
         "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
         "validate what they changed; new inputs wait for a normal build."))] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=(
+        "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
+        "--out/logs, named in the error line)."))] = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
     from flows.prefect_env import start_local_server
@@ -152,11 +162,17 @@ def build(
             from cxrvqa.validation.judge import prepare_judge
 
             prepare_judge(config)   # so does a judge without a server, model or known min_grade
+        _check_inputs(config)   # so does an unreadable, empty or wrongly laid out reports, manifest or box file
         with Store(config.db_path):   # and a database another build holds, before any flow starts
             pass
-        result = _run_build(config)
     except CxrvqaError as exc:
-        _fail(exc)
+        _fail(exc, debug=debug)
+        return
+    log = config.out_dir / "logs" / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    try:
+        result = _run_build(config, None if debug else log)
+    except CxrvqaError as exc:
+        _fail(exc, log, debug)
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
     _print_status(config.db_path, run_id=result["run_id"], brief=True)
@@ -164,6 +180,23 @@ def build(
 
 #: Stages that read an input given on the command line; the others read the store.
 STAGE_INPUTS = {"images": "--images DIR", "reports": "--reports PATH"}
+
+
+def _check_inputs(config: Config) -> None:
+    """Raise InputError for an input file the stages to run cannot use at all, before any flow starts."""
+    if "reports" in config.stages and config.reports is not None:
+        from cxrvqa.reports.loaders import check_reports_input
+
+        check_reports_input(config.reports, config.report_format)
+    if "images" in config.stages and config.manifest is not None:
+        from cxrvqa.imaging.stage import load_manifest
+
+        load_manifest(config.manifest)
+    if "qa" in config.stages:
+        from cxrvqa.imaging.boxes import check_box_file
+
+        for path in config.qa.boxes:
+            check_box_file(path)
 
 
 def _stage_input(config: Config, stage: str) -> Path | None:
@@ -198,14 +231,15 @@ def _stages_set_in(config_file: Path | None) -> bool:
     return "stages" in read_config_file(config_file)
 
 
-def _run_build(config: Config) -> dict[str, Any]:
+def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
+    """The build flow; with a ``log``, Prefect's traceback of a failed run goes there, not to the console."""
     from flows.build import build_dataset  # imported late: configures Prefect first
-    from flows.prefect_env import lean_local_runs, wait_for_local_server
+    from flows.prefect_env import lean_local_runs, prefect_errors_to, wait_for_local_server
 
     wait_for_local_server()
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with (Progress(*columns, console=console, transient=False) as bar, progress.reporting(_RichReporter(bar)),
-          lean_local_runs()):
+          lean_local_runs(), prefect_errors_to(log) if log is not None else contextlib.nullcontext()):
         return build_dataset(config)
 
 
@@ -365,8 +399,6 @@ def export(
     ] = "negative",
 ) -> None:
     """Write the current dataset in an external format (read-only over the store)."""
-    import time
-
     try:
         if export_format not in EXPORT_FORMATS:
             raise CxrvqaError(f"unknown export format {export_format!r}; available: {list(EXPORT_FORMATS)}")

@@ -8,7 +8,6 @@ or a `box_rejects` row with a stable reason code.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.provenance import code_version, sha256_file, stable_hash
 from cxrvqa.resources import load_checked_yaml
 from cxrvqa.store import Store
+from cxrvqa.text_input import CsvRecord, encoding_problem, header_names, printable, read_csv
 
 CLASSES_FILE = "schemas/vocab/box_classes.yaml"
 NIH_REFERENCE_SIZE = (1024, 1024)   # NIH boxes are on the 1024x1024 PNGs, whatever the source DICOM size
@@ -129,35 +129,47 @@ def _detect(names: list[str]) -> str | None:
     return None
 
 
-def _cells(reader: Any, width: int) -> Iterator[tuple[int, list[str]]]:
-    """(line, stripped cells) of each non-blank record, trailing empty cells beyond ``width`` dropped."""
-    for cells in reader:
-        cells = [cell.strip() for cell in cells]
-        if not any(cells):
+def _cells(records: Iterator[CsvRecord], width: int, source: str) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(line, stripped cells or None, why not) of each record, trailing empty cells beyond ``width`` dropped.
+
+    A line that is not UTF-8 makes the file unusable (InputError naming its byte offset): box files are
+    made by tools, and one mis-decoded line means the rest is in another encoding too.
+    """
+    for record in records:
+        problem = encoding_problem(record.lines)
+        if problem:
+            raise InputError(f"{source}:{record.line}", problem.expected, problem.found)
+        if record.cells is None:
+            yield record.line, None, f"expected a CSV row, found one the csv module cannot read ({record.problem})"
             continue
+        cells = [cell.strip() for cell in record.cells]
         while len(cells) > width and not cells[-1]:
             cells.pop()
-        yield reader.line_num, cells
+        yield record.line, cells, ""
 
 
-def _vindr_rows(reader: Any, names: list[str]) -> Iterator[_Row]:
-    for line, cells in _cells(reader, len(names)):
-        if len(cells) != len(names):
+def _vindr_rows(records: Iterator[CsvRecord], names: list[str], source: str) -> Iterator[_Row]:
+    for line, cells, problem in _cells(records, len(names), source):
+        if cells is None:
+            yield _Row(line, None, problem)
+        elif len(cells) != len(names):
             yield _Row(line, None, f"expected {len(names)} fields ({', '.join(names)}), found {len(cells)}")
-            continue
-        fields = dict(zip(names, cells, strict=True))
-        yield _Row(line, {"image": fields["image_id"], "class_name": fields["class_name"],
-                          "x_min": fields["x_min"], "y_min": fields["y_min"],
-                          "x_max": fields["x_max"], "y_max": fields["y_max"], "rater": fields.get("rad_id", "")})
+        else:
+            fields = dict(zip(names, cells, strict=True))
+            yield _Row(line, {"image": fields["image_id"], "class_name": fields["class_name"],
+                              "x_min": fields["x_min"], "y_min": fields["y_min"],
+                              "x_max": fields["x_max"], "y_max": fields["y_max"], "rater": fields.get("rad_id", "")})
 
 
-def _nih_rows(reader: Any) -> Iterator[_Row]:
-    for line, cells in _cells(reader, 6):
-        if len(cells) != 6:
+def _nih_rows(records: Iterator[CsvRecord], source: str) -> Iterator[_Row]:
+    for line, cells, problem in _cells(records, 6, source):
+        if cells is None:
+            yield _Row(line, None, problem)
+        elif len(cells) != 6:
             yield _Row(line, None, f"expected 6 fields (Image Index, Finding Label, x, y, w, h), found {len(cells)}")
-            continue
-        yield _Row(line, {"image": cells[0], "class_name": cells[1],
-                          "x": cells[2], "y": cells[3], "w": cells[4], "h": cells[5], "rater": ""})
+        else:
+            yield _Row(line, {"image": cells[0], "class_name": cells[1],
+                              "x": cells[2], "y": cells[3], "w": cells[4], "h": cells[5], "rater": ""})
 
 
 # -- matching images -------------------------------------------------------------------------
@@ -282,6 +294,24 @@ def _check_arguments(fmt: str, reference_size: tuple[int, int] | None) -> None:
                           f"expected two positive integers (cols, rows), found {reference_size!r}")
 
 
+def check_box_file(path: Path, fmt: Format = "auto") -> str:
+    """The format of an annotation file, from its header; InputError when it is missing, empty or neither
+    layout (what `build` checks before any flow starts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "an annotation CSV file", "no such file")
+    header = next(read_csv(path), None)
+    names = _header_names(header_names(header, path)) if header is not None else []
+    detected = _detect(names)
+    if detected is None or (fmt != "auto" and detected != fmt):
+        headers = {"vindr": f"a VinDr header ({', '.join(VINDR_COLUMNS)}[, rad_id])",
+                   "nih": f"an NIH header ({', '.join(NIH_COLUMNS)})"}
+        expected = headers.get(fmt) or " or ".join(headers.values())
+        raise InputError(str(path), expected, f"the header {printable(','.join(names))!r}" if names
+                         else "an empty file")
+    return detected
+
+
 def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
                  reference_size: tuple[int, int] | None = None) -> BoxImportSummary:
     """Import one annotation file in one transaction; a rerun of the same file skips what it imported.
@@ -292,8 +322,7 @@ def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
     """
     _check_arguments(fmt, reference_size)
     path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "an annotation CSV file", "no such file")
+    detected = check_box_file(path, fmt)
     source = str(path)
     input_hash = sha256_file(path)
     classes = box_classes()
@@ -304,48 +333,35 @@ def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
     provenance = {"input_hash": input_hash, "run_id": run_id, "code_version": code_version(),
                   "created_at": datetime.now(timezone.utc)}
 
-    try:
-        handle = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InputError(source, "a readable annotation CSV file", f"{type(exc).__name__}: {exc.strerror}") from exc
-    reader = csv.reader(handle)
-    with handle, store.transaction():
-        try:
-            names = _header_names(next(reader, None) or [])
-            detected = _detect(names)
-            if detected is None or (fmt != "auto" and detected != fmt):
-                headers = {"vindr": f"a VinDr header ({', '.join(VINDR_COLUMNS)}[, rad_id])",
-                           "nih": f"an NIH header ({', '.join(NIH_COLUMNS)})"}
-                expected = headers.get(fmt) or " or ".join(headers.values())
-                raise InputError(source, expected, f"the header {','.join(names)!r}" if names else "an empty file")
-            summary = BoxImportSummary(source, detected, input_hash)
-            if detected == "nih" and reference_size is None:
-                reference_size = NIH_REFERENCE_SIZE
-            rows = _nih_rows(reader) if detected == "nih" else _vindr_rows(reader, names)
-            boxes: list[dict[str, Any]] = []
-            rejects: list[dict[str, Any]] = []
-            for row in rows:
-                summary.n_rows += 1
-                if row.line in done:
-                    summary.n_skipped += 1
-                    continue
-                try:
-                    box = _box(row, detected, source, classes, images, reference_size)
-                except _Reject as reject:
-                    summary.n_rejected += 1
-                    summary.reasons[reject.reason.value] += 1
-                    if (row.line, reject.reason.value, reject.detail) not in recorded:
-                        rejects.append({"source_file": source, "source_line": row.line, "reason": reject.reason.value,
-                                        "detail": reject.detail, **provenance})
-                else:
-                    summary.n_imported += 1
-                    boxes.append({"box_id": stable_hash([input_hash, row.line], length=24), **box,
-                                  "source_file": source, "source_line": row.line, **provenance})
-                if len(boxes) + len(rejects) >= BATCH_ROWS:
-                    _flush(store, boxes, rejects)
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(source, "a UTF-8 CSV file", f"{type(exc).__name__} near line {reader.line_num}: {exc}") \
-                from exc
+    records = read_csv(path)
+    with store.transaction():
+        header = next(records)
+        names = _header_names(header.cells or [])
+        summary = BoxImportSummary(source, detected, input_hash)
+        if detected == "nih" and reference_size is None:
+            reference_size = NIH_REFERENCE_SIZE
+        rows = _nih_rows(records, source) if detected == "nih" else _vindr_rows(records, names, source)
+        boxes: list[dict[str, Any]] = []
+        rejects: list[dict[str, Any]] = []
+        for row in rows:
+            summary.n_rows += 1
+            if row.line in done:
+                summary.n_skipped += 1
+                continue
+            try:
+                box = _box(row, detected, source, classes, images, reference_size)
+            except _Reject as reject:
+                summary.n_rejected += 1
+                summary.reasons[reject.reason.value] += 1
+                if (row.line, reject.reason.value, reject.detail) not in recorded:
+                    rejects.append({"source_file": source, "source_line": row.line, "reason": reject.reason.value,
+                                    "detail": reject.detail, **provenance})
+            else:
+                summary.n_imported += 1
+                boxes.append({"box_id": stable_hash([input_hash, row.line], length=24), **box,
+                              "source_file": source, "source_line": row.line, **provenance})
+            if len(boxes) + len(rejects) >= BATCH_ROWS:
+                _flush(store, boxes, rejects)
         _flush(store, boxes, rejects)
     return summary
 

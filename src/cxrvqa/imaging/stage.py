@@ -6,7 +6,6 @@ process pool, and the batch is written to DuckDB in one insert per table.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from cxrvqa.parallel import process_map
 from cxrvqa.provenance import sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.shards import Tables, as_rows, write_tables
+from cxrvqa.text_input import encoding_problem, header_names, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -76,33 +76,41 @@ def render_settings(config: Config) -> RenderSettings:
 def load_manifest(path: Path) -> dict[str, tuple[str, str]]:
     """image_path (relative to the images folder, POSIX) -> (study_id, patient_id).
 
+    Metadata, not records: a bad row (ragged, not UTF-8, empty fields) makes the whole file an InputError
+    naming the line, as a manifest that links images to the wrong studies must not be half used.
+
     Two layouts: ours (study_id, patient_id, image_path) and the IU projections CSV (uid, filename,
     projection), where the study and the patient are the report uid and `1_IM-0001-4001.dcm.png`
     names the DICOM `1_IM-0001-4001.dcm`.
     """
     if not path.is_file():
         raise InputError(str(path), "a CSV manifest file", "no such file")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        iu = all(c in columns for c in IU_PROJECTION_COLUMNS)
-        if not iu and not all(c in columns for c in MANIFEST_COLUMNS):
-            raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)} (or the IU projections layout "
-                             f"{', '.join(IU_PROJECTION_COLUMNS)})", f"columns {columns}")
-        manifest: dict[str, tuple[str, str]] = {}
-        for line, row in enumerate(reader, start=2):
-            if iu:
-                study = patient = (row["uid"] or "").strip()
-                image_path = (row["filename"] or "").strip().removesuffix(".png")
-            else:
-                study, patient = (row["study_id"] or "").strip(), (row["patient_id"] or "").strip()
-                image_path = (row["image_path"] or "").strip()
-            image_path = PurePosixPath(image_path).as_posix()
-            if not image_path or image_path == "." or not study or not patient:
-                raise InputError(
-                    f"{path}:{line}", "non-empty study_id, patient_id and image_path", f"{dict(row)}"
-                )
-            manifest[image_path] = (study, patient)
+    records = read_csv(path)
+    header = next(records, None)
+    if header is None:
+        raise InputError(str(path), "a CSV manifest file", "an empty file")
+    columns = header_names(header, path)
+    iu = all(c in columns for c in IU_PROJECTION_COLUMNS)
+    if not iu and not all(c in columns for c in MANIFEST_COLUMNS):
+        raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)} (or the IU projections layout "
+                         f"{', '.join(IU_PROJECTION_COLUMNS)})", f"columns {columns}")
+    manifest: dict[str, tuple[str, str]] = {}
+    for record in records:
+        where = f"{path}:{record.line}"
+        problem = record.shape_problem(len(columns), columns) or encoding_problem(record.lines)
+        if problem:
+            raise InputError(where, problem.expected, problem.found)
+        row = dict(zip(columns, record.cells or [], strict=False))
+        if iu:
+            study = patient = row["uid"].strip()
+            image_path = row["filename"].strip().removesuffix(".png")
+        else:
+            study, patient = row["study_id"].strip(), row["patient_id"].strip()
+            image_path = row["image_path"].strip()
+        image_path = PurePosixPath(image_path).as_posix()
+        if not image_path or image_path == "." or not study or not patient:
+            raise InputError(where, "non-empty study_id, patient_id and image_path", f"{row}")
+        manifest[image_path] = (study, patient)
     return manifest
 
 

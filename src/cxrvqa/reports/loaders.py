@@ -6,26 +6,44 @@ Formats (``--report-format``):
 - ``mimic``: a tree of ``p<group>/p<patient>/s<study>.txt`` free-text reports.
 - ``jsonl`` / ``csv``: study_id, patient_id (optional), and ``text`` or per-section fields
   (indication, comparison, technique, findings, impression).
+
+Every file is read through `cxrvqa.text_input`: a byte-order mark is skipped; UTF-8 is decoded
+strictly, and a record with bytes that are not UTF-8 is rejected (`invalid_encoding`, with the
+byte offset) rather than stored with replacement characters.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from cxrvqa.errors import InputError
 from cxrvqa.reports.text import SECTIONS, compose, normalise
-
-csv.field_size_limit(sys.maxsize)  # a 1 MB report is bad input to reject with a reason, not a crash
+from cxrvqa.text_input import CsvRecord, Line, encoding_problem, header_names, not_text, printable, read_csv, \
+    read_lines, unstorable_char
 
 SECTION_FIELDS = tuple(s for s in SECTIONS if s != "other")
+IU_COLUMNS = ("uid", "indication", "comparison", "findings", "impression")
 _MIMIC_PATH = re.compile(r"^p(?P<group>\d+)/p(?P<patient>\d+)/s(?P<study>\d+)\.txt$")
+
+
+class ReportReason(StrEnum):
+    """Stable reason codes of `report_rejects.reason`."""
+
+    invalid_record = "invalid_record"        # not a JSON object, no study id, a text that is not a string
+    malformed_row = "malformed_row"          # a CSV row with more or fewer fields than its header
+    invalid_encoding = "invalid_encoding"    # bytes that are not UTF-8, U+FFFD or an unpaired surrogate
+    not_text = "not_text"                    # binary data: control characters, NULs, no letter
+    unrecognised_path = "unrecognised_path"  # a file of a MIMIC tree not named p<group>/p<patient>/s<study>.txt
+    empty_report = "empty_report"
+    report_too_long = "report_too_long"
+    duplicate_study = "duplicate_study"
 
 
 @dataclass(frozen=True)
@@ -40,71 +58,149 @@ class RawReport:
 class RawReject:
     source: str
     study_id: str | None
-    reason: str        # invalid_record | unrecognised_path
+    reason: str        # a ReportReason
     detail: str
 
 
 def load_reports(path: Path, report_format: str) -> Iterator[RawReport | RawReject]:
-    loader = {"iu": _load_iu, "mimic": _load_mimic, "jsonl": _load_jsonl, "csv": _load_csv}[report_format]
+    """The records of a reports input; an input unusable as a whole (missing, empty, wrong columns) raises
+    InputError here, before the first record is read."""
+    check_reports_input(path, report_format)
+    return _LOADERS[report_format](path)
+
+
+def check_reports_input(path: Path, report_format: str) -> None:
+    """Raise InputError when the input cannot be read as ``report_format`` at all: what `build` checks
+    before any flow starts."""
+    if report_format not in _LOADERS:
+        raise InputError(str(path), f"a report format among {sorted(_LOADERS)}", repr(report_format))
     if report_format == "mimic":
         if not path.is_dir():
             raise InputError(str(path), "a folder of p*/p<patient>/s<study>.txt reports (--report-format mimic)",
                              "no such folder")
-    elif not path.is_file():
+        if not any(files for _, _, files in os.walk(path)):
+            raise InputError(str(path), "a folder of p*/p<patient>/s<study>.txt reports (--report-format mimic)",
+                             "an empty folder")
+        return
+    if not path.is_file():
         raise InputError(str(path), f"a {report_format} reports file", "no such file")
-    return loader(path)
+    if report_format == "jsonl":
+        if not any(line.text.strip() for line in read_lines(path)):
+            raise InputError(str(path), "a JSON-lines reports file", "an empty file")
+        return
+    _csv_header(path, report_format)
 
 
-def _from_fields(record: dict, source: str, study_key: str = "study_id") -> RawReport | RawReject:
-    study = str(record.get(study_key) or "").strip()
-    if not study:
-        return RawReject(source, None, "invalid_record", f"expected a non-empty {study_key}, found {record.get(study_key)!r}")
-    patient = str(record.get("patient_id") or "").strip() or study
-    text = record.get("text")
-    if text is not None and not isinstance(text, str):
-        return RawReject(source, study, "invalid_record", f"expected 'text' to be a string, found {type(text).__name__}")
-    if text is None:
-        text = compose({field: str(record.get(field) or "") for field in SECTION_FIELDS})
+def _csv_header(path: Path, report_format: str) -> list[str]:
+    """The header of an iu or csv reports file, checked."""
+    expected = (f"IU columns {list(IU_COLUMNS)}" if report_format == "iu"
+                else "columns study_id and text (or per-section columns)")
+    header = next(read_csv(path), None)
+    if header is None:
+        raise InputError(str(path), expected, "an empty file")
+    names = header_names(header, path)
+    fields = set(names)
+    if report_format == "iu":
+        ok = set(IU_COLUMNS) <= fields
+    else:
+        ok = "study_id" in fields and bool(({"text"} | set(SECTION_FIELDS)) & fields)
+    if not ok:
+        raise InputError(str(path), expected, f"columns {names}")
+    return names
+
+
+def _report(study: str, patient: str, source: str, text: str) -> RawReport | RawReject:
+    """A report, or the reject of a text that is binary data or cannot be stored."""
+    problem = not_text(text)
+    if problem:
+        return RawReject(source, study, ReportReason.not_text, str(problem))
+    problem = unstorable_char(text, "the report text")
+    if problem:
+        return RawReject(source, study, ReportReason.invalid_encoding, str(problem))
     return RawReport(study, patient, source, normalise(text))
 
 
+def _from_fields(record: dict[str, Any], source: str, study_key: str = "study_id") -> RawReport | RawReject:
+    study = str(record.get(study_key) or "").strip()
+    if not study:
+        return RawReject(source, None, ReportReason.invalid_record,
+                         f"expected a non-empty {study_key}, found {record.get(study_key)!r}")
+    patient = str(record.get("patient_id") or "").strip() or study
+    for value, field in ((study, study_key), (patient, "patient_id")):
+        problem = unstorable_char(value, field)
+        if problem:
+            return RawReject(source, None, ReportReason.invalid_encoding, str(problem))
+    text = record.get("text")
+    if text is not None and not isinstance(text, str):
+        return RawReject(source, study, ReportReason.invalid_record,
+                         f"expected 'text' to be a string, found {type(text).__name__}")
+    if text is None:
+        sections = {field: str(record.get(field) or "") for field in SECTION_FIELDS}
+        problem = not_text("\n".join(sections.values()))
+        if problem:
+            return RawReject(source, study, ReportReason.not_text, str(problem))
+        text = compose(sections)
+    return _report(study, patient, source, text)
+
+
+def _csv_records(path: Path, report_format: str, study_key: str,
+                 fields_of: Callable[[dict[str, str]], dict[str, str]]) -> Iterator[RawReport | RawReject]:
+    names = _csv_header(path, report_format)
+    records = read_csv(path)
+    next(records)   # the header
+    for record in records:
+        yield _csv_record(record, path, names, study_key, fields_of)
+
+
+def _csv_record(record: CsvRecord, path: Path, names: list[str], study_key: str,
+                fields_of: Callable[[dict[str, str]], dict[str, str]]) -> RawReport | RawReject:
+    source = f"{printable(path.name)}:row {record.line}"
+    problem = record.shape_problem(len(names), names)
+    if problem:
+        return RawReject(source, None, ReportReason.malformed_row, str(problem))
+    fields = fields_of(dict(zip(names, record.cells or [], strict=False)))
+    problem = encoding_problem(record.lines)
+    if problem:
+        study = fields.get(study_key, "").strip()
+        return RawReject(source, study if study and not unstorable_char(study, study_key) else None,
+                         ReportReason.invalid_encoding, str(problem))
+    return _from_fields(fields, source, study_key)
+
+
 def _load_iu(path: Path) -> Iterator[RawReport | RawReject]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        required = {"uid", "indication", "comparison", "findings", "impression"}
-        if not required <= set(reader.fieldnames or []):
-            raise InputError(str(path), f"IU columns {sorted(required)}", f"columns {reader.fieldnames}")
-        for row in reader:
-            record = {**row, "technique": row.get("image", "")}
-            yield _from_fields(record, f"{path.name}:row {reader.line_num}", study_key="uid")
+    return _csv_records(path, "iu", "uid", lambda row: {**row, "technique": row.get("image", "")})
 
 
 def _load_csv(path: Path) -> Iterator[RawReport | RawReject]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        fields = set(reader.fieldnames or [])
-        if "study_id" not in fields or not ({"text"} | set(SECTION_FIELDS)) & fields:
-            raise InputError(str(path), "columns study_id and text (or per-section columns)",
-                             f"columns {reader.fieldnames}")
-        for row in reader:
-            yield _from_fields(row, f"{path.name}:row {reader.line_num}")
+    return _csv_records(path, "csv", "study_id", lambda row: row)
 
 
 def _load_jsonl(path: Path) -> Iterator[RawReport | RawReject]:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            source = f"{path.name}:line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RawReject(source, None, "invalid_record", f"expected a JSON object, found invalid JSON ({exc.msg})")
-                continue
-            if not isinstance(record, dict):
-                yield RawReject(source, None, "invalid_record", f"expected a JSON object, found {type(record).__name__}")
-                continue
-            yield _from_fields(record, source)
+    for line in read_lines(path):
+        if not line.text.strip():
+            continue
+        source = f"{printable(path.name)}:line {line.number}"
+        try:
+            record = json.loads(line.text)
+        except json.JSONDecodeError as exc:
+            yield RawReject(source, None, ReportReason.invalid_record,
+                            f"expected a JSON object, found invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except (ValueError, RecursionError) as exc:   # a 5,000-digit number; arrays nested 100,000 deep
+            yield RawReject(source, None, ReportReason.invalid_record,
+                            f"expected a JSON object, found JSON Python cannot read ({type(exc).__name__}: {exc})")
+            continue
+        if not isinstance(record, dict):
+            yield RawReject(source, None, ReportReason.invalid_record,
+                            f"expected a JSON object, found {type(record).__name__}")
+            continue
+        problem = encoding_problem([line])
+        if problem:
+            study = str(record.get("study_id") or "").strip()
+            yield RawReject(source, study if study and not encoding_problem([Line(0, 0, study)]) else None,
+                            ReportReason.invalid_encoding, str(problem))
+            continue
+        yield _from_fields(record, source)
 
 
 def _load_mimic(path: Path) -> Iterator[RawReport | RawReject]:
@@ -112,10 +208,25 @@ def _load_mimic(path: Path) -> Iterator[RawReport | RawReject]:
         dirs.sort()
         for name in sorted(files):
             relative = (Path(root) / name).relative_to(path).as_posix()
+            source = printable(relative)
             match = _MIMIC_PATH.match(relative)
             if not match:
-                yield RawReject(relative, None, "unrecognised_path",
+                yield RawReject(source, None, ReportReason.unrecognised_path,
                                 "expected p<group>/p<patient>/s<study>.txt, found another path")
                 continue
-            text = (Path(root) / name).read_text(encoding="utf-8", errors="replace")
-            yield RawReport(f"s{match['study']}", f"p{match['patient']}", relative, normalise(text))
+            study, patient = f"s{match['study']}", f"p{match['patient']}"
+            lines = list(read_lines(Path(root) / name))
+            text = "".join(line.text for line in lines)
+            problem = not_text(text)
+            if problem:
+                yield RawReject(source, study, ReportReason.not_text, str(problem))
+                continue
+            problem = encoding_problem(lines)
+            if problem:
+                yield RawReject(source, study, ReportReason.invalid_encoding, str(problem))
+                continue
+            yield _report(study, patient, source, text)
+
+
+_LOADERS: dict[str, Callable[[Path], Iterator[RawReport | RawReject]]] = {
+    "iu": _load_iu, "mimic": _load_mimic, "jsonl": _load_jsonl, "csv": _load_csv}

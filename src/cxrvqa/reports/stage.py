@@ -11,7 +11,7 @@ from typing import Any
 from cxrvqa.config import Config
 from cxrvqa.errors import InputError
 from cxrvqa.provenance import code_version, stable_hash
-from cxrvqa.reports.loaders import RawReject, RawReport
+from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason
 from cxrvqa.reports.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.shards import Tables, write_tables
@@ -83,7 +83,7 @@ def reject_duplicate_studies(records: Iterable[RawReport | RawReject]) -> Iterat
         if isinstance(record, RawReport):
             seen = first_source.setdefault(record.study_id, record.source)
             if seen != record.source:
-                record = RawReject(record.source, record.study_id, "duplicate_study",
+                record = RawReject(record.source, record.study_id, ReportReason.duplicate_study,
                                    f"study {record.study_id!r} was already loaded from {seen}")
         yield record
 
@@ -121,7 +121,7 @@ def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) ->
     sentence_rows: list[dict[str, Any]] = []
 
     def reject(source: str, study: str | None, reason: str, detail: str, input_hash: str | None) -> None:
-        rejects.append({"source": source, "study_id": study, "reason": reason, "detail": detail,
+        rejects.append({"source": source, "study_id": study, "reason": ReportReason(reason).value, "detail": detail,
                         "parser_version": context.parser_version, "run_id": run_id, "input_hash": input_hash,
                         "code_version": code_version(), "created_at": now})
 
@@ -129,9 +129,10 @@ def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) ->
         if isinstance(raw, RawReject):
             reject(raw.source, raw.study_id, raw.reason, raw.detail, input_hash)
         elif not raw.text.strip():
-            reject(raw.source, raw.study_id, "empty_report", "expected report text, found none", input_hash)
+            reject(raw.source, raw.study_id, ReportReason.empty_report, "expected report text, found none",
+                   input_hash)
         elif len(raw.text) > context.max_chars:
-            reject(raw.source, raw.study_id, "report_too_long",
+            reject(raw.source, raw.study_id, ReportReason.report_too_long,
                    f"expected at most {context.max_chars} characters, found {len(raw.text)}", input_hash)
         else:
             row, sentences = parse_report(raw, context, run_id, input_hash)

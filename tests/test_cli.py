@@ -37,7 +37,7 @@ def test_templates_list_shows_every_builtin() -> None:
     result = runner.invoke(app, ["templates", "list"])
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│")]
-    assert "38 question templates" in result.output and len(rows) == 38
+    assert "37 question templates" in result.output and len(rows) == 37
     assert any(r.split("│")[1].strip() == "finding_presence" for r in rows)
 
 

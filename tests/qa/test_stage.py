@@ -16,7 +16,7 @@ from cxrvqa.qa import stage
 from cxrvqa.store import Store
 from tests.qa import fill_store
 
-TEMPLATES = 38
+TEMPLATES = 37
 SNAPSHOT = "SELECT * EXCLUDE (run_id, created_at, code_version) FROM qa_items ORDER BY item_id"
 
 

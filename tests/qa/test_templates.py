@@ -41,18 +41,18 @@ def problems_of(path: Path) -> tuple[str, ...]:
     return caught.value.problems
 
 
-def test_the_38_builtin_templates_load() -> None:
+def test_the_37_builtin_templates_load() -> None:
     templates = builtin_templates()
     files = sorted(n.name.removesuffix(".yaml") for n in resource("prompts", "questions").iterdir()
                    if n.name.endswith(".yaml"))
-    assert len(templates) == 38
+    assert len(templates) == 37
     assert [t.id for t in templates] == files
     assert all(t.source == f"builtin:prompts/questions/{t.id}.yaml" for t in templates)
     assert all(t.program in PROGRAMS and t.variants for t in templates)
     assert {t.answer_format for t in templates} == {"yes_no", "short", "full_sentence", "multi_part",
                                                      "multiple_choice", "box"}
     assert {t.question_type for t in templates} == {"where", "what", "is_there", "how_many", "which", "yes_no"}
-    assert len({t.content_hash for t in templates}) == 38
+    assert len({t.content_hash for t in templates}) == 37
 
 
 def test_bad_yaml(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_lint_reports_every_file_without_raising(tmp_path: Path) -> None:
 def test_user_folder_adds_a_template(tmp_path: Path) -> None:
     path = write(tmp_path, "my_presence", template_text("my_presence"))
     templates = load_templates((tmp_path,))
-    assert len(templates) == 39
+    assert len(templates) == 38
     assert [t.id for t in templates] == sorted(t.id for t in templates)
     mine = next(t for t in templates if t.id == "my_presence")
     assert (mine.source, mine.program, mine.variants, mine.negatives) == (

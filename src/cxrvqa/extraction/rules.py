@@ -360,6 +360,9 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
                                                           if (s.start, s.end) not in claimed]
             if found:
                 modifiers.append(PLACE_FROM_CLAUSE)
+        if has_deid and DEID_ADJACENT not in modifiers and any(   # "blunting of the costophrenic XXXX": which?
+                s.end < len(doc) and deid.fullmatch(doc[s.end].text) for s in found):
+            modifiers.append(DEID_ADJACENT)
         laterality, where = side_and_regions(found)
         severity = own_modifier(severities, k, left, right)
         if presence == "present" and severity is not None and _value(severity) == "borderline":
@@ -375,6 +378,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifier_tokens |= {t.i for t in doc if t.lower_ in r.list_adjectives}
         _differentials(doc, findings, clauses, extracted, modifier_tokens)
     other_exam = r.other_exam.search(text) is not None
+    asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
     attributions = list(r.artifact_attributions.finditer(text.lower()))
     for item in extracted:
         mention = item.pop("mention")
@@ -382,6 +386,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         item["span"] = (mention.start_char, mention.end_char)
         if other_exam:
             item["modifiers"].append(OTHER_EXAM)
+        if asked and item["presence"] == "present":
+            item["presence"], item["certainty"] = "uncertain", "possible"
         attribution = next((m for m in attributions if m.start() >= mention.end_char), None)
         if attribution is not None:
             _attribute_to_artifact(item, _hedged_attribution(text, attribution))
@@ -530,9 +536,8 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
             found = [o if OTHER_EXAM in o.modifiers else o.model_copy(update={"modifiers": [*o.modifiers, OTHER_EXAM]})
                      for o in found]
         attribution = _anaphoric_attribution(sentence.text)
-        if attribution is not None and all(attribution[1] <= e.start - sentence.start and
-                                           e.end - sentence.start <= attribution[2] for o in found for e in o.evidence):
-            for k in previous:   # "This may be artifact.": the findings before, and only the artifact it names
+        if attribution is not None:   # "This may be artifact.", "These may represent vessels on end or granulomas."
+            for k in previous:
                 reading = {"presence": observations[k].presence, "certainty": observations[k].certainty,
                            "modifiers": observations[k].modifiers}
                 _attribute_to_artifact(reading, attribution[0])

@@ -344,20 +344,6 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
     return " ".join(words)
 
 
-@program("count_abnormal", ("none",), ("short",))
-def count_abnormal(ask: Ask) -> Answer | None:
-    """Definite abnormal findings, not devices nor hedged ones (the question says so). Findings named in one
-    sentence may be one process or several ("calcified nodes and calcifications, sequela of granulomatous
-    disease"): a reader could count them either way, so such a study is not counted."""
-    if _abnormal_state(ask.study) is None or not ask.study.read_all:
-        return None
-    leaves = ask.study.leaf_present()
-    sentences = [i for f in leaves for i in f.evidence]
-    if len(sentences) != len(set(sentences)):
-        return None
-    return Answer(str(len(leaves)), evidence=_abnormal_evidence(ask.study), findings=tuple(f.finding for f in leaves))
-
-
 @program("describe_study", ("none",), ("full_sentence",))
 def describe_study(ask: Ask) -> Answer | None:
     if not ask.study.facts or not ask.study.read_all:
@@ -371,11 +357,12 @@ def describe_study(ask: Ask) -> Answer | None:
 @program("indication", ("none",), ("short", "full_sentence"))
 def indication(ask: Ask) -> Answer | None:
     """The indication as a phrase: without its trailing punctuation ("PLEURAL EFFUSIONS;"), and in lower
-    case when it was typed in capitals (an answer in capitals reads as a form field, not a sentence)."""
+    case when it was typed in capitals or with every word capitalised ("Lung Cancer": a form field, not a
+    sentence)."""
     text = (ask.study.indication or "").strip().rstrip(".;:,").strip()
     if len(text) < 3 or deid_pattern().search(text):
         return None
-    if text.isupper():
+    if text.isupper() or (len(text.split()) > 1 and text.istitle()):
         return Answer(text.lower())
     return Answer(text[0].lower() + text[1:] if text[1:2].islower() else text)
 
@@ -461,9 +448,12 @@ def _present_fact(ask: Ask, key: str = "finding") -> Fact | None:
 
 
 def _locatable_fact(ask: Ask) -> Fact | None:
-    """A present fact that a where / which side question may ask about (not low lung volumes)."""
+    """A present fact that a where / which side question may ask about: not low lung volumes; not a parent only
+    implied by its children (the "lung opacity" of a granuloma and an atelectasis is neither's place); not one
+    with a mention the report hides by a de-identified word (where it is would be incomplete)."""
     fact = _present_fact(ask)
-    return None if fact is None or fact.finding in finding_sites().unlocated else fact
+    return None if fact is None or fact.finding in finding_sites().unlocated or fact.derived or fact.partial \
+        else fact
 
 
 @program("finding_location", ("finding",), TEXT)
@@ -532,7 +522,7 @@ def finding_in_region(ask: Ask) -> Answer | None:
 @program("finding_severity", ("finding",), TEXT)
 def finding_severity(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
-    if fact is None or fact.severity is None or fact.finding in finding_sites().sized:
+    if fact is None or fact.severity is None or fact.finding in finding_sites().sized or fact.partial:
         return None
     return Answer(modifier_name(fact.severity), **_tags(fact))
 
@@ -540,7 +530,7 @@ def finding_severity(ask: Ask) -> Answer | None:
 @program("finding_change", ("finding",), TEXT)
 def finding_change(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)   # "How has the effusion changed?" presupposes an effusion
-    if fact is None or not interval_change(fact.change) or fact.derived:
+    if fact is None or not interval_change(fact.change) or fact.derived or fact.partial:
         return None
     return Answer(modifier_name(fact.change), **_tags(fact))
 
@@ -550,7 +540,7 @@ def describe_finding(ask: Ask) -> Answer | None:
     """Only of a finding the report commits to ("Describe the pneumothorax." presupposes one), and only
     when the report says something about it beyond its presence (where, how severe, how it changed)."""
     fact = _present_fact(ask)
-    if fact is None or fact.derived:
+    if fact is None or fact.derived or fact.partial:
         return None
     prefix = "there are" if finding_number(fact.finding) == "plural" else "there is"
     details = []

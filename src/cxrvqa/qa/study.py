@@ -40,6 +40,7 @@ class Fact:
     presence: str                                   # present | uncertain | absent
     certainty: str | None = None                    # uncertain: possible | probable | differential | borderline
     derived: bool = False                           # only implied by a present descendant
+    partial: bool = False                           # a mention of it (or of a descendant) is not understood
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
@@ -232,6 +233,12 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)
                 for other in facts.values()):
             fact.derived = True
+    hidden = [o["finding"] for o in graph["observations"] if o["finding"] is not None and o["presence"] != "absent"
+              and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))]
+    for finding in hidden:   # "XXXX right perihilar density": where the opacities are is not all known
+        for name in (finding, *finding_ancestors(finding)):
+            if name in facts:
+                facts[name].partial = True
     for fact in facts.values():   # "small left pleural effusion": the left pleura
         if not fact.regions and fact.presence != "absent":
             implied = _implied_region(fact)

@@ -213,7 +213,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     sites = finding_sites()
     deid = deid_pattern()
     has_deid = deid.search(text) is not None
-    doc = r.nlp.make_doc(text)
+    doc = r.nlp.make_doc(_one_line(text))   # a sentence wrapped over lines reads as one (same offsets)
     matched = _spans(doc, r.findings, r.finding_patterns)
     findings = [s for s in matched if _kind(s) == "finding"]
     if not findings:
@@ -379,7 +379,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         _differentials(doc, findings, clauses, extracted, modifier_tokens)
     other_exam = r.other_exam.search(text) is not None
     asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
-    attributions = list(r.artifact_attributions.finditer(text.lower()))
+    attributions = list(r.artifact_attributions.finditer(_one_line(text.lower())))
     for item in extracted:
         mention = item.pop("mention")
         del item["places"]
@@ -393,6 +393,14 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             _attribute_to_artifact(item, _hedged_attribution(text, attribution))
     return tuple(tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in item.items())
                  for item in extracted)
+
+
+_LINE_BREAKS = str.maketrans("\n\t\f\v", "    ")
+
+
+def _one_line(text: str) -> str:
+    """Line breaks and tabs as spaces: one character for one, so that offsets stay those of the text."""
+    return text.translate(_LINE_BREAKS)
 
 
 def _deid_adjacent(doc: Doc, mention: Span, deid: re.Pattern[str]) -> bool:
@@ -483,7 +491,7 @@ def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
 def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[int, int]], ...]:
     """The normal statements a sentence makes, with their character span (memoised: radiologists repeat
     the same normal sentences from report to report)."""
-    lowered = text.lower()
+    lowered = _one_line(text.lower())
     found = []
     for statement_id, pattern, absent, regions in rules().normal_statements:
         match = pattern.search(lowered)
@@ -510,7 +518,7 @@ def _other_exam_after(text: str, other_exam: bool) -> bool:
 def _anaphoric_attribution(text: str) -> tuple[bool, int, int] | None:
     """For a sentence that puts the findings of the sentence before down to an artifact ("This may be
     artifact."): whether that is hedged, and where the attribution is; None for any other sentence."""
-    lowered = text.lower()
+    lowered = _one_line(text.lower())
     if lowered.strip().split(" ", 1)[0] not in _ANAPHORS:
         return None
     attribution = rules().artifact_attributions.search(lowered)

@@ -254,8 +254,9 @@ def as_of(store: Store, run_id: str | None) -> Iterator[None]:
                               f"WHERE run_id IN ({listed})")
             created.append(table)
         # the stored keys of the current dataset are the latest QA stage's: as of run X, the rule over X's rows
-        store.con.execute("CREATE TEMP VIEW qa_current AS SELECT study_id, item_id, template_version, input_hash "
-                          "FROM qa_current_rule")
+        # (complementary pairs are not reconstructed as of a run)
+        store.con.execute("CREATE TEMP VIEW qa_current AS SELECT study_id, item_id, template_version, input_hash, "
+                          "NULL::VARCHAR AS pair_id FROM qa_current_rule")
         created.append("qa_current")
         yield
     finally:

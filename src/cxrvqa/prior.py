@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cxrvqa.store import Store
+
 KEYS = ("question", "arguments", "options")
 CHANCE = {"yes_no": 0.5, "multiple_choice": 0.25}
 TRAIN = "train"
@@ -160,3 +162,35 @@ def strongest(figures: Iterable[PriorFigure], n: int | None = None) -> list[Prio
                 best[figure.template_id] = figure
     ranked = sorted(best.values(), key=lambda f: (-f.excess, f.template_id or ""))
     return ranked[:n] if n is not None else ranked
+
+
+def stored_prior(store: Store, source: str = "current_qa_prior") -> list[PriorFigure]:
+    """The figures the QA stage stored for the current dataset (none before a QA stage of this version)."""
+    return [PriorFigure(key, fmt, template, n, accuracy, chance,
+                        tuple((args, k, acc) for args, k, acc in json.loads(worst)))
+            for key, fmt, template, n, accuracy, chance, worst in store.query(
+                f"SELECT key, answer_format, template_id, n_items, accuracy, chance, worst FROM {source} "
+                "ORDER BY answer_format, template_id NULLS FIRST, key")]
+
+
+def measure(store: Store, source: str) -> list[PriorFigure]:
+    """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`)."""
+    return baseline(prior_items(store.query(ITEM_SQL.format(source=source))))
+
+
+#: Columns of `format_rows`.
+FORMAT_COLUMNS = ("answer format", "held-out items", "by question text", "by template + arguments",
+                  "reading the options", "chance")
+
+
+def format_rows(figures: Iterable[PriorFigure]) -> list[list[str]]:
+    """One row per answer format (FORMAT_COLUMNS): its accuracy under each key, beside chance."""
+    rows: dict[str, dict[str, PriorFigure]] = {}
+    for figure in headline(figures):
+        rows.setdefault(figure.answer_format, {})[figure.key] = figure
+    out = []
+    for fmt, by_key in rows.items():
+        first = next(iter(by_key.values()))
+        out.append([fmt, str(first.n_items), *(f"{by_key[k].accuracy:.3f}" if k in by_key else "" for k in KEYS),
+                    "" if first.chance is None else f"{first.chance:.2f}"])
+    return out

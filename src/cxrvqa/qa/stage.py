@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from cxrvqa.config import Config
 from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
-from cxrvqa.prior import ITEM_SQL, baseline, prior_items
+from cxrvqa.prior import measure
 from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
@@ -378,5 +378,5 @@ def select_current(store: Store, run_id: str) -> None:
     store.con.execute("DELETE FROM qa_current_source")
     store.con.execute("INSERT INTO qa_current_source VALUES (?, now())", [fingerprint])
     now = datetime.now(timezone.utc)
-    figures = baseline(prior_items(store.query(ITEM_SQL.format(source="current_qa_items"))))
+    figures = measure(store, "current_qa_items")
     store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])

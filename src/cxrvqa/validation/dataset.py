@@ -46,7 +46,7 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
 
     for template, target, achieved, kept_pos, kept_neg in store.query(
             "SELECT template_id, target_share, achieved_share, n_positive_kept, n_negative_kept "
-            "FROM current_qa_balance WHERE n_positive > 0 AND n_negative > 0 ORDER BY template_id"):
+            "FROM current_qa_balance WHERE n_positive_kept > 0 AND n_negative_kept > 0 ORDER BY template_id"):
         # a few items cannot hit a share exactly: the tolerance widens to 3 binomial standard deviations
         tolerance = max(POSITIVE_TOLERANCE, 3 * math.sqrt(target * (1 - target) / (kept_pos + kept_neg)))
         add("positive_share", template, achieved, f"{target:.2f} +- {tolerance:.3f}",

@@ -78,7 +78,8 @@ def test_per_question_balance_keeps_the_quota_of_each_question(per_question: Sim
     assert kept == [(0,)]
     # a question without one of the answers keeps none of its yes/no items
     assert store.query("SELECT count(*) FROM current_qa_items i JOIN current_qa_question_balance q "
-                       "USING (template_id, arguments) WHERE q.missing IS NOT NULL AND i.polarity IS NOT NULL") == [(0,)]
+                       "USING (template_id, arguments) WHERE q.missing IS NOT NULL AND i.polarity IS NOT NULL"
+                       ) == [(0,)]
 
 
 def test_complementary_pairs_join_a_yes_and_a_no_of_one_question(per_question: SimpleNamespace) -> None:

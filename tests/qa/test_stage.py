@@ -286,7 +286,7 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
         fill_store(store, 0, 40)
         run_qa(store, tmp_path, "run-1")
         first = store.query("SELECT * EXCLUDE (pair_id) FROM qa_current ORDER BY ALL")
-        assert first == store.query(rule) and len(first) > 1000
+        assert first == store.query(rule) and len(first) > 500     # ~800 under the per-question balance
         assert store.query("SELECT count(*) FROM current_qa_items")[0][0] == len(first)
         source = store.query("SELECT * FROM qa_current_source")
         run_qa(store, tmp_path, "run-2")            # nothing changed: the keys are not selected again

@@ -313,6 +313,8 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False)
         for row in format_rows(PriorFigure(**f) for f in info["question_only_baseline"]):
             prior.add_row(*row)
         out.print(prior)
+    elif tables["qa_items"]:
+        out.print("question-only baseline: not measurable (it needs items of the train split and of another split)")
     usage = info["llm_usage"]
     if usage["requests"]:
         out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "

@@ -274,7 +274,7 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
                                                              config.qa.batch_size, context, validate_batch),
                         total=len(pending), skipped=total - n_pending)
     if not checks_are_current(open_writer(config.db_path)):
-        dataset_checks(open_writer(config.db_path), run_id)
+        dataset_checks(open_writer(config.db_path), run_id, config.qa.prior_margin)
     judge_context = judge_stage.prepare_judge(config)
     if judge_context is not None:
         eligible, keys = judge_stage.pending_items(open_writer(config.db_path), judge_context)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -22,6 +23,7 @@ from cxrvqa.audit.command import audit_command
 from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table_counts
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.errors import CxrvqaError
+from cxrvqa.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
 from cxrvqa.resources import resource
 from cxrvqa.review.command import review_app
 from cxrvqa.store import Store
@@ -280,6 +282,7 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
         qa_formats = None if brief else store.query_dicts(
             "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
             "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL")
+        prior = [asdict(f) for f in headline(stored_prior(store))]
         usage = store.query_dicts(
             "SELECT count(*) AS requests, coalesce(sum(prompt_tokens), 0) AS prompt_tokens, "
             "coalesce(sum(completion_tokens), 0) AS completion_tokens, count(*) FILTER (outcome <> 'ok') AS failed, "
@@ -294,7 +297,7 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
         work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
             "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades,
-            "stale": work}
+            "stale": work, "question_only_baseline": prior}
 
 
 def _status_reason(reason: ReasonCount) -> dict[str, Any]:
@@ -341,6 +344,16 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False)
         out.print(qa)
     if tables["qa_items"] and any(g["n"] for g in info["grades"]):
         out.print("grades: " + ", ".join(f"[bold]{g['label']}[/] {g['n']}" for g in info["grades"]))
+    if info["question_only_baseline"]:
+        prior = Table(title="Question-only baseline: the train split's majority answer per question, on the "
+                      "held-out items (cxrvqa audit: per template)", title_justify="left")
+        for column in FORMAT_COLUMNS:
+            prior.add_column(column, justify="left" if column == "answer format" else "right")
+        for row in format_rows(PriorFigure(**f) for f in info["question_only_baseline"]):
+            prior.add_row(*row)
+        out.print(prior)
+    elif tables["qa_items"]:
+        out.print("question-only baseline: not measurable (it needs items of the train split and of another split)")
     usage = info["llm_usage"]
     if usage["requests"]:
         out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
@@ -392,6 +405,10 @@ def export(
     ] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Only items of this split (train | val | test).")
                      ] = None,
+    balance: Annotated[Optional[str], typer.Option("--balance", help=(
+        "per-question: an evaluation profile, per question (template and arguments) as many 'yes' as 'no' items, "
+        "so that the question alone answers about half; the card states it and its question-only baseline."))
+    ] = None,
     backend: Annotated[str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
                        ] = "rules",
     uncertain: Annotated[str, typer.Option(
@@ -405,8 +422,8 @@ def export(
         if export_format == "labels14":
             from cxrvqa.export.labels14 import export_labels14
 
-            if min_grade is not None or split is not None:
-                raise CxrvqaError("--min-grade and --split select QA items; labels14 has one row per study")
+            if min_grade is not None or split is not None or balance is not None:
+                raise CxrvqaError("--min-grade, --split and --balance select QA items; labels14 has one row per study")
             if uncertain not in ("negative", "positive"):
                 raise CxrvqaError(f"--uncertain must be 'negative' or 'positive', found {uncertain!r}")
             with Store(out / "cxrvqa.duckdb", read_only=True) as store:
@@ -422,7 +439,7 @@ def export(
                    "hf": lambda store, dest, selection: export_parquet(store, dest, selection, hf=True)}
         limit = load_config(None, {"out_dir": out}).duckdb_memory_limit   # DuckDB spills its sorts beyond it
         with Store(out / "cxrvqa.duckdb", read_only=True, memory_limit=limit) as store:
-            selection = select(store, min_grade, split)
+            selection = select(store, min_grade, split, balance)
             started = time.perf_counter()
             summary = writers[export_format](store, dest, selection)
             seconds = time.perf_counter() - started

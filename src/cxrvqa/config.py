@@ -131,6 +131,15 @@ class QAConfig(_Section):
         "Box annotation CSVs (VinDr or NIH style) imported before generation, for box and geometric questions."))
     positive_share: float = Field(0.4, gt=0, lt=1, description=(
         "Target share of 'yes' answers per yes/no template (VinDr-CXR-VQA: 41.7%); 'no' items are sampled down."))
+    balance: Literal["per_question", "per_template"] = Field("per_question", description=(
+        "per_question: per template and arguments (e.g. per finding), keep the rare answer's items and as many of "
+        "the other as reach positive_share, chosen by item hash; a question that never gets one of the answers "
+        "keeps no yes/no item (counted in the audit), so that the question alone does not give the answer away. "
+        "per_template: per template only (the question-only baseline then stays high)."))
+    prior_margin: float = Field(0.15, gt=0, lt=1, description=(
+        "Dataset check question_prior: a yes/no or multiple-choice template fails when the question-only "
+        "baseline answers more than chance + this share of its held-out items (a per-question balance at "
+        "positive_share 0.4 leaves the majority 'no' 0.6 of each question: the default bound is 0.65)."))
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
                                      description="Patient-level split shares (keyed hash of the patient id).")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Generation processes.")

@@ -41,7 +41,7 @@ def expected_items(out: Path) -> dict[str, dict[str, Any]]:
         item = {k: row[k] for k in ("item_id", "study_id", "patient_id", "image_id", "view_plane", "template_id",
                                     "question_type", "strategy", "skill", "answer_format", "question", "answer",
                                     "options", "correct_option", "findings", "regions", "boxes", "evidence_ids",
-                                    "arguments", "polarity", "split", "grade", "grade_code")}
+                                    "arguments", "polarity", "pair_id", "split", "grade", "grade_code")}
         item["image"] = images.get(row["image_id"])
         item["answer_parts"] = parts.get(row["item_id"], [])
         item["evidence"] = [sentences[(row["study_id"], i)] for i in row["evidence_ids"]]
@@ -68,8 +68,10 @@ def exported(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_item_with_every_field_as_stored(demo: Path, exported: Path) -> None:
     lines = read_lines(exported)
     expected = expected_items(demo)
-    # the demo's four reports give ~200 current items since a "no" needs a normal statement (issue 15)
-    assert len(lines) == len(expected) > 150
+    # the demo's four reports give ~110 current items since a "no" needs a normal statement (issue 15) and a
+    # yes/no question needs both answers among the four studies (per-question balance, issue 22)
+    assert len(lines) == len(expected) > 100
+    assert any(line["pair_id"] for line in lines)
     assert [line["item_id"] for line in lines] == sorted(expected, key=lambda i: (expected[i]["study_id"], i))
     schema = load_json_schema("qa_item.schema.json")
     validator = jsonschema.Draft202012Validator(schema)
@@ -106,7 +108,10 @@ def test_exports_are_byte_identical_and_leave_the_database_alone(demo: Path, exp
     assert runner.invoke(app, ["export", "--out", str(demo), "--format", "jsonl", "--dest", str(again)]).exit_code == 0
     assert again.read_bytes() == exported.read_bytes()
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["again.jsonl"]   # no partial file left behind
+    assert (tmp_path / "again.jsonl.card.md").read_text().replace("again.jsonl", "items.jsonl") == \
+        exported.with_name("items.jsonl.card.md").read_text()
+    # no partial file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.jsonl", "again.jsonl.card.md"]
 
 
 def test_validate_file_reads_the_export_back_with_the_stored_verdicts(demo: Path, exported: Path,
@@ -129,3 +134,37 @@ def test_validate_file_reads_the_export_back_with_the_stored_verdicts(demo: Path
         found = {v["validator"]: ("ok" if v["ok"] else v["strictness"], v["reason"] or None)
                  for v in answer["verdicts"]}
         assert found == stored[item["item_id"]], item["item_id"]
+
+
+def test_the_card_beside_the_file_gives_the_question_only_baseline_of_what_it_holds(demo: Path, exported: Path
+                                                                                    ) -> None:
+    from cxrvqa.prior import FORMAT_COLUMNS, format_rows, measure
+    from cxrvqa.store import Store
+
+    card = exported.with_name("items.jsonl.card.md").read_text(encoding="utf-8")
+    assert "## Question-only baseline" in card and "(every current item)" in card
+    with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
+        rows = format_rows(measure(store, f"read_json_auto('{exported}')"))
+    assert rows and "| " + " | ".join(FORMAT_COLUMNS) + " |" in card
+    assert all("| " + " | ".join(row) + " |" in card for row in rows)
+
+
+def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question(demo: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "eval.jsonl"
+    result = runner.invoke(app, ["export", "--out", str(demo), "--format", "jsonl", "--dest", str(dest),
+                                 "--balance", "per-question"])
+    assert result.exit_code == 0, result.output
+    lines = read_lines(dest)
+    sides: dict[tuple[str, str], list[int]] = {}
+    for line in lines:
+        if line["polarity"] is not None:
+            sides.setdefault((line["template_id"], line["arguments"]), [0, 0])[line["polarity"]] += 1
+    assert sides and all(no == yes for no, yes in sides.values())
+    open_items = sum(1 for item in expected_items(demo).values() if item["polarity"] is None)
+    assert sum(1 for line in lines if line["polarity"] is None) == open_items
+    paired = [line["pair_id"] for line in lines if line["pair_id"]]
+    assert all(paired.count(p) == 2 for p in paired)
+    assert "balance per-question" in dest.with_name("eval.jsonl.card.md").read_text(encoding="utf-8")
+    bad = runner.invoke(app, ["export", "--out", str(demo), "--format", "jsonl", "--dest", str(dest),
+                              "--balance", "nope"])
+    assert bad.exit_code != 0 and "unknown --balance 'nope'" in bad.output

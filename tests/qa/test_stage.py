@@ -38,9 +38,96 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("qa-synthetic")
     store = Store(folder / "cxrvqa.duckdb")
     n_images = fill_store(store, 0, 1000, n_patients=400)
-    result = run_qa(store, folder, "run-1")
+    result = run_qa(store, folder, "run-1", balance="per_template")
     yield SimpleNamespace(store=store, folder=folder, n_images=n_images, **vars(result))
     store.close()
+
+
+@pytest.fixture(scope="module")
+def per_question(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("qa-per-question")
+    store = Store(folder / "cxrvqa.duckdb")
+    fill_store(store, 0, 600, n_patients=300)
+    result = run_qa(store, folder, "run-1")          # the default: balance per question
+    yield SimpleNamespace(store=store, folder=folder, **vars(result))
+    store.close()
+
+
+@pytest.mark.parametrize(("n_pos", "n_neg", "kept"), [
+    (10, 100, (10, 15)), (100, 10, (7, 10)), (10, 12, (8, 12)), (1, 1, (1, 1)), (1, 100, (1, 1)), (2, 100, (2, 3)),
+    (0, 100, (0, 0)), (100, 0, (0, 0))])
+def test_question_quota_keeps_the_rarer_answer_whole(n_pos: int, n_neg: int, kept: tuple[int, int]) -> None:
+    assert stage.question_quota(n_pos, n_neg, 0.4) == kept
+
+
+def test_per_question_balance_keeps_the_quota_of_each_question(per_question: SimpleNamespace) -> None:
+    store = per_question.store
+    assert {row["mode"] for row in per_question.balance} == {"per_question"}
+    assert all((row["keep_rate"], row["positive_keep_rate"]) == (1.0, 1.0) for row in per_question.balance)
+    quotas = store.query_dicts("SELECT * FROM current_qa_question_balance")
+    assert quotas and all((q["n_positive_kept"], q["n_negative_kept"]) == stage.question_quota(
+        q["n_positive"], q["n_negative"], 0.4) for q in quotas)
+    assert all((q["missing"] is None) == bool(q["n_positive"] and q["n_negative"]) for q in quotas)
+    # before de-duplication the rule keeps exactly the quota, the candidates with the lowest sample_u
+    kept = store.query(
+        "WITH ranked AS (SELECT *, row_number() OVER (PARTITION BY template_id, arguments, polarity "
+        "ORDER BY sample_u, item_id) AS k FROM current_qa_candidates WHERE polarity IS NOT NULL) "
+        "SELECT count(*) FROM ranked r SEMI JOIN current_qa_items i USING (item_id) JOIN current_qa_question_balance q "
+        "USING (template_id, arguments) WHERE r.k > CASE WHEN r.polarity THEN q.n_positive_kept "
+        "ELSE q.n_negative_kept END")
+    assert kept == [(0,)]
+    # a question without one of the answers keeps none of its yes/no items
+    assert store.query("SELECT count(*) FROM current_qa_items i JOIN current_qa_question_balance q "
+                       "USING (template_id, arguments) WHERE q.missing IS NOT NULL AND i.polarity IS NOT NULL"
+                       ) == [(0,)]
+
+
+def test_complementary_pairs_join_a_yes_and_a_no_of_one_question(per_question: SimpleNamespace) -> None:
+    store = per_question.store
+    pairs = store.query(
+        "SELECT pair_id, count(*), count(*) FILTER (polarity), count(DISTINCT (template_id, arguments, "
+        "coalesce(view_plane, ''), split)), count(DISTINCT study_id), any_value(template_id) "
+        "FROM current_qa_items WHERE pair_id IS NOT NULL GROUP BY pair_id")
+    assert len(pairs) > 50
+    assert {row[1:4] for row in pairs} == {(2, 1, 1)}
+    assert {row[5] for row in pairs} <= {"devices_present", "finding_choice", "finding_hedged", "finding_presence",
+                                         "finding_presence_closed_world", "finding_presence_sentence"}
+    # every question, view and split of a paired template pairs min(yes, no) items
+    unpaired = store.query(
+        "SELECT count(*) FROM (SELECT template_id, arguments, view_plane, split, count(*) FILTER (polarity) AS y, "
+        "count(*) FILTER (NOT polarity) AS n, count(pair_id) AS p FROM current_qa_items "
+        "WHERE template_id = 'finding_presence' GROUP BY ALL) WHERE p <> 2 * least(y, n)")
+    assert unpaired == [(0,)]
+
+
+def test_the_question_only_baseline_is_stored_with_the_selection(per_question: SimpleNamespace) -> None:
+    from cxrvqa.prior import measure, stored_prior
+
+    store = per_question.store
+    stored = stored_prior(store)
+    assert stored == sorted(measure(store, "current_qa_items"),
+                            key=lambda f: (f.answer_format, f.template_id is not None, f.template_id or "", f.key))
+    yes_no = {f.key: f for f in stored if f.template_id is None and f.answer_format == "yes_no"}
+    assert set(yes_no) == {"question", "arguments"} and yes_no["question"].chance == 0.5
+    assert yes_no["question"].accuracy <= 0.65
+
+
+def test_per_question_balance_of_new_studies_leaves_other_questions_alone(per_question: SimpleNamespace,
+                                                                          tmp_path: Path) -> None:
+    db = tmp_path / "cxrvqa.duckdb"
+    per_question.store.con.execute("CHECKPOINT")       # the copy is the whole database (no pending WAL)
+    shutil.copy(per_question.folder / "cxrvqa.duckdb", db)
+    keys = "SELECT item_id, template_id, arguments FROM current_qa_items WHERE polarity IS NOT NULL"
+    with Store(db) as store:
+        before = set(store.query(keys))
+        fill_store(store, 600, 5, n_patients=300, run_id="more")
+        run_qa(store, tmp_path, "run-2")
+        after = set(store.query(keys))
+        touched = {(t, a) for (t, a) in store.query(
+            "SELECT DISTINCT template_id, arguments FROM current_qa_candidates "
+            "WHERE run_id = 'run-2' AND polarity IS NOT NULL")}
+    flipped = {(t, a) for _, t, a in before ^ after}
+    assert flipped <= touched
 
 
 def test_stage_counts(synthetic: SimpleNamespace) -> None:
@@ -198,8 +285,8 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
     with Store(tmp_path / "cxrvqa.duckdb") as store:
         fill_store(store, 0, 40)
         run_qa(store, tmp_path, "run-1")
-        first = store.query("SELECT * FROM qa_current ORDER BY ALL")
-        assert first == store.query(rule) and len(first) > 1000
+        first = store.query("SELECT * EXCLUDE (pair_id) FROM qa_current ORDER BY ALL")
+        assert first == store.query(rule) and len(first) > 500     # ~800 under the per-question balance
         assert store.query("SELECT count(*) FROM current_qa_items")[0][0] == len(first)
         source = store.query("SELECT * FROM qa_current_source")
         run_qa(store, tmp_path, "run-2")            # nothing changed: the keys are not selected again
@@ -210,7 +297,7 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
                           "FROM scene_graphs WHERE study_id = 's0000003'")
         run_qa(store, tmp_path, "run-3")
         assert store.query("SELECT * FROM qa_current_source") != source
-        now = store.query("SELECT * FROM qa_current ORDER BY ALL")
+        now = store.query("SELECT * EXCLUDE (pair_id) FROM qa_current ORDER BY ALL")
         assert now == store.query(rule)
         changed = set(first) ^ set(now)
         assert changed and {row[0] for row in changed} == {"s0000003"}

@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image
 
 from cxrvqa.audit.summary import AuditSummary, Comparison, reason_key
+from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
 from cxrvqa.review.stats import Proportion
 from cxrvqa.store import Store
@@ -242,6 +243,28 @@ def _proportion_cells(value: Proportion) -> tuple[str, str, str]:
     return _pct(value.share), f"{_pct(value.low)} - {_pct(value.high)}", f"{value.k}/{value.n}"
 
 
+def prior_section(summary: AuditSummary) -> str:
+    """The question-only baseline per answer format, the templates with the strongest prior first, and the
+    questions the per-question balance kept nothing of (cxrvqa.prior)."""
+    formats = _table("prior-formats", FORMAT_COLUMNS, [tuple(row) for row in format_rows(summary.prior)])
+    ranked = strongest(summary.prior)
+    templates = _table("prior-templates", ("template", "format", "key", "held-out", "accuracy", "chance",
+                                           "best answered questions"),
+                       [(f.template_id, f.answer_format, f.key, f.n_items, round(f.accuracy, 3), f.chance,
+                         "; ".join(f"{a} {acc:.2f} of {n}" for a, n, acc in f.worst[:3])) for f in ranked],
+                       row_keys=[f.template_id or "" for f in ranked])
+    few = _table("prior-too-few", ("template", "questions", "without a yes", "without a no", "items left out",
+                                   "largest"),
+                 [(t.template_id, t.questions, t.without_yes, t.without_no, t.items_left_out, t.examples)
+                  for t in summary.too_few]) if summary.too_few else ""
+    return ('<section id="prior"><h2>Question-only baseline</h2><p class="hint">A model that sees only the question '
+            "and answers the train split's majority answer for it, scored on the held-out items; chance 1/2 yes/no, "
+            f"1/4 multiple choice.</p>{formats}<h3>Templates, strongest prior first</h3>{templates}"
+            + (f"<h3>Per-question balance: questions with too few of one answer (nothing kept)</h3>{few}"
+               if few else "")
+            + "</section>")
+
+
 def review_section(review: ReviewAccuracy) -> str:
     """Accuracy measured by human review (overall, per template, Wilson 95% intervals) and how the checks did on
     the reviewed items (cxrvqa.review.accuracy)."""
@@ -302,6 +325,8 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
     sections = [header, f'<section id="stages"><h2>Counts per stage</h2>{stages}</section>']
     if summary.review is not None:
         sections.append(review_section(summary.review))
+    if summary.prior:
+        sections.append(prior_section(summary))
     if summary.compare is not None:
         sections.append(_comparison(summary.compare))
     sections += [_charts(summary),

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cxrvqa.errors import ConfigError
+from cxrvqa.prior import PriorFigure, stored_prior
 from cxrvqa.review.accuracy import ReviewAccuracy, review_accuracy
 from cxrvqa.store import Store
 
@@ -189,6 +190,32 @@ class RunInfo:
     started_at: str
 
 
+@dataclass(frozen=True)
+class TooFew:
+    """Per template, the questions (arguments) the per-question balance kept nothing of: one answer never came."""
+
+    template_id: str
+    questions: int                      # questions with yes/no candidates
+    without_yes: int
+    without_no: int
+    items_left_out: int                 # their candidates
+    examples: str                       # the largest ones: 'arguments (n no, 0 yes)'
+
+
+def too_few_answers(store: Store, filters: AuditFilters, limit: int = 3) -> list[TooFew]:
+    """TooFew per template of the latest balance, the most items left out first."""
+    return [TooFew(*row) for row in store.query(
+        "WITH q AS (SELECT * FROM current_qa_question_balance WHERE $template IS NULL OR template_id = $template) "
+        "SELECT template_id, count(*), count(*) FILTER (missing = 'yes'), count(*) FILTER (missing = 'no'), "
+        "coalesce(sum(n_positive + n_negative) FILTER (missing IS NOT NULL), 0), "
+        "coalesce(string_agg(arguments || ' (' || n_positive || ' yes, ' || n_negative || ' no)', '; ' "
+        "ORDER BY n_positive + n_negative DESC, arguments) FILTER (missing IS NOT NULL AND rank <= $limit), '') "
+        "FROM (SELECT *, row_number() OVER (PARTITION BY template_id, missing IS NOT NULL "
+        "ORDER BY n_positive + n_negative DESC, arguments) AS rank FROM q) "
+        "GROUP BY template_id HAVING count(*) FILTER (missing IS NOT NULL) > 0 ORDER BY 5 DESC, 1",
+        {"template": filters.template, "limit": limit})]
+
+
 @dataclass
 class AuditSummary:
     as_of_run: RunInfo | None           # None: an empty store
@@ -209,6 +236,8 @@ class AuditSummary:
     notes: list[str] = field(default_factory=list)
     compare: Comparison | None = None
     review: ReviewAccuracy | None = None     # what human review measured (None: no reviewed item in scope)
+    prior: list[PriorFigure] = field(default_factory=list)       # the question-only baseline (cxrvqa.prior)
+    too_few: list[TooFew] = field(default_factory=list)          # per-question balance: questions missing an answer
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -254,8 +283,9 @@ def as_of(store: Store, run_id: str | None) -> Iterator[None]:
                               f"WHERE run_id IN ({listed})")
             created.append(table)
         # the stored keys of the current dataset are the latest QA stage's: as of run X, the rule over X's rows
-        store.con.execute("CREATE TEMP VIEW qa_current AS SELECT study_id, item_id, template_version, input_hash "
-                          "FROM qa_current_rule")
+        # (complementary pairs are not reconstructed as of a run)
+        store.con.execute("CREATE TEMP VIEW qa_current AS SELECT study_id, item_id, template_version, input_hash, "
+                          "NULL::VARCHAR AS pair_id FROM qa_current_rule")
         created.append("qa_current")
         yield
     finally:
@@ -591,7 +621,9 @@ def summarise(store: Store, filters: AuditFilters = NO_FILTERS, run_id: str | No
             dataset_checks_run=checks_run, dataset_checks=checks,
             failing_items=failing, examples=examples,
             rejects=reject_examples(store, filters, limit), notes=notes,
-            review=review_accuracy(store, relations.items, relations.results) if filters.shows("validate") else None)
+            review=review_accuracy(store, relations.items, relations.results) if filters.shows("validate") else None,
+            prior=[f for f in stored_prior(store) if filters.template in (None, f.template_id)] if qa else [],
+            too_few=too_few_answers(store, filters) if qa else [])
 
 
 def _round(value: float | None) -> float | None:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxrvqa.audit.summary import AuditSummary, Comparison
+from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
 from cxrvqa.review.stats import Proportion
 
@@ -121,6 +122,9 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
                                  _text(" ".join(filter(None, (row["llm_presence"], row["llm_laterality"])))))
             out.print(examples)
 
+    if summary.prior:
+        _render_prior(summary, out)
+
     if summary.dataset_checks_run is not None:
         failed = [c for c in summary.dataset_checks if not c.ok]
         passed = len(summary.dataset_checks) - len(failed)
@@ -160,6 +164,32 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
             for row in rows:
                 table.add_row(*(_short(str(v)) for v in row.values()))
             out.print(table)
+
+
+def _render_prior(summary: AuditSummary, out: Console) -> None:
+    """The question-only baseline per answer format, the templates with the strongest prior first, and the
+    questions the per-question balance kept nothing of."""
+    formats = _table("Question-only baseline: the train split's majority answer per question, held-out items",
+                     FORMAT_COLUMNS, FORMAT_COLUMNS[1:])
+    for row in format_rows(summary.prior):
+        formats.add_row(*map(_text, row))
+    out.print(formats)
+    templates = _table("Templates, strongest prior first (accuracy of the question alone, best key)",
+                       ("template", "format", "key", "held-out", "accuracy", "chance", "best answered questions"),
+                       ("held-out", "accuracy", "chance"))
+    for f in strongest(summary.prior, 15):
+        templates.add_row(*map(_text, (f.template_id, f.answer_format, f.key, f.n_items, f"{f.accuracy:.3f}",
+                                       "" if f.chance is None else f"{f.chance:.2f}")),
+                          _short("; ".join(f"{a} {acc:.2f} of {n}" for a, n, acc in f.worst[:3])))
+    out.print(templates)
+    if summary.too_few:
+        few = _table("Per-question balance: questions with too few of one answer (nothing kept, no padding)",
+                     ("template", "questions", "without a yes", "without a no", "items left out", "largest"),
+                     ("questions", "without a yes", "without a no", "items left out"))
+        for t in summary.too_few:
+            few.add_row(*map(_text, (t.template_id, t.questions, t.without_yes, t.without_no, t.items_left_out)),
+                        _short(t.examples))
+        out.print(few)
 
 
 def _render_review(review: ReviewAccuracy, out: Console) -> None:

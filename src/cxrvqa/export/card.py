@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from cxrvqa.export.items import Selection, export_data, sql_literal
+from cxrvqa.prior import FORMAT_COLUMNS, format_rows, measure, strongest
 from cxrvqa.resources import load_json_schema, resource
 from cxrvqa.store import Store
 
@@ -116,6 +117,7 @@ def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selectio
                 "### Grades", "",
                 _by_split(store, files, "grade", splits, value="coalesce(grade, 'not graded')",
                           order="coalesce(any_value(grade_code), -1) DESC"), ""]
+    out += prior_section(store, f"read_parquet({files})" if paths else None, selection)
     out += _measured_accuracy(store, selection)
     levels = store.query("SELECT label, meaning FROM grade_levels ORDER BY grade DESC")
     if levels:
@@ -202,3 +204,59 @@ def _recipe(store: Store, files: str | None, run_ids: list[str], runs: list[tupl
                 "(the pseudonymisation key's fingerprint is left out):", "", "```json",
                 json.dumps(shown, indent=2, sort_keys=True), "```", ""]
     return out
+
+
+_BALANCE = {
+    "per_question": "per question: for each template and arguments (e.g. each finding) the build keeps every item "
+                    "of the rarer answer and as many of the other as reach the target 'yes' share (qa.positive_share, "
+                    "0.4 by default), chosen by item hash; a question that never gets one of the answers keeps no "
+                    "yes/no item",
+    "per_template": "per template: each yes/no template's side in excess is sampled down to the target 'yes' share; "
+                    "within a template, a question (e.g. 'Is there a pneumothorax?') keeps its real-world prevalence, "
+                    "which the question alone gives away",
+}
+
+
+def prior_section(store: Store, source: str | None, selection: Selection) -> list[str]:
+    """'Question-only baseline': the figures of cxrvqa.prior on the exported items (``source``), how the build
+    balanced its yes/no answers and the export's balance profile."""
+    out = ["## Question-only baseline", ""]
+    modes = [m for (m,) in store.query("SELECT DISTINCT coalesce(mode, 'per_template') FROM current_qa_balance "
+                                       "ORDER BY 1")]
+    if modes:
+        out += ["Balance of the build's yes/no answers: " + "; ".join(_BALANCE[m] for m in modes) + ".", ""]
+    if selection.balance == "per-question":
+        out += ["Export profile `--balance per-question` (an evaluation set): per question (template and arguments), "
+                "as many 'yes' as 'no' items of the selection are kept (those with the lowest item hash); other "
+                "items are kept as they are.", ""]
+    figures = measure(store, source) if source is not None else []
+    if not figures:
+        return out + ["Not measurable on this export: it needs items of the train split and of another split.", ""]
+    out += ["A model that sees only the question and answers the majority answer of that question in this export's "
+            "train split, scored on its other splits (VQA-CP's language prior): the question as its normalised text, "
+            "or as its template and the arguments it shows; for multiple choice also reading the options (the "
+            "option most often correct for that question). Chance: 1/2 yes/no, 1/4 multiple choice.", "",
+            _table(list(FORMAT_COLUMNS), format_rows(figures)), "", "Templates with the strongest prior:", "",
+            _table(["template", "answer format", "held-out items", "accuracy", "chance", "best answered questions"],
+                   [[f.template_id, f.answer_format, f.n_items, f"{f.accuracy:.3f}",
+                     "" if f.chance is None else f"{f.chance:.2f}",
+                     "; ".join(f"{args} {acc:.2f} of {n}" for args, n, acc in f.worst[:3])]
+                    for f in strongest(figures, 5)]), ""]
+    return out
+
+
+def card_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".card.md")
+
+
+def sidecar_card(store: Store, dest: Path, source: str, per_split: dict[str, int], selection: Selection, fmt: str
+                 ) -> str:
+    """The card of a one-file export (jsonl, llava), written beside it as `<dest>.card.md`: what it holds and
+    its question-only baseline."""
+    card = export_data()["card"]
+    total = sum(per_split.values())
+    return "\n".join([f"# {card['pretty_name']}: {dest.name}", "", card["summary"], "",
+                      f"Exported by `cxrvqa export --format {fmt}` from a cxrvqa build: {total} items "
+                      f"({selection.describe()}).", "",
+                      _table(["split", "items"], [[s, n] for s, n in per_split.items()]), "",
+                      *prior_section(store, source, selection)])

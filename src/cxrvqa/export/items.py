@@ -36,10 +36,12 @@ class Selection:
     min_grade: int | None = None        # grade code (grade_levels.grade); None: every item, graded or not
     min_grade_label: str | None = None
     split: str | None = None
+    balance: str | None = None          # per-question: yes/no items 50/50 per question (an evaluation set)
 
     def describe(self) -> str:
         parts = [f"grade >= {self.min_grade_label}" if self.min_grade_label else "",
-                 f"split {self.split}" if self.split else ""]
+                 f"split {self.split}" if self.split else "",
+                 f"balance {self.balance}" if self.balance else ""]
         return ", ".join(p for p in parts if p) or "every current item"
 
 
@@ -73,8 +75,16 @@ def split_names(store: Store) -> list[str]:
     return declared + found
 
 
-def select(store: Store, min_grade: str | None = None, split: str | None = None) -> Selection:
-    """A Selection from a grade label and a split name, checked against the build."""
+#: Export profiles (--balance): per-question keeps, per question (template and arguments), as many 'yes' as
+#: 'no' items (those with the lowest sample_u), so that the question alone answers half of them.
+BALANCE_PROFILES = ("per-question",)
+
+
+def select(store: Store, min_grade: str | None = None, split: str | None = None, balance: str | None = None
+           ) -> Selection:
+    """A Selection from a grade label, a split name and a balance profile, checked against the build."""
+    if balance is not None and balance not in BALANCE_PROFILES:
+        raise CxrvqaError(f"unknown --balance {balance!r}; profiles are {list(BALANCE_PROFILES)}")
     code = None
     if min_grade is not None:
         levels = grade_levels(store)
@@ -90,7 +100,7 @@ def select(store: Store, min_grade: str | None = None, split: str | None = None)
         names = split_names(store)
         if split not in names:
             raise CxrvqaError(f"unknown split {split!r}; the build's splits are {names}")
-    return Selection(code, min_grade if code is not None else None, split)
+    return Selection(code, min_grade if code is not None else None, split, balance)
 
 
 def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
@@ -102,9 +112,17 @@ def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
     if selection.split is not None:
         where.append("q.split = ?")
         params.append(selection.split)
-    sql = ("items AS (SELECT q.*, g.label AS grade, g.grade AS grade_code FROM current_qa_items q "
-           "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
-           + (" WHERE " + " AND ".join(where) if where else "") + ")")
+    chosen = ("SELECT q.*, g.label AS grade, g.grade AS grade_code FROM current_qa_items q "
+              "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
+              + (" WHERE " + " AND ".join(where) if where else ""))
+    if selection.balance == "per-question":
+        chosen = (f"SELECT * FROM ({chosen}) WINDOW question AS (PARTITION BY template_id, arguments) "
+                  "QUALIFY polarity IS NULL OR row_number() OVER (PARTITION BY template_id, arguments, polarity "
+                  "ORDER BY sample_u, item_id) <= least(sum(polarity::INTEGER) OVER question, "
+                  "sum((NOT polarity)::INTEGER) OVER question)")
+    # a pair whose partner is not selected is no pair in this export
+    sql = (f"items AS (SELECT * REPLACE (CASE WHEN count(*) OVER (PARTITION BY pair_id) = 2 THEN pair_id END "
+           f"AS pair_id) FROM ({chosen}))")
     return sql, params
 
 
@@ -113,7 +131,7 @@ ITEM_COLUMNS = """
     i.item_id, i.study_id, i.patient_id, i.image_id, {image} AS image, i.view_plane, i.template_id,
     i.question_type, i.strategy, i.skill, i.answer_format, i.question, i.answer,
     coalesce(p.answer_parts, []) AS answer_parts, i.options, i.correct_option, i.findings, i.regions, i.boxes,
-    i.evidence_ids, {evidence} AS evidence, i.arguments, i.polarity, i.split, i.grade, i.grade_code,
+    i.evidence_ids, {evidence} AS evidence, i.arguments, i.polarity, i.pair_id, i.split, i.grade, i.grade_code,
     {{'run_id': i.run_id, 'input_hash': i.input_hash, 'template_version': i.template_version,
       'code_version': i.code_version, 'graph_id': i.graph_id, 'backend': i.backend}} AS provenance"""
 

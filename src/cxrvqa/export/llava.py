@@ -6,6 +6,7 @@
 human turn ("A. ...", one per line) with LLaVA's instruction to answer with the letter, and the gpt turn is
 the letter; other questions are answered with the stored answer. Items without an image cannot be
 trained on with an image token: they are left out and counted (`no_image`). Wording: schemas/vocab/export.yaml.
+Its card (counts, question-only baseline of the written items) is `<dest>.card.md`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxrvqa.export.atomic import atomic_file
+from cxrvqa.export.card import card_path, sidecar_card
 from cxrvqa.export.items import EVERY_ITEM, ExportSummary, Selection, export_data, ordered_items, sql_literal
 from cxrvqa.store import Store
 
@@ -35,6 +37,11 @@ def export_llava(store: Store, dest: Path, selection: Selection = EVERY_ITEM) ->
         (written,) = store.query(
             f"COPY (SELECT x.item_id AS id, x.image, {conversation} AS conversations FROM {items} x "
             f"WHERE x.image IS NOT NULL) TO {sql_literal(str(partial))} (FORMAT json, ARRAY true)")[0]
+        written_splits = dict(store.query(f"SELECT split, count(*) FROM {items} WHERE image IS NOT NULL GROUP BY 1"))
+        card = sidecar_card(store, dest, f"(SELECT * FROM {items} WHERE image IS NOT NULL)",
+                            {s: written_splits[s] for s in per_split if s in written_splits}, selection, "llava")
+    with atomic_file(card_path(dest)) as partial:
+        partial.write_text(card, encoding="utf-8")
     without_image = sum(per_split.values()) - written
     return ExportSummary("llava", dest, written, skipped={"no_image": without_image} if without_image else {},
                          image_root=store.path.parent.resolve())

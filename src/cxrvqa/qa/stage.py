@@ -2,8 +2,9 @@
 
 A (study, template) pair is skipped when `qa_done` has it for the study's current input and the
 template's version, so a rerun generates only for new or changed studies and edited or added
-templates. After the batches, `balance` sets per template the share of 'no' candidates that the
-current dataset keeps, and stores the current dataset's keys (`select_current`).
+templates. After the batches, `balance` sets per question (template and arguments), or per template, how
+many 'yes' and 'no' candidates the current dataset keeps, and stores the current dataset's keys with their
+complementary pairs and its question-only baseline (`select_current`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from cxrvqa.config import Config
 from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
+from cxrvqa.prior import measure
 from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
@@ -53,6 +55,7 @@ class QAStageContext:
     backend: str
     positive_share: float
     workers: int
+    balance: str = "per_question"          # per_question | per_template (qa.balance)
 
     @property
     def templates(self) -> tuple[tuple[Template, str], ...]:
@@ -65,7 +68,7 @@ def prepare(config: Config) -> QAStageContext:
     settings = GenerationSettings(seed=config.seed, splits=splits,
                                   templates=tuple((t, template_version(t, config.seed, splits)) for t in templates))
     return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
-                          config.qa.workers)
+                          config.qa.workers, config.qa.balance)
 
 
 def with_workers_for(context: QAStageContext, n_pending: int) -> QAStageContext:
@@ -247,45 +250,87 @@ def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]],
     return write_batch(store, counts, compute_batch(studies, context, run_id), context)
 
 
+def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
+    """(yes, no) items one question keeps of its candidates: every item of the rarer side (relative to the
+    target share) and as many of the other as reach the share, at least one each; nothing when a side is
+    missing (no padding)."""
+    if not (n_pos and n_neg):
+        return 0, 0
+    if n_neg * target >= n_pos * (1 - target):          # 'yes' is the rarer side
+        return n_pos, min(n_neg, max(1, round(n_pos * (1 - target) / target)))
+    return min(n_pos, max(1, round(n_neg * target / (1 - target)))), n_neg
+
+
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:
-    """Per yes/no template, sample down the side in excess so that 'yes' reaches the target share
-    (negatives kept below keep_rate, or positives kept below positive_keep_rate); record it in
-    `qa_balance` and return the rows. A template with only one side keeps everything. The current dataset's
-    keys are stored in the same transaction."""
+    """Balance the yes/no candidates and record it (`qa_balance`, per template; `qa_question_balance`, per
+    question); returns the per-template rows. The current dataset's keys are stored in the same transaction.
+
+    per_template: per yes/no template, sample down the side in excess so that 'yes' reaches the target share
+    (negatives kept below keep_rate, positives below positive_keep_rate); a template with one side keeps all.
+    per_question: per template and arguments, `question_quota` of each side, the items with the lowest
+    sample_u; the template's keep rates are 1."""
     targets = {t.id: t.positive_share or context.positive_share for t, _ in context.templates}
+    per_question = context.balance == "per_question"
+    now = datetime.now(timezone.utc)
+    questions: list[dict[str, Any]] = []
+    if per_question:
+        for template_id, version, arguments, n_pos, n_neg in store.query(
+                "SELECT template_id, template_version, arguments, count(*) FILTER (polarity), "
+                "count(*) FILTER (NOT polarity) FROM current_qa_candidates WHERE polarity IS NOT NULL "
+                "GROUP BY ALL ORDER BY ALL"):
+            target = targets.get(template_id, context.positive_share)
+            kept_pos, kept_neg = question_quota(n_pos, n_neg, target)
+            questions.append({"run_id": run_id, "template_id": template_id, "template_version": version,
+                              "arguments": arguments, "n_positive": n_pos, "n_negative": n_neg,
+                              "target_share": target, "n_positive_kept": kept_pos, "n_negative_kept": kept_neg,
+                              "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
+                              "created_at": now})
     counts = store.query(
         "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
         "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id")
-    now = datetime.now(timezone.utc)
     rows = []
     for template_id, version, n_pos, n_neg in counts:
         target = targets.get(template_id, context.positive_share)
         keep_neg = keep_pos = 1.0
-        if n_pos and n_neg:
+        if n_pos and n_neg and not per_question:
             keep_neg = min(1.0, n_pos * (1 - target) / (target * n_neg))
             keep_pos = min(1.0, n_neg * target / ((1 - target) * n_pos))
         rows.append({"run_id": run_id, "template_id": template_id, "template_version": version,
                      "n_positive": n_pos, "n_negative": n_neg, "target_share": target, "keep_rate": keep_neg,
-                     "positive_keep_rate": keep_pos, "created_at": now})
-    rates = pa.table({name: [row[name] for row in rows] for name in
-                      ("template_id", "template_version", "keep_rate", "positive_keep_rate")})
-    store.con.register("_rates", rates)
-    try:
-        kept = {(t, v): (p, n) for t, v, p, n in store.query(
-            "SELECT c.template_id, c.template_version, "
-            "count(*) FILTER (c.polarity AND c.sample_u < r.positive_keep_rate), "
-            "count(*) FILTER (NOT c.polarity AND c.sample_u < r.keep_rate) FROM current_qa_candidates c "
-            "JOIN _rates r USING (template_id, template_version) WHERE c.polarity IS NOT NULL GROUP BY ALL")}
-    finally:
-        store.con.unregister("_rates")
+                     "positive_keep_rate": keep_pos, "created_at": now, "mode": context.balance})
+    if per_question:
+        kept: dict[tuple[str, str], tuple[int, int]] = {}
+        for q in questions:
+            pos, neg = kept.get((q["template_id"], q["template_version"]), (0, 0))
+            kept[(q["template_id"], q["template_version"])] = (pos + q["n_positive_kept"],
+                                                               neg + q["n_negative_kept"])
+    else:
+        kept = _kept_by_rates(store, rows)
     for row in rows:
         kept_pos, kept_neg = kept.get((row["template_id"], row["template_version"]), (0, 0))
         row["n_positive_kept"], row["n_negative_kept"] = kept_pos, kept_neg
         row["achieved_share"] = kept_pos / (kept_pos + kept_neg) if kept_pos + kept_neg else None
     with store.transaction():
         store.insert("qa_balance", rows)
-        select_current(store)
+        if questions:
+            store.insert("qa_question_balance", questions)
+        select_current(store, run_id)
     return rows
+
+
+def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(yes, no) candidates below the keep rates, per template and version."""
+    rates = pa.table({name: [row[name] for row in rows] for name in
+                      ("template_id", "template_version", "keep_rate", "positive_keep_rate")})
+    store.con.register("_rates", rates)
+    try:
+        return {(t, v): (p, n) for t, v, p, n in store.query(
+            "SELECT c.template_id, c.template_version, "
+            "count(*) FILTER (c.polarity AND c.sample_u < r.positive_keep_rate), "
+            "count(*) FILTER (NOT c.polarity AND c.sample_u < r.keep_rate) FROM current_qa_candidates c "
+            "JOIN _rates r USING (template_id, template_version) WHERE c.polarity IS NOT NULL GROUP BY ALL")}
+    finally:
+        store.con.unregister("_rates")
 
 
 #: What the rule selecting the current dataset reads: the tables behind its views (append-only, so their
@@ -294,19 +339,44 @@ RULE_INPUTS_SQL = (
     "SELECT (SELECT count(*) FROM qa_items), (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), "
     "(SELECT count(*) FROM reports), (SELECT list([template_id, template_version] ORDER BY template_id) "
     "FROM current_qa_templates), (SELECT list([template_id, template_version, keep_rate::VARCHAR, "
-    "positive_keep_rate::VARCHAR] ORDER BY template_id, template_version) FROM current_qa_balance)")
+    "positive_keep_rate::VARCHAR, mode] ORDER BY template_id, template_version) FROM current_qa_balance), "
+    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, n_positive_kept, "
+    "n_negative_kept), ',' ORDER BY template_id, template_version, arguments)) FROM current_qa_question_balance), "
+    "(SELECT list([template_id, template_version, json_extract(definition, '$.complementary_pairs')::VARCHAR] "
+    "ORDER BY template_id) FROM current_qa_templates)")
+
+#: Complementary pairs among the current items: per question (template, arguments), view
+#: plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order.
+PAIRS_SQL = """
+WITH paired AS (
+    SELECT r.item_id, r.polarity,
+           concat_ws('|', r.template_id, r.arguments, coalesce(r.view_plane, 'none'), r.split) AS question,
+           row_number() OVER (PARTITION BY r.template_id, r.arguments, r.view_plane, r.split, r.polarity
+                              ORDER BY r.sample_u, r.item_id) AS k
+    FROM current_qa_items r JOIN current_qa_templates t USING (template_id)
+    WHERE r.polarity IS NOT NULL AND coalesce(json_extract(t.definition, '$.complementary_pairs')::BOOLEAN, false))
+SELECT y.item_id AS yes_id, n.item_id AS no_id, 'pair-' || md5(y.item_id || '|' || n.item_id)[:16] AS pair_id
+FROM paired y JOIN paired n ON n.question = y.question AND n.k = y.k AND NOT n.polarity
+WHERE y.polarity"""
 
 
-def select_current(store: Store) -> None:
-    """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view): the rule
-    (`qa_current_rule`: current inputs and templates, balanced, de-duplicated) evaluated once per QA stage
-    instead of by every query, and not at all when what it reads is unchanged (a no-change rebuild). Ordered
-    by study, so that a batch's range of studies reads a few row groups."""
+def select_current(store: Store, run_id: str) -> None:
+    """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view) with their
+    complementary pairs, and its question-only baseline (`qa_prior`): the rule (`qa_current_rule`: current
+    inputs and templates, balanced, de-duplicated) evaluated once per QA stage instead of by every query, and
+    not at all when what it reads is unchanged (a no-change rebuild). Ordered by study, so that a batch's range
+    of studies reads a few row groups."""
     fingerprint = stable_hash(store.query(RULE_INPUTS_SQL)[0])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
         return
     store.con.execute("DELETE FROM qa_current")
-    store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash "
+    store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
                       "FROM qa_current_rule ORDER BY study_id, item_id")
+    store.con.execute(f"WITH pairs AS ({PAIRS_SQL}) UPDATE qa_current c SET pair_id = p.pair_id FROM "
+                      "(SELECT yes_id AS item_id, pair_id FROM pairs UNION ALL SELECT no_id, pair_id FROM pairs) p "
+                      "WHERE c.item_id = p.item_id")
     store.con.execute("DELETE FROM qa_current_source")
     store.con.execute("INSERT INTO qa_current_source VALUES (?, now())", [fingerprint])
+    now = datetime.now(timezone.utc)
+    figures = measure(store, "current_qa_items")
+    store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])

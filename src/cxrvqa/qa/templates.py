@@ -79,6 +79,8 @@ class Template:
     weight: float = 1.0
     max_per_image: int | None = None
     positive_share: float | None = None
+    complementary_pairs: bool = False
+    hidden_arguments: tuple[str, ...] = ()       # the program's answer among the arguments: not in the question
 
     @property
     def closed_world(self) -> bool:
@@ -169,6 +171,8 @@ def parse_template(text: str, source: str, stem: str) -> Template:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise TemplateError(source, [f"invalid YAML: {exc}"]) from exc
+    from cxrvqa.qa.programs import PROGRAMS
+
     problems = _problems(data, stem)
     if problems:
         raise TemplateError(source, problems)
@@ -184,7 +188,9 @@ def parse_template(text: str, source: str, stem: str) -> Template:
         views=tuple(applies.get("views", ("frontal", "lateral", "unknown"))),
         needs_image=applies.get("needs_image", False), needs_boxes=applies.get("needs_boxes"),
         answer_sentence=dict(data.get("answer_sentence", {})), weight=float(data.get("weight", 1.0)),
-        max_per_image=data.get("max_per_image"), positive_share=data.get("positive_share"))
+        max_per_image=data.get("max_per_image"), positive_share=data.get("positive_share"),
+        complementary_pairs=data.get("complementary_pairs", data.get("skill") == "presence"),
+        hidden_arguments=PROGRAMS[data["program"]].hidden)
 
 
 def load_template_file(path: Path) -> Template:

@@ -5,11 +5,16 @@
 - mcq_letters: the correct letters of multiple-choice items are uniform (each within 3 binomial
   standard deviations of 25%);
 - answer_distribution: no template gives one answer to more than DOMINANT_SHARE of its items
-  (a template that always says "no" teaches nothing), from MIN_ITEMS items up.
+  (a template that always says "no" teaches nothing), from MIN_ITEMS items up;
+- question_prior: the question-only baseline (`qa_prior`, by question text and by template + arguments) of a
+  yes/no or multiple-choice template answers at most chance + `qa.prior_margin` of its held-out items (or
+  2 binomial standard deviations, for templates with few), from MIN_ITEMS held-out items up; the detail names
+  the arguments (questions) the question alone answers best.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +22,8 @@ from typing import Any
 from cxrvqa.store import Store
 
 POSITIVE_TOLERANCE, DOMINANT_SHARE, MIN_ITEMS = 0.05, 0.95, 20
+#: Default of qa.prior_margin (config): how far above chance the question-only baseline may be.
+PRIOR_MARGIN = 0.15
 
 
 def checks_are_current(store: Store) -> bool:
@@ -28,7 +35,7 @@ def checks_are_current(store: Store) -> bool:
     return checked is not None and selected is not None and checked > selected
 
 
-def dataset_checks(store: Store, run_id: str) -> list[dict[str, Any]]:
+def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN) -> list[dict[str, Any]]:
     """Compute, store (`dataset_checks`) and return the checks of the current dataset."""
     now = datetime.now(timezone.utc)
     rows = []
@@ -39,7 +46,7 @@ def dataset_checks(store: Store, run_id: str) -> list[dict[str, Any]]:
 
     for template, target, achieved, kept_pos, kept_neg in store.query(
             "SELECT template_id, target_share, achieved_share, n_positive_kept, n_negative_kept "
-            "FROM current_qa_balance WHERE n_positive > 0 AND n_negative > 0 ORDER BY template_id"):
+            "FROM current_qa_balance WHERE n_positive_kept > 0 AND n_negative_kept > 0 ORDER BY template_id"):
         # a few items cannot hit a share exactly: the tolerance widens to 3 binomial standard deviations
         tolerance = max(POSITIVE_TOLERANCE, 3 * math.sqrt(target * (1 - target) / (kept_pos + kept_neg)))
         add("positive_share", template, achieved, f"{target:.2f} +- {tolerance:.3f}",
@@ -63,6 +70,16 @@ def dataset_checks(store: Store, run_id: str) -> list[dict[str, Any]]:
         share = count / total
         add("answer_distribution", template, share, f"top answer <= {DOMINANT_SHARE}", share <= DOMINANT_SHARE,
             f"{answer!r} is {count} of {total} answers")
+    for template, key, n, accuracy, chance, worst in store.query(
+            "SELECT template_id, key, n_items, accuracy, chance, worst FROM current_qa_prior "
+            "WHERE template_id IS NOT NULL AND chance IS NOT NULL AND key IN ('question', 'arguments') "
+            "AND n_items >= ? QUALIFY row_number() OVER (PARTITION BY template_id ORDER BY accuracy DESC, key) = 1 "
+            "ORDER BY template_id", [MIN_ITEMS]):
+        tolerance = max(prior_margin, 2 * math.sqrt(chance * (1 - chance) / n))
+        questions = "; ".join(f"{args} {acc:.2f} of {k}" for args, k, acc in json.loads(worst))
+        add("question_prior", template, accuracy, f"<= {chance:.2f} + {tolerance:.3f}",
+            accuracy <= chance + tolerance,
+            f"the question alone ({key}) answers {accuracy:.2f} of {n} held-out items; best answered: {questions}")
     with store.transaction():
         store.insert("dataset_checks", rows)
     return rows

@@ -1,0 +1,196 @@
+"""The question-only baseline: how much of a dataset's answers the question alone gives away.
+
+A "model" that never sees the image learns, on the train split, the majority answer of each question, and
+answers the held-out items (every other split) with it. Three keys say what "the question" is:
+- `question`: the normalised question text (lower case, punctuation and spacing folded);
+- `arguments`: the template and the arguments the question shows (e.g. the finding; not an argument that is
+  the answer, as the finding of "Which of these findings is present?");
+- `options`: multiple choice only, the question text with its options: the option most often correct for
+  that question in train (a question-only model that reads the options).
+An item whose key train never saw, or whose options train never saw correct, gets chance credit (1/2 yes/no,
+1/number of options); ties between top answers share the credit (the expected accuracy of a random pick).
+Accuracy is reported per answer format and per template beside chance (VQA-CP's language prior; VQA v2
+rebuilt its answers in complementary pairs for this reason).
+
+Pure: rows in, figures out. The QA stage stores the build's figures (`qa_prior`); status, the audit and the
+dataset checks read them; every export computes them again on what it contains.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cxrvqa.store import Store
+
+KEYS = ("question", "arguments", "options")
+CHANCE = {"yes_no": 0.5, "multiple_choice": 0.25}
+TRAIN = "train"
+#: Questions (arguments) listed per template, the most predictable first.
+WORST = 5
+_FOLD = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class PriorItem:
+    template_id: str
+    answer_format: str
+    question: str
+    arguments: str          # JSON of the arguments the question shows
+    answer: str
+    options: tuple[str, ...] | None
+    split: str
+
+
+@dataclass(frozen=True)
+class PriorFigure:
+    key: str
+    answer_format: str
+    template_id: str | None            # None: the whole answer format
+    n_items: int                       # held-out items
+    accuracy: float
+    chance: float | None
+    worst: tuple[tuple[str, int, float], ...] = ()   # (arguments, items, accuracy): the template's worst questions
+
+    def as_row(self) -> dict[str, Any]:
+        return {"key": self.key, "answer_format": self.answer_format, "template_id": self.template_id,
+                "n_items": self.n_items, "accuracy": self.accuracy, "chance": self.chance,
+                "worst": json.dumps([list(w) for w in self.worst])}
+
+    @property
+    def excess(self) -> float:
+        """Accuracy above chance (above 0 for open answers)."""
+        return self.accuracy - (self.chance or 0.0)
+
+
+def normalise(question: str) -> str:
+    return " ".join(_FOLD.sub(" ", question.lower()).split())
+
+
+def shown_arguments(arguments: str, hidden: Iterable[str]) -> str:
+    """The arguments JSON without the ones that are the answer (`hidden`)."""
+    hidden = set(hidden)
+    if not hidden:
+        return arguments
+    return json.dumps({k: v for k, v in json.loads(arguments).items() if k not in hidden}, sort_keys=True)
+
+
+def _credit(counts: Counter[str], candidates: Iterable[str], answer: str, fallback: float) -> float:
+    scored = [(counts.get(c, 0), c) for c in candidates]
+    best = max((n for n, _ in scored), default=0)
+    if best == 0:
+        return fallback
+    top = {c for n, c in scored if n == best}
+    return 1 / len(top) if answer in top else 0.0
+
+
+def _key_of(key: str) -> Callable[[PriorItem], tuple[str, ...]]:
+    if key == "arguments":
+        return lambda item: (item.template_id, item.arguments)
+    return lambda item: (normalise(item.question),)
+
+
+def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
+    """Per key: one figure per answer format, then one per template (formats and templates in name order).
+    The `options` key covers multiple-choice items only. Nothing without held-out items."""
+    items = list(items)
+    held_out = [item for item in items if item.split != TRAIN]
+    figures: list[PriorFigure] = []
+    for key in KEYS:
+        key_of = _key_of("question" if key == "options" else key)
+        train: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+        for item in items:
+            if item.split == TRAIN:
+                train[key_of(item)][item.answer] += 1
+        by_format: dict[str, list[float]] = defaultdict(list)
+        by_template: dict[tuple[str, str], list[float]] = defaultdict(list)
+        by_question: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for item in held_out:
+            if key == "options" and item.options is None:
+                continue
+            counts = train.get(key_of(item), Counter())
+            chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
+            candidates = item.options if key == "options" and item.options else counts
+            credit = _credit(counts, candidates, item.answer, chance)
+            by_format[item.answer_format].append(credit)
+            by_template[(item.template_id, item.answer_format)].append(credit)
+            by_question[(item.template_id, item.arguments)].append(credit)
+        for fmt in sorted(by_format):
+            credits = by_format[fmt]
+            figures.append(PriorFigure(key, fmt, None, len(credits), sum(credits) / len(credits), CHANCE.get(fmt)))
+        for (template, fmt), credits in sorted(by_template.items()):
+            chance = CHANCE.get(fmt)
+            questions = sorted(((args, len(c), sum(c) / len(c), sum(c) - len(c) * (chance or 0.0))
+                                for (t, args), c in by_question.items() if t == template),
+                               key=lambda q: (-q[3], q[0]))
+            figures.append(PriorFigure(key, fmt, template, len(credits), sum(credits) / len(credits), chance,
+                                       tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])))
+    return figures
+
+
+#: The fields a baseline reads of each item, over a relation of items (`x`) with the build's templates (`t`).
+ITEM_SQL = """
+SELECT x.template_id, x.answer_format, x.question, x.arguments, x.answer, x.options, x.split,
+       coalesce(CAST(json_extract(t.definition, '$.hidden_arguments') AS VARCHAR[]), []) AS hidden
+FROM {source} x LEFT JOIN (SELECT template_id, any_value(definition) AS definition FROM current_qa_templates
+                           GROUP BY template_id) t USING (template_id)"""
+
+
+def prior_items(rows: Iterable[tuple]) -> Iterable[PriorItem]:
+    """PriorItems from the rows of ITEM_SQL."""
+    for template, fmt, question, arguments, answer, options, split, hidden in rows:
+        yield PriorItem(template, fmt, question, shown_arguments(arguments, hidden), answer,
+                        tuple(options) if options is not None else None, split)
+
+
+def headline(figures: Iterable[PriorFigure]) -> list[PriorFigure]:
+    """The per-format figures, question key then arguments key then options (multiple choice)."""
+    return sorted((f for f in figures if f.template_id is None), key=lambda f: (f.answer_format, KEYS.index(f.key)))
+
+
+def strongest(figures: Iterable[PriorFigure], n: int | None = None) -> list[PriorFigure]:
+    """Per template, its figure of the key with the highest accuracy above chance; the strongest prior first."""
+    best: dict[str, PriorFigure] = {}
+    for figure in figures:
+        if figure.template_id is not None and figure.key != "options":
+            current = best.get(figure.template_id)
+            if current is None or figure.excess > current.excess:
+                best[figure.template_id] = figure
+    ranked = sorted(best.values(), key=lambda f: (-f.excess, f.template_id or ""))
+    return ranked[:n] if n is not None else ranked
+
+
+def stored_prior(store: Store, source: str = "current_qa_prior") -> list[PriorFigure]:
+    """The figures the QA stage stored for the current dataset (none before a QA stage of this version)."""
+    return [PriorFigure(key, fmt, template, n, accuracy, chance,
+                        tuple((args, k, acc) for args, k, acc in json.loads(worst)))
+            for key, fmt, template, n, accuracy, chance, worst in store.query(
+                f"SELECT key, answer_format, template_id, n_items, accuracy, chance, worst FROM {source} "
+                "ORDER BY answer_format, template_id NULLS FIRST, key")]
+
+
+def measure(store: Store, source: str) -> list[PriorFigure]:
+    """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`)."""
+    return baseline(prior_items(store.query(ITEM_SQL.format(source=source))))
+
+
+#: Columns of `format_rows`.
+FORMAT_COLUMNS = ("answer format", "held-out items", "by question text", "by template + arguments",
+                  "reading the options", "chance")
+
+
+def format_rows(figures: Iterable[PriorFigure]) -> list[list[str]]:
+    """One row per answer format (FORMAT_COLUMNS): its accuracy under each key, beside chance."""
+    rows: dict[str, dict[str, PriorFigure]] = {}
+    for figure in headline(figures):
+        rows.setdefault(figure.answer_format, {})[figure.key] = figure
+    out = []
+    for fmt, by_key in rows.items():
+        first = next(iter(by_key.values()))
+        out.append([fmt, str(first.n_items), *(f"{by_key[k].accuracy:.3f}" if k in by_key else "" for k in KEYS),
+                    "" if first.chance is None else f"{first.chance:.2f}"])
+    return out

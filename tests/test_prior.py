@@ -1,0 +1,67 @@
+"""The question-only baseline on tiny hand-made items: exact figures."""
+
+from __future__ import annotations
+
+from cxrvqa.prior import PriorItem, baseline, normalise, shown_arguments, strongest
+
+
+def item(template: str, question: str, args: str, answer: str, split: str, fmt: str = "yes_no",
+         options: tuple[str, ...] | None = None) -> PriorItem:
+    return PriorItem(template, fmt, question, args, answer, options, split)
+
+
+PTX, EFF = '{"finding": "pneumothorax"}', '{"finding": "effusion"}'
+ITEMS = [
+    # train: pneumothorax is "no" twice, "yes" once; effusion once each (a tie)
+    item("presence", "Is there a pneumothorax?", PTX, "no", "train"),
+    item("presence", "Is there pneumothorax ?", PTX, "no", "train"),
+    item("presence", "Any pneumothorax?", PTX, "yes", "train"),
+    item("presence", "Is there an effusion?", EFF, "yes", "train"),
+    item("presence", "Is there an effusion?", EFF, "no", "train"),
+    # held out
+    item("presence", "is there a PNEUMOTHORAX", PTX, "no", "test"),     # seen text, majority right: 1
+    item("presence", "Any pneumothorax?", PTX, "no", "val"),            # text seen once ("yes"): 0 / args: 1
+    item("presence", "Is there an effusion?", EFF, "yes", "test"),      # a tie: 1/2
+    item("presence", "Is there a nodule?", '{"finding": "nodule"}', "yes", "test"),   # unseen: chance 1/2
+    item("choice", "Which is present?", '{"finding": "x"}', "b", "train", "multiple_choice", ("a", "b", "c", "d")),
+    item("choice", "Which is present?", '{"finding": "x"}', "b", "test", "multiple_choice", ("e", "b", "c", "d")),
+    item("choice", "Which is present?", '{"finding": "x"}', "a", "test", "multiple_choice", ("a", "f", "g", "h")),
+]
+
+
+def figures(key: str) -> dict[tuple[str, str | None], tuple[int, float]]:
+    return {(f.answer_format, f.template_id): (f.n_items, round(f.accuracy, 4)) for f in baseline(ITEMS)
+            if f.key == key}
+
+
+def test_normalised_question_text() -> None:
+    assert normalise(" Is there a PNEUMOTHORAX?? ") == normalise("is there a pneumothorax") == \
+        "is there a pneumothorax"
+
+
+def test_majority_answer_by_question_text_with_chance_for_unseen_questions_and_shared_ties() -> None:
+    assert figures("question")[("yes_no", None)] == (4, round((1 + 0 + 0.5 + 0.5) / 4, 4))
+    # without the options the majority answer "b" is right once of two
+    assert figures("question")[("multiple_choice", None)] == (2, 0.5)
+
+
+def test_majority_answer_by_template_and_arguments() -> None:
+    assert figures("arguments")[("yes_no", "presence")] == (4, round((1 + 1 + 0.5 + 0.5) / 4, 4))
+
+
+def test_reading_the_options_covers_multiple_choice_only() -> None:
+    # "b" is among the first item's options (right); the second has no option ever correct: chance 1/4
+    assert figures("options") == {("multiple_choice", None): (2, 0.625), ("multiple_choice", "choice"): (2, 0.625)}
+
+
+def test_the_worst_questions_and_the_strongest_templates() -> None:
+    presence = next(f for f in baseline(ITEMS) if f.key == "arguments" and f.template_id == "presence")
+    assert presence.worst[0] == (PTX, 2, 1.0)
+    # both 0.25 above chance (presence by arguments, choice by question text): by template id
+    assert [(f.template_id, f.key) for f in strongest(baseline(ITEMS))] == [("choice", "question"),
+                                                                          ("presence", "arguments")]
+
+
+def test_hidden_arguments_are_not_part_of_the_question() -> None:
+    assert shown_arguments('{"finding": "x", "region": "y"}', ("finding",)) == '{"region": "y"}'
+    assert shown_arguments(PTX, ()) == PTX

@@ -126,3 +126,9 @@ def ensure_loaded(modules: Iterable[tuple[str, str]]) -> None:
             load_entry_points()
         else:
             load_program_file(Path(source))
+
+
+def unload_all() -> None:
+    """Forget every plugin file's programs (tests; a long-lived process that changes its plugins)."""
+    for source in [s for s in _loaded if not s.startswith("entry point ")]:
+        _forget(source)

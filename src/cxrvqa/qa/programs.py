@@ -348,7 +348,8 @@ def _abnormal_evidence(study: StudyView) -> tuple[int, ...]:
 
 
 @program("is_abnormal", ("none",), YES_NO,
-         answers="Is anything abnormal (present or hedged) in the study? yes: something is; no: the whole report only negates.")
+         answers=("Is anything abnormal (present or hedged) in the study? yes: something is; no: the whole report "
+                  "only negates."))
 def is_abnormal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
     if state is None:
@@ -358,7 +359,8 @@ def is_abnormal(ask: Ask) -> Answer | None:
 
 
 @program("is_normal", ("none",), YES_NO,
-         answers="Is the study normal? yes: the whole report only negates; no: something abnormal is present or hedged.")
+         answers=("Is the study normal? yes: the whole report only negates; no: something abnormal is present or "
+                  "hedged."))
 def is_normal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
     if state is None:
@@ -490,7 +492,9 @@ def list_category(ask: Ask) -> Answer | None:
 
 # -- finding level -------------------------------------------------------------------------
 @program("has_finding", ("finding",), YES_NO, yes_when="present",
-         answers="Is the finding present? yes: the report says it is present; no: it negates it (closed world: or never mentions it).", extra_uses=("negatives",))
+         answers=("Is the finding present? yes: the report says it is present; no: it negates it (closed world: or "
+                  "never mentions it)."),
+         extra_uses=("negatives",))
 def has_finding(ask: Ask) -> Answer | None:
     finding = ask.args["finding"]
     presence = ask.study.presence(finding, ask.closed_world)
@@ -586,7 +590,8 @@ def _finding_region_candidates(study: StudyView, image: ImageView | None, templa
 
 
 @program("finding_in_region", ("finding_region",), YES_NO, candidates=_finding_region_candidates,
-         answers="Is the finding in this region? yes: the report places it there; no: it places it only elsewhere (e.g. the other side).")
+         answers=("Is the finding in this region? yes: the report places it there; no: it places it only elsewhere "
+                  "(e.g. the other side)."))
 def finding_in_region(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     region = ask.args["region"]
@@ -666,7 +671,8 @@ def _finding_distractors(study: StudyView, correct: str, presence: str, template
 
 
 @program("present_finding_choice", ("finding",), ("multiple_choice",), hidden=("finding",),
-         answers="Which of the options is present: the present finding among findings the report negates.", extra_uses=("negatives",), options=(2, 5))
+         answers="Which of the options is present: the present finding among findings the report negates.",
+         extra_uses=("negatives",), options=(2, 5))
 def present_finding_choice(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     if fact is None or fact.derived:
@@ -686,7 +692,9 @@ def absent_finding_choice(ask: Ask) -> Answer | None:
 
 
 @program("finding_region_choice", ("finding",), ("multiple_choice",),
-         answers="Where a present finding is, as a choice among regions of the same kind (draw.regions restricts the regions asked about, e.g. lobes only).", extra_uses=("draw.regions",), options=(2, 5))
+         answers=("Where a present finding is, as a choice among regions of the same kind (draw.regions restricts "
+                  "the regions asked about, e.g. lobes only)."),
+         extra_uses=("draw.regions",), options=(2, 5))
 def finding_region_choice(ask: Ask) -> Answer | None:
     """With `draw.regions` (e.g. the five lobes), the answer is the listed region that holds the finding and the
     options are listed regions: a finding placed in a zone, not a lobe, is not asked about."""
@@ -716,7 +724,8 @@ def finding_region_choice(ask: Ask) -> Answer | None:
 
 
 @program("which_of_two_findings", ("two_findings",), TEXT,
-         answers="Which of two findings is present, when the report says one is present and the other absent.", extra_uses=("negatives",))
+         answers="Which of two findings is present, when the report says one is present and the other absent.",
+         extra_uses=("negatives",))
 def which_of_two_findings(ask: Ask) -> Answer | None:
     a, b = ask.args["finding_a"], ask.args["finding_b"]
     pa, pb = ask.study.presence(a, ask.closed_world), ask.study.presence(b, ask.closed_world)
@@ -767,14 +776,17 @@ def _region_tags(study: StudyView, *regions: str) -> dict[str, tuple]:
 
 
 @program("region_abnormal", ("region",), YES_NO,
-         answers="Is the region abnormal? yes: an abnormal finding is present there; no: a normal statement covers it.", extra_uses=("negatives",))
+         answers=("Is the region abnormal? yes: an abnormal finding is present there; no: a normal statement covers"
+                  " it."),
+         extra_uses=("negatives",))
 def region_abnormal(ask: Ask) -> Answer | None:
     state = _region_state(ask.study, ask.args["region"], ask.closed_world)
     return None if state is None else yes_no(state, **_region_tags(ask.study, ask.args["region"]))
 
 
 @program("describe_region", ("region",), ("full_sentence", "multi_part"),
-         answers="What the report says of a region: its present findings, or that it is normal.", extra_uses=("negatives",))
+         answers="What the report says of a region: its present findings, or that it is normal.",
+         extra_uses=("negatives",))
 def describe_region(ask: Ask) -> Answer | None:
     facts = sorted(ask.study.facts_in_region(ask.args["region"]), key=lambda f: f.finding)
     if not facts or not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]):
@@ -790,7 +802,8 @@ def describe_region(ask: Ask) -> Answer | None:
 
 
 @program("list_region_findings", ("region",), TEXT,
-         answers="The present findings of a region, from a fully read report.", extra_uses=("draw.exclude_categories",))
+         answers="The present findings of a region, from a fully read report.",
+         extra_uses=("draw.exclude_categories",))
 def list_region_findings(ask: Ask) -> Answer | None:
     """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
     nowhere may be there too (a list that omits one is false)."""
@@ -807,7 +820,8 @@ def list_region_findings(ask: Ask) -> Answer | None:
 
 
 @program("either_region_abnormal", ("two_regions",), YES_NO,
-         answers="Is either of two regions abnormal? yes: one is; no: both are declared normal.", extra_uses=("negatives",))
+         answers="Is either of two regions abnormal? yes: one is; no: both are declared normal.",
+         extra_uses=("negatives",))
 def either_region_abnormal(ask: Ask) -> Answer | None:
     a, b = ask.args["region_a"], ask.args["region_b"]
     states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]
@@ -817,7 +831,8 @@ def either_region_abnormal(ask: Ask) -> Answer | None:
 
 
 @program("both_regions_abnormal", ("two_regions",), YES_NO,
-         answers="Are both regions abnormal? yes: both are; no: at least one is declared normal.", extra_uses=("negatives",))
+         answers="Are both regions abnormal? yes: both are; no: at least one is declared normal.",
+         extra_uses=("negatives",))
 def both_regions_abnormal(ask: Ask) -> Answer | None:
     a, b = ask.args["region_a"], ask.args["region_b"]
     states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]

@@ -8,6 +8,7 @@ problem of every file instead of stopping at the first.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -112,11 +113,18 @@ def _pinned(data: dict[str, Any]) -> set[str]:
 #: Words a yes/no question must contain when its program answers 'yes' for an absent or a hedged finding
 #: ("Is there a pneumothorax?" with `finding_ruled_out` answers 'yes' where the report rules it out).
 YES_WHEN_WORDS: dict[str, tuple[str, ...]] = {
-    "absent": ("no ", "not ", "n't", "ruled out", "rule out", "excluded", "exclude", "absent", "absence", "negative",
-               "without", "free of", "deni", "lack"),
-    "uncertain": ("suspect", "uncertain", "possibl", "probabl", "may ", "might", "question", "equivocal", "hedg",
-                  "unclear", "not certain", "rather than certain", "indetermin", "doubt"),
+    "absent": ("no", "not", "n't", "ruled out", "rule out", "exclud", "absen", "negative", "without", "free of",
+               "den", "lack"),
+    "uncertain": ("suspect", "uncertain", "possib", "probab", "may", "might", "question", "equivocal", "hedg",
+                  "unclear", "indetermin", "doubt"),
 }
+
+
+def _says(variant: str, words: tuple[str, ...]) -> bool:
+    """Whether the question contains one of ``words`` at the start of a word ("not", "excluded", "isn't")."""
+    text = variant.lower()
+    return any(re.search(("" if w.startswith("n't") else r"\b") + re.escape(w) + (r"\b" if len(w) <= 3 else ""), text)
+               for w in words)
 
 
 def _unused_keys(data: dict[str, Any], program: Any) -> list[str]:
@@ -168,7 +176,7 @@ def _problems(data: Any, stem: str) -> list[str]:
         if program.yes_when in YES_WHEN_WORDS and data["answer_format"] in ("yes_no", "full_sentence", "multi_part"):
             words = YES_WHEN_WORDS[program.yes_when]
             for i, variant in enumerate(data["variants"]):
-                if not any(w in " " + variant.lower() for w in words):
+                if not _says(variant, words):
                     problems.append(f"variants/{i}: program {program.name!r} answers 'yes' when the finding is "
                                     f"{program.yes_when}, but the question {variant!r} does not say so (none of "
                                     f"{[w.strip() for w in words]}): its 'yes' would contradict the wording")

@@ -87,7 +87,8 @@ def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path
     (mine / "pleural_question.yaml").write_text(
         "id: pleural_question\nversion: 1\nquestion_type: is_there\nstrategy: finding\nanswer_format: yes_no\n"
         "program: has_finding\narguments: finding\ndraw: {findings: [pleural_effusion]}\n"
-        "variants: ['Any fluid in the pleural space?']\n")
+        "variants: ['Any fluid in the pleural space?']\n"
+        "examples: [{report: 'Small left pleural effusion.', answer: 'yes'}]\n")
     before = _count(out, "qa_items")
     result = runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", str(mine)])
     assert result.exit_code == 0, result.output

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.flow
 runner = CliRunner(env={"COLUMNS": "400"})
 NEW_TEMPLATE = ("id: pleural_question\nversion: 1\nquestion_type: is_there\nstrategy: finding\nanswer_format: yes_no\n"
                 "program: has_finding\narguments: finding\ndraw: {findings: [pleural_effusion]}\n"
-                "variants: ['Any fluid in the pleural space?']\n")
+                "variants: ['Any fluid in the pleural space?']\n"
+                "examples:\n- {report: 'Small left pleural effusion.', answer: 'yes'}\n")
 
 
 @pytest.fixture

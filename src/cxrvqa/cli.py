@@ -110,7 +110,13 @@ def build(
     dask_local: Annotated[Optional[int], typer.Option("--dask-local", help=(
         "Start a Dask LocalCluster of N worker processes for the build (to try the dask executor)."))] = None,
     templates: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
-        "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable."))] = None,
+        "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable. Recorded "
+        "with the run: a later build into the same --out keeps them unless --forget-templates."))] = None,
+    programs: Annotated[Optional[list[Path]], typer.Option("--programs", help=(
+        "Python file of your own answer programs (a plugin; see README, 'Answer programs'); repeatable; recorded "
+        "with the run like --templates."))] = None,
+    forget_templates: Annotated[bool, typer.Option("--forget-templates", help=(
+        "Do not keep the template folders and program files recorded by the last run into --out."))] = False,
     boxes: Annotated[Optional[list[Path]], typer.Option("--boxes", help=(
         "Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable."))] = None,
     judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help=(
@@ -138,7 +144,8 @@ def build(
         "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
         "extraction": {"backend": extractor, "workers": workers,
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
-        "qa": {"template_dirs": templates or None, "boxes": boxes or None, "workers": workers},
+        "qa": {"template_dirs": templates or None, "program_modules": programs or None, "boxes": boxes or None,
+               "workers": workers},
         "judge": {"enabled": judge}, "only_failed": only_failed,
         "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
                      "dask_address": dask_address, "dask_local_workers": dask_local},
@@ -156,10 +163,15 @@ def build(
         for stage in config.stages:
             if stage in STAGE_INPUTS and _stage_input(config, stage) is None:
                 raise CxrvqaError(f"the {stage} stage needs {STAGE_INPUTS[stage]} (or --demo)")
+        if not forget_templates:
+            _keep_recorded_templates(config)
         if "qa" in config.stages:
-            from cxrvqa.qa.templates import load_templates
+            from cxrvqa.qa.plugins import load_programs
+            from cxrvqa.qa.templates import check_examples, load_templates
 
-            load_templates(tuple(config.qa.template_dirs))  # a bad template fails here, before any stage runs
+            load_programs(config.qa.program_modules)
+            # a bad template, or one whose worked examples fail, stops the build here, before any stage runs
+            check_examples(load_templates(tuple(config.qa.template_dirs)))
         if "validate" in config.stages:
             from cxrvqa.validation.judge import prepare_judge
 
@@ -178,6 +190,28 @@ def build(
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
     _print_status(config.db_path, run_id=result["run_id"], brief=True)
+
+
+def _keep_recorded_templates(config: Config) -> None:
+    """A rebuild into an --out whose last run used template folders or program files (and that names none
+    itself) keeps them, and says so: forgetting --templates must not drop their items silently."""
+    if not config.db_path.is_file():
+        return
+    given = config.qa.model_fields_set
+    if "template_dirs" in given and "program_modules" in given:
+        return
+    from cxrvqa.staleness import last_config
+
+    with Store(config.db_path, read_only=True) as store:
+        recorded = last_config(store)
+    if recorded is None:
+        return
+    for key, flag in (("template_dirs", "--templates"), ("program_modules", "--programs")):
+        kept = getattr(recorded.qa, key)
+        if key not in given and kept:
+            setattr(config.qa, key, kept)
+            console.print(f"[yellow]note:[/] keeping {flag} {', '.join(escape(str(p)) for p in kept)} of the last run "
+                          f"(--forget-templates: build without them)", soft_wrap=True)
 
 
 #: Stages that read an input given on the command line; the others read the store.
@@ -249,18 +283,24 @@ def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
 def status(
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    template_dirs: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
+        "Template folder(s) to tell what is stale against, instead of those the last run recorded."))] = None,
+    programs: Annotated[Optional[list[Path]], typer.Option("--programs", help=(
+        "Answer-program file(s) to load, instead of those the last run recorded."))] = None,
 ) -> None:
     """Runs, per-stage counts and reject reasons of the build under --out."""
+    qa = {"template_dirs": template_dirs, "program_modules": programs}
     try:
         if as_json:
-            typer.echo(json.dumps(collect_status(out / "cxrvqa.duckdb"), indent=2, default=str))
+            typer.echo(json.dumps(collect_status(out / "cxrvqa.duckdb", qa=qa), indent=2, default=str))
         else:
-            _print_status(out / "cxrvqa.duckdb")
+            _print_status(out / "cxrvqa.duckdb", qa=qa)
     except CxrvqaError as exc:
         _fail(exc)
 
 
-def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False) -> dict[str, Any]:
+def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False,
+                   qa: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything `status` shows. ``brief`` (the summary a build prints) leaves out the reject reasons, the
     items per question type and format, and what the next build would redo: on a large build they take
     seconds (the validation reasons read every result row, the formats every item: 4.7 s at 100k studies;
@@ -294,10 +334,20 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
         reasons = None if brief else sorted(map(_status_reason, reason_counts(store)),
                                             key=lambda r: (r["stage"], -r["n"], r["reason"]))
         config = None if brief else last_config(store)
+        if config is not None:
+            config = _with_qa(config, qa)
         work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
             "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades,
             "stale": work, "question_only_baseline": prior}
+
+
+def _with_qa(config: Config, qa: dict[str, Any] | None) -> Config:
+    """The recorded config with the --templates / --programs given now (None: keep the recorded ones)."""
+    for key, value in (qa or {}).items():
+        if value:
+            setattr(config.qa, key, value)
+    return config
 
 
 def _status_reason(reason: ReasonCount) -> dict[str, Any]:
@@ -310,8 +360,9 @@ def _status_reason(reason: ReasonCount) -> dict[str, Any]:
     return {"stage": stage, "reason": code, "n": reason.n, "example": reason.example}
 
 
-def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False) -> None:
-    info = collect_status(db_path, run_id, brief)
+def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False,
+                  qa: dict[str, Any] | None = None) -> None:
+    info = collect_status(db_path, run_id, brief, qa=qa)
     out = Console()
     runs = Table(title="Runs", title_justify="left")
     for column in ("run_id", "status", "started_at", "finished_at", "code_version"):
@@ -463,18 +514,30 @@ def export(
 templates_app = typer.Typer(help="Question templates: list, check, preview.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 TemplateDirs = Annotated[Optional[list[Path]], typer.Option("--templates", help="Folder of your own templates.")]
+ProgramFiles = Annotated[Optional[list[Path]], typer.Option("--programs", help=(
+    "Python file of your own answer programs (a plugin registering with cxrvqa.qa.programs.program); repeatable."))]
+
+
+def _warn_broken(errors: list[CxrvqaError]) -> None:
+    """Bad template files that a list or a preview skipped (the build would stop at them)."""
+    for exc in errors:
+        console.print(f"[yellow]warning:[/] skipped {escape(str(exc))}", soft_wrap=True)
 
 
 @templates_app.command("list")
-def templates_list(template_dirs: TemplateDirs = None) -> None:
+def templates_list(template_dirs: TemplateDirs = None, programs: ProgramFiles = None) -> None:
     """Every template (built-in and --templates folders) with its type, format and program."""
+    from cxrvqa.qa.plugins import load_programs
     from cxrvqa.qa.templates import load_templates
 
+    errors: list = []
     try:
-        templates = load_templates(tuple(template_dirs or ()))
+        load_programs(programs or ())
+        templates = load_templates(tuple(template_dirs or ()), errors=errors)
     except CxrvqaError as exc:
         _fail(exc)
         return
+    _warn_broken(errors)
     table = Table(title=f"{len(templates)} question templates", title_justify="left")
     for column in ("id", "type", "strategy", "skill", "format", "program", "arguments", "negatives", "source"):
         table.add_column(column)
@@ -488,11 +551,19 @@ def templates_list(template_dirs: TemplateDirs = None) -> None:
 def templates_lint(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Template files or folders (default: built-ins).")]
     = None,
+    programs: ProgramFiles = None,
 ) -> None:
-    """Check template files against the schema, the programs and the vocabularies; exit 1 on any problem."""
+    """Check template files against the schema, the programs and the vocabularies, and run their worked
+    examples (the expected answer must be the program's); exit 1 on any problem."""
+    from cxrvqa.qa.plugins import load_programs
     from cxrvqa.qa.templates import lint_paths
     from cxrvqa.resources import resource
 
+    try:
+        load_programs(programs or ())
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
     paths: list[Path] = []
     for item in files or [Path(str(resource("prompts", "questions")))]:
         paths.extend(sorted(item.glob("*.yaml")) if item.is_dir() else [item])
@@ -518,17 +589,24 @@ def templates_preview(
     study: Annotated[Optional[str], typer.Option("--study", help="Only this study.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most N studies.")] = 20,
     template_dirs: TemplateDirs = None,
+    programs: ProgramFiles = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """What a template would produce on the stored scene graphs, without writing anything."""
+    """What a template would produce on the stored scene graphs, without writing anything (a broken file
+    in a --templates folder is skipped with a warning unless it is the one previewed)."""
+    from cxrvqa.qa.plugins import load_programs
     from cxrvqa.qa.preview import preview_template
 
+    errors: list = []
     try:
+        load_programs(programs or ())
         with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-            items = preview_template(store, template_id, tuple(template_dirs or ()), study=study, limit=limit)
+            items = preview_template(store, template_id, tuple(template_dirs or ()), study=study, limit=limit,
+                                     errors=errors)
     except CxrvqaError as exc:
         _fail(exc)
         return
+    _warn_broken(errors)
     if as_json:
         typer.echo(json.dumps(items, indent=2))
         return
@@ -543,6 +621,38 @@ def templates_preview(
     Console().print(table)
 
 
+@templates_app.command("programs")
+def templates_programs(
+    programs: ProgramFiles = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every answer program (built-in, entry points, --programs files): what it answers, its arguments,
+    formats, the template keys it reads and, for yes/no about a finding, what 'yes' means."""
+    from cxrvqa.qa.plugins import load_programs
+    from cxrvqa.qa.programs import PROGRAMS
+
+    try:
+        load_programs(programs or ())
+    except CxrvqaError as exc:
+        _fail(exc)
+        return
+    found = [PROGRAMS[name].describe() for name in sorted(PROGRAMS)]
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    yes_means = {"present": "yes = the finding is present", "absent": "yes = the finding is ruled out (absent)",
+                 "uncertain": "yes = the finding is only hedged"}
+    table = Table(title=f"{len(found)} answer programs", title_justify="left")
+    for column in ("program", "answers", "arguments", "formats", "yes/no", "keys it reads", "source"):
+        table.add_column(column)
+    for p in found:
+        options = f" ({p['options'][0]}-{p['options'][1]} options)" if p["options"] else ""
+        table.add_row(p["name"], escape(str(p["answers"])), ", ".join(p["arguments"]),
+                      ", ".join(p["formats"]) + options, yes_means.get(p["yes_when"] or "", ""),
+                      ", ".join(p["uses"]), escape(str(p["source"])))
+    Console().print(table)
+
+
 @app.command("validate-file")
 def validate_file_command(
     items: Annotated[Path, typer.Argument(help="QA items as JSON lines (the jsonl export layout).")],
@@ -551,6 +661,9 @@ def validate_file_command(
     config_file: Annotated[Optional[Path], typer.Option("--config", help=(
         "Config file (strictness, seed, splits, templates); default: the settings of the build's last run."))
     ] = None,
+    template_dirs: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
+        "Template folder(s) instead of those of the config / the last run."))] = None,
+    programs: ProgramFiles = None,
 ) -> None:
     """Run every validator over items from a file, against a build; nothing is written to the build.
     Exit code 0 when every line is ok, 1 when any line is rejected or is not an item, 2 on an error."""
@@ -564,6 +677,7 @@ def validate_file_command(
             config = load_config(config_file, {"out_dir": out}) if config_file else last_config(store)
             if config is None:
                 raise CxrvqaError(f"{out} holds no build yet: run `cxrvqa build --out {out}` first")
+            config = _with_qa(config, {"template_dirs": template_dirs, "program_modules": programs})
             summary = validate_file(store, items, dest, prepare(config))
     except CxrvqaError as exc:
         _fail(exc)

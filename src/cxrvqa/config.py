@@ -124,7 +124,11 @@ class QAConfig(_Section):
     """Scene graphs + question templates -> QA items."""
 
     template_dirs: list[Path] = Field(default_factory=list, description=(
-        "Folders of your own template .yaml files, loaded beside the built-in ones."))
+        "Folders of your own template .yaml files, loaded beside the built-in ones (stored absolute with the run; "
+        "a later build without --templates keeps them)."))
+    program_modules: list[Path] = Field(default_factory=list, description=(
+        "Python files of your own answer programs (plugins registering with cxrvqa.qa.programs.program), stored "
+        "absolute with the run; a later build, status, audit and validate-file load them again."))
     backend: Literal["rules", "llm"] | None = Field(
         None, description="Scene graphs of this extraction backend (default: extraction.backend).")
     boxes: list[Path] = Field(default_factory=list, description=(
@@ -144,6 +148,12 @@ class QAConfig(_Section):
                                      description="Patient-level split shares (keyed hash of the patient id).")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Generation processes.")
     batch_size: int = Field(2000, ge=1, description="Studies per Prefect task.")
+
+    @field_validator("template_dirs", "program_modules")
+    @classmethod
+    def _absolute(cls, paths: list[Path]) -> list[Path]:
+        """Stored with the run: a relative path would mean another folder to a `status` run elsewhere."""
+        return [Path(p).expanduser().absolute() for p in paths]
 
     @field_validator("splits")
     @classmethod
@@ -282,6 +292,12 @@ def merge_settings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Config from an optional file, then CLI overrides (nested dicts, None values ignored)."""
     data = read_config_file(path) if path else {}
+    qa = data.get("qa")
+    if path and isinstance(qa, dict):   # paths in a config file are relative to its folder
+        for key in ("template_dirs", "program_modules"):
+            if isinstance(qa.get(key), list):
+                qa[key] = [str(path.parent / p) if isinstance(p, str) and not Path(p).expanduser().is_absolute()
+                           else p for p in qa[key]]
     cleaned = drop_unset(overrides or {})
     try:
         return Config.model_validate(merge_settings(data, cleaned))

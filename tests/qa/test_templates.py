@@ -19,6 +19,8 @@ answer_format: {fmt}
 program: {program}
 arguments: {args}
 variants: [{variants}]
+examples:
+- {{report: "Small left pleural effusion.", arguments: {{finding: pleural_effusion}}, answer: "yes"}}
 """
 
 
@@ -157,7 +159,8 @@ def test_user_folder_with_a_builtin_id_is_rejected(tmp_path: Path) -> None:
         load_templates((tmp_path,))
     assert caught.value.source == str(path)
     assert caught.value.problems == (
-        "id 'finding_presence' is already defined by builtin:prompts/questions/finding_presence.yaml",)
+        "id 'finding_presence' is already defined by builtin:prompts/questions/finding_presence.yaml (to add "
+        "wordings to a built-in template, write `extends: finding_presence`)",)
 
 
 def test_missing_user_folder(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from cxrvqa.qa.programs import (PROGRAMS, Answer, Ask, category_name, default_ca
 from cxrvqa.qa.study import ImageView, StudyView
 from cxrvqa.qa.templates import AGREEMENT, Template
 
-LETTERS = "ABCD"
+LETTERS = "ABCD"          # the default four options
+ALL_LETTERS = "ABCDE"     # a template may ask with 2-5 options (`options`)
 ITEM_COLUMNS = ("item_id", "template_id", "template_version", "study_id", "patient_id", "image_id", "view_plane",
                 "question_type", "strategy", "skill", "answer_format", "question", "answer", "options",
                 "correct_option", "findings", "regions", "boxes", "evidence_ids", "arguments", "polarity",
@@ -30,6 +31,16 @@ class GenerationSettings:
     seed: int
     splits: tuple[tuple[str, float], ...]        # (name, share), shares summing to 1
     templates: tuple[tuple[Template, str], ...]  # (template, template_version)
+    program_modules: tuple[tuple[str, str], ...] = ()   # plugin (source, hash) the templates' programs come from
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled in a worker process (process pool, Dask): import the plugins its templates need."""
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        if self.program_modules:
+            from cxrvqa.qa.plugins import ensure_loaded
+
+            ensure_loaded(self.program_modules)
 
 
 def _digest(seed: int, text: str) -> bytes:
@@ -96,17 +107,17 @@ def full_sentence(study: StudyView, template: Template, answer: Answer, names: d
     return evidence
 
 
-def _options(answer: Answer, digest: bytes) -> tuple[list[str], str] | None:
-    """Four distinct options with the correct one at a letter drawn from the item's hash (uniform
-    over the dataset); None when fewer than three distinct distractors exist."""
+def _options(answer: Answer, digest: bytes, n: int = 4) -> tuple[list[str], str] | None:
+    """``n`` (the template's `options`, 2-5) distinct options with the correct one at a letter drawn from the
+    item's hash (uniform over the dataset); None when fewer than n - 1 distinct distractors exist."""
     pool = [d for d in dict.fromkeys(answer.distractors) if d != answer.text]
-    if len(pool) < 3:
+    if len(pool) < n - 1:
         return None
     rng = random.Random(digest)
-    options = rng.sample(pool, 3)
-    letter = digest[9] % 4
+    options = rng.sample(pool, n - 1)
+    letter = digest[9] % n
     options.insert(letter, answer.text)
-    return options, LETTERS[letter]
+    return options, ALL_LETTERS[letter]
 
 
 def _candidates(study: StudyView, image: ImageView | None, template: Template) -> list[tuple[str, dict[str, str]]]:
@@ -207,7 +218,7 @@ def _item(study: StudyView, image: ImageView | None, template: Template, version
     options, correct = None, None
     fmt = template.answer_format
     if fmt == "multiple_choice":
-        chosen = _options(answer, digest)
+        chosen = _options(answer, digest, template.options)
         if chosen is None:
             return None
         options, correct = chosen

@@ -18,10 +18,18 @@ from cxrvqa.store import Store
 
 
 def preview_template(store: Store, template_id: str, template_dirs: tuple[Path, ...] = (), *,
-                     study: str | None = None, limit: int = 20, backend: str = "rules", seed: int = 0
-                     ) -> list[dict[str, Any]]:
-    """The items (before balancing) that ``template_id`` makes on up to ``limit`` current graphs."""
-    templates = {t.id: t for t in load_templates(template_dirs)}
+                     study: str | None = None, limit: int = 20, backend: str = "rules", seed: int = 0,
+                     errors: list | None = None) -> list[dict[str, Any]]:
+    """The items (before balancing) that ``template_id`` makes on up to ``limit`` current graphs. With
+    ``errors``, bad files of ``template_dirs`` are collected there (the good ones are previewed) unless the
+    template asked for is one of them."""
+    found: list = []
+    templates = {t.id: t for t in load_templates(template_dirs, errors=found)}
+    for exc in found:
+        if errors is None or Path(getattr(exc, "source", "")).stem == template_id:
+            raise exc
+    if errors is not None:
+        errors.extend(found)
     if template_id not in templates:
         raise CxrvqaError(f"no template {template_id!r}; known: {', '.join(sorted(templates))}")
     template = templates[template_id]

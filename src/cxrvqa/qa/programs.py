@@ -65,6 +65,21 @@ ProgramFn = Callable[[Ask], Answer | None]
 CandidatesFn = Callable[[StudyView, ImageView | None, "Template"], list[dict[str, str]]]
 
 
+#: The template keys an argument kind's default draw reads (`default_candidates`, `finding_pool`, `region_pool`).
+DRAW_KEYS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "finding": ("draw.findings", "draw.categories", "draw.exclude_categories"),
+    "region": ("draw.regions",),
+    "category": ("draw.categories", "draw.exclude_categories"),
+    "finding_region": ("draw.findings", "draw.categories", "draw.exclude_categories", "draw.regions"),
+    "two_regions": ("draw.regions",),
+    "two_findings": ("draw.findings", "draw.categories", "draw.exclude_categories"),
+}
+#: Every template key a program may or may not use; `templates lint` rejects one its program does not use.
+OPTIONAL_KEYS = ("draw.findings", "draw.categories", "draw.exclude_categories", "draw.regions", "negatives",
+                 "options")
+
+
 @dataclass(frozen=True)
 class Program:
     name: str
@@ -74,20 +89,65 @@ class Program:
     candidates: CandidatesFn | None = None     # argument enumeration when the default does not fit
     hidden: tuple[str, ...] = ()               # placeholders a question must not name: they are the answer
     yes_when: str | None = None                # yes/no about one finding: the presence that makes it "yes"
+    uses: tuple[str, ...] = ()                 # template keys it reads (OPTIONAL_KEYS); others are lint errors
+    options: tuple[int, int] | None = None     # multiple choice: the fewest and most options it can fill
+    answers: str = ""                          # what it answers, one line (`cxrvqa templates programs`)
+    source: str | None = None                  # None: built in; else the plugin file or entry point it came from
+    source_hash: str | None = None             # sha256 (16 hex) of the plugin's source: part of template versions
+
+    @property
+    def builtin(self) -> bool:
+        return self.source is None
+
+    def describe(self) -> dict[str, object]:
+        """The program as `cxrvqa templates programs` lists it."""
+        return {"name": self.name, "answers": self.answers, "arguments": list(self.arguments),
+                "formats": list(self.formats), "yes_when": self.yes_when, "hidden": list(self.hidden),
+                "uses": list(self.uses), "options": list(self.options) if self.options else None,
+                "source": self.source or "builtin", "source_hash": self.source_hash}
 
 
 PROGRAMS: dict[str, Program] = {}
 YES_NO = ("yes_no", "full_sentence", "multi_part")
 TEXT = ("short", "full_sentence", "multi_part")
+#: Set while a plugin module is imported (cxrvqa.qa.plugins): the programs it registers come from it.
+_LOADING: list[tuple[str, str]] = []
+
+
+def _first_line(text: str | None) -> str:
+    return " ".join((text or "").strip().split("\n\n")[0].split())
 
 
 def program(name: str, arguments: tuple[str, ...], formats: tuple[str, ...],
-            candidates: CandidatesFn | None = None, hidden: tuple[str, ...] = (), yes_when: str | None = None
+            candidates: CandidatesFn | None = None, hidden: tuple[str, ...] = (), yes_when: str | None = None,
+            *, uses: tuple[str, ...] | None = None, extra_uses: tuple[str, ...] = (),
+            options: tuple[int, int] | None = None, answers: str | None = None
             ) -> Callable[[ProgramFn], ProgramFn]:
+    """Register an answer program (built in, or in a plugin module: see `cxrvqa.qa.plugins`).
+
+    ``uses``: the template keys (OPTIONAL_KEYS) the program reads; default: the draw keys of its argument
+    kinds (DRAW_KEYS) plus ``extra_uses`` (e.g. "negatives" for a program that reads closed-world negatives).
+    ``options``: for multiple choice, the (fewest, most) options it can fill (default (4, 4)).
+    ``answers``: one line on what it answers (default: the first paragraph of its docstring).
+    """
+    bad = [k for k in (*(uses or ()), *extra_uses) if k not in OPTIONAL_KEYS]
+    if bad:
+        raise ValueError(f"answer program {name!r}: unknown template keys {bad}; keys are {list(OPTIONAL_KEYS)}")
+    if options is not None and not 2 <= options[0] <= options[1] <= 5:
+        raise ValueError(f"answer program {name!r}: options must be (fewest, most) within 2..5, found {options}")
+
     def register(fn: ProgramFn) -> ProgramFn:
         if name in PROGRAMS:
-            raise ValueError(f"answer program {name!r} is registered twice")
-        PROGRAMS[name] = Program(name, fn, arguments, formats, candidates, hidden, yes_when)
+            where = PROGRAMS[name].source or "cxrvqa"
+            raise ValueError(f"answer program {name!r} is registered twice (first by {where})")
+        used = tuple(dict.fromkeys(uses if uses is not None else
+                                   (*(k for kind in arguments for k in DRAW_KEYS.get(kind, ())), *extra_uses)))
+        chosen = options or ((4, 4) if "multiple_choice" in formats else None)
+        if chosen and "options" not in used:
+            used += ("options",)
+        source, digest = _LOADING[-1] if _LOADING else (None, None)
+        PROGRAMS[name] = Program(name, fn, arguments, formats, candidates, hidden, yes_when, used, chosen,
+                                 answers if answers is not None else _first_line(fn.__doc__), source, digest)
         return fn
     return register
 
@@ -287,7 +347,9 @@ def _abnormal_evidence(study: StudyView) -> tuple[int, ...]:
                                for i in f.evidence))
 
 
-@program("is_abnormal", ("none",), YES_NO)
+@program("is_abnormal", ("none",), YES_NO,
+         answers=("Is anything abnormal (present or hedged) in the study? yes: something is; no: the whole report "
+                  "only negates."))
 def is_abnormal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
     if state is None:
@@ -296,7 +358,9 @@ def is_abnormal(ask: Ask) -> Answer | None:
     return yes_no(state, evidence=_abnormal_evidence(ask.study), findings=tuple(f.finding for f in leaves))
 
 
-@program("is_normal", ("none",), YES_NO)
+@program("is_normal", ("none",), YES_NO,
+         answers=("Is the study normal? yes: the whole report only negates; no: something abnormal is present or "
+                  "hedged."))
 def is_normal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
     if state is None:
@@ -305,7 +369,8 @@ def is_normal(ask: Ask) -> Answer | None:
                   findings=tuple(f.finding for f in ask.study.leaf_present()))
 
 
-@program("list_abnormal", ("none",), TEXT)
+@program("list_abnormal", ("none",), TEXT,
+         answers="The definite abnormal findings of a fully read report (hedged ones as related parts).")
 def list_abnormal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
     if state is None or not ask.study.read_all:   # a list is only complete when the whole report was read
@@ -344,7 +409,8 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
     return " ".join(words)
 
 
-@program("describe_study", ("none",), ("full_sentence",))
+@program("describe_study", ("none",), ("full_sentence",),
+         answers="Every finding of a fully read report, described in one sentence.")
 def describe_study(ask: Ask) -> Answer | None:
     if not ask.study.facts or not ask.study.read_all:
         return None
@@ -354,7 +420,8 @@ def describe_study(ask: Ask) -> Answer | None:
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
 
 
-@program("indication", ("none",), ("short", "full_sentence"))
+@program("indication", ("none",), ("short", "full_sentence"),
+         answers="The indication (reason for the examination) as a phrase.")
 def indication(ask: Ask) -> Answer | None:
     """The indication as a phrase: without its trailing punctuation ("PLEURAL EFFUSIONS;"), and in lower
     case when it was typed in capitals or with every word capitalised ("Lung Cancer": a form field, not a
@@ -371,7 +438,8 @@ def _category_facts(study: StudyView, category: str) -> list[Fact]:
     return [f for f in study.facts.values() if f.category == category]
 
 
-@program("has_category", ("category",), YES_NO)
+@program("has_category", ("category",), YES_NO,
+         answers="Is a finding of this category present? yes: one is present; no: the report negates the category.")
 def has_category(ask: Ask) -> Answer | None:
     if _blurred(ask.study, finding_sites().category_regions.get(ask.args["category"])):
         return None
@@ -396,7 +464,8 @@ def _category_present(facts: list[Fact]) -> list[Fact]:
     return sorted((f for f in facts if f.presence == "present" and not f.derived), key=lambda f: f.finding)
 
 
-@program("list_category", ("category",), TEXT)
+@program("list_category", ("category",), TEXT,
+         answers="The present findings of a category, from a fully read report.")
 def list_category(ask: Ask) -> Answer | None:
     """All of a category's findings: only when the whole report was read, and none of them is hedged (whether
     a list of "all" of them holds a hedged one is the reader's call)."""
@@ -413,7 +482,10 @@ def list_category(ask: Ask) -> Answer | None:
 
 
 # -- finding level -------------------------------------------------------------------------
-@program("has_finding", ("finding",), YES_NO, yes_when="present")
+@program("has_finding", ("finding",), YES_NO, yes_when="present",
+         answers=("Is the finding present? yes: the report says it is present; no: it negates it (closed world: or "
+                  "never mentions it)."),
+         extra_uses=("negatives",))
 def has_finding(ask: Ask) -> Answer | None:
     finding = ask.args["finding"]
     presence = ask.study.presence(finding, ask.closed_world)
@@ -424,7 +496,8 @@ def has_finding(ask: Ask) -> Answer | None:
     return yes_no(presence == "present", **tags)
 
 
-@program("finding_ruled_out", ("finding",), YES_NO, yes_when="absent")
+@program("finding_ruled_out", ("finding",), YES_NO, yes_when="absent",
+         answers="Has the finding been ruled out? yes: the report explicitly negates it; no: it says it is present.")
 def finding_ruled_out(ask: Ask) -> Answer | None:
     fact = ask.study.facts.get(ask.args["finding"])
     if fact is None or fact.presence == "uncertain":
@@ -432,7 +505,8 @@ def finding_ruled_out(ask: Ask) -> Answer | None:
     return yes_no(fact.presence == "absent", **_tags(fact))
 
 
-@program("finding_uncertain", ("finding",), YES_NO, yes_when="uncertain")
+@program("finding_uncertain", ("finding",), YES_NO, yes_when="uncertain",
+         answers="Is the finding only suspected? yes: the report hedges it; no: it commits to it being present.")
 def finding_uncertain(ask: Ask) -> Answer | None:
     """Of a finding the report names as present or uncertain ("Is consolidation only suspected?" of a
     ruled-out consolidation presupposes one)."""
@@ -456,7 +530,8 @@ def _locatable_fact(ask: Ask) -> Fact | None:
         else fact
 
 
-@program("finding_location", ("finding",), TEXT)
+@program("finding_location", ("finding",), TEXT,
+         answers="Where a present finding is: its most specific regions, else its side.")
 def finding_location(ask: Ask) -> Answer | None:
     fact = _locatable_fact(ask)
     if fact is None:
@@ -479,7 +554,8 @@ def _located(fact: Fact) -> list[str]:
             and not (one_side and vocabulary().regions[r]["laterality"] == "bilateral")]
 
 
-@program("finding_laterality", ("finding",), TEXT)
+@program("finding_laterality", ("finding",), TEXT,
+         answers="Which side a present finding is on: left, right or bilateral.")
 def finding_laterality(ask: Ask) -> Answer | None:
     fact = _locatable_fact(ask)
     side = side_of(fact) if fact else None
@@ -502,10 +578,14 @@ def _finding_region_candidates(study: StudyView, image: ImageView | None, templa
             twin = counterpart(region)
             if twin is not None:
                 pairs.append({"finding": finding, "region": twin})
+    if template.regions:   # only the regions the template asks about
+        pairs = [p for p in pairs if p["region"] in template.regions]
     return pairs
 
 
-@program("finding_in_region", ("finding_region",), YES_NO, candidates=_finding_region_candidates)
+@program("finding_in_region", ("finding_region",), YES_NO, candidates=_finding_region_candidates,
+         answers=("Is the finding in this region? yes: the report places it there; no: it places it only elsewhere "
+                  "(e.g. the other side)."))
 def finding_in_region(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     region = ask.args["region"]
@@ -519,7 +599,7 @@ def finding_in_region(ask: Ask) -> Answer | None:
     return None
 
 
-@program("finding_severity", ("finding",), TEXT)
+@program("finding_severity", ("finding",), TEXT, answers="How severe a present finding is (mild, moderate, ...).")
 def finding_severity(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     if fact is None or fact.severity is None or fact.finding in finding_sites().sized or fact.partial:
@@ -527,7 +607,8 @@ def finding_severity(ask: Ask) -> Answer | None:
     return Answer(modifier_name(fact.severity), **_tags(fact))
 
 
-@program("finding_change", ("finding",), TEXT)
+@program("finding_change", ("finding",), TEXT,
+         answers="How a present finding changed since the prior study (new, worsened, improved, ...).")
 def finding_change(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)   # "How has the effusion changed?" presupposes an effusion
     if fact is None or not interval_change(fact.change) or fact.derived or fact.partial:
@@ -535,7 +616,8 @@ def finding_change(ask: Ask) -> Answer | None:
     return Answer(modifier_name(fact.change), **_tags(fact))
 
 
-@program("describe_finding", ("finding",), ("full_sentence", "multi_part"))
+@program("describe_finding", ("finding",), ("full_sentence", "multi_part"),
+         answers="A present finding described: where, how severe, how it changed.")
 def describe_finding(ask: Ask) -> Answer | None:
     """Only of a finding the report commits to ("Describe the pneumothorax." presupposes one), and only
     when the report says something about it beyond its presence (where, how severe, how it changed)."""
@@ -582,7 +664,9 @@ def _finding_distractors(study: StudyView, correct: str, presence: str, template
     return tuple(finding_name(f) for f in _distractors(pool, correct))
 
 
-@program("present_finding_choice", ("finding",), ("multiple_choice",), hidden=("finding",))
+@program("present_finding_choice", ("finding",), ("multiple_choice",), hidden=("finding",),
+         answers="Which of the options is present: the present finding among findings the report negates.",
+         extra_uses=("negatives",), options=(2, 5))
 def present_finding_choice(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     if fact is None or fact.derived:
@@ -591,7 +675,8 @@ def present_finding_choice(ask: Ask) -> Answer | None:
         ask.study, fact.finding, "absent", ask.template), **_tags(fact))
 
 
-@program("absent_finding_choice", ("finding",), ("multiple_choice",), hidden=("finding",))
+@program("absent_finding_choice", ("finding",), ("multiple_choice",), hidden=("finding",),
+         answers="Which of the options has been ruled out: the negated finding among present ones.", options=(2, 5))
 def absent_finding_choice(ask: Ask) -> Answer | None:
     fact = ask.study.facts.get(ask.args["finding"])
     if fact is None or fact.presence != "absent":
@@ -600,13 +685,28 @@ def absent_finding_choice(ask: Ask) -> Answer | None:
         ask.study, fact.finding, "present", ask.template), **_tags(fact))
 
 
-@program("finding_region_choice", ("finding",), ("multiple_choice",))
+@program("finding_region_choice", ("finding",), ("multiple_choice",),
+         answers=("Where a present finding is, as a choice among regions of the same kind (draw.regions restricts "
+                  "the regions asked about, e.g. lobes only)."),
+         extra_uses=("draw.regions",), options=(2, 5))
 def finding_region_choice(ask: Ask) -> Answer | None:
+    """With `draw.regions` (e.g. the five lobes), the answer is the listed region that holds the finding and the
+    options are listed regions: a finding placed in a zone, not a lobe, is not asked about."""
     fact = _locatable_fact(ask)
     regions = _located(fact) if fact else []
     if fact is None or len(regions) != 1:
         return None
     correct, all_regions = regions[0], vocabulary().regions
+    listed = ask.template.regions
+    if listed:
+        holding = [r for r in listed if r == correct or r in region_ancestors(correct)]
+        if len(holding) != 1:
+            return None
+        correct = holding[0]
+        occupied = {r for f in fact.regions for r in (f, *region_ancestors(f), *region_subtree(f))}
+        twin = counterpart(correct)
+        pool = [r for r in dict.fromkeys([*([twin] if twin in listed else []), *listed]) if r not in occupied]
+        return Answer(region_name(correct), distractors=tuple(region_name(r) for r in pool), **_tags(fact))
     kind = correct.rsplit("_", 1)[-1]   # lobe, zone, apex, hilum...: regions of one kind do not overlap
     twin = counterpart(correct)
     parents = {all_regions[r].get("parent") for r in (correct, twin) if r is not None}
@@ -617,7 +717,9 @@ def finding_region_choice(ask: Ask) -> Answer | None:
     return Answer(region_name(correct), distractors=tuple(region_name(r) for r in pool), **_tags(fact))
 
 
-@program("which_of_two_findings", ("two_findings",), TEXT)
+@program("which_of_two_findings", ("two_findings",), TEXT,
+         answers="Which of two findings is present, when the report says one is present and the other absent.",
+         extra_uses=("negatives",))
 def which_of_two_findings(ask: Ask) -> Answer | None:
     a, b = ask.args["finding_a"], ask.args["finding_b"]
     pa, pb = ask.study.presence(a, ask.closed_world), ask.study.presence(b, ask.closed_world)
@@ -677,13 +779,18 @@ def _region_tags(study: StudyView, *regions: str) -> dict[str, tuple]:
             "findings": tuple(dict.fromkeys(f.finding for f in facts)), "regions": regions}
 
 
-@program("region_abnormal", ("region",), YES_NO)
+@program("region_abnormal", ("region",), YES_NO,
+         answers=("Is the region abnormal? yes: an abnormal finding is present there; no: a normal statement covers"
+                  " it."),
+         extra_uses=("negatives",))
 def region_abnormal(ask: Ask) -> Answer | None:
     state = _region_state(ask.study, ask.args["region"], ask.closed_world)
     return None if state is None else yes_no(state, **_region_tags(ask.study, ask.args["region"]))
 
 
-@program("describe_region", ("region",), ("full_sentence", "multi_part"))
+@program("describe_region", ("region",), ("full_sentence", "multi_part"),
+         answers="What the report says of a region: its present findings, or that it is normal.",
+         extra_uses=("negatives",))
 def describe_region(ask: Ask) -> Answer | None:
     facts = sorted(ask.study.facts_in_region(ask.args["region"]), key=lambda f: f.finding)
     if not facts or not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]) \
@@ -699,7 +806,9 @@ def describe_region(ask: Ask) -> Answer | None:
                   details=tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in present))
 
 
-@program("list_region_findings", ("region",), TEXT)
+@program("list_region_findings", ("region",), TEXT,
+         answers="The present findings of a region, from a fully read report.",
+         extra_uses=("draw.exclude_categories",))
 def list_region_findings(ask: Ask) -> Answer | None:
     """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
     nowhere may be there too (a list that omits one is false), and none of its findings is hedged."""
@@ -715,7 +824,9 @@ def list_region_findings(ask: Ask) -> Answer | None:
                   findings=tuple(f.finding for f in present), regions=(ask.args["region"],))
 
 
-@program("either_region_abnormal", ("two_regions",), YES_NO)
+@program("either_region_abnormal", ("two_regions",), YES_NO,
+         answers="Is either of two regions abnormal? yes: one is; no: both are declared normal.",
+         extra_uses=("negatives",))
 def either_region_abnormal(ask: Ask) -> Answer | None:
     a, b = ask.args["region_a"], ask.args["region_b"]
     states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]
@@ -724,7 +835,9 @@ def either_region_abnormal(ask: Ask) -> Answer | None:
     return None if None in states else yes_no(False, **_region_tags(ask.study, a, b))
 
 
-@program("both_regions_abnormal", ("two_regions",), YES_NO)
+@program("both_regions_abnormal", ("two_regions",), YES_NO,
+         answers="Are both regions abnormal? yes: both are; no: at least one is declared normal.",
+         extra_uses=("negatives",))
 def both_regions_abnormal(ask: Ask) -> Answer | None:
     a, b = ask.args["region_a"], ask.args["region_b"]
     states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]
@@ -738,14 +851,15 @@ VIEW_NAMES = {"PA": "PA (posteroanterior)", "AP": "AP (anteroposterior)", "LL": 
               "LATERAL": "lateral"}
 
 
-@program("view_position", ("none",), ("short", "full_sentence"))
+@program("view_position", ("none",), ("short", "full_sentence"),
+         answers="The view position of the image (PA, AP, lateral, ...).")
 def view_position(ask: Ask) -> Answer | None:
     if ask.image is None or ask.image.view_position not in VIEW_NAMES:
         return None
     return Answer(VIEW_NAMES[ask.image.view_position])
 
 
-@program("is_frontal", ("none",), YES_NO)
+@program("is_frontal", ("none",), YES_NO, answers="Is the image a frontal view? yes: frontal; no: lateral.")
 def is_frontal(ask: Ask) -> Answer | None:
     if ask.image is None or ask.image.view_plane == "unknown":
         return None
@@ -756,7 +870,7 @@ def _boxes(ask: Ask) -> tuple[Box, ...]:
     return tuple(b for b in ask.image.finding_boxes if b.label == ask.args["finding"]) if ask.image else ()
 
 
-@program("finding_boxes", ("finding",), ("box",))
+@program("finding_boxes", ("finding",), ("box",), answers="The boxes of a finding on the image, in PNG pixels.")
 def finding_boxes(ask: Ask) -> Answer | None:
     boxes = _boxes(ask)
     if not boxes:
@@ -766,7 +880,7 @@ def finding_boxes(ask: Ask) -> Answer | None:
     return Answer(text, findings=(ask.args["finding"],), boxes=boxes)
 
 
-@program("finding_box_count", ("finding",), ("short",))
+@program("finding_box_count", ("finding",), ("short",), answers="How many boxes of a finding the image has.")
 def finding_box_count(ask: Ask) -> Answer | None:
     boxes = _boxes(ask)
     return Answer(str(len(boxes)), findings=(ask.args["finding"],), boxes=boxes) if boxes else None
@@ -786,7 +900,8 @@ def cardiothoracic_ratio_of(image: ImageView | None) -> tuple[float, tuple[Box, 
     return (heart.x_max - heart.x_min) / (thorax.x_max - thorax.x_min), (heart, thorax)
 
 
-@program("cardiothoracic_ratio", ("none",), ("short",))
+@program("cardiothoracic_ratio", ("none",), ("short",),
+         answers="The cardiothoracic ratio measured on the heart and lung boxes.")
 def cardiothoracic_ratio(ask: Ask) -> Answer | None:
     found = cardiothoracic_ratio_of(ask.image)
     if found is None:
@@ -795,7 +910,8 @@ def cardiothoracic_ratio(ask: Ask) -> Answer | None:
     return Answer(f"{ratio:.2f}", regions=CTR_REGIONS, boxes=boxes)
 
 
-@program("cardiothoracic_ratio_enlarged", ("none",), YES_NO)
+@program("cardiothoracic_ratio_enlarged", ("none",), YES_NO,
+         answers="Is the cardiothoracic ratio above 0.5? yes: it is; no: it is not.")
 def cardiothoracic_ratio_enlarged(ask: Ask) -> Answer | None:
     found = cardiothoracic_ratio_of(ask.image)
     if found is None:

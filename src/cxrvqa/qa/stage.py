@@ -63,10 +63,14 @@ class QAStageContext:
 
 
 def prepare(config: Config) -> QAStageContext:
+    from cxrvqa.qa.plugins import load_programs
+
+    modules = load_programs(config.qa.program_modules)   # plugin programs first: templates name them
     templates = load_templates(tuple(config.qa.template_dirs))
     splits = tuple(config.qa.splits.items())
     settings = GenerationSettings(seed=config.seed, splits=splits,
-                                  templates=tuple((t, template_version(t, config.seed, splits)) for t in templates))
+                                  templates=tuple((t, template_version(t, config.seed, splits)) for t in templates),
+                                  program_modules=modules)
     return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
                           config.qa.workers, config.qa.balance)
 

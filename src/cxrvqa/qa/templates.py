@@ -8,8 +8,9 @@ problem of every file instead of stopping at the first.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,9 @@ class Template:
     positive_share: float | None = None
     complementary_pairs: bool = False
     hidden_arguments: tuple[str, ...] = ()       # the program's answer among the arguments: not in the question
+    options: int = 4                             # multiple choice: options per question (2-5)
+    examples: tuple[dict[str, Any], ...] = ()    # worked examples (cxrvqa.qa.examples); not in content_hash
+    extends: str | None = None                   # a user file that adds wordings to this (built-in) template
 
     @property
     def closed_world(self) -> bool:
@@ -88,7 +92,13 @@ class Template:
 
     def definition(self) -> dict[str, Any]:
         """The template as stored with a run (`qa_templates.definition`)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in ("content_hash",)}
+        from cxrvqa.qa.programs import PROGRAMS
+
+        found = {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in ("content_hash",)}
+        program = PROGRAMS.get(self.program)
+        if program is not None and not program.builtin:   # the plugin it came from, as it was
+            found.update(program_source=program.source, program_hash=program.source_hash)
+        return found
 
 
 def _placeholders(text: str) -> set[str]:
@@ -100,6 +110,41 @@ def _pinned(data: dict[str, Any]) -> set[str]:
     draw = data.get("draw", {})
     return {name for name, key in (("category", "categories"), ("finding", "findings"), ("region", "regions"))
             if len(draw.get(key, [])) == 1}
+
+
+#: Words a yes/no question must contain when its program answers 'yes' for an absent or a hedged finding
+#: ("Is there a pneumothorax?" with `finding_ruled_out` answers 'yes' where the report rules it out).
+YES_WHEN_WORDS: dict[str, tuple[str, ...]] = {
+    "absent": ("no", "not", "n't", "ruled out", "rule out", "exclud", "absen", "negative", "without", "free of",
+               "den", "lack"),
+    "uncertain": ("suspect", "uncertain", "possib", "probab", "may", "might", "question", "equivocal", "hedg",
+                  "unclear", "indetermin", "doubt"),
+}
+
+
+def _says(variant: str, words: tuple[str, ...]) -> bool:
+    """Whether the question contains one of ``words`` at the start of a word ("not", "excluded", "isn't")."""
+    text = variant.lower()
+    return any(re.search(("" if w.startswith("n't") else r"\b") + re.escape(w) + (r"\b" if len(w) <= 3 else ""), text)
+               for w in words)
+
+
+def _unused_keys(data: dict[str, Any], program: Any) -> list[str]:
+    """Keys the template sets that its program never reads (declared with the program: `uses`)."""
+    given = [f"draw.{key}" for key in data.get("draw", {})]
+    if data.get("negatives") == "closed_world":
+        given.append("negatives")
+    if "options" in data:
+        given.append("options")
+    problems = []
+    for key in given:
+        if key not in program.uses:
+            where = key.replace(".", "/")
+            uses = ", ".join(k.replace(".", "/") for k in program.uses) or "none of the optional keys"
+            what = "negatives: closed_world" if key == "negatives" else where
+            problems.append(f"{where}: program {program.name!r} does not use {what} (it uses {uses}); the key would "
+                            "be ignored: remove it or choose a program that reads it")
+    return problems
 
 
 def _problems(data: Any, stem: str) -> list[str]:
@@ -124,6 +169,22 @@ def _problems(data: Any, stem: str) -> list[str]:
         if data["answer_format"] not in program.formats:
             problems.append(f"answer_format: program {program.name!r} answers in {list(program.formats)}, "
                             f"found {data['answer_format']!r}")
+        problems += _unused_keys(data, program)
+        if "options" in data and "options" in program.uses and data["answer_format"] == "multiple_choice":
+            low, high = program.options or (4, 4)
+            if not low <= data["options"] <= high:
+                problems.append(f"options: program {program.name!r} fills {low}-{high} options, "
+                                f"found {data['options']}")
+        if program.yes_when in YES_WHEN_WORDS and data["answer_format"] in ("yes_no", "full_sentence", "multi_part"):
+            words = YES_WHEN_WORDS[program.yes_when]
+            for i, variant in enumerate(data["variants"]):
+                if not _says(variant, words):
+                    problems.append(f"variants/{i}: program {program.name!r} answers 'yes' when the finding is "
+                                    f"{program.yes_when}, but the question {variant!r} does not say so (none of "
+                                    f"{[w.strip() for w in words]}): its 'yes' would contradict the wording")
+    if "options" in data and data["answer_format"] != "multiple_choice":
+        problems.append(f"options: only a multiple_choice template has options, found answer_format "
+                        f"{data['answer_format']!r}")
     allowed = PLACEHOLDERS[data["arguments"]]
     hidden = set(program.hidden) if program else set()
     for i, variant in enumerate(data["variants"]):
@@ -180,7 +241,7 @@ def parse_template(text: str, source: str, stem: str) -> Template:
     return Template(
         id=data["id"], version=data["version"], question_type=data["question_type"], strategy=data["strategy"],
         answer_format=data["answer_format"], program=data["program"], arguments=data["arguments"],
-        variants=tuple(data["variants"]), source=source, content_hash=stable_hash(data),
+        variants=tuple(data["variants"]), source=source, content_hash=_content_hash(data),
         skill=data.get("skill"), description=data.get("description", "").strip(),
         negatives=data.get("negatives", "explicit"), categories=tuple(draw.get("categories", ())),
         exclude_categories=tuple(draw.get("exclude_categories", DEFAULT_EXCLUDED_CATEGORIES)),
@@ -190,13 +251,53 @@ def parse_template(text: str, source: str, stem: str) -> Template:
         answer_sentence=dict(data.get("answer_sentence", {})), weight=float(data.get("weight", 1.0)),
         max_per_image=data.get("max_per_image"), positive_share=data.get("positive_share"),
         complementary_pairs=data.get("complementary_pairs", data.get("skill") == "presence"),
-        hidden_arguments=PROGRAMS[data["program"]].hidden)
+        hidden_arguments=PROGRAMS[data["program"]].hidden,
+        options=data.get("options", 4), examples=tuple(data.get("examples", ())))
+
+
+def _content_hash(data: dict[str, Any]) -> str:
+    """Of what makes items: worked examples change no item, so editing them regenerates nothing."""
+    return stable_hash({key: value for key, value in data.items() if key != "examples"})
 
 
 def load_template_file(path: Path) -> Template:
+    """A template file; a file with `extends:` (a wording added to a built-in template) comes back as the
+    built-in template with its variants (and examples) added."""
     if path.suffix != ".yaml":
         raise TemplateError(str(path), [f"expected a .yaml file, found {path.suffix or 'no suffix'}"])
-    return parse_template(path.read_text(encoding="utf-8"), str(path), path.stem)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TemplateError(str(path), [f"invalid YAML: {exc}"]) from exc
+    if isinstance(data, dict) and "extends" in data:
+        return _extension(data, path)
+    return parse_template(text, str(path), path.stem)
+
+
+def _extension(data: dict[str, Any], path: Path) -> Template:
+    """A user file `extends: <built-in id>` with `variants:` (more wordings) and optional `examples:`."""
+    validator = jsonschema.Draft202012Validator(load_json_schema("question_template_extension.schema.json"))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise TemplateError(str(path), [f"{'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: "
+                                        f"{e.message}" for e in errors])
+    base = {t.id: t for t in builtin_templates()}.get(data["extends"])
+    if base is None:
+        raise TemplateError(str(path), [f"extends: expected a built-in template id, found {data['extends']!r}"])
+    if path.stem != base.id:
+        raise TemplateError(str(path), [f"extends: the file of an extension is named after the template it extends "
+                                        f"({base.id}.yaml), found {path.name}"])
+    node = resource("prompts", "questions", f"{base.id}.yaml")
+    merged = yaml.safe_load(node.read_text(encoding="utf-8"))
+    added = [v for v in data["variants"] if v not in merged["variants"]]
+    merged["variants"] = [*merged["variants"], *added]
+    merged["examples"] = [*merged.get("examples", []), *data.get("examples", [])]
+    problems = [p.replace("variants/", "variants (with the built-in ones)/") for p in _problems(merged, base.id)]
+    if problems:
+        raise TemplateError(str(path), problems)
+    template = parse_template(yaml.safe_dump(merged, sort_keys=False), f"{base.source}+{path}", base.id)
+    return replace(template, extends=base.id)
 
 
 @lru_cache(maxsize=1)
@@ -210,31 +311,68 @@ def builtin_templates() -> tuple[Template, ...]:
     return tuple(found)
 
 
-def load_templates(dirs: tuple[Path, ...] = ()) -> tuple[Template, ...]:
-    """The built-in templates plus every `*.yaml` in ``dirs``; an id defined twice is an error."""
-    templates = list(builtin_templates())
+def load_templates(dirs: tuple[Path, ...] = (), errors: list[TemplateError] | None = None) -> tuple[Template, ...]:
+    """The built-in templates plus every `*.yaml` in ``dirs``; an id defined twice is an error. A file that
+    `extends:` a built-in template replaces it by the built-in one with the file's wordings added.
+
+    ``errors``: collect each bad file's TemplateError there and load the good ones (previews, lists)
+    instead of raising at the first."""
+    def failed(exc: TemplateError) -> None:
+        if errors is None:
+            raise exc
+        errors.append(exc)
+
+    templates = {t.id: t for t in builtin_templates()}
+    seen = {t.id: t.source for t in templates.values()}
     for folder in dirs:
         if not folder.is_dir():
-            raise TemplateError(str(folder), ["expected a folder of template .yaml files, found no such folder"])
-        templates.extend(load_template_file(path) for path in sorted(folder.glob("*.yaml")))
-    seen: dict[str, str] = {}
-    for template in templates:
-        if template.id in seen:
-            raise TemplateError(template.source, [f"id {template.id!r} is already defined by {seen[template.id]}"])
-        seen[template.id] = template.source
-    return tuple(sorted(templates, key=lambda t: t.id))
+            failed(TemplateError(str(folder), ["expected a folder of template .yaml files, found no such folder"]))
+            continue
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                template = load_template_file(path)
+                if template.extends is not None:
+                    if templates[template.id].extends is not None:
+                        raise TemplateError(str(path), [f"extends: {template.id!r} is already extended by "
+                                                        f"{templates[template.id].source.split('+', 1)[1]}"])
+                elif template.id in seen:
+                    raise TemplateError(template.source, [f"id {template.id!r} is already defined by "
+                                                          f"{seen[template.id]} (to add wordings to a built-in "
+                                                          f"template, write `extends: {template.id}`)"])
+            except TemplateError as exc:
+                failed(exc)
+                continue
+            templates[template.id] = template
+            seen[template.id] = template.source
+    return tuple(sorted(templates.values(), key=lambda t: t.id))
 
 
-def lint_paths(paths: list[Path]) -> dict[str, list[str]]:
-    """Problems per file (files without problems map to []); never raises for a bad template."""
+def lint_paths(paths: list[Path], examples: bool = True) -> dict[str, list[str]]:
+    """Problems per file (files without problems map to []); never raises for a bad template. A template
+    whose definition is valid also has its worked examples run (``examples``; cxrvqa.qa.examples)."""
+    from cxrvqa.qa.examples import example_problems
+
     results: dict[str, list[str]] = {}
     for path in paths:
         try:
-            load_template_file(path)
-            results[str(path)] = []
+            template = load_template_file(path)
+            results[str(path)] = example_problems(template) if examples else []
         except TemplateError as exc:
             results[str(path)] = list(exc.problems)
     return results
+
+
+def check_examples(templates: tuple[Template, ...]) -> None:
+    """What a build does before it generates: every template's worked examples must hold (TemplateError
+    naming the template's file and each failing example otherwise)."""
+    from cxrvqa.qa.examples import example_problems
+
+    for template in templates:
+        problems = example_problems(template)
+        if problems:
+            raise TemplateError(template.source, [*problems, "the build generates nothing with a template whose "
+                                                  "worked examples fail: fix the wording, the program or the "
+                                                  "example (cxrvqa templates lint shows them all)"])
 
 
 @lru_cache(maxsize=1)
@@ -251,6 +389,12 @@ def template_version(template: Template, seed: int, splits: tuple[tuple[str, flo
     the seed and split shares (they draw variants, distractors and splits)."""
     from cxrvqa.extraction.vocab import finding_sites, vocabulary
 
-    return stable_hash({"template": template.content_hash, "code": generator_code_hash(),
-                        "vocab": vocabulary().content_hash, "sites": finding_sites().content_hash, "seed": seed,
-                        "splits": splits})
+    from cxrvqa.qa.programs import PROGRAMS
+
+    parts: dict[str, Any] = {"template": template.content_hash, "code": generator_code_hash(),
+                             "vocab": vocabulary().content_hash, "sites": finding_sites().content_hash, "seed": seed,
+                             "splits": splits}
+    program = PROGRAMS.get(template.program)
+    if program is not None and not program.builtin:   # an edited plugin regenerates its templates' items
+        parts["program"] = [program.source, program.source_hash]
+    return stable_hash(parts)

@@ -20,7 +20,8 @@ import jsonschema
 
 from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import vocabulary
-from cxrvqa.qa.generate import ITEM_COLUMNS, LETTERS, GenerationSettings, generate_study, names_of, split_of
+from cxrvqa.qa.generate import (ALL_LETTERS, ITEM_COLUMNS, GenerationSettings, generate_study, names_of,
+                               split_of)
 from cxrvqa.qa.programs import PROGRAMS, side_of
 from cxrvqa.qa.study import StudyView
 from cxrvqa.qa.templates import Template
@@ -157,16 +158,19 @@ def check_multiple_choice(item: dict[str, Any], context: ValidationContext) -> V
         if options is not None or correct is not None:
             return fail("options_without_multiple_choice", f"a {item.get('answer_format')} item has options")
         return OK
-    if not isinstance(options, list) or len(options) != 4:
-        return fail("mcq_option_count", f"expected 4 options, found {options!r}")
-    if len(set(options)) != 4:
-        return fail("mcq_duplicate_options", f"expected 4 distinct options, found {options}")
-    if correct not in LETTERS:
-        return fail("mcq_correct_letter", f"expected the correct option as one of A-D, found {correct!r}")
+    found = context.templates.get(item.get("template_id") or "")
+    n = found[0].options if found else 4   # a template may ask with 2-5 options (`options`)
+    if not isinstance(options, list) or len(options) != n:
+        return fail("mcq_option_count", f"expected {n} options, found {options!r}")
+    if len(set(options)) != n:
+        return fail("mcq_duplicate_options", f"expected {n} distinct options, found {options}")
+    if correct not in ALL_LETTERS[:n]:
+        return fail("mcq_correct_letter", f"expected the correct option as one of A-{ALL_LETTERS[n - 1]}, "
+                                          f"found {correct!r}")
     if options.count(item.get("answer")) != 1:
         return fail("mcq_answer_not_one_option", f"expected the answer {item.get('answer')!r} once among {options}")
-    if options[LETTERS.index(correct)] != item.get("answer"):
-        return fail("mcq_correct_mismatch", f"option {correct} is {options[LETTERS.index(correct)]!r}, "
+    if options[ALL_LETTERS.index(correct)] != item.get("answer"):
+        return fail("mcq_correct_mismatch", f"option {correct} is {options[ALL_LETTERS.index(correct)]!r}, "
                                             f"the answer is {item.get('answer')!r}")
     return OK
 

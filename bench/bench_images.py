@@ -336,7 +336,7 @@ def main() -> int:
         }
 
         def ours_jobs(subset: list[Item], out_dir: Path) -> list[ConversionJob]:
-            return [ConversionJob(i.path, i.name, i.input_hash, str(out_dir), None, None, settings) for i in subset]
+            return [ConversionJob(i.path, i.name, i.input_hash, str(out_dir), None, settings) for i in subset]
 
         def naive_tasks(subset: list[Item], out_dir: Path, ignore_window: bool = False) -> list[NaiveTask]:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -71,11 +71,13 @@ def _demo_inputs() -> dict[str, Any]:
 @app.command()
 def build(
     out: Annotated[Path, typer.Option("--out", help="Output folder (PNGs and cxrvqa.duckdb).")] = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM files.")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM, JPEG or PNG files.")] = None,
     reports: Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")] = None,
     report_format: Annotated[Optional[str], typer.Option("--report-format", help="iu | mimic | jsonl | csv")] = None,
-    manifest: Annotated[Optional[Path], typer.Option("--manifest", help=(
-        "CSV linking images to studies: study_id, patient_id, image_path (or IU's projections CSV)."))] = None,
+    manifest: Annotated[Optional[list[Path]], typer.Option("--manifest", help=(
+        "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
+        "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "
+        "patient_id, image_path; repeatable."))] = None,
     stages: Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most N input files per stage.")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
@@ -116,7 +118,7 @@ def build(
     start_local_server()  # its ~4 s start overlaps the imports and checks below
     overrides: dict[str, Any] = {
         "out_dir": out, "images_dir": images, "reports": reports, "report_format": report_format,
-        "manifest": manifest, "limit": limit,
+        "manifest": manifest or None, "limit": limit,
         "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
         "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
         "extraction": {"backend": extractor, "workers": workers,

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from cxrvqa.imaging.convert import convert_file
-from cxrvqa.imaging.models import ConversionJob, RenderSettings
+from cxrvqa.imaging.models import ConversionJob, ManifestEntry, RenderSettings
 from cxrvqa.provenance import sha256_file
 
 SETTINGS = RenderSettings(
@@ -19,10 +19,10 @@ SETTINGS = RenderSettings(
 )
 
 
-def convert(path: Path, out_dir: Path, settings: RenderSettings = SETTINGS, **job: Any) -> tuple[str, dict[str, Any]]:
+def convert(path: Path, out_dir: Path, settings: RenderSettings = SETTINGS, entry: ManifestEntry | None = None
+            ) -> tuple[str, dict[str, Any]]:
     digest = sha256_file(path) if path.exists() else "0" * 64
-    return convert_file(ConversionJob(str(path), path.name, digest, str(out_dir), job.get("study_id"),
-                                      job.get("patient_id"), settings))
+    return convert_file(ConversionJob(str(path), path.name, digest, str(out_dir), entry, settings))
 
 
 def png_array(row: dict[str, Any]) -> np.ndarray:

@@ -6,7 +6,6 @@ process pool, and the batch is written to DuckDB in one insert per table.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -19,6 +18,7 @@ from cxrvqa.config import Config
 from cxrvqa.errors import InputError
 from cxrvqa.imaging.convert import convert_file, reject_row
 from cxrvqa.imaging.header import acceptance_vocabulary
+from cxrvqa.imaging.manifest import Manifest, load_manifests
 from cxrvqa.imaging.models import RETRYABLE_REJECTS, ConversionJob, RejectReason, RenderSettings
 from cxrvqa.imaging.pseudonym import scrub_uids
 from cxrvqa.parallel import process_map
@@ -29,9 +29,7 @@ from cxrvqa.store.shards import Tables, as_rows, write_tables
 logger = logging.getLogger(__name__)
 
 #: Bump when the rendering code changes what a PNG looks like: every image is redone.
-RENDER_RECIPE = "dicom-png/1"
-MANIFEST_COLUMNS = ("study_id", "patient_id", "image_path")
-IU_PROJECTION_COLUMNS = ("uid", "filename", "projection")
+RENDER_RECIPE = "dicom-jpeg-png/2"
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class ImageStageContext:
     images_dir: Path
     out_dir: Path
     settings: RenderSettings
-    manifest: dict[str, tuple[str, str]]
+    manifest: Manifest
     workers: int
     only_failed: bool = False    # convert only files whose latest outcome is a RETRYABLE_REJECTS reject
 
@@ -57,6 +55,7 @@ def render_settings(config: Config) -> RenderSettings:
             "percentile_window": list(imaging.percentile_window),
             "max_pixels": imaging.max_pixels,
             "accept_empty_body_part": imaging.accept_empty_body_part,
+            "accept_burned_in_annotation": imaging.accept_burned_in_annotation,
             "acceptance_vocabulary": acceptance_vocabulary().content_hash,
             "key": config.privacy.key_fingerprint(),
         }
@@ -70,45 +69,13 @@ def render_settings(config: Config) -> RenderSettings:
         accept_empty_body_part=imaging.accept_empty_body_part,
         pseudonym_key=key,
         recipe_version=recipe,
+        accept_burned_in_annotation=imaging.accept_burned_in_annotation,
     )
-
-
-def load_manifest(path: Path) -> dict[str, tuple[str, str]]:
-    """image_path (relative to the images folder, POSIX) -> (study_id, patient_id).
-
-    Two layouts: ours (study_id, patient_id, image_path) and the IU projections CSV (uid, filename,
-    projection), where the study and the patient are the report uid and `1_IM-0001-4001.dcm.png`
-    names the DICOM `1_IM-0001-4001.dcm`.
-    """
-    if not path.is_file():
-        raise InputError(str(path), "a CSV manifest file", "no such file")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        iu = all(c in columns for c in IU_PROJECTION_COLUMNS)
-        if not iu and not all(c in columns for c in MANIFEST_COLUMNS):
-            raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)} (or the IU projections layout "
-                             f"{', '.join(IU_PROJECTION_COLUMNS)})", f"columns {columns}")
-        manifest: dict[str, tuple[str, str]] = {}
-        for line, row in enumerate(reader, start=2):
-            if iu:
-                study = patient = (row["uid"] or "").strip()
-                image_path = (row["filename"] or "").strip().removesuffix(".png")
-            else:
-                study, patient = (row["study_id"] or "").strip(), (row["patient_id"] or "").strip()
-                image_path = (row["image_path"] or "").strip()
-            image_path = PurePosixPath(image_path).as_posix()
-            if not image_path or image_path == "." or not study or not patient:
-                raise InputError(
-                    f"{path}:{line}", "non-empty study_id, patient_id and image_path", f"{dict(row)}"
-                )
-            manifest[image_path] = (study, patient)
-    return manifest
 
 
 def prepare(config: Config) -> ImageStageContext:
     if config.images_dir is None or not config.images_dir.is_dir():
-        raise InputError(str(config.images_dir), "a folder of DICOM files (--images)", "no such folder")
+        raise InputError(str(config.images_dir), "a folder of DICOM, JPEG or PNG files (--images)", "no such folder")
     if config.privacy.resolved_key()[1]:
         logger.warning("pseudonymising DICOM identifiers with the built-in demo key: they are NOT protected; "
                        "set CXRVQA_PSEUDONYM_KEY for real data")
@@ -116,7 +83,7 @@ def prepare(config: Config) -> ImageStageContext:
         images_dir=config.images_dir.resolve(),
         out_dir=config.out_dir.resolve(),
         settings=render_settings(config),
-        manifest=load_manifest(config.manifest) if config.manifest else {},
+        manifest=load_manifests(config.manifest),
         workers=config.imaging.workers,
         only_failed=config.only_failed,
     )
@@ -205,9 +172,9 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
                                    f"identical content to {converted_elsewhere[digest]!r}",
                                    digest, context))
         else:
-            study, patient = context.manifest.get(real_path[source_path], (None, None))
             jobs.append(ConversionJob(str(context.images_dir / real_path[source_path]), source_path, digest,
-                                      str(context.out_dir), study, patient, context.settings))
+                                      str(context.out_dir), context.manifest.entry(real_path[source_path]),
+                                      context.settings))
 
     return ImageWork(jobs, rejects), counts
 
@@ -243,6 +210,27 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
     """Convert one batch of files (relative paths) and write their rows; returns the counts."""
     work, counts = load_batch(store, batch, context)
     return write_batch(store, counts, compute_batch(work, context, run_id), context)
+
+
+def write_missing_images(store: Store, run_id: str, context: ImageStageContext, seen: Iterable[str]
+                         ) -> StageCounts:
+    """A `missing_image` reject for each manifest row whose image is not among ``seen`` (every file under
+    --images), unless its latest outcome already is that reject; the counts (input and rejected)."""
+    missing = context.manifest.missing(seen)
+    if not missing:
+        return StageCounts()
+    recipe = context.settings.recipe_version
+    key = context.settings.pseudonym_key
+    rows = {scrub_uids(image, key): where for where, image in missing}
+    known = {path for path, in store.query(
+        "SELECT source_path FROM current_image_rejects WHERE reason = ? AND recipe_version = ? AND source_path IN "
+        "(SELECT unnest(?::VARCHAR[]))", [str(RejectReason.missing_image), recipe, list(rows)])}
+    rejects = [{**_reject(path, RejectReason.missing_image,
+                          f"expected the file that {Path(where).name} names under --images, found none", None, context),
+                "run_id": run_id}
+               for path, where in rows.items() if path not in known]
+    written = write_tables(store, [{"image_rejects": rejects}])
+    return StageCounts(n_input=len(rows), n_skipped=len(rows) - len(rejects), n_rejected=written["image_rejects"])
 
 
 def _retryable(store: Store, recipe: str, source_paths: list[str]) -> set[str]:

@@ -179,7 +179,7 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
     context = image_stage.prepare(config)
 
     def files() -> Iterator[str]:
-        return image_stage.iter_source_files(context.images_dir, config.limit)
+        return context.source_files(config.limit)
 
     def missing() -> Iterator[StageCounts]:   # manifest rows whose file is absent (not knowable under --limit)
         if context.manifest and config.limit is None:

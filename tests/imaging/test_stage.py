@@ -11,22 +11,9 @@ from cxrvqa.config import Config
 from cxrvqa.errors import InputError
 from cxrvqa.imaging import stage
 from cxrvqa.imaging.manifest import load_manifests
-from cxrvqa.parallel import batched
-from cxrvqa.store import Store, StageCounts, start_run
+from cxrvqa.store import Store
 from tests.dicom_factory import PHI, gradient, make_dicom
-
-
-def run_stage(config: Config, batch_size: int = 3) -> StageCounts:
-    """What the flow does, without Prefect: one call per batch, one writer."""
-    total = StageCounts()
-    with Store(config.db_path) as store:
-        run_id = start_run(store, config)
-        context = stage.prepare(config)
-        for batch in batched(stage.iter_source_files(context.images_dir, config.limit), batch_size):
-            total.add(stage.ingest_batch(store, run_id, batch, context))
-        if context.manifest and config.limit is None:
-            total.add(stage.write_missing_images(store, run_id, context, stage.iter_source_files(context.images_dir)))
-    return total
+from tests.imaging.helpers import run_stage
 
 
 @pytest.fixture

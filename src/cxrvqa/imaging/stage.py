@@ -43,6 +43,10 @@ class ImageStageContext:
     workers: int
     only_failed: bool = False    # convert only files whose latest outcome is a RETRYABLE_REJECTS reject
 
+    def source_files(self, limit: int | None = None) -> Iterator[str]:
+        """The files to convert: every file under the images folder but the manifest files."""
+        return iter_source_files(self.images_dir, limit, frozenset(Path(f).resolve() for f, _ in self.manifest.files))
+
 
 def render_settings(config: Config) -> RenderSettings:
     imaging = config.imaging
@@ -89,8 +93,10 @@ def prepare(config: Config) -> ImageStageContext:
     )
 
 
-def iter_source_files(images_dir: Path, limit: int | None = None) -> Iterator[str]:
-    """Every regular file under ``images_dir`` (any name), as relative POSIX paths.
+def iter_source_files(images_dir: Path, limit: int | None = None, exclude: frozenset[Path] = frozenset()
+                      ) -> Iterator[str]:
+    """Every regular file under ``images_dir`` (any name) but the ``exclude``d ones (the manifest files, which
+    datasets ship inside their image folder), as relative POSIX paths.
 
     Deterministic order: a folder's files (sorted) before its sub-folders (sorted).
     """
@@ -99,7 +105,7 @@ def iter_source_files(images_dir: Path, limit: int | None = None) -> Iterator[st
         dirs.sort()
         for name in sorted(files):
             full = Path(root) / name
-            if not full.is_file():
+            if not full.is_file() or full in exclude:
                 continue
             yield full.relative_to(images_dir).as_posix()
             count += 1

@@ -78,6 +78,9 @@ def build(
         "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
         "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "
         "patient_id, image_path; repeatable."))] = None,
+    split_from: Annotated[Optional[str], typer.Option("--split-from", help=(
+        "Item splits: hash (patient-level keyed hash, the default) or manifest (the dataset's official split, "
+        "from a split file given with --manifest, where a study has one)."))] = None,
     stages: Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most N input files per stage.")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
@@ -123,7 +126,8 @@ def build(
         "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
         "extraction": {"backend": extractor, "workers": workers,
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
-        "qa": {"template_dirs": templates or None, "boxes": boxes or None, "workers": workers},
+        "qa": {"template_dirs": templates or None, "boxes": boxes or None, "workers": workers,
+               "split_from": split_from},
         "judge": {"enabled": judge}, "only_failed": only_failed,
         "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
                      "dask_address": dask_address, "dask_local_workers": dask_local},

@@ -135,6 +135,9 @@ class QAConfig(_Section):
         "Target share of 'yes' answers per yes/no template (VinDr-CXR-VQA: 41.7%); 'no' items are sampled down."))
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
                                      description="Patient-level split shares (keyed hash of the patient id).")
+    split_from: Literal["hash", "manifest"] = Field("hash", description=(
+        "hash: the shares above; manifest: the dataset's official split from its metadata (MIMIC-CXR-JPG's "
+        "split file) where a study has one, the shares for the others."))
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Generation processes.")
     batch_size: int = Field(2000, ge=1, description="Studies per Prefect task.")
 

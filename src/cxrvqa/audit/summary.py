@@ -331,6 +331,7 @@ def table_counts(store: Store) -> dict[str, int]:
 _INPUT_REASONS = (
     ("images", "reject", "current_image_rejects", "detail",
      "(SELECT count(*) FROM current_images) + (SELECT count(*) FROM current_image_rejects)"),
+    ("images", "warn", "image_manifest_gaps", "detail", "(SELECT count(*) FROM current_images)"),
     ("reports", "reject", "report_rejects", "detail",
      "(SELECT count(*) FROM current_reports) + (SELECT count(*) FROM report_rejects)"),
     ("extract", "failed", "current_extraction_failures", "error",
@@ -555,7 +556,8 @@ def failing_items(store: Store, filters: AuditFilters, relations: Relations, lim
 
 #: Example rows of the input stages' rejects and failures.
 _REJECT_EXAMPLES = {
-    "images": "SELECT source_path, reason, detail FROM current_image_rejects",
+    "images": "SELECT source_path, reason, detail FROM current_image_rejects UNION ALL "
+              "SELECT source_path, reason, detail FROM image_manifest_gaps",
     "reports": "SELECT source, study_id, reason, detail FROM report_rejects",
     "extract": "SELECT study_id, backend, reason, error AS detail, attempts FROM current_extraction_failures",
     "boxes": "SELECT source_file, source_line, reason, detail FROM current_box_rejects",

@@ -240,11 +240,12 @@ def generator_code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def template_version(template: Template, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
+def template_version(template: Template, seed: int, splits: tuple[tuple[str, float], ...],
+                     split_from: str = "hash") -> str:
     """What a template's items depend on: its definition, the generator code, the vocabularies, and
-    the seed and split shares (they draw variants, distractors and splits)."""
+    the seed, split shares and split source (they draw variants, distractors and splits)."""
     from cxrvqa.extraction.vocab import finding_sites, vocabulary
 
     return stable_hash({"template": template.content_hash, "code": generator_code_hash(),
                         "vocab": vocabulary().content_hash, "sites": finding_sites().content_hash, "seed": seed,
-                        "splits": splits})
+                        "splits": splits, **({"split_from": split_from} if split_from != "hash" else {})})

@@ -127,3 +127,17 @@ def test_a_row_naming_one_image_twice_with_other_ids_is_an_error(tmp_path: Path)
     manifest.write_text("study_id,patient_id,image_path\nS1,P1,a.png\nS2,P1,a.png\n")
     with pytest.raises(InputError, match=r"m.csv:3: expected one study and patient per image"):
         load_manifests([manifest])
+
+
+def test_nih_boxes_still_find_their_png_by_file_name(tmp_path: Path) -> None:
+    from cxrvqa.imaging.boxes import import_boxes
+
+    folder = RASTER / "nih_chestxray14"
+    build(tmp_path, folder, folder / "Data_Entry_2017.csv")
+    bbox = tmp_path / "BBox_List_2017.csv"
+    bbox.write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\n00000001_000.png,Cardiomegaly,60,100,120,80\n")
+    with Store(tmp_path / "out" / "cxrvqa.duckdb") as store:
+        import_boxes(store, bbox, fmt="nih", run_id="boxes-run")
+        boxes = store.query("SELECT b.image_id = i.image_id FROM boxes b JOIN current_images i ON "
+                            "i.source_path = 'images_001/images/00000001_000.png'")
+    assert boxes == [(True,)]

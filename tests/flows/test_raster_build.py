@@ -20,7 +20,8 @@ def test_mimic_cxr_jpg_tree_gives_items_with_views_and_the_official_split(tmp_pa
     out = tmp_path / "out"
     result = runner.invoke(app, [
         "build", "--out", str(out), "--workers", "1", "--images", str(MIMIC / "images"),
-        "--manifest", str(MIMIC / "mimic-cxr-2.0.0-metadata.csv"), "--manifest", str(MIMIC / "mimic-cxr-2.0.0-split.csv"),
+        "--manifest", str(MIMIC / "mimic-cxr-2.0.0-metadata.csv"),
+        "--manifest", str(MIMIC / "mimic-cxr-2.0.0-split.csv"),
         "--reports", str(MIMIC / "reports"), "--report-format", "mimic", "--split-from", "manifest"])
     assert result.exit_code == 0, result.output
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:

@@ -413,7 +413,8 @@ def stage_counts(store: Store, filters: AuditFilters, relations: Relations, tabl
                  ) -> list[StageCount]:
     """Kept / warned / rejected / failed per stage; reject and failure counts follow --reason."""
     reason = "WHERE $reason IS NULL OR reason = $reason"
-    rejected = {stage: source for stage, status, source, _, _ in _INPUT_REASONS if status != "warn"}  # kept, not rejected
+    # not_in_manifest images (status warn) are kept, not rejected
+    rejected = {stage: source for stage, status, source, _, _ in _INPUT_REASONS if status != "warn"}
     counts = {stage: _query(store, f"SELECT count(*) AS n FROM {source} {reason}", filters)[0]["n"]
               for stage, source in rejected.items() if filters.shows(stage)}
     rows = []

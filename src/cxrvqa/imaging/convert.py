@@ -207,7 +207,8 @@ def _image_row(job: ConversionJob, decoded: DecodedPixels, display: np.ndarray, 
 
     key = settings.pseudonym_key
     content = f"sha256:{job.input_hash}"
-    image_id = pseudonym(key, "im", entry.image_key if entry is not None and entry.image_key else uids["sop"] or content)
+    own_key = entry.image_key if entry is not None else ""
+    image_id = pseudonym(key, "im", own_key or uids["sop"] or content)
     study_id = entry.study_id if entry is not None else pseudonym(key, "st", uids["study"] or content)
     patient_id = entry.patient_id if entry is not None else pseudonym(key, "pt", uids["patient"] or f"study:{study_id}")
     # Every path component is a hex digest: no header or manifest value can reach the file system.

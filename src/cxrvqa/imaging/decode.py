@@ -102,7 +102,8 @@ def _decode_jpeg2000(header: Header, target: tuple[int, int]) -> DecodedPixels:
     return DecodedPixels(stored, factor, f"jpeg2000_level{steps}", box)
 
 
-def jpeg_draft(image: Image.Image, mode: str, target: tuple[int, int]) -> tuple[np.ndarray, int, tuple[float, float, float, float]]:
+def jpeg_draft(image: Image.Image, mode: str, target: tuple[int, int]
+               ) -> tuple[np.ndarray, int, tuple[float, float, float, float]]:
     """(pixels in ``mode``, DCT reduction, full-image extent) of a JPEG decoded at the smallest DCT scale
     (1/2, 1/4 or 1/8, never below ``target``), for `_resample`."""
     cols, rows = image.size

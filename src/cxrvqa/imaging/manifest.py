@@ -120,8 +120,8 @@ def _add_images(manifest: Manifest, path: Path, layout: dict[str, Any], rows: li
         where = f"{path}:{line}"
         row = _Row(raw, layout.get("optional", []))
         _captures(layout, row, where)
-        images = [PurePosixPath(p).as_posix() for p in (_render(t, row, where) for t in _templates(layout["image_path"]))
-                  if p]
+        rendered = (_render(t, row, where) for t in _templates(layout["image_path"]))
+        images = [PurePosixPath(p).as_posix() for p in rendered if p]
         entry = ManifestEntry(
             study_id=_render(layout["study_id"], row, where),
             patient_id=_render(layout["patient_id"], row, where),

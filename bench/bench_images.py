@@ -36,8 +36,17 @@ children of the forkserver, not of this process, so RUSAGE_CHILDREN cannot see t
 The memory total is main + the sum of both workers' peaks (an upper bound: shared pages
 count twice).
 
+JPEG / PNG column: more synthetic radiographs of the same size and phantom, written as
+8-bit JPEG (quality 95), 8-bit PNG and 16-bit PNG (12-bit values), 4 per worker each (fewer would
+make ``process_map`` convert in-process). Naive path: Pillow
+open, full decode (16-bit: the same percentile window with np.percentile), LANCZOS resize to
+the same target size, PNG at level 6; ours: ``convert_file`` (JPEG decoded at the smallest DCT
+scale with ``Image.draft``; PNG decoded whole, windowed by lookup table, reduce + LANCZOS, PNG
+level 1). Same pools, same worker count, best of ``--repeats``; worker peak RSS after the warm-up
+and after every image (flat: the same).
+
 Targets: >= 4x naive throughput overall, >= 5x on JPEG 2000, mean difference <= 2/255,
-main + workers peak RSS < 1024 MiB with two workers. The exit code is 0 (it is a report)
+main + workers peak RSS < 1024 MiB with two workers; JPEG >= 3x, PNG (8 and 16 bit) >= 1.5x. The exit code is 0 (it is a report)
 unless ``--check`` is given, in which case a failed target exits 1.
 
 Run from the repository root::
@@ -76,6 +85,7 @@ TARGET_SPEEDUP_ALL = 4.0
 TARGET_SPEEDUP_J2K = 5.0
 TARGET_MEAN_DIFF = 2.0      # in 1/255 units
 TARGET_MEMORY_MIB = 1024.0
+TARGET_SPEEDUP_RASTER = {"jpeg": 3.0, "png": 1.5, "png16": 1.5}
 
 #: (name, JPEG 2000?, photometric, BitsStored, header window?)
 SYNTH_VARIANTS = [
@@ -153,6 +163,34 @@ def write_synthetic(task: tuple[str, str, bool, str, int, bool, int]) -> str:
         ds["PixelData"].VR = "OW"
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def write_raster(task: tuple[str, str, int]) -> str:
+    """Write one synthetic JPEG or PNG (kind jpeg | png | png16); runs in a short-lived worker."""
+    path, kind, seed = task
+    values = phantom(SYNTH_ROWS, SYNTH_COLS, seed)
+    if kind == "png16":
+        Image.fromarray(np.rint(values * 4095).astype(np.uint16)).save(path, format="PNG")
+    else:
+        Image.fromarray(np.rint(values * 255).astype(np.uint8)).save(
+            path, **({"format": "JPEG", "quality": 95} if kind == "jpeg" else {"format": "PNG"}))
+    return path
+
+
+def naive_raster(task: NaiveTask) -> tuple[str | None, float]:
+    """Pillow open, full decode, (16-bit: percentile window), LANCZOS resize, PNG at level 6."""
+    started = time.process_time()
+    try:
+        image = Image.open(task.path)
+        image.load()
+        if image.mode.startswith("I"):
+            values = np.asarray(image).astype(np.float64)
+            lo, hi = np.percentile(values, task.percentile_window)
+            image = Image.fromarray(np.rint(np.clip((values - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.uint8))
+        image.convert("L").resize(task.size, Image.Resampling.LANCZOS).save(task.out_png, format="PNG")
+        return None, time.process_time() - started
+    except Exception as exc:  # noqa: BLE001 - reported per file
+        return f"{type(exc).__name__}: {exc}", time.process_time() - started
 
 
 # ---------------------------------------------------------------------------- the naive path
@@ -336,7 +374,7 @@ def main() -> int:
         }
 
         def ours_jobs(subset: list[Item], out_dir: Path) -> list[ConversionJob]:
-            return [ConversionJob(i.path, i.name, i.input_hash, str(out_dir), None, None, settings) for i in subset]
+            return [ConversionJob(i.path, i.name, i.input_hash, str(out_dir), None, settings) for i in subset]
 
         def naive_tasks(subset: list[Item], out_dir: Path, ignore_window: bool = False) -> list[NaiveTask]:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -483,14 +521,90 @@ def main() -> int:
         if not ok:
             failures.append("memory")
 
+        failures += raster_column(tmp, settings, workers, args.repeats, context)
+
+        targets = 4 + len(TARGET_SPEEDUP_RASTER) + 1
         print()
-        print(f"targets: {4 - len(failures)}/4 pass" + (f"; failed: {', '.join(failures)}" if failures else ""))
+        print(f"targets: {targets - len(failures)}/{targets} pass" + (f"; failed: {', '.join(failures)}" if failures else ""))
         return 1 if (failures and args.check) else 0
     finally:
         if args.keep:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> list[str]:  # noqa: ANN001
+    """The JPEG / PNG column: throughput of ours and naive per format, and the workers' peak RSS; failures."""
+    from cxrvqa import parallel
+    from cxrvqa.imaging.convert import target_size
+    from cxrvqa.imaging.models import ConversionJob
+    from cxrvqa.provenance import sha256_file
+
+    folder = tmp / "raster"
+    folder.mkdir()
+    tasks = [(str(folder / f"{kind}_{n}.{'jpg' if kind == 'jpeg' else 'png'}"), kind, 100 + 100 * k + n)
+             for k, kind in enumerate(TARGET_SPEEDUP_RASTER) for n in range(parallel.MIN_ITEMS_PER_WORKER * workers)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        paths = list(pool.map(write_raster, tasks))
+    by_kind = {kind: [p for p, (_, k, _) in zip(paths, tasks) if k == kind] for kind in TARGET_SPEEDUP_RASTER}
+    hashes = {p: sha256_file(p) for p in paths}
+    size = target_size(SYNTH_ROWS, SYNTH_COLS, settings.scale, settings.longest_side)
+
+    def ours(files: list[str], out: Path) -> list:
+        return [ConversionJob(p, Path(p).name, hashes[p], str(out), None, settings) for p in files]
+
+    def naive(files: list[str], out: Path) -> list[NaiveTask]:
+        out.mkdir(parents=True, exist_ok=True)
+        return [NaiveTask(p, str(out / f"{Path(p).name}.png"), size, tuple(settings.percentile_window)) for p in files]
+
+    failures, rows, peaks = [], [], {}
+    naive_pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        warm = [files[0] for files in by_kind.values()] * (parallel.MIN_ITEMS_PER_WORKER * workers)
+        list(parallel.process_map(ours_render, ours(warm, tmp / "raster-warm-ours"), workers))
+        list(naive_pool.map(naive_raster, naive(warm, tmp / "raster-warm-naive"), chunksize=1))
+        peaks[f"after the warm-up ({len(warm)} images)"] = worker_peaks_mib(parallel._pools.get(workers))
+        for kind, files in by_kind.items():
+            best = {"ours": float("inf"), "naive": float("inf")}
+            for repeat in range(repeats):
+                started = time.perf_counter()
+                results = list(parallel.process_map(ours_render, ours(files, tmp / f"raster-ours-{kind}-{repeat}"),
+                                                    workers))
+                best["ours"] = min(best["ours"], time.perf_counter() - started)
+                rejected = [row for (outcome, row), _ in results if outcome != "image"]
+                started = time.perf_counter()
+                errors = [e for e, _ in naive_pool.map(naive_raster, naive(files, tmp / f"raster-naive-{kind}-{repeat}"),
+                                                        chunksize=1) if e]
+                best["naive"] = min(best["naive"], time.perf_counter() - started)
+                if rejected or errors:
+                    failures.append(f"{kind} conversion")
+                    print(f"  {kind}: ours rejected {[r['reason'] for r in rejected]}, naive errors {errors[:1]}")
+                    break
+            ratio = best["naive"] / best["ours"]
+            target = TARGET_SPEEDUP_RASTER[kind]
+            rows.append((kind, len(files), len(files) / best["ours"], len(files) / best["naive"], ratio, target))
+            if ratio < target:
+                failures.append(f"{kind} speed")
+        peaks[f"after all {len(paths) * repeats + len(warm)} images"] = worker_peaks_mib(parallel._pools.get(workers))
+    finally:
+        naive_pool.shutdown(wait=True)
+        parallel.shutdown_pools()
+
+    print()
+    print(f"JPEG / PNG column: {SYNTH_ROWS} x {SYNTH_COLS} synthetic, images/s (wall clock, {workers} workers, best of "
+          f"{repeats})")
+    print(f"  {'format':<8}{'n':>3}  {'ours':>8}  {'naive':>8}  {'ours/naive':>10}  target")
+    for kind, n, ours_rate, naive_rate, ratio, target in rows:
+        print(f"  {kind:<8}{n:>3}  {ours_rate:8.2f}  {naive_rate:8.2f}  {ratio:9.2f}x  >= {target}x  "
+              f"{verdict(ratio >= target)}")
+    flat = [max(p) if p else 0.0 for p in peaks.values()]
+    ok = bool(flat[0]) and flat[-1] <= flat[0] * 1.1 + 16
+    print("  ours worker peak RSS, MiB: " + "; ".join(f"{label}: {max(p) if p else 0:.0f}" for label, p in peaks.items())
+          + f"  (flat: {verdict(ok)})")
+    if not ok:
+        failures.append("raster memory")
+    return failures
 
 
 if __name__ == "__main__":

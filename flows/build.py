@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +179,14 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
     context = image_stage.prepare(config)
 
     def files() -> Iterator[str]:
-        return image_stage.iter_source_files(context.images_dir, config.limit)
+        return context.source_files(config.limit)
 
-    return _run_stage(config, run_id, "images", _batches(config, run_id, "images", files(), config.imaging.batch_size,
-                                                         context, ingest_image_batch), total=sum(1 for _ in files()))
+    def missing() -> Iterator[StageCounts]:   # manifest rows whose file is absent (not knowable under --limit)
+        if context.manifest and config.limit is None:
+            yield image_stage.write_missing_images(open_writer(config.db_path), run_id, context, files())
+
+    batches = _batches(config, run_id, "images", files(), config.imaging.batch_size, context, ingest_image_batch)
+    return _run_stage(config, run_id, "images", chain(batches, missing()), total=sum(1 for _ in files()))
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)

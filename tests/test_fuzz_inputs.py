@@ -23,7 +23,7 @@ from cxrvqa.errors import InputError
 from cxrvqa.imaging.boxes import import_boxes
 from cxrvqa.imaging.header import check_acceptance, read_header
 from cxrvqa.imaging.models import ImageRejection, RejectReason
-from cxrvqa.imaging.stage import load_manifest
+from cxrvqa.imaging.manifest import load_manifests
 from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason, load_reports
 from cxrvqa.reports.stage import ReportStageContext, parse_report
 from cxrvqa.resources import resource
@@ -140,11 +140,13 @@ def test_the_manifest_is_a_mapping_or_one_input_error() -> None:
             path = Path(folder) / "manifest.csv"
             path.write_bytes(data)
             try:
-                manifest = load_manifest(path)
+                manifest = load_manifests([path])
             except InputError:
                 _count("manifest", "input_error")
                 return
-        assert all(_storable(key) and all(_storable(v) for v in value) for key, value in manifest.items())
+        entries = [*manifest.by_path.items(), *manifest.by_name.items()]
+        assert all(_storable(key) and _storable(entry.study_id) and _storable(entry.patient_id)
+                   for key, entry in entries)
         _count("manifest", "mapping")
 
     check()

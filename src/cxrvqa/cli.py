@@ -85,11 +85,16 @@ def _demo_inputs() -> dict[str, Any]:
 @app.command()
 def build(
     out: Annotated[Path, typer.Option("--out", help="Output folder (PNGs and cxrvqa.duckdb).")] = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM files.")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM, JPEG or PNG files.")] = None,
     reports: Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")] = None,
     report_format: Annotated[Optional[str], typer.Option("--report-format", help="iu | mimic | jsonl | csv")] = None,
-    manifest: Annotated[Optional[Path], typer.Option("--manifest", help=(
-        "CSV linking images to studies: study_id, patient_id, image_path (or IU's projections CSV)."))] = None,
+    manifest: Annotated[Optional[list[Path]], typer.Option("--manifest", help=(
+        "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
+        "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "
+        "patient_id, image_path; repeatable."))] = None,
+    split_from: Annotated[Optional[str], typer.Option("--split-from", help=(
+        "Item splits: hash (patient-level keyed hash, the default) or manifest (the dataset's official split, "
+        "from a split file given with --manifest, where a study has one)."))] = None,
     stages: Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most N input files per stage.")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
@@ -139,13 +144,13 @@ def build(
     start_local_server()  # its ~4 s start overlaps the imports and checks below
     overrides: dict[str, Any] = {
         "out_dir": out, "images_dir": images, "reports": reports, "report_format": report_format,
-        "manifest": manifest, "limit": limit,
+        "manifest": manifest or None, "limit": limit,
         "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
         "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
         "extraction": {"backend": extractor, "workers": workers,
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
         "qa": {"template_dirs": templates or None, "program_modules": programs or None, "boxes": boxes or None,
-               "workers": workers},
+               "workers": workers, "split_from": split_from},
         "judge": {"enabled": judge}, "only_failed": only_failed,
         "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
                      "dask_address": dask_address, "dask_local_workers": dask_local},
@@ -225,9 +230,9 @@ def _check_inputs(config: Config) -> None:
 
         check_reports_input(config.reports, config.report_format)
     if "images" in config.stages and config.manifest is not None:
-        from cxrvqa.imaging.stage import load_manifest
+        from cxrvqa.imaging.manifest import load_manifests
 
-        load_manifest(config.manifest)
+        load_manifests(config.manifest)
     if "qa" in config.stages:
         from cxrvqa.imaging.boxes import check_box_file
 

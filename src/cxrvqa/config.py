@@ -50,6 +50,8 @@ class ImagingConfig(_Section):
         (0.5, 99.5), description="Window used when the header has neither a VOI LUT nor a window."
     )
     accept_empty_body_part: bool = Field(True, description="Accept CR/DX whose BodyPartExamined is empty.")
+    accept_burned_in_annotation: bool = Field(False, description=(
+        "Keep DICOMs whose BurnedInAnnotation is YES (identifying text in the pixels); rejected by default."))
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for decoding.")
     batch_size: int = Field(256, ge=1, description="Files per Prefect task.")
 
@@ -146,6 +148,9 @@ class QAConfig(_Section):
         "positive_share 0.4 leaves the majority 'no' 0.6 of each question: the default bound is 0.65)."))
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
                                      description="Patient-level split shares (keyed hash of the patient id).")
+    split_from: Literal["hash", "manifest"] = Field("hash", description=(
+        "hash: the shares above; manifest: the dataset's official split from its metadata (MIMIC-CXR-JPG's "
+        "split file) where a study has one, the shares for the others."))
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Generation processes.")
     batch_size: int = Field(2000, ge=1, description="Studies per Prefect task.")
 
@@ -217,13 +222,21 @@ class Config(_Section):
     images_dir: Path | None = Field(None, description="Folder tree of DICOM files (any names).")
     reports: Path | None = Field(None, description="Reports file or folder.")
     report_format: Literal["iu", "mimic", "jsonl", "csv"] = "jsonl"
-    manifest: Path | None = Field(None, description="CSV linking images to studies: study_id, patient_id, image_path.")
+    manifest: list[Path] = Field(default_factory=list, description=(
+        "Metadata files linking images to studies (layouts in schemas/vocab/manifest_layouts.yaml): a dataset's "
+        "own (MIMIC-CXR-JPG, CheXpert, NIH, PadChest, IU) or study_id, patient_id, image_path."))
     stages: list[str] = Field(default_factory=lambda: list(AVAILABLE_STAGES))
     limit: int | None = Field(None, ge=1, description="Process at most this many input files per stage.")
     only_failed: bool = Field(False, description=(
         "Retry only what failed: images whose latest outcome is a decode or read failure, and studies whose "
         "extraction failed (also terminal LLM errors, asked again); new inputs wait for a normal build."))
     seed: int = 0
+
+    @field_validator("manifest", mode="before")
+    @classmethod
+    def _one_or_more_manifests(cls, value: Any) -> Any:
+        return [] if value is None else [value] if isinstance(value, str | Path) else value
+
     duckdb_memory_limit: str = Field("1GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
                                      description="Cap on DuckDB's memory in a build (it spills to disk beyond it).")
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)

@@ -8,9 +8,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cxrvqa.config import Config
+from cxrvqa.imaging import stage
 from cxrvqa.imaging.convert import convert_file
-from cxrvqa.imaging.models import ConversionJob, RenderSettings
+from cxrvqa.imaging.models import ConversionJob, ManifestEntry, RenderSettings
+from cxrvqa.parallel import batched
 from cxrvqa.provenance import sha256_file
+from cxrvqa.store import StageCounts, Store, start_run
 
 SETTINGS = RenderSettings(
     scale=0.25, longest_side=None, png_compress_level=1, max_pixels=50_000_000,
@@ -19,11 +23,24 @@ SETTINGS = RenderSettings(
 )
 
 
-def convert(path: Path, out_dir: Path, settings: RenderSettings = SETTINGS, **job: Any) -> tuple[str, dict[str, Any]]:
+def convert(path: Path, out_dir: Path, settings: RenderSettings = SETTINGS, entry: ManifestEntry | None = None
+            ) -> tuple[str, dict[str, Any]]:
     digest = sha256_file(path) if path.exists() else "0" * 64
-    return convert_file(ConversionJob(str(path), path.name, digest, str(out_dir), job.get("study_id"),
-                                      job.get("patient_id"), settings))
+    return convert_file(ConversionJob(str(path), path.name, digest, str(out_dir), entry, settings))
 
 
 def png_array(row: dict[str, Any]) -> np.ndarray:
     return np.asarray(Image.open(row["pending_png"]))
+
+
+def run_stage(config: Config, batch_size: int = 3) -> StageCounts:
+    """What the flow does, without Prefect: one call per batch, one writer."""
+    total = StageCounts()
+    with Store(config.db_path) as store:
+        run_id = start_run(store, config)
+        context = stage.prepare(config)
+        for batch in batched(context.source_files(config.limit), batch_size):
+            total.add(stage.ingest_batch(store, run_id, batch, context))
+        if context.manifest and config.limit is None:
+            total.add(stage.write_missing_images(store, run_id, context, context.source_files()))
+    return total

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cxrvqa.imaging.convert import target_size
-from cxrvqa.imaging.models import RejectReason
+from cxrvqa.imaging.models import ManifestEntry, RejectReason
 from tests.dicom_factory import gradient, make_dicom
 from tests.imaging.helpers import SETTINGS, convert, png_array
 
@@ -160,7 +160,7 @@ def test_ids_are_pseudonyms_and_paths_stay_inside_the_output(tmp_path: Path) -> 
     hostile = {"SOPInstanceUID": "../../../escape", "StudyInstanceUID": "/etc/passwd"}
     path = make_dicom(tmp_path / "h.dcm", uids=hostile)
     out = tmp_path / "out"
-    kind, row = convert(path, out, study_id="../../up/and/away", patient_id="p1")
+    kind, row = convert(path, out, entry=ManifestEntry("../../up/and/away", "p1", "generic"))
     assert kind == "image"
     pending = Path(row["pending_png"]).resolve()
     assert pending.is_relative_to(out.resolve())

@@ -10,20 +10,10 @@ import pytest
 from cxrvqa.config import Config
 from cxrvqa.errors import InputError
 from cxrvqa.imaging import stage
-from cxrvqa.parallel import batched
-from cxrvqa.store import Store, StageCounts, start_run
+from cxrvqa.imaging.manifest import load_manifests
+from cxrvqa.store import Store
 from tests.dicom_factory import PHI, gradient, make_dicom
-
-
-def run_stage(config: Config, batch_size: int = 3) -> StageCounts:
-    """What the flow does, without Prefect: one call per batch, one writer."""
-    total = StageCounts()
-    with Store(config.db_path) as store:
-        run_id = start_run(store, config)
-        context = stage.prepare(config)
-        for batch in batched(stage.iter_source_files(context.images_dir, config.limit), batch_size):
-            total.add(stage.ingest_batch(store, run_id, batch, context))
-    return total
+from tests.imaging.helpers import run_stage
 
 
 @pytest.fixture
@@ -103,15 +93,20 @@ def test_the_iu_projections_csv_is_a_manifest(tmp_path: Path) -> None:
     projections = tmp_path / "iu_projections.csv"
     projections.write_text("uid,filename,projection\n1,1_IM-0001-4001.dcm.png,Frontal\n"
                            "1,1_IM-0001-3001.dcm.png,Lateral\n10,10_IM-0002-1001.dcm.png,Frontal\n")
-    assert stage.load_manifest(projections) == {"1_IM-0001-4001.dcm": ("1", "1"), "1_IM-0001-3001.dcm": ("1", "1"),
-                                                "10_IM-0002-1001.dcm": ("10", "10")}
+    manifest = load_manifests([projections])
+    # the PNG of the Kaggle copy, or the DICOM it was made from, anywhere under --images
+    assert manifest.entry("1_IM-0001-4001.dcm").study_id == "1"
+    assert manifest.entry("png/1_IM-0001-3001.dcm.png").view_position == "Lateral"
+    assert (manifest.entry("10_IM-0002-1001.dcm").study_id, manifest.entry("10_IM-0002-1001.dcm").patient_id) \
+        == ("10", "10")
 
 
-def test_manifest_with_wrong_columns_names_the_problem(tmp_path: Path) -> None:
+def test_manifest_with_unknown_columns_names_the_layouts(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("study,image\nS,x.dcm\n")
-    with pytest.raises(InputError, match="expected columns study_id, patient_id, image_path"):
-        stage.load_manifest(manifest)
+    with pytest.raises(InputError, match=r"expected the header row of a known metadata file: .*"
+                                         r"generic \(study_id, patient_id, image_path\)"):
+        load_manifests([manifest])
 
 
 def test_limit_bounds_the_files(config: Config) -> None:

@@ -361,6 +361,7 @@ def table_counts(store: Store) -> dict[str, int]:
 _INPUT_REASONS = (
     ("images", "reject", "current_image_rejects", "detail",
      "(SELECT count(*) FROM current_images) + (SELECT count(*) FROM current_image_rejects)"),
+    ("images", "warn", "image_manifest_gaps", "detail", "(SELECT count(*) FROM current_images)"),
     ("reports", "reject", "report_rejects", "detail",
      "(SELECT count(*) FROM current_reports) + (SELECT count(*) FROM report_rejects)"),
     ("extract", "failed", "current_extraction_failures", "error",
@@ -442,7 +443,8 @@ def stage_counts(store: Store, filters: AuditFilters, relations: Relations, tabl
                  ) -> list[StageCount]:
     """Kept / warned / rejected / failed per stage; reject and failure counts follow --reason."""
     reason = "WHERE $reason IS NULL OR reason = $reason"
-    rejected = {stage: source for stage, _, source, _, _ in _INPUT_REASONS}
+    # not_in_manifest images (status warn) are kept, not rejected
+    rejected = {stage: source for stage, status, source, _, _ in _INPUT_REASONS if status != "warn"}
     counts = {stage: _query(store, f"SELECT count(*) AS n FROM {source} {reason}", filters)[0]["n"]
               for stage, source in rejected.items() if filters.shows(stage)}
     rows = []
@@ -585,7 +587,8 @@ def failing_items(store: Store, filters: AuditFilters, relations: Relations, lim
 
 #: Example rows of the input stages' rejects and failures.
 _REJECT_EXAMPLES = {
-    "images": "SELECT source_path, reason, detail FROM current_image_rejects",
+    "images": "SELECT source_path, reason, detail FROM current_image_rejects UNION ALL "
+              "SELECT source_path, reason, detail FROM image_manifest_gaps",
     "reports": "SELECT source, study_id, reason, detail FROM report_rejects",
     "extract": "SELECT study_id, backend, reason, error AS detail, attempts FROM current_extraction_failures",
     "boxes": "SELECT source_file, source_line, reason, detail FROM current_box_rejects",

@@ -54,11 +54,17 @@ def _by_split(store: Store, files: str, name: str, splits: list[str], value: str
     return _table([name, *splits, "total"], rows)
 
 
+def _paths(value: Any) -> list[Any]:
+    """A config's manifest: one path in runs before several were allowed, a list since."""
+    return value if isinstance(value, list) else [value]
+
+
 def sources(store: Store, configs: list[dict[str, Any]], has_images: bool, has_boxes: bool) -> list[str]:
     """The source entries of schemas/vocab/export.yaml that the build's inputs fall under."""
     demo = Path(str(resource("demo"))).resolve()
     given = [Path(p) for c in configs
-             for p in (c.get("images_dir"), c.get("reports"), c.get("manifest"), *c.get("qa", {}).get("boxes", []))
+             for p in (c.get("images_dir"), c.get("reports"), *_paths(c.get("manifest")),
+                       *c.get("qa", {}).get("boxes", []))
              if p]
     if given and all(p.resolve().is_relative_to(demo) for p in given):
         return ["demo"]

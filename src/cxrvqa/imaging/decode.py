@@ -27,7 +27,7 @@ JPEG2000_SYNTAXES = {
 }
 JPEG_BASELINE_SYNTAX = "1.2.840.10008.1.2.4.50"
 
-Image.MAX_IMAGE_PIXELS = None  # size bounds are enforced from the DICOM header before decoding
+Image.MAX_IMAGE_PIXELS = None  # size bounds are enforced from the DICOM, JPEG or PNG header before decoding
 
 
 @dataclass
@@ -102,13 +102,21 @@ def _decode_jpeg2000(header: Header, target: tuple[int, int]) -> DecodedPixels:
     return DecodedPixels(stored, factor, f"jpeg2000_level{steps}", box)
 
 
-def _decode_jpeg_baseline(header: Header, target: tuple[int, int]) -> DecodedPixels:
-    image = Image.open(io.BytesIO(_first_frame(header)))
-    image.draft("L", target)  # libjpeg DCT scaling by 1/2, 1/4 or 1/8, never below target
-    image = image.convert("L") if image.mode != "L" else image
+def jpeg_draft(image: Image.Image, mode: str, target: tuple[int, int]
+               ) -> tuple[np.ndarray, int, tuple[float, float, float, float]]:
+    """(pixels in ``mode``, DCT reduction, full-image extent) of a JPEG decoded at the smallest DCT scale
+    (1/2, 1/4 or 1/8, never below ``target``), for `_resample`."""
+    cols, rows = image.size
+    image.draft(mode, target)
+    image = image.convert(mode) if image.mode != mode else image
     stored = np.asarray(image)
-    reduction = max(1, round(header.cols / stored.shape[1]))
-    box = (0.0, 0.0, header.cols / reduction, header.rows / reduction)  # DCT scaling averages aligned blocks
+    reduction = max(1, round(cols / stored.shape[1]))
+    box = (0.0, 0.0, cols / reduction, rows / reduction)  # DCT scaling averages aligned blocks
+    return stored, reduction, box
+
+
+def _decode_jpeg_baseline(header: Header, target: tuple[int, int]) -> DecodedPixels:
+    stored, reduction, box = jpeg_draft(Image.open(io.BytesIO(_first_frame(header))), "L", target)
     return DecodedPixels(stored, reduction, f"jpeg_dct_1/{reduction}", box)
 
 

@@ -88,6 +88,7 @@ class Header:
     pixel_offset: int | None = None
     has_pixel_data: bool = False
     presentation_lut_shape: str = ""
+    burned_in_annotation: str = ""        # YES | NO | '' (absent)
     pixel_spacing: tuple[float, float] | None = None
     spacing_source: str = "none"
     uids: dict[str, str] = field(default_factory=dict)
@@ -192,6 +193,7 @@ def _parse_header(ds: Dataset, path: str, forced: bool) -> Header:
     meta = getattr(ds, "file_meta", None)
     header.transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
     header.presentation_lut_shape = _text(ds, "PresentationLUTShape").upper()
+    header.burned_in_annotation = _text(ds, "BurnedInAnnotation").upper()
     raw = ds._dict.get(PIXEL_DATA_TAG)  # the deferred element: length and offset without reading the value
     if raw is not None:
         header.has_pixel_data = True
@@ -213,8 +215,10 @@ def _parse_header(ds: Dataset, path: str, forced: bool) -> Header:
     return header
 
 
-def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_body_part: bool) -> str:
-    """Raise ImageRejection unless the header describes a single-frame grey chest radiograph.
+def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_body_part: bool,
+                     accept_burned_in_annotation: bool = False) -> str:
+    """Raise ImageRejection unless the header describes a single-frame grey chest radiograph without
+    identifying text burned into its pixels (unless ``accept_burned_in_annotation``).
 
     Returns how the body part was established (for the `body_part` column).
     """
@@ -256,6 +260,12 @@ def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_bo
             raise ImageRejection(
                 RejectReason.not_chest, "BodyPartExamined is empty (policy accept_empty_body_part is off)"
             )
+    if header.burned_in_annotation == "YES" and not accept_burned_in_annotation:
+        raise ImageRejection(
+            RejectReason.burned_in_annotation,
+            "BurnedInAnnotation is YES: identifying text may be written into the pixels "
+            "(policy imaging.accept_burned_in_annotation is off)",
+        )
     if not header.has_pixel_data:
         raise ImageRejection(RejectReason.no_pixel_data, "no Pixel Data (7FE0,0010) element")
     if header.frames > 1:

@@ -18,6 +18,7 @@ from cxrvqa.config import Config
 from cxrvqa.errors import InputError
 from cxrvqa.imaging.convert import convert_file, reject_row
 from cxrvqa.imaging.header import acceptance_vocabulary
+from cxrvqa.imaging.manifest import Manifest, load_manifests
 from cxrvqa.imaging.models import RETRYABLE_REJECTS, ConversionJob, RejectReason, RenderSettings
 from cxrvqa.imaging.pseudonym import scrub_uids
 from cxrvqa.parallel import process_map
@@ -29,9 +30,7 @@ from cxrvqa.text_input import encoding_problem, header_names, read_csv
 logger = logging.getLogger(__name__)
 
 #: Bump when the rendering code changes what a PNG looks like: every image is redone.
-RENDER_RECIPE = "dicom-png/1"
-MANIFEST_COLUMNS = ("study_id", "patient_id", "image_path")
-IU_PROJECTION_COLUMNS = ("uid", "filename", "projection")
+RENDER_RECIPE = "dicom-jpeg-png/2"
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,13 @@ class ImageStageContext:
     images_dir: Path
     out_dir: Path
     settings: RenderSettings
-    manifest: dict[str, tuple[str, str]]
+    manifest: Manifest
     workers: int
     only_failed: bool = False    # convert only files whose latest outcome is a RETRYABLE_REJECTS reject
+
+    def source_files(self, limit: int | None = None) -> Iterator[str]:
+        """The files to convert: every file under the images folder but the manifest files."""
+        return iter_source_files(self.images_dir, limit, frozenset(Path(f).resolve() for f, _ in self.manifest.files))
 
 
 def render_settings(config: Config) -> RenderSettings:
@@ -57,6 +60,7 @@ def render_settings(config: Config) -> RenderSettings:
             "percentile_window": list(imaging.percentile_window),
             "max_pixels": imaging.max_pixels,
             "accept_empty_body_part": imaging.accept_empty_body_part,
+            "accept_burned_in_annotation": imaging.accept_burned_in_annotation,
             "acceptance_vocabulary": acceptance_vocabulary().content_hash,
             "key": config.privacy.key_fingerprint(),
         }
@@ -70,53 +74,13 @@ def render_settings(config: Config) -> RenderSettings:
         accept_empty_body_part=imaging.accept_empty_body_part,
         pseudonym_key=key,
         recipe_version=recipe,
+        accept_burned_in_annotation=imaging.accept_burned_in_annotation,
     )
-
-
-def load_manifest(path: Path) -> dict[str, tuple[str, str]]:
-    """image_path (relative to the images folder, POSIX) -> (study_id, patient_id).
-
-    Metadata, not records: a bad row (ragged, not UTF-8, empty fields) makes the whole file an InputError
-    naming the line, as a manifest that links images to the wrong studies must not be half used.
-
-    Two layouts: ours (study_id, patient_id, image_path) and the IU projections CSV (uid, filename,
-    projection), where the study and the patient are the report uid and `1_IM-0001-4001.dcm.png`
-    names the DICOM `1_IM-0001-4001.dcm`.
-    """
-    if not path.is_file():
-        raise InputError(str(path), "a CSV manifest file", "no such file")
-    records = read_csv(path)
-    header = next(records, None)
-    if header is None:
-        raise InputError(str(path), "a CSV manifest file", "an empty file")
-    columns = header_names(header, path)
-    iu = all(c in columns for c in IU_PROJECTION_COLUMNS)
-    if not iu and not all(c in columns for c in MANIFEST_COLUMNS):
-        raise InputError(str(path), f"columns {', '.join(MANIFEST_COLUMNS)} (or the IU projections layout "
-                         f"{', '.join(IU_PROJECTION_COLUMNS)})", f"columns {columns}")
-    manifest: dict[str, tuple[str, str]] = {}
-    for record in records:
-        where = f"{path}:{record.line}"
-        problem = record.shape_problem(len(columns), columns) or encoding_problem(record.lines)
-        if problem:
-            raise InputError(where, problem.expected, problem.found)
-        row = dict(zip(columns, record.cells or [], strict=False))
-        if iu:
-            study = patient = row["uid"].strip()
-            image_path = row["filename"].strip().removesuffix(".png")
-        else:
-            study, patient = row["study_id"].strip(), row["patient_id"].strip()
-            image_path = row["image_path"].strip()
-        image_path = PurePosixPath(image_path).as_posix()
-        if not image_path or image_path == "." or not study or not patient:
-            raise InputError(where, "non-empty study_id, patient_id and image_path", f"{row}")
-        manifest[image_path] = (study, patient)
-    return manifest
 
 
 def prepare(config: Config) -> ImageStageContext:
     if config.images_dir is None or not config.images_dir.is_dir():
-        raise InputError(str(config.images_dir), "a folder of DICOM files (--images)", "no such folder")
+        raise InputError(str(config.images_dir), "a folder of DICOM, JPEG or PNG files (--images)", "no such folder")
     if config.privacy.resolved_key()[1]:
         logger.warning("pseudonymising DICOM identifiers with the built-in demo key: they are NOT protected; "
                        "set CXRVQA_PSEUDONYM_KEY for real data")
@@ -124,14 +88,16 @@ def prepare(config: Config) -> ImageStageContext:
         images_dir=config.images_dir.resolve(),
         out_dir=config.out_dir.resolve(),
         settings=render_settings(config),
-        manifest=load_manifest(config.manifest) if config.manifest else {},
+        manifest=load_manifests(config.manifest),
         workers=config.imaging.workers,
         only_failed=config.only_failed,
     )
 
 
-def iter_source_files(images_dir: Path, limit: int | None = None) -> Iterator[str]:
-    """Every regular file under ``images_dir`` (any name), as relative POSIX paths.
+def iter_source_files(images_dir: Path, limit: int | None = None, exclude: frozenset[Path] = frozenset()
+                      ) -> Iterator[str]:
+    """Every regular file under ``images_dir`` (any name) but the ``exclude``d ones (the manifest files, which
+    datasets ship inside their image folder), as relative POSIX paths.
 
     Deterministic order: a folder's files (sorted) before its sub-folders (sorted).
     """
@@ -140,7 +106,7 @@ def iter_source_files(images_dir: Path, limit: int | None = None) -> Iterator[st
         dirs.sort()
         for name in sorted(files):
             full = Path(root) / name
-            if not full.is_file():
+            if not full.is_file() or full in exclude:
                 continue
             yield full.relative_to(images_dir).as_posix()
             count += 1
@@ -213,9 +179,9 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
                                    f"identical content to {converted_elsewhere[digest]!r}",
                                    digest, context))
         else:
-            study, patient = context.manifest.get(real_path[source_path], (None, None))
             jobs.append(ConversionJob(str(context.images_dir / real_path[source_path]), source_path, digest,
-                                      str(context.out_dir), study, patient, context.settings))
+                                      str(context.out_dir), context.manifest.entry(real_path[source_path]),
+                                      context.settings))
 
     return ImageWork(jobs, rejects), counts
 
@@ -251,6 +217,27 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
     """Convert one batch of files (relative paths) and write their rows; returns the counts."""
     work, counts = load_batch(store, batch, context)
     return write_batch(store, counts, compute_batch(work, context, run_id), context)
+
+
+def write_missing_images(store: Store, run_id: str, context: ImageStageContext, seen: Iterable[str]
+                         ) -> StageCounts:
+    """A `missing_image` reject for each manifest row whose image is not among ``seen`` (every file under
+    --images), unless its latest outcome already is that reject; the counts (input and rejected)."""
+    missing = context.manifest.missing(seen)
+    if not missing:
+        return StageCounts()
+    recipe = context.settings.recipe_version
+    key = context.settings.pseudonym_key
+    rows = {scrub_uids(image, key): where for where, image in missing}
+    known = {path for path, in store.query(
+        "SELECT source_path FROM current_image_rejects WHERE reason = ? AND recipe_version = ? AND source_path IN "
+        "(SELECT unnest(?::VARCHAR[]))", [str(RejectReason.missing_image), recipe, list(rows)])}
+    rejects = [{**_reject(path, RejectReason.missing_image,
+                          f"expected the file that {Path(where).name} names under --images, found none", None, context),
+                "run_id": run_id}
+               for path, where in rows.items() if path not in known]
+    written = write_tables(store, [{"image_rejects": rejects}])
+    return StageCounts(n_input=len(rows), n_skipped=len(rows) - len(rejects), n_rejected=written["image_rejects"])
 
 
 def _retryable(store: Store, recipe: str, source_paths: list[str]) -> set[str]:

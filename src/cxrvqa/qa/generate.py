@@ -31,6 +31,7 @@ class GenerationSettings:
     seed: int
     splits: tuple[tuple[str, float], ...]        # (name, share), shares summing to 1
     templates: tuple[tuple[Template, str], ...]  # (template, template_version)
+    split_from: str = "hash"                     # hash | manifest (the dataset's official split where it has one)
     program_modules: tuple[tuple[str, str], ...] = ()   # plugin (source, hash) the templates' programs come from
 
     def __setstate__(self, state: dict) -> None:
@@ -45,6 +46,15 @@ class GenerationSettings:
 
 def _digest(seed: int, text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16, key=seed.to_bytes(8, "big", signed=True)).digest()
+
+
+def study_split(study: StudyView, settings: GenerationSettings) -> str:
+    """The official split of the study's images when asked for (`qa.split_from: manifest`) and known, else the
+    patient's split by keyed hash."""
+    official = next((image.split for image in study.images if image.split), None)
+    if settings.split_from == "manifest" and official:
+        return official
+    return split_of(study.patient_id, settings.seed, settings.splits)
 
 
 def split_of(patient_id: str, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
@@ -161,7 +171,7 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
     parts: list[tuple] = []
     counts: dict[str, int] = {}
     seed = settings.seed
-    split = split_of(study.patient_id, seed, settings.splits)
+    split = study_split(study, settings)
     targets: tuple[ImageView | None, ...] = study.images or (None,)
     for template, version in settings.templates:
         if template_ids is not None and template.id not in template_ids:

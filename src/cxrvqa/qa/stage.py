@@ -34,7 +34,8 @@ POOL_MIN_STUDIES = 4000
 #: The input of one study's QA: its graph, patient, images (view, PNG size) and boxes.
 STUDY_INPUTS_SQL = """
 WITH imgs AS (
-    SELECT study_id, string_agg(concat_ws(':', image_id, view_plane, view_position, png_cols, png_rows), ','
+    SELECT study_id, string_agg(concat_ws(':', image_id, view_plane, view_position, png_cols, png_rows,
+                                          source_split), ','
                                 ORDER BY image_id) AS images
     FROM current_images GROUP BY study_id),
 bx AS (SELECT study_id, string_agg(box_id, ',' ORDER BY box_id) AS boxes FROM current_boxes GROUP BY study_id)
@@ -68,9 +69,9 @@ def prepare(config: Config) -> QAStageContext:
     modules = load_programs(config.qa.program_modules)   # plugin programs first: templates name them
     templates = load_templates(tuple(config.qa.template_dirs))
     splits = tuple(config.qa.splits.items())
-    settings = GenerationSettings(seed=config.seed, splits=splits,
-                                  templates=tuple((t, template_version(t, config.seed, splits)) for t in templates),
-                                  program_modules=modules)
+    split_from = config.qa.split_from
+    settings = GenerationSettings(seed=config.seed, splits=splits, split_from=split_from, templates=tuple(
+        (t, template_version(t, config.seed, splits, split_from)) for t in templates), program_modules=modules)
     return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
                           config.qa.workers, config.qa.balance)
 
@@ -139,12 +140,13 @@ def images_of(store: Store, study_ids: list[str]) -> dict[str, tuple[ImageView, 
         finding_boxes, region_boxes = boxes.setdefault(image_id, ([], []))
         (finding_boxes if kind == "finding" else region_boxes).append(Box(label, x0, y0, x1, y1))
     images: dict[str, list[ImageView]] = {}
-    for study, image_id, position, plane, cols, rows in store.query(
-            "SELECT study_id, image_id, view_position, view_plane, png_cols, png_rows FROM current_images "
-            f"WHERE {in_studies('study_id')} ORDER BY study_id, image_id", study_params(study_ids)):
+    for study, image_id, position, plane, cols, rows, split in store.query(
+            "SELECT study_id, image_id, view_position, view_plane, png_cols, png_rows, source_split "
+            f"FROM current_images WHERE {in_studies('study_id')} ORDER BY study_id, image_id",
+            study_params(study_ids)):
         finding_boxes, region_boxes = boxes.get(image_id, ([], []))
         images.setdefault(study, []).append(ImageView(image_id, position, plane, cols, rows, tuple(finding_boxes),
-                                                      tuple(region_boxes)))
+                                                      tuple(region_boxes), split))
     return {study: tuple(views) for study, views in images.items()}
 
 

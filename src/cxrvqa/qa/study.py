@@ -83,6 +83,7 @@ class ImageView:
     png_rows: int
     finding_boxes: tuple[Box, ...] = ()
     region_boxes: tuple[Box, ...] = ()
+    split: str | None = None      # the dataset's official split, from its metadata files
 
 
 @dataclass

@@ -384,16 +384,17 @@ def generator_code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def template_version(template: Template, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
+def template_version(template: Template, seed: int, splits: tuple[tuple[str, float], ...],
+                     split_from: str = "hash") -> str:
     """What a template's items depend on: its definition, the generator code, the vocabularies, and
-    the seed and split shares (they draw variants, distractors and splits)."""
+    the seed, split shares and split source (they draw variants, distractors and splits)."""
     from cxrvqa.extraction.vocab import finding_sites, vocabulary
 
     from cxrvqa.qa.programs import PROGRAMS
 
     parts: dict[str, Any] = {"template": template.content_hash, "code": generator_code_hash(),
                              "vocab": vocabulary().content_hash, "sites": finding_sites().content_hash, "seed": seed,
-                             "splits": splits}
+                             "splits": splits, **({"split_from": split_from} if split_from != "hash" else {})}
     program = PROGRAMS.get(template.program)
     if program is not None and not program.builtin:   # an edited plugin regenerates its templates' items
         parts["program"] = [program.source, program.source_hash]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -21,7 +21,7 @@ import jsonschema
 from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.qa.generate import (ALL_LETTERS, ITEM_COLUMNS, GenerationSettings, generate_study, names_of,
-                               split_of)
+                               split_of, study_split)
 from cxrvqa.qa.programs import PROGRAMS, side_of
 from cxrvqa.qa.study import StudyView
 from cxrvqa.qa.templates import Template
@@ -62,7 +62,7 @@ class ValidationContext:
             found = {}
             if self.study is not None and template_id in self.templates:
                 template, version = self.templates[template_id]
-                one = GenerationSettings(self.settings.seed, self.settings.splits, ((template, version),))
+                one = replace(self.settings, templates=((template, version),))
                 rows, _, _ = generate_study(self.study, one)
                 found = {row[0]: dict(zip(ITEM_COLUMNS, row, strict=True)) for row in rows}
             self._regenerated[template_id] = found
@@ -341,7 +341,8 @@ def check_answer_leak(item: dict[str, Any], context: ValidationContext) -> Verdi
 
 @validator("split", kind="content")
 def check_split(item: dict[str, Any], context: ValidationContext) -> Verdict:
-    expected = split_of(str(item.get("patient_id")), context.settings.seed, context.settings.splits)
+    expected = (study_split(context.study, context.settings) if context.study is not None
+                else split_of(str(item.get("patient_id")), context.settings.seed, context.settings.splits))
     if item.get("split") != expected:
         return fail("split_mismatch", f"patient {item.get('patient_id')!r} belongs to {expected}, "
                                       f"found {item.get('split')!r}: the patient would be in two splits")

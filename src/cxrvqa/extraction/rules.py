@@ -45,6 +45,13 @@ _TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "
 #: goiter", "This XXXX represents a calcified granuloma"): the hidden word is then a hedge or a head.
 _DEID_LINKS = {"secondary", "to", "due", "related", "represent", "represents", "representing", "reflect", "reflects",
                "reflecting", "of", "from", "a", "an", "the", "be", "with", "consistent", "compatible", "is", "are"}
+#: Words after a de-identification token that make it the verb or hedge of a reading ("opacity XXXX represents
+#: overlay and atelectasis", ", XXXX a combination of atelectasis and consolidation"): what follows is hidden.
+_DEID_READINGS = {"represents", "represent", "representing", "reflects", "reflect", "reflecting", "secondary", "due",
+                  "related", "consistent", "compatible", "suggesting", "suggestive", "a", "an", "combination"}
+#: Words before a finding that end the reach of a severity or change word before them ("near top normal in
+#: size with unfolding of the aorta": not a borderline aorta).
+_MODIFIER_STOPS = _COORDINATORS | {"with", "without"}
 #: Openers of a sentence that speaks of the findings of the sentence before ("This may be artifact.").
 _ANAPHORS = {"this", "these", "it", "they", "which"}
 
@@ -280,7 +287,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
         floor = next((t.i + 1 for t in reversed(doc[floor:mention.start])
-                      if t.text == "," or t.lower_ in _COORDINATORS), floor)
+                      if t.text == "," or t.lower_ in _MODIFIER_STOPS), floor)
         before = spans.last_before(mention.start, floor)
         if before is not None and mention.start - before.end <= 4:
             return before
@@ -290,7 +297,12 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             ceiling = next((t.i for t in reversed(doc[mention.end:following])
                             if t.text == "," or t.lower_ in _COORDINATORS), mention.end)
         after = spans.first_after(mention.end, ceiling)
-        return after if after is not None and after.start - mention.end <= 4 else None
+        if after is None or after.start - mention.end > 4:
+            return None
+        if commas[after.start] > commas[mention.end] and after.end < right and doc[after.end].text not in _CLAUSE_PUNCT \
+                and doc[after.end].text != "," and doc[after.end].lower_ not in ("from", "since", "compared", "to"):
+            return None   # "enlarged for technique, stable mediastinal contours": the contours' word
+        return after
 
     def side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
         sides = {_value(s) for s in found if _kind(s) == "laterality"}
@@ -338,7 +350,9 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
-        if has_deid and _deid_adjacent(doc, mention, deid):
+        if has_deid and (_deid_adjacent(doc, mention, deid) or any(
+                deid.fullmatch(t.text) and t.i + 1 < len(doc) and doc[t.i + 1].lower_ in _DEID_READINGS
+                for t in doc[left:mention.start])):
             modifiers.append(DEID_ADJACENT)
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or

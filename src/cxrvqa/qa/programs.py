@@ -415,8 +415,8 @@ def describe_study(ask: Ask) -> Answer | None:
     if not ask.study.facts or not ask.study.read_all:
         return None
     ids = tuple(sorted({i for f in ask.study.facts.values() if not f.derived for i in f.evidence}))
-    leaves = ask.study.leaf_present()
-    text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"
+    leaves = [f for f in ask.study.leaf_present(abnormal_only=False) if f.category != "normal"]   # devices too:
+    text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"   # all it shows
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
 
 

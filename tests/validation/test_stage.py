@@ -86,13 +86,17 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
     source = tmp_path / "items.jsonl"
     source.write_text("\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", "[1, 2]",
                                  json.dumps(clean[1])]) + "\n")
+    with open(source, "ab") as handle:   # a Windows-1252 line (0x96: an en dash)
+        handle.write(json.dumps(dict(clean[1], question="Effusion \u2013 present?")).replace("\\u2013", "\x96")
+                     .encode("latin-1") + b"\n")
     dest = tmp_path / "verdicts.jsonl"
     result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
     assert result.exit_code == 1, result.output   # some lines are not ok
     lines = [json.loads(line) for line in dest.read_text().splitlines()]
-    assert [(v["line"], v["ok"]) for v in lines] == [(1, True), (2, False), (3, False), (4, False), (5, True)]
+    assert [(v["line"], v["ok"]) for v in lines] == [(1, True), (2, False), (3, False), (4, False), (5, True),
+                                                      (6, False)]
     assert [v.get("item_id") for v in lines] == [clean[0]["item_id"], clean[0]["item_id"], None, None,
-                                                 clean[1]["item_id"]]
+                                                 clean[1]["item_id"], None]
     assert lines[1]["answer"] == edited["answer"] and lines[1]["question"] == clean[0]["question"]
     source.write_text("\n".join(json.dumps(item) for item in clean) + "\n")
     result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
@@ -101,6 +105,7 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
     assert failed[2] == [("answer_program", "answer_mismatch"), ("negative_support", "negative_contradicted"),
                          ("report_support", "contradicts_report"), ("second_reading", "second_reading_affirmed")]
     assert failed[3] == [("parse", "invalid_json")] and failed[4] == [("parse", "not_an_object")]
+    assert failed[6] == [("parse", "invalid_encoding")] and "byte 0x96" in lines[5]["verdicts"][0]["detail"]
     assert lines[2]["grade"] == "D" and lines[0]["grade"] in ("A++", "A+")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from cxrvqa.errors import InputError
 from cxrvqa.parallel import batched
 from cxrvqa.store import Store
+from cxrvqa.text_input import Line, encoding_problem, read_lines, unstorable_char
 from cxrvqa.validation.grading import grade_item, grading
 from cxrvqa.validation.stage import ValidateStageContext, study_contexts
 from cxrvqa.validation.validators import run_validators
@@ -33,9 +34,14 @@ class FileSummary:
     unreadable: int = 0
 
 
-def _parsed(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, dict[str, Any] | None, tuple[str, str]]]:
-    """(line number, the item or None, (reason, detail) when it is not a JSON object)."""
-    for number, text in lines:
+def _parsed(lines: Iterator[Line]) -> Iterator[tuple[int, dict[str, Any] | None, tuple[str, str]]]:
+    """(line number, the item or None, (reason, detail) when it is not a JSON object of storable text)."""
+    for line in lines:
+        number, text = line.number, line.text
+        problem = encoding_problem([line])
+        if problem is not None:
+            yield number, None, ("invalid_encoding", f"line {number}: {problem}")
+            continue
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -45,6 +51,11 @@ def _parsed(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, dict[str, A
         if not isinstance(value, dict):
             yield number, None, ("not_an_object", f"line {number}: expected a JSON object, found "
                                                   f"{type(value).__name__}")
+            continue
+        problem = next((p for key, v in value.items() if isinstance(v, str)
+                        for p in [unstorable_char(v, f"field {key!r}")] if p is not None), None)
+        if problem is not None:
+            yield number, None, ("invalid_encoding", f"line {number}: {problem}")
             continue
         yield number, value, ("", "")
 
@@ -58,8 +69,8 @@ def validate_file(store: Store, source: Path, dest: Path, context: ValidateStage
     summary = FileSummary()
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
-    with open(source, encoding="utf-8", errors="replace") as lines, open(partial, "w", encoding="utf-8") as out:
-        numbered = ((n, text) for n, text in enumerate(lines, start=1) if text.strip())
+    with open(partial, "w", encoding="utf-8") as out:
+        numbered = (line for line in read_lines(source) if line.text.strip())
         for batch in batched(_parsed(numbered), LINES_PER_BATCH):
             studies = sorted({str(item.get("study_id")) for _, item, _ in batch if item is not None})
             contexts, quality = study_contexts(store, studies, context)

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,8 @@ def ingest_report_batch(db_path: Path, run_id: str, batch: list,
 def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     context = report_stage.prepare(config)
     records = report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format))
+    if config.limit is not None:   # --limit N: the first N report records (reports and rejects)
+        records = islice(records, config.limit)
     return _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", records,
                                                           config.report_limits.batch_size, context,
                                                           ingest_report_batch), total=None)

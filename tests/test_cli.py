@@ -105,3 +105,15 @@ def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path
 def _count(out: Path, table: str) -> int:
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         return store.query(f"SELECT count(*) FROM {table}")[0][0]
+
+
+def test_limit_counts_report_records(tmp_path: Path) -> None:
+    """`--limit N` reads the first N report records (issue 17: it used to count input files only)."""
+    reports = tmp_path / "reports.csv"
+    reports.write_text("study_id,patient_id,text\n" + "".join(
+        f"s{i},p{i},FINDINGS: Small left pleural effusion. IMPRESSION: Effusion.\n" for i in range(5)))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["build", "--reports", str(reports), "--report-format", "csv", "--out", str(out),
+                                      "--stages", "reports", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert _count(out, "reports") == 3

@@ -96,7 +96,8 @@ def build(
         "Item splits: hash (patient-level keyed hash, the default) or manifest (the dataset's official split, "
         "from a split file given with --manifest, where a study has one)."))] = None,
     stages: Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most N input files per stage.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help=(
+        "At most N inputs per input stage: N image files and N report records (for a quick trial build)."))] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Decoding processes.")] = None,
     scale: Annotated[Optional[float], typer.Option("--scale", help="PNG size as a fraction of each side.")] = None,

@@ -226,7 +226,8 @@ class Config(_Section):
         "Metadata files linking images to studies (layouts in schemas/vocab/manifest_layouts.yaml): a dataset's "
         "own (MIMIC-CXR-JPG, CheXpert, NIH, PadChest, IU) or study_id, patient_id, image_path."))
     stages: list[str] = Field(default_factory=lambda: list(AVAILABLE_STAGES))
-    limit: int | None = Field(None, ge=1, description="Process at most this many input files per stage.")
+    limit: int | None = Field(None, ge=1, description=(
+        "Read at most this many inputs per input stage: image files, and report records (a report or a reject)."))
     only_failed: bool = Field(False, description=(
         "Retry only what failed: images whose latest outcome is a decode or read failure, and studies whose "
         "extraction failed (also terminal LLM errors, asked again); new inputs wait for a normal build."))

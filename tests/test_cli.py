@@ -117,3 +117,25 @@ def test_limit_counts_report_records(tmp_path: Path) -> None:
                                       "--stages", "reports", "--limit", "3"])
     assert result.exit_code == 0, result.output
     assert _count(out, "reports") == 3
+
+
+def test_a_build_without_images_is_graded_as_text_vqa(tmp_path: Path) -> None:
+    """Issue 17: report-only items of a build without images are not all capped at C (no_image), so an export
+    of grade B or better is not empty; the card says the dataset is text VQA."""
+    reports = tmp_path / "reports.csv"
+    reports.write_text("study_id,patient_id,text\n" + "".join(
+        f"s{i},p{i},FINDINGS: Small left pleural effusion. No pneumothorax. The lungs are otherwise clear. "
+        f"Heart size is normal. IMPRESSION: Small left pleural effusion.\n" for i in range(6)))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(app, ["build", "--reports", str(reports), "--report-format", "csv", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        reasons = store.query("SELECT count(*) FROM current_validation_results WHERE reason = 'no_image'")[0][0]
+        best = store.query("SELECT max(grade) FROM current_qa_grades")[0][0]
+    assert reasons == 0 and best >= 5
+    dest = tmp_path / "export"
+    result = runner.invoke(app, ["export", "--out", str(out), "--format", "parquet", "--dest", str(dest),
+                                 "--min-grade", "B"])
+    assert result.exit_code == 0, result.output
+    assert "text-VQA dataset" in (dest / "README.md").read_text()

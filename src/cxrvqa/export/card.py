@@ -127,8 +127,12 @@ def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selectio
     out += _measured_accuracy(store, selection)
     levels = store.query("SELECT label, meaning FROM grade_levels ORDER BY grade DESC")
     if levels:
-        out += ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], "",
-                _table(["grade", "meaning"], [list(level) for level in levels]), ""]
+        out += ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], ""]
+        if paths and not has_images:
+            out += ["This is a text-VQA dataset (its build had no images): its items are graded on their text "
+                    "criteria alone (report support, evidence, validators); a report-only item is no fault here, "
+                    "whereas in a build with images it is graded C.", ""]
+        out += [_table(["grade", "meaning"], [list(level) for level in levels]), ""]
     schema = load_json_schema("qa_item.schema.json")["properties"]
     if paths:
         import pyarrow.parquet as pq

@@ -323,10 +323,14 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     # left effusion") or in the mention itself ("elevated right hemidiaphragm") are its own.
     clauses = [clause(m.start, m.end) for m in findings]
     own: list[list[Span]] = []
+    place_tokens = {i for s in places.spans for i in range(s.start, s.end)}
     for k, mention in enumerate(findings):
         previous_end = max(clauses[k][0], findings[k - 1].end) if k else clauses[k][0]
-        last_comma = next((t.i + 1 for t in reversed(doc[previous_end:mention.start]) if t.text == ","),
-                          previous_end)
+        # since the last comma, or the last "and"/"or" after words that are no place ("left perihilar calcified
+        # lymph XXXX and left basilar granuloma": not the perihilar; "right and left lower lobe": both sides)
+        last_comma = next((t.i + 1 for t in reversed(doc[previous_end:mention.start])
+                           if t.text == "," or (t.lower_ in _LIST_CLOSERS | {"and"} and t.i > previous_end
+                                                and t.i - 1 not in place_tokens)), previous_end)
         own.append(places.within(last_comma, mention.end))
     claimed = {(s.start, s.end) for spans in own for s in spans}
 

@@ -765,7 +765,8 @@ def _elsewhere_maybe(study: StudyView, region: str) -> bool:
             continue
         if around & set(fact.places):
             return True
-        if not fact.regions and (fact.finding not in sites.regions or around & sites.regions[fact.finding]):
+        if not fact.regions and (fact.finding not in sites.regions or around & sites.regions[fact.finding]
+                                 or inside & sites.regions[fact.finding]):   # spine changes, for the chest
             return True
         if side in ("left", "right", "bilateral") and side_of(fact) in (
                 {"bilateral", "left", "right"} if side == "bilateral" else {"bilateral", side}):

@@ -44,6 +44,7 @@ class ValidateStageContext:
     strictness: dict[str, str]
     validators_version: str
     workers: int = 1
+    text_only: bool = False      # a build without images: a text-VQA dataset, graded on its own criteria
 
 
 def prepare(config: Config) -> ValidateStageContext:
@@ -53,8 +54,9 @@ def prepare(config: Config) -> ValidateStageContext:
         raise ConfigError("strictness", f"unknown validators {unknown}; validators are {sorted(VALIDATORS)}")
     levels = {name: config.strictness.get(name, v.strictness) for name, v in VALIDATORS.items()}
     version = stable_hash({"validators": {name: [v.version, levels[name]] for name, v in VALIDATORS.items()},
-                           "grading": grading().content_hash})
-    return ValidateStageContext(qa.settings, qa.backend, levels, version, config.qa.workers)
+                           "grading": grading().content_hash, "text_only": config.images_dir is None})
+    return ValidateStageContext(qa.settings, qa.backend, levels, version, config.qa.workers,
+                                text_only=config.images_dir is None)
 
 
 def record_grade_levels(store: Store) -> None:
@@ -111,7 +113,7 @@ def _context_of(payload: StudyPayload, context: ValidateStageContext) -> Validat
     templates = {t.id: (t, v) for t, v in context.settings.templates}
     view = study_view(json.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
     facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
-    return ValidationContext(facts, templates, context.settings, view)
+    return ValidationContext(facts, templates, context.settings, view, text_only=context.text_only)
 
 
 def study_contexts(store: Store, study_ids: list[str], context: ValidateStageContext

@@ -274,7 +274,7 @@ def validate_batch(db_path: Path, run_id: str, batch: list[str],
 
 @flow(name="validate-qa")
 def validate(config: Config, run_id: str) -> dict[str, int]:
-    context = validate_stage.prepare(config)
+    context = validate_stage.prepare(config, open_writer(config.db_path))
     validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
     counts = _run_stage(config, run_id, "validate", _batches(config, run_id, "validate", pending,

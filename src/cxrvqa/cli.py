@@ -684,7 +684,7 @@ def validate_file_command(
             if config is None:
                 raise CxrvqaError(f"{out} holds no build yet: run `cxrvqa build --out {out}` first")
             config = _with_qa(config, {"template_dirs": template_dirs, "program_modules": programs})
-            summary = validate_file(store, items, dest, prepare(config))
+            summary = validate_file(store, items, dest, prepare(config, store))
     except CxrvqaError as exc:
         _fail(exc)
         return

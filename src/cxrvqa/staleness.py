@@ -109,7 +109,7 @@ def _qa(store: Store, config: Config) -> list[StaleWork]:
 
 
 def _validation(store: Store, config: Config) -> list[StaleWork]:
-    context = validate_stage.prepare(config)
+    context = validate_stage.prepare(config, store)
     # the stage's own pending selection, each item with a validators version that did validate it (if any)
     pending = validate_stage.PENDING_SQL.format(studies="true", done_studies="true")
     rows = store.query(

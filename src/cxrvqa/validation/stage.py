@@ -47,16 +47,20 @@ class ValidateStageContext:
     text_only: bool = False      # a build without images: a text-VQA dataset, graded on its own criteria
 
 
-def prepare(config: Config) -> ValidateStageContext:
+def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
+    """The validators, their strictness and version. Given the build's store: whether the build holds no image
+    at all (a text-VQA dataset, where a report-only item is no fault), which then is part of the version."""
     qa = qa_stage.prepare(config)
     unknown = sorted(set(config.strictness) - set(VALIDATORS))
     if unknown:
         raise ConfigError("strictness", f"unknown validators {unknown}; validators are {sorted(VALIDATORS)}")
     levels = {name: config.strictness.get(name, v.strictness) for name, v in VALIDATORS.items()}
     version = stable_hash({"validators": {name: [v.version, levels[name]] for name, v in VALIDATORS.items()},
-                           "grading": grading().content_hash, "text_only": config.images_dir is None})
-    return ValidateStageContext(qa.settings, qa.backend, levels, version, config.qa.workers,
-                                text_only=config.images_dir is None)
+                           "grading": grading().content_hash})
+    text_only = store is not None and store.query("SELECT count(*) FROM current_images")[0][0] == 0
+    if text_only:
+        version = stable_hash({"validators": version, "text_only": True})
+    return ValidateStageContext(qa.settings, qa.backend, levels, version, config.qa.workers, text_only=text_only)
 
 
 def record_grade_levels(store: Store) -> None:

@@ -88,7 +88,8 @@ def test_the_page_in_headless_chromium(audit_build: Build, browser, tmp_path: Pa
         by_reason = count("SELECT count(DISTINCT item_id) FROM current_validation_results WHERE reason = 'no_image'")
         grade_d = count("SELECT count(*) FROM current_qa_grades WHERE label = 'D'")
         payload_answers = count("SELECT count(*) FROM current_qa_items WHERE answer LIKE '%<img src=x%'")
-        validators = count("SELECT count(DISTINCT validator) FROM current_validation_results")
+        rejecting = count("SELECT count(DISTINCT validator) FROM current_validation_results WHERE status = 'reject'")
+        warning = count("SELECT count(DISTINCT validator) FROM current_validation_results WHERE status = 'warn'")
         boxes_of_ratio = count("SELECT len(boxes) FROM current_qa_items WHERE template_id = 'cardiothoracic_ratio' "
                                "AND study_id = 'demo-s3'")
     assert f"{failing} failing items embedded" in " ".join(result.output.split())
@@ -101,7 +102,8 @@ def test_the_page_in_headless_chromium(audit_build: Build, browser, tmp_path: Pa
         assert cell.inner_text() == str(value), (stage, field)
     assert page.locator("article.item").count() == failing
     assert page.get_attribute("#items-summary", "data-left-out") == "0"
-    assert page.locator("#chart-validators g.bar").count() == validators
+    assert page.locator("#chart-validators g.bar").count() == rejecting > 0   # rejects and warnings apart
+    assert page.locator("#chart-validator-warnings g.bar").count() == warning
     assert page.locator("#gallery figure").count() == expected_cells[("images", "kept")]
     assert page.locator("#gallery rect").count() == expected_cells[("boxes", "kept")]
     assert page.locator("#disagreements tbody tr").all_inner_texts() == ["cardiomegaly\tpresence\t1",

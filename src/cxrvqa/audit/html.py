@@ -183,13 +183,24 @@ def _table(table_id: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
             if rows else f'<p class="empty" id="{escape(table_id)}">none</p>')
 
 
+def _rate_rows(rows: list[Any], name: str, kind: str) -> list[tuple[str, float, str]]:
+    """(label, share of items, text) per validator or template that has any ``kind`` (rejected | warned), highest
+    first: rejects and warnings apart, so that a report-only build's warnings do not hide its rejects."""
+    found = [(getattr(r, name), getattr(r, kind) / r.items, f"{getattr(r, kind)} of {r.items}")
+             for r in rows if r.items and getattr(r, kind)]
+    return sorted(found, key=lambda row: -row[1])
+
+
 def _charts(summary: AuditSummary) -> str:
     charts = [
-        bar_chart("chart-validators", "Failure rate by validator (bars scaled to the highest)",
-                  [(v.validator, v.failure_rate, f"{_pct(v.failure_rate)} ({v.warned + v.rejected})")
-                   for v in summary.validators]),
-        bar_chart("chart-templates", "Failure rate by template (bars scaled to the highest)",
-                  [(t.template_id, t.failure_rate, f"{_pct(t.failure_rate)} of {t.items}") for t in summary.templates]),
+        bar_chart("chart-validators", "Reject rate by validator (items graded D by it)",
+                  _rate_rows(summary.validators, "validator", "rejected")),
+        bar_chart("chart-templates", "Reject rate by template",
+                  _rate_rows(summary.templates, "template_id", "rejected")),
+        bar_chart("chart-validator-warnings", "Warning rate by validator",
+                  _rate_rows(summary.validators, "validator", "warned")),
+        bar_chart("chart-template-warnings", "Warning rate by template",
+                  _rate_rows(summary.templates, "template_id", "warned")),
         bar_chart("chart-positive", "Positive ('yes') share per yes/no template (tick: target)",
                   [(t.template_id, t.positive_share, f"{_pct(t.positive_share)} of {t.yes_no}")
                    for t in sorted(summary.templates, key=lambda t: t.template_id) if t.positive_share is not None],

@@ -152,3 +152,37 @@ def test_a_rebuild_that_changed_nothing_keeps_the_dataset_checks(demo: Path, tmp
         subjects = {s for (s,) in store.query("SELECT subject FROM dataset_checks WHERE run_id = ?",
                                                [result["run_id"]])}
     assert latest == [(result["run_id"],)] and "my_presence" in subjects
+
+
+def test_audit_reads_a_verdicts_file_in_the_terminal_and_as_a_page(demo: Path, tmp_path: Path) -> None:
+    """Issue 17: `cxrvqa audit --verdicts FILE` summarises validate-file's output, rejects before warnings."""
+    import json
+    import re
+
+    from typer.testing import CliRunner
+
+    from cxrvqa.cli import app
+
+    with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
+        clean = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
+                                  "WHERE template_id = 'finding_presence' ORDER BY item_id LIMIT 2")
+    edited = dict(clean[0], answer="no" if clean[0]["answer"] == "yes" else "yes")
+    source, dest = tmp_path / "items.jsonl", tmp_path / "verdicts.jsonl"
+    source.write_text("\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", json.dumps(clean[1])]) + "\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)]).exit_code == 1
+    result = runner.invoke(app, ["audit", "--verdicts", str(dest)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "4 line(s), 2 ok, 2 not ok (1 not an item)" in text
+    rows = re.findall(r"│ (reject|warn) +│", result.output)
+    assert rows and rows == sorted(rows, key=("reject", "warn").index)   # rejects first
+    assert "│ reject │ answer_program │ answer_mismatch │ 1 │" in " ".join(result.output.split())
+    assert f"line 2 [D] {edited['item_id']}" in text
+    page = tmp_path / "verdicts.html"
+    result = runner.invoke(app, ["audit", "--verdicts", str(dest), "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    assert 'data-lines="4" data-ok="2"' in html and "answer_mismatch" in html and "<script>alert" not in html
+    missing = runner.invoke(app, ["audit", "--verdicts", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2 and "no such file" in missing.output

@@ -18,7 +18,7 @@ DEFAULT_EXAMPLES = 10
 
 
 def audit_command(
-    out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder of a build.")] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Audit the dataset as it was after this run.")] = None,
     compare: Annotated[Optional[str], typer.Option("--compare", help=(
         "Show what changed since this run: reasons that grew or shrank, templates whose counts or rates moved."
@@ -34,11 +34,22 @@ def audit_command(
     html: Annotated[Optional[Path], typer.Option("--html", help=(
         "Write a self-contained HTML audit page (charts, failing items with images and boxes) to this file."
     ))] = None,
+    verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help=(
+        "Summarise a `cxrvqa validate-file` verdicts file instead of a build (no --out needed): rejects and "
+        "warnings apart, per reason and template, the failing lines; with --html as a page."))] = None,
 ) -> None:
     """Counts, reasons, failure rates, grades, rules-vs-LLM disagreements and failing items of a build."""
     from cxrvqa.audit import html as page
     from cxrvqa.audit.summary import AuditFilters, as_of, audit
     from cxrvqa.audit.terminal import render
+
+    if verdicts is not None:
+        _audit_verdicts(verdicts, html, limit)
+        return
+    if out is None:
+        from cxrvqa.cli import _fail
+
+        _fail(CxrvqaError("expected --out BUILD_FOLDER (or --verdicts FILE), found neither"))
 
     filters = AuditFilters(stage=stage, validator=validator, reason=reason, template=template)
     n_items = limit if limit is not None else (page.DEFAULT_ITEMS if html else DEFAULT_EXAMPLES)
@@ -63,3 +74,21 @@ def audit_command(
         typer.echo(json.dumps(summary.as_dict(), indent=2))
     elif html is None:
         render(summary, Console(), str(out))
+
+
+def _audit_verdicts(path: Path, html: Path | None, limit: int | None) -> None:
+    from cxrvqa.audit import html as page
+    from cxrvqa.audit.verdicts import read_verdicts, render_html, render_terminal
+
+    try:
+        summary = read_verdicts(path, limit if limit is not None else (page.DEFAULT_ITEMS if html else DEFAULT_EXAMPLES))
+    except CxrvqaError as exc:
+        from cxrvqa.cli import _fail
+
+        _fail(exc)
+        return
+    if html is not None:
+        size = page.write_page(html, render_html(summary))
+        Console(stderr=True).print(f"wrote {escape(str(html))} ({size / 1024:.0f} KiB)", soft_wrap=True)
+    else:
+        render_terminal(summary, Console())

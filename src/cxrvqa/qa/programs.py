@@ -239,8 +239,10 @@ def _tags(fact: Fact) -> dict[str, tuple]:
 def side_of(fact: Fact) -> str | None:
     """left | right | bilateral from the fact's sides and regions; None when it has no side, or when one
     mention says both sides and another one side only (the report does not say which holds)."""
+    # a both-sided region says both sides only when its words did (the extractor's laterality: "bibasilar"),
+    # not by itself ("flattened posterior diaphragm": which side is not said)
     sides = set(fact.lateralities) | {vocabulary().regions[r]["laterality"] for r in fact.regions}
-    sides &= {"left", "right", "bilateral"}
+    sides &= {"left", "right", "bilateral"} if "bilateral" in fact.lateralities else {"left", "right"}
     if "bilateral" in set(fact.lateralities) and len(set(fact.lateralities)) > 1:
         return None
     if "bilateral" in sides or {"left", "right"} <= sides:

@@ -40,6 +40,7 @@ class Fact:
     presence: str                                   # present | uncertain | absent
     certainty: str | None = None                    # uncertain: possible | probable | differential | borderline
     derived: bool = False                           # only implied by a present descendant
+    misplaced: bool = False                         # placed by the report where it cannot be (a hilar node)
     partial: bool = False                           # a mention of it (or of a descendant) is not understood
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
@@ -55,8 +56,10 @@ class Fact:
     def places(self) -> list[str] | frozenset[str]:
         """Its regions, or the one region where a finding of its kind always is when the report places it
         nowhere (cardiomegaly: the heart)."""
-        if self.regions or self.presence == "absent":
-            return self.regions   # an unplaced absence (derived from "vasculature normal") is nowhere
+        if self.regions or self.presence == "absent" or self.misplaced:
+            return self.regions   # an unplaced absence (derived from "vasculature normal") is nowhere, and a
+                                  # finding placed where its kind is not ("perihilar calcified lymph node": no
+                                  # mediastinal one) is not where its kind usually is
         sites = finding_sites().regions.get(self.finding, frozenset())   # hyperinflation: the lungs
         return sites if len(sites) == 1 else []   # a bone finding may be in the thorax, a shoulder or the neck
 
@@ -123,9 +126,14 @@ class StudyView:
         return [f for f in self.present(abnormal_only) if not f.derived]
 
     def evidence_text(self, sentence_ids: list[int]) -> str | None:
-        """The evidence sentences joined, or None when there are none or they hold de-identification tokens."""
-        texts = [self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences]
-        if not texts or any(deid_pattern().search(t) for t in texts):
+        """The evidence sentences joined (each text once), or None when there are none or one is not fit to
+        quote: it holds de-identification tokens or a slip a reader marks as the dataset's grammar error (a
+        fragment in lower case, "an retrocardiac", "There mild changes", "mediastinum.There")."""
+        texts = list(dict.fromkeys(self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences))
+        if not texts or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts):
+            return None
+        folded = {t.strip().lower() for t in texts}
+        if len(folded) < len(texts):   # "cardiomegaly." and "Cardiomegaly." from the findings and the impression
             return None
         return tidy(" ".join(texts))
 
@@ -139,6 +147,10 @@ class StudyView:
         return found
 
 
+#: Slips in a report sentence that make it unfit to quote as an answer (the template's sentence is used instead).
+_UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|are\b|has\b|have\b|was\b|were\b|may\b|"
+                         r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b|"
+                         r"has\b|no\b)[a-z]+|[a-z]{2}\.[A-Z]")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
@@ -206,6 +218,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
             if region not in fact.regions and sites.allows(fact.finding, region):
                 fact.regions.append(region)
+            elif not sites.allows(fact.finding, region):
+                fact.misplaced = True
         if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
             fact.lateralities.append(o["laterality"])
         if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):

@@ -81,7 +81,8 @@ def _audit_verdicts(path: Path, html: Path | None, limit: int | None) -> None:
     from cxrvqa.audit.verdicts import read_verdicts, render_html, render_terminal
 
     try:
-        summary = read_verdicts(path, limit if limit is not None else (page.DEFAULT_ITEMS if html else DEFAULT_EXAMPLES))
+        shown = limit if limit is not None else (page.DEFAULT_ITEMS if html else DEFAULT_EXAMPLES)
+        summary = read_verdicts(path, shown)
     except CxrvqaError as exc:
         from cxrvqa.cli import _fail
 

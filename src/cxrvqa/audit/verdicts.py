@@ -127,7 +127,8 @@ def render_html(summary: VerdictsSummary) -> str:
     for row in summary.failing:
         failures = "".join(f'<li class="{html_escape(str(v.get("strictness") or "reject"))}">'
                            f'{html_escape(str(v.get("validator")))}: {html_escape(str(v.get("reason")))} '
-                           f'{html_escape(str(v.get("detail") or ""))}</li>' for v in row["verdicts"] if not v.get("ok"))
+                           f'{html_escape(str(v.get("detail") or ""))}</li>'
+                           for v in row["verdicts"] if not v.get("ok"))
         items.append(f'<article class="item{" reject" if not row.get("ok") else ""}"><div></div><div>'
                      f'<h3>line {html_escape(str(row.get("line")))} <span class="grade">'
                      f'{html_escape(str(row.get("grade")))}</span> <span class="ids">'

@@ -324,6 +324,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     clauses = [clause(m.start, m.end) for m in findings]
     own: list[list[Span]] = []
     place_tokens = {i for s in places.spans for i in range(s.start, s.end)}
+    deid_readings = [t.i for t in doc if t.i + 1 < len(doc) and doc[t.i + 1].lower_ in _DEID_READINGS
+                     and deid.fullmatch(t.text)] if has_deid else []
     for k, mention in enumerate(findings):
         previous_end = max(clauses[k][0], findings[k - 1].end) if k else clauses[k][0]
         # since the last comma, or the last "and"/"or" after words that are no place ("left perihilar calcified
@@ -354,9 +356,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
-        if has_deid and (_deid_adjacent(doc, mention, deid) or any(
-                deid.fullmatch(t.text) and t.i + 1 < len(doc) and doc[t.i + 1].lower_ in _DEID_READINGS
-                for t in doc[left:mention.start])):
+        if has_deid and (_deid_adjacent(doc, mention, deid) or any(left <= i < mention.start for i in deid_readings)):
             modifiers.append(DEID_ADJACENT)
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
@@ -495,6 +495,8 @@ def clear_sentence_memo() -> None:
     """Forget the memoised sentence readings (benchmarks time a first reading)."""
     _memoised_readings.cache_clear()
     _statements_in.cache_clear()
+    _heading.cache_clear()
+    _anaphoric_attribution.cache_clear()
 
 
 def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
@@ -521,18 +523,27 @@ def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[in
 def _other_exam_after(text: str, other_exam: bool) -> bool:
     """Whether a sentence belongs to another examination's part of the report: a heading made only of
     another body part ("Right elbow and forearm.") opens that part, a chest heading ("Chest.") closes it."""
+    heading = _heading(text)
+    return other_exam if heading is None else heading == "other"
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _heading(text: str) -> str | None:
+    """"chest" or "other" for a sentence that heads a part of the report, None for any other sentence
+    (memoised: report sentences repeat)."""
     r = rules()
     lowered = text.strip().lower()
     if r.chest_heading.match(lowered):
-        return False
+        return "chest"
     heading = lowered.split(":", 1)[0] if ":" in lowered[:40] else lowered   # "KUB XXXX: single view ..."
     if len(heading.split()) <= 8 and (r.other_exam.search(heading) or r.heading_only.search(heading)):
         rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.sub(" ", heading)))
         if all(word in r.other_exam_heading for word in rest):
-            return True
-    return other_exam
+            return "other"
+    return None
 
 
+@lru_cache(maxsize=_MEMO_SIZE)
 def _anaphoric_attribution(text: str) -> tuple[bool, int, int] | None:
     """For a sentence that puts the findings of the sentence before down to an artifact ("This may be
     artifact."): whether that is hedged, and where the attribution is; None for any other sentence."""

@@ -139,3 +139,35 @@ def test_a_build_without_images_is_graded_as_text_vqa(tmp_path: Path) -> None:
                                  "--min-grade", "B"])
     assert result.exit_code == 0, result.output
     assert "text-VQA dataset" in (dest / "README.md").read_text()
+
+
+def test_diff_names_what_changed_between_two_runs_and_why(tmp_path: Path) -> None:
+    """Issue 17: `cxrvqa diff RUN_A RUN_B` lists items added, removed and changed with their causes; an edit of one
+    report changes items of that study by `input edit`."""
+    reports = tmp_path / "reports.csv"
+    lines = [f"s{i},p{i},FINDINGS: Small left pleural effusion. No pneumothorax. The lungs are clear. Heart size is "
+             f"normal. IMPRESSION: Small left pleural effusion.\n" for i in range(6)]
+    reports.write_text("study_id,patient_id,text\n" + "".join(lines))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    build = ["build", "--reports", str(reports), "--report-format", "csv", "--out", str(out)]
+    assert runner.invoke(app, build).exit_code == 0
+    lines[2] = "s2,p2,FINDINGS: Large right pneumothorax. Heart size is normal. IMPRESSION: Right pneumothorax.\n"
+    reports.write_text("study_id,patient_id,text\n" + "".join(lines))
+    assert runner.invoke(app, build).exit_code == 0
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        first, second = [r[0] for r in store.query("SELECT run_id FROM runs ORDER BY started_at")][-2:]
+    result = runner.invoke(app, ["diff", first, second, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    diff = json.loads(result.output)
+    edit = sum(row["n"] for row in diff["items"] if row["cause"] == "input edit")
+    assert edit > 0 and diff["studies"]["edited"] == 1
+    assert all(e["study_id"] == "s2" for e in diff["examples"] if e["cause"] == "input edit")
+    # same code and templates: what changed elsewhere is the balance's selection, named as such
+    assert {row["cause"] for row in diff["items"]} <= {"input edit", "selection"}
+    same = json.loads(runner.invoke(app, ["diff", second, second, "--out", str(out), "--json"]).output)
+    assert same["items"] == [] and same["studies"]["edited"] == 0
+    text = runner.invoke(app, ["diff", first, second, "--out", str(out)])
+    assert text.exit_code == 0 and "input edit" in text.output
+    unknown = runner.invoke(app, ["diff", "nope", second, "--out", str(out)])
+    assert unknown.exit_code == 2 and "no run 'nope'" in unknown.output

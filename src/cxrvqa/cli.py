@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cxrvqa import progress
-from cxrvqa.audit.command import audit_command
+from cxrvqa.audit.command import audit_command, diff_command
 from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table_counts
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.errors import CxrvqaError
@@ -763,6 +763,7 @@ def eval_labels14(
 
 
 app.command("audit")(audit_command)
+app.command("diff")(diff_command)
 app.command("synth")(synth_command)
 app.add_typer(review_app, name="review")
 

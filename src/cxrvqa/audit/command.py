@@ -93,3 +93,51 @@ def _audit_verdicts(path: Path, html: Path | None, limit: int | None) -> None:
         Console(stderr=True).print(f"wrote {escape(str(html))} ({size / 1024:.0f} KiB)", soft_wrap=True)
     else:
         render_terminal(summary, Console())
+
+
+def diff_command(
+    run_a: Annotated[str, typer.Argument(help="The earlier run (cxrvqa status lists the runs).")],
+    run_b: Annotated[str, typer.Argument(help="The later run.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Changed items to show.")] = DEFAULT_EXAMPLES,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (one JSON document).")] = False,
+) -> None:
+    """The change log between two runs: items added, removed and changed, each with its cause (input edit,
+    scene graph or images, template or generator, selection)."""
+    from rich.table import Table
+
+    from cxrvqa.audit.diff import CAUSES, KINDS, dataset_diff
+
+    try:
+        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            diff = dataset_diff(store, run_a, run_b, limit)
+    except CxrvqaError as exc:
+        from cxrvqa.cli import _fail
+
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(diff.as_dict(), indent=2))
+        return
+    console = Console()
+    total = sum(diff.counts.values())
+    console.print(f"[bold]{escape(run_a)} -> {escape(run_b)}[/]: {total} item(s) changed; studies: "
+                  + ", ".join(f"{n} {kind}" for kind, n in diff.studies.items()), soft_wrap=True)
+    causes = Table(title="Items by cause")
+    causes.add_column("cause")
+    for kind in KINDS:
+        causes.add_column(kind, justify="right")
+    for cause in CAUSES:
+        causes.add_row(cause, *(str(diff.counts.get((kind, cause), 0)) for kind in KINDS))
+    console.print(causes)
+    templates = Table(title="Items by template")
+    templates.add_column("template")
+    for kind in KINDS:
+        templates.add_column(kind, justify="right")
+    for template, counts in sorted(diff.templates.items()):
+        templates.add_row(escape(template), *(str(counts.get(kind, 0)) for kind in KINDS))
+    console.print(templates)
+    for example in diff.examples:
+        console.print(f"{example['kind']} ({example['cause']}) {escape(example['item_id'])} "
+                      f"{escape(example['study_id'])} {escape(example['template_id'])}: "
+                      f"{escape(str(example['before']))} -> {escape(str(example['after']))}", soft_wrap=True)

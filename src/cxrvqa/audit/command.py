@@ -123,20 +123,14 @@ def diff_command(
     total = sum(diff.counts.values())
     console.print(f"[bold]{escape(run_a)} -> {escape(run_b)}[/]: {total} item(s) changed; studies: "
                   + ", ".join(f"{n} {kind}" for kind, n in diff.studies.items()), soft_wrap=True)
-    causes = Table(title="Items by cause")
-    causes.add_column("cause")
-    for kind in KINDS:
-        causes.add_column(kind, justify="right")
-    for cause in CAUSES:
-        causes.add_row(cause, *(str(diff.counts.get((kind, cause), 0)) for kind in KINDS))
-    console.print(causes)
-    templates = Table(title="Items by template")
-    templates.add_column("template")
-    for kind in KINDS:
-        templates.add_column(kind, justify="right")
-    for template, counts in sorted(diff.templates.items()):
-        templates.add_row(escape(template), *(str(counts.get(kind, 0)) for kind in KINDS))
-    console.print(templates)
+    for title, rows in (("cause", [(c, {k: diff.counts.get((k, c), 0) for k in KINDS}) for c in CAUSES]),
+                        ("template", sorted(diff.templates.items()))):
+        table = Table(title=f"Items by {title}")
+        for column in (title, *KINDS):
+            table.add_column(column, justify="left" if column == title else "right")
+        for name, counts in rows:
+            table.add_row(escape(name), *(str(counts.get(kind, 0)) for kind in KINDS))
+        console.print(table)
     for example in diff.examples:
         console.print(f"{example['kind']} ({example['cause']}) {escape(example['item_id'])} "
                       f"{escape(example['study_id'])} {escape(example['template_id'])}: "

@@ -299,8 +299,9 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         after = spans.first_after(mention.end, ceiling)
         if after is None or after.start - mention.end > 4:
             return None
-        if commas[after.start] > commas[mention.end] and after.end < right and doc[after.end].text not in _CLAUSE_PUNCT \
-                and doc[after.end].text != "," and doc[after.end].lower_ not in ("from", "since", "compared", "to"):
+        next_word = doc[after.end].lower_ if after.end < right else ""
+        if commas[after.start] > commas[mention.end] and next_word and next_word not in _CLAUSE_PUNCT \
+                and next_word not in (",", "from", "since", "compared", "to"):
             return None   # "enlarged for technique, stable mediastinal contours": the contours' word
         return after
 
@@ -324,8 +325,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     clauses = [clause(m.start, m.end) for m in findings]
     own: list[list[Span]] = []
     place_tokens = {i for s in places.spans for i in range(s.start, s.end)}
-    deid_readings = [t.i for t in doc if t.i + 1 < len(doc) and doc[t.i + 1].lower_ in _DEID_READINGS
-                     and deid.fullmatch(t.text)] if has_deid else []
+    deid_at = frozenset(t.i for t in doc if deid.fullmatch(t.text)) if has_deid else frozenset()
+    deid_readings = [i for i in deid_at if i + 1 < len(doc) and doc[i + 1].lower_ in _DEID_READINGS]
     for k, mention in enumerate(findings):
         previous_end = max(clauses[k][0], findings[k - 1].end) if k else clauses[k][0]
         # since the last comma, or the last "and"/"or" after words that are no place ("left perihilar calcified
@@ -356,7 +357,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
-        if has_deid and (_deid_adjacent(doc, mention, deid) or any(left <= i < mention.start for i in deid_readings)):
+        if deid_at and (_deid_adjacent(doc, mention, deid_at) or any(left <= i < mention.start for i in deid_readings)):
             modifiers.append(DEID_ADJACENT)
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
@@ -378,8 +379,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
                                                           if (s.start, s.end) not in claimed]
             if found:
                 modifiers.append(PLACE_FROM_CLAUSE)
-        if has_deid and DEID_ADJACENT not in modifiers and any(   # "blunting of the costophrenic XXXX": which?
-                s.end < len(doc) and deid.fullmatch(doc[s.end].text) for s in found):
+        if DEID_ADJACENT not in modifiers and any(s.end in deid_at for s in found):   # "costophrenic XXXX": which?
             modifiers.append(DEID_ADJACENT)
         laterality, where = side_and_regions(found)
         severity = own_modifier(severities, k, left, right)
@@ -421,19 +421,18 @@ def _one_line(text: str) -> str:
     return text.translate(_LINE_BREAKS)
 
 
-def _deid_adjacent(doc: Doc, mention: Span, deid: re.Pattern[str]) -> bool:
-    """A de-identification token right after the mention or after "of the" ("degenerative changes of the
-    XXXX"), or before it across at most four linking words."""
-    after = doc[mention.end:mention.end + 3]
-    for token in after:
-        if deid.fullmatch(token.text):
+def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int]) -> bool:
+    """A de-identification token (at the positions ``deid_at``) in the mention, right after it or after "of the"
+    ("degenerative changes of the XXXX"), or before it across at most four linking words."""
+    for token in doc[mention.end:mention.end + 3]:
+        if token.i in deid_at:
             return True
         if token.lower_ not in ("of", "the", "in", "at"):
             break
-    if any(deid.fullmatch(t.text) for t in doc[mention.start:mention.end]):
+    if any(i in deid_at for i in range(mention.start, mention.end)):
         return True
     for token in reversed(doc[max(mention.start - 5, 0):mention.start]):
-        if deid.fullmatch(token.text):
+        if token.i in deid_at:
             return True
         if token.lower_ not in _DEID_LINKS and token.i < mention.start - 1:
             return False
@@ -544,16 +543,14 @@ def _heading(text: str) -> str | None:
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
-def _anaphoric_attribution(text: str) -> tuple[bool, int, int] | None:
+def _anaphoric_attribution(text: str) -> bool | None:
     """For a sentence that puts the findings of the sentence before down to an artifact ("This may be
-    artifact."): whether that is hedged, and where the attribution is; None for any other sentence."""
+    artifact."): whether that is hedged; None for any other sentence."""
     lowered = _one_line(text.lower())
     if lowered.strip().split(" ", 1)[0] not in _ANAPHORS:
         return None
     attribution = rules().artifact_attributions.search(lowered)
-    if attribution is None:
-        return None
-    return _hedged_attribution(lowered, attribution), attribution.start(), attribution.end()
+    return None if attribution is None else _hedged_attribution(lowered, attribution)
 
 
 def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: str | None = None) -> SceneGraph:
@@ -572,12 +569,12 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
         if other_exam:
             found = [o if OTHER_EXAM in o.modifiers else o.model_copy(update={"modifiers": [*o.modifiers, OTHER_EXAM]})
                      for o in found]
-        attribution = _anaphoric_attribution(sentence.text)
-        if attribution is not None:   # "This may be artifact.", "These may represent vessels on end or granulomas."
+        hedged = _anaphoric_attribution(sentence.text)
+        if hedged is not None:   # "This may be artifact.", "These may represent vessels on end or granulomas."
             for k in previous:
                 reading = {"presence": observations[k].presence, "certainty": observations[k].certainty,
                            "modifiers": observations[k].modifiers}
-                _attribute_to_artifact(reading, attribution[0])
+                _attribute_to_artifact(reading, hedged)
                 observations[k] = observations[k].model_copy(update=reading)
         elif found:
             previous = range(len(observations), len(observations) + len(found))

@@ -7,7 +7,6 @@ finding, region or modifier itself.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache

@@ -150,7 +150,7 @@ class StudyView:
 #: Slips in a report sentence that make it unfit to quote as an answer (the template's sentence is used instead).
 _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|are\b|has\b|have\b|was\b|were\b|may\b|"
                          r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b|"
-                         r"has\b|no\b)[a-z]+|[a-z]{2}\.[A-Z]")
+                         r"no\b)[a-z]+|[a-z]{2}\.[A-Z]")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
@@ -216,10 +216,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
         for region in o["regions"] if placed else ():
             region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
-            if region not in fact.regions and sites.allows(fact.finding, region):
-                fact.regions.append(region)
-            elif not sites.allows(fact.finding, region):
+            if not sites.allows(fact.finding, region):
                 fact.misplaced = True
+            elif region not in fact.regions:
+                fact.regions.append(region)
         if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
             fact.lateralities.append(o["laterality"])
         if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
@@ -248,9 +248,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)
                 for other in facts.values()):
             fact.derived = True
-    hidden = [o["finding"] for o in graph["observations"] if o["finding"] is not None and o["presence"] != "absent"
-              and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))]
-    for finding in hidden:   # "XXXX right perihilar density": where the opacities are is not all known
+    hidden = [o["finding"] for o in graph["observations"]
+              if o["presence"] != "absent" and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))]
+    for finding in (f for f in hidden if f is not None):   # "XXXX right perihilar density": the opacities are
+                                                           # not all placed
         for name in (finding, *finding_ancestors(finding)):
             if name in facts:
                 facts[name].partial = True
@@ -264,7 +265,6 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} \
         | {st["sentence_id"] for st in statements}
     read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
-                   if s["section"] in FINDING_SECTIONS) and not any(   # a finding hidden by XXXX is not understood
-        _NOT_UNDERSTOOD & set(o.get("modifiers", ())) and o["presence"] != "absent" for o in graph["observations"])
+                   if s["section"] in FINDING_SECTIONS) and not hidden   # a finding hidden by XXXX is not understood
     return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
                      normal_regions=frozenset(r for st in statements for r in st["regions"]), read_all=read_all)

@@ -222,6 +222,8 @@ def main() -> int:
     parser.add_argument("--round", nargs=2, action="append", metavar=("BUILD", "VERDICTS_GLOB"),
                         help="a build's output folder and a glob of the verdict files reviewed from it")
     parser.add_argument("--speed", type=int, default=0, help="time the validators over N current items")
+    parser.add_argument("--dump", type=Path, help="write one JSON line per reviewed item (verdict, the checks that "
+                        "failed with their reasons and messages, grades) for reading what the checks miss")
     parser.add_argument("--ignore", action="append", default=[], metavar="VALIDATOR",
                         help="run without this validator (e.g. answer_program when the code changed since the build)")
     args = parser.parse_args()
@@ -245,7 +247,12 @@ def main() -> int:
                 grades = _grades(item, results, quality.get(item["study_id"], []),
                                  bool(template and template.closed_world))
                 verdict = verdicts[item["item_id"]]
-                rows.append({"verdict": verdict["verdict"], "grammar": bool(verdict.get("grammar")),
+                rows.append({"round": build, "item_id": item["item_id"], "template_id": item["template_id"],
+                             "question": item["question"], "answer": item["answer"],
+                             "review_reason": verdict.get("reason"),
+                             "failed": [[val.name, level, v.reason, v.message] for val, v, level in results
+                                        if not v.ok],
+                             "verdict": verdict["verdict"], "grammar": bool(verdict.get("grammar")),
                              "error_class": verdict.get("error_class"), "grades": grades,
                              "reasons": [v.reason for val, v, _ in results if not v.ok
                                          and val.check.__module__ == "cxrvqa.validation.independent"]})
@@ -257,6 +264,11 @@ def main() -> int:
             _report([r for rows in per_round[-HELD_OUT:] for r in rows], "held-out rounds (dev2, final)")
         if len(rounds) > 1:
             _report(all_rows, "all rounds together")
+        if args.dump:
+            with args.dump.open("w", encoding="utf-8") as out:
+                for row in all_rows:
+                    out.write(json.dumps(row) + "\n")
+            print(f"\n{len(all_rows)} reviewed items written to {args.dump}")
         if args.speed and used is not None:
             print(f"\nspeed on {used}:")
             _speed(used, args.speed)

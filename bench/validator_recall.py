@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from item_accuracy import wilson  # noqa: E402
 
 FAULTY = ("wrong", "unsupported", "bad_question")
+#: The modules of the independent checks (they share no rule with the extractor or the programs).
+INDEPENDENT = ("cxrvqa.validation.independent", "cxrvqa.validation.scope")
 #: The reviewed rounds of issue 16 and the builds they were sampled from. The checks were written while
 #: reading the first two (development); the last two were reviewed afterwards and not read (held out).
 DEFAULT_ROUNDS = [["/tmp/work/before", "bench/item_accuracy/rounds/*-before-*.jsonl"],
@@ -86,8 +88,9 @@ def _load(build: Path, pattern: str, scratch: Path) -> tuple[list[dict], dict, d
 
     verdicts = _verdicts(pattern)
     store, used = _open_store(build, scratch)
-    context = stage.prepare(load_config(None, {"out_dir": used}))
     with store:
+        # given the store, a build without images is graded as text-VQA (as the build grades it)
+        context = stage.prepare(load_config(None, {"out_dir": used}), store)
         items = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
                                   "WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id", [list(verdicts)])
         contexts, quality = stage.study_contexts(store, sorted({i["study_id"] for i in items}), context)
@@ -115,7 +118,7 @@ def _grades(item: dict, results: list, quality: list[str], closed_world: bool) -
         failed = [] if verdict.ok else [(level, verdict.reason)]
         out[val.name] = (grade_item(item, structural + failed, quality, closed_world)[0], not verdict.ok)
         groups["ALL content validators"] += failed
-        if val.check.__module__ == "cxrvqa.validation.independent":
+        if val.check.__module__ in INDEPENDENT:
             groups["INDEPENDENT checks"] += failed
         else:
             groups["previous content validators"] += failed
@@ -182,7 +185,7 @@ def _speed(used: Path, n: int) -> None:
 
     from cxrvqa.config import load_config
     from cxrvqa.store import Store
-    from cxrvqa.validation import independent, stage, validators
+    from cxrvqa.validation import independent, scope, stage, validators
     from cxrvqa.validation.validators import VALIDATORS
 
     context = stage.prepare(load_config(None, {"out_dir": used}))
@@ -196,7 +199,7 @@ def _speed(used: Path, n: int) -> None:
             total += count
         # every current item of these studies: a validators version no item was validated by makes them pending
         payloads, _ = stage.load_batch(store, studies, dataclasses.replace(context, validators_version="bench:all"))
-    ours = {name for name, v in VALIDATORS.items() if v.check.__module__ == independent.__name__}
+    ours = {name for name, v in VALIDATORS.items() if v.check.__module__ in INDEPENDENT}
     without = dataclasses.replace(context, strictness={**context.strictness, **{name: "ignore" for name in ours}})
     independent._pipeline()
     items = sum(len(p.items) for p in payloads)
@@ -204,6 +207,7 @@ def _speed(used: Path, n: int) -> None:
     runs = [("without the independent checks", without), ("with the independent checks", context)] * 3
     for label, ctx in runs:
         independent.clear_caches()
+        scope._elsewhere.cache_clear()
         validators._presence_in.cache_clear()
         work = [dataclasses.replace(p, items=[dict(i) for i in p.items]) for p in payloads]   # it pops fields
         start = time.perf_counter()
@@ -223,7 +227,7 @@ def main() -> int:
                         help="a build's output folder and a glob of the verdict files reviewed from it")
     parser.add_argument("--speed", type=int, default=0, help="time the validators over N current items")
     parser.add_argument("--dump", type=Path, help="write one JSON line per reviewed item (verdict, the checks that "
-                        "failed with their reasons and messages, grades) for reading what the checks miss")
+                        "failed with their reasons and details, grades) for reading what the checks miss")
     parser.add_argument("--ignore", action="append", default=[], metavar="VALIDATOR",
                         help="run without this validator (e.g. answer_program when the code changed since the build)")
     args = parser.parse_args()
@@ -250,12 +254,12 @@ def main() -> int:
                 rows.append({"round": build, "item_id": item["item_id"], "template_id": item["template_id"],
                              "question": item["question"], "answer": item["answer"],
                              "review_reason": verdict.get("reason"),
-                             "failed": [[val.name, level, v.reason, v.message] for val, v, level in results
+                             "failed": [[val.name, level, v.reason, v.detail] for val, v, level in results
                                         if not v.ok],
                              "verdict": verdict["verdict"], "grammar": bool(verdict.get("grammar")),
                              "error_class": verdict.get("error_class"), "grades": grades,
                              "reasons": [v.reason for val, v, _ in results if not v.ok
-                                         and val.check.__module__ == "cxrvqa.validation.independent"]})
+                                         and val.check.__module__ in INDEPENDENT]})
             _report(rows, f"{build}")
             all_rows += rows
             per_round.append(rows)

@@ -260,6 +260,13 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             implied = _implied_region(fact)
             if implied is not None:
                 fact.regions.append(implied)
+    for finding, (blurring, region) in sites.absence_blurred_by.items():   # "lungs clear" and a calcified
+        fact = facts.get(finding)                                              # granuloma: no lung opacity?
+        inside = region_subtree(region)
+        if fact is not None and fact.presence == "absent" and any(
+                other.presence == "present" and other.finding in blurring
+                and (not other.regions or any(r in inside for r in other.regions)) for other in facts.values()):
+            del facts[finding]
     sentences = {s["id"]: s["text"] for s in graph["sentences"]}
     statements = graph.get("statements", [])
     read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} \

@@ -91,6 +91,8 @@ def rules() -> Rules:
     for category, findings in data["category_negations"].items():
         known(findings, vocab.findings, f"category_negations.{category}")
     known(data["extra_targets"], vocab.findings, "extra_targets")
+    for region, apart in data["regions_apart"].items():
+        known([region, *apart], vocab.regions, "regions_apart")
     known([r for rs in data["normal_lists"]["subjects"].values() for r in rs], vocab.regions, "normal_lists")
     for finding, covered in data["negation_covers"].items():
         known([finding, *covered], vocab.findings, "negation_covers")
@@ -442,6 +444,8 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
                 regions = (args["region"],) if args.get("region") in vocab.regions else ()
             elif source == "regions":
                 regions = tuple(args[k] for k in ("region_a", "region_b") if args.get(k) in vocab.regions)
+            elif source in ("region_a", "region_b"):   # "Are both ... abnormal? yes": each region on its own
+                regions = (args[source],) if args.get(source) in vocab.regions else ()
             elif source == "category":
                 regions = tuple(rules().data["category_regions"].get(args.get("category"), ()))
             else:   # template_category: the categories the template draws from ("Which of these lung findings")
@@ -791,8 +795,11 @@ def _in_region(claim: Claim, evidence: tuple[str, ...]) -> Verdict:
     if not allowed:
         return fail("region_not_a_site", f"none of {', '.join(display_name(f) for f in claim.findings)} can be in "
                                          f"the {names} (finding_sites.yaml)")
+    apart = {r for q in claim.regions for x in rules().data["regions_apart"].get(q, ()) for r in subtree(x)}
     for finding in allowed:
         named, _ = _attached(finding, evidence)
+        if named - {"chest"} and named - {"chest"} <= apart:
+            continue   # "left hilar lymphadenopathy" is no mediastinal abnormality to a reader
         # a place the finding cannot be only says where it is seen ("left apical pneumothorax": the pleura)
         specific = _most_specific({r for r in named if _allowed(finding, r)}) - {"chest"}
         if not specific or any(r in subtree(q) or q in subtree(r) for r in specific for q in claim.regions):
@@ -1170,3 +1177,7 @@ def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) ->
                     return fail("missing_article", f"{key}: {' '.join(tokens[k:i + len(name)])!r}: "
                                                    f"{display_name(finding)} needs an article")
     return OK
+
+
+# the checks of what an answer rests on, built on this reading (registered by their module)
+from cxrvqa.validation import scope as _scope  # noqa: E402,F401

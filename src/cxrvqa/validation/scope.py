@@ -1,0 +1,227 @@
+"""Independent checks of what an answer rests on: the scope of its evidence, findings a "no" overlooks, and
+lists that leave out what the report states.
+
+They read the report with the ConText reading of `cxrvqa.validation.independent` (its own rules, shared with
+neither the extractor nor the programs) and the sections `evidence_scope`, `absent_conflicts` and
+`list_completeness` of schemas/vocab/independent_checks.yaml. Each check names the reviewers' error class it
+targets (bench/item_accuracy/CRITERIA.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cxrvqa.errors import ResourceError
+from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.validation.independent import (
+    RULES_FILE, VERSION, Mention, _arguments, _evidence, _located_in, _most_specific, _quote, _report_reading,
+    _sites, claims_of, display_name, family, reading, rules, subtree)
+from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
+
+
+@dataclass(frozen=True)
+class ScopeRules:
+    other_exam: tuple[re.Pattern[str], ...]
+    not_the_finding: tuple[re.Pattern[str], ...]
+    outside_chest: tuple[re.Pattern[str], ...]
+    chest_categories: frozenset[str]
+    conflicts: dict[str, tuple[frozenset[str], str]]    # finding -> (findings counted as it, region)
+    list_scope: dict[str, str]                          # answer program -> study | abnormal | region | category
+    list_ignored: frozenset[str]                        # categories a list need not name
+
+
+@lru_cache(maxsize=1)
+def scope_rules() -> ScopeRules:
+    """The three sections, checked against the vocabulary (the schema checked their shape)."""
+    data, vocab = rules().data, vocabulary()
+
+    def compiled(key: str) -> tuple[re.Pattern[str], ...]:
+        try:
+            return tuple(re.compile(p) for p in data["evidence_scope"][key])
+        except re.error as exc:
+            raise ResourceError(RULES_FILE, f"evidence_scope.{key}: bad pattern: {exc}") from exc
+
+    scope, listed = data["evidence_scope"], data["list_completeness"]
+    categories = set(vocab.categories)
+    unknown = sorted((set(scope["chest_categories"]) | set(listed["ignore_categories"])) - categories)
+    if unknown:
+        raise ResourceError(RULES_FILE, f"evidence_scope / list_completeness: not a category: {unknown}")
+    conflicts = {}
+    for finding, entry in data["absent_conflicts"].items():
+        bad = sorted({finding, *entry["findings"]} - set(vocab.findings))
+        if bad or entry["region"] not in vocab.regions:
+            raise ResourceError(RULES_FILE, f"absent_conflicts.{finding}: not in the vocabulary: "
+                                            f"{bad or [entry['region']]}")
+        conflicts[finding] = (frozenset(f for top in entry["findings"] for f in family(top)), entry["region"])
+    return ScopeRules(compiled("other_exam"), compiled("not_the_finding"), compiled("outside_chest"),
+                      frozenset(scope["chest_categories"]), conflicts, dict(listed["programs"]),
+                      frozenset(listed["ignore_categories"]))
+
+
+@lru_cache(maxsize=65536)
+def _elsewhere(sentence: str) -> tuple[bool, bool, bool]:
+    """(about another exam, explained as something else, outside the chest) for one sentence."""
+    low, sr = sentence.lower(), scope_rules()
+    return (any(p.search(low) for p in sr.other_exam), any(p.search(low) for p in sr.not_the_finding),
+            any(p.search(low) for p in sr.outside_chest))
+
+
+_SCOPE_REASONS = (("evidence_other_exam", "speaks of another examination or says it is not well seen here"),
+                  ("evidence_not_the_finding", "explains the density as something else"),
+                  ("evidence_outside_chest", "places it outside the chest"))
+
+
+def _scope_failure(name: str, sentences: Iterable[str], chest: bool) -> Verdict:
+    """A failure when every sentence is out of scope for the same cause (the third only for a chest claim)."""
+    sentences = tuple(dict.fromkeys(sentences))
+    if not sentences:
+        return OK
+    flags = [_elsewhere(s) for s in sentences]
+    for index, (reason, words) in enumerate(_SCOPE_REASONS):
+        if (index < 2 or chest) and all(f[index] for f in flags):
+            return fail(reason, f"the answer has {name} present; every evidence sentence naming it "
+                                f"{_quote(' '.join(sentences))} {words}")
+    return OK
+
+
+def _category(finding: str) -> str | None:
+    return vocabulary().findings.get(finding, {}).get("category")
+
+
+def _places_in_chest(item: dict[str, Any], context: ValidationContext) -> bool:
+    """Whether the answer puts its findings in a region of the chest (an abnormality in the lungs, the findings
+    listed for the heart), not the abdomen."""
+    abdomen = subtree("abdomen")
+    for claim in claims_of(item, context):
+        if claim.kind == "in_region" and not set(claim.regions) <= abdomen:
+            return True
+        if claim.kind == "located" and _arguments(item).get("region") not in (None, *abdomen):
+            return True
+    return False
+
+
+@validator("evidence_scope", version=VERSION, kind="content")
+def check_evidence_scope(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: `evidence` and the region half of `vocabulary_mapping`. A finding claimed present (or an
+    abnormality in a chest region) must rest on a sentence about this examination and this chest: not on
+    another exam ("seen on the outside CT", "not well demonstrated on radiography"), not on a density the
+    report explains as something else ("may be attributable to the sternoclavicular joint", nipple markers),
+    and, for a chest finding, not on something outside the chest (right upper quadrant clips, a breast mass)."""
+    if context.study is None:
+        return OK
+    evidence = _evidence(item, context)
+    if not evidence:
+        return OK
+    chest_claim = _places_in_chest(item, context)
+    for claim in claims_of(item, context):
+        if claim.kind in ("present", "possible") and claim.source != "other_options":
+            for finding in claim.findings:
+                _, found = reading(finding, evidence)
+                named = [s for s, m in found if m.status not in ("negated", "narrowed")]
+                chest = chest_claim or _category(finding) in scope_rules().chest_categories
+                verdict = _scope_failure(display_name(finding), named, chest)
+                if not verdict.ok:
+                    return verdict
+        elif claim.kind in ("some_present", "in_region"):
+            verdict = _scope_failure("an abnormality", evidence, chest_claim)
+            if not verdict.ok:
+                return verdict
+    return OK
+
+
+def _stated(mentions: Iterable[tuple[str, Mention]]) -> list[tuple[str, Mention]]:
+    """Mentions the report states about this chest: affirmed, not next to a de-identified word, and not in a
+    sentence about another exam or explained as something else."""
+    return [(s, m) for s, m in mentions if m.status == "affirmed" and "deidentified" not in m.kinds
+            and not any(_elsewhere(s)[:2])]
+
+
+@validator("related_absent", version=VERSION, kind="content")
+def check_related_absent(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: `vocabulary_mapping` and the two-true-options `bad_question`. A finding claimed absent
+    (a "no", a "ruled out", the other finding of two, a distractor) while the report states a finding a
+    radiologist counts as one of it (`absent_conflicts`: a calcified granuloma or scarring is a lung opacity;
+    "the lungs are otherwise clear" does not take it back), in the region it would be in."""
+    if context.study is None:
+        return OK
+    conflicts = scope_rules().conflicts
+    absent = [(f, c.source) for c in claims_of(item, context) if c.kind == "absent" for f in c.findings
+              if f in conflicts]
+    if not absent:
+        return OK
+    mentions = _stated(_report_reading(context)[0])
+    for finding, source in absent:
+        members, region = conflicts[finding]
+        for sentence, m in mentions:
+            if m.finding in members and _located_in(m, region):
+                what = "a distractor" if source == "other_options" else "absent"
+                return fail("related_present", f"the answer has {display_name(finding)} {what}; the report "
+                                               f"states {display_name(m.finding)}: {_quote(sentence)}")
+    return OK
+
+
+def _list_scope(item: dict[str, Any], context: ValidationContext) -> tuple[str, str | None] | None:
+    found = context.templates.get(item.get("template_id") or "")
+    if not found or item.get("polarity") is False:
+        return None
+    scope = scope_rules().list_scope.get(found[0].program)
+    if scope is None:
+        return None
+    args = _arguments(item)
+    target = args.get("region") if scope == "region" else args.get("category") if scope == "category" else None
+    if scope in ("region", "category") and not target:
+        return None
+    return scope, target
+
+
+def _in_scope(m: Mention, scope: str, target: str | None) -> bool:
+    category = _category(m.finding)
+    if category in scope_rules().list_ignored:
+        return False
+    if scope == "abnormal":
+        return category not in rules().data["not_abnormal_categories"]
+    if scope == "region":
+        return bool(target in vocabulary().regions and _placed_in(m, target))
+    if scope == "category":
+        return category == target
+    return True
+
+
+def _placed_in(m: Mention, region: str) -> bool:
+    """Whether the report puts a mention in the region: by the regions attached to it, else by every place its
+    finding can be (a cardiomegaly is in the heart; surgical clips placed nowhere are in no region)."""
+    inside = subtree(region)
+    specific = _most_specific(m.regions) - {"chest"}
+    if specific:
+        return any(r in inside for r in specific)
+    sites = _sites(m.finding)
+    return bool(sites) and all(s in inside for s in sites)
+
+
+def _covered(finding: str, listed: Iterable[str]) -> bool:
+    return any(finding in family(f) or f in family(finding) for f in listed)
+
+
+@validator("list_completeness", version=VERSION, kind="content")
+def check_list_completeness(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: the incomplete-list `other` and `location_side_extent` ("What does this X-ray show?"
+    answered with one of two stated findings). A list of the study's, a region's or a category's findings
+    must name (itself, or a finding above or below it) every finding the report states in that scope."""
+    if context.study is None:
+        return OK
+    scope = _list_scope(item, context)
+    if scope is None:
+        return OK
+    listed = [f for c in claims_of(item, context) if c.kind == "present" for f in c.findings]
+    if not listed:
+        return OK
+    for sentence, m in _stated(_report_reading(context)[0]):
+        if _in_scope(m, *scope) and not _covered(m.finding, listed):
+            return fail("list_incomplete", f"the answer lists {', '.join(display_name(f) for f in listed)}; the "
+                                           f"report also states {display_name(m.finding)}: {_quote(sentence)}")
+    return OK
+

@@ -1078,9 +1078,10 @@ def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Ve
         return OK
     question = str(item.get("question") or "").strip().lower()
     answer = str(item.get("answer") or "").strip().lower()
-    presupposing, denying = _sense_patterns(finding)
-    if presupposing.search(question):
-        if item.get("polarity") is False or denying.search(answer):
+    presupposing, denying = _sense_patterns()
+    name = display_name(finding).lower()
+    if presupposing.search(question.replace(name, "{finding}")):
+        if item.get("polarity") is False or denying.search(answer.replace(name, "{finding}")):
             return fail("presupposes_absent_finding", f"the question presupposes {display_name(finding)}; "
                                                       f"the answer {item.get('answer')!r} denies it")
     found = context.templates.get(item.get("template_id") or "")
@@ -1108,12 +1109,14 @@ def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Ve
     return OK
 
 
-@lru_cache(maxsize=None)
-def _sense_patterns(finding: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """(questions that presuppose the finding, answers that deny it), compiled once per finding."""
-    name = re.escape(display_name(finding).lower())
-    return (re.compile("|".join(f"(?:{p.replace('{finding}', name)})" for p in rules().presupposing)),
-            re.compile("|".join(f"(?:{p.replace('{finding}', name)})" for p in rules().negative_answers)))
+@lru_cache(maxsize=1)
+def _sense_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(questions that presuppose their finding, answers that deny it), compiled once: they are matched against
+    the question and answer with the finding's name replaced by `{finding}` (a pattern per finding cost ~40 ms
+    each to compile)."""
+    slot = re.escape("{finding}")
+    return (re.compile("|".join(f"(?:{p.replace('{finding}', slot)})" for p in rules().presupposing)),
+            re.compile("|".join(f"(?:{p.replace('{finding}', slot)})" for p in rules().negative_answers)))
 
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[^\sa-z0-9]")

@@ -16,9 +16,9 @@ from tests.validation.test_independent import context, item, verdict
 
 def test_the_checks_are_registered_as_content_checks_that_reject() -> None:
     assert {name: (VALIDATORS[name].strictness, VALIDATORS[name].kind)
-            for name in ("evidence_scope", "related_absent", "list_completeness")} == {
+            for name in ("evidence_scope", "related_absent", "list_completeness", "attribute_support")} == {
         "evidence_scope": ("reject", "content"), "related_absent": ("reject", "content"),
-        "list_completeness": ("reject", "content")}
+        "list_completeness": ("reject", "content"), "attribute_support": ("reject", "content")}
 
 
 def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
@@ -127,3 +127,33 @@ def test_an_unknown_finding_in_the_rules_is_named(monkeypatch: pytest.MonkeyPatc
     finally:
         monkeypatch.undo()
         scope.scope_rules.cache_clear()
+
+
+# -- change and severity -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sentence", "answer", "expected"), [
+    ("Increased interstitial markings.", "worsened", "change_not_temporal"),
+    ("Hyperexpansion of the lungs and decreased peripheral vascular markings.", "improved", "change_not_temporal"),
+    ("Increased interstitial markings since the prior study.", "worsened", None),
+    ("Stable left pleural effusion.", "improved", "change_not_stated"),
+    ("Stable left pleural effusion.", "unchanged", None),
+    ("Decreased left pleural effusion compared to the prior examination.", "improved", None),
+])
+def test_a_change_must_be_worded_as_a_change(sentence: str, answer: str, expected: str | None) -> None:
+    finding = "pleural_effusion" if "effusion" in sentence else \
+        "hyperinflation" if "hyperexpansion" in sentence.lower() else "prominent_lung_markings"
+    it = item("finding_change", "How has it changed since the prior study?", answer, answer_format="short",
+              finding=finding)
+    assert verdict("attribute_support", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(("sentence", "answer", "expected"), [
+    ("Moderate severe hyperexpansion of the lungs.", "severe", "severity_range_cut"),
+    ("Mild to moderate left pleural effusion.", "mild to moderate", None),
+    ("Mild left pleural effusion.", "moderate", "severity_not_stated"),
+    ("Large left pleural effusion.", "severe", None),
+    ("Small left pleural effusion.", "mild", None),
+])
+def test_a_severity_must_be_worded_in_the_evidence(sentence: str, answer: str, expected: str | None) -> None:
+    finding = "hyperinflation" if "hyperexpansion" in sentence else "pleural_effusion"
+    it = item("finding_severity", "How severe is it?", answer, answer_format="short", finding=finding)
+    assert verdict("attribute_support", it, context([sentence])) == expected

@@ -225,3 +225,96 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
                                            f"report also states {display_name(m.finding)}: {_quote(sentence)}")
     return OK
 
+
+
+@dataclass(frozen=True)
+class AttributeRules:
+    change_programs: frozenset[str]
+    severity_programs: frozenset[str]
+    changes: dict[str, re.Pattern[str]]       # answered change -> words that state it
+    descriptive: re.Pattern[str]              # change words that also describe ("increased markings")
+    anchors: re.Pattern[str]                  # words that compare with an earlier study
+    severities: dict[str, re.Pattern[str]]    # answered severity -> its words
+    ranges: re.Pattern[str]                   # a graded range ("mild to moderate")
+
+
+def _alternation(patterns: Iterable[str], where: str) -> re.Pattern[str]:
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error as exc:
+        raise ResourceError(RULES_FILE, f"attribute_support.{where}: bad pattern: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def attribute_rules() -> AttributeRules:
+    data = rules().data["attribute_support"]
+    return AttributeRules(
+        frozenset(data["change_programs"]), frozenset(data["severity_programs"]),
+        {change: _alternation(words, f"changes.{change}") for change, words in data["changes"].items()},
+        _alternation(data["descriptive"], "descriptive"), _alternation(data["temporal_anchors"], "temporal_anchors"),
+        {level: _alternation([rf"\b{re.escape(w)}\b" for w in words], f"severities.{level}")
+         for level, words in data["severities"].items()},
+        _alternation(data["ranges"], "ranges"))
+
+
+def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdict:
+    ar = attribute_rules()
+    words = ar.changes.get(change)
+    if words is None:
+        return OK   # a change word the rules do not know (question_sense judges whether it is one)
+    quoted = _quote(" ".join(sentences))
+    stating = [s for s in sentences if words.search(s.lower())]
+    if not stating:
+        return fail("change_not_stated", f"the answer has {name} {change}; the evidence {quoted} has no word for it")
+    compared = [s for s in stating if not _only_descriptive(words, s.lower()) or ar.anchors.search(s.lower())]
+    if not compared:
+        return fail("change_not_temporal", f"the answer has {name} {change}; in the evidence {quoted} the word for "
+                                           f"it describes the finding and compares with no earlier study")
+    return OK
+
+
+def _only_descriptive(words: re.Pattern[str], text: str) -> bool:
+    """Every word of the change in the sentence also describes ("increased", "decreased", "larger")."""
+    return all(attribute_rules().descriptive.match(text, m.start()) for m in words.finditer(text))
+
+
+def _severity_verdict(answer: str, name: str, sentences: tuple[str, ...]) -> Verdict:
+    ar = attribute_rules()
+    quoted = _quote(" ".join(sentences))
+    levels = [level for level in ar.severities if re.search(rf"\b{level}\b", answer)]
+    if not levels:
+        return OK
+    if len(levels) == 1 and any(ar.ranges.search(s.lower()) for s in sentences):
+        return fail("severity_range_cut", f"the answer grades {name} {answer!r}; the evidence {quoted} gives a range")
+    missing = [level for level in levels if not any(ar.severities[level].search(s.lower()) for s in sentences)]
+    if missing:
+        return fail("severity_not_stated", f"the answer grades {name} {answer!r}; the evidence {quoted} has no word "
+                                           f"for {', '.join(missing)}")
+    return OK
+
+
+@validator("attribute_support", version=VERSION, kind="content")
+def check_attribute_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: an interval change or a severity the report does not give (`other`, `vocabulary_mapping`):
+    "increased interstitial markings" answered "worsened", "decreased peripheral vascular markings" answered
+    "improved", "moderate severe hyperexpansion" answered "severe". The answered change or severity must be
+    worded in the evidence sentences that name the finding (`attribute_support` in the rules file)."""
+    if context.study is None:
+        return OK
+    found = context.templates.get(item.get("template_id") or "")
+    program = found[0].program if found else None
+    ar = attribute_rules()
+    if program not in ar.change_programs and program not in ar.severity_programs:
+        return OK
+    finding = _arguments(item).get("finding")
+    evidence = _evidence(item, context)
+    if finding not in vocabulary().findings or not evidence:
+        return OK
+    _, found_mentions = reading(finding, evidence)
+    sentences = tuple(dict.fromkeys(s for s, m in found_mentions if m.status not in ("negated", "narrowed")))
+    if not sentences:
+        return OK   # second_reading judges a finding its evidence does not name
+    answer = str(item.get("answer") or "").strip().lower().rstrip(".")
+    if program in ar.change_programs:
+        return _change_verdict(answer, display_name(finding), sentences)
+    return _severity_verdict(answer, display_name(finding), sentences)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cxrvqa.extraction.model import DEID_ADJACENT
 from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
 from tests.qa import graph, observation
 
@@ -114,3 +115,16 @@ def test_a_finding_one_sentence_states_and_another_hedges_is_not_committed_to() 
                  observation(2, "cardiomegaly", "uncertain", evidence=[1]),
                  sentences=("The heart is mildly enlarged.", "Borderline cardiomegaly."))
     assert (study.facts["cardiomegaly"].presence, study.facts["cardiomegaly"].certainty) == ("uncertain", MIXED)
+
+
+def test_a_granuloma_scar_or_hidden_opacity_leaves_lung_opacity_neither_present_nor_absent() -> None:
+    """finding_sites.yaml `absence_blurred_by`: readers split on whether a granuloma or scar is a lung opacity,
+    and "atelectasis versus scar" is an opacity either way, so "the lungs are clear" does not make it absent."""
+    clear = observation(1, "lung_opacity", "absent", evidence=[0])
+    assert view(clear).facts["lung_opacity"].presence == "absent"
+    assert "lung_opacity" not in view(clear, observation(2, "calcified_granuloma", regions=["left_lower_zone"],
+                                                         evidence=[1])).facts
+    assert "lung_opacity" not in view(clear, observation(2, "atelectasis", "uncertain", certainty="differential",
+                                                         evidence=[1])).facts
+    assert "lung_opacity" not in view(clear, observation(2, "scarring", modifiers=[DEID_ADJACENT], evidence=[1])).facts
+    assert view(clear, observation(2, "degenerative_changes", evidence=[1])).facts["lung_opacity"].presence == "absent"

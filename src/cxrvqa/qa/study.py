@@ -263,9 +263,13 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     for finding, (blurring, region) in sites.absence_blurred_by.items():   # "lungs clear" and a calcified
         fact = facts.get(finding)                                              # granuloma: no lung opacity?
         inside = region_subtree(region)
-        if fact is not None and fact.presence == "absent" and any(
-                other.presence == "present" and other.finding in blurring
-                and (not other.regions or any(r in inside for r in other.regions)) for other in facts.values()):
+        if fact is None or fact.presence != "absent":
+            continue
+        # a finding below it or a blurring one, stated, uncertain ("atelectasis versus scar") or hidden by a
+        # de-identified word ("XXXX scarring left base"), in the region or placed nowhere
+        if any(other.presence != "absent" and (other.finding in blurring or finding in finding_ancestors(other.finding))
+               and (not other.regions or any(r in inside for r in other.regions)) for other in facts.values()) \
+                or any(f in blurring or finding in finding_ancestors(f) for f in hidden if f is not None):
             del facts[finding]
     sentences = {s["id"]: s["text"] for s in graph["sentences"]}
     statements = graph.get("statements", [])

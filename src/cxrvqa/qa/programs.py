@@ -382,8 +382,8 @@ def list_abnormal(ask: Ask) -> Answer | None:
                     key=lambda f: f.finding)
     if not leaves:
         text = "no definite abnormality" if hedged else "no abnormality"
-    else:
-        text = _join([finding_name(f.finding) for f in leaves])
+    else:   # after "The chest X-ray shows": "a hiatal hernia", not "hiatal hernia"
+        text = _join([indefinite_finding(f.finding) for f in leaves])
     details = tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in leaves)
     related = tuple(Part("related", f"possible {finding_name(f.finding)}", (f.finding,), tuple(f.regions))
                     for f in hedged)

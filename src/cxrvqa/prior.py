@@ -7,7 +7,7 @@ answers the held-out items (every other split) with it. Three keys say what "the
   the answer, as the finding of "Which of these findings is present?");
 - `options`: multiple choice only, a model that reads the question and its options: it picks the option whose
   value was most often the correct one among the times train showed it (per template, refined per question
-  text where train asked that question with that option; `option_scores`). It sees what an option-only
+  text where train asked that question with that option; `OptionModel`). It sees what an option-only
   model learns, e.g. that a finding shown 500 times as a distractor and never as the answer is not the
   answer, where a count of correct answers alone would not.
 An item whose key train never saw gets chance credit (1/2 yes/no, 1/number of options); ties between top
@@ -16,16 +16,20 @@ Accuracy is reported per answer format and per template beside chance (VQA-CP's 
 rebuilt its answers in complementary pairs for this reason).
 
 Pure: rows in, figures out. The QA stage stores the build's figures (`qa_prior`); status, the audit and the
-dataset checks read them; every export computes them again on what it contains.
+dataset checks read them (the checks: by question text and by template + arguments only); every export
+computes them again on what it contains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from cxrvqa.store import Store
@@ -68,6 +72,12 @@ class PriorFigure:
     def excess(self) -> float:
         """Accuracy above chance (above 0 for open answers)."""
         return self.accuracy - (self.chance or 0.0)
+
+
+@lru_cache(maxsize=1)
+def baseline_code_hash() -> str:
+    """Digest of this module: a build whose stored figures another version computed measures them again."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def normalise(question: str) -> str:

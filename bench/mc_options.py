@@ -12,22 +12,37 @@ two cores). Over the current multiple-choice items of each template, the three w
 Baseline: chance. Reported beside it: the question-only baseline that reads the options
 (`cxrvqa.prior.OptionModel`, train -> held-out) and its ratio to chance.
 
+``--simulate``: what a draw balanced over the whole dataset would keep. Every multiple-choice question of the
+build's current scene graphs is asked again (per study, as in a build without images) for its answer and the
+distractors its report allows; per template and value, A = questions it answers and E = questions that may
+offer it as a distractor. A question is kept when its hash is below min(1, E / ((n - 1) A)) for its answer,
+and each allowed distractor is drawn when its own hash is below min(1, (n - 1) A / E) (the n - 1 lowest
+relative to that bound; fewer: no item), so that each value is expected about n - 1 times a distractor per
+time it is the answer. Reported per template: questions, items kept, and the option reader on the uniform
+draw of the same questions and on the balanced one.
+
 Run from the repository root::
 
-    CXRVQA_DATA_DIR=../shared/data .venv/bin/python bench/mc_options.py [--out DIR] [--values 8]
+    CXRVQA_DATA_DIR=../shared/data .venv/bin/python bench/mc_options.py [--out DIR] [--values 8] [--simulate]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from cxrvqa.prior import measure
+from cxrvqa.prior import TRAIN, OptionModel, PriorItem, measure
+from cxrvqa.qa.generate import _applies, _candidates, _digest, split_of
+from cxrvqa.qa.programs import PROGRAMS, Ask
+from cxrvqa.qa.study import study_view
+from cxrvqa.qa.templates import builtin_templates
 from cxrvqa.store import Store
 
 ITEMS_SQL = ("SELECT template_id, answer, options, correct_option FROM current_qa_items "
@@ -83,16 +98,75 @@ def report(out: Path, n_values: int) -> None:
             print(f"  {value:45s} answer {answers[value]:5d}  distractor {distractors[value]:5d}  share {share:.2f}")
 
 
+def _questions(out: Path) -> list[tuple[str, str, tuple[str, ...], str, bytes]]:
+    """(template, answer, allowed distractors, split, item hash) of every multiple-choice question of the
+    build's current scene graphs, with the seed and split shares of its latest run."""
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        config = json.loads(store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
+        rows = store.query("SELECT g.study_id, r.patient_id, g.graph FROM current_scene_graphs g "
+                           "JOIN current_reports r USING (study_id) ORDER BY g.study_id")
+    seed, splits = config.get("seed", 0), tuple(config.get("qa", {}).get("splits", {}).items())
+    templates = [t for t in builtin_templates() if t.answer_format == "multiple_choice" and _applies(t, None)]
+    found = []
+    for study_id, patient_id, graph in rows:
+        view, split = study_view(json.loads(graph), patient_id, ()), split_of(patient_id, seed, splits)
+        for template in templates:
+            prefix = "\x1f".join((template.id, study_id, "", ""))
+            for args_text, args in _candidates(view, None, template):
+                answer = PROGRAMS[template.program].fn(Ask(view, None, args, template))
+                if answer is not None:
+                    pool = tuple(d for d in dict.fromkeys(answer.distractors) if d != answer.text)
+                    found.append((template.id, answer.text, pool, split, _digest(seed, prefix + args_text)))
+    return found
+
+
+def _u(digest: bytes, value: str) -> float:
+    return random.Random(digest + value.encode("utf-8")).random()
+
+
+def _reader(items: list[tuple[str, str, tuple[str, ...], str]]) -> str:
+    model = OptionModel(PriorItem(t, "multiple_choice", "", "{}", a, o, s) for t, a, o, s in items if s == TRAIN)
+    credits = [model.credit(PriorItem(t, "multiple_choice", "", "{}", a, o, s)) for t, a, o, s in items if s != TRAIN]
+    return f"{sum(credits) / len(credits):.3f} of {len(credits)}" if credits else "no held-out items"
+
+
+def simulate(out: Path, n: int = 4) -> None:
+    questions = _questions(out)
+    answers: dict[str, Counter[str]] = defaultdict(Counter)
+    offers: dict[str, Counter[str]] = defaultdict(Counter)
+    for template, answer, pool, _, _ in questions:
+        answers[template][answer] += 1
+        offers[template].update(pool)
+    uniform, balanced = defaultdict(list), defaultdict(list)
+    for template, answer, pool, split, digest in questions:
+        if len(pool) < n - 1:
+            continue
+        uniform[template].append((template, answer, (*random.Random(digest).sample(pool, n - 1), answer), split))
+        a, e = answers[template], offers[template]
+        if _u(digest, "\x00answer") >= min(1.0, e[answer] / ((n - 1) * a[answer])):
+            continue
+        bound = {v: min(1.0, (n - 1) * a[v] / e[v]) for v in pool}
+        drawn = sorted((_u(digest, v) / bound[v], v) for v in pool if bound[v] and _u(digest, v) < bound[v])
+        if len(drawn) >= n - 1:
+            balanced[template].append((template, answer, (*(v for _, v in drawn[:n - 1]), answer), split))
+    for template in sorted(answers):
+        total = sum(answers[template].values())
+        print(f"{template}: {total} questions; uniform draw {len(uniform[template])} items, option reader "
+              f"{_reader(uniform[template])}; balanced draw {len(balanced[template])} items, option reader "
+              f"{_reader(balanced[template])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="a build folder (default: build the IU dev reports)")
     parser.add_argument("--values", type=int, default=8, help="option values listed per template")
+    parser.add_argument("--simulate", action="store_true", help="also simulate a draw balanced over the dataset")
     args = parser.parse_args()
-    if args.out is not None:
-        report(args.out, args.values)
-        return
     with tempfile.TemporaryDirectory() as tmp:
-        report(build_iu(Path(tmp) / "iu"), args.values)
+        out = args.out if args.out is not None else build_iu(Path(tmp) / "iu")
+        report(out, args.values)
+        if args.simulate:
+            simulate(out)
 
 
 if __name__ == "__main__":

@@ -71,12 +71,6 @@ def _fail(exc: Exception, log: Path | None = None, debug: bool = False) -> None:
     raise typer.Exit(code=2)
 
 
-#: The demo's patient-level split shares: under the default 0.8/0.1/0.1 its four patients all fall in train
-#: (seed 0), and its cards could not measure the question-only baseline (train -> val/test); these put two of
-#: them in val (seed 0).
-DEMO_SPLITS = {"train": 0.5, "val": 0.25, "test": 0.25}
-
-
 def _demo_inputs() -> dict[str, Any]:
     demo = resource("demo")
     return {
@@ -84,7 +78,7 @@ def _demo_inputs() -> dict[str, Any]:
         "manifest": Path(str(demo / "manifest.csv")),
         "reports": Path(str(demo / "reports.jsonl")),
         "report_format": "jsonl",
-        "qa": {"boxes": [Path(str(demo / "boxes.csv"))], "splits": DEMO_SPLITS},
+        "qa": {"boxes": [Path(str(demo / "boxes.csv"))]},
     }
 
 

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from cxrvqa.cli import DEMO_SPLITS, app
+from cxrvqa.cli import app
 from cxrvqa.export.items import select
 from cxrvqa.export.jsonl import export_jsonl
 from cxrvqa.resources import load_json_schema
@@ -117,8 +117,7 @@ def test_exports_are_byte_identical_and_leave_the_database_alone(demo: Path, exp
 def test_validate_file_reads_the_export_back_with_the_stored_verdicts(demo: Path, exported: Path,
                                                                      tmp_path: Path) -> None:
     config = tmp_path / "build.yaml"
-    # the build's seed and split shares: splits and item ids depend on them
-    config.write_text(f"seed: {SEED}\nqa:\n  splits: {json.dumps(DEMO_SPLITS)}\n")
+    config.write_text(f"seed: {SEED}\n")     # the build's seed: splits and item ids depend on it
     verdicts = tmp_path / "verdicts.jsonl"
     result = runner.invoke(app, ["validate-file", str(exported), "--out", str(demo), "--dest", str(verdicts),
                                  "--config", str(config)])

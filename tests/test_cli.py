@@ -102,6 +102,23 @@ def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path
         assert stage == [(4, 0)]
 
 
+def test_the_demo_cards_measure_the_question_only_baseline(demo_out: Path, tmp_path: Path) -> None:
+    """`make demo`'s two exports (every item as jsonl, grade B or better as parquet): under the default seed and
+    split shares, two of the demo's patients are in val and test (src/cxrvqa/demo/README.md), so that both cards
+    give the baseline (train -> val/test)."""
+    with Store(demo_out / "cxrvqa.duckdb", read_only=True) as store:
+        splits = dict(store.query("SELECT DISTINCT study_id, split FROM current_qa_items ORDER BY 1"))
+    assert splits == {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test"}
+    jsonl, folder = tmp_path / "qa.jsonl", tmp_path / "parquet"
+    for args, card in ((["--format", "jsonl", "--dest", str(jsonl)], tmp_path / "qa.jsonl.card.md"),
+                       (["--format", "parquet", "--dest", str(folder), "--min-grade", "B"], folder / "README.md")):
+        result = runner.invoke(app, ["export", "--out", str(demo_out), *args])
+        assert result.exit_code == 0, result.output
+        text = card.read_text(encoding="utf-8")
+        assert "Not measurable" not in text and "| answer format | held-out items |" in text
+        assert "| yes_no |" in text and "| multiple_choice |" in text
+
+
 def _count(out: Path, table: str) -> int:
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         return store.query(f"SELECT count(*) FROM {table}")[0][0]

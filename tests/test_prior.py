@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cxrvqa.prior import PriorItem, baseline, normalise, shown_arguments, strongest
+from cxrvqa.prior import OptionModel, PriorItem, baseline, normalise, shown_arguments, strongest
 
 
 def item(template: str, question: str, args: str, answer: str, split: str, fmt: str = "yes_no",
@@ -50,8 +50,30 @@ def test_majority_answer_by_template_and_arguments() -> None:
 
 
 def test_reading_the_options_covers_multiple_choice_only() -> None:
-    # "b" is among the first item's options (right); the second has no option ever correct: chance 1/4
-    assert figures("options") == {("multiple_choice", None): (2, 0.625), ("multiple_choice", "choice"): (2, 0.625)}
+    # "b" was the answer the one time train showed it: the first item is right; in the second, "a" was shown once
+    # and was wrong, the three others never shown (chance): one of those three is picked, so the answer "a" never
+    assert figures("options") == {("multiple_choice", None): (2, 0.5), ("multiple_choice", "choice"): (2, 0.5)}
+
+
+def test_the_option_reader_learns_how_often_each_value_is_the_answer() -> None:
+    """A finding shown three times as a distractor and never as the answer is not picked, even against a finding
+    train never showed: the reader gets the held-out 'nodule' item right, although the options that were ever
+    correct in train (granuloma, cardiomegaly) are not among its options."""
+    distractors = ("pneumothorax", "effusion", "edema")
+    train = [item("present", "Which is present?", "{}", answer, "train", "multiple_choice", (answer, *distractors))
+             for answer in ("granuloma", "granuloma", "cardiomegaly")]
+    nodule = item("present", "Which is present?", "{}", "nodule", "test", "multiple_choice", ("nodule", *distractors))
+    reader = OptionModel(train)
+    # never shown: chance (1/4); shown 3 times, never right: (0 + 1/4) / (3 + 1) per template, then per question
+    assert reader.scores(nodule) == {"nodule": 0.25, "pneumothorax": 0.015625, "effusion": 0.015625,
+                                     "edema": 0.015625}
+    assert reader.credit(nodule) == 1.0
+    ptx = item("present", "Which is present?", "{}", "pneumothorax", "test", "multiple_choice",
+               ("granuloma", "pneumothorax", "effusion", "edema"))
+    assert reader.credit(ptx) == 0.0
+    by_key = {f.key: f.accuracy for f in baseline([*train, nodule, ptx]) if f.template_id is None}
+    # the majority answer of the question ("granuloma") is wrong for both held-out items
+    assert by_key == {"question": 0.0, "arguments": 0.0, "options": 0.5}
 
 
 def test_the_worst_questions_and_the_strongest_templates() -> None:

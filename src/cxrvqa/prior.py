@@ -5,24 +5,31 @@ answers the held-out items (every other split) with it. Three keys say what "the
 - `question`: the normalised question text (lower case, punctuation and spacing folded);
 - `arguments`: the template and the arguments the question shows (e.g. the finding; not an argument that is
   the answer, as the finding of "Which of these findings is present?");
-- `options`: multiple choice only, the question text with its options: the option most often correct for
-  that question in train (a question-only model that reads the options).
-An item whose key train never saw, or whose options train never saw correct, gets chance credit (1/2 yes/no,
-1/number of options); ties between top answers share the credit (the expected accuracy of a random pick).
+- `options`: multiple choice only, a model that reads the question and its options: it picks the option whose
+  value was most often the correct one among the times train showed it (per template, refined per question
+  text where train asked that question with that option; `OptionModel`). It sees what an option-only
+  model learns, e.g. that a finding shown 500 times as a distractor and never as the answer is not the
+  answer, where a count of correct answers alone would not.
+An item whose key train never saw gets chance credit (1/2 yes/no, 1/number of options); ties between top
+answers share the credit (the expected accuracy of a random pick).
 Accuracy is reported per answer format and per template beside chance (VQA-CP's language prior; VQA v2
 rebuilt its answers in complementary pairs for this reason).
 
 Pure: rows in, figures out. The QA stage stores the build's figures (`qa_prior`); status, the audit and the
-dataset checks read them; every export computes them again on what it contains.
+dataset checks read them (the checks: by question text and by template + arguments only); every export
+computes them again on what it contains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from cxrvqa.store import Store
@@ -67,6 +74,12 @@ class PriorFigure:
         return self.accuracy - (self.chance or 0.0)
 
 
+@lru_cache(maxsize=1)
+def baseline_code_hash() -> str:
+    """Digest of this module: a build whose stored figures another version computed measures them again."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def normalise(question: str) -> str:
     return " ".join(_FOLD.sub(" ", question.lower()).split())
 
@@ -79,12 +92,12 @@ def shown_arguments(arguments: str, hidden: Iterable[str]) -> str:
     return json.dumps({k: v for k, v in json.loads(arguments).items() if k not in hidden}, sort_keys=True)
 
 
-def _credit(counts: Counter[str], candidates: Iterable[str], answer: str, fallback: float) -> float:
-    scored = [(counts.get(c, 0), c) for c in candidates]
-    best = max((n for n, _ in scored), default=0)
+def _credit(counts: Counter[str], answer: str, fallback: float) -> float:
+    """The majority answer's credit: ``fallback`` (chance) when train never saw the question."""
+    best = max(counts.values(), default=0)
     if best == 0:
         return fallback
-    top = {c for n, c in scored if n == best}
+    top = {c for c, n in counts.items() if n == best}
     return 1 / len(top) if answer in top else 0.0
 
 
@@ -94,28 +107,66 @@ def _key_of(key: str) -> Callable[[PriorItem], tuple[str, ...]]:
     return lambda item: (normalise(item.question),)
 
 
+class OptionModel:
+    """What a model that sees the question and its options, never the image, learns from the train items: per
+    template and option value, how often the value was the answer among the times it was shown (`shown`,
+    `correct`), and the same per normalised question text."""
+
+    def __init__(self, train: Iterable[PriorItem]) -> None:
+        self.shown: Counter[tuple[str, ...]] = Counter()
+        self.correct: Counter[tuple[str, ...]] = Counter()
+        for item in train:
+            question = normalise(item.question)
+            for option in item.options or ():
+                for key in ((item.template_id, option), (item.template_id, question, option)):
+                    self.shown[key] += 1
+                    self.correct[key] += option == item.answer
+
+    def scores(self, item: PriorItem) -> dict[str, float]:
+        """Per option of ``item``: its share of being the answer, smoothed towards chance (1/number of options,
+        as if shown once more and right by chance) per template, then towards the template's share per question
+        text. An option train never showed scores chance."""
+        options = item.options or ()
+        question, chance = normalise(item.question), 1 / max(1, len(options))
+        out = {}
+        for option in options:
+            by_template, by_question = (item.template_id, option), (item.template_id, question, option)
+            share = (self.correct[by_template] + chance) / (self.shown[by_template] + 1)
+            out[option] = (self.correct[by_question] + share) / (self.shown[by_question] + 1)
+        return out
+
+    def credit(self, item: PriorItem) -> float:
+        """1 when the answer scores highest alone, 1/k when it shares the top with k - 1 others, else 0."""
+        scores = self.scores(item)
+        best = max(scores.values(), default=0.0)
+        top = [option for option, score in scores.items() if score == best]
+        return 1 / len(top) if item.answer in top else 0.0
+
+
 def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
     """Per key: one figure per answer format, then one per template (formats and templates in name order).
-    The `options` key covers multiple-choice items only. Nothing without held-out items."""
+    The `options` key covers multiple-choice items only (OptionModel). Nothing without held-out items."""
     items = list(items)
     held_out = [item for item in items if item.split != TRAIN]
     figures: list[PriorFigure] = []
     for key in KEYS:
-        key_of = _key_of("question" if key == "options" else key)
+        key_of = _key_of(key)
+        reader = OptionModel(item for item in items if item.split == TRAIN) if key == "options" else None
         train: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
         for item in items:
-            if item.split == TRAIN:
+            if item.split == TRAIN and reader is None:
                 train[key_of(item)][item.answer] += 1
         by_format: dict[str, list[float]] = defaultdict(list)
         by_template: dict[tuple[str, str], list[float]] = defaultdict(list)
         by_question: dict[tuple[str, str], list[float]] = defaultdict(list)
         for item in held_out:
-            if key == "options" and item.options is None:
-                continue
-            counts = train.get(key_of(item), Counter())
-            chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
-            candidates = item.options if key == "options" and item.options else counts
-            credit = _credit(counts, candidates, item.answer, chance)
+            if reader is not None:
+                if not item.options:
+                    continue
+                credit = reader.credit(item)
+            else:
+                chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
+                credit = _credit(train.get(key_of(item), Counter()), item.answer, chance)
             by_format[item.answer_format].append(credit)
             by_template[(item.template_id, item.answer_format)].append(credit)
             by_question[(item.template_id, item.arguments)].append(credit)
@@ -153,10 +204,11 @@ def headline(figures: Iterable[PriorFigure]) -> list[PriorFigure]:
 
 
 def strongest(figures: Iterable[PriorFigure], n: int | None = None) -> list[PriorFigure]:
-    """Per template, its figure of the key with the highest accuracy above chance; the strongest prior first."""
+    """Per template, its figure of the key with the highest accuracy above chance (for multiple choice also reading
+    the options); the strongest prior first."""
     best: dict[str, PriorFigure] = {}
     for figure in figures:
-        if figure.template_id is not None and figure.key != "options":
+        if figure.template_id is not None:
             current = best.get(figure.template_id)
             if current is None or figure.excess > current.excess:
                 best[figure.template_id] = figure

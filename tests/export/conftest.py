@@ -1,5 +1,7 @@
-"""The demo build the item exports read, built once per session with seed 2, which puts the demo's four
-patients into all three splits (demo-p1, demo-p3: train; demo-p2: val; demo-p4: test)."""
+"""The demo build the item exports read, built once per session with the default seed, under which the demo's
+four patients fall into all three splits (demo-p1, demo-p3: train; demo-p12: val; demo-p14: test; see
+src/cxrvqa/demo/README.md), demo-s1's pneumothorax and demo-s3's negated one in one split (a complementary
+pair)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from cxrvqa.config import load_config
 from cxrvqa.store import Store
 
 #: The seed of the export demo build; validate-file needs it too (tests write it to a config file).
-SEED = 2
+SEED = 0
 SPLITS = {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test"}
 
 
@@ -24,7 +26,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "seed": SEED, "imaging": {"workers": 1}}))
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         found = dict(store.query("SELECT DISTINCT study_id, split FROM current_qa_items ORDER BY 1"))
-    assert found == SPLITS, "the demo's splits under seed 2 changed: choose another SEED"
+    assert found == SPLITS, f"the demo's splits under seed {SEED} changed: choose another SEED"
     return out
 
 

@@ -20,7 +20,7 @@ from cxrvqa.cli import app
 from cxrvqa.export.items import select
 from cxrvqa.export.parquet import export_parquet, hf_features
 from cxrvqa.store import Store
-from tests.export.conftest import db_rows
+from tests.export.conftest import SEED, db_rows
 from tests.export.test_jsonl import expected_items
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")      # before datasets is imported: no network
@@ -129,7 +129,7 @@ def test_the_card_lists_files_counts_recipe_and_licences(demo: Path, folders: di
         assert f"| {template} | " in text
     assert "cxrvqa demo data" in text and "CC0" in text
     assert "| `provenance` | Run, input hash and versions" in text
-    assert '"seed": 2' in text and "key_fingerprint" not in text
+    assert f'"seed": {SEED}' in text and "key_fingerprint" not in text
     assert not re.search(r"\b20\d\d-\d\d-\d\d[ T]\d\d:\d\d", text)          # no timestamp on the card
     assert (folders["parquet"] / "README.md").read_text().replace("--format parquet", "--format hf") != text
     assert "## Measured accuracy" not in text      # nothing reviewed (with reviews: tests/review/test_accuracy.py)

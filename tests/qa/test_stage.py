@@ -303,6 +303,22 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
         assert changed and {row[0] for row in changed} == {"s0000003"}
 
 
+def test_another_version_of_the_baseline_measures_the_stored_figures_again(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build made before an edit of cxrvqa.prior does not keep showing the figures of the earlier code: the
+    next QA stage selects the same keys again and stores figures measured by the new code."""
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        fill_store(store, 0, 40)
+        run_qa(store, tmp_path, "run-1")
+        keys = store.query("SELECT * FROM qa_current ORDER BY ALL")
+        run_qa(store, tmp_path, "run-2")
+        assert store.query("SELECT DISTINCT run_id FROM qa_prior") == [("run-1",)]
+        monkeypatch.setattr(stage, "baseline_code_hash", lambda: "another version")
+        run_qa(store, tmp_path, "run-3")
+        assert store.query("SELECT DISTINCT run_id FROM current_qa_prior") == [("run-3",)]
+        assert store.query("SELECT * FROM qa_current ORDER BY ALL") == keys
+
+
 def test_another_seed_changes_variants_and_splits(tmp_path: Path) -> None:
     found = []
     for seed in (0, 1):

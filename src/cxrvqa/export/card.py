@@ -245,7 +245,8 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
     out += ["A model that sees only the question and answers the majority answer of that question in this export's "
             "train split, scored on its other splits (VQA-CP's language prior): the question as its normalised text, "
             "or as its template and the arguments it shows; for multiple choice also reading the options (the "
-            "option most often correct for that question). Chance: 1/2 yes/no, 1/4 multiple choice.", "",
+            "option whose value was most often the answer among the times train showed it, per template and question "
+            "text). Chance: 1/2 yes/no, 1/4 multiple choice.", "",
             _table(list(FORMAT_COLUMNS), format_rows(figures)), "", "Templates with the strongest prior:", "",
             _table(["template", "answer format", "held-out items", "accuracy", "chance", "best answered questions"],
                    [[f.template_id, f.answer_format, f.n_items, f"{f.accuracy:.3f}",

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from cxrvqa.config import Config
 from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
-from cxrvqa.prior import measure
+from cxrvqa.prior import baseline_code_hash, measure
 from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
@@ -370,9 +370,10 @@ def select_current(store: Store, run_id: str) -> None:
     """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view) with their
     complementary pairs, and its question-only baseline (`qa_prior`): the rule (`qa_current_rule`: current
     inputs and templates, balanced, de-duplicated) evaluated once per QA stage instead of by every query, and
-    not at all when what it reads is unchanged (a no-change rebuild). Ordered by study, so that a batch's range
-    of studies reads a few row groups."""
-    fingerprint = stable_hash(store.query(RULE_INPUTS_SQL)[0])
+    not at all when what it reads and the baseline's code are unchanged (a no-change rebuild). Ordered by
+    study, so that a batch's range of studies reads a few row groups."""
+    # the baseline's code too: a build made before an edit of cxrvqa.prior gets the figures measured again
+    fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash()])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
         return
     store.con.execute("DELETE FROM qa_current")

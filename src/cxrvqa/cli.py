@@ -74,8 +74,9 @@ def _fail(exc: Exception, log: Path | None = None, debug: bool = False) -> None:
 def _demo_inputs() -> dict[str, Any]:
     demo = resource("demo")
     return {
-        "images_dir": Path(str(demo / "dicom")),
-        "manifest": Path(str(demo / "manifest.csv")),
+        "images_dir": Path(str(demo / "images")),
+        "manifest": [Path(str(demo / name)) for name in (
+            "manifest.csv", "mimic-cxr-2.0.0-metadata.csv", "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv")],
         "reports": Path(str(demo / "reports.jsonl")),
         "report_format": "jsonl",
         "qa": {"boxes": [Path(str(demo / "boxes.csv"))]},

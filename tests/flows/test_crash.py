@@ -48,7 +48,7 @@ def _corpus(folder: Path, n_studies: int = 400) -> Path:
     reports.write_text("\n".join(lines) + "\n")
     config = folder / "build.yaml"
     config.write_text(yaml.safe_dump({
-        "images_dir": str(demo / "dicom"), "manifest": str(demo / "manifest.csv"), "reports": str(reports),
+        "images_dir": str(demo / "images"), "manifest": str(demo / "manifest.csv"), "reports": str(reports),
         "report_format": "jsonl", "imaging": {"batch_size": 1, "workers": 1},
         "report_limits": {"batch_size": 20}, "extraction": {"batch_size": 20, "workers": 1},
         "qa": {"batch_size": 20, "workers": 1}}))

@@ -1,5 +1,6 @@
-"""The demo build the item exports read, built once per session with seed 2, which puts the demo's four
-patients into all three splits (demo-p1, demo-p3: train; demo-p2: val; demo-p4: test)."""
+"""The demo build the item exports read, built once per session with seed 2, which puts the demo's six
+patients into all three splits (demo-p1, demo-p3 and the JPEG and PNG studies' patients: train; demo-p2: val;
+demo-p4: test)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from cxrvqa.store import Store
 
 #: The seed of the export demo build; validate-file needs it too (tests write it to a config file).
 SEED = 2
-SPLITS = {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test"}
+SPLITS = {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test",
+          "s50000005": "train", "900000000000000000000000000000000000001": "train"}
 
 
 @pytest.fixture(scope="session")

@@ -95,11 +95,12 @@ def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         new = store.query("SELECT study_id, answer FROM qa_items WHERE run_id = (SELECT max(run_id) FROM runs) "
                           "ORDER BY study_id")
-        assert new == [("demo-s1", "no"), ("demo-s2", "no"), ("demo-s3", "yes"), ("demo-s4", "no")]
-        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 4
+        assert new == [("900000000000000000000000000000000000001", "no"), ("demo-s1", "no"), ("demo-s2", "no"),
+                       ("demo-s3", "yes"), ("demo-s4", "no"), ("s50000005", "yes")]
+        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 6
         stage = store.query("SELECT n_input, n_skipped FROM run_stages WHERE stage = 'qa' "
                             "AND run_id = (SELECT max(run_id) FROM runs)")
-        assert stage == [(4, 0)]
+        assert stage == [(6, 0)]
 
 
 def test_the_demo_cards_measure_the_question_only_baseline(demo_out: Path, tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_unusable_inputs_are_one_line_before_any_flow_starts(tmp_path: Path) -> 
         f"error: {empty_jsonl}: expected a JSON-lines reports file, found an empty file")
     fmt = runner.invoke(app, ["build", "--out", str(out), "--reports", str(empty_jsonl), "--report-format", "xml"])
     assert _error_line(fmt) == ("error: command-line options: report_format: Input should be 'iu', 'mimic', "
-                                "'jsonl' or 'csv'")
+                                "'jsonl', 'csv', 'chexpert_plus' or 'rexgradient'")
     manifest = runner.invoke(app, ["build", "--out", str(out), "--images", str(tmp_path), "--manifest",
                                    str(BAD / "empty.csv")])
     assert _error_line(manifest) == f"error: {BAD / 'empty.csv'}: expected a CSV manifest file, found an empty file"

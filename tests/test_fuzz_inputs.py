@@ -42,6 +42,9 @@ VALID = {
     "csv": b"study_id,patient_id,findings,impression\ns1,p1,Small left effusion.,Effusion.\ns2,p2,Clear.,Normal.\n",
     "jsonl": (DEMO / "reports.jsonl").read_bytes(),
     "mimic": b"FINAL REPORT\nINDICATION: Cough.\nFINDINGS: No pneumothorax. Heart size normal.\nIMPRESSION: Normal.\n",
+    "chexpert_plus": (DATA / "raster" / "chexpert_plus" / "df_chexpert_plus_240401.csv").read_bytes(),
+    "rexgradient": b"id,PatientID,Indication,Comparison,Findings,Impression\ns1,p1,Cough.,None.,Small left effusion.,"
+                   b"Effusion.\ns1,p1,Cough.,None.,Small left effusion.,Effusion.\ns2,p2,,,Clear.,Normal.\n",
     "manifest": (DEMO / "manifest.csv").read_bytes(),
     "boxes": (DATA / "boxes" / "vindr_small.csv").read_bytes(),
     "dicom": (DATA / "cr_cspine_16x16.dcm").read_bytes(),
@@ -100,7 +103,7 @@ def _count(reader: str, outcome: str) -> None:
     OUTCOMES.setdefault(reader, Counter())[str(outcome)] += 1
 
 
-@pytest.mark.parametrize("report_format", ["iu", "csv", "jsonl", "mimic"])
+@pytest.mark.parametrize("report_format", ["iu", "csv", "jsonl", "mimic", "chexpert_plus", "rexgradient"])
 def test_report_loaders_turn_any_bytes_into_reports_rejects_or_one_input_error(report_format: str) -> None:
     @PROFILE
     @given(data=inputs(VALID[report_format]))

@@ -65,7 +65,7 @@ def test_a_fresh_build_has_nothing_stale_and_each_change_is_named(copy: Path, tm
         n_items = store.query("SELECT count(*) FROM current_qa_items")[0][0]
         version = store.query("SELECT any_value(validators_version) FROM validation_done")[0][0]
     assert [(w.stage, w.subject, w.n) for w in work] == [
-        ("extract", "rules", 1), ("qa", "pleural_question", 4), ("validate", "validators", n_items)]
+        ("extract", "rules", 1), ("qa", "pleural_question", 6), ("validate", "validators", n_items)]
     assert work[0].why.startswith("rules extractor version changed (old-rules -> ")
     assert work[1].why == "new template"
     assert work[2].why.startswith(f"validators, their strictness or the grades changed ({version} -> ")
@@ -91,7 +91,7 @@ def test_one_new_template_adds_its_items_and_validations_and_recomputes_nothing_
     (mine / "pleural_question.yaml").write_text(NEW_TEMPLATE.replace("]\n", ", 'Is there pleural fluid?']\n"))
     qa = load_config(None, {"qa": {"template_dirs": [mine]}}).qa
     work = _stale(copy, qa=qa)
-    assert [(w.stage, w.subject, w.n) for w in work] == [("qa", "pleural_question", 4)]
+    assert [(w.stage, w.subject, w.n) for w in work] == [("qa", "pleural_question", 6)]
     assert work[0].why.startswith("template changed (version ")
 
 

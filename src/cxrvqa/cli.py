@@ -74,8 +74,9 @@ def _fail(exc: Exception, log: Path | None = None, debug: bool = False) -> None:
 def _demo_inputs() -> dict[str, Any]:
     demo = resource("demo")
     return {
-        "images_dir": Path(str(demo / "dicom")),
-        "manifest": Path(str(demo / "manifest.csv")),
+        "images_dir": Path(str(demo / "images")),
+        "manifest": [Path(str(demo / name)) for name in (
+            "manifest.csv", "mimic-cxr-2.0.0-metadata.csv", "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv")],
         "reports": Path(str(demo / "reports.jsonl")),
         "report_format": "jsonl",
         "qa": {"boxes": [Path(str(demo / "boxes.csv"))]},
@@ -87,7 +88,9 @@ def build(
     out: Annotated[Path, typer.Option("--out", help="Output folder (PNGs and cxrvqa.duckdb).")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM, JPEG or PNG files.")] = None,
     reports: Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")] = None,
-    report_format: Annotated[Optional[str], typer.Option("--report-format", help="iu | mimic | jsonl | csv")] = None,
+    report_format: Annotated[Optional[str], typer.Option("--report-format", help=(
+        "iu | mimic | jsonl | csv, or a corpus's report table: chexpert_plus (df_chexpert_plus_*.csv) | "
+        "rexgradient (ReXGradient-160K metadata/*_metadata.csv)."))] = None,
     manifest: Annotated[Optional[list[Path]], typer.Option("--manifest", help=(
         "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
         "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "

@@ -221,7 +221,7 @@ class Config(_Section):
     out_dir: Path = Field(Path("cxrvqa-out"), description="Output folder: PNGs and the DuckDB file.")
     images_dir: Path | None = Field(None, description="Folder tree of DICOM files (any names).")
     reports: Path | None = Field(None, description="Reports file or folder.")
-    report_format: Literal["iu", "mimic", "jsonl", "csv"] = "jsonl"
+    report_format: Literal["iu", "mimic", "jsonl", "csv", "chexpert_plus", "rexgradient"] = "jsonl"
     manifest: list[Path] = Field(default_factory=list, description=(
         "Metadata files linking images to studies (layouts in schemas/vocab/manifest_layouts.yaml): a dataset's "
         "own (MIMIC-CXR-JPG, CheXpert, NIH, PadChest, IU) or study_id, patient_id, image_path."))

@@ -35,9 +35,9 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert summary.as_of_run.run_id == summary.latest_run == audit_build.run2
     stages = {s.stage: s for s in summary.stages}
     assert [s.stage for s in summary.stages] == ["images", "reports", "extract", "boxes", "qa", "validate", "dataset"]
-    assert (stages["images"].kept, stages["images"].rejected) == (4, image_rejects) == (4, 1)
-    assert (stages["reports"].kept, stages["reports"].rejected) == (6, 1)     # demo 4 + s5 + s6; s8 empty
-    assert (stages["extract"].kept, stages["extract"].failed) == (7, 1)  # 6 rules graphs + the llm one; its failure
+    assert (stages["images"].kept, stages["images"].rejected) == (6, image_rejects) == (6, 1)
+    assert (stages["reports"].kept, stages["reports"].rejected) == (8, 1)     # demo 6 + s5 + s6; s8 empty
+    assert (stages["extract"].kept, stages["extract"].failed) == (9, 1)  # 8 rules graphs + the llm one; its failure
     assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 1)
     n_items = sum(n for _, n, _, _ in items)
     assert stages["qa"].kept == n_items
@@ -69,7 +69,7 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert sum(g.share for g in summary.grades) == pytest.approx(1.0, abs=1e-3)
     # shares within the stage's failures, rates over the stage's inputs
     image = next(r for r in summary.reasons if r.stage == "images")
-    assert (image.reason, image.n, image.share, image.rate) == ("unsupported_modality", 1, 1.0, 0.2)
+    assert (image.reason, image.n, image.share, image.rate) == ("unsupported_modality", 1, 1.0, 0.1429)
     assert summary.failing_items == len(worst)
 
 
@@ -121,7 +121,7 @@ def test_filters_narrow_every_section(audit_build: Build) -> None:
     assert by_reason.failing_items == len({row[0] for row in no_image}) == len(by_reason.examples)
     assert {e.study_id for e in by_reason.examples} == {"audit-s5", "audit-s6"}
     assert [s.stage for s in by_reason.stages][:4] == ["images", "reports", "extract", "boxes"]
-    assert by_reason.stages[0].rejected == 0 and by_reason.stages[0].kept == 4
+    assert by_reason.stages[0].rejected == 0 and by_reason.stages[0].kept == 6
     # a stage: that stage's sections only
     assert [s.stage for s in images_only.stages] == ["images"]
     assert [r.reason for r in images_only.reasons] == ["unsupported_modality"]

@@ -1,7 +1,7 @@
 """The demo build the item exports read, built once per session with the default seed, under which the demo's
-four patients fall into all three splits (demo-p1, demo-p3: train; demo-p12: val; demo-p14: test; see
-src/cxrvqa/demo/README.md), demo-s1's pneumothorax and demo-s3's negated one in one split (a complementary
-pair)."""
+six patients fall into all three splits (demo-p1, demo-p3 and the JPEG and PNG studies' patients: train;
+demo-p12: val; demo-p14: test; see src/cxrvqa/demo/README.md), demo-s1's pneumothorax and demo-s3's negated
+one in one split (a complementary pair)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from cxrvqa.store import Store
 
 #: The seed of the export demo build; validate-file needs it too (tests write it to a config file).
 SEED = 0
-SPLITS = {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test"}
+SPLITS = {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test",
+          "s50000005": "train", "900000000000000000000000000000000000001": "train"}
 
 
 @pytest.fixture(scope="session")

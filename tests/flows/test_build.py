@@ -16,6 +16,8 @@ from cxrvqa.store import Store
 
 pytestmark = pytest.mark.flow
 runner = CliRunner()
+#: The demo's PadChest-style study and patient (invented ids in PadChest's style).
+PADCHEST_STUDY, PADCHEST_PATIENT = "900000000000000000000000000000000000001", "900000000000000000000000000000000000002"
 
 
 def demo_config(out: Path, **overrides: object):
@@ -38,16 +40,16 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
     qa = result["stages"].pop("qa")
     validated = result["stages"].pop("validate")
-    assert result["stages"] == {"images": {"n_input": 5, "n_skipped": 0, "n_done": 4, "n_rejected": 1},
-                                "reports": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0},
-                                "extract": {"n_input": 4, "n_skipped": 0, "n_done": 4, "n_rejected": 0}}
+    assert result["stages"] == {"images": {"n_input": 7, "n_skipped": 0, "n_done": 6, "n_rejected": 1},
+                                "reports": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0},
+                                "extract": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0}}
     with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT status FROM runs WHERE run_id = ?", [result["run_id"]]) == [("completed",)]
         assert store.query("SELECT stage, status FROM run_stages ORDER BY started_at") == [
             ("images", "completed"), ("reports", "completed"), ("extract", "completed"), ("boxes", "completed"),
             ("qa", "completed"), ("validate", "completed")]
         # QA: every study once, every candidate written; the demo's items cover every answer format
-        assert qa == {"n_input": 4, "n_skipped": 0, "n_done": store.query("SELECT count(*) FROM qa_items")[0][0],
+        assert qa == {"n_input": 6, "n_skipped": 0, "n_done": store.query("SELECT count(*) FROM qa_items")[0][0],
                       "n_rejected": 0}
         assert {row[0] for row in store.query("SELECT DISTINCT answer_format FROM current_qa_items")} == {
             "yes_no", "short", "full_sentence", "multi_part", "multiple_choice", "box"}
@@ -61,22 +63,36 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         grades = dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY label"))
         assert sum(grades.values()) == n_items and set(grades) <= {"A++", "A+", "A"} and grades["A++"] > n_items / 2
         assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 9
-        # every demo study has both images and a report: the manifest's study ids join them
-        assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 4
+        # every demo study has both images and a report: the metadata files' study ids join them
+        assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 6
         assert store.query("SELECT source_path, reason FROM image_rejects") == [
             ("other/ct_slice.dcm", "unsupported_modality")
         ]
         # every report has its scene graph; what radiologists would read in two of them
-        assert store.query("SELECT count(*), sum(len(quality)) FROM current_scene_graphs")[0] == (4, 0)
+        assert store.query("SELECT count(*), sum(len(quality)) FROM current_scene_graphs")[0] == (6, 0)
         findings = set(store.query("SELECT study_id, finding, presence, laterality FROM current_observations "
                                    "WHERE study_id IN ('demo-s1', 'demo-s2') AND from_report"))
         assert {("demo-s1", "pneumothorax", "present", "right"), ("demo-s1", "pleural_effusion", "absent", None),
                 ("demo-s2", "pneumothorax", "absent", None),
                 ("demo-s2", "pleural_effusion", "absent", None)} <= findings
         assert not any(f[2] == "present" for f in findings if f[0] == "demo-s2")
+        # the JPEG and the 16-bit PNG study: raster path, ids and views from their datasets' metadata files,
+        # and QA items on their images
+        raster = store.query("SELECT study_id, patient_id, source_format, decode_method, window_source, "
+                             "view_position, view_source, id_source FROM images WHERE source_format != 'dicom' "
+                             "ORDER BY study_id")
+        assert raster == [
+            (PADCHEST_STUDY, PADCHEST_PATIENT, "png", "png", "percentile", "PA", "manifest", "manifest:padchest"),
+            ("s50000005", "p10000005", "jpeg", "jpeg_dct_1/4", "as_published", "PA", "manifest",
+             "manifest:mimic_cxr_jpg")]
+        assert store.query("SELECT q.study_id, count(*) > 0 FROM current_qa_items q JOIN current_images i "
+                           "USING (image_id) WHERE i.source_format != 'dicom' GROUP BY q.study_id "
+                           "ORDER BY q.study_id") == [
+            (PADCHEST_STUDY, True), ("s50000005", True)]
         rows = store.query_dicts("SELECT * FROM images ORDER BY study_id")
-    assert [r["study_id"] for r in rows] == ["demo-s1", "demo-s2", "demo-s3", "demo-s4"]
-    assert [(r["png_cols"], r["png_rows"]) for r in rows] == [(256, 256), (256, 256), (460, 489), (355, 354)]
+    assert [r["study_id"] for r in rows] == [PADCHEST_STUDY, "demo-s1", "demo-s2", "demo-s3", "demo-s4", "s50000005"]
+    assert [(r["png_cols"], r["png_rows"]) for r in rows] == [
+        (104, 128), (256, 256), (256, 256), (460, 489), (355, 354), (208, 256)]
     for row in rows:
         assert (tmp_path / "out" / row["png_path"]).is_file()
         assert row["run_id"] == result["run_id"] and len(row["input_hash"]) == 64
@@ -108,14 +124,14 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
     assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
-        ("images", 5, 5, 0, 0), ("reports", 4, 4, 0, 0), ("extract", 4, 4, 0, 0), ("boxes", 10, 9, 0, 1),
-        ("qa", 4, 4, 0, 0), ("validate", info["tables"]["qa_items"], info["tables"]["qa_items"], 0, 0)]
+        ("images", 7, 7, 0, 0), ("reports", 6, 6, 0, 0), ("extract", 6, 6, 0, 0), ("boxes", 10, 9, 0, 1),
+        ("qa", 6, 6, 0, 0), ("validate", info["tables"]["qa_items"], info["tables"]["qa_items"], 0, 0)]
     tables = info["tables"]
     assert tables["qa_items"] == sum(row["n"] for row in info["qa_formats"]) > 0
     assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
                                    "scene_graphs", "extraction_failures")} == {
-        "images": 4, "image_rejects": 1, "reports": 4, "sentences": 28, "report_rejects": 0,
-        "scene_graphs": 4, "extraction_failures": 0}
+        "images": 6, "image_rejects": 1, "reports": 6, "sentences": 39, "report_rejects": 0,
+        "scene_graphs": 6, "extraction_failures": 0}
     # no dataset check fails: the demo's hedges ("may represent atelectasis or early pneumonia") are
     # uncertain in the graph, so "is X only suspected?" is not always "no"
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
@@ -136,10 +152,21 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
 
 
 def _local_servers() -> set[int]:
+    """Prefect servers started by this checkout's interpreter (others on a shared machine are not ours)."""
     import subprocess
+    import sys
 
     found = subprocess.run(["pgrep", "-f", "prefect.server.api.server:create_app"], capture_output=True, text=True)
-    return {int(pid) for pid in found.stdout.split()}
+    ours = str(Path(sys.executable).parent)
+    servers = set()
+    for pid in found.stdout.split():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:   # ended meanwhile
+            continue
+        if command.startswith(ours):
+            servers.add(int(pid))
+    return servers
 
 
 def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -> None:
@@ -156,5 +183,5 @@ def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -
     assert "completed" in result.stdout + result.stderr
     assert _local_servers() <= before  # no orphaned server
     with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
-        assert store.query("SELECT count(*) FROM images")[0][0] == 4
-        assert store.query("SELECT count(*) FROM reports")[0][0] == 4
+        assert store.query("SELECT count(*) FROM images")[0][0] == 6
+        assert store.query("SELECT count(*) FROM reports")[0][0] == 6

@@ -48,7 +48,7 @@ def _corpus(folder: Path, n_studies: int = 400) -> Path:
     reports.write_text("\n".join(lines) + "\n")
     config = folder / "build.yaml"
     config.write_text(yaml.safe_dump({
-        "images_dir": str(demo / "dicom"), "manifest": str(demo / "manifest.csv"), "reports": str(reports),
+        "images_dir": str(demo / "images"), "manifest": str(demo / "manifest.csv"), "reports": str(reports),
         "report_format": "jsonl", "imaging": {"batch_size": 1, "workers": 1},
         "report_limits": {"batch_size": 20}, "extraction": {"batch_size": 20, "workers": 1},
         "qa": {"batch_size": 20, "workers": 1}}))
@@ -94,7 +94,7 @@ def test_a_build_killed_at_random_moments_resumes_to_the_same_tables(tmp_path: P
     duration = time.monotonic() - started
     assert reference.returncode == 0, reference.stderr
     expected = _snapshot(tmp_path / "reference" / "cxrvqa.duckdb")
-    assert len(expected["qa_items"]) > 1000 and len(expected["images"]) == 4
+    assert len(expected["qa_items"]) > 1000 and len(expected["images"]) == 6
 
     out = tmp_path / "crashed"
     rng = random.Random(os.environ.get("CXRVQA_CRASH_SEED", "0"))

@@ -42,3 +42,20 @@ def test_mimic_cxr_jpg_tree_gives_items_with_views_and_the_official_split(tmp_pa
     assert reasons[("images", "missing_image")]["n"] == 1
     assert reasons[("images", "not_in_manifest")]["n"] == 1
     assert "file_content" in reasons[("images", "not_in_manifest")]["example"]
+
+
+def test_chexpert_plus_csv_links_images_and_reports_by_path(tmp_path: Path) -> None:
+    """The one CheXpert Plus CSV as manifest and as report table: the study of its report is its image's."""
+    root = Path(__file__).parents[1] / "data" / "raster" / "chexpert_plus"
+    table = str(root / "df_chexpert_plus_240401.csv")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["build", "--out", str(out), "--workers", "1", "--images", str(root),
+                                 "--manifest", table, "--reports", table, "--report-format", "chexpert_plus"])
+    assert result.exit_code == 0, result.output
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        assert store.query("SELECT study_id, patient_id FROM current_reports") == [("patient00002/study1",
+                                                                                     "patient00002")]
+        assert store.query("SELECT study_id, patient_id, id_source FROM current_images") == [
+            ("patient00002/study1", "patient00002", "manifest:chexpert_plus")]
+        items = store.query("SELECT study_id, image_id FROM current_qa_items")
+    assert items and all(study == "patient00002/study1" and image for study, image in items)

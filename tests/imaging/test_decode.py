@@ -12,7 +12,7 @@ from cxrvqa.imaging.decode import decode, j2k_decomposition_levels
 from cxrvqa.imaging.header import read_header
 from cxrvqa.resources import resource
 
-DEMO = Path(str(resource("demo", "dicom")))
+DEMO = Path(str(resource("demo", "images")))
 
 
 def _full_then_shrink(ds: pydicom.Dataset, size: tuple[int, int]) -> np.ndarray:

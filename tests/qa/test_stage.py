@@ -368,11 +368,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.flow
 def test_demo_build_produces_every_answer_format(demo: SimpleNamespace) -> None:
     n_items = len(demo.snapshots[0][0])
-    assert demo.first["stages"]["qa"] == {"n_input": 4, "n_skipped": 0, "n_done": n_items, "n_rejected": 0}
+    assert demo.first["stages"]["qa"] == {"n_input": 6, "n_skipped": 0, "n_done": n_items, "n_rejected": 0}
     with Store(demo.root / "a" / "cxrvqa.duckdb", read_only=True) as store:
         formats = dict(store.query("SELECT answer_format, count(*) FROM current_qa_items GROUP BY ALL"))
         assert set(formats) == {"yes_no", "short", "full_sentence", "multi_part", "multiple_choice", "box"}
-        assert store.query("SELECT count(DISTINCT study_id) FROM current_qa_items")[0][0] == 4
+        assert store.query("SELECT count(DISTINCT study_id) FROM current_qa_items")[0][0] == 6
         assert store.query("SELECT patient_id FROM qa_items GROUP BY ALL HAVING count(DISTINCT split) > 1") == []
 
 
@@ -385,7 +385,7 @@ def test_demo_builds_are_identical(demo: SimpleNamespace) -> None:
 
 @pytest.mark.flow
 def test_demo_rerun_skips_everything(demo: SimpleNamespace) -> None:
-    assert demo.rerun["stages"]["qa"] == {"n_input": 4, "n_skipped": 4, "n_done": 0, "n_rejected": 0}
+    assert demo.rerun["stages"]["qa"] == {"n_input": 6, "n_skipped": 6, "n_done": 0, "n_rejected": 0}
     with Store(demo.root / "a" / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT count(*) FROM qa_items WHERE run_id = ?", [demo.rerun["run_id"]]) == [(0,)]
         assert store.query(SNAPSHOT) == demo.snapshots[0][0]

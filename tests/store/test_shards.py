@@ -103,7 +103,7 @@ def test_reports_extraction_and_qa_through_shards_store_what_the_local_path_stor
         tables = ("reports", "sentences", "report_rejects", *extract_stage.TABLES, "qa_items", "qa_answer_parts",
                   "qa_done")
         local, sharded = (_snapshot(store, tables) for store in stores.values())
-        assert len(local["scene_graphs"]) == 4 and len(local["qa_items"]) > 200
+        assert len(local["scene_graphs"]) == 6 and len(local["qa_items"]) > 200
         assert sharded == local
         assert not list((tmp_path / "shards").rglob("*.parquet"))
     finally:

@@ -37,7 +37,8 @@ def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
         stricter = stage.prepare(_config(demo, strictness={"answer_leak": "warn"}))
         assert stricter.validators_version != context.validators_version
         total, n_pending, studies = stage.pending_studies(store, stricter)
-        assert n_pending == total and studies == ["demo-s1", "demo-s2", "demo-s3", "demo-s4"]
+        assert n_pending == total and studies == ["900000000000000000000000000000000000001", "demo-s1", "demo-s2",
+                                                 "demo-s3", "demo-s4", "s50000005"]
         ignored = stage.prepare(_config(demo, strictness={"answer_leak": "ignore"}))
         counts = stage.validate_batch(store, "r-ignore", ["demo-s1"], ignored)
         rows = store.query("SELECT DISTINCT validator FROM validation_results WHERE run_id = 'r-ignore'")
@@ -81,7 +82,8 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
 
     with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
         clean = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
-                                  "WHERE template_id = 'finding_presence' ORDER BY item_id LIMIT 2")
+                                  "WHERE template_id = 'finding_presence' AND answer = 'yes' "
+                                  "ORDER BY item_id LIMIT 2")
     edited = dict(clean[0], answer="no" if clean[0]["answer"] == "yes" else "yes")
     source = tmp_path / "items.jsonl"
     source.write_text("\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", "[1, 2]",
@@ -165,7 +167,8 @@ def test_audit_reads_a_verdicts_file_in_the_terminal_and_as_a_page(demo: Path, t
 
     with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
         clean = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
-                                  "WHERE template_id = 'finding_presence' ORDER BY item_id LIMIT 2")
+                                  "WHERE template_id = 'finding_presence' AND answer = 'yes' "
+                                  "ORDER BY item_id LIMIT 2")
     edited = dict(clean[0], answer="no" if clean[0]["answer"] == "yes" else "yes")
     source, dest = tmp_path / "items.jsonl", tmp_path / "verdicts.jsonl"
     source.write_text("\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", json.dumps(clean[1])]) + "\n")

@@ -6,8 +6,6 @@ header row. Rows become `ManifestEntry` records keyed by the image path (or file
 
 from __future__ import annotations
 
-import re
-import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -17,6 +15,7 @@ from typing import Any
 from cxrvqa.errors import InputError
 from cxrvqa.imaging.models import ManifestEntry
 from cxrvqa.resources import load_checked_yaml
+from cxrvqa.table_rows import Row, capture, render
 from cxrvqa.text_input import encoding_problem, header_names, read_csv
 
 #: Examples of missing or unnamed images kept for messages.
@@ -38,21 +37,6 @@ def recognise(columns: list[str]) -> dict[str, Any] | None:
 
 def _templates(value: str | list[str] | None) -> list[str]:
     return [] if value is None else [value] if isinstance(value, str) else list(value)
-
-
-class _Row(dict):
-    """A row as format fields: optional columns absent from the header read as empty."""
-
-    def __init__(self, row: dict[str, Any], optional: Iterable[str]):
-        super().__init__({name: "" for name in optional})
-        self.update({(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None})
-
-
-def _render(template: str, row: _Row, where: str) -> str:
-    try:
-        return string.Formatter().vformat(template, (), row).strip()
-    except (KeyError, ValueError, IndexError) as exc:
-        raise InputError(where, f"a row that fills {template!r}", f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
@@ -122,30 +106,22 @@ def _read(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, str]]]]
     return layout, rows
 
 
-def _captures(layout: dict[str, Any], row: _Row, where: str) -> None:
-    for column, pattern in layout.get("captures", {}).items():
-        match = re.search(pattern, row.get(column, ""))
-        if match is None:
-            raise InputError(where, f"{column} matching {pattern!r}", repr(row.get(column, "")))
-        row.update({k: v or "" for k, v in match.groupdict().items()})
-
-
 def _add_images(manifest: Manifest, path: Path, layout: dict[str, Any], rows: list[tuple[int, dict[str, str]]]
                 ) -> None:
     by_name = layout["match"] == "file_name"
     index = manifest.by_name if by_name else manifest.by_path
     for line, raw in rows:
         where = f"{path}:{line}"
-        row = _Row(raw, layout.get("optional", []))
-        _captures(layout, row, where)
-        rendered = (_render(t, row, where) for t in _templates(layout["image_path"]))
+        row = Row(raw, layout.get("optional", []))
+        capture(layout.get("captures", {}), row, where)
+        rendered = (render(t, row, where) for t in _templates(layout["image_path"]))
         images = [PurePosixPath(p).as_posix() for p in rendered if p]
         entry = ManifestEntry(
-            study_id=_render(layout["study_id"], row, where),
-            patient_id=_render(layout["patient_id"], row, where),
+            study_id=render(layout["study_id"], row, where),
+            patient_id=render(layout["patient_id"], row, where),
             layout=layout["id"],
-            image_key=_render(layout["image_key"], row, where) if "image_key" in layout else "",
-            view_position=next((v for v in (_render(t, row, where) for t in _templates(layout.get("view_position")))
+            image_key=render(layout["image_key"], row, where) if "image_key" in layout else "",
+            view_position=next((v for v in (render(t, row, where) for t in _templates(layout.get("view_position")))
                                 if v), ""),
         )
         if not images or "." in images or not entry.study_id or not entry.patient_id:
@@ -169,8 +145,8 @@ def _join_split(manifest: Manifest, path: Path, layout: dict[str, Any], rows: li
                          f"only {[i for _, i in manifest.files[:-1]] or 'this file'}")
     split: dict[str, str] = {}
     for line, raw in rows:
-        row = _Row(raw, layout.get("optional", []))
-        split[_render(layout["image_key"], row, f"{path}:{line}")] = _render(layout["split"], row, f"{path}:{line}")
+        row = Row(raw, layout.get("optional", []))
+        split[render(layout["image_key"], row, f"{path}:{line}")] = render(layout["split"], row, f"{path}:{line}")
     for index in (manifest.by_path, manifest.by_name):
         for key, entry in index.items():
             if entry.layout == layout["joins"] and entry.image_key in split:

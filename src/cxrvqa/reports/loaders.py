@@ -6,6 +6,9 @@ Formats (``--report-format``):
 - ``mimic``: a tree of ``p<group>/p<patient>/s<study>.txt`` free-text reports.
 - ``jsonl`` / ``csv``: study_id, patient_id (optional), and ``text`` or per-section fields
   (indication, comparison, technique, findings, impression).
+- report tables (``chexpert_plus``, ``rexgradient``): a corpus's own CSV with the sections in columns,
+  laid out as data in ``schemas/vocab/report_tables.yaml``; rows of one study that repeat its report
+  (one row per image) are read once.
 
 Every file is read through `cxrvqa.text_input`: a byte-order mark is skipped; UTF-8 is decoded
 strictly, and a record with bytes that are not UTF-8 is rejected (`invalid_encoding`, with the
@@ -14,17 +17,21 @@ byte offset) rather than stored with replacement characters.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from cxrvqa.errors import InputError
 from cxrvqa.reports.text import SECTIONS, compose, normalise
+from cxrvqa.resources import load_checked_yaml
+from cxrvqa.table_rows import Row, capture, render
 from cxrvqa.text_input import CsvRecord, Line, encoding_problem, header_names, not_text, printable, read_csv, \
     read_lines, unstorable_char
 
@@ -62,18 +69,32 @@ class RawReject:
     detail: str
 
 
+@lru_cache(maxsize=1)
+def report_tables() -> dict[str, dict[str, Any]]:
+    """The report-table layouts by ``--report-format`` value."""
+    data, _ = load_checked_yaml("schemas/vocab/report_tables.yaml", "report_tables.schema.json")
+    return {table["id"]: table for table in data["tables"]}
+
+
+def report_formats() -> list[str]:
+    """Every ``--report-format`` value."""
+    return sorted([*_LOADERS, *report_tables()])
+
+
 def load_reports(path: Path, report_format: str) -> Iterator[RawReport | RawReject]:
     """The records of a reports input; an input unusable as a whole (missing, empty, wrong columns) raises
     InputError here, before the first record is read."""
     check_reports_input(path, report_format)
-    return _LOADERS[report_format](path)
+    if report_format in _LOADERS:
+        return _LOADERS[report_format](path)
+    return _load_table(path, report_tables()[report_format])
 
 
 def check_reports_input(path: Path, report_format: str) -> None:
     """Raise InputError when the input cannot be read as ``report_format`` at all: what `build` checks
     before any flow starts."""
-    if report_format not in _LOADERS:
-        raise InputError(str(path), f"a report format among {sorted(_LOADERS)}", repr(report_format))
+    if report_format not in report_formats():
+        raise InputError(str(path), f"a report format among {report_formats()}", repr(report_format))
     if report_format == "mimic":
         if not path.is_dir():
             raise InputError(str(path), "a folder of p*/p<patient>/s<study>.txt reports (--report-format mimic)",
@@ -92,8 +113,10 @@ def check_reports_input(path: Path, report_format: str) -> None:
 
 
 def _csv_header(path: Path, report_format: str) -> list[str]:
-    """The header of an iu or csv reports file, checked."""
+    """The header of an iu, csv or report-table file, checked."""
+    table = report_tables().get(report_format)
     expected = (f"IU columns {list(IU_COLUMNS)}" if report_format == "iu"
+                else f"{table['title']} columns {table['columns']}" if table is not None
                 else "columns study_id and text (or per-section columns)")
     header = next(read_csv(path), None)
     if header is None:
@@ -102,6 +125,8 @@ def _csv_header(path: Path, report_format: str) -> list[str]:
     fields = set(names)
     if report_format == "iu":
         ok = set(IU_COLUMNS) <= fields
+    elif table is not None:
+        ok = set(table["columns"]) <= fields
     else:
         ok = "study_id" in fields and bool(({"text"} | set(SECTION_FIELDS)) & fields)
     if not ok:
@@ -143,8 +168,12 @@ def _from_fields(record: dict[str, Any], source: str, study_key: str = "study_id
     return _report(study, patient, source, text)
 
 
-def _csv_records(path: Path, report_format: str, study_key: str,
-                 fields_of: Callable[[dict[str, str]], dict[str, str]]) -> Iterator[RawReport | RawReject]:
+#: A row's cells by column -> the record's fields; may raise InputError (the row's reject, named by source).
+FieldsOf = Callable[[dict[str, str], str], dict[str, str]]
+
+
+def _csv_records(path: Path, report_format: str, study_key: str, fields_of: FieldsOf
+                 ) -> Iterator[RawReport | RawReject]:
     names = _csv_header(path, report_format)
     records = read_csv(path)
     next(records)   # the header
@@ -152,27 +181,59 @@ def _csv_records(path: Path, report_format: str, study_key: str,
         yield _csv_record(record, path, names, study_key, fields_of)
 
 
-def _csv_record(record: CsvRecord, path: Path, names: list[str], study_key: str,
-                fields_of: Callable[[dict[str, str]], dict[str, str]]) -> RawReport | RawReject:
+def _csv_record(record: CsvRecord, path: Path, names: list[str], study_key: str, fields_of: FieldsOf
+                ) -> RawReport | RawReject:
     source = f"{printable(path.name)}:row {record.line}"
     problem = record.shape_problem(len(names), names)
     if problem:
         return RawReject(source, None, ReportReason.malformed_row, str(problem))
-    fields = fields_of(dict(zip(names, record.cells or [], strict=False)))
+    try:
+        fields, unusable = fields_of(dict(zip(names, record.cells or [], strict=False)), source), None
+    except InputError as exc:
+        fields, unusable = {}, exc
     problem = encoding_problem(record.lines)
     if problem:
         study = fields.get(study_key, "").strip()
         return RawReject(source, study if study and not unstorable_char(study, study_key) else None,
                          ReportReason.invalid_encoding, str(problem))
+    if unusable is not None:
+        return RawReject(source, None, ReportReason.invalid_record,
+                         f"expected {unusable.expected}, found {unusable.found}")
     return _from_fields(fields, source, study_key)
 
 
 def _load_iu(path: Path) -> Iterator[RawReport | RawReject]:
-    return _csv_records(path, "iu", "uid", lambda row: {**row, "technique": row.get("image", "")})
+    return _csv_records(path, "iu", "uid", lambda row, _: {**row, "technique": row.get("image", "")})
 
 
 def _load_csv(path: Path) -> Iterator[RawReport | RawReject]:
-    return _csv_records(path, "csv", "study_id", lambda row: row)
+    return _csv_records(path, "csv", "study_id", lambda row, _: row)
+
+
+def _table_fields(table: dict[str, Any]) -> FieldsOf:
+    """A report table's row -> study_id, patient_id and the canonical sections, through its layout."""
+    def fields_of(cells: dict[str, str], source: str) -> dict[str, str]:
+        row = Row(cells, table.get("optional", []))
+        capture(table.get("captures", {}), row, source)
+        fields = {"study_id": render(table["study_id"], row, source),
+                  "patient_id": render(table["patient_id"], row, source)}
+        for section, columns in table["sections"].items():
+            fields[section] = "\n".join(row[column] for column in columns if row.get(column))
+        return fields
+    return fields_of
+
+
+def _load_table(path: Path, table: dict[str, Any]) -> Iterator[RawReport | RawReject]:
+    """A report table's records; a row that repeats the report of a study already read (the same study,
+    patient and text: another image of it) is that report, not a record of its own."""
+    read: dict[str, bytes] = {}   # study id -> digest of the patient id and text of the report read for it
+    for record in _csv_records(path, table["id"], "study_id", _table_fields(table)):
+        if isinstance(record, RawReport):
+            digest = hashlib.sha256(f"{record.patient_id}\0{record.text}".encode()).digest()
+            if read.get(record.study_id) == digest:
+                continue   # another image's row of a study already read
+            read.setdefault(record.study_id, digest)
+        yield record
 
 
 def _load_jsonl(path: Path) -> Iterator[RawReport | RawReject]:

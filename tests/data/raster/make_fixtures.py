@@ -5,11 +5,15 @@ deterministic. Sources: `tests/data/siim_chest_pa.dcm` (NIH pixels via torchxray
 frontal images and `tests/data/dx_cat_thorax_inverse.dcm` (highdicom, MIT) for the lateral ones, both
 downscaled to at most 256 pixels; variants are shifted copies so that no two files of a tree are identical.
 Each dataset folder is laid out as the dataset ships, with its metadata file in its published header format.
+
+`demo()` writes the demo's JPEG and PNG studies (src/cxrvqa/demo): synthetic radiographs drawn by the image
+bench's `phantom` (seeded), laid out as MIMIC-CXR-JPG and PadChest ship, with their metadata files.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from PIL import Image
 
 HERE = Path(__file__).parent
 DATA = HERE.parent
+REPOSITORY = DATA.parents[1]
+DEMO = REPOSITORY / "src" / "cxrvqa" / "demo"
 
 
 def _base() -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +189,32 @@ def bad() -> None:
     (root / "text_named.jpg").write_text("not an image at all\n")
 
 
+def demo() -> None:
+    """The demo's JPEG study (MIMIC-CXR-JPG layout, 1024 x 832, decoded at 1/4 by DCT scaling) and 16-bit PNG
+    study (PadChest layout, 512 x 416, 12-bit values): synthetic, so the demo holds no patient's pixels."""
+    sys.path.insert(0, str(REPOSITORY))
+    from bench.bench_images import phantom
+
+    images = DEMO / "images"
+    jpeg(images / "files/p10/p10000005/s50000005/5d1ec0a4-9f3b2c71-0d8e6a52-7b4f3e19-c6a2d805.jpg",
+         np.rint(phantom(1024, 832, 5) * 255).astype(np.uint8))
+    png(images / "0/900000000000000000000000000000000000001_demo01.png",
+        np.rint(phantom(512, 416, 6) * 4095).astype(np.uint16))
+    csv(DEMO / "mimic-cxr-2.0.0-metadata.csv", [
+        "dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,StudyDate,"
+        "StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,"
+        "PatientOrientationCodeSequence_CodeMeaning",
+        "5d1ec0a4-9f3b2c71-0d8e6a52-7b4f3e19-c6a2d805,10000005,50000005,CHEST (PA AND LAT),PA,1024,832,21800601,"
+        "093000.000,CHEST (PA AND LAT),postero-anterior,Erect",
+    ])
+    csv(DEMO / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv", [
+        "ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,ViewPosition_DICOM,"
+        "Projection,MethodProjection,Pediatric,Modality_DICOM",
+        "900000000000000000000000000000000000001_demo01.png,0,20160301,900000000000000000000000000000000000001,"
+        "900000000000000000000000000000000000002,1950,M,POSTEROANTERIOR,PA,Manual review of DICOM fields,No,CR",
+    ])
+
+
 if __name__ == "__main__":
-    for make in (mimic, chexpert, chexpert_plus, nih, padchest, iu, bad):
+    for make in (mimic, chexpert, chexpert_plus, nih, padchest, iu, bad, demo):
         make()

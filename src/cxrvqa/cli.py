@@ -134,6 +134,10 @@ def build(
     only_failed: Annotated[Optional[bool], typer.Option("--only-failed", help=(
         "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
         "validate what they changed; new inputs wait for a normal build."))] = None,
+    prune: Annotated[Optional[bool], typer.Option("--prune", help=(
+        "The inputs are complete: retire the studies whose report and the images whose file they no longer have "
+        "(their items leave the current dataset, the rows stay as history; cxrvqa audit lists them). Without it "
+        "a build warns how many are absent."))] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=(
         "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
@@ -152,7 +156,7 @@ def build(
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
         "qa": {"template_dirs": templates or None, "program_modules": programs or None, "boxes": boxes or None,
                "workers": workers, "split_from": split_from},
-        "judge": {"enabled": judge}, "only_failed": only_failed,
+        "judge": {"enabled": judge}, "only_failed": only_failed, "prune": prune,
         "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
                      "dask_address": dask_address, "dask_local_workers": dask_local},
     }

@@ -343,7 +343,8 @@ def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, 
 #: row counts tell whether they changed), the current templates and the balance's keep rates.
 RULE_INPUTS_SQL = (
     "SELECT (SELECT count(*) FROM qa_items), (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), "
-    "(SELECT count(*) FROM reports), (SELECT list([template_id, template_version] ORDER BY template_id) "
+    "(SELECT count(*) FROM reports), (SELECT count(*) FROM retirements), "
+    "(SELECT list([template_id, template_version] ORDER BY template_id) "
     "FROM current_qa_templates), (SELECT list([template_id, template_version, keep_rate::VARCHAR, "
     "positive_keep_rate::VARCHAR, mode] ORDER BY template_id, template_version) FROM current_qa_balance), "
     "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, n_positive_kept, "

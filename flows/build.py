@@ -315,6 +315,7 @@ STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
 @flow(name="build_dataset")
 def build_dataset(config: Config) -> dict[str, Any]:
     """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
+    qa_stage.check_templates(config)   # before any stage runs (and before a run is recorded)
     stages: dict[str, dict[str, int]] = {}
     with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store, \
             recorded_run(store, config) as run_id:

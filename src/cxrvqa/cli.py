@@ -175,13 +175,9 @@ def build(
                 raise CxrvqaError(f"the {stage} stage needs {STAGE_INPUTS[stage]} (or --demo)")
         if not forget_templates:
             _keep_recorded_templates(config)
-        if "qa" in config.stages:
-            from cxrvqa.qa.plugins import load_programs
-            from cxrvqa.qa.templates import check_examples, load_templates
+        from cxrvqa.qa.stage import check_templates
 
-            load_programs(config.qa.program_modules)
-            # a bad template, or one whose worked examples fail, stops the build here, before any stage runs
-            check_examples(load_templates(tuple(config.qa.template_dirs)))
+        check_templates(config)   # a bad template, or one whose worked examples fail, stops the build here
         if "validate" in config.stages:
             from cxrvqa.validation.judge import prepare_judge
 

@@ -24,7 +24,7 @@ from cxrvqa.prior import measure
 from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
-from cxrvqa.qa.templates import Template, load_templates, template_version
+from cxrvqa.qa.templates import Template, check_examples, load_templates, template_version
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
@@ -63,11 +63,24 @@ class QAStageContext:
         return self.settings.templates
 
 
-def prepare(config: Config) -> QAStageContext:
+def _load_templates(config: Config) -> tuple[tuple[tuple[str, str], ...], tuple[Template, ...]]:
+    """The plugin programs (source, hash) and the templates of a build's QA stage."""
     from cxrvqa.qa.plugins import load_programs
 
     modules = load_programs(config.qa.program_modules)   # plugin programs first: templates name them
-    templates = load_templates(tuple(config.qa.template_dirs))
+    return modules, load_templates(tuple(config.qa.template_dirs))
+
+
+def check_templates(config: Config) -> None:
+    """What a build whose stages include QA does before any stage runs (the CLI and a direct call of the
+    `build_dataset` flow alike): a TemplateError for a template that does not load or whose worked examples
+    fail, naming its file and each failing example."""
+    if "qa" in config.stages:
+        check_examples(_load_templates(config)[1])
+
+
+def prepare(config: Config) -> QAStageContext:
+    modules, templates = _load_templates(config)
     splits = tuple(config.qa.splits.items())
     split_from = config.qa.split_from
     settings = GenerationSettings(seed=config.seed, splits=splits, split_from=split_from, templates=tuple(

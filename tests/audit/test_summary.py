@@ -87,11 +87,13 @@ def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build
                                                                ("laterality_support", "laterality_mismatch"),
                                                                ("location_support", "side_not_in_evidence")]
     assert side.failures[0].detail == "answer: the answer program gives 'right', found 'left'"
+    assert side.view == "PA, frontal" and [f.strictness for f in side.failures] == ["reject"] * 3
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
     assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}
     assert [p["text"] for p in summary.examples[0].answer_parts] == [t for (t,) in parts]
     assert [e.status for e in summary.examples[2:]] == ["warn", "warn"]
     assert {f.reason for e in summary.examples[2:] for f in e.failures} == {"no_image"}
+    assert [(e.view, e.failures[0].strictness) for e in summary.examples[2:]] == [(None, "warn")] * 2
 
 
 def test_filters_narrow_every_section(audit_build: Build) -> None:
@@ -212,3 +214,21 @@ def test_rules_vs_llm_disagreements_where_both_backends_ran(audit_build: Build) 
         ("demo-s1", "pneumothorax", "present", "present", rules[0][0], "left")]
     assert extract_only.disagreements == agreement and by_template.disagreements is None
     assert [s.stage for s in extract_only.stages] == ["extract"]
+
+
+def test_the_change_log_against_the_previous_run(audit_build: Build) -> None:
+    """Issue 17: the audit carries `cxrvqa diff` of the run before it: run 2 added audit-s6 (a new report: its
+    items are added by `input edit`, nothing else is) and edited no report; run 1 has no run before it."""
+    with Store(audit_build.db, read_only=True) as store:
+        summary = audit(store)
+        first = audit(store, run_id=audit_build.run1)
+        new_items = store.query("SELECT count(*) FROM current_qa_items WHERE study_id = 'audit-s6'")[0][0]
+    changes = summary.changes
+    assert (summary.changes_from, changes.run_a, changes.run_b) == (audit_build.run1, audit_build.run1,
+                                                                     audit_build.run2)
+    assert new_items > 0 and changes.counts[("added", "input edit")] == new_items
+    assert {cause for kind, cause in changes.counts if cause == "input edit"} == {"input edit"}
+    assert changes.counts[("removed", "input edit")] == 0
+    assert (changes.studies["new"], changes.studies["edited"], changes.studies["retired"]) == (1, 0, 0)
+    assert summary.as_dict()["changes"]["studies"]["new"] == 1
+    assert first.changes is None and first.changes_from is None and first.retired == []

@@ -232,3 +232,24 @@ def test_the_change_log_against_the_previous_run(audit_build: Build) -> None:
     assert (changes.studies["new"], changes.studies["edited"], changes.studies["retired"]) == (1, 0, 0)
     assert summary.as_dict()["changes"]["studies"]["new"] == 1
     assert first.changes is None and first.changes_from is None and first.retired == []
+
+
+def test_list_templates_have_a_positive_share(audit_build: Build) -> None:
+    """Issue 17: the positive-share chart leaves out list templates. A list template's positive share is the
+    share of its items whose list names a finding (its program never answers an empty list: 100% here, a prior
+    the chart now shows); a yes/no template keeps its 'yes' share."""
+    from cxrvqa.audit.html import render_page
+
+    with Store(audit_build.db, read_only=True) as store:
+        summary = audit(store)
+        yes_share = store.query("SELECT avg(polarity::INTEGER) FROM current_qa_items "
+                                "WHERE template_id = 'finding_presence'")[0][0]
+    templates = {t.template_id: t for t in summary.templates}
+    regions = templates["region_findings"]
+    assert regions.lists and regions.yes_no == 0 and regions.items > 0 and regions.positive_share == 1.0
+    presence = templates["finding_presence"]
+    assert not presence.lists and presence.positive_share == round(yes_share, 4)
+    page = render_page(summary, {"gallery": [], "images": {}, "reports": {}}, "scope")
+    chart = page[page.index('id="chart-positive"'):].split("</figure>")[0]
+    assert 'data-label="region_findings" data-value="1.0"' in chart
+    assert f"100.0% of {regions.items} (list)" in chart

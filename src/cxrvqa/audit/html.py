@@ -202,8 +202,10 @@ def _charts(summary: AuditSummary) -> str:
                   _rate_rows(summary.validators, "validator", "warned")),
         bar_chart("chart-template-warnings", "Warning rate by template",
                   _rate_rows(summary.templates, "template_id", "warned")),
-        bar_chart("chart-positive", "Positive ('yes') share per yes/no template (tick: target)",
-                  [(t.template_id, t.positive_share, f"{_pct(t.positive_share)} of {t.yes_no}")
+        bar_chart("chart-positive", "Positive share per yes/no template ('yes') and list template (items whose "
+                  "list names a finding) (tick: target)",
+                  [(t.template_id, t.positive_share, f"{_pct(t.positive_share)} of {t.yes_no or t.items}"
+                    + (" (list)" if t.lists else ""))
                    for t in sorted(summary.templates, key=lambda t: t.template_id) if t.positive_share is not None],
                   maximum=1.0, markers={t.template_id: t.target_share for t in summary.templates
                                         if t.target_share is not None}),

@@ -102,11 +102,12 @@ class TemplateSummary:
     template_id: str
     items: int
     yes_no: int
-    positive_share: float | None   # 'yes' share of its yes/no items
+    positive_share: float | None   # 'yes' share of its yes/no items; of a list template's, the share naming a finding
     target_share: float | None
     warned: int                    # items whose worst failure is a warning
     rejected: int
     failure_rate: float            # (warned + rejected) / items
+    lists: bool = False            # its program answers with a list of findings
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,8 @@ def audit_tables(store: Store, filters: AuditFilters) -> Iterator[Relations]:
     try:
         store.con.execute(
             "CREATE OR REPLACE TEMP TABLE _audit_items AS SELECT item_id, template_version, input_hash, template_id, "
-            "study_id, image_id, polarity FROM current_qa_items WHERE $template IS NULL OR template_id = $template",
+            "study_id, image_id, polarity, findings FROM current_qa_items "
+            "WHERE $template IS NULL OR template_id = $template",
             {"template": filters.template})
         store.con.execute(
             "CREATE OR REPLACE TEMP TABLE _audit_grades AS SELECT g.item_id, g.template_version, g.input_hash, "
@@ -510,15 +512,18 @@ def template_summaries(store: Store, filters: AuditFilters, relations: Relations
         "WITH worst AS (SELECT item_id, template_version, input_hash, "
         "max(CASE status WHEN 'reject' THEN 2 ELSE 1 END) AS worst FROM "
         f"{relations.results} WHERE status <> 'ok' AND ($reason IS NULL OR reason = $reason) GROUP BY ALL) "
-        "SELECT i.template_id, count(*) AS items, count(i.polarity) AS yes_no, avg(i.polarity::INTEGER) AS pos, "
+        "SELECT i.template_id, count(*) AS items, count(i.polarity) AS yes_no, coalesce(any_value(t.lists), false) "
+        "AS lists, CASE WHEN count(i.polarity) > 0 THEN avg(i.polarity::INTEGER) WHEN any_value(t.lists) THEN "
+        "avg((len(i.findings) > 0)::INTEGER) END AS pos, "
         "any_value(b.target_share) AS target, count(*) FILTER (w.worst = 1) AS warned, "
         "count(*) FILTER (w.worst = 2) AS rejected "
         f"FROM {relations.items} i LEFT JOIN worst w USING (item_id, template_version, input_hash) "
         "LEFT JOIN current_qa_balance b ON b.template_id = i.template_id AND b.template_version = i.template_version "
+        "LEFT JOIN current_qa_templates t ON t.template_id = i.template_id "
         "GROUP BY i.template_id ORDER BY (warned + rejected) / count(*) DESC, i.template_id"), filters)
     return [TemplateSummary(r["template_id"], r["items"], r["yes_no"], _round(r["pos"]),
                             r["target"] if r["yes_no"] else None, r["warned"], r["rejected"],
-                            round((r["warned"] + r["rejected"]) / r["items"], 4)) for r in rows]
+                            round((r["warned"] + r["rejected"]) / r["items"], 4), r["lists"]) for r in rows]
 
 
 def validator_summaries(store: Store, filters: AuditFilters, relations: Relations) -> list[ValidatorSummary]:

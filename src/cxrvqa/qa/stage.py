@@ -22,6 +22,7 @@ from cxrvqa.config import Config
 from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.prior import measure
 from cxrvqa.provenance import code_version, stable_hash
+from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
 from cxrvqa.qa.templates import Template, check_examples, load_templates, template_version
@@ -99,7 +100,8 @@ def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
     with store.transaction():
         store.insert("qa_templates", [
             {"run_id": run_id, "template_id": t.id, "template_version": version, "source": t.source,
-             "definition": json.dumps(t.definition(), default=list), "created_at": now}
+             "definition": json.dumps(t.definition(), default=list), "lists": PROGRAMS[t.program].lists,
+             "created_at": now}
             for t, version in context.templates])
         store.con.execute(
             f"INSERT INTO qa_inputs SELECT s.study_id, s.input_hash, s.graph_id, ?, ? FROM ({STUDY_INPUTS_SQL}) s "

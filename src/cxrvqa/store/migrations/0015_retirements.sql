@@ -28,3 +28,7 @@ CREATE OR REPLACE VIEW current_images AS
 SELECT * FROM images
 WHERE image_id NOT IN (SELECT key FROM current_retirements WHERE kind = 'image')
 QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY created_at DESC) = 1;
+
+-- Whether a template's program answers with a list of findings (the audit charts the share of its items that
+-- name one beside the yes/no templates' 'yes' share); NULL in runs before this column.
+ALTER TABLE qa_templates ADD COLUMN lists BOOLEAN;

@@ -128,3 +128,16 @@ def test_prune_refuses_a_limited_input(tmp_path: Path) -> None:
                                  "jsonl", "--out", str(tmp_path / "out"), "--limit", "2", "--prune"])
     assert result.exit_code == 2
     assert "--prune retires what the input lacks, and --limit reads a part of the input" in _flat(result.output)
+
+
+def test_the_warning_names_a_few_and_counts_all() -> None:
+    from cxrvqa.store.retire import Absence
+
+    assert Absence("study", 5, 0, 0, ("s1", "s2", "s3")).message("--reports r.csv") == (
+        "5 studies of the current dataset (s1, s2, s3, ...) have no report in --reports r.csv: their items stay "
+        "current; rebuild with --prune to retire them")
+    assert Absence("image", 2, 0, 0, ("a.dcm", "b.dcm")).message("--images d") == (
+        "2 images of the current dataset (a.dcm, b.dcm) have no file in --images d: their items stay current; "
+        "rebuild with --prune to retire them")
+    assert Absence("study", 5, 5, 0, ("s1",)).message("--reports r.csv") is None     # retired: no warning
+    assert Absence("study", 0, 0, 2).message("--reports r.csv") is None

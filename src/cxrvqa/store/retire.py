@@ -23,15 +23,15 @@ logger = logging.getLogger(__name__)
 RETIRED, RESTORED = "retired", "restored"
 ABSENT_FROM_INPUT, BACK_IN_INPUT = "absent_from_input", "back_in_input"
 
-#: Per kind: the current ones (key, name in the input, input hash), and the latest row of any one (retired too).
+#: Per kind: the current ones (key, name in the input, input hash), and the latest row of the given retired ones.
 _CURRENT = {
     "study": "SELECT study_id, study_id, input_hash FROM current_reports",
     "image": "SELECT image_id, source_path, input_hash FROM current_images",
 }
 _LATEST = {
-    "study": "SELECT study_id, study_id, input_hash FROM reports "
+    "study": "SELECT study_id, study_id, input_hash FROM reports WHERE study_id IN (SELECT unnest(?::VARCHAR[])) "
              "QUALIFY row_number() OVER (PARTITION BY study_id ORDER BY created_at DESC) = 1",
-    "image": "SELECT image_id, source_path, input_hash FROM images "
+    "image": "SELECT image_id, source_path, input_hash FROM images WHERE image_id IN (SELECT unnest(?::VARCHAR[])) "
              "QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY created_at DESC) = 1",
 }
 #: What a kind is called in messages, and what names it in the input.
@@ -69,7 +69,7 @@ def reconcile(store: Store, run_id: str, kind: str, seen: Iterable[str], source:
     seen = set(seen)
     absent = sorted(row for row in store.query(_CURRENT[kind]) if row[1] not in seen)
     retired = {key for key, in store.query("SELECT key FROM current_retirements WHERE kind = ?", [kind])}
-    back = sorted(row for row in store.query(_LATEST[kind]) if row[0] in retired and row[1] in seen)
+    back = sorted(row for row in store.query(_LATEST[kind], [sorted(retired)]) if row[1] in seen) if retired else []
     now = datetime.now(timezone.utc)
 
     def rows(found: list[tuple[str, str, str]], action: str, reason: str, detail: str) -> list[dict]:

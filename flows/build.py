@@ -187,7 +187,8 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
 
     batches = _batches(config, run_id, "images", files(), config.imaging.batch_size, context, ingest_image_batch)
     counts = _run_stage(config, run_id, "images", chain(batches, missing()), total=sum(1 for _ in files()))
-    return counts | image_stage.retire_absent(open_writer(config.db_path), run_id, config, context, files())
+    image_stage.retire_absent(open_writer(config.db_path), run_id, config, context, files())
+    return counts
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)
@@ -208,7 +209,8 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     counts = _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", records,
                                                             config.report_limits.batch_size, context,
                                                             ingest_report_batch), total=None)
-    return counts | report_stage.retire_absent(open_writer(config.db_path), run_id, config, studies)
+    report_stage.retire_absent(open_writer(config.db_path), run_id, config, studies)
+    return counts
 
 
 @task(name="extract-batch", cache_policy=NO_CACHE)

@@ -38,13 +38,14 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert (stages["images"].kept, stages["images"].rejected) == (4, image_rejects) == (4, 1)
     assert (stages["reports"].kept, stages["reports"].rejected) == (6, 1)     # demo 4 + s5 + s6; s8 empty
     assert (stages["extract"].kept, stages["extract"].failed) == (7, 1)  # 6 rules graphs + the llm one; its failure
-    assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 1)
+    assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 2)     # 'No finding', past the border
     n_items = sum(n for _, n, _, _ in items)
     assert stages["qa"].kept == n_items
     worst = {}
     for item_id, _, _, status, _ in failures:
         worst[item_id] = max(worst.get(item_id, "warn"), status, key=["warn", "reject"].index)
-    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 2
+    # the two planted answers and demo-s4's four items asserting the finding its report hedges (demo/README.md)
+    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 6
     assert stages["validate"].warned == Counter(worst.values())["warn"] > 0
     assert stages["validate"].kept == n_items - len(worst)
     # reasons: every (validator, reason) with its count; the validators' failure rates and per-template rates
@@ -64,7 +65,9 @@ def test_counts_match_the_views(audit_build: Build) -> None:
         t = templates[template_id]
         assert (t.items, t.yes_no, t.warned + t.rejected, t.failure_rate) == (
             n, yes_no, len(failing), round(len(failing) / n, 4))
-        assert t.positive_share == (None if positive is None else round(positive, 4))
+        # a list template without yes/no items: the share of its items naming a finding (every one here)
+        assert t.positive_share == (round(positive, 4) if positive is not None else 1.0 if t.lists else None)
+    assert {t for t, v in templates.items() if v.lists} == {"region_findings", "study_abnormalities"}
     assert {g.label: g.n for g in summary.grades if g.n} == grades
     assert sum(g.share for g in summary.grades) == pytest.approx(1.0, abs=1e-3)
     # shares within the stage's failures, rates over the stage's inputs
@@ -75,12 +78,17 @@ def test_counts_match_the_views(audit_build: Build) -> None:
 
 def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build) -> None:
     with Store(audit_build.db, read_only=True) as store:
-        summary = summarise(store, limit=4)
+        summary = summarise(store, limit=8)
         parts = store.query("SELECT text FROM current_qa_answer_parts WHERE item_id = ? ORDER BY part_index",
                             [summary.examples[0].item_id])
-    assert len(summary.examples) == 4
-    assert [e.status for e in summary.examples[:2]] == ["reject", "reject"]
-    assert {e.template_id for e in summary.examples[:2]} == {"finding_side", "cardiothoracic_ratio"}
+    assert len(summary.examples) == 8
+    # the six rejects (the two planted answers, demo-s4's hedged finding), one per validator and reason in turn
+    assert [e.status for e in summary.examples[:6]] == ["reject"] * 6
+    assert [(e.failures[0].validator, e.failures[0].reason) for e in summary.examples[:4]] == [
+        ("answer_program", "answer_mismatch"), ("second_reading", "second_reading_hedged")] * 2
+    assert {e.template_id for e in summary.examples[:6] if e.failures[0].validator == "answer_program"} == {
+        "finding_side", "cardiothoracic_ratio"}
+    assert {e.study_id for e in summary.examples[:6] if e.failures[0].validator == "second_reading"} == {"demo-s4"}
     side = next(e for e in summary.examples if e.template_id == "finding_side")
     assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
     assert [(f.validator, f.reason) for f in side.failures] == [("answer_program", "answer_mismatch"),
@@ -91,9 +99,9 @@ def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
     assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}
     assert [p["text"] for p in summary.examples[0].answer_parts] == [t for (t,) in parts]
-    assert [e.status for e in summary.examples[2:]] == ["warn", "warn"]
-    assert {f.reason for e in summary.examples[2:] for f in e.failures} == {"no_image"}
-    assert [(e.view, e.failures[0].strictness) for e in summary.examples[2:]] == [(None, "warn")] * 2
+    assert [e.status for e in summary.examples[6:]] == ["warn", "warn"]
+    assert {f.reason for e in summary.examples[6:] for f in e.failures} == {"no_image"}
+    assert [(e.view, e.failures[0].strictness) for e in summary.examples[6:]] == [(None, "warn")] * 2
 
 
 def test_filters_narrow_every_section(audit_build: Build) -> None:

@@ -242,15 +242,13 @@ def write_missing_images(store: Store, run_id: str, context: ImageStageContext, 
 
 
 def retire_absent(store: Store, run_id: str, config: Config, context: ImageStageContext, files: Iterable[str]
-                  ) -> dict[str, int]:
+                  ) -> None:
     """After the stage: the current images whose file is not among ``files`` (every file under --images),
     retired with --prune (a warning without it); retired images whose file is back restored. Nothing under
-    --limit. The counts (absent, retired, restored) for the stage's result."""
-    if config.limit is not None:
-        return {}
-    seen = (scrub_uids(path, context.settings.pseudonym_key) for path in files)
-    absence = reconcile(store, run_id, "image", seen, f"--images {context.images_dir}", config.prune)
-    return {"absent": absence.absent, "retired": absence.retired, "restored": absence.restored}
+    --limit."""
+    if config.limit is None:
+        seen = (scrub_uids(path, context.settings.pseudonym_key) for path in files)
+        reconcile(store, run_id, "image", seen, f"--images {context.images_dir}", config.prune)
 
 
 def _retryable(store: Store, recipe: str, source_paths: list[str]) -> set[str]:

@@ -103,14 +103,12 @@ class InputStudies:
             yield record
 
 
-def retire_absent(store: Store, run_id: str, config: Config, studies: InputStudies) -> dict[str, int]:
+def retire_absent(store: Store, run_id: str, config: Config, studies: InputStudies) -> None:
     """After the stage: the current studies whose report the input lacks, retired with --prune (a warning
     without it); retired studies back in the input restored. Nothing under --limit (a part of the input says
-    nothing of what is absent). The counts (absent, retired, restored) for the stage's result."""
-    if config.limit is not None:
-        return {}
-    absence = reconcile(store, run_id, "study", studies.ids, f"--reports {config.reports}", config.prune)
-    return {"absent": absence.absent, "retired": absence.retired, "restored": absence.restored}
+    nothing of what is absent)."""
+    if config.limit is None:
+        reconcile(store, run_id, "study", studies.ids, f"--reports {config.reports}", config.prune)
 
 
 @dataclass(frozen=True)

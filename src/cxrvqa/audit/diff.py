@@ -46,13 +46,15 @@ class DatasetDiff:
     counts: Counter = field(default_factory=Counter)          # (kind, cause) -> items
     templates: dict[str, Counter] = field(default_factory=dict)   # template -> kind -> items
     studies: Counter = field(default_factory=Counter)         # kind of study change -> studies
+    retired: Counter = field(default_factory=Counter)         # 'study:ID' / 'image:ID' retired -> its items removed
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_a": self.run_a, "run_b": self.run_b,
                 "items": [{"kind": k, "cause": c, "n": n} for (k, c), n in sorted(self.counts.items())],
                 "templates": {t: dict(c) for t, c in sorted(self.templates.items())},
-                "studies": dict(self.studies), "examples": self.examples}
+                "studies": dict(self.studies), "retired": dict(sorted(self.retired.items())),
+                "examples": self.examples}
 
 
 def _snapshot(store: Store, run_id: str) -> Snapshot:
@@ -96,7 +98,10 @@ def dataset_diff(store: Store, run_a: str, run_b: str, limit: int = 10) -> Datas
                 if a.items[i][4:] != b.items[i][4:]]
     for kind, item_id, old, new in changes:
         study, template = (new or old)[0], (new or old)[1]
-        cause = _cause(study, template, a.images.get(item_id, b.images.get(item_id)), a, b)
+        image = a.images.get(item_id, b.images.get(item_id))
+        cause = _cause(study, template, image, a, b)
+        if cause in ("study retired", "image retired"):
+            diff.retired[f"study:{study}" if cause == "study retired" else f"image:{image}"] += 1
         diff.counts[(kind, cause)] += 1
         diff.templates.setdefault(template, Counter())[kind] += 1
         if len(diff.examples) < limit:

@@ -281,7 +281,7 @@ def retired_section(summary: AuditSummary) -> str:
             + (f" (first {shown} shown)" if shown < summary.retired_total else "") + "</h2>"
             '<p class="hint">studies whose report and images whose file the run\'s complete input no longer had '
             "(build --prune): their items left the current dataset; their rows stay as history</p>"
-            + _table("retired-table", ("kind", "name", "reason", "items before", "detail"),
+            + _table("retired-table", ("kind", "name", "reason", "items removed", "detail"),
                      [(r.kind, r.name, r.reason, r.items, r.detail) for r in summary.retired])
             + "</section>")
 

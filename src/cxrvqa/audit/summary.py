@@ -198,7 +198,7 @@ class Retired:
     name: str            # as the input named it: the study id, the image's source path
     reason: str          # absent_from_input
     detail: str          # the input it was looked for in
-    items: int           # its items in the dataset before the run
+    items: int           # its items the run removed from the dataset (the change log's study/image retired)
 
 
 @dataclass(frozen=True)
@@ -633,9 +633,10 @@ _REJECT_EXAMPLES = {
 }
 
 
-def retired_by(store: Store, run_id: str, limit: int) -> tuple[int, list[Retired]]:
+def retired_by(store: Store, run_id: str, limit: int, changes: DatasetDiff | None) -> tuple[int, list[Retired]]:
     """(how many studies and images run ``run_id`` retired, the first ``limit``: studies first), each with the
-    items it had in the dataset as of the run before (outside any `as_of` block: it opens its own)."""
+    items it had, as the change log against the run before (``changes``) removed them (outside any `as_of`
+    block: it opens its own)."""
     with as_of(store, run_id):
         total = store.query("SELECT count(*) FROM current_retirements WHERE run_id = ?", [run_id])[0][0]
         rows = store.query(
@@ -643,17 +644,8 @@ def retired_by(store: Store, run_id: str, limit: int) -> tuple[int, list[Retired
             "LEFT JOIN (SELECT image_id, any_value(source_path) AS source_path FROM images GROUP BY 1) i "
             "ON r.kind = 'image' AND i.image_id = r.key WHERE r.run_id = ? ORDER BY r.kind DESC, 3 LIMIT ?",
             [run_id, max(limit, 0)])
-    items: dict[tuple[str, str], int] = {}
-    previous = previous_run(store, run_id)
-    if rows and previous is not None:
-        with as_of(store, previous):
-            items = {(kind, key): n for kind, key, n in store.query(
-                "SELECT 'study', study_id, count(*) FROM current_qa_items WHERE study_id IN (SELECT unnest($s)) "
-                "GROUP BY 2 UNION ALL SELECT 'image', image_id, count(*) FROM current_qa_items "
-                "WHERE image_id IN (SELECT unnest($i)) GROUP BY 2",
-                {"s": [key for kind, key, *_ in rows if kind == "study"],
-                 "i": [key for kind, key, *_ in rows if kind == "image"]})}
-    return total, [Retired(*row, items.get((row[0], row[1]), 0)) for row in rows]
+    removed = changes.retired if changes is not None else {}
+    return total, [Retired(*row, removed.get(f"{row[0]}:{row[1]}", 0)) for row in rows]
 
 
 def reject_examples(store: Store, filters: AuditFilters, limit: int) -> dict[str, list[dict[str, Any]]]:
@@ -814,9 +806,10 @@ def audit(store: Store, filters: AuditFilters = NO_FILTERS, run_id: str | None =
     if compare_run is not None:
         summary.compare = compare(summarise(store, filters, compare_run, limit=0), summary)
     run = summary.as_of_run
-    if run is not None and (filters.shows("reports") or filters.shows("images")):
-        summary.retired_total, summary.retired = retired_by(store, run.run_id, limit)
     summary.changes_from = None if run is None else previous_run(store, run.run_id)
-    if summary.changes_from is not None and filters.shows("qa"):
+    inputs = filters.shows("reports") or filters.shows("images")
+    if summary.changes_from is not None and (filters.shows("qa") or inputs):
         summary.changes = dataset_diff(store, summary.changes_from, run.run_id, limit=min(limit, CHANGE_EXAMPLES))
+    if run is not None and inputs:
+        summary.retired_total, summary.retired = retired_by(store, run.run_id, limit, summary.changes)
     return summary

@@ -147,7 +147,7 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
     if summary.retired:
         table = _table(f"Retired by run {summary.as_of_run.run_id}: {summary.retired_total} (build --prune; their "
                        "items left the current dataset, their rows stay)",
-                       ("kind", "name", "reason", "items before", "detail"), ("items before",))
+                       ("kind", "name", "reason", "items removed", "detail"), ("items removed",))
         for r in summary.retired:
             table.add_row(*map(_text, (r.kind, r.name, r.reason, r.items, r.detail)))
         out.print(table)

@@ -123,12 +123,13 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     assert tables["qa_items"] == sum(row["n"] for row in info["qa_formats"]) > 0
     assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
                                    "scene_graphs", "extraction_failures")} == {
-        "images": 4, "image_rejects": 1, "reports": 4, "sentences": 28, "report_rejects": 0,
+        "images": 4, "image_rejects": 1, "reports": 4, "sentences": 29, "report_rejects": 0,
         "scene_graphs": 4, "extraction_failures": 0}
     # no dataset check fails: the demo's hedges ("may represent atelectasis or early pneumonia") are
     # uncertain in the graph, so "is X only suspected?" is not always "no"
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
-        ("boxes", "no_box", 1), ("images", "unsupported_modality", 1)]
+        ("boxes", "box_outside_image", 1), ("boxes", "no_box", 1), ("images", "unsupported_modality", 1),
+        ("validate (reject)", "second_reading: second_reading_hedged", 4)]
     table = runner.invoke(app, ["status", "--out", str(out)])
     assert table.exit_code == 0 and "unsupported_modality" in table.stdout
 

@@ -186,7 +186,9 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
             yield image_stage.write_missing_images(open_writer(config.db_path), run_id, context, files())
 
     batches = _batches(config, run_id, "images", files(), config.imaging.batch_size, context, ingest_image_batch)
-    return _run_stage(config, run_id, "images", chain(batches, missing()), total=sum(1 for _ in files()))
+    counts = _run_stage(config, run_id, "images", chain(batches, missing()), total=sum(1 for _ in files()))
+    image_stage.retire_absent(open_writer(config.db_path), run_id, config, context, files())
+    return counts
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)
@@ -200,12 +202,15 @@ def ingest_report_batch(db_path: Path, run_id: str, batch: list,
 @flow(name="ingest-reports")
 def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     context = report_stage.prepare(config)
-    records = report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format))
+    studies = report_stage.InputStudies()
+    records = studies.count(report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format)))
     if config.limit is not None:   # --limit N: the first N report records (reports and rejects)
         records = islice(records, config.limit)
-    return _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", records,
-                                                          config.report_limits.batch_size, context,
-                                                          ingest_report_batch), total=None)
+    counts = _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", records,
+                                                            config.report_limits.batch_size, context,
+                                                            ingest_report_batch), total=None)
+    report_stage.retire_absent(open_writer(config.db_path), run_id, config, studies)
+    return counts
 
 
 @task(name="extract-batch", cache_policy=NO_CACHE)
@@ -312,6 +317,7 @@ STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
 @flow(name="build_dataset")
 def build_dataset(config: Config) -> dict[str, Any]:
     """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
+    qa_stage.check_templates(config)   # before any stage runs (and before a run is recorded)
     stages: dict[str, dict[str, int]] = {}
     with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store, \
             recorded_run(store, config) as run_id:

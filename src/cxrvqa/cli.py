@@ -137,6 +137,10 @@ def build(
     only_failed: Annotated[Optional[bool], typer.Option("--only-failed", help=(
         "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
         "validate what they changed; new inputs wait for a normal build."))] = None,
+    prune: Annotated[Optional[bool], typer.Option("--prune", help=(
+        "The inputs are complete: retire the studies whose report and the images whose file they no longer have "
+        "(their items leave the current dataset, the rows stay as history; cxrvqa audit lists them). Without it "
+        "a build warns how many are absent."))] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help=(
         "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
@@ -155,7 +159,7 @@ def build(
                        "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
         "qa": {"template_dirs": templates or None, "program_modules": programs or None, "boxes": boxes or None,
                "workers": workers, "split_from": split_from},
-        "judge": {"enabled": judge}, "only_failed": only_failed,
+        "judge": {"enabled": judge}, "only_failed": only_failed, "prune": prune,
         "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
                      "dask_address": dask_address, "dask_local_workers": dask_local},
     }
@@ -174,13 +178,9 @@ def build(
                 raise CxrvqaError(f"the {stage} stage needs {STAGE_INPUTS[stage]} (or --demo)")
         if not forget_templates:
             _keep_recorded_templates(config)
-        if "qa" in config.stages:
-            from cxrvqa.qa.plugins import load_programs
-            from cxrvqa.qa.templates import check_examples, load_templates
+        from cxrvqa.qa.stage import check_templates
 
-            load_programs(config.qa.program_modules)
-            # a bad template, or one whose worked examples fail, stops the build here, before any stage runs
-            check_examples(load_templates(tuple(config.qa.template_dirs)))
+        check_templates(config)   # a bad template, or one whose worked examples fail, stops the build here
         if "validate" in config.stages:
             from cxrvqa.validation.judge import prepare_judge
 

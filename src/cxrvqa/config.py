@@ -231,6 +231,10 @@ class Config(_Section):
     only_failed: bool = Field(False, description=(
         "Retry only what failed: images whose latest outcome is a decode or read failure, and studies whose "
         "extraction failed (also terminal LLM errors, asked again); new inputs wait for a normal build."))
+    prune: bool = Field(False, description=(
+        "The inputs are complete: retire the current studies whose report and the images whose file they no "
+        "longer have (their items leave the current dataset; nothing is deleted). Without it a build warns how "
+        "many are absent. Not with --limit (a part of the input)."))
     seed: int = 0
 
     @field_validator("manifest", mode="before")
@@ -262,6 +266,13 @@ class Config(_Section):
                 f"available: {list(AVAILABLE_STAGES)}"
             )
         return [s for s in PIPELINE_STAGES if s in stages]
+
+    @model_validator(mode="after")
+    def _check_prune(self) -> "Config":
+        if self.prune and self.limit is not None:
+            raise ValueError("--prune retires what the input lacks, and --limit reads a part of the input: "
+                             "give one of them")
+        return self
 
     @property
     def db_path(self) -> Path:

@@ -21,7 +21,8 @@ def test_json_is_one_document_that_matches_the_database(audit_build: Build) -> N
     audit = json.loads(result.stdout)
     assert list(audit) == ["as_of_run", "latest_run", "filters", "stages", "reasons", "templates", "validators",
                            "grades", "grade_criteria", "disagreements", "dataset_checks_run", "dataset_checks",
-                           "failing_items", "examples", "rejects", "notes", "compare", "review", "prior", "too_few"]
+                           "failing_items", "examples", "rejects", "notes", "compare", "review", "prior", "too_few",
+                           "retired", "retired_total", "changes", "changes_from"]
     assert audit["review"] is None                  # no item of this build is reviewed (tests/review)
     with Store(audit_build.db, read_only=True) as store:
         items = store.query("SELECT count(*) FROM current_qa_items")[0][0]

@@ -38,13 +38,14 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert (stages["images"].kept, stages["images"].rejected) == (6, image_rejects) == (6, 1)
     assert (stages["reports"].kept, stages["reports"].rejected) == (8, 1)     # demo 6 + s5 + s6; s8 empty
     assert (stages["extract"].kept, stages["extract"].failed) == (9, 1)  # 8 rules graphs + the llm one; its failure
-    assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 1)
+    assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 2)     # 'No finding', past the border
     n_items = sum(n for _, n, _, _ in items)
     assert stages["qa"].kept == n_items
     worst = {}
     for item_id, _, _, status, _ in failures:
         worst[item_id] = max(worst.get(item_id, "warn"), status, key=["warn", "reject"].index)
-    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 2
+    # the two planted answers and demo-s4's four items asserting the finding its report hedges (demo/README.md)
+    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 6
     assert stages["validate"].warned == Counter(worst.values())["warn"] > 0
     assert stages["validate"].kept == n_items - len(worst)
     # reasons: every (validator, reason) with its count; the validators' failure rates and per-template rates
@@ -64,7 +65,9 @@ def test_counts_match_the_views(audit_build: Build) -> None:
         t = templates[template_id]
         assert (t.items, t.yes_no, t.warned + t.rejected, t.failure_rate) == (
             n, yes_no, len(failing), round(len(failing) / n, 4))
-        assert t.positive_share == (None if positive is None else round(positive, 4))
+        # a list template without yes/no items: the share of its items naming a finding (every one here)
+        assert t.positive_share == (round(positive, 4) if positive is not None else 1.0 if t.lists else None)
+    assert {t for t, v in templates.items() if v.lists} == {"region_findings", "study_abnormalities"}
     assert {g.label: g.n for g in summary.grades if g.n} == grades
     assert sum(g.share for g in summary.grades) == pytest.approx(1.0, abs=1e-3)
     # shares within the stage's failures, rates over the stage's inputs
@@ -75,23 +78,30 @@ def test_counts_match_the_views(audit_build: Build) -> None:
 
 def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build) -> None:
     with Store(audit_build.db, read_only=True) as store:
-        summary = summarise(store, limit=4)
+        summary = summarise(store, limit=8)
         parts = store.query("SELECT text FROM current_qa_answer_parts WHERE item_id = ? ORDER BY part_index",
                             [summary.examples[0].item_id])
-    assert len(summary.examples) == 4
-    assert [e.status for e in summary.examples[:2]] == ["reject", "reject"]
-    assert {e.template_id for e in summary.examples[:2]} == {"finding_side", "cardiothoracic_ratio"}
+    assert len(summary.examples) == 8
+    # the six rejects (the two planted answers, demo-s4's hedged finding), one per validator and reason in turn
+    assert [e.status for e in summary.examples[:6]] == ["reject"] * 6
+    assert [(e.failures[0].validator, e.failures[0].reason) for e in summary.examples[:4]] == [
+        ("answer_program", "answer_mismatch"), ("second_reading", "second_reading_hedged")] * 2
+    assert {e.template_id for e in summary.examples[:6] if e.failures[0].validator == "answer_program"} == {
+        "finding_side", "cardiothoracic_ratio"}
+    assert {e.study_id for e in summary.examples[:6] if e.failures[0].validator == "second_reading"} == {"demo-s4"}
     side = next(e for e in summary.examples if e.template_id == "finding_side")
     assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
     assert [(f.validator, f.reason) for f in side.failures] == [("answer_program", "answer_mismatch"),
                                                                ("laterality_support", "laterality_mismatch"),
                                                                ("location_support", "side_not_in_evidence")]
     assert side.failures[0].detail == "answer: the answer program gives 'right', found 'left'"
+    assert side.view == "PA, frontal" and [f.strictness for f in side.failures] == ["reject"] * 3
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
     assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}
     assert [p["text"] for p in summary.examples[0].answer_parts] == [t for (t,) in parts]
-    assert [e.status for e in summary.examples[2:]] == ["warn", "warn"]
-    assert {f.reason for e in summary.examples[2:] for f in e.failures} == {"no_image"}
+    assert [e.status for e in summary.examples[6:]] == ["warn", "warn"]
+    assert {f.reason for e in summary.examples[6:] for f in e.failures} == {"no_image"}
+    assert [(e.view, e.failures[0].strictness) for e in summary.examples[6:]] == [(None, "warn")] * 2
 
 
 def test_filters_narrow_every_section(audit_build: Build) -> None:
@@ -212,3 +222,42 @@ def test_rules_vs_llm_disagreements_where_both_backends_ran(audit_build: Build) 
         ("demo-s1", "pneumothorax", "present", "present", rules[0][0], "left")]
     assert extract_only.disagreements == agreement and by_template.disagreements is None
     assert [s.stage for s in extract_only.stages] == ["extract"]
+
+
+def test_the_change_log_against_the_previous_run(audit_build: Build) -> None:
+    """Issue 17: the audit carries `cxrvqa diff` of the run before it: run 2 added audit-s6 (a new report: its
+    items are added by `input edit`, nothing else is) and edited no report; run 1 has no run before it."""
+    with Store(audit_build.db, read_only=True) as store:
+        summary = audit(store)
+        first = audit(store, run_id=audit_build.run1)
+        new_items = store.query("SELECT count(*) FROM current_qa_items WHERE study_id = 'audit-s6'")[0][0]
+    changes = summary.changes
+    assert (summary.changes_from, changes.run_a, changes.run_b) == (audit_build.run1, audit_build.run1,
+                                                                     audit_build.run2)
+    assert new_items > 0 and changes.counts[("added", "input edit")] == new_items
+    assert {cause for kind, cause in changes.counts if cause == "input edit"} == {"input edit"}
+    assert changes.counts[("removed", "input edit")] == 0
+    assert (changes.studies["new"], changes.studies["edited"], changes.studies["retired"]) == (1, 0, 0)
+    assert summary.as_dict()["changes"]["studies"]["new"] == 1
+    assert first.changes is None and first.changes_from is None and first.retired == []
+
+
+def test_list_templates_have_a_positive_share(audit_build: Build) -> None:
+    """Issue 17: the positive-share chart leaves out list templates. A list template's positive share is the
+    share of its items whose list names a finding (its program never answers an empty list: 100% here, a prior
+    the chart now shows); a yes/no template keeps its 'yes' share."""
+    from cxrvqa.audit.html import render_page
+
+    with Store(audit_build.db, read_only=True) as store:
+        summary = audit(store)
+        yes_share = store.query("SELECT avg(polarity::INTEGER) FROM current_qa_items "
+                                "WHERE template_id = 'finding_presence'")[0][0]
+    templates = {t.template_id: t for t in summary.templates}
+    regions = templates["region_findings"]
+    assert regions.lists and regions.yes_no == 0 and regions.items > 0 and regions.positive_share == 1.0
+    presence = templates["finding_presence"]
+    assert not presence.lists and presence.positive_share == round(yes_share, 4)
+    page = render_page(summary, {"gallery": [], "images": {}, "reports": {}}, "scope")
+    chart = page[page.index('id="chart-positive"'):].split("</figure>")[0]
+    assert 'data-label="region_findings" data-value="1.0"' in chart
+    assert f"100.0% of {regions.items} (list)" in chart

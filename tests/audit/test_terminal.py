@@ -20,7 +20,8 @@ def test_markup_in_the_data_is_printed_as_text(audit_build: Build) -> None:
         summary = summarise(store, limit=1)
     item = summary.examples[0]
     summary.examples = [replace(item, question="Is it [bold red]bold[/bold red]?",
-                                failures=[Failure("answer_program", "reject", "answer_mismatch", "[link=x]y[/link]")])]
+                                failures=[Failure("answer_program", "reject", "answer_mismatch", "[link=x]y[/link]",
+                                                  "reject")])]
     console = Console(record=True, width=200)
     render(summary, console, "[b]scope[/b]")
     text = console.export_text()

@@ -53,15 +53,24 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
                       "n_rejected": 0}
         assert {row[0] for row in store.query("SELECT DISTINCT answer_format FROM current_qa_items")} == {
             "yes_no", "short", "full_sentence", "multi_part", "multiple_choice", "box"}
-        assert store.query("SELECT n_input, n_done, n_rejected FROM run_stages WHERE stage = 'boxes'") == [(10, 9, 1)]
-        # every current item validated by every validator; none of the demo's items is rejected
+        # the demo's box lines: a 'No finding' line and one past the image border are rejected (demo/README.md)
+        assert store.query("SELECT n_input, n_done, n_rejected FROM run_stages WHERE stage = 'boxes'") == [(11, 9, 2)]
+        assert store.query("SELECT reason FROM box_rejects ORDER BY source_line") == [("no_box",),
+                                                                                    ("box_outside_image",)]
+        # every current item validated by every validator; the demo's rejects are the items that assert the
+        # finding demo-s4 hedges ("may represent changes due to bronchiectasis"), caught by the second reading
         n_items = store.query("SELECT count(*) FROM current_qa_items")[0][0]
-        assert validated == {"n_input": n_items, "n_skipped": 0, "n_done": n_items, "n_rejected": 0}
+        rejected = store.query("SELECT q.study_id, v.validator, v.reason, count(*) FROM current_validation_results v "
+                               "JOIN current_qa_items q USING (item_id, template_version, input_hash) "
+                               "WHERE v.status = 'reject' GROUP BY ALL")
+        assert rejected == [("demo-s4", "second_reading", "second_reading_hedged", 4)]
+        assert validated == {"n_input": n_items, "n_skipped": 0, "n_done": n_items - 4, "n_rejected": 4}
         from cxrvqa.validation.validators import VALIDATORS
 
         assert store.query("SELECT count(*) FROM current_validation_results")[0][0] == n_items * len(VALIDATORS)
         grades = dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY label"))
-        assert sum(grades.values()) == n_items and set(grades) <= {"A++", "A+", "A"} and grades["A++"] > n_items / 2
+        assert sum(grades.values()) == n_items and set(grades) <= {"A++", "A+", "A", "D"} and grades["D"] == 4
+        assert grades["A++"] > n_items / 2
         assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 9
         # every demo study has both images and a report: the metadata files' study ids join them
         assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 6
@@ -124,18 +133,19 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
     assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
-        ("images", 7, 7, 0, 0), ("reports", 6, 6, 0, 0), ("extract", 6, 6, 0, 0), ("boxes", 10, 9, 0, 1),
+        ("images", 7, 7, 0, 0), ("reports", 6, 6, 0, 0), ("extract", 6, 6, 0, 0), ("boxes", 11, 9, 0, 2),
         ("qa", 6, 6, 0, 0), ("validate", info["tables"]["qa_items"], info["tables"]["qa_items"], 0, 0)]
     tables = info["tables"]
     assert tables["qa_items"] == sum(row["n"] for row in info["qa_formats"]) > 0
     assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
                                    "scene_graphs", "extraction_failures")} == {
-        "images": 6, "image_rejects": 1, "reports": 6, "sentences": 39, "report_rejects": 0,
+        "images": 6, "image_rejects": 1, "reports": 6, "sentences": 40, "report_rejects": 0,
         "scene_graphs": 6, "extraction_failures": 0}
     # no dataset check fails: the demo's hedges ("may represent atelectasis or early pneumonia") are
     # uncertain in the graph, so "is X only suspected?" is not always "no"
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
-        ("boxes", "no_box", 1), ("images", "unsupported_modality", 1)]
+        ("boxes", "box_outside_image", 1), ("boxes", "no_box", 1), ("images", "unsupported_modality", 1),
+        ("validate (reject)", "second_reading: second_reading_hedged", 4)]
     table = runner.invoke(app, ["status", "--out", str(out)])
     assert table.exit_code == 0 and "unsupported_modality" in table.stdout
 

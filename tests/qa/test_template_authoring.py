@@ -62,6 +62,26 @@ def test_a_wording_that_contradicts_its_program_fails_lint_and_the_build(tmp_pat
     assert not (tmp_path / "out" / "cxrvqa.duckdb").exists()
 
 
+def test_the_build_flow_called_directly_checks_the_worked_examples_too(tmp_path: Path) -> None:
+    """The same check in the `build_dataset` flow (a deployment or a script calls it without the CLI): it stops
+    before any stage runs and before a run is recorded."""
+    from cxrvqa.cli import _demo_inputs
+    from cxrvqa.config import load_config
+    from cxrvqa.errors import TemplateError
+    from flows.build import build_dataset
+
+    mine = tmp_path / "mine"
+    path = _write(mine, "contradicts", RULED_OUT.format(id="contradicts", variant='"Is there {a_finding}, or not?"',
+                                                        question="Is there a pneumothorax, or not?", answer="no"))
+    config = load_config(None, {**_demo_inputs(), "out_dir": tmp_path / "out", "qa": {"template_dirs": [mine]}})
+    with pytest.raises(TemplateError) as raised:
+        build_dataset(config)
+    assert raised.value.source == str(path)
+    assert raised.value.problems[0] == ("examples/0: expected answer 'no', found 'yes' (question 'Is there a "
+                                        "pneumothorax, or not?', program 'finding_ruled_out')")
+    assert not (tmp_path / "out" / "cxrvqa.duckdb").exists()
+
+
 def test_the_yes_meaning_of_a_program_must_be_in_the_question(tmp_path: Path) -> None:
     path = _write(tmp_path, "no_negation", RULED_OUT.format(
         id="no_negation", variant='"Is there {a_finding} in this image?"',

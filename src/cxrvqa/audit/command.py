@@ -102,11 +102,10 @@ def diff_command(
     limit: Annotated[int, typer.Option("--limit", min=0, help="Changed items to show.")] = DEFAULT_EXAMPLES,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (one JSON document).")] = False,
 ) -> None:
-    """The change log between two runs: items added, removed and changed, each with its cause (input edit,
-    scene graph or images, template or generator, selection)."""
-    from rich.table import Table
-
-    from cxrvqa.audit.diff import CAUSES, KINDS, dataset_diff
+    """The change log between two runs: items added, removed and changed, each with its cause (study or image
+    retired, input edit, scene graph or images, template or generator, selection)."""
+    from cxrvqa.audit.diff import dataset_diff
+    from cxrvqa.audit.terminal import render_changes
 
     try:
         with Store(out / "cxrvqa.duckdb", read_only=True) as store:
@@ -119,19 +118,4 @@ def diff_command(
     if as_json:
         typer.echo(json.dumps(diff.as_dict(), indent=2))
         return
-    console = Console()
-    total = sum(diff.counts.values())
-    console.print(f"[bold]{escape(run_a)} -> {escape(run_b)}[/]: {total} item(s) changed; studies: "
-                  + ", ".join(f"{n} {kind}" for kind, n in diff.studies.items()), soft_wrap=True)
-    for title, rows in (("cause", [(c, {k: diff.counts.get((k, c), 0) for k in KINDS}) for c in CAUSES]),
-                        ("template", sorted(diff.templates.items()))):
-        table = Table(title=f"Items by {title}")
-        for column in (title, *KINDS):
-            table.add_column(column, justify="left" if column == title else "right")
-        for name, counts in rows:
-            table.add_row(escape(name), *(str(counts.get(kind, 0)) for kind in KINDS))
-        console.print(table)
-    for example in diff.examples:
-        console.print(f"{example['kind']} ({example['cause']}) {escape(example['item_id'])} "
-                      f"{escape(example['study_id'])} {escape(example['template_id'])}: "
-                      f"{escape(str(example['before']))} -> {escape(str(example['after']))}", soft_wrap=True)
+    render_changes(diff, Console())

@@ -1,6 +1,8 @@
 """`cxrvqa diff RUN_A RUN_B`: which items the dataset gained, lost or changed from one run to another, and why.
 
 Each change is put down to its first cause in this order, per study and template:
+- `study retired`, `image retired`: a build with --prune retired the item's study (its report left the input)
+  or its image (its file did);
 - `input edit`: the study's report changed (or the study is new, or gone from the dataset);
 - `scene graph or images`: the report is the same but what the QA stage read of the study changed (an
   extraction rule, a new image, new boxes: the item's QA input hash);
@@ -20,8 +22,11 @@ from typing import Any
 from cxrvqa.audit.summary import as_of, run_info
 from cxrvqa.store import Store
 
-CAUSES = ("input edit", "scene graph or images", "template or generator", "selection")
+CAUSES = ("study retired", "image retired", "input edit", "scene graph or images", "template or generator",
+          "selection")
 KINDS = ("added", "removed", "changed")
+#: Templates the audit's change log lists (those with the most changed items; `cxrvqa diff` lists all).
+TOP_CHANGED_TEMPLATES = 10
 
 
 @dataclass
@@ -30,6 +35,8 @@ class Snapshot:
     reports: dict[str, str]                 # study -> report input hash
     qa_inputs: dict[str, set[str]]          # study -> QA input hashes of its items
     versions: dict[str, set[str]]           # template -> versions of its items
+    images: dict[str, str | None]           # item_id -> its image
+    retired: set[tuple[str, str]]           # (study | image, key) retired as of the run
 
 
 @dataclass
@@ -39,28 +46,35 @@ class DatasetDiff:
     counts: Counter = field(default_factory=Counter)          # (kind, cause) -> items
     templates: dict[str, Counter] = field(default_factory=dict)   # template -> kind -> items
     studies: Counter = field(default_factory=Counter)         # kind of study change -> studies
+    retired: Counter = field(default_factory=Counter)         # 'study:ID' / 'image:ID' retired -> its items removed
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_a": self.run_a, "run_b": self.run_b,
                 "items": [{"kind": k, "cause": c, "n": n} for (k, c), n in sorted(self.counts.items())],
                 "templates": {t: dict(c) for t, c in sorted(self.templates.items())},
-                "studies": dict(self.studies), "examples": self.examples}
+                "studies": dict(self.studies), "retired": dict(sorted(self.retired.items())),
+                "examples": self.examples}
 
 
 def _snapshot(store: Store, run_id: str) -> Snapshot:
     with as_of(store, run_id):
-        rows = store.query("SELECT item_id, study_id, template_id, template_version, input_hash, question, answer "
-                           "FROM current_qa_items")
+        rows = store.query("SELECT item_id, study_id, template_id, template_version, input_hash, question, answer, "
+                           "image_id FROM current_qa_items")
         reports = dict(store.query("SELECT study_id, input_hash FROM current_reports"))
-    snapshot = Snapshot({r[0]: tuple(r[1:]) for r in rows}, reports, {}, {})
+        retired = set(store.query("SELECT kind, key FROM current_retirements"))
+    snapshot = Snapshot({r[0]: tuple(r[1:-1]) for r in rows}, reports, {}, {}, {r[0]: r[-1] for r in rows}, retired)
     for study, template, version, input_hash, _, _ in snapshot.items.values():
         snapshot.qa_inputs.setdefault(study, set()).add(input_hash)
         snapshot.versions.setdefault(template, set()).add(version)
     return snapshot
 
 
-def _cause(study: str, template: str, a: Snapshot, b: Snapshot) -> str:
+def _cause(study: str, template: str, image: str | None, a: Snapshot, b: Snapshot) -> str:
+    if ("study", study) in b.retired - a.retired:
+        return "study retired"
+    if image is not None and ("image", image) in b.retired - a.retired:
+        return "image retired"
     if a.reports.get(study) != b.reports.get(study):
         return "input edit"
     if a.qa_inputs.get(study, set()) != b.qa_inputs.get(study, set()) and a.qa_inputs.get(study) and \
@@ -84,7 +98,10 @@ def dataset_diff(store: Store, run_a: str, run_b: str, limit: int = 10) -> Datas
                 if a.items[i][4:] != b.items[i][4:]]
     for kind, item_id, old, new in changes:
         study, template = (new or old)[0], (new or old)[1]
-        cause = _cause(study, template, a, b)
+        image = a.images.get(item_id, b.images.get(item_id))
+        cause = _cause(study, template, image, a, b)
+        if cause in ("study retired", "image retired"):
+            diff.retired[f"study:{study}" if cause == "study retired" else f"image:{image}"] += 1
         diff.counts[(kind, cause)] += 1
         diff.templates.setdefault(template, Counter())[kind] += 1
         if len(diff.examples) < limit:
@@ -92,7 +109,8 @@ def dataset_diff(store: Store, run_a: str, run_b: str, limit: int = 10) -> Datas
                                   "template_id": template, "before": old[4:] if old else None,
                                   "after": new[4:] if new else None})
     diff.studies["new"] = len(set(b.reports) - set(a.reports))
-    diff.studies["gone"] = len(set(a.reports) - set(b.reports))
+    diff.studies["retired"] = sum(1 for s in set(a.reports) - set(b.reports) if ("study", s) in b.retired)
+    diff.studies["gone"] = len(set(a.reports) - set(b.reports)) - diff.studies["retired"]
     diff.studies["edited"] = sum(1 for s in set(a.reports) & set(b.reports) if a.reports[s] != b.reports[s])
     touched = {(new or old)[0] for kind, _, old, new in changes}
     diff.studies["with changed items but no input edit"] = sum(

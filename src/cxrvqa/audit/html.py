@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES
 from cxrvqa.audit.summary import AuditSummary, Comparison, reason_key
 from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
@@ -201,8 +202,10 @@ def _charts(summary: AuditSummary) -> str:
                   _rate_rows(summary.validators, "validator", "warned")),
         bar_chart("chart-template-warnings", "Warning rate by template",
                   _rate_rows(summary.templates, "template_id", "warned")),
-        bar_chart("chart-positive", "Positive ('yes') share per yes/no template (tick: target)",
-                  [(t.template_id, t.positive_share, f"{_pct(t.positive_share)} of {t.yes_no}")
+        bar_chart("chart-positive", "Positive share per yes/no template ('yes') and list template (items whose "
+                  "list names a finding) (tick: target)",
+                  [(t.template_id, t.positive_share, f"{_pct(t.positive_share)} of {t.yes_no or t.items}"
+                    + (" (list)" if t.lists else ""))
                    for t in sorted(summary.templates, key=lambda t: t.template_id) if t.positive_share is not None],
                   maximum=1.0, markers={t.template_id: t.target_share for t in summary.templates
                                         if t.target_share is not None}),
@@ -245,6 +248,42 @@ def _comparison(comparison: Comparison) -> str:
             [(c.check, c.subject, c.ok_before, c.ok_after, c.detail_after or c.detail_before)
              for c in comparison.dataset_checks]))
     return "".join(parts) + "</section>"
+
+
+def changes_section(summary: AuditSummary) -> str:
+    """The change log against the run before the audited one (`cxrvqa diff`): items by cause, the most changed
+    templates."""
+    diff = summary.changes
+    if diff is None:
+        return ('<section id="changes"><h2>Changes</h2><p>none to show: this is the build\'s first run</p></section>'
+                if summary.changes_from is None and summary.as_of_run is not None else "")
+    total = sum(diff.counts.values())
+    studies = ", ".join(f"{n} {kind}" for kind, n in diff.studies.items())
+    templates = sorted(diff.templates.items(), key=lambda t: (-sum(t[1].values()), t[0]))[:TOP_CHANGED_TEMPLATES]
+    return (f'<section id="changes"><h2>Changes since run {escape(diff.run_a)}: {total} items</h2>'
+            f'<p class="hint">items added, removed or changed by run {escape(diff.run_b)}, each with its first cause; '
+            f"studies: {escape(studies)} (cxrvqa diff {escape(diff.run_a)} {escape(diff.run_b)}: every template and "
+            "more examples)</p>"
+            + _table("changes-causes", ("cause", *KINDS),
+                     [(c, *(diff.counts.get((k, c), 0) for k in KINDS)) for c in CAUSES])
+            + f"<h3>The {len(templates)} most changed templates</h3>"
+            + _table("changes-templates", ("template", *KINDS),
+                     [(t, *(counts.get(k, 0) for k in KINDS)) for t, counts in templates])
+            + "</section>")
+
+
+def retired_section(summary: AuditSummary) -> str:
+    """What the audited run retired (`build --prune`)."""
+    if not summary.retired:
+        return ""
+    shown = len(summary.retired)
+    return (f'<section id="retired"><h2>Retired by run {escape(summary.as_of_run.run_id)}: {summary.retired_total}'
+            + (f" (first {shown} shown)" if shown < summary.retired_total else "") + "</h2>"
+            '<p class="hint">studies whose report and images whose file the run\'s complete input no longer had '
+            "(build --prune): their items left the current dataset; their rows stay as history</p>"
+            + _table("retired-table", ("kind", "name", "reason", "items removed", "detail"),
+                     [(r.kind, r.name, r.reason, r.items, r.detail) for r in summary.retired])
+            + "</section>")
 
 
 def _proportion_cells(value: Proportion) -> tuple[str, str, str]:
@@ -340,6 +379,7 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
         sections.append(prior_section(summary))
     if summary.compare is not None:
         sections.append(_comparison(summary.compare))
+    sections += [changes_section(summary), retired_section(summary)]
     sections += [_charts(summary),
                  '<section id="reasons-section"><h2>Reasons</h2><p class="hint">share: of the stage\'s failures; '
                  f"rate: of its inputs (validation: of the validator's items)</p>{reasons}</section>"]
@@ -535,7 +575,8 @@ _SCRIPT = VIEW_SCRIPT + """
     article.appendChild(thumb(item));
     const body = el("div", "body");
     const title = el("h3", null, item.template_id + " ");
-    title.appendChild(el("span", "ids", item.item_id + " · study " + item.study_id + " · " + item.answer_format));
+    title.appendChild(el("span", "ids", item.item_id + " · study " + item.study_id + " · " + item.answer_format
+                                          + " · " + (item.view ? "view " + item.view : "no image")));
     title.appendChild(el("span", "grade", "grade " + (item.grade || "-")));
     body.appendChild(title);
     body.appendChild(el("div", "q", "Q: " + item.question));
@@ -559,6 +600,7 @@ _SCRIPT = VIEW_SCRIPT + """
     for (const f of item.failures) {
       const line = el("li", f.status);
       line.appendChild(el("b", null, f.status + " " + f.validator + ": " + f.reason));
+      line.appendChild(el("span", "strictness", " (strictness " + f.strictness + ")"));
       line.appendChild(document.createTextNode(" — " + f.detail));
       failures.appendChild(line);
     }

@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from cxrvqa.errors import ConfigError
 from cxrvqa.prior import PriorFigure, stored_prior
 from cxrvqa.review.accuracy import ReviewAccuracy, review_accuracy
 from cxrvqa.store import Store
+
+if TYPE_CHECKING:
+    from cxrvqa.audit.diff import DatasetDiff
 
 #: Sections belong to one of these; --stage keeps one. `dataset` = the dataset-level checks.
 STAGES = ("images", "reports", "extract", "boxes", "qa", "validate", "dataset")
@@ -99,11 +102,12 @@ class TemplateSummary:
     template_id: str
     items: int
     yes_no: int
-    positive_share: float | None   # 'yes' share of its yes/no items
+    positive_share: float | None   # 'yes' share of its yes/no items; of a list template's, the share naming a finding
     target_share: float | None
     warned: int                    # items whose worst failure is a warning
     rejected: int
     failure_rate: float            # (warned + rejected) / items
+    lists: bool = False            # its program answers with a list of findings
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ class Failure:
     status: str
     reason: str
     detail: str
+    strictness: str          # the validator's strictness in the run that checked the item: reject | warn
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ class FailingItem:
     item_id: str
     study_id: str
     image_id: str | None
+    view: str | None                         # the image's view position and plane ('PA, frontal'); None: no image
     template_id: str
     question_type: str
     answer_format: str
@@ -181,6 +187,18 @@ class FailingItem:
     grade: str | None
     status: str                              # the worst of its failures
     failures: list[Failure]
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A study or image the audited run retired (`build --prune`): its items left the current dataset."""
+
+    kind: str            # study | image
+    key: str             # study_id | image_id
+    name: str            # as the input named it: the study id, the image's source path
+    reason: str          # absent_from_input
+    detail: str          # the input it was looked for in
+    items: int           # its items the run removed from the dataset (the change log's study/image retired)
 
 
 @dataclass(frozen=True)
@@ -238,9 +256,15 @@ class AuditSummary:
     review: ReviewAccuracy | None = None     # what human review measured (None: no reviewed item in scope)
     prior: list[PriorFigure] = field(default_factory=list)       # the question-only baseline (cxrvqa.prior)
     too_few: list[TooFew] = field(default_factory=list)          # per-question balance: questions missing an answer
+    retired: list[Retired] = field(default_factory=list)         # the first of what the audited run retired
+    retired_total: int = 0
+    changes: DatasetDiff | None = None      # the change log from the run before the audited one (cxrvqa diff)
+    changes_from: str | None = None         # that run (None: the audited run is the first)
 
     def as_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
+        data = asdict(replace(self, changes=None))
+        data["changes"] = self.changes.as_dict() if self.changes is not None else None
+        return json.loads(json.dumps(data, default=str))
 
 
 # -- scope: as of a run, filtered tables ------------------------------------------------------------------
@@ -254,6 +278,13 @@ def run_info(store: Store, run_id: str | None) -> RunInfo | None:
             return RunInfo(found, status, str(started))
     known = ", ".join(r[0] for r in rows[:10]) or "none"
     raise ConfigError("--run/--compare", f"no run {run_id!r} in this build; latest runs: {known}")
+
+
+def previous_run(store: Store, run_id: str) -> str | None:
+    """The run started last before ``run_id`` (None: it is the first)."""
+    rows = store.query("SELECT run_id FROM runs WHERE started_at < (SELECT started_at FROM runs WHERE run_id = ?) "
+                       "ORDER BY started_at DESC LIMIT 1", [run_id])
+    return rows[0][0] if rows else None
 
 
 @contextmanager
@@ -303,7 +334,8 @@ def audit_tables(store: Store, filters: AuditFilters) -> Iterator[Relations]:
     try:
         store.con.execute(
             "CREATE OR REPLACE TEMP TABLE _audit_items AS SELECT item_id, template_version, input_hash, template_id, "
-            "study_id, image_id, polarity FROM current_qa_items WHERE $template IS NULL OR template_id = $template",
+            "study_id, image_id, polarity, findings FROM current_qa_items "
+            "WHERE $template IS NULL OR template_id = $template",
             {"template": filters.template})
         store.con.execute(
             "CREATE OR REPLACE TEMP TABLE _audit_grades AS SELECT g.item_id, g.template_version, g.input_hash, "
@@ -480,15 +512,18 @@ def template_summaries(store: Store, filters: AuditFilters, relations: Relations
         "WITH worst AS (SELECT item_id, template_version, input_hash, "
         "max(CASE status WHEN 'reject' THEN 2 ELSE 1 END) AS worst FROM "
         f"{relations.results} WHERE status <> 'ok' AND ($reason IS NULL OR reason = $reason) GROUP BY ALL) "
-        "SELECT i.template_id, count(*) AS items, count(i.polarity) AS yes_no, avg(i.polarity::INTEGER) AS pos, "
+        "SELECT i.template_id, count(*) AS items, count(i.polarity) AS yes_no, coalesce(any_value(t.lists), false) "
+        "AS lists, CASE WHEN count(i.polarity) > 0 THEN avg(i.polarity::INTEGER) WHEN any_value(t.lists) THEN "
+        "avg((len(i.findings) > 0)::INTEGER) END AS pos, "
         "any_value(b.target_share) AS target, count(*) FILTER (w.worst = 1) AS warned, "
         "count(*) FILTER (w.worst = 2) AS rejected "
         f"FROM {relations.items} i LEFT JOIN worst w USING (item_id, template_version, input_hash) "
         "LEFT JOIN current_qa_balance b ON b.template_id = i.template_id AND b.template_version = i.template_version "
+        "LEFT JOIN current_qa_templates t ON t.template_id = i.template_id "
         "GROUP BY i.template_id ORDER BY (warned + rejected) / count(*) DESC, i.template_id"), filters)
     return [TemplateSummary(r["template_id"], r["items"], r["yes_no"], _round(r["pos"]),
                             r["target"] if r["yes_no"] else None, r["warned"], r["rejected"],
-                            round((r["warned"] + r["rejected"]) / r["items"], 4)) for r in rows]
+                            round((r["warned"] + r["rejected"]) / r["items"], 4), r["lists"]) for r in rows]
 
 
 def validator_summaries(store: Store, filters: AuditFilters, relations: Relations) -> list[ValidatorSummary]:
@@ -556,11 +591,13 @@ def failing_items(store: Store, filters: AuditFilters, relations: Relations, lim
     store.con.execute(sql, _bind(sql, filters))
     try:
         items = store.query_dicts(
-            "SELECT p.position, q.item_id, q.study_id, q.image_id, q.template_id, q.question_type, q.answer_format, "
-            "q.question, q.answer, q.options, q.correct_option, q.findings, q.regions, q.boxes, q.evidence_ids, "
-            f"g.label AS grade FROM _audit_picked p JOIN current_qa_items q USING (item_id, template_version, "
-            f"input_hash) LEFT JOIN {relations.grades} g USING (item_id, template_version, input_hash) "
-            "ORDER BY p.position")
+            "SELECT p.position, q.item_id, q.study_id, q.image_id, concat_ws(', ', im.view_position, q.view_plane) "
+            "AS view, q.template_id, q.question_type, q.answer_format, q.question, q.answer, q.options, "
+            "q.correct_option, q.findings, q.regions, q.boxes, q.evidence_ids, g.label AS grade "
+            "FROM _audit_picked p JOIN current_qa_items q USING (item_id, template_version, input_hash) "
+            f"LEFT JOIN {relations.grades} g USING (item_id, template_version, input_hash) "
+            "LEFT JOIN (SELECT image_id, any_value(view_position) AS view_position FROM images GROUP BY 1) im "
+            "ON im.image_id = q.image_id ORDER BY p.position")
         parts: dict[str, list[dict[str, str]]] = {}
         for item_id, kind, text in store.query(
                 "SELECT a.item_id, a.kind, a.text FROM current_qa_answer_parts a SEMI JOIN _audit_picked p "
@@ -568,7 +605,7 @@ def failing_items(store: Store, filters: AuditFilters, relations: Relations, lim
             parts.setdefault(item_id, []).append({"kind": kind, "text": text})
         failures: dict[str, list[Failure]] = {}
         for item_id, *failure in store.query(
-                f"SELECT item_id, validator, status, reason, detail FROM {relations.results} r SEMI JOIN "
+                f"SELECT item_id, validator, status, reason, detail, strictness FROM {relations.results} r SEMI JOIN "
                 f"_audit_picked p USING (item_id, template_version, input_hash) WHERE status <> 'ok' "
                 "ORDER BY item_id, status = 'reject' DESC, validator"):
             failures.setdefault(item_id, []).append(Failure(*failure))
@@ -578,7 +615,8 @@ def failing_items(store: Store, filters: AuditFilters, relations: Relations, lim
     for row in items:
         item_failures = failures.get(row["item_id"], [])
         result.append(FailingItem(
-            row["item_id"], row["study_id"], row["image_id"], row["template_id"], row["question_type"],
+            row["item_id"], row["study_id"], row["image_id"], row["view"] if row["image_id"] else None,
+            row["template_id"], row["question_type"],
             row["answer_format"], row["question"], row["answer"], parts.get(row["item_id"], []), row["options"],
             row["correct_option"], row["findings"], row["regions"], row["boxes"], row["evidence_ids"], row["grade"],
             max((f.status for f in item_failures), key=STATUS_RANK.__getitem__, default="ok"), item_failures))
@@ -593,6 +631,21 @@ _REJECT_EXAMPLES = {
     "extract": "SELECT study_id, backend, reason, error AS detail, attempts FROM current_extraction_failures",
     "boxes": "SELECT source_file, source_line, reason, detail FROM current_box_rejects",
 }
+
+
+def retired_by(store: Store, run_id: str, limit: int, changes: DatasetDiff | None) -> tuple[int, list[Retired]]:
+    """(how many studies and images run ``run_id`` retired, the first ``limit``: studies first), each with the
+    items it had, as the change log against the run before (``changes``) removed them (outside any `as_of`
+    block: it opens its own)."""
+    with as_of(store, run_id):
+        total = store.query("SELECT count(*) FROM current_retirements WHERE run_id = ?", [run_id])[0][0]
+        rows = store.query(
+            "SELECT r.kind, r.key, coalesce(i.source_path, r.key), r.reason, r.detail FROM current_retirements r "
+            "LEFT JOIN (SELECT image_id, any_value(source_path) AS source_path FROM images GROUP BY 1) i "
+            "ON r.kind = 'image' AND i.image_id = r.key WHERE r.run_id = ? ORDER BY r.kind DESC, 3 LIMIT ?",
+            [run_id, max(limit, 0)])
+    removed = changes.retired if changes is not None else {}
+    return total, [Retired(*row, removed.get(f"{row[0]}:{row[1]}", 0)) for row in rows]
 
 
 def reject_examples(store: Store, filters: AuditFilters, limit: int) -> dict[str, list[dict[str, Any]]]:
@@ -740,10 +793,23 @@ def compare(before: AuditSummary, after: AuditSummary) -> Comparison:
     return Comparison(before.as_of_run, stages, reasons, templates, validators, grades, checks)
 
 
+#: Changed items the audit's change log shows (`cxrvqa diff` shows more).
+CHANGE_EXAMPLES = 5
+
+
 def audit(store: Store, filters: AuditFilters = NO_FILTERS, run_id: str | None = None,
           compare_run: str | None = None, limit: int = 10) -> AuditSummary:
     """The audit (as of `run_id`, default current), compared with the dataset as of `compare_run` if given."""
+    from cxrvqa.audit.diff import dataset_diff   # diff reads the dataset through as_of (this module)
+
     summary = summarise(store, filters, run_id, limit)
     if compare_run is not None:
         summary.compare = compare(summarise(store, filters, compare_run, limit=0), summary)
+    run = summary.as_of_run
+    summary.changes_from = None if run is None else previous_run(store, run.run_id)
+    inputs = filters.shows("reports") or filters.shows("images")
+    if summary.changes_from is not None and (filters.shows("qa") or inputs):
+        summary.changes = dataset_diff(store, summary.changes_from, run.run_id, limit=min(limit, CHANGE_EXAMPLES))
+    if run is not None and inputs:
+        summary.retired_total, summary.retired = retired_by(store, run.run_id, limit, summary.changes)
     return summary

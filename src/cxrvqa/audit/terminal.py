@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES, DatasetDiff
 from cxrvqa.audit.summary import AuditSummary, Comparison
 from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
@@ -139,6 +140,17 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
 
     if summary.compare is not None:
         _render_comparison(summary.compare, out)
+    if summary.changes is not None:
+        render_changes(summary.changes, out, top=TOP_CHANGED_TEMPLATES)
+    elif summary.changes_from is None and summary.as_of_run is not None:
+        out.print(Text("changes: none to show, this is the build's first run"))
+    if summary.retired:
+        table = _table(f"Retired by run {summary.as_of_run.run_id}: {summary.retired_total} (build --prune; their "
+                       "items left the current dataset, their rows stay)",
+                       ("kind", "name", "reason", "items removed", "detail"), ("items removed",))
+        for r in summary.retired:
+            table.add_row(*map(_text, (r.kind, r.name, r.reason, r.items, r.detail)))
+        out.print(table)
 
     if summary.examples:
         out.print(Text(f"Failing items: {len(summary.examples)} of {summary.failing_items} shown", style="bold"))
@@ -164,6 +176,26 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
             for row in rows:
                 table.add_row(*(_short(str(v)) for v in row.values()))
             out.print(table)
+
+
+def render_changes(diff: DatasetDiff, out: Console, top: int | None = None) -> None:
+    """The change log between two runs (`cxrvqa diff`, and the audit's section against the previous run): items
+    by cause and by template (the ``top`` most changed, default all), then the examples."""
+    total = sum(diff.counts.values())
+    out.print(Text(f"Changes {diff.run_a} -> {diff.run_b}: {total} item(s) added, removed or changed; studies: "
+                   + ", ".join(f"{n} {kind}" for kind, n in diff.studies.items()), style="bold"))
+    templates = sorted(diff.templates.items(), key=lambda t: (-sum(t[1].values()), t[0]))
+    for title, rows in (("cause", [(c, {k: diff.counts.get((k, c), 0) for k in KINDS}) for c in CAUSES]),
+                        ("template", sorted(templates[:top]))):
+        shown = "" if title == "cause" or top is None or len(templates) <= top else \
+            f" ({top} most changed of {len(templates)})"
+        table = _table(f"Items by {title}{shown}", (title, *KINDS), KINDS)
+        for name, counts in rows:
+            table.add_row(_text(name), *(_text(counts.get(kind, 0)) for kind in KINDS))
+        out.print(table)
+    for example in diff.examples:
+        out.print(Text(f"{example['kind']} ({example['cause']}) {example['item_id']} {example['study_id']} "
+                       f"{example['template_id']}: {example['before']} -> {example['after']}"))
 
 
 def _render_prior(summary: AuditSummary, out: Console) -> None:

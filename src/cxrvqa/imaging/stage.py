@@ -24,6 +24,7 @@ from cxrvqa.imaging.pseudonym import scrub_uids
 from cxrvqa.parallel import process_map
 from cxrvqa.provenance import sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, as_rows, write_tables
 from cxrvqa.text_input import encoding_problem, header_names, read_csv
 
@@ -238,6 +239,16 @@ def write_missing_images(store: Store, run_id: str, context: ImageStageContext, 
                for path, where in rows.items() if path not in known]
     written = write_tables(store, [{"image_rejects": rejects}])
     return StageCounts(n_input=len(rows), n_skipped=len(rows) - len(rejects), n_rejected=written["image_rejects"])
+
+
+def retire_absent(store: Store, run_id: str, config: Config, context: ImageStageContext, files: Iterable[str]
+                  ) -> None:
+    """After the stage: the current images whose file is not among ``files`` (every file under --images),
+    retired with --prune (a warning without it); retired images whose file is back restored. Nothing under
+    --limit."""
+    if config.limit is None:
+        seen = (scrub_uids(path, context.settings.pseudonym_key) for path in files)
+        reconcile(store, run_id, "image", seen, f"--images {context.images_dir}", config.prune)
 
 
 def _retryable(store: Store, recipe: str, source_paths: list[str]) -> set[str]:

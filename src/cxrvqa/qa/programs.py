@@ -94,6 +94,7 @@ class Program:
     answers: str = ""                          # what it answers, one line (`cxrvqa templates programs`)
     source: str | None = None                  # None: built in; else the plugin file or entry point it came from
     source_hash: str | None = None             # sha256 (16 hex) of the plugin's source: part of template versions
+    lists: bool = False                        # answers with a list of findings (its positive share: items naming one)
 
     @property
     def builtin(self) -> bool:
@@ -104,7 +105,7 @@ class Program:
         return {"name": self.name, "answers": self.answers, "arguments": list(self.arguments),
                 "formats": list(self.formats), "yes_when": self.yes_when, "hidden": list(self.hidden),
                 "uses": list(self.uses), "options": list(self.options) if self.options else None,
-                "source": self.source or "builtin", "source_hash": self.source_hash}
+                "lists": self.lists, "source": self.source or "builtin", "source_hash": self.source_hash}
 
 
 PROGRAMS: dict[str, Program] = {}
@@ -121,7 +122,7 @@ def _first_line(text: str | None) -> str:
 def program(name: str, arguments: tuple[str, ...], formats: tuple[str, ...],
             candidates: CandidatesFn | None = None, hidden: tuple[str, ...] = (), yes_when: str | None = None,
             *, uses: tuple[str, ...] | None = None, extra_uses: tuple[str, ...] = (),
-            options: tuple[int, int] | None = None, answers: str | None = None
+            options: tuple[int, int] | None = None, answers: str | None = None, lists: bool = False
             ) -> Callable[[ProgramFn], ProgramFn]:
     """Register an answer program (built in, or in a plugin module: see `cxrvqa.qa.plugins`).
 
@@ -129,6 +130,7 @@ def program(name: str, arguments: tuple[str, ...], formats: tuple[str, ...],
     kinds (DRAW_KEYS) plus ``extra_uses`` (e.g. "negatives" for a program that reads closed-world negatives).
     ``options``: for multiple choice, the (fewest, most) options it can fill (default (4, 4)).
     ``answers``: one line on what it answers (default: the first paragraph of its docstring).
+    ``lists``: it answers with a list of findings (the audit charts the share of its items that name one).
     """
     bad = [k for k in (*(uses or ()), *extra_uses) if k not in OPTIONAL_KEYS]
     if bad:
@@ -147,7 +149,8 @@ def program(name: str, arguments: tuple[str, ...], formats: tuple[str, ...],
             used += ("options",)
         source, digest = _LOADING[-1] if _LOADING else (None, None)
         PROGRAMS[name] = Program(name, fn, arguments, formats, candidates, hidden, yes_when, used, chosen,
-                                 answers if answers is not None else _first_line(fn.__doc__), source, digest)
+                                 answers if answers is not None else _first_line(fn.__doc__), source, digest,
+                                 lists)
         return fn
     return register
 
@@ -372,7 +375,7 @@ def is_normal(ask: Ask) -> Answer | None:
 
 
 @program("list_abnormal", ("none",), TEXT,
-         answers="The definite abnormal findings of a fully read report (hedged ones as related parts).")
+         answers="The definite abnormal findings of a fully read report (hedged ones as related parts).", lists=True)
 def list_abnormal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
     if state is None or not ask.study.read_all:   # a list is only complete when the whole report was read
@@ -467,7 +470,7 @@ def _category_present(facts: list[Fact]) -> list[Fact]:
 
 
 @program("list_category", ("category",), TEXT,
-         answers="The present findings of a category, from a fully read report.")
+         answers="The present findings of a category, from a fully read report.", lists=True)
 def list_category(ask: Ask) -> Answer | None:
     """All of a category's findings: only when the whole report was read, and none of them is hedged (whether
     a list of "all" of them holds a hedged one is the reader's call)."""
@@ -811,7 +814,7 @@ def describe_region(ask: Ask) -> Answer | None:
 
 @program("list_region_findings", ("region",), TEXT,
          answers="The present findings of a region, from a fully read report.",
-         extra_uses=("draw.exclude_categories",))
+         extra_uses=("draw.exclude_categories",), lists=True)
 def list_region_findings(ask: Ask) -> Answer | None:
     """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
     nowhere may be there too (a list that omits one is false), and none of its findings is hedged."""

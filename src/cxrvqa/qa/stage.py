@@ -22,9 +22,10 @@ from cxrvqa.config import Config
 from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.prior import baseline_code_hash, measure
 from cxrvqa.provenance import code_version, stable_hash
+from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
-from cxrvqa.qa.templates import Template, load_templates, template_version
+from cxrvqa.qa.templates import Template, check_examples, load_templates, template_version
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
@@ -63,11 +64,24 @@ class QAStageContext:
         return self.settings.templates
 
 
-def prepare(config: Config) -> QAStageContext:
+def _load_templates(config: Config) -> tuple[tuple[tuple[str, str], ...], tuple[Template, ...]]:
+    """The plugin programs (source, hash) and the templates of a build's QA stage."""
     from cxrvqa.qa.plugins import load_programs
 
     modules = load_programs(config.qa.program_modules)   # plugin programs first: templates name them
-    templates = load_templates(tuple(config.qa.template_dirs))
+    return modules, load_templates(tuple(config.qa.template_dirs))
+
+
+def check_templates(config: Config) -> None:
+    """What a build whose stages include QA does before any stage runs (the CLI and a direct call of the
+    `build_dataset` flow alike): a TemplateError for a template that does not load or whose worked examples
+    fail, naming its file and each failing example."""
+    if "qa" in config.stages:
+        check_examples(_load_templates(config)[1])
+
+
+def prepare(config: Config) -> QAStageContext:
+    modules, templates = _load_templates(config)
     splits = tuple(config.qa.splits.items())
     split_from = config.qa.split_from
     settings = GenerationSettings(seed=config.seed, splits=splits, split_from=split_from, templates=tuple(
@@ -86,7 +100,8 @@ def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
     with store.transaction():
         store.insert("qa_templates", [
             {"run_id": run_id, "template_id": t.id, "template_version": version, "source": t.source,
-             "definition": json.dumps(t.definition(), default=list), "created_at": now}
+             "definition": json.dumps(t.definition(), default=list), "lists": PROGRAMS[t.program].lists,
+             "created_at": now}
             for t, version in context.templates])
         store.con.execute(
             f"INSERT INTO qa_inputs SELECT s.study_id, s.input_hash, s.graph_id, ?, ? FROM ({STUDY_INPUTS_SQL}) s "
@@ -343,7 +358,8 @@ def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, 
 #: row counts tell whether they changed), the current templates and the balance's keep rates.
 RULE_INPUTS_SQL = (
     "SELECT (SELECT count(*) FROM qa_items), (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), "
-    "(SELECT count(*) FROM reports), (SELECT list([template_id, template_version] ORDER BY template_id) "
+    "(SELECT count(*) FROM reports), (SELECT count(*) FROM retirements), "
+    "(SELECT list([template_id, template_version] ORDER BY template_id) "
     "FROM current_qa_templates), (SELECT list([template_id, template_version, keep_rate::VARCHAR, "
     "positive_keep_rate::VARCHAR, mode] ORDER BY template_id, template_version) FROM current_qa_balance), "
     "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, n_positive_kept, "

@@ -14,6 +14,7 @@ from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason
 from cxrvqa.reports.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, write_tables
 
 #: Bump when the section or sentence code changes its output.
@@ -86,6 +87,28 @@ def reject_duplicate_studies(records: Iterable[RawReport | RawReject]) -> Iterat
                 record = RawReject(record.source, record.study_id, ReportReason.duplicate_study,
                                    f"study {record.study_id!r} was already loaded from {seen}")
         yield record
+
+
+class InputStudies:
+    """The study ids of the records a build reads, counted as they stream past (rejected records too: their
+    study is in the input), for `retire_absent`."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def count(self, records: Iterable[RawReport | RawReject]) -> Iterator[RawReport | RawReject]:
+        for record in records:
+            if record.study_id:
+                self.ids.add(record.study_id)
+            yield record
+
+
+def retire_absent(store: Store, run_id: str, config: Config, studies: InputStudies) -> None:
+    """After the stage: the current studies whose report the input lacks, retired with --prune (a warning
+    without it); retired studies back in the input restored. Nothing under --limit (a part of the input says
+    nothing of what is absent)."""
+    if config.limit is None:
+        reconcile(store, run_id, "study", studies.ids, f"--reports {config.reports}", config.prune)
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,10 @@ def test_a_severity_must_be_worded_in_the_evidence(sentence: str, answer: str, e
     finding = "hyperinflation" if "hyperexpansion" in sentence else "pleural_effusion"
     it = item("finding_severity", "How severe is it?", answer, answer_format="short", finding=finding)
     assert verdict("attribute_support", it, context([sentence])) == expected
+
+
+def test_a_place_attached_to_a_neighbour_does_not_put_a_finding_in_a_region_it_cannot_be() -> None:
+    ctx = context(["Mild cardiomegaly and small left pleural effusion."])
+    it = item("region_findings", "What findings are in the pleura?", "pleural effusion", answer_format="short",
+              findings=["pleural_effusion"], region="pleura")
+    assert verdict("list_completeness", it, ctx) is None

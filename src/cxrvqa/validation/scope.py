@@ -195,10 +195,12 @@ def _placed_in(m: Mention, region: str) -> bool:
     """Whether the report puts a mention in the region: by the regions attached to it, else by every place its
     finding can be (a cardiomegaly is in the heart; surgical clips placed nowhere are in no region)."""
     inside = subtree(region)
+    sites = _sites(m.finding)
+    if sites and not any(s in inside or region in subtree(s) for s in sites):
+        return False   # a place ConText attached to its neighbour ("cardiomegaly and left pleural effusion")
     specific = _most_specific(m.regions) - {"chest"}
     if specific:
         return any(r in inside for r in specific)
-    sites = _sites(m.finding)
     return bool(sites) and all(s in inside for s in sites)
 
 

@@ -112,7 +112,8 @@ def test_the_demo_cards_measure_the_question_only_baseline(demo_out: Path, tmp_p
     give the baseline (train -> val/test)."""
     with Store(demo_out / "cxrvqa.duckdb", read_only=True) as store:
         splits = dict(store.query("SELECT DISTINCT study_id, split FROM current_qa_items ORDER BY 1"))
-    assert splits == {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test"}
+    assert splits == {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test",
+                      "s50000005": "train", "900000000000000000000000000000000000001": "train"}
     jsonl, folder = tmp_path / "qa.jsonl", tmp_path / "parquet"
     for args, card in ((["--format", "jsonl", "--dest", str(jsonl)], tmp_path / "qa.jsonl.card.md"),
                        (["--format", "parquet", "--dest", str(folder), "--min-grade", "B"], folder / "README.md")):

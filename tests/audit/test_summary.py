@@ -44,8 +44,9 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     worst = {}
     for item_id, _, _, status, _ in failures:
         worst[item_id] = max(worst.get(item_id, "warn"), status, key=["warn", "reject"].index)
-    # the two planted answers and demo-s4's four items asserting the finding its report hedges (demo/README.md)
-    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 6
+    # the two planted answers, demo-s4's four items asserting the finding its report hedges (demo/README.md) and
+    # demo-s3's "possibly increased" effusion answered "worsened"
+    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 7
     assert stages["validate"].warned == Counter(worst.values())["warn"] > 0
     assert stages["validate"].kept == n_items - len(worst)
     # reasons: every (validator, reason) with its count; the validators' failure rates and per-template rates
@@ -82,13 +83,16 @@ def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build
         parts = store.query("SELECT text FROM current_qa_answer_parts WHERE item_id = ? ORDER BY part_index",
                             [summary.examples[0].item_id])
     assert len(summary.examples) == 8
-    # the six rejects (the two planted answers, demo-s4's hedged finding), one per validator and reason in turn
-    assert [e.status for e in summary.examples[:6]] == ["reject"] * 6
-    assert [(e.failures[0].validator, e.failures[0].reason) for e in summary.examples[:4]] == [
-        ("answer_program", "answer_mismatch"), ("second_reading", "second_reading_hedged")] * 2
-    assert {e.template_id for e in summary.examples[:6] if e.failures[0].validator == "answer_program"} == {
+    # the seven rejects (the two planted answers, demo-s4's hedged finding, demo-s3's change), one per validator
+    # and reason in turn
+    assert [e.status for e in summary.examples[:7]] == ["reject"] * 7
+    assert [(e.failures[0].validator, e.failures[0].reason) for e in summary.examples[:5]] == [
+        ("answer_program", "answer_mismatch"), ("attribute_support", "change_not_temporal"),
+        ("second_reading", "second_reading_hedged"), ("answer_program", "answer_mismatch"),
+        ("second_reading", "second_reading_hedged")]
+    assert {e.template_id for e in summary.examples[:7] if e.failures[0].validator == "answer_program"} == {
         "finding_side", "cardiothoracic_ratio"}
-    assert {e.study_id for e in summary.examples[:6] if e.failures[0].validator == "second_reading"} == {"demo-s4"}
+    assert {e.study_id for e in summary.examples[:7] if e.failures[0].validator == "second_reading"} == {"demo-s4"}
     side = next(e for e in summary.examples if e.template_id == "finding_side")
     assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
     assert [(f.validator, f.reason) for f in side.failures] == [("answer_program", "answer_mismatch"),
@@ -99,9 +103,9 @@ def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
     assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}
     assert [p["text"] for p in summary.examples[0].answer_parts] == [t for (t,) in parts]
-    assert [e.status for e in summary.examples[6:]] == ["warn", "warn"]
-    assert {f.reason for e in summary.examples[6:] for f in e.failures} == {"no_image"}
-    assert [(e.view, e.failures[0].strictness) for e in summary.examples[6:]] == [(None, "warn")] * 2
+    assert [e.status for e in summary.examples[7:]] == ["warn"]
+    assert {f.reason for e in summary.examples[7:] for f in e.failures} == {"no_image"}
+    assert [(e.view, e.failures[0].strictness) for e in summary.examples[7:]] == [(None, "warn")]
 
 
 def test_filters_narrow_every_section(audit_build: Build) -> None:

@@ -262,9 +262,9 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
                 fact.regions.append(implied)
     for finding, (blurring, region) in sites.absence_blurred_by.items():   # "lungs clear" and a calcified
         fact = facts.get(finding)                                              # granuloma: no lung opacity?
-        inside = region_subtree(region)
         if fact is None or fact.presence != "absent":
             continue
+        inside = region_subtree(region)
         # a finding below it or a blurring one, stated, uncertain ("atelectasis versus scar") or hidden by a
         # de-identified word ("XXXX scarring left base"), in the region or placed nowhere
         if any(other.presence != "absent" and (other.finding in blurring or finding in finding_ancestors(other.finding))

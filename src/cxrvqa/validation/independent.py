@@ -798,7 +798,8 @@ def _in_region(claim: Claim, evidence: tuple[str, ...]) -> Verdict:
     apart = {r for q in claim.regions for x in rules().data["regions_apart"].get(q, ()) for r in subtree(x)}
     for finding in allowed:
         named, _ = _attached(finding, evidence)
-        if named - {"chest"} and named - {"chest"} <= apart:
+        placed = named - {"chest"}
+        if placed and placed <= apart:
             continue   # "left hilar lymphadenopathy" is no mediastinal abnormality to a reader
         # a place the finding cannot be only says where it is seen ("left apical pneumothorax": the pleura)
         specific = _most_specific({r for r in named if _allowed(finding, r)}) - {"chest"}

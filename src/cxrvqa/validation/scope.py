@@ -1,10 +1,10 @@
-"""Independent checks of what an answer rests on: the scope of its evidence, findings a "no" overlooks, and
-lists that leave out what the report states.
+"""Independent checks of what an answer rests on: the scope of its evidence, findings a "no" overlooks, lists
+that leave out what the report states, and changes or severities the evidence does not word.
 
 They read the report with the ConText reading of `cxrvqa.validation.independent` (its own rules, shared with
-neither the extractor nor the programs) and the sections `evidence_scope`, `absent_conflicts` and
-`list_completeness` of schemas/vocab/independent_checks.yaml. Each check names the reviewers' error class it
-targets (bench/item_accuracy/CRITERIA.md).
+neither the extractor nor the programs) and the sections `evidence_scope`, `absent_conflicts`,
+`list_completeness` and `attribute_support` of schemas/vocab/independent_checks.yaml. Each check names the
+reviewers' error class it targets (bench/item_accuracy/CRITERIA.md).
 """
 
 from __future__ import annotations
@@ -23,11 +23,19 @@ from cxrvqa.validation.independent import (
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
 
+def _alternation(patterns: Iterable[str], where: str) -> re.Pattern[str]:
+    """One compiled regex for a group of the rules file's patterns; a bad one names its section."""
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error as exc:
+        raise ResourceError(RULES_FILE, f"{where}: bad pattern: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class ScopeRules:
-    other_exam: tuple[re.Pattern[str], ...]
-    not_the_finding: tuple[re.Pattern[str], ...]
-    outside_chest: tuple[re.Pattern[str], ...]
+    other_exam: re.Pattern[str]
+    not_the_finding: re.Pattern[str]
+    outside_chest: re.Pattern[str]
     chest_categories: frozenset[str]
     conflicts: dict[str, tuple[frozenset[str], str]]    # finding -> (findings counted as it, region)
     list_scope: dict[str, str]                          # answer program -> study | abnormal | region | category
@@ -39,11 +47,8 @@ def scope_rules() -> ScopeRules:
     """The three sections, checked against the vocabulary (the schema checked their shape)."""
     data, vocab = rules().data, vocabulary()
 
-    def compiled(key: str) -> tuple[re.Pattern[str], ...]:
-        try:
-            return tuple(re.compile(p) for p in data["evidence_scope"][key])
-        except re.error as exc:
-            raise ResourceError(RULES_FILE, f"evidence_scope.{key}: bad pattern: {exc}") from exc
+    def compiled(key: str) -> re.Pattern[str]:
+        return _alternation(data["evidence_scope"][key], f"evidence_scope.{key}")
 
     scope, listed = data["evidence_scope"], data["list_completeness"]
     categories = set(vocab.categories)
@@ -66,8 +71,8 @@ def scope_rules() -> ScopeRules:
 def _elsewhere(sentence: str) -> tuple[bool, bool, bool]:
     """(about another exam, explained as something else, outside the chest) for one sentence."""
     low, sr = sentence.lower(), scope_rules()
-    return (any(p.search(low) for p in sr.other_exam), any(p.search(low) for p in sr.not_the_finding),
-            any(p.search(low) for p in sr.outside_chest))
+    return (sr.other_exam.search(low) is not None, sr.not_the_finding.search(low) is not None,
+            sr.outside_chest.search(low) is not None)
 
 
 _SCOPE_REASONS = (("evidence_other_exam", "speaks of another examination or says it is not well seen here"),
@@ -228,7 +233,6 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     return OK
 
 
-
 @dataclass(frozen=True)
 class AttributeRules:
     change_programs: frozenset[str]
@@ -240,23 +244,17 @@ class AttributeRules:
     ranges: re.Pattern[str]                   # a graded range ("mild to moderate")
 
 
-def _alternation(patterns: Iterable[str], where: str) -> re.Pattern[str]:
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns))
-    except re.error as exc:
-        raise ResourceError(RULES_FILE, f"attribute_support.{where}: bad pattern: {exc}") from exc
-
-
 @lru_cache(maxsize=1)
 def attribute_rules() -> AttributeRules:
-    data = rules().data["attribute_support"]
+    data, where = rules().data["attribute_support"], "attribute_support"
     return AttributeRules(
         frozenset(data["change_programs"]), frozenset(data["severity_programs"]),
-        {change: _alternation(words, f"changes.{change}") for change, words in data["changes"].items()},
-        _alternation(data["descriptive"], "descriptive"), _alternation(data["temporal_anchors"], "temporal_anchors"),
-        {level: _alternation([rf"\b{re.escape(w)}\b" for w in words], f"severities.{level}")
+        {change: _alternation(words, f"{where}.changes.{change}") for change, words in data["changes"].items()},
+        _alternation(data["descriptive"], f"{where}.descriptive"),
+        _alternation(data["temporal_anchors"], f"{where}.temporal_anchors"),
+        {level: _alternation([rf"\b{re.escape(w)}\b" for w in words], f"{where}.severities.{level}")
          for level, words in data["severities"].items()},
-        _alternation(data["ranges"], "ranges"))
+        _alternation(data["ranges"], f"{where}.ranges"))
 
 
 def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdict:

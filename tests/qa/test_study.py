@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cxrvqa.extraction.model import DEID_ADJACENT
 from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
 from tests.qa import graph, observation
@@ -42,13 +44,13 @@ def test_a_present_finding_makes_its_parents_present() -> None:
 
 
 def test_new_parent_copies_place_and_side() -> None:
-    study = view(observation(1, "calcified_nodule", regions=["left_upper_lobe"], laterality="left", evidence=[0]))
-    assert sorted(study.facts) == ["calcified_nodule", "lung_lesion", "lung_opacity", "nodule"]
-    for parent in ("nodule", "lung_lesion", "lung_opacity"):
+    study = view(observation(1, "mass", regions=["left_upper_lobe"], laterality="left", evidence=[0]))
+    assert sorted(study.facts) == ["lung_lesion", "lung_opacity", "mass"]
+    for parent in ("lung_lesion", "lung_opacity"):
         fact = study.facts[parent]
         assert (fact.presence, fact.derived, fact.regions, fact.lateralities, fact.evidence) == (
             "present", True, ["left_upper_lobe"], ["left"], [0])
-    assert study.facts["calcified_nodule"].category == "lung"
+    assert study.facts["mass"].category == "lung"
 
 
 def test_a_stated_finding_refined_by_a_present_child_is_not_a_leaf() -> None:
@@ -92,6 +94,15 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
     assert study.evidence_text([7]) is None
 
 
+@pytest.mark.parametrize("slip", ["Sequela of prior granulomatous disease Lung volumes are low.",
+                                  "Lungs are clear no effusions or edema", "The otherwise lungs are clear.",
+                                  "an retrocardiac opacity.", "There mild changes.", "mediastinum.There is none."])
+def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
+    study = view(sentences=(slip, "Result notification documented through Primordial."))
+    assert study.evidence_text([0]) is None
+    assert study.evidence_text([1]) == "Result notification documented through Primordial."
+
+
 def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:
     study = view(observation(1, "pneumonia", regions=["left_lower_lobe"], evidence=[0]),
                  observation(2, "pleural_effusion", regions=["left_costophrenic_angle"], evidence=[1]),
@@ -118,10 +129,15 @@ def test_a_finding_one_sentence_states_and_another_hedges_is_not_committed_to() 
 
 
 def test_a_granuloma_scar_or_hidden_opacity_leaves_lung_opacity_neither_present_nor_absent() -> None:
-    """finding_sites.yaml `absence_blurred_by`: readers split on whether a granuloma or scar is a lung opacity,
-    and "atelectasis versus scar" is an opacity either way, so "the lungs are clear" does not make it absent."""
+    """finding_sites.yaml `blurred_by`: readers split on whether a granuloma, a calcified nodule or a scar is a
+    lung opacity, and "atelectasis versus scar" is an opacity either way, so "the lungs are clear" does not make
+    it absent, nor does a calcified nodule make it present (a nodule that is not calcified does)."""
     clear = observation(1, "lung_opacity", "absent", evidence=[0])
     assert view(clear).facts["lung_opacity"].presence == "absent"
+    calcified = view(observation(2, "calcified_nodule", regions=["right_upper_lobe"], evidence=[1]))
+    assert calcified.facts["nodule"].presence == "present" and "lung_opacity" not in calcified.facts
+    assert "lung_opacity" not in view(clear, observation(2, "calcified_nodule", evidence=[1])).facts
+    assert view(observation(2, "nodule", evidence=[1])).facts["lung_opacity"].presence == "present"
     assert "lung_opacity" not in view(clear, observation(2, "calcified_granuloma", regions=["left_lower_zone"],
                                                          evidence=[1])).facts
     assert "lung_opacity" not in view(clear, observation(2, "atelectasis", "uncertain", certainty="differential",

@@ -31,12 +31,14 @@ _LIST_CLOSERS = {"or", "nor"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
              "probable_after", "scope_terminators", "pseudo_triggers")
-#: Links of a list that name alternatives: findings joined by them are a differential.
 _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
 _BOTH = re.compile(r"(?:bi|both\b|bilateral\b)|.*(?:s|\bhila)$")
+#: Links of a list that name alternatives: findings joined by them are a differential.
 _ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
+#: The alternative that is one whatever stands on its other side ("bronchovascular crowding versus atelectasis").
+_VERSUS = {"versus", "vs", "vs."}
 _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
 _TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
@@ -130,7 +132,13 @@ def rules() -> _Rules:
 
 
 def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Pattern[str]]] = ()) -> list[Span]:
+    """Matches, the longest of overlapping ones kept. A finding inside a not-finding phrase is not that finding
+    even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone)."""
     spans = [Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)]
+    blocked = [(s.start, s.end) for s in spans if s.label_.startswith("not_finding:")]
+    if blocked:
+        spans = [s for s in spans if s.label_.startswith("not_finding:")
+                 or not any(start <= s.start and s.end <= end for start, end in blocked)]
     if patterns:
         lowered = doc.text.lower()
         for label, pattern in patterns:
@@ -390,11 +398,13 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             modifiers=modifiers, laterality=laterality, regions=where,
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
-    if len(findings) > 1 and _ALTERNATIVE_WORD.search(text):
+    if _ALTERNATIVE_WORD.search(text):
         modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
                            for i in range(s.start, s.end)}
         modifier_tokens |= {t.i for t in doc if t.lower_ in r.list_adjectives}
-        _differentials(doc, findings, clauses, extracted, modifier_tokens)
+        if len(findings) > 1:
+            _differentials(doc, findings, clauses, extracted, modifier_tokens)
+        _versus_candidates(doc, findings, extracted, modifier_tokens)
     other_exam = r.other_exam.search(text) is not None
     asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
     attributions = list(r.artifact_attributions.finditer(_one_line(text.lower())))
@@ -479,6 +489,19 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
             refined = any(item["finding"] in ancestors("findings", other) for other in names)
             if item["presence"] == "present" and not refined:
                 item["presence"], item["certainty"] = "uncertain", "differential"
+
+
+def _versus_candidates(doc: Doc, findings: list[Span], extracted: list[dict], modifier_tokens: set[int]) -> None:
+    """A finding on either side of "versus" is one candidate of a differential even when the other is no
+    finding of the vocabulary ("bronchovascular crowding versus atelectasis", "atelectasis vs. scarring")."""
+    def next_word(i: int, step: int) -> str:
+        while 0 <= i < len(doc) and (i in modifier_tokens or doc[i].lower_ in _ARTICLES):
+            i += step
+        return doc[i].lower_ if 0 <= i < len(doc) else ""
+    for mention, item in zip(findings, extracted):
+        if item["presence"] == "present" and (next_word(mention.start - 1, -1) in _VERSUS
+                                              or next_word(mention.end, 1) in _VERSUS):
+            item["presence"], item["certainty"] = "uncertain", "differential"
 
 
 def narrowed(text: str, start: int, finding: str | None) -> bool:

@@ -150,7 +150,12 @@ class StudyView:
 #: Slips in a report sentence that make it unfit to quote as an answer (the template's sentence is used instead).
 _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|are\b|has\b|have\b|was\b|were\b|may\b|"
                          r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b|"
-                         r"no\b)[a-z]+|[a-z]{2}\.[A-Z]")
+                         r"no\b)[a-z]+|[a-z]{2}\.[A-Z]"
+                         # two sentences run together ("granulomatous disease Lung volumes are low", "Lungs are
+                         # clear no effusions") and a word out of place ("The otherwise lungs are clear")
+                         r"|\b[a-z]{2,} (?:The|There|No|Lungs?|Heart|Left|Right|Within|In|Please|Stable|Normal|Mild|"
+                         r"Visualized|Bony|Osseous|Cardiac|Pulmonary)\b|\b(?:clear|normal|unremarkable|intact) no\b"
+                         r"|\b[Tt]he otherwise\b")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
@@ -228,6 +233,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
     for fact in [f for f in facts.values() if f.presence == "present"]:
         for ancestor in finding_ancestors(fact.finding):
+            if fact.finding in sites.blurred_by.get(ancestor, ((),))[0]:
+                continue   # a calcified nodule is no lung opacity (nor is it none: see below)
             existing = facts.get(ancestor)
             regions = [r for r in fact.regions if sites.allows(ancestor, r)]   # cardiomegaly's heart is not
             if existing is None:                                                  # in the mediastinum's sites
@@ -260,7 +267,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             implied = _implied_region(fact)
             if implied is not None:
                 fact.regions.append(implied)
-    for finding, (blurring, region) in sites.absence_blurred_by.items():   # "lungs clear" and a calcified
+    for finding, (blurring, region) in sites.blurred_by.items():   # "lungs clear" and a calcified
         fact = facts.get(finding)                                              # granuloma: no lung opacity?
         if fact is None or fact.presence != "absent":
             continue

@@ -37,8 +37,8 @@ _ARTICLES = {"a", "an", "the"}
 _BOTH = re.compile(r"(?:bi|both\b|bilateral\b)|.*(?:s|\bhila)$")
 #: Links of a list that name alternatives: findings joined by them are a differential.
 _ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
-#: The alternative that is one whatever stands on its other side ("bronchovascular crowding versus atelectasis").
-_VERSUS = {"versus", "vs", "vs."}
+#: Alternatives that name a differential whatever stands on their other side ("crowding versus atelectasis").
+_VERSUS_OR = {"versus", "vs", "vs.", "or", "and/or"}
 _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
 _TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
@@ -492,15 +492,25 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
 
 
 def _versus_candidates(doc: Doc, findings: list[Span], extracted: list[dict], modifier_tokens: set[int]) -> None:
-    """A finding on either side of "versus" is one candidate of a differential even when the other is no
-    finding of the vocabulary ("bronchovascular crowding versus atelectasis", "atelectasis vs. scarring")."""
-    def next_word(i: int, step: int) -> str:
+    """A finding joined by "or" / "versus" to words that name no finding of the vocabulary is one candidate of
+    a differential ("bronchovascular crowding versus atelectasis", "atelectasis or fluid"); findings on both
+    sides are the list rule's (`_differentials`)."""
+    starts, ends = {m.start for m in findings}, {m.end - 1 for m in findings}
+
+    def skip(i: int, step: int) -> int:
         while 0 <= i < len(doc) and (i in modifier_tokens or doc[i].lower_ in _ARTICLES):
             i += step
-        return doc[i].lower_ if 0 <= i < len(doc) else ""
+        return i
+
+    def alternative_at(i: int, step: int) -> bool:
+        if not 0 <= i < len(doc) or doc[i].lower_ not in _VERSUS_OR:
+            return False
+        other = skip(i + step, step)
+        return 0 <= other < len(doc) and doc[other].is_alpha and other not in (starts if step > 0 else ends)
+
     for mention, item in zip(findings, extracted):
-        if item["presence"] == "present" and (next_word(mention.start - 1, -1) in _VERSUS
-                                              or next_word(mention.end, 1) in _VERSUS):
+        if item["presence"] == "present" and (alternative_at(skip(mention.start - 1, -1), -1)
+                                              or alternative_at(skip(mention.end, 1), 1)):
             item["presence"], item["certainty"] = "uncertain", "differential"
 
 

@@ -144,3 +144,14 @@ def test_a_granuloma_scar_or_hidden_opacity_leaves_lung_opacity_neither_present_
                                                          evidence=[1])).facts
     assert "lung_opacity" not in view(clear, observation(2, "scarring", modifiers=[DEID_ADJACENT], evidence=[1])).facts
     assert view(clear, observation(2, "degenerative_changes", evidence=[1])).facts["lung_opacity"].presence == "absent"
+
+
+def test_a_density_counts_only_where_the_report_places_it_in_the_lungs() -> None:
+    """finding_sites.yaml `placed_only`: "bony density over the clavicle", "paratracheal density", "density in a
+    piriform sinus" are no lung findings; "left basilar density" is one."""
+    assert "density" not in view(observation(1, "density", regions=["right_clavicle"], laterality="right",
+                                             evidence=[0])).facts
+    assert "density" not in view(observation(1, "density", evidence=[0])).facts
+    placed = view(observation(1, "density", regions=["left_base"], laterality="left", evidence=[0]))
+    assert (placed.facts["density"].presence, placed.facts["lung_opacity"].presence) == ("present", "present")
+    assert view(observation(1, "density", "absent", evidence=[0])).facts["density"].presence == "absent"

@@ -100,6 +100,7 @@ def rules() -> _Rules:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"finding pattern names unknown finding {entry['finding']!r}")
         patterns.append((f"finding:{entry['finding']}", re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
+    patterns += [(f"not_finding:pattern{i}", re.compile(p)) for i, p in enumerate(data.get("not_finding_patterns", ()))]
     statements = []
     for statement in data["normal_statements"]:
         unknown = [f for f in statement["absent"] if f not in vocab.findings] \
@@ -135,17 +136,18 @@ def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Patter
     """Matches, the longest of overlapping ones kept. A finding inside a not-finding phrase is not that finding
     even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone)."""
     spans = [Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)]
+    if patterns:
+        lowered = doc.text.lower()
+        for label, pattern in patterns:
+            group = "not" if "not" in pattern.groupindex else 0   # a not-finding pattern's own words
+            for match in pattern.finditer(lowered):
+                span = doc.char_span(match.start(group), match.end(group), label=label, alignment_mode="expand")
+                if span is not None:
+                    spans.append(span)
     blocked = [(s.start, s.end) for s in spans if s.label_.startswith("not_finding:")]
     if blocked:
         spans = [s for s in spans if s.label_.startswith("not_finding:")
                  or not any(start <= s.start and s.end <= end for start, end in blocked)]
-    if patterns:
-        lowered = doc.text.lower()
-        for label, pattern in patterns:
-            for match in pattern.finditer(lowered):
-                span = doc.char_span(match.start(), match.end(), label=label, alignment_mode="expand")
-                if span is not None:
-                    spans.append(span)
     return sorted(filter_spans(spans), key=lambda span: span.start)
 
 

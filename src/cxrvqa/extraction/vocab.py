@@ -107,6 +107,7 @@ class Sites:
     sized: frozenset[str]                       # severity words said of them are sizes: no severity questions
     unsided: frozenset[str]                     # midline or single organs: a side word is not theirs
     blurs: dict[str, frozenset[str]]            # finding -> regions whose questions it makes ambiguous
+    placed_only: frozenset[str]                 # findings that count only where placed in their sites
     blurred_by: dict[str, tuple[frozenset[str], str]]   # finding -> (present findings, region) that make its
     content_hash: str                                     # absence ambiguous and do not imply it present
 
@@ -173,6 +174,9 @@ def finding_sites() -> Sites:
     unknown = sorted(set(data["normal_study_regions"]) - set(vocab.regions))
     if unknown:
         raise ResourceError(file, f"normal_study_regions: unknown regions {unknown}")
+    placed_only = frozenset(data.get("placed_only", ()))
+    if placed_only - set(vocab.findings):
+        raise ResourceError(file, f"placed_only: not in the vocabulary: {sorted(placed_only - set(vocab.findings))}")
     blurred = {}
     for finding, entry in data.get("blurred_by", {}).items():
         unknown = sorted({finding, *entry["findings"]} - set(vocab.findings)) or (
@@ -184,7 +188,7 @@ def finding_sites() -> Sites:
         blurred[finding] = (members, entry["region"])
     return Sites(regions, by_side, data["category_regions"], data["category_roots"],
                  tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
-                 blurs, blurred, digest)
+                 blurs, placed_only, blurred, digest)
 
 
 @lru_cache(maxsize=None)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
                                      PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, deid_pattern)
-from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, sided_region, vocabulary
+from cxrvqa.extraction.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
@@ -161,6 +162,14 @@ _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
 
 
+def _placed_elsewhere(observation: dict[str, Any], sites: Sites) -> bool:
+    """A stated finding of finding_sites.yaml `placed_only` ("density") that the report places nowhere or only
+    outside its sites ("bony density over the clavicle"): no finding of the lungs."""
+    finding = observation["finding"]
+    return finding in sites.placed_only and observation["presence"] != "absent" \
+        and not any(sites.allows(finding, sided_region(r, observation["laterality"] or "")) for r in observation["regions"])
+
+
 def tidy(text: str) -> str:
     """Quoted report text without its typing slips ("in in", "pneumothorax..", "normal ."): answers
     quote the report, and a reader marks such slips as the dataset's grammar errors."""
@@ -198,7 +207,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     findings = vocabulary().findings
     sites = finding_sites()
     ranks = _severity_rank()
-    observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))]
+    observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))
+                    and not _placed_elsewhere(o, sites)]
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
     denied = {o["finding"] for o in observations   # "no effusion", not "no left effusion"

@@ -155,3 +155,15 @@ def test_a_density_counts_only_where_the_report_places_it_in_the_lungs() -> None
     placed = view(observation(1, "density", regions=["left_base"], laterality="left", evidence=[0]))
     assert (placed.facts["density"].presence, placed.facts["lung_opacity"].presence) == ("present", "present")
     assert view(observation(1, "density", "absent", evidence=[0])).facts["density"].presence == "absent"
+
+
+def test_a_finding_stated_present_nowhere_in_particular_and_denied_somewhere_is_mixed() -> None:
+    """ "Resolving ... pulmonary venous hypertension" beside "bibasilar ... venous engorgement have resolved": the
+    report says both; "no left effusion" beside a right one says nothing against it."""
+    both = view(observation(1, "pulmonary_congestion", evidence=[0]),
+                observation(2, "pulmonary_congestion", "absent", regions=["bases"], laterality="bilateral", evidence=[1]))
+    assert (both.facts["pulmonary_congestion"].presence, both.facts["pulmonary_congestion"].certainty) == (
+        "uncertain", MIXED)
+    sides = view(observation(1, "pleural_effusion", regions=["right_pleura"], laterality="right", evidence=[0]),
+                 observation(2, "pleural_effusion", "absent", laterality="left", evidence=[1]))
+    assert sides.facts["pleural_effusion"].presence == "present"

@@ -211,8 +211,13 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
                     and not _placed_elsewhere(o, sites)]
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
-    denied = {o["finding"] for o in observations   # "no effusion", not "no left effusion"
-              if o["presence"] == "absent" and not o["laterality"] and not o["regions"] and not o.get("derived_from")}
+    stated_absent = [o for o in observations if o["presence"] == "absent" and not o.get("derived_from")]
+    denied = {o["finding"] for o in stated_absent if not o["laterality"] and not o["regions"]}   # "no effusion",
+    # not "no left effusion"; but a finding stated present nowhere in particular beside one denied somewhere
+    # ("pulmonary venous hypertension" beside "bibasilar ... venous engorgement have resolved") is both
+    placed_denied = {o["finding"] for o in stated_absent if o["laterality"] or o["regions"]}
+    denied |= {o["finding"] for o in observations if o["presence"] == "present" and o["finding"] in placed_denied
+               and not o["laterality"] and not o["regions"]}
     for o in observations:
         finding = o["finding"]
         if finding is not None and _PRESENCE_RANK[o["presence"]] >= _PRESENCE_RANK[merged.get(finding, "absent")]:

@@ -24,6 +24,7 @@ from cxrvqa.errors import ConfigError
 from cxrvqa.prior import PriorFigure, stored_prior
 from cxrvqa.review.accuracy import ReviewAccuracy, review_accuracy
 from cxrvqa.store import Store
+from cxrvqa.validation.grading import STATUS_RANK
 
 if TYPE_CHECKING:
     from cxrvqa.audit.diff import DatasetDiff
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 STAGES = ("images", "reports", "extract", "boxes", "qa", "validate", "dataset")
 #: Stages whose rows belong to no template or validator: --template / --validator leave them out.
 INPUT_STAGES = ("images", "reports", "extract", "boxes")
-STATUS_RANK = {"ok": 0, "warn": 1, "reject": 2}
 
 
 @dataclass(frozen=True)

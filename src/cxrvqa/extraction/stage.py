@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache, partial
 from pathlib import Path
@@ -27,7 +27,8 @@ from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
-#: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool.
+#: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool
+#: (`parallel.with_workers_for`).
 CHUNK, POOL_MIN_STUDIES = 100, 5000
 TABLES = ("scene_graphs", "observations", "obs_regions", "obs_sentences", "extraction_failures")
 #: Where a report stops being plausible English: share of its words that are English stop words
@@ -241,12 +242,6 @@ def _extract_chunk(chunk: list[StudyInput], context: ExtractStageContext, run_id
         for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
             tables[table].extend(rows)
     return tables
-
-
-def with_workers_for(context: ExtractStageContext, n_pending: int) -> ExtractStageContext:
-    """One process below POOL_MIN_STUDIES: starting workers (spaCy and the rules in each) costs
-    more than it saves on a few thousand reports."""
-    return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
 
 
 @contextmanager

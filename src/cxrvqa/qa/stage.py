@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -88,10 +88,6 @@ def prepare(config: Config) -> QAStageContext:
         (t, template_version(t, config.seed, splits, split_from)) for t in templates), program_modules=modules)
     return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
                           config.qa.workers, config.qa.balance)
-
-
-def with_workers_for(context: QAStageContext, n_pending: int) -> QAStageContext:
-    return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
 
 
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:

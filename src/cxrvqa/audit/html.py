@@ -21,7 +21,11 @@ from typing import Any
 from PIL import Image
 
 from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES
-from cxrvqa.audit.summary import AuditSummary, Comparison, reason_key
+from cxrvqa.audit.summary import (COMPARE_TEMPLATE_COLUMNS, COMPARE_VALIDATOR_COLUMNS, DISAGREEMENT_COLUMNS,
+                                  DISAGREEMENT_EXAMPLE_COLUMNS, PRIOR_TEMPLATE_COLUMNS, REASON_COLUMNS,
+                                  RETIRED_COLUMNS, REVIEW_COLUMNS, REVIEW_TEMPLATE_COLUMNS, STAGE_COLUMNS,
+                                  TEMPLATE_COLUMNS, TOO_FEW_COLUMNS, VALIDATOR_COLUMNS, AuditSummary, Comparison,
+                                  reason_key)
 from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
 from cxrvqa.review.stats import Proportion
@@ -233,13 +237,12 @@ def _comparison(comparison: Comparison) -> str:
                 [(c.key, c.before, c.after, f"{c.delta:+d}") for c in rows]))
     if comparison.templates:
         parts.append("<h3>Templates</h3>" + _table(
-            "compare-templates", ("template", "items before", "items now", "failure rate before", "failure rate now",
-                                  "positive share before", "positive share now"),
+            "compare-templates", COMPARE_TEMPLATE_COLUMNS,
             [(t.template_id, t.items_before, t.items_after, _pct(t.failure_rate_before), _pct(t.failure_rate_after),
               _pct(t.positive_share_before), _pct(t.positive_share_after)) for t in comparison.templates]))
     if comparison.validators:
         parts.append("<h3>Validators</h3>" + _table(
-            "compare-validators", ("validator", "failing before", "failing now", "rate before", "rate now"),
+            "compare-validators", COMPARE_VALIDATOR_COLUMNS,
             [(v.validator, v.failing_before, v.failing_after, _pct(v.failure_rate_before),
               _pct(v.failure_rate_after)) for v in comparison.validators]))
     if comparison.dataset_checks:
@@ -281,7 +284,7 @@ def retired_section(summary: AuditSummary) -> str:
             + (f" (first {shown} shown)" if shown < summary.retired_total else "") + "</h2>"
             '<p class="hint">studies whose report and images whose file the run\'s complete input no longer had '
             "(build --prune): their items left the current dataset; their rows stay as history</p>"
-            + _table("retired-table", ("kind", "name", "reason", "items removed", "detail"),
+            + _table("retired-table", RETIRED_COLUMNS,
                      [(r.kind, r.name, r.reason, r.items, r.detail) for r in summary.retired])
             + "</section>")
 
@@ -298,13 +301,11 @@ def prior_section(summary: AuditSummary) -> str:
     questions the per-question balance kept nothing of (cxrvqa.prior)."""
     formats = _table("prior-formats", FORMAT_COLUMNS, [tuple(row) for row in format_rows(summary.prior)])
     ranked = strongest(summary.prior)
-    templates = _table("prior-templates", ("template", "format", "key", "held-out", "accuracy", "chance",
-                                           "best answered questions"),
+    templates = _table("prior-templates", PRIOR_TEMPLATE_COLUMNS,
                        [(f.template_id, f.answer_format, f.key, f.n_items, round(f.accuracy, 3), f.chance,
                          "; ".join(f"{a} {acc:.2f} of {n}" for a, n, acc in f.worst[:3])) for f in ranked],
                        row_keys=[f.template_id or "" for f in ranked])
-    few = _table("prior-too-few", ("template", "questions", "without a yes", "without a no", "items left out",
-                                   "largest"),
+    few = _table("prior-too-few", TOO_FEW_COLUMNS,
                  [(t.template_id, t.questions, t.without_yes, t.without_no, t.items_left_out, t.examples)
                   for t in summary.too_few]) if summary.too_few else ""
     return ('<section id="prior"><h2>Question-only baseline</h2><p class="hint">A model that sees only the question '
@@ -323,7 +324,7 @@ def review_section(review: ReviewAccuracy) -> str:
             ("checks' recall: faulty items they demoted", review.recall),
             ("checks' false demotion: correct items they demoted", review.false_demotion)]
     keys = ["accuracy", "grammar_errors", "recall", "false_demotion"]
-    summary = _table("review-summary", ("measure", "share", "Wilson 95%", "items"),
+    summary = _table("review-summary", REVIEW_COLUMNS,
                      [(name, *_proportion_cells(value)) for name, value in rows],
                      cell_data=("measure", "share", "interval", "items"), row_keys=keys)
     chart = bar_chart("chart-review-templates", "Accuracy per template (share judged correct, out of 100%; "
@@ -331,7 +332,7 @@ def review_section(review: ReviewAccuracy) -> str:
                       [(t.template_id, t.accuracy.share or 0.0, f"{_pct(t.accuracy.share)} of {t.accuracy.n}")
                        for t in review.per_template], maximum=1.0,
                       intervals={t.template_id: (t.accuracy.low, t.accuracy.high) for t in review.per_template})
-    templates = _table("review-templates", ("template", "reviewed", "correct", "accuracy", "Wilson 95%", "verdicts"),
+    templates = _table("review-templates", REVIEW_TEMPLATE_COLUMNS,
                        [(t.template_id, t.accuracy.n, t.accuracy.k, *_proportion_cells(t.accuracy)[:2],
                          ", ".join(f"{v} {n}" for v, n in t.verdicts.items())) for t in review.per_template],
                        cell_data=("template", "reviewed", "correct", "accuracy", "interval", "verdicts"),
@@ -363,11 +364,11 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
                  if run and run.run_id != summary.latest_run else "")
               + f"; filters: {escape(filters)}</p>"
               + "".join(f'<p class="note">{escape(note)}</p>' for note in summary.notes))
-    stages = _table("stage-counts", ("stage", "output", "kept", "warned", "rejected", "failed"),
+    stages = _table("stage-counts", STAGE_COLUMNS,
                     [(s.stage, s.output, s.kept, s.warned, s.rejected, s.failed) for s in summary.stages],
-                    cell_data=("stage", "output", "kept", "warned", "rejected", "failed"),
+                    cell_data=STAGE_COLUMNS,
                     row_keys=[s.stage for s in summary.stages])
-    reasons = _table("reasons", ("stage", "validator", "reason", "status", "count", "share", "rate", "example detail"),
+    reasons = _table("reasons", REASON_COLUMNS,
                      [(r.stage, r.validator, r.reason, r.status, r.n, _pct(r.share), _pct(r.rate), r.example)
                       for r in summary.reasons], cell_data=("stage", "validator", "reason", "status", "n", "share",
                                                              "rate", "example"),
@@ -412,9 +413,9 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
     if agreement is not None:
         body = ("<p>no study has graphs of both backends</p>" if not agreement.studies_with_both else
                 f"<p>{agreement.studies_disagreeing} of {agreement.studies_with_both} studies with both backends "
-                "disagree</p>" + _table("disagreements", ("finding", "disagreement", "studies"),
+                "disagree</p>" + _table("disagreements", DISAGREEMENT_COLUMNS,
                                         [(r["finding"], r["disagreement"], r["n"]) for r in agreement.by_finding])
-                + _table("disagreement-examples", ("study", "finding", "rules", "llm"),
+                + _table("disagreement-examples", DISAGREEMENT_EXAMPLE_COLUMNS,
                          [(r["study_id"], r["finding"], f"{r['rules_presence'] or ''} {r['rules_laterality'] or ''}",
                            f"{r['llm_presence'] or ''} {r['llm_laterality'] or ''}") for r in agreement.examples]))
         sections.append(f'<section id="agreement"><h2>Rules vs LLM</h2>{body}</section>')
@@ -428,14 +429,12 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
                      c.expected, c.detail) for c in summary.dataset_checks]), open_=bool(failed)))
     if summary.validators:
         sections.append(_details("validators-section", "Validators", _table(
-            "validators", ("validator", "strictness", "items", "ok", "warned", "rejected", "failure rate",
-                           "top reason"),
+            "validators", VALIDATOR_COLUMNS,
             [(v.validator, v.strictness, v.items, v.ok, v.warned, v.rejected, _pct(v.failure_rate), v.top_reason)
              for v in summary.validators])))
     if summary.templates:
         sections.append(_details("templates-section", "Templates", _table(
-            "templates", ("template", "items", "yes/no", "positive share", "target", "warned", "rejected",
-                          "failure rate"),
+            "templates", TEMPLATE_COLUMNS,
             [(t.template_id, t.items, t.yes_no, _pct(t.positive_share), _pct(t.target_share), t.warned, t.rejected,
               _pct(t.failure_rate)) for t in summary.templates],
             cell_data=("template", "items", "yes_no", "positive_share", "target", "warned", "rejected",

@@ -18,7 +18,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from cxrvqa.audit.html import VIEW_SCRIPT, VIEW_STYLE, document, item_media
+from markupsafe import Markup
+
+from cxrvqa.audit.html import asset, document, item_media
 from cxrvqa.review.sample import REVIEW_IMAGE_SIDE, Sample
 from cxrvqa.store import Store
 from cxrvqa.validation.grading import grading
@@ -63,7 +65,8 @@ def render_review_page(store: Store, out_dir: Path, items: list[dict[str, Any]],
             '</label><span id="progress"></span><label><input type="checkbox" id="only-open"> only items without '
             'a verdict</label><button id="save" type="button">Save verdicts</button><span id="message" '
             'role="status"></span></div><main id="items"></main>')
-    return document(f"cxrvqa review: {build}", VIEW_STYLE + _STYLE, body, "review-data", data, _SCRIPT)
+    return document(f"cxrvqa review: {build}", asset("view.css") + _STYLE, Markup(body), "review-data", data,
+                    asset("view.js") + _SCRIPT)
 
 
 _STYLE = """
@@ -88,7 +91,7 @@ border-left:5px solid #bbb;padding:.8em;margin:.8em 0}
 .controls textarea{flex:1 1 100%;min-height:2.4em;font:inherit}
 """
 
-_SCRIPT = VIEW_SCRIPT + """
+_SCRIPT = """
 (function () {
   const data = JSON.parse(document.getElementById("review-data").textContent);
   const views = itemViews(data);

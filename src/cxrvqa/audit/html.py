@@ -16,7 +16,6 @@ import io
 import json
 from dataclasses import asdict
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES, DatasetDiff
 from cxrvqa.audit.summary import AuditSummary, reason_key
 from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
+from cxrvqa.resources import resource
 from cxrvqa.review.stats import Proportion
 from cxrvqa.store import Store
 
@@ -141,7 +141,7 @@ def templates() -> Environment:
 def asset(name: str) -> str:
     """A style sheet or script of the pages (audit/page/<name>): view.css and view.js are shared with the review
     page."""
-    return resources.files("cxrvqa.audit").joinpath("page", name).read_text(encoding="utf-8")
+    return resource("audit", "page", name).read_text(encoding="utf-8")
 
 
 def json_for_script(value: Any) -> str:

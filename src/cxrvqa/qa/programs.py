@@ -820,7 +820,8 @@ def describe_region(ask: Ask) -> Answer | None:
 def list_region_findings(ask: Ask) -> Answer | None:
     """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
     nowhere may be there too (a list that omits one is false), and none of its findings is hedged."""
-    facts = [f for f in ask.study.facts_in_region(ask.args["region"]) if f.category not in ask.template.exclude_categories]
+    facts = [f for f in ask.study.facts_in_region(ask.args["region"])
+             if f.category not in ask.template.exclude_categories]
     if not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]) \
             or _blurred(ask.study, ask.args["region"]) or any(f.presence == "uncertain" for f in facts):
         return None

@@ -161,7 +161,8 @@ def test_a_finding_stated_present_nowhere_in_particular_and_denied_somewhere_is_
     """ "Resolving ... pulmonary venous hypertension" beside "bibasilar ... venous engorgement have resolved": the
     report says both; "no left effusion" beside a right one says nothing against it."""
     both = view(observation(1, "pulmonary_congestion", evidence=[0]),
-                observation(2, "pulmonary_congestion", "absent", regions=["bases"], laterality="bilateral", evidence=[1]))
+                observation(2, "pulmonary_congestion", "absent", regions=["bases"], laterality="bilateral",
+                            evidence=[1]))
     assert (both.facts["pulmonary_congestion"].presence, both.facts["pulmonary_congestion"].certainty) == (
         "uncertain", MIXED)
     sides = view(observation(1, "pleural_effusion", regions=["right_pleura"], laterality="right", evidence=[0]),

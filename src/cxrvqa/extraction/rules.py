@@ -199,16 +199,34 @@ def _by_kind(spans: list[Span], kinds: set[str]) -> _Sorted:
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
-    vocab = vocabulary()
+    """The sentence's observations: copies of its checked readings with their own id and evidence offsets."""
     observations = []
-    for item in _readings(sentence.text):
-        start, end = item.pop("span")
+    for reading, (start, end) in _checked_readings(sentence.text):
         next_id[0] += 1
-        observations.append(Observation(
-            id=f"o{next_id[0]}", name=sentence.text[start:end], category=vocab.findings[item["finding"]]["category"],
-            evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)],
-            **item))
+        evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
+        observations.append(reading.model_copy(update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return observations
+
+
+@lru_cache(maxsize=4096)
+def _checked_readings(text: str) -> tuple[tuple[Observation, tuple[int, int]], ...]:
+    """Each reading of a sentence validated once as an Observation (pydantic) with a placeholder id and
+    evidence, and its character span; a repeated sentence's observations are copies (half the cost)."""
+    vocab = vocabulary()
+    checked = []
+    for item in _readings(text):
+        start, end = item.pop("span")
+        checked.append((Observation(id="o0", name=text[start:end], category=vocab.findings[item["finding"]]["category"],
+                                    evidence=[Evidence(sentence_id=0, start=start, end=end)], **item), (start, end)))
+    return tuple(checked)
+
+
+@lru_cache(maxsize=None)
+def _derived_absence(statement_id: str, finding: str) -> Observation:
+    """The absence a normal statement implies, validated once (placeholder id and evidence)."""
+    entry = vocabulary().findings[finding]
+    return Observation(id="o0", name=entry["name"], finding=finding, category=entry["category"], presence="absent",
+                       evidence=[Evidence(sentence_id=0, start=0, end=0)], derived_from=[f"statement:{statement_id}"])
 
 
 def _readings(text: str) -> list[dict]:
@@ -528,6 +546,7 @@ def narrowed(text: str, start: int, finding: str | None) -> bool:
 def clear_sentence_memo() -> None:
     """Forget the memoised sentence readings (benchmarks time a first reading)."""
     _memoised_readings.cache_clear()
+    _checked_readings.cache_clear()
     _statements_in.cache_clear()
     _heading.cache_clear()
     _anaphoric_attribution.cache_clear()
@@ -618,18 +637,15 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
                           for statement_id, absent, regions, span in _statements_in(sentence.text))
     mentioned = {o.finding for o in observations}
     derived: set[str] = set()
-    vocab = vocabulary()
     for statement_id, absent, _, sentence, (start, end) in statements:
         for finding in absent:
             if finding in mentioned or finding in derived:
                 continue
             derived.add(finding)
             next_id[0] += 1
-            observations.append(Observation(
-                id=f"o{next_id[0]}", name=vocab.findings[finding]["name"], finding=finding,
-                category=vocab.findings[finding]["category"], presence="absent",
-                evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)],
-                derived_from=[f"statement:{statement_id}"]))
+            evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
+            observations.append(_derived_absence(statement_id, finding).model_copy(
+                update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,
                       sentences=sentences, observations=observations,
                       statements=[NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)

@@ -165,9 +165,9 @@ _REPEATED_STOP = re.compile(r"\.{2,}")
 def _placed_elsewhere(observation: dict[str, Any], sites: Sites) -> bool:
     """A stated finding of finding_sites.yaml `placed_only` ("density") that the report places nowhere or only
     outside its sites ("bony density over the clavicle"): no finding of the lungs."""
-    finding = observation["finding"]
+    finding, side = observation["finding"], observation["laterality"] or ""
     return finding in sites.placed_only and observation["presence"] != "absent" \
-        and not any(sites.allows(finding, sided_region(r, observation["laterality"] or "")) for r in observation["regions"])
+        and not any(sites.allows(finding, sided_region(r, side)) for r in observation["regions"])
 
 
 def tidy(text: str) -> str:

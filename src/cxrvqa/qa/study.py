@@ -226,7 +226,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             stated.setdefault(finding, set()).add(o["presence"])
     facts = {finding: Fact(finding, findings[finding]["category"], presence) for finding, presence in merged.items()}
     for finding, presences in stated.items():   # "mildly enlarged" in the findings, "borderline" in the impression
-        if {"present", "uncertain"} <= presences or ("present" in presences and finding in denied):
+        if {"present", "uncertain"} <= presences or (presences & {"present", "uncertain"} and finding in denied):
             facts[finding].presence, facts[finding].certainty = "uncertain", MIXED
     for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None

@@ -155,6 +155,8 @@ def test_a_density_counts_only_where_the_report_places_it_in_the_lungs() -> None
     placed = view(observation(1, "density", regions=["left_base"], laterality="left", evidence=[0]))
     assert (placed.facts["density"].presence, placed.facts["lung_opacity"].presence) == ("present", "present")
     assert view(observation(1, "density", "absent", evidence=[0])).facts["density"].presence == "absent"
+    assert "lucency" not in view(observation(1, "lucency", regions=["right_clavicle"], laterality="right",
+                                             evidence=[0])).facts   # a lucency in a bone
 
 
 def test_a_finding_stated_present_nowhere_in_particular_and_denied_somewhere_is_mixed() -> None:

@@ -286,11 +286,14 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         """A hedge inside a negation's scope is negated too ("no opacity to suggest pneumonia", "no
         suspicious nodule"). A comma between them ends the negation ("no effusion, possible
         atelectasis") unless the clause is one list closed by "or" / "nor" ("no consolidation,
-        suspicious opacity, or effusion")."""
+        suspicious opacity, or effusion"; "no pneumothorax, effusion or suspicious opacity")."""
         negation = negations.last_before(hedge.start, left)
         if negation is None:
             return False
-        return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end]
+        before = next((t.lower_ for t in reversed(doc[negation.end:hedge.start]) if t.lower_ in _LIST_CLOSERS
+                       or t.text == ","), None)
+        return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end] \
+            or before in _LIST_CLOSERS
 
     def qualified(mention: Span, trigger: Span | None, previous_end: int) -> bool:
         """A negation narrowed by a qualifier: in the negation ("no definite"), or in the mention's own words

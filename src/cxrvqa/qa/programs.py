@@ -450,6 +450,8 @@ def has_category(ask: Ask) -> Answer | None:
     if _blurred(ask.study, finding_sites().category_regions.get(ask.args["category"])):
         return None
     facts = _category_facts(ask.study, ask.args["category"])
+    if any(f.misplaced for f in facts):
+        return None   # a calcified node at the hilum: readers do not call it mediastinal, nor the mediastinum clear
     present = _category_present(facts)
     if present:
         return yes_no(True, evidence=tuple(i for f in present for i in f.evidence),

@@ -211,7 +211,7 @@ def _keep_recorded_templates(config: Config) -> None:
         return
     from cxrvqa.staleness import last_config
 
-    with Store(config.db_path, read_only=True) as store:
+    with Store(config.db_path) as store:       # writable: a build migrates an --out of an older schema
         recorded = last_config(store)
     if recorded is None:
         return

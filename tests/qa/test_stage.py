@@ -112,22 +112,60 @@ def test_the_question_only_baseline_is_stored_with_the_selection(per_question: S
     assert yes_no["question"].accuracy <= 0.65
 
 
-def test_per_question_balance_of_new_studies_leaves_other_questions_alone(per_question: SimpleNamespace,
-                                                                          tmp_path: Path) -> None:
+#: The yes/no candidates a rank quota (the n lowest sample_u of each side, `question_quota`) keeps: the
+#: selection before stable balancing, to compare with.
+RANK_QUOTA_SQL = """
+SELECT study_id, item_id FROM current_qa_candidates WHERE polarity IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY template_id, arguments, polarity ORDER BY sample_u, item_id)
+        <= quota_of(count(*) FILTER (polarity) OVER (PARTITION BY template_id, arguments),
+                    count(*) FILTER (NOT polarity) OVER (PARTITION BY template_id, arguments), polarity)"""
+
+
+def _rank_quota_kept(store: Store) -> set[tuple[str, str]]:
+    store.con.create_function("quota_of", lambda p, n, side: stage.question_quota(p, n, 0.4)[0 if side else 1],
+                              ["BIGINT", "BIGINT", "BOOLEAN"], "BIGINT")
+    try:
+        return set(store.query(RANK_QUOTA_SQL))
+    finally:
+        store.con.remove_function("quota_of")
+
+
+def _edited_copy(per_question: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
+    """The per-question build copied, then edited: 30 of its 600 studies retired (as `build --prune` does) and
+    10 new studies added, and its QA stage run again; what changed in the other studies."""
+    from cxrvqa.store.retire import reconcile
+
     db = tmp_path / "cxrvqa.duckdb"
     per_question.store.con.execute("CHECKPOINT")       # the copy is the whole database (no pending WAL)
     shutil.copy(per_question.folder / "cxrvqa.duckdb", db)
-    keys = "SELECT item_id, template_id, arguments FROM current_qa_items WHERE polarity IS NOT NULL"
+    keys = "SELECT study_id, item_id, template_id, arguments FROM current_qa_items WHERE polarity IS NOT NULL"
     with Store(db) as store:
-        before = set(store.query(keys))
-        fill_store(store, 600, 5, n_patients=300, run_id="more")
+        before, rank_before = set(store.query(keys)), _rank_quota_kept(store)
+        studies = [s for (s,) in store.query("SELECT study_id FROM current_reports ORDER BY study_id")]
+        retired = set(studies[::20])
+        reconcile(store, "run-2", "study", set(studies) - retired, "the test's input", prune=True)
+        fill_store(store, 600, 10, n_patients=300, run_id="more")
         run_qa(store, tmp_path, "run-2")
-        after = set(store.query(keys))
-        touched = {(t, a) for (t, a) in store.query(
-            "SELECT DISTINCT template_id, arguments FROM current_qa_candidates "
-            "WHERE run_id = 'run-2' AND polarity IS NOT NULL")}
-    flipped = {(t, a) for _, t, a in before ^ after}
-    assert flipped <= touched
+        after, rank_after = set(store.query(keys)), _rank_quota_kept(store)
+        bases = dict(store.query("SELECT basis, count(*) FROM current_qa_question_balance GROUP BY ALL"))
+        rebalanced = set(store.query("SELECT template_id, arguments FROM current_qa_question_balance "
+                                     "WHERE basis = 'rebalanced'"))
+        edited = retired | {s for (s,) in store.query("SELECT DISTINCT study_id FROM qa_items WHERE run_id = 'run-2'")}
+    return SimpleNamespace(
+        edited=edited, bases=bases, rebalanced=rebalanced,
+        flipped={row for row in before ^ after if row[0] not in edited},
+        rank_flipped={row for row in rank_before ^ rank_after if row[0] not in edited})
+
+
+def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves_its_tolerance(
+        per_question: SimpleNamespace, tmp_path: Path) -> None:
+    edited = _edited_copy(per_question, tmp_path)
+    assert len(edited.edited) == 40 and edited.bases == {"kept": 327, "rebalanced": 13}
+    # every item of an unedited study that changed is one of the 13 questions balanced again
+    assert {(t, a) for _, _, t, a in edited.flipped} == edited.rebalanced
+    assert len(edited.flipped) == 43
+    # a rank quota (the n lowest item hashes per side) flipped five times as many, in most questions touched
+    assert len(edited.rank_flipped) == 215
 
 
 def test_stage_counts(synthetic: SimpleNamespace) -> None:

@@ -60,6 +60,32 @@ def test_question_quota_keeps_the_rarer_answer_whole(n_pos: int, n_neg: int, kep
     assert stage.question_quota(n_pos, n_neg, 0.4) == kept
 
 
+def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance() -> None:
+    yes, no = [0.1, 0.5], [0.05, 0.2, 0.3, 0.6, 0.7, 0.9]
+    fresh = stage.balance_question(yes, no, 0.4, 0.05, None)
+    assert fresh == stage.QuestionBalance((2, 3), (1.0, 0.6), "new")          # every yes, 3 no: the lowest u
+    # one 'yes' study retired, one 'no' added below the threshold: (1, 4) is 0.2 'yes', three 'no' items off the
+    # quota (1, 1): balanced again
+    assert stage.balance_question([0.1], [0.05, 0.2, 0.25, 0.3, 0.7], 0.4, 0.05, (1.0, 0.6)) == \
+        stage.QuestionBalance((1, 1), (1.0, 0.2), "rebalanced")
+    # a 'no' below the threshold retired: (2, 2), 0.5, but one item from the quota (2, 3): kept, nothing flips
+    assert stage.balance_question(yes, [0.05, 0.3, 0.6, 0.7, 0.9], 0.4, 0.05, (1.0, 0.6)) == \
+        stage.QuestionBalance((2, 2), (1.0, 0.6), "kept")
+    # a side gone keeps nothing, however balanced before
+    assert stage.balance_question([], no, 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance((0, 0), (0.0, 0.0),
+                                                                                      "rebalanced")
+
+
+def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest() -> None:
+    a, b, c = [0.2, 0.4, 0.9], [0.3, 0.8], [0.1, 0.5, 0.6, 0.7]
+    assert stage.balance_choice((a, b, c), 0.05, None) == stage.QuestionBalance((2, 2, 2), (0.9, 1.0, 0.6), "new")
+    # an option never the answer: the set of options keeps nothing
+    assert stage.balance_choice((a, [], c), 0.05, None) == stage.QuestionBalance((0, 0, 0), (0.0, 0.0, 0.0), "new")
+    # a new item answered by c below its threshold: (2, 2, 3), each within one of the quota (2, 2, 2): kept
+    assert stage.balance_choice((a, b, [0.05, 0.1, 0.5, 0.6, 0.7]), 0.05, (0.9, 1.0, 0.6)) == \
+        stage.QuestionBalance((2, 2, 3), (0.9, 1.0, 0.6), "kept")
+
+
 def test_per_question_balance_keeps_the_quota_of_each_question(per_question: SimpleNamespace) -> None:
     store = per_question.store
     assert {row["mode"] for row in per_question.balance} == {"per_question"}
@@ -139,20 +165,28 @@ def _edited_copy(per_question: SimpleNamespace, tmp_path: Path) -> SimpleNamespa
     per_question.store.con.execute("CHECKPOINT")       # the copy is the whole database (no pending WAL)
     shutil.copy(per_question.folder / "cxrvqa.duckdb", db)
     keys = "SELECT study_id, item_id, template_id, arguments FROM current_qa_items WHERE polarity IS NOT NULL"
+    choices = ("SELECT study_id, item_id, template_id, list_sort(options)::VARCHAR FROM current_qa_items "
+               "WHERE answer_format = 'multiple_choice'")
     with Store(db) as store:
-        before, rank_before = set(store.query(keys)), _rank_quota_kept(store)
+        before, rank_before, choices_before = set(store.query(keys)), _rank_quota_kept(store), set(store.query(choices))
         studies = [s for (s,) in store.query("SELECT study_id FROM current_reports ORDER BY study_id")]
         retired = set(studies[::20])
         reconcile(store, "run-2", "study", set(studies) - retired, "the test's input", prune=True)
         fill_store(store, 600, 10, n_patients=300, run_id="more")
         run_qa(store, tmp_path, "run-2")
-        after, rank_after = set(store.query(keys)), _rank_quota_kept(store)
+        after, rank_after, choices_after = set(store.query(keys)), _rank_quota_kept(store), set(store.query(choices))
+        choice_bases = dict(store.query("SELECT basis, count(DISTINCT (template_id, options)) "
+                                        "FROM current_qa_choice_balance GROUP BY ALL"))
+        rebalanced_choices = set(store.query("SELECT DISTINCT template_id, options::VARCHAR "
+                                             "FROM current_qa_choice_balance WHERE basis = 'rebalanced'"))
         bases = dict(store.query("SELECT basis, count(*) FROM current_qa_question_balance GROUP BY ALL"))
         rebalanced = set(store.query("SELECT template_id, arguments FROM current_qa_question_balance "
                                      "WHERE basis = 'rebalanced'"))
         edited = retired | {s for (s,) in store.query("SELECT DISTINCT study_id FROM qa_items WHERE run_id = 'run-2'")}
     return SimpleNamespace(
-        edited=edited, bases=bases, rebalanced=rebalanced,
+        edited=edited, bases=bases, rebalanced=rebalanced, choice_bases=choice_bases,
+        rebalanced_choices=rebalanced_choices,
+        choices_flipped={row for row in choices_before ^ choices_after if row[0] not in edited},
         flipped={row for row in before ^ after if row[0] not in edited},
         rank_flipped={row for row in rank_before ^ rank_after if row[0] not in edited})
 
@@ -166,6 +200,10 @@ def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves
     assert len(edited.flipped) == 43
     # a rank quota (the n lowest item hashes per side) flipped five times as many, in most questions touched
     assert len(edited.rank_flipped) == 215
+    # multiple choice alike, per template and set of options: 34 items in 26 of 662 sets balanced again
+    assert edited.choice_bases == {"kept": 631, "new": 5, "rebalanced": 26}
+    assert {(t, o) for _, _, t, o in edited.choices_flipped} <= edited.rebalanced_choices
+    assert len(edited.choices_flipped) == 34
 
 
 def test_stage_counts(synthetic: SimpleNamespace) -> None:

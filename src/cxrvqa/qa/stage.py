@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -285,14 +286,15 @@ def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
     return min(n_pos, max(1, round(n_neg * target / (1 - target)))), n_neg
 
 
-def within_tolerance(kept: tuple[int, int], quota: tuple[int, int], target: float, tolerance: float) -> bool:
-    """Whether (yes, no) kept items still balance a question or template: both sides kept, and the 'yes' share
-    within ``tolerance`` of the target or each side within one item of its quota (a small question's share
-    jumps with every item)."""
-    if not (kept[0] and kept[1]):
+def within_tolerance(kept: Sequence[int], quota: Sequence[int], shares: Sequence[float], tolerance: float) -> bool:
+    """Whether the items kept per answer (yes and no; each option of a choice) still balance a question or
+    template: every answer kept, and each answer's share within ``tolerance`` of its target or each within one
+    item of its quota (a small question's share jumps with every item)."""
+    if not all(kept):
         return False
-    return (abs(kept[0] / (kept[0] + kept[1]) - target) <= tolerance
-            or (abs(kept[0] - quota[0]) <= 1 and abs(kept[1] - quota[1]) <= 1))
+    total = sum(kept)
+    return (all(abs(k / total - share) <= tolerance for k, share in zip(kept, shares, strict=True))
+            or all(abs(k - q) <= 1 for k, q in zip(kept, quota, strict=True)))
 
 
 def _threshold(sorted_u: Sequence[float], k: int) -> float:
@@ -302,8 +304,8 @@ def _threshold(sorted_u: Sequence[float], k: int) -> float:
 
 @dataclass(frozen=True)
 class QuestionBalance:
-    kept: tuple[int, int]                   # (yes, no) candidates below the thresholds
-    thresholds: tuple[float, float]         # (yes, no): a side's candidates with sample_u below it are kept
+    kept: tuple[int, ...]                   # per answer (yes, no; each option): candidates below the threshold
+    thresholds: tuple[float, ...]           # per answer: its candidates with sample_u below it are kept
     basis: str                              # new | kept | rebalanced (BASES)
 
 
@@ -312,22 +314,41 @@ class QuestionBalance:
 BASES = ("new", "kept", "rebalanced")
 
 
+def balance_answers(answers: Sequence[Sequence[float]], quota: Sequence[int], shares: Sequence[float],
+                    tolerance: float, previous: Sequence[float] | None) -> QuestionBalance:
+    """One question's thresholds from the sorted sample_u of its candidates per answer: the previous balance's
+    while what they keep is `within_tolerance` of the quota (so an edit to other studies flips none of this
+    question's items), else those keeping the quota (per answer, the candidates with the lowest sample_u; a
+    quota of zeros keeps nothing). Pure."""
+    none = tuple(0.0 for _ in answers)
+    if previous is not None:
+        previous = tuple(previous)
+        kept = tuple(bisect_left(u, t) for u, t in zip(answers, previous, strict=True))
+        if within_tolerance(kept, quota, shares, tolerance) or (not any(quota) and previous == none):
+            return QuestionBalance(kept, previous, "kept")
+    basis = "new" if previous is None else "rebalanced"
+    if not any(quota):
+        return QuestionBalance(tuple(0 for _ in answers), none, basis)
+    thresholds = tuple(_threshold(u, k) for u, k in zip(answers, quota, strict=True))
+    return QuestionBalance(tuple(bisect_left(u, t) for u, t in zip(answers, thresholds, strict=True)), thresholds,
+                           basis)
+
+
 def balance_question(yes_u: Sequence[float], no_u: Sequence[float], target: float, tolerance: float,
                      previous: tuple[float, float] | None) -> QuestionBalance:
-    """One question's thresholds from the sorted sample_u of its 'yes' and 'no' candidates: the previous
-    balance's while what they keep is `within_tolerance` of the quota (so an edit to other studies flips none of
-    this question's items), else those keeping `question_quota` (the candidates with the lowest sample_u).
-    Pure."""
-    quota = question_quota(len(yes_u), len(no_u), target)
-    if previous is not None:
-        kept = (bisect_left(yes_u, previous[0]), bisect_left(no_u, previous[1]))
-        if within_tolerance(kept, quota, target, tolerance) or (quota == (0, 0) and previous == (0.0, 0.0)):
-            return QuestionBalance(kept, previous, "kept")
-    if quota == (0, 0):
-        return QuestionBalance((0, 0), (0.0, 0.0), "new" if previous is None else "rebalanced")
-    thresholds = (_threshold(yes_u, quota[0]), _threshold(no_u, quota[1]))
-    kept = (bisect_left(yes_u, thresholds[0]), bisect_left(no_u, thresholds[1]))
-    return QuestionBalance(kept, thresholds, "new" if previous is None else "rebalanced")
+    """A yes/no question: `balance_answers` with `question_quota` and the target 'yes' share."""
+    return balance_answers((yes_u, no_u), question_quota(len(yes_u), len(no_u), target), (target, 1 - target),
+                           tolerance, previous)
+
+
+def balance_choice(answers: Sequence[Sequence[float]], tolerance: float, previous: Sequence[float] | None
+                   ) -> QuestionBalance:
+    """A multiple-choice question (a template and one set of options, the sorted u of the candidates answered by
+    each option): every option the answer equally often, as often as the rarest (nothing when one never is),
+    so that an option's value says nothing of whether it is the answer."""
+    least = min(len(u) for u in answers)
+    return balance_answers(answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers),
+                           tolerance, previous)
 
 
 def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]:
@@ -364,18 +385,46 @@ def _question_rows(store: Store, run_id: str, targets: dict[str, float], context
     return questions
 
 
+def _choice_rows(store: Store, run_id: str, context: QAStageContext, now: datetime) -> list[dict[str, Any]]:
+    """The per-question balance of the current multiple-choice candidates, one row per question (template and
+    sorted options) and option, against the latest balance's thresholds."""
+    previous: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for t, v, options, answer, threshold in store.query(
+            "SELECT template_id, template_version, options, answer, threshold FROM current_qa_choice_balance"):
+        previous[(t, v, tuple(options))][answer] = threshold
+    rows = []
+    for template_id, version, options, answered, u_lists in store.query(
+            "SELECT template_id, template_version, options, list(answer ORDER BY answer), list(u ORDER BY answer) "
+            "FROM (SELECT template_id, template_version, list_sort(options) AS options, answer, "
+            "list(sample_u ORDER BY sample_u) AS u FROM current_qa_candidates "
+            "WHERE answer_format = 'multiple_choice' GROUP BY ALL) GROUP BY ALL ORDER BY ALL"):
+        options, by_answer = tuple(options), dict(zip(answered, u_lists, strict=True))
+        answers = [by_answer.get(option, []) for option in options]
+        before = previous.get((template_id, version, options))
+        result = balance_choice(answers, context.tolerance,
+                                None if before is None else [before.get(o, 0.0) for o in options])
+        rows += [{"run_id": run_id, "template_id": template_id, "template_version": version, "options": list(options),
+                  "answer": option, "n_items": len(u), "n_kept": kept, "threshold": threshold,
+                  "basis": result.basis, "created_at": now}
+                 for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)]
+    return rows
+
+
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:
     """Balance the yes/no candidates and record it (`qa_balance`, per template; `qa_question_balance`, per
     question); returns the per-template rows. The current dataset's keys are stored in the same transaction.
 
     per_question: per template and arguments, `balance_question`: item-hash thresholds per side, kept from the
-    previous balance while they stay within the tolerance; the template's keep rates are 1.
+    previous balance while they stay within the tolerance; the template's keep rates are 1. Multiple choice
+    per template and set of options, `balance_choice` (`qa_choice_balance`): each option the answer equally
+    often.
     per_template: per yes/no template, `template_rates` (the side in excess kept below its rate), the
     previous balance's rates kept the same way."""
     targets = {t.id: t.positive_share or context.positive_share for t, _ in context.templates}
     per_question = context.balance == "per_question"
     now = datetime.now(timezone.utc)
     questions = _question_rows(store, run_id, targets, context, now) if per_question else []
+    choices = _choice_rows(store, run_id, context, now) if per_question else []
     counts = store.query(
         "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
         "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id")
@@ -406,6 +455,8 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
         store.insert("qa_balance", rows)
         if questions:
             store.insert("qa_question_balance", questions)
+        if choices:
+            store.insert("qa_choice_balance", choices)
         select_current(store, run_id)
     return rows
 
@@ -424,7 +475,7 @@ def _kept_previous_rates(store: Store, rows: list[dict[str, Any]], previous: dic
         n_pos, n_neg, target = row["n_positive"], row["n_negative"], row["target_share"]
         quota = (round(n_pos * row["positive_keep_rate"]), round(n_neg * row["keep_rate"]))
         one_side = not (n_pos and n_neg) and previous[key] == (1.0, 1.0)
-        if one_side or within_tolerance(kept_before.get(key, (0, 0)), quota, target, tolerance):
+        if one_side or within_tolerance(kept_before.get(key, (0, 0)), quota, (target, 1 - target), tolerance):
             row["positive_keep_rate"], row["keep_rate"] = previous[key]
             row["basis"] = "kept"
     return _kept_by_rates(store, rows)
@@ -456,7 +507,9 @@ RULE_INPUTS_SQL = (
     "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, positive_threshold, "
     "negative_threshold), ',' ORDER BY template_id, template_version, arguments)) FROM current_qa_question_balance), "
     "(SELECT list([template_id, template_version, json_extract(definition, '$.complementary_pairs')::VARCHAR] "
-    "ORDER BY template_id) FROM current_qa_templates)")
+    "ORDER BY template_id) FROM current_qa_templates), "
+    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, options::VARCHAR, answer, threshold), ',' "
+    "ORDER BY template_id, template_version, options, answer)) FROM current_qa_choice_balance)")
 
 #: Complementary pairs among the current items: per question (template, arguments), view
 #: plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order.

@@ -14,12 +14,37 @@ ALTER TABLE qa_question_balance ADD COLUMN basis VARCHAR;
 -- per_template: the same for the template's keep rates.
 ALTER TABLE qa_balance ADD COLUMN basis VARCHAR;
 
+-- Multiple choice balanced per question (issue 22: the options gave the answer away, a reader of the options
+-- alone answered 0.91 of IU dev's held-out items): per template and set of options (sorted), every option is
+-- the answer of as many kept items as the rarest, the candidates below the option's threshold; a set of
+-- options one of which is never the answer keeps nothing (its rows say so: n_items 0).
+CREATE TABLE qa_choice_balance (
+    run_id            VARCHAR NOT NULL,
+    template_id       VARCHAR NOT NULL,
+    template_version  VARCHAR NOT NULL,
+    options           VARCHAR[] NOT NULL,    -- the question's options, sorted
+    answer            VARCHAR NOT NULL,      -- one of them
+    n_items           BIGINT NOT NULL,       -- candidates whose answer it is
+    n_kept            BIGINT NOT NULL,
+    threshold         DOUBLE NOT NULL,       -- those with sample_u below it are kept
+    basis             VARCHAR NOT NULL,      -- new | kept | rebalanced (as qa_question_balance)
+    created_at        TIMESTAMPTZ NOT NULL
+);
+
+CREATE VIEW current_qa_choice_balance AS
+SELECT * FROM qa_choice_balance
+WHERE run_id = (SELECT run_id FROM qa_balance ORDER BY created_at DESC LIMIT 1);
+
 CREATE OR REPLACE VIEW qa_current_rule AS
 SELECT c.* FROM current_qa_candidates c
 LEFT JOIN current_qa_balance b ON b.template_id = c.template_id AND b.template_version = c.template_version
 LEFT JOIN current_qa_question_balance q ON b.mode = 'per_question' AND q.template_id = c.template_id
                                         AND q.template_version = c.template_version AND q.arguments = c.arguments
-WHERE c.polarity IS NULL
+LEFT JOIN current_qa_choice_balance m ON b.mode = 'per_question' AND c.answer_format = 'multiple_choice'
+                                      AND m.template_id = c.template_id AND m.template_version = c.template_version
+                                      AND m.options = list_sort(c.options) AND m.answer = c.answer
+WHERE (c.polarity IS NULL AND (coalesce(b.mode, 'per_template') = 'per_template'
+                               OR c.answer_format <> 'multiple_choice' OR c.sample_u < m.threshold))
    OR (coalesce(b.mode, 'per_template') = 'per_template'
        AND c.sample_u < CASE WHEN c.polarity THEN coalesce(b.positive_keep_rate, 1.0) ELSE coalesce(b.keep_rate, 1.0) END)
    OR (b.mode = 'per_question'

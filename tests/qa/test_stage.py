@@ -200,10 +200,12 @@ def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves
     assert len(edited.flipped) == 43
     # a rank quota (the n lowest item hashes per side) flipped five times as many, in most questions touched
     assert len(edited.rank_flipped) == 215
-    # multiple choice alike, per template and set of options: 34 items in 26 of 662 sets balanced again
+    # multiple choice alike, per template and set of options: 30 items of the 26 of 662 sets balanced again
     assert edited.choice_bases == {"kept": 631, "new": 5, "rebalanced": 26}
-    assert {(t, o) for _, _, t, o in edited.choices_flipped} <= edited.rebalanced_choices
-    assert len(edited.choices_flipped) == 34
+    rebalanced = {row for row in edited.choices_flipped if row[2:] in edited.rebalanced_choices}
+    # ... or the item de-duplication hid behind one of those in its image (one question text per image)
+    assert (len(rebalanced), len(edited.choices_flipped)) == (30, 34)
+    assert {s for s, *_ in edited.choices_flipped} == {s for s, *_ in rebalanced}
 
 
 def test_stage_counts(synthetic: SimpleNamespace) -> None:

@@ -126,7 +126,7 @@ def test_dataset_checks_flag_a_skewed_letter_distribution(demo: Path, tmp_path: 
         n = store.query("SELECT count(*) FROM current_qa_items WHERE correct_option IS NOT NULL")[0][0]
         letters = [row for row in dataset_checks(store, "r-skewed") if row["check"] == "mcq_letters"]
     assert n > 0 and len(letters) == 1 and letters[0]["ok"] is False and letters[0]["value"] == 1.0
-    assert letters[0]["detail"] == f"A {n}, B 0, C 0, D 0 of {n}"
+    assert (letters[0]["subject"], letters[0]["detail"]) == ("2 options", f"A {n}, B 0 of {n}")
 
 
 def test_a_rebuild_that_changed_nothing_keeps_the_dataset_checks(demo: Path, tmp_path: Path) -> None:

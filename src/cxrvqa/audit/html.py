@@ -309,7 +309,7 @@ def prior_section(summary: AuditSummary) -> str:
                   for t in summary.too_few]) if summary.too_few else ""
     return ('<section id="prior"><h2>Question-only baseline</h2><p class="hint">A model that sees only the question '
             "and answers the train split's majority answer for it, scored on the held-out items; chance 1/2 yes/no, "
-            f"1/4 multiple choice.</p>{formats}<h3>Templates, strongest prior first</h3>{templates}"
+            f"1/number of options multiple choice.</p>{formats}<h3>Templates, strongest prior first</h3>{templates}"
             + (f"<h3>Per-question balance: questions with too few of one answer (nothing kept)</h3>{few}"
                if few else "")
             + "</section>")

@@ -208,6 +208,25 @@ def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves
     assert {s for s, *_ in edited.choices_flipped} == {s for s, *_ in rebalanced}
 
 
+def test_a_per_template_balance_keeps_its_rates_while_the_share_stays_within_tolerance(
+        synthetic: SimpleNamespace, tmp_path: Path) -> None:
+    from cxrvqa.store.retire import reconcile
+
+    db = tmp_path / "cxrvqa.duckdb"
+    synthetic.store.con.execute("CHECKPOINT")
+    shutil.copy(synthetic.folder / "cxrvqa.duckdb", db)
+    keys = "SELECT study_id, item_id FROM current_qa_items WHERE polarity IS NOT NULL"
+    with Store(db) as store:
+        before = set(store.query(keys))
+        studies = [s for (s,) in store.query("SELECT study_id FROM current_reports ORDER BY study_id")]
+        retired = set(studies[::50])
+        reconcile(store, "run-2", "study", set(studies) - retired, "the test's input", prune=True)
+        rows = run_qa(store, tmp_path, "run-2", balance="per_template").balance
+        after = set(store.query(keys))
+    assert len(retired) == 20 and {row["basis"] for row in rows} == {"kept"}
+    assert {row[0] for row in before ^ after} <= retired        # no item of another study flipped
+
+
 def test_stage_counts(synthetic: SimpleNamespace) -> None:
     store = synthetic.store
     assert (synthetic.n_studies, synthetic.total, len(synthetic.pending)) == (1000, 1000, 1000)

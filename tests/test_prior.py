@@ -99,7 +99,8 @@ def test_chance_follows_the_number_of_options() -> None:
     held_out = [item("choice2", "Which is present?", "{}", answer, "test", "multiple_choice", pair)
                 for answer in ("cardiomegaly", "cardiomegaly", "effusion")]
     four = item("choice4", "Which of these?", "{}", "a", "test", "multiple_choice", ("a", "b", "c", "d"))
-    by_template = {(f.key, f.template_id): (f.n_items, f.accuracy, f.chance) for f in baseline([*train, *held_out, four])}
+    by_template = {(f.key, f.template_id): (f.n_items, f.accuracy, f.chance)
+                   for f in baseline([*train, *held_out, four])}
     assert by_template[("options", "choice2")] == (3, 0.5, 0.5)
     assert by_template[("options", "choice4")] == (1, 0.25, 0.25)          # never shown in train: chance
     assert by_template[("options", None)] == (4, (3 * 0.5 + 0.25) / 4, (3 * 0.5 + 0.25) / 4)

@@ -7,9 +7,9 @@
 - answer_distribution: no template gives one answer to more than DOMINANT_SHARE of its items
   (a template that always says "no" teaches nothing), from MIN_ITEMS items up;
 - question_prior: the question-only baseline (`qa_prior`, by question text, by template + arguments and, for
-  multiple choice, reading the options) of a yes/no or multiple-choice template answers at most chance + `qa.prior_margin` of its held-out items (or
-  2 binomial standard deviations, for templates with few), from MIN_ITEMS held-out items up; the detail names
-  the arguments (questions) the question alone answers best.
+  multiple choice, reading the options) of a yes/no or multiple-choice template answers at most chance +
+  `qa.prior_margin` of its held-out items (or 2 binomial standard deviations, for templates with few), from
+  MIN_ITEMS held-out items up; the detail names the arguments (questions) the question alone answers best.
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ worker CPU time per image (best run) and their ratio, the measure that other loa
 moves; worker peak RSS after the warm-up and after every image (flat: the same).
 
 Targets: >= 4x naive throughput overall, >= 5x on JPEG 2000, mean difference <= 2/255,
-main + workers peak RSS < 1024 MiB with two workers; JPEG >= 3x, PNG (8 and 16 bit) >= 1.5x. The exit code is 0 (it is a report)
-unless ``--check`` is given, in which case a failed target exits 1.
+main + workers peak RSS < 1024 MiB with two workers; JPEG >= 3x, PNG (8 and 16 bit) >= 1.5x. The exit code is 0
+(it is a report) unless ``--check`` is given, in which case a failed target exits 1.
 
 Run from the repository root::
 
@@ -117,7 +117,8 @@ def phantom(rows: int, cols: int, seed: int) -> np.ndarray:
 
     img = 0.08 + 0.05 * y                                   # air with a slight heel-effect gradient
     img = img + 0.55 * soft_ellipse(0.55, 0.5 + jitter[0], 0.55, 0.47, 0.03)   # soft tissue
-    lungs = soft_ellipse(0.42, 0.30 + jitter[1], 0.30, 0.15, 0.06) + soft_ellipse(0.42, 0.70 + jitter[2], 0.30, 0.15, 0.06)
+    lungs = (soft_ellipse(0.42, 0.30 + jitter[1], 0.30, 0.15, 0.06)
+             + soft_ellipse(0.42, 0.70 + jitter[2], 0.30, 0.15, 0.06))
     ribs = 0.5 + 0.5 * np.sin(2 * np.pi * (y * 11.0 + 2.5 * (x - 0.5) ** 2))
     img = img - lungs * (0.32 - 0.07 * ribs ** 3)           # dark lungs, brighter rib bands
     img = img + 0.18 * np.exp(-(((x - 0.5 - jitter[3]) / 0.045) ** 2)) * (y > 0.1)   # spine
@@ -468,7 +469,8 @@ def main() -> int:
         # -- fidelity
         print()
         print("fidelity: |ours - naive| per pixel, in 1/255 units (naive = full-resolution render, LANCZOS-downscaled)")
-        print(f"  {'file':<44}{'kind':<13}{'ours decode':<18}{'ours window':<34}{'size':>9}  {'mean':>5} {'p99':>4} {'max':>4}")
+        print(f"  {'file':<44}{'kind':<13}{'ours decode':<18}{'ours window':<34}{'size':>9}  "
+              f"{'mean':>5} {'p99':>4} {'max':>4}")
         diffs = []
         for item in items:
             row = ours_rows.get(item.path, {})
@@ -514,8 +516,8 @@ def main() -> int:
             ok = total < TARGET_MEMORY_MIB
             print(f"  main process {main_peak:.0f}; ours workers {', '.join(f'{p:.0f}' for p in ours_peaks)}; "
                   f"naive workers {', '.join(f'{p:.0f}' for p in naive_peaks) or 'n/a'}")
-            print(f"  ours with {workers} workers: main + workers = {total:.0f} MiB; target < {TARGET_MEMORY_MIB:.0f} MiB  "
-                  f"{verdict(ok)}")
+            print(f"  ours with {workers} workers: main + workers = {total:.0f} MiB; "
+                  f"target < {TARGET_MEMORY_MIB:.0f} MiB  {verdict(ok)}")
         else:
             ok = False
             print(f"  main process {main_peak:.0f}; worker peaks unavailable (no /proc or workers == 1)  FAIL")
@@ -526,7 +528,8 @@ def main() -> int:
 
         targets = 4 + len(TARGET_SPEEDUP_RASTER) + 1
         print()
-        print(f"targets: {targets - len(failures)}/{targets} pass" + (f"; failed: {', '.join(failures)}" if failures else ""))
+        print(f"targets: {targets - len(failures)}/{targets} pass"
+              + (f"; failed: {', '.join(failures)}" if failures else ""))
         return 1 if (failures and args.check) else 0
     finally:
         if args.keep:
@@ -607,8 +610,8 @@ def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> l
               f"{verdict(ratio >= target)}  {ours_ms:7.0f} {naive_ms:7.0f} {naive_ms / ours_ms:6.2f}x")
     flat = [max(p) if p else 0.0 for p in peaks.values()]
     ok = bool(flat[0]) and flat[-1] <= flat[0] * 1.1 + 16
-    print("  ours worker peak RSS, MiB: " + "; ".join(f"{label}: {max(p) if p else 0:.0f}" for label, p in peaks.items())
-          + f"  (flat: {verdict(ok)})")
+    print("  ours worker peak RSS, MiB: "
+          + "; ".join(f"{label}: {max(p) if p else 0:.0f}" for label, p in peaks.items()) + f"  (flat: {verdict(ok)})")
     if not ok:
         failures.append("raster memory")
     return failures

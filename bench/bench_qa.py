@@ -125,7 +125,7 @@ class TreeRSS:
 
 def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> dict:
     """Fill a fresh store with ``n_studies`` and time the QA stage over it (this process)."""
-    from cxrvqa.parallel import batched
+    from cxrvqa.parallel import batched, with_workers_for
     from cxrvqa.qa import stage
     from cxrvqa.store import Store
 
@@ -141,7 +141,7 @@ def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> di
     context = stage.prepare(config)
     stage.record_inputs(store, "bench", context)
     total, pending = stage.pending_work(store, context)
-    context = stage.with_workers_for(context, len(pending))
+    context = with_workers_for(context, len(pending), stage.POOL_MIN_STUDIES)
     n_done = 0
     for batch in batched(pending, config.qa.batch_size):
         n_done += stage.generate_batch(store, "bench", batch, context).n_done

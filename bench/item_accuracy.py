@@ -78,7 +78,7 @@ def _packet_entry(number: int, item: dict) -> str:
              f"- Findings: {item['report']['findings'] or '(none)'}",
              f"- Impression: {item['report']['impression'] or '(none)'}", "", f"QUESTION: {item['question']}"]
     if item["options"]:
-        lines += [f"OPTIONS: " + " | ".join(f"{letter}) {text}" for letter, text in zip("ABCD", item["options"])),
+        lines += ["OPTIONS: " + " | ".join(f"{letter}) {text}" for letter, text in zip("ABCD", item["options"])),
                   f"CHOSEN OPTION: {item['correct_option']}"]
     lines.append(f"ANSWER: {item['answer']}")
     lines += [f"  {part}" for part in item["answer_parts"]]

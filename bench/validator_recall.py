@@ -137,7 +137,6 @@ def _rate(k: int, n: int) -> str:
 def _report(rows: list[dict], title: str) -> None:
     faulty = [r for r in rows if r["verdict"] in FAULTY]
     correct = [r for r in rows if r["verdict"] == "correct"]
-    clean = [r for r in correct if not r["grammar"]]
     grammar = [r for r in correct if r["grammar"]]
     print(f"\n== {title}: {len(rows)} reviewed items: {len(faulty)} faulty, {len(correct)} correct "
           f"({len(grammar)} of them with a grammar error)")

@@ -32,7 +32,7 @@ from cxrvqa.config import Config  # noqa: E402
 from cxrvqa.extraction import stage as extract_stage  # noqa: E402
 from cxrvqa.imaging import boxes as box_import  # noqa: E402
 from cxrvqa.imaging import stage as image_stage  # noqa: E402
-from cxrvqa.parallel import batched  # noqa: E402
+from cxrvqa.parallel import batched, with_workers_for  # noqa: E402
 from cxrvqa.qa import stage as qa_stage  # noqa: E402
 from cxrvqa.reports import stage as report_stage  # noqa: E402
 from cxrvqa.reports.loaders import load_reports  # noqa: E402
@@ -225,7 +225,7 @@ def extract_batch(db_path: Path, run_id: str, batch: list[str],
 def extract(config: Config, run_id: str) -> dict[str, int]:
     context = extract_stage.prepare(config)
     total, pending = extract_stage.pending_studies(open_writer(config.db_path), context)
-    context = extract_stage.with_workers_for(context, len(pending))
+    context = with_workers_for(context, len(pending), extract_stage.POOL_MIN_STUDIES)
     # the llm backend stays with the database under any executor: its cache and budget live there
     batches = _batches(config, run_id, "extract", pending, config.extraction.batch_size, context, extract_batch,
                        on_dask=context.backend == "rules")
@@ -261,7 +261,7 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
         import_boxes(config, run_id)
     qa_stage.record_inputs(store, run_id, context)
     total, pending = qa_stage.pending_work(store, context)
-    context = qa_stage.with_workers_for(context, len(pending))
+    context = with_workers_for(context, len(pending), qa_stage.POOL_MIN_STUDIES)
     counts = _run_stage(config, run_id, "qa", _batches(config, run_id, "qa", pending, config.qa.batch_size, context,
                                                        generate_qa_batch),
                         total=len(pending), skipped=total - len(pending))

@@ -94,8 +94,9 @@ def judge_answer(lines: list[tuple[int, str, str]], question: str, answer: str) 
 
 def _ungrounded(sentence_id: int, finding: str, laterality: str | None, evidence: str) -> dict[str, Any]:
     """Schema-valid, but its quote is not in the report: the backend's grounding check must reject it."""
-    return {"observations": [{"finding": finding, "presence": "present", "certainty": None, "laterality": laterality, "regions": [],
-                              "severity": None, "change": None, "sentence_id": sentence_id, "evidence": evidence}]}
+    return {"observations": [{"finding": finding, "presence": "present", "certainty": None, "laterality": laterality,
+                              "regions": [], "severity": None, "change": None, "sentence_id": sentence_id,
+                              "evidence": evidence}]}
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -22,6 +22,7 @@ from cxrvqa import progress
 from cxrvqa.audit.command import audit_command, diff_command
 from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table_counts
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
+from cxrvqa.console import RichReporter, console, fail
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
 from cxrvqa.resources import resource
@@ -31,7 +32,6 @@ from cxrvqa.synth.command import synth as synth_command
 
 app = typer.Typer(help="Build validated chest X-ray VQA datasets from DICOM images and reports.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(stderr=True)
 
 
 @app.callback()
@@ -43,32 +43,9 @@ def _setup_logging() -> None:
     logger.propagate = False  # Prefect's root handler would print it a second time
 
 
-class _RichReporter:
-    """Renders stage progress as rich progress bars."""
-
-    def __init__(self, bar: Progress):
-        self.bar = bar
-        self.tasks: dict[str, Any] = {}
-
-    def start(self, stage: str, total: int | None) -> None:
-        self.tasks[stage] = self.bar.add_task(stage, total=total)
-
-    def advance(self, stage: str, amount: int) -> None:
-        self.bar.advance(self.tasks[stage], amount)
-
-
 #: `cxrvqa validate-file` exits with this code when any line is not ok (rejected or not an item); 2 is an
 #: error that stopped it (no such file, no build).
 VALIDATE_FILE_NOT_OK = 1
-
-
-def _fail(exc: Exception, log: Path | None = None, debug: bool = False) -> None:
-    """One line on stderr and exit code 2; the traceback with --debug, or in ``log`` when it was written there."""
-    if debug:
-        console.print_exception()
-    where = f" (traceback in {log})" if log is not None and log.is_file() else ""
-    console.print(f"[bold red]error:[/] {escape(str(exc))}{escape(where)}", soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _demo_inputs() -> dict[str, Any]:
@@ -189,13 +166,13 @@ def build(
         with Store(config.db_path):   # and a database another build holds, before any flow starts
             pass
     except CxrvqaError as exc:
-        _fail(exc, debug=debug)
+        fail(exc, debug=debug)
         return
     log = config.out_dir / "logs" / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     try:
         result = _run_build(config, None if debug else log)
     except CxrvqaError as exc:
-        _fail(exc, log, debug)
+        fail(exc, log, debug)
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
     _print_status(config.db_path, run_id=result["run_id"], brief=True)
@@ -283,7 +260,7 @@ def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
 
     wait_for_local_server()
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with (Progress(*columns, console=console, transient=False) as bar, progress.reporting(_RichReporter(bar)),
+    with (Progress(*columns, console=console, transient=False) as bar, progress.reporting(RichReporter(bar)),
           lean_local_runs(), prefect_errors_to(log) if log is not None else contextlib.nullcontext()):
         return build_dataset(config)
 
@@ -305,7 +282,7 @@ def status(
         else:
             _print_status(out / "cxrvqa.duckdb", qa=qa)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False,
@@ -524,7 +501,7 @@ def export(
             summary = writers[export_format](store, dest, selection)
             seconds = time.perf_counter() - started
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     splits = "".join(f"{s} {n}, " for s, n in summary.per_split.items())
     console.print(f"wrote {summary.items} items ({splits}{selection.describe()}) to {escape(str(dest))} "
@@ -564,7 +541,7 @@ def templates_list(template_dirs: TemplateDirs = None, programs: ProgramFiles = 
         load_programs(programs or ())
         templates = load_templates(tuple(template_dirs or ()), errors=errors)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     _warn_broken(errors)
     table = Table(title=f"{len(templates)} question templates", title_justify="left")
@@ -591,7 +568,7 @@ def templates_lint(
     try:
         load_programs(programs or ())
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     paths: list[Path] = []
     for item in files or [Path(str(resource("prompts", "questions")))]:
@@ -633,7 +610,7 @@ def templates_preview(
             items = preview_template(store, template_id, tuple(template_dirs or ()), study=study, limit=limit,
                                      errors=errors)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     _warn_broken(errors)
     if as_json:
@@ -663,7 +640,7 @@ def templates_programs(
     try:
         load_programs(programs or ())
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     found = [PROGRAMS[name].describe() for name in sorted(PROGRAMS)]
     if as_json:
@@ -709,7 +686,7 @@ def validate_file_command(
             config = _with_qa(config, {"template_dirs": template_dirs, "program_modules": programs})
             summary = validate_file(store, items, dest, prepare(config, store))
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     console.print(f"{summary.lines} line(s): {summary.ok} ok, {summary.rejected} rejected, {summary.unreadable} "
                   f"not a JSON object; verdicts in {escape(str(dest))}")
@@ -743,7 +720,7 @@ def import_boxes_command(
             summary = import_boxes(store, path, fmt=box_format, run_id=run_id,  # type: ignore[arg-type]
                                    reference_size=size)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     reasons = ", ".join(f"{reason} {n}" for reason, n in summary.reasons.most_common()) or "none"
     console.print(f"{escape(summary.source_file)} ({summary.fmt}): {summary.n_rows} rows, {summary.n_imported} "
@@ -767,7 +744,7 @@ def eval_labels14(
     try:
         report = score_labels14(pred, gold)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -42,7 +42,8 @@ class ImagingConfig(_Section):
     longest_side: int | None = Field(
         None, ge=16, description="If set, PNG longest side in pixels instead of `scale` (never upscales)."
     )
-    png_compress_level: int = Field(1, ge=0, le=9, description="zlib level; 1 is ~5x faster than 6 for ~15% more bytes.")
+    png_compress_level: int = Field(
+        1, ge=0, le=9, description="zlib level; 1 is ~5x faster than 6 for ~15% more bytes.")
     max_pixels: int = Field(
         50_000_000, ge=1, description="Reject images whose declared Rows x Columns exceed this, before decoding."
     )

@@ -11,10 +11,12 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+C = TypeVar("C", bound=Any)   # a stage context: a dataclass with a `workers` field
 
 #: Below this many items per worker, starting or feeding the pool costs more than it saves.
 MIN_ITEMS_PER_WORKER = 4
@@ -51,6 +53,12 @@ def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     if workers <= 1 or len(items) < MIN_ITEMS_PER_WORKER * workers:
         return map(fn, items)
     return _pool(workers).map(fn, items, chunksize=1)
+
+
+def with_workers_for(context: C, n_pending: int, pool_min: int) -> C:
+    """The stage context with one worker when fewer than ``pool_min`` inputs are pending: starting the workers
+    (spaCy, the rules or the answer programs in each) costs more than it saves on a small build."""
+    return context if n_pending >= pool_min else replace(context, workers=1)
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:

@@ -22,7 +22,8 @@ SENTENCES = [Sentence(id=0, section="indication", text="Cough.", start=12, end=1
 
 def item(**overrides: object) -> dict:
     return {"finding": "pleural effusion", "presence": "present", "certainty": None, "laterality": "left",
-            "regions": [], "severity": "mild", "change": None, "sentence_id": 1, "evidence": "pleural effusion", **overrides}
+            "regions": [], "severity": "mild", "change": None, "sentence_id": 1, "evidence": "pleural effusion",
+            **overrides}
 
 
 def test_response_schema_file_matches_the_model() -> None:

@@ -58,7 +58,7 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         assert store.query("SELECT reason FROM box_rejects ORDER BY source_line") == [("no_box",),
                                                                                     ("box_outside_image",)]
         # every current item validated by every validator; the demo's rejects are the item that asserts the
-        # finding demo-s4 hedges ("may represent changes due to bronchiectasis"), caught by the second reading
+        # finding demo-s4 hedges ("Perihilar opacities, perhaps bronchiectasis"), caught by the second reading
         # (its choice items are not kept: six studies balance no set of options with them), and demo-s3's
         # "possibly increased" effusion answered "worsened" (no comparison worded)
         n_items = store.query("SELECT count(*) FROM current_qa_items")[0][0]

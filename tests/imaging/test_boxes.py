@@ -187,7 +187,8 @@ def test_format_that_does_not_match_the_header_is_an_input_error(store: Store, v
         import_boxes(store, empty, run_id="run1")
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes("image_id,class_name,x_min,y_min,x_max,y_max\n0001,Pleurésie,1,1,2,2\n".encode("latin-1"))
-    with pytest.raises(InputError, match=r"latin1.csv:2: expected UTF-8 text, found byte 0xe9 at byte offset 54 \(line 2\)"):
+    with pytest.raises(InputError,
+                       match=r"latin1.csv:2: expected UTF-8 text, found byte 0xe9 at byte offset 54 \(line 2\)"):
         import_boxes(store, latin1, run_id="run1")
     with pytest.raises(InputError, match="no such file"):
         import_boxes(store, tmp_path / "missing.csv", run_id="run1")

@@ -14,7 +14,8 @@ from tests.imaging.test_stage import run_stage
 pytestmark = pytest.mark.data
 
 IMAGE = "image"
-UID_PSEUDONYM = pseudonym(Config().privacy.resolved_key()[0], "uid", "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819", 16)
+UID_PSEUDONYM = pseudonym(Config().privacy.resolved_key()[0], "uid",
+                          "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819", 16)
 EXPECTED = {
     "MANIFEST.csv": "not_dicom",
     # Real chest radiographs: all accepted.
@@ -72,7 +73,8 @@ def test_every_shared_dicom_has_its_expected_outcome(data_dir: Path, tmp_path: P
 def test_decode_failure_keeps_the_codec_message(data_dir: Path, tmp_path: Path) -> None:
     images = tmp_path / "in"
     images.mkdir()
-    (images / "broken.dcm").write_bytes((data_dir / "dicom/corrupt_or_edge/DX_chest_PA_J2KR_966_BROKEN.dcm").read_bytes())
+    broken = data_dir / "dicom/corrupt_or_edge/DX_chest_PA_J2KR_966_BROKEN.dcm"
+    (images / "broken.dcm").write_bytes(broken.read_bytes())
     config = Config(out_dir=tmp_path / "out", images_dir=images, imaging={"workers": 1})
     run_stage(config)
     with Store(config.db_path, read_only=True) as store:

@@ -9,7 +9,6 @@ import pytest
 
 from cxrvqa.config import Config
 from cxrvqa.errors import InputError
-from cxrvqa.imaging import stage
 from cxrvqa.imaging.manifest import load_manifests
 from cxrvqa.store import Store
 from tests.dicom_factory import PHI, gradient, make_dicom

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from cxrvqa.extraction.vocab import vocabulary
-from cxrvqa.qa.generate import ITEM_COLUMNS, GenerationSettings, generate_study
+from cxrvqa.qa.generate import GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, StudyView, study_view
 from cxrvqa.qa.templates import Template, builtin_templates
+from cxrvqa.store.records import ITEM_COLUMNS
 
 SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 FRONTAL = {"image_id": "img1", "view_position": "PA", "view_plane": "frontal", "png_cols": 512, "png_rows": 512}

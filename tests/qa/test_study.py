@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cxrvqa.extraction.model import DEID_ADJACENT
 from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
 from tests.qa import graph, observation
@@ -42,13 +44,13 @@ def test_a_present_finding_makes_its_parents_present() -> None:
 
 
 def test_new_parent_copies_place_and_side() -> None:
-    study = view(observation(1, "calcified_nodule", regions=["left_upper_lobe"], laterality="left", evidence=[0]))
-    assert sorted(study.facts) == ["calcified_nodule", "lung_lesion", "lung_opacity", "nodule"]
-    for parent in ("nodule", "lung_lesion", "lung_opacity"):
+    study = view(observation(1, "mass", regions=["left_upper_lobe"], laterality="left", evidence=[0]))
+    assert sorted(study.facts) == ["lung_lesion", "lung_opacity", "mass"]
+    for parent in ("lung_lesion", "lung_opacity"):
         fact = study.facts[parent]
         assert (fact.presence, fact.derived, fact.regions, fact.lateralities, fact.evidence) == (
             "present", True, ["left_upper_lobe"], ["left"], [0])
-    assert study.facts["calcified_nodule"].category == "lung"
+    assert study.facts["mass"].category == "lung"
 
 
 def test_a_stated_finding_refined_by_a_present_child_is_not_a_leaf() -> None:
@@ -92,6 +94,15 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
     assert study.evidence_text([7]) is None
 
 
+@pytest.mark.parametrize("slip", ["Sequela of prior granulomatous disease Lung volumes are low.",
+                                  "Lungs are clear no effusions or edema", "The otherwise lungs are clear.",
+                                  "an retrocardiac opacity.", "There mild changes.", "mediastinum.There is none."])
+def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
+    study = view(sentences=(slip, "Result notification documented through Primordial."))
+    assert study.evidence_text([0]) is None
+    assert study.evidence_text([1]) == "Result notification documented through Primordial."
+
+
 def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:
     study = view(observation(1, "pneumonia", regions=["left_lower_lobe"], evidence=[0]),
                  observation(2, "pleural_effusion", regions=["left_costophrenic_angle"], evidence=[1]),
@@ -118,13 +129,44 @@ def test_a_finding_one_sentence_states_and_another_hedges_is_not_committed_to() 
 
 
 def test_a_granuloma_scar_or_hidden_opacity_leaves_lung_opacity_neither_present_nor_absent() -> None:
-    """finding_sites.yaml `absence_blurred_by`: readers split on whether a granuloma or scar is a lung opacity,
-    and "atelectasis versus scar" is an opacity either way, so "the lungs are clear" does not make it absent."""
+    """finding_sites.yaml `blurred_by`: readers split on whether a granuloma, a calcified nodule or a scar is a
+    lung opacity, and "atelectasis versus scar" is an opacity either way, so "the lungs are clear" does not make
+    it absent, nor does a calcified nodule make it present (a nodule that is not calcified does)."""
     clear = observation(1, "lung_opacity", "absent", evidence=[0])
     assert view(clear).facts["lung_opacity"].presence == "absent"
+    calcified = view(observation(2, "calcified_nodule", regions=["right_upper_lobe"], evidence=[1]))
+    assert calcified.facts["nodule"].presence == "present" and "lung_opacity" not in calcified.facts
+    assert "lung_opacity" not in view(clear, observation(2, "calcified_nodule", evidence=[1])).facts
+    assert view(observation(2, "nodule", evidence=[1])).facts["lung_opacity"].presence == "present"
     assert "lung_opacity" not in view(clear, observation(2, "calcified_granuloma", regions=["left_lower_zone"],
                                                          evidence=[1])).facts
     assert "lung_opacity" not in view(clear, observation(2, "atelectasis", "uncertain", certainty="differential",
                                                          evidence=[1])).facts
     assert "lung_opacity" not in view(clear, observation(2, "scarring", modifiers=[DEID_ADJACENT], evidence=[1])).facts
     assert view(clear, observation(2, "degenerative_changes", evidence=[1])).facts["lung_opacity"].presence == "absent"
+
+
+def test_a_density_counts_only_where_the_report_places_it_in_the_lungs() -> None:
+    """finding_sites.yaml `placed_only`: "bony density over the clavicle", "paratracheal density", "density in a
+    piriform sinus" are no lung findings; "left basilar density" is one."""
+    assert "density" not in view(observation(1, "density", regions=["right_clavicle"], laterality="right",
+                                             evidence=[0])).facts
+    assert "density" not in view(observation(1, "density", evidence=[0])).facts
+    placed = view(observation(1, "density", regions=["left_base"], laterality="left", evidence=[0]))
+    assert (placed.facts["density"].presence, placed.facts["lung_opacity"].presence) == ("present", "present")
+    assert view(observation(1, "density", "absent", evidence=[0])).facts["density"].presence == "absent"
+    assert "lucency" not in view(observation(1, "lucency", regions=["right_clavicle"], laterality="right",
+                                             evidence=[0])).facts   # a lucency in a bone
+
+
+def test_a_finding_stated_present_nowhere_in_particular_and_denied_somewhere_is_mixed() -> None:
+    """ "Resolving ... pulmonary venous hypertension" beside "bibasilar ... venous engorgement have resolved": the
+    report says both; "no left effusion" beside a right one says nothing against it."""
+    both = view(observation(1, "pulmonary_congestion", evidence=[0]),
+                observation(2, "pulmonary_congestion", "absent", regions=["bases"], laterality="bilateral",
+                            evidence=[1]))
+    assert (both.facts["pulmonary_congestion"].presence, both.facts["pulmonary_congestion"].certainty) == (
+        "uncertain", MIXED)
+    sides = view(observation(1, "pleural_effusion", regions=["right_pleura"], laterality="right", evidence=[0]),
+                 observation(2, "pleural_effusion", "absent", laterality="left", evidence=[1]))
+    assert sides.facts["pleural_effusion"].presence == "present"

@@ -72,7 +72,8 @@ def test_unknown_program(tmp_path: Path) -> None:
 def test_placeholder_not_filled(tmp_path: Path) -> None:
     path = write(tmp_path, "unfilled", template_text("unfilled", variants='"Is there {finding} in the {region}?"'))
     assert problems_of(path) == (
-        "variants/0: placeholders ['region'] are not filled by arguments 'finding' (it fills ['Does', 'Has', 'Is', 'a_finding', 'does', 'finding', 'has', 'is', 'was'])",)
+        "variants/0: placeholders ['region'] are not filled by arguments 'finding' (it fills ['Does', 'Has', 'Is', "
+        "'a_finding', 'does', 'finding', 'has', 'is', 'was'])",)
 
 
 def test_question_without_its_argument(tmp_path: Path) -> None:

@@ -26,6 +26,15 @@ def test_headers_become_sections_and_prelude_is_other() -> None:
     ]
 
 
+def test_a_section_holding_an_empty_field_marker_is_absent() -> None:
+    """IU exports an indication '#NAME?' (a spreadsheet error): it is no indication, not a sentence."""
+    text = compose({"indication": "#NAME?", "comparison": " n/a ", "findings": "Clear lungs."})
+    assert [s.section for s in split_sections(text)] == ["findings"]
+    assert sentences(text) == [("findings", "Clear lungs.")]
+    assert sentences("INDICATION: cough, n/a\nFINDINGS: Clear lungs.") == [
+        ("indication", "cough, n/a"), ("findings", "Clear lungs.")]   # a marker inside text is text
+
+
 def test_lowercase_headers_and_text_without_headers() -> None:
     assert sentences("findings: heart is stable. no pneumothorax\nimpression: stable chest.") == [
         ("findings", "heart is stable."), ("findings", "no pneumothorax"), ("impression", "stable chest.")]

@@ -193,3 +193,10 @@ def test_audit_reads_a_verdicts_file_in_the_terminal_and_as_a_page(demo: Path, t
     assert 'data-lines="4" data-ok="2"' in html and "answer_mismatch" in html and "<script>alert" not in html
     missing = runner.invoke(app, ["audit", "--verdicts", str(tmp_path / "none.jsonl")])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_validators_read_the_item_columns_the_item_schema_publishes_in_its_order() -> None:
+    assert stage.ITEM_FIELDS == ("item_id", "study_id", "patient_id", "image_id", "view_plane", "template_id",
+                                 "question_type", "strategy", "skill", "answer_format", "question", "answer",
+                                 "options", "correct_option", "findings", "regions", "boxes", "evidence_ids",
+                                 "arguments", "polarity", "split")

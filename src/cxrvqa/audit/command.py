@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cxrvqa.console import fail
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.store import Store
 
@@ -47,9 +48,7 @@ def audit_command(
         _audit_verdicts(verdicts, html, limit)
         return
     if out is None:
-        from cxrvqa.cli import _fail
-
-        _fail(CxrvqaError("expected --out BUILD_FOLDER (or --verdicts FILE), found neither"))
+        fail(CxrvqaError("expected --out BUILD_FOLDER (or --verdicts FILE), found neither"))
 
     filters = AuditFilters(stage=stage, validator=validator, reason=reason, template=template)
     n_items = limit if limit is not None else (page.DEFAULT_ITEMS if html else DEFAULT_EXAMPLES)
@@ -60,9 +59,7 @@ def audit_command(
                 with as_of(store, run):
                     extras = page.page_extras(store, summary, out)
     except CxrvqaError as exc:
-        from cxrvqa.cli import _fail
-
-        _fail(exc)
+        fail(exc)
         return
     if html is not None:
         size = page.write_page(html, page.render_page(summary, extras, str(out)))
@@ -84,9 +81,7 @@ def _audit_verdicts(path: Path, html: Path | None, limit: int | None) -> None:
         shown = limit if limit is not None else (page.DEFAULT_ITEMS if html else DEFAULT_EXAMPLES)
         summary = read_verdicts(path, shown)
     except CxrvqaError as exc:
-        from cxrvqa.cli import _fail
-
-        _fail(exc)
+        fail(exc)
         return
     if html is not None:
         size = page.write_page(html, render_html(summary))
@@ -111,9 +106,7 @@ def diff_command(
         with Store(out / "cxrvqa.duckdb", read_only=True) as store:
             diff = dataset_diff(store, run_a, run_b, limit)
     except CxrvqaError as exc:
-        from cxrvqa.cli import _fail
-
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         typer.echo(json.dumps(diff.as_dict(), indent=2))

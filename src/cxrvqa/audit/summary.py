@@ -24,6 +24,7 @@ from cxrvqa.errors import ConfigError
 from cxrvqa.prior import PriorFigure, stored_prior
 from cxrvqa.review.accuracy import ReviewAccuracy, review_accuracy
 from cxrvqa.store import Store
+from cxrvqa.validation.grading import STATUS_RANK
 
 if TYPE_CHECKING:
     from cxrvqa.audit.diff import DatasetDiff
@@ -32,7 +33,22 @@ if TYPE_CHECKING:
 STAGES = ("images", "reports", "extract", "boxes", "qa", "validate", "dataset")
 #: Stages whose rows belong to no template or validator: --template / --validator leave them out.
 INPUT_STAGES = ("images", "reports", "extract", "boxes")
-STATUS_RANK = {"ok": 0, "warn": 1, "reject": 2}
+
+# Column headers of the tables that the terminal and the HTML audit both show.
+STAGE_COLUMNS = ("stage", "output", "kept", "warned", "rejected", "failed")
+REASON_COLUMNS = ("stage", "validator", "reason", "status", "count", "share", "rate", "example detail")
+VALIDATOR_COLUMNS = ("validator", "strictness", "items", "ok", "warned", "rejected", "failure rate", "top reason")
+TEMPLATE_COLUMNS = ("template", "items", "yes/no", "positive share", "target", "warned", "rejected", "failure rate")
+DISAGREEMENT_COLUMNS = ("finding", "disagreement", "studies")
+DISAGREEMENT_EXAMPLE_COLUMNS = ("study", "finding", "rules", "llm")
+RETIRED_COLUMNS = ("kind", "name", "reason", "items removed", "detail")
+PRIOR_TEMPLATE_COLUMNS = ("template", "format", "key", "held-out", "accuracy", "chance", "best answered questions")
+TOO_FEW_COLUMNS = ("template", "questions", "without a yes", "without a no", "items left out", "largest")
+REVIEW_COLUMNS = ("measure", "share", "Wilson 95%", "items")
+REVIEW_TEMPLATE_COLUMNS = ("template", "reviewed", "correct", "accuracy", "Wilson 95%", "verdicts")
+COMPARE_TEMPLATE_COLUMNS = ("template", "items before", "items now", "failure rate before", "failure rate now",
+                            "positive share before", "positive share now")
+COMPARE_VALIDATOR_COLUMNS = ("validator", "failing before", "failing now", "rate before", "rate now")
 
 
 @dataclass(frozen=True)

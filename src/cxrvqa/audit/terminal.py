@@ -10,7 +10,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES, DatasetDiff
-from cxrvqa.audit.summary import AuditSummary, Comparison
+from cxrvqa.audit.summary import (COMPARE_TEMPLATE_COLUMNS, COMPARE_VALIDATOR_COLUMNS, DISAGREEMENT_COLUMNS,
+                                  DISAGREEMENT_EXAMPLE_COLUMNS, PRIOR_TEMPLATE_COLUMNS, REASON_COLUMNS,
+                                  RETIRED_COLUMNS, REVIEW_COLUMNS, REVIEW_TEMPLATE_COLUMNS, STAGE_COLUMNS,
+                                  TEMPLATE_COLUMNS, TOO_FEW_COLUMNS, VALIDATOR_COLUMNS, AuditSummary, Comparison)
 from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
 from cxrvqa.review.stats import Proportion
@@ -62,16 +65,14 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
     for note in summary.notes:
         out.print(Text("note: " + note, style="yellow"))
 
-    stages = _table("Counts per stage", ("stage", "output", "kept", "warned", "rejected", "failed"),
-                    ("kept", "warned", "rejected", "failed"))
+    stages = _table("Counts per stage", STAGE_COLUMNS, STAGE_COLUMNS[2:])
     for s in summary.stages:
         stages.add_row(*map(_text, (s.stage, s.output, s.kept, s.warned, s.rejected, s.failed)))
     out.print(stages)
 
     if summary.reasons:
         reasons = _table("Reasons (share: of the stage's failures; rate: of its inputs)",
-                         ("stage", "validator", "reason", "status", "count", "share", "rate", "example detail"),
-                         ("count", "share", "rate"))
+                         REASON_COLUMNS, ("count", "share", "rate"))
         for r in summary.reasons:
             reasons.add_row(*map(_text, (r.stage, r.validator, r.reason, r.status, r.n)), _pct(r.share), _pct(r.rate),
                             _short(r.example))
@@ -80,17 +81,13 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
         out.print(Text("no rejects or failures in scope"))
 
     if summary.validators:
-        validators = _table("Validators", ("validator", "strictness", "items", "ok", "warned", "rejected",
-                                           "failure rate", "top reason"),
-                            ("items", "ok", "warned", "rejected", "failure rate"))
+        validators = _table("Validators", VALIDATOR_COLUMNS, VALIDATOR_COLUMNS[2:-1])
         for v in summary.validators:
             validators.add_row(*map(_text, (v.validator, v.strictness, v.items, v.ok, v.warned, v.rejected)),
                                _pct(v.failure_rate), _text(v.top_reason))
         out.print(validators)
     if summary.templates:
-        templates = _table("Templates", ("template", "items", "yes/no", "positive share", "target", "warned",
-                                         "rejected", "failure rate"),
-                           ("items", "yes/no", "positive share", "target", "warned", "rejected", "failure rate"))
+        templates = _table("Templates", TEMPLATE_COLUMNS, TEMPLATE_COLUMNS[1:])
         for t in summary.templates:
             templates.add_row(*map(_text, (t.template_id, t.items, t.yes_no)), _pct(t.positive_share),
                               _pct(t.target_share), _text(t.warned), _text(t.rejected), _pct(t.failure_rate))
@@ -112,11 +109,11 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
             out.print(Text("rules vs llm: no study has graphs of both backends"))
         else:
             table = _table(f"Rules vs LLM: {agreement.studies_disagreeing} of {agreement.studies_with_both} studies "
-                           "with both backends disagree", ("finding", "disagreement", "studies"), ("studies",))
+                           "with both backends disagree", DISAGREEMENT_COLUMNS, ("studies",))
             for row in agreement.by_finding:
                 table.add_row(*map(_text, (row["finding"], row["disagreement"], row["n"])))
             out.print(table)
-            examples = _table("Disagreement examples", ("study", "finding", "rules", "llm"))
+            examples = _table("Disagreement examples", DISAGREEMENT_EXAMPLE_COLUMNS)
             for row in agreement.examples:
                 examples.add_row(_text(row["study_id"]), _text(row["finding"]),
                                  _text(" ".join(filter(None, (row["rules_presence"], row["rules_laterality"])))),
@@ -147,7 +144,7 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
     if summary.retired:
         table = _table(f"Retired by run {summary.as_of_run.run_id}: {summary.retired_total} (build --prune; their "
                        "items left the current dataset, their rows stay)",
-                       ("kind", "name", "reason", "items removed", "detail"), ("items removed",))
+                       RETIRED_COLUMNS, ("items removed",))
         for r in summary.retired:
             table.add_row(*map(_text, (r.kind, r.name, r.reason, r.items, r.detail)))
         out.print(table)
@@ -207,8 +204,7 @@ def _render_prior(summary: AuditSummary, out: Console) -> None:
         formats.add_row(*map(_text, row))
     out.print(formats)
     templates = _table("Templates, strongest prior first (accuracy of the question alone, best key)",
-                       ("template", "format", "key", "held-out", "accuracy", "chance", "best answered questions"),
-                       ("held-out", "accuracy", "chance"))
+                       PRIOR_TEMPLATE_COLUMNS, ("held-out", "accuracy", "chance"))
     for f in strongest(summary.prior, 15):
         templates.add_row(*map(_text, (f.template_id, f.answer_format, f.key, f.n_items, f"{f.accuracy:.3f}",
                                        "" if f.chance is None else f"{f.chance:.2f}")),
@@ -216,8 +212,7 @@ def _render_prior(summary: AuditSummary, out: Console) -> None:
     out.print(templates)
     if summary.too_few:
         few = _table("Per-question balance: questions with too few of one answer (nothing kept, no padding)",
-                     ("template", "questions", "without a yes", "without a no", "items left out", "largest"),
-                     ("questions", "without a yes", "without a no", "items left out"))
+                     TOO_FEW_COLUMNS, TOO_FEW_COLUMNS[1:-1])
         for t in summary.too_few:
             few.add_row(*map(_text, (t.template_id, t.questions, t.without_yes, t.without_no, t.items_left_out)),
                         _short(t.examples))
@@ -228,15 +223,13 @@ def _render_review(review: ReviewAccuracy, out: Console) -> None:
     """Accuracy from the reviews, per template, and how the checks did on the reviewed items."""
     verdicts = ", ".join(f"{verdict} {n}" for verdict, n in review.verdicts.items())
     table = _table(f"Human review: {review.reviewed_items} items reviewed by {len(review.reviewers)} reviewer(s) "
-                   f"({verdicts})", ("measure", "share", "Wilson 95%", "items"), ("share", "Wilson 95%", "items"))
+                   f"({verdicts})", REVIEW_COLUMNS, REVIEW_COLUMNS[1:])
     for name, value in (("accuracy (correct)", review.accuracy), ("grammar errors", review.grammar_errors),
                         ("recall (faulty, demoted)", review.recall),
                         ("false demotion (correct, demoted)", review.false_demotion)):
         table.add_row(Text(name), *_proportion(value))
     out.print(table)
-    templates = _table("Human review: accuracy per template", ("template", "reviewed", "correct", "accuracy",
-                                                               "Wilson 95%", "verdicts"),
-                       ("reviewed", "correct", "accuracy", "Wilson 95%"))
+    templates = _table("Human review: accuracy per template", REVIEW_TEMPLATE_COLUMNS, REVIEW_TEMPLATE_COLUMNS[1:-1])
     for row in review.per_template:
         share, interval, _ = _proportion(row.accuracy)
         templates.add_row(_text(row.template_id), _text(row.accuracy.n), _text(row.accuracy.k), share, interval,
@@ -277,19 +270,14 @@ def _render_comparison(comparison: Comparison, out: Console) -> None:
                 table.add_row(_text(c.key), _text(c.before), _text(c.after), Text(f"{c.delta:+d}"))
             out.print(table)
     if comparison.templates:
-        table = _table("Changed templates", ("template", "items before", "items now", "failure rate before",
-                                             "failure rate now", "positive share before", "positive share now"),
-                       ("items before", "items now", "failure rate before", "failure rate now",
-                        "positive share before", "positive share now"))
+        table = _table("Changed templates", COMPARE_TEMPLATE_COLUMNS, COMPARE_TEMPLATE_COLUMNS[1:])
         for t in comparison.templates:
             table.add_row(_text(t.template_id), _text(t.items_before), _text(t.items_after),
                           _pct(t.failure_rate_before), _pct(t.failure_rate_after), _pct(t.positive_share_before),
                           _pct(t.positive_share_after))
         out.print(table)
     if comparison.validators:
-        table = _table("Changed validators", ("validator", "failing before", "failing now", "rate before",
-                                              "rate now"), ("failing before", "failing now", "rate before",
-                                                            "rate now"))
+        table = _table("Changed validators", COMPARE_VALIDATOR_COLUMNS, COMPARE_VALIDATOR_COLUMNS[1:])
         for v in comparison.validators:
             table.add_row(_text(v.validator), _text(v.failing_before), _text(v.failing_after),
                           _pct(v.failure_rate_before), _pct(v.failure_rate_after))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -115,36 +116,13 @@ def render_terminal(summary: VerdictsSummary, console: Console) -> None:
 
 def render_html(summary: VerdictsSummary) -> str:
     """A self-contained page: the counts, reject and warning charts, the tables and the failing lines."""
-    from html import escape as html_escape
-
-    from cxrvqa.audit.html import _STYLE, _table, bar_chart, document
+    from cxrvqa.audit.html import asset, bar_chart, document, templates
 
     reasons = reason_rows(summary)
-    charts = "".join(
+    charts = Markup("").join(
         bar_chart(f"chart-{status}", f"{'Rejects' if status == 'reject' else 'Warnings'} by reason",
                   [(f"{v}: {r}", n, str(n)) for s, v, r, n in reasons if s == status]) for status in STATUSES)
-    items = []
-    for row in summary.failing:
-        failures = "".join(f'<li class="{html_escape(str(v.get("strictness") or "reject"))}">'
-                           f'{html_escape(str(v.get("validator")))}: {html_escape(str(v.get("reason")))} '
-                           f'{html_escape(str(v.get("detail") or ""))}</li>'
-                           for v in row["verdicts"] if not v.get("ok"))
-        items.append(f'<article class="item{" reject" if not row.get("ok") else ""}"><div></div><div>'
-                     f'<h3>line {html_escape(str(row.get("line")))} <span class="grade">'
-                     f'{html_escape(str(row.get("grade")))}</span> <span class="ids">'
-                     f'{html_escape(str(row.get("item_id")))} · {html_escape(str(row.get("template_id")))}</span></h3>'
-                     f'<div class="q">{html_escape(str(row.get("question")))}</div>'
-                     f'<div>{html_escape(str(row.get("answer")))}</div><ul class="failures">{failures}</ul>'
-                     "</div></article>")
-    body = (f"<h1>Verdicts of {html_escape(summary.source)}</h1>"
-            f'<p class="meta" id="verdict-counts" data-lines="{summary.lines}" data-ok="{summary.ok}">'
-            f"{summary.lines} line(s): {summary.ok} ok, {summary.lines - summary.ok} not ok "
-            f"({summary.not_items} not an item)</p>"
-            f'<section id="charts"><h2>Charts</h2><div class="charts">{charts}</div></section>'
-            "<h2>Reasons (rejects first)</h2>"
-            + _table("reasons", ("status", "validator", "reason", "lines"), reasons)
-            + "<h2>Templates</h2>"
-            + _table("templates", ("template", "lines", "rejected", "warned"), template_rows(summary))
-            + f'<h2>Failing lines (first {len(summary.failing)})</h2><section id="items">{"".join(items)}</section>')
-    return document(f"cxrvqa verdicts: {summary.source}", _STYLE, body, "verdicts-data",
-                    {"lines": summary.lines, "ok": summary.ok}, "")
+    body = templates().get_template("verdicts.html.j2").render(summary=summary, charts=charts, reasons=reasons,
+                                                                templates=template_rows(summary))
+    return document(f"cxrvqa verdicts: {summary.source}", asset("view.css") + asset("audit.css"), Markup(body),
+                    "verdicts-data", {"lines": summary.lines, "ok": summary.ok}, "")

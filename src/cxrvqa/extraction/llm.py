@@ -39,7 +39,9 @@ from cxrvqa.extraction.model import (QUALIFIED_NEGATION, Certainty, Evidence, Ob
                                      Sentence, published_schema, schema_file_text)
 from cxrvqa.extraction.rules import narrowed, normal_statements, rules
 from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
-from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
+from cxrvqa.llm_cache import LLMCache
+from cxrvqa.llm_client import (Budget, Exchange, ResponseError, ask, read_prompt, render_messages,
+                               run_concurrently)
 from cxrvqa.provenance import stable_hash
 from cxrvqa.resources import load_checked_yaml, load_json_schema
 
@@ -276,13 +278,11 @@ def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | 
 class LLMContext:
     """What a batch needs; picklable and free of secrets (the key is read from the environment)."""
 
-    settings: LLMConfig
-    prompt_hash: str
-    params_hash: str
+    cache: LLMCache
 
-    def cache_key(self, input_hash: str) -> str:
-        return stable_hash({"input": input_hash, "prompt": self.prompt_hash, "model": self.settings.model,
-                            "params": self.params_hash}, length=24)
+    @property
+    def settings(self) -> LLMConfig:
+        return self.cache.settings
 
 
 def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
@@ -301,18 +301,17 @@ def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
     version = stable_hash({"backend": "llm", "prompt": prompt.hash, "model": settings.model, "params": params,
                            "vocabulary": vocabulary().content_hash, "injection": injection_patterns().content_hash,
                            "statements": rules().content_hash, "code": code})   # normal statements are the rules'
-    return LLMContext(settings=settings, prompt_hash=prompt.hash, params_hash=params), version
+    return LLMContext(LLMCache(settings, prompt.hash, params)), version
 
 
 @dataclass
 class StudyOutcome:
-    """One study's result: a graph (from the server or the cache) or a failure, plus what it cost."""
+    """One study's result: a graph or a failure, and the exchange it came from (its calls, what to cache)."""
 
+    exchange: Exchange[tuple[SceneGraph, list[str]]]
     graph: SceneGraph | None = None
     codes: list[str] = field(default_factory=list)
     failure: dict[str, Any] | None = None
-    cache_row: dict[str, Any] | None = None
-    calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def _ask(client: Any, job: tuple[str, str, list[Sentence], str | None], semaphore: asyncio.Semaphore,
@@ -327,18 +326,14 @@ async def _ask(client: Any, job: tuple[str, str, list[Sentence], str | None], se
     exchange = await ask(client, settings, messages, response_format,
                          lambda raw: answer_to_graph(study_id, sentences, indication, parse_answer(raw)),
                          semaphore, budget, {"run_id": run_id, "study_id": study_id, "cache_key": key})
-    outcome = StudyOutcome(calls=exchange.calls)
+    outcome = StudyOutcome(exchange)
     if exchange.value is not None:
         outcome.graph, outcome.codes = exchange.value
-        outcome.cache_row = {"status": "ok", "response": exchange.raw, "error": None, "attempts": exchange.attempts}
         return outcome
     outcome.failure = {"reason": f"llm_{exchange.outcome}", "error": f"study {study_id!r}: {exchange.error}"[:2000],
                        "attempts": exchange.attempts, "raw_response": exchange.raw,
                        "usage": json.dumps({"requests": exchange.attempts, "prompt_tokens": exchange.tokens[0],
                                             "completion_tokens": exchange.tokens[1]})}
-    if exchange.terminal:
-        outcome.cache_row = {"status": "error", "response": exchange.raw, "error": exchange.error[:2000],
-                             "attempts": exchange.attempts}
     return outcome
 
 

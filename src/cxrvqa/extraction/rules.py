@@ -31,12 +31,14 @@ _LIST_CLOSERS = {"or", "nor"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
              "probable_after", "scope_terminators", "pseudo_triggers")
-#: Links of a list that name alternatives: findings joined by them are a differential.
 _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
 _BOTH = re.compile(r"(?:bi|both\b|bilateral\b)|.*(?:s|\bhila)$")
+#: Links of a list that name alternatives: findings joined by them are a differential.
 _ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
+#: Alternatives that name a differential whatever stands on their other side ("crowding versus atelectasis").
+_VERSUS_OR = {"versus", "vs", "vs.", "or", "and/or"}
 _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
 _TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
@@ -98,6 +100,7 @@ def rules() -> _Rules:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"finding pattern names unknown finding {entry['finding']!r}")
         patterns.append((f"finding:{entry['finding']}", re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
+    patterns += [(f"not_finding:pattern{i}", re.compile(p)) for i, p in enumerate(data.get("not_finding_patterns", ()))]
     statements = []
     for statement in data["normal_statements"]:
         unknown = [f for f in statement["absent"] if f not in vocab.findings] \
@@ -130,14 +133,21 @@ def rules() -> _Rules:
 
 
 def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Pattern[str]]] = ()) -> list[Span]:
+    """Matches, the longest of overlapping ones kept. A finding inside a not-finding phrase is not that finding
+    even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone)."""
     spans = [Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)]
     if patterns:
         lowered = doc.text.lower()
         for label, pattern in patterns:
+            group = "not" if "not" in pattern.groupindex else 0   # a not-finding pattern's own words
             for match in pattern.finditer(lowered):
-                span = doc.char_span(match.start(), match.end(), label=label, alignment_mode="expand")
+                span = doc.char_span(match.start(group), match.end(group), label=label, alignment_mode="expand")
                 if span is not None:
                     spans.append(span)
+    blocked = [(s.start, s.end) for s in spans if s.label_.startswith("not_finding:")]
+    if blocked:
+        spans = [s for s in spans if s.label_.startswith("not_finding:")
+                 or not any(start <= s.start and s.end <= end for start, end in blocked)]
     return sorted(filter_spans(spans), key=lambda span: span.start)
 
 
@@ -189,16 +199,34 @@ def _by_kind(spans: list[Span], kinds: set[str]) -> _Sorted:
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
-    vocab = vocabulary()
+    """The sentence's observations: copies of its checked readings with their own id and evidence offsets."""
     observations = []
-    for item in _readings(sentence.text):
-        start, end = item.pop("span")
+    for reading, (start, end) in _checked_readings(sentence.text):
         next_id[0] += 1
-        observations.append(Observation(
-            id=f"o{next_id[0]}", name=sentence.text[start:end], category=vocab.findings[item["finding"]]["category"],
-            evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)],
-            **item))
+        evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
+        observations.append(reading.model_copy(update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return observations
+
+
+@lru_cache(maxsize=4096)
+def _checked_readings(text: str) -> tuple[tuple[Observation, tuple[int, int]], ...]:
+    """Each reading of a sentence validated once as an Observation (pydantic) with a placeholder id and
+    evidence, and its character span; a repeated sentence's observations are copies (half the cost)."""
+    vocab = vocabulary()
+    checked = []
+    for item in _readings(text):
+        start, end = item.pop("span")
+        checked.append((Observation(id="o0", name=text[start:end], category=vocab.findings[item["finding"]]["category"],
+                                    evidence=[Evidence(sentence_id=0, start=start, end=end)], **item), (start, end)))
+    return tuple(checked)
+
+
+@lru_cache(maxsize=None)
+def _derived_absence(statement_id: str, finding: str) -> Observation:
+    """The absence a normal statement implies, validated once (placeholder id and evidence)."""
+    entry = vocabulary().findings[finding]
+    return Observation(id="o0", name=entry["name"], finding=finding, category=entry["category"], presence="absent",
+                       evidence=[Evidence(sentence_id=0, start=0, end=0)], derived_from=[f"statement:{statement_id}"])
 
 
 def _readings(text: str) -> list[dict]:
@@ -390,11 +418,13 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             modifiers=modifiers, laterality=laterality, regions=where,
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))
-    if len(findings) > 1 and _ALTERNATIVE_WORD.search(text):
+    if _ALTERNATIVE_WORD.search(text):
         modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
                            for i in range(s.start, s.end)}
         modifier_tokens |= {t.i for t in doc if t.lower_ in r.list_adjectives}
-        _differentials(doc, findings, clauses, extracted, modifier_tokens)
+        if len(findings) > 1:
+            _differentials(doc, findings, clauses, extracted, modifier_tokens)
+        _versus_candidates(doc, findings, extracted, modifier_tokens)
     other_exam = r.other_exam.search(text) is not None
     asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
     attributions = list(r.artifact_attributions.finditer(_one_line(text.lower())))
@@ -481,6 +511,29 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
                 item["presence"], item["certainty"] = "uncertain", "differential"
 
 
+def _versus_candidates(doc: Doc, findings: list[Span], extracted: list[dict], modifier_tokens: set[int]) -> None:
+    """A finding joined by "or" / "versus" to words that name no finding of the vocabulary is one candidate of
+    a differential ("bronchovascular crowding versus atelectasis", "atelectasis or fluid"); findings on both
+    sides are the list rule's (`_differentials`)."""
+    starts, ends = {m.start for m in findings}, {m.end - 1 for m in findings}
+
+    def skip(i: int, step: int) -> int:
+        while 0 <= i < len(doc) and (i in modifier_tokens or doc[i].lower_ in _ARTICLES):
+            i += step
+        return i
+
+    def alternative_at(i: int, step: int) -> bool:
+        if not 0 <= i < len(doc) or doc[i].lower_ not in _VERSUS_OR:
+            return False
+        other = skip(i + step, step)
+        return 0 <= other < len(doc) and doc[other].is_alpha and other not in (starts if step > 0 else ends)
+
+    for mention, item in zip(findings, extracted):
+        if item["presence"] == "present" and (alternative_at(skip(mention.start - 1, -1), -1)
+                                              or alternative_at(skip(mention.end, 1), 1)):
+            item["presence"], item["certainty"] = "uncertain", "differential"
+
+
 def narrowed(text: str, start: int, finding: str | None) -> bool:
     """For a mention the LLM backend read as negated: a qualifier of the rules' lists in the two words
     before it narrows the negation ("no displaced rib fracture"), as the rules backend reads it."""
@@ -493,6 +546,7 @@ def narrowed(text: str, start: int, finding: str | None) -> bool:
 def clear_sentence_memo() -> None:
     """Forget the memoised sentence readings (benchmarks time a first reading)."""
     _memoised_readings.cache_clear()
+    _checked_readings.cache_clear()
     _statements_in.cache_clear()
     _heading.cache_clear()
     _anaphoric_attribution.cache_clear()
@@ -583,18 +637,15 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
                           for statement_id, absent, regions, span in _statements_in(sentence.text))
     mentioned = {o.finding for o in observations}
     derived: set[str] = set()
-    vocab = vocabulary()
     for statement_id, absent, _, sentence, (start, end) in statements:
         for finding in absent:
             if finding in mentioned or finding in derived:
                 continue
             derived.add(finding)
             next_id[0] += 1
-            observations.append(Observation(
-                id=f"o{next_id[0]}", name=vocab.findings[finding]["name"], finding=finding,
-                category=vocab.findings[finding]["category"], presence="absent",
-                evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)],
-                derived_from=[f"statement:{statement_id}"]))
+            evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
+            observations.append(_derived_absence(statement_id, finding).model_copy(
+                update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,
                       sentences=sentences, observations=observations,
                       statements=[NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)

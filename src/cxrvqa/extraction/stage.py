@@ -12,14 +12,14 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.extraction.llm import (INJECTION_REASON, Budget, LLMContext, answer_to_graph, cached_answer,
+from cxrvqa.extraction.llm import (INJECTION_REASON, LLMContext, answer_to_graph, cached_answer,
                                    injection_patterns, prepare_llm, request_outcomes)
 from cxrvqa.extraction.model import SceneGraph, Sentence
 from cxrvqa.parallel import batched, process_map
@@ -27,7 +27,8 @@ from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
-#: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool.
+#: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool
+#: (`parallel.with_workers_for`).
 CHUNK, POOL_MIN_STUDIES = 100, 5000
 TABLES = ("scene_graphs", "observations", "obs_regions", "obs_sentences", "extraction_failures")
 #: Where a report stops being plausible English: share of its words that are English stop words
@@ -101,10 +102,9 @@ def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, li
     if context.llm is not None:
         inputs = {study: StudyInput(study, report_hash, parser, "", ()).input_hash
                   for study, report_hash, parser in pending}
-        keys = {study: context.llm.cache_key(input_hash) for study, input_hash in inputs.items()}
-        terminal = {row[0] for row in store.query(
-            "SELECT cache_key FROM llm_cache WHERE status = 'error' AND cache_key IN (SELECT unnest(?::VARCHAR[]))",
-            [list(keys.values())])}
+        keys = {study: context.llm.cache.key(input_hash) for study, input_hash in inputs.items()}
+        terminal = {key for key, entry in context.llm.cache.lookup(store, keys.values()).items()
+                    if entry.status == "error"}
         held_back = set(store.query(
             "SELECT study_id, input_hash FROM extraction_failures WHERE backend = 'llm' AND reason = ? "
             "AND extractor_version = ?", [INJECTION_REASON, context.extractor_version]))
@@ -244,12 +244,6 @@ def _extract_chunk(chunk: list[StudyInput], context: ExtractStageContext, run_id
     return tables
 
 
-def with_workers_for(context: ExtractStageContext, n_pending: int) -> ExtractStageContext:
-    """One process below POOL_MIN_STUDIES: starting workers (spaCy and the rules in each) costs
-    more than it saves on a few thousand reports."""
-    return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
-
-
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Run a batch's graph building with the cyclic garbage collector off. Its tens of thousands of new,
@@ -271,14 +265,10 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
     llm = context.llm
     assert llm is not None
     tables: dict[str, list[dict[str, Any]]] = {table: [] for table in (*TABLES, "llm_cache", "llm_calls")}
-    keys = {study.study_id: llm.cache_key(study.input_hash) for study in studies}
-    cached = dict(store.query("SELECT cache_key, response FROM llm_cache WHERE status = 'ok' AND cache_key IN "
-                              "(SELECT unnest(?::VARCHAR[]))", [list(keys.values())]))
-    spent_requests, spent_tokens = store.query(
-        "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0) FROM llm_calls WHERE run_id = ?",
-        [run_id])[0]
-    settings = llm.settings
-    budget = Budget.left(settings, spent_requests, spent_tokens)
+    keys = {study.study_id: llm.cache.key(study.input_hash) for study in studies}
+    cached = {key: entry.response for key, entry in llm.cache.lookup(store, keys.values()).items()
+              if entry.status == "ok"}
+    budget = llm.cache.budget(store, run_id)
     patterns = injection_patterns()
     jobs, graphs = [], []
     with _gc_paused():
@@ -301,19 +291,16 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
             else:
                 jobs.append((study.study_id, keys[study.study_id], sentences, indication))
     if context.only_failed and jobs:   # terminal errors asked again: their new outcome replaces them in the cache
-        store.con.execute("DELETE FROM llm_cache WHERE status = 'error' AND cache_key IN (SELECT unnest(?::VARCHAR[]))",
-                          [[key for _, key, _, _ in jobs]])
+        llm.cache.forget_errors(store, [key for _, key, _, _ in jobs])
     outcomes = request_outcomes(jobs, llm, budget, run_id)
     by_study = {study.study_id: study for study in studies}
     with _gc_paused():
         for (study_id, key, _, _), outcome in zip(jobs, outcomes, strict=True):
             study = by_study[study_id]
-            tables["llm_calls"].extend(outcome.calls)
-            if outcome.cache_row is not None:
-                tables["llm_cache"].append({
-                    "cache_key": key, "study_id": study_id, "input_hash": study.input_hash,
-                    "prompt_hash": llm.prompt_hash, "model": settings.model, "params_hash": llm.params_hash,
-                    "run_id": run_id, "created_at": now, **outcome.cache_row})
+            tables["llm_calls"].extend(outcome.exchange.calls)
+            cache_row = llm.cache.row(key, study_id, study.input_hash, outcome.exchange, run_id, now)
+            if cache_row is not None:
+                tables["llm_cache"].append(cache_row)
             if outcome.graph is not None:
                 graphs.append((study, outcome.graph, outcome.codes))
             else:

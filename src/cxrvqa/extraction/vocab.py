@@ -107,8 +107,9 @@ class Sites:
     sized: frozenset[str]                       # severity words said of them are sizes: no severity questions
     unsided: frozenset[str]                     # midline or single organs: a side word is not theirs
     blurs: dict[str, frozenset[str]]            # finding -> regions whose questions it makes ambiguous
-    absence_blurred_by: dict[str, tuple[frozenset[str], str]]   # finding -> (present findings, region) that
-    content_hash: str                                             # make its absence ambiguous
+    placed_only: frozenset[str]                 # findings that count only where placed in their sites
+    blurred_by: dict[str, tuple[frozenset[str], str]]   # finding -> (present findings, region) that make its
+    content_hash: str                                     # absence ambiguous and do not imply it present
 
     def allows(self, finding: str, region: str) -> bool:
         roots = self.regions.get(finding)
@@ -173,18 +174,21 @@ def finding_sites() -> Sites:
     unknown = sorted(set(data["normal_study_regions"]) - set(vocab.regions))
     if unknown:
         raise ResourceError(file, f"normal_study_regions: unknown regions {unknown}")
-    blurred_absence = {}
-    for finding, entry in data.get("absence_blurred_by", {}).items():
+    placed_only = frozenset(data.get("placed_only", ()))
+    if placed_only - set(vocab.findings):
+        raise ResourceError(file, f"placed_only: not in the vocabulary: {sorted(placed_only - set(vocab.findings))}")
+    blurred = {}
+    for finding, entry in data.get("blurred_by", {}).items():
         unknown = sorted({finding, *entry["findings"]} - set(vocab.findings)) or (
             [entry["region"]] if entry["region"] not in vocab.regions else [])
         if unknown:
-            raise ResourceError(file, f"absence_blurred_by.{finding}: not in the vocabulary: {unknown}")
+            raise ResourceError(file, f"blurred_by.{finding}: not in the vocabulary: {unknown}")
         members = frozenset(f for top in entry["findings"] for f in vocab.findings
                             if f == top or top in ancestors("findings", f))
-        blurred_absence[finding] = (members, entry["region"])
+        blurred[finding] = (members, entry["region"])
     return Sites(regions, by_side, data["category_regions"], data["category_roots"],
                  tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
-                 blurs, blurred_absence, digest)
+                 blurs, placed_only, blurred, digest)
 
 
 @lru_cache(maxsize=None)

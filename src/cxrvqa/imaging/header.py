@@ -285,7 +285,8 @@ def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_bo
     if header.rows * header.cols > max_pixels:
         raise ImageRejection(
             RejectReason.too_large,
-            f"declared {header.rows}x{header.cols} = {header.rows * header.cols} pixels, over the bound of {max_pixels}",
+            f"declared {header.rows}x{header.cols} = {header.rows * header.cols} pixels, "
+            f"over the bound of {max_pixels}",
         )
     _check_pixel_length(header, path)
     return "BodyPartExamined" if header.body_part else ("description" if says_chest else "empty")

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from cxrvqa.config import Config
@@ -26,7 +26,6 @@ from cxrvqa.provenance import sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, as_rows, write_tables
-from cxrvqa.text_input import encoding_problem, header_names, read_csv
 
 logger = logging.getLogger(__name__)
 

@@ -163,7 +163,8 @@ def _items(view: StudyView, template: Template) -> dict[str, list[str]]:
     """The answers of the items a build would make of the example (full sentences, ...), by arguments."""
     import json
 
-    from cxrvqa.qa.generate import ITEM_COLUMNS, GenerationSettings, generate_study
+    from cxrvqa.qa.generate import GenerationSettings, generate_study
+    from cxrvqa.store.records import ITEM_COLUMNS
 
     settings = GenerationSettings(seed=0, splits=(("train", 1.0),), templates=((template, "example"),))
     rows, _, _ = generate_study(view, settings)

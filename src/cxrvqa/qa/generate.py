@@ -19,11 +19,6 @@ from cxrvqa.qa.templates import AGREEMENT, Template
 
 LETTERS = "ABCD"          # the default four options
 ALL_LETTERS = "ABCDE"     # a template may ask with 2-5 options (`options`)
-ITEM_COLUMNS = ("item_id", "template_id", "template_version", "study_id", "patient_id", "image_id", "view_plane",
-                "question_type", "strategy", "skill", "answer_format", "question", "answer", "options",
-                "correct_option", "findings", "regions", "boxes", "evidence_ids", "arguments", "polarity",
-                "sample_u", "split")
-PART_COLUMNS = ("item_id", "part_index", "kind", "text", "findings", "regions")
 
 
 @dataclass(frozen=True)
@@ -165,7 +160,7 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
     the images it applies to. A template's `weight` keeps that share of its candidates; with
     `max_per_image`, candidates are tried in a seeded order until that many have an answer (the
     order is seeded by template, study and image, so it is the same on every run).
-    Rows follow ITEM_COLUMNS / PART_COLUMNS.
+    Rows follow the records of cxrvqa.store.records (QA_ITEM / ANSWER_PART).
     """
     items: list[tuple] = []
     parts: list[tuple] = []

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.errors import CxrvqaError
-from cxrvqa.qa.generate import ITEM_COLUMNS, GenerationSettings, generate_study
+from cxrvqa.qa.generate import GenerationSettings, generate_study
 from cxrvqa.qa.stage import images_of
 from cxrvqa.qa.study import study_view
 from cxrvqa.qa.templates import load_templates, template_version
 from cxrvqa.store import Store
+from cxrvqa.store.records import ITEM_COLUMNS
 
 
 def preview_template(store: Store, template_id: str, template_dirs: tuple[Path, ...] = (), *,

@@ -19,6 +19,7 @@ from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import finding_sites, vocabulary
 from cxrvqa.qa.study import (MIXED, Box, Fact, ImageView, StudyView, finding_ancestors, region_ancestors,
                              region_subtree)
+from cxrvqa.reports.text import lower_form_field, section_rules
 
 if TYPE_CHECKING:
     from cxrvqa.qa.templates import Template
@@ -428,15 +429,15 @@ def describe_study(ask: Ask) -> Answer | None:
 @program("indication", ("none",), ("short", "full_sentence"),
          answers="The indication (reason for the examination) as a phrase.")
 def indication(ask: Ask) -> Answer | None:
-    """The indication as a phrase: without its trailing punctuation ("PLEURAL EFFUSIONS;"), and in lower
-    case when it was typed in capitals or with every word capitalised ("Lung Cancer": a form field, not a
-    sentence)."""
-    text = (ask.study.indication or "").strip().rstrip(".;:,").strip()
+    """The indication as a phrase: without a repeated header ("INDICATION: ...") or trailing punctuation
+    ("PLEURAL EFFUSIONS;"), a form field typed in capitals in lower case with its acronyms kept ("COPD"),
+    any other text as written (its first word may be a name: "Burmese male")."""
+    text = (ask.study.indication or "").strip()
+    header = section_rules().header.match(text)
+    text = (text[header.end():] if header else text).strip().rstrip(".;:,").strip()
     if len(text) < 3 or deid_pattern().search(text):
         return None
-    if text.isupper() or (len(text.split()) > 1 and text.istitle()):
-        return Answer(text.lower())
-    return Answer(text[0].lower() + text[1:] if text[1:2].islower() else text)
+    return Answer(lower_form_field(text))
 
 
 def _category_facts(study: StudyView, category: str) -> list[Fact]:
@@ -738,12 +739,13 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
 # -- region level --------------------------------------------------------------------------
 def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | None:
     """True: an abnormal finding is present there; False: a normal statement declares the region normal
-    (negated findings alone do not: "no pneumothorax" says nothing of a nodule); None otherwise."""
+    (negated findings alone do not: "no pneumothorax" says nothing of a nodule); None otherwise, and where the
+    report contradicts itself ("Left lung clear." beside "left lower lobe pneumonia")."""
     if _blurred(study, region):
         return None
     facts = [f for f in study.facts_in_region(region) if f.abnormal]
     if any(f.presence == "present" for f in facts):
-        return True
+        return None if region in study.normal_regions else True
     if any(f.presence == "uncertain" for f in facts) or not study.read_all or _elsewhere_maybe(study, region):
         return None
     return False if study.is_normal_region(region) else None
@@ -818,7 +820,8 @@ def describe_region(ask: Ask) -> Answer | None:
 def list_region_findings(ask: Ask) -> Answer | None:
     """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
     nowhere may be there too (a list that omits one is false), and none of its findings is hedged."""
-    facts = [f for f in ask.study.facts_in_region(ask.args["region"]) if f.category not in ask.template.exclude_categories]
+    facts = [f for f in ask.study.facts_in_region(ask.args["region"])
+             if f.category not in ask.template.exclude_categories]
     if not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]) \
             or _blurred(ask.study, ask.args["region"]) or any(f.presence == "uncertain" for f in facts):
         return None

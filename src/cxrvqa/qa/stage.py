@@ -14,7 +14,7 @@ import json
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -26,10 +26,11 @@ from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.prior import baseline_code_hash, measure
 from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.qa.programs import PROGRAMS
-from cxrvqa.qa.generate import ITEM_COLUMNS, PART_COLUMNS, GenerationSettings, generate_study
+from cxrvqa.qa.generate import GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
 from cxrvqa.qa.templates import Template, check_examples, load_templates, template_version
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
+from cxrvqa.store.records import ITEM_SCHEMA, PART_SCHEMA
 from cxrvqa.store.shards import Tables, write_tables
 
 #: The fewest pending studies worth a process pool.
@@ -92,10 +93,6 @@ def prepare(config: Config) -> QAStageContext:
         (t, template_version(t, config.seed, splits, split_from)) for t in templates), program_modules=modules)
     return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
                           config.qa.workers, config.qa.balance, config.qa.balance_tolerance)
-
-
-def with_workers_for(context: QAStageContext, n_pending: int) -> QAStageContext:
-    return context if n_pending >= POOL_MIN_STUDIES else replace(context, workers=1)
 
 
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
@@ -197,10 +194,8 @@ def generate_chunk(chunk: list[StudyQAInput], settings: GenerationSettings, back
         versions = {row[0]: row[2] for row in items}
         part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
         done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
-    item_columns = (*ITEM_COLUMNS, "graph_id", "backend", "input_hash")
-    part_columns = (*PART_COLUMNS, "template_version", "input_hash")
-    return (pa.table(_columns(item_columns, item_rows), schema=ITEM_SCHEMA),
-            pa.table(_columns(part_columns, part_rows), schema=PART_SCHEMA), done)
+    return (pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA),
+            pa.table(_columns(tuple(PART_SCHEMA.names), part_rows), schema=PART_SCHEMA), done)
 
 
 def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
@@ -208,24 +203,6 @@ def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
     if not rows:
         return {name: [] for name in names}
     return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
-
-
-ITEM_SCHEMA = pa.schema([
-    ("item_id", pa.string()), ("template_id", pa.string()), ("template_version", pa.string()),
-    ("study_id", pa.string()), ("patient_id", pa.string()), ("image_id", pa.string()), ("view_plane", pa.string()),
-    ("question_type", pa.string()), ("strategy", pa.string()), ("skill", pa.string()),
-    ("answer_format", pa.string()), ("question", pa.string()), ("answer", pa.string()),
-    ("options", pa.list_(pa.string())), ("correct_option", pa.string()), ("findings", pa.list_(pa.string())),
-    ("regions", pa.list_(pa.string())),
-    ("boxes", pa.list_(pa.struct([("label", pa.string()), ("x_min", pa.float64()), ("y_min", pa.float64()),
-                                  ("x_max", pa.float64()), ("y_max", pa.float64())]))),
-    ("evidence_ids", pa.list_(pa.int32())), ("arguments", pa.string()), ("polarity", pa.bool_()),
-    ("sample_u", pa.float64()), ("split", pa.string()), ("graph_id", pa.string()), ("backend", pa.string()),
-    ("input_hash", pa.string())])
-PART_SCHEMA = pa.schema([
-    ("item_id", pa.string()), ("part_index", pa.int32()), ("kind", pa.string()), ("text", pa.string()),
-    ("findings", pa.list_(pa.string())), ("regions", pa.list_(pa.string())), ("template_version", pa.string()),
-    ("input_hash", pa.string())])
 
 
 DONE_COLUMNS = ("study_id", "input_hash", "template_id", "template_version", "n_items")

@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
                                      PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, deid_pattern)
-from cxrvqa.extraction.vocab import NOT_ABNORMAL, ancestors, finding_sites, sided_region, vocabulary
+from cxrvqa.extraction.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
@@ -150,10 +151,23 @@ class StudyView:
 #: Slips in a report sentence that make it unfit to quote as an answer (the template's sentence is used instead).
 _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|are\b|has\b|have\b|was\b|were\b|may\b|"
                          r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b|"
-                         r"no\b)[a-z]+|[a-z]{2}\.[A-Z]")
+                         r"no\b)[a-z]+|[a-z]{2}\.[A-Z]"
+                         # two sentences run together ("granulomatous disease Lung volumes are low", "Lungs are
+                         # clear no effusions") and a word out of place ("The otherwise lungs are clear")
+                         r"|\b[a-z]{2,} (?:The|There|No|Lungs?|Heart|Left|Right|Within|In|Please|Stable|Normal|Mild|"
+                         r"Visualized|Bony|Osseous|Cardiac|Pulmonary)\b|\b(?:clear|normal|unremarkable|intact) no\b"
+                         r"|\b[Tt]he otherwise\b")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
+
+
+def _placed_elsewhere(observation: dict[str, Any], sites: Sites) -> bool:
+    """A stated finding of finding_sites.yaml `placed_only` ("density") that the report places nowhere or only
+    outside its sites ("bony density over the clavicle"): no finding of the lungs."""
+    finding, side = observation["finding"], observation["laterality"] or ""
+    return finding in sites.placed_only and observation["presence"] != "absent" \
+        and not any(sites.allows(finding, sided_region(r, side)) for r in observation["regions"])
 
 
 def tidy(text: str) -> str:
@@ -193,11 +207,17 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     findings = vocabulary().findings
     sites = finding_sites()
     ranks = _severity_rank()
-    observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))]
+    observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))
+                    and not _placed_elsewhere(o, sites)]
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
-    denied = {o["finding"] for o in observations   # "no effusion", not "no left effusion"
-              if o["presence"] == "absent" and not o["laterality"] and not o["regions"] and not o.get("derived_from")}
+    stated_absent = [o for o in observations if o["presence"] == "absent" and not o.get("derived_from")]
+    denied = {o["finding"] for o in stated_absent if not o["laterality"] and not o["regions"]}   # "no effusion",
+    # not "no left effusion"; but a finding stated present nowhere in particular beside one denied somewhere
+    # ("pulmonary venous hypertension" beside "bibasilar ... venous engorgement have resolved") is both
+    placed_denied = {o["finding"] for o in stated_absent if o["laterality"] or o["regions"]}
+    denied |= {o["finding"] for o in observations if o["presence"] == "present" and o["finding"] in placed_denied
+               and not o["laterality"] and not o["regions"]}
     for o in observations:
         finding = o["finding"]
         if finding is not None and _PRESENCE_RANK[o["presence"]] >= _PRESENCE_RANK[merged.get(finding, "absent")]:
@@ -206,7 +226,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             stated.setdefault(finding, set()).add(o["presence"])
     facts = {finding: Fact(finding, findings[finding]["category"], presence) for finding, presence in merged.items()}
     for finding, presences in stated.items():   # "mildly enlarged" in the findings, "borderline" in the impression
-        if {"present", "uncertain"} <= presences or ("present" in presences and finding in denied):
+        if {"present", "uncertain"} <= presences or (presences & {"present", "uncertain"} and finding in denied):
             facts[finding].presence, facts[finding].certainty = "uncertain", MIXED
     for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None
@@ -228,6 +248,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
     for fact in [f for f in facts.values() if f.presence == "present"]:
         for ancestor in finding_ancestors(fact.finding):
+            if fact.finding in sites.blurred_by.get(ancestor, ((),))[0]:
+                continue   # a calcified nodule is no lung opacity (nor is it none: see below)
             existing = facts.get(ancestor)
             regions = [r for r in fact.regions if sites.allows(ancestor, r)]   # cardiomegaly's heart is not
             if existing is None:                                                  # in the mediastinum's sites
@@ -260,7 +282,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             implied = _implied_region(fact)
             if implied is not None:
                 fact.regions.append(implied)
-    for finding, (blurring, region) in sites.absence_blurred_by.items():   # "lungs clear" and a calcified
+    for finding, (blurring, region) in sites.blurred_by.items():   # "lungs clear" and a calcified
         fact = facts.get(finding)                                              # granuloma: no lung opacity?
         if fact is None or fact.presence != "absent":
             continue

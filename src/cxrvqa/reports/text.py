@@ -37,6 +37,8 @@ class SectionRules:
     header: re.Pattern[str]
     header_section: dict[str, str]
     deid: re.Pattern[str]
+    empty_values: frozenset[str]
+    acronyms: frozenset[str]
     abbreviations: frozenset[str]
     content_hash: str
 
@@ -50,7 +52,9 @@ def section_rules() -> SectionRules:
     alternatives = "|".join(re.escape(w).replace(r"\ ", r"[ \t]+") for w in words)
     header = re.compile(rf"(?im)^[ \t]*(?P<header>{alternatives})[ \t]*:")
     deid = re.compile("|".join(f"(?:{p})" for p in data["deid_tokens"]))
-    return SectionRules(header, header_section, deid, frozenset(data["abbreviations"]), digest)
+    empty = frozenset(value.upper() for value in data["empty_values"])
+    return SectionRules(header, header_section, deid, empty, frozenset(data["acronyms"]),
+                        frozenset(data["abbreviations"]), digest)
 
 
 def normalise(text: str) -> str:
@@ -69,7 +73,8 @@ def compose(sections: dict[str, str]) -> str:
 
 
 def split_sections(text: str) -> list[SectionSpan]:
-    """Section spans in text order; text before the first header is 'other'."""
+    """Section spans in text order; text before the first header is 'other'. A section whose body is
+    empty or an empty-field marker ("#NAME?") is left out."""
     rules = section_rules()
     spans: list[SectionSpan] = []
     position, current = 0, "other"
@@ -79,7 +84,7 @@ def split_sections(text: str) -> list[SectionSpan]:
         current = rules.header_section[re.sub(r"[ \t]+", " ", match.group("header").upper())]
         position = match.end()
     spans.append(SectionSpan(current, position, len(text)))
-    return [s for s in spans if text[s.start:s.end].strip()]
+    return [s for s in spans if (body := text[s.start:s.end].strip()) and body.upper() not in rules.empty_values]
 
 
 # A sentence ends at . ! ? (then whitespace), at a blank line, or before a list number ("2. ").
@@ -119,6 +124,21 @@ def _add(sentences: list[SentenceSpan], text: str, section: str, start: int, end
         end -= 1
     if end > start and any(c.isalnum() or c == "_" for c in text[start:end]):  # "___" is a de-id token
         sentences.append(SentenceSpan(section, start, end, text[start:end]))
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+def lower_form_field(text: str) -> str:
+    """A field typed in capitals or with every word capitalised ("LUNG CANCER", "EVALUATE FOR metastatic
+    DISEASE", "Lung Cancer": a form field, not a sentence) in lower case, its acronyms ("COPD") kept; any
+    other text as written."""
+    acronyms = section_rules().acronyms
+    words = _WORD.findall(text)
+    shouted = sum(1 for w in words if len(w) > 1 and w.isupper() and w not in acronyms)
+    if shouted <= sum(1 for w in words if w.islower()) and not (len(words) > 1 and text.istitle()):
+        return text
+    return _WORD.sub(lambda m: m.group() if m.group() in acronyms else m.group().lower(), text)
 
 
 def is_deid_only(text: str) -> bool:

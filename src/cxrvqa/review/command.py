@@ -6,21 +6,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from cxrvqa.console import console, fail
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.store import Store
 
 review_app = typer.Typer(help="Human review: sample current items for reviewers, import their verdicts.",
                          no_args_is_help=True)
-console = Console(stderr=True)
-
-
-def _fail(exc: Exception) -> None:
-    from cxrvqa.cli import _fail as fail
-
-    fail(exc)
 
 
 @review_app.command("sample")
@@ -46,7 +39,7 @@ def sample_command(
             sample = draw(store, n, seed, stratify)
             summary = write_sample(store, out, dest, sample, chosen)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     strata = f", {len(sample.strata)} {sample.stratify} strata" if sample.stratify else ""
     extra = "".join(f" and {escape(str(p))}" for p in summary.extra_files)
@@ -82,7 +75,7 @@ def import_command(
                 with recorded_run(store, config.model_copy(update={"stages": []})) as run_id:
                     write_import(store, plan, run_id)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     counts = ", ".join(f"{verdict} {n}" for verdict, n in sorted(plan.by_verdict.items())) or "none"
     console.print(f"{escape(str(verdicts))} ({plan.format}): {plan.read} verdicts read, {len(plan.rows)} imported "

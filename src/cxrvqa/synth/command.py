@@ -23,17 +23,17 @@ def synth(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cxrvqa import progress
-    from cxrvqa.cli import _RichReporter, _fail, console
+    from cxrvqa.console import RichReporter, console, fail
     from cxrvqa.errors import CxrvqaError
     from cxrvqa.synth.corpus import DICOM, GOLD, MANIFEST, REPORTS, write_corpus
 
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=True) as bar, progress.reporting(_RichReporter(bar)):
+        with Progress(*columns, console=console, transient=True) as bar, progress.reporting(RichReporter(bar)):
             summary = write_corpus(out, studies, seed=seed, images=images, workers=workers, j2k_share=j2k_share,
                                    image_scale=image_scale)
     except CxrvqaError as exc:
-        _fail(exc)
+        fail(exc)
         return
     console.print(f"{summary.studies} reports and gold graphs in {summary.report_seconds:.1f} s "
                   f"({summary.studies_per_second:,.0f} studies/s, "

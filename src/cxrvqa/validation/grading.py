@@ -12,6 +12,8 @@ from cxrvqa.errors import ResourceError
 from cxrvqa.resources import load_checked_yaml
 
 GRADES_FILE = "schemas/vocab/grades.yaml"
+#: Statuses of a check's result, worst last: an item's status is its worst result's (validation, audit).
+STATUS_RANK = {"ok": 0, "warn": 1, "reject": 2}
 
 
 @dataclass(frozen=True)

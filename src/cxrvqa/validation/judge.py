@@ -22,6 +22,7 @@ import jsonschema
 
 from cxrvqa.config import Config, LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
+from cxrvqa.llm_cache import LLMCache
 from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.provenance import stable_hash
 from cxrvqa.resources import load_checked_yaml
@@ -138,15 +139,13 @@ class JudgeContext:
     """What a judge batch needs; picklable and free of secrets."""
 
     config: Config
-    settings: LLMConfig        # extraction.llm's connection, with the judge's model
-    prompt_hash: str
-    params_hash: str
+    cache: LLMCache            # its settings: extraction.llm's connection, with the judge's model
     judge_version: str
     min_grade: int
 
-    def cache_key(self, content_hash: str) -> str:
-        return stable_hash({"input": content_hash, "prompt": self.prompt_hash, "model": self.settings.model,
-                            "params": self.params_hash}, length=24)
+    @property
+    def settings(self) -> LLMConfig:
+        return self.cache.settings
 
 
 def prepare_judge(config: Config) -> JudgeContext | None:
@@ -168,7 +167,7 @@ def prepare_judge(config: Config) -> JudgeContext | None:
     params = stable_hash({"temperature": llm.temperature, "response_mode": llm.response_mode})
     settings = llm.model_copy(update={"model": judge.model or llm.model})
     version = stable_hash({"prompt": prompt.hash, "model": settings.model, "params": params})
-    return JudgeContext(config, settings, prompt.hash, params, version, rules.code(judge.min_grade))
+    return JudgeContext(config, LLMCache(settings, prompt.hash, params), version, rules.code(judge.min_grade))
 
 
 def pending_items(store: Store, context: JudgeContext) -> tuple[int, list[tuple[str, str, str]]]:
@@ -261,36 +260,27 @@ def judge_batch(store: Store, run_id: str, keys: list[tuple[str, str, str]], con
     for item in items:
         content = stable_hash({"question": item["question"], "options": item["options"], "answer": item["answer"],
                                "report": [[s["section"], s["text"]] for s in item["sentences"]]})
-        keyed.append((item, content, context.cache_key(content)))
-    cached = {key: (status, response, error) for key, status, response, error in store.query(
-        "SELECT cache_key, status, response, error FROM llm_cache WHERE cache_key IN (SELECT unnest(?::VARCHAR[]))",
-        [[key for _, _, key in keyed]])}
-    spent_requests, spent_tokens = store.query(
-        "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0) FROM llm_calls WHERE run_id = ?",
-        [run_id])[0]
-    settings = context.settings
-    budget = Budget.left(settings, spent_requests, spent_tokens)
+        keyed.append((item, content, context.cache.key(content)))
+    cached = context.cache.lookup(store, [key for _, _, key in keyed])
+    budget = context.cache.budget(store, run_id)
     jobs = []
     for item, _, key in keyed:
         hit = cached.get(key)
         if hit is None:
             jobs.append((item, key))
-        elif hit[0] == "ok":
-            _extend(tables, _verdict_rows(item, json.loads(hit[1]), context, key, run_id, now))
+        elif hit.status == "ok":
+            _extend(tables, _verdict_rows(item, json.loads(hit.response), context, key, run_id, now))
         else:
-            tables["judge_results"].append(_failure(item, context, key, run_id, now, "llm_cached_error", hit[2],
+            tables["judge_results"].append(_failure(item, context, key, run_id, now, "llm_cached_error", hit.error,
                                                     terminal=True))
-    outcomes = run_concurrently(settings, jobs, partial(_judge_one, context=context, budget=budget, run_id=run_id))
+    outcomes = run_concurrently(context.settings, jobs,
+                                partial(_judge_one, context=context, budget=budget, run_id=run_id))
     contents = {key: content for _, content, key in keyed}
     for (item, key), exchange in zip(jobs, outcomes, strict=True):
         tables["llm_calls"].extend(exchange.calls)
-        if exchange.terminal:
-            tables["llm_cache"].append({
-                "cache_key": key, "study_id": item["study_id"], "input_hash": contents[key],
-                "prompt_hash": context.prompt_hash, "model": settings.model, "params_hash": context.params_hash,
-                "status": "ok" if exchange.value is not None else "error", "response": exchange.raw,
-                "error": exchange.error[:2000] or None, "attempts": exchange.attempts, "run_id": run_id,
-                "created_at": now})
+        cache_row = context.cache.row(key, item["study_id"], contents[key], exchange, run_id, now)
+        if cache_row is not None:
+            tables["llm_cache"].append(cache_row)
         if exchange.value is not None:
             _extend(tables, _verdict_rows(item, exchange.value, context, key, run_id, now))
         else:

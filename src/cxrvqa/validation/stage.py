@@ -23,16 +23,15 @@ from cxrvqa.provenance import stable_hash
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.qa.generate import GenerationSettings
 from cxrvqa.qa.study import ImageView, study_view
+from cxrvqa.resources import load_json_schema
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
+from cxrvqa.store.records import ITEM_COLUMNS
 from cxrvqa.store.shards import Tables, write_tables
-from cxrvqa.validation.grading import grade_item, grading
+from cxrvqa.validation.grading import STATUS_RANK, grade_item, grading
 from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationContext, run_validators
 
-#: Columns of an item as the validators see it (schemas/qa_item.schema.json).
-ITEM_FIELDS = ("item_id", "study_id", "patient_id", "image_id", "view_plane", "template_id", "question_type",
-               "strategy", "skill", "answer_format", "question", "answer", "options", "correct_option", "findings",
-               "regions", "boxes", "evidence_ids", "arguments", "polarity", "split")
-STATUS_RANK = {"ok": 0, "warn": 1, "reject": 2}
+#: Columns of an item as the validators see it: those schemas/qa_item.schema.json publishes, in its order.
+ITEM_FIELDS = tuple(name for name in load_json_schema("qa_item.schema.json")["properties"] if name in ITEM_COLUMNS)
 #: The fewest pending items in a batch worth the process pool.
 POOL_MIN_ITEMS = 5_000   # a template rebuild's batches hold ~13k pending items (bench_scale at 10k studies)
 

@@ -20,12 +20,12 @@ import jsonschema
 
 from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import vocabulary
-from cxrvqa.qa.generate import (ALL_LETTERS, ITEM_COLUMNS, GenerationSettings, generate_study, names_of,
-                               split_of, study_split)
+from cxrvqa.qa.generate import ALL_LETTERS, GenerationSettings, generate_study, names_of, split_of, study_split
 from cxrvqa.qa.programs import PROGRAMS, side_of
 from cxrvqa.qa.study import StudyView
 from cxrvqa.qa.templates import Template
 from cxrvqa.resources import load_json_schema
+from cxrvqa.store.records import ITEM_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -87,3 +87,23 @@ def test_the_worst_questions_and_the_strongest_templates() -> None:
 def test_hidden_arguments_are_not_part_of_the_question() -> None:
     assert shown_arguments('{"finding": "x", "region": "y"}', ("finding",)) == '{"region": "y"}'
     assert shown_arguments(PTX, ()) == PTX
+
+
+def test_chance_follows_the_number_of_options() -> None:
+    """Two-option items (the built-in choices) have chance 1/2, not the 1/4 of four options; a set of options
+    balanced so that each option is the answer as often (qa.stage.balance_choice) leaves the option reader at
+    chance: every value scores the same, the pick is a tie."""
+    pair = ("cardiomegaly", "effusion")
+    train = [item("choice2", "Which is present?", "{}", answer, "train", "multiple_choice", pair)
+             for answer in ("cardiomegaly", "effusion", "cardiomegaly", "effusion")]
+    held_out = [item("choice2", "Which is present?", "{}", answer, "test", "multiple_choice", pair)
+                for answer in ("cardiomegaly", "cardiomegaly", "effusion")]
+    four = item("choice4", "Which of these?", "{}", "a", "test", "multiple_choice", ("a", "b", "c", "d"))
+    by_template = {(f.key, f.template_id): (f.n_items, f.accuracy, f.chance)
+                   for f in baseline([*train, *held_out, four])}
+    assert by_template[("options", "choice2")] == (3, 0.5, 0.5)
+    assert by_template[("options", "choice4")] == (1, 0.25, 0.25)          # never shown in train: chance
+    assert by_template[("options", None)] == (4, (3 * 0.5 + 0.25) / 4, (3 * 0.5 + 0.25) / 4)
+    # unbalanced, the value that was the answer more often wins: 2 of the 3 held-out items
+    skewed = [*train[:3], *held_out]
+    assert next(f.accuracy for f in baseline(skewed) if f.key == "options" and f.template_id == "choice2") == 2 / 3

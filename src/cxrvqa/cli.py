@@ -188,7 +188,7 @@ def _keep_recorded_templates(config: Config) -> None:
         return
     from cxrvqa.staleness import last_config
 
-    with Store(config.db_path, read_only=True) as store:
+    with Store(config.db_path) as store:       # writable: a build migrates an --out of an older schema
         recorded = last_config(store)
     if recorded is None:
         return
@@ -309,6 +309,7 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
             "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
             "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL")
         prior = [asdict(f) for f in headline(stored_prior(store))]
+        balance = store.query_dicts(BALANCE_SQL)
         usage = store.query_dicts(
             "SELECT count(*) AS requests, coalesce(sum(prompt_tokens), 0) AS prompt_tokens, "
             "coalesce(sum(completion_tokens), 0) AS completion_tokens, count(*) FILTER (outcome <> 'ok') AS failed, "
@@ -325,7 +326,21 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
         work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
     return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
             "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades,
-            "stale": work, "question_only_baseline": prior}
+            "stale": work, "question_only_baseline": prior, "balance": balance}
+
+
+#: What the latest per-question balance kept, per kind of question: yes/no (template and arguments) and
+#: multiple choice (template and set of options): questions, those missing an answer, those the build
+#: balanced again (an edit elsewhere moved their share out of the tolerance), candidates and kept items.
+BALANCE_SQL = """
+SELECT 'yes/no' AS kind, count(*) AS questions, count(*) FILTER (missing IS NOT NULL) AS missing_an_answer,
+       count(*) FILTER (basis = 'rebalanced') AS rebalanced, coalesce(sum(n_positive + n_negative), 0) AS candidates,
+       coalesce(sum(n_positive_kept + n_negative_kept), 0) AS kept FROM current_qa_question_balance
+UNION ALL
+SELECT 'multiple choice', count(*), count(*) FILTER (least = 0), count(*) FILTER (rebalanced), coalesce(sum(n), 0),
+       coalesce(sum(kept), 0)
+FROM (SELECT min(n_items) AS least, bool_or(basis = 'rebalanced') AS rebalanced, sum(n_items) AS n,
+             sum(n_kept) AS kept FROM current_qa_choice_balance GROUP BY template_id, template_version, options)"""
 
 
 def _with_qa(config: Config, qa: dict[str, Any] | None) -> Config:
@@ -381,6 +396,11 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False,
         out.print(qa)
     if tables["qa_items"] and any(g["n"] for g in info["grades"]):
         out.print("grades: " + ", ".join(f"[bold]{g['label']}[/] {g['n']}" for g in info["grades"]))
+    for row in info["balance"]:
+        if row["questions"]:
+            out.print(f"balanced per question ({row['kind']}): kept [bold]{row['kept']}[/] of {row['candidates']} "
+                      f"candidates in {row['questions']} questions, {row['missing_an_answer']} missing an answer "
+                      f"(nothing kept), {row['rebalanced']} balanced again by the last build")
     if info["question_only_baseline"]:
         prior = Table(title="Question-only baseline: the train split's majority answer per question, on the "
                       "held-out items (cxrvqa audit: per template)", title_justify="left")

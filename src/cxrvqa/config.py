@@ -143,6 +143,11 @@ class QAConfig(_Section):
         "the other as reach positive_share, chosen by item hash; a question that never gets one of the answers "
         "keeps no yes/no item (counted in the audit), so that the question alone does not give the answer away. "
         "per_template: per template only (the question-only baseline then stays high)."))
+    balance_tolerance: float = Field(0.05, ge=0, lt=1, description=(
+        "Stable balancing: a rebuild keeps the previous balance's item-hash thresholds of a question (or keep "
+        "rates of a template) while the 'yes' share they give stays within this distance of the target (or each "
+        "side within one item of its quota), so that an edit to a few studies flips no item of another study; "
+        "a question that leaves it is balanced again (qa_question_balance.basis 'rebalanced')."))
     prior_margin: float = Field(0.15, gt=0, lt=1, description=(
         "Dataset check question_prior: a yes/no or multiple-choice template fails when the question-only "
         "baseline answers more than chance + this share of its held-out items (a per-question balance at "

@@ -11,7 +11,8 @@ answers the held-out items (every other split) with it. Three keys say what "the
   model learns, e.g. that a finding shown 500 times as a distractor and never as the answer is not the
   answer, where a count of correct answers alone would not.
 An item whose key train never saw gets chance credit (1/2 yes/no, 1/number of options); ties between top
-answers share the credit (the expected accuracy of a random pick).
+answers share the credit (the expected accuracy of a random pick). Chance is the mean of the items' (a
+template asks with 2-5 options).
 Accuracy is reported per answer format and per template beside chance (VQA-CP's language prior; VQA v2
 rebuilt its answers in complementary pairs for this reason).
 
@@ -35,7 +36,7 @@ from typing import Any
 from cxrvqa.store import Store
 
 KEYS = ("question", "arguments", "options")
-CHANCE = {"yes_no": 0.5, "multiple_choice": 0.25}
+CHANCE = {"yes_no": 0.5, "multiple_choice": 0.25}     # multiple choice: with four options
 TRAIN = "train"
 #: Questions (arguments) listed per template, the most predictable first.
 WORST = 5
@@ -143,6 +144,14 @@ class OptionModel:
         return 1 / len(top) if item.answer in top else 0.0
 
 
+def _figure(key: str, fmt: str, template: str | None, scored: list[tuple[float, float]],
+            worst: tuple[tuple[str, int, float], ...] = ()) -> PriorFigure:
+    """A figure from its held-out items' (credit, chance): chance is their mean (multiple choice: 1/number of
+    options, which a template sets); None for open answers."""
+    chance = sum(c for _, c in scored) / len(scored) if fmt in CHANCE else None
+    return PriorFigure(key, fmt, template, len(scored), sum(x for x, _ in scored) / len(scored), chance, worst)
+
+
 def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
     """Per key: one figure per answer format, then one per template (formats and templates in name order).
     The `options` key covers multiple-choice items only (OptionModel). Nothing without held-out items."""
@@ -156,30 +165,28 @@ def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
         for item in items:
             if item.split == TRAIN and reader is None:
                 train[key_of(item)][item.answer] += 1
-        by_format: dict[str, list[float]] = defaultdict(list)
-        by_template: dict[tuple[str, str], list[float]] = defaultdict(list)
-        by_question: dict[tuple[str, str], list[float]] = defaultdict(list)
+        by_format: dict[str, list[tuple[float, float]]] = defaultdict(list)     # (credit, chance) per item
+        by_template: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        by_question: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         for item in held_out:
+            chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
             if reader is not None:
                 if not item.options:
                     continue
                 credit = reader.credit(item)
             else:
-                chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
                 credit = _credit(train.get(key_of(item), Counter()), item.answer, chance)
-            by_format[item.answer_format].append(credit)
-            by_template[(item.template_id, item.answer_format)].append(credit)
-            by_question[(item.template_id, item.arguments)].append(credit)
+            for group in (by_format[item.answer_format], by_template[(item.template_id, item.answer_format)],
+                          by_question[(item.template_id, item.arguments)]):
+                group.append((credit, chance))
         for fmt in sorted(by_format):
-            credits = by_format[fmt]
-            figures.append(PriorFigure(key, fmt, None, len(credits), sum(credits) / len(credits), CHANCE.get(fmt)))
-        for (template, fmt), credits in sorted(by_template.items()):
-            chance = CHANCE.get(fmt)
-            questions = sorted(((args, len(c), sum(c) / len(c), sum(c) - len(c) * (chance or 0.0))
+            figures.append(_figure(key, fmt, None, by_format[fmt]))
+        for (template, fmt), scored in sorted(by_template.items()):
+            questions = sorted(((args, len(c), sum(x for x, _ in c) / len(c), sum(x - y for x, y in c))
                                 for (t, args), c in by_question.items() if t == template),
                                key=lambda q: (-q[3], q[0]))
-            figures.append(PriorFigure(key, fmt, template, len(credits), sum(credits) / len(credits), chance,
-                                       tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])))
+            figures.append(_figure(key, fmt, template, scored,
+                                   tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])))
     return figures
 
 

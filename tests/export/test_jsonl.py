@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def test_validate_file_reads_the_export_back_with_the_stored_verdicts(demo: Path
     lines, answers = read_lines(exported), read_lines(verdicts)
     # exit 1: the export holds rejected items (demo-s4's hedged finding, demo/README.md; demo-s3's "possibly
     # increased" effusion answered "worsened") and so do the verdicts
-    assert [status[item["item_id"]] for item in lines].count("reject") == 5
+    assert [status[item["item_id"]] for item in lines].count("reject") == 2
     assert result.exit_code == 1, result.output
     assert [a["line"] for a in answers] == list(range(1, len(lines) + 1))
     for item, answer in zip(lines, answers, strict=True):
@@ -163,8 +164,16 @@ def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question(demo: Pat
         if line["polarity"] is not None:
             sides.setdefault((line["template_id"], line["arguments"]), [0, 0])[line["polarity"]] += 1
     assert sides and all(no == yes for no, yes in sides.values())
-    open_items = sum(1 for item in expected_items(demo).values() if item["polarity"] is None)
-    assert sum(1 for line in lines if line["polarity"] is None) == open_items
+    open_items = sum(1 for item in expected_items(demo).values()
+                     if item["polarity"] is None and item["answer_format"] != "multiple_choice")
+    assert sum(1 for line in lines if line["polarity"] is None and line["answer_format"] != "multiple_choice") \
+        == open_items
+    # each option of a multiple-choice question (template and set of options) the answer equally often
+    answers: dict[tuple[str, tuple[str, ...]], Counter[str]] = {}
+    for line in lines:
+        if line["answer_format"] == "multiple_choice":
+            answers.setdefault((line["template_id"], tuple(sorted(line["options"]))), Counter())[line["answer"]] += 1
+    assert answers and all(set(c) == set(options) and len(set(c.values())) == 1 for (_, options), c in answers.items())
     paired = [line["pair_id"] for line in lines if line["pair_id"]]
     assert all(paired.count(p) == 2 for p in paired)
     assert "balance per-question" in dest.with_name("eval.jsonl.card.md").read_text(encoding="utf-8")

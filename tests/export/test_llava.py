@@ -42,7 +42,7 @@ def test_conversations_in_llava_layout(demo: Path, tmp_path: Path) -> None:
         assert (human["from"], gpt["from"]) == ("human", "gpt")
         if item["answer_format"] == "multiple_choice":
             multiple_choice += 1
-            options = "\n".join(f"{letter}. {option}" for letter, option in zip("ABCD", item["options"], strict=True))
+            options = "\n".join(f"{letter}. {option}" for letter, option in zip("ABCDE", item["options"], strict=False))
             assert human["value"] == (f"{wording['image_token']}\n{item['question']}\n{options}\n"
                                       f"{wording['multiple_choice_instruction']}")
             assert gpt["value"] == item["correct_option"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from dataclasses import replace
+
+import pytest
 
 from cxrvqa.extraction.vocab import vocabulary
-from cxrvqa.qa.generate import LETTERS, split_of
+from cxrvqa.qa.generate import ALL_LETTERS, split_of
 from cxrvqa.qa.programs import finding_name
 from cxrvqa.qa.study import study_view
 from cxrvqa.qa.templates import builtin_templates
@@ -91,19 +94,24 @@ def test_split_is_per_patient_and_follows_the_shares() -> None:
 
 
 # -- multiple choice ---------------------------------------------------------------------
-def test_mcq_letters_are_uniform_and_options_well_formed() -> None:
+@pytest.mark.parametrize("n_options", [2, 4])
+def test_mcq_letters_are_uniform_and_options_well_formed(n_options: int) -> None:
+    """The built-in choices ask with two options (so that they can be balanced per set of options); the
+    generator fills the four of ReXVQA's format as well."""
+    assert {t.options for t in MCQ} == {2}
     letters: Counter[str] = Counter()
     for view in synthetic_views(3000):
-        for row in items(view, *MCQ):
+        for row in items(view, *(replace(t, options=n_options) for t in MCQ)):
             options = row["options"]
-            assert len(options) == 4 and len(set(options)) == 4
-            assert options[LETTERS.index(row["correct_option"])] == row["answer"]
+            assert len(options) == n_options and len(set(options)) == n_options
+            assert options[ALL_LETTERS.index(row["correct_option"])] == row["answer"]
             assert options.count(row["answer"]) == 1
             letters[row["correct_option"]] += 1
     total = sum(letters.values())
     assert total > 2500
-    for letter in LETTERS:
-        assert abs(letters[letter] / total - 0.25) <= 0.03, (letter, letters)
+    assert set(letters) == set(ALL_LETTERS[:n_options])
+    for letter in ALL_LETTERS[:n_options]:
+        assert abs(letters[letter] / total - 1 / n_options) <= 0.03, (letter, letters)
 
 
 def test_mcq_distractors_are_explicitly_absent() -> None:

@@ -60,6 +60,32 @@ def test_question_quota_keeps_the_rarer_answer_whole(n_pos: int, n_neg: int, kep
     assert stage.question_quota(n_pos, n_neg, 0.4) == kept
 
 
+def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance() -> None:
+    yes, no = [0.1, 0.5], [0.05, 0.2, 0.3, 0.6, 0.7, 0.9]
+    fresh = stage.balance_question(yes, no, 0.4, 0.05, None)
+    assert fresh == stage.QuestionBalance((2, 3), (1.0, 0.6), "new")          # every yes, 3 no: the lowest u
+    # one 'yes' study retired, one 'no' added below the threshold: (1, 4) is 0.2 'yes', three 'no' items off the
+    # quota (1, 1): balanced again
+    assert stage.balance_question([0.1], [0.05, 0.2, 0.25, 0.3, 0.7], 0.4, 0.05, (1.0, 0.6)) == \
+        stage.QuestionBalance((1, 1), (1.0, 0.2), "rebalanced")
+    # a 'no' below the threshold retired: (2, 2), 0.5, but one item from the quota (2, 3): kept, nothing flips
+    assert stage.balance_question(yes, [0.05, 0.3, 0.6, 0.7, 0.9], 0.4, 0.05, (1.0, 0.6)) == \
+        stage.QuestionBalance((2, 2), (1.0, 0.6), "kept")
+    # a side gone keeps nothing, however balanced before
+    assert stage.balance_question([], no, 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance((0, 0), (0.0, 0.0),
+                                                                                      "rebalanced")
+
+
+def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest() -> None:
+    a, b, c = [0.2, 0.4, 0.9], [0.3, 0.8], [0.1, 0.5, 0.6, 0.7]
+    assert stage.balance_choice((a, b, c), 0.05, None) == stage.QuestionBalance((2, 2, 2), (0.9, 1.0, 0.6), "new")
+    # an option never the answer: the set of options keeps nothing
+    assert stage.balance_choice((a, [], c), 0.05, None) == stage.QuestionBalance((0, 0, 0), (0.0, 0.0, 0.0), "new")
+    # a new item answered by c below its threshold: (2, 2, 3), each within one of the quota (2, 2, 2): kept
+    assert stage.balance_choice((a, b, [0.05, 0.1, 0.5, 0.6, 0.7]), 0.05, (0.9, 1.0, 0.6)) == \
+        stage.QuestionBalance((2, 2, 3), (0.9, 1.0, 0.6), "kept")
+
+
 def test_per_question_balance_keeps_the_quota_of_each_question(per_question: SimpleNamespace) -> None:
     store = per_question.store
     assert {row["mode"] for row in per_question.balance} == {"per_question"}
@@ -112,22 +138,93 @@ def test_the_question_only_baseline_is_stored_with_the_selection(per_question: S
     assert yes_no["question"].accuracy <= 0.65
 
 
-def test_per_question_balance_of_new_studies_leaves_other_questions_alone(per_question: SimpleNamespace,
-                                                                          tmp_path: Path) -> None:
+#: The yes/no candidates a rank quota (the n lowest sample_u of each side, `question_quota`) keeps: the
+#: selection before stable balancing, to compare with.
+RANK_QUOTA_SQL = """
+SELECT study_id, item_id FROM current_qa_candidates WHERE polarity IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY template_id, arguments, polarity ORDER BY sample_u, item_id)
+        <= quota_of(count(*) FILTER (polarity) OVER (PARTITION BY template_id, arguments),
+                    count(*) FILTER (NOT polarity) OVER (PARTITION BY template_id, arguments), polarity)"""
+
+
+def _rank_quota_kept(store: Store) -> set[tuple[str, str]]:
+    store.con.create_function("quota_of", lambda p, n, side: stage.question_quota(p, n, 0.4)[0 if side else 1],
+                              ["BIGINT", "BIGINT", "BOOLEAN"], "BIGINT")
+    try:
+        return set(store.query(RANK_QUOTA_SQL))
+    finally:
+        store.con.remove_function("quota_of")
+
+
+def _edited_copy(per_question: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
+    """The per-question build copied, then edited: 30 of its 600 studies retired (as `build --prune` does) and
+    10 new studies added, and its QA stage run again; what changed in the other studies."""
+    from cxrvqa.store.retire import reconcile
+
     db = tmp_path / "cxrvqa.duckdb"
     per_question.store.con.execute("CHECKPOINT")       # the copy is the whole database (no pending WAL)
     shutil.copy(per_question.folder / "cxrvqa.duckdb", db)
-    keys = "SELECT item_id, template_id, arguments FROM current_qa_items WHERE polarity IS NOT NULL"
+    keys = "SELECT study_id, item_id, template_id, arguments FROM current_qa_items WHERE polarity IS NOT NULL"
+    choices = ("SELECT study_id, item_id, template_id, list_sort(options)::VARCHAR FROM current_qa_items "
+               "WHERE answer_format = 'multiple_choice'")
+    with Store(db) as store:
+        before, rank_before, choices_before = set(store.query(keys)), _rank_quota_kept(store), set(store.query(choices))
+        studies = [s for (s,) in store.query("SELECT study_id FROM current_reports ORDER BY study_id")]
+        retired = set(studies[::20])
+        reconcile(store, "run-2", "study", set(studies) - retired, "the test's input", prune=True)
+        fill_store(store, 600, 10, n_patients=300, run_id="more")
+        run_qa(store, tmp_path, "run-2")
+        after, rank_after, choices_after = set(store.query(keys)), _rank_quota_kept(store), set(store.query(choices))
+        choice_bases = dict(store.query("SELECT basis, count(DISTINCT (template_id, options)) "
+                                        "FROM current_qa_choice_balance GROUP BY ALL"))
+        rebalanced_choices = set(store.query("SELECT DISTINCT template_id, options::VARCHAR "
+                                             "FROM current_qa_choice_balance WHERE basis = 'rebalanced'"))
+        bases = dict(store.query("SELECT basis, count(*) FROM current_qa_question_balance GROUP BY ALL"))
+        rebalanced = set(store.query("SELECT template_id, arguments FROM current_qa_question_balance "
+                                     "WHERE basis = 'rebalanced'"))
+        edited = retired | {s for (s,) in store.query("SELECT DISTINCT study_id FROM qa_items WHERE run_id = 'run-2'")}
+    return SimpleNamespace(
+        edited=edited, bases=bases, rebalanced=rebalanced, choice_bases=choice_bases,
+        rebalanced_choices=rebalanced_choices,
+        choices_flipped={row for row in choices_before ^ choices_after if row[0] not in edited},
+        flipped={row for row in before ^ after if row[0] not in edited},
+        rank_flipped={row for row in rank_before ^ rank_after if row[0] not in edited})
+
+
+def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves_its_tolerance(
+        per_question: SimpleNamespace, tmp_path: Path) -> None:
+    edited = _edited_copy(per_question, tmp_path)
+    assert len(edited.edited) == 40 and edited.bases == {"kept": 324, "rebalanced": 14}
+    # every item of an unedited study that changed is one of the 14 questions balanced again
+    assert {(t, a) for _, _, t, a in edited.flipped} == edited.rebalanced
+    assert len(edited.flipped) == 46
+    # a rank quota (the n lowest item hashes per side) flipped nearly five times as many, in most questions touched
+    assert len(edited.rank_flipped) == 220
+    # multiple choice alike, per template and set of options: 30 items of the 26 of 672 sets balanced again
+    assert edited.choice_bases == {"kept": 641, "new": 5, "rebalanced": 26}
+    rebalanced = {row for row in edited.choices_flipped if row[2:] in edited.rebalanced_choices}
+    # ... or the item de-duplication hid behind one of those in its image (one question text per image)
+    assert (len(rebalanced), len(edited.choices_flipped)) == (30, 34)
+    assert {s for s, *_ in edited.choices_flipped} == {s for s, *_ in rebalanced}
+
+
+def test_a_per_template_balance_keeps_its_rates_while_the_share_stays_within_tolerance(
+        synthetic: SimpleNamespace, tmp_path: Path) -> None:
+    from cxrvqa.store.retire import reconcile
+
+    db = tmp_path / "cxrvqa.duckdb"
+    synthetic.store.con.execute("CHECKPOINT")
+    shutil.copy(synthetic.folder / "cxrvqa.duckdb", db)
+    keys = "SELECT study_id, item_id FROM current_qa_items WHERE polarity IS NOT NULL"
     with Store(db) as store:
         before = set(store.query(keys))
-        fill_store(store, 600, 5, n_patients=300, run_id="more")
-        run_qa(store, tmp_path, "run-2")
+        studies = [s for (s,) in store.query("SELECT study_id FROM current_reports ORDER BY study_id")]
+        retired = set(studies[::50])
+        reconcile(store, "run-2", "study", set(studies) - retired, "the test's input", prune=True)
+        rows = run_qa(store, tmp_path, "run-2", balance="per_template").balance
         after = set(store.query(keys))
-        touched = {(t, a) for (t, a) in store.query(
-            "SELECT DISTINCT template_id, arguments FROM current_qa_candidates "
-            "WHERE run_id = 'run-2' AND polarity IS NOT NULL")}
-    flipped = {(t, a) for _, t, a in before ^ after}
-    assert flipped <= touched
+    assert len(retired) == 20 and {row["basis"] for row in rows} == {"kept"}
+    assert {row[0] for row in before ^ after} <= retired        # no item of another study flipped
 
 
 def test_stage_counts(synthetic: SimpleNamespace) -> None:

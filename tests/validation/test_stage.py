@@ -122,11 +122,15 @@ def test_dataset_checks_flag_a_skewed_letter_distribution(demo: Path, tmp_path: 
     out = tmp_path / "copy"
     shutil.copytree(demo, out)
     with Store(out / "cxrvqa.duckdb") as store:
+        # the demo keeps two choice items (balanced per set of options): every candidate made current, so that
+        # a skew is more than chance can explain
+        store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
+                          "FROM current_qa_candidates ANTI JOIN qa_current USING (item_id) WHERE options IS NOT NULL")
         store.con.execute("UPDATE qa_items SET correct_option = 'A' WHERE correct_option IS NOT NULL")
         n = store.query("SELECT count(*) FROM current_qa_items WHERE correct_option IS NOT NULL")[0][0]
         letters = [row for row in dataset_checks(store, "r-skewed") if row["check"] == "mcq_letters"]
-    assert n > 0 and len(letters) == 1 and letters[0]["ok"] is False and letters[0]["value"] == 1.0
-    assert letters[0]["detail"] == f"A {n}, B 0, C 0, D 0 of {n}"
+    assert n > 20 and len(letters) == 1 and letters[0]["ok"] is False and letters[0]["value"] == 1.0
+    assert (letters[0]["subject"], letters[0]["detail"]) == ("2 options", f"A {n}, B 0 of {n}")
 
 
 def test_a_rebuild_that_changed_nothing_keeps_the_dataset_checks(demo: Path, tmp_path: Path) -> None:

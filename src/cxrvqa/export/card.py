@@ -220,7 +220,8 @@ _BALANCE = {
     "per_question": "per question: for each template and arguments (e.g. each finding) the build keeps every item "
                     "of the rarer answer and as many of the other as reach the target 'yes' share (qa.positive_share, "
                     "0.4 by default), chosen by item hash; a question that never gets one of the answers keeps no "
-                    "yes/no item",
+                    "yes/no item; a multiple-choice question (template and set of options) keeps each option as the "
+                    "answer as often as the rarest, so that an option's value does not tell the answer",
     "per_template": "per template: each yes/no template's side in excess is sampled down to the target 'yes' share; "
                     "within a template, a question (e.g. 'Is there a pneumothorax?') keeps its real-world prevalence, "
                     "which the question alone gives away",
@@ -237,8 +238,9 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
         out += ["Balance of the build's yes/no answers: " + "; ".join(_BALANCE[m] for m in modes) + ".", ""]
     if selection.balance == "per-question":
         out += ["Export profile `--balance per-question` (an evaluation set): per question (template and arguments), "
-                "as many 'yes' as 'no' items of the selection are kept (those with the lowest item hash); other "
-                "items are kept as they are.", ""]
+                "as many 'yes' as 'no' items of the selection are kept (those with the lowest item hash); per "
+                "multiple-choice question (template and set of options), each option as the answer as often as the "
+                "rarest; other items are kept as they are.", ""]
     figures = measure(store, source) if source is not None else []
     if not figures:
         return out + ["Not measurable on this export: it needs items of the train split and of another split.", ""]
@@ -246,7 +248,7 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
             "train split, scored on its other splits (VQA-CP's language prior): the question as its normalised text, "
             "or as its template and the arguments it shows; for multiple choice also reading the options (the "
             "option whose value was most often the answer among the times train showed it, per template and question "
-            "text). Chance: 1/2 yes/no, 1/4 multiple choice.", "",
+            "text). Chance: 1/2 yes/no, 1/number of options multiple choice.", "",
             _table(list(FORMAT_COLUMNS), format_rows(figures)), "", "Templates with the strongest prior:", "",
             _table(["template", "answer format", "held-out items", "accuracy", "chance", "best answered questions"],
                    [[f.template_id, f.answer_format, f.n_items, f"{f.accuracy:.3f}",

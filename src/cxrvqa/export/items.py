@@ -36,7 +36,7 @@ class Selection:
     min_grade: int | None = None        # grade code (grade_levels.grade); None: every item, graded or not
     min_grade_label: str | None = None
     split: str | None = None
-    balance: str | None = None          # per-question: yes/no items 50/50 per question (an evaluation set)
+    balance: str | None = None          # per-question: yes/no 50/50, each option equally often (evaluation)
 
     def describe(self) -> str:
         parts = [f"grade >= {self.min_grade_label}" if self.min_grade_label else "",
@@ -76,7 +76,8 @@ def split_names(store: Store) -> list[str]:
 
 
 #: Export profiles (--balance): per-question keeps, per question (template and arguments), as many 'yes' as
-#: 'no' items (those with the lowest sample_u), so that the question alone answers half of them.
+#: 'no' items (those with the lowest sample_u), so that the question alone answers half of them, and per
+#: multiple-choice question (template and set of options) each option as the answer as often as the rarest.
 BALANCE_PROFILES = ("per-question",)
 
 
@@ -116,10 +117,16 @@ def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
               "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
               + (" WHERE " + " AND ".join(where) if where else ""))
     if selection.balance == "per-question":
-        chosen = (f"SELECT * FROM ({chosen}) WINDOW question AS (PARTITION BY template_id, arguments) "
-                  "QUALIFY polarity IS NULL OR row_number() OVER (PARTITION BY template_id, arguments, polarity "
-                  "ORDER BY sample_u, item_id) <= least(sum(polarity::INTEGER) OVER question, "
-                  "sum((NOT polarity)::INTEGER) OVER question)")
+        chosen = (f"SELECT * EXCLUDE (choice, n_answer, k_answer) FROM (SELECT *, list_sort(options) AS choice, "
+                  "count(*) OVER answered AS n_answer, row_number() OVER (answered ORDER BY sample_u, item_id) "
+                  f"AS k_answer FROM ({chosen}) WINDOW answered AS (PARTITION BY template_id, list_sort(options), "
+                  "answer)) WINDOW question AS (PARTITION BY template_id, arguments), "
+                  "choice AS (PARTITION BY template_id, choice) "
+                  "QUALIFY CASE WHEN polarity IS NOT NULL THEN row_number() OVER (PARTITION BY template_id, "
+                  "arguments, polarity ORDER BY sample_u, item_id) <= least(sum(polarity::INTEGER) OVER question, "
+                  "sum((NOT polarity)::INTEGER) OVER question) "
+                  "WHEN answer_format = 'multiple_choice' THEN count(DISTINCT answer) OVER choice = len(choice) "
+                  "AND k_answer <= min(n_answer) OVER choice ELSE true END")
     # a pair whose partner is not selected is no pair in this export
     sql = (f"items AS (SELECT * REPLACE (CASE WHEN count(*) OVER (PARTITION BY pair_id) = 2 THEN pair_id END "
            f"AS pair_id) FROM ({chosen}))")

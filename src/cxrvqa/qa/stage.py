@@ -2,15 +2,18 @@
 
 A (study, template) pair is skipped when `qa_done` has it for the study's current input and the
 template's version, so a rerun generates only for new or changed studies and edited or added
-templates. After the batches, `balance` sets per question (template and arguments), or per template, how
-many 'yes' and 'no' candidates the current dataset keeps, and stores the current dataset's keys with their
-complementary pairs and its question-only baseline (`select_current`).
+templates. After the batches, `balance` sets per question (template and arguments), or per template, which
+'yes' and 'no' candidates the current dataset keeps (those whose item hash is below a threshold, kept from
+the previous balance while its share stays within the tolerance: stable across rebuilds), and stores the
+current dataset's keys with their complementary pairs and its question-only baseline (`select_current`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -59,6 +62,7 @@ class QAStageContext:
     positive_share: float
     workers: int
     balance: str = "per_question"          # per_question | per_template (qa.balance)
+    tolerance: float = 0.05                # qa.balance_tolerance
 
     @property
     def templates(self) -> tuple[tuple[Template, str], ...]:
@@ -88,7 +92,7 @@ def prepare(config: Config) -> QAStageContext:
     settings = GenerationSettings(seed=config.seed, splits=splits, split_from=split_from, templates=tuple(
         (t, template_version(t, config.seed, splits, split_from)) for t in templates), program_modules=modules)
     return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
-                          config.qa.workers, config.qa.balance)
+                          config.qa.workers, config.qa.balance, config.qa.balance_tolerance)
 
 
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
@@ -259,43 +263,159 @@ def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
     return min(n_pos, max(1, round(n_neg * target / (1 - target)))), n_neg
 
 
+def within_tolerance(kept: Sequence[int], quota: Sequence[int], shares: Sequence[float], tolerance: float) -> bool:
+    """Whether the items kept per answer (yes and no; each option of a choice) still balance a question or
+    template: every answer kept, and each answer's share within ``tolerance`` of its target or each within one
+    item of its quota (a small question's share jumps with every item)."""
+    if not all(kept):
+        return False
+    total = sum(kept)
+    return (all(abs(k / total - share) <= tolerance for k, share in zip(kept, shares, strict=True))
+            or all(abs(k - q) <= 1 for k, q in zip(kept, quota, strict=True)))
+
+
+def _threshold(sorted_u: Sequence[float], k: int) -> float:
+    """The item-hash bound below which exactly the ``k`` lowest of ``sorted_u`` lie (1.0: all, 0.0: none)."""
+    return 1.0 if k >= len(sorted_u) else sorted_u[k]
+
+
+@dataclass(frozen=True)
+class QuestionBalance:
+    kept: tuple[int, ...]                   # per answer (yes, no; each option): candidates below the threshold
+    thresholds: tuple[float, ...]           # per answer: its candidates with sample_u below it are kept
+    basis: str                              # new | kept | rebalanced (BASES)
+
+
+#: Where a question's thresholds (a template's keep rates) come from: no earlier balance of it; the previous
+#: balance's, their share within the tolerance; computed again, the previous ones having left it.
+BASES = ("new", "kept", "rebalanced")
+
+
+def balance_answers(answers: Sequence[Sequence[float]], quota: Sequence[int], shares: Sequence[float],
+                    tolerance: float, previous: Sequence[float] | None) -> QuestionBalance:
+    """One question's thresholds from the sorted sample_u of its candidates per answer: the previous balance's
+    while what they keep is `within_tolerance` of the quota (so an edit to other studies flips none of this
+    question's items), else those keeping the quota (per answer, the candidates with the lowest sample_u; a
+    quota of zeros keeps nothing). Pure."""
+    none = tuple(0.0 for _ in answers)
+    if previous is not None:
+        previous = tuple(previous)
+        kept = tuple(bisect_left(u, t) for u, t in zip(answers, previous, strict=True))
+        if within_tolerance(kept, quota, shares, tolerance) or (not any(quota) and previous == none):
+            return QuestionBalance(kept, previous, "kept")
+    basis = "new" if previous is None else "rebalanced"
+    if not any(quota):
+        return QuestionBalance(tuple(0 for _ in answers), none, basis)
+    thresholds = tuple(_threshold(u, k) for u, k in zip(answers, quota, strict=True))
+    return QuestionBalance(tuple(bisect_left(u, t) for u, t in zip(answers, thresholds, strict=True)), thresholds,
+                           basis)
+
+
+def balance_question(yes_u: Sequence[float], no_u: Sequence[float], target: float, tolerance: float,
+                     previous: tuple[float, float] | None) -> QuestionBalance:
+    """A yes/no question: `balance_answers` with `question_quota` and the target 'yes' share."""
+    return balance_answers((yes_u, no_u), question_quota(len(yes_u), len(no_u), target), (target, 1 - target),
+                           tolerance, previous)
+
+
+def balance_choice(answers: Sequence[Sequence[float]], tolerance: float, previous: Sequence[float] | None
+                   ) -> QuestionBalance:
+    """A multiple-choice question (a template and one set of options, the sorted u of the candidates answered by
+    each option): every option the answer equally often, as often as the rarest (nothing when one never is),
+    so that an option's value says nothing of whether it is the answer."""
+    least = min(len(u) for u in answers)
+    return balance_answers(answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers),
+                           tolerance, previous)
+
+
+def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]:
+    """(positive_keep_rate, keep_rate) of a per-template balance: the side in excess sampled down to the target
+    share; a template with one side keeps all."""
+    if not (n_pos and n_neg):
+        return 1.0, 1.0
+    return (min(1.0, n_neg * target / ((1 - target) * n_pos)), min(1.0, n_pos * (1 - target) / (target * n_neg)))
+
+
+def _question_rows(store: Store, run_id: str, targets: dict[str, float], context: QAStageContext,
+                   now: datetime) -> list[dict[str, Any]]:
+    """The per-question balance of the current candidates against the latest balance's thresholds."""
+    previous = {(t, v, a): (p, n) for t, v, a, p, n in store.query(
+        "SELECT template_id, template_version, arguments, positive_threshold, negative_threshold "
+        "FROM current_qa_question_balance WHERE positive_threshold IS NOT NULL")}
+    questions = []
+    for template_id, version, arguments, yes_u, no_u in store.query(
+            "SELECT template_id, template_version, arguments, "
+            "coalesce(list(sample_u ORDER BY sample_u) FILTER (polarity), []), "
+            "coalesce(list(sample_u ORDER BY sample_u) FILTER (NOT polarity), []) "
+            "FROM current_qa_candidates WHERE polarity IS NOT NULL GROUP BY ALL ORDER BY ALL"):
+        target = targets.get(template_id, context.positive_share)
+        result = balance_question(yes_u, no_u, target, context.tolerance,
+                                  previous.get((template_id, version, arguments)))
+        n_pos, n_neg = len(yes_u), len(no_u)
+        questions.append({"run_id": run_id, "template_id": template_id, "template_version": version,
+                          "arguments": arguments, "n_positive": n_pos, "n_negative": n_neg,
+                          "target_share": target, "n_positive_kept": result.kept[0],
+                          "n_negative_kept": result.kept[1],
+                          "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"), "created_at": now,
+                          "positive_threshold": result.thresholds[0], "negative_threshold": result.thresholds[1],
+                          "basis": result.basis})
+    return questions
+
+
+def _choice_rows(store: Store, run_id: str, context: QAStageContext, now: datetime) -> list[dict[str, Any]]:
+    """The per-question balance of the current multiple-choice candidates, one row per question (template and
+    sorted options) and option, against the latest balance's thresholds."""
+    previous: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for t, v, options, answer, threshold in store.query(
+            "SELECT template_id, template_version, options, answer, threshold FROM current_qa_choice_balance"):
+        previous[(t, v, tuple(options))][answer] = threshold
+    rows = []
+    for template_id, version, options, answered, u_lists in store.query(
+            "SELECT template_id, template_version, options, list(answer ORDER BY answer), list(u ORDER BY answer) "
+            "FROM (SELECT template_id, template_version, list_sort(options) AS options, answer, "
+            "list(sample_u ORDER BY sample_u) AS u FROM current_qa_candidates "
+            "WHERE answer_format = 'multiple_choice' GROUP BY ALL) GROUP BY ALL ORDER BY ALL"):
+        options, by_answer = tuple(options), dict(zip(answered, u_lists, strict=True))
+        answers = [by_answer.get(option, []) for option in options]
+        before = previous.get((template_id, version, options))
+        result = balance_choice(answers, context.tolerance,
+                                None if before is None else [before.get(o, 0.0) for o in options])
+        rows += [{"run_id": run_id, "template_id": template_id, "template_version": version, "options": list(options),
+                  "answer": option, "n_items": len(u), "n_kept": kept, "threshold": threshold,
+                  "basis": result.basis, "created_at": now}
+                 for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)]
+    return rows
+
+
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:
     """Balance the yes/no candidates and record it (`qa_balance`, per template; `qa_question_balance`, per
     question); returns the per-template rows. The current dataset's keys are stored in the same transaction.
 
-    per_template: per yes/no template, sample down the side in excess so that 'yes' reaches the target share
-    (negatives kept below keep_rate, positives below positive_keep_rate); a template with one side keeps all.
-    per_question: per template and arguments, `question_quota` of each side, the items with the lowest
-    sample_u; the template's keep rates are 1."""
+    per_question: per template and arguments, `balance_question`: item-hash thresholds per side, kept from the
+    previous balance while they stay within the tolerance; the template's keep rates are 1. Multiple choice
+    per template and set of options, `balance_choice` (`qa_choice_balance`): each option the answer equally
+    often.
+    per_template: per yes/no template, `template_rates` (the side in excess kept below its rate), the
+    previous balance's rates kept the same way."""
     targets = {t.id: t.positive_share or context.positive_share for t, _ in context.templates}
     per_question = context.balance == "per_question"
     now = datetime.now(timezone.utc)
-    questions: list[dict[str, Any]] = []
-    if per_question:
-        for template_id, version, arguments, n_pos, n_neg in store.query(
-                "SELECT template_id, template_version, arguments, count(*) FILTER (polarity), "
-                "count(*) FILTER (NOT polarity) FROM current_qa_candidates WHERE polarity IS NOT NULL "
-                "GROUP BY ALL ORDER BY ALL"):
-            target = targets.get(template_id, context.positive_share)
-            kept_pos, kept_neg = question_quota(n_pos, n_neg, target)
-            questions.append({"run_id": run_id, "template_id": template_id, "template_version": version,
-                              "arguments": arguments, "n_positive": n_pos, "n_negative": n_neg,
-                              "target_share": target, "n_positive_kept": kept_pos, "n_negative_kept": kept_neg,
-                              "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
-                              "created_at": now})
+    questions = _question_rows(store, run_id, targets, context, now) if per_question else []
+    choices = _choice_rows(store, run_id, context, now) if per_question else []
     counts = store.query(
         "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
         "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id")
+    previous = {} if per_question else {(t, v): (p, n) for t, v, p, n in store.query(
+        "SELECT template_id, template_version, positive_keep_rate, keep_rate FROM current_qa_balance "
+        "WHERE mode = 'per_template'")}
     rows = []
     for template_id, version, n_pos, n_neg in counts:
         target = targets.get(template_id, context.positive_share)
-        keep_neg = keep_pos = 1.0
-        if n_pos and n_neg and not per_question:
-            keep_neg = min(1.0, n_pos * (1 - target) / (target * n_neg))
-            keep_pos = min(1.0, n_neg * target / ((1 - target) * n_pos))
+        keep_pos, keep_neg = (1.0, 1.0) if per_question else template_rates(n_pos, n_neg, target)
         rows.append({"run_id": run_id, "template_id": template_id, "template_version": version,
                      "n_positive": n_pos, "n_negative": n_neg, "target_share": target, "keep_rate": keep_neg,
-                     "positive_keep_rate": keep_pos, "created_at": now, "mode": context.balance})
+                     "positive_keep_rate": keep_pos, "created_at": now, "mode": context.balance,
+                     "basis": "new" if per_question or (template_id, version) not in previous else "rebalanced"})
     if per_question:
         kept: dict[tuple[str, str], tuple[int, int]] = {}
         for q in questions:
@@ -303,7 +423,7 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
             kept[(q["template_id"], q["template_version"])] = (pos + q["n_positive_kept"],
                                                                neg + q["n_negative_kept"])
     else:
-        kept = _kept_by_rates(store, rows)
+        kept = _kept_previous_rates(store, rows, previous, context.tolerance)
     for row in rows:
         kept_pos, kept_neg = kept.get((row["template_id"], row["template_version"]), (0, 0))
         row["n_positive_kept"], row["n_negative_kept"] = kept_pos, kept_neg
@@ -312,8 +432,30 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
         store.insert("qa_balance", rows)
         if questions:
             store.insert("qa_question_balance", questions)
+        if choices:
+            store.insert("qa_choice_balance", choices)
         select_current(store, run_id)
     return rows
+
+
+def _kept_previous_rates(store: Store, rows: list[dict[str, Any]], previous: dict[tuple[str, str], tuple[float, float]],
+                         tolerance: float) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per-template balance: a template keeps the previous balance's rates while what they keep is
+    `within_tolerance` (its row's rates and basis set so); the kept (yes, no) per template and version."""
+    with_previous = [{**row, "positive_keep_rate": previous[key][0], "keep_rate": previous[key][1]}
+                     for row in rows if (key := (row["template_id"], row["template_version"])) in previous]
+    kept_before = _kept_by_rates(store, with_previous) if with_previous else {}
+    for row in rows:
+        key = (row["template_id"], row["template_version"])
+        if key not in previous:
+            continue
+        n_pos, n_neg, target = row["n_positive"], row["n_negative"], row["target_share"]
+        quota = (round(n_pos * row["positive_keep_rate"]), round(n_neg * row["keep_rate"]))
+        one_side = not (n_pos and n_neg) and previous[key] == (1.0, 1.0)
+        if one_side or within_tolerance(kept_before.get(key, (0, 0)), quota, (target, 1 - target), tolerance):
+            row["positive_keep_rate"], row["keep_rate"] = previous[key]
+            row["basis"] = "kept"
+    return _kept_by_rates(store, rows)
 
 
 def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, int]]:
@@ -339,10 +481,12 @@ RULE_INPUTS_SQL = (
     "(SELECT list([template_id, template_version] ORDER BY template_id) "
     "FROM current_qa_templates), (SELECT list([template_id, template_version, keep_rate::VARCHAR, "
     "positive_keep_rate::VARCHAR, mode] ORDER BY template_id, template_version) FROM current_qa_balance), "
-    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, n_positive_kept, "
-    "n_negative_kept), ',' ORDER BY template_id, template_version, arguments)) FROM current_qa_question_balance), "
+    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, positive_threshold, "
+    "negative_threshold), ',' ORDER BY template_id, template_version, arguments)) FROM current_qa_question_balance), "
     "(SELECT list([template_id, template_version, json_extract(definition, '$.complementary_pairs')::VARCHAR] "
-    "ORDER BY template_id) FROM current_qa_templates)")
+    "ORDER BY template_id) FROM current_qa_templates), "
+    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, options::VARCHAR, answer, threshold), ',' "
+    "ORDER BY template_id, template_version, options, answer)) FROM current_qa_choice_balance)")
 
 #: Complementary pairs among the current items: per question (template, arguments), view
 #: plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order.

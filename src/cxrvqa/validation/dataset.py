@@ -2,23 +2,25 @@
 
 - positive_share: each yes/no template's achieved 'yes' share is within POSITIVE_TOLERANCE of its target
   (or 3 binomial standard deviations, for templates with few items);
-- mcq_letters: the correct letters of multiple-choice items are uniform (each within 3 binomial
-  standard deviations of 25%);
+- mcq_letters: the correct letters of multiple-choice items are uniform, per number of options (each within
+  3 binomial standard deviations of 1/number of options);
 - answer_distribution: no template gives one answer to more than DOMINANT_SHARE of its items
   (a template that always says "no" teaches nothing), from MIN_ITEMS items up;
-- question_prior: the question-only baseline (`qa_prior`, by question text and by template + arguments) of a
-  yes/no or multiple-choice template answers at most chance + `qa.prior_margin` of its held-out items (or
-  2 binomial standard deviations, for templates with few), from MIN_ITEMS held-out items up; the detail names
-  the arguments (questions) the question alone answers best.
+- question_prior: the question-only baseline (`qa_prior`, by question text, by template + arguments and, for
+  multiple choice, reading the options) of a yes/no or multiple-choice template answers at most chance +
+  `qa.prior_margin` of its held-out items (or 2 binomial standard deviations, for templates with few), from
+  MIN_ITEMS held-out items up; the detail names the arguments (questions) the question alone answers best.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
+from cxrvqa.qa.generate import ALL_LETTERS
 from cxrvqa.store import Store
 
 POSITIVE_TOLERANCE, DOMINANT_SHARE, MIN_ITEMS = 0.05, 0.95, 20
@@ -51,16 +53,19 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
         tolerance = max(POSITIVE_TOLERANCE, 3 * math.sqrt(target * (1 - target) / (kept_pos + kept_neg)))
         add("positive_share", template, achieved, f"{target:.2f} +- {tolerance:.3f}",
             abs(achieved - target) <= tolerance, f"{kept_pos} yes / {kept_neg} no kept")
-    letters = dict(store.query("SELECT correct_option, count(*) FROM current_qa_items "
-                               "WHERE correct_option IS NOT NULL GROUP BY 1"))
-    n = sum(letters.values())
-    if n:
-        tolerance = 3 * math.sqrt(0.25 * 0.75 / n)
-        shares = {letter: letters.get(letter, 0) / n for letter in "ABCD"}
-        worst = max(shares, key=lambda letter: abs(shares[letter] - 0.25))
-        add("mcq_letters", "dataset", shares[worst], f"0.25 +- {tolerance:.3f}",
-            abs(shares[worst] - 0.25) <= tolerance,
-            ", ".join(f"{letter} {letters.get(letter, 0)}" for letter in "ABCD") + f" of {n}")
+    by_options: dict[int, dict[str, int]] = defaultdict(dict)
+    for n_options, letter, count in store.query(
+            "SELECT len(options), correct_option, count(*) FROM current_qa_items "
+            "WHERE correct_option IS NOT NULL GROUP BY ALL ORDER BY ALL"):
+        by_options[n_options][letter] = count
+    for n_options, letters in by_options.items():   # the correct letter uniform among a question's options
+        n, share = sum(letters.values()), 1 / n_options
+        tolerance = 3 * math.sqrt(share * (1 - share) / n)
+        shares = {letter: letters.get(letter, 0) / n for letter in ALL_LETTERS[:n_options]}
+        worst = max(shares, key=lambda letter: abs(shares[letter] - share))
+        add("mcq_letters", f"{n_options} options", shares[worst], f"{share:.2f} +- {tolerance:.3f}",
+            abs(shares[worst] - share) <= tolerance,
+            ", ".join(f"{letter} {letters.get(letter, 0)}" for letter in ALL_LETTERS[:n_options]) + f" of {n}")
     for template, answer, count, total in store.query(
             "WITH counts AS (SELECT template_id, answer, count(*) AS n FROM current_qa_items GROUP BY ALL) "
             "SELECT template_id, answer, n, sum(n) OVER (PARTITION BY template_id) AS total FROM counts "
@@ -72,7 +77,7 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
             f"{answer!r} is {count} of {total} answers")
     for template, key, n, accuracy, chance, worst in store.query(
             "SELECT template_id, key, n_items, accuracy, chance, worst FROM current_qa_prior "
-            "WHERE template_id IS NOT NULL AND chance IS NOT NULL AND key IN ('question', 'arguments') "
+            "WHERE template_id IS NOT NULL AND chance IS NOT NULL "
             "AND n_items >= ? QUALIFY row_number() OVER (PARTITION BY template_id ORDER BY accuracy DESC, key) = 1 "
             "ORDER BY template_id", [MIN_ITEMS]):
         tolerance = max(prior_margin, 2 * math.sqrt(chance * (1 - chance) / n))

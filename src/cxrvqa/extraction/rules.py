@@ -73,6 +73,7 @@ class _Rules:
     artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
     artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
+    refined_by: dict[str, tuple[frozenset[str], str]]   # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
     content_hash: str
@@ -101,6 +102,12 @@ def rules() -> _Rules:
                                 f"finding pattern names unknown finding {entry['finding']!r}")
         patterns.append((f"finding:{entry['finding']}", re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
     patterns += [(f"not_finding:pattern{i}", re.compile(p)) for i, p in enumerate(data.get("not_finding_patterns", ()))]
+    refinements = {}
+    for finding, entry in data.get("refined_by", {}).items():
+        if finding not in vocab.findings or finding not in ancestors("findings", entry["finding"]):
+            raise ResourceError("schemas/vocab/extraction_rules.yaml",
+                                f"refined_by.{finding}: expected a finding with {entry['finding']!r} below it")
+        refinements[finding] = (frozenset(entry["words"]), entry["finding"])
     statements = []
     for statement in data["normal_statements"]:
         unknown = [f for f in statement["absent"] if f not in vocab.findings] \
@@ -126,6 +133,7 @@ def rules() -> _Rules:
         artifact_attributions=re.compile("|".join(f"(?:{p})" for p in data["artifact_attributions"])),
         artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
+        refined_by=refinements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=digest + vocab.content_hash + finding_sites().content_hash,
@@ -416,8 +424,12 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         severity = own_modifier(severities, k, left, right)
         if presence == "present" and severity is not None and _value(severity) == "borderline":
             presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
+        finding = _value(mention)
+        refined = r.refined_by.get(finding)
+        if refined and any(t.lower_ in refined[0] for t in doc[previous_end:mention.start]):
+            finding = refined[1]   # "calcified right upper lobe nodule"
         extracted.append(dict(
-            finding=_value(mention), mention=mention, places=found, presence=presence, certainty=certainty,
+            finding=finding, mention=mention, places=found, presence=presence, certainty=certainty,
             modifiers=modifiers, laterality=laterality, regions=where,
             severity=_value(severity) if severity is not None else None,
             change=_value(change) if change is not None else None))

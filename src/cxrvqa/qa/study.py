@@ -248,7 +248,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
     for fact in [f for f in facts.values() if f.presence == "present"]:
         for ancestor in finding_ancestors(fact.finding):
-            if fact.finding in sites.blurred_by.get(ancestor, ((),))[0]:
+            if ancestor in sites.blurred_by and fact.finding in sites.blurred_by[ancestor][0]:
                 continue   # a calcified nodule is no lung opacity (nor is it none: see below)
             existing = facts.get(ancestor)
             regions = [r for r in fact.regions if sites.allows(ancestor, r)]   # cardiomegaly's heart is not

@@ -170,3 +170,17 @@ def test_a_finding_stated_present_nowhere_in_particular_and_denied_somewhere_is_
     sides = view(observation(1, "pleural_effusion", regions=["right_pleura"], laterality="right", evidence=[0]),
                  observation(2, "pleural_effusion", "absent", laterality="left", evidence=[1]))
     assert sides.facts["pleural_effusion"].presence == "present"
+
+
+def test_a_finding_beside_a_deidentified_word_keeps_its_regions_from_being_called_normal() -> None:
+    """Round W: "scattered calcified granulomas throughout both lung XXXX. Lungs are clear bilaterally" answered
+    "Are there lung findings? no": the granulomas are there, unread, so the lungs are not declared normal (the
+    heart, where a granuloma cannot be, still is)."""
+    statements = [{"id": "lungs_clear", "sentence_id": 1, "regions": ["lungs"]},
+                  {"id": "heart_normal", "sentence_id": 2, "regions": ["heart"]}]
+    hidden = observation(1, "calcified_granuloma", regions=["lungs"], modifiers=[DEID_ADJACENT], evidence=[0])
+    seen = study_view(graph("s1", ["s0", "s1", "s2"], [hidden], statements=statements), "p1", ())
+    assert (seen.is_normal_region("lungs"), seen.is_normal_region("left_lower_zone"), seen.is_normal_region("heart")) \
+        == (False, False, True)
+    read = study_view(graph("s1", ["s0", "s1", "s2"], [{**hidden, "modifiers": []}], statements=statements), "p1", ())
+    assert read.is_normal_region("lungs")

@@ -299,5 +299,21 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         | {st["sentence_id"] for st in statements}
     read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
                    if s["section"] in FINDING_SECTIONS) and not hidden   # a finding hidden by XXXX is not understood
+    normal_regions = frozenset(r for st in statements for r in st["regions"])
     return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
-                     normal_regions=frozenset(r for st in statements for r in st["regions"]), read_all=read_all)
+                     normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
+                     read_all=read_all)
+
+
+def _regions_of_unread(observations: list[dict], normal_regions: frozenset[str], sites: Sites) -> set[str]:
+    """The regions a normal statement declares normal in which a finding stated beside a de-identified word
+    may lie ("scattered calcified granulomas throughout both lung XXXX. Lungs are clear bilaterally"): the
+    finding is there, unread, so no such region is called normal."""
+    unread = [o["finding"] for o in observations
+              if o["presence"] != "absent" and o["finding"] is not None and DEID_ADJACENT in o.get("modifiers", ())]
+    cut: set[str] = set()
+    for finding in unread:
+        roots = sites.regions.get(finding)
+        cut |= {n for n in normal_regions if roots is None or any(
+            n == r or n in region_ancestors(r) or r in region_ancestors(n) for r in roots)}
+    return cut

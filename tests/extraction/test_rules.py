@@ -86,3 +86,13 @@ def test_places_from_elsewhere_in_the_clause_are_marked() -> None:
     _, graph = scene_graph("IMPRESSION: Left basilar opacity representing atelectasis.")
     marks = {o.finding: PLACE_FROM_CLAUSE in o.modifiers for o in graph.observations}
     assert marks == {"lung_opacity": False, "atelectasis": True}
+
+
+@pytest.mark.parametrize(("text", "severity"), [("FINDINGS: Heart is large.", None),
+                                                ("FINDINGS: The heart is very large.", "severe"),
+                                                ("FINDINGS: Heart is markedly enlarged.", "severe"),
+                                                ("FINDINGS: Large left pleural effusion.", "severe")])
+def test_a_size_word_that_states_the_finding_does_not_grade_it(text: str, severity: str | None) -> None:
+    """Round W: "Heart is large." answered "How severe is the cardiomegaly? severe" (extraction_rules
+    `stating_words`); a grading word still grades."""
+    assert [o.severity for o in scene_graph(text)[1].observations] == [severity]

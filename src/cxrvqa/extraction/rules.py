@@ -30,7 +30,7 @@ _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
-             "probable_after", "scope_terminators", "pseudo_triggers")
+             "probable_after", "scope_terminators", "pseudo_triggers", "background_before")
 _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
@@ -73,6 +73,7 @@ class _Rules:
     artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
     artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
+    stating_words: frozenset[str]         # "heart is large": the finding stated, not graded
     refined_by: dict[str, tuple[frozenset[str], str]]   # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
@@ -133,6 +134,7 @@ def rules() -> _Rules:
         artifact_attributions=re.compile("|".join(f"(?:{p})" for p in data["artifact_attributions"])),
         artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
+        stating_words=frozenset(data.get("stating_words", ())),
         refined_by=refinements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
@@ -283,6 +285,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     trailing_triggers = _Sorted([s for s in context if _kind(s) in ("negation_after", "uncertainty_after",
                                                                    "probable_after") or s.label_ == "change:resolved"])
     changes = _by_kind(context, {"change"})
+    backgrounds = _by_kind(context, {"background_before"})
     severities = _by_kind(context, {"severity"})
     places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
 
@@ -321,7 +324,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
         mention = findings[k]
-        within = spans.within(mention.start, mention.end) if inside else []
+        within = [s for s in spans.within(mention.start, mention.end)   # not the "large" of "heart is large"
+                  if not (s.end == mention.end and s.text.lower() in r.stating_words)] if inside else []
         if within:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
@@ -384,6 +388,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         if trailing is not None and commas[trailing.start] > commas[mention.end] \
                 and conjunctions[trailing.start] == conjunctions[mention.end]:
             trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
+        if trailing is not None and backgrounds.last_before(mention.start, left) is not None:
+            trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
         leading = leading_triggers.last_before(mention.start, left)
         change = own_modifier(changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
         trigger = trailing if trailing is not None else leading
@@ -396,8 +402,10 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
-        if deid_at and (_deid_adjacent(doc, mention, deid_at) or any(left <= i < mention.start for i in deid_readings)):
-            modifiers.append(DEID_ADJACENT)
+        if deid_at and (_deid_adjacent(doc, mention, deid_at) or any(left <= i < mention.start for i in deid_readings)
+                        or (k and DEID_ADJACENT in extracted[-1]["modifiers"] and findings[k - 1].end >= left
+                            and all(t.lower_ in _COORDINATORS for t in doc[findings[k - 1].end:mention.start]))):
+            modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
         # coordinator ("opacity in the left base"); else words of the clause that no later finding owns

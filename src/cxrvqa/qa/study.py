@@ -43,6 +43,7 @@ class Fact:
     derived: bool = False                           # only implied by a present descendant
     misplaced: bool = False                         # placed by the report where it cannot be (a hilar node)
     partial: bool = False                           # a mention of it (or of a descendant) is not understood
+    several: bool = False                           # a countable finding named in the plural ("granulomas")
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
@@ -177,6 +178,23 @@ def tidy(text: str) -> str:
 
 
 @lru_cache(maxsize=None)
+def plural_noun(word: str) -> str:
+    """The regular English plural of a noun ("granuloma": "granulomas", "opacity": "opacities")."""
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def names_several(mention: str, finding: str) -> bool:
+    """Whether a mention names a countable finding in the plural: its last word is the plural of the last
+    word of the finding's name ("scattered calcified granulomas", "granulomata"; not "heart is large")."""
+    entry = vocabulary().findings[finding]
+    if entry["number"] != "singular" or not mention:
+        return False
+    last, head = mention.lower().rsplit(" ", 1)[-1], entry["name"].lower().rsplit(" ", 1)[-1]
+    return last != head and last in (plural_noun(head), head + "ta", head[:-2] + "i")
+
+
 def region_subtree(region: str) -> frozenset[str]:
     regions = vocabulary().regions
     return frozenset(r for r in regions if region in region_ancestors(r) or r == region)
@@ -233,6 +251,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         if fact is None or o["presence"] != fact.presence:
             continue   # "no left effusion" says nothing about where the present right one is
         fact.certainty = fact.certainty or o.get("certainty")
+        fact.several = fact.several or names_several(o["name"], fact.finding)
         placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
         for region in o["regions"] if placed else ():
             region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"

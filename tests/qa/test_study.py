@@ -96,7 +96,11 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
 
 @pytest.mark.parametrize("slip", ["Sequela of prior granulomatous disease Lung volumes are low.",
                                   "Lungs are clear no effusions or edema", "The otherwise lungs are clear.",
-                                  "an retrocardiac opacity.", "There mild changes.", "mediastinum.There is none."])
+                                  "an retrocardiac opacity.", "There mild changes.", "mediastinum.There is none.",
+                                  # round W
+                                  "Heart size and mediastinal contours appear normal limits.",
+                                  "Minimal atelectasis the left lung base.", "There is severe degenerative changes.",
+                                  "No focal infiltrates or effusions Abnormal density in the right hilum."])
 def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
     study = view(sentences=(slip, "Result notification documented through Primordial."))
     assert study.evidence_text([0]) is None

@@ -156,8 +156,18 @@ _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|a
                          # two sentences run together ("granulomatous disease Lung volumes are low", "Lungs are
                          # clear no effusions") and a word out of place ("The otherwise lungs are clear")
                          r"|\b[a-z]{2,} (?:The|There|No|Lungs?|Heart|Left|Right|Within|In|Please|Stable|Normal|Mild|"
-                         r"Visualized|Bony|Osseous|Cardiac|Pulmonary)\b|\b(?:clear|normal|unremarkable|intact) no\b"
-                         r"|\b[Tt]he otherwise\b")
+                         r"Visualized|Bony|Osseous|Cardiac|Pulmonary|Abnormal|Abnormality|Findings|Impression|"
+                         r"Cardiomediastinal|Mediastinal|Trachea|Chronic|Degenerative|Small|Moderate|Large|Calcified|"
+                         r"Hyperexpanded|Low|Unchanged|Interval|Possible|Probable)\b"
+                         r"|\b(?:clear|normal|unremarkable|intact) no\b"
+                         r"|\b[Tt]he otherwise\b"
+                         # a word missing: "appear normal limits", "atelectasis the left lung base"
+                         r"|(?<!within )(?<!of )(?<!the )\bnormal limits\b"
+                         r"|\b(?:atelectasis|opacity|opacities|effusions?|consolidation|scarring|infiltrates?|granulomas?|"
+                         r"nodules?|thickening) the\b"
+                         # number: "There is severe degenerative changes"
+                         r"|\b[Tt]here is (?:[a-z]+ ){0,3}(?:changes|opacities|effusions|granulomas|nodules|markings|"
+                         r"calcifications|densities|fractures|infiltrates|findings)\b")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")

@@ -20,9 +20,9 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Evidence, NormalStatement, Observation,
-                                     SceneGraph, Sentence, deid_pattern)
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, Evidence,
+                                     NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
 from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
@@ -31,7 +31,8 @@ _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
-             "probable_after", "scope_terminators", "pseudo_triggers", "background_before")
+             "probable_after", "scope_terminators", "pseudo_triggers", "background_before", "historical_before",
+             "limitation_before")
 _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
@@ -75,6 +76,7 @@ class _Rules:
     artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
     stating_words: frozenset[str]         # "heart is large": the finding stated, not graded
+    read_as_other: tuple[frozenset[str], re.Pattern[str]]   # (opacity findings, link to the finding they are)
     refined_by: dict[str, tuple[frozenset[str], str]]   # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
@@ -136,6 +138,8 @@ def rules() -> _Rules:
         artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
         stating_words=frozenset(data.get("stating_words", ())),
+        read_as_other=(frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
+        if "read_as_other" in data else (frozenset(), re.compile(r"(?!)")),
         refined_by=refinements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
@@ -292,6 +296,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
                                                                    "probable_after") or s.label_ == "change:resolved"])
     changes = _by_kind(context, {"change"})
     backgrounds = _by_kind(context, {"background_before"})
+    histories = _by_kind(context, {"historical_before"})
+    limitations = _by_kind(context, {"limitation_before"})
     severities = _by_kind(context, {"severity"})
     places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
 
@@ -408,6 +414,11 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
+        elif limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
+            presence, certainty = "absent", None
+            modifiers.append(QUALIFIED_NEGATION)
+        if histories.last_before(mention.start, left) is not None:
+            modifiers.append(HISTORICAL)   # "given the history of malignancy"
         if deid_at and (_deid_adjacent(doc, mention, deid_at) or any(left <= i < mention.start for i in deid_readings)
                         or (k and DEID_ADJACENT in extracted[-1]["modifiers"] and findings[k - 1].end >= left
                             and all(w in _COORDINATORS for w in lower[findings[k - 1].end:mention.start]))):
@@ -454,9 +465,11 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         if len(findings) > 1:
             _differentials(doc, findings, clauses, extracted, modifier_tokens)
         _versus_candidates(doc, findings, extracted, modifier_tokens)
+    _read_as_other(extracted, clauses, _one_line(text.lower()))
     other_exam = r.other_exam.search(text) is not None
     asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
-    attributions = list(r.artifact_attributions.finditer(_one_line(text.lower())))
+    lowered = _one_line(text.lower())
+    attributions = list(r.artifact_attributions.finditer(lowered))
     for item in extracted:
         mention = item.pop("mention")
         del item["places"]
@@ -468,10 +481,15 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         attribution = next((m for m in attributions if m.start() >= mention.end_char), None)
         if attribution is not None:
             _attribute_to_artifact(item, _hedged_attribution(text, attribution))
+        elif any(_ALTERNATIVE_TO.search(lowered, m.end(), mention.start_char) for m in attributions
+                 if m.end() <= mention.start_char):   # "may represent vessels on end or alternatively, calcified
+            _attribute_to_artifact(item, True)         # granulomas": one reading of what may be an artifact
     return tuple(tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in item.items())
                  for item in extracted)
 
 
+#: Between an artifact attribution and a finding after it: the finding is the other reading ("or alternatively").
+_ALTERNATIVE_TO = re.compile(r"\b(?:or|versus|vs)\b")
 _LINE_BREAKS = str.maketrans("\n\t\f\v", "    ")
 
 
@@ -496,6 +514,18 @@ def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int]) -> bool:
         if token.lower_ not in _DEID_LINKS and token.i < mention.start - 1:
             return False
     return False
+
+
+def _read_as_other(extracted: list[dict], clauses: list[tuple[int, int]], lowered: str) -> None:
+    """An opacity the report reads, in its clause, as the next finding named when that one is of another category
+    ("retrocardiac opacity suggestive of a small hiatal hernia"): marked `read_as_other`."""
+    opacities, link = rules().read_as_other
+    categories = {fid: f["category"] for fid, f in vocabulary().findings.items()}
+    for k, (item, following) in enumerate(zip(extracted, extracted[1:])):
+        if item["finding"] in opacities and clauses[k] == clauses[k + 1] \
+                and categories[following["finding"]] != categories[item["finding"]] \
+                and link.fullmatch(lowered, item["mention"].end_char, following["mention"].start_char):
+            item["modifiers"].append(READ_AS_OTHER)
 
 
 def _hedged_attribution(text: str, attribution: re.Match[str]) -> bool:

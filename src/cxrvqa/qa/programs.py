@@ -545,7 +545,9 @@ def _locatable_fact(ask: Ask) -> Fact | None:
     fact = _present_fact(ask)
     if fact is None or fact.finding in finding_sites().unlocated or fact.derived or fact.partial:
         return None
-    return None if _overlapped_elsewhere(ask.study, fact) else fact
+    if fact.misplaced or fact.nested_places:   # "left hilar and medial left base granuloma": the hilum is not one
+        return None                            # of its sites; "bilateral lung and perihilar granulomas": not only
+    return None if _overlapped_elsewhere(ask.study, fact) else fact   # the perihilar regions
 
 
 def _overlapped_elsewhere(study: StudyView, fact: Fact) -> bool:

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, deid_pattern)
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, deid_pattern)
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
 #: examination's finding (a knee), a finding put down to an artifact.
-_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT})
+_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT, HISTORICAL,
+                       READ_AS_OTHER})
 #: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
 _NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT})
 #: The certainty of a finding one sentence states and another hedges or denies outright ("No focal airspace
@@ -44,6 +45,7 @@ class Fact:
     misplaced: bool = False                         # placed by the report where it cannot be (a hilar node)
     partial: bool = False                           # a mention of it (or of a descendant) is not understood
     several: bool = False                           # a countable finding named in the plural ("granulomas")
+    nested_places: bool = False                     # one mention placed in a region and in a part of it
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
@@ -263,6 +265,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         fact.certainty = fact.certainty or o.get("certainty")
         fact.several = fact.several or names_several(o["name"], fact.finding)
         placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
+        if placed and any(a in o["regions"] for r in o["regions"] for a in region_ancestors(r)):
+            fact.nested_places = True   # "calcified bilateral lung and perihilar granulomas": where, in one word?
         for region in o["regions"] if placed else ():
             region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
             if not sites.allows(fact.finding, region):

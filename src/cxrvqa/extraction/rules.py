@@ -209,8 +209,9 @@ class _Sorted:
         return best[0] if best else None
 
 
-def _by_kind(spans: list[Span], kinds: set[str]) -> _Sorted:
-    return _Sorted([s for s in spans if _kind(s) in kinds])
+def _by_kind(labelled: list[tuple[str, Span]], kinds: set[str]) -> _Sorted:
+    """The spans of some kinds, in text order, from (kind, span) pairs (each label read once per sentence)."""
+    return _Sorted([s for kind, s in labelled if kind in kinds])
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
@@ -272,6 +273,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     if not findings:
         return ()
     context = _spans(doc, r.context)
+    labelled = [(_kind(s), s) for s in context]
     in_finding = [False] * len(doc)
     for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
         in_finding[f.start:f.end] = [True] * (f.end - f.start)
@@ -281,7 +283,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     words, lower = [t.text for t in doc], [t.lower_ for t in doc]
     # clause boundaries: punctuation and scope terminators
     boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
-                        + [(s.start, s.end) for s in context if _kind(s) == "scope_terminators"])
+                        + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"])
     boundary_starts = sorted(b[0] for b in boundaries)
     boundary_ends = sorted(b[1] for b in boundaries)
     commas, closers, conjunctions = [0], [0], [0]
@@ -289,17 +291,17 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         commas.append(commas[-1] + (word == ","))
         closers.append(closers[-1] + (low in _LIST_CLOSERS))
         conjunctions.append(conjunctions[-1] + (low in _LIST_CLOSERS or low == "and"))
-    leading_triggers = _by_kind(context, {"negation_before", "uncertainty_before", "probable_before"})
-    negations = _by_kind(context, {"negation_before"})
+    leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
+    negations = _by_kind(labelled, {"negation_before"})
     # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
-    trailing_triggers = _Sorted([s for s in context if _kind(s) in ("negation_after", "uncertainty_after",
+    trailing_triggers = _Sorted([s for kind, s in labelled if kind in ("negation_after", "uncertainty_after",
                                                                    "probable_after") or s.label_ == "change:resolved"])
-    changes = _by_kind(context, {"change"})
-    backgrounds = _by_kind(context, {"background_before"})
-    histories = _by_kind(context, {"historical_before"})
-    limitations = _by_kind(context, {"limitation_before"})
-    severities = _by_kind(context, {"severity"})
-    places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
+    changes = _by_kind(labelled, {"change"})
+    backgrounds = _by_kind(labelled, {"background_before"})
+    histories = _by_kind(labelled, {"historical_before"})
+    limitations = _by_kind(labelled, {"limitation_before"})
+    severities = _by_kind(labelled, {"severity"})
+    places = _Sorted(sorted([s for kind, s in labelled if kind == "laterality"] + regions, key=lambda s: s.start))
 
     def clause(start: int, end: int) -> tuple[int, int]:
         i, j = bisect_right(boundary_ends, start) - 1, bisect_left(boundary_starts, end)
@@ -520,10 +522,10 @@ def _read_as_other(extracted: list[dict], clauses: list[tuple[int, int]], lowere
     """An opacity the report reads, in its clause, as the next finding named when that one is of another category
     ("retrocardiac opacity suggestive of a small hiatal hernia"): marked `read_as_other`."""
     opacities, link = rules().read_as_other
-    categories = {fid: f["category"] for fid, f in vocabulary().findings.items()}
+    findings = vocabulary().findings
     for k, (item, following) in enumerate(zip(extracted, extracted[1:])):
         if item["finding"] in opacities and clauses[k] == clauses[k + 1] \
-                and categories[following["finding"]] != categories[item["finding"]] \
+                and findings[following["finding"]]["category"] != findings[item["finding"]]["category"] \
                 and link.fullmatch(lowered, item["mention"].end_char, following["mention"].start_char):
             item["modifiers"].append(READ_AS_OTHER)
 

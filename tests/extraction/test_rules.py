@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE,
-                                     QUALIFIED_NEGATION, READ_AS_OTHER, Sentence)
+                                     QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Sentence)
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.reports.text import normalise, split_sentences
 
@@ -28,7 +28,7 @@ def reading(o) -> list:
     history and of an opacity read as another finding, as the golden file writes them."""
     return [o.finding, o.presence, o.laterality, *([o.certainty] if o.certainty else []),
             *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM, DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT,
-                                              HISTORICAL, READ_AS_OTHER)]]
+                                              HISTORICAL, READ_AS_OTHER, SLASH_PAIR)]]
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])
@@ -90,6 +90,7 @@ def test_places_from_elsewhere_in_the_clause_are_marked() -> None:
 
 
 @pytest.mark.parametrize(("text", "severity"), [("FINDINGS: Heart is large.", None),
+                                                ("FINDINGS: Large lung volumes as before.", None),
                                                 ("FINDINGS: The heart is very large.", "severe"),
                                                 ("FINDINGS: Heart is markedly enlarged.", "severe"),
                                                 ("FINDINGS: Large left pleural effusion.", "severe")])

@@ -46,6 +46,10 @@ HISTORICAL = "historical"
 #: The modifier of an opacity or density the report reads as a finding of another kind ("midline retrocardiac
 #: opacity suggestive of a small hiatal hernia"): not a lung finding, so no question rests on it.
 READ_AS_OTHER = "read_as_other"
+#: The modifier of each of two findings joined by a slash ("aortic ectasia/tortuosity", "thickening/scarring"):
+#: readers split on whether the slash names alternatives or one thing twice, so no question rests on either and
+#: the report is not read as a whole.
+SLASH_PAIR = "slash_pair"
 
 
 def deid_pattern() -> re.Pattern[str]:

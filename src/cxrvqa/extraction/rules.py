@@ -21,7 +21,7 @@ from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
 from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, Evidence,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Evidence,
                                      NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
 from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.resources import load_checked_yaml
@@ -38,7 +38,7 @@ _ARTICLES = {"a", "an", "the"}
 #: adjective that may be said of one ("costophrenic" blunting).
 _BOTH = re.compile(r"(?:bi|both\b|bilateral\b)|.*(?:s|\bhila)$")
 #: Links of a list that name alternatives: findings joined by them are a differential.
-_ALTERNATIVES = {"or", "versus", "vs", "vs.", "/", "and/or"}
+_ALTERNATIVES = {"or", "versus", "vs", "vs.", "and/or"}   # not "/": a slash pair is marked as such
 #: Alternatives that name a differential whatever stands on their other side ("crowding versus atelectasis").
 _VERSUS_OR = {"versus", "vs", "vs.", "or", "and/or"}
 _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
@@ -339,7 +339,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
         mention = findings[k]
         within = [s for s in spans.within(mention.start, mention.end)   # not the "large" of "heart is large"
-                  if not (s.end == mention.end and s.text.lower() in r.stating_words)] if inside else []
+                  if s.text.lower() not in r.stating_words] if inside else []   # nor of "large lung volumes"
         if within:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
@@ -421,7 +421,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             modifiers.append(QUALIFIED_NEGATION)
         if histories.last_before(mention.start, left) is not None:
             modifiers.append(HISTORICAL)   # "given the history of malignancy"
-        if deid_at and (_deid_adjacent(doc, mention, deid_at) or any(left <= i < mention.start for i in deid_readings)
+        if deid_at and (_deid_adjacent(doc, mention, deid_at, place_tokens)
+                        or any(left <= i < mention.start for i in deid_readings)
                         or (k and DEID_ADJACENT in extracted[-1]["modifiers"] and findings[k - 1].end >= left
                             and all(w in _COORDINATORS for w in lower[findings[k - 1].end:mention.start]))):
             modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
@@ -500,9 +501,10 @@ def _one_line(text: str) -> str:
     return text.translate(_LINE_BREAKS)
 
 
-def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int]) -> bool:
+def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int], place_tokens: set[int]) -> bool:
     """A de-identification token (at the positions ``deid_at``) in the mention, right after it or after "of the"
-    ("degenerative changes of the XXXX"), or before it across at most four linking words."""
+    ("degenerative changes of the XXXX"), or before it across at most four linking or place words ("XXXX right
+    apical nodule": the hidden word may be "likely")."""
     for token in doc[mention.end:mention.end + 3]:
         if token.i in deid_at:
             return True
@@ -513,7 +515,7 @@ def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int]) -> bool:
     for token in reversed(doc[max(mention.start - 5, 0):mention.start]):
         if token.i in deid_at:
             return True
-        if token.lower_ not in _DEID_LINKS and token.i < mention.start - 1:
+        if token.lower_ not in _DEID_LINKS and token.i not in place_tokens and token.i < mention.start - 1:
             return False
     return False
 
@@ -556,6 +558,9 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
         between = doc[findings[k - 1].end:findings[k].start]
         if clauses[k] == clauses[k - 1] and all(t.lower_ in _COORDINATORS or t.i in modifier_tokens
                                                  or t.lower_ in _ARTICLES for t in between):
+            if [t.text for t in between] == ["/"]:   # "ectasia/tortuosity": alternatives or one thing twice?
+                for item in (extracted[k - 1], extracted[k]):
+                    item["modifiers"] = [*item["modifiers"], SLASH_PAIR]
             chains[-1].append(k)
             alternatives[-1] = alternatives[-1] or any(t.lower_ in _ALTERNATIVES for t in between)
         else:

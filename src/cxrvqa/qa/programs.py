@@ -567,6 +567,8 @@ def finding_location(ask: Ask) -> Answer | None:
     if fact is None:
         return None
     regions = _located(fact)
+    if regions and not _covers_its_sides(fact, regions):
+        return None   # "increase in right and decrease in left basilar atelectasis": not only the left base
     if regions:
         text = _join([region_name(r) for r in regions])
     elif side_of(fact):
@@ -574,6 +576,13 @@ def finding_location(ask: Ask) -> Answer | None:
     else:
         return None
     return Answer(text, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=tuple(regions))
+
+
+def _covers_its_sides(fact: Fact, regions: list[str]) -> bool:
+    """Whether the regions are on every side the report gives the finding (a finding on both sides placed only in
+    the left base is placed incompletely)."""
+    sides = {vocabulary().regions[r]["laterality"] for r in regions}
+    return side_of(fact) != "bilateral" or not sides or not sides <= {"left"} and not sides <= {"right"}
 
 
 def _located(fact: Fact) -> list[str]:
@@ -724,7 +733,7 @@ def finding_region_choice(ask: Ask) -> Answer | None:
     options are listed regions: a finding placed in a zone, not a lobe, is not asked about."""
     fact = _locatable_fact(ask)
     regions = _located(fact) if fact else []
-    if fact is None or len(regions) != 1:
+    if fact is None or len(regions) != 1 or not _covers_its_sides(fact, regions):
         return None
     correct, all_regions = regions[0], vocabulary().regions
     listed = ask.template.regions

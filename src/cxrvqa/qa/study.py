@@ -17,16 +17,17 @@ from functools import lru_cache
 from typing import Any
 
 from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, deid_pattern)
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR,
+                                     deid_pattern)
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
 #: examination's finding (a knee), a finding put down to an artifact.
 _UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT, HISTORICAL,
-                       READ_AS_OTHER})
+                       READ_AS_OTHER, SLASH_PAIR})
 #: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
-_NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT})
+_NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT, SLASH_PAIR})
 #: The certainty of a finding one sentence states and another hedges or denies outright ("No focal airspace
 #: disease." beside "Bibasilar streaky airspace opacities."): the report does not commit to it, nor is it
 #: merely hedged; no question rests on it.

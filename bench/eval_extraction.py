@@ -44,7 +44,7 @@ from pathlib import Path
 
 from cxrvqa.extraction import rules
 from cxrvqa.extraction import stage as extract_stage
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.store import Store
 
 SIDES = {"left", "right", "bilateral"}

@@ -27,12 +27,12 @@ from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_se
 from prefect.task_runners import TaskRunner  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
-from cxrvqa import progress  # noqa: E402
+from cxrvqa.core import progress  # noqa: E402
 from cxrvqa.config import Config  # noqa: E402
 from cxrvqa.extraction import stage as extract_stage  # noqa: E402
 from cxrvqa.imaging import boxes as box_import  # noqa: E402
 from cxrvqa.imaging import stage as image_stage  # noqa: E402
-from cxrvqa.parallel import batched, with_workers_for  # noqa: E402
+from cxrvqa.core.parallel import batched, with_workers_for  # noqa: E402
 from cxrvqa.qa import stage as qa_stage  # noqa: E402
 from cxrvqa.reports import stage as report_stage  # noqa: E402
 from cxrvqa.reports.loaders import load_reports  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 from cxrvqa.cluster import check_workers, probe_worker
 from cxrvqa.errors import ClusterError
-from cxrvqa.provenance import code_version
+from cxrvqa.core.provenance import code_version
 
 
 @pytest.fixture

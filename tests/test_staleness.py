@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from cxrvqa.cli import app
 from cxrvqa.config import load_config
-from cxrvqa.staleness import StaleWork, last_config, stale_work
+from cxrvqa.staleness import StaleWork, stale_work
+from cxrvqa.store.runs import last_config
 from cxrvqa.store import Store
 
 pytestmark = pytest.mark.flow

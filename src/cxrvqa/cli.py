@@ -18,14 +18,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cxrvqa import progress
+from cxrvqa.core import progress
 from cxrvqa.audit.command import audit_command, diff_command
 from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table_counts
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.console import RichReporter, console, fail
 from cxrvqa.errors import CxrvqaError
-from cxrvqa.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
-from cxrvqa.resources import resource
+from cxrvqa.core.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
+from cxrvqa.core.resources import resource
 from cxrvqa.review.command import review_app
 from cxrvqa.store import Store
 from cxrvqa.synth.command import synth as synth_command
@@ -186,7 +186,7 @@ def _keep_recorded_templates(config: Config) -> None:
     given = config.qa.model_fields_set
     if "template_dirs" in given and "program_modules" in given:
         return
-    from cxrvqa.staleness import last_config
+    from cxrvqa.store.runs import last_config
 
     with Store(config.db_path) as store:       # writable: a build migrates an --out of an older schema
         recorded = last_config(store)
@@ -291,7 +291,8 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
     items per question type and format, and what the next build would redo: on a large build they take
     seconds (the validation reasons read every result row, the formats every item: 4.7 s at 100k studies;
     staleness asks every stage), and the build just redid what was stale."""
-    from cxrvqa.staleness import last_config, stale_work
+    from cxrvqa.staleness import stale_work
+    from cxrvqa.store.runs import last_config
 
     # capped like a build's store: uncapped, DuckDB may take 80% of the machine's memory for these queries
     with Store(db_path, read_only=True, memory_limit=Config().duckdb_memory_limit) as store:
@@ -563,7 +564,7 @@ def templates_lint(
     examples (the expected answer must be the program's); exit 1 on any problem."""
     from cxrvqa.qa.plugins import load_programs
     from cxrvqa.qa.templates import lint_paths
-    from cxrvqa.resources import resource
+    from cxrvqa.core.resources import resource
 
     try:
         load_programs(programs or ())
@@ -673,7 +674,7 @@ def validate_file_command(
 ) -> None:
     """Run every validator over items from a file, against a build; nothing is written to the build.
     Exit code 0 when every line is ok, 1 when any line is rejected or is not an item, 2 on an error."""
-    from cxrvqa.staleness import last_config
+    from cxrvqa.store.runs import last_config
     from cxrvqa.validation.files import validate_file
     from cxrvqa.validation.stage import prepare
 
@@ -739,7 +740,8 @@ def eval_labels14(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Per-label precision, recall, F1 and support; micro and macro over the 14 findings; normal."""
-    from cxrvqa.extraction.evaluation import NORMAL, score_labels14
+    from cxrvqa.core.vocab import NORMAL
+    from cxrvqa.extraction.evaluation import score_labels14
 
     try:
         report = score_labels14(pred, gold)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from cxrvqa.imaging.decode import decode, j2k_decomposition_levels
 from cxrvqa.imaging.header import read_header
-from cxrvqa.resources import resource
+from cxrvqa.core.resources import resource
 
 DEMO = Path(str(resource("demo", "images")))
 

@@ -9,7 +9,7 @@ import pytest
 from cxrvqa.errors import TemplateError
 from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.qa.templates import builtin_templates, lint_paths, load_template_file, load_templates
-from cxrvqa.resources import resource
+from cxrvqa.core.resources import resource
 
 BASE = """id: {id}
 version: 1

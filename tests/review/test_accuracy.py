@@ -21,7 +21,7 @@ from cxrvqa.export.items import select
 from cxrvqa.review.accuracy import review_accuracy
 from cxrvqa.review.stats import Proportion, wilson
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import demoted_by_checks, review_result, review_verdicts
+from cxrvqa.core.grading import demoted_by_checks, review_result, review_verdicts
 from tests.review.conftest import items_of, write_jsonl
 
 

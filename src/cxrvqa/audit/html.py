@@ -26,9 +26,9 @@ from PIL import Image
 from cxrvqa.audit import summary as audit_summary
 from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES, DatasetDiff
 from cxrvqa.audit.summary import AuditSummary, reason_key
-from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
+from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
-from cxrvqa.resources import resource
+from cxrvqa.core.resources import resource
 from cxrvqa.review.stats import Proportion
 from cxrvqa.store import Store
 

@@ -14,7 +14,7 @@ from cxrvqa.audit.summary import (COMPARE_TEMPLATE_COLUMNS, COMPARE_VALIDATOR_CO
                                   DISAGREEMENT_EXAMPLE_COLUMNS, PRIOR_TEMPLATE_COLUMNS, REASON_COLUMNS,
                                   RETIRED_COLUMNS, REVIEW_COLUMNS, REVIEW_TEMPLATE_COLUMNS, STAGE_COLUMNS,
                                   TEMPLATE_COLUMNS, TOO_FEW_COLUMNS, VALIDATOR_COLUMNS, AuditSummary, Comparison)
-from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
+from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
 from cxrvqa.review.stats import Proportion
 

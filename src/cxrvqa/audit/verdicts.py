@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cxrvqa.errors import InputError
-from cxrvqa.text_input import encoding_problem, read_lines
+from cxrvqa.core.text_input import encoding_problem, read_lines
 
 STATUSES = ("reject", "warn")
 

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from cxrvqa.export.items import Selection, export_data, sql_literal
-from cxrvqa.prior import FORMAT_COLUMNS, format_rows, measure, strongest
-from cxrvqa.resources import load_json_schema, resource
+from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, measure, strongest
+from cxrvqa.core.resources import load_json_schema, resource
 from cxrvqa.store import Store
 
 #: Hugging Face Hub size categories: (upper bound, label).
@@ -229,7 +229,7 @@ _BALANCE = {
 
 
 def prior_section(store: Store, source: str | None, selection: Selection) -> list[str]:
-    """'Question-only baseline': the figures of cxrvqa.prior on the exported items (``source``), how the build
+    """'Question-only baseline': the figures of cxrvqa.core.prior on the exported items (``source``), how the build
     balanced its yes/no answers and the export's balance profile."""
     out = ["## Question-only baseline", ""]
     modes = [m for (m,) in store.query("SELECT DISTINCT coalesce(mode, 'per_template') FROM current_qa_balance "

@@ -25,7 +25,7 @@ from cxrvqa.imaging.models import ConversionJob, ImageRejection, ManifestEntry, 
 from cxrvqa.imaging.pseudonym import pseudonym
 from cxrvqa.imaging.raster import PNG_MAGIC, decode_raster, raster_display, read_raster_header, sniff
 from cxrvqa.imaging.window import DisplayWindow, to_display
-from cxrvqa.provenance import code_version
+from cxrvqa.core.provenance import code_version
 
 logging.getLogger("pydicom").setLevel(logging.ERROR)
 

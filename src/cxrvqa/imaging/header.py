@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from cxrvqa.imaging.models import ImageRejection, RejectReason
-from cxrvqa.resources import load_checked_yaml
+from cxrvqa.core.resources import load_checked_yaml
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF

@@ -19,8 +19,8 @@ import jsonschema
 import yaml
 
 from cxrvqa.errors import TemplateError
-from cxrvqa.provenance import stable_hash
-from cxrvqa.resources import load_json_schema, resource
+from cxrvqa.core.provenance import stable_hash
+from cxrvqa.core.resources import load_json_schema, resource
 
 #: The placeholders each kind of argument fills in a question variant.
 PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -149,7 +149,7 @@ def _unused_keys(data: dict[str, Any], program: Any) -> list[str]:
 
 def _problems(data: Any, stem: str) -> list[str]:
     """Every problem of one parsed template file (empty when it is valid)."""
-    from cxrvqa.extraction.vocab import vocabulary
+    from cxrvqa.core.vocab import vocabulary
     from cxrvqa.qa.programs import PROGRAMS
 
     validator = jsonschema.Draft202012Validator(load_json_schema("question_template.schema.json"))
@@ -388,7 +388,7 @@ def template_version(template: Template, seed: int, splits: tuple[tuple[str, flo
                      split_from: str = "hash") -> str:
     """What a template's items depend on: its definition, the generator code, the vocabularies, and
     the seed, split shares and split source (they draw variants, distractors and splits)."""
-    from cxrvqa.extraction.vocab import finding_sites, vocabulary
+    from cxrvqa.core.vocab import finding_sites, vocabulary
 
     from cxrvqa.qa.programs import PROGRAMS
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from cxrvqa.review.stats import Proportion
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import demoted_by_checks, review_verdicts
+from cxrvqa.core.grading import demoted_by_checks, review_verdicts
 
 
 @dataclass(frozen=True)

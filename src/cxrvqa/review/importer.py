@@ -19,7 +19,7 @@ from typing import Any
 from cxrvqa.errors import ConfigError
 from cxrvqa.review.verdicts import Verdict, file_error, parse_verdicts
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import grading, review_result
+from cxrvqa.core.grading import grading, review_result
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from typing import Any
 from markupsafe import Markup
 
 from cxrvqa.audit.html import asset, document, item_media
-from cxrvqa.resources import resource
+from cxrvqa.core.resources import resource
 from cxrvqa.review.sample import REVIEW_IMAGE_SIDE, Sample
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import grading
+from cxrvqa.core.grading import grading
 
 #: What the page's file is called in the saved JSON (`format`), and its version.
 SAVED_FORMAT = "cxrvqa-review-verdicts"

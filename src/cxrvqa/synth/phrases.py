@@ -14,9 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import ancestors, vocabulary
-from cxrvqa.reports.text import section_rules
-from cxrvqa.resources import load_checked_yaml
+from cxrvqa.core.vocab import ancestors, vocabulary
+from cxrvqa.core.text import section_rules
+from cxrvqa.core.resources import load_checked_yaml
 
 FILE = "schemas/vocab/synth_phrases.yaml"
 SCHEMA = "synth_phrases.schema.json"

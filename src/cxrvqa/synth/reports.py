@@ -22,7 +22,7 @@ from itertools import accumulate
 
 import orjson
 
-from cxrvqa.extraction.vocab import ancestors, vocabulary
+from cxrvqa.core.vocab import ancestors, vocabulary
 from cxrvqa.synth.phrases import CLOSE, OPEN, FindingPhrases, Frame, Phrasebook, Statement, Term, phrasebook
 
 CHUNK = 1000

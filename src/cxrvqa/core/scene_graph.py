@@ -1,7 +1,7 @@
 """The scene graph of one study (DESIGN.md, "Scene graph"): sentences, observations, regions.
 
 `schemas/scene_graph.schema.json` is generated from these models
-(`python -m cxrvqa.extraction.model --write`); a test fails when the two drift.
+(`python -m cxrvqa.core.scene_graph --write`); a test fails when the two drift.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cxrvqa.extraction.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
-from cxrvqa.reports.text import SECTIONS, section_rules
+from cxrvqa.core.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
+from cxrvqa.core.text import SECTIONS, section_rules
 
 Section = StrEnum("Section", {s: s for s in SECTIONS})
 #: Sections whose sentences state findings (indication, comparison and technique do not).
@@ -189,7 +189,7 @@ def schema_text() -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m cxrvqa.extraction.model --write   (regenerates the schemas generated from "
+        sys.exit("usage: python -m cxrvqa.core.scene_graph --write   (regenerates the schemas generated from "
                  "models: schemas/scene_graph.schema.json, schemas/llm_extraction_response.schema.json)")
     from pathlib import Path
 

@@ -28,7 +28,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ResourceError
-from cxrvqa.resources import load_json_schema, resource
+from cxrvqa.core.resources import load_json_schema, resource
 
 T = TypeVar("T")
 #: Outcomes after which asking again cannot help (cached, not retried by the next build).

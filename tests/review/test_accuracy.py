@@ -19,7 +19,7 @@ from cxrvqa.cli import app
 from cxrvqa.export.card import dataset_card
 from cxrvqa.export.items import select
 from cxrvqa.review.accuracy import review_accuracy
-from cxrvqa.review.stats import Proportion, wilson
+from cxrvqa.core.stats import Proportion, wilson
 from cxrvqa.store import Store
 from cxrvqa.core.grading import demoted_by_checks, review_result, review_verdicts
 from tests.review.conftest import items_of, write_jsonl

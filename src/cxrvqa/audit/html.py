@@ -29,7 +29,7 @@ from cxrvqa.audit.summary import AuditSummary, reason_key
 from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
 from cxrvqa.core.resources import resource
-from cxrvqa.review.stats import Proportion
+from cxrvqa.core.stats import Proportion
 from cxrvqa.store import Store
 
 #: Longest side of an embedded thumbnail, in pixels.

@@ -16,7 +16,7 @@ from cxrvqa.audit.summary import (COMPARE_TEMPLATE_COLUMNS, COMPARE_VALIDATOR_CO
                                   TEMPLATE_COLUMNS, TOO_FEW_COLUMNS, VALIDATOR_COLUMNS, AuditSummary, Comparison)
 from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
-from cxrvqa.review.stats import Proportion
+from cxrvqa.core.stats import Proportion
 
 #: The longest example detail shown in a table cell (the JSON keeps all of it).
 DETAIL_CHARS = 160

@@ -24,7 +24,7 @@ from typing import Literal
 
 from cxrvqa.core.vocab import NORMAL, NOT_ABNORMAL, finding_labels, vocabulary
 from cxrvqa.errors import InputError
-from cxrvqa.export.atomic import atomic_file
+from cxrvqa.core.atomic import atomic_file
 from cxrvqa.store import Store
 
 #: The gold standard's column order (ChestX-ray14's label order), then `normal`.

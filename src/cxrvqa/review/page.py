@@ -6,7 +6,7 @@ answer and its parts; buttons correct / wrong / unsupported / bad question (thei
 (`format: cxrvqa-review-verdicts`) that `cxrvqa review import` reads; the browser also keeps the verdicts in its
 local storage, so a reload or a crash loses nothing.
 
-Built from the audit page's pieces (cxrvqa.audit.html): the same thumbnails, report segments, item views,
+Built from the pieces every page shares (cxrvqa.core.pages): the same thumbnails, report segments, item views,
 escaping and Content-Security-Policy. Nothing from the data becomes markup: the body is an autoescaped Jinja template
 (review/page/review.html.j2) and the script sets text only (`textContent`, form values).
 """
@@ -21,7 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from cxrvqa.audit.html import asset, document, item_media
+from cxrvqa.core.pages import asset, document, item_media
 from cxrvqa.core.resources import resource
 from cxrvqa.review.sample import REVIEW_IMAGE_SIDE, Sample
 from cxrvqa.store import Store

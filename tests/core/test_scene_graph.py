@@ -25,7 +25,7 @@ def test_packaged_schema_is_the_generated_one() -> None:
     packaged = resource("schemas", "scene_graph.schema.json").read_text()
     assert packaged == schema_text(), (
         "schemas/scene_graph.schema.json drifted from the model: run "
-        "`.venv/bin/python -m cxrvqa.core.scene_graph --write`")
+        "`.venv/bin/python -m cxrvqa.extraction.schemas --write`")
 
 
 def test_a_valid_graph_passes_both_pydantic_and_the_json_schema() -> None:

@@ -28,7 +28,7 @@ def item(**overrides: object) -> dict:
 
 def test_response_schema_file_matches_the_model() -> None:
     text = resource("schemas", "llm_extraction_response.schema.json").read_text()
-    assert text == llm.schema_text(), "run: python -m cxrvqa.core.scene_graph --write"
+    assert text == llm.schema_text(), "run: python -m cxrvqa.extraction.schemas --write"
     schema = llm.response_schema()["$defs"]["LLMObservation"]
     # strict structured output: every property required, nothing extra
     assert set(schema["required"]) == set(schema["properties"]) and schema["additionalProperties"] is False

@@ -1,14 +1,13 @@
 """The scene graph of one study (DESIGN.md, "Scene graph"): sentences, observations, regions.
 
 `schemas/scene_graph.schema.json` is generated from these models
-(`python -m cxrvqa.core.scene_graph --write`); a test fails when the two drift.
+(`python -m cxrvqa.extraction.schemas --write`); a test fails when the two drift.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -186,17 +185,3 @@ def json_schema() -> dict[str, Any]:
 def schema_text() -> str:
     return schema_file_text(json_schema())
 
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m cxrvqa.core.scene_graph --write   (regenerates the schemas generated from "
-                 "models: schemas/scene_graph.schema.json, schemas/llm_extraction_response.schema.json)")
-    from pathlib import Path
-
-    from cxrvqa.extraction import llm
-
-    for name, text in (("scene_graph.schema.json", schema_text()),
-                       ("llm_extraction_response.schema.json", llm.schema_text())):
-        target = Path(__file__).resolve().parents[3] / "schemas" / name
-        target.write_text(text)
-        print(f"wrote {target}")

@@ -23,12 +23,12 @@ from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_se
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import quote
 
-from cxrvqa.core import progress
 from cxrvqa.config import Config
+from cxrvqa.core import progress
+from cxrvqa.core.parallel import batched, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
 from cxrvqa.imaging import stage as image_stage
-from cxrvqa.core.parallel import batched, with_workers_for
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.reports import stage as report_stage
 from cxrvqa.reports.loaders import load_reports

@@ -18,14 +18,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cxrvqa.core import progress
 from cxrvqa.audit.command import audit_command, diff_command
 from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table_counts
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.console import RichReporter, console, fail
-from cxrvqa.errors import CxrvqaError
+from cxrvqa.core import progress
 from cxrvqa.core.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
 from cxrvqa.core.resources import resource
+from cxrvqa.errors import CxrvqaError
 from cxrvqa.review.command import review_app
 from cxrvqa.store import Store
 from cxrvqa.synth.command import synth as synth_command
@@ -639,9 +639,9 @@ def templates_lint(
 ) -> None:
     """Check template files against the schema, the programs and the vocabularies, and run their worked
     examples (the expected answer must be the program's); exit 1 on any problem."""
+    from cxrvqa.core.resources import resource
     from cxrvqa.qa.plugins import load_programs
     from cxrvqa.qa.templates import lint_paths
-    from cxrvqa.core.resources import resource
 
     try:
         load_programs(programs or ())

@@ -14,8 +14,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cxrvqa.audit.html import bar_chart
-from cxrvqa.core.pages import json_for_script, report_segments, thumbnail
 from cxrvqa.cli import app
+from cxrvqa.core.pages import json_for_script, report_segments, thumbnail
 from cxrvqa.store import Store
 from tests.audit.conftest import XSS_ERROR, XSS_IMG, XSS_SCRIPT, Build, open_page
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cxrvqa.errors import InputError
 from cxrvqa.core.atomic import atomic_file, atomic_folder
+from cxrvqa.errors import InputError
 
 OWNED = re.compile(r"README\.md|[a-z]+\.parquet")
 

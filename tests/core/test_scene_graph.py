@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from cxrvqa.core.scene_graph import Evidence, Observation, SceneGraph, Sentence, json_schema, schema_text
 from cxrvqa.core.resources import load_json_schema, resource
+from cxrvqa.core.scene_graph import Evidence, Observation, SceneGraph, Sentence, json_schema, schema_text
 
 
 def graph(**observation: object) -> SceneGraph:

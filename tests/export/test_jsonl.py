@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrvqa.cli import app
+from cxrvqa.core.resources import load_json_schema
 from cxrvqa.export.items import select
 from cxrvqa.export.jsonl import export_jsonl
-from cxrvqa.core.resources import load_json_schema
 from cxrvqa.store import Store
 from tests.export.conftest import SEED, db_rows
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.config import Config
-from cxrvqa.extraction import stage
-from cxrvqa.core.scene_graph import SceneGraph
 from cxrvqa.core.parallel import batched
+from cxrvqa.core.scene_graph import SceneGraph
+from cxrvqa.extraction import stage
 from cxrvqa.store import StageCounts, Store, start_run
 from tests.reports.test_stage import run_stage as run_report_stage
 from tests.reports.test_stage import write_jsonl

@@ -490,8 +490,8 @@ def test_demo_rerun_skips_everything(demo: SimpleNamespace) -> None:
 
 @pytest.mark.flow
 def test_demo_boxes_are_the_rescaled_current_boxes(demo: SimpleNamespace, tmp_path: Path) -> None:
-    from cxrvqa.imaging.boxes import import_boxes
     from cxrvqa.core.resources import resource
+    from cxrvqa.imaging.boxes import import_boxes
 
     db = tmp_path / "cxrvqa.duckdb"
     shutil.copy(demo.root / "a" / "cxrvqa.duckdb", db)

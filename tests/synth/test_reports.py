@@ -9,10 +9,10 @@ import jsonschema
 import orjson
 import pytest
 
-from cxrvqa.core.scene_graph import SceneGraph
-from cxrvqa.reports.loaders import RawReport, load_reports
-from cxrvqa.core.text import split_sentences
 from cxrvqa.core.resources import load_json_schema
+from cxrvqa.core.scene_graph import SceneGraph
+from cxrvqa.core.text import split_sentences
+from cxrvqa.reports.loaders import RawReport, load_reports
 from cxrvqa.synth.reports import CHUNK, make_chunk
 
 

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cxrvqa.errors import InputError
 from cxrvqa.core.text_input import encoding_problem, read_lines
+from cxrvqa.errors import InputError
 
 STATUSES = ("reject", "warn")
 

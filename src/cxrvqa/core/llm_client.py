@@ -27,8 +27,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from cxrvqa.config import LLMConfig
-from cxrvqa.errors import ResourceError
 from cxrvqa.core.resources import load_json_schema, resource
+from cxrvqa.errors import ResourceError
 
 T = TypeVar("T")
 #: Outcomes after which asking again cannot help (cached, not retried by the next build).

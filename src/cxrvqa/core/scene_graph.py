@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cxrvqa.core.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
 from cxrvqa.core.text import SECTIONS, section_rules
+from cxrvqa.core.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
 
 Section = StrEnum("Section", {s: s for s in SECTIONS})
 #: Sections whose sentences state findings (indication, comparison and technique do not).

@@ -12,8 +12,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.errors import ResourceError
 from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.errors import ResourceError
 
 #: Categories whose findings do not make a study abnormal (labels14 `normal`, QA abnormality questions).
 NOT_ABNORMAL = frozenset({"device", "technical", "normal"})

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from cxrvqa.export.items import Selection, export_data, sql_literal
 from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, measure, strongest
 from cxrvqa.core.resources import load_json_schema, resource
+from cxrvqa.export.items import Selection, export_data, sql_literal
 from cxrvqa.store import Store
 
 #: Hugging Face Hub size categories: (upper bound, label).

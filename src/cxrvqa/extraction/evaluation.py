@@ -14,6 +14,7 @@ from pathlib import Path
 from cxrvqa.core.vocab import NORMAL, finding_labels
 from cxrvqa.errors import InputError
 
+
 def read_labels14(path: Path) -> tuple[list[str], dict[str, dict[str, int]]]:
     """(label columns in file order, filename -> label -> 0/1); errors name the row and column."""
     if not path.is_file():

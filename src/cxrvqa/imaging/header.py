@@ -17,8 +17,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from cxrvqa.imaging.models import ImageRejection, RejectReason
 from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.imaging.models import ImageRejection, RejectReason
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF

@@ -59,8 +59,8 @@ def _graph_of(spec: dict[str, Any]) -> dict[str, Any]:
 def _report_graph(text: str) -> dict[str, Any]:
     """The rules extractor's graph of a short report, as a build would store it."""
     from cxrvqa.core.scene_graph import Sentence
-    from cxrvqa.extraction.rules import extract_scene_graph
     from cxrvqa.core.text import normalise, split_sentences
+    from cxrvqa.extraction.rules import extract_scene_graph
 
     text = normalise(text)
     sentences = [Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)

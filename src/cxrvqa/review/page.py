@@ -21,11 +21,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from cxrvqa.core.grading import grading
 from cxrvqa.core.pages import asset, document, item_media
 from cxrvqa.core.resources import resource
 from cxrvqa.review.sample import REVIEW_IMAGE_SIDE, Sample
 from cxrvqa.store import Store
-from cxrvqa.core.grading import grading
 
 #: What the page's file is called in the saved JSON (`format`), and its version.
 SAVED_FORMAT = "cxrvqa-review-verdicts"

@@ -28,8 +28,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from cxrvqa.errors import ConfigError
 from cxrvqa.core.atomic import atomic_file
+from cxrvqa.errors import ConfigError
 from cxrvqa.export.items import EVERY_ITEM, items_query, sql_literal
 from cxrvqa.store import Store
 

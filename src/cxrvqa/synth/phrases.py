@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.errors import ResourceError
-from cxrvqa.core.vocab import ancestors, vocabulary
-from cxrvqa.core.text import section_rules
 from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.text import section_rules
+from cxrvqa.core.vocab import ancestors, vocabulary
+from cxrvqa.errors import ResourceError
 
 FILE = "schemas/vocab/synth_phrases.yaml"
 SCHEMA = "synth_phrases.schema.json"

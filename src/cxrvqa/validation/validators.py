@@ -18,13 +18,13 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
+from cxrvqa.core.resources import load_json_schema
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.generate import ALL_LETTERS, GenerationSettings, generate_study, names_of, split_of, study_split
 from cxrvqa.qa.programs import PROGRAMS, side_of
 from cxrvqa.qa.study import StudyView
 from cxrvqa.qa.templates import Template
-from cxrvqa.core.resources import load_json_schema
 from cxrvqa.store.records import ITEM_COLUMNS
 
 

@@ -12,7 +12,7 @@ is MONOCHROME1, two carry a WindowCenter/WindowWidth and two carry none.
 Two paths convert the same file list with the same number of worker processes (default 2,
 forkserver processes in both cases):
 
-* ours: ``cxrvqa.imaging.convert.convert_file`` through ``cxrvqa.parallel.process_map`` with
+* ours: ``cxrvqa.imaging.convert.convert_file`` through ``cxrvqa.core.parallel.process_map`` with
   the default render settings (scale 0.25, percentile window (0.5, 99.5), PNG level 1):
   reduced-resolution decode, one lookup table, LANCZOS with reducing_gap=2.
 * naive: ``ds.pixel_array`` -> ``apply_modality_lut`` -> ``apply_voi_lut`` (where the header
@@ -322,11 +322,11 @@ def main() -> int:
         fail(f"{cxr_dir} holds no files")
 
     import pydicom
-    from cxrvqa import parallel
+    from cxrvqa.core import parallel
     from cxrvqa.config import ImagingConfig
     from cxrvqa.imaging.convert import target_size
     from cxrvqa.imaging.models import ConversionJob, RenderSettings
-    from cxrvqa.provenance import sha256_file
+    from cxrvqa.core.provenance import sha256_file
 
     workers = args.workers
     imaging = ImagingConfig()
@@ -540,10 +540,10 @@ def main() -> int:
 
 def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> list[str]:  # noqa: ANN001
     """The JPEG / PNG column: throughput of ours and naive per format, and the workers' peak RSS; failures."""
-    from cxrvqa import parallel
+    from cxrvqa.core import parallel
     from cxrvqa.imaging.convert import target_size
     from cxrvqa.imaging.models import ConversionJob
-    from cxrvqa.provenance import sha256_file
+    from cxrvqa.core.provenance import sha256_file
 
     folder = tmp / "raster"
     folder.mkdir()

@@ -67,10 +67,10 @@ sys.path.insert(0, str(REPO))
 from openai import OpenAI  # noqa: E402
 
 from cxrvqa.config import Config  # noqa: E402
+from cxrvqa.core.scene_graph import Sentence  # noqa: E402
+from cxrvqa.core.text import split_sentences  # noqa: E402
 from cxrvqa.extraction import llm  # noqa: E402
 from cxrvqa.extraction import stage as extraction  # noqa: E402
-from cxrvqa.extraction.model import Sentence  # noqa: E402
-from cxrvqa.reports.text import split_sentences  # noqa: E402
 from cxrvqa.store import Store  # noqa: E402
 from tests.llm_server import FakeLLMServer  # noqa: E402
 

@@ -35,7 +35,7 @@ Figures here (2 CPUs shared with other jobs, load 2-4; 39 templates, ~75 candida
 study): 100,000 studies -> 7.54 M items in 477 s = 15.8 k items/s incl. write; 10,000 studies
 11-20 k items/s; baseline 289-529 items/s (ratio ~30-40x); peak RSS 734 MB at 10 k -> 2,480 MB
 at 100 k studies. With the default ``--batch-size 2000`` the worker pool is never used (4 chunks
-of 500 studies < 4 per worker x 2 workers in ``cxrvqa.parallel.process_map``); with 4,000 it is
+of 500 studies < 4 per worker x 2 workers in ``cxrvqa.core.parallel.process_map``); with 4,000 it is
 (10 k studies: 18.0 k items/s vs 11.0 k at the same load). Targets missed: see the issue notes.
 The whole default run takes about 12 minutes.
 
@@ -125,7 +125,7 @@ class TreeRSS:
 
 def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> dict:
     """Fill a fresh store with ``n_studies`` and time the QA stage over it (this process)."""
-    from cxrvqa.parallel import batched, with_workers_for
+    from cxrvqa.core.parallel import batched, with_workers_for
     from cxrvqa.qa import stage
     from cxrvqa.store import Store
 

@@ -225,7 +225,7 @@ def _corpus_sizes(summary: dict) -> dict:
 
 def user_template(folder: Path, template_id: str) -> Path:
     """A copy of a built-in template under a new id and with reworded questions, in a user template folder."""
-    from cxrvqa.resources import resource
+    from cxrvqa.core.resources import resource
 
     data = yaml.safe_load(resource("prompts", "questions", f"{template_id}.yaml").read_text())
     data["id"] = f"bench_{template_id}"

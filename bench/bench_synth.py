@@ -61,7 +61,7 @@ def run(studies: int, workers: int, images: int = 0, j2k_share: float | None = N
 
 def pydantic_baseline(lines: list[bytes]) -> float:
     """Studies/s of writing gold graphs through the pydantic model."""
-    from cxrvqa.extraction.model import SceneGraph
+    from cxrvqa.core.scene_graph import SceneGraph
 
     SceneGraph.model_validate_json(lines[0]).model_dump_json()
     started = time.perf_counter()

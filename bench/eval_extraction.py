@@ -42,9 +42,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.extraction import rules
 from cxrvqa.extraction import stage as extract_stage
-from cxrvqa.extraction.vocab import vocabulary
 from cxrvqa.store import Store
 
 SIDES = {"left", "right", "bilateral"}

@@ -32,7 +32,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from cxrvqa.review.stats import wilson
+from cxrvqa.core.stats import wilson
 from cxrvqa.store import Store
 
 VERDICTS = ("correct", "wrong", "unsupported", "bad_question")

@@ -10,7 +10,7 @@ two cores). Over the current multiple-choice items of each template, the three w
 - value: per option value, how often it is the answer and how often a distractor, the values furthest from
   an answer share of 1/number of options first (a value never the answer is a value a reader drops).
 Baseline: chance. Reported beside it: the question-only baseline that reads the options
-(`cxrvqa.prior.OptionModel`, train -> held-out) and its ratio to chance.
+(`cxrvqa.core.prior.OptionModel`, train -> held-out) and its ratio to chance.
 
 ``--simulate``: what a draw balanced over the whole dataset would keep. Every multiple-choice question of the
 build's current scene graphs is asked again (per study, as in a build without images) for its answer and the
@@ -38,7 +38,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from cxrvqa.prior import TRAIN, OptionModel, PriorItem, measure
+from cxrvqa.core.prior import TRAIN, OptionModel, PriorItem, measure
 from cxrvqa.qa.generate import _applies, _candidates, _digest, split_of
 from cxrvqa.qa.programs import PROGRAMS, Ask
 from cxrvqa.qa.study import study_view

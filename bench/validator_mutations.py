@@ -169,7 +169,7 @@ def main() -> int:
     import jsonschema
 
     from cxrvqa.config import load_config
-    from cxrvqa.resources import load_json_schema
+    from cxrvqa.core.resources import load_json_schema
     from cxrvqa.store import Store
     from cxrvqa.validation import stage
 

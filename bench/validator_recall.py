@@ -107,8 +107,8 @@ def _load(build: Path, pattern: str, scratch: Path) -> tuple[list[dict], dict, d
 
 def _grades(item: dict, results: list, quality: list[str], closed_world: bool) -> dict[str, tuple[int, bool]]:
     """Per check name (and the groups): (grade with the structural failures and that check's, flagged)."""
+    from cxrvqa.core.grading import grade_item
     from cxrvqa.validation import independent  # noqa: F401  (registers the checks)
-    from cxrvqa.validation.grading import grade_item
 
     structural = [(level, v.reason) for val, v, level in results if not v.ok and val.kind == "structural"]
     out = {"(base)": (grade_item(item, structural, quality, closed_world)[0], False)}

@@ -16,32 +16,28 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from flows.prefect_env import configure_prefect_environment
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+from prefect.task_runners import TaskRunner
+from prefect.utilities.annotations import quote
 
-configure_prefect_environment()
-
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.context import FlowRunContext  # noqa: E402
-from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings  # noqa: E402
-from prefect.task_runners import TaskRunner  # noqa: E402
-from prefect.utilities.annotations import quote  # noqa: E402
-
-from cxrvqa import progress  # noqa: E402
-from cxrvqa.config import Config  # noqa: E402
-from cxrvqa.extraction import stage as extract_stage  # noqa: E402
-from cxrvqa.imaging import boxes as box_import  # noqa: E402
-from cxrvqa.imaging import stage as image_stage  # noqa: E402
-from cxrvqa.parallel import batched, with_workers_for  # noqa: E402
-from cxrvqa.qa import stage as qa_stage  # noqa: E402
-from cxrvqa.reports import stage as report_stage  # noqa: E402
-from cxrvqa.reports.loaders import load_reports  # noqa: E402
-from cxrvqa.store import Store, finish_stage, open_writer, recorded_run, start_stage  # noqa: E402
-from cxrvqa.store.runs import StageCounts  # noqa: E402
-from cxrvqa.store.shards import ShardSet, Tables, clear_shards, merge_shards, shard_folder, write_shards  # noqa: E402
-from cxrvqa.validation import judge as judge_stage  # noqa: E402
-from cxrvqa.validation import stage as validate_stage  # noqa: E402
-from cxrvqa.validation.dataset import checks_are_current, dataset_checks  # noqa: E402
+from cxrvqa.config import Config
+from cxrvqa.core import progress
+from cxrvqa.core.parallel import batched, with_workers_for
+from cxrvqa.extraction import stage as extract_stage
+from cxrvqa.imaging import boxes as box_import
+from cxrvqa.imaging import stage as image_stage
+from cxrvqa.qa import stage as qa_stage
+from cxrvqa.reports import stage as report_stage
+from cxrvqa.reports.loaders import load_reports
+from cxrvqa.store import Store, finish_stage, open_writer, recorded_run, start_stage
+from cxrvqa.store.runs import StageCounts
+from cxrvqa.store.shards import ShardSet, Tables, clear_shards, merge_shards, shard_folder, write_shards
+from cxrvqa.validation import judge as judge_stage
+from cxrvqa.validation import stage as validate_stage
+from cxrvqa.validation.dataset import checks_are_current, dataset_checks
 
 
 @task(name="ingest-image-batch", cache_policy=NO_CACHE)

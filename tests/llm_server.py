@@ -24,10 +24,10 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cxrvqa.extraction.model import Sentence
-from cxrvqa.extraction.model import FINDING_SECTIONS
+from cxrvqa.core.scene_graph import Sentence
+from cxrvqa.core.scene_graph import FINDING_SECTIONS
 from cxrvqa.extraction.rules import extract_scene_graph, rules
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 
 FAULTS = ("500", "429", "slow", "malformed", "invalid", "length", "refusal", "ungrounded", "obey_injection")
 REPORT_LINE = re.compile(r"^\[(\d+)\] ([a-z]+): (.*)$", re.MULTILINE)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cxrvqa.cli import _demo_inputs, app
 from cxrvqa.config import load_config
-from cxrvqa.resources import resource
+from cxrvqa.core.resources import resource
 from cxrvqa.store import Store
 
 pytestmark = pytest.mark.flow

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.cluster import check_workers, probe_worker
+from cxrvqa.core.provenance import code_version
 from cxrvqa.errors import ClusterError
-from cxrvqa.provenance import code_version
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from cxrvqa.imaging.models import ImageRejection, RejectReason
 from cxrvqa.imaging.manifest import load_manifests
 from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason, load_reports
 from cxrvqa.reports.stage import ReportStageContext, parse_report
-from cxrvqa.resources import resource
+from cxrvqa.core.resources import resource
 from cxrvqa.store import Store
 
 settings.register_profile("ci", max_examples=150, derandomize=True, deadline=None, database=None,

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from cxrvqa.cli import app
 from cxrvqa.config import load_config
-from cxrvqa.staleness import StaleWork, last_config, stale_work
+from cxrvqa.staleness import StaleWork, stale_work
 from cxrvqa.store import Store
+from cxrvqa.store.runs import last_config
 
 pytestmark = pytest.mark.flow
 runner = CliRunner(env={"COLUMNS": "400"})

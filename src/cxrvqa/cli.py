@@ -18,14 +18,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cxrvqa import progress
 from cxrvqa.audit.command import audit_command, diff_command
 from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table_counts
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.console import RichReporter, console, fail
+from cxrvqa.core import progress
+from cxrvqa.core.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
+from cxrvqa.core.resources import resource
 from cxrvqa.errors import CxrvqaError
-from cxrvqa.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
-from cxrvqa.resources import resource
 from cxrvqa.review.command import review_app
 from cxrvqa.store import Store
 from cxrvqa.synth.command import synth as synth_command
@@ -60,111 +60,109 @@ def _demo_inputs() -> dict[str, Any]:
     }
 
 
+# The options of `cxrvqa build` (a table of data: flag, type, help).
+_BuildOut = Annotated[Path, typer.Option("--out", help="Output folder (PNGs and cxrvqa.duckdb).")]
+_BuildImages = Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM, JPEG or PNG files.")]
+_BuildReports = Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")]
+_BuildReportFormat = Annotated[Optional[str], typer.Option("--report-format", help=(
+    "iu | mimic | jsonl | csv, or a corpus's report table: chexpert_plus (df_chexpert_plus_*.csv) | "
+    "rexgradient (ReXGradient-160K metadata/*_metadata.csv)."))]
+_BuildManifest = Annotated[Optional[list[Path]], typer.Option("--manifest", help=(
+    "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
+    "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "
+    "patient_id, image_path; repeatable."))]
+_BuildSplitFrom = Annotated[Optional[str], typer.Option("--split-from", help=(
+    "Item splits: hash (patient-level keyed hash, the default) or manifest (the dataset's official split, "
+    "from a split file given with --manifest, where a study has one)."))]
+_BuildStages = Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")]
+_BuildLimit = Annotated[Optional[int], typer.Option("--limit", help=(
+    "At most N inputs per input stage: N image files and N report records (for a quick trial build)."))]
+_BuildConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")]
+_BuildWorkers = Annotated[Optional[int], typer.Option("--workers", help="Decoding processes.")]
+_BuildScale = Annotated[Optional[float], typer.Option("--scale", help="PNG size as a fraction of each side.")]
+_BuildLongestSide = Annotated[Optional[int], typer.Option("--longest-side", help="PNG longest side in pixels.")]
+_BuildExtractor = Annotated[Optional[str], typer.Option("--extractor", help="Scene-graph backend: rules | llm.")]
+_BuildLlmBaseUrl = Annotated[Optional[str], typer.Option("--llm-base-url", help=(
+    "OpenAI-compatible API, e.g. http://localhost:8000/v1 (key: $CXRVQA_LLM_API_KEY)."))]
+_BuildLlmModel = Annotated[Optional[str], typer.Option("--llm-model", help="Model name for --extractor llm.")]
+_BuildLlmConcurrency = Annotated[Optional[int], typer.Option("--llm-concurrency", help="Requests in flight.")]
+_BuildExecutor = Annotated[Optional[str], typer.Option("--executor", help=(
+    "Where batches are computed: local (this machine; the default) or dask (a Dask cluster, given by "
+    "--dask-address or started by --dask-local)."))]
+_BuildDaskAddress = Annotated[Optional[str], typer.Option("--dask-address", help=(
+    "Scheduler of an existing Dask cluster, e.g. tcp://HOST:8786; its workers need the out folder on a "
+    "shared filesystem at the same path."))]
+_BuildDaskLocal = Annotated[Optional[int], typer.Option("--dask-local", help=(
+    "Start a Dask LocalCluster of N worker processes for the build (to try the dask executor)."))]
+_BuildTemplates = Annotated[Optional[list[Path]], typer.Option("--templates", help=(
+    "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable. Recorded "
+    "with the run: a later build into the same --out keeps them unless --forget-templates."))]
+_BuildPrograms = Annotated[Optional[list[Path]], typer.Option("--programs", help=(
+    "Python file of your own answer programs (a plugin; see README, 'Answer programs'); repeatable; recorded "
+    "with the run like --templates."))]
+_BuildForgetTemplates = Annotated[bool, typer.Option("--forget-templates", help=(
+    "Do not keep the template folders and program files recorded by the last run into --out."))]
+_BuildBoxes = Annotated[Optional[list[Path]], typer.Option("--boxes", help=(
+    "Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable."))]
+_BuildJudge = Annotated[Optional[bool], typer.Option("--judge/--no-judge", help=(
+    "Also grade QA items with the LLM judge (CXR-QBA criteria), asking the --llm-base-url server."))]
+_BuildFromStage = Annotated[Optional[str], typer.Option("--from-stage", help=(
+    "Start at this stage (images | reports | extract | qa | validate): the earlier ones are not run, this "
+    "one and the later ones redo what changed. Stages after reports read the store (no --reports needed)."))]
+_BuildOnlyFailed = Annotated[Optional[bool], typer.Option("--only-failed", help=(
+    "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
+    "validate what they changed; new inputs wait for a normal build."))]
+_BuildPrune = Annotated[Optional[bool], typer.Option("--prune", help=(
+    "The inputs are complete: retire the studies whose report and the images whose file they no longer have "
+    "(their items leave the current dataset, the rows stay as history; cxrvqa audit lists them). Without it "
+    "a build warns how many are absent."))]
+_BuildDemo = Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")]
+_BuildDebug = Annotated[bool, typer.Option("--debug", help=(
+    "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
+    "--out/logs, named in the error line)."))]
+
+
 @app.command()
 def build(
-    out: Annotated[Path, typer.Option("--out", help="Output folder (PNGs and cxrvqa.duckdb).")] = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM, JPEG or PNG files.")] = None,
-    reports: Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")] = None,
-    report_format: Annotated[Optional[str], typer.Option("--report-format", help=(
-        "iu | mimic | jsonl | csv, or a corpus's report table: chexpert_plus (df_chexpert_plus_*.csv) | "
-        "rexgradient (ReXGradient-160K metadata/*_metadata.csv)."))] = None,
-    manifest: Annotated[Optional[list[Path]], typer.Option("--manifest", help=(
-        "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
-        "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "
-        "patient_id, image_path; repeatable."))] = None,
-    split_from: Annotated[Optional[str], typer.Option("--split-from", help=(
-        "Item splits: hash (patient-level keyed hash, the default) or manifest (the dataset's official split, "
-        "from a split file given with --manifest, where a study has one)."))] = None,
-    stages: Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help=(
-        "At most N inputs per input stage: N image files and N report records (for a quick trial build)."))] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Decoding processes.")] = None,
-    scale: Annotated[Optional[float], typer.Option("--scale", help="PNG size as a fraction of each side.")] = None,
-    longest_side: Annotated[Optional[int], typer.Option("--longest-side", help="PNG longest side in pixels.")] = None,
-    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Scene-graph backend: rules | llm.")] = None,
-    llm_base_url: Annotated[Optional[str], typer.Option("--llm-base-url", help=(
-        "OpenAI-compatible API, e.g. http://localhost:8000/v1 (key: $CXRVQA_LLM_API_KEY)."))] = None,
-    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="Model name for --extractor llm.")] = None,
-    llm_concurrency: Annotated[Optional[int], typer.Option("--llm-concurrency", help="Requests in flight.")] = None,
-    executor: Annotated[Optional[str], typer.Option("--executor", help=(
-        "Where batches are computed: local (this machine; the default) or dask (a Dask cluster, given by "
-        "--dask-address or started by --dask-local)."))] = None,
-    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help=(
-        "Scheduler of an existing Dask cluster, e.g. tcp://HOST:8786; its workers need the out folder on a "
-        "shared filesystem at the same path."))] = None,
-    dask_local: Annotated[Optional[int], typer.Option("--dask-local", help=(
-        "Start a Dask LocalCluster of N worker processes for the build (to try the dask executor)."))] = None,
-    templates: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
-        "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable. Recorded "
-        "with the run: a later build into the same --out keeps them unless --forget-templates."))] = None,
-    programs: Annotated[Optional[list[Path]], typer.Option("--programs", help=(
-        "Python file of your own answer programs (a plugin; see README, 'Answer programs'); repeatable; recorded "
-        "with the run like --templates."))] = None,
-    forget_templates: Annotated[bool, typer.Option("--forget-templates", help=(
-        "Do not keep the template folders and program files recorded by the last run into --out."))] = False,
-    boxes: Annotated[Optional[list[Path]], typer.Option("--boxes", help=(
-        "Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable."))] = None,
-    judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help=(
-        "Also grade QA items with the LLM judge (CXR-QBA criteria), asking the --llm-base-url server."))] = None,
-    from_stage: Annotated[Optional[str], typer.Option("--from-stage", help=(
-        "Start at this stage (images | reports | extract | qa | validate): the earlier ones are not run, this "
-        "one and the later ones redo what changed. Stages after reports read the store (no --reports needed)."))
-    ] = None,
-    only_failed: Annotated[Optional[bool], typer.Option("--only-failed", help=(
-        "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
-        "validate what they changed; new inputs wait for a normal build."))] = None,
-    prune: Annotated[Optional[bool], typer.Option("--prune", help=(
-        "The inputs are complete: retire the studies whose report and the images whose file they no longer have "
-        "(their items leave the current dataset, the rows stay as history; cxrvqa audit lists them). Without it "
-        "a build warns how many are absent."))] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help=(
-        "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
-        "--out/logs, named in the error line)."))] = False,
+    out: _BuildOut = None,
+    images: _BuildImages = None,
+    reports: _BuildReports = None,
+    report_format: _BuildReportFormat = None,
+    manifest: _BuildManifest = None,
+    split_from: _BuildSplitFrom = None,
+    stages: _BuildStages = None,
+    limit: _BuildLimit = None,
+    config_file: _BuildConfigFile = None,
+    workers: _BuildWorkers = None,
+    scale: _BuildScale = None,
+    longest_side: _BuildLongestSide = None,
+    extractor: _BuildExtractor = None,
+    llm_base_url: _BuildLlmBaseUrl = None,
+    llm_model: _BuildLlmModel = None,
+    llm_concurrency: _BuildLlmConcurrency = None,
+    executor: _BuildExecutor = None,
+    dask_address: _BuildDaskAddress = None,
+    dask_local: _BuildDaskLocal = None,
+    templates: _BuildTemplates = None,
+    programs: _BuildPrograms = None,
+    forget_templates: _BuildForgetTemplates = False,
+    boxes: _BuildBoxes = None,
+    judge: _BuildJudge = None,
+    from_stage: _BuildFromStage = None,
+    only_failed: _BuildOnlyFailed = None,
+    prune: _BuildPrune = None,
+    demo: _BuildDemo = False,
+    debug: _BuildDebug = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
     from flows.prefect_env import start_local_server
 
     start_local_server()  # its ~4 s start overlaps the imports and checks below
-    overrides: dict[str, Any] = {
-        "out_dir": out, "images_dir": images, "reports": reports, "report_format": report_format,
-        "manifest": manifest or None, "limit": limit,
-        "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
-        "imaging": {"workers": workers, "scale": scale, "longest_side": longest_side},
-        "extraction": {"backend": extractor, "workers": workers,
-                       "llm": {"base_url": llm_base_url, "model": llm_model, "max_concurrency": llm_concurrency}},
-        "qa": {"template_dirs": templates or None, "program_modules": programs or None, "boxes": boxes or None,
-               "workers": workers, "split_from": split_from},
-        "judge": {"enabled": judge}, "only_failed": only_failed, "prune": prune,
-        "executor": {"kind": executor or ("dask" if dask_address or dask_local else None),
-                     "dask_address": dask_address, "dask_local_workers": dask_local},
-    }
+    overrides = _build_overrides(dict(locals()))   # the options as given (locals() holds only them here)
     if demo:
         overrides = merge_settings(_demo_inputs(), drop_unset(overrides))
     try:
-        config = load_config(config_file, overrides)
-        if from_stage is not None or config.only_failed:
-            config.stages = _resumed_stages(config, from_stage, given=bool(stages))
-        elif not stages and not _stages_set_in(config_file):
-            config.stages = [s for s in config.stages if _stage_input(config, s) is not None]
-            if not config.stages:
-                raise CxrvqaError("nothing to build: give --images DIR and/or --reports PATH (or --demo)")
-        for stage in config.stages:
-            if stage in STAGE_INPUTS and _stage_input(config, stage) is None:
-                raise CxrvqaError(f"the {stage} stage needs {STAGE_INPUTS[stage]} (or --demo)")
-        if not forget_templates:
-            _keep_recorded_templates(config)
-        from cxrvqa.qa.stage import check_templates
-
-        check_templates(config)   # a bad template, or one whose worked examples fail, stops the build here
-        if "validate" in config.stages:
-            from cxrvqa.validation.judge import prepare_judge
-
-            prepare_judge(config)   # so does a judge without a server, model or known min_grade
-        _check_inputs(config)   # so does an unreadable, empty or wrongly laid out reports, manifest or box file
-        with Store(config.db_path):   # and a database another build holds, before any flow starts
-            pass
+        config = _build_config(config_file, overrides, stages, from_stage, forget_templates)
     except CxrvqaError as exc:
         fail(exc, debug=debug)
         return
@@ -178,6 +176,55 @@ def build(
     _print_status(config.db_path, run_id=result["run_id"], brief=True)
 
 
+def _build_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """The settings that `cxrvqa build`'s options give (None where an option was not given)."""
+    o = options
+    stages, workers, programs = o["stages"], o["workers"], o["programs"]
+    return {
+        "out_dir": o["out"], "images_dir": o["images"], "reports": o["reports"], "report_format": o["report_format"],
+        "manifest": o["manifest"] or None, "limit": o["limit"],
+        "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
+        "imaging": {"workers": workers, "scale": o["scale"], "longest_side": o["longest_side"]},
+        "extraction": {"backend": o["extractor"], "workers": workers,
+                       "llm": {"base_url": o["llm_base_url"], "model": o["llm_model"],
+                               "max_concurrency": o["llm_concurrency"]}},
+        "qa": {"template_dirs": o["templates"] or None, "program_modules": programs or None,
+               "boxes": o["boxes"] or None, "workers": workers, "split_from": o["split_from"]},
+        "judge": {"enabled": o["judge"]}, "only_failed": o["only_failed"], "prune": o["prune"],
+        "executor": {"kind": o["executor"] or ("dask" if o["dask_address"] or o["dask_local"] else None),
+                     "dask_address": o["dask_address"], "dask_local_workers": o["dask_local"]},
+    }
+
+
+def _build_config(config_file: Path | None, overrides: dict[str, Any], stages: str | None, from_stage: str | None,
+                  forget_templates: bool) -> Config:
+    """The build's settings, checked before any flow starts: the stages to run and their inputs, the templates,
+    the judge and the database (raises CxrvqaError on the first problem)."""
+    config = load_config(config_file, overrides)
+    if from_stage is not None or config.only_failed:
+        config.stages = _resumed_stages(config, from_stage, given=bool(stages))
+    elif not stages and not _stages_set_in(config_file):
+        config.stages = [s for s in config.stages if _stage_input(config, s) is not None]
+        if not config.stages:
+            raise CxrvqaError("nothing to build: give --images DIR and/or --reports PATH (or --demo)")
+    for stage in config.stages:
+        if stage in STAGE_INPUTS and _stage_input(config, stage) is None:
+            raise CxrvqaError(f"the {stage} stage needs {STAGE_INPUTS[stage]} (or --demo)")
+    if not forget_templates:
+        _keep_recorded_templates(config)
+    from cxrvqa.qa.stage import check_templates
+
+    check_templates(config)   # a bad template, or one whose worked examples fail, stops the build here
+    if "validate" in config.stages:
+        from cxrvqa.validation.judge import prepare_judge
+
+        prepare_judge(config)   # so does a judge without a server, model or known min_grade
+    _check_inputs(config)   # so does an unreadable, empty or wrongly laid out reports, manifest or box file
+    with Store(config.db_path):   # and a database another build holds, before any flow starts
+        pass
+    return config
+
+
 def _keep_recorded_templates(config: Config) -> None:
     """A rebuild into an --out whose last run used template folders or program files (and that names none
     itself) keeps them, and says so: forgetting --templates must not drop their items silently."""
@@ -186,7 +233,7 @@ def _keep_recorded_templates(config: Config) -> None:
     given = config.qa.model_fields_set
     if "template_dirs" in given and "program_modules" in given:
         return
-    from cxrvqa.staleness import last_config
+    from cxrvqa.store.runs import last_config
 
     with Store(config.db_path) as store:       # writable: a build migrates an --out of an older schema
         recorded = last_config(store)
@@ -291,7 +338,8 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
     items per question type and format, and what the next build would redo: on a large build they take
     seconds (the validation reasons read every result row, the formats every item: 4.7 s at 100k studies;
     staleness asks every stage), and the build just redid what was stale."""
-    from cxrvqa.staleness import last_config, stale_work
+    from cxrvqa.staleness import stale_work
+    from cxrvqa.store.runs import last_config
 
     # capped like a build's store: uncapped, DuckDB may take 80% of the machine's memory for these queries
     with Store(db_path, read_only=True, memory_limit=Config().duckdb_memory_limit) as store:
@@ -365,6 +413,13 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False,
                   qa: dict[str, Any] | None = None) -> None:
     info = collect_status(db_path, run_id, brief, qa=qa)
     out = Console()
+    _print_runs(out, info)
+    _print_dataset(out, info)
+    _print_problems(out, info, db_path)
+
+
+def _print_runs(out: Console, info: dict[str, Any]) -> None:
+    """The last ten runs, and the stages of the run shown."""
     runs = Table(title="Runs", title_justify="left")
     for column in ("run_id", "status", "started_at", "finished_at", "code_version"):
         runs.add_column(column, no_wrap=column == "run_id")
@@ -379,6 +434,10 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False,
         stages.add_row(row["stage"], row["status"], *(str(row[c]) for c in
                                                       ("n_input", "n_skipped", "n_done", "n_rejected", "seconds")))
     out.print(stages)
+
+
+def _print_dataset(out: Console, info: dict[str, Any]) -> None:
+    """The current dataset: table counts, QA items per format, grades, balance, the question-only baseline."""
     tables = info["tables"]
     out.print(f"current dataset: [bold]{tables['images']}[/] images ({tables['image_rejects']} files rejected), "
               f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
@@ -411,6 +470,10 @@ def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False,
         out.print(prior)
     elif tables["qa_items"]:
         out.print("question-only baseline: not measurable (it needs items of the train split and of another split)")
+
+
+def _print_problems(out: Console, info: dict[str, Any], db_path: Path) -> None:
+    """LLM usage, scene-graph quality codes, reject reasons and what is stale."""
     usage = info["llm_usage"]
     if usage["requests"]:
         out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
@@ -477,32 +540,47 @@ def export(
         if export_format not in EXPORT_FORMATS:
             raise CxrvqaError(f"unknown export format {export_format!r}; available: {list(EXPORT_FORMATS)}")
         if export_format == "labels14":
-            from cxrvqa.export.labels14 import export_labels14
-
             if min_grade is not None or split is not None or balance is not None:
                 raise CxrvqaError("--min-grade, --split and --balance select QA items; labels14 has one row per study")
-            if uncertain not in ("negative", "positive"):
-                raise CxrvqaError(f"--uncertain must be 'negative' or 'positive', found {uncertain!r}")
-            with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-                rows = export_labels14(store, dest, backend=backend, uncertain=uncertain)  # type: ignore[arg-type]
-            console.print(f"wrote {rows} studies to {escape(str(dest))}")
+            _export_labels14(out, dest, backend, uncertain)
             return
-        from cxrvqa.export.items import select
-        from cxrvqa.export.jsonl import export_jsonl
-        from cxrvqa.export.llava import export_llava
-        from cxrvqa.export.parquet import export_parquet
-
-        writers = {"jsonl": export_jsonl, "parquet": export_parquet, "llava": export_llava,
-                   "hf": lambda store, dest, selection: export_parquet(store, dest, selection, hf=True)}
-        limit = load_config(None, {"out_dir": out}).duckdb_memory_limit   # DuckDB spills its sorts beyond it
-        with Store(out / "cxrvqa.duckdb", read_only=True, memory_limit=limit) as store:
-            selection = select(store, min_grade, split, balance)
-            started = time.perf_counter()
-            summary = writers[export_format](store, dest, selection)
-            seconds = time.perf_counter() - started
+        summary, selection, seconds = _export_items(out, dest, export_format, min_grade, split, balance)
     except CxrvqaError as exc:
         fail(exc)
         return
+    _print_export(summary, selection, seconds, export_format, dest)
+
+
+def _export_labels14(out: Path, dest: Path, backend: str, uncertain: str) -> None:
+    from cxrvqa.export.labels14 import export_labels14
+
+    if uncertain not in ("negative", "positive"):
+        raise CxrvqaError(f"--uncertain must be 'negative' or 'positive', found {uncertain!r}")
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        rows = export_labels14(store, dest, backend=backend, uncertain=uncertain)  # type: ignore[arg-type]
+    console.print(f"wrote {rows} studies to {escape(str(dest))}")
+
+
+def _export_items(out: Path, dest: Path, export_format: str, min_grade: str | None, split: str | None,
+                  balance: str | None) -> tuple[Any, Any, float]:
+    """Write the selected QA items; returns the writer's summary, the selection and the seconds it took."""
+    from cxrvqa.export.items import select
+    from cxrvqa.export.jsonl import export_jsonl
+    from cxrvqa.export.llava import export_llava
+    from cxrvqa.export.parquet import export_parquet
+
+    writers = {"jsonl": export_jsonl, "parquet": export_parquet, "llava": export_llava,
+               "hf": lambda store, dest, selection: export_parquet(store, dest, selection, hf=True)}
+    limit = load_config(None, {"out_dir": out}).duckdb_memory_limit   # DuckDB spills its sorts beyond it
+    with Store(out / "cxrvqa.duckdb", read_only=True, memory_limit=limit) as store:
+        selection = select(store, min_grade, split, balance)
+        started = time.perf_counter()
+        summary = writers[export_format](store, dest, selection)
+        seconds = time.perf_counter() - started
+    return summary, selection, seconds
+
+
+def _print_export(summary: Any, selection: Any, seconds: float, export_format: str, dest: Path) -> None:
     splits = "".join(f"{s} {n}, " for s, n in summary.per_split.items())
     console.print(f"wrote {summary.items} items ({splits}{selection.describe()}) to {escape(str(dest))} "
                   f"in {seconds:.1f} s ({summary.items / max(seconds, 1e-9):,.0f} items/s)")
@@ -561,9 +639,9 @@ def templates_lint(
 ) -> None:
     """Check template files against the schema, the programs and the vocabularies, and run their worked
     examples (the expected answer must be the program's); exit 1 on any problem."""
+    from cxrvqa.core.resources import resource
     from cxrvqa.qa.plugins import load_programs
     from cxrvqa.qa.templates import lint_paths
-    from cxrvqa.resources import resource
 
     try:
         load_programs(programs or ())
@@ -673,7 +751,7 @@ def validate_file_command(
 ) -> None:
     """Run every validator over items from a file, against a build; nothing is written to the build.
     Exit code 0 when every line is ok, 1 when any line is rejected or is not an item, 2 on an error."""
-    from cxrvqa.staleness import last_config
+    from cxrvqa.store.runs import last_config
     from cxrvqa.validation.files import validate_file
     from cxrvqa.validation.stage import prepare
 
@@ -739,7 +817,8 @@ def eval_labels14(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Per-label precision, recall, F1 and support; micro and macro over the 14 findings; normal."""
-    from cxrvqa.extraction.evaluation import NORMAL, score_labels14
+    from cxrvqa.core.vocab import NORMAL
+    from cxrvqa.extraction.evaluation import score_labels14
 
     try:
         report = score_labels14(pred, gold)

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cxrvqa.config import ExecutorConfig
+from cxrvqa.core.provenance import code_version
 from cxrvqa.errors import ClusterError
-from cxrvqa.provenance import code_version
 from cxrvqa.store.shards import SHARDS_DIR
 
 #: How long to wait for the scheduler to answer and for a first worker to join.

@@ -16,7 +16,7 @@ console = Console(stderr=True)
 
 
 class RichReporter:
-    """Renders stage progress (`cxrvqa.progress`) as rich progress bars."""
+    """Renders stage progress (`cxrvqa.core.progress`) as rich progress bars."""
 
     def __init__(self, bar: Progress):
         self.bar = bar

@@ -7,7 +7,6 @@ pending work from what the store holds: a changed version (and from which), a ne
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,15 +31,6 @@ class StaleWork:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def last_config(store: Store) -> Config | None:
-    """The settings of the newest run (secrets are never stored; the pseudonym key comes from the environment)."""
-    rows = store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")
-    if not rows:
-        return None
-    data = json.loads(rows[0][0])
-    data["privacy"] = {}
-    return Config.model_validate(data)
 
 
 def stale_work(store: Store, config: Config) -> list[StaleWork]:

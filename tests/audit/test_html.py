@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cxrvqa.audit.html import bar_chart, json_for_script, report_segments, thumbnail
+from cxrvqa.audit.html import bar_chart
 from cxrvqa.cli import app
+from cxrvqa.core.pages import json_for_script, report_segments, thumbnail
 from cxrvqa.store import Store
 from tests.audit.conftest import XSS_ERROR, XSS_IMG, XSS_SCRIPT, Build, open_page
 

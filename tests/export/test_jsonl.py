@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrvqa.cli import app
+from cxrvqa.core.resources import load_json_schema
 from cxrvqa.export.items import select
 from cxrvqa.export.jsonl import export_jsonl
-from cxrvqa.resources import load_json_schema
 from cxrvqa.store import Store
 from tests.export.conftest import SEED, db_rows
 
@@ -142,7 +142,7 @@ def test_validate_file_reads_the_export_back_with_the_stored_verdicts(demo: Path
 
 def test_the_card_beside_the_file_gives_the_question_only_baseline_of_what_it_holds(demo: Path, exported: Path
                                                                                     ) -> None:
-    from cxrvqa.prior import FORMAT_COLUMNS, format_rows, measure
+    from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, measure
     from cxrvqa.store import Store
 
     card = exported.with_name("items.jsonl.card.md").read_text(encoding="utf-8")

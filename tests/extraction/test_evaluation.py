@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrvqa.cli import app
+from cxrvqa.core.vocab import finding_labels
 from cxrvqa.errors import InputError
-from cxrvqa.extraction.evaluation import finding_labels, score_labels14
+from cxrvqa.extraction.evaluation import score_labels14
 
 COLUMNS = ["filename", "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
            "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia", "normal"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.errors import ResourceError
-from cxrvqa import llm_client
+from cxrvqa.core import llm_client
 from cxrvqa.extraction import llm
-from cxrvqa.extraction.model import Sentence
-from cxrvqa.resources import resource
+from cxrvqa.core.scene_graph import Sentence
+from cxrvqa.core.resources import resource
 
 SENTENCES = [Sentence(id=0, section="indication", text="Cough.", start=12, end=18),
              Sentence(id=1, section="findings", text="Small left pleural effusion.", start=29, end=57),
@@ -28,7 +28,7 @@ def item(**overrides: object) -> dict:
 
 def test_response_schema_file_matches_the_model() -> None:
     text = resource("schemas", "llm_extraction_response.schema.json").read_text()
-    assert text == llm.schema_text(), "run: python -m cxrvqa.extraction.model --write"
+    assert text == llm.schema_text(), "run: python -m cxrvqa.extraction.schemas --write"
     schema = llm.response_schema()["$defs"]["LLMObservation"]
     # strict structured output: every property required, nothing extra
     assert set(schema["required"]) == set(schema["properties"]) and schema["additionalProperties"] is False

@@ -7,12 +7,12 @@ import csv
 from pathlib import Path
 
 from cxrvqa.config import Config
+from cxrvqa.core.scene_graph import Sentence
+from cxrvqa.core.text import split_sentences
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.export.labels14 import export_labels14
 from cxrvqa.extraction.evaluation import score_labels14
-from cxrvqa.extraction.model import Sentence
 from cxrvqa.extraction.rules import extract_scene_graph
-from cxrvqa.extraction.vocab import vocabulary
-from cxrvqa.reports.text import split_sentences
 from cxrvqa.store import Store
 from tests.extraction.test_stage import run_extract
 from tests.reports.test_stage import run_stage as run_report_stage

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE,
-                                     QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Sentence)
+from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, HISTORICAL, OTHER_EXAM,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Sentence)
 from cxrvqa.extraction.rules import extract_scene_graph
-from cxrvqa.reports.text import normalise, split_sentences
+from cxrvqa.core.text import normalise, split_sentences
 
 GOLDEN = yaml.safe_load((Path(__file__).parent / "golden_sentences.yaml").read_text())
 

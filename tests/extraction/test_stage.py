@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.config import Config
+from cxrvqa.core.parallel import batched
+from cxrvqa.core.scene_graph import SceneGraph
 from cxrvqa.extraction import stage
-from cxrvqa.extraction.model import SceneGraph
-from cxrvqa.parallel import batched
 from cxrvqa.store import StageCounts, Store, start_run
 from tests.reports.test_stage import run_stage as run_report_stage
 from tests.reports.test_stage import write_jsonl
@@ -141,7 +141,7 @@ def test_a_long_report_is_extracted_in_linear_time(config: Config, tmp_path: Pat
 def test_graph_json_matches_the_published_schema(config: Config) -> None:
     import jsonschema
 
-    from cxrvqa.resources import load_json_schema
+    from cxrvqa.core.resources import load_json_schema
 
     run_report_stage(config)
     run_extract(config)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.resources import resource
+from cxrvqa.core.resources import resource
 from cxrvqa.store import Store
 
 pytestmark = pytest.mark.flow

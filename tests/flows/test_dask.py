@@ -49,7 +49,7 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
 
 
 def test_a_dask_build_on_a_local_cluster_writes_the_tables_of_a_local_build(tmp_path: Path) -> None:
-    from cxrvqa.provenance import code_version
+    from cxrvqa.core.provenance import code_version
     from flows.build import build_dataset
 
     local = build_dataset(demo_config(tmp_path / "local"))

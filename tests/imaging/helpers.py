@@ -9,11 +9,11 @@ import numpy as np
 from PIL import Image
 
 from cxrvqa.config import Config
+from cxrvqa.core.parallel import batched
+from cxrvqa.core.provenance import sha256_file
 from cxrvqa.imaging import stage
 from cxrvqa.imaging.convert import convert_file
 from cxrvqa.imaging.models import ConversionJob, ManifestEntry, RenderSettings
-from cxrvqa.parallel import batched
-from cxrvqa.provenance import sha256_file
 from cxrvqa.store import StageCounts, Store, start_run
 
 SETTINGS = RenderSettings(

@@ -8,9 +8,9 @@ import numpy as np
 import pydicom
 from PIL import Image
 
+from cxrvqa.core.resources import resource
 from cxrvqa.imaging.decode import decode, j2k_decomposition_levels
 from cxrvqa.imaging.header import read_header
-from cxrvqa.resources import resource
 
 DEMO = Path(str(resource("demo", "images")))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.generate import GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, StudyView, study_view
 from cxrvqa.qa.templates import Template, builtin_templates

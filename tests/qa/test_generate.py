@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.generate import ALL_LETTERS, split_of
 from cxrvqa.qa.programs import finding_name
 from cxrvqa.qa.study import study_view

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.generate import names_of
 from cxrvqa.qa.programs import finding_name, region_name
 from cxrvqa.qa.templates import builtin_templates

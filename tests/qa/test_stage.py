@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from cxrvqa.config import load_config
-from cxrvqa.parallel import batched
+from cxrvqa.core.parallel import batched
 from cxrvqa.qa import stage
 from cxrvqa.store import Store
 from tests.qa import fill_store
@@ -127,7 +127,7 @@ def test_complementary_pairs_join_a_yes_and_a_no_of_one_question(per_question: S
 
 
 def test_the_question_only_baseline_is_stored_with_the_selection(per_question: SimpleNamespace) -> None:
-    from cxrvqa.prior import measure, stored_prior
+    from cxrvqa.core.prior import measure, stored_prior
 
     store = per_question.store
     stored = stored_prior(store)
@@ -402,7 +402,7 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
 
 def test_another_version_of_the_baseline_measures_the_stored_figures_again(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build made before an edit of cxrvqa.prior does not keep showing the figures of the earlier code: the
+    """A build made before an edit of cxrvqa.core.prior does not keep showing the figures of the earlier code: the
     next QA stage selects the same keys again and stores figures measured by the new code."""
     with Store(tmp_path / "cxrvqa.duckdb") as store:
         fill_store(store, 0, 40)
@@ -490,8 +490,8 @@ def test_demo_rerun_skips_everything(demo: SimpleNamespace) -> None:
 
 @pytest.mark.flow
 def test_demo_boxes_are_the_rescaled_current_boxes(demo: SimpleNamespace, tmp_path: Path) -> None:
+    from cxrvqa.core.resources import resource
     from cxrvqa.imaging.boxes import import_boxes
-    from cxrvqa.resources import resource
 
     db = tmp_path / "cxrvqa.duckdb"
     shutil.copy(demo.root / "a" / "cxrvqa.duckdb", db)

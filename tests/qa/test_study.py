@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cxrvqa.extraction.model import DEID_ADJACENT
+from cxrvqa.core.scene_graph import DEID_ADJACENT
 from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
 from tests.qa import graph, observation
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from cxrvqa.core.resources import resource
 from cxrvqa.errors import TemplateError
 from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.qa.templates import builtin_templates, lint_paths, load_template_file, load_templates
-from cxrvqa.resources import resource
 
 BASE = """id: {id}
 version: 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.config import Config
-from cxrvqa.parallel import batched
+from cxrvqa.core.parallel import batched
 from cxrvqa.reports import stage
 from cxrvqa.reports.loaders import load_reports
 from cxrvqa.store import StageCounts, Store, start_run

@@ -16,12 +16,12 @@ from cxrvqa.audit.html import render_page, review_section
 from cxrvqa.audit.summary import AuditFilters, audit
 from cxrvqa.audit.terminal import render
 from cxrvqa.cli import app
+from cxrvqa.core.grading import demoted_by_checks, review_result, review_verdicts
+from cxrvqa.core.stats import Proportion, wilson
 from cxrvqa.export.card import dataset_card
 from cxrvqa.export.items import select
 from cxrvqa.review.accuracy import review_accuracy
-from cxrvqa.review.stats import Proportion, wilson
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import demoted_by_checks, review_result, review_verdicts
 from tests.review.conftest import items_of, write_jsonl
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from cxrvqa.resources import load_json_schema
+from cxrvqa.core.resources import load_json_schema
 from cxrvqa.store import Store
 from cxrvqa.store.records import ITEM_COLUMNS, ITEM_SCHEMA, PART_SCHEMA
 

@@ -14,12 +14,12 @@ import pyarrow as pa
 import pytest
 
 from cxrvqa.config import load_config
+from cxrvqa.core.parallel import batched
+from cxrvqa.core.resources import resource
 from cxrvqa.extraction import stage as extract_stage
-from cxrvqa.parallel import batched
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.reports import stage as report_stage
 from cxrvqa.reports.loaders import load_reports
-from cxrvqa.resources import resource
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.shards import clear_shards, merge_shards, read_shards, shard_folder, write_shards
 

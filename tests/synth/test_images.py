@@ -10,8 +10,8 @@ import pydicom
 import pytest
 
 from cxrvqa.config import Config
+from cxrvqa.core.parallel import batched
 from cxrvqa.imaging import stage
-from cxrvqa.parallel import batched
 from cxrvqa.store import Store, start_run
 from cxrvqa.synth.corpus import DICOM, MANIFEST, write_corpus
 from cxrvqa.synth.images import ImageJob, image_jobs, write_image

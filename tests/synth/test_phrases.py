@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.errors import ResourceError
 from cxrvqa.extraction.rules import rules
-from cxrvqa.resources import load_checked_yaml
 from cxrvqa.synth.phrases import FILE, OPEN, SCHEMA, SLOT, compile_phrasebook, phrasebook
 
 

@@ -9,10 +9,10 @@ import jsonschema
 import orjson
 import pytest
 
-from cxrvqa.extraction.model import SceneGraph
+from cxrvqa.core.resources import load_json_schema
+from cxrvqa.core.scene_graph import SceneGraph
+from cxrvqa.core.text import split_sentences
 from cxrvqa.reports.loaders import RawReport, load_reports
-from cxrvqa.reports.text import split_sentences
-from cxrvqa.resources import load_json_schema
 from cxrvqa.synth.reports import CHUNK, make_chunk
 
 

@@ -11,12 +11,12 @@ import pytest
 
 from cxrvqa.cli import _demo_inputs
 from cxrvqa.config import Config, load_config
+from cxrvqa.core.grading import grading
+from cxrvqa.core.llm_client import ResponseError
 from cxrvqa.errors import ConfigError
-from cxrvqa.llm_client import ResponseError
 from cxrvqa.store import Store
 from cxrvqa.validation import judge
 from cxrvqa.validation import stage as validate_stage
-from cxrvqa.validation.grading import grading
 from tests.llm_server import FakeLLMServer
 
 pytestmark = pytest.mark.flow

@@ -10,10 +10,6 @@ inline styles and data: images: no network, and no injected handler could run ev
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import json
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -21,19 +17,18 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
-from PIL import Image
 
 from cxrvqa.audit import summary as audit_summary
 from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES, DatasetDiff
 from cxrvqa.audit.summary import AuditSummary, reason_key
-from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
+from cxrvqa.core import pages
+from cxrvqa.core.pages import document, item_media, thumbnail
+from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, strongest
+from cxrvqa.core.resources import resource
+from cxrvqa.core.stats import Proportion
 from cxrvqa.review.accuracy import ReviewAccuracy
-from cxrvqa.resources import resource
-from cxrvqa.review.stats import Proportion
 from cxrvqa.store import Store
 
-#: Longest side of an embedded thumbnail, in pixels.
-THUMBNAIL_SIDE = 192
 #: Failing items embedded by default (--limit).
 DEFAULT_ITEMS = 200
 #: Images shown with all their annotated boxes (those with boxes first).
@@ -64,60 +59,10 @@ def page_extras(store: Store, summary: AuditSummary, out_dir: Path) -> dict[str,
     return {"images": images, "reports": media["reports"], "gallery": gallery}
 
 
-def item_media(store: Store, out_dir: Path, image_ids: list[str], study_ids: list[str],
-               side: int = THUMBNAIL_SIDE) -> dict[str, Any]:
-    """What a page needs to show items: thumbnails of their images ({image_id: src, width, height}, sizes in
-    PNG pixels, the space of the items' boxes) and their studies' reports split at sentences ({study_id:
-    segments}). Shared by the audit page and the review page (cxrvqa.review.page)."""
-    images = {}
-    for image_id, png_path, cols, rows in store.query(
-            "SELECT image_id, png_path, png_cols, png_rows FROM current_images WHERE image_id IN "
-            "(SELECT unnest($ids))", {"ids": sorted(set(image_ids))}):
-        path = out_dir / png_path
-        if path.is_file():
-            images[image_id] = {"src": thumbnail(path, side), "width": cols, "height": rows}
-    studies = sorted(set(study_ids))
-    texts = dict(store.query("SELECT study_id, text FROM current_reports WHERE study_id IN (SELECT unnest($ids))",
-                             {"ids": studies}))
-    spans: dict[str, list[tuple[int, int, int]]] = {}
-    for study_id, sentence_id, start, end in store.query(
-            'SELECT study_id, sentence_id, start, "end" FROM current_sentences WHERE study_id IN '
-            '(SELECT unnest($ids)) ORDER BY study_id, start', {"ids": studies}):
-        spans.setdefault(study_id, []).append((sentence_id, start, end))
-    return {"images": images,
-            "reports": {study_id: report_segments(text, spans.get(study_id, [])) for study_id, text in texts.items()}}
-
-
 def show_gallery(summary: AuditSummary) -> bool:
     """The image gallery belongs to the input stages: --stage images/boxes, or no stage, validator or template."""
     return bool(summary.filters["stage"] in (None, "images", "boxes") and not summary.filters["validator"]
                 and not summary.filters["template"] and not summary.filters["reason"])
-
-
-def report_segments(text: str, sentences: list[tuple[int, int, int]]) -> list[list[Any]]:
-    """The report as [text, sentence id or None] pieces covering all of it, in order (the page marks the
-    pieces whose sentence is evidence of an item; splitting here keeps offsets in Python's characters)."""
-    segments: list[list[Any]] = []
-    position = 0
-    for sentence_id, start, end in sorted(sentences, key=lambda s: s[1]):
-        if start < position or end > len(text):
-            continue
-        if start > position:
-            segments.append([text[position:start], None])
-        segments.append([text[start:end], sentence_id])
-        position = end
-    if position < len(text):
-        segments.append([text[position:], None])
-    return segments
-
-
-def thumbnail(path: Path, side: int = THUMBNAIL_SIDE) -> str:
-    """A PNG data: URI of the image shrunk to `side` pixels on its longest side."""
-    with Image.open(path) as image:
-        image.thumbnail((side, side))
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 # -- the page --------------------------------------------------------------------------------------------
@@ -139,15 +84,8 @@ def templates() -> Environment:
 
 @lru_cache(maxsize=None)
 def asset(name: str) -> str:
-    """A style sheet or script of the pages (audit/page/<name>): view.css and view.js are shared with the review
-    page."""
+    """A style sheet or script of the audit pages (audit/page/<name>); those every page uses are core.pages.asset."""
     return resource("audit", "page", name).read_text(encoding="utf-8")
-
-
-def json_for_script(value: Any) -> str:
-    """JSON that cannot end its <script> block: '<', '>' and '&' as \\u escapes (valid JSON, same value)."""
-    return (json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 def _pct(value: float | None) -> str:
@@ -249,20 +187,8 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
     body = templates().get_template("audit.html.j2").render(summary=summary, extras=extras, scope=scope,
                                                               filters=filters, images_kept=images_kept)
     data = {"items": [asdict(item) for item in summary.examples], **extras}
-    return document(f"cxrvqa audit: {scope}", asset("view.css") + asset("audit.css"), Markup(body), "audit-data", data,
-                    asset("view.js") + asset("audit.js"))
-
-
-def document(title: str, style: str, body: Markup, data_id: str, data: Any, script: str) -> str:
-    """A self-contained page (audit/page/document.html.j2): `body` (markup whose data was escaped), `data` as JSON
-    in a script block with id `data_id`, and `script`, the only one the Content-Security-Policy lets run (by its
-    hash). No network, images only as data: URIs. Shared by the audit, verdicts and review pages."""
-    script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    policy = (f"default-src 'none'; script-src 'sha256-{script_hash}'; style-src 'unsafe-inline'; img-src data:; "
-              "base-uri 'none'; form-action 'none'")
-    return templates().get_template("document.html.j2").render(
-        title=title, policy=policy, style=Markup(style), body=body, data_id=data_id,
-        data_json=Markup(json_for_script(data)), script=Markup(script))
+    return document(f"cxrvqa audit: {scope}", pages.asset("view.css") + asset("audit.css"), Markup(body), "audit-data",
+                    data, pages.asset("view.js") + asset("audit.js"))
 
 
 def write_page(dest: Path, page: str) -> int:

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cxrvqa.errors import ConfigError
-from cxrvqa.prior import PriorFigure, stored_prior
+from cxrvqa.core.prior import PriorFigure, stored_prior
 from cxrvqa.review.accuracy import ReviewAccuracy, review_accuracy
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import STATUS_RANK
+from cxrvqa.core.grading import STATUS_RANK
 
 if TYPE_CHECKING:
     from cxrvqa.audit.diff import DatasetDiff
@@ -270,7 +270,7 @@ class AuditSummary:
     notes: list[str] = field(default_factory=list)
     compare: Comparison | None = None
     review: ReviewAccuracy | None = None     # what human review measured (None: no reviewed item in scope)
-    prior: list[PriorFigure] = field(default_factory=list)       # the question-only baseline (cxrvqa.prior)
+    prior: list[PriorFigure] = field(default_factory=list)       # the question-only baseline (cxrvqa.core.prior)
     too_few: list[TooFew] = field(default_factory=list)          # per-question balance: questions missing an answer
     retired: list[Retired] = field(default_factory=list)         # the first of what the audited run retired
     retired_total: int = 0

@@ -14,9 +14,9 @@ from cxrvqa.audit.summary import (COMPARE_TEMPLATE_COLUMNS, COMPARE_VALIDATOR_CO
                                   DISAGREEMENT_EXAMPLE_COLUMNS, PRIOR_TEMPLATE_COLUMNS, REASON_COLUMNS,
                                   RETIRED_COLUMNS, REVIEW_COLUMNS, REVIEW_TEMPLATE_COLUMNS, STAGE_COLUMNS,
                                   TEMPLATE_COLUMNS, TOO_FEW_COLUMNS, VALIDATOR_COLUMNS, AuditSummary, Comparison)
-from cxrvqa.prior import FORMAT_COLUMNS, format_rows, strongest
+from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
-from cxrvqa.review.stats import Proportion
+from cxrvqa.core.stats import Proportion
 
 #: The longest example detail shown in a table cell (the JSON keeps all of it).
 DETAIL_CHARS = 160
@@ -52,6 +52,40 @@ def _table(title: str, columns: tuple[str, ...], right: tuple[str, ...] = ()) ->
 
 def render(summary: AuditSummary, out: Console, scope: str) -> None:
     """Print every section of the summary; `scope` names the build (its folder)."""
+    _render_head(summary, out, scope)
+    _render_counts(summary, out)
+    if summary.review is not None:
+        _render_review(summary.review, out)
+    if summary.disagreements is not None:
+        _render_disagreements(summary, out)
+    if summary.prior:
+        _render_prior(summary, out)
+    if summary.dataset_checks_run is not None:
+        _render_dataset_checks(summary, out)
+    if summary.compare is not None:
+        _render_comparison(summary.compare, out)
+    if summary.changes is not None:
+        render_changes(summary.changes, out, top=TOP_CHANGED_TEMPLATES)
+    elif summary.changes_from is None and summary.as_of_run is not None:
+        out.print(Text("changes: none to show, this is the build's first run"))
+    if summary.retired:
+        table = _table(f"Retired by run {summary.as_of_run.run_id}: {summary.retired_total} (build --prune; their "
+                       "items left the current dataset, their rows stay)",
+                       RETIRED_COLUMNS, ("items removed",))
+        for r in summary.retired:
+            table.add_row(*map(_text, (r.kind, r.name, r.reason, r.items, r.detail)))
+        out.print(table)
+    _render_failing_items(summary, out)
+    for stage, rows in summary.rejects.items():
+        if rows:
+            table = _table(f"{stage}: rejects and failures (first {len(rows)})", tuple(rows[0]))
+            for row in rows:
+                table.add_row(*(_short(str(v)) for v in row.values()))
+            out.print(table)
+
+
+def _render_head(summary: AuditSummary, out: Console, scope: str) -> None:
+    """Which build, as of which run, with which filters, and the summary's notes."""
     run = summary.as_of_run
     head = Text("Audit of ", style="bold") + Text(scope)
     if run is not None:
@@ -65,6 +99,9 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
     for note in summary.notes:
         out.print(Text("note: " + note, style="yellow"))
 
+
+def _render_counts(summary: AuditSummary, out: Console) -> None:
+    """Counts per stage, reasons, validators, templates and grades."""
     stages = _table("Counts per stage", STAGE_COLUMNS, STAGE_COLUMNS[2:])
     for s in summary.stages:
         stages.add_row(*map(_text, (s.stage, s.output, s.kept, s.warned, s.rejected, s.failed)))
@@ -100,79 +137,60 @@ def render(summary: AuditSummary, out: Console, scope: str) -> None:
             grades.add_row(_text(g.label), _text(g.n), _pct(g.share), Text(criteria))
         out.print(grades)
 
-    if summary.review is not None:
-        _render_review(summary.review, out)
 
+def _render_disagreements(summary: AuditSummary, out: Console) -> None:
+    """Rules vs LLM: the findings the two backends read differently, with examples."""
     agreement = summary.disagreements
-    if agreement is not None:
-        if not agreement.studies_with_both:
-            out.print(Text("rules vs llm: no study has graphs of both backends"))
-        else:
-            table = _table(f"Rules vs LLM: {agreement.studies_disagreeing} of {agreement.studies_with_both} studies "
-                           "with both backends disagree", DISAGREEMENT_COLUMNS, ("studies",))
-            for row in agreement.by_finding:
-                table.add_row(*map(_text, (row["finding"], row["disagreement"], row["n"])))
-            out.print(table)
-            examples = _table("Disagreement examples", DISAGREEMENT_EXAMPLE_COLUMNS)
-            for row in agreement.examples:
-                examples.add_row(_text(row["study_id"]), _text(row["finding"]),
-                                 _text(" ".join(filter(None, (row["rules_presence"], row["rules_laterality"])))),
-                                 _text(" ".join(filter(None, (row["llm_presence"], row["llm_laterality"])))))
-            out.print(examples)
+    if not agreement.studies_with_both:
+        out.print(Text("rules vs llm: no study has graphs of both backends"))
+        return
+    table = _table(f"Rules vs LLM: {agreement.studies_disagreeing} of {agreement.studies_with_both} studies "
+                   "with both backends disagree", DISAGREEMENT_COLUMNS, ("studies",))
+    for row in agreement.by_finding:
+        table.add_row(*map(_text, (row["finding"], row["disagreement"], row["n"])))
+    out.print(table)
+    examples = _table("Disagreement examples", DISAGREEMENT_EXAMPLE_COLUMNS)
+    for row in agreement.examples:
+        examples.add_row(_text(row["study_id"]), _text(row["finding"]),
+                         _text(" ".join(filter(None, (row["rules_presence"], row["rules_laterality"])))),
+                         _text(" ".join(filter(None, (row["llm_presence"], row["llm_laterality"])))))
+    out.print(examples)
 
-    if summary.prior:
-        _render_prior(summary, out)
 
-    if summary.dataset_checks_run is not None:
-        failed = [c for c in summary.dataset_checks if not c.ok]
-        passed = len(summary.dataset_checks) - len(failed)
-        if failed:
-            checks = _table(f"Dataset checks of run {summary.dataset_checks_run}: {len(failed)} failed, {passed} "
-                            "passed", ("check", "subject", "value", "expected", "detail"), ("value",))
-            for c in failed:
-                checks.add_row(*map(_text, (c.check, c.subject, c.value, c.expected, c.detail)))
-            out.print(checks)
-        else:
-            out.print(Text(f"dataset checks of run {summary.dataset_checks_run}: all {passed} passed"))
+def _render_dataset_checks(summary: AuditSummary, out: Console) -> None:
+    failed = [c for c in summary.dataset_checks if not c.ok]
+    passed = len(summary.dataset_checks) - len(failed)
+    if not failed:
+        out.print(Text(f"dataset checks of run {summary.dataset_checks_run}: all {passed} passed"))
+        return
+    checks = _table(f"Dataset checks of run {summary.dataset_checks_run}: {len(failed)} failed, {passed} "
+                    "passed", ("check", "subject", "value", "expected", "detail"), ("value",))
+    for c in failed:
+        checks.add_row(*map(_text, (c.check, c.subject, c.value, c.expected, c.detail)))
+    out.print(checks)
 
-    if summary.compare is not None:
-        _render_comparison(summary.compare, out)
-    if summary.changes is not None:
-        render_changes(summary.changes, out, top=TOP_CHANGED_TEMPLATES)
-    elif summary.changes_from is None and summary.as_of_run is not None:
-        out.print(Text("changes: none to show, this is the build's first run"))
-    if summary.retired:
-        table = _table(f"Retired by run {summary.as_of_run.run_id}: {summary.retired_total} (build --prune; their "
-                       "items left the current dataset, their rows stay)",
-                       RETIRED_COLUMNS, ("items removed",))
-        for r in summary.retired:
-            table.add_row(*map(_text, (r.kind, r.name, r.reason, r.items, r.detail)))
-        out.print(table)
 
-    if summary.examples:
-        out.print(Text(f"Failing items: {len(summary.examples)} of {summary.failing_items} shown", style="bold"))
-        for item in summary.examples:
-            out.print(Text(f"{item.item_id}  {item.template_id}  study {item.study_id}  grade {item.grade or '-'}",
-                           style="bold"))
-            out.print(Text("  Q: " + item.question))
-            answer = item.answer + (f"  [{item.correct_option}]" if item.correct_option else "")
-            out.print(Text("  A: " + answer))
-            for part in item.answer_parts[1:]:
-                out.print(Text(f"     {part['kind']}: {part['text']}"))
-            if item.options:
-                out.print(Text("  options: " + "  ".join(f"{letter}) {option}" for letter, option
-                                                          in zip("ABCD", item.options, strict=False))))
-            for f in item.failures:
-                out.print(Text(f"  {f.status} {f.validator}: {f.reason}: ", style="red" if f.status == "reject"
-                               else "yellow") + Text(f.detail))
-    elif summary.failing_items:
-        out.print(Text(f"{summary.failing_items} failing items (none shown: --limit 0)"))
-    for stage, rows in summary.rejects.items():
-        if rows:
-            table = _table(f"{stage}: rejects and failures (first {len(rows)})", tuple(rows[0]))
-            for row in rows:
-                table.add_row(*(_short(str(v)) for v in row.values()))
-            out.print(table)
+def _render_failing_items(summary: AuditSummary, out: Console) -> None:
+    """The failing items shown (--limit): question, answer, options and the failures of each."""
+    if not summary.examples:
+        if summary.failing_items:
+            out.print(Text(f"{summary.failing_items} failing items (none shown: --limit 0)"))
+        return
+    out.print(Text(f"Failing items: {len(summary.examples)} of {summary.failing_items} shown", style="bold"))
+    for item in summary.examples:
+        out.print(Text(f"{item.item_id}  {item.template_id}  study {item.study_id}  grade {item.grade or '-'}",
+                       style="bold"))
+        out.print(Text("  Q: " + item.question))
+        answer = item.answer + (f"  [{item.correct_option}]" if item.correct_option else "")
+        out.print(Text("  A: " + answer))
+        for part in item.answer_parts[1:]:
+            out.print(Text(f"     {part['kind']}: {part['text']}"))
+        if item.options:
+            out.print(Text("  options: " + "  ".join(f"{letter}) {option}" for letter, option
+                                                      in zip("ABCD", item.options, strict=False))))
+        for f in item.failures:
+            out.print(Text(f"  {f.status} {f.validator}: {f.reason}: ", style="red" if f.status == "reject"
+                           else "yellow") + Text(f.detail))
 
 
 def render_changes(diff: DatasetDiff, out: Console, top: int | None = None) -> None:

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cxrvqa.core.text_input import encoding_problem, read_lines
 from cxrvqa.errors import InputError
-from cxrvqa.text_input import encoding_problem, read_lines
 
 STATUSES = ("reject", "warn")
 
@@ -116,7 +116,9 @@ def render_terminal(summary: VerdictsSummary, console: Console) -> None:
 
 def render_html(summary: VerdictsSummary) -> str:
     """A self-contained page: the counts, reject and warning charts, the tables and the failing lines."""
-    from cxrvqa.audit.html import asset, bar_chart, document, templates
+    from cxrvqa.audit.html import asset, bar_chart, templates
+    from cxrvqa.core import pages
+    from cxrvqa.core.pages import document
 
     reasons = reason_rows(summary)
     charts = Markup("").join(
@@ -124,5 +126,5 @@ def render_html(summary: VerdictsSummary) -> str:
                   [(f"{v}: {r}", n, str(n)) for s, v, r, n in reasons if s == status]) for status in STATUSES)
     body = templates().get_template("verdicts.html.j2").render(summary=summary, charts=charts, reasons=reasons,
                                                                 templates=template_rows(summary))
-    return document(f"cxrvqa verdicts: {summary.source}", asset("view.css") + asset("audit.css"), Markup(body),
-                    "verdicts-data", {"lines": summary.lines, "ok": summary.ok}, "")
+    return document(f"cxrvqa verdicts: {summary.source}", pages.asset("view.css") + asset("audit.css"),
+                    Markup(body), "verdicts-data", {"lines": summary.lines, "ok": summary.ok}, "")

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, measure, strongest
+from cxrvqa.core.resources import load_json_schema, resource
 from cxrvqa.export.items import Selection, export_data, sql_literal
-from cxrvqa.prior import FORMAT_COLUMNS, format_rows, measure, strongest
-from cxrvqa.resources import load_json_schema, resource
 from cxrvqa.store import Store
 
 #: Hugging Face Hub size categories: (upper bound, label).
@@ -78,11 +78,9 @@ def sources(store: Store, configs: list[dict[str, Any]], has_images: bool, has_b
 
 def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selection: Selection, fmt: str) -> str:
     data = export_data()
-    card = data["card"]
     splits = list(per_split)
     paths = [str(folder / f"{s}.parquet") for s in splits]
     files = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
-    total = sum(per_split.values())
     if paths:
         has_images, has_boxes, run_ids = store.query(
             f"SELECT count(image) > 0, count(*) FILTER (len(boxes) > 0) > 0, list(DISTINCT provenance.run_id) "
@@ -90,8 +88,32 @@ def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selectio
     else:
         has_images, has_boxes, run_ids = False, False, []
     runs = store.query("SELECT run_id, config, code_version FROM runs ORDER BY started_at")
-    configs = [json.loads(config) for _, config, _ in runs]
-    source_ids = sources(store, configs, has_images, has_boxes)
+    source_ids = sources(store, [json.loads(config) for _, config, _ in runs], has_images, has_boxes)
+    out = _card_head(data, source_ids, per_split, selection, fmt)
+    if paths:
+        out += ["## Counts", "", "### Question types", "", _by_split(store, files, "question_type", splits), "",
+                "### Answer formats", "", _by_split(store, files, "answer_format", splits), "",
+                "### Grades", "",
+                _by_split(store, files, "grade", splits, value="coalesce(grade, 'not graded')",
+                          order="coalesce(any_value(grade_code), -1) DESC"), ""]
+    out += prior_section(store, f"read_parquet({files})" if paths else None, selection)
+    out += _measured_accuracy(store, selection)
+    out += _grades_section(store, data["card"], bool(paths) and not has_images)
+    out += _fields_section(paths)
+    out += _recipe(store, files if paths else None, run_ids, runs)
+    out += ["## Sources and licences", "",
+            "The items derive from these inputs; their terms apply to this dataset. cxrvqa itself is Apache-2.0.", "",
+            _table(["source", "licence"], [[data["sources"][s]["name"], data["sources"][s]["licence"]]
+                                           for s in source_ids]), ""]
+    return "\n".join(out)
+
+
+def _card_head(data: dict[str, Any], source_ids: list[str], per_split: dict[str, int], selection: Selection,
+               fmt: str) -> list[str]:
+    """The card's YAML front matter (licence, size, configs), its title and summary, and how to load the files."""
+    card = data["card"]
+    splits = list(per_split)
+    total = sum(per_split.values())
     licences = {data["sources"][s]["license_id"] for s in source_ids}
     front = {
         "license": licences.pop() if len(licences) == 1 else "other",
@@ -103,49 +125,45 @@ def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selectio
         "configs": [{"config_name": "default",
                      "data_files": [{"split": s, "path": f"{s}.parquet"} for s in splits]}],
     }
-    out = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", "",
-           f"# {card['pretty_name']}", "", card["summary"], "",
-           f"Exported by `cxrvqa export --format {fmt}` from a cxrvqa build: {total} items "
-           f"({selection.describe()}).", "", "## Files", "",
-           _table(["split", "file", "items"], [[s, f"{s}.parquet", n] for s, n in per_split.items()]), "",
-           "```python",
-           "from datasets import load_dataset",
-           'ds = load_dataset("parquet", data_dir="path/to/this/folder")  # splits: train, validation, test',
-           'ds = load_dataset("path/to/this/folder")                      # splits as named here (val)',
-           "```", "",
-           "```sql",
-           "SELECT question, answer, grade FROM 'path/to/this/folder/*.parquet';  -- DuckDB",
-           "```", "",
-           _IMAGE_NOTE[fmt], ""]
-    if paths:
-        out += ["## Counts", "", "### Question types", "", _by_split(store, files, "question_type", splits), "",
-                "### Answer formats", "", _by_split(store, files, "answer_format", splits), "",
-                "### Grades", "",
-                _by_split(store, files, "grade", splits, value="coalesce(grade, 'not graded')",
-                          order="coalesce(any_value(grade_code), -1) DESC"), ""]
-    out += prior_section(store, f"read_parquet({files})" if paths else None, selection)
-    out += _measured_accuracy(store, selection)
-    levels = store.query("SELECT label, meaning FROM grade_levels ORDER BY grade DESC")
-    if levels:
-        out += ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], ""]
-        if paths and not has_images:
-            out += ["This is a text-VQA dataset (its build had no images): its items are graded on their text "
-                    "criteria alone (report support, evidence, validators); a report-only item is no fault here, "
-                    "whereas in a build with images it is graded C.", ""]
-        out += [_table(["grade", "meaning"], [list(level) for level in levels]), ""]
-    schema = load_json_schema("qa_item.schema.json")["properties"]
-    if paths:
-        import pyarrow.parquet as pq
+    return ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000).rstrip(), "---", "",
+            f"# {card['pretty_name']}", "", card["summary"], "",
+            f"Exported by `cxrvqa export --format {fmt}` from a cxrvqa build: {total} items "
+            f"({selection.describe()}).", "", "## Files", "",
+            _table(["split", "file", "items"], [[s, f"{s}.parquet", n] for s, n in per_split.items()]), "",
+            "```python",
+            "from datasets import load_dataset",
+            'ds = load_dataset("parquet", data_dir="path/to/this/folder")  # splits: train, validation, test',
+            'ds = load_dataset("path/to/this/folder")                      # splits as named here (val)',
+            "```", "",
+            "```sql",
+            "SELECT question, answer, grade FROM 'path/to/this/folder/*.parquet';  -- DuckDB",
+            "```", "",
+            _IMAGE_NOTE[fmt], ""]
 
-        names = pq.read_schema(paths[0]).names
-        out += ["## Fields", "", _table(["field", "description"],
-                                        [[f"`{n}`", schema[n]["description"]] for n in names]), ""]
-    out += _recipe(store, files if paths else None, run_ids, runs)
-    out += ["## Sources and licences", "",
-            "The items derive from these inputs; their terms apply to this dataset. cxrvqa itself is Apache-2.0.", "",
-            _table(["source", "licence"], [[data["sources"][s]["name"], data["sources"][s]["licence"]]
-                                           for s in source_ids]), ""]
-    return "\n".join(out)
+
+def _grades_section(store: Store, card: dict[str, Any], text_only: bool) -> list[str]:
+    """What the grades mean (grade_levels); a text-VQA note when the exported items have no image."""
+    levels = store.query("SELECT label, meaning FROM grade_levels ORDER BY grade DESC")
+    if not levels:
+        return []
+    out = ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], ""]
+    if text_only:
+        out += ["This is a text-VQA dataset (its build had no images): its items are graded on their text "
+                "criteria alone (report support, evidence, validators); a report-only item is no fault here, "
+                "whereas in a build with images it is graded C.", ""]
+    return out + [_table(["grade", "meaning"], [list(level) for level in levels]), ""]
+
+
+def _fields_section(paths: list[str]) -> list[str]:
+    """The exported fields with their descriptions from the QA item's JSON Schema."""
+    if not paths:
+        return []
+    import pyarrow.parquet as pq
+
+    schema = load_json_schema("qa_item.schema.json")["properties"]
+    names = pq.read_schema(paths[0]).names
+    return ["## Fields", "", _table(["field", "description"], [[f"`{n}`", schema[n]["description"]] for n in names]),
+            ""]
 
 
 def _measured_accuracy(store: Store, selection: Selection) -> list[str]:
@@ -229,7 +247,7 @@ _BALANCE = {
 
 
 def prior_section(store: Store, source: str | None, selection: Selection) -> list[str]:
-    """'Question-only baseline': the figures of cxrvqa.prior on the exported items (``source``), how the build
+    """'Question-only baseline': the figures of cxrvqa.core.prior on the exported items (``source``), how the build
     balanced its yes/no answers and the export's balance profile."""
     out = ["## Question-only baseline", ""]
     modes = [m for (m,) in store.query("SELECT DISTINCT coalesce(mode, 'per_template') FROM current_qa_balance "

@@ -16,8 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.errors import CxrvqaError
-from cxrvqa.resources import load_checked_yaml
 from cxrvqa.store import Store
 
 EXPORT_DATA = "schemas/vocab/export.yaml"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxrvqa.export.atomic import atomic_file
+from cxrvqa.core.atomic import atomic_file
 from cxrvqa.export.card import card_path, sidecar_card
 from cxrvqa.export.items import EVERY_ITEM, ExportSummary, Selection, ordered_items, sql_literal
 from cxrvqa.store import Store

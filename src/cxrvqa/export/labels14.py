@@ -22,10 +22,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from cxrvqa.core.atomic import atomic_file
+from cxrvqa.core.vocab import NORMAL, NOT_ABNORMAL, finding_labels, vocabulary
 from cxrvqa.errors import InputError
-from cxrvqa.export.atomic import atomic_file
-from cxrvqa.extraction.evaluation import NORMAL, finding_labels
-from cxrvqa.extraction.vocab import NOT_ABNORMAL, vocabulary
 from cxrvqa.store import Store
 
 #: The gold standard's column order (ChestX-ray14's label order), then `normal`.

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cxrvqa.errors import CxrvqaError
-from cxrvqa.export.atomic import atomic_folder
+from cxrvqa.core.atomic import atomic_folder
 from cxrvqa.export.card import dataset_card
 from cxrvqa.export.items import (EVERY_ITEM, RELATIVE_IMAGE, ExportSummary, Selection, ordered_items, split_names,
                                  sql_literal)

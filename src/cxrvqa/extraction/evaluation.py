@@ -11,14 +11,8 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cxrvqa.core.vocab import NORMAL, finding_labels
 from cxrvqa.errors import InputError
-from cxrvqa.extraction.vocab import vocabulary
-
-NORMAL = "normal"
-
-
-def finding_labels() -> set[str]:
-    return {f["codes"]["chestxray14"] for f in vocabulary().findings.values() if "chestxray14" in f.get("codes", {})}
 
 
 def read_labels14(path: Path) -> tuple[list[str], dict[str, dict[str, int]]]:

@@ -35,15 +35,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
-from cxrvqa.extraction.model import (QUALIFIED_NEGATION, Certainty, Evidence, Observation, Presence, SceneGraph,
+from cxrvqa.core.scene_graph import (QUALIFIED_NEGATION, Certainty, Evidence, Observation, Presence, SceneGraph,
                                      Sentence, published_schema, schema_file_text)
 from cxrvqa.extraction.rules import narrowed, normal_statements, rules
-from cxrvqa.extraction.vocab import Change, Laterality, Severity, vocabulary
-from cxrvqa.llm_cache import LLMCache
-from cxrvqa.llm_client import (Budget, Exchange, ResponseError, ask, read_prompt, render_messages,
+from cxrvqa.core.vocab import Change, Laterality, Severity, vocabulary
+from cxrvqa.core.llm_cache import LLMCache
+from cxrvqa.core.llm_client import (Budget, Exchange, ResponseError, ask, read_prompt, render_messages,
                                run_concurrently)
-from cxrvqa.provenance import stable_hash
-from cxrvqa.resources import load_checked_yaml, load_json_schema
+from cxrvqa.core.provenance import stable_hash
+from cxrvqa.core.resources import load_checked_yaml, load_json_schema
 
 #: A close-enough spelling of a vocabulary phrase ("pleural efusion") maps to it.
 FUZZY_CUTOFF = 0.88

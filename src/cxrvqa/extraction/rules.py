@@ -20,11 +20,11 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
+from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
                                      PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Evidence,
                                      NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
-from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
-from cxrvqa.resources import load_checked_yaml
+from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}

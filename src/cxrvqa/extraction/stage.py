@@ -21,9 +21,9 @@ from typing import Any
 from cxrvqa.config import Config
 from cxrvqa.extraction.llm import (INJECTION_REASON, LLMContext, answer_to_graph, cached_answer,
                                    injection_patterns, prepare_llm, request_outcomes)
-from cxrvqa.extraction.model import SceneGraph, Sentence
-from cxrvqa.parallel import batched, process_map
-from cxrvqa.provenance import code_version, stable_hash
+from cxrvqa.core.scene_graph import SceneGraph, Sentence
+from cxrvqa.core.parallel import batched, process_map
+from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
@@ -129,7 +129,7 @@ def load_inputs(store: Store, study_ids: list[str]) -> list[StudyInput]:
 def _english_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    from cxrvqa.extraction.vocab import vocabulary
+    from cxrvqa.core.vocab import vocabulary
 
     vocab = vocabulary()
     phrases = [s for item in [*vocab.findings.values(), *vocab.regions.values(), *vocab.severity, *vocab.change,
@@ -138,7 +138,7 @@ def _english_words() -> frozenset[str]:
 
 
 def _finding_sentences(study: StudyInput) -> list[tuple[int, str, str, int, int, bool]]:
-    from cxrvqa.extraction.model import FINDING_SECTIONS
+    from cxrvqa.core.scene_graph import FINDING_SECTIONS
 
     return [s for s in study.sentences if s[1] in FINDING_SECTIONS]
 

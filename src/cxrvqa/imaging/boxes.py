@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from cxrvqa.core.provenance import code_version, sha256_file, stable_hash
+from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.text_input import CsvRecord, encoding_problem, header_names, printable, read_csv
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.errors import ConfigError, InputError, ResourceError
-from cxrvqa.extraction.vocab import vocabulary
-from cxrvqa.provenance import code_version, sha256_file, stable_hash
-from cxrvqa.resources import load_checked_yaml
 from cxrvqa.store import Store
-from cxrvqa.text_input import CsvRecord, encoding_problem, header_names, printable, read_csv
 
 CLASSES_FILE = "schemas/vocab/box_classes.yaml"
 NIH_REFERENCE_SIZE = (1024, 1024)   # NIH boxes are on the 1024x1024 PNGs, whatever the source DICOM size

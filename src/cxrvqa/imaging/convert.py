@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cxrvqa.core.provenance import code_version
 from cxrvqa.imaging.decode import DecodedPixels, decode
 from cxrvqa.imaging.header import Header, acceptance_vocabulary, check_acceptance, read_header, scrub
 from cxrvqa.imaging.models import ConversionJob, ImageRejection, ManifestEntry, RejectReason
 from cxrvqa.imaging.pseudonym import pseudonym
 from cxrvqa.imaging.raster import PNG_MAGIC, decode_raster, raster_display, read_raster_header, sniff
 from cxrvqa.imaging.window import DisplayWindow, to_display
-from cxrvqa.provenance import code_version
 
 logging.getLogger("pydicom").setLevel(logging.ERROR)
 

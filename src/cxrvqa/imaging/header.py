@@ -17,8 +17,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.imaging.models import ImageRejection, RejectReason
-from cxrvqa.resources import load_checked_yaml
 
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -223,6 +223,14 @@ def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_bo
     Returns how the body part was established (for the `body_part` column).
     """
     vocab = acceptance_vocabulary().data
+    established = _check_chest(header, vocab, accept_empty_body_part)
+    _check_pixels(header, vocab, path, max_pixels, accept_burned_in_annotation)
+    return established
+
+
+def _check_chest(header: Header, vocab: dict, accept_empty_body_part: bool) -> str:
+    """Raise ImageRejection unless the modality is a radiograph's (or a secondary capture's that says chest) and
+    the body part or the descriptions say chest; returns how the body part was established."""
     modality = header.modality
     is_radiograph = modality in vocab["radiograph_modalities"] or (
         not modality and header.sop_class in vocab["radiograph_sop_classes"]
@@ -260,6 +268,12 @@ def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_bo
             raise ImageRejection(
                 RejectReason.not_chest, "BodyPartExamined is empty (policy accept_empty_body_part is off)"
             )
+    return "BodyPartExamined" if header.body_part else ("description" if says_chest else "empty")
+
+
+def _check_pixels(header: Header, vocab: dict, path: str, max_pixels: int, accept_burned_in_annotation: bool) -> None:
+    """Raise ImageRejection unless the pixels are one frame of grey, of a sane declared size, without burned-in
+    annotation (unless accepted)."""
     if header.burned_in_annotation == "YES" and not accept_burned_in_annotation:
         raise ImageRejection(
             RejectReason.burned_in_annotation,
@@ -289,7 +303,6 @@ def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_bo
             f"over the bound of {max_pixels}",
         )
     _check_pixel_length(header, path)
-    return "BodyPartExamined" if header.body_part else ("description" if says_chest else "empty")
 
 
 def _check_pixel_length(header: Header, path: str) -> None:

@@ -12,11 +12,11 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.table_rows import Row, capture, render
+from cxrvqa.core.text_input import encoding_problem, header_names, read_csv
 from cxrvqa.errors import InputError
 from cxrvqa.imaging.models import ManifestEntry
-from cxrvqa.resources import load_checked_yaml
-from cxrvqa.table_rows import Row, capture, render
-from cxrvqa.text_input import encoding_problem, header_names, read_csv
 
 #: Examples of missing or unnamed images kept for messages.
 EXAMPLES = 5

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.config import Config
+from cxrvqa.core.parallel import process_map
+from cxrvqa.core.provenance import sha256_file, stable_hash
 from cxrvqa.errors import InputError
 from cxrvqa.imaging.convert import convert_file, reject_row
 from cxrvqa.imaging.header import acceptance_vocabulary
 from cxrvqa.imaging.manifest import Manifest, load_manifests
 from cxrvqa.imaging.models import RETRYABLE_REJECTS, ConversionJob, RejectReason, RenderSettings
 from cxrvqa.imaging.pseudonym import scrub_uids
-from cxrvqa.parallel import process_map
-from cxrvqa.provenance import sha256_file, stable_hash
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, as_rows, write_tables

@@ -17,7 +17,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.study import Box, ImageView, StudyView, study_view
 from cxrvqa.qa.templates import Template
 
@@ -58,9 +58,9 @@ def _graph_of(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _report_graph(text: str) -> dict[str, Any]:
     """The rules extractor's graph of a short report, as a build would store it."""
-    from cxrvqa.extraction.model import Sentence
+    from cxrvqa.core.scene_graph import Sentence
+    from cxrvqa.core.text import normalise, split_sentences
     from cxrvqa.extraction.rules import extract_scene_graph
-    from cxrvqa.reports.text import normalise, split_sentences
 
     text = normalise(text)
     sentences = [Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)

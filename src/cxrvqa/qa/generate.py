@@ -187,12 +187,7 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
                 candidates = list(shared_candidates)
             else:
                 candidates = _candidates(study, image, template)
-            if template.weight < 1 or cap is not None:
-                rng = random.Random(zlib.crc32(f"{seed}\x1f{prefix}".encode("utf-8")))
-                if template.weight < 1:
-                    candidates = [c for c in candidates if rng.random() < template.weight]
-                if cap is not None:
-                    rng.shuffle(candidates)
+            candidates = _drawn(candidates, template, seed, prefix)
             made = 0
             for args_text, args in candidates:
                 if shared:
@@ -213,6 +208,19 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
                     break
             counts[template.id] += made
     return items, parts, counts
+
+
+def _drawn(candidates: list[tuple[str, dict[str, str]]], template: Template, seed: int, prefix: str
+           ) -> list[tuple[str, dict[str, str]]]:
+    """The candidates a template keeps: a `weight` share of them, in a seeded order when it has `max_per_image`
+    (seeded by the seed and `prefix`: template, study and image)."""
+    if template.weight < 1 or template.max_per_image is not None:
+        rng = random.Random(zlib.crc32(f"{seed}\x1f{prefix}".encode("utf-8")))
+        if template.weight < 1:
+            candidates = [c for c in candidates if rng.random() < template.weight]
+        if template.max_per_image is not None:
+            rng.shuffle(candidates)
+    return candidates
 
 
 def _item(study: StudyView, image: ImageView | None, template: Template, version: str, split: str, digest: bytes,

@@ -15,11 +15,11 @@ from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from cxrvqa.extraction.model import deid_pattern
-from cxrvqa.extraction.vocab import finding_sites, vocabulary
+from cxrvqa.core.scene_graph import deid_pattern
+from cxrvqa.core.text import lower_form_field, section_rules
+from cxrvqa.core.vocab import finding_sites, vocabulary
 from cxrvqa.qa.study import (MIXED, Box, Fact, ImageView, StudyView, finding_ancestors, plural_noun,
                              region_ancestors, region_subtree)
-from cxrvqa.reports.text import lower_form_field, section_rules
 
 if TYPE_CHECKING:
     from cxrvqa.qa.templates import Template

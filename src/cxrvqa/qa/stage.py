@@ -22,9 +22,9 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
-from cxrvqa.prior import baseline_code_hash, measure
-from cxrvqa.provenance import code_version, stable_hash
+from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
+from cxrvqa.core.prior import baseline_code_hash, measure
+from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.qa.generate import GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
@@ -509,7 +509,7 @@ def select_current(store: Store, run_id: str) -> None:
     inputs and templates, balanced, de-duplicated) evaluated once per QA stage instead of by every query, and
     not at all when what it reads and the baseline's code are unchanged (a no-change rebuild). Ordered by
     study, so that a batch's range of studies reads a few row groups."""
-    # the baseline's code too: a build made before an edit of cxrvqa.prior gets the figures measured again
+    # the baseline's code too: a build made before an edit of cxrvqa.core.prior gets the figures measured again
     fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash()])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
         return

@@ -19,8 +19,8 @@ import jsonschema
 import yaml
 
 from cxrvqa.errors import TemplateError
-from cxrvqa.provenance import stable_hash
-from cxrvqa.resources import load_json_schema, resource
+from cxrvqa.core.provenance import stable_hash
+from cxrvqa.core.resources import load_json_schema, resource
 
 #: The placeholders each kind of argument fills in a question variant.
 PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -149,7 +149,6 @@ def _unused_keys(data: dict[str, Any], program: Any) -> list[str]:
 
 def _problems(data: Any, stem: str) -> list[str]:
     """Every problem of one parsed template file (empty when it is valid)."""
-    from cxrvqa.extraction.vocab import vocabulary
     from cxrvqa.qa.programs import PROGRAMS
 
     validator = jsonschema.Draft202012Validator(load_json_schema("question_template.schema.json"))
@@ -163,28 +162,46 @@ def _problems(data: Any, stem: str) -> list[str]:
     if program is None:
         problems.append(f"program: expected one of {sorted(PROGRAMS)}, found {data['program']!r}")
     else:
-        if data["arguments"] not in program.arguments:
-            problems.append(f"arguments: program {program.name!r} takes {list(program.arguments)}, "
-                            f"found {data['arguments']!r}")
-        if data["answer_format"] not in program.formats:
-            problems.append(f"answer_format: program {program.name!r} answers in {list(program.formats)}, "
-                            f"found {data['answer_format']!r}")
-        problems += _unused_keys(data, program)
-        if "options" in data and "options" in program.uses and data["answer_format"] == "multiple_choice":
-            low, high = program.options or (4, 4)
-            if not low <= data["options"] <= high:
-                problems.append(f"options: program {program.name!r} fills {low}-{high} options, "
-                                f"found {data['options']}")
-        if program.yes_when in YES_WHEN_WORDS and data["answer_format"] in ("yes_no", "full_sentence", "multi_part"):
-            words = YES_WHEN_WORDS[program.yes_when]
-            for i, variant in enumerate(data["variants"]):
-                if not _says(variant, words):
-                    problems.append(f"variants/{i}: program {program.name!r} answers 'yes' when the finding is "
-                                    f"{program.yes_when}, but the question {variant!r} does not say so (none of "
-                                    f"{[w.strip() for w in words]}): its 'yes' would contradict the wording")
+        problems += _program_problems(data, program)
     if "options" in data and data["answer_format"] != "multiple_choice":
         problems.append(f"options: only a multiple_choice template has options, found answer_format "
                         f"{data['answer_format']!r}")
+    problems += _wording_problems(data, program)
+    problems += _draw_problems(data)
+    if data["answer_format"] == "box" and data.get("applies_to", {}).get("needs_boxes") is None:
+        problems.append("applies_to/needs_boxes: a box template must say which boxes it needs (finding | region)")
+    return problems
+
+
+def _program_problems(data: Any, program: Any) -> list[str]:
+    """What the template asks of its answer program that the program does not do."""
+    problems = []
+    if data["arguments"] not in program.arguments:
+        problems.append(f"arguments: program {program.name!r} takes {list(program.arguments)}, "
+                        f"found {data['arguments']!r}")
+    if data["answer_format"] not in program.formats:
+        problems.append(f"answer_format: program {program.name!r} answers in {list(program.formats)}, "
+                        f"found {data['answer_format']!r}")
+    problems += _unused_keys(data, program)
+    if "options" in data and "options" in program.uses and data["answer_format"] == "multiple_choice":
+        low, high = program.options or (4, 4)
+        if not low <= data["options"] <= high:
+            problems.append(f"options: program {program.name!r} fills {low}-{high} options, "
+                            f"found {data['options']}")
+    if program.yes_when in YES_WHEN_WORDS and data["answer_format"] in ("yes_no", "full_sentence", "multi_part"):
+        words = YES_WHEN_WORDS[program.yes_when]
+        for i, variant in enumerate(data["variants"]):
+            if not _says(variant, words):
+                problems.append(f"variants/{i}: program {program.name!r} answers 'yes' when the finding is "
+                                f"{program.yes_when}, but the question {variant!r} does not say so (none of "
+                                f"{[w.strip() for w in words]}): its 'yes' would contradict the wording")
+    return problems
+
+
+def _wording_problems(data: Any, program: Any | None) -> list[str]:
+    """Placeholders of the question variants and answer sentences: filled by the arguments, naming every
+    argument, never naming the answer."""
+    problems = []
     allowed = PLACEHOLDERS[data["arguments"]]
     hidden = set(program.hidden) if program else set()
     for i, variant in enumerate(data["variants"]):
@@ -206,6 +223,14 @@ def _problems(data: Any, stem: str) -> list[str]:
         unknown = _placeholders(text) - _forms(allowed) - {"answer"}
         if unknown:
             problems.append(f"answer_sentence/{key}: unknown placeholders {sorted(unknown)}")
+    return problems
+
+
+def _draw_problems(data: Any) -> list[str]:
+    """What the template draws from (categories, findings, regions) that the vocabulary does not have."""
+    from cxrvqa.core.vocab import vocabulary
+
+    problems = []
     vocab = vocabulary()
     draw = data.get("draw", {})
     for key in ("categories", "exclude_categories"):
@@ -221,8 +246,6 @@ def _problems(data: Any, stem: str) -> list[str]:
     if data.get("negatives") == "closed_world" and data["arguments"] in ("region", "two_regions") \
             and not draw.get("regions"):
         problems.append("draw/regions: a closed-world region template must list the regions it asks about")
-    if data["answer_format"] == "box" and data.get("applies_to", {}).get("needs_boxes") is None:
-        problems.append("applies_to/needs_boxes: a box template must say which boxes it needs (finding | region)")
     return problems
 
 
@@ -388,7 +411,7 @@ def template_version(template: Template, seed: int, splits: tuple[tuple[str, flo
                      split_from: str = "hash") -> str:
     """What a template's items depend on: its definition, the generator code, the vocabularies, and
     the seed, split shares and split source (they draw variants, distractors and splits)."""
-    from cxrvqa.extraction.vocab import finding_sites, vocabulary
+    from cxrvqa.core.vocab import finding_sites, vocabulary
 
     from cxrvqa.qa.programs import PROGRAMS
 

@@ -10,7 +10,7 @@ Formats (``--report-format``):
   laid out as data in ``schemas/vocab/report_tables.yaml``; rows of one study that repeat its report
   (one row per image) are read once.
 
-Every file is read through `cxrvqa.text_input`: a byte-order mark is skipped; UTF-8 is decoded
+Every file is read through `cxrvqa.core.text_input`: a byte-order mark is skipped; UTF-8 is decoded
 strictly, and a record with bytes that are not UTF-8 is rejected (`invalid_encoding`, with the
 byte offset) rather than stored with replacement characters.
 """
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.errors import InputError
-from cxrvqa.reports.text import SECTIONS, compose, normalise
-from cxrvqa.resources import load_checked_yaml
-from cxrvqa.table_rows import Row, capture, render
-from cxrvqa.text_input import CsvRecord, Line, encoding_problem, header_names, not_text, printable, read_csv, \
+from cxrvqa.core.text import SECTIONS, compose, normalise
+from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.table_rows import Row, capture, render
+from cxrvqa.core.text_input import CsvRecord, Line, encoding_problem, header_names, not_text, printable, read_csv, \
     read_lines, unstorable_char
 
 SECTION_FIELDS = tuple(s for s in SECTIONS if s != "other")

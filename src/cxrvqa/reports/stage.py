@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cxrvqa.config import Config
+from cxrvqa.core.provenance import code_version, stable_hash
+from cxrvqa.core.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.errors import InputError
-from cxrvqa.provenance import code_version, stable_hash
 from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason
-from cxrvqa.reports.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, write_tables

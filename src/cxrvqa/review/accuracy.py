@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from cxrvqa.review.stats import Proportion
+from cxrvqa.core.grading import demoted_by_checks, review_verdicts
+from cxrvqa.core.stats import Proportion
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import demoted_by_checks, review_verdicts
 
 
 @dataclass(frozen=True)

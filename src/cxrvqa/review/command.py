@@ -62,8 +62,8 @@ def import_command(
     """Import reviewers' verdicts: each caps its item's grade (validator human_review) while the item is unchanged."""
     from cxrvqa.config import load_config
     from cxrvqa.review.importer import plan_import, write_import
-    from cxrvqa.staleness import last_config
     from cxrvqa.store import recorded_run
+    from cxrvqa.store.runs import last_config
 
     try:
         with Store(out / "cxrvqa.duckdb") as store:

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cxrvqa.core.grading import grading, review_result
 from cxrvqa.errors import ConfigError
 from cxrvqa.review.verdicts import Verdict, file_error, parse_verdicts
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import grading, review_result
 
 
 @dataclass(frozen=True)

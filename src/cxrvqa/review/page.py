@@ -6,25 +6,26 @@ answer and its parts; buttons correct / wrong / unsupported / bad question (thei
 (`format: cxrvqa-review-verdicts`) that `cxrvqa review import` reads; the browser also keeps the verdicts in its
 local storage, so a reload or a crash loses nothing.
 
-Built from the audit page's pieces (cxrvqa.audit.html): the same thumbnails, report segments, item views,
-escaping and Content-Security-Policy. Nothing from the data becomes markup: Python escapes what it writes and
-the script sets text only (`textContent`, form values).
+Built from the pieces every page shares (cxrvqa.core.pages): the same thumbnails, report segments, item views,
+escaping and Content-Security-Policy. Nothing from the data becomes markup: the body is an autoescaped Jinja template
+(review/page/review.html.j2) and the script sets text only (`textContent`, form values).
 """
 
 from __future__ import annotations
 
 import hashlib
-from html import escape
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from cxrvqa.audit.html import asset, document, item_media
-from cxrvqa.resources import resource
+from cxrvqa.core.grading import grading
+from cxrvqa.core.pages import asset, document, item_media
+from cxrvqa.core.resources import resource
 from cxrvqa.review.sample import REVIEW_IMAGE_SIDE, Sample
 from cxrvqa.store import Store
-from cxrvqa.validation.grading import grading
 
 #: What the page's file is called in the saved JSON (`format`), and its version.
 SAVED_FORMAT = "cxrvqa-review-verdicts"
@@ -41,6 +42,13 @@ def sample_key(items: list[dict[str, Any]]) -> str:
     return digest.hexdigest()[:16]
 
 
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    """The review page's body template (package data in review/page/): autoescaped, so data reaches it as text."""
+    return Environment(loader=PackageLoader("cxrvqa.review", "page"), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
 def render_review_page(store: Store, out_dir: Path, items: list[dict[str, Any]], sample: Sample, build: str,
                        file_name: str) -> str:
     """The page of these sampled items (the jsonl export's fields plus `item_version`, cxrvqa.review.sample)."""
@@ -54,18 +62,8 @@ def render_review_page(store: Store, out_dir: Path, items: list[dict[str, Any]],
             "verdicts": {verdict: spec["meaning"] for verdict, spec in review["verdicts"].items()},
             "grammar": review["grammar"]["meaning"], "format": SAVED_FORMAT, "version": SAVED_VERSION,
             "items": shown, **media}
-    legend = "".join(f"<dt>{escape(verdict.replace('_', ' '))}</dt><dd>{escape(meaning)}</dd>"
-                     for verdict, meaning in data["verdicts"].items())
-    strata = (f", stratified by {escape(sample.stratify)}" if sample.stratify else ", uniform")
-    body = (f"<header><h1>cxrvqa review</h1><p class=meta>{len(items)} items of <code>{escape(build)}</code> "
-            f"(seed {sample.seed}{strata}, drawn from {sample.population} current items). Judge each answer "
-            "against its report; the image is there to place boxes.</p>"
-            f'<details><summary>What the verdicts mean</summary><dl class="legend">{legend}'
-            f"<dt>grammar</dt><dd>{escape(data['grammar'])}</dd></dl></details></header>"
-            '<div id="toolbar"><label>reviewer <input id="reviewer" autocomplete="name" placeholder="your name">'
-            '</label><span id="progress"></span><label><input type="checkbox" id="only-open"> only items without '
-            'a verdict</label><button id="save" type="button">Save verdicts</button><span id="message" '
-            'role="status"></span></div><main id="items"></main>')
+    body = _templates().get_template("review.html.j2").render(
+        n_items=len(items), build=build, sample=sample, verdicts=data["verdicts"], grammar=data["grammar"])
     own = resource("review", "page")    # the review page's own style sheet and script
     style, script = (own.joinpath(name).read_text(encoding="utf-8") for name in ("review.css", "review.js"))
     return document(f"cxrvqa review: {build}", asset("view.css") + style, Markup(body), "review-data", data,

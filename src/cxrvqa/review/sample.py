@@ -28,8 +28,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from cxrvqa.core.atomic import atomic_file
 from cxrvqa.errors import ConfigError
-from cxrvqa.export.atomic import atomic_file
 from cxrvqa.export.items import EVERY_ITEM, items_query, sql_literal
 from cxrvqa.store import Store
 
@@ -227,7 +227,7 @@ def _argilla_record(item: dict[str, Any], image: str) -> dict[str, Any]:
 def label_studio_config(with_image: bool) -> str:
     """The labeling config the tasks are made for: the item, then the verdict (required), a grammar tick and a
     note, named as `cxrvqa review import` reads them back."""
-    from cxrvqa.validation.grading import grading
+    from cxrvqa.core.grading import grading
 
     review = grading().review
     choices = "".join(f'<Choice value="{escape(v)}" hint="{escape(spec["meaning"])}"/>'

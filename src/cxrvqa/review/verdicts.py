@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cxrvqa.core.grading import review_verdicts
 from cxrvqa.errors import InputError
-from cxrvqa.validation.grading import review_verdicts
 
 FORMATS = ("html", "label-studio", "argilla", "jsonl")
 SAVED_FORMAT = "cxrvqa-review-verdicts"

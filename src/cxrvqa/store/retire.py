@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from cxrvqa.provenance import code_version
+from cxrvqa.core.provenance import code_version
 from cxrvqa.store.db import Store
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cxrvqa.config import Config
-from cxrvqa.provenance import code_version
+from cxrvqa.core.provenance import code_version
 from cxrvqa.store.db import Store
 
 
@@ -21,6 +21,16 @@ def _now() -> datetime:
 def new_run_id() -> str:
     """Sortable and unique: UTC time plus 6 random hex digits."""
     return _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def last_config(store: Store) -> Config | None:
+    """The settings of the newest run (secrets are never stored; the pseudonym key comes from the environment)."""
+    rows = store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")
+    if not rows:
+        return None
+    data = json.loads(rows[0][0])
+    data["privacy"] = {}
+    return Config.model_validate(data)
 
 
 def start_run(store: Store, config: Config) -> str:

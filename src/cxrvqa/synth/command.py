@@ -22,8 +22,8 @@ def synth(
     """Synthetic reports with their known scene graphs, and matching DICOMs, in the layout `cxrvqa build` reads."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cxrvqa import progress
     from cxrvqa.console import RichReporter, console, fail
+    from cxrvqa.core import progress
     from cxrvqa.errors import CxrvqaError
     from cxrvqa.synth.corpus import DICOM, GOLD, MANIFEST, REPORTS, write_corpus
 

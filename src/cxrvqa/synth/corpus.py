@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-from cxrvqa import progress
+from cxrvqa.core import progress
+from cxrvqa.core.parallel import stream_map
+from cxrvqa.core.provenance import code_version
 from cxrvqa.errors import ConfigError, InputError
-from cxrvqa.parallel import stream_map
-from cxrvqa.provenance import code_version
 from cxrvqa.synth.reports import CHUNK, GENERATOR_VERSION, ImagePlan, generator, make_chunk
 
 REPORTS, GOLD, MANIFEST, DICOM, META = "reports.jsonl", "gold_graphs.jsonl", "manifest.csv", "dicom", "synth.json"

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.errors import ResourceError
 from cxrvqa.imaging.header import acceptance_vocabulary
-from cxrvqa.resources import load_checked_yaml
 from cxrvqa.synth.dicom import compress_jpeg2000, new_dataset, save, set_pixels
 from cxrvqa.synth.reports import ImagePlan
 

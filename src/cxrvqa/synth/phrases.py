@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.text import section_rules
+from cxrvqa.core.vocab import ancestors, vocabulary
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import ancestors, vocabulary
-from cxrvqa.reports.text import section_rules
-from cxrvqa.resources import load_checked_yaml
 
 FILE = "schemas/vocab/synth_phrases.yaml"
 SCHEMA = "synth_phrases.schema.json"
@@ -202,136 +202,23 @@ def phrasebook() -> Phrasebook:
 def compile_phrasebook(data: dict[str, Any], digest: str) -> Phrasebook:
     """Check schema-valid phrasebook data against the vocabularies and compile its frames."""
     vocab = vocabulary()
-    finding_synonyms = {fid: set(f["synonyms"]) for fid, f in vocab.findings.items()}
-    region_synonyms = {rid: set(r["synonyms"]) for rid, r in vocab.regions.items()}
-    side_synonyms = {s["id"]: set(s["synonyms"]) for s in vocab.laterality}
-    severity_synonyms = {s["id"]: set(s["synonyms"]) for s in vocab.severity}
     change_synonyms = {c["id"]: sorted(c["synonyms"]) for c in vocab.change}
-
-    header_section = section_rules().header_section
-    for section, words in data["headers"].items():
-        for word in words:
-            if header_section.get(word.upper()) != section:
-                _fail(f"headers.{section}", f"{word!r} is not a {section} header in report_sections.yaml")
-
-    scales: dict[str, dict[str, tuple[str, ...]]] = {}
-    for scale, levels in data["severity_scales"].items():
-        for level, words in levels.items():
-            if level not in severity_synonyms:
-                _fail(f"severity_scales.{scale}", f"{level!r} is not a severity id")
-            unknown = [w for w in words if w not in severity_synonyms[level]]
-            if unknown:
-                _fail(f"severity_scales.{scale}.{level}", f"{unknown} are not synonyms of {level!r}")
-        scales[scale] = {level: tuple(words) for level, words in levels.items()}
-    if "adverb" not in scales:
-        _fail("severity_scales", "an 'adverb' scale is needed by own frames ({sev_adv})")
-
-    sides = _placements(data["sides"], side_synonyms, "sides")
-    regions = _placements(data["regions"], region_synonyms, "regions")
+    _check_headers(data)
+    scales = _severity_scales(data, {s["id"]: set(s["synonyms"]) for s in vocab.severity})
+    sides = _placements(data["sides"], {s["id"]: set(s["synonyms"]) for s in vocab.laterality}, "sides")
+    regions = _placements(data["regions"], {rid: set(r["synonyms"]) for rid, r in vocab.regions.items()}, "regions")
     topics = tuple(data["topics"])
-
-    statements = {}
-    for entry in data["statements"]:
-        unknown = [f for f in entry["absent"] + entry.get("blocked_by", []) if f not in vocab.findings]
-        if unknown:
-            _fail(f"statements.{entry['id']}", f"unknown findings {unknown}")
-        if entry["topic"] not in topics and entry["topic"] != "impression":
-            _fail(f"statements.{entry['id']}", f"topic {entry['topic']!r} is not in topics")
-        blocked = set(entry["absent"] + entry.get("blocked_by", [])).union(*(_descendants(f) for f in entry["absent"]))
-        statements[entry["id"]] = Statement(entry["id"], tuple(entry["absent"]), entry["topic"], tuple(entry["texts"]),
-                                            frozenset(blocked))
-
+    statements = _statements(data, topics)
     findings: dict[str, FindingPhrases] = {}
     for entry in data["findings"]:
-        fid = entry["finding"]
-        where = f"findings.{fid}"
-        if fid not in vocab.findings:
-            _fail(where, "not a finding of the vocabulary")
-        if fid in findings:
-            _fail(where, "listed twice")
-        synonyms = finding_synonyms[fid]
-        plural_names = set(entry.get("plural", []))
-        terms, plural, negative_terms = (tuple(_term(t, where, synonyms, t in plural_names) for t in entry.get(key, []))
-                                         for key in ("terms", "plural", "negative_terms"))
-        for site in entry.get("sites", []):
-            if site not in regions:
-                _fail(where, f"site {site!r} has no words under regions")
-        severity = None
-        if "severity" in entry:
-            if entry["severity"] not in scales:
-                _fail(where, f"unknown severity scale {entry['severity']!r}")
-            severity = scales[entry["severity"]]
-        for change in entry.get("changes", []):
-            if change not in change_synonyms:
-                _fail(where, f"unknown change {change!r}")
-        own = {}
-        for group, texts in entry.get("frames", {}).items():
-            compiled = []
-            for text in texts:
-                pieces = parse_template(text, where, OWN_SLOTS, mentions=True)
-                for piece in pieces:
-                    if isinstance(piece, tuple) and piece[0] == OPEN and piece[1] and piece[1] not in vocab.findings:
-                        _fail(where, f"unknown finding {piece[1]!r} in {text!r}")
-                    if isinstance(piece, tuple) and piece[0] == SLOT and piece[1] == "side" and not entry.get("sides"):
-                        _fail(where, f"{text!r} has a {{side}} but the finding has no sides")
-                compiled.append(pieces)
-            own[group] = tuple(compiled)
-        if entry.get("sides") and not all(any(isinstance(p, tuple) and p[0] == SLOT and p[1] == "side" for p in frame)
-                                          for frames in own.values() for frame in frames):
-            _fail(where, "a finding with sides needs {side} in every own frame (its side must be written)")
-        if (entry.get("weight", 0) or entry.get("negative", 0)) and not terms and not own:
-            _fail(where, "a finding that is reported needs terms or own frames")
-        if entry.get("negative", 0) and not negative_terms and "absent" not in own:
-            _fail(where, "a negated finding needs negative_terms or own absent frames")
-        category = vocab.findings[fid]["category"]
-        topic = entry.get("topic", category)
-        if topic not in topics:
-            _fail(where, f"topic {topic!r} is not in topics")
-        findings[fid] = FindingPhrases(
-            finding=fid, category=category, topic=topic, weight=entry.get("weight", 0),
-            negative=entry.get("negative", 0), device=entry.get("device", 0), terms=terms, plural=plural,
-            negative_terms=negative_terms, article=entry.get("article", False), sides=tuple(entry.get("sides", [])),
-            sites=tuple(entry.get("sites", [])), severity=severity, changes=tuple(entry.get("changes", [])),
-            impression=entry.get("impression", True), hedge=entry.get("hedge", True), own=own)
-
+        findings[entry["finding"]] = _finding_phrases(entry, findings, regions, scales, change_synonyms, topics)
     groups = {}
     for name, members in data["groups"].items():
         for member in members:
             if member not in findings or not findings[member].terms:
                 _fail(f"groups.{name}", f"{member!r} is not a finding with terms in this file")
         groups[name] = tuple(members)
-
-    frames = {}
-    for entry in data["frames"]:
-        where = f"frames.{entry['id']}"
-        facts = tuple(entry.get("facts", []))
-        list_range = tuple(entry["list"]) if "list" in entry else None
-        if not facts and list_range is None:
-            _fail(where, "a frame needs facts or a list")
-        compiled = []
-        for text in entry["texts"]:
-            pieces = parse_template(text, where, FACT_SLOTS | {"list"})
-            used = {p[2] for p in pieces if isinstance(p, tuple) and p[1] != "list"}
-            if used - set(range(len(facts))):
-                _fail(where, f"{text!r} names a fact the frame does not have")
-            if (list_range is not None) != any(isinstance(p, tuple) and p[1] == "list" for p in pieces):
-                _fail(where, f"{text!r}: a frame with `list` needs {{list}} and only then")
-            if entry.get("change") and not _contains_phrase(text, change_synonyms.get(entry["change"], [])):
-                _fail(where, f"{text!r} says no synonym of change {entry['change']!r}")
-            compiled.append(pieces)
-        for key in ("first", "second"):
-            if key in entry and entry[key] not in groups:
-                _fail(where, f"unknown group {entry[key]!r}")
-        if "statement" in entry and entry["statement"] not in statements:
-            _fail(where, f"unknown statement {entry['statement']!r}")
-        if entry.get("change") and entry["change"] not in change_synonyms:
-            _fail(where, f"unknown change {entry['change']!r}")
-        frames[entry["id"]] = Frame(
-            id=entry["id"], facts=facts, list_range=list_range,  # type: ignore[arg-type]
-            where=frozenset(entry.get("where", ["findings"])), change=entry.get("change"),
-            statement=entry.get("statement"), first=entry.get("first"), second=entry.get("second"),
-            inherit=entry.get("inherit", False), texts=tuple(compiled))
-
+    frames = {entry["id"]: _frame(entry, groups, statements, change_synonyms) for entry in data["frames"]}
     indications = tuple(
         tuple(parse_template(s if s.endswith(".") else s + ".", "indications", TEXT_SLOTS)
               for s in re.split(r"(?<=\.) ", text))
@@ -345,3 +232,142 @@ def compile_phrasebook(data: dict[str, Any], digest: str) -> Phrasebook:
         techniques={k: tuple(v) for k, v in data["techniques"].items()}, fillers=tuple(data["fillers"]),
         statements=statements, sides=sides, regions=regions, adverbs=scales["adverb"], topics=topics,
         groups=groups, findings=findings, frames=frames, content_hash=digest + vocab.content_hash)
+
+
+def _check_headers(data: dict[str, Any]) -> None:
+    """Every header word is a header of its section in report_sections.yaml."""
+    header_section = section_rules().header_section
+    for section, words in data["headers"].items():
+        for word in words:
+            if header_section.get(word.upper()) != section:
+                _fail(f"headers.{section}", f"{word!r} is not a {section} header in report_sections.yaml")
+
+
+def _severity_scales(data: dict[str, Any], severity_synonyms: dict[str, set[str]]
+                     ) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The severity scales ({scale: {severity id: words}}), their words synonyms of their severity."""
+    scales: dict[str, dict[str, tuple[str, ...]]] = {}
+    for scale, levels in data["severity_scales"].items():
+        for level, words in levels.items():
+            if level not in severity_synonyms:
+                _fail(f"severity_scales.{scale}", f"{level!r} is not a severity id")
+            unknown = [w for w in words if w not in severity_synonyms[level]]
+            if unknown:
+                _fail(f"severity_scales.{scale}.{level}", f"{unknown} are not synonyms of {level!r}")
+        scales[scale] = {level: tuple(words) for level, words in levels.items()}
+    if "adverb" not in scales:
+        _fail("severity_scales", "an 'adverb' scale is needed by own frames ({sev_adv})")
+    return scales
+
+
+def _statements(data: dict[str, Any], topics: tuple[str, ...]) -> dict[str, Statement]:
+    """The normal statements, with the findings each one rules out (and their descendants)."""
+    vocab = vocabulary()
+    statements = {}
+    for entry in data["statements"]:
+        unknown = [f for f in entry["absent"] + entry.get("blocked_by", []) if f not in vocab.findings]
+        if unknown:
+            _fail(f"statements.{entry['id']}", f"unknown findings {unknown}")
+        if entry["topic"] not in topics and entry["topic"] != "impression":
+            _fail(f"statements.{entry['id']}", f"topic {entry['topic']!r} is not in topics")
+        blocked = set(entry["absent"] + entry.get("blocked_by", [])).union(*(_descendants(f) for f in entry["absent"]))
+        statements[entry["id"]] = Statement(entry["id"], tuple(entry["absent"]), entry["topic"], tuple(entry["texts"]),
+                                            frozenset(blocked))
+    return statements
+
+
+def _finding_phrases(entry: dict[str, Any], findings: dict[str, FindingPhrases], regions: dict[str, Any],
+                     scales: dict[str, dict[str, tuple[str, ...]]], change_synonyms: dict[str, list[str]],
+                     topics: tuple[str, ...]) -> FindingPhrases:
+    """One finding's phrases, checked against the vocabulary and the entries before it (``findings``)."""
+    vocab = vocabulary()
+    fid = entry["finding"]
+    where = f"findings.{fid}"
+    if fid not in vocab.findings:
+        _fail(where, "not a finding of the vocabulary")
+    if fid in findings:
+        _fail(where, "listed twice")
+    synonyms = set(vocab.findings[fid]["synonyms"])
+    plural_names = set(entry.get("plural", []))
+    terms, plural, negative_terms = (tuple(_term(t, where, synonyms, t in plural_names) for t in entry.get(key, []))
+                                     for key in ("terms", "plural", "negative_terms"))
+    for site in entry.get("sites", []):
+        if site not in regions:
+            _fail(where, f"site {site!r} has no words under regions")
+    severity = None
+    if "severity" in entry:
+        if entry["severity"] not in scales:
+            _fail(where, f"unknown severity scale {entry['severity']!r}")
+        severity = scales[entry["severity"]]
+    for change in entry.get("changes", []):
+        if change not in change_synonyms:
+            _fail(where, f"unknown change {change!r}")
+    own = _own_frames(entry, where)
+    if (entry.get("weight", 0) or entry.get("negative", 0)) and not terms and not own:
+        _fail(where, "a finding that is reported needs terms or own frames")
+    if entry.get("negative", 0) and not negative_terms and "absent" not in own:
+        _fail(where, "a negated finding needs negative_terms or own absent frames")
+    category = vocab.findings[fid]["category"]
+    topic = entry.get("topic", category)
+    if topic not in topics:
+        _fail(where, f"topic {topic!r} is not in topics")
+    return FindingPhrases(
+        finding=fid, category=category, topic=topic, weight=entry.get("weight", 0),
+        negative=entry.get("negative", 0), device=entry.get("device", 0), terms=terms, plural=plural,
+        negative_terms=negative_terms, article=entry.get("article", False), sides=tuple(entry.get("sides", [])),
+        sites=tuple(entry.get("sites", [])), severity=severity, changes=tuple(entry.get("changes", [])),
+        impression=entry.get("impression", True), hedge=entry.get("hedge", True), own=own)
+
+
+def _own_frames(entry: dict[str, Any], where: str) -> dict[str, tuple]:
+    """A finding's own frames ({group: compiled frames}); a finding with sides writes {side} in every one."""
+    vocab = vocabulary()
+    own = {}
+    for group, texts in entry.get("frames", {}).items():
+        compiled = []
+        for text in texts:
+            pieces = parse_template(text, where, OWN_SLOTS, mentions=True)
+            for piece in pieces:
+                if isinstance(piece, tuple) and piece[0] == OPEN and piece[1] and piece[1] not in vocab.findings:
+                    _fail(where, f"unknown finding {piece[1]!r} in {text!r}")
+                if isinstance(piece, tuple) and piece[0] == SLOT and piece[1] == "side" and not entry.get("sides"):
+                    _fail(where, f"{text!r} has a {{side}} but the finding has no sides")
+            compiled.append(pieces)
+        own[group] = tuple(compiled)
+    if entry.get("sides") and not all(any(isinstance(p, tuple) and p[0] == SLOT and p[1] == "side" for p in frame)
+                                      for frames in own.values() for frame in frames):
+        _fail(where, "a finding with sides needs {side} in every own frame (its side must be written)")
+    return own
+
+
+def _frame(entry: dict[str, Any], groups: dict[str, tuple[str, ...]], statements: dict[str, Statement],
+           change_synonyms: dict[str, list[str]]) -> Frame:
+    """One shared frame, its texts compiled and checked against its facts, list, change, groups and statement."""
+    where = f"frames.{entry['id']}"
+    facts = tuple(entry.get("facts", []))
+    list_range = tuple(entry["list"]) if "list" in entry else None
+    if not facts and list_range is None:
+        _fail(where, "a frame needs facts or a list")
+    compiled = []
+    for text in entry["texts"]:
+        pieces = parse_template(text, where, FACT_SLOTS | {"list"})
+        used = {p[2] for p in pieces if isinstance(p, tuple) and p[1] != "list"}
+        if used - set(range(len(facts))):
+            _fail(where, f"{text!r} names a fact the frame does not have")
+        if (list_range is not None) != any(isinstance(p, tuple) and p[1] == "list" for p in pieces):
+            _fail(where, f"{text!r}: a frame with `list` needs {{list}} and only then")
+        if entry.get("change") and not _contains_phrase(text, change_synonyms.get(entry["change"], [])):
+            _fail(where, f"{text!r} says no synonym of change {entry['change']!r}")
+        compiled.append(pieces)
+    for key in ("first", "second"):
+        if key in entry and entry[key] not in groups:
+            _fail(where, f"unknown group {entry[key]!r}")
+    if "statement" in entry and entry["statement"] not in statements:
+        _fail(where, f"unknown statement {entry['statement']!r}")
+    if entry.get("change") and entry["change"] not in change_synonyms:
+        _fail(where, f"unknown change {entry['change']!r}")
+    return Frame(
+        id=entry["id"], facts=facts, list_range=list_range,  # type: ignore[arg-type]
+        where=frozenset(entry.get("where", ["findings"])), change=entry.get("change"),
+        statement=entry.get("statement"), first=entry.get("first"), second=entry.get("second"),
+        inherit=entry.get("inherit", False), texts=tuple(compiled))

@@ -22,7 +22,7 @@ from itertools import accumulate
 
 import orjson
 
-from cxrvqa.extraction.vocab import ancestors, vocabulary
+from cxrvqa.core.vocab import ancestors, vocabulary
 from cxrvqa.synth.phrases import CLOSE, OPEN, FindingPhrases, Frame, Phrasebook, Statement, Term, phrasebook
 
 CHUNK = 1000
@@ -341,61 +341,25 @@ class Generator:
         return _Unit(rank, "frame", frame=frame, facts=(fact,))
 
     def plan(self, rng: random.Random, prior: bool, icu: bool) -> tuple[list[_Unit], list[_Unit]]:
-        """(findings units, impression units) of one study; some reports have an impression only."""
-        mix, frames = self.mix, self.frames
+        """(findings units, impression units) of one study; some reports have an impression only.
+
+        The pieces below draw from ``rng`` in this order (a seed makes the same report): positives, a resolved
+        finding, devices, normal statements, negatives, a negated reading, their layout, a pair, a filler."""
+        mix = self.mix
         taken: set[str] = set()
         positives: list[Fact] = []
         units: list[_Unit] = []
         plain: list[_Unit] = []          # single present facts without change: may pair up
         opacities, readings = self.book.groups["opacities"], self.book.groups["readings"]
         if rng.random() >= mix["normal_share"]:
-            for _ in range(self._count(rng, "positives", 1)):
-                fid = self._pick(rng, self.positive_ids, self.positive_cum, taken)
-                if fid is None:
-                    break
-                taken |= self.related[fid]
-                fact = self._positive(rng, fid, prior)
-                positives.append(fact)
-                if fid in opacities and fact.presence == "present" and rng.random() < mix["reading_share"]:
-                    unit = self._reading_unit(rng, fact, taken, readings, positives)
-                    if unit is not None:
-                        units.append(unit)
-                        continue
-                unit = self._single(rng, fact)
-                (plain if unit.frame is frames["present_plain"] else units).append(unit)
+            self._plan_positives(rng, prior, taken, positives, units, plain)
         if prior and rng.random() < mix["resolved_share"]:
-            free = [f for f in self.resolvable if f not in taken]
-            if free:
-                fid = _choice(rng, free)
-                taken |= self.related[fid]
-                fact = self._dress(rng, Fact(fid, "absent", change="resolved",
-                                             side=_choice(rng, self.findings[fid].sides) if self.findings[fid].sides
-                                             else None, site=_choice(rng, self.findings[fid].sites)
-                                             if self.findings[fid].sites else None), self.findings[fid].terms)
-                units.append(self._single(rng, fact))
-        device_rank = -1 if icu else len(self.rank)
-        n_devices = self._count(rng, "devices", 1) if icu else int(rng.random() < mix["device_share"])
-        for _ in range(n_devices):
-            fid = self._pick(rng, self.device_ids, self.device_cum, taken)
-            if fid is None:
-                break
-            taken |= self.related[fid]
-            phrases = self.findings[fid]
-            group = "resolved" if prior and "resolved" in phrases.own and rng.random() < 0.15 else "present"
-            fact = Fact(fid, "absent" if group == "resolved" else "present",
-                        side=_choice(rng, phrases.sides) if phrases.sides else None,
-                        change="resolved" if group == "resolved" else None)
-            units.append(_Unit(device_rank, "own", phrases=phrases, group=group, facts=(fact,)))
+            self._plan_resolved(rng, taken, units)
+        self._plan_devices(rng, prior, icu, taken, units)
         stated = {f.finding for f in positives if f.presence != "absent"}
         for unit in units:
             stated.update(f.finding for f in unit.facts if f.presence != "absent")
-        statements: list[_Unit] = []
-        for candidates, share in ((("heart_normal", "cardiomediastinal_normal"), 0.85), (("lungs_clear",), 0.75)):
-            if rng.random() < share:
-                statement = self.book.statements[_choice(rng, candidates)]
-                if not statement.blocked_by & stated:
-                    taken.update(statement.absent)
-                    statements.append(_Unit(self.rank[statement.topic], "statement", statement=statement))
+        statements = self._plan_statements(rng, taken, stated)
         negatives = []
         for _ in range(self._count(rng, "negatives", 0)):
             fid = self._pick(rng, self.negative_ids, self.negative_cum, taken)
@@ -409,15 +373,7 @@ class Generator:
                 units.append(unit)
         self._lay_out_negatives(rng, negatives, plain, statements, units)
         if len(plain) >= 2 and rng.random() < 0.3:   # two findings of one topic in one sentence
-            by_rank: dict[int, list[_Unit]] = {}
-            for unit in plain:
-                by_rank.setdefault(unit.rank, []).append(unit)
-            pair = next((same[:2] for same in by_rank.values() if len(same) >= 2), None)
-            if pair is not None:
-                for unit in pair:
-                    plain.remove(unit)
-                units.append(_Unit(pair[0].rank, "frame", frame=frames["present_pair"],
-                                   facts=pair[0].facts + pair[1].facts))
+            self._pair_up(plain, units)
         units.extend(plain)
         units.extend(statements)
         if rng.random() < mix["filler_share"]:
@@ -426,6 +382,76 @@ class Generator:
         if rng.random() < mix["no_findings_header_share"]:
             return [], units
         return units, self._impression(rng, units, stated, icu)
+
+    def _plan_positives(self, rng: random.Random, prior: bool, taken: set[str], positives: list[Fact],
+                        units: list[_Unit], plain: list[_Unit]) -> None:
+        """The study's present findings, as readings of an opacity, plain units (``plain``) or other units."""
+        opacities, readings = self.book.groups["opacities"], self.book.groups["readings"]
+        for _ in range(self._count(rng, "positives", 1)):
+            fid = self._pick(rng, self.positive_ids, self.positive_cum, taken)
+            if fid is None:
+                break
+            taken |= self.related[fid]
+            fact = self._positive(rng, fid, prior)
+            positives.append(fact)
+            if fid in opacities and fact.presence == "present" and rng.random() < self.mix["reading_share"]:
+                unit = self._reading_unit(rng, fact, taken, readings, positives)
+                if unit is not None:
+                    units.append(unit)
+                    continue
+            unit = self._single(rng, fact)
+            (plain if unit.frame is self.frames["present_plain"] else units).append(unit)
+
+    def _plan_resolved(self, rng: random.Random, taken: set[str], units: list[_Unit]) -> None:
+        """A finding of the prior study that has resolved."""
+        free = [f for f in self.resolvable if f not in taken]
+        if free:
+            fid = _choice(rng, free)
+            taken |= self.related[fid]
+            fact = self._dress(rng, Fact(fid, "absent", change="resolved",
+                                         side=_choice(rng, self.findings[fid].sides) if self.findings[fid].sides
+                                         else None, site=_choice(rng, self.findings[fid].sites)
+                                         if self.findings[fid].sites else None), self.findings[fid].terms)
+            units.append(self._single(rng, fact))
+
+    def _plan_devices(self, rng: random.Random, prior: bool, icu: bool, taken: set[str], units: list[_Unit]) -> None:
+        """Support devices (several in an ICU study, first there; otherwise at most one, last)."""
+        device_rank = -1 if icu else len(self.rank)
+        n_devices = self._count(rng, "devices", 1) if icu else int(rng.random() < self.mix["device_share"])
+        for _ in range(n_devices):
+            fid = self._pick(rng, self.device_ids, self.device_cum, taken)
+            if fid is None:
+                break
+            taken |= self.related[fid]
+            phrases = self.findings[fid]
+            group = "resolved" if prior and "resolved" in phrases.own and rng.random() < 0.15 else "present"
+            fact = Fact(fid, "absent" if group == "resolved" else "present",
+                        side=_choice(rng, phrases.sides) if phrases.sides else None,
+                        change="resolved" if group == "resolved" else None)
+            units.append(_Unit(device_rank, "own", phrases=phrases, group=group, facts=(fact,)))
+
+    def _plan_statements(self, rng: random.Random, taken: set[str], stated: set[str]) -> list[_Unit]:
+        """Normal statements about the heart and the lungs, unless a stated finding contradicts them."""
+        statements: list[_Unit] = []
+        for candidates, share in ((("heart_normal", "cardiomediastinal_normal"), 0.85), (("lungs_clear",), 0.75)):
+            if rng.random() < share:
+                statement = self.book.statements[_choice(rng, candidates)]
+                if not statement.blocked_by & stated:
+                    taken.update(statement.absent)
+                    statements.append(_Unit(self.rank[statement.topic], "statement", statement=statement))
+        return statements
+
+    def _pair_up(self, plain: list[_Unit], units: list[_Unit]) -> None:
+        """Two plain findings of one topic (the first such pair) become one sentence."""
+        by_rank: dict[int, list[_Unit]] = {}
+        for unit in plain:
+            by_rank.setdefault(unit.rank, []).append(unit)
+        pair = next((same[:2] for same in by_rank.values() if len(same) >= 2), None)
+        if pair is not None:
+            for unit in pair:
+                plain.remove(unit)
+            units.append(_Unit(pair[0].rank, "frame", frame=self.frames["present_pair"],
+                               facts=pair[0].facts + pair[1].facts))
 
     def _reading_unit(self, rng: random.Random, seen: Fact, taken: set[str], readings: tuple[str, ...],
                       positives: list[Fact]) -> _Unit | None:
@@ -621,25 +647,23 @@ class Generator:
                 sentence_id = len(sentences)
                 sentences.append({"id": sentence_id, "section": section, "text": text, "start": length,
                                   "end": length + len(text)})
-                for fact, start, end in mentions:   # fields at the model's default are left out
-                    observation = {
-                        "id": f"o{len(observations) + 1}", "name": text[start:end], "finding": fact.finding,
-                        "category": fact.category, "presence": fact.presence,
-                        "evidence": [{"sentence_id": sentence_id, "start": length + start, "end": length + end}]}
-                    if fact.laterality:
-                        observation["laterality"] = fact.laterality
-                    if fact.regions:
-                        observation["regions"] = fact.regions
-                    if fact.severity:
-                        observation["severity"] = fact.severity
-                    if fact.change:
-                        observation["change"] = fact.change
-                    observations.append(observation)
+                for fact, start, end in mentions:
+                    observations.append(_observation(f"o{len(observations) + 1}", fact, text[start:end], sentence_id,
+                                                     length + start, length + end))
                 frame_of.append(frame_id or section)
                 if statement is not None:
                     said.append((statement, sentence_id, length, length + len(text) - 1))
                 parts.append(text)
                 length += len(text)
+        self._add_derived(said, observations)
+        text = "".join(parts)
+        if rng.random() < self.mix["wrap_share"]:
+            text = _rewrap(text, sentences, observations)
+        return text, sentences, observations, frame_of if with_frames else []
+
+    def _add_derived(self, said: list[tuple[str, int, int, int]], observations: list[dict]) -> None:
+        """The absences the normal statements said (statement id, sentence id, start, end) imply, for findings
+        no observation has yet."""
         mentioned = {o["finding"] for o in observations}
         for statement_id, sentence_id, start, end in said:
             for finding, template in self.derived[statement_id]:
@@ -650,16 +674,34 @@ class Generator:
                     "id": f"o{len(observations) + 1}", **template,
                     "evidence": [{"sentence_id": sentence_id, "start": start, "end": end}],
                     "derived_from": [f"statement:{statement_id}"]})
-        text = "".join(parts)
-        if rng.random() < self.mix["wrap_share"]:
-            text = _wrap(text, sentences)
-            for sentence in sentences:
-                sentence["text"] = text[sentence["start"]:sentence["end"]]
-            for observation in observations:
-                if "derived_from" not in observation:
-                    evidence = observation["evidence"][0]
-                    observation["name"] = text[evidence["start"]:evidence["end"]]
-        return text, sentences, observations, frame_of if with_frames else []
+
+
+def _observation(observation_id: str, fact: Fact, name: str, sentence_id: int, start: int, end: int) -> dict:
+    """The gold observation of one mention; fields at the model's default are left out."""
+    observation = {
+        "id": observation_id, "name": name, "finding": fact.finding, "category": fact.category,
+        "presence": fact.presence, "evidence": [{"sentence_id": sentence_id, "start": start, "end": end}]}
+    if fact.laterality:
+        observation["laterality"] = fact.laterality
+    if fact.regions:
+        observation["regions"] = fact.regions
+    if fact.severity:
+        observation["severity"] = fact.severity
+    if fact.change:
+        observation["change"] = fact.change
+    return observation
+
+
+def _rewrap(text: str, sentences: list[dict], observations: list[dict]) -> str:
+    """The report with its lines wrapped; sentence texts and mention names follow the new text."""
+    text = _wrap(text, sentences)
+    for sentence in sentences:
+        sentence["text"] = text[sentence["start"]:sentence["end"]]
+    for observation in observations:
+        if "derived_from" not in observation:
+            evidence = observation["evidence"][0]
+            observation["name"] = text[evidence["start"]:evidence["end"]]
+    return text
 
 
 def _fill(pieces: tuple, values: dict[str, str]) -> str:

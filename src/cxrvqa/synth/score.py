@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from cxrvqa.extraction.model import SceneGraph
+from cxrvqa.core.scene_graph import SceneGraph
 from cxrvqa.reports.loaders import RawReport, load_reports
 
 PRESENCES = ("present", "absent", "uncertain")

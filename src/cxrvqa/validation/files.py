@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cxrvqa.core.grading import grade_item, grading
+from cxrvqa.core.parallel import batched
+from cxrvqa.core.text_input import Line, encoding_problem, read_lines, unstorable_char
 from cxrvqa.errors import InputError
-from cxrvqa.parallel import batched
 from cxrvqa.store import Store
-from cxrvqa.text_input import Line, encoding_problem, read_lines, unstorable_char
-from cxrvqa.validation.grading import grade_item, grading
 from cxrvqa.validation.stage import ValidateStageContext, study_contexts
 from cxrvqa.validation.validators import run_validators
 

@@ -35,8 +35,8 @@ from functools import lru_cache
 from typing import Any
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
-from cxrvqa.resources import load_checked_yaml
+from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
 RULES_FILE = "schemas/vocab/independent_checks.yaml"

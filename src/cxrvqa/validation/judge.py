@@ -21,13 +21,13 @@ from typing import Any
 import jsonschema
 
 from cxrvqa.config import Config, LLMConfig
+from cxrvqa.core.grading import grading
+from cxrvqa.core.llm_cache import LLMCache
+from cxrvqa.core.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
+from cxrvqa.core.provenance import stable_hash
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.errors import ConfigError, ResourceError
-from cxrvqa.llm_cache import LLMCache
-from cxrvqa.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
-from cxrvqa.provenance import stable_hash
-from cxrvqa.resources import load_checked_yaml
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
-from cxrvqa.validation.grading import grading
 
 CRITERIA_FILE = "schemas/vocab/judge_criteria.yaml"
 VALIDATOR = "llm_judge"

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
     RULES_FILE, VERSION, Mention, _arguments, _evidence, _located_in, _most_specific, _quote, _report_reading,
     _sites, claims_of, display_name, family, reading, rules, subtree)

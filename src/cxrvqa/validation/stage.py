@@ -17,17 +17,17 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
+from cxrvqa.core.grading import STATUS_RANK, grade_item, grading
+from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
+from cxrvqa.core.provenance import stable_hash
+from cxrvqa.core.resources import load_json_schema
 from cxrvqa.errors import ConfigError
-from cxrvqa.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
-from cxrvqa.provenance import stable_hash
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.qa.generate import GenerationSettings
 from cxrvqa.qa.study import ImageView, study_view
-from cxrvqa.resources import load_json_schema
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ITEM_COLUMNS
 from cxrvqa.store.shards import Tables, write_tables
-from cxrvqa.validation.grading import STATUS_RANK, grade_item, grading
 from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationContext, run_validators
 
 #: Columns of an item as the validators see it: those schemas/qa_item.schema.json publishes, in its order.

@@ -18,13 +18,13 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
-from cxrvqa.extraction.model import deid_pattern
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.resources import load_json_schema
+from cxrvqa.core.scene_graph import deid_pattern
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.generate import ALL_LETTERS, GenerationSettings, generate_study, names_of, split_of, study_split
 from cxrvqa.qa.programs import PROGRAMS, side_of
 from cxrvqa.qa.study import StudyView
 from cxrvqa.qa.templates import Template
-from cxrvqa.resources import load_json_schema
 from cxrvqa.store.records import ITEM_COLUMNS
 
 
@@ -245,7 +245,7 @@ def _evidence_texts(item: dict[str, Any], study: StudyView) -> tuple[str, ...]:
 @lru_cache(maxsize=65536)
 def _presence_in(sentences: tuple[str, ...]) -> StudyView:
     """What the rules extractor reads in these sentences alone (cached: items share evidence)."""
-    from cxrvqa.extraction.model import Sentence
+    from cxrvqa.core.scene_graph import Sentence
     from cxrvqa.extraction.rules import extract_scene_graph
     from cxrvqa.qa.study import study_view
 

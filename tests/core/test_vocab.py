@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cxrvqa.core.vocab import FindingId, RegionId, _check_tree, _unique_synonyms, vocabulary
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import FindingId, RegionId, _check_tree, _unique_synonyms, vocabulary
 
 CHEXPERT = {"No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity", "Edema",
             "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.errors import ResourceError
-from cxrvqa.resources import load_checked_yaml
 
 GRADES_FILE = "schemas/vocab/grades.yaml"
 #: Statuses of a check's result, worst last: an item's status is its worst result's (validation, audit).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cxrvqa.prior import OptionModel, PriorItem, baseline, normalise, shown_arguments, strongest
+from cxrvqa.core.prior import OptionModel, PriorItem, baseline, normalise, shown_arguments, strongest
 
 
 def item(template: str, question: str, args: str, answer: str, split: str, fmt: str = "yes_no",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cxrvqa.reports.text import compose, is_deid_only, normalise, split_sections, split_sentences
+from cxrvqa.core.text import compose, is_deid_only, normalise, split_sections, split_sentences
 
 
 def sentences(text: str) -> list[tuple[str, str]]:

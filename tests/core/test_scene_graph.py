@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from cxrvqa.extraction.model import Evidence, Observation, SceneGraph, Sentence, json_schema, schema_text
-from cxrvqa.resources import load_json_schema, resource
+from cxrvqa.core.resources import load_json_schema, resource
+from cxrvqa.core.scene_graph import Evidence, Observation, SceneGraph, Sentence, json_schema, schema_text
 
 
 def graph(**observation: object) -> SceneGraph:
@@ -25,7 +25,7 @@ def test_packaged_schema_is_the_generated_one() -> None:
     packaged = resource("schemas", "scene_graph.schema.json").read_text()
     assert packaged == schema_text(), (
         "schemas/scene_graph.schema.json drifted from the model: run "
-        "`.venv/bin/python -m cxrvqa.extraction.model --write`")
+        "`.venv/bin/python -m cxrvqa.extraction.schemas --write`")
 
 
 def test_a_valid_graph_passes_both_pydantic_and_the_json_schema() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cxrvqa import resources
+from cxrvqa.core import resources
 from cxrvqa.errors import ResourceError
 from cxrvqa.imaging.header import acceptance_vocabulary
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cxrvqa.core.table_rows import Row, capture, render
 from cxrvqa.errors import InputError
-from cxrvqa.table_rows import Row, capture, render
 
 
 def test_row_strips_cells_and_reads_absent_optional_columns_as_empty() -> None:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cxrvqa.resources import load_checked_yaml
+from cxrvqa.core.resources import load_checked_yaml
 
 #: The canonical sections, in the order a composed report lists them.
 SECTIONS = ("indication", "comparison", "technique", "findings", "impression", "other")

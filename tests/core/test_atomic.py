@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cxrvqa.core.atomic import atomic_file, atomic_folder
 from cxrvqa.errors import InputError
-from cxrvqa.export.atomic import atomic_file, atomic_folder
 
 OWNED = re.compile(r"README\.md|[a-z]+\.parquet")
 

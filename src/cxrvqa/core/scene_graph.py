@@ -1,21 +1,20 @@
 """The scene graph of one study (DESIGN.md, "Scene graph"): sentences, observations, regions.
 
 `schemas/scene_graph.schema.json` is generated from these models
-(`python -m cxrvqa.extraction.model --write`); a test fails when the two drift.
+(`python -m cxrvqa.extraction.schemas --write`); a test fails when the two drift.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cxrvqa.extraction.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
-from cxrvqa.reports.text import SECTIONS, section_rules
+from cxrvqa.core.text import SECTIONS, section_rules
+from cxrvqa.core.vocab import Category, Change, FindingId, Laterality, RegionId, Severity
 
 Section = StrEnum("Section", {s: s for s in SECTIONS})
 #: Sections whose sentences state findings (indication, comparison and technique do not).
@@ -196,17 +195,3 @@ def json_schema() -> dict[str, Any]:
 def schema_text() -> str:
     return schema_file_text(json_schema())
 
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m cxrvqa.extraction.model --write   (regenerates the schemas generated from "
-                 "models: schemas/scene_graph.schema.json, schemas/llm_extraction_response.schema.json)")
-    from pathlib import Path
-
-    from cxrvqa.extraction import llm
-
-    for name, text in (("scene_graph.schema.json", schema_text()),
-                       ("llm_extraction_response.schema.json", llm.schema_text())):
-        target = Path(__file__).resolve().parents[3] / "schemas" / name
-        target.write_text(text)
-        print(f"wrote {target}")

@@ -12,8 +12,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.errors import ResourceError
-from cxrvqa.resources import load_checked_yaml
 
 #: Categories whose findings do not make a study abnormal (labels14 `normal`, QA abnormality questions).
 NOT_ABNORMAL = frozenset({"device", "technical", "normal"})
@@ -215,6 +215,15 @@ def sided_region(region: str, side: str) -> str:
             if candidate["laterality"] == side and name in candidate["synonyms"]:
                 return rid
     return region
+
+
+#: The study-level label of a study without findings in label files (labels14 layout), beside the findings' codes.
+NORMAL = "normal"
+
+
+def finding_labels() -> set[str]:
+    """The ChestX-ray14 labels the vocabulary's findings map to (`codes.chestxray14`)."""
+    return {f["codes"]["chestxray14"] for f in vocabulary().findings.values() if "chestxray14" in f.get("codes", {})}
 
 
 def _enum(name: str, values: list[str]) -> type[StrEnum]:

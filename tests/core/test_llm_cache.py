@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.config import LLMConfig
-from cxrvqa.llm_cache import CacheEntry, LLMCache
-from cxrvqa.llm_client import Budget, Exchange
+from cxrvqa.core.llm_cache import CacheEntry, LLMCache
+from cxrvqa.core.llm_client import Budget, Exchange
 from cxrvqa.store import Store
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)

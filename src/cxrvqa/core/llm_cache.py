@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from cxrvqa.config import LLMConfig
-from cxrvqa.llm_client import Budget, Exchange
-from cxrvqa.provenance import stable_hash
+from cxrvqa.core.llm_client import Budget, Exchange
+from cxrvqa.core.provenance import stable_hash
 from cxrvqa.store import Store
 
 _KEYS = "cache_key IN (SELECT unnest(?::VARCHAR[]))"

@@ -27,8 +27,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from cxrvqa.config import LLMConfig
+from cxrvqa.core.resources import load_json_schema, resource
 from cxrvqa.errors import ResourceError
-from cxrvqa.resources import load_json_schema, resource
 
 T = TypeVar("T")
 #: Outcomes after which asking again cannot help (cached, not retried by the next build).
@@ -166,51 +166,17 @@ async def ask(client: Any, settings: LLMConfig, messages: list[dict[str, str]], 
     """One exchange about one input. `accept` turns the answer text into the caller's value or raises
     ResponseError; `call_row` holds the fields every `llm_calls` row of this input shares
     (run_id, study_id, cache_key)."""
-    import openai
-
     exchange: Exchange[T] = Exchange()
     conversation = list(messages)
     prompt_tokens = completion_tokens = 0
     for attempt in range(1, settings.max_attempts + 1):
-        wait = 0.0
-        status: int | None = None
-        usage = (0, 0)
         async with semaphore:
             if not budget.reserve():
                 exchange.outcome, exchange.error = "budget_exhausted", "the run's request/token budget is spent"
                 break
             started = time.perf_counter()
-            try:
-                response = await client.chat.completions.create(
-                    model=settings.model, messages=conversation, temperature=settings.temperature,
-                    response_format=response_format)
-            except openai.RateLimitError as exc:
-                outcome, status, error = "rate_limited", exc.status_code, f"HTTP 429: {exc.message}"
-                wait = retry_after(exc.response.headers, attempt)
-            except openai.APITimeoutError:
-                outcome, error = "timeout", f"no answer within {settings.timeout_s:g} s"
-                wait = retry_after(None, attempt)
-            except openai.APIConnectionError as exc:
-                outcome, error = "connection_error", f"cannot reach {settings.base_url}: {exc.message}"
-                wait = retry_after(None, attempt)
-            except openai.APIStatusError as exc:
-                status, error = exc.status_code, f"HTTP {exc.status_code}: {exc.message}"
-                outcome = "server_error" if exc.status_code >= 500 else "client_error"
-                wait = retry_after(exc.response.headers, attempt)
-            else:
-                usage = (response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else (0, 0)
-                choice = response.choices[0]
-                exchange.raw = choice.message.content
-                if choice.message.refusal:
-                    outcome, error = "refusal", f"the model refused: {choice.message.refusal}"
-                elif choice.finish_reason == "length":
-                    outcome, error = "truncated", "the answer was cut off at the token limit (finish_reason=length)"
-                else:
-                    try:
-                        exchange.value = accept(exchange.raw or "")
-                        outcome, error = "ok", ""
-                    except ResponseError as exc:
-                        outcome, error = "invalid_response", str(exc)
+            outcome, status, error, wait, usage = await _attempt(client, settings, conversation, response_format,
+                                                                 accept, attempt, exchange)
         budget.spend_tokens(sum(usage))
         prompt_tokens += usage[0]
         completion_tokens += usage[1]
@@ -222,14 +188,67 @@ async def ask(client: Any, settings: LLMConfig, messages: list[dict[str, str]], 
         if outcome == "ok" or outcome in ("refusal", "client_error"):
             break
         if outcome in ("invalid_response", "truncated"):
-            # the input is repeated in the re-ask, so that the last message is complete on its own
-            conversation = [*messages, {"role": "assistant", "content": exchange.raw or ""},
-                            {"role": "user", "content": f"That answer was not usable: {error}. Answer again with the "
-                                                        f"complete JSON object only.\n\n{messages[-1]['content']}"}]
+            conversation = _reask(messages, exchange.raw, error)
         elif attempt < settings.max_attempts:
             await asyncio.sleep(wait)
     exchange.tokens = (prompt_tokens, completion_tokens)
     return exchange
+
+
+async def _attempt(client: Any, settings: LLMConfig, conversation: list[dict[str, str]],
+                   response_format: dict[str, Any], accept: Callable[[str], T], attempt: int,
+                   exchange: Exchange[T]) -> tuple[str, int | None, str, float, tuple[int, int]]:
+    """One request: (outcome, HTTP status, error, seconds to wait before a retry, (prompt, completion) tokens).
+    Sets the exchange's raw answer and, when the answer is accepted, its value."""
+    import openai
+
+    wait = 0.0
+    status: int | None = None
+    try:
+        response = await client.chat.completions.create(
+            model=settings.model, messages=conversation, temperature=settings.temperature,
+            response_format=response_format)
+    except openai.RateLimitError as exc:
+        outcome, status, error = "rate_limited", exc.status_code, f"HTTP 429: {exc.message}"
+        wait = retry_after(exc.response.headers, attempt)
+    except openai.APITimeoutError:
+        outcome, error = "timeout", f"no answer within {settings.timeout_s:g} s"
+        wait = retry_after(None, attempt)
+    except openai.APIConnectionError as exc:
+        outcome, error = "connection_error", f"cannot reach {settings.base_url}: {exc.message}"
+        wait = retry_after(None, attempt)
+    except openai.APIStatusError as exc:
+        status, error = exc.status_code, f"HTTP {exc.status_code}: {exc.message}"
+        outcome = "server_error" if exc.status_code >= 500 else "client_error"
+        wait = retry_after(exc.response.headers, attempt)
+    else:
+        usage = (response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else (0, 0)
+        choice = response.choices[0]
+        exchange.raw = choice.message.content
+        outcome, error = _judge_answer(choice, accept, exchange)
+        return outcome, status, error, wait, usage
+    return outcome, status, error, wait, (0, 0)
+
+
+def _judge_answer(choice: Any, accept: Callable[[str], T], exchange: Exchange[T]) -> tuple[str, str]:
+    """(outcome, error) of an answer that arrived: refused, cut off, not usable, or ok (then its value is set)."""
+    if choice.message.refusal:
+        return "refusal", f"the model refused: {choice.message.refusal}"
+    if choice.finish_reason == "length":
+        return "truncated", "the answer was cut off at the token limit (finish_reason=length)"
+    try:
+        exchange.value = accept(exchange.raw or "")
+    except ResponseError as exc:
+        return "invalid_response", str(exc)
+    return "ok", ""
+
+
+def _reask(messages: list[dict[str, str]], raw: str | None, error: str) -> list[dict[str, str]]:
+    """The conversation that asks again after an unusable answer; the input is repeated in the re-ask, so that
+    the last message is complete on its own."""
+    return [*messages, {"role": "assistant", "content": raw or ""},
+            {"role": "user", "content": f"That answer was not usable: {error}. Answer again with the "
+                                        f"complete JSON object only.\n\n{messages[-1]['content']}"}]
 
 
 def run_concurrently(settings: LLMConfig, jobs: list[Any],

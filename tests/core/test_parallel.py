@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cxrvqa.parallel import with_workers_for
+from cxrvqa.core.parallel import with_workers_for
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cxrvqa.validation.grading import grade_item, grading
+from cxrvqa.core.grading import grade_item, grading
 
 GROUNDED = {"evidence_ids": [0], "polarity": True}
 

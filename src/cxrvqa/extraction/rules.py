@@ -505,17 +505,23 @@ def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int], place_token
     """A de-identification token (at the positions ``deid_at``) in the mention, right after it or after "of the"
     ("degenerative changes of the XXXX"), or before it across at most four linking or place words ("XXXX right
     apical nodule": the hidden word may be "likely")."""
+    comma = False
     for token in doc[mention.end:mention.end + 3]:
-        if token.i in deid_at:
-            return True
-        if token.lower_ not in ("of", "the", "in", "at"):
+        if token.i in deid_at:   # after a comma, only a hidden word that names what it is ("nodular opacity, XXXX
+            return not comma or token.i + 1 >= len(doc) or doc[token.i + 1].lower_ not in _DEID_READINGS
+        comma = comma or token.text == ","   # nipple XXXX"), not one that hedges its cause ("XXXX secondary to")
+        if token.lower_ not in ("of", "the", "in", "at", ","):
             break
     if any(i in deid_at for i in range(mention.start, mention.end)):
         return True
+    free = 2   # words of its own before it ("XXXX posterior recess pleural effusions")
     for token in reversed(doc[max(mention.start - 5, 0):mention.start]):
         if token.i in deid_at:
             return True
-        if token.lower_ not in _DEID_LINKS and token.i not in place_tokens and token.i < mention.start - 1:
+        if token.lower_ in _DEID_LINKS or token.i in place_tokens:
+            continue
+        free -= 1
+        if free < 0 or not token.is_alpha or token.lower_ in _COORDINATORS:   # not across "and" (another finding's)
             return False
     return False
 
@@ -636,7 +642,10 @@ def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[in
         match = pattern.search(lowered)
         if match:
             found.append((statement_id, absent, regions, match.span()))
-    return tuple(found)
+    # a statement inside a wider one is the wider one's words ("bony structures reveal no acute abnormalities":
+    # the bones', not the study's "no acute abnormalities")
+    return tuple(f for f in found if not any(o[3][0] <= f[3][0] and f[3][1] <= o[3][1] and o[3] != f[3]
+                                             for o in found))
 
 
 def _other_exam_after(text: str, other_exam: bool) -> bool:

@@ -229,16 +229,76 @@ def _inner_location(text: str) -> tuple[set[str], set[str]]:
     return regions, sides
 
 
+@dataclass(frozen=True)
+class _Cue:
+    """The tokens without which no target rule can match (`_target_cue`)."""
+
+    phrases: dict[str, tuple[frozenset[str], ...]]      # a token -> the token sets of the phrases holding it
+    patterns: tuple[tuple[frozenset[str], ...], ...]    # per token pattern: the words each required token allows
+
+    def may_match(self, lowers: set[str]) -> bool:
+        return any(tokens <= lowers for word in lowers for tokens in self.phrases.get(word, ())) or any(
+            all(not allowed.isdisjoint(lowers) for allowed in pattern) for pattern in self.patterns)
+
+
+@lru_cache(maxsize=1)
+def _target_cue() -> _Cue | None:
+    """What a sentence's tokens must hold for the target matcher to find a finding in it.
+
+    The target matcher matches a phrase token by token on their lower case (spaCy's PhraseMatcher on
+    LOWER), and a token pattern only where each of its required tokens matches: a sentence whose tokens
+    hold not every token of some phrase and, for no pattern, a word each required token allows, names no
+    finding. About a third of a report's sentences (normal statements, technique,
+    comparison) then skip the matchers and ConText. None when a rule is of a shape this cannot read
+    (then every sentence is read in full)."""
+    nlp = _pipeline()
+    patterns: list[tuple[frozenset[str], ...]] = []
+    phrases = [phrase for finding, item in vocabulary().findings.items() if finding != "no_finding"
+               for phrase in item["synonyms"]]
+    for items in rules().data["extra_targets"].values():
+        for pattern in items:
+            if not isinstance(pattern, list):
+                phrases.append(pattern)
+                continue
+            allowed = []
+            for token in pattern:
+                if token.get("OP") not in (None, "+"):
+                    continue
+                lower = token.get("LOWER")
+                values = lower.get("IN") if isinstance(lower, dict) and set(lower) == {"IN"} else \
+                    [lower] if isinstance(lower, str) else None
+                if not values or set(token) - {"LOWER", "OP"}:
+                    return None
+                allowed.append(frozenset(str(v).lower() for v in values))
+            if not allowed:
+                return None
+            patterns.append(tuple(allowed))
+    by_word: dict[str, set[frozenset[str]]] = {}
+    for phrase in phrases:
+        tokens = [t.lower_ for t in nlp.make_doc(phrase)]
+        if not tokens:
+            return None
+        by_word.setdefault(max(tokens, key=len), set()).add(frozenset(tokens))
+    return _Cue({word: tuple(sets) for word, sets in by_word.items()}, tuple(patterns))
+
+
 @lru_cache(maxsize=65536)
 def read_sentence(text: str) -> tuple[Mention, ...]:
     """The findings a sentence names, each with its ConText modifiers (cached: items share sentences).
 
     Two readings are tightened after ConText: a location phrase that overlaps a finding's words ("right
     pleural" in "right pleural effusion") locates it, and a differential ("or", "versus", "/") holds only
-    between two findings (not "perihilar/midlung density")."""
+    between two findings (not "perihilar/midlung density"). A sentence whose tokens cannot match a target
+    (`_target_cue`) names no finding: the matchers and ConText are not run on it."""
+    nlp = _pipeline()
+    doc = nlp.make_doc(text)
+    cue = _target_cue()
+    if cue is not None and not cue.may_match({t.lower_ for t in doc}):
+        return ()
     with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
         warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
-        doc = _pipeline()(text)
+        for _, component in nlp.pipeline:
+            doc = component(doc)
     graph = doc._.context_graph
     targets_of: dict[int, list[Any]] = {}
     for target, modifier in graph.edges:
@@ -537,7 +597,7 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every sentence read (benchmarks; the rules file is read once per process)."""
-    for cached in (read_sentence, _reading, _statements_in):
+    for cached in (read_sentence, _reading, _statements_in):   # (not _target_cue: it is part of the rules)
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]

@@ -214,7 +214,8 @@ def _pipeline() -> Any:
     return nlp
 
 
-def _inner_location(text: str) -> tuple[set[str], set[str]]:
+@lru_cache(maxsize=4096)
+def _inner_location(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """Regions and sides named inside a finding's own words ("elevation of the right hemidiaphragm")."""
     words = re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())
     phrases = _location_phrases()
@@ -226,7 +227,7 @@ def _inner_location(text: str) -> tuple[set[str], set[str]]:
                 regions |= found[0]
                 if found[1]:
                     sides.add(found[1])
-    return regions, sides
+    return frozenset(regions), frozenset(sides)
 
 
 @dataclass(frozen=True)
@@ -304,9 +305,10 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
     places = sorted((m for m in graph.modifiers if m.category in (LOCATION, SIDE)), key=lambda m: m.modifier_span)
-    owner = {i: e for e in doc.ents for i in range(e.start, e.end)}
+    ents = doc.ents
+    owner = {i: e for e in ents for i in range(e.start, e.end)}
     mentions = []
-    for ent in doc.ents:
+    for ent in ents:
         kinds, regions, sides = set(), set(), set()
         for modifier in ent._.modifiers:
             if modifier.category == "DIFFERENTIAL":
@@ -335,10 +337,11 @@ def _kind_phrases() -> tuple[tuple[str, str], ...]:
                  if rule["kind"] in ("hedged", "borderline") for phrase in rule["phrases"])
 
 
-def _inner_kinds(text: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def _inner_kinds(text: str) -> frozenset[str]:
     """Hedges or borderline words inside a finding's own synonym ("borderline heart size")."""
     words = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
-    return {kind for phrase, kind in _kind_phrases() if phrase in words}
+    return frozenset(kind for phrase, kind in _kind_phrases() if phrase in words)
 
 
 def _deid_next_to(doc: Any, ent: Any) -> bool:
@@ -477,7 +480,7 @@ def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
     """What the item's answer asserts, by its template's answer program (`claims` in the rules file);
     remembered for the last item (every check asks)."""
     key = (item.get("item_id"), item.get("template_id"), item.get("answer"), item.get("polarity"),
-           item.get("arguments"), tuple(item.get("findings") or ()), tuple(item.get("options") or ()))
+           item.get("arguments"), item.get("findings"), item.get("options"))
     if _last_claims[0] is not context or _last_claims[1] != key:
         _last_claims[:] = [context, key, _claims_of(item, context)]
     return _last_claims[2]
@@ -597,7 +600,7 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every sentence read (benchmarks; the rules file is read once per process)."""
-    for cached in (read_sentence, _reading, _statements_in):   # (not _target_cue: it is part of the rules)
+    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location):   # not _target_cue
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
@@ -1198,6 +1201,11 @@ def _occurrences(tokens: list[str], name: list[str]) -> Iterable[int]:
             yield i
 
 
+@lru_cache(maxsize=None)
+def _name_tokens(finding: str) -> list[str]:
+    return _tokens(display_name(finding))
+
+
 @lru_cache(maxsize=1)
 def _grammar() -> tuple[frozenset[str], frozenset[str], frozenset[str], int, frozenset[str], frozenset[str],
                         frozenset[str]]:
@@ -1217,14 +1225,18 @@ def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) ->
     findings = [v for k, v in args.items() if k.startswith("finding") and v in vocabulary().findings]
     if not findings:
         return OK
+    names = [(finding, _name_tokens(finding)) for finding in findings]
     for key in ("question", "answer"):
         text = str(item.get(key) or "")
         if key == "answer" and item.get("answer_format") == "full_sentence":
             text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]   # the rest quotes the report's own words
+        low = text.lower()
+        present = [(f, name) for f, name in names if name and name[0] in low]   # the name cannot occur otherwise
+        if not present:
+            continue
         tokens = _tokens(text)
-        for finding in findings:
+        for finding, name in present:
             number = vocabulary().findings[finding]["number"]
-            name = _tokens(display_name(finding))
             for i in _occurrences(tokens, name):
                 j = i - 1
                 while j >= 0 and tokens[j] in between and i - j <= window:

@@ -44,7 +44,7 @@ from item_accuracy import wilson  # noqa: E402
 
 FAULTY = ("wrong", "unsupported", "bad_question")
 #: The modules of the independent checks (they share no rule with the extractor or the programs).
-INDEPENDENT = ("cxrvqa.validation.independent", "cxrvqa.validation.scope")
+INDEPENDENT = ("cxrvqa.validation.independent", "cxrvqa.validation.scope", "cxrvqa.validation.wording")
 #: The reviewed rounds of issue 16 and the builds they were sampled from. The checks were written while
 #: reading the first two (development); the last two were reviewed afterwards and not read (held out).
 DEFAULT_ROUNDS = [["/tmp/work/before", "bench/item_accuracy/rounds/*-before-*.jsonl"],

@@ -605,6 +605,7 @@ def clear_caches() -> None:
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
     _last_claims[:] = [None, None, []]
+    _wording.clear_caches()
 
 
 def _mentions(sentences: Iterable[str]) -> list[tuple[str, Mention]]:
@@ -1134,8 +1135,9 @@ def _sided_negation_covers(region: str, table: dict[str, list[list[str]]], menti
 def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: ill-posed questions (`presupposition` and circular locations). A question that
     presupposes its finding ("Describe the effusion.", "Where is the nodule?", "How severe is the
-    edema?") must not be answered with a denial ("There is no effusion."), and a location answer must
-    not only restate where the finding always is ("Where is the cardiomegaly?" "heart")."""
+    edema?") must not be answered with a denial ("There is no effusion."), a question about how certain a
+    finding is ("Is airspace disease only suspected?") must not be about one the evidence negates, and a
+    location answer must not only restate where the finding always is ("Where is the cardiomegaly?" "heart")."""
     args = _arguments(item)
     finding = args.get("finding")
     if finding not in vocabulary().findings:
@@ -1152,6 +1154,12 @@ def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Ve
     program = found[0].program if found else None
     sites = finding_sites()
     sense = rules().data["question_sense"]
+    if program in sense["certainty_programs"]:
+        sentences = _evidence(item, context) or _report(context)
+        read = reading(finding, sentences)[0] if sentences else "not_mentioned"
+        if read in ("absent", "narrowed"):
+            return fail("presupposes_absent_finding", f"the question asks how certain {display_name(finding)} is; "
+                                                      f"the evidence {_quote(' '.join(sentences))} negates it")
     if program in sense["severity_programs"] and finding in sites.sized:
         return fail("severity_of_sized_finding", f"{display_name(finding)} is graded by size, not severity "
                                                  f"(finding_sites.yaml `sized`): {item.get('answer')!r}")
@@ -1258,5 +1266,7 @@ def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) ->
     return OK
 
 
-# the checks of what an answer rests on, built on this reading (registered by their module)
+# the checks of what an answer rests on and of the words next to a finding, built on this reading (registered
+# by their modules)
 from cxrvqa.validation import scope as _scope  # noqa: E402,F401
+from cxrvqa.validation import wording as _wording  # noqa: E402,F401

@@ -140,8 +140,9 @@ def check_severity_attachment(item: dict[str, Any], context: ValidationContext) 
     """Error class: a severity read off another finding's words (`evidence`: "lungs are hypoinflated with mild
     bronchovascular crowding" answered "mild" low lung volumes) and the ambiguous referent of `bad_question`
     ("moderate thoracic levoscoliosis and mild thoracolumbar dextroscoliosis": "How severe is the scoliosis?").
-    The answered severity must be worded for a mention of the finding itself (`_attached_levels`), and the
-    mentions of the finding the evidence grades must not be graded differently."""
+    A severity word must belong to a mention of the finding itself (`_attached_levels`), and no mention may
+    be graded otherwise than one graded as answered (which level a word names is `attribute_support`'s
+    question)."""
     if context.study is None:
         return OK
     wr = wording_rules()
@@ -164,14 +165,11 @@ def check_severity_attachment(item: dict[str, Any], context: ValidationContext) 
     if not graded:
         return fail("severity_not_attached", f"the answer grades {name} {answer!r}; no severity word in the "
                                              f"evidence {_quote(' '.join(evidence))} belongs to {name}")
-    distinct = {levels for _, _, levels in graded}
-    if len(distinct) > 1 and not any(a <= b or b <= a for a in distinct for b in distinct if a != b):
+    # which level a word names is attribute_support's question; here: one mention graded as answered, another not
+    if any(answered & levels for _, _, levels in graded) and any(not answered & levels for _, _, levels in graded):
         return fail("severity_ambiguous", f"the evidence grades two mentions of {name} differently ("
                                           + ", ".join(f"{m.text!r}: {'/'.join(sorted(lv))}" for _, m, lv in graded)
                                           + f"): 'the {name}' is ambiguous")
-    if not any(answered & levels for _, _, levels in graded):
-        return fail("severity_not_attached", f"the answer grades {name} {answer!r}; the evidence grades it "
-                                             + ", ".join(sorted({lv for _, _, lvs in graded for lv in lvs})))
     return OK
 
 

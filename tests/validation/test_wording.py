@@ -97,3 +97,12 @@ def test_the_target_cue_never_skips_a_sentence_that_names_a_finding() -> None:
     skipped = [s for s in sentences if not cue.may_match({t.lower_ for t in independent._pipeline().make_doc(s)})]
     assert skipped == ["Lungs are clear.", "Heart size normal.", "No acute disease.", "PA and lateral views of the chest."]
     assert all(not reading for s, reading in zip(sentences, full, strict=True) if s in skipped)
+
+
+def test_an_unsided_paired_part_lies_in_each_lung() -> None:
+    """negative_support: "apical scarring" with no side is in the left lung too; a sided one is not."""
+    it = item("region_abnormal", "Is there an abnormality in the left lung?", "no", polarity=False, findings=[],
+              evidence=[], region="left_lung")
+    assert verdict("negative_support", it, context(["Lungs are clear.", "Apical oligemia suggestive of emphysema."])) \
+        == "normal_claim_uncertain"
+    assert verdict("negative_support", it, context(["Lungs are clear.", "Right apical scarring."])) is None

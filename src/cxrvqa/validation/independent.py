@@ -985,7 +985,8 @@ def _located_in(m: Mention, region: str) -> bool:
         return False
     specific = _most_specific(m.regions)
     if specific:
-        return any(r in inside or (r != "chest" and region in subtree(r)) for r in specific)
+        return any(r in inside or (r != "chest" and region in subtree(r)) or _unsided_part_of(r, region, m)
+                   for r in specific)
     if m.sides and side is None and region != "chest":
         implied = {finding_sites().by_side.get(m.finding, {}).get(s) for s in m.sides} - {None}
         if implied:
@@ -996,6 +997,14 @@ def _located_in(m: Mention, region: str) -> bool:
     if not roots:
         return False
     return any(root in inside or region in subtree(root) for root in roots)
+
+
+def _unsided_part_of(place: str, region: str, m: Mention) -> bool:
+    """A paired part given no side ("apical oligemia", "basilar scarring") lies in each side's organ: the apices
+    in the left lung as well as in the right one (the place and the region are children of one organ)."""
+    regions = vocabulary().regions
+    return (not m.sides and regions[place].get("laterality") == "bilateral" and _side_of_region(region) is not None
+            and regions[place].get("parent") is not None and regions[place].get("parent") == regions[region].get("parent"))
 
 
 def _most_specific(regions: frozenset[str] | set[str]) -> set[str]:

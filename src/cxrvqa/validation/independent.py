@@ -487,6 +487,8 @@ def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
 
 
 def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+    """The claims of the entry of the template's program (`claims` in the rules file) its answer selects: the
+    answer itself, else its polarity (yes / no), else `any`."""
     found = context.templates.get(item.get("template_id") or "")
     table = rules().data["claims"].get(found[0].program) if found else None
     if not table:
@@ -494,8 +496,6 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
     polarity = item.get("polarity")
     key = "yes" if polarity is True else "no" if polarity is False else None
     chosen = table.get(str(item.get("answer") or "").strip()) or (table.get(key) if key else None) or table.get("any")
-    args = _arguments(item)
-    vocab = vocabulary()
     hedged = rules().hedged_answer.search(str(item.get("answer") or "").lower()) is not None
     out = []
     for entry in chosen or []:
@@ -503,54 +503,72 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
         if kind == "present" and hedged:
             kind = "possible"   # "There may be infiltrate ...": the answer keeps the report's hedge
         if kind == "in_region":
-            if source == "region":
-                regions = (args["region"],) if args.get("region") in vocab.regions else ()
-            elif source == "regions":
-                regions = tuple(args[k] for k in ("region_a", "region_b") if args.get(k) in vocab.regions)
-            elif source in ("region_a", "region_b"):   # "Are both ... abnormal? yes": each region on its own
-                regions = (args[source],) if args.get(source) in vocab.regions else ()
-            elif source == "category":
-                regions = tuple(rules().data["category_regions"].get(args.get("category"), ()))
-            else:   # template_category: the categories the template draws from ("Which of these lung findings")
-                template = found[0]
-                regions = tuple(r for c in template.categories for r in rules().data["category_regions"].get(c, ()))
-                if len(template.categories) != 1:
-                    regions = ()
-            findings = ([_named_finding(item.get("answer"))] if source == "template_category"
-                        else list(item.get("findings") or []))
-            findings = [f for f in findings if f in vocab.findings]
-            if regions and findings:
-                out.append(Claim("in_region", tuple(findings), regions, source))
-            continue
-        if kind == "normal":
-            if source == "region":
-                regions = (args["region"],) if args.get("region") in vocab.regions else ()
-            elif source == "regions":
-                regions = tuple(args[k] for k in ("region_a", "region_b") if args.get(k) in vocab.regions)
-            elif source == "category":
-                regions = (f"category:{args.get('category')}",)
-            else:
-                regions = ("chest",)
-            if regions:
-                out.append(Claim("normal", regions=regions, source=source))
-            continue
-        if source == "argument":
-            findings = [args.get("finding")]
-        elif source == "answer":
-            findings = [_named_finding(item.get("answer"))]
-        elif source == "other_argument":
-            answer = _named_finding(item.get("answer"))
-            findings = [args.get(k) for k in ("finding_a", "finding_b") if args.get(k) != answer]
-        elif source == "answer_named":
-            findings = _named_in(str(item.get("answer") or ""))
-        elif source == "other_options":
-            findings = [_named_finding(o) for o in item.get("options") or [] if o != item.get("answer")]
+            claim = _in_region_claim(item, source, found[0])
+        elif kind == "normal":
+            claim = _normal_claim(item, source)
         else:
-            findings = list(item.get("findings") or [])
-        findings = [f for f in findings if f in vocab.findings]
-        if findings:
-            out.append(Claim(kind, tuple(dict.fromkeys(findings)), source=source))
+            findings = _claimed_findings(item, source)
+            claim = Claim(kind, tuple(dict.fromkeys(findings)), source=source) if findings else None
+        if claim is not None:
+            out.append(claim)
     return out
+
+
+def _argument_regions(args: dict[str, str], source: str) -> tuple[str, ...]:
+    """The regions drawn as `region`, as `region_a` and `region_b` (source `regions`) or as one of those two."""
+    regions = vocabulary().regions
+    names = ("region_a", "region_b") if source == "regions" else (source,)
+    return tuple(args[k] for k in names if args.get(k) in regions)
+
+
+def _in_region_claim(item: dict[str, Any], source: str, template: Any) -> Claim | None:
+    """A finding in a region: the drawn region(s), a category's regions or those of the template's one
+    category ("Which of these lung findings ..."), with the item's findings (or the one its answer names)."""
+    args, categories = _arguments(item), rules().data["category_regions"]
+    if source in ("region", "regions", "region_a", "region_b"):   # "Are both ... abnormal? yes": each on its own
+        regions = _argument_regions(args, source)
+    elif source == "category":
+        regions = tuple(categories.get(args.get("category"), ()))
+    else:   # template_category: the categories the template draws from
+        regions = tuple(r for c in template.categories for r in categories.get(c, ()))
+        if len(template.categories) != 1:
+            regions = ()
+    findings = ([_named_finding(item.get("answer"))] if source == "template_category"
+                else list(item.get("findings") or []))
+    findings = [f for f in findings if f in vocabulary().findings]
+    return Claim("in_region", tuple(findings), regions, source) if regions and findings else None
+
+
+def _normal_claim(item: dict[str, Any], source: str) -> Claim | None:
+    """A region, the drawn regions, a category (`category:<id>`) or the study (`chest`) declared normal."""
+    args = _arguments(item)
+    if source in ("region", "regions"):
+        regions = _argument_regions(args, source)
+    elif source == "category":
+        regions = (f"category:{args.get('category')}",)
+    else:
+        regions = ("chest",)
+    return Claim("normal", regions=regions, source=source) if regions else None
+
+
+def _claimed_findings(item: dict[str, Any], source: str) -> list[str]:
+    """The vocabulary findings a claim is about, by its source: the drawn finding, the one the answer names,
+    the other of two, those the answer states, the distractors, or the item's tagged findings."""
+    args = _arguments(item)
+    if source == "argument":
+        findings = [args.get("finding")]
+    elif source == "answer":
+        findings = [_named_finding(item.get("answer"))]
+    elif source == "other_argument":
+        answer = _named_finding(item.get("answer"))
+        findings = [args.get(k) for k in ("finding_a", "finding_b") if args.get(k) != answer]
+    elif source == "answer_named":
+        findings = _named_in(str(item.get("answer") or ""))
+    elif source == "other_options":
+        findings = [_named_finding(o) for o in item.get("options") or [] if o != item.get("answer")]
+    else:
+        findings = list(item.get("findings") or [])
+    return [f for f in findings if f in vocabulary().findings]
 
 
 # -- reading the report ----------------------------------------------------------------------------------
@@ -668,66 +686,80 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
     if context.study is None:
         return OK
     evidence = _evidence(item, context)
-    report = None
     for claim in claims_of(item, context):
-        if claim.kind not in ("present", "possible", "some_present", "absent", "uncertain", "certain"):
-            continue
         if claim.kind == "some_present":
-            sentences = evidence or _report(context)
-            reads = {f: reading(f, sentences)[0] for f in claim.findings}
-            if sentences and not any(r in ("present", *CERTAINTIES) for r in reads.values()):
-                named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
-                reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
-                    else "second_reading_not_found"
-                return fail(reason, f"the answer has an abnormality present; the evidence "
-                                    f"{_quote(' '.join(sentences))} reads {named}")
+            verdict = _some_present_verdict(claim, evidence or _report(context))
+        elif claim.kind in ("present", "possible", "absent", "uncertain", "certain"):
+            sentences = _report(context) if claim.source == "other_options" or not evidence else evidence
+            verdict = _claim_reading_verdict(claim, sentences)
+        else:
             continue
-        for finding in claim.findings:
-            if claim.source == "other_options" or not evidence:
-                report = report if report is not None else _report(context)
-                sentences = report
-            else:
-                sentences = evidence
-            if not sentences:
-                continue
-            read, found = reading(finding, sentences)
-            name = display_name(finding)
-            if _agrees(claim.kind, read) and not (claim.kind in ("present", "possible") and found and all(
-                    "deidentified" in m.kinds for _, m in found if m.status != "negated")):
-                continue
-            quoted = _quote(" ".join(sorted({s for s, _ in found})) or " ".join(sentences))
-            if claim.kind in ("present", "possible") and read in ("present", *CERTAINTIES) and all(
-                    "deidentified" in m.kinds for _, m in found if m.status != "negated"):
-                return fail("second_reading_deidentified", f"the answer has {name} present; every mention of it in "
-                                                           f"the evidence {quoted} is next to a de-identified word")
-            if claim.kind == "possible":
-                if read in ("absent", "narrowed", "not_mentioned"):
-                    reason = "second_reading_not_found" if read == "not_mentioned" else "second_reading_negated"
-                    return fail(reason, f"the answer has {name} possible; the evidence {quoted} reads it as {read}")
-            elif claim.kind == "present":
-                if read in ("absent", "narrowed"):
-                    return fail("second_reading_negated", f"the answer has {name} present; the evidence {quoted} "
-                                                          f"negates it")
-                if read in _CERTAINTY_REASON:
-                    return fail(_CERTAINTY_REASON[read], f"the answer has {name} present; the evidence {quoted} "
-                                                         f"reads it as {read}, not definite")
-                if read == "not_mentioned":
-                    return fail("second_reading_not_found", f"the answer has {name} present; the evidence "
-                                                            f"{quoted} does not name it")
-            elif claim.kind == "absent":
-                if read == "present":
-                    return fail("second_reading_affirmed", f"the answer has {name} absent; the evidence {quoted} "
-                                                           f"states it")
-                if read in _CERTAINTY_REASON:
-                    return fail(_CERTAINTY_REASON[read], f"the answer has {name} absent; the evidence {quoted} "
-                                                         f"reads it as {read}")
-            elif claim.kind == "uncertain":
-                if read in ("present", "absent"):
-                    return fail("second_reading_certain", f"the answer has {name} uncertain; the evidence "
-                                                          f"{quoted} reads it as {read}")
-            elif read in _CERTAINTY_REASON:
-                return fail(_CERTAINTY_REASON[read], f"the answer has {name} stated or negated; the evidence "
-                                                     f"{quoted} reads it as {read}")
+        if not verdict.ok:
+            return verdict
+    return OK
+
+
+def _some_present_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
+    """An abnormality claimed present: one of its findings read present or uncertain."""
+    reads = {f: reading(f, sentences)[0] for f in claim.findings}
+    if not sentences or any(r in ("present", *CERTAINTIES) for r in reads.values()):
+        return OK
+    named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
+    reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
+        else "second_reading_not_found"
+    return fail(reason, f"the answer has an abnormality present; the evidence {_quote(' '.join(sentences))} "
+                        f"reads {named}")
+
+
+def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
+    """Each finding of a present, possible, absent, uncertain or certain claim as the sentences read it."""
+    if not sentences:
+        return OK
+    for finding in claim.findings:
+        read, found = reading(finding, sentences)
+        deidentified = claim.kind in ("present", "possible") and bool(found) and all(
+            "deidentified" in m.kinds for _, m in found if m.status != "negated")
+        if _agrees(claim.kind, read) and not deidentified:
+            continue
+        name = display_name(finding)
+        quoted = _quote(" ".join(sorted({s for s, _ in found})) or " ".join(sentences))
+        if deidentified and read in ("present", *CERTAINTIES):
+            return fail("second_reading_deidentified", f"the answer has {name} present; every mention of it in "
+                                                       f"the evidence {quoted} is next to a de-identified word")
+        verdict = _disagreement(claim.kind, read, name, quoted)
+        if not verdict.ok:
+            return verdict
+    return OK
+
+
+def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:
+    """The failure of a claim of this kind that the evidence reads as `read` (OK where they still agree)."""
+    if kind == "possible":
+        if read in ("absent", "narrowed", "not_mentioned"):
+            reason = "second_reading_not_found" if read == "not_mentioned" else "second_reading_negated"
+            return fail(reason, f"the answer has {name} possible; the evidence {quoted} reads it as {read}")
+    elif kind == "present":
+        if read in ("absent", "narrowed"):
+            return fail("second_reading_negated", f"the answer has {name} present; the evidence {quoted} negates it")
+        if read in _CERTAINTY_REASON:
+            return fail(_CERTAINTY_REASON[read], f"the answer has {name} present; the evidence {quoted} "
+                                                 f"reads it as {read}, not definite")
+        if read == "not_mentioned":
+            return fail("second_reading_not_found", f"the answer has {name} present; the evidence {quoted} "
+                                                    f"does not name it")
+    elif kind == "absent":
+        if read == "present":
+            return fail("second_reading_affirmed", f"the answer has {name} absent; the evidence {quoted} states it")
+        if read in _CERTAINTY_REASON:
+            return fail(_CERTAINTY_REASON[read], f"the answer has {name} absent; the evidence {quoted} "
+                                                 f"reads it as {read}")
+    elif kind == "uncertain":
+        if read in ("present", "absent"):
+            return fail("second_reading_certain", f"the answer has {name} uncertain; the evidence {quoted} "
+                                                  f"reads it as {read}")
+    elif read in _CERTAINTY_REASON:
+        return fail(_CERTAINTY_REASON[read], f"the answer has {name} stated or negated; the evidence {quoted} "
+                                             f"reads it as {read}")
     return OK
 
 
@@ -1003,8 +1035,9 @@ def _unsided_part_of(place: str, region: str, m: Mention) -> bool:
     """A paired part given no side ("apical oligemia", "basilar scarring") lies in each side's organ: the apices
     in the left lung as well as in the right one (the place and the region are children of one organ)."""
     regions = vocabulary().regions
+    parent = regions[place].get("parent")
     return (not m.sides and regions[place].get("laterality") == "bilateral" and _side_of_region(region) is not None
-            and regions[place].get("parent") is not None and regions[place].get("parent") == regions[region].get("parent"))
+            and parent is not None and parent == regions[region].get("parent"))
 
 
 def _most_specific(regions: frozenset[str] | set[str]) -> set[str]:
@@ -1039,49 +1072,60 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         mentions, cov = _mentions(sentences), _normal_statements(sentences)
     else:
         mentions, cov = _report_reading(context)
-    data = rules().data
     for claim in negatives:
-        if claim.kind == "absent":
-            for finding in claim.findings:
-                name = display_name(finding)
-                affirmed = [s for s, m in mentions if m.finding in family(finding) and m.status == "affirmed"]
-                if affirmed:
-                    return fail("negative_contradicted", f"the answer has {name} absent; the report states it: "
-                                                         f"{_quote(affirmed[0])}")
-                full, narrowed, acute_only = _negated(finding, mentions)
-                if full or _finding_covered(finding, cov):
-                    continue
-                # "no large effusion" says more about the effusion than "no acute process" does
-                if cov.acute and finding in rules().acute and not narrowed:
-                    continue
-                if narrowed:
-                    return fail("negative_narrowed", f"the answer has {name} absent; the report only negates a "
-                                                     f"narrowed form of it (e.g. 'no large ...')")
-                if cov.acute or acute_only:
-                    return fail("negative_acute_only", f"the answer has {name} absent; the report only rules out "
-                                                       f"acute disease, which does not cover {name}")
-                return fail("negative_unbacked", f"the answer has {name} absent; no negation or normal statement "
-                                                 f"in the report covers it")
+        checks = ([_absent_verdict(f, mentions, cov) for f in claim.findings] if claim.kind == "absent"
+                  else [_normal_verdict(r, mentions, cov) for r in claim.regions])
+        failed = next((v for v in checks if not v.ok), None)
+        if failed is not None:
+            return failed
+    return OK
+
+
+def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> Verdict:
+    """A finding claimed absent: not stated, and negated or covered by a normal statement of its scope."""
+    name = display_name(finding)
+    affirmed = [s for s, m in mentions if m.finding in family(finding) and m.status == "affirmed"]
+    if affirmed:
+        return fail("negative_contradicted", f"the answer has {name} absent; the report states it: "
+                                             f"{_quote(affirmed[0])}")
+    full, narrowed, acute_only = _negated(finding, mentions)
+    if full or _finding_covered(finding, cov):
+        return OK
+    # "no large effusion" says more about the effusion than "no acute process" does
+    if cov.acute and finding in rules().acute and not narrowed:
+        return OK
+    if narrowed:
+        return fail("negative_narrowed", f"the answer has {name} absent; the report only negates a "
+                                         f"narrowed form of it (e.g. 'no large ...')")
+    if cov.acute or acute_only:
+        return fail("negative_acute_only", f"the answer has {name} absent; the report only rules out "
+                                           f"acute disease, which does not cover {name}")
+    return fail("negative_unbacked", f"the answer has {name} absent; no negation or normal statement "
+                                     f"in the report covers it")
+
+
+def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> Verdict:
+    """A region, category (`category:...`) or the study (`chest`) claimed normal: no abnormal finding stated or
+    uncertain there, and a normal statement (or negations) covering it."""
+    data = rules().data
+    targets, roots_needed = _normal_targets(region)
+    for _, m in mentions:
+        category = vocabulary().findings[m.finding]["category"]
+        if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
             continue
-        for region in claim.regions:
-            targets, roots_needed = _normal_targets(region)
-            for _, m in mentions:
-                category = vocabulary().findings[m.finding]["category"]
-                if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
-                    continue
-                in_region = (category == region.split(":", 1)[1]) if region.startswith("category:") else \
-                    any(_located_in(m, t) for t in targets)
-                if not in_region:
-                    continue
-                if region.startswith("category:") and targets and not any(_located_in(m, t) for t in targets):
-                    continue
-                reason = "normal_claim_contradicted" if m.status == "affirmed" else "normal_claim_uncertain"
-                return fail(reason, f"the answer has {_region_label(region)} normal; the report reads "
-                                    f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})")
-            if not _normal_backed(region, targets, roots_needed, cov, mentions):
-                reason = "negative_acute_only" if cov.acute else "negative_unbacked"
-                return fail(reason, f"the answer has {_region_label(region)} normal; no normal statement in the "
-                                    f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""))
+        in_region = (category == region.split(":", 1)[1]) if region.startswith("category:") else \
+            any(_located_in(m, t) for t in targets)
+        if not in_region:
+            continue
+        if region.startswith("category:") and targets and not any(_located_in(m, t) for t in targets):
+            continue
+        reason = "normal_claim_contradicted" if m.status == "affirmed" else "normal_claim_uncertain"
+        return fail(reason, f"the answer has {_region_label(region)} normal; the report reads "
+                            f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})")
+    if not _normal_backed(region, targets, roots_needed, cov, mentions):
+        reason = "negative_acute_only" if cov.acute else "negative_unbacked"
+        return fail(reason, f"the answer has {_region_label(region)} normal; no normal statement in the "
+                            f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""))
     return OK
 
 

@@ -305,12 +305,16 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
     places = sorted((m for m in graph.modifiers if m.category in (LOCATION, SIDE)), key=lambda m: m.modifier_span)
+    at = {i: m for m in places for i in range(*m.modifier_span)}
+    texts = [t.text for t in doc]
+    lowers = [t.lower_ for t in doc]
     ents = doc.ents
     owner = {i: e for e in ents for i in range(e.start, e.end)}
     mentions = []
     for ent in ents:
         kinds, regions, sides = set(), set(), set()
-        for modifier in ent._.modifiers:
+        modifiers = ent._.modifiers
+        for modifier in modifiers:
             if modifier.category == "DIFFERENTIAL":
                 start, end = modifier.modifier_span
                 others = targets_of.get(id(modifier), [])
@@ -318,11 +322,11 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
                     kinds.add("differential")
             elif modifier.category not in (LOCATION, SIDE):
                 kinds.add(modifier.category.lower())
-        attached = _walk(doc, ent, places, owner) or [m for m in ent._.modifiers if m.category in (LOCATION, SIDE)]
+        attached = _walk(lowers, ent, places, at, owner) or [m for m in modifiers if m.category in (LOCATION, SIDE)]
         for modifier in attached:
             _add_location(modifier, regions, sides)
         kinds |= _inner_kinds(ent.text)
-        if _deid_next_to(doc, ent):
+        if _deid_next_to(texts, ent):
             kinds.add("deidentified")
         inner_regions, inner_sides = _inner_location(ent.text)
         mentions.append(Mention(ent.label_, ent.text, frozenset(kinds), frozenset(regions | inner_regions),
@@ -344,35 +348,40 @@ def _inner_kinds(text: str) -> frozenset[str]:
     return frozenset(kind for phrase, kind in _kind_phrases() if phrase in words)
 
 
-def _deid_next_to(doc: Any, ent: Any) -> bool:
+def _deid_next_to(texts: list[str], ent: Any) -> bool:
     """A de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
     noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)."""
-    return ent.end < len(doc) and rules().deid.fullmatch(doc[ent.end].text) is not None
+    return ent.end < len(texts) and rules().deid.fullmatch(texts[ent.end]) is not None
 
 
-def _walk(doc: Any, ent: Any, places: list[Any], owner: dict[int, Any]) -> list[Any]:
+@lru_cache(maxsize=1)
+def _walk_rules() -> tuple[frozenset[str], frozenset[str], int]:
+    walk = rules().data["location"]
+    return frozenset(walk["stop_words"]), frozenset(walk["prepositions"]), walk["max_gap"]
+
+
+def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], owner: dict[int, Any]) -> list[Any]:
     """The location phrases that belong to a finding by the words around it: those overlapping it, those
     just before it ("left lower lobe opacity", skipping a few words such as "calcified") and a prepositional
     phrase just after it ("opacity in the left base and right base"); none across another finding or a
-    stop word. Empty when nothing is found: then ConText's scope decides."""
-    walk = rules().data["location"]
-    stops, prepositions, gap = set(walk["stop_words"]), set(walk["prepositions"]), walk["max_gap"]
-    at = {i: m for m in places for i in range(*m.modifier_span)}
+    stop word. Empty when nothing is found: then ConText's scope decides. (`lowers`: the sentence's tokens in
+    lower case; `at`: token index -> the place phrase over it; `owner`: token index -> the finding over it.)"""
+    stops, prepositions, gap = _walk_rules()
     found = [m for m in places if m.modifier_span[0] < ent.end and ent.start < m.modifier_span[1]]
     i, skipped = ent.start - 1, 0
     while i >= 0 and owner.get(i) is None:
         if i in at:
             found.append(at[i])
             i, skipped = at[i].modifier_span[0] - 1, 0
-        elif doc[i].lower_ in ("and", ",", "or") and found and i - 1 in at:
+        elif lowers[i] in ("and", ",", "or") and found and i - 1 in at:
             i -= 1   # "right apical and left basilar granulomas": both places
-        elif doc[i].lower_ in stops or skipped >= gap:
+        elif lowers[i] in stops or skipped >= gap:
             break
         else:
             i, skipped = i - 1, skipped + 1
     j, skipped, opened = ent.end, 0, False
-    while j < len(doc) and owner.get(j) is None:
-        word = doc[j].lower_
+    while j < len(lowers) and owner.get(j) is None:
+        word = lowers[j]
         if j in at and opened:
             found.append(at[j])
             j, skipped = at[j].modifier_span[1], 0

@@ -95,7 +95,8 @@ def test_the_target_cue_never_skips_a_sentence_that_names_a_finding() -> None:
         independent.read_sentence.cache_clear()
         full.append(independent.read_sentence(sentence))
     skipped = [s for s in sentences if not cue.may_match({t.lower_ for t in independent._pipeline().make_doc(s)})]
-    assert skipped == ["Lungs are clear.", "Heart size normal.", "No acute disease.", "PA and lateral views of the chest."]
+    assert skipped == ["Lungs are clear.", "Heart size normal.", "No acute disease.",
+                       "PA and lateral views of the chest."]
     assert all(not reading for s, reading in zip(sentences, full, strict=True) if s in skipped)
 
 
@@ -106,3 +107,24 @@ def test_an_unsided_paired_part_lies_in_each_lung() -> None:
     assert verdict("negative_support", it, context(["Lungs are clear.", "Apical oligemia suggestive of emphysema."])) \
         == "normal_claim_uncertain"
     assert verdict("negative_support", it, context(["Lungs are clear.", "Right apical scarring."])) is None
+
+
+@pytest.mark.parametrize(("sentences", "expected"), [
+    (["Heart size and pulmonary vascularity appear within normal limits."], None),
+    (["Pulmonary vascularity is within normal limits."], None),
+    (["The heart size is normal."], "negative_unbacked"),
+])
+def test_a_normal_vasculature_rules_out_congestion(sentences: list[str], expected: str | None) -> None:
+    """negative_support: `statement_sites` gives vascular congestion the region a normal statement covers."""
+    it = item("finding_presence", "Is there pulmonary vascular congestion?", "no", polarity=False,
+              finding="pulmonary_congestion")
+    assert verdict("negative_support", it, context(sentences)) == expected
+
+
+def test_an_abnormality_read_as_the_finding_above_the_tagged_one_is_present() -> None:
+    """second_reading: "calcified ... granuloma" read as a granuloma still shows an abnormality."""
+    it = item("region_abnormal", "Is there an abnormality in the left lung?", "yes", polarity=True,
+              findings=["calcified_granuloma"], region="left_lung")
+    ctx = context(["Calcified left lower lobe granuloma."])
+    assert verdict("second_reading", it, ctx) is None
+    assert verdict("second_reading", it, context(["No focal consolidation."])) == "second_reading_not_found"

@@ -94,6 +94,9 @@ def rules() -> Rules:
     for region, apart in data["regions_apart"].items():
         known([region, *apart], vocab.regions, "regions_apart")
     known([r for rs in data["normal_lists"]["subjects"].values() for r in rs], vocab.regions, "normal_lists")
+    for finding, region in data["statement_sites"].items():
+        known([finding], vocab.findings, "statement_sites")
+        known([region], vocab.regions, "statement_sites")
     for finding, covered in data["negation_covers"].items():
         known([finding, *covered], vocab.findings, "negation_covers")
     statements = []
@@ -709,9 +712,13 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
 
 
 def _some_present_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
-    """An abnormality claimed present: one of its findings read present or uncertain."""
+    """An abnormality claimed present: one of its findings read present or uncertain, or a finding above one
+    of them ("calcified left lower lobe granuloma" read as a granuloma still is an abnormality)."""
     reads = {f: reading(f, sentences)[0] for f in claim.findings}
     if not sentences or any(r in ("present", *CERTAINTIES) for r in reads.values()):
+        return OK
+    if any(reading(a, sentences)[0] in ("present", *CERTAINTIES) for f in claim.findings
+           for a in ancestors("findings", f)):
         return OK
     named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
     reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
@@ -1014,7 +1021,7 @@ def _primary_site(finding: str) -> str | None:
         for group in _site_groups():
             if f in group["findings"]:
                 return group["regions"][0]
-    return None
+    return rules().data["statement_sites"].get(finding)
 
 
 def _located_in(m: Mention, region: str) -> bool:

@@ -584,11 +584,19 @@ def _claimed_findings(item: dict[str, Any], source: str) -> list[str]:
 
 
 # -- reading the report ----------------------------------------------------------------------------------
+_last_evidence: list[Any] = [None, None, ()]
+
+
 def _evidence(item: dict[str, Any], context: ValidationContext) -> tuple[str, ...]:
+    """The item's evidence sentences, each once (remembered for the last item: every check asks)."""
     study = context.study
     if study is None:
         return ()
-    return tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or []) if i in study.sentences)
+    ids = item.get("evidence_ids")
+    if _last_evidence[0] is not study or _last_evidence[1] != ids:
+        found = tuple(study.sentences[i] for i in dict.fromkeys(ids or []) if i in study.sentences)
+        _last_evidence[:] = [study, list(ids) if isinstance(ids, list) else ids, found]
+    return _last_evidence[2]
 
 
 _last_study: list[Any] = [None, ()]
@@ -630,11 +638,12 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every sentence read (benchmarks; the rules file is read once per process)."""
-    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location):   # not _target_cue
+    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location, _reading_with):
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
     _last_claims[:] = [None, None, []]
+    _last_evidence[:] = [None, None, ()]
     _wording.clear_caches()
 
 
@@ -1082,12 +1091,8 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
     if not negatives:
         return OK
     report = _report(context)
-    extra = [s for s in _evidence(item, context) if s not in report]
-    if extra:
-        sentences = (*extra, *report)
-        mentions, cov = _mentions(sentences), _normal_statements(sentences)
-    else:
-        mentions, cov = _report_reading(context)
+    extra = tuple(s for s in _evidence(item, context) if s not in report)
+    mentions, cov = _reading_with(extra, report) if extra else _report_reading(context)
     for claim in negatives:
         checks = ([_absent_verdict(f, mentions, cov) for f in claim.findings] if claim.kind == "absent"
                   else [_normal_verdict(r, mentions, cov) for r in claim.regions])
@@ -1095,6 +1100,14 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         if failed is not None:
             return failed
     return OK
+
+
+@lru_cache(maxsize=256)
+def _reading_with(extra: tuple[str, ...], report: tuple[str, ...]) -> tuple[list[tuple[str, Mention]], _Coverage]:
+    """The mentions and normal statements of evidence sentences outside the report's (the indication) and the
+    report (items of a study share them)."""
+    sentences = (*extra, *report)
+    return _mentions(sentences), _normal_statements(sentences)
 
 
 def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> Verdict:

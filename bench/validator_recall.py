@@ -5,7 +5,7 @@ this bench measures the generator's own errors. Reviewed items (bench/item_accur
 verdict per item, correct | wrong | unsupported | bad_question, and a grammar tick) are looked up in
 the build they were sampled from, and every validator runs over them at its default strictness.
 
-For each check, and for the independent checks together (cxrvqa.validation.independent) and all
+For each check, and for the independent checks together (cxrvqa.validation.independent, .scope, .wording) and all
 validators together, it prints:
   - recall on faulty items (wrong, unsupported, bad_question): the share *flagged* (the check failed, at
     any strictness) and the share *demoted* (the item's grade falls below its grade with every content

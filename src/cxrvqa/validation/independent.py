@@ -21,6 +21,9 @@ Validators (registered here with `@validator`; cxrvqa.validation.validators impo
 - `question_sense`: the question does not presuppose a finding the answer denies, and a location
   answer is not circular.
 - `grammar_agreement`: number agreement and articles around a finding's name in the question and answer.
+The checks of what an answer rests on (`cxrvqa.validation.scope`) and of the words next to a finding
+(`cxrvqa.validation.wording`: a hedge a de-identification may have removed, a severity word of another mention,
+a density attributed to something elsewhere) are built on this reading.
 """
 
 from __future__ import annotations

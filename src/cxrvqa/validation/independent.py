@@ -21,6 +21,9 @@ Validators (registered here with `@validator`; cxrvqa.validation.validators impo
 - `question_sense`: the question does not presuppose a finding the answer denies, and a location
   answer is not circular.
 - `grammar_agreement`: number agreement and articles around a finding's name in the question and answer.
+The checks of what an answer rests on (`cxrvqa.validation.scope`) and of the words next to a finding
+(`cxrvqa.validation.wording`: a hedge a de-identification may have removed, a severity word of another mention,
+a density attributed to something elsewhere) are built on this reading.
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ def rules() -> Rules:
     for region, apart in data["regions_apart"].items():
         known([region, *apart], vocab.regions, "regions_apart")
     known([r for rs in data["normal_lists"]["subjects"].values() for r in rs], vocab.regions, "normal_lists")
+    for finding, region in data["statement_sites"].items():
+        known([finding], vocab.findings, "statement_sites")
+        known([region], vocab.regions, "statement_sites")
     for finding, covered in data["negation_covers"].items():
         known([finding, *covered], vocab.findings, "negation_covers")
     statements = []
@@ -214,7 +220,8 @@ def _pipeline() -> Any:
     return nlp
 
 
-def _inner_location(text: str) -> tuple[set[str], set[str]]:
+@lru_cache(maxsize=4096)
+def _inner_location(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """Regions and sides named inside a finding's own words ("elevation of the right hemidiaphragm")."""
     words = re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())
     phrases = _location_phrases()
@@ -226,7 +233,60 @@ def _inner_location(text: str) -> tuple[set[str], set[str]]:
                 regions |= found[0]
                 if found[1]:
                     sides.add(found[1])
-    return regions, sides
+    return frozenset(regions), frozenset(sides)
+
+
+@dataclass(frozen=True)
+class _Cue:
+    """The tokens without which no target rule can match (`_target_cue`)."""
+
+    phrases: dict[str, tuple[frozenset[str], ...]]      # a token -> the token sets of the phrases holding it
+    patterns: tuple[tuple[frozenset[str], ...], ...]    # per token pattern: the words each required token allows
+
+    def may_match(self, lowers: set[str]) -> bool:
+        return any(tokens <= lowers for word in lowers for tokens in self.phrases.get(word, ())) or any(
+            all(not allowed.isdisjoint(lowers) for allowed in pattern) for pattern in self.patterns)
+
+
+@lru_cache(maxsize=1)
+def _target_cue() -> _Cue | None:
+    """What a sentence's tokens must hold for the target matcher to find a finding in it.
+
+    The target matcher matches a phrase token by token on their lower case (spaCy's PhraseMatcher on
+    LOWER), and a token pattern only where each of its required tokens matches: a sentence whose tokens
+    hold not every token of some phrase and, for no pattern, a word each required token allows, names no
+    finding. About a third of a report's sentences (normal statements, technique,
+    comparison) then skip the matchers and ConText. None when a rule is of a shape this cannot read
+    (then every sentence is read in full)."""
+    nlp = _pipeline()
+    patterns: list[tuple[frozenset[str], ...]] = []
+    phrases = [phrase for finding, item in vocabulary().findings.items() if finding != "no_finding"
+               for phrase in item["synonyms"]]
+    for items in rules().data["extra_targets"].values():
+        for pattern in items:
+            if not isinstance(pattern, list):
+                phrases.append(pattern)
+                continue
+            allowed = []
+            for token in pattern:
+                if token.get("OP") not in (None, "+"):
+                    continue
+                lower = token.get("LOWER")
+                values = lower.get("IN") if isinstance(lower, dict) and set(lower) == {"IN"} else \
+                    [lower] if isinstance(lower, str) else None
+                if not values or set(token) - {"LOWER", "OP"}:
+                    return None
+                allowed.append(frozenset(str(v).lower() for v in values))
+            if not allowed:
+                return None
+            patterns.append(tuple(allowed))
+    by_word: dict[str, set[frozenset[str]]] = {}
+    for phrase in phrases:
+        tokens = [t.lower_ for t in nlp.make_doc(phrase)]
+        if not tokens:
+            return None
+        by_word.setdefault(max(tokens, key=len), set()).add(frozenset(tokens))
+    return _Cue({word: tuple(sets) for word, sets in by_word.items()}, tuple(patterns))
 
 
 @lru_cache(maxsize=65536)
@@ -235,20 +295,32 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
 
     Two readings are tightened after ConText: a location phrase that overlaps a finding's words ("right
     pleural" in "right pleural effusion") locates it, and a differential ("or", "versus", "/") holds only
-    between two findings (not "perihilar/midlung density")."""
+    between two findings (not "perihilar/midlung density"). A sentence whose tokens cannot match a target
+    (`_target_cue`) names no finding: the matchers and ConText are not run on it."""
+    nlp = _pipeline()
+    doc = nlp.make_doc(text)
+    cue = _target_cue()
+    if cue is not None and not cue.may_match({t.lower_ for t in doc}):
+        return ()
     with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
         warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
-        doc = _pipeline()(text)
+        for _, component in nlp.pipeline:
+            doc = component(doc)
     graph = doc._.context_graph
     targets_of: dict[int, list[Any]] = {}
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
     places = sorted((m for m in graph.modifiers if m.category in (LOCATION, SIDE)), key=lambda m: m.modifier_span)
-    owner = {i: e for e in doc.ents for i in range(e.start, e.end)}
+    at = {i: m for m in places for i in range(*m.modifier_span)}
+    texts = [t.text for t in doc]
+    lowers = [t.lower_ for t in doc]
+    ents = doc.ents
+    owner = {i: e for e in ents for i in range(e.start, e.end)}
     mentions = []
-    for ent in doc.ents:
+    for ent in ents:
         kinds, regions, sides = set(), set(), set()
-        for modifier in ent._.modifiers:
+        modifiers = ent._.modifiers
+        for modifier in modifiers:
             if modifier.category == "DIFFERENTIAL":
                 start, end = modifier.modifier_span
                 others = targets_of.get(id(modifier), [])
@@ -256,11 +328,11 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
                     kinds.add("differential")
             elif modifier.category not in (LOCATION, SIDE):
                 kinds.add(modifier.category.lower())
-        attached = _walk(doc, ent, places, owner) or [m for m in ent._.modifiers if m.category in (LOCATION, SIDE)]
+        attached = _walk(lowers, ent, places, at, owner) or [m for m in modifiers if m.category in (LOCATION, SIDE)]
         for modifier in attached:
             _add_location(modifier, regions, sides)
         kinds |= _inner_kinds(ent.text)
-        if _deid_next_to(doc, ent):
+        if _deid_next_to(texts, ent):
             kinds.add("deidentified")
         inner_regions, inner_sides = _inner_location(ent.text)
         mentions.append(Mention(ent.label_, ent.text, frozenset(kinds), frozenset(regions | inner_regions),
@@ -275,41 +347,47 @@ def _kind_phrases() -> tuple[tuple[str, str], ...]:
                  if rule["kind"] in ("hedged", "borderline") for phrase in rule["phrases"])
 
 
-def _inner_kinds(text: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def _inner_kinds(text: str) -> frozenset[str]:
     """Hedges or borderline words inside a finding's own synonym ("borderline heart size")."""
     words = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
-    return {kind for phrase, kind in _kind_phrases() if phrase in words}
+    return frozenset(kind for phrase, kind in _kind_phrases() if phrase in words)
 
 
-def _deid_next_to(doc: Any, ent: Any) -> bool:
+def _deid_next_to(texts: list[str], ent: Any) -> bool:
     """A de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
     noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)."""
-    return ent.end < len(doc) and rules().deid.fullmatch(doc[ent.end].text) is not None
+    return ent.end < len(texts) and rules().deid.fullmatch(texts[ent.end]) is not None
 
 
-def _walk(doc: Any, ent: Any, places: list[Any], owner: dict[int, Any]) -> list[Any]:
+@lru_cache(maxsize=1)
+def _walk_rules() -> tuple[frozenset[str], frozenset[str], int]:
+    walk = rules().data["location"]
+    return frozenset(walk["stop_words"]), frozenset(walk["prepositions"]), walk["max_gap"]
+
+
+def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], owner: dict[int, Any]) -> list[Any]:
     """The location phrases that belong to a finding by the words around it: those overlapping it, those
     just before it ("left lower lobe opacity", skipping a few words such as "calcified") and a prepositional
     phrase just after it ("opacity in the left base and right base"); none across another finding or a
-    stop word. Empty when nothing is found: then ConText's scope decides."""
-    walk = rules().data["location"]
-    stops, prepositions, gap = set(walk["stop_words"]), set(walk["prepositions"]), walk["max_gap"]
-    at = {i: m for m in places for i in range(*m.modifier_span)}
+    stop word. Empty when nothing is found: then ConText's scope decides. (`lowers`: the sentence's tokens in
+    lower case; `at`: token index -> the place phrase over it; `owner`: token index -> the finding over it.)"""
+    stops, prepositions, gap = _walk_rules()
     found = [m for m in places if m.modifier_span[0] < ent.end and ent.start < m.modifier_span[1]]
     i, skipped = ent.start - 1, 0
     while i >= 0 and owner.get(i) is None:
         if i in at:
             found.append(at[i])
             i, skipped = at[i].modifier_span[0] - 1, 0
-        elif doc[i].lower_ in ("and", ",", "or") and found and i - 1 in at:
+        elif lowers[i] in ("and", ",", "or") and found and i - 1 in at:
             i -= 1   # "right apical and left basilar granulomas": both places
-        elif doc[i].lower_ in stops or skipped >= gap:
+        elif lowers[i] in stops or skipped >= gap:
             break
         else:
             i, skipped = i - 1, skipped + 1
     j, skipped, opened = ent.end, 0, False
-    while j < len(doc) and owner.get(j) is None:
-        word = doc[j].lower_
+    while j < len(lowers) and owner.get(j) is None:
+        word = lowers[j]
         if j in at and opened:
             found.append(at[j])
             j, skipped = at[j].modifier_span[1], 0
@@ -417,13 +495,15 @@ def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
     """What the item's answer asserts, by its template's answer program (`claims` in the rules file);
     remembered for the last item (every check asks)."""
     key = (item.get("item_id"), item.get("template_id"), item.get("answer"), item.get("polarity"),
-           item.get("arguments"), tuple(item.get("findings") or ()), tuple(item.get("options") or ()))
+           item.get("arguments"), item.get("findings"), item.get("options"))
     if _last_claims[0] is not context or _last_claims[1] != key:
         _last_claims[:] = [context, key, _claims_of(item, context)]
     return _last_claims[2]
 
 
 def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+    """The claims of the entry of the template's program (`claims` in the rules file) its answer selects: the
+    answer itself, else its polarity (yes / no), else `any`."""
     found = context.templates.get(item.get("template_id") or "")
     table = rules().data["claims"].get(found[0].program) if found else None
     if not table:
@@ -431,8 +511,6 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
     polarity = item.get("polarity")
     key = "yes" if polarity is True else "no" if polarity is False else None
     chosen = table.get(str(item.get("answer") or "").strip()) or (table.get(key) if key else None) or table.get("any")
-    args = _arguments(item)
-    vocab = vocabulary()
     hedged = rules().hedged_answer.search(str(item.get("answer") or "").lower()) is not None
     out = []
     for entry in chosen or []:
@@ -440,62 +518,88 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
         if kind == "present" and hedged:
             kind = "possible"   # "There may be infiltrate ...": the answer keeps the report's hedge
         if kind == "in_region":
-            if source == "region":
-                regions = (args["region"],) if args.get("region") in vocab.regions else ()
-            elif source == "regions":
-                regions = tuple(args[k] for k in ("region_a", "region_b") if args.get(k) in vocab.regions)
-            elif source in ("region_a", "region_b"):   # "Are both ... abnormal? yes": each region on its own
-                regions = (args[source],) if args.get(source) in vocab.regions else ()
-            elif source == "category":
-                regions = tuple(rules().data["category_regions"].get(args.get("category"), ()))
-            else:   # template_category: the categories the template draws from ("Which of these lung findings")
-                template = found[0]
-                regions = tuple(r for c in template.categories for r in rules().data["category_regions"].get(c, ()))
-                if len(template.categories) != 1:
-                    regions = ()
-            findings = ([_named_finding(item.get("answer"))] if source == "template_category"
-                        else list(item.get("findings") or []))
-            findings = [f for f in findings if f in vocab.findings]
-            if regions and findings:
-                out.append(Claim("in_region", tuple(findings), regions, source))
-            continue
-        if kind == "normal":
-            if source == "region":
-                regions = (args["region"],) if args.get("region") in vocab.regions else ()
-            elif source == "regions":
-                regions = tuple(args[k] for k in ("region_a", "region_b") if args.get(k) in vocab.regions)
-            elif source == "category":
-                regions = (f"category:{args.get('category')}",)
-            else:
-                regions = ("chest",)
-            if regions:
-                out.append(Claim("normal", regions=regions, source=source))
-            continue
-        if source == "argument":
-            findings = [args.get("finding")]
-        elif source == "answer":
-            findings = [_named_finding(item.get("answer"))]
-        elif source == "other_argument":
-            answer = _named_finding(item.get("answer"))
-            findings = [args.get(k) for k in ("finding_a", "finding_b") if args.get(k) != answer]
-        elif source == "answer_named":
-            findings = _named_in(str(item.get("answer") or ""))
-        elif source == "other_options":
-            findings = [_named_finding(o) for o in item.get("options") or [] if o != item.get("answer")]
+            claim = _in_region_claim(item, source, found[0])
+        elif kind == "normal":
+            claim = _normal_claim(item, source)
         else:
-            findings = list(item.get("findings") or [])
-        findings = [f for f in findings if f in vocab.findings]
-        if findings:
-            out.append(Claim(kind, tuple(dict.fromkeys(findings)), source=source))
+            findings = _claimed_findings(item, source)
+            claim = Claim(kind, tuple(dict.fromkeys(findings)), source=source) if findings else None
+        if claim is not None:
+            out.append(claim)
     return out
 
 
+def _argument_regions(args: dict[str, str], source: str) -> tuple[str, ...]:
+    """The regions drawn as `region`, as `region_a` and `region_b` (source `regions`) or as one of those two."""
+    regions = vocabulary().regions
+    names = ("region_a", "region_b") if source == "regions" else (source,)
+    return tuple(args[k] for k in names if args.get(k) in regions)
+
+
+def _in_region_claim(item: dict[str, Any], source: str, template: Any) -> Claim | None:
+    """A finding in a region: the drawn region(s), a category's regions or those of the template's one
+    category ("Which of these lung findings ..."), with the item's findings (or the one its answer names)."""
+    args, categories = _arguments(item), rules().data["category_regions"]
+    if source in ("region", "regions", "region_a", "region_b"):   # "Are both ... abnormal? yes": each on its own
+        regions = _argument_regions(args, source)
+    elif source == "category":
+        regions = tuple(categories.get(args.get("category"), ()))
+    else:   # template_category: the categories the template draws from
+        regions = tuple(r for c in template.categories for r in categories.get(c, ()))
+        if len(template.categories) != 1:
+            regions = ()
+    findings = ([_named_finding(item.get("answer"))] if source == "template_category"
+                else list(item.get("findings") or []))
+    findings = [f for f in findings if f in vocabulary().findings]
+    return Claim("in_region", tuple(findings), regions, source) if regions and findings else None
+
+
+def _normal_claim(item: dict[str, Any], source: str) -> Claim | None:
+    """A region, the drawn regions, a category (`category:<id>`) or the study (`chest`) declared normal."""
+    args = _arguments(item)
+    if source in ("region", "regions"):
+        regions = _argument_regions(args, source)
+    elif source == "category":
+        regions = (f"category:{args.get('category')}",)
+    else:
+        regions = ("chest",)
+    return Claim("normal", regions=regions, source=source) if regions else None
+
+
+def _claimed_findings(item: dict[str, Any], source: str) -> list[str]:
+    """The vocabulary findings a claim is about, by its source: the drawn finding, the one the answer names,
+    the other of two, those the answer states, the distractors, or the item's tagged findings."""
+    args = _arguments(item)
+    if source == "argument":
+        findings = [args.get("finding")]
+    elif source == "answer":
+        findings = [_named_finding(item.get("answer"))]
+    elif source == "other_argument":
+        answer = _named_finding(item.get("answer"))
+        findings = [args.get(k) for k in ("finding_a", "finding_b") if args.get(k) != answer]
+    elif source == "answer_named":
+        findings = _named_in(str(item.get("answer") or ""))
+    elif source == "other_options":
+        findings = [_named_finding(o) for o in item.get("options") or [] if o != item.get("answer")]
+    else:
+        findings = list(item.get("findings") or [])
+    return [f for f in findings if f in vocabulary().findings]
+
+
 # -- reading the report ----------------------------------------------------------------------------------
+_last_evidence: list[Any] = [None, None, ()]
+
+
 def _evidence(item: dict[str, Any], context: ValidationContext) -> tuple[str, ...]:
+    """The item's evidence sentences, each once (remembered for the last item: every check asks)."""
     study = context.study
     if study is None:
         return ()
-    return tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or []) if i in study.sentences)
+    ids = item.get("evidence_ids")
+    if _last_evidence[0] is not study or _last_evidence[1] != ids:
+        found = tuple(study.sentences[i] for i in dict.fromkeys(ids or []) if i in study.sentences)
+        _last_evidence[:] = [study, list(ids) if isinstance(ids, list) else ids, found]
+    return _last_evidence[2]
 
 
 _last_study: list[Any] = [None, ()]
@@ -537,11 +641,13 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every sentence read (benchmarks; the rules file is read once per process)."""
-    for cached in (read_sentence, _reading, _statements_in):
+    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location, _reading_with):
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
     _last_claims[:] = [None, None, []]
+    _last_evidence[:] = [None, None, ()]
+    _wording.clear_caches()
 
 
 def _mentions(sentences: Iterable[str]) -> list[tuple[str, Mention]]:
@@ -604,66 +710,84 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
     if context.study is None:
         return OK
     evidence = _evidence(item, context)
-    report = None
     for claim in claims_of(item, context):
-        if claim.kind not in ("present", "possible", "some_present", "absent", "uncertain", "certain"):
-            continue
         if claim.kind == "some_present":
-            sentences = evidence or _report(context)
-            reads = {f: reading(f, sentences)[0] for f in claim.findings}
-            if sentences and not any(r in ("present", *CERTAINTIES) for r in reads.values()):
-                named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
-                reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
-                    else "second_reading_not_found"
-                return fail(reason, f"the answer has an abnormality present; the evidence "
-                                    f"{_quote(' '.join(sentences))} reads {named}")
+            verdict = _some_present_verdict(claim, evidence or _report(context))
+        elif claim.kind in ("present", "possible", "absent", "uncertain", "certain"):
+            sentences = _report(context) if claim.source == "other_options" or not evidence else evidence
+            verdict = _claim_reading_verdict(claim, sentences)
+        else:
             continue
-        for finding in claim.findings:
-            if claim.source == "other_options" or not evidence:
-                report = report if report is not None else _report(context)
-                sentences = report
-            else:
-                sentences = evidence
-            if not sentences:
-                continue
-            read, found = reading(finding, sentences)
-            name = display_name(finding)
-            if _agrees(claim.kind, read) and not (claim.kind in ("present", "possible") and found and all(
-                    "deidentified" in m.kinds for _, m in found if m.status != "negated")):
-                continue
-            quoted = _quote(" ".join(sorted({s for s, _ in found})) or " ".join(sentences))
-            if claim.kind in ("present", "possible") and read in ("present", *CERTAINTIES) and all(
-                    "deidentified" in m.kinds for _, m in found if m.status != "negated"):
-                return fail("second_reading_deidentified", f"the answer has {name} present; every mention of it in "
-                                                           f"the evidence {quoted} is next to a de-identified word")
-            if claim.kind == "possible":
-                if read in ("absent", "narrowed", "not_mentioned"):
-                    reason = "second_reading_not_found" if read == "not_mentioned" else "second_reading_negated"
-                    return fail(reason, f"the answer has {name} possible; the evidence {quoted} reads it as {read}")
-            elif claim.kind == "present":
-                if read in ("absent", "narrowed"):
-                    return fail("second_reading_negated", f"the answer has {name} present; the evidence {quoted} "
-                                                          f"negates it")
-                if read in _CERTAINTY_REASON:
-                    return fail(_CERTAINTY_REASON[read], f"the answer has {name} present; the evidence {quoted} "
-                                                         f"reads it as {read}, not definite")
-                if read == "not_mentioned":
-                    return fail("second_reading_not_found", f"the answer has {name} present; the evidence "
-                                                            f"{quoted} does not name it")
-            elif claim.kind == "absent":
-                if read == "present":
-                    return fail("second_reading_affirmed", f"the answer has {name} absent; the evidence {quoted} "
-                                                           f"states it")
-                if read in _CERTAINTY_REASON:
-                    return fail(_CERTAINTY_REASON[read], f"the answer has {name} absent; the evidence {quoted} "
-                                                         f"reads it as {read}")
-            elif claim.kind == "uncertain":
-                if read in ("present", "absent"):
-                    return fail("second_reading_certain", f"the answer has {name} uncertain; the evidence "
-                                                          f"{quoted} reads it as {read}")
-            elif read in _CERTAINTY_REASON:
-                return fail(_CERTAINTY_REASON[read], f"the answer has {name} stated or negated; the evidence "
-                                                     f"{quoted} reads it as {read}")
+        if not verdict.ok:
+            return verdict
+    return OK
+
+
+def _some_present_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
+    """An abnormality claimed present: one of its findings read present or uncertain, or a finding above one
+    of them ("calcified left lower lobe granuloma" read as a granuloma still is an abnormality)."""
+    reads = {f: reading(f, sentences)[0] for f in claim.findings}
+    if not sentences or any(r in ("present", *CERTAINTIES) for r in reads.values()):
+        return OK
+    if any(reading(a, sentences)[0] in ("present", *CERTAINTIES) for f in claim.findings
+           for a in ancestors("findings", f)):
+        return OK
+    named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
+    reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
+        else "second_reading_not_found"
+    return fail(reason, f"the answer has an abnormality present; the evidence {_quote(' '.join(sentences))} "
+                        f"reads {named}")
+
+
+def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
+    """Each finding of a present, possible, absent, uncertain or certain claim as the sentences read it."""
+    if not sentences:
+        return OK
+    for finding in claim.findings:
+        read, found = reading(finding, sentences)
+        deidentified = claim.kind in ("present", "possible") and bool(found) and all(
+            "deidentified" in m.kinds for _, m in found if m.status != "negated")
+        if _agrees(claim.kind, read) and not deidentified:
+            continue
+        name = display_name(finding)
+        quoted = _quote(" ".join(sorted({s for s, _ in found})) or " ".join(sentences))
+        if deidentified and read in ("present", *CERTAINTIES):
+            return fail("second_reading_deidentified", f"the answer has {name} present; every mention of it in "
+                                                       f"the evidence {quoted} is next to a de-identified word")
+        verdict = _disagreement(claim.kind, read, name, quoted)
+        if not verdict.ok:
+            return verdict
+    return OK
+
+
+def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:
+    """The failure of a claim of this kind that the evidence reads as `read` (OK where they still agree)."""
+    if kind == "possible":
+        if read in ("absent", "narrowed", "not_mentioned"):
+            reason = "second_reading_not_found" if read == "not_mentioned" else "second_reading_negated"
+            return fail(reason, f"the answer has {name} possible; the evidence {quoted} reads it as {read}")
+    elif kind == "present":
+        if read in ("absent", "narrowed"):
+            return fail("second_reading_negated", f"the answer has {name} present; the evidence {quoted} negates it")
+        if read in _CERTAINTY_REASON:
+            return fail(_CERTAINTY_REASON[read], f"the answer has {name} present; the evidence {quoted} "
+                                                 f"reads it as {read}, not definite")
+        if read == "not_mentioned":
+            return fail("second_reading_not_found", f"the answer has {name} present; the evidence {quoted} "
+                                                    f"does not name it")
+    elif kind == "absent":
+        if read == "present":
+            return fail("second_reading_affirmed", f"the answer has {name} absent; the evidence {quoted} states it")
+        if read in _CERTAINTY_REASON:
+            return fail(_CERTAINTY_REASON[read], f"the answer has {name} absent; the evidence {quoted} "
+                                                 f"reads it as {read}")
+    elif kind == "uncertain":
+        if read in ("present", "absent"):
+            return fail("second_reading_certain", f"the answer has {name} uncertain; the evidence {quoted} "
+                                                  f"reads it as {read}")
+    elif read in _CERTAINTY_REASON:
+        return fail(_CERTAINTY_REASON[read], f"the answer has {name} stated or negated; the evidence {quoted} "
+                                             f"reads it as {read}")
     return OK
 
 
@@ -909,7 +1033,7 @@ def _primary_site(finding: str) -> str | None:
         for group in _site_groups():
             if f in group["findings"]:
                 return group["regions"][0]
-    return None
+    return rules().data["statement_sites"].get(finding)
 
 
 def _located_in(m: Mention, region: str) -> bool:
@@ -921,7 +1045,8 @@ def _located_in(m: Mention, region: str) -> bool:
         return False
     specific = _most_specific(m.regions)
     if specific:
-        return any(r in inside or (r != "chest" and region in subtree(r)) for r in specific)
+        return any(r in inside or (r != "chest" and region in subtree(r)) or _unsided_part_of(r, region, m)
+                   for r in specific)
     if m.sides and side is None and region != "chest":
         implied = {finding_sites().by_side.get(m.finding, {}).get(s) for s in m.sides} - {None}
         if implied:
@@ -932,6 +1057,15 @@ def _located_in(m: Mention, region: str) -> bool:
     if not roots:
         return False
     return any(root in inside or region in subtree(root) for root in roots)
+
+
+def _unsided_part_of(place: str, region: str, m: Mention) -> bool:
+    """A paired part given no side ("apical oligemia", "basilar scarring") lies in each side's organ: the apices
+    in the left lung as well as in the right one (the place and the region are children of one organ)."""
+    regions = vocabulary().regions
+    parent = regions[place].get("parent")
+    return (not m.sides and regions[place].get("laterality") == "bilateral" and _side_of_region(region) is not None
+            and parent is not None and parent == regions[region].get("parent"))
 
 
 def _most_specific(regions: frozenset[str] | set[str]) -> set[str]:
@@ -960,55 +1094,70 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
     if not negatives:
         return OK
     report = _report(context)
-    extra = [s for s in _evidence(item, context) if s not in report]
-    if extra:
-        sentences = (*extra, *report)
-        mentions, cov = _mentions(sentences), _normal_statements(sentences)
-    else:
-        mentions, cov = _report_reading(context)
-    data = rules().data
+    extra = tuple(s for s in _evidence(item, context) if s not in report)
+    mentions, cov = _reading_with(extra, report) if extra else _report_reading(context)
     for claim in negatives:
-        if claim.kind == "absent":
-            for finding in claim.findings:
-                name = display_name(finding)
-                affirmed = [s for s, m in mentions if m.finding in family(finding) and m.status == "affirmed"]
-                if affirmed:
-                    return fail("negative_contradicted", f"the answer has {name} absent; the report states it: "
-                                                         f"{_quote(affirmed[0])}")
-                full, narrowed, acute_only = _negated(finding, mentions)
-                if full or _finding_covered(finding, cov):
-                    continue
-                # "no large effusion" says more about the effusion than "no acute process" does
-                if cov.acute and finding in rules().acute and not narrowed:
-                    continue
-                if narrowed:
-                    return fail("negative_narrowed", f"the answer has {name} absent; the report only negates a "
-                                                     f"narrowed form of it (e.g. 'no large ...')")
-                if cov.acute or acute_only:
-                    return fail("negative_acute_only", f"the answer has {name} absent; the report only rules out "
-                                                       f"acute disease, which does not cover {name}")
-                return fail("negative_unbacked", f"the answer has {name} absent; no negation or normal statement "
-                                                 f"in the report covers it")
+        checks = ([_absent_verdict(f, mentions, cov) for f in claim.findings] if claim.kind == "absent"
+                  else [_normal_verdict(r, mentions, cov) for r in claim.regions])
+        failed = next((v for v in checks if not v.ok), None)
+        if failed is not None:
+            return failed
+    return OK
+
+
+@lru_cache(maxsize=256)
+def _reading_with(extra: tuple[str, ...], report: tuple[str, ...]) -> tuple[list[tuple[str, Mention]], _Coverage]:
+    """The mentions and normal statements of evidence sentences outside the report's (the indication) and the
+    report (items of a study share them)."""
+    sentences = (*extra, *report)
+    return _mentions(sentences), _normal_statements(sentences)
+
+
+def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> Verdict:
+    """A finding claimed absent: not stated, and negated or covered by a normal statement of its scope."""
+    name = display_name(finding)
+    affirmed = [s for s, m in mentions if m.finding in family(finding) and m.status == "affirmed"]
+    if affirmed:
+        return fail("negative_contradicted", f"the answer has {name} absent; the report states it: "
+                                             f"{_quote(affirmed[0])}")
+    full, narrowed, acute_only = _negated(finding, mentions)
+    if full or _finding_covered(finding, cov):
+        return OK
+    # "no large effusion" says more about the effusion than "no acute process" does
+    if cov.acute and finding in rules().acute and not narrowed:
+        return OK
+    if narrowed:
+        return fail("negative_narrowed", f"the answer has {name} absent; the report only negates a "
+                                         f"narrowed form of it (e.g. 'no large ...')")
+    if cov.acute or acute_only:
+        return fail("negative_acute_only", f"the answer has {name} absent; the report only rules out "
+                                           f"acute disease, which does not cover {name}")
+    return fail("negative_unbacked", f"the answer has {name} absent; no negation or normal statement "
+                                     f"in the report covers it")
+
+
+def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> Verdict:
+    """A region, category (`category:...`) or the study (`chest`) claimed normal: no abnormal finding stated or
+    uncertain there, and a normal statement (or negations) covering it."""
+    data = rules().data
+    targets, roots_needed = _normal_targets(region)
+    for _, m in mentions:
+        category = vocabulary().findings[m.finding]["category"]
+        if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
             continue
-        for region in claim.regions:
-            targets, roots_needed = _normal_targets(region)
-            for _, m in mentions:
-                category = vocabulary().findings[m.finding]["category"]
-                if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
-                    continue
-                in_region = (category == region.split(":", 1)[1]) if region.startswith("category:") else \
-                    any(_located_in(m, t) for t in targets)
-                if not in_region:
-                    continue
-                if region.startswith("category:") and targets and not any(_located_in(m, t) for t in targets):
-                    continue
-                reason = "normal_claim_contradicted" if m.status == "affirmed" else "normal_claim_uncertain"
-                return fail(reason, f"the answer has {_region_label(region)} normal; the report reads "
-                                    f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})")
-            if not _normal_backed(region, targets, roots_needed, cov, mentions):
-                reason = "negative_acute_only" if cov.acute else "negative_unbacked"
-                return fail(reason, f"the answer has {_region_label(region)} normal; no normal statement in the "
-                                    f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""))
+        in_region = (category == region.split(":", 1)[1]) if region.startswith("category:") else \
+            any(_located_in(m, t) for t in targets)
+        if not in_region:
+            continue
+        if region.startswith("category:") and targets and not any(_located_in(m, t) for t in targets):
+            continue
+        reason = "normal_claim_contradicted" if m.status == "affirmed" else "normal_claim_uncertain"
+        return fail(reason, f"the answer has {_region_label(region)} normal; the report reads "
+                            f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})")
+    if not _normal_backed(region, targets, roots_needed, cov, mentions):
+        reason = "negative_acute_only" if cov.acute else "negative_unbacked"
+        return fail(reason, f"the answer has {_region_label(region)} normal; no normal statement in the "
+                            f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""))
     return OK
 
 
@@ -1071,8 +1220,9 @@ def _sided_negation_covers(region: str, table: dict[str, list[list[str]]], menti
 def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: ill-posed questions (`presupposition` and circular locations). A question that
     presupposes its finding ("Describe the effusion.", "Where is the nodule?", "How severe is the
-    edema?") must not be answered with a denial ("There is no effusion."), and a location answer must
-    not only restate where the finding always is ("Where is the cardiomegaly?" "heart")."""
+    edema?") must not be answered with a denial ("There is no effusion."), a question about how certain a
+    finding is ("Is airspace disease only suspected?") must not be about one the evidence negates, and a
+    location answer must not only restate where the finding always is ("Where is the cardiomegaly?" "heart")."""
     args = _arguments(item)
     finding = args.get("finding")
     if finding not in vocabulary().findings:
@@ -1089,6 +1239,12 @@ def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Ve
     program = found[0].program if found else None
     sites = finding_sites()
     sense = rules().data["question_sense"]
+    if program in sense["certainty_programs"]:
+        sentences = _evidence(item, context) or _report(context)
+        read = reading(finding, sentences)[0] if sentences else "not_mentioned"
+        if read in ("absent", "narrowed"):
+            return fail("presupposes_absent_finding", f"the question asks how certain {display_name(finding)} is; "
+                                                      f"the evidence {_quote(' '.join(sentences))} negates it")
     if program in sense["severity_programs"] and finding in sites.sized:
         return fail("severity_of_sized_finding", f"{display_name(finding)} is graded by size, not severity "
                                                  f"(finding_sites.yaml `sized`): {item.get('answer')!r}")
@@ -1138,6 +1294,11 @@ def _occurrences(tokens: list[str], name: list[str]) -> Iterable[int]:
             yield i
 
 
+@lru_cache(maxsize=None)
+def _name_tokens(finding: str) -> list[str]:
+    return _tokens(display_name(finding))
+
+
 @lru_cache(maxsize=1)
 def _grammar() -> tuple[frozenset[str], frozenset[str], frozenset[str], int, frozenset[str], frozenset[str],
                         frozenset[str]]:
@@ -1157,14 +1318,18 @@ def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) ->
     findings = [v for k, v in args.items() if k.startswith("finding") and v in vocabulary().findings]
     if not findings:
         return OK
+    names = [(finding, _name_tokens(finding)) for finding in findings]
     for key in ("question", "answer"):
         text = str(item.get(key) or "")
         if key == "answer" and item.get("answer_format") == "full_sentence":
             text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]   # the rest quotes the report's own words
+        low = text.lower()
+        present = [(f, name) for f, name in names if name and name[0] in low]   # the name cannot occur otherwise
+        if not present:
+            continue
         tokens = _tokens(text)
-        for finding in findings:
+        for finding, name in present:
             number = vocabulary().findings[finding]["number"]
-            name = _tokens(display_name(finding))
             for i in _occurrences(tokens, name):
                 j = i - 1
                 while j >= 0 and tokens[j] in between and i - j <= window:
@@ -1186,5 +1351,7 @@ def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) ->
     return OK
 
 
-# the checks of what an answer rests on, built on this reading (registered by their module)
+# the checks of what an answer rests on and of the words next to a finding, built on this reading (registered
+# by their modules)
 from cxrvqa.validation import scope as _scope  # noqa: E402,F401
+from cxrvqa.validation import wording as _wording  # noqa: E402,F401

@@ -354,11 +354,22 @@ def check_split(item: dict[str, Any], context: ValidationContext) -> Verdict:
     return OK
 
 
-@lru_cache(maxsize=16)
+#: (the validators' identities, the strictness) -> the active validators: hashing every Validator record per
+#: item cost more than several checks do; the values keep the records alive, so an identity is never reused.
+_ACTIVE: dict[tuple[tuple[int, ...], tuple[tuple[str, str], ...]], tuple[tuple[Validator, str], ...]] = {}
+
+
 def _active(validators: tuple[Validator, ...], strictness: tuple[tuple[str, str], ...]
             ) -> tuple[tuple[Validator, str], ...]:
-    levels = dict(strictness)
-    return tuple((v, level) for v in validators if (level := levels.get(v.name, v.strictness)) != "ignore")
+    key = (tuple(map(id, validators)), strictness)
+    found = _ACTIVE.get(key)
+    if found is None:
+        if len(_ACTIVE) >= 16:
+            _ACTIVE.clear()
+        levels = dict(strictness)
+        found = _ACTIVE[key] = tuple((v, level) for v in validators
+                                     if (level := levels.get(v.name, v.strictness)) != "ignore")
+    return found
 
 
 def run_validators(item: dict[str, Any], context: ValidationContext, strictness: dict[str, str]

@@ -1,0 +1,228 @@
+"""Independent checks of the words next to a finding: a hedge a de-identification may have removed, a severity
+word that belongs to another finding or to one of two mentions, and a density the report attributes to something
+that is not where the answer puts it.
+
+They read the report with the ConText reading of `cxrvqa.validation.independent` (its own rules, shared with
+neither the extractor nor the programs), the vocabulary and finding_sites.yaml, and the section `wording` (and
+`attribute_support.severities`) of schemas/vocab/independent_checks.yaml. Each check names the reviewers' error
+class it targets (schemas of the verdicts: bench/item_accuracy/CRITERIA.md, ../shared/review-criteria.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cxrvqa.errors import ResourceError
+from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.validation.independent import (
+    RULES_FILE, VERSION, Mention, _allowed, _arguments, _evidence, _quote, claims_of, display_name, family,
+    read_sentence, rules)
+from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[,;:()]")
+
+
+@dataclass(frozen=True)
+class WordingRules:
+    deid_hedge: re.Pattern[str]                 # a removed word before a linking phrase
+    deid_hedge_claims: frozenset[str]           # the claim kinds it puts in doubt
+    severity_programs: frozenset[str]
+    severity_words: dict[str, str]              # word -> level (attribute_support.severities)
+    window: int                                 # words before a mention a severity word may be
+    breaks: frozenset[str]                      # words across which no severity word attaches
+    copulas: frozenset[str]                     # a severity word after a mention only behind one of these
+    attribution: re.Pattern[str]                # "corresponds to", "represents": what a density is
+    anaphora: re.Pattern[str]                   # "This may represent ..." at the start of the next sentence
+
+
+def _compiled(patterns: Iterable[str], where: str) -> re.Pattern[str]:
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error as exc:
+        raise ResourceError(RULES_FILE, f"{where}: bad pattern: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def wording_rules() -> WordingRules:
+    """The `wording` section (shape checked by the schema), compiled once."""
+    data = rules().data["wording"]
+    levels = rules().data["attribute_support"]["severities"]
+    return WordingRules(
+        _compiled(data["deid_hedges"], "wording.deid_hedges"), frozenset(data["deid_hedge_claims"]),
+        frozenset(rules().data["attribute_support"]["severity_programs"]),
+        {word: level for level, words in levels.items() for word in words},
+        data["severity"]["window"], frozenset(data["severity"]["breaks"]), frozenset(data["severity"]["copulas"]),
+        _compiled(data["attribution"], "wording.attribution"), _compiled(data["anaphora"], "wording.anaphora"))
+
+
+@lru_cache(maxsize=65536)
+def _placed(sentence: str) -> tuple[tuple[Mention, int, int], ...]:
+    """The sentence's mentions with the character span of their words in the lowered sentence (left to right,
+    as ConText found them; -1 when the words cannot be found)."""
+    low, at, out = sentence.lower(), 0, []
+    for m in read_sentence(sentence):
+        start = low.find(m.text.lower(), at)
+        if start < 0:
+            out.append((m, -1, -1))
+            continue
+        out.append((m, start, start + len(m.text)))
+        at = start + len(m.text)
+    return tuple(out)
+
+
+def _named(finding: str, sentences: Iterable[str]) -> list[tuple[str, Mention, int, int]]:
+    """The placed mentions of the finding (or one below it) that are not negated."""
+    members = family(finding)
+    return [(s, m, a, b) for s in sentences for m, a, b in _placed(s)
+            if m.finding in members and m.status not in ("negated", "narrowed") and a >= 0]
+
+
+# -- 1. a hedge that may have been de-identified ----------------------------------------------------------
+@validator("deid_hedge", version=VERSION, kind="content")
+def check_deid_hedge(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: `unsupported` (and `hedge_as_definite`) resting on a de-identified word: "opacities XXXX
+    related to emphysema", "markings XXXX related to history of bronchitis". The word the de-identification
+    removed before a linking phrase is often the hedge ("likely", "possibly"), so an answer that the finding is
+    certain (`wording.deid_hedge_claims`) is not supported when every evidence sentence naming it does so only
+    after such a removed word."""
+    if context.study is None:
+        return OK
+    wr = wording_rules()
+    evidence = _evidence(item, context)
+    for claim in claims_of(item, context):
+        if claim.kind not in wr.deid_hedge_claims or claim.source == "other_options":
+            continue
+        for finding in claim.findings:
+            named = _named(finding, evidence)
+            if named and all(_after_deid_hedge(s, start) for s, _, start, _ in named):
+                return fail("certainty_deidentified", f"the answer has {display_name(finding)} certain; every "
+                                                      f"evidence sentence naming it {_quote(named[0][0])} links it "
+                                                      f"through a de-identified word that may have been a hedge")
+    return OK
+
+
+def _after_deid_hedge(sentence: str, start: int) -> bool:
+    return any(m.end() <= start for m in wording_rules().deid_hedge.finditer(sentence.lower()))
+
+
+# -- 2. the severity words of a mention --------------------------------------------------------------------
+def _attached_levels(sentence: str, start: int, end: int, others: list[tuple[int, int]]) -> set[str]:
+    """The severity levels whose words belong to the mention at [start, end): inside its words, just before
+    it (at most `window` words, none of the `breaks` and no other finding between) or after it behind a copula
+    ("the effusion is small")."""
+    wr = wording_rules()
+    low = sentence.lower()
+    levels = {wr.severity_words[w] for w in _WORD.findall(low[start:end]) if w in wr.severity_words}
+    left_edge = max([b for a, b in others if b <= start], default=0)
+    before = _WORD.findall(low[left_edge:start])[::-1][:wr.window]
+    for word in before:
+        if word in wr.breaks:
+            break
+        if word in wr.severity_words:
+            levels.add(wr.severity_words[word])
+    right_edge = min([a for a, b in others if a >= end], default=len(low))
+    after = _WORD.findall(low[end:right_edge])
+    if after and after[0] in wr.copulas:
+        for word in after[1:1 + wr.window]:
+            if word in wr.breaks:
+                break
+            if word in wr.severity_words:
+                levels.add(wr.severity_words[word])
+    return levels
+
+
+@validator("severity_attachment", version=VERSION, kind="content")
+def check_severity_attachment(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: a severity read off another finding's words (`evidence`: "lungs are hypoinflated with mild
+    bronchovascular crowding" answered "mild" low lung volumes) and the ambiguous referent of `bad_question`
+    ("moderate thoracic levoscoliosis and mild thoracolumbar dextroscoliosis": "How severe is the scoliosis?").
+    A severity word must belong to a mention of the finding itself (`_attached_levels`), and no mention may
+    be graded otherwise than one graded as answered (which level a word names is `attribute_support`'s
+    question)."""
+    if context.study is None:
+        return OK
+    wr = wording_rules()
+    found = context.templates.get(item.get("template_id") or "")
+    if not found or found[0].program not in wr.severity_programs:
+        return OK
+    finding = _arguments(item).get("finding")
+    answer = str(item.get("answer") or "").strip().lower().rstrip(".")
+    answered = {wr.severity_words[w] for w in _WORD.findall(answer) if w in wr.severity_words}
+    evidence = _evidence(item, context)
+    if finding not in vocabulary().findings or not answered or not evidence:
+        return OK
+    graded = []
+    for sentence, m, start, end in _named(finding, evidence):
+        others = [(a, b) for o, a, b in _placed(sentence) if a >= 0 and (a, b) != (start, end)]
+        levels = _attached_levels(sentence, start, end, others)
+        if levels:
+            graded.append((sentence, m, frozenset(levels)))
+    name = display_name(finding)
+    if not graded:
+        return fail("severity_not_attached", f"the answer grades {name} {answer!r}; no severity word in the "
+                                             f"evidence {_quote(' '.join(evidence))} belongs to {name}")
+    # which level a word names is attribute_support's question; here: one mention graded as answered, another not
+    if any(answered & levels for _, _, levels in graded) and any(not answered & levels for _, _, levels in graded):
+        return fail("severity_ambiguous", f"the evidence grades two mentions of {name} differently ("
+                                          + ", ".join(f"{m.text!r}: {'/'.join(sorted(lv))}" for _, m, lv in graded)
+                                          + f"): 'the {name}' is ambiguous")
+    return OK
+
+
+# -- 3. what the report says a density is ------------------------------------------------------------------
+@validator("attribution", version=VERSION, kind="content")
+def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: the region half of `vocabulary_mapping` and `hedge_as_definite` for region questions: an
+    abnormality placed in a region ("Is there an abnormality in the left lung? yes") on a density the report
+    attributes to a finding that cannot be there ("retrocardiac density which corresponds to the known hiatal
+    hernia") or, in the next sentence, offers alternatives of which one cannot be there ("Calcific density over
+    the right upper lung. This may represent a healed rib fracture ... or a granuloma"). The attribution is a
+    phrase after the mention (`wording.attribution`) or an anaphoric next sentence (`wording.anaphora`)."""
+    if context.study is None:
+        return OK
+    inside = [c for c in claims_of(item, context) if c.kind == "in_region"]
+    if not inside:
+        return OK
+    evidence = _evidence(item, context)
+    ordered = [text for _, text in sorted(context.study.sentences.items())]
+    for claim in inside:
+        for finding in claim.findings:
+            named = _named(finding, evidence)
+            if not named:
+                continue
+            outside = [(s, n) for s, _, _, end in named for n in _attributed(s, end, ordered)
+                       if not any(_allowed(n.finding, r) for r in claim.regions)]
+            if outside and len({s for s, _ in outside}) == len({s for s, _, _, _ in named}):
+                sentence, other = outside[0]
+                regions = ", ".join(vocabulary().regions[r]["name"].lower() for r in claim.regions)
+                return fail("attributed_outside_region", f"the answer places {display_name(finding)} in the "
+                                                         f"{regions}; the report attributes it to "
+                                                         f"{display_name(other.finding)} ({_quote(sentence)}), "
+                                                         f"which cannot be there")
+    return OK
+
+
+def _attributed(sentence: str, end: int, ordered: list[str]) -> list[Mention]:
+    """The findings the report says the mention ending at `end` is: those after an attribution phrase that
+    follows it in its sentence, and those of the next sentence when it starts with an anaphor."""
+    wr = wording_rules()
+    low = sentence.lower()
+    found = []
+    phrase = wr.attribution.search(low, end)
+    if phrase:
+        found += [m for m, a, _ in _placed(sentence) if a >= phrase.end() and m.status not in ("negated", "narrowed")]
+    try:
+        following = ordered[ordered.index(sentence) + 1]
+    except (ValueError, IndexError):
+        return found
+    if wr.anaphora.match(following.strip().lower()):
+        found += [m for m in read_sentence(following) if m.status not in ("negated", "narrowed")]
+    return found
+
+
+def clear_caches() -> None:
+    _placed.cache_clear()

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.vocab import vocabulary
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
     RULES_FILE, VERSION, Mention, _allowed, _arguments, _evidence, _quote, claims_of, display_name, family,
     read_sentence, rules)

@@ -173,9 +173,10 @@ def finding_sites() -> Sites:
                 unsided.add(finding)
             if group.get("blurs"):
                 blurs[finding] = frozenset(group["blurs"])
-    unknown = sorted(set(data["normal_study_regions"]) - set(vocab.regions))
+    sized |= set(data.get("sized_only", ()))
+    unknown = sorted(set(data["normal_study_regions"]) - set(vocab.regions)) or sorted(sized - set(vocab.findings))
     if unknown:
-        raise ResourceError(file, f"normal_study_regions: unknown regions {unknown}")
+        raise ResourceError(file, f"normal_study_regions / sized_only: not in the vocabulary: {unknown}")
     placed_only = frozenset(data.get("placed_only", ()))
     if placed_only - set(vocab.findings):
         raise ResourceError(file, f"placed_only: not in the vocabulary: {sorted(placed_only - set(vocab.findings))}")

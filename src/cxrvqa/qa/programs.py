@@ -524,9 +524,10 @@ def finding_ruled_out(ask: Ask) -> Answer | None:
          answers="Is the finding only suspected? yes: the report hedges it; no: it commits to it being present.")
 def finding_uncertain(ask: Ask) -> Answer | None:
     """Of a finding the report names as present or uncertain ("Is consolidation only suspected?" of a
-    ruled-out consolidation presupposes one)."""
+    ruled-out consolidation presupposes one); not of one with a mention hidden by a de-identified word, which may
+    be its hedge ("XXXX represents scarring")."""
     fact = ask.study.facts.get(ask.args["finding"])
-    if fact is None or fact.derived or fact.presence == "absent" or fact.certainty == MIXED:
+    if fact is None or fact.derived or fact.presence == "absent" or fact.certainty == MIXED or fact.partial:
         return None
     return yes_no(fact.presence == "uncertain", **_tags(fact))
 

@@ -189,7 +189,6 @@ def tidy(text: str) -> str:
     return _REPEATED_STOP.sub(".", _SPACE_BEFORE_STOP.sub(r"\1", _REPEATED_WORD.sub(r"\1", text)))
 
 
-@lru_cache(maxsize=None)
 def plural_noun(word: str) -> str:
     """The regular English plural of a noun ("granuloma": "granulomas", "opacity": "opacities")."""
     if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
@@ -207,6 +206,7 @@ def names_several(mention: str, finding: str) -> bool:
     return last != head and last in (plural_noun(head), head + "ta", head[:-2] + "i")
 
 
+@lru_cache(maxsize=None)
 def region_subtree(region: str) -> frozenset[str]:
     regions = vocabulary().regions
     return frozenset(r for r in regions if region in region_ancestors(r) or r == region)

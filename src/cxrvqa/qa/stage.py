@@ -513,6 +513,8 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     # the baseline's code too: a build made before an edit of cxrvqa.prior gets the figures measured again
     fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash(), EVAL_BALANCE_VERSION])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
+        if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:   # a store migrated since its build
+            store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
     store.con.execute("DELETE FROM qa_current")
     store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "

@@ -237,10 +237,13 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
     if modes:
         out += ["Balance of the build's yes/no answers: " + "; ".join(_BALANCE[m] for m in modes) + ".", ""]
     if selection.balance == "per-question":
-        out += ["Export profile `--balance per-question` (an evaluation set): per question (template and arguments), "
-                "as many 'yes' as 'no' items of the selection are kept (those with the lowest item hash); per "
-                "multiple-choice question (template and set of options), each option as the answer as often as the "
-                "rarest; other items are kept as they are.", ""]
+        out += ["Export profile `--balance per-question` (an evaluation set): per split and question (template and "
+                "arguments), as many 'yes' as 'no' of the build's current items; per split and multiple-choice "
+                "question (template and set of options), each option as the answer as often as the rarest; a question "
+                "missing an answer in a split keeps none of its items there; other items are kept as they are. The "
+                "items are those below item-hash thresholds the build stores (`qa_eval_balance`), kept across "
+                "rebuilds while a question's answers stay within the build's balance tolerance of an even split; a "
+                "`--min-grade` filter applies after it.", ""]
     figures = measure(store, source) if source is not None else []
     if not figures:
         return out + ["Not measurable on this export: it needs items of the train split and of another split.", ""]

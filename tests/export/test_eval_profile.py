@@ -104,6 +104,14 @@ def test_an_edit_to_a_few_reports_changes_the_profile_of_other_studies_only_wher
     # ... where the rank rule flipped half as many again (the edit adds a 'yes' to three rare findings' questions
     # in 12 studies: most of those questions leave their tolerance)
     assert len(rank_flipped) == 220
+    # a fresh build of the first input selects the first profile again (deterministic) ...
+    _reports(source, tmp_path / "first.csv", set())
+    fresh, _ = _build_and_export(tmp_path / "first.csv", tmp_path / "fresh", tmp_path / "fresh.jsonl")
+    assert fresh == before
+    # ... and a rebuild with nothing new writes the same profile, byte for byte
+    again, _ = _build_and_export(reports, out, tmp_path / "again.jsonl")
+    assert again == after
+    assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "after.jsonl").read_bytes()
 
 
 def test_the_profile_needs_the_thresholds_of_a_qa_stage(tmp_path: Path) -> None:

@@ -129,9 +129,7 @@ def dataset_card(store: Store, folder: Path, per_split: dict[str, int], selectio
     if levels:
         out += ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], ""]
         if paths and not has_images:
-            out += ["This is a text-VQA dataset (its build had no images): its items are graded on their text "
-                    "criteria alone (report support, evidence, validators); a report-only item is no fault here, "
-                    "whereas in a build with images it is graded C.", ""]
+            out += [TEXT_VQA, ""]
         out += [_table(["grade", "meaning"], [list(level) for level in levels]), ""]
     schema = load_json_schema("qa_item.schema.json")["properties"]
     if paths:
@@ -261,6 +259,12 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
     return out
 
 
+#: What a card says of an export without images (issue 17: a report-only build is a text-VQA dataset).
+TEXT_VQA = ("This is a text-VQA dataset (its build had no images): its items are graded on their text criteria "
+            "alone (report support, evidence, validators); a report-only item is no fault here, whereas in a build "
+            "with images it is graded C.")
+
+
 def card_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".card.md")
 
@@ -271,8 +275,11 @@ def sidecar_card(store: Store, dest: Path, source: str, per_split: dict[str, int
     its question-only baseline."""
     card = export_data()["card"]
     total = sum(per_split.values())
+    text_only = total and store.query(f"SELECT count(image) = 0 FROM {source}")[0][0] \
+        and store.query("SELECT count(*) FROM grade_levels")[0][0]
     return "\n".join([f"# {card['pretty_name']}: {dest.name}", "", card["summary"], "",
                       f"Exported by `cxrvqa export --format {fmt}` from a cxrvqa build: {total} items "
                       f"({selection.describe()}).", "",
                       _table(["split", "items"], [[s, n] for s, n in per_split.items()]), "",
+                      *([TEXT_VQA, ""] if text_only else []),
                       *prior_section(store, source, selection)])

@@ -51,10 +51,11 @@ def _reports(source: Path, dest: Path, edited: set[str]) -> None:
             writer.writerow({**row, "findings": EDIT} if row["uid"] in edited else row)
 
 
-def _build_and_export(reports: Path, out: Path, dest: Path) -> tuple[dict[str, tuple], dict[str, str]]:
+def _build_and_export(reports: Path, out: Path, dest: Path, *build: str
+                      ) -> tuple[dict[str, tuple], dict[str, str]]:
     """(the profile's items: item id -> (study, question), the rank rule's: item id -> study) after a build."""
     result = runner.invoke(app, ["build", "--reports", str(reports), "--report-format", "iu", "--out", str(out),
-                                 "--stages", "reports,extract,qa"])
+                                 "--stages", "reports,extract,qa", *build])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["export", "--out", str(out), "--format", "jsonl", "--dest", str(dest),
                                  "--balance", "per-question"])
@@ -125,3 +126,23 @@ def test_the_profile_needs_the_thresholds_of_a_qa_stage(tmp_path: Path) -> None:
                                  "--balance", "per-question"])
     assert result.exit_code != 0 and "run the QA stage once" in result.output
     assert "--stages qa" in result.output
+
+
+def test_retiring_a_few_studies_changes_the_profile_of_two_others(data_dir: Path, tmp_path: Path) -> None:
+    """The lighter, common edit: 12 of the 600 studies leave the input (`build --prune`, e.g. withdrawn consent)."""
+    source = data_dir / "reports" / "iu_dev_reports.csv"
+    reports, out = tmp_path / "reports.csv", tmp_path / "out"
+    _reports(source, reports, set())
+    before, rank_before = _build_and_export(reports, out, tmp_path / "before.jsonl")
+    with open(reports, newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["uid"] not in EDITED]
+    with open(reports, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    after, rank_after = _build_and_export(reports, out, tmp_path / "after.jsonl", "--prune")
+    flipped = {i for i in before.keys() ^ after.keys() if (before.get(i) or after.get(i))[0] not in EDITED}
+    rank_flipped = {i for i in rank_before.keys() ^ rank_after.keys()
+                    if (rank_before.get(i) or rank_after.get(i)) not in EDITED}
+    assert {(before.get(i) or after.get(i))[0] for i in flipped} == {"5", "455"}
+    assert (len(flipped), len(rank_flipped)) == (2, 25)

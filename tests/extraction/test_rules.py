@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, OTHER_EXAM, PLACE_FROM_CLAUSE,
-                                     QUALIFIED_NEGATION, Sentence)
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE,
+                                     QUALIFIED_NEGATION, READ_AS_OTHER, Sentence)
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.reports.text import normalise, split_sentences
 
@@ -24,10 +24,11 @@ def scene_graph(text: str):
 
 def reading(o) -> list:
     """[finding, presence, laterality], then the certainty of an uncertain observation and the marks of a
-    qualified negation, of another examination, of a de-identified neighbour and of an artifact, as the
-    golden file writes them."""
+    qualified negation, of another examination, of a de-identified neighbour, of an artifact, of the patient's
+    history and of an opacity read as another finding, as the golden file writes them."""
     return [o.finding, o.presence, o.laterality, *([o.certainty] if o.certainty else []),
-            *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM, DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT)]]
+            *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM, DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT,
+                                              HISTORICAL, READ_AS_OTHER)]]
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])
@@ -86,3 +87,13 @@ def test_places_from_elsewhere_in_the_clause_are_marked() -> None:
     _, graph = scene_graph("IMPRESSION: Left basilar opacity representing atelectasis.")
     marks = {o.finding: PLACE_FROM_CLAUSE in o.modifiers for o in graph.observations}
     assert marks == {"lung_opacity": False, "atelectasis": True}
+
+
+@pytest.mark.parametrize(("text", "severity"), [("FINDINGS: Heart is large.", None),
+                                                ("FINDINGS: The heart is very large.", "severe"),
+                                                ("FINDINGS: Heart is markedly enlarged.", "severe"),
+                                                ("FINDINGS: Large left pleural effusion.", "severe")])
+def test_a_size_word_that_states_the_finding_does_not_grade_it(text: str, severity: str | None) -> None:
+    """Round W: "Heart is large." answered "How severe is the cardiomegaly? severe" (extraction_rules
+    `stating_words`); a grading word still grades."""
+    assert [o.severity for o in scene_graph(text)[1].observations] == [severity]

@@ -17,11 +17,12 @@ FRONTAL = {"image_id": "img1", "view_position": "PA", "view_plane": "frontal", "
 def observation(number: int, finding: str, presence: str = "present", *, regions: list[str] | None = None,
                 laterality: str | None = None, severity: str | None = None, change: str | None = None,
                 evidence: list[int] | None = None, certainty: str | None = None,
-                modifiers: list[str] | None = None) -> dict[str, Any]:
-    """One scene-graph observation in the stored JSON shape (an uncertain one is `possible` unless told)."""
+                modifiers: list[str] | None = None, name: str | None = None) -> dict[str, Any]:
+    """One scene-graph observation in the stored JSON shape (an uncertain one is `possible` unless told;
+    ``name``: the report's words, default the finding id's)."""
     if presence == "uncertain" and certainty is None:
         certainty = "possible"
-    return {"id": f"o{number}", "name": finding.replace("_", " "), "finding": finding, "unresolved_text": None,
+    return {"id": f"o{number}", "name": name or finding.replace("_", " "), "finding": finding, "unresolved_text": None,
             "category": vocabulary().findings[finding]["category"], "regions": list(regions or []),
             "laterality": laterality, "presence": presence, "certainty": certainty, "severity": severity,
             "change": change, "modifiers": list(modifiers or []),

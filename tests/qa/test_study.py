@@ -96,7 +96,11 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
 
 @pytest.mark.parametrize("slip", ["Sequela of prior granulomatous disease Lung volumes are low.",
                                   "Lungs are clear no effusions or edema", "The otherwise lungs are clear.",
-                                  "an retrocardiac opacity.", "There mild changes.", "mediastinum.There is none."])
+                                  "an retrocardiac opacity.", "There mild changes.", "mediastinum.There is none.",
+                                  # round W
+                                  "Heart size and mediastinal contours appear normal limits.",
+                                  "Minimal atelectasis the left lung base.", "There is severe degenerative changes.",
+                                  "No focal infiltrates or effusions Abnormal density in the right hilum."])
 def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
     study = view(sentences=(slip, "Result notification documented through Primordial."))
     assert study.evidence_text([0]) is None
@@ -170,3 +174,17 @@ def test_a_finding_stated_present_nowhere_in_particular_and_denied_somewhere_is_
     sides = view(observation(1, "pleural_effusion", regions=["right_pleura"], laterality="right", evidence=[0]),
                  observation(2, "pleural_effusion", "absent", laterality="left", evidence=[1]))
     assert sides.facts["pleural_effusion"].presence == "present"
+
+
+def test_a_finding_beside_a_deidentified_word_keeps_its_regions_from_being_called_normal() -> None:
+    """Round W: "scattered calcified granulomas throughout both lung XXXX. Lungs are clear bilaterally" answered
+    "Are there lung findings? no": the granulomas are there, unread, so the lungs are not declared normal (the
+    heart, where a granuloma cannot be, still is)."""
+    statements = [{"id": "lungs_clear", "sentence_id": 1, "regions": ["lungs"]},
+                  {"id": "heart_normal", "sentence_id": 2, "regions": ["heart"]}]
+    hidden = observation(1, "calcified_granuloma", regions=["lungs"], modifiers=[DEID_ADJACENT], evidence=[0])
+    seen = study_view(graph("s1", ["s0", "s1", "s2"], [hidden], statements=statements), "p1", ())
+    assert (seen.is_normal_region("lungs"), seen.is_normal_region("left_lower_zone"), seen.is_normal_region("heart")) \
+        == (False, False, True)
+    read = study_view(graph("s1", ["s0", "s1", "s2"], [{**hidden, "modifiers": []}], statements=statements), "p1", ())
+    assert read.is_normal_region("lungs")

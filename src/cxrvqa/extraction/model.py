@@ -40,6 +40,12 @@ OTHER_EXAM = "other_exam"
 #: ("opacity related to superimposed soft tissues"; "This may be artifact."): absent when the attribution
 #: is stated, possible when it is hedged; no question rests on it either way.
 ATTRIBUTED_TO_ARTIFACT = "attributed_to_artifact"
+#: The modifier of a finding named as the patient's history ("given the history of malignancy", "consistent with
+#: previous active tuberculosis pneumonia"): not what this radiograph shows, so no question rests on it.
+HISTORICAL = "historical"
+#: The modifier of an opacity or density the report reads as a finding of another kind ("midline retrocardiac
+#: opacity suggestive of a small hiatal hernia"): not a lung finding, so no question rests on it.
+READ_AS_OTHER = "read_as_other"
 
 
 def deid_pattern() -> re.Pattern[str]:

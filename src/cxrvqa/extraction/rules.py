@@ -20,17 +20,19 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, Evidence, NormalStatement, Observation,
-                                     SceneGraph, Sentence, deid_pattern)
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, Evidence,
+                                     NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
 from cxrvqa.extraction.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.resources import load_checked_yaml
 
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
+_LIST_JOINERS = _LIST_CLOSERS | {"and"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
-             "probable_after", "scope_terminators", "pseudo_triggers")
+             "probable_after", "scope_terminators", "pseudo_triggers", "background_before", "historical_before",
+             "limitation_before")
 _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
@@ -73,6 +75,8 @@ class _Rules:
     artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
     artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
+    stating_words: frozenset[str]         # "heart is large": the finding stated, not graded
+    read_as_other: tuple[frozenset[str], re.Pattern[str]]   # (opacity findings, link to the finding they are)
     refined_by: dict[str, tuple[frozenset[str], str]]   # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
@@ -133,6 +137,9 @@ def rules() -> _Rules:
         artifact_attributions=re.compile("|".join(f"(?:{p})" for p in data["artifact_attributions"])),
         artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
+        stating_words=frozenset(data.get("stating_words", ())),
+        read_as_other=(frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
+        if "read_as_other" in data else (frozenset(), re.compile(r"(?!)")),
         refined_by=refinements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
@@ -211,7 +218,10 @@ def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Obser
     observations = []
     for reading, (start, end) in _checked_readings(sentence.text):
         next_id[0] += 1
-        evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
+        # offsets of a validated sentence and a span inside it: constructed, not validated again (a third of the
+        # extractor's time went to validating copies)
+        evidence = Evidence.model_construct(sentence_id=sentence.id, start=sentence.start + start,
+                                            end=sentence.start + end)
         observations.append(reading.model_copy(update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return observations
 
@@ -267,22 +277,27 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         in_finding[f.start:f.end] = [True] * (f.end - f.start)
     # "pleural" of "pleural effusion" is part of the finding, not a region of it
     regions = [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])]
+    # the tokens' words once, as lists: slicing them costs no spaCy Token objects
+    words, lower = [t.text for t in doc], [t.lower_ for t in doc]
     # clause boundaries: punctuation and scope terminators
-    boundaries = sorted([(t.i, t.i + 1) for t in doc if t.text in _CLAUSE_PUNCT]
+    boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
                         + [(s.start, s.end) for s in context if _kind(s) == "scope_terminators"])
     boundary_starts = sorted(b[0] for b in boundaries)
     boundary_ends = sorted(b[1] for b in boundaries)
     commas, closers, conjunctions = [0], [0], [0]
-    for t in doc:
-        commas.append(commas[-1] + (t.text == ","))
-        closers.append(closers[-1] + (t.lower_ in _LIST_CLOSERS))
-        conjunctions.append(conjunctions[-1] + (t.lower_ in _LIST_CLOSERS or t.lower_ == "and"))
+    for word, low in zip(words, lower):
+        commas.append(commas[-1] + (word == ","))
+        closers.append(closers[-1] + (low in _LIST_CLOSERS))
+        conjunctions.append(conjunctions[-1] + (low in _LIST_CLOSERS or low == "and"))
     leading_triggers = _by_kind(context, {"negation_before", "uncertainty_before", "probable_before"})
     negations = _by_kind(context, {"negation_before"})
     # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
     trailing_triggers = _Sorted([s for s in context if _kind(s) in ("negation_after", "uncertainty_after",
                                                                    "probable_after") or s.label_ == "change:resolved"])
     changes = _by_kind(context, {"change"})
+    backgrounds = _by_kind(context, {"background_before"})
+    histories = _by_kind(context, {"historical_before"})
+    limitations = _by_kind(context, {"limitation_before"})
     severities = _by_kind(context, {"severity"})
     places = _Sorted(sorted([s for s in context if _kind(s) == "laterality"] + regions, key=lambda s: s.start))
 
@@ -298,8 +313,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         negation = negations.last_before(hedge.start, left)
         if negation is None:
             return False
-        before = next((t.lower_ for t in reversed(doc[negation.end:hedge.start]) if t.lower_ in _LIST_CLOSERS
-                       or t.text == ","), None)
+        before = next((w for w in reversed(lower[negation.end:hedge.start]) if w in _LIST_CLOSERS or w == ","),
+                      None)
         return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end] \
             or before in _LIST_CLOSERS
 
@@ -307,13 +322,13 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         """A negation narrowed by a qualifier: in the negation ("no definite"), or in the mention's own words
         since the negation or the previous finding ("no large effusion", "no consolidation, suspicious
         opacity"); "acute" narrows chronic findings only."""
-        start, words = previous_end, []
+        start, said = previous_end, []
         if trigger is not None and _kind(trigger) == "negation_before":
-            start, words = max(start, trigger.end), [t.lower_ for t in trigger]
-        words += [t.lower_ for t in doc[start:mention.end]]
-        if any(w in r.qualifiers for w in words):
+            start, said = max(start, trigger.end), lower[trigger.start:trigger.end]
+        said = said + lower[start:mention.end]
+        if any(w in r.qualifiers for w in said):
             return True
-        return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in words)
+        return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in said)
 
     def own_modifier(spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
         """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), else just
@@ -321,24 +336,25 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
         mention = findings[k]
-        within = spans.within(mention.start, mention.end) if inside else []
+        within = [s for s in spans.within(mention.start, mention.end)   # not the "large" of "heart is large"
+                  if not (s.end == mention.end and s.text.lower() in r.stating_words)] if inside else []
         if within:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
-        floor = next((t.i + 1 for t in reversed(doc[floor:mention.start])
-                      if t.text == "," or t.lower_ in _MODIFIER_STOPS), floor)
+        floor = next((i + 1 for i in range(mention.start - 1, floor - 1, -1)
+                      if words[i] == "," or lower[i] in _MODIFIER_STOPS), floor)
         before = spans.last_before(mention.start, floor)
         if before is not None and mention.start - before.end <= 4:
             return before
         ceiling = right
         following = next((s.start for s in matched if s.start >= mention.end), right)   # a not-finding too
         if following < right:   # ("flattened diaphragm and increased retrosternal airspace": not increased)
-            ceiling = next((t.i for t in reversed(doc[mention.end:following])
-                            if t.text == "," or t.lower_ in _COORDINATORS), mention.end)
+            ceiling = next((i for i in range(following - 1, mention.end - 1, -1)
+                            if words[i] == "," or lower[i] in _COORDINATORS), mention.end)
         after = spans.first_after(mention.end, ceiling)
         if after is None or after.start - mention.end > 4:
             return None
-        next_word = doc[after.end].lower_ if after.end < right else ""
+        next_word = lower[after.end] if after.end < right else ""
         if commas[after.start] > commas[mention.end] and next_word and next_word not in _CLAUSE_PUNCT \
                 and next_word not in (",", "from", "since", "compared", "to"):
             return None   # "enlarged for technique, stable mediastinal contours": the contours' word
@@ -364,15 +380,15 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     clauses = [clause(m.start, m.end) for m in findings]
     own: list[list[Span]] = []
     place_tokens = {i for s in places.spans for i in range(s.start, s.end)}
-    deid_at = frozenset(t.i for t in doc if deid.fullmatch(t.text)) if has_deid else frozenset()
-    deid_readings = [i for i in deid_at if i + 1 < len(doc) and doc[i + 1].lower_ in _DEID_READINGS]
+    deid_at = frozenset(i for i, w in enumerate(words) if deid.fullmatch(w)) if has_deid else frozenset()
+    deid_readings = [i for i in deid_at if i + 1 < len(doc) and lower[i + 1] in _DEID_READINGS]
     for k, mention in enumerate(findings):
         previous_end = max(clauses[k][0], findings[k - 1].end) if k else clauses[k][0]
         # since the last comma, or the last "and"/"or" after words that are no place ("left perihilar calcified
         # lymph XXXX and left basilar granuloma": not the perihilar; "right and left lower lobe": both sides)
-        last_comma = next((t.i + 1 for t in reversed(doc[previous_end:mention.start])
-                           if t.text == "," or (t.lower_ in _LIST_CLOSERS | {"and"} and t.i > previous_end
-                                                and t.i - 1 not in place_tokens)), previous_end)
+        last_comma = next((i + 1 for i in range(mention.start - 1, previous_end - 1, -1)
+                           if words[i] == "," or (lower[i] in _LIST_JOINERS and i > previous_end
+                                                  and i - 1 not in place_tokens)), previous_end)
         own.append(places.within(last_comma, mention.end))
     claimed = {(s.start, s.end) for spans in own for s in spans}
 
@@ -384,6 +400,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         if trailing is not None and commas[trailing.start] > commas[mention.end] \
                 and conjunctions[trailing.start] == conjunctions[mention.end]:
             trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
+        if trailing is not None and backgrounds.last_before(mention.start, left) is not None:
+            trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
         leading = leading_triggers.last_before(mention.start, left)
         change = own_modifier(changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
         trigger = trailing if trailing is not None else leading
@@ -396,8 +414,15 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         modifiers = []
         if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
             modifiers.append(QUALIFIED_NEGATION)
-        if deid_at and (_deid_adjacent(doc, mention, deid_at) or any(left <= i < mention.start for i in deid_readings)):
-            modifiers.append(DEID_ADJACENT)
+        elif limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
+            presence, certainty = "absent", None
+            modifiers.append(QUALIFIED_NEGATION)
+        if histories.last_before(mention.start, left) is not None:
+            modifiers.append(HISTORICAL)   # "given the history of malignancy"
+        if deid_at and (_deid_adjacent(doc, mention, deid_at) or any(left <= i < mention.start for i in deid_readings)
+                        or (k and DEID_ADJACENT in extracted[-1]["modifiers"] and findings[k - 1].end >= left
+                            and all(w in _COORDINATORS for w in lower[findings[k - 1].end:mention.start]))):
+            modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
         # Side and place, second pass: its own words; else those of the finding it is coordinated with
         # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
         # coordinator ("opacity in the left base"); else words of the clause that no later finding owns
@@ -406,12 +431,12 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         found = own[k]
         previous_end = max(left, findings[k - 1].end) if k else left
         if not found and k and findings[k - 1].end >= left \
-                and all(t.lower_ in _COORDINATORS for t in doc[previous_end:mention.start]) \
+                and all(w in _COORDINATORS for w in lower[previous_end:mention.start]) \
                 and sites.regions.get(_value(mention)) == sites.regions.get(extracted[-1]["finding"]):
             found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
         if not found:
             next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
-            after_end = next((t.i for t in doc[mention.end:next_start] if t.lower_ in _COORDINATORS), next_start)
+            after_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
             found = places.within(mention.end, after_end)
         if not found:   # a later finding's own words are after this one, and not this one's
             found = places.within(left, mention.start) + [s for s in places.within(mention.end, right)
@@ -426,7 +451,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
         finding = _value(mention)
         refined = r.refined_by.get(finding)
-        if refined and any(t.lower_ in refined[0] for t in doc[previous_end:mention.start]):
+        if refined and any(w in refined[0] for w in lower[previous_end:mention.start]):
             finding = refined[1]   # "calcified right upper lobe nodule"
         extracted.append(dict(
             finding=finding, mention=mention, places=found, presence=presence, certainty=certainty,
@@ -436,13 +461,15 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     if _ALTERNATIVE_WORD.search(text):
         modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
                            for i in range(s.start, s.end)}
-        modifier_tokens |= {t.i for t in doc if t.lower_ in r.list_adjectives}
+        modifier_tokens |= {i for i, w in enumerate(lower) if w in r.list_adjectives}
         if len(findings) > 1:
             _differentials(doc, findings, clauses, extracted, modifier_tokens)
         _versus_candidates(doc, findings, extracted, modifier_tokens)
+    _read_as_other(extracted, clauses, _one_line(text.lower()))
     other_exam = r.other_exam.search(text) is not None
     asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
-    attributions = list(r.artifact_attributions.finditer(_one_line(text.lower())))
+    lowered = _one_line(text.lower())
+    attributions = list(r.artifact_attributions.finditer(lowered))
     for item in extracted:
         mention = item.pop("mention")
         del item["places"]
@@ -454,10 +481,15 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         attribution = next((m for m in attributions if m.start() >= mention.end_char), None)
         if attribution is not None:
             _attribute_to_artifact(item, _hedged_attribution(text, attribution))
+        elif any(_ALTERNATIVE_TO.search(lowered, m.end(), mention.start_char) for m in attributions
+                 if m.end() <= mention.start_char):   # "may represent vessels on end or alternatively, calcified
+            _attribute_to_artifact(item, True)         # granulomas": one reading of what may be an artifact
     return tuple(tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in item.items())
                  for item in extracted)
 
 
+#: Between an artifact attribution and a finding after it: the finding is the other reading ("or alternatively").
+_ALTERNATIVE_TO = re.compile(r"\b(?:or|versus|vs)\b")
 _LINE_BREAKS = str.maketrans("\n\t\f\v", "    ")
 
 
@@ -482,6 +514,18 @@ def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int]) -> bool:
         if token.lower_ not in _DEID_LINKS and token.i < mention.start - 1:
             return False
     return False
+
+
+def _read_as_other(extracted: list[dict], clauses: list[tuple[int, int]], lowered: str) -> None:
+    """An opacity the report reads, in its clause, as the next finding named when that one is of another category
+    ("retrocardiac opacity suggestive of a small hiatal hernia"): marked `read_as_other`."""
+    opacities, link = rules().read_as_other
+    categories = {fid: f["category"] for fid, f in vocabulary().findings.items()}
+    for k, (item, following) in enumerate(zip(extracted, extracted[1:])):
+        if item["finding"] in opacities and clauses[k] == clauses[k + 1] \
+                and categories[following["finding"]] != categories[item["finding"]] \
+                and link.fullmatch(lowered, item["mention"].end_char, following["mention"].start_char):
+            item["modifiers"].append(READ_AS_OTHER)
 
 
 def _hedged_attribution(text: str, attribution: re.Match[str]) -> bool:
@@ -658,7 +702,8 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
                 continue
             derived.add(finding)
             next_id[0] += 1
-            evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
+            evidence = Evidence.model_construct(sentence_id=sentence.id, start=sentence.start + start,
+                                                end=sentence.start + end)
             observations.append(_derived_absence(statement_id, finding).model_copy(
                 update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,

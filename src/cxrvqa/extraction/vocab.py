@@ -109,7 +109,9 @@ class Sites:
     blurs: dict[str, frozenset[str]]            # finding -> regions whose questions it makes ambiguous
     placed_only: frozenset[str]                 # findings that count only where placed in their sites
     blurred_by: dict[str, tuple[frozenset[str], str]]   # finding -> (present findings, region) that make its
-    content_hash: str                                     # absence ambiguous and do not imply it present
+                                                          # absence ambiguous and do not imply it present
+    overlapping: dict[str, frozenset[str]]      # finding -> the findings readers take for it (not itself)
+    content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
         roots = self.regions.get(finding)
@@ -186,9 +188,16 @@ def finding_sites() -> Sites:
         members = frozenset(f for top in entry["findings"] for f in vocab.findings
                             if f == top or top in ancestors("findings", f))
         blurred[finding] = (members, entry["region"])
+    overlapping: dict[str, frozenset[str]] = {}
+    for members in data.get("overlapping", ()):
+        unknown = sorted(set(members) - set(vocab.findings))
+        if unknown:
+            raise ResourceError(file, f"overlapping: not in the vocabulary: {unknown}")
+        for finding in members:
+            overlapping[finding] = overlapping.get(finding, frozenset()) | (frozenset(members) - {finding})
     return Sites(regions, by_side, data["category_regions"], data["category_roots"],
                  tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
-                 blurs, placed_only, blurred, digest)
+                 blurs, placed_only, blurred, overlapping, digest)
 
 
 @lru_cache(maxsize=None)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from cxrvqa.extraction.model import deid_pattern
 from cxrvqa.extraction.vocab import finding_sites, vocabulary
-from cxrvqa.qa.study import (MIXED, Box, Fact, ImageView, StudyView, finding_ancestors, region_ancestors,
-                             region_subtree)
+from cxrvqa.qa.study import (MIXED, Box, Fact, ImageView, StudyView, finding_ancestors, plural_noun,
+                             region_ancestors, region_subtree)
 from cxrvqa.reports.text import lower_form_field, section_rules
 
 if TYPE_CHECKING:
@@ -387,7 +387,7 @@ def list_abnormal(ask: Ask) -> Answer | None:
     if not leaves:
         text = "no definite abnormality" if hedged else "no abnormality"
     else:   # after "The chest X-ray shows": "a hiatal hernia", not "hiatal hernia"
-        text = _join([indefinite_finding(f.finding) for f in leaves])
+        text = _join([_plural_name(f) if f.several else indefinite_finding(f.finding) for f in leaves])
     details = tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in leaves)
     related = tuple(Part("related", f"possible {finding_name(f.finding)}", (f.finding,), tuple(f.regions))
                     for f in hedged)
@@ -396,14 +396,21 @@ def list_abnormal(ask: Ask) -> Answer | None:
                   details=details, related=related)
 
 
+def _plural_name(fact: Fact) -> str:
+    """A countable finding the report names in the plural, named so ("scattered calcified granulomas": not "a
+    calcified granuloma")."""
+    *words, head = finding_name(fact.finding).split()
+    return " ".join([*words, plural_noun(head)])
+
+
 def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
     """"mild cardiomegaly", "small pleural effusion in the left pleura (new)"; ``article``: as a noun phrase
     that can follow "there is" ("a small pleural effusion"); ``where=False``: without its place (the
     question names it)."""
     words = [severity_word(fact.severity, finding_name(fact.finding))] if fact.severity \
         and fact.finding not in finding_sites().sized else []   # "small granuloma": a size, not "mild"
-    words.append(finding_name(fact.finding))
-    if article and finding_number(fact.finding) == "singular":
+    words.append(_plural_name(fact) if fact.several else finding_name(fact.finding))
+    if article and finding_number(fact.finding) == "singular" and not fact.several:
         words.insert(0, indefinite_article(words[0]))
     regions = _located(fact) if where else []
     if regions:
@@ -532,10 +539,25 @@ def _present_fact(ask: Ask, key: str = "finding") -> Fact | None:
 def _locatable_fact(ask: Ask) -> Fact | None:
     """A present fact that a where / which side question may ask about: not low lung volumes; not a parent only
     implied by its children (the "lung opacity" of a granuloma and an atelectasis is neither's place); not one
-    with a mention the report hides by a de-identified word (where it is would be incomplete)."""
+    with a mention the report hides by a de-identified word (where it is would be incomplete); not one that a
+    finding readers take for it leaves ambiguous (finding_sites.yaml `overlapping`: "right basilar airspace
+    disease" beside "left lower lobe consolidation")."""
     fact = _present_fact(ask)
-    return None if fact is None or fact.finding in finding_sites().unlocated or fact.derived or fact.partial \
-        else fact
+    if fact is None or fact.finding in finding_sites().unlocated or fact.derived or fact.partial:
+        return None
+    if fact.misplaced or fact.nested_places:   # "left hilar and medial left base granuloma": the hilum is not one
+        return None                            # of its sites; "bilateral lung and perihilar granulomas": not only
+    return None if _overlapped_elsewhere(ask.study, fact) else fact   # the perihilar regions
+
+
+def _overlapped_elsewhere(study: StudyView, fact: Fact) -> bool:
+    """Whether a present (or hedged) finding readers take for this one is placed other than it, or nowhere."""
+    for other in finding_sites().overlapping.get(fact.finding, ()):
+        seen = study.facts.get(other)
+        if seen is not None and seen.presence != "absent" and (
+                set(_located(seen)) != set(_located(fact)) or set(seen.lateralities) != set(fact.lateralities)):
+            return True
+    return False
 
 
 @program("finding_location", ("finding",), TEXT,
@@ -632,7 +654,7 @@ def describe_finding(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     if fact is None or fact.derived or fact.partial:
         return None
-    prefix = "there are" if finding_number(fact.finding) == "plural" else "there is"
+    prefix = "there are" if finding_number(fact.finding) == "plural" or fact.several else "there is"
     details = []
     sites = finding_sites()
     regions = _located(fact)

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, deid_pattern)
+from cxrvqa.extraction.model import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
+                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, deid_pattern)
 from cxrvqa.extraction.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
 #: examination's finding (a knee), a finding put down to an artifact.
-_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT})
+_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT, HISTORICAL,
+                       READ_AS_OTHER})
 #: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
 _NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT})
 #: The certainty of a finding one sentence states and another hedges or denies outright ("No focal airspace
@@ -43,6 +44,8 @@ class Fact:
     derived: bool = False                           # only implied by a present descendant
     misplaced: bool = False                         # placed by the report where it cannot be (a hilar node)
     partial: bool = False                           # a mention of it (or of a descendant) is not understood
+    several: bool = False                           # a countable finding named in the plural ("granulomas")
+    nested_places: bool = False                     # one mention placed in a region and in a part of it
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
@@ -155,8 +158,18 @@ _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|a
                          # two sentences run together ("granulomatous disease Lung volumes are low", "Lungs are
                          # clear no effusions") and a word out of place ("The otherwise lungs are clear")
                          r"|\b[a-z]{2,} (?:The|There|No|Lungs?|Heart|Left|Right|Within|In|Please|Stable|Normal|Mild|"
-                         r"Visualized|Bony|Osseous|Cardiac|Pulmonary)\b|\b(?:clear|normal|unremarkable|intact) no\b"
-                         r"|\b[Tt]he otherwise\b")
+                         r"Visualized|Bony|Osseous|Cardiac|Pulmonary|Abnormal|Abnormality|Findings|Impression|"
+                         r"Cardiomediastinal|Mediastinal|Trachea|Chronic|Degenerative|Small|Moderate|Large|Calcified|"
+                         r"Hyperexpanded|Low|Unchanged|Interval|Possible|Probable)\b"
+                         r"|\b(?:clear|normal|unremarkable|intact) no\b"
+                         r"|\b[Tt]he otherwise\b"
+                         # a word missing: "appear normal limits", "atelectasis the left lung base"
+                         r"|(?<!within )(?<!of )(?<!the )\bnormal limits\b"
+                         r"|\b(?:atelectasis|opacity|opacities|effusions?|consolidation|scarring|infiltrates?|granulomas?|"
+                         r"nodules?|thickening) the\b"
+                         # number: "There is severe degenerative changes"
+                         r"|\b[Tt]here is (?:[a-z]+ ){0,3}(?:changes|opacities|effusions|granulomas|nodules|markings|"
+                         r"calcifications|densities|fractures|infiltrates|findings)\b")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
@@ -177,6 +190,23 @@ def tidy(text: str) -> str:
 
 
 @lru_cache(maxsize=None)
+def plural_noun(word: str) -> str:
+    """The regular English plural of a noun ("granuloma": "granulomas", "opacity": "opacities")."""
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def names_several(mention: str, finding: str) -> bool:
+    """Whether a mention names a countable finding in the plural: its last word is the plural of the last
+    word of the finding's name ("scattered calcified granulomas", "granulomata"; not "heart is large")."""
+    entry = vocabulary().findings[finding]
+    if entry["number"] != "singular" or not mention:
+        return False
+    last, head = mention.lower().rsplit(" ", 1)[-1], entry["name"].lower().rsplit(" ", 1)[-1]
+    return last != head and last in (plural_noun(head), head + "ta", head[:-2] + "i")
+
+
 def region_subtree(region: str) -> frozenset[str]:
     regions = vocabulary().regions
     return frozenset(r for r in regions if region in region_ancestors(r) or r == region)
@@ -233,7 +263,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         if fact is None or o["presence"] != fact.presence:
             continue   # "no left effusion" says nothing about where the present right one is
         fact.certainty = fact.certainty or o.get("certainty")
+        fact.several = fact.several or names_several(o["name"], fact.finding)
         placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
+        if placed and any(a in o["regions"] for r in o["regions"] for a in region_ancestors(r)):
+            fact.nested_places = True   # "calcified bilateral lung and perihilar granulomas": where, in one word?
         for region in o["regions"] if placed else ():
             region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
             if not sites.allows(fact.finding, region):
@@ -299,5 +332,21 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         | {st["sentence_id"] for st in statements}
     read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
                    if s["section"] in FINDING_SECTIONS) and not hidden   # a finding hidden by XXXX is not understood
+    normal_regions = frozenset(r for st in statements for r in st["regions"])
     return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
-                     normal_regions=frozenset(r for st in statements for r in st["regions"]), read_all=read_all)
+                     normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
+                     read_all=read_all)
+
+
+def _regions_of_unread(observations: list[dict], normal_regions: frozenset[str], sites: Sites) -> set[str]:
+    """The regions a normal statement declares normal in which a finding stated beside a de-identified word
+    may lie ("scattered calcified granulomas throughout both lung XXXX. Lungs are clear bilaterally"): the
+    finding is there, unread, so no such region is called normal."""
+    unread = [o["finding"] for o in observations
+              if o["presence"] != "absent" and o["finding"] is not None and DEID_ADJACENT in o.get("modifiers", ())]
+    cut: set[str] = set()
+    for finding in unread:
+        roots = sites.regions.get(finding)
+        cut |= {n for n in normal_regions if roots is None or any(
+            n == r or n in region_ancestors(r) or r in region_ancestors(n) for r in roots)}
+    return cut

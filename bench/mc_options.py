@@ -14,16 +14,19 @@ Baseline: chance. Reported beside it: the question-only baseline that reads the 
 
 ``--simulate``: what a draw balanced over the whole dataset would keep. Every multiple-choice question of the
 build's current scene graphs is asked again (per study, as in a build without images) for its answer and the
-distractors its report allows; per template and value, A = questions it answers and E = questions that may
-offer it as a distractor. A question is kept when its hash is below min(1, E / ((n - 1) A)) for its answer,
+distractors its report allows, with n options: the template's own number (`options:`, 2 for the built-in
+ones) or ``--options N`` for every template; chance is 1/n. Per template and value, A = questions it answers
+and E = questions that may offer it as a distractor. A question is kept when its hash is below
+min(1, E / ((n - 1) A)) for its answer,
 and each allowed distractor is drawn when its own hash is below min(1, (n - 1) A / E) (the n - 1 lowest
 relative to that bound; fewer: no item), so that each value is expected about n - 1 times a distractor per
-time it is the answer. Reported per template: questions, items kept, and the option reader on the uniform
-draw of the same questions and on the balanced one.
+time it is the answer. Reported per template: its n and chance, questions, items kept, and the option reader
+on the uniform draw of the same questions and on the balanced one.
 
 Run from the repository root::
 
     CXRVQA_DATA_DIR=../shared/data .venv/bin/python bench/mc_options.py [--out DIR] [--values 8] [--simulate]
+        [--options N]
 """
 
 from __future__ import annotations
@@ -98,9 +101,10 @@ def report(out: Path, n_values: int) -> None:
             print(f"  {value:45s} answer {answers[value]:5d}  distractor {distractors[value]:5d}  share {share:.2f}")
 
 
-def _questions(out: Path) -> list[tuple[str, str, tuple[str, ...], str, bytes]]:
+def _questions(out: Path) -> tuple[list[tuple[str, str, tuple[str, ...], str, bytes]], dict[str, int]]:
     """(template, answer, allowed distractors, split, item hash) of every multiple-choice question of the
-    build's current scene graphs, with the seed and split shares of its latest run."""
+    build's current scene graphs, with the seed and split shares of its latest run; and each template's number
+    of options."""
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         config = json.loads(store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
         rows = store.query("SELECT g.study_id, r.patient_id, g.graph FROM current_scene_graphs g "
@@ -117,7 +121,7 @@ def _questions(out: Path) -> list[tuple[str, str, tuple[str, ...], str, bytes]]:
                 if answer is not None:
                     pool = tuple(d for d in dict.fromkeys(answer.distractors) if d != answer.text)
                     found.append((template.id, answer.text, pool, split, _digest(seed, prefix + args_text)))
-    return found
+    return found, {t.id: t.options for t in templates}
 
 
 def _u(digest: bytes, value: str) -> float:
@@ -125,13 +129,15 @@ def _u(digest: bytes, value: str) -> float:
 
 
 def _reader(items: list[tuple[str, str, tuple[str, ...], str]]) -> str:
+    """The option reader (train -> held-out) on the items: accuracy and held-out count."""
     model = OptionModel(PriorItem(t, "multiple_choice", "", "{}", a, o, s) for t, a, o, s in items if s == TRAIN)
     credits = [model.credit(PriorItem(t, "multiple_choice", "", "{}", a, o, s)) for t, a, o, s in items if s != TRAIN]
     return f"{sum(credits) / len(credits):.3f} of {len(credits)}" if credits else "no held-out items"
 
 
-def simulate(out: Path, n: int = 4) -> None:
-    questions = _questions(out)
+def simulate(out: Path, options: int | None = None) -> None:
+    """Per template, with its own number of options (or ``options`` for all): the uniform and the balanced draw."""
+    questions, n_options = _questions(out)
     answers: dict[str, Counter[str]] = defaultdict(Counter)
     offers: dict[str, Counter[str]] = defaultdict(Counter)
     for template, answer, pool, _, _ in questions:
@@ -139,6 +145,7 @@ def simulate(out: Path, n: int = 4) -> None:
         offers[template].update(pool)
     uniform, balanced = defaultdict(list), defaultdict(list)
     for template, answer, pool, split, digest in questions:
+        n = options or n_options[template]
         if len(pool) < n - 1:
             continue
         uniform[template].append((template, answer, (*random.Random(digest).sample(pool, n - 1), answer), split))
@@ -150,8 +157,9 @@ def simulate(out: Path, n: int = 4) -> None:
         if len(drawn) >= n - 1:
             balanced[template].append((template, answer, (*(v for _, v in drawn[:n - 1]), answer), split))
     for template in sorted(answers):
-        total = sum(answers[template].values())
-        print(f"{template}: {total} questions; uniform draw {len(uniform[template])} items, option reader "
+        total, n = sum(answers[template].values()), options or n_options[template]
+        print(f"{template}: {n} options, chance {1 / n:.2f}; {total} questions; uniform draw "
+              f"{len(uniform[template])} items, option reader "
               f"{_reader(uniform[template])}; balanced draw {len(balanced[template])} items, option reader "
               f"{_reader(balanced[template])}")
 
@@ -161,12 +169,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="a build folder (default: build the IU dev reports)")
     parser.add_argument("--values", type=int, default=8, help="option values listed per template")
     parser.add_argument("--simulate", action="store_true", help="also simulate a draw balanced over the dataset")
+    parser.add_argument("--options", type=int, choices=range(2, 6), metavar="N",
+                        help="--simulate with N options for every template (default: each template's own)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out if args.out is not None else build_iu(Path(tmp) / "iu")
         report(out, args.values)
         if args.simulate:
-            simulate(out)
+            simulate(out, args.options)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,11 @@ def test_a_build_without_images_is_graded_as_text_vqa(tmp_path: Path) -> None:
                                  "--min-grade", "B"])
     assert result.exit_code == 0, result.output
     assert "text-VQA dataset" in (dest / "README.md").read_text()
+    # the card beside a one-file export says so too
+    jsonl = tmp_path / "items.jsonl"
+    result = runner.invoke(app, ["export", "--out", str(out), "--format", "jsonl", "--dest", str(jsonl)])
+    assert result.exit_code == 0, result.output
+    assert "This is a text-VQA dataset (its build had no images)" in (tmp_path / "items.jsonl.card.md").read_text()
 
 
 def test_diff_names_what_changed_between_two_runs_and_why(tmp_path: Path) -> None:

@@ -526,8 +526,10 @@ def export(
     split: Annotated[Optional[str], typer.Option("--split", help="Only items of this split (train | val | test).")
                      ] = None,
     balance: Annotated[Optional[str], typer.Option("--balance", help=(
-        "per-question: an evaluation profile, per question (template and arguments) as many 'yes' as 'no' items, "
-        "so that the question alone answers about half; the card states it and its question-only baseline."))
+        "per-question: an evaluation profile, per split and question (template and arguments) as many 'yes' as "
+        "'no' items (each option of a choice as often), chosen by item-hash thresholds that stay put across "
+        "rebuilds, so that the question alone answers about half; the card states it and its question-only "
+        "baseline."))
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
                        ] = "rules",

@@ -22,6 +22,7 @@ def test_json_is_one_document_that_matches_the_database(audit_build: Build) -> N
     assert list(audit) == ["as_of_run", "latest_run", "filters", "stages", "reasons", "templates", "validators",
                            "grades", "grade_criteria", "disagreements", "dataset_checks_run", "dataset_checks",
                            "failing_items", "examples", "rejects", "notes", "compare", "review", "prior", "too_few",
+                           "choices_dropped",
                            "retired", "retired_total", "changes", "changes_from"]
     assert audit["review"] is None                  # no item of this build is reviewed (tests/review)
     with Store(audit_build.db, read_only=True) as store:
@@ -70,3 +71,40 @@ def test_bad_options_are_clear_errors(audit_build: Build, args: list[str], messa
 def test_no_build_is_a_clear_error(tmp_path) -> None:
     result = runner.invoke(app, ["audit", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no database at" in result.output
+
+
+def test_choice_sets_an_option_never_answers_are_counted_with_examples(audit_build: Build, tmp_path) -> None:
+    """Per multiple-choice template: its sets of options, those dropped because one option is never the true
+    answer (the options alone would give it away), their candidates and the largest ones, in the terminal, the
+    JSON and the HTML page."""
+    with Store(audit_build.db, read_only=True) as store:
+        rows = store.query("SELECT template_id, options, answer, n_items FROM current_qa_choice_balance")
+    sets: dict[tuple[str, tuple[str, ...]], dict[str, int]] = {}
+    for template, options, answer, n in rows:
+        sets.setdefault((template, tuple(options)), {})[answer] = n
+    expected = {}
+    for (template, _), counts in sets.items():
+        total = expected.setdefault(template, [0, 0, 0, 0])
+        dropped = min(counts.values()) == 0
+        total[0] += 1
+        total[1] += dropped
+        total[2] += sum(counts.values())
+        total[3] += sum(counts.values()) if dropped else 0
+    expected = {t: v for t, v in expected.items() if v[1]}
+    assert expected, "the audit build has no dropped choice set: the test would prove nothing"
+    result = runner.invoke(app, ["audit", "--out", str(audit_build.out), "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)["choices_dropped"]
+    assert {c["template_id"]: [c["sets"], c["dropped"], c["candidates"], c["items_left_out"]] for c in found} \
+        == expected
+    largest = max(((t, o) for (t, o), c in sets.items() if min(c.values()) == 0),
+                  key=lambda key: (sum(sets[key].values()), -len(key[1])))
+    first = next(c for c in found if c["template_id"] == largest[0])["examples"].split("; ")[0]
+    assert first.startswith(" | ".join(largest[1]) + " (")
+    text = " ".join(runner.invoke(app, ["audit", "--out", str(audit_build.out)]).stdout.split())
+    assert "sets of options one of which is never the true answer" in text and largest[0] in text
+    page = tmp_path / "audit.html"
+    assert runner.invoke(app, ["audit", "--out", str(audit_build.out), "--html", str(page)]).exit_code == 0
+    html = page.read_text(encoding="utf-8")
+    assert 'id="prior-choices-dropped"' in html or "prior-choices-dropped" in html
+    assert all(template in html for template in expected)

@@ -107,3 +107,11 @@ def test_chance_follows_the_number_of_options() -> None:
     # unbalanced, the value that was the answer more often wins: 2 of the 3 held-out items
     skewed = [*train[:3], *held_out]
     assert next(f.accuracy for f in baseline(skewed) if f.key == "options" and f.template_id == "choice2") == 2 / 3
+
+
+def test_the_option_reader_names_its_worst_questions_by_their_options() -> None:
+    """A choice template's arguments are its answer (hidden): the reader's worst questions are sets of options,
+    which a dataset check can name; the other keys keep the arguments the question shows."""
+    choice = {f.key: f for f in baseline(ITEMS) if f.template_id == "choice"}
+    assert choice["options"].worst == (("[b, c, d, e]", 1, 1.0), ("[a, f, g, h]", 1, 0.0))
+    assert choice["arguments"].worst == (('{"finding": "x"}', 2, 0.5),)

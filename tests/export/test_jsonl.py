@@ -153,27 +153,30 @@ def test_the_card_beside_the_file_gives_the_question_only_baseline_of_what_it_ho
     assert all("| " + " | ".join(row) + " |" in card for row in rows)
 
 
-def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question(demo: Path, tmp_path: Path) -> None:
+def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question_and_split(demo: Path, tmp_path: Path
+                                                                                 ) -> None:
     dest = tmp_path / "eval.jsonl"
     result = runner.invoke(app, ["export", "--out", str(demo), "--format", "jsonl", "--dest", str(dest),
                                  "--balance", "per-question"])
     assert result.exit_code == 0, result.output
     lines = read_lines(dest)
-    sides: dict[tuple[str, str], list[int]] = {}
+    sides: dict[tuple[str, str, str], list[int]] = {}
     for line in lines:
         if line["polarity"] is not None:
-            sides.setdefault((line["template_id"], line["arguments"]), [0, 0])[line["polarity"]] += 1
+            sides.setdefault((line["template_id"], line["arguments"], line["split"]), [0, 0])[line["polarity"]] += 1
     assert sides and all(no == yes for no, yes in sides.values())
     open_items = sum(1 for item in expected_items(demo).values()
                      if item["polarity"] is None and item["answer_format"] != "multiple_choice")
     assert sum(1 for line in lines if line["polarity"] is None and line["answer_format"] != "multiple_choice") \
         == open_items
     # each option of a multiple-choice question (template and set of options) the answer equally often
-    answers: dict[tuple[str, tuple[str, ...]], Counter[str]] = {}
+    answers: dict[tuple[str, str, tuple[str, ...]], Counter[str]] = {}
     for line in lines:
         if line["answer_format"] == "multiple_choice":
-            answers.setdefault((line["template_id"], tuple(sorted(line["options"]))), Counter())[line["answer"]] += 1
-    assert answers and all(set(c) == set(options) and len(set(c.values())) == 1 for (_, options), c in answers.items())
+            answers.setdefault((line["template_id"], line["split"], tuple(sorted(line["options"]))),
+                               Counter())[line["answer"]] += 1
+    assert answers and all(set(c) == set(options) and len(set(c.values())) == 1
+                           for (_, _, options), c in answers.items())
     paired = [line["pair_id"] for line in lines if line["pair_id"]]
     assert all(paired.count(p) == 2 for p in paired)
     assert "balance per-question" in dest.with_name("eval.jsonl.card.md").read_text(encoding="utf-8")

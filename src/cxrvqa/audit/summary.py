@@ -44,6 +44,8 @@ DISAGREEMENT_EXAMPLE_COLUMNS = ("study", "finding", "rules", "llm")
 RETIRED_COLUMNS = ("kind", "name", "reason", "items removed", "detail")
 PRIOR_TEMPLATE_COLUMNS = ("template", "format", "key", "held-out", "accuracy", "chance", "best answered questions")
 TOO_FEW_COLUMNS = ("template", "questions", "without a yes", "without a no", "items left out", "largest")
+CHOICES_DROPPED_COLUMNS = ("template", "sets of options", "dropped", "candidates", "items left out",
+                           "largest dropped (items per answer)")
 REVIEW_COLUMNS = ("measure", "share", "Wilson 95%", "items")
 REVIEW_TEMPLATE_COLUMNS = ("template", "reviewed", "correct", "accuracy", "Wilson 95%", "verdicts")
 COMPARE_TEMPLATE_COLUMNS = ("template", "items before", "items now", "failure rate before", "failure rate now",
@@ -250,6 +252,36 @@ def too_few_answers(store: Store, filters: AuditFilters, limit: int = 3) -> list
         {"template": filters.template, "limit": limit})]
 
 
+@dataclass(frozen=True)
+class ChoicesDropped:
+    """Per multiple-choice template, the sets of options the per-question balance kept nothing of: one of the
+    options is never the true answer of the set's candidates, so the option's value alone would tell the
+    answer (the reader of the options, `cxrvqa.prior.OptionModel`)."""
+
+    template_id: str
+    sets: int                           # sets of options with candidates
+    dropped: int                        # of them, those with an option that is never the answer
+    candidates: int                     # candidates of every set
+    items_left_out: int                 # candidates of the dropped sets
+    examples: str                       # the largest dropped sets: 'a | b (0 a, 51 b)'
+
+
+def choices_dropped(store: Store, filters: AuditFilters, limit: int = 3) -> list[ChoicesDropped]:
+    """ChoicesDropped per template of the latest balance, the most items left out first (empty for a
+    per_template balance, which keeps every choice item)."""
+    return [ChoicesDropped(*row) for row in store.query(
+        "WITH s AS (SELECT template_id, options, min(n_items) = 0 AS dropped, sum(n_items) AS n, "
+        "array_to_string(options, ' | ') || ' (' || string_agg(n_items || ' ' || answer, ', ' ORDER BY answer) "
+        "|| ')' AS shown FROM current_qa_choice_balance WHERE $template IS NULL OR template_id = $template "
+        "GROUP BY template_id, options), r AS (SELECT *, row_number() OVER (PARTITION BY template_id, dropped "
+        "ORDER BY n DESC, shown) AS rank FROM s) "
+        "SELECT template_id, count(*), count(*) FILTER (dropped), sum(n)::BIGINT, "
+        "coalesce(sum(n) FILTER (dropped), 0)::BIGINT, "
+        "coalesce(string_agg(shown, '; ' ORDER BY n DESC, shown) FILTER (dropped AND rank <= $limit), '') "
+        "FROM r GROUP BY template_id HAVING count(*) FILTER (dropped) > 0 ORDER BY 5 DESC, 1",
+        {"template": filters.template, "limit": limit})]
+
+
 @dataclass
 class AuditSummary:
     as_of_run: RunInfo | None           # None: an empty store
@@ -272,6 +304,7 @@ class AuditSummary:
     review: ReviewAccuracy | None = None     # what human review measured (None: no reviewed item in scope)
     prior: list[PriorFigure] = field(default_factory=list)       # the question-only baseline (cxrvqa.core.prior)
     too_few: list[TooFew] = field(default_factory=list)          # per-question balance: questions missing an answer
+    choices_dropped: list[ChoicesDropped] = field(default_factory=list)   # choice sets an option never answers
     retired: list[Retired] = field(default_factory=list)         # the first of what the audited run retired
     retired_total: int = 0
     changes: DatasetDiff | None = None      # the change log from the run before the audited one (cxrvqa diff)
@@ -695,7 +728,8 @@ def summarise(store: Store, filters: AuditFilters = NO_FILTERS, run_id: str | No
             rejects=reject_examples(store, filters, limit), notes=notes,
             review=review_accuracy(store, relations.items, relations.results) if filters.shows("validate") else None,
             prior=[f for f in stored_prior(store) if filters.template in (None, f.template_id)] if qa else [],
-            too_few=too_few_answers(store, filters) if qa else [])
+            too_few=too_few_answers(store, filters) if qa else [],
+            choices_dropped=choices_dropped(store, filters) if qa else [])
 
 
 def _round(value: float | None) -> float | None:

@@ -10,10 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from cxrvqa.audit.diff import CAUSES, KINDS, TOP_CHANGED_TEMPLATES, DatasetDiff
-from cxrvqa.audit.summary import (COMPARE_TEMPLATE_COLUMNS, COMPARE_VALIDATOR_COLUMNS, DISAGREEMENT_COLUMNS,
-                                  DISAGREEMENT_EXAMPLE_COLUMNS, PRIOR_TEMPLATE_COLUMNS, REASON_COLUMNS,
-                                  RETIRED_COLUMNS, REVIEW_COLUMNS, REVIEW_TEMPLATE_COLUMNS, STAGE_COLUMNS,
-                                  TEMPLATE_COLUMNS, TOO_FEW_COLUMNS, VALIDATOR_COLUMNS, AuditSummary, Comparison)
+from cxrvqa.audit.summary import (CHOICES_DROPPED_COLUMNS, COMPARE_TEMPLATE_COLUMNS, COMPARE_VALIDATOR_COLUMNS,
+                                  DISAGREEMENT_COLUMNS, DISAGREEMENT_EXAMPLE_COLUMNS, PRIOR_TEMPLATE_COLUMNS,
+                                  REASON_COLUMNS, RETIRED_COLUMNS, REVIEW_COLUMNS, REVIEW_TEMPLATE_COLUMNS,
+                                  STAGE_COLUMNS, TEMPLATE_COLUMNS, TOO_FEW_COLUMNS, VALIDATOR_COLUMNS, AuditSummary,
+                                  Comparison)
 from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, strongest
 from cxrvqa.review.accuracy import ReviewAccuracy
 from cxrvqa.core.stats import Proportion
@@ -40,7 +41,7 @@ def _short(text: str) -> Text:
 
 #: Columns of free text: they wrap; the others (codes, counts) keep to one line.
 WRAPPING = ("example detail", "detail", "detail now", "set by (criterion: items)", "source_path", "source",
-            "source_file", "verdicts", "on faulty items", "on correct items")
+            "source_file", "verdicts", "on faulty items", "on correct items", "largest dropped (items per answer)")
 
 
 def _table(title: str, columns: tuple[str, ...], right: tuple[str, ...] = ()) -> Table:
@@ -235,6 +236,14 @@ def _render_prior(summary: AuditSummary, out: Console) -> None:
             few.add_row(*map(_text, (t.template_id, t.questions, t.without_yes, t.without_no, t.items_left_out)),
                         _short(t.examples))
         out.print(few)
+    if summary.choices_dropped:
+        dropped = _table("Per-question balance, multiple choice: sets of options one of which is never the true answer "
+                         "(the set is dropped: its options would give the answer away)",
+                         CHOICES_DROPPED_COLUMNS, CHOICES_DROPPED_COLUMNS[1:-1])
+        for c in summary.choices_dropped:
+            dropped.add_row(*map(_text, (c.template_id, c.sets, c.dropped, c.candidates, c.items_left_out)),
+                            _short(c.examples))
+        out.print(dropped)
 
 
 def _render_review(review: ReviewAccuracy, out: Console) -> None:

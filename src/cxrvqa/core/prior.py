@@ -152,6 +152,14 @@ def _figure(key: str, fmt: str, template: str | None, scored: list[tuple[float, 
     return PriorFigure(key, fmt, template, len(scored), sum(x for x, _ in scored) / len(scored), chance, worst)
 
 
+def _question_of(item: PriorItem, key: str) -> str:
+    """How a template's worst questions are named: the arguments the question shows, or for the options reader
+    the set of options (what it reads; a choice template's arguments are the answer, hidden)."""
+    if key == "options" and item.options:
+        return "[" + ", ".join(sorted(item.options)) + "]"
+    return item.arguments
+
+
 def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
     """Per key: one figure per answer format, then one per template (formats and templates in name order).
     The `options` key covers multiple-choice items only (OptionModel). Nothing without held-out items."""
@@ -177,7 +185,7 @@ def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
             else:
                 credit = _credit(train.get(key_of(item), Counter()), item.answer, chance)
             for group in (by_format[item.answer_format], by_template[(item.template_id, item.answer_format)],
-                          by_question[(item.template_id, item.arguments)]):
+                          by_question[(item.template_id, _question_of(item, key))]):
                 group.append((credit, chance))
         for fmt in sorted(by_format):
             figures.append(_figure(key, fmt, None, by_format[fmt]))

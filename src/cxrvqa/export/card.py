@@ -148,9 +148,7 @@ def _grades_section(store: Store, card: dict[str, Any], text_only: bool) -> list
         return []
     out = ["Grades are weakest-link grades (schemas/vocab/grades.yaml): " + card["grade_advice"], ""]
     if text_only:
-        out += ["This is a text-VQA dataset (its build had no images): its items are graded on their text "
-                "criteria alone (report support, evidence, validators); a report-only item is no fault here, "
-                "whereas in a build with images it is graded C.", ""]
+        out += [TEXT_VQA, ""]
     return out + [_table(["grade", "meaning"], [list(level) for level in levels]), ""]
 
 
@@ -255,10 +253,13 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
     if modes:
         out += ["Balance of the build's yes/no answers: " + "; ".join(_BALANCE[m] for m in modes) + ".", ""]
     if selection.balance == "per-question":
-        out += ["Export profile `--balance per-question` (an evaluation set): per question (template and arguments), "
-                "as many 'yes' as 'no' items of the selection are kept (those with the lowest item hash); per "
-                "multiple-choice question (template and set of options), each option as the answer as often as the "
-                "rarest; other items are kept as they are.", ""]
+        out += ["Export profile `--balance per-question` (an evaluation set): per split and question (template and "
+                "arguments), as many 'yes' as 'no' of the build's current items; per split and multiple-choice "
+                "question (template and set of options), each option as the answer as often as the rarest; a question "
+                "missing an answer in a split keeps none of its items there; other items are kept as they are. The "
+                "items are those below item-hash thresholds the build stores (`qa_eval_balance`), kept across "
+                "rebuilds while a question's answers stay within the build's balance tolerance of an even split; a "
+                "`--min-grade` filter applies after it.", ""]
     figures = measure(store, source) if source is not None else []
     if not figures:
         return out + ["Not measurable on this export: it needs items of the train split and of another split.", ""]
@@ -276,6 +277,12 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
     return out
 
 
+#: What a card says of an export without images (issue 17: a report-only build is a text-VQA dataset).
+TEXT_VQA = ("This is a text-VQA dataset (its build had no images): its items are graded on their text criteria "
+            "alone (report support, evidence, validators); a report-only item is no fault here, whereas in a build "
+            "with images it is graded C.")
+
+
 def card_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".card.md")
 
@@ -286,8 +293,11 @@ def sidecar_card(store: Store, dest: Path, source: str, per_split: dict[str, int
     its question-only baseline."""
     card = export_data()["card"]
     total = sum(per_split.values())
+    text_only = total and store.query(f"SELECT count(image) = 0 FROM {source}")[0][0] \
+        and store.query("SELECT count(*) FROM grade_levels")[0][0]
     return "\n".join([f"# {card['pretty_name']}: {dest.name}", "", card["summary"], "",
                       f"Exported by `cxrvqa export --format {fmt}` from a cxrvqa build: {total} items "
                       f"({selection.describe()}).", "",
                       _table(["split", "items"], [[s, n] for s, n in per_split.items()]), "",
+                      *([TEXT_VQA, ""] if text_only else []),
                       *prior_section(store, source, selection)])

@@ -75,9 +75,10 @@ def split_names(store: Store) -> list[str]:
     return declared + found
 
 
-#: Export profiles (--balance): per-question keeps, per question (template and arguments), as many 'yes' as
-#: 'no' items (those with the lowest sample_u), so that the question alone answers half of them, and per
-#: multiple-choice question (template and set of options) each option as the answer as often as the rarest.
+#: Export profiles (--balance): per-question keeps, per split and question (template and arguments), as many
+#: 'yes' as 'no' items, and per multiple-choice question (template and set of options) each option as the answer
+#: as often as the rarest, so that the question alone answers about half of them: the items below the item-hash
+#: thresholds the QA stage stored (`qa_eval_balance`), stable across rebuilds like the build's own balance.
 BALANCE_PROFILES = ("per-question",)
 
 
@@ -101,6 +102,11 @@ def select(store: Store, min_grade: str | None = None, split: str | None = None,
         names = split_names(store)
         if split not in names:
             raise CxrvqaError(f"unknown split {split!r}; the build's splits are {names}")
+    if balance is not None and not store.query("SELECT count(*) FROM current_qa_eval_balance")[0][0] and \
+            store.query("SELECT count(*) FROM current_qa_items WHERE polarity IS NOT NULL "
+                        "OR answer_format = 'multiple_choice'")[0][0]:
+        raise CxrvqaError(f"--balance {balance}: the build has no evaluation thresholds yet (a build made before "
+                          f"them); run the QA stage once: cxrvqa build --out {store.path.parent} --stages qa")
     return Selection(code, min_grade if code is not None else None, split, balance)
 
 
@@ -117,16 +123,9 @@ def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
               "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
               + (" WHERE " + " AND ".join(where) if where else ""))
     if selection.balance == "per-question":
-        chosen = (f"SELECT * EXCLUDE (choice, n_answer, k_answer) FROM (SELECT *, list_sort(options) AS choice, "
-                  "count(*) OVER answered AS n_answer, row_number() OVER (answered ORDER BY sample_u, item_id) "
-                  f"AS k_answer FROM ({chosen}) WINDOW answered AS (PARTITION BY template_id, list_sort(options), "
-                  "answer)) WINDOW question AS (PARTITION BY template_id, arguments), "
-                  "choice AS (PARTITION BY template_id, choice) "
-                  "QUALIFY CASE WHEN polarity IS NOT NULL THEN row_number() OVER (PARTITION BY template_id, "
-                  "arguments, polarity ORDER BY sample_u, item_id) <= least(sum(polarity::INTEGER) OVER question, "
-                  "sum((NOT polarity)::INTEGER) OVER question) "
-                  "WHEN answer_format = 'multiple_choice' THEN count(DISTINCT answer) OVER choice = len(choice) "
-                  "AND k_answer <= min(n_answer) OVER choice ELSE true END")
+        # the thresholds the QA stage chose per split and question (view current_qa_eval_items): stable across
+        # rebuilds, so an edit to a few studies changes the profile only in the questions they ask
+        chosen = f"SELECT * FROM ({chosen}) SEMI JOIN current_qa_eval_items USING (item_id)"
     # a pair whose partner is not selected is no pair in this export
     sql = (f"items AS (SELECT * REPLACE (CASE WHEN count(*) OVER (PARTITION BY pair_id) = 2 THEN pair_id END "
            f"AS pair_id) FROM ({chosen}))")

@@ -434,7 +434,7 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
             store.insert("qa_question_balance", questions)
         if choices:
             store.insert("qa_choice_balance", choices)
-        select_current(store, run_id)
+        select_current(store, run_id, context.tolerance)
     return rows
 
 
@@ -503,15 +503,18 @@ FROM paired y JOIN paired n ON n.question = y.question AND n.k = y.k AND NOT n.p
 WHERE y.polarity"""
 
 
-def select_current(store: Store, run_id: str) -> None:
+def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view) with their
     complementary pairs, and its question-only baseline (`qa_prior`): the rule (`qa_current_rule`: current
     inputs and templates, balanced, de-duplicated) evaluated once per QA stage instead of by every query, and
     not at all when what it reads and the baseline's code are unchanged (a no-change rebuild). Ordered by
-    study, so that a batch's range of studies reads a few row groups."""
+    study, so that a batch's range of studies reads a few row groups. Then the evaluation profile's thresholds
+    (`eval_balance`), stable across rebuilds within ``tolerance``."""
     # the baseline's code too: a build made before an edit of cxrvqa.core.prior gets the figures measured again
-    fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash()])
+    fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash(), EVAL_BALANCE_VERSION])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
+        if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:   # a store migrated since its build
+            store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
     store.con.execute("DELETE FROM qa_current")
     store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
@@ -524,3 +527,44 @@ def select_current(store: Store, run_id: str) -> None:
     now = datetime.now(timezone.utc)
     figures = measure(store, "current_qa_items")
     store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])
+    eval_rows = eval_balance(store, run_id, tolerance, now)
+    if eval_rows:
+        store.insert("qa_eval_balance", eval_rows)
+
+
+#: Part of the fingerprint of `select_current`: a build stored before the evaluation profile's thresholds
+#: existed (or computed by other rules) gets them on its next QA stage.
+EVAL_BALANCE_VERSION = "eval-balance-1"
+
+
+def eval_balance(store: Store, run_id: str, tolerance: float, now: datetime) -> list[dict[str, Any]]:
+    """The thresholds of the evaluation profile (`export --balance per-question`, view `current_qa_eval_items`):
+    per split, template and question of the current items (yes/no: template and arguments; multiple choice:
+    template and set of options), every answer kept as often as the rarest (`balance_answers` with even shares),
+    the items with the lowest sample_u, i.e. those below a threshold per answer; a question keeps the previous
+    thresholds while its kept answers stay within ``tolerance`` of an even split (or each within one item of
+    its quota), so an edit to a few studies flips no item of other questions. One row per answer (a choice
+    set's option that is never the answer: a row with no items, and the set keeps nothing)."""
+    previous: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for t, v, split, question, answer, threshold in store.query(
+            "SELECT template_id, template_version, split, question, answer, threshold FROM current_qa_eval_balance"):
+        previous[(t, v, split, question)][answer] = threshold
+    rows = []
+    for template_id, version, split, question, options, answered, u_lists in store.query(
+            "SELECT template_id, template_version, split, question, any_value(options), "
+            "list(answer ORDER BY answer), list(u ORDER BY answer) FROM ("
+            "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, "
+            "any_value(CASE WHEN i.polarity IS NOT NULL THEN ['no', 'yes'] ELSE list_sort(i.options) END) AS options, "
+            "list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k JOIN current_qa_items i "
+            "USING (item_id) WHERE k.question IS NOT NULL GROUP BY ALL) GROUP BY ALL ORDER BY ALL"):
+        by_answer = dict(zip(answered, u_lists, strict=True))
+        answers = [by_answer.get(option, []) for option in options]
+        least = min(len(u) for u in answers)
+        before = previous.get((template_id, version, split, question))
+        result = balance_answers(answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers),
+                                 tolerance, None if before is None else [before.get(o, 0.0) for o in options])
+        rows += [{"run_id": run_id, "template_id": template_id, "template_version": version, "split": split,
+                  "question": question, "answer": option, "n_items": len(u), "n_kept": kept,
+                  "threshold": threshold, "basis": result.basis, "created_at": now}
+                 for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)]
+    return rows

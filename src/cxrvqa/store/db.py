@@ -96,7 +96,11 @@ class Store:
                 self.con.close()
                 raise StoreError(f"memory limit {memory_limit!r}: expected a size like '1GB' or '512MB' ({exc})"
                                  ) from exc
-        self._check_schema()
+        try:
+            self._check_schema()
+        except BaseException:
+            self.con.close()        # a refused store must not stay open (this process could not open it again)
+            raise
         if not read_only:
             _writers[self.path.resolve()] = self
 

@@ -152,7 +152,7 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
         ("validate (reject)", "second_reading: second_reading_hedged", 1)]
     # six studies balance few questions: most miss an answer (a choice needs each option as an answer)
     assert info["balance"] == [
-        {"kind": "yes/no", "questions": 112, "missing_an_answer": 87, "rebalanced": 0, "candidates": 260, "kept": 81},
+        {"kind": "yes/no", "questions": 113, "missing_an_answer": 87, "rebalanced": 0, "candidates": 260, "kept": 83},
         {"kind": "multiple choice", "questions": 23, "missing_an_answer": 22, "rebalanced": 0, "candidates": 25,
          "kept": 2}]
     table = runner.invoke(app, ["status", "--out", str(out)])

@@ -439,8 +439,13 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
         if not found:
             next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
-            after_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
-            found = places.within(mention.end, after_end)
+            # up to a coordinator; past one that joins places ("greatest in the central lungs and bases"), the
+            # places no later finding owns
+            first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
+            after_end = next((i for i in range(mention.end, next_start)
+                              if lower[i] in _COORDINATORS and i + 1 not in place_tokens), next_start)
+            found = places.within(mention.end, first_end) + [
+                s for s in places.within(first_end, after_end) if (s.start, s.end) not in claimed]
         if not found:   # a later finding's own words are after this one, and not this one's
             found = places.within(left, mention.start) + [s for s in places.within(mention.end, right)
                                                           if (s.start, s.end) not in claimed]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import lower_form_field, section_rules
-from cxrvqa.core.vocab import finding_sites, vocabulary
+from cxrvqa.core.vocab import finding_sites, sided_region, vocabulary
 from cxrvqa.qa.study import (MIXED, Box, Fact, ImageView, StudyView, finding_ancestors, plural_noun,
                              region_ancestors, region_subtree)
 
@@ -809,6 +809,8 @@ def _elsewhere_maybe(study: StudyView, region: str) -> bool:
         if not fact.regions and (fact.finding not in sites.regions or around & sites.regions[fact.finding]
                                  or inside & sites.regions[fact.finding]):   # spine changes, for the chest
             return True
+        if any(sided_region(p, s) in inside for p in fact.places for s in ("left", "right")):
+            return True   # "apical oligemia suggestive of emphysema": the apices, each lung's too
         if side in ("left", "right", "bilateral") and side_of(fact) in (
                 {"bilateral", "left", "right"} if side == "bilateral" else {"bilateral", side}):
             return True

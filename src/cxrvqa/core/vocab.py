@@ -189,16 +189,22 @@ def finding_sites() -> Sites:
         members = frozenset(f for top in entry["findings"] for f in vocab.findings
                             if f == top or top in ancestors("findings", f))
         blurred[finding] = (members, entry["region"])
-    overlapping: dict[str, frozenset[str]] = {}
-    for members in data.get("overlapping", ()):
+    overlapping = _overlapping(file, data.get("overlapping", ()))
+    return Sites(regions, by_side, data["category_regions"], data["category_roots"],
+                 tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
+                 blurs, placed_only, blurred, overlapping, digest)
+
+
+def _overlapping(file: str, sets: list[list[str]]) -> dict[str, frozenset[str]]:
+    """finding -> the findings readers take for it (finding_sites.yaml `overlapping`), not itself."""
+    vocab, overlapping = vocabulary(), {}
+    for members in sets:
         unknown = sorted(set(members) - set(vocab.findings))
         if unknown:
             raise ResourceError(file, f"overlapping: not in the vocabulary: {unknown}")
         for finding in members:
             overlapping[finding] = overlapping.get(finding, frozenset()) | (frozenset(members) - {finding})
-    return Sites(regions, by_side, data["category_regions"], data["category_roots"],
-                 tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
-                 blurs, placed_only, blurred, overlapping, digest)
+    return overlapping
 
 
 @lru_cache(maxsize=None)

@@ -112,15 +112,7 @@ def rules() -> _Rules:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"refined_by.{finding}: expected a finding with {entry['finding']!r} below it")
         refinements[finding] = (frozenset(entry["words"]), entry["finding"])
-    statements = []
-    for statement in data["normal_statements"]:
-        unknown = [f for f in statement["absent"] if f not in vocab.findings] \
-            + [r for r in statement["regions"] if r not in vocab.regions]
-        if unknown:
-            raise ResourceError("schemas/vocab/extraction_rules.yaml",
-                                f"normal statement {statement['id']!r} names unknown findings or regions {unknown}")
-        pattern = re.compile("|".join(f"(?:{p})" for p in statement["patterns"]))
-        statements.append((statement["id"], pattern, statement["absent"], statement["regions"]))
+    statements = _normal_statements(data["normal_statements"])
     findings = {f"finding:{fid}": f["synonyms"] for fid, f in vocab.findings.items()}
     findings.update({f"not_finding:{i}": [phrase] for i, phrase in enumerate(data["not_findings"])})
     return _Rules(
@@ -145,6 +137,20 @@ def rules() -> _Rules:
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=digest + vocab.content_hash + finding_sites().content_hash,
     )
+
+
+def _normal_statements(entries: list[dict]) -> list[tuple[str, re.Pattern[str], list[str], list[str]]]:
+    """(id, compiled patterns, findings made absent, regions declared normal) of each normal statement."""
+    vocab, statements = vocabulary(), []
+    for statement in entries:
+        unknown = [f for f in statement["absent"] if f not in vocab.findings] \
+            + [r for r in statement["regions"] if r not in vocab.regions]
+        if unknown:
+            raise ResourceError("schemas/vocab/extraction_rules.yaml",
+                                f"normal statement {statement['id']!r} names unknown findings or regions {unknown}")
+        pattern = re.compile("|".join(f"(?:{p})" for p in statement["patterns"]))
+        statements.append((statement["id"], pattern, statement["absent"], statement["regions"]))
+    return statements
 
 
 def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Pattern[str]]] = ()) -> list[Span]:

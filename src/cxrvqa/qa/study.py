@@ -234,11 +234,40 @@ def _severity_rank() -> dict[str, int]:
 
 def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ()) -> StudyView:
     """The view of one stored scene graph (its JSON as a dict)."""
-    findings = vocabulary().findings
     sites = finding_sites()
-    ranks = _severity_rank()
     observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))
                     and not _placed_elsewhere(o, sites)]
+    facts = _merged_facts(observations, sites)
+    _derive_parents(facts, sites)
+    hidden = [o["finding"] for o in graph["observations"]
+              if o["presence"] != "absent" and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))]
+    for finding in (f for f in hidden if f is not None):   # "XXXX right perihilar density": the opacities are
+                                                           # not all placed
+        for name in (finding, *finding_ancestors(finding)):
+            if name in facts:
+                facts[name].partial = True
+    for fact in facts.values():   # "small left pleural effusion": the left pleura
+        if not fact.regions and fact.presence != "absent":
+            implied = _implied_region(fact)
+            if implied is not None:
+                fact.regions.append(implied)
+    _drop_blurred_absences(facts, hidden, sites)
+    sentences = {s["id"]: s["text"] for s in graph["sentences"]}
+    statements = graph.get("statements", [])
+    read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} \
+        | {st["sentence_id"] for st in statements}
+    read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
+                   if s["section"] in FINDING_SECTIONS) and not hidden   # a finding hidden by XXXX is not understood
+    normal_regions = frozenset(r for st in statements for r in st["regions"])
+    return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
+                     normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
+                     read_all=read_all)
+
+
+def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
+    """One fact per finding: the strongest presence stated, MIXED where one sentence commits to what another
+    hedges or denies, and the places, sides, severity, change and evidence of the observations that agree."""
+    findings = vocabulary().findings
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
     stated_absent = [o for o in observations if o["presence"] == "absent" and not o.get("derived_from")]
@@ -258,31 +287,43 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     for finding, presences in stated.items():   # "mildly enlarged" in the findings, "borderline" in the impression
         if {"present", "uncertain"} <= presences or (presences & {"present", "uncertain"} and finding in denied):
             facts[finding].presence, facts[finding].certainty = "uncertain", MIXED
+    ranks = _severity_rank()
     for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None
-        if fact is None or o["presence"] != fact.presence:
-            continue   # "no left effusion" says nothing about where the present right one is
-        fact.certainty = fact.certainty or o.get("certainty")
-        fact.several = fact.several or names_several(o["name"], fact.finding)
-        placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
-        if placed and any(a in o["regions"] for r in o["regions"] for a in region_ancestors(r)):
-            fact.nested_places = True   # "calcified bilateral lung and perihilar granulomas": where, in one word?
-        for region in o["regions"] if placed else ():
-            region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
-            if not sites.allows(fact.finding, region):
-                fact.misplaced = True
-            elif region not in fact.regions:
-                fact.regions.append(region)
-        if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
-            fact.lateralities.append(o["laterality"])
-        if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
-            fact.severity = o["severity"]
-        fact.change = fact.change or o["change"]
-        fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
+        if fact is not None and o["presence"] == fact.presence:   # "no left effusion" says nothing about where
+            _add_observation(fact, o, sites, ranks)                # the present right one is
+    return facts
+
+
+def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -> None:
+    """What one observation that agrees with its fact adds to it."""
+    fact.certainty = fact.certainty or o.get("certainty")
+    fact.several = fact.several or names_several(o["name"], fact.finding)
+    placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
+    if placed and any(a in o["regions"] for r in o["regions"] for a in region_ancestors(r)):
+        fact.nested_places = True   # "calcified bilateral lung and perihilar granulomas": where, in one word?
+    for region in o["regions"] if placed else ():
+        region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
+        if not sites.allows(fact.finding, region):
+            fact.misplaced = True
+        elif region not in fact.regions:
+            fact.regions.append(region)
+    if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
+        fact.lateralities.append(o["laterality"])
+    if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
+        fact.severity = o["severity"]
+    fact.change = fact.change or o["change"]
+    fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
+
+
+def _derive_parents(facts: dict[str, Fact], sites: Sites) -> None:
+    """A present finding makes its parents present (derived, where and what the children say), and a stated
+    finding whose present child is also listed is not a leaf."""
+    findings = vocabulary().findings
     for fact in [f for f in facts.values() if f.presence == "present"]:
         for ancestor in finding_ancestors(fact.finding):
             if ancestor in sites.blurred_by and fact.finding in sites.blurred_by[ancestor][0]:
-                continue   # a calcified nodule is no lung opacity (nor is it none: see below)
+                continue   # a calcified nodule is no lung opacity (nor is it none: see _drop_blurred_absences)
             existing = facts.get(ancestor)
             regions = [r for r in fact.regions if sites.allows(ancestor, r)]   # cardiomegaly's heart is not
             if existing is None:                                                  # in the mediastinum's sites
@@ -296,46 +337,28 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
             elif existing.derived:   # a second present child: the parent is where and what both say
                 for attribute, values in (("regions", regions), ("lateralities", fact.lateralities),
                                           ("evidence", fact.evidence)):
-                    merged = getattr(existing, attribute)
-                    merged.extend(v for v in values if v not in merged)
-    for fact in facts.values():   # a finding whose present child is also listed is not a leaf
+                    known = getattr(existing, attribute)
+                    known.extend(v for v in values if v not in known)
+    for fact in facts.values():
         if fact.presence == "present" and not fact.derived and any(
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)
                 for other in facts.values()):
             fact.derived = True
-    hidden = [o["finding"] for o in graph["observations"]
-              if o["presence"] != "absent" and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))]
-    for finding in (f for f in hidden if f is not None):   # "XXXX right perihilar density": the opacities are
-                                                           # not all placed
-        for name in (finding, *finding_ancestors(finding)):
-            if name in facts:
-                facts[name].partial = True
-    for fact in facts.values():   # "small left pleural effusion": the left pleura
-        if not fact.regions and fact.presence != "absent":
-            implied = _implied_region(fact)
-            if implied is not None:
-                fact.regions.append(implied)
-    for finding, (blurring, region) in sites.blurred_by.items():   # "lungs clear" and a calcified
-        fact = facts.get(finding)                                              # granuloma: no lung opacity?
+
+
+def _drop_blurred_absences(facts: dict[str, Fact], hidden: list[str], sites: Sites) -> None:
+    """"lungs clear" and a calcified granuloma: no lung opacity? (finding_sites.yaml `blurred_by`) The absence
+    goes where a finding below it or a blurring one is stated, uncertain ("atelectasis versus scar") or hidden by
+    a de-identified word ("XXXX scarring left base"), in the region or placed nowhere."""
+    for finding, (blurring, region) in sites.blurred_by.items():
+        fact = facts.get(finding)
         if fact is None or fact.presence != "absent":
             continue
         inside = region_subtree(region)
-        # a finding below it or a blurring one, stated, uncertain ("atelectasis versus scar") or hidden by a
-        # de-identified word ("XXXX scarring left base"), in the region or placed nowhere
         if any(other.presence != "absent" and (other.finding in blurring or finding in finding_ancestors(other.finding))
                and (not other.regions or any(r in inside for r in other.regions)) for other in facts.values()) \
                 or any(f in blurring or finding in finding_ancestors(f) for f in hidden if f is not None):
             del facts[finding]
-    sentences = {s["id"]: s["text"] for s in graph["sentences"]}
-    statements = graph.get("statements", [])
-    read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} \
-        | {st["sentence_id"] for st in statements}
-    read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
-                   if s["section"] in FINDING_SECTIONS) and not hidden   # a finding hidden by XXXX is not understood
-    normal_regions = frozenset(r for st in statements for r in st["regions"])
-    return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
-                     normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
-                     read_all=read_all)
 
 
 def _regions_of_unread(observations: list[dict], normal_regions: frozenset[str], sites: Sites) -> set[str]:

@@ -49,6 +49,9 @@ READ_AS_OTHER = "read_as_other"
 #: readers split on whether the slash names alternatives or one thing twice, so no question rests on either and
 #: the report is not read as a whole.
 SLASH_PAIR = "slash_pair"
+#: The modifier of a finding after a change word that also describes ("increased lung markings"): in a report
+#: that refers to no prior study it reads as what the finding looks like, and the observation has no change.
+CHANGE_ADJECTIVE = "change_adjective"
 
 
 def deid_pattern() -> re.Pattern[str]:

@@ -40,6 +40,8 @@ class SectionRules:
     empty_values: frozenset[str]
     acronyms: frozenset[str]
     abbreviations: frozenset[str]
+    indication_codes: re.Pattern[str]
+    indication_placeholders: frozenset[str]
     content_hash: str
 
 
@@ -53,8 +55,10 @@ def section_rules() -> SectionRules:
     header = re.compile(rf"(?im)^[ \t]*(?P<header>{alternatives})[ \t]*:")
     deid = re.compile("|".join(f"(?:{p})" for p in data["deid_tokens"]))
     empty = frozenset(value.upper() for value in data["empty_values"])
+    codes = re.compile("|".join(f"(?:{p})" for p in data["indication_codes"]))
+    placeholders = frozenset(value.upper() for value in data["indication_placeholders"])
     return SectionRules(header, header_section, deid, empty, frozenset(data["acronyms"]),
-                        frozenset(data["abbreviations"]), digest)
+                        frozenset(data["abbreviations"]), codes, placeholders, digest)
 
 
 def normalise(text: str) -> str:

@@ -21,7 +21,7 @@ from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.resources import load_checked_yaml
-from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
+from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
                                      PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Evidence,
                                      NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
@@ -76,6 +76,9 @@ class _Rules:
     artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
     stating_words: frozenset[str]         # "heart is large": the finding stated, not graded
+    change_adjectives: frozenset[str]     # "increased markings": a look, not a change, without a prior study
+    no_comparison: re.Pattern[str]        # a comparison section that names no prior study ("None.")
+    prior_reference: re.Pattern[str]      # a finding sentence that refers to a prior study
     read_as_other: tuple[frozenset[str], re.Pattern[str]]   # (opacity findings, link to the finding they are)
     refined_by: dict[str, tuple[frozenset[str], str]]   # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
@@ -130,6 +133,9 @@ def rules() -> _Rules:
         artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
         stating_words=frozenset(data.get("stating_words", ())),
+        change_adjectives=frozenset(data["change_adjectives"]),
+        no_comparison=re.compile(data["no_comparison"]),
+        prior_reference=re.compile(data["prior_reference"]),
         read_as_other=(frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
         if "read_as_other" in data else (frozenset(), re.compile(r"(?!)")),
         refined_by=refinements,
@@ -412,6 +418,9 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
             trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
         leading = leading_triggers.last_before(mention.start, left)
         change = own_modifier(changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
+        if change is not None and any(_value(s) != _value(change) for s in changes.within(
+                max(left, findings[k - 1].end) if k else left, mention.start)):
+            change = None   # "increase in right and decrease in left basilar atelectasis": no one change
         trigger = trailing if trailing is not None else leading
         if trigger is not None:
             presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
@@ -425,6 +434,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         elif limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
             presence, certainty = "absent", None
             modifiers.append(QUALIFIED_NEGATION)
+        if change is not None and change.end <= mention.start and change.text.lower() in r.change_adjectives:
+            modifiers.append(CHANGE_ADJECTIVE)   # "increased lung markings": a change only against a prior study
         if histories.last_before(mention.start, left) is not None:
             modifiers.append(HISTORICAL)   # "given the history of malignancy"
         if deid_at and (_deid_adjacent(doc, mention, deid_at, place_tokens)
@@ -693,11 +704,24 @@ def _anaphoric_attribution(text: str) -> bool | None:
     return None if attribution is None else _hedged_attribution(lowered, attribution)
 
 
+def _refers_to_prior(sentences: list[Sentence]) -> bool:
+    """Whether a report refers to a prior study: its comparison section names one, or a finding sentence does."""
+    r = rules()
+    for sentence in sentences:
+        lowered = sentence.text.lower()
+        if sentence.section == "comparison" and not r.no_comparison.match(" ".join(re.findall(r"[a-z/]+", lowered))):
+            return True
+        if sentence.section in FINDING_SECTIONS and r.prior_reference.search(lowered):
+            return True
+    return False
+
+
 def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: str | None = None) -> SceneGraph:
     """The scene graph of one report from its sentences (pure; no I/O)."""
     next_id = [0]
     observations: list[Observation] = []
     statements = []
+    prior = _refers_to_prior(sentences)
     section, other_exam, previous = None, False, range(0)
     for sentence in sentences:
         if sentence.section not in FINDING_SECTIONS:
@@ -709,6 +733,8 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
         if other_exam:
             found = [o if OTHER_EXAM in o.modifiers else o.model_copy(update={"modifiers": [*o.modifiers, OTHER_EXAM]})
                      for o in found]
+        if not prior:
+            found = [o.model_copy(update={"change": None}) if CHANGE_ADJECTIVE in o.modifiers else o for o in found]
         hedged = _anaphoric_attribution(sentence.text)
         if hedged is not None:   # "This may be artifact.", "These may represent vessels on end or granulomas."
             for k in previous:

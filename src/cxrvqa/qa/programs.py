@@ -438,11 +438,14 @@ def describe_study(ask: Ask) -> Answer | None:
 def indication(ask: Ask) -> Answer | None:
     """The indication as a phrase: without a repeated header ("INDICATION: ...") or trailing punctuation
     ("PLEURAL EFFUSIONS;"), a form field typed in capitals in lower case with its acronyms kept ("COPD"),
-    any other text as written (its first word may be a name: "Burmese male")."""
-    text = (ask.study.indication or "").strip()
-    header = section_rules().header.match(text)
-    text = (text[header.end():] if header else text).strip().rstrip(".;:,").strip()
-    if len(text) < 3 or deid_pattern().search(text):
+    any other text as written (its first word may be a name: "Burmese male"); diagnosis codes left out
+    (",786.50 chest pain"), none for a field that gives no reason ("Unavailable", ",486")."""
+    rules, text = section_rules(), (ask.study.indication or "").strip()
+    header = rules.header.match(text)
+    text = rules.indication_codes.sub(" ", text[header.end():] if header else text)
+    text = " ".join(text.split()).strip(" .;:,")
+    if sum(c.isalpha() for c in text) < 3 or text.upper() in rules.indication_placeholders \
+            or deid_pattern().search(text):
         return None
     return Answer(lower_form_field(text))
 

@@ -21,9 +21,10 @@ from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.resources import load_checked_yaml
-from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Evidence,
-                                     NormalStatement, Observation, SceneGraph, Sentence, deid_pattern)
+from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, DEID_ADJACENT, FINDING_SECTIONS,
+                                     HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER,
+                                     SLASH_PAIR, Evidence, NormalStatement, Observation, SceneGraph, Sentence,
+                                     deid_pattern)
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}

@@ -291,7 +291,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
         in_finding[f.start:f.end] = [True] * (f.end - f.start)
     # "pleural" of "pleural effusion" is part of the finding, not a region of it
-    regions = [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])]
+    regions = _elliptical_regions(doc, [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])])
     # the tokens' words once, as lists: slicing them costs no spaCy Token objects
     words, lower = [t.text for t in doc], [t.lower_ for t in doc]
     # clause boundaries: punctuation and scope terminators
@@ -517,6 +517,48 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
 #: Between an artifact attribution and a finding after it: the finding is the other reading ("or alternatively").
 _ALTERNATIVE_TO = re.compile(r"\b(?:or|versus|vs)\b")
 _LINE_BREAKS = str.maketrans("\n\t\f\v", "    ")
+
+
+@lru_cache(maxsize=1)
+def _region_phrases() -> dict[str, str]:
+    """Each region synonym, lowercased, to its region."""
+    return {synonym.lower(): rid for rid, region in vocabulary().regions.items() for synonym in region["synonyms"]}
+
+
+def _elliptical_regions(doc: Doc, regions: list[Span]) -> list[Span]:
+    """Places that share their head noun with a coordinated word before them ("left upper and lower lobes",
+    "ascending and descending aorta", "right mid to lower lung zone"): the word before is a place of its own
+    (left upper lobe, ascending aorta), and a side word before both makes each its sided place."""
+    phrases, out = _region_phrases(), []
+    taken = {i for s in regions for i in range(s.start, s.end)}
+    for span in regions:
+        a = span.start
+        if a < 2 or span.end - a < 2 or doc[a - 1].lower_ not in _ELLIPSIS_JOINERS or a - 2 in taken:
+            out.append(span)
+            continue
+        side = doc[a - 3].lower_ if a >= 3 and doc[a - 3].lower_ in ("left", "right") else None
+        head = [t.lower_ for t in doc[a + 1:span.end]]
+        own = _region_of(phrases, side, [doc[a].lower_, *head])
+        other = _region_of(phrases, side, [doc[a - 2].lower_, *head])
+        if other is None:
+            out.append(span)
+            continue
+        out.append(Span(doc, a - 2, a - 1, label=f"region:{other}"))
+        out.append(Span(doc, span.start, span.end, label=f"region:{own}") if own else span)
+    return out
+
+
+def _region_of(phrases: dict[str, str], side: str | None, words: list[str]) -> str | None:
+    """The region the words name, with the side first ("left" + "upper lobes": left upper lobe), then without."""
+    singular = [*words[:-1], words[-1][:-1]] if words[-1].endswith("s") else words
+    for candidate in ([side, *words], [side, *singular], words, singular):
+        if candidate[0] is not None and " ".join(candidate) in phrases:
+            return phrases[" ".join(candidate)]
+    return None
+
+
+#: Between two words that share the head noun after them ("upper and lower lobes").
+_ELLIPSIS_JOINERS = {"and", "or", "to"}
 
 
 def _one_line(text: str) -> str:

@@ -13,6 +13,10 @@ runs up to X with the old window (`as_of_marker`), so the same views answer for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -37,16 +41,30 @@ MARKED: dict[str, Latest] = {
 }
 
 
-def insert_sql(table: str, source: str) -> list[str]:
-    """The statements that insert ``source``'s rows (a relation holding the table's columns but `latest`) into
-    ``table`` and keep its marker: demote the latest rows of the keys that get a new latest row, then insert."""
+def insert_sql(table: str, source: str) -> str:
+    """The statement that inserts ``source``'s rows (a relation holding the table's columns but `latest`) into
+    ``table`` inside a transaction: the rows that may be latest get the marker NULL (pending), decided by
+    `settle` at commit."""
+    condition = MARKED[table].condition
+    return (f"INSERT INTO {table} BY NAME SELECT *, CASE WHEN {condition} THEN NULL ELSE false END AS latest "
+            f"FROM {source}")
+
+
+def settle(con: "duckdb.DuckDBPyConnection", table: str) -> None:
+    """At commit, once per table and transaction (one pass over the table however many inserts it had): demote
+    the latest rows of the keys that got pending rows, then make the pending rows latest.
+
+    The pending rows are found by `latest IS NULL`, which the row groups' statistics answer without reading
+    the committed ones. The demotion joins the whole key (~0.2 s over 6M rows); a probe on the item alone
+    (~0.05 s) skips it in the common case, a batch of new items (a first build, a new or edited template)."""
     marked = MARKED[table]
-    on = " AND ".join(f"t.{k} = b.{k}" for k in marked.key)
-    return [
-        f"UPDATE {table} t SET latest = false FROM (SELECT DISTINCT {marked.partition()} FROM {source} "
-        f"WHERE {marked.condition}) b WHERE t.latest AND {on}",
-        f"INSERT INTO {table} BY NAME SELECT *, ({marked.condition}) AS latest FROM {source}",
-    ]
+    first = marked.key[0]
+    if con.execute(f"SELECT 1 FROM {table} t SEMI JOIN (SELECT DISTINCT {first} FROM {table} WHERE latest IS NULL) "
+                   f"b USING ({first}) WHERE t.latest LIMIT 1").fetchall():
+        on = " AND ".join(f"t.{k} = b.{k}" for k in marked.key)
+        con.execute(f"UPDATE {table} t SET latest = false FROM (SELECT DISTINCT {marked.partition()} FROM {table} "
+                    f"WHERE latest IS NULL) b WHERE t.latest AND {on}")
+    con.execute(f"UPDATE {table} SET latest = true WHERE latest IS NULL")
 
 
 def as_of_marker(table: str) -> str:

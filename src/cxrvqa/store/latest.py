@@ -5,6 +5,10 @@ verdict or a review adds rows and never deletes. The current views used to pick 
 window over every row of every run (`row_number() OVER (PARTITION BY key ORDER BY created_at DESC)`), a sort of
 the whole history on each read. Instead each row carries `latest`, kept at write time (`Store.insert`): a new
 row is latest (where `condition` holds) and demotes the rows of its key that were; the views filter on it.
+The demotion is one pass over the table per transaction (a batch), not one per insert (a batch's parts): new
+rows are written pending (NULL) and settled when the transaction commits (`settle`). A transaction writes at
+most one row per key (a validation batch validates each item once, a judge batch judges each item once): two
+rows of one key in one transaction would both be marked latest.
 
 `cxrvqa audit --run X` reads the tables as of run X: its temporary views recompute the marker over the rows of
 runs up to X with the old window (`as_of_marker`), so the same views answer for any run.

@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,7 @@ class ImageWork:
 
     jobs: list[ConversionJob]
     rejects: list[dict[str, Any]]
-    hashed: list[dict[str, Any]] = ()   # `image_files` rows of the files hashed now (their stats changed or new)
+    hashed: list[dict[str, Any]] = field(default_factory=list)  # `image_files` rows of the files hashed now
 
 
 def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tuple[ImageWork, StageCounts]:

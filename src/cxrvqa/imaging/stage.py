@@ -244,7 +244,7 @@ def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], cont
                               [[row["source_path"] for row in hashed]])
         written = {table: store.insert(table, rows) for table, rows in (
             ("images", images), ("image_rejects", rejects),
-            ("image_files", [{**row, "hashed_at": now} for row in hashed]))}
+            ("image_files", [{**row, "created_at": now} for row in hashed]))}
     counts.n_done += written["images"]
     counts.n_rejected += written["image_rejects"]
     return counts

@@ -10,5 +10,5 @@ CREATE TABLE image_files (
     mtime_ns      BIGINT NOT NULL,       -- st_mtime_ns
     inode         BIGINT NOT NULL,       -- st_ino: a file renamed over another is hashed again
     input_hash    VARCHAR NOT NULL,      -- sha256 of the bytes (the input_hash of its images / image_rejects row)
-    hashed_at     TIMESTAMPTZ NOT NULL
+    created_at    TIMESTAMPTZ NOT NULL   -- when it was hashed
 );

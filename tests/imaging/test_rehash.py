@@ -177,7 +177,7 @@ def test_corrupt_file_stays_a_reject_with_its_reason(config: Config, hashed: lis
 
 
 def test_build_without_recorded_stats_hashes_each_file_once(config: Config, hashed: list[str]) -> None:
-    """A build made before the stats were recorded (migration 0017 leaves image_files empty)."""
+    """A build made before the stats were recorded (migration 0018 leaves image_files empty)."""
     run_stage(config)
     before = rows(config)
     with Store(config.db_path) as store:

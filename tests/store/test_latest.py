@@ -1,4 +1,4 @@
-"""The `latest` markers (cxrvqa.store.latest): kept at write time, set by migration 0018 on existing builds,
+"""The `latest` markers (cxrvqa.store.latest): kept at write time, set by migration 0019 on existing builds,
 recomputed as of an earlier run; the `current_*` views select what the window over all history selected."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def test_as_of_an_earlier_run_recomputes_the_markers(tmp_path: Path) -> None:
 
 
 def test_migration_marks_what_the_windows_selected(tmp_path: Path) -> None:
-    """A build made before migration 0018: the same rows, unmarked, then migrated."""
+    """A build made before migration 0019: the same rows, unmarked, then migrated."""
     path = tmp_path / "db.duckdb"
     with Store(tmp_path / "new.duckdb") as store:
         history(store)

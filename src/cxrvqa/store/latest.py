@@ -36,7 +36,7 @@ class Latest:
 
 _ITEM = ("item_id", "template_version", "input_hash")
 
-#: Marked tables (migration 0018 added the column and marked the existing rows as the window did).
+#: Marked tables (migration 0019 added the column and marked the existing rows as the window did).
 MARKED: dict[str, Latest] = {
     "validation_results": Latest((*_ITEM, "validator")),
     "validation_done": Latest(_ITEM),

@@ -231,7 +231,13 @@ def user_template(folder: Path, template_id: str) -> Path:
     data["id"] = f"bench_{template_id}"
     # questions of its own: the current dataset keeps one item per (image, question), so an exact copy
     # would take over the built-in template's items and tie the two templates' rebuilds together
-    data["variants"] = [f"According to this radiograph, {v[:1].lower()}{v[1:]}" for v in data["variants"]]
+    def reword(question: str) -> str:
+        return f"According to this radiograph, {question[:1].lower()}{question[1:]}"
+
+    data["variants"] = [reword(v) for v in data["variants"]]
+    for example in data.get("examples", []):   # its worked examples ask the reworded questions (checked on load)
+        if "question" in example:
+            example["question"] = reword(example["question"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"bench_{template_id}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

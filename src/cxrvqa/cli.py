@@ -116,6 +116,10 @@ _BuildPrune = Annotated[Optional[bool], typer.Option("--prune", help=(
     "The inputs are complete: retire the studies whose report and the images whose file they no longer have "
     "(their items leave the current dataset, the rows stay as history; cxrvqa audit lists them). Without it "
     "a build warns how many are absent."))]
+_BuildRehash = Annotated[Optional[bool], typer.Option("--rehash", help=(
+    "Hash every image file (sha256) to find what changed. Without it a rebuild hashes only new files and those "
+    "whose size, modification time or inode differ from what the last build recorded; a file rewritten in "
+    "place with the same size and its modification time set back is found only with --rehash."))]
 _BuildDemo = Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")]
 _BuildDebug = Annotated[bool, typer.Option("--debug", help=(
     "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
@@ -151,6 +155,7 @@ def build(
     from_stage: _BuildFromStage = None,
     only_failed: _BuildOnlyFailed = None,
     prune: _BuildPrune = None,
+    rehash: _BuildRehash = None,
     demo: _BuildDemo = False,
     debug: _BuildDebug = False,
 ) -> None:
@@ -184,7 +189,8 @@ def _build_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "out_dir": o["out"], "images_dir": o["images"], "reports": o["reports"], "report_format": o["report_format"],
         "manifest": o["manifest"] or None, "limit": o["limit"],
         "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
-        "imaging": {"workers": workers, "scale": o["scale"], "longest_side": o["longest_side"]},
+        "imaging": {"workers": workers, "scale": o["scale"], "longest_side": o["longest_side"],
+                    "rehash": o["rehash"]},
         "extraction": {"backend": o["extractor"], "workers": workers,
                        "llm": {"base_url": o["llm_base_url"], "model": o["llm_model"],
                                "max_concurrency": o["llm_concurrency"]}},

@@ -55,6 +55,10 @@ class ImagingConfig(_Section):
         "Keep DICOMs whose BurnedInAnnotation is YES (identifying text in the pixels); rejected by default."))
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for decoding.")
     batch_size: int = Field(256, ge=1, description="Files per Prefect task.")
+    rehash: bool = Field(False, description=(
+        "Hash every input file (sha256) to find what changed. By default a rebuild hashes only the files whose "
+        "size, modification time or inode differ from what the last build recorded (and new files): a file "
+        "rewritten with the same size and its modification time set back is only found with rehash."))
 
     @model_validator(mode="after")
     def _check_window(self) -> "ImagingConfig":

@@ -79,13 +79,15 @@ def _reviewed_build(build: Path, tmp_path: Path) -> list[dict]:
                 continue
             grade, weakest, (validator, status) = checks
             key = [item["item_id"], item["template_version"], item["input_hash"]]
-            store.con.execute("INSERT INTO qa_grades SELECT * REPLACE (? AS grade, ? AS weakest, ? AS created_at) "
-                              "FROM qa_grades WHERE item_id = ? AND template_version = ? AND input_hash = ?",
-                              [grade, weakest, now, *key])
-            store.con.execute("INSERT INTO validation_results SELECT * REPLACE (? AS status, ? AS reason, "
-                              "? AS created_at) FROM validation_results WHERE item_id = ? AND template_version = ? "
-                              "AND input_hash = ? AND validator = ?",
-                              [status, weakest.split(":")[1], now, *key, validator])
+            # later rows of the same keys, written as the stages write (Store.insert keeps the `latest` marker)
+            store.insert("qa_grades", store.con.sql(
+                "SELECT * REPLACE (? AS grade, ? AS weakest, ? AS created_at) "
+                "FROM qa_grades WHERE item_id = ? AND template_version = ? AND input_hash = ?",
+                params=[grade, weakest, now, *key]).to_arrow_table())
+            store.insert("validation_results", store.con.sql(
+                "SELECT * REPLACE (? AS status, ? AS reason, ? AS created_at) FROM validation_results "
+                "WHERE item_id = ? AND template_version = ? AND input_hash = ? AND validator = ?",
+                params=[status, weakest.split(":")[1], now, *key, validator]).to_arrow_table())
     for reviewer in ("ana", "ben"):
         lines = [{"item_id": i["item_id"], "verdict": v, "grammar": g, "note": "", "reviewer": r}
                  for i, (v, g, r, _) in zip(items, SCENARIO) if r == reviewer]

@@ -59,14 +59,18 @@ def test_a_build_into_an_empty_store_of_an_older_schema_migrates_it(version: int
 
 def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills_what_it_added(
         tmp_path: Path, fresh: list[tuple]) -> None:
-    """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds), then a build
-    with nothing new: the store is migrated, the thresholds are computed, nothing else changes."""
+    """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds, no image file
+    stats, no latest markers: 0017-0019 undone), then a build with nothing new: the store is migrated, the
+    thresholds are computed and the markers set, nothing else changes."""
     _build(tmp_path)
     con = duckdb.connect(str(tmp_path / "cxrvqa.duckdb"))
-    for view in ("current_qa_eval_items", "current_qa_eval_keys", "current_qa_eval_balance"):
+    for table in ("validation_results", "validation_done", "qa_grades", "judge_results"):     # 0019
+        con.execute(f"ALTER TABLE {table} DROP COLUMN latest")
+    con.execute("DROP TABLE image_files")                                                        # 0018
+    for view in ("current_qa_eval_items", "current_qa_eval_keys", "current_qa_eval_balance"):  # 0017
         con.execute(f"DROP VIEW {view}")
     con.execute("DROP TABLE qa_eval_balance")
-    con.execute("DELETE FROM schema_migrations WHERE version = ?", [SCHEMA_VERSION])
+    con.execute("DELETE FROM schema_migrations WHERE version >= 17")
     runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
     con.close()
     export = ["export", "--out", str(tmp_path), "--format", "jsonl", "--dest", str(tmp_path / "eval.jsonl"),

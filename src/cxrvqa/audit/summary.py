@@ -2,11 +2,12 @@
 
 Everything is aggregated in DuckDB. The QA-level sections read three relations: the `current_*` views
 (`cxrvqa status`, no filters) or, for `cxrvqa audit`, temporary tables that hold the current items,
-grades and validation results once, already narrowed by --template and --validator (the validation view
-ranks every result of every run: reading it once keeps the audit of ~2M results to seconds).
+grades and validation results once, already narrowed by --template and --validator (reading the views
+once keeps the audit of ~2M results to seconds).
 
 "As of run X" (`as_of`): every base table with a `run_id` column is shadowed, on this connection only,
-by a temporary view of its rows from runs started up to X, and the stored keys of the current dataset
+by a temporary view of its rows from runs started up to X (the `latest` markers recomputed over those rows:
+cxrvqa.store.latest), and the stored keys of the current dataset
 (`qa_current`) by the rule that selects them (`qa_current_rule`). DuckDB resolves names in the temporary
 catalog first, also inside the stored `current_*` views, so those views then select the dataset as it
 was after run X, with no copy of their definitions.
@@ -24,6 +25,7 @@ from cxrvqa.errors import ConfigError
 from cxrvqa.core.prior import PriorFigure, stored_prior
 from cxrvqa.review.accuracy import ReviewAccuracy, review_accuracy
 from cxrvqa.store import Store
+from cxrvqa.store.latest import MARKED, as_of_marker
 from cxrvqa.core.grading import STATUS_RANK
 
 if TYPE_CHECKING:
@@ -359,7 +361,9 @@ def as_of(store: Store, run_id: str | None) -> Iterator[None]:
     created = []
     try:
         for table in tables:
-            store.con.execute(f'CREATE TEMP VIEW "{table}" AS SELECT * FROM "{catalog}".main."{table}" '
+            # a table's `latest` marker is today's: as of run X it is recomputed over the rows up to X
+            marker = as_of_marker(table) if table in MARKED else ""
+            store.con.execute(f'CREATE TEMP VIEW "{table}" AS SELECT * {marker} FROM "{catalog}".main."{table}" '
                               f"WHERE run_id IN ({listed})")
             created.append(table)
         # the stored keys of the current dataset are the latest QA stage's: as of run X, the rule over X's rows

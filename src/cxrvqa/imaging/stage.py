@@ -10,7 +10,8 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class ImageStageContext:
     manifest: Manifest
     workers: int
     only_failed: bool = False    # convert only files whose latest outcome is a RETRYABLE_REJECTS reject
+    rehash: bool = False         # hash every file, not only those whose size, mtime or inode changed
 
     def source_files(self, limit: int | None = None) -> Iterator[str]:
         """The files to convert: every file under the images folder but the manifest files."""
@@ -91,6 +93,7 @@ def prepare(config: Config) -> ImageStageContext:
         manifest=load_manifests(config.manifest),
         workers=config.imaging.workers,
         only_failed=config.only_failed,
+        rehash=config.imaging.rehash,
     )
 
 
@@ -114,11 +117,30 @@ def iter_source_files(images_dir: Path, limit: int | None = None, exclude: froze
                 return
 
 
-def _hash(path: Path) -> str | OSError:
+#: What the store recorded of a file when it last hashed it: (size, mtime_ns, inode, sha256).
+FileStat = tuple[int, int, int, str]
+
+
+def _hash(path: Path, known: FileStat | None) -> tuple[str | OSError, dict[str, Any] | None]:
+    """The file's sha256 (or the error reading it) and, when it was hashed now, its stats to record.
+
+    ``known``: the stats recorded for its path (None: hash it whatever they are). The file is stat-ed before
+    it is read, so a file changed while being hashed differs from its recorded stats on the next build."""
     try:
-        return sha256_file(path)
+        stat = os.stat(path)
+        if known is not None and known[:3] == (stat.st_size, stat.st_mtime_ns, stat.st_ino):
+            return known[3], None
+        digest = sha256_file(path)
     except OSError as exc:
-        return exc
+        return exc, None
+    return digest, {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "input_hash": digest}
+
+
+def _recorded_stats(store: Store, source_paths: list[str]) -> dict[str, FileStat]:
+    """The size, mtime, inode and hash recorded for these stored source paths."""
+    return {path: (size, mtime, inode, digest) for path, size, mtime, inode, digest in store.query(
+        "SELECT source_path, size, mtime_ns, inode, input_hash FROM image_files "
+        "WHERE source_path IN (SELECT unnest(?::VARCHAR[]))", [source_paths])}
 
 
 def _reject(source_path: str, reason: RejectReason, detail: str, input_hash: str | None,
@@ -132,20 +154,26 @@ class ImageWork:
 
     jobs: list[ConversionJob]
     rejects: list[dict[str, Any]]
+    hashed: list[dict[str, Any]] = field(default_factory=list)  # `image_files` rows of the files hashed now
 
 
 def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tuple[ImageWork, StageCounts]:
-    """Hash the batch's files (relative paths) and leave out those already done; the counts so far."""
+    """Hash the batch's files (relative paths) whose size, mtime or inode changed since they were last hashed
+    (all of them with ``context.rehash``) and leave out those already done; the counts so far."""
     counts = StageCounts(n_input=len(batch))
     recipe = context.settings.recipe_version
+    source_paths = [scrub_uids(relative, context.settings.pseudonym_key) for relative in batch]
+    recorded = {} if context.rehash else _recorded_stats(store, source_paths)
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashing is I/O + hashlib, which releases the GIL
-        hashes = list(pool.map(_hash, (context.images_dir / p for p in batch)))
+        hashes = list(pool.map(_hash, (context.images_dir / p for p in batch), map(recorded.get, source_paths)))
 
     rejects: list[dict[str, Any]] = []
+    hashed: list[dict[str, Any]] = []
     readable: dict[str, str] = {}  # stored source path -> sha256
     real_path: dict[str, str] = {}  # stored source path -> path relative to the images folder
-    for relative, digest in zip(batch, hashes):
-        source_path = scrub_uids(relative, context.settings.pseudonym_key)
+    for relative, source_path, (digest, stats) in zip(batch, source_paths, hashes):
+        if stats is not None:
+            hashed.append({"source_path": source_path, **stats})
         if isinstance(digest, OSError):
             rejects.append(_reject(source_path, RejectReason.unreadable_file,
                                    f"{type(digest).__name__}: {digest.strerror or digest}", None, context))
@@ -183,7 +211,7 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
                                       str(context.out_dir), context.manifest.entry(real_path[source_path]),
                                       context.settings))
 
-    return ImageWork(jobs, rejects), counts
+    return ImageWork(jobs, rejects, hashed), counts
 
 
 def compute_batch(work: ImageWork, context: ImageStageContext, run_id: str) -> Iterator[Tables]:
@@ -192,7 +220,7 @@ def compute_batch(work: ImageWork, context: ImageStageContext, run_id: str) -> I
     results = list(process_map(convert_file, work.jobs, context.workers))
     images = [{**row, "run_id": run_id} for kind, row in results if kind == "image"]
     rejects = [{**row, "run_id": run_id} for row in work.rejects + [row for kind, row in results if kind == "reject"]]
-    yield {"images": images, "image_rejects": rejects}
+    yield {"images": images, "image_rejects": rejects, "image_files": list(work.hashed)}
 
 
 def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ImageStageContext
@@ -201,13 +229,22 @@ def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], cont
     and write the rows in one transaction."""
     candidates: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
+    hashed: list[dict[str, Any]] = []
     for part in parts:
         candidates.extend(as_rows(part.get("images", [])))
         rejects.extend(as_rows(part.get("image_rejects", [])))
+        hashed.extend(as_rows(part.get("image_files", [])))
     images = _keep_first_of_each_image(store, context.settings.recipe_version, candidates, rejects, context)
     for row in images:
         os.replace(row.pop("pending_png"), context.out_dir / row["png_path"])
-    written = write_tables(store, [{"images": images, "image_rejects": rejects}])
+    now = datetime.now(timezone.utc)
+    with store.transaction():   # the stats recorded commit with the rows their hashes decided
+        if hashed:
+            store.con.execute("DELETE FROM image_files WHERE source_path IN (SELECT unnest(?::VARCHAR[]))",
+                              [[row["source_path"] for row in hashed]])
+        written = {table: store.insert(table, rows) for table, rows in (
+            ("images", images), ("image_rejects", rejects),
+            ("image_files", [{**row, "created_at": now} for row in hashed]))}
     counts.n_done += written["images"]
     counts.n_rejected += written["image_rejects"]
     return counts

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from cxrvqa.errors import SchemaVersionError, StoreError, StoreLockedError
+from cxrvqa.store.latest import MARKED, insert_sql, settle
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
@@ -77,6 +78,8 @@ class Store:
         RAM and so grows with the database; queries spill to disk beyond it."""
         self.path = Path(path)
         self.read_only = read_only
+        self._in_transaction = False
+        self._pending: set[str] = set()   # marked tables inserted into in this transaction, settled at commit
         if read_only and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `cxrvqa build --out {self.path.parent}` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,13 +153,23 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]] | pa.Table) -> int:
-        """Bulk insert through Arrow, matching columns by name. Returns the row count."""
+        """Bulk insert through Arrow, matching columns by name. Returns the row count.
+
+        A table with a `latest` marker (cxrvqa.store.latest) gets it kept: the new rows are their keys' latest,
+        the rows they replace are demoted when the transaction (the caller's, or one of its own) commits."""
         arrow = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
         if arrow.num_rows == 0:
             return 0
+        marked = table in MARKED
+        if marked and "latest" in arrow.column_names:    # the marker is the store's, set here
+            arrow = arrow.drop_columns(["latest"])
         self.con.register("_batch", arrow)
         try:
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+            with self.transaction() if marked and not self._in_transaction else nullcontext():
+                if marked:
+                    self._pending.add(table)
+                self.con.execute(insert_sql(table, "_batch") if marked
+                                 else f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
         except duckdb.Error:
             # in an aborted transaction unregistering fails too: it must not hide the insert's own error
             with contextlib.suppress(duckdb.Error):
@@ -169,11 +182,18 @@ class Store:
     def transaction(self) -> Iterator["Store"]:
         """All writes inside commit together or not at all (a batch is never half-written)."""
         self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield self
+            for table in sorted(self._pending):    # the latest markers of the rows inserted (cxrvqa.store.latest)
+                settle(self.con, table)
         except BaseException:
+            self._in_transaction = False
+            self._pending.clear()
             self.con.execute("ROLLBACK")
             raise
+        self._in_transaction = False
+        self._pending.clear()
         self.con.execute("COMMIT")
 
     def close(self) -> None:

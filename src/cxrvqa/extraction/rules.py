@@ -167,7 +167,9 @@ def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Patter
     if patterns:
         lowered = doc.text.lower()
         for label, pattern in patterns:
-            group = "not" if "not" in pattern.groupindex else 0   # a not-finding pattern's own words
+            # a not-finding pattern's own words; a finding pattern's own word when the subject is another's ("the
+            # aorta is tortuous and calcified": "calcified", not the words of the tortuosity)
+            group = next((name for name in ("not", "own") if name in pattern.groupindex), 0)
             for match in pattern.finditer(lowered):
                 span = doc.char_span(match.start(group), match.end(group), label=label, alignment_mode="expand")
                 if span is not None:

@@ -189,15 +189,36 @@ def bad() -> None:
     (root / "text_named.jpg").write_text("not an image at all\n")
 
 
+def lateral_phantom(rows: int, cols: int, seed: int) -> np.ndarray:
+    """A lateral-radiograph-like float32 image in [0, 1]: body, one lung field, spine behind, heart in front."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(rows, dtype=np.float32) / rows)[:, None]
+    x = (np.arange(cols, dtype=np.float32) / cols)[None, :]
+
+    def soft_ellipse(cy: float, cx: float, ry: float, rx: float, edge: float) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp((np.sqrt(((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2) - 1.0) / edge))
+
+    img = 0.08 + 0.05 * y + 0.55 * soft_ellipse(0.55, 0.5, 0.55, 0.42, 0.03)         # air, soft tissue
+    img = img - 0.30 * soft_ellipse(0.45, 0.52, 0.32, 0.28, 0.06)                      # the lungs, overlapping
+    img = img + 0.20 * np.exp(-(((x - 0.80 + 0.1 * (y - 0.5) ** 2) / 0.05) ** 2)) * (y > 0.1)   # spine, behind
+    img = img + 0.20 * soft_ellipse(0.62, 0.40, 0.16, 0.14, 0.08)                      # heart, in front
+    img = img + 0.15 / (1.0 + np.exp(-(y - 0.78 - 0.04 * x) / 0.01))                   # diaphragm
+    img = img + rng.standard_normal((rows, cols), dtype=np.float32) * 0.012
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
 def demo() -> None:
-    """The demo's JPEG study (MIMIC-CXR-JPG layout, 1024 x 832, decoded at 1/4 by DCT scaling) and 16-bit PNG
-    study (PadChest layout, 512 x 416, 12-bit values): synthetic, so the demo holds no patient's pixels."""
+    """The demo's JPEG study (MIMIC-CXR-JPG layout, 1024 x 832 PA and lateral, decoded at 1/4 by DCT scaling) and
+    16-bit PNG study (PadChest layout, 512 x 416, 12-bit values): synthetic, so the demo holds no patient's
+    pixels. The lateral image makes the demo show the left/right-on-a-lateral-view reject."""
     sys.path.insert(0, str(REPOSITORY))
     from bench.bench_images import phantom
 
     images = DEMO / "images"
     jpeg(images / "files/p10/p10000005/s50000005/5d1ec0a4-9f3b2c71-0d8e6a52-7b4f3e19-c6a2d805.jpg",
          np.rint(phantom(1024, 832, 5) * 255).astype(np.uint8))
+    jpeg(images / "files/p10/p10000005/s50000005/8a2f6c13-4e7b9d20-1c5a8f36-2b9e7d41-a3c6e058.jpg",
+         np.rint(lateral_phantom(1024, 832, 7) * 255).astype(np.uint8))
     png(images / "0/900000000000000000000000000000000000001_demo01.png",
         np.rint(phantom(512, 416, 6) * 4095).astype(np.uint16))
     csv(DEMO / "mimic-cxr-2.0.0-metadata.csv", [
@@ -206,6 +227,8 @@ def demo() -> None:
         "PatientOrientationCodeSequence_CodeMeaning",
         "5d1ec0a4-9f3b2c71-0d8e6a52-7b4f3e19-c6a2d805,10000005,50000005,CHEST (PA AND LAT),PA,1024,832,21800601,"
         "093000.000,CHEST (PA AND LAT),postero-anterior,Erect",
+        "8a2f6c13-4e7b9d20-1c5a8f36-2b9e7d41-a3c6e058,10000005,50000005,CHEST (PA AND LAT),LATERAL,1024,832,21800601,"
+        "093000.000,CHEST (PA AND LAT),lateral,Erect",
     ])
     csv(DEMO / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv", [
         "ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,ViewPosition_DICOM,"

@@ -111,7 +111,10 @@ def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMSer
         verdicts = store.query("SELECT count(*) FROM judge_results WHERE status = 'ok'")[0][0]
         assert verdicts == asked - n_s1
         outcomes = dict(store.query("SELECT outcome, count(*) FROM llm_calls WHERE run_id = 'r-judge' GROUP BY 1"))
-        assert outcomes == {"ok": verdicts, "refusal": n_s1, "server_error": 1, "invalid_response": 1}
+        # one call per distinct content: the same question and answer on a study's PA and lateral images share one
+        asked_once = store.query("SELECT count(DISTINCT cache_key) FROM judge_results WHERE status = 'ok'")[0][0]
+        assert asked_once < verdicts
+        assert outcomes == {"ok": asked_once, "refusal": n_s1, "server_error": 1, "invalid_response": 1}
         # the fake judge finds no other contradiction in the demo: every verdict passes, no grade is capped
         assert store.query("SELECT status, count(*) FROM validation_results WHERE validator = 'llm_judge' "
                            "GROUP BY 1") == [("ok", verdicts)]

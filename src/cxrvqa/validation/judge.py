@@ -263,10 +263,13 @@ def judge_batch(store: Store, run_id: str, keys: list[tuple[str, str, str]], con
         keyed.append((item, content, context.cache.key(content)))
     cached = context.cache.lookup(store, [key for _, _, key in keyed])
     budget = context.cache.budget(store, run_id)
-    jobs = []
-    for item, _, key in keyed:
+    jobs, sharing = [], {}   # items whose content (hence cache key) another item of the batch asks already:
+    for item, _, key in keyed:   # the same question on a study's PA and lateral images is asked once
         hit = cached.get(key)
-        if hit is None:
+        if hit is None and key in sharing:
+            sharing[key].append(item)
+        elif hit is None:
+            sharing[key] = []
             jobs.append((item, key))
         elif hit.status == "ok":
             _extend(tables, _verdict_rows(item, json.loads(hit.response), context, key, run_id, now))
@@ -281,11 +284,12 @@ def judge_batch(store: Store, run_id: str, keys: list[tuple[str, str, str]], con
         cache_row = context.cache.row(key, item["study_id"], contents[key], exchange, run_id, now)
         if cache_row is not None:
             tables["llm_cache"].append(cache_row)
-        if exchange.value is not None:
-            _extend(tables, _verdict_rows(item, exchange.value, context, key, run_id, now))
-        else:
-            tables["judge_results"].append(_failure(item, context, key, run_id, now, f"llm_{exchange.outcome}",
-                                                    exchange.error, terminal=exchange.terminal))
+        for asked in (item, *sharing[key]):
+            if exchange.value is not None:
+                _extend(tables, _verdict_rows(asked, exchange.value, context, key, run_id, now))
+            else:
+                tables["judge_results"].append(_failure(asked, context, key, run_id, now, f"llm_{exchange.outcome}",
+                                                        exchange.error, terminal=exchange.terminal))
     with store.transaction():
         for table, rows in tables.items():
             store.insert(table, rows)

@@ -99,8 +99,8 @@ def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path
         new = store.query("SELECT study_id, answer FROM qa_items WHERE run_id = (SELECT max(run_id) FROM runs) "
                           "ORDER BY study_id")
         assert new == [("900000000000000000000000000000000000001", "no"), ("demo-s1", "no"), ("demo-s2", "no"),
-                       ("demo-s3", "yes"), ("demo-s4", "no"), ("s50000005", "yes")]
-        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 6
+                       ("demo-s3", "yes"), ("demo-s4", "no"), ("s50000005", "yes"), ("s50000005", "yes")]
+        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 7   # s50000005: PA and lateral
         stage = store.query("SELECT n_input, n_skipped FROM run_stages WHERE stage = 'qa' "
                             "AND run_id = (SELECT max(run_id) FROM runs)")
         assert stage == [(6, 0)]

@@ -35,7 +35,7 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert summary.as_of_run.run_id == summary.latest_run == audit_build.run2
     stages = {s.stage: s for s in summary.stages}
     assert [s.stage for s in summary.stages] == ["images", "reports", "extract", "boxes", "qa", "validate", "dataset"]
-    assert (stages["images"].kept, stages["images"].rejected) == (6, image_rejects) == (6, 1)
+    assert (stages["images"].kept, stages["images"].rejected) == (7, image_rejects) == (7, 1)
     assert (stages["reports"].kept, stages["reports"].rejected) == (8, 1)     # demo 6 + s5 + s6; s8 empty
     assert (stages["extract"].kept, stages["extract"].failed) == (9, 1)  # 8 rules graphs + the llm one; its failure
     assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 2)     # 'No finding', past the border
@@ -46,8 +46,8 @@ def test_counts_match_the_views(audit_build: Build) -> None:
         worst[item_id] = max(worst.get(item_id, "warn"), status, key=["warn", "reject"].index)
     # the two planted answers, demo-s4's item asserting the finding its report hedges (demo/README.md; its choice
     # items are not kept: six studies balance no set of options with them) and demo-s3's "possibly increased"
-    # effusion answered "worsened"
-    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 4
+    # effusion answered "worsened", and the items of s50000005's lateral image that name a side
+    assert stages["validate"].rejected == Counter(worst.values())["reject"] == 8
     assert stages["validate"].warned == Counter(worst.values())["warn"] > 0
     assert stages["validate"].kept == n_items - len(worst)
     # reasons: every (validator, reason) with its count; the validators' failure rates and per-template rates
@@ -74,25 +74,28 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert sum(g.share for g in summary.grades) == pytest.approx(1.0, abs=1e-3)
     # shares within the stage's failures, rates over the stage's inputs
     image = next(r for r in summary.reasons if r.stage == "images")
-    assert (image.reason, image.n, image.share, image.rate) == ("unsupported_modality", 1, 1.0, 0.1429)
+    assert (image.reason, image.n, image.share, image.rate) == ("unsupported_modality", 1, 1.0, 0.125)
     assert summary.failing_items == len(worst)
 
 
 def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build) -> None:
     with Store(audit_build.db, read_only=True) as store:
-        summary = summarise(store, limit=8)
+        summary = summarise(store, limit=10)
         parts = store.query("SELECT text FROM current_qa_answer_parts WHERE item_id = ? ORDER BY part_index",
                             [summary.examples[0].item_id])
-    assert len(summary.examples) == 8
-    # the four rejects (the two planted answers, demo-s4's hedged finding, demo-s3's change), one per validator
-    # and reason in turn
-    assert [e.status for e in summary.examples[:4]] == ["reject"] * 4 and summary.examples[4].status == "warn"
-    assert [(e.failures[0].validator, e.failures[0].reason) for e in summary.examples[:4]] == [
+    assert len(summary.examples) == 10
+    # the eight rejects (the two planted answers, demo-s3's change, demo-s4's hedged finding, four items of
+    # s50000005's lateral image that name a side), one per validator and reason in turn, then the rest
+    assert [e.status for e in summary.examples[:8]] == ["reject"] * 8 and summary.examples[8].status == "warn"
+    assert [(e.failures[0].validator, e.failures[0].reason) for e in summary.examples[:8]] == [
         ("answer_program", "answer_mismatch"), ("attribute_support", "change_not_temporal"),
-        ("second_reading", "second_reading_hedged"), ("answer_program", "answer_mismatch")]
-    assert {e.template_id for e in summary.examples[:4] if e.failures[0].validator == "answer_program"} == {
+        ("left_right_view", "left_right_not_frontal"), ("second_reading", "second_reading_hedged"),
+        ("answer_program", "answer_mismatch")] + [("left_right_view", "left_right_not_frontal")] * 3
+    assert {(e.study_id, e.view) for e in summary.examples[:8] if e.failures[0].validator == "left_right_view"} == {
+        ("s50000005", "LATERAL, lateral")}
+    assert {e.template_id for e in summary.examples[:8] if e.failures[0].validator == "answer_program"} == {
         "finding_side", "cardiothoracic_ratio"}
-    assert {e.study_id for e in summary.examples[:4] if e.failures[0].validator == "second_reading"} == {"demo-s4"}
+    assert {e.study_id for e in summary.examples[:8] if e.failures[0].validator == "second_reading"} == {"demo-s4"}
     side = next(e for e in summary.examples if e.template_id == "finding_side")
     assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
     assert [(f.validator, f.reason) for f in side.failures] == [("answer_program", "answer_mismatch"),
@@ -103,9 +106,9 @@ def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
     assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}
     assert [p["text"] for p in summary.examples[0].answer_parts] == [t for (t,) in parts]
-    assert [e.status for e in summary.examples[7:]] == ["warn"]
-    assert {f.reason for e in summary.examples[7:] for f in e.failures} == {"no_image"}
-    assert [(e.view, e.failures[0].strictness) for e in summary.examples[7:]] == [(None, "warn")]
+    assert [e.status for e in summary.examples[8:]] == ["warn"] * 2
+    assert {f.reason for e in summary.examples[8:] for f in e.failures} == {"no_image"}
+    assert [(e.view, e.failures[0].strictness) for e in summary.examples[8:]] == [(None, "warn")] * 2
 
 
 def test_filters_narrow_every_section(audit_build: Build) -> None:
@@ -135,7 +138,7 @@ def test_filters_narrow_every_section(audit_build: Build) -> None:
     assert by_reason.failing_items == len({row[0] for row in no_image}) == len(by_reason.examples)
     assert {e.study_id for e in by_reason.examples} == {"audit-s5", "audit-s6"}
     assert [s.stage for s in by_reason.stages][:4] == ["images", "reports", "extract", "boxes"]
-    assert by_reason.stages[0].rejected == 0 and by_reason.stages[0].kept == 6
+    assert by_reason.stages[0].rejected == 0 and by_reason.stages[0].kept == 7
     # a stage: that stage's sections only
     assert [s.stage for s in images_only.stages] == ["images"]
     assert [r.reason for r in images_only.reasons] == ["unsupported_modality"]

@@ -40,7 +40,7 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
     qa = result["stages"].pop("qa")
     validated = result["stages"].pop("validate")
-    assert result["stages"] == {"images": {"n_input": 7, "n_skipped": 0, "n_done": 6, "n_rejected": 1},
+    assert result["stages"] == {"images": {"n_input": 8, "n_skipped": 0, "n_done": 7, "n_rejected": 1},
                                 "reports": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0},
                                 "extract": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0}}
     with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
@@ -66,17 +66,18 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
                                "JOIN current_qa_items q USING (item_id, template_version, input_hash) "
                                "WHERE v.status = 'reject' GROUP BY ALL ORDER BY ALL")
         assert rejected == [("demo-s3", "attribute_support", "change_not_temporal", 1),
-                            ("demo-s4", "second_reading", "second_reading_hedged", 1)]
-        assert validated == {"n_input": n_items, "n_skipped": 0, "n_done": n_items - 2, "n_rejected": 2}
+                            ("demo-s4", "second_reading", "second_reading_hedged", 1),
+                            ("s50000005", "left_right_view", "left_right_not_frontal", 4)]   # its lateral image
+        assert validated == {"n_input": n_items, "n_skipped": 0, "n_done": n_items - 6, "n_rejected": 6}
         from cxrvqa.validation.validators import VALIDATORS
 
         assert store.query("SELECT count(*) FROM current_validation_results")[0][0] == n_items * len(VALIDATORS)
         grades = dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY label"))
-        assert sum(grades.values()) == n_items and set(grades) <= {"A++", "A+", "A", "D"} and grades["D"] == 2
+        assert sum(grades.values()) == n_items and set(grades) <= {"A++", "A+", "A", "D"} and grades["D"] == 6
         assert grades["A++"] > n_items / 2
         assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 'demo-s3'")[0][0] == 9
         # every demo study has both images and a report: the metadata files' study ids join them
-        assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 6
+        assert store.query("SELECT count(*) FROM current_images JOIN current_reports USING (study_id)")[0][0] == 7
         assert store.query("SELECT source_path, reason FROM image_rejects") == [
             ("other/ct_slice.dcm", "unsupported_modality")
         ]
@@ -92,19 +93,22 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         # and QA items on their images
         raster = store.query("SELECT study_id, patient_id, source_format, decode_method, window_source, "
                              "view_position, view_source, id_source FROM images WHERE source_format != 'dicom' "
-                             "ORDER BY study_id")
+                             "ORDER BY study_id, view_position")
         assert raster == [
             (PADCHEST_STUDY, PADCHEST_PATIENT, "png", "png", "percentile", "PA", "manifest", "manifest:padchest"),
+            ("s50000005", "p10000005", "jpeg", "jpeg_dct_1/4", "as_published", "LATERAL", "manifest",
+             "manifest:mimic_cxr_jpg"),
             ("s50000005", "p10000005", "jpeg", "jpeg_dct_1/4", "as_published", "PA", "manifest",
              "manifest:mimic_cxr_jpg")]
         assert store.query("SELECT q.study_id, count(*) > 0 FROM current_qa_items q JOIN current_images i "
                            "USING (image_id) WHERE i.source_format != 'dicom' GROUP BY q.study_id "
                            "ORDER BY q.study_id") == [
             (PADCHEST_STUDY, True), ("s50000005", True)]
-        rows = store.query_dicts("SELECT * FROM images ORDER BY study_id")
-    assert [r["study_id"] for r in rows] == [PADCHEST_STUDY, "demo-s1", "demo-s2", "demo-s3", "demo-s4", "s50000005"]
+        rows = store.query_dicts("SELECT * FROM images ORDER BY study_id, view_position")
+    assert [r["study_id"] for r in rows] == [PADCHEST_STUDY, "demo-s1", "demo-s2", "demo-s3", "demo-s4", "s50000005",
+                                             "s50000005"]
     assert [(r["png_cols"], r["png_rows"]) for r in rows] == [
-        (104, 128), (256, 256), (256, 256), (460, 489), (355, 354), (208, 256)]
+        (104, 128), (256, 256), (256, 256), (460, 489), (355, 354), (208, 256), (208, 256)]
     for row in rows:
         assert (tmp_path / "out" / row["png_path"]).is_file()
         assert row["run_id"] == result["run_id"] and len(row["input_hash"]) == 64
@@ -136,25 +140,26 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
     assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
-        ("images", 7, 7, 0, 0), ("reports", 6, 6, 0, 0), ("extract", 6, 6, 0, 0), ("boxes", 11, 9, 0, 2),
+        ("images", 8, 8, 0, 0), ("reports", 6, 6, 0, 0), ("extract", 6, 6, 0, 0), ("boxes", 11, 9, 0, 2),
         ("qa", 6, 6, 0, 0), ("validate", info["tables"]["qa_items"], info["tables"]["qa_items"], 0, 0)]
     tables = info["tables"]
     assert tables["qa_items"] == sum(row["n"] for row in info["qa_formats"]) > 0
     assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
                                    "scene_graphs", "extraction_failures")} == {
-        "images": 6, "image_rejects": 1, "reports": 6, "sentences": 40, "report_rejects": 0,
+        "images": 7, "image_rejects": 1, "reports": 6, "sentences": 40, "report_rejects": 0,
         "scene_graphs": 6, "extraction_failures": 0}
     # no dataset check fails: the demo's hedges ("may represent atelectasis or early pneumonia") are
     # uncertain in the graph, so "is X only suspected?" is not always "no"
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
         ("boxes", "box_outside_image", 1), ("boxes", "no_box", 1), ("images", "unsupported_modality", 1),
+        ("validate (reject)", "left_right_view: left_right_not_frontal", 4),
         ("validate (reject)", "attribute_support: change_not_temporal", 1),
         ("validate (reject)", "second_reading: second_reading_hedged", 1)]
     # six studies balance few questions: most miss an answer (a choice needs each option as an answer)
     assert info["balance"] == [
-        {"kind": "yes/no", "questions": 113, "missing_an_answer": 87, "rebalanced": 0, "candidates": 260, "kept": 83},
-        {"kind": "multiple choice", "questions": 23, "missing_an_answer": 22, "rebalanced": 0, "candidates": 25,
-         "kept": 2}]
+        {"kind": "yes/no", "questions": 113, "missing_an_answer": 86, "rebalanced": 0, "candidates": 288, "kept": 97},
+        {"kind": "multiple choice", "questions": 25, "missing_an_answer": 23, "rebalanced": 0, "candidates": 29,
+         "kept": 4}]
     table = runner.invoke(app, ["status", "--out", str(out)])
     assert table.exit_code == 0 and "unsupported_modality" in table.stdout
 
@@ -202,5 +207,5 @@ def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -
     assert "completed" in result.stdout + result.stderr
     assert _local_servers() <= before  # no orphaned server
     with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
-        assert store.query("SELECT count(*) FROM images")[0][0] == 6
+        assert store.query("SELECT count(*) FROM images")[0][0] == 7
         assert store.query("SELECT count(*) FROM reports")[0][0] == 6

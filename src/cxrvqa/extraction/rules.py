@@ -20,6 +20,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
+from cxrvqa.core.prefilter import Guarded, guarded
 from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
                                      PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Evidence,
@@ -66,9 +67,9 @@ class _Rules:
     findings: PhraseMatcher
     context: PhraseMatcher       # triggers, terminators and modifiers: one pool, longest wins
     regions: PhraseMatcher
-    finding_patterns: list[tuple[str, re.Pattern[str]]]
-    normal_statements: list[tuple[str, re.Pattern[str], list[str], list[str]]]
-    other_exam: re.Pattern[str]           # a sentence about another examination ("left knee")
+    finding_patterns: list[tuple[str, Guarded]]
+    normal_statements: list[tuple[str, Guarded, list[str], list[str]]]
+    other_exam: Guarded                   # a sentence about another examination ("left knee")
     other_exam_heading: frozenset[str]    # the other words of a heading ("Right elbow and forearm.")
     heading_only: re.Pattern[str]         # body parts that head another examination only alone ("ABDOMEN.")
     chest_heading: re.Pattern[str]        # a heading that returns to the chest ("Chest.")
@@ -104,8 +105,10 @@ def rules() -> _Rules:
         if entry["finding"] not in vocab.findings:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"finding pattern names unknown finding {entry['finding']!r}")
-        patterns.append((f"finding:{entry['finding']}", re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
-    patterns += [(f"not_finding:pattern{i}", re.compile(p)) for i, p in enumerate(data.get("not_finding_patterns", ()))]
+        patterns.append((f"finding:{entry['finding']}",
+                         guarded(re.compile("|".join(f"(?:{p})" for p in entry["patterns"])))))
+    patterns += [(f"not_finding:pattern{i}", guarded(re.compile(p)))
+                 for i, p in enumerate(data.get("not_finding_patterns", ()))]
     refinements = {}
     for finding, entry in data.get("refined_by", {}).items():
         if finding not in vocab.findings or finding not in ancestors("findings", entry["finding"]):
@@ -122,7 +125,8 @@ def rules() -> _Rules:
         regions=matcher({f"region:{rid}": r["synonyms"] for rid, r in vocab.regions.items() if r["synonyms"]}),
         finding_patterns=patterns,
         normal_statements=statements,
-        other_exam=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I),
+        other_exam=guarded(re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b",
+                                      re.I)),
         other_exam_heading=frozenset(data["other_exam_heading_words"]),
         heading_only=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_heading_only"]) + r")\b"),
         chest_heading=re.compile(data["chest_heading"]),
@@ -139,7 +143,7 @@ def rules() -> _Rules:
     )
 
 
-def _normal_statements(entries: list[dict]) -> list[tuple[str, re.Pattern[str], list[str], list[str]]]:
+def _normal_statements(entries: list[dict]) -> list[tuple[str, Guarded, list[str], list[str]]]:
     """(id, compiled patterns, findings made absent, regions declared normal) of each normal statement."""
     vocab, statements = vocabulary(), []
     for statement in entries:
@@ -148,19 +152,19 @@ def _normal_statements(entries: list[dict]) -> list[tuple[str, re.Pattern[str], 
         if unknown:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"normal statement {statement['id']!r} names unknown findings or regions {unknown}")
-        pattern = re.compile("|".join(f"(?:{p})" for p in statement["patterns"]))
+        pattern = guarded(re.compile("|".join(f"(?:{p})" for p in statement["patterns"])))
         statements.append((statement["id"], pattern, statement["absent"], statement["regions"]))
     return statements
 
 
-def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Pattern[str]]] = ()) -> list[Span]:
+def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, Guarded]] = ()) -> list[Span]:
     """Matches, the longest of overlapping ones kept. A finding inside a not-finding phrase is not that finding
     even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone)."""
     spans = [Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)]
     if patterns:
         lowered = doc.text.lower()
         for label, pattern in patterns:
-            group = "not" if "not" in pattern.groupindex else 0   # a not-finding pattern's own words
+            group = "not" if "not" in pattern.pattern.groupindex else 0   # a not-finding pattern's own words
             for match in pattern.finditer(lowered):
                 span = doc.char_span(match.start(group), match.end(group), label=label, alignment_mode="expand")
                 if span is not None:
@@ -676,7 +680,7 @@ def _heading(text: str) -> str | None:
         return "chest"
     heading = lowered.split(":", 1)[0] if ":" in lowered[:40] else lowered   # "KUB XXXX: single view ..."
     if len(heading.split()) <= 8 and (r.other_exam.search(heading) or r.heading_only.search(heading)):
-        rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.sub(" ", heading)))
+        rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.pattern.sub(" ", heading)))
         if all(word in r.other_exam_heading for word in rest):
             return "other"
     return None

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from dataclasses import dataclass
 from functools import lru_cache
 
 import spacy
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.prefilter import Guarded, guarded
@@ -159,8 +159,9 @@ def _normal_statements(entries: list[dict]) -> list[tuple[str, Guarded, list[str
 
 def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, Guarded]] = ()) -> list[Span]:
     """Matches, the longest of overlapping ones kept. A finding inside a not-finding phrase is not that finding
-    even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone)."""
-    spans = [Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)]
+    even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone).
+    Matches are (start, end, label) triples until they are kept: only the kept ones become spaCy spans."""
+    found = [(start, end, match_id) for match_id, start, end in matcher(doc)]
     if patterns:
         lowered = doc.text.lower()
         for label, pattern in patterns:
@@ -168,12 +169,24 @@ def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, Guarded]]
             for match in pattern.finditer(lowered):
                 span = doc.char_span(match.start(group), match.end(group), label=label, alignment_mode="expand")
                 if span is not None:
-                    spans.append(span)
-    blocked = [(s.start, s.end) for s in spans if s.label_.startswith("not_finding:")]
+                    found.append((span.start, span.end, span.label))
+    strings = doc.vocab.strings
+    blocked = [(start, end) for start, end, label in found if strings[label].startswith("not_finding:")]
     if blocked:
-        spans = [s for s in spans if s.label_.startswith("not_finding:")
-                 or not any(start <= s.start and s.end <= end for start, end in blocked)]
-    return sorted(filter_spans(spans), key=lambda span: span.start)
+        found = [m for m in found if strings[m[2]].startswith("not_finding:")
+                 or not any(start <= m[0] and m[1] <= end for start, end in blocked)]
+    return [Span(doc, start, end, label=label) for start, end, label in _longest(found)]
+
+
+def _longest(found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """spaCy's `filter_spans` over (start, end, label) triples: the longest first (the earliest of equally
+    long ones, then the first found), each kept unless its first or last token is taken; in text order."""
+    kept, taken = [], set()
+    for match in sorted(found, key=lambda m: (m[1] - m[0], -m[0]), reverse=True):
+        if match[0] not in taken and match[1] - 1 not in taken:
+            kept.append(match)
+            taken.update(range(match[0], match[1]))
+    return sorted(kept, key=lambda m: m[0])
 
 
 def _kind(span: Span) -> str:
@@ -221,33 +234,45 @@ class _Sorted:
 
 def _by_kind(labelled: list[tuple[str, Span]], kinds: set[str]) -> _Sorted:
     """The spans of some kinds, in text order, from (kind, span) pairs (each label read once per sentence)."""
-    return _Sorted([s for kind, s in labelled if kind in kinds])
+    spans = [s for kind, s in labelled if kind in kinds]
+    return _Sorted(spans) if spans else _NO_SPANS   # most kinds are not in a sentence
+
+
+_NO_SPANS = _Sorted([])   # never changed: a _Sorted is only read
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
     """The sentence's observations: copies of its checked readings with their own id and evidence offsets."""
     observations = []
-    for reading, (start, end) in _checked_readings(sentence.text):
+    for reading, start, end in _checked_readings(sentence.text):
         next_id[0] += 1
-        # offsets of a validated sentence and a span inside it: constructed, not validated again (a third of the
-        # extractor's time went to validating copies)
-        evidence = Evidence.model_construct(sentence_id=sentence.id, start=sentence.start + start,
-                                            end=sentence.start + end)
+        # the reading is copied, not validated again (a third of the extractor's time went to validating copies);
+        # its evidence is validated: three integers validate faster than `model_construct` builds them
+        evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
         observations.append(reading.model_copy(update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return observations
 
 
+#: The evidence of a validated reading until its copies get their own (one object shared by all of them:
+#: objects the memoised readings keep alive make the garbage collector's full passes longer and more frequent).
+_PLACEHOLDER_EVIDENCE = Evidence(sentence_id=0, start=0, end=0)
+
+
 @lru_cache(maxsize=4096)
-def _checked_readings(text: str) -> tuple[tuple[Observation, tuple[int, int]], ...]:
-    """Each reading of a sentence validated once as an Observation (pydantic) with a placeholder id and
-    evidence, and its character span; a repeated sentence's observations are copies (half the cost)."""
-    vocab = vocabulary()
-    checked = []
-    for item in _readings(text):
-        start, end = item.pop("span")
-        checked.append((Observation(id="o0", name=text[start:end], category=vocab.findings[item["finding"]]["category"],
-                                    evidence=[Evidence(sentence_id=0, start=start, end=end)], **item), (start, end)))
-    return tuple(checked)
+def _checked_readings(text: str) -> tuple[tuple[Observation, int, int], ...]:
+    """Each reading of a sentence as a validated Observation, and its character span; a repeated sentence's
+    observations are copies (half the cost)."""
+    return tuple((_checked_reading(text[values[-2]:values[-1]], values[:-2]), values[-2], values[-1])
+                 for values in _memoised_readings(text))
+
+
+@lru_cache(maxsize=4096)
+def _checked_reading(name: str, values: tuple[object, ...]) -> Observation:
+    """A reading (`_READING_KEYS`) of a mention validated once as an Observation (pydantic) with a placeholder
+    id and evidence: many sentences read the same words the same way ("no pneumothorax")."""
+    reading = dict(zip(_READING_KEYS, values))
+    return Observation(id="o0", name=name, category=vocabulary().findings[reading["finding"]]["category"],
+                       evidence=[_PLACEHOLDER_EVIDENCE], **reading)
 
 
 @lru_cache(maxsize=None)
@@ -255,12 +280,11 @@ def _derived_absence(statement_id: str, finding: str) -> Observation:
     """The absence a normal statement implies, validated once (placeholder id and evidence)."""
     entry = vocabulary().findings[finding]
     return Observation(id="o0", name=entry["name"], finding=finding, category=entry["category"], presence="absent",
-                       evidence=[Evidence(sentence_id=0, start=0, end=0)], derived_from=[f"statement:{statement_id}"])
+                       evidence=[_PLACEHOLDER_EVIDENCE], derived_from=[f"statement:{statement_id}"])
 
 
-def _readings(text: str) -> list[dict]:
-    """What one sentence says of each finding it names (a fresh copy of the memoised reading)."""
-    return [dict(item) for item in _memoised_readings(text)]
+#: The values of a memoised reading, in order, before the start and end of its mention.
+_READING_KEYS = ("finding", "presence", "certainty", "modifiers", "laterality", "regions", "severity", "change")
 
 
 #: Sentences memoised: enough for the repeated sentences of a corpus (IU: ~25k sentences, most of them
@@ -269,9 +293,11 @@ _MEMO_SIZE = 16384
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
-def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
+def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
     """Memoised by the sentence's text: radiologists repeat the same sentences from report to report.
-    Stored as tuples of immutable values, which the garbage collector stops tracking."""
+    Stored as one flat tuple of immutable values per reading (`_READING_KEYS`, then the mention's start and
+    end): few objects, which the garbage collector stops tracking (pairs of key and value were ten times as
+    many, and the full collections they triggered cost ~5% of the extraction)."""
     r = rules()
     vocab = vocabulary()
     sites = finding_sites()
@@ -290,17 +316,17 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     # "pleural" of "pleural effusion" is part of the finding, not a region of it
     regions = [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])]
     # the tokens' words once, as lists: slicing them costs no spaCy Token objects
-    words, lower = [t.text for t in doc], [t.lower_ for t in doc]
+    words = [t.text for t in doc]
+    lower = [w.lower() for w in words]   # a token's `lower_` is its text's lower(), without a second Token each
     # clause boundaries: punctuation and scope terminators
     boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
                         + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"])
     boundary_starts = sorted(b[0] for b in boundaries)
     boundary_ends = sorted(b[1] for b in boundaries)
-    commas, closers, conjunctions = [0], [0], [0]
-    for word, low in zip(words, lower):
-        commas.append(commas[-1] + (word == ","))
-        closers.append(closers[-1] + (low in _LIST_CLOSERS))
-        conjunctions.append(conjunctions[-1] + (low in _LIST_CLOSERS or low == "and"))
+    # how many commas, closers and conjunctions come before each token
+    commas = list(accumulate((word == "," for word in words), initial=0))
+    closers = list(accumulate((low in _LIST_CLOSERS for low in lower), initial=0))
+    conjunctions = list(accumulate((low in _LIST_JOINERS for low in lower), initial=0))
     leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
     negations = _by_kind(labelled, {"negation_before"})
     # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
@@ -347,6 +373,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         before it since the previous finding ("small effusion"), else just after it up to where the next
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
+        if not spans.spans:
+            return None   # no severity (change) word in the sentence: none to look for
         mention = findings[k]
         within = [s for s in spans.within(mention.start, mention.end)   # not the "large" of "heart is large"
                   if s.text.lower() not in r.stating_words] if inside else []   # nor of "large lung volumes"
@@ -489,9 +517,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     lowered = _one_line(text.lower())
     attributions = list(r.artifact_attributions.finditer(lowered))
     for item in extracted:
-        mention = item.pop("mention")
-        del item["places"]
-        item["span"] = (mention.start_char, mention.end_char)
+        mention = item["mention"]
         if other_exam:
             item["modifiers"].append(OTHER_EXAM)
         if asked and item["presence"] == "present":
@@ -502,8 +528,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         elif any(_ALTERNATIVE_TO.search(lowered, m.end(), mention.start_char) for m in attributions
                  if m.end() <= mention.start_char):   # "may represent vessels on end or alternatively, calcified
             _attribute_to_artifact(item, True)         # granulomas": one reading of what may be an artifact
-    return tuple(tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in item.items())
-                 for item in extracted)
+    return tuple((*(tuple(v) if isinstance(v := item[key], list) else v for key in _READING_KEYS),
+                  item["mention"].start_char, item["mention"].end_char) for item in extracted)
 
 
 #: Between an artifact attribution and a finding after it: the finding is the other reading ("or alternatively").
@@ -634,6 +660,7 @@ def clear_sentence_memo() -> None:
     """Forget the memoised sentence readings (benchmarks time a first reading)."""
     _memoised_readings.cache_clear()
     _checked_readings.cache_clear()
+    _checked_reading.cache_clear()
     _statements_in.cache_clear()
     _heading.cache_clear()
     _anaphoric_attribution.cache_clear()
@@ -733,8 +760,7 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
                 continue
             derived.add(finding)
             next_id[0] += 1
-            evidence = Evidence.model_construct(sentence_id=sentence.id, start=sentence.start + start,
-                                                end=sentence.start + end)
+            evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
             observations.append(_derived_absence(statement_id, finding).model_copy(
                 update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,

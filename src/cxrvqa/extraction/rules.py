@@ -298,86 +298,129 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
     Stored as one flat tuple of immutable values per reading (`_READING_KEYS`, then the mention's start and
     end): few objects, which the garbage collector stops tracking (pairs of key and value were ten times as
     many, and the full collections they triggered cost ~5% of the extraction)."""
-    r = rules()
-    vocab = vocabulary()
-    sites = finding_sites()
-    deid = deid_pattern()
-    has_deid = deid.search(text) is not None
-    doc = r.nlp.make_doc(_one_line(text))   # a sentence wrapped over lines reads as one (same offsets)
-    matched = _spans(doc, r.findings, r.finding_patterns)
-    findings = [s for s in matched if _kind(s) == "finding"]
-    if not findings:
+    s = _parsed(text)
+    if s is None:
         return ()
-    context = _spans(doc, r.context)
-    labelled = [(_kind(s), s) for s in context]
-    in_finding = [False] * len(doc)
-    for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
-        in_finding[f.start:f.end] = [True] * (f.end - f.start)
-    # "pleural" of "pleural effusion" is part of the finding, not a region of it
-    regions = [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])]
-    # the tokens' words once, as lists: slicing them costs no spaCy Token objects
-    words = [t.text for t in doc]
-    lower = [w.lower() for w in words]   # a token's `lower_` is its text's lower(), without a second Token each
-    # clause boundaries: punctuation and scope terminators
-    boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
-                        + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"])
-    boundary_starts = sorted(b[0] for b in boundaries)
-    boundary_ends = sorted(b[1] for b in boundaries)
-    # how many commas, closers and conjunctions come before each token
-    commas = list(accumulate((word == "," for word in words), initial=0))
-    closers = list(accumulate((low in _LIST_CLOSERS for low in lower), initial=0))
-    conjunctions = list(accumulate((low in _LIST_JOINERS for low in lower), initial=0))
-    leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
-    negations = _by_kind(labelled, {"negation_before"})
-    # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
-    trailing_triggers = _Sorted([s for kind, s in labelled if kind in ("negation_after", "uncertainty_after",
-                                                                   "probable_after") or s.label_ == "change:resolved"])
-    changes = _by_kind(labelled, {"change"})
-    backgrounds = _by_kind(labelled, {"background_before"})
-    histories = _by_kind(labelled, {"historical_before"})
-    limitations = _by_kind(labelled, {"limitation_before"})
-    severities = _by_kind(labelled, {"severity"})
-    places = _Sorted(sorted([s for kind, s in labelled if kind == "laterality"] + regions, key=lambda s: s.start))
+    extracted: list[dict] = []
+    for k in range(len(s.findings)):
+        extracted.append(_reading(s, k, extracted))
+    if _ALTERNATIVE_WORD.search(text):
+        modifier_tokens = {i for span in [*s.context, *s.regions]
+                           if _kind(span) in ("severity", "change", "laterality", "region")
+                           for i in range(span.start, span.end)}
+        modifier_tokens |= {i for i, w in enumerate(s.lower) if w in s.r.list_adjectives}
+        if len(s.findings) > 1:
+            _differentials(s.doc, s.findings, s.clauses, extracted, modifier_tokens)
+        _versus_candidates(s.doc, s.findings, extracted, modifier_tokens)
+    _read_as_other(extracted, s.clauses, _one_line(text.lower()))
+    return _finished(text, extracted)
 
-    def clause(start: int, end: int) -> tuple[int, int]:
-        i, j = bisect_right(boundary_ends, start) - 1, bisect_left(boundary_starts, end)
-        return (boundary_ends[i] if i >= 0 else 0), (boundary_starts[j] if j < len(boundary_starts) else len(doc))
 
-    def negated_hedge(hedge: Span, left: int, right: int) -> bool:
+class _Parsed:
+    """What the rules see of a sentence that names a finding, before they read each finding: its tokens, its
+    spans by kind, its clauses, running counts of list words, and the places each finding owns."""
+
+    __slots__ = ("r", "doc", "matched", "findings", "context", "regions", "words", "lower", "boundary_starts",
+                 "boundary_ends", "commas", "closers", "conjunctions", "leading_triggers", "negations",
+                 "trailing_triggers", "changes", "backgrounds", "histories", "limitations", "severities", "places",
+                 "clauses", "place_tokens", "own", "claimed", "deid_at", "deid_readings")
+
+    def __init__(self, r: _Rules, text: str, doc: Doc, matched: list[Span], findings: list[Span]) -> None:
+        self.r, self.doc, self.matched, self.findings = r, doc, matched, findings
+        self.context = _spans(doc, r.context)
+        labelled = [(_kind(s), s) for s in self.context]
+        in_finding = [False] * len(doc)
+        for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
+            in_finding[f.start:f.end] = [True] * (f.end - f.start)
+        # "pleural" of "pleural effusion" is part of the finding, not a region of it
+        self.regions = [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])]
+        # the tokens' words once, as lists: slicing them costs no spaCy Token objects
+        self.words = words = [t.text for t in doc]
+        self.lower = lower = [w.lower() for w in words]   # a token's `lower_` is its text's lower(), without a Token
+        # clause boundaries: punctuation and scope terminators
+        boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
+                            + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"])
+        self.boundary_starts = sorted(b[0] for b in boundaries)
+        self.boundary_ends = sorted(b[1] for b in boundaries)
+        # how many commas, closers and conjunctions come before each token
+        self.commas = list(accumulate((word == "," for word in words), initial=0))
+        self.closers = list(accumulate((low in _LIST_CLOSERS for low in lower), initial=0))
+        self.conjunctions = list(accumulate((low in _LIST_JOINERS for low in lower), initial=0))
+        self.leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
+        self.negations = _by_kind(labelled, {"negation_before"})
+        # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
+        self.trailing_triggers = _Sorted([s for kind, s in labelled if kind in (
+            "negation_after", "uncertainty_after", "probable_after") or s.label_ == "change:resolved"])
+        self.changes = _by_kind(labelled, {"change"})
+        self.backgrounds = _by_kind(labelled, {"background_before"})
+        self.histories = _by_kind(labelled, {"historical_before"})
+        self.limitations = _by_kind(labelled, {"limitation_before"})
+        self.severities = _by_kind(labelled, {"severity"})
+        self.places = _Sorted(sorted([s for kind, s in labelled if kind == "laterality"] + self.regions,
+                                     key=lambda s: s.start))
+        self.clauses = [self.clause(m.start, m.end) for m in findings]
+        self.place_tokens = {i for s in self.places.spans for i in range(s.start, s.end)}
+        self.own = [self.places.within(self.own_start(k), m.end) for k, m in enumerate(findings)]
+        self.claimed = {(s.start, s.end) for spans in self.own for s in spans}
+        deid = deid_pattern()
+        self.deid_at = frozenset(i for i, w in enumerate(words) if deid.fullmatch(w)) \
+            if deid.search(text) is not None else frozenset()
+        self.deid_readings = [i for i in self.deid_at if i + 1 < len(doc) and lower[i + 1] in _DEID_READINGS]
+
+    def clause(self, start: int, end: int) -> tuple[int, int]:
+        starts, ends = self.boundary_starts, self.boundary_ends
+        i, j = bisect_right(ends, start) - 1, bisect_left(starts, end)
+        return (ends[i] if i >= 0 else 0), (starts[j] if j < len(starts) else len(self.doc))
+
+    def own_start(self, k: int) -> int:
+        """Side and place, first pass: words before mention k since the previous finding or comma ("small left
+        effusion") or in the mention itself ("elevated right hemidiaphragm") are its own. Since the last comma,
+        or the last "and"/"or" after words that are no place ("left perihilar calcified lymph XXXX and left
+        basilar granuloma": not the perihilar; "right and left lower lobe": both sides)."""
+        findings, words, lower = self.findings, self.words, self.lower
+        previous_end = max(self.clauses[k][0], findings[k - 1].end) if k else self.clauses[k][0]
+        return next((i + 1 for i in range(findings[k].start - 1, previous_end - 1, -1)
+                     if words[i] == "," or (lower[i] in _LIST_JOINERS and i > previous_end
+                                            and i - 1 not in self.place_tokens)), previous_end)
+
+    def negated_hedge(self, hedge: Span, left: int, right: int) -> bool:
         """A hedge inside a negation's scope is negated too ("no opacity to suggest pneumonia", "no
         suspicious nodule"). A comma between them ends the negation ("no effusion, possible
         atelectasis") unless the clause is one list closed by "or" / "nor" ("no consolidation,
         suspicious opacity, or effusion"; "no pneumothorax, effusion or suspicious opacity")."""
-        negation = negations.last_before(hedge.start, left)
+        negation = self.negations.last_before(hedge.start, left)
         if negation is None:
             return False
-        before = next((w for w in reversed(lower[negation.end:hedge.start]) if w in _LIST_CLOSERS or w == ","),
+        before = next((w for w in reversed(self.lower[negation.end:hedge.start]) if w in _LIST_CLOSERS or w == ","),
                       None)
-        return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end] \
-            or before in _LIST_CLOSERS
+        return self.commas[hedge.start] == self.commas[negation.end] \
+            or self.closers[right] > self.closers[hedge.end] or before in _LIST_CLOSERS
 
-    def qualified(mention: Span, trigger: Span | None, previous_end: int) -> bool:
+    def qualified(self, mention: Span, trigger: Span | None, previous_end: int) -> bool:
         """A negation narrowed by a qualifier: in the negation ("no definite"), or in the mention's own words
         since the negation or the previous finding ("no large effusion", "no consolidation, suspicious
         opacity"); "acute" narrows chronic findings only."""
         start, said = previous_end, []
         if trigger is not None and _kind(trigger) == "negation_before":
-            start, said = max(start, trigger.end), lower[trigger.start:trigger.end]
-        said = said + lower[start:mention.end]
+            start, said = max(start, trigger.end), self.lower[trigger.start:trigger.end]
+        said = said + self.lower[start:mention.end]
+        r = self.r
         if any(w in r.qualifiers for w in said):
             return True
-        return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in said)
+        return bool(vocabulary().findings[_value(mention)].get("chronic")) \
+            and any(w in r.chronic_qualifiers for w in said)
 
-    def own_modifier(spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
+    def own_modifier(self, spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
         """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), else just
         before it since the previous finding ("small effusion"), else just after it up to where the next
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
         if not spans.spans:
             return None   # no severity (change) word in the sentence: none to look for
+        findings, words, lower = self.findings, self.words, self.lower
         mention = findings[k]
         within = [s for s in spans.within(mention.start, mention.end)   # not the "large" of "heart is large"
-                  if s.text.lower() not in r.stating_words] if inside else []   # nor of "large lung volumes"
+                  if s.text.lower() not in self.r.stating_words] if inside else []   # nor of "large lung volumes"
         if within:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
@@ -387,7 +430,7 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
         if before is not None and mention.start - before.end <= 4:
             return before
         ceiling = right
-        following = next((s.start for s in matched if s.start >= mention.end), right)   # a not-finding too
+        following = next((s.start for s in self.matched if s.start >= mention.end), right)   # a not-finding too
         if following < right:   # ("flattened diaphragm and increased retrosternal airspace": not increased)
             ceiling = next((i for i in range(following - 1, mention.end - 1, -1)
                             if words[i] == "," or lower[i] in _COORDINATORS), mention.end)
@@ -395,123 +438,145 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
         if after is None or after.start - mention.end > 4:
             return None
         next_word = lower[after.end] if after.end < right else ""
-        if commas[after.start] > commas[mention.end] and next_word and next_word not in _CLAUSE_PUNCT \
+        if self.commas[after.start] > self.commas[mention.end] and next_word and next_word not in _CLAUSE_PUNCT \
                 and next_word not in (",", "from", "since", "compared", "to"):
             return None   # "enlarged for technique, stable mediastinal contours": the contours' word
         return after
 
-    def side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
-        sides = {_value(s) for s in found if _kind(s) == "laterality"}
-        where = [s for s in found if _kind(s) == "region"]
-        laterality = None
-        if {"left", "right"} <= sides or "bilateral" in sides:
-            laterality = "bilateral"
-        elif sides:
-            laterality = next(iter(sides))
-        elif where:
-            nearest_side = vocab.regions[_value(where[0])]["laterality"]
-            if nearest_side in ("left", "right") or (
-                    nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
-                laterality = nearest_side   # "bibasilar" is both sides; "the costophrenic angles" may be one
-        return laterality, list(dict.fromkeys(_value(s) for s in where))
 
-    # Side and place, first pass: words before a mention since the previous finding or comma ("small
-    # left effusion") or in the mention itself ("elevated right hemidiaphragm") are its own.
-    clauses = [clause(m.start, m.end) for m in findings]
-    own: list[list[Span]] = []
-    place_tokens = {i for s in places.spans for i in range(s.start, s.end)}
-    deid_at = frozenset(i for i, w in enumerate(words) if deid.fullmatch(w)) if has_deid else frozenset()
-    deid_readings = [i for i in deid_at if i + 1 < len(doc) and lower[i + 1] in _DEID_READINGS]
-    for k, mention in enumerate(findings):
-        previous_end = max(clauses[k][0], findings[k - 1].end) if k else clauses[k][0]
-        # since the last comma, or the last "and"/"or" after words that are no place ("left perihilar calcified
-        # lymph XXXX and left basilar granuloma": not the perihilar; "right and left lower lobe": both sides)
-        last_comma = next((i + 1 for i in range(mention.start - 1, previous_end - 1, -1)
-                           if words[i] == "," or (lower[i] in _LIST_JOINERS and i > previous_end
-                                                  and i - 1 not in place_tokens)), previous_end)
-        own.append(places.within(last_comma, mention.end))
-    claimed = {(s.start, s.end) for spans in own for s in spans}
+def _parsed(text: str) -> _Parsed | None:
+    """The sentence as the rules see it; None when it names no finding."""
+    r = rules()
+    doc = r.nlp.make_doc(_one_line(text))   # a sentence wrapped over lines reads as one (same offsets)
+    matched = _spans(doc, r.findings, r.finding_patterns)
+    findings = [s for s in matched if _kind(s) == "finding"]
+    if not findings:
+        return None
+    return _Parsed(r, text, doc, matched, findings)
 
-    extracted = []
-    for k, mention in enumerate(findings):
-        left, right = clauses[k]
-        presence, certainty = "present", None
-        trailing = trailing_triggers.first_after(mention.end, right)
-        if trailing is not None and commas[trailing.start] > commas[mention.end] \
-                and conjunctions[trailing.start] == conjunctions[mention.end]:
-            trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
-        if trailing is not None and backgrounds.last_before(mention.start, left) is not None:
-            trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
-        leading = leading_triggers.last_before(mention.start, left)
-        change = own_modifier(changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
-        trigger = trailing if trailing is not None else leading
-        if trigger is not None:
-            presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
-            if trigger is leading and presence == "uncertain" and negated_hedge(leading, left, right):
-                presence, certainty = "absent", None   # "no opacity to suggest pneumonia", "no suspicious nodule"
-        if change is not None and _value(change) == "resolved" and presence == "present":
-            presence = "absent"
-        modifiers = []
-        if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
-            modifiers.append(QUALIFIED_NEGATION)
-        elif limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
-            presence, certainty = "absent", None
-            modifiers.append(QUALIFIED_NEGATION)
-        if histories.last_before(mention.start, left) is not None:
-            modifiers.append(HISTORICAL)   # "given the history of malignancy"
-        if deid_at and (_deid_adjacent(doc, mention, deid_at, place_tokens)
-                        or any(left <= i < mention.start for i in deid_readings)
-                        or (k and DEID_ADJACENT in extracted[-1]["modifiers"] and findings[k - 1].end >= left
-                            and all(w in _COORDINATORS for w in lower[findings[k - 1].end:mention.start]))):
-            modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
-        # Side and place, second pass: its own words; else those of the finding it is coordinated with
-        # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
-        # coordinator ("opacity in the left base"); else words of the clause that no later finding owns
-        # ("effusions, right greater than left"; "left basilar opacity representing atelectasis"; not
-        # the "left" of "no effusion, left atelectasis").
-        found = own[k]
-        previous_end = max(left, findings[k - 1].end) if k else left
-        if not found and k and findings[k - 1].end >= left \
-                and all(w in _COORDINATORS for w in lower[previous_end:mention.start]) \
-                and sites.regions.get(_value(mention)) == sites.regions.get(extracted[-1]["finding"]):
-            found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
-        if not found:
-            next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
-            # up to a coordinator; past one that joins places ("greatest in the central lungs and bases"), the
-            # places no later finding owns
-            first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
-            after_end = next((i for i in range(mention.end, next_start)
-                              if lower[i] in _COORDINATORS and i + 1 not in place_tokens), next_start)
-            found = places.within(mention.end, first_end) + [
-                s for s in places.within(first_end, after_end) if (s.start, s.end) not in claimed]
-        if not found:   # a later finding's own words are after this one, and not this one's
-            found = places.within(left, mention.start) + [s for s in places.within(mention.end, right)
-                                                          if (s.start, s.end) not in claimed]
-            if found:
-                modifiers.append(PLACE_FROM_CLAUSE)
-        if DEID_ADJACENT not in modifiers and any(s.end in deid_at for s in found):   # "costophrenic XXXX": which?
-            modifiers.append(DEID_ADJACENT)
-        laterality, where = side_and_regions(found)
-        severity = own_modifier(severities, k, left, right)
-        if presence == "present" and severity is not None and _value(severity) == "borderline":
-            presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
-        finding = _value(mention)
-        refined = r.refined_by.get(finding)
-        if refined and any(w in refined[0] for w in lower[previous_end:mention.start]):
-            finding = refined[1]   # "calcified right upper lobe nodule"
-        extracted.append(dict(
-            finding=finding, mention=mention, places=found, presence=presence, certainty=certainty,
-            modifiers=modifiers, laterality=laterality, regions=where,
-            severity=_value(severity) if severity is not None else None,
-            change=_value(change) if change is not None else None))
-    if _ALTERNATIVE_WORD.search(text):
-        modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
-                           for i in range(s.start, s.end)}
-        modifier_tokens |= {i for i, w in enumerate(lower) if w in r.list_adjectives}
-        if len(findings) > 1:
-            _differentials(doc, findings, clauses, extracted, modifier_tokens)
-        _versus_candidates(doc, findings, extracted, modifier_tokens)
-    _read_as_other(extracted, clauses, _one_line(text.lower()))
+
+def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
+    """What the sentence says of its finding k (after the findings before it, `extracted`)."""
+    mention = s.findings[k]
+    left, right = s.clauses[k]
+    presence, certainty, trigger, change = _presence(s, k)
+    modifiers = []
+    if presence == "absent" and s.qualified(mention, trigger, s.findings[k - 1].end if k else left):
+        modifiers.append(QUALIFIED_NEGATION)
+    elif s.limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
+        presence, certainty = "absent", None
+        modifiers.append(QUALIFIED_NEGATION)
+    if s.histories.last_before(mention.start, left) is not None:
+        modifiers.append(HISTORICAL)   # "given the history of malignancy"
+    if _deid_next_to(s, k, extracted):
+        modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
+    found = _places(s, k, extracted, modifiers)
+    laterality, where = _side_and_regions(found)
+    severity = s.own_modifier(s.severities, k, left, right)
+    if presence == "present" and severity is not None and _value(severity) == "borderline":
+        presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
+    finding = _value(mention)
+    refined = s.r.refined_by.get(finding)
+    previous_end = max(left, s.findings[k - 1].end) if k else left
+    if refined and any(w in refined[0] for w in s.lower[previous_end:mention.start]):
+        finding = refined[1]   # "calcified right upper lobe nodule"
+    return dict(finding=finding, mention=mention, places=found, presence=presence, certainty=certainty,
+                modifiers=modifiers, laterality=laterality, regions=where,
+                severity=_value(severity) if severity is not None else None,
+                change=_value(change) if change is not None else None)
+
+
+def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | None]:
+    """(presence, certainty, the trigger that governs finding k, its change word) from the nearest trigger of
+    its clause: after it when one follows in its own part of the list, else before it."""
+    mention = s.findings[k]
+    left, right = s.clauses[k]
+    presence, certainty = "present", None
+    trailing = s.trailing_triggers.first_after(mention.end, right)
+    if trailing is not None and s.commas[trailing.start] > s.commas[mention.end] \
+            and s.conjunctions[trailing.start] == s.conjunctions[mention.end]:
+        trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
+    if trailing is not None and s.backgrounds.last_before(mention.start, left) is not None:
+        trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
+    leading = s.leading_triggers.last_before(mention.start, left)
+    change = s.own_modifier(s.changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
+    trigger = trailing if trailing is not None else leading
+    if trigger is not None:
+        presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
+        if trigger is leading and presence == "uncertain" and s.negated_hedge(leading, left, right):
+            presence, certainty = "absent", None   # "no opacity to suggest pneumonia", "no suspicious nodule"
+    if change is not None and _value(change) == "resolved" and presence == "present":
+        presence = "absent"
+    return presence, certainty, trigger, change
+
+
+def _deid_next_to(s: _Parsed, k: int, extracted: list[dict]) -> bool:
+    """Whether a de-identification token may hide a word of finding k: next to it, a hedge or verb before it
+    in its clause, or one said of the finding it is listed after."""
+    if not s.deid_at:
+        return False
+    mention, left = s.findings[k], s.clauses[k][0]
+    return _deid_adjacent(s.doc, mention, s.deid_at, s.place_tokens) \
+        or any(left <= i < mention.start for i in s.deid_readings) \
+        or bool(k and DEID_ADJACENT in extracted[-1]["modifiers"] and s.findings[k - 1].end >= left
+                and all(w in _COORDINATORS for w in s.lower[s.findings[k - 1].end:mention.start]))
+
+
+def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> list[Span]:
+    """Side and place, second pass: its own words; else those of the finding it is coordinated with ("right
+    basilar infiltrate or atelectasis"); else words after it up to the next finding or coordinator ("opacity
+    in the left base"); else words of the clause that no later finding owns ("effusions, right greater than
+    left"; "left basilar opacity representing atelectasis"; not the "left" of "no effusion, left
+    atelectasis"). Adds the modifiers that the places call for to `modifiers`."""
+    findings, lower, places, claimed = s.findings, s.lower, s.places, s.claimed
+    mention = findings[k]
+    left, right = s.clauses[k]
+    found = s.own[k]
+    previous_end = max(left, findings[k - 1].end) if k else left
+    if not found and k and findings[k - 1].end >= left \
+            and all(w in _COORDINATORS for w in lower[previous_end:mention.start]) \
+            and finding_sites().regions.get(_value(mention)) == finding_sites().regions.get(extracted[-1]["finding"]):
+        found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
+    if not found:
+        next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
+        # up to a coordinator; past one that joins places ("greatest in the central lungs and bases"), the
+        # places no later finding owns
+        first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
+        after_end = next((i for i in range(mention.end, next_start)
+                          if lower[i] in _COORDINATORS and i + 1 not in s.place_tokens), next_start)
+        found = places.within(mention.end, first_end) + [
+            p for p in places.within(first_end, after_end) if (p.start, p.end) not in claimed]
+    if not found:   # a later finding's own words are after this one, and not this one's
+        found = places.within(left, mention.start) + [p for p in places.within(mention.end, right)
+                                                      if (p.start, p.end) not in claimed]
+        if found:
+            modifiers.append(PLACE_FROM_CLAUSE)
+    if DEID_ADJACENT not in modifiers and any(p.end in s.deid_at for p in found):   # "costophrenic XXXX": which?
+        modifiers.append(DEID_ADJACENT)
+    return found
+
+
+def _side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
+    """The laterality and the regions (in order, once each) of a finding's places."""
+    sides = {_value(s) for s in found if _kind(s) == "laterality"}
+    where = [s for s in found if _kind(s) == "region"]
+    laterality = None
+    if {"left", "right"} <= sides or "bilateral" in sides:
+        laterality = "bilateral"
+    elif sides:
+        laterality = next(iter(sides))
+    elif where:
+        nearest_side = vocabulary().regions[_value(where[0])]["laterality"]
+        if nearest_side in ("left", "right") or (
+                nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
+            laterality = nearest_side   # "bibasilar" is both sides; "the costophrenic angles" may be one
+    return laterality, list(dict.fromkeys(_value(s) for s in where))
+
+
+def _finished(text: str, extracted: list[dict]) -> tuple[tuple[object, ...], ...]:
+    """The readings as memoised, after what the whole sentence says of each: another examination, a
+    question, an artifact the finding is put down to."""
+    r = rules()
     other_exam = r.other_exam.search(text) is not None
     asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
     lowered = _one_line(text.lower())

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from dataclasses import dataclass
 from functools import lru_cache
 
 import spacy
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
 
 from cxrvqa.errors import ResourceError
+from cxrvqa.core.prefilter import Guarded, guarded
 from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, DEID_ADJACENT, FINDING_SECTIONS,
                                      HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER,
@@ -67,9 +68,9 @@ class _Rules:
     findings: PhraseMatcher
     context: PhraseMatcher       # triggers, terminators and modifiers: one pool, longest wins
     regions: PhraseMatcher
-    finding_patterns: list[tuple[str, re.Pattern[str]]]
-    normal_statements: list[tuple[str, re.Pattern[str], list[str], list[str]]]
-    other_exam: re.Pattern[str]           # a sentence about another examination ("left knee")
+    finding_patterns: list[tuple[str, Guarded]]
+    normal_statements: list[tuple[str, Guarded, list[str], list[str]]]
+    other_exam: Guarded                   # a sentence about another examination ("left knee")
     other_exam_heading: frozenset[str]    # the other words of a heading ("Right elbow and forearm.")
     heading_only: re.Pattern[str]         # body parts that head another examination only alone ("ABDOMEN.")
     chest_heading: re.Pattern[str]        # a heading that returns to the chest ("Chest.")
@@ -108,8 +109,10 @@ def rules() -> _Rules:
         if entry["finding"] not in vocab.findings:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"finding pattern names unknown finding {entry['finding']!r}")
-        patterns.append((f"finding:{entry['finding']}", re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
-    patterns += [(f"not_finding:pattern{i}", re.compile(p)) for i, p in enumerate(data.get("not_finding_patterns", ()))]
+        patterns.append((f"finding:{entry['finding']}",
+                         guarded(re.compile("|".join(f"(?:{p})" for p in entry["patterns"])))))
+    patterns += [(f"not_finding:pattern{i}", guarded(re.compile(p)))
+                 for i, p in enumerate(data.get("not_finding_patterns", ()))]
     refinements = {}
     for finding, entry in data.get("refined_by", {}).items():
         if finding not in vocab.findings or finding not in ancestors("findings", entry["finding"]):
@@ -126,7 +129,8 @@ def rules() -> _Rules:
         regions=matcher({f"region:{rid}": r["synonyms"] for rid, r in vocab.regions.items() if r["synonyms"]}),
         finding_patterns=patterns,
         normal_statements=statements,
-        other_exam=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I),
+        other_exam=guarded(re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b",
+                                      re.I)),
         other_exam_heading=frozenset(data["other_exam_heading_words"]),
         heading_only=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_heading_only"]) + r")\b"),
         chest_heading=re.compile(data["chest_heading"]),
@@ -146,7 +150,7 @@ def rules() -> _Rules:
     )
 
 
-def _normal_statements(entries: list[dict]) -> list[tuple[str, re.Pattern[str], list[str], list[str]]]:
+def _normal_statements(entries: list[dict]) -> list[tuple[str, Guarded, list[str], list[str]]]:
     """(id, compiled patterns, findings made absent, regions declared normal) of each normal statement."""
     vocab, statements = vocabulary(), []
     for statement in entries:
@@ -155,30 +159,43 @@ def _normal_statements(entries: list[dict]) -> list[tuple[str, re.Pattern[str], 
         if unknown:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"normal statement {statement['id']!r} names unknown findings or regions {unknown}")
-        pattern = re.compile("|".join(f"(?:{p})" for p in statement["patterns"]))
+        pattern = guarded(re.compile("|".join(f"(?:{p})" for p in statement["patterns"])))
         statements.append((statement["id"], pattern, statement["absent"], statement["regions"]))
     return statements
 
 
-def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, re.Pattern[str]]] = ()) -> list[Span]:
+def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, Guarded]] = ()) -> list[Span]:
     """Matches, the longest of overlapping ones kept. A finding inside a not-finding phrase is not that finding
-    even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone)."""
-    spans = [Span(doc, start, end, label=match_id) for match_id, start, end in matcher(doc)]
+    even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone).
+    Matches are (start, end, label) triples until they are kept: only the kept ones become spaCy spans."""
+    found = [(start, end, match_id) for match_id, start, end in matcher(doc)]
     if patterns:
         lowered = doc.text.lower()
         for label, pattern in patterns:
             # a not-finding pattern's own words; a finding pattern's own word when the subject is another's ("the
             # aorta is tortuous and calcified": "calcified", not the words of the tortuosity)
-            group = next((name for name in ("not", "own") if name in pattern.groupindex), 0)
+            group = next((name for name in ("not", "own") if name in pattern.pattern.groupindex), 0)
             for match in pattern.finditer(lowered):
                 span = doc.char_span(match.start(group), match.end(group), label=label, alignment_mode="expand")
                 if span is not None:
-                    spans.append(span)
-    blocked = [(s.start, s.end) for s in spans if s.label_.startswith("not_finding:")]
+                    found.append((span.start, span.end, span.label))
+    strings = doc.vocab.strings
+    blocked = [(start, end) for start, end, label in found if strings[label].startswith("not_finding:")]
     if blocked:
-        spans = [s for s in spans if s.label_.startswith("not_finding:")
-                 or not any(start <= s.start and s.end <= end for start, end in blocked)]
-    return sorted(filter_spans(spans), key=lambda span: span.start)
+        found = [m for m in found if strings[m[2]].startswith("not_finding:")
+                 or not any(start <= m[0] and m[1] <= end for start, end in blocked)]
+    return [Span(doc, start, end, label=label) for start, end, label in _longest(found)]
+
+
+def _longest(found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """spaCy's `filter_spans` over (start, end, label) triples: the longest first (the earliest of equally
+    long ones, then the first found), each kept unless its first or last token is taken; in text order."""
+    kept, taken = [], set()
+    for match in sorted(found, key=lambda m: (m[1] - m[0], -m[0]), reverse=True):
+        if match[0] not in taken and match[1] - 1 not in taken:
+            kept.append(match)
+            taken.update(range(match[0], match[1]))
+    return sorted(kept, key=lambda m: m[0])
 
 
 def _kind(span: Span) -> str:
@@ -226,33 +243,45 @@ class _Sorted:
 
 def _by_kind(labelled: list[tuple[str, Span]], kinds: set[str]) -> _Sorted:
     """The spans of some kinds, in text order, from (kind, span) pairs (each label read once per sentence)."""
-    return _Sorted([s for kind, s in labelled if kind in kinds])
+    spans = [s for kind, s in labelled if kind in kinds]
+    return _Sorted(spans) if spans else _NO_SPANS   # most kinds are not in a sentence
+
+
+_NO_SPANS = _Sorted([])   # never changed: a _Sorted is only read
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
     """The sentence's observations: copies of its checked readings with their own id and evidence offsets."""
     observations = []
-    for reading, (start, end) in _checked_readings(sentence.text):
+    for reading, start, end in _checked_readings(sentence.text):
         next_id[0] += 1
-        # offsets of a validated sentence and a span inside it: constructed, not validated again (a third of the
-        # extractor's time went to validating copies)
-        evidence = Evidence.model_construct(sentence_id=sentence.id, start=sentence.start + start,
-                                            end=sentence.start + end)
+        # the reading is copied, not validated again (a third of the extractor's time went to validating copies);
+        # its evidence is validated: three integers validate faster than `model_construct` builds them
+        evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
         observations.append(reading.model_copy(update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return observations
 
 
+#: The evidence of a validated reading until its copies get their own (one object shared by all of them:
+#: objects the memoised readings keep alive make the garbage collector's full passes longer and more frequent).
+_PLACEHOLDER_EVIDENCE = Evidence(sentence_id=0, start=0, end=0)
+
+
 @lru_cache(maxsize=4096)
-def _checked_readings(text: str) -> tuple[tuple[Observation, tuple[int, int]], ...]:
-    """Each reading of a sentence validated once as an Observation (pydantic) with a placeholder id and
-    evidence, and its character span; a repeated sentence's observations are copies (half the cost)."""
-    vocab = vocabulary()
-    checked = []
-    for item in _readings(text):
-        start, end = item.pop("span")
-        checked.append((Observation(id="o0", name=text[start:end], category=vocab.findings[item["finding"]]["category"],
-                                    evidence=[Evidence(sentence_id=0, start=start, end=end)], **item), (start, end)))
-    return tuple(checked)
+def _checked_readings(text: str) -> tuple[tuple[Observation, int, int], ...]:
+    """Each reading of a sentence as a validated Observation, and its character span; a repeated sentence's
+    observations are copies (half the cost)."""
+    return tuple((_checked_reading(text[values[-2]:values[-1]], values[:-2]), values[-2], values[-1])
+                 for values in _memoised_readings(text))
+
+
+@lru_cache(maxsize=4096)
+def _checked_reading(name: str, values: tuple[object, ...]) -> Observation:
+    """A reading (`_READING_KEYS`) of a mention validated once as an Observation (pydantic) with a placeholder
+    id and evidence: many sentences read the same words the same way ("no pneumothorax")."""
+    reading = dict(zip(_READING_KEYS, values))
+    return Observation(id="o0", name=name, category=vocabulary().findings[reading["finding"]]["category"],
+                       evidence=[_PLACEHOLDER_EVIDENCE], **reading)
 
 
 @lru_cache(maxsize=None)
@@ -260,12 +289,11 @@ def _derived_absence(statement_id: str, finding: str) -> Observation:
     """The absence a normal statement implies, validated once (placeholder id and evidence)."""
     entry = vocabulary().findings[finding]
     return Observation(id="o0", name=entry["name"], finding=finding, category=entry["category"], presence="absent",
-                       evidence=[Evidence(sentence_id=0, start=0, end=0)], derived_from=[f"statement:{statement_id}"])
+                       evidence=[_PLACEHOLDER_EVIDENCE], derived_from=[f"statement:{statement_id}"])
 
 
-def _readings(text: str) -> list[dict]:
-    """What one sentence says of each finding it names (a fresh copy of the memoised reading)."""
-    return [dict(item) for item in _memoised_readings(text)]
+#: The values of a memoised reading, in order, before the start and end of its mention.
+_READING_KEYS = ("finding", "presence", "certainty", "modifiers", "laterality", "regions", "severity", "change")
 
 
 #: Sentences memoised: enough for the repeated sentences of a corpus (IU: ~25k sentences, most of them
@@ -274,87 +302,135 @@ _MEMO_SIZE = 16384
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
-def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
+def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
     """Memoised by the sentence's text: radiologists repeat the same sentences from report to report.
-    Stored as tuples of immutable values, which the garbage collector stops tracking."""
-    r = rules()
-    vocab = vocabulary()
-    sites = finding_sites()
-    deid = deid_pattern()
-    has_deid = deid.search(text) is not None
-    doc = r.nlp.make_doc(_one_line(text))   # a sentence wrapped over lines reads as one (same offsets)
-    matched = _spans(doc, r.findings, r.finding_patterns)
-    findings = [s for s in matched if _kind(s) == "finding"]
-    if not findings:
+    Stored as one flat tuple of immutable values per reading (`_READING_KEYS`, then the mention's start and
+    end): few objects, which the garbage collector stops tracking (pairs of key and value were ten times as
+    many, and the full collections they triggered cost ~5% of the extraction)."""
+    s = _parsed(text)
+    if s is None:
         return ()
-    context = _spans(doc, r.context)
-    labelled = [(_kind(s), s) for s in context]
-    in_finding = [False] * len(doc)
-    for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
-        in_finding[f.start:f.end] = [True] * (f.end - f.start)
-    # "pleural" of "pleural effusion" is part of the finding, not a region of it
-    regions = _elliptical_regions(doc, [s for s in _spans(doc, r.regions) if not any(in_finding[s.start:s.end])])
-    # the tokens' words once, as lists: slicing them costs no spaCy Token objects
-    words, lower = [t.text for t in doc], [t.lower_ for t in doc]
-    # clause boundaries: punctuation and scope terminators
-    boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
-                        + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"])
-    boundary_starts = sorted(b[0] for b in boundaries)
-    boundary_ends = sorted(b[1] for b in boundaries)
-    commas, closers, conjunctions = [0], [0], [0]
-    for word, low in zip(words, lower):
-        commas.append(commas[-1] + (word == ","))
-        closers.append(closers[-1] + (low in _LIST_CLOSERS))
-        conjunctions.append(conjunctions[-1] + (low in _LIST_CLOSERS or low == "and"))
-    leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
-    negations = _by_kind(labelled, {"negation_before"})
-    # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
-    trailing_triggers = _Sorted([s for kind, s in labelled if kind in ("negation_after", "uncertainty_after",
-                                                                   "probable_after") or s.label_ == "change:resolved"])
-    changes = _by_kind(labelled, {"change"})
-    backgrounds = _by_kind(labelled, {"background_before"})
-    histories = _by_kind(labelled, {"historical_before"})
-    limitations = _by_kind(labelled, {"limitation_before"})
-    severities = _by_kind(labelled, {"severity"})
-    places = _Sorted(sorted([s for kind, s in labelled if kind == "laterality"] + regions, key=lambda s: s.start))
+    extracted: list[dict] = []
+    for k in range(len(s.findings)):
+        extracted.append(_reading(s, k, extracted))
+    if _ALTERNATIVE_WORD.search(text):
+        modifier_tokens = {i for span in [*s.context, *s.regions]
+                           if _kind(span) in ("severity", "change", "laterality", "region")
+                           for i in range(span.start, span.end)}
+        modifier_tokens |= {i for i, w in enumerate(s.lower) if w in s.r.list_adjectives}
+        if len(s.findings) > 1:
+            _differentials(s.doc, s.findings, s.clauses, extracted, modifier_tokens)
+        _versus_candidates(s.doc, s.findings, extracted, modifier_tokens)
+    _read_as_other(extracted, s.clauses, _one_line(text.lower()))
+    return _finished(text, extracted)
 
-    def clause(start: int, end: int) -> tuple[int, int]:
-        i, j = bisect_right(boundary_ends, start) - 1, bisect_left(boundary_starts, end)
-        return (boundary_ends[i] if i >= 0 else 0), (boundary_starts[j] if j < len(boundary_starts) else len(doc))
 
-    def negated_hedge(hedge: Span, left: int, right: int) -> bool:
+class _Parsed:
+    """What the rules see of a sentence that names a finding, before they read each finding: its tokens, its
+    spans by kind, its clauses, running counts of list words, and the places each finding owns."""
+
+    __slots__ = ("r", "doc", "matched", "findings", "context", "regions", "words", "lower", "boundary_starts",
+                 "boundary_ends", "commas", "closers", "conjunctions", "leading_triggers", "negations",
+                 "trailing_triggers", "changes", "backgrounds", "histories", "limitations", "severities", "places",
+                 "clauses", "place_tokens", "own", "claimed", "deid_at", "deid_readings")
+
+    def __init__(self, r: _Rules, text: str, doc: Doc, matched: list[Span], findings: list[Span]) -> None:
+        self.r, self.doc, self.matched, self.findings = r, doc, matched, findings
+        self.context = _spans(doc, r.context)
+        labelled = [(_kind(s), s) for s in self.context]
+        in_finding = [False] * len(doc)
+        for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
+            in_finding[f.start:f.end] = [True] * (f.end - f.start)
+        # "pleural" of "pleural effusion" is part of the finding, not a region of it
+        self.regions = _elliptical_regions(doc, [s for s in _spans(doc, r.regions)
+                                                 if not any(in_finding[s.start:s.end])])
+        # the tokens' words once, as lists: slicing them costs no spaCy Token objects
+        self.words = words = [t.text for t in doc]
+        self.lower = lower = [w.lower() for w in words]   # a token's `lower_` is its text's lower(), without a Token
+        # clause boundaries: punctuation and scope terminators
+        boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
+                            + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"])
+        self.boundary_starts = sorted(b[0] for b in boundaries)
+        self.boundary_ends = sorted(b[1] for b in boundaries)
+        # how many commas, closers and conjunctions come before each token
+        self.commas = list(accumulate((word == "," for word in words), initial=0))
+        self.closers = list(accumulate((low in _LIST_CLOSERS for low in lower), initial=0))
+        self.conjunctions = list(accumulate((low in _LIST_JOINERS for low in lower), initial=0))
+        self.leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
+        self.negations = _by_kind(labelled, {"negation_before"})
+        # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
+        self.trailing_triggers = _Sorted([s for kind, s in labelled if kind in (
+            "negation_after", "uncertainty_after", "probable_after") or s.label_ == "change:resolved"])
+        self.changes = _by_kind(labelled, {"change"})
+        self.backgrounds = _by_kind(labelled, {"background_before"})
+        self.histories = _by_kind(labelled, {"historical_before"})
+        self.limitations = _by_kind(labelled, {"limitation_before"})
+        self.severities = _by_kind(labelled, {"severity"})
+        self.places = _Sorted(sorted([s for kind, s in labelled if kind == "laterality"] + self.regions,
+                                     key=lambda s: s.start))
+        self.clauses = [self.clause(m.start, m.end) for m in findings]
+        self.place_tokens = {i for s in self.places.spans for i in range(s.start, s.end)}
+        self.own = [self.places.within(self.own_start(k), m.end) for k, m in enumerate(findings)]
+        self.claimed = {(s.start, s.end) for spans in self.own for s in spans}
+        deid = deid_pattern()
+        self.deid_at = frozenset(i for i, w in enumerate(words) if deid.fullmatch(w)) \
+            if deid.search(text) is not None else frozenset()
+        self.deid_readings = [i for i in self.deid_at if i + 1 < len(doc) and lower[i + 1] in _DEID_READINGS]
+
+    def clause(self, start: int, end: int) -> tuple[int, int]:
+        starts, ends = self.boundary_starts, self.boundary_ends
+        i, j = bisect_right(ends, start) - 1, bisect_left(starts, end)
+        return (ends[i] if i >= 0 else 0), (starts[j] if j < len(starts) else len(self.doc))
+
+    def own_start(self, k: int) -> int:
+        """Side and place, first pass: words before mention k since the previous finding or comma ("small left
+        effusion") or in the mention itself ("elevated right hemidiaphragm") are its own. Since the last comma,
+        or the last "and"/"or" after words that are no place ("left perihilar calcified lymph XXXX and left
+        basilar granuloma": not the perihilar; "right and left lower lobe": both sides)."""
+        findings, words, lower = self.findings, self.words, self.lower
+        previous_end = max(self.clauses[k][0], findings[k - 1].end) if k else self.clauses[k][0]
+        return next((i + 1 for i in range(findings[k].start - 1, previous_end - 1, -1)
+                     if words[i] == "," or (lower[i] in _LIST_JOINERS and i > previous_end
+                                            and i - 1 not in self.place_tokens)), previous_end)
+
+    def negated_hedge(self, hedge: Span, left: int, right: int) -> bool:
         """A hedge inside a negation's scope is negated too ("no opacity to suggest pneumonia", "no
         suspicious nodule"). A comma between them ends the negation ("no effusion, possible
         atelectasis") unless the clause is one list closed by "or" / "nor" ("no consolidation,
         suspicious opacity, or effusion"; "no pneumothorax, effusion or suspicious opacity")."""
-        negation = negations.last_before(hedge.start, left)
+        negation = self.negations.last_before(hedge.start, left)
         if negation is None:
             return False
-        before = next((w for w in reversed(lower[negation.end:hedge.start]) if w in _LIST_CLOSERS or w == ","),
+        before = next((w for w in reversed(self.lower[negation.end:hedge.start]) if w in _LIST_CLOSERS or w == ","),
                       None)
-        return commas[hedge.start] == commas[negation.end] or closers[right] > closers[hedge.end] \
-            or before in _LIST_CLOSERS
+        return self.commas[hedge.start] == self.commas[negation.end] \
+            or self.closers[right] > self.closers[hedge.end] or before in _LIST_CLOSERS
 
-    def qualified(mention: Span, trigger: Span | None, previous_end: int) -> bool:
+    def qualified(self, mention: Span, trigger: Span | None, previous_end: int) -> bool:
         """A negation narrowed by a qualifier: in the negation ("no definite"), or in the mention's own words
         since the negation or the previous finding ("no large effusion", "no consolidation, suspicious
         opacity"); "acute" narrows chronic findings only."""
         start, said = previous_end, []
         if trigger is not None and _kind(trigger) == "negation_before":
-            start, said = max(start, trigger.end), lower[trigger.start:trigger.end]
-        said = said + lower[start:mention.end]
+            start, said = max(start, trigger.end), self.lower[trigger.start:trigger.end]
+        said = said + self.lower[start:mention.end]
+        r = self.r
         if any(w in r.qualifiers for w in said):
             return True
-        return bool(vocab.findings[_value(mention)].get("chronic")) and any(w in r.chronic_qualifiers for w in said)
+        return bool(vocabulary().findings[_value(mention)].get("chronic")) \
+            and any(w in r.chronic_qualifiers for w in said)
 
-    def own_modifier(spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
+    def own_modifier(self, spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
         """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), else just
         before it since the previous finding ("small effusion"), else just after it up to where the next
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
+        if not spans.spans:
+            return None   # no severity (change) word in the sentence: none to look for
+        findings, words, lower = self.findings, self.words, self.lower
         mention = findings[k]
         within = [s for s in spans.within(mention.start, mention.end)   # not the "large" of "heart is large"
-                  if s.text.lower() not in r.stating_words] if inside else []   # nor of "large lung volumes"
+                  if s.text.lower() not in self.r.stating_words] if inside else []   # nor of "large lung volumes"
         if within:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
@@ -364,7 +440,7 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         if before is not None and mention.start - before.end <= 4:
             return before
         ceiling = right
-        following = next((s.start for s in matched if s.start >= mention.end), right)   # a not-finding too
+        following = next((s.start for s in self.matched if s.start >= mention.end), right)   # a not-finding too
         if following < right:   # ("flattened diaphragm and increased retrosternal airspace": not increased)
             ceiling = next((i for i in range(following - 1, mention.end - 1, -1)
                             if words[i] == "," or lower[i] in _COORDINATORS), mention.end)
@@ -372,136 +448,156 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         if after is None or after.start - mention.end > 4:
             return None
         next_word = lower[after.end] if after.end < right else ""
-        if commas[after.start] > commas[mention.end] and next_word and next_word not in _CLAUSE_PUNCT \
+        if self.commas[after.start] > self.commas[mention.end] and next_word and next_word not in _CLAUSE_PUNCT \
                 and next_word not in (",", "from", "since", "compared", "to"):
             return None   # "enlarged for technique, stable mediastinal contours": the contours' word
         return after
 
-    def side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
-        sides = {_value(s) for s in found if _kind(s) == "laterality"}
-        where = [s for s in found if _kind(s) == "region"]
-        laterality = None
-        if {"left", "right"} <= sides or "bilateral" in sides:
-            laterality = "bilateral"
-        elif sides:
-            laterality = next(iter(sides))
-        elif where:
-            nearest_side = vocab.regions[_value(where[0])]["laterality"]
-            if nearest_side in ("left", "right") or (
-                    nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
-                laterality = nearest_side   # "bibasilar" is both sides; "the costophrenic angles" may be one
-        return laterality, list(dict.fromkeys(_value(s) for s in where))
 
-    # Side and place, first pass: words before a mention since the previous finding or comma ("small
-    # left effusion") or in the mention itself ("elevated right hemidiaphragm") are its own.
-    clauses = [clause(m.start, m.end) for m in findings]
-    own: list[list[Span]] = []
-    place_tokens = {i for s in places.spans for i in range(s.start, s.end)}
-    deid_at = frozenset(i for i, w in enumerate(words) if deid.fullmatch(w)) if has_deid else frozenset()
-    deid_readings = [i for i in deid_at if i + 1 < len(doc) and lower[i + 1] in _DEID_READINGS]
-    for k, mention in enumerate(findings):
-        previous_end = max(clauses[k][0], findings[k - 1].end) if k else clauses[k][0]
-        # since the last comma, or the last "and"/"or" after words that are no place ("left perihilar calcified
-        # lymph XXXX and left basilar granuloma": not the perihilar; "right and left lower lobe": both sides)
-        last_comma = next((i + 1 for i in range(mention.start - 1, previous_end - 1, -1)
-                           if words[i] == "," or (lower[i] in _LIST_JOINERS and i > previous_end
-                                                  and i - 1 not in place_tokens)), previous_end)
-        own.append(places.within(last_comma, mention.end))
-    claimed = {(s.start, s.end) for spans in own for s in spans}
+def _parsed(text: str) -> _Parsed | None:
+    """The sentence as the rules see it; None when it names no finding."""
+    r = rules()
+    doc = r.nlp.make_doc(_one_line(text))   # a sentence wrapped over lines reads as one (same offsets)
+    matched = _spans(doc, r.findings, r.finding_patterns)
+    findings = [s for s in matched if _kind(s) == "finding"]
+    if not findings:
+        return None
+    return _Parsed(r, text, doc, matched, findings)
 
-    extracted = []
-    for k, mention in enumerate(findings):
-        left, right = clauses[k]
-        presence, certainty = "present", None
-        trailing = trailing_triggers.first_after(mention.end, right)
-        if trailing is not None and commas[trailing.start] > commas[mention.end] \
-                and conjunctions[trailing.start] == conjunctions[mention.end]:
-            trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
-        if trailing is not None and backgrounds.last_before(mention.start, left) is not None:
-            trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
-        leading = leading_triggers.last_before(mention.start, left)
-        change = own_modifier(changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
-        if change is not None and any(_value(s) != _value(change) for s in changes.within(
-                max(left, findings[k - 1].end) if k else left, mention.start)):
-            change = None   # "increase in right and decrease in left basilar atelectasis": no one change
-        trigger = trailing if trailing is not None else leading
-        if trigger is not None:
-            presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
-            if trigger is leading and presence == "uncertain" and negated_hedge(leading, left, right):
-                presence, certainty = "absent", None   # "no opacity to suggest pneumonia", "no suspicious nodule"
-        if change is not None and _value(change) == "resolved" and presence == "present":
-            presence = "absent"
-        modifiers = []
-        if presence == "absent" and qualified(mention, trigger, findings[k - 1].end if k else left):
-            modifiers.append(QUALIFIED_NEGATION)
-        elif limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
-            presence, certainty = "absent", None
-            modifiers.append(QUALIFIED_NEGATION)
-        if change is not None and change.end <= mention.start and change.text.lower() in r.change_adjectives:
-            modifiers.append(CHANGE_ADJECTIVE)   # "increased lung markings": a change only against a prior study
-        if histories.last_before(mention.start, left) is not None:
-            modifiers.append(HISTORICAL)   # "given the history of malignancy"
-        if deid_at and (_deid_adjacent(doc, mention, deid_at, place_tokens)
-                        or any(left <= i < mention.start for i in deid_readings)
-                        or (k and DEID_ADJACENT in extracted[-1]["modifiers"] and findings[k - 1].end >= left
-                            and all(w in _COORDINATORS for w in lower[findings[k - 1].end:mention.start]))):
-            modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
-        # Side and place, second pass: its own words; else those of the finding it is coordinated with
-        # ("right basilar infiltrate or atelectasis"); else words after it up to the next finding or
-        # coordinator ("opacity in the left base"); else words of the clause that no later finding owns
-        # ("effusions, right greater than left"; "left basilar opacity representing atelectasis"; not
-        # the "left" of "no effusion, left atelectasis").
-        found = own[k]
-        previous_end = max(left, findings[k - 1].end) if k else left
-        if not found and k and findings[k - 1].end >= left \
-                and all(w in _COORDINATORS for w in lower[previous_end:mention.start]) \
-                and sites.regions.get(_value(mention)) == sites.regions.get(extracted[-1]["finding"]):
-            found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
-        if not found:
-            next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
-            # up to a coordinator; past one that joins places ("greatest in the central lungs and bases"), the
-            # places no later finding owns
-            first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
-            after_end = next((i for i in range(mention.end, next_start)
-                              if lower[i] in _COORDINATORS and i + 1 not in place_tokens), next_start)
-            found = places.within(mention.end, first_end) + [
-                s for s in places.within(first_end, after_end) if (s.start, s.end) not in claimed]
-        if not found:   # a later finding's own words are after this one, and not this one's
-            found = places.within(left, mention.start) + [s for s in places.within(mention.end, right)
-                                                          if (s.start, s.end) not in claimed]
-            if found:
-                modifiers.append(PLACE_FROM_CLAUSE)
-        if DEID_ADJACENT not in modifiers and any(s.end in deid_at for s in found):   # "costophrenic XXXX": which?
-            modifiers.append(DEID_ADJACENT)
-        laterality, where = side_and_regions(found)
-        severity = own_modifier(severities, k, left, right)
-        if presence == "present" and severity is not None and _value(severity) == "borderline":
-            presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
-        finding = _value(mention)
-        refined = r.refined_by.get(finding)
-        if refined and any(w in refined[0] for w in lower[previous_end:mention.start]):
-            finding = refined[1]   # "calcified right upper lobe nodule"
-        extracted.append(dict(
-            finding=finding, mention=mention, places=found, presence=presence, certainty=certainty,
-            modifiers=modifiers, laterality=laterality, regions=where,
-            severity=_value(severity) if severity is not None else None,
-            change=_value(change) if change is not None else None))
-    if _ALTERNATIVE_WORD.search(text):
-        modifier_tokens = {i for s in [*context, *regions] if _kind(s) in ("severity", "change", "laterality", "region")
-                           for i in range(s.start, s.end)}
-        modifier_tokens |= {i for i, w in enumerate(lower) if w in r.list_adjectives}
-        if len(findings) > 1:
-            _differentials(doc, findings, clauses, extracted, modifier_tokens)
-        _versus_candidates(doc, findings, extracted, modifier_tokens)
-    _read_as_other(extracted, clauses, _one_line(text.lower()))
+
+def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
+    """What the sentence says of its finding k (after the findings before it, `extracted`)."""
+    mention = s.findings[k]
+    left, right = s.clauses[k]
+    presence, certainty, trigger, change = _presence(s, k)
+    modifiers = []
+    if presence == "absent" and s.qualified(mention, trigger, s.findings[k - 1].end if k else left):
+        modifiers.append(QUALIFIED_NEGATION)
+    elif s.limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
+        presence, certainty = "absent", None
+        modifiers.append(QUALIFIED_NEGATION)
+    if change is not None and change.end <= mention.start and change.text.lower() in s.r.change_adjectives:
+        modifiers.append(CHANGE_ADJECTIVE)   # "increased lung markings": a change only against a prior study
+    if s.histories.last_before(mention.start, left) is not None:
+        modifiers.append(HISTORICAL)   # "given the history of malignancy"
+    if _deid_next_to(s, k, extracted):
+        modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
+    found = _places(s, k, extracted, modifiers)
+    laterality, where = _side_and_regions(found)
+    severity = s.own_modifier(s.severities, k, left, right)
+    if presence == "present" and severity is not None and _value(severity) == "borderline":
+        presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
+    finding = _value(mention)
+    refined = s.r.refined_by.get(finding)
+    previous_end = max(left, s.findings[k - 1].end) if k else left
+    if refined and any(w in refined[0] for w in s.lower[previous_end:mention.start]):
+        finding = refined[1]   # "calcified right upper lobe nodule"
+    return dict(finding=finding, mention=mention, places=found, presence=presence, certainty=certainty,
+                modifiers=modifiers, laterality=laterality, regions=where,
+                severity=_value(severity) if severity is not None else None,
+                change=_value(change) if change is not None else None)
+
+
+def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | None]:
+    """(presence, certainty, the trigger that governs finding k, its change word) from the nearest trigger of
+    its clause: after it when one follows in its own part of the list, else before it."""
+    mention = s.findings[k]
+    left, right = s.clauses[k]
+    presence, certainty = "present", None
+    trailing = s.trailing_triggers.first_after(mention.end, right)
+    if trailing is not None and s.commas[trailing.start] > s.commas[mention.end] \
+            and s.conjunctions[trailing.start] == s.conjunctions[mention.end]:
+        trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
+    if trailing is not None and s.backgrounds.last_before(mention.start, left) is not None:
+        trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
+    leading = s.leading_triggers.last_before(mention.start, left)
+    change = s.own_modifier(s.changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
+    if change is not None and any(_value(c) != _value(change) for c in s.changes.within(
+            max(left, s.findings[k - 1].end) if k else left, mention.start)):
+        change = None   # "increase in right and decrease in left basilar atelectasis": no one change
+    trigger = trailing if trailing is not None else leading
+    if trigger is not None:
+        presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
+        if trigger is leading and presence == "uncertain" and s.negated_hedge(leading, left, right):
+            presence, certainty = "absent", None   # "no opacity to suggest pneumonia", "no suspicious nodule"
+    if change is not None and _value(change) == "resolved" and presence == "present":
+        presence = "absent"
+    return presence, certainty, trigger, change
+
+
+def _deid_next_to(s: _Parsed, k: int, extracted: list[dict]) -> bool:
+    """Whether a de-identification token may hide a word of finding k: next to it, a hedge or verb before it
+    in its clause, or one said of the finding it is listed after."""
+    if not s.deid_at:
+        return False
+    mention, left = s.findings[k], s.clauses[k][0]
+    return _deid_adjacent(s.doc, mention, s.deid_at, s.place_tokens) \
+        or any(left <= i < mention.start for i in s.deid_readings) \
+        or bool(k and DEID_ADJACENT in extracted[-1]["modifiers"] and s.findings[k - 1].end >= left
+                and all(w in _COORDINATORS for w in s.lower[s.findings[k - 1].end:mention.start]))
+
+
+def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> list[Span]:
+    """Side and place, second pass: its own words; else those of the finding it is coordinated with ("right
+    basilar infiltrate or atelectasis"); else words after it up to the next finding or coordinator ("opacity
+    in the left base"); else words of the clause that no later finding owns ("effusions, right greater than
+    left"; "left basilar opacity representing atelectasis"; not the "left" of "no effusion, left
+    atelectasis"). Adds the modifiers that the places call for to `modifiers`."""
+    findings, lower, places, claimed = s.findings, s.lower, s.places, s.claimed
+    mention = findings[k]
+    left, right = s.clauses[k]
+    found = s.own[k]
+    previous_end = max(left, findings[k - 1].end) if k else left
+    if not found and k and findings[k - 1].end >= left \
+            and all(w in _COORDINATORS for w in lower[previous_end:mention.start]) \
+            and finding_sites().regions.get(_value(mention)) == finding_sites().regions.get(extracted[-1]["finding"]):
+        found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
+    if not found:
+        next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
+        # up to a coordinator; past one that joins places ("greatest in the central lungs and bases"), the
+        # places no later finding owns
+        first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
+        after_end = next((i for i in range(mention.end, next_start)
+                          if lower[i] in _COORDINATORS and i + 1 not in s.place_tokens), next_start)
+        found = places.within(mention.end, first_end) + [
+            p for p in places.within(first_end, after_end) if (p.start, p.end) not in claimed]
+    if not found:   # a later finding's own words are after this one, and not this one's
+        found = places.within(left, mention.start) + [p for p in places.within(mention.end, right)
+                                                      if (p.start, p.end) not in claimed]
+        if found:
+            modifiers.append(PLACE_FROM_CLAUSE)
+    if DEID_ADJACENT not in modifiers and any(p.end in s.deid_at for p in found):   # "costophrenic XXXX": which?
+        modifiers.append(DEID_ADJACENT)
+    return found
+
+
+def _side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
+    """The laterality and the regions (in order, once each) of a finding's places."""
+    sides = {_value(s) for s in found if _kind(s) == "laterality"}
+    where = [s for s in found if _kind(s) == "region"]
+    laterality = None
+    if {"left", "right"} <= sides or "bilateral" in sides:
+        laterality = "bilateral"
+    elif sides:
+        laterality = next(iter(sides))
+    elif where:
+        nearest_side = vocabulary().regions[_value(where[0])]["laterality"]
+        if nearest_side in ("left", "right") or (
+                nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
+            laterality = nearest_side   # "bibasilar" is both sides; "the costophrenic angles" may be one
+    return laterality, list(dict.fromkeys(_value(s) for s in where))
+
+
+def _finished(text: str, extracted: list[dict]) -> tuple[tuple[object, ...], ...]:
+    """The readings as memoised, after what the whole sentence says of each: another examination, a
+    question, an artifact the finding is put down to."""
+    r = rules()
     other_exam = r.other_exam.search(text) is not None
     asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
     lowered = _one_line(text.lower())
     attributions = list(r.artifact_attributions.finditer(lowered))
     for item in extracted:
-        mention = item.pop("mention")
-        del item["places"]
-        item["span"] = (mention.start_char, mention.end_char)
+        mention = item["mention"]
         if other_exam:
             item["modifiers"].append(OTHER_EXAM)
         if asked and item["presence"] == "present":
@@ -512,8 +608,8 @@ def _memoised_readings(text: str) -> tuple[tuple[tuple[str, object], ...], ...]:
         elif any(_ALTERNATIVE_TO.search(lowered, m.end(), mention.start_char) for m in attributions
                  if m.end() <= mention.start_char):   # "may represent vessels on end or alternatively, calcified
             _attribute_to_artifact(item, True)         # granulomas": one reading of what may be an artifact
-    return tuple(tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in item.items())
-                 for item in extracted)
+    return tuple((*(tuple(v) if isinstance(v := item[key], list) else v for key in _READING_KEYS),
+                  item["mention"].start_char, item["mention"].end_char) for item in extracted)
 
 
 #: Between an artifact attribution and a finding after it: the finding is the other reading ("or alternatively").
@@ -686,6 +782,7 @@ def clear_sentence_memo() -> None:
     """Forget the memoised sentence readings (benchmarks time a first reading)."""
     _memoised_readings.cache_clear()
     _checked_readings.cache_clear()
+    _checked_reading.cache_clear()
     _statements_in.cache_clear()
     _heading.cache_clear()
     _anaphoric_attribution.cache_clear()
@@ -732,7 +829,7 @@ def _heading(text: str) -> str | None:
         return "chest"
     heading = lowered.split(":", 1)[0] if ":" in lowered[:40] else lowered   # "KUB XXXX: single view ..."
     if len(heading.split()) <= 8 and (r.other_exam.search(heading) or r.heading_only.search(heading)):
-        rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.sub(" ", heading)))
+        rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.pattern.sub(" ", heading)))
         if all(word in r.other_exam_heading for word in rest):
             return "other"
     return None
@@ -800,8 +897,7 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
                 continue
             derived.add(finding)
             next_id[0] += 1
-            evidence = Evidence.model_construct(sentence_id=sentence.id, start=sentence.start + start,
-                                                end=sentence.start + end)
+            evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
             observations.append(_derived_absence(statement_id, finding).model_copy(
                 update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
     return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,

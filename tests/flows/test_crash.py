@@ -94,7 +94,7 @@ def test_a_build_killed_at_random_moments_resumes_to_the_same_tables(tmp_path: P
     duration = time.monotonic() - started
     assert reference.returncode == 0, reference.stderr
     expected = _snapshot(tmp_path / "reference" / "cxrvqa.duckdb")
-    assert len(expected["qa_items"]) > 1000 and len(expected["images"]) == 6
+    assert len(expected["qa_items"]) > 1000 and len(expected["images"]) == 7
 
     out = tmp_path / "crashed"
     rng = random.Random(os.environ.get("CXRVQA_CRASH_SEED", "0"))

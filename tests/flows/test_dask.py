@@ -54,7 +54,7 @@ def test_a_dask_build_on_a_local_cluster_writes_the_tables_of_a_local_build(tmp_
 
     local = build_dataset(demo_config(tmp_path / "local"))
     expected = snapshot(tmp_path / "local" / "cxrvqa.duckdb")
-    assert len(expected["qa_items"]) > 200 and len(expected["images"]) == 6
+    assert len(expected["qa_items"]) > 200 and len(expected["images"]) == 7
 
     # a shard left by a build killed between computing and merging a batch: never merged, deleted
     out = tmp_path / "dask"

@@ -372,18 +372,30 @@ def _active(validators: tuple[Validator, ...], strictness: tuple[tuple[str, str]
     return found
 
 
+def active_validators(strictness: dict[str, str]) -> tuple[tuple[Validator, str], ...]:
+    """(validator, strictness) of every validator whose strictness is not `ignore`, in registration order."""
+    return _active(tuple(VALIDATORS.values()), tuple(sorted(strictness.items())))
+
+
+def check_item(item: dict[str, Any], context: ValidationContext, active: tuple[tuple[Validator, str], ...]
+               ) -> list[Verdict]:
+    """The verdict of each of the active validators (`active_validators`), in their order; a check that raises
+    becomes a `validator_error` verdict naming the item."""
+    verdicts = []
+    for v, _ in active:
+        try:
+            verdicts.append(v.check(item, context))
+        except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
+            verdicts.append(fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500]))
+    return verdicts
+
+
 def run_validators(item: dict[str, Any], context: ValidationContext, strictness: dict[str, str]
                    ) -> list[tuple[Validator, Verdict, str]]:
     """(validator, verdict, strictness) for every validator whose strictness is not `ignore`; a check
     that raises becomes a `validator_error` verdict naming the item."""
-    results = []
-    for v, level in _active(tuple(VALIDATORS.values()), tuple(sorted(strictness.items()))):
-        try:
-            verdict = v.check(item, context)
-        except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
-            verdict = fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500])
-        results.append((v, verdict, level))
-    return results
+    active = active_validators(strictness)
+    return [(v, verdict, level) for (v, level), verdict in zip(active, check_item(item, context, active), strict=True)]
 
 
 # -- independent checks: registered by their module (rules shared with neither the extractor nor the programs)

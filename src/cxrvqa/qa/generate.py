@@ -152,9 +152,11 @@ def _args_text(args: dict[str, str]) -> str:
     return "{" + ", ".join(f'"{k}": "{args[k]}"' for k in sorted(args)) + "}"
 
 
-def generate_study(study: StudyView, settings: GenerationSettings, template_ids: frozenset[str] | None = None
-                   ) -> tuple[list[tuple], list[tuple], dict[str, int]]:
+def generate_study(study: StudyView, settings: GenerationSettings, template_ids: frozenset[str] | None = None,
+                   item_ids: frozenset[str] | None = None) -> tuple[list[tuple], list[tuple], dict[str, int]]:
     """(item rows, answer-part rows, items per template id) of one study, for ``template_ids`` (None: all).
+    ``item_ids``: the rows (and parts) of only these items (the validators' regeneration); every other item is
+    still made as far as it counts towards `max_per_image`, so the rows kept are those a full run makes.
 
     Items are made per image of the study (per study when it has none); a template asks only on
     the images it applies to. A template's `weight` keeps that share of its candidates; with
@@ -198,8 +200,15 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
                     answer = program.fn(Ask(study, image, args, template))
                 if answer is None:
                     continue
-                row = _item(study, image, template, version, split, _digest(seed, prefix + args_text), args_text,
-                            args, answer, parts)
+                digest = _digest(seed, prefix + args_text)
+                if item_ids is not None and "qa-" + digest[:10].hex() not in item_ids:
+                    # not asked for: it only counts (a multiple-choice item without enough options is not made)
+                    if template.answer_format != "multiple_choice" or _options(answer, digest, template.options):
+                        made += 1
+                        if made == cap:
+                            break
+                    continue
+                row = _item(study, image, template, version, split, digest, args_text, args, answer, parts)
                 if row is None:
                     continue
                 items.append(row)

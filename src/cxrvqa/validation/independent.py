@@ -488,17 +488,16 @@ def _named_finding(text: str) -> str | None:
     return _finding_by_name().get(str(text or "").strip().lower().rstrip("."))
 
 
-_last_claims: list[Any] = [None, None, []]
-
-
 def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
     """What the item's answer asserts, by its template's answer program (`claims` in the rules file);
-    remembered for the last item (every check asks)."""
-    key = (item.get("item_id"), item.get("template_id"), item.get("answer"), item.get("polarity"),
-           item.get("arguments"), item.get("findings"), item.get("options"))
-    if _last_claims[0] is not context or _last_claims[1] != key:
-        _last_claims[:] = [context, key, _claims_of(item, context)]
-    return _last_claims[2]
+    computed once per item while `check_item` validates it (every check asks)."""
+    memo = context.memo(item)
+    if memo is None:
+        return _claims_of(item, context)
+    found = memo.get("claims")
+    if found is None:
+        found = memo["claims"] = _claims_of(item, context)
+    return found
 
 
 def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
@@ -587,19 +586,19 @@ def _claimed_findings(item: dict[str, Any], source: str) -> list[str]:
 
 
 # -- reading the report ----------------------------------------------------------------------------------
-_last_evidence: list[Any] = [None, None, ()]
-
-
 def _evidence(item: dict[str, Any], context: ValidationContext) -> tuple[str, ...]:
-    """The item's evidence sentences, each once (remembered for the last item: every check asks)."""
+    """The item's evidence sentences, each once (computed once per item while `check_item` validates it)."""
     study = context.study
     if study is None:
         return ()
-    ids = item.get("evidence_ids")
-    if _last_evidence[0] is not study or _last_evidence[1] != ids:
-        found = tuple(study.sentences[i] for i in dict.fromkeys(ids or []) if i in study.sentences)
-        _last_evidence[:] = [study, list(ids) if isinstance(ids, list) else ids, found]
-    return _last_evidence[2]
+    memo = context.memo(item)
+    found = memo.get("evidence") if memo is not None else None
+    if found is None:
+        found = tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or [])
+                      if i in study.sentences)
+        if memo is not None:
+            memo["evidence"] = found
+    return found
 
 
 _last_study: list[Any] = [None, ()]
@@ -645,8 +644,6 @@ def clear_caches() -> None:
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
-    _last_claims[:] = [None, None, []]
-    _last_evidence[:] = [None, None, ()]
     _wording.clear_caches()
 
 

@@ -117,7 +117,11 @@ def _context_of(payload: StudyPayload, context: ValidateStageContext) -> Validat
     templates = {t.id: (t, v) for t, v in context.settings.templates}
     view = study_view(json.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
     facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
-    return ValidationContext(facts, templates, context.settings, view, text_only=context.text_only)
+    wanted: dict[str, set[str]] = {}
+    for item in payload.items:
+        wanted.setdefault(item["template_id"], set()).add(item["item_id"])
+    return ValidationContext(facts, templates, context.settings, view, text_only=context.text_only,
+                             item_ids={template: frozenset(ids) for template, ids in wanted.items()})
 
 
 def study_contexts(store: Store, study_ids: list[str], context: ValidateStageContext

@@ -440,10 +440,10 @@ def _finding_by_name() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _region_names() -> list[tuple[re.Pattern[str], str]]:
-    """(a region's name as a whole-word pattern, region id), longest name first."""
+def _region_names() -> list[tuple[str, re.Pattern[str], str]]:
+    """(a region's name, it as a whole-word pattern, region id), longest name first."""
     names = sorted(((item["name"].lower(), r) for r, item in vocabulary().regions.items()), key=lambda p: -len(p[0]))
-    return [(re.compile(rf"(?<![a-z]){re.escape(name)}(?![a-z])"), r) for name, r in names]
+    return [(name, re.compile(rf"(?<![a-z]){re.escape(name)}(?![a-z])"), r) for name, r in names]
 
 
 def _sites(finding: str) -> frozenset[str] | None:
@@ -811,8 +811,8 @@ def _answer_places(item: dict[str, Any], finding: str, args: dict[str, str], per
     name = display_name(finding).lower()
     text = text.replace(name, " ")
     regions = []
-    for pattern, region in _region_names():
-        if pattern.search(text):
+    for words, pattern, region in _region_names():
+        if words in text and pattern.search(text):   # the name's words first: far cheaper than the pattern
             regions.append(region)
             text = pattern.sub(" ", text)
     sides = {side for pattern, side in _ANSWER_SIDES if pattern.search(text)}

@@ -299,8 +299,9 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     (`_target_cue`) names no finding: the matchers and ConText are not run on it."""
     nlp = _pipeline()
     doc = nlp.make_doc(text)
+    lowers = [t.lower_ for t in doc]
     cue = _target_cue()
-    if cue is not None and not cue.may_match({t.lower_ for t in doc}):
+    if cue is not None and not cue.may_match(set(lowers)):
         return ()
     with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
         warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
@@ -308,34 +309,41 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
             doc = component(doc)
     graph = doc._.context_graph
     targets_of: dict[int, list[Any]] = {}
+    modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its `_.modifiers`, in order
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
+        modifiers_of.setdefault((target.start, target.end), []).append(modifier)
     places = sorted((m for m in graph.modifiers if m.category in (LOCATION, SIDE)), key=lambda m: m.modifier_span)
     at = {i: m for m in places for i in range(*m.modifier_span)}
-    texts = [t.text for t in doc]
-    lowers = [t.lower_ for t in doc]
     ents = doc.ents
     owner = {i: e for e in ents for i in range(e.start, e.end)}
+    deid = rules().deid
     mentions = []
     for ent in ents:
         kinds, regions, sides = set(), set(), set()
-        modifiers = ent._.modifiers
+        modifiers = modifiers_of.get((ent.start, ent.end), ())
+        located = []
         for modifier in modifiers:
-            if modifier.category == "DIFFERENTIAL":
+            category = modifier.category
+            if category == "DIFFERENTIAL":
                 start, end = modifier.modifier_span
                 others = targets_of.get(id(modifier), [])
                 if any(t.end <= start for t in others) and any(t.start >= end for t in others):
                     kinds.add("differential")
-            elif modifier.category not in (LOCATION, SIDE):
-                kinds.add(modifier.category.lower())
-        attached = _walk(lowers, ent, places, at, owner) or [m for m in modifiers if m.category in (LOCATION, SIDE)]
-        for modifier in attached:
+            elif category in (LOCATION, SIDE):
+                located.append(modifier)
+            else:
+                kinds.add(category.lower())
+        for modifier in _walk(lowers, ent, places, at, owner) or located:
             _add_location(modifier, regions, sides)
-        kinds |= _inner_kinds(ent.text)
-        if _deid_next_to(texts, ent):
+        words = ent.text
+        kinds |= _inner_kinds(words)
+        # a de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
+        # noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)
+        if ent.end < len(lowers) and deid.fullmatch(doc[ent.end].text) is not None:
             kinds.add("deidentified")
-        inner_regions, inner_sides = _inner_location(ent.text)
-        mentions.append(Mention(ent.label_, ent.text, frozenset(kinds), frozenset(regions | inner_regions),
+        inner_regions, inner_sides = _inner_location(words)
+        mentions.append(Mention(ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions),
                                 frozenset(sides | inner_sides)))
     return tuple(mentions)
 
@@ -352,12 +360,6 @@ def _inner_kinds(text: str) -> frozenset[str]:
     """Hedges or borderline words inside a finding's own synonym ("borderline heart size")."""
     words = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
     return frozenset(kind for phrase, kind in _kind_phrases() if phrase in words)
-
-
-def _deid_next_to(texts: list[str], ent: Any) -> bool:
-    """A de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
-    noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)."""
-    return ent.end < len(texts) and rules().deid.fullmatch(texts[ent.end]) is not None
 
 
 @lru_cache(maxsize=1)

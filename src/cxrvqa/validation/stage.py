@@ -118,11 +118,16 @@ def _context_of(payload: StudyPayload, context: ValidateStageContext) -> Validat
     templates = {t.id: (t, v) for t, v in context.settings.templates}
     view = study_view(json.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
     facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
-    wanted: dict[str, set[str]] = {}
-    for item in payload.items:
-        wanted.setdefault(item["template_id"], set()).add(item["item_id"])
     return ValidationContext(facts, templates, context.settings, view, text_only=context.text_only,
-                             item_ids={template: frozenset(ids) for template, ids in wanted.items()})
+                             item_ids=item_ids_of(payload.items))
+
+
+def item_ids_of(items: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
+    """The ids of the items to validate, by template id (`ValidationContext.item_ids`)."""
+    wanted: dict[str, set[str]] = {}
+    for item in items:
+        wanted.setdefault(item["template_id"], set()).add(item["item_id"])
+    return {template: frozenset(ids) for template, ids in wanted.items()}
 
 
 def study_contexts(store: Store, study_ids: list[str], context: ValidateStageContext

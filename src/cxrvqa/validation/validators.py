@@ -58,6 +58,7 @@ class ValidationContext:
     #: (None: every item it makes)
     item_ids: dict[str, frozenset[str]] | None = None
     _regenerated: dict[tuple[str, bool], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _all_asked: bool = field(default=False, repr=False)                # every template of item_ids regenerated
     _item: dict[str, Any] | None = field(default=None, repr=False)     # the item `check_item` is validating
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)    # what its checks share (claims, evidence)
 
@@ -73,6 +74,23 @@ class ValidationContext:
         if wanted is not None and item_id not in wanted:
             wanted = None
         found = self._regenerated.get((template_id, wanted is not None))
+        if found is None and wanted is not None and self.item_ids is not None and self.study is not None \
+                and not self._all_asked:
+            # the first ask: every template of the items to validate at once (the templates are independent); where
+            # that fails, each template on its own (so that only the items of a failing one fail)
+            self._all_asked = True
+            ids = [t for t in self.item_ids if t in self.templates]
+            every = replace(self.settings, templates=tuple(self.templates[t] for t in ids))
+            try:
+                rows, _, _ = generate_study(self.study, every, item_ids=frozenset().union(*self.item_ids.values()))
+            except Exception:  # noqa: BLE001 - asked again template by template below
+                rows = None
+            if rows is not None:
+                made: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in self.item_ids}
+                for row in rows:
+                    made[row[1]][row[0]] = dict(zip(ITEM_COLUMNS, row, strict=True))
+                self._regenerated.update({(t, True): items for t, items in made.items()})
+                found = made[template_id]
         if found is None:
             found = {}
             if self.study is not None and template_id in self.templates:

@@ -37,6 +37,11 @@ def verdicts(build: Path, only: set[str] | None = None) -> dict[str, dict[str, l
                                       "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, item_id",
                                       [batch])
             contexts, _ = stage.study_contexts(store, batch, context)
+            by_study: dict[str, list[dict[str, Any]]] = {}
+            for item in items:
+                by_study.setdefault(item["study_id"], []).append(item)
+            for study, ctx in contexts.items():   # as the stage does: answer_program regenerates these items only
+                ctx.item_ids = stage.item_ids_of(by_study.get(study, []))
             for item in items:
                 results = run_validators(item, contexts[item["study_id"]], context.strictness)
                 out[item["item_id"]] = {v.name: [verdict.ok, verdict.reason, verdict.detail]

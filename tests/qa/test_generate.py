@@ -67,6 +67,23 @@ def test_template_ids_restrict_generation() -> None:
     assert Counter(row[1] for row in rows) == {"finding_presence": 14, "indication": 2}
 
 
+def test_item_ids_keep_the_rows_a_full_run_makes() -> None:
+    """The validators' regeneration asks for some items only: those rows (and parts) are the full run's, also
+    under `max_per_image` and for multiple-choice items (the others still count towards the cap)."""
+    from cxrvqa.qa.generate import generate_study
+    from tests.qa import settings
+
+    every = settings(*builtin_templates())
+    for view in [view_from_spec(STUDY), *synthetic_views(20, seed=3)]:
+        rows, parts, counts = generate_study(view, every)
+        for keep in (rows[::3], rows[1::2], rows[:1], []):
+            ids = frozenset(row[0] for row in keep)
+            some, some_parts, some_counts = generate_study(view, every, item_ids=ids)
+            assert some == [row for row in rows if row[0] in ids]
+            assert some_parts == [part for part in parts if part[0] in ids]
+            assert some_counts == {t: sum(row[1] == t for row in some) for t in counts}
+
+
 def test_another_seed_changes_variants_but_not_answers() -> None:
     every = builtin_templates()
     zero = items(view_from_spec(STUDY), *every, seed=0)

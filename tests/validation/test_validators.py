@@ -143,3 +143,22 @@ def test_strictness_ignore_skips_a_validator_and_errors_become_verdicts(monkeypa
                                                                            broken))
     verdicts = {v.name: verdict for v, verdict, _ in run_validators(item_of("finding_presence"), context(), {})}
     assert verdicts["boxes"].reason == "validator_error" and "RuntimeError: boom" in verdicts["boxes"].detail
+
+
+def test_answer_program_gives_the_same_verdicts_when_told_the_ids_to_validate() -> None:
+    """The stage tells each study's context the ids of the items it validates (`item_ids`): answer_program then
+    regenerates those only, every template at once, and must judge every item, faulty or not, as without."""
+    from cxrvqa.validation.stage import item_ids_of
+
+    produced = items(view_from_spec(STUDY), *builtin_templates())
+    flipped = [dict(copy.deepcopy(i), answer="no" if i["answer"] == "yes" else "yes") for i in produced
+               if i["answer_format"] == "yes_no"][:5]
+    renamed = [dict(copy.deepcopy(produced[0]), item_id="qa-00000000000000000000")]
+    batch = produced[::2] + flipped + renamed
+    full, told = context(), context()
+    told.item_ids = item_ids_of(batch)
+    check = VALIDATORS["answer_program"].check
+    assert [check(i, told) for i in batch] == [check(i, full) for i in batch]
+    assert all(not check(i, full).ok for i in flipped + renamed)
+    stray = produced[1]   # an item the context was not told of is still regenerated (in full)
+    assert check(stray, told) == check(stray, full) and check(stray, full).ok

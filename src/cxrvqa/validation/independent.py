@@ -299,8 +299,9 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     (`_target_cue`) names no finding: the matchers and ConText are not run on it."""
     nlp = _pipeline()
     doc = nlp.make_doc(text)
+    lowers = [t.lower_ for t in doc]
     cue = _target_cue()
-    if cue is not None and not cue.may_match({t.lower_ for t in doc}):
+    if cue is not None and not cue.may_match(set(lowers)):
         return ()
     with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
         warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
@@ -308,34 +309,41 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
             doc = component(doc)
     graph = doc._.context_graph
     targets_of: dict[int, list[Any]] = {}
+    modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its `_.modifiers`, in order
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
+        modifiers_of.setdefault((target.start, target.end), []).append(modifier)
     places = sorted((m for m in graph.modifiers if m.category in (LOCATION, SIDE)), key=lambda m: m.modifier_span)
     at = {i: m for m in places for i in range(*m.modifier_span)}
-    texts = [t.text for t in doc]
-    lowers = [t.lower_ for t in doc]
     ents = doc.ents
     owner = {i: e for e in ents for i in range(e.start, e.end)}
+    deid = rules().deid
     mentions = []
     for ent in ents:
         kinds, regions, sides = set(), set(), set()
-        modifiers = ent._.modifiers
+        modifiers = modifiers_of.get((ent.start, ent.end), ())
+        located = []
         for modifier in modifiers:
-            if modifier.category == "DIFFERENTIAL":
+            category = modifier.category
+            if category == "DIFFERENTIAL":
                 start, end = modifier.modifier_span
                 others = targets_of.get(id(modifier), [])
                 if any(t.end <= start for t in others) and any(t.start >= end for t in others):
                     kinds.add("differential")
-            elif modifier.category not in (LOCATION, SIDE):
-                kinds.add(modifier.category.lower())
-        attached = _walk(lowers, ent, places, at, owner) or [m for m in modifiers if m.category in (LOCATION, SIDE)]
-        for modifier in attached:
+            elif category in (LOCATION, SIDE):
+                located.append(modifier)
+            else:
+                kinds.add(category.lower())
+        for modifier in _walk(lowers, ent, places, at, owner) or located:
             _add_location(modifier, regions, sides)
-        kinds |= _inner_kinds(ent.text)
-        if _deid_next_to(texts, ent):
+        words = ent.text
+        kinds |= _inner_kinds(words)
+        # a de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
+        # noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)
+        if ent.end < len(lowers) and deid.fullmatch(doc[ent.end].text) is not None:
             kinds.add("deidentified")
-        inner_regions, inner_sides = _inner_location(ent.text)
-        mentions.append(Mention(ent.label_, ent.text, frozenset(kinds), frozenset(regions | inner_regions),
+        inner_regions, inner_sides = _inner_location(words)
+        mentions.append(Mention(ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions),
                                 frozenset(sides | inner_sides)))
     return tuple(mentions)
 
@@ -352,12 +360,6 @@ def _inner_kinds(text: str) -> frozenset[str]:
     """Hedges or borderline words inside a finding's own synonym ("borderline heart size")."""
     words = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
     return frozenset(kind for phrase, kind in _kind_phrases() if phrase in words)
-
-
-def _deid_next_to(texts: list[str], ent: Any) -> bool:
-    """A de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
-    noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)."""
-    return ent.end < len(texts) and rules().deid.fullmatch(texts[ent.end]) is not None
 
 
 @lru_cache(maxsize=1)
@@ -440,10 +442,10 @@ def _finding_by_name() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _region_names() -> list[tuple[re.Pattern[str], str]]:
-    """(a region's name as a whole-word pattern, region id), longest name first."""
+def _region_names() -> list[tuple[str, re.Pattern[str], str]]:
+    """(a region's name, it as a whole-word pattern, region id), longest name first."""
     names = sorted(((item["name"].lower(), r) for r, item in vocabulary().regions.items()), key=lambda p: -len(p[0]))
-    return [(re.compile(rf"(?<![a-z]){re.escape(name)}(?![a-z])"), r) for name, r in names]
+    return [(name, re.compile(rf"(?<![a-z]){re.escape(name)}(?![a-z])"), r) for name, r in names]
 
 
 def _sites(finding: str) -> frozenset[str] | None:
@@ -488,17 +490,16 @@ def _named_finding(text: str) -> str | None:
     return _finding_by_name().get(str(text or "").strip().lower().rstrip("."))
 
 
-_last_claims: list[Any] = [None, None, []]
-
-
 def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
     """What the item's answer asserts, by its template's answer program (`claims` in the rules file);
-    remembered for the last item (every check asks)."""
-    key = (item.get("item_id"), item.get("template_id"), item.get("answer"), item.get("polarity"),
-           item.get("arguments"), item.get("findings"), item.get("options"))
-    if _last_claims[0] is not context or _last_claims[1] != key:
-        _last_claims[:] = [context, key, _claims_of(item, context)]
-    return _last_claims[2]
+    computed once per item while `check_item` validates it (every check asks)."""
+    memo = context.memo(item)
+    if memo is None:
+        return _claims_of(item, context)
+    found = memo.get("claims")
+    if found is None:
+        found = memo["claims"] = _claims_of(item, context)
+    return found
 
 
 def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
@@ -587,19 +588,19 @@ def _claimed_findings(item: dict[str, Any], source: str) -> list[str]:
 
 
 # -- reading the report ----------------------------------------------------------------------------------
-_last_evidence: list[Any] = [None, None, ()]
-
-
 def _evidence(item: dict[str, Any], context: ValidationContext) -> tuple[str, ...]:
-    """The item's evidence sentences, each once (remembered for the last item: every check asks)."""
+    """The item's evidence sentences, each once (computed once per item while `check_item` validates it)."""
     study = context.study
     if study is None:
         return ()
-    ids = item.get("evidence_ids")
-    if _last_evidence[0] is not study or _last_evidence[1] != ids:
-        found = tuple(study.sentences[i] for i in dict.fromkeys(ids or []) if i in study.sentences)
-        _last_evidence[:] = [study, list(ids) if isinstance(ids, list) else ids, found]
-    return _last_evidence[2]
+    memo = context.memo(item)
+    found = memo.get("evidence") if memo is not None else None
+    if found is None:
+        found = tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or [])
+                      if i in study.sentences)
+        if memo is not None:
+            memo["evidence"] = found
+    return found
 
 
 _last_study: list[Any] = [None, ()]
@@ -645,8 +646,6 @@ def clear_caches() -> None:
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
-    _last_claims[:] = [None, None, []]
-    _last_evidence[:] = [None, None, ()]
     _wording.clear_caches()
 
 
@@ -814,8 +813,8 @@ def _answer_places(item: dict[str, Any], finding: str, args: dict[str, str], per
     name = display_name(finding).lower()
     text = text.replace(name, " ")
     regions = []
-    for pattern, region in _region_names():
-        if pattern.search(text):
+    for words, pattern, region in _region_names():
+        if words in text and pattern.search(text):   # the name's words first: far cheaper than the pattern
             regions.append(region)
             text = pattern.sub(" ", text)
     sides = {side for pattern, side in _ANSWER_SIDES if pattern.search(text)}

@@ -54,19 +54,51 @@ class ValidationContext:
     settings: GenerationSettings
     study: StudyView | None = None                      # None: the study has no current scene graph
     text_only: bool = False                             # a build without images (text VQA): no_image is no fault
-    _regenerated: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    #: the ids of the items to validate, by template id: the answer program's regeneration makes only these
+    #: (None: every item it makes)
+    item_ids: dict[str, frozenset[str]] | None = None
+    _regenerated: dict[tuple[str, bool], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _all_asked: bool = field(default=False, repr=False)                # every template of item_ids regenerated
+    _item: dict[str, Any] | None = field(default=None, repr=False)     # the item `check_item` is validating
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)    # what its checks share (claims, evidence)
 
-    def regenerated(self, template_id: str) -> dict[str, dict[str, Any]]:
-        """The items the template's answer program makes on the stored graph now, by item id (cached)."""
-        found = self._regenerated.get(template_id)
+    def memo(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """What the checks of this item share, while `check_item` validates it (items are not changed while
+        their checks run); None when a check is called on its own (then it computes everything)."""
+        return self._memo if item is self._item else None
+
+    def regenerated(self, template_id: str, item_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """The items the template's answer program makes on the stored graph now, by item id (cached); only those
+        of `item_ids` when the item asked about is one of them."""
+        wanted = self.item_ids.get(template_id) if self.item_ids is not None else None
+        if wanted is not None and item_id not in wanted:
+            wanted = None
+        found = self._regenerated.get((template_id, wanted is not None))
+        if found is None and wanted is not None and self.item_ids is not None and self.study is not None \
+                and not self._all_asked:
+            # the first ask: every template of the items to validate at once (the templates are independent); where
+            # that fails, each template on its own (so that only the items of a failing one fail)
+            self._all_asked = True
+            ids = [t for t in self.item_ids if t in self.templates]
+            every = replace(self.settings, templates=tuple(self.templates[t] for t in ids))
+            try:
+                rows, _, _ = generate_study(self.study, every, item_ids=frozenset().union(*self.item_ids.values()))
+            except Exception:  # noqa: BLE001 - asked again template by template below
+                rows = None
+            if rows is not None:
+                made: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in self.item_ids}
+                for row in rows:
+                    made[row[1]][row[0]] = dict(zip(ITEM_COLUMNS, row, strict=True))
+                self._regenerated.update({(t, True): items for t, items in made.items()})
+                found = made[template_id]
         if found is None:
             found = {}
             if self.study is not None and template_id in self.templates:
                 template, version = self.templates[template_id]
                 one = replace(self.settings, templates=((template, version),))
-                rows, _, _ = generate_study(self.study, one)
+                rows, _, _ = generate_study(self.study, one, item_ids=wanted)
                 found = {row[0]: dict(zip(ITEM_COLUMNS, row, strict=True)) for row in rows}
-            self._regenerated[template_id] = found
+            self._regenerated[(template_id, wanted is not None)] = found
         return found
 
 
@@ -228,7 +260,7 @@ def check_deid(item: dict[str, Any], context: ValidationContext) -> Verdict:
 def check_answer_program(item: dict[str, Any], context: ValidationContext) -> Verdict:
     if context.study is None:
         return fail("missing_scene_graph", f"study {item.get('study_id')!r} has no current scene graph")
-    expected = context.regenerated(item.get("template_id") or "").get(item.get("item_id") or "")
+    expected = context.regenerated(item.get("template_id") or "", item.get("item_id")).get(item.get("item_id") or "")
     if expected is None:
         return fail("not_reproducible", "the template's answer program makes no such item on the stored graph")
     for key in ("question", "answer", "options", "correct_option", "findings", "regions"):
@@ -372,18 +404,35 @@ def _active(validators: tuple[Validator, ...], strictness: tuple[tuple[str, str]
     return found
 
 
+def active_validators(strictness: dict[str, str]) -> tuple[tuple[Validator, str], ...]:
+    """(validator, strictness) of every validator whose strictness is not `ignore`, in registration order."""
+    return _active(tuple(VALIDATORS.values()), tuple(sorted(strictness.items())))
+
+
+def check_item(item: dict[str, Any], context: ValidationContext, active: tuple[tuple[Validator, str], ...]
+               ) -> list[Verdict]:
+    """The verdict of each of the active validators (`active_validators`), in their order; a check that raises
+    becomes a `validator_error` verdict naming the item."""
+    verdicts = []
+    context._item, context._memo = item, {}
+    try:
+        for v, _ in active:
+            try:
+                verdicts.append(v.check(item, context))
+            except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
+                verdicts.append(fail("validator_error",
+                                     f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500]))
+    finally:
+        context._item, context._memo = None, {}
+    return verdicts
+
+
 def run_validators(item: dict[str, Any], context: ValidationContext, strictness: dict[str, str]
                    ) -> list[tuple[Validator, Verdict, str]]:
     """(validator, verdict, strictness) for every validator whose strictness is not `ignore`; a check
     that raises becomes a `validator_error` verdict naming the item."""
-    results = []
-    for v, level in _active(tuple(VALIDATORS.values()), tuple(sorted(strictness.items()))):
-        try:
-            verdict = v.check(item, context)
-        except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
-            verdict = fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500])
-        results.append((v, verdict, level))
-    return results
+    active = active_validators(strictness)
+    return [(v, verdict, level) for (v, level), verdict in zip(active, check_item(item, context, active), strict=True)]
 
 
 # -- independent checks: registered by their module (rules shared with neither the extractor nor the programs)

@@ -38,6 +38,8 @@ from functools import lru_cache
 from typing import Any
 
 from cxrvqa.errors import ResourceError
+from cxrvqa.core.scene_graph import deid_pattern
+from cxrvqa.core.text import section_rules
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
@@ -70,7 +72,7 @@ class Rules:
     presupposing: tuple[str, ...]
     negative_answers: tuple[str, ...]
     hedged_answer: re.Pattern[str]
-    deid: re.Pattern[str]
+    deid: re.Pattern[str]          # the report parser's de-identification tokens ("XXXX", "___")
     content_hash: str
 
 
@@ -115,7 +117,7 @@ def rules() -> Rules:
     acute = frozenset(f for f in vocab.findings if f in listed or listed & set(ancestors("findings", f)))
     return Rules(data, tuple(statements), acute, tuple(re.compile(p) for p in data["skip_sentences"]),
                  tuple(data["presupposing_questions"]), tuple(data["negative_answers"]),
-                 re.compile(data["hedged_answer"]), re.compile(data["deid_token"]), digest)
+                 re.compile(data["hedged_answer"]), deid_pattern(), digest + section_rules().content_hash)
 
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the

@@ -786,6 +786,7 @@ def clear_sentence_memo() -> None:
     _statements_in.cache_clear()
     _heading.cache_clear()
     _anaphoric_attribution.cache_clear()
+    _names_prior.cache_clear()
 
 
 def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
@@ -848,14 +849,16 @@ def _anaphoric_attribution(text: str) -> bool | None:
 
 def _refers_to_prior(sentences: list[Sentence]) -> bool:
     """Whether a report refers to a prior study: its comparison section names one, or a finding sentence does."""
-    r = rules()
-    for sentence in sentences:
-        lowered = sentence.text.lower()
-        if sentence.section == "comparison" and not r.no_comparison.match(" ".join(re.findall(r"[a-z/]+", lowered))):
-            return True
-        if sentence.section in FINDING_SECTIONS and r.prior_reference.search(lowered):
-            return True
-    return False
+    return any(_names_prior(sentence.section, sentence.text) for sentence in sentences)
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _names_prior(section: str, text: str) -> bool:
+    """Whether one sentence names a prior study (memoised: report sentences repeat)."""
+    r, lowered = rules(), text.lower()
+    if section == "comparison":
+        return not r.no_comparison.match(" ".join(re.findall(r"[a-z/]+", lowered)))
+    return section in FINDING_SECTIONS and r.prior_reference.search(lowered) is not None
 
 
 def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: str | None = None) -> SceneGraph:

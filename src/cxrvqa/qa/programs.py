@@ -774,10 +774,17 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
 
 
 # -- region level --------------------------------------------------------------------------
-def _region_state(study: StudyView, region: str, closed_world: bool) -> bool | None:
+def _region_state(study: StudyView, region: str) -> bool | None:
     """True: an abnormal finding is present there; False: a normal statement declares the region normal
     (negated findings alone do not: "no pneumothorax" says nothing of a nodule); None otherwise, and where the
-    report contradicts itself ("Left lung clear." beside "left lower lobe pneumonia")."""
+    report contradicts itself ("Left lung clear." beside "left lower lobe pneumonia"). Once per study and region:
+    the region templates ask it of the same regions again and again."""
+    if region not in study.region_states:
+        study.region_states[region] = _read_region_state(study, region)
+    return study.region_states[region]
+
+
+def _read_region_state(study: StudyView, region: str) -> bool | None:
     if _blurred(study, region):
         return None
     facts = [f for f in study.facts_in_region(region) if f.abnormal]
@@ -831,7 +838,7 @@ def _region_tags(study: StudyView, *regions: str) -> dict[str, tuple]:
                   " it."),
          extra_uses=("negatives",))
 def region_abnormal(ask: Ask) -> Answer | None:
-    state = _region_state(ask.study, ask.args["region"], ask.closed_world)
+    state = _region_state(ask.study, ask.args["region"])
     return None if state is None else yes_no(state, **_region_tags(ask.study, ask.args["region"]))
 
 
@@ -844,7 +851,7 @@ def describe_region(ask: Ask) -> Answer | None:
             or _blurred(ask.study, ask.args["region"]):
         return None
     present = [f for f in facts if f.presence == "present"]
-    if not present and _region_state(ask.study, ask.args["region"], ask.closed_world) is not False:
+    if not present and _region_state(ask.study, ask.args["region"]) is not False:
         return None   # negated findings alone do not make a region normal
     text = _join([_fact_detail(f, article=True, where=False) for f in present]) if present else "no abnormality"
     cited = present or facts   # the sentences of what the answer states (not of the negations beside it)
@@ -877,7 +884,7 @@ def list_region_findings(ask: Ask) -> Answer | None:
          extra_uses=("negatives",))
 def either_region_abnormal(ask: Ask) -> Answer | None:
     a, b = ask.args["region_a"], ask.args["region_b"]
-    states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]
+    states = [_region_state(ask.study, r) for r in (a, b)]
     if True in states:
         return yes_no(True, **_region_tags(ask.study, a, b))
     return None if None in states else yes_no(False, **_region_tags(ask.study, a, b))
@@ -888,7 +895,7 @@ def either_region_abnormal(ask: Ask) -> Answer | None:
          extra_uses=("negatives",))
 def both_regions_abnormal(ask: Ask) -> Answer | None:
     a, b = ask.args["region_a"], ask.args["region_b"]
-    states = [_region_state(ask.study, r, ask.closed_world) for r in (a, b)]
+    states = [_region_state(ask.study, r) for r in (a, b)]
     if False in states:
         return yes_no(False, **_region_tags(ask.study, a, b))
     return None if None in states else yes_no(True, **_region_tags(ask.study, a, b))

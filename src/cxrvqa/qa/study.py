@@ -105,6 +105,7 @@ class StudyView:
     read_all: bool = False                         # every finding/impression sentence was understood
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
     pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)   # argument pools, by template draw
+    region_states: dict[str, bool | None] = field(default_factory=dict, repr=False)   # by qa.programs, per region
 
     def presence(self, finding: str, closed_world: bool = False) -> str | None:
         """The finding's presence; closed-world, an unmentioned finding is absent where the report rules out

@@ -12,16 +12,13 @@ from cxrvqa.config import Config
 from cxrvqa.core.provenance import sha256_file
 from cxrvqa.imaging import stage
 from cxrvqa.store import Store
-from tests.dicom_factory import make_dicom
-from tests.imaging.helpers import run_stage
+from tests.imaging.helpers import four_chest_dicoms, run_stage
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     images = tmp_path / "images"
-    for index in range(4):
-        make_dicom(images / f"s{index}" / f"img{index}.dcm", phi=False,
-                   uids={"SOPInstanceUID": f"1.2.3.{index}", "StudyInstanceUID": f"1.2.4.{index}"})
+    four_chest_dicoms(images)
     (images / "garbage.dcm").write_bytes(b"not a dicom file at all" * 10)
     return Config(out_dir=tmp_path / "out", images_dir=images, imaging={"workers": 1})
 

@@ -12,15 +12,13 @@ from cxrvqa.errors import InputError
 from cxrvqa.imaging.manifest import load_manifests
 from cxrvqa.store import Store
 from tests.dicom_factory import PHI, gradient, make_dicom
-from tests.imaging.helpers import run_stage
+from tests.imaging.helpers import four_chest_dicoms, run_stage
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     images = tmp_path / "images"
-    for index in range(4):
-        make_dicom(images / f"s{index}" / f"img{index}.dcm", phi=False,
-                   uids={"SOPInstanceUID": f"1.2.3.{index}", "StudyInstanceUID": f"1.2.4.{index}"})
+    four_chest_dicoms(images)
     make_dicom(images / "ct.dcm", modality="CT", phi=False, uids={"SOPInstanceUID": "1.2.3.99"})
     return Config(out_dir=tmp_path / "out", images_dir=images, imaging={"workers": 1})
 

@@ -73,33 +73,38 @@ class ValidationContext:
         wanted = self.item_ids.get(template_id) if self.item_ids is not None else None
         if wanted is not None and item_id not in wanted:
             wanted = None
-        found = self._regenerated.get((template_id, wanted is not None))
-        if found is None and wanted is not None and self.item_ids is not None and self.study is not None \
-                and not self._all_asked:
-            # the first ask: every template of the items to validate at once (the templates are independent); where
-            # that fails, each template on its own (so that only the items of a failing one fail)
-            self._all_asked = True
-            ids = [t for t in self.item_ids if t in self.templates]
-            every = replace(self.settings, templates=tuple(self.templates[t] for t in ids))
-            try:
-                rows, _, _ = generate_study(self.study, every, item_ids=frozenset().union(*self.item_ids.values()))
-            except Exception:  # noqa: BLE001 - asked again template by template below
-                rows = None
-            if rows is not None:
-                made: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in self.item_ids}
-                for row in rows:
-                    made[row[1]][row[0]] = dict(zip(ITEM_COLUMNS, row, strict=True))
-                self._regenerated.update({(t, True): items for t, items in made.items()})
-                found = made[template_id]
-        if found is None:
-            found = {}
-            if self.study is not None and template_id in self.templates:
-                template, version = self.templates[template_id]
-                one = replace(self.settings, templates=((template, version),))
-                rows, _, _ = generate_study(self.study, one, item_ids=wanted)
-                found = {row[0]: dict(zip(ITEM_COLUMNS, row, strict=True)) for row in rows}
-            self._regenerated[(template_id, wanted is not None)] = found
-        return found
+        key = (template_id, wanted is not None)
+        if key not in self._regenerated and wanted is not None and not self._all_asked:
+            self._regenerate_asked()
+        if key not in self._regenerated:
+            self._regenerated[key] = self._regenerate_one(template_id, wanted)
+        return self._regenerated[key]
+
+    def _regenerate_asked(self) -> None:
+        """The first ask: the items to validate of every template at once (the templates are independent); where
+        that fails nothing is kept, and each template is regenerated on its own (so that only the items of a
+        failing one fail)."""
+        self._all_asked = True
+        if self.study is None or self.item_ids is None:
+            return
+        ids = [t for t in self.item_ids if t in self.templates]
+        every = replace(self.settings, templates=tuple(self.templates[t] for t in ids))
+        try:
+            rows, _, _ = generate_study(self.study, every, item_ids=frozenset().union(*self.item_ids.values()))
+        except Exception:  # noqa: BLE001 - asked again template by template
+            return
+        made: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in self.item_ids}
+        for row in rows:
+            made[row[1]][row[0]] = dict(zip(ITEM_COLUMNS, row, strict=True))
+        self._regenerated.update({(t, True): items for t, items in made.items()})
+
+    def _regenerate_one(self, template_id: str, wanted: frozenset[str] | None) -> dict[str, dict[str, Any]]:
+        """The items one template makes now (only ``wanted`` ones when given), by item id."""
+        if self.study is None or template_id not in self.templates:
+            return {}
+        one = replace(self.settings, templates=(self.templates[template_id],))
+        rows, _, _ = generate_study(self.study, one, item_ids=wanted)
+        return {row[0]: dict(zip(ITEM_COLUMNS, row, strict=True)) for row in rows}
 
 
 CheckFn = Callable[[dict[str, Any], ValidationContext], Verdict]

@@ -100,7 +100,9 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
                                   # round W
                                   "Heart size and mediastinal contours appear normal limits.",
                                   "Minimal atelectasis the left lung base.", "There is severe degenerative changes.",
-                                  "No focal infiltrates or effusions Abnormal density in the right hilum."])
+                                  "No focal infiltrates or effusions Abnormal density in the right hilum.",
+                                  # round AE
+                                  "Calcified granuloma are present.", "There is normal cardiomediastinal contours."])
 def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
     study = view(sentences=(slip, "Result notification documented through Primordial."))
     assert study.evidence_text([0]) is None

@@ -52,6 +52,10 @@ SLASH_PAIR = "slash_pair"
 #: The modifier of a finding after a change word that also describes ("increased lung markings"): in a report
 #: that refers to no prior study it reads as what the finding looks like, and the observation has no change.
 CHANGE_ADJECTIVE = "change_adjective"
+#: The modifier of a borderline finding that the report calls normal at its upper limit ("heart size upper limits
+#: of normal", "the heart is top normal in size"): uncertain and borderline in the graph (an impression's
+#: "cardiomegaly" beside it is a mixed reading), but a normal size to labellers (the labels14 export codes it 0).
+TOP_NORMAL = "top_normal"
 
 
 def deid_pattern() -> re.Pattern[str]:

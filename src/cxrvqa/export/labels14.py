@@ -7,7 +7,9 @@ with a `chestxray14` code in the findings vocabulary, carries that label.
 Uncertain observations follow the labellers' convention, not the scene graph's: NegBio and the IU
 MeSH coders code each reading a radiologist names as positive, so a probable reading ("likely
 atelectasis"), each candidate of a differential ("atelectasis or scarring") and a borderline one
-("borderline cardiomegaly") are 1 (LABELLED_CERTAINTIES). Hedged mentions ("may represent pneumonia",
+("borderline cardiomegaly") are 1 (LABELLED_CERTAINTIES), but a size called normal at its upper limit ("heart
+size upper limits of normal": modifier `top_normal`) is a normal one, as the IU coders read it: 0, and the study
+may be normal. Hedged mentions ("may represent pneumonia",
 "cannot exclude effusion": certainty `possible`) are 0 by default, as in the gold standard;
 `uncertain="positive"` counts every uncertain mention as 1 (CheXpert's U-ones policy). `normal` is 1
 when no finding outside the device, technical and normal categories is
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from cxrvqa.core.atomic import atomic_file
+from cxrvqa.core.scene_graph import TOP_NORMAL
 from cxrvqa.core.vocab import NORMAL, NOT_ABNORMAL, finding_labels, vocabulary
 from cxrvqa.errors import InputError
 from cxrvqa.store import Store
@@ -73,8 +76,8 @@ def export_labels14(store: Store, dest: Path, backend: str = "rules", uncertain:
         study: [] for (study,) in store.query(
             "SELECT study_id FROM current_scene_graphs WHERE backend = ? ORDER BY study_id", [backend])}
     for study, finding, category, presence, certainty in store.query(
-            "SELECT study_id, finding, category, presence, certainty FROM current_observations WHERE backend = ?",
-            [backend]):
+            "SELECT study_id, finding, category, presence, certainty FROM current_observations "
+            "WHERE backend = ? AND NOT list_contains(modifiers, ?)", [backend, TOP_NORMAL]):
         studies[study].append((finding, category, presence, certainty))
     with atomic_file(dest) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -24,8 +24,8 @@ from cxrvqa.core.prefilter import Guarded, guarded
 from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, DEID_ADJACENT, FINDING_SECTIONS,
                                      HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER,
-                                     SLASH_PAIR, Evidence, NormalStatement, Observation, SceneGraph, Sentence,
-                                     deid_pattern)
+                                     SLASH_PAIR, TOP_NORMAL, Evidence, NormalStatement, Observation, SceneGraph,
+                                     Sentence, deid_pattern)
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
@@ -78,10 +78,12 @@ class _Rules:
     artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
     stating_words: frozenset[str]         # "heart is large": the finding stated, not graded
+    top_normal_words: frozenset[str]      # "upper limits of normal": borderline, but a normal size
     change_adjectives: frozenset[str]     # "increased markings": a look, not a change, without a prior study
     no_comparison: re.Pattern[str]        # a comparison section that names no prior study ("None.")
     prior_reference: re.Pattern[str]      # a finding sentence that refers to a prior study
     read_as_other: tuple[frozenset[str], re.Pattern[str]]   # (opacity findings, link to the finding they are)
+    further_candidates: tuple[re.Pattern[str], re.Pattern[str]]   # ("are also possible", the reading they join)
     refined_by: dict[str, tuple[frozenset[str], str]]   # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
     chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
@@ -138,11 +140,15 @@ def rules() -> _Rules:
         artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
         stating_words=frozenset(data.get("stating_words", ())),
+        top_normal_words=frozenset(data.get("top_normal_words", ())),
         change_adjectives=frozenset(data["change_adjectives"]),
         no_comparison=re.compile(data["no_comparison"]),
         prior_reference=re.compile(data["prior_reference"]),
         read_as_other=(frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
         if "read_as_other" in data else (frozenset(), re.compile(r"(?!)")),
+        further_candidates=(re.compile(data["further_candidates"]["sentence"]),
+                            re.compile(data["further_candidates"]["reading"]))
+        if "further_candidates" in data else (re.compile(r"(?!)"), re.compile(r"(?!)")),
         refined_by=refinements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
@@ -487,6 +493,8 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
     severity = s.own_modifier(s.severities, k, left, right)
     if presence == "present" and severity is not None and _value(severity) == "borderline":
         presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
+        if severity.text.lower() in s.r.top_normal_words:
+            modifiers.append(TOP_NORMAL)
     finding = _value(mention)
     refined = s.r.refined_by.get(finding)
     previous_end = max(left, s.findings[k - 1].end) if k else left
@@ -556,7 +564,9 @@ def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> 
         next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
         # up to a coordinator; past one that joins places ("greatest in the central lungs and bases"), the
         # places no later finding owns
-        first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS), next_start)
+        # or to a "with" ("interstitial lung disease with patchy left apical airspace disease": not the apex)
+        first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS
+                          or lower[i] == "with"), next_start)
         after_end = next((i for i in range(mention.end, next_start)
                           if lower[i] in _COORDINATORS and i + 1 not in s.place_tokens), next_start)
         found = places.within(mention.end, first_end) + [
@@ -847,6 +857,31 @@ def _anaphoric_attribution(text: str) -> bool | None:
     return None if attribution is None else _hedged_attribution(lowered, attribution)
 
 
+def _revise_previous(sentence: Sentence, found: list[Observation], observations: list[Observation], previous: range,
+                     previous_sentence: Sentence | None) -> bool:
+    """Revise the observations of the sentence before where this one speaks of them; whether it was such a
+    sentence (it then does not become the sentence before)."""
+    hedged = _anaphoric_attribution(sentence.text)
+    if hedged is not None:   # "This may be artifact.", "These may represent vessels on end or granulomas."
+        for k in previous:
+            reading = {"presence": observations[k].presence, "certainty": observations[k].certainty,
+                       "modifiers": observations[k].modifiers}
+            _attribute_to_artifact(reading, hedged)
+            observations[k] = observations[k].model_copy(update=reading)
+        return True
+    further, reading = rules().further_candidates
+    if previous_sentence is None or not any(o.presence == "uncertain" for o in found) \
+            or not further.search(sentence.text.lower()):
+        return False
+    before = previous_sentence.text.lower()
+    for k in previous:   # "most consistent with pneumonia. Aspiration or edema are also possible."
+        o = observations[k]
+        said_before = _one_line(before[:o.evidence[0].start - previous_sentence.start])
+        if o.presence == "present" and reading.search(said_before):
+            observations[k] = o.model_copy(update={"presence": "uncertain", "certainty": "differential"})
+    return False
+
+
 def _refers_to_prior(sentences: list[Sentence]) -> bool:
     """Whether a report refers to a prior study: its comparison section names one, or a finding sentence does."""
     return any(_names_prior(sentence.section, sentence.text) for sentence in sentences)
@@ -867,7 +902,7 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
     observations: list[Observation] = []
     statements = []
     prior = _refers_to_prior(sentences)
-    section, other_exam, previous = None, False, range(0)
+    section, other_exam, previous, previous_sentence = None, False, range(0), None
     for sentence in sentences:
         if sentence.section not in FINDING_SECTIONS:
             continue
@@ -880,15 +915,8 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
                      for o in found]
         if not prior:
             found = [o.model_copy(update={"change": None}) if CHANGE_ADJECTIVE in o.modifiers else o for o in found]
-        hedged = _anaphoric_attribution(sentence.text)
-        if hedged is not None:   # "This may be artifact.", "These may represent vessels on end or granulomas."
-            for k in previous:
-                reading = {"presence": observations[k].presence, "certainty": observations[k].certainty,
-                           "modifiers": observations[k].modifiers}
-                _attribute_to_artifact(reading, hedged)
-                observations[k] = observations[k].model_copy(update=reading)
-        elif found:
-            previous = range(len(observations), len(observations) + len(found))
+        if not _revise_previous(sentence, found, observations, previous, previous_sentence) and found:
+            previous, previous_sentence = range(len(observations), len(observations) + len(found)), sentence
         observations.extend(found)
         statements.extend((statement_id, absent, regions, sentence, span)
                           for statement_id, absent, regions, span in _statements_in(sentence.text))

@@ -528,9 +528,11 @@ def finding_ruled_out(ask: Ask) -> Answer | None:
 def finding_uncertain(ask: Ask) -> Answer | None:
     """Of a finding the report names as present or uncertain ("Is consolidation only suspected?" of a
     ruled-out consolidation presupposes one); not of one with a mention hidden by a de-identified word, which may
-    be its hedge ("XXXX represents scarring")."""
+    be its hedge ("XXXX represents scarring"); not of a borderline one, which the report grades rather than
+    suspects ("heart size upper limits of normal": is cardiomegaly only suspected?)."""
     fact = ask.study.facts.get(ask.args["finding"])
-    if fact is None or fact.derived or fact.presence == "absent" or fact.certainty == MIXED or fact.partial:
+    if fact is None or fact.derived or fact.presence == "absent" or fact.certainty in (MIXED, "borderline") \
+            or fact.partial:
         return None
     return yes_no(fact.presence == "uncertain", **_tags(fact))
 
@@ -552,6 +554,14 @@ def _locatable_fact(ask: Ask) -> Fact | None:
     if fact.misplaced or fact.nested_places:   # "left hilar and medial left base granuloma": the hilum is not one
         return None                            # of its sites; "bilateral lung and perihilar granulomas": not only
     return None if _overlapped_elsewhere(ask.study, fact) else fact   # the perihilar regions
+
+
+def _taken_for_stated(study: StudyView, finding: str) -> bool:
+    """Whether a finding readers take for this one is stated or hedged, so that offering this one as the finding
+    the report rules out is ambiguous ("consolidation ... cleared" beside "persistent right middle lobe airspace
+    disease": which is present, consolidation or a tortuous aorta? round AE)."""
+    return any(study.facts[other].presence != "absent" for other in finding_sites().overlapping.get(finding, ())
+               if other in study.facts)
 
 
 def _overlapped_elsewhere(study: StudyView, fact: Fact) -> bool:
@@ -699,7 +709,8 @@ def _finding_distractors(study: StudyView, correct: str, presence: str, template
     findings = vocabulary().findings
     category = findings[correct]["category"]
     pool = sorted((f for f, fact in study.facts.items() if fact.presence == presence and not fact.derived
-                   and _category_ok(findings[f]["category"], template)),
+                   and _category_ok(findings[f]["category"], template)
+                   and (presence != "absent" or not _taken_for_stated(study, f))),
                   key=lambda f: (findings[f]["category"] != category, f))
     if template.closed_world and presence == "absent":
         pool += sorted(f for f, item in findings.items() if item["category"] == category and f not in study.facts
@@ -722,7 +733,7 @@ def present_finding_choice(ask: Ask) -> Answer | None:
          answers="Which of the options has been ruled out: the negated finding among present ones.", options=(2, 5))
 def absent_finding_choice(ask: Ask) -> Answer | None:
     fact = ask.study.facts.get(ask.args["finding"])
-    if fact is None or fact.presence != "absent":
+    if fact is None or fact.presence != "absent" or _taken_for_stated(ask.study, fact.finding):
         return None
     return Answer(finding_name(fact.finding), distractors=_finding_distractors(
         ask.study, fact.finding, "present", ask.template), **_tags(fact))
@@ -769,6 +780,8 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
     if {pa, pb} != {"present", "absent"}:
         return None
     present = a if pa == "present" else b
+    if _taken_for_stated(ask.study, b if present == a else a):
+        return None
     evidence = tuple(i for f in (a, b) if f in ask.study.facts for i in ask.study.facts[f].evidence)
     return Answer(finding_name(present), evidence=evidence, findings=(a, b))
 
@@ -865,9 +878,16 @@ def describe_region(ask: Ask) -> Answer | None:
          extra_uses=("draw.exclude_categories",), lists=True)
 def list_region_findings(ask: Ask) -> Answer | None:
     """All of a region's findings: only when the whole report was read and no finding placed elsewhere or
-    nowhere may be there too (a list that omits one is false), and none of its findings is hedged."""
-    facts = [f for f in ask.study.facts_in_region(ask.args["region"])
-             if f.category not in ask.template.exclude_categories]
+    nowhere may be there too (a list that omits one is false), none of its findings is hedged, and nothing of
+    an excluded kind is said to be there ("all findings in the heart" without the pacemaker leads projecting
+    over it: incomplete to a reader, round AE)."""
+    inside = region_subtree(ask.args["region"])
+    placed = ask.study.facts_in_region(ask.args["region"])
+    facts = [f for f in placed if f.category not in ask.template.exclude_categories]
+    if len(facts) < len(placed) and any(f.presence == "present" for f in placed if f not in facts) \
+            or any(f.presence == "present" and f not in placed and inside.intersection(f.misplaced + f.over)
+                   for f in ask.study.facts.values()):
+        return None
     if not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]) \
             or _blurred(ask.study, ask.args["region"]) or any(f.presence == "uncertain" for f in facts):
         return None

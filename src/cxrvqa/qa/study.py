@@ -42,10 +42,12 @@ class Fact:
     presence: str                                   # present | uncertain | absent
     certainty: str | None = None                    # uncertain: possible | probable | differential | borderline
     derived: bool = False                           # only implied by a present descendant
-    misplaced: bool = False                         # placed by the report where it cannot be (a hilar node)
+    misplaced: list[str] = field(default_factory=list)   # where the report placed it but it cannot be (a hilar
+                                                         # node in the mediastinum; pacemaker leads in the heart)
     partial: bool = False                           # a mention of it (or of a descendant) is not understood
     several: bool = False                           # a countable finding named in the plural ("granulomas")
     nested_places: bool = False                     # one mention placed in a region and in a part of it
+    over: list[str] = field(default_factory=list)   # where an unlocated kind is said to be (leads over the heart)
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
@@ -170,7 +172,11 @@ _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|a
                          r"nodules?|thickening) the\b"
                          # number: "There is severe degenerative changes"
                          r"|\b[Tt]here is (?:[a-z]+ ){0,3}(?:changes|opacities|effusions|granulomas|nodules|markings|"
-                         r"calcifications|densities|fractures|infiltrates|findings)\b")
+                         r"calcifications|densities|fractures|infiltrates|findings|contours|volumes|structures)\b"
+                         # and the other way: "Calcified granuloma are present" (round AD)
+                         # (a subject of its own, not one of two: "Heart size and mediastinal contour are normal")
+                         r"|(?:^|[.;] )(?:(?!and\b|or\b)[A-Za-z-]+ ){0,2}(?:granuloma|nodule|opacity|density|effusion|"
+                         r"calcification|infiltrate|lesion|mass|scar|fracture) are\b")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
@@ -301,12 +307,15 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
     fact.certainty = fact.certainty or o.get("certainty")
     fact.several = fact.several or names_several(o["name"], fact.finding)
     placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
+    if fact.finding in sites.unlocated and PLACE_FROM_CLAUSE not in o.get("modifiers", ()):
+        fact.over.extend(r for r in o["regions"] if r not in fact.over)
     if placed and any(a in o["regions"] for r in o["regions"] for a in region_ancestors(r)):
         fact.nested_places = True   # "calcified bilateral lung and perihilar granulomas": where, in one word?
     for region in o["regions"] if placed else ():
         region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
         if not sites.allows(fact.finding, region):
-            fact.misplaced = True
+            if region not in fact.misplaced:
+                fact.misplaced.append(region)
         elif region not in fact.regions:
             fact.regions.append(region)
     if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:

@@ -11,6 +11,8 @@ import hashlib
 import random
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from cxrvqa.qa.programs import (PROGRAMS, Answer, Ask, category_name, default_candidates, finding_name, finding_number,
                                 indefinite_finding, region_name)
@@ -39,8 +41,16 @@ class GenerationSettings:
             ensure_loaded(self.program_modules)
 
 
+@lru_cache(maxsize=16)
+def _keyed_hash(seed: int) -> Any:
+    """The seed's keyed blake2b, set up once: each digest copies it (keying costs a compression per digest)."""
+    return hashlib.blake2b(digest_size=16, key=seed.to_bytes(8, "big", signed=True))
+
+
 def _digest(seed: int, text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16, key=seed.to_bytes(8, "big", signed=True)).digest()
+    hasher = _keyed_hash(seed).copy()
+    hasher.update(text.encode("utf-8"))
+    return hasher.digest()
 
 
 def study_split(study: StudyView, settings: GenerationSettings) -> str:
@@ -66,9 +76,16 @@ def split_of(patient_id: str, seed: int, splits: tuple[tuple[str, float], ...]) 
 def names_of(args: dict[str, str]) -> dict[str, str]:
     """The display names of drawn arguments (vocabulary names), by placeholder; for a finding also
     `a_<key>` ("a nodule", "edema", "degenerative changes") and, for the template's one finding, the
-    verbs that agree with it (AGREEMENT: {Is} there {a_finding}?)."""
+    verbs that agree with it (AGREEMENT: {Is} there {a_finding}?). One dict per arguments, shared: read it only."""
+    return _names(tuple(args.items()))
+
+
+@lru_cache(maxsize=None)
+def _names(args: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """names_of, memoised: a study asks many templates of the same arguments (bounded by the vocabulary)."""
     names = {}
-    for key, value in args.items():
+    drawn = dict(args)
+    for key, value in drawn.items():
         if key.startswith("finding"):
             names[key] = finding_name(value)
             names["a_" + key] = indefinite_finding(value)
@@ -76,8 +93,8 @@ def names_of(args: dict[str, str]) -> dict[str, str]:
             names[key] = region_name(value)
         else:
             names[key] = category_name(value)
-    if "finding" in args:
-        plural = finding_number(args["finding"]) == "plural"
+    if "finding" in drawn:
+        plural = finding_number(drawn["finding"]) == "plural"
         names.update({word: forms[plural] for word, forms in AGREEMENT.items()})
     return names
 
@@ -128,10 +145,21 @@ def _options(answer: Answer, digest: bytes, n: int = 4) -> tuple[list[str], str]
 def _candidates(study: StudyView, image: ImageView | None, template: Template) -> list[tuple[str, dict[str, str]]]:
     """The template's argument sets for this image as (their text, the set), each once: a finding the graph
     holds twice (two regions, two sentences) gave a pair template the same arguments twice, i.e. the same
-    item twice."""
+    item twice. Memoised per study and draw (templates of one draw share it; a template that reads no image
+    draws once per study): a shared list, to read only."""
     program = PROGRAMS[template.program]
-    found = (program.candidates or default_candidates)(study, image, template)
-    return list({_args_text(args): args for args in found}.items())
+    if program.candidates is None:
+        key: tuple = ("default", template.arguments, template.needs_boxes,
+                      image.image_id if image is not None and template.needs_boxes else None, template.findings,
+                      template.categories, template.exclude_categories, template.closed_world, template.regions)
+    else:
+        reads_image = image is not None and (template.needs_image or template.needs_boxes)
+        key = (template.id, template.content_hash, image.image_id if reads_image else None)
+    found = study.candidates.get(key)
+    if found is None:
+        drawn = (program.candidates or default_candidates)(study, image, template)
+        found = study.candidates[key] = list({_args_text(args): args for args in drawn}.items())
+    return found
 
 
 def _applies(template: Template, image: ImageView | None) -> bool:
@@ -168,62 +196,59 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
     items: list[tuple] = []
     parts: list[tuple] = []
     counts: dict[str, int] = {}
-    seed = settings.seed
     split = study_split(study, settings)
-    targets: tuple[ImageView | None, ...] = study.images or (None,)
     for template, version in settings.templates:
-        if template_ids is not None and template.id not in template_ids:
-            continue
-        counts[template.id] = 0
-        program, cap = PROGRAMS[template.program], template.max_per_image
-        # a template that reads no image answers alike on every image of the study: answer once
-        shared = len(targets) > 1 and not (template.needs_image or template.needs_boxes)
-        shared_candidates: list[tuple[str, dict[str, str]]] | None = None
-        answers: dict[str, Answer | None] = {}
-        for image in targets:
-            if not _applies(template, image):
-                continue
-            prefix = "\x1f".join((template.id, study.study_id, image.image_id if image is not None else "", ""))
-            if shared:
-                if shared_candidates is None:
-                    shared_candidates = _candidates(study, image, template)
-                candidates = list(shared_candidates)
-            else:
-                candidates = _candidates(study, image, template)
-            candidates = _drawn(candidates, template, seed, prefix)
-            made = 0
-            for args_text, args in candidates:
-                digest = None
-                if item_ids is not None and cap is None:
-                    digest = _digest(seed, prefix + args_text)
-                    if "qa-" + digest[:10].hex() not in item_ids:
-                        continue   # not asked for, and nothing to count
-                if shared:
-                    if args_text not in answers:
-                        answers[args_text] = program.fn(Ask(study, image, args, template))
-                    answer = answers[args_text]
-                else:
-                    answer = program.fn(Ask(study, image, args, template))
-                if answer is None:
-                    continue
-                if digest is None:
-                    digest = _digest(seed, prefix + args_text)
-                if item_ids is not None and "qa-" + digest[:10].hex() not in item_ids:
-                    # not asked for: it only counts (a multiple-choice item without enough options is not made)
-                    if template.answer_format != "multiple_choice" or _options(answer, digest, template.options):
-                        made += 1
-                        if made == cap:
-                            break
-                    continue
-                row = _item(study, image, template, version, split, digest, args_text, args, answer, parts)
-                if row is None:
-                    continue
-                items.append(row)
-                counts[template.id] += 1
-                made += 1
-                if made == cap:
-                    break
+        if template_ids is None or template.id in template_ids:
+            counts[template.id] = _template_items(study, template, version, split, settings.seed, item_ids, items,
+                                                  parts)
     return items, parts, counts
+
+
+def _template_items(study: StudyView, template: Template, version: str, split: str, seed: int,
+                    item_ids: frozenset[str] | None, items: list[tuple], parts: list[tuple]) -> int:
+    """One template's items (appended to ``items`` and ``parts``) on each image it applies to; how many."""
+    targets: tuple[ImageView | None, ...] = study.images or (None,)
+    program, cap, count = PROGRAMS[template.program].fn, template.max_per_image, 0
+    # a template that reads no image answers alike on every image of the study: answer once
+    shared = len(targets) > 1 and not (template.needs_image or template.needs_boxes)
+    answers: dict[str, Answer | None] = {}
+    for image in targets:
+        if not _applies(template, image):
+            continue
+        prefix = "\x1f".join((template.id, study.study_id, image.image_id if image is not None else "", ""))
+        made = 0
+        for args_text, args in _drawn(_candidates(study, image, template), template, seed, prefix):
+            digest = None
+            if item_ids is not None and cap is None:
+                digest = _digest(seed, prefix + args_text)
+                if "qa-" + digest[:10].hex() not in item_ids:
+                    continue   # not asked for, and nothing to count
+            if not shared:
+                answer = program(Ask(study, image, args, template))
+            elif args_text in answers:
+                answer = answers[args_text]
+            else:
+                answer = answers[args_text] = program(Ask(study, image, args, template))
+            if answer is None:
+                continue
+            if digest is None:
+                digest = _digest(seed, prefix + args_text)
+            if item_ids is not None and "qa-" + digest[:10].hex() not in item_ids:
+                # not asked for: it only counts (a multiple-choice item without enough options is not made)
+                if template.answer_format != "multiple_choice" or _options(answer, digest, template.options):
+                    made += 1
+                    if made == cap:
+                        break
+                continue
+            row = _item(study, image, template, version, split, digest, args_text, args, answer, parts)
+            if row is None:
+                continue
+            items.append(row)
+            count += 1
+            made += 1
+            if made == cap:
+                break
+    return count
 
 
 def _drawn(candidates: list[tuple[str, dict[str, str]]], template: Template, seed: int, prefix: str
@@ -232,10 +257,11 @@ def _drawn(candidates: list[tuple[str, dict[str, str]]], template: Template, see
     (seeded by the seed and `prefix`: template, study and image)."""
     if template.weight < 1 or template.max_per_image is not None:
         rng = random.Random(zlib.crc32(f"{seed}\x1f{prefix}".encode("utf-8")))
-        if template.weight < 1:
-            candidates = [c for c in candidates if rng.random() < template.weight]
+        # a new list either way: the study's candidates are shared
+        kept = [c for c in candidates if rng.random() < template.weight] if template.weight < 1 else list(candidates)
         if template.max_per_image is not None:
-            rng.shuffle(candidates)
+            rng.shuffle(kept)
+        return kept
     return candidates
 
 
@@ -243,7 +269,7 @@ def _item(study: StudyView, image: ImageView | None, template: Template, version
           args_text: str, args: dict[str, str], answer: Answer, parts: list[tuple]) -> tuple | None:
     names = names_of(args)
     variant = template.variants[digest[10] % len(template.variants)]
-    question = _capitalise(variant.format(**names))
+    question = _capitalise(variant.format_map(names))
     options, correct = None, None
     fmt = template.answer_format
     if fmt == "multiple_choice":

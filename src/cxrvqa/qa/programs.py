@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import lower_form_field, section_rules
@@ -48,9 +48,9 @@ class Answer:
     distractors: tuple[str, ...] = ()          # multiple choice: wrong options, most plausible first
 
 
-@dataclass(frozen=True)
-class Ask:
-    """One question to answer: the study, the image it is asked on (None: the study has none), arguments."""
+class Ask(NamedTuple):
+    """One question to answer: the study, the image it is asked on (None: the study has none), arguments. A named
+    tuple, not a frozen dataclass: made once per candidate (tens of thousands a batch), it is built twice as fast."""
 
     study: StudyView
     image: ImageView | None
@@ -290,12 +290,25 @@ def _finding_pool(study: StudyView, image: ImageView | None, template: "Template
         pool = sorted({b.label for b in image.finding_boxes}) if image else []
     elif template.findings:
         pool = list(template.findings)
+    elif template.closed_world:
+        return list(_vocabulary_pool(template))
     else:
         pool = sorted(study.facts)
-        if template.closed_world:
-            pool = sorted(set(pool) | set(vocabulary().findings))
     findings = vocabulary().findings
     return [f for f in pool if _category_ok(findings[f]["category"], template)]
+
+
+_VOCABULARY_POOLS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _vocabulary_pool(template: "Template") -> tuple[str, ...]:
+    """A closed-world template's pool: the vocabulary's findings of its categories (the study's findings are among
+    them), sorted; the same for every study, so drawn once per categories."""
+    key = (template.categories, template.exclude_categories)
+    if key not in _VOCABULARY_POOLS:
+        findings = vocabulary().findings
+        _VOCABULARY_POOLS[key] = tuple(f for f in sorted(findings) if _category_ok(findings[f]["category"], template))
+    return _VOCABULARY_POOLS[key]
 
 
 def region_pool(study: StudyView, template: "Template") -> list[str]:
@@ -787,14 +800,20 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
 
 
 # -- region level --------------------------------------------------------------------------
+def _per_region(study: StudyView, check: Callable[[StudyView, str], bool | None], region: str) -> bool | None:
+    """``check`` of the study and region, once per study: the region templates ask it of the same regions again
+    and again."""
+    key = (check.__name__, region)
+    if key not in study.region_checks:
+        study.region_checks[key] = check(study, region)
+    return study.region_checks[key]
+
+
 def _region_state(study: StudyView, region: str) -> bool | None:
     """True: an abnormal finding is present there; False: a normal statement declares the region normal
     (negated findings alone do not: "no pneumothorax" says nothing of a nodule); None otherwise, and where the
-    report contradicts itself ("Left lung clear." beside "left lower lobe pneumonia"). Once per study and region:
-    the region templates ask it of the same regions again and again."""
-    if region not in study.region_states:
-        study.region_states[region] = _read_region_state(study, region)
-    return study.region_states[region]
+    report contradicts itself ("Left lung clear." beside "left lower lobe pneumonia")."""
+    return _per_region(study, _read_region_state, region)
 
 
 def _read_region_state(study: StudyView, region: str) -> bool | None:
@@ -811,9 +830,12 @@ def _read_region_state(study: StudyView, region: str) -> bool | None:
 def _blurred(study: StudyView, region: str | None) -> bool:
     """Whether a reported finding makes questions about the region ambiguous (a tortuous aorta, for the
     mediastinum: schemas/vocab/finding_sites.yaml `blurs`)."""
+    return region is not None and bool(_per_region(study, _read_blurred, region))
+
+
+def _read_blurred(study: StudyView, region: str) -> bool:
     blurs = finding_sites().blurs
-    return region is not None and any(region in blurs.get(f.finding, ()) for f in study.facts.values()
-                                      if f.presence != "absent")
+    return any(region in blurs.get(f.finding, ()) for f in study.facts.values() if f.presence != "absent")
 
 
 def _elsewhere_maybe(study: StudyView, region: str) -> bool:
@@ -821,6 +843,10 @@ def _elsewhere_maybe(study: StudyView, region: str) -> bool:
     not call the region normal nor a list of its findings complete: one placed only in a region containing it
     ("granulomatous disease" of the lungs, for the left lung), one placed nowhere that may be anywhere or in
     a region containing it, or one on the region's side (a right pneumothorax, for the right lung)."""
+    return bool(_per_region(study, _read_elsewhere_maybe, region))
+
+
+def _read_elsewhere_maybe(study: StudyView, region: str) -> bool:
     inside, around = set(region_subtree(region)), set(region_ancestors(region)) | {region}
     side = vocabulary().regions[region]["laterality"]
     sites = finding_sites()

@@ -107,7 +107,9 @@ class StudyView:
     read_all: bool = False                         # every finding/impression sentence was understood
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
     pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)   # argument pools, by template draw
-    region_states: dict[str, bool | None] = field(default_factory=dict, repr=False)   # by qa.programs, per region
+    region_checks: dict[tuple[str, str], bool | None] = field(default_factory=dict, repr=False)   # by qa.programs
+    candidates: dict[tuple, list] = field(default_factory=dict, repr=False)   # by qa.generate, per draw
+    _evidence_texts: dict[tuple[int, ...], str | None] = field(default_factory=dict, repr=False)
 
     def presence(self, finding: str, closed_world: bool = False) -> str | None:
         """The finding's presence; closed-world, an unmentioned finding is absent where the report rules out
@@ -135,7 +137,14 @@ class StudyView:
     def evidence_text(self, sentence_ids: list[int]) -> str | None:
         """The evidence sentences joined (each text once), or None when there are none or one is not fit to
         quote: it holds de-identification tokens or a slip a reader marks as the dataset's grammar error (a
-        fragment in lower case, "an retrocardiac", "There mild changes", "mediastinum.There")."""
+        fragment in lower case, "an retrocardiac", "There mild changes", "mediastinum.There"). Memoised: the
+        templates of a finding quote the same sentences."""
+        key = tuple(sentence_ids)
+        if key not in self._evidence_texts:
+            self._evidence_texts[key] = self._quoted(sentence_ids)
+        return self._evidence_texts[key]
+
+    def _quoted(self, sentence_ids: list[int]) -> str | None:
         texts = list(dict.fromkeys(self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences))
         if not texts or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts):
             return None

@@ -79,6 +79,7 @@ class _Rules:
     list_adjectives: frozenset[str]       # may stand between the candidates of a differential
     stating_words: frozenset[str]         # "heart is large": the finding stated, not graded
     top_normal_words: frozenset[str]      # "upper limits of normal": borderline, but a normal size
+    run_on_openers: frozenset[str]        # capitalised inside a sentence, they open another one
     change_adjectives: frozenset[str]     # "increased markings": a look, not a change, without a prior study
     no_comparison: re.Pattern[str]        # a comparison section that names no prior study ("None.")
     prior_reference: re.Pattern[str]      # a finding sentence that refers to a prior study
@@ -141,6 +142,7 @@ def rules() -> _Rules:
         list_adjectives=frozenset(data["list_adjectives"]),
         stating_words=frozenset(data.get("stating_words", ())),
         top_normal_words=frozenset(data.get("top_normal_words", ())),
+        run_on_openers=frozenset(data.get("run_on_openers", ())),
         change_adjectives=frozenset(data["change_adjectives"]),
         no_comparison=re.compile(data["no_comparison"]),
         prior_reference=re.compile(data["prior_reference"]),
@@ -354,8 +356,13 @@ class _Parsed:
         self.words = words = [t.text for t in doc]
         self.lower = lower = [w.lower() for w in words]   # a token's `lower_` is its text's lower(), without a Token
         # clause boundaries: punctuation and scope terminators
+        # and a capitalised opener inside the sentence: two sentences run together ("Left axillary surgical clips
+        # unchanged Visualized XXXX of the chest XXXX are within normal limits")
         boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
-                            + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"])
+                            + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"]
+                            + [(i, i) for i in range(1, len(words)) if words[i][:1].isupper()
+                               and not words[i].isupper() and words[i].lower() in r.run_on_openers
+                               and words[i - 1] not in _CLAUSE_PUNCT])
         self.boundary_starts = sorted(b[0] for b in boundaries)
         self.boundary_ends = sorted(b[1] for b in boundaries)
         # how many commas, closers and conjunctions come before each token

@@ -350,12 +350,13 @@ def default_candidates(study: StudyView, image: ImageView | None, template: "Tem
 def _abnormal_state(study: StudyView) -> bool | None:
     """True: something abnormal is present or hedged; False: the report only negates and every sentence
     of it was understood; None: it says nothing, leaves a sentence unread, or has only devices (a
-    study with sternotomy wires is neither normal nor abnormal)."""
+    study with sternotomy wires is neither normal nor abnormal) or borderline findings ("the cardiac silhouette
+    is borderline enlarged" and nothing else: round AF)."""
     stated = [f for f in study.facts.values() if f.abnormal]
-    if any(f.presence in ("present", "uncertain") for f in stated):
+    if any(f.presence == "present" or f.presence == "uncertain" and f.certainty != "borderline" for f in stated):
         return True
-    devices = any(f.presence != "absent" for f in study.facts.values() if f.category == "device")
-    if devices or not study.read_all or not all(study.is_normal_region(r)   # "no acute disease" is not "normal"
+    undecided = any(f.presence != "absent" for f in study.facts.values() if f.category == "device" or f in stated)
+    if undecided or not study.read_all or not all(study.is_normal_region(r)   # "no acute disease" is not "normal"
                                                 for r in finding_sites().normal_study_regions):
         return None
     return False
@@ -667,8 +668,11 @@ def finding_in_region(ask: Ask) -> Answer | None:
 
 @program("finding_severity", ("finding",), TEXT, answers="How severe a present finding is (mild, moderate, ...).")
 def finding_severity(ask: Ask) -> Answer | None:
+    """Of a finding graded once (or alike each time): "how severe is the scoliosis?" of a moderate thoracic and a
+    mild thoracolumbar one has no one answer (round AF)."""
     fact = _present_fact(ask)
-    if fact is None or fact.severity is None or fact.finding in finding_sites().sized or fact.partial:
+    if fact is None or fact.severity is None or fact.finding in finding_sites().sized or fact.partial \
+            or fact.graded_apart:
         return None
     return Answer(modifier_name(fact.severity), **_tags(fact))
 

@@ -48,6 +48,8 @@ class Fact:
     several: bool = False                           # a countable finding named in the plural ("granulomas")
     nested_places: bool = False                     # one mention placed in a region and in a part of it
     over: list[str] = field(default_factory=list)   # where an unlocated kind is said to be (leads over the heart)
+    graded_apart: bool = False                      # two mentions give it two severities (a moderate thoracic
+                                                    # and a mild thoracolumbar scoliosis)
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
@@ -105,6 +107,7 @@ class StudyView:
     images: tuple[ImageView, ...]
     normal_regions: frozenset[str] = frozenset()   # regions a normal statement declares normal
     read_all: bool = False                         # every finding/impression sentence was understood
+    unquotable: frozenset[int] = frozenset()       # sentences that contradict a normal statement
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
     pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)   # argument pools, by template draw
     region_checks: dict[tuple[str, str], bool | None] = field(default_factory=dict, repr=False)   # by qa.programs
@@ -146,7 +149,8 @@ class StudyView:
 
     def _quoted(self, sentence_ids: list[int]) -> str | None:
         texts = list(dict.fromkeys(self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences))
-        if not texts or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts):
+        if not texts or self.unquotable.intersection(sentence_ids) \
+                or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts):
             return None
         folded = {t.strip().lower() for t in texts}
         if len(folded) < len(texts):   # "cardiomegaly." and "Cardiomegaly." from the findings and the impression
@@ -275,9 +279,23 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
                    if s["section"] in FINDING_SECTIONS) and not hidden   # a finding hidden by XXXX is not understood
     normal_regions = frozenset(r for st in statements for r in st["regions"])
-    return StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
+    view = StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
                      normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
                      read_all=read_all)
+    _mark_contradicted(view)
+    return view
+
+
+def _mark_contradicted(view: StudyView) -> None:
+    """A finding placed where a normal statement says all is normal ("Left lung clear." beside "Left lower lobe
+    airspace disease" of the impression, when the findings put it in the right lower lobe: round AF): where it
+    is, is not understood (partial), and the sentences that place it are not quoted as an answer."""
+    placing = set()
+    for fact in view.facts.values():
+        if fact.presence == "present" and not fact.derived and any(view.is_normal_region(r) for r in fact.regions):
+            fact.partial = True
+            placing.update(fact.evidence)
+    view.unquotable = frozenset(placing)
 
 
 def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
@@ -329,6 +347,8 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
             fact.regions.append(region)
     if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
         fact.lateralities.append(o["laterality"])
+    if o["severity"] and fact.severity is not None and o["severity"] != fact.severity:
+        fact.graded_apart = True
     if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
         fact.severity = o["severity"]
     fact.change = fact.change or o["change"]

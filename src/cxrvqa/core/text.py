@@ -96,6 +96,7 @@ _BOUNDARY = re.compile(r"(?<![.!?])[.!?]+(?=\s)|\n[ \t]*\n|(?<=\s)(?=\d{1,2}[.)]
 _LIST_NUMBER = re.compile(r"\d{1,2}[.)][ \t]+")
 _ONLY_LIST_NUMBER = re.compile(r"\s*\d{1,2}[.)]?\s*")
 _LAST_WORD = re.compile(r"([A-Za-z.]+)$")
+_LOWER_NEXT = re.compile(r"[ \t]+[a-z]")
 
 
 def split_sentences(text: str, sections: list[SectionSpan] | None = None) -> list[SentenceSpan]:
@@ -104,10 +105,13 @@ def split_sentences(text: str, sections: list[SectionSpan] | None = None) -> lis
     sentences: list[SentenceSpan] = []
     for span in sections if sections is not None else split_sections(text):
         start = span.start
+        cased = any(c.isupper() for c in text[span.start:span.end])
         for match in _BOUNDARY.finditer(text, span.start, span.end):
             end = match.end() if text[match.start()] in ".!?" else match.start()
             if _ONLY_LIST_NUMBER.fullmatch(text, start, end):
                 continue  # "1." opens a list item, it does not end a sentence
+            if cased and text[match.start()] == "." and _LOWER_NEXT.match(text, match.end(), span.end):
+                continue  # "No cavitary lesion to suggest. active tuberculosis.": a stray stop, in cased text
             if text[match.start()] == ".":
                 word = _LAST_WORD.search(text, max(start, match.start() - 12), match.start())
                 if word and word.group(1).lower().rstrip(".") in rules.abbreviations:

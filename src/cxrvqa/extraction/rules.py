@@ -358,7 +358,9 @@ class _Parsed:
         # clause boundaries: punctuation and scope terminators
         # and a capitalised opener inside the sentence: two sentences run together ("Left axillary surgical clips
         # unchanged Visualized XXXX of the chest XXXX are within normal limits")
-        boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT]
+        # (not a stray stop before a lowercase word: "No cavitary lesion to suggest. active tuberculosis.")
+        boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT
+                             and not (w == "." and i + 1 < len(words) and words[i + 1][:1].islower())]
                             + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"]
                             + [(i, i) for i in range(1, len(words)) if words[i][:1].isupper()
                                and not words[i].isupper() and words[i].lower() in r.run_on_openers

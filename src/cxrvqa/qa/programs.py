@@ -9,6 +9,7 @@ it can fill; `cxrvqa templates lint` checks templates against both.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -441,10 +442,17 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
 def describe_study(ask: Ask) -> Answer | None:
     if not ask.study.facts or not ask.study.read_all:
         return None
-    ids = tuple(sorted({i for f in ask.study.facts.values() if not f.derived for i in f.evidence}))
+    ids = {i for f in ask.study.facts.values() if not f.derived for i in f.evidence}
+    # with the sentence a "This could indicate cavitation." speaks of (round AG: not left out)
+    ids = tuple(sorted(ids | {i - 1 for i in ids if i - 1 in ask.study.sentences
+                              and _ANAPHOR.match(ask.study.sentences[i])}))
     leaves = [f for f in ask.study.leaf_present(abnormal_only=False) if f.category != "normal"]   # devices too:
     text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"   # all it shows
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
+
+
+#: A sentence that opens by speaking of the one before it.
+_ANAPHOR = re.compile(r"\s*(?:This|These|It|They|Which)\b")
 
 
 @program("indication", ("none",), ("short", "full_sentence"),

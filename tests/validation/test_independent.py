@@ -209,3 +209,20 @@ def test_context_reading_of_invented_sentences() -> None:
     read = {m.finding: m.sides for m in
             independent.read_sentence("Bilateral calcified granulomas and degenerative change in the spine.")}
     assert read == {"calcified_granuloma": frozenset({"bilateral"}), "degenerative_changes": frozenset()}
+
+
+def test_a_sentence_no_token_pattern_can_match_is_read_by_the_phrase_rules_alone() -> None:
+    """Where no token pattern's required words are in a sentence, the phrase rules alone find what every rule
+    finds; where one can match ("The heart is mildly enlarged."), the full target matcher reads it."""
+    nlp, cue = independent._pipeline(), independent._target_cue()
+    assert cue is not None
+
+    def spans(matcher: Any, text: str) -> list[tuple[int, int, str]]:
+        return [(e.start, e.end, e.label_) for e in matcher(nlp.make_doc(text)).ents]
+
+    for text in ("No pneumothorax, but small right pleural effusion.", "Calcified granuloma in the left upper lobe."):
+        assert not cue.may_match_pattern({t.lower_ for t in nlp.make_doc(text)})
+        found = spans(independent._phrase_targets(), text)
+        assert found and found == spans(nlp.get_pipe("medspacy_target_matcher"), text)
+    assert cue.may_match_pattern({t.lower_ for t in nlp.make_doc("The heart is mildly enlarged.")})
+    assert [m.finding for m in independent.read_sentence("The heart is mildly enlarged.")] == ["cardiomegaly"]

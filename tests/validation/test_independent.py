@@ -226,3 +226,33 @@ def test_a_sentence_no_token_pattern_can_match_is_read_by_the_phrase_rules_alone
         assert found and found == spans(nlp.get_pipe("medspacy_target_matcher"), text)
     assert cue.may_match_pattern({t.lower_ for t in nlp.make_doc("The heart is mildly enlarged.")})
     assert [m.finding for m in independent.read_sentence("The heart is mildly enlarged.")] == ["cardiomegaly"]
+
+
+# -- what is computed once for many items --------------------------------------------------------------------
+def test_claims_are_shared_only_by_items_of_the_same_content() -> None:
+    ctx = context(["Small left pleural effusion."])
+    yes = item("finding_presence", "Is there a pleural effusion?", "yes", polarity=True, finding="pleural_effusion")
+    assert independent.claims_of(dict(yes, item_id="qa-other"), ctx) is independent.claims_of(yes, ctx)
+    assert [(c.kind, c.findings) for c in independent.claims_of(yes, ctx)] == [("present", ("pleural_effusion",))]
+    no = dict(yes, answer="no", polarity=False)
+    assert [(c.kind, c.findings) for c in independent.claims_of(no, ctx)] == [("absent", ("pleural_effusion",))]
+    other = dict(yes, arguments=json.dumps({"finding": "pneumothorax"}))
+    assert [c.findings for c in independent.claims_of(other, ctx)] == [("pneumothorax",)]
+    # 1 == True as a key, not as an answer: an item with a field that is not text is read on its own
+    assert independent._claims_key(dict(yes, answer=1), ctx) is None
+    assert independent._claims_key(dict(yes, polarity=1), ctx) == independent._claims_key(dict(yes, polarity=None), ctx)
+
+
+def test_grammar_verdicts_are_shared_only_by_items_of_the_same_text() -> None:
+    ctx = context(["A nodule."])
+    right = item("finding_ruled_out", "Has a nodule been ruled out?", "no", polarity=False, finding="nodule")
+    wrong = dict(right, question="Has nodule been ruled out?")
+    assert [verdict("grammar_agreement", it, ctx) for it in (right, wrong, right)] == [None, "missing_article", None]
+    assert verdict("grammar_agreement", dict(wrong, answer=1), ctx) == "missing_article"
+
+
+def test_negative_verdicts_are_remembered_per_reading_of_a_report() -> None:
+    it = item("finding_presence", "Is there a pleural effusion?", "no", polarity=False, finding="pleural_effusion")
+    clear, effusion = context(["There is no pleural effusion."]), context(["Small left pleural effusion."])
+    assert [verdict("negative_support", it, c) for c in (clear, effusion, clear, clear)] == [
+        None, "negative_contradicted", None, None]

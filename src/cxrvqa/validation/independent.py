@@ -523,25 +523,63 @@ def _named_finding(text: str) -> str | None:
     return _finding_by_name().get(str(text or "").strip().lower().rstrip("."))
 
 
-def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+def claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
     """What the item's answer asserts, by its template's answer program (`claims` in the rules file);
     computed once per item while `check_item` validates it (every check asks)."""
     memo = context.memo(item)
     if memo is None:
-        return _claims_of(item, context)
+        return _shared_claims(item, context)
     found = memo.get("claims")
     if found is None:
-        found = memo["claims"] = _claims_of(item, context)
+        found = memo["claims"] = _shared_claims(item, context)
     return found
 
 
-def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+#: Claims by what they are computed from (`_claims_key`): items of many studies ask the same question of the same
+#: finding with the same answer ("Is there a pleural effusion?" "no"), and about half of a batch's items share one.
+_CLAIMS: dict[tuple[Any, ...], tuple[Claim, ...]] = {}
+_CLAIMS_KEPT = 65536
+
+
+def _claims_key(item: dict[str, Any], context: ValidationContext) -> tuple[Any, ...] | None:
+    """Everything `_claims_of` reads: the template's program and categories, whether the polarity is True or
+    False, and the answer, arguments, findings and options (text, a list of texts as a tuple; the rules and the
+    vocabulary are the process's). None when a field is of another type (an odd item of `validate-file`): 1 and
+    True are equal keys but not equal answers."""
+    found = context.templates.get(item.get("template_id") or "")
+    polarity = item.get("polarity")
+    key: list[Any] = [(found[0].program, found[0].categories) if found else None,
+                      True if polarity is True else False if polarity is False else None]
+    for name in ("answer", "arguments", "findings", "options"):
+        value = item.get(name)
+        if type(value) is list and all(type(v) is str for v in value):
+            value = tuple(value)
+        elif value is not None and type(value) is not str:
+            return None
+        key.append(value)
+    return tuple(key)
+
+
+def _shared_claims(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
+    """`_claims_of`, computed once per distinct `_claims_key` (an item without one on its own)."""
+    key = _claims_key(item, context)
+    if key is None:
+        return _claims_of(item, context)
+    found = _CLAIMS.get(key)
+    if found is None:
+        if len(_CLAIMS) >= _CLAIMS_KEPT:
+            _CLAIMS.clear()
+        found = _CLAIMS[key] = _claims_of(item, context)
+    return found
+
+
+def _claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
     """The claims of the entry of the template's program (`claims` in the rules file) its answer selects: the
     answer itself, else its polarity (yes / no), else `any`."""
     found = context.templates.get(item.get("template_id") or "")
     table = rules().data["claims"].get(found[0].program) if found else None
     if not table:
-        return []
+        return ()
     polarity = item.get("polarity")
     key = "yes" if polarity is True else "no" if polarity is False else None
     chosen = table.get(str(item.get("answer") or "").strip()) or (table.get(key) if key else None) or table.get("any")
@@ -560,7 +598,7 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
             claim = Claim(kind, tuple(dict.fromkeys(findings)), source=source) if findings else None
         if claim is not None:
             out.append(claim)
-    return out
+    return tuple(out)
 
 
 def _argument_regions(args: dict[str, str], source: str) -> tuple[str, ...]:
@@ -675,10 +713,13 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every sentence read (benchmarks; the rules file is read once per process)."""
-    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location, _reading_with):
+    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location, _reading_with,
+                   _grammar_verdict):
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
+    _last_negatives[:] = [None, {}]
+    _CLAIMS.clear()
     _wording.clear_caches()
 
 
@@ -1127,14 +1168,32 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         return OK
     report = _report(context)
     extra = tuple(s for s in _evidence(item, context) if s not in report)
-    mentions, cov = _reading_with(extra, report) if extra else _report_reading(context)
+    read = _reading_with(extra, report) if extra else _report_reading(context)
     for claim in negatives:
-        checks = ([_absent_verdict(f, mentions, cov) for f in claim.findings] if claim.kind == "absent"
-                  else [_normal_verdict(r, mentions, cov) for r in claim.regions])
+        checks = [_negative_verdict(claim.kind, target, read)
+                  for target in (claim.findings if claim.kind == "absent" else claim.regions)]
         failed = next((v for v in checks if not v.ok), None)
         if failed is not None:
             return failed
     return OK
+
+
+_last_negatives: list[Any] = [None, {}]
+
+
+def _negative_verdict(kind: str, target: str, read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> Verdict:
+    """A finding claimed absent (`_absent_verdict`) or a region claimed normal (`_normal_verdict`) on a reading of
+    the report, remembered for the last reading: a study's items ask about the same findings ("Is there an
+    effusion?" "no", "Is an effusion ruled out?" "yes", the distractors of a multiple-choice question)."""
+    if _last_negatives[0] is not read:
+        _last_negatives[:] = [read, {}]
+    verdicts = _last_negatives[1]
+    found = verdicts.get((kind, target))
+    if found is None:
+        mentions, cov = read
+        found = verdicts[(kind, target)] = (_absent_verdict(target, mentions, cov) if kind == "absent"
+                                            else _normal_verdict(target, mentions, cov))
+    return found
 
 
 @lru_cache(maxsize=256)
@@ -1344,16 +1403,27 @@ def _grammar() -> tuple[frozenset[str], frozenset[str], frozenset[str], int, fro
 def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `grammar` (number agreement with the vocabulary's `number`: "Is degenerative changes
     excluded?", "There is support devices."; a missing article before a singular finding: "Is nodule
-    excluded?", "Has granuloma been ruled out?"; an article before a mass or plural noun)."""
+    excluded?", "Has granuloma been ruled out?"; an article before a mass or plural noun). The verdict is one of
+    the item's arguments, question, answer and format: items of many studies share them, so it is computed once
+    per distinct four (when each is text; an odd item of `validate-file` on its own)."""
+    fields = (item.get("arguments"), item.get("question"), item.get("answer"), item.get("answer_format"))
+    if all(v is None or type(v) is str for v in fields):
+        return _grammar_verdict(*fields)
+    return _grammar_verdict.__wrapped__(*fields)
+
+
+@lru_cache(maxsize=65536)
+def _grammar_verdict(arguments: Any, question: Any, answer: Any, answer_format: Any) -> Verdict:
+    """`check_grammar_agreement` of an item with these fields."""
     singular_verbs, plural_verbs, between, window, determiners, contexts, adjectives = _grammar()
-    args = _arguments(item)
+    args = _parse_arguments(str(arguments or "{}"))
     findings = [v for k, v in args.items() if k.startswith("finding") and v in vocabulary().findings]
     if not findings:
         return OK
     names = [(finding, _name_tokens(finding)) for finding in findings]
-    for key in ("question", "answer"):
-        text = str(item.get(key) or "")
-        if key == "answer" and item.get("answer_format") == "full_sentence":
+    for key, value in (("question", question), ("answer", answer)):
+        text = str(value or "")
+        if key == "answer" and answer_format == "full_sentence":
             text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]   # the rest quotes the report's own words
         low = text.lower()
         present = [(f, name) for f, name in names if name and name[0] in low]   # the name cannot occur otherwise

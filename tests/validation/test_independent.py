@@ -211,20 +211,29 @@ def test_context_reading_of_invented_sentences() -> None:
     assert read == {"calcified_granuloma": frozenset({"bilateral"}), "degenerative_changes": frozenset()}
 
 
-def test_a_sentence_no_token_pattern_can_match_is_read_by_the_phrase_rules_alone() -> None:
-    """Where no token pattern's required words are in a sentence, the phrase rules alone find what every rule
-    finds; where one can match ("The heart is mildly enlarged."), the full target matcher reads it."""
-    nlp, cue = independent._pipeline(), independent._target_cue()
+def test_targets_are_found_as_medspacys_target_matcher_finds_them() -> None:
+    """`_Targets` finds what medspaCy's TargetMatcher with the same rules finds; where no token pattern's required
+    words are in a sentence the phrases alone find it, and where one can match ("The heart is mildly enlarged.")
+    the patterns are matched too."""
+    from medspacy.target_matcher import TargetMatcher, TargetRule
+
+    nlp, cue, targets = independent._pipeline(), independent._target_cue(), independent._targets()
     assert cue is not None
+    medspacy = TargetMatcher(nlp)
+    medspacy.add([TargetRule(rule, finding) if isinstance(rule, str) else TargetRule("pattern", finding, pattern=rule)
+                  for finding, rule in independent._target_rules()])
 
-    def spans(matcher: Any, text: str) -> list[tuple[int, int, str]]:
-        return [(e.start, e.end, e.label_) for e in matcher(nlp.make_doc(text)).ents]
+    def spans(doc: Any) -> list[tuple[int, int, str]]:
+        return [(e.start, e.end, e.label_) for e in doc.ents]
 
-    for text in ("No pneumothorax, but small right pleural effusion.", "Calcified granuloma in the left upper lobe."):
-        assert not cue.may_match_pattern({t.lower_ for t in nlp.make_doc(text)})
-        found = spans(independent._phrase_targets(), text)
-        assert found and found == spans(nlp.get_pipe("medspacy_target_matcher"), text)
-    assert cue.may_match_pattern({t.lower_ for t in nlp.make_doc("The heart is mildly enlarged.")})
+    texts = ("No pneumothorax, but small right pleural effusion.", "Calcified granuloma in the left upper lobe.",
+             "The heart is mildly enlarged and there is a small left pleural effusion.", "The trachea is midline.")
+    for text in texts:
+        expected = spans(medspacy(nlp.make_doc(text)))
+        words = {t.lower_ for t in nlp.make_doc(text)}
+        assert spans(targets.find(nlp.make_doc(text), cue.may_match_pattern(words))) == expected
+        if not cue.may_match_pattern(words):
+            assert spans(targets.find(nlp.make_doc(text), True)) == expected
     assert [m.finding for m in independent.read_sentence("The heart is mildly enlarged.")] == ["cardiomegaly"]
 
 

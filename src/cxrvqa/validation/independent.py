@@ -180,7 +180,8 @@ def _location_phrases() -> dict[str, tuple[frozenset[str], str | None]]:
 
 @lru_cache(maxsize=1)
 def _pipeline() -> Any:
-    """spaCy's blank English + a sentencizer + medspaCy's TargetMatcher and ConText, built once per process."""
+    """spaCy's blank English + a sentencizer + medspaCy's ConText, built once per process (the targets ConText reads
+    are found between the two: `_targets`)."""
     from loguru import logger
 
     logger.disable("PyRuSH")      # PyRuSH logs every sentence at DEBUG through loguru
@@ -191,9 +192,6 @@ def _pipeline() -> Any:
     data = rules().data
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
-    targets = nlp.add_pipe("medspacy_target_matcher")
-    with nlp.select_pipes(enable=[]):
-        targets.add(_target_rules())
     context = nlp.add_pipe("medspacy_context", config={"rules": None, "span_attrs": None,
                                                         "prune_on_modifier_overlap": True})
     categories = vocabulary().findings
@@ -216,35 +214,57 @@ def _pipeline() -> Any:
     return nlp
 
 
-def _target_rules(phrases_only: bool = False) -> list[Any]:
-    """The target matcher's rules: the findings' synonyms and `extra_targets`, the phrases first and the token
-    patterns after them, so that a matcher of the phrases alone gives each phrase the rule id it has in the full
-    one (``phrases_only``: `_phrase_targets`)."""
-    from medspacy.target_matcher import TargetRule
-
-    phrases = [TargetRule(phrase, finding) for finding, item in vocabulary().findings.items()
-               for phrase in item["synonyms"] if finding != "no_finding"]
+def _target_rules() -> list[tuple[str, str | list[dict[str, Any]]]]:
+    """(finding, phrase or token pattern) of every target: the findings' synonyms and `extra_targets`, the phrases
+    first (a phrase's rule id is the same whether or not the patterns are matched)."""
+    phrases: list[tuple[str, str | list[dict[str, Any]]]] = [
+        (finding, phrase) for finding, item in vocabulary().findings.items() for phrase in item["synonyms"]
+        if finding != "no_finding"]
     patterns = []
     for finding, items in rules().data["extra_targets"].items():
-        for p in items:
-            if isinstance(p, list):
-                patterns.append(TargetRule(f"{finding} pattern", finding, pattern=p))
-            else:
-                phrases.append(TargetRule(p, finding))
-    return phrases if phrases_only else phrases + patterns
+        for rule in items:
+            (patterns if isinstance(rule, list) else phrases).append((finding, rule))
+    return phrases + patterns
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """The target rules as spaCy matchers, read as medspaCy's TargetMatcher reads them (its rule ids, hence its
+    order of matches; its pruning of overlapping matches to the longest) without its cost per match (a custom
+    attribute per span, `doc.ents` set again per span) and without the token Matcher where no pattern can match."""
+
+    phrases: Any                 # spaCy PhraseMatcher on LOWER: the phrases
+    patterns: Any                # spaCy Matcher: the token patterns
+    labels: dict[int, str]       # match id -> finding
+
+    def find(self, doc: Any, with_patterns: bool) -> Any:
+        """The doc with its entities set to the targets found (``with_patterns`` False: the phrases alone, where no
+        token pattern can match: `_Cue.may_match_pattern`)."""
+        from medspacy.common.util import prune_overlapping_matches
+        from spacy.tokens import Span
+
+        matches = (self.patterns(doc) if with_patterns and len(self.patterns) else []) + self.phrases(doc)
+        doc.ents = [Span(doc, start, end, label=self.labels[key])
+                    for key, start, end in prune_overlapping_matches(matches)]
+        return doc
 
 
 @lru_cache(maxsize=1)
-def _phrase_targets() -> Any:
-    """A target matcher of the phrase rules alone, for the sentences in which no token pattern can match
-    (`_Cue.may_match_pattern`): it finds what the full one finds there without running spaCy's token Matcher
-    (its set predicates are tested in Python on every token: ~20% of reading a sentence)."""
-    from medspacy.target_matcher import TargetMatcher
+def _targets() -> _Targets:
+    """The target matchers, built once per process."""
+    from spacy.matcher import Matcher, PhraseMatcher
 
     nlp = _pipeline()
-    matcher = TargetMatcher(nlp, name="medspacy_phrase_targets")
-    matcher.add(_target_rules(phrases_only=True))
-    return matcher
+    phrases, patterns = PhraseMatcher(nlp.vocab, attr="LOWER"), Matcher(nlp.vocab)
+    labels = {}
+    for index, (finding, rule) in enumerate(_target_rules()):
+        key = f"{finding}_{index}"   # medspaCy's rule id
+        labels[nlp.vocab.strings.add(key)] = finding
+        if isinstance(rule, list):
+            patterns.add(key, [rule])
+        else:
+            phrases.add(key, [nlp.make_doc(rule.lower())])
+    return _Targets(phrases, patterns, labels)
 
 
 @lru_cache(maxsize=4096)
@@ -335,11 +355,10 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     words = set(lowers)
     if cue is not None and not cue.may_match(words):
         return ()
-    phrases_only = cue is not None and not cue.may_match_pattern(words)
+    sentencizer, context = (component for _, component in nlp.pipeline)
     with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
         warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
-        for name, component in nlp.pipeline:
-            doc = (_phrase_targets() if phrases_only and name == "medspacy_target_matcher" else component)(doc)
+        doc = context(_targets().find(sentencizer(doc), cue is None or cue.may_match_pattern(words)))
     graph = doc._.context_graph
     targets_of: dict[int, list[Any]] = {}
     modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its `_.modifiers`, in order

@@ -180,8 +180,8 @@ def _speed(used: Path, n: int, repeat: int = 3) -> None:
     independent checks, `repeat` times each, alternating, with empty sentence caches (cold: every sentence is read
     again), and with the independent checks once more with the sentences read (what the checks cost besides
     reading); the best CPU time of this process (time.process_time: the machine is shared) of each counts. The
-    ConText pipeline, the target matchers and the target cue are built once per process beforehand (~1 s, once per
-    worker)."""
+    pipeline, the target and ConText matchers and the target cue are built once per process beforehand (~1 s, once
+    per worker)."""
     import dataclasses
     from datetime import datetime, timezone
 
@@ -206,6 +206,7 @@ def _speed(used: Path, n: int, repeat: int = 3) -> None:
     independent._pipeline()
     independent._target_cue()
     independent._targets()
+    independent._modifiers()
     items = sum(len(p.items) for p in payloads)
     best: dict[str, float] = {}
     runs = [("without the independent checks", without, True), ("with the independent checks", context, True),

@@ -237,6 +237,27 @@ def test_targets_are_found_as_medspacys_target_matcher_finds_them() -> None:
     assert [m.finding for m in independent.read_sentence("The heart is mildly enlarged.")] == ["cardiomegaly"]
 
 
+def test_modifiers_are_applied_as_medspacys_context_applies_them() -> None:
+    """`_Modifiers` gives the modifiers and edges medspaCy's ConText component (with the pipeline's settings) gives
+    over the same rules and targets."""
+    from medspacy.context import ConText
+
+    nlp, targets = independent._pipeline(), independent._targets()
+    context = ConText(nlp, rules=None, span_attrs=None, prune_on_modifier_overlap=True)
+    context.add(independent._context_rules())
+
+    def read(graph: Any) -> tuple[list[Any], list[Any]]:
+        return ([(m.modifier_span, m.category, m.scope_span) for m in graph.modifiers],
+                [((t.start, t.end), m.modifier_span, m.category) for t, m in graph.edges])
+
+    for text in ("No pneumothorax, but small right pleural effusion.", "Possible left basilar atelectasis.",
+                 "Right basilar atelectasis versus scarring.", "There is no evidence of pneumonia.",
+                 "Bilateral calcified granulomas and degenerative change in the spine."):
+        doc = targets.find(nlp.get_pipe("sentencizer")(nlp.make_doc(text)), True)
+        expected = read(context(doc)._.context_graph)
+        assert expected[1] and read(independent._modifiers().graph(doc)) == expected
+
+
 # -- what is computed once for many items --------------------------------------------------------------------
 def test_claims_are_shared_only_by_items_of_the_same_content() -> None:
     ctx = context(["Small left pleural effusion."])

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -180,20 +179,24 @@ def _location_phrases() -> dict[str, tuple[frozenset[str], str | None]]:
 
 @lru_cache(maxsize=1)
 def _pipeline() -> Any:
-    """spaCy's blank English + a sentencizer + medspaCy's ConText, built once per process (the targets ConText reads
-    are found between the two: `_targets`)."""
+    """spaCy's blank English + a sentencizer, built once per process: the targets (`_targets`) and ConText's
+    modifiers (`_modifiers`) are found on its docs."""
     from loguru import logger
 
     logger.disable("PyRuSH")      # PyRuSH logs every sentence at DEBUG through loguru
     logger.disable("medspacy")
     import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def _context_rules() -> list[Any]:
+    """medspaCy ConTextRules of the `context` rules and of every location phrase (`_location_phrases`)."""
     from medspacy.context import ConTextRule
 
     data = rules().data
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    context = nlp.add_pipe("medspacy_context", config={"rules": None, "span_attrs": None,
-                                                        "prune_on_modifier_overlap": True})
     categories = vocabulary().findings
     context_rules = []
     for rule in data["context"]:
@@ -209,9 +212,45 @@ def _pipeline() -> Any:
             phrase, LOCATION if regions else SIDE, direction="BIDIRECTIONAL", max_scope=location["max_scope"],
             max_targets=None if regions else location["side_targets"],
             metadata={"regions": sorted(regions), "side": side}))
-    with nlp.select_pipes(enable=[]):
-        context.add(context_rules)
-    return nlp
+    return context_rules
+
+
+@dataclass(frozen=True)
+class _Modifiers:
+    """ConText's rules as a spaCy PhraseMatcher, applied as medspaCy's ConText component applies them (its rule
+    ids, hence its order of matches; its pruning of overlapping modifiers; its ConTextGraph with the component's
+    defaults) without what `read_sentence` does not read: the custom attributes it sets on the doc and on every
+    target, and the empty token Matcher it runs (and the warning that raises) on every sentence."""
+
+    phrases: Any                 # spaCy PhraseMatcher on LOWER
+    rules: dict[int, Any]        # match id -> ConTextRule
+
+    def graph(self, doc: Any) -> Any:
+        """The ConTextGraph of the doc's entities: its modifiers (in order) and the edges of what modifies what."""
+        from medspacy.common.util import prune_overlapping_matches
+        from medspacy.context import ConTextGraph, ConTextModifier
+
+        graph = ConTextGraph(prune_on_modifier_overlap=False)   # the component passes prune_on_target_overlap here
+        graph.targets = doc.ents
+        graph.modifiers = [ConTextModifier(self.rules[key], start, end, doc)
+                           for key, start, end in prune_overlapping_matches(self.phrases(doc))]
+        graph.update_scopes()
+        graph.apply_modifiers()
+        return graph
+
+
+@lru_cache(maxsize=1)
+def _modifiers() -> _Modifiers:
+    """ConText's matcher, built once per process."""
+    from spacy.matcher import PhraseMatcher
+
+    nlp = _pipeline()
+    phrases, by_key = PhraseMatcher(nlp.vocab, attr="LOWER"), {}
+    for index, rule in enumerate(_context_rules()):
+        key = f"{rule.category}_{index}"   # medspaCy's rule id
+        by_key[nlp.vocab.strings.add(key)] = rule
+        phrases.add(key, [nlp.make_doc(rule.literal.lower())])
+    return _Modifiers(phrases, by_key)
 
 
 def _target_rules() -> list[tuple[str, str | list[dict[str, Any]]]]:
@@ -355,13 +394,10 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     words = set(lowers)
     if cue is not None and not cue.may_match(words):
         return ()
-    sentencizer, context = (component for _, component in nlp.pipeline)
-    with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
-        warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
-        doc = context(_targets().find(sentencizer(doc), cue is None or cue.may_match_pattern(words)))
-    graph = doc._.context_graph
+    doc = _targets().find(nlp.get_pipe("sentencizer")(doc), cue is None or cue.may_match_pattern(words))
+    graph = _modifiers().graph(doc)
     targets_of: dict[int, list[Any]] = {}
-    modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its `_.modifiers`, in order
+    modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its modifiers, in order
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
         modifiers_of.setdefault((target.start, target.end), []).append(modifier)

@@ -174,13 +174,14 @@ def _report(rows: list[dict], title: str) -> None:
               + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
 
 
-def _speed(used: Path, n: int) -> None:
+def _speed(used: Path, n: int, repeat: int = 3) -> None:
     """The validation stage's compute step (stage.validate_studies: contexts, every validator, result and
     grade rows) over the current items of whole studies (about n items, validated or not), without and with the
-    independent checks, three times each, alternating, with empty sentence caches (cold: every sentence is read
+    independent checks, `repeat` times each, alternating, with empty sentence caches (cold: every sentence is read
     again), and with the independent checks once more with the sentences read (what the checks cost besides
     reading); the best CPU time of this process (time.process_time: the machine is shared) of each counts. The
-    ConText pipeline and the target cue are built once per process beforehand (~1 s, once per worker)."""
+    pipeline, the target and ConText matchers and the target cue are built once per process beforehand (~1 s, once
+    per worker)."""
     import dataclasses
     from datetime import datetime, timezone
 
@@ -204,10 +205,12 @@ def _speed(used: Path, n: int) -> None:
     without = dataclasses.replace(context, strictness={**context.strictness, **{name: "ignore" for name in ours}})
     independent._pipeline()
     independent._target_cue()
+    independent._targets()
+    independent._modifiers()
     items = sum(len(p.items) for p in payloads)
     best: dict[str, float] = {}
     runs = [("without the independent checks", without, True), ("with the independent checks", context, True),
-            ("with them, sentences read", context, False)] * 3
+            ("with them, sentences read", context, False)] * repeat
     for label, ctx, cold in runs:
         if cold:
             independent.clear_caches()
@@ -231,6 +234,8 @@ def main() -> int:
     parser.add_argument("--round", nargs=2, action="append", metavar=("BUILD", "VERDICTS_GLOB"),
                         help="a build's output folder and a glob of the verdict files reviewed from it")
     parser.add_argument("--speed", type=int, default=0, help="time the validators over N current items")
+    parser.add_argument("--repeat", type=int, default=3, help="--speed: runs of each kind, the best counts "
+                        "(more on a busy machine)")
     parser.add_argument("--dump", type=Path, help="write one JSON line per reviewed item (verdict, the checks that "
                         "failed with their reasons and details, grades) for reading what the checks miss")
     parser.add_argument("--ignore", action="append", default=[], metavar="VALIDATOR",
@@ -280,7 +285,7 @@ def main() -> int:
             print(f"\n{len(all_rows)} reviewed items written to {args.dump}")
         if args.speed and used is not None:
             print(f"\nspeed on {used}:")
-            _speed(used, args.speed)
+            _speed(used, args.speed, args.repeat)
     return 0
 
 

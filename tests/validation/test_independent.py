@@ -209,3 +209,80 @@ def test_context_reading_of_invented_sentences() -> None:
     read = {m.finding: m.sides for m in
             independent.read_sentence("Bilateral calcified granulomas and degenerative change in the spine.")}
     assert read == {"calcified_granuloma": frozenset({"bilateral"}), "degenerative_changes": frozenset()}
+
+
+def test_targets_are_found_as_medspacys_target_matcher_finds_them() -> None:
+    """`_Targets` finds what medspaCy's TargetMatcher with the same rules finds; where no token pattern's required
+    words are in a sentence the phrases alone find it, and where one can match ("The heart is mildly enlarged.")
+    the patterns are matched too."""
+    from medspacy.target_matcher import TargetMatcher, TargetRule
+
+    nlp, cue, targets = independent._pipeline(), independent._target_cue(), independent._targets()
+    assert cue is not None
+    medspacy = TargetMatcher(nlp)
+    medspacy.add([TargetRule(rule, finding) if isinstance(rule, str) else TargetRule("pattern", finding, pattern=rule)
+                  for finding, rule in independent._target_rules()])
+
+    def spans(doc: Any) -> list[tuple[int, int, str]]:
+        return [(e.start, e.end, e.label_) for e in doc.ents]
+
+    texts = ("No pneumothorax, but small right pleural effusion.", "Calcified granuloma in the left upper lobe.",
+             "The heart is mildly enlarged and there is a small left pleural effusion.", "The trachea is midline.")
+    for text in texts:
+        expected = spans(medspacy(nlp.make_doc(text)))
+        words = {t.lower_ for t in nlp.make_doc(text)}
+        assert spans(targets.find(nlp.make_doc(text), cue.may_match_pattern(words))) == expected
+        if not cue.may_match_pattern(words):
+            assert spans(targets.find(nlp.make_doc(text), True)) == expected
+    assert [m.finding for m in independent.read_sentence("The heart is mildly enlarged.")] == ["cardiomegaly"]
+
+
+def test_modifiers_are_applied_as_medspacys_context_applies_them() -> None:
+    """`_Modifiers` gives the modifiers and edges medspaCy's ConText component (with the pipeline's settings) gives
+    over the same rules and targets."""
+    from medspacy.context import ConText
+
+    nlp, targets = independent._pipeline(), independent._targets()
+    context = ConText(nlp, rules=None, span_attrs=None, prune_on_modifier_overlap=True)
+    context.add(independent._context_rules())
+
+    def read(graph: Any) -> tuple[list[Any], list[Any]]:
+        return ([(m.modifier_span, m.category, m.scope_span) for m in graph.modifiers],
+                [((t.start, t.end), m.modifier_span, m.category) for t, m in graph.edges])
+
+    for text in ("No pneumothorax, but small right pleural effusion.", "Possible left basilar atelectasis.",
+                 "Right basilar atelectasis versus scarring.", "There is no evidence of pneumonia.",
+                 "Bilateral calcified granulomas and degenerative change in the spine."):
+        doc = targets.find(nlp.get_pipe("sentencizer")(nlp.make_doc(text)), True)
+        expected = read(context(doc)._.context_graph)
+        assert expected[1] and read(independent._modifiers().graph(doc)) == expected
+
+
+# -- what is computed once for many items --------------------------------------------------------------------
+def test_claims_are_shared_only_by_items_of_the_same_content() -> None:
+    ctx = context(["Small left pleural effusion."])
+    yes = item("finding_presence", "Is there a pleural effusion?", "yes", polarity=True, finding="pleural_effusion")
+    assert independent.claims_of(dict(yes, item_id="qa-other"), ctx) is independent.claims_of(yes, ctx)
+    assert [(c.kind, c.findings) for c in independent.claims_of(yes, ctx)] == [("present", ("pleural_effusion",))]
+    no = dict(yes, answer="no", polarity=False)
+    assert [(c.kind, c.findings) for c in independent.claims_of(no, ctx)] == [("absent", ("pleural_effusion",))]
+    other = dict(yes, arguments=json.dumps({"finding": "pneumothorax"}))
+    assert [c.findings for c in independent.claims_of(other, ctx)] == [("pneumothorax",)]
+    # 1 == True as a key, not as an answer: an item with a field that is not text is read on its own
+    assert independent._claims_key(dict(yes, answer=1), ctx) is None
+    assert independent._claims_key(dict(yes, polarity=1), ctx) == independent._claims_key(dict(yes, polarity=None), ctx)
+
+
+def test_grammar_verdicts_are_shared_only_by_items_of_the_same_text() -> None:
+    ctx = context(["A nodule."])
+    right = item("finding_ruled_out", "Has a nodule been ruled out?", "no", polarity=False, finding="nodule")
+    wrong = dict(right, question="Has nodule been ruled out?")
+    assert [verdict("grammar_agreement", it, ctx) for it in (right, wrong, right)] == [None, "missing_article", None]
+    assert verdict("grammar_agreement", dict(wrong, answer=1), ctx) == "missing_article"
+
+
+def test_negative_verdicts_are_remembered_per_reading_of_a_report() -> None:
+    it = item("finding_presence", "Is there a pleural effusion?", "no", polarity=False, finding="pleural_effusion")
+    clear, effusion = context(["There is no pleural effusion."]), context(["Small left pleural effusion."])
+    assert [verdict("negative_support", it, c) for c in (clear, effusion, clear, clear)] == [
+        None, "negative_contradicted", None, None]

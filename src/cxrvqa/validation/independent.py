@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -180,28 +179,24 @@ def _location_phrases() -> dict[str, tuple[frozenset[str], str | None]]:
 
 @lru_cache(maxsize=1)
 def _pipeline() -> Any:
-    """spaCy's blank English + a sentencizer + medspaCy's TargetMatcher and ConText, built once per process."""
+    """spaCy's blank English + a sentencizer, built once per process: the targets (`_targets`) and ConText's
+    modifiers (`_modifiers`) are found on its docs."""
     from loguru import logger
 
     logger.disable("PyRuSH")      # PyRuSH logs every sentence at DEBUG through loguru
     logger.disable("medspacy")
     import spacy
-    from medspacy.context import ConTextRule
-    from medspacy.target_matcher import TargetRule
 
-    data = rules().data
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
-    targets = nlp.add_pipe("medspacy_target_matcher")
-    target_rules = [TargetRule(phrase, finding) for finding, item in vocabulary().findings.items()
-                    for phrase in item["synonyms"] if finding != "no_finding"]
-    for finding, patterns in data["extra_targets"].items():
-        target_rules += [TargetRule(f"{finding} pattern", finding, pattern=p) if isinstance(p, list)
-                         else TargetRule(p, finding) for p in patterns]
-    with nlp.select_pipes(enable=[]):
-        targets.add(target_rules)
-    context = nlp.add_pipe("medspacy_context", config={"rules": None, "span_attrs": None,
-                                                        "prune_on_modifier_overlap": True})
+    return nlp
+
+
+def _context_rules() -> list[Any]:
+    """medspaCy ConTextRules of the `context` rules and of every location phrase (`_location_phrases`)."""
+    from medspacy.context import ConTextRule
+
+    data = rules().data
     categories = vocabulary().findings
     context_rules = []
     for rule in data["context"]:
@@ -217,9 +212,98 @@ def _pipeline() -> Any:
             phrase, LOCATION if regions else SIDE, direction="BIDIRECTIONAL", max_scope=location["max_scope"],
             max_targets=None if regions else location["side_targets"],
             metadata={"regions": sorted(regions), "side": side}))
-    with nlp.select_pipes(enable=[]):
-        context.add(context_rules)
-    return nlp
+    return context_rules
+
+
+@dataclass(frozen=True)
+class _Modifiers:
+    """ConText's rules as a spaCy PhraseMatcher, applied as medspaCy's ConText component applies them (its rule
+    ids, hence its order of matches; its pruning of overlapping modifiers; its ConTextGraph with the component's
+    defaults) without what `read_sentence` does not read: the custom attributes it sets on the doc and on every
+    target, and the empty token Matcher it runs (and the warning that raises) on every sentence."""
+
+    phrases: Any                 # spaCy PhraseMatcher on LOWER
+    rules: dict[int, Any]        # match id -> ConTextRule
+
+    def graph(self, doc: Any) -> Any:
+        """The ConTextGraph of the doc's entities: its modifiers (in order) and the edges of what modifies what."""
+        from medspacy.common.util import prune_overlapping_matches
+        from medspacy.context import ConTextGraph, ConTextModifier
+
+        graph = ConTextGraph(prune_on_modifier_overlap=False)   # the component passes prune_on_target_overlap here
+        graph.targets = doc.ents
+        graph.modifiers = [ConTextModifier(self.rules[key], start, end, doc)
+                           for key, start, end in prune_overlapping_matches(self.phrases(doc))]
+        graph.update_scopes()
+        graph.apply_modifiers()
+        return graph
+
+
+@lru_cache(maxsize=1)
+def _modifiers() -> _Modifiers:
+    """ConText's matcher, built once per process."""
+    from spacy.matcher import PhraseMatcher
+
+    nlp = _pipeline()
+    phrases, by_key = PhraseMatcher(nlp.vocab, attr="LOWER"), {}
+    for index, rule in enumerate(_context_rules()):
+        key = f"{rule.category}_{index}"   # medspaCy's rule id
+        by_key[nlp.vocab.strings.add(key)] = rule
+        phrases.add(key, [nlp.make_doc(rule.literal.lower())])
+    return _Modifiers(phrases, by_key)
+
+
+def _target_rules() -> list[tuple[str, str | list[dict[str, Any]]]]:
+    """(finding, phrase or token pattern) of every target: the findings' synonyms and `extra_targets`, the phrases
+    first (a phrase's rule id is the same whether or not the patterns are matched)."""
+    phrases: list[tuple[str, str | list[dict[str, Any]]]] = [
+        (finding, phrase) for finding, item in vocabulary().findings.items() for phrase in item["synonyms"]
+        if finding != "no_finding"]
+    patterns = []
+    for finding, items in rules().data["extra_targets"].items():
+        for rule in items:
+            (patterns if isinstance(rule, list) else phrases).append((finding, rule))
+    return phrases + patterns
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """The target rules as spaCy matchers, read as medspaCy's TargetMatcher reads them (its rule ids, hence its
+    order of matches; its pruning of overlapping matches to the longest) without its cost per match (a custom
+    attribute per span, `doc.ents` set again per span) and without the token Matcher where no pattern can match."""
+
+    phrases: Any                 # spaCy PhraseMatcher on LOWER: the phrases
+    patterns: Any                # spaCy Matcher: the token patterns
+    labels: dict[int, str]       # match id -> finding
+
+    def find(self, doc: Any, with_patterns: bool) -> Any:
+        """The doc with its entities set to the targets found (``with_patterns`` False: the phrases alone, where no
+        token pattern can match: `_Cue.may_match_pattern`)."""
+        from medspacy.common.util import prune_overlapping_matches
+        from spacy.tokens import Span
+
+        matches = (self.patterns(doc) if with_patterns and len(self.patterns) else []) + self.phrases(doc)
+        doc.ents = [Span(doc, start, end, label=self.labels[key])
+                    for key, start, end in prune_overlapping_matches(matches)]
+        return doc
+
+
+@lru_cache(maxsize=1)
+def _targets() -> _Targets:
+    """The target matchers, built once per process."""
+    from spacy.matcher import Matcher, PhraseMatcher
+
+    nlp = _pipeline()
+    phrases, patterns = PhraseMatcher(nlp.vocab, attr="LOWER"), Matcher(nlp.vocab)
+    labels = {}
+    for index, (finding, rule) in enumerate(_target_rules()):
+        key = f"{finding}_{index}"   # medspaCy's rule id
+        labels[nlp.vocab.strings.add(key)] = finding
+        if isinstance(rule, list):
+            patterns.add(key, [rule])
+        else:
+            phrases.add(key, [nlp.make_doc(rule.lower())])
+    return _Targets(phrases, patterns, labels)
 
 
 @lru_cache(maxsize=4096)
@@ -246,8 +330,12 @@ class _Cue:
     patterns: tuple[tuple[frozenset[str], ...], ...]    # per token pattern: the words each required token allows
 
     def may_match(self, lowers: set[str]) -> bool:
-        return any(tokens <= lowers for word in lowers for tokens in self.phrases.get(word, ())) or any(
-            all(not allowed.isdisjoint(lowers) for allowed in pattern) for pattern in self.patterns)
+        return any(tokens <= lowers for word in lowers for tokens in self.phrases.get(word, ())) or \
+            self.may_match_pattern(lowers)
+
+    def may_match_pattern(self, lowers: set[str]) -> bool:
+        """Whether a token pattern (not a phrase) can match: else spaCy's token Matcher finds nothing."""
+        return any(all(not allowed.isdisjoint(lowers) for allowed in pattern) for pattern in self.patterns)
 
 
 @lru_cache(maxsize=1)
@@ -303,15 +391,13 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     doc = nlp.make_doc(text)
     lowers = [t.lower_ for t in doc]
     cue = _target_cue()
-    if cue is not None and not cue.may_match(set(lowers)):
+    words = set(lowers)
+    if cue is not None and not cue.may_match(words):
         return ()
-    with warnings.catch_warnings():   # ConText's rules are all phrases: spaCy warns that its token Matcher
-        warnings.simplefilter("ignore", UserWarning)   # is empty (W036) on every call
-        for _, component in nlp.pipeline:
-            doc = component(doc)
-    graph = doc._.context_graph
+    doc = _targets().find(nlp.get_pipe("sentencizer")(doc), cue is None or cue.may_match_pattern(words))
+    graph = _modifiers().graph(doc)
     targets_of: dict[int, list[Any]] = {}
-    modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its `_.modifiers`, in order
+    modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its modifiers, in order
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
         modifiers_of.setdefault((target.start, target.end), []).append(modifier)
@@ -492,25 +578,63 @@ def _named_finding(text: str) -> str | None:
     return _finding_by_name().get(str(text or "").strip().lower().rstrip("."))
 
 
-def claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+def claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
     """What the item's answer asserts, by its template's answer program (`claims` in the rules file);
     computed once per item while `check_item` validates it (every check asks)."""
     memo = context.memo(item)
     if memo is None:
-        return _claims_of(item, context)
+        return _shared_claims(item, context)
     found = memo.get("claims")
     if found is None:
-        found = memo["claims"] = _claims_of(item, context)
+        found = memo["claims"] = _shared_claims(item, context)
     return found
 
 
-def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
+#: Claims by what they are computed from (`_claims_key`): items of many studies ask the same question of the same
+#: finding with the same answer ("Is there a pleural effusion?" "no"), and about half of a batch's items share one.
+_CLAIMS: dict[tuple[Any, ...], tuple[Claim, ...]] = {}
+_CLAIMS_KEPT = 65536
+
+
+def _claims_key(item: dict[str, Any], context: ValidationContext) -> tuple[Any, ...] | None:
+    """Everything `_claims_of` reads: the template's program and categories, whether the polarity is True or
+    False, and the answer, arguments, findings and options (text, a list of texts as a tuple; the rules and the
+    vocabulary are the process's). None when a field is of another type (an odd item of `validate-file`): 1 and
+    True are equal keys but not equal answers."""
+    found = context.templates.get(item.get("template_id") or "")
+    polarity = item.get("polarity")
+    key: list[Any] = [(found[0].program, found[0].categories) if found else None,
+                      True if polarity is True else False if polarity is False else None]
+    for name in ("answer", "arguments", "findings", "options"):
+        value = item.get(name)
+        if type(value) is list and all(type(v) is str for v in value):
+            value = tuple(value)
+        elif value is not None and type(value) is not str:
+            return None
+        key.append(value)
+    return tuple(key)
+
+
+def _shared_claims(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
+    """`_claims_of`, computed once per distinct `_claims_key` (an item without one on its own)."""
+    key = _claims_key(item, context)
+    if key is None:
+        return _claims_of(item, context)
+    found = _CLAIMS.get(key)
+    if found is None:
+        if len(_CLAIMS) >= _CLAIMS_KEPT:
+            _CLAIMS.clear()
+        found = _CLAIMS[key] = _claims_of(item, context)
+    return found
+
+
+def _claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
     """The claims of the entry of the template's program (`claims` in the rules file) its answer selects: the
     answer itself, else its polarity (yes / no), else `any`."""
     found = context.templates.get(item.get("template_id") or "")
     table = rules().data["claims"].get(found[0].program) if found else None
     if not table:
-        return []
+        return ()
     polarity = item.get("polarity")
     key = "yes" if polarity is True else "no" if polarity is False else None
     chosen = table.get(str(item.get("answer") or "").strip()) or (table.get(key) if key else None) or table.get("any")
@@ -529,7 +653,7 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> list[Claim]:
             claim = Claim(kind, tuple(dict.fromkeys(findings)), source=source) if findings else None
         if claim is not None:
             out.append(claim)
-    return out
+    return tuple(out)
 
 
 def _argument_regions(args: dict[str, str], source: str) -> tuple[str, ...]:
@@ -644,10 +768,13 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every sentence read (benchmarks; the rules file is read once per process)."""
-    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location, _reading_with):
+    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location, _reading_with,
+                   _grammar_verdict):
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
+    _last_negatives[:] = [None, {}]
+    _CLAIMS.clear()
     _wording.clear_caches()
 
 
@@ -1096,14 +1223,32 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         return OK
     report = _report(context)
     extra = tuple(s for s in _evidence(item, context) if s not in report)
-    mentions, cov = _reading_with(extra, report) if extra else _report_reading(context)
+    read = _reading_with(extra, report) if extra else _report_reading(context)
     for claim in negatives:
-        checks = ([_absent_verdict(f, mentions, cov) for f in claim.findings] if claim.kind == "absent"
-                  else [_normal_verdict(r, mentions, cov) for r in claim.regions])
+        checks = [_negative_verdict(claim.kind, target, read)
+                  for target in (claim.findings if claim.kind == "absent" else claim.regions)]
         failed = next((v for v in checks if not v.ok), None)
         if failed is not None:
             return failed
     return OK
+
+
+_last_negatives: list[Any] = [None, {}]
+
+
+def _negative_verdict(kind: str, target: str, read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> Verdict:
+    """A finding claimed absent (`_absent_verdict`) or a region claimed normal (`_normal_verdict`) on a reading of
+    the report, remembered for the last reading: a study's items ask about the same findings ("Is there an
+    effusion?" "no", "Is an effusion ruled out?" "yes", the distractors of a multiple-choice question)."""
+    if _last_negatives[0] is not read:
+        _last_negatives[:] = [read, {}]
+    verdicts = _last_negatives[1]
+    found = verdicts.get((kind, target))
+    if found is None:
+        mentions, cov = read
+        found = verdicts[(kind, target)] = (_absent_verdict(target, mentions, cov) if kind == "absent"
+                                            else _normal_verdict(target, mentions, cov))
+    return found
 
 
 @lru_cache(maxsize=256)
@@ -1313,16 +1458,27 @@ def _grammar() -> tuple[frozenset[str], frozenset[str], frozenset[str], int, fro
 def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `grammar` (number agreement with the vocabulary's `number`: "Is degenerative changes
     excluded?", "There is support devices."; a missing article before a singular finding: "Is nodule
-    excluded?", "Has granuloma been ruled out?"; an article before a mass or plural noun)."""
+    excluded?", "Has granuloma been ruled out?"; an article before a mass or plural noun). The verdict is one of
+    the item's arguments, question, answer and format: items of many studies share them, so it is computed once
+    per distinct four (when each is text; an odd item of `validate-file` on its own)."""
+    fields = (item.get("arguments"), item.get("question"), item.get("answer"), item.get("answer_format"))
+    if all(v is None or type(v) is str for v in fields):
+        return _grammar_verdict(*fields)
+    return _grammar_verdict.__wrapped__(*fields)
+
+
+@lru_cache(maxsize=65536)
+def _grammar_verdict(arguments: Any, question: Any, answer: Any, answer_format: Any) -> Verdict:
+    """`check_grammar_agreement` of an item with these fields."""
     singular_verbs, plural_verbs, between, window, determiners, contexts, adjectives = _grammar()
-    args = _arguments(item)
+    args = _parse_arguments(str(arguments or "{}"))
     findings = [v for k, v in args.items() if k.startswith("finding") and v in vocabulary().findings]
     if not findings:
         return OK
     names = [(finding, _name_tokens(finding)) for finding in findings]
-    for key in ("question", "answer"):
-        text = str(item.get(key) or "")
-        if key == "answer" and item.get("answer_format") == "full_sentence":
+    for key, value in (("question", question), ("answer", answer)):
+        text = str(value or "")
+        if key == "answer" and answer_format == "full_sentence":
             text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]   # the rest quotes the report's own words
         low = text.lower()
         present = [(f, name) for f, name in names if name and name[0] in low]   # the name cannot occur otherwise

@@ -538,8 +538,8 @@ def export(
     balance: Annotated[Optional[str], typer.Option("--balance", help=(
         "per-question: an evaluation profile, per split and question (template and arguments) as many 'yes' as "
         "'no' items (each option of a choice as often), chosen by item-hash thresholds that stay put across "
-        "rebuilds, so that the question alone answers about half; the card states it and its question-only "
-        "baseline."))
+        "rebuilds, so that the question alone answers about half; with --min-grade, balanced over the items "
+        "graded that well; the card states it and its question-only baseline."))
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
                        ] = "rules",

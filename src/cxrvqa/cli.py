@@ -233,12 +233,11 @@ def _build_config(config_file: Path | None, overrides: dict[str, Any], stages: s
 
 def _keep_recorded_templates(config: Config) -> None:
     """A rebuild into an --out whose last run used template folders or program files (and that names none
-    itself) keeps them, and says so: forgetting --templates must not drop their items silently."""
+    itself) keeps them, and says so: forgetting --templates must not drop their items silently. One that names
+    others says which recorded ones it leaves out (their templates' items leave the dataset)."""
     if not config.db_path.is_file():
         return
     given = config.qa.model_fields_set
-    if "template_dirs" in given and "program_modules" in given:
-        return
     from cxrvqa.store.runs import last_config
 
     with Store(config.db_path) as store:       # writable: a build migrates an --out of an older schema
@@ -247,10 +246,15 @@ def _keep_recorded_templates(config: Config) -> None:
         return
     for key, flag in (("template_dirs", "--templates"), ("program_modules", "--programs")):
         kept = getattr(recorded.qa, key)
+        left_out = [p for p in kept if p not in getattr(config.qa, key)]
         if key not in given and kept:
             setattr(config.qa, key, kept)
             console.print(f"[yellow]note:[/] keeping {flag} {', '.join(escape(str(p)) for p in kept)} of the last run "
                           f"(--forget-templates: build without them)", soft_wrap=True)
+        elif left_out:
+            console.print(f"[yellow]note:[/] leaving out {flag} {', '.join(escape(str(p)) for p in left_out)} of the "
+                          f"last run: the items of their templates leave the dataset (name them again to keep them)",
+                          soft_wrap=True)
 
 
 #: Stages that read an input given on the command line; the others read the store.
@@ -534,8 +538,8 @@ def export(
     balance: Annotated[Optional[str], typer.Option("--balance", help=(
         "per-question: an evaluation profile, per split and question (template and arguments) as many 'yes' as "
         "'no' items (each option of a choice as often), chosen by item-hash thresholds that stay put across "
-        "rebuilds, so that the question alone answers about half; the card states it and its question-only "
-        "baseline."))
+        "rebuilds, so that the question alone answers about half; with --min-grade, balanced over the items "
+        "graded that well; the card states it and its question-only baseline."))
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
                        ] = "rules",

@@ -168,7 +168,7 @@ class QAConfig(_Section):
     @classmethod
     def _absolute(cls, paths: list[Path]) -> list[Path]:
         """Stored with the run: a relative path would mean another folder to a `status` run elsewhere."""
-        return [Path(p).expanduser().absolute() for p in paths]
+        return [Path(os.path.abspath(Path(p).expanduser())) for p in paths]   # normalised: no '..' parts
 
     @field_validator("splits")
     @classmethod

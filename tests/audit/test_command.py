@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -51,6 +52,8 @@ def test_terminal_tables_name_reasons_templates_and_examples(audit_build: Build)
                      "answer: the answer program gives 'right', found 'left'",
                      "Rules vs LLM: 1 of 1 studies with both backends disagree", "other/ct_slice.dcm"):
         assert expected in text, expected
+    # each failing item with its image's view (or "no image")
+    assert re.search(r"study \S+ (\S+, (frontal|lateral)|no image) grade [A-D]", text)
     # report and header text is printed as text, never as rich markup
     filtered = runner.invoke(app, ["audit", "--out", str(audit_build.out), "--stage", "extract"])
     assert filtered.exit_code == 0 and '<svg onload="window.__xss=3"></svg>' in filtered.stdout

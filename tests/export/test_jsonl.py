@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrvqa.cli import app
+from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, measure
 from cxrvqa.core.resources import load_json_schema
 from cxrvqa.export.items import select
 from cxrvqa.export.jsonl import export_jsonl
@@ -143,7 +144,6 @@ def test_validate_file_reads_the_export_back_with_the_stored_verdicts(demo: Path
 
 def test_the_card_beside_the_file_gives_the_question_only_baseline_of_what_it_holds(demo: Path, exported: Path
                                                                                     ) -> None:
-    from cxrvqa.core.prior import FORMAT_COLUMNS, format_rows, measure
     from cxrvqa.store import Store
 
     card = exported.with_name("items.jsonl.card.md").read_text(encoding="utf-8")
@@ -161,10 +161,7 @@ def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question_and_split
                                  "--balance", "per-question"])
     assert result.exit_code == 0, result.output
     lines = read_lines(dest)
-    sides: dict[tuple[str, str, str], list[int]] = {}
-    for line in lines:
-        if line["polarity"] is not None:
-            sides.setdefault((line["template_id"], line["arguments"], line["split"]), [0, 0])[line["polarity"]] += 1
+    sides = _yes_no_sides(lines)
     assert sides and all(no == yes for no, yes in sides.values())
     open_items = sum(1 for item in expected_items(demo).values()
                      if item["polarity"] is None and item["answer_format"] != "multiple_choice")
@@ -184,3 +181,40 @@ def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question_and_split
     bad = runner.invoke(app, ["export", "--out", str(demo), "--format", "jsonl", "--dest", str(dest),
                               "--balance", "nope"])
     assert bad.exit_code != 0 and "unknown --balance 'nope'" in bad.output
+
+
+def _yes_no_sides(lines: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[int]]:
+    """Per yes/no question (template, arguments, split): [no, yes] items."""
+    sides: dict[tuple[str, str, str], list[int]] = {}
+    for line in lines:
+        if line["polarity"] is not None:
+            sides.setdefault((line["template_id"], line["arguments"], line["split"]), [0, 0])[line["polarity"]] += 1
+    return sides
+
+
+def _even(no: int, yes: int) -> bool:
+    """Both answers, and as even as the profile's tolerance (0.05) or within one item of each other."""
+    return bool(no and yes) and (abs(yes / (no + yes) - 0.5) <= 0.05 or abs(yes - no) <= 1)
+
+
+def test_a_grade_filter_keeps_the_per_question_profile_balanced(demo: Path, tmp_path: Path) -> None:
+    """`--min-grade` with `--balance per-question`: the profile is chosen over the graded items, so rejected
+    items of one answer do not leave their question lopsided, as a grade filter applied after the profile did."""
+    profile, graded = tmp_path / "profile.jsonl", tmp_path / "graded.jsonl"
+    for dest, grade in ((profile, []), (graded, ["--min-grade", "A++"])):
+        result = runner.invoke(app, ["export", "--out", str(demo), "--format", "jsonl", "--dest", str(dest),
+                                     "--balance", "per-question", *grade])
+        assert result.exit_code == 0, result.output
+    filtered_after = [line for line in read_lines(profile) if line["grade"] == "A++"]
+    lines = read_lines(graded)
+    assert {line["grade"] for line in lines} == {"A++"}
+    lopsided = [q for q, (no, yes) in _yes_no_sides(filtered_after).items() if not _even(no, yes)]
+    sides = _yes_no_sides(lines)
+    assert (len(filtered_after), len(lopsided)) == (72, 6)     # 6 of its yes/no questions lopsided
+    assert (len(lines), len(sides), sum(sum(s) for s in sides.values())) == (65, 8, 22)   # 22 yes/no items, 8 questions
+    assert all(_even(no, yes) for no, yes in sides.values())
+    card = graded.with_name("graded.jsonl.card.md").read_text(encoding="utf-8")
+    assert "With `--min-grade A++` the profile is balanced over the items graded A++ or better" in card
+    with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
+        rows = format_rows(measure(store, f"read_json_auto('{graded}')"))
+    assert rows and all("| " + " | ".join(row) + " |" in card for row in rows)

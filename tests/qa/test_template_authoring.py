@@ -254,6 +254,21 @@ def test_a_plugin_program_through_build_status_audit_validate_and_rebuilds(
         assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'"
                            )[0][0] == 0
 
+    # naming other folders than the last run's says which recorded ones leave, with their items
+    other = work / "other"
+    other.mkdir()
+    assert runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", str(work / "templates"),
+                               "--programs", str(work / "plugins" / "side_choice.py")]).exit_code == 0
+    swapped = runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", "work/../work/other"])
+    assert swapped.exit_code == 0, swapped.output
+    assert (f"note: leaving out --templates {work / 'templates'} of the last run: the items of their templates "
+            "leave the dataset" in _flat(swapped.output))
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        config = json.loads(store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
+        assert config["qa"]["template_dirs"] == [str(other)]   # absolute and normalised: no '..'
+        assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'"
+                           )[0][0] == 0
+
 
 def test_config_file_paths_are_relative_to_the_file_and_stored_absolute(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:

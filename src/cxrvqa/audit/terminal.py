@@ -179,8 +179,8 @@ def _render_failing_items(summary: AuditSummary, out: Console) -> None:
         return
     out.print(Text(f"Failing items: {len(summary.examples)} of {summary.failing_items} shown", style="bold"))
     for item in summary.examples:
-        out.print(Text(f"{item.item_id}  {item.template_id}  study {item.study_id}  grade {item.grade or '-'}",
-                       style="bold"))
+        out.print(Text(f"{item.item_id}  {item.template_id}  study {item.study_id}  {item.view or 'no image'}  "
+                       f"grade {item.grade or '-'}", style="bold"))
         out.print(Text("  Q: " + item.question))
         answer = item.answer + (f"  [{item.correct_option}]" if item.correct_option else "")
         out.print(Text("  A: " + answer))

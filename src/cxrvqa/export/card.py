@@ -258,8 +258,12 @@ def prior_section(store: Store, source: str | None, selection: Selection) -> lis
                 "question (template and set of options), each option as the answer as often as the rarest; a question "
                 "missing an answer in a split keeps none of its items there; other items are kept as they are. The "
                 "items are those below item-hash thresholds the build stores (`qa_eval_balance`), kept across "
-                "rebuilds while a question's answers stay within the build's balance tolerance of an even split; a "
-                "`--min-grade` filter applies after it.", ""]
+                "rebuilds while a question's answers stay within the build's balance tolerance of an even split."
+                + ("" if selection.min_grade is None else
+                   f" With `--min-grade {selection.min_grade_label}` the profile is balanced over the items graded "
+                   f"{selection.min_grade_label} or better: a question keeps the stored thresholds while the graded "
+                   "items below them stay within that tolerance, otherwise as many graded items of each answer as "
+                   "the rarest answer has (the lowest item hashes)."), ""]
     figures = measure(store, source) if source is not None else []
     if not figures:
         return out + ["Not measurable on this export: it needs items of the train split and of another split.", ""]

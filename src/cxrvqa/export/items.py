@@ -16,6 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from cxrvqa.config import QAConfig
+from cxrvqa.core.balance import eval_thresholds
 from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.store import Store
@@ -37,6 +41,10 @@ class Selection:
     min_grade_label: str | None = None
     split: str | None = None
     balance: str | None = None          # per-question: yes/no 50/50, each option equally often (evaluation)
+    #: per-question with a grade: the profile's (template, version, split, question, answer, threshold) over the
+    #: items graded min_grade or better (`graded_profile`); empty otherwise
+    graded_thresholds: tuple[tuple[str, str, str, str, str, float], ...] = field(default=(), compare=False,
+                                                                                 repr=False)
 
     def describe(self) -> str:
         parts = [f"grade >= {self.min_grade_label}" if self.min_grade_label else "",
@@ -107,7 +115,26 @@ def select(store: Store, min_grade: str | None = None, split: str | None = None,
                         "OR answer_format = 'multiple_choice'")[0][0]:
         raise CxrvqaError(f"--balance {balance}: the build has no evaluation thresholds yet (a build made before "
                           f"them); run the QA stage once: cxrvqa build --out {store.path.parent} --stages qa")
-    return Selection(code, min_grade if code is not None else None, split, balance)
+    graded = graded_profile(store, code) if balance is not None and code is not None else ()
+    return Selection(code, min_grade if code is not None else None, split, balance, graded)
+
+
+def graded_profile(store: Store, min_grade: int) -> tuple[tuple[str, str, str, str, str, float], ...]:
+    """The evaluation profile over the items graded ``min_grade`` or better (a grade filter after the stored
+    profile would unbalance it: a question losing rejected 'yes' items keeps all its 'no'). Per question, the
+    stored thresholds while the graded items they keep stay within the build's balance tolerance of an even
+    split, else as many graded items per answer as the rarest answer has, the lowest item hashes
+    (`eval_thresholds`)."""
+    recorded = store.query("SELECT json_extract(config, '$.qa.balance_tolerance')::DOUBLE FROM runs "
+                           "WHERE run_id = (SELECT any_value(run_id) FROM current_qa_eval_balance)")
+    tolerance = recorded[0][0] if recorded and recorded[0][0] is not None else QAConfig().balance_tolerance
+    rows = eval_thresholds(store, tolerance, min_grade)
+    return tuple((r["template_id"], r["template_version"], r["split"], r["question"], r["answer"], r["threshold"])
+                 for r in rows)
+
+
+#: Columns of Selection.graded_thresholds, registered as `graded_eval_balance` while an export reads its items.
+GRADED_COLUMNS = ("template_id", "template_version", "split", "question", "answer", "threshold")
 
 
 def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
@@ -122,7 +149,12 @@ def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
     chosen = ("SELECT q.*, g.label AS grade, g.grade AS grade_code FROM current_qa_items q "
               "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
               + (" WHERE " + " AND ".join(where) if where else ""))
-    if selection.balance == "per-question":
+    if selection.balance == "per-question" and selection.min_grade is not None:
+        # the profile over the graded items (graded_profile), registered by ordered_items
+        chosen = (f"SELECT * FROM ({chosen}) SEMI JOIN (SELECT k.item_id FROM current_qa_eval_keys k "
+                  "LEFT JOIN graded_eval_balance b USING (template_id, template_version, split, question, answer) "
+                  "WHERE k.question IS NULL OR k.sample_u < b.threshold) USING (item_id)")
+    elif selection.balance == "per-question":
         # the thresholds the QA stage chose per split and question (view current_qa_eval_items): stable across
         # rebuilds, so an edit to a few studies changes the profile only in the questions they ask
         chosen = f"SELECT * FROM ({chosen}) SEMI JOIN current_qa_eval_items USING (item_id)"
@@ -189,11 +221,16 @@ def ordered_items(store: Store, selection: Selection, path: Path, image: str = R
     sql, params = items_query(selection, image)
     source = f"read_parquet({sql_literal(str(path))})"
     store.con.execute("SET enable_progress_bar = false")
+    columns = list(zip(*selection.graded_thresholds)) or [() for _ in GRADED_COLUMNS]
+    store.con.register("graded_eval_balance", pa.table(
+        {name: pa.array(column, pa.float64() if name == "threshold" else pa.string())
+         for name, column in zip(GRADED_COLUMNS, columns, strict=True)}))
     try:
         store.query(f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet)", params)
         counts = dict(store.query(f"SELECT split, count(*) FROM {source} GROUP BY split"))
         yield source, {s: counts[s] for s in split_names(store) if s in counts}
     finally:
+        store.con.unregister("graded_eval_balance")
         path.unlink(missing_ok=True)
 
 

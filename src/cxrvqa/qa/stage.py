@@ -11,7 +11,6 @@ current dataset's keys with their complementary pairs and its question-only base
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
+from cxrvqa.core.balance import QuestionBalance, balance_answers, eval_thresholds, within_tolerance
 from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.core.prior import baseline_code_hash, measure
 from cxrvqa.core.provenance import code_version, stable_hash
@@ -263,54 +263,6 @@ def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
     return min(n_pos, max(1, round(n_neg * target / (1 - target)))), n_neg
 
 
-def within_tolerance(kept: Sequence[int], quota: Sequence[int], shares: Sequence[float], tolerance: float) -> bool:
-    """Whether the items kept per answer (yes and no; each option of a choice) still balance a question or
-    template: every answer kept, and each answer's share within ``tolerance`` of its target or each within one
-    item of its quota (a small question's share jumps with every item)."""
-    if not all(kept):
-        return False
-    total = sum(kept)
-    return (all(abs(k / total - share) <= tolerance for k, share in zip(kept, shares, strict=True))
-            or all(abs(k - q) <= 1 for k, q in zip(kept, quota, strict=True)))
-
-
-def _threshold(sorted_u: Sequence[float], k: int) -> float:
-    """The item-hash bound below which exactly the ``k`` lowest of ``sorted_u`` lie (1.0: all, 0.0: none)."""
-    return 1.0 if k >= len(sorted_u) else sorted_u[k]
-
-
-@dataclass(frozen=True)
-class QuestionBalance:
-    kept: tuple[int, ...]                   # per answer (yes, no; each option): candidates below the threshold
-    thresholds: tuple[float, ...]           # per answer: its candidates with sample_u below it are kept
-    basis: str                              # new | kept | rebalanced (BASES)
-
-
-#: Where a question's thresholds (a template's keep rates) come from: no earlier balance of it; the previous
-#: balance's, their share within the tolerance; computed again, the previous ones having left it.
-BASES = ("new", "kept", "rebalanced")
-
-
-def balance_answers(answers: Sequence[Sequence[float]], quota: Sequence[int], shares: Sequence[float],
-                    tolerance: float, previous: Sequence[float] | None) -> QuestionBalance:
-    """One question's thresholds from the sorted sample_u of its candidates per answer: the previous balance's
-    while what they keep is `within_tolerance` of the quota (so an edit to other studies flips none of this
-    question's items), else those keeping the quota (per answer, the candidates with the lowest sample_u; a
-    quota of zeros keeps nothing). Pure."""
-    none = tuple(0.0 for _ in answers)
-    if previous is not None:
-        previous = tuple(previous)
-        kept = tuple(bisect_left(u, t) for u, t in zip(answers, previous, strict=True))
-        if within_tolerance(kept, quota, shares, tolerance) or (not any(quota) and previous == none):
-            return QuestionBalance(kept, previous, "kept")
-    basis = "new" if previous is None else "rebalanced"
-    if not any(quota):
-        return QuestionBalance(tuple(0 for _ in answers), none, basis)
-    thresholds = tuple(_threshold(u, k) for u, k in zip(answers, quota, strict=True))
-    return QuestionBalance(tuple(bisect_left(u, t) for u, t in zip(answers, thresholds, strict=True)), thresholds,
-                           basis)
-
-
 def balance_question(yes_u: Sequence[float], no_u: Sequence[float], target: float, tolerance: float,
                      previous: tuple[float, float] | None) -> QuestionBalance:
     """A yes/no question: `balance_answers` with `question_quota` and the target 'yes' share."""
@@ -538,33 +490,6 @@ EVAL_BALANCE_VERSION = "eval-balance-1"
 
 
 def eval_balance(store: Store, run_id: str, tolerance: float, now: datetime) -> list[dict[str, Any]]:
-    """The thresholds of the evaluation profile (`export --balance per-question`, view `current_qa_eval_items`):
-    per split, template and question of the current items (yes/no: template and arguments; multiple choice:
-    template and set of options), every answer kept as often as the rarest (`balance_answers` with even shares),
-    the items with the lowest sample_u, i.e. those below a threshold per answer; a question keeps the previous
-    thresholds while its kept answers stay within ``tolerance`` of an even split (or each within one item of
-    its quota), so an edit to a few studies flips no item of other questions. One row per answer (a choice
-    set's option that is never the answer: a row with no items, and the set keeps nothing)."""
-    previous: dict[tuple, dict[str, float]] = defaultdict(dict)
-    for t, v, split, question, answer, threshold in store.query(
-            "SELECT template_id, template_version, split, question, answer, threshold FROM current_qa_eval_balance"):
-        previous[(t, v, split, question)][answer] = threshold
-    rows = []
-    for template_id, version, split, question, options, answered, u_lists in store.query(
-            "SELECT template_id, template_version, split, question, any_value(options), "
-            "list(answer ORDER BY answer), list(u ORDER BY answer) FROM ("
-            "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, "
-            "any_value(CASE WHEN i.polarity IS NOT NULL THEN ['no', 'yes'] ELSE list_sort(i.options) END) AS options, "
-            "list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k JOIN current_qa_items i "
-            "USING (item_id) WHERE k.question IS NOT NULL GROUP BY ALL) GROUP BY ALL ORDER BY ALL"):
-        by_answer = dict(zip(answered, u_lists, strict=True))
-        answers = [by_answer.get(option, []) for option in options]
-        least = min(len(u) for u in answers)
-        before = previous.get((template_id, version, split, question))
-        result = balance_answers(answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers),
-                                 tolerance, None if before is None else [before.get(o, 0.0) for o in options])
-        rows += [{"run_id": run_id, "template_id": template_id, "template_version": version, "split": split,
-                  "question": question, "answer": option, "n_items": len(u), "n_kept": kept,
-                  "threshold": threshold, "basis": result.basis, "created_at": now}
-                 for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)]
-    return rows
+    """The rows of `qa_eval_balance`: the evaluation profile's thresholds (`eval_thresholds`, view
+    `current_qa_eval_items`) over every current item, stamped with the run."""
+    return [{"run_id": run_id, **row, "created_at": now} for row in eval_thresholds(store, tolerance)]

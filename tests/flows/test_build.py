@@ -157,7 +157,7 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
         ("validate (reject)", "second_reading: second_reading_hedged", 1)]
     # six studies balance few questions: most miss an answer (a choice needs each option as an answer)
     assert info["balance"] == [
-        {"kind": "yes/no", "questions": 113, "missing_an_answer": 86, "rebalanced": 0, "candidates": 288, "kept": 97},
+        {"kind": "yes/no", "questions": 111, "missing_an_answer": 83, "rebalanced": 0, "candidates": 289, "kept": 99},
         {"kind": "multiple choice", "questions": 25, "missing_an_answer": 23, "rebalanced": 0, "candidates": 29,
          "kept": 4}]
     table = runner.invoke(app, ["status", "--out", str(out)])

@@ -364,8 +364,10 @@ def _abnormal_state(study: StudyView) -> bool | None:
 
 
 def _abnormal_evidence(study: StudyView) -> tuple[int, ...]:
+    """The sentences of what is abnormal: not of a borderline finding ("heart size at the upper limits of normal"
+    is no reason the study is not normal: round AH)."""
     return tuple(dict.fromkeys(i for f in study.facts.values() if f.abnormal and f.presence != "absent"
-                               for i in f.evidence))
+                               and f.certainty != "borderline" for i in f.evidence))
 
 
 @program("is_abnormal", ("none",), YES_NO,

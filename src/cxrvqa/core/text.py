@@ -40,7 +40,7 @@ class SectionRules:
     empty_values: frozenset[str]
     acronyms: frozenset[str]
     abbreviations: frozenset[str]
-    indication_codes: re.Pattern[str]
+    indication_codes: re.Pattern[str]     # diagnosis codes and technique notes: not the reason for the examination
     indication_placeholders: frozenset[str]
     content_hash: str
 
@@ -55,7 +55,7 @@ def section_rules() -> SectionRules:
     header = re.compile(rf"(?im)^[ \t]*(?P<header>{alternatives})[ \t]*:")
     deid = re.compile("|".join(f"(?:{p})" for p in data["deid_tokens"]))
     empty = frozenset(value.upper() for value in data["empty_values"])
-    codes = re.compile("|".join(f"(?:{p})" for p in data["indication_codes"]))
+    codes = re.compile("|".join(f"(?:{p})" for p in [*data["indication_codes"], *data.get("indication_notes", ())]))
     placeholders = frozenset(value.upper() for value in data["indication_placeholders"])
     return SectionRules(header, header_section, deid, empty, frozenset(data["acronyms"]),
                         frozenset(data["abbreviations"]), codes, placeholders, digest)

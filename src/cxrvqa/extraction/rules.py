@@ -329,7 +329,7 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
         if len(s.findings) > 1:
             _differentials(s.doc, s.findings, s.clauses, extracted, modifier_tokens)
         _versus_candidates(s.doc, s.findings, extracted, modifier_tokens)
-    _read_as_other(extracted, s.clauses, _one_line(text.lower()))
+    _read_as_other(extracted, _one_line(text.lower()))
     return _finished(text, extracted)
 
 
@@ -708,13 +708,14 @@ def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int], place_token
     return False
 
 
-def _read_as_other(extracted: list[dict], clauses: list[tuple[int, int]], lowered: str) -> None:
-    """An opacity the report reads, in its clause, as the next finding named when that one is of another category
-    ("retrocardiac opacity suggestive of a small hiatal hernia"): marked `read_as_other`."""
+def _read_as_other(extracted: list[dict], lowered: str) -> None:
+    """An opacity the report reads, by the link words alone between them, as the next finding named when that one
+    is of another category ("retrocardiac opacity suggestive of a small hiatal hernia", "density which XXXX
+    corresponds to patient's known hiatal hernia"): marked `read_as_other`."""
     opacities, link = rules().read_as_other
     findings = vocabulary().findings
-    for k, (item, following) in enumerate(zip(extracted, extracted[1:])):
-        if item["finding"] in opacities and clauses[k] == clauses[k + 1] \
+    for item, following in zip(extracted, extracted[1:]):
+        if item["finding"] in opacities \
                 and findings[following["finding"]]["category"] != findings[item["finding"]]["category"] \
                 and link.fullmatch(lowered, item["mention"].end_char, following["mention"].start_char):
             item["modifiers"].append(READ_AS_OTHER)

@@ -136,6 +136,10 @@ def _add(sentences: list[SentenceSpan], text: str, section: str, start: int, end
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
+#: Words that open a sentence speaking of the sentence before it ("This may be artifact.", "This could indicate
+#: cavitation."): the extractor revises that sentence's findings, a study description quotes it too.
+ANAPHORS = frozenset({"this", "these", "it", "they", "which"})
+
 
 def lower_form_field(text: str) -> str:
     """A field typed in capitals or with every word capitalised ("LUNG CANCER", "EVALUATE FOR metastatic

@@ -26,6 +26,7 @@ from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, D
                                      HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER,
                                      SLASH_PAIR, TOP_NORMAL, Evidence, NormalStatement, Observation, SceneGraph,
                                      Sentence, deid_pattern)
+from cxrvqa.core.text import ANAPHORS
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
@@ -58,8 +59,6 @@ _DEID_READINGS = {"represents", "represent", "representing", "reflects", "reflec
 #: Words before a finding that end the reach of a severity or change word before them ("near top normal in
 #: size with unfolding of the aorta": not a borderline aorta).
 _MODIFIER_STOPS = _COORDINATORS | {"with", "without"}
-#: Openers of a sentence that speaks of the findings of the sentence before ("This may be artifact.").
-_ANAPHORS = {"this", "these", "it", "they", "which"}
 
 
 @dataclass(frozen=True)
@@ -861,7 +860,7 @@ def _anaphoric_attribution(text: str) -> bool | None:
     """For a sentence that puts the findings of the sentence before down to an artifact ("This may be
     artifact."): whether that is hedged; None for any other sentence."""
     lowered = _one_line(text.lower())
-    if lowered.strip().split(" ", 1)[0] not in _ANAPHORS:
+    if lowered.strip().split(" ", 1)[0] not in ANAPHORS:
         return None
     attribution = rules().artifact_attributions.search(lowered)
     return None if attribution is None else _hedged_attribution(lowered, attribution)

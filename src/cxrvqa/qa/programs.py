@@ -17,7 +17,7 @@ from itertools import combinations
 from typing import TYPE_CHECKING, NamedTuple
 
 from cxrvqa.core.scene_graph import deid_pattern
-from cxrvqa.core.text import lower_form_field, section_rules
+from cxrvqa.core.text import ANAPHORS, lower_form_field, section_rules
 from cxrvqa.core.vocab import finding_sites, sided_region, vocabulary
 from cxrvqa.qa.study import (MIXED, Box, Fact, ImageView, StudyView, finding_ancestors, plural_noun,
                              region_ancestors, region_subtree)
@@ -356,7 +356,7 @@ def _abnormal_state(study: StudyView) -> bool | None:
     stated = [f for f in study.facts.values() if f.abnormal]
     if any(f.presence == "present" or f.presence == "uncertain" and f.certainty != "borderline" for f in stated):
         return True
-    undecided = any(f.presence != "absent" for f in study.facts.values() if f.category == "device" or f in stated)
+    undecided = any(f.presence != "absent" for f in study.facts.values() if f.category == "device" or f.abnormal)
     if undecided or not study.read_all or not all(study.is_normal_region(r)   # "no acute disease" is not "normal"
                                                 for r in finding_sites().normal_study_regions):
         return None
@@ -453,8 +453,8 @@ def describe_study(ask: Ask) -> Answer | None:
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
 
 
-#: A sentence that opens by speaking of the one before it.
-_ANAPHOR = re.compile(r"\s*(?:This|These|It|They|Which)\b")
+#: A sentence that opens by speaking of the one before it (a capitalised anaphor).
+_ANAPHOR = re.compile(r"\s*(?:" + "|".join(sorted(w.capitalize() for w in ANAPHORS)) + r")\b")
 
 
 @program("indication", ("none",), ("short", "full_sentence"),
@@ -924,7 +924,7 @@ def list_region_findings(ask: Ask) -> Answer | None:
     inside = region_subtree(ask.args["region"])
     placed = ask.study.facts_in_region(ask.args["region"])
     facts = [f for f in placed if f.category not in ask.template.exclude_categories]
-    if len(facts) < len(placed) and any(f.presence == "present" for f in placed if f not in facts) \
+    if any(f.presence == "present" and f.category in ask.template.exclude_categories for f in placed) \
             or any(f.presence == "present" and f not in placed and inside.intersection(f.misplaced + f.over)
                    for f in ask.study.facts.values()):
         return None

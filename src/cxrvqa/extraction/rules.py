@@ -121,6 +121,10 @@ def rules() -> _Rules:
             raise ResourceError("schemas/vocab/extraction_rules.yaml",
                                 f"refined_by.{finding}: expected a finding with {entry['finding']!r} below it")
         refinements[finding] = (frozenset(entry["words"]), entry["finding"])
+    borderline = {phrase for s in vocab.severity if s["id"] == "borderline" for phrase in s["synonyms"]}
+    if not set(data.get("top_normal_words", ())) <= borderline:
+        raise ResourceError("schemas/vocab/extraction_rules.yaml", "top_normal_words that are no synonyms of the "
+                            f"severity 'borderline': {sorted(set(data['top_normal_words']) - borderline)}")
     statements = _normal_statements(data["normal_statements"])
     findings = {f"finding:{fid}": f["synonyms"] for fid, f in vocab.findings.items()}
     findings.update({f"not_finding:{i}": [phrase] for i, phrase in enumerate(data["not_findings"])})

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from cxrvqa.qa.programs import (PROGRAMS, Answer, Ask, category_name, default_candidates, finding_name, finding_number,
-                                indefinite_finding, region_name)
+                                indefinite_finding, pool_key, region_name)
 from cxrvqa.qa.study import ImageView, StudyView
 from cxrvqa.qa.templates import AGREEMENT, Template
 
@@ -148,10 +148,8 @@ def _candidates(study: StudyView, image: ImageView | None, template: Template) -
     item twice. Memoised per study and draw (templates of one draw share it; a template that reads no image
     draws once per study): a shared list, to read only."""
     program = PROGRAMS[template.program]
-    if program.candidates is None:
-        key: tuple = ("default", template.arguments, template.needs_boxes,
-                      image.image_id if image is not None and template.needs_boxes else None, template.findings,
-                      template.categories, template.exclude_categories, template.closed_world, template.regions)
+    if program.candidates is None:   # default_candidates: the arguments' kind, the regions and the finding pool
+        key: tuple = ("default", template.arguments, template.regions, *pool_key(template, image))
     else:
         reads_image = image is not None and (template.needs_image or template.needs_boxes)
         key = (template.id, template.content_hash, image.image_id if reads_image else None)

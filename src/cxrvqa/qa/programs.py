@@ -275,11 +275,16 @@ def _category_ok(category: str, template: "Template") -> bool:
     return category not in template.exclude_categories
 
 
+def pool_key(template: "Template", image: ImageView | None) -> tuple:
+    """What a finding pool depends on: templates (and images) with equal keys draw from the same pool."""
+    return (template.needs_boxes, image.image_id if image and template.needs_boxes else None, template.findings,
+            template.categories, template.exclude_categories, template.closed_world)
+
+
 def finding_pool(study: StudyView, image: ImageView | None, template: "Template") -> list[str]:
     """Findings a template may ask about: those the report mentions (plus, closed-world, the vocabulary).
     Memoised per study: many templates draw from the same pool."""
-    key = (template.needs_boxes, image.image_id if image and template.needs_boxes else None, template.findings,
-           template.categories, template.exclude_categories, template.closed_world)
+    key = pool_key(template, image)
     pool = study.pools.get(key)
     if pool is None:
         pool = study.pools[key] = _finding_pool(study, image, template)

@@ -492,13 +492,17 @@ def has_category(ask: Ask) -> Answer | None:
     if any(f.misplaced for f in facts):
         return None   # a calcified node at the hilum: readers do not call it mediastinal, nor the mediastinum clear
     present = _category_present(facts)
+    sites, category = finding_sites(), ask.args["category"]
+    region = sites.category_regions.get(category)
+    if present and region is not None and ask.study.is_normal_region(region):
+        return None   # "The lungs are clear." beside "Old granulomatous disease" (calcified nodes): readers split
+                      # on whether the lungs are abnormal (round AI), as they do on the region (_region_state)
     if present:
         return yes_no(True, evidence=tuple(i for f in present for i in f.evidence),
                       findings=tuple(f.finding for f in present))
     if any(f.presence == "uncertain" for f in facts):
         return None
-    sites, category = finding_sites(), ask.args["category"]
-    region, root = sites.category_regions.get(category), ask.study.facts.get(sites.category_roots.get(category, ""))
+    root = ask.study.facts.get(sites.category_roots.get(category, ""))
     if (region is not None and ask.study.is_normal_region(region)) or (root is not None and root.presence == "absent"):
         return yes_no(False, evidence=tuple(i for f in facts for i in f.evidence),
                       findings=tuple(f.finding for f in facts))

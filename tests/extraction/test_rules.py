@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, HISTORICAL, OTHER_EXAM,
+from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, HISTORICAL, HYPOTHETICAL, OTHER_EXAM,
                                      PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Sentence)
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.core.text import normalise, split_sentences
@@ -25,10 +25,10 @@ def scene_graph(text: str):
 def reading(o) -> list:
     """[finding, presence, laterality], then the certainty of an uncertain observation and the marks of a
     qualified negation, of another examination, of a de-identified neighbour, of an artifact, of the patient's
-    history and of an opacity read as another finding, as the golden file writes them."""
+    history, of a condition and of an opacity read as another finding, as the golden file writes them."""
     return [o.finding, o.presence, o.laterality, *([o.certainty] if o.certainty else []),
             *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM, DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT,
-                                              HISTORICAL, READ_AS_OTHER, SLASH_PAIR)]]
+                                              HISTORICAL, HYPOTHETICAL, READ_AS_OTHER, SLASH_PAIR)]]
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])

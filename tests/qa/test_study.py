@@ -102,11 +102,24 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
                                   "Minimal atelectasis the left lung base.", "There is severe degenerative changes.",
                                   "No focal infiltrates or effusions Abnormal density in the right hilum.",
                                   # round AE
-                                  "Calcified granuloma are present.", "There is normal cardiomediastinal contours."])
+                                  "Calcified granuloma are present.", "There is normal cardiomediastinal contours.",
+                                  # round AJ
+                                  "Deformity of multiple left anterior ribs are present from previous fractures.",
+                                  "Patchy subsegmental atelectasis is seen bibasilar region.",
+                                  "Normal heart size mediastinal contours."])
 def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
     study = view(sentences=(slip, "Result notification documented through Primordial."))
     assert study.evidence_text([0]) is None
     assert study.evidence_text([1]) == "Result notification documented through Primordial."
+
+
+def test_evidence_text_ends_each_quoted_sentence_with_a_stop() -> None:
+    """Round AJ: an impression's numbered items have no full stop ("1. Vascular congestion 2. Stable
+    cardiomegaly"); quoted together they ran on as one sentence."""
+    study = view(sentences=("Vascular congestion and diffuse interstitial edema", "Stable cardiomegaly",
+                            "Low lung volumes."))
+    assert study.evidence_text([0, 1, 2]) == \
+        "Vascular congestion and diffuse interstitial edema. Stable cardiomegaly. Low lung volumes."
 
 
 def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:

@@ -42,6 +42,10 @@ ATTRIBUTED_TO_ARTIFACT = "attributed_to_artifact"
 #: The modifier of a finding named as the patient's history ("given the history of malignancy", "consistent with
 #: previous active tuberculosis pneumonia"): not what this radiograph shows, so no question rests on it.
 HISTORICAL = "historical"
+#: The modifier of a finding in a condition ("If there is continued concern for occult fracture, consider dedicated
+#: rib series."): what the radiologist would do if it were there, not what this radiograph shows (round AI), so
+#: no question rests on it.
+HYPOTHETICAL = "hypothetical"
 #: The modifier of an opacity or density the report reads as a finding of another kind ("midline retrocardiac
 #: opacity suggestive of a small hiatal hernia"): not a lung finding, so no question rests on it.
 READ_AS_OTHER = "read_as_other"

@@ -23,9 +23,9 @@ from cxrvqa.errors import ResourceError
 from cxrvqa.core.prefilter import Guarded, guarded
 from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, DEID_ADJACENT, FINDING_SECTIONS,
-                                     HISTORICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER,
-                                     SLASH_PAIR, TOP_NORMAL, Evidence, NormalStatement, Observation, SceneGraph,
-                                     Sentence, deid_pattern)
+                                     HISTORICAL, HYPOTHETICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION,
+                                     READ_AS_OTHER, SLASH_PAIR, TOP_NORMAL, Evidence, NormalStatement, Observation,
+                                     SceneGraph, Sentence, deid_pattern)
 from cxrvqa.core.text import ANAPHORS
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 
@@ -35,7 +35,7 @@ _LIST_JOINERS = _LIST_CLOSERS | {"and"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
              "probable_after", "scope_terminators", "pseudo_triggers", "background_before", "historical_before",
-             "limitation_before")
+             "limitation_before", "hypothetical_before")
 _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
@@ -342,8 +342,8 @@ class _Parsed:
 
     __slots__ = ("r", "doc", "matched", "findings", "context", "regions", "words", "lower", "boundary_starts",
                  "boundary_ends", "commas", "closers", "conjunctions", "leading_triggers", "negations",
-                 "trailing_triggers", "changes", "backgrounds", "histories", "limitations", "severities", "places",
-                 "clauses", "place_tokens", "own", "claimed", "deid_at", "deid_readings")
+                 "trailing_triggers", "changes", "backgrounds", "histories", "conditions", "limitations", "severities",
+                 "places", "clauses", "place_tokens", "own", "claimed", "deid_at", "deid_readings")
 
     def __init__(self, r: _Rules, text: str, doc: Doc, matched: list[Span], findings: list[Span]) -> None:
         self.r, self.doc, self.matched, self.findings = r, doc, matched, findings
@@ -382,6 +382,7 @@ class _Parsed:
         self.changes = _by_kind(labelled, {"change"})
         self.backgrounds = _by_kind(labelled, {"background_before"})
         self.histories = _by_kind(labelled, {"historical_before"})
+        self.conditions = _by_kind(labelled, {"hypothetical_before"})
         self.limitations = _by_kind(labelled, {"limitation_before"})
         self.severities = _by_kind(labelled, {"severity"})
         self.places = _Sorted(sorted([s for kind, s in labelled if kind == "laterality"] + self.regions,
@@ -498,6 +499,9 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
         modifiers.append(CHANGE_ADJECTIVE)   # "increased lung markings": a change only against a prior study
     if s.histories.last_before(mention.start, left) is not None:
         modifiers.append(HISTORICAL)   # "given the history of malignancy"
+    condition = s.conditions.last_before(mention.start, 0)
+    if condition is not None and s.commas[condition.end] == s.commas[mention.start]:
+        modifiers.append(HYPOTHETICAL)   # "If there is continued concern for occult fracture, consider ..."
     if _deid_next_to(s, k, extracted):
         modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
     found = _places(s, k, extracted, modifiers)

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, deid_pattern)
+from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL,
+                                     HYPOTHETICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER,
+                                     SLASH_PAIR, deid_pattern)
 from cxrvqa.core.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
-#: examination's finding (a knee), a finding put down to an artifact.
-_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT, HISTORICAL,
+#: examination's finding (a knee), a finding put down to an artifact, the patient's history, a condition.
+_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT, HISTORICAL, HYPOTHETICAL,
                        READ_AS_OTHER, SLASH_PAIR})
 #: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
 _NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT, SLASH_PAIR})
@@ -155,7 +156,7 @@ class StudyView:
         folded = {t.strip().lower() for t in texts}
         if len(folded) < len(texts):   # "cardiomegaly." and "Cardiomegaly." from the findings and the impression
             return None
-        return tidy(" ".join(texts))
+        return tidy(" ".join(_stopped(t) for t in texts))
 
     def facts_in_region(self, region: str) -> list[Fact]:
         """Findings placed in ``region`` or any region below it (memoised: many templates ask)."""
@@ -189,7 +190,16 @@ _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|a
                          # and the other way: "Calcified granuloma are present" (round AD)
                          # (a subject of its own, not one of two: "Heart size and mediastinal contour are normal")
                          r"|(?:^|[.;] )(?:(?!and\b|or\b)[A-Za-z-]+ ){0,2}(?:granuloma|nodule|opacity|density|effusion|"
-                         r"calcification|infiltrate|lesion|mass|scar|fracture) are\b")
+                         r"calcification|infiltrate|lesion|mass|scar|fracture) are\b"
+                         # "Deformity of multiple left anterior ribs are present" (round AJ)
+                         r"|(?:^|[.;] )(?:[A-Za-z-]+ ){0,2}(?:[Dd]eformity|[Ff]racture|[Tt]hickening|[Oo]pacity|[Dd]ensity|"
+                         r"[Cc]alcification|[Ee]nlargement|[Ww]idening|[Pp]rominence|[Bb]lunting|[Ee]levation) of "
+                         r"(?:[a-z-]+ ){1,4}are\b"
+                         # a preposition or a word missing: "atelectasis is seen bibasilar region", "Normal heart size
+                         # mediastinal contours" (round AJ)
+                         r"|\b(?:is|are) (?:seen|noted|identified|present) (?:bibasilar|bibasal|biapical|basilar|apical|"
+                         r"perihilar|retrocardiac|bilateral)\b"
+                         r"|\bsize (?:mediastinal|cardiomediastinal|hilar|pulmonary)\b")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
@@ -201,6 +211,13 @@ def _placed_elsewhere(observation: dict[str, Any], sites: Sites) -> bool:
     finding, side = observation["finding"], observation["laterality"] or ""
     return finding in sites.placed_only and observation["presence"] != "absent" \
         and not any(sites.allows(finding, sided_region(r, side)) for r in observation["regions"])
+
+
+def _stopped(sentence: str) -> str:
+    """A quoted sentence with its full stop: an impression's numbered items have none ("1. Vascular congestion
+    2. Stable cardiomegaly"), and run together they read as one ungrammatical sentence (round AJ)."""
+    sentence = sentence.rstrip()
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
 
 
 def tidy(text: str) -> str:

@@ -54,6 +54,13 @@ def test_lowercase_headers_and_text_without_headers() -> None:
         ("FINDINGS: Is there an effusion? No! Lungs clear.", ["Is there an effusion?", "No!", "Lungs clear."]),
         ("FINDINGS: Heart normal\n\nLungs clear", ["Heart normal", "Lungs clear"]),
         ("FINDINGS: ...", []),
+        # a stop after a word a sentence does not end on, before a lowercase word, is a stray stop (round AG); after
+        # any other word it ends the sentence, which starts in lowercase (round AK: "No pleural effusions or
+        # pneumothoraces. heart size ... with tortuosity of the aorta" denied the tortuosity)
+        ("FINDINGS: No cavitary lesion to suggest. active tuberculosis.",
+         ["No cavitary lesion to suggest. active tuberculosis."]),
+        ("FINDINGS: No pleural effusions or pneumothoraces. heart size is normal with tortuosity of the aorta.",
+         ["No pleural effusions or pneumothoraces.", "heart size is normal with tortuosity of the aorta."]),
     ],
 )
 def test_sentence_boundaries(text: str, expected: list[str]) -> None:

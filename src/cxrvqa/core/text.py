@@ -40,6 +40,7 @@ class SectionRules:
     empty_values: frozenset[str]
     acronyms: frozenset[str]
     abbreviations: frozenset[str]
+    unfinished_words: frozenset[str]      # a sentence does not end on them ("to suggest. active tuberculosis")
     indication_codes: re.Pattern[str]     # diagnosis codes and technique notes: not the reason for the examination
     indication_placeholders: frozenset[str]
     content_hash: str
@@ -58,7 +59,8 @@ def section_rules() -> SectionRules:
     codes = re.compile("|".join(f"(?:{p})" for p in [*data["indication_codes"], *data.get("indication_notes", ())]))
     placeholders = frozenset(value.upper() for value in data["indication_placeholders"])
     return SectionRules(header, header_section, deid, empty, frozenset(data["acronyms"]),
-                        frozenset(data["abbreviations"]), codes, placeholders, digest)
+                        frozenset(data["abbreviations"]), frozenset(data["unfinished_words"]), codes, placeholders,
+                        digest)
 
 
 def normalise(text: str) -> str:
@@ -110,12 +112,13 @@ def split_sentences(text: str, sections: list[SectionSpan] | None = None) -> lis
             end = match.end() if text[match.start()] in ".!?" else match.start()
             if _ONLY_LIST_NUMBER.fullmatch(text, start, end):
                 continue  # "1." opens a list item, it does not end a sentence
-            if cased and text[match.start()] == "." and _LOWER_NEXT.match(text, match.end(), span.end):
-                continue  # "No cavitary lesion to suggest. active tuberculosis.": a stray stop, in cased text
             if text[match.start()] == ".":
                 word = _LAST_WORD.search(text, max(start, match.start() - 12), match.start())
-                if word and word.group(1).lower().rstrip(".") in rules.abbreviations:
+                last = word.group(1).lower().rstrip(".") if word else ""
+                if last in rules.abbreviations:
                     continue
+                if cased and last in rules.unfinished_words and _LOWER_NEXT.match(text, match.end(), span.end):
+                    continue  # "No cavitary lesion to suggest. active tuberculosis.": a stray stop, in cased text
             _add(sentences, text, span.section, start, end)
             start = end
         _add(sentences, text, span.section, start, span.end)

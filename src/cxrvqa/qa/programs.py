@@ -439,8 +439,8 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
         words.append("in the " + _join([region_name(r) for r in regions]))
     elif where and side_of(fact):
         words.append("on both sides" if side_of(fact) == "bilateral" else f"on the {side_of(fact)}")
-    if interval_change(fact.change):
-        words.append(f"({modifier_name(fact.change)})")
+    if interval_change(fact.change) or fact.change == "chronic":   # "rib fractures on the left (chronic)": not
+        words.append(f"({modifier_name(fact.change)})")             # read as current ones (rounds AI, AK)
     return " ".join(words)
 
 
@@ -586,7 +586,11 @@ def _locatable_fact(ask: Ask) -> Fact | None:
         return None
     if fact.misplaced or fact.nested_places:   # "left hilar and medial left base granuloma": the hilum is not one
         return None                            # of its sites; "bilateral lung and perihilar granulomas": not only
-    return None if _overlapped_elsewhere(ask.study, fact) else fact   # the perihilar regions
+                                               # the perihilar regions
+    if any(side not in fact.lateralities for side in fact.clause_sides):
+        return None   # a right opacity placed from its clause beside a left one placed by its own words: not only
+                      # the left (round AK)
+    return None if _overlapped_elsewhere(ask.study, fact) else fact
 
 
 def _taken_for_stated(study: StudyView, finding: str) -> bool:

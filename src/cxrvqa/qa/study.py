@@ -51,6 +51,9 @@ class Fact:
     over: list[str] = field(default_factory=list)   # where an unlocated kind is said to be (leads over the heart)
     graded_apart: bool = False                      # two mentions give it two severities (a moderate thoracic
                                                     # and a mild thoracolumbar scoliosis)
+    clause_sides: list[str] = field(default_factory=list)   # sides of mentions placed only from their clause
+                                                            # ("opacity with central lucency, ..., projects over
+                                                            # right midlung"): maybe where it also is
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
@@ -192,13 +195,14 @@ _UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|a
                          r"|(?:^|[.;] )(?:(?!and\b|or\b)[A-Za-z-]+ ){0,2}(?:granuloma|nodule|opacity|density|effusion|"
                          r"calcification|infiltrate|lesion|mass|scar|fracture) are\b"
                          # "Deformity of multiple left anterior ribs are present" (round AJ)
-                         r"|(?:^|[.;] )(?:[A-Za-z-]+ ){0,2}(?:[Dd]eformity|[Ff]racture|[Tt]hickening|[Oo]pacity|[Dd]ensity|"
-                         r"[Cc]alcification|[Ee]nlargement|[Ww]idening|[Pp]rominence|[Bb]lunting|[Ee]levation) of "
+                         r"|(?:^|[.;] )(?:[A-Za-z-]+ ){0,2}(?:[Dd]eformity|[Ff]racture|[Tt]hickening|[Oo]pacity|"
+                         r"[Dd]ensity|[Cc]alcification|[Ee]nlargement|[Ww]idening|[Pp]rominence|[Bb]lunting|"
+                         r"[Ee]levation) of "
                          r"(?:[a-z-]+ ){1,4}are\b"
                          # a preposition or a word missing: "atelectasis is seen bibasilar region", "Normal heart size
                          # mediastinal contours" (round AJ)
-                         r"|\b(?:is|are) (?:seen|noted|identified|present) (?:bibasilar|bibasal|biapical|basilar|apical|"
-                         r"perihilar|retrocardiac|bilateral)\b"
+                         r"|\b(?:is|are) (?:seen|noted|identified|present) (?:bibasilar|bibasal|biapical|basilar|"
+                         r"apical|perihilar|retrocardiac|bilateral)\b"
                          r"|\bsize (?:mediastinal|cardiomediastinal|hilar|pulmonary)\b")
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
@@ -351,6 +355,8 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
     fact.certainty = fact.certainty or o.get("certainty")
     fact.several = fact.several or names_several(o["name"], fact.finding)
     placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
+    if not placed and o["laterality"] and o["laterality"] not in fact.clause_sides:
+        fact.clause_sides.append(o["laterality"])
     if fact.finding in sites.unlocated and PLACE_FROM_CLAUSE not in o.get("modifiers", ()):
         fact.over.extend(r for r in o["regions"] if r not in fact.over)
     if placed and any(a in o["regions"] for r in o["regions"] for a in region_ancestors(r)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cxrvqa.core.scene_graph import DEID_ADJACENT
+from cxrvqa.core.scene_graph import ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT
 from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
 from tests.qa import graph, observation
 
@@ -130,6 +130,25 @@ def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:
     assert [f.finding for f in study.facts_in_region("lungs")] == ["pneumonia"]
     assert [f.finding for f in study.facts_in_region("pleura")] == ["pleural_effusion", "pneumothorax"]
     assert study.facts_in_region("right_lung") == []
+
+
+def test_a_finding_one_mention_puts_down_to_an_artifact_is_not_committed_to() -> None:
+    """Round AL: "6 mm nodular opacity in the right upper lobe" in the findings, "This may be artifactual secondary
+    to overlapping vascular structures" of it in the impression: no present lung opacity, no present parent."""
+    study = view(observation(1, "nodule", regions=["right_upper_lobe"], laterality="right", evidence=[0]),
+                 observation(2, "nodule", "uncertain", modifiers=[ATTRIBUTED_TO_ARTIFACT], evidence=[1]))
+    assert (study.facts["nodule"].presence, study.facts["nodule"].certainty) == ("uncertain", MIXED)
+    assert "lung_opacity" not in study.facts and study.facts_in_region("right_lung") == [study.facts["nodule"]]
+
+
+def test_a_parent_implied_beside_a_borderline_child_is_not_committed_to() -> None:
+    """Rounds AI, AL: "Borderline heart size, improved mediastinal widening." is no enlarged cardiomediastinal
+    silhouette for certain; the widening itself is present."""
+    study = view(observation(1, "cardiomegaly", "uncertain", certainty="borderline", evidence=[0]),
+                 observation(2, "mediastinal_widening", change="improved", evidence=[0]))
+    parent = study.facts["enlarged_cardiomediastinum"]
+    assert (parent.presence, parent.certainty, parent.derived) == ("uncertain", MIXED, True)
+    assert study.facts["mediastinal_widening"].presence == "present"
 
 
 def test_region_tree() -> None:

@@ -874,6 +874,26 @@ def _anaphoric_attribution(text: str) -> bool | None:
     return None if attribution is None else _hedged_attribution(lowered, attribution)
 
 
+def _read_as_other_before(text: str, found: list[Observation], observations: list[Observation],
+                          previous: range) -> None:
+    """An opacity of the sentence before that this one, opening with an anaphor and a link, reads as findings of
+    another category ("Calcific density ... projecting over right upper lung. This may represent residua of a
+    healed rib fracture, possibly an osteocartilaginous lesion, or conceivably a granuloma.": no lung finding for
+    certain; round AL): marked `read_as_other`, as within a sentence (`_read_as_other`)."""
+    lowered = _one_line(text.lower()).lstrip()
+    first = lowered.split(" ", 1)[0]
+    opacities, link = rules().read_as_other
+    if first not in ANAPHORS or not found or found[0].finding is None or link.match(lowered, len(first)) is None:
+        return
+    findings = vocabulary().findings
+    other = findings[found[0].finding]["category"]
+    for k in previous:
+        o = observations[k]
+        if o.finding in opacities and o.presence != "absent" and findings[o.finding]["category"] != other \
+                and READ_AS_OTHER not in o.modifiers:
+            observations[k] = o.model_copy(update={"modifiers": [*o.modifiers, READ_AS_OTHER]})
+
+
 def _revise_previous(sentence: Sentence, found: list[Observation], observations: list[Observation], previous: range,
                      previous_sentence: Sentence | None) -> bool:
     """Revise the observations of the sentence before where this one speaks of them; whether it was such a
@@ -886,6 +906,7 @@ def _revise_previous(sentence: Sentence, found: list[Observation], observations:
             _attribute_to_artifact(reading, hedged)
             observations[k] = observations[k].model_copy(update=reading)
         return True
+    _read_as_other_before(sentence.text, found, observations, previous)
     further, reading = rules().further_candidates
     if previous_sentence is None or not any(o.presence == "uncertain" for o in found) \
             or not further.search(sentence.text.lower()):

@@ -453,8 +453,11 @@ def describe_study(ask: Ask) -> Answer | None:
     # with the sentence a "This could indicate cavitation." speaks of (round AG: not left out)
     ids = tuple(sorted(ids | {i - 1 for i in ids if i - 1 in ask.study.sentences
                               and _ANAPHOR.match(ask.study.sentences[i])}))
-    leaves = [f for f in ask.study.leaf_present(abnormal_only=False) if f.category != "normal"]   # devices too:
-    text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"   # all it shows
+    leaves = [f for f in ask.study.leaf_present(abnormal_only=False) if f.category != "normal"]   # devices too
+    if not leaves and any(f.abnormal and f.presence == "uncertain" and f.certainty != "borderline"
+                          for f in ask.study.facts.values()):
+        return None   # "calcified ... lymph XXXX which suggest prior histoplasmosis exposure": no "no abnormality"
+    text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
 
 
@@ -947,7 +950,7 @@ def list_region_findings(ask: Ask) -> Answer | None:
     present = sorted((f for f in facts if f.presence == "present"), key=lambda f: f.finding)
     if not present:
         return None
-    return Answer(_join([finding_name(f.finding) for f in present]),
+    return Answer(_join([_plural_name(f) if f.several else finding_name(f.finding) for f in present]),
                   evidence=tuple(dict.fromkeys(i for f in present for i in f.evidence)),
                   findings=tuple(f.finding for f in present), regions=(ask.args["region"],))
 

@@ -279,6 +279,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))
                     and not _placed_elsewhere(o, sites)]
     facts = _merged_facts(observations, sites)
+    for finding in {o["finding"] for o in graph["observations"] if ATTRIBUTED_TO_ARTIFACT in o.get("modifiers", ())}:
+        fact = facts.get(finding)   # "6 mm nodular opacity in the right upper lobe" ... "This may be artifactual
+        if fact is not None and fact.presence == "present":   # secondary to overlapping vascular structures":
+            fact.presence, fact.certainty = "uncertain", MIXED   # the report does not commit to it (round AL)
     _derive_parents(facts, sites)
     hidden = [o["finding"] for o in graph["observations"]
               if o["presence"] != "absent" and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))]
@@ -287,8 +291,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         for name in (finding, *finding_ancestors(finding)):
             if name in facts:
                 facts[name].partial = True
-    for fact in facts.values():   # "small left pleural effusion": the left pleura
-        if not fact.regions and fact.presence != "absent":
+    for fact in facts.values():   # "small left pleural effusion": the left pleura (a parent has its children's)
+        if not fact.regions and not fact.derived and fact.presence != "absent":
             implied = _implied_region(fact)
             if implied is not None:
                 fact.regions.append(implied)
@@ -406,6 +410,11 @@ def _derive_parents(facts: dict[str, Fact], sites: Sites) -> None:
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)
                 for other in facts.values()):
             fact.derived = True
+    for fact in facts.values():   # "Borderline heart size, improved mediastinal widening": is the cardiomediastinal
+        if fact.derived and fact.presence == "present" and any(   # silhouette enlarged? Readers split (AI, AL)
+                other.certainty == "borderline" and fact.finding in finding_ancestors(other.finding)
+                for other in facts.values()):
+            fact.presence, fact.certainty = "uncertain", MIXED
 
 
 def _drop_blurred_absences(facts: dict[str, Fact], hidden: list[str], sites: Sites) -> None:

@@ -68,7 +68,8 @@ def balance_answers(answers: Sequence[Sequence[float]], quota: Sequence[int], sh
 
 def eval_thresholds(store: Store, tolerance: float, min_grade: int | None = None) -> list[dict[str, Any]]:
     """The thresholds of the evaluation profile (`export --balance per-question`): per split, template and question
-    of the current items (yes/no: template and arguments; multiple choice: template and set of options), every
+    of the current items (yes/no: template and arguments; multiple choice: template and set of options; a choice
+    between two findings the question names: template and pair, the answer its present finding's id), every
     answer kept as often as the rarest (even shares), the items with the lowest sample_u, i.e. those below a
     threshold per answer; a question keeps the stored thresholds (`current_qa_eval_balance`) while its kept
     answers stay within ``tolerance`` of an even split (or each within one item of its quota), so an edit to a
@@ -86,7 +87,9 @@ def eval_thresholds(store: Store, tolerance: float, min_grade: int | None = None
             "SELECT template_id, template_version, split, question, any_value(options), "
             "list(answer ORDER BY answer), list(u ORDER BY answer) FROM ("
             "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, "
-            "any_value(CASE WHEN i.polarity IS NOT NULL THEN ['no', 'yes'] ELSE list_sort(i.options) END) AS options, "
+            "any_value(CASE WHEN i.polarity IS NOT NULL THEN ['no', 'yes'] "
+            "WHEN i.answer_format <> 'multiple_choice' AND json_exists(i.arguments, '$.finding_b') "
+            "THEN list_sort(i.findings) ELSE list_sort(i.options) END) AS options, "
             "list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k JOIN ("
             f"SELECT i.* FROM current_qa_items i{graded}) i USING (item_id) WHERE k.question IS NOT NULL "
             "GROUP BY ALL) GROUP BY ALL ORDER BY ALL", [] if min_grade is None else [min_grade]):

@@ -826,7 +826,8 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
     if _taken_for_stated(ask.study, b if present == a else a):
         return None
     evidence = tuple(i for f in (a, b) if f in ask.study.facts for i in ask.study.facts[f].evidence)
-    return Answer(finding_name(present), evidence=evidence, findings=(a, b))
+    # the present one first: the evaluation profile balances each pair on it (migration 0020)
+    return Answer(finding_name(present), evidence=evidence, findings=(present, b if present == a else a))
 
 
 # -- region level --------------------------------------------------------------------------
@@ -897,9 +898,13 @@ def _read_elsewhere_maybe(study: StudyView, region: str) -> bool:
 
 
 def _region_tags(study: StudyView, *regions: str) -> dict[str, tuple]:
-    facts = [f for r in regions for f in study.facts_in_region(r) if f.abnormal and f.presence == "present"]
-    return {"evidence": tuple(dict.fromkeys(i for f in facts for i in f.evidence)),
-            "findings": tuple(dict.fromkeys(f.finding for f in facts)), "regions": regions}
+    """The findings present in the regions and the sentences that place them there (not a sentence placing the same
+    finding elsewhere: round AM cited a right midlung opacity for the left lung)."""
+    placed = [(r, f) for r in regions for f in study.facts_in_region(r) if f.abnormal and f.presence == "present"]
+    evidence = [i for r, f in placed for i in (
+        [i for at, ids in f.evidence_at.items() if at in region_subtree(r) for i in ids] or f.evidence)]
+    return {"evidence": tuple(dict.fromkeys(evidence)),
+            "findings": tuple(dict.fromkeys(f.finding for _, f in placed)), "regions": regions}
 
 
 @program("region_abnormal", ("region",), YES_NO,

@@ -59,6 +59,7 @@ class Fact:
     severity: str | None = None
     change: str | None = None
     evidence: list[int] = field(default_factory=list)   # sentence ids
+    evidence_at: dict[str, list[int]] = field(default_factory=dict)   # per region: the sentences placing it there
 
     @property
     def abnormal(self) -> bool:
@@ -370,8 +371,11 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
         if not sites.allows(fact.finding, region):
             if region not in fact.misplaced:
                 fact.misplaced.append(region)
-        elif region not in fact.regions:
-            fact.regions.append(region)
+        else:
+            if region not in fact.regions:
+                fact.regions.append(region)
+            at = fact.evidence_at.setdefault(region, [])
+            at.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in at)
     if placed and sites.sided(fact.finding) and o["laterality"] and o["laterality"] not in fact.lateralities:
         fact.lateralities.append(o["laterality"])
     if o["severity"] and fact.severity is not None and o["severity"] != fact.severity:

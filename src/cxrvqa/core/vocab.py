@@ -111,6 +111,8 @@ class Sites:
     blurred_by: dict[str, tuple[frozenset[str], str]]   # finding -> (present findings, region) that make its
                                                           # absence ambiguous and do not imply it present
     overlapping: dict[str, frozenset[str]]      # finding -> the findings readers take for it (not itself)
+    apart: frozenset[str]                       # regions on the film readers do not take for part of a region
+                                                # containing them (the abdomen, for "the chest")
     content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
@@ -190,9 +192,12 @@ def finding_sites() -> Sites:
                             if f == top or top in ancestors("findings", f))
         blurred[finding] = (members, entry["region"])
     overlapping = _overlapping(file, data.get("overlapping", ()))
+    apart = frozenset(data.get("apart", ()))
+    if apart - set(vocab.regions):
+        raise ResourceError(file, f"apart: not in the vocabulary: {sorted(apart - set(vocab.regions))}")
     return Sites(regions, by_side, data["category_regions"], data["category_roots"],
                  tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
-                 blurs, placed_only, blurred, overlapping, digest)
+                 blurs, placed_only, blurred, overlapping, apart, digest)
 
 
 def _overlapping(file: str, sets: list[list[str]]) -> dict[str, frozenset[str]]:

@@ -952,6 +952,9 @@ def list_region_findings(ask: Ask) -> Answer | None:
     if not ask.study.read_all or _elsewhere_maybe(ask.study, ask.args["region"]) \
             or _blurred(ask.study, ask.args["region"]) or any(f.presence == "uncertain" for f in facts):
         return None
+    apart = {r for a in finding_sites().apart if ask.args["region"] not in region_subtree(a) for r in region_subtree(a)}
+    if any(f.presence == "present" and apart.intersection(f.over + f.regions) for f in facts):
+        return None   # "surgical clips in the right upper quadrant" are no finding in the chest (rounds AJ, AN)
     present = sorted((f for f in facts if f.presence == "present"), key=lambda f: f.finding)
     if not present:
         return None

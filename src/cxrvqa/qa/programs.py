@@ -404,8 +404,9 @@ def list_abnormal(ask: Ask) -> Answer | None:
     if state is None or not ask.study.read_all:   # a list is only complete when the whole report was read
         return None
     leaves = sorted(ask.study.leaf_present(), key=lambda f: f.finding)
-    hedged = sorted((f for f in ask.study.facts.values() if f.abnormal and f.presence == "uncertain"),
-                    key=lambda f: f.finding)
+    hedged = sorted((f for f in ask.study.facts.values() if f.abnormal and f.presence == "uncertain"
+                     and f.certainty != "borderline"),   # "silhouette at the upper limit of normal" is no "possible
+                    key=lambda f: f.finding)               # cardiomegaly" (round AO)
     if not leaves:
         text = "no definite abnormality" if hedged else "no abnormality"
     else:   # after "The chest X-ray shows": "a hiatal hernia", not "hiatal hernia"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -105,6 +106,13 @@ def test_an_edit_to_a_few_reports_changes_the_profile_of_other_studies_only_wher
     # ... where the rank rule flipped half as many again (the edit adds a 'yes' to three rare findings' questions
     # in 12 studies: most of those questions leave their tolerance)
     assert len(rank_flipped) == 215
+    # a choice between two findings the question names is balanced per split and pair (migration 0020)
+    pairs: dict[tuple[str, tuple[str, ...]], Counter[str]] = defaultdict(Counter)
+    for line in (tmp_path / "after.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        if item["template_id"] == "which_of_two_findings":
+            pairs[(item["split"], tuple(sorted(item["findings"])))][item["findings"][0]] += 1
+    assert pairs and all(len(c) == 2 and len(set(c.values())) == 1 for c in pairs.values())
     # a fresh build of the first input selects the first profile again (deterministic) ...
     _reports(source, tmp_path / "first.csv", set())
     fresh, _ = _build_and_export(tmp_path / "first.csv", tmp_path / "fresh", tmp_path / "fresh.jsonl")

@@ -163,10 +163,18 @@ def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question_and_split
     lines = read_lines(dest)
     sides = _yes_no_sides(lines)
     assert sides and all(no == yes for no, yes in sides.values())
-    open_items = sum(1 for item in expected_items(demo).values()
-                     if item["polarity"] is None and item["answer_format"] != "multiple_choice")
-    assert sum(1 for line in lines if line["polarity"] is None and line["answer_format"] != "multiple_choice") \
-        == open_items
+    open_items = sum(1 for item in expected_items(demo).values() if _open(item))
+    assert sum(1 for line in lines if _open(line)) == open_items
+    # a choice between two findings the question names: each finding of a pair the answer equally often
+    chosen: dict[tuple[str, str, tuple[str, ...]], Counter[str]] = {}
+    for line in lines:
+        if _two_findings(line):
+            chosen.setdefault((line["template_id"], line["split"], tuple(sorted(line["findings"]))),
+                              Counter())[line["findings"][0]] += 1
+    assert all(set(c) == set(pair) and len(set(c.values())) == 1 for (_, _, pair), c in chosen.items())
+    # (the demo's pairs are lopsided: none has each finding as the answer in one split, so none is kept)
+    assert sum(map(_two_findings, expected_items(demo).values())) > sum(map(sum, (c.values() for c in
+                                                                                   chosen.values())))
     # each option of a multiple-choice question (template and set of options) the answer equally often
     answers: dict[tuple[str, str, tuple[str, ...]], Counter[str]] = {}
     for line in lines:
@@ -181,6 +189,17 @@ def test_the_per_question_profile_keeps_as_many_yes_as_no_per_question_and_split
     bad = runner.invoke(app, ["export", "--out", str(demo), "--format", "jsonl", "--dest", str(dest),
                               "--balance", "nope"])
     assert bad.exit_code != 0 and "unknown --balance 'nope'" in bad.output
+
+
+def _two_findings(item: dict[str, Any]) -> bool:
+    """A short-answer choice between two findings the question names (which_of_two_findings)."""
+    return item["polarity"] is None and item["answer_format"] != "multiple_choice" \
+        and "finding_b" in str(item["arguments"])
+
+
+def _open(item: dict[str, Any]) -> bool:
+    """An item the profile keeps as it is: no yes/no, multiple choice or choice between two findings."""
+    return item["polarity"] is None and item["answer_format"] != "multiple_choice" and not _two_findings(item)
 
 
 def _yes_no_sides(lines: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[int]]:
@@ -210,8 +229,8 @@ def test_a_grade_filter_keeps_the_per_question_profile_balanced(demo: Path, tmp_
     assert {line["grade"] for line in lines} == {"A++"}
     lopsided = [q for q, (no, yes) in _yes_no_sides(filtered_after).items() if not _even(no, yes)]
     sides = _yes_no_sides(lines)
-    assert (len(filtered_after), len(lopsided)) == (72, 6)     # 6 of its yes/no questions lopsided
-    assert (len(lines), len(sides), sum(sum(s) for s in sides.values())) == (65, 8, 22)   # 22 yes/no items, 8 questions
+    assert (len(filtered_after), len(lopsided)) == (57, 6)     # 6 of its yes/no questions lopsided
+    assert (len(lines), len(sides), sum(sum(s) for s in sides.values())) == (50, 8, 22)   # 22 yes/no items, 8 questions
     assert all(_even(no, yes) for no, yes in sides.values())
     card = graded.with_name("graded.jsonl.card.md").read_text(encoding="utf-8")
     assert "With `--min-grade A++` the profile is balanced over the items graded A++ or better" in card

@@ -86,10 +86,7 @@ def eval_thresholds(store: Store, tolerance: float, min_grade: int | None = None
     for template_id, version, split, question, options, answered, u_lists in store.query(
             "SELECT template_id, template_version, split, question, any_value(options), "
             "list(answer ORDER BY answer), list(u ORDER BY answer) FROM ("
-            "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, "
-            "any_value(CASE WHEN i.polarity IS NOT NULL THEN ['no', 'yes'] "
-            "WHEN i.answer_format <> 'multiple_choice' AND json_exists(i.arguments, '$.finding_b') "
-            "THEN list_sort(i.findings) ELSE list_sort(i.options) END) AS options, "
+            "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, any_value(k.options) AS options, "
             "list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k JOIN ("
             f"SELECT i.* FROM current_qa_items i{graded}) i USING (item_id) WHERE k.question IS NOT NULL "
             "GROUP BY ALL) GROUP BY ALL ORDER BY ALL", [] if min_grade is None else [min_grade]):

@@ -813,6 +813,7 @@ def clear_sentence_memo() -> None:
     _statements_in.cache_clear()
     _heading.cache_clear()
     _anaphoric_attribution.cache_clear()
+    _anaphoric_reading.cache_clear()
     _names_prior.cache_clear()
 
 
@@ -863,15 +864,33 @@ def _heading(text: str) -> str | None:
     return None
 
 
+def _anaphoric_opening(text: str) -> tuple[str, str] | None:
+    """(the sentence on one line in lower case, its first word) when that word speaks of the sentence before
+    ("This may be artifact."); None otherwise."""
+    lowered = _one_line(text.lower()).lstrip()
+    first = lowered.split(" ", 1)[0]
+    return (lowered, first) if first in ANAPHORS else None
+
+
 @lru_cache(maxsize=_MEMO_SIZE)
 def _anaphoric_attribution(text: str) -> bool | None:
     """For a sentence that puts the findings of the sentence before down to an artifact ("This may be
     artifact."): whether that is hedged; None for any other sentence."""
-    lowered = _one_line(text.lower())
-    if lowered.strip().split(" ", 1)[0] not in ANAPHORS:
+    opening = _anaphoric_opening(text)
+    if opening is None:
         return None
-    attribution = rules().artifact_attributions.search(lowered)
-    return None if attribution is None else _hedged_attribution(lowered, attribution)
+    attribution = rules().artifact_attributions.search(opening[0])
+    return None if attribution is None else _hedged_attribution(opening[0], attribution)
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _anaphoric_reading(text: str) -> bool:
+    """Whether a sentence opens with an anaphor and a reading link ("This may represent ...")."""
+    opening = _anaphoric_opening(text)
+    if opening is None:
+        return False
+    lowered, first = opening
+    return rules().read_as_other[1].match(lowered, len(first)) is not None
 
 
 def _read_as_other_before(text: str, found: list[Observation], observations: list[Observation],
@@ -880,11 +899,9 @@ def _read_as_other_before(text: str, found: list[Observation], observations: lis
     another category ("Calcific density ... projecting over right upper lung. This may represent residua of a
     healed rib fracture, possibly an osteocartilaginous lesion, or conceivably a granuloma.": no lung finding for
     certain; round AL): marked `read_as_other`, as within a sentence (`_read_as_other`)."""
-    lowered = _one_line(text.lower()).lstrip()
-    first = lowered.split(" ", 1)[0]
-    opacities, link = rules().read_as_other
-    if first not in ANAPHORS or not found or found[0].finding is None or link.match(lowered, len(first)) is None:
+    if not found or found[0].finding is None or not _anaphoric_reading(text):
         return
+    opacities = rules().read_as_other[0]
     findings = vocabulary().findings
     other = findings[found[0].finding]["category"]
     for k in previous:

@@ -359,7 +359,7 @@ def _abnormal_state(study: StudyView) -> bool | None:
     study with sternotomy wires is neither normal nor abnormal) or borderline findings ("the cardiac silhouette
     is borderline enlarged" and nothing else: round AF)."""
     stated = [f for f in study.facts.values() if f.abnormal]
-    if any(f.presence == "present" or f.presence == "uncertain" and f.certainty != "borderline" for f in stated):
+    if any(f.presence == "present" or f.hedged for f in stated):
         return True
     undecided = any(f.presence != "absent" for f in study.facts.values() if f.category == "device" or f.abnormal)
     if undecided or not study.read_all or not all(study.is_normal_region(r)   # "no acute disease" is not "normal"
@@ -371,8 +371,8 @@ def _abnormal_state(study: StudyView) -> bool | None:
 def _abnormal_evidence(study: StudyView) -> tuple[int, ...]:
     """The sentences of what is abnormal: not of a borderline finding ("heart size at the upper limits of normal"
     is no reason the study is not normal: round AH)."""
-    return tuple(dict.fromkeys(i for f in study.facts.values() if f.abnormal and f.presence != "absent"
-                               and f.certainty != "borderline" for i in f.evidence))
+    return tuple(dict.fromkeys(i for f in study.facts.values() if f.abnormal and (f.presence == "present" or f.hedged)
+                               for i in f.evidence))
 
 
 @program("is_abnormal", ("none",), YES_NO,
@@ -404,9 +404,8 @@ def list_abnormal(ask: Ask) -> Answer | None:
     if state is None or not ask.study.read_all:   # a list is only complete when the whole report was read
         return None
     leaves = sorted(ask.study.leaf_present(), key=lambda f: f.finding)
-    hedged = sorted((f for f in ask.study.facts.values() if f.abnormal and f.presence == "uncertain"
-                     and f.certainty != "borderline"),   # "silhouette at the upper limit of normal" is no "possible
-                    key=lambda f: f.finding)               # cardiomegaly" (round AO)
+    hedged = sorted((f for f in ask.study.facts.values() if f.abnormal and f.hedged),   # not a borderline one
+                    key=lambda f: f.finding)                                             # (round AO)
     if not leaves:
         text = "no definite abnormality" if hedged else "no abnormality"
     else:   # after "The chest X-ray shows": "a hiatal hernia", not "hiatal hernia"
@@ -455,8 +454,7 @@ def describe_study(ask: Ask) -> Answer | None:
     ids = tuple(sorted(ids | {i - 1 for i in ids if i - 1 in ask.study.sentences
                               and _ANAPHOR.match(ask.study.sentences[i])}))
     leaves = [f for f in ask.study.leaf_present(abnormal_only=False) if f.category != "normal"]   # devices too
-    if not leaves and any(f.abnormal and f.presence == "uncertain" and f.certainty != "borderline"
-                          for f in ask.study.facts.values()):
+    if not leaves and any(f.abnormal and f.hedged for f in ask.study.facts.values()):
         return None   # "calcified ... lymph XXXX which suggest prior histoplasmosis exposure": no "no abnormality"
     text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
@@ -823,12 +821,12 @@ def which_of_two_findings(ask: Ask) -> Answer | None:
     pa, pb = ask.study.presence(a, ask.closed_world), ask.study.presence(b, ask.closed_world)
     if {pa, pb} != {"present", "absent"}:
         return None
-    present = a if pa == "present" else b
-    if _taken_for_stated(ask.study, b if present == a else a):
+    present, absent = (a, b) if pa == "present" else (b, a)
+    if _taken_for_stated(ask.study, absent):
         return None
     evidence = tuple(i for f in (a, b) if f in ask.study.facts for i in ask.study.facts[f].evidence)
     # the present one first: the evaluation profile balances each pair on it (migration 0020)
-    return Answer(finding_name(present), evidence=evidence, findings=(present, b if present == a else a))
+    return Answer(finding_name(present), evidence=evidence, findings=(present, absent))
 
 
 # -- region level --------------------------------------------------------------------------

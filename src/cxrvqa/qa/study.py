@@ -66,6 +66,12 @@ class Fact:
         return self.category not in NOT_ABNORMAL
 
     @property
+    def hedged(self) -> bool:
+        """Uncertain, and not only graded borderline ("heart size at the upper limits of normal" is no possible
+        cardiomegaly, nor a reason the study is not normal)."""
+        return self.presence == "uncertain" and self.certainty != "borderline"
+
+    @property
     def places(self) -> list[str] | frozenset[str]:
         """Its regions, or the one region where a finding of its kind always is when the report places it
         nowhere (cardiomegaly: the heart)."""

@@ -94,6 +94,25 @@ def test_second_reading(sentence: str, template_id: str, question: str, answer: 
     assert verdict("second_reading", it, context([sentence])) == expected
 
 
+@pytest.mark.parametrize(("sentences", "findings", "expected"), [
+    # only hedged in the evidence and nowhere stated: no abnormality a reader states
+    (["Possible subtle increased opacity in right apex versus technique.", "Heart size is normal."], [],
+     "second_reading_only_hedged"),
+    (["Borderline cardiomegaly.", "Lungs are clear."], ["cardiomegaly"], "second_reading_only_hedged"),
+    # hedged in the evidence, stated elsewhere in the report
+    (["Borderline cardiomegaly.", "The heart is enlarged."], ["cardiomegaly"], None),
+    # a stated finding beside a hedged one
+    (["Possible right apical opacity. Small left pleural effusion."], [], None),
+    (["Small left pleural effusion."], ["pleural_effusion"], None),
+])
+def test_an_abnormality_needs_a_stated_finding(sentences: list[str], findings: list[str],
+                                               expected: str | None) -> None:
+    it = item("study_is_abnormal", "Is this chest X-ray abnormal?", "yes", polarity=True, findings=findings,
+              evidence=[0])
+    it["findings"] = findings
+    assert verdict("second_reading", it, context(sentences)) == expected
+
+
 def test_second_reading_reads_distractors_in_the_whole_report() -> None:
     ctx = context(["Heart size is normal.", "No pleural effusion.", "Possible small nodule in the right apex."])
     it = item("finding_absent_choice", "Which of the following findings is NOT present?", "pleural effusion",

@@ -651,6 +651,8 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim,
         else:
             findings = _claimed_findings(item, source)
             claim = Claim(kind, tuple(dict.fromkeys(findings)), source=source) if findings else None
+            if claim is None and kind == "some_present" and source == "tagged":
+                claim = Claim(kind, source="untagged")   # an abnormality without a finding: read from the evidence
         if claim is not None:
             out.append(claim)
     return tuple(out)
@@ -840,7 +842,7 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
     evidence = _evidence(item, context)
     for claim in claims_of(item, context):
         if claim.kind == "some_present":
-            verdict = _some_present_verdict(claim, evidence or _report(context))
+            verdict = _some_present_verdict(claim, evidence or _report(context), _report(context))
         elif claim.kind in ("present", "possible", "absent", "uncertain", "certain"):
             sentences = _report(context) if claim.source == "other_options" or not evidence else evidence
             verdict = _claim_reading_verdict(claim, sentences)
@@ -851,15 +853,29 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
     return OK
 
 
-def _some_present_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
-    """An abnormality claimed present: one of its findings read present or uncertain, or a finding above one
-    of them ("calcified left lower lobe granuloma" read as a granuloma still is an abnormality)."""
+def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tuple[str, ...]) -> Verdict:
+    """An abnormality claimed present: one of its findings read present, or a finding above one of them
+    ("calcified left lower lobe granuloma" read as a granuloma still is an abnormality), in the evidence or
+    else anywhere in the report; one only hedged, differential or borderline everywhere is no abnormality
+    a reader states ("Possible subtle increased opacity in right apex versus technique")."""
+    if not claim.findings:   # untagged: whatever the evidence names
+        statuses = {m.status for _, m in _mentions(sentences)}
+        if "affirmed" in statuses or not statuses & set(CERTAINTIES):
+            return OK
+        return fail("second_reading_only_hedged", f"the answer has an abnormality present; the evidence "
+                                                  f"{_quote(' '.join(sentences))} names none but hedged ones")
     reads = {f: reading(f, sentences)[0] for f in claim.findings}
-    if not sentences or any(r in ("present", *CERTAINTIES) for r in reads.values()):
+    if not sentences or "present" in reads.values():
         return OK
-    if any(reading(a, sentences)[0] in ("present", *CERTAINTIES) for f in claim.findings
-           for a in ancestors("findings", f)):
+    above = {a for f in claim.findings for a in ancestors("findings", f)}
+    if any(reading(a, sentences)[0] == "present" for a in above):
         return OK
+    if any(r in CERTAINTIES for r in reads.values()) or any(reading(a, sentences)[0] in CERTAINTIES for a in above):
+        if any(reading(f, report)[0] == "present" for f in (*claim.findings, *above)):
+            return OK
+        named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
+        return fail("second_reading_only_hedged", f"the answer has an abnormality present; the report "
+                                                  f"{_quote(' '.join(sentences))} reads {named}, none stated")
     named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
     reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
         else "second_reading_not_found"

@@ -30,6 +30,7 @@ demo: $(STAMP)
 	@echo "Parquet (>= B):   $(DEMO_OUT)/export/parquet"
 
 test: $(STAMP)
+	$(BIN)/ruff format --check src flows tests bench
 	$(BIN)/ruff check src flows tests bench
 	$(BIN)/python -m pytest
 

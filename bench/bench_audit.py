@@ -58,8 +58,24 @@ def build_iu(out: Path) -> None:
         sys.exit("give --out DIR (a build) or set CXRVQA_DATA_DIR to build the IU dev reports")
     reports = Path(data) / "reports" / "iu_dev_reports.csv"
     print(f"building {reports} into {out} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "cxrvqa.cli", "build", "--reports", str(reports), "--report-format", "iu",
-                    "--out", str(out), "--workers", "2"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cxrvqa.cli",
+            "build",
+            "--reports",
+            str(reports),
+            "--report-format",
+            "iu",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> int:
@@ -80,8 +96,12 @@ def main() -> int:
             results = store.query("SELECT count(*) FROM validation_results")[0][0]
             runs = [r for (r,) in store.query("SELECT run_id FROM runs ORDER BY started_at")]
             print(f"build {out}: {items} current items, {results} validation rows, {len(runs)} run(s)")
-            baseline = best_of(args.repeats, lambda: store.query(
-                "SELECT validator, status, reason, count(*) FROM current_validation_results GROUP BY ALL"))
+            baseline = best_of(
+                args.repeats,
+                lambda: store.query(
+                    "SELECT validator, status, reason, count(*) FROM current_validation_results GROUP BY ALL"
+                ),
+            )
             timings = {"summarise": best_of(args.repeats, lambda: summarise(store, limit=10))}
             if len(runs) > 1:
                 timings["as of run 1"] = best_of(args.repeats, lambda: summarise(store, run_id=runs[0], limit=10))
@@ -98,8 +118,10 @@ def main() -> int:
         print(f"{name:>12}: {seconds:.2f} s  ({seconds / baseline:.1f}x baseline)")
     print(f"peak RSS: {peak:.0f} MiB")
     missed = timings["summarise"] > TARGET_SECONDS or timings["summarise"] / baseline > TARGET_RATIO
-    print(f"target (summarise <= {TARGET_SECONDS:.0f} s and <= {TARGET_RATIO:.0f}x baseline): "
-          f"{'MISSED' if missed else 'met'}")
+    print(
+        f"target (summarise <= {TARGET_SECONDS:.0f} s and <= {TARGET_RATIO:.0f}x baseline): "
+        f"{'MISSED' if missed else 'met'}"
+    )
     return 1 if missed and args.check else 0
 
 

@@ -68,9 +68,18 @@ def iu_build(folder: Path) -> Path:
     if not data:
         sys.exit("give --out DIR (a build) or set CXRVQA_DATA_DIR to build the IU dev reports")
     out = folder / "iu"
-    command = [str(Path(sys.executable).parent / "cxrvqa"), "build", "--reports",
-               str(Path(data) / "reports" / "iu_dev_reports.csv"), "--report-format", "iu", "--out", str(out),
-               "--workers", "2"]
+    command = [
+        str(Path(sys.executable).parent / "cxrvqa"),
+        "build",
+        "--reports",
+        str(Path(data) / "reports" / "iu_dev_reports.csv"),
+        "--report-format",
+        "iu",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
     print("building the IU dev build:", " ".join(command), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return out
@@ -83,8 +92,9 @@ def open_store(out: Path) -> Store:
 
 def peak_rss_of(out: Path, path: str) -> float:
     """Peak RSS (MiB) of a fresh process that runs only one jsonl export (``ours`` or ``naive``)."""
-    result = subprocess.run([sys.executable, __file__, "--out", str(out), "--measure", path],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--out", str(out), "--measure", path], capture_output=True, text=True
+    )
     if result.returncode:
         sys.exit(f"the {path} export failed:\n{result.stderr}")
     return float(result.stdout.split()[-1])
@@ -127,15 +137,19 @@ def main() -> None:
             started = time.perf_counter()
             naive_items = naive_jsonl(store, folder / "naive.jsonl")
             naive = time.perf_counter() - started
-        with open(folder / "items.jsonl", encoding="utf-8") as ours_file, \
-                open(folder / "naive.jsonl", encoding="utf-8") as naive_file:
+        with (
+            open(folder / "items.jsonl", encoding="utf-8") as ours_file,
+            open(folder / "naive.jsonl", encoding="utf-8") as naive_file,
+        ):
             same = all(json.loads(a) == json.loads(b) for a, b in zip(ours_file, naive_file, strict=True))
     print(f"build {out}: {naive_items} current items")
     print(f"{'format':<8} {'items':>9} {'seconds':>8} {'items/s':>10}")
     for name, (seconds, items) in best.items():
         print(f"{name:<8} {items:>9} {seconds:>8.2f} {items / seconds:>10,.0f}")
-    print(f"{'naive':<8} {naive_items:>9} {naive:>8.2f} {naive_items / naive:>10,.0f}   "
-          "(fetchall + json.dumps per row, jsonl)")
+    print(
+        f"{'naive':<8} {naive_items:>9} {naive:>8.2f} {naive_items / naive:>10,.0f}   "
+        "(fetchall + json.dumps per row, jsonl)"
+    )
     print(f"jsonl ours/naive speed: {naive / best['jsonl'][0]:.1f}x; same items in the same order: {same}")
     print(f"peak RSS of a jsonl export alone: ours {ours_rss:.0f} MiB, naive {naive_rss:.0f} MiB")
 

@@ -78,13 +78,16 @@ from PIL import Image
 
 SYNTH_ROWS, SYNTH_COLS = 3000, 2500
 JPEG2000_SYNTAXES = {
-    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
 }
 NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 TARGET_SPEEDUP_ALL = 4.0
 TARGET_SPEEDUP_J2K = 5.0
-TARGET_MEAN_DIFF = 2.0      # in 1/255 units
+TARGET_MEAN_DIFF = 2.0  # in 1/255 units
 TARGET_MEMORY_MIB = 1024.0
 TARGET_SPEEDUP_RASTER = {"jpeg": 3.0, "png": 1.5, "png16": 1.5}
 
@@ -115,16 +118,17 @@ def phantom(rows: int, cols: int, seed: int) -> np.ndarray:
         r = np.sqrt(((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2)
         return 1.0 / (1.0 + np.exp((r - 1.0) / edge))
 
-    img = 0.08 + 0.05 * y                                   # air with a slight heel-effect gradient
-    img = img + 0.55 * soft_ellipse(0.55, 0.5 + jitter[0], 0.55, 0.47, 0.03)   # soft tissue
-    lungs = (soft_ellipse(0.42, 0.30 + jitter[1], 0.30, 0.15, 0.06)
-             + soft_ellipse(0.42, 0.70 + jitter[2], 0.30, 0.15, 0.06))
+    img = 0.08 + 0.05 * y  # air with a slight heel-effect gradient
+    img = img + 0.55 * soft_ellipse(0.55, 0.5 + jitter[0], 0.55, 0.47, 0.03)  # soft tissue
+    lungs = soft_ellipse(0.42, 0.30 + jitter[1], 0.30, 0.15, 0.06) + soft_ellipse(
+        0.42, 0.70 + jitter[2], 0.30, 0.15, 0.06
+    )
     ribs = 0.5 + 0.5 * np.sin(2 * np.pi * (y * 11.0 + 2.5 * (x - 0.5) ** 2))
-    img = img - lungs * (0.32 - 0.07 * ribs ** 3)           # dark lungs, brighter rib bands
-    img = img + 0.18 * np.exp(-(((x - 0.5 - jitter[3]) / 0.045) ** 2)) * (y > 0.1)   # spine
-    img = img + 0.22 * soft_ellipse(0.62, 0.56, 0.14, 0.14, 0.08)                    # heart
-    img = img + 0.15 / (1.0 + np.exp(-(y - 0.80 - 0.05 * np.cos(6 * x)) / 0.01))     # diaphragm
-    img = img + rng.standard_normal((rows, cols), dtype=np.float32) * 0.012         # quantum noise
+    img = img - lungs * (0.32 - 0.07 * ribs**3)  # dark lungs, brighter rib bands
+    img = img + 0.18 * np.exp(-(((x - 0.5 - jitter[3]) / 0.045) ** 2)) * (y > 0.1)  # spine
+    img = img + 0.22 * soft_ellipse(0.62, 0.56, 0.14, 0.14, 0.08)  # heart
+    img = img + 0.15 / (1.0 + np.exp(-(y - 0.80 - 0.05 * np.cos(6 * x)) / 0.01))  # diaphragm
+    img = img + rng.standard_normal((rows, cols), dtype=np.float32) * 0.012  # quantum noise
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
@@ -137,7 +141,7 @@ def write_synthetic(task: tuple[str, str, bool, str, int, bool, int]) -> str:
     top = (1 << bits_stored) - 1
     values = phantom(SYNTH_ROWS, SYNTH_COLS, seed) * (0.85 * top) + 0.05 * top
     if photometric == "MONOCHROME1":
-        values = top - values                                 # high stored value = dark
+        values = top - values  # high stored value = dark
     arr = np.rint(values).astype(np.uint16)
 
     ds = Dataset()
@@ -175,7 +179,8 @@ def write_raster(task: tuple[str, str, int]) -> str:
         Image.fromarray(np.rint(values * 4095).astype(np.uint16)).save(path, format="PNG")
     else:
         Image.fromarray(np.rint(values * 255).astype(np.uint8)).save(
-            path, **({"format": "JPEG", "quality": 95} if kind == "jpeg" else {"format": "PNG"}))
+            path, **({"format": "JPEG", "quality": 95} if kind == "jpeg" else {"format": "PNG"})
+        )
     return path
 
 
@@ -202,9 +207,9 @@ def naive_raster(task: NaiveTask) -> tuple[str | None, float]:
 class NaiveTask:
     path: str
     out_png: str
-    size: tuple[int, int]                 # (width, height), the same as ours
+    size: tuple[int, int]  # (width, height), the same as ours
     percentile_window: tuple[float, float]
-    ignore_header_window: bool = False    # fidelity reference only: our fallback for unusable windows
+    ignore_header_window: bool = False  # fidelity reference only: our fallback for unusable windows
 
 
 def naive_render(task: NaiveTask) -> tuple[str | None, float]:
@@ -312,8 +317,10 @@ def main() -> int:
 
     data_dir = os.environ.get("CXRVQA_DATA_DIR")
     if not data_dir:
-        fail("set CXRVQA_DATA_DIR to the data folder (the one holding dicom/cxr), "
-             "e.g. CXRVQA_DATA_DIR=../shared/data .venv/bin/python bench/bench_images.py")
+        fail(
+            "set CXRVQA_DATA_DIR to the data folder (the one holding dicom/cxr), "
+            "e.g. CXRVQA_DATA_DIR=../shared/data .venv/bin/python bench/bench_images.py"
+        )
     cxr_dir = Path(data_dir) / "dicom" / "cxr"
     if not cxr_dir.is_dir():
         fail(f"{cxr_dir} is not a folder (CXRVQA_DATA_DIR={data_dir!r} must hold dicom/cxr)")
@@ -331,9 +338,13 @@ def main() -> int:
     workers = args.workers
     imaging = ImagingConfig()
     settings = RenderSettings(
-        scale=imaging.scale, longest_side=imaging.longest_side, png_compress_level=imaging.png_compress_level,
-        max_pixels=imaging.max_pixels, percentile_window=tuple(imaging.percentile_window),
-        accept_empty_body_part=imaging.accept_empty_body_part, pseudonym_key=b"bench-key",
+        scale=imaging.scale,
+        longest_side=imaging.longest_side,
+        png_compress_level=imaging.png_compress_level,
+        max_pixels=imaging.max_pixels,
+        percentile_window=tuple(imaging.percentile_window),
+        accept_empty_body_part=imaging.accept_empty_body_part,
+        pseudonym_key=b"bench-key",
         recipe_version="bench0000000000000000",
     )
     load = os.getloadavg()[0]
@@ -344,8 +355,10 @@ def main() -> int:
         started = time.perf_counter()
         synth_dir = tmp / "synthetic"
         synth_dir.mkdir()
-        tasks = [(str(synth_dir / f"{name}.dcm"), name, j2k, photometric, bits, window, seed)
-                 for seed, (name, j2k, photometric, bits, window) in enumerate(SYNTH_VARIANTS)]
+        tasks = [
+            (str(synth_dir / f"{name}.dcm"), name, j2k, photometric, bits, window, seed)
+            for seed, (name, j2k, photometric, bits, window) in enumerate(SYNTH_VARIANTS)
+        ]
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             synth_files = list(pool.map(write_synthetic, tasks))
         synth_seconds = time.perf_counter() - started
@@ -355,19 +368,33 @@ def main() -> int:
         for path in real_files + synth_files:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
             meta = getattr(ds, "file_meta", None)
-            items.append(Item(path, Path(path).name, str(getattr(meta, "TransferSyntaxUID", "") or ""),
-                              sha256_file(path), int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)))
+            items.append(
+                Item(
+                    path,
+                    Path(path).name,
+                    str(getattr(meta, "TransferSyntaxUID", "") or ""),
+                    sha256_file(path),
+                    int(ds.get("Rows", 0) or 0),
+                    int(ds.get("Columns", 0) or 0),
+                )
+            )
         hash_seconds = time.perf_counter() - started
         total_mb = sum(os.path.getsize(i.path) for i in items) / 1e6
 
-        print(f"cxrvqa image bench: {len(items)} files ({len(real_files)} from {cxr_dir}, {len(synth_files)} "
-              f"synthetic {SYNTH_ROWS} rows x {SYNTH_COLS} cols, {total_mb:.0f} MB in all), {workers} workers "
-              f"(forkserver), best of {args.repeats}")
-        print(f"settings: scale {settings.scale}, percentile window {settings.percentile_window}, "
-              f"ours PNG level {settings.png_compress_level} vs naive 6; CPUs {os.cpu_count()}, "
-              f"load average at start {load:.2f}" + ("  [other load: timings may be noisy]" if load > 0.5 else ""))
-        print(f"(synthetic files written in {synth_seconds:.1f}s; header read + sha256 of all inputs "
-              f"{hash_seconds:.2f}s, not in the timings)")
+        print(
+            f"cxrvqa image bench: {len(items)} files ({len(real_files)} from {cxr_dir}, {len(synth_files)} "
+            f"synthetic {SYNTH_ROWS} rows x {SYNTH_COLS} cols, {total_mb:.0f} MB in all), {workers} workers "
+            f"(forkserver), best of {args.repeats}"
+        )
+        print(
+            f"settings: scale {settings.scale}, percentile window {settings.percentile_window}, "
+            f"ours PNG level {settings.png_compress_level} vs naive 6; CPUs {os.cpu_count()}, "
+            f"load average at start {load:.2f}" + ("  [other load: timings may be noisy]" if load > 0.5 else "")
+        )
+        print(
+            f"(synthetic files written in {synth_seconds:.1f}s; header read + sha256 of all inputs "
+            f"{hash_seconds:.2f}s, not in the timings)"
+        )
 
         subsets = {
             "all": items,
@@ -380,9 +407,16 @@ def main() -> int:
 
         def naive_tasks(subset: list[Item], out_dir: Path, ignore_window: bool = False) -> list[NaiveTask]:
             out_dir.mkdir(parents=True, exist_ok=True)
-            return [NaiveTask(i.path, str(out_dir / f"{i.name}.png"),
-                              target_size(i.rows, i.cols, settings.scale, settings.longest_side),
-                              tuple(settings.percentile_window), ignore_window) for i in subset]
+            return [
+                NaiveTask(
+                    i.path,
+                    str(out_dir / f"{i.name}.png"),
+                    target_size(i.rows, i.cols, settings.scale, settings.longest_side),
+                    tuple(settings.percentile_window),
+                    ignore_window,
+                )
+                for i in subset
+            ]
 
         naive_pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         try:
@@ -429,8 +463,11 @@ def main() -> int:
                         shutil.rmtree(out_naive, ignore_errors=True)
 
             # -- fidelity reference for files where ours deliberately ignores an unusable header window
-            unusable = [i for i in items if str(ours_rows.get(i.path, {}).get("window_source", "")).endswith(
-                "header_window_unusable")]
+            unusable = [
+                i
+                for i in items
+                if str(ours_rows.get(i.path, {}).get("window_source", "")).endswith("header_window_unusable")
+            ]
             ref_tasks = naive_tasks(unusable, tmp / "naive-reference", ignore_window=True)
             list(naive_pool.map(naive_render, ref_tasks, chunksize=1))
             reference_pngs = {i.path: t.out_png for i, t in zip(unusable, ref_tasks)}
@@ -444,10 +481,14 @@ def main() -> int:
         # -- throughput
         failures: list[str] = []
         print()
-        print(f"throughput, images/s (wall clock, {workers} workers; best run, slowest run in brackets); "
-              f"load average now {os.getloadavg()[0]:.2f}")
-        print(f"  {'subset':<13}{'n':>3}  {'ours':>16}  {'naive':>16}  {'ours/naive':>10}  {'target':<12}"
-              f"  worker CPU ms/image ours, naive, ratio")
+        print(
+            f"throughput, images/s (wall clock, {workers} workers; best run, slowest run in brackets); "
+            f"load average now {os.getloadavg()[0]:.2f}"
+        )
+        print(
+            f"  {'subset':<13}{'n':>3}  {'ours':>16}  {'naive':>16}  {'ours/naive':>10}  {'target':<12}"
+            f"  worker CPU ms/image ours, naive, ratio"
+        )
         for subset_name, subset in subsets.items():
             if not subset:
                 continue
@@ -462,15 +503,19 @@ def main() -> int:
                 if not ok:
                     failures.append(f"speed-up on {subset_name}")
             ours_c, naive_c = min(cpu[("ours", subset_name)]), min(cpu[("naive", subset_name)])
-            print(f"  {subset_name:<13}{n:>3}  {n / min(ours_t):7.2f} ({n / max(ours_t):6.2f})  "
-                  f"{n / min(naive_t):7.2f} ({n / max(naive_t):6.2f})  {ratio:9.2f}x  {mark:<12}"
-                  f"  {1000 * ours_c / n:7.0f} {1000 * naive_c / n:7.0f} {naive_c / ours_c:6.2f}x")
+            print(
+                f"  {subset_name:<13}{n:>3}  {n / min(ours_t):7.2f} ({n / max(ours_t):6.2f})  "
+                f"{n / min(naive_t):7.2f} ({n / max(naive_t):6.2f})  {ratio:9.2f}x  {mark:<12}"
+                f"  {1000 * ours_c / n:7.0f} {1000 * naive_c / n:7.0f} {naive_c / ours_c:6.2f}x"
+            )
 
         # -- fidelity
         print()
         print("fidelity: |ours - naive| per pixel, in 1/255 units (naive = full-resolution render, LANCZOS-downscaled)")
-        print(f"  {'file':<44}{'kind':<13}{'ours decode':<18}{'ours window':<34}{'size':>9}  "
-              f"{'mean':>5} {'p99':>4} {'max':>4}")
+        print(
+            f"  {'file':<44}{'kind':<13}{'ours decode':<18}{'ours window':<34}{'size':>9}  "
+            f"{'mean':>5} {'p99':>4} {'max':>4}"
+        )
         diffs = []
         for item in items:
             row = ours_rows.get(item.path, {})
@@ -494,13 +539,17 @@ def main() -> int:
                 note = f"  (vs naive with the header window: {header_mean:.1f}; ours falls back to percentile)"
             d = np.abs(ours - naive)
             diffs.append(float(d.mean()))
-            print(f"  {label:<44}{item.kind:<13}{row['decode_method']:<18}{row['window_source']:<34}"
-                  f"{row['png_cols']:>4}x{row['png_rows']:<4}  {d.mean():5.2f} {np.percentile(d, 99):4.0f} "
-                  f"{d.max():4d}{note}")
+            print(
+                f"  {label:<44}{item.kind:<13}{row['decode_method']:<18}{row['window_source']:<34}"
+                f"{row['png_cols']:>4}x{row['png_rows']:<4}  {d.mean():5.2f} {np.percentile(d, 99):4.0f} "
+                f"{d.max():4d}{note}"
+            )
         if diffs:
             ok = float(np.mean(diffs)) <= TARGET_MEAN_DIFF
-            print(f"  mean over {len(diffs)} files {np.mean(diffs):.2f}/255, max over files {max(diffs):.2f}/255; "
-                  f"target mean <= {TARGET_MEAN_DIFF:.0f}/255  {verdict(ok)}")
+            print(
+                f"  mean over {len(diffs)} files {np.mean(diffs):.2f}/255, max over files {max(diffs):.2f}/255; "
+                f"target mean <= {TARGET_MEAN_DIFF:.0f}/255  {verdict(ok)}"
+            )
         else:
             ok = False
             print("  no file could be compared  FAIL")
@@ -514,10 +563,14 @@ def main() -> int:
         if ours_peaks:
             total = main_peak + sum(ours_peaks)
             ok = total < TARGET_MEMORY_MIB
-            print(f"  main process {main_peak:.0f}; ours workers {', '.join(f'{p:.0f}' for p in ours_peaks)}; "
-                  f"naive workers {', '.join(f'{p:.0f}' for p in naive_peaks) or 'n/a'}")
-            print(f"  ours with {workers} workers: main + workers = {total:.0f} MiB; "
-                  f"target < {TARGET_MEMORY_MIB:.0f} MiB  {verdict(ok)}")
+            print(
+                f"  main process {main_peak:.0f}; ours workers {', '.join(f'{p:.0f}' for p in ours_peaks)}; "
+                f"naive workers {', '.join(f'{p:.0f}' for p in naive_peaks) or 'n/a'}"
+            )
+            print(
+                f"  ours with {workers} workers: main + workers = {total:.0f} MiB; "
+                f"target < {TARGET_MEMORY_MIB:.0f} MiB  {verdict(ok)}"
+            )
         else:
             ok = False
             print(f"  main process {main_peak:.0f}; worker peaks unavailable (no /proc or workers == 1)  FAIL")
@@ -528,8 +581,10 @@ def main() -> int:
 
         targets = 4 + len(TARGET_SPEEDUP_RASTER) + 1
         print()
-        print(f"targets: {targets - len(failures)}/{targets} pass"
-              + (f"; failed: {', '.join(failures)}" if failures else ""))
+        print(
+            f"targets: {targets - len(failures)}/{targets} pass"
+            + (f"; failed: {', '.join(failures)}" if failures else "")
+        )
         return 1 if (failures and args.check) else 0
     finally:
         if args.keep:
@@ -547,8 +602,11 @@ def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> l
 
     folder = tmp / "raster"
     folder.mkdir()
-    tasks = [(str(folder / f"{kind}_{n}.{'jpg' if kind == 'jpeg' else 'png'}"), kind, 100 + 100 * k + n)
-             for k, kind in enumerate(TARGET_SPEEDUP_RASTER) for n in range(parallel.MIN_ITEMS_PER_WORKER * workers)]
+    tasks = [
+        (str(folder / f"{kind}_{n}.{'jpg' if kind == 'jpeg' else 'png'}"), kind, 100 + 100 * k + n)
+        for k, kind in enumerate(TARGET_SPEEDUP_RASTER)
+        for n in range(parallel.MIN_ITEMS_PER_WORKER * workers)
+    ]
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         paths = list(pool.map(write_raster, tasks))
     by_kind = {kind: [p for p, (_, k, _) in zip(paths, tasks) if k == kind] for kind in TARGET_SPEEDUP_RASTER}
@@ -571,17 +629,19 @@ def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> l
         peaks[f"after the warm-up ({len(warm)} images)"] = worker_peaks_mib(parallel._pools.get(workers))
         for kind, files in by_kind.items():
             best = {"ours": float("inf"), "naive": float("inf")}
-            cpu = {"ours": float("inf"), "naive": float("inf")}   # worker CPU seconds, summed over the files
+            cpu = {"ours": float("inf"), "naive": float("inf")}  # worker CPU seconds, summed over the files
             for repeat in range(repeats):
                 started = time.perf_counter()
-                results = list(parallel.process_map(ours_render, ours(files, tmp / f"raster-ours-{kind}-{repeat}"),
-                                                    workers))
+                results = list(
+                    parallel.process_map(ours_render, ours(files, tmp / f"raster-ours-{kind}-{repeat}"), workers)
+                )
                 best["ours"] = min(best["ours"], time.perf_counter() - started)
                 cpu["ours"] = min(cpu["ours"], sum(c for _, c in results))
                 rejected = [row for (outcome, row), _ in results if outcome != "image"]
                 started = time.perf_counter()
-                timed = list(naive_pool.map(naive_raster, naive(files, tmp / f"raster-naive-{kind}-{repeat}"),
-                                            chunksize=1))
+                timed = list(
+                    naive_pool.map(naive_raster, naive(files, tmp / f"raster-naive-{kind}-{repeat}"), chunksize=1)
+                )
                 best["naive"] = min(best["naive"], time.perf_counter() - started)
                 cpu["naive"] = min(cpu["naive"], sum(c for _, c in timed))
                 errors = [e for e, _ in timed if e]
@@ -591,8 +651,18 @@ def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> l
                     break
             ratio = best["naive"] / best["ours"]
             target = TARGET_SPEEDUP_RASTER[kind]
-            rows.append((kind, len(files), len(files) / best["ours"], len(files) / best["naive"], ratio, target,
-                         1000 * cpu["ours"] / len(files), 1000 * cpu["naive"] / len(files)))
+            rows.append(
+                (
+                    kind,
+                    len(files),
+                    len(files) / best["ours"],
+                    len(files) / best["naive"],
+                    ratio,
+                    target,
+                    1000 * cpu["ours"] / len(files),
+                    1000 * cpu["naive"] / len(files),
+                )
+            )
             if ratio < target:
                 failures.append(f"{kind} speed")
         peaks[f"after all {len(paths) * repeats + len(warm)} images"] = worker_peaks_mib(parallel._pools.get(workers))
@@ -601,17 +671,26 @@ def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> l
         parallel.shutdown_pools()
 
     print()
-    print(f"JPEG / PNG column: {SYNTH_ROWS} x {SYNTH_COLS} synthetic, images/s (wall clock, {workers} workers, best of "
-          f"{repeats})")
-    print(f"  {'format':<8}{'n':>3}  {'ours':>8}  {'naive':>8}  {'ours/naive':>10}  {'target':<13}"
-          f"  worker CPU ms/image ours, naive, ratio")
+    print(
+        f"JPEG / PNG column: {SYNTH_ROWS} x {SYNTH_COLS} synthetic, images/s (wall clock, {workers} workers, best of "
+        f"{repeats})"
+    )
+    print(
+        f"  {'format':<8}{'n':>3}  {'ours':>8}  {'naive':>8}  {'ours/naive':>10}  {'target':<13}"
+        f"  worker CPU ms/image ours, naive, ratio"
+    )
     for kind, n, ours_rate, naive_rate, ratio, target, ours_ms, naive_ms in rows:
-        print(f"  {kind:<8}{n:>3}  {ours_rate:8.2f}  {naive_rate:8.2f}  {ratio:9.2f}x  >= {target}x  "
-              f"{verdict(ratio >= target)}  {ours_ms:7.0f} {naive_ms:7.0f} {naive_ms / ours_ms:6.2f}x")
+        print(
+            f"  {kind:<8}{n:>3}  {ours_rate:8.2f}  {naive_rate:8.2f}  {ratio:9.2f}x  >= {target}x  "
+            f"{verdict(ratio >= target)}  {ours_ms:7.0f} {naive_ms:7.0f} {naive_ms / ours_ms:6.2f}x"
+        )
     flat = [max(p) if p else 0.0 for p in peaks.values()]
     ok = bool(flat[0]) and flat[-1] <= flat[0] * 1.1 + 16
-    print("  ours worker peak RSS, MiB: "
-          + "; ".join(f"{label}: {max(p) if p else 0:.0f}" for label, p in peaks.items()) + f"  (flat: {verdict(ok)})")
+    print(
+        "  ours worker peak RSS, MiB: "
+        + "; ".join(f"{label}: {max(p) if p else 0:.0f}" for label, p in peaks.items())
+        + f"  (flat: {verdict(ok)})"
+    )
     if not ok:
         failures.append("raster memory")
     return failures

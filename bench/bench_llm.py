@@ -84,8 +84,12 @@ FINDINGS = ("pleural effusion", "pneumothorax", "consolidation", "atelectasis", 
 SIDES = ("left", "right")
 SIZES = ("Small", "Moderate", "Large")
 ZONES = ("upper", "lower")
-NORMALS = ("Heart size is normal.", "The lungs are otherwise clear.", "No acute osseous abnormality.",
-           "Mediastinal contours are within normal limits.")
+NORMALS = (
+    "Heart size is normal.",
+    "The lungs are otherwise clear.",
+    "No acute osseous abnormality.",
+    "Mediastinal contours are within normal limits.",
+)
 CHANGES = ("new", "unchanged", "improved", "worsened")
 
 
@@ -94,7 +98,7 @@ class StageRow:
     n_input: int
     n_done: int
     seconds: float
-    started: float    # epoch seconds
+    started: float  # epoch seconds
     finished: float
 
 
@@ -103,9 +107,11 @@ def report_text(rng: random.Random, number: int) -> str:
     the indication's number makes every text, hence every request, distinct."""
     finding, negated = rng.sample(FINDINGS, 2)
     side, size, zone = rng.choice(SIDES), rng.choice(SIZES), rng.choice(ZONES)
-    return (f"INDICATION: Follow-up visit number {number} for cough.\n"
-            f"FINDINGS: {size} {side} {finding} in the {side} {zone} lobe. No {negated}. {rng.choice(NORMALS)}\n"
-            f"IMPRESSION: {rng.choice(CHANGES).capitalize()} {side} {finding}.")
+    return (
+        f"INDICATION: Follow-up visit number {number} for cough.\n"
+        f"FINDINGS: {size} {side} {finding} in the {side} {zone} lobe. No {negated}. {rng.choice(NORMALS)}\n"
+        f"IMPRESSION: {rng.choice(CHANGES).capitalize()} {side} {finding}."
+    )
 
 
 def write_reports(path: Path, count: int, seed: int = 0) -> None:
@@ -124,11 +130,27 @@ def reports_for(concurrency: int) -> int:
 
 def build(reports: Path, out: Path, base_url: str, concurrency: int) -> None:
     """Run the CLI build; a failure stops the bench with the CLI's own message."""
-    command = [str(CLI), "build", "--reports", str(reports), "--report-format", "jsonl", "--out", str(out),
-               "--stages", "reports,extract", "--extractor", "llm", "--llm-base-url", base_url, "--llm-model", MODEL,
-               "--llm-concurrency", str(concurrency)]
-    result = subprocess.run(command, env={**os.environ, "CXRVQA_LLM_API_KEY": API_KEY}, capture_output=True,
-                            text=True)
+    command = [
+        str(CLI),
+        "build",
+        "--reports",
+        str(reports),
+        "--report-format",
+        "jsonl",
+        "--out",
+        str(out),
+        "--stages",
+        "reports,extract",
+        "--extractor",
+        "llm",
+        "--llm-base-url",
+        base_url,
+        "--llm-model",
+        MODEL,
+        "--llm-concurrency",
+        str(concurrency),
+    ]
+    result = subprocess.run(command, env={**os.environ, "CXRVQA_LLM_API_KEY": API_KEY}, capture_output=True, text=True)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
         sys.exit(f"FAIL: the build exited {result.returncode}: {' '.join(command)}\n{output[-3000:]}")
@@ -137,8 +159,10 @@ def build(reports: Path, out: Path, base_url: str, concurrency: int) -> None:
 def extract_stage(out: Path) -> StageRow:
     """The newest extract stage of the folder's store."""
     with duckdb.connect(str(out / "cxrvqa.duckdb"), read_only=True) as db:
-        row = db.execute("SELECT n_input, n_done, seconds, epoch(started_at), epoch(finished_at) FROM run_stages "
-                         "WHERE stage = 'extract' ORDER BY started_at DESC LIMIT 1").fetchone()
+        row = db.execute(
+            "SELECT n_input, n_done, seconds, epoch(started_at), epoch(finished_at) FROM run_stages "
+            "WHERE stage = 'extract' ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
     if row is None:
         sys.exit(f"FAIL: no extract stage in {out / 'cxrvqa.duckdb'}")
     return StageRow(*row)
@@ -154,23 +178,31 @@ def drop_graphs(out: Path) -> None:
 
 def report_sentences(text: str) -> list[Sentence]:
     """The report's sentences as the report stage splits them (what the backend's prompt lists)."""
-    return [Sentence(id=number, section=span.section, text=span.text, start=span.start, end=span.end)
-            for number, span in enumerate(split_sentences(text))]
+    return [
+        Sentence(id=number, section=span.section, text=span.text, start=span.start, end=span.end)
+        for number, span in enumerate(split_sentences(text))
+    ]
 
 
 def sequential_baseline(reports: Path, base_url: str, count: int) -> float:
     """Reports/s of the obvious client: the plain sync `openai.OpenAI`, one request at a time, each
     sent with the backend's prompt and response format and its answer parsed and grounded."""
     prompt = llm.load_prompt("report_observations")
-    response_format = {"type": "json_schema", "json_schema": {"name": "scene_graph_observations", "strict": True,
-                                                              "schema": llm.response_schema()}}
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "scene_graph_observations", "strict": True, "schema": llm.response_schema()},
+    }
     records = [json.loads(line) for line in reports.read_text().splitlines()[:count]]
     start = time.perf_counter()
     with OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0) as client:
         for record in records:
             sentences = report_sentences(record["text"])
-            response = client.chat.completions.create(model=MODEL, messages=prompt.messages(sentences, False),
-                                                      temperature=0.0, response_format=response_format)
+            response = client.chat.completions.create(
+                model=MODEL,
+                messages=prompt.messages(sentences, False),
+                temperature=0.0,
+                response_format=response_format,
+            )
             answer = llm.parse_answer(response.choices[0].message.content or "")
             llm.answer_to_graph(record["study_id"], sentences, None, answer)
     return len(records) / (time.perf_counter() - start)
@@ -180,34 +212,45 @@ def naive_cache_baseline(out: Path, count: int) -> float:
     """Graphs/s of the obvious rebuild from `llm_cache`, one study at a time: its inputs and its cached
     answer by one query each, the answer checked in full (JSON Schema, then pydantic), grounded and
     turned into table rows. Nothing is written, so the ratio to the stage (which writes) is conservative."""
-    config = Config(out_dir=out, extraction={"backend": "llm", "llm": {"base_url": "http://127.0.0.1:9/v1",
-                                                                       "model": MODEL}})
+    config = Config(
+        out_dir=out, extraction={"backend": "llm", "llm": {"base_url": "http://127.0.0.1:9/v1", "model": MODEL}}
+    )
     context = extraction.prepare(config)
     now = datetime.now(timezone.utc)
     with Store(config.db_path, read_only=True) as store:
-        study_ids = [row[0] for row in store.query("SELECT study_id FROM current_reports ORDER BY 1 LIMIT ?",
-                                                   [count])]
+        study_ids = [row[0] for row in store.query("SELECT study_id FROM current_reports ORDER BY 1 LIMIT ?", [count])]
         start = time.perf_counter()
         for study_id in study_ids:
             [study] = extraction.load_inputs(store, [study_id])
-            [(response,)] = store.query("SELECT response FROM llm_cache WHERE study_id = ? AND status = 'ok' "
-                                        "ORDER BY created_at DESC LIMIT 1", [study_id])
-            sentences = [Sentence(id=i, section=section, text=text, start=s, end=e)
-                         for i, section, text, s, e, deid_only in study.sentences if not deid_only]
-            graph, codes = llm.answer_to_graph(study_id, sentences, study.indication or None,
-                                               llm.parse_answer(response))
+            [(response,)] = store.query(
+                "SELECT response FROM llm_cache WHERE study_id = ? AND status = 'ok' ORDER BY created_at DESC LIMIT 1",
+                [study_id],
+            )
+            sentences = [
+                Sentence(id=i, section=section, text=text, start=s, end=e)
+                for i, section, text, s, e, deid_only in study.sentences
+                if not deid_only
+            ]
+            graph, codes = llm.answer_to_graph(
+                study_id, sentences, study.indication or None, llm.parse_answer(response)
+            )
             extraction.graph_rows(study, graph, codes, context, "baseline", now)
         return len(study_ids) / (time.perf_counter() - start)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concurrency", default="1,8,16,32",
-                        type=lambda text: [int(n) for n in text.split(",")], help="Comma-separated levels.")
+    parser.add_argument(
+        "--concurrency",
+        default="1,8,16,32",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="Comma-separated levels.",
+    )
     parser.add_argument("--latency", type=float, default=0.5, help="Server seconds per request.")
     parser.add_argument("--cache-reports", type=int, default=6000, help="Reports of the cache rerun.")
-    parser.add_argument("--baseline-requests", type=int, default=8,
-                        help="Requests of the sequential baseline (each takes --latency).")
+    parser.add_argument(
+        "--baseline-requests", type=int, default=8, help="Requests of the sequential baseline (each takes --latency)."
+    )
     parser.add_argument("--baseline-graphs", type=int, default=300, help="Studies of the naive cache baseline.")
     parser.add_argument("--keep", action="store_true", help="Keep the work folder (its path is printed).")
     parser.add_argument("--check", action="store_true", help="Exit 1 when a target is missed.")
@@ -227,10 +270,14 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir()
             write_reports(folder / "reports.jsonl", args.baseline_requests, seed=2)
             sequential = sequential_baseline(folder / "reports.jsonl", server.base_url, args.baseline_requests)
-            print(f"baseline: plain sync openai client, one request at a time ({args.baseline_requests} reports): "
-                  f"{sequential:.2f} reports/s")
-            print(f"{'concurrency':>11} {'reports':>7} {'requests':>8} {'seconds':>8} {'start-up':>8} {'tail':>6} "
-                  f"{'reports/s':>9} {'ideal':>7} {'ratio':>6} {'x seq':>6}")
+            print(
+                f"baseline: plain sync openai client, one request at a time ({args.baseline_requests} reports): "
+                f"{sequential:.2f} reports/s"
+            )
+            print(
+                f"{'concurrency':>11} {'reports':>7} {'requests':>8} {'seconds':>8} {'start-up':>8} {'tail':>6} "
+                f"{'reports/s':>9} {'ideal':>7} {'ratio':>6} {'x seq':>6}"
+            )
             for concurrency in args.concurrency:
                 folder = work / f"c{concurrency}"
                 folder.mkdir()
@@ -251,10 +298,13 @@ def main(argv: list[str] | None = None) -> int:
                     results[f"throughput at {concurrency} >= {TARGET_RATIO:.0%} of ideal"] = passed
                     verdict = "PASS" if passed else "FAIL"
                 results[f"concurrency {concurrency}: {count} reports done with {count} requests"] = (
-                    stage.n_done == count and requests == count)
-                print(f"{concurrency:>11} {stage.n_done:>7} {requests:>8} {stage.seconds:>8.2f} {startup:>8.2f} "
-                      f"{tail:>6.2f} {rate:>9.1f} {ideal:>7.1f} {rate / ideal:>6.2f} {rate / sequential:>6.1f} "
-                      f"{verdict}")
+                    stage.n_done == count and requests == count
+                )
+                print(
+                    f"{concurrency:>11} {stage.n_done:>7} {requests:>8} {stage.seconds:>8.2f} {startup:>8.2f} "
+                    f"{tail:>6.2f} {rate:>9.1f} {ideal:>7.1f} {rate / ideal:>6.2f} {rate / sequential:>6.1f} "
+                    f"{verdict}"
+                )
 
             folder = work / "cache"
             folder.mkdir()
@@ -266,9 +316,11 @@ def main(argv: list[str] | None = None) -> int:
             build(folder / "reports.jsonl", folder / "out", server.base_url, CACHE_CONCURRENCY)
             rerun, requests = extract_stage(folder / "out"), server.request_count - before
             rate = rerun.n_input / rerun.seconds
-            print(f"\ncache: {args.cache_reports} reports, first build {first.n_done} done in {first.seconds:.2f} s; "
-                  f"rerun: {requests} requests sent, {rerun.n_input} reports in {rerun.seconds:.3f} s "
-                  f"= {rate:,.0f} reports/s (target >= {CACHE_TARGET:,.0f})")
+            print(
+                f"\ncache: {args.cache_reports} reports, first build {first.n_done} done in {first.seconds:.2f} s; "
+                f"rerun: {requests} requests sent, {rerun.n_input} reports in {rerun.seconds:.3f} s "
+                f"= {rate:,.0f} reports/s (target >= {CACHE_TARGET:,.0f})"
+            )
             results["cache rerun sends zero requests"] = requests == 0
             results[f"cache rerun handles all {args.cache_reports} reports"] = rerun.n_input == args.cache_reports
             results[f"cache rerun >= {CACHE_TARGET:,.0f} reports/s"] = rate >= CACHE_TARGET
@@ -279,12 +331,15 @@ def main(argv: list[str] | None = None) -> int:
             rebuilt, requests = extract_stage(folder / "out"), server.request_count - before
             rate = rebuilt.n_done / rebuilt.seconds
             naive = naive_cache_baseline(folder / "out", args.baseline_graphs)
-            print(f"graphs dropped, answers from llm_cache: {requests} requests sent, {rebuilt.n_done} graphs in "
-                  f"{rebuilt.seconds:.3f} s = {rate:,.0f} reports/s (target >= {CACHE_TARGET:,.0f}); "
-                  f"{rate / naive:.1f}x the naive per-study rebuild's {naive:,.0f} graphs/s "
-                  f"({args.baseline_graphs} studies, no writes)")
+            print(
+                f"graphs dropped, answers from llm_cache: {requests} requests sent, {rebuilt.n_done} graphs in "
+                f"{rebuilt.seconds:.3f} s = {rate:,.0f} reports/s (target >= {CACHE_TARGET:,.0f}); "
+                f"{rate / naive:.1f}x the naive per-study rebuild's {naive:,.0f} graphs/s "
+                f"({args.baseline_graphs} studies, no writes)"
+            )
             results["graphs from llm_cache: zero requests, every graph rebuilt"] = (
-                requests == 0 and rebuilt.n_done == args.cache_reports)
+                requests == 0 and rebuilt.n_done == args.cache_reports
+            )
             results[f"graphs from llm_cache >= {CACHE_TARGET:,.0f} reports/s"] = rate >= CACHE_TARGET
             keys = {r["authorization"] for r in server.requests}
             results[f"every request carried the API key ({API_KEY})"] = keys == {f"Bearer {API_KEY}"}

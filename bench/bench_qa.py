@@ -68,8 +68,9 @@ def _fill(store, n_studies: int) -> int:
 
     n_images = 0
     for first in range(0, n_studies, FILL_CHUNK):
-        n_images += fill_store(store, first, min(FILL_CHUNK, n_studies - first), seed=1,
-                               n_patients=max(1, n_studies * 2 // 5))
+        n_images += fill_store(
+            store, first, min(FILL_CHUNK, n_studies - first), seed=1, n_patients=max(1, n_studies * 2 // 5)
+        )
     return n_images
 
 
@@ -154,17 +155,29 @@ def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> di
     n_current = store.query("SELECT count(*) FROM current_qa_items")[0][0]
     n_parts = store.query("SELECT count(*) FROM qa_answer_parts")[0][0]
     assert n_items == n_done and total == n_studies == len(pending), (n_items, n_done, total, len(pending))
-    shares = {row["template_id"]: round(row["achieved_share"], 3) for row in balance
-              if row["achieved_share"] is not None and row["n_positive"] and row["n_negative"]}
+    shares = {
+        row["template_id"]: round(row["achieved_share"], 3)
+        for row in balance
+        if row["achieved_share"] is not None and row["n_positive"] and row["n_negative"]
+    }
     store.close()
-    return {"studies": n_studies, "images": n_images, "workers": context.workers, "fill_s": round(fill_s, 1),
-            "stage_s": round(seconds, 2), "items": n_items, "parts": n_parts, "current_items": n_current,
-            "items_per_s": round(n_items / seconds), "rss_after_fill_mb": rss_after_fill // 1024,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-            "peak_rss_before_balance_mb": rss_before_balance // 1024,
-            "duckdb_memory_before_balance_mb": duckdb_before_balance // 2 ** 20,
-            "peak_rss_workers_mb": tree.peak_kb // 1024,
-            "achieved_shares": shares}
+    return {
+        "studies": n_studies,
+        "images": n_images,
+        "workers": context.workers,
+        "fill_s": round(fill_s, 1),
+        "stage_s": round(seconds, 2),
+        "items": n_items,
+        "parts": n_parts,
+        "current_items": n_current,
+        "items_per_s": round(n_items / seconds),
+        "rss_after_fill_mb": rss_after_fill // 1024,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "peak_rss_before_balance_mb": rss_before_balance // 1024,
+        "duckdb_memory_before_balance_mb": duckdb_before_balance // 2**20,
+        "peak_rss_workers_mb": tree.peak_kb // 1024,
+        "achieved_shares": shares,
+    }
 
 
 def run_baseline(n_studies: int, folder: Path) -> dict:
@@ -182,15 +195,38 @@ def run_baseline(n_studies: int, folder: Path) -> dict:
     stage.record_inputs(store, "baseline", context)
     _, pending = stage.pending_work(store, context)
     settings = context.settings
-    columns = ("item_id", "template_id", "template_version", "study_id", "patient_id", "image_id", "view_plane",
-               "question_type", "strategy", "skill", "answer_format", "question", "answer", "options",
-               "correct_option", "findings", "regions", "boxes", "evidence_ids", "arguments", "polarity",
-               "sample_u", "split")
-    sql = (f"INSERT INTO qa_items ({', '.join(columns)}, graph_id, backend, input_hash, run_id, code_version, "
-           f"created_at) VALUES ({', '.join('?' * (len(columns) + 5))}, now())")
+    columns = (
+        "item_id",
+        "template_id",
+        "template_version",
+        "study_id",
+        "patient_id",
+        "image_id",
+        "view_plane",
+        "question_type",
+        "strategy",
+        "skill",
+        "answer_format",
+        "question",
+        "answer",
+        "options",
+        "correct_option",
+        "findings",
+        "regions",
+        "boxes",
+        "evidence_ids",
+        "arguments",
+        "polarity",
+        "sample_u",
+        "split",
+    )
+    sql = (
+        f"INSERT INTO qa_items ({', '.join(columns)}, graph_id, backend, input_hash, run_id, code_version, "
+        f"created_at) VALUES ({', '.join('?' * (len(columns) + 5))}, now())"
+    )
     start = time.perf_counter()
     n_items = 0
-    store.con.execute("BEGIN TRANSACTION")     # one transaction: per-row autocommit would be far slower still
+    store.con.execute("BEGIN TRANSACTION")  # one transaction: per-row autocommit would be far slower still
     for one in load_inputs(store, pending, "rules"):
         view = study_view(json.loads(one.graph), one.patient_id, one.images)
         rows, _, _ = generate_study(view, settings)
@@ -200,8 +236,12 @@ def run_baseline(n_studies: int, folder: Path) -> dict:
     store.con.execute("COMMIT")
     seconds = time.perf_counter() - start
     store.close()
-    return {"studies": n_studies, "items": n_items, "seconds": round(seconds, 2),
-            "items_per_s": round(n_items / seconds)}
+    return {
+        "studies": n_studies,
+        "items": n_items,
+        "seconds": round(seconds, 2),
+        "items_per_s": round(n_items / seconds),
+    }
 
 
 def profile(n_studies: int) -> None:
@@ -217,22 +257,40 @@ def profile(n_studies: int) -> None:
     chunk = []
     for index in range(n_studies):
         built, patient, specs = synthetic_study(rng, index)
-        chunk.append(StudyQAInput(built["study_id"], patient, "g", "h", json.dumps(built),
-                                  tuple(image(s) for s in specs), frozenset(t.id for t, _ in context.templates)))
+        chunk.append(
+            StudyQAInput(
+                built["study_id"],
+                patient,
+                "g",
+                "h",
+                json.dumps(built),
+                tuple(image(s) for s in specs),
+                frozenset(t.id for t, _ in context.templates),
+            )
+        )
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
     items, _, _ = generate_chunk(chunk, context.settings, "rules")
     profiler.disable()
     seconds = time.perf_counter() - start
-    print(f"\nprofile: generate_chunk on {n_studies} studies: {items.num_rows} items in {seconds:.2f} s "
-          f"under cProfile")
+    print(f"\nprofile: generate_chunk on {n_studies} studies: {items.num_rows} items in {seconds:.2f} s under cProfile")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
 
 
 def _child(args: argparse.Namespace, mode: str, n: int) -> dict:
-    command = [sys.executable, __file__, "--child", mode, "--studies", str(n), "--workers", str(args.workers),
-               "--batch-size", str(args.batch_size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--studies",
+        str(n),
+        "--workers",
+        str(args.workers),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
@@ -266,32 +324,42 @@ def main() -> int:
     results = {}
     for n in sizes:
         results[n] = result = _child(args, "stage", n)
-        print(f"  {n:>7,} studies ({result['images']:,} images): {result['items']:,} items "
-              f"({result['parts']:,} answer parts, {result['current_items']:,} after balance/dedup) in "
-              f"{result['stage_s']} s = {result['items_per_s']:,} items/s incl. write "
-              f"[workers {result['workers']}; fill {result['fill_s']} s untimed]; peak RSS "
-              f"{result['peak_rss_mb']} MB (after fill {result['rss_after_fill_mb']} MB, before balance "
-              f"{result['peak_rss_before_balance_mb']} MB of which DuckDB {result['duckdb_memory_before_balance_mb']} "
-              f"MB), workers "
-              f"{result['peak_rss_workers_mb']} MB")
+        print(
+            f"  {n:>7,} studies ({result['images']:,} images): {result['items']:,} items "
+            f"({result['parts']:,} answer parts, {result['current_items']:,} after balance/dedup) in "
+            f"{result['stage_s']} s = {result['items_per_s']:,} items/s incl. write "
+            f"[workers {result['workers']}; fill {result['fill_s']} s untimed]; peak RSS "
+            f"{result['peak_rss_mb']} MB (after fill {result['rss_after_fill_mb']} MB, before balance "
+            f"{result['peak_rss_before_balance_mb']} MB of which DuckDB {result['duckdb_memory_before_balance_mb']} "
+            f"MB), workers "
+            f"{result['peak_rss_workers_mb']} MB"
+        )
     big = results[max(sizes)]
     shares = big["achieved_shares"]
-    print(f"  achieved 'yes' shares at {max(sizes):,} studies (target 0.4): "
-          + ", ".join(f"{k} {v}" for k, v in sorted(shares.items())))
+    print(
+        f"  achieved 'yes' shares at {max(sizes):,} studies (target 0.4): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(shares.items()))
+    )
     baseline = _child(args, "baseline", args.baseline_studies)
     ratio = big["items_per_s"] / baseline["items_per_s"]
-    print(f"  baseline (per-study loop, one INSERT per item, 1 process): {baseline['items']:,} items from "
-          f"{baseline['studies']:,} studies in {baseline['seconds']} s = {baseline['items_per_s']:,} items/s")
+    print(
+        f"  baseline (per-study loop, one INSERT per item, 1 process): {baseline['items']:,} items from "
+        f"{baseline['studies']:,} studies in {baseline['seconds']} s = {baseline['items_per_s']:,} items/s"
+    )
     print(f"  ratio stage / baseline: {ratio:.1f}x")
     small, large = results[min(sizes)], big
     growth = large["peak_rss_mb"] / max(1, small["peak_rss_mb"])
-    print(f"  peak RSS {min(sizes):,} -> {max(sizes):,} studies: {small['peak_rss_mb']} -> "
-          f"{large['peak_rss_mb']} MB (x{growth:.2f}); workers {small['peak_rss_workers_mb']} -> "
-          f"{large['peak_rss_workers_mb']} MB")
+    print(
+        f"  peak RSS {min(sizes):,} -> {max(sizes):,} studies: {small['peak_rss_mb']} -> "
+        f"{large['peak_rss_mb']} MB (x{growth:.2f}); workers {small['peak_rss_workers_mb']} -> "
+        f"{large['peak_rss_workers_mb']} MB"
+    )
     ok_speed = big["items_per_s"] >= TARGET_ITEMS_PER_S
     ok_memory = growth <= 1.25
-    print(f"  target >= {TARGET_ITEMS_PER_S:,} items/s: {'met' if ok_speed else 'MISSED'}; "
-          f"memory flat (x <= 1.25): {'met' if ok_memory else 'MISSED'}")
+    print(
+        f"  target >= {TARGET_ITEMS_PER_S:,} items/s: {'met' if ok_speed else 'MISSED'}; "
+        f"memory flat (x <= 1.25): {'met' if ok_memory else 'MISSED'}"
+    )
     if args.profile:
         profile(2000)
     return 1 if args.check and not (ok_speed and ok_memory) else 0

@@ -115,7 +115,7 @@ class TreeSampler:
         self.root, self.every_s = root, every_s
         self.peaks_kb = {"main": 0, "pool": 0, "prefect": 0, "other": 0, "tree": 0}
         self.pool_pids: set[int] = set()
-        self.cpu_ticks: dict[int, tuple[str, int]] = {}     # pid -> (kind, user + system clock ticks)
+        self.cpu_ticks: dict[int, tuple[str, int]] = {}  # pid -> (kind, user + system clock ticks)
         self.series: list[tuple[float, int, int, int]] = []  # (time, main RSS, pool RSS, tree RSS) in kB
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -133,7 +133,7 @@ class TreeSampler:
                 with open(f"/proc/{entry}/cmdline", "rb") as handle:
                     command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
                 with open(f"/proc/{entry}/stat") as handle:
-                    stat = handle.read().rsplit(")", 1)[1].split()    # fields after the command name
+                    stat = handle.read().rsplit(")", 1)[1].split()  # fields after the command name
             except OSError:
                 continue
             kb = {name: int(fields.get(name, "0 kB").split()[0]) for name in ("VmRSS", "VmHWM")}
@@ -208,12 +208,30 @@ def synth(n_studies: int, folder: Path, *, images: int, seed: int, image_scale: 
     if summary.exists():
         known = json.loads(summary.read_text())
         if (known["studies"], known["image_studies"], known["seed"], known["image_scale"]) == (
-                n_studies, images, seed, image_scale):
+            n_studies,
+            images,
+            seed,
+            image_scale,
+        ):
             return {"seconds": None, "reused": True, **_corpus_sizes(known)}
         shutil.rmtree(folder)
     start = time.perf_counter()
-    command = [str(CLI), "synth", "--studies", str(n_studies), "--out", str(folder), "--seed", str(seed),
-               "--images", str(images), "--workers", str(workers), "--image-scale", str(image_scale)]
+    command = [
+        str(CLI),
+        "synth",
+        "--studies",
+        str(n_studies),
+        "--out",
+        str(folder),
+        "--seed",
+        str(seed),
+        "--images",
+        str(images),
+        "--workers",
+        str(workers),
+        "--image-scale",
+        str(image_scale),
+    ]
     subprocess.run(command, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 1), "reused": False, **_corpus_sizes(json.loads(summary.read_text()))}
@@ -229,13 +247,14 @@ def user_template(folder: Path, template_id: str) -> Path:
 
     data = yaml.safe_load(resource("prompts", "questions", f"{template_id}.yaml").read_text())
     data["id"] = f"bench_{template_id}"
+
     # questions of its own: the current dataset keeps one item per (image, question), so an exact copy
     # would take over the built-in template's items and tie the two templates' rebuilds together
     def reword(question: str) -> str:
         return f"According to this radiograph, {question[:1].lower()}{question[1:]}"
 
     data["variants"] = [reword(v) for v in data["variants"]]
-    for example in data.get("examples", []):   # its worked examples ask the reworded questions (checked on load)
+    for example in data.get("examples", []):  # its worked examples ask the reworded questions (checked on load)
         if "question" in example:
             example["question"] = reword(example["question"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -257,8 +276,9 @@ def run_build(command: list[str], db: Path, sample_s: float) -> dict:
     start, started_at = time.perf_counter(), time.time()
     log = db.parent.with_name(db.parent.name + ".log")
     with open(log, "a") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "COLUMNS": "200"})
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"}
+        )
         with TreeSampler(process.pid, sample_s) as sampler:
             returncode = process.wait()
     seconds, finished_at = time.perf_counter() - start, time.time()
@@ -273,8 +293,13 @@ def run_build(command: list[str], db: Path, sample_s: float) -> dict:
     run["after_run_s"] = round(finished_at - run_finished, 2)
     run["rss_in_run_mb"] = sampler.peaks_between(run_started, run_finished)
     run["rss_summary_mb"] = sampler.peaks_between(run_finished, finished_at)
-    return {"seconds": round(seconds, 2), "rss_mb": mb, "cpu_s": sampler.cpu_seconds(),
-            "pool_processes": len(sampler.pool_pids), **run}
+    return {
+        "seconds": round(seconds, 2),
+        "rss_mb": mb,
+        "cpu_s": sampler.cpu_seconds(),
+        "pool_processes": len(sampler.pool_pids),
+        **run,
+    }
 
 
 def last_run(db: Path) -> dict:
@@ -286,35 +311,55 @@ def last_run(db: Path) -> dict:
         run_id, status, run_started, run_finished = con.execute(
             "SELECT run_id, status, epoch(started_at), epoch(finished_at) FROM runs ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
-        stages = {stage: {"seconds": round(seconds or 0.0, 2), "n_input": n_input, "n_skipped": n_skipped,
-                          "n_done": n_done, "n_rejected": n_rejected}
-                  for stage, seconds, n_input, n_skipped, n_done, n_rejected in con.execute(
-                      "SELECT stage, seconds, n_input, n_skipped, n_done, n_rejected FROM run_stages "
-                      "WHERE run_id = ? ORDER BY started_at", [run_id]).fetchall()}
-        items_by_template = dict(con.execute(
-            "SELECT template_id, count(*) FROM current_qa_items GROUP BY 1").fetchall())
+        stages = {
+            stage: {
+                "seconds": round(seconds or 0.0, 2),
+                "n_input": n_input,
+                "n_skipped": n_skipped,
+                "n_done": n_done,
+                "n_rejected": n_rejected,
+            }
+            for stage, seconds, n_input, n_skipped, n_done, n_rejected in con.execute(
+                "SELECT stage, seconds, n_input, n_skipped, n_done, n_rejected FROM run_stages "
+                "WHERE run_id = ? ORDER BY started_at",
+                [run_id],
+            ).fetchall()
+        }
+        items_by_template = dict(
+            con.execute("SELECT template_id, count(*) FROM current_qa_items GROUP BY 1").fetchall()
+        )
         counts = {
             "reports": con.execute("SELECT count(*) FROM current_reports").fetchone()[0],
             "images": con.execute("SELECT count(*) FROM current_images").fetchone()[0],
             "current_items": sum(items_by_template.values()),
             "user_template_items": {t: n for t, n in items_by_template.items() if t.startswith("bench_")},
-            "items_written_this_run": con.execute("SELECT count(*) FROM qa_items WHERE run_id = ?",
-                                                  [run_id]).fetchone()[0],
-            "validation_rows_this_run": con.execute("SELECT count(*) FROM validation_results WHERE run_id = ?",
-                                                    [run_id]).fetchone()[0],
+            "items_written_this_run": con.execute(
+                "SELECT count(*) FROM qa_items WHERE run_id = ?", [run_id]
+            ).fetchone()[0],
+            "validation_rows_this_run": con.execute(
+                "SELECT count(*) FROM validation_results WHERE run_id = ?", [run_id]
+            ).fetchone()[0],
         }
     finally:
         con.close()
-    return {"run_id": run_id, "status": status, "run_started": run_started, "run_finished": run_finished,
-            "stages": stages, "counts": counts, "db_mb": db.stat().st_size // 2 ** 20}
+    return {
+        "run_id": run_id,
+        "status": status,
+        "run_started": run_started,
+        "run_finished": run_finished,
+        "stages": stages,
+        "counts": counts,
+        "db_mb": db.stat().st_size // 2**20,
+    }
 
 
 def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Path) -> dict:
     """Corpus, full build, one rebuild per edited template and the no-change rebuild of one size."""
     name = f"{n_studies}" + (f"-img{n_images}" if n_images else "")
     corpus = work / f"synth-{name}"
-    corpus_info = synth(n_studies, corpus, images=n_images, seed=args.seed, image_scale=args.image_scale,
-                        workers=args.workers)
+    corpus_info = synth(
+        n_studies, corpus, images=n_images, seed=args.seed, image_scale=args.image_scale, workers=args.workers
+    )
     templates = work / f"templates-{name}"
     shutil.rmtree(templates, ignore_errors=True)
     templates.mkdir(parents=True)
@@ -322,8 +367,20 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
     out = work / f"build-{name}"
     shutil.rmtree(out, ignore_errors=True)
     out.with_name(out.name + ".log").unlink(missing_ok=True)
-    command = [str(CLI), "build", "--reports", str(corpus / "reports.jsonl"), "--report-format", "jsonl",
-               "--templates", str(templates), "--out", str(out), "--workers", str(args.workers)]
+    command = [
+        str(CLI),
+        "build",
+        "--reports",
+        str(corpus / "reports.jsonl"),
+        "--report-format",
+        "jsonl",
+        "--templates",
+        str(templates),
+        "--out",
+        str(out),
+        "--workers",
+        str(args.workers),
+    ]
     if n_images:
         command += ["--images", str(corpus / "dicom"), "--manifest", str(corpus / "manifest.csv")]
     if args.build_config:
@@ -339,9 +396,18 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
         print(f"  {name}: {template_file.stem} rebuild {rebuilds[-1]['seconds']} s", flush=True)
     no_change = run_build(command, out / "cxrvqa.duckdb", args.sample_s)
     print(f"  {name}: no-change rebuild {no_change['seconds']} s", flush=True)
-    return {"name": name, "studies": n_studies, "image_studies": n_images, "corpus": corpus_info,
-            "corpus_dir": str(corpus), "db": str(out / "cxrvqa.duckdb"), "templates_dir": str(templates),
-            "full": full, "template_rebuilds": rebuilds, "no_change": no_change}
+    return {
+        "name": name,
+        "studies": n_studies,
+        "image_studies": n_images,
+        "corpus": corpus_info,
+        "corpus_dir": str(corpus),
+        "db": str(out / "cxrvqa.duckdb"),
+        "templates_dir": str(templates),
+        "full": full,
+        "template_rebuilds": rebuilds,
+        "no_change": no_change,
+    }
 
 
 def run_baseline(corpus: Path, db: Path, templates: Path, n_studies: int) -> dict:
@@ -359,20 +425,29 @@ def run_baseline(corpus: Path, db: Path, templates: Path, n_studies: int) -> dic
     from cxrvqa.validation import stage as validate_stage
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-baseline-") as tmp:
-        config = load_config(None, {"out_dir": tmp, "reports": str(corpus / "reports.jsonl"),
-                                    "report_format": "jsonl", "qa": {"template_dirs": [str(templates)]}})
+        config = load_config(
+            None,
+            {
+                "out_dir": tmp,
+                "reports": str(corpus / "reports.jsonl"),
+                "report_format": "jsonl",
+                "qa": {"template_dirs": [str(templates)]},
+            },
+        )
     reports_context, extract_context = report_stage.prepare(config), extract_stage.prepare(config)
     qa_context, validate_context = qa_stage.prepare(config), validate_stage.prepare(config)
     template_ids = frozenset(t.id for t, _ in qa_context.templates)
-    records = [r for r in islice(load_reports(config.reports, "jsonl"), n_studies + WARMUP_STUDIES)
-               if isinstance(r, RawReport)]
+    records = [
+        r for r in islice(load_reports(config.reports, "jsonl"), n_studies + WARMUP_STUDIES) if isinstance(r, RawReport)
+    ]
     con = duckdb.connect(str(db), read_only=True)
     fields = ", ".join(validate_stage.ITEM_FIELDS)
     stored: dict[str, list[dict]] = {}
     cursor = con.execute(
         f"SELECT {fields}, template_version, input_hash, NULL AS judge_grade, NULL AS judge_weakest "
         "FROM current_qa_items WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, item_id",
-        [[r.study_id for r in records]])
+        [[r.study_id for r in records]],
+    )
     names = [d[0] for d in cursor.description]
     for row in cursor.fetchall():
         stored.setdefault(row[names.index("study_id")], []).append(dict(zip(names, row, strict=True)))
@@ -382,33 +457,62 @@ def run_baseline(corpus: Path, db: Path, templates: Path, n_studies: int) -> dic
         now = datetime.now(timezone.utc)
         row, sentences = report_stage.parse_report(report, reports_context, "baseline", "baseline")
         study = extract_stage.StudyInput(
-            report.study_id, row["report_hash"], row["parser_version"], row["indication"],
-            tuple((s["sentence_id"], s["section"], s["text"], s["start"], s["end"], s["deid_only"])
-                  for s in sentences))
+            report.study_id,
+            row["report_hash"],
+            row["parser_version"],
+            row["indication"],
+            tuple((s["sentence_id"], s["section"], s["text"], s["start"], s["end"], s["deid_only"]) for s in sentences),
+        )
         graph, codes = extract_stage.extract_study(study)
         graph_row = extract_stage.graph_rows(study, graph, codes, extract_context, "baseline", now)["scene_graphs"][0]
-        qa_input = qa_stage.StudyQAInput(report.study_id, report.patient_id, graph_row["graph_id"],
-                                         graph_row["input_hash"], graph_row["graph"], (), template_ids)
+        qa_input = qa_stage.StudyQAInput(
+            report.study_id,
+            report.patient_id,
+            graph_row["graph_id"],
+            graph_row["input_hash"],
+            graph_row["graph"],
+            (),
+            template_ids,
+        )
         items, _, _ = qa_stage.generate_chunk([qa_input], qa_context.settings, "rules")
-        payload = validate_stage.StudyPayload(report.study_id, report.patient_id, graph_row["graph"], tuple(codes),
-                                              (), [dict(item) for item in stored.get(report.study_id, [])])
+        payload = validate_stage.StudyPayload(
+            report.study_id,
+            report.patient_id,
+            graph_row["graph"],
+            tuple(codes),
+            (),
+            [dict(item) for item in stored.get(report.study_id, [])],
+        )
         validate_stage.validate_studies([payload], validate_context, "baseline", now)
         return items.num_rows
 
-    for report in records[:WARMUP_STUDIES]:        # imports, spaCy and vocabularies load here, untimed
+    for report in records[:WARMUP_STUDIES]:  # imports, spaCy and vocabularies load here, untimed
         one(report)
     timed = records[WARMUP_STUDIES:]
     start = time.perf_counter()
     n_generated = sum(one(report) for report in timed)
     seconds = time.perf_counter() - start
     n_validated = sum(len(stored.get(r.study_id, [])) for r in timed)
-    return {"studies": len(timed), "seconds": round(seconds, 2), "studies_per_s": round(len(timed) / seconds, 1),
-            "items_generated": n_generated, "items_validated": n_validated}
+    return {
+        "studies": len(timed),
+        "seconds": round(seconds, 2),
+        "studies_per_s": round(len(timed) / seconds, 1),
+        "items_generated": n_generated,
+        "items_validated": n_validated,
+    }
 
 
 def _baseline_child(run: dict, n_studies: int) -> dict:
-    command = [sys.executable, __file__, "--child-baseline", run["corpus_dir"], run["db"], run["templates_dir"],
-               "--baseline-studies", str(n_studies)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child-baseline",
+        run["corpus_dir"],
+        run["db"],
+        run["templates_dir"],
+        "--baseline-studies",
+        str(n_studies),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
@@ -424,43 +528,61 @@ def _stage_cells(build: dict) -> str:
     cells = [f"{name} {stages[name]['seconds']:.1f}" for name in STAGE_ORDER if name in stages]
     outside = build["before_run_s"] + build["after_run_s"]
     between = build["seconds"] - outside - sum(s["seconds"] for s in stages.values())
-    return ", ".join([*cells, f"in-run other {between:.1f}", f"start-up {build['before_run_s']:.1f}",
-                      f"summary {build['after_run_s']:.1f}"])
+    return ", ".join(
+        [
+            *cells,
+            f"in-run other {between:.1f}",
+            f"start-up {build['before_run_s']:.1f}",
+            f"summary {build['after_run_s']:.1f}",
+        ]
+    )
 
 
 def _redone(build: dict) -> str:
-    return "; ".join(f"{name} {s['n_input']:,} in / {s['n_skipped']:,} skipped / {s['n_done']:,} done"
-                     for name, s in build["stages"].items())
+    return "; ".join(
+        f"{name} {s['n_input']:,} in / {s['n_skipped']:,} skipped / {s['n_done']:,} done"
+        for name, s in build["stages"].items()
+    )
 
 
 def report(runs: list[dict], baseline: dict | None) -> bool:
     """Print the table and the targets; True when every target checked is met."""
     ok = True
-    print("\nfull builds (rules backend; seconds per stage from run_stages; 'in-run other': the run's time outside "
-          "its stage rows (sub-flows, QA balancing, dataset checks); 'start-up': process start to the run's start "
-          "(imports, Prefect server); 'summary': the run's end to process exit (the CLI's status tables)):")
+    print(
+        "\nfull builds (rules backend; seconds per stage from run_stages; 'in-run other': the run's time outside "
+        "its stage rows (sub-flows, QA balancing, dataset checks); 'start-up': process start to the run's start "
+        "(imports, Prefect server); 'summary': the run's end to process exit (the CLI's status tables)):"
+    )
     for run in runs:
         full = run["full"]
         rate = run["studies"] / full["seconds"]
         mb = full["rss_mb"]
-        print(f"  {run['name']:>12}: {full['seconds']:8.1f} s = {rate:6.1f} studies/s [{_stage_cells(full)}]; "
-              f"{full['counts']['current_items']:,} current items, {full['counts']['images']:,} images; "
-              f"peak RSS main {mb['main']:,} MB, pool {mb['pool']:,} MB ({full['pool_processes']} processes), "
-              f"prefect {mb['prefect']:,} MB, tree {mb['tree']:,} MB; database {full['db_mb']:,} MB")
+        print(
+            f"  {run['name']:>12}: {full['seconds']:8.1f} s = {rate:6.1f} studies/s [{_stage_cells(full)}]; "
+            f"{full['counts']['current_items']:,} current items, {full['counts']['images']:,} images; "
+            f"peak RSS main {mb['main']:,} MB, pool {mb['pool']:,} MB ({full['pool_processes']} processes), "
+            f"prefect {mb['prefect']:,} MB, tree {mb['tree']:,} MB; database {full['db_mb']:,} MB"
+        )
         if "rss_in_run_mb" in full:
             inside, after = full["rss_in_run_mb"], full["rss_summary_mb"]
-            print(f"  {'':>12}  peak RSS sampled during the run: main {inside['main']:,} MB, pool "
-                  f"{inside['pool']:,} MB, tree {inside['tree']:,} MB; during the status summary: main "
-                  f"{after['main']:,} MB")
+            print(
+                f"  {'':>12}  peak RSS sampled during the run: main {inside['main']:,} MB, pool "
+                f"{inside['pool']:,} MB, tree {inside['tree']:,} MB; during the status summary: main "
+                f"{after['main']:,} MB"
+            )
         if "cpu_s" in full:
             cpu = full["cpu_s"]
-            print(f"  {'':>12}  CPU seconds: main {cpu['main']:,.0f}, pool {cpu['pool']:,.0f}, prefect "
-                  f"{cpu['prefect']:,.0f} (total {sum(cpu.values()):,.0f} = {sum(cpu.values()) / full['seconds']:.2f} "
-                  f"CPUs on average)")
-        if baseline and not run["image_studies"]:       # the baseline does no image work
+            print(
+                f"  {'':>12}  CPU seconds: main {cpu['main']:,.0f}, pool {cpu['pool']:,.0f}, prefect "
+                f"{cpu['prefect']:,.0f} (total {sum(cpu.values()):,.0f} = {sum(cpu.values()) / full['seconds']:.2f} "
+                f"CPUs on average)"
+            )
+        if baseline and not run["image_studies"]:  # the baseline does no image work
             naive = run["studies"] / baseline["studies_per_s"]
-            print(f"  {'':>12}  baseline extrapolated: {naive:,.0f} s; ratio build/baseline studies/s "
-                  f"{rate / baseline['studies_per_s']:.2f}x")
+            print(
+                f"  {'':>12}  baseline extrapolated: {naive:,.0f} s; ratio build/baseline studies/s "
+                f"{rate / baseline['studies_per_s']:.2f}x"
+            )
     print("\nrebuilds (share of the same size's full build):")
     for run in runs:
         full_s = run["full"]["seconds"]
@@ -473,16 +595,21 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
             counts = build["counts"]
             users = counts["user_template_items"]
             users = users if isinstance(users, dict) else {"bench_template": users}
-            template_items = (f"; the template holds {users[build['template']]:,} of {counts['current_items']:,} "
-                              f"items ({users[build['template']] / counts['current_items']:.1%})"
-                              if build.get("template") in users else "")
+            template_items = (
+                f"; the template holds {users[build['template']]:,} of {counts['current_items']:,} "
+                f"items ({users[build['template']] / counts['current_items']:.1%})"
+                if build.get("template") in users
+                else ""
+            )
             # the same without the status tables the CLI prints after the run, in both builds
             bare = (build["seconds"] - build["after_run_s"]) / (full_s - run["full"]["after_run_s"])
-            print(f"  {run['name']:>12} {label}: {build['seconds']:7.1f} s = {share:6.1%} (target <= {target:.0%}: "
-                  f"{'met' if share <= target else 'MISSED'}; {bare:.1%} without the status summary in both) "
-                  f"[{_stage_cells(build)}]; items written {counts['items_written_this_run']:,}{template_items}, "
-                  f"validation rows {counts['validation_rows_this_run']:,}; peak RSS tree "
-                  f"{build['rss_mb']['tree']:,} MB")
+            print(
+                f"  {run['name']:>12} {label}: {build['seconds']:7.1f} s = {share:6.1%} (target <= {target:.0%}: "
+                f"{'met' if share <= target else 'MISSED'}; {bare:.1%} without the status summary in both) "
+                f"[{_stage_cells(build)}]; items written {counts['items_written_this_run']:,}{template_items}, "
+                f"validation rows {counts['validation_rows_this_run']:,}; peak RSS tree "
+                f"{build['rss_mb']['tree']:,} MB"
+            )
             print(f"  {'':>12}   redid: {_redone(build)}")
     plain = [run for run in runs if not run["image_studies"]]
     if len(plain) >= 2:
@@ -496,10 +623,15 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
             checked = kind == "tree"
             if checked:
                 ok &= growth <= TARGET_MEMORY_GROWTH
-            verdict = (f" (target <= {TARGET_MEMORY_GROWTH}x: {'met' if growth <= TARGET_MEMORY_GROWTH else 'MISSED'})"
-                       if checked else "")
-            print(f"  peak RSS {kind} {small['studies']:,} -> {large['studies']:,} studies: {a:,} -> {b:,} MB "
-                  f"= {growth:.2f}x{verdict}")
+            verdict = (
+                f" (target <= {TARGET_MEMORY_GROWTH}x: {'met' if growth <= TARGET_MEMORY_GROWTH else 'MISSED'})"
+                if checked
+                else ""
+            )
+            print(
+                f"  peak RSS {kind} {small['studies']:,} -> {large['studies']:,} studies: {a:,} -> {b:,} MB "
+                f"= {growth:.2f}x{verdict}"
+            )
     return ok
 
 
@@ -509,19 +641,31 @@ def main() -> int:
     parser.add_argument("--image-studies", type=int, default=2000, help="studies of the run with images (0: none)")
     parser.add_argument("--image-scale", type=float, default=0.5, help="synthetic DICOM size, fraction a side")
     parser.add_argument("--workers", type=int, default=2, help="build --workers (and synth --workers)")
-    parser.add_argument("--template", default="finding_presence,category_findings",
-                        help="comma-separated built-in templates copied as user templates, each edited in turn")
+    parser.add_argument(
+        "--template",
+        default="finding_presence,category_findings",
+        help="comma-separated built-in templates copied as user templates, each edited in turn",
+    )
     parser.add_argument("--baseline-studies", type=int, default=500, help="0: no baseline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-s", type=float, default=0.2, help="memory sampling period")
     parser.add_argument("--work", type=Path, help="folder for corpora and builds (kept; corpora reused)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument("--json", type=Path, help="also write every figure here")
-    parser.add_argument("--build-config", type=Path, help="a build config file every build also reads "
-                        "(e.g. another duckdb_memory_limit); the command-line options above win")
+    parser.add_argument(
+        "--build-config",
+        type=Path,
+        help="a build config file every build also reads "
+        "(e.g. another duckdb_memory_limit); the command-line options above win",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--reprint", type=Path, nargs="+", metavar="JSON",
-                        help="print the report of earlier --json files (their runs in order, the first baseline)")
+    parser.add_argument(
+        "--reprint",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="print the report of earlier --json files (their runs in order, the first baseline)",
+    )
     parser.add_argument("--child-baseline", nargs=3, metavar=("CORPUS", "DB", "TEMPLATES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -538,8 +682,11 @@ def main() -> int:
     sizes = sorted({int(s) for s in args.studies.split(",") if s.strip()})
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-", dir="/tmp"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"scale bench: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, workers={args.workers}, "
-          f"template {args.template}, work {work}", flush=True)
+    print(
+        f"scale bench: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, workers={args.workers}, "
+        f"template {args.template}, work {work}",
+        flush=True,
+    )
     try:
         runs = [scale_run(n, 0, args, work) for n in sizes]
         if args.image_studies:
@@ -549,10 +696,12 @@ def main() -> int:
         if not (args.work or args.keep):
             shutil.rmtree(work, ignore_errors=True)
     if baseline:
-        print(f"\nbaseline (per-study loop in one process: parse, extract, generate, validate; no database, no pool): "
-              f"{baseline['studies']} studies in {baseline['seconds']} s = {baseline['studies_per_s']} studies/s "
-              f"({baseline['items_generated']:,} candidate items generated, {baseline['items_validated']:,} "
-              f"stored items validated)")
+        print(
+            f"\nbaseline (per-study loop in one process: parse, extract, generate, validate; no database, no pool): "
+            f"{baseline['studies']} studies in {baseline['seconds']} s = {baseline['studies_per_s']} studies/s "
+            f"({baseline['items_generated']:,} candidate items generated, {baseline['items_validated']:,} "
+            f"stored items validated)"
+        )
     ok = report(runs, baseline)
     print(f"\nload at the end {os.getloadavg()[0]:.1f}")
     if args.json:

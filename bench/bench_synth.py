@@ -46,9 +46,25 @@ print(json.dumps({"report_seconds": summary.report_seconds, "report_cpu_seconds"
 def run(studies: int, workers: int, images: int = 0, j2k_share: float | None = None, seed: int = 0) -> dict:
     out = Path(tempfile.mkdtemp(prefix="cxrvqa-bench-synth-")) / "corpus"
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps({
-            "out": str(out), "studies": studies, "seed": seed, "images": images, "workers": workers,
-            "j2k_share": j2k_share})], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                json.dumps(
+                    {
+                        "out": str(out),
+                        "studies": studies,
+                        "seed": seed,
+                        "images": images,
+                        "workers": workers,
+                        "j2k_share": j2k_share,
+                    }
+                ),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             sys.exit(done.stderr)
         result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -79,8 +95,10 @@ def main() -> None:
     print("load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
     print(f"reports + gold graphs (goal {GOAL:,.0f} studies/s)")
-    print(f"  {'studies':>8} {'workers':>7} {'seconds':>8} {'studies/s':>10} {'x goal':>7} {'per CPU s':>10} "
-          f"{'KiB/study':>10} {'report':>7} {'gold':>6} {'peak MB':>8}")
+    print(
+        f"  {'studies':>8} {'workers':>7} {'seconds':>8} {'studies/s':>10} {'x goal':>7} {'per CPU s':>10} "
+        f"{'KiB/study':>10} {'report':>7} {'gold':>6} {'peak MB':>8}"
+    )
     sample: list[bytes] = []
     peaks: dict[int, dict[int, float]] = {}
     for workers in args.workers:
@@ -90,29 +108,39 @@ def main() -> None:
             rate = studies / r["report_seconds"]
             peaks.setdefault(workers, {})[studies] = r["peak_mb"]
             per_cpu = f"{studies / r['report_cpu_seconds']:10,.0f}" if workers == 1 else f"{'':>10}"
-            print(f"  {studies:8,} {workers:7} {r['report_seconds']:8.2f} {rate:10,.0f} {rate / GOAL:7.2f} {per_cpu} "
-                  f"{(r['report_bytes'] + r['gold_bytes']) / studies / 1024:10.2f} "
-                  f"{r['report_bytes'] / studies:6.0f}B {r['gold_bytes'] / studies:5.0f}B {r['peak_mb']:8.0f}")
+            print(
+                f"  {studies:8,} {workers:7} {r['report_seconds']:8.2f} {rate:10,.0f} {rate / GOAL:7.2f} {per_cpu} "
+                f"{(r['report_bytes'] + r['gold_bytes']) / studies / 1024:10.2f} "
+                f"{r['report_bytes'] / studies:6.0f}B {r['gold_bytes'] / studies:5.0f}B {r['peak_mb']:8.0f}"
+            )
     for workers, by_size in peaks.items():
         if len(by_size) > 1:
             small, large = min(by_size), max(by_size)
-            print(f"  memory, {workers} worker(s): peak at {large:,} studies = {by_size[large] / by_size[small]:.2f}x "
-                  f"the peak at {small:,}")
+            print(
+                f"  memory, {workers} worker(s): peak at {large:,} studies = {by_size[large] / by_size[small]:.2f}x "
+                f"the peak at {small:,}"
+            )
     if sample:
-        print(f"  baseline: gold graphs through the pydantic model alone: {pydantic_baseline(sample):,.0f} "
-              f"studies/s (validate + dump, no generation)")
+        print(
+            f"  baseline: gold graphs through the pydantic model alone: {pydantic_baseline(sample):,.0f} "
+            f"studies/s (validate + dump, no generation)"
+        )
 
     if args.image_studies:
         print(f"\nDICOMs at the realistic size ({args.image_studies} studies)")
-        print(f"  {'JPEG 2000':>10} {'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9} {'MiB/image':>10}  "
-              f"transfer syntaxes")
+        print(
+            f"  {'JPEG 2000':>10} {'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9} {'MiB/image':>10}  "
+            f"transfer syntaxes"
+        )
         for share, label in ((None, "spec"), (0.0, "none"), (1.0, "all")):
             for workers in args.workers:
                 studies = args.image_studies if share is None else max(4, args.image_studies // 10)
                 r = run(studies, workers, images=studies, j2k_share=share)
-                print(f"  {label:>10} {workers:7} {r['images']:7} {r['image_seconds']:8.1f} "
-                      f"{r['images'] / r['image_seconds']:9.2f} {r['image_bytes'] / r['images'] / 2**20:10.1f}  "
-                      f"{r['syntaxes']}")
+                print(
+                    f"  {label:>10} {workers:7} {r['images']:7} {r['image_seconds']:8.1f} "
+                    f"{r['images'] / r['image_seconds']:9.2f} {r['image_bytes'] / r['images'] / 2**20:10.1f}  "
+                    f"{r['syntaxes']}"
+                )
 
     print("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 

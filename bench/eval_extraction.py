@@ -84,8 +84,11 @@ def descendants_by_mesh() -> dict[str, set[str]]:
 
 
 def regions_for(qualifier: str) -> set[str]:
-    return {rid for rid, region in vocabulary().regions.items()
-            if any(f" {qualifier} " in f" {synonym} " for synonym in region.get("synonyms", []))}
+    return {
+        rid
+        for rid, region in vocabulary().regions.items()
+        if any(f" {qualifier} " in f" {synonym} " for synonym in region.get("synonyms", []))
+    }
 
 
 def score_mesh(db: Path, reports_csv: Path) -> dict[str, object]:
@@ -94,11 +97,13 @@ def score_mesh(db: Path, reports_csv: Path) -> dict[str, object]:
     with Store(db, read_only=True) as store:
         regions: dict[tuple[str, str], set[str]] = defaultdict(set)
         for graph_id, obs_id, region in store.query(
-                "SELECT r.graph_id, r.obs_id, r.region FROM obs_regions r JOIN current_scene_graphs USING (graph_id)"):
+            "SELECT r.graph_id, r.obs_id, r.region FROM obs_regions r JOIN current_scene_graphs USING (graph_id)"
+        ):
             regions[(graph_id, obs_id)].add(region)
         for study, graph_id, obs_id, finding, laterality in store.query(
-                "SELECT study_id, graph_id, obs_id, finding, laterality FROM current_observations "
-                "WHERE backend = 'rules' AND presence IN ('present', 'uncertain')"):
+            "SELECT study_id, graph_id, obs_id, finding, laterality FROM current_observations "
+            "WHERE backend = 'rules' AND presence IN ('present', 'uncertain')"
+        ):
             observations[study].append((finding, laterality, regions[(graph_id, obs_id)]))
     qualifier_regions: dict[str, set[str]] = {}
     side = Counter()
@@ -106,8 +111,9 @@ def score_mesh(db: Path, reports_csv: Path) -> dict[str, object]:
     with open(reports_csv, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             for term in row["MeSH"].split(";"):
-                heading, *qualifiers = [part.strip().lower() if i else part.strip()
-                                        for i, part in enumerate(term.split("/"))]
+                heading, *qualifiers = [
+                    part.strip().lower() if i else part.strip() for i, part in enumerate(term.split("/"))
+                ]
                 findings = by_heading.get(heading)
                 if not findings:
                     continue
@@ -128,7 +134,7 @@ def score_mesh(db: Path, reports_csv: Path) -> dict[str, object]:
                         qualifier_regions[qualifier] = regions_for(qualifier)
                     wanted = qualifier_regions[qualifier]
                     if not wanted:
-                        continue   # a severity or shape qualifier, not a place
+                        continue  # a severity or shape qualifier, not a place
                     place["terms"] += 1
                     if found:
                         place["found"] += 1
@@ -142,10 +148,10 @@ def time_extractor(db: Path) -> tuple[int, float, float]:
     with Store(db, read_only=True) as store:
         ids = [row[0] for row in store.query("SELECT study_id FROM current_reports")]
         studies = extract_stage.load_inputs(store, ids)
-    extract_stage.extract_study(studies[0])   # loads the rules once, outside the timing
+    extract_stage.extract_study(studies[0])  # loads the rules once, outside the timing
     best = float("inf")
     for _ in range(3):
-        rules.clear_sentence_memo()   # each pass sees the reports as a build does: once (repeats within them count)
+        rules.clear_sentence_memo()  # each pass sees the reports as a build does: once (repeats within them count)
         start = time.perf_counter()
         for study in studies:
             extract_stage.extract_study(study)
@@ -208,15 +214,27 @@ def main() -> None:
     db = out / "cxrvqa.duckdb"
 
     start = time.perf_counter()
-    cli("build", "--reports", str(reports_csv), "--report-format", "iu", "--out", str(out), "--stages",
-        "reports,extract", "--workers", "1")
+    cli(
+        "build",
+        "--reports",
+        str(reports_csv),
+        "--report-format",
+        "iu",
+        "--out",
+        str(out),
+        "--stages",
+        "reports,extract",
+        "--workers",
+        "1",
+    )
     build_seconds = time.perf_counter() - start
     pred = out / "labels14.csv"
     cli("export", "--out", str(out), "--format", "labels14", "--dest", str(pred), "--uncertain", args.uncertain)
     report = json.loads(cli("eval", "labels14", "--pred", str(pred), "--gold", str(gold), "--json"))
     with Store(db, read_only=True) as store:
-        (stage_n, stage_seconds), = store.query(
-            "SELECT n_done, seconds FROM run_stages WHERE stage = 'extract' ORDER BY started_at DESC LIMIT 1")
+        ((stage_n, stage_seconds),) = store.query(
+            "SELECT n_done, seconds FROM run_stages WHERE stage = 'extract' ORDER BY started_at DESC LIMIT 1"
+        )
     n_reports, seconds, baseline_seconds = time_extractor(db)
     mesh = score_mesh(db, reports_csv)
 
@@ -232,17 +250,23 @@ def main() -> None:
     side, place = mesh["laterality"], mesh["location"]
     side_accuracy = side.get("correct", 0) / side["found"] if side.get("found") else 0.0
     place_accuracy = place.get("correct", 0) / place["found"] if place.get("found") else 0.0
-    print(f"laterality vs MeSH: {side.get('correct', 0)}/{side.get('found', 0)} = {side_accuracy:.3f} "
-          f"(wrong side {side.get('wrong', 0)}, no side {side.get('no_side', 0)}; "
-          f"{side.get('terms', 0)} MeSH terms with a side, finding found for {side.get('found', 0)})")
-    print(f"location vs MeSH:   {place.get('correct', 0)}/{place.get('found', 0)} = {place_accuracy:.3f} "
-          f"({place.get('terms', 0)} MeSH terms with a place qualifier)")
+    print(
+        f"laterality vs MeSH: {side.get('correct', 0)}/{side.get('found', 0)} = {side_accuracy:.3f} "
+        f"(wrong side {side.get('wrong', 0)}, no side {side.get('no_side', 0)}; "
+        f"{side.get('terms', 0)} MeSH terms with a side, finding found for {side.get('found', 0)})"
+    )
+    print(
+        f"location vs MeSH:   {place.get('correct', 0)}/{place.get('found', 0)} = {place_accuracy:.3f} "
+        f"({place.get('terms', 0)} MeSH terms with a place qualifier)"
+    )
     rate, baseline_rate = n_reports / seconds, n_reports / baseline_seconds
-    print(f"speed: extractor alone {rate:,.0f} reports/s on one core = {rate / baseline_rate:.2f}x the NegEx-style "
-          f"baseline's {baseline_rate:,.0f} reports/s (same studies, same run) and {rate / TARGET_RATE:.2f}x the "
-          f"1,000/s target; "
-          f"extract stage with store reads and writes {stage_n / stage_seconds:,.0f} reports/s; "
-          f"whole `cxrvqa build` (Prefect start, reports + extract) {build_seconds:.1f} s")
+    print(
+        f"speed: extractor alone {rate:,.0f} reports/s on one core = {rate / baseline_rate:.2f}x the NegEx-style "
+        f"baseline's {baseline_rate:,.0f} reports/s (same studies, same run) and {rate / TARGET_RATE:.2f}x the "
+        f"1,000/s target; "
+        f"extract stage with store reads and writes {stage_n / stage_seconds:,.0f} reports/s; "
+        f"whole `cxrvqa build` (Prefect start, reports + extract) {build_seconds:.1f} s"
+    )
     checks = {
         "micro-F1 >= 0.90": report["micro"]["f1"] >= 0.90,
         "labels with support >= 20 at F1 >= 0.75": not failing,
@@ -251,8 +275,10 @@ def main() -> None:
         ">= 1,000 reports/s": rate >= TARGET_RATE,
     }
     for name, ok in checks.items():
-        print(f"  {'PASS' if ok else 'FAIL'}  {name}" + (f" (below: {', '.join(failing)})" if name.startswith(
-            "labels") and failing else ""))
+        print(
+            f"  {'PASS' if ok else 'FAIL'}  {name}"
+            + (f" (below: {', '.join(failing)})" if name.startswith("labels") and failing else "")
+        )
 
 
 if __name__ == "__main__":

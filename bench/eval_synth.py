@@ -72,8 +72,10 @@ def print_scores(name: str, scores: SynthScores, seconds: float) -> None:
     print(f"\n{name}: {scores.studies} studies in {seconds:.1f} s ({scores.studies / seconds:,.0f} studies/s)")
     print(f"  {'presence':10} {'support':>7} {'tp':>6} {'fp':>6} {'fn':>6} {'P':>6} {'R':>6} {'F1':>6}")
     for c in scores.classes:
-        print(f"  {c.presence:10} {c.support:7} {c.tp:6} {c.fp:6} {c.fn:6} {_cell(c.precision)} {_cell(c.recall)} "
-              f"{_cell(c.f1)}")
+        print(
+            f"  {c.presence:10} {c.support:7} {c.tp:6} {c.fp:6} {c.fn:6} {_cell(c.precision)} {_cell(c.recall)} "
+            f"{_cell(c.f1)}"
+        )
     print(f"  micro F1 over present/absent/uncertain: {scores.micro_f1:.3f}")
 
 
@@ -99,40 +101,64 @@ def main() -> None:
     print("every gold fact, including what normal statements imply ('the lungs are clear' -> no edema, ...):")
     print_scores("rules extractor", rules["all"], rules_seconds)
     side = rules["all"].laterality
-    print(f"  laterality: {side.get('correct', 0)}/{side.get('scored', 0)} = {side['accuracy']:.3f} "
-          f"(wrong side {side.get('wrong', 0)}, no side {side.get('missing', 0)}; a side where the report gives "
-          f"none: {side.get('spurious', 0)})")
+    print(
+        f"  laterality: {side.get('correct', 0)}/{side.get('scored', 0)} = {side['accuracy']:.3f} "
+        f"(wrong side {side.get('wrong', 0)}, no side {side.get('missing', 0)}; a side where the report gives "
+        f"none: {side.get('spurious', 0)})"
+    )
     print_scores("baseline: NegEx-style keyword labeller", baseline["all"], baseline_seconds)
     for name in ("all", "named"):
         r, b = rules[name], baseline[name]
-        per_class = ", ".join(f"{x.presence} F1 {x.f1 or 0:.3f} vs {y.f1 or 0:.3f}"
-                              for x, y in zip(r.classes, b.classes, strict=True))
-        print(f"\nrules / baseline ({'every fact' if name == 'all' else 'named findings only'}): micro F1 "
-              f"{r.micro_f1:.3f} / {b.micro_f1:.3f} = {r.micro_f1 / b.micro_f1:.2f}x; {per_class}")
+        per_class = ", ".join(
+            f"{x.presence} F1 {x.f1 or 0:.3f} vs {y.f1 or 0:.3f}" for x, y in zip(r.classes, b.classes, strict=True)
+        )
+        print(
+            f"\nrules / baseline ({'every fact' if name == 'all' else 'named findings only'}): micro F1 "
+            f"{r.micro_f1:.3f} / {b.micro_f1:.3f} = {r.micro_f1 / b.micro_f1:.2f}x; {per_class}"
+        )
     for name in ("unwrapped", "wrapped"):
         scores = rules[name]
         side = scores.laterality
-        print(f"rules on reports {'with' if name == 'wrapped' else 'without'} MIMIC-style line wraps "
-              f"({scores.studies} studies): micro F1 {scores.micro_f1:.3f}, " + ", ".join(
-                  f"{c.presence} F1 {c.f1 or 0:.3f}" for c in scores.classes) + f", laterality {side['accuracy']:.3f}")
+        print(
+            f"rules on reports {'with' if name == 'wrapped' else 'without'} MIMIC-style line wraps "
+            f"({scores.studies} studies): micro F1 {scores.micro_f1:.3f}, "
+            + ", ".join(f"{c.presence} F1 {c.f1 or 0:.3f}" for c in scores.classes)
+            + f", laterality {side['accuracy']:.3f}"
+        )
 
-    worst_findings = sorted(rules["all"].findings, key=lambda row: -sum(
-        row[p]["fp"] + row[p]["fn"] for p in ("present", "absent", "uncertain")))
+    worst_findings = sorted(
+        rules["all"].findings,
+        key=lambda row: -sum(row[p]["fp"] + row[p]["fn"] for p in ("present", "absent", "uncertain")),
+    )
     print("\nfindings with the most presence errors (rules, every fact): support / fp / fn per presence")
-    for row in worst_findings[:args.worst]:
-        cells = "  ".join(f"{p[:4]} {row[p]['support']:4}/{row[p]['fp']:3}/{row[p]['fn']:3}"
-                          for p in ("present", "absent", "uncertain"))
+    for row in worst_findings[: args.worst]:
+        cells = "  ".join(
+            f"{p[:4]} {row[p]['support']:4}/{row[p]['fp']:3}/{row[p]['fn']:3}"
+            for p in ("present", "absent", "uncertain")
+        )
         print(f"  {row['finding']:36} {cells}")
-    print("\nframes with the highest error rates (rules, reports without line wraps): facts their sentences "
-          "carry, presence errors, side errors per fact, an example")
-    ranked = sorted((f for f in rules["unwrapped"].frames if f.facts >= 10),
-                    key=lambda f: -(f.errors + f.side_errors) / f.facts)
-    for frame in ranked[:args.worst]:
-        print(f"  {frame.frame:36} {frame.facts:5} {frame.errors / frame.facts:6.1%} "
-              f"{frame.side_errors / frame.facts:6.1%}  {frame.example[:90]!r}")
+    print(
+        "\nframes with the highest error rates (rules, reports without line wraps): facts their sentences "
+        "carry, presence errors, side errors per fact, an example"
+    )
+    ranked = sorted(
+        (f for f in rules["unwrapped"].frames if f.facts >= 10), key=lambda f: -(f.errors + f.side_errors) / f.facts
+    )
+    for frame in ranked[: args.worst]:
+        print(
+            f"  {frame.frame:36} {frame.facts:5} {frame.errors / frame.facts:6.1%} "
+            f"{frame.side_errors / frame.facts:6.1%}  {frame.example[:90]!r}"
+        )
     if args.json:
-        print(json.dumps({"rules": {k: v.as_dict() for k, v in rules.items()},
-                          "baseline": {k: v.as_dict() for k, v in baseline.items()}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "rules": {k: v.as_dict() for k, v in rules.items()},
+                    "baseline": {k: v.as_dict() for k, v in baseline.items()},
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,18 @@ from cxrvqa.store import Store
 
 VERDICTS = ("correct", "wrong", "unsupported", "bad_question")
 #: The error classes of the answer-correctness issue, for the reader's `error_class`.
-ERROR_CLASSES = ("presupposition", "hedge_as_definite", "location_side_extent", "closed_world_no",
-                 "vocabulary_mapping", "grammar", "ill_defined_count", "evidence", "negation", "other")
+ERROR_CLASSES = (
+    "presupposition",
+    "hedge_as_definite",
+    "location_side_extent",
+    "closed_world_no",
+    "vocabulary_mapping",
+    "grammar",
+    "ill_defined_count",
+    "evidence",
+    "negation",
+    "other",
+)
 
 
 def _items(store: Store, n: int, seed: int) -> list[dict]:
@@ -48,38 +58,73 @@ def _items(store: Store, n: int, seed: int) -> list[dict]:
         "SELECT i.item_id, i.template_id, i.study_id, i.question, i.answer, i.options, i.correct_option,"
         " i.evidence_ids, r.indication, r.findings, r.impression"
         " FROM current_qa_items i JOIN current_reports r USING (study_id)"
-        " WHERE i.item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY i.item_id", [chosen])
+        " WHERE i.item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY i.item_id",
+        [chosen],
+    )
     parts: dict[str, list[str]] = defaultdict(list)
     for item_id, kind, text in store.query(
-            "SELECT item_id, kind, text FROM current_qa_answer_parts WHERE item_id IN (SELECT unnest(?::VARCHAR[]))"
-            " ORDER BY item_id, part_index", [chosen]):
+        "SELECT item_id, kind, text FROM current_qa_answer_parts WHERE item_id IN (SELECT unnest(?::VARCHAR[]))"
+        " ORDER BY item_id, part_index",
+        [chosen],
+    ):
         if kind != "main":
             parts[item_id].append(f"{kind}: {text}")
-    sentences = {(s, i): t for s, i, t in store.query(
-        "SELECT study_id, sentence_id, text FROM current_sentences WHERE study_id IN"
-        " (SELECT DISTINCT study_id FROM current_qa_items WHERE item_id IN (SELECT unnest(?::VARCHAR[])))",
-        [chosen])}
+    sentences = {
+        (s, i): t
+        for s, i, t in store.query(
+            "SELECT study_id, sentence_id, text FROM current_sentences WHERE study_id IN"
+            " (SELECT DISTINCT study_id FROM current_qa_items WHERE item_id IN (SELECT unnest(?::VARCHAR[])))",
+            [chosen],
+        )
+    }
     items = []
-    for (item_id, template_id, study_id, question, answer, options, correct, evidence, indication, findings,
-         impression) in rows:
-        items.append({
-            "item_id": item_id, "template_id": template_id, "study_id": study_id, "question": question,
-            "options": list(options) if options else None, "correct_option": correct, "answer": answer,
-            "answer_parts": parts.get(item_id, []),
-            "evidence": [sentences.get((study_id, i), "?") for i in evidence or []],
-            "report": {"indication": indication, "findings": findings, "impression": impression}})
+    for (
+        item_id,
+        template_id,
+        study_id,
+        question,
+        answer,
+        options,
+        correct,
+        evidence,
+        indication,
+        findings,
+        impression,
+    ) in rows:
+        items.append(
+            {
+                "item_id": item_id,
+                "template_id": template_id,
+                "study_id": study_id,
+                "question": question,
+                "options": list(options) if options else None,
+                "correct_option": correct,
+                "answer": answer,
+                "answer_parts": parts.get(item_id, []),
+                "evidence": [sentences.get((study_id, i), "?") for i in evidence or []],
+                "report": {"indication": indication, "findings": findings, "impression": impression},
+            }
+        )
     random.Random(seed + 1).shuffle(items)
     return items
 
 
 def _packet_entry(number: int, item: dict) -> str:
-    lines = [f"## {number}. item_id `{item['item_id']}` (template `{item['template_id']}`)", "",
-             "REPORT", f"- Indication: {item['report']['indication'] or '(none)'}",
-             f"- Findings: {item['report']['findings'] or '(none)'}",
-             f"- Impression: {item['report']['impression'] or '(none)'}", "", f"QUESTION: {item['question']}"]
+    lines = [
+        f"## {number}. item_id `{item['item_id']}` (template `{item['template_id']}`)",
+        "",
+        "REPORT",
+        f"- Indication: {item['report']['indication'] or '(none)'}",
+        f"- Findings: {item['report']['findings'] or '(none)'}",
+        f"- Impression: {item['report']['impression'] or '(none)'}",
+        "",
+        f"QUESTION: {item['question']}",
+    ]
     if item["options"]:
-        lines += ["OPTIONS: " + " | ".join(f"{letter}) {text}" for letter, text in zip("ABCD", item["options"])),
-                  f"CHOSEN OPTION: {item['correct_option']}"]
+        lines += [
+            "OPTIONS: " + " | ".join(f"{letter}) {text}" for letter, text in zip("ABCD", item["options"])),
+            f"CHOSEN OPTION: {item['correct_option']}",
+        ]
     lines.append(f"ANSWER: {item['answer']}")
     lines += [f"  {part}" for part in item["answer_parts"]]
     lines.append("CITED EVIDENCE: " + (" / ".join(item["evidence"]) if item["evidence"] else "(none)"))
@@ -111,8 +156,10 @@ def _read(paths: list[Path]) -> list[dict]:
             if row.get("verdict") not in VERDICTS:
                 sys.exit(f"{path}:{number}: expected verdict in {VERDICTS}, found {row.get('verdict')!r}")
             if row.get("error_class") not in (None, *ERROR_CLASSES):
-                sys.exit(f"{path}:{number}: expected error_class in {ERROR_CLASSES} or null, "
-                         f"found {row.get('error_class')!r}")
+                sys.exit(
+                    f"{path}:{number}: expected error_class in {ERROR_CLASSES} or null, "
+                    f"found {row.get('error_class')!r}"
+                )
             verdicts.append(row)
     return verdicts
 
@@ -132,11 +179,13 @@ def score(paths: list[Path]) -> None:
     for verdict in VERDICTS[1:]:
         print(_line(verdict, counts[verdict], n))
     print(_line("grammar error", grammar, n))
-    print(_line("correct and grammatical", sum(v["verdict"] == "correct" and not v.get("grammar")
-                                              for v in verdicts), n))
+    print(
+        _line("correct and grammatical", sum(v["verdict"] == "correct" and not v.get("grammar") for v in verdicts), n)
+    )
     print("\nError classes (items not correct, or with a grammar error)")
-    classes = Counter(v.get("error_class") or "other" for v in verdicts
-                      if v["verdict"] != "correct" or v.get("grammar"))
+    classes = Counter(
+        v.get("error_class") or "other" for v in verdicts if v["verdict"] != "correct" or v.get("grammar")
+    )
     for name, count in classes.most_common():
         print(_line(name, count, n))
     print("\nPer template (share correct)")

@@ -55,8 +55,9 @@ def _chosen(rows: list[dict], correct_per_round: int, seed: int) -> list[dict]:
     return out
 
 
-def _judge_round(build: Path, item_ids: list[str], scratch: Path, base_url: str, model: str,
-                 attempts: int) -> dict[str, dict]:
+def _judge_round(
+    build: Path, item_ids: list[str], scratch: Path, base_url: str, model: str, attempts: int
+) -> dict[str, dict]:
     """item id -> {grade, weakest, rationale} (or {failed: reason}) from the judge on a copy of the build."""
     from cxrvqa.config import load_config
     from cxrvqa.store import Store
@@ -65,21 +66,36 @@ def _judge_round(build: Path, item_ids: list[str], scratch: Path, base_url: str,
     copy = scratch / build.name
     copy.mkdir(parents=True, exist_ok=True)
     shutil.copy2(build / "cxrvqa.duckdb", copy / "cxrvqa.duckdb")
-    config = load_config(None, {"out_dir": copy, "judge": {"enabled": True, "min_grade": "D"},
-                                "extraction": {"llm": {"base_url": base_url, "model": model,
-                                                       "max_attempts": attempts, "max_concurrency": 8}}})
+    config = load_config(
+        None,
+        {
+            "out_dir": copy,
+            "judge": {"enabled": True, "min_grade": "D"},
+            "extraction": {
+                "llm": {"base_url": base_url, "model": model, "max_attempts": attempts, "max_concurrency": 8}
+            },
+        },
+    )
     context = prepare_judge(config)
     with Store(copy / "cxrvqa.duckdb") as store:
-        keys = [tuple(k) for k in store.query(
-            "SELECT item_id, template_version, input_hash FROM current_qa_grades "
-            "WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id", [item_ids])]
+        keys = [
+            tuple(k)
+            for k in store.query(
+                "SELECT item_id, template_version, input_hash FROM current_qa_grades "
+                "WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id",
+                [item_ids],
+            )
+        ]
         judge_batch(store, "bench-judge-recall", keys, context)
         out = {}
         for item_id, status, grade, weakest, rationale, reason in store.query(
-                "SELECT item_id, status, grade, weakest, rationale, reason FROM judge_results "
-                "WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [item_ids]):
-            out[item_id] = ({"grade": grade, "weakest": weakest, "rationale": rationale} if status == "ok"
-                            else {"failed": reason})
+            "SELECT item_id, status, grade, weakest, rationale, reason FROM judge_results "
+            "WHERE item_id IN (SELECT unnest(?::VARCHAR[]))",
+            [item_ids],
+        ):
+            out[item_id] = (
+                {"grade": grade, "weakest": weakest, "rationale": rationale} if status == "ok" else {"failed": reason}
+            )
     return out
 
 
@@ -98,22 +114,36 @@ def main() -> int:
     parser.add_argument("--correct", type=int, default=25, help="correct items judged per round (seeded sample)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--attempts", type=int, default=1, help="requests per item (1 while recording prompts)")
-    parser.add_argument("--cut", default="A", help="also count only demotions below this grade (default A: out of "
-                        "the fine-tuning selection)")
+    parser.add_argument(
+        "--cut",
+        default="A",
+        help="also count only demotions below this grade (default A: out of the fine-tuning selection)",
+    )
     parser.add_argument("--dest", type=Path, help="write one JSON line per judged item (verdict, judge's grade)")
     args = parser.parse_args()
     os.environ.setdefault("CXRVQA_LLM_API_KEY", "not-needed")
-    rows = _chosen([json.loads(line) for line in args.dump.read_text(encoding="utf-8").splitlines() if line.strip()],
-                   args.correct, args.seed)
+    rows = _chosen(
+        [json.loads(line) for line in args.dump.read_text(encoding="utf-8").splitlines() if line.strip()],
+        args.correct,
+        args.seed,
+    )
     judged: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="judge_recall_") as scratch:
         for build in sorted({r["round"] for r in rows}):
             ids = [r["item_id"] for r in rows if r["round"] == build]
-            judged.update({(build, k): v for k, v in _judge_round(Path(build), ids, Path(scratch), args.base_url,
-                                                                    args.model, args.attempts).items()})
+            judged.update(
+                {
+                    (build, k): v
+                    for k, v in _judge_round(
+                        Path(build), ids, Path(scratch), args.base_url, args.model, args.attempts
+                    ).items()
+                }
+            )
     answered = [r for r in rows if "grade" in judged.get((r["round"], r["item_id"]), {})]
-    print(f"{len(rows)} items chosen ({sum(r['verdict'] in FAULTY for r in rows)} faulty), "
-          f"{len(answered)} judged, {len(rows) - len(answered)} without a verdict (the server failed)")
+    print(
+        f"{len(rows)} items chosen ({sum(r['verdict'] in FAULTY for r in rows)} faulty), "
+        f"{len(answered)} judged, {len(rows) - len(answered)} without a verdict (the server failed)"
+    )
     if not answered:
         return 1
     from cxrvqa.core.grading import grading
@@ -125,31 +155,56 @@ def main() -> int:
     correct = [r for r in answered if r["verdict"] == "correct"]
     for label, with_checks in (("the judge alone", False), ("the judge with the offline checks", True)):
         for cut_label, cut in cuts:
+
             def demoted(r: dict, with_checks: bool = with_checks, cut: int | None = cut) -> bool:
                 base = r["grades"]["(base)"][0]
                 checks = r["grades"]["ALL content validators"][0] if with_checks else base
                 grade = min(checks, judged[(r["round"], r["item_id"])]["grade"])
                 return grade < base and (cut is None or grade < cut)
-            print(f"{label:<34} {cut_label:<13} demotes faulty {_rate(sum(map(demoted, faulty)), len(faulty))}, "
-                  f"correct {_rate(sum(map(demoted, correct)), len(correct))}")
+
+            print(
+                f"{label:<34} {cut_label:<13} demotes faulty {_rate(sum(map(demoted, faulty)), len(faulty))}, "
+                f"correct {_rate(sum(map(demoted, correct)), len(correct))}"
+            )
     weakest: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in answered:
         weakest[judged[(r["round"], r["item_id"])]["weakest"] or "(nothing)"][r["verdict"] == "correct"] += 1
-    print("the judge's weakest value: faulty / correct items: " + ", ".join(
-        f"{k} {f}/{c}" for k, (f, c) in sorted(weakest.items(), key=lambda kv: -sum(kv[1]))))
+    print(
+        "the judge's weakest value: faulty / correct items: "
+        + ", ".join(f"{k} {f}/{c}" for k, (f, c) in sorted(weakest.items(), key=lambda kv: -sum(kv[1])))
+    )
 
     def by_checks(group: list[dict]) -> str:
         demoted = sum(r["grades"]["ALL content validators"][0] < r["grades"]["(base)"][0] for r in group)
         return _rate(demoted, len(group))
+
     print(f"{'the offline checks alone':<48} demote faulty {by_checks(faulty)}, correct {by_checks(correct)}")
     if args.dest:
         with args.dest.open("w", encoding="utf-8") as out:
             for r in answered:
-                out.write(json.dumps({k: r[k] for k in ("round", "item_id", "template_id", "question", "answer",
-                                                          "verdict", "error_class", "review_reason")}
-                                     | {"judge": judged[(r["round"], r["item_id"])],
-                                        "base_grade": r["grades"]["(base)"][0],
-                                        "checks_grade": r["grades"]["ALL content validators"][0]}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            k: r[k]
+                            for k in (
+                                "round",
+                                "item_id",
+                                "template_id",
+                                "question",
+                                "answer",
+                                "verdict",
+                                "error_class",
+                                "review_reason",
+                            )
+                        }
+                        | {
+                            "judge": judged[(r["round"], r["item_id"])],
+                            "base_grade": r["grades"]["(base)"][0],
+                            "checks_grade": r["grades"]["ALL content validators"][0],
+                        }
+                    )
+                    + "\n"
+                )
     return 0
 
 

@@ -48,8 +48,10 @@ from cxrvqa.qa.study import study_view
 from cxrvqa.qa.templates import builtin_templates
 from cxrvqa.store import Store
 
-ITEMS_SQL = ("SELECT template_id, answer, options, correct_option FROM current_qa_items "
-             "WHERE answer_format = 'multiple_choice' ORDER BY item_id")
+ITEMS_SQL = (
+    "SELECT template_id, answer, options, correct_option FROM current_qa_items "
+    "WHERE answer_format = 'multiple_choice' ORDER BY item_id"
+)
 
 
 def build_iu(folder: Path) -> Path:
@@ -57,9 +59,22 @@ def build_iu(folder: Path) -> Path:
     if not data or not (Path(data) / "reports" / "iu_dev_reports.csv").is_file():
         sys.exit("error: give --out BUILD, or set CXRVQA_DATA_DIR to the folder holding reports/iu_dev_reports.csv")
     cli = Path(sys.executable).parent / "cxrvqa"
-    subprocess.run([str(cli), "build", "--reports", str(Path(data) / "reports" / "iu_dev_reports.csv"),
-                    "--report-format", "iu", "--stages", "reports,extract,qa", "--out", str(folder)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(cli),
+            "build",
+            "--reports",
+            str(Path(data) / "reports" / "iu_dev_reports.csv"),
+            "--report-format",
+            "iu",
+            "--stages",
+            "reports,extract,qa",
+            "--out",
+            str(folder),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return folder
 
 
@@ -72,8 +87,11 @@ def _alone(answer: str, options: list[str], extreme) -> bool:
 def report(out: Path, n_values: int) -> None:
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         rows = store.query(ITEMS_SQL)
-        reader = {f.template_id: f for f in measure(store, "current_qa_items")
-                  if f.key == "options" and f.template_id is not None}
+        reader = {
+            f.template_id: f
+            for f in measure(store, "current_qa_items")
+            if f.key == "options" and f.template_id is not None
+        }
     by_template: dict[str, list[tuple]] = defaultdict(list)
     for row in rows:
         by_template[row[0]].append(row)
@@ -88,14 +106,27 @@ def report(out: Path, n_values: int) -> None:
             answers[answer] += 1
             distractors.update(o for o in options if o != answer)
         figure = reader.get(template)
-        read = (f"option reader {figure.accuracy:.3f} of {figure.n_items} held-out items "
-                f"({figure.accuracy / chance:.2f}x chance)") if figure else "option reader: no held-out items"
+        read = (
+            (
+                f"option reader {figure.accuracy:.3f} of {figure.n_items} held-out items "
+                f"({figure.accuracy / chance:.2f}x chance)"
+            )
+            if figure
+            else "option reader: no held-out items"
+        )
         print(f"{template}: {len(items)} items, {n_options} options, chance {chance:.2f}; {read}")
         print("  letters: " + ", ".join(f"{k} {v / len(items):.2f}" for k, v in sorted(letters.items())))
-        print(f"  answer the single longest option {longest / len(items):.2f}, the single shortest "
-              f"{shortest / len(items):.2f}")
-        values = sorted(set(answers) | set(distractors), key=lambda v: (
-            -abs(answers[v] / (answers[v] + distractors[v]) - chance) * (answers[v] + distractors[v]), v))
+        print(
+            f"  answer the single longest option {longest / len(items):.2f}, the single shortest "
+            f"{shortest / len(items):.2f}"
+        )
+        values = sorted(
+            set(answers) | set(distractors),
+            key=lambda v: (
+                -abs(answers[v] / (answers[v] + distractors[v]) - chance) * (answers[v] + distractors[v]),
+                v,
+            ),
+        )
         for value in values[:n_values]:
             share = answers[value] / (answers[value] + distractors[value])
             print(f"  {value:45s} answer {answers[value]:5d}  distractor {distractors[value]:5d}  share {share:.2f}")
@@ -107,8 +138,10 @@ def _questions(out: Path) -> tuple[list[tuple[str, str, tuple[str, ...], str, by
     of options."""
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         config = json.loads(store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
-        rows = store.query("SELECT g.study_id, r.patient_id, g.graph FROM current_scene_graphs g "
-                           "JOIN current_reports r USING (study_id) ORDER BY g.study_id")
+        rows = store.query(
+            "SELECT g.study_id, r.patient_id, g.graph FROM current_scene_graphs g "
+            "JOIN current_reports r USING (study_id) ORDER BY g.study_id"
+        )
     seed, splits = config.get("seed", 0), tuple(config.get("qa", {}).get("splits", {}).items())
     templates = [t for t in builtin_templates() if t.answer_format == "multiple_choice" and _applies(t, None)]
     found = []
@@ -155,13 +188,15 @@ def simulate(out: Path, options: int | None = None) -> None:
         bound = {v: min(1.0, (n - 1) * a[v] / e[v]) for v in pool}
         drawn = sorted((_u(digest, v) / bound[v], v) for v in pool if bound[v] and _u(digest, v) < bound[v])
         if len(drawn) >= n - 1:
-            balanced[template].append((template, answer, (*(v for _, v in drawn[:n - 1]), answer), split))
+            balanced[template].append((template, answer, (*(v for _, v in drawn[: n - 1]), answer), split))
     for template in sorted(answers):
         total, n = sum(answers[template].values()), options or n_options[template]
-        print(f"{template}: {n} options, chance {1 / n:.2f}; {total} questions; uniform draw "
-              f"{len(uniform[template])} items, option reader "
-              f"{_reader(uniform[template])}; balanced draw {len(balanced[template])} items, option reader "
-              f"{_reader(balanced[template])}")
+        print(
+            f"{template}: {n} options, chance {1 / n:.2f}; {total} questions; uniform draw "
+            f"{len(uniform[template])} items, option reader "
+            f"{_reader(uniform[template])}; balanced draw {len(balanced[template])} items, option reader "
+            f"{_reader(balanced[template])}"
+        )
 
 
 def main() -> None:
@@ -169,8 +204,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="a build folder (default: build the IU dev reports)")
     parser.add_argument("--values", type=int, default=8, help="option values listed per template")
     parser.add_argument("--simulate", action="store_true", help="also simulate a draw balanced over the dataset")
-    parser.add_argument("--options", type=int, choices=range(2, 6), metavar="N",
-                        help="--simulate with N options for every template (default: each template's own)")
+    parser.add_argument(
+        "--options",
+        type=int,
+        choices=range(2, 6),
+        metavar="N",
+        help="--simulate with N options for every template (default: each template's own)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out if args.out is not None else build_iu(Path(tmp) / "iu")

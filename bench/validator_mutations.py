@@ -61,8 +61,11 @@ def _wrong_finding(item: dict, ctx: Any, rng: random.Random) -> bool:
 def _contradicting_answer(item: dict, ctx: Any, rng: random.Random) -> bool:
     if item["answer_format"] not in ("full_sentence", "multi_part", "short"):
         return False
-    item["answer"] = "There is no abnormality." if "no abnormality" not in item["answer"].lower() else \
-        "There is a large right pneumothorax."
+    item["answer"] = (
+        "There is no abnormality."
+        if "no abnormality" not in item["answer"].lower()
+        else "There is a large right pneumothorax."
+    )
     return True
 
 
@@ -142,12 +145,21 @@ def _two_splits(item: dict, ctx: Any, rng: random.Random) -> bool:
 
 
 MUTATIONS: dict[str, Mutation] = {
-    "flipped_yes_no": _flip_yes_no, "wrong_laterality": _wrong_laterality, "wrong_finding": _wrong_finding,
-    "answer_contradicts_report": _contradicting_answer, "box_outside_image": _box_outside,
-    "duplicate_options": _duplicate_options, "two_correct_options": _two_correct,
-    "correct_letter_outside_options": _letter_outside, "missing_required_field": _missing_field,
-    "wrong_type": _wrong_type, "unrendered_variable": _unrendered, "deid_token": _deid, "leaked_answer": _leaked,
-    "lateral_image_left_right_question": _lateral_left_right, "patient_in_two_splits": _two_splits,
+    "flipped_yes_no": _flip_yes_no,
+    "wrong_laterality": _wrong_laterality,
+    "wrong_finding": _wrong_finding,
+    "answer_contradicts_report": _contradicting_answer,
+    "box_outside_image": _box_outside,
+    "duplicate_options": _duplicate_options,
+    "two_correct_options": _two_correct,
+    "correct_letter_outside_options": _letter_outside,
+    "missing_required_field": _missing_field,
+    "wrong_type": _wrong_type,
+    "unrendered_variable": _unrendered,
+    "deid_token": _deid,
+    "leaked_answer": _leaked,
+    "lateral_image_left_right_question": _lateral_left_right,
+    "patient_in_two_splits": _two_splits,
 }
 
 
@@ -190,8 +202,10 @@ def main() -> int:
         jsonschema.validate(item, schema)
     naive = len(sample) / (time.perf_counter() - naive_start)
     speed = len(items) / seconds
-    print(f"  speed: every validator over {len(items):,} items in {seconds:.2f} s = {speed:,.0f} items/s "
-          f"(1 process); naive per-item jsonschema.validate(): {naive:,.0f} items/s; ratio {speed / naive:.2f}x")
+    print(
+        f"  speed: every validator over {len(items):,} items in {seconds:.2f} s = {speed:,.0f} items/s "
+        f"(1 process); naive per-item jsonschema.validate(): {naive:,.0f} items/s; ratio {speed / naive:.2f}x"
+    )
     false_rate = false_rejections / len(items) if items else 0.0
     print(f"  false rejections on clean items: {false_rejections} / {len(items)} = {false_rate:.2%}")
 
@@ -219,13 +233,17 @@ def main() -> int:
         total_detected += detected
         if mutants and rate < 0.9:
             missed_types.append(name)
-        print(f"  {name:36} {mutants:>8,} {detected:>9,} {rate:>7.1%} "
-              f"{(alone / mutants if mutants else float('nan')):>19.1%}")
+        print(
+            f"  {name:36} {mutants:>8,} {detected:>9,} {rate:>7.1%} "
+            f"{(alone / mutants if mutants else float('nan')):>19.1%}"
+        )
     overall = total_detected / total_mutants if total_mutants else 0.0
     print(f"  {'overall':36} {total_mutants:>8,} {total_detected:>9,} {overall:>7.1%}")
     met = not missed_types and overall >= 0.95 and false_rate <= 0.01
-    print(f"  targets (every type >= 90%, overall >= 95%, false rejection <= 1%): {'met' if met else 'MISSED'}"
-          + (f" (below 90%: {', '.join(missed_types)})" if missed_types else ""))
+    print(
+        f"  targets (every type >= 90%, overall >= 95%, false rejection <= 1%): {'met' if met else 'MISSED'}"
+        + (f" (below 90%: {', '.join(missed_types)})" if missed_types else "")
+    )
     print(f"  target >= 20,000 items/s: {'met' if speed >= 20_000 else 'MISSED'}")
     return 1 if args.check and not (met and speed >= 20_000) else 0
 

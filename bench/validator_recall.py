@@ -47,11 +47,13 @@ FAULTY = ("wrong", "unsupported", "bad_question")
 INDEPENDENT = ("cxrvqa.validation.independent", "cxrvqa.validation.scope", "cxrvqa.validation.wording")
 #: The reviewed rounds of issue 16 and the builds they were sampled from. The checks were written while
 #: reading the first two (development); the last two were reviewed afterwards and not read (held out).
-DEFAULT_ROUNDS = [["/tmp/work/before", "bench/item_accuracy/rounds/*-before-*.jsonl"],
-                  ["/tmp/work/after3", "bench/item_accuracy/rounds/*-dev1-*.jsonl"],
-                  ["/tmp/work/after4", "bench/item_accuracy/rounds/*-dev2-*.jsonl"],
-                  ["/tmp/work/after6", "/tmp/work/round_final/verdicts.jsonl"]]
-HELD_OUT = 2   # the last two default rounds
+DEFAULT_ROUNDS = [
+    ["/tmp/work/before", "bench/item_accuracy/rounds/*-before-*.jsonl"],
+    ["/tmp/work/after3", "bench/item_accuracy/rounds/*-dev1-*.jsonl"],
+    ["/tmp/work/after4", "bench/item_accuracy/rounds/*-dev2-*.jsonl"],
+    ["/tmp/work/after6", "/tmp/work/round_final/verdicts.jsonl"],
+]
+HELD_OUT = 2  # the last two default rounds
 
 
 def _open_store(build: Path, scratch: Path) -> Any:
@@ -67,7 +69,7 @@ def _open_store(build: Path, scratch: Path) -> Any:
     copy.mkdir(parents=True, exist_ok=True)
     shutil.copy2(build / "cxrvqa.duckdb", copy / "cxrvqa.duckdb")
     with Store(copy / "cxrvqa.duckdb"):
-        pass   # migrates the copy
+        pass  # migrates the copy
     print(f"  ({build} has an older schema: migrated a copy in {copy})")
     return Store(copy / "cxrvqa.duckdb", read_only=True), copy
 
@@ -91,13 +93,20 @@ def _load(build: Path, pattern: str, scratch: Path) -> tuple[list[dict], dict, d
     with store:
         # given the store, a build without images is graded as text-VQA (as the build grades it)
         context = stage.prepare(load_config(None, {"out_dir": used}), store)
-        items = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
-                                  "WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id", [list(verdicts)])
+        items = store.query_dicts(
+            f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
+            "WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id",
+            [list(verdicts)],
+        )
         contexts, quality = stage.study_contexts(store, sorted({i["study_id"] for i in items}), context)
     # an item id names the same question in every build, but its answer may differ: keep only the items
     # whose question and answer are the ones the reviewer read
-    same = [i for i in items if (i["question"], i["answer"]) == (verdicts[i["item_id"]].get("question"),
-                                                                   verdicts[i["item_id"]].get("answer"))]
+    same = [
+        i
+        for i in items
+        if (i["question"], i["answer"])
+        == (verdicts[i["item_id"]].get("question"), verdicts[i["item_id"]].get("answer"))
+    ]
     missing = len(verdicts) - len(same)
     if missing:
         print(f"  {missing} reviewed item(s) are not current items of {build} as reviewed: left out")
@@ -138,22 +147,30 @@ def _report(rows: list[dict], title: str) -> None:
     faulty = [r for r in rows if r["verdict"] in FAULTY]
     correct = [r for r in rows if r["verdict"] == "correct"]
     grammar = [r for r in correct if r["grammar"]]
-    print(f"\n== {title}: {len(rows)} reviewed items: {len(faulty)} faulty, {len(correct)} correct "
-          f"({len(grammar)} of them with a grammar error)")
+    print(
+        f"\n== {title}: {len(rows)} reviewed items: {len(faulty)} faulty, {len(correct)} correct "
+        f"({len(grammar)} of them with a grammar error)"
+    )
     names = [n for n in rows[0]["grades"] if n != "(base)"] if rows else []
     order = [n for n in names if n.isupper() or n.startswith(("ALL", "INDEPENDENT", "previous"))]
     order = sorted(set(names) - set(order)) + sorted(order, key=lambda n: ("INDEP" not in n, n))
-    print(f"{'check':<30} {'faulty demoted':>21} {'faulty flagged':>21} {'correct demoted':>21} "
-          f"{'correct flagged':>21} {'grammar-only flagged':>21}")
+    print(
+        f"{'check':<30} {'faulty demoted':>21} {'faulty flagged':>21} {'correct demoted':>21} "
+        f"{'correct flagged':>21} {'grammar-only flagged':>21}"
+    )
     for name in order:
+
         def counts(group: list[dict], kind: str) -> str:
             if kind == "demoted":
                 k = sum(r["grades"][name][0] < r["grades"]["(base)"][0] for r in group)
             else:
                 k = sum(r["grades"][name][1] for r in group)
             return _rate(k, len(group))
-        print(f"{name:<30} {counts(faulty, 'demoted'):>21} {counts(faulty, 'flagged'):>21} "
-              f"{counts(correct, 'demoted'):>21} {counts(correct, 'flagged'):>21} {counts(grammar, 'flagged'):>21}")
+
+        print(
+            f"{name:<30} {counts(faulty, 'demoted'):>21} {counts(faulty, 'flagged'):>21} "
+            f"{counts(correct, 'demoted'):>21} {counts(correct, 'flagged'):>21} {counts(grammar, 'flagged'):>21}"
+        )
     print("\nIndependent checks per reviewer error class (faulty items, and correct ones with a grammar error)")
     by_class: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -166,12 +183,16 @@ def _report(rows: list[dict], title: str) -> None:
         print(f"  {name:<38} demoted {_rate(demoted, len(group))}   flagged {_rate(flagged, len(group))}")
     reasons = Counter(reason for r in correct for reason in r["reasons"])
     if reasons:
-        print("\nReasons the independent checks gave on correct items: "
-              + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+        print(
+            "\nReasons the independent checks gave on correct items: "
+            + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+        )
     reasons = Counter(reason for r in faulty for reason in r["reasons"])
     if reasons:
-        print("Reasons the independent checks gave on faulty items: "
-              + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+        print(
+            "Reasons the independent checks gave on faulty items: "
+            + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+        )
 
 
 def _speed(used: Path, n: int, repeat: int = 3) -> None:
@@ -209,37 +230,59 @@ def _speed(used: Path, n: int, repeat: int = 3) -> None:
     independent._modifiers()
     items = sum(len(p.items) for p in payloads)
     best: dict[str, float] = {}
-    runs = [("without the independent checks", without, True), ("with the independent checks", context, True),
-            ("with them, sentences read", context, False)] * repeat
+    runs = [
+        ("without the independent checks", without, True),
+        ("with the independent checks", context, True),
+        ("with them, sentences read", context, False),
+    ] * repeat
     for label, ctx, cold in runs:
         if cold:
             independent.clear_caches()
             scope._elsewhere.cache_clear()
         validators._presence_in.cache_clear()
-        work = [dataclasses.replace(p, items=[dict(i) for i in p.items]) for p in payloads]   # it pops fields
+        work = [dataclasses.replace(p, items=[dict(i) for i in p.items]) for p in payloads]  # it pops fields
         start = time.process_time()
         stage.validate_studies(work, ctx, "bench", datetime.now(timezone.utc))
         best[label] = min(best.get(label, float("inf")), time.process_time() - start)
     for label, seconds in best.items():
-        print(f"  {label:<32} {items:,} items of {len(payloads):,} studies in {seconds:.2f} s = "
-              f"{items / seconds:,.0f} items/s")
+        print(
+            f"  {label:<32} {items:,} items of {len(payloads):,} studies in {seconds:.2f} s = "
+            f"{items / seconds:,.0f} items/s"
+        )
     base, ours_s, warm = best[runs[0][0]], best[runs[1][0]], best[runs[2][0]]
-    print(f"  the independent checks cost {ours_s / base - 1:+.0%} of the validation compute step (target: "
-          f"validation within 20% of today's): reading the sentences {(ours_s - warm) / base:+.0%}, "
-          f"the checks {warm / base - 1:+.0%}")
+    print(
+        f"  the independent checks cost {ours_s / base - 1:+.0%} of the validation compute step (target: "
+        f"validation within 20% of today's): reading the sentences {(ours_s - warm) / base:+.0%}, "
+        f"the checks {warm / base - 1:+.0%}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--round", nargs=2, action="append", metavar=("BUILD", "VERDICTS_GLOB"),
-                        help="a build's output folder and a glob of the verdict files reviewed from it")
+    parser.add_argument(
+        "--round",
+        nargs=2,
+        action="append",
+        metavar=("BUILD", "VERDICTS_GLOB"),
+        help="a build's output folder and a glob of the verdict files reviewed from it",
+    )
     parser.add_argument("--speed", type=int, default=0, help="time the validators over N current items")
-    parser.add_argument("--repeat", type=int, default=3, help="--speed: runs of each kind, the best counts "
-                        "(more on a busy machine)")
-    parser.add_argument("--dump", type=Path, help="write one JSON line per reviewed item (verdict, the checks that "
-                        "failed with their reasons and details, grades) for reading what the checks miss")
-    parser.add_argument("--ignore", action="append", default=[], metavar="VALIDATOR",
-                        help="run without this validator (e.g. answer_program when the code changed since the build)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="--speed: runs of each kind, the best counts (more on a busy machine)"
+    )
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        help="write one JSON line per reviewed item (verdict, the checks that "
+        "failed with their reasons and details, grades) for reading what the checks miss",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="VALIDATOR",
+        help="run without this validator (e.g. answer_program when the code changed since the build)",
+    )
     args = parser.parse_args()
     rounds = args.round or DEFAULT_ROUNDS
     from cxrvqa.validation import independent  # noqa: F401
@@ -258,18 +301,28 @@ def main() -> int:
                 ctx = contexts[item["study_id"]]
                 results = run_validators(item, ctx, {**context.strictness, **{n: "ignore" for n in args.ignore}})
                 template = templates.get(item["template_id"])
-                grades = _grades(item, results, quality.get(item["study_id"], []),
-                                 bool(template and template.closed_world))
+                grades = _grades(
+                    item, results, quality.get(item["study_id"], []), bool(template and template.closed_world)
+                )
                 verdict = verdicts[item["item_id"]]
-                rows.append({"round": build, "item_id": item["item_id"], "template_id": item["template_id"],
-                             "question": item["question"], "answer": item["answer"],
-                             "review_reason": verdict.get("reason"),
-                             "failed": [[val.name, level, v.reason, v.detail] for val, v, level in results
-                                        if not v.ok],
-                             "verdict": verdict["verdict"], "grammar": bool(verdict.get("grammar")),
-                             "error_class": verdict.get("error_class"), "grades": grades,
-                             "reasons": [v.reason for val, v, _ in results if not v.ok
-                                         and val.check.__module__ in INDEPENDENT]})
+                rows.append(
+                    {
+                        "round": build,
+                        "item_id": item["item_id"],
+                        "template_id": item["template_id"],
+                        "question": item["question"],
+                        "answer": item["answer"],
+                        "review_reason": verdict.get("reason"),
+                        "failed": [[val.name, level, v.reason, v.detail] for val, v, level in results if not v.ok],
+                        "verdict": verdict["verdict"],
+                        "grammar": bool(verdict.get("grammar")),
+                        "error_class": verdict.get("error_class"),
+                        "grades": grades,
+                        "reasons": [
+                            v.reason for val, v, _ in results if not v.ok and val.check.__module__ in INDEPENDENT
+                        ],
+                    }
+                )
             _report(rows, f"{build}")
             all_rows += rows
             per_round.append(rows)

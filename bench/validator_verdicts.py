@@ -32,20 +32,25 @@ def verdicts(build: Path, only: set[str] | None = None) -> dict[str, dict[str, l
         studies = [s for (s,) in store.query("SELECT DISTINCT study_id FROM current_qa_items ORDER BY 1")]
         out: dict[str, dict[str, list[Any]]] = {}
         for start in range(0, len(studies), 500):
-            batch = studies[start:start + 500]
-            items = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
-                                      "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, item_id",
-                                      [batch])
+            batch = studies[start : start + 500]
+            items = store.query_dicts(
+                f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
+                "WHERE study_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY study_id, item_id",
+                [batch],
+            )
             contexts, _ = stage.study_contexts(store, batch, context)
             by_study: dict[str, list[dict[str, Any]]] = {}
             for item in items:
                 by_study.setdefault(item["study_id"], []).append(item)
-            for study, ctx in contexts.items():   # as the stage does: answer_program regenerates these items only
+            for study, ctx in contexts.items():  # as the stage does: answer_program regenerates these items only
                 ctx.item_ids = stage.item_ids_of(by_study.get(study, []))
             for item in items:
                 results = run_validators(item, contexts[item["study_id"]], context.strictness)
-                out[item["item_id"]] = {v.name: [verdict.ok, verdict.reason, verdict.detail]
-                                        for v, verdict, _ in results if only is None or v.name in only}
+                out[item["item_id"]] = {
+                    v.name: [verdict.ok, verdict.reason, verdict.detail]
+                    for v, verdict, _ in results
+                    if only is None or v.name in only
+                }
     return out
 
 
@@ -70,7 +75,7 @@ def main() -> int:
         row = json.loads(line)
         before[row["item_id"]] = row["verdicts"]
     differ = [i for i in sorted(set(before) | set(now)) if before.get(i) != now.get(i)]
-    for item_id in differ[:args.show]:
+    for item_id in differ[: args.show]:
         old, new = before.get(item_id, {}), now.get(item_id, {})
         for name in sorted(set(old) | set(new)):
             if old.get(name) != new.get(name):

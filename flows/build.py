@@ -41,15 +41,17 @@ from cxrvqa.validation.dataset import checks_are_current, dataset_checks
 
 
 @task(name="ingest-image-batch", cache_policy=NO_CACHE)
-def ingest_image_batch(db_path: Path, run_id: str, batch: list[str],
-                       context: image_stage.ImageStageContext) -> StageCounts:
+def ingest_image_batch(
+    db_path: Path, run_id: str, batch: list[str], context: image_stage.ImageStageContext
+) -> StageCounts:
     counts = image_stage.ingest_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("images", counts.n_input)
     return counts
 
 
-def _run_stage(config: Config, run_id: str, stage: str, results: Iterable[StageCounts], total: int | None,
-               skipped: int = 0) -> dict[str, int]:
+def _run_stage(
+    config: Config, run_id: str, stage: str, results: Iterable[StageCounts], total: int | None, skipped: int = 0
+) -> dict[str, int]:
     """Bookkeeping around one stage: its run_stages row, progress, failure status.
 
     ``results``: the counts of each batch, as `_batches` computes and writes them.
@@ -70,12 +72,25 @@ def _run_stage(config: Config, run_id: str, stage: str, results: Iterable[StageC
 
 
 #: Stage modules whose batches split into load (reads the store), compute (pure) and write (one transaction).
-BATCH_STAGES = {"images": image_stage, "reports": report_stage, "extract": extract_stage, "qa": qa_stage,
-                "validate": validate_stage}
+BATCH_STAGES = {
+    "images": image_stage,
+    "reports": report_stage,
+    "extract": extract_stage,
+    "qa": qa_stage,
+    "validate": validate_stage,
+}
 
 
-def _batches(config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any,
-             local_task: Callable[[Path, str, list, Any], StageCounts], on_dask: bool = True) -> Iterator[StageCounts]:
+def _batches(
+    config: Config,
+    run_id: str,
+    stage: str,
+    items: Iterable,
+    size: int,
+    context: Any,
+    local_task: Callable[[Path, str, list, Any], StageCounts],
+    on_dask: bool = True,
+) -> Iterator[StageCounts]:
     """The counts of each batch of ``size`` items, once it is written: computed here by ``local_task`` (local
     executor, or a stage that must stay with the database), or on the Dask cluster and merged here (dask)."""
     if config.executor.kind == "dask" and on_dask:
@@ -97,20 +112,22 @@ class Sealed:
 
 
 @task(name="compute-batch", cache_policy=NO_CACHE)
-def compute_batch(compute: Callable[[Any, Any, str], Iterable[Tables]], batch_input: Sealed, run_id: str,
-                  folder: Path, batch: str) -> ShardSet:
+def compute_batch(
+    compute: Callable[[Any, Any, str], Iterable[Tables]], batch_input: Sealed, run_id: str, folder: Path, batch: str
+) -> ShardSet:
     """On a Dask worker: one batch's output tables, written as Parquet shards (a worker never opens the database)."""
     return write_shards(folder, batch, compute(batch_input.work, batch_input.context, run_id))
 
 
-def _dask_batches(config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any
-                  ) -> Iterator[StageCounts]:
+def _dask_batches(
+    config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any
+) -> Iterator[StageCounts]:
     """Read each batch's inputs here, compute it on the cluster, merge its shards here (in batch order), with
     two batches per worker thread in flight so that workers never wait for the merges. Where the items are
     known in advance (a list), batches are made smaller if that gives every worker thread two of them."""
     module = BATCH_STAGES[stage]
     store = open_writer(config.db_path)
-    if hasattr(context, "workers"):   # the workers are the parallelism; daemon processes cannot start a pool
+    if hasattr(context, "workers"):  # the workers are the parallelism; daemon processes cannot start a pool
         context = replace(context, workers=1)
     folder = shard_folder(config.out_dir.resolve(), run_id, stage)
     submit = compute_batch.with_options(name=f"compute-{stage}-batch")
@@ -129,15 +146,14 @@ def _dask_batches(config: Config, run_id: str, stage: str, items: Iterable, size
         for number, batch in enumerate(batched(items, size)):
             work, counts = module.load_batch(store, batch, context)
             with _worker_settings():
-                future = submit.submit(module.compute_batch, Sealed(work, context), run_id, folder,
-                                       f"{number:06d}")
+                future = submit.submit(module.compute_batch, Sealed(work, context), run_id, folder, f"{number:06d}")
             in_flight.append((len(batch), counts, future))
             if len(in_flight) >= 2 * threads:
                 yield merged(*in_flight.popleft())
         while in_flight:
             yield merged(*in_flight.popleft())
     finally:
-        for *_, future in in_flight:   # a failed batch fails the stage: the rest is not merged
+        for *_, future in in_flight:  # a failed batch fails the stage: the rest is not merged
             future.wrapped_future.cancel()
 
 
@@ -177,7 +193,7 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
     def files() -> Iterator[str]:
         return context.source_files(config.limit)
 
-    def missing() -> Iterator[StageCounts]:   # manifest rows whose file is absent (not knowable under --limit)
+    def missing() -> Iterator[StageCounts]:  # manifest rows whose file is absent (not knowable under --limit)
         if context.manifest and config.limit is None:
             yield image_stage.write_missing_images(open_writer(config.db_path), run_id, context, files())
 
@@ -188,8 +204,9 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
 
 
 @task(name="ingest-report-batch", cache_policy=NO_CACHE)
-def ingest_report_batch(db_path: Path, run_id: str, batch: list,
-                        context: report_stage.ReportStageContext) -> StageCounts:
+def ingest_report_batch(
+    db_path: Path, run_id: str, batch: list, context: report_stage.ReportStageContext
+) -> StageCounts:
     counts = report_stage.ingest_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("reports", counts.n_input)
     return counts
@@ -200,18 +217,23 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     context = report_stage.prepare(config)
     studies = report_stage.InputStudies()
     records = studies.count(report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format)))
-    if config.limit is not None:   # --limit N: the first N report records (reports and rejects)
+    if config.limit is not None:  # --limit N: the first N report records (reports and rejects)
         records = islice(records, config.limit)
-    counts = _run_stage(config, run_id, "reports", _batches(config, run_id, "reports", records,
-                                                            config.report_limits.batch_size, context,
-                                                            ingest_report_batch), total=None)
+    counts = _run_stage(
+        config,
+        run_id,
+        "reports",
+        _batches(config, run_id, "reports", records, config.report_limits.batch_size, context, ingest_report_batch),
+        total=None,
+    )
     report_stage.retire_absent(open_writer(config.db_path), run_id, config, studies)
     return counts
 
 
 @task(name="extract-batch", cache_policy=NO_CACHE)
-def extract_batch(db_path: Path, run_id: str, batch: list[str],
-                  context: extract_stage.ExtractStageContext) -> StageCounts:
+def extract_batch(
+    db_path: Path, run_id: str, batch: list[str], context: extract_stage.ExtractStageContext
+) -> StageCounts:
     counts = extract_stage.extract_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("extract", counts.n_input)
     return counts
@@ -223,14 +245,23 @@ def extract(config: Config, run_id: str) -> dict[str, int]:
     total, pending = extract_stage.pending_studies(open_writer(config.db_path), context)
     context = with_workers_for(context, len(pending), extract_stage.POOL_MIN_STUDIES)
     # the llm backend stays with the database under any executor: its cache and budget live there
-    batches = _batches(config, run_id, "extract", pending, config.extraction.batch_size, context, extract_batch,
-                       on_dask=context.backend == "rules")
+    batches = _batches(
+        config,
+        run_id,
+        "extract",
+        pending,
+        config.extraction.batch_size,
+        context,
+        extract_batch,
+        on_dask=context.backend == "rules",
+    )
     return _run_stage(config, run_id, "extract", batches, total=len(pending), skipped=total - len(pending))
 
 
 @task(name="generate-qa-batch", cache_policy=NO_CACHE)
-def generate_qa_batch(db_path: Path, run_id: str, batch: list[tuple[str, list[str]]],
-                      context: qa_stage.QAStageContext) -> StageCounts:
+def generate_qa_batch(
+    db_path: Path, run_id: str, batch: list[tuple[str, list[str]]], context: qa_stage.QAStageContext
+) -> StageCounts:
     counts = qa_stage.generate_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("qa", counts.n_input)
     return counts
@@ -243,8 +274,14 @@ def import_boxes(config: Config, run_id: str) -> dict[str, int]:
     counts = start_stage(store, run_id, "boxes")
     for path in config.qa.boxes:
         summary = box_import.import_boxes(store, path, fmt="auto", run_id=run_id)
-        counts.add(StageCounts(n_input=summary.n_rows, n_skipped=summary.n_skipped, n_done=summary.n_imported,
-                               n_rejected=summary.n_rejected))
+        counts.add(
+            StageCounts(
+                n_input=summary.n_rows,
+                n_skipped=summary.n_skipped,
+                n_done=summary.n_imported,
+                n_rejected=summary.n_rejected,
+            )
+        )
     finish_stage(store, run_id, "boxes", counts)
     return counts.as_dict()
 
@@ -258,16 +295,22 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
     qa_stage.record_inputs(store, run_id, context)
     total, pending = qa_stage.pending_work(store, context)
     context = with_workers_for(context, len(pending), qa_stage.POOL_MIN_STUDIES)
-    counts = _run_stage(config, run_id, "qa", _batches(config, run_id, "qa", pending, config.qa.batch_size, context,
-                                                       generate_qa_batch),
-                        total=len(pending), skipped=total - len(pending))
+    counts = _run_stage(
+        config,
+        run_id,
+        "qa",
+        _batches(config, run_id, "qa", pending, config.qa.batch_size, context, generate_qa_batch),
+        total=len(pending),
+        skipped=total - len(pending),
+    )
     qa_stage.balance(store, run_id, context)
     return counts
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE)
-def validate_batch(db_path: Path, run_id: str, batch: list[str],
-                   context: validate_stage.ValidateStageContext) -> StageCounts:
+def validate_batch(
+    db_path: Path, run_id: str, batch: list[str], context: validate_stage.ValidateStageContext
+) -> StageCounts:
     counts = validate_stage.validate_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("validate", len(batch))
     return counts
@@ -278,24 +321,38 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
     context = validate_stage.prepare(config, open_writer(config.db_path))
     validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
-    counts = _run_stage(config, run_id, "validate", _batches(config, run_id, "validate", pending,
-                                                             config.qa.batch_size, context, validate_batch),
-                        total=len(pending), skipped=total - n_pending)
+    counts = _run_stage(
+        config,
+        run_id,
+        "validate",
+        _batches(config, run_id, "validate", pending, config.qa.batch_size, context, validate_batch),
+        total=len(pending),
+        skipped=total - n_pending,
+    )
     if not checks_are_current(open_writer(config.db_path)):
         dataset_checks(open_writer(config.db_path), run_id, config.qa.prior_margin)
     judge_context = judge_stage.prepare_judge(config)
     if judge_context is not None:
         eligible, keys = judge_stage.pending_items(open_writer(config.db_path), judge_context)
         # the judge asks the LLM server from here under any executor (its cache and budget live in the store)
-        _run_stage(config, run_id, "judge", (judge_batch(config.db_path, run_id, quote(batch), quote(judge_context))
-                                             for batch in batched(keys, config.judge.batch_size)),
-                   total=len(keys), skipped=eligible - len(keys))
+        _run_stage(
+            config,
+            run_id,
+            "judge",
+            (
+                judge_batch(config.db_path, run_id, quote(batch), quote(judge_context))
+                for batch in batched(keys, config.judge.batch_size)
+            ),
+            total=len(keys),
+            skipped=eligible - len(keys),
+        )
     return counts
 
 
 @task(name="judge-batch", cache_policy=NO_CACHE)
-def judge_batch(db_path: Path, run_id: str, batch: list[tuple[str, str, str]],
-                context: judge_stage.JudgeContext) -> StageCounts:
+def judge_batch(
+    db_path: Path, run_id: str, batch: list[tuple[str, str, str]], context: judge_stage.JudgeContext
+) -> StageCounts:
     counts = judge_stage.judge_batch(open_writer(db_path), run_id, batch, context)
     progress.advance("judge", len(batch))
     return counts
@@ -313,11 +370,10 @@ STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
 @flow(name="build_dataset")
 def build_dataset(config: Config) -> dict[str, Any]:
     """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
-    qa_stage.check_templates(config)   # before any stage runs (and before a run is recorded)
+    qa_stage.check_templates(config)  # before any stage runs (and before a run is recorded)
     stages: dict[str, dict[str, int]] = {}
-    with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store, \
-            recorded_run(store, config) as run_id:
-        clear_shards(config.out_dir)   # of a build killed before merging them: their batches are pending again
+    with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store, recorded_run(store, config) as run_id:
+        clear_shards(config.out_dir)  # of a build killed before merging them: their batches are pending again
         try:
             with _task_runner(config) as task_runner:
                 for stage in config.stages:

@@ -98,14 +98,33 @@ def start_local_server() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
     environment = {**os.environ, "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     # A file, not a pipe: nobody reads a pipe while the build runs, and a full one would block the server.
     _server_log = Path(os.environ["PREFECT_HOME"]).expanduser() / f"local-server-{os.getpid()}.log"
     with open(_server_log, "wb") as log:
-        _local_server = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        _local_server = subprocess.Popen(
+            command,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
     atexit.register(_stop_local_server)
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
 
@@ -119,8 +138,9 @@ def wait_for_local_server(timeout: float = 180.0) -> None:
     while time.monotonic() < deadline:
         if _local_server.poll() is not None:
             message = _server_log.read_text(errors="replace")[-2000:] if _server_log else ""
-            raise CxrvqaError(f"the local Prefect server exited with code {_local_server.returncode} "
-                              f"(log {_server_log}): {message}")
+            raise CxrvqaError(
+                f"the local Prefect server exited with code {_local_server.returncode} (log {_server_log}): {message}"
+            )
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -156,8 +176,11 @@ def prefect_errors_to(log_path: Path) -> Iterator[Path]:
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     quiet = _NotPrefectErrors()
     prefect_logger = logging.getLogger("prefect")
-    consoles = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)
-                and not isinstance(h, logging.FileHandler)]
+    consoles = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
     prefect_logger.addHandler(to_file)
     for handler in consoles:
         handler.addFilter(quiet)

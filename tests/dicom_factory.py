@@ -73,10 +73,21 @@ def make_dicom(
         attributes["RescaleSlope"], attributes["RescaleIntercept"] = rescale
     if pixel_spacing is not None:
         attributes["PixelSpacing"] = list(pixel_spacing)
-    ds = new_dataset(CTImageStorage if modality == "CT" else ComputedRadiographyImageStorage,
-                     JPEGBaseline8Bit if jpeg_garbage else ExplicitVRLittleEndian, attributes)
-    set_pixels(ds, pixels, bits_stored=bits_stored, photometric=photometric, samples_per_pixel=samples_per_pixel,
-               declared_rows=declared_rows, declared_cols=declared_cols, pixel_bytes=pixel_bytes)
+    ds = new_dataset(
+        CTImageStorage if modality == "CT" else ComputedRadiographyImageStorage,
+        JPEGBaseline8Bit if jpeg_garbage else ExplicitVRLittleEndian,
+        attributes,
+    )
+    set_pixels(
+        ds,
+        pixels,
+        bits_stored=bits_stored,
+        photometric=photometric,
+        samples_per_pixel=samples_per_pixel,
+        declared_rows=declared_rows,
+        declared_cols=declared_cols,
+        pixel_bytes=pixel_bytes,
+    )
     if not with_pixel_data:
         del ds.PixelData
     elif jpeg_garbage:

@@ -52,19 +52,30 @@ def _text(content: Any) -> str:
 def rules_answer(lines: list[tuple[int, str, str]]) -> dict[str, Any]:
     """The answer a perfect model would give: the rules extractor's observations of the finding
     sentences, with evidence quoted from the sentence it cites."""
-    sentences = [Sentence(id=i, section=section, text=text, start=0, end=len(text))
-                 for i, section, text in lines if section in FINDING_SECTIONS]
+    sentences = [
+        Sentence(id=i, section=section, text=text, start=0, end=len(text))
+        for i, section, text in lines
+        if section in FINDING_SECTIONS
+    ]
     texts = {s.id: s.text for s in sentences}
     region_names = vocabulary().regions
     observations = []
     for o in extract_scene_graph("fake", sentences).observations:
         evidence = o.evidence[0]
-        quote = texts[evidence.sentence_id][evidence.start:evidence.end]
-        observations.append({
-            "finding": o.name if o.derived_from else quote, "presence": o.presence, "certainty": o.certainty,
-            "laterality": o.laterality,
-            "regions": [region_names[r]["name"] for r in o.regions], "severity": o.severity, "change": o.change,
-            "sentence_id": evidence.sentence_id, "evidence": quote})
+        quote = texts[evidence.sentence_id][evidence.start : evidence.end]
+        observations.append(
+            {
+                "finding": o.name if o.derived_from else quote,
+                "presence": o.presence,
+                "certainty": o.certainty,
+                "laterality": o.laterality,
+                "regions": [region_names[r]["name"] for r in o.regions],
+                "severity": o.severity,
+                "change": o.change,
+                "sentence_id": evidence.sentence_id,
+                "evidence": quote,
+            }
+        )
     return {"observations": observations}
 
 
@@ -76,31 +87,57 @@ def judge_answer(lines: list[tuple[int, str, str]], question: str, answer: str) 
     entailment, rationale = "entailed", "The report supports the answer."
     said = answer.strip().lower()
     if PRESENCE_QUESTION.match(question) and not NOT_PRESENCE.search(question) and said[:3] in ("yes", "no", "no."):
-        sentences = [Sentence(id=i, section=section, text=text, start=0, end=len(text))
-                     for i, section, text in lines if section in FINDING_SECTIONS]
+        sentences = [
+            Sentence(id=i, section=section, text=text, start=0, end=len(text))
+            for i, section, text in lines
+            if section in FINDING_SECTIONS
+        ]
         presence: dict[str, str] = {}
         for o in extract_scene_graph("fake", sentences).observations:
             if o.finding and presence.get(o.finding) != "present":
                 presence[o.finding] = o.presence
-        asked = [o.finding for o in extract_scene_graph("question", [
-            Sentence(id=0, section="findings", text=question, start=0, end=len(question))]).observations if o.finding]
+        asked = [
+            o.finding
+            for o in extract_scene_graph(
+                "question", [Sentence(id=0, section="findings", text=question, start=0, end=len(question))]
+            ).observations
+            if o.finding
+        ]
         found = presence.get(asked[0]) if asked else None
         if found in ("present", "absent") and (found == "present") != said.startswith("yes"):
             entailment, rationale = "contradicted", f"The report says {asked[0]} is {found}."
     unclear = "XXXX" in answer or "{" in answer
-    return {"entailment": entailment, "relevance": "relevant", "completeness": "complete",
-            "question_clarity": "clear", "answer_clarity": "unclear" if unclear else "clear", "rationale": rationale}
+    return {
+        "entailment": entailment,
+        "relevance": "relevant",
+        "completeness": "complete",
+        "question_clarity": "clear",
+        "answer_clarity": "unclear" if unclear else "clear",
+        "rationale": rationale,
+    }
 
 
 def _ungrounded(sentence_id: int, finding: str, laterality: str | None, evidence: str) -> dict[str, Any]:
     """Schema-valid, but its quote is not in the report: the backend's grounding check must reject it."""
-    return {"observations": [{"finding": finding, "presence": "present", "certainty": None, "laterality": laterality,
-                              "regions": [], "severity": None, "change": None, "sentence_id": sentence_id,
-                              "evidence": evidence}]}
+    return {
+        "observations": [
+            {
+                "finding": finding,
+                "presence": "present",
+                "certainty": None,
+                "laterality": laterality,
+                "regions": [],
+                "severity": None,
+                "change": None,
+                "sentence_id": sentence_id,
+                "evidence": evidence,
+            }
+        ]
+    }
 
 
 class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True   # a "slow" request still sleeping never holds up shutdown
+    daemon_threads = True  # a "slow" request still sleeping never holds up shutdown
     request_queue_size = 128  # the default backlog of 5 drops a burst of 16-32 new connections
 
     def __init__(self, fake: FakeLLMServer) -> None:
@@ -109,7 +146,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"   # keep-alive, as real servers: the client reuses its connections
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers: the client reuses its connections
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between them
     server: _HTTPServer
 
@@ -117,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             super().handle()
         except (BrokenPipeError, ConnectionResetError):
-            pass   # the client gave up (its timeout); there is nobody left to answer
+            pass  # the client gave up (its timeout); there is nobody left to answer
 
     def do_GET(self) -> None:
         self._answer(None)
@@ -137,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass   # the request log is `FakeLLMServer.requests`, not stderr
+        pass  # the request log is `FakeLLMServer.requests`, not stderr
 
 
 class FakeLLMServer:
@@ -159,7 +196,7 @@ class FakeLLMServer:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> FakeLLMServer:
-        rules()   # load the extractor once, not in the first requests' threads
+        rules()  # load the extractor once, not in the first requests' threads
         self._http = _HTTPServer(self)
         self._thread = threading.Thread(target=self._http.serve_forever, name="fake-llm-server", daemon=True)
         self._thread.start()
@@ -211,14 +248,21 @@ class FakeLLMServer:
             return next((fault for trigger, fault in self._always.items() if trigger in report), None)
 
     def _log(self, path: str, headers: Any, request: dict[str, Any], report_key: str, fault: str | None) -> None:
-        entry = {"path": path, "received_at": time.time(), "model": request.get("model"),
-                 "response_format_type": (request.get("response_format") or {}).get("type"),
-                 "authorization": headers.get("Authorization"), "report_key": report_key, "fault": fault}
+        entry = {
+            "path": path,
+            "received_at": time.time(),
+            "model": request.get("model"),
+            "response_format_type": (request.get("response_format") or {}).get("type"),
+            "authorization": headers.get("Authorization"),
+            "report_key": report_key,
+            "fault": fault,
+        }
         with self._lock:
             self.requests.append(entry)
 
-    def respond(self, method: str, path: str, headers: Any, body: bytes | None
-                ) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def respond(
+        self, method: str, path: str, headers: Any, body: bytes | None
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
         """(status, extra headers, JSON body) of one request, sent its latency after it arrived: the
         answer is computed within that time, so that the fake's own CPU does not add to the latency
         the LLM bench compares with."""
@@ -227,17 +271,24 @@ class FakeLLMServer:
         time.sleep(max(0.0, arrived + delay - time.monotonic()))
         return status, extra, payload
 
-    def _reply(self, method: str, path: str, headers: Any, body: bytes | None
-               ) -> tuple[int, dict[str, str], dict[str, Any], float]:
+    def _reply(
+        self, method: str, path: str, headers: Any, body: bytes | None
+    ) -> tuple[int, dict[str, str], dict[str, Any], float]:
         """(status, extra headers, JSON body, seconds the answer takes)."""
         if method == "GET" and path == "/v1/models":
             self._log(path, headers, {}, "", None)
-            return 200, {}, {"object": "list", "data": [
-                {"id": self.model, "object": "model", "created": 0, "owned_by": "cxrvqa-tests"}]}, 0.0
+            return (
+                200,
+                {},
+                {
+                    "object": "list",
+                    "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "cxrvqa-tests"}],
+                },
+                0.0,
+            )
         if method != "POST" or path != "/v1/chat/completions":
             self._log(path, headers, {}, "", None)
-            return 404, {}, _error(f"Unknown request URL: {method} {path}", "invalid_request_error",
-                                   "unknown_url"), 0.0
+            return 404, {}, _error(f"Unknown request URL: {method} {path}", "invalid_request_error", "unknown_url"), 0.0
         try:
             request = json.loads(body or b"")
             messages = request["messages"]
@@ -250,12 +301,23 @@ class FakeLLMServer:
         self._log(path, headers, request, lines[0][2] if lines else "", fault)
         delay = self.slow_seconds if fault == "slow" else self.latency
         if fault == "500":
-            return 500, {}, _error("The server had an error while processing your request.", "server_error",
-                                   None), delay
+            return (
+                500,
+                {},
+                _error("The server had an error while processing your request.", "server_error", None),
+                delay,
+            )
         if fault == "429":
-            return 429, {"Retry-After": "1", "retry-after-ms": "1000"}, _error(
-                "Rate limit reached for requests. Please try again in 1s.", "rate_limit_exceeded",
-                "rate_limit_exceeded"), delay
+            return (
+                429,
+                {"Retry-After": "1", "retry-after-ms": "1000"},
+                _error(
+                    "Rate limit reached for requests. Please try again in 1s.",
+                    "rate_limit_exceeded",
+                    "rate_limit_exceeded",
+                ),
+                delay,
+            )
         first_id = lines[0][0] if lines else 0
         answers = {
             "malformed": '{"observations": [ {"finding": "eff',
@@ -267,21 +329,41 @@ class FakeLLMServer:
         judged = QA_LINE.findall(report)
         if fault in answers:
             content = answers[fault]
-        elif judged:   # a judge prompt (prompts/judge/): a verdict instead of observations
+        elif judged:  # a judge prompt (prompts/judge/): a verdict instead of observations
             fields = dict(judged)
             content = json.dumps(judge_answer(lines, fields.get("Question", ""), fields.get("Answer", "")))
         else:
             content = json.dumps(rules_answer(lines))
         finish_reason = "stop"
         if fault == "length":
-            content, finish_reason = content[:len(content) // 2], "length"
+            content, finish_reason = content[: len(content) // 2], "length"
         prompt_tokens = sum(len(_text(m.get("content"))) for m in messages) // 4
         completion_tokens = len(content or REFUSAL) // 4
-        return 200, {}, {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-            "model": request.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
-                                                 "refusal": REFUSAL if fault == "refusal" else None},
-                         "finish_reason": finish_reason, "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}, delay
+        return (
+            200,
+            {},
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": request.get("model"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": content,
+                            "refusal": REFUSAL if fault == "refusal" else None,
+                        },
+                        "finish_reason": finish_reason,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+            delay,
+        )

@@ -15,11 +15,13 @@ from cxrvqa.core.resources import resource
 from cxrvqa.store import Store
 
 pytestmark = pytest.mark.flow
-runner = CliRunner(env={"COLUMNS": "400"})   # rich wraps at the terminal width
+runner = CliRunner(env={"COLUMNS": "400"})  # rich wraps at the terminal width
 
 
 def _flat(text: str) -> str:
     return " ".join(text.split())
+
+
 QUESTIONS = Path(str(resource("prompts", "questions")))
 
 
@@ -44,8 +46,12 @@ def test_templates_list_shows_every_builtin() -> None:
 def test_templates_lint_passes_the_builtins_and_names_bad_files(tmp_path: Path) -> None:
     assert runner.invoke(app, ["templates", "lint"]).exit_code == 0
     bad = tmp_path / "bad_one.yaml"
-    bad.write_text((QUESTIONS / "finding_presence.yaml").read_text().replace("id: finding_presence", "id: bad_one")
-                   .replace("program: has_finding", "program: no_such_program"))
+    bad.write_text(
+        (QUESTIONS / "finding_presence.yaml")
+        .read_text()
+        .replace("id: finding_presence", "id: bad_one")
+        .replace("program: has_finding", "program: no_such_program")
+    )
     good = tmp_path / "good_one.yaml"
     good.write_text((QUESTIONS / "finding_presence.yaml").read_text().replace("id: finding_presence", "id: good_one"))
     result = runner.invoke(app, ["templates", "lint", str(tmp_path)])
@@ -64,7 +70,9 @@ def test_templates_preview_writes_nothing(demo_out: Path) -> None:
     assert {(i["study_id"], frozenset(i["answer"].split("; "))) for i in items} == {
         ("demo-s1", frozenset({"[38, 20, 100, 75]"})),
         ("demo-s3", frozenset({"[312, 325, 340, 353]", "[105, 175, 130, 200]"})),
-        ("demo-s3", frozenset({"[325, 375, 425, 463]"})), ("demo-s4", frozenset({"[63, 213, 163, 300]"}))}
+        ("demo-s3", frozenset({"[325, 375, 425, 463]"})),
+        ("demo-s4", frozenset({"[63, 213, 163, 300]"})),
+    }
     assert _count(demo_out, "qa_items") == before
     unknown = runner.invoke(app, ["templates", "preview", "no_such", "--out", str(demo_out)])
     assert unknown.exit_code == 2 and "no template 'no_such'" in _flat(unknown.output)
@@ -75,10 +83,10 @@ def test_import_boxes_command_skips_what_it_imported(demo_out: Path, tmp_path: P
     shutil.copytree(demo_out, out)
     result = runner.invoke(app, ["import-boxes", "--out", str(out), str(resource("demo", "boxes.csv"))])
     assert result.exit_code == 0, result.output
-    assert ("11 rows, 0 imported, 9 already imported, 2 rejected (no_box 1, box_outside_image 1)"
-            in _flat(result.output))
-    bad_size = runner.invoke(app, ["import-boxes", "--out", str(out), "--reference-size", "big",
-                                   str(resource("demo", "boxes.csv"))])
+    assert "11 rows, 0 imported, 9 already imported, 2 rejected (no_box 1, box_outside_image 1)" in _flat(result.output)
+    bad_size = runner.invoke(
+        app, ["import-boxes", "--out", str(out), "--reference-size", "big", str(resource("demo", "boxes.csv"))]
+    )
     assert bad_size.exit_code == 2 and "expected COLSxROWS like 1024x1024, found 'big'" in _flat(bad_size.output)
 
 
@@ -91,18 +99,28 @@ def test_build_with_a_user_template_adds_only_its_items(demo_out: Path, tmp_path
         "id: pleural_question\nversion: 1\nquestion_type: is_there\nstrategy: finding\nanswer_format: yes_no\n"
         "program: has_finding\narguments: finding\ndraw: {findings: [pleural_effusion]}\n"
         "variants: ['Any fluid in the pleural space?']\n"
-        "examples: [{report: 'Small left pleural effusion.', answer: 'yes'}]\n")
+        "examples: [{report: 'Small left pleural effusion.', answer: 'yes'}]\n"
+    )
     before = _count(out, "qa_items")
     result = runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", str(mine)])
     assert result.exit_code == 0, result.output
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        new = store.query("SELECT study_id, answer FROM qa_items WHERE run_id = (SELECT max(run_id) FROM runs) "
-                          "ORDER BY study_id")
-        assert new == [("900000000000000000000000000000000000001", "no"), ("demo-s1", "no"), ("demo-s2", "no"),
-                       ("demo-s3", "yes"), ("demo-s4", "no"), ("s50000005", "yes"), ("s50000005", "yes")]
-        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 7   # s50000005: PA and lateral
-        stage = store.query("SELECT n_input, n_skipped FROM run_stages WHERE stage = 'qa' "
-                            "AND run_id = (SELECT max(run_id) FROM runs)")
+        new = store.query(
+            "SELECT study_id, answer FROM qa_items WHERE run_id = (SELECT max(run_id) FROM runs) ORDER BY study_id"
+        )
+        assert new == [
+            ("900000000000000000000000000000000000001", "no"),
+            ("demo-s1", "no"),
+            ("demo-s2", "no"),
+            ("demo-s3", "yes"),
+            ("demo-s4", "no"),
+            ("s50000005", "yes"),
+            ("s50000005", "yes"),
+        ]
+        assert store.query("SELECT count(*) FROM qa_items")[0][0] == before + 7  # s50000005: PA and lateral
+        stage = store.query(
+            "SELECT n_input, n_skipped FROM run_stages WHERE stage = 'qa' AND run_id = (SELECT max(run_id) FROM runs)"
+        )
         assert stage == [(6, 0)]
 
 
@@ -112,11 +130,19 @@ def test_the_demo_cards_measure_the_question_only_baseline(demo_out: Path, tmp_p
     give the baseline (train -> val/test)."""
     with Store(demo_out / "cxrvqa.duckdb", read_only=True) as store:
         splits = dict(store.query("SELECT DISTINCT study_id, split FROM current_qa_items ORDER BY 1"))
-    assert splits == {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test",
-                      "s50000005": "train", "900000000000000000000000000000000000001": "train"}
+    assert splits == {
+        "demo-s1": "train",
+        "demo-s2": "val",
+        "demo-s3": "train",
+        "demo-s4": "test",
+        "s50000005": "train",
+        "900000000000000000000000000000000000001": "train",
+    }
     jsonl, folder = tmp_path / "qa.jsonl", tmp_path / "parquet"
-    for args, card in ((["--format", "jsonl", "--dest", str(jsonl)], tmp_path / "qa.jsonl.card.md"),
-                       (["--format", "parquet", "--dest", str(folder), "--min-grade", "B"], folder / "README.md")):
+    for args, card in (
+        (["--format", "jsonl", "--dest", str(jsonl)], tmp_path / "qa.jsonl.card.md"),
+        (["--format", "parquet", "--dest", str(folder), "--min-grade", "B"], folder / "README.md"),
+    ):
         result = runner.invoke(app, ["export", "--out", str(demo_out), *args])
         assert result.exit_code == 0, result.output
         text = card.read_text(encoding="utf-8")
@@ -135,11 +161,27 @@ def _count(out: Path, table: str) -> int:
 def test_limit_counts_report_records(tmp_path: Path) -> None:
     """`--limit N` reads the first N report records (issue 17: it used to count input files only)."""
     reports = tmp_path / "reports.csv"
-    reports.write_text("study_id,patient_id,text\n" + "".join(
-        f"s{i},p{i},FINDINGS: Small left pleural effusion. IMPRESSION: Effusion.\n" for i in range(5)))
+    reports.write_text(
+        "study_id,patient_id,text\n"
+        + "".join(f"s{i},p{i},FINDINGS: Small left pleural effusion. IMPRESSION: Effusion.\n" for i in range(5))
+    )
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["build", "--reports", str(reports), "--report-format", "csv", "--out", str(out),
-                                      "--stages", "reports", "--limit", "3"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "build",
+            "--reports",
+            str(reports),
+            "--report-format",
+            "csv",
+            "--out",
+            str(out),
+            "--stages",
+            "reports",
+            "--limit",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert _count(out, "reports") == 3
 
@@ -148,9 +190,14 @@ def test_a_build_without_images_is_graded_as_text_vqa(tmp_path: Path) -> None:
     """Issue 17: report-only items of a build without images are not all capped at C (no_image), so an export
     of grade B or better is not empty; the card says the dataset is text VQA."""
     reports = tmp_path / "reports.csv"
-    reports.write_text("study_id,patient_id,text\n" + "".join(
-        f"s{i},p{i},FINDINGS: Small left pleural effusion. No pneumothorax. The lungs are otherwise clear. "
-        f"Heart size is normal. IMPRESSION: Small left pleural effusion.\n" for i in range(6)))
+    reports.write_text(
+        "study_id,patient_id,text\n"
+        + "".join(
+            f"s{i},p{i},FINDINGS: Small left pleural effusion. No pneumothorax. The lungs are otherwise clear. "
+            f"Heart size is normal. IMPRESSION: Small left pleural effusion.\n"
+            for i in range(6)
+        )
+    )
     out = tmp_path / "out"
     runner = CliRunner()
     result = runner.invoke(app, ["build", "--reports", str(reports), "--report-format", "csv", "--out", str(out)])
@@ -160,8 +207,9 @@ def test_a_build_without_images_is_graded_as_text_vqa(tmp_path: Path) -> None:
         best = store.query("SELECT max(grade) FROM current_qa_grades")[0][0]
     assert reasons == 0 and best >= 5
     dest = tmp_path / "export"
-    result = runner.invoke(app, ["export", "--out", str(out), "--format", "parquet", "--dest", str(dest),
-                                 "--min-grade", "B"])
+    result = runner.invoke(
+        app, ["export", "--out", str(out), "--format", "parquet", "--dest", str(dest), "--min-grade", "B"]
+    )
     assert result.exit_code == 0, result.output
     assert "text-VQA dataset" in (dest / "README.md").read_text()
     # the card beside a one-file export says so too
@@ -175,8 +223,11 @@ def test_diff_names_what_changed_between_two_runs_and_why(tmp_path: Path) -> Non
     """Issue 17: `cxrvqa diff RUN_A RUN_B` lists items added, removed and changed with their causes; an edit of one
     report changes items of that study by `input edit`."""
     reports = tmp_path / "reports.csv"
-    lines = [f"s{i},p{i},FINDINGS: Small left pleural effusion. No pneumothorax. The lungs are clear. Heart size is "
-             f"normal. IMPRESSION: Small left pleural effusion.\n" for i in range(6)]
+    lines = [
+        f"s{i},p{i},FINDINGS: Small left pleural effusion. No pneumothorax. The lungs are clear. Heart size is "
+        f"normal. IMPRESSION: Small left pleural effusion.\n"
+        for i in range(6)
+    ]
     reports.write_text("study_id,patient_id,text\n" + "".join(lines))
     out = tmp_path / "out"
     runner = CliRunner()

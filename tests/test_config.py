@@ -66,18 +66,28 @@ def test_pseudonym_key_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_executor_is_local_or_dask_on_exactly_one_cluster() -> None:
     assert Config().executor.kind == "local"
-    assert load_config(None, {"executor": {"kind": "dask", "dask_address": "tcp://10.0.0.5:8786"}}
-                       ).executor.dask_address == "tcp://10.0.0.5:8786"
+    assert (
+        load_config(None, {"executor": {"kind": "dask", "dask_address": "tcp://10.0.0.5:8786"}}).executor.dask_address
+        == "tcp://10.0.0.5:8786"
+    )
     assert load_config(None, {"executor": {"kind": "dask", "dask_local_workers": 2}}).executor.dask_local_workers == 2
     for executor, problem in [
-            ({"kind": "dask"}, "executor: kind: dask needs exactly one of dask_address (an existing cluster) or "
-                               "dask_local_workers (a LocalCluster to start), found neither"),
-            ({"kind": "dask", "dask_address": "tcp://h:1", "dask_local_workers": 2},
-             "found ['dask_address', 'dask_local_workers']"),
-            ({"dask_local_workers": 2}, "executor: dask_local_workers needs kind: dask (found kind: local)"),
-            ({"kind": "dask", "dask_address": "h 1"},
-             "executor.dask_address: expected a Dask scheduler address like tcp://HOST:PORT, found 'h 1'"),
-            ({"kind": "ray"}, "executor.kind: Input should be 'local' or 'dask'")]:
+        (
+            {"kind": "dask"},
+            "executor: kind: dask needs exactly one of dask_address (an existing cluster) or "
+            "dask_local_workers (a LocalCluster to start), found neither",
+        ),
+        (
+            {"kind": "dask", "dask_address": "tcp://h:1", "dask_local_workers": 2},
+            "found ['dask_address', 'dask_local_workers']",
+        ),
+        ({"dask_local_workers": 2}, "executor: dask_local_workers needs kind: dask (found kind: local)"),
+        (
+            {"kind": "dask", "dask_address": "h 1"},
+            "executor.dask_address: expected a Dask scheduler address like tcp://HOST:PORT, found 'h 1'",
+        ),
+        ({"kind": "ray"}, "executor.kind: Input should be 'local' or 'dask'"),
+    ]:
         with pytest.raises(ConfigError) as caught:
             load_config(None, {"executor": executor})
         assert problem in str(caught.value)

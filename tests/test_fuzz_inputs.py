@@ -29,10 +29,22 @@ from cxrvqa.reports.stage import ReportStageContext, parse_report
 from cxrvqa.core.resources import resource
 from cxrvqa.store import Store
 
-settings.register_profile("ci", max_examples=150, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("bench", max_examples=3000, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile(
+    "ci",
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "bench",
+    max_examples=3000,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 PROFILE = settings.get_profile(os.environ.get("CXRVQA_FUZZ_PROFILE", "ci"))
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -44,7 +56,7 @@ VALID = {
     "mimic": b"FINAL REPORT\nINDICATION: Cough.\nFINDINGS: No pneumothorax. Heart size normal.\nIMPRESSION: Normal.\n",
     "chexpert_plus": (DATA / "raster" / "chexpert_plus" / "df_chexpert_plus_240401.csv").read_bytes(),
     "rexgradient": b"id,PatientID,Indication,Comparison,Findings,Impression\ns1,p1,Cough.,None.,Small left effusion.,"
-                   b"Effusion.\ns1,p1,Cough.,None.,Small left effusion.,Effusion.\ns2,p2,,,Clear.,Normal.\n",
+    b"Effusion.\ns1,p1,Cough.,None.,Small left effusion.,Effusion.\ns2,p2,,,Clear.,Normal.\n",
     "manifest": (DEMO / "manifest.csv").read_bytes(),
     "boxes": (DATA / "boxes" / "vindr_small.csv").read_bytes(),
     "dicom": (DATA / "cr_cspine_16x16.dcm").read_bytes(),
@@ -65,7 +77,7 @@ def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
         elif operation == "insert":
             data[position:position] = draw(st.binary(min_size=1, max_size=8))
         elif operation == "delete":
-            del data[position:position + draw(st.integers(1, 8))]
+            del data[position : position + draw(st.integers(1, 8))]
         elif operation == "truncate":
             del data[position:]
     return bytes(data)
@@ -88,7 +100,7 @@ def _storable(text: str | None) -> bool:
     """What a DuckDB VARCHAR takes, and no silent replacement character."""
     if text is None:
         return True
-    text.encode("utf-8")   # raises on a lone surrogate
+    text.encode("utf-8")  # raises on a lone surrogate
     return "\ufffd" not in text
 
 
@@ -129,7 +141,7 @@ def test_report_loaders_turn_any_bytes_into_reports_rejects_or_one_input_error(r
             else:
                 assert isinstance(record, RawReport)
                 assert _storable(record.text) and _storable(record.patient_id)
-                parse_report(record, CONTEXT, "run", "hash")   # sections and sentences never raise
+                parse_report(record, CONTEXT, "run", "hash")  # sections and sentences never raise
                 _count(f"reports {report_format}", "report")
 
     check()
@@ -148,8 +160,9 @@ def test_the_manifest_is_a_mapping_or_one_input_error() -> None:
                 _count("manifest", "input_error")
                 return
         entries = [*manifest.by_path.items(), *manifest.by_name.items()]
-        assert all(_storable(key) and _storable(entry.study_id) and _storable(entry.patient_id)
-                   for key, entry in entries)
+        assert all(
+            _storable(key) and _storable(entry.study_id) and _storable(entry.patient_id) for key, entry in entries
+        )
         _count("manifest", "mapping")
 
     check()
@@ -157,6 +170,7 @@ def test_the_manifest_is_a_mapping_or_one_input_error() -> None:
 
 def test_box_files_import_as_boxes_rejects_or_one_input_error(tmp_path: Path) -> None:
     with Store(tmp_path / "cxrvqa.duckdb") as store:
+
         @PROFILE
         @given(data=inputs(VALID["boxes"]))
         def check(data: bytes) -> None:
@@ -175,7 +189,7 @@ def test_box_files_import_as_boxes_rejects_or_one_input_error(tmp_path: Path) ->
 
         check()
         rejects = store.query("SELECT detail FROM box_rejects")
-    assert all(_storable(detail) for detail, in rejects)
+    assert all(_storable(detail) for (detail,) in rejects)
 
 
 def test_the_dicom_header_reader_accepts_or_rejects_any_bytes_with_a_reason() -> None:

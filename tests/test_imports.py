@@ -22,25 +22,31 @@ COMMAND_LAYER = frozenset({"cli", "staleness"})
 
 #: (importing module or package, imported module or package) -> why. A pair covers the modules under both names.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("cxrvqa.validation", "cxrvqa.qa"):
-        "DESIGN.md's one exception: validation re-runs the answer programs of qa (read-only) to check stored answers",
-    ("cxrvqa.validation.validators", "cxrvqa.extraction.rules"):
-        "known exception, kept as it was: the evidence check re-reads an item's evidence sentences with the rules "
-        "extractor (_presence_in); DESIGN.md asks validation never to import extraction",
-    ("cxrvqa.qa.examples", "cxrvqa.extraction.rules"):
-        "a template's worked examples are short reports that the rules extractor reads as a build would",
-    ("cxrvqa.audit", "cxrvqa.review.accuracy"):
-        "the audit shows the accuracy that human review measured",
-    ("cxrvqa.export.card", "cxrvqa.review.accuracy"):
-        "the dataset card quotes the accuracy that human review measured",
-    ("cxrvqa.review.sample", "cxrvqa.export.items"):
-        "reviewers judge the items as an export selects and writes them",
-    ("cxrvqa.synth", "cxrvqa.reports"):
-        "synth writes inputs for the stages and scores the stages on them (a harness around the build)",
-    ("cxrvqa.synth", "cxrvqa.extraction"):
-        "synth scores the extractor on the synthetic reports",
-    ("cxrvqa.synth.images", "cxrvqa.imaging.header"):
-        "synthetic DICOM files carry the headers the imaging stage accepts",
+    (
+        "cxrvqa.validation",
+        "cxrvqa.qa",
+    ): "DESIGN.md's one exception: validation re-runs the answer programs of qa (read-only) to check stored answers",
+    (
+        "cxrvqa.validation.validators",
+        "cxrvqa.extraction.rules",
+    ): "known exception, kept as it was: the evidence check re-reads an item's evidence sentences with the rules "
+    "extractor (_presence_in); DESIGN.md asks validation never to import extraction",
+    (
+        "cxrvqa.qa.examples",
+        "cxrvqa.extraction.rules",
+    ): "a template's worked examples are short reports that the rules extractor reads as a build would",
+    ("cxrvqa.audit", "cxrvqa.review.accuracy"): "the audit shows the accuracy that human review measured",
+    ("cxrvqa.export.card", "cxrvqa.review.accuracy"): "the dataset card quotes the accuracy that human review measured",
+    ("cxrvqa.review.sample", "cxrvqa.export.items"): "reviewers judge the items as an export selects and writes them",
+    (
+        "cxrvqa.synth",
+        "cxrvqa.reports",
+    ): "synth writes inputs for the stages and scores the stages on them (a harness around the build)",
+    ("cxrvqa.synth", "cxrvqa.extraction"): "synth scores the extractor on the synthetic reports",
+    (
+        "cxrvqa.synth.images",
+        "cxrvqa.imaging.header",
+    ): "synthetic DICOM files carry the headers the imaging stage accepts",
 }
 
 
@@ -62,7 +68,7 @@ def imported_names(source: str, module: str, is_package: bool) -> list[tuple[str
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            if target == "cxrvqa":   # `from cxrvqa import qa`: the names are packages or modules
+            if target == "cxrvqa":  # `from cxrvqa import qa`: the names are packages or modules
                 found += [(f"cxrvqa.{alias.name}", node.lineno) for alias in node.names]
             else:
                 found.append((target, node.lineno))
@@ -101,13 +107,15 @@ def violations(modules: dict[str, tuple[str, bool]]) -> list[str]:
 
 
 def package_modules(root: Path = PACKAGE_ROOT) -> dict[str, tuple[str, bool]]:
-    return {module_name(path, root): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
-            for path in root.rglob("*.py")}
+    return {
+        module_name(path, root): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+        for path in root.rglob("*.py")
+    }
 
 
 def test_no_stage_imports_another_outside_the_declared_exceptions() -> None:
     modules = package_modules()
-    assert "cxrvqa.core.scene_graph" in modules and "cxrvqa.qa.generate" in modules   # the walk found the code
+    assert "cxrvqa.core.scene_graph" in modules and "cxrvqa.qa.generate" in modules  # the walk found the code
     assert violations(modules) == []
 
 
@@ -120,29 +128,54 @@ def test_every_declared_exception_is_still_used() -> None:
     assert set(ALLOWED) - used == set()
 
 
-@pytest.mark.parametrize(("module", "source", "expected"), [
-    ("cxrvqa.qa.study", "from cxrvqa.extraction.rules import extract_scene_graph\n",
-     "cxrvqa.qa.study:1 imports cxrvqa.extraction.rules (one stage package into another)"),
-    ("cxrvqa.export.labels14", "def f():\n    import cxrvqa.extraction.evaluation\n",
-     "cxrvqa.export.labels14:2 imports cxrvqa.extraction.evaluation (one stage package into another)"),
-    ("cxrvqa.audit.command", "from cxrvqa.cli import app\n",
-     "cxrvqa.audit.command:1 imports cxrvqa.cli (the command layer imports the stages, not the other way)"),
-    ("cxrvqa.core.vocab", "from cxrvqa import qa\n", "cxrvqa.core.vocab:1 imports cxrvqa.qa (core imports no stage)"),
-    ("cxrvqa.review.page", "from ..audit import html\n",
-     "cxrvqa.review.page:1 imports cxrvqa.audit (one stage package into another)"),
-    ("cxrvqa.reports.stage", "from cxrvqa.validation import judge\n",
-     "cxrvqa.reports.stage:1 imports cxrvqa.validation (one stage package into another)"),
-])
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        (
+            "cxrvqa.qa.study",
+            "from cxrvqa.extraction.rules import extract_scene_graph\n",
+            "cxrvqa.qa.study:1 imports cxrvqa.extraction.rules (one stage package into another)",
+        ),
+        (
+            "cxrvqa.export.labels14",
+            "def f():\n    import cxrvqa.extraction.evaluation\n",
+            "cxrvqa.export.labels14:2 imports cxrvqa.extraction.evaluation (one stage package into another)",
+        ),
+        (
+            "cxrvqa.audit.command",
+            "from cxrvqa.cli import app\n",
+            "cxrvqa.audit.command:1 imports cxrvqa.cli (the command layer imports the stages, not the other way)",
+        ),
+        (
+            "cxrvqa.core.vocab",
+            "from cxrvqa import qa\n",
+            "cxrvqa.core.vocab:1 imports cxrvqa.qa (core imports no stage)",
+        ),
+        (
+            "cxrvqa.review.page",
+            "from ..audit import html\n",
+            "cxrvqa.review.page:1 imports cxrvqa.audit (one stage package into another)",
+        ),
+        (
+            "cxrvqa.reports.stage",
+            "from cxrvqa.validation import judge\n",
+            "cxrvqa.reports.stage:1 imports cxrvqa.validation (one stage package into another)",
+        ),
+    ],
+)
 def test_a_bad_import_is_caught(module: str, source: str, expected: str) -> None:
     assert expected in violations({module: (source, False)})
 
 
-@pytest.mark.parametrize(("module", "source"), [
-    ("cxrvqa.qa.study", "from cxrvqa.core.scene_graph import SceneGraph\nfrom cxrvqa.store import Store\n"),
-    ("cxrvqa.validation.stage", "from cxrvqa.qa.generate import generate_study\n"),   # the declared exception
-    ("cxrvqa.qa.stage", "from cxrvqa.qa.study import study_view\nfrom . import programs\n"),
-    ("cxrvqa.cli", "from cxrvqa.extraction import stage\nfrom cxrvqa.staleness import stale_work\n"),
-])
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("cxrvqa.qa.study", "from cxrvqa.core.scene_graph import SceneGraph\nfrom cxrvqa.store import Store\n"),
+        ("cxrvqa.validation.stage", "from cxrvqa.qa.generate import generate_study\n"),  # the declared exception
+        ("cxrvqa.qa.stage", "from cxrvqa.qa.study import study_view\nfrom . import programs\n"),
+        ("cxrvqa.cli", "from cxrvqa.extraction import stage\nfrom cxrvqa.staleness import stale_work\n"),
+    ],
+)
 def test_a_good_import_passes(module: str, source: str) -> None:
     assert violations({module: (source, False)}) == []
 
@@ -153,4 +186,5 @@ def test_the_rule_reads_a_real_file_with_a_bad_import(tmp_path: Path) -> None:
     (root / "qa" / "__init__.py").write_text("")
     (root / "qa" / "bad.py").write_text("from cxrvqa.reports.loaders import load_reports\n")
     assert violations(package_modules(root)) == [
-        "cxrvqa.qa.bad:1 imports cxrvqa.reports.loaders (one stage package into another)"]
+        "cxrvqa.qa.bad:1 imports cxrvqa.reports.loaders (one stage package into another)"
+    ]

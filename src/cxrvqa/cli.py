@@ -30,8 +30,11 @@ from cxrvqa.review.command import review_app
 from cxrvqa.store import Store
 from cxrvqa.synth.command import synth as synth_command
 
-app = typer.Typer(help="Build validated chest X-ray VQA datasets from DICOM images and reports.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Build validated chest X-ray VQA datasets from DICOM images and reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.callback()
@@ -52,8 +55,14 @@ def _demo_inputs() -> dict[str, Any]:
     demo = resource("demo")
     return {
         "images_dir": Path(str(demo / "images")),
-        "manifest": [Path(str(demo / name)) for name in (
-            "manifest.csv", "mimic-cxr-2.0.0-metadata.csv", "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv")],
+        "manifest": [
+            Path(str(demo / name))
+            for name in (
+                "manifest.csv",
+                "mimic-cxr-2.0.0-metadata.csv",
+                "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv",
+            )
+        ],
         "reports": Path(str(demo / "reports.jsonl")),
         "report_format": "jsonl",
         "qa": {"boxes": [Path(str(demo / "boxes.csv"))]},
@@ -64,66 +73,178 @@ def _demo_inputs() -> dict[str, Any]:
 _BuildOut = Annotated[Path, typer.Option("--out", help="Output folder (PNGs and cxrvqa.duckdb).")]
 _BuildImages = Annotated[Optional[Path], typer.Option("--images", help="Folder tree of DICOM, JPEG or PNG files.")]
 _BuildReports = Annotated[Optional[Path], typer.Option("--reports", help="Reports file or folder.")]
-_BuildReportFormat = Annotated[Optional[str], typer.Option("--report-format", help=(
-    "iu | mimic | jsonl | csv, or a corpus's report table: chexpert_plus (df_chexpert_plus_*.csv) | "
-    "rexgradient (ReXGradient-160K metadata/*_metadata.csv)."))]
-_BuildManifest = Annotated[Optional[list[Path]], typer.Option("--manifest", help=(
-    "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
-    "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "
-    "patient_id, image_path; repeatable."))]
-_BuildSplitFrom = Annotated[Optional[str], typer.Option("--split-from", help=(
-    "Item splits: hash (patient-level keyed hash, the default) or manifest (the dataset's official split, "
-    "from a split file given with --manifest, where a study has one)."))]
+_BuildReportFormat = Annotated[
+    Optional[str],
+    typer.Option(
+        "--report-format",
+        help=(
+            "iu | mimic | jsonl | csv, or a corpus's report table: chexpert_plus (df_chexpert_plus_*.csv) | "
+            "rexgradient (ReXGradient-160K metadata/*_metadata.csv)."
+        ),
+    ),
+]
+_BuildManifest = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--manifest",
+        help=(
+            "Metadata CSV linking images to studies, recognised by its header: MIMIC-CXR-JPG metadata (and its split "
+            "file), CheXpert / CheXpert Plus, NIH Data_Entry_2017, PadChest, IU projections, or study_id, "
+            "patient_id, image_path; repeatable."
+        ),
+    ),
+]
+_BuildSplitFrom = Annotated[
+    Optional[str],
+    typer.Option(
+        "--split-from",
+        help=(
+            "Item splits: hash (patient-level keyed hash, the default) or manifest (the dataset's official split, "
+            "from a split file given with --manifest, where a study has one)."
+        ),
+    ),
+]
 _BuildStages = Annotated[Optional[str], typer.Option("--stages", help="Comma-separated stages to run.")]
-_BuildLimit = Annotated[Optional[int], typer.Option("--limit", help=(
-    "At most N inputs per input stage: N image files and N report records (for a quick trial build)."))]
+_BuildLimit = Annotated[
+    Optional[int],
+    typer.Option(
+        "--limit",
+        help=("At most N inputs per input stage: N image files and N report records (for a quick trial build)."),
+    ),
+]
 _BuildConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")]
 _BuildWorkers = Annotated[Optional[int], typer.Option("--workers", help="Decoding processes.")]
 _BuildScale = Annotated[Optional[float], typer.Option("--scale", help="PNG size as a fraction of each side.")]
 _BuildLongestSide = Annotated[Optional[int], typer.Option("--longest-side", help="PNG longest side in pixels.")]
 _BuildExtractor = Annotated[Optional[str], typer.Option("--extractor", help="Scene-graph backend: rules | llm.")]
-_BuildLlmBaseUrl = Annotated[Optional[str], typer.Option("--llm-base-url", help=(
-    "OpenAI-compatible API, e.g. http://localhost:8000/v1 (key: $CXRVQA_LLM_API_KEY)."))]
+_BuildLlmBaseUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--llm-base-url", help=("OpenAI-compatible API, e.g. http://localhost:8000/v1 (key: $CXRVQA_LLM_API_KEY).")
+    ),
+]
 _BuildLlmModel = Annotated[Optional[str], typer.Option("--llm-model", help="Model name for --extractor llm.")]
 _BuildLlmConcurrency = Annotated[Optional[int], typer.Option("--llm-concurrency", help="Requests in flight.")]
-_BuildExecutor = Annotated[Optional[str], typer.Option("--executor", help=(
-    "Where batches are computed: local (this machine; the default) or dask (a Dask cluster, given by "
-    "--dask-address or started by --dask-local)."))]
-_BuildDaskAddress = Annotated[Optional[str], typer.Option("--dask-address", help=(
-    "Scheduler of an existing Dask cluster, e.g. tcp://HOST:8786; its workers need the out folder on a "
-    "shared filesystem at the same path."))]
-_BuildDaskLocal = Annotated[Optional[int], typer.Option("--dask-local", help=(
-    "Start a Dask LocalCluster of N worker processes for the build (to try the dask executor)."))]
-_BuildTemplates = Annotated[Optional[list[Path]], typer.Option("--templates", help=(
-    "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable. Recorded "
-    "with the run: a later build into the same --out keeps them unless --forget-templates."))]
-_BuildPrograms = Annotated[Optional[list[Path]], typer.Option("--programs", help=(
-    "Python file of your own answer programs (a plugin; see README, 'Answer programs'); repeatable; recorded "
-    "with the run like --templates."))]
-_BuildForgetTemplates = Annotated[bool, typer.Option("--forget-templates", help=(
-    "Do not keep the template folders and program files recorded by the last run into --out."))]
-_BuildBoxes = Annotated[Optional[list[Path]], typer.Option("--boxes", help=(
-    "Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable."))]
-_BuildJudge = Annotated[Optional[bool], typer.Option("--judge/--no-judge", help=(
-    "Also grade QA items with the LLM judge (CXR-QBA criteria), asking the --llm-base-url server."))]
-_BuildFromStage = Annotated[Optional[str], typer.Option("--from-stage", help=(
-    "Start at this stage (images | reports | extract | qa | validate): the earlier ones are not run, this "
-    "one and the later ones redo what changed. Stages after reports read the store (no --reports needed)."))]
-_BuildOnlyFailed = Annotated[Optional[bool], typer.Option("--only-failed", help=(
-    "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
-    "validate what they changed; new inputs wait for a normal build."))]
-_BuildPrune = Annotated[Optional[bool], typer.Option("--prune", help=(
-    "The inputs are complete: retire the studies whose report and the images whose file they no longer have "
-    "(their items leave the current dataset, the rows stay as history; cxrvqa audit lists them). Without it "
-    "a build warns how many are absent."))]
-_BuildRehash = Annotated[Optional[bool], typer.Option("--rehash", help=(
-    "Hash every image file (sha256) to find what changed. Without it a rebuild hashes only new files and those "
-    "whose size, modification time or inode differ from what the last build recorded; a file rewritten in "
-    "place with the same size and its modification time set back is found only with --rehash."))]
+_BuildExecutor = Annotated[
+    Optional[str],
+    typer.Option(
+        "--executor",
+        help=(
+            "Where batches are computed: local (this machine; the default) or dask (a Dask cluster, given by "
+            "--dask-address or started by --dask-local)."
+        ),
+    ),
+]
+_BuildDaskAddress = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dask-address",
+        help=(
+            "Scheduler of an existing Dask cluster, e.g. tcp://HOST:8786; its workers need the out folder on a "
+            "shared filesystem at the same path."
+        ),
+    ),
+]
+_BuildDaskLocal = Annotated[
+    Optional[int],
+    typer.Option(
+        "--dask-local",
+        help=("Start a Dask LocalCluster of N worker processes for the build (to try the dask executor)."),
+    ),
+]
+_BuildTemplates = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--templates",
+        help=(
+            "Folder of your own question templates (*.yaml), loaded beside the built-in ones; repeatable. Recorded "
+            "with the run: a later build into the same --out keeps them unless --forget-templates."
+        ),
+    ),
+]
+_BuildPrograms = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--programs",
+        help=(
+            "Python file of your own answer programs (a plugin; see README, 'Answer programs'); repeatable; recorded "
+            "with the run like --templates."
+        ),
+    ),
+]
+_BuildForgetTemplates = Annotated[
+    bool,
+    typer.Option(
+        "--forget-templates",
+        help=("Do not keep the template folders and program files recorded by the last run into --out."),
+    ),
+]
+_BuildBoxes = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--boxes", help=("Box annotation CSV (VinDr or NIH style) to import before QA generation; repeatable.")
+    ),
+]
+_BuildJudge = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--judge/--no-judge",
+        help=("Also grade QA items with the LLM judge (CXR-QBA criteria), asking the --llm-base-url server."),
+    ),
+]
+_BuildFromStage = Annotated[
+    Optional[str],
+    typer.Option(
+        "--from-stage",
+        help=(
+            "Start at this stage (images | reports | extract | qa | validate): the earlier ones are not run, this "
+            "one and the later ones redo what changed. Stages after reports read the store (no --reports needed)."
+        ),
+    ),
+]
+_BuildOnlyFailed = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--only-failed",
+        help=(
+            "Retry only image decode/read failures (with --images) and failed extractions, then regenerate and "
+            "validate what they changed; new inputs wait for a normal build."
+        ),
+    ),
+]
+_BuildPrune = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--prune",
+        help=(
+            "The inputs are complete: retire the studies whose report and the images whose file they no longer have "
+            "(their items leave the current dataset, the rows stay as history; cxrvqa audit lists them). Without it "
+            "a build warns how many are absent."
+        ),
+    ),
+]
+_BuildRehash = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--rehash",
+        help=(
+            "Hash every image file (sha256) to find what changed. Without it a rebuild hashes only new files and those "
+            "whose size, modification time or inode differ from what the last build recorded; a file rewritten in "
+            "place with the same size and its modification time set back is found only with --rehash."
+        ),
+    ),
+]
 _BuildDemo = Annotated[bool, typer.Option("--demo", help="Use the bundled demo data.")]
-_BuildDebug = Annotated[bool, typer.Option("--debug", help=(
-    "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
-    "--out/logs, named in the error line)."))]
+_BuildDebug = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help=(
+            "Show the traceback of an error (without it, a failed run's traceback goes to a log file under "
+            "--out/logs, named in the error line)."
+        ),
+    ),
+]
 
 
 @app.command()
@@ -163,7 +284,7 @@ def build(
     from flows.prefect_env import start_local_server
 
     start_local_server()  # its ~4 s start overlaps the imports and checks below
-    overrides = _build_overrides(dict(locals()))   # the options as given (locals() holds only them here)
+    overrides = _build_overrides(dict(locals()))  # the options as given (locals() holds only them here)
     if demo:
         overrides = merge_settings(_demo_inputs(), drop_unset(overrides))
     try:
@@ -186,24 +307,44 @@ def _build_overrides(options: dict[str, Any]) -> dict[str, Any]:
     o = options
     stages, workers, programs = o["stages"], o["workers"], o["programs"]
     return {
-        "out_dir": o["out"], "images_dir": o["images"], "reports": o["reports"], "report_format": o["report_format"],
-        "manifest": o["manifest"] or None, "limit": o["limit"],
+        "out_dir": o["out"],
+        "images_dir": o["images"],
+        "reports": o["reports"],
+        "report_format": o["report_format"],
+        "manifest": o["manifest"] or None,
+        "limit": o["limit"],
         "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
-        "imaging": {"workers": workers, "scale": o["scale"], "longest_side": o["longest_side"],
-                    "rehash": o["rehash"]},
-        "extraction": {"backend": o["extractor"], "workers": workers,
-                       "llm": {"base_url": o["llm_base_url"], "model": o["llm_model"],
-                               "max_concurrency": o["llm_concurrency"]}},
-        "qa": {"template_dirs": o["templates"] or None, "program_modules": programs or None,
-               "boxes": o["boxes"] or None, "workers": workers, "split_from": o["split_from"]},
-        "judge": {"enabled": o["judge"]}, "only_failed": o["only_failed"], "prune": o["prune"],
-        "executor": {"kind": o["executor"] or ("dask" if o["dask_address"] or o["dask_local"] else None),
-                     "dask_address": o["dask_address"], "dask_local_workers": o["dask_local"]},
+        "imaging": {"workers": workers, "scale": o["scale"], "longest_side": o["longest_side"], "rehash": o["rehash"]},
+        "extraction": {
+            "backend": o["extractor"],
+            "workers": workers,
+            "llm": {"base_url": o["llm_base_url"], "model": o["llm_model"], "max_concurrency": o["llm_concurrency"]},
+        },
+        "qa": {
+            "template_dirs": o["templates"] or None,
+            "program_modules": programs or None,
+            "boxes": o["boxes"] or None,
+            "workers": workers,
+            "split_from": o["split_from"],
+        },
+        "judge": {"enabled": o["judge"]},
+        "only_failed": o["only_failed"],
+        "prune": o["prune"],
+        "executor": {
+            "kind": o["executor"] or ("dask" if o["dask_address"] or o["dask_local"] else None),
+            "dask_address": o["dask_address"],
+            "dask_local_workers": o["dask_local"],
+        },
     }
 
 
-def _build_config(config_file: Path | None, overrides: dict[str, Any], stages: str | None, from_stage: str | None,
-                  forget_templates: bool) -> Config:
+def _build_config(
+    config_file: Path | None,
+    overrides: dict[str, Any],
+    stages: str | None,
+    from_stage: str | None,
+    forget_templates: bool,
+) -> Config:
     """The build's settings, checked before any flow starts: the stages to run and their inputs, the templates,
     the judge and the database (raises CxrvqaError on the first problem)."""
     config = load_config(config_file, overrides)
@@ -220,13 +361,13 @@ def _build_config(config_file: Path | None, overrides: dict[str, Any], stages: s
         _keep_recorded_templates(config)
     from cxrvqa.qa.stage import check_templates
 
-    check_templates(config)   # a bad template, or one whose worked examples fail, stops the build here
+    check_templates(config)  # a bad template, or one whose worked examples fail, stops the build here
     if "validate" in config.stages:
         from cxrvqa.validation.judge import prepare_judge
 
-        prepare_judge(config)   # so does a judge without a server, model or known min_grade
-    _check_inputs(config)   # so does an unreadable, empty or wrongly laid out reports, manifest or box file
-    with Store(config.db_path):   # and a database another build holds, before any flow starts
+        prepare_judge(config)  # so does a judge without a server, model or known min_grade
+    _check_inputs(config)  # so does an unreadable, empty or wrongly laid out reports, manifest or box file
+    with Store(config.db_path):  # and a database another build holds, before any flow starts
         pass
     return config
 
@@ -240,7 +381,7 @@ def _keep_recorded_templates(config: Config) -> None:
     given = config.qa.model_fields_set
     from cxrvqa.store.runs import last_config
 
-    with Store(config.db_path) as store:       # writable: a build migrates an --out of an older schema
+    with Store(config.db_path) as store:  # writable: a build migrates an --out of an older schema
         recorded = last_config(store)
     if recorded is None:
         return
@@ -249,12 +390,17 @@ def _keep_recorded_templates(config: Config) -> None:
         left_out = [p for p in kept if p not in getattr(config.qa, key)]
         if key not in given and kept:
             setattr(config.qa, key, kept)
-            console.print(f"[yellow]note:[/] keeping {flag} {', '.join(escape(str(p)) for p in kept)} of the last run "
-                          f"(--forget-templates: build without them)", soft_wrap=True)
+            console.print(
+                f"[yellow]note:[/] keeping {flag} {', '.join(escape(str(p)) for p in kept)} of the last run "
+                f"(--forget-templates: build without them)",
+                soft_wrap=True,
+            )
         elif left_out:
-            console.print(f"[yellow]note:[/] leaving out {flag} {', '.join(escape(str(p)) for p in left_out)} of the "
-                          f"last run: the items of their templates leave the dataset (name them again to keep them)",
-                          soft_wrap=True)
+            console.print(
+                f"[yellow]note:[/] leaving out {flag} {', '.join(escape(str(p)) for p in left_out)} of the "
+                f"last run: the items of their templates leave the dataset (name them again to keep them)",
+                soft_wrap=True,
+            )
 
 
 #: Stages that read an input given on the command line; the others read the store.
@@ -280,8 +426,13 @@ def _check_inputs(config: Config) -> None:
 
 def _stage_input(config: Config, stage: str) -> Path | None:
     """What a stage reads when it is not named in --stages: extraction, QA and validation follow the reports."""
-    return {"images": config.images_dir, "reports": config.reports, "extract": config.reports,
-            "qa": config.reports, "validate": config.reports}[stage]
+    return {
+        "images": config.images_dir,
+        "reports": config.reports,
+        "extract": config.reports,
+        "qa": config.reports,
+        "validate": config.reports,
+    }[stage]
 
 
 def _resumed_stages(config: Config, from_stage: str | None, given: bool) -> list[str]:
@@ -295,8 +446,11 @@ def _resumed_stages(config: Config, from_stage: str | None, given: bool) -> list
     start = from_stage or "images"
     if start not in PIPELINE_STAGES:
         raise CxrvqaError(f"--from-stage: unknown stage {start!r}; stages are {list(PIPELINE_STAGES)}")
-    chosen = [s for s in PIPELINE_STAGES[PIPELINE_STAGES.index(start):]
-              if s not in STAGE_INPUTS or s == from_stage or _stage_input(config, s) is not None]
+    chosen = [
+        s
+        for s in PIPELINE_STAGES[PIPELINE_STAGES.index(start) :]
+        if s not in STAGE_INPUTS or s == from_stage or _stage_input(config, s) is not None
+    ]
     if config.only_failed:
         chosen = [s for s in chosen if s != "reports"]
     return chosen
@@ -317,8 +471,12 @@ def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
 
     wait_for_local_server()
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with (Progress(*columns, console=console, transient=False) as bar, progress.reporting(RichReporter(bar)),
-          lean_local_runs(), prefect_errors_to(log) if log is not None else contextlib.nullcontext()):
+    with (
+        Progress(*columns, console=console, transient=False) as bar,
+        progress.reporting(RichReporter(bar)),
+        lean_local_runs(),
+        prefect_errors_to(log) if log is not None else contextlib.nullcontext(),
+    ):
         return build_dataset(config)
 
 
@@ -326,10 +484,17 @@ def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
 def status(
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    template_dirs: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
-        "Template folder(s) to tell what is stale against, instead of those the last run recorded."))] = None,
-    programs: Annotated[Optional[list[Path]], typer.Option("--programs", help=(
-        "Answer-program file(s) to load, instead of those the last run recorded."))] = None,
+    template_dirs: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--templates",
+            help=("Template folder(s) to tell what is stale against, instead of those the last run recorded."),
+        ),
+    ] = None,
+    programs: Annotated[
+        Optional[list[Path]],
+        typer.Option("--programs", help=("Answer-program file(s) to load, instead of those the last run recorded.")),
+    ] = None,
 ) -> None:
     """Runs, per-stage counts and reject reasons of the build under --out."""
     qa = {"template_dirs": template_dirs, "program_modules": programs}
@@ -342,8 +507,9 @@ def status(
         fail(exc)
 
 
-def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False,
-                   qa: dict[str, Any] | None = None) -> dict[str, Any]:
+def collect_status(
+    db_path: Path, run_id: str | None = None, brief: bool = False, qa: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything `status` shows. ``brief`` (the summary a build prints) leaves out the reject reasons, the
     items per question type and format, and what the next build would redo: on a large build they take
     seconds (the validation reasons read every result row, the formats every item: 4.7 s at 100k studies;
@@ -359,32 +525,55 @@ def collect_status(db_path: Path, run_id: str | None = None, brief: bool = False
         selected = run_id or (runs[0]["run_id"] if runs else None)
         stages = store.query_dicts(
             "SELECT stage, status, n_input, n_skipped, n_done, n_rejected, round(seconds, 2) AS seconds "
-            "FROM run_stages WHERE run_id = ? ORDER BY started_at", [selected]
+            "FROM run_stages WHERE run_id = ? ORDER BY started_at",
+            [selected],
         )
         tables = table_counts(store)
         grades = [{"grade": g.grade, "label": g.label, "n": g.n} for g in grade_counts(store)]
-        qa_formats = None if brief else store.query_dicts(
-            "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
-            "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL")
+        qa_formats = (
+            None
+            if brief
+            else store.query_dicts(
+                "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
+                "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL"
+            )
+        )
         prior = [asdict(f) for f in headline(stored_prior(store))]
         balance = store.query_dicts(BALANCE_SQL)
         usage = store.query_dicts(
             "SELECT count(*) AS requests, coalesce(sum(prompt_tokens), 0) AS prompt_tokens, "
             "coalesce(sum(completion_tokens), 0) AS completion_tokens, count(*) FILTER (outcome <> 'ok') AS failed, "
-            "round(coalesce(sum(seconds), 0), 1) AS request_seconds FROM llm_calls WHERE run_id = ?", [selected])[0]
+            "round(coalesce(sum(seconds), 0), 1) AS request_seconds FROM llm_calls WHERE run_id = ?",
+            [selected],
+        )[0]
         quality = store.query_dicts(
             "SELECT backend, code, count(*) AS n, min(study_id) AS example_study FROM "
             "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
-            "GROUP BY backend, code ORDER BY backend, n DESC, code")
-        reasons = None if brief else sorted(map(_status_reason, reason_counts(store)),
-                                            key=lambda r: (r["stage"], -r["n"], r["reason"]))
+            "GROUP BY backend, code ORDER BY backend, n DESC, code"
+        )
+        reasons = (
+            None
+            if brief
+            else sorted(map(_status_reason, reason_counts(store)), key=lambda r: (r["stage"], -r["n"], r["reason"]))
+        )
         config = None if brief else last_config(store)
         if config is not None:
             config = _with_qa(config, qa)
         work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
-    return {"runs": runs, "run_id": selected, "stages": stages, "tables": tables, "reject_reasons": reasons,
-            "graph_quality": quality, "llm_usage": usage, "qa_formats": qa_formats, "grades": grades,
-            "stale": work, "question_only_baseline": prior, "balance": balance}
+    return {
+        "runs": runs,
+        "run_id": selected,
+        "stages": stages,
+        "tables": tables,
+        "reject_reasons": reasons,
+        "graph_quality": quality,
+        "llm_usage": usage,
+        "qa_formats": qa_formats,
+        "grades": grades,
+        "stale": work,
+        "question_only_baseline": prior,
+        "balance": balance,
+    }
 
 
 #: What the latest per-question balance kept, per kind of question: yes/no (template and arguments) and
@@ -419,8 +608,9 @@ def _status_reason(reason: ReasonCount) -> dict[str, Any]:
     return {"stage": stage, "reason": code, "n": reason.n, "example": reason.example}
 
 
-def _print_status(db_path: Path, run_id: str | None = None, brief: bool = False,
-                  qa: dict[str, Any] | None = None) -> None:
+def _print_status(
+    db_path: Path, run_id: str | None = None, brief: bool = False, qa: dict[str, Any] | None = None
+) -> None:
     info = collect_status(db_path, run_id, brief, qa=qa)
     out = Console()
     _print_runs(out, info)
@@ -441,18 +631,23 @@ def _print_runs(out: Console, info: dict[str, Any]) -> None:
     for column in ("stage", "status", "input", "skipped", "done", "rejected", "seconds"):
         stages.add_column(column, justify="right" if column not in ("stage", "status") else "left")
     for row in info["stages"]:
-        stages.add_row(row["stage"], row["status"], *(str(row[c]) for c in
-                                                      ("n_input", "n_skipped", "n_done", "n_rejected", "seconds")))
+        stages.add_row(
+            row["stage"],
+            row["status"],
+            *(str(row[c]) for c in ("n_input", "n_skipped", "n_done", "n_rejected", "seconds")),
+        )
     out.print(stages)
 
 
 def _print_dataset(out: Console, info: dict[str, Any]) -> None:
     """The current dataset: table counts, QA items per format, grades, balance, the question-only baseline."""
     tables = info["tables"]
-    out.print(f"current dataset: [bold]{tables['images']}[/] images ({tables['image_rejects']} files rejected), "
-              f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
-              f"({tables['report_rejects']} records rejected), [bold]{tables['scene_graphs']}[/] scene graphs with "
-              f"{tables['observations']} observations ({tables['extraction_failures']} extraction failures)")
+    out.print(
+        f"current dataset: [bold]{tables['images']}[/] images ({tables['image_rejects']} files rejected), "
+        f"[bold]{tables['reports']}[/] reports with {tables['sentences']} sentences "
+        f"({tables['report_rejects']} records rejected), [bold]{tables['scene_graphs']}[/] scene graphs with "
+        f"{tables['observations']} observations ({tables['extraction_failures']} extraction failures)"
+    )
     if tables["qa_items"] and info["qa_formats"] is None:
         out.print(f"QA items: [bold]{tables['qa_items']}[/] (boxes: {tables['boxes']})")
     elif tables["qa_items"]:
@@ -460,19 +655,29 @@ def _print_dataset(out: Console, info: dict[str, Any]) -> None:
         for column in ("question type", "answer format", "items", "templates", "yes share"):
             qa.add_column(column, justify="right" if column in ("items", "templates", "yes share") else "left")
         for row in info["qa_formats"]:
-            qa.add_row(row["question_type"], row["answer_format"], str(row["n"]), str(row["templates"]),
-                       "" if row["yes_share"] is None else f"{row['yes_share']:.3f}")
+            qa.add_row(
+                row["question_type"],
+                row["answer_format"],
+                str(row["n"]),
+                str(row["templates"]),
+                "" if row["yes_share"] is None else f"{row['yes_share']:.3f}",
+            )
         out.print(qa)
     if tables["qa_items"] and any(g["n"] for g in info["grades"]):
         out.print("grades: " + ", ".join(f"[bold]{g['label']}[/] {g['n']}" for g in info["grades"]))
     for row in info["balance"]:
         if row["questions"]:
-            out.print(f"balanced per question ({row['kind']}): kept [bold]{row['kept']}[/] of {row['candidates']} "
-                      f"candidates in {row['questions']} questions, {row['missing_an_answer']} missing an answer "
-                      f"(nothing kept), {row['rebalanced']} balanced again by the last build")
+            out.print(
+                f"balanced per question ({row['kind']}): kept [bold]{row['kept']}[/] of {row['candidates']} "
+                f"candidates in {row['questions']} questions, {row['missing_an_answer']} missing an answer "
+                f"(nothing kept), {row['rebalanced']} balanced again by the last build"
+            )
     if info["question_only_baseline"]:
-        prior = Table(title="Question-only baseline: the train split's majority answer per question, on the "
-                      "held-out items (cxrvqa audit: per template)", title_justify="left")
+        prior = Table(
+            title="Question-only baseline: the train split's majority answer per question, on the "
+            "held-out items (cxrvqa audit: per template)",
+            title_justify="left",
+        )
         for column in FORMAT_COLUMNS:
             prior.add_column(column, justify="left" if column == "answer format" else "right")
         for row in format_rows(PriorFigure(**f) for f in info["question_only_baseline"]):
@@ -486,20 +691,36 @@ def _print_problems(out: Console, info: dict[str, Any], db_path: Path) -> None:
     """LLM usage, scene-graph quality codes, reject reasons and what is stale."""
     usage = info["llm_usage"]
     if usage["requests"]:
-        out.print(f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
-                  f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens")
-    _print_counts(out, "Scene-graph quality codes", ("backend", "code", "studies", "example study"),
-                  [(r["backend"], r["code"], r["n"], r["example_study"]) for r in info["graph_quality"]])
+        out.print(
+            f"LLM requests this run: [bold]{usage['requests']}[/] ({usage['failed']} not ok), "
+            f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens"
+        )
+    _print_counts(
+        out,
+        "Scene-graph quality codes",
+        ("backend", "code", "studies", "example study"),
+        [(r["backend"], r["code"], r["n"], r["example_study"]) for r in info["graph_quality"]],
+    )
     if info["reject_reasons"] is None:
-        out.print("items per question type and format, reject reasons and what is stale: "
-                  f"cxrvqa status --out {escape(str(db_path.parent))}; "
-                  f"failures in detail: cxrvqa audit --out {escape(str(db_path.parent))}")
+        out.print(
+            "items per question type and format, reject reasons and what is stale: "
+            f"cxrvqa status --out {escape(str(db_path.parent))}; "
+            f"failures in detail: cxrvqa audit --out {escape(str(db_path.parent))}"
+        )
     else:
-        _print_counts(out, "Reject reasons", ("stage", "reason", "count", "example detail"),
-                      [(r["stage"], r["reason"], r["n"], r["example"]) for r in info["reject_reasons"]])
+        _print_counts(
+            out,
+            "Reject reasons",
+            ("stage", "reason", "count", "example detail"),
+            [(r["stage"], r["reason"], r["n"], r["example"]) for r in info["reject_reasons"]],
+        )
     if info["stale"]:
-        _print_counts(out, "Stale: what the next build redoes", ("stage", "what", "count", "why"),
-                      [(w["stage"], w["subject"], w["n"], w["why"]) for w in info["stale"]])
+        _print_counts(
+            out,
+            "Stale: what the next build redoes",
+            ("stage", "what", "count", "why"),
+            [(w["stage"], w["subject"], w["n"], w["why"]) for w in info["stale"]],
+        )
     elif info["stale"] is not None and info["runs"]:
         out.print("nothing stale: a rebuild with the same settings redoes nothing (new inputs aside)")
 
@@ -523,28 +744,57 @@ EXPORT_FORMATS = ("jsonl", "parquet", "hf", "llava", "labels14")
 @app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
-    export_format: Annotated[str, typer.Option("--format", help=(
-        "jsonl: one QA item per line (what validate-file reads). parquet: a folder with one Parquet file per "
-        "split and a dataset card, image paths relative to the build. hf: the same with datasets Image features "
-        "(absolute image paths). llava: LLaVA conversation JSON (items without an image are left out). "
-        "labels14: study-level ChestX-ray14 labels CSV."))],
-    dest: Annotated[Path, typer.Option("--dest", help=(
-        "File (jsonl, llava, labels14) or folder (parquet, hf) to write; replaced atomically."))],
-    min_grade: Annotated[Optional[str], typer.Option("--min-grade", help=(
-        "Only items graded G or better (A++, A+, A, B, C, D: schemas/vocab/grades.yaml); default: every item."))
+    export_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help=(
+                "jsonl: one QA item per line (what validate-file reads). parquet: a folder with one Parquet file per "
+                "split and a dataset card, image paths relative to the build. hf: the same with datasets "
+                "Image features "
+                "(absolute image paths). llava: LLaVA conversation JSON (items without an image are left out). "
+                "labels14: study-level ChestX-ray14 labels CSV."
+            ),
+        ),
+    ],
+    dest: Annotated[
+        Path,
+        typer.Option(
+            "--dest", help=("File (jsonl, llava, labels14) or folder (parquet, hf) to write; replaced atomically.")
+        ),
+    ],
+    min_grade: Annotated[
+        Optional[str],
+        typer.Option(
+            "--min-grade",
+            help=(
+                "Only items graded G or better (A++, A+, A, B, C, D: schemas/vocab/grades.yaml); default: every item."
+            ),
+        ),
     ] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="Only items of this split (train | val | test).")
-                     ] = None,
-    balance: Annotated[Optional[str], typer.Option("--balance", help=(
-        "per-question: an evaluation profile, per split and question (template and arguments) as many 'yes' as "
-        "'no' items (each option of a choice as often), chosen by item-hash thresholds that stay put across "
-        "rebuilds, so that the question alone answers about half; with --min-grade, balanced over the items "
-        "graded that well; the card states it and its question-only baseline."))
+    split: Annotated[
+        Optional[str], typer.Option("--split", help="Only items of this split (train | val | test).")
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
-                       ] = "rules",
-    uncertain: Annotated[str, typer.Option(
-        "--uncertain", help="labels14: uncertain mentions count as 'negative' (0, the default) or 'positive' (1).")
+    balance: Annotated[
+        Optional[str],
+        typer.Option(
+            "--balance",
+            help=(
+                "per-question: an evaluation profile, per split and question (template and arguments) as many 'yes' as "
+                "'no' items (each option of a choice as often), chosen by item-hash thresholds that stay put across "
+                "rebuilds, so that the question alone answers about half; with --min-grade, balanced over the items "
+                "graded that well; the card states it and its question-only baseline."
+            ),
+        ),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
+    ] = "rules",
+    uncertain: Annotated[
+        str,
+        typer.Option(
+            "--uncertain", help="labels14: uncertain mentions count as 'negative' (0, the default) or 'positive' (1)."
+        ),
     ] = "negative",
 ) -> None:
     """Write the current dataset in an external format (read-only over the store)."""
@@ -573,17 +823,22 @@ def _export_labels14(out: Path, dest: Path, backend: str, uncertain: str) -> Non
     console.print(f"wrote {rows} studies to {escape(str(dest))}")
 
 
-def _export_items(out: Path, dest: Path, export_format: str, min_grade: str | None, split: str | None,
-                  balance: str | None) -> tuple[Any, Any, float]:
+def _export_items(
+    out: Path, dest: Path, export_format: str, min_grade: str | None, split: str | None, balance: str | None
+) -> tuple[Any, Any, float]:
     """Write the selected QA items; returns the writer's summary, the selection and the seconds it took."""
     from cxrvqa.export.items import select
     from cxrvqa.export.jsonl import export_jsonl
     from cxrvqa.export.llava import export_llava
     from cxrvqa.export.parquet import export_parquet
 
-    writers = {"jsonl": export_jsonl, "parquet": export_parquet, "llava": export_llava,
-               "hf": lambda store, dest, selection: export_parquet(store, dest, selection, hf=True)}
-    limit = load_config(None, {"out_dir": out}).duckdb_memory_limit   # DuckDB spills its sorts beyond it
+    writers = {
+        "jsonl": export_jsonl,
+        "parquet": export_parquet,
+        "llava": export_llava,
+        "hf": lambda store, dest, selection: export_parquet(store, dest, selection, hf=True),
+    }
+    limit = load_config(None, {"out_dir": out}).duckdb_memory_limit  # DuckDB spills its sorts beyond it
     with Store(out / "cxrvqa.duckdb", read_only=True, memory_limit=limit) as store:
         selection = select(store, min_grade, split, balance)
         started = time.perf_counter()
@@ -594,24 +849,39 @@ def _export_items(out: Path, dest: Path, export_format: str, min_grade: str | No
 
 def _print_export(summary: Any, selection: Any, seconds: float, export_format: str, dest: Path) -> None:
     splits = "".join(f"{s} {n}, " for s, n in summary.per_split.items())
-    console.print(f"wrote {summary.items} items ({splits}{selection.describe()}) to {escape(str(dest))} "
-                  f"in {seconds:.1f} s ({summary.items / max(seconds, 1e-9):,.0f} items/s)")
+    console.print(
+        f"wrote {summary.items} items ({splits}{selection.describe()}) to {escape(str(dest))} "
+        f"in {seconds:.1f} s ({summary.items / max(seconds, 1e-9):,.0f} items/s)"
+    )
     for reason, n in summary.skipped.items():
         console.print(f"skipped {n} items: {reason}" + (" (LLaVA needs an image)" if reason == "no_image" else ""))
     if not summary.items:
-        console.print("[yellow]warning:[/] no item was written" +
-                      (": the folder holds the card only" if export_format in ("parquet", "hf") else ""))
+        console.print(
+            "[yellow]warning:[/] no item was written"
+            + (": the folder holds the card only" if export_format in ("parquet", "hf") else "")
+        )
     root = escape(str(summary.image_root))
-    console.print(f"image paths are absolute, in {root}" if export_format == "hf" else
-                  f"image paths are relative to the build folder {root}"
-                  + (" (use it as --image_folder)" if export_format == "llava" else ""))
+    console.print(
+        f"image paths are absolute, in {root}"
+        if export_format == "hf"
+        else f"image paths are relative to the build folder {root}"
+        + (" (use it as --image_folder)" if export_format == "llava" else "")
+    )
 
 
 templates_app = typer.Typer(help="Question templates: list, check, preview.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 TemplateDirs = Annotated[Optional[list[Path]], typer.Option("--templates", help="Folder of your own templates.")]
-ProgramFiles = Annotated[Optional[list[Path]], typer.Option("--programs", help=(
-    "Python file of your own answer programs (a plugin registering with cxrvqa.qa.programs.program); repeatable."))]
+ProgramFiles = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--programs",
+        help=(
+            "Python file of your own answer programs (a plugin registering with "
+            "cxrvqa.qa.programs.program); repeatable."
+        ),
+    ),
+]
 
 
 def _warn_broken(errors: list[CxrvqaError]) -> None:
@@ -638,15 +908,25 @@ def templates_list(template_dirs: TemplateDirs = None, programs: ProgramFiles = 
     for column in ("id", "type", "strategy", "skill", "format", "program", "arguments", "negatives", "source"):
         table.add_column(column)
     for t in templates:
-        table.add_row(t.id, t.question_type, t.strategy, t.skill or "", t.answer_format, t.program, t.arguments,
-                      t.negatives, escape(t.source))
+        table.add_row(
+            t.id,
+            t.question_type,
+            t.strategy,
+            t.skill or "",
+            t.answer_format,
+            t.program,
+            t.arguments,
+            t.negatives,
+            escape(t.source),
+        )
     Console().print(table)
 
 
 @templates_app.command("lint")
 def templates_lint(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Template files or folders (default: built-ins).")]
-    = None,
+    files: Annotated[
+        Optional[list[Path]], typer.Argument(help="Template files or folders (default: built-ins).")
+    ] = None,
     programs: ProgramFiles = None,
 ) -> None:
     """Check template files against the schema, the programs and the vocabularies, and run their worked
@@ -697,8 +977,9 @@ def templates_preview(
     try:
         load_programs(programs or ())
         with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-            items = preview_template(store, template_id, tuple(template_dirs or ()), study=study, limit=limit,
-                                     errors=errors)
+            items = preview_template(
+                store, template_id, tuple(template_dirs or ()), study=study, limit=limit, errors=errors
+            )
     except CxrvqaError as exc:
         fail(exc)
         return
@@ -712,8 +993,9 @@ def templates_preview(
     for item in items:
         options = " ".join(f"{letter}) {text}" for letter, text in zip("ABCD", item["options"] or [], strict=False))
         answer = item["answer"] + (f"  [{item['correct_option']}]" if item["correct_option"] else "")
-        table.add_row(item["study_id"], (item["image_id"] or "")[:14], escape(item["question"]), escape(answer),
-                      escape(options))
+        table.add_row(
+            item["study_id"], (item["image_id"] or "")[:14], escape(item["question"]), escape(answer), escape(options)
+        )
     Console().print(table)
 
 
@@ -736,16 +1018,25 @@ def templates_programs(
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
-    yes_means = {"present": "yes = the finding is present", "absent": "yes = the finding is ruled out (absent)",
-                 "uncertain": "yes = the finding is only hedged"}
+    yes_means = {
+        "present": "yes = the finding is present",
+        "absent": "yes = the finding is ruled out (absent)",
+        "uncertain": "yes = the finding is only hedged",
+    }
     table = Table(title=f"{len(found)} answer programs", title_justify="left")
     for column in ("program", "answers", "arguments", "formats", "yes/no", "keys it reads", "source"):
         table.add_column(column)
     for p in found:
         options = f" ({p['options'][0]}-{p['options'][1]} options)" if p["options"] else ""
-        table.add_row(p["name"], escape(str(p["answers"])), ", ".join(p["arguments"]),
-                      ", ".join(p["formats"]) + options, yes_means.get(p["yes_when"] or "", ""),
-                      ", ".join(p["uses"]), escape(str(p["source"])))
+        table.add_row(
+            p["name"],
+            escape(str(p["answers"])),
+            ", ".join(p["arguments"]),
+            ", ".join(p["formats"]) + options,
+            yes_means.get(p["yes_when"] or "", ""),
+            ", ".join(p["uses"]),
+            escape(str(p["source"])),
+        )
     Console().print(table)
 
 
@@ -754,11 +1045,17 @@ def validate_file_command(
     items: Annotated[Path, typer.Argument(help="QA items as JSON lines (the jsonl export layout).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build: its images, reports and graphs.")],
     dest: Annotated[Path, typer.Option("--dest", help="Verdicts file to write (JSON lines, one per input line).")],
-    config_file: Annotated[Optional[Path], typer.Option("--config", help=(
-        "Config file (strictness, seed, splits, templates); default: the settings of the build's last run."))
+    config_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config",
+            help=("Config file (strictness, seed, splits, templates); default: the settings of the build's last run."),
+        ),
     ] = None,
-    template_dirs: Annotated[Optional[list[Path]], typer.Option("--templates", help=(
-        "Template folder(s) instead of those of the config / the last run."))] = None,
+    template_dirs: Annotated[
+        Optional[list[Path]],
+        typer.Option("--templates", help=("Template folder(s) instead of those of the config / the last run.")),
+    ] = None,
     programs: ProgramFiles = None,
 ) -> None:
     """Run every validator over items from a file, against a build; nothing is written to the build.
@@ -778,8 +1075,10 @@ def validate_file_command(
     except CxrvqaError as exc:
         fail(exc)
         return
-    console.print(f"{summary.lines} line(s): {summary.ok} ok, {summary.rejected} rejected, {summary.unreadable} "
-                  f"not a JSON object; verdicts in {escape(str(dest))}")
+    console.print(
+        f"{summary.lines} line(s): {summary.ok} ok, {summary.rejected} rejected, {summary.unreadable} "
+        f"not a JSON object; verdicts in {escape(str(dest))}"
+    )
     if summary.ok < summary.lines:
         raise typer.Exit(code=VALIDATE_FILE_NOT_OK)
 
@@ -789,8 +1088,13 @@ def import_boxes_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder of a build (its images are matched).")],
     path: Annotated[Path, typer.Argument(help="Annotation CSV: VinDr (image_id, class_name, x_min, ...) or NIH.")],
     box_format: Annotated[str, typer.Option("--format", help="vindr | nih | auto")] = "auto",
-    reference_size: Annotated[Optional[str], typer.Option("--reference-size", help=(
-        "COLSxROWS of the image the boxes were drawn on (default: DICOM size; NIH: 1024x1024)."))] = None,
+    reference_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--reference-size",
+            help=("COLSxROWS of the image the boxes were drawn on (default: DICOM size; NIH: 1024x1024)."),
+        ),
+    ] = None,
 ) -> None:
     """Import box annotations, matched to the stored images and rescaled to their PNGs."""
     from cxrvqa.imaging.boxes import import_boxes
@@ -802,20 +1106,30 @@ def import_boxes_command(
             try:
                 cols, rows = (int(v) for v in reference_size.lower().split("x"))
             except ValueError as exc:
-                raise CxrvqaError(f"--reference-size: expected COLSxROWS like 1024x1024, found {reference_size!r}"
-                                  ) from exc
+                raise CxrvqaError(
+                    f"--reference-size: expected COLSxROWS like 1024x1024, found {reference_size!r}"
+                ) from exc
             size = (cols, rows)
-        with Store(out / "cxrvqa.duckdb") as store, \
-                recorded_run(store, load_config(None, {"out_dir": out, "stages": []})) as run_id:
-            summary = import_boxes(store, path, fmt=box_format, run_id=run_id,  # type: ignore[arg-type]
-                                   reference_size=size)
+        with (
+            Store(out / "cxrvqa.duckdb") as store,
+            recorded_run(store, load_config(None, {"out_dir": out, "stages": []})) as run_id,
+        ):
+            summary = import_boxes(
+                store,
+                path,
+                fmt=box_format,
+                run_id=run_id,  # type: ignore[arg-type]
+                reference_size=size,
+            )
     except CxrvqaError as exc:
         fail(exc)
         return
     reasons = ", ".join(f"{reason} {n}" for reason, n in summary.reasons.most_common()) or "none"
-    console.print(f"{escape(summary.source_file)} ({summary.fmt}): {summary.n_rows} rows, {summary.n_imported} "
-                  f"imported, {summary.n_skipped} already imported, {summary.n_rejected} rejected ({reasons}); "
-                  f"run {run_id}. Rebuild to regenerate the QA of the studies whose boxes changed.")
+    console.print(
+        f"{escape(summary.source_file)} ({summary.fmt}): {summary.n_rows} rows, {summary.n_imported} "
+        f"imported, {summary.n_skipped} already imported, {summary.n_rejected} rejected ({reasons}); "
+        f"run {run_id}. Rebuild to regenerate the QA of the studies whose boxes changed."
+    )
 
 
 eval_app = typer.Typer(help="Score outputs against human labels.", no_args_is_help=True)
@@ -840,15 +1154,23 @@ def eval_labels14(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
-    table = Table(title=f"labels14: {report.studies} studies ({report.missing_in_pred} without a prediction, "
-                        f"scored as all 0; {report.extra_in_pred} predictions not in gold)", title_justify="left")
+    table = Table(
+        title=f"labels14: {report.studies} studies ({report.missing_in_pred} without a prediction, "
+        f"scored as all 0; {report.extra_in_pred} predictions not in gold)",
+        title_justify="left",
+    )
     for column in ("label", "support", "tp", "fp", "fn", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "label" else "right")
     for score in [*report.labels, report.normal, report.micro]:
-        table.add_row(score.label, str(score.support), str(score.tp), str(score.fp), str(score.fn),
-                      *("n/a" if value is None else f"{value:.3f}"
-                        for value in (score.precision, score.recall, score.f1)),
-                      end_section=score.label in (report.labels[-1].label, NORMAL))
+        table.add_row(
+            score.label,
+            str(score.support),
+            str(score.tp),
+            str(score.fp),
+            str(score.fn),
+            *("n/a" if value is None else f"{value:.3f}" for value in (score.precision, score.recall, score.f1)),
+            end_section=score.label in (report.labels[-1].label, NORMAL),
+        )
     table.add_row("macro", "", "", "", "", "", "", f"{report.macro_f1:.3f}")
     Console().print(table)
 

@@ -33,7 +33,7 @@ def scheduler_address(executor: ExecutorConfig) -> Iterator[str]:
     single-threaded worker processes started here and stopped when the build ends."""
     import dask
 
-    logging.getLogger("distributed").setLevel(logging.WARNING)   # it logs every client connection at INFO
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # it logs every client connection at INFO
     # a batch's inputs travel inside its task (~16 MB for a validation batch of 700 studies): that is the
     # design here, not the mistake that Dask's "large graph" warning is about
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
@@ -43,13 +43,19 @@ def scheduler_address(executor: ExecutorConfig) -> Iterator[str]:
         from distributed import LocalCluster
 
         # ":0": the scheduler's HTTP server on a free port, so that two builds on one machine do not collide
-        with LocalCluster(n_workers=executor.dask_local_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=":0", silence_logs=logging.WARNING) as cluster:
+        with LocalCluster(
+            n_workers=executor.dask_local_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.WARNING,
+        ) as cluster:
             yield cluster.scheduler_address
 
 
-def check_workers(address: str, out_dir: Path, api_url: str | None, inputs: tuple[Path, ...] = (),
-                  preload: tuple[str, ...] = ()) -> int:
+def check_workers(
+    address: str, out_dir: Path, api_url: str | None, inputs: tuple[Path, ...] = (), preload: tuple[str, ...] = ()
+) -> int:
     """Fail with a ClusterError naming each worker that cannot do its part: that does not see this out folder
     (the same files, not just a folder of the same name), cannot write there, cannot see the ``inputs``
     folders it reads (the DICOMs), cannot reach the Prefect API, or runs another cxrvqa. Each worker also
@@ -73,11 +79,21 @@ def check_workers(address: str, out_dir: Path, api_url: str | None, inputs: tupl
             except TimeoutError as exc:
                 raise ClusterError(address, f"no worker joined within {timeout:.0f} s") from exc
             try:
-                answers = client.run(probe_worker, str(probe), token, api_url, code_version(),
-                                     tuple(str(Path(p).resolve()) for p in inputs), preload)
-            except Exception as exc:   # noqa: BLE001 - e.g. a worker without cxrvqa cannot even load the probe
-                raise ClusterError(address, f"cannot run cxrvqa's check on the workers ({type(exc).__name__}: "
-                                   f"{exc}): install the same cxrvqa on every worker") from exc
+                answers = client.run(
+                    probe_worker,
+                    str(probe),
+                    token,
+                    api_url,
+                    code_version(),
+                    tuple(str(Path(p).resolve()) for p in inputs),
+                    preload,
+                )
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker without cxrvqa cannot even load the probe
+                raise ClusterError(
+                    address,
+                    f"cannot run cxrvqa's check on the workers ({type(exc).__name__}: "
+                    f"{exc}): install the same cxrvqa on every worker",
+                ) from exc
     finally:
         probe.unlink(missing_ok=True)
     problems = [f"worker {worker}: {'; '.join(found)}" for worker, found in sorted(answers.items()) if found]
@@ -86,8 +102,14 @@ def check_workers(address: str, out_dir: Path, api_url: str | None, inputs: tupl
     return len(answers)
 
 
-def probe_worker(probe: str, token: str, api_url: str | None, expected_version: str, inputs: tuple[str, ...] = (),
-                 preload: tuple[str, ...] = ()) -> list[str]:
+def probe_worker(
+    probe: str,
+    token: str,
+    api_url: str | None,
+    expected_version: str,
+    inputs: tuple[str, ...] = (),
+    preload: tuple[str, ...] = (),
+) -> list[str]:
     """On a worker: what stops it from doing its part (nothing: an empty list)."""
     import httpx
 
@@ -101,11 +123,15 @@ def probe_worker(probe: str, token: str, api_url: str | None, expected_version: 
     try:
         found = Path(probe).read_text()
         if found != token:
-            problems.append(f"{probe} holds other content than the build wrote: the out folder at this path is "
-                            "another folder than the build's")
+            problems.append(
+                f"{probe} holds other content than the build wrote: the out folder at this path is "
+                "another folder than the build's"
+            )
     except OSError as exc:
-        problems.append(f"cannot read {probe} ({exc.strerror or exc}): the out folder must be on a filesystem "
-                        "shared with every worker, mounted at the same path")
+        problems.append(
+            f"cannot read {probe} ({exc.strerror or exc}): the out folder must be on a filesystem "
+            "shared with every worker, mounted at the same path"
+        )
     else:
         written = folder / f".probe-{token}-{os.getpid()}"
         try:
@@ -113,15 +139,21 @@ def probe_worker(probe: str, token: str, api_url: str | None, expected_version: 
             written.unlink()
         except OSError as exc:
             problems.append(f"cannot write in {folder} ({exc.strerror or exc})")
-    problems.extend(f"no folder {path}: input folders must be shared with every worker, at the same path"
-                    for path in inputs if not os.path.isdir(path))
+    problems.extend(
+        f"no folder {path}: input folders must be shared with every worker, at the same path"
+        for path in inputs
+        if not os.path.isdir(path)
+    )
     if api_url:
         try:
             httpx.get(api_url.rstrip("/") + "/health", timeout=5).raise_for_status()
         except httpx.HTTPError as exc:
-            problems.append(f"cannot reach the Prefect API at {api_url} ({exc}): run a Prefect server that the "
-                            "workers can reach (prefect server start --host 0.0.0.0) and set PREFECT_API_URL to it")
+            problems.append(
+                f"cannot reach the Prefect API at {api_url} ({exc}): run a Prefect server that the "
+                "workers can reach (prefect server start --host 0.0.0.0) and set PREFECT_API_URL to it"
+            )
     if code_version() != expected_version:
-        problems.append(f"runs cxrvqa {code_version()}, the build {expected_version}: install the same version "
-                        "on every worker")
+        problems.append(
+            f"runs cxrvqa {code_version()}, the build {expected_version}: install the same version on every worker"
+        )
     return problems

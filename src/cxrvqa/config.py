@@ -43,7 +43,8 @@ class ImagingConfig(_Section):
         None, ge=16, description="If set, PNG longest side in pixels instead of `scale` (never upscales)."
     )
     png_compress_level: int = Field(
-        1, ge=0, le=9, description="zlib level; 1 is ~5x faster than 6 for ~15% more bytes.")
+        1, ge=0, le=9, description="zlib level; 1 is ~5x faster than 6 for ~15% more bytes."
+    )
     max_pixels: int = Field(
         50_000_000, ge=1, description="Reject images whose declared Rows x Columns exceed this, before decoding."
     )
@@ -51,14 +52,22 @@ class ImagingConfig(_Section):
         (0.5, 99.5), description="Window used when the header has neither a VOI LUT nor a window."
     )
     accept_empty_body_part: bool = Field(True, description="Accept CR/DX whose BodyPartExamined is empty.")
-    accept_burned_in_annotation: bool = Field(False, description=(
-        "Keep DICOMs whose BurnedInAnnotation is YES (identifying text in the pixels); rejected by default."))
+    accept_burned_in_annotation: bool = Field(
+        False,
+        description=(
+            "Keep DICOMs whose BurnedInAnnotation is YES (identifying text in the pixels); rejected by default."
+        ),
+    )
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for decoding.")
     batch_size: int = Field(256, ge=1, description="Files per Prefect task.")
-    rehash: bool = Field(False, description=(
-        "Hash every input file (sha256) to find what changed. By default a rebuild hashes only the files whose "
-        "size, modification time or inode differ from what the last build recorded (and new files): a file "
-        "rewritten with the same size and its modification time set back is only found with rehash."))
+    rehash: bool = Field(
+        False,
+        description=(
+            "Hash every input file (sha256) to find what changed. By default a rebuild hashes only the files whose "
+            "size, modification time or inode differ from what the last build recorded (and new files): a file "
+            "rewritten with the same size and its modification time set back is only found with rehash."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check_window(self) -> "ImagingConfig":
@@ -107,7 +116,8 @@ class LLMConfig(_Section):
     api_key_env: str = Field(LLM_API_KEY_ENV, description="Environment variable holding the API key (never stored).")
     prompt: str = Field("report_observations", description="Prompt id: prompts/extraction/<id>.md.")
     response_mode: Literal["json_schema", "json_object"] = Field(
-        "json_schema", description="json_schema: strict structured output; json_object: schema in the prompt.")
+        "json_schema", description="json_schema: strict structured output; json_object: schema in the prompt."
+    )
     temperature: float = Field(0.0, ge=0, le=2)
     max_concurrency: int = Field(16, ge=1, description="Requests in flight at once.")
     timeout_s: float = Field(120.0, gt=0, description="Per request.")
@@ -120,9 +130,11 @@ class ExtractionConfig(_Section):
     """Reports -> scene graphs."""
 
     backend: Literal["rules", "llm"] = Field(
-        "rules", description="rules: offline spaCy rules; llm: an OpenAI-compatible server.")
+        "rules", description="rules: offline spaCy rules; llm: an OpenAI-compatible server."
+    )
     workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for the rules backend.")
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for the rules backend."
+    )
     batch_size: int = Field(1000, ge=1, description="Studies per Prefect task.")
     llm: LLMConfig = Field(default_factory=LLMConfig)
 
@@ -130,37 +142,78 @@ class ExtractionConfig(_Section):
 class QAConfig(_Section):
     """Scene graphs + question templates -> QA items."""
 
-    template_dirs: list[Path] = Field(default_factory=list, description=(
-        "Folders of your own template .yaml files, loaded beside the built-in ones (stored absolute with the run; "
-        "a later build without --templates keeps them)."))
-    program_modules: list[Path] = Field(default_factory=list, description=(
-        "Python files of your own answer programs (plugins registering with cxrvqa.qa.programs.program), stored "
-        "absolute with the run; a later build, status, audit and validate-file load them again."))
+    template_dirs: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Folders of your own template .yaml files, loaded beside the built-in ones (stored absolute with the run; "
+            "a later build without --templates keeps them)."
+        ),
+    )
+    program_modules: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Python files of your own answer programs (plugins registering with cxrvqa.qa.programs.program), stored "
+            "absolute with the run; a later build, status, audit and validate-file load them again."
+        ),
+    )
     backend: Literal["rules", "llm"] | None = Field(
-        None, description="Scene graphs of this extraction backend (default: extraction.backend).")
-    boxes: list[Path] = Field(default_factory=list, description=(
-        "Box annotation CSVs (VinDr or NIH style) imported before generation, for box and geometric questions."))
-    positive_share: float = Field(0.4, gt=0, lt=1, description=(
-        "Target share of 'yes' answers per yes/no template (VinDr-CXR-VQA: 41.7%); 'no' items are sampled down."))
-    balance: Literal["per_question", "per_template"] = Field("per_question", description=(
-        "per_question: per template and arguments (e.g. per finding), keep the rare answer's items and as many of "
-        "the other as reach positive_share, chosen by item hash; a question that never gets one of the answers "
-        "keeps no yes/no item (counted in the audit), so that the question alone does not give the answer away. "
-        "per_template: per template only (the question-only baseline then stays high)."))
-    balance_tolerance: float = Field(0.05, ge=0, lt=1, description=(
-        "Stable balancing: a rebuild keeps the previous balance's item-hash thresholds of a question (or keep "
-        "rates of a template) while the 'yes' share they give stays within this distance of the target (or each "
-        "side within one item of its quota), so that an edit to a few studies flips no item of another study; "
-        "a question that leaves it is balanced again (qa_question_balance.basis 'rebalanced')."))
-    prior_margin: float = Field(0.15, gt=0, lt=1, description=(
-        "Dataset check question_prior: a yes/no or multiple-choice template fails when the question-only "
-        "baseline answers more than chance + this share of its held-out items (a per-question balance at "
-        "positive_share 0.4 leaves the majority 'no' 0.6 of each question: the default bound is 0.65)."))
-    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
-                                     description="Patient-level split shares (keyed hash of the patient id).")
-    split_from: Literal["hash", "manifest"] = Field("hash", description=(
-        "hash: the shares above; manifest: the dataset's official split from its metadata (MIMIC-CXR-JPG's "
-        "split file) where a study has one, the shares for the others."))
+        None, description="Scene graphs of this extraction backend (default: extraction.backend)."
+    )
+    boxes: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Box annotation CSVs (VinDr or NIH style) imported before generation, for box and geometric questions."
+        ),
+    )
+    positive_share: float = Field(
+        0.4,
+        gt=0,
+        lt=1,
+        description=(
+            "Target share of 'yes' answers per yes/no template (VinDr-CXR-VQA: 41.7%); 'no' items are sampled down."
+        ),
+    )
+    balance: Literal["per_question", "per_template"] = Field(
+        "per_question",
+        description=(
+            "per_question: per template and arguments (e.g. per finding), keep the rare answer's items and as many of "
+            "the other as reach positive_share, chosen by item hash; a question that never gets one of the answers "
+            "keeps no yes/no item (counted in the audit), so that the question alone does not give the answer away. "
+            "per_template: per template only (the question-only baseline then stays high)."
+        ),
+    )
+    balance_tolerance: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description=(
+            "Stable balancing: a rebuild keeps the previous balance's item-hash thresholds of a question (or keep "
+            "rates of a template) while the 'yes' share they give stays within this distance of the target (or each "
+            "side within one item of its quota), so that an edit to a few studies flips no item of another study; "
+            "a question that leaves it is balanced again (qa_question_balance.basis 'rebalanced')."
+        ),
+    )
+    prior_margin: float = Field(
+        0.15,
+        gt=0,
+        lt=1,
+        description=(
+            "Dataset check question_prior: a yes/no or multiple-choice template fails when the question-only "
+            "baseline answers more than chance + this share of its held-out items (a per-question balance at "
+            "positive_share 0.4 leaves the majority 'no' 0.6 of each question: the default bound is 0.65)."
+        ),
+    )
+    splits: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
+        description="Patient-level split shares (keyed hash of the patient id).",
+    )
+    split_from: Literal["hash", "manifest"] = Field(
+        "hash",
+        description=(
+            "hash: the shares above; manifest: the dataset's official split from its metadata (MIMIC-CXR-JPG's "
+            "split file) where a study has one, the shares for the others."
+        ),
+    )
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Generation processes.")
     batch_size: int = Field(2000, ge=1, description="Studies per Prefect task.")
 
@@ -168,7 +221,7 @@ class QAConfig(_Section):
     @classmethod
     def _absolute(cls, paths: list[Path]) -> list[Path]:
         """Stored with the run: a relative path would mean another folder to a `status` run elsewhere."""
-        return [Path(os.path.abspath(Path(p).expanduser())) for p in paths]   # normalised: no '..' parts
+        return [Path(os.path.abspath(Path(p).expanduser())) for p in paths]  # normalised: no '..' parts
 
     @field_validator("splits")
     @classmethod
@@ -186,8 +239,13 @@ class JudgeConfig(_Section):
     prompt: str = Field("qa_item", description="Prompt id: prompts/judge/<id>.md.")
     model: str | None = Field(None, description="Judge model (default: extraction.llm.model).")
     min_grade: str = Field("B", description="Judge only items whose rule-based grade is at least this label.")
-    max_items: int | None = Field(None, ge=1, description=(
-        "Judge at most this many items per run (a stable sample: items in item-id order, which is a hash)."))
+    max_items: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Judge at most this many items per run (a stable sample: items in item-id order, which is a hash)."
+        ),
+    )
     batch_size: int = Field(500, ge=1, description="Items per Prefect task.")
 
 
@@ -197,13 +255,20 @@ class ExecutorConfig(_Section):
     through Prefect's Dask task runner (prefect-dask), and results come back as Parquet shards under the
     out folder, which every worker must see (a shared filesystem, mounted at the same path)."""
 
-    kind: Literal["local", "dask"] = Field("local", description=(
-        "local: this machine's processes; dask: the workers of a Dask cluster."))
-    dask_address: str | None = Field(None, description=(
-        "Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786."))
-    dask_local_workers: int | None = Field(None, ge=1, description=(
-        "Start a Dask LocalCluster with this many single-threaded worker processes for the build (to try the "
-        "dask executor on one machine)."))
+    kind: Literal["local", "dask"] = Field(
+        "local", description=("local: this machine's processes; dask: the workers of a Dask cluster.")
+    )
+    dask_address: str | None = Field(
+        None, description=("Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
+    )
+    dask_local_workers: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Start a Dask LocalCluster with this many single-threaded worker processes for the build (to try the "
+            "dask executor on one machine)."
+        ),
+    )
 
     @field_validator("dask_address")
     @classmethod
@@ -217,11 +282,14 @@ class ExecutorConfig(_Section):
         cluster = {"dask_address": self.dask_address, "dask_local_workers": self.dask_local_workers}
         given = [name for name, value in cluster.items() if value is not None]
         if self.kind == "local" and given:
-            raise ValueError(f"{' and '.join(given)} {'need' if len(given) > 1 else 'needs'} kind: dask "
-                             "(found kind: local)")
+            raise ValueError(
+                f"{' and '.join(given)} {'need' if len(given) > 1 else 'needs'} kind: dask (found kind: local)"
+            )
         if self.kind == "dask" and len(given) != 1:
-            raise ValueError("kind: dask needs exactly one of dask_address (an existing cluster) or "
-                             f"dask_local_workers (a LocalCluster to start), found {given or 'neither'}")
+            raise ValueError(
+                "kind: dask needs exactly one of dask_address (an existing cluster) or "
+                f"dask_local_workers (a LocalCluster to start), found {given or 'neither'}"
+            )
         return self
 
 
@@ -232,19 +300,36 @@ class Config(_Section):
     images_dir: Path | None = Field(None, description="Folder tree of DICOM files (any names).")
     reports: Path | None = Field(None, description="Reports file or folder.")
     report_format: Literal["iu", "mimic", "jsonl", "csv", "chexpert_plus", "rexgradient"] = "jsonl"
-    manifest: list[Path] = Field(default_factory=list, description=(
-        "Metadata files linking images to studies (layouts in schemas/vocab/manifest_layouts.yaml): a dataset's "
-        "own (MIMIC-CXR-JPG, CheXpert, NIH, PadChest, IU) or study_id, patient_id, image_path."))
+    manifest: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Metadata files linking images to studies (layouts in schemas/vocab/manifest_layouts.yaml): a dataset's "
+            "own (MIMIC-CXR-JPG, CheXpert, NIH, PadChest, IU) or study_id, patient_id, image_path."
+        ),
+    )
     stages: list[str] = Field(default_factory=lambda: list(AVAILABLE_STAGES))
-    limit: int | None = Field(None, ge=1, description=(
-        "Read at most this many inputs per input stage: image files, and report records (a report or a reject)."))
-    only_failed: bool = Field(False, description=(
-        "Retry only what failed: images whose latest outcome is a decode or read failure, and studies whose "
-        "extraction failed (also terminal LLM errors, asked again); new inputs wait for a normal build."))
-    prune: bool = Field(False, description=(
-        "The inputs are complete: retire the current studies whose report and the images whose file they no "
-        "longer have (their items leave the current dataset; nothing is deleted). Without it a build warns how "
-        "many are absent. Not with --limit (a part of the input)."))
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Read at most this many inputs per input stage: image files, and report records (a report or a reject)."
+        ),
+    )
+    only_failed: bool = Field(
+        False,
+        description=(
+            "Retry only what failed: images whose latest outcome is a decode or read failure, and studies whose "
+            "extraction failed (also terminal LLM errors, asked again); new inputs wait for a normal build."
+        ),
+    )
+    prune: bool = Field(
+        False,
+        description=(
+            "The inputs are complete: retire the current studies whose report and the images whose file they no "
+            "longer have (their items leave the current dataset; nothing is deleted). Without it a build warns how "
+            "many are absent. Not with --limit (a part of the input)."
+        ),
+    )
     seed: int = 0
 
     @field_validator("manifest", mode="before")
@@ -252,8 +337,11 @@ class Config(_Section):
     def _one_or_more_manifests(cls, value: Any) -> Any:
         return [] if value is None else [value] if isinstance(value, str | Path) else value
 
-    duckdb_memory_limit: str = Field("1GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
-                                     description="Cap on DuckDB's memory in a build (it spills to disk beyond it).")
+    duckdb_memory_limit: str = Field(
+        "1GB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Cap on DuckDB's memory in a build (it spills to disk beyond it).",
+    )
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     qa: QAConfig = Field(default_factory=QAConfig)
     strictness: dict[str, Strictness] = Field(default_factory=dict, description="Validator name -> strictness.")
@@ -280,8 +368,9 @@ class Config(_Section):
     @model_validator(mode="after")
     def _check_prune(self) -> "Config":
         if self.prune and self.limit is not None:
-            raise ValueError("--prune retires what the input lacks, and --limit reads a part of the input: "
-                             "give one of them")
+            raise ValueError(
+                "--prune retires what the input lacks, and --limit reads a part of the input: give one of them"
+            )
         return self
 
     @property
@@ -328,11 +417,13 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     """Config from an optional file, then CLI overrides (nested dicts, None values ignored)."""
     data = read_config_file(path) if path else {}
     qa = data.get("qa")
-    if path and isinstance(qa, dict):   # paths in a config file are relative to its folder
+    if path and isinstance(qa, dict):  # paths in a config file are relative to its folder
         for key in ("template_dirs", "program_modules"):
             if isinstance(qa.get(key), list):
-                qa[key] = [str(path.parent / p) if isinstance(p, str) and not Path(p).expanduser().is_absolute()
-                           else p for p in qa[key]]
+                qa[key] = [
+                    str(path.parent / p) if isinstance(p, str) and not Path(p).expanduser().is_absolute() else p
+                    for p in qa[key]
+                ]
     cleaned = drop_unset(overrides or {})
     try:
         return Config.model_validate(merge_settings(data, cleaned))

@@ -24,13 +24,12 @@ from cxrvqa.validation import stage as validate_stage
 @dataclass(frozen=True)
 class StaleWork:
     stage: str
-    subject: str      # a template id, the extractor, the validators, the rendering recipe
-    n: int            # studies (extract, qa), items (validate, judge) or images
+    subject: str  # a template id, the extractor, the validators, the rendering recipe
+    n: int  # studies (extract, qa), items (validate, judge) or images
     why: str
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
 
 
 def stale_work(store: Store, config: Config) -> list[StaleWork]:
@@ -41,28 +40,32 @@ def stale_work(store: Store, config: Config) -> list[StaleWork]:
 
 def _images(store: Store, config: Config) -> list[StaleWork]:
     recipe = render_settings(config).recipe_version
-    rows = store.query("SELECT recipe_version, count(*) FROM current_images WHERE recipe_version <> ? GROUP BY 1 "
-                       "ORDER BY 1", [recipe])
-    return [StaleWork("images", "rendering recipe", n, f"rendered with recipe {old}, the settings now give {recipe}")
-            for old, n in rows]
+    rows = store.query(
+        "SELECT recipe_version, count(*) FROM current_images WHERE recipe_version <> ? GROUP BY 1 ORDER BY 1", [recipe]
+    )
+    return [
+        StaleWork("images", "rendering recipe", n, f"rendered with recipe {old}, the settings now give {recipe}")
+        for old, n in rows
+    ]
 
 
 def _extraction(store: Store, config: Config) -> list[StaleWork]:
     try:
         context = extract_stage.prepare(config)
-    except CxrvqaError as exc:   # e.g. the llm backend without a server configured
+    except CxrvqaError as exc:  # e.g. the llm backend without a server configured
         return [StaleWork("extract", config.extraction.backend, 0, f"cannot tell: {exc}")]
     _, pending = extract_stage.pending_studies(store, context)
     if not pending:
         return []
     reasons = Counter()
     for _, old_version, same_report, failed in store.query(
-            "SELECT p.study_id, g.extractor_version, g.report_hash = r.report_hash AND g.parser_version = "
-            "r.parser_version, EXISTS (SELECT 1 FROM extraction_failures f WHERE f.study_id = p.study_id AND "
-            "f.backend = ? AND f.extractor_version = ?) FROM (SELECT unnest(?::VARCHAR[]) AS study_id) p "
-            "JOIN current_reports r USING (study_id) LEFT JOIN (SELECT * FROM scene_graphs WHERE backend = ? QUALIFY "
-            "row_number() OVER (PARTITION BY study_id ORDER BY created_at DESC) = 1) g USING (study_id)",
-            [context.backend, context.extractor_version, pending, context.backend]):
+        "SELECT p.study_id, g.extractor_version, g.report_hash = r.report_hash AND g.parser_version = "
+        "r.parser_version, EXISTS (SELECT 1 FROM extraction_failures f WHERE f.study_id = p.study_id AND "
+        "f.backend = ? AND f.extractor_version = ?) FROM (SELECT unnest(?::VARCHAR[]) AS study_id) p "
+        "JOIN current_reports r USING (study_id) LEFT JOIN (SELECT * FROM scene_graphs WHERE backend = ? QUALIFY "
+        "row_number() OVER (PARTITION BY study_id ORDER BY created_at DESC) = 1) g USING (study_id)",
+        [context.backend, context.extractor_version, pending, context.backend],
+    ):
         if failed:
             reasons["failed before: retried"] += 1
         elif old_version is None:
@@ -70,8 +73,10 @@ def _extraction(store: Store, config: Config) -> list[StaleWork]:
         elif not same_report:
             reasons["report changed"] += 1
         else:
-            reasons[f"{context.backend} extractor version changed ({old_version} -> {context.extractor_version}: "
-                    f"rules, vocabularies, prompt, model or code)"] += 1
+            reasons[
+                f"{context.backend} extractor version changed ({old_version} -> {context.extractor_version}: "
+                f"rules, vocabularies, prompt, model or code)"
+            ] += 1
     return [StaleWork("extract", context.backend, n, why) for why, n in sorted(reasons.items())]
 
 
@@ -105,10 +110,20 @@ def _validation(store: Store, config: Config) -> list[StaleWork]:
     rows = store.query(
         "SELECT (SELECT any_value(d.validators_version) FROM validation_done d WHERE d.item_id = q.item_id AND "
         "d.template_version = q.template_version AND d.input_hash = q.input_hash) AS old, count(*) "
-        f"FROM ({pending}) q GROUP BY 1 ORDER BY 1 NULLS FIRST", [context.validators_version])
-    return [StaleWork("validate", "validators", n, "new items, never validated" if old is None else
-                      f"validators, their strictness or the grades changed ({old} -> {context.validators_version})")
-            for old, n in rows]
+        f"FROM ({pending}) q GROUP BY 1 ORDER BY 1 NULLS FIRST",
+        [context.validators_version],
+    )
+    return [
+        StaleWork(
+            "validate",
+            "validators",
+            n,
+            "new items, never validated"
+            if old is None
+            else f"validators, their strictness or the grades changed ({old} -> {context.validators_version})",
+        )
+        for old, n in rows
+    ]
 
 
 def _judge(store: Store, config: Config) -> list[StaleWork]:
@@ -119,5 +134,8 @@ def _judge(store: Store, config: Config) -> list[StaleWork]:
     if context is None:
         return []
     _, keys = judge_stage.pending_items(store, context)
-    return [StaleWork("judge", "llm judge", len(keys), f"not judged by judge version {context.judge_version}")
-            ] if keys else []
+    return (
+        [StaleWork("judge", "llm judge", len(keys), f"not judged by judge version {context.judge_version}")]
+        if keys
+        else []
+    )

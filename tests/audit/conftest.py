@@ -36,9 +36,9 @@ XSS_SCRIPT = "<script>window.__xss=2</script>"
 XSS_ERROR = '<svg onload="window.__xss=3"></svg>'
 EXTRA_REPORTS = {
     "audit-s5": f"INDICATION: Cough {XSS_IMG} for two weeks.\nFINDINGS: Small left pleural effusion. "
-                f"No pneumothorax. The heart size is normal. {XSS_SCRIPT}\nIMPRESSION: Small left pleural effusion.",
+    f"No pneumothorax. The heart size is normal. {XSS_SCRIPT}\nIMPRESSION: Small left pleural effusion.",
     "audit-s6": "INDICATION: Fever.\nFINDINGS: Right lower lobe consolidation. Mild cardiomegaly. "
-                "No pleural effusion.\nIMPRESSION: Right lower lobe pneumonia.",
+    "No pleural effusion.\nIMPRESSION: Right lower lobe pneumonia.",
     "audit-s8": "",
 }
 #: The two answers changed between the runs: (template, study, new answer).
@@ -50,7 +50,7 @@ class Build:
     out: Path
     run1: str
     run2: str
-    snapshot1: dict[str, Any]      # counts right after run 1
+    snapshot1: dict[str, Any]  # counts right after run 1
 
     @property
     def db(self) -> Path:
@@ -59,8 +59,9 @@ class Build:
 
 def _reports_file(path: Path, studies: tuple[str, ...]) -> Path:
     demo = Path(_demo_inputs()["reports"]).read_text(encoding="utf-8").splitlines()
-    extra = [json.dumps({"study_id": s, "patient_id": s.replace("-s", "-p"), "text": EXTRA_REPORTS[s]})
-             for s in studies]
+    extra = [
+        json.dumps({"study_id": s, "patient_id": s.replace("-s", "-p"), "text": EXTRA_REPORTS[s]}) for s in studies
+    ]
     path.write_text("\n".join(demo + extra) + "\n", encoding="utf-8")
     return path
 
@@ -70,8 +71,12 @@ def snapshot(store: Store) -> dict[str, Any]:
     return {
         "qa_items": store.query("SELECT count(*) FROM current_qa_items")[0][0],
         "reports": store.query("SELECT count(*) FROM current_reports")[0][0],
-        "failures": dict(((v, r), n) for v, r, n in store.query(
-            "SELECT validator, reason, count(*) FROM current_validation_results WHERE status <> 'ok' GROUP BY ALL")),
+        "failures": dict(
+            ((v, r), n)
+            for v, r, n in store.query(
+                "SELECT validator, reason, count(*) FROM current_validation_results WHERE status <> 'ok' GROUP BY ALL"
+            )
+        ),
         "templates": dict(store.query("SELECT template_id, count(*) FROM current_qa_items GROUP BY 1")),
         "grades": dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY 1")),
     }
@@ -85,29 +90,55 @@ def audit_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     inputs = tmp_path_factory.mktemp("audit-inputs")
 
     def config(reports: Path):
-        return load_config(None, merge_settings(_demo_inputs(), {
-            "reports": reports, "out_dir": out, "imaging": {"workers": 1}, "qa": {"workers": 1},
-            "extraction": {"workers": 1}}))
+        return load_config(
+            None,
+            merge_settings(
+                _demo_inputs(),
+                {
+                    "reports": reports,
+                    "out_dir": out,
+                    "imaging": {"workers": 1},
+                    "qa": {"workers": 1},
+                    "extraction": {"workers": 1},
+                },
+            ),
+        )
 
     run1 = build_dataset(config(_reports_file(inputs / "v1.jsonl", ("audit-s5",))))["run_id"]
     with Store(out / "cxrvqa.duckdb") as store:
         first = snapshot(store)
         for template, study, answer in TAMPERED:
-            item_id = store.query("SELECT item_id FROM current_qa_items WHERE template_id = ? AND study_id = ?",
-                                  [template, study])[0][0]
+            item_id = store.query(
+                "SELECT item_id FROM current_qa_items WHERE template_id = ? AND study_id = ?", [template, study]
+            )[0][0]
             store.con.execute("UPDATE qa_items SET answer = ? WHERE item_id = ?", [answer, item_id])
             store.con.execute("DELETE FROM validation_done WHERE item_id = ?", [item_id])
     run2 = build_dataset(config(_reports_file(inputs / "v2.jsonl", ("audit-s5", "audit-s6", "audit-s8"))))["run_id"]
     with Store(out / "cxrvqa.duckdb") as store:
-        store.insert("extraction_failures", [{
-            "study_id": "audit-s7", "backend": "llm", "input_hash": "0" * 64, "extractor_version": "test",
-            "reason": "llm_invalid_response", "error": f"the model answered {XSS_ERROR} instead of JSON",
-            "attempts": 4, "raw_response": XSS_ERROR, "usage": None, "run_id": run2, "code_version": "test",
-            "created_at": datetime.now(timezone.utc)}])
+        store.insert(
+            "extraction_failures",
+            [
+                {
+                    "study_id": "audit-s7",
+                    "backend": "llm",
+                    "input_hash": "0" * 64,
+                    "extractor_version": "test",
+                    "reason": "llm_invalid_response",
+                    "error": f"the model answered {XSS_ERROR} instead of JSON",
+                    "attempts": 4,
+                    "raw_response": XSS_ERROR,
+                    "usage": None,
+                    "run_id": run2,
+                    "code_version": "test",
+                    "created_at": datetime.now(timezone.utc),
+                }
+            ],
+        )
         store.con.execute(
             "INSERT INTO scene_graphs SELECT 'llm-' || graph_id, study_id, 'llm', report_hash, parser_version, "
             "input_hash, 'test', quality, n_observations + 1, graph, run_id, code_version, now() "
-            "FROM current_scene_graphs WHERE study_id = 'demo-s1'")
+            "FROM current_scene_graphs WHERE study_id = 'demo-s1'"
+        )
         store.con.execute(
             "INSERT INTO observations SELECT 'llm-' || graph_id, study_id, 'llm', obs_id, name, finding, "
             "unresolved_text, category, CASE WHEN finding = 'pneumothorax' THEN 'left' ELSE laterality END, "
@@ -116,19 +147,32 @@ def audit_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
             "WHERE study_id = 'demo-s1' UNION ALL SELECT 'llm-' || graph_id, study_id, 'llm', 'o-extra', "
             "'cardiomegaly', 'cardiomegaly', NULL, 'cardiovascular', NULL, 'present', NULL, NULL, [], NULL, true, [], "
             "NULL "
-            "FROM current_scene_graphs WHERE study_id = 'demo-s1' AND backend = 'rules'")
+            "FROM current_scene_graphs WHERE study_id = 'demo-s1' AND backend = 'rules'"
+        )
     return Build(out, run1, run2, first)
 
 
 # -- headless Chromium ---------------------------------------------------------------------------------------
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _apt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["apt-get", *args], capture_output=True, text=True,
-                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, timeout=900)
+    return subprocess.run(
+        ["apt-get", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -142,8 +186,10 @@ def chromium() -> Path:
             _apt("update")
             install = _apt("install", "-y", "chromium")
         if install.returncode != 0 or not CHROMIUM.exists():
-            pytest.fail(f"could not install Debian's chromium with apt-get (exit {install.returncode}; it needs "
-                        f"root and the Debian archive): {install.stderr[-2000:]}")
+            pytest.fail(
+                f"could not install Debian's chromium with apt-get (exit {install.returncode}; it needs "
+                f"root and the Debian archive): {install.stderr[-2000:]}"
+            )
     return CHROMIUM
 
 
@@ -157,8 +203,12 @@ def browser(chromium: Path, tmp_path: Path):
         pytest.fail("the browser tests drive Chromium with playwright: pip install -e '.[dev]'")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(chromium), headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000})
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(chromium),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
         try:
             yield context
         finally:

@@ -20,15 +20,17 @@ def _failures(store: Store, where: str = "TRUE") -> list[tuple]:
     """(item key, template, validator, status, reason) of every current failure, straight from the views."""
     return store.query(
         "SELECT r.item_id, q.template_id, r.validator, r.status, r.reason FROM current_validation_results r "
-        f"JOIN current_qa_items q USING (item_id, template_version, input_hash) WHERE r.status <> 'ok' AND {where}")
+        f"JOIN current_qa_items q USING (item_id, template_version, input_hash) WHERE r.status <> 'ok' AND {where}"
+    )
 
 
 def test_counts_match_the_views(audit_build: Build) -> None:
     with Store(audit_build.db, read_only=True) as store:
         summary = summarise(store)
         failures = _failures(store)
-        items = store.query("SELECT template_id, count(*), count(polarity), avg(polarity::INTEGER) "
-                            "FROM current_qa_items GROUP BY 1")
+        items = store.query(
+            "SELECT template_id, count(*), count(polarity), avg(polarity::INTEGER) FROM current_qa_items GROUP BY 1"
+        )
         results = Counter(r[0] for r in store.query("SELECT validator FROM current_validation_results"))
         grades = dict(store.query("SELECT label, count(*) FROM current_qa_grades GROUP BY 1"))
         image_rejects = store.query("SELECT count(*) FROM current_image_rejects")[0][0]
@@ -36,9 +38,9 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     stages = {s.stage: s for s in summary.stages}
     assert [s.stage for s in summary.stages] == ["images", "reports", "extract", "boxes", "qa", "validate", "dataset"]
     assert (stages["images"].kept, stages["images"].rejected) == (7, image_rejects) == (7, 1)
-    assert (stages["reports"].kept, stages["reports"].rejected) == (8, 1)     # demo 6 + s5 + s6; s8 empty
+    assert (stages["reports"].kept, stages["reports"].rejected) == (8, 1)  # demo 6 + s5 + s6; s8 empty
     assert (stages["extract"].kept, stages["extract"].failed) == (9, 1)  # 8 rules graphs + the llm one; its failure
-    assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 2)     # 'No finding', past the border
+    assert (stages["boxes"].kept, stages["boxes"].rejected) == (9, 2)  # 'No finding', past the border
     n_items = sum(n for _, n, _, _ in items)
     assert stages["qa"].kept == n_items
     worst = {}
@@ -59,14 +61,21 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     assert set(validators) == set(results)
     for name, v in validators.items():
         failing = sum(1 for _, _, validator, _, _ in failures if validator == name)
-        assert (v.items, v.warned + v.rejected, v.failure_rate) == (results[name], failing,
-                                                                    round(failing / results[name], 4))
+        assert (v.items, v.warned + v.rejected, v.failure_rate) == (
+            results[name],
+            failing,
+            round(failing / results[name], 4),
+        )
     templates = {t.template_id: t for t in summary.templates}
     for template_id, n, yes_no, positive in items:
         failing = {item for item, template, *_ in failures if template == template_id}
         t = templates[template_id]
         assert (t.items, t.yes_no, t.warned + t.rejected, t.failure_rate) == (
-            n, yes_no, len(failing), round(len(failing) / n, 4))
+            n,
+            yes_no,
+            len(failing),
+            round(len(failing) / n, 4),
+        )
         # a list template without yes/no items: the share of its items naming a finding (every one here)
         assert t.positive_share == (round(positive, 4) if positive is not None else 1.0 if t.lists else None)
     assert {t for t, v in templates.items() if v.lists} == {"region_findings", "study_abnormalities"}
@@ -81,26 +90,36 @@ def test_counts_match_the_views(audit_build: Build) -> None:
 def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build) -> None:
     with Store(audit_build.db, read_only=True) as store:
         summary = summarise(store, limit=10)
-        parts = store.query("SELECT text FROM current_qa_answer_parts WHERE item_id = ? ORDER BY part_index",
-                            [summary.examples[0].item_id])
+        parts = store.query(
+            "SELECT text FROM current_qa_answer_parts WHERE item_id = ? ORDER BY part_index",
+            [summary.examples[0].item_id],
+        )
     assert len(summary.examples) == 10
     # the eight rejects (the two planted answers, demo-s3's change, demo-s4's hedged finding, four items of
     # s50000005's lateral image that name a side), one per validator and reason in turn, then the rest
     assert [e.status for e in summary.examples[:8]] == ["reject"] * 8 and summary.examples[8].status == "warn"
     assert [(e.failures[0].validator, e.failures[0].reason) for e in summary.examples[:8]] == [
-        ("answer_program", "answer_mismatch"), ("attribute_support", "change_not_temporal"),
-        ("left_right_view", "left_right_not_frontal"), ("second_reading", "second_reading_hedged"),
-        ("answer_program", "answer_mismatch")] + [("left_right_view", "left_right_not_frontal")] * 3
+        ("answer_program", "answer_mismatch"),
+        ("attribute_support", "change_not_temporal"),
+        ("left_right_view", "left_right_not_frontal"),
+        ("second_reading", "second_reading_hedged"),
+        ("answer_program", "answer_mismatch"),
+    ] + [("left_right_view", "left_right_not_frontal")] * 3
     assert {(e.study_id, e.view) for e in summary.examples[:8] if e.failures[0].validator == "left_right_view"} == {
-        ("s50000005", "LATERAL, lateral")}
+        ("s50000005", "LATERAL, lateral")
+    }
     assert {e.template_id for e in summary.examples[:8] if e.failures[0].validator == "answer_program"} == {
-        "finding_side", "cardiothoracic_ratio"}
+        "finding_side",
+        "cardiothoracic_ratio",
+    }
     assert {e.study_id for e in summary.examples[:8] if e.failures[0].validator == "second_reading"} == {"demo-s4"}
     side = next(e for e in summary.examples if e.template_id == "finding_side")
     assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
-    assert [(f.validator, f.reason) for f in side.failures] == [("answer_program", "answer_mismatch"),
-                                                               ("laterality_support", "laterality_mismatch"),
-                                                               ("location_support", "side_not_in_evidence")]
+    assert [(f.validator, f.reason) for f in side.failures] == [
+        ("answer_program", "answer_mismatch"),
+        ("laterality_support", "laterality_mismatch"),
+        ("location_support", "side_not_in_evidence"),
+    ]
     assert side.failures[0].detail == "answer: the answer program gives 'right', found 'left'"
     assert side.view == "PA, frontal" and [f.strictness for f in side.failures] == ["reject"] * 3
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
@@ -122,7 +141,8 @@ def test_filters_narrow_every_section(audit_build: Build) -> None:
     # a validator: only QA-level sections, only its failures; grades and items are those failing it
     assert [s.stage for s in by_validator.stages] == ["qa", "validate"]
     assert {(r.stage, r.validator, r.reason) for r in by_validator.reasons} == {
-        ("validate", "answer_program", "answer_mismatch")}
+        ("validate", "answer_program", "answer_mismatch")
+    }
     assert [v.validator for v in by_validator.validators] == ["answer_program"]
     assert by_validator.stages[0].kept == by_validator.failing_items == 2
     assert {g.label: g.n for g in by_validator.grades if g.n} == {"D": 2}
@@ -169,8 +189,10 @@ def test_as_of_run_1_reproduces_what_the_views_said_then(audit_build: Build) -> 
             replayed = snapshot(store)
         current = summarise(store)
         latest = summarise(store, run_id=audit_build.run2)
-        left_behind = store.query("SELECT count(*) FROM duckdb_tables() WHERE temporary")[0][0] + \
-            store.query("SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal")[0][0]
+        left_behind = (
+            store.query("SELECT count(*) FROM duckdb_tables() WHERE temporary")[0][0]
+            + store.query("SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal")[0][0]
+        )
     assert left_behind == 0, "as_of and the audit tables leave nothing behind"
     assert replayed["qa_items"] == first["qa_items"] and replayed["reports"] == first["reports"]
     assert replayed["templates"] == first["templates"] and replayed["grades"] == first["grades"]
@@ -197,14 +219,17 @@ def test_compare_names_the_reasons_and_templates_that_changed(audit_build: Build
     no_image = (first["failures"][("image", "no_image")], now[("image", "no_image")])
     assert reasons["validate/image: no_image"] == (*no_image, no_image[1] - no_image[0]) and no_image[1] > no_image[0]
     assert reasons["reports: empty_report"] == (0, 1, 1) and reasons["extract: llm_invalid_response"] == (0, 1, 1)
-    assert [abs(c.delta) for c in comparison.reasons] == sorted((abs(c.delta) for c in comparison.reasons),
-                                                                reverse=True)
+    assert [abs(c.delta) for c in comparison.reasons] == sorted(
+        (abs(c.delta) for c in comparison.reasons), reverse=True
+    )
     templates = {t.template_id: t for t in comparison.templates}
     changed_counts = {t for t in templates_now if templates_now[t] != first["templates"].get(t, 0)}
     assert changed_counts and changed_counts <= set(templates)
     for template_id in changed_counts:
         assert (templates[template_id].items_before, templates[template_id].items_after) == (
-            first["templates"].get(template_id, 0), templates_now[template_id])
+            first["templates"].get(template_id, 0),
+            templates_now[template_id],
+        )
     side = templates["finding_side"]
     assert side.failure_rate_after > side.failure_rate_before
     stage_keys = {c.key: c.delta for c in comparison.stages}
@@ -217,16 +242,30 @@ def test_rules_vs_llm_disagreements_where_both_backends_ran(audit_build: Build) 
         summary = summarise(store, limit=5)
         extract_only = summarise(store, AuditFilters(stage="extract"))
         by_template = summarise(store, AuditFilters(template="finding_side"))
-        rules = store.query("SELECT laterality FROM current_observations WHERE study_id = 'demo-s1' "
-                            "AND backend = 'rules' AND finding = 'pneumothorax'")
+        rules = store.query(
+            "SELECT laterality FROM current_observations WHERE study_id = 'demo-s1' "
+            "AND backend = 'rules' AND finding = 'pneumothorax'"
+        )
     agreement = summary.disagreements
     assert (agreement.studies_with_both, agreement.studies_disagreeing) == (1, 1)
-    assert agreement.by_finding == [{"finding": "cardiomegaly", "disagreement": "presence", "n": 1},
-                                    {"finding": "pneumothorax", "disagreement": "laterality", "n": 1}]
-    assert [(e["study_id"], e["finding"], e["rules_presence"], e["llm_presence"], e["rules_laterality"],
-             e["llm_laterality"]) for e in agreement.examples] == [
-        ("demo-s1", "cardiomegaly", "absent", "present", None, None),     # "The heart size is normal."
-        ("demo-s1", "pneumothorax", "present", "present", rules[0][0], "left")]
+    assert agreement.by_finding == [
+        {"finding": "cardiomegaly", "disagreement": "presence", "n": 1},
+        {"finding": "pneumothorax", "disagreement": "laterality", "n": 1},
+    ]
+    assert [
+        (
+            e["study_id"],
+            e["finding"],
+            e["rules_presence"],
+            e["llm_presence"],
+            e["rules_laterality"],
+            e["llm_laterality"],
+        )
+        for e in agreement.examples
+    ] == [
+        ("demo-s1", "cardiomegaly", "absent", "present", None, None),  # "The heart size is normal."
+        ("demo-s1", "pneumothorax", "present", "present", rules[0][0], "left"),
+    ]
     assert extract_only.disagreements == agreement and by_template.disagreements is None
     assert [s.stage for s in extract_only.stages] == ["extract"]
 
@@ -239,8 +278,11 @@ def test_the_change_log_against_the_previous_run(audit_build: Build) -> None:
         first = audit(store, run_id=audit_build.run1)
         new_items = store.query("SELECT count(*) FROM current_qa_items WHERE study_id = 'audit-s6'")[0][0]
     changes = summary.changes
-    assert (summary.changes_from, changes.run_a, changes.run_b) == (audit_build.run1, audit_build.run1,
-                                                                     audit_build.run2)
+    assert (summary.changes_from, changes.run_a, changes.run_b) == (
+        audit_build.run1,
+        audit_build.run1,
+        audit_build.run2,
+    )
     assert new_items > 0 and changes.counts[("added", "input edit")] == new_items
     assert {cause for kind, cause in changes.counts if cause == "input edit"} == {"input edit"}
     assert changes.counts[("removed", "input edit")] == 0
@@ -257,14 +299,15 @@ def test_list_templates_have_a_positive_share(audit_build: Build) -> None:
 
     with Store(audit_build.db, read_only=True) as store:
         summary = audit(store)
-        yes_share = store.query("SELECT avg(polarity::INTEGER) FROM current_qa_items "
-                                "WHERE template_id = 'finding_presence'")[0][0]
+        yes_share = store.query(
+            "SELECT avg(polarity::INTEGER) FROM current_qa_items WHERE template_id = 'finding_presence'"
+        )[0][0]
     templates = {t.template_id: t for t in summary.templates}
     regions = templates["region_findings"]
     assert regions.lists and regions.yes_no == 0 and regions.items > 0 and regions.positive_share == 1.0
     presence = templates["finding_presence"]
     assert not presence.lists and presence.positive_share == round(yes_share, 4)
     page = render_page(summary, {"gallery": [], "images": {}, "reports": {}}, "scope")
-    chart = page[page.index('id="chart-positive"'):].split("</figure>")[0]
+    chart = page[page.index('id="chart-positive"') :].split("</figure>")[0]
     assert 'data-label="region_findings" data-value="1.0"' in chart
     assert f"100.0% of {regions.items} (list)" in chart

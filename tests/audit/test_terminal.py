@@ -19,9 +19,13 @@ def test_markup_in_the_data_is_printed_as_text(audit_build: Build) -> None:
     with Store(audit_build.db, read_only=True) as store:
         summary = summarise(store, limit=1)
     item = summary.examples[0]
-    summary.examples = [replace(item, question="Is it [bold red]bold[/bold red]?",
-                                failures=[Failure("answer_program", "reject", "answer_mismatch", "[link=x]y[/link]",
-                                                  "reject")])]
+    summary.examples = [
+        replace(
+            item,
+            question="Is it [bold red]bold[/bold red]?",
+            failures=[Failure("answer_program", "reject", "answer_mismatch", "[link=x]y[/link]", "reject")],
+        )
+    ]
     console = Console(record=True, width=200)
     render(summary, console, "[b]scope[/b]")
     text = console.export_text()

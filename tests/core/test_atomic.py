@@ -33,7 +33,7 @@ def test_a_folder_replaces_an_earlier_export_only(tmp_path: Path) -> None:
         assert not dest.exists()
     with atomic_folder(dest, OWNED) as folder:
         (folder / "README.md").write_text("card")
-    assert [p.name for p in dest.iterdir()] == ["README.md"]          # the earlier files are gone
+    assert [p.name for p in dest.iterdir()] == ["README.md"]  # the earlier files are gone
     with pytest.raises(RuntimeError), atomic_folder(dest, OWNED) as folder:
         (folder / "val.parquet").write_text("half")
         raise RuntimeError("killed")

@@ -26,18 +26,37 @@ def store(tmp_path: Path) -> Store:
 
 
 def _call(run_id: str, prompt_tokens: int, completion_tokens: int) -> dict[str, object]:
-    return {"run_id": run_id, "study_id": "s1", "cache_key": "k", "attempt": 1, "outcome": "ok", "http_status": None,
-            "seconds": 0.1, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "detail": None,
-            "created_at": NOW}
+    return {
+        "run_id": run_id,
+        "study_id": "s1",
+        "cache_key": "k",
+        "attempt": 1,
+        "outcome": "ok",
+        "http_status": None,
+        "seconds": 0.1,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "detail": None,
+        "created_at": NOW,
+    }
 
 
 def test_the_key_is_the_one_stored_by_earlier_versions() -> None:
     """Keys live in existing databases: a changed formula would ask every cached question again."""
     cache = _cache()
     assert cache.key("input-1") == "af07d054b0e8afa557e37d4c"
-    assert len({cache.key("input-1"), cache.key("input-2"), LLMCache(cache.settings, "other", "q" * 16).key("input-1"),
+    assert (
+        len(
+            {
+                cache.key("input-1"),
+                cache.key("input-2"),
+                LLMCache(cache.settings, "other", "q" * 16).key("input-1"),
                 LLMCache(cache.settings, "p" * 16, "other").key("input-1"),
-                LLMCache(cache.settings.model_copy(update={"model": "m2"}), "p" * 16, "q" * 16).key("input-1")}) == 5
+                LLMCache(cache.settings.model_copy(update={"model": "m2"}), "p" * 16, "q" * 16).key("input-1"),
+            }
+        )
+        == 5
+    )
 
 
 def test_lookup_finds_answers_and_terminal_errors_of_the_keys_asked(store: Store) -> None:
@@ -45,8 +64,10 @@ def test_lookup_finds_answers_and_terminal_errors_of_the_keys_asked(store: Store
     ok = cache.row("k1", "s1", "i1", Exchange(value=1, outcome="ok", raw='{"a": 1}', calls=[{}]), "r1", NOW)
     error = cache.row("k2", "s2", "i2", Exchange(outcome="refusal", error="no", raw="sorry", calls=[{}, {}]), "r1", NOW)
     store.insert("llm_cache", [ok, error])
-    assert cache.lookup(store, ["k1", "k2", "k3"]) == {"k1": CacheEntry("ok", '{"a": 1}', None),
-                                                       "k2": CacheEntry("error", "sorry", "no")}
+    assert cache.lookup(store, ["k1", "k2", "k3"]) == {
+        "k1": CacheEntry("ok", '{"a": 1}', None),
+        "k2": CacheEntry("error", "sorry", "no"),
+    }
     assert cache.lookup(store, ["k2"]) == {"k2": CacheEntry("error", "sorry", "no")}
     assert cache.lookup(store, []) == {}
 
@@ -61,9 +82,19 @@ def test_budget_is_the_limits_less_what_this_run_logged(store: Store) -> None:
 def test_row_stores_an_accepted_answer() -> None:
     exchange = Exchange(value={"x": 1}, outcome="ok", raw='{"x": 1}', calls=[{}, {}])
     assert _cache().row("k1", "s1", "i1", exchange, "r1", NOW) == {
-        "cache_key": "k1", "study_id": "s1", "input_hash": "i1", "prompt_hash": "p" * 16, "model": "m1",
-        "params_hash": "q" * 16, "status": "ok", "response": '{"x": 1}', "error": None, "attempts": 2,
-        "run_id": "r1", "created_at": NOW}
+        "cache_key": "k1",
+        "study_id": "s1",
+        "input_hash": "i1",
+        "prompt_hash": "p" * 16,
+        "model": "m1",
+        "params_hash": "q" * 16,
+        "status": "ok",
+        "response": '{"x": 1}',
+        "error": None,
+        "attempts": 2,
+        "run_id": "r1",
+        "created_at": NOW,
+    }
 
 
 def test_row_stores_a_terminal_error_cut_to_2000_characters() -> None:
@@ -73,16 +104,26 @@ def test_row_stores_a_terminal_error_cut_to_2000_characters() -> None:
     assert (row["status"], row["response"], row["error"], row["attempts"]) == ("error", "not json", "e" * 2000, 4)
 
 
-@pytest.mark.parametrize("outcome", ["server_error", "rate_limited", "timeout", "connection_error",
-                                     "budget_exhausted"])
+@pytest.mark.parametrize("outcome", ["server_error", "rate_limited", "timeout", "connection_error", "budget_exhausted"])
 def test_a_transient_error_is_not_stored(outcome: str) -> None:
     assert _cache().row("k1", "s1", "i1", Exchange(outcome=outcome, error="later", calls=[{}]), "r1", NOW) is None
 
 
 def test_forget_errors_drops_only_the_errors_of_those_keys(store: Store) -> None:
     cache = _cache()
-    rows = [cache.row(key, "s", "i", Exchange(value=1, outcome="ok", raw="{}", calls=[{}]) if key == "ok" else
-                      Exchange(outcome="refusal", error="no", calls=[{}]), "r1", NOW) for key in ("ok", "e1", "e2")]
+    rows = [
+        cache.row(
+            key,
+            "s",
+            "i",
+            Exchange(value=1, outcome="ok", raw="{}", calls=[{}])
+            if key == "ok"
+            else Exchange(outcome="refusal", error="no", calls=[{}]),
+            "r1",
+            NOW,
+        )
+        for key in ("ok", "e1", "e2")
+    ]
     store.insert("llm_cache", rows)
     cache.forget_errors(store, ["ok", "e1"])
     assert sorted(cache.lookup(store, ["ok", "e1", "e2"])) == ["e2", "ok"]

@@ -5,8 +5,15 @@ from __future__ import annotations
 from cxrvqa.core.prior import OptionModel, PriorItem, baseline, normalise, shown_arguments, strongest
 
 
-def item(template: str, question: str, args: str, answer: str, split: str, fmt: str = "yes_no",
-         options: tuple[str, ...] | None = None) -> PriorItem:
+def item(
+    template: str,
+    question: str,
+    args: str,
+    answer: str,
+    split: str,
+    fmt: str = "yes_no",
+    options: tuple[str, ...] | None = None,
+) -> PriorItem:
     return PriorItem(template, fmt, question, args, answer, options, split)
 
 
@@ -19,10 +26,10 @@ ITEMS = [
     item("presence", "Is there an effusion?", EFF, "yes", "train"),
     item("presence", "Is there an effusion?", EFF, "no", "train"),
     # held out
-    item("presence", "is there a PNEUMOTHORAX", PTX, "no", "test"),     # seen text, majority right: 1
-    item("presence", "Any pneumothorax?", PTX, "no", "val"),            # text seen once ("yes"): 0 / args: 1
-    item("presence", "Is there an effusion?", EFF, "yes", "test"),      # a tie: 1/2
-    item("presence", "Is there a nodule?", '{"finding": "nodule"}', "yes", "test"),   # unseen: chance 1/2
+    item("presence", "is there a PNEUMOTHORAX", PTX, "no", "test"),  # seen text, majority right: 1
+    item("presence", "Any pneumothorax?", PTX, "no", "val"),  # text seen once ("yes"): 0 / args: 1
+    item("presence", "Is there an effusion?", EFF, "yes", "test"),  # a tie: 1/2
+    item("presence", "Is there a nodule?", '{"finding": "nodule"}', "yes", "test"),  # unseen: chance 1/2
     item("choice", "Which is present?", '{"finding": "x"}', "b", "train", "multiple_choice", ("a", "b", "c", "d")),
     item("choice", "Which is present?", '{"finding": "x"}', "b", "test", "multiple_choice", ("e", "b", "c", "d")),
     item("choice", "Which is present?", '{"finding": "x"}', "a", "test", "multiple_choice", ("a", "f", "g", "h")),
@@ -30,13 +37,13 @@ ITEMS = [
 
 
 def figures(key: str) -> dict[tuple[str, str | None], tuple[int, float]]:
-    return {(f.answer_format, f.template_id): (f.n_items, round(f.accuracy, 4)) for f in baseline(ITEMS)
-            if f.key == key}
+    return {
+        (f.answer_format, f.template_id): (f.n_items, round(f.accuracy, 4)) for f in baseline(ITEMS) if f.key == key
+    }
 
 
 def test_normalised_question_text() -> None:
-    assert normalise(" Is there a PNEUMOTHORAX?? ") == normalise("is there a pneumothorax") == \
-        "is there a pneumothorax"
+    assert normalise(" Is there a PNEUMOTHORAX?? ") == normalise("is there a pneumothorax") == "is there a pneumothorax"
 
 
 def test_majority_answer_by_question_text_with_chance_for_unseen_questions_and_shared_ties() -> None:
@@ -60,16 +67,24 @@ def test_the_option_reader_learns_how_often_each_value_is_the_answer() -> None:
     train never showed: the reader gets the held-out 'nodule' item right, although the options that were ever
     correct in train (granuloma, cardiomegaly) are not among its options."""
     distractors = ("pneumothorax", "effusion", "edema")
-    train = [item("present", "Which is present?", "{}", answer, "train", "multiple_choice", (answer, *distractors))
-             for answer in ("granuloma", "granuloma", "cardiomegaly")]
+    train = [
+        item("present", "Which is present?", "{}", answer, "train", "multiple_choice", (answer, *distractors))
+        for answer in ("granuloma", "granuloma", "cardiomegaly")
+    ]
     nodule = item("present", "Which is present?", "{}", "nodule", "test", "multiple_choice", ("nodule", *distractors))
     reader = OptionModel(train)
     # never shown: chance (1/4); shown 3 times, never right: (0 + 1/4) / (3 + 1) per template, then per question
-    assert reader.scores(nodule) == {"nodule": 0.25, "pneumothorax": 0.015625, "effusion": 0.015625,
-                                     "edema": 0.015625}
+    assert reader.scores(nodule) == {"nodule": 0.25, "pneumothorax": 0.015625, "effusion": 0.015625, "edema": 0.015625}
     assert reader.credit(nodule) == 1.0
-    ptx = item("present", "Which is present?", "{}", "pneumothorax", "test", "multiple_choice",
-               ("granuloma", "pneumothorax", "effusion", "edema"))
+    ptx = item(
+        "present",
+        "Which is present?",
+        "{}",
+        "pneumothorax",
+        "test",
+        "multiple_choice",
+        ("granuloma", "pneumothorax", "effusion", "edema"),
+    )
     assert reader.credit(ptx) == 0.0
     by_key = {f.key: f.accuracy for f in baseline([*train, nodule, ptx]) if f.template_id is None}
     # the majority answer of the question ("granuloma") is wrong for both held-out items
@@ -80,8 +95,10 @@ def test_the_worst_questions_and_the_strongest_templates() -> None:
     presence = next(f for f in baseline(ITEMS) if f.key == "arguments" and f.template_id == "presence")
     assert presence.worst[0] == (PTX, 2, 1.0)
     # both 0.25 above chance (presence by arguments, choice by question text): by template id
-    assert [(f.template_id, f.key) for f in strongest(baseline(ITEMS))] == [("choice", "question"),
-                                                                          ("presence", "arguments")]
+    assert [(f.template_id, f.key) for f in strongest(baseline(ITEMS))] == [
+        ("choice", "question"),
+        ("presence", "arguments"),
+    ]
 
 
 def test_hidden_arguments_are_not_part_of_the_question() -> None:
@@ -94,15 +111,20 @@ def test_chance_follows_the_number_of_options() -> None:
     balanced so that each option is the answer as often (qa.stage.balance_choice) leaves the option reader at
     chance: every value scores the same, the pick is a tie."""
     pair = ("cardiomegaly", "effusion")
-    train = [item("choice2", "Which is present?", "{}", answer, "train", "multiple_choice", pair)
-             for answer in ("cardiomegaly", "effusion", "cardiomegaly", "effusion")]
-    held_out = [item("choice2", "Which is present?", "{}", answer, "test", "multiple_choice", pair)
-                for answer in ("cardiomegaly", "cardiomegaly", "effusion")]
+    train = [
+        item("choice2", "Which is present?", "{}", answer, "train", "multiple_choice", pair)
+        for answer in ("cardiomegaly", "effusion", "cardiomegaly", "effusion")
+    ]
+    held_out = [
+        item("choice2", "Which is present?", "{}", answer, "test", "multiple_choice", pair)
+        for answer in ("cardiomegaly", "cardiomegaly", "effusion")
+    ]
     four = item("choice4", "Which of these?", "{}", "a", "test", "multiple_choice", ("a", "b", "c", "d"))
-    by_template = {(f.key, f.template_id): (f.n_items, f.accuracy, f.chance)
-                   for f in baseline([*train, *held_out, four])}
+    by_template = {
+        (f.key, f.template_id): (f.n_items, f.accuracy, f.chance) for f in baseline([*train, *held_out, four])
+    }
     assert by_template[("options", "choice2")] == (3, 0.5, 0.5)
-    assert by_template[("options", "choice4")] == (1, 0.25, 0.25)          # never shown in train: chance
+    assert by_template[("options", "choice4")] == (1, 0.25, 0.25)  # never shown in train: chance
     assert by_template[("options", None)] == (4, (3 * 0.5 + 0.25) / 4, (3 * 0.5 + 0.25) / 4)
     # unbalanced, the value that was the answer more often wins: 2 of the 3 held-out items
     skewed = [*train[:3], *held_out]

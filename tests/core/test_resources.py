@@ -22,7 +22,8 @@ def test_a_bad_data_file_names_the_file_and_the_problem(tmp_path, monkeypatch: p
     real_resource = resources.resource
     text = real_resource("schemas", "vocab", "dicom_acceptance.yaml").read_text()
     (bad / "dicom_acceptance.yaml").write_text(
-        text.replace("radiograph_modalities: [CR, DX]", "radiograph_modalities: CR"))
+        text.replace("radiograph_modalities: [CR, DX]", "radiograph_modalities: CR")
+    )
 
     def patched(*parts: str):
         return (tmp_path.joinpath(*parts)) if parts[-1].endswith(".yaml") else real_resource(*parts)

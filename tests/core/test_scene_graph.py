@@ -13,19 +13,30 @@ from cxrvqa.core.scene_graph import Evidence, Observation, SceneGraph, Sentence,
 
 
 def graph(**observation: object) -> SceneGraph:
-    fields = {"id": "o1", "name": "small left effusion", "finding": "pleural_effusion", "presence": "present",
-              "laterality": "left", "regions": ["left_lung"], "severity": "mild",
-              "evidence": [{"sentence_id": 0, "start": 10, "end": 29}]}
-    return SceneGraph(study_id="s1", backend="rules",
-                      sentences=[Sentence(id=0, section="findings", text="Small left effusion.", start=10, end=30)],
-                      observations=[Observation(**{**fields, **observation})])
+    fields = {
+        "id": "o1",
+        "name": "small left effusion",
+        "finding": "pleural_effusion",
+        "presence": "present",
+        "laterality": "left",
+        "regions": ["left_lung"],
+        "severity": "mild",
+        "evidence": [{"sentence_id": 0, "start": 10, "end": 29}],
+    }
+    return SceneGraph(
+        study_id="s1",
+        backend="rules",
+        sentences=[Sentence(id=0, section="findings", text="Small left effusion.", start=10, end=30)],
+        observations=[Observation(**{**fields, **observation})],
+    )
 
 
 def test_packaged_schema_is_the_generated_one() -> None:
     packaged = resource("schemas", "scene_graph.schema.json").read_text()
     assert packaged == schema_text(), (
         "schemas/scene_graph.schema.json drifted from the model: run "
-        "`.venv/bin/python -m cxrvqa.extraction.schemas --write`")
+        "`.venv/bin/python -m cxrvqa.extraction.schemas --write`"
+    )
 
 
 def test_a_valid_graph_passes_both_pydantic_and_the_json_schema() -> None:

@@ -18,7 +18,10 @@ def test_render_names_the_row_and_the_template_it_cannot_fill() -> None:
     with pytest.raises(InputError) as error:
         render("{study}", Row({"id": "1"}), "m.csv:3")
     assert (error.value.path, error.value.expected, error.value.found) == (
-        "m.csv:3", "a row that fills '{study}'", "KeyError: 'study'")
+        "m.csv:3",
+        "a row that fills '{study}'",
+        "KeyError: 'study'",
+    )
 
 
 def test_capture_adds_named_groups_or_names_the_column_that_does_not_match() -> None:

@@ -13,16 +13,21 @@ from cxrvqa.core.text import compose, is_deid_only, normalise, split_sections, s
 def sentences(text: str) -> list[tuple[str, str]]:
     text = normalise(text)
     found = split_sentences(text)
-    assert all(text[s.start:s.end] == s.text for s in found)  # offsets point at the text
+    assert all(text[s.start : s.end] == s.text for s in found)  # offsets point at the text
     return [(s.section, s.text) for s in found]
 
 
 def test_headers_become_sections_and_prelude_is_other() -> None:
-    text = "FINAL REPORT\nEXAMINATION: Chest PA and lateral.\nClinical History: cough\nFINDINGS: Clear lungs.\n" \
-           "IMPRESSION:\nNormal chest."
+    text = (
+        "FINAL REPORT\nEXAMINATION: Chest PA and lateral.\nClinical History: cough\nFINDINGS: Clear lungs.\n"
+        "IMPRESSION:\nNormal chest."
+    )
     assert sentences(text) == [
-        ("other", "FINAL REPORT"), ("technique", "Chest PA and lateral."), ("indication", "cough"),
-        ("findings", "Clear lungs."), ("impression", "Normal chest."),
+        ("other", "FINAL REPORT"),
+        ("technique", "Chest PA and lateral."),
+        ("indication", "cough"),
+        ("findings", "Clear lungs."),
+        ("impression", "Normal chest."),
     ]
 
 
@@ -32,35 +37,50 @@ def test_a_section_holding_an_empty_field_marker_is_absent() -> None:
     assert [s.section for s in split_sections(text)] == ["findings"]
     assert sentences(text) == [("findings", "Clear lungs.")]
     assert sentences("INDICATION: cough, n/a\nFINDINGS: Clear lungs.") == [
-        ("indication", "cough, n/a"), ("findings", "Clear lungs.")]   # a marker inside text is text
+        ("indication", "cough, n/a"),
+        ("findings", "Clear lungs."),
+    ]  # a marker inside text is text
 
 
 def test_lowercase_headers_and_text_without_headers() -> None:
     assert sentences("findings: heart is stable. no pneumothorax\nimpression: stable chest.") == [
-        ("findings", "heart is stable."), ("findings", "no pneumothorax"), ("impression", "stable chest.")]
+        ("findings", "heart is stable."),
+        ("findings", "no pneumothorax"),
+        ("impression", "stable chest."),
+    ]
     assert sentences("Heart size normal and lungs are clear. No edema or pneumonia. No effusion") == [
-        ("other", "Heart size normal and lungs are clear."), ("other", "No edema or pneumonia."),
-        ("other", "No effusion")]
+        ("other", "Heart size normal and lungs are clear."),
+        ("other", "No edema or pneumonia."),
+        ("other", "No effusion"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("IMPRESSION: 1. Stable nodules, 2.5 cm. 2. Small left effusion.",
-         ["Stable nodules, 2.5 cm.", "Small left effusion."]),
+        (
+            "IMPRESSION: 1. Stable nodules, 2.5 cm. 2. Small left effusion.",
+            ["Stable nodules, 2.5 cm.", "Small left effusion."],
+        ),
         ("IMPRESSION: 1) Pneumonia.\n2) Effusion", ["Pneumonia.", "Effusion"]),
-        ("FINDINGS: Dr. Smith was notified. Heart normal vs. prior. Lungs clear.",
-         ["Dr. Smith was notified.", "Heart normal vs. prior.", "Lungs clear."]),
+        (
+            "FINDINGS: Dr. Smith was notified. Heart normal vs. prior. Lungs clear.",
+            ["Dr. Smith was notified.", "Heart normal vs. prior.", "Lungs clear."],
+        ),
         ("FINDINGS: Is there an effusion? No! Lungs clear.", ["Is there an effusion?", "No!", "Lungs clear."]),
         ("FINDINGS: Heart normal\n\nLungs clear", ["Heart normal", "Lungs clear"]),
         ("FINDINGS: ...", []),
         # a stop after a word a sentence does not end on, before a lowercase word, is a stray stop (round AG); after
         # any other word it ends the sentence, which starts in lowercase (round AK: "No pleural effusions or
         # pneumothoraces. heart size ... with tortuosity of the aorta" denied the tortuosity)
-        ("FINDINGS: No cavitary lesion to suggest. active tuberculosis.",
-         ["No cavitary lesion to suggest. active tuberculosis."]),
-        ("FINDINGS: No pleural effusions or pneumothoraces. heart size is normal with tortuosity of the aorta.",
-         ["No pleural effusions or pneumothoraces.", "heart size is normal with tortuosity of the aorta."]),
+        (
+            "FINDINGS: No cavitary lesion to suggest. active tuberculosis.",
+            ["No cavitary lesion to suggest. active tuberculosis."],
+        ),
+        (
+            "FINDINGS: No pleural effusions or pneumothoraces. heart size is normal with tortuosity of the aorta.",
+            ["No pleural effusions or pneumothoraces.", "heart size is normal with tortuosity of the aorta."],
+        ),
     ],
 )
 def test_sentence_boundaries(text: str, expected: list[str]) -> None:
@@ -87,7 +107,7 @@ def test_control_characters_and_crlf_are_normalised() -> None:
 def test_time_is_linear_in_the_length(chunk: str) -> None:
     small, large = chunk * 2_000, chunk * 40_000  # 20x the text
     gc.collect()
-    gc.disable()   # the cyclic collector's passes over a whole test session's objects are not the splitter's time
+    gc.disable()  # the cyclic collector's passes over a whole test session's objects are not the splitter's time
     try:
         started = time.perf_counter()
         split_sentences(normalise("FINDINGS: " + small))

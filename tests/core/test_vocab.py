@@ -11,11 +11,38 @@ import pytest
 from cxrvqa.core.vocab import FindingId, RegionId, _check_tree, _unique_synonyms, vocabulary
 from cxrvqa.errors import ResourceError
 
-CHEXPERT = {"No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity", "Edema",
-            "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
-            "Fracture", "Support Devices"}
-CHESTXRAY14 = {"Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-               "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"}
+CHEXPERT = {
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Lesion",
+    "Lung Opacity",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+}
+CHESTXRAY14 = {
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+}
 
 
 def test_label_sets_are_complete_and_unambiguous() -> None:
@@ -29,8 +56,21 @@ def test_region_tree_has_sides() -> None:
     regions = vocabulary().regions
     assert regions["left_lung"]["laterality"] == "left" and regions["right_lung"]["laterality"] == "right"
     assert regions["left_lower_lobe"]["parent"] == "left_lung" and regions["lingula"]["laterality"] == "left"
-    for region in ("apices", "bases", "hila", "costophrenic_angles", "heart", "mediastinum", "aorta", "trachea",
-                   "spine", "ribs", "clavicles", "diaphragm", "pleura"):
+    for region in (
+        "apices",
+        "bases",
+        "hila",
+        "costophrenic_angles",
+        "heart",
+        "mediastinum",
+        "aorta",
+        "trachea",
+        "spine",
+        "ribs",
+        "clavicles",
+        "diaphragm",
+        "pleura",
+    ):
         assert region in regions
     assert "pleural_effusion" in FindingId.__members__ and "left_lung" in RegionId.__members__
 
@@ -47,8 +87,12 @@ def test_broken_trees_and_shared_synonyms_are_refused() -> None:
 def test_iu_mesh_headings_are_covered(data_dir: Path) -> None:
     """Every MeSH heading used >= 5 times in the IU dev reports maps to a finding (gold for evaluation)."""
     with open(data_dir / "reports" / "iu_dev_reports.csv", newline="") as handle:
-        headings = Counter(term.split("/")[0].strip() for row in csv.DictReader(handle)
-                           for term in row["MeSH"].split(";") if term.strip())
+        headings = Counter(
+            term.split("/")[0].strip()
+            for row in csv.DictReader(handle)
+            for term in row["MeSH"].split(";")
+            if term.strip()
+        )
     mapped = {f["codes"]["mesh"] for f in vocabulary().findings.values() if "mesh" in f.get("codes", {})}
     noted = " ".join(f.get("notes", "") for f in vocabulary().findings.values())
     frequent = {h for h, n in headings.items() if n >= 5} - {"No Indexing", "Heart"}

@@ -15,8 +15,14 @@ from cxrvqa.store import Store
 
 #: The seed of the export demo build; validate-file needs it too (tests write it to a config file).
 SEED = 0
-SPLITS = {"demo-s1": "train", "demo-s2": "val", "demo-s3": "train", "demo-s4": "test",
-          "s50000005": "train", "900000000000000000000000000000000000001": "train"}
+SPLITS = {
+    "demo-s1": "train",
+    "demo-s2": "val",
+    "demo-s3": "train",
+    "demo-s4": "test",
+    "s50000005": "train",
+    "900000000000000000000000000000000000001": "train",
+}
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,10 @@ runner = CliRunner()
 #: Reports of the IU dev set the build reads, and the ones the rebuild edits (every 50th).
 N_REPORTS = 600
 EDITED = {str(uid) for uid in range(1, N_REPORTS + 1, 50)}
-EDIT = ("There is a small left pleural effusion. There is a right upper lobe nodule. The heart is enlarged. "
-        "No pneumothorax.")
+EDIT = (
+    "There is a small left pleural effusion. There is a right upper lobe nodule. The heart is enlarged. "
+    "No pneumothorax."
+)
 
 #: The profile's earlier rule, over the current items: per question the n lowest sample_u of each answer.
 RANK_PROFILE_SQL = """
@@ -38,8 +40,9 @@ QUALIFY CASE WHEN polarity IS NOT NULL THEN row_number() OVER (PARTITION BY temp
              ELSE true END"""
 
 #: An item's question in the profile: template, split and arguments (yes/no) or sorted options (choice).
-QUESTION = ("c.template_id, c.split, CASE WHEN c.polarity IS NOT NULL THEN c.arguments "
-            "ELSE list_sort(c.options)::VARCHAR END")
+QUESTION = (
+    "c.template_id, c.split, CASE WHEN c.polarity IS NOT NULL THEN c.arguments ELSE list_sort(c.options)::VARCHAR END"
+)
 
 
 def _reports(source: Path, dest: Path, edited: set[str]) -> None:
@@ -52,14 +55,27 @@ def _reports(source: Path, dest: Path, edited: set[str]) -> None:
             writer.writerow({**row, "findings": EDIT} if row["uid"] in edited else row)
 
 
-def _build_and_export(reports: Path, out: Path, dest: Path, *build: str
-                      ) -> tuple[dict[str, tuple], dict[str, str]]:
+def _build_and_export(reports: Path, out: Path, dest: Path, *build: str) -> tuple[dict[str, tuple], dict[str, str]]:
     """(the profile's items: item id -> (study, question), the rank rule's: item id -> study) after a build."""
-    result = runner.invoke(app, ["build", "--reports", str(reports), "--report-format", "iu", "--out", str(out),
-                                 "--stages", "reports,extract,qa", *build])
+    result = runner.invoke(
+        app,
+        [
+            "build",
+            "--reports",
+            str(reports),
+            "--report-format",
+            "iu",
+            "--out",
+            str(out),
+            "--stages",
+            "reports,extract,qa",
+            *build,
+        ],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["export", "--out", str(out), "--format", "jsonl", "--dest", str(dest),
-                                 "--balance", "per-question"])
+    result = runner.invoke(
+        app, ["export", "--out", str(out), "--format", "jsonl", "--dest", str(dest), "--balance", "per-question"]
+    )
     assert result.exit_code == 0, result.output
     items = {}
     for line in dest.read_text(encoding="utf-8").splitlines():
@@ -68,13 +84,18 @@ def _build_and_export(reports: Path, out: Path, dest: Path, *build: str
             key = item["arguments"] if item["polarity"] is not None else f"[{', '.join(sorted(item['options']))}]"
             items[item["item_id"]] = (item["study_id"], item["template_id"], item["split"], key)
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        rank = dict(store.query(f"SELECT item_id, study_id FROM ({RANK_PROFILE_SQL}) "
-                                "WHERE polarity IS NOT NULL OR answer_format = 'multiple_choice'"))
+        rank = dict(
+            store.query(
+                f"SELECT item_id, study_id FROM ({RANK_PROFILE_SQL}) "
+                "WHERE polarity IS NOT NULL OR answer_format = 'multiple_choice'"
+            )
+        )
     return items, rank
 
 
 def test_an_edit_to_a_few_reports_changes_the_profile_of_other_studies_only_where_balanced_again(
-        data_dir: Path, tmp_path: Path) -> None:
+    data_dir: Path, tmp_path: Path
+) -> None:
     source = data_dir / "reports" / "iu_dev_reports.csv"
     reports, out = tmp_path / "reports.csv", tmp_path / "out"
     _reports(source, reports, set())
@@ -82,21 +103,34 @@ def test_an_edit_to_a_few_reports_changes_the_profile_of_other_studies_only_wher
     _reports(source, reports, EDITED)
     after, rank_after = _build_and_export(reports, out, tmp_path / "after.jsonl")
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        bases = dict(store.query("SELECT basis, count(DISTINCT (template_id, split, question)) "
-                                 "FROM current_qa_eval_balance GROUP BY ALL"))
-        rebalanced = set(store.query("SELECT DISTINCT template_id, split, question FROM current_qa_eval_balance "
-                                     "WHERE basis = 'rebalanced'"))
+        bases = dict(
+            store.query(
+                "SELECT basis, count(DISTINCT (template_id, split, question)) FROM current_qa_eval_balance GROUP BY ALL"
+            )
+        )
+        rebalanced = set(
+            store.query(
+                "SELECT DISTINCT template_id, split, question FROM current_qa_eval_balance WHERE basis = 'rebalanced'"
+            )
+        )
         # what the build's own balance balanced again changes the current items the profile chooses from
-        rebalanced |= set(store.query(
-            f"SELECT DISTINCT {QUESTION} FROM current_qa_candidates c JOIN current_qa_question_balance q "
-            "ON q.template_id = c.template_id AND q.arguments = c.arguments WHERE q.basis = 'rebalanced'"))
-        rebalanced |= set(store.query(
-            f"SELECT DISTINCT {QUESTION} FROM current_qa_candidates c JOIN current_qa_choice_balance m "
-            "ON m.template_id = c.template_id AND m.options = list_sort(c.options) WHERE m.basis = 'rebalanced'"))
+        rebalanced |= set(
+            store.query(
+                f"SELECT DISTINCT {QUESTION} FROM current_qa_candidates c JOIN current_qa_question_balance q "
+                "ON q.template_id = c.template_id AND q.arguments = c.arguments WHERE q.basis = 'rebalanced'"
+            )
+        )
+        rebalanced |= set(
+            store.query(
+                f"SELECT DISTINCT {QUESTION} FROM current_qa_candidates c JOIN current_qa_choice_balance m "
+                "ON m.template_id = c.template_id AND m.options = list_sort(c.options) WHERE m.basis = 'rebalanced'"
+            )
+        )
         studies = dict(store.query("SELECT study_id, count(*) FROM current_qa_items GROUP BY ALL"))
     flipped = {i for i in before.keys() ^ after.keys() if (before.get(i) or after.get(i))[0] not in EDITED}
-    rank_flipped = {i for i in rank_before.keys() ^ rank_after.keys()
-                    if (rank_before.get(i) or rank_after.get(i)) not in EDITED}
+    rank_flipped = {
+        i for i in rank_before.keys() ^ rank_after.keys() if (rank_before.get(i) or rank_after.get(i)) not in EDITED
+    }
     assert len(studies) == 590 and (len(before), len(after)) == (3094, 3357)
     assert bases == {"kept": 780, "rebalanced": 30, "new": 23}
     # every item of an unedited study that entered or left the profile is of a question balanced again (by the
@@ -130,8 +164,20 @@ def test_the_profile_needs_the_thresholds_of_a_qa_stage(tmp_path: Path) -> None:
     assert runner.invoke(app, ["build", "--demo", "--out", str(out), "--stages", "reports,extract,qa"]).exit_code == 0
     with Store(out / "cxrvqa.duckdb") as store:
         store.con.execute("DELETE FROM qa_eval_balance")
-    result = runner.invoke(app, ["export", "--out", str(out), "--format", "jsonl", "--dest", str(tmp_path / "x.jsonl"),
-                                 "--balance", "per-question"])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "--out",
+            str(out),
+            "--format",
+            "jsonl",
+            "--dest",
+            str(tmp_path / "x.jsonl"),
+            "--balance",
+            "per-question",
+        ],
+    )
     assert result.exit_code != 0 and "run the QA stage once" in result.output
     assert "--stages qa" in result.output
 
@@ -150,7 +196,8 @@ def test_retiring_a_few_studies_changes_the_profile_of_three_others(data_dir: Pa
         writer.writerows(rows)
     after, rank_after = _build_and_export(reports, out, tmp_path / "after.jsonl", "--prune")
     flipped = {i for i in before.keys() ^ after.keys() if (before.get(i) or after.get(i))[0] not in EDITED}
-    rank_flipped = {i for i in rank_before.keys() ^ rank_after.keys()
-                    if (rank_before.get(i) or rank_after.get(i)) not in EDITED}
+    rank_flipped = {
+        i for i in rank_before.keys() ^ rank_after.keys() if (rank_before.get(i) or rank_after.get(i)) not in EDITED
+    }
     assert {(before.get(i) or after.get(i))[0] for i in flipped} == {"5", "393", "455"}
     assert (len(flipped), len(rank_flipped)) == (3, 25)

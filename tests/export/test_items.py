@@ -29,8 +29,9 @@ def test_selection_from_labels_and_splits(demo: Path, tmp_path: Path) -> None:
         assert select(store, "A", "val").describe() == "grade >= A, split val"
         with pytest.raises(CxrvqaError, match=re.escape(f"unknown grade 'a'; grades are {GRADES}")):
             select(store, "a")
-        with pytest.raises(CxrvqaError, match=re.escape("unknown split 'dev'; the build's splits are "
-                                                        "['train', 'val', 'test']")):
+        with pytest.raises(
+            CxrvqaError, match=re.escape("unknown split 'dev'; the build's splits are ['train', 'val', 'test']")
+        ):
             select(store, None, "dev")
         counted = {}
         for grade, split in ((None, None), ("A+", None), (None, "test"), ("A+", "test")):
@@ -40,12 +41,16 @@ def test_selection_from_labels_and_splits(demo: Path, tmp_path: Path) -> None:
                 counted[(grade, split)] = per_split
             assert not path.exists()
             assert ids == sorted(ids, key=lambda i: (studies[i], i)) and len(ids) == sum(per_split.values())
-    rows = db_rows(demo, "SELECT q.split, g.grade FROM current_qa_items q "
-                         "JOIN current_qa_grades g USING (item_id, template_version, input_hash)")
+    rows = db_rows(
+        demo,
+        "SELECT q.split, g.grade FROM current_qa_items q "
+        "JOIN current_qa_grades g USING (item_id, template_version, input_hash)",
+    )
     expected = {}
     for grade, split in counted:
-        chosen = [r["split"] for r in rows if (split is None or r["split"] == split)
-                  and (grade is None or r["grade"] >= 5)]
+        chosen = [
+            r["split"] for r in rows if (split is None or r["split"] == split) and (grade is None or r["grade"] >= 5)
+        ]
         expected[(grade, split)] = {s: chosen.count(s) for s in ("train", "val", "test") if s in chosen}
     assert counted == expected and list(counted[(None, None)]) == ["train", "val", "test"]
 
@@ -64,7 +69,8 @@ def test_cli_errors_are_clear(demo: Path, tmp_path: Path) -> None:
         return " ".join(result.output.split())
 
     assert "unknown export format 'csv'; available: ['jsonl', 'parquet', 'hf', 'llava', 'labels14']" in run(
-        "--format", "csv")
+        "--format", "csv"
+    )
     assert f"unknown grade 'E'; grades are {GRADES}" in run("--format", "jsonl", "--min-grade", "E")
     assert "unknown split 'training'" in run("--format", "parquet", "--split", "training")
     assert "labels14 has one row per study" in run("--format", "labels14", "--split", "val")

@@ -24,13 +24,13 @@ def test_a_finding_takes_the_code_of_its_nearest_coded_ancestor() -> None:
     assert label_of("pleural_effusion") == "Effusion"
     assert label_of("cardiomegaly") == "Cardiomegaly"
     assert label_of(None) is None
-    assert label_of("scoliosis") is None   # no ChestX-ray14 label for the spine
+    assert label_of("scoliosis") is None  # no ChestX-ray14 label for the spine
 
 
 def test_uncertain_policy_and_normal() -> None:
     hedged = [("pneumonia", "lung", "uncertain", "possible"), ("pneumothorax", "pleura", "absent", None)]
     negative = study_labels(hedged)
-    assert negative["Pneumonia"] == 0 and negative["normal"] == 0   # hedged abnormality: not a normal study
+    assert negative["Pneumonia"] == 0 and negative["normal"] == 0  # hedged abnormality: not a normal study
     assert study_labels(hedged, uncertain="positive")["Pneumonia"] == 1
     assert study_labels([("pneumothorax", "pleura", "absent", None)]) == {**dict.fromkeys(LABELS14, 0), "normal": 1}
     devices_only = study_labels([("pacemaker", "device", "present", None)])
@@ -46,11 +46,14 @@ def test_labellers_code_probable_differential_and_borderline_readings_as_positiv
 
 @pytest.fixture
 def built(tmp_path: Path) -> Path:
-    reports = write_jsonl(tmp_path / "r.jsonl", [
-        {"study_id": "1", "patient_id": "p1", "text": "FINDINGS: Small left pleural effusion. Mild cardiomegaly."},
-        {"study_id": "2", "patient_id": "p2", "text": "FINDINGS: Lungs are clear. No pneumothorax."},
-        {"study_id": "3", "patient_id": "p3", "text": "IMPRESSION: Pneumonia cannot be excluded."},
-    ])
+    reports = write_jsonl(
+        tmp_path / "r.jsonl",
+        [
+            {"study_id": "1", "patient_id": "p1", "text": "FINDINGS: Small left pleural effusion. Mild cardiomegaly."},
+            {"study_id": "2", "patient_id": "p2", "text": "FINDINGS: Lungs are clear. No pneumothorax."},
+            {"study_id": "3", "patient_id": "p3", "text": "IMPRESSION: Pneumonia cannot be excluded."},
+        ],
+    )
     config = Config(out_dir=tmp_path / "out", reports=reports, report_format="jsonl", extraction={"workers": 1})
     run_report_stage(config)
     run_extract(config)
@@ -71,8 +74,9 @@ def test_cli_export_writes_the_gold_layout_and_eval_scores_it(built: Path, tmp_p
     effusion_cardio = ["1" if c in ("Effusion", "Cardiomegaly") else "0" for c in LABELS14]
     assert rows == [HEADER, ["CXR1", *effusion_cardio, "0"], ["CXR2", *zeros, "1"], ["CXR3", *zeros, "0"]]
     positive = tmp_path / "pos.csv"
-    runner.invoke(app, ["export", "--out", str(built), "--format", "labels14", "--dest", str(positive),
-                        "--uncertain", "positive"])
+    runner.invoke(
+        app, ["export", "--out", str(built), "--format", "labels14", "--dest", str(positive), "--uncertain", "positive"]
+    )
     assert read(positive)[3] == ["CXR3", *("1" if c == "Pneumonia" else "0" for c in LABELS14), "0"]
     # scored against itself as gold: perfect
     report = score_labels14(dest, dest)
@@ -84,9 +88,12 @@ def test_cli_export_writes_the_gold_layout_and_eval_scores_it(built: Path, tmp_p
 def test_cli_export_errors_are_clear(built: Path, tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["export", "--out", str(built), "--format", "coco", "--dest", str(tmp_path / "x")])
     assert unknown.exit_code == 2 and "unknown export format 'coco'" in unknown.output
-    policy = runner.invoke(app, ["export", "--out", str(built), "--format", "labels14", "--dest",
-                                 str(tmp_path / "x"), "--uncertain", "maybe"])
+    policy = runner.invoke(
+        app,
+        ["export", "--out", str(built), "--format", "labels14", "--dest", str(tmp_path / "x"), "--uncertain", "maybe"],
+    )
     assert policy.exit_code == 2 and "--uncertain must be" in policy.output
-    missing = runner.invoke(app, ["export", "--out", str(tmp_path / "none"), "--format", "labels14",
-                                  "--dest", str(tmp_path / "x")])
+    missing = runner.invoke(
+        app, ["export", "--out", str(tmp_path / "none"), "--format", "labels14", "--dest", str(tmp_path / "x")]
+    )
     assert missing.exit_code == 2 and "no database at" in missing.output

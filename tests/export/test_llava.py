@@ -43,8 +43,9 @@ def test_conversations_in_llava_layout(demo: Path, tmp_path: Path) -> None:
         if item["answer_format"] == "multiple_choice":
             multiple_choice += 1
             options = "\n".join(f"{letter}. {option}" for letter, option in zip("ABCDE", item["options"], strict=False))
-            assert human["value"] == (f"{wording['image_token']}\n{item['question']}\n{options}\n"
-                                      f"{wording['multiple_choice_instruction']}")
+            assert human["value"] == (
+                f"{wording['image_token']}\n{item['question']}\n{options}\n{wording['multiple_choice_instruction']}"
+            )
             assert gpt["value"] == item["correct_option"]
             assert item["options"]["ABCD".index(gpt["value"])] == item["answer"]
         else:
@@ -65,7 +66,7 @@ def test_filters(demo: Path, tmp_path: Path) -> None:
 def test_items_without_an_image_are_left_out_and_counted(demo: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(demo, copy)
-    with Store(copy / "cxrvqa.duckdb") as store:   # demo-s4 as a report-only study
+    with Store(copy / "cxrvqa.duckdb") as store:  # demo-s4 as a report-only study
         store.con.execute("UPDATE qa_items SET image_id = NULL, view_plane = NULL WHERE study_id = 'demo-s4'")
         without, total = store.query("SELECT count(*) FILTER (image_id IS NULL), count(*) FROM current_qa_items")[0]
     assert 0 < without < total

@@ -23,9 +23,9 @@ from cxrvqa.store import Store
 from tests.export.conftest import SEED, db_rows
 from tests.export.test_jsonl import expected_items
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")      # before datasets is imported: no network
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before datasets is imported: no network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-datasets = pytest.importorskip("datasets")        # in the dev extra; skipped where it is not installed
+datasets = pytest.importorskip("datasets")  # in the dev extra; skipped where it is not installed
 
 pytestmark = pytest.mark.flow
 runner = CliRunner()
@@ -58,8 +58,9 @@ def test_one_file_per_split_with_the_items_of_the_database(demo: Path, folders: 
             table = pq.read_table(folder / f"{split}.parquet")
             assert table.num_rows == n and set(table.column("split").to_pylist()) == {split}
         with duckdb.connect() as con:
-            assert con.execute(f"SELECT split, count(*) FROM '{folder}/*.parquet' GROUP BY ALL ORDER BY 1"
-                               ).fetchall() == sorted(per_split.items())
+            assert con.execute(
+                f"SELECT split, count(*) FROM '{folder}/*.parquet' GROUP BY ALL ORDER BY 1"
+            ).fetchall() == sorted(per_split.items())
         for row in rows_of(folder):
             want = dict(expected[row["item_id"]])
             if fmt == "hf":
@@ -72,12 +73,24 @@ def test_nested_fields_are_arrow_lists_and_structs(folders: dict[str, Path]) -> 
     box = pa.struct([("label", pa.string()), *((c, pa.float64()) for c in ("x_min", "y_min", "x_max", "y_max"))])
     assert schema.field("boxes").type.value_type == box
     assert schema.field("answer_parts").type.value_type == pa.struct(
-        [("kind", pa.string()), ("text", pa.string()), ("findings", pa.list_(pa.string())),
-         ("regions", pa.list_(pa.string()))])
+        [
+            ("kind", pa.string()),
+            ("text", pa.string()),
+            ("findings", pa.list_(pa.string())),
+            ("regions", pa.list_(pa.string())),
+        ]
+    )
     assert schema.field("evidence").type.value_type == pa.struct(
-        [("sentence_id", pa.int32()), ("section", pa.string()), ("text", pa.string())])
-    assert schema.field("provenance").type.names == ["run_id", "input_hash", "template_version", "code_version",
-                                                     "graph_id", "backend"]
+        [("sentence_id", pa.int32()), ("section", pa.string()), ("text", pa.string())]
+    )
+    assert schema.field("provenance").type.names == [
+        "run_id",
+        "input_hash",
+        "template_version",
+        "code_version",
+        "graph_id",
+        "backend",
+    ]
     assert schema.field("image").type == pa.string() and b"huggingface" not in (schema.metadata or {})
     hf = pq.read_schema(folders["hf"] / "train.parquet")
     assert hf.field("image").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -92,22 +105,27 @@ def test_our_features_are_those_datasets_derives(folders: dict[str, Path]) -> No
 
 
 def test_datasets_loads_both_folders(demo: Path, folders: dict[str, Path], tmp_path: Path) -> None:
-    sizes = {i["image_id"]: (i["png_cols"], i["png_rows"])
-             for i in db_rows(demo, "SELECT image_id, png_cols, png_rows FROM current_images")}
+    sizes = {
+        i["image_id"]: (i["png_cols"], i["png_rows"])
+        for i in db_rows(demo, "SELECT image_id, png_cols, png_rows FROM current_images")
+    }
     expected = expected_items(demo)
     counts = {s: sum(item["split"] == s for item in expected.values()) for s in SPLIT_NAMES}
     for fmt, folder in folders.items():
         by_dir = datasets.load_dataset("parquet", data_dir=str(folder), cache_dir=str(tmp_path / fmt / "a"))
-        assert {k: v.num_rows for k, v in by_dir.items()} == {"train": counts["train"],
-                                                              "validation": counts["val"], "test": counts["test"]}
-        by_card = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / fmt / "b"))   # the card's configs
+        assert {k: v.num_rows for k, v in by_dir.items()} == {
+            "train": counts["train"],
+            "validation": counts["val"],
+            "test": counts["test"],
+        }
+        by_card = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / fmt / "b"))  # the card's configs
         assert {k: v.num_rows for k, v in by_card.items()} == counts
         first = by_card["val"][0]
         assert first["item_id"] == min(i for i, item in expected.items() if item["split"] == "val")
         assert first["provenance"] == expected[first["item_id"]]["provenance"]
         if fmt == "hf":
             assert isinstance(by_card["val"].features["image"], datasets.Image)
-            assert first["image"].size == sizes[first["image_id"]]       # decoded to PIL
+            assert first["image"].size == sizes[first["image_id"]]  # decoded to PIL
         else:
             assert first["image"] == expected[first["item_id"]]["image"]
 
@@ -115,24 +133,28 @@ def test_datasets_loads_both_folders(demo: Path, folders: dict[str, Path], tmp_p
 def test_the_card_lists_files_counts_recipe_and_licences(demo: Path, folders: dict[str, Path]) -> None:
     text = (folders["hf"] / "README.md").read_text()
     front = yaml.safe_load(text.split("---\n")[1])
-    assert front["configs"] == [{"config_name": "default",
-                                 "data_files": [{"split": s, "path": f"{s}.parquet"} for s in SPLIT_NAMES]}]
+    assert front["configs"] == [
+        {"config_name": "default", "data_files": [{"split": s, "path": f"{s}.parquet"} for s in SPLIT_NAMES]}
+    ]
     assert front["license"] == "other" and front["size_categories"] == ["n<1K"]
     assert front["task_categories"] == ["visual-question-answering"]
     expected = expected_items(demo)
     for column in ("question_type", "answer_format", "grade"):
         for value in {item[column] for item in expected.values()}:
-            row = [value, *(sum(i[column] == value and i["split"] == s for i in expected.values())
-                            for s in SPLIT_NAMES), sum(i[column] == value for i in expected.values())]
+            row = [
+                value,
+                *(sum(i[column] == value and i["split"] == s for i in expected.values()) for s in SPLIT_NAMES),
+                sum(i[column] == value for i in expected.values()),
+            ]
             assert "| " + " | ".join(map(str, row)) + " |" in text, (column, value)
     for template in {item["template_id"] for item in expected.values()}:
         assert f"| {template} | " in text
     assert "cxrvqa demo data" in text and "CC0" in text
     assert "| `provenance` | Run, input hash and versions" in text
     assert f'"seed": {SEED}' in text and "key_fingerprint" not in text
-    assert not re.search(r"\b20\d\d-\d\d-\d\d[ T]\d\d:\d\d", text)          # no timestamp on the card
+    assert not re.search(r"\b20\d\d-\d\d-\d\d[ T]\d\d:\d\d", text)  # no timestamp on the card
     assert (folders["parquet"] / "README.md").read_text().replace("--format parquet", "--format hf") != text
-    assert "## Measured accuracy" not in text      # nothing reviewed (with reviews: tests/review/test_accuracy.py)
+    assert "## Measured accuracy" not in text  # nothing reviewed (with reviews: tests/review/test_accuracy.py)
 
 
 def test_filters_reruns_and_the_destination_folder(demo: Path, folders: dict[str, Path], tmp_path: Path) -> None:
@@ -167,12 +189,20 @@ def test_an_empty_build_writes_the_card_only(tmp_path: Path) -> None:
 
 
 def test_hf_features_of_nested_types() -> None:
-    schema = pa.schema([("image", pa.string()), ("tags", pa.list_(pa.string())),
-                        ("parts", pa.list_(pa.struct([("n", pa.int64()), ("ok", pa.bool_())]))),
-                        ("score", pa.float64())])
+    schema = pa.schema(
+        [
+            ("image", pa.string()),
+            ("tags", pa.list_(pa.string())),
+            ("parts", pa.list_(pa.struct([("n", pa.int64()), ("ok", pa.bool_())]))),
+            ("score", pa.float64()),
+        ]
+    )
     assert hf_features(schema) == {
         "image": {"_type": "Image"},
         "tags": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "List"},
-        "parts": {"feature": {"n": {"dtype": "int64", "_type": "Value"}, "ok": {"dtype": "bool", "_type": "Value"}},
-                  "_type": "List"},
-        "score": {"dtype": "float64", "_type": "Value"}}
+        "parts": {
+            "feature": {"n": {"dtype": "int64", "_type": "Value"}, "ok": {"dtype": "bool", "_type": "Value"}},
+            "_type": "List",
+        },
+        "score": {"dtype": "float64", "_type": "Value"},
+    }

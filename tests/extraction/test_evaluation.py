@@ -13,8 +13,24 @@ from cxrvqa.core.vocab import finding_labels
 from cxrvqa.errors import InputError
 from cxrvqa.extraction.evaluation import score_labels14
 
-COLUMNS = ["filename", "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-           "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia", "normal"]
+COLUMNS = [
+    "filename",
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+    "normal",
+]
 
 
 def write(path: Path, rows: dict[str, dict[str, int]], columns: list[str] = COLUMNS) -> Path:
@@ -29,10 +45,14 @@ def test_the_labels_come_from_the_vocabulary() -> None:
 
 
 def test_exact_counts(tmp_path: Path) -> None:
-    gold = write(tmp_path / "gold.csv", {"CXR1": {"Effusion": 1}, "CXR2": {"Effusion": 1, "Edema": 1},
-                                         "CXR3": {"normal": 1}, "CXR4": {"Mass": 1}})
-    pred = write(tmp_path / "pred.csv", {"CXR1": {"Effusion": 1}, "CXR2": {"Edema": 1, "Nodule": 1},
-                                         "CXR3": {"normal": 1}, "CXR9": {"Mass": 1}})
+    gold = write(
+        tmp_path / "gold.csv",
+        {"CXR1": {"Effusion": 1}, "CXR2": {"Effusion": 1, "Edema": 1}, "CXR3": {"normal": 1}, "CXR4": {"Mass": 1}},
+    )
+    pred = write(
+        tmp_path / "pred.csv",
+        {"CXR1": {"Effusion": 1}, "CXR2": {"Edema": 1, "Nodule": 1}, "CXR3": {"normal": 1}, "CXR9": {"Mass": 1}},
+    )
     report = score_labels14(pred, gold)
     by_label = {s.label: s for s in report.labels}
     effusion = by_label["Effusion"]

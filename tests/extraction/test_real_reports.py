@@ -38,8 +38,10 @@ def test_chexpert_labeler_samples_agree_on_every_mentioned_observation(data_dir:
     with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             text = "IMPRESSION: " + row["Reports"]
-            sentences = [Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)
-                         for i, s in enumerate(split_sentences(text))]
+            sentences = [
+                Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)
+                for i, s in enumerate(split_sentences(text))
+            ]
             ours: dict[str, set[str]] = {}
             for observation in extract_scene_graph("sample", sentences).observations:
                 label = chexpert_label(observation.finding)
@@ -57,16 +59,22 @@ def test_chexpert_labeler_samples_agree_on_every_mentioned_observation(data_dir:
 
 
 def test_iu_development_reports_through_the_stages(data_dir: Path, tmp_path: Path) -> None:
-    config = Config(out_dir=tmp_path / "out", reports=data_dir / "reports" / "iu_dev_reports.csv", report_format="iu",
-                    extraction={"workers": 1})
+    config = Config(
+        out_dir=tmp_path / "out",
+        reports=data_dir / "reports" / "iu_dev_reports.csv",
+        report_format="iu",
+        extraction={"workers": 1},
+    )
     run_report_stage(config, batch_size=1000)
     counts = run_extract(config, batch_size=1000)
     assert (counts.n_input, counts.n_done, counts.n_rejected) == (2848, 2848, 0)
     pred = tmp_path / "labels14.csv"
     with Store(config.db_path, read_only=True) as store:
         assert export_labels14(store, pred) == 2848
-        assert store.query("SELECT count(*) FROM current_scene_graphs WHERE list_contains(quality, 'not_english')"
-                           )[0][0] == 0
+        assert (
+            store.query("SELECT count(*) FROM current_scene_graphs WHERE list_contains(quality, 'not_english')")[0][0]
+            == 0
+        )
     report = score_labels14(pred, data_dir / "reports" / "iu_dev_labels14.csv")
     assert report.missing_in_pred == 0 and report.extra_in_pred == 0
     # floors just under the figures of bench/eval_extraction.py: a rule change that costs quality fails here

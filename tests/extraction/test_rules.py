@@ -7,8 +7,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, HISTORICAL, HYPOTHETICAL, OTHER_EXAM,
-                                     PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER, SLASH_PAIR, Sentence)
+from cxrvqa.core.scene_graph import (
+    ATTRIBUTED_TO_ARTIFACT,
+    DEID_ADJACENT,
+    HISTORICAL,
+    HYPOTHETICAL,
+    OTHER_EXAM,
+    PLACE_FROM_CLAUSE,
+    QUALIFIED_NEGATION,
+    READ_AS_OTHER,
+    SLASH_PAIR,
+    Sentence,
+)
 from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.core.text import normalise, split_sentences
 
@@ -17,8 +27,10 @@ GOLDEN = yaml.safe_load((Path(__file__).parent / "golden_sentences.yaml").read_t
 
 def scene_graph(text: str):
     text = normalise(text)
-    sentences = [Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)
-                 for i, s in enumerate(split_sentences(text))]
+    sentences = [
+        Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)
+        for i, s in enumerate(split_sentences(text))
+    ]
     return text, extract_scene_graph("s1", sentences)
 
 
@@ -26,9 +38,27 @@ def reading(o) -> list:
     """[finding, presence, laterality], then the certainty of an uncertain observation and the marks of a
     qualified negation, of another examination, of a de-identified neighbour, of an artifact, of the patient's
     history, of a condition and of an opacity read as another finding, as the golden file writes them."""
-    return [o.finding, o.presence, o.laterality, *([o.certainty] if o.certainty else []),
-            *[m for m in o.modifiers if m in (QUALIFIED_NEGATION, OTHER_EXAM, DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT,
-                                              HISTORICAL, HYPOTHETICAL, READ_AS_OTHER, SLASH_PAIR)]]
+    return [
+        o.finding,
+        o.presence,
+        o.laterality,
+        *([o.certainty] if o.certainty else []),
+        *[
+            m
+            for m in o.modifiers
+            if m
+            in (
+                QUALIFIED_NEGATION,
+                OTHER_EXAM,
+                DEID_ADJACENT,
+                ATTRIBUTED_TO_ARTIFACT,
+                HISTORICAL,
+                HYPOTHETICAL,
+                READ_AS_OTHER,
+                SLASH_PAIR,
+            )
+        ],
+    ]
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[case["text"][:60] for case in GOLDEN])
@@ -46,10 +76,10 @@ def test_golden_sentences(case: dict) -> None:
 def test_evidence_points_at_the_mention_and_normal_statements_are_derived() -> None:
     text, graph = scene_graph("FINDINGS: Small left pleural effusion. The lungs are clear.")
     effusion, *derived = graph.observations
-    assert text[effusion.evidence[0].start:effusion.evidence[0].end] == "pleural effusion"
+    assert text[effusion.evidence[0].start : effusion.evidence[0].end] == "pleural effusion"
     assert (effusion.severity, effusion.regions) == ("mild", [])
     assert all(o.derived_from == ["statement:lungs_clear"] and o.presence == "absent" for o in derived)
-    assert text[derived[0].evidence[0].start:derived[0].evidence[0].end] == "lungs are clear"
+    assert text[derived[0].evidence[0].start : derived[0].evidence[0].end] == "lungs are clear"
 
 
 def test_deid_and_hostile_text_give_an_empty_graph() -> None:
@@ -61,12 +91,18 @@ def test_severity_and_change_words_belong_to_their_own_finding() -> None:
     """Issue 15, class 3: "small" of "versus small hernia" is the hernia's, "minimal" of "minimal atelectasis"
     is not the low lung volumes'; a change after a finding up to the next one's own words is its own."""
     cases = {
-        "IMPRESSION: Eventration versus small hernia.": [("diaphragmatic_eventration", None, None),
-                                                          ("hernia", "mild", None)],
-        "FINDINGS: Low lung volumes with minimal atelectasis.": [("hypoinflation", None, None),
-                                                                 ("atelectasis", "minimal", None)],
-        "FINDINGS: Left pleural effusion has increased and atelectasis.": [("pleural_effusion", None, "worsened"),
-                                                                           ("atelectasis", None, None)],
+        "IMPRESSION: Eventration versus small hernia.": [
+            ("diaphragmatic_eventration", None, None),
+            ("hernia", "mild", None),
+        ],
+        "FINDINGS: Low lung volumes with minimal atelectasis.": [
+            ("hypoinflation", None, None),
+            ("atelectasis", "minimal", None),
+        ],
+        "FINDINGS: Left pleural effusion has increased and atelectasis.": [
+            ("pleural_effusion", None, "worsened"),
+            ("atelectasis", None, None),
+        ],
         "FINDINGS: Small left pleural effusion, unchanged.": [("pleural_effusion", "mild", "unchanged")],
     }
     for text, expected in cases.items():
@@ -79,7 +115,7 @@ def test_a_sentence_repeated_in_another_report_gets_its_own_ids_and_offsets() ->
     second = scene_graph("FINDINGS: Small left pleural effusion.")
     for text, graph in (first, second):
         effusion = next(o for o in graph.observations if o.finding == "pleural_effusion")
-        assert text[effusion.evidence[0].start:effusion.evidence[0].end] == "pleural effusion"
+        assert text[effusion.evidence[0].start : effusion.evidence[0].end] == "pleural effusion"
     assert [o.id for o in second[1].observations] == ["o1"]
 
 
@@ -89,11 +125,16 @@ def test_places_from_elsewhere_in_the_clause_are_marked() -> None:
     assert marks == {"lung_opacity": False, "atelectasis": True}
 
 
-@pytest.mark.parametrize(("text", "severity"), [("FINDINGS: Heart is large.", None),
-                                                ("FINDINGS: Large lung volumes as before.", None),
-                                                ("FINDINGS: The heart is very large.", "severe"),
-                                                ("FINDINGS: Heart is markedly enlarged.", "severe"),
-                                                ("FINDINGS: Large left pleural effusion.", "severe")])
+@pytest.mark.parametrize(
+    ("text", "severity"),
+    [
+        ("FINDINGS: Heart is large.", None),
+        ("FINDINGS: Large lung volumes as before.", None),
+        ("FINDINGS: The heart is very large.", "severe"),
+        ("FINDINGS: Heart is markedly enlarged.", "severe"),
+        ("FINDINGS: Large left pleural effusion.", "severe"),
+    ],
+)
 def test_a_size_word_that_states_the_finding_does_not_grade_it(text: str, severity: str | None) -> None:
     """Round W: "Heart is large." answered "How severe is the cardiomegaly? severe" (extraction_rules
     `stating_words`); a grading word still grades."""

@@ -30,14 +30,24 @@ def run_extract(config: Config, batch_size: int = 2) -> StageCounts:
 
 
 REPORTS = [
-    {"study_id": "s1", "patient_id": "p1",
-     "text": "INDICATION: Cough.\nFINDINGS: Small left pleural effusion. No pneumothorax.\nIMPRESSION: Left effusion."},
+    {
+        "study_id": "s1",
+        "patient_id": "p1",
+        "text": "INDICATION: Cough.\nFINDINGS: Small left pleural effusion. No "
+        "pneumothorax.\nIMPRESSION: Left effusion.",
+    },
     {"study_id": "deid", "patient_id": "p2", "text": "FINDINGS: XXXX XXXX. ___.\nIMPRESSION: XXXX."},
-    {"study_id": "german", "patient_id": "p3",
-     "text": "BEFUND: Herz normal groß. Lunge beidseits frei belüftet, kein Erguss, keine Infiltrate erkennbar."},
+    {
+        "study_id": "german",
+        "patient_id": "p3",
+        "text": "BEFUND: Herz normal groß. Lunge beidseits frei belüftet, kein Erguss, keine Infiltrate erkennbar.",
+    },
     {"study_id": "indication-only", "patient_id": "p4", "text": "INDICATION: Chest pain."},
-    {"study_id": "html", "patient_id": "p5",
-     "text": "FINDINGS: <script>alert('x')</script> '; DROP TABLE observations; -- No pneumothorax.\x07\x00"},
+    {
+        "study_id": "html",
+        "patient_id": "p5",
+        "text": "FINDINGS: <script>alert('x')</script> '; DROP TABLE observations; -- No pneumothorax.\x07\x00",
+    },
     {"study_id": "plain", "patient_id": "p6", "text": "FINDINGS: The patient is positioned well for the study."},
 ]
 
@@ -45,8 +55,13 @@ REPORTS = [
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     reports = write_jsonl(tmp_path / "r.jsonl", REPORTS)
-    return Config(out_dir=tmp_path / "out", reports=reports, report_format="jsonl", stages=["reports", "extract"],
-                  extraction={"workers": 1})
+    return Config(
+        out_dir=tmp_path / "out",
+        reports=reports,
+        report_format="jsonl",
+        stages=["reports", "extract"],
+        extraction={"workers": 1},
+    )
 
 
 def test_every_study_gets_a_graph_with_its_quality_codes(config: Config) -> None:
@@ -55,28 +70,48 @@ def test_every_study_gets_a_graph_with_its_quality_codes(config: Config) -> None
     assert (counts.n_input, counts.n_skipped, counts.n_done, counts.n_rejected) == (6, 0, 6, 0)
     with Store(config.db_path, read_only=True) as store:
         quality = dict(store.query("SELECT study_id, quality FROM current_scene_graphs"))
-        assert quality == {"s1": [], "deid": ["deid_only"], "german": ["not_english"],
-                           "indication-only": ["no_report_findings"], "html": [], "plain": ["no_observations"]}
+        assert quality == {
+            "s1": [],
+            "deid": ["deid_only"],
+            "german": ["not_english"],
+            "indication-only": ["no_report_findings"],
+            "html": [],
+            "plain": ["no_observations"],
+        }
         # the tables that the validators and templates join
         assert store.query(
             "SELECT obs_id, finding, presence, laterality, severity FROM current_observations "
-            "WHERE study_id = 's1' ORDER BY obs_id") == [
-            ("o1", "pleural_effusion", "present", "left", "mild"), ("o2", "pneumothorax", "absent", None, None),
-            ("o3", "pleural_effusion", "present", "left", None)]
-        assert store.query("SELECT region FROM obs_regions JOIN current_observations o USING (graph_id, obs_id) "
-                           "WHERE o.study_id = 'html'") == []
+            "WHERE study_id = 's1' ORDER BY obs_id"
+        ) == [
+            ("o1", "pleural_effusion", "present", "left", "mild"),
+            ("o2", "pneumothorax", "absent", None, None),
+            ("o3", "pleural_effusion", "present", "left", None),
+        ]
+        assert (
+            store.query(
+                "SELECT region FROM obs_regions JOIN current_observations o USING (graph_id, obs_id) "
+                "WHERE o.study_id = 'html'"
+            )
+            == []
+        )
         evidence = store.query(
             'SELECT r.text, e.start, e."end", o.name FROM obs_sentences e JOIN current_observations o '
-            "USING (graph_id, obs_id) JOIN current_reports r ON r.study_id = o.study_id")
+            "USING (graph_id, obs_id) JOIN current_reports r ON r.study_id = o.study_id"
+        )
         graph = store.query("SELECT graph FROM current_scene_graphs WHERE study_id = 's1'")[0][0]
     assert evidence and all(text[start:end].lower() == name.lower() for text, start, end, name in evidence)
     parsed = SceneGraph.model_validate_json(graph)
     assert parsed.indication == "Cough." and [s.section for s in parsed.sentences] == [
-        "indication", "findings", "findings", "impression"]
+        "indication",
+        "findings",
+        "findings",
+        "impression",
+    ]
 
 
-def test_rerun_skips_and_changed_reports_or_rules_are_extracted_again(config: Config,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerun_skips_and_changed_reports_or_rules_are_extracted_again(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_report_stage(config)
     run_extract(config)
     again = run_extract(config)
@@ -87,14 +122,16 @@ def test_rerun_skips_and_changed_reports_or_rules_are_extracted_again(config: Co
     assert (changed.n_skipped, changed.n_done) == (5, 1)
     with Store(config.db_path, read_only=True) as store:
         assert store.query("SELECT finding, presence, laterality FROM current_observations WHERE study_id = 's1'") == [
-            ("pneumothorax", "present", "right")]
+            ("pneumothorax", "present", "right")
+        ]
         assert store.query("SELECT count(*) FROM scene_graphs WHERE study_id = 's1'")[0][0] == 2  # history kept
     monkeypatch.setattr(stage, "rules_extractor_version", lambda: "edited-rules")
     assert run_extract(config).n_done == 6
 
 
-def test_a_failing_study_becomes_a_failure_row_and_the_batch_goes_on(config: Config,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_study_becomes_a_failure_row_and_the_batch_goes_on(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_report_stage(config)
     real = stage.extract_study
 
@@ -108,10 +145,11 @@ def test_a_failing_study_becomes_a_failure_row_and_the_batch_goes_on(config: Con
     assert (counts.n_done, counts.n_rejected) == (5, 1)
     with Store(config.db_path, read_only=True) as store:
         assert store.query("SELECT study_id, reason, error, attempts FROM current_extraction_failures") == [
-            ("plain", "extractor_error", "study 'plain': RecursionError: maximum recursion depth exceeded", 1)]
+            ("plain", "extractor_error", "study 'plain': RecursionError: maximum recursion depth exceeded", 1)
+        ]
     monkeypatch.setattr(stage, "extract_study", real)
     retried = run_extract(config)
-    assert (retried.n_skipped, retried.n_done) == (5, 1)   # the failed study is pending again
+    assert (retried.n_skipped, retried.n_done) == (5, 1)  # the failed study is pending again
     with Store(config.db_path, read_only=True) as store:
         assert store.query("SELECT count(*) FROM current_extraction_failures")[0][0] == 0
 
@@ -128,14 +166,16 @@ def test_a_long_report_is_extracted_in_linear_time(config: Config, tmp_path: Pat
     """A report near the size limit, one run-on sentence full of findings, completes quickly."""
     sizes = {}
     for n in (1000, 4000):
-        path = write_jsonl(tmp_path / f"long{n}.jsonl", [
-            {"study_id": f"long{n}", "patient_id": "p", "text": "FINDINGS: " + "small left effusion and " * n}])
+        path = write_jsonl(
+            tmp_path / f"long{n}.jsonl",
+            [{"study_id": f"long{n}", "patient_id": "p", "text": "FINDINGS: " + "small left effusion and " * n}],
+        )
         cfg = config.model_copy(update={"reports": path, "out_dir": tmp_path / f"out{n}"})
         run_report_stage(cfg)
         start = time.perf_counter()
         assert run_extract(cfg).n_done == 1
         sizes[n] = time.perf_counter() - start
-    assert sizes[4000] < 8 * sizes[1000] + 1.0, sizes   # quadratic would be 16x
+    assert sizes[4000] < 8 * sizes[1000] + 1.0, sizes  # quadratic would be 16x
 
 
 def test_graph_json_matches_the_published_schema(config: Config) -> None:

@@ -40,34 +40,57 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
     qa = result["stages"].pop("qa")
     validated = result["stages"].pop("validate")
-    assert result["stages"] == {"images": {"n_input": 8, "n_skipped": 0, "n_done": 7, "n_rejected": 1},
-                                "reports": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0},
-                                "extract": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0}}
+    assert result["stages"] == {
+        "images": {"n_input": 8, "n_skipped": 0, "n_done": 7, "n_rejected": 1},
+        "reports": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0},
+        "extract": {"n_input": 6, "n_skipped": 0, "n_done": 6, "n_rejected": 0},
+    }
     with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT status FROM runs WHERE run_id = ?", [result["run_id"]]) == [("completed",)]
         assert store.query("SELECT stage, status FROM run_stages ORDER BY started_at") == [
-            ("images", "completed"), ("reports", "completed"), ("extract", "completed"), ("boxes", "completed"),
-            ("qa", "completed"), ("validate", "completed")]
+            ("images", "completed"),
+            ("reports", "completed"),
+            ("extract", "completed"),
+            ("boxes", "completed"),
+            ("qa", "completed"),
+            ("validate", "completed"),
+        ]
         # QA: every study once, every candidate written; the demo's items cover every answer format
-        assert qa == {"n_input": 6, "n_skipped": 0, "n_done": store.query("SELECT count(*) FROM qa_items")[0][0],
-                      "n_rejected": 0}
+        assert qa == {
+            "n_input": 6,
+            "n_skipped": 0,
+            "n_done": store.query("SELECT count(*) FROM qa_items")[0][0],
+            "n_rejected": 0,
+        }
         assert {row[0] for row in store.query("SELECT DISTINCT answer_format FROM current_qa_items")} == {
-            "yes_no", "short", "full_sentence", "multi_part", "multiple_choice", "box"}
+            "yes_no",
+            "short",
+            "full_sentence",
+            "multi_part",
+            "multiple_choice",
+            "box",
+        }
         # the demo's box lines: a 'No finding' line and one past the image border are rejected (demo/README.md)
         assert store.query("SELECT n_input, n_done, n_rejected FROM run_stages WHERE stage = 'boxes'") == [(11, 9, 2)]
-        assert store.query("SELECT reason FROM box_rejects ORDER BY source_line") == [("no_box",),
-                                                                                    ("box_outside_image",)]
+        assert store.query("SELECT reason FROM box_rejects ORDER BY source_line") == [
+            ("no_box",),
+            ("box_outside_image",),
+        ]
         # every current item validated by every validator; the demo's rejects are the item that asserts the
         # finding demo-s4 hedges ("Perihilar opacities, perhaps bronchiectasis"), caught by the second reading
         # (its choice items are not kept: six studies balance no set of options with them), and demo-s3's
         # "possibly increased" effusion answered "worsened" (no comparison worded)
         n_items = store.query("SELECT count(*) FROM current_qa_items")[0][0]
-        rejected = store.query("SELECT q.study_id, v.validator, v.reason, count(*) FROM current_validation_results v "
-                               "JOIN current_qa_items q USING (item_id, template_version, input_hash) "
-                               "WHERE v.status = 'reject' GROUP BY ALL ORDER BY ALL")
-        assert rejected == [("demo-s3", "attribute_support", "change_not_temporal", 1),
-                            ("demo-s4", "second_reading", "second_reading_hedged", 1),
-                            ("s50000005", "left_right_view", "left_right_not_frontal", 4)]   # its lateral image
+        rejected = store.query(
+            "SELECT q.study_id, v.validator, v.reason, count(*) FROM current_validation_results v "
+            "JOIN current_qa_items q USING (item_id, template_version, input_hash) "
+            "WHERE v.status = 'reject' GROUP BY ALL ORDER BY ALL"
+        )
+        assert rejected == [
+            ("demo-s3", "attribute_support", "change_not_temporal", 1),
+            ("demo-s4", "second_reading", "second_reading_hedged", 1),
+            ("s50000005", "left_right_view", "left_right_not_frontal", 4),
+        ]  # its lateral image
         assert validated == {"n_input": n_items, "n_skipped": 0, "n_done": n_items - 6, "n_rejected": 6}
         from cxrvqa.validation.validators import VALIDATORS
 
@@ -83,32 +106,73 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         ]
         # every report has its scene graph; what radiologists would read in two of them
         assert store.query("SELECT count(*), sum(len(quality)) FROM current_scene_graphs")[0] == (6, 0)
-        findings = set(store.query("SELECT study_id, finding, presence, laterality FROM current_observations "
-                                   "WHERE study_id IN ('demo-s1', 'demo-s2') AND from_report"))
-        assert {("demo-s1", "pneumothorax", "present", "right"), ("demo-s1", "pleural_effusion", "absent", None),
-                ("demo-s2", "pneumothorax", "absent", None),
-                ("demo-s2", "pleural_effusion", "absent", None)} <= findings
+        findings = set(
+            store.query(
+                "SELECT study_id, finding, presence, laterality FROM current_observations "
+                "WHERE study_id IN ('demo-s1', 'demo-s2') AND from_report"
+            )
+        )
+        assert {
+            ("demo-s1", "pneumothorax", "present", "right"),
+            ("demo-s1", "pleural_effusion", "absent", None),
+            ("demo-s2", "pneumothorax", "absent", None),
+            ("demo-s2", "pleural_effusion", "absent", None),
+        } <= findings
         assert not any(f[2] == "present" for f in findings if f[0] == "demo-s2")
         # the JPEG and the 16-bit PNG study: raster path, ids and views from their datasets' metadata files,
         # and QA items on their images
-        raster = store.query("SELECT study_id, patient_id, source_format, decode_method, window_source, "
-                             "view_position, view_source, id_source FROM images WHERE source_format != 'dicom' "
-                             "ORDER BY study_id, view_position")
+        raster = store.query(
+            "SELECT study_id, patient_id, source_format, decode_method, window_source, "
+            "view_position, view_source, id_source FROM images WHERE source_format != 'dicom' "
+            "ORDER BY study_id, view_position"
+        )
         assert raster == [
             (PADCHEST_STUDY, PADCHEST_PATIENT, "png", "png", "percentile", "PA", "manifest", "manifest:padchest"),
-            ("s50000005", "p10000005", "jpeg", "jpeg_dct_1/4", "as_published", "LATERAL", "manifest",
-             "manifest:mimic_cxr_jpg"),
-            ("s50000005", "p10000005", "jpeg", "jpeg_dct_1/4", "as_published", "PA", "manifest",
-             "manifest:mimic_cxr_jpg")]
-        assert store.query("SELECT q.study_id, count(*) > 0 FROM current_qa_items q JOIN current_images i "
-                           "USING (image_id) WHERE i.source_format != 'dicom' GROUP BY q.study_id "
-                           "ORDER BY q.study_id") == [
-            (PADCHEST_STUDY, True), ("s50000005", True)]
+            (
+                "s50000005",
+                "p10000005",
+                "jpeg",
+                "jpeg_dct_1/4",
+                "as_published",
+                "LATERAL",
+                "manifest",
+                "manifest:mimic_cxr_jpg",
+            ),
+            (
+                "s50000005",
+                "p10000005",
+                "jpeg",
+                "jpeg_dct_1/4",
+                "as_published",
+                "PA",
+                "manifest",
+                "manifest:mimic_cxr_jpg",
+            ),
+        ]
+        assert store.query(
+            "SELECT q.study_id, count(*) > 0 FROM current_qa_items q JOIN current_images i "
+            "USING (image_id) WHERE i.source_format != 'dicom' GROUP BY q.study_id "
+            "ORDER BY q.study_id"
+        ) == [(PADCHEST_STUDY, True), ("s50000005", True)]
         rows = store.query_dicts("SELECT * FROM images ORDER BY study_id, view_position")
-    assert [r["study_id"] for r in rows] == [PADCHEST_STUDY, "demo-s1", "demo-s2", "demo-s3", "demo-s4", "s50000005",
-                                             "s50000005"]
+    assert [r["study_id"] for r in rows] == [
+        PADCHEST_STUDY,
+        "demo-s1",
+        "demo-s2",
+        "demo-s3",
+        "demo-s4",
+        "s50000005",
+        "s50000005",
+    ]
     assert [(r["png_cols"], r["png_rows"]) for r in rows] == [
-        (104, 128), (256, 256), (256, 256), (460, 489), (355, 354), (208, 256), (208, 256)]
+        (104, 128),
+        (256, 256),
+        (256, 256),
+        (460, 489),
+        (355, 354),
+        (208, 256),
+        (208, 256),
+    ]
     for row in rows:
         assert (tmp_path / "out" / row["png_path"]).is_file()
         assert row["run_id"] == result["run_id"] and len(row["input_hash"]) == 64
@@ -117,12 +181,20 @@ def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
         async with get_client() as client:
             runs = await client.read_flow_runs(limit=50, sort=FlowRunSort.START_TIME_DESC)
             names = {flow.id: flow.name for flow in await client.read_flows(limit=50)}
-            return sorted((names[run.flow_id], run.state_type.value) for run in runs
-                          if run.parameters.get("run_id") == result["run_id"])
+            return sorted(
+                (names[run.flow_id], run.state_type.value)
+                for run in runs
+                if run.parameters.get("run_id") == result["run_id"]
+            )
 
     # the stage sub-flows, recorded by Prefect (its API records flow runs asynchronously: wait up to 15 s)
-    expected = [("extract-scene-graphs", "COMPLETED"), ("generate-qa", "COMPLETED"), ("ingest-images", "COMPLETED"),
-                ("ingest-reports", "COMPLETED"), ("validate-qa", "COMPLETED")]
+    expected = [
+        ("extract-scene-graphs", "COMPLETED"),
+        ("generate-qa", "COMPLETED"),
+        ("ingest-images", "COMPLETED"),
+        ("ingest-reports", "COMPLETED"),
+        ("validate-qa", "COMPLETED"),
+    ]
     deadline = time.monotonic() + 15
     while (recorded := asyncio.run(flow_runs())) != expected and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -140,26 +212,57 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert [run["status"] for run in info["runs"]] == ["completed", "completed"]
     assert [(s["stage"], s["n_input"], s["n_skipped"], s["n_done"], s["n_rejected"]) for s in info["stages"]] == [
-        ("images", 8, 8, 0, 0), ("reports", 6, 6, 0, 0), ("extract", 6, 6, 0, 0), ("boxes", 11, 9, 0, 2),
-        ("qa", 6, 6, 0, 0), ("validate", info["tables"]["qa_items"], info["tables"]["qa_items"], 0, 0)]
+        ("images", 8, 8, 0, 0),
+        ("reports", 6, 6, 0, 0),
+        ("extract", 6, 6, 0, 0),
+        ("boxes", 11, 9, 0, 2),
+        ("qa", 6, 6, 0, 0),
+        ("validate", info["tables"]["qa_items"], info["tables"]["qa_items"], 0, 0),
+    ]
     tables = info["tables"]
     assert tables["qa_items"] == sum(row["n"] for row in info["qa_formats"]) > 0
-    assert {k: tables[k] for k in ("images", "image_rejects", "reports", "sentences", "report_rejects",
-                                   "scene_graphs", "extraction_failures")} == {
-        "images": 7, "image_rejects": 1, "reports": 6, "sentences": 40, "report_rejects": 0,
-        "scene_graphs": 6, "extraction_failures": 0}
+    assert {
+        k: tables[k]
+        for k in (
+            "images",
+            "image_rejects",
+            "reports",
+            "sentences",
+            "report_rejects",
+            "scene_graphs",
+            "extraction_failures",
+        )
+    } == {
+        "images": 7,
+        "image_rejects": 1,
+        "reports": 6,
+        "sentences": 40,
+        "report_rejects": 0,
+        "scene_graphs": 6,
+        "extraction_failures": 0,
+    }
     # no dataset check fails: the demo's hedges ("may represent atelectasis or early pneumonia") are
     # uncertain in the graph, so "is X only suspected?" is not always "no"
     assert [(r["stage"], r["reason"], r["n"]) for r in info["reject_reasons"]] == [
-        ("boxes", "box_outside_image", 1), ("boxes", "no_box", 1), ("images", "unsupported_modality", 1),
+        ("boxes", "box_outside_image", 1),
+        ("boxes", "no_box", 1),
+        ("images", "unsupported_modality", 1),
         ("validate (reject)", "left_right_view: left_right_not_frontal", 4),
         ("validate (reject)", "attribute_support: change_not_temporal", 1),
-        ("validate (reject)", "second_reading: second_reading_hedged", 1)]
+        ("validate (reject)", "second_reading: second_reading_hedged", 1),
+    ]
     # six studies balance few questions: most miss an answer (a choice needs each option as an answer)
     assert info["balance"] == [
         {"kind": "yes/no", "questions": 111, "missing_an_answer": 83, "rebalanced": 0, "candidates": 289, "kept": 99},
-        {"kind": "multiple choice", "questions": 25, "missing_an_answer": 23, "rebalanced": 0, "candidates": 29,
-         "kept": 4}]
+        {
+            "kind": "multiple choice",
+            "questions": 25,
+            "missing_an_answer": 23,
+            "rebalanced": 0,
+            "candidates": 29,
+            "kept": 4,
+        },
+    ]
     table = runner.invoke(app, ["status", "--out", str(out)])
     assert table.exit_code == 0 and "unsupported_modality" in table.stdout
 
@@ -186,7 +289,7 @@ def _local_servers() -> set[int]:
     for pid in found.stdout.split():
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:   # ended meanwhile
+        except OSError:  # ended meanwhile
             continue
         if command.startswith(ours):
             servers.add(int(pid))
@@ -201,8 +304,13 @@ def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -
 
     before = _local_servers()
     environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    result = subprocess.run([str(Path(sys.executable).parent / "cxrvqa"), "build", "--demo", "--out", str(tmp_path)],
-                            capture_output=True, text=True, env=environment, timeout=300)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cxrvqa"), "build", "--demo", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout + result.stderr
     assert _local_servers() <= before  # no orphaned server

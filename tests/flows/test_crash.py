@@ -22,9 +22,26 @@ from cxrvqa.store import Store
 pytestmark = pytest.mark.flow
 
 #: Tables compared row for row (as multisets, without run ids and timestamps).
-DATA_TABLES = ("images", "image_rejects", "reports", "sentences", "report_rejects", "scene_graphs", "observations",
-               "obs_regions", "obs_sentences", "extraction_failures", "qa_items", "qa_answer_parts", "qa_done",
-               "validation_results", "validation_done", "qa_grades", "grade_levels", "qa_current")
+DATA_TABLES = (
+    "images",
+    "image_rejects",
+    "reports",
+    "sentences",
+    "report_rejects",
+    "scene_graphs",
+    "observations",
+    "obs_regions",
+    "obs_sentences",
+    "extraction_failures",
+    "qa_items",
+    "qa_answer_parts",
+    "qa_done",
+    "validation_results",
+    "validation_done",
+    "qa_grades",
+    "grade_levels",
+    "qa_current",
+)
 #: Tables written once per run (a resumed build writes them again): their current views are compared.
 PER_RUN_VIEWS = ("current_qa_inputs", "current_qa_templates", "current_qa_balance")
 #: Per-run values; code_version hashes the source tree, which helpers may edit between two builds.
@@ -41,17 +58,29 @@ def _corpus(folder: Path, n_studies: int = 400) -> Path:
     lines = []
     for number in range(n_studies):
         study = f"demo-s{number + 1}" if number < 4 else f"crash-s{number}"
-        text = texts[number] if number < 4 else texts[rng.randrange(4)].replace("Small", rng.choice(
-            ["Small", "Moderate", "Large"]))
+        text = (
+            texts[number]
+            if number < 4
+            else texts[rng.randrange(4)].replace("Small", rng.choice(["Small", "Moderate", "Large"]))
+        )
         lines.append(json.dumps({"study_id": study, "patient_id": f"p{number % 90}", "text": text}))
     reports = folder / "reports.jsonl"
     reports.write_text("\n".join(lines) + "\n")
     config = folder / "build.yaml"
-    config.write_text(yaml.safe_dump({
-        "images_dir": str(demo / "images"), "manifest": str(demo / "manifest.csv"), "reports": str(reports),
-        "report_format": "jsonl", "imaging": {"batch_size": 1, "workers": 1},
-        "report_limits": {"batch_size": 20}, "extraction": {"batch_size": 20, "workers": 1},
-        "qa": {"batch_size": 20, "workers": 1}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "images_dir": str(demo / "images"),
+                "manifest": str(demo / "manifest.csv"),
+                "reports": str(reports),
+                "report_format": "jsonl",
+                "imaging": {"batch_size": 1, "workers": 1},
+                "report_limits": {"batch_size": 20},
+                "extraction": {"batch_size": 20, "workers": 1},
+                "qa": {"batch_size": 20, "workers": 1},
+            }
+        )
+    )
     return config
 
 
@@ -67,9 +96,14 @@ def _snapshot(db: Path) -> dict[str, list[tuple]]:
     with Store(db, read_only=True) as store:
         snapshot = {}
         for table in (*DATA_TABLES, *PER_RUN_VIEWS):
-            columns = [name for name, in store.query(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [table]) if name not in VOLATILE]
+            columns = [
+                name
+                for (name,) in store.query(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    [table],
+                )
+                if name not in VOLATILE
+            ]
             quoted = ", ".join(f'"{c}"' for c in columns)
             snapshot[table] = [tuple(map(str, row)) for row in store.query(f"SELECT {quoted} FROM {table}")]
             snapshot[table].sort()
@@ -81,16 +115,19 @@ def _progress(db: Path) -> str:
     if not db.exists():
         return "before the database was created"
     with Store(db, read_only=True) as store:
-        stages = store.query("SELECT stage, status, n_done + n_rejected FROM run_stages WHERE run_id = "
-                             "(SELECT max(run_id) FROM runs) ORDER BY started_at")
+        stages = store.query(
+            "SELECT stage, status, n_done + n_rejected FROM run_stages WHERE run_id = "
+            "(SELECT max(run_id) FROM runs) ORDER BY started_at"
+        )
     return ", ".join(f"{stage} {status} ({n} done)" for stage, status, n in stages) or "no stage started"
 
 
 def test_a_build_killed_at_random_moments_resumes_to_the_same_tables(tmp_path: Path) -> None:
     config = _corpus(tmp_path)
     started = time.monotonic()
-    reference = subprocess.run(_command(config, tmp_path / "reference"), capture_output=True, text=True,
-                               env=_environment(), timeout=600)
+    reference = subprocess.run(
+        _command(config, tmp_path / "reference"), capture_output=True, text=True, env=_environment(), timeout=600
+    )
     duration = time.monotonic() - started
     assert reference.returncode == 0, reference.stderr
     expected = _snapshot(tmp_path / "reference" / "cxrvqa.duckdb")
@@ -103,8 +140,13 @@ def test_a_build_killed_at_random_moments_resumes_to_the_same_tables(tmp_path: P
     killed_in: list[str] = []
     for moment in moments:
         # its own process group, so that the kill takes the whole build (and its Prefect server) at once
-        build = subprocess.Popen(_command(config, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 env=_environment(), start_new_session=True)
+        build = subprocess.Popen(
+            _command(config, out),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_environment(),
+            start_new_session=True,
+        )
         try:
             build.wait(timeout=moment)
             killed_in.append(f"{moment:.1f} s: finished before")
@@ -118,25 +160,38 @@ def test_a_build_killed_at_random_moments_resumes_to_the_same_tables(tmp_path: P
     found = _snapshot(out / "cxrvqa.duckdb")
     for table in expected:
         assert found[table] == expected[table], (
-            f"{table} differs after kills at {killed_in}: "
-            f"{len(found[table])} rows vs {len(expected[table])}")
+            f"{table} differs after kills at {killed_in}: {len(found[table])} rows vs {len(expected[table])}"
+        )
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        statuses = [status for status, in store.query("SELECT status FROM runs ORDER BY started_at")]
+        statuses = [status for (status,) in store.query("SELECT status FROM runs ORDER BY started_at")]
     assert statuses[-1] == "completed" and set(statuses[:-1]) <= {"interrupted", "completed"}
 
 
 def test_a_second_build_on_a_held_database_fails_fast_naming_the_holder(tmp_path: Path) -> None:
     db = tmp_path / "out" / "cxrvqa.duckdb"
     db.parent.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom cxrvqa.store import Store\n"
-        f"store = Store({str(db)!r})\nprint('held', flush=True)\ntime.sleep(120)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\nfrom cxrvqa.store import Store\n"
+                f"store = Store({str(db)!r})\nprint('held', flush=True)\ntime.sleep(120)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        second = subprocess.run([str(Path(sys.executable).parent / "cxrvqa"), "build", "--demo", "--out",
-                                 str(db.parent)], capture_output=True, text=True, env=_environment(), timeout=120)
+        second = subprocess.run(
+            [str(Path(sys.executable).parent / "cxrvqa"), "build", "--demo", "--out", str(db.parent)],
+            capture_output=True,
+            text=True,
+            env=_environment(),
+            timeout=120,
+        )
         assert second.returncode == 2
         assert time.monotonic() - started < 60
         message = " ".join(second.stderr.split())

@@ -27,22 +27,40 @@ def demo_config(out: Path, **overrides: object):
     from cxrvqa.cli import _demo_inputs
     from cxrvqa.config import load_config
 
-    return load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"batch_size": 2, "workers": 1},
-                              "report_limits": {"batch_size": 2}, "extraction": {"batch_size": 2, "workers": 1},
-                              "qa": {"batch_size": 2, "workers": 1}, **overrides})
+    return load_config(
+        None,
+        {
+            **_demo_inputs(),
+            "out_dir": out,
+            "imaging": {"batch_size": 2, "workers": 1},
+            "report_limits": {"batch_size": 2},
+            "extraction": {"batch_size": 2, "workers": 1},
+            "qa": {"batch_size": 2, "workers": 1},
+            **overrides,
+        },
+    )
 
 
 def snapshot(db: Path) -> dict[str, list[tuple]]:
     """Every data table's rows as sorted tuples of text, without the columns that name a run or a moment."""
     with Store(db, read_only=True) as store:
-        tables = [name for name, in store.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1")
-            if name not in NOT_DATA]
+        tables = [
+            name
+            for (name,) in store.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1"
+            )
+            if name not in NOT_DATA
+        ]
         found = {}
         for table in tables:
-            columns = [f'"{name}"' for name, in store.query(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [table]) if name not in VOLATILE]
+            columns = [
+                f'"{name}"'
+                for (name,) in store.query(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    [table],
+                )
+                if name not in VOLATILE
+            ]
             rows = store.query(f"SELECT {', '.join(columns)} FROM {table}")
             found[table] = sorted(tuple(map(str, row)) for row in rows)
         return found
@@ -61,10 +79,9 @@ def test_a_dask_build_on_a_local_cluster_writes_the_tables_of_a_local_build(tmp_
     stale = out / SHARDS_DIR / "20200101T000000Z-000000" / "qa"
     stale.mkdir(parents=True)
     with Store(tmp_path / "local" / "cxrvqa.duckdb", read_only=True) as store:
-        pq.write_table(store.con.sql("SELECT * FROM qa_items").to_arrow_table(),
-                       stale / "000000-qa_items.parquet")
+        pq.write_table(store.con.sql("SELECT * FROM qa_items").to_arrow_table(), stale / "000000-qa_items.parquet")
 
-    code_version.cache_clear()   # the workers read the source as it is now: so does this process
+    code_version.cache_clear()  # the workers read the source as it is now: so does this process
     dask = build_dataset(demo_config(out, executor={"kind": "dask", "dask_local_workers": 2}))
     assert dask["stages"] == local["stages"]
     found = snapshot(out / "cxrvqa.duckdb")
@@ -73,7 +90,8 @@ def test_a_dask_build_on_a_local_cluster_writes_the_tables_of_a_local_build(tmp_
         assert found[table] == expected[table], f"{table}: {len(found[table])} rows vs {len(expected[table])}"
     assert not (out / SHARDS_DIR).exists()
     assert sorted(p.name for p in (out / "images").rglob("*") if p.is_file()) == sorted(
-        p.name for p in (tmp_path / "local" / "images").rglob("*") if p.is_file())
+        p.name for p in (tmp_path / "local" / "images").rglob("*") if p.is_file()
+    )
 
 
 def test_the_cli_rejects_a_dask_executor_without_a_cluster(tmp_path: Path) -> None:
@@ -84,8 +102,9 @@ def test_the_cli_rejects_a_dask_executor_without_a_cluster(tmp_path: Path) -> No
     assert not (tmp_path / "cxrvqa.duckdb").exists()
 
 
-def test_a_dask_build_fails_clearly_when_the_scheduler_cannot_be_reached(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dask_build_fails_clearly_when_the_scheduler_cannot_be_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     from cxrvqa import cluster
@@ -94,12 +113,15 @@ def test_a_dask_build_fails_clearly_when_the_scheduler_cannot_be_reached(tmp_pat
 
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
 
-    with socket.socket() as probe:   # a port where nothing listens
+    with socket.socket() as probe:  # a port where nothing listens
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(ClusterError, match=rf"Dask cluster tcp://127.0.0.1:{port}: cannot connect to the scheduler"):
-        build_dataset(demo_config(tmp_path, stages=["reports"],
-                                  executor={"kind": "dask", "dask_address": f"tcp://127.0.0.1:{port}"}))
+        build_dataset(
+            demo_config(
+                tmp_path, stages=["reports"], executor={"kind": "dask", "dask_address": f"tcp://127.0.0.1:{port}"}
+            )
+        )
     with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT status FROM runs") == [("failed",)]
     assert not (tmp_path / SHARDS_DIR).exists()

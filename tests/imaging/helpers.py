@@ -18,8 +18,13 @@ from cxrvqa.store import StageCounts, Store, start_run
 from tests.dicom_factory import make_dicom
 
 SETTINGS = RenderSettings(
-    scale=0.25, longest_side=None, png_compress_level=1, max_pixels=50_000_000,
-    percentile_window=(0.5, 99.5), accept_empty_body_part=True, pseudonym_key=b"unit-test-key",
+    scale=0.25,
+    longest_side=None,
+    png_compress_level=1,
+    max_pixels=50_000_000,
+    percentile_window=(0.5, 99.5),
+    accept_empty_body_part=True,
+    pseudonym_key=b"unit-test-key",
     recipe_version="unit-test-recipe",
 )
 
@@ -27,12 +32,16 @@ SETTINGS = RenderSettings(
 def four_chest_dicoms(images: Path) -> None:
     """s0/img0.dcm .. s3/img3.dcm: four chest radiographs without PHI, one study each."""
     for index in range(4):
-        make_dicom(images / f"s{index}" / f"img{index}.dcm", phi=False,
-                   uids={"SOPInstanceUID": f"1.2.3.{index}", "StudyInstanceUID": f"1.2.4.{index}"})
+        make_dicom(
+            images / f"s{index}" / f"img{index}.dcm",
+            phi=False,
+            uids={"SOPInstanceUID": f"1.2.3.{index}", "StudyInstanceUID": f"1.2.4.{index}"},
+        )
 
 
-def convert(path: Path, out_dir: Path, settings: RenderSettings = SETTINGS, entry: ManifestEntry | None = None
-            ) -> tuple[str, dict[str, Any]]:
+def convert(
+    path: Path, out_dir: Path, settings: RenderSettings = SETTINGS, entry: ManifestEntry | None = None
+) -> tuple[str, dict[str, Any]]:
     digest = sha256_file(path) if path.exists() else "0" * 64
     return convert_file(ConversionJob(str(path), path.name, digest, str(out_dir), entry, settings))
 

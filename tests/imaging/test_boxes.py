@@ -18,16 +18,42 @@ BOXES = Path(__file__).resolve().parent.parent / "data" / "boxes"
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
-def image_row(image_id: str, source_path: str, cols: int, rows: int, png_cols: int, png_rows: int,
-              created_at: datetime = T0, recipe: str = "r1") -> dict:
+def image_row(
+    image_id: str,
+    source_path: str,
+    cols: int,
+    rows: int,
+    png_cols: int,
+    png_rows: int,
+    created_at: datetime = T0,
+    recipe: str = "r1",
+) -> dict:
     """An `images` row with what the box import and the view read; the rest filled plausibly."""
     return {
-        "image_id": image_id, "recipe_version": recipe, "study_id": f"study_{image_id}", "patient_id": "p",
-        "source_path": source_path, "png_path": f"{image_id}.png", "view_position": "PA", "view_source": "ViewPosition",
-        "view_plane": "frontal", "photometric": "MONOCHROME2", "inverted": False, "window_source": "window",
-        "decode_method": "full", "decode_reduction": 1, "rows": rows, "cols": cols, "png_rows": png_rows,
-        "png_cols": png_cols, "scale_x": png_cols / cols, "scale_y": png_rows / rows, "png_sha256": "0" * 64,
-        "run_id": "images-run", "input_hash": f"hash_{image_id}_{recipe}", "code_version": "test",
+        "image_id": image_id,
+        "recipe_version": recipe,
+        "study_id": f"study_{image_id}",
+        "patient_id": "p",
+        "source_path": source_path,
+        "png_path": f"{image_id}.png",
+        "view_position": "PA",
+        "view_source": "ViewPosition",
+        "view_plane": "frontal",
+        "photometric": "MONOCHROME2",
+        "inverted": False,
+        "window_source": "window",
+        "decode_method": "full",
+        "decode_reduction": 1,
+        "rows": rows,
+        "cols": cols,
+        "png_rows": png_rows,
+        "png_cols": png_cols,
+        "scale_x": png_cols / cols,
+        "scale_y": png_rows / rows,
+        "png_sha256": "0" * 64,
+        "run_id": "images-run",
+        "input_hash": f"hash_{image_id}_{recipe}",
+        "code_version": "test",
         "created_at": created_at,
     }
 
@@ -35,12 +61,15 @@ def image_row(image_id: str, source_path: str, cols: int, rows: int, png_cols: i
 @pytest.fixture
 def store(tmp_path: Path):
     with Store(tmp_path / "cxrvqa.duckdb") as opened:
-        opened.insert("images", [
-            image_row("img_a", "a/0001.dcm", 2000, 2500, 500, 625),
-            image_row("img_b", "b/0002.dicom", 3000, 3000, 1024, 1024),
-            image_row("img_c1", "x/dup.dcm", 1000, 1000, 250, 250),
-            image_row("img_c2", "y/dup.dcm", 1000, 1000, 250, 250),
-        ])
+        opened.insert(
+            "images",
+            [
+                image_row("img_a", "a/0001.dcm", 2000, 2500, 500, 625),
+                image_row("img_b", "b/0002.dicom", 3000, 3000, 1024, 1024),
+                image_row("img_c1", "x/dup.dcm", 1000, 1000, 250, 250),
+                image_row("img_c2", "y/dup.dcm", 1000, 1000, 250, 250),
+            ],
+        )
         yield opened
 
 
@@ -66,23 +95,47 @@ def test_vindr_every_line_has_its_exact_outcome(store: Store, vindr: Path) -> No
     summary = import_boxes(store, vindr, fmt="auto", run_id="run1")
     assert summary.fmt == "vindr"
     assert (summary.n_rows, summary.n_imported, summary.n_skipped, summary.n_rejected) == (13, 4, 0, 9)
-    assert summary.reasons == Counter({"no_box": 1, "unknown_class": 1, "unmapped_class": 1, "invalid_row": 2,
-                                       "degenerate_box": 1, "box_outside_image": 1, "unknown_image": 1,
-                                       "ambiguous_image": 1})
+    assert summary.reasons == Counter(
+        {
+            "no_box": 1,
+            "unknown_class": 1,
+            "unmapped_class": 1,
+            "invalid_row": 2,
+            "degenerate_box": 1,
+            "box_outside_image": 1,
+            "unknown_image": 1,
+            "ambiguous_image": 1,
+        }
+    )
     assert outcomes(store) == {
-        2: "cardiomegaly", 3: "no_box", 4: "heart", 5: "lung_lesion", 6: "pleural_effusion", 7: "unknown_class",
-        8: "unmapped_class", 9: "invalid_row", 10: "invalid_row", 12: "degenerate_box", 13: "box_outside_image",
-        14: "unknown_image", 15: "ambiguous_image",
+        2: "cardiomegaly",
+        3: "no_box",
+        4: "heart",
+        5: "lung_lesion",
+        6: "pleural_effusion",
+        7: "unknown_class",
+        8: "unmapped_class",
+        9: "invalid_row",
+        10: "invalid_row",
+        12: "degenerate_box",
+        13: "box_outside_image",
+        14: "unknown_image",
+        15: "ambiguous_image",
     }
     rows = {r["source_line"]: r for r in store.query_dicts("SELECT * FROM boxes")}
-    assert (rows[2]["image_id"], rows[2]["kind"], rows[2]["class_name"], rows[2]["rater"]) == \
-        ("img_a", "finding", "Cardiomegaly", "R9")
+    assert (rows[2]["image_id"], rows[2]["kind"], rows[2]["class_name"], rows[2]["rater"]) == (
+        "img_a",
+        "finding",
+        "Cardiomegaly",
+        "R9",
+    )
     assert (rows[4]["kind"], rows[4]["label"], rows[4]["class_name"]) == ("region", "heart", "Heart")
-    assert rows[5]["image_id"] == "img_b"                                  # by our image_id
-    assert (rows[6]["image_id"], rows[6]["x_max"]) == ("img_b", 3000.0)    # by stem; 0.5 px over: clipped
-    assert (rows[2]["ref_cols"], rows[2]["ref_rows"]) == (2000, 2500)      # DICOM size by default
-    assert {(r["source_file"], r["input_hash"], r["run_id"]) for r in rows.values()} == \
-        {(str(vindr), summary.input_hash, "run1")}
+    assert rows[5]["image_id"] == "img_b"  # by our image_id
+    assert (rows[6]["image_id"], rows[6]["x_max"]) == ("img_b", 3000.0)  # by stem; 0.5 px over: clipped
+    assert (rows[2]["ref_cols"], rows[2]["ref_rows"]) == (2000, 2500)  # DICOM size by default
+    assert {(r["source_file"], r["input_hash"], r["run_id"]) for r in rows.values()} == {
+        (str(vindr), summary.input_hash, "run1")
+    }
     assert all(r["code_version"] for r in rows.values())
 
 
@@ -90,12 +143,16 @@ def test_reject_details_name_file_line_expected_and_found(store: Store, vindr: P
     import_boxes(store, vindr, run_id="run1")
     details = dict(store.query("SELECT source_line, detail FROM box_rejects"))
     assert details[9] == f"{vindr} line 9: column y_min expected a finite number, found 'ten'"
-    assert details[10] == (f"{vindr} line 10: expected 8 fields (image_id, class_name, class_id, rad_id, "
-                           "x_min, y_min, x_max, y_max), found 4")
+    assert details[10] == (
+        f"{vindr} line 10: expected 8 fields (image_id, class_name, class_id, rad_id, "
+        "x_min, y_min, x_max, y_max), found 4"
+    )
     assert details[7].startswith(f"{vindr} line 7: expected a class listed in schemas/vocab/box_classes.yaml")
     assert details[7].endswith("found 'Pneumonitis'")
-    assert details[12] == f"{vindr} line 12: expected a positive width and height, found x_min=50, x_max=50, " \
-                          "y_min=50, y_max=80"
+    assert (
+        details[12] == f"{vindr} line 12: expected a positive width and height, found x_min=50, x_max=50, "
+        "y_min=50, y_max=80"
+    )
     assert "expected a box within the 3000x3000 image" in details[13] and "(3010, 200)" in details[13]
     assert "found none for '9999'" in details[14]
     assert "found 2 with that file stem (image ids img_c1, img_c2)" in details[15]
@@ -114,20 +171,36 @@ def test_current_boxes_are_in_png_pixels_of_the_current_rendering(store: Store, 
 
 def test_nih_format_defaults_to_1024_reference(store: Store, nih: Path) -> None:
     summary = import_boxes(store, nih, fmt="nih", run_id="run1")
-    assert (summary.fmt, summary.n_rows, summary.n_imported, summary.n_skipped, summary.n_rejected) == \
-        ("nih", 6, 2, 0, 4)
-    assert outcomes(store) == {2: "pleural_effusion", 3: "infiltrate", 4: "degenerate_box", 5: "box_outside_image",
-                               6: "invalid_row", 7: "invalid_row"}
+    assert (summary.fmt, summary.n_rows, summary.n_imported, summary.n_skipped, summary.n_rejected) == (
+        "nih",
+        6,
+        2,
+        0,
+        4,
+    )
+    assert outcomes(store) == {
+        2: "pleural_effusion",
+        3: "infiltrate",
+        4: "degenerate_box",
+        5: "box_outside_image",
+        6: "invalid_row",
+        7: "invalid_row",
+    }
     assert store.query("SELECT ref_cols, ref_rows, x_min, y_min, x_max, y_max FROM boxes ORDER BY source_line") == [
-        (1024, 1024, 512.0, 256.0, 768.0, 768.0), (1024, 1024, 0.0, 0.0, 1024.0, 100.0)]
+        (1024, 1024, 512.0, 256.0, 768.0, 768.0),
+        (1024, 1024, 0.0, 0.0, 1024.0, 100.0),
+    ]
     assert store.query("SELECT image_id, x_min, y_min, x_max, y_max FROM current_boxes ORDER BY image_id") == [
-        ("img_a", 250.0, 156.25, 375.0, 468.75), ("img_b", 0.0, 0.0, 1024.0, 100.0)]
+        ("img_a", 250.0, 156.25, 375.0, 468.75),
+        ("img_b", 0.0, 0.0, 1024.0, 100.0),
+    ]
 
 
 def test_reference_size_given_by_the_user_overrides_the_default(store: Store, nih: Path) -> None:
     import_boxes(store, nih, fmt="auto", run_id="run1", reference_size=(2048, 2048))
     assert store.query("SELECT image_id, x_min, x_max FROM current_boxes WHERE image_id = 'img_a'") == [
-        ("img_a", 125.0, 187.5)]
+        ("img_a", 125.0, 187.5)
+    ]
 
 
 def test_rerun_skips_imported_lines_and_rechecks_rejects(store: Store, vindr: Path) -> None:
@@ -136,7 +209,7 @@ def test_rerun_skips_imported_lines_and_rechecks_rejects(store: Store, vindr: Pa
     assert (again.n_rows, again.n_imported, again.n_skipped, again.n_rejected) == (13, 0, 4, 9)
     assert again.reasons == first.reasons
     assert store.query("SELECT count(*) FROM boxes")[0][0] == 4
-    assert store.query("SELECT count(*) FROM box_rejects")[0][0] == 9     # same rejects are not written twice
+    assert store.query("SELECT count(*) FROM box_rejects")[0][0] == 9  # same rejects are not written twice
     # The unknown image is ingested later: the next rerun imports its line.
     store.insert("images", [image_row("img_9", "n/9999.dcm", 100, 100, 50, 50)])
     third = import_boxes(store, vindr, run_id="run3")
@@ -187,8 +260,9 @@ def test_format_that_does_not_match_the_header_is_an_input_error(store: Store, v
         import_boxes(store, empty, run_id="run1")
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes("image_id,class_name,x_min,y_min,x_max,y_max\n0001,Pleurésie,1,1,2,2\n".encode("latin-1"))
-    with pytest.raises(InputError,
-                       match=r"latin1.csv:2: expected UTF-8 text, found byte 0xe9 at byte offset 54 \(line 2\)"):
+    with pytest.raises(
+        InputError, match=r"latin1.csv:2: expected UTF-8 text, found byte 0xe9 at byte offset 54 \(line 2\)"
+    ):
         import_boxes(store, latin1, run_id="run1")
     with pytest.raises(InputError, match="no such file"):
         import_boxes(store, tmp_path / "missing.csv", run_id="run1")
@@ -197,11 +271,18 @@ def test_format_that_does_not_match_the_header_is_an_input_error(store: Store, v
 
 def test_dotted_file_names_keep_their_last_part(store: Store, tmp_path: Path) -> None:
     """A DICOM named by its UID has no extension to drop: '1.2.840.7' is not the stem '1.2.840'."""
-    store.insert("images", [image_row("img_uid", "s/1.2.840.7", 100, 100, 50, 50),
-                            image_row("img_uid_dcm", "s/1.2.840.8.dcm", 100, 100, 50, 50)])
+    store.insert(
+        "images",
+        [
+            image_row("img_uid", "s/1.2.840.7", 100, 100, 50, 50),
+            image_row("img_uid_dcm", "s/1.2.840.8.dcm", 100, 100, 50, 50),
+        ],
+    )
     path = tmp_path / "uids.csv"
-    path.write_text("image_id,class_name,x_min,y_min,x_max,y_max\n1.2.840.7,Mass,1,1,2,2\n"
-                    "1.2.840.8,Mass,1,1,2,2\n1.2.840,Mass,1,1,2,2\n")
+    path.write_text(
+        "image_id,class_name,x_min,y_min,x_max,y_max\n1.2.840.7,Mass,1,1,2,2\n"
+        "1.2.840.8,Mass,1,1,2,2\n1.2.840,Mass,1,1,2,2\n"
+    )
     import_boxes(store, path, run_id="run1")
     assert outcomes(store) == {2: "mass", 3: "mass", 4: "unknown_image"}
     assert store.query("SELECT image_id FROM boxes ORDER BY source_line") == [("img_uid",), ("img_uid_dcm",)]
@@ -213,29 +294,49 @@ def test_bad_arguments_are_config_errors(store: Store, vindr: Path, kwargs: dict
         import_boxes(store, vindr, run_id="run1", **kwargs)
 
 
-@pytest.mark.parametrize(("name", "target"), [
-    ("Atelectasis", ("finding", "atelectasis")), ("Cardiomegaly", ("finding", "cardiomegaly")),
-    ("Effusion", ("finding", "pleural_effusion")), ("Infiltrate", ("finding", "infiltrate")),
-    ("Mass", ("finding", "mass")), ("Nodule", ("finding", "nodule")), ("Pneumonia", ("finding", "pneumonia")),
-    ("Pneumothorax", ("finding", "pneumothorax")), ("Aortic enlargement", ("finding", "aortic_enlargement")),
-    ("ILD", ("finding", "interstitial_lung_disease")), ("Infiltration", ("finding", "infiltrate")),
-    ("Lung Opacity", ("finding", "lung_opacity")), ("Nodule/Mass", ("finding", "lung_lesion")),
-    ("Enlarged PA", ("finding", "pulmonary_artery_enlargement")), ("Lung cavity", ("finding", "cavitation")),
-    ("Pulmonary fibrosis", ("finding", "fibrosis")), ("Rib fracture", ("finding", "rib_fracture")),
-    ("heart", ("region", "heart")), ("thorax", ("region", "chest")), ("Right  Lung", ("region", "right_lung")),
-    ("left lung", ("region", "left_lung")), ("mediastinum", ("region", "mediastinum")),
-    ("trachea", ("region", "trachea")),
-])
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [
+        ("Atelectasis", ("finding", "atelectasis")),
+        ("Cardiomegaly", ("finding", "cardiomegaly")),
+        ("Effusion", ("finding", "pleural_effusion")),
+        ("Infiltrate", ("finding", "infiltrate")),
+        ("Mass", ("finding", "mass")),
+        ("Nodule", ("finding", "nodule")),
+        ("Pneumonia", ("finding", "pneumonia")),
+        ("Pneumothorax", ("finding", "pneumothorax")),
+        ("Aortic enlargement", ("finding", "aortic_enlargement")),
+        ("ILD", ("finding", "interstitial_lung_disease")),
+        ("Infiltration", ("finding", "infiltrate")),
+        ("Lung Opacity", ("finding", "lung_opacity")),
+        ("Nodule/Mass", ("finding", "lung_lesion")),
+        ("Enlarged PA", ("finding", "pulmonary_artery_enlargement")),
+        ("Lung cavity", ("finding", "cavitation")),
+        ("Pulmonary fibrosis", ("finding", "fibrosis")),
+        ("Rib fracture", ("finding", "rib_fracture")),
+        ("heart", ("region", "heart")),
+        ("thorax", ("region", "chest")),
+        ("Right  Lung", ("region", "right_lung")),
+        ("left lung", ("region", "left_lung")),
+        ("mediastinum", ("region", "mediastinum")),
+        ("trachea", ("region", "trachea")),
+    ],
+)
 def test_class_names_map_to_vocabulary_ids(name: str, target: tuple[str, str]) -> None:
     assert box_classes().targets[" ".join(name.split()).casefold()] == target
 
 
-@pytest.mark.parametrize(("data", "problem"), [
-    ({"findings": [{"id": "not_a_finding", "names": ["X"]}], "regions": []}, "schemas/vocab/findings.yaml"),
-    ({"findings": [], "regions": [{"id": "cardiomegaly", "names": ["X"]}]}, "schemas/vocab/regions.yaml"),
-    ({"findings": [{"id": "mass", "names": ["Mass"]}], "regions": [{"id": "heart", "names": ["MASS"]}]},
-     "listed twice"),
-])
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"findings": [{"id": "not_a_finding", "names": ["X"]}], "regions": []}, "schemas/vocab/findings.yaml"),
+        ({"findings": [], "regions": [{"id": "cardiomegaly", "names": ["X"]}]}, "schemas/vocab/regions.yaml"),
+        (
+            {"findings": [{"id": "mass", "names": ["Mass"]}], "regions": [{"id": "heart", "names": ["MASS"]}]},
+            "listed twice",
+        ),
+    ],
+)
 def test_bad_class_mapping_is_a_resource_error(monkeypatch: pytest.MonkeyPatch, data: dict, problem: str) -> None:
     full = {"version": 1, "no_box": [], "unmapped": [], **data}
     monkeypatch.setattr(boxes_module, "load_checked_yaml", lambda *_: (full, "hash"))
@@ -249,8 +350,16 @@ def test_bad_class_mapping_is_a_resource_error(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_reason_codes_are_stable() -> None:
-    assert sorted(BoxReason) == ["ambiguous_image", "box_outside_image", "degenerate_box", "invalid_row", "no_box",
-                                 "unknown_class", "unknown_image", "unmapped_class"]
+    assert sorted(BoxReason) == [
+        "ambiguous_image",
+        "box_outside_image",
+        "degenerate_box",
+        "invalid_row",
+        "no_box",
+        "unknown_class",
+        "unknown_image",
+        "unmapped_class",
+    ]
 
 
 def test_real_nih_file_parses_and_maps_every_row(store: Store, data_dir: Path) -> None:
@@ -260,10 +369,13 @@ def test_real_nih_file_parses_and_maps_every_row(store: Store, data_dir: Path) -
     assert (summary.fmt, summary.n_rows, summary.n_imported, summary.n_rejected) == ("nih", 984, 0, 984)
     assert summary.reasons == Counter({"unknown_image": 984})
     # With those images ingested (any DICOM size), every box lands inside the 1024x1024 reference.
-    stems = sorted({ref for (ref,) in store.query(
-        "SELECT regexp_extract(detail, 'found none for ''(.*)''$', 1) FROM box_rejects")})
-    store.insert("images", [image_row(f"nih_{i}", f"nih/{Path(stem).stem}.dcm", 2048, 2048, 512, 512)
-                            for i, stem in enumerate(stems)])
+    stems = sorted(
+        {ref for (ref,) in store.query("SELECT regexp_extract(detail, 'found none for ''(.*)''$', 1) FROM box_rejects")}
+    )
+    store.insert(
+        "images",
+        [image_row(f"nih_{i}", f"nih/{Path(stem).stem}.dcm", 2048, 2048, 512, 512) for i, stem in enumerate(stems)],
+    )
     again = import_boxes(store, path, run_id="run2")
     assert (again.n_imported, again.n_rejected) == (984, 0)
     assert store.query("SELECT count(*), min(x_min) >= 0, max(x_max) <= 512 FROM current_boxes") == [(984, True, True)]

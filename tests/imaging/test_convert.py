@@ -39,8 +39,13 @@ def test_png_has_no_text_chunks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("rows", "cols", "scale", "longest", "expected"),
-    [(1955, 1841, 0.25, None, (460, 489)), (3000, 2500, 0.25, None, (625, 750)),
-     (3000, 2500, 0.25, 1024, (853, 1024)), (400, 300, 0.25, 1024, (300, 400)), (3, 3, 0.1, None, (1, 1))],
+    [
+        (1955, 1841, 0.25, None, (460, 489)),
+        (3000, 2500, 0.25, None, (625, 750)),
+        (3000, 2500, 0.25, 1024, (853, 1024)),
+        (400, 300, 0.25, 1024, (300, 400)),
+        (3, 3, 0.1, None, (1, 1)),
+    ],
 )
 def test_target_size(rows: int, cols: int, scale: float, longest: int | None, expected: tuple[int, int]) -> None:
     assert target_size(rows, cols, scale, longest) == expected
@@ -87,8 +92,11 @@ def test_file_without_preamble_is_read(tmp_path: Path) -> None:
         ({"modality": "OT", "body_part": None}, RejectReason.not_chest, "secondary capture"),
         ({"with_pixel_data": False}, RejectReason.no_pixel_data, "Pixel Data"),
         ({"frames": 2}, RejectReason.multi_frame, "NumberOfFrames 2"),
-        ({"pixels": np.zeros((8, 8, 3), np.uint8), "photometric": "RGB", "samples_per_pixel": 3},
-         RejectReason.color_image, "'RGB'"),
+        (
+            {"pixels": np.zeros((8, 8, 3), np.uint8), "photometric": "RGB", "samples_per_pixel": 3},
+            RejectReason.color_image,
+            "'RGB'",
+        ),
         ({"photometric": "PALETTE COLOR"}, RejectReason.color_image, "'PALETTE COLOR'"),
         ({"declared_rows": 10000, "declared_cols": 9000}, RejectReason.too_large, "90000000 pixels"),
         ({"pixel_bytes": b"\x00" * 100}, RejectReason.pixel_data_short, "found 100"),
@@ -151,8 +159,11 @@ def test_monochrome1_synthetic_is_the_inverse(tmp_path: Path) -> None:
     full_size = replace(SETTINGS, scale=1.0)  # no resampling: the display LUTs alone must be exact inverses
     pixels = gradient(40, 40, 12)
     _, m2 = convert(make_dicom(tmp_path / "m2.dcm", pixels=pixels, window=(2048, 4096)), tmp_path / "o1", full_size)
-    _, m1 = convert(make_dicom(tmp_path / "m1.dcm", pixels=pixels, window=(2048, 4096), photometric="MONOCHROME1"),
-                    tmp_path / "o2", full_size)
+    _, m1 = convert(
+        make_dicom(tmp_path / "m1.dcm", pixels=pixels, window=(2048, 4096), photometric="MONOCHROME1"),
+        tmp_path / "o2",
+        full_size,
+    )
     assert np.array_equal(255 - png_array(m2), png_array(m1))
 
 

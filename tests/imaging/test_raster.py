@@ -29,8 +29,11 @@ EXPECTED = {
     "truncated.jpg": ("reject", RejectReason.decode_failed, "truncated"),
     "truncated.png": ("reject", RejectReason.decode_failed, "truncated"),
     "corrupt.jpg": ("reject", RejectReason.decode_failed, "JPEG header unreadable"),
-    "huge_header.png": ("reject", RejectReason.too_large,
-                        "declared 100000x100000 = 10000000000 pixels, over the bound of 50000000"),
+    "huge_header.png": (
+        "reject",
+        RejectReason.too_large,
+        "declared 100000x100000 = 10000000000 pixels, over the bound of 50000000",
+    ),
     "text_named.jpg": ("reject", RejectReason.not_dicom, ""),
 }
 
@@ -61,8 +64,12 @@ def test_eight_bit_images_keep_the_publishers_window(tmp_path: Path) -> None:
     kind, row = convert(CASES / "grey_rgb.png", tmp_path)
     source = np.asarray(Image.open(CASES / "grey_rgb.png"))[..., 0]
     expected = np.asarray(Image.fromarray(source).resize((64, 64), Image.Resampling.LANCZOS), dtype=float)
-    assert (row["window_source"], row["window_center"], row["bits_allocated"], row["source_format"]) == \
-        ("as_published", None, 8, "png")
+    assert (row["window_source"], row["window_center"], row["bits_allocated"], row["source_format"]) == (
+        "as_published",
+        None,
+        8,
+        "png",
+    )
     assert (row["png_cols"], row["png_rows"], row["decode_reduction"]) == (64, 64, 1)
     assert np.abs(png_array(row).astype(float) - expected).mean() < 1.0
 
@@ -82,7 +89,7 @@ def test_sixteen_bit_png_gets_the_percentile_window(tmp_path: Path) -> None:
     assert (row["window_source"], row["bits_allocated"]) == ("percentile", 16)
     assert abs(row["window_center"] - (low + high) / 2) < 16 and abs(row["window_width"] - (high - low)) < 32
     rendered = png_array(row)
-    assert rendered.min() <= 5 and rendered.max() >= 250   # the window spreads the 12-bit values over 0..255
+    assert rendered.min() <= 5 and rendered.max() >= 250  # the window spreads the 12-bit values over 0..255
 
 
 def test_ids_of_unlisted_files_are_pseudonyms_of_their_content(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from tests.imaging.test_stage import run_stage
 pytestmark = pytest.mark.data
 
 IMAGE = "image"
-UID_PSEUDONYM = pseudonym(Config().privacy.resolved_key()[0], "uid",
-                          "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819", 16)
+UID_PSEUDONYM = pseudonym(
+    Config().privacy.resolved_key()[0], "uid", "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819", 16
+)
 EXPECTED = {
     "MANIFEST.csv": "not_dicom",
     # Real chest radiographs: all accepted.
@@ -86,9 +87,13 @@ def _decodable_single_frames(data_dir: Path) -> list[str]:
     import csv
 
     with open(data_dir / "dicom" / "MANIFEST.csv", newline="") as handle:
-        return [row["file"].removeprefix("dicom/") for row in csv.DictReader(handle)
-                if row["decode"].startswith("OK") and row["NumberOfFrames"] in ("", "1")
-                and row["PhotometricInterpretation"].startswith("MONOCHROME")]
+        return [
+            row["file"].removeprefix("dicom/")
+            for row in csv.DictReader(handle)
+            if row["decode"].startswith("OK")
+            and row["NumberOfFrames"] in ("", "1")
+            and row["PhotometricInterpretation"].startswith("MONOCHROME")
+        ]
 
 
 def test_every_codec_of_the_shared_data_decodes(data_dir: Path) -> None:
@@ -107,8 +112,16 @@ def test_every_codec_of_the_shared_data_decodes(data_dir: Path) -> None:
         assert rows >= height and cols >= width, relative
         assert abs(rows * decoded.reduction - header.rows) <= decoded.reduction, relative
         syntaxes.add(header.transfer_syntax)
-    assert {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.90",
-            "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"} <= syntaxes
+    assert {
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.5",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2",
+    } <= syntaxes
 
 
 def test_jpeg_ls_codec_is_installed(data_dir: Path) -> None:

@@ -38,8 +38,10 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def rows(config: Config) -> tuple[list[tuple], list[tuple]]:
     with Store(config.db_path, read_only=True) as store:
-        return (store.query("SELECT source_path, input_hash FROM images ORDER BY ALL"),
-                store.query("SELECT source_path, reason, detail FROM image_rejects ORDER BY ALL"))
+        return (
+            store.query("SELECT source_path, input_hash FROM images ORDER BY ALL"),
+            store.query("SELECT source_path, reason, detail FROM image_rejects ORDER BY ALL"),
+        )
 
 
 def counts_of(config: Config) -> tuple[int, int, int, int]:
@@ -95,8 +97,11 @@ def test_same_size_new_mtime_is_hashed_again(config: Config, hashed: list[str]) 
     assert counts_of(config) == (5, 4, 0, 1)
     assert hashed == ["s0/img0.dcm"]
     images, rejects = rows(config)
-    assert ("s0/img0.dcm", "duplicate_image",
-            "same SOP Instance UID as 's0/img0.dcm' but different file content") in rejects
+    assert (
+        "s0/img0.dcm",
+        "duplicate_image",
+        "same SOP Instance UID as 's0/img0.dcm' but different file content",
+    ) in rejects
 
 
 def test_touched_file_is_hashed_again_but_adds_no_row(config: Config, hashed: list[str]) -> None:
@@ -109,9 +114,10 @@ def test_touched_file_is_hashed_again_but_adds_no_row(config: Config, hashed: li
     assert counts_of(config) == (5, 5, 0, 0)
     assert hashed == ["s1/img1.dcm"]
     assert rows(config) == before
-    with Store(config.db_path, read_only=True) as store:    # the new mtime is recorded: not hashed a third time
+    with Store(config.db_path, read_only=True) as store:  # the new mtime is recorded: not hashed a third time
         assert store.query("SELECT mtime_ns FROM image_files WHERE source_path = 's1/img1.dcm'") == [
-            (stat.st_mtime_ns + 1_000_000_000,)]
+            (stat.st_mtime_ns + 1_000_000_000,)
+        ]
     hashed.clear()
     assert counts_of(config) == (5, 5, 0, 0)
     assert hashed == []
@@ -133,8 +139,11 @@ def test_same_size_and_mtime_is_only_seen_with_rehash(config: Config, hashed: li
     config.imaging.rehash = True
     assert counts_of(config) == (5, 4, 0, 1)
     _, rejects = rows(config)
-    assert ("s2/img2.dcm", "duplicate_image",
-            "same SOP Instance UID as 's2/img2.dcm' but different file content") in rejects
+    assert (
+        "s2/img2.dcm",
+        "duplicate_image",
+        "same SOP Instance UID as 's2/img2.dcm' but different file content",
+    ) in rejects
 
 
 def test_file_swapped_by_rename_is_hashed_again(config: Config, hashed: list[str]) -> None:

@@ -64,8 +64,12 @@ def test_changed_recipe_renders_again(config: Config) -> None:
 
 def test_duplicates_are_rejected_with_a_reason(config: Config) -> None:
     (config.images_dir / "copy.dcm").write_bytes((config.images_dir / "s0" / "img0.dcm").read_bytes())
-    make_dicom(config.images_dir / "zz_same_uid.dcm", pixels=gradient(64, 48, 10), phi=False,
-               uids={"SOPInstanceUID": "1.2.3.1"})
+    make_dicom(
+        config.images_dir / "zz_same_uid.dcm",
+        pixels=gradient(64, 48, 10),
+        phi=False,
+        uids={"SOPInstanceUID": "1.2.3.1"},
+    )
     run_stage(config, batch_size=100)
     with Store(config.db_path, read_only=True) as store:
         rejects = dict(store.query("SELECT source_path, detail FROM image_rejects WHERE reason = 'duplicate_image'"))
@@ -88,21 +92,28 @@ def test_manifest_links_images_to_studies(config: Config, tmp_path: Path) -> Non
 
 def test_the_iu_projections_csv_is_a_manifest(tmp_path: Path) -> None:
     projections = tmp_path / "iu_projections.csv"
-    projections.write_text("uid,filename,projection\n1,1_IM-0001-4001.dcm.png,Frontal\n"
-                           "1,1_IM-0001-3001.dcm.png,Lateral\n10,10_IM-0002-1001.dcm.png,Frontal\n")
+    projections.write_text(
+        "uid,filename,projection\n1,1_IM-0001-4001.dcm.png,Frontal\n"
+        "1,1_IM-0001-3001.dcm.png,Lateral\n10,10_IM-0002-1001.dcm.png,Frontal\n"
+    )
     manifest = load_manifests([projections])
     # the PNG of the Kaggle copy, or the DICOM it was made from, anywhere under --images
     assert manifest.entry("1_IM-0001-4001.dcm").study_id == "1"
     assert manifest.entry("png/1_IM-0001-3001.dcm.png").view_position == "Lateral"
-    assert (manifest.entry("10_IM-0002-1001.dcm").study_id, manifest.entry("10_IM-0002-1001.dcm").patient_id) \
-        == ("10", "10")
+    assert (manifest.entry("10_IM-0002-1001.dcm").study_id, manifest.entry("10_IM-0002-1001.dcm").patient_id) == (
+        "10",
+        "10",
+    )
 
 
 def test_manifest_with_unknown_columns_names_the_layouts(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("study,image\nS,x.dcm\n")
-    with pytest.raises(InputError, match=r"expected the header row of a known metadata file: .*"
-                                         r"generic \(study_id, patient_id, image_path\)"):
+    with pytest.raises(
+        InputError,
+        match=r"expected the header row of a known metadata file: .*"
+        r"generic \(study_id, patient_id, image_path\)",
+    ):
         load_manifests([manifest])
 
 
@@ -111,10 +122,11 @@ def test_limit_bounds_the_files(config: Config) -> None:
     assert run_stage(config).n_input == 2
 
 
-def test_no_phi_reaches_pngs_tables_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                            capfd: pytest.CaptureFixture[str]) -> None:
+def test_no_phi_reaches_pngs_tables_or_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     images = tmp_path / "images"
-    make_dicom(images / "a.dcm")                                   # accepted, full PHI header
+    make_dicom(images / "a.dcm")  # accepted, full PHI header
     make_dicom(images / "b.dcm", body_part="KNEE", uids={"SOPInstanceUID": "1.2.826.0.1.3680043.8.498.44"})
     make_dicom(images / "c.dcm", pixel_bytes=b"\x00" * 10, uids={"SOPInstanceUID": "1.2.826.0.1.3680043.8.498.45"})
     config = Config(out_dir=tmp_path / "out", images_dir=images, imaging={"workers": 1})

@@ -87,6 +87,7 @@ def test_voi_lut_sequence_is_used(fixtures: Path) -> None:
 @pytest.mark.parametrize(("function", "expected"), [("SIGMOID", [30, 128, 225]), ("LINEAR_EXACT", [0, 128, 255])])
 def test_voi_lut_functions(function: str, expected: list[int]) -> None:
     stored = np.array([[0, 2048, 4095]], dtype=np.uint16)
-    display, _ = to_display(stored, _ds(WindowCenter=2048, WindowWidth=4096, VOILUTFunction=function), False,
-                            (0.5, 99.5))
+    display, _ = to_display(
+        stored, _ds(WindowCenter=2048, WindowWidth=4096, VOILUTFunction=function), False, (0.5, 99.5)
+    )
     assert display.tolist() == [expected]

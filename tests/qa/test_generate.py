@@ -17,18 +17,34 @@ from cxrvqa.qa.templates import builtin_templates
 from tests.qa import SPLITS, FRONTAL, generate, image, items, synthetic_study, template, view_from_spec
 
 MCQ = tuple(t for t in builtin_templates() if t.answer_format == "multiple_choice")
-EFFUSION = {"finding": "pleural_effusion", "regions": ["left_pleura"], "laterality": "left", "severity": "mild",
-            "evidence": [0]}
-STUDY = {"sentences": ["There is a small left pleural effusion.", "No pneumothorax.", "Right lower lobe consolidation.",
-                       "Possible pulmonary edema.", "Endotracheal tube in place."],
-         "observations": [EFFUSION, {"finding": "pneumothorax", "presence": "absent", "evidence": [1]},
-                          {"finding": "consolidation", "regions": ["right_lower_lobe"], "laterality": "right",
-                           "evidence": [2]},
-                          {"finding": "edema", "presence": "uncertain", "evidence": [3]},
-                          {"finding": "endotracheal_tube", "regions": ["trachea"], "evidence": [4]}],
-         "indication": "Fever.",
-         "images": [FRONTAL, {"image_id": "img2", "view_position": "LL", "view_plane": "lateral", "png_cols": 512,
-                              "png_rows": 512}]}
+EFFUSION = {
+    "finding": "pleural_effusion",
+    "regions": ["left_pleura"],
+    "laterality": "left",
+    "severity": "mild",
+    "evidence": [0],
+}
+STUDY = {
+    "sentences": [
+        "There is a small left pleural effusion.",
+        "No pneumothorax.",
+        "Right lower lobe consolidation.",
+        "Possible pulmonary edema.",
+        "Endotracheal tube in place.",
+    ],
+    "observations": [
+        EFFUSION,
+        {"finding": "pneumothorax", "presence": "absent", "evidence": [1]},
+        {"finding": "consolidation", "regions": ["right_lower_lobe"], "laterality": "right", "evidence": [2]},
+        {"finding": "edema", "presence": "uncertain", "evidence": [3]},
+        {"finding": "endotracheal_tube", "regions": ["trachea"], "evidence": [4]},
+    ],
+    "indication": "Fever.",
+    "images": [
+        FRONTAL,
+        {"image_id": "img2", "view_position": "LL", "view_plane": "lateral", "png_cols": 512, "png_rows": 512},
+    ],
+}
 
 
 def synthetic_views(n: int, seed: int = 7):
@@ -61,9 +77,10 @@ def test_template_ids_restrict_generation() -> None:
     from cxrvqa.qa.generate import generate_study
     from tests.qa import settings
 
-    rows, _, counts = generate_study(view_from_spec(STUDY), settings(*builtin_templates()),
-                                     frozenset({"finding_presence", "indication"}))
-    assert counts == {"finding_presence": 14, "indication": 2}   # 7 answerable findings x 2 images
+    rows, _, counts = generate_study(
+        view_from_spec(STUDY), settings(*builtin_templates()), frozenset({"finding_presence", "indication"})
+    )
+    assert counts == {"finding_presence": 14, "indication": 2}  # 7 answerable findings x 2 images
     assert Counter(row[1] for row in rows) == {"finding_presence": 14, "indication": 2}
 
 
@@ -171,11 +188,17 @@ def test_region_abnormal_sees_findings_placed_by_side_only() -> None:
     fact.regions; a present finding with a side but no region (how the rules extractor stores 'small left pleural
     effusion', 'cardiomegaly') makes the closed-world answer 'no'. Regions the report never addresses get no
     answer at all (issue 15: a "no" needs a normal statement); the heart is not in the mediastinum."""
-    spec = {"sentences": ["Small left pleural effusion.", "Cardiomegaly."],
-            "observations": [{"finding": "pleural_effusion", "laterality": "left", "evidence": [0]},
-                             {"finding": "cardiomegaly", "evidence": [1]}]}
-    answers = {json.loads(row["arguments"])["region"]: row["answer"]
-               for row in items(view_from_spec(spec), template("region_abnormal"))}
+    spec = {
+        "sentences": ["Small left pleural effusion.", "Cardiomegaly."],
+        "observations": [
+            {"finding": "pleural_effusion", "laterality": "left", "evidence": [0]},
+            {"finding": "cardiomegaly", "evidence": [1]},
+        ],
+    }
+    answers = {
+        json.loads(row["arguments"])["region"]: row["answer"]
+        for row in items(view_from_spec(spec), template("region_abnormal"))
+    }
     assert answers == {"left_pleura": "yes", "heart": "yes"}
 
 
@@ -183,8 +206,10 @@ def test_category_answer_agrees_with_finding_presence() -> None:
     """Regression (a bug found by this test, fixed in 966f0f2): programs.has_category answers 'no' for a category whose
     only fact is a derived present parent (cardiomegaly -> enlarged_cardiomediastinum, category mediastinum), while
     finding_presence answers 'yes' for that parent."""
-    spec = {"sentences": ["The heart is enlarged."],
-            "observations": [{"finding": "cardiomegaly", "regions": ["heart"], "evidence": [0]}]}
+    spec = {
+        "sentences": ["The heart is enlarged."],
+        "observations": [{"finding": "cardiomegaly", "regions": ["heart"], "evidence": [0]}],
+    }
     view = view_from_spec(spec)
     present = {row["findings"][0] for row in items(view, template("finding_presence")) if row["answer"] == "yes"}
     assert "enlarged_cardiomediastinum" in present
@@ -198,10 +223,16 @@ def test_differential_options_are_lung_findings() -> None:
     """Regression (a bug found by this test, fixed in 966f0f2): programs._finding_distractors ignores
     template.categories: finding_differential ('Which of the following lung findings...') offers pleural and cardiac
     findings as options."""
-    spec = {"sentences": ["Right lower lobe consolidation."] + [f"No {f}." for f in range(6)],
-            "observations": [{"finding": "consolidation", "regions": ["right_lower_lobe"], "evidence": [0]}] + [
-                {"finding": f, "presence": "absent", "evidence": [i]} for i, f in enumerate(
-                    ("pleural_effusion", "pneumothorax", "cardiomegaly", "edema", "atelectasis", "nodule"), start=1)]}
+    spec = {
+        "sentences": ["Right lower lobe consolidation."] + [f"No {f}." for f in range(6)],
+        "observations": [{"finding": "consolidation", "regions": ["right_lower_lobe"], "evidence": [0]}]
+        + [
+            {"finding": f, "presence": "absent", "evidence": [i]}
+            for i, f in enumerate(
+                ("pleural_effusion", "pneumothorax", "cardiomegaly", "edema", "atelectasis", "nodule"), start=1
+            )
+        ],
+    }
     lung = {finding_name(f) for f, item in vocabulary().findings.items() if item["category"] == "lung"}
     for seed in range(10):
         for row in items(view_from_spec(spec), template("finding_differential"), seed=seed):
@@ -212,9 +243,12 @@ def test_location_choice_has_no_overlapping_distractor() -> None:
     """Regression (a bug found by this test, fixed in 966f0f2): programs.finding_region_choice draws distractors from
     the siblings of the answer region, which include regions that overlap it (right base / right lower zone for the
     right lower lobe): two options are right."""
-    spec = {"sentences": ["Right lower lobe consolidation."],
-            "observations": [{"finding": "consolidation", "regions": ["right_lower_lobe"], "laterality": "right",
-                              "evidence": [0]}]}
+    spec = {
+        "sentences": ["Right lower lobe consolidation."],
+        "observations": [
+            {"finding": "consolidation", "regions": ["right_lower_lobe"], "laterality": "right", "evidence": [0]}
+        ],
+    }
     for seed in range(20):
         for row in items(view_from_spec(spec), template("finding_location_choice"), seed=seed):
             assert not {"right base", "right lower zone"} & set(row["options"]), row["options"]
@@ -224,8 +258,10 @@ def test_devices_only_report_is_not_called_normal() -> None:
     """Regression (a bug found by this test, fixed in 966f0f2): programs._abnormal_state returns False (normal) for a
     report that only mentions a device; study_is_abnormal's own description says 'no' only when findings are stated
     and all negated."""
-    spec = {"sentences": ["Endotracheal tube in place."],
-            "observations": [{"finding": "endotracheal_tube", "regions": ["trachea"], "evidence": [0]}]}
+    spec = {
+        "sentences": ["Endotracheal tube in place."],
+        "observations": [{"finding": "endotracheal_tube", "regions": ["trachea"], "evidence": [0]}],
+    }
     assert _answers(spec, "study_is_abnormal") == {}
     assert _answers(spec, "study_is_normal") == {}
 
@@ -234,8 +270,11 @@ def test_region_sentence_is_grammatical() -> None:
     """Regression (a bug found by this test, fixed in 966f0f2): region_describe's answer_sentence '{region} shows
     {answer}' gives 'The lungs shows ...' and names the region twice ('The lingula shows minimal atelectasis in the
     lingula')."""
-    spec = {"observations": [{"finding": "atelectasis", "regions": ["lingula"], "laterality": "left",
-                              "severity": "minimal"}]}
+    spec = {
+        "observations": [
+            {"finding": "atelectasis", "regions": ["lingula"], "laterality": "left", "severity": "minimal"}
+        ]
+    }
     for answer in _answers(spec, "region_describe").values():
         assert "lungs shows" not in answer and answer.count("lingula") <= 1, answer
 
@@ -244,13 +283,16 @@ def test_a_finding_named_twice_gives_each_item_once() -> None:
     """Regression (found by bench_scale at 100k studies: 4 items twice in the dataset): a report that names
     the same finding in the same region twice gave finding_in_region the same arguments twice, so the same
     item (same id, question and answer) was written twice."""
-    spec = {"sentences": ["Consolidation in the left lower lobe.", "Consolidation in the right lower lobe."],
-            "observations": [{"finding": "consolidation", "regions": ["left_lower_lobe"], "laterality": "left",
-                              "evidence": [0]},
-                             {"finding": "consolidation", "regions": ["right_lower_lobe"], "laterality": "right",
-                              "evidence": [1]}]}
+    spec = {
+        "sentences": ["Consolidation in the left lower lobe.", "Consolidation in the right lower lobe."],
+        "observations": [
+            {"finding": "consolidation", "regions": ["left_lower_lobe"], "laterality": "left", "evidence": [0]},
+            {"finding": "consolidation", "regions": ["right_lower_lobe"], "laterality": "right", "evidence": [1]},
+        ],
+    }
     rows = items(view_from_spec(spec), template("finding_in_region"))
     assert Counter(row["arguments"] for row in rows) == {
         '{"finding": "consolidation", "region": "left_lower_lobe"}': 1,
-        '{"finding": "consolidation", "region": "right_lower_lobe"}': 1}
+        '{"finding": "consolidation", "region": "right_lower_lobe"}': 1,
+    }
     assert len({row["item_id"] for row in rows}) == len(rows) == 2

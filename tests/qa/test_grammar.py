@@ -22,8 +22,8 @@ def agreement_errors(text: str, name: str, number: str) -> list[str]:
     """What a reader would flag around each occurrence of ``name`` in ``text``."""
     errors = []
     for match in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, flags=re.IGNORECASE):
-        before = re.findall(r"[\w']+", text[:match.start()].lower())
-        after = re.findall(r"[\w']+", text[match.end():].lower())
+        before = re.findall(r"[\w']+", text[: match.start()].lower())
+        after = re.findall(r"[\w']+", text[match.end() :].lower())
         # the verb whose subject the name is: "Is there (a) X", "Is (a) X seen", "How severe is the X",
         # "X is ..." (not "Is there evidence of X": the subject is "evidence")
         subject = []
@@ -32,14 +32,21 @@ def agreement_errors(text: str, name: str, number: str) -> list[str]:
                 break
             subject.append(word)
         governing = before[len(before) - len(subject) - 1] if len(before) > len(subject) else None
-        verb = governing if governing in SINGULAR_VERBS + PLURAL_VERBS else (
-            after[0] if after and after[0] in SINGULAR_VERBS + PLURAL_VERBS else None)
+        verb = (
+            governing
+            if governing in SINGULAR_VERBS + PLURAL_VERBS
+            else (after[0] if after and after[0] in SINGULAR_VERBS + PLURAL_VERBS else None)
+        )
         if verb in SINGULAR_VERBS and number == "plural":
             errors.append(f"{verb!r} with plural {name!r}")
-        if verb in PLURAL_VERBS and number != "plural" and verb != "do":   # "Do you see ..." is not agreement
+        if verb in PLURAL_VERBS and number != "plural" and verb != "do":  # "Do you see ..." is not agreement
             errors.append(f"{verb!r} with singular {name!r}")
-        if number == "singular" and before and before[-1] not in DETERMINERS and not re.search(
-                r"[:,\"']\s*$", text[:match.start()]):
+        if (
+            number == "singular"
+            and before
+            and before[-1] not in DETERMINERS
+            and not re.search(r"[:,\"']\s*$", text[: match.start()])
+        ):
             errors.append(f"no article before singular {name!r} (after {before[-1]!r})")
     return errors
 
@@ -70,15 +77,19 @@ def test_every_finding_question_and_answer_sentence_agrees(template) -> None:
         texts = [v.format(**names) for v in template.variants]
         texts += [pattern.format(answer="yes", **names) for pattern in template.answer_sentence.values()]
         for text in texts:
-            errors += [f"{template.id}: {text!r}: {e}" for e in agreement_errors(text, finding_name(finding),
-                                                                                    item["number"])]
+            errors += [
+                f"{template.id}: {text!r}: {e}" for e in agreement_errors(text, finding_name(finding), item["number"])
+            ]
     assert errors == []
 
 
 def test_names_read_as_words_not_labels() -> None:
     """No vocabulary name used in questions is a label ("Pleural abnormality, other", "Osteopenia / ...")."""
     vocab = vocabulary()
-    bad = [n for n in [finding_name(f) for f in vocab.findings] + [region_name(r) for r in vocab.regions]
-           if re.search(r"[,/()]", n)]
+    bad = [
+        n
+        for n in [finding_name(f) for f in vocab.findings] + [region_name(r) for r in vocab.regions]
+        if re.search(r"[,/()]", n)
+    ]
     assert bad == []
     assert all(re.fullmatch(r"[a-z][a-z -]+", a) for a in vocab.category_adjectives.values())

@@ -20,8 +20,18 @@ from cxrvqa.qa.templates import builtin_templates
 from tests.qa import generate, template, view_from_spec
 
 GOLDEN = Path(__file__).parent / "golden"
-FIELDS = ("image_id", "question", "answer", "options", "correct_option", "findings", "regions", "boxes",
-          "evidence_ids", "polarity")
+FIELDS = (
+    "image_id",
+    "question",
+    "answer",
+    "options",
+    "correct_option",
+    "findings",
+    "regions",
+    "boxes",
+    "evidence_ids",
+    "polarity",
+)
 
 
 def expected_of(template_id: str, study: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,8 +41,11 @@ def expected_of(template_id: str, study: dict[str, Any]) -> list[dict[str, Any]]
     found = []
     for row in rows:
         item = {name: row[name] for name in FIELDS}
-        item_parts = [{"kind": kind, "text": text, "findings": findings, "regions": regions}
-                      for item_id, _, kind, text, findings, regions in parts if item_id == row["item_id"]]
+        item_parts = [
+            {"kind": kind, "text": text, "findings": findings, "regions": regions}
+            for item_id, _, kind, text, findings, regions in parts
+            if item_id == row["item_id"]
+        ]
         if item_parts:
             item["parts"] = item_parts
         found.append(item)
@@ -63,6 +76,7 @@ def test_every_golden_file_makes_items() -> None:
 
 @pytest.mark.parametrize(("template_id", "case"), _cases())
 def test_golden(template_id: str, case: dict[str, Any]) -> None:
-    expected = [{"evidence_ids": [], "options": None, "correct_option": None, "boxes": [], **item}
-                for item in case["expected"]]
+    expected = [
+        {"evidence_ids": [], "options": None, "correct_option": None, "boxes": [], **item} for item in case["expected"]
+    ]
     assert expected_of(template_id, case["study"]) == expected

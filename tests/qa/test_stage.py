@@ -28,8 +28,14 @@ def run_qa(store: Store, out: Path, run_id: str, **qa: object) -> SimpleNamespac
     n_studies = stage.record_inputs(store, run_id, context)
     total, pending = stage.pending_work(store, context)
     counts = [stage.generate_batch(store, run_id, batch, context) for batch in batched(pending, 400)]
-    return SimpleNamespace(context=context, n_studies=n_studies, total=total, pending=pending, counts=counts,
-                           balance=stage.balance(store, run_id, context))
+    return SimpleNamespace(
+        context=context,
+        n_studies=n_studies,
+        total=total,
+        pending=pending,
+        counts=counts,
+        balance=stage.balance(store, run_id, context),
+    )
 
 
 # -- synthetic store -----------------------------------------------------------------------------------------
@@ -48,14 +54,24 @@ def per_question(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("qa-per-question")
     store = Store(folder / "cxrvqa.duckdb")
     fill_store(store, 0, 600, n_patients=300)
-    result = run_qa(store, folder, "run-1")          # the default: balance per question
+    result = run_qa(store, folder, "run-1")  # the default: balance per question
     yield SimpleNamespace(store=store, folder=folder, **vars(result))
     store.close()
 
 
-@pytest.mark.parametrize(("n_pos", "n_neg", "kept"), [
-    (10, 100, (10, 15)), (100, 10, (7, 10)), (10, 12, (8, 12)), (1, 1, (1, 1)), (1, 100, (1, 1)), (2, 100, (2, 3)),
-    (0, 100, (0, 0)), (100, 0, (0, 0))])
+@pytest.mark.parametrize(
+    ("n_pos", "n_neg", "kept"),
+    [
+        (10, 100, (10, 15)),
+        (100, 10, (7, 10)),
+        (10, 12, (8, 12)),
+        (1, 1, (1, 1)),
+        (1, 100, (1, 1)),
+        (2, 100, (2, 3)),
+        (0, 100, (0, 0)),
+        (100, 0, (0, 0)),
+    ],
+)
 def test_question_quota_keeps_the_rarer_answer_whole(n_pos: int, n_neg: int, kept: tuple[int, int]) -> None:
     assert stage.question_quota(n_pos, n_neg, 0.4) == kept
 
@@ -63,17 +79,20 @@ def test_question_quota_keeps_the_rarer_answer_whole(n_pos: int, n_neg: int, kep
 def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance() -> None:
     yes, no = [0.1, 0.5], [0.05, 0.2, 0.3, 0.6, 0.7, 0.9]
     fresh = stage.balance_question(yes, no, 0.4, 0.05, None)
-    assert fresh == stage.QuestionBalance((2, 3), (1.0, 0.6), "new")          # every yes, 3 no: the lowest u
+    assert fresh == stage.QuestionBalance((2, 3), (1.0, 0.6), "new")  # every yes, 3 no: the lowest u
     # one 'yes' study retired, one 'no' added below the threshold: (1, 4) is 0.2 'yes', three 'no' items off the
     # quota (1, 1): balanced again
-    assert stage.balance_question([0.1], [0.05, 0.2, 0.25, 0.3, 0.7], 0.4, 0.05, (1.0, 0.6)) == \
-        stage.QuestionBalance((1, 1), (1.0, 0.2), "rebalanced")
+    assert stage.balance_question([0.1], [0.05, 0.2, 0.25, 0.3, 0.7], 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
+        (1, 1), (1.0, 0.2), "rebalanced"
+    )
     # a 'no' below the threshold retired: (2, 2), 0.5, but one item from the quota (2, 3): kept, nothing flips
-    assert stage.balance_question(yes, [0.05, 0.3, 0.6, 0.7, 0.9], 0.4, 0.05, (1.0, 0.6)) == \
-        stage.QuestionBalance((2, 2), (1.0, 0.6), "kept")
+    assert stage.balance_question(yes, [0.05, 0.3, 0.6, 0.7, 0.9], 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
+        (2, 2), (1.0, 0.6), "kept"
+    )
     # a side gone keeps nothing, however balanced before
-    assert stage.balance_question([], no, 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance((0, 0), (0.0, 0.0),
-                                                                                      "rebalanced")
+    assert stage.balance_question([], no, 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
+        (0, 0), (0.0, 0.0), "rebalanced"
+    )
 
 
 def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest() -> None:
@@ -82,8 +101,9 @@ def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest() -> No
     # an option never the answer: the set of options keeps nothing
     assert stage.balance_choice((a, [], c), 0.05, None) == stage.QuestionBalance((0, 0, 0), (0.0, 0.0, 0.0), "new")
     # a new item answered by c below its threshold: (2, 2, 3), each within one of the quota (2, 2, 2): kept
-    assert stage.balance_choice((a, b, [0.05, 0.1, 0.5, 0.6, 0.7]), 0.05, (0.9, 1.0, 0.6)) == \
-        stage.QuestionBalance((2, 2, 3), (0.9, 1.0, 0.6), "kept")
+    assert stage.balance_choice((a, b, [0.05, 0.1, 0.5, 0.6, 0.7]), 0.05, (0.9, 1.0, 0.6)) == stage.QuestionBalance(
+        (2, 2, 3), (0.9, 1.0, 0.6), "kept"
+    )
 
 
 def test_per_question_balance_keeps_the_quota_of_each_question(per_question: SimpleNamespace) -> None:
@@ -91,8 +111,10 @@ def test_per_question_balance_keeps_the_quota_of_each_question(per_question: Sim
     assert {row["mode"] for row in per_question.balance} == {"per_question"}
     assert all((row["keep_rate"], row["positive_keep_rate"]) == (1.0, 1.0) for row in per_question.balance)
     quotas = store.query_dicts("SELECT * FROM current_qa_question_balance")
-    assert quotas and all((q["n_positive_kept"], q["n_negative_kept"]) == stage.question_quota(
-        q["n_positive"], q["n_negative"], 0.4) for q in quotas)
+    assert quotas and all(
+        (q["n_positive_kept"], q["n_negative_kept"]) == stage.question_quota(q["n_positive"], q["n_negative"], 0.4)
+        for q in quotas
+    )
     assert all((q["missing"] is None) == bool(q["n_positive"] and q["n_negative"]) for q in quotas)
     # before de-duplication the rule keeps exactly the quota, the candidates with the lowest sample_u
     kept = store.query(
@@ -100,12 +122,14 @@ def test_per_question_balance_keeps_the_quota_of_each_question(per_question: Sim
         "ORDER BY sample_u, item_id) AS k FROM current_qa_candidates WHERE polarity IS NOT NULL) "
         "SELECT count(*) FROM ranked r SEMI JOIN current_qa_items i USING (item_id) JOIN current_qa_question_balance q "
         "USING (template_id, arguments) WHERE r.k > CASE WHEN r.polarity THEN q.n_positive_kept "
-        "ELSE q.n_negative_kept END")
+        "ELSE q.n_negative_kept END"
+    )
     assert kept == [(0,)]
     # a question without one of the answers keeps none of its yes/no items
-    assert store.query("SELECT count(*) FROM current_qa_items i JOIN current_qa_question_balance q "
-                       "USING (template_id, arguments) WHERE q.missing IS NOT NULL AND i.polarity IS NOT NULL"
-                       ) == [(0,)]
+    assert store.query(
+        "SELECT count(*) FROM current_qa_items i JOIN current_qa_question_balance q "
+        "USING (template_id, arguments) WHERE q.missing IS NOT NULL AND i.polarity IS NOT NULL"
+    ) == [(0,)]
 
 
 def test_complementary_pairs_join_a_yes_and_a_no_of_one_question(per_question: SimpleNamespace) -> None:
@@ -113,16 +137,24 @@ def test_complementary_pairs_join_a_yes_and_a_no_of_one_question(per_question: S
     pairs = store.query(
         "SELECT pair_id, count(*), count(*) FILTER (polarity), count(DISTINCT (template_id, arguments, "
         "coalesce(view_plane, ''), split)), count(DISTINCT study_id), any_value(template_id) "
-        "FROM current_qa_items WHERE pair_id IS NOT NULL GROUP BY pair_id")
+        "FROM current_qa_items WHERE pair_id IS NOT NULL GROUP BY pair_id"
+    )
     assert len(pairs) > 50
     assert {row[1:4] for row in pairs} == {(2, 1, 1)}
-    assert {row[5] for row in pairs} <= {"devices_present", "finding_choice", "finding_hedged", "finding_presence",
-                                         "finding_presence_closed_world", "finding_presence_sentence"}
+    assert {row[5] for row in pairs} <= {
+        "devices_present",
+        "finding_choice",
+        "finding_hedged",
+        "finding_presence",
+        "finding_presence_closed_world",
+        "finding_presence_sentence",
+    }
     # every question, view and split of a paired template pairs min(yes, no) items
     unpaired = store.query(
         "SELECT count(*) FROM (SELECT template_id, arguments, view_plane, split, count(*) FILTER (polarity) AS y, "
         "count(*) FILTER (NOT polarity) AS n, count(pair_id) AS p FROM current_qa_items "
-        "WHERE template_id = 'finding_presence' GROUP BY ALL) WHERE p <> 2 * least(y, n)")
+        "WHERE template_id = 'finding_presence' GROUP BY ALL) WHERE p <> 2 * least(y, n)"
+    )
     assert unpaired == [(0,)]
 
 
@@ -131,8 +163,10 @@ def test_the_question_only_baseline_is_stored_with_the_selection(per_question: S
 
     store = per_question.store
     stored = stored_prior(store)
-    assert stored == sorted(measure(store, "current_qa_items"),
-                            key=lambda f: (f.answer_format, f.template_id is not None, f.template_id or "", f.key))
+    assert stored == sorted(
+        measure(store, "current_qa_items"),
+        key=lambda f: (f.answer_format, f.template_id is not None, f.template_id or "", f.key),
+    )
     yes_no = {f.key: f for f in stored if f.template_id is None and f.answer_format == "yes_no"}
     assert set(yes_no) == {"question", "arguments"} and yes_no["question"].chance == 0.5
     assert yes_no["question"].accuracy <= 0.65
@@ -148,8 +182,12 @@ QUALIFY row_number() OVER (PARTITION BY template_id, arguments, polarity ORDER B
 
 
 def _rank_quota_kept(store: Store) -> set[tuple[str, str]]:
-    store.con.create_function("quota_of", lambda p, n, side: stage.question_quota(p, n, 0.4)[0 if side else 1],
-                              ["BIGINT", "BIGINT", "BOOLEAN"], "BIGINT")
+    store.con.create_function(
+        "quota_of",
+        lambda p, n, side: stage.question_quota(p, n, 0.4)[0 if side else 1],
+        ["BIGINT", "BIGINT", "BOOLEAN"],
+        "BIGINT",
+    )
     try:
         return set(store.query(RANK_QUOTA_SQL))
     finally:
@@ -162,11 +200,13 @@ def _edited_copy(per_question: SimpleNamespace, tmp_path: Path) -> SimpleNamespa
     from cxrvqa.store.retire import reconcile
 
     db = tmp_path / "cxrvqa.duckdb"
-    per_question.store.con.execute("CHECKPOINT")       # the copy is the whole database (no pending WAL)
+    per_question.store.con.execute("CHECKPOINT")  # the copy is the whole database (no pending WAL)
     shutil.copy(per_question.folder / "cxrvqa.duckdb", db)
     keys = "SELECT study_id, item_id, template_id, arguments FROM current_qa_items WHERE polarity IS NOT NULL"
-    choices = ("SELECT study_id, item_id, template_id, list_sort(options)::VARCHAR FROM current_qa_items "
-               "WHERE answer_format = 'multiple_choice'")
+    choices = (
+        "SELECT study_id, item_id, template_id, list_sort(options)::VARCHAR FROM current_qa_items "
+        "WHERE answer_format = 'multiple_choice'"
+    )
     with Store(db) as store:
         before, rank_before, choices_before = set(store.query(keys)), _rank_quota_kept(store), set(store.query(choices))
         studies = [s for (s,) in store.query("SELECT study_id FROM current_reports ORDER BY study_id")]
@@ -175,24 +215,37 @@ def _edited_copy(per_question: SimpleNamespace, tmp_path: Path) -> SimpleNamespa
         fill_store(store, 600, 10, n_patients=300, run_id="more")
         run_qa(store, tmp_path, "run-2")
         after, rank_after, choices_after = set(store.query(keys)), _rank_quota_kept(store), set(store.query(choices))
-        choice_bases = dict(store.query("SELECT basis, count(DISTINCT (template_id, options)) "
-                                        "FROM current_qa_choice_balance GROUP BY ALL"))
-        rebalanced_choices = set(store.query("SELECT DISTINCT template_id, options::VARCHAR "
-                                             "FROM current_qa_choice_balance WHERE basis = 'rebalanced'"))
+        choice_bases = dict(
+            store.query(
+                "SELECT basis, count(DISTINCT (template_id, options)) FROM current_qa_choice_balance GROUP BY ALL"
+            )
+        )
+        rebalanced_choices = set(
+            store.query(
+                "SELECT DISTINCT template_id, options::VARCHAR "
+                "FROM current_qa_choice_balance WHERE basis = 'rebalanced'"
+            )
+        )
         bases = dict(store.query("SELECT basis, count(*) FROM current_qa_question_balance GROUP BY ALL"))
-        rebalanced = set(store.query("SELECT template_id, arguments FROM current_qa_question_balance "
-                                     "WHERE basis = 'rebalanced'"))
+        rebalanced = set(
+            store.query("SELECT template_id, arguments FROM current_qa_question_balance WHERE basis = 'rebalanced'")
+        )
         edited = retired | {s for (s,) in store.query("SELECT DISTINCT study_id FROM qa_items WHERE run_id = 'run-2'")}
     return SimpleNamespace(
-        edited=edited, bases=bases, rebalanced=rebalanced, choice_bases=choice_bases,
+        edited=edited,
+        bases=bases,
+        rebalanced=rebalanced,
+        choice_bases=choice_bases,
         rebalanced_choices=rebalanced_choices,
         choices_flipped={row for row in choices_before ^ choices_after if row[0] not in edited},
         flipped={row for row in before ^ after if row[0] not in edited},
-        rank_flipped={row for row in rank_before ^ rank_after if row[0] not in edited})
+        rank_flipped={row for row in rank_before ^ rank_after if row[0] not in edited},
+    )
 
 
 def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves_its_tolerance(
-        per_question: SimpleNamespace, tmp_path: Path) -> None:
+    per_question: SimpleNamespace, tmp_path: Path
+) -> None:
     edited = _edited_copy(per_question, tmp_path)
     assert len(edited.edited) == 40 and edited.bases == {"kept": 323, "rebalanced": 14}
     # every item of an unedited study that changed is one of the 14 questions balanced again
@@ -209,7 +262,8 @@ def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves
 
 
 def test_a_per_template_balance_keeps_its_rates_while_the_share_stays_within_tolerance(
-        synthetic: SimpleNamespace, tmp_path: Path) -> None:
+    synthetic: SimpleNamespace, tmp_path: Path
+) -> None:
     from cxrvqa.store.retire import reconcile
 
     db = tmp_path / "cxrvqa.duckdb"
@@ -224,7 +278,7 @@ def test_a_per_template_balance_keeps_its_rates_while_the_share_stays_within_tol
         rows = run_qa(store, tmp_path, "run-2", balance="per_template").balance
         after = set(store.query(keys))
     assert len(retired) == 20 and {row["basis"] for row in rows} == {"kept"}
-    assert {row[0] for row in before ^ after} <= retired        # no item of another study flipped
+    assert {row[0] for row in before ^ after} <= retired  # no item of another study flipped
 
 
 def test_stage_counts(synthetic: SimpleNamespace) -> None:
@@ -233,20 +287,29 @@ def test_stage_counts(synthetic: SimpleNamespace) -> None:
     assert all(len(ids) == TEMPLATES for _, ids in synthetic.pending)
     n_items = store.query("SELECT count(*) FROM qa_items")[0][0]
     assert sum(c.n_input for c in synthetic.counts) == 1000
-    assert sum(c.n_done for c in synthetic.counts) == n_items > 45_000   # ~50 items a study
+    assert sum(c.n_done for c in synthetic.counts) == n_items > 45_000  # ~50 items a study
     assert store.query("SELECT count(*), sum(n_items) FROM qa_done") == [(1000 * TEMPLATES, n_items)]
     assert store.query("SELECT count(DISTINCT item_id) FROM qa_items")[0][0] == n_items
     # multi-part items have their parts, part 0 restating the answer
-    assert store.query("SELECT count(*) FROM qa_items q WHERE answer_format = 'multi_part' AND NOT EXISTS "
-                       "(SELECT 1 FROM qa_answer_parts p WHERE p.item_id = q.item_id AND p.part_index = 0 "
-                       "AND p.kind = 'main' AND p.text = q.answer)")[0][0] == 0
+    assert (
+        store.query(
+            "SELECT count(*) FROM qa_items q WHERE answer_format = 'multi_part' AND NOT EXISTS "
+            "(SELECT 1 FROM qa_answer_parts p WHERE p.item_id = q.item_id AND p.part_index = 0 "
+            "AND p.kind = 'main' AND p.text = q.answer)"
+        )[0][0]
+        == 0
+    )
 
 
 def test_balance_rows(synthetic: SimpleNamespace) -> None:
     store = synthetic.store
-    candidates = {row[0]: row[1:] for row in store.query(
-        "SELECT template_id, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
-        "FROM current_qa_candidates GROUP BY ALL")}
+    candidates = {
+        row[0]: row[1:]
+        for row in store.query(
+            "SELECT template_id, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
+            "FROM current_qa_candidates GROUP BY ALL"
+        )
+    }
     # every template has candidates but the four that need boxes (the synthetic images have none)
     assert len(synthetic.balance) == len(candidates) == TEMPLATES - 4
     stored = store.query_dicts("SELECT * EXCLUDE (created_at) FROM qa_balance ORDER BY template_id")
@@ -259,11 +322,12 @@ def test_balance_rows(synthetic: SimpleNamespace) -> None:
         if n_pos and n_neg:
             keep_neg, keep_pos = min(1.0, n_pos * 0.6 / (0.4 * n_neg)), min(1.0, n_neg * 0.4 / (0.6 * n_pos))
         assert (row["keep_rate"], row["positive_keep_rate"]) == (pytest.approx(keep_neg), pytest.approx(keep_pos))
-        assert max(row["keep_rate"], row["positive_keep_rate"]) == 1.0     # only the side in excess is sampled
+        assert max(row["keep_rate"], row["positive_keep_rate"]) == 1.0  # only the side in excess is sampled
         kept_pos, kept_neg = store.query(
             "SELECT count(*) FILTER (polarity AND sample_u < ?), count(*) FILTER (NOT polarity AND sample_u < ?) "
             "FROM current_qa_candidates WHERE template_id = ?",
-            [row["positive_keep_rate"], row["keep_rate"], row["template_id"]])[0]
+            [row["positive_keep_rate"], row["keep_rate"], row["template_id"]],
+        )[0]
         assert (row["n_positive_kept"], row["n_negative_kept"]) == (kept_pos, kept_neg)
         total = kept_pos + kept_neg
         assert row["achieved_share"] == (kept_pos / total if total else None)
@@ -271,7 +335,7 @@ def test_balance_rows(synthetic: SimpleNamespace) -> None:
             assert abs(row["achieved_share"] - 0.4) <= 0.05, row
             close_to_target += 1
         if not (n_pos and n_neg):
-            assert (kept_pos, kept_neg) == (n_pos, n_neg)                  # one side only: everything kept
+            assert (kept_pos, kept_neg) == (n_pos, n_neg)  # one side only: everything kept
     # templates with >= 100 of each side in the synthetic corpus (6 since a closed-world "no" needs a normal
     # statement: fewer region and category templates have many negatives)
     assert close_to_target >= 6
@@ -279,12 +343,21 @@ def test_balance_rows(synthetic: SimpleNamespace) -> None:
 
 def test_current_items_are_balanced_and_deduplicated(synthetic: SimpleNamespace) -> None:
     store = synthetic.store
-    assert store.query("SELECT count(*) FROM current_qa_items c JOIN current_qa_balance b USING (template_id) "
-                       "WHERE (NOT c.polarity AND c.sample_u >= b.keep_rate) "
-                       "OR (c.polarity AND c.sample_u >= b.positive_keep_rate)")[0][0] == 0
-    assert store.query("SELECT count(*) FROM (SELECT coalesce(image_id, 'study:' || study_id), lower(question), "
-                       "answer_format = 'multiple_choice' FROM current_qa_items GROUP BY ALL HAVING count(*) > 1)"
-                       )[0][0] == 0
+    assert (
+        store.query(
+            "SELECT count(*) FROM current_qa_items c JOIN current_qa_balance b USING (template_id) "
+            "WHERE (NOT c.polarity AND c.sample_u >= b.keep_rate) "
+            "OR (c.polarity AND c.sample_u >= b.positive_keep_rate)"
+        )[0][0]
+        == 0
+    )
+    assert (
+        store.query(
+            "SELECT count(*) FROM (SELECT coalesce(image_id, 'study:' || study_id), lower(question), "
+            "answer_format = 'multiple_choice' FROM current_qa_items GROUP BY ALL HAVING count(*) > 1)"
+        )[0][0]
+        == 0
+    )
     # every kept candidate missing from the dataset lost to a same-question item of an earlier template id
     lost = store.query(
         "WITH cur AS MATERIALIZED (SELECT item_id, coalesce(image_id, 'study:' || study_id) AS k, "
@@ -295,7 +368,8 @@ def test_current_items_are_balanced_and_deduplicated(synthetic: SimpleNamespace)
         "OR c.sample_u < CASE WHEN c.polarity THEN b.positive_keep_rate ELSE b.keep_rate END), "
         "missing AS (SELECT * FROM kept ANTI JOIN cur USING (item_id)) "
         "SELECT m.item_id FROM missing m ANTI JOIN (SELECT m2.item_id FROM missing m2 JOIN cur ON cur.k = m2.k "
-        "AND cur.q = m2.q AND cur.template_id <= m2.template_id) w USING (item_id)")
+        "AND cur.q = m2.q AND cur.template_id <= m2.template_id) w USING (item_id)"
+    )
     assert lost == []
     n_current = store.query("SELECT count(*) FROM current_qa_items")[0][0]
     assert 0.5 * synthetic.n_images * 10 < n_current < store.query("SELECT count(*) FROM qa_items")[0][0]
@@ -306,8 +380,9 @@ def test_splits_are_patient_disjoint(synthetic: SimpleNamespace) -> None:
     assert store.query("SELECT patient_id FROM qa_items GROUP BY patient_id HAVING count(DISTINCT split) > 1") == []
     n_patients = store.query("SELECT count(DISTINCT patient_id) FROM qa_items")[0][0]
     assert n_patients > 300
-    shares = dict(store.query("SELECT split, count(DISTINCT patient_id) / ? FROM qa_items GROUP BY split",
-                              [n_patients]))
+    shares = dict(
+        store.query("SELECT split, count(DISTINCT patient_id) / ? FROM qa_items GROUP BY split", [n_patients])
+    )
     assert set(shares) == {"train", "val", "test"}
     assert abs(shares["train"] - 0.8) < 0.07 and abs(shares["val"] - 0.1) < 0.05 and abs(shares["test"] - 0.1) < 0.05
 
@@ -332,13 +407,17 @@ def test_rerun_with_another_seed_regenerates(synthetic: SimpleNamespace) -> None
 
 
 def test_multiple_choice_items_are_not_dropped_as_duplicates_of_other_formats(synthetic: SimpleNamespace) -> None:
-    assert synthetic.store.query(
-        "WITH cur AS MATERIALIZED (SELECT item_id, image_id, lower(question) AS q, answer_format "
-        "FROM current_qa_items), "
-        "mcq AS (SELECT item_id, image_id, lower(question) AS q FROM current_qa_candidates "
-        "WHERE answer_format = 'multiple_choice') "
-        "SELECT count(*) FROM (SELECT * FROM mcq ANTI JOIN cur USING (item_id)) m "
-        "JOIN cur ON cur.image_id = m.image_id AND cur.q = m.q AND cur.answer_format <> 'multiple_choice'")[0][0] == 0
+    assert (
+        synthetic.store.query(
+            "WITH cur AS MATERIALIZED (SELECT item_id, image_id, lower(question) AS q, answer_format "
+            "FROM current_qa_items), "
+            "mcq AS (SELECT item_id, image_id, lower(question) AS q FROM current_qa_candidates "
+            "WHERE answer_format = 'multiple_choice') "
+            "SELECT count(*) FROM (SELECT * FROM mcq ANTI JOIN cur USING (item_id)) m "
+            "JOIN cur ON cur.image_id = m.image_id AND cur.q = m.q AND cur.answer_format <> 'multiple_choice'"
+        )[0][0]
+        == 0
+    )
 
 
 def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_path: Path) -> None:
@@ -347,24 +426,36 @@ def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_pat
         first = run_qa(store, tmp_path, "run-1")
         assert len(first.pending) == 40
         # a re-extraction (new extractor version, so new graph ids) that gives every study the same graph
-        store.con.execute("INSERT INTO scene_graphs SELECT * REPLACE ('g1-' || graph_id AS graph_id, "
-                          "created_at + INTERVAL 1 SECOND AS created_at, 'run-x' AS run_id) FROM scene_graphs")
+        store.con.execute(
+            "INSERT INTO scene_graphs SELECT * REPLACE ('g1-' || graph_id AS graph_id, "
+            "created_at + INTERVAL 1 SECOND AS created_at, 'run-x' AS run_id) FROM scene_graphs"
+        )
         unchanged = run_qa(store, tmp_path, "run-1b")
-        assert unchanged.pending == [] and store.query(
-            "SELECT count(*) FROM current_qa_candidates WHERE graph_id LIKE 'g1-%'")[0][0] == 0
+        assert (
+            unchanged.pending == []
+            and store.query("SELECT count(*) FROM current_qa_candidates WHERE graph_id LIKE 'g1-%'")[0][0] == 0
+        )
         # three studies get a changed scene graph
-        store.con.execute("INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, "
-                          "created_at + INTERVAL 2 SECOND AS created_at, 'run-x' AS run_id, "
-                          "json_merge_patch(graph, '{\"indication\": \"Changed.\"}')::VARCHAR AS graph) "
-                          "FROM scene_graphs WHERE study_id IN ('s0000003', 's0000007', 's0000011') "
-                          "AND graph_id LIKE 'g1-%'")
+        store.con.execute(
+            "INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, "
+            "created_at + INTERVAL 2 SECOND AS created_at, 'run-x' AS run_id, "
+            'json_merge_patch(graph, \'{"indication": "Changed."}\')::VARCHAR AS graph) '
+            "FROM scene_graphs WHERE study_id IN ('s0000003', 's0000007', 's0000011') "
+            "AND graph_id LIKE 'g1-%'"
+        )
         second = run_qa(store, tmp_path, "run-2")
         assert [(study, len(ids)) for study, ids in second.pending] == [
-            ("s0000003", TEMPLATES), ("s0000007", TEMPLATES), ("s0000011", TEMPLATES)]
-        assert store.query("SELECT DISTINCT graph_id[:3] FROM current_qa_candidates WHERE study_id IN "
-                           "('s0000003', 's0000007', 's0000011')") == [("g2-",)]
-        assert store.query("SELECT count(DISTINCT study_id), count(*) FILTER (graph_id LIKE 'g1-%') "
-                           "FROM current_qa_candidates")[0] == (40, 0)   # the others keep their first items
+            ("s0000003", TEMPLATES),
+            ("s0000007", TEMPLATES),
+            ("s0000011", TEMPLATES),
+        ]
+        assert store.query(
+            "SELECT DISTINCT graph_id[:3] FROM current_qa_candidates WHERE study_id IN "
+            "('s0000003', 's0000007', 's0000011')"
+        ) == [("g2-",)]
+        assert store.query(
+            "SELECT count(DISTINCT study_id), count(*) FILTER (graph_id LIKE 'g1-%') FROM current_qa_candidates"
+        )[0] == (40, 0)  # the others keep their first items
         # a user template: only it is generated, for every study
         user = tmp_path / "templates"
         user.mkdir()
@@ -372,8 +463,10 @@ def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_pat
         (user / "my_presence.yaml").write_text(source.replace("id: finding_presence", "id: my_presence"))
         third = run_qa(store, tmp_path, "run-3", template_dirs=[user])
         assert len(third.pending) == 40 and {tuple(ids) for _, ids in third.pending} == {("my_presence",)}
-        assert store.query("SELECT count(*) FROM qa_items WHERE run_id = 'run-3' AND template_id <> 'my_presence'"
-                           )[0][0] == 0
+        assert (
+            store.query("SELECT count(*) FROM qa_items WHERE run_id = 'run-3' AND template_id <> 'my_presence'")[0][0]
+            == 0
+        )
         assert store.query("SELECT count(*) FROM current_qa_candidates WHERE template_id = 'my_presence'")[0][0] > 0
 
 
@@ -383,15 +476,17 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
         fill_store(store, 0, 40)
         run_qa(store, tmp_path, "run-1")
         first = store.query("SELECT * EXCLUDE (pair_id) FROM qa_current ORDER BY ALL")
-        assert first == store.query(rule) and len(first) > 500     # ~800 under the per-question balance
+        assert first == store.query(rule) and len(first) > 500  # ~800 under the per-question balance
         assert store.query("SELECT count(*) FROM current_qa_items")[0][0] == len(first)
         source = store.query("SELECT * FROM qa_current_source")
-        run_qa(store, tmp_path, "run-2")            # nothing changed: the keys are not selected again
+        run_qa(store, tmp_path, "run-2")  # nothing changed: the keys are not selected again
         assert store.query("SELECT * FROM qa_current_source") == source
-        store.con.execute("INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, "
-                          "created_at + INTERVAL 2 SECOND AS created_at, 'run-x' AS run_id, "
-                          "json_merge_patch(graph, '{\"indication\": \"Changed.\"}')::VARCHAR AS graph) "
-                          "FROM scene_graphs WHERE study_id = 's0000003'")
+        store.con.execute(
+            "INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, "
+            "created_at + INTERVAL 2 SECOND AS created_at, 'run-x' AS run_id, "
+            'json_merge_patch(graph, \'{"indication": "Changed."}\')::VARCHAR AS graph) '
+            "FROM scene_graphs WHERE study_id = 's0000003'"
+        )
         run_qa(store, tmp_path, "run-3")
         assert store.query("SELECT * FROM qa_current_source") != source
         now = store.query("SELECT * EXCLUDE (pair_id) FROM qa_current ORDER BY ALL")
@@ -400,8 +495,9 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
         assert changed and {row[0] for row in changed} == {"s0000003"}
 
 
-def test_another_version_of_the_baseline_measures_the_stored_figures_again(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_another_version_of_the_baseline_measures_the_stored_figures_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A build made before an edit of cxrvqa.core.prior does not keep showing the figures of the earlier code: the
     next QA stage selects the same keys again and stores figures measured by the new code."""
     with Store(tmp_path / "cxrvqa.duckdb") as store:
@@ -422,18 +518,27 @@ def test_another_seed_changes_variants_and_splits(tmp_path: Path) -> None:
         with Store(tmp_path / f"seed{seed}" / "cxrvqa.duckdb") as store:
             fill_store(store, 0, 150, n_patients=100)
             run_qa(store, tmp_path / f"seed{seed}", "run", seed=seed)
-            found.append({(r[0], r[1], r[2]): r[3:] for r in store.query(
-                "SELECT template_id, image_id, arguments, question, answer, split, patient_id FROM qa_items")})
+            found.append(
+                {
+                    (r[0], r[1], r[2]): r[3:]
+                    for r in store.query(
+                        "SELECT template_id, image_id, arguments, question, answer, split, patient_id FROM qa_items"
+                    )
+                }
+            )
     zero, one = found
-    unsampled = {t.id for t, _ in stage.prepare(load_config(None, {"out_dir": tmp_path})).templates
-                 if t.weight == 1 and t.max_per_image is None and t.answer_format != "multiple_choice"}
+    unsampled = {
+        t.id
+        for t, _ in stage.prepare(load_config(None, {"out_dir": tmp_path})).templates
+        if t.weight == 1 and t.max_per_image is None and t.answer_format != "multiple_choice"
+    }
     shared = set(zero) & set(one)
     assert {k for k in zero if k[0] in unsampled} == {k for k in one if k[0] in unsampled} <= shared
     assert len(shared) > 0.8 * len(zero)
-    assert sum(zero[k][0] != one[k][0] for k in shared) > 0.2 * len(shared)      # variants
-    assert all(zero[k][1] == one[k][1] for k in shared if k[0] == "finding_presence")   # same answers
+    assert sum(zero[k][0] != one[k][0] for k in shared) > 0.2 * len(shared)  # variants
+    assert all(zero[k][1] == one[k][1] for k in shared if k[0] == "finding_presence")  # same answers
     patients = {zero[k][3]: (zero[k][2], one[k][2]) for k in shared}
-    assert 0.1 < sum(a != b for a, b in patients.values()) / len(patients) < 0.6     # splits
+    assert 0.1 < sum(a != b for a, b in patients.values()) / len(patients) < 0.6  # splits
 
 
 # -- the demo through the real flow ---------------------------------------------------------------------------
@@ -445,8 +550,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("qa-demo")
 
     def config(out: Path):
-        return load_config(None, {**_demo_inputs(), "out_dir": out, "qa": {
-            **_demo_inputs().get("qa", {}), "workers": 2}})
+        return load_config(
+            None, {**_demo_inputs(), "out_dir": out, "qa": {**_demo_inputs().get("qa", {}), "workers": 2}}
+        )
 
     first = build_dataset(config(root / "a"))
     snapshots = []
@@ -454,10 +560,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
         if out == "b":
             second = build_dataset(config(root / "b"))
         with Store(root / out / "cxrvqa.duckdb", read_only=True) as store:
-            snapshots.append((store.query(SNAPSHOT),
-                              store.query("SELECT * FROM qa_answer_parts ORDER BY item_id, part_index"),
-                              store.query("SELECT * EXCLUDE (run_id, created_at) FROM qa_balance "
-                                          "ORDER BY template_id")))
+            snapshots.append(
+                (
+                    store.query(SNAPSHOT),
+                    store.query("SELECT * FROM qa_answer_parts ORDER BY item_id, part_index"),
+                    store.query("SELECT * EXCLUDE (run_id, created_at) FROM qa_balance ORDER BY template_id"),
+                )
+            )
     rerun = build_dataset(config(root / "a"))
     return SimpleNamespace(root=root, first=first, second=second, rerun=rerun, snapshots=snapshots)
 
@@ -499,15 +608,24 @@ def test_demo_boxes_are_the_rescaled_current_boxes(demo: SimpleNamespace, tmp_pa
         # imported after the images stage (a no-op when the demo build imported them already), then QA again
         import_boxes(store, Path(str(resource("demo") / "boxes.csv")), fmt="auto", run_id="run-boxes")
         run_qa(store, tmp_path, "run-boxes")
-        boxes = {(image, kind, label): [] for image, kind, label in store.query(
-            "SELECT DISTINCT image_id, kind, label FROM current_boxes")}
+        boxes = {
+            (image, kind, label): []
+            for image, kind, label in store.query("SELECT DISTINCT image_id, kind, label FROM current_boxes")
+        }
         for image, kind, label, *box in store.query(
-                "SELECT image_id, kind, label, x_min, y_min, x_max, y_max FROM current_boxes ORDER BY box_id"):
+            "SELECT image_id, kind, label, x_min, y_min, x_max, y_max FROM current_boxes ORDER BY box_id"
+        ):
             boxes[(image, kind, label)].append(box)
-        items = store.query("SELECT template_id, image_id, answer, findings, boxes FROM current_qa_items "
-                            "WHERE len(boxes) > 0 ORDER BY template_id, image_id, answer")
-        assert {t for t, *_ in items} == {"finding_box", "finding_box_count", "cardiothoracic_ratio",
-                                          "cardiothoracic_ratio_enlarged"}
+        items = store.query(
+            "SELECT template_id, image_id, answer, findings, boxes FROM current_qa_items "
+            "WHERE len(boxes) > 0 ORDER BY template_id, image_id, answer"
+        )
+        assert {t for t, *_ in items} == {
+            "finding_box",
+            "finding_box_count",
+            "cardiothoracic_ratio",
+            "cardiothoracic_ratio_enlarged",
+        }
         for template_id, image, _, findings, item_boxes in items:
             if template_id.startswith("finding_box"):
                 expected = sorted(boxes[(image, "finding", findings[0])])
@@ -520,6 +638,12 @@ def test_demo_boxes_are_the_rescaled_current_boxes(demo: SimpleNamespace, tmp_pa
         # the demo's pneumothorax box (150, 80, 400, 300 on the 1024 px source) on its 256 px PNG
         assert ("finding_box", "[38, 20, 100, 75]") in {(t, a) for t, _, a, *_ in items}
         ratios = {a for t, _, a, *_ in items if t == "cardiothoracic_ratio"}
-        assert ratios == {"0.39", "0.56"}      # demo-s1 "heart size is normal", demo-s3 mild cardiomegaly
-        assert json.loads(store.query("SELECT arguments FROM current_qa_items WHERE template_id = "
-                                      "'cardiothoracic_ratio' LIMIT 1")[0][0]) == {}
+        assert ratios == {"0.39", "0.56"}  # demo-s1 "heart size is normal", demo-s3 mild cardiomegaly
+        assert (
+            json.loads(
+                store.query(
+                    "SELECT arguments FROM current_qa_items WHERE template_id = 'cardiothoracic_ratio' LIMIT 1"
+                )[0][0]
+            )
+            == {}
+        )

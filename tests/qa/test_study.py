@@ -14,29 +14,54 @@ def view(*observations, sentences=("s0", "s1", "s2", "s3")):
 
 
 def test_present_wins_over_a_negated_mention_and_keeps_only_its_own_places() -> None:
-    study = view(observation(1, "pleural_effusion", "absent", regions=["left_pleura"], evidence=[0]),
-                 observation(2, "pleural_effusion", "present", regions=["right_pleura"], laterality="right",
-                             severity="mild", evidence=[1]),
-                 observation(3, "pleural_effusion", "present", regions=["right_costophrenic_angle"],
-                             laterality="right", severity="moderate", evidence=[2]))
+    study = view(
+        observation(1, "pleural_effusion", "absent", regions=["left_pleura"], evidence=[0]),
+        observation(
+            2,
+            "pleural_effusion",
+            "present",
+            regions=["right_pleura"],
+            laterality="right",
+            severity="mild",
+            evidence=[1],
+        ),
+        observation(
+            3,
+            "pleural_effusion",
+            "present",
+            regions=["right_costophrenic_angle"],
+            laterality="right",
+            severity="moderate",
+            evidence=[2],
+        ),
+    )
     fact = study.facts["pleural_effusion"]
     assert (fact.presence, fact.derived, fact.regions, fact.lateralities, fact.severity, fact.evidence) == (
-        "present", False, ["right_pleura", "right_costophrenic_angle"], ["right"], "moderate", [1, 2])
+        "present",
+        False,
+        ["right_pleura", "right_costophrenic_angle"],
+        ["right"],
+        "moderate",
+        [1, 2],
+    )
     assert study.presence("pleural_effusion") == "present"
 
 
 def test_uncertain_wins_over_absent() -> None:
-    study = view(observation(1, "pneumonia", "absent", evidence=[0]),
-                 observation(2, "pneumonia", "uncertain", change="new", evidence=[1]))
+    study = view(
+        observation(1, "pneumonia", "absent", evidence=[0]),
+        observation(2, "pneumonia", "uncertain", change="new", evidence=[1]),
+    )
     fact = study.facts["pneumonia"]
     assert (fact.presence, fact.change, fact.evidence) == ("uncertain", "new", [1])
-    assert "lung_opacity" not in study.facts    # only a present finding implies its parents
+    assert "lung_opacity" not in study.facts  # only a present finding implies its parents
 
 
 def test_a_present_finding_makes_its_parents_present() -> None:
-    study = view(observation(1, "lung_opacity", "absent", evidence=[0]),
-                 observation(2, "pneumonia", "present", regions=["right_lower_lobe"], laterality="right",
-                             evidence=[1]))
+    study = view(
+        observation(1, "lung_opacity", "absent", evidence=[0]),
+        observation(2, "pneumonia", "present", regions=["right_lower_lobe"], laterality="right", evidence=[1]),
+    )
     opacity = study.facts["lung_opacity"]
     assert (opacity.presence, opacity.derived, opacity.evidence) == ("present", True, [1])
     assert study.facts["pneumonia"].derived is False
@@ -49,24 +74,40 @@ def test_new_parent_copies_place_and_side() -> None:
     for parent in ("lung_lesion", "lung_opacity"):
         fact = study.facts[parent]
         assert (fact.presence, fact.derived, fact.regions, fact.lateralities, fact.evidence) == (
-            "present", True, ["left_upper_lobe"], ["left"], [0])
+            "present",
+            True,
+            ["left_upper_lobe"],
+            ["left"],
+            [0],
+        )
     assert study.facts["mass"].category == "lung"
 
 
 def test_a_stated_finding_refined_by_a_present_child_is_not_a_leaf() -> None:
-    study = view(observation(1, "atelectasis", evidence=[0]),
-                 observation(2, "linear_atelectasis", regions=["left_base"], evidence=[1]))
+    study = view(
+        observation(1, "atelectasis", evidence=[0]),
+        observation(2, "linear_atelectasis", regions=["left_base"], evidence=[1]),
+    )
     assert study.facts["atelectasis"].derived is True
     assert [f.finding for f in study.leaf_present()] == ["linear_atelectasis"]
 
 
 def test_devices_are_present_but_not_abnormal() -> None:
-    study = view(observation(1, "endotracheal_tube", regions=["trachea"], evidence=[0]),
-                 observation(2, "cardiomegaly", regions=["heart"], evidence=[1]))
+    study = view(
+        observation(1, "endotracheal_tube", regions=["trachea"], evidence=[0]),
+        observation(2, "cardiomegaly", regions=["heart"], evidence=[1]),
+    )
     assert sorted(f.finding for f in study.present()) == [
-        "cardiomegaly", "endotracheal_tube", "enlarged_cardiomediastinum", "support_devices", "tube"]
+        "cardiomegaly",
+        "endotracheal_tube",
+        "enlarged_cardiomediastinum",
+        "support_devices",
+        "tube",
+    ]
     assert sorted(f.finding for f in study.present(abnormal_only=True)) == [
-        "cardiomegaly", "enlarged_cardiomediastinum"]
+        "cardiomegaly",
+        "enlarged_cardiomediastinum",
+    ]
     assert [f.finding for f in study.leaf_present()] == ["cardiomegaly"]
 
 
@@ -82,8 +123,8 @@ def test_closed_world_presence() -> None:
     assert (study.presence("edema"), study.presence("edema", closed_world=True)) == (None, None)
     assert study.presence("pneumothorax", closed_world=True) == "absent"
     clear = view(observation(1, "lung_opacity", "absent", evidence=[0]))
-    assert clear.presence("aspiration", closed_world=True) == "absent"     # a kind of lung opacity, acute
-    assert clear.presence("nodule", closed_world=True) is None             # may be chronic: not addressed
+    assert clear.presence("aspiration", closed_world=True) == "absent"  # a kind of lung opacity, acute
+    assert clear.presence("nodule", closed_world=True) is None  # may be chronic: not addressed
 
 
 def test_evidence_text_skips_deidentified_sentences() -> None:
@@ -94,19 +135,29 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
     assert study.evidence_text([7]) is None
 
 
-@pytest.mark.parametrize("slip", ["Sequela of prior granulomatous disease Lung volumes are low.",
-                                  "Lungs are clear no effusions or edema", "The otherwise lungs are clear.",
-                                  "an retrocardiac opacity.", "There mild changes.", "mediastinum.There is none.",
-                                  # round W
-                                  "Heart size and mediastinal contours appear normal limits.",
-                                  "Minimal atelectasis the left lung base.", "There is severe degenerative changes.",
-                                  "No focal infiltrates or effusions Abnormal density in the right hilum.",
-                                  # round AE
-                                  "Calcified granuloma are present.", "There is normal cardiomediastinal contours.",
-                                  # round AJ
-                                  "Deformity of multiple left anterior ribs are present from previous fractures.",
-                                  "Patchy subsegmental atelectasis is seen bibasilar region.",
-                                  "Normal heart size mediastinal contours."])
+@pytest.mark.parametrize(
+    "slip",
+    [
+        "Sequela of prior granulomatous disease Lung volumes are low.",
+        "Lungs are clear no effusions or edema",
+        "The otherwise lungs are clear.",
+        "an retrocardiac opacity.",
+        "There mild changes.",
+        "mediastinum.There is none.",
+        # round W
+        "Heart size and mediastinal contours appear normal limits.",
+        "Minimal atelectasis the left lung base.",
+        "There is severe degenerative changes.",
+        "No focal infiltrates or effusions Abnormal density in the right hilum.",
+        # round AE
+        "Calcified granuloma are present.",
+        "There is normal cardiomediastinal contours.",
+        # round AJ
+        "Deformity of multiple left anterior ribs are present from previous fractures.",
+        "Patchy subsegmental atelectasis is seen bibasilar region.",
+        "Normal heart size mediastinal contours.",
+    ],
+)
 def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
     study = view(sentences=(slip, "Result notification documented through Primordial."))
     assert study.evidence_text([0]) is None
@@ -116,16 +167,21 @@ def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:
 def test_evidence_text_ends_each_quoted_sentence_with_a_stop() -> None:
     """Round AJ: an impression's numbered items have no full stop ("1. Vascular congestion 2. Stable
     cardiomegaly"); quoted together they ran on as one sentence."""
-    study = view(sentences=("Vascular congestion and diffuse interstitial edema", "Stable cardiomegaly",
-                            "Low lung volumes."))
-    assert study.evidence_text([0, 1, 2]) == \
-        "Vascular congestion and diffuse interstitial edema. Stable cardiomegaly. Low lung volumes."
+    study = view(
+        sentences=("Vascular congestion and diffuse interstitial edema", "Stable cardiomegaly", "Low lung volumes.")
+    )
+    assert (
+        study.evidence_text([0, 1, 2])
+        == "Vascular congestion and diffuse interstitial edema. Stable cardiomegaly. Low lung volumes."
+    )
 
 
 def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:
-    study = view(observation(1, "pneumonia", regions=["left_lower_lobe"], evidence=[0]),
-                 observation(2, "pleural_effusion", regions=["left_costophrenic_angle"], evidence=[1]),
-                 observation(3, "pneumothorax", "absent", regions=["right_pleura"], evidence=[2]))
+    study = view(
+        observation(1, "pneumonia", regions=["left_lower_lobe"], evidence=[0]),
+        observation(2, "pleural_effusion", regions=["left_costophrenic_angle"], evidence=[1]),
+        observation(3, "pneumothorax", "absent", regions=["right_pleura"], evidence=[2]),
+    )
     assert [f.finding for f in study.facts_in_region("left_lung")] == ["pneumonia"]
     assert [f.finding for f in study.facts_in_region("lungs")] == ["pneumonia"]
     assert [f.finding for f in study.facts_in_region("pleura")] == ["pleural_effusion", "pneumothorax"]
@@ -135,8 +191,10 @@ def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:
 def test_a_finding_one_mention_puts_down_to_an_artifact_is_not_committed_to() -> None:
     """Round AL: "6 mm nodular opacity in the right upper lobe" in the findings, "This may be artifactual secondary
     to overlapping vascular structures" of it in the impression: no present lung opacity, no present parent."""
-    study = view(observation(1, "nodule", regions=["right_upper_lobe"], laterality="right", evidence=[0]),
-                 observation(2, "nodule", "uncertain", modifiers=[ATTRIBUTED_TO_ARTIFACT], evidence=[1]))
+    study = view(
+        observation(1, "nodule", regions=["right_upper_lobe"], laterality="right", evidence=[0]),
+        observation(2, "nodule", "uncertain", modifiers=[ATTRIBUTED_TO_ARTIFACT], evidence=[1]),
+    )
     assert (study.facts["nodule"].presence, study.facts["nodule"].certainty) == ("uncertain", MIXED)
     assert "lung_opacity" not in study.facts and study.facts_in_region("right_lung") == [study.facts["nodule"]]
 
@@ -144,8 +202,10 @@ def test_a_finding_one_mention_puts_down_to_an_artifact_is_not_committed_to() ->
 def test_a_parent_implied_beside_a_borderline_child_is_not_committed_to() -> None:
     """Rounds AI, AL: "Borderline heart size, improved mediastinal widening." is no enlarged cardiomediastinal
     silhouette for certain; the widening itself is present."""
-    study = view(observation(1, "cardiomegaly", "uncertain", certainty="borderline", evidence=[0]),
-                 observation(2, "mediastinal_widening", change="improved", evidence=[0]))
+    study = view(
+        observation(1, "cardiomegaly", "uncertain", certainty="borderline", evidence=[0]),
+        observation(2, "mediastinal_widening", change="improved", evidence=[0]),
+    )
     parent = study.facts["enlarged_cardiomediastinum"]
     assert (parent.presence, parent.certainty, parent.derived) == ("uncertain", MIXED, True)
     assert study.facts["mediastinal_widening"].presence == "present"
@@ -160,9 +220,11 @@ def test_region_tree() -> None:
 def test_a_finding_one_sentence_states_and_another_hedges_is_not_committed_to() -> None:
     """Issue 15: "mildly enlarged" in the findings and "borderline cardiomegaly" in the impression: no
     question may treat it as present, nor as merely hedged."""
-    study = view(observation(1, "cardiomegaly", evidence=[0]),
-                 observation(2, "cardiomegaly", "uncertain", evidence=[1]),
-                 sentences=("The heart is mildly enlarged.", "Borderline cardiomegaly."))
+    study = view(
+        observation(1, "cardiomegaly", evidence=[0]),
+        observation(2, "cardiomegaly", "uncertain", evidence=[1]),
+        sentences=("The heart is mildly enlarged.", "Borderline cardiomegaly."),
+    )
     assert (study.facts["cardiomegaly"].presence, study.facts["cardiomegaly"].certainty) == ("uncertain", MIXED)
 
 
@@ -176,10 +238,14 @@ def test_a_granuloma_scar_or_hidden_opacity_leaves_lung_opacity_neither_present_
     assert calcified.facts["nodule"].presence == "present" and "lung_opacity" not in calcified.facts
     assert "lung_opacity" not in view(clear, observation(2, "calcified_nodule", evidence=[1])).facts
     assert view(observation(2, "nodule", evidence=[1])).facts["lung_opacity"].presence == "present"
-    assert "lung_opacity" not in view(clear, observation(2, "calcified_granuloma", regions=["left_lower_zone"],
-                                                         evidence=[1])).facts
-    assert "lung_opacity" not in view(clear, observation(2, "atelectasis", "uncertain", certainty="differential",
-                                                         evidence=[1])).facts
+    assert (
+        "lung_opacity"
+        not in view(clear, observation(2, "calcified_granuloma", regions=["left_lower_zone"], evidence=[1])).facts
+    )
+    assert (
+        "lung_opacity"
+        not in view(clear, observation(2, "atelectasis", "uncertain", certainty="differential", evidence=[1])).facts
+    )
     assert "lung_opacity" not in view(clear, observation(2, "scarring", modifiers=[DEID_ADJACENT], evidence=[1])).facts
     assert view(clear, observation(2, "degenerative_changes", evidence=[1])).facts["lung_opacity"].presence == "absent"
 
@@ -187,26 +253,35 @@ def test_a_granuloma_scar_or_hidden_opacity_leaves_lung_opacity_neither_present_
 def test_a_density_counts_only_where_the_report_places_it_in_the_lungs() -> None:
     """finding_sites.yaml `placed_only`: "bony density over the clavicle", "paratracheal density", "density in a
     piriform sinus" are no lung findings; "left basilar density" is one."""
-    assert "density" not in view(observation(1, "density", regions=["right_clavicle"], laterality="right",
-                                             evidence=[0])).facts
+    assert (
+        "density"
+        not in view(observation(1, "density", regions=["right_clavicle"], laterality="right", evidence=[0])).facts
+    )
     assert "density" not in view(observation(1, "density", evidence=[0])).facts
     placed = view(observation(1, "density", regions=["left_base"], laterality="left", evidence=[0]))
     assert (placed.facts["density"].presence, placed.facts["lung_opacity"].presence) == ("present", "present")
     assert view(observation(1, "density", "absent", evidence=[0])).facts["density"].presence == "absent"
-    assert "lucency" not in view(observation(1, "lucency", regions=["right_clavicle"], laterality="right",
-                                             evidence=[0])).facts   # a lucency in a bone
+    assert (
+        "lucency"
+        not in view(observation(1, "lucency", regions=["right_clavicle"], laterality="right", evidence=[0])).facts
+    )  # a lucency in a bone
 
 
 def test_a_finding_stated_present_nowhere_in_particular_and_denied_somewhere_is_mixed() -> None:
     """ "Resolving ... pulmonary venous hypertension" beside "bibasilar ... venous engorgement have resolved": the
     report says both; "no left effusion" beside a right one says nothing against it."""
-    both = view(observation(1, "pulmonary_congestion", evidence=[0]),
-                observation(2, "pulmonary_congestion", "absent", regions=["bases"], laterality="bilateral",
-                            evidence=[1]))
+    both = view(
+        observation(1, "pulmonary_congestion", evidence=[0]),
+        observation(2, "pulmonary_congestion", "absent", regions=["bases"], laterality="bilateral", evidence=[1]),
+    )
     assert (both.facts["pulmonary_congestion"].presence, both.facts["pulmonary_congestion"].certainty) == (
-        "uncertain", MIXED)
-    sides = view(observation(1, "pleural_effusion", regions=["right_pleura"], laterality="right", evidence=[0]),
-                 observation(2, "pleural_effusion", "absent", laterality="left", evidence=[1]))
+        "uncertain",
+        MIXED,
+    )
+    sides = view(
+        observation(1, "pleural_effusion", regions=["right_pleura"], laterality="right", evidence=[0]),
+        observation(2, "pleural_effusion", "absent", laterality="left", evidence=[1]),
+    )
     assert sides.facts["pleural_effusion"].presence == "present"
 
 
@@ -214,11 +289,16 @@ def test_a_finding_beside_a_deidentified_word_keeps_its_regions_from_being_calle
     """Round W: "scattered calcified granulomas throughout both lung XXXX. Lungs are clear bilaterally" answered
     "Are there lung findings? no": the granulomas are there, unread, so the lungs are not declared normal (the
     heart, where a granuloma cannot be, still is)."""
-    statements = [{"id": "lungs_clear", "sentence_id": 1, "regions": ["lungs"]},
-                  {"id": "heart_normal", "sentence_id": 2, "regions": ["heart"]}]
+    statements = [
+        {"id": "lungs_clear", "sentence_id": 1, "regions": ["lungs"]},
+        {"id": "heart_normal", "sentence_id": 2, "regions": ["heart"]},
+    ]
     hidden = observation(1, "calcified_granuloma", regions=["lungs"], modifiers=[DEID_ADJACENT], evidence=[0])
     seen = study_view(graph("s1", ["s0", "s1", "s2"], [hidden], statements=statements), "p1", ())
-    assert (seen.is_normal_region("lungs"), seen.is_normal_region("left_lower_zone"), seen.is_normal_region("heart")) \
-        == (False, False, True)
+    assert (
+        seen.is_normal_region("lungs"),
+        seen.is_normal_region("left_lower_zone"),
+        seen.is_normal_region("heart"),
+    ) == (False, False, True)
     read = study_view(graph("s1", ["s0", "s1", "s2"], [{**hidden, "modifiers": []}], statements=statements), "p1", ())
     assert read.is_normal_region("lungs")

@@ -15,7 +15,7 @@ from cxrvqa.cli import app
 from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.store import Store
 
-runner = CliRunner(env={"COLUMNS": "400"})   # rich wraps at the terminal width
+runner = CliRunner(env={"COLUMNS": "400"})  # rich wraps at the terminal width
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
@@ -49,12 +49,22 @@ examples:
 def test_a_wording_that_contradicts_its_program_fails_lint_and_the_build(tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     # 'not' passes the wording check; the worked example shows the contradiction
-    path = _write(mine, "contradicts", RULED_OUT.format(id="contradicts", variant='"Is there {a_finding}, or not?"',
-                                                        question="Is there a pneumothorax, or not?", answer="no"))
+    path = _write(
+        mine,
+        "contradicts",
+        RULED_OUT.format(
+            id="contradicts",
+            variant='"Is there {a_finding}, or not?"',
+            question="Is there a pneumothorax, or not?",
+            answer="no",
+        ),
+    )
     result = runner.invoke(app, ["templates", "lint", str(mine)])
     assert result.exit_code == 1, result.output
-    assert (f"FAIL {path} - examples/0: expected answer 'no', found 'yes' (question 'Is there a pneumothorax, or "
-            "not?', program 'finding_ruled_out')") in _flat(result.output)
+    assert (
+        f"FAIL {path} - examples/0: expected answer 'no', found 'yes' (question 'Is there a pneumothorax, or "
+        "not?', program 'finding_ruled_out')"
+    ) in _flat(result.output)
     build = runner.invoke(app, ["build", "--demo", "--out", str(tmp_path / "out"), "--templates", str(mine)])
     assert build.exit_code == 2
     assert "expected answer 'no', found 'yes'" in _flat(build.output)
@@ -71,30 +81,57 @@ def test_the_build_flow_called_directly_checks_the_worked_examples_too(tmp_path:
     from flows.build import build_dataset
 
     mine = tmp_path / "mine"
-    path = _write(mine, "contradicts", RULED_OUT.format(id="contradicts", variant='"Is there {a_finding}, or not?"',
-                                                        question="Is there a pneumothorax, or not?", answer="no"))
+    path = _write(
+        mine,
+        "contradicts",
+        RULED_OUT.format(
+            id="contradicts",
+            variant='"Is there {a_finding}, or not?"',
+            question="Is there a pneumothorax, or not?",
+            answer="no",
+        ),
+    )
     config = load_config(None, {**_demo_inputs(), "out_dir": tmp_path / "out", "qa": {"template_dirs": [mine]}})
     with pytest.raises(TemplateError) as raised:
         build_dataset(config)
     assert raised.value.source == str(path)
-    assert raised.value.problems[0] == ("examples/0: expected answer 'no', found 'yes' (question 'Is there a "
-                                        "pneumothorax, or not?', program 'finding_ruled_out')")
+    assert raised.value.problems[0] == (
+        "examples/0: expected answer 'no', found 'yes' (question 'Is there a "
+        "pneumothorax, or not?', program 'finding_ruled_out')"
+    )
     assert not (tmp_path / "out" / "cxrvqa.duckdb").exists()
 
 
 def test_the_yes_meaning_of_a_program_must_be_in_the_question(tmp_path: Path) -> None:
-    path = _write(tmp_path, "no_negation", RULED_OUT.format(
-        id="no_negation", variant='"Is there {a_finding} in this image?"',
-        question="Is there a pneumothorax in this image?", answer="no"))
+    path = _write(
+        tmp_path,
+        "no_negation",
+        RULED_OUT.format(
+            id="no_negation",
+            variant='"Is there {a_finding} in this image?"',
+            question="Is there a pneumothorax in this image?",
+            answer="no",
+        ),
+    )
     result = runner.invoke(app, ["templates", "lint", str(path)])
     assert result.exit_code == 1
-    assert ("variants/0: program 'finding_ruled_out' answers 'yes' when the finding is absent, but the question "
-            "'Is there {a_finding} in this image?' does not say so") in _flat(result.output)
+    assert (
+        "variants/0: program 'finding_ruled_out' answers 'yes' when the finding is absent, but the question "
+        "'Is there {a_finding} in this image?' does not say so"
+    ) in _flat(result.output)
 
 
 def test_a_template_without_a_worked_example_fails_lint_and_a_right_one_passes(tmp_path: Path) -> None:
-    right = _write(tmp_path, "right", RULED_OUT.format(id="right", variant='"{Has} {a_finding} been ruled out?"',
-                                                       question="Has a pneumothorax been ruled out?", answer="yes"))
+    right = _write(
+        tmp_path,
+        "right",
+        RULED_OUT.format(
+            id="right",
+            variant='"{Has} {a_finding} been ruled out?"',
+            question="Has a pneumothorax been ruled out?",
+            answer="yes",
+        ),
+    )
     bare = _write(tmp_path, "bare", right.read_text().replace("id: right", "id: bare").split("examples:")[0])
     result = runner.invoke(app, ["templates", "lint", str(tmp_path)])
     assert result.exit_code == 1
@@ -118,7 +155,10 @@ def test_templates_programs_lists_every_program_with_its_meaning() -> None:
 
 # -- keys a program does not use ----------------------------------------------------------------------------------
 def test_a_key_the_program_does_not_use_is_rejected(tmp_path: Path) -> None:
-    path = _write(tmp_path, "presence_in_lobes", """id: presence_in_lobes
+    path = _write(
+        tmp_path,
+        "presence_in_lobes",
+        """id: presence_in_lobes
 version: 1
 question_type: is_there
 strategy: finding
@@ -128,15 +168,21 @@ arguments: finding
 draw: {regions: [right_lower_lobe, left_lower_lobe]}
 variants: ["Is there {a_finding}?"]
 examples: [{report: "Right lower lobe consolidation.", arguments: {finding: consolidation}, answer: "yes"}]
-""")
+""",
+    )
     result = runner.invoke(app, ["templates", "lint", str(path)])
     assert result.exit_code == 1
-    assert ("draw/regions: program 'has_finding' does not use draw/regions (it uses draw/findings, draw/categories, "
-            "draw/exclude_categories, negatives)") in _flat(result.output)
+    assert (
+        "draw/regions: program 'has_finding' does not use draw/regions (it uses draw/findings, draw/categories, "
+        "draw/exclude_categories, negatives)"
+    ) in _flat(result.output)
 
 
 def test_a_which_lobe_question_answers_only_with_a_lobe(tmp_path: Path) -> None:
-    path = _write(tmp_path, "which_lobe", """id: which_lobe
+    path = _write(
+        tmp_path,
+        "which_lobe",
+        """id: which_lobe
 version: 1
 question_type: where
 strategy: finding
@@ -150,18 +196,21 @@ examples:
 - {report: "Right lower lobe consolidation.", question: "Which lobe is the consolidation in?",
    answer: "right lower lobe"}
 - {name: a zone is not a lobe, report: "Right mid zone opacity.", arguments: {finding: lung_opacity}, answer: null}
-""")
+""",
+    )
     assert runner.invoke(app, ["templates", "lint", str(path)]).exit_code == 0
     wrong = _write(tmp_path / "wrong", "which_lobe", path.read_text().replace("answer: null", "answer: right mid zone"))
     result = runner.invoke(app, ["templates", "lint", str(wrong)])
     assert result.exit_code == 1
-    assert ("examples/1 (a zone is not a lobe): expected answer 'right mid zone', found no answer"
-            in _flat(result.output))
+    assert "examples/1 (a zone is not a lobe): expected answer 'right mid zone', found no answer" in _flat(
+        result.output
+    )
 
 
 # -- user template folders -------------------------------------------------------------------------------------
-def test_a_wording_added_to_a_builtin_template_and_a_broken_file_beside_it(tmp_path: Path, demo_build: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wording_added_to_a_builtin_template_and_a_broken_file_beside_it(
+    tmp_path: Path, demo_build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mine = tmp_path / "mine"
     _write(mine, "finding_presence", 'extends: finding_presence\nvariants: ["Can you see {a_finding}?"]\n')
     _write(mine, "broken", "id: broken\nvariants: [unclosed\n")
@@ -170,8 +219,9 @@ def test_a_wording_added_to_a_builtin_template_and_a_broken_file_beside_it(tmp_p
     assert "37 question templates" in listed.output and "skipped question template" in _flat(listed.output)
     row = next(line for line in listed.output.splitlines() if "│ finding_presence " in line)
     assert f"builtin:prompts/questions/finding_presence.yaml+{mine / 'finding_presence.yaml'}" in row
-    preview = runner.invoke(app, ["templates", "preview", "finding_presence", "--out", str(demo_build), "--json",
-                                  "--templates", str(mine)])
+    preview = runner.invoke(
+        app, ["templates", "preview", "finding_presence", "--out", str(demo_build), "--json", "--templates", str(mine)]
+    )
     assert preview.exit_code == 0, preview.output
     questions = {i["question"] for i in json.loads(preview.stdout)}
     assert questions and "broken.yaml" in _flat(preview.stderr)
@@ -191,7 +241,8 @@ def plugins_unloaded() -> object:
 @pytest.mark.flow
 @pytest.mark.usefixtures("plugins_unloaded")
 def test_a_plugin_program_through_build_status_audit_validate_and_rebuilds(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The example plugin (a two-option left-or-right question) from relative paths; status, audit and
     validate-file from another folder without naming it; a rebuild that forgets --templates and --programs
     keeps them; an edited plugin regenerates its items."""
@@ -200,34 +251,46 @@ def test_a_plugin_program_through_build_status_audit_validate_and_rebuilds(
     shutil.copytree(DOCS / "plugins", work / "plugins")
     monkeypatch.chdir(work)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", "templates",
-                                 "--programs", "plugins/side_choice.py"])
+    result = runner.invoke(
+        app, ["build", "--demo", "--out", str(out), "--templates", "templates", "--programs", "plugins/side_choice.py"]
+    )
     assert result.exit_code == 0, result.output
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         config = json.loads(store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
         assert config["qa"]["template_dirs"] == [str(work / "templates")]
         assert config["qa"]["program_modules"] == [str(work / "plugins" / "side_choice.py")]
-        items = store.query("SELECT answer, options, correct_option, template_version FROM current_qa_items "
-                            "WHERE template_id = 'finding_side_choice' ORDER BY item_id")
-        definition = json.loads(store.query("SELECT definition FROM qa_templates WHERE template_id = "
-                                            "'finding_side_choice'")[0][0])
-    assert items and all(len(options) == 2 and answer in ("left", "right") and set(options) == {"left", "right"}
-                         for answer, options, _, _ in items)
+        items = store.query(
+            "SELECT answer, options, correct_option, template_version FROM current_qa_items "
+            "WHERE template_id = 'finding_side_choice' ORDER BY item_id"
+        )
+        definition = json.loads(
+            store.query("SELECT definition FROM qa_templates WHERE template_id = 'finding_side_choice'")[0][0]
+        )
+    assert items and all(
+        len(options) == 2 and answer in ("left", "right") and set(options) == {"left", "right"}
+        for answer, options, _, _ in items
+    )
     assert definition["program_source"] == str(work / "plugins" / "side_choice.py") and definition["options"] == 2
     first_version = items[0][3]
 
-    monkeypatch.chdir(tmp_path)   # elsewhere, naming neither the templates nor the plugin
+    monkeypatch.chdir(tmp_path)  # elsewhere, naming neither the templates nor the plugin
     status = runner.invoke(app, ["status", "--out", str(out), "--json"])
     assert status.exit_code == 0, status.output
     assert json.loads(status.stdout)["stale"] == []
     audit = runner.invoke(app, ["audit", "--out", str(out), "--template", "finding_side_choice", "--json"])
     assert audit.exit_code == 0, audit.output
     exported = tmp_path / "items.jsonl"
-    assert runner.invoke(app, ["export", "--out", str(out), "--format", "jsonl", "--dest", str(exported)]
-                         ).exit_code == 0
+    assert (
+        runner.invoke(app, ["export", "--out", str(out), "--format", "jsonl", "--dest", str(exported)]).exit_code == 0
+    )
     mine = tmp_path / "mine.jsonl"
-    mine.write_text("".join(line + "\n" for line in exported.read_text().splitlines()
-                            if json.loads(line)["template_id"] == "finding_side_choice"))
+    mine.write_text(
+        "".join(
+            line + "\n"
+            for line in exported.read_text().splitlines()
+            if json.loads(line)["template_id"] == "finding_side_choice"
+        )
+    )
     checked = runner.invoke(app, ["validate-file", str(mine), "--out", str(out), "--dest", str(tmp_path / "v.jsonl")])
     assert checked.exit_code == 0, checked.output
     assert f"{len(items)} line(s): {len(items)} ok, 0 rejected" in _flat(checked.output)
@@ -236,42 +299,62 @@ def test_a_plugin_program_through_build_status_audit_validate_and_rebuilds(
     assert rebuild.exit_code == 0, rebuild.output
     assert "keeping --templates" in _flat(rebuild.output) and "keeping --programs" in _flat(rebuild.output)
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'"
-                           )[0][0] == len(items)
+        assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'")[0][
+            0
+        ] == len(items)
 
     plugin = work / "plugins" / "side_choice.py"
-    plugin.write_text(plugin.read_text().replace('other = "right" if side == "left" else "left"',
-                                                 'other = "right" if side == "left" else "left"  # edited'))
+    plugin.write_text(
+        plugin.read_text().replace(
+            'other = "right" if side == "left" else "left"', 'other = "right" if side == "left" else "left"  # edited'
+        )
+    )
     edited = runner.invoke(app, ["build", "--demo", "--out", str(out)])
     assert edited.exit_code == 0, edited.output
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        versions = store.query("SELECT DISTINCT template_version FROM current_qa_items "
-                               "WHERE template_id = 'finding_side_choice'")
-    assert versions and first_version not in {v for v, in versions}
+        versions = store.query(
+            "SELECT DISTINCT template_version FROM current_qa_items WHERE template_id = 'finding_side_choice'"
+        )
+    assert versions and first_version not in {v for (v,) in versions}
     forgot = runner.invoke(app, ["build", "--demo", "--out", str(out), "--forget-templates"])
     assert forgot.exit_code == 0, forgot.output
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'"
-                           )[0][0] == 0
+        assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'")[0][0] == 0
 
     # naming other folders than the last run's says which recorded ones leave, with their items
     other = work / "other"
     other.mkdir()
-    assert runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", str(work / "templates"),
-                               "--programs", str(work / "plugins" / "side_choice.py")]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            [
+                "build",
+                "--demo",
+                "--out",
+                str(out),
+                "--templates",
+                str(work / "templates"),
+                "--programs",
+                str(work / "plugins" / "side_choice.py"),
+            ],
+        ).exit_code
+        == 0
+    )
     swapped = runner.invoke(app, ["build", "--demo", "--out", str(out), "--templates", "work/../work/other"])
     assert swapped.exit_code == 0, swapped.output
-    assert (f"note: leaving out --templates {work / 'templates'} of the last run: the items of their templates "
-            "leave the dataset" in _flat(swapped.output))
+    assert (
+        f"note: leaving out --templates {work / 'templates'} of the last run: the items of their templates "
+        "leave the dataset" in _flat(swapped.output)
+    )
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         config = json.loads(store.query("SELECT config FROM runs ORDER BY started_at DESC LIMIT 1")[0][0])
-        assert config["qa"]["template_dirs"] == [str(other)]   # absolute and normalised: no '..'
-        assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'"
-                           )[0][0] == 0
+        assert config["qa"]["template_dirs"] == [str(other)]  # absolute and normalised: no '..'
+        assert store.query("SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_side_choice'")[0][0] == 0
 
 
-def test_config_file_paths_are_relative_to_the_file_and_stored_absolute(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_paths_are_relative_to_the_file_and_stored_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cxrvqa.config import load_config
 
     config_file = tmp_path / "conf" / "build.yaml"

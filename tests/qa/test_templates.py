@@ -30,8 +30,13 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def template_text(id: str, fmt: str = "yes_no", program: str = "has_finding", args: str = "finding",
-                  variants: str = '"Is there {finding}?"') -> str:
+def template_text(
+    id: str,
+    fmt: str = "yes_no",
+    program: str = "has_finding",
+    args: str = "finding",
+    variants: str = '"Is there {finding}?"',
+) -> str:
     return BASE.format(id=id, fmt=fmt, program=program, args=args, variants=variants)
 
 
@@ -45,14 +50,21 @@ def problems_of(path: Path) -> tuple[str, ...]:
 
 def test_the_37_builtin_templates_load() -> None:
     templates = builtin_templates()
-    files = sorted(n.name.removesuffix(".yaml") for n in resource("prompts", "questions").iterdir()
-                   if n.name.endswith(".yaml"))
+    files = sorted(
+        n.name.removesuffix(".yaml") for n in resource("prompts", "questions").iterdir() if n.name.endswith(".yaml")
+    )
     assert len(templates) == 37
     assert [t.id for t in templates] == files
     assert all(t.source == f"builtin:prompts/questions/{t.id}.yaml" for t in templates)
     assert all(t.program in PROGRAMS and t.variants for t in templates)
-    assert {t.answer_format for t in templates} == {"yes_no", "short", "full_sentence", "multi_part",
-                                                     "multiple_choice", "box"}
+    assert {t.answer_format for t in templates} == {
+        "yes_no",
+        "short",
+        "full_sentence",
+        "multi_part",
+        "multiple_choice",
+        "box",
+    }
     assert {t.question_type for t in templates} == {"where", "what", "is_there", "how_many", "which", "yes_no"}
     assert len({t.content_hash for t in templates}) == 37
 
@@ -64,8 +76,9 @@ def test_bad_yaml(tmp_path: Path) -> None:
 
 
 def test_unknown_program(tmp_path: Path) -> None:
-    (problem,) = problems_of(write(tmp_path, "unknown_program", template_text("unknown_program",
-                                                                               program="has_findings")))
+    (problem,) = problems_of(
+        write(tmp_path, "unknown_program", template_text("unknown_program", program="has_findings"))
+    )
     assert problem == f"program: expected one of {sorted(PROGRAMS)}, found 'has_findings'"
 
 
@@ -73,7 +86,8 @@ def test_placeholder_not_filled(tmp_path: Path) -> None:
     path = write(tmp_path, "unfilled", template_text("unfilled", variants='"Is there {finding} in the {region}?"'))
     assert problems_of(path) == (
         "variants/0: placeholders ['region'] are not filled by arguments 'finding' (it fills ['Does', 'Has', 'Is', "
-        "'a_finding', 'does', 'finding', 'has', 'is', 'was'])",)
+        "'a_finding', 'does', 'finding', 'has', 'is', 'was'])",
+    )
 
 
 def test_question_without_its_argument(tmp_path: Path) -> None:
@@ -84,7 +98,8 @@ def test_question_without_its_argument(tmp_path: Path) -> None:
 def test_wrong_answer_format_for_the_program(tmp_path: Path) -> None:
     path = write(tmp_path, "wrong_format", template_text("wrong_format", fmt="short"))
     assert problems_of(path) == (
-        "answer_format: program 'has_finding' answers in ['yes_no', 'full_sentence', 'multi_part'], found 'short'",)
+        "answer_format: program 'has_finding' answers in ['yes_no', 'full_sentence', 'multi_part'], found 'short'",
+    )
 
 
 def test_wrong_arguments_for_the_program(tmp_path: Path) -> None:
@@ -98,35 +113,51 @@ def test_id_is_not_the_file_name(tmp_path: Path) -> None:
 
 
 def test_multiple_choice_question_naming_its_hidden_answer(tmp_path: Path) -> None:
-    path = write(tmp_path, "mcq_names_answer", template_text(
-        "mcq_names_answer", fmt="multiple_choice", program="present_finding_choice",
-        variants='"Which of these is present?", "Is {finding} one of these?"'))
-    assert problems_of(path) == ("variants/1: names ['finding'], which is the answer of program "
-                                 "'present_finding_choice': the question would give it away",)
+    path = write(
+        tmp_path,
+        "mcq_names_answer",
+        template_text(
+            "mcq_names_answer",
+            fmt="multiple_choice",
+            program="present_finding_choice",
+            variants='"Which of these is present?", "Is {finding} one of these?"',
+        ),
+    )
+    assert problems_of(path) == (
+        "variants/1: names ['finding'], which is the answer of program "
+        "'present_finding_choice': the question would give it away",
+    )
 
 
 def test_schema_problems_are_all_listed(tmp_path: Path) -> None:
     path = write(tmp_path, "schema", "id: schema\nversion: 0\nquestion_type: when\n")
     assert problems_of(path) == (
-        "(top level): 'strategy' is a required property", "(top level): 'answer_format' is a required property",
-        "(top level): 'program' is a required property", "(top level): 'arguments' is a required property",
+        "(top level): 'strategy' is a required property",
+        "(top level): 'answer_format' is a required property",
+        "(top level): 'program' is a required property",
+        "(top level): 'arguments' is a required property",
         "(top level): 'variants' is a required property",
         "question_type: 'when' is not one of ['where', 'what', 'is_there', 'how_many', 'which', 'yes_no']",
-        "version: 0 is less than the minimum of 1")
+        "version: 0 is less than the minimum of 1",
+    )
 
 
 def test_empty_file_and_unknown_vocabulary(tmp_path: Path) -> None:
     assert problems_of(write(tmp_path, "empty", "")) == ("(top level): None is not of type 'object'",)
     text = template_text("vocab") + "draw:\n  findings: [pleural_effusion, pleural_efusion]\n  categories: [lungs]\n"
     assert problems_of(write(tmp_path, "vocab", text)) == (
-        "draw/categories: unknown categories ['lungs']", "draw/findings: unknown findings ['pleural_efusion']")
+        "draw/categories: unknown categories ['lungs']",
+        "draw/findings: unknown findings ['pleural_efusion']",
+    )
 
 
 def test_a_box_template_must_name_its_boxes(tmp_path: Path) -> None:
-    path = write(tmp_path, "box", template_text("box", fmt="box", program="finding_boxes",
-                                               variants='"Where is the {finding}?"'))
+    path = write(
+        tmp_path, "box", template_text("box", fmt="box", program="finding_boxes", variants='"Where is the {finding}?"')
+    )
     assert problems_of(path) == (
-        "applies_to/needs_boxes: a box template must say which boxes it needs (finding | region)",)
+        "applies_to/needs_boxes: a box template must say which boxes it needs (finding | region)",
+    )
 
 
 def test_not_a_yaml_file(tmp_path: Path) -> None:
@@ -140,8 +171,12 @@ def test_not_a_yaml_file(tmp_path: Path) -> None:
 def test_lint_reports_every_file_without_raising(tmp_path: Path) -> None:
     good = write(tmp_path, "good", template_text("good"))
     bad = write(tmp_path, "bad", template_text("bad", fmt="short"))
-    assert lint_paths([good, bad]) == {str(good): [], str(bad): [
-        "answer_format: program 'has_finding' answers in ['yes_no', 'full_sentence', 'multi_part'], found 'short'"]}
+    assert lint_paths([good, bad]) == {
+        str(good): [],
+        str(bad): [
+            "answer_format: program 'has_finding' answers in ['yes_no', 'full_sentence', 'multi_part'], found 'short'"
+        ],
+    }
 
 
 def test_user_folder_adds_a_template(tmp_path: Path) -> None:
@@ -151,7 +186,11 @@ def test_user_folder_adds_a_template(tmp_path: Path) -> None:
     assert [t.id for t in templates] == sorted(t.id for t in templates)
     mine = next(t for t in templates if t.id == "my_presence")
     assert (mine.source, mine.program, mine.variants, mine.negatives) == (
-        str(path), "has_finding", ("Is there {finding}?",), "explicit")
+        str(path),
+        "has_finding",
+        ("Is there {finding}?",),
+        "explicit",
+    )
 
 
 def test_user_folder_with_a_builtin_id_is_rejected(tmp_path: Path) -> None:
@@ -161,7 +200,8 @@ def test_user_folder_with_a_builtin_id_is_rejected(tmp_path: Path) -> None:
     assert caught.value.source == str(path)
     assert caught.value.problems == (
         "id 'finding_presence' is already defined by builtin:prompts/questions/finding_presence.yaml (to add "
-        "wordings to a built-in template, write `extends: finding_presence`)",)
+        "wordings to a built-in template, write `extends: finding_presence`)",
+    )
 
 
 def test_missing_user_folder(tmp_path: Path) -> None:

@@ -34,10 +34,17 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    reports = write_jsonl(tmp_path / "r.jsonl", [
-        {"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: No pneumothorax. Clear lungs.\nIMPRESSION: Normal."},
-        {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
-    ])
+    reports = write_jsonl(
+        tmp_path / "r.jsonl",
+        [
+            {
+                "study_id": "s1",
+                "patient_id": "p1",
+                "text": "FINDINGS: No pneumothorax. Clear lungs.\nIMPRESSION: Normal.",
+            },
+            {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
+        ],
+    )
     return Config(out_dir=tmp_path / "out", reports=reports, report_format="jsonl", stages=["reports"])
 
 
@@ -46,7 +53,9 @@ def test_reports_and_sentences_are_written(config: Config) -> None:
     assert (counts.n_input, counts.n_done, counts.n_rejected) == (2, 2, 0)
     with Store(config.db_path, read_only=True) as store:
         assert store.query("SELECT study_id, findings, impression, n_sentences FROM reports ORDER BY study_id") == [
-            ("s1", "No pneumothorax. Clear lungs.", "Normal.", 3), ("s2", "Small left effusion.", "Effusion.", 2)]
+            ("s1", "No pneumothorax. Clear lungs.", "Normal.", 3),
+            ("s2", "Small left effusion.", "Effusion.", 2),
+        ]
         rows = store.query('SELECT r.text, s.start, s."end", s.text FROM sentences s JOIN reports r USING (study_id)')
     assert all(text[start:end] == sentence for text, start, end, sentence in rows)
 
@@ -54,9 +63,13 @@ def test_reports_and_sentences_are_written(config: Config) -> None:
 def test_rerun_skips_and_a_changed_report_replaces_the_current_one(config: Config, tmp_path: Path) -> None:
     run_stage(config)
     assert run_stage(config).n_skipped == 2
-    write_jsonl(config.reports, [{"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: New right effusion."},
-                                 {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.",
-                                  "impression": "Effusion."}])
+    write_jsonl(
+        config.reports,
+        [
+            {"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: New right effusion."},
+            {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
+        ],
+    )
     counts = run_stage(config)
     assert (counts.n_skipped, counts.n_done) == (1, 1)
     with Store(config.db_path, read_only=True) as store:
@@ -88,8 +101,12 @@ def test_bad_input_is_rejected_with_reasons_and_nothing_is_lost(tmp_path: Path) 
         assert store.query("SELECT count(*) FROM reports WHERE study_id = 'html'")[0][0] == 1
         assert store.query("SELECT deid_only FROM sentences WHERE study_id = 'deid'") == [(True,), (True,)]
         assert "DROP TABLE" in store.query("SELECT text FROM reports WHERE study_id = 'html'")[0][0]
-    assert rejects == [("bad.jsonl:line 8", "invalid_record"), ("empty", "empty_report"),
-                       ("html", "duplicate_study"), ("huge", "report_too_long")]
+    assert rejects == [
+        ("bad.jsonl:line 8", "invalid_record"),
+        ("empty", "empty_report"),
+        ("html", "duplicate_study"),
+        ("huge", "report_too_long"),
+    ]
     assert kept == {"deid": 2, "control": 2, "html": 1, "german": 2}
     assert run_stage(config, batch_size=3).n_skipped == 8  # rejects are not written twice
 
@@ -105,15 +122,19 @@ def test_a_duplicate_study_stays_rejected_whatever_the_batches_and_earlier_runs(
     counts = run_stage(config, batch_size=2)
     assert (counts.n_skipped, counts.n_done) == (3, 0)
     with Store(config.db_path, read_only=True) as store:
-        assert store.query("SELECT findings FROM current_reports WHERE study_id = 's1'") == [
-            ("Small left effusion.",)]
+        assert store.query("SELECT findings FROM current_reports WHERE study_id = 's1'") == [("Small left effusion.",)]
         assert store.query("SELECT source, reason, detail FROM report_rejects") == [
-            ("r.jsonl:line 3", "duplicate_study", "study 's1' was already loaded from r.jsonl:line 1")]
+            ("r.jsonl:line 3", "duplicate_study", "study 's1' was already loaded from r.jsonl:line 1")
+        ]
 
 
 def test_iu_development_reports(data_dir: Path, tmp_path: Path) -> None:
-    config = Config(out_dir=tmp_path / "out", reports=data_dir / "reports" / "iu_dev_reports.csv",
-                    report_format="iu", stages=["reports"])
+    config = Config(
+        out_dir=tmp_path / "out",
+        reports=data_dir / "reports" / "iu_dev_reports.csv",
+        report_format="iu",
+        stages=["reports"],
+    )
     started = time.perf_counter()
     counts = run_stage(config, batch_size=1000)
     seconds = time.perf_counter() - started

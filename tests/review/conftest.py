@@ -22,8 +22,18 @@ def review_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from flows.build import build_dataset
 
     out = tmp_path_factory.mktemp("review-demo") / "build"
-    build_dataset(load_config(None, {**_demo_inputs(), "out_dir": out, "imaging": {"workers": 1},
-                                     "qa": {"workers": 1}, "extraction": {"workers": 1}}))
+    build_dataset(
+        load_config(
+            None,
+            {
+                **_demo_inputs(),
+                "out_dir": out,
+                "imaging": {"workers": 1},
+                "qa": {"workers": 1},
+                "extraction": {"workers": 1},
+            },
+        )
+    )
     return out
 
 
@@ -42,11 +52,15 @@ def rows(out: Path, sql: str, params: list | None = None) -> list[dict[str, Any]
 
 def items_of(out: Path, n: int = 6) -> list[dict[str, Any]]:
     """`n` current items (item id order) with their key, version and grades: the ones tests review."""
-    return rows(out, "SELECT q.item_id, q.template_id, q.study_id, q.template_version, q.input_hash, v.item_version, "
-                     "g.grade, g.label, g.weakest FROM current_qa_items q JOIN current_qa_grades g "
-                     "USING (item_id, template_version, input_hash) JOIN current_item_versions("
-                     "(SELECT list(item_id) FROM current_qa_items)) v USING (item_id) "
-                     "WHERE g.grade >= 4 ORDER BY q.item_id LIMIT ?", [n])
+    return rows(
+        out,
+        "SELECT q.item_id, q.template_id, q.study_id, q.template_version, q.input_hash, v.item_version, "
+        "g.grade, g.label, g.weakest FROM current_qa_items q JOIN current_qa_grades g "
+        "USING (item_id, template_version, input_hash) JOIN current_item_versions("
+        "(SELECT list(item_id) FROM current_qa_items)) v USING (item_id) "
+        "WHERE g.grade >= 4 ORDER BY q.item_id LIMIT ?",
+        [n],
+    )
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:

@@ -32,15 +32,19 @@ def test_wilson_interval() -> None:
     low, high = wilson(10, 10)
     assert (round(low, 4), round(high, 4)) == (0.7225, 1.0)
     low, high = wilson(212, 300)
-    assert (round(low, 4), round(high, 4)) == (0.6528, 0.7553)      # the roots of (p - 212/300)² = z²p(1-p)/300
+    assert (round(low, 4), round(high, 4)) == (0.6528, 0.7553)  # the roots of (p - 212/300)² = z²p(1-p)/300
     assert Proportion.of(1, 2).text() == "50.0% [9.5%, 90.5%] (1/2)"
     assert Proportion.of(0, 0).text() == "n/a (0 items)"
 
 
 def test_what_a_verdict_counts_as() -> None:
     assert review_verdicts() == ("correct", "wrong", "unsupported", "bad_question")
-    outcomes = {(v, g): (r.status, r.reason, r.grade, r.weakest) for v in review_verdicts() for g in (False, True)
-                for r in [review_result(v, g)]}
+    outcomes = {
+        (v, g): (r.status, r.reason, r.grade, r.weakest)
+        for v in review_verdicts()
+        for g in (False, True)
+        for r in [review_result(v, g)]
+    }
     assert outcomes == {
         ("correct", False): ("ok", None, None, None),
         ("correct", True): ("warn", "review_grammar", 3, "review:grammar"),
@@ -53,20 +57,34 @@ def test_what_a_verdict_counts_as() -> None:
     }
 
 
-@pytest.mark.parametrize("weakest, demoted", [
-    ("reject:answer_mismatch", True), ("warn:laterality_mismatch", True), ("judge:entailment=contradicted", True),
-    ("reason:no_image", False), ("warn:no_image", False), ("warn:missing_image", False), ("quality:deid_only", False),
-    ("no_evidence", False), ("closed_world_negative", False), ("", False)])
+@pytest.mark.parametrize(
+    "weakest, demoted",
+    [
+        ("reject:answer_mismatch", True),
+        ("warn:laterality_mismatch", True),
+        ("judge:entailment=contradicted", True),
+        ("reason:no_image", False),
+        ("warn:no_image", False),
+        ("warn:missing_image", False),
+        ("quality:deid_only", False),
+        ("no_evidence", False),
+        ("closed_world_negative", False),
+        ("", False),
+    ],
+)
 def test_which_grades_count_as_the_checks_demoting(weakest: str, demoted: bool) -> None:
     assert demoted_by_checks(weakest) is demoted
 
 
 #: (verdict, grammar, reviewer, what the checks said before the review: (grade, weakest, failed validator) or None)
-SCENARIO = [("correct", False, "ana", None), ("correct", True, "ana", None),
-            ("correct", False, "ben", (3, "warn:laterality_mismatch", ("laterality_support", "warn"))),
-            ("wrong", False, "ana", (1, "reject:answer_mismatch", ("answer_program", "reject"))),
-            ("unsupported", False, "ben", (2, "reason:no_image", ("image", "warn"))),
-            ("bad_question", False, "ana", None)]
+SCENARIO = [
+    ("correct", False, "ana", None),
+    ("correct", True, "ana", None),
+    ("correct", False, "ben", (3, "warn:laterality_mismatch", ("laterality_support", "warn"))),
+    ("wrong", False, "ana", (1, "reject:answer_mismatch", ("answer_program", "reject"))),
+    ("unsupported", False, "ben", (2, "reason:no_image", ("image", "warn"))),
+    ("bad_question", False, "ana", None),
+]
 
 
 def _reviewed_build(build: Path, tmp_path: Path) -> list[dict]:
@@ -80,17 +98,28 @@ def _reviewed_build(build: Path, tmp_path: Path) -> list[dict]:
             grade, weakest, (validator, status) = checks
             key = [item["item_id"], item["template_version"], item["input_hash"]]
             # later rows of the same keys, written as the stages write (Store.insert keeps the `latest` marker)
-            store.insert("qa_grades", store.con.sql(
-                "SELECT * REPLACE (? AS grade, ? AS weakest, ? AS created_at) "
-                "FROM qa_grades WHERE item_id = ? AND template_version = ? AND input_hash = ?",
-                params=[grade, weakest, now, *key]).to_arrow_table())
-            store.insert("validation_results", store.con.sql(
-                "SELECT * REPLACE (? AS status, ? AS reason, ? AS created_at) FROM validation_results "
-                "WHERE item_id = ? AND template_version = ? AND input_hash = ? AND validator = ?",
-                params=[status, weakest.split(":")[1], now, *key, validator]).to_arrow_table())
+            store.insert(
+                "qa_grades",
+                store.con.sql(
+                    "SELECT * REPLACE (? AS grade, ? AS weakest, ? AS created_at) "
+                    "FROM qa_grades WHERE item_id = ? AND template_version = ? AND input_hash = ?",
+                    params=[grade, weakest, now, *key],
+                ).to_arrow_table(),
+            )
+            store.insert(
+                "validation_results",
+                store.con.sql(
+                    "SELECT * REPLACE (? AS status, ? AS reason, ? AS created_at) FROM validation_results "
+                    "WHERE item_id = ? AND template_version = ? AND input_hash = ? AND validator = ?",
+                    params=[status, weakest.split(":")[1], now, *key, validator],
+                ).to_arrow_table(),
+            )
     for reviewer in ("ana", "ben"):
-        lines = [{"item_id": i["item_id"], "verdict": v, "grammar": g, "note": "", "reviewer": r}
-                 for i, (v, g, r, _) in zip(items, SCENARIO) if r == reviewer]
+        lines = [
+            {"item_id": i["item_id"], "verdict": v, "grammar": g, "note": "", "reviewer": r}
+            for i, (v, g, r, _) in zip(items, SCENARIO)
+            if r == reviewer
+        ]
         path = write_jsonl(tmp_path / f"{reviewer}.jsonl", lines)
         result = CliRunner().invoke(app, ["review", "import", str(path), "--out", str(build)])
         assert result.exit_code == 0, result.output
@@ -112,15 +141,21 @@ def test_accuracy_recall_and_false_demotion(build: Path, tmp_path: Path) -> None
     assert (review.recall.k, review.recall.n) == (1, 3)
     # correct: one demoted by laterality_support
     assert (review.false_demotion.k, review.false_demotion.n) == (1, 3)
-    checks = {c.validator: ((c.faulty_failed.k, c.faulty_failed.n), (c.correct_failed.k, c.correct_failed.n))
-              for c in review.per_check}
-    assert checks == {"answer_program": ((1, 3), (0, 3)), "image": ((1, 3), (0, 3)),
-                      "laterality_support": ((0, 3), (1, 3))}
+    checks = {
+        c.validator: ((c.faulty_failed.k, c.faulty_failed.n), (c.correct_failed.k, c.correct_failed.n))
+        for c in review.per_check
+    }
+    assert checks == {
+        "answer_program": ((1, 3), (0, 3)),
+        "image": ((1, 3), (0, 3)),
+        "laterality_support": ((0, 3), (1, 3)),
+    }
     per_template: dict[str, list[str]] = {}
     for item, (verdict, _, _, _) in zip(items, SCENARIO):
         per_template.setdefault(item["template_id"], []).append(verdict)
-    assert {t.template_id: (t.accuracy.k, t.accuracy.n) for t in review.per_template} == \
-        {t: (v.count("correct"), len(v)) for t, v in per_template.items()}
+    assert {t.template_id: (t.accuracy.k, t.accuracy.n) for t in review.per_template} == {
+        t: (v.count("correct"), len(v)) for t, v in per_template.items()
+    }
     assert review.stale_verdicts == 0
     # the card's selection: items graded A or better before review (the two demoted ones and the C one are not)
     assert only_a is not None and (only_a.accuracy.k, only_a.accuracy.n, only_a.min_grade) == (2, 3, "A")
@@ -138,13 +173,20 @@ def test_the_audit_and_the_card_show_it(build: Path, tmp_path: Path) -> None:
     review = summary.review
     assert review is not None and review == review_accuracy_of(build)
     assert hidden.review is None
-    assert by_template.review is not None and by_template.review.reviewed_items == \
-        sum(i["template_id"] == items[0]["template_id"] for i in items)
-    assert {v.validator: (v.items, v.warned, v.rejected) for v in human_review.validators} == \
-        {"human_review": (6, 2, 2)}     # grammar and bad question warn; wrong and unsupported reject
+    assert by_template.review is not None and by_template.review.reviewed_items == sum(
+        i["template_id"] == items[0]["template_id"] for i in items
+    )
+    assert {v.validator: (v.items, v.warned, v.rejected) for v in human_review.validators} == {
+        "human_review": (6, 2, 2)
+    }  # grammar and bad question warn; wrong and unsupported reject
     accuracy = summary.as_dict()["review"]["accuracy"]
-    assert (accuracy["k"], accuracy["n"], accuracy["share"], round(accuracy["low"], 4), round(accuracy["high"], 4)) \
-        == (3, 6, 0.5, 0.1876, 0.8124)
+    assert (accuracy["k"], accuracy["n"], accuracy["share"], round(accuracy["low"], 4), round(accuracy["high"], 4)) == (
+        3,
+        6,
+        0.5,
+        0.1876,
+        0.8124,
+    )
     # terminal
     out = io.StringIO()
     render(summary, Console(file=out, width=200), "build")
@@ -164,8 +206,10 @@ def test_the_audit_and_the_card_show_it(build: Path, tmp_path: Path) -> None:
     assert "## Measured accuracy" in card
     assert "| accuracy (judged correct) | 50.0% [18.8%, 81.2%] (3/6) |" in card
     assert "| checks' recall: faulty items the validators demoted | 33.3% [6.1%, 79.2%] (1/3) |" in card
-    assert "| accuracy of the reviewed items graded A or better before their review (an estimate for this " \
-           "selection's unreviewed items) | 66.7% [20.8%, 93.9%] (2/3) |" in card
+    assert (
+        "| accuracy of the reviewed items graded A or better before their review (an estimate for this "
+        "selection's unreviewed items) | 66.7% [20.8%, 93.9%] (2/3) |" in card
+    )
 
 
 def review_accuracy_of(build: Path):
@@ -176,12 +220,20 @@ def review_accuracy_of(build: Path):
 def test_review_section_escapes_template_names() -> None:
     from cxrvqa.review.accuracy import CheckRates, ReviewAccuracy, TemplateAccuracy
 
-    review = ReviewAccuracy(2, ["<b>x</b>"], {"correct": 1, "wrong": 1}, Proportion.of(1, 2), Proportion.of(0, 2),
-                            [TemplateAccuracy("<script>t</script>", Proportion.of(1, 2), {"correct": 1, "wrong": 1})],
-                            Proportion.of(0, 1), Proportion.of(0, 1),
-                            [CheckRates("<img src=x>", Proportion.of(0, 1), Proportion.of(0, 1))], 3)
+    review = ReviewAccuracy(
+        2,
+        ["<b>x</b>"],
+        {"correct": 1, "wrong": 1},
+        Proportion.of(1, 2),
+        Proportion.of(0, 2),
+        [TemplateAccuracy("<script>t</script>", Proportion.of(1, 2), {"correct": 1, "wrong": 1})],
+        Proportion.of(0, 1),
+        Proportion.of(0, 1),
+        [CheckRates("<img src=x>", Proportion.of(0, 1), Proportion.of(0, 1))],
+        3,
+    )
     html = review_section(review)
     assert "<script>t" not in html and "&lt;script&gt;t&lt;/script&gt;" in html
     assert "<img src=x>" not in html and "&lt;img src=x&gt;" in html
     assert "3 verdict(s) no longer apply" in html
-    assert 'class="interval"' in html                  # the Wilson whisker on the template's bar
+    assert 'class="interval"' in html  # the Wilson whisker on the template's bar

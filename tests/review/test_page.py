@@ -21,17 +21,34 @@ pytestmark = [pytest.mark.flow, pytest.mark.browser]
 
 
 def test_review_page_round_trip(build: Path, browser, tmp_path: Path) -> None:
-    with Store(build / "cxrvqa.duckdb") as store:       # reports carrying payloads, as a hostile report would
+    with Store(build / "cxrvqa.duckdb") as store:  # reports carrying payloads, as a hostile report would
         store.con.execute("UPDATE reports SET text = text || ?", [f" {XSS_IMG} {XSS_SCRIPT}"])
     page_file = tmp_path / "review.html"
-    result = CliRunner().invoke(app, ["review", "sample", "--out", str(build), "--n", "6", "--seed", "4",
-                                      "--stratify", "template", "--dest", str(page_file)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "review",
+            "sample",
+            "--out",
+            str(build),
+            "--n",
+            "6",
+            "--seed",
+            "4",
+            "--stratify",
+            "template",
+            "--dest",
+            str(page_file),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(page_file.read_text(encoding="utf-8").split('id="review-data">')[1].split("</script>")[0])
     items = data["items"]
     assert len(items) == 6 and data["sample"]["key"] == sample_key(items)
-    stored = {r["item_id"]: r for r in rows(build, "SELECT item_id, question, boxes, image_id, evidence_ids, study_id "
-                                                   "FROM current_qa_items")}
+    stored = {
+        r["item_id"]: r
+        for r in rows(build, "SELECT item_id, question, boxes, image_id, evidence_ids, study_id FROM current_qa_items")
+    }
 
     page, requests, errors = open_page(browser, page_file)
     cards = page.locator("article.item")
@@ -46,8 +63,12 @@ def test_review_page_round_trip(build: Path, browser, tmp_path: Path) -> None:
         assert card.locator(".q").inner_text() == "Q: " + row["question"]
         assert card.locator("svg image").count() == (1 if row["image_id"] else 0)
         assert card.locator("svg rect").count() == len(row["boxes"])
-        sentences = {r["sentence_id"]: r["text"] for r in rows(
-            build, "SELECT sentence_id, text FROM current_sentences WHERE study_id = ?", [row["study_id"]])}
+        sentences = {
+            r["sentence_id"]: r["text"]
+            for r in rows(
+                build, "SELECT sentence_id, text FROM current_sentences WHERE study_id = ?", [row["study_id"]]
+            )
+        }
         assert card.locator(".report mark").all_inner_texts() == [sentences[i] for i in sorted(row["evidence_ids"])]
         assert card.locator("button.verdict").all_inner_texts() == ["correct", "wrong", "unsupported", "bad question"]
 
@@ -56,7 +77,7 @@ def test_review_page_round_trip(build: Path, browser, tmp_path: Path) -> None:
     for position, verdict in clicks.items():
         cards.nth(position).locator(f'button[data-verdict="{verdict}"]').click()
     cards.nth(1).locator('input[type="checkbox"]').check()
-    cards.nth(1).locator("textarea").fill("a note with <b>markup</b> & \"quotes\"")
+    cards.nth(1).locator("textarea").fill('a note with <b>markup</b> & "quotes"')
     cards.nth(4).locator('button[data-verdict="correct"]').click()
     cards.nth(4).locator('button[data-verdict="correct"]').click()
     assert cards.nth(0).locator('button[data-verdict="wrong"]').get_attribute("aria-pressed") == "true"
@@ -71,7 +92,7 @@ def test_review_page_round_trip(build: Path, browser, tmp_path: Path) -> None:
     page.wait_for_selector("article.item")
     assert page.locator("#progress").inner_text() == "4 of 6 judged"
     assert cards.nth(2).locator('button[data-verdict="bad_question"]').get_attribute("aria-pressed") == "true"
-    assert cards.nth(1).locator("textarea").input_value() == "a note with <b>markup</b> & \"quotes\""
+    assert cards.nth(1).locator("textarea").input_value() == 'a note with <b>markup</b> & "quotes"'
 
     # saving needs a name, then downloads the verdicts
     page.click("#save")
@@ -99,16 +120,22 @@ def test_review_page_round_trip(build: Path, browser, tmp_path: Path) -> None:
 
     # the saved file imports as is
     document = json.loads(saved.read_text(encoding="utf-8"))
-    assert (document["format"], document["reviewer"], len(document["verdicts"])) == \
-        ("cxrvqa-review-verdicts", "Ana Reviewer", 4)
+    assert (document["format"], document["reviewer"], len(document["verdicts"])) == (
+        "cxrvqa-review-verdicts",
+        "Ana Reviewer",
+        4,
+    )
     result = CliRunner().invoke(app, ["review", "import", str(saved), "--out", str(build)])
     assert result.exit_code == 0, result.output
     assert "(html): 4 verdicts read, 4 imported" in " ".join(result.output.split())
     imported = {r["item_id"]: r for r in rows(build, "SELECT * FROM review_verdicts")}
     assert {items[p]["item_id"]: v for p, v in clicks.items()} == {i: r["verdict"] for i, r in imported.items()}
     second = imported[items[1]["item_id"]]
-    assert (second["grammar"], second["note"], second["reviewer"]) == \
-        (True, "a note with <b>markup</b> & \"quotes\"", "Ana Reviewer")
+    assert (second["grammar"], second["note"], second["reviewer"]) == (
+        True,
+        'a note with <b>markup</b> & "quotes"',
+        "Ana Reviewer",
+    )
     assert second["reviewed_at"] is not None and second["item_version"] == items[1]["item_version"]
     labels = {r["item_id"]: r["label"] for r in rows(build, "SELECT item_id, label FROM current_qa_grades")}
     assert [labels[items[p]["item_id"]] for p in clicks] == ["D", "B", "C", "D"]

@@ -48,13 +48,18 @@ def test_second_writer_process_gets_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "db.duckdb"
     Store(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time, duckdb
             con = duckdb.connect({str(path)!r})
             print("locked", flush=True)
             time.sleep(30)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -70,8 +75,19 @@ def test_second_writer_process_gets_a_clear_error(tmp_path: Path) -> None:
 
 def test_bulk_insert_matches_columns_by_name(tmp_path: Path) -> None:
     with Store(tmp_path / "db.duckdb") as store:
-        rows = [{"reason": "not_dicom", "source_path": f"f{i}", "detail": "d", "recipe_version": "r",
-                 "run_id": "run", "input_hash": None, "code_version": "c", "created_at": None} for i in range(1000)]
+        rows = [
+            {
+                "reason": "not_dicom",
+                "source_path": f"f{i}",
+                "detail": "d",
+                "recipe_version": "r",
+                "run_id": "run",
+                "input_hash": None,
+                "code_version": "c",
+                "created_at": None,
+            }
+            for i in range(1000)
+        ]
         with pytest.raises(duckdb.ConstraintException):
             store.insert("image_rejects", rows)  # created_at is NOT NULL
         for row in rows:
@@ -118,8 +134,21 @@ def test_reopened_store_can_insert_first(tmp_path: Path) -> None:
     """Opening an up-to-date database leaves no unfinished result behind: a bulk insert can come first."""
     Store(tmp_path / "db.duckdb").close()
     with Store(tmp_path / "db.duckdb") as store:
-        assert store.insert("qa_inputs", [{"study_id": "s1", "input_hash": "h", "graph_id": "g", "run_id": "r",
-                                           "created_at": datetime.now(timezone.utc)}]) == 1
+        assert (
+            store.insert(
+                "qa_inputs",
+                [
+                    {
+                        "study_id": "s1",
+                        "input_hash": "h",
+                        "graph_id": "g",
+                        "run_id": "r",
+                        "created_at": datetime.now(timezone.utc),
+                    }
+                ],
+            )
+            == 1
+        )
 
 
 def test_memory_limit_is_applied_and_checked(tmp_path: Path) -> None:

@@ -20,8 +20,10 @@ ITEMS = "SELECT item_id, question, answer, split FROM current_qa_items ORDER BY 
 def _store_at(path: Path, version: int) -> None:
     """A store created by the code of schema ``version``: its migrations 1..version, as that code applied them."""
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                "applied_at TIMESTAMPTZ DEFAULT now())")
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMPTZ DEFAULT now())"
+    )
     for number, name, sql in _migrations()[:version]:
         con.execute(sql)
         con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [number, name])
@@ -43,11 +45,12 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
 
 
 @pytest.mark.parametrize("version", [1, 12, 15, SCHEMA_VERSION - 1])
-def test_a_build_into_an_empty_store_of_an_older_schema_migrates_it(version: int, tmp_path: Path,
-                                                                    fresh: list[tuple]) -> None:
+def test_a_build_into_an_empty_store_of_an_older_schema_migrates_it(
+    version: int, tmp_path: Path, fresh: list[tuple]
+) -> None:
     _store_at(tmp_path / "cxrvqa.duckdb", version)
     with pytest.raises(Exception, match=f"schema version {version}, expected {SCHEMA_VERSION}"):
-        Store(tmp_path / "cxrvqa.duckdb", read_only=True)       # read-only commands ask for a build first
+        Store(tmp_path / "cxrvqa.duckdb", read_only=True)  # read-only commands ask for a build first
     _build(tmp_path)
     with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
         applied = store.query("SELECT version FROM schema_migrations ORDER BY version")
@@ -58,23 +61,33 @@ def test_a_build_into_an_empty_store_of_an_older_schema_migrates_it(version: int
 
 
 def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills_what_it_added(
-        tmp_path: Path, fresh: list[tuple]) -> None:
+    tmp_path: Path, fresh: list[tuple]
+) -> None:
     """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds, no image file
     stats, no latest markers: 0017-0019 undone), then a build with nothing new: the store is migrated, the
     thresholds are computed and the markers set, nothing else changes."""
     _build(tmp_path)
     con = duckdb.connect(str(tmp_path / "cxrvqa.duckdb"))
-    for table in ("validation_results", "validation_done", "qa_grades", "judge_results"):     # 0019
+    for table in ("validation_results", "validation_done", "qa_grades", "judge_results"):  # 0019
         con.execute(f"ALTER TABLE {table} DROP COLUMN latest")
-    con.execute("DROP TABLE image_files")                                                        # 0018
+    con.execute("DROP TABLE image_files")  # 0018
     for view in ("current_qa_eval_items", "current_qa_eval_keys", "current_qa_eval_balance"):  # 0017
         con.execute(f"DROP VIEW {view}")
     con.execute("DROP TABLE qa_eval_balance")
     con.execute("DELETE FROM schema_migrations WHERE version >= 17")
     runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
     con.close()
-    export = ["export", "--out", str(tmp_path), "--format", "jsonl", "--dest", str(tmp_path / "eval.jsonl"),
-              "--balance", "per-question"]
+    export = [
+        "export",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "jsonl",
+        "--dest",
+        str(tmp_path / "eval.jsonl"),
+        "--balance",
+        "per-question",
+    ]
     old = runner.invoke(app, export)
     assert old.exit_code != 0 and "open it for writing once (any `cxrvqa build`) to migrate it" in old.output
     _build(tmp_path)

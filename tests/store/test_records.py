@@ -11,8 +11,9 @@ from cxrvqa.store import Store
 from cxrvqa.store.records import ITEM_COLUMNS, ITEM_SCHEMA, PART_SCHEMA
 
 #: What every `qa_items` row ends with (added by the QA stage when it writes a batch).
-PROVENANCE = pa.schema([("run_id", pa.string()), ("code_version", pa.string()),
-                        ("created_at", pa.timestamp("us", tz="UTC"))])
+PROVENANCE = pa.schema(
+    [("run_id", pa.string()), ("code_version", pa.string()), ("created_at", pa.timestamp("us", tz="UTC"))]
+)
 
 
 def _columns(store: Store, table: str) -> list[tuple[str, str]]:
@@ -21,7 +22,7 @@ def _columns(store: Store, table: str) -> list[tuple[str, str]]:
 
 def _as_duckdb(store: Store, schema: pa.Schema) -> list[tuple[str, str]]:
     """The columns DuckDB makes of an Arrow table of this schema (its own type names)."""
-    empty = schema.empty_table()   # noqa: F841 - read by name in the query
+    empty = schema.empty_table()  # noqa: F841 - read by name in the query
     store.con.execute("CREATE TEMP TABLE _record AS SELECT * FROM empty")
     try:
         return _columns(store, "_record")
@@ -35,7 +36,7 @@ def test_records_are_the_migrated_tables(tmp_path: Path) -> None:
         parts = _as_duckdb(store, PART_SCHEMA)
         assert item == _columns(store, "qa_items")
         assert sorted(parts) == sorted(_columns(store, "qa_answer_parts"))
-    assert ("boxes", "STRUCT(\"label\" VARCHAR, x_min DOUBLE, y_min DOUBLE, x_max DOUBLE, y_max DOUBLE)[]") in item
+    assert ("boxes", 'STRUCT("label" VARCHAR, x_min DOUBLE, y_min DOUBLE, x_max DOUBLE, y_max DOUBLE)[]') in item
     assert ("evidence_ids", "INTEGER[]") in item and ("created_at", "TIMESTAMP WITH TIME ZONE") in item
 
 

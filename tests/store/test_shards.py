@@ -29,35 +29,63 @@ NOW = datetime(2026, 1, 2, tzinfo=timezone.utc)
 def test_a_batch_becomes_one_whole_file_per_table_with_rows(tmp_path: Path) -> None:
     folder = shard_folder(tmp_path, "run-1", "extract")
     # the second part has only nulls where the first has text, and empty lists: the parts are joined anyway
-    parts = [{"observations": [{"obs_id": "o1", "severity": "small", "modifiers": ["acute"], "created_at": NOW}],
-              "extraction_failures": []},
-             {"observations": [{"obs_id": "o2", "severity": None, "modifiers": [], "created_at": NOW}],
-              "extraction_failures": pa.table({"study_id": pa.array([], pa.string())})}]
+    parts = [
+        {
+            "observations": [{"obs_id": "o1", "severity": "small", "modifiers": ["acute"], "created_at": NOW}],
+            "extraction_failures": [],
+        },
+        {
+            "observations": [{"obs_id": "o2", "severity": None, "modifiers": [], "created_at": NOW}],
+            "extraction_failures": pa.table({"study_id": pa.array([], pa.string())}),
+        },
+    ]
     shards = write_shards(folder, "000003", parts)
     assert folder == tmp_path / "shards" / "run-1" / "extract"
     assert shards.files == (("observations", str(folder / "000003-observations.parquet")),)
-    assert sorted(p.name for p in folder.iterdir()) == ["000003-observations.parquet"]   # no temporary left
+    assert sorted(p.name for p in folder.iterdir()) == ["000003-observations.parquet"]  # no temporary left
     assert read_shards(shards)["observations"].to_pylist() == [
         {"obs_id": "o1", "severity": "small", "modifiers": ["acute"], "created_at": NOW},
-        {"obs_id": "o2", "severity": None, "modifiers": [], "created_at": NOW}]
+        {"obs_id": "o2", "severity": None, "modifiers": [], "created_at": NOW},
+    ]
 
 
 def test_a_failed_merge_writes_nothing_and_leaves_the_shards_for_the_next_build_to_delete(tmp_path: Path) -> None:
-    shards = write_shards(shard_folder(tmp_path, "run-1", "reports"), "000000", [{"report_rejects": [
-        {"source": "a.txt", "study_id": "s1", "reason": "empty_report", "detail": "", "parser_version": "p",
-         "run_id": "run-1", "input_hash": "h", "code_version": "c", "created_at": NOW}]}])
+    shards = write_shards(
+        shard_folder(tmp_path, "run-1", "reports"),
+        "000000",
+        [
+            {
+                "report_rejects": [
+                    {
+                        "source": "a.txt",
+                        "study_id": "s1",
+                        "reason": "empty_report",
+                        "detail": "",
+                        "parser_version": "p",
+                        "run_id": "run-1",
+                        "input_hash": "h",
+                        "code_version": "c",
+                        "created_at": NOW,
+                    }
+                ]
+            }
+        ],
+    )
 
     def write(parts) -> StageCounts:
-        return report_stage.write_batch(store, StageCounts(), [{**part, "reports": [{"no_such_column": 1}]}
-                                                               for part in parts], None)
+        return report_stage.write_batch(
+            store, StageCounts(), [{**part, "reports": [{"no_such_column": 1}]} for part in parts], None
+        )
 
     with Store(tmp_path / "cxrvqa.duckdb") as store:
         with pytest.raises(duckdb.Error):
             merge_shards(shards, write)
         assert store.query("SELECT count(*) FROM report_rejects") == [(0,)]
         assert all(Path(path).is_file() for _, path in shards.files)
-        assert merge_shards(shards, lambda parts: report_stage.write_batch(store, StageCounts(), parts, None)
-                            ).n_rejected == 1
+        assert (
+            merge_shards(shards, lambda parts: report_stage.write_batch(store, StageCounts(), parts, None)).n_rejected
+            == 1
+        )
         assert store.query("SELECT study_id, reason FROM report_rejects") == [("s1", "empty_report")]
     assert not any(Path(path).exists() for _, path in shards.files)
     write_shards(shard_folder(tmp_path, "run-2", "qa"), "000000", [{"qa_done": [{"study_id": "s1"}]}])
@@ -67,16 +95,29 @@ def test_a_failed_merge_writes_nothing_and_leaves_the_shards_for_the_next_build_
 def _snapshot(store: Store, tables: tuple[str, ...]) -> dict[str, list[tuple]]:
     found = {}
     for table in tables:
-        columns = [f'"{name}"' for name, in store.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-            [table]) if name not in ("run_id", "created_at")]
+        columns = [
+            f'"{name}"'
+            for (name,) in store.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [table],
+            )
+            if name not in ("run_id", "created_at")
+        ]
         found[table] = sorted(tuple(map(str, row)) for row in store.query(f"SELECT {', '.join(columns)} FROM {table}"))
     return found
 
 
 def test_reports_extraction_and_qa_through_shards_store_what_the_local_path_stores(tmp_path: Path) -> None:
-    config = load_config(None, {"out_dir": tmp_path, "reports": Path(str(resource("demo") / "reports.jsonl")),
-                                "report_format": "jsonl", "extraction": {"workers": 1}, "qa": {"workers": 1}})
+    config = load_config(
+        None,
+        {
+            "out_dir": tmp_path,
+            "reports": Path(str(resource("demo") / "reports.jsonl")),
+            "report_format": "jsonl",
+            "extraction": {"workers": 1},
+            "qa": {"workers": 1},
+        },
+    )
     stores = {"local": Store(tmp_path / "local.duckdb"), "shards": Store(tmp_path / "shards.duckdb")}
 
     def run(module, batches: list, context) -> None:
@@ -100,8 +141,15 @@ def test_reports_extraction_and_qa_through_shards_store_what_the_local_path_stor
         for store in stores.values():
             qa_stage.record_inputs(store, "run-1", qa)
         run(qa_stage, list(batched(qa_stage.pending_work(stores["local"], qa)[1], 3)), qa)
-        tables = ("reports", "sentences", "report_rejects", *extract_stage.TABLES, "qa_items", "qa_answer_parts",
-                  "qa_done")
+        tables = (
+            "reports",
+            "sentences",
+            "report_rejects",
+            *extract_stage.TABLES,
+            "qa_items",
+            "qa_answer_parts",
+            "qa_done",
+        )
         local, sharded = (_snapshot(store, tables) for store in stores.values())
         assert len(local["scene_graphs"]) == 6 and len(local["qa_items"]) > 200
         assert sharded == local

@@ -25,7 +25,7 @@ def test_the_files_of_a_corpus(tmp_path: Path) -> None:
     assert len(rows) == summary.images == sum(1 for p in (out / DICOM).rglob("*") if p.is_file())
     meta = json.loads((out / META).read_text())
     assert (meta["studies"], meta["image_studies"], meta["seed"], meta["images"]) == (30, 3, 4, len(rows))
-    assert meta["transfer_syntaxes"].keys() <= {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}   # j2k_share 0
+    assert meta["transfer_syntaxes"].keys() <= {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # j2k_share 0
     assert meta["report_bytes"] == (out / REPORTS).stat().st_size
     assert set(meta["versions"]) == {"generator", "phrases", "code", "images", "image_spec"}
 
@@ -37,18 +37,28 @@ def test_reports_only_has_no_manifest(tmp_path: Path) -> None:
 
 def test_an_existing_corpus_is_never_overwritten(tmp_path: Path) -> None:
     write_corpus(tmp_path, 5)
-    with pytest.raises(InputError, match=f"expected a new or empty folder for the corpus, found it already holds "
-                                         f"{REPORTS}, {GOLD}, {META}"):
+    with pytest.raises(
+        InputError,
+        match=f"expected a new or empty folder for the corpus, found it already holds {REPORTS}, {GOLD}, {META}",
+    ):
         write_corpus(tmp_path, 5)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"studies": 0}, "--studies: expected a positive number of studies, found 0"),
-    ({"studies": 5, "images": 6},
-     "--images: expected a number of studies with images from 0 to --studies (5), found 6"),
-    ({"studies": 5, "image_scale": 2.0}, "--image-scale: expected a fraction of the realistic image size from 0.05"),
-    ({"studies": 5, "j2k_share": 1.5}, "--j2k-share: expected a share of JPEG 2000 images from 0 to 1, found 1.5"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"studies": 0}, "--studies: expected a positive number of studies, found 0"),
+        (
+            {"studies": 5, "images": 6},
+            "--images: expected a number of studies with images from 0 to --studies (5), found 6",
+        ),
+        (
+            {"studies": 5, "image_scale": 2.0},
+            "--image-scale: expected a fraction of the realistic image size from 0.05",
+        ),
+        ({"studies": 5, "j2k_share": 1.5}, "--j2k-share: expected a share of JPEG 2000 images from 0 to 1, found 1.5"),
+    ],
+)
 def test_bad_settings_are_named(tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         write_corpus(tmp_path / "c", **kwargs)

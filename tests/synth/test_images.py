@@ -17,7 +17,7 @@ from cxrvqa.synth.corpus import DICOM, MANIFEST, write_corpus
 from cxrvqa.synth.images import ImageJob, image_jobs, write_image
 from cxrvqa.synth.reports import make_chunk
 
-SEED = 9        # 12 studies whose 22 images cover every modality, photometric, view and view encoding
+SEED = 9  # 12 studies whose 22 images cover every modality, photometric, view and view encoding
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,12 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ingested(corpus: Path, tmp_path_factory) -> Config:
-    config = Config(out_dir=tmp_path_factory.mktemp("build"), images_dir=corpus / DICOM, manifest=corpus / MANIFEST,
-                    imaging={"workers": 1})
+    config = Config(
+        out_dir=tmp_path_factory.mktemp("build"),
+        images_dir=corpus / DICOM,
+        manifest=corpus / MANIFEST,
+        imaging={"workers": 1},
+    )
     with Store(config.db_path) as store:
         run_id = start_run(store, config)
         context = stage.prepare(config)
@@ -52,7 +56,7 @@ def test_every_image_is_decoded_and_joined_to_its_study(ingested: Config) -> Non
     assert len(rows) == len(expected) == 20
     for row in rows:
         view = expected[row["source_path"]]
-        assert row["study_id"] == row["source_path"].split("/")[1]       # from the manifest
+        assert row["study_id"] == row["source_path"].split("/")[1]  # from the manifest
         if view == "LATERAL":
             assert row["view_plane"] == "lateral"
         else:
@@ -71,7 +75,7 @@ def test_the_headers_have_the_promised_variety(ingested: Config) -> None:
     assert "1.2.840.10008.1.2.1" in syntaxes and {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"} & set(syntaxes)
     assert {r["view_source"] for r in rows} == {"ViewPosition", "description", "PatientOrientation"}
     assert {r["spacing_source"] for r in rows} == {"PixelSpacing", "ImagerPixelSpacing"}
-    methods = {r["decode_method"] for r in rows}          # JPEG 2000 ones decoded at a reduced resolution
+    methods = {r["decode_method"] for r in rows}  # JPEG 2000 ones decoded at a reduced resolution
     assert "pydicom" in methods and any(m.startswith("jpeg2000_level") for m in methods)
 
 
@@ -80,8 +84,14 @@ def test_no_identifier_of_a_file_reaches_the_images_table(corpus: Path, ingested
     for path in (corpus / DICOM).rglob("*"):
         if path.is_file():
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-            identifiers |= {str(ds.PatientName), ds.PatientID, ds.AccessionNumber, ds.StudyInstanceUID,
-                            ds.SOPInstanceUID, ds.PatientBirthDate}
+            identifiers |= {
+                str(ds.PatientName),
+                ds.PatientID,
+                ds.AccessionNumber,
+                ds.StudyInstanceUID,
+                ds.SOPInstanceUID,
+                ds.PatientBirthDate,
+            }
     with Store(ingested.db_path, read_only=True) as store:
         values = {str(v) for row in store.query("SELECT * FROM images") for v in row}
     assert identifiers and not identifiers & values
@@ -93,8 +103,8 @@ def test_images_are_realistic_in_size(tmp_path: Path) -> None:
     ds = pydicom.dcmread(written.path)
     spacing = float((ds.get("PixelSpacing") or ds.ImagerPixelSpacing)[0])
     assert 2000 <= min(ds.Rows, ds.Columns) and max(ds.Rows, ds.Columns) <= 3200
-    assert 0.13 <= spacing <= 0.2 and 340 <= ds.Rows * spacing <= 440        # a 35-43 cm detector
-    assert str(ds.file_meta.TransferSyntaxUID) in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")   # j2k_share 0
+    assert 0.13 <= spacing <= 0.2 and 340 <= ds.Rows * spacing <= 440  # a 35-43 cm detector
+    assert str(ds.file_meta.TransferSyntaxUID) in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # j2k_share 0
     assert written.bytes > ds.Rows * ds.Columns * 2
     # the same job writes the same pixels
     again = write_image(ImageJob(SEED, plan, 0, plan.views[0], str(tmp_path / "again.dcm"), 1.0, 0.0))

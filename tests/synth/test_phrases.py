@@ -32,7 +32,7 @@ def test_packaged_phrasebook_compiles() -> None:
     assert book.frames["reading"].facts == ("present", "present")
     # a bracketed term keeps the mention's span: "displaced [rib fractures]"
     term = next(t for t in book.findings["rib_fracture"].negative_terms if t.text == "displaced rib fractures")
-    assert (term.text[term.start:term.end], term.plural) == ("rib fractures", False)
+    assert (term.text[term.start : term.end], term.plural) == ("rib fractures", False)
     # own frames parse into mention brackets, with the other finding's id
     pacemaker = book.findings["pacemaker"].own["present"][2]
     assert (OPEN, "cardiac_device_leads") in pacemaker and (SLOT, "side", 0, True) in pacemaker
@@ -48,16 +48,29 @@ def test_sentences_without_findings_name_none(data: dict) -> None:
             assert _findings_in(re.sub(r"\{[^}]*\}", " | ", text)) == [], (frame["id"], text)
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    (("findings", 0, "terms"), ["opacity", "focal opacity"],
-     "findings.lung_opacity: 'focal opacity' is not a synonym of it in the vocabulary"),
-    (("findings", 0, "finding"), "opacityy", "findings.opacityy: not a finding of the vocabulary"),
-    (("sides", "left", "before"), ["leftish"], "sides.left: 'leftish' is not a synonym of 'left'"),
-    (("regions", "lingula", "after"), ["in the tongue"],
-     "regions.lingula: 'in the tongue' (without its preposition) is not a synonym of 'lingula'"),
-    (("severity_scales", "size", "mild"), ["huge"], "severity_scales.size.mild: ['huge'] are not synonyms of 'mild'"),
-    (("headers", "findings"), ["OPINION"], "headers.findings: 'OPINION' is not a findings header"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("findings", 0, "terms"),
+            ["opacity", "focal opacity"],
+            "findings.lung_opacity: 'focal opacity' is not a synonym of it in the vocabulary",
+        ),
+        (("findings", 0, "finding"), "opacityy", "findings.opacityy: not a finding of the vocabulary"),
+        (("sides", "left", "before"), ["leftish"], "sides.left: 'leftish' is not a synonym of 'left'"),
+        (
+            ("regions", "lingula", "after"),
+            ["in the tongue"],
+            "regions.lingula: 'in the tongue' (without its preposition) is not a synonym of 'lingula'",
+        ),
+        (
+            ("severity_scales", "size", "mild"),
+            ["huge"],
+            "severity_scales.size.mild: ['huge'] are not synonyms of 'mild'",
+        ),
+        (("headers", "findings"), ["OPINION"], "headers.findings: 'OPINION' is not a findings header"),
+    ],
+)
 def test_a_word_that_is_not_the_vocabulary_s_is_named(data: dict, path: tuple, value: object, message: str) -> None:
     bad = copy.deepcopy(data)
     node = bad
@@ -73,8 +86,11 @@ def test_frame_errors_are_named(data: dict) -> None:
     bad = copy.deepcopy(data)
     unchanged = next(f for f in bad["frames"] if f["id"] == "unchanged_after")
     unchanged["texts"] = ["{NP} {is} the same."]
-    with pytest.raises(ResourceError, match=r"frames.unchanged_after: '\{NP\} \{is\} the same.' says no synonym "
-                                            r"of change 'unchanged'"):
+    with pytest.raises(
+        ResourceError,
+        match=r"frames.unchanged_after: '\{NP\} \{is\} the same.' says no synonym "
+        r"of change 'unchanged'",
+    ):
         compile_phrasebook(bad, "test")
     bad = copy.deepcopy(data)
     next(f for f in bad["frames"] if f["id"] == "present_plain")["texts"] = ["{NP} and {np2}."]

@@ -48,7 +48,8 @@ def test_reports_load_through_the_real_loader(chunk, tmp_path) -> None:
     assert len(records) == 600 and all(isinstance(r, RawReport) for r in records)
     written = _lines(chunk.reports)
     assert [(r.study_id, r.patient_id, r.text) for r in records] == [
-        (w["study_id"], w["patient_id"], w["text"]) for w in written]
+        (w["study_id"], w["patient_id"], w["text"]) for w in written
+    ]
     # patients with several studies: ids shared, studies in order
     per_patient = Counter(r.patient_id for r in records)
     assert max(per_patient.values()) >= 2
@@ -64,15 +65,16 @@ def test_gold_graphs_are_valid_scene_graphs_of_the_text(chunk) -> None:
         text = report["text"]
         # the real parser splits the text into exactly the gold sentences, sections included
         assert [(s.section, s.start, s.end) for s in split_sentences(text)] == [
-            (s.section, s.start, s.end) for s in graph.sentences]
+            (s.section, s.start, s.end) for s in graph.sentences
+        ]
         for sentence in graph.sentences:
-            assert text[sentence.start:sentence.end] == sentence.text
+            assert text[sentence.start : sentence.end] == sentence.text
         for observation in graph.observations:
             evidence = observation.evidence[0]
             sentence = graph.sentences[evidence.sentence_id]
             assert sentence.start <= evidence.start < evidence.end <= sentence.end
-            if not observation.derived_from:   # a named mention is the observation's name, as written
-                assert text[evidence.start:evidence.end] == observation.name
+            if not observation.derived_from:  # a named mention is the observation's name, as written
+                assert text[evidence.start : evidence.end] == observation.name
             else:
                 assert observation.presence == "absent" and observation.derived_from[0].startswith("statement:")
 
@@ -81,7 +83,7 @@ def test_the_corpus_has_the_variety_it_promises(chunk) -> None:
     golds = _lines(chunk.gold)
     texts = [r["text"] for r in _lines(chunk.reports)]
     observations = [o for g in golds for o in g["observations"]]
-    named = [o for o in observations if not o.get("derived_from")]   # fields at the model's default are left out
+    named = [o for o in observations if not o.get("derived_from")]  # fields at the model's default are left out
     assert {o["presence"] for o in named} == {"present", "absent", "uncertain"}
     assert {o.get("laterality") for o in named} == {"left", "right", "bilateral", None}
     assert {"new", "worsened", "improved", "unchanged", "resolved", "chronic"} <= {o.get("change") for o in named}
@@ -92,13 +94,17 @@ def test_the_corpus_has_the_variety_it_promises(chunk) -> None:
     assert 0.2 < normal / len(golds) < 0.5
     sections = Counter(s["section"] for g in golds for s in g["sentences"])
     assert set(sections) == {"indication", "comparison", "technique", "findings", "impression"}
-    assert sum("\n" in t.split("FINDINGS: ", 1)[-1].split("\n\n")[0] for t in texts) > 50   # wrapped lines
-    assert sum("XXXX" in t for t in texts) > 50                                               # de-id tokens
-    assert sum("2. " in t for t in texts) > 50                                                # numbered impressions
-    assert sum("FINDINGS:" not in t for t in texts) > 5                                       # impression only
+    assert sum("\n" in t.split("FINDINGS: ", 1)[-1].split("\n\n")[0] for t in texts) > 50  # wrapped lines
+    assert sum("XXXX" in t for t in texts) > 50  # de-id tokens
+    assert sum("2. " in t for t in texts) > 50  # numbered impressions
+    assert sum("FINDINGS:" not in t for t in texts) > 5  # impression only
     # multi-finding sentences: two or more named findings in one sentence
-    per_sentence = Counter((g["study_id"], o["evidence"][0]["sentence_id"]) for g in golds
-                           for o in g["observations"] if not o.get("derived_from"))
+    per_sentence = Counter(
+        (g["study_id"], o["evidence"][0]["sentence_id"])
+        for g in golds
+        for o in g["observations"]
+        if not o.get("derived_from")
+    )
     assert sum(n >= 2 for n in per_sentence.values()) > 100
 
 

@@ -12,26 +12,50 @@ from cxrvqa.synth.score import Mention, Scorer, score_rules, study_states
 
 GOLD_GRAPH = {
     "study_id": "s1",
-    "sentences": [{"id": 0, "text": "Small left pleural effusion."}, {"id": 1, "text": "The lungs are clear."},
-                  {"id": 2, "text": "No pneumothorax."}],
+    "sentences": [
+        {"id": 0, "text": "Small left pleural effusion."},
+        {"id": 1, "text": "The lungs are clear."},
+        {"id": 2, "text": "No pneumothorax."},
+    ],
     "observations": [
-        {"finding": "pleural_effusion", "presence": "present", "laterality": "left",
-         "evidence": [{"sentence_id": 0}], "derived_from": []},
-        {"finding": "edema", "presence": "absent", "evidence": [{"sentence_id": 1}],
-         "derived_from": ["statement:lungs_clear"]},
+        {
+            "finding": "pleural_effusion",
+            "presence": "present",
+            "laterality": "left",
+            "evidence": [{"sentence_id": 0}],
+            "derived_from": [],
+        },
+        {
+            "finding": "edema",
+            "presence": "absent",
+            "evidence": [{"sentence_id": 1}],
+            "derived_from": ["statement:lungs_clear"],
+        },
         {"finding": "pneumothorax", "presence": "absent", "evidence": [{"sentence_id": 2}], "derived_from": []},
     ],
 }
-PREDICTED = [Mention("pleural_effusion", "present", "right", (0,)), Mention("pneumothorax", "present", None, (2,)),
-             Mention("consolidation", "absent", None, (1,), derived=True)]
+PREDICTED = [
+    Mention("pleural_effusion", "present", "right", (0,)),
+    Mention("pneumothorax", "present", None, (2,)),
+    Mention("consolidation", "absent", None, (1,), derived=True),
+]
 FRAMES = ["present_plain", "statement:lungs_clear", "absent_single"]
 
 
 def test_a_study_s_state_is_its_strongest_mention() -> None:
-    states = study_states([Mention("x", "absent", None, (0,)), Mention("x", "uncertain", "left", (1,)),
-                           Mention("x", "uncertain", "right", (2,)), Mention("y", "absent", None, (3,))])
-    assert (states["x"].presence, states["x"].side, states["x"].sentences) == ("uncertain", "bilateral",
-                                                                               frozenset({1, 2}))
+    states = study_states(
+        [
+            Mention("x", "absent", None, (0,)),
+            Mention("x", "uncertain", "left", (1,)),
+            Mention("x", "uncertain", "right", (2,)),
+            Mention("y", "absent", None, (3,)),
+        ]
+    )
+    assert (states["x"].presence, states["x"].side, states["x"].sentences) == (
+        "uncertain",
+        "bilateral",
+        frozenset({1, 2}),
+    )
     assert states["y"].presence == "absent"
 
 
@@ -44,9 +68,11 @@ def test_counts_of_a_hand_made_study() -> None:
     assert scores.micro_f1 == pytest.approx(2 * (1 / 3) * (1 / 3) / (2 / 3))
     assert scores.laterality == {"scored": 1, "wrong": 1, "accuracy": 0.0}
     frames = {f.frame: (f.facts, f.errors, f.side_errors, f.example) for f in scores.frames}
-    assert frames == {"present_plain": (1, 0, 1, "Small left pleural effusion."),
-                      "statement:lungs_clear": (1, 2, 0, "The lungs are clear."),
-                      "absent_single": (1, 1, 0, "No pneumothorax.")}
+    assert frames == {
+        "present_plain": (1, 0, 1, "Small left pleural effusion."),
+        "statement:lungs_clear": (1, 2, 0, "The lungs are clear."),
+        "absent_single": (1, 1, 0, "No pneumothorax."),
+    }
     by_finding = {row["finding"]: row for row in scores.findings}
     assert by_finding["pneumothorax"]["absent"] == {"support": 1, "tp": 0, "fp": 0, "fn": 1, "f1": None}
 

@@ -32,8 +32,9 @@ def reports(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _prior_checks(reports: Path, out: Path, balance: str) -> tuple[dict[str, dict], str]:
     config = out.parent / f"{balance}.yaml"
     config.write_text(f"qa:\n  balance: {balance}\n", encoding="utf-8")
-    result = runner.invoke(app, ["build", "--reports", str(reports), "--report-format", "iu", "--out", str(out),
-                                 "--config", str(config)])
+    result = runner.invoke(
+        app, ["build", "--reports", str(reports), "--report-format", "iu", "--out", str(out), "--config", str(config)]
+    )
     assert result.exit_code == 0, result.output
     audit = runner.invoke(app, ["audit", "--out", str(out), "--stage", "dataset", "--json"])
     assert audit.exit_code == 0, audit.output
@@ -43,22 +44,35 @@ def _prior_checks(reports: Path, out: Path, balance: str) -> tuple[dict[str, dic
     return checks, " ".join(status.stdout.split())
 
 
-def test_a_per_template_balance_fails_the_question_prior_check_naming_the_questions(reports: Path,
-                                                                                   tmp_path: Path) -> None:
+def test_a_per_template_balance_fails_the_question_prior_check_naming_the_questions(
+    reports: Path, tmp_path: Path
+) -> None:
     checks, status = _prior_checks(reports, tmp_path / "out", "per_template")
     failed = sorted(t for t, c in checks.items() if not c["ok"])
-    assert failed == ["category_abnormal", "finding_absent_choice", "finding_choice", "finding_differential",
-                      "finding_hedged", "finding_presence", "finding_presence_closed_world", "finding_ruled_out",
-                      "region_abnormal", "regions_either_abnormal"]
+    assert failed == [
+        "category_abnormal",
+        "finding_absent_choice",
+        "finding_choice",
+        "finding_differential",
+        "finding_hedged",
+        "finding_presence",
+        "finding_presence_closed_world",
+        "finding_ruled_out",
+        "region_abnormal",
+        "regions_either_abnormal",
+    ]
     presence = checks["finding_presence"]
     assert presence["expected"] == "<= 0.50 + 0.150" and round(presence["value"], 3) == 0.887
-    assert presence["detail"].startswith("the question alone (arguments) answers 0.89 of 571 held-out items; "
-                                         'best answered: {"finding": "pneumothorax"} 0.98 of 52')
+    assert presence["detail"].startswith(
+        "the question alone (arguments) answers 0.89 of 571 held-out items; "
+        'best answered: {"finding": "pneumothorax"} 0.98 of 52'
+    )
     # a choice template is named by the sets of options the reader of the options answers best
     assert checks["finding_differential"]["detail"].startswith(
         "the question alone (options) answers 1.00 of 43 held-out items; best answered: "
-        "[consolidation, hyperinflation] 1.00 of 6; [low lung volumes, pulmonary edema] 1.00 of 4")
-    assert "│ dataset check │ question_prior │ 10 │" in status             # status counts the failures, with one
+        "[consolidation, hyperinflation] 1.00 of 6; [low lung volumes, pulmonary edema] 1.00 of 4"
+    )
+    assert "│ dataset check │ question_prior │ 10 │" in status  # status counts the failures, with one
     assert "the question alone" in status
 
 

@@ -26,15 +26,42 @@ def context(sentences: list[str], indication: str | None = None) -> ValidationCo
     return ValidationContext(images, {t.id: (t, v) for t, v in every.templates}, every, view)
 
 
-def item(template_id: str, question: str, answer: str, *, polarity: bool | None = None,
-         evidence: list[int] | None = None, findings: list[str] | None = None, regions: list[str] | None = None,
-         options: list[str] | None = None, answer_format: str = "yes_no", **arguments: str) -> dict[str, Any]:
-    return {"item_id": "qa-test", "study_id": "s1", "patient_id": "p1", "image_id": "img1", "view_plane": "frontal",
-            "template_id": template_id, "question_type": "yes_no", "strategy": "finding", "skill": "presence",
-            "answer_format": answer_format, "question": question, "answer": answer, "options": options,
-            "correct_option": "A" if options else None, "findings": findings or list(arguments.values())[:1],
-            "regions": regions or [], "boxes": [], "evidence_ids": evidence if evidence is not None else [0],
-            "arguments": json.dumps(arguments), "polarity": polarity, "split": "train"}
+def item(
+    template_id: str,
+    question: str,
+    answer: str,
+    *,
+    polarity: bool | None = None,
+    evidence: list[int] | None = None,
+    findings: list[str] | None = None,
+    regions: list[str] | None = None,
+    options: list[str] | None = None,
+    answer_format: str = "yes_no",
+    **arguments: str,
+) -> dict[str, Any]:
+    return {
+        "item_id": "qa-test",
+        "study_id": "s1",
+        "patient_id": "p1",
+        "image_id": "img1",
+        "view_plane": "frontal",
+        "template_id": template_id,
+        "question_type": "yes_no",
+        "strategy": "finding",
+        "skill": "presence",
+        "answer_format": answer_format,
+        "question": question,
+        "answer": answer,
+        "options": options,
+        "correct_option": "A" if options else None,
+        "findings": findings or list(arguments.values())[:1],
+        "regions": regions or [],
+        "boxes": [],
+        "evidence_ids": evidence if evidence is not None else [0],
+        "arguments": json.dumps(arguments),
+        "polarity": polarity,
+        "split": "train",
+    }
 
 
 def verdict(name: str, it: dict[str, Any], ctx: ValidationContext) -> str | None:
@@ -46,9 +73,12 @@ def verdict(name: str, it: dict[str, Any], ctx: ValidationContext) -> str | None
 
 def test_the_checks_are_registered_at_their_strictness() -> None:
     assert {name: (VALIDATORS[name].strictness, VALIDATORS[name].kind) for name in CHECKS} == {
-        "second_reading": ("reject", "content"), "location_support": ("reject", "content"),
-        "negative_support": ("reject", "content"), "question_sense": ("reject", "content"),
-        "grammar_agreement": ("warn", "content")}
+        "second_reading": ("reject", "content"),
+        "location_support": ("reject", "content"),
+        "negative_support": ("reject", "content"),
+        "question_sense": ("reject", "content"),
+        "grammar_agreement": ("warn", "content"),
+    }
 
 
 def test_claims_name_registered_answer_programs() -> None:
@@ -66,69 +96,158 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
 
 
 # -- 1. second reading --------------------------------------------------------------------------------
-@pytest.mark.parametrize(("sentence", "template_id", "question", "answer", "polarity", "finding", "expected"), [
-    ("Patchy left basilar opacity, possibly pneumonia.", "finding_presence", "Is there pneumonia?", "yes", True,
-     "pneumonia", "second_reading_hedged"),
-    ("Right basilar atelectasis versus scarring.", "finding_presence", "Is there atelectasis?", "yes", True,
-     "atelectasis", "second_reading_differential"),
-    ("Borderline cardiomegaly.", "finding_presence", "Is there cardiomegaly?", "yes", True, "cardiomegaly",
-     "second_reading_borderline"),
-    ("There is no pleural effusion.", "finding_presence", "Is there a pleural effusion?", "yes", True,
-     "pleural_effusion", "second_reading_negated"),
-    ("Small right pleural effusion.", "finding_ruled_out", "Has a pleural effusion been ruled out?", "yes", True,
-     "pleural_effusion", "second_reading_affirmed"),
-    ("The trachea is midline.", "finding_presence", "Is there a nodule?", "yes", True, "nodule",
-     "second_reading_not_found"),
-    ("Stable sternotomy XXXX.", "finding_presence", "Are there sternotomy wires?", "yes", True, "sternotomy_wires",
-     "second_reading_deidentified"),
-    ("Small right pleural effusion.", "finding_hedged", "Is the report uncertain about a pleural effusion?", "yes",
-     True, "pleural_effusion", "second_reading_certain"),
-    ("Small left pleural effusion.", "finding_presence", "Is there a pleural effusion?", "yes", True,
-     "pleural_effusion", None),
-    ("No pneumothorax, effusion or consolidation.", "finding_presence", "Is there a pneumothorax?", "no", False,
-     "pneumothorax", None),
-])
-def test_second_reading(sentence: str, template_id: str, question: str, answer: str, polarity: bool,
-                        finding: str, expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("sentence", "template_id", "question", "answer", "polarity", "finding", "expected"),
+    [
+        (
+            "Patchy left basilar opacity, possibly pneumonia.",
+            "finding_presence",
+            "Is there pneumonia?",
+            "yes",
+            True,
+            "pneumonia",
+            "second_reading_hedged",
+        ),
+        (
+            "Right basilar atelectasis versus scarring.",
+            "finding_presence",
+            "Is there atelectasis?",
+            "yes",
+            True,
+            "atelectasis",
+            "second_reading_differential",
+        ),
+        (
+            "Borderline cardiomegaly.",
+            "finding_presence",
+            "Is there cardiomegaly?",
+            "yes",
+            True,
+            "cardiomegaly",
+            "second_reading_borderline",
+        ),
+        (
+            "There is no pleural effusion.",
+            "finding_presence",
+            "Is there a pleural effusion?",
+            "yes",
+            True,
+            "pleural_effusion",
+            "second_reading_negated",
+        ),
+        (
+            "Small right pleural effusion.",
+            "finding_ruled_out",
+            "Has a pleural effusion been ruled out?",
+            "yes",
+            True,
+            "pleural_effusion",
+            "second_reading_affirmed",
+        ),
+        (
+            "The trachea is midline.",
+            "finding_presence",
+            "Is there a nodule?",
+            "yes",
+            True,
+            "nodule",
+            "second_reading_not_found",
+        ),
+        (
+            "Stable sternotomy XXXX.",
+            "finding_presence",
+            "Are there sternotomy wires?",
+            "yes",
+            True,
+            "sternotomy_wires",
+            "second_reading_deidentified",
+        ),
+        (
+            "Small right pleural effusion.",
+            "finding_hedged",
+            "Is the report uncertain about a pleural effusion?",
+            "yes",
+            True,
+            "pleural_effusion",
+            "second_reading_certain",
+        ),
+        (
+            "Small left pleural effusion.",
+            "finding_presence",
+            "Is there a pleural effusion?",
+            "yes",
+            True,
+            "pleural_effusion",
+            None,
+        ),
+        (
+            "No pneumothorax, effusion or consolidation.",
+            "finding_presence",
+            "Is there a pneumothorax?",
+            "no",
+            False,
+            "pneumothorax",
+            None,
+        ),
+    ],
+)
+def test_second_reading(
+    sentence: str, template_id: str, question: str, answer: str, polarity: bool, finding: str, expected: str | None
+) -> None:
     it = item(template_id, question, answer, polarity=polarity, finding=finding)
     assert verdict("second_reading", it, context([sentence])) == expected
 
 
-@pytest.mark.parametrize(("sentences", "findings", "expected"), [
-    # only hedged in the evidence and nowhere stated: no abnormality a reader states
-    (["Possible subtle increased opacity in right apex versus technique.", "Heart size is normal."], [],
-     "second_reading_only_hedged"),
-    (["Borderline cardiomegaly.", "Lungs are clear."], ["cardiomegaly"], "second_reading_only_hedged"),
-    # hedged in the evidence, stated elsewhere in the report
-    (["Borderline cardiomegaly.", "The heart is enlarged."], ["cardiomegaly"], None),
-    # a stated finding beside a hedged one
-    (["Possible right apical opacity. Small left pleural effusion."], [], None),
-    (["Small left pleural effusion."], ["pleural_effusion"], None),
-])
-def test_an_abnormality_needs_a_stated_finding(sentences: list[str], findings: list[str],
-                                               expected: str | None) -> None:
-    it = item("study_is_abnormal", "Is this chest X-ray abnormal?", "yes", polarity=True, findings=findings,
-              evidence=[0])
+@pytest.mark.parametrize(
+    ("sentences", "findings", "expected"),
+    [
+        # only hedged in the evidence and nowhere stated: no abnormality a reader states
+        (
+            ["Possible subtle increased opacity in right apex versus technique.", "Heart size is normal."],
+            [],
+            "second_reading_only_hedged",
+        ),
+        (["Borderline cardiomegaly.", "Lungs are clear."], ["cardiomegaly"], "second_reading_only_hedged"),
+        # hedged in the evidence, stated elsewhere in the report
+        (["Borderline cardiomegaly.", "The heart is enlarged."], ["cardiomegaly"], None),
+        # a stated finding beside a hedged one
+        (["Possible right apical opacity. Small left pleural effusion."], [], None),
+        (["Small left pleural effusion."], ["pleural_effusion"], None),
+    ],
+)
+def test_an_abnormality_needs_a_stated_finding(sentences: list[str], findings: list[str], expected: str | None) -> None:
+    it = item(
+        "study_is_abnormal", "Is this chest X-ray abnormal?", "yes", polarity=True, findings=findings, evidence=[0]
+    )
     it["findings"] = findings
     assert verdict("second_reading", it, context(sentences)) == expected
 
 
 def test_second_reading_reads_distractors_in_the_whole_report() -> None:
     ctx = context(["Heart size is normal.", "No pleural effusion.", "Possible small nodule in the right apex."])
-    it = item("finding_absent_choice", "Which of the following findings is NOT present?", "pleural effusion",
-              options=["pleural effusion", "nodule", "cardiomegaly", "scoliosis"], answer_format="multiple_choice",
-              evidence=[1], finding="pleural_effusion")
+    it = item(
+        "finding_absent_choice",
+        "Which of the following findings is NOT present?",
+        "pleural effusion",
+        options=["pleural effusion", "nodule", "cardiomegaly", "scoliosis"],
+        answer_format="multiple_choice",
+        evidence=[1],
+        finding="pleural_effusion",
+    )
     assert verdict("second_reading", it, ctx) == "second_reading_hedged"
 
 
 # -- 2. location -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("template_id", "question", "answer", "expected"), [
-    ("finding_location", "Where is the pleural effusion?", "left lung", "region_not_a_site"),
-    ("finding_location", "Where is the pleural effusion?", "right pleura", "region_not_in_evidence"),
-    ("finding_side", "On which side is the pleural effusion?", "right", "side_not_in_evidence"),
-    ("finding_location", "Where is the pleural effusion?", "left pleura", None),
-    ("finding_side", "On which side is the pleural effusion?", "left", None),
-])
+@pytest.mark.parametrize(
+    ("template_id", "question", "answer", "expected"),
+    [
+        ("finding_location", "Where is the pleural effusion?", "left lung", "region_not_a_site"),
+        ("finding_location", "Where is the pleural effusion?", "right pleura", "region_not_in_evidence"),
+        ("finding_side", "On which side is the pleural effusion?", "right", "side_not_in_evidence"),
+        ("finding_location", "Where is the pleural effusion?", "left pleura", None),
+        ("finding_side", "On which side is the pleural effusion?", "left", None),
+    ],
+)
 def test_location_support(template_id: str, question: str, answer: str, expected: str | None) -> None:
     it = item(template_id, question, answer, answer_format="short", finding="pleural_effusion")
     assert verdict("location_support", it, context(["Small left pleural effusion."])) == expected
@@ -136,97 +255,165 @@ def test_location_support(template_id: str, question: str, answer: str, expected
 
 def test_a_region_answer_needs_a_finding_there() -> None:
     ctx = context(["Moderate thoracic scoliosis."])
-    it = item("region_abnormal", "Is there an abnormality in the lungs?", "yes", polarity=True, findings=["scoliosis"],
-              region="lungs")
+    it = item(
+        "region_abnormal",
+        "Is there an abnormality in the lungs?",
+        "yes",
+        polarity=True,
+        findings=["scoliosis"],
+        region="lungs",
+    )
     assert verdict("location_support", it, ctx) == "region_not_a_site"
     ctx = context(["Calcified granuloma in the right upper lobe."])
-    it = item("region_abnormal", "Is there an abnormality in the right lung?", "yes", polarity=True,
-              findings=["calcified_granuloma"], region="right_lung")
+    it = item(
+        "region_abnormal",
+        "Is there an abnormality in the right lung?",
+        "yes",
+        polarity=True,
+        findings=["calcified_granuloma"],
+        region="right_lung",
+    )
     assert verdict("location_support", it, ctx) is None
 
 
 # -- 3. negative answers -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("sentences", "finding", "expected"), [
-    (["No large pleural effusion."], "pleural_effusion", "negative_narrowed"),
-    (["No acute cardiopulmonary process."], "granuloma", "negative_acute_only"),
-    (["Heart size is normal."], "nodule", "negative_unbacked"),
-    (["Small left pleural effusion.", "No pneumothorax."], "pleural_effusion", "negative_contradicted"),
-    (["There is no pleural effusion."], "pleural_effusion", None),
-    (["No acute cardiopulmonary process."], "pneumothorax", None),
-    (["The lungs are clear."], "consolidation", None),
-])
+@pytest.mark.parametrize(
+    ("sentences", "finding", "expected"),
+    [
+        (["No large pleural effusion."], "pleural_effusion", "negative_narrowed"),
+        (["No acute cardiopulmonary process."], "granuloma", "negative_acute_only"),
+        (["Heart size is normal."], "nodule", "negative_unbacked"),
+        (["Small left pleural effusion.", "No pneumothorax."], "pleural_effusion", "negative_contradicted"),
+        (["There is no pleural effusion."], "pleural_effusion", None),
+        (["No acute cardiopulmonary process."], "pneumothorax", None),
+        (["The lungs are clear."], "consolidation", None),
+    ],
+)
 def test_negative_support_of_an_absent_finding(sentences: list[str], finding: str, expected: str | None) -> None:
     it = item("finding_presence", "Is there the finding?", "no", polarity=False, finding=finding)
     assert verdict("negative_support", it, context(sentences)) == expected
 
 
-@pytest.mark.parametrize(("sentences", "expected"), [
-    (["Left lower lobe consolidation.", "Heart size is normal."], "normal_claim_contradicted"),
-    (["Possible left basilar atelectasis."], "normal_claim_uncertain"),
-    (["No acute cardiopulmonary abnormality."], "negative_acute_only"),
-    (["Heart size is normal.", "No pneumothorax."], "negative_unbacked"),
-    (["The lungs are clear.", "Normal heart size."], None),
-])
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        (["Left lower lobe consolidation.", "Heart size is normal."], "normal_claim_contradicted"),
+        (["Possible left basilar atelectasis."], "normal_claim_uncertain"),
+        (["No acute cardiopulmonary abnormality."], "negative_acute_only"),
+        (["Heart size is normal.", "No pneumothorax."], "negative_unbacked"),
+        (["The lungs are clear.", "Normal heart size."], None),
+    ],
+)
 def test_negative_support_of_a_normal_region(sentences: list[str], expected: str | None) -> None:
-    it = item("region_abnormal", "Is there an abnormality in the left lung?", "no", polarity=False, findings=[],
-              evidence=[], region="left_lung")
+    it = item(
+        "region_abnormal",
+        "Is there an abnormality in the left lung?",
+        "no",
+        polarity=False,
+        findings=[],
+        evidence=[],
+        region="left_lung",
+    )
     assert verdict("negative_support", it, context(sentences)) == expected
 
 
 def test_a_normal_study_needs_the_lungs_and_the_heart_declared_normal() -> None:
     it = item("study_is_normal", "Is this chest X-ray normal?", "yes", polarity=True, findings=[], evidence=[])
     assert verdict("negative_support", it, context(["No active disease."])) == "negative_acute_only"
-    ctx = context(["The heart and mediastinum are normal.", "The lungs are clear.", "No active disease."],
-                  indication="Cough.")
+    ctx = context(
+        ["The heart and mediastinum are normal.", "The lungs are clear.", "No active disease."], indication="Cough."
+    )
     assert verdict("negative_support", it, ctx) is None
 
 
 # -- 4. question sense and grammar ---------------------------------------------------------------------------
-@pytest.mark.parametrize(("template_id", "question", "answer", "polarity", "finding", "expected"), [
-    ("finding_describe", "Describe the pleural effusion.", "There is no pleural effusion.", False,
-     "pleural_effusion", "presupposes_absent_finding"),
-    ("finding_location", "Where is the cardiomegaly?", "heart", None, "cardiomegaly", "circular_location"),
-    ("finding_severity", "How severe is the nodule?", "mild", None, "nodule", "severity_of_sized_finding"),
-    ("finding_change", "How has the scarring changed since the prior study?", "chronic", None, "scarring",
-     "not_an_interval_change"),
-    ("finding_describe", "Describe the pleural effusion.", "There is a small pleural effusion in the left pleura.",
-     True, "pleural_effusion", None),
-    ("finding_change", "How has the pleural effusion changed since the prior study?", "improved", None,
-     "pleural_effusion", None),
-])
-def test_question_sense(template_id: str, question: str, answer: str, polarity: bool | None, finding: str,
-                        expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("template_id", "question", "answer", "polarity", "finding", "expected"),
+    [
+        (
+            "finding_describe",
+            "Describe the pleural effusion.",
+            "There is no pleural effusion.",
+            False,
+            "pleural_effusion",
+            "presupposes_absent_finding",
+        ),
+        ("finding_location", "Where is the cardiomegaly?", "heart", None, "cardiomegaly", "circular_location"),
+        ("finding_severity", "How severe is the nodule?", "mild", None, "nodule", "severity_of_sized_finding"),
+        (
+            "finding_change",
+            "How has the scarring changed since the prior study?",
+            "chronic",
+            None,
+            "scarring",
+            "not_an_interval_change",
+        ),
+        (
+            "finding_describe",
+            "Describe the pleural effusion.",
+            "There is a small pleural effusion in the left pleura.",
+            True,
+            "pleural_effusion",
+            None,
+        ),
+        (
+            "finding_change",
+            "How has the pleural effusion changed since the prior study?",
+            "improved",
+            None,
+            "pleural_effusion",
+            None,
+        ),
+    ],
+)
+def test_question_sense(
+    template_id: str, question: str, answer: str, polarity: bool | None, finding: str, expected: str | None
+) -> None:
     it = item(template_id, question, answer, polarity=polarity, answer_format="short", finding=finding)
     assert verdict("question_sense", it, context(["Small left pleural effusion."])) == expected
 
 
-@pytest.mark.parametrize(("question", "answer", "finding", "expected"), [
-    ("Is degenerative changes excluded on this radiograph?", "no", "degenerative_changes", "number_agreement"),
-    ("Has nodule been ruled out?", "no", "nodule", "missing_article"),
-    ("Is there a pulmonary edema?", "no", "edema", "number_agreement"),
-    ("Are degenerative changes excluded on this radiograph?", "no", "degenerative_changes", None),
-    ("Has a nodule been ruled out?", "no", "nodule", None),
-])
+@pytest.mark.parametrize(
+    ("question", "answer", "finding", "expected"),
+    [
+        ("Is degenerative changes excluded on this radiograph?", "no", "degenerative_changes", "number_agreement"),
+        ("Has nodule been ruled out?", "no", "nodule", "missing_article"),
+        ("Is there a pulmonary edema?", "no", "edema", "number_agreement"),
+        ("Are degenerative changes excluded on this radiograph?", "no", "degenerative_changes", None),
+        ("Has a nodule been ruled out?", "no", "nodule", None),
+    ],
+)
 def test_grammar_agreement(question: str, answer: str, finding: str, expected: str | None) -> None:
     it = item("finding_ruled_out", question, answer, polarity=False, finding=finding)
     assert verdict("grammar_agreement", it, context(["Degenerative changes of the spine."])) == expected
 
 
 def test_a_quoted_report_sentence_is_not_graded_for_grammar() -> None:
-    it = item("finding_presence_sentence", "Is there any sign of a pneumothorax?",
-              "No. No pleural effusion or pneumothorax.", polarity=False, answer_format="full_sentence",
-              finding="pneumothorax")
+    it = item(
+        "finding_presence_sentence",
+        "Is there any sign of a pneumothorax?",
+        "No. No pleural effusion or pneumothorax.",
+        polarity=False,
+        answer_format="full_sentence",
+        finding="pneumothorax",
+    )
     assert verdict("grammar_agreement", it, context(["No pleural effusion or pneumothorax."])) is None
 
 
 # -- the ConText reading itself ------------------------------------------------------------------------------
 def test_context_reading_of_invented_sentences() -> None:
-    read = {m.finding: (m.status, sorted(m.regions), sorted(m.sides))
-            for m in independent.read_sentence("No pneumothorax, but small right pleural effusion.")}
-    assert read == {"pneumothorax": ("negated", [], []),
-                    "pleural_effusion": ("affirmed", ["pleura", "right_pleura"], ["right"])}
-    read = {m.finding: m.sides for m in
-            independent.read_sentence("Bilateral calcified granulomas and degenerative change in the spine.")}
+    read = {
+        m.finding: (m.status, sorted(m.regions), sorted(m.sides))
+        for m in independent.read_sentence("No pneumothorax, but small right pleural effusion.")
+    }
+    assert read == {
+        "pneumothorax": ("negated", [], []),
+        "pleural_effusion": ("affirmed", ["pleura", "right_pleura"], ["right"]),
+    }
+    read = {
+        m.finding: m.sides
+        for m in independent.read_sentence("Bilateral calcified granulomas and degenerative change in the spine.")
+    }
     assert read == {"calcified_granuloma": frozenset({"bilateral"}), "degenerative_changes": frozenset()}
 
 
@@ -239,14 +426,22 @@ def test_targets_are_found_as_medspacys_target_matcher_finds_them() -> None:
     nlp, cue, targets = independent._pipeline(), independent._target_cue(), independent._targets()
     assert cue is not None
     medspacy = TargetMatcher(nlp)
-    medspacy.add([TargetRule(rule, finding) if isinstance(rule, str) else TargetRule("pattern", finding, pattern=rule)
-                  for finding, rule in independent._target_rules()])
+    medspacy.add(
+        [
+            TargetRule(rule, finding) if isinstance(rule, str) else TargetRule("pattern", finding, pattern=rule)
+            for finding, rule in independent._target_rules()
+        ]
+    )
 
     def spans(doc: Any) -> list[tuple[int, int, str]]:
         return [(e.start, e.end, e.label_) for e in doc.ents]
 
-    texts = ("No pneumothorax, but small right pleural effusion.", "Calcified granuloma in the left upper lobe.",
-             "The heart is mildly enlarged and there is a small left pleural effusion.", "The trachea is midline.")
+    texts = (
+        "No pneumothorax, but small right pleural effusion.",
+        "Calcified granuloma in the left upper lobe.",
+        "The heart is mildly enlarged and there is a small left pleural effusion.",
+        "The trachea is midline.",
+    )
     for text in texts:
         expected = spans(medspacy(nlp.make_doc(text)))
         words = {t.lower_ for t in nlp.make_doc(text)}
@@ -266,12 +461,18 @@ def test_modifiers_are_applied_as_medspacys_context_applies_them() -> None:
     context.add(independent._context_rules())
 
     def read(graph: Any) -> tuple[list[Any], list[Any]]:
-        return ([(m.modifier_span, m.category, m.scope_span) for m in graph.modifiers],
-                [((t.start, t.end), m.modifier_span, m.category) for t, m in graph.edges])
+        return (
+            [(m.modifier_span, m.category, m.scope_span) for m in graph.modifiers],
+            [((t.start, t.end), m.modifier_span, m.category) for t, m in graph.edges],
+        )
 
-    for text in ("No pneumothorax, but small right pleural effusion.", "Possible left basilar atelectasis.",
-                 "Right basilar atelectasis versus scarring.", "There is no evidence of pneumonia.",
-                 "Bilateral calcified granulomas and degenerative change in the spine."):
+    for text in (
+        "No pneumothorax, but small right pleural effusion.",
+        "Possible left basilar atelectasis.",
+        "Right basilar atelectasis versus scarring.",
+        "There is no evidence of pneumonia.",
+        "Bilateral calcified granulomas and degenerative change in the spine.",
+    ):
         doc = targets.find(nlp.get_pipe("sentencizer")(nlp.make_doc(text)), True)
         expected = read(context(doc)._.context_graph)
         assert expected[1] and read(independent._modifiers().graph(doc)) == expected
@@ -304,4 +505,8 @@ def test_negative_verdicts_are_remembered_per_reading_of_a_report() -> None:
     it = item("finding_presence", "Is there a pleural effusion?", "no", polarity=False, finding="pleural_effusion")
     clear, effusion = context(["There is no pleural effusion."]), context(["Small left pleural effusion."])
     assert [verdict("negative_support", it, c) for c in (clear, effusion, clear, clear)] == [
-        None, "negative_contradicted", None, None]
+        None,
+        "negative_contradicted",
+        None,
+        None,
+    ]

@@ -30,9 +30,23 @@ def server():
 
 
 def _config(out: Path, server: FakeLLMServer, **judge_settings: object) -> Config:
-    return load_config(None, {**_demo_inputs(), "out_dir": out, "judge": {"enabled": True, **judge_settings},
-                              "extraction": {"llm": {"base_url": server.base_url, "model": "fake-model",
-                                                     "timeout_s": 0.5, "max_attempts": 3, "max_concurrency": 4}}})
+    return load_config(
+        None,
+        {
+            **_demo_inputs(),
+            "out_dir": out,
+            "judge": {"enabled": True, **judge_settings},
+            "extraction": {
+                "llm": {
+                    "base_url": server.base_url,
+                    "model": "fake-model",
+                    "timeout_s": 0.5,
+                    "max_attempts": 3,
+                    "max_concurrency": 4,
+                }
+            },
+        },
+    )
 
 
 def _judge_all(store: Store, context: judge.JudgeContext, run_id: str) -> tuple[int, int]:
@@ -44,17 +58,28 @@ def _judge_all(store: Store, context: judge.JudgeContext, run_id: str) -> tuple[
 
 def test_the_response_schema_and_caps_come_from_the_criteria_file() -> None:
     criteria = judge.judge_criteria()
-    assert [c.id for c in criteria.criteria] == ["entailment", "relevance", "completeness", "question_clarity",
-                                                 "answer_clarity"]
+    assert [c.id for c in criteria.criteria] == [
+        "entailment",
+        "relevance",
+        "completeness",
+        "question_clarity",
+        "answer_clarity",
+    ]
     schema = criteria.response_schema()
     assert schema["required"] == [*(c.id for c in criteria.criteria), "rationale"]
-    assert schema["properties"]["entailment"]["enum"] == ["entailed", "partially_entailed", "not_mentioned",
-                                                          "contradicted"]
+    assert schema["properties"]["entailment"]["enum"] == [
+        "entailed",
+        "partially_entailed",
+        "not_mentioned",
+        "contradicted",
+    ]
     best = {c.id: c.values[0][0] for c in criteria.criteria} | {"rationale": "ok"}
     rules = grading()
     assert criteria.cap(best) == (rules.best, "")
     assert criteria.cap(best | {"completeness": "mostly_complete", "relevance": "partially_relevant"}) == (
-        rules.code("B"), "relevance=partially_relevant")
+        rules.code("B"),
+        "relevance=partially_relevant",
+    )
     assert criteria.cap(best | {"entailment": "contradicted"}) == (rules.code("D"), "entailment=contradicted")
     with pytest.raises(ResponseError, match="not JSON"):
         judge.parse_verdict('{"entailment": ')
@@ -66,26 +91,33 @@ def test_the_response_schema_and_caps_come_from_the_criteria_file() -> None:
 
 def test_the_prompt_shows_report_question_options_and_answer() -> None:
     prompt = judge.load_judge_prompt("qa_item")
-    system, user = prompt.messages([{"id": 0, "section": "findings", "text": "Small left\neffusion."}],
-                                   "Which finding is seen?", ["A. effusion", "B. mass"], "A. effusion",
-                                   schema_in_prompt=False)
+    system, user = prompt.messages(
+        [{"id": 0, "section": "findings", "text": "Small left\neffusion."}],
+        "Which finding is seen?",
+        ["A. effusion", "B. mass"],
+        "A. effusion",
+        schema_in_prompt=False,
+    )
     assert "- entailment: Does the report text entail the answer" in system["content"]
     assert "  - contradicted: the report says the opposite" in system["content"]
     assert "JSON Schema" not in system["content"]
-    assert user["content"] == ("Report sentences (id, section, text):\n[0] findings: Small left effusion.\n"
-                               "Question: Which finding is seen?\nOptions: A. effusion | B. mass\nAnswer: A. effusion")
+    assert user["content"] == (
+        "Report sentences (id, section, text):\n[0] findings: Small left effusion.\n"
+        "Question: Which finding is seen?\nOptions: A. effusion | B. mass\nAnswer: A. effusion"
+    )
 
 
 def test_settings_errors_are_named_before_any_request(demo_build: Path, server: FakeLLMServer) -> None:
-    assert judge.prepare_judge(load_config(None, {"out_dir": demo_build})) is None   # off by default
+    assert judge.prepare_judge(load_config(None, {"out_dir": demo_build})) is None  # off by default
     with pytest.raises(ConfigError, match="the judge asks the server of extraction.llm"):
         judge.prepare_judge(load_config(None, {"out_dir": demo_build, "judge": {"enabled": True}}))
     with pytest.raises(ConfigError, match=r"unknown grade 'A\+\+\+'; grades are \['A\+\+', 'A\+', 'A'"):
         judge.prepare_judge(_config(demo_build, server, min_grade="A+++"))
 
 
-def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMServer, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verdicts_failures_cache_and_grades(
+    demo_build: Path, server: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CXRVQA_LLM_API_KEY", KEY)
     out = tmp_path / "copy"
     shutil.copytree(demo_build, out)
@@ -95,18 +127,22 @@ def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMSer
         flipped, negated = store.query(
             "SELECT q.item_id, q.findings[1] FROM current_qa_items q JOIN current_qa_grades g USING (item_id, "
             "template_version, input_hash) WHERE q.template_id = 'finding_presence' AND q.study_id = 'demo-s1' "
-            "AND q.answer = 'no' AND g.grade >= 3 ORDER BY q.item_id")[0]
+            "AND q.answer = 'no' AND g.grade >= 3 ORDER BY q.item_id"
+        )[0]
         store.con.execute("UPDATE qa_items SET answer = 'yes' WHERE item_id = ?", [flipped])
-        server.inject("rule out pneumonia", "500", "malformed")   # demo-s2's first item: recovers on attempt 3
-        server.always("Shortness of breath", "refusal")           # demo-s1: every item refused, for good
+        server.inject("rule out pneumonia", "500", "malformed")  # demo-s2's first item: recovers on attempt 3
+        server.always("Shortness of breath", "refusal")  # demo-s1: every item refused, for good
         context = judge.prepare_judge(_config(out, server))
         eligible, asked = _judge_all(store, context, "r-judge")
         rules = grading()
-        n_s1 = store.query("SELECT count(*) FROM current_qa_grades g JOIN current_qa_items q USING (item_id, "
-                           "template_version, input_hash) WHERE q.study_id = 'demo-s1' AND g.rule_grade >= 3")[0][0]
+        n_s1 = store.query(
+            "SELECT count(*) FROM current_qa_grades g JOIN current_qa_items q USING (item_id, "
+            "template_version, input_hash) WHERE q.study_id = 'demo-s1' AND g.rule_grade >= 3"
+        )[0][0]
         assert eligible == asked > n_s1 > 0
-        failures = store.query("SELECT reason, terminal, count(*) FROM judge_results WHERE status = 'failed' "
-                               "GROUP BY ALL")
+        failures = store.query(
+            "SELECT reason, terminal, count(*) FROM judge_results WHERE status = 'failed' GROUP BY ALL"
+        )
         assert failures == [("llm_refusal", True, n_s1)]
         verdicts = store.query("SELECT count(*) FROM judge_results WHERE status = 'ok'")[0][0]
         assert verdicts == asked - n_s1
@@ -116,8 +152,9 @@ def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMSer
         assert asked_once < verdicts
         assert outcomes == {"ok": asked_once, "refusal": n_s1, "server_error": 1, "invalid_response": 1}
         # the fake judge finds no other contradiction in the demo: every verdict passes, no grade is capped
-        assert store.query("SELECT status, count(*) FROM validation_results WHERE validator = 'llm_judge' "
-                           "GROUP BY 1") == [("ok", verdicts)]
+        assert store.query(
+            "SELECT status, count(*) FROM validation_results WHERE validator = 'llm_judge' GROUP BY 1"
+        ) == [("ok", verdicts)]
         assert store.query("SELECT count(*) FROM current_qa_grades WHERE weakest LIKE 'judge:%'")[0][0] == 0
         # nothing refused or judged is asked again; a transient failure would be
         requests = server.request_count
@@ -126,16 +163,26 @@ def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMSer
         server._always.clear()
         store.con.execute("DELETE FROM judge_results WHERE item_id = ?", [flipped])
         store.con.execute("DELETE FROM llm_cache WHERE study_id = 'demo-s1'")
-        counts = judge.judge_batch(store, "r-judge-2", [k for k in judge.pending_items(store, context)[1]
-                                                        if k[0] == flipped], context)
+        counts = judge.judge_batch(
+            store, "r-judge-2", [k for k in judge.pending_items(store, context)[1] if k[0] == flipped], context
+        )
         assert (counts.n_done, counts.n_rejected, server.request_count - requests) == (1, 0, 1)
-        verdict = store.query("SELECT status, reason, detail FROM current_validation_results WHERE item_id = ? "
-                              "AND validator = 'llm_judge'", [flipped])
-        assert verdict == [("reject", "judge_entailment_contradicted",
-                            "entailment=contradicted, relevance=relevant, completeness=complete, question_clarity="
-                            f"clear, answer_clarity=clear. The report says {negated} is absent.")]
-        grade = store.query("SELECT grade, label, weakest, rule_grade > grade FROM current_qa_grades WHERE item_id = ?",
-                            [flipped])
+        verdict = store.query(
+            "SELECT status, reason, detail FROM current_validation_results WHERE item_id = ? "
+            "AND validator = 'llm_judge'",
+            [flipped],
+        )
+        assert verdict == [
+            (
+                "reject",
+                "judge_entailment_contradicted",
+                "entailment=contradicted, relevance=relevant, completeness=complete, question_clarity="
+                f"clear, answer_clarity=clear. The report says {negated} is absent.",
+            )
+        ]
+        grade = store.query(
+            "SELECT grade, label, weakest, rule_grade > grade FROM current_qa_grades WHERE item_id = ?", [flipped]
+        )
         assert grade == [(rules.code("D"), "D", "judge:entailment=contradicted", True)]
         # the cache answers a re-judging without a request (but for demo-s1's refusals, removed above)
         before = store.query("SELECT item_id, verdict FROM current_judge_results ORDER BY item_id")
@@ -149,16 +196,26 @@ def test_verdicts_failures_cache_and_grades(demo_build: Path, server: FakeLLMSer
         clean, template_version, input_hash = store.query(
             "SELECT item_id, template_version, input_hash FROM current_qa_grades g JOIN current_qa_items q "
             "USING (item_id, template_version, input_hash) WHERE q.study_id = 'demo-s1' AND g.label = 'A++' "
-            "AND item_id <> ? ORDER BY item_id LIMIT 1", [flipped])[0]
-        store.con.execute("UPDATE judge_results SET grade = 3, weakest = 'completeness=incomplete' "
-                          "WHERE item_id = ? AND status = 'ok'", [clean])
-        stricter = validate_stage.prepare(load_config(None, {**_demo_inputs(), "out_dir": out,
-                                                             "strictness": {"answer_leak": "warn"}}))
+            "AND item_id <> ? ORDER BY item_id LIMIT 1",
+            [flipped],
+        )[0]
+        store.con.execute(
+            "UPDATE judge_results SET grade = 3, weakest = 'completeness=incomplete' "
+            "WHERE item_id = ? AND status = 'ok'",
+            [clean],
+        )
+        stricter = validate_stage.prepare(
+            load_config(None, {**_demo_inputs(), "out_dir": out, "strictness": {"answer_leak": "warn"}})
+        )
         validate_stage.validate_batch(store, "r-revalidate", ["demo-s1"], stricter)
-        assert store.query("SELECT label, weakest, rule_grade, rule_weakest, run_id FROM current_qa_grades "
-                           "WHERE item_id IN (?, ?) ORDER BY item_id = ?", [clean, flipped, flipped]) == [
+        assert store.query(
+            "SELECT label, weakest, rule_grade, rule_weakest, run_id FROM current_qa_grades "
+            "WHERE item_id IN (?, ?) ORDER BY item_id = ?",
+            [clean, flipped, flipped],
+        ) == [
             ("B", "judge:completeness=incomplete", 6, "", "r-revalidate"),
-            ("D", "reject:answer_mismatch", 1, "reject:answer_mismatch", "r-revalidate")]
+            ("D", "reject:answer_mismatch", 1, "reject:answer_mismatch", "r-revalidate"),
+        ]
     text = "\n".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and p.suffix != ".png")
     assert KEY not in text
 
@@ -172,8 +229,10 @@ def test_the_build_flow_judges_after_validation(demo_build: Path, server: FakeLL
     config.stages = ["validate"]
     result = build_dataset(config)
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        stage = store.query("SELECT n_input, n_done, n_rejected, status FROM run_stages WHERE run_id = ? AND "
-                            "stage = 'judge'", [result["run_id"]])
+        stage = store.query(
+            "SELECT n_input, n_done, n_rejected, status FROM run_stages WHERE run_id = ? AND stage = 'judge'",
+            [result["run_id"]],
+        )
         assert stage[0][1:] == (10, 0, "completed")
         assert store.query("SELECT count(*) FROM judge_results WHERE run_id = ?", [result["run_id"]])[0][0] == 10
     assert server.request_count == 10

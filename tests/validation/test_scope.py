@@ -15,10 +15,15 @@ from tests.validation.test_independent import context, item, verdict
 
 
 def test_the_checks_are_registered_as_content_checks_that_reject() -> None:
-    assert {name: (VALIDATORS[name].strictness, VALIDATORS[name].kind)
-            for name in ("evidence_scope", "related_absent", "list_completeness", "attribute_support")} == {
-        "evidence_scope": ("reject", "content"), "related_absent": ("reject", "content"),
-        "list_completeness": ("reject", "content"), "attribute_support": ("reject", "content")}
+    assert {
+        name: (VALIDATORS[name].strictness, VALIDATORS[name].kind)
+        for name in ("evidence_scope", "related_absent", "list_completeness", "attribute_support")
+    } == {
+        "evidence_scope": ("reject", "content"),
+        "related_absent": ("reject", "content"),
+        "list_completeness": ("reject", "content"),
+        "attribute_support": ("reject", "content"),
+    }
 
 
 def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
@@ -30,22 +35,56 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
 
 
 # -- evidence scope -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("sentence", "template_id", "question", "finding", "expected"), [
-    ("On a previous outside CT scan, the right upper lobe was consolidated.", "finding_presence",
-     "Is there consolidation?", "consolidation", "evidence_other_exam"),
-    ("Volume loss in the right upper lobe seen on CT is not as well demonstrated on radiography.",
-     "finding_presence", "Is there volume loss?", "volume_loss", "evidence_other_exam"),
-    ("Right apical opacity which may be attributable to the sternoclavicular joint.", "finding_presence",
-     "Is there lung opacity?", "lung_opacity", "evidence_not_the_finding"),
-    ("Nodular density projecting over the right upper quadrant.", "finding_presence", "Is there a density?",
-     "density", "evidence_outside_chest"),
-    ("Right upper lobe opacity is similar to the prior study.", "finding_presence", "Is there lung opacity?",
-     "lung_opacity", None),
-    ("New right lower lobe consolidation compared to the prior examination.", "finding_presence",
-     "Is there consolidation?", "consolidation", None),
-])
-def test_evidence_scope_of_a_present_finding(sentence: str, template_id: str, question: str, finding: str,
-                                             expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("sentence", "template_id", "question", "finding", "expected"),
+    [
+        (
+            "On a previous outside CT scan, the right upper lobe was consolidated.",
+            "finding_presence",
+            "Is there consolidation?",
+            "consolidation",
+            "evidence_other_exam",
+        ),
+        (
+            "Volume loss in the right upper lobe seen on CT is not as well demonstrated on radiography.",
+            "finding_presence",
+            "Is there volume loss?",
+            "volume_loss",
+            "evidence_other_exam",
+        ),
+        (
+            "Right apical opacity which may be attributable to the sternoclavicular joint.",
+            "finding_presence",
+            "Is there lung opacity?",
+            "lung_opacity",
+            "evidence_not_the_finding",
+        ),
+        (
+            "Nodular density projecting over the right upper quadrant.",
+            "finding_presence",
+            "Is there a density?",
+            "density",
+            "evidence_outside_chest",
+        ),
+        (
+            "Right upper lobe opacity is similar to the prior study.",
+            "finding_presence",
+            "Is there lung opacity?",
+            "lung_opacity",
+            None,
+        ),
+        (
+            "New right lower lobe consolidation compared to the prior examination.",
+            "finding_presence",
+            "Is there consolidation?",
+            "consolidation",
+            None,
+        ),
+    ],
+)
+def test_evidence_scope_of_a_present_finding(
+    sentence: str, template_id: str, question: str, finding: str, expected: str | None
+) -> None:
     it = item(template_id, question, "yes", polarity=True, finding=finding)
     assert verdict("evidence_scope", it, context([sentence])) == expected
 
@@ -53,27 +92,36 @@ def test_evidence_scope_of_a_present_finding(sentence: str, template_id: str, qu
 def test_an_abdominal_finding_may_rest_on_an_abdominal_sentence() -> None:
     it = item("finding_presence", "Are there surgical clips?", "yes", polarity=True, finding="surgical_clips")
     assert verdict("evidence_scope", it, context(["Right upper quadrant surgical clips."])) is None
-    it = item("region_findings", "List all findings in the lungs.", "surgical clips", answer_format="short",
-              findings=["surgical_clips"], region="lungs")
-    assert verdict("evidence_scope", it, context(["Right upper quadrant surgical clips."])) == \
-        "evidence_outside_chest"
+    it = item(
+        "region_findings",
+        "List all findings in the lungs.",
+        "surgical clips",
+        answer_format="short",
+        findings=["surgical_clips"],
+        region="lungs",
+    )
+    assert verdict("evidence_scope", it, context(["Right upper quadrant surgical clips."])) == "evidence_outside_chest"
 
 
 def test_one_sentence_about_this_exam_is_enough() -> None:
     ctx = context(["Right upper lobe consolidation.", "On the outside CT, the right upper lobe was consolidated."])
-    it = item("finding_presence", "Is there consolidation?", "yes", polarity=True, finding="consolidation",
-              evidence=[0, 1])
+    it = item(
+        "finding_presence", "Is there consolidation?", "yes", polarity=True, finding="consolidation", evidence=[0, 1]
+    )
     assert verdict("evidence_scope", it, ctx) is None
 
 
 # -- related findings of an absent one ---------------------------------------------------------------------
-@pytest.mark.parametrize(("sentences", "expected"), [
-    (["The lungs are otherwise clear.", "Stable scarring of the left mid lung."], "related_present"),
-    (["The lungs are clear.", "Calcified granuloma in the right upper lobe."], "related_present"),
-    (["The lungs are clear.", "Multiple calcified splenic granulomas."], None),
-    (["The lungs are clear.", "No calcified granuloma."], None),
-    (["The lungs are clear.", "Degenerative changes of the spine."], None),
-])
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        (["The lungs are otherwise clear.", "Stable scarring of the left mid lung."], "related_present"),
+        (["The lungs are clear.", "Calcified granuloma in the right upper lobe."], "related_present"),
+        (["The lungs are clear.", "Multiple calcified splenic granulomas."], None),
+        (["The lungs are clear.", "No calcified granuloma."], None),
+        (["The lungs are clear.", "Degenerative changes of the spine."], None),
+    ],
+)
 def test_an_absent_lung_opacity_and_a_stated_granuloma_or_scar(sentences: list[str], expected: str | None) -> None:
     it = item("finding_presence", "Is there lung opacity?", "no", polarity=False, finding="lung_opacity")
     assert verdict("related_absent", it, context(sentences)) == expected
@@ -81,31 +129,62 @@ def test_an_absent_lung_opacity_and_a_stated_granuloma_or_scar(sentences: list[s
 
 def test_a_distractor_counts_as_claimed_absent() -> None:
     ctx = context(["Mild apical scarring.", "Thoracic spondylosis."])
-    it = item("finding_choice", "Which of the following findings is present?", "spondylosis",
-              options=["atelectasis", "spondylosis", "pneumonia", "lung opacity"], answer_format="multiple_choice",
-              evidence=[1], finding="spondylosis")
+    it = item(
+        "finding_choice",
+        "Which of the following findings is present?",
+        "spondylosis",
+        options=["atelectasis", "spondylosis", "pneumonia", "lung opacity"],
+        answer_format="multiple_choice",
+        evidence=[1],
+        finding="spondylosis",
+    )
     assert verdict("related_absent", it, ctx) == "related_present"
 
 
 # -- list completeness -------------------------------------------------------------------------------------
 def test_a_study_description_must_name_every_stated_finding() -> None:
     ctx = context(["Small left pleural effusion.", "Moderate cardiomegaly.", "No pneumothorax."])
-    it = item("study_describe_all", "What does this chest X-ray show?", "The chest X-ray shows a pleural effusion.",
-              answer_format="full_sentence", findings=["pleural_effusion"], evidence=[0])
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        "The chest X-ray shows a pleural effusion.",
+        answer_format="full_sentence",
+        findings=["pleural_effusion"],
+        evidence=[0],
+    )
     assert verdict("list_completeness", it, ctx) == "list_incomplete"
-    it = item("study_describe_all", "What does this chest X-ray show?",
-              "The chest X-ray shows a pleural effusion and cardiomegaly.", answer_format="full_sentence",
-              findings=["pleural_effusion", "cardiomegaly"], evidence=[0, 1])
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        "The chest X-ray shows a pleural effusion and cardiomegaly.",
+        answer_format="full_sentence",
+        findings=["pleural_effusion", "cardiomegaly"],
+        evidence=[0, 1],
+    )
     assert verdict("list_completeness", it, ctx) is None
 
 
 def test_a_region_list_counts_only_what_the_report_places_there() -> None:
     ctx = context(["Mild cardiomegaly.", "Cholecystectomy clips.", "Right lower lobe atelectasis."])
-    it = item("region_findings", "What findings are in the heart?", "cardiomegaly", answer_format="short",
-              findings=["cardiomegaly"], evidence=[0], region="heart")
+    it = item(
+        "region_findings",
+        "What findings are in the heart?",
+        "cardiomegaly",
+        answer_format="short",
+        findings=["cardiomegaly"],
+        evidence=[0],
+        region="heart",
+    )
     assert verdict("list_completeness", it, ctx) is None
-    it = item("region_findings", "What findings are in the lungs?", "cardiomegaly", answer_format="short",
-              findings=["cardiomegaly"], evidence=[0], region="lungs")
+    it = item(
+        "region_findings",
+        "What findings are in the lungs?",
+        "cardiomegaly",
+        answer_format="short",
+        findings=["cardiomegaly"],
+        evidence=[0],
+        region="lungs",
+    )
     assert verdict("list_completeness", it, ctx) == "list_incomplete"
 
 
@@ -113,9 +192,16 @@ def test_a_region_list_counts_only_what_the_report_places_there() -> None:
 def test_both_regions_abnormal_needs_a_finding_in_each() -> None:
     """Hilar nodes enlarge a hilum (hilar_enlargement, in the lung tree): the mediastinum is no site of it."""
     ctx = context(["Stable 1.5 cm nodule in the left mid lung.", "Stable left hilar lymphadenopathy."])
-    it = item("regions_both_abnormal", "Do both the left lung and the mediastinum show abnormalities?", "yes",
-              polarity=True, findings=["nodule", "hilar_enlargement"], evidence=[0, 1], region_a="left_lung",
-              region_b="mediastinum")
+    it = item(
+        "regions_both_abnormal",
+        "Do both the left lung and the mediastinum show abnormalities?",
+        "yes",
+        polarity=True,
+        findings=["nodule", "hilar_enlargement"],
+        evidence=[0, 1],
+        region_a="left_lung",
+        region_b="mediastinum",
+    )
     assert verdict("location_support", it, ctx) == "region_not_a_site"
 
 
@@ -133,29 +219,41 @@ def test_an_unknown_finding_in_the_rules_is_named(monkeypatch: pytest.MonkeyPatc
 
 
 # -- change and severity -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("sentence", "answer", "expected"), [
-    ("Increased interstitial markings.", "worsened", "change_not_temporal"),
-    ("Hyperexpansion of the lungs and decreased peripheral vascular markings.", "improved", "change_not_temporal"),
-    ("Increased interstitial markings since the prior study.", "worsened", None),
-    ("Stable left pleural effusion.", "improved", "change_not_stated"),
-    ("Stable left pleural effusion.", "unchanged", None),
-    ("Decreased left pleural effusion compared to the prior examination.", "improved", None),
-])
+@pytest.mark.parametrize(
+    ("sentence", "answer", "expected"),
+    [
+        ("Increased interstitial markings.", "worsened", "change_not_temporal"),
+        ("Hyperexpansion of the lungs and decreased peripheral vascular markings.", "improved", "change_not_temporal"),
+        ("Increased interstitial markings since the prior study.", "worsened", None),
+        ("Stable left pleural effusion.", "improved", "change_not_stated"),
+        ("Stable left pleural effusion.", "unchanged", None),
+        ("Decreased left pleural effusion compared to the prior examination.", "improved", None),
+    ],
+)
 def test_a_change_must_be_worded_as_a_change(sentence: str, answer: str, expected: str | None) -> None:
-    finding = "pleural_effusion" if "effusion" in sentence else \
-        "hyperinflation" if "hyperexpansion" in sentence.lower() else "prominent_lung_markings"
-    it = item("finding_change", "How has it changed since the prior study?", answer, answer_format="short",
-              finding=finding)
+    finding = (
+        "pleural_effusion"
+        if "effusion" in sentence
+        else "hyperinflation"
+        if "hyperexpansion" in sentence.lower()
+        else "prominent_lung_markings"
+    )
+    it = item(
+        "finding_change", "How has it changed since the prior study?", answer, answer_format="short", finding=finding
+    )
     assert verdict("attribute_support", it, context([sentence])) == expected
 
 
-@pytest.mark.parametrize(("sentence", "answer", "expected"), [
-    ("Moderate severe hyperexpansion of the lungs.", "severe", "severity_range_cut"),
-    ("Mild to moderate left pleural effusion.", "mild to moderate", None),
-    ("Mild left pleural effusion.", "moderate", "severity_not_stated"),
-    ("Large left pleural effusion.", "severe", None),
-    ("Small left pleural effusion.", "mild", None),
-])
+@pytest.mark.parametrize(
+    ("sentence", "answer", "expected"),
+    [
+        ("Moderate severe hyperexpansion of the lungs.", "severe", "severity_range_cut"),
+        ("Mild to moderate left pleural effusion.", "mild to moderate", None),
+        ("Mild left pleural effusion.", "moderate", "severity_not_stated"),
+        ("Large left pleural effusion.", "severe", None),
+        ("Small left pleural effusion.", "mild", None),
+    ],
+)
 def test_a_severity_must_be_worded_in_the_evidence(sentence: str, answer: str, expected: str | None) -> None:
     finding = "hyperinflation" if "hyperexpansion" in sentence else "pleural_effusion"
     it = item("finding_severity", "How severe is it?", answer, answer_format="short", finding=finding)
@@ -164,6 +262,12 @@ def test_a_severity_must_be_worded_in_the_evidence(sentence: str, answer: str, e
 
 def test_a_place_attached_to_a_neighbour_does_not_put_a_finding_in_a_region_it_cannot_be() -> None:
     ctx = context(["Mild cardiomegaly and small left pleural effusion."])
-    it = item("region_findings", "What findings are in the pleura?", "pleural effusion", answer_format="short",
-              findings=["pleural_effusion"], region="pleura")
+    it = item(
+        "region_findings",
+        "What findings are in the pleura?",
+        "pleural effusion",
+        answer_format="short",
+        findings=["pleural_effusion"],
+        region="pleura",
+    )
     assert verdict("list_completeness", it, ctx) is None

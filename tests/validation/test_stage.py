@@ -37,8 +37,14 @@ def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
         stricter = stage.prepare(_config(demo, strictness={"answer_leak": "warn"}))
         assert stricter.validators_version != context.validators_version
         total, n_pending, studies = stage.pending_studies(store, stricter)
-        assert n_pending == total and studies == ["900000000000000000000000000000000000001", "demo-s1", "demo-s2",
-                                                 "demo-s3", "demo-s4", "s50000005"]
+        assert n_pending == total and studies == [
+            "900000000000000000000000000000000000001",
+            "demo-s1",
+            "demo-s2",
+            "demo-s3",
+            "demo-s4",
+            "s50000005",
+        ]
         ignored = stage.prepare(_config(demo, strictness={"answer_leak": "ignore"}))
         counts = stage.validate_batch(store, "r-ignore", ["demo-s1"], ignored)
         rows = store.query("SELECT DISTINCT validator FROM validation_results WHERE run_id = 'r-ignore'")
@@ -51,21 +57,38 @@ def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Pat
     out = tmp_path / "copy"
     shutil.copytree(demo, out)
     with Store(out / "cxrvqa.duckdb") as store:
-        item_id = store.query("SELECT item_id FROM current_qa_items WHERE template_id = 'finding_side' "
-                              "AND study_id = 'demo-s1'")[0][0]
+        item_id = store.query(
+            "SELECT item_id FROM current_qa_items WHERE template_id = 'finding_side' AND study_id = 'demo-s1'"
+        )[0][0]
         store.con.execute("UPDATE qa_items SET answer = 'left' WHERE item_id = ?", [item_id])
         store.con.execute("DELETE FROM validation_done WHERE item_id = ?", [item_id])
         context = stage.prepare(_config(out))
         assert stage.pending_studies(store, context)[1:] == (1, ["demo-s1"])
         counts = stage.validate_batch(store, "r-tamper", ["demo-s1"], context)
         assert (counts.n_input, counts.n_done, counts.n_rejected) == (1, 0, 1)
-        assert store.query("SELECT validator, status, reason, detail FROM current_validation_results "
-                           "WHERE item_id = ? AND status <> 'ok' ORDER BY validator", [item_id]) == [
+        assert store.query(
+            "SELECT validator, status, reason, detail FROM current_validation_results "
+            "WHERE item_id = ? AND status <> 'ok' ORDER BY validator",
+            [item_id],
+        ) == [
             ("answer_program", "reject", "answer_mismatch", "answer: the answer program gives 'right', found 'left'"),
-            ("laterality_support", "reject", "laterality_mismatch", "the answer says ['left'] of pneumothorax, the "
-             "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' says ['right']"),
-            ("location_support", "reject", "side_not_in_evidence", "the answer gives pneumothorax the side left; the "
-             "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' gives ['right']")]
+            (
+                "laterality_support",
+                "reject",
+                "laterality_mismatch",
+                "the answer says ['left'] of pneumothorax, the "
+                "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' "
+                "says ['right']",
+            ),
+            (
+                "location_support",
+                "reject",
+                "side_not_in_evidence",
+                "the answer gives pneumothorax the side left; the "
+                "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' "
+                "gives ['right']",
+            ),
+        ]
 
 
 def test_unknown_validator_in_strictness_is_a_config_error(demo: Path) -> None:
@@ -81,31 +104,52 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
     from cxrvqa.cli import app
 
     with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
-        clean = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
-                                  "WHERE template_id = 'finding_presence' AND answer = 'yes' "
-                                  "ORDER BY item_id LIMIT 2")
+        clean = store.query_dicts(
+            f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
+            "WHERE template_id = 'finding_presence' AND answer = 'yes' "
+            "ORDER BY item_id LIMIT 2"
+        )
     edited = dict(clean[0], answer="no" if clean[0]["answer"] == "yes" else "yes")
     source = tmp_path / "items.jsonl"
-    source.write_text("\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", "[1, 2]",
-                                 json.dumps(clean[1])]) + "\n")
-    with open(source, "ab") as handle:   # a Windows-1252 line (0x96: an en dash)
-        handle.write(json.dumps(dict(clean[1], question="Effusion \u2013 present?")).replace("\\u2013", "\x96")
-                     .encode("latin-1") + b"\n")
+    source.write_text(
+        "\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", "[1, 2]", json.dumps(clean[1])]) + "\n"
+    )
+    with open(source, "ab") as handle:  # a Windows-1252 line (0x96: an en dash)
+        handle.write(
+            json.dumps(dict(clean[1], question="Effusion \u2013 present?")).replace("\\u2013", "\x96").encode("latin-1")
+            + b"\n"
+        )
     dest = tmp_path / "verdicts.jsonl"
     result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
-    assert result.exit_code == 1, result.output   # some lines are not ok
+    assert result.exit_code == 1, result.output  # some lines are not ok
     lines = [json.loads(line) for line in dest.read_text().splitlines()]
-    assert [(v["line"], v["ok"]) for v in lines] == [(1, True), (2, False), (3, False), (4, False), (5, True),
-                                                      (6, False)]
-    assert [v.get("item_id") for v in lines] == [clean[0]["item_id"], clean[0]["item_id"], None, None,
-                                                 clean[1]["item_id"], None]
+    assert [(v["line"], v["ok"]) for v in lines] == [
+        (1, True),
+        (2, False),
+        (3, False),
+        (4, False),
+        (5, True),
+        (6, False),
+    ]
+    assert [v.get("item_id") for v in lines] == [
+        clean[0]["item_id"],
+        clean[0]["item_id"],
+        None,
+        None,
+        clean[1]["item_id"],
+        None,
+    ]
     assert lines[1]["answer"] == edited["answer"] and lines[1]["question"] == clean[0]["question"]
     source.write_text("\n".join(json.dumps(item) for item in clean) + "\n")
     result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
-    assert result.exit_code == 0, result.output   # every line ok
+    assert result.exit_code == 0, result.output  # every line ok
     failed = {v["line"]: sorted((x["validator"], x["reason"]) for x in v["verdicts"] if not x["ok"]) for v in lines}
-    assert failed[2] == [("answer_program", "answer_mismatch"), ("negative_support", "negative_contradicted"),
-                         ("report_support", "contradicts_report"), ("second_reading", "second_reading_affirmed")]
+    assert failed[2] == [
+        ("answer_program", "answer_mismatch"),
+        ("negative_support", "negative_contradicted"),
+        ("report_support", "contradicts_report"),
+        ("second_reading", "second_reading_affirmed"),
+    ]
     assert failed[3] == [("parse", "invalid_json")] and failed[4] == [("parse", "not_an_object")]
     assert failed[6] == [("parse", "invalid_encoding")] and "byte 0x96" in lines[5]["verdicts"][0]["detail"]
     assert lines[2]["grade"] == "D" and lines[0]["grade"] in ("A++", "A+")
@@ -124,8 +168,10 @@ def test_dataset_checks_flag_a_skewed_letter_distribution(demo: Path, tmp_path: 
     with Store(out / "cxrvqa.duckdb") as store:
         # the demo keeps two choice items (balanced per set of options): every candidate made current, so that
         # a skew is more than chance can explain
-        store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
-                          "FROM current_qa_candidates ANTI JOIN qa_current USING (item_id) WHERE options IS NOT NULL")
+        store.con.execute(
+            "INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
+            "FROM current_qa_candidates ANTI JOIN qa_current USING (item_id) WHERE options IS NOT NULL"
+        )
         store.con.execute("UPDATE qa_items SET correct_option = 'A' WHERE correct_option IS NOT NULL")
         n = store.query("SELECT count(*) FROM current_qa_items WHERE correct_option IS NOT NULL")[0][0]
         letters = [row for row in dataset_checks(store, "r-skewed") if row["check"] == "mcq_letters"]
@@ -144,19 +190,21 @@ def test_a_rebuild_that_changed_nothing_keeps_the_dataset_checks(demo: Path, tmp
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         before = store.query('SELECT run_id, "check", subject, ok FROM dataset_checks ORDER BY ALL')
     assert before
-    build_dataset(config)                                  # nothing changed: the checks still hold
+    build_dataset(config)  # nothing changed: the checks still hold
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query('SELECT run_id, "check", subject, ok FROM dataset_checks ORDER BY ALL') == before
-    user = tmp_path / "templates"                          # a new template changes the dataset: checked again
+    user = tmp_path / "templates"  # a new template changes the dataset: checked again
     user.mkdir()
     source = (Path(__file__).parents[2] / "prompts" / "questions" / "finding_presence.yaml").read_text()
-    (user / "my_presence.yaml").write_text(source.replace("id: finding_presence", "id: my_presence")
-                                           .replace("Is there", "Do you see"))
+    (user / "my_presence.yaml").write_text(
+        source.replace("id: finding_presence", "id: my_presence").replace("Is there", "Do you see")
+    )
     result = build_dataset(config.model_copy(update={"qa": config.qa.model_copy(update={"template_dirs": [user]})}))
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        latest = store.query('SELECT DISTINCT run_id FROM dataset_checks WHERE run_id <> ?', [before[0][0]])
-        subjects = {s for (s,) in store.query("SELECT subject FROM dataset_checks WHERE run_id = ?",
-                                               [result["run_id"]])}
+        latest = store.query("SELECT DISTINCT run_id FROM dataset_checks WHERE run_id <> ?", [before[0][0]])
+        subjects = {
+            s for (s,) in store.query("SELECT subject FROM dataset_checks WHERE run_id = ?", [result["run_id"]])
+        }
     assert latest == [(result["run_id"],)] and "my_presence" in subjects
 
 
@@ -170,9 +218,11 @@ def test_audit_reads_a_verdicts_file_in_the_terminal_and_as_a_page(demo: Path, t
     from cxrvqa.cli import app
 
     with Store(demo / "cxrvqa.duckdb", read_only=True) as store:
-        clean = store.query_dicts(f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
-                                  "WHERE template_id = 'finding_presence' AND answer = 'yes' "
-                                  "ORDER BY item_id LIMIT 2")
+        clean = store.query_dicts(
+            f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
+            "WHERE template_id = 'finding_presence' AND answer = 'yes' "
+            "ORDER BY item_id LIMIT 2"
+        )
     edited = dict(clean[0], answer="no" if clean[0]["answer"] == "yes" else "yes")
     source, dest = tmp_path / "items.jsonl", tmp_path / "verdicts.jsonl"
     source.write_text("\n".join([json.dumps(clean[0]), json.dumps(edited), "{broken", json.dumps(clean[1])]) + "\n")
@@ -183,7 +233,7 @@ def test_audit_reads_a_verdicts_file_in_the_terminal_and_as_a_page(demo: Path, t
     text = " ".join(result.output.split())
     assert "4 line(s), 2 ok, 2 not ok (1 not an item)" in text
     rows = re.findall(r"│ (reject|warn) +│", result.output)
-    assert rows and rows == sorted(rows, key=("reject", "warn").index)   # rejects first
+    assert rows and rows == sorted(rows, key=("reject", "warn").index)  # rejects first
     assert "│ reject │ answer_program │ answer_mismatch │ 1 │" in " ".join(result.output.split())
     assert f"line 2 [D] {edited['item_id']}" in text
     page = tmp_path / "verdicts.html"
@@ -196,7 +246,26 @@ def test_audit_reads_a_verdicts_file_in_the_terminal_and_as_a_page(demo: Path, t
 
 
 def test_validators_read_the_item_columns_the_item_schema_publishes_in_its_order() -> None:
-    assert stage.ITEM_FIELDS == ("item_id", "study_id", "patient_id", "image_id", "view_plane", "template_id",
-                                 "question_type", "strategy", "skill", "answer_format", "question", "answer",
-                                 "options", "correct_option", "findings", "regions", "boxes", "evidence_ids",
-                                 "arguments", "polarity", "split")
+    assert stage.ITEM_FIELDS == (
+        "item_id",
+        "study_id",
+        "patient_id",
+        "image_id",
+        "view_plane",
+        "template_id",
+        "question_type",
+        "strategy",
+        "skill",
+        "answer_format",
+        "question",
+        "answer",
+        "options",
+        "correct_option",
+        "findings",
+        "regions",
+        "boxes",
+        "evidence_ids",
+        "arguments",
+        "polarity",
+        "split",
+    )

@@ -12,11 +12,19 @@ from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationConte
 from tests.qa import FRONTAL, items, settings, template, view_from_spec
 
 STUDY = {
-    "sentences": ["Small left pleural effusion.", "No pneumothorax, consolidation, pulmonary edema or atelectasis.",
-                  "Mild cardiomegaly."],
+    "sentences": [
+        "Small left pleural effusion.",
+        "No pneumothorax, consolidation, pulmonary edema or atelectasis.",
+        "Mild cardiomegaly.",
+    ],
     "observations": [
-        {"finding": "pleural_effusion", "laterality": "left", "regions": ["left_pleura"], "severity": "mild",
-         "evidence": [0]},
+        {
+            "finding": "pleural_effusion",
+            "laterality": "left",
+            "regions": ["left_pleura"],
+            "severity": "mild",
+            "evidence": [0],
+        },
         {"finding": "pneumothorax", "presence": "absent", "evidence": [1]},
         {"finding": "cardiomegaly", "severity": "mild", "evidence": [2]},
         {"finding": "consolidation", "presence": "absent", "evidence": [1]},
@@ -36,8 +44,7 @@ def context(study: dict[str, Any] = STUDY) -> ValidationContext:
 
 
 def item_of(template_id: str, **where: Any) -> dict[str, Any]:
-    found = [i for i in items(view_from_spec(STUDY), template(template_id))
-             if all(i[k] == v for k, v in where.items())]
+    found = [i for i in items(view_from_spec(STUDY), template(template_id)) if all(i[k] == v for k, v in where.items())]
     assert found, (template_id, where)
     return copy.deepcopy(found[0])
 
@@ -58,61 +65,120 @@ def test_clean_items_of_every_template_pass_every_validator() -> None:
 ALSO_CAUGHT = {
     ("multiple_choice", "mcq_answer_not_one_option"): {("negative_support", "negative_unbacked")},
     ("laterality_support", "laterality_mismatch"): {("location_support", "side_not_in_evidence")},
-    ("report_support", "contradicts_report"): {("negative_support", "negative_contradicted"),
-                                               ("second_reading", "second_reading_affirmed")},
+    ("report_support", "contradicts_report"): {
+        ("negative_support", "negative_contradicted"),
+        ("second_reading", "second_reading_affirmed"),
+    },
 }
 
 
-@pytest.mark.parametrize(("template_id", "where", "mutate", "expected"), [
-    ("finding_presence", {}, lambda i: i.pop("question"), ("schema", "schema_violation")),
-    ("finding_presence", {}, lambda i: i.update(evidence_ids="0"), ("schema", "schema_violation")),
-    ("finding_presence", {}, lambda i: i.update(image_id="im-missing"), ("image", "missing_image")),
-    ("finding_box", {}, lambda i: i["boxes"][0].update(x_max=900.0), ("boxes", "box_outside_image")),
-    ("finding_box", {}, lambda i: i["boxes"][0].update(x_max=i["boxes"][0]["x_min"]), ("boxes", "degenerate_box")),
-    ("finding_choice", {}, lambda i: i.update(options=[i["options"][1]]), ("multiple_choice", "mcq_option_count")),
-    ("finding_choice", {}, lambda i: i["options"].__setitem__("ABCD".index(i["correct_option"]), "rib fracture"),
-     ("multiple_choice", "mcq_answer_not_one_option")),
-    ("finding_choice", {}, lambda i: i.update(options=[i["options"][0]] * len(i["options"])), ("multiple_choice",
-                                                                                "mcq_duplicate_options")),
-    ("finding_choice", {}, lambda i: i.update(correct_option="E"), ("multiple_choice", "mcq_correct_letter")),
-    ("finding_choice", {}, lambda i: i.update(correct_option="A" if i["correct_option"] != "A" else "B"),
-     ("multiple_choice", "mcq_correct_mismatch")),
-    ("finding_presence", {}, lambda i: i.update(options=["a", "b", "c", "d"]),
-     ("multiple_choice", "options_without_multiple_choice")),
-    ("finding_presence", {}, lambda i: i.update(template_id="no_such_template"), ("answer_format",
-                                                                                   "unknown_template")),
-    ("finding_presence", {}, lambda i: i.update(answer="maybe"), ("answer_format", "invalid_yes_no")),
-    ("finding_presence", {}, lambda i: i.update(findings=["dragon_scale"]), ("vocabulary", "unknown_vocabulary")),
-    ("finding_presence", {}, lambda i: i.update(question="Is there {finding} here?"),
-     ("unrendered_variable", "unrendered_variable")),
-    ("indication", {}, lambda i: i.update(answer="XXXX with cough"), ("deid_token", "deid_token")),
-    ("finding_presence", {"answer": "yes"}, lambda i: i.update(question="Is there a rib fracture in this image?"),
-     ("answer_program", "answer_mismatch")),
-    ("finding_side", {}, lambda i: i.update(answer="right"), ("laterality_support", "laterality_mismatch")),
-    ("finding_presence", {}, lambda i: i.update(item_id="qa-00000000000000000000"),
-     ("answer_program", "not_reproducible")),
-    ("finding_severity", {}, lambda i: i.update(question="How severe is the mild pleural effusion?"),
-     ("answer_leak", "answer_in_question")),
-    ("finding_presence", {}, lambda i: i.update(split="test" if i["split"] != "test" else "train"),
-     ("split", "split_mismatch")),
-    ("finding_presence", {"answer": "yes"}, lambda i: i.update(answer="no"), ("report_support",
-                                                                           "contradicts_report")),
-    ("finding_ruled_out", {"answer": "yes"}, lambda i: i.update(evidence_ids=[2]), ("report_support",
-                                                                                "unsupported_by_report")),
-])
-def test_each_fault_gives_exactly_its_reason(template_id: str, where: dict, mutate: Any,
-                                             expected: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("template_id", "where", "mutate", "expected"),
+    [
+        ("finding_presence", {}, lambda i: i.pop("question"), ("schema", "schema_violation")),
+        ("finding_presence", {}, lambda i: i.update(evidence_ids="0"), ("schema", "schema_violation")),
+        ("finding_presence", {}, lambda i: i.update(image_id="im-missing"), ("image", "missing_image")),
+        ("finding_box", {}, lambda i: i["boxes"][0].update(x_max=900.0), ("boxes", "box_outside_image")),
+        ("finding_box", {}, lambda i: i["boxes"][0].update(x_max=i["boxes"][0]["x_min"]), ("boxes", "degenerate_box")),
+        ("finding_choice", {}, lambda i: i.update(options=[i["options"][1]]), ("multiple_choice", "mcq_option_count")),
+        (
+            "finding_choice",
+            {},
+            lambda i: i["options"].__setitem__("ABCD".index(i["correct_option"]), "rib fracture"),
+            ("multiple_choice", "mcq_answer_not_one_option"),
+        ),
+        (
+            "finding_choice",
+            {},
+            lambda i: i.update(options=[i["options"][0]] * len(i["options"])),
+            ("multiple_choice", "mcq_duplicate_options"),
+        ),
+        ("finding_choice", {}, lambda i: i.update(correct_option="E"), ("multiple_choice", "mcq_correct_letter")),
+        (
+            "finding_choice",
+            {},
+            lambda i: i.update(correct_option="A" if i["correct_option"] != "A" else "B"),
+            ("multiple_choice", "mcq_correct_mismatch"),
+        ),
+        (
+            "finding_presence",
+            {},
+            lambda i: i.update(options=["a", "b", "c", "d"]),
+            ("multiple_choice", "options_without_multiple_choice"),
+        ),
+        (
+            "finding_presence",
+            {},
+            lambda i: i.update(template_id="no_such_template"),
+            ("answer_format", "unknown_template"),
+        ),
+        ("finding_presence", {}, lambda i: i.update(answer="maybe"), ("answer_format", "invalid_yes_no")),
+        ("finding_presence", {}, lambda i: i.update(findings=["dragon_scale"]), ("vocabulary", "unknown_vocabulary")),
+        (
+            "finding_presence",
+            {},
+            lambda i: i.update(question="Is there {finding} here?"),
+            ("unrendered_variable", "unrendered_variable"),
+        ),
+        ("indication", {}, lambda i: i.update(answer="XXXX with cough"), ("deid_token", "deid_token")),
+        (
+            "finding_presence",
+            {"answer": "yes"},
+            lambda i: i.update(question="Is there a rib fracture in this image?"),
+            ("answer_program", "answer_mismatch"),
+        ),
+        ("finding_side", {}, lambda i: i.update(answer="right"), ("laterality_support", "laterality_mismatch")),
+        (
+            "finding_presence",
+            {},
+            lambda i: i.update(item_id="qa-00000000000000000000"),
+            ("answer_program", "not_reproducible"),
+        ),
+        (
+            "finding_severity",
+            {},
+            lambda i: i.update(question="How severe is the mild pleural effusion?"),
+            ("answer_leak", "answer_in_question"),
+        ),
+        (
+            "finding_presence",
+            {},
+            lambda i: i.update(split="test" if i["split"] != "test" else "train"),
+            ("split", "split_mismatch"),
+        ),
+        (
+            "finding_presence",
+            {"answer": "yes"},
+            lambda i: i.update(answer="no"),
+            ("report_support", "contradicts_report"),
+        ),
+        (
+            "finding_ruled_out",
+            {"answer": "yes"},
+            lambda i: i.update(evidence_ids=[2]),
+            ("report_support", "unsupported_by_report"),
+        ),
+    ],
+)
+def test_each_fault_gives_exactly_its_reason(
+    template_id: str, where: dict, mutate: Any, expected: tuple[str, str]
+) -> None:
     study = copy.deepcopy(STUDY)
     study["indication"] = "Cough."
-    item = item_of(template_id, **where) if template_id != "indication" else next(
-        i for i in items(view_from_spec(study), template("indication")))
+    item = (
+        item_of(template_id, **where)
+        if template_id != "indication"
+        else next(i for i in items(view_from_spec(study), template("indication")))
+    )
     mutate(item)
     found = failures(item, context(study))
     assert expected in found and ALSO_CAUGHT.get(expected, set()) <= found
     # a fault of one kind is not also blamed on unrelated validators (schema faults aside)
     if expected[0] != "schema":
         assert found - {("answer_program", "answer_mismatch"), ("answer_program", "not_reproducible")} <= {
-            expected, *ALSO_CAUGHT.get(expected, ())}
+            expected,
+            *ALSO_CAUGHT.get(expected, ()),
+        }
 
 
 def test_report_only_items_and_missing_graphs_and_left_right_on_lateral_images() -> None:
@@ -139,8 +205,7 @@ def test_strictness_ignore_skips_a_validator_and_errors_become_verdicts(monkeypa
     def broken(item: dict, ctx: ValidationContext) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(VALIDATORS, "boxes", VALIDATORS["boxes"].__class__("boxes", 1, "reject", "structural",
-                                                                           broken))
+    monkeypatch.setitem(VALIDATORS, "boxes", VALIDATORS["boxes"].__class__("boxes", 1, "reject", "structural", broken))
     verdicts = {v.name: verdict for v, verdict, _ in run_validators(item_of("finding_presence"), context(), {})}
     assert verdicts["boxes"].reason == "validator_error" and "RuntimeError: boom" in verdicts["boxes"].detail
 
@@ -151,8 +216,11 @@ def test_answer_program_gives_the_same_verdicts_when_told_the_ids_to_validate() 
     from cxrvqa.validation.stage import item_ids_of
 
     produced = items(view_from_spec(STUDY), *builtin_templates())
-    flipped = [dict(copy.deepcopy(i), answer="no" if i["answer"] == "yes" else "yes") for i in produced
-               if i["answer_format"] == "yes_no"][:5]
+    flipped = [
+        dict(copy.deepcopy(i), answer="no" if i["answer"] == "yes" else "yes")
+        for i in produced
+        if i["answer_format"] == "yes_no"
+    ][:5]
     renamed = [dict(copy.deepcopy(produced[0]), item_id="qa-00000000000000000000")]
     batch = produced[::2] + flipped + renamed
     full, told = context(), context()
@@ -160,5 +228,5 @@ def test_answer_program_gives_the_same_verdicts_when_told_the_ids_to_validate() 
     check = VALIDATORS["answer_program"].check
     assert [check(i, told) for i in batch] == [check(i, full) for i in batch]
     assert all(not check(i, full).ok for i in flipped + renamed)
-    stray = produced[1]   # an item the context was not told of is still regenerated (in full)
+    stray = produced[1]  # an item the context was not told of is still regenerated (in full)
     assert check(stray, told) == check(stray, full) and check(stray, full).ok

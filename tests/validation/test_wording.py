@@ -17,7 +17,8 @@ CHECKS = ("deid_hedge", "severity_attachment", "attribution")
 
 def test_the_checks_are_registered_and_share_no_code_with_the_extractor_or_the_programs() -> None:
     assert {name: (VALIDATORS[name].strictness, VALIDATORS[name].kind) for name in CHECKS} == {
-        name: ("reject", "content") for name in CHECKS}
+        name: ("reject", "content") for name in CHECKS
+    }
     tree = ast.parse(open(wording.__file__, encoding="utf-8").read())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert {m for m in imported if m.startswith(("cxrvqa.extraction", "cxrvqa.qa"))} == set()
@@ -25,32 +26,47 @@ def test_the_checks_are_registered_and_share_no_code_with_the_extractor_or_the_p
 
 
 # -- 1. a hedge that may have been de-identified -----------------------------------------------------------
-@pytest.mark.parametrize(("sentence", "answer", "polarity", "expected"), [
-    ("Coarse interstitial markings XXXX related to underlying emphysema.", "no", False, "certainty_deidentified"),
-    ("Hyperexpanded lungs XXXX representing emphysema.", "no", False, "certainty_deidentified"),
-    ("Coarse interstitial markings likely related to underlying emphysema.", "no", False, None),   # second_reading's
-    ("Hyperexpanded lungs consistent with emphysema.", "no", False, None),
-    ("Emphysema, XXXX stable.", "no", False, None),                  # a removed word after it says nothing of it
-    ("Coarse markings XXXX related to underlying emphysema.", "yes", True, None),   # "uncertain" is not put in doubt
-])
+@pytest.mark.parametrize(
+    ("sentence", "answer", "polarity", "expected"),
+    [
+        ("Coarse interstitial markings XXXX related to underlying emphysema.", "no", False, "certainty_deidentified"),
+        ("Hyperexpanded lungs XXXX representing emphysema.", "no", False, "certainty_deidentified"),
+        ("Coarse interstitial markings likely related to underlying emphysema.", "no", False, None),  # second_reading's
+        ("Hyperexpanded lungs consistent with emphysema.", "no", False, None),
+        ("Emphysema, XXXX stable.", "no", False, None),  # a removed word after it says nothing of it
+        ("Coarse markings XXXX related to underlying emphysema.", "yes", True, None),  # "uncertain" is not put in doubt
+    ],
+)
 def test_deid_hedge(sentence: str, answer: str, polarity: bool, expected: str | None) -> None:
-    it = item("finding_hedged", "Is the report uncertain about emphysema?", answer, polarity=polarity,
-              finding="emphysema")
+    it = item(
+        "finding_hedged", "Is the report uncertain about emphysema?", answer, polarity=polarity, finding="emphysema"
+    )
     assert verdict("deid_hedge", it, context([sentence])) == expected
 
 
 # -- 2. the severity words of a mention ----------------------------------------------------------------------
-@pytest.mark.parametrize(("sentence", "finding", "answer", "expected"), [
-    ("The lungs are hypoinflated with mild bronchovascular crowding.", "hypoinflation", "mild",
-     "severity_not_attached"),
-    ("Moderate thoracic levoscoliosis and mild lumbar dextroscoliosis.", "scoliosis", "moderate",
-     "severity_ambiguous"),
-    ("Moderate thoracic levoscoliosis.", "scoliosis", "moderate", None),
-    ("Small area of platelike atelectasis in the left midlung.", "atelectasis", "mild", None),
-    ("The cardiac silhouette is mildly enlarged.", "cardiomegaly", "mild", None),
-    ("Cardiomegaly is severe.", "cardiomegaly", "severe", None),
-    ("There are mild bilateral prominent interstitial opacities.", "interstitial_opacity", "mild", None),
-])
+@pytest.mark.parametrize(
+    ("sentence", "finding", "answer", "expected"),
+    [
+        (
+            "The lungs are hypoinflated with mild bronchovascular crowding.",
+            "hypoinflation",
+            "mild",
+            "severity_not_attached",
+        ),
+        (
+            "Moderate thoracic levoscoliosis and mild lumbar dextroscoliosis.",
+            "scoliosis",
+            "moderate",
+            "severity_ambiguous",
+        ),
+        ("Moderate thoracic levoscoliosis.", "scoliosis", "moderate", None),
+        ("Small area of platelike atelectasis in the left midlung.", "atelectasis", "mild", None),
+        ("The cardiac silhouette is mildly enlarged.", "cardiomegaly", "mild", None),
+        ("Cardiomegaly is severe.", "cardiomegaly", "severe", None),
+        ("There are mild bilateral prominent interstitial opacities.", "interstitial_opacity", "mild", None),
+    ],
+)
 def test_severity_attachment(sentence: str, finding: str, answer: str, expected: str | None) -> None:
     it = item("finding_severity", "How severe is it?", answer, answer_format="short", finding=finding)
     assert verdict("severity_attachment", it, context([sentence])) == expected
@@ -62,33 +78,66 @@ def test_severity_attachment_leaves_other_templates_alone() -> None:
 
 
 # -- 3. what the report says a density is --------------------------------------------------------------------
-@pytest.mark.parametrize(("sentences", "expected"), [
-    (["There is a retrocardiac density which corresponds to the known hiatal hernia."], "attributed_outside_region"),
-    (["Nodular density projecting over the left upper lung.",
-      "This may represent a healed rib fracture or a granuloma."], "attributed_outside_region"),
-    (["Nodular density projecting over the left upper lung.", "This may represent a granuloma."], None),
-    (["There is a left basilar density which likely represents atelectasis."], None),
-    (["There is a left basilar density.", "The heart is normal in size."], None),
-])
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        (
+            ["There is a retrocardiac density which corresponds to the known hiatal hernia."],
+            "attributed_outside_region",
+        ),
+        (
+            [
+                "Nodular density projecting over the left upper lung.",
+                "This may represent a healed rib fracture or a granuloma.",
+            ],
+            "attributed_outside_region",
+        ),
+        (["Nodular density projecting over the left upper lung.", "This may represent a granuloma."], None),
+        (["There is a left basilar density which likely represents atelectasis."], None),
+        (["There is a left basilar density.", "The heart is normal in size."], None),
+    ],
+)
 def test_attribution(sentences: list[str], expected: str | None) -> None:
-    it = item("region_abnormal", "Is there an abnormality in the left lung?", "yes", polarity=True,
-              findings=["density"], region="left_lung")
+    it = item(
+        "region_abnormal",
+        "Is there an abnormality in the left lung?",
+        "yes",
+        polarity=True,
+        findings=["density"],
+        region="left_lung",
+    )
     assert verdict("attribution", it, context(sentences)) == expected
 
 
 def test_a_certainty_question_about_a_negated_finding_presupposes_it() -> None:
-    it = item("finding_hedged", "Is airspace disease only suspected rather than certain?", "no", polarity=False,
-              finding="airspace_disease")
-    assert verdict("question_sense", it, context(["The lungs are clear of airspace disease."])) == \
-        "presupposes_absent_finding"
+    it = item(
+        "finding_hedged",
+        "Is airspace disease only suspected rather than certain?",
+        "no",
+        polarity=False,
+        finding="airspace_disease",
+    )
+    assert (
+        verdict("question_sense", it, context(["The lungs are clear of airspace disease."]))
+        == "presupposes_absent_finding"
+    )
     assert verdict("question_sense", it, context(["Possible right basilar airspace disease."])) is None
 
 
 def test_the_target_cue_never_skips_a_sentence_that_names_a_finding() -> None:
     """`_target_cue` lets a sentence skip spaCy only when no target can match: the reading is the same."""
-    sentences = ["The heart is mildly enlarged.", "Lungs are clear.", "Heart size normal.", "No acute disease.",
-                 "Low lung volumes.", "The left hemidiaphragm is elevated.", "PA and lateral views of the chest.",
-                 "Tortuous thoracic aorta.", "The cardiomediastinal silhouette is enlarged.", "Stable sternotomy XXXX."]
+    sentences = [
+        "The heart is mildly enlarged.",
+        "Lungs are clear.",
+        "Heart size normal.",
+        "No acute disease.",
+        "Low lung volumes.",
+        "The left hemidiaphragm is elevated.",
+        "PA and lateral views of the chest.",
+        "Tortuous thoracic aorta.",
+        "The cardiomediastinal silhouette is enlarged.",
+        "Stable sternotomy XXXX.",
+    ]
     cue = independent._target_cue()
     assert cue is not None
     full = []
@@ -96,36 +145,63 @@ def test_the_target_cue_never_skips_a_sentence_that_names_a_finding() -> None:
         independent.read_sentence.cache_clear()
         full.append(independent.read_sentence(sentence))
     skipped = [s for s in sentences if not cue.may_match({t.lower_ for t in independent._pipeline().make_doc(s)})]
-    assert skipped == ["Lungs are clear.", "Heart size normal.", "No acute disease.",
-                       "PA and lateral views of the chest."]
+    assert skipped == [
+        "Lungs are clear.",
+        "Heart size normal.",
+        "No acute disease.",
+        "PA and lateral views of the chest.",
+    ]
     assert all(not reading for s, reading in zip(sentences, full, strict=True) if s in skipped)
 
 
 def test_an_unsided_paired_part_lies_in_each_lung() -> None:
     """negative_support: "apical scarring" with no side is in the left lung too; a sided one is not."""
-    it = item("region_abnormal", "Is there an abnormality in the left lung?", "no", polarity=False, findings=[],
-              evidence=[], region="left_lung")
-    assert verdict("negative_support", it, context(["Lungs are clear.", "Apical oligemia suggestive of emphysema."])) \
+    it = item(
+        "region_abnormal",
+        "Is there an abnormality in the left lung?",
+        "no",
+        polarity=False,
+        findings=[],
+        evidence=[],
+        region="left_lung",
+    )
+    assert (
+        verdict("negative_support", it, context(["Lungs are clear.", "Apical oligemia suggestive of emphysema."]))
         == "normal_claim_uncertain"
+    )
     assert verdict("negative_support", it, context(["Lungs are clear.", "Right apical scarring."])) is None
 
 
-@pytest.mark.parametrize(("sentences", "expected"), [
-    (["Heart size and pulmonary vascularity appear within normal limits."], None),
-    (["Pulmonary vascularity is within normal limits."], None),
-    (["The heart size is normal."], "negative_unbacked"),
-])
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        (["Heart size and pulmonary vascularity appear within normal limits."], None),
+        (["Pulmonary vascularity is within normal limits."], None),
+        (["The heart size is normal."], "negative_unbacked"),
+    ],
+)
 def test_a_normal_vasculature_rules_out_congestion(sentences: list[str], expected: str | None) -> None:
     """negative_support: `statement_sites` gives vascular congestion the region a normal statement covers."""
-    it = item("finding_presence", "Is there pulmonary vascular congestion?", "no", polarity=False,
-              finding="pulmonary_congestion")
+    it = item(
+        "finding_presence",
+        "Is there pulmonary vascular congestion?",
+        "no",
+        polarity=False,
+        finding="pulmonary_congestion",
+    )
     assert verdict("negative_support", it, context(sentences)) == expected
 
 
 def test_an_abnormality_read_as_the_finding_above_the_tagged_one_is_present() -> None:
     """second_reading: "calcified ... granuloma" read as a granuloma still shows an abnormality."""
-    it = item("region_abnormal", "Is there an abnormality in the left lung?", "yes", polarity=True,
-              findings=["calcified_granuloma"], region="left_lung")
+    it = item(
+        "region_abnormal",
+        "Is there an abnormality in the left lung?",
+        "yes",
+        polarity=True,
+        findings=["calcified_granuloma"],
+        region="left_lung",
+    )
     ctx = context(["Calcified left lower lobe granuloma."])
     assert verdict("second_reading", it, ctx) is None
     assert verdict("second_reading", it, context(["No focal consolidation."])) == "second_reading_not_found"

@@ -21,23 +21,50 @@ DEFAULT_EXAMPLES = 10
 def audit_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder of a build.")] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Audit the dataset as it was after this run.")] = None,
-    compare: Annotated[Optional[str], typer.Option("--compare", help=(
-        "Show what changed since this run: reasons that grew or shrank, templates whose counts or rates moved."
-    ))] = None,
-    stage: Annotated[Optional[str], typer.Option("--stage", help=(
-        "Only this stage: images | reports | extract | boxes | qa | validate | dataset."))] = None,
+    compare: Annotated[
+        Optional[str],
+        typer.Option(
+            "--compare",
+            help=(
+                "Show what changed since this run: reasons that grew or shrank, templates whose counts or rates moved."
+            ),
+        ),
+    ] = None,
+    stage: Annotated[
+        Optional[str],
+        typer.Option(
+            "--stage", help=("Only this stage: images | reports | extract | boxes | qa | validate | dataset.")
+        ),
+    ] = None,
     validator: Annotated[Optional[str], typer.Option("--validator", help="Only this validator's failures.")] = None,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Only this reason code.")] = None,
     template: Annotated[Optional[str], typer.Option("--template", help="Only this template's items.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help=(
-        f"Failing items to show (default {DEFAULT_EXAMPLES}; with --html, embedded in the page: 200)."))] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            "--limit",
+            min=0,
+            help=(f"Failing items to show (default {DEFAULT_EXAMPLES}; with --html, embedded in the page: 200)."),
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (one JSON document).")] = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help=(
-        "Write a self-contained HTML audit page (charts, failing items with images and boxes) to this file."
-    ))] = None,
-    verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help=(
-        "Summarise a `cxrvqa validate-file` verdicts file instead of a build (no --out needed): rejects and "
-        "warnings apart, per reason and template, the failing lines; with --html as a page."))] = None,
+    html: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--html",
+            help=("Write a self-contained HTML audit page (charts, failing items with images and boxes) to this file."),
+        ),
+    ] = None,
+    verdicts: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--verdicts",
+            help=(
+                "Summarise a `cxrvqa validate-file` verdicts file instead of a build (no --out needed): rejects and "
+                "warnings apart, per reason and template, the failing lines; with --html as a page."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Counts, reasons, failure rates, grades, rules-vs-LLM disagreements and failing items of a build."""
     from cxrvqa.audit import html as page
@@ -66,7 +93,9 @@ def audit_command(
         left_out = summary.failing_items - len(summary.examples)
         Console(stderr=True).print(
             f"wrote {escape(str(html))} ({size / 1024:.0f} KiB): {len(summary.examples)} failing items embedded"
-            + (f", {left_out} left out (--limit)" if left_out else ""), soft_wrap=True)
+            + (f", {left_out} left out (--limit)" if left_out else ""),
+            soft_wrap=True,
+        )
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
     elif html is None:

@@ -22,8 +22,7 @@ from typing import Any
 from cxrvqa.audit.summary import as_of, run_info
 from cxrvqa.store import Store
 
-CAUSES = ("study retired", "image retired", "input edit", "scene graph or images", "template or generator",
-          "selection")
+CAUSES = ("study retired", "image retired", "input edit", "scene graph or images", "template or generator", "selection")
 KINDS = ("added", "removed", "changed")
 #: Templates the audit's change log lists (those with the most changed items; `cxrvqa diff` lists all).
 TOP_CHANGED_TEMPLATES = 10
@@ -31,36 +30,42 @@ TOP_CHANGED_TEMPLATES = 10
 
 @dataclass
 class Snapshot:
-    items: dict[str, tuple]                 # item_id -> (study, template, version, input hash, question, answer)
-    reports: dict[str, str]                 # study -> report input hash
-    qa_inputs: dict[str, set[str]]          # study -> QA input hashes of its items
-    versions: dict[str, set[str]]           # template -> versions of its items
-    images: dict[str, str | None]           # item_id -> its image
-    retired: set[tuple[str, str]]           # (study | image, key) retired as of the run
+    items: dict[str, tuple]  # item_id -> (study, template, version, input hash, question, answer)
+    reports: dict[str, str]  # study -> report input hash
+    qa_inputs: dict[str, set[str]]  # study -> QA input hashes of its items
+    versions: dict[str, set[str]]  # template -> versions of its items
+    images: dict[str, str | None]  # item_id -> its image
+    retired: set[tuple[str, str]]  # (study | image, key) retired as of the run
 
 
 @dataclass
 class DatasetDiff:
     run_a: str
     run_b: str
-    counts: Counter = field(default_factory=Counter)          # (kind, cause) -> items
-    templates: dict[str, Counter] = field(default_factory=dict)   # template -> kind -> items
-    studies: Counter = field(default_factory=Counter)         # kind of study change -> studies
-    retired: Counter = field(default_factory=Counter)         # 'study:ID' / 'image:ID' retired -> its items removed
+    counts: Counter = field(default_factory=Counter)  # (kind, cause) -> items
+    templates: dict[str, Counter] = field(default_factory=dict)  # template -> kind -> items
+    studies: Counter = field(default_factory=Counter)  # kind of study change -> studies
+    retired: Counter = field(default_factory=Counter)  # 'study:ID' / 'image:ID' retired -> its items removed
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_a": self.run_a, "run_b": self.run_b,
-                "items": [{"kind": k, "cause": c, "n": n} for (k, c), n in sorted(self.counts.items())],
-                "templates": {t: dict(c) for t, c in sorted(self.templates.items())},
-                "studies": dict(self.studies), "retired": dict(sorted(self.retired.items())),
-                "examples": self.examples}
+        return {
+            "run_a": self.run_a,
+            "run_b": self.run_b,
+            "items": [{"kind": k, "cause": c, "n": n} for (k, c), n in sorted(self.counts.items())],
+            "templates": {t: dict(c) for t, c in sorted(self.templates.items())},
+            "studies": dict(self.studies),
+            "retired": dict(sorted(self.retired.items())),
+            "examples": self.examples,
+        }
 
 
 def _snapshot(store: Store, run_id: str) -> Snapshot:
     with as_of(store, run_id):
-        rows = store.query("SELECT item_id, study_id, template_id, template_version, input_hash, question, answer, "
-                           "image_id FROM current_qa_items")
+        rows = store.query(
+            "SELECT item_id, study_id, template_id, template_version, input_hash, question, answer, "
+            "image_id FROM current_qa_items"
+        )
         reports = dict(store.query("SELECT study_id, input_hash FROM current_reports"))
         retired = set(store.query("SELECT kind, key FROM current_retirements"))
     snapshot = Snapshot({r[0]: tuple(r[1:-1]) for r in rows}, reports, {}, {}, {r[0]: r[-1] for r in rows}, retired)
@@ -77,11 +82,14 @@ def _cause(study: str, template: str, image: str | None, a: Snapshot, b: Snapsho
         return "image retired"
     if a.reports.get(study) != b.reports.get(study):
         return "input edit"
-    if a.qa_inputs.get(study, set()) != b.qa_inputs.get(study, set()) and a.qa_inputs.get(study) and \
-            b.qa_inputs.get(study):
+    if (
+        a.qa_inputs.get(study, set()) != b.qa_inputs.get(study, set())
+        and a.qa_inputs.get(study)
+        and b.qa_inputs.get(study)
+    ):
         return "scene graph or images"
     before, after = a.versions.get(template, set()), b.versions.get(template, set())
-    if before and after and before != after:   # a template with items only once: its items were selected once
+    if before and after and before != after:  # a template with items only once: its items were selected once
         return "template or generator"
     return "selection"
 
@@ -94,8 +102,11 @@ def dataset_diff(store: Store, run_a: str, run_b: str, limit: int = 10) -> Datas
     diff = DatasetDiff(run_a, run_b)
     changes = [("removed", i, a.items[i], None) for i in sorted(set(a.items) - set(b.items))]
     changes += [("added", i, None, b.items[i]) for i in sorted(set(b.items) - set(a.items))]
-    changes += [("changed", i, a.items[i], b.items[i]) for i in sorted(set(a.items) & set(b.items))
-                if a.items[i][4:] != b.items[i][4:]]
+    changes += [
+        ("changed", i, a.items[i], b.items[i])
+        for i in sorted(set(a.items) & set(b.items))
+        if a.items[i][4:] != b.items[i][4:]
+    ]
     for kind, item_id, old, new in changes:
         study, template = (new or old)[0], (new or old)[1]
         image = a.images.get(item_id, b.images.get(item_id))
@@ -105,14 +116,23 @@ def dataset_diff(store: Store, run_a: str, run_b: str, limit: int = 10) -> Datas
         diff.counts[(kind, cause)] += 1
         diff.templates.setdefault(template, Counter())[kind] += 1
         if len(diff.examples) < limit:
-            diff.examples.append({"kind": kind, "cause": cause, "item_id": item_id, "study_id": study,
-                                  "template_id": template, "before": old[4:] if old else None,
-                                  "after": new[4:] if new else None})
+            diff.examples.append(
+                {
+                    "kind": kind,
+                    "cause": cause,
+                    "item_id": item_id,
+                    "study_id": study,
+                    "template_id": template,
+                    "before": old[4:] if old else None,
+                    "after": new[4:] if new else None,
+                }
+            )
     diff.studies["new"] = len(set(b.reports) - set(a.reports))
     diff.studies["retired"] = sum(1 for s in set(a.reports) - set(b.reports) if ("study", s) in b.retired)
     diff.studies["gone"] = len(set(a.reports) - set(b.reports)) - diff.studies["retired"]
     diff.studies["edited"] = sum(1 for s in set(a.reports) & set(b.reports) if a.reports[s] != b.reports[s])
     touched = {(new or old)[0] for kind, _, old, new in changes}
     diff.studies["with changed items but no input edit"] = sum(
-        1 for s in touched if a.reports.get(s) == b.reports.get(s))
+        1 for s in touched if a.reports.get(s) == b.reports.get(s)
+    )
     return diff

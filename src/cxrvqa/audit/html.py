@@ -41,17 +41,22 @@ def page_extras(store: Store, summary: AuditSummary, out_dir: Path) -> dict[str,
 
     Run it in the same `as_of` scope as the summary, so images and reports are those of that run.
     """
-    media = item_media(store, out_dir, [item.image_id for item in summary.examples if item.image_id],
-                       [item.study_id for item in summary.examples])
+    media = item_media(
+        store,
+        out_dir,
+        [item.image_id for item in summary.examples if item.image_id],
+        [item.study_id for item in summary.examples],
+    )
     images = media["images"]
     gallery = []
     for image_id, study_id, view, png_path, cols, rows, boxes in store.query(
-            "SELECT i.image_id, i.study_id, i.view_position, i.png_path, i.png_cols, i.png_rows, "
-            "list({'label': b.label, 'x_min': b.x_min, 'y_min': b.y_min, 'x_max': b.x_max, 'y_max': b.y_max} "
-            "ORDER BY b.label, b.box_id) FILTER (b.box_id IS NOT NULL) "
-            "FROM current_images i LEFT JOIN current_boxes b USING (image_id) "
-            "GROUP BY ALL ORDER BY count(b.box_id) = 0, i.study_id, i.image_id LIMIT $n",
-            {"n": GALLERY_IMAGES if show_gallery(summary) else 0}):
+        "SELECT i.image_id, i.study_id, i.view_position, i.png_path, i.png_cols, i.png_rows, "
+        "list({'label': b.label, 'x_min': b.x_min, 'y_min': b.y_min, 'x_max': b.x_max, 'y_max': b.y_max} "
+        "ORDER BY b.label, b.box_id) FILTER (b.box_id IS NOT NULL) "
+        "FROM current_images i LEFT JOIN current_boxes b USING (image_id) "
+        "GROUP BY ALL ORDER BY count(b.box_id) = 0, i.study_id, i.image_id LIMIT $n",
+        {"n": GALLERY_IMAGES if show_gallery(summary) else 0},
+    ):
         path = out_dir / png_path
         if path.is_file():
             images.setdefault(image_id, {"src": thumbnail(path), "width": cols, "height": rows})
@@ -61,24 +66,47 @@ def page_extras(store: Store, summary: AuditSummary, out_dir: Path) -> dict[str,
 
 def show_gallery(summary: AuditSummary) -> bool:
     """The image gallery belongs to the input stages: --stage images/boxes, or no stage, validator or template."""
-    return bool(summary.filters["stage"] in (None, "images", "boxes") and not summary.filters["validator"]
-                and not summary.filters["template"] and not summary.filters["reason"])
+    return bool(
+        summary.filters["stage"] in (None, "images", "boxes")
+        and not summary.filters["validator"]
+        and not summary.filters["template"]
+        and not summary.filters["reason"]
+    )
 
 
 # -- the page --------------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def templates() -> Environment:
     """The page templates (package data in audit/page/): autoescaped, so that data reaches a page as text only."""
-    env = Environment(loader=PackageLoader("cxrvqa.audit", "page"), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("cxrvqa.audit", "page"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     # the column headers the terminal audit shows too (audit.summary *_COLUMNS)
     env.globals.update({name: getattr(audit_summary, name) for name in dir(audit_summary) if name.endswith("_COLUMNS")})
     env.globals.update(
-        FORMAT_COLUMNS=FORMAT_COLUMNS, KINDS=KINDS, pct=_pct, bar_chart=bar_chart, rate_rows=_rate_rows,
-        reason_key=reason_key, format_rows=format_rows, strongest=strongest, proportion_cells=_proportion_cells,
-        most_changed=_most_changed, changes_by_cause=_changes_by_cause, worst_questions=_worst_questions,
-        review_chart_rows=_review_chart_rows, review_intervals=_review_intervals, positive_rows=_positive_rows,
-        target_shares=_target_shares, grade_rows=_grade_rows, reason_rows=_reason_rows)
+        FORMAT_COLUMNS=FORMAT_COLUMNS,
+        KINDS=KINDS,
+        pct=_pct,
+        bar_chart=bar_chart,
+        rate_rows=_rate_rows,
+        reason_key=reason_key,
+        format_rows=format_rows,
+        strongest=strongest,
+        proportion_cells=_proportion_cells,
+        most_changed=_most_changed,
+        changes_by_cause=_changes_by_cause,
+        worst_questions=_worst_questions,
+        review_chart_rows=_review_chart_rows,
+        review_intervals=_review_intervals,
+        positive_rows=_positive_rows,
+        target_shares=_target_shares,
+        grade_rows=_grade_rows,
+        reason_rows=_reason_rows,
+    )
     return env
 
 
@@ -92,14 +120,23 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
 
-def bar_chart(chart_id: str, title: str, rows: list[tuple[str, float, str]], *, maximum: float | None = None,
-              markers: dict[str, float] | None = None, intervals: dict[str, tuple[float, float]] | None = None
-              ) -> Markup:
+def bar_chart(
+    chart_id: str,
+    title: str,
+    rows: list[tuple[str, float, str]],
+    *,
+    maximum: float | None = None,
+    markers: dict[str, float] | None = None,
+    intervals: dict[str, tuple[float, float]] | None = None,
+) -> Markup:
     """A horizontal bar chart as inline SVG: one (label, value, value text) per row; markers draw a tick
     (e.g. a target share) on a row's scale, intervals a whisker (e.g. a Wilson 95% interval)."""
     label_w, bar_w, row_h = 190, 200, 18
-    top = (max([value for _, value, _ in rows] + list((markers or {}).values())) if maximum is None else maximum
-           ) if rows else 1.0
+    top = (
+        (max([value for _, value, _ in rows] + list((markers or {}).values())) if maximum is None else maximum)
+        if rows
+        else 1.0
+    )
     top = top or 1.0
 
     def scaled(value: float) -> float:
@@ -109,28 +146,47 @@ def bar_chart(chart_id: str, title: str, rows: list[tuple[str, float, str]], *, 
     for index, (label, value, text) in enumerate(rows):
         whisker = [label_w + scaled(v) for v in intervals[label]] if intervals and label in intervals else []
         width = scaled(value)
-        bars.append({"label": label, "value": value, "text": text, "y": index * row_h + 2,
-                     "short": label if len(label) <= 30 else label[:29] + "…", "width": width,
-                     "text_x": max([label_w + width, *whisker]) + 4,   # the value text after the bar and its whisker
-                     "marker": label_w + scaled(markers[label]) if markers and label in markers else None,
-                     "whisker": whisker, "middle": index * row_h + 2 + row_h / 2})
+        bars.append(
+            {
+                "label": label,
+                "value": value,
+                "text": text,
+                "y": index * row_h + 2,
+                "short": label if len(label) <= 30 else label[:29] + "…",
+                "width": width,
+                "text_x": max([label_w + width, *whisker]) + 4,  # the value text after the bar and its whisker
+                "marker": label_w + scaled(markers[label]) if markers and label in markers else None,
+                "whisker": whisker,
+                "middle": index * row_h + 2 + row_h / 2,
+            }
+        )
     macros = templates().get_template("macros.html.j2").module
-    return macros.svg_bars(chart_id, title, bars, label_w + bar_w + 90, row_h * len(rows) + 4, label_w - 6, label_w,
-                           row_h)
+    return macros.svg_bars(
+        chart_id, title, bars, label_w + bar_w + 90, row_h * len(rows) + 4, label_w - 6, label_w, row_h
+    )
 
 
 def _rate_rows(rows: list[Any], name: str, kind: str) -> list[tuple[str, float, str]]:
     """(label, share of items, text) per validator or template that has any ``kind`` (rejected | warned), highest
     first: rejects and warnings apart, so that a report-only build's warnings do not hide its rejects."""
-    found = [(getattr(r, name), getattr(r, kind) / r.items, f"{getattr(r, kind)} of {r.items}")
-             for r in rows if r.items and getattr(r, kind)]
+    found = [
+        (getattr(r, name), getattr(r, kind) / r.items, f"{getattr(r, kind)} of {r.items}")
+        for r in rows
+        if r.items and getattr(r, kind)
+    ]
     return sorted(found, key=lambda row: -row[1])
 
 
 def _positive_rows(rows: list[Any]) -> list[tuple[str, float, str]]:
-    return [(t.template_id, t.positive_share, f"{_pct(t.positive_share)} of {t.yes_no or t.items}"
-             + (" (list)" if t.lists else ""))
-            for t in sorted(rows, key=lambda t: t.template_id) if t.positive_share is not None]
+    return [
+        (
+            t.template_id,
+            t.positive_share,
+            f"{_pct(t.positive_share)} of {t.yes_no or t.items}" + (" (list)" if t.lists else ""),
+        )
+        for t in sorted(rows, key=lambda t: t.template_id)
+        if t.positive_share is not None
+    ]
 
 
 def _target_shares(rows: list[Any]) -> dict[str, float]:
@@ -167,8 +223,10 @@ def _proportion_cells(value: Proportion) -> tuple[str, str, str]:
 
 
 def _review_chart_rows(review: ReviewAccuracy) -> list[tuple[str, float, str]]:
-    return [(t.template_id, t.accuracy.share or 0.0, f"{_pct(t.accuracy.share)} of {t.accuracy.n}")
-            for t in review.per_template]
+    return [
+        (t.template_id, t.accuracy.share or 0.0, f"{_pct(t.accuracy.share)} of {t.accuracy.n}")
+        for t in review.per_template
+    ]
 
 
 def _review_intervals(review: ReviewAccuracy) -> dict[str, tuple[float, float]]:
@@ -184,11 +242,20 @@ def render_page(summary: AuditSummary, extras: dict[str, Any], scope: str) -> st
     """The whole page as one string (audit/page/audit.html.j2)."""
     filters = ", ".join(f"{k}={v}" for k, v in summary.filters.items() if v is not None) or "none"
     images_kept = next((s.kept for s in summary.stages if s.stage == "images"), len(extras.get("gallery") or []))
-    body = templates().get_template("audit.html.j2").render(summary=summary, extras=extras, scope=scope,
-                                                              filters=filters, images_kept=images_kept)
+    body = (
+        templates()
+        .get_template("audit.html.j2")
+        .render(summary=summary, extras=extras, scope=scope, filters=filters, images_kept=images_kept)
+    )
     data = {"items": [asdict(item) for item in summary.examples], **extras}
-    return document(f"cxrvqa audit: {scope}", pages.asset("view.css") + asset("audit.css"), Markup(body), "audit-data",
-                    data, pages.asset("view.js") + asset("audit.js"))
+    return document(
+        f"cxrvqa audit: {scope}",
+        pages.asset("view.css") + asset("audit.css"),
+        Markup(body),
+        "audit-data",
+        data,
+        pages.asset("view.js") + asset("audit.js"),
+    )
 
 
 def write_page(dest: Path, page: str) -> int:

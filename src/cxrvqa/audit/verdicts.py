@@ -29,11 +29,11 @@ class VerdictsSummary:
     source: str
     lines: int = 0
     ok: int = 0
-    not_items: int = 0                                   # lines that were no JSON object (a `parse` verdict)
-    reasons: Counter = field(default_factory=Counter)    # (status, validator, reason) -> lines
-    templates: dict[str, Counter] = field(default_factory=dict)   # template -> {lines, reject, warn}
+    not_items: int = 0  # lines that were no JSON object (a `parse` verdict)
+    reasons: Counter = field(default_factory=Counter)  # (status, validator, reason) -> lines
+    templates: dict[str, Counter] = field(default_factory=dict)  # template -> {lines, reject, warn}
     grades: Counter = field(default_factory=Counter)
-    failing: list[dict[str, Any]] = field(default_factory=list)   # the first `limit` lines that are not ok
+    failing: list[dict[str, Any]] = field(default_factory=list)  # the first `limit` lines that are not ok
 
 
 def read_verdicts(path: Path, limit: int = 10) -> VerdictsSummary:
@@ -52,8 +52,9 @@ def read_verdicts(path: Path, limit: int = 10) -> VerdictsSummary:
             raise InputError(f"{path}:{line.number}", "a verdict line (JSON)", f"{exc.msg}") from exc
         if problem or not isinstance(row, dict) or not isinstance(row.get("verdicts"), list) or "ok" not in row:
             found = str(problem) if problem else f"{str(row)[:80]}"
-            raise InputError(f"{path}:{line.number}", 'a verdict line {"line", "ok", "grade", "verdicts": [...]}',
-                             found)
+            raise InputError(
+                f"{path}:{line.number}", 'a verdict line {"line", "ok", "grade", "verdicts": [...]}', found
+            )
         _add(summary, row, limit)
     return summary
 
@@ -78,19 +79,25 @@ def _add(summary: VerdictsSummary, row: dict[str, Any], limit: int) -> None:
 
 def reason_rows(summary: VerdictsSummary) -> list[tuple[str, str, str, int]]:
     """(status, validator, reason, lines): rejects first, then warnings, most frequent first."""
-    return sorted(((s, str(v), str(r), n) for (s, v, r), n in summary.reasons.items() if s in STATUSES),
-                  key=lambda row: (STATUSES.index(row[0]), -row[3], row[1], row[2]))
+    return sorted(
+        ((s, str(v), str(r), n) for (s, v, r), n in summary.reasons.items() if s in STATUSES),
+        key=lambda row: (STATUSES.index(row[0]), -row[3], row[1], row[2]),
+    )
 
 
 def template_rows(summary: VerdictsSummary) -> list[tuple[str, int, int, int]]:
     """(template, lines, rejected, warned), most rejected first."""
-    return sorted(((t, c["lines"], c["reject"], c["warn"]) for t, c in summary.templates.items()),
-                  key=lambda row: (-row[2], -row[3], row[0]))
+    return sorted(
+        ((t, c["lines"], c["reject"], c["warn"]) for t, c in summary.templates.items()),
+        key=lambda row: (-row[2], -row[3], row[0]),
+    )
 
 
 def render_terminal(summary: VerdictsSummary, console: Console) -> None:
-    console.print(f"[bold]{escape(summary.source)}[/]: {summary.lines} line(s), {summary.ok} ok, "
-                  f"{summary.lines - summary.ok} not ok ({summary.not_items} not an item)")
+    console.print(
+        f"[bold]{escape(summary.source)}[/]: {summary.lines} line(s), {summary.ok} ok, "
+        f"{summary.lines - summary.ok} not ok ({summary.not_items} not an item)"
+    )
     reasons = Table(title="Reasons (rejects first)")
     for column in ("status", "validator", "reason", "lines"):
         reasons.add_column(column, justify="right" if column == "lines" else "left")
@@ -104,14 +111,19 @@ def render_terminal(summary: VerdictsSummary, console: Console) -> None:
         templates.add_row(escape(template), str(lines), str(rejected), str(warned))
     console.print(templates)
     for row in summary.failing:
-        console.print(f"line {row.get('line')} [{escape(str(row.get('grade')))}] {escape(str(row.get('item_id')))} "
-                      f"({escape(str(row.get('template_id')))}): {escape(str(row.get('question')))} -> "
-                      f"{escape(str(row.get('answer')))}", soft_wrap=True)
+        console.print(
+            f"line {row.get('line')} [{escape(str(row.get('grade')))}] {escape(str(row.get('item_id')))} "
+            f"({escape(str(row.get('template_id')))}): {escape(str(row.get('question')))} -> "
+            f"{escape(str(row.get('answer')))}",
+            soft_wrap=True,
+        )
         for verdict in row["verdicts"]:
             if not verdict.get("ok"):
-                console.print(f"    {verdict.get('strictness') or 'reject'} {escape(str(verdict.get('validator')))}:"
-                              f" {escape(str(verdict.get('reason')))} {escape(str(verdict.get('detail') or ''))}",
-                              soft_wrap=True)
+                console.print(
+                    f"    {verdict.get('strictness') or 'reject'} {escape(str(verdict.get('validator')))}:"
+                    f" {escape(str(verdict.get('reason')))} {escape(str(verdict.get('detail') or ''))}",
+                    soft_wrap=True,
+                )
 
 
 def render_html(summary: VerdictsSummary) -> str:
@@ -122,9 +134,23 @@ def render_html(summary: VerdictsSummary) -> str:
 
     reasons = reason_rows(summary)
     charts = Markup("").join(
-        bar_chart(f"chart-{status}", f"{'Rejects' if status == 'reject' else 'Warnings'} by reason",
-                  [(f"{v}: {r}", n, str(n)) for s, v, r, n in reasons if s == status]) for status in STATUSES)
-    body = templates().get_template("verdicts.html.j2").render(summary=summary, charts=charts, reasons=reasons,
-                                                                templates=template_rows(summary))
-    return document(f"cxrvqa verdicts: {summary.source}", pages.asset("view.css") + asset("audit.css"),
-                    Markup(body), "verdicts-data", {"lines": summary.lines, "ok": summary.ok}, "")
+        bar_chart(
+            f"chart-{status}",
+            f"{'Rejects' if status == 'reject' else 'Warnings'} by reason",
+            [(f"{v}: {r}", n, str(n)) for s, v, r, n in reasons if s == status],
+        )
+        for status in STATUSES
+    )
+    body = (
+        templates()
+        .get_template("verdicts.html.j2")
+        .render(summary=summary, charts=charts, reasons=reasons, templates=template_rows(summary))
+    )
+    return document(
+        f"cxrvqa verdicts: {summary.source}",
+        pages.asset("view.css") + asset("audit.css"),
+        Markup(body),
+        "verdicts-data",
+        {"lines": summary.lines, "ok": summary.ok},
+        "",
+    )

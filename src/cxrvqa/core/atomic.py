@@ -44,8 +44,11 @@ def atomic_folder(dest: Path, owned: re.Pattern[str]) -> Iterator[Path]:
             raise InputError(str(dest), "a folder to write (or an earlier export)", "a file")
         foreign = sorted(p.name for p in dest.iterdir() if not owned.fullmatch(p.name))
         if foreign:
-            raise InputError(str(dest), f"a new folder or an earlier export (files matching {owned.pattern})",
-                             f"other files {foreign[:5]}; choose another --dest")
+            raise InputError(
+                str(dest),
+                f"a new folder or an earlier export (files matching {owned.pattern})",
+                f"other files {foreign[:5]}; choose another --dest",
+            )
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial(dest)
     shutil.rmtree(partial, ignore_errors=True)

@@ -25,8 +25,9 @@ def within_tolerance(kept: Sequence[int], quota: Sequence[int], shares: Sequence
     if not all(kept):
         return False
     total = sum(kept)
-    return (all(abs(k / total - share) <= tolerance for k, share in zip(kept, shares, strict=True))
-            or all(abs(k - q) <= 1 for k, q in zip(kept, quota, strict=True)))
+    return all(abs(k / total - share) <= tolerance for k, share in zip(kept, shares, strict=True)) or all(
+        abs(k - q) <= 1 for k, q in zip(kept, quota, strict=True)
+    )
 
 
 def _threshold(sorted_u: Sequence[float], k: int) -> float:
@@ -36,9 +37,9 @@ def _threshold(sorted_u: Sequence[float], k: int) -> float:
 
 @dataclass(frozen=True)
 class QuestionBalance:
-    kept: tuple[int, ...]                   # per answer (yes, no; each option): candidates below the threshold
-    thresholds: tuple[float, ...]           # per answer: its candidates with sample_u below it are kept
-    basis: str                              # new | kept | rebalanced (BASES)
+    kept: tuple[int, ...]  # per answer (yes, no; each option): candidates below the threshold
+    thresholds: tuple[float, ...]  # per answer: its candidates with sample_u below it are kept
+    basis: str  # new | kept | rebalanced (BASES)
 
 
 #: Where a question's thresholds (a template's keep rates) come from: no earlier balance of it; the previous
@@ -46,8 +47,13 @@ class QuestionBalance:
 BASES = ("new", "kept", "rebalanced")
 
 
-def balance_answers(answers: Sequence[Sequence[float]], quota: Sequence[int], shares: Sequence[float],
-                    tolerance: float, previous: Sequence[float] | None) -> QuestionBalance:
+def balance_answers(
+    answers: Sequence[Sequence[float]],
+    quota: Sequence[int],
+    shares: Sequence[float],
+    tolerance: float,
+    previous: Sequence[float] | None,
+) -> QuestionBalance:
     """One question's thresholds from the sorted sample_u of its candidates per answer: the previous balance's
     while what they keep is `within_tolerance` of the quota (so an edit to other studies flips none of this
     question's items), else those keeping the quota (per answer, the candidates with the lowest sample_u; a
@@ -62,8 +68,9 @@ def balance_answers(answers: Sequence[Sequence[float]], quota: Sequence[int], sh
     if not any(quota):
         return QuestionBalance(tuple(0 for _ in answers), none, basis)
     thresholds = tuple(_threshold(u, k) for u, k in zip(answers, quota, strict=True))
-    return QuestionBalance(tuple(bisect_left(u, t) for u, t in zip(answers, thresholds, strict=True)), thresholds,
-                           basis)
+    return QuestionBalance(
+        tuple(bisect_left(u, t) for u, t in zip(answers, thresholds, strict=True)), thresholds, basis
+    )
 
 
 def eval_thresholds(store: Store, tolerance: float, min_grade: int | None = None) -> list[dict[str, Any]]:
@@ -78,25 +85,47 @@ def eval_thresholds(store: Store, tolerance: float, min_grade: int | None = None
     option that is never the answer: a row with no items, and the set keeps nothing)."""
     previous: dict[tuple, dict[str, float]] = defaultdict(dict)
     for t, v, split, question, answer, threshold in store.query(
-            "SELECT template_id, template_version, split, question, answer, threshold FROM current_qa_eval_balance"):
+        "SELECT template_id, template_version, split, question, answer, threshold FROM current_qa_eval_balance"
+    ):
         previous[(t, v, split, question)][answer] = threshold
-    graded = ("" if min_grade is None else
-              " JOIN current_qa_grades g USING (item_id, template_version, input_hash) WHERE g.grade >= ?")
+    graded = (
+        ""
+        if min_grade is None
+        else " JOIN current_qa_grades g USING (item_id, template_version, input_hash) WHERE g.grade >= ?"
+    )
     rows = []
     for template_id, version, split, question, options, answered, u_lists in store.query(
-            "SELECT template_id, template_version, split, question, any_value(options), "
-            "list(answer ORDER BY answer), list(u ORDER BY answer) FROM ("
-            "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, any_value(k.options) AS options, "
-            "list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k JOIN ("
-            f"SELECT i.* FROM current_qa_items i{graded}) i USING (item_id) WHERE k.question IS NOT NULL "
-            "GROUP BY ALL) GROUP BY ALL ORDER BY ALL", [] if min_grade is None else [min_grade]):
+        "SELECT template_id, template_version, split, question, any_value(options), "
+        "list(answer ORDER BY answer), list(u ORDER BY answer) FROM ("
+        "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, any_value(k.options) AS options, "
+        "list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k JOIN ("
+        f"SELECT i.* FROM current_qa_items i{graded}) i USING (item_id) WHERE k.question IS NOT NULL "
+        "GROUP BY ALL) GROUP BY ALL ORDER BY ALL",
+        [] if min_grade is None else [min_grade],
+    ):
         by_answer = dict(zip(answered, u_lists, strict=True))
         answers = [by_answer.get(option, []) for option in options]
         least = min(len(u) for u in answers)
         before = previous.get((template_id, version, split, question))
-        result = balance_answers(answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers),
-                                 tolerance, None if before is None else [before.get(o, 0.0) for o in options])
-        rows += [{"template_id": template_id, "template_version": version, "split": split, "question": question,
-                  "answer": option, "n_items": len(u), "n_kept": kept, "threshold": threshold, "basis": result.basis}
-                 for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)]
+        result = balance_answers(
+            answers,
+            tuple(least for _ in answers),
+            tuple(1 / len(answers) for _ in answers),
+            tolerance,
+            None if before is None else [before.get(o, 0.0) for o in options],
+        )
+        rows += [
+            {
+                "template_id": template_id,
+                "template_version": version,
+                "split": split,
+                "question": question,
+                "answer": option,
+                "n_items": len(u),
+                "n_kept": kept,
+                "threshold": threshold,
+                "basis": result.basis,
+            }
+            for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)
+        ]
     return rows

@@ -18,10 +18,10 @@ STATUS_RANK = {"ok": 0, "warn": 1, "reject": 2}
 
 @dataclass(frozen=True)
 class Grading:
-    levels: tuple[tuple[int, str, str], ...]      # (code, label, meaning), best first
+    levels: tuple[tuple[int, str, str], ...]  # (code, label, meaning), best first
     caps: dict[str, Any]
     content_hash: str
-    review: dict[str, Any]         # human review verdicts (grades.yaml `review`)
+    review: dict[str, Any]  # human review verdicts (grades.yaml `review`)
 
     @property
     def best(self) -> int:
@@ -50,8 +50,9 @@ def grading() -> Grading:
     return Grading(levels, caps, digest, data["review"])
 
 
-def grade_item(item: dict[str, Any], failures: list[tuple[str, str | None]], quality: list[str],
-               closed_world: bool) -> tuple[int, str]:
+def grade_item(
+    item: dict[str, Any], failures: list[tuple[str, str | None]], quality: list[str], closed_world: bool
+) -> tuple[int, str]:
     """(grade code, the criterion that set it) for an item, its failed checks as (status, reason) and
     its scene graph's quality codes; "" when nothing capped it."""
     rules = grading()
@@ -81,8 +82,10 @@ def failure_cap(status: str, reason: str | None) -> tuple[int, str]:
     """(grade code, criterion) one failed check caps an item at: its status's cap, or its reason's when lower
     (a report-only item's `no_image` warning caps at C, not B)."""
     rules = grading()
-    code, criterion = rules.code(rules.caps["validator_reject" if status == "reject" else "validator_warn"]), \
-        f"{status}:{reason}"
+    code, criterion = (
+        rules.code(rules.caps["validator_reject" if status == "reject" else "validator_warn"]),
+        f"{status}:{reason}",
+    )
     if reason in rules.caps["reasons"] and rules.code(rules.caps["reasons"][reason]) < code:
         code, criterion = rules.code(rules.caps["reasons"][reason]), f"reason:{reason}"
     return code, criterion
@@ -97,18 +100,19 @@ def review_verdicts() -> tuple[str, ...]:
 class ReviewResult:
     """What one reviewer's verdict on an item counts as: a `human_review` result and the cap it sets."""
 
-    status: str                 # ok | warn | reject
-    reason: str | None          # review_<verdict> | review_grammar; None when ok
-    grade: int | None           # the grade it caps the item at; None: it caps nothing
-    weakest: str | None         # 'review:<verdict>' | 'review:grammar'
+    status: str  # ok | warn | reject
+    reason: str | None  # review_<verdict> | review_grammar; None when ok
+    grade: int | None  # the grade it caps the item at; None: it caps nothing
+    weakest: str | None  # 'review:<verdict>' | 'review:grammar'
 
 
 def review_result(verdict: str, grammar: bool) -> ReviewResult:
     """The human_review result of a verdict (and a grammar error): each is a failure with the status grades.yaml
     gives it, capped like any failed check; the lower cap wins (the verdict's on a tie)."""
     review = grading().review
-    failures = [(review["verdicts"][verdict]["status"], verdict)] + ([(review["grammar"]["status"], "grammar")]
-                                                                       if grammar else [])
+    failures = [(review["verdicts"][verdict]["status"], verdict)] + (
+        [(review["grammar"]["status"], "grammar")] if grammar else []
+    )
     worst: ReviewResult = ReviewResult("ok", None, None, None)
     for status, what in failures:
         if status == "ok":

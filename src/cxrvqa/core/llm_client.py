@@ -50,8 +50,9 @@ def compiled(body: str) -> Any:
     return jinja().from_string(body)
 
 
-def read_prompt(kind: str, prompt_id: str, front_matter_schema: str,
-                check_example: Callable[[dict[str, Any]], object]) -> tuple[dict[str, Any], str, str]:
+def read_prompt(
+    kind: str, prompt_id: str, front_matter_schema: str, check_example: Callable[[dict[str, Any]], object]
+) -> tuple[dict[str, Any], str, str]:
     """(front matter, template body, whole text) of ``prompts/<kind>/<prompt_id>.md``: YAML front matter checked
     against ``schemas/<front_matter_schema>``, each of its examples by ``check_example`` (which raises
     ResponseError for an example whose answer the model could not give), then a Jinja template with a
@@ -65,11 +66,14 @@ def read_prompt(kind: str, prompt_id: str, front_matter_schema: str,
     if len(parts) != 3 or parts[0]:
         raise ResourceError(name, "expected YAML front matter between '---' lines, then the template")
     meta = yaml.safe_load(parts[1])
-    problems = sorted(jsonschema.Draft202012Validator(load_json_schema(front_matter_schema)).iter_errors(meta),
-                      key=lambda e: list(e.path))
+    problems = sorted(
+        jsonschema.Draft202012Validator(load_json_schema(front_matter_schema)).iter_errors(meta),
+        key=lambda e: list(e.path),
+    )
     if problems:
-        raise ResourceError(name, "; ".join(f"{'/'.join(map(str, p.path)) or 'front matter'}: {p.message}"
-                                            for p in problems))
+        raise ResourceError(
+            name, "; ".join(f"{'/'.join(map(str, p.path)) or 'front matter'}: {p.message}" for p in problems)
+        )
     for number, example in enumerate(meta.get("examples", []), start=1):
         try:
             check_example(example)
@@ -110,8 +114,10 @@ class Budget:
 
     @classmethod
     def left(cls, settings: LLMConfig, spent_requests: int, spent_tokens: int) -> Budget:
-        return cls(None if settings.max_requests is None else settings.max_requests - spent_requests,
-                   None if settings.max_tokens is None else settings.max_tokens - spent_tokens)
+        return cls(
+            None if settings.max_requests is None else settings.max_requests - spent_requests,
+            None if settings.max_tokens is None else settings.max_tokens - spent_tokens,
+        )
 
     def reserve(self) -> bool:
         if self.tokens_left is not None and self.tokens_left <= 0:
@@ -132,7 +138,7 @@ class Exchange(Generic[T]):
     """The end of one exchange: the accepted value, or the last outcome and its error."""
 
     value: T | None = None
-    outcome: str = "server_error"     # ok | invalid_response | truncated | refusal | rate_limited | ...
+    outcome: str = "server_error"  # ok | invalid_response | truncated | refusal | rate_limited | ...
     error: str = ""
     raw: str | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
@@ -160,9 +166,16 @@ def retry_after(headers: Any, attempt: int) -> float:
     return min(0.5 * 2 ** (attempt - 1), 30.0) * (1 + random.random() / 4)
 
 
-async def ask(client: Any, settings: LLMConfig, messages: list[dict[str, str]], response_format: dict[str, Any],
-              accept: Callable[[str], T], semaphore: asyncio.Semaphore, budget: Budget,
-              call_row: dict[str, Any]) -> Exchange[T]:
+async def ask(
+    client: Any,
+    settings: LLMConfig,
+    messages: list[dict[str, str]],
+    response_format: dict[str, Any],
+    accept: Callable[[str], T],
+    semaphore: asyncio.Semaphore,
+    budget: Budget,
+    call_row: dict[str, Any],
+) -> Exchange[T]:
     """One exchange about one input. `accept` turns the answer text into the caller's value or raises
     ResponseError; `call_row` holds the fields every `llm_calls` row of this input shares
     (run_id, study_id, cache_key)."""
@@ -175,16 +188,26 @@ async def ask(client: Any, settings: LLMConfig, messages: list[dict[str, str]], 
                 exchange.outcome, exchange.error = "budget_exhausted", "the run's request/token budget is spent"
                 break
             started = time.perf_counter()
-            outcome, status, error, wait, usage = await _attempt(client, settings, conversation, response_format,
-                                                                 accept, attempt, exchange)
+            outcome, status, error, wait, usage = await _attempt(
+                client, settings, conversation, response_format, accept, attempt, exchange
+            )
         budget.spend_tokens(sum(usage))
         prompt_tokens += usage[0]
         completion_tokens += usage[1]
         exchange.outcome, exchange.error = outcome, error
-        exchange.calls.append({
-            **call_row, "attempt": attempt, "outcome": outcome, "http_status": status,
-            "seconds": time.perf_counter() - started, "prompt_tokens": usage[0], "completion_tokens": usage[1],
-            "detail": error[:500] or None, "created_at": datetime.now(timezone.utc)})
+        exchange.calls.append(
+            {
+                **call_row,
+                "attempt": attempt,
+                "outcome": outcome,
+                "http_status": status,
+                "seconds": time.perf_counter() - started,
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "detail": error[:500] or None,
+                "created_at": datetime.now(timezone.utc),
+            }
+        )
         if outcome == "ok" or outcome in ("refusal", "client_error"):
             break
         if outcome in ("invalid_response", "truncated"):
@@ -195,9 +218,15 @@ async def ask(client: Any, settings: LLMConfig, messages: list[dict[str, str]], 
     return exchange
 
 
-async def _attempt(client: Any, settings: LLMConfig, conversation: list[dict[str, str]],
-                   response_format: dict[str, Any], accept: Callable[[str], T], attempt: int,
-                   exchange: Exchange[T]) -> tuple[str, int | None, str, float, tuple[int, int]]:
+async def _attempt(
+    client: Any,
+    settings: LLMConfig,
+    conversation: list[dict[str, str]],
+    response_format: dict[str, Any],
+    accept: Callable[[str], T],
+    attempt: int,
+    exchange: Exchange[T],
+) -> tuple[str, int | None, str, float, tuple[int, int]]:
     """One request: (outcome, HTTP status, error, seconds to wait before a retry, (prompt, completion) tokens).
     Sets the exchange's raw answer and, when the answer is accepted, its value."""
     import openai
@@ -206,8 +235,11 @@ async def _attempt(client: Any, settings: LLMConfig, conversation: list[dict[str
     status: int | None = None
     try:
         response = await client.chat.completions.create(
-            model=settings.model, messages=conversation, temperature=settings.temperature,
-            response_format=response_format)
+            model=settings.model,
+            messages=conversation,
+            temperature=settings.temperature,
+            response_format=response_format,
+        )
     except openai.RateLimitError as exc:
         outcome, status, error = "rate_limited", exc.status_code, f"HTTP 429: {exc.message}"
         wait = retry_after(exc.response.headers, attempt)
@@ -246,13 +278,20 @@ def _judge_answer(choice: Any, accept: Callable[[str], T], exchange: Exchange[T]
 def _reask(messages: list[dict[str, str]], raw: str | None, error: str) -> list[dict[str, str]]:
     """The conversation that asks again after an unusable answer; the input is repeated in the re-ask, so that
     the last message is complete on its own."""
-    return [*messages, {"role": "assistant", "content": raw or ""},
-            {"role": "user", "content": f"That answer was not usable: {error}. Answer again with the "
-                                        f"complete JSON object only.\n\n{messages[-1]['content']}"}]
+    return [
+        *messages,
+        {"role": "assistant", "content": raw or ""},
+        {
+            "role": "user",
+            "content": f"That answer was not usable: {error}. Answer again with the "
+            f"complete JSON object only.\n\n{messages[-1]['content']}",
+        },
+    ]
 
 
-def run_concurrently(settings: LLMConfig, jobs: list[Any],
-                     one: Callable[[Any, Any, asyncio.Semaphore], Awaitable[T]]) -> list[T]:
+def run_concurrently(
+    settings: LLMConfig, jobs: list[Any], one: Callable[[Any, Any, asyncio.Semaphore], Awaitable[T]]
+) -> list[T]:
     """`one(client, job, semaphore)` for every job, at most `max_concurrency` requests in flight, in
     job order; one client (connection pool) for all."""
     if not jobs:
@@ -262,8 +301,9 @@ def run_concurrently(settings: LLMConfig, jobs: list[Any],
         from openai import AsyncOpenAI
 
         semaphore = asyncio.Semaphore(settings.max_concurrency)
-        async with AsyncOpenAI(base_url=settings.base_url, api_key=api_key(settings), timeout=settings.timeout_s,
-                               max_retries=0) as client:
+        async with AsyncOpenAI(
+            base_url=settings.base_url, api_key=api_key(settings), timeout=settings.timeout_s, max_retries=0
+        ) as client:
             return await asyncio.gather(*(one(client, job, semaphore) for job in jobs))
 
     return asyncio.run(everything())

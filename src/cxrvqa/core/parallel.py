@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
-C = TypeVar("C", bound=Any)   # a stage context: a dataclass with a `workers` field
+C = TypeVar("C", bound=Any)  # a stage context: a dataclass with a `workers` field
 
 #: Below this many items per worker, starting or feeding the pool costs more than it saves.
 MIN_ITEMS_PER_WORKER = 4

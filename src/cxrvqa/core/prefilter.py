@@ -10,11 +10,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-try:   # Python 3.11+
-    from re import _constants as _ops, _parser as _parse   # type: ignore[attr-defined]
-except ImportError:   # pragma: no cover
-    import sre_constants as _ops   # type: ignore[no-redef]
-    import sre_parse as _parse   # type: ignore[no-redef]
+try:  # Python 3.11+
+    from re import _constants as _ops, _parser as _parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_constants as _ops  # type: ignore[no-redef]
+    import sre_parse as _parse  # type: ignore[no-redef]
 
 _REPEATS = {_ops.MAX_REPEAT, _ops.MIN_REPEAT, getattr(_ops, "POSSESSIVE_REPEAT", _ops.MAX_REPEAT)}
 
@@ -47,7 +47,7 @@ class Guarded:
 def guarded(pattern: re.Pattern[str]) -> Guarded:
     literals = required_literals(pattern)
     if literals is not None and pattern.flags & re.IGNORECASE:
-        if not all(literal.isascii() for literal in literals):   # "ſ" matches "s" when case is ignored
+        if not all(literal.isascii() for literal in literals):  # "ſ" matches "s" when case is ignored
             return Guarded(pattern, None)
         return Guarded(pattern, _minimal([literal.lower() for literal in literals]), folded=True)
     return Guarded(pattern, literals)
@@ -69,7 +69,7 @@ def _minimal(literals: list[str]) -> tuple[str, ...]:
     return tuple(w for w in unique if not any(v != w and v in w for v in unique))
 
 
-def _candidates(sequence) -> list[tuple[str, ...]]:   # noqa: ANN001 (a parsed sre SubPattern)
+def _candidates(sequence) -> list[tuple[str, ...]]:  # noqa: ANN001 (a parsed sre SubPattern)
     """Sets of literals (each set: one of them occurs) that every match of a parsed sequence contains."""
     found: list[tuple[str, ...]] = []
     run: list[str] = []
@@ -80,7 +80,7 @@ def _candidates(sequence) -> list[tuple[str, ...]]:   # noqa: ANN001 (a parsed s
         if run:
             found.append(("".join(run),))
             run = []
-        if op is _ops.SUBPATTERN and not av[1] and not av[2]:   # a group without flags of its own
+        if op is _ops.SUBPATTERN and not av[1] and not av[2]:  # a group without flags of its own
             found += _candidates(av[3])
         elif op in _REPEATS and av[0] >= 1:
             found += _candidates(av[2])

@@ -36,7 +36,7 @@ from typing import Any
 from cxrvqa.store import Store
 
 KEYS = ("question", "arguments", "options")
-CHANCE = {"yes_no": 0.5, "multiple_choice": 0.25}     # multiple choice: with four options
+CHANCE = {"yes_no": 0.5, "multiple_choice": 0.25}  # multiple choice: with four options
 TRAIN = "train"
 #: Questions (arguments) listed per template, the most predictable first.
 WORST = 5
@@ -48,7 +48,7 @@ class PriorItem:
     template_id: str
     answer_format: str
     question: str
-    arguments: str          # JSON of the arguments the question shows
+    arguments: str  # JSON of the arguments the question shows
     answer: str
     options: tuple[str, ...] | None
     split: str
@@ -58,16 +58,22 @@ class PriorItem:
 class PriorFigure:
     key: str
     answer_format: str
-    template_id: str | None            # None: the whole answer format
-    n_items: int                       # held-out items
+    template_id: str | None  # None: the whole answer format
+    n_items: int  # held-out items
     accuracy: float
     chance: float | None
-    worst: tuple[tuple[str, int, float], ...] = ()   # (arguments, items, accuracy): the template's worst questions
+    worst: tuple[tuple[str, int, float], ...] = ()  # (arguments, items, accuracy): the template's worst questions
 
     def as_row(self) -> dict[str, Any]:
-        return {"key": self.key, "answer_format": self.answer_format, "template_id": self.template_id,
-                "n_items": self.n_items, "accuracy": self.accuracy, "chance": self.chance,
-                "worst": json.dumps([list(w) for w in self.worst])}
+        return {
+            "key": self.key,
+            "answer_format": self.answer_format,
+            "template_id": self.template_id,
+            "n_items": self.n_items,
+            "accuracy": self.accuracy,
+            "chance": self.chance,
+            "worst": json.dumps([list(w) for w in self.worst]),
+        }
 
     @property
     def excess(self) -> float:
@@ -144,8 +150,13 @@ class OptionModel:
         return 1 / len(top) if item.answer in top else 0.0
 
 
-def _figure(key: str, fmt: str, template: str | None, scored: list[tuple[float, float]],
-            worst: tuple[tuple[str, int, float], ...] = ()) -> PriorFigure:
+def _figure(
+    key: str,
+    fmt: str,
+    template: str | None,
+    scored: list[tuple[float, float]],
+    worst: tuple[tuple[str, int, float], ...] = (),
+) -> PriorFigure:
     """A figure from its held-out items' (credit, chance): chance is their mean (multiple choice: 1/number of
     options, which a template sets); None for open answers."""
     chance = sum(c for _, c in scored) / len(scored) if fmt in CHANCE else None
@@ -173,7 +184,7 @@ def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
         for item in items:
             if item.split == TRAIN and reader is None:
                 train[key_of(item)][item.answer] += 1
-        by_format: dict[str, list[tuple[float, float]]] = defaultdict(list)     # (credit, chance) per item
+        by_format: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (credit, chance) per item
         by_template: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         by_question: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         for item in held_out:
@@ -184,17 +195,28 @@ def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
                 credit = reader.credit(item)
             else:
                 credit = _credit(train.get(key_of(item), Counter()), item.answer, chance)
-            for group in (by_format[item.answer_format], by_template[(item.template_id, item.answer_format)],
-                          by_question[(item.template_id, _question_of(item, key))]):
+            for group in (
+                by_format[item.answer_format],
+                by_template[(item.template_id, item.answer_format)],
+                by_question[(item.template_id, _question_of(item, key))],
+            ):
                 group.append((credit, chance))
         for fmt in sorted(by_format):
             figures.append(_figure(key, fmt, None, by_format[fmt]))
         for (template, fmt), scored in sorted(by_template.items()):
-            questions = sorted(((args, len(c), sum(x for x, _ in c) / len(c), sum(x - y for x, y in c))
-                                for (t, args), c in by_question.items() if t == template),
-                               key=lambda q: (-q[3], q[0]))
-            figures.append(_figure(key, fmt, template, scored,
-                                   tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])))
+            questions = sorted(
+                (
+                    (args, len(c), sum(x for x, _ in c) / len(c), sum(x - y for x, y in c))
+                    for (t, args), c in by_question.items()
+                    if t == template
+                ),
+                key=lambda q: (-q[3], q[0]),
+            )
+            figures.append(
+                _figure(
+                    key, fmt, template, scored, tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])
+                )
+            )
     return figures
 
 
@@ -209,8 +231,15 @@ FROM {source} x LEFT JOIN (SELECT template_id, any_value(definition) AS definiti
 def prior_items(rows: Iterable[tuple]) -> Iterable[PriorItem]:
     """PriorItems from the rows of ITEM_SQL."""
     for template, fmt, question, arguments, answer, options, split, hidden in rows:
-        yield PriorItem(template, fmt, question, shown_arguments(arguments, hidden), answer,
-                        tuple(options) if options is not None else None, split)
+        yield PriorItem(
+            template,
+            fmt,
+            question,
+            shown_arguments(arguments, hidden),
+            answer,
+            tuple(options) if options is not None else None,
+            split,
+        )
 
 
 def headline(figures: Iterable[PriorFigure]) -> list[PriorFigure]:
@@ -233,11 +262,15 @@ def strongest(figures: Iterable[PriorFigure], n: int | None = None) -> list[Prio
 
 def stored_prior(store: Store, source: str = "current_qa_prior") -> list[PriorFigure]:
     """The figures the QA stage stored for the current dataset (none before a QA stage of this version)."""
-    return [PriorFigure(key, fmt, template, n, accuracy, chance,
-                        tuple((args, k, acc) for args, k, acc in json.loads(worst)))
-            for key, fmt, template, n, accuracy, chance, worst in store.query(
-                f"SELECT key, answer_format, template_id, n_items, accuracy, chance, worst FROM {source} "
-                "ORDER BY answer_format, template_id NULLS FIRST, key")]
+    return [
+        PriorFigure(
+            key, fmt, template, n, accuracy, chance, tuple((args, k, acc) for args, k, acc in json.loads(worst))
+        )
+        for key, fmt, template, n, accuracy, chance, worst in store.query(
+            f"SELECT key, answer_format, template_id, n_items, accuracy, chance, worst FROM {source} "
+            "ORDER BY answer_format, template_id NULLS FIRST, key"
+        )
+    ]
 
 
 def measure(store: Store, source: str) -> list[PriorFigure]:
@@ -246,8 +279,14 @@ def measure(store: Store, source: str) -> list[PriorFigure]:
 
 
 #: Columns of `format_rows`.
-FORMAT_COLUMNS = ("answer format", "held-out items", "by question text", "by template + arguments",
-                  "reading the options", "chance")
+FORMAT_COLUMNS = (
+    "answer format",
+    "held-out items",
+    "by question text",
+    "by template + arguments",
+    "reading the options",
+    "chance",
+)
 
 
 def format_rows(figures: Iterable[PriorFigure]) -> list[list[str]]:
@@ -258,6 +297,12 @@ def format_rows(figures: Iterable[PriorFigure]) -> list[list[str]]:
     out = []
     for fmt, by_key in rows.items():
         first = next(iter(by_key.values()))
-        out.append([fmt, str(first.n_items), *(f"{by_key[k].accuracy:.3f}" if k in by_key else "" for k in KEYS),
-                    "" if first.chance is None else f"{first.chance:.2f}"])
+        out.append(
+            [
+                fmt,
+                str(first.n_items),
+                *(f"{by_key[k].accuracy:.3f}" if k in by_key else "" for k in KEYS),
+                "" if first.chance is None else f"{first.chance:.2f}",
+            ]
+        )
     return out

@@ -31,7 +31,7 @@ def stable_hash(value: Any, length: int = 16) -> str:
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """Package version plus a digest of the installed source, so edits are visible in provenance."""
-    package_dir = Path(__file__).resolve().parents[1]   # the whole cxrvqa package, not only core/
+    package_dir = Path(__file__).resolve().parents[1]  # the whole cxrvqa package, not only core/
     digest = hashlib.sha256()
     for source in sorted(package_dir.rglob("*.py")):
         digest.update(source.relative_to(package_dir).as_posix().encode())

@@ -69,17 +69,17 @@ def deid_pattern() -> re.Pattern[str]:
 
 class Presence(StrEnum):
     present = "present"
-    absent = "absent"          # explicitly negated: different from "not mentioned"
+    absent = "absent"  # explicitly negated: different from "not mentioned"
     uncertain = "uncertain"
 
 
 class Certainty(StrEnum):
     """Why an uncertain observation is not present: what the radiologist committed to instead."""
 
-    possible = "possible"            # hedged: "may represent", "cannot exclude", "questionable"
-    probable = "probable"            # "likely", "probable", "most likely"
-    differential = "differential"    # one of named candidates: "atelectasis or scarring", "X versus Y"
-    borderline = "borderline"        # at the edge of normal: "borderline cardiomegaly"
+    possible = "possible"  # hedged: "may represent", "cannot exclude", "questionable"
+    probable = "probable"  # "likely", "probable", "most likely"
+    differential = "differential"  # one of named candidates: "atelectasis or scarring", "X versus Y"
+    borderline = "borderline"  # at the edge of normal: "borderline cardiomegaly"
 
 
 class _Model(BaseModel):
@@ -111,16 +111,22 @@ class Observation(_Model):
     regions: list[RegionId] = Field(default_factory=list)
     laterality: Laterality | None = None
     presence: Presence
-    certainty: Certainty | None = Field(None, description="For an uncertain observation: hedged (possible), "
-                                        "probable, one of a differential, or borderline. None otherwise.")
+    certainty: Certainty | None = Field(
+        None,
+        description="For an uncertain observation: hedged (possible), "
+        "probable, one of a differential, or borderline. None otherwise.",
+    )
     severity: Severity | None = None
     change: Change | None = None
     modifiers: list[str] = Field(default_factory=list, description="Other modifiers, as written.")
     evidence: list[Evidence] = Field(default_factory=list)
     parent_id: str | None = Field(None, description="The observation this one is a sub-observation of.")
     from_report: bool = Field(True, description="False for defaults the extractor adds.")
-    derived_from: list[str] = Field(default_factory=list, description="Ids of observations or statements it was "
-                                    "propagated from (e.g. 'lungs are clear' -> absent pneumonia).")
+    derived_from: list[str] = Field(
+        default_factory=list,
+        description="Ids of observations or statements it was "
+        "propagated from (e.g. 'lungs are clear' -> absent pneumonia).",
+    )
 
     @model_validator(mode="after")
     def _named(self) -> "Observation":
@@ -129,8 +135,10 @@ class Observation(_Model):
         if self.from_report and not self.evidence and not self.derived_from:
             raise ValueError(f"observation {self.id}: from the report but without evidence")
         if self.certainty is not None and self.presence != Presence.uncertain:
-            raise ValueError(f"observation {self.id}: certainty {self.certainty!r} needs presence 'uncertain', "
-                             f"found {self.presence!r}")
+            raise ValueError(
+                f"observation {self.id}: certainty {self.certainty!r} needs presence 'uncertain', "
+                f"found {self.presence!r}"
+            )
         return self
 
 
@@ -160,13 +168,17 @@ class SceneGraph(_Model):
     study_id: str = Field(min_length=1)
     backend: Literal["rules", "llm", "synthetic"] = Field(
         description="Who made the graph: an extractor backend, or `synthetic` for the known graph of a report "
-                    "written by `cxrvqa synth`.")
+        "written by `cxrvqa synth`."
+    )
     indication: str | None = None
     sentences: list[Sentence]
     observations: list[Observation]
-    statements: list[NormalStatement] = Field(default_factory=list, description="Normal statements of the "
-                                              "report (backend `rules`; the `llm` backend states absences "
-                                              "as observations).")
+    statements: list[NormalStatement] = Field(
+        default_factory=list,
+        description="Normal statements of the "
+        "report (backend `rules`; the `llm` backend states absences "
+        "as observations).",
+    )
     region_boxes: list[RegionBox] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -205,4 +217,3 @@ def json_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     return schema_file_text(json_schema())
-

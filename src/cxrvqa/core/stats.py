@@ -34,7 +34,7 @@ class Proportion:
 
     @classmethod
     def of(cls, k: int, n: int) -> "Proportion":
-        low, high = wilson(k, n)        # kept unrounded: rounding twice would move shown bounds (6.149% -> 6.2%)
+        low, high = wilson(k, n)  # kept unrounded: rounding twice would move shown bounds (6.149% -> 6.2%)
         return cls(k, n, k / n if n else None, low, high)
 
     def text(self) -> str:

@@ -20,7 +20,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 @dataclass(frozen=True)
 class SectionSpan:
     section: str
-    start: int      # first character of the section body (after the header)
+    start: int  # first character of the section body (after the header)
     end: int
 
 
@@ -40,8 +40,8 @@ class SectionRules:
     empty_values: frozenset[str]
     acronyms: frozenset[str]
     abbreviations: frozenset[str]
-    unfinished_words: frozenset[str]      # a sentence does not end on them ("to suggest. active tuberculosis")
-    indication_codes: re.Pattern[str]     # diagnosis codes and technique notes: not the reason for the examination
+    unfinished_words: frozenset[str]  # a sentence does not end on them ("to suggest. active tuberculosis")
+    indication_codes: re.Pattern[str]  # diagnosis codes and technique notes: not the reason for the examination
     indication_placeholders: frozenset[str]
     content_hash: str
 
@@ -58,9 +58,18 @@ def section_rules() -> SectionRules:
     empty = frozenset(value.upper() for value in data["empty_values"])
     codes = re.compile("|".join(f"(?:{p})" for p in [*data["indication_codes"], *data.get("indication_notes", ())]))
     placeholders = frozenset(value.upper() for value in data["indication_placeholders"])
-    return SectionRules(header, header_section, deid, empty, frozenset(data["acronyms"]),
-                        frozenset(data["abbreviations"]), frozenset(data["unfinished_words"]), codes, placeholders,
-                        digest)
+    return SectionRules(
+        header,
+        header_section,
+        deid,
+        empty,
+        frozenset(data["acronyms"]),
+        frozenset(data["abbreviations"]),
+        frozenset(data["unfinished_words"]),
+        codes,
+        placeholders,
+        digest,
+    )
 
 
 def normalise(text: str) -> str:
@@ -90,7 +99,7 @@ def split_sections(text: str) -> list[SectionSpan]:
         current = rules.header_section[re.sub(r"[ \t]+", " ", match.group("header").upper())]
         position = match.end()
     spans.append(SectionSpan(current, position, len(text)))
-    return [s for s in spans if (body := text[s.start:s.end].strip()) and body.upper() not in rules.empty_values]
+    return [s for s in spans if (body := text[s.start : s.end].strip()) and body.upper() not in rules.empty_values]
 
 
 # A sentence ends at . ! ? (then whitespace), at a blank line, or before a list number ("2. ").
@@ -107,7 +116,7 @@ def split_sentences(text: str, sections: list[SectionSpan] | None = None) -> lis
     sentences: list[SentenceSpan] = []
     for span in sections if sections is not None else split_sections(text):
         start = span.start
-        cased = any(c.isupper() for c in text[span.start:span.end])
+        cased = any(c.isupper() for c in text[span.start : span.end])
         for match in _BOUNDARY.finditer(text, span.start, span.end):
             end = match.end() if text[match.start()] in ".!?" else match.start()
             if _ONLY_LIST_NUMBER.fullmatch(text, start, end):

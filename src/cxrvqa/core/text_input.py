@@ -50,9 +50,9 @@ class Problem:
 
 @dataclass(frozen=True)
 class Line:
-    number: int     # 1-based
-    offset: int     # byte offset of its first byte in the file (after a byte-order mark)
-    text: str       # decoded, line ending kept; a byte that is not UTF-8 (UTF-16) is a lone surrogate
+    number: int  # 1-based
+    offset: int  # byte offset of its first byte in the file (after a byte-order mark)
+    text: str  # decoded, line ending kept; a byte that is not UTF-8 (UTF-16) is a lone surrogate
     encoding: str = "utf-8"
 
 
@@ -72,15 +72,14 @@ def read_lines(path: Path) -> Iterator[Line]:
         offset = 0
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(BOM):
-                raw, offset = raw[len(BOM):], len(BOM)
+                raw, offset = raw[len(BOM) :], len(BOM)
             yield Line(number, offset, raw.decode("utf-8", "surrogateescape"))
             offset += len(raw)
 
 
 def _utf16_lines(data: bytes, encoding: str) -> Iterator[Line]:
-    offset = 2   # the byte-order mark
-    for number, text in enumerate(re.findall("[^\n]*\n|[^\n]+$", data.decode(encoding, "surrogateescape")),
-                                  start=1):
+    offset = 2  # the byte-order mark
+    for number, text in enumerate(re.findall("[^\n]*\n|[^\n]+$", data.decode(encoding, "surrogateescape")), start=1):
         yield Line(number, offset, text, encoding)
         offset += len(text.encode(encoding, "surrogateescape"))
 
@@ -91,14 +90,20 @@ def encoding_problem(lines: Sequence[Line]) -> Problem | None:
         match = _ESCAPED_BYTE.search(line.text) or _UNSTORABLE.search(line.text)
         if match is None:
             continue
-        offset = line.offset + len(line.text[:match.start()].encode(line.encoding, "surrogateescape"))
+        offset = line.offset + len(line.text[: match.start()].encode(line.encoding, "surrogateescape"))
         char = match.group()
         if _ESCAPED_BYTE.fullmatch(char):
             name = line.encoding.upper().removesuffix("-LE").removesuffix("-BE")
-            return Problem(f"{name} text", f"byte 0x{ord(char) - 0xDC00:02x} at byte offset {offset} (line "
-                                           f"{line.number}); convert the file to UTF-8 (e.g. iconv -f cp1252 -t utf-8)")
-        return Problem("text without U+FFFD (a replacement character: the text was decoded with the wrong encoding "
-                       "before it reached cxrvqa)", f"one at byte offset {offset} (line {line.number})")
+            return Problem(
+                f"{name} text",
+                f"byte 0x{ord(char) - 0xDC00:02x} at byte offset {offset} (line "
+                f"{line.number}); convert the file to UTF-8 (e.g. iconv -f cp1252 -t utf-8)",
+            )
+        return Problem(
+            "text without U+FFFD (a replacement character: the text was decoded with the wrong encoding "
+            "before it reached cxrvqa)",
+            f"one at byte offset {offset} (line {line.number})",
+        )
     return None
 
 
@@ -107,8 +112,10 @@ def unstorable_char(text: str, field: str) -> Problem | None:
     match = _UNSTORABLE.search(text)
     if match is None:
         return None
-    return Problem("text without unpaired surrogates or U+FFFD",
-                   f"U+{ord(match.group()):04X} at character {match.start()} of {field}")
+    return Problem(
+        "text without unpaired surrogates or U+FFFD",
+        f"U+{ord(match.group()):04X} at character {match.start()} of {field}",
+    )
 
 
 def not_text(text: str) -> Problem | None:
@@ -121,8 +128,10 @@ def not_text(text: str) -> Problem | None:
     if len(binary) > MAX_BINARY_SHARE * len(text):
         nuls = binary.count("\x00")
         undecodable = sum(1 for c in binary if c >= "\udc80")
-        return Problem(f"text (at most {MAX_BINARY_SHARE:.0%} control characters or bytes that are not UTF-8)",
-                       f"binary data: {len(binary)} of {len(text)} characters ({nuls} NUL, {undecodable} not UTF-8)")
+        return Problem(
+            f"text (at most {MAX_BINARY_SHARE:.0%} control characters or bytes that are not UTF-8)",
+            f"binary data: {len(binary)} of {len(text)} characters ({nuls} NUL, {undecodable} not UTF-8)",
+        )
     if not any(c.isalpha() for c in text):
         return Problem("text with letters", f"none in {len(text)} characters")
     return None
@@ -137,7 +146,7 @@ def printable(name: str) -> str:
 class CsvRecord:
     """One CSV record (a header or a row) and the physical lines it spans (a quoted field may hold newlines)."""
 
-    cells: list[str] | None    # None when the csv module could not parse it (problem says why)
+    cells: list[str] | None  # None when the csv module could not parse it (problem says why)
     lines: tuple[Line, ...]
     problem: str = ""
 

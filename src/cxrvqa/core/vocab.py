@@ -34,7 +34,7 @@ class Vocabulary:
     severity: list[dict[str, Any]]
     change: list[dict[str, Any]]
     laterality: list[dict[str, Any]]
-    content_hash: str   # of the three files together: goes into provenance
+    content_hash: str  # of the three files together: goes into provenance
 
 
 def _check_tree(items: dict[str, dict[str, Any]], file: str) -> None:
@@ -84,35 +84,46 @@ def vocabulary() -> Vocabulary:
         raise ResourceError(FILES["findings"][0], f"categories {unknown} are used but not declared")
     adjectives = findings_data["category_adjectives"]
     if set(adjectives) != set(findings_data["categories"]):
-        raise ResourceError(FILES["findings"][0], f"category_adjectives: expected one per category "
-                            f"{sorted(findings_data['categories'])}, found {sorted(adjectives)}")
+        raise ResourceError(
+            FILES["findings"][0],
+            f"category_adjectives: expected one per category "
+            f"{sorted(findings_data['categories'])}, found {sorted(adjectives)}",
+        )
     regions = {r["id"]: r for r in regions_data["regions"]}
     _check_tree(findings, FILES["findings"][0])
     _check_tree(regions, FILES["regions"][0])
     digest = "".join(loaded[n][1] for n in ("findings", "regions", "modifiers"))
-    return Vocabulary(findings, findings_data["categories"], adjectives, regions, modifiers_data["severity"],
-                      modifiers_data["change"], modifiers_data["laterality"], digest[:16])
+    return Vocabulary(
+        findings,
+        findings_data["categories"],
+        adjectives,
+        regions,
+        modifiers_data["severity"],
+        modifiers_data["change"],
+        modifiers_data["laterality"],
+        digest[:16],
+    )
 
 
 @dataclass(frozen=True)
 class Sites:
     """schemas/vocab/finding_sites.yaml resolved per finding: where it can be, and what a side implies."""
 
-    regions: dict[str, frozenset[str]]          # finding -> region roots it can be in (absent: anywhere)
-    by_side: dict[str, dict[str, str]]          # finding -> {left|right: region}
-    category_regions: dict[str, str]            # category -> the region its findings are in
-    category_roots: dict[str, str]              # category -> the finding whose negation rules it all out
-    normal_study_regions: tuple[str, ...]       # what a report must call normal for a "normal" study
-    unlocated: frozenset[str]                   # findings of a whole organ, devices: no location questions
-    sized: frozenset[str]                       # severity words said of them are sizes: no severity questions
-    unsided: frozenset[str]                     # midline or single organs: a side word is not theirs
-    blurs: dict[str, frozenset[str]]            # finding -> regions whose questions it makes ambiguous
-    placed_only: frozenset[str]                 # findings that count only where placed in their sites
-    blurred_by: dict[str, tuple[frozenset[str], str]]   # finding -> (present findings, region) that make its
-                                                          # absence ambiguous and do not imply it present
-    overlapping: dict[str, frozenset[str]]      # finding -> the findings readers take for it (not itself)
-    apart: frozenset[str]                       # regions on the film readers do not take for part of a region
-                                                # containing them (the abdomen, for "the chest")
+    regions: dict[str, frozenset[str]]  # finding -> region roots it can be in (absent: anywhere)
+    by_side: dict[str, dict[str, str]]  # finding -> {left|right: region}
+    category_regions: dict[str, str]  # category -> the region its findings are in
+    category_roots: dict[str, str]  # category -> the finding whose negation rules it all out
+    normal_study_regions: tuple[str, ...]  # what a report must call normal for a "normal" study
+    unlocated: frozenset[str]  # findings of a whole organ, devices: no location questions
+    sized: frozenset[str]  # severity words said of them are sizes: no severity questions
+    unsided: frozenset[str]  # midline or single organs: a side word is not theirs
+    blurs: dict[str, frozenset[str]]  # finding -> regions whose questions it makes ambiguous
+    placed_only: frozenset[str]  # findings that count only where placed in their sites
+    blurred_by: dict[str, tuple[frozenset[str], str]]  # finding -> (present findings, region) that make its
+    # absence ambiguous and do not imply it present
+    overlapping: dict[str, frozenset[str]]  # finding -> the findings readers take for it (not itself)
+    apart: frozenset[str]  # regions on the film readers do not take for part of a region
+    # containing them (the abdomen, for "the chest")
     content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
@@ -125,8 +136,11 @@ class Sites:
     def circular(self, finding: str, region: str) -> bool:
         """A location that only restates where the finding always is or its side ("cardiomegaly": heart;
         "degenerative changes of the spine": spine; "elevated hemidiaphragm": right hemidiaphragm)."""
-        return (region in self.regions.get(finding, ()) or region in self.by_side.get(finding, {}).values()
-                or _names_region(finding, region))
+        return (
+            region in self.regions.get(finding, ())
+            or region in self.by_side.get(finding, {}).values()
+            or _names_region(finding, region)
+        )
 
 
 @lru_cache(maxsize=None)
@@ -145,12 +159,14 @@ def finding_sites() -> Sites:
     named: dict[str, dict[str, Any]] = {}
     for category, region in data["category_regions"].items():
         if category not in vocab.categories or region not in vocab.regions:
-            raise ResourceError(file, f"category_regions: expected a category and a region, found "
-                                f"{category!r}: {region!r}")
+            raise ResourceError(
+                file, f"category_regions: expected a category and a region, found {category!r}: {region!r}"
+            )
     for category, finding in data["category_roots"].items():
         if category not in vocab.categories or vocab.findings.get(finding, {}).get("category") != category:
-            raise ResourceError(file, f"category_roots: expected a category and one of its findings, found "
-                                f"{category!r}: {finding!r}")
+            raise ResourceError(
+                file, f"category_roots: expected a category and one of its findings, found {category!r}: {finding!r}"
+            )
     for group in data["groups"]:
         for region in [*group["regions"], *group.get("by_side", {}).values(), *group.get("blurs", [])]:
             if region not in vocab.regions:
@@ -159,8 +175,9 @@ def finding_sites() -> Sites:
             if finding not in vocab.findings:
                 raise ResourceError(file, f"group {group['id']!r} names unknown finding {finding!r}")
             if named.setdefault(finding, group) is not group:
-                raise ResourceError(file, f"finding {finding!r} is in groups {named[finding]['id']!r} and "
-                                    f"{group['id']!r}")
+                raise ResourceError(
+                    file, f"finding {finding!r} is in groups {named[finding]['id']!r} and {group['id']!r}"
+                )
     regions, by_side, unlocated, sized, unsided, blurs = {}, {}, set(), set(), set(), {}
     for finding in vocab.findings:
         group = next((named[f] for f in (finding, *ancestors("findings", finding)) if f in named), None)
@@ -185,19 +202,34 @@ def finding_sites() -> Sites:
     blurred = {}
     for finding, entry in data.get("blurred_by", {}).items():
         unknown = sorted({finding, *entry["findings"]} - set(vocab.findings)) or (
-            [entry["region"]] if entry["region"] not in vocab.regions else [])
+            [entry["region"]] if entry["region"] not in vocab.regions else []
+        )
         if unknown:
             raise ResourceError(file, f"blurred_by.{finding}: not in the vocabulary: {unknown}")
-        members = frozenset(f for top in entry["findings"] for f in vocab.findings
-                            if f == top or top in ancestors("findings", f))
+        members = frozenset(
+            f for top in entry["findings"] for f in vocab.findings if f == top or top in ancestors("findings", f)
+        )
         blurred[finding] = (members, entry["region"])
     overlapping = _overlapping(file, data.get("overlapping", ()))
     apart = frozenset(data.get("apart", ()))
     if apart - set(vocab.regions):
         raise ResourceError(file, f"apart: not in the vocabulary: {sorted(apart - set(vocab.regions))}")
-    return Sites(regions, by_side, data["category_regions"], data["category_roots"],
-                 tuple(data["normal_study_regions"]), frozenset(unlocated), frozenset(sized), frozenset(unsided),
-                 blurs, placed_only, blurred, overlapping, apart, digest)
+    return Sites(
+        regions,
+        by_side,
+        data["category_regions"],
+        data["category_roots"],
+        tuple(data["normal_study_regions"]),
+        frozenset(unlocated),
+        frozenset(sized),
+        frozenset(unsided),
+        blurs,
+        placed_only,
+        blurred,
+        overlapping,
+        apart,
+        digest,
+    )
 
 
 def _overlapping(file: str, sets: list[list[str]]) -> dict[str, frozenset[str]]:

@@ -37,19 +37,20 @@ def export_data() -> dict[str, Any]:
 class Selection:
     """Which current items an export takes: every item, or those at or above a grade, of one split."""
 
-    min_grade: int | None = None        # grade code (grade_levels.grade); None: every item, graded or not
+    min_grade: int | None = None  # grade code (grade_levels.grade); None: every item, graded or not
     min_grade_label: str | None = None
     split: str | None = None
-    balance: str | None = None          # per-question: yes/no 50/50, each option equally often (evaluation)
+    balance: str | None = None  # per-question: yes/no 50/50, each option equally often (evaluation)
     #: per-question with a grade: the profile's (template, version, split, question, answer, threshold) over the
     #: items graded min_grade or better (`graded_profile`); empty otherwise
-    graded_thresholds: tuple[tuple[str, str, str, str, str, float], ...] = field(default=(), compare=False,
-                                                                                 repr=False)
+    graded_thresholds: tuple[tuple[str, str, str, str, str, float], ...] = field(default=(), compare=False, repr=False)
 
     def describe(self) -> str:
-        parts = [f"grade >= {self.min_grade_label}" if self.min_grade_label else "",
-                 f"split {self.split}" if self.split else "",
-                 f"balance {self.balance}" if self.balance else ""]
+        parts = [
+            f"grade >= {self.min_grade_label}" if self.min_grade_label else "",
+            f"split {self.split}" if self.split else "",
+            f"balance {self.balance}" if self.balance else "",
+        ]
         return ", ".join(p for p in parts if p) or "every current item"
 
 
@@ -65,8 +66,8 @@ class ExportSummary:
     dest: Path
     items: int
     per_split: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)     # reason -> items left out
-    image_root: Path | None = None                             # the folder image paths are relative to
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> items left out
+    image_root: Path | None = None  # the folder image paths are relative to
 
 
 def grade_levels(store: Store) -> list[tuple[int, str]]:
@@ -90,8 +91,9 @@ def split_names(store: Store) -> list[str]:
 BALANCE_PROFILES = ("per-question",)
 
 
-def select(store: Store, min_grade: str | None = None, split: str | None = None, balance: str | None = None
-           ) -> Selection:
+def select(
+    store: Store, min_grade: str | None = None, split: str | None = None, balance: str | None = None
+) -> Selection:
     """A Selection from a grade label, a split name and a balance profile, checked against the build."""
     if balance is not None and balance not in BALANCE_PROFILES:
         raise CxrvqaError(f"unknown --balance {balance!r}; profiles are {list(BALANCE_PROFILES)}")
@@ -99,22 +101,32 @@ def select(store: Store, min_grade: str | None = None, split: str | None = None,
     if min_grade is not None:
         levels = grade_levels(store)
         if not levels:
-            raise CxrvqaError(f"--min-grade {min_grade}: the build has no grades; run the validate stage first "
-                              f"(cxrvqa build ... --stages validate)")
+            raise CxrvqaError(
+                f"--min-grade {min_grade}: the build has no grades; run the validate stage first "
+                f"(cxrvqa build ... --stages validate)"
+            )
         codes = {label: c for c, label in levels}
         if min_grade not in codes:
-            raise CxrvqaError(f"unknown grade {min_grade!r}; grades are {[label for _, label in levels]} "
-                              f"(best first, schemas/vocab/grades.yaml)")
+            raise CxrvqaError(
+                f"unknown grade {min_grade!r}; grades are {[label for _, label in levels]} "
+                f"(best first, schemas/vocab/grades.yaml)"
+            )
         code = codes[min_grade]
     if split is not None:
         names = split_names(store)
         if split not in names:
             raise CxrvqaError(f"unknown split {split!r}; the build's splits are {names}")
-    if balance is not None and not store.query("SELECT count(*) FROM current_qa_eval_balance")[0][0] and \
-            store.query("SELECT count(*) FROM current_qa_items WHERE polarity IS NOT NULL "
-                        "OR answer_format = 'multiple_choice'")[0][0]:
-        raise CxrvqaError(f"--balance {balance}: the build has no evaluation thresholds yet (a build made before "
-                          f"them); run the QA stage once: cxrvqa build --out {store.path.parent} --stages qa")
+    if (
+        balance is not None
+        and not store.query("SELECT count(*) FROM current_qa_eval_balance")[0][0]
+        and store.query(
+            "SELECT count(*) FROM current_qa_items WHERE polarity IS NOT NULL OR answer_format = 'multiple_choice'"
+        )[0][0]
+    ):
+        raise CxrvqaError(
+            f"--balance {balance}: the build has no evaluation thresholds yet (a build made before "
+            f"them); run the QA stage once: cxrvqa build --out {store.path.parent} --stages qa"
+        )
     graded = graded_profile(store, code) if balance is not None and code is not None else ()
     return Selection(code, min_grade if code is not None else None, split, balance, graded)
 
@@ -125,12 +137,15 @@ def graded_profile(store: Store, min_grade: int) -> tuple[tuple[str, str, str, s
     stored thresholds while the graded items they keep stay within the build's balance tolerance of an even
     split, else as many graded items per answer as the rarest answer has, the lowest item hashes
     (`eval_thresholds`)."""
-    recorded = store.query("SELECT json_extract(config, '$.qa.balance_tolerance')::DOUBLE FROM runs "
-                           "WHERE run_id = (SELECT any_value(run_id) FROM current_qa_eval_balance)")
+    recorded = store.query(
+        "SELECT json_extract(config, '$.qa.balance_tolerance')::DOUBLE FROM runs "
+        "WHERE run_id = (SELECT any_value(run_id) FROM current_qa_eval_balance)"
+    )
     tolerance = recorded[0][0] if recorded and recorded[0][0] is not None else QAConfig().balance_tolerance
     rows = eval_thresholds(store, tolerance, min_grade)
-    return tuple((r["template_id"], r["template_version"], r["split"], r["question"], r["answer"], r["threshold"])
-                 for r in rows)
+    return tuple(
+        (r["template_id"], r["template_version"], r["split"], r["question"], r["answer"], r["threshold"]) for r in rows
+    )
 
 
 #: Columns of Selection.graded_thresholds, registered as `graded_eval_balance` while an export reads its items.
@@ -146,21 +161,27 @@ def _items_cte(selection: Selection) -> tuple[str, list[Any]]:
     if selection.split is not None:
         where.append("q.split = ?")
         params.append(selection.split)
-    chosen = ("SELECT q.*, g.label AS grade, g.grade AS grade_code FROM current_qa_items q "
-              "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
-              + (" WHERE " + " AND ".join(where) if where else ""))
+    chosen = (
+        "SELECT q.*, g.label AS grade, g.grade AS grade_code FROM current_qa_items q "
+        "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash)"
+        + (" WHERE " + " AND ".join(where) if where else "")
+    )
     if selection.balance == "per-question" and selection.min_grade is not None:
         # the profile over the graded items (graded_profile), registered by ordered_items
-        chosen = (f"SELECT * FROM ({chosen}) SEMI JOIN (SELECT k.item_id FROM current_qa_eval_keys k "
-                  "LEFT JOIN graded_eval_balance b USING (template_id, template_version, split, question, answer) "
-                  "WHERE k.question IS NULL OR k.sample_u < b.threshold) USING (item_id)")
+        chosen = (
+            f"SELECT * FROM ({chosen}) SEMI JOIN (SELECT k.item_id FROM current_qa_eval_keys k "
+            "LEFT JOIN graded_eval_balance b USING (template_id, template_version, split, question, answer) "
+            "WHERE k.question IS NULL OR k.sample_u < b.threshold) USING (item_id)"
+        )
     elif selection.balance == "per-question":
         # the thresholds the QA stage chose per split and question (view current_qa_eval_items): stable across
         # rebuilds, so an edit to a few studies changes the profile only in the questions they ask
         chosen = f"SELECT * FROM ({chosen}) SEMI JOIN current_qa_eval_items USING (item_id)"
     # a pair whose partner is not selected is no pair in this export
-    sql = (f"items AS (SELECT * REPLACE (CASE WHEN count(*) OVER (PARTITION BY pair_id) = 2 THEN pair_id END "
-           f"AS pair_id) FROM ({chosen}))")
+    sql = (
+        f"items AS (SELECT * REPLACE (CASE WHEN count(*) OVER (PARTITION BY pair_id) = 2 THEN pair_id END "
+        f"AS pair_id) FROM ({chosen}))"
+    )
     return sql, params
 
 
@@ -174,8 +195,10 @@ ITEM_COLUMNS = """
       'code_version': i.code_version, 'graph_id': i.graph_id, 'backend': i.backend}} AS provenance"""
 
 #: An item's evidence sentences in the order of its evidence_ids (an id without a current sentence is left out).
-_EVIDENCE = ("list_filter(list_transform(i.evidence_ids, lambda k: list_filter(coalesce(s.sentences, []), "
-             "lambda x: x.sentence_id = k)[1]), lambda x: x IS NOT NULL)")
+_EVIDENCE = (
+    "list_filter(list_transform(i.evidence_ids, lambda k: list_filter(coalesce(s.sentences, []), "
+    "lambda x: x.sentence_id = k)[1]), lambda x: x IS NOT NULL)"
+)
 
 #: The image column: the PNG path relative to the build folder (as stored in images.png_path).
 RELATIVE_IMAGE = "im.png_path"
@@ -211,8 +234,9 @@ ORDER BY i.study_id, i.item_id"""
 
 
 @contextmanager
-def ordered_items(store: Store, selection: Selection, path: Path, image: str = RELATIVE_IMAGE
-                  ) -> Iterator[tuple[str, dict[str, int]]]:
+def ordered_items(
+    store: Store, selection: Selection, path: Path, image: str = RELATIVE_IMAGE
+) -> Iterator[tuple[str, dict[str, int]]]:
     """The selected items written once, in order, to a temporary Parquet file at ``path`` (deleted on exit).
 
     Yields (a `read_parquet(...)` SQL source, items per split in the build's split order). The formats copy
@@ -222,9 +246,15 @@ def ordered_items(store: Store, selection: Selection, path: Path, image: str = R
     source = f"read_parquet({sql_literal(str(path))})"
     store.con.execute("SET enable_progress_bar = false")
     columns = list(zip(*selection.graded_thresholds)) or [() for _ in GRADED_COLUMNS]
-    store.con.register("graded_eval_balance", pa.table(
-        {name: pa.array(column, pa.float64() if name == "threshold" else pa.string())
-         for name, column in zip(GRADED_COLUMNS, columns, strict=True)}))
+    store.con.register(
+        "graded_eval_balance",
+        pa.table(
+            {
+                name: pa.array(column, pa.float64() if name == "threshold" else pa.string())
+                for name, column in zip(GRADED_COLUMNS, columns, strict=True)
+            }
+        ),
+    )
     try:
         store.query(f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet)", params)
         counts = dict(store.query(f"SELECT split, count(*) FROM {source} GROUP BY split"))

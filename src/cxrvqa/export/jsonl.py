@@ -18,8 +18,10 @@ from cxrvqa.store import Store
 def export_jsonl(store: Store, dest: Path, selection: Selection = EVERY_ITEM) -> ExportSummary:
     """Write the selected items to ``dest`` (one JSON object per line, study then item id order) and its card
     beside it (`<dest>.card.md`)."""
-    with atomic_file(dest) as partial, \
-            ordered_items(store, selection, partial.with_name(partial.name + ".items.parquet")) as (items, per_split):
+    with (
+        atomic_file(dest) as partial,
+        ordered_items(store, selection, partial.with_name(partial.name + ".items.parquet")) as (items, per_split),
+    ):
         store.query(f"COPY (SELECT * FROM {items}) TO {sql_literal(str(partial))} (FORMAT json)")
         card = sidecar_card(store, dest, items, per_split, selection, "jsonl")
     with atomic_file(card_path(dest)) as partial:

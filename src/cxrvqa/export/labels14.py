@@ -31,8 +31,22 @@ from cxrvqa.errors import InputError
 from cxrvqa.store import Store
 
 #: The gold standard's column order (ChestX-ray14's label order), then `normal`.
-LABELS14 = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
-            "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia")
+LABELS14 = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
 UncertainPolicy = Literal["negative", "positive"]
 #: Certainties of an uncertain observation that the labellers' convention codes as positive.
 LABELLED_CERTAINTIES = frozenset({"probable", "differential", "borderline"})
@@ -49,8 +63,9 @@ def label_of(finding: str | None) -> str | None:
     return None
 
 
-def study_labels(observations: Iterable[tuple[str | None, str | None, str, str | None]],
-                 uncertain: UncertainPolicy = "negative") -> dict[str, int]:
+def study_labels(
+    observations: Iterable[tuple[str | None, str | None, str, str | None]], uncertain: UncertainPolicy = "negative"
+) -> dict[str, int]:
     """Labels of one study from its (finding, category, presence, certainty) tuples."""
     labels = dict.fromkeys(LABELS14, 0)
     abnormal = False
@@ -70,14 +85,20 @@ def study_labels(observations: Iterable[tuple[str | None, str | None, str, str |
 def export_labels14(store: Store, dest: Path, backend: str = "rules", uncertain: UncertainPolicy = "negative") -> int:
     """Write one row per current scene graph of ``backend``; returns the number of rows."""
     if set(LABELS14) != finding_labels():
-        raise InputError("schemas/vocab/findings.yaml", f"chestxray14 codes {sorted(LABELS14)}",
-                         f"{sorted(finding_labels())}")
+        raise InputError(
+            "schemas/vocab/findings.yaml", f"chestxray14 codes {sorted(LABELS14)}", f"{sorted(finding_labels())}"
+        )
     studies: dict[str, list[tuple[str | None, str | None, str, str | None]]] = {
-        study: [] for (study,) in store.query(
-            "SELECT study_id FROM current_scene_graphs WHERE backend = ? ORDER BY study_id", [backend])}
+        study: []
+        for (study,) in store.query(
+            "SELECT study_id FROM current_scene_graphs WHERE backend = ? ORDER BY study_id", [backend]
+        )
+    }
     for study, finding, category, presence, certainty in store.query(
-            "SELECT study_id, finding, category, presence, certainty FROM current_observations "
-            "WHERE backend = ? AND NOT list_contains(modifiers, ?)", [backend, TOP_NORMAL]):
+        "SELECT study_id, finding, category, presence, certainty FROM current_observations "
+        "WHERE backend = ? AND NOT list_contains(modifiers, ?)",
+        [backend, TOP_NORMAL],
+    ):
         studies[study].append((finding, category, presence, certainty))
     with atomic_file(dest) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

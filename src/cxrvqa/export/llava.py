@@ -30,18 +30,33 @@ _CONVERSATION = """[
 def export_llava(store: Store, dest: Path, selection: Selection = EVERY_ITEM) -> ExportSummary:
     """Write the selected items that have an image to ``dest`` (one JSON array, study then item id order)."""
     wording = export_data()["llava"]
-    conversation = _CONVERSATION.format(token=sql_literal(wording["image_token"]),
-                                        instruction=sql_literal(wording["multiple_choice_instruction"]))
-    with atomic_file(dest) as partial, \
-            ordered_items(store, selection, partial.with_name(partial.name + ".items.parquet")) as (items, per_split):
+    conversation = _CONVERSATION.format(
+        token=sql_literal(wording["image_token"]), instruction=sql_literal(wording["multiple_choice_instruction"])
+    )
+    with (
+        atomic_file(dest) as partial,
+        ordered_items(store, selection, partial.with_name(partial.name + ".items.parquet")) as (items, per_split),
+    ):
         (written,) = store.query(
             f"COPY (SELECT x.item_id AS id, x.image, {conversation} AS conversations FROM {items} x "
-            f"WHERE x.image IS NOT NULL) TO {sql_literal(str(partial))} (FORMAT json, ARRAY true)")[0]
+            f"WHERE x.image IS NOT NULL) TO {sql_literal(str(partial))} (FORMAT json, ARRAY true)"
+        )[0]
         written_splits = dict(store.query(f"SELECT split, count(*) FROM {items} WHERE image IS NOT NULL GROUP BY 1"))
-        card = sidecar_card(store, dest, f"(SELECT * FROM {items} WHERE image IS NOT NULL)",
-                            {s: written_splits[s] for s in per_split if s in written_splits}, selection, "llava")
+        card = sidecar_card(
+            store,
+            dest,
+            f"(SELECT * FROM {items} WHERE image IS NOT NULL)",
+            {s: written_splits[s] for s in per_split if s in written_splits},
+            selection,
+            "llava",
+        )
     with atomic_file(card_path(dest)) as partial:
         partial.write_text(card, encoding="utf-8")
     without_image = sum(per_split.values()) - written
-    return ExportSummary("llava", dest, written, skipped={"no_image": without_image} if without_image else {},
-                         image_root=store.path.parent.resolve())
+    return ExportSummary(
+        "llava",
+        dest,
+        written,
+        skipped={"no_image": without_image} if without_image else {},
+        image_root=store.path.parent.resolve(),
+    )

@@ -29,8 +29,15 @@ import pyarrow.parquet as pq
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.core.atomic import atomic_folder
 from cxrvqa.export.card import dataset_card
-from cxrvqa.export.items import (EVERY_ITEM, RELATIVE_IMAGE, ExportSummary, Selection, ordered_items, split_names,
-                                 sql_literal)
+from cxrvqa.export.items import (
+    EVERY_ITEM,
+    RELATIVE_IMAGE,
+    ExportSummary,
+    Selection,
+    ordered_items,
+    split_names,
+    sql_literal,
+)
 from cxrvqa.store import Store
 
 #: Names an earlier parquet/hf export leaves in its folder (an existing --dest is replaced only then).
@@ -41,14 +48,22 @@ PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
 
 def hf_image(root: Path) -> str:
     """SQL of the hf image column: the datasets Image struct with the PNG's absolute path."""
-    return (f"CASE WHEN im.png_path IS NULL THEN NULL "
-            f"ELSE {{'bytes': NULL::BLOB, 'path': {sql_literal(str(root) + '/')} || im.png_path}} END")
+    return (
+        f"CASE WHEN im.png_path IS NULL THEN NULL "
+        f"ELSE {{'bytes': NULL::BLOB, 'path': {sql_literal(str(root) + '/')} || im.png_path}} END"
+    )
 
 
 def _value_type(kind: pa.DataType) -> str:
-    for test, dtype in ((pa.types.is_string, "string"), (pa.types.is_large_string, "large_string"),
-                        (pa.types.is_boolean, "bool"), (pa.types.is_int32, "int32"), (pa.types.is_int64, "int64"),
-                        (pa.types.is_float64, "float64"), (pa.types.is_binary, "binary")):
+    for test, dtype in (
+        (pa.types.is_string, "string"),
+        (pa.types.is_large_string, "large_string"),
+        (pa.types.is_boolean, "bool"),
+        (pa.types.is_int32, "int32"),
+        (pa.types.is_int64, "int64"),
+        (pa.types.is_float64, "float64"),
+        (pa.types.is_binary, "binary"),
+    ):
         if test(kind):
             return dtype
     raise CxrvqaError(f"no datasets feature for the Arrow type {kind} of an exported column")
@@ -75,19 +90,24 @@ def export_parquet(store: Store, dest: Path, selection: Selection = EVERY_ITEM, 
     splits = [selection.split] if selection.split else split_names(store)
     unusable = [s for s in splits if not _SPLIT_NAME.fullmatch(s)]
     if unusable:
-        raise CxrvqaError(f"splits {unusable} cannot name files; split names of a {fmt} export are letters, digits "
-                          "and underscores (qa.splits in the config)")
+        raise CxrvqaError(
+            f"splits {unusable} cannot name files; split names of a {fmt} export are letters, digits "
+            "and underscores (qa.splits in the config)"
+        )
     with atomic_folder(dest, OWNED_NAMES) as folder:
         everything = folder / "items.parquet.partial"
-        with ordered_items(store, selection, everything, hf_image(root) if hf else RELATIVE_IMAGE
-                           ) as (items, per_split):
+        with ordered_items(store, selection, everything, hf_image(root) if hf else RELATIVE_IMAGE) as (
+            items,
+            per_split,
+        ):
             options = PARQUET_OPTIONS
             if hf:
                 metadata = json.dumps({"info": {"features": hf_features(pq.read_schema(everything))}})
                 options += f", KV_METADATA {{huggingface: {sql_literal(metadata)}}}"
             for split in per_split:
                 target = folder / f"{split}.parquet"
-                store.query(f"COPY (SELECT * FROM {items} WHERE split = ?) TO {sql_literal(str(target))} ({options})",
-                            [split])
+                store.query(
+                    f"COPY (SELECT * FROM {items} WHERE split = ?) TO {sql_literal(str(target))} ({options})", [split]
+                )
         (folder / "README.md").write_text(dataset_card(store, folder, per_split, selection, fmt), encoding="utf-8")
     return ExportSummary(fmt, dest, sum(per_split.values()), per_split, image_root=root)

@@ -43,7 +43,7 @@ def read_labels14(path: Path) -> tuple[list[str], dict[str, dict[str, int]]]:
 @dataclass(frozen=True)
 class LabelScore:
     label: str
-    support: int        # gold positives
+    support: int  # gold positives
     tp: int
     fp: int
     fn: int
@@ -63,13 +63,13 @@ def _score(label: str, tp: int, fp: int, fn: int) -> LabelScore:
 
 @dataclass(frozen=True)
 class Labels14Report:
-    labels: list[LabelScore]      # the 14 findings, in gold column order
+    labels: list[LabelScore]  # the 14 findings, in gold column order
     normal: LabelScore
     micro: LabelScore
-    macro_f1: float               # over the findings that have something to score
-    studies: int                  # gold rows scored
-    missing_in_pred: int          # gold rows without a prediction (scored as all 0)
-    extra_in_pred: int            # predicted rows not in gold (ignored)
+    macro_f1: float  # over the findings that have something to score
+    studies: int  # gold rows scored
+    missing_in_pred: int  # gold rows without a prediction (scored as all 0)
+    extra_in_pred: int  # predicted rows not in gold (ignored)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +82,7 @@ def _mean(values: list[float]) -> float:
 def score_labels14(pred_path: Path, gold_path: Path) -> Labels14Report:
     columns, gold = read_labels14(gold_path)
     _, pred = read_labels14(pred_path)
-    counts = {label: [0, 0, 0] for label in columns}   # tp, fp, fn
+    counts = {label: [0, 0, 0] for label in columns}  # tp, fp, fn
     for name, truth in gold.items():
         guess = pred.get(name, {})
         for label in columns:

@@ -35,13 +35,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
-from cxrvqa.core.scene_graph import (QUALIFIED_NEGATION, Certainty, Evidence, Observation, Presence, SceneGraph,
-                                     Sentence, published_schema, schema_file_text)
+from cxrvqa.core.scene_graph import (
+    QUALIFIED_NEGATION,
+    Certainty,
+    Evidence,
+    Observation,
+    Presence,
+    SceneGraph,
+    Sentence,
+    published_schema,
+    schema_file_text,
+)
 from cxrvqa.extraction.rules import narrowed, normal_statements, rules
 from cxrvqa.core.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.core.llm_cache import LLMCache
-from cxrvqa.core.llm_client import (Budget, Exchange, ResponseError, ask, read_prompt, render_messages,
-                               run_concurrently)
+from cxrvqa.core.llm_client import Budget, Exchange, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.core.provenance import stable_hash
 from cxrvqa.core.resources import load_checked_yaml, load_json_schema
 
@@ -94,24 +102,38 @@ class Prompt:
     version: int
     meta: dict[str, Any]
     body: str
-    hash: str        # template text + response schema: a change to either re-extracts
+    hash: str  # template text + response schema: a change to either re-extracts
 
     def messages(self, sentences: list[Sentence], schema_in_prompt: bool) -> list[dict[str, str]]:
-        return render_messages(self.body, {
-            "examples": self.meta.get("examples", []), "schema_in_prompt": schema_in_prompt,
-            "response_schema": response_schema(), "severities": [s.value for s in Severity],
-            "changes": [c.value for c in Change],
-            # one line per sentence: line breaks inside a sentence become spaces (offsets unchanged)
-            "sentences": [{"id": s.id, "section": s.section, "text": s.text.replace("\r", " ").replace("\n", " ")}
-                          for s in sentences]})
+        return render_messages(
+            self.body,
+            {
+                "examples": self.meta.get("examples", []),
+                "schema_in_prompt": schema_in_prompt,
+                "response_schema": response_schema(),
+                "severities": [s.value for s in Severity],
+                "changes": [c.value for c in Change],
+                # one line per sentence: line breaks inside a sentence become spaces (offsets unchanged)
+                "sentences": [
+                    {"id": s.id, "section": s.section, "text": s.text.replace("\r", " ").replace("\n", " ")}
+                    for s in sentences
+                ],
+            },
+        )
 
 
 @lru_cache(maxsize=8)
 def load_prompt(prompt_id: str) -> Prompt:
-    meta, body, text = read_prompt("extraction", prompt_id, "prompt.schema.json",
-                                   lambda example: parse_answer(json.dumps(example["answer"])))
-    return Prompt(id=prompt_id, version=meta["version"], meta=meta, body=body,
-                  hash=stable_hash({"text": text, "schema": response_schema()}))
+    meta, body, text = read_prompt(
+        "extraction", prompt_id, "prompt.schema.json", lambda example: parse_answer(json.dumps(example["answer"]))
+    )
+    return Prompt(
+        id=prompt_id,
+        version=meta["version"],
+        meta=meta,
+        body=body,
+        hash=stable_hash({"text": text, "schema": response_schema()}),
+    )
 
 
 # -- vocabulary mapping ----------------------------------------------------------------------------
@@ -213,7 +235,7 @@ def parse_answer(content: str) -> LLMAnswer:
         if _canonical(answer.model_dump(mode="json")) == _canonical(data):
             return answer
     except ValidationError:
-        pass   # the schema's errors name the paths: they are what the model is shown
+        pass  # the schema's errors name the paths: they are what the model is shown
     errors = sorted(_schema_validator().iter_errors(data), key=lambda e: list(e.path))
     if errors:
         shown = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5])
@@ -230,8 +252,9 @@ def cached_answer(content: str) -> LLMAnswer:
     return LLMAnswer.model_validate_json(content)
 
 
-def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | None,
-                    answer: LLMAnswer) -> tuple[SceneGraph, list[str]]:
+def answer_to_graph(
+    study_id: str, sentences: list[Sentence], indication: str | None, answer: LLMAnswer
+) -> tuple[SceneGraph, list[str]]:
     """The scene graph of a validated answer and its quality codes; AnswerError when a quote is not in the
     sentence it cites (the model invented or misquoted it)."""
     vocab = vocabulary()
@@ -254,22 +277,40 @@ def answer_to_graph(study_id: str, sentences: list[Sentence], indication: str | 
             codes.add("unresolved_findings")
         if unresolved_regions:
             codes.add("unresolved_regions")
-        observations.append(Observation(
-            id=f"o{len(observations) + 1}", name=sentence.text[at:at + len(quote)], finding=finding,
-            unresolved_text=None if finding else item.finding,
-            category=vocab.findings[finding]["category"] if finding else None,
-            regions=list(dict.fromkeys(regions)), laterality=item.laterality, presence=item.presence,
-            certainty=(item.certainty or Certainty.possible) if item.presence == Presence.uncertain else None,
-            severity=item.severity, change=item.change,
-            modifiers=[f"unresolved_region:{text}" for text in unresolved_regions] + (
-                [QUALIFIED_NEGATION] if item.presence == Presence.absent and narrowed(sentence.text, at, finding)
-                else []),
-            evidence=[Evidence(sentence_id=sentence.id, start=sentence.start + at,
-                               end=sentence.start + at + len(quote))]))
+        observations.append(
+            Observation(
+                id=f"o{len(observations) + 1}",
+                name=sentence.text[at : at + len(quote)],
+                finding=finding,
+                unresolved_text=None if finding else item.finding,
+                category=vocab.findings[finding]["category"] if finding else None,
+                regions=list(dict.fromkeys(regions)),
+                laterality=item.laterality,
+                presence=item.presence,
+                certainty=(item.certainty or Certainty.possible) if item.presence == Presence.uncertain else None,
+                severity=item.severity,
+                change=item.change,
+                modifiers=[f"unresolved_region:{text}" for text in unresolved_regions]
+                + (
+                    [QUALIFIED_NEGATION]
+                    if item.presence == Presence.absent and narrowed(sentence.text, at, finding)
+                    else []
+                ),
+                evidence=[
+                    Evidence(sentence_id=sentence.id, start=sentence.start + at, end=sentence.start + at + len(quote))
+                ],
+            )
+        )
     if problems:
         raise AnswerError("evidence must be copied exactly from the cited sentence: " + "; ".join(problems[:5]))
-    graph = SceneGraph(study_id=study_id, backend="llm", indication=indication, sentences=sentences,
-                       observations=observations, statements=normal_statements(sentences))
+    graph = SceneGraph(
+        study_id=study_id,
+        backend="llm",
+        indication=indication,
+        sentences=sentences,
+        observations=observations,
+        statements=normal_statements(sentences),
+    )
     return graph, sorted(codes) + ([] if observations else ["no_observations"])
 
 
@@ -292,15 +333,26 @@ def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
     requests are not held up by it.
     """
     if not settings.base_url or not settings.model:
-        raise ConfigError("extraction.llm", "the llm backend needs base_url and model "
-                                            "(--llm-base-url URL --llm-model NAME)")
+        raise ConfigError(
+            "extraction.llm", "the llm backend needs base_url and model (--llm-base-url URL --llm-model NAME)"
+        )
     import openai  # noqa: F401
+
     prompt = load_prompt(settings.prompt)
     params = stable_hash({"temperature": settings.temperature, "response_mode": settings.response_mode})
     code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    version = stable_hash({"backend": "llm", "prompt": prompt.hash, "model": settings.model, "params": params,
-                           "vocabulary": vocabulary().content_hash, "injection": injection_patterns().content_hash,
-                           "statements": rules().content_hash, "code": code})   # normal statements are the rules'
+    version = stable_hash(
+        {
+            "backend": "llm",
+            "prompt": prompt.hash,
+            "model": settings.model,
+            "params": params,
+            "vocabulary": vocabulary().content_hash,
+            "injection": injection_patterns().content_hash,
+            "statements": rules().content_hash,
+            "code": code,
+        }
+    )  # normal statements are the rules'
     return LLMContext(LLMCache(settings, prompt.hash, params)), version
 
 
@@ -314,30 +366,58 @@ class StudyOutcome:
     failure: dict[str, Any] | None = None
 
 
-async def _ask(client: Any, job: tuple[str, str, list[Sentence], str | None], semaphore: asyncio.Semaphore,
-               context: LLMContext, budget: Budget, run_id: str) -> StudyOutcome:
+async def _ask(
+    client: Any,
+    job: tuple[str, str, list[Sentence], str | None],
+    semaphore: asyncio.Semaphore,
+    context: LLMContext,
+    budget: Budget,
+    run_id: str,
+) -> StudyOutcome:
     study_id, key, sentences, indication = job
     settings = context.settings
     json_schema_mode = settings.response_mode == "json_schema"
     messages = load_prompt(settings.prompt).messages(sentences, schema_in_prompt=not json_schema_mode)
-    response_format = ({"type": "json_schema", "json_schema": {"name": "scene_graph_observations", "strict": True,
-                                                               "schema": response_schema()}}
-                       if json_schema_mode else {"type": "json_object"})
-    exchange = await ask(client, settings, messages, response_format,
-                         lambda raw: answer_to_graph(study_id, sentences, indication, parse_answer(raw)),
-                         semaphore, budget, {"run_id": run_id, "study_id": study_id, "cache_key": key})
+    response_format = (
+        {
+            "type": "json_schema",
+            "json_schema": {"name": "scene_graph_observations", "strict": True, "schema": response_schema()},
+        }
+        if json_schema_mode
+        else {"type": "json_object"}
+    )
+    exchange = await ask(
+        client,
+        settings,
+        messages,
+        response_format,
+        lambda raw: answer_to_graph(study_id, sentences, indication, parse_answer(raw)),
+        semaphore,
+        budget,
+        {"run_id": run_id, "study_id": study_id, "cache_key": key},
+    )
     outcome = StudyOutcome(exchange)
     if exchange.value is not None:
         outcome.graph, outcome.codes = exchange.value
         return outcome
-    outcome.failure = {"reason": f"llm_{exchange.outcome}", "error": f"study {study_id!r}: {exchange.error}"[:2000],
-                       "attempts": exchange.attempts, "raw_response": exchange.raw,
-                       "usage": json.dumps({"requests": exchange.attempts, "prompt_tokens": exchange.tokens[0],
-                                            "completion_tokens": exchange.tokens[1]})}
+    outcome.failure = {
+        "reason": f"llm_{exchange.outcome}",
+        "error": f"study {study_id!r}: {exchange.error}"[:2000],
+        "attempts": exchange.attempts,
+        "raw_response": exchange.raw,
+        "usage": json.dumps(
+            {
+                "requests": exchange.attempts,
+                "prompt_tokens": exchange.tokens[0],
+                "completion_tokens": exchange.tokens[1],
+            }
+        ),
+    }
     return outcome
 
 
-def request_outcomes(jobs: list[tuple[str, str, list[Sentence], str | None]], context: LLMContext, budget: Budget,
-                     run_id: str) -> list[StudyOutcome]:
+def request_outcomes(
+    jobs: list[tuple[str, str, list[Sentence], str | None]], context: LLMContext, budget: Budget, run_id: str
+) -> list[StudyOutcome]:
     """Ask the server about every job (study id, cache key, sentences, indication), concurrently."""
     return run_concurrently(context.settings, jobs, partial(_ask, context=context, budget=budget, run_id=run_id))

@@ -22,10 +22,26 @@ from spacy.tokens import Doc, Span
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.prefilter import Guarded, guarded
 from cxrvqa.core.resources import load_checked_yaml
-from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, CHANGE_ADJECTIVE, DEID_ADJACENT, FINDING_SECTIONS,
-                                     HISTORICAL, HYPOTHETICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION,
-                                     READ_AS_OTHER, SLASH_PAIR, TOP_NORMAL, Evidence, NormalStatement, Observation,
-                                     SceneGraph, Sentence, deid_pattern)
+from cxrvqa.core.scene_graph import (
+    ATTRIBUTED_TO_ARTIFACT,
+    CHANGE_ADJECTIVE,
+    DEID_ADJACENT,
+    FINDING_SECTIONS,
+    HISTORICAL,
+    HYPOTHETICAL,
+    OTHER_EXAM,
+    PLACE_FROM_CLAUSE,
+    QUALIFIED_NEGATION,
+    READ_AS_OTHER,
+    SLASH_PAIR,
+    TOP_NORMAL,
+    Evidence,
+    NormalStatement,
+    Observation,
+    SceneGraph,
+    Sentence,
+    deid_pattern,
+)
 from cxrvqa.core.text import ANAPHORS
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 
@@ -33,29 +49,81 @@ _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
-_TRIGGERS = ("negation_before", "uncertainty_before", "probable_before", "negation_after", "uncertainty_after",
-             "probable_after", "scope_terminators", "pseudo_triggers", "background_before", "historical_before",
-             "limitation_before", "hypothetical_before")
+_TRIGGERS = (
+    "negation_before",
+    "uncertainty_before",
+    "probable_before",
+    "negation_after",
+    "uncertainty_after",
+    "probable_after",
+    "scope_terminators",
+    "pseudo_triggers",
+    "background_before",
+    "historical_before",
+    "limitation_before",
+    "hypothetical_before",
+)
 _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
 _BOTH = re.compile(r"(?:bi|both\b|bilateral\b)|.*(?:s|\bhila)$")
 #: Links of a list that name alternatives: findings joined by them are a differential.
-_ALTERNATIVES = {"or", "versus", "vs", "vs.", "and/or"}   # not "/": a slash pair is marked as such
+_ALTERNATIVES = {"or", "versus", "vs", "vs.", "and/or"}  # not "/": a slash pair is marked as such
 #: Alternatives that name a differential whatever stands on their other side ("crowding versus atelectasis").
 _VERSUS_OR = {"versus", "vs", "vs.", "or", "and/or"}
-_ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)   # a cheap test before the list rule
+_ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)  # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
-_TRIGGER_READING = {"negation": ("absent", None), "uncertainty": ("uncertain", "possible"),
-                    "probable": ("uncertain", "probable"), "change": ("absent", None)}
+_TRIGGER_READING = {
+    "negation": ("absent", None),
+    "uncertainty": ("uncertain", "possible"),
+    "probable": ("uncertain", "probable"),
+    "change": ("absent", None),
+}
 #: Words that may stand between a de-identification token and a finding it qualifies ("XXXX secondary to a
 #: goiter", "This XXXX represents a calcified granuloma"): the hidden word is then a hedge or a head.
-_DEID_LINKS = {"secondary", "to", "due", "related", "represent", "represents", "representing", "reflect", "reflects",
-               "reflecting", "of", "from", "a", "an", "the", "be", "with", "consistent", "compatible", "is", "are"}
+_DEID_LINKS = {
+    "secondary",
+    "to",
+    "due",
+    "related",
+    "represent",
+    "represents",
+    "representing",
+    "reflect",
+    "reflects",
+    "reflecting",
+    "of",
+    "from",
+    "a",
+    "an",
+    "the",
+    "be",
+    "with",
+    "consistent",
+    "compatible",
+    "is",
+    "are",
+}
 #: Words after a de-identification token that make it the verb or hedge of a reading ("opacity XXXX represents
 #: overlay and atelectasis", ", XXXX a combination of atelectasis and consolidation"): what follows is hidden.
-_DEID_READINGS = {"represents", "represent", "representing", "reflects", "reflect", "reflecting", "secondary", "due",
-                  "related", "consistent", "compatible", "suggesting", "suggestive", "a", "an", "combination"}
+_DEID_READINGS = {
+    "represents",
+    "represent",
+    "representing",
+    "reflects",
+    "reflect",
+    "reflecting",
+    "secondary",
+    "due",
+    "related",
+    "consistent",
+    "compatible",
+    "suggesting",
+    "suggestive",
+    "a",
+    "an",
+    "combination",
+}
 #: Words before a finding that end the reach of a severity or change word before them ("near top normal in
 #: size with unfolding of the aorta": not a borderline aorta).
 _MODIFIER_STOPS = _COORDINATORS | {"with", "without"}
@@ -65,28 +133,28 @@ _MODIFIER_STOPS = _COORDINATORS | {"with", "without"}
 class _Rules:
     nlp: spacy.language.Language
     findings: PhraseMatcher
-    context: PhraseMatcher       # triggers, terminators and modifiers: one pool, longest wins
+    context: PhraseMatcher  # triggers, terminators and modifiers: one pool, longest wins
     regions: PhraseMatcher
     finding_patterns: list[tuple[str, Guarded]]
     normal_statements: list[tuple[str, Guarded, list[str], list[str]]]
-    other_exam: Guarded                   # a sentence about another examination ("left knee")
-    other_exam_heading: frozenset[str]    # the other words of a heading ("Right elbow and forearm.")
-    heading_only: re.Pattern[str]         # body parts that head another examination only alone ("ABDOMEN.")
-    chest_heading: re.Pattern[str]        # a heading that returns to the chest ("Chest.")
+    other_exam: Guarded  # a sentence about another examination ("left knee")
+    other_exam_heading: frozenset[str]  # the other words of a heading ("Right elbow and forearm.")
+    heading_only: re.Pattern[str]  # body parts that head another examination only alone ("ABDOMEN.")
+    chest_heading: re.Pattern[str]  # a heading that returns to the chest ("Chest.")
     artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
-    artifact_hedges: frozenset[str]       # "may be artifact": possible, not settled
-    list_adjectives: frozenset[str]       # may stand between the candidates of a differential
-    stating_words: frozenset[str]         # "heart is large": the finding stated, not graded
-    top_normal_words: frozenset[str]      # "upper limits of normal": borderline, but a normal size
-    run_on_openers: frozenset[str]        # capitalised inside a sentence, they open another one
-    change_adjectives: frozenset[str]     # "increased markings": a look, not a change, without a prior study
-    no_comparison: re.Pattern[str]        # a comparison section that names no prior study ("None.")
-    prior_reference: re.Pattern[str]      # a finding sentence that refers to a prior study
-    read_as_other: tuple[frozenset[str], re.Pattern[str]]   # (opacity findings, link to the finding they are)
-    further_candidates: tuple[re.Pattern[str], re.Pattern[str]]   # ("are also possible", the reading they join)
-    refined_by: dict[str, tuple[frozenset[str], str]]   # finding -> (words before it, the finding it then is)
-    qualifiers: frozenset[str]            # narrow any negation ("no large effusion")
-    chronic_qualifiers: frozenset[str]    # narrow the negation of a chronic finding ("no acute fracture")
+    artifact_hedges: frozenset[str]  # "may be artifact": possible, not settled
+    list_adjectives: frozenset[str]  # may stand between the candidates of a differential
+    stating_words: frozenset[str]  # "heart is large": the finding stated, not graded
+    top_normal_words: frozenset[str]  # "upper limits of normal": borderline, but a normal size
+    run_on_openers: frozenset[str]  # capitalised inside a sentence, they open another one
+    change_adjectives: frozenset[str]  # "increased markings": a look, not a change, without a prior study
+    no_comparison: re.Pattern[str]  # a comparison section that names no prior study ("None.")
+    prior_reference: re.Pattern[str]  # a finding sentence that refers to a prior study
+    read_as_other: tuple[frozenset[str], re.Pattern[str]]  # (opacity findings, link to the finding they are)
+    further_candidates: tuple[re.Pattern[str], re.Pattern[str]]  # ("are also possible", the reading they join)
+    refined_by: dict[str, tuple[frozenset[str], str]]  # finding -> (words before it, the finding it then is)
+    qualifiers: frozenset[str]  # narrow any negation ("no large effusion")
+    chronic_qualifiers: frozenset[str]  # narrow the negation of a chronic finding ("no acute fracture")
     content_hash: str
 
 
@@ -109,22 +177,30 @@ def rules() -> _Rules:
     patterns = []
     for entry in data["finding_patterns"]:
         if entry["finding"] not in vocab.findings:
-            raise ResourceError("schemas/vocab/extraction_rules.yaml",
-                                f"finding pattern names unknown finding {entry['finding']!r}")
-        patterns.append((f"finding:{entry['finding']}",
-                         guarded(re.compile("|".join(f"(?:{p})" for p in entry["patterns"])))))
-    patterns += [(f"not_finding:pattern{i}", guarded(re.compile(p)))
-                 for i, p in enumerate(data.get("not_finding_patterns", ()))]
+            raise ResourceError(
+                "schemas/vocab/extraction_rules.yaml", f"finding pattern names unknown finding {entry['finding']!r}"
+            )
+        patterns.append(
+            (f"finding:{entry['finding']}", guarded(re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
+        )
+    patterns += [
+        (f"not_finding:pattern{i}", guarded(re.compile(p))) for i, p in enumerate(data.get("not_finding_patterns", ()))
+    ]
     refinements = {}
     for finding, entry in data.get("refined_by", {}).items():
         if finding not in vocab.findings or finding not in ancestors("findings", entry["finding"]):
-            raise ResourceError("schemas/vocab/extraction_rules.yaml",
-                                f"refined_by.{finding}: expected a finding with {entry['finding']!r} below it")
+            raise ResourceError(
+                "schemas/vocab/extraction_rules.yaml",
+                f"refined_by.{finding}: expected a finding with {entry['finding']!r} below it",
+            )
         refinements[finding] = (frozenset(entry["words"]), entry["finding"])
     borderline = {phrase for s in vocab.severity if s["id"] == "borderline" for phrase in s["synonyms"]}
     if not set(data.get("top_normal_words", ())) <= borderline:
-        raise ResourceError("schemas/vocab/extraction_rules.yaml", "top_normal_words that are no synonyms of the "
-                            f"severity 'borderline': {sorted(set(data['top_normal_words']) - borderline)}")
+        raise ResourceError(
+            "schemas/vocab/extraction_rules.yaml",
+            "top_normal_words that are no synonyms of the "
+            f"severity 'borderline': {sorted(set(data['top_normal_words']) - borderline)}",
+        )
     statements = _normal_statements(data["normal_statements"])
     findings = {f"finding:{fid}": f["synonyms"] for fid, f in vocab.findings.items()}
     findings.update({f"not_finding:{i}": [phrase] for i, phrase in enumerate(data["not_findings"])})
@@ -135,8 +211,9 @@ def rules() -> _Rules:
         regions=matcher({f"region:{rid}": r["synonyms"] for rid, r in vocab.regions.items() if r["synonyms"]}),
         finding_patterns=patterns,
         normal_statements=statements,
-        other_exam=guarded(re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b",
-                                      re.I)),
+        other_exam=guarded(
+            re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I)
+        ),
         other_exam_heading=frozenset(data["other_exam_heading_words"]),
         heading_only=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_heading_only"]) + r")\b"),
         chest_heading=re.compile(data["chest_heading"]),
@@ -150,10 +227,14 @@ def rules() -> _Rules:
         no_comparison=re.compile(data["no_comparison"]),
         prior_reference=re.compile(data["prior_reference"]),
         read_as_other=(frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
-        if "read_as_other" in data else (frozenset(), re.compile(r"(?!)")),
-        further_candidates=(re.compile(data["further_candidates"]["sentence"]),
-                            re.compile(data["further_candidates"]["reading"]))
-        if "further_candidates" in data else (re.compile(r"(?!)"), re.compile(r"(?!)")),
+        if "read_as_other" in data
+        else (frozenset(), re.compile(r"(?!)")),
+        further_candidates=(
+            re.compile(data["further_candidates"]["sentence"]),
+            re.compile(data["further_candidates"]["reading"]),
+        )
+        if "further_candidates" in data
+        else (re.compile(r"(?!)"), re.compile(r"(?!)")),
         refined_by=refinements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
@@ -165,11 +246,14 @@ def _normal_statements(entries: list[dict]) -> list[tuple[str, Guarded, list[str
     """(id, compiled patterns, findings made absent, regions declared normal) of each normal statement."""
     vocab, statements = vocabulary(), []
     for statement in entries:
-        unknown = [f for f in statement["absent"] if f not in vocab.findings] \
-            + [r for r in statement["regions"] if r not in vocab.regions]
+        unknown = [f for f in statement["absent"] if f not in vocab.findings] + [
+            r for r in statement["regions"] if r not in vocab.regions
+        ]
         if unknown:
-            raise ResourceError("schemas/vocab/extraction_rules.yaml",
-                                f"normal statement {statement['id']!r} names unknown findings or regions {unknown}")
+            raise ResourceError(
+                "schemas/vocab/extraction_rules.yaml",
+                f"normal statement {statement['id']!r} names unknown findings or regions {unknown}",
+            )
         pattern = guarded(re.compile("|".join(f"(?:{p})" for p in statement["patterns"])))
         statements.append((statement["id"], pattern, statement["absent"], statement["regions"]))
     return statements
@@ -193,8 +277,12 @@ def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, Guarded]]
     strings = doc.vocab.strings
     blocked = [(start, end) for start, end, label in found if strings[label].startswith("not_finding:")]
     if blocked:
-        found = [m for m in found if strings[m[2]].startswith("not_finding:")
-                 or not any(start <= m[0] and m[1] <= end for start, end in blocked)]
+        found = [
+            m
+            for m in found
+            if strings[m[2]].startswith("not_finding:")
+            or not any(start <= m[0] and m[1] <= end for start, end in blocked)
+        ]
     return [Span(doc, start, end, label=label) for start, end, label in _longest(found)]
 
 
@@ -244,8 +332,10 @@ class _Sorted:
         """The span nearest to [start, end) inside [floor, ceiling); the earlier one on a tie."""
         before, after = self.last_before(start, floor), self.first_after(end, ceiling)
         best = None
-        for span, distance in ((before, start - before.end if before else 0),
-                               (after, after.start - end if after else 0)):
+        for span, distance in (
+            (before, start - before.end if before else 0),
+            (after, after.start - end if after else 0),
+        ):
             if span is not None and (window is None or distance <= window):
                 if best is None or distance < best[1]:
                     best = (span, distance)
@@ -255,10 +345,10 @@ class _Sorted:
 def _by_kind(labelled: list[tuple[str, Span]], kinds: set[str]) -> _Sorted:
     """The spans of some kinds, in text order, from (kind, span) pairs (each label read once per sentence)."""
     spans = [s for kind, s in labelled if kind in kinds]
-    return _Sorted(spans) if spans else _NO_SPANS   # most kinds are not in a sentence
+    return _Sorted(spans) if spans else _NO_SPANS  # most kinds are not in a sentence
 
 
-_NO_SPANS = _Sorted([])   # never changed: a _Sorted is only read
+_NO_SPANS = _Sorted([])  # never changed: a _Sorted is only read
 
 
 def _sentence_observations(sentence: Sentence, next_id: list[int]) -> list[Observation]:
@@ -282,8 +372,10 @@ _PLACEHOLDER_EVIDENCE = Evidence(sentence_id=0, start=0, end=0)
 def _checked_readings(text: str) -> tuple[tuple[Observation, int, int], ...]:
     """Each reading of a sentence as a validated Observation, and its character span; a repeated sentence's
     observations are copies (half the cost)."""
-    return tuple((_checked_reading(text[values[-2]:values[-1]], values[:-2]), values[-2], values[-1])
-                 for values in _memoised_readings(text))
+    return tuple(
+        (_checked_reading(text[values[-2] : values[-1]], values[:-2]), values[-2], values[-1])
+        for values in _memoised_readings(text)
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -291,16 +383,28 @@ def _checked_reading(name: str, values: tuple[object, ...]) -> Observation:
     """A reading (`_READING_KEYS`) of a mention validated once as an Observation (pydantic) with a placeholder
     id and evidence: many sentences read the same words the same way ("no pneumothorax")."""
     reading = dict(zip(_READING_KEYS, values))
-    return Observation(id="o0", name=name, category=vocabulary().findings[reading["finding"]]["category"],
-                       evidence=[_PLACEHOLDER_EVIDENCE], **reading)
+    return Observation(
+        id="o0",
+        name=name,
+        category=vocabulary().findings[reading["finding"]]["category"],
+        evidence=[_PLACEHOLDER_EVIDENCE],
+        **reading,
+    )
 
 
 @lru_cache(maxsize=None)
 def _derived_absence(statement_id: str, finding: str) -> Observation:
     """The absence a normal statement implies, validated once (placeholder id and evidence)."""
     entry = vocabulary().findings[finding]
-    return Observation(id="o0", name=entry["name"], finding=finding, category=entry["category"], presence="absent",
-                       evidence=[_PLACEHOLDER_EVIDENCE], derived_from=[f"statement:{statement_id}"])
+    return Observation(
+        id="o0",
+        name=entry["name"],
+        finding=finding,
+        category=entry["category"],
+        presence="absent",
+        evidence=[_PLACEHOLDER_EVIDENCE],
+        derived_from=[f"statement:{statement_id}"],
+    )
 
 
 #: The values of a memoised reading, in order, before the start and end of its mention.
@@ -325,9 +429,12 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
     for k in range(len(s.findings)):
         extracted.append(_reading(s, k, extracted))
     if _ALTERNATIVE_WORD.search(text):
-        modifier_tokens = {i for span in [*s.context, *s.regions]
-                           if _kind(span) in ("severity", "change", "laterality", "region")
-                           for i in range(span.start, span.end)}
+        modifier_tokens = {
+            i
+            for span in [*s.context, *s.regions]
+            if _kind(span) in ("severity", "change", "laterality", "region")
+            for i in range(span.start, span.end)
+        }
         modifier_tokens |= {i for i, w in enumerate(s.lower) if w in s.r.list_adjectives}
         if len(s.findings) > 1:
             _differentials(s.doc, s.findings, s.clauses, extracted, modifier_tokens)
@@ -340,34 +447,72 @@ class _Parsed:
     """What the rules see of a sentence that names a finding, before they read each finding: its tokens, its
     spans by kind, its clauses, running counts of list words, and the places each finding owns."""
 
-    __slots__ = ("r", "doc", "matched", "findings", "context", "regions", "words", "lower", "boundary_starts",
-                 "boundary_ends", "commas", "closers", "conjunctions", "leading_triggers", "negations",
-                 "trailing_triggers", "changes", "backgrounds", "histories", "conditions", "limitations", "severities",
-                 "places", "clauses", "place_tokens", "own", "claimed", "deid_at", "deid_readings")
+    __slots__ = (
+        "r",
+        "doc",
+        "matched",
+        "findings",
+        "context",
+        "regions",
+        "words",
+        "lower",
+        "boundary_starts",
+        "boundary_ends",
+        "commas",
+        "closers",
+        "conjunctions",
+        "leading_triggers",
+        "negations",
+        "trailing_triggers",
+        "changes",
+        "backgrounds",
+        "histories",
+        "conditions",
+        "limitations",
+        "severities",
+        "places",
+        "clauses",
+        "place_tokens",
+        "own",
+        "claimed",
+        "deid_at",
+        "deid_readings",
+    )
 
     def __init__(self, r: _Rules, text: str, doc: Doc, matched: list[Span], findings: list[Span]) -> None:
         self.r, self.doc, self.matched, self.findings = r, doc, matched, findings
         self.context = _spans(doc, r.context)
         labelled = [(_kind(s), s) for s in self.context]
         in_finding = [False] * len(doc)
-        for f in matched:   # a not-finding phrase holds no region either ("bronchovascular crowding")
-            in_finding[f.start:f.end] = [True] * (f.end - f.start)
+        for f in matched:  # a not-finding phrase holds no region either ("bronchovascular crowding")
+            in_finding[f.start : f.end] = [True] * (f.end - f.start)
         # "pleural" of "pleural effusion" is part of the finding, not a region of it
-        self.regions = _elliptical_regions(doc, [s for s in _spans(doc, r.regions)
-                                                 if not any(in_finding[s.start:s.end])])
+        self.regions = _elliptical_regions(
+            doc, [s for s in _spans(doc, r.regions) if not any(in_finding[s.start : s.end])]
+        )
         # the tokens' words once, as lists: slicing them costs no spaCy Token objects
         self.words = words = [t.text for t in doc]
-        self.lower = lower = [w.lower() for w in words]   # a token's `lower_` is its text's lower(), without a Token
+        self.lower = lower = [w.lower() for w in words]  # a token's `lower_` is its text's lower(), without a Token
         # clause boundaries: punctuation and scope terminators
         # and a capitalised opener inside the sentence: two sentences run together ("Left axillary surgical clips
         # unchanged Visualized XXXX of the chest XXXX are within normal limits")
         # (not a stray stop before a lowercase word: "No cavitary lesion to suggest. active tuberculosis.")
-        boundaries = sorted([(i, i + 1) for i, w in enumerate(words) if w in _CLAUSE_PUNCT
-                             and not (w == "." and i + 1 < len(words) and words[i + 1][:1].islower())]
-                            + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"]
-                            + [(i, i) for i in range(1, len(words)) if words[i][:1].isupper()
-                               and not words[i].isupper() and words[i].lower() in r.run_on_openers
-                               and words[i - 1] not in _CLAUSE_PUNCT])
+        boundaries = sorted(
+            [
+                (i, i + 1)
+                for i, w in enumerate(words)
+                if w in _CLAUSE_PUNCT and not (w == "." and i + 1 < len(words) and words[i + 1][:1].islower())
+            ]
+            + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"]
+            + [
+                (i, i)
+                for i in range(1, len(words))
+                if words[i][:1].isupper()
+                and not words[i].isupper()
+                and words[i].lower() in r.run_on_openers
+                and words[i - 1] not in _CLAUSE_PUNCT
+            ]
+        )
         self.boundary_starts = sorted(b[0] for b in boundaries)
         self.boundary_ends = sorted(b[1] for b in boundaries)
         # how many commas, closers and conjunctions come before each token
@@ -377,23 +522,32 @@ class _Parsed:
         self.leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
         self.negations = _by_kind(labelled, {"negation_before"})
         # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
-        self.trailing_triggers = _Sorted([s for kind, s in labelled if kind in (
-            "negation_after", "uncertainty_after", "probable_after") or s.label_ == "change:resolved"])
+        self.trailing_triggers = _Sorted(
+            [
+                s
+                for kind, s in labelled
+                if kind in ("negation_after", "uncertainty_after", "probable_after") or s.label_ == "change:resolved"
+            ]
+        )
         self.changes = _by_kind(labelled, {"change"})
         self.backgrounds = _by_kind(labelled, {"background_before"})
         self.histories = _by_kind(labelled, {"historical_before"})
         self.conditions = _by_kind(labelled, {"hypothetical_before"})
         self.limitations = _by_kind(labelled, {"limitation_before"})
         self.severities = _by_kind(labelled, {"severity"})
-        self.places = _Sorted(sorted([s for kind, s in labelled if kind == "laterality"] + self.regions,
-                                     key=lambda s: s.start))
+        self.places = _Sorted(
+            sorted([s for kind, s in labelled if kind == "laterality"] + self.regions, key=lambda s: s.start)
+        )
         self.clauses = [self.clause(m.start, m.end) for m in findings]
         self.place_tokens = {i for s in self.places.spans for i in range(s.start, s.end)}
         self.own = [self.places.within(self.own_start(k), m.end) for k, m in enumerate(findings)]
         self.claimed = {(s.start, s.end) for spans in self.own for s in spans}
         deid = deid_pattern()
-        self.deid_at = frozenset(i for i, w in enumerate(words) if deid.fullmatch(w)) \
-            if deid.search(text) is not None else frozenset()
+        self.deid_at = (
+            frozenset(i for i, w in enumerate(words) if deid.fullmatch(w))
+            if deid.search(text) is not None
+            else frozenset()
+        )
         self.deid_readings = [i for i in self.deid_at if i + 1 < len(doc) and lower[i + 1] in _DEID_READINGS]
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
@@ -408,9 +562,15 @@ class _Parsed:
         basilar granuloma": not the perihilar; "right and left lower lobe": both sides)."""
         findings, words, lower = self.findings, self.words, self.lower
         previous_end = max(self.clauses[k][0], findings[k - 1].end) if k else self.clauses[k][0]
-        return next((i + 1 for i in range(findings[k].start - 1, previous_end - 1, -1)
-                     if words[i] == "," or (lower[i] in _LIST_JOINERS and i > previous_end
-                                            and i - 1 not in self.place_tokens)), previous_end)
+        return next(
+            (
+                i + 1
+                for i in range(findings[k].start - 1, previous_end - 1, -1)
+                if words[i] == ","
+                or (lower[i] in _LIST_JOINERS and i > previous_end and i - 1 not in self.place_tokens)
+            ),
+            previous_end,
+        )
 
     def negated_hedge(self, hedge: Span, left: int, right: int) -> bool:
         """A hedge inside a negation's scope is negated too ("no opacity to suggest pneumonia", "no
@@ -420,10 +580,14 @@ class _Parsed:
         negation = self.negations.last_before(hedge.start, left)
         if negation is None:
             return False
-        before = next((w for w in reversed(self.lower[negation.end:hedge.start]) if w in _LIST_CLOSERS or w == ","),
-                      None)
-        return self.commas[hedge.start] == self.commas[negation.end] \
-            or self.closers[right] > self.closers[hedge.end] or before in _LIST_CLOSERS
+        before = next(
+            (w for w in reversed(self.lower[negation.end : hedge.start]) if w in _LIST_CLOSERS or w == ","), None
+        )
+        return (
+            self.commas[hedge.start] == self.commas[negation.end]
+            or self.closers[right] > self.closers[hedge.end]
+            or before in _LIST_CLOSERS
+        )
 
     def qualified(self, mention: Span, trigger: Span | None, previous_end: int) -> bool:
         """A negation narrowed by a qualifier: in the negation ("no definite"), or in the mention's own words
@@ -431,13 +595,14 @@ class _Parsed:
         opacity"); "acute" narrows chronic findings only."""
         start, said = previous_end, []
         if trigger is not None and _kind(trigger) == "negation_before":
-            start, said = max(start, trigger.end), self.lower[trigger.start:trigger.end]
-        said = said + self.lower[start:mention.end]
+            start, said = max(start, trigger.end), self.lower[trigger.start : trigger.end]
+        said = said + self.lower[start : mention.end]
         r = self.r
         if any(w in r.qualifiers for w in said):
             return True
-        return bool(vocabulary().findings[_value(mention)].get("chronic")) \
-            and any(w in r.chronic_qualifiers for w in said)
+        return bool(vocabulary().findings[_value(mention)].get("chronic")) and any(
+            w in r.chronic_qualifiers for w in said
+        )
 
     def own_modifier(self, spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
         """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), else just
@@ -445,38 +610,53 @@ class _Parsed:
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
         if not spans.spans:
-            return None   # no severity (change) word in the sentence: none to look for
+            return None  # no severity (change) word in the sentence: none to look for
         findings, words, lower = self.findings, self.words, self.lower
         mention = findings[k]
-        within = [s for s in spans.within(mention.start, mention.end)   # not the "large" of "heart is large"
-                  if s.text.lower() not in self.r.stating_words] if inside else []   # nor of "large lung volumes"
+        within = (
+            [
+                s
+                for s in spans.within(mention.start, mention.end)  # not the "large" of "heart is large"
+                if s.text.lower() not in self.r.stating_words
+            ]
+            if inside
+            else []
+        )  # nor of "large lung volumes"
         if within:
             return within[0]
         floor = max(left, findings[k - 1].end) if k else left
-        floor = next((i + 1 for i in range(mention.start - 1, floor - 1, -1)
-                      if words[i] == "," or lower[i] in _MODIFIER_STOPS), floor)
+        floor = next(
+            (i + 1 for i in range(mention.start - 1, floor - 1, -1) if words[i] == "," or lower[i] in _MODIFIER_STOPS),
+            floor,
+        )
         before = spans.last_before(mention.start, floor)
         if before is not None and mention.start - before.end <= 4:
             return before
         ceiling = right
-        following = next((s.start for s in self.matched if s.start >= mention.end), right)   # a not-finding too
-        if following < right:   # ("flattened diaphragm and increased retrosternal airspace": not increased)
-            ceiling = next((i for i in range(following - 1, mention.end - 1, -1)
-                            if words[i] == "," or lower[i] in _COORDINATORS), mention.end)
+        following = next((s.start for s in self.matched if s.start >= mention.end), right)  # a not-finding too
+        if following < right:  # ("flattened diaphragm and increased retrosternal airspace": not increased)
+            ceiling = next(
+                (i for i in range(following - 1, mention.end - 1, -1) if words[i] == "," or lower[i] in _COORDINATORS),
+                mention.end,
+            )
         after = spans.first_after(mention.end, ceiling)
         if after is None or after.start - mention.end > 4:
             return None
         next_word = lower[after.end] if after.end < right else ""
-        if self.commas[after.start] > self.commas[mention.end] and next_word and next_word not in _CLAUSE_PUNCT \
-                and next_word not in (",", "from", "since", "compared", "to"):
-            return None   # "enlarged for technique, stable mediastinal contours": the contours' word
+        if (
+            self.commas[after.start] > self.commas[mention.end]
+            and next_word
+            and next_word not in _CLAUSE_PUNCT
+            and next_word not in (",", "from", "since", "compared", "to")
+        ):
+            return None  # "enlarged for technique, stable mediastinal contours": the contours' word
         return after
 
 
 def _parsed(text: str) -> _Parsed | None:
     """The sentence as the rules see it; None when it names no finding."""
     r = rules()
-    doc = r.nlp.make_doc(_one_line(text))   # a sentence wrapped over lines reads as one (same offsets)
+    doc = r.nlp.make_doc(_one_line(text))  # a sentence wrapped over lines reads as one (same offsets)
     matched = _spans(doc, r.findings, r.finding_patterns)
     findings = [s for s in matched if _kind(s) == "finding"]
     if not findings:
@@ -492,34 +672,42 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
     modifiers = []
     if presence == "absent" and s.qualified(mention, trigger, s.findings[k - 1].end if k else left):
         modifiers.append(QUALIFIED_NEGATION)
-    elif s.limitations.last_before(mention.start, left) is not None:   # "could obscure a small nodule"
+    elif s.limitations.last_before(mention.start, left) is not None:  # "could obscure a small nodule"
         presence, certainty = "absent", None
         modifiers.append(QUALIFIED_NEGATION)
     if change is not None and change.end <= mention.start and change.text.lower() in s.r.change_adjectives:
-        modifiers.append(CHANGE_ADJECTIVE)   # "increased lung markings": a change only against a prior study
+        modifiers.append(CHANGE_ADJECTIVE)  # "increased lung markings": a change only against a prior study
     if s.histories.last_before(mention.start, left) is not None:
-        modifiers.append(HISTORICAL)   # "given the history of malignancy"
+        modifiers.append(HISTORICAL)  # "given the history of malignancy"
     condition = s.conditions.last_before(mention.start, 0)
     if condition is not None and s.commas[condition.end] == s.commas[mention.start]:
-        modifiers.append(HYPOTHETICAL)   # "If there is continued concern for occult fracture, consider ..."
+        modifiers.append(HYPOTHETICAL)  # "If there is continued concern for occult fracture, consider ..."
     if _deid_next_to(s, k, extracted):
-        modifiers.append(DEID_ADJACENT)   # "XXXX focal atelectasis and scarring": what XXXX says of both
+        modifiers.append(DEID_ADJACENT)  # "XXXX focal atelectasis and scarring": what XXXX says of both
     found = _places(s, k, extracted, modifiers)
     laterality, where = _side_and_regions(found)
     severity = s.own_modifier(s.severities, k, left, right)
     if presence == "present" and severity is not None and _value(severity) == "borderline":
-        presence, certainty = "uncertain", "borderline"   # "borderline cardiomegaly" is not cardiomegaly
+        presence, certainty = "uncertain", "borderline"  # "borderline cardiomegaly" is not cardiomegaly
         if severity.text.lower() in s.r.top_normal_words:
             modifiers.append(TOP_NORMAL)
     finding = _value(mention)
     refined = s.r.refined_by.get(finding)
     previous_end = max(left, s.findings[k - 1].end) if k else left
-    if refined and any(w in refined[0] for w in s.lower[previous_end:mention.start]):
-        finding = refined[1]   # "calcified right upper lobe nodule"
-    return dict(finding=finding, mention=mention, places=found, presence=presence, certainty=certainty,
-                modifiers=modifiers, laterality=laterality, regions=where,
-                severity=_value(severity) if severity is not None else None,
-                change=_value(change) if change is not None else None)
+    if refined and any(w in refined[0] for w in s.lower[previous_end : mention.start]):
+        finding = refined[1]  # "calcified right upper lobe nodule"
+    return dict(
+        finding=finding,
+        mention=mention,
+        places=found,
+        presence=presence,
+        certainty=certainty,
+        modifiers=modifiers,
+        laterality=laterality,
+        regions=where,
+        severity=_value(severity) if severity is not None else None,
+        change=_value(change) if change is not None else None,
+    )
 
 
 def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | None]:
@@ -529,21 +717,26 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
     left, right = s.clauses[k]
     presence, certainty = "present", None
     trailing = s.trailing_triggers.first_after(mention.end, right)
-    if trailing is not None and s.commas[trailing.start] > s.commas[mention.end] \
-            and s.conjunctions[trailing.start] == s.conjunctions[mention.end]:
-        trailing = None   # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
+    if (
+        trailing is not None
+        and s.commas[trailing.start] > s.commas[mention.end]
+        and s.conjunctions[trailing.start] == s.conjunctions[mention.end]
+    ):
+        trailing = None  # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged
     if trailing is not None and s.backgrounds.last_before(mention.start, left) is not None:
-        trailing = None   # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
+        trailing = None  # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
     leading = s.leading_triggers.last_before(mention.start, left)
-    change = s.own_modifier(s.changes, k, left, right, inside=False)   # "lung volumes are diminished": no change
-    if change is not None and any(_value(c) != _value(change) for c in s.changes.within(
-            max(left, s.findings[k - 1].end) if k else left, mention.start)):
-        change = None   # "increase in right and decrease in left basilar atelectasis": no one change
+    change = s.own_modifier(s.changes, k, left, right, inside=False)  # "lung volumes are diminished": no change
+    if change is not None and any(
+        _value(c) != _value(change)
+        for c in s.changes.within(max(left, s.findings[k - 1].end) if k else left, mention.start)
+    ):
+        change = None  # "increase in right and decrease in left basilar atelectasis": no one change
     trigger = trailing if trailing is not None else leading
     if trigger is not None:
         presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
         if trigger is leading and presence == "uncertain" and s.negated_hedge(leading, left, right):
-            presence, certainty = "absent", None   # "no opacity to suggest pneumonia", "no suspicious nodule"
+            presence, certainty = "absent", None  # "no opacity to suggest pneumonia", "no suspicious nodule"
     if change is not None and _value(change) == "resolved" and presence == "present":
         presence = "absent"
     return presence, certainty, trigger, change
@@ -555,10 +748,16 @@ def _deid_next_to(s: _Parsed, k: int, extracted: list[dict]) -> bool:
     if not s.deid_at:
         return False
     mention, left = s.findings[k], s.clauses[k][0]
-    return _deid_adjacent(s.doc, mention, s.deid_at, s.place_tokens) \
-        or any(left <= i < mention.start for i in s.deid_readings) \
-        or bool(k and DEID_ADJACENT in extracted[-1]["modifiers"] and s.findings[k - 1].end >= left
-                and all(w in _COORDINATORS for w in s.lower[s.findings[k - 1].end:mention.start]))
+    return (
+        _deid_adjacent(s.doc, mention, s.deid_at, s.place_tokens)
+        or any(left <= i < mention.start for i in s.deid_readings)
+        or bool(
+            k
+            and DEID_ADJACENT in extracted[-1]["modifiers"]
+            and s.findings[k - 1].end >= left
+            and all(w in _COORDINATORS for w in s.lower[s.findings[k - 1].end : mention.start])
+        )
+    )
 
 
 def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> list[Span]:
@@ -572,27 +771,36 @@ def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> 
     left, right = s.clauses[k]
     found = s.own[k]
     previous_end = max(left, findings[k - 1].end) if k else left
-    if not found and k and findings[k - 1].end >= left \
-            and all(w in _COORDINATORS for w in lower[previous_end:mention.start]) \
-            and finding_sites().regions.get(_value(mention)) == finding_sites().regions.get(extracted[-1]["finding"]):
-        found = extracted[-1]["places"]   # only from a finding of the same sites (not lung to spine)
+    if (
+        not found
+        and k
+        and findings[k - 1].end >= left
+        and all(w in _COORDINATORS for w in lower[previous_end : mention.start])
+        and finding_sites().regions.get(_value(mention)) == finding_sites().regions.get(extracted[-1]["finding"])
+    ):
+        found = extracted[-1]["places"]  # only from a finding of the same sites (not lung to spine)
     if not found:
         next_start = min(right, findings[k + 1].start) if k + 1 < len(findings) else right
         # up to a coordinator; past one that joins places ("greatest in the central lungs and bases"), the
         # places no later finding owns
         # or to a "with" ("interstitial lung disease with patchy left apical airspace disease": not the apex)
-        first_end = next((i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS
-                          or lower[i] == "with"), next_start)
-        after_end = next((i for i in range(mention.end, next_start)
-                          if lower[i] in _COORDINATORS and i + 1 not in s.place_tokens), next_start)
+        first_end = next(
+            (i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS or lower[i] == "with"), next_start
+        )
+        after_end = next(
+            (i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS and i + 1 not in s.place_tokens),
+            next_start,
+        )
         found = places.within(mention.end, first_end) + [
-            p for p in places.within(first_end, after_end) if (p.start, p.end) not in claimed]
-    if not found:   # a later finding's own words are after this one, and not this one's
-        found = places.within(left, mention.start) + [p for p in places.within(mention.end, right)
-                                                      if (p.start, p.end) not in claimed]
+            p for p in places.within(first_end, after_end) if (p.start, p.end) not in claimed
+        ]
+    if not found:  # a later finding's own words are after this one, and not this one's
+        found = places.within(left, mention.start) + [
+            p for p in places.within(mention.end, right) if (p.start, p.end) not in claimed
+        ]
         if found:
             modifiers.append(PLACE_FROM_CLAUSE)
-    if DEID_ADJACENT not in modifiers and any(p.end in s.deid_at for p in found):   # "costophrenic XXXX": which?
+    if DEID_ADJACENT not in modifiers and any(p.end in s.deid_at for p in found):  # "costophrenic XXXX": which?
         modifiers.append(DEID_ADJACENT)
     return found
 
@@ -608,9 +816,8 @@ def _side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
         laterality = next(iter(sides))
     elif where:
         nearest_side = vocabulary().regions[_value(where[0])]["laterality"]
-        if nearest_side in ("left", "right") or (
-                nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
-            laterality = nearest_side   # "bibasilar" is both sides; "the costophrenic angles" may be one
+        if nearest_side in ("left", "right") or (nearest_side == "bilateral" and _BOTH.match(where[0].text.lower())):
+            laterality = nearest_side  # "bibasilar" is both sides; "the costophrenic angles" may be one
     return laterality, list(dict.fromkeys(_value(s) for s in where))
 
 
@@ -619,7 +826,7 @@ def _finished(text: str, extracted: list[dict]) -> tuple[tuple[object, ...], ...
     question, an artifact the finding is put down to."""
     r = rules()
     other_exam = r.other_exam.search(text) is not None
-    asked = text.rstrip().endswith("?")   # "Does this patient have known risk factors for malignancy?"
+    asked = text.rstrip().endswith("?")  # "Does this patient have known risk factors for malignancy?"
     lowered = _one_line(text.lower())
     attributions = list(r.artifact_attributions.finditer(lowered))
     for item in extracted:
@@ -631,11 +838,20 @@ def _finished(text: str, extracted: list[dict]) -> tuple[tuple[object, ...], ...
         attribution = next((m for m in attributions if m.start() >= mention.end_char), None)
         if attribution is not None:
             _attribute_to_artifact(item, _hedged_attribution(text, attribution))
-        elif any(_ALTERNATIVE_TO.search(lowered, m.end(), mention.start_char) for m in attributions
-                 if m.end() <= mention.start_char):   # "may represent vessels on end or alternatively, calcified
-            _attribute_to_artifact(item, True)         # granulomas": one reading of what may be an artifact
-    return tuple((*(tuple(v) if isinstance(v := item[key], list) else v for key in _READING_KEYS),
-                  item["mention"].start_char, item["mention"].end_char) for item in extracted)
+        elif any(
+            _ALTERNATIVE_TO.search(lowered, m.end(), mention.start_char)
+            for m in attributions
+            if m.end() <= mention.start_char
+        ):  # "may represent vessels on end or alternatively, calcified
+            _attribute_to_artifact(item, True)  # granulomas": one reading of what may be an artifact
+    return tuple(
+        (
+            *(tuple(v) if isinstance(v := item[key], list) else v for key in _READING_KEYS),
+            item["mention"].start_char,
+            item["mention"].end_char,
+        )
+        for item in extracted
+    )
 
 
 #: Between an artifact attribution and a finding after it: the finding is the other reading ("or alternatively").
@@ -661,7 +877,7 @@ def _elliptical_regions(doc: Doc, regions: list[Span]) -> list[Span]:
             out.append(span)
             continue
         side = doc[a - 3].lower_ if a >= 3 and doc[a - 3].lower_ in ("left", "right") else None
-        head = [t.lower_ for t in doc[a + 1:span.end]]
+        head = [t.lower_ for t in doc[a + 1 : span.end]]
         own = _region_of(phrases, side, [doc[a].lower_, *head])
         other = _region_of(phrases, side, [doc[a - 2].lower_, *head])
         if other is None:
@@ -695,22 +911,22 @@ def _deid_adjacent(doc: Doc, mention: Span, deid_at: frozenset[int], place_token
     ("degenerative changes of the XXXX"), or before it across at most four linking or place words ("XXXX right
     apical nodule": the hidden word may be "likely")."""
     comma = False
-    for token in doc[mention.end:mention.end + 3]:
-        if token.i in deid_at:   # after a comma, only a hidden word that names what it is ("nodular opacity, XXXX
+    for token in doc[mention.end : mention.end + 3]:
+        if token.i in deid_at:  # after a comma, only a hidden word that names what it is ("nodular opacity, XXXX
             return not comma or token.i + 1 >= len(doc) or doc[token.i + 1].lower_ not in _DEID_READINGS
-        comma = comma or token.text == ","   # nipple XXXX"), not one that hedges its cause ("XXXX secondary to")
+        comma = comma or token.text == ","  # nipple XXXX"), not one that hedges its cause ("XXXX secondary to")
         if token.lower_ not in ("of", "the", "in", "at", ","):
             break
     if any(i in deid_at for i in range(mention.start, mention.end)):
         return True
-    free = 2   # words of its own before it ("XXXX posterior recess pleural effusions")
-    for token in reversed(doc[max(mention.start - 5, 0):mention.start]):
+    free = 2  # words of its own before it ("XXXX posterior recess pleural effusions")
+    for token in reversed(doc[max(mention.start - 5, 0) : mention.start]):
         if token.i in deid_at:
             return True
         if token.lower_ in _DEID_LINKS or token.i in place_tokens:
             continue
         free -= 1
-        if free < 0 or not token.is_alpha or token.lower_ in _COORDINATORS:   # not across "and" (another finding's)
+        if free < 0 or not token.is_alpha or token.lower_ in _COORDINATORS:  # not across "and" (another finding's)
             return False
     return False
 
@@ -722,16 +938,18 @@ def _read_as_other(extracted: list[dict], lowered: str) -> None:
     opacities, link = rules().read_as_other
     findings = vocabulary().findings
     for item, following in zip(extracted, extracted[1:]):
-        if item["finding"] in opacities \
-                and findings[following["finding"]]["category"] != findings[item["finding"]]["category"] \
-                and link.fullmatch(lowered, item["mention"].end_char, following["mention"].start_char):
+        if (
+            item["finding"] in opacities
+            and findings[following["finding"]]["category"] != findings[item["finding"]]["category"]
+            and link.fullmatch(lowered, item["mention"].end_char, following["mention"].start_char)
+        ):
             item["modifiers"].append(READ_AS_OTHER)
 
 
 def _hedged_attribution(text: str, attribution: re.Match[str]) -> bool:
-    words = text[:attribution.end()].lower().split()[-(len(attribution.group().split()) + 3):]
+    words = text[: attribution.end()].lower().split()[-(len(attribution.group().split()) + 3) :]
     hedges = rules().artifact_hedges
-    return any(w.strip(",") in hedges or " ".join(words[i:i + 2]) in hedges for i, w in enumerate(words))
+    return any(w.strip(",") in hedges or " ".join(words[i : i + 2]) in hedges for i, w in enumerate(words))
 
 
 def _attribute_to_artifact(item: dict, hedged: bool) -> None:
@@ -742,8 +960,9 @@ def _attribute_to_artifact(item: dict, hedged: bool) -> None:
     item["modifiers"] = [*item["modifiers"], ATTRIBUTED_TO_ARTIFACT]
 
 
-def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]], extracted: list[dict],
-                   modifier_tokens: set[int]) -> None:
+def _differentials(
+    doc: Doc, findings: list[Span], clauses: list[tuple[int, int]], extracted: list[dict], modifier_tokens: set[int]
+) -> None:
     """Findings named as alternatives ("atelectasis or scarring", "effusion versus thickening",
     "opacity, atelectasis or infiltrate") are each one candidate of a differential: none is present. A
     listed finding that another candidate refines ("opacity" of "opacity, atelectasis or infiltrate") is
@@ -751,10 +970,11 @@ def _differentials(doc: Doc, findings: list[Span], clauses: list[tuple[int, int]
     chains: list[list[int]] = [[0]]
     alternatives = [False]
     for k in range(1, len(findings)):
-        between = doc[findings[k - 1].end:findings[k].start]
-        if clauses[k] == clauses[k - 1] and all(t.lower_ in _COORDINATORS or t.i in modifier_tokens
-                                                 or t.lower_ in _ARTICLES for t in between):
-            if [t.text for t in between] == ["/"]:   # "ectasia/tortuosity": alternatives or one thing twice?
+        between = doc[findings[k - 1].end : findings[k].start]
+        if clauses[k] == clauses[k - 1] and all(
+            t.lower_ in _COORDINATORS or t.i in modifier_tokens or t.lower_ in _ARTICLES for t in between
+        ):
+            if [t.text for t in between] == ["/"]:  # "ectasia/tortuosity": alternatives or one thing twice?
                 for item in (extracted[k - 1], extracted[k]):
                     item["modifiers"] = [*item["modifiers"], SLASH_PAIR]
             chains[-1].append(k)
@@ -791,8 +1011,9 @@ def _versus_candidates(doc: Doc, findings: list[Span], extracted: list[dict], mo
         return 0 <= other < len(doc) and doc[other].is_alpha and other not in (starts if step > 0 else ends)
 
     for mention, item in zip(findings, extracted):
-        if item["presence"] == "present" and (alternative_at(skip(mention.start - 1, -1), -1)
-                                              or alternative_at(skip(mention.end, 1), 1)):
+        if item["presence"] == "present" and (
+            alternative_at(skip(mention.start - 1, -1), -1) or alternative_at(skip(mention.end, 1), 1)
+        ):
             item["presence"], item["certainty"] = "uncertain", "differential"
 
 
@@ -820,9 +1041,12 @@ def clear_sentence_memo() -> None:
 def normal_statements(sentences: list[Sentence]) -> list[NormalStatement]:
     """The normal statements of a report's finding sentences (shared by both backends: the LLM states
     absences as observations, but which regions a sentence declares normal is this data's)."""
-    return [NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)
-            for sentence in sentences if sentence.section in FINDING_SECTIONS
-            for statement_id, _, regions, _ in _statements_in(sentence.text)]
+    return [
+        NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)
+        for sentence in sentences
+        if sentence.section in FINDING_SECTIONS
+        for statement_id, _, regions, _ in _statements_in(sentence.text)
+    ]
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
@@ -837,8 +1061,7 @@ def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[in
             found.append((statement_id, absent, regions, match.span()))
     # a statement inside a wider one is the wider one's words ("bony structures reveal no acute abnormalities":
     # the bones', not the study's "no acute abnormalities")
-    return tuple(f for f in found if not any(o[3][0] <= f[3][0] and f[3][1] <= o[3][1] and o[3] != f[3]
-                                             for o in found))
+    return tuple(f for f in found if not any(o[3][0] <= f[3][0] and f[3][1] <= o[3][1] and o[3] != f[3] for o in found))
 
 
 def _other_exam_after(text: str, other_exam: bool) -> bool:
@@ -850,13 +1073,13 @@ def _other_exam_after(text: str, other_exam: bool) -> bool:
 
 @lru_cache(maxsize=_MEMO_SIZE)
 def _heading(text: str) -> str | None:
-    """"chest" or "other" for a sentence that heads a part of the report, None for any other sentence
+    """ "chest" or "other" for a sentence that heads a part of the report, None for any other sentence
     (memoised: report sentences repeat)."""
     r = rules()
     lowered = text.strip().lower()
     if r.chest_heading.match(lowered):
         return "chest"
-    heading = lowered.split(":", 1)[0] if ":" in lowered[:40] else lowered   # "KUB XXXX: single view ..."
+    heading = lowered.split(":", 1)[0] if ":" in lowered[:40] else lowered  # "KUB XXXX: single view ..."
     if len(heading.split()) <= 8 and (r.other_exam.search(heading) or r.heading_only.search(heading)):
         rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.pattern.sub(" ", heading)))
         if all(word in r.other_exam_heading for word in rest):
@@ -893,8 +1116,9 @@ def _anaphoric_reading(text: str) -> bool:
     return rules().read_as_other[1].match(lowered, len(first)) is not None
 
 
-def _read_as_other_before(text: str, found: list[Observation], observations: list[Observation],
-                          previous: range) -> None:
+def _read_as_other_before(
+    text: str, found: list[Observation], observations: list[Observation], previous: range
+) -> None:
     """An opacity of the sentence before that this one, opening with an anaphor and a link, reads as findings of
     another category ("Calcific density ... projecting over right upper lung. This may represent residua of a
     healed rib fracture, possibly an osteocartilaginous lesion, or conceivably a granuloma.": no lung finding for
@@ -906,32 +1130,47 @@ def _read_as_other_before(text: str, found: list[Observation], observations: lis
     other = findings[found[0].finding]["category"]
     for k in previous:
         o = observations[k]
-        if o.finding in opacities and o.presence != "absent" and findings[o.finding]["category"] != other \
-                and READ_AS_OTHER not in o.modifiers:
+        if (
+            o.finding in opacities
+            and o.presence != "absent"
+            and findings[o.finding]["category"] != other
+            and READ_AS_OTHER not in o.modifiers
+        ):
             observations[k] = o.model_copy(update={"modifiers": [*o.modifiers, READ_AS_OTHER]})
 
 
-def _revise_previous(sentence: Sentence, found: list[Observation], observations: list[Observation], previous: range,
-                     previous_sentence: Sentence | None) -> bool:
+def _revise_previous(
+    sentence: Sentence,
+    found: list[Observation],
+    observations: list[Observation],
+    previous: range,
+    previous_sentence: Sentence | None,
+) -> bool:
     """Revise the observations of the sentence before where this one speaks of them; whether it was such a
     sentence (it then does not become the sentence before)."""
     hedged = _anaphoric_attribution(sentence.text)
-    if hedged is not None:   # "This may be artifact.", "These may represent vessels on end or granulomas."
+    if hedged is not None:  # "This may be artifact.", "These may represent vessels on end or granulomas."
         for k in previous:
-            reading = {"presence": observations[k].presence, "certainty": observations[k].certainty,
-                       "modifiers": observations[k].modifiers}
+            reading = {
+                "presence": observations[k].presence,
+                "certainty": observations[k].certainty,
+                "modifiers": observations[k].modifiers,
+            }
             _attribute_to_artifact(reading, hedged)
             observations[k] = observations[k].model_copy(update=reading)
         return True
     _read_as_other_before(sentence.text, found, observations, previous)
     further, reading = rules().further_candidates
-    if previous_sentence is None or not any(o.presence == "uncertain" for o in found) \
-            or not further.search(sentence.text.lower()):
+    if (
+        previous_sentence is None
+        or not any(o.presence == "uncertain" for o in found)
+        or not further.search(sentence.text.lower())
+    ):
         return False
     before = previous_sentence.text.lower()
-    for k in previous:   # "most consistent with pneumonia. Aspiration or edema are also possible."
+    for k in previous:  # "most consistent with pneumonia. Aspiration or edema are also possible."
         o = observations[k]
-        said_before = _one_line(before[:o.evidence[0].start - previous_sentence.start])
+        said_before = _one_line(before[: o.evidence[0].start - previous_sentence.start])
         if o.presence == "present" and reading.search(said_before):
             observations[k] = o.model_copy(update={"presence": "uncertain", "certainty": "differential"})
     return False
@@ -966,15 +1205,19 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
         other_exam = _other_exam_after(sentence.text, other_exam)
         found = _sentence_observations(sentence, next_id)
         if other_exam:
-            found = [o if OTHER_EXAM in o.modifiers else o.model_copy(update={"modifiers": [*o.modifiers, OTHER_EXAM]})
-                     for o in found]
+            found = [
+                o if OTHER_EXAM in o.modifiers else o.model_copy(update={"modifiers": [*o.modifiers, OTHER_EXAM]})
+                for o in found
+            ]
         if not prior:
             found = [o.model_copy(update={"change": None}) if CHANGE_ADJECTIVE in o.modifiers else o for o in found]
         if not _revise_previous(sentence, found, observations, previous, previous_sentence) and found:
             previous, previous_sentence = range(len(observations), len(observations) + len(found)), sentence
         observations.extend(found)
-        statements.extend((statement_id, absent, regions, sentence, span)
-                          for statement_id, absent, regions, span in _statements_in(sentence.text))
+        statements.extend(
+            (statement_id, absent, regions, sentence, span)
+            for statement_id, absent, regions, span in _statements_in(sentence.text)
+        )
     mentioned = {o.finding for o in observations}
     derived: set[str] = set()
     for statement_id, absent, _, sentence, (start, end) in statements:
@@ -984,9 +1227,19 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
             derived.add(finding)
             next_id[0] += 1
             evidence = Evidence(sentence_id=sentence.id, start=sentence.start + start, end=sentence.start + end)
-            observations.append(_derived_absence(statement_id, finding).model_copy(
-                update={"id": f"o{next_id[0]}", "evidence": [evidence]}))
-    return SceneGraph(study_id=study_id, backend="rules", indication=indication or None,
-                      sentences=sentences, observations=observations,
-                      statements=[NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)
-                                  for statement_id, _, regions, sentence, _ in statements])
+            observations.append(
+                _derived_absence(statement_id, finding).model_copy(
+                    update={"id": f"o{next_id[0]}", "evidence": [evidence]}
+                )
+            )
+    return SceneGraph(
+        study_id=study_id,
+        backend="rules",
+        indication=indication or None,
+        sentences=sentences,
+        observations=observations,
+        statements=[
+            NormalStatement(id=statement_id, sentence_id=sentence.id, regions=regions)
+            for statement_id, _, regions, sentence, _ in statements
+        ],
+    )

@@ -12,8 +12,10 @@ from cxrvqa.extraction import llm
 
 
 def write_schemas() -> None:
-    for name, text in (("scene_graph.schema.json", scene_graph.schema_text()),
-                       ("llm_extraction_response.schema.json", llm.schema_text())):
+    for name, text in (
+        ("scene_graph.schema.json", scene_graph.schema_text()),
+        ("llm_extraction_response.schema.json", llm.schema_text()),
+    ):
         target = Path(__file__).resolve().parents[3] / "schemas" / name
         target.write_text(text)
         print(f"wrote {target}")
@@ -21,6 +23,8 @@ def write_schemas() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m cxrvqa.extraction.schemas --write   (regenerates the schemas generated from "
-                 "models: schemas/scene_graph.schema.json, schemas/llm_extraction_response.schema.json)")
+        sys.exit(
+            "usage: python -m cxrvqa.extraction.schemas --write   (regenerates the schemas generated from "
+            "models: schemas/scene_graph.schema.json, schemas/llm_extraction_response.schema.json)"
+        )
     write_schemas()

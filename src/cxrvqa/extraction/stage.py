@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.extraction.llm import (INJECTION_REASON, LLMContext, answer_to_graph, cached_answer,
-                                   injection_patterns, prepare_llm, request_outcomes)
+from cxrvqa.extraction.llm import (
+    INJECTION_REASON,
+    LLMContext,
+    answer_to_graph,
+    cached_answer,
+    injection_patterns,
+    prepare_llm,
+    request_outcomes,
+)
 from cxrvqa.core.scene_graph import SceneGraph, Sentence
 from cxrvqa.core.parallel import batched, process_map
 from cxrvqa.core.provenance import code_version, stable_hash
@@ -43,7 +50,7 @@ class ExtractStageContext:
     extractor_version: str
     workers: int
     llm: LLMContext | None = None
-    only_failed: bool = False     # extract only studies whose extraction by this extractor failed
+    only_failed: bool = False  # extract only studies whose extraction by this extractor failed
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class StudyInput:
     report_hash: str
     parser_version: str
     indication: str
-    sentences: tuple[tuple[int, str, str, int, int, bool], ...]   # id, section, text, start, end, deid_only
+    sentences: tuple[tuple[int, str, str, int, int, bool], ...]  # id, section, text, start, end, deid_only
 
     @property
     def input_hash(self) -> str:
@@ -73,10 +80,15 @@ def prepare(config: Config) -> ExtractStageContext:
     if config.extraction.backend == "llm":
         llm_context, version = prepare_llm(config.extraction.llm)
         _load_report_checks()
-        return ExtractStageContext(backend="llm", extractor_version=version, workers=1, llm=llm_context,
-                                   only_failed=config.only_failed)
-    return ExtractStageContext(backend="rules", extractor_version=rules_extractor_version(),
-                               workers=config.extraction.workers, only_failed=config.only_failed)
+        return ExtractStageContext(
+            backend="llm", extractor_version=version, workers=1, llm=llm_context, only_failed=config.only_failed
+        )
+    return ExtractStageContext(
+        backend="rules",
+        extractor_version=rules_extractor_version(),
+        workers=config.extraction.workers,
+        only_failed=config.only_failed,
+    )
 
 
 def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, list[str]]:
@@ -93,21 +105,32 @@ def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, li
         "SELECT r.study_id, r.report_hash, r.parser_version FROM current_reports r WHERE NOT EXISTS (SELECT 1 "
         "FROM scene_graphs g WHERE g.study_id = r.study_id AND g.report_hash = r.report_hash AND "
         "g.parser_version = r.parser_version AND g.backend = ? AND g.extractor_version = ?) ORDER BY r.study_id",
-        [context.backend, context.extractor_version])
-    if context.only_failed:   # asked again even after a terminal error: the user asks for it
-        failed = {study for study, in store.query(
-            "SELECT DISTINCT study_id FROM extraction_failures WHERE backend = ? AND extractor_version = ?",
-            [context.backend, context.extractor_version])}
+        [context.backend, context.extractor_version],
+    )
+    if context.only_failed:  # asked again even after a terminal error: the user asks for it
+        failed = {
+            study
+            for (study,) in store.query(
+                "SELECT DISTINCT study_id FROM extraction_failures WHERE backend = ? AND extractor_version = ?",
+                [context.backend, context.extractor_version],
+            )
+        }
         return total, [row[0] for row in pending if row[0] in failed]
     if context.llm is not None:
-        inputs = {study: StudyInput(study, report_hash, parser, "", ()).input_hash
-                  for study, report_hash, parser in pending}
+        inputs = {
+            study: StudyInput(study, report_hash, parser, "", ()).input_hash for study, report_hash, parser in pending
+        }
         keys = {study: context.llm.cache.key(input_hash) for study, input_hash in inputs.items()}
-        terminal = {key for key, entry in context.llm.cache.lookup(store, keys.values()).items()
-                    if entry.status == "error"}
-        held_back = set(store.query(
-            "SELECT study_id, input_hash FROM extraction_failures WHERE backend = 'llm' AND reason = ? "
-            "AND extractor_version = ?", [INJECTION_REASON, context.extractor_version]))
+        terminal = {
+            key for key, entry in context.llm.cache.lookup(store, keys.values()).items() if entry.status == "error"
+        }
+        held_back = set(
+            store.query(
+                "SELECT study_id, input_hash FROM extraction_failures WHERE backend = 'llm' AND reason = ? "
+                "AND extractor_version = ?",
+                [INJECTION_REASON, context.extractor_version],
+            )
+        )
         pending = [row for row in pending if keys[row[0]] not in terminal and (row[0], inputs[row[0]]) not in held_back]
     return total, [row[0] for row in pending]
 
@@ -115,14 +138,20 @@ def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, li
 def load_inputs(store: Store, study_ids: list[str]) -> list[StudyInput]:
     reports = store.query(
         "SELECT study_id, report_hash, parser_version, indication FROM current_reports "
-        f"WHERE {in_studies('study_id')} ORDER BY study_id", study_params(study_ids))
+        f"WHERE {in_studies('study_id')} ORDER BY study_id",
+        study_params(study_ids),
+    )
     sentences: dict[str, list[tuple]] = {}
     for study_id, *sentence in store.query(
-            'SELECT study_id, sentence_id, section, text, start, "end", deid_only FROM current_sentences '
-            f"WHERE {in_studies('study_id')} ORDER BY study_id, sentence_id", study_params(study_ids)):
+        'SELECT study_id, sentence_id, section, text, start, "end", deid_only FROM current_sentences '
+        f"WHERE {in_studies('study_id')} ORDER BY study_id, sentence_id",
+        study_params(study_ids),
+    ):
         sentences.setdefault(study_id, []).append(tuple(sentence))
-    return [StudyInput(study, report_hash, parser, indication, tuple(sentences.get(study, ())))
-            for study, report_hash, parser, indication in reports]
+    return [
+        StudyInput(study, report_hash, parser, indication, tuple(sentences.get(study, ())))
+        for study, report_hash, parser, indication in reports
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -132,8 +161,17 @@ def _english_words() -> frozenset[str]:
     from cxrvqa.core.vocab import vocabulary
 
     vocab = vocabulary()
-    phrases = [s for item in [*vocab.findings.values(), *vocab.regions.values(), *vocab.severity, *vocab.change,
-                              *vocab.laterality] for s in item.get("synonyms", [])]
+    phrases = [
+        s
+        for item in [
+            *vocab.findings.values(),
+            *vocab.regions.values(),
+            *vocab.severity,
+            *vocab.change,
+            *vocab.laterality,
+        ]
+        for s in item.get("synonyms", [])
+    ]
     return frozenset(STOP_WORDS) | {w for p in phrases for w in _WORD.findall(p.lower())}
 
 
@@ -169,8 +207,11 @@ def _load_report_checks() -> None:
 
 
 def _readable_sentences(study: StudyInput) -> list[Sentence]:
-    return [Sentence(id=i, section=section, text=text, start=start, end=end)
-            for i, section, text, start, end, deid_only in study.sentences if not deid_only]
+    return [
+        Sentence(id=i, section=section, text=text, start=start, end=end)
+        for i, section, text, start, end, deid_only in study.sentences
+        if not deid_only
+    ]
 
 
 def extract_study(study: StudyInput) -> tuple[SceneGraph, list[str]]:
@@ -181,53 +222,117 @@ def extract_study(study: StudyInput) -> tuple[SceneGraph, list[str]]:
     sentences = _readable_sentences(study)
     reason = unreadable_reason(study)
     if reason is not None:
-        graph = SceneGraph(study_id=study.study_id, backend="rules", indication=study.indication or None,
-                           sentences=sentences, observations=[])
+        graph = SceneGraph(
+            study_id=study.study_id,
+            backend="rules",
+            indication=study.indication or None,
+            sentences=sentences,
+            observations=[],
+        )
         return graph, [reason]
     graph = extract_scene_graph(study.study_id, sentences, study.indication or None)
     return graph, [] if graph.observations else ["no_observations"]
 
 
 def graph_id(study: StudyInput, context: ExtractStageContext) -> str:
-    return stable_hash({"study": study.study_id, "backend": context.backend, "input": study.input_hash,
-                        "extractor": context.extractor_version}, length=24)
+    return stable_hash(
+        {
+            "study": study.study_id,
+            "backend": context.backend,
+            "input": study.input_hash,
+            "extractor": context.extractor_version,
+        },
+        length=24,
+    )
 
 
-def graph_rows(study: StudyInput, graph: SceneGraph, codes: list[str], context: ExtractStageContext,
-               run_id: str, now: datetime) -> dict[str, list[dict[str, Any]]]:
+def graph_rows(
+    study: StudyInput, graph: SceneGraph, codes: list[str], context: ExtractStageContext, run_id: str, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
     """The rows of one graph in `scene_graphs`, `observations`, `obs_regions`, `obs_sentences`."""
     gid = graph_id(study, context)
     observations, regions, evidence = [], [], []
     for o in graph.observations:
-        observations.append({
-            "graph_id": gid, "study_id": study.study_id, "backend": context.backend, "obs_id": o.id, "name": o.name,
-            "finding": o.finding, "unresolved_text": o.unresolved_text, "category": o.category,
-            "laterality": o.laterality, "presence": o.presence, "certainty": o.certainty, "severity": o.severity,
-            "change": o.change, "modifiers": list(o.modifiers), "parent_id": o.parent_id, "from_report": o.from_report,
-            "derived_from": list(o.derived_from)})
+        observations.append(
+            {
+                "graph_id": gid,
+                "study_id": study.study_id,
+                "backend": context.backend,
+                "obs_id": o.id,
+                "name": o.name,
+                "finding": o.finding,
+                "unresolved_text": o.unresolved_text,
+                "category": o.category,
+                "laterality": o.laterality,
+                "presence": o.presence,
+                "certainty": o.certainty,
+                "severity": o.severity,
+                "change": o.change,
+                "modifiers": list(o.modifiers),
+                "parent_id": o.parent_id,
+                "from_report": o.from_report,
+                "derived_from": list(o.derived_from),
+            }
+        )
         regions.extend({"graph_id": gid, "obs_id": o.id, "region": r} for r in dict.fromkeys(o.regions))
-        evidence.extend({"graph_id": gid, "obs_id": o.id, "sentence_id": e.sentence_id, "start": e.start,
-                         "end": e.end} for e in o.evidence)
+        evidence.extend(
+            {"graph_id": gid, "obs_id": o.id, "sentence_id": e.sentence_id, "start": e.start, "end": e.end}
+            for e in o.evidence
+        )
     graph_row = {
-        "graph_id": gid, "study_id": study.study_id, "backend": context.backend, "report_hash": study.report_hash,
-        "parser_version": study.parser_version, "input_hash": study.input_hash,
-        "extractor_version": context.extractor_version, "quality": codes, "n_observations": len(observations),
-        "graph": graph.model_dump_json(), "run_id": run_id, "code_version": code_version(), "created_at": now}
-    return {"scene_graphs": [graph_row], "observations": observations, "obs_regions": regions,
-            "obs_sentences": evidence}
+        "graph_id": gid,
+        "study_id": study.study_id,
+        "backend": context.backend,
+        "report_hash": study.report_hash,
+        "parser_version": study.parser_version,
+        "input_hash": study.input_hash,
+        "extractor_version": context.extractor_version,
+        "quality": codes,
+        "n_observations": len(observations),
+        "graph": graph.model_dump_json(),
+        "run_id": run_id,
+        "code_version": code_version(),
+        "created_at": now,
+    }
+    return {
+        "scene_graphs": [graph_row],
+        "observations": observations,
+        "obs_regions": regions,
+        "obs_sentences": evidence,
+    }
 
 
-def _failure_row(study: StudyInput, context: ExtractStageContext, run_id: str, now: datetime, *, reason: str,
-                 error: str, attempts: int, raw_response: str | None = None, usage: str | None = None
-                 ) -> dict[str, Any]:
-    return {"study_id": study.study_id, "backend": context.backend, "input_hash": study.input_hash,
-            "extractor_version": context.extractor_version, "reason": reason, "error": error, "attempts": attempts,
-            "raw_response": raw_response, "usage": usage, "run_id": run_id, "code_version": code_version(),
-            "created_at": now}
+def _failure_row(
+    study: StudyInput,
+    context: ExtractStageContext,
+    run_id: str,
+    now: datetime,
+    *,
+    reason: str,
+    error: str,
+    attempts: int,
+    raw_response: str | None = None,
+    usage: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "study_id": study.study_id,
+        "backend": context.backend,
+        "input_hash": study.input_hash,
+        "extractor_version": context.extractor_version,
+        "reason": reason,
+        "error": error,
+        "attempts": attempts,
+        "raw_response": raw_response,
+        "usage": usage,
+        "run_id": run_id,
+        "code_version": code_version(),
+        "created_at": now,
+    }
 
 
-def _extract_chunk(chunk: list[StudyInput], context: ExtractStageContext, run_id: str, now: datetime
-                   ) -> dict[str, list[dict[str, Any]]]:
+def _extract_chunk(
+    chunk: list[StudyInput], context: ExtractStageContext, run_id: str, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
     """The table rows of a chunk of studies (in a worker process): graphs, or failures for studies
     whose extraction raised; one bad study never stops the others."""
     tables: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
@@ -235,9 +340,17 @@ def _extract_chunk(chunk: list[StudyInput], context: ExtractStageContext, run_id
         try:
             graph, codes = extract_study(study)
         except Exception as exc:  # noqa: BLE001 - it becomes an extraction_failures row with its message
-            tables["extraction_failures"].append(_failure_row(
-                study, context, run_id, now, reason="extractor_error",
-                error=f"study {study.study_id!r}: {type(exc).__name__}: {exc}"[:2000], attempts=1))
+            tables["extraction_failures"].append(
+                _failure_row(
+                    study,
+                    context,
+                    run_id,
+                    now,
+                    reason="extractor_error",
+                    error=f"study {study.study_id!r}: {type(exc).__name__}: {exc}"[:2000],
+                    attempts=1,
+                )
+            )
             continue
         for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
             tables[table].extend(rows)
@@ -259,15 +372,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: ExtractStageContext,
-                now: datetime) -> dict[str, list[dict[str, Any]]]:
+def _llm_tables(
+    store: Store, run_id: str, studies: list[StudyInput], context: ExtractStageContext, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
     """Graphs from the cache or the server; failures; the cache rows and request log to write."""
     llm = context.llm
     assert llm is not None
     tables: dict[str, list[dict[str, Any]]] = {table: [] for table in (*TABLES, "llm_cache", "llm_calls")}
     keys = {study.study_id: llm.cache.key(study.input_hash) for study in studies}
-    cached = {key: entry.response for key, entry in llm.cache.lookup(store, keys.values()).items()
-              if entry.status == "ok"}
+    cached = {
+        key: entry.response for key, entry in llm.cache.lookup(store, keys.values()).items() if entry.status == "ok"
+    }
     budget = llm.cache.budget(store, run_id)
     patterns = injection_patterns()
     jobs, graphs = [], []
@@ -276,21 +391,42 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
             sentences = _readable_sentences(study)
             indication = study.indication or None
             reason = unreadable_reason(study)
-            if reason in ("no_report_findings", "deid_only"):   # nothing to ask about
-                graphs.append((study, SceneGraph(study_id=study.study_id, backend="llm", indication=indication,
-                                                 sentences=sentences, observations=[]), [reason]))
-            elif (suspect := patterns.suspect(sentences)) is not None:   # never sent; a cached answer is not used
+            if reason in ("no_report_findings", "deid_only"):  # nothing to ask about
+                graphs.append(
+                    (
+                        study,
+                        SceneGraph(
+                            study_id=study.study_id,
+                            backend="llm",
+                            indication=indication,
+                            sentences=sentences,
+                            observations=[],
+                        ),
+                        [reason],
+                    )
+                )
+            elif (suspect := patterns.suspect(sentences)) is not None:  # never sent; a cached answer is not used
                 sentence, pattern_id = suspect
-                tables["extraction_failures"].append(_failure_row(
-                    study, context, run_id, now, reason=INJECTION_REASON, attempts=0,
-                    error=(f"study {study.study_id!r}: sentence {sentence.id} reads as instructions to the model "
-                           f"(pattern {pattern_id}), so the report was not sent: {sentence.text!r}")[:2000]))
+                tables["extraction_failures"].append(
+                    _failure_row(
+                        study,
+                        context,
+                        run_id,
+                        now,
+                        reason=INJECTION_REASON,
+                        attempts=0,
+                        error=(
+                            f"study {study.study_id!r}: sentence {sentence.id} reads as instructions to the model "
+                            f"(pattern {pattern_id}), so the report was not sent: {sentence.text!r}"
+                        )[:2000],
+                    )
+                )
             elif keys[study.study_id] in cached:
                 answer = cached_answer(cached[keys[study.study_id]])
                 graphs.append((study, *answer_to_graph(study.study_id, sentences, indication, answer)))
             else:
                 jobs.append((study.study_id, keys[study.study_id], sentences, indication))
-    if context.only_failed and jobs:   # terminal errors asked again: their new outcome replaces them in the cache
+    if context.only_failed and jobs:  # terminal errors asked again: their new outcome replaces them in the cache
         llm.cache.forget_errors(store, [key for _, key, _, _ in jobs])
     outcomes = request_outcomes(jobs, llm, budget, run_id)
     by_study = {study.study_id: study for study in studies}
@@ -311,8 +447,9 @@ def _llm_tables(store: Store, run_id: str, studies: list[StudyInput], context: E
     return tables
 
 
-def load_batch(store: Store, study_ids: list[str], context: ExtractStageContext
-               ) -> tuple[list[StudyInput], StageCounts]:
+def load_batch(
+    store: Store, study_ids: list[str], context: ExtractStageContext
+) -> tuple[list[StudyInput], StageCounts]:
     return load_inputs(store, study_ids), StageCounts(n_input=len(study_ids))
 
 
@@ -331,8 +468,9 @@ def compute_batch(studies: list[StudyInput], context: ExtractStageContext, run_i
     yield tables
 
 
-def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ExtractStageContext
-                ) -> StageCounts:
+def write_batch(
+    store: Store, counts: StageCounts, parts: Iterable[Tables], context: ExtractStageContext
+) -> StageCounts:
     written = write_tables(store, parts)
     counts.n_done += written["scene_graphs"]
     counts.n_rejected += written["extraction_failures"]

@@ -28,9 +28,9 @@ from cxrvqa.errors import ConfigError, InputError, ResourceError
 from cxrvqa.store import Store
 
 CLASSES_FILE = "schemas/vocab/box_classes.yaml"
-NIH_REFERENCE_SIZE = (1024, 1024)   # NIH boxes are on the 1024x1024 PNGs, whatever the source DICOM size
-TOLERANCE_PX = 1.0                  # annotation tools round; a box this far past the border is clipped
-BATCH_ROWS = 20_000                 # rows per bulk insert: memory stays flat on large files
+NIH_REFERENCE_SIZE = (1024, 1024)  # NIH boxes are on the 1024x1024 PNGs, whatever the source DICOM size
+TOLERANCE_PX = 1.0  # annotation tools round; a box this far past the border is clipped
+BATCH_ROWS = 20_000  # rows per bulk insert: memory stays flat on large files
 
 VINDR_COLUMNS = ("image_id", "class_name", "x_min", "y_min", "x_max", "y_max")
 NIH_COLUMNS = ("Image Index", "Finding Label", "Bbox [x,y,w,h]")
@@ -41,21 +41,21 @@ Format = Literal["vindr", "nih", "auto"]
 
 
 class BoxReason(StrEnum):
-    INVALID_ROW = "invalid_row"               # missing fields, non-numeric coordinates
-    NO_BOX = "no_box"                         # a "nothing to box" class such as VinDr "No finding"
-    UNKNOWN_CLASS = "unknown_class"           # class name not in box_classes.yaml
-    UNMAPPED_CLASS = "unmapped_class"         # listed in box_classes.yaml as having no vocabulary id
-    DEGENERATE_BOX = "degenerate_box"         # zero or negative width or height
-    UNKNOWN_IMAGE = "unknown_image"           # matches no ingested image
-    AMBIGUOUS_IMAGE = "ambiguous_image"       # its file stem matches several images
-    BOX_OUTSIDE_IMAGE = "box_outside_image"   # past the reference size by more than TOLERANCE_PX
+    INVALID_ROW = "invalid_row"  # missing fields, non-numeric coordinates
+    NO_BOX = "no_box"  # a "nothing to box" class such as VinDr "No finding"
+    UNKNOWN_CLASS = "unknown_class"  # class name not in box_classes.yaml
+    UNMAPPED_CLASS = "unmapped_class"  # listed in box_classes.yaml as having no vocabulary id
+    DEGENERATE_BOX = "degenerate_box"  # zero or negative width or height
+    UNKNOWN_IMAGE = "unknown_image"  # matches no ingested image
+    AMBIGUOUS_IMAGE = "ambiguous_image"  # its file stem matches several images
+    BOX_OUTSIDE_IMAGE = "box_outside_image"  # past the reference size by more than TOLERANCE_PX
 
 
 @dataclass(frozen=True)
 class BoxClasses:
-    targets: dict[str, tuple[str, str]]   # normalised class name -> (kind, label)
+    targets: dict[str, tuple[str, str]]  # normalised class name -> (kind, label)
     no_box: frozenset[str]
-    unmapped: dict[str, str]              # normalised class name -> why it has no id
+    unmapped: dict[str, str]  # normalised class name -> why it has no id
 
 
 @dataclass
@@ -63,12 +63,12 @@ class BoxImportSummary:
     """What one import did; n_rows = n_imported + n_skipped + n_rejected."""
 
     source_file: str
-    fmt: str                      # the format used: vindr | nih
+    fmt: str  # the format used: vindr | nih
     input_hash: str
-    n_rows: int = 0               # data lines (blank lines are not records)
+    n_rows: int = 0  # data lines (blank lines are not records)
     n_imported: int = 0
-    n_skipped: int = 0            # imported by an earlier run: same input_hash and line
-    n_rejected: int = 0           # rejected by this run (a reject already recorded is not written twice)
+    n_skipped: int = 0  # imported by an earlier run: same input_hash and line
+    n_rejected: int = 0  # rejected by this run (a reject already recorded is not written twice)
     reasons: Counter[str] = field(default_factory=Counter)
 
 
@@ -81,8 +81,10 @@ def box_classes() -> BoxClasses:
     """The class mapping, checked against the findings and regions vocabularies."""
     data, _ = load_checked_yaml(CLASSES_FILE, "box_classes.schema.json")
     vocab = vocabulary()
-    known = {"finding": (vocab.findings, "schemas/vocab/findings.yaml"),
-             "region": (vocab.regions, "schemas/vocab/regions.yaml")}
+    known = {
+        "finding": (vocab.findings, "schemas/vocab/findings.yaml"),
+        "region": (vocab.regions, "schemas/vocab/regions.yaml"),
+    }
     owner: dict[str, str] = {}
     targets: dict[str, tuple[str, str]] = {}
 
@@ -109,13 +111,13 @@ def box_classes() -> BoxClasses:
 @dataclass(frozen=True)
 class _Row:
     line: int
-    fields: dict[str, str] | None   # None when the line has the wrong shape (problem says why)
+    fields: dict[str, str] | None  # None when the line has the wrong shape (problem says why)
     problem: str = ""
 
 
 def _header_names(header: list[str]) -> list[str]:
     names = [cell.strip() for cell in header]
-    while names and not names[-1]:   # NIH's Kaggle copy pads its header with empty cells
+    while names and not names[-1]:  # NIH's Kaggle copy pads its header with empty cells
         names.pop()
     return names
 
@@ -156,9 +158,18 @@ def _vindr_rows(records: Iterator[CsvRecord], names: list[str], source: str) -> 
             yield _Row(line, None, f"expected {len(names)} fields ({', '.join(names)}), found {len(cells)}")
         else:
             fields = dict(zip(names, cells, strict=True))
-            yield _Row(line, {"image": fields["image_id"], "class_name": fields["class_name"],
-                              "x_min": fields["x_min"], "y_min": fields["y_min"],
-                              "x_max": fields["x_max"], "y_max": fields["y_max"], "rater": fields.get("rad_id", "")})
+            yield _Row(
+                line,
+                {
+                    "image": fields["image_id"],
+                    "class_name": fields["class_name"],
+                    "x_min": fields["x_min"],
+                    "y_min": fields["y_min"],
+                    "x_max": fields["x_max"],
+                    "y_max": fields["y_max"],
+                    "rater": fields.get("rad_id", ""),
+                },
+            )
 
 
 def _nih_rows(records: Iterator[CsvRecord], source: str) -> Iterator[_Row]:
@@ -168,8 +179,18 @@ def _nih_rows(records: Iterator[CsvRecord], source: str) -> Iterator[_Row]:
         elif len(cells) != 6:
             yield _Row(line, None, f"expected 6 fields (Image Index, Finding Label, x, y, w, h), found {len(cells)}")
         else:
-            yield _Row(line, {"image": cells[0], "class_name": cells[1],
-                              "x": cells[2], "y": cells[3], "w": cells[4], "h": cells[5], "rater": ""})
+            yield _Row(
+                line,
+                {
+                    "image": cells[0],
+                    "class_name": cells[1],
+                    "x": cells[2],
+                    "y": cells[3],
+                    "w": cells[4],
+                    "h": cells[5],
+                    "rater": "",
+                },
+            )
 
 
 # -- matching images -------------------------------------------------------------------------
@@ -181,15 +202,16 @@ def _stem(name: str) -> str:
 
 @dataclass(frozen=True)
 class _Images:
-    size: dict[str, tuple[int, int]]   # image_id -> (cols, rows) of the source DICOM
-    by_stem: dict[str, list[str]]      # source file stem -> image ids
+    size: dict[str, tuple[int, int]]  # image_id -> (cols, rows) of the source DICOM
+    by_stem: dict[str, list[str]]  # source file stem -> image ids
 
     @classmethod
     def load(cls, store: Store) -> "_Images":
         size: dict[str, tuple[int, int]] = {}
         by_stem: dict[str, list[str]] = {}
         for image_id, source_path, cols, rows in store.query(
-                "SELECT image_id, source_path, cols, rows FROM current_images ORDER BY image_id"):
+            "SELECT image_id, source_path, cols, rows FROM current_images ORDER BY image_id"
+        ):
             size[image_id] = (cols, rows)
             by_stem.setdefault(_stem(source_path), []).append(image_id)
         return cls(size, by_stem)
@@ -202,18 +224,40 @@ class _Images:
 
 
 # -- importing -------------------------------------------------------------------------------
-_BOX_SCHEMA = pa.schema([
-    ("box_id", pa.string()), ("image_id", pa.string()), ("kind", pa.string()), ("label", pa.string()),
-    ("class_name", pa.string()), ("x_min", pa.float64()), ("y_min", pa.float64()), ("x_max", pa.float64()),
-    ("y_max", pa.float64()), ("ref_cols", pa.int32()), ("ref_rows", pa.int32()), ("rater", pa.string()),
-    ("source_file", pa.string()), ("source_line", pa.int32()), ("input_hash", pa.string()),
-    ("run_id", pa.string()), ("code_version", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
-])
-_REJECT_SCHEMA = pa.schema([
-    ("source_file", pa.string()), ("source_line", pa.int32()), ("reason", pa.string()), ("detail", pa.string()),
-    ("input_hash", pa.string()), ("run_id", pa.string()), ("code_version", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")),
-])
+_BOX_SCHEMA = pa.schema(
+    [
+        ("box_id", pa.string()),
+        ("image_id", pa.string()),
+        ("kind", pa.string()),
+        ("label", pa.string()),
+        ("class_name", pa.string()),
+        ("x_min", pa.float64()),
+        ("y_min", pa.float64()),
+        ("x_max", pa.float64()),
+        ("y_max", pa.float64()),
+        ("ref_cols", pa.int32()),
+        ("ref_rows", pa.int32()),
+        ("rater", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int32()),
+        ("input_hash", pa.string()),
+        ("run_id", pa.string()),
+        ("code_version", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_REJECT_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("source_line", pa.int32()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("input_hash", pa.string()),
+        ("run_id", pa.string()),
+        ("code_version", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 class _Reject(Exception):
@@ -233,8 +277,9 @@ def _number(fields: dict[str, str], name: str, where: str) -> float:
     return value
 
 
-def _box(row: _Row, fmt: str, source: str, classes: BoxClasses, images: _Images,
-         reference_size: tuple[int, int] | None) -> dict[str, Any]:
+def _box(
+    row: _Row, fmt: str, source: str, classes: BoxClasses, images: _Images, reference_size: tuple[int, int] | None
+) -> dict[str, Any]:
     """One box's columns (without provenance), or a _Reject saying why not."""
     where = f"{source} line {row.line}"
     if row.fields is None:
@@ -246,14 +291,19 @@ def _box(row: _Row, fmt: str, source: str, classes: BoxClasses, images: _Images,
         raise _Reject(BoxReason.INVALID_ROW, f"{where}: expected a {missing}, found an empty field")
     key = _normalise(class_name)
     if key in classes.no_box:
-        raise _Reject(BoxReason.NO_BOX, f"{where}: class {class_name!r} marks an image with nothing to box "
-                                        f"(expected a finding or region class)")
+        raise _Reject(
+            BoxReason.NO_BOX,
+            f"{where}: class {class_name!r} marks an image with nothing to box (expected a finding or region class)",
+        )
     if key in classes.unmapped:
-        raise _Reject(BoxReason.UNMAPPED_CLASS, f"{where}: class {class_name!r} has no vocabulary id "
-                                                f"({classes.unmapped[key]}); see {CLASSES_FILE}")
+        raise _Reject(
+            BoxReason.UNMAPPED_CLASS,
+            f"{where}: class {class_name!r} has no vocabulary id ({classes.unmapped[key]}); see {CLASSES_FILE}",
+        )
     if key not in classes.targets:
-        raise _Reject(BoxReason.UNKNOWN_CLASS, f"{where}: expected a class listed in {CLASSES_FILE}, "
-                                               f"found {class_name!r}")
+        raise _Reject(
+            BoxReason.UNKNOWN_CLASS, f"{where}: expected a class listed in {CLASSES_FILE}, found {class_name!r}"
+        )
     kind, label = classes.targets[key]
     if fmt == "nih":
         x, y, w, h = (_number(fields, name, where) for name in ("x", "y", "w", "h"))
@@ -266,32 +316,58 @@ def _box(row: _Row, fmt: str, source: str, classes: BoxClasses, images: _Images,
         raise _Reject(BoxReason.DEGENERATE_BOX, f"{where}: expected a positive width and height, found {found}")
     matches = images.match(ref)
     if not matches:
-        raise _Reject(BoxReason.UNKNOWN_IMAGE, f"{where}: expected an ingested image (our image_id, or a source "
-                                               f"file named {_stem(ref)!r}), found none for {ref!r}")
+        raise _Reject(
+            BoxReason.UNKNOWN_IMAGE,
+            f"{where}: expected an ingested image (our image_id, or a source "
+            f"file named {_stem(ref)!r}), found none for {ref!r}",
+        )
     if len(matches) > 1:
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
-        raise _Reject(BoxReason.AMBIGUOUS_IMAGE, f"{where}: expected one image for {ref!r}, found {len(matches)} "
-                                                 f"with that file stem (image ids {shown})")
+        raise _Reject(
+            BoxReason.AMBIGUOUS_IMAGE,
+            f"{where}: expected one image for {ref!r}, found {len(matches)} with that file stem (image ids {shown})",
+        )
     image_id = matches[0]
     cols, rows = reference_size or images.size[image_id]
-    if x_min < -TOLERANCE_PX or y_min < -TOLERANCE_PX or x_max > cols + TOLERANCE_PX or y_max > rows + TOLERANCE_PX \
-            or x_min >= cols or y_min >= rows or x_max <= 0 or y_max <= 0:
-        raise _Reject(BoxReason.BOX_OUTSIDE_IMAGE,
-                      f"{where}: expected a box within the {cols}x{rows} image (+-{TOLERANCE_PX:g} px), found "
-                      f"({x_min:g}, {y_min:g})-({x_max:g}, {y_max:g})")
-    return {"image_id": image_id, "kind": kind, "label": label, "class_name": class_name,
-            "x_min": max(x_min, 0.0), "y_min": max(y_min, 0.0),
-            "x_max": min(x_max, float(cols)), "y_max": min(y_max, float(rows)),
-            "ref_cols": cols, "ref_rows": rows, "rater": fields["rater"] or None}
+    if (
+        x_min < -TOLERANCE_PX
+        or y_min < -TOLERANCE_PX
+        or x_max > cols + TOLERANCE_PX
+        or y_max > rows + TOLERANCE_PX
+        or x_min >= cols
+        or y_min >= rows
+        or x_max <= 0
+        or y_max <= 0
+    ):
+        raise _Reject(
+            BoxReason.BOX_OUTSIDE_IMAGE,
+            f"{where}: expected a box within the {cols}x{rows} image (+-{TOLERANCE_PX:g} px), found "
+            f"({x_min:g}, {y_min:g})-({x_max:g}, {y_max:g})",
+        )
+    return {
+        "image_id": image_id,
+        "kind": kind,
+        "label": label,
+        "class_name": class_name,
+        "x_min": max(x_min, 0.0),
+        "y_min": max(y_min, 0.0),
+        "x_max": min(x_max, float(cols)),
+        "y_max": min(y_max, float(rows)),
+        "ref_cols": cols,
+        "ref_rows": rows,
+        "rater": fields["rater"] or None,
+    }
 
 
 def _check_arguments(fmt: str, reference_size: tuple[int, int] | None) -> None:
     if fmt not in ("vindr", "nih", "auto"):
         raise ConfigError("box import format", f"expected vindr, nih or auto, found {fmt!r}")
     if reference_size is not None and (
-            len(reference_size) != 2 or not all(isinstance(v, int) and v > 0 for v in reference_size)):
-        raise ConfigError("box reference size",
-                          f"expected two positive integers (cols, rows), found {reference_size!r}")
+        len(reference_size) != 2 or not all(isinstance(v, int) and v > 0 for v in reference_size)
+    ):
+        raise ConfigError(
+            "box reference size", f"expected two positive integers (cols, rows), found {reference_size!r}"
+        )
 
 
 def check_box_file(path: Path, fmt: Format = "auto") -> str:
@@ -304,16 +380,20 @@ def check_box_file(path: Path, fmt: Format = "auto") -> str:
     names = _header_names(header_names(header, path)) if header is not None else []
     detected = _detect(names)
     if detected is None or (fmt != "auto" and detected != fmt):
-        headers = {"vindr": f"a VinDr header ({', '.join(VINDR_COLUMNS)}[, rad_id])",
-                   "nih": f"an NIH header ({', '.join(NIH_COLUMNS)})"}
+        headers = {
+            "vindr": f"a VinDr header ({', '.join(VINDR_COLUMNS)}[, rad_id])",
+            "nih": f"an NIH header ({', '.join(NIH_COLUMNS)})",
+        }
         expected = headers.get(fmt) or " or ".join(headers.values())
-        raise InputError(str(path), expected, f"the header {printable(','.join(names))!r}" if names
-                         else "an empty file")
+        raise InputError(
+            str(path), expected, f"the header {printable(','.join(names))!r}" if names else "an empty file"
+        )
     return detected
 
 
-def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
-                 reference_size: tuple[int, int] | None = None) -> BoxImportSummary:
+def import_boxes(
+    store: Store, path: Path, *, fmt: Format = "auto", run_id: str, reference_size: tuple[int, int] | None = None
+) -> BoxImportSummary:
     """Import one annotation file in one transaction; a rerun of the same file skips what it imported.
 
     ``reference_size`` is (cols, rows) of the image the coordinates were drawn on: by default
@@ -328,10 +408,15 @@ def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
     classes = box_classes()
     images = _Images.load(store)
     done = {line for (line,) in store.query("SELECT source_line FROM boxes WHERE input_hash = ?", [input_hash])}
-    recorded = set(store.query("SELECT source_line, reason, detail FROM box_rejects WHERE input_hash = ?",
-                               [input_hash]))
-    provenance = {"input_hash": input_hash, "run_id": run_id, "code_version": code_version(),
-                  "created_at": datetime.now(timezone.utc)}
+    recorded = set(
+        store.query("SELECT source_line, reason, detail FROM box_rejects WHERE input_hash = ?", [input_hash])
+    )
+    provenance = {
+        "input_hash": input_hash,
+        "run_id": run_id,
+        "code_version": code_version(),
+        "created_at": datetime.now(timezone.utc),
+    }
 
     records = read_csv(path)
     with store.transaction():
@@ -354,12 +439,26 @@ def import_boxes(store: Store, path: Path, *, fmt: Format = "auto", run_id: str,
                 summary.n_rejected += 1
                 summary.reasons[reject.reason.value] += 1
                 if (row.line, reject.reason.value, reject.detail) not in recorded:
-                    rejects.append({"source_file": source, "source_line": row.line, "reason": reject.reason.value,
-                                    "detail": reject.detail, **provenance})
+                    rejects.append(
+                        {
+                            "source_file": source,
+                            "source_line": row.line,
+                            "reason": reject.reason.value,
+                            "detail": reject.detail,
+                            **provenance,
+                        }
+                    )
             else:
                 summary.n_imported += 1
-                boxes.append({"box_id": stable_hash([input_hash, row.line], length=24), **box,
-                              "source_file": source, "source_line": row.line, **provenance})
+                boxes.append(
+                    {
+                        "box_id": stable_hash([input_hash, row.line], length=24),
+                        **box,
+                        "source_file": source,
+                        "source_line": row.line,
+                        **provenance,
+                    }
+                )
             if len(boxes) + len(rejects) >= BATCH_ROWS:
                 _flush(store, boxes, rejects)
         _flush(store, boxes, rejects)

@@ -81,8 +81,9 @@ def _write_pending(path: Path, data: bytes) -> Path:
     return pending
 
 
-def reject_row(source_path: str, reason: RejectReason, detail: str, input_hash: str | None,
-               recipe_version: str) -> dict[str, Any]:
+def reject_row(
+    source_path: str, reason: RejectReason, detail: str, input_hash: str | None, recipe_version: str
+) -> dict[str, Any]:
     """An `image_rejects` row (without run_id, which the stage adds when it writes the batch)."""
     return {
         "source_path": source_path,
@@ -114,8 +115,9 @@ def convert_file(job: ConversionJob) -> tuple[str, dict[str, Any]]:
                 with open(job.absolute_path, "rb") as handle:
                     kind = sniff(handle.read(len(PNG_MAGIC)))
             except OSError as exc:
-                raise ImageRejection(RejectReason.unreadable_file,
-                                     f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+                raise ImageRejection(
+                    RejectReason.unreadable_file, f"{type(exc).__name__}: {exc.strerror or exc}"
+                ) from exc
             if kind != "dicom":
                 return "image", _convert_raster(job, kind)
             header = read_header(job.absolute_path)
@@ -140,31 +142,46 @@ def _decoded(decode_call: Any) -> DecodedPixels:
 
 def _convert_dicom(job: ConversionJob, header: Header) -> dict[str, Any]:
     settings = job.settings
-    body_source = check_acceptance(header, job.absolute_path, settings.max_pixels, settings.accept_empty_body_part,
-                                   settings.accept_burned_in_annotation)
+    body_source = check_acceptance(
+        header,
+        job.absolute_path,
+        settings.max_pixels,
+        settings.accept_empty_body_part,
+        settings.accept_burned_in_annotation,
+    )
     size = target_size(header.rows, header.cols, settings.scale, settings.longest_side)
     decoded = _decoded(lambda: decode(header, size))
     display, window = to_display(decoded.stored, header.dataset, header.inverted, settings.percentile_window)
     uids = header.uids
     view = view_of(header)
     spacing = header.pixel_spacing
-    return _image_row(job, decoded, display, window, size, (header.rows, header.cols), view, {
-        "source_format": "dicom",
-        "series_id": pseudonym(settings.pseudonym_key, "se", uids["series"]) if uids["series"] else None,
-        "modality": header.modality,
-        "body_part": header.body_part if body_source == "BodyPartExamined" else "",
-        "photometric": header.photometric,
-        "inverted": header.inverted,
-        "bits_allocated": header.bits_allocated,
-        "bits_stored": header.bits_stored,
-        "pixel_signed": header.signed,
-        "transfer_syntax": header.transfer_syntax,
-        "pixel_spacing_row": spacing[0] if spacing else None,
-        "pixel_spacing_col": spacing[1] if spacing else None,
-        "png_spacing_row": spacing[0] * header.rows / size[1] if spacing else None,
-        "png_spacing_col": spacing[1] * header.cols / size[0] if spacing else None,
-        "spacing_source": header.spacing_source,
-    }, uids)
+    return _image_row(
+        job,
+        decoded,
+        display,
+        window,
+        size,
+        (header.rows, header.cols),
+        view,
+        {
+            "source_format": "dicom",
+            "series_id": pseudonym(settings.pseudonym_key, "se", uids["series"]) if uids["series"] else None,
+            "modality": header.modality,
+            "body_part": header.body_part if body_source == "BodyPartExamined" else "",
+            "photometric": header.photometric,
+            "inverted": header.inverted,
+            "bits_allocated": header.bits_allocated,
+            "bits_stored": header.bits_stored,
+            "pixel_signed": header.signed,
+            "transfer_syntax": header.transfer_syntax,
+            "pixel_spacing_row": spacing[0] if spacing else None,
+            "pixel_spacing_col": spacing[1] if spacing else None,
+            "png_spacing_row": spacing[0] * header.rows / size[1] if spacing else None,
+            "png_spacing_col": spacing[1] * header.cols / size[0] if spacing else None,
+            "spacing_source": header.spacing_source,
+        },
+        uids,
+    )
 
 
 def _convert_raster(job: ConversionJob, kind: str) -> dict[str, Any]:
@@ -173,14 +190,33 @@ def _convert_raster(job: ConversionJob, kind: str) -> dict[str, Any]:
     size = target_size(header.rows, header.cols, settings.scale, settings.longest_side)
     decoded = _decoded(lambda: decode_raster(header, size))
     display, window = raster_display(decoded.stored, settings.percentile_window)
-    return _image_row(job, decoded, display, window, size, (header.rows, header.cols),
-                      ("unknown", "none", "unknown"), {
-                          "source_format": kind, "series_id": None, "modality": "", "body_part": "",
-                          "photometric": "MONOCHROME2", "inverted": False, "bits_allocated": header.bits,
-                          "bits_stored": header.bits, "pixel_signed": False, "transfer_syntax": "",
-                          "pixel_spacing_row": None, "pixel_spacing_col": None, "png_spacing_row": None,
-                          "png_spacing_col": None, "spacing_source": "none",
-                      }, {"sop": "", "study": "", "patient": ""})
+    return _image_row(
+        job,
+        decoded,
+        display,
+        window,
+        size,
+        (header.rows, header.cols),
+        ("unknown", "none", "unknown"),
+        {
+            "source_format": kind,
+            "series_id": None,
+            "modality": "",
+            "body_part": "",
+            "photometric": "MONOCHROME2",
+            "inverted": False,
+            "bits_allocated": header.bits,
+            "bits_stored": header.bits,
+            "pixel_signed": False,
+            "transfer_syntax": "",
+            "pixel_spacing_row": None,
+            "pixel_spacing_col": None,
+            "png_spacing_row": None,
+            "png_spacing_col": None,
+            "spacing_source": "none",
+        },
+        {"sop": "", "study": "", "patient": ""},
+    )
 
 
 def _view(entry: ManifestEntry | None, header_view: tuple[str, str, str]) -> tuple[str, str, str]:
@@ -193,9 +229,17 @@ def _view(entry: ManifestEntry | None, header_view: tuple[str, str, str]) -> tup
     return header_view
 
 
-def _image_row(job: ConversionJob, decoded: DecodedPixels, display: np.ndarray, window: DisplayWindow,
-               size: tuple[int, int], shape: tuple[int, int], header_view: tuple[str, str, str],
-               attributes: dict[str, Any], uids: dict[str, str]) -> dict[str, Any]:
+def _image_row(
+    job: ConversionJob,
+    decoded: DecodedPixels,
+    display: np.ndarray,
+    window: DisplayWindow,
+    size: tuple[int, int],
+    shape: tuple[int, int],
+    header_view: tuple[str, str, str],
+    attributes: dict[str, Any],
+    uids: dict[str, str],
+) -> dict[str, Any]:
     """Resample, encode and write the PNG, and the `images` row: ids from the manifest entry, else from
     the DICOM UIDs, else from the file's content hash, all pseudonymised."""
     settings, entry = job.settings, job.entry
@@ -228,8 +272,9 @@ def _image_row(job: ConversionJob, decoded: DecodedPixels, display: np.ndarray, 
         "view_source": view_source,
         "view_plane": plane,
         **attributes,
-        "id_source": (f"manifest:{entry.layout}" if entry is not None
-                      else "dicom_uids" if uids["sop"] else "file_content"),
+        "id_source": (
+            f"manifest:{entry.layout}" if entry is not None else "dicom_uids" if uids["sop"] else "file_content"
+        ),
         "source_split": entry.split or None if entry is not None else None,
         "window_source": window.source,
         "window_center": window.center,

@@ -19,8 +19,8 @@ from pydicom.encaps import generate_frames
 from cxrvqa.imaging.header import Header
 
 JPEG2000_SYNTAXES = {
-    "1.2.840.10008.1.2.4.90",   # JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",   # JPEG 2000
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
     "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
     "1.2.840.10008.1.2.4.202",  # HTJ2K lossless RPCL
     "1.2.840.10008.1.2.4.203",  # HTJ2K
@@ -32,8 +32,8 @@ Image.MAX_IMAGE_PIXELS = None  # size bounds are enforced from the DICOM, JPEG o
 
 @dataclass
 class DecodedPixels:
-    stored: np.ndarray      # 2-D stored values (before any LUT), possibly reduced
-    reduction: int          # the codec's downscale factor (1 = full resolution)
+    stored: np.ndarray  # 2-D stored values (before any LUT), possibly reduced
+    reduction: int  # the codec's downscale factor (1 = full resolution)
     method: str
     #: The full image's extent in ``stored``'s pixel coordinates (left, top, right, bottom), for resampling.
     #: A JPEG 2000 low-pass sample i sits on source pixel f*i, not on the centre of a block of f pixels,
@@ -102,8 +102,9 @@ def _decode_jpeg2000(header: Header, target: tuple[int, int]) -> DecodedPixels:
     return DecodedPixels(stored, factor, f"jpeg2000_level{steps}", box)
 
 
-def jpeg_draft(image: Image.Image, mode: str, target: tuple[int, int]
-               ) -> tuple[np.ndarray, int, tuple[float, float, float, float]]:
+def jpeg_draft(
+    image: Image.Image, mode: str, target: tuple[int, int]
+) -> tuple[np.ndarray, int, tuple[float, float, float, float]]:
     """(pixels in ``mode``, DCT reduction, full-image extent) of a JPEG decoded at the smallest DCT scale
     (1/2, 1/4 or 1/8, never below ``target``), for `_resample`."""
     cols, rows = image.size

@@ -23,17 +23,31 @@ from cxrvqa.imaging.models import ImageRejection, RejectReason
 PIXEL_DATA_TAG = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
 NATIVE_TRANSFER_SYNTAXES = {
-    "1.2.840.10008.1.2",       # Implicit VR Little Endian
-    "1.2.840.10008.1.2.1",     # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
     "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
-    "1.2.840.10008.1.2.2",     # Explicit VR Big Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
 }
 #: Attributes whose values identify a person or a visit: scrubbed from every message.
 PHI_KEYWORDS = (
-    "PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
-    "InstitutionName", "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName",
-    "OperatorsName", "AccessionNumber", "StudyID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
-    "StationName", "DeviceSerialNumber",
+    "PatientName",
+    "PatientID",
+    "OtherPatientIDs",
+    "PatientBirthDate",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "InstitutionName",
+    "InstitutionAddress",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "AccessionNumber",
+    "StudyID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "StationName",
+    "DeviceSerialNumber",
 )
 
 
@@ -84,11 +98,11 @@ class Header:
     bits_stored: int = 0
     signed: bool = False
     transfer_syntax: str = ""
-    pixel_length: int | None = None       # None: undefined (encapsulated) or unknown
+    pixel_length: int | None = None  # None: undefined (encapsulated) or unknown
     pixel_offset: int | None = None
     has_pixel_data: bool = False
     presentation_lut_shape: str = ""
-    burned_in_annotation: str = ""        # YES | NO | '' (absent)
+    burned_in_annotation: str = ""  # YES | NO | '' (absent)
     pixel_spacing: tuple[float, float] | None = None
     spacing_source: str = "none"
     uids: dict[str, str] = field(default_factory=dict)
@@ -215,8 +229,9 @@ def _parse_header(ds: Dataset, path: str, forced: bool) -> Header:
     return header
 
 
-def check_acceptance(header: Header, path: str, max_pixels: int, accept_empty_body_part: bool,
-                     accept_burned_in_annotation: bool = False) -> str:
+def check_acceptance(
+    header: Header, path: str, max_pixels: int, accept_empty_body_part: bool, accept_burned_in_annotation: bool = False
+) -> str:
     """Raise ImageRejection unless the header describes a single-frame grey chest radiograph without
     identifying text burned into its pixels (unless ``accept_burned_in_annotation``).
 

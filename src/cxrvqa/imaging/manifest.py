@@ -43,7 +43,7 @@ def _templates(value: str | list[str] | None) -> list[str]:
 class Manifest:
     """The images the manifest files name: entries by relative path and by file name, and each row's keys."""
 
-    files: list[tuple[str, str]] = field(default_factory=list)     # (file, layout id)
+    files: list[tuple[str, str]] = field(default_factory=list)  # (file, layout id)
     by_path: dict[str, ManifestEntry] = field(default_factory=dict)
     by_name: dict[str, ManifestEntry] = field(default_factory=dict)
     rows: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (file:line, keys it may match)
@@ -60,8 +60,11 @@ class Manifest:
         """(file:line, image path) of every row none of whose images is among ``seen`` (relative paths)."""
         paths = set(seen)
         names = {PurePosixPath(p).name for p in paths}
-        return [(where, keys[0]) for where, keys in self.rows
-                if not any(k in paths or (k.startswith("name:") and k[5:] in names) for k in keys)]
+        return [
+            (where, keys[0])
+            for where, keys in self.rows
+            if not any(k in paths or (k.startswith("name:") and k[5:] in names) for k in keys)
+        ]
 
 
 def load_manifests(paths: Iterable[Path]) -> Manifest:
@@ -91,7 +94,7 @@ def _read(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, str]]]]
     if header is None:
         raise InputError(str(path), "a CSV manifest file", "an empty file")
     columns = header_names(header, path)
-    while columns and not columns[-1]:   # a header padded with empty cells (the Kaggle copy of NIH's)
+    while columns and not columns[-1]:  # a header padded with empty cells (the Kaggle copy of NIH's)
         columns.pop()
     layout = recognise(columns)
     if layout is None:
@@ -106,8 +109,7 @@ def _read(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, str]]]]
     return layout, rows
 
 
-def _add_images(manifest: Manifest, path: Path, layout: dict[str, Any], rows: list[tuple[int, dict[str, str]]]
-                ) -> None:
+def _add_images(manifest: Manifest, path: Path, layout: dict[str, Any], rows: list[tuple[int, dict[str, str]]]) -> None:
     by_name = layout["match"] == "file_name"
     index = manifest.by_name if by_name else manifest.by_path
     for line, raw in rows:
@@ -121,28 +123,35 @@ def _add_images(manifest: Manifest, path: Path, layout: dict[str, Any], rows: li
             patient_id=render(layout["patient_id"], row, where),
             layout=layout["id"],
             image_key=render(layout["image_key"], row, where) if "image_key" in layout else "",
-            view_position=next((v for v in (render(t, row, where) for t in _templates(layout.get("view_position")))
-                                if v), ""),
+            view_position=next(
+                (v for v in (render(t, row, where) for t in _templates(layout.get("view_position"))) if v), ""
+            ),
         )
         if not images or "." in images or not entry.study_id or not entry.patient_id:
-            raise InputError(where, f"a non-empty image path, study id and patient id ({layout['id']} layout)",
-                             f"{dict(raw)}")
+            raise InputError(
+                where, f"a non-empty image path, study id and patient id ({layout['id']} layout)", f"{dict(raw)}"
+            )
         keys = [PurePosixPath(p).name if by_name else p for p in images]
         for key in keys:
             first = index.get(key)
             if first is not None and (first.study_id, first.patient_id) != (entry.study_id, entry.patient_id):
-                raise InputError(where, f"one study and patient per image; {key!r} is named before with study "
-                                        f"{first.study_id!r}", f"study {entry.study_id!r}")
+                raise InputError(
+                    where,
+                    f"one study and patient per image; {key!r} is named before with study {first.study_id!r}",
+                    f"study {entry.study_id!r}",
+                )
             index[key] = entry
         manifest.rows.append((where, tuple(f"name:{k}" if by_name else k for k in keys)))
 
 
-def _join_split(manifest: Manifest, path: Path, layout: dict[str, Any], rows: list[tuple[int, dict[str, str]]]
-                ) -> None:
+def _join_split(manifest: Manifest, path: Path, layout: dict[str, Any], rows: list[tuple[int, dict[str, str]]]) -> None:
     joined = [(p, i) for p, i in manifest.files[:-1] if i == layout["joins"]]
     if not joined:
-        raise InputError(str(path), f"a {layout['joins']} metadata file given with it (--manifest)",
-                         f"only {[i for _, i in manifest.files[:-1]] or 'this file'}")
+        raise InputError(
+            str(path),
+            f"a {layout['joins']} metadata file given with it (--manifest)",
+            f"only {[i for _, i in manifest.files[:-1]] or 'this file'}",
+        )
     split: dict[str, str] = {}
     for line, raw in rows:
         row = Row(raw, layout.get("optional", []))

@@ -9,20 +9,20 @@ from enum import StrEnum
 class RejectReason(StrEnum):
     """Stable reason codes of `image_rejects.reason`."""
 
-    unreadable_file = "unreadable_file"          # the OS could not read the file
-    not_dicom = "not_dicom"                      # neither a DICOM data set nor a JPEG or PNG (gzip, text, garbage)
-    unreadable_header = "unreadable_header"      # DICOM, but the header cannot be parsed or lacks image attributes
+    unreadable_file = "unreadable_file"  # the OS could not read the file
+    not_dicom = "not_dicom"  # neither a DICOM data set nor a JPEG or PNG (gzip, text, garbage)
+    unreadable_header = "unreadable_header"  # DICOM, but the header cannot be parsed or lacks image attributes
     unsupported_modality = "unsupported_modality"  # CT, MR, US, MG, XA, SR, SEG, RTPLAN, ...
-    not_chest = "not_chest"                      # a radiograph of another body part
+    not_chest = "not_chest"  # a radiograph of another body part
     no_pixel_data = "no_pixel_data"
     multi_frame = "multi_frame"
     color_image = "color_image"
-    too_large = "too_large"                      # declared size over the bound, decided before decoding
-    pixel_data_short = "pixel_data_short"        # fewer pixel bytes than Rows x Columns x bits declare
-    decode_failed = "decode_failed"              # the codec raised; detail has its message
-    duplicate_image = "duplicate_image"          # same SOP instance as another file with other content
+    too_large = "too_large"  # declared size over the bound, decided before decoding
+    pixel_data_short = "pixel_data_short"  # fewer pixel bytes than Rows x Columns x bits declare
+    decode_failed = "decode_failed"  # the codec raised; detail has its message
+    duplicate_image = "duplicate_image"  # same SOP instance as another file with other content
     burned_in_annotation = "burned_in_annotation"  # BurnedInAnnotation YES: identifying text in the pixels
-    missing_image = "missing_image"              # a manifest row names a file that is not under --images
+    missing_image = "missing_image"  # a manifest row names a file that is not under --images
 
 
 #: Rejects that a later attempt can turn into an image (a read error, a codec installed or fixed since):
@@ -51,10 +51,10 @@ class ManifestEntry:
 
     study_id: str
     patient_id: str
-    layout: str                      # id of the layout in schemas/vocab/manifest_layouts.yaml
-    image_key: str = ""              # the dataset's own image id (MIMIC dicom_id): image_id is its pseudonym
-    view_position: str = ""          # as the metadata gives it, before normalisation
-    split: str = ""                  # the dataset's official split, when a split file was given
+    layout: str  # id of the layout in schemas/vocab/manifest_layouts.yaml
+    image_key: str = ""  # the dataset's own image id (MIMIC dicom_id): image_id is its pseudonym
+    view_position: str = ""  # as the metadata gives it, before normalisation
+    split: str = ""  # the dataset's official split, when a split file was given
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class ConversionJob:
     """One file to convert: where it is, how it is named in tables, where its PNG goes."""
 
     absolute_path: str
-    source_path: str           # relative to the images folder, DICOM UIDs in it pseudonymised
+    source_path: str  # relative to the images folder, DICOM UIDs in it pseudonymised
     input_hash: str
     out_dir: str
     entry: ManifestEntry | None  # from the manifest, when listed there

@@ -41,11 +41,11 @@ def sniff(magic: bytes) -> str:
 class RasterHeader:
     """What a JPEG or PNG header says, read without decoding pixels."""
 
-    image: Image.Image      # opened lazily: no pixels decoded yet
-    format: str             # png | jpeg
+    image: Image.Image  # opened lazily: no pixels decoded yet
+    format: str  # png | jpeg
     rows: int
     cols: int
-    bits: int               # 8 or 16 per sample
+    bits: int  # 8 or 16 per sample
 
 
 def read_raster_header(path: str, kind: str, max_pixels: int) -> RasterHeader:
@@ -56,14 +56,17 @@ def read_raster_header(path: str, kind: str, max_pixels: int) -> RasterHeader:
         raise ImageRejection(RejectReason.decode_failed, f"{kind.upper()} header unreadable: {exc}") from exc
     cols, rows = image.size
     if image.mode not in GREY_MODES and image.mode not in COLOUR_MODES:
-        raise ImageRejection(RejectReason.color_image,
-                             f"expected a greyscale {kind.upper()} (8- or 16-bit grey, or RGB with equal "
-                             f"channels), found mode {image.mode}")
+        raise ImageRejection(
+            RejectReason.color_image,
+            f"expected a greyscale {kind.upper()} (8- or 16-bit grey, or RGB with equal "
+            f"channels), found mode {image.mode}",
+        )
     if rows <= 0 or cols <= 0:
         raise ImageRejection(RejectReason.decode_failed, f"expected positive width and height, found {cols}x{rows}")
     if rows * cols > max_pixels:
-        raise ImageRejection(RejectReason.too_large,
-                             f"declared {rows}x{cols} = {rows * cols} pixels, over the bound of {max_pixels}")
+        raise ImageRejection(
+            RejectReason.too_large, f"declared {rows}x{cols} = {rows * cols} pixels, over the bound of {max_pixels}"
+        )
     return RasterHeader(image, kind, rows, cols, GREY_MODES.get(image.mode, 8))
 
 
@@ -72,8 +75,9 @@ def _grey_of(rgb: np.ndarray) -> np.ndarray:
     channels = rgb[..., :3].astype(np.int16)
     spread = int(np.abs(channels - np.roll(channels, 1, axis=-1)).max())
     if spread > GREY_TOLERANCE:
-        raise ImageRejection(RejectReason.color_image,
-                             f"expected equal R, G and B (grey), found channels differing by up to {spread}")
+        raise ImageRejection(
+            RejectReason.color_image, f"expected equal R, G and B (grey), found channels differing by up to {spread}"
+        )
     return np.ascontiguousarray(rgb[..., 0])
 
 
@@ -92,7 +96,7 @@ def decode_raster(header: RasterHeader, target: tuple[int, int]) -> DecodedPixel
     if image.mode in ("1", "LA"):
         image = image.convert("L")
     stored = np.asarray(image)
-    if stored.dtype not in (np.uint8, np.uint16):   # mode I: 16-bit samples in int32
+    if stored.dtype not in (np.uint8, np.uint16):  # mode I: 16-bit samples in int32
         stored = stored.astype(np.uint16)
     return DecodedPixels(stored, 1, "png", full_box)
 

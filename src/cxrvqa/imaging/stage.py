@@ -43,8 +43,8 @@ class ImageStageContext:
     settings: RenderSettings
     manifest: Manifest
     workers: int
-    only_failed: bool = False    # convert only files whose latest outcome is a RETRYABLE_REJECTS reject
-    rehash: bool = False         # hash every file, not only those whose size, mtime or inode changed
+    only_failed: bool = False  # convert only files whose latest outcome is a RETRYABLE_REJECTS reject
+    rehash: bool = False  # hash every file, not only those whose size, mtime or inode changed
 
     def source_files(self, limit: int | None = None) -> Iterator[str]:
         """The files to convert: every file under the images folder but the manifest files."""
@@ -84,8 +84,10 @@ def prepare(config: Config) -> ImageStageContext:
     if config.images_dir is None or not config.images_dir.is_dir():
         raise InputError(str(config.images_dir), "a folder of DICOM, JPEG or PNG files (--images)", "no such folder")
     if config.privacy.resolved_key()[1]:
-        logger.warning("pseudonymising DICOM identifiers with the built-in demo key: they are NOT protected; "
-                       "set CXRVQA_PSEUDONYM_KEY for real data")
+        logger.warning(
+            "pseudonymising DICOM identifiers with the built-in demo key: they are NOT protected; "
+            "set CXRVQA_PSEUDONYM_KEY for real data"
+        )
     return ImageStageContext(
         images_dir=config.images_dir.resolve(),
         out_dir=config.out_dir.resolve(),
@@ -97,8 +99,9 @@ def prepare(config: Config) -> ImageStageContext:
     )
 
 
-def iter_source_files(images_dir: Path, limit: int | None = None, exclude: frozenset[Path] = frozenset()
-                      ) -> Iterator[str]:
+def iter_source_files(
+    images_dir: Path, limit: int | None = None, exclude: frozenset[Path] = frozenset()
+) -> Iterator[str]:
     """Every regular file under ``images_dir`` (any name) but the ``exclude``d ones (the manifest files, which
     datasets ship inside their image folder), as relative POSIX paths.
 
@@ -138,13 +141,19 @@ def _hash(path: Path, known: FileStat | None) -> tuple[str | OSError, dict[str, 
 
 def _recorded_stats(store: Store, source_paths: list[str]) -> dict[str, FileStat]:
     """The size, mtime, inode and hash recorded for these stored source paths."""
-    return {path: (size, mtime, inode, digest) for path, size, mtime, inode, digest in store.query(
-        "SELECT source_path, size, mtime_ns, inode, input_hash FROM image_files "
-        "WHERE source_path IN (SELECT unnest(?::VARCHAR[]))", [source_paths])}
+    return {
+        path: (size, mtime, inode, digest)
+        for path, size, mtime, inode, digest in store.query(
+            "SELECT source_path, size, mtime_ns, inode, input_hash FROM image_files "
+            "WHERE source_path IN (SELECT unnest(?::VARCHAR[]))",
+            [source_paths],
+        )
+    }
 
 
-def _reject(source_path: str, reason: RejectReason, detail: str, input_hash: str | None,
-            context: ImageStageContext) -> dict[str, Any]:
+def _reject(
+    source_path: str, reason: RejectReason, detail: str, input_hash: str | None, context: ImageStageContext
+) -> dict[str, Any]:
     return reject_row(source_path, reason, detail, input_hash, context.settings.recipe_version)
 
 
@@ -175,8 +184,15 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
         if stats is not None:
             hashed.append({"source_path": source_path, **stats})
         if isinstance(digest, OSError):
-            rejects.append(_reject(source_path, RejectReason.unreadable_file,
-                                   f"{type(digest).__name__}: {digest.strerror or digest}", None, context))
+            rejects.append(
+                _reject(
+                    source_path,
+                    RejectReason.unreadable_file,
+                    f"{type(digest).__name__}: {digest.strerror or digest}",
+                    None,
+                    context,
+                )
+            )
         else:
             readable[source_path] = digest
             real_path[source_path] = relative
@@ -203,13 +219,26 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
         if source_path not in retry if context.only_failed else (digest, source_path) in done:
             counts.n_skipped += 1
         elif digest in converted_elsewhere:
-            rejects.append(_reject(source_path, RejectReason.duplicate_image,
-                                   f"identical content to {converted_elsewhere[digest]!r}",
-                                   digest, context))
+            rejects.append(
+                _reject(
+                    source_path,
+                    RejectReason.duplicate_image,
+                    f"identical content to {converted_elsewhere[digest]!r}",
+                    digest,
+                    context,
+                )
+            )
         else:
-            jobs.append(ConversionJob(str(context.images_dir / real_path[source_path]), source_path, digest,
-                                      str(context.out_dir), context.manifest.entry(real_path[source_path]),
-                                      context.settings))
+            jobs.append(
+                ConversionJob(
+                    str(context.images_dir / real_path[source_path]),
+                    source_path,
+                    digest,
+                    str(context.out_dir),
+                    context.manifest.entry(real_path[source_path]),
+                    context.settings,
+                )
+            )
 
     return ImageWork(jobs, rejects, hashed), counts
 
@@ -223,8 +252,7 @@ def compute_batch(work: ImageWork, context: ImageStageContext, run_id: str) -> I
     yield {"images": images, "image_rejects": rejects, "image_files": list(work.hashed)}
 
 
-def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ImageStageContext
-                ) -> StageCounts:
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ImageStageContext) -> StageCounts:
     """Keep the first file of each image (a later one is a duplicate_image reject), move its PNG in place,
     and write the rows in one transaction."""
     candidates: list[dict[str, Any]] = []
@@ -238,13 +266,20 @@ def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], cont
     for row in images:
         os.replace(row.pop("pending_png"), context.out_dir / row["png_path"])
     now = datetime.now(timezone.utc)
-    with store.transaction():   # the stats recorded commit with the rows their hashes decided
+    with store.transaction():  # the stats recorded commit with the rows their hashes decided
         if hashed:
-            store.con.execute("DELETE FROM image_files WHERE source_path IN (SELECT unnest(?::VARCHAR[]))",
-                              [[row["source_path"] for row in hashed]])
-        written = {table: store.insert(table, rows) for table, rows in (
-            ("images", images), ("image_rejects", rejects),
-            ("image_files", [{**row, "created_at": now} for row in hashed]))}
+            store.con.execute(
+                "DELETE FROM image_files WHERE source_path IN (SELECT unnest(?::VARCHAR[]))",
+                [[row["source_path"] for row in hashed]],
+            )
+        written = {
+            table: store.insert(table, rows)
+            for table, rows in (
+                ("images", images),
+                ("image_rejects", rejects),
+                ("image_files", [{**row, "created_at": now} for row in hashed]),
+            )
+        }
     counts.n_done += written["images"]
     counts.n_rejected += written["image_rejects"]
     return counts
@@ -256,8 +291,7 @@ def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStag
     return write_batch(store, counts, compute_batch(work, context, run_id), context)
 
 
-def write_missing_images(store: Store, run_id: str, context: ImageStageContext, seen: Iterable[str]
-                         ) -> StageCounts:
+def write_missing_images(store: Store, run_id: str, context: ImageStageContext, seen: Iterable[str]) -> StageCounts:
     """A `missing_image` reject for each manifest row whose image is not among ``seen`` (every file under
     --images), unless its latest outcome already is that reject; the counts (input and rejected)."""
     missing = context.manifest.missing(seen)
@@ -266,19 +300,33 @@ def write_missing_images(store: Store, run_id: str, context: ImageStageContext, 
     recipe = context.settings.recipe_version
     key = context.settings.pseudonym_key
     rows = {scrub_uids(image, key): where for where, image in missing}
-    known = {path for path, in store.query(
-        "SELECT source_path FROM current_image_rejects WHERE reason = ? AND recipe_version = ? AND source_path IN "
-        "(SELECT unnest(?::VARCHAR[]))", [str(RejectReason.missing_image), recipe, list(rows)])}
-    rejects = [{**_reject(path, RejectReason.missing_image,
-                          f"expected the file that {Path(where).name} names under --images, found none", None, context),
-                "run_id": run_id}
-               for path, where in rows.items() if path not in known]
+    known = {
+        path
+        for (path,) in store.query(
+            "SELECT source_path FROM current_image_rejects WHERE reason = ? AND recipe_version = ? AND source_path IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [str(RejectReason.missing_image), recipe, list(rows)],
+        )
+    }
+    rejects = [
+        {
+            **_reject(
+                path,
+                RejectReason.missing_image,
+                f"expected the file that {Path(where).name} names under --images, found none",
+                None,
+                context,
+            ),
+            "run_id": run_id,
+        }
+        for path, where in rows.items()
+        if path not in known
+    ]
     written = write_tables(store, [{"image_rejects": rejects}])
     return StageCounts(n_input=len(rows), n_skipped=len(rows) - len(rejects), n_rejected=written["image_rejects"])
 
 
-def retire_absent(store: Store, run_id: str, config: Config, context: ImageStageContext, files: Iterable[str]
-                  ) -> None:
+def retire_absent(store: Store, run_id: str, config: Config, context: ImageStageContext, files: Iterable[str]) -> None:
     """After the stage: the current images whose file is not among ``files`` (every file under --images),
     retired with --prune (a warning without it); retired images whose file is back restored. Nothing under
     --limit."""
@@ -289,14 +337,23 @@ def retire_absent(store: Store, run_id: str, config: Config, context: ImageStage
 
 def _retryable(store: Store, recipe: str, source_paths: list[str]) -> set[str]:
     """Of these files, those whose latest outcome under this recipe is a reject worth retrying."""
-    return {path for path, in store.query(
-        "SELECT source_path FROM current_image_rejects WHERE recipe_version = ? AND reason IN "
-        "(SELECT unnest(?::VARCHAR[])) AND source_path IN (SELECT unnest(?::VARCHAR[]))",
-        [recipe, sorted(RETRYABLE_REJECTS), source_paths])}
+    return {
+        path
+        for (path,) in store.query(
+            "SELECT source_path FROM current_image_rejects WHERE recipe_version = ? AND reason IN "
+            "(SELECT unnest(?::VARCHAR[])) AND source_path IN (SELECT unnest(?::VARCHAR[]))",
+            [recipe, sorted(RETRYABLE_REJECTS), source_paths],
+        )
+    }
 
 
-def _keep_first_of_each_image(store: Store, recipe: str, candidates: list[dict[str, Any]],
-                              rejects: list[dict[str, Any]], context: ImageStageContext) -> list[dict[str, Any]]:
+def _keep_first_of_each_image(
+    store: Store,
+    recipe: str,
+    candidates: list[dict[str, Any]],
+    rejects: list[dict[str, Any]],
+    context: ImageStageContext,
+) -> list[dict[str, Any]]:
     """The image rows to keep; a second file of the same SOP instance becomes a reject (added to ``rejects``)."""
     known = {
         image_id: (source_path, input_hash)
@@ -315,8 +372,15 @@ def _keep_first_of_each_image(store: Store, recipe: str, candidates: list[dict[s
             continue
         os.remove(row["pending_png"])
         first_path, first_hash = first
-        detail = (f"identical content to {first_path!r}" if first_hash == row["input_hash"]
-                  else f"same SOP Instance UID as {first_path!r} but different file content")
-        rejects.append({**_reject(row["source_path"], RejectReason.duplicate_image, detail, row["input_hash"], context),
-                        "run_id": row["run_id"]})
+        detail = (
+            f"identical content to {first_path!r}"
+            if first_hash == row["input_hash"]
+            else f"same SOP Instance UID as {first_path!r} but different file content"
+        )
+        rejects.append(
+            {
+                **_reject(row["source_path"], RejectReason.duplicate_image, detail, row["input_hash"], context),
+                "run_id": row["run_id"],
+            }
+        )
     return images

@@ -29,21 +29,39 @@ def _observation(number: int, spec: dict[str, Any]) -> dict[str, Any]:
     presence = spec.get("presence", "present")
     certainty = spec.get("certainty") or ("possible" if presence == "uncertain" else None)
     finding = spec["finding"]
-    return {"id": f"o{number}", "name": finding.replace("_", " "), "finding": finding, "unresolved_text": None,
-            "category": vocabulary().findings[finding]["category"], "regions": list(spec.get("regions") or []),
-            "laterality": spec.get("laterality"), "presence": presence, "certainty": certainty,
-            "severity": spec.get("severity"), "change": spec.get("change"),
-            "modifiers": list(spec.get("modifiers") or []),
-            "evidence": [{"sentence_id": i, "start": 0, "end": 5} for i in spec.get("evidence") or []],
-            "parent_id": None, "from_report": True, "derived_from": []}
+    return {
+        "id": f"o{number}",
+        "name": finding.replace("_", " "),
+        "finding": finding,
+        "unresolved_text": None,
+        "category": vocabulary().findings[finding]["category"],
+        "regions": list(spec.get("regions") or []),
+        "laterality": spec.get("laterality"),
+        "presence": presence,
+        "certainty": certainty,
+        "severity": spec.get("severity"),
+        "change": spec.get("change"),
+        "modifiers": list(spec.get("modifiers") or []),
+        "evidence": [{"sentence_id": i, "start": 0, "end": 5} for i in spec.get("evidence") or []],
+        "parent_id": None,
+        "from_report": True,
+        "derived_from": [],
+    }
 
 
 def _image(spec: dict[str, Any]) -> ImageView:
     def boxes(key: str) -> tuple[Box, ...]:
         return tuple(Box(b["label"], *b["box"]) for b in spec.get(key, ()))
 
-    return ImageView(spec["image_id"], spec["view_position"], spec["view_plane"], spec["png_cols"], spec["png_rows"],
-                     boxes("finding_boxes"), boxes("region_boxes"))
+    return ImageView(
+        spec["image_id"],
+        spec["view_position"],
+        spec["view_plane"],
+        spec["png_cols"],
+        spec["png_rows"],
+        boxes("finding_boxes"),
+        boxes("region_boxes"),
+    )
 
 
 def _graph_of(spec: dict[str, Any]) -> dict[str, Any]:
@@ -52,8 +70,14 @@ def _graph_of(spec: dict[str, Any]) -> dict[str, Any]:
         rows.append({"id": i, "section": "findings", "text": text, "start": offset, "end": offset + len(text)})
         offset += len(text) + 1
     observations = [_observation(i + 1, o) for i, o in enumerate(spec.get("observations", ()))]
-    return {"study_id": "example", "backend": "rules", "indication": spec.get("indication"), "sentences": rows,
-            "observations": observations, "statements": list(spec.get("statements") or [])}
+    return {
+        "study_id": "example",
+        "backend": "rules",
+        "indication": spec.get("indication"),
+        "sentences": rows,
+        "observations": observations,
+        "statements": list(spec.get("statements") or []),
+    }
 
 
 def _report_graph(text: str) -> dict[str, Any]:
@@ -63,8 +87,10 @@ def _report_graph(text: str) -> dict[str, Any]:
     from cxrvqa.extraction.rules import extract_scene_graph
 
     text = normalise(text)
-    sentences = [Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)
-                 for i, s in enumerate(split_sentences(text))]
+    sentences = [
+        Sentence(id=i, section=s.section, text=s.text, start=s.start, end=s.end)
+        for i, s in enumerate(split_sentences(text))
+    ]
     return extract_scene_graph("example", sentences).model_dump(mode="json")
 
 
@@ -86,14 +112,16 @@ def _label(index: int, example: dict[str, Any]) -> str:
 def example_problems(template: Template) -> list[str]:
     """Each way the template's worked examples fail (empty: they all hold; a template without one fails)."""
     if not template.examples:
-        return ["examples: a template needs at least one worked example (a short `report` or a `graph`, the "
-                "`question` or `arguments`, the expected `answer`) so that lint and the build can check that the "
-                "wording and the program agree"]
+        return [
+            "examples: a template needs at least one worked example (a short `report` or a `graph`, the "
+            "`question` or `arguments`, the expected `answer`) so that lint and the build can check that the "
+            "wording and the program agree"
+        ]
     problems = []
     for index, example in enumerate(template.examples):
         try:
             problems += _check(template, index, example)
-        except Exception as exc:   # a malformed graph (unknown finding, ...) is the example's problem
+        except Exception as exc:  # a malformed graph (unknown finding, ...) is the example's problem
             problems.append(f"{_label(index, example)}: cannot be run: {type(exc).__name__}: {exc}")
     return problems
 
@@ -108,32 +136,41 @@ def _check(template: Template, index: int, example: dict[str, Any]) -> list[str]
     view = example_view(example)
     image = next((i for i in view.images if _applies(template, i)), None)
     if view.images and image is None:
-        return [f"{label}: the template asks on none of the example's images (views {list(template.views)}"
-                + (f", needs {template.needs_boxes} boxes" if template.needs_boxes else "") + ")"]
+        return [
+            f"{label}: the template asks on none of the example's images (views {list(template.views)}"
+            + (f", needs {template.needs_boxes} boxes" if template.needs_boxes else "")
+            + ")"
+        ]
     candidates = [args for _, args in _candidates(view, image, template)]
     wanted = example.get("arguments")
     if wanted is not None:
         candidates = [args for args in candidates if args == wanted]
         if not candidates:
-            return [f"{label}: the template does not ask about arguments {wanted} on the example (it draws "
-                    f"{_shown(template, view, image) or 'nothing'})"]
+            return [
+                f"{label}: the template does not ask about arguments {wanted} on the example (it draws "
+                f"{_shown(template, view, image) or 'nothing'})"
+            ]
     question = example.get("question")
     if question is not None:
         asked = {args_key(args): _questions(template, args) for args in candidates}
         matched = [args for args in candidates if _norm(question) in {_norm(q) for q in asked[args_key(args)]}]
         if not matched:
             rendered = sorted({q for qs in asked.values() for q in qs})[:6]
-            return [f"{label}: the question {question!r} is not one the template asks of the example (it asks "
-                    f"{rendered or 'nothing'})"]
+            return [
+                f"{label}: the question {question!r} is not one the template asks of the example (it asks "
+                f"{rendered or 'nothing'})"
+            ]
         candidates = matched
     answers = [(args, program.fn(Ask(view, image, args, template))) for args in candidates]
     items = _items(view, template)
-    if wanted is None and len(answers) > 1:   # no arguments, a question that names none (or several) of them
+    if wanted is None and len(answers) > 1:  # no arguments, a question that names none (or several) of them
         answered = [(args, answer) for args, answer in answers if answer is not None]
         if len(answered) > 1:
-            return [f"{label}: give `arguments`: the example makes {len(answered)} items"
-                    + (f" of the question {question!r}" if question else "")
-                    + f" ({[a for a, _ in answered][:4]})"]
+            return [
+                f"{label}: give `arguments`: the example makes {len(answered)} items"
+                + (f" of the question {question!r}" if question else "")
+                + f" ({[a for a, _ in answered][:4]})"
+            ]
         answers = answered or answers[:1]
     expected = example["answer"]
     problems = []
@@ -144,18 +181,24 @@ def _check(template: Template, index: int, example: dict[str, Any]) -> list[str]
                 problems.append(f"{label}: expected no item for {asked!r}, found answer {answer.text!r}")
             continue
         if answer is None:
-            problems.append(f"{label}: expected answer {expected!r}, found no answer: the program "
-                            f"{template.program!r} does not answer {asked!r} on the example")
+            problems.append(
+                f"{label}: expected answer {expected!r}, found no answer: the program "
+                f"{template.program!r} does not answer {asked!r} on the example"
+            )
             continue
         accepted = {_norm(answer.text), *(_norm(t) for t in items.get(args_key(args), ()))}
         if answer.polarity is not None and template.answer_format != "short":
             accepted.add("yes" if answer.polarity else "no")
         if _norm(str(expected)) not in accepted:
-            problems.append(f"{label}: expected answer {expected!r}, found {answer.text!r} (question {asked!r}, "
-                            f"program {template.program!r})")
+            problems.append(
+                f"{label}: expected answer {expected!r}, found {answer.text!r} (question {asked!r}, "
+                f"program {template.program!r})"
+            )
         elif template.answer_format == "multiple_choice" and _options(answer, b"\0" * 16, template.options) is None:
-            problems.append(f"{label}: the program finds fewer than {template.options - 1} wrong options for "
-                            f"{asked!r}: no item would be made")
+            problems.append(
+                f"{label}: the program finds fewer than {template.options - 1} wrong options for "
+                f"{asked!r}: no item would be made"
+            )
     return problems
 
 

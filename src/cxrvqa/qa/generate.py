@@ -14,22 +14,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.qa.programs import (PROGRAMS, Answer, Ask, category_name, default_candidates, finding_name, finding_number,
-                                indefinite_finding, pool_key, region_name)
+from cxrvqa.qa.programs import (
+    PROGRAMS,
+    Answer,
+    Ask,
+    category_name,
+    default_candidates,
+    finding_name,
+    finding_number,
+    indefinite_finding,
+    pool_key,
+    region_name,
+)
 from cxrvqa.qa.study import ImageView, StudyView
 from cxrvqa.qa.templates import AGREEMENT, Template
 
-LETTERS = "ABCD"          # the default four options
-ALL_LETTERS = "ABCDE"     # a template may ask with 2-5 options (`options`)
+LETTERS = "ABCD"  # the default four options
+ALL_LETTERS = "ABCDE"  # a template may ask with 2-5 options (`options`)
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
     seed: int
-    splits: tuple[tuple[str, float], ...]        # (name, share), shares summing to 1
+    splits: tuple[tuple[str, float], ...]  # (name, share), shares summing to 1
     templates: tuple[tuple[Template, str], ...]  # (template, template_version)
-    split_from: str = "hash"                     # hash | manifest (the dataset's official split where it has one)
-    program_modules: tuple[tuple[str, str], ...] = ()   # plugin (source, hash) the templates' programs come from
+    split_from: str = "hash"  # hash | manifest (the dataset's official split where it has one)
+    program_modules: tuple[tuple[str, str], ...] = ()  # plugin (source, hash) the templates' programs come from
 
     def __setstate__(self, state: dict) -> None:
         """Unpickled in a worker process (process pool, Dask): import the plugins its templates need."""
@@ -64,7 +74,7 @@ def study_split(study: StudyView, settings: GenerationSettings) -> str:
 
 def split_of(patient_id: str, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
     """Patient-level split by keyed hash: all of a patient's items land in one split."""
-    u = int.from_bytes(_digest(seed, "split\x1f" + patient_id)[:8], "big") / 2 ** 64
+    u = int.from_bytes(_digest(seed, "split\x1f" + patient_id)[:8], "big") / 2**64
     cumulative = 0.0
     for name, share in splits:
         cumulative += share
@@ -148,7 +158,7 @@ def _candidates(study: StudyView, image: ImageView | None, template: Template) -
     item twice. Memoised per study and draw (templates of one draw share it; a template that reads no image
     draws once per study): a shared list, to read only."""
     program = PROGRAMS[template.program]
-    if program.candidates is None:   # default_candidates: the arguments' kind, the regions and the finding pool
+    if program.candidates is None:  # default_candidates: the arguments' kind, the regions and the finding pool
         key: tuple = ("default", template.arguments, template.regions, *pool_key(template, image))
     else:
         reads_image = image is not None and (template.needs_image or template.needs_boxes)
@@ -173,13 +183,17 @@ def _applies(template: Template, image: ImageView | None) -> bool:
 def _args_text(args: dict[str, str]) -> str:
     """The arguments as JSON (vocabulary ids need no escaping); also part of the item key."""
     if len(args) == 1:
-        (key, value), = args.items()
+        ((key, value),) = args.items()
         return f'{{"{key}": "{value}"}}'
     return "{" + ", ".join(f'"{k}": "{args[k]}"' for k in sorted(args)) + "}"
 
 
-def generate_study(study: StudyView, settings: GenerationSettings, template_ids: frozenset[str] | None = None,
-                   item_ids: frozenset[str] | None = None) -> tuple[list[tuple], list[tuple], dict[str, int]]:
+def generate_study(
+    study: StudyView,
+    settings: GenerationSettings,
+    template_ids: frozenset[str] | None = None,
+    item_ids: frozenset[str] | None = None,
+) -> tuple[list[tuple], list[tuple], dict[str, int]]:
     """(item rows, answer-part rows, items per template id) of one study, for ``template_ids`` (None: all).
     ``item_ids``: the rows (and parts) of only these items (the validators' regeneration), and their counts; an
     item not asked for is still answered where it counts towards `max_per_image` (so the rows kept are those a
@@ -197,13 +211,22 @@ def generate_study(study: StudyView, settings: GenerationSettings, template_ids:
     split = study_split(study, settings)
     for template, version in settings.templates:
         if template_ids is None or template.id in template_ids:
-            counts[template.id] = _template_items(study, template, version, split, settings.seed, item_ids, items,
-                                                  parts)
+            counts[template.id] = _template_items(
+                study, template, version, split, settings.seed, item_ids, items, parts
+            )
     return items, parts, counts
 
 
-def _template_items(study: StudyView, template: Template, version: str, split: str, seed: int,
-                    item_ids: frozenset[str] | None, items: list[tuple], parts: list[tuple]) -> int:
+def _template_items(
+    study: StudyView,
+    template: Template,
+    version: str,
+    split: str,
+    seed: int,
+    item_ids: frozenset[str] | None,
+    items: list[tuple],
+    parts: list[tuple],
+) -> int:
     """One template's items (appended to ``items`` and ``parts``) on each image it applies to; how many."""
     targets: tuple[ImageView | None, ...] = study.images or (None,)
     program, cap, count = PROGRAMS[template.program].fn, template.max_per_image, 0
@@ -220,7 +243,7 @@ def _template_items(study: StudyView, template: Template, version: str, split: s
             if item_ids is not None and cap is None:
                 digest = _digest(seed, prefix + args_text)
                 if "qa-" + digest[:10].hex() not in item_ids:
-                    continue   # not asked for, and nothing to count
+                    continue  # not asked for, and nothing to count
             if not shared:
                 answer = program(Ask(study, image, args, template))
             elif args_text in answers:
@@ -249,8 +272,9 @@ def _template_items(study: StudyView, template: Template, version: str, split: s
     return count
 
 
-def _drawn(candidates: list[tuple[str, dict[str, str]]], template: Template, seed: int, prefix: str
-           ) -> list[tuple[str, dict[str, str]]]:
+def _drawn(
+    candidates: list[tuple[str, dict[str, str]]], template: Template, seed: int, prefix: str
+) -> list[tuple[str, dict[str, str]]]:
     """The candidates a template keeps: a `weight` share of them, in a seeded order when it has `max_per_image`
     (seeded by the seed and `prefix`: template, study and image)."""
     if template.weight < 1 or template.max_per_image is not None:
@@ -263,8 +287,18 @@ def _drawn(candidates: list[tuple[str, dict[str, str]]], template: Template, see
     return candidates
 
 
-def _item(study: StudyView, image: ImageView | None, template: Template, version: str, split: str, digest: bytes,
-          args_text: str, args: dict[str, str], answer: Answer, parts: list[tuple]) -> tuple | None:
+def _item(
+    study: StudyView,
+    image: ImageView | None,
+    template: Template,
+    version: str,
+    split: str,
+    digest: bytes,
+    args_text: str,
+    args: dict[str, str],
+    answer: Answer,
+    parts: list[tuple],
+) -> tuple | None:
     names = names_of(args)
     variant = template.variants[digest[10] % len(template.variants)]
     question = _capitalise(variant.format_map(names))
@@ -278,7 +312,7 @@ def _item(study: StudyView, image: ImageView | None, template: Template, version
         text = answer.text
     elif fmt == "full_sentence":
         text = full_sentence(study, template, answer, names)
-    elif fmt == "multi_part":   # the main part states the answer; details and related parts carry the rest
+    elif fmt == "multi_part":  # the main part states the answer; details and related parts carry the rest
         text = _template_sentence(template, answer, names)
     else:
         text = answer.text
@@ -287,8 +321,28 @@ def _item(study: StudyView, image: ImageView | None, template: Template, version
         parts.append((item_id, 0, "main", text, list(answer.findings), list(answer.regions)))
         for index, part in enumerate((*answer.details, *answer.related), start=1):
             parts.append((item_id, index, part.kind, part.text, list(part.findings), list(part.regions)))
-    return (item_id, template.id, version, study.study_id, study.patient_id, image.image_id if image else None,
-            image.view_plane if image else None, template.question_type, template.strategy, template.skill, fmt,
-            question, text, options, correct, list(dict.fromkeys(answer.findings)),
-            list(dict.fromkeys(answer.regions)), [b.as_dict() for b in answer.boxes], list(answer.evidence),
-            args_text, answer.polarity, int.from_bytes(digest[13:16], "big") / 2 ** 24, split)
+    return (
+        item_id,
+        template.id,
+        version,
+        study.study_id,
+        study.patient_id,
+        image.image_id if image else None,
+        image.view_plane if image else None,
+        template.question_type,
+        template.strategy,
+        template.skill,
+        fmt,
+        question,
+        text,
+        options,
+        correct,
+        list(dict.fromkeys(answer.findings)),
+        list(dict.fromkeys(answer.regions)),
+        [b.as_dict() for b in answer.boxes],
+        list(answer.evidence),
+        args_text,
+        answer.polarity,
+        int.from_bytes(digest[13:16], "big") / 2**24,
+        split,
+    )

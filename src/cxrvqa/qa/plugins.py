@@ -51,14 +51,14 @@ def _forget(source: str) -> None:
     _loaded.pop(source, None)
 
 
-def _execute(source: str, digest: str, load: callable) -> None:   # type: ignore[valid-type]
+def _execute(source: str, digest: str, load: callable) -> None:  # type: ignore[valid-type]
     before = set(registry.PROGRAMS)
     registry._LOADING.append((source, digest))
     try:
         load()
     except CxrvqaError:
         raise
-    except Exception as exc:   # the user's code: any error names the file
+    except Exception as exc:  # the user's code: any error names the file
         for name in set(registry.PROGRAMS) - before:
             del registry.PROGRAMS[name]
         raise PluginError(source, f"importing it failed: {type(exc).__name__}: {exc}") from exc
@@ -72,9 +72,11 @@ def load_program_file(path: Path) -> tuple[str, str]:
     path = Path(path).expanduser().resolve()
     source = str(path)
     if path.suffix != ".py" or not path.is_file():
-        raise PluginError(source, "expected a Python file (.py) that registers answer programs with "
-                                  "cxrvqa.qa.programs.program, found " + ("no such file" if not path.exists()
-                                                                          else "another kind of file"))
+        raise PluginError(
+            source,
+            "expected a Python file (.py) that registers answer programs with "
+            "cxrvqa.qa.programs.program, found " + ("no such file" if not path.exists() else "another kind of file"),
+        )
     digest = source_hash(path.read_bytes())
     if _loaded.get(source) == digest:
         return source, digest

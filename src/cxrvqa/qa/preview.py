@@ -18,9 +18,17 @@ from cxrvqa.store import Store
 from cxrvqa.store.records import ITEM_COLUMNS
 
 
-def preview_template(store: Store, template_id: str, template_dirs: tuple[Path, ...] = (), *,
-                     study: str | None = None, limit: int = 20, backend: str = "rules", seed: int = 0,
-                     errors: list | None = None) -> list[dict[str, Any]]:
+def preview_template(
+    store: Store,
+    template_id: str,
+    template_dirs: tuple[Path, ...] = (),
+    *,
+    study: str | None = None,
+    limit: int = 20,
+    backend: str = "rules",
+    seed: int = 0,
+    errors: list | None = None,
+) -> list[dict[str, Any]]:
     """The items (before balancing) that ``template_id`` makes on up to ``limit`` current graphs. With
     ``errors``, bad files of ``template_dirs`` are collected there (the good ones are previewed) unless the
     template asked for is one of them."""
@@ -37,12 +45,14 @@ def preview_template(store: Store, template_id: str, template_dirs: tuple[Path, 
     rows = store.query(
         "SELECT g.study_id, r.patient_id, g.graph FROM current_scene_graphs g JOIN current_reports r USING (study_id) "
         "WHERE g.backend = ? AND (? IS NULL OR g.study_id = ?) ORDER BY g.study_id LIMIT ?",
-        [backend, study, study, limit])
+        [backend, study, study, limit],
+    )
     if study is not None and not rows:
         raise CxrvqaError(f"study {study!r} has no current {backend} scene graph in {store.path}")
     splits = (("train", 0.8), ("val", 0.1), ("test", 0.1))
-    settings = GenerationSettings(seed=seed, splits=splits,
-                                  templates=((template, template_version(template, seed, splits)),))
+    settings = GenerationSettings(
+        seed=seed, splits=splits, templates=((template, template_version(template, seed, splits)),)
+    )
     images = images_of(store, [row[0] for row in rows])
     items = []
     for study_id, patient_id, graph in rows:

@@ -61,8 +61,8 @@ class QAStageContext:
     backend: str
     positive_share: float
     workers: int
-    balance: str = "per_question"          # per_question | per_template (qa.balance)
-    tolerance: float = 0.05                # qa.balance_tolerance
+    balance: str = "per_question"  # per_question | per_template (qa.balance)
+    tolerance: float = 0.05  # qa.balance_tolerance
 
     @property
     def templates(self) -> tuple[tuple[Template, str], ...]:
@@ -73,7 +73,7 @@ def _load_templates(config: Config) -> tuple[tuple[tuple[str, str], ...], tuple[
     """The plugin programs (source, hash) and the templates of a build's QA stage."""
     from cxrvqa.qa.plugins import load_programs
 
-    modules = load_programs(config.qa.program_modules)   # plugin programs first: templates name them
+    modules = load_programs(config.qa.program_modules)  # plugin programs first: templates name them
     return modules, load_templates(tuple(config.qa.template_dirs))
 
 
@@ -89,32 +89,56 @@ def prepare(config: Config) -> QAStageContext:
     modules, templates = _load_templates(config)
     splits = tuple(config.qa.splits.items())
     split_from = config.qa.split_from
-    settings = GenerationSettings(seed=config.seed, splits=splits, split_from=split_from, templates=tuple(
-        (t, template_version(t, config.seed, splits, split_from)) for t in templates), program_modules=modules)
-    return QAStageContext(settings, config.qa.backend or config.extraction.backend, config.qa.positive_share,
-                          config.qa.workers, config.qa.balance, config.qa.balance_tolerance)
+    settings = GenerationSettings(
+        seed=config.seed,
+        splits=splits,
+        split_from=split_from,
+        templates=tuple((t, template_version(t, config.seed, splits, split_from)) for t in templates),
+        program_modules=modules,
+    )
+    return QAStageContext(
+        settings,
+        config.qa.backend or config.extraction.backend,
+        config.qa.positive_share,
+        config.qa.workers,
+        config.qa.balance,
+        config.qa.balance_tolerance,
+    )
 
 
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
     """Register this run's templates and the studies whose input changed; returns the number of studies."""
     now = datetime.now(timezone.utc)
     with store.transaction():
-        store.insert("qa_templates", [
-            {"run_id": run_id, "template_id": t.id, "template_version": version, "source": t.source,
-             "definition": json.dumps(t.definition(), default=list), "lists": PROGRAMS[t.program].lists,
-             "created_at": now}
-            for t, version in context.templates])
+        store.insert(
+            "qa_templates",
+            [
+                {
+                    "run_id": run_id,
+                    "template_id": t.id,
+                    "template_version": version,
+                    "source": t.source,
+                    "definition": json.dumps(t.definition(), default=list),
+                    "lists": PROGRAMS[t.program].lists,
+                    "created_at": now,
+                }
+                for t, version in context.templates
+            ],
+        )
         store.con.execute(
             f"INSERT INTO qa_inputs SELECT s.study_id, s.input_hash, s.graph_id, ?, ? FROM ({STUDY_INPUTS_SQL}) s "
             "WHERE NOT EXISTS (SELECT 1 FROM current_qa_inputs c WHERE c.study_id = s.study_id "
-            "AND c.input_hash = s.input_hash AND c.graph_id = s.graph_id)", [run_id, now, context.backend])
+            "AND c.input_hash = s.input_hash AND c.graph_id = s.graph_id)",
+            [run_id, now, context.backend],
+        )
     return store.query("SELECT count(*) FROM current_scene_graphs WHERE backend = ?", [context.backend])[0][0]
 
 
 def pending_work(store: Store, context: QAStageContext) -> tuple[int, list[tuple[str, list[str]]]]:
     """(studies with a current graph, [(study_id, template ids still to generate)])."""
-    templates = pa.table({"template_id": [t.id for t, _ in context.templates],
-                          "template_version": [v for _, v in context.templates]})
+    templates = pa.table(
+        {"template_id": [t.id for t, _ in context.templates], "template_version": [v for _, v in context.templates]}
+    )
     store.con.register("_templates", templates)
     try:
         # a study that needs every template (the common case) comes back with NULL instead of the full list;
@@ -127,12 +151,14 @@ def pending_work(store: Store, context: QAStageContext) -> tuple[int, list[tuple
             "SEMI JOIN _templates USING (template_id, template_version)) "
             "SELECT study_id, CASE WHEN count(*) < ? THEN list(template_id ORDER BY template_id) END "
             "FROM studies CROSS JOIN _templates ANTI JOIN done USING (study_id, input_hash, template_id, "
-            "template_version) GROUP BY study_id ORDER BY study_id", [context.backend, len(context.templates)])
+            "template_version) GROUP BY study_id ORDER BY study_id",
+            [context.backend, len(context.templates)],
+        )
     finally:
         store.con.unregister("_templates")
     total = store.query("SELECT count(*) FROM current_scene_graphs WHERE backend = ?", [context.backend])[0][0]
     every = [t.id for t, _ in context.templates]
-    shared: dict[tuple[str, ...], list[str]] = {}   # one list object per distinct template set
+    shared: dict[tuple[str, ...], list[str]] = {}  # one list object per distinct template set
     return total, [(study, every if ids is None else shared.setdefault(tuple(ids), list(ids))) for study, ids in rows]
 
 
@@ -142,7 +168,7 @@ class StudyQAInput:
     patient_id: str
     graph_id: str
     input_hash: str
-    graph: str                               # scene graph JSON
+    graph: str  # scene graph JSON
     images: tuple[ImageView, ...]
     template_ids: frozenset[str]
 
@@ -151,18 +177,22 @@ def images_of(store: Store, study_ids: list[str]) -> dict[str, tuple[ImageView, 
     """The current images of these studies with their boxes in PNG pixels."""
     boxes: dict[str, tuple[list[Box], list[Box]]] = {}
     for image_id, kind, label, x0, y0, x1, y1 in store.query(
-            "SELECT image_id, kind, label, x_min, y_min, x_max, y_max FROM current_boxes "
-            f"WHERE {in_studies('study_id')} ORDER BY box_id", study_params(study_ids)):
+        "SELECT image_id, kind, label, x_min, y_min, x_max, y_max FROM current_boxes "
+        f"WHERE {in_studies('study_id')} ORDER BY box_id",
+        study_params(study_ids),
+    ):
         finding_boxes, region_boxes = boxes.setdefault(image_id, ([], []))
         (finding_boxes if kind == "finding" else region_boxes).append(Box(label, x0, y0, x1, y1))
     images: dict[str, list[ImageView]] = {}
     for study, image_id, position, plane, cols, rows, split in store.query(
-            "SELECT study_id, image_id, view_position, view_plane, png_cols, png_rows, source_split "
-            f"FROM current_images WHERE {in_studies('study_id')} ORDER BY study_id, image_id",
-            study_params(study_ids)):
+        "SELECT study_id, image_id, view_position, view_plane, png_cols, png_rows, source_split "
+        f"FROM current_images WHERE {in_studies('study_id')} ORDER BY study_id, image_id",
+        study_params(study_ids),
+    ):
         finding_boxes, region_boxes = boxes.get(image_id, ([], []))
-        images.setdefault(study, []).append(ImageView(image_id, position, plane, cols, rows, tuple(finding_boxes),
-                                                      tuple(region_boxes), split))
+        images.setdefault(study, []).append(
+            ImageView(image_id, position, plane, cols, rows, tuple(finding_boxes), tuple(region_boxes), split)
+        )
     return {study: tuple(views) for study, views in images.items()}
 
 
@@ -174,13 +204,18 @@ def load_inputs(store: Store, work: list[tuple[str, list[str]]], backend: str) -
         "SELECT i.study_id, r.patient_id, i.graph_id, i.input_hash, g.graph FROM current_qa_inputs i "
         "JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? "
         "JOIN current_reports r ON r.study_id = i.study_id "
-        f"WHERE {in_studies('i.study_id')} ORDER BY i.study_id", [backend, *study_params(study_ids)])
-    return [StudyQAInput(study, patient, graph_id, input_hash, graph, images.get(study, ()), wanted[study])
-            for study, patient, graph_id, input_hash, graph in rows]
+        f"WHERE {in_studies('i.study_id')} ORDER BY i.study_id",
+        [backend, *study_params(study_ids)],
+    )
+    return [
+        StudyQAInput(study, patient, graph_id, input_hash, graph, images.get(study, ()), wanted[study])
+        for study, patient, graph_id, input_hash, graph in rows
+    ]
 
 
-def generate_chunk(chunk: list[StudyQAInput], settings: GenerationSettings, backend: str
-                   ) -> tuple[pa.Table, pa.Table, list[tuple[str, str, str, int]]]:
+def generate_chunk(
+    chunk: list[StudyQAInput], settings: GenerationSettings, backend: str
+) -> tuple[pa.Table, pa.Table, list[tuple[str, str, str, int]]]:
     """The item and part tables of a chunk of studies (built in the worker: only Arrow buffers travel
     back), and its (study, input, template, n) done rows."""
     item_rows: list[tuple] = []
@@ -194,8 +229,11 @@ def generate_chunk(chunk: list[StudyQAInput], settings: GenerationSettings, back
         versions = {row[0]: row[2] for row in items}
         part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
         done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
-    return (pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA),
-            pa.table(_columns(tuple(PART_SCHEMA.names), part_rows), schema=PART_SCHEMA), done)
+    return (
+        pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA),
+        pa.table(_columns(tuple(PART_SCHEMA.names), part_rows), schema=PART_SCHEMA),
+        done,
+    )
 
 
 def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
@@ -210,13 +248,16 @@ DONE_COLUMNS = ("study_id", "input_hash", "template_id", "template_version", "n_
 
 def _with_provenance(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
     n = table.num_rows
-    return (table.append_column("run_id", pa.array([run_id] * n, pa.string()))
-            .append_column("code_version", pa.array([code_version()] * n, pa.string()))
-            .append_column("created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC"))))
+    return (
+        table.append_column("run_id", pa.array([run_id] * n, pa.string()))
+        .append_column("code_version", pa.array([code_version()] * n, pa.string()))
+        .append_column("created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
+    )
 
 
-def load_batch(store: Store, work: list[tuple[str, list[str]]], context: QAStageContext
-               ) -> tuple[list[StudyQAInput], StageCounts]:
+def load_batch(
+    store: Store, work: list[tuple[str, list[str]]], context: QAStageContext
+) -> tuple[list[StudyQAInput], StageCounts]:
     return load_inputs(store, work, context.backend), StageCounts(n_input=len(work))
 
 
@@ -233,19 +274,21 @@ def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: 
         yield {"qa_items": _with_provenance(items, run_id, now), "qa_answer_parts": parts}
         done_rows.extend((study, input_hash, t, versions[t], n) for study, input_hash, t, n in done)
     n = len(done_rows)
-    yield {"qa_done": pa.table(_columns(DONE_COLUMNS, done_rows)).append_column(
-        "run_id", pa.array([run_id] * n, pa.string())).append_column(
-        "created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))}
+    yield {
+        "qa_done": pa.table(_columns(DONE_COLUMNS, done_rows))
+        .append_column("run_id", pa.array([run_id] * n, pa.string()))
+        .append_column("created_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
+    }
 
 
-def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: QAStageContext
-                ) -> StageCounts:
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: QAStageContext) -> StageCounts:
     counts.n_done += write_tables(store, parts)["qa_items"]
     return counts
 
 
-def generate_batch(store: Store, run_id: str, work: list[tuple[str, list[str]]], context: QAStageContext
-                   ) -> StageCounts:
+def generate_batch(
+    store: Store, run_id: str, work: list[tuple[str, list[str]]], context: QAStageContext
+) -> StageCounts:
     """Generate and write one batch of (study, templates) work; the batch commits as a whole, each chunk
     written while the workers make the next ones."""
     studies, counts = load_batch(store, work, context)
@@ -258,26 +301,30 @@ def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
     missing (no padding)."""
     if not (n_pos and n_neg):
         return 0, 0
-    if n_neg * target >= n_pos * (1 - target):          # 'yes' is the rarer side
+    if n_neg * target >= n_pos * (1 - target):  # 'yes' is the rarer side
         return n_pos, min(n_neg, max(1, round(n_pos * (1 - target) / target)))
     return min(n_pos, max(1, round(n_neg * target / (1 - target)))), n_neg
 
 
-def balance_question(yes_u: Sequence[float], no_u: Sequence[float], target: float, tolerance: float,
-                     previous: tuple[float, float] | None) -> QuestionBalance:
+def balance_question(
+    yes_u: Sequence[float], no_u: Sequence[float], target: float, tolerance: float, previous: tuple[float, float] | None
+) -> QuestionBalance:
     """A yes/no question: `balance_answers` with `question_quota` and the target 'yes' share."""
-    return balance_answers((yes_u, no_u), question_quota(len(yes_u), len(no_u), target), (target, 1 - target),
-                           tolerance, previous)
+    return balance_answers(
+        (yes_u, no_u), question_quota(len(yes_u), len(no_u), target), (target, 1 - target), tolerance, previous
+    )
 
 
-def balance_choice(answers: Sequence[Sequence[float]], tolerance: float, previous: Sequence[float] | None
-                   ) -> QuestionBalance:
+def balance_choice(
+    answers: Sequence[Sequence[float]], tolerance: float, previous: Sequence[float] | None
+) -> QuestionBalance:
     """A multiple-choice question (a template and one set of options, the sorted u of the candidates answered by
     each option): every option the answer equally often, as often as the rarest (nothing when one never is),
     so that an option's value says nothing of whether it is the answer."""
     least = min(len(u) for u in answers)
-    return balance_answers(answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers),
-                           tolerance, previous)
+    return balance_answers(
+        answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers), tolerance, previous
+    )
 
 
 def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]:
@@ -288,29 +335,47 @@ def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]
     return (min(1.0, n_neg * target / ((1 - target) * n_pos)), min(1.0, n_pos * (1 - target) / (target * n_neg)))
 
 
-def _question_rows(store: Store, run_id: str, targets: dict[str, float], context: QAStageContext,
-                   now: datetime) -> list[dict[str, Any]]:
+def _question_rows(
+    store: Store, run_id: str, targets: dict[str, float], context: QAStageContext, now: datetime
+) -> list[dict[str, Any]]:
     """The per-question balance of the current candidates against the latest balance's thresholds."""
-    previous = {(t, v, a): (p, n) for t, v, a, p, n in store.query(
-        "SELECT template_id, template_version, arguments, positive_threshold, negative_threshold "
-        "FROM current_qa_question_balance WHERE positive_threshold IS NOT NULL")}
+    previous = {
+        (t, v, a): (p, n)
+        for t, v, a, p, n in store.query(
+            "SELECT template_id, template_version, arguments, positive_threshold, negative_threshold "
+            "FROM current_qa_question_balance WHERE positive_threshold IS NOT NULL"
+        )
+    }
     questions = []
     for template_id, version, arguments, yes_u, no_u in store.query(
-            "SELECT template_id, template_version, arguments, "
-            "coalesce(list(sample_u ORDER BY sample_u) FILTER (polarity), []), "
-            "coalesce(list(sample_u ORDER BY sample_u) FILTER (NOT polarity), []) "
-            "FROM current_qa_candidates WHERE polarity IS NOT NULL GROUP BY ALL ORDER BY ALL"):
+        "SELECT template_id, template_version, arguments, "
+        "coalesce(list(sample_u ORDER BY sample_u) FILTER (polarity), []), "
+        "coalesce(list(sample_u ORDER BY sample_u) FILTER (NOT polarity), []) "
+        "FROM current_qa_candidates WHERE polarity IS NOT NULL GROUP BY ALL ORDER BY ALL"
+    ):
         target = targets.get(template_id, context.positive_share)
-        result = balance_question(yes_u, no_u, target, context.tolerance,
-                                  previous.get((template_id, version, arguments)))
+        result = balance_question(
+            yes_u, no_u, target, context.tolerance, previous.get((template_id, version, arguments))
+        )
         n_pos, n_neg = len(yes_u), len(no_u)
-        questions.append({"run_id": run_id, "template_id": template_id, "template_version": version,
-                          "arguments": arguments, "n_positive": n_pos, "n_negative": n_neg,
-                          "target_share": target, "n_positive_kept": result.kept[0],
-                          "n_negative_kept": result.kept[1],
-                          "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"), "created_at": now,
-                          "positive_threshold": result.thresholds[0], "negative_threshold": result.thresholds[1],
-                          "basis": result.basis})
+        questions.append(
+            {
+                "run_id": run_id,
+                "template_id": template_id,
+                "template_version": version,
+                "arguments": arguments,
+                "n_positive": n_pos,
+                "n_negative": n_neg,
+                "target_share": target,
+                "n_positive_kept": result.kept[0],
+                "n_negative_kept": result.kept[1],
+                "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
+                "created_at": now,
+                "positive_threshold": result.thresholds[0],
+                "negative_threshold": result.thresholds[1],
+                "basis": result.basis,
+            }
+        )
     return questions
 
 
@@ -319,23 +384,37 @@ def _choice_rows(store: Store, run_id: str, context: QAStageContext, now: dateti
     sorted options) and option, against the latest balance's thresholds."""
     previous: dict[tuple, dict[str, float]] = defaultdict(dict)
     for t, v, options, answer, threshold in store.query(
-            "SELECT template_id, template_version, options, answer, threshold FROM current_qa_choice_balance"):
+        "SELECT template_id, template_version, options, answer, threshold FROM current_qa_choice_balance"
+    ):
         previous[(t, v, tuple(options))][answer] = threshold
     rows = []
     for template_id, version, options, answered, u_lists in store.query(
-            "SELECT template_id, template_version, options, list(answer ORDER BY answer), list(u ORDER BY answer) "
-            "FROM (SELECT template_id, template_version, list_sort(options) AS options, answer, "
-            "list(sample_u ORDER BY sample_u) AS u FROM current_qa_candidates "
-            "WHERE answer_format = 'multiple_choice' GROUP BY ALL) GROUP BY ALL ORDER BY ALL"):
+        "SELECT template_id, template_version, options, list(answer ORDER BY answer), list(u ORDER BY answer) "
+        "FROM (SELECT template_id, template_version, list_sort(options) AS options, answer, "
+        "list(sample_u ORDER BY sample_u) AS u FROM current_qa_candidates "
+        "WHERE answer_format = 'multiple_choice' GROUP BY ALL) GROUP BY ALL ORDER BY ALL"
+    ):
         options, by_answer = tuple(options), dict(zip(answered, u_lists, strict=True))
         answers = [by_answer.get(option, []) for option in options]
         before = previous.get((template_id, version, options))
-        result = balance_choice(answers, context.tolerance,
-                                None if before is None else [before.get(o, 0.0) for o in options])
-        rows += [{"run_id": run_id, "template_id": template_id, "template_version": version, "options": list(options),
-                  "answer": option, "n_items": len(u), "n_kept": kept, "threshold": threshold,
-                  "basis": result.basis, "created_at": now}
-                 for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)]
+        result = balance_choice(
+            answers, context.tolerance, None if before is None else [before.get(o, 0.0) for o in options]
+        )
+        rows += [
+            {
+                "run_id": run_id,
+                "template_id": template_id,
+                "template_version": version,
+                "options": list(options),
+                "answer": option,
+                "n_items": len(u),
+                "n_kept": kept,
+                "threshold": threshold,
+                "basis": result.basis,
+                "created_at": now,
+            }
+            for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)
+        ]
     return rows
 
 
@@ -356,24 +435,43 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     choices = _choice_rows(store, run_id, context, now) if per_question else []
     counts = store.query(
         "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
-        "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id")
-    previous = {} if per_question else {(t, v): (p, n) for t, v, p, n in store.query(
-        "SELECT template_id, template_version, positive_keep_rate, keep_rate FROM current_qa_balance "
-        "WHERE mode = 'per_template'")}
+        "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id"
+    )
+    previous = (
+        {}
+        if per_question
+        else {
+            (t, v): (p, n)
+            for t, v, p, n in store.query(
+                "SELECT template_id, template_version, positive_keep_rate, keep_rate FROM current_qa_balance "
+                "WHERE mode = 'per_template'"
+            )
+        }
+    )
     rows = []
     for template_id, version, n_pos, n_neg in counts:
         target = targets.get(template_id, context.positive_share)
         keep_pos, keep_neg = (1.0, 1.0) if per_question else template_rates(n_pos, n_neg, target)
-        rows.append({"run_id": run_id, "template_id": template_id, "template_version": version,
-                     "n_positive": n_pos, "n_negative": n_neg, "target_share": target, "keep_rate": keep_neg,
-                     "positive_keep_rate": keep_pos, "created_at": now, "mode": context.balance,
-                     "basis": "new" if per_question or (template_id, version) not in previous else "rebalanced"})
+        rows.append(
+            {
+                "run_id": run_id,
+                "template_id": template_id,
+                "template_version": version,
+                "n_positive": n_pos,
+                "n_negative": n_neg,
+                "target_share": target,
+                "keep_rate": keep_neg,
+                "positive_keep_rate": keep_pos,
+                "created_at": now,
+                "mode": context.balance,
+                "basis": "new" if per_question or (template_id, version) not in previous else "rebalanced",
+            }
+        )
     if per_question:
         kept: dict[tuple[str, str], tuple[int, int]] = {}
         for q in questions:
             pos, neg = kept.get((q["template_id"], q["template_version"]), (0, 0))
-            kept[(q["template_id"], q["template_version"])] = (pos + q["n_positive_kept"],
-                                                               neg + q["n_negative_kept"])
+            kept[(q["template_id"], q["template_version"])] = (pos + q["n_positive_kept"], neg + q["n_negative_kept"])
     else:
         kept = _kept_previous_rates(store, rows, previous, context.tolerance)
     for row in rows:
@@ -390,12 +488,16 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     return rows
 
 
-def _kept_previous_rates(store: Store, rows: list[dict[str, Any]], previous: dict[tuple[str, str], tuple[float, float]],
-                         tolerance: float) -> dict[tuple[str, str], tuple[int, int]]:
+def _kept_previous_rates(
+    store: Store, rows: list[dict[str, Any]], previous: dict[tuple[str, str], tuple[float, float]], tolerance: float
+) -> dict[tuple[str, str], tuple[int, int]]:
     """Per-template balance: a template keeps the previous balance's rates while what they keep is
     `within_tolerance` (its row's rates and basis set so); the kept (yes, no) per template and version."""
-    with_previous = [{**row, "positive_keep_rate": previous[key][0], "keep_rate": previous[key][1]}
-                     for row in rows if (key := (row["template_id"], row["template_version"])) in previous]
+    with_previous = [
+        {**row, "positive_keep_rate": previous[key][0], "keep_rate": previous[key][1]}
+        for row in rows
+        if (key := (row["template_id"], row["template_version"])) in previous
+    ]
     kept_before = _kept_by_rates(store, with_previous) if with_previous else {}
     for row in rows:
         key = (row["template_id"], row["template_version"])
@@ -412,15 +514,23 @@ def _kept_previous_rates(store: Store, rows: list[dict[str, Any]], previous: dic
 
 def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, int]]:
     """(yes, no) candidates below the keep rates, per template and version."""
-    rates = pa.table({name: [row[name] for row in rows] for name in
-                      ("template_id", "template_version", "keep_rate", "positive_keep_rate")})
+    rates = pa.table(
+        {
+            name: [row[name] for row in rows]
+            for name in ("template_id", "template_version", "keep_rate", "positive_keep_rate")
+        }
+    )
     store.con.register("_rates", rates)
     try:
-        return {(t, v): (p, n) for t, v, p, n in store.query(
-            "SELECT c.template_id, c.template_version, "
-            "count(*) FILTER (c.polarity AND c.sample_u < r.positive_keep_rate), "
-            "count(*) FILTER (NOT c.polarity AND c.sample_u < r.keep_rate) FROM current_qa_candidates c "
-            "JOIN _rates r USING (template_id, template_version) WHERE c.polarity IS NOT NULL GROUP BY ALL")}
+        return {
+            (t, v): (p, n)
+            for t, v, p, n in store.query(
+                "SELECT c.template_id, c.template_version, "
+                "count(*) FILTER (c.polarity AND c.sample_u < r.positive_keep_rate), "
+                "count(*) FILTER (NOT c.polarity AND c.sample_u < r.keep_rate) FROM current_qa_candidates c "
+                "JOIN _rates r USING (template_id, template_version) WHERE c.polarity IS NOT NULL GROUP BY ALL"
+            )
+        }
     finally:
         store.con.unregister("_rates")
 
@@ -438,7 +548,8 @@ RULE_INPUTS_SQL = (
     "(SELECT list([template_id, template_version, json_extract(definition, '$.complementary_pairs')::VARCHAR] "
     "ORDER BY template_id) FROM current_qa_templates), "
     "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, options::VARCHAR, answer, threshold), ',' "
-    "ORDER BY template_id, template_version, options, answer)) FROM current_qa_choice_balance)")
+    "ORDER BY template_id, template_version, options, answer)) FROM current_qa_choice_balance)"
+)
 
 #: Complementary pairs among the current items: per question (template, arguments), view
 #: plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order.
@@ -465,15 +576,19 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     # the baseline's code too: a build made before an edit of cxrvqa.core.prior gets the figures measured again
     fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash(), EVAL_BALANCE_VERSION])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
-        if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:   # a store migrated since its build
+        if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:  # a store migrated since its build
             store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
     store.con.execute("DELETE FROM qa_current")
-    store.con.execute("INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
-                      "FROM qa_current_rule ORDER BY study_id, item_id")
-    store.con.execute(f"WITH pairs AS ({PAIRS_SQL}) UPDATE qa_current c SET pair_id = p.pair_id FROM "
-                      "(SELECT yes_id AS item_id, pair_id FROM pairs UNION ALL SELECT no_id, pair_id FROM pairs) p "
-                      "WHERE c.item_id = p.item_id")
+    store.con.execute(
+        "INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
+        "FROM qa_current_rule ORDER BY study_id, item_id"
+    )
+    store.con.execute(
+        f"WITH pairs AS ({PAIRS_SQL}) UPDATE qa_current c SET pair_id = p.pair_id FROM "
+        "(SELECT yes_id AS item_id, pair_id FROM pairs UNION ALL SELECT no_id, pair_id FROM pairs) p "
+        "WHERE c.item_id = p.item_id"
+    )
     store.con.execute("DELETE FROM qa_current_source")
     store.con.execute("INSERT INTO qa_current_source VALUES (?, now())", [fingerprint])
     now = datetime.now(timezone.utc)

@@ -16,16 +16,36 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.core.scene_graph import (ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, FINDING_SECTIONS, HISTORICAL,
-                                     HYPOTHETICAL, OTHER_EXAM, PLACE_FROM_CLAUSE, QUALIFIED_NEGATION, READ_AS_OTHER,
-                                     SLASH_PAIR, deid_pattern)
+from cxrvqa.core.scene_graph import (
+    ATTRIBUTED_TO_ARTIFACT,
+    DEID_ADJACENT,
+    FINDING_SECTIONS,
+    HISTORICAL,
+    HYPOTHETICAL,
+    OTHER_EXAM,
+    PLACE_FROM_CLAUSE,
+    QUALIFIED_NEGATION,
+    READ_AS_OTHER,
+    SLASH_PAIR,
+    deid_pattern,
+)
 from cxrvqa.core.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
 #: examination's finding (a knee), a finding put down to an artifact, the patient's history, a condition.
-_UNUSABLE = frozenset({QUALIFIED_NEGATION, DEID_ADJACENT, OTHER_EXAM, ATTRIBUTED_TO_ARTIFACT, HISTORICAL, HYPOTHETICAL,
-                       READ_AS_OTHER, SLASH_PAIR})
+_UNUSABLE = frozenset(
+    {
+        QUALIFIED_NEGATION,
+        DEID_ADJACENT,
+        OTHER_EXAM,
+        ATTRIBUTED_TO_ARTIFACT,
+        HISTORICAL,
+        HYPOTHETICAL,
+        READ_AS_OTHER,
+        SLASH_PAIR,
+    }
+)
 #: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
 _NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT, SLASH_PAIR})
 #: The certainty of a finding one sentence states and another hedges or denies outright ("No focal airspace
@@ -40,26 +60,26 @@ class Fact:
 
     finding: str
     category: str
-    presence: str                                   # present | uncertain | absent
-    certainty: str | None = None                    # uncertain: possible | probable | differential | borderline
-    derived: bool = False                           # only implied by a present descendant
-    misplaced: list[str] = field(default_factory=list)   # where the report placed it but it cannot be (a hilar
-                                                         # node in the mediastinum; pacemaker leads in the heart)
-    partial: bool = False                           # a mention of it (or of a descendant) is not understood
-    several: bool = False                           # a countable finding named in the plural ("granulomas")
-    nested_places: bool = False                     # one mention placed in a region and in a part of it
-    over: list[str] = field(default_factory=list)   # where an unlocated kind is said to be (leads over the heart)
-    graded_apart: bool = False                      # two mentions give it two severities (a moderate thoracic
-                                                    # and a mild thoracolumbar scoliosis)
-    clause_sides: list[str] = field(default_factory=list)   # sides of mentions placed only from their clause
-                                                            # ("opacity with central lucency, ..., projects over
-                                                            # right midlung"): maybe where it also is
+    presence: str  # present | uncertain | absent
+    certainty: str | None = None  # uncertain: possible | probable | differential | borderline
+    derived: bool = False  # only implied by a present descendant
+    misplaced: list[str] = field(default_factory=list)  # where the report placed it but it cannot be (a hilar
+    # node in the mediastinum; pacemaker leads in the heart)
+    partial: bool = False  # a mention of it (or of a descendant) is not understood
+    several: bool = False  # a countable finding named in the plural ("granulomas")
+    nested_places: bool = False  # one mention placed in a region and in a part of it
+    over: list[str] = field(default_factory=list)  # where an unlocated kind is said to be (leads over the heart)
+    graded_apart: bool = False  # two mentions give it two severities (a moderate thoracic
+    # and a mild thoracolumbar scoliosis)
+    clause_sides: list[str] = field(default_factory=list)  # sides of mentions placed only from their clause
+    # ("opacity with central lucency, ..., projects over
+    # right midlung"): maybe where it also is
     regions: list[str] = field(default_factory=list)
     lateralities: list[str] = field(default_factory=list)
     severity: str | None = None
     change: str | None = None
-    evidence: list[int] = field(default_factory=list)   # sentence ids
-    evidence_at: dict[str, list[int]] = field(default_factory=dict)   # per region: the sentences placing it there
+    evidence: list[int] = field(default_factory=list)  # sentence ids
+    evidence_at: dict[str, list[int]] = field(default_factory=dict)  # per region: the sentences placing it there
 
     @property
     def abnormal(self) -> bool:
@@ -76,11 +96,11 @@ class Fact:
         """Its regions, or the one region where a finding of its kind always is when the report places it
         nowhere (cardiomegaly: the heart)."""
         if self.regions or self.presence == "absent" or self.misplaced:
-            return self.regions   # an unplaced absence (derived from "vasculature normal") is nowhere, and a
-                                  # finding placed where its kind is not ("perihilar calcified lymph node": no
-                                  # mediastinal one) is not where its kind usually is
-        sites = finding_sites().regions.get(self.finding, frozenset())   # hyperinflation: the lungs
-        return sites if len(sites) == 1 else []   # a bone finding may be in the thorax, a shoulder or the neck
+            return self.regions  # an unplaced absence (derived from "vasculature normal") is nowhere, and a
+            # finding placed where its kind is not ("perihilar calcified lymph node": no
+            # mediastinal one) is not where its kind usually is
+        sites = finding_sites().regions.get(self.finding, frozenset())  # hyperinflation: the lungs
+        return sites if len(sites) == 1 else []  # a bone finding may be in the thorax, a shoulder or the neck
 
 
 @dataclass(frozen=True)
@@ -92,20 +112,25 @@ class Box:
     y_max: float
 
     def as_dict(self) -> dict[str, float | str]:
-        return {"label": self.label, "x_min": round(self.x_min, 1), "y_min": round(self.y_min, 1),
-                "x_max": round(self.x_max, 1), "y_max": round(self.y_max, 1)}
+        return {
+            "label": self.label,
+            "x_min": round(self.x_min, 1),
+            "y_min": round(self.y_min, 1),
+            "x_max": round(self.x_max, 1),
+            "y_max": round(self.y_max, 1),
+        }
 
 
 @dataclass(frozen=True)
 class ImageView:
     image_id: str
-    view_position: str            # PA | AP | LL | RL | LATERAL | unknown
-    view_plane: str               # frontal | lateral | unknown
+    view_position: str  # PA | AP | LL | RL | LATERAL | unknown
+    view_plane: str  # frontal | lateral | unknown
     png_cols: int
     png_rows: int
     finding_boxes: tuple[Box, ...] = ()
     region_boxes: tuple[Box, ...] = ()
-    split: str | None = None      # the dataset's official split, from its metadata files
+    split: str | None = None  # the dataset's official split, from its metadata files
 
 
 @dataclass
@@ -116,13 +141,13 @@ class StudyView:
     sentences: dict[int, str]
     facts: dict[str, Fact]
     images: tuple[ImageView, ...]
-    normal_regions: frozenset[str] = frozenset()   # regions a normal statement declares normal
-    read_all: bool = False                         # every finding/impression sentence was understood
-    unquotable: frozenset[int] = frozenset()       # sentences that contradict a normal statement
+    normal_regions: frozenset[str] = frozenset()  # regions a normal statement declares normal
+    read_all: bool = False  # every finding/impression sentence was understood
+    unquotable: frozenset[int] = frozenset()  # sentences that contradict a normal statement
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
-    pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)   # argument pools, by template draw
-    region_checks: dict[tuple[str, str], bool | None] = field(default_factory=dict, repr=False)   # by qa.programs
-    candidates: dict[tuple, list] = field(default_factory=dict, repr=False)   # by qa.generate, per draw
+    pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)  # argument pools, by template draw
+    region_checks: dict[tuple[str, str], bool | None] = field(default_factory=dict, repr=False)  # by qa.programs
+    candidates: dict[tuple, list] = field(default_factory=dict, repr=False)  # by qa.generate, per draw
     _evidence_texts: dict[tuple[int, ...], str | None] = field(default_factory=dict, repr=False)
 
     def presence(self, finding: str, closed_world: bool = False) -> str | None:
@@ -132,8 +157,11 @@ class StudyView:
         fact = self.facts.get(finding)
         if fact is not None:
             return fact.presence
-        if closed_world and not vocabulary().findings[finding].get("chronic") and any(
-                self.facts[a].presence == "absent" for a in finding_ancestors(finding) if a in self.facts):
+        if (
+            closed_world
+            and not vocabulary().findings[finding].get("chronic")
+            and any(self.facts[a].presence == "absent" for a in finding_ancestors(finding) if a in self.facts)
+        ):
             return "absent"
         return None
 
@@ -160,11 +188,14 @@ class StudyView:
 
     def _quoted(self, sentence_ids: list[int]) -> str | None:
         texts = list(dict.fromkeys(self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences))
-        if not texts or self.unquotable.intersection(sentence_ids) \
-                or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts):
+        if (
+            not texts
+            or self.unquotable.intersection(sentence_ids)
+            or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts)
+        ):
             return None
         folded = {t.strip().lower() for t in texts}
-        if len(folded) < len(texts):   # "cardiomegaly." and "Cardiomegaly." from the findings and the impression
+        if len(folded) < len(texts):  # "cardiomegaly." and "Cardiomegaly." from the findings and the impression
             return None
         return tidy(" ".join(_stopped(t) for t in texts))
 
@@ -173,44 +204,47 @@ class StudyView:
         found = self._in_region.get(region)
         if found is None:
             inside = region_subtree(region)
-            found = self._in_region[region] = [f for f in self.facts.values()
-                                               if not f.derived and any(r in inside for r in f.places)]
+            found = self._in_region[region] = [
+                f for f in self.facts.values() if not f.derived and any(r in inside for r in f.places)
+            ]
         return found
 
 
 #: Slips in a report sentence that make it unfit to quote as an answer (the template's sentence is used instead).
-_UNQUOTABLE = re.compile(r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|are\b|has\b|have\b|was\b|were\b|may\b|"
-                         r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b|"
-                         r"no\b)[a-z]+|[a-z]{2}\.[A-Z]"
-                         # two sentences run together ("granulomatous disease Lung volumes are low", "Lungs are
-                         # clear no effusions") and a word out of place ("The otherwise lungs are clear")
-                         r"|\b[a-z]{2,} (?:The|There|No|Lungs?|Heart|Left|Right|Within|In|Please|Stable|Normal|Mild|"
-                         r"Visualized|Bony|Osseous|Cardiac|Pulmonary|Abnormal|Abnormality|Findings|Impression|"
-                         r"Cardiomediastinal|Mediastinal|Trachea|Chronic|Degenerative|Small|Moderate|Large|Calcified|"
-                         r"Hyperexpanded|Low|Unchanged|Interval|Possible|Probable)\b"
-                         r"|\b(?:clear|normal|unremarkable|intact) no\b"
-                         r"|\b[Tt]he otherwise\b"
-                         # a word missing: "appear normal limits", "atelectasis the left lung base"
-                         r"|(?<!within )(?<!of )(?<!the )\bnormal limits\b"
-                         r"|\b(?:atelectasis|opacity|opacities|effusions?|consolidation|scarring|infiltrates?|granulomas?|"
-                         r"nodules?|thickening) the\b"
-                         # number: "There is severe degenerative changes"
-                         r"|\b[Tt]here is (?:[a-z]+ ){0,3}(?:changes|opacities|effusions|granulomas|nodules|markings|"
-                         r"calcifications|densities|fractures|infiltrates|findings|contours|volumes|structures)\b"
-                         # and the other way: "Calcified granuloma are present" (round AD)
-                         # (a subject of its own, not one of two: "Heart size and mediastinal contour are normal")
-                         r"|(?:^|[.;] )(?:(?!and\b|or\b)[A-Za-z-]+ ){0,2}(?:granuloma|nodule|opacity|density|effusion|"
-                         r"calcification|infiltrate|lesion|mass|scar|fracture) are\b"
-                         # "Deformity of multiple left anterior ribs are present" (round AJ)
-                         r"|(?:^|[.;] )(?:[A-Za-z-]+ ){0,2}(?:[Dd]eformity|[Ff]racture|[Tt]hickening|[Oo]pacity|"
-                         r"[Dd]ensity|[Cc]alcification|[Ee]nlargement|[Ww]idening|[Pp]rominence|[Bb]lunting|"
-                         r"[Ee]levation) of "
-                         r"(?:[a-z-]+ ){1,4}are\b"
-                         # a preposition or a word missing: "atelectasis is seen bibasilar region", "Normal heart size
-                         # mediastinal contours" (round AJ)
-                         r"|\b(?:is|are) (?:seen|noted|identified|present) (?:bibasilar|bibasal|biapical|basilar|"
-                         r"apical|perihilar|retrocardiac|bilateral)\b"
-                         r"|\bsize (?:mediastinal|cardiomediastinal|hilar|pulmonary)\b")
+_UNQUOTABLE = re.compile(
+    r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|are\b|has\b|have\b|was\b|were\b|may\b|"
+    r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b|"
+    r"no\b)[a-z]+|[a-z]{2}\.[A-Z]"
+    # two sentences run together ("granulomatous disease Lung volumes are low", "Lungs are
+    # clear no effusions") and a word out of place ("The otherwise lungs are clear")
+    r"|\b[a-z]{2,} (?:The|There|No|Lungs?|Heart|Left|Right|Within|In|Please|Stable|Normal|Mild|"
+    r"Visualized|Bony|Osseous|Cardiac|Pulmonary|Abnormal|Abnormality|Findings|Impression|"
+    r"Cardiomediastinal|Mediastinal|Trachea|Chronic|Degenerative|Small|Moderate|Large|Calcified|"
+    r"Hyperexpanded|Low|Unchanged|Interval|Possible|Probable)\b"
+    r"|\b(?:clear|normal|unremarkable|intact) no\b"
+    r"|\b[Tt]he otherwise\b"
+    # a word missing: "appear normal limits", "atelectasis the left lung base"
+    r"|(?<!within )(?<!of )(?<!the )\bnormal limits\b"
+    r"|\b(?:atelectasis|opacity|opacities|effusions?|consolidation|scarring|infiltrates?|granulomas?|"
+    r"nodules?|thickening) the\b"
+    # number: "There is severe degenerative changes"
+    r"|\b[Tt]here is (?:[a-z]+ ){0,3}(?:changes|opacities|effusions|granulomas|nodules|markings|"
+    r"calcifications|densities|fractures|infiltrates|findings|contours|volumes|structures)\b"
+    # and the other way: "Calcified granuloma are present" (round AD)
+    # (a subject of its own, not one of two: "Heart size and mediastinal contour are normal")
+    r"|(?:^|[.;] )(?:(?!and\b|or\b)[A-Za-z-]+ ){0,2}(?:granuloma|nodule|opacity|density|effusion|"
+    r"calcification|infiltrate|lesion|mass|scar|fracture) are\b"
+    # "Deformity of multiple left anterior ribs are present" (round AJ)
+    r"|(?:^|[.;] )(?:[A-Za-z-]+ ){0,2}(?:[Dd]eformity|[Ff]racture|[Tt]hickening|[Oo]pacity|"
+    r"[Dd]ensity|[Cc]alcification|[Ee]nlargement|[Ww]idening|[Pp]rominence|[Bb]lunting|"
+    r"[Ee]levation) of "
+    r"(?:[a-z-]+ ){1,4}are\b"
+    # a preposition or a word missing: "atelectasis is seen bibasilar region", "Normal heart size
+    # mediastinal contours" (round AJ)
+    r"|\b(?:is|are) (?:seen|noted|identified|present) (?:bibasilar|bibasal|biapical|basilar|"
+    r"apical|perihilar|retrocardiac|bilateral)\b"
+    r"|\bsize (?:mediastinal|cardiomediastinal|hilar|pulmonary)\b"
+)
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")
 _REPEATED_STOP = re.compile(r"\.{2,}")
@@ -220,8 +254,11 @@ def _placed_elsewhere(observation: dict[str, Any], sites: Sites) -> bool:
     """A stated finding of finding_sites.yaml `placed_only` ("density") that the report places nowhere or only
     outside its sites ("bony density over the clavicle"): no finding of the lungs."""
     finding, side = observation["finding"], observation["laterality"] or ""
-    return finding in sites.placed_only and observation["presence"] != "absent" \
+    return (
+        finding in sites.placed_only
+        and observation["presence"] != "absent"
         and not any(sites.allows(finding, sided_region(r, side)) for r in observation["regions"])
+    )
 
 
 def _stopped(sentence: str) -> str:
@@ -283,22 +320,28 @@ def _severity_rank() -> dict[str, int]:
 def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ()) -> StudyView:
     """The view of one stored scene graph (its JSON as a dict)."""
     sites = finding_sites()
-    observations = [o for o in graph["observations"] if not _UNUSABLE & set(o.get("modifiers", ()))
-                    and not _placed_elsewhere(o, sites)]
+    observations = [
+        o
+        for o in graph["observations"]
+        if not _UNUSABLE & set(o.get("modifiers", ())) and not _placed_elsewhere(o, sites)
+    ]
     facts = _merged_facts(observations, sites)
     for finding in {o["finding"] for o in graph["observations"] if ATTRIBUTED_TO_ARTIFACT in o.get("modifiers", ())}:
-        fact = facts.get(finding)   # "6 mm nodular opacity in the right upper lobe" ... "This may be artifactual
-        if fact is not None and fact.presence == "present":   # secondary to overlapping vascular structures":
-            fact.presence, fact.certainty = "uncertain", MIXED   # the report does not commit to it (round AL)
+        fact = facts.get(finding)  # "6 mm nodular opacity in the right upper lobe" ... "This may be artifactual
+        if fact is not None and fact.presence == "present":  # secondary to overlapping vascular structures":
+            fact.presence, fact.certainty = "uncertain", MIXED  # the report does not commit to it (round AL)
     _derive_parents(facts, sites)
-    hidden = [o["finding"] for o in graph["observations"]
-              if o["presence"] != "absent" and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))]
-    for finding in (f for f in hidden if f is not None):   # "XXXX right perihilar density": the opacities are
-                                                           # not all placed
+    hidden = [
+        o["finding"]
+        for o in graph["observations"]
+        if o["presence"] != "absent" and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))
+    ]
+    for finding in (f for f in hidden if f is not None):  # "XXXX right perihilar density": the opacities are
+        # not all placed
         for name in (finding, *finding_ancestors(finding)):
             if name in facts:
                 facts[name].partial = True
-    for fact in facts.values():   # "small left pleural effusion": the left pleura (a parent has its children's)
+    for fact in facts.values():  # "small left pleural effusion": the left pleura (a parent has its children's)
         if not fact.regions and not fact.derived and fact.presence != "absent":
             implied = _implied_region(fact)
             if implied is not None:
@@ -306,14 +349,26 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     _drop_blurred_absences(facts, hidden, sites)
     sentences = {s["id"]: s["text"] for s in graph["sentences"]}
     statements = graph.get("statements", [])
-    read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} \
-        | {st["sentence_id"] for st in statements}
-    read_all = all(s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"]
-                   if s["section"] in FINDING_SECTIONS) and not hidden   # a finding hidden by XXXX is not understood
+    read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} | {
+        st["sentence_id"] for st in statements
+    }
+    read_all = (
+        all(
+            s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"] if s["section"] in FINDING_SECTIONS
+        )
+        and not hidden
+    )  # a finding hidden by XXXX is not understood
     normal_regions = frozenset(r for st in statements for r in st["regions"])
-    view = StudyView(graph["study_id"], patient_id, graph.get("indication"), sentences, facts, images,
-                     normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
-                     read_all=read_all)
+    view = StudyView(
+        graph["study_id"],
+        patient_id,
+        graph.get("indication"),
+        sentences,
+        facts,
+        images,
+        normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
+        read_all=read_all,
+    )
     _mark_contradicted(view)
     return view
 
@@ -337,12 +392,15 @@ def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
     merged: dict[str, str] = {}
     stated: dict[str, set[str]] = {}
     stated_absent = [o for o in observations if o["presence"] == "absent" and not o.get("derived_from")]
-    denied = {o["finding"] for o in stated_absent if not o["laterality"] and not o["regions"]}   # "no effusion",
+    denied = {o["finding"] for o in stated_absent if not o["laterality"] and not o["regions"]}  # "no effusion",
     # not "no left effusion"; but a finding stated present nowhere in particular beside one denied somewhere
     # ("pulmonary venous hypertension" beside "bibasilar ... venous engorgement have resolved") is both
     placed_denied = {o["finding"] for o in stated_absent if o["laterality"] or o["regions"]}
-    denied |= {o["finding"] for o in observations if o["presence"] == "present" and o["finding"] in placed_denied
-               and not o["laterality"] and not o["regions"]}
+    denied |= {
+        o["finding"]
+        for o in observations
+        if o["presence"] == "present" and o["finding"] in placed_denied and not o["laterality"] and not o["regions"]
+    }
     for o in observations:
         finding = o["finding"]
         if finding is not None and _PRESENCE_RANK[o["presence"]] >= _PRESENCE_RANK[merged.get(finding, "absent")]:
@@ -350,14 +408,14 @@ def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
         if finding is not None:
             stated.setdefault(finding, set()).add(o["presence"])
     facts = {finding: Fact(finding, findings[finding]["category"], presence) for finding, presence in merged.items()}
-    for finding, presences in stated.items():   # "mildly enlarged" in the findings, "borderline" in the impression
+    for finding, presences in stated.items():  # "mildly enlarged" in the findings, "borderline" in the impression
         if {"present", "uncertain"} <= presences or (presences & {"present", "uncertain"} and finding in denied):
             facts[finding].presence, facts[finding].certainty = "uncertain", MIXED
     ranks = _severity_rank()
     for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None
-        if fact is not None and o["presence"] == fact.presence:   # "no left effusion" says nothing about where
-            _add_observation(fact, o, sites, ranks)                # the present right one is
+        if fact is not None and o["presence"] == fact.presence:  # "no left effusion" says nothing about where
+            _add_observation(fact, o, sites, ranks)  # the present right one is
     return facts
 
 
@@ -371,9 +429,9 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
     if fact.finding in sites.unlocated and PLACE_FROM_CLAUSE not in o.get("modifiers", ()):
         fact.over.extend(r for r in o["regions"] if r not in fact.over)
     if placed and any(a in o["regions"] for r in o["regions"] for a in region_ancestors(r)):
-        fact.nested_places = True   # "calcified bilateral lung and perihilar granulomas": where, in one word?
+        fact.nested_places = True  # "calcified bilateral lung and perihilar granulomas": where, in one word?
     for region in o["regions"] if placed else ():
-        region = sided_region(region, o["laterality"] or "")   # "the perihilar right lung"
+        region = sided_region(region, o["laterality"] or "")  # "the perihilar right lung"
         if not sites.allows(fact.finding, region):
             if region not in fact.misplaced:
                 fact.misplaced.append(region)
@@ -399,36 +457,55 @@ def _derive_parents(facts: dict[str, Fact], sites: Sites) -> None:
     for fact in [f for f in facts.values() if f.presence == "present"]:
         for ancestor in finding_ancestors(fact.finding):
             if ancestor in sites.blurred_by and fact.finding in sites.blurred_by[ancestor][0]:
-                continue   # a calcified nodule is no lung opacity (nor is it none: see _drop_blurred_absences)
+                continue  # a calcified nodule is no lung opacity (nor is it none: see _drop_blurred_absences)
             existing = facts.get(ancestor)
-            regions = [r for r in fact.regions if sites.allows(ancestor, r)]   # cardiomegaly's heart is not
-            if existing is None:                                                  # in the mediastinum's sites
-                facts[ancestor] = Fact(ancestor, findings[ancestor]["category"], "present", derived=True,
-                                       regions=regions, lateralities=list(fact.lateralities),
-                                       evidence=list(fact.evidence))
-            elif existing.presence != "present":   # "no opacity" but a pneumonia: the child's facts replace it
+            regions = [r for r in fact.regions if sites.allows(ancestor, r)]  # cardiomegaly's heart is not
+            if existing is None:  # in the mediastinum's sites
+                facts[ancestor] = Fact(
+                    ancestor,
+                    findings[ancestor]["category"],
+                    "present",
+                    derived=True,
+                    regions=regions,
+                    lateralities=list(fact.lateralities),
+                    evidence=list(fact.evidence),
+                )
+            elif existing.presence != "present":  # "no opacity" but a pneumonia: the child's facts replace it
                 existing.presence, existing.derived, existing.certainty = "present", True, None
                 existing.regions, existing.lateralities = regions, list(fact.lateralities)
                 existing.evidence = list(fact.evidence)
-            elif existing.derived:   # a second present child: the parent is where and what both say
-                for attribute, values in (("regions", regions), ("lateralities", fact.lateralities),
-                                          ("evidence", fact.evidence)):
+            elif existing.derived:  # a second present child: the parent is where and what both say
+                for attribute, values in (
+                    ("regions", regions),
+                    ("lateralities", fact.lateralities),
+                    ("evidence", fact.evidence),
+                ):
                     known = getattr(existing, attribute)
                     known.extend(v for v in values if v not in known)
     for fact in facts.values():
-        if fact.presence == "present" and not fact.derived and any(
+        if (
+            fact.presence == "present"
+            and not fact.derived
+            and any(
                 other.presence == "present" and fact.finding in finding_ancestors(other.finding)
-                for other in facts.values()):
+                for other in facts.values()
+            )
+        ):
             fact.derived = True
-    for fact in facts.values():   # "Borderline heart size, improved mediastinal widening": is the cardiomediastinal
-        if fact.derived and fact.presence == "present" and any(   # silhouette enlarged? Readers split (AI, AL)
+    for fact in facts.values():  # "Borderline heart size, improved mediastinal widening": is the cardiomediastinal
+        if (
+            fact.derived
+            and fact.presence == "present"
+            and any(  # silhouette enlarged? Readers split (AI, AL)
                 other.certainty == "borderline" and fact.finding in finding_ancestors(other.finding)
-                for other in facts.values()):
+                for other in facts.values()
+            )
+        ):
             fact.presence, fact.certainty = "uncertain", MIXED
 
 
 def _drop_blurred_absences(facts: dict[str, Fact], hidden: list[str], sites: Sites) -> None:
-    """"lungs clear" and a calcified granuloma: no lung opacity? (finding_sites.yaml `blurred_by`) The absence
+    """ "lungs clear" and a calcified granuloma: no lung opacity? (finding_sites.yaml `blurred_by`) The absence
     goes where a finding below it or a blurring one is stated, uncertain ("atelectasis versus scar") or hidden by
     a de-identified word ("XXXX scarring left base"), in the region or placed nowhere."""
     for finding, (blurring, region) in sites.blurred_by.items():
@@ -436,9 +513,12 @@ def _drop_blurred_absences(facts: dict[str, Fact], hidden: list[str], sites: Sit
         if fact is None or fact.presence != "absent":
             continue
         inside = region_subtree(region)
-        if any(other.presence != "absent" and (other.finding in blurring or finding in finding_ancestors(other.finding))
-               and (not other.regions or any(r in inside for r in other.regions)) for other in facts.values()) \
-                or any(f in blurring or finding in finding_ancestors(f) for f in hidden if f is not None):
+        if any(
+            other.presence != "absent"
+            and (other.finding in blurring or finding in finding_ancestors(other.finding))
+            and (not other.regions or any(r in inside for r in other.regions))
+            for other in facts.values()
+        ) or any(f in blurring or finding in finding_ancestors(f) for f in hidden if f is not None):
             del facts[finding]
 
 
@@ -446,11 +526,17 @@ def _regions_of_unread(observations: list[dict], normal_regions: frozenset[str],
     """The regions a normal statement declares normal in which a finding stated beside a de-identified word
     may lie ("scattered calcified granulomas throughout both lung XXXX. Lungs are clear bilaterally"): the
     finding is there, unread, so no such region is called normal."""
-    unread = [o["finding"] for o in observations
-              if o["presence"] != "absent" and o["finding"] is not None and DEID_ADJACENT in o.get("modifiers", ())]
+    unread = [
+        o["finding"]
+        for o in observations
+        if o["presence"] != "absent" and o["finding"] is not None and DEID_ADJACENT in o.get("modifiers", ())
+    ]
     cut: set[str] = set()
     for finding in unread:
         roots = sites.regions.get(finding)
-        cut |= {n for n in normal_regions if roots is None or any(
-            n == r or n in region_ancestors(r) or r in region_ancestors(n) for r in roots)}
+        cut |= {
+            n
+            for n in normal_regions
+            if roots is None or any(n == r or n in region_ancestors(r) or r in region_ancestors(n) for r in roots)
+        }
     return cut

@@ -35,9 +35,15 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
 DEFAULT_EXCLUDED_CATEGORIES = ("normal", "technical")
 #: Verbs a question or answer sentence may write as placeholders to agree with the template's finding
 #: ("{Is} there {a_finding}?": "Is there a nodule?", "Are there degenerative changes?"): singular, plural.
-AGREEMENT: dict[str, tuple[str, str]] = {"is": ("is", "are"), "Is": ("Is", "Are"), "has": ("has", "have"),
-                                         "Has": ("Has", "Have"), "was": ("was", "were"), "does": ("does", "do"),
-                                         "Does": ("Does", "Do")}
+AGREEMENT: dict[str, tuple[str, str]] = {
+    "is": ("is", "are"),
+    "Is": ("Is", "Are"),
+    "has": ("has", "have"),
+    "Has": ("Has", "Have"),
+    "was": ("was", "were"),
+    "does": ("does", "do"),
+    "Does": ("Does", "Do"),
+}
 
 
 def _forms(placeholders: frozenset[str]) -> frozenset[str]:
@@ -64,8 +70,8 @@ class Template:
     program: str
     arguments: str
     variants: tuple[str, ...]
-    source: str                                  # "builtin:prompts/questions/<id>.yaml" or the file path
-    content_hash: str                            # of the parsed definition
+    source: str  # "builtin:prompts/questions/<id>.yaml" or the file path
+    content_hash: str  # of the parsed definition
     skill: str | None = None
     description: str = ""
     negatives: str = "explicit"
@@ -81,10 +87,10 @@ class Template:
     max_per_image: int | None = None
     positive_share: float | None = None
     complementary_pairs: bool = False
-    hidden_arguments: tuple[str, ...] = ()       # the program's answer among the arguments: not in the question
-    options: int = 4                             # multiple choice: options per question (2-5)
-    examples: tuple[dict[str, Any], ...] = ()    # worked examples (cxrvqa.qa.examples); not in content_hash
-    extends: str | None = None                   # a user file that adds wordings to this (built-in) template
+    hidden_arguments: tuple[str, ...] = ()  # the program's answer among the arguments: not in the question
+    options: int = 4  # multiple choice: options per question (2-5)
+    examples: tuple[dict[str, Any], ...] = ()  # worked examples (cxrvqa.qa.examples); not in content_hash
+    extends: str | None = None  # a user file that adds wordings to this (built-in) template
 
     @property
     def closed_world(self) -> bool:
@@ -96,7 +102,7 @@ class Template:
 
         found = {name: getattr(self, name) for name in self.__dataclass_fields__ if name not in ("content_hash",)}
         program = PROGRAMS.get(self.program)
-        if program is not None and not program.builtin:   # the plugin it came from, as it was
+        if program is not None and not program.builtin:  # the plugin it came from, as it was
             found.update(program_source=program.source, program_hash=program.source_hash)
         return found
 
@@ -108,25 +114,54 @@ def _placeholders(text: str) -> set[str]:
 def _pinned(data: dict[str, Any]) -> set[str]:
     """Placeholders a question may leave out because the draw fixes them to one value ("devices")."""
     draw = data.get("draw", {})
-    return {name for name, key in (("category", "categories"), ("finding", "findings"), ("region", "regions"))
-            if len(draw.get(key, [])) == 1}
+    return {
+        name
+        for name, key in (("category", "categories"), ("finding", "findings"), ("region", "regions"))
+        if len(draw.get(key, [])) == 1
+    }
 
 
 #: Words a yes/no question must contain when its program answers 'yes' for an absent or a hedged finding
 #: ("Is there a pneumothorax?" with `finding_ruled_out` answers 'yes' where the report rules it out).
 YES_WHEN_WORDS: dict[str, tuple[str, ...]] = {
-    "absent": ("no", "not", "n't", "ruled out", "rule out", "exclud", "absen", "negative", "without", "free of",
-               "den", "lack"),
-    "uncertain": ("suspect", "uncertain", "possib", "probab", "may", "might", "question", "equivocal", "hedg",
-                  "unclear", "indetermin", "doubt"),
+    "absent": (
+        "no",
+        "not",
+        "n't",
+        "ruled out",
+        "rule out",
+        "exclud",
+        "absen",
+        "negative",
+        "without",
+        "free of",
+        "den",
+        "lack",
+    ),
+    "uncertain": (
+        "suspect",
+        "uncertain",
+        "possib",
+        "probab",
+        "may",
+        "might",
+        "question",
+        "equivocal",
+        "hedg",
+        "unclear",
+        "indetermin",
+        "doubt",
+    ),
 }
 
 
 def _says(variant: str, words: tuple[str, ...]) -> bool:
     """Whether the question contains one of ``words`` at the start of a word ("not", "excluded", "isn't")."""
     text = variant.lower()
-    return any(re.search(("" if w.startswith("n't") else r"\b") + re.escape(w) + (r"\b" if len(w) <= 3 else ""), text)
-               for w in words)
+    return any(
+        re.search(("" if w.startswith("n't") else r"\b") + re.escape(w) + (r"\b" if len(w) <= 3 else ""), text)
+        for w in words
+    )
 
 
 def _unused_keys(data: dict[str, Any], program: Any) -> list[str]:
@@ -142,8 +177,10 @@ def _unused_keys(data: dict[str, Any], program: Any) -> list[str]:
             where = key.replace(".", "/")
             uses = ", ".join(k.replace(".", "/") for k in program.uses) or "none of the optional keys"
             what = "negatives: closed_world" if key == "negatives" else where
-            problems.append(f"{where}: program {program.name!r} does not use {what} (it uses {uses}); the key would "
-                            "be ignored: remove it or choose a program that reads it")
+            problems.append(
+                f"{where}: program {program.name!r} does not use {what} (it uses {uses}); the key would "
+                "be ignored: remove it or choose a program that reads it"
+            )
     return problems
 
 
@@ -164,8 +201,9 @@ def _problems(data: Any, stem: str) -> list[str]:
     else:
         problems += _program_problems(data, program)
     if "options" in data and data["answer_format"] != "multiple_choice":
-        problems.append(f"options: only a multiple_choice template has options, found answer_format "
-                        f"{data['answer_format']!r}")
+        problems.append(
+            f"options: only a multiple_choice template has options, found answer_format {data['answer_format']!r}"
+        )
     problems += _wording_problems(data, program)
     problems += _draw_problems(data)
     if data["answer_format"] == "box" and data.get("applies_to", {}).get("needs_boxes") is None:
@@ -177,24 +215,28 @@ def _program_problems(data: Any, program: Any) -> list[str]:
     """What the template asks of its answer program that the program does not do."""
     problems = []
     if data["arguments"] not in program.arguments:
-        problems.append(f"arguments: program {program.name!r} takes {list(program.arguments)}, "
-                        f"found {data['arguments']!r}")
+        problems.append(
+            f"arguments: program {program.name!r} takes {list(program.arguments)}, found {data['arguments']!r}"
+        )
     if data["answer_format"] not in program.formats:
-        problems.append(f"answer_format: program {program.name!r} answers in {list(program.formats)}, "
-                        f"found {data['answer_format']!r}")
+        problems.append(
+            f"answer_format: program {program.name!r} answers in {list(program.formats)}, "
+            f"found {data['answer_format']!r}"
+        )
     problems += _unused_keys(data, program)
     if "options" in data and "options" in program.uses and data["answer_format"] == "multiple_choice":
         low, high = program.options or (4, 4)
         if not low <= data["options"] <= high:
-            problems.append(f"options: program {program.name!r} fills {low}-{high} options, "
-                            f"found {data['options']}")
+            problems.append(f"options: program {program.name!r} fills {low}-{high} options, found {data['options']}")
     if program.yes_when in YES_WHEN_WORDS and data["answer_format"] in ("yes_no", "full_sentence", "multi_part"):
         words = YES_WHEN_WORDS[program.yes_when]
         for i, variant in enumerate(data["variants"]):
             if not _says(variant, words):
-                problems.append(f"variants/{i}: program {program.name!r} answers 'yes' when the finding is "
-                                f"{program.yes_when}, but the question {variant!r} does not say so (none of "
-                                f"{[w.strip() for w in words]}): its 'yes' would contradict the wording")
+                problems.append(
+                    f"variants/{i}: program {program.name!r} answers 'yes' when the finding is "
+                    f"{program.yes_when}, but the question {variant!r} does not say so (none of "
+                    f"{[w.strip() for w in words]}): its 'yes' would contradict the wording"
+                )
     return problems
 
 
@@ -211,12 +253,16 @@ def _wording_problems(data: Any, program: Any | None) -> list[str]:
             problems.append(f"variants/{i}: {exc}")
             continue
         if written - _forms(allowed):
-            problems.append(f"variants/{i}: placeholders {sorted(written - _forms(allowed))} are not filled by "
-                            f"arguments {data['arguments']!r} (it fills {sorted(_forms(allowed)) or 'none'})")
+            problems.append(
+                f"variants/{i}: placeholders {sorted(written - _forms(allowed))} are not filled by "
+                f"arguments {data['arguments']!r} (it fills {sorted(_forms(allowed)) or 'none'})"
+            )
         used = _named(written)
         if used & hidden:
-            problems.append(f"variants/{i}: names {sorted(used & hidden)}, which is the answer of program "
-                            f"{data['program']!r}: the question would give it away")
+            problems.append(
+                f"variants/{i}: names {sorted(used & hidden)}, which is the answer of program "
+                f"{data['program']!r}: the question would give it away"
+            )
         if allowed - used - _pinned(data) - hidden:
             problems.append(f"variants/{i}: the question does not name {sorted(allowed - used)}")
     for key, text in data.get("answer_sentence", {}).items():
@@ -243,8 +289,11 @@ def _draw_problems(data: Any) -> list[str]:
     unknown = sorted(set(draw.get("regions", [])) - set(vocab.regions))
     if unknown:
         problems.append(f"draw/regions: unknown regions {unknown}")
-    if data.get("negatives") == "closed_world" and data["arguments"] in ("region", "two_regions") \
-            and not draw.get("regions"):
+    if (
+        data.get("negatives") == "closed_world"
+        and data["arguments"] in ("region", "two_regions")
+        and not draw.get("regions")
+    ):
         problems.append("draw/regions: a closed-world region template must list the regions it asks about")
     return problems
 
@@ -262,20 +311,35 @@ def parse_template(text: str, source: str, stem: str) -> Template:
         raise TemplateError(source, problems)
     draw, applies = data.get("draw", {}), data.get("applies_to", {})
     return Template(
-        id=data["id"], version=data["version"], question_type=data["question_type"], strategy=data["strategy"],
-        answer_format=data["answer_format"], program=data["program"], arguments=data["arguments"],
-        variants=tuple(data["variants"]), source=source, content_hash=_content_hash(data),
-        skill=data.get("skill"), description=data.get("description", "").strip(),
-        negatives=data.get("negatives", "explicit"), categories=tuple(draw.get("categories", ())),
+        id=data["id"],
+        version=data["version"],
+        question_type=data["question_type"],
+        strategy=data["strategy"],
+        answer_format=data["answer_format"],
+        program=data["program"],
+        arguments=data["arguments"],
+        variants=tuple(data["variants"]),
+        source=source,
+        content_hash=_content_hash(data),
+        skill=data.get("skill"),
+        description=data.get("description", "").strip(),
+        negatives=data.get("negatives", "explicit"),
+        categories=tuple(draw.get("categories", ())),
         exclude_categories=tuple(draw.get("exclude_categories", DEFAULT_EXCLUDED_CATEGORIES)),
-        findings=tuple(draw.get("findings", ())), regions=tuple(draw.get("regions", ())),
+        findings=tuple(draw.get("findings", ())),
+        regions=tuple(draw.get("regions", ())),
         views=tuple(applies.get("views", ("frontal", "lateral", "unknown"))),
-        needs_image=applies.get("needs_image", False), needs_boxes=applies.get("needs_boxes"),
-        answer_sentence=dict(data.get("answer_sentence", {})), weight=float(data.get("weight", 1.0)),
-        max_per_image=data.get("max_per_image"), positive_share=data.get("positive_share"),
+        needs_image=applies.get("needs_image", False),
+        needs_boxes=applies.get("needs_boxes"),
+        answer_sentence=dict(data.get("answer_sentence", {})),
+        weight=float(data.get("weight", 1.0)),
+        max_per_image=data.get("max_per_image"),
+        positive_share=data.get("positive_share"),
         complementary_pairs=data.get("complementary_pairs", data.get("skill") == "presence"),
         hidden_arguments=PROGRAMS[data["program"]].hidden,
-        options=data.get("options", 4), examples=tuple(data.get("examples", ())))
+        options=data.get("options", 4),
+        examples=tuple(data.get("examples", ())),
+    )
 
 
 def _content_hash(data: dict[str, Any]) -> str:
@@ -303,14 +367,20 @@ def _extension(data: dict[str, Any], path: Path) -> Template:
     validator = jsonschema.Draft202012Validator(load_json_schema("question_template_extension.schema.json"))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        raise TemplateError(str(path), [f"{'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: "
-                                        f"{e.message}" for e in errors])
+        raise TemplateError(
+            str(path), [f"{'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}" for e in errors]
+        )
     base = {t.id: t for t in builtin_templates()}.get(data["extends"])
     if base is None:
         raise TemplateError(str(path), [f"extends: expected a built-in template id, found {data['extends']!r}"])
     if path.stem != base.id:
-        raise TemplateError(str(path), [f"extends: the file of an extension is named after the template it extends "
-                                        f"({base.id}.yaml), found {path.name}"])
+        raise TemplateError(
+            str(path),
+            [
+                f"extends: the file of an extension is named after the template it extends "
+                f"({base.id}.yaml), found {path.name}"
+            ],
+        )
     node = resource("prompts", "questions", f"{base.id}.yaml")
     merged = yaml.safe_load(node.read_text(encoding="utf-8"))
     added = [v for v in data["variants"] if v not in merged["variants"]]
@@ -329,8 +399,13 @@ def builtin_templates() -> tuple[Template, ...]:
     found = []
     for node in sorted(folder.iterdir(), key=lambda n: n.name):
         if node.name.endswith(".yaml"):
-            found.append(parse_template(node.read_text(encoding="utf-8"), f"builtin:prompts/questions/{node.name}",
-                                        node.name.removesuffix(".yaml")))
+            found.append(
+                parse_template(
+                    node.read_text(encoding="utf-8"),
+                    f"builtin:prompts/questions/{node.name}",
+                    node.name.removesuffix(".yaml"),
+                )
+            )
     return tuple(found)
 
 
@@ -340,6 +415,7 @@ def load_templates(dirs: tuple[Path, ...] = (), errors: list[TemplateError] | No
 
     ``errors``: collect each bad file's TemplateError there and load the good ones (previews, lists)
     instead of raising at the first."""
+
     def failed(exc: TemplateError) -> None:
         if errors is None:
             raise exc
@@ -356,12 +432,22 @@ def load_templates(dirs: tuple[Path, ...] = (), errors: list[TemplateError] | No
                 template = load_template_file(path)
                 if template.extends is not None:
                     if templates[template.id].extends is not None:
-                        raise TemplateError(str(path), [f"extends: {template.id!r} is already extended by "
-                                                        f"{templates[template.id].source.split('+', 1)[1]}"])
+                        raise TemplateError(
+                            str(path),
+                            [
+                                f"extends: {template.id!r} is already extended by "
+                                f"{templates[template.id].source.split('+', 1)[1]}"
+                            ],
+                        )
                 elif template.id in seen:
-                    raise TemplateError(template.source, [f"id {template.id!r} is already defined by "
-                                                          f"{seen[template.id]} (to add wordings to a built-in "
-                                                          f"template, write `extends: {template.id}`)"])
+                    raise TemplateError(
+                        template.source,
+                        [
+                            f"id {template.id!r} is already defined by "
+                            f"{seen[template.id]} (to add wordings to a built-in "
+                            f"template, write `extends: {template.id}`)"
+                        ],
+                    )
             except TemplateError as exc:
                 failed(exc)
                 continue
@@ -393,9 +479,15 @@ def check_examples(templates: tuple[Template, ...]) -> None:
     for template in templates:
         problems = example_problems(template)
         if problems:
-            raise TemplateError(template.source, [*problems, "the build generates nothing with a template whose "
-                                                  "worked examples fail: fix the wording, the program or the "
-                                                  "example (cxrvqa templates lint shows them all)"])
+            raise TemplateError(
+                template.source,
+                [
+                    *problems,
+                    "the build generates nothing with a template whose "
+                    "worked examples fail: fix the wording, the program or the "
+                    "example (cxrvqa templates lint shows them all)",
+                ],
+            )
 
 
 @lru_cache(maxsize=1)
@@ -407,18 +499,25 @@ def generator_code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def template_version(template: Template, seed: int, splits: tuple[tuple[str, float], ...],
-                     split_from: str = "hash") -> str:
+def template_version(
+    template: Template, seed: int, splits: tuple[tuple[str, float], ...], split_from: str = "hash"
+) -> str:
     """What a template's items depend on: its definition, the generator code, the vocabularies, and
     the seed, split shares and split source (they draw variants, distractors and splits)."""
     from cxrvqa.core.vocab import finding_sites, vocabulary
 
     from cxrvqa.qa.programs import PROGRAMS
 
-    parts: dict[str, Any] = {"template": template.content_hash, "code": generator_code_hash(),
-                             "vocab": vocabulary().content_hash, "sites": finding_sites().content_hash, "seed": seed,
-                             "splits": splits, **({"split_from": split_from} if split_from != "hash" else {})}
+    parts: dict[str, Any] = {
+        "template": template.content_hash,
+        "code": generator_code_hash(),
+        "vocab": vocabulary().content_hash,
+        "sites": finding_sites().content_hash,
+        "seed": seed,
+        "splits": splits,
+        **({"split_from": split_from} if split_from != "hash" else {}),
+    }
     program = PROGRAMS.get(template.program)
-    if program is not None and not program.builtin:   # an edited plugin regenerates its templates' items
+    if program is not None and not program.builtin:  # an edited plugin regenerates its templates' items
         parts["program"] = [program.source, program.source_hash]
     return stable_hash(parts)

@@ -46,28 +46,45 @@ def _sha256(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def parse_report(report: RawReport, context: ReportStageContext, run_id: str, input_hash: str
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def parse_report(
+    report: RawReport, context: ReportStageContext, run_id: str, input_hash: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The `reports` row and `sentences` rows of one report (pure)."""
     text = report.text
     sections = split_sections(text)
     bodies: dict[str, list[str]] = {name: [] for name in SECTIONS}
     for span in sections:
-        bodies[span.section].append(text[span.start:span.end].strip())
+        bodies[span.section].append(text[span.start : span.end].strip())
     sentences = split_sentences(text, sections)
     report_hash = _sha256(text)
     row = {
-        "study_id": report.study_id, "patient_id": report.patient_id, "source": report.source,
-        "source_format": context.report_format, "text": text,
+        "study_id": report.study_id,
+        "patient_id": report.patient_id,
+        "source": report.source,
+        "source_format": context.report_format,
+        "text": text,
         **{name: "\n".join(parts) for name, parts in bodies.items()},
-        "n_sentences": len(sentences), "report_hash": report_hash, "parser_version": context.parser_version,
-        "run_id": run_id, "input_hash": input_hash, "code_version": code_version(),
+        "n_sentences": len(sentences),
+        "report_hash": report_hash,
+        "parser_version": context.parser_version,
+        "run_id": run_id,
+        "input_hash": input_hash,
+        "code_version": code_version(),
         "created_at": datetime.now(timezone.utc),
     }
     sentence_rows = [
-        {"study_id": report.study_id, "report_hash": report_hash, "parser_version": context.parser_version,
-         "sentence_id": index, "section": s.section, "text": s.text, "start": s.start, "end": s.end,
-         "deid_only": is_deid_only(s.text), "run_id": run_id}
+        {
+            "study_id": report.study_id,
+            "report_hash": report_hash,
+            "parser_version": context.parser_version,
+            "sentence_id": index,
+            "section": s.section,
+            "text": s.text,
+            "start": s.start,
+            "end": s.end,
+            "deid_only": is_deid_only(s.text),
+            "run_id": run_id,
+        }
         for index, s in enumerate(sentences)
     ]
     return row, sentence_rows
@@ -84,8 +101,12 @@ def reject_duplicate_studies(records: Iterable[RawReport | RawReject]) -> Iterat
         if isinstance(record, RawReport):
             seen = first_source.setdefault(record.study_id, record.source)
             if seen != record.source:
-                record = RawReject(record.source, record.study_id, ReportReason.duplicate_study,
-                                   f"study {record.study_id!r} was already loaded from {seen}")
+                record = RawReject(
+                    record.source,
+                    record.study_id,
+                    ReportReason.duplicate_study,
+                    f"study {record.study_id!r} was already loaded from {seen}",
+                )
         yield record
 
 
@@ -118,21 +139,35 @@ class ReportWork:
     todo: list[tuple[RawReport | RawReject, str]]
 
 
-def load_batch(store: Store, batch: list[RawReport | RawReject], context: ReportStageContext
-               ) -> tuple[ReportWork, StageCounts]:
+def load_batch(
+    store: Store, batch: list[RawReport | RawReject], context: ReportStageContext
+) -> tuple[ReportWork, StageCounts]:
     """Leave out the records already stored (a report with its input hash, or a reject); the counts so far."""
-    hashes = [_sha256(r.study_id, r.patient_id, r.text) if isinstance(r, RawReport)
-              else _sha256(r.source, r.reason, r.detail) for r in batch]
-    rejected_before = set(store.query(
-        "SELECT source, input_hash FROM report_rejects WHERE parser_version = ? AND input_hash IN "
-        "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, hashes]))
+    hashes = [
+        _sha256(r.study_id, r.patient_id, r.text) if isinstance(r, RawReport) else _sha256(r.source, r.reason, r.detail)
+        for r in batch
+    ]
+    rejected_before = set(
+        store.query(
+            "SELECT source, input_hash FROM report_rejects WHERE parser_version = ? AND input_hash IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [context.parser_version, hashes],
+        )
+    )
     studies = [r.study_id for r in batch if isinstance(r, RawReport)]
-    done = set(store.query(
-        "SELECT study_id, input_hash FROM reports WHERE parser_version = ? AND study_id IN "
-        "(SELECT unnest(?::VARCHAR[]))", [context.parser_version, studies]))
-    todo = [(raw, input_hash) for raw, input_hash in zip(batch, hashes, strict=True)
-            if (raw.source, input_hash) not in rejected_before
-            and not (isinstance(raw, RawReport) and (raw.study_id, input_hash) in done)]
+    done = set(
+        store.query(
+            "SELECT study_id, input_hash FROM reports WHERE parser_version = ? AND study_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [context.parser_version, studies],
+        )
+    )
+    todo = [
+        (raw, input_hash)
+        for raw, input_hash in zip(batch, hashes, strict=True)
+        if (raw.source, input_hash) not in rejected_before
+        and not (isinstance(raw, RawReport) and (raw.study_id, input_hash) in done)
+    ]
     return ReportWork(todo), StageCounts(n_input=len(batch), n_skipped=len(batch) - len(todo))
 
 
@@ -144,19 +179,33 @@ def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) ->
     sentence_rows: list[dict[str, Any]] = []
 
     def reject(source: str, study: str | None, reason: str, detail: str, input_hash: str | None) -> None:
-        rejects.append({"source": source, "study_id": study, "reason": ReportReason(reason).value, "detail": detail,
-                        "parser_version": context.parser_version, "run_id": run_id, "input_hash": input_hash,
-                        "code_version": code_version(), "created_at": now})
+        rejects.append(
+            {
+                "source": source,
+                "study_id": study,
+                "reason": ReportReason(reason).value,
+                "detail": detail,
+                "parser_version": context.parser_version,
+                "run_id": run_id,
+                "input_hash": input_hash,
+                "code_version": code_version(),
+                "created_at": now,
+            }
+        )
 
     for raw, input_hash in work.todo:
         if isinstance(raw, RawReject):
             reject(raw.source, raw.study_id, raw.reason, raw.detail, input_hash)
         elif not raw.text.strip():
-            reject(raw.source, raw.study_id, ReportReason.empty_report, "expected report text, found none",
-                   input_hash)
+            reject(raw.source, raw.study_id, ReportReason.empty_report, "expected report text, found none", input_hash)
         elif len(raw.text) > context.max_chars:
-            reject(raw.source, raw.study_id, ReportReason.report_too_long,
-                   f"expected at most {context.max_chars} characters, found {len(raw.text)}", input_hash)
+            reject(
+                raw.source,
+                raw.study_id,
+                ReportReason.report_too_long,
+                f"expected at most {context.max_chars} characters, found {len(raw.text)}",
+                input_hash,
+            )
         else:
             row, sentences = parse_report(raw, context, run_id, input_hash)
             rows.append(row)
@@ -164,16 +213,16 @@ def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) ->
     yield {"reports": rows, "sentences": sentence_rows, "report_rejects": rejects}
 
 
-def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ReportStageContext
-                ) -> StageCounts:
+def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ReportStageContext) -> StageCounts:
     written = write_tables(store, parts)
     counts.n_done += written["reports"]
     counts.n_rejected += written["report_rejects"]
     return counts
 
 
-def ingest_batch(store: Store, run_id: str, batch: list[RawReport | RawReject],
-                 context: ReportStageContext) -> StageCounts:
+def ingest_batch(
+    store: Store, run_id: str, batch: list[RawReport | RawReject], context: ReportStageContext
+) -> StageCounts:
     """Write one batch of loaded records; every record ends as a report, a reject or a skip."""
     work, counts = load_batch(store, batch, context)
     return write_batch(store, counts, compute_batch(work, context, run_id), context)

@@ -26,7 +26,7 @@ from cxrvqa.store import Store
 @dataclass(frozen=True)
 class TemplateAccuracy:
     template_id: str
-    accuracy: Proportion           # correct / reviewed items of the template
+    accuracy: Proportion  # correct / reviewed items of the template
     verdicts: dict[str, int]
 
 
@@ -35,27 +35,31 @@ class CheckRates:
     """How one validator did on the reviewed items."""
 
     validator: str
-    faulty_failed: Proportion      # faulty items it failed (warn or reject)
-    correct_failed: Proportion     # correct items it failed
+    faulty_failed: Proportion  # faulty items it failed (warn or reject)
+    correct_failed: Proportion  # correct items it failed
 
 
 @dataclass(frozen=True)
 class ReviewAccuracy:
     reviewed_items: int
     reviewers: list[str]
-    verdicts: dict[str, int]       # the items' combined verdicts
+    verdicts: dict[str, int]  # the items' combined verdicts
     accuracy: Proportion
     grammar_errors: Proportion
     per_template: list[TemplateAccuracy]
-    recall: Proportion             # faulty items the checks demoted
-    false_demotion: Proportion     # correct items the checks demoted
+    recall: Proportion  # faulty items the checks demoted
+    false_demotion: Proportion  # correct items the checks demoted
     per_check: list[CheckRates]
-    stale_verdicts: int            # verdicts on current items that changed since: to review again
-    min_grade: str | None = None   # only items whose review-free grade is at least this (the card's selection)
+    stale_verdicts: int  # verdicts on current items that changed since: to review again
+    min_grade: str | None = None  # only items whose review-free grade is at least this (the card's selection)
 
 
-def review_accuracy(store: Store, items: str = "current_qa_items", results: str = "current_validation_results",
-                    min_grade: tuple[int, str] | None = None) -> ReviewAccuracy | None:
+def review_accuracy(
+    store: Store,
+    items: str = "current_qa_items",
+    results: str = "current_validation_results",
+    min_grade: tuple[int, str] | None = None,
+) -> ReviewAccuracy | None:
     """The accuracy the current reviews measure over the items of relation `items` (item_id, template_version,
     input_hash, template_id) with validator results `results`; None when none of them is reviewed.
     `min_grade` (code, label) keeps the items whose review-free grade is at least that grade."""
@@ -64,11 +68,12 @@ def review_accuracy(store: Store, items: str = "current_qa_items", results: str 
         "SELECT r.item_id, i.template_id, r.reviewer, r.verdict, r.grammar, r.grade, g.review_free_weakest "
         f"FROM current_review_verdicts r JOIN {items} i USING (item_id, template_version, input_hash) "
         f"LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash) {keep} "
-        "ORDER BY r.item_id, r.reviewer")
+        "ORDER BY r.item_id, r.reviewer"
+    )
     if not rows:
         return None
     order = {verdict: position for position, verdict in enumerate(review_verdicts())}
-    combined: dict[str, tuple[str, str, bool, str]] = {}     # item -> (template, verdict, grammar, weakest)
+    combined: dict[str, tuple[str, str, bool, str]] = {}  # item -> (template, verdict, grammar, weakest)
     worst: dict[str, tuple[float, int]] = {}
     for item_id, template_id, _, verdict, grammar, grade, weakest in rows:
         rank = (float("inf") if grade is None else grade, order[verdict])
@@ -80,8 +85,9 @@ def review_accuracy(store: Store, items: str = "current_qa_items", results: str 
             combined[item_id] = (*before[:2], True, before[3])
     failed: dict[str, set[str]] = {}
     for item_id, validator in store.query(
-            f"SELECT DISTINCT r.item_id, r.validator FROM {results} r SEMI JOIN current_reviews c "
-            "USING (item_id, template_version, input_hash) WHERE r.status <> 'ok' AND r.validator <> 'human_review'"):
+        f"SELECT DISTINCT r.item_id, r.validator FROM {results} r SEMI JOIN current_reviews c "
+        "USING (item_id, template_version, input_hash) WHERE r.status <> 'ok' AND r.validator <> 'human_review'"
+    ):
         failed.setdefault(item_id, set()).add(validator)
     correct = {i for i, (_, verdict, _, _) in combined.items() if verdict == "correct"}
     faulty = set(combined) - correct
@@ -89,22 +95,39 @@ def review_accuracy(store: Store, items: str = "current_qa_items", results: str 
     templates: dict[str, list[str]] = {}
     for item_id, (template_id, verdict, _, _) in combined.items():
         templates.setdefault(template_id, []).append(verdict)
-    per_template = sorted((TemplateAccuracy(t, Proportion.of(v.count("correct"), len(v)), dict(Counter(v)))
-                           for t, v in templates.items()),
-                          key=lambda t: (t.accuracy.share, -t.accuracy.n, t.template_id))   # least accurate first
+    per_template = sorted(
+        (
+            TemplateAccuracy(t, Proportion.of(v.count("correct"), len(v)), dict(Counter(v)))
+            for t, v in templates.items()
+        ),
+        key=lambda t: (t.accuracy.share, -t.accuracy.n, t.template_id),
+    )  # least accurate first
     validators = sorted({v for item_id in combined for v in failed.get(item_id, ())})
-    per_check = sorted((CheckRates(v, Proportion.of(sum(v in failed.get(i, ()) for i in faulty), len(faulty)),
-                                   Proportion.of(sum(v in failed.get(i, ()) for i in correct), len(correct)))
-                        for v in validators), key=lambda c: (-(c.faulty_failed.share or 0), c.validator))
+    per_check = sorted(
+        (
+            CheckRates(
+                v,
+                Proportion.of(sum(v in failed.get(i, ()) for i in faulty), len(faulty)),
+                Proportion.of(sum(v in failed.get(i, ()) for i in correct), len(correct)),
+            )
+            for v in validators
+        ),
+        key=lambda c: (-(c.faulty_failed.share or 0), c.validator),
+    )
     stale = store.query(
         "SELECT count(*) FROM (SELECT DISTINCT item_id, reviewer FROM review_verdicts "
         f"WHERE item_id IN (SELECT item_id FROM {items})) ANTI JOIN current_review_verdicts USING (item_id, reviewer)"
     )[0][0]
     return ReviewAccuracy(
-        reviewed_items=len(combined), reviewers=sorted({r[2] for r in rows}),
+        reviewed_items=len(combined),
+        reviewers=sorted({r[2] for r in rows}),
         verdicts={v: n for v in order if (n := sum(c[1] == v for c in combined.values()))},
         accuracy=Proportion.of(len(correct), len(combined)),
         grammar_errors=Proportion.of(sum(c[2] for c in combined.values()), len(combined)),
-        per_template=per_template, recall=Proportion.of(len(faulty & demoted), len(faulty)),
-        false_demotion=Proportion.of(len(correct & demoted), len(correct)), per_check=per_check,
-        stale_verdicts=stale, min_grade=None if min_grade is None else min_grade[1])
+        per_template=per_template,
+        recall=Proportion.of(len(faulty & demoted), len(faulty)),
+        false_demotion=Proportion.of(len(correct & demoted), len(correct)),
+        per_check=per_check,
+        stale_verdicts=stale,
+        min_grade=None if min_grade is None else min_grade[1],
+    )

@@ -37,10 +37,10 @@ class ImportPlan:
 
     path: Path
     format: str
-    read: int                                           # verdicts in the file
+    read: int  # verdicts in the file
     rows: list[dict[str, Any]] = field(default_factory=list)
     stale: list[Stale] = field(default_factory=list)
-    replaced: int = 0                                   # later verdicts of the same reviewer on the same item
+    replaced: int = 0  # later verdicts of the same reviewer on the same item
 
     @property
     def by_verdict(self) -> Counter:
@@ -59,18 +59,30 @@ def plan_import(store: Store, path: Path, reviewer: str | None = None, fmt: str 
     found_format, verdicts, problems = parse_verdicts(path, fmt)
     nameless = [v.source for v in verdicts if not (reviewer or v.reviewer)]
     if nameless:
-        problems.append(f"{', '.join(nameless[:5])}{' ...' if len(nameless) > 5 else ''}: expected a reviewer; "
-                        "found none in the file: give --reviewer NAME")
+        problems.append(
+            f"{', '.join(nameless[:5])}{' ...' if len(nameless) > 5 else ''}: expected a reviewer; "
+            "found none in the file: give --reviewer NAME"
+        )
     ids = sorted({v.item_id for v in verdicts})
-    known = {item_id for (item_id,) in store.query(
-        "SELECT DISTINCT item_id FROM qa_items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
-    problems += [f"{v.source}: expected an item id of this build; found {v.item_id!r} (is the file from another "
-                 "build?)" for v in verdicts if v.item_id not in known]
+    known = {
+        item_id
+        for (item_id,) in store.query(
+            "SELECT DISTINCT item_id FROM qa_items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+        )
+    }
+    problems += [
+        f"{v.source}: expected an item id of this build; found {v.item_id!r} (is the file from another build?)"
+        for v in verdicts
+        if v.item_id not in known
+    ]
     if problems:
         raise file_error(path, found_format, problems)
-    current = {item_id: (template_version, input_hash, version) for item_id, template_version, input_hash, version
-               in store.query("SELECT item_id, template_version, input_hash, item_version "
-                              "FROM current_item_versions(?::VARCHAR[])", [ids])}
+    current = {
+        item_id: (template_version, input_hash, version)
+        for item_id, template_version, input_hash, version in store.query(
+            "SELECT item_id, template_version, input_hash, item_version FROM current_item_versions(?::VARCHAR[])", [ids]
+        )
+    }
     plan = ImportPlan(Path(path), found_format, len(verdicts))
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     now = datetime.now(timezone.utc)
@@ -94,19 +106,35 @@ def _why_stale(v: Verdict, current: tuple[str, str, str] | None) -> str | None:
     if v.item_version is not None and v.item_version != current[2]:
         return f"changed since it was sampled (version {v.item_version[:12]}, now {version[:12]})"
     if v.item_version is None and v.key is not None and v.key != (template_version, input_hash):
-        return (f"regenerated since it was exported (template_version/input_hash {v.key[0]}/{v.key[1][:12]}, now "
-                f"{template_version}/{input_hash[:12]})")
+        return (
+            f"regenerated since it was exported (template_version/input_hash {v.key[0]}/{v.key[1][:12]}, now "
+            f"{template_version}/{input_hash[:12]})"
+        )
     return None
 
 
-def _row(v: Verdict, reviewer: str, template_version: str, input_hash: str, version: str, path: Path,
-         now: datetime) -> dict[str, Any]:
+def _row(
+    v: Verdict, reviewer: str, template_version: str, input_hash: str, version: str, path: Path, now: datetime
+) -> dict[str, Any]:
     result = review_result(v.verdict, v.grammar)
-    return {"item_id": v.item_id, "item_version": version, "template_version": template_version,
-            "input_hash": input_hash, "reviewer": reviewer.strip(), "verdict": v.verdict, "grammar": v.grammar,
-            "note": v.note, "status": result.status, "reason": result.reason, "grade": result.grade,
-            "label": None if result.grade is None else grading().label(result.grade), "weakest": result.weakest,
-            "source": f"{Path(path).name} {v.source}", "reviewed_at": v.reviewed_at, "created_at": now}
+    return {
+        "item_id": v.item_id,
+        "item_version": version,
+        "template_version": template_version,
+        "input_hash": input_hash,
+        "reviewer": reviewer.strip(),
+        "verdict": v.verdict,
+        "grammar": v.grammar,
+        "note": v.note,
+        "status": result.status,
+        "reason": result.reason,
+        "grade": result.grade,
+        "label": None if result.grade is None else grading().label(result.grade),
+        "weakest": result.weakest,
+        "source": f"{Path(path).name} {v.source}",
+        "reviewed_at": v.reviewed_at,
+        "created_at": now,
+    }
 
 
 def write_import(store: Store, plan: ImportPlan, run_id: str) -> int:

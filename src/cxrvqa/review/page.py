@@ -32,8 +32,20 @@ SAVED_FORMAT = "cxrvqa-review-verdicts"
 SAVED_VERSION = 1
 #: Fields of an item the page shows.
 #: Not its grade or validator results: reviewers judge blind, or the review could not measure the checks.
-ITEM_FIELDS = ("item_id", "item_version", "template_id", "study_id", "image_id", "answer_format", "question",
-               "answer", "options", "correct_option", "boxes", "evidence_ids")
+ITEM_FIELDS = (
+    "item_id",
+    "item_version",
+    "template_id",
+    "study_id",
+    "image_id",
+    "answer_format",
+    "question",
+    "answer",
+    "options",
+    "correct_option",
+    "boxes",
+    "evidence_ids",
+)
 
 
 def sample_key(items: list[dict[str, Any]]) -> str:
@@ -45,27 +57,56 @@ def sample_key(items: list[dict[str, Any]]) -> str:
 @lru_cache(maxsize=1)
 def _templates() -> Environment:
     """The review page's body template (package data in review/page/): autoescaped, so data reaches it as text."""
-    return Environment(loader=PackageLoader("cxrvqa.review", "page"), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("cxrvqa.review", "page"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
-def render_review_page(store: Store, out_dir: Path, items: list[dict[str, Any]], sample: Sample, build: str,
-                       file_name: str) -> str:
+def render_review_page(
+    store: Store, out_dir: Path, items: list[dict[str, Any]], sample: Sample, build: str, file_name: str
+) -> str:
     """The page of these sampled items (the jsonl export's fields plus `item_version`, cxrvqa.review.sample)."""
     review = grading().review
-    media = item_media(store, out_dir, [i["image_id"] for i in items if i["image_id"]], [i["study_id"] for i in items],
-                       side=REVIEW_IMAGE_SIDE)
-    shown = [{**{k: item[k] for k in ITEM_FIELDS},
-              "answer_parts": [{"kind": p["kind"], "text": p["text"]} for p in item["answer_parts"]],
-              "boxes": item["boxes"] or []} for item in items]
-    data = {"sample": {**sample.describe(), "build": build, "file": file_name, "key": sample_key(items)},
-            "verdicts": {verdict: spec["meaning"] for verdict, spec in review["verdicts"].items()},
-            "grammar": review["grammar"]["meaning"], "format": SAVED_FORMAT, "version": SAVED_VERSION,
-            "items": shown, **media}
-    body = _templates().get_template("review.html.j2").render(
-        n_items=len(items), build=build, sample=sample, verdicts=data["verdicts"], grammar=data["grammar"])
-    own = resource("review", "page")    # the review page's own style sheet and script
+    media = item_media(
+        store,
+        out_dir,
+        [i["image_id"] for i in items if i["image_id"]],
+        [i["study_id"] for i in items],
+        side=REVIEW_IMAGE_SIDE,
+    )
+    shown = [
+        {
+            **{k: item[k] for k in ITEM_FIELDS},
+            "answer_parts": [{"kind": p["kind"], "text": p["text"]} for p in item["answer_parts"]],
+            "boxes": item["boxes"] or [],
+        }
+        for item in items
+    ]
+    data = {
+        "sample": {**sample.describe(), "build": build, "file": file_name, "key": sample_key(items)},
+        "verdicts": {verdict: spec["meaning"] for verdict, spec in review["verdicts"].items()},
+        "grammar": review["grammar"]["meaning"],
+        "format": SAVED_FORMAT,
+        "version": SAVED_VERSION,
+        "items": shown,
+        **media,
+    }
+    body = (
+        _templates()
+        .get_template("review.html.j2")
+        .render(n_items=len(items), build=build, sample=sample, verdicts=data["verdicts"], grammar=data["grammar"])
+    )
+    own = resource("review", "page")  # the review page's own style sheet and script
     style, script = (own.joinpath(name).read_text(encoding="utf-8") for name in ("review.css", "review.js"))
-    return document(f"cxrvqa review: {build}", asset("view.css") + style, Markup(body), "review-data", data,
-                    asset("view.js") + script)
-
+    return document(
+        f"cxrvqa review: {build}",
+        asset("view.css") + style,
+        Markup(body),
+        "review-data",
+        data,
+        asset("view.js") + script,
+    )

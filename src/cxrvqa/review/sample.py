@@ -38,8 +38,14 @@ STRATA = ("template", "grade")
 #: Longest side of the images given to reviewers (the page, Label Studio, Argilla), in pixels.
 REVIEW_IMAGE_SIDE = 384
 #: What a sample's destination name says about its format (longest suffix first).
-_SUFFIXES = ((".label-studio.json", "label-studio"), (".labelstudio.json", "label-studio"),
-             (".argilla.json", "argilla"), (".jsonl", "jsonl"), (".html", "html"), (".htm", "html"))
+_SUFFIXES = (
+    (".label-studio.json", "label-studio"),
+    (".labelstudio.json", "label-studio"),
+    (".argilla.json", "argilla"),
+    (".jsonl", "jsonl"),
+    (".html", "html"),
+    (".htm", "html"),
+)
 
 
 def format_of(dest: Path, fmt: str | None) -> str:
@@ -52,23 +58,31 @@ def format_of(dest: Path, fmt: str | None) -> str:
     for suffix, found in _SUFFIXES:
         if name.endswith(suffix):
             return found
-    raise ConfigError("--dest", f"cannot tell the format from {dest.name!r}: name it *.jsonl, *.html, "
-                                "*.label-studio.json or *.argilla.json, or give --format " + "|".join(FORMATS))
+    raise ConfigError(
+        "--dest",
+        f"cannot tell the format from {dest.name!r}: name it *.jsonl, *.html, "
+        "*.label-studio.json or *.argilla.json, or give --format " + "|".join(FORMATS),
+    )
 
 
 @dataclass(frozen=True)
 class Sample:
     """Which items were drawn, and how."""
 
-    item_ids: list[str]          # in the order reviewers see them
+    item_ids: list[str]  # in the order reviewers see them
     seed: int
     stratify: str | None
-    population: int              # current items drawn from
-    strata: dict[str, int]       # items drawn per stratum (empty without --stratify)
+    population: int  # current items drawn from
+    strata: dict[str, int]  # items drawn per stratum (empty without --stratify)
 
     def describe(self) -> dict[str, Any]:
-        return {"seed": self.seed, "stratify": self.stratify, "n": len(self.item_ids), "population": self.population,
-                "strata": self.strata}
+        return {
+            "seed": self.seed,
+            "stratify": self.stratify,
+            "n": len(self.item_ids),
+            "population": self.population,
+            "strata": self.strata,
+        }
 
 
 def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
@@ -98,8 +112,10 @@ def draw(store: Store, n: int, seed: int | None = None, stratify: str | None = N
     if stratify is not None and stratify not in STRATA:
         raise ConfigError("--stratify", f"unknown stratum {stratify!r}; choose {' or '.join(STRATA)}")
     seed = secrets.randbelow(2**31) if seed is None else seed
-    rows = store.query("SELECT q.item_id, q.template_id, coalesce(g.label, 'not graded') FROM current_qa_items q "
-                       "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash) ORDER BY q.item_id")
+    rows = store.query(
+        "SELECT q.item_id, q.template_id, coalesce(g.label, 'not graded') FROM current_qa_items q "
+        "LEFT JOIN current_qa_grades g USING (item_id, template_version, input_hash) ORDER BY q.item_id"
+    )
     rng = random.Random(seed)
     if stratify is None:
         return Sample(rng.sample([r[0] for r in rows], min(n, len(rows))), seed, None, len(rows), {})
@@ -115,11 +131,13 @@ def draw(store: Store, n: int, seed: int | None = None, stratify: str | None = N
 def _sample_sql(sample: Sample) -> tuple[str, list[Any]]:
     """The sampled items in the jsonl export's columns (cxrvqa.export.items) plus `item_version`, in sample order."""
     sql, params = items_query(EVERY_ITEM)
-    return (f"SELECT e.*, v.item_version FROM ({sql}) e "
-            "JOIN (SELECT unnest($1::VARCHAR[]) AS item_id, unnest(range(len($1::VARCHAR[]))) AS position) o "
-            "USING (item_id) JOIN current_item_versions($1::VARCHAR[]) v USING (item_id) "
-            "WHERE e.item_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY o.position",
-            [sample.item_ids, *params])
+    return (
+        f"SELECT e.*, v.item_version FROM ({sql}) e "
+        "JOIN (SELECT unnest($1::VARCHAR[]) AS item_id, unnest(range(len($1::VARCHAR[]))) AS position) o "
+        "USING (item_id) JOIN current_item_versions($1::VARCHAR[]) v USING (item_id) "
+        "WHERE e.item_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY o.position",
+        [sample.item_ids, *params],
+    )
 
 
 def sampled_items(store: Store, sample: Sample) -> list[dict[str, Any]]:
@@ -159,8 +177,9 @@ def write_sample(store: Store, out_dir: Path, dest: Path, sample: Sample, fmt: s
         extra = (config,)
     else:
         items = with_reports(store, items)
-        text = json.dumps([_argilla_record(item, _boxed_image(out_dir, item)) for item in items], indent=1,
-                          ensure_ascii=False)
+        text = json.dumps(
+            [_argilla_record(item, _boxed_image(out_dir, item)) for item in items], indent=1, ensure_ascii=False
+        )
     with atomic_file(dest) as partial:
         partial.write_text(text, encoding="utf-8")
     return SampleSummary(fmt, dest, sample, extra)
@@ -181,8 +200,11 @@ def _boxed_image(out_dir: Path, item: dict[str, Any]) -> str:
         scale = 1.0
     draw_ = ImageDraw.Draw(picture)
     for box in item["boxes"] or []:
-        draw_.rectangle([box["x_min"] * scale, box["y_min"] * scale, box["x_max"] * scale, box["y_max"] * scale],
-                        outline=(255, 255, 0), width=2)
+        draw_.rectangle(
+            [box["x_min"] * scale, box["y_min"] * scale, box["x_max"] * scale, box["y_max"] * scale],
+            outline=(255, 255, 0),
+            width=2,
+        )
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=90)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -200,28 +222,52 @@ def _answer_text(item: dict[str, Any]) -> str:
 
 
 def _evidence_text(item: dict[str, Any]) -> str:
-    return "\n".join(f"[{e['section']}] {e['text']}" for e in item["evidence"] or []) or "(none: the answer comes " \
-        "from the template, the header or boxes)"
+    return (
+        "\n".join(f"[{e['section']}] {e['text']}" for e in item["evidence"] or [])
+        or "(none: the answer comes from the template, the header or boxes)"
+    )
 
 
 def _label_studio_task(item: dict[str, Any], image: str) -> dict[str, Any]:
     """A Label Studio task: `data` holds what the labeling config shows and what the import needs back."""
-    return {"data": {"item_id": item["item_id"], "item_version": item["item_version"],
-                     "template_id": item["template_id"], "image": image, "report": item.get("report", ""),
-                     "evidence": _evidence_text(item),
-                     "question": item["question"], "options": _options_text(item), "answer": _answer_text(item)}}
+    return {
+        "data": {
+            "item_id": item["item_id"],
+            "item_version": item["item_version"],
+            "template_id": item["template_id"],
+            "image": image,
+            "report": item.get("report", ""),
+            "evidence": _evidence_text(item),
+            "question": item["question"],
+            "options": _options_text(item),
+            "answer": _answer_text(item),
+        }
+    }
 
 
 def _argilla_record(item: dict[str, Any], image: str) -> dict[str, Any]:
     """An Argilla record in the layout of `Record.to_dict` / `Record.from_dict` (id = the item id)."""
-    fields = {"report": item.get("report", ""), "evidence": _evidence_text(item), "question": item["question"],
-              "options": _options_text(item) or "(not a multiple-choice question)", "answer": _answer_text(item)}
+    fields = {
+        "report": item.get("report", ""),
+        "evidence": _evidence_text(item),
+        "question": item["question"],
+        "options": _options_text(item) or "(not a multiple-choice question)",
+        "answer": _answer_text(item),
+    }
     if image:
         fields["image"] = image
-    return {"id": item["item_id"], "fields": fields,
-            "metadata": {"item_version": item["item_version"], "template_id": item["template_id"],
-                         "study_id": item["study_id"]},
-            "suggestions": {}, "responses": {}, "vectors": {}}
+    return {
+        "id": item["item_id"],
+        "fields": fields,
+        "metadata": {
+            "item_version": item["item_version"],
+            "template_id": item["template_id"],
+            "study_id": item["study_id"],
+        },
+        "suggestions": {},
+        "responses": {},
+        "vectors": {},
+    }
 
 
 def label_studio_config(with_image: bool) -> str:
@@ -230,27 +276,34 @@ def label_studio_config(with_image: bool) -> str:
     from cxrvqa.core.grading import grading
 
     review = grading().review
-    choices = "".join(f'<Choice value="{escape(v)}" hint="{escape(spec["meaning"])}"/>'
-                      for v, spec in review["verdicts"].items())
+    choices = "".join(
+        f'<Choice value="{escape(v)}" hint="{escape(spec["meaning"])}"/>' for v, spec in review["verdicts"].items()
+    )
     image = '  <Image name="image" value="$image" maxWidth="480px"/>\n' if with_image else ""
-    return ("<View>\n"
-            '  <Header value="$template_id"/>\n'
-            f"{image}"
-            '  <Header value="Report" size="5"/>\n  <Text name="report" value="$report"/>\n'
-            '  <Header value="Evidence the answer cites" size="5"/>\n  <Text name="evidence" value="$evidence"/>\n'
-            '  <Header value="Question" size="5"/>\n  <Text name="question" value="$question"/>\n'
-            '  <Text name="options" value="$options"/>\n'
-            '  <Header value="Answer" size="5"/>\n  <Text name="answer" value="$answer"/>\n'
-            f'  <Choices name="verdict" toName="question" choice="single-radio" required="true">{choices}</Choices>\n'
-            '  <Choices name="grammar" toName="question" choice="multiple">'
-            f'<Choice value="grammar error" hint="{escape(review["grammar"]["meaning"])}"/></Choices>\n'
-            '  <TextArea name="note" toName="question" placeholder="note (optional)" maxSubmissions="1" '
-            'editable="true"/>\n'
-            "</View>\n")
+    return (
+        "<View>\n"
+        '  <Header value="$template_id"/>\n'
+        f"{image}"
+        '  <Header value="Report" size="5"/>\n  <Text name="report" value="$report"/>\n'
+        '  <Header value="Evidence the answer cites" size="5"/>\n  <Text name="evidence" value="$evidence"/>\n'
+        '  <Header value="Question" size="5"/>\n  <Text name="question" value="$question"/>\n'
+        '  <Text name="options" value="$options"/>\n'
+        '  <Header value="Answer" size="5"/>\n  <Text name="answer" value="$answer"/>\n'
+        f'  <Choices name="verdict" toName="question" choice="single-radio" required="true">{choices}</Choices>\n'
+        '  <Choices name="grammar" toName="question" choice="multiple">'
+        f'<Choice value="grammar error" hint="{escape(review["grammar"]["meaning"])}"/></Choices>\n'
+        '  <TextArea name="note" toName="question" placeholder="note (optional)" maxSubmissions="1" '
+        'editable="true"/>\n'
+        "</View>\n"
+    )
 
 
 def with_reports(store: Store, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The items with their study's current report text (`report`), for the review tools."""
-    texts = dict(store.query("SELECT study_id, text FROM current_reports WHERE study_id IN (SELECT unnest(?))",
-                             [sorted({i["study_id"] for i in items})]))
+    texts = dict(
+        store.query(
+            "SELECT study_id, text FROM current_reports WHERE study_id IN (SELECT unnest(?))",
+            [sorted({i["study_id"] for i in items})],
+        )
+    )
     return [{**item, "report": texts.get(item["study_id"], "")} for item in items]

@@ -41,14 +41,14 @@ _FALSE = {"false", "no", "0", "ok", "none", ""}
 class Verdict:
     """One reviewer's verdict on one item, as a file gives it."""
 
-    source: str                         # 'line 3', 'task 2, annotation 17', 'record 5, user 3f2a...'
+    source: str  # 'line 3', 'task 2, annotation 17', 'record 5, user 3f2a...'
     item_id: str
-    verdict: str                        # correct | wrong | unsupported | bad_question
+    verdict: str  # correct | wrong | unsupported | bad_question
     grammar: bool
     note: str
     reviewer: str | None
-    item_version: str | None            # the version the reviewer saw (from the sample), when the file says
-    key: tuple[str, str] | None         # (template_version, input_hash) of a jsonl export line's provenance
+    item_version: str | None  # the version the reviewer saw (from the sample), when the file says
+    key: tuple[str, str] | None  # (template_version, input_hash) of a jsonl export line's provenance
     reviewed_at: datetime | None
 
 
@@ -69,7 +69,7 @@ def _describe(value: Any) -> str:
 
 def _verdict(value: Any, where: str, problems: _Problems) -> str | None:
     allowed = review_verdicts()
-    if isinstance(value, list) and len(value) == 1:      # a Label Studio choices list
+    if isinstance(value, list) and len(value) == 1:  # a Label Studio choices list
         value = value[0]
     if isinstance(value, str):
         normal = value.strip().lower().replace(" ", "_").replace("-", "_")
@@ -112,7 +112,7 @@ def _time(value: Any, where: str, problems: _Problems) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)      # a time without zone: UTC
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # a time without zone: UTC
     except ValueError:
         problems.add(where, f"expected a time in ISO 8601 (2026-01-31T12:00:00Z); found {_describe(value)}")
         return None
@@ -134,8 +134,7 @@ def _plain(records: Iterator[tuple[str, Any]], problems: _Problems) -> list[Verd
     found = []
     for where, record in records:
         if not isinstance(record, dict):
-            problems.add(where, "expected a JSON object {item_id, verdict, grammar, note}; found "
-                                + _describe(record))
+            problems.add(where, "expected a JSON object {item_id, verdict, grammar, note}; found " + _describe(record))
             continue
         item_id = _text(record.get("item_id"), "item_id", where, problems)
         verdict = _verdict(record.get("verdict"), where, problems)
@@ -145,11 +144,19 @@ def _plain(records: Iterator[tuple[str, Any]], problems: _Problems) -> list[Verd
             key = (str(provenance["template_version"]), str(provenance["input_hash"]))
         reviewer = record.get("reviewer", record.get("annotator"))
         if item_id and verdict:
-            found.append(Verdict(where, item_id, verdict, _grammar(record.get("grammar"), where, problems),
-                                 _note(record.get("note"), where, problems),
-                                 _text(reviewer, "reviewer", where, problems, required=False),
-                                 _text(record.get("item_version"), "item_version", where, problems, required=False),
-                                 key, _time(record.get("reviewed_at", record.get("updated_at")), where, problems)))
+            found.append(
+                Verdict(
+                    where,
+                    item_id,
+                    verdict,
+                    _grammar(record.get("grammar"), where, problems),
+                    _note(record.get("note"), where, problems),
+                    _text(reviewer, "reviewer", where, problems, required=False),
+                    _text(record.get("item_version"), "item_version", where, problems, required=False),
+                    key,
+                    _time(record.get("reviewed_at", record.get("updated_at")), where, problems),
+                )
+            )
     return found
 
 
@@ -186,8 +193,9 @@ def _label_studio(tasks: list[Any], problems: _Problems) -> list[Verdict]:
             problems.add(task_where, f"expected a Label Studio task with `data`; found {_describe(task)}")
             continue
         data = task["data"]
-        item_id = _text(data.get("item_id"), "data.item_id (tasks made by `cxrvqa review sample`)", task_where,
-                        problems)
+        item_id = _text(
+            data.get("item_id"), "data.item_id (tasks made by `cxrvqa review sample`)", task_where, problems
+        )
         for position, annotation in enumerate(task.get("annotations") or [], start=1):
             number_ = annotation.get("id", position) if isinstance(annotation, dict) else position
             where = f"{task_where}, annotation {number_}"
@@ -202,18 +210,27 @@ def _label_studio(tasks: list[Any], problems: _Problems) -> list[Verdict]:
                     value = result["value"]
                     values[result.get("from_name")] = value.get("choices", value.get("text"))
             if "verdict" not in values:
-                problems.add(where, "expected a `verdict` choice in the result (the labeling config of "
-                                    f"`cxrvqa review sample`); found results {sorted(map(str, values)) or 'none'}")
+                problems.add(
+                    where,
+                    "expected a `verdict` choice in the result (the labeling config of "
+                    f"`cxrvqa review sample`); found results {sorted(map(str, values)) or 'none'}",
+                )
                 continue
             verdict = _verdict(values["verdict"], where, problems)
             if item_id and verdict:
-                found.append(Verdict(where, item_id, verdict, _grammar(values.get("grammar"), where, problems),
-                                     _note(values.get("note"), where, problems),
-                                     _annotator(annotation.get("completed_by")),
-                                     _text(data.get("item_version"), "data.item_version", where, problems,
-                                           required=False), None,
-                                     _time(annotation.get("updated_at") or annotation.get("created_at"), where,
-                                           problems)))
+                found.append(
+                    Verdict(
+                        where,
+                        item_id,
+                        verdict,
+                        _grammar(values.get("grammar"), where, problems),
+                        _note(values.get("note"), where, problems),
+                        _annotator(annotation.get("completed_by")),
+                        _text(data.get("item_version"), "data.item_version", where, problems, required=False),
+                        None,
+                        _time(annotation.get("updated_at") or annotation.get("created_at"), where, problems),
+                    )
+                )
     return found
 
 
@@ -225,8 +242,9 @@ def _argilla_responses(record: dict[str, Any]) -> dict[str, list[tuple[Any, Any,
         for question, answers in nested.items():
             for answer in answers if isinstance(answers, list) else [answers]:
                 if isinstance(answer, dict):
-                    found.setdefault(question, []).append((answer.get("value"), answer.get("user_id"),
-                                                           answer.get("status")))
+                    found.setdefault(question, []).append(
+                        (answer.get("value"), answer.get("user_id"), answer.get("status"))
+                    )
     for key, values in record.items():
         if key.endswith(".responses") and isinstance(values, list):
             question = key[: -len(".responses")]
@@ -244,8 +262,9 @@ def _argilla(records: list[Any], problems: _Problems) -> list[Verdict]:
             problems.add(record_where, f"expected an Argilla record; found {_describe(record)}")
             continue
         metadata = record.get("metadata") if isinstance(record.get("metadata"), dict) else record
-        item_id = _text(record.get("id"), "id (the item id, records made by `cxrvqa review sample`)", record_where,
-                        problems)
+        item_id = _text(
+            record.get("id"), "id (the item id, records made by `cxrvqa review sample`)", record_where, problems
+        )
         by_user: dict[str, dict[str, Any]] = {}
         for question, answers in _argilla_responses(record).items():
             for value, user, status in answers:
@@ -259,10 +278,19 @@ def _argilla(records: list[Any], problems: _Problems) -> list[Verdict]:
                 continue
             verdict = _verdict(values["verdict"], where, problems)
             if item_id and verdict:
-                found.append(Verdict(where, item_id, verdict, _grammar(values.get("grammar"), where, problems),
-                                     _note(values.get("note"), where, problems), None if user == "None" else user,
-                                     _text(metadata.get("item_version"), "metadata.item_version", where, problems,
-                                           required=False), None, None))
+                found.append(
+                    Verdict(
+                        where,
+                        item_id,
+                        verdict,
+                        _grammar(values.get("grammar"), where, problems),
+                        _note(values.get("note"), where, problems),
+                        None if user == "None" else user,
+                        _text(metadata.get("item_version"), "metadata.item_version", where, problems, required=False),
+                        None,
+                        None,
+                    )
+                )
     return found
 
 
@@ -273,8 +301,9 @@ def _json_lines(text: str, problems: _Problems) -> Iterator[tuple[str, Any]]:
         try:
             yield f"line {number}", json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.add(f"line {number}", f"expected a JSON object; found invalid JSON ({exc.msg} at column "
-                                           f"{exc.colno})")
+            problems.add(
+                f"line {number}", f"expected a JSON object; found invalid JSON ({exc.msg} at column {exc.colno})"
+            )
 
 
 def detect_format(document: Any) -> str | None:
@@ -311,12 +340,15 @@ def parse_verdicts(path: Path, fmt: str | None = None) -> tuple[str, list[Verdic
     try:
         document: Any = json.loads(text)
     except json.JSONDecodeError:
-        document = None                  # JSON lines (or not JSON at all: each line says so)
+        document = None  # JSON lines (or not JSON at all: each line says so)
     found = fmt or (detect_format(document) if document is not None else "jsonl")
     if found is None:
-        raise InputError(str(path), "review verdicts: the review page's saved file, a Label Studio or Argilla "
-                                    "export, or JSON lines {item_id, verdict, grammar, note}",
-                         f"JSON of another shape ({_describe(document)})")
+        raise InputError(
+            str(path),
+            "review verdicts: the review page's saved file, a Label Studio or Argilla "
+            "export, or JSON lines {item_id, verdict, grammar, note}",
+            f"JSON of another shape ({_describe(document)})",
+        )
     if found == "html":
         verdicts = _page(document, problems) if isinstance(document, dict) else []
         if not isinstance(document, dict):
@@ -326,8 +358,11 @@ def parse_verdicts(path: Path, fmt: str | None = None) -> tuple[str, list[Verdic
             verdicts = (_label_studio if found == "label-studio" else _argilla)(document, problems)
         else:
             verdicts = []
-            problems.add("the file", f"expected a JSON list of {'tasks' if found == 'label-studio' else 'records'}; "
-                                     f"found {_describe(document)}")
+            problems.add(
+                "the file",
+                f"expected a JSON list of {'tasks' if found == 'label-studio' else 'records'}; "
+                f"found {_describe(document)}",
+            )
     elif isinstance(document, list):
         verdicts = _plain(((f"record {n}", r) for n, r in enumerate(document, start=1)), problems)
     else:
@@ -341,5 +376,6 @@ def file_error(path: Path, fmt: str, problems: list[str]) -> InputError:
     """One error naming every problem of a file (the first MAX_PROBLEMS, then how many more)."""
     shown = "; ".join(problems[:MAX_PROBLEMS])
     more = f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
-    return InputError(str(path), f"review verdicts ({fmt})", f"{len(problems)} problem(s): {shown}{more}. "
-                                                              "Nothing was imported")
+    return InputError(
+        str(path), f"review verdicts ({fmt})", f"{len(problems)} problem(s): {shown}{more}. Nothing was imported"
+    )

@@ -79,7 +79,7 @@ class Store:
         self.path = Path(path)
         self.read_only = read_only
         self._in_transaction = False
-        self._pending: set[str] = set()   # marked tables inserted into in this transaction, settled at commit
+        self._pending: set[str] = set()  # marked tables inserted into in this transaction, settled at commit
         if read_only and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `cxrvqa build --out {self.path.parent}` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,12 +97,13 @@ class Store:
                 self.con.execute(f"SET memory_limit = '{memory_limit}'")
             except duckdb.Error as exc:
                 self.con.close()
-                raise StoreError(f"memory limit {memory_limit!r}: expected a size like '1GB' or '512MB' ({exc})"
-                                 ) from exc
+                raise StoreError(
+                    f"memory limit {memory_limit!r}: expected a size like '1GB' or '512MB' ({exc})"
+                ) from exc
         try:
             self._check_schema()
         except BaseException:
-            self.con.close()        # a refused store must not stay open (this process could not open it again)
+            self.con.close()  # a refused store must not stay open (this process could not open it again)
             raise
         if not read_only:
             _writers[self.path.resolve()] = self
@@ -161,15 +162,16 @@ class Store:
         if arrow.num_rows == 0:
             return 0
         marked = table in MARKED
-        if marked and "latest" in arrow.column_names:    # the marker is the store's, set here
+        if marked and "latest" in arrow.column_names:  # the marker is the store's, set here
             arrow = arrow.drop_columns(["latest"])
         self.con.register("_batch", arrow)
         try:
             with self.transaction() if marked and not self._in_transaction else nullcontext():
                 if marked:
                     self._pending.add(table)
-                self.con.execute(insert_sql(table, "_batch") if marked
-                                 else f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+                self.con.execute(
+                    insert_sql(table, "_batch") if marked else f"INSERT INTO {table} BY NAME SELECT * FROM _batch"
+                )
         except duckdb.Error:
             # in an aborted transaction unregistering fails too: it must not hide the insert's own error
             with contextlib.suppress(duckdb.Error):
@@ -185,7 +187,7 @@ class Store:
         self._in_transaction = True
         try:
             yield self
-            for table in sorted(self._pending):    # the latest markers of the rows inserted (cxrvqa.store.latest)
+            for table in sorted(self._pending):  # the latest markers of the rows inserted (cxrvqa.store.latest)
                 settle(self.con, table)
         except BaseException:
             self._in_transaction = False

@@ -28,7 +28,7 @@ class Latest:
     """One marked table: the key whose newest row is current, and which rows may be current at all."""
 
     key: tuple[str, ...]
-    condition: str = "true"       # SQL over the table's columns; rows where it fails are never latest
+    condition: str = "true"  # SQL over the table's columns; rows where it fails are never latest
 
     def partition(self) -> str:
         return ", ".join(self.key)
@@ -41,7 +41,7 @@ MARKED: dict[str, Latest] = {
     "validation_results": Latest((*_ITEM, "validator")),
     "validation_done": Latest(_ITEM),
     "qa_grades": Latest(_ITEM),
-    "judge_results": Latest(_ITEM, "status = 'ok'"),   # the latest verdict; a later failure leaves it current
+    "judge_results": Latest(_ITEM, "status = 'ok'"),  # the latest verdict; a later failure leaves it current
 }
 
 
@@ -50,8 +50,9 @@ def insert_sql(table: str, source: str) -> str:
     ``table`` inside a transaction: the rows that may be latest get the marker NULL (pending), decided by
     `settle` at commit."""
     condition = MARKED[table].condition
-    return (f"INSERT INTO {table} BY NAME SELECT *, CASE WHEN {condition} THEN NULL ELSE false END AS latest "
-            f"FROM {source}")
+    return (
+        f"INSERT INTO {table} BY NAME SELECT *, CASE WHEN {condition} THEN NULL ELSE false END AS latest FROM {source}"
+    )
 
 
 def settle(con: "duckdb.DuckDBPyConnection", table: str) -> None:
@@ -63,16 +64,22 @@ def settle(con: "duckdb.DuckDBPyConnection", table: str) -> None:
     (~0.05 s) skips it in the common case, a batch of new items (a first build, a new or edited template)."""
     marked = MARKED[table]
     first = marked.key[0]
-    if con.execute(f"SELECT 1 FROM {table} t SEMI JOIN (SELECT DISTINCT {first} FROM {table} WHERE latest IS NULL) "
-                   f"b USING ({first}) WHERE t.latest LIMIT 1").fetchall():
+    if con.execute(
+        f"SELECT 1 FROM {table} t SEMI JOIN (SELECT DISTINCT {first} FROM {table} WHERE latest IS NULL) "
+        f"b USING ({first}) WHERE t.latest LIMIT 1"
+    ).fetchall():
         on = " AND ".join(f"t.{k} = b.{k}" for k in marked.key)
-        con.execute(f"UPDATE {table} t SET latest = false FROM (SELECT DISTINCT {marked.partition()} FROM {table} "
-                    f"WHERE latest IS NULL) b WHERE t.latest AND {on}")
+        con.execute(
+            f"UPDATE {table} t SET latest = false FROM (SELECT DISTINCT {marked.partition()} FROM {table} "
+            f"WHERE latest IS NULL) b WHERE t.latest AND {on}"
+        )
     con.execute(f"UPDATE {table} SET latest = true WHERE latest IS NULL")
 
 
 def as_of_marker(table: str) -> str:
     """A select-list replacement that recomputes `latest` over the rows a query sees (a run's history)."""
     marked = MARKED[table]
-    return (f"REPLACE (({marked.condition}) AND row_number() OVER (PARTITION BY {marked.partition()}, "
-            f"({marked.condition}) ORDER BY created_at DESC) = 1 AS latest)")
+    return (
+        f"REPLACE (({marked.condition}) AND row_number() OVER (PARTITION BY {marked.partition()}, "
+        f"({marked.condition}) ORDER BY created_at DESC) = 1 AS latest)"
+    )

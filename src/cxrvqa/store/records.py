@@ -9,21 +9,51 @@ from __future__ import annotations
 import pyarrow as pa
 
 _TEXTS = pa.list_(pa.string())
-_BOX = pa.struct([("label", pa.string()), ("x_min", pa.float64()), ("y_min", pa.float64()),
-                  ("x_max", pa.float64()), ("y_max", pa.float64())])
+_BOX = pa.struct(
+    [
+        ("label", pa.string()),
+        ("x_min", pa.float64()),
+        ("y_min", pa.float64()),
+        ("x_max", pa.float64()),
+        ("y_max", pa.float64()),
+    ]
+)
 
 #: A generated QA item (`qa.generate.generate_study`'s item rows).
 QA_ITEM = (
-    ("item_id", pa.string()), ("template_id", pa.string()), ("template_version", pa.string()),
-    ("study_id", pa.string()), ("patient_id", pa.string()), ("image_id", pa.string()), ("view_plane", pa.string()),
-    ("question_type", pa.string()), ("strategy", pa.string()), ("skill", pa.string()),
-    ("answer_format", pa.string()), ("question", pa.string()), ("answer", pa.string()), ("options", _TEXTS),
-    ("correct_option", pa.string()), ("findings", _TEXTS), ("regions", _TEXTS), ("boxes", pa.list_(_BOX)),
-    ("evidence_ids", pa.list_(pa.int32())), ("arguments", pa.string()), ("polarity", pa.bool_()),
-    ("sample_u", pa.float64()), ("split", pa.string()))
+    ("item_id", pa.string()),
+    ("template_id", pa.string()),
+    ("template_version", pa.string()),
+    ("study_id", pa.string()),
+    ("patient_id", pa.string()),
+    ("image_id", pa.string()),
+    ("view_plane", pa.string()),
+    ("question_type", pa.string()),
+    ("strategy", pa.string()),
+    ("skill", pa.string()),
+    ("answer_format", pa.string()),
+    ("question", pa.string()),
+    ("answer", pa.string()),
+    ("options", _TEXTS),
+    ("correct_option", pa.string()),
+    ("findings", _TEXTS),
+    ("regions", _TEXTS),
+    ("boxes", pa.list_(_BOX)),
+    ("evidence_ids", pa.list_(pa.int32())),
+    ("arguments", pa.string()),
+    ("polarity", pa.bool_()),
+    ("sample_u", pa.float64()),
+    ("split", pa.string()),
+)
 #: A part of a multi-part answer, part 0 the main answer (`generate_study`'s part rows).
-ANSWER_PART = (("item_id", pa.string()), ("part_index", pa.int32()), ("kind", pa.string()), ("text", pa.string()),
-               ("findings", _TEXTS), ("regions", _TEXTS))
+ANSWER_PART = (
+    ("item_id", pa.string()),
+    ("part_index", pa.int32()),
+    ("kind", pa.string()),
+    ("text", pa.string()),
+    ("findings", _TEXTS),
+    ("regions", _TEXTS),
+)
 
 ITEM_COLUMNS = tuple(name for name, _ in QA_ITEM)
 PART_COLUMNS = tuple(name for name, _ in ANSWER_PART)

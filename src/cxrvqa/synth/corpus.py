@@ -38,7 +38,7 @@ class CorpusSummary:
     image_studies: int
     images: int = 0
     report_seconds: float = 0.0
-    report_cpu_seconds: float = 0.0    # of this process only: with workers > 1 the generation runs elsewhere
+    report_cpu_seconds: float = 0.0  # of this process only: with workers > 1 the generation runs elsewhere
     image_seconds: float = 0.0
     report_bytes: int = 0
     gold_bytes: int = 0
@@ -55,17 +55,26 @@ class CorpusSummary:
         return self.images / self.image_seconds if self.image_seconds else 0.0
 
 
-def write_corpus(out: Path, studies: int, seed: int = 0, images: int = 0, workers: int = 1,
-                 j2k_share: float | None = None, image_scale: float = 1.0) -> CorpusSummary:
+def write_corpus(
+    out: Path,
+    studies: int,
+    seed: int = 0,
+    images: int = 0,
+    workers: int = 1,
+    j2k_share: float | None = None,
+    image_scale: float = 1.0,
+) -> CorpusSummary:
     """Write a corpus of ``studies`` reports (+ gold graphs), and DICOMs for the first ``images`` studies."""
     if studies < 1:
         raise ConfigError("--studies", f"expected a positive number of studies, found {studies}")
     if not 0 <= images <= studies:
-        raise ConfigError("--images", f"expected a number of studies with images from 0 to --studies ({studies}), "
-                                      f"found {images}")
+        raise ConfigError(
+            "--images", f"expected a number of studies with images from 0 to --studies ({studies}), found {images}"
+        )
     if not 0.05 <= image_scale <= 1.0:
-        raise ConfigError("--image-scale", f"expected a fraction of the realistic image size from 0.05 to 1, "
-                                           f"found {image_scale}")
+        raise ConfigError(
+            "--image-scale", f"expected a fraction of the realistic image size from 0.05 to 1, found {image_scale}"
+        )
     if j2k_share is not None and not 0.0 <= j2k_share <= 1.0:
         raise ConfigError("--j2k-share", f"expected a share of JPEG 2000 images from 0 to 1, found {j2k_share}")
     existing = [name for name in (REPORTS, GOLD, MANIFEST, DICOM, META) if (out / name).exists()]
@@ -73,8 +82,13 @@ def write_corpus(out: Path, studies: int, seed: int = 0, images: int = 0, worker
         raise InputError(str(out), "a new or empty folder for the corpus", f"it already holds {', '.join(existing)}")
     out.mkdir(parents=True, exist_ok=True)
     gen = generator()
-    summary = CorpusSummary(str(out), seed, studies, images, versions={
-        "generator": GENERATOR_VERSION, "phrases": gen.book.content_hash, "code": code_version()})
+    summary = CorpusSummary(
+        str(out),
+        seed,
+        studies,
+        images,
+        versions={"generator": GENERATOR_VERSION, "phrases": gen.book.content_hash, "code": code_version()},
+    )
 
     started, cpu_started = time.perf_counter(), time.process_time()
     plans: list[ImagePlan] = []
@@ -93,15 +107,35 @@ def write_corpus(out: Path, studies: int, seed: int = 0, images: int = 0, worker
 
     if images:
         _write_images(out, plans, seed, workers, j2k_share, image_scale, summary)
-    (out / META).write_text(json.dumps({**asdict(summary), "j2k_share": j2k_share, "image_scale": image_scale,
-                                        "files": {"reports": REPORTS, "gold": GOLD,
-                                                  "manifest": MANIFEST if images else None,
-                                                  "dicom": DICOM if images else None}}, indent=2) + "\n")
+    (out / META).write_text(
+        json.dumps(
+            {
+                **asdict(summary),
+                "j2k_share": j2k_share,
+                "image_scale": image_scale,
+                "files": {
+                    "reports": REPORTS,
+                    "gold": GOLD,
+                    "manifest": MANIFEST if images else None,
+                    "dicom": DICOM if images else None,
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return summary
 
 
-def _write_images(out: Path, plans: list[ImagePlan], seed: int, workers: int, j2k_share: float | None,
-                  image_scale: float, summary: CorpusSummary) -> None:
+def _write_images(
+    out: Path,
+    plans: list[ImagePlan],
+    seed: int,
+    workers: int,
+    j2k_share: float | None,
+    image_scale: float,
+    summary: CorpusSummary,
+) -> None:
     from cxrvqa.synth.images import IMAGE_VERSION, image_jobs, image_spec, write_image
 
     summary.versions.update(images=IMAGE_VERSION, image_spec=image_spec().content_hash)

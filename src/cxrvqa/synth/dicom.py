@@ -29,9 +29,17 @@ def new_dataset(sop_class: str, transfer_syntax: str, attributes: Mapping[str, A
     return ds
 
 
-def set_pixels(ds: Dataset, pixels: np.ndarray, *, bits_stored: int, photometric: str, samples_per_pixel: int = 1,
-               declared_rows: int | None = None, declared_cols: int | None = None,
-               pixel_bytes: bytes | None = None) -> None:
+def set_pixels(
+    ds: Dataset,
+    pixels: np.ndarray,
+    *,
+    bits_stored: int,
+    photometric: str,
+    samples_per_pixel: int = 1,
+    declared_rows: int | None = None,
+    declared_cols: int | None = None,
+    pixel_bytes: bytes | None = None,
+) -> None:
     """The image pixel module and native Pixel Data. ``declared_*`` and ``pixel_bytes`` let a test write a
     header that disagrees with its pixels."""
     rows, cols = pixels.shape[:2]

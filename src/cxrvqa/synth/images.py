@@ -49,8 +49,11 @@ def image_spec() -> ImageSpec:
     rules = accepted.data
     for entry in data["modalities"]:
         if entry["modality"] not in rules["radiograph_modalities"]:
-            raise ResourceError(FILE, f"modality {entry['modality']!r} is not a radiograph modality the image "
-                                      f"stage accepts ({rules['radiograph_modalities']})")
+            raise ResourceError(
+                FILE,
+                f"modality {entry['modality']!r} is not a radiograph modality the image "
+                f"stage accepts ({rules['radiograph_modalities']})",
+            )
     for key in ("body_parts", "portable_body_parts"):
         for entry in data[key]:
             if entry["value"] and entry["value"].upper() not in rules["chest_body_parts"]:
@@ -77,11 +80,11 @@ class ImageJob:
 
     seed: int
     plan: ImagePlan
-    number: int               # image number within the study
-    view: str                 # PA | AP | LATERAL
-    path: str                 # absolute
-    scale: float              # of the realistic pixel count per side
-    j2k_share: float | None   # overrides the JPEG 2000 weights of the spec
+    number: int  # image number within the study
+    view: str  # PA | AP | LATERAL
+    path: str  # absolute
+    scale: float  # of the realistic pixel count per side
+    j2k_share: float | None  # overrides the JPEG 2000 weights of the spec
 
 
 @dataclass(frozen=True)
@@ -126,23 +129,31 @@ def _study_header(seed: int, plan: ImagePlan) -> tuple[dict[str, Any], dict[str,
     family = patient.choice(spec["family_names"])
     given = patient.choice(spec["given_names"][plan.sex])
     attributes = {
-        "PatientName": f"{family}^{given}", "PatientID": f"SYN{patient.randrange(10**7, 10**8)}",
-        "PatientBirthDate": birth.strftime("%Y%m%d"), "PatientSex": plan.sex, "PatientAge": f"{plan.age:03d}Y",
+        "PatientName": f"{family}^{given}",
+        "PatientID": f"SYN{patient.randrange(10**7, 10**8)}",
+        "PatientBirthDate": birth.strftime("%Y%m%d"),
+        "PatientSex": plan.sex,
+        "PatientAge": f"{plan.age:03d}Y",
         "StudyInstanceUID": make_uid(seed, plan.index, "study"),
         "StudyDate": plan.study_date.strftime("%Y%m%d"),
         "StudyTime": f"{rng.randrange(24):02d}{rng.randrange(60):02d}00",
-        "AccessionNumber": f"A{rng.randrange(10**8, 10**9)}", "StudyID": str(plan.index + 1),
+        "AccessionNumber": f"A{rng.randrange(10**8, 10**9)}",
+        "StudyID": str(plan.index + 1),
         "InstitutionName": rng.choice(spec["institutions"]),
         "ReferringPhysicianName": rng.choice(spec["physicians"]),
-        "Manufacturer": manufacturer["Manufacturer"], "ManufacturerModelName": manufacturer["ManufacturerModelName"],
-        "Modality": modality["modality"], "BodyPartExamined": body["value"],
+        "Manufacturer": manufacturer["Manufacturer"],
+        "ManufacturerModelName": manufacturer["ManufacturerModelName"],
+        "Modality": modality["modality"],
+        "BodyPartExamined": body["value"],
     }
     if body.get("StudyDescription"):
         attributes["StudyDescription"] = body["StudyDescription"]
     detector = _weighted(rng, spec["detectors"])
     acquisition = {
-        "sop_class": modality["sop_class"], "spacing_keywords": rng.choice(modality["spacing"]),
-        "spacing": rng.choice(modality["pixel_spacing_mm"]), "detector": detector,
+        "sop_class": modality["sop_class"],
+        "spacing_keywords": rng.choice(modality["spacing"]),
+        "spacing": rng.choice(modality["pixel_spacing_mm"]),
+        "detector": detector,
         "photometric": _weighted(rng, spec["photometric"])["value"],
         "bits": _weighted(rng, spec["bits_stored"])["value"],
     }
@@ -162,23 +173,28 @@ def write_image(job: ImageJob) -> WrittenImage:
         native = sum(s["weight"] for s in syntaxes if not s.get("jpeg2000"))
         j2k = sum(s["weight"] for s in syntaxes if s.get("jpeg2000"))
         share = min(max(job.j2k_share, 0.0), 1.0)
-        syntaxes = [{**s, "weight": (s["weight"] / j2k * share if s.get("jpeg2000") else
-                                     s["weight"] / native * (1 - share))} for s in syntaxes]
+        syntaxes = [
+            {**s, "weight": (s["weight"] / j2k * share if s.get("jpeg2000") else s["weight"] / native * (1 - share))}
+            for s in syntaxes
+        ]
     syntax = _weighted(rng, syntaxes)
     detector, spacing = acquisition["detector"], acquisition["spacing"] / job.scale
     rows = max(64, round(detector["rows_cm"] * 10 / spacing))
     cols = max(64, round(detector["cols_cm"] * 10 / spacing))
     bits, photometric = acquisition["bits"], acquisition["photometric"]
-    pixels = radiograph_pixels(np.random.default_rng(rng.getrandbits(64)), rows, cols, job.view, bits,
-                               invert=photometric == "MONOCHROME1")
+    pixels = radiograph_pixels(
+        np.random.default_rng(rng.getrandbits(64)), rows, cols, job.view, bits, invert=photometric == "MONOCHROME1"
+    )
     attributes = {
         **attributes,
         "SeriesInstanceUID": make_uid(job.seed, plan.index, job.number, "series"),
         "SOPInstanceUID": make_uid(job.seed, plan.index, job.number, "sop"),
-        "SeriesNumber": job.number + 1, "InstanceNumber": 1,
+        "SeriesNumber": job.number + 1,
+        "InstanceNumber": 1,
         "ViewPosition": encoding.get("ViewPosition", ""),
         "ImageType": ["ORIGINAL", "PRIMARY"],
-        "ContentDate": attributes["StudyDate"], "ContentTime": attributes["StudyTime"],
+        "ContentDate": attributes["StudyDate"],
+        "ContentTime": attributes["StudyTime"],
     }
     for keyword in ("SeriesDescription", "PatientOrientation"):
         if keyword in encoding:
@@ -186,23 +202,26 @@ def write_image(job: ImageJob) -> WrittenImage:
     for keyword in acquisition["spacing_keywords"]:
         attributes[keyword] = [spacing, spacing]
     if rng.random() < spec["window_share"]:
-        top = 2 ** bits - 1
+        top = 2**bits - 1
         attributes["WindowCenter"], attributes["WindowWidth"] = round(top * 0.5), round(top * 0.9)
     if rng.random() < spec["rescale_share"]:
         attributes["RescaleSlope"], attributes["RescaleIntercept"], attributes["RescaleType"] = 1, 0, "US"
-    ds = new_dataset(acquisition["sop_class"], "1.2.840.10008.1.2.1" if syntax.get("jpeg2000") else syntax["uid"],
-                     attributes)
+    ds = new_dataset(
+        acquisition["sop_class"], "1.2.840.10008.1.2.1" if syntax.get("jpeg2000") else syntax["uid"], attributes
+    )
     set_pixels(ds, pixels, bits_stored=bits, photometric=photometric)
     if syntax.get("jpeg2000"):
         compress_jpeg2000(ds, pixels, syntax.get("compression_ratio"))
     path = Path(job.path)
     save(ds, path)
-    return WrittenImage(job.path, path.stat().st_size, time.perf_counter() - started,
-                        str(ds.file_meta.TransferSyntaxUID), rows, cols)
+    return WrittenImage(
+        job.path, path.stat().st_size, time.perf_counter() - started, str(ds.file_meta.TransferSyntaxUID), rows, cols
+    )
 
 
-def radiograph_pixels(rng: np.random.Generator, rows: int, cols: int, view: str, bits: int,
-                      invert: bool = False) -> np.ndarray:
+def radiograph_pixels(
+    rng: np.random.Generator, rows: int, cols: int, view: str, bits: int, invert: bool = False
+) -> np.ndarray:
     """A uint16 image that looks like a chest radiograph from afar: attenuation (bone bright) mapped to
     ``bits`` stored bits, inverted for MONOCHROME1 so that it displays the same."""
     h, w = max(8, rows // _DOWNSAMPLE), max(8, cols // _DOWNSAMPLE)
@@ -213,24 +232,26 @@ def radiograph_pixels(rng: np.random.Generator, rows: int, cols: int, view: str,
     def ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
         return np.clip(1.0 - ((x - cx) / rx) ** 2 - ((y - cy) / ry) ** 2, 0.0, 1.0) ** 0.35
 
-    attenuation = 0.06 + 0.4 * ellipse(0.0 + jitter[0], 0.55, 0.98, 0.8)      # body
+    attenuation = 0.06 + 0.4 * ellipse(0.0 + jitter[0], 0.55, 0.98, 0.8)  # body
     if view == "LATERAL":
         lungs = ellipse(0.05 + jitter[1], 0.45 + jitter[2], 0.55, 0.38)
         attenuation = attenuation - 0.28 * lungs
-        attenuation = attenuation + 0.3 * ellipse(-0.25 + jitter[3], 0.62, 0.3, 0.2)     # heart
+        attenuation = attenuation + 0.3 * ellipse(-0.25 + jitter[3], 0.62, 0.3, 0.2)  # heart
         attenuation = attenuation + 0.3 * np.clip(1 - np.abs(x - 0.62 - jitter[4]) / 0.09, 0, 1) * (y > 0.15)
     else:
-        lungs = np.maximum(ellipse(-0.42 + jitter[1], 0.46 + jitter[2], 0.3, 0.34),
-                           ellipse(0.42 + jitter[3], 0.46 + jitter[2], 0.3, 0.34))
+        lungs = np.maximum(
+            ellipse(-0.42 + jitter[1], 0.46 + jitter[2], 0.3, 0.34),
+            ellipse(0.42 + jitter[3], 0.46 + jitter[2], 0.3, 0.34),
+        )
         attenuation = attenuation - 0.3 * lungs
         attenuation = attenuation + 0.22 * np.clip(1 - np.abs(x - jitter[4]) / 0.14, 0, 1) * (y > 0.12)
-        attenuation = attenuation + 0.28 * ellipse(0.14 + jitter[5], 0.64, 0.3, 0.17)    # heart
-        attenuation = attenuation + 0.12 * np.clip(1 - np.abs(x) / 0.05, 0, 1)           # spine
+        attenuation = attenuation + 0.28 * ellipse(0.14 + jitter[5], 0.64, 0.3, 0.17)  # heart
+        attenuation = attenuation + 0.12 * np.clip(1 - np.abs(x) / 0.05, 0, 1)  # spine
     ribs = np.maximum(np.sin(2 * np.pi * (y * 9.0 + 0.9 * x * x + jitter[6])), 0) ** 3
     attenuation = attenuation + 0.07 * ribs * lungs
-    attenuation = attenuation + 0.22 * np.clip((y - 0.8 - jitter[7]) / 0.08, 0, 1)       # diaphragm, abdomen
-    attenuation = attenuation * (0.9 + 0.1 * y)                                          # heel effect
-    top = 2 ** bits - 1
+    attenuation = attenuation + 0.22 * np.clip((y - 0.8 - jitter[7]) / 0.08, 0, 1)  # diaphragm, abdomen
+    attenuation = attenuation * (0.9 + 0.1 * y)  # heel effect
+    top = 2**bits - 1
     noise = max(1, top // 200)
     scaled = np.clip(attenuation, 0.0, 1.0) * (top - noise) * 0.95
     image = np.asarray(Image.fromarray(scaled.astype(np.uint16)).resize((cols, rows), Image.Resampling.BILINEAR))
@@ -240,8 +261,9 @@ def radiograph_pixels(rng: np.random.Generator, rows: int, cols: int, view: str,
     return image
 
 
-def image_jobs(seed: int, plans: list[ImagePlan], dicom_dir: Path, scale: float, j2k_share: float | None
-               ) -> list[tuple[ImageJob, str]]:
+def image_jobs(
+    seed: int, plans: list[ImagePlan], dicom_dir: Path, scale: float, j2k_share: float | None
+) -> list[tuple[ImageJob, str]]:
     """Every image of the planned studies, with its path relative to ``dicom_dir`` (for the manifest)."""
     jobs = []
     for plan in plans:

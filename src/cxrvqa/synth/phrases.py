@@ -22,8 +22,12 @@ FILE = "schemas/vocab/synth_phrases.yaml"
 SCHEMA = "synth_phrases.schema.json"
 PRESENCES = ("present", "absent", "uncertain")
 #: Own-frame groups: the presence they state, and the change (None: none stated).
-OWN_GROUPS = {"present": ("present", None), "absent": ("absent", None), "uncertain": ("uncertain", None),
-              "resolved": ("absent", "resolved")}
+OWN_GROUPS = {
+    "present": ("present", None),
+    "absent": ("absent", None),
+    "uncertain": ("uncertain", None),
+    "resolved": ("absent", "resolved"),
+}
 #: Slots of generic frames (per fact) and of own frames.
 FACT_SLOTS = {"np", "a_np", "the_np", "term", "is", "has", "s"}
 OWN_SLOTS = {"side", "sev_adv", "cm", "is", "s"}
@@ -70,11 +74,11 @@ class FindingPhrases:
     article: bool
     sides: tuple[str, ...]
     sites: tuple[str, ...]
-    severity: dict[str, tuple[str, ...]] | None     # severity id -> words
+    severity: dict[str, tuple[str, ...]] | None  # severity id -> words
     changes: tuple[str, ...]
     impression: bool
-    hedge: bool                                      # may be reported as uncertain
-    own: dict[str, tuple[tuple[Piece, ...], ...]]    # own-frame group -> compiled frames
+    hedge: bool  # may be reported as uncertain
+    own: dict[str, tuple[tuple[Piece, ...], ...]]  # own-frame group -> compiled frames
 
 
 @dataclass(frozen=True)
@@ -97,14 +101,14 @@ class Statement:
     absent: tuple[str, ...]
     topic: str
     texts: tuple[str, ...]
-    blocked_by: frozenset[str]     # findings whose presence rules it out (absent ones, their descendants, blocked_by)
+    blocked_by: frozenset[str]  # findings whose presence rules it out (absent ones, their descendants, blocked_by)
 
 
 @dataclass(frozen=True)
 class Phrasebook:
     mix: dict[str, Any]
     headers: dict[str, tuple[str, ...]]
-    indications: tuple[tuple[tuple[Piece, ...], ...], ...]   # each a list of compiled sentences
+    indications: tuple[tuple[tuple[Piece, ...], ...], ...]  # each a list of compiled sentences
     sexes: dict[str, tuple[str, ...]]
     complaints: dict[str, tuple[str, ...]]
     comparisons: dict[str, tuple[tuple[Piece, ...], ...]]
@@ -132,7 +136,7 @@ def parse_template(text: str, where: str, allowed: set[str], mentions: bool = Fa
     pattern = re.compile(f"{_SLOT.pattern}|{_MENTION.pattern if mentions else '(?!)'}")
     for match in pattern.finditer(text):
         if match.start() > position:
-            pieces.append(text[position:match.start()])
+            pieces.append(text[position : match.start()])
         if match.group(1) is not None:
             pieces.append(_slot(match.group(1), match.group(2), where, allowed))
         else:
@@ -160,8 +164,15 @@ def _slot(name: str, digit: str, where: str, allowed: set[str]) -> tuple:
 
 def _term(raw: str, where: str, synonyms: set[str], plural: bool) -> Term:
     match = re.fullmatch(r"([^\[\]]*)\[([^\[\]]+)\]([^\[\]]*)", raw)
-    text, start, end = (raw, 0, len(raw)) if match is None else (
-        match.group(1) + match.group(2) + match.group(3), len(match.group(1)), len(match.group(1) + match.group(2)))
+    text, start, end = (
+        (raw, 0, len(raw))
+        if match is None
+        else (
+            match.group(1) + match.group(2) + match.group(3),
+            len(match.group(1)),
+            len(match.group(1) + match.group(2)),
+        )
+    )
     if text[start:end] not in synonyms:
         _fail(where, f"{text[start:end]!r} is not a synonym of it in the vocabulary")
     return Term(text, start, end, plural)
@@ -181,8 +192,10 @@ def _placements(data: dict[str, Any], synonyms: dict[str, set[str]], what: str) 
             if word not in synonyms[item_id]:
                 _fail(f"{what}.{item_id}", f"{word!r} is not a synonym of {item_id!r}")
         for word in words["after"]:
-            bare = next((word[len(p):] for p in _PREPOSITIONS if word.startswith(p) and word[len(p):] in
-                         synonyms[item_id]), word)
+            bare = next(
+                (word[len(p) :] for p in _PREPOSITIONS if word.startswith(p) and word[len(p) :] in synonyms[item_id]),
+                word,
+            )
             if bare not in synonyms[item_id]:
                 _fail(f"{what}.{item_id}", f"{word!r} (without its preposition) is not a synonym of {item_id!r}")
         placed[item_id] = Placement(tuple(words["before"]), tuple(words["after"]))
@@ -220,18 +233,35 @@ def compile_phrasebook(data: dict[str, Any], digest: str) -> Phrasebook:
         groups[name] = tuple(members)
     frames = {entry["id"]: _frame(entry, groups, statements, change_synonyms) for entry in data["frames"]}
     indications = tuple(
-        tuple(parse_template(s if s.endswith(".") else s + ".", "indications", TEXT_SLOTS)
-              for s in re.split(r"(?<=\.) ", text))
-        for text in data["indications"])
-    comparisons = {kind: tuple(parse_template(t, "comparisons", TEXT_SLOTS) for t in texts)
-                   for kind, texts in data["comparisons"].items()}
+        tuple(
+            parse_template(s if s.endswith(".") else s + ".", "indications", TEXT_SLOTS)
+            for s in re.split(r"(?<=\.) ", text)
+        )
+        for text in data["indications"]
+    )
+    comparisons = {
+        kind: tuple(parse_template(t, "comparisons", TEXT_SLOTS) for t in texts)
+        for kind, texts in data["comparisons"].items()
+    }
     return Phrasebook(
-        mix=data["mix"], headers={k: tuple(v) for k, v in data["headers"].items()}, indications=indications,
+        mix=data["mix"],
+        headers={k: tuple(v) for k, v in data["headers"].items()},
+        indications=indications,
         sexes={k: tuple(v) for k, v in data["sexes"].items()},
-        complaints={k: tuple(v) for k, v in data["complaints"].items()}, comparisons=comparisons,
-        techniques={k: tuple(v) for k, v in data["techniques"].items()}, fillers=tuple(data["fillers"]),
-        statements=statements, sides=sides, regions=regions, adverbs=scales["adverb"], topics=topics,
-        groups=groups, findings=findings, frames=frames, content_hash=digest + vocab.content_hash)
+        complaints={k: tuple(v) for k, v in data["complaints"].items()},
+        comparisons=comparisons,
+        techniques={k: tuple(v) for k, v in data["techniques"].items()},
+        fillers=tuple(data["fillers"]),
+        statements=statements,
+        sides=sides,
+        regions=regions,
+        adverbs=scales["adverb"],
+        topics=topics,
+        groups=groups,
+        findings=findings,
+        frames=frames,
+        content_hash=digest + vocab.content_hash,
+    )
 
 
 def _check_headers(data: dict[str, Any]) -> None:
@@ -243,8 +273,9 @@ def _check_headers(data: dict[str, Any]) -> None:
                 _fail(f"headers.{section}", f"{word!r} is not a {section} header in report_sections.yaml")
 
 
-def _severity_scales(data: dict[str, Any], severity_synonyms: dict[str, set[str]]
-                     ) -> dict[str, dict[str, tuple[str, ...]]]:
+def _severity_scales(
+    data: dict[str, Any], severity_synonyms: dict[str, set[str]]
+) -> dict[str, dict[str, tuple[str, ...]]]:
     """The severity scales ({scale: {severity id: words}}), their words synonyms of their severity."""
     scales: dict[str, dict[str, tuple[str, ...]]] = {}
     for scale, levels in data["severity_scales"].items():
@@ -271,14 +302,20 @@ def _statements(data: dict[str, Any], topics: tuple[str, ...]) -> dict[str, Stat
         if entry["topic"] not in topics and entry["topic"] != "impression":
             _fail(f"statements.{entry['id']}", f"topic {entry['topic']!r} is not in topics")
         blocked = set(entry["absent"] + entry.get("blocked_by", [])).union(*(_descendants(f) for f in entry["absent"]))
-        statements[entry["id"]] = Statement(entry["id"], tuple(entry["absent"]), entry["topic"], tuple(entry["texts"]),
-                                            frozenset(blocked))
+        statements[entry["id"]] = Statement(
+            entry["id"], tuple(entry["absent"]), entry["topic"], tuple(entry["texts"]), frozenset(blocked)
+        )
     return statements
 
 
-def _finding_phrases(entry: dict[str, Any], findings: dict[str, FindingPhrases], regions: dict[str, Any],
-                     scales: dict[str, dict[str, tuple[str, ...]]], change_synonyms: dict[str, list[str]],
-                     topics: tuple[str, ...]) -> FindingPhrases:
+def _finding_phrases(
+    entry: dict[str, Any],
+    findings: dict[str, FindingPhrases],
+    regions: dict[str, Any],
+    scales: dict[str, dict[str, tuple[str, ...]]],
+    change_synonyms: dict[str, list[str]],
+    topics: tuple[str, ...],
+) -> FindingPhrases:
     """One finding's phrases, checked against the vocabulary and the entries before it (``findings``)."""
     vocab = vocabulary()
     fid = entry["finding"]
@@ -289,8 +326,10 @@ def _finding_phrases(entry: dict[str, Any], findings: dict[str, FindingPhrases],
         _fail(where, "listed twice")
     synonyms = set(vocab.findings[fid]["synonyms"])
     plural_names = set(entry.get("plural", []))
-    terms, plural, negative_terms = (tuple(_term(t, where, synonyms, t in plural_names) for t in entry.get(key, []))
-                                     for key in ("terms", "plural", "negative_terms"))
+    terms, plural, negative_terms = (
+        tuple(_term(t, where, synonyms, t in plural_names) for t in entry.get(key, []))
+        for key in ("terms", "plural", "negative_terms")
+    )
     for site in entry.get("sites", []):
         if site not in regions:
             _fail(where, f"site {site!r} has no words under regions")
@@ -312,11 +351,24 @@ def _finding_phrases(entry: dict[str, Any], findings: dict[str, FindingPhrases],
     if topic not in topics:
         _fail(where, f"topic {topic!r} is not in topics")
     return FindingPhrases(
-        finding=fid, category=category, topic=topic, weight=entry.get("weight", 0),
-        negative=entry.get("negative", 0), device=entry.get("device", 0), terms=terms, plural=plural,
-        negative_terms=negative_terms, article=entry.get("article", False), sides=tuple(entry.get("sides", [])),
-        sites=tuple(entry.get("sites", [])), severity=severity, changes=tuple(entry.get("changes", [])),
-        impression=entry.get("impression", True), hedge=entry.get("hedge", True), own=own)
+        finding=fid,
+        category=category,
+        topic=topic,
+        weight=entry.get("weight", 0),
+        negative=entry.get("negative", 0),
+        device=entry.get("device", 0),
+        terms=terms,
+        plural=plural,
+        negative_terms=negative_terms,
+        article=entry.get("article", False),
+        sides=tuple(entry.get("sides", [])),
+        sites=tuple(entry.get("sites", [])),
+        severity=severity,
+        changes=tuple(entry.get("changes", [])),
+        impression=entry.get("impression", True),
+        hedge=entry.get("hedge", True),
+        own=own,
+    )
 
 
 def _own_frames(entry: dict[str, Any], where: str) -> dict[str, tuple]:
@@ -334,14 +386,21 @@ def _own_frames(entry: dict[str, Any], where: str) -> dict[str, tuple]:
                     _fail(where, f"{text!r} has a {{side}} but the finding has no sides")
             compiled.append(pieces)
         own[group] = tuple(compiled)
-    if entry.get("sides") and not all(any(isinstance(p, tuple) and p[0] == SLOT and p[1] == "side" for p in frame)
-                                      for frames in own.values() for frame in frames):
+    if entry.get("sides") and not all(
+        any(isinstance(p, tuple) and p[0] == SLOT and p[1] == "side" for p in frame)
+        for frames in own.values()
+        for frame in frames
+    ):
         _fail(where, "a finding with sides needs {side} in every own frame (its side must be written)")
     return own
 
 
-def _frame(entry: dict[str, Any], groups: dict[str, tuple[str, ...]], statements: dict[str, Statement],
-           change_synonyms: dict[str, list[str]]) -> Frame:
+def _frame(
+    entry: dict[str, Any],
+    groups: dict[str, tuple[str, ...]],
+    statements: dict[str, Statement],
+    change_synonyms: dict[str, list[str]],
+) -> Frame:
     """One shared frame, its texts compiled and checked against its facts, list, change, groups and statement."""
     where = f"frames.{entry['id']}"
     facts = tuple(entry.get("facts", []))
@@ -367,7 +426,14 @@ def _frame(entry: dict[str, Any], groups: dict[str, tuple[str, ...]], statements
     if entry.get("change") and entry["change"] not in change_synonyms:
         _fail(where, f"unknown change {entry['change']!r}")
     return Frame(
-        id=entry["id"], facts=facts, list_range=list_range,  # type: ignore[arg-type]
-        where=frozenset(entry.get("where", ["findings"])), change=entry.get("change"),
-        statement=entry.get("statement"), first=entry.get("first"), second=entry.get("second"),
-        inherit=entry.get("inherit", False), texts=tuple(compiled))
+        id=entry["id"],
+        facts=facts,
+        list_range=list_range,  # type: ignore[arg-type]
+        where=frozenset(entry.get("where", ["findings"])),
+        change=entry.get("change"),
+        statement=entry.get("statement"),
+        first=entry.get("first"),
+        second=entry.get("second"),
+        inherit=entry.get("inherit", False),
+        texts=tuple(compiled),
+    )

@@ -68,17 +68,39 @@ class Chunk:
     reports: bytes
     gold: bytes
     plans: list[ImagePlan]
-    frames: list[list[str]] | None   # per study, per gold sentence: the frame that made it
+    frames: list[list[str]] | None  # per study, per gold sentence: the frame that made it
 
 
 class Fact:
     """A finding as the report states it, dressed in the words that say it."""
 
-    __slots__ = ("finding", "category", "presence", "side", "site", "severity", "change", "np", "np_m", "term",
-                 "term_m", "plural", "article", "regions", "laterality")
+    __slots__ = (
+        "finding",
+        "category",
+        "presence",
+        "side",
+        "site",
+        "severity",
+        "change",
+        "np",
+        "np_m",
+        "term",
+        "term_m",
+        "plural",
+        "article",
+        "regions",
+        "laterality",
+    )
 
-    def __init__(self, finding: str, presence: str, side: str | None = None, site: str | None = None,
-                 severity: str | None = None, change: str | None = None) -> None:
+    def __init__(
+        self,
+        finding: str,
+        presence: str,
+        side: str | None = None,
+        site: str | None = None,
+        severity: str | None = None,
+        change: str | None = None,
+    ) -> None:
         self.finding, self.presence, self.side, self.site = finding, presence, side, site
         self.category = _category(finding)
         self.severity, self.change = severity, change
@@ -106,9 +128,19 @@ class _Unit:
 
     __slots__ = ("rank", "kind", "frame", "facts", "listed", "phrases", "group", "statement", "text")
 
-    def __init__(self, rank: int, kind: str, *, frame: Frame | None = None, facts: tuple[Fact, ...] = (),
-                 listed: tuple[Fact, ...] = (), phrases: FindingPhrases | None = None, group: str = "",
-                 statement: Statement | None = None, text: str = "") -> None:
+    def __init__(
+        self,
+        rank: int,
+        kind: str,
+        *,
+        frame: Frame | None = None,
+        facts: tuple[Fact, ...] = (),
+        listed: tuple[Fact, ...] = (),
+        phrases: FindingPhrases | None = None,
+        group: str = "",
+        statement: Statement | None = None,
+        text: str = "",
+    ) -> None:
         self.rank, self.kind, self.frame, self.facts, self.listed = rank, kind, frame, facts, listed
         self.phrases, self.group, self.statement, self.text = phrases, group, statement, text
 
@@ -139,12 +171,24 @@ class Generator:
             if frame.change and frame.facts == ("present",):
                 self.change_frames.setdefault(frame.change, []).append(frame)
         #: statement id -> (finding, the fixed fields of the absent observation it implies)
-        self.derived = {statement.id: [(finding, {
-            "name": vocab.findings[finding]["name"], "finding": finding, "category": _category(finding),
-            "presence": "absent"})
-            for finding in statement.absent] for statement in book.statements.values()}
-        self.distributions = {key: list(accumulate(book.mix[key])) for key in
-                              ("positives", "negatives", "devices", "studies_per_patient")}
+        self.derived = {
+            statement.id: [
+                (
+                    finding,
+                    {
+                        "name": vocab.findings[finding]["name"],
+                        "finding": finding,
+                        "category": _category(finding),
+                        "presence": "absent",
+                    },
+                )
+                for finding in statement.absent
+            ]
+            for statement in book.statements.values()
+        }
+        self.distributions = {
+            key: list(accumulate(book.mix[key])) for key in ("positives", "negatives", "devices", "studies_per_patient")
+        }
 
     @staticmethod
     def _pool(findings: list[FindingPhrases], weight: str) -> tuple[list[str], list[float]]:
@@ -164,8 +208,14 @@ class Generator:
         return None
 
     # ------------------------------------------------------------------ facts and their words
-    def _dress(self, rng: random.Random, fact: Fact, terms: tuple[Term, ...], severity_words: tuple[str, ...] = (),
-               placed: bool = True) -> Fact:
+    def _dress(
+        self,
+        rng: random.Random,
+        fact: Fact,
+        terms: tuple[Term, ...],
+        severity_words: tuple[str, ...] = (),
+        placed: bool = True,
+    ) -> Fact:
         """Choose the words of a fact: [severity] [side or place] term [side or place]."""
         phrases = self.findings[fact.finding]
         plural = bool(phrases.plural) and fact.side == "bilateral"
@@ -223,8 +273,9 @@ class Generator:
         return self._dress(rng, fact, self.findings[fid].terms, placed=False)
 
     # ------------------------------------------------------------------ rendering
-    def _render(self, rng: random.Random, pieces: tuple, facts: tuple[Fact, ...], listed: tuple[Fact, ...]
-                ) -> tuple[str, list[tuple[Fact, int, int]]]:
+    def _render(
+        self, rng: random.Random, pieces: tuple, facts: tuple[Fact, ...], listed: tuple[Fact, ...]
+    ) -> tuple[str, list[tuple[Fact, int, int]]]:
         out: list[str] = []
         mentions: list[tuple[Fact, int, int]] = []
         position = 0
@@ -252,7 +303,7 @@ class Generator:
                     text = "are" if fact.plural else "is"
                 elif name == "has":
                     text = "have" if fact.plural else "has"
-                else:   # s
+                else:  # s
                     text = "" if fact.plural else "s"
                 if span is not None:
                     mentions.append((fact, position + span[0], position + span[1]))
@@ -263,8 +314,9 @@ class Generator:
         return "".join(out), mentions
 
     @staticmethod
-    def _list(rng: random.Random, listed: tuple[Fact, ...], position: int,
-              mentions: list[tuple[Fact, int, int]]) -> str:
+    def _list(
+        rng: random.Random, listed: tuple[Fact, ...], position: int, mentions: list[tuple[Fact, int, int]]
+    ) -> str:
         parts: list[str] = []
         length = 0
         last = len(listed) - 1
@@ -279,8 +331,7 @@ class Generator:
             length += len(fact.term)
         return "".join(parts)
 
-    def _render_own(self, rng: random.Random, pieces: tuple, fact: Fact
-                    ) -> tuple[str, list[tuple[Fact, int, int]]]:
+    def _render_own(self, rng: random.Random, pieces: tuple, fact: Fact) -> tuple[str, list[tuple[Fact, int, int]]]:
         out: list[str] = []
         mentions: list[tuple[Fact, int, int]] = []
         position = 0
@@ -308,7 +359,7 @@ class Generator:
                 text = _choice(rng, _DISTANCES)
             elif name == "is":
                 text = "is"
-            else:   # s
+            else:  # s
                 text = "s"
             if capital:
                 text = text[:1].upper() + text[1:]
@@ -325,8 +376,14 @@ class Generator:
         phrases = self.findings[fact.finding]
         rank = self._rank(fact)
         own_group = "resolved" if fact.change == "resolved" else fact.presence
-        if own_group in phrases.own and (not phrases.terms or (rng.random() < 0.5 and fact.change is None and (
-                fact.severity is None or fact.severity in self.book.adverbs))):
+        if own_group in phrases.own and (
+            not phrases.terms
+            or (
+                rng.random() < 0.5
+                and fact.change is None
+                and (fact.severity is None or fact.severity in self.book.adverbs)
+            )
+        ):
             return _Unit(rank, "own", phrases=phrases, group=own_group, facts=(fact,))
         if fact.change == "resolved":
             frame = self.frames["resolved"]
@@ -349,7 +406,7 @@ class Generator:
         taken: set[str] = set()
         positives: list[Fact] = []
         units: list[_Unit] = []
-        plain: list[_Unit] = []          # single present facts without change: may pair up
+        plain: list[_Unit] = []  # single present facts without change: may pair up
         opacities, readings = self.book.groups["opacities"], self.book.groups["readings"]
         if rng.random() >= mix["normal_share"]:
             self._plan_positives(rng, prior, taken, positives, units, plain)
@@ -372,7 +429,7 @@ class Generator:
             if unit is not None:
                 units.append(unit)
         self._lay_out_negatives(rng, negatives, plain, statements, units)
-        if len(plain) >= 2 and rng.random() < 0.3:   # two findings of one topic in one sentence
+        if len(plain) >= 2 and rng.random() < 0.3:  # two findings of one topic in one sentence
             self._pair_up(plain, units)
         units.extend(plain)
         units.extend(statements)
@@ -383,8 +440,15 @@ class Generator:
             return [], units
         return units, self._impression(rng, units, stated, icu)
 
-    def _plan_positives(self, rng: random.Random, prior: bool, taken: set[str], positives: list[Fact],
-                        units: list[_Unit], plain: list[_Unit]) -> None:
+    def _plan_positives(
+        self,
+        rng: random.Random,
+        prior: bool,
+        taken: set[str],
+        positives: list[Fact],
+        units: list[_Unit],
+        plain: list[_Unit],
+    ) -> None:
         """The study's present findings, as readings of an opacity, plain units (``plain``) or other units."""
         opacities, readings = self.book.groups["opacities"], self.book.groups["readings"]
         for _ in range(self._count(rng, "positives", 1)):
@@ -408,10 +472,17 @@ class Generator:
         if free:
             fid = _choice(rng, free)
             taken |= self.related[fid]
-            fact = self._dress(rng, Fact(fid, "absent", change="resolved",
-                                         side=_choice(rng, self.findings[fid].sides) if self.findings[fid].sides
-                                         else None, site=_choice(rng, self.findings[fid].sites)
-                                         if self.findings[fid].sites else None), self.findings[fid].terms)
+            fact = self._dress(
+                rng,
+                Fact(
+                    fid,
+                    "absent",
+                    change="resolved",
+                    side=_choice(rng, self.findings[fid].sides) if self.findings[fid].sides else None,
+                    site=_choice(rng, self.findings[fid].sites) if self.findings[fid].sites else None,
+                ),
+                self.findings[fid].terms,
+            )
             units.append(self._single(rng, fact))
 
     def _plan_devices(self, rng: random.Random, prior: bool, icu: bool, taken: set[str], units: list[_Unit]) -> None:
@@ -425,9 +496,12 @@ class Generator:
             taken |= self.related[fid]
             phrases = self.findings[fid]
             group = "resolved" if prior and "resolved" in phrases.own and rng.random() < 0.15 else "present"
-            fact = Fact(fid, "absent" if group == "resolved" else "present",
-                        side=_choice(rng, phrases.sides) if phrases.sides else None,
-                        change="resolved" if group == "resolved" else None)
+            fact = Fact(
+                fid,
+                "absent" if group == "resolved" else "present",
+                side=_choice(rng, phrases.sides) if phrases.sides else None,
+                change="resolved" if group == "resolved" else None,
+            )
             units.append(_Unit(device_rank, "own", phrases=phrases, group=group, facts=(fact,)))
 
     def _plan_statements(self, rng: random.Random, taken: set[str], stated: set[str]) -> list[_Unit]:
@@ -450,11 +524,13 @@ class Generator:
         if pair is not None:
             for unit in pair:
                 plain.remove(unit)
-            units.append(_Unit(pair[0].rank, "frame", frame=self.frames["present_pair"],
-                               facts=pair[0].facts + pair[1].facts))
+            units.append(
+                _Unit(pair[0].rank, "frame", frame=self.frames["present_pair"], facts=pair[0].facts + pair[1].facts)
+            )
 
-    def _reading_unit(self, rng: random.Random, seen: Fact, taken: set[str], readings: tuple[str, ...],
-                      positives: list[Fact]) -> _Unit | None:
+    def _reading_unit(
+        self, rng: random.Random, seen: Fact, taken: set[str], readings: tuple[str, ...], positives: list[Fact]
+    ) -> _Unit | None:
         roll, family = rng.random(), "reading"
         for name, share in _READING_FAMILIES:
             if roll < share:
@@ -474,8 +550,9 @@ class Generator:
         positives.extend(facts[1:])
         return _Unit(self._rank(seen), "frame", frame=frame, facts=tuple(facts))
 
-    def _negated_reading(self, rng: random.Random, taken: set[str], opacities: tuple[str, ...],
-                         readings: tuple[str, ...]) -> _Unit | None:
+    def _negated_reading(
+        self, rng: random.Random, taken: set[str], opacities: tuple[str, ...], readings: tuple[str, ...]
+    ) -> _Unit | None:
         seen_ids = [f for f in opacities if f not in taken and self.findings[f].negative_terms]
         read_ids = [f for f in readings if f not in taken]
         if not seen_ids or not read_ids:
@@ -486,14 +563,15 @@ class Generator:
         reading = self._dress(rng, Fact(reading_id, "absent"), self.findings[reading_id].terms, placed=False)
         return _Unit(self._rank(seen), "frame", frame=self.frames["negated_reading"], facts=(seen, reading))
 
-    def _lay_out_negatives(self, rng: random.Random, negatives: list[Fact], plain: list[_Unit],
-                           statements: list[_Unit], units: list[_Unit]) -> None:
+    def _lay_out_negatives(
+        self, rng: random.Random, negatives: list[Fact], plain: list[_Unit], statements: list[_Unit], units: list[_Unit]
+    ) -> None:
         """Negated findings into lists, into a statement or a positive's sentence, or one per sentence."""
         frames = self.frames
 
         def take(n: int) -> tuple[Fact, ...]:
             listed, negatives[:] = tuple(negatives[:n]), negatives[n:]
-            for fact in listed:          # a list names bare terms: no side is written
+            for fact in listed:  # a list names bare terms: no side is written
                 fact.side = fact.laterality = None
             return listed
 
@@ -509,8 +587,9 @@ class Generator:
         if plain and negatives and rng.random() < 0.1:
             host = plain.pop(rng.randrange(len(plain)))
             negative = negatives.pop()
-            units.append(_Unit(self._rank(negative), "frame", frame=frames["absent_but_present"],
-                               facts=(negative,) + host.facts))
+            units.append(
+                _Unit(self._rank(negative), "frame", frame=frames["absent_but_present"], facts=(negative,) + host.facts)
+            )
         while len(negatives) >= 2 and rng.random() < 0.6:
             listed = take(min(len(negatives), rng.randint(*frames["absent_list"].list_range)))
             units.append(_Unit(self._rank(listed[0]), "frame", frame=frames["absent_list"], listed=listed))
@@ -533,7 +612,7 @@ class Generator:
             elif unit.kind == "frame" and any(f.presence != "absent" or f.change == "resolved" for f in unit.facts):
                 if "impression" in unit.frame.where:
                     candidates.append(_Unit(unit.rank, "frame", frame=unit.frame, facts=unit.facts))
-                else:   # restate its positive facts one by one
+                else:  # restate its positive facts one by one
                     for fact in unit.facts:
                         if fact.presence != "absent":
                             name = "uncertain_before" if fact.presence == "uncertain" else "present_plain"
@@ -550,13 +629,21 @@ class Generator:
                 restated = fallback[:1]
         if icu and rng.random() < 0.5:
             phrases = self.findings["support_devices"]
-            restated.insert(0, _Unit(-1, "own", phrases=phrases, group="present",
-                                     facts=(Fact("support_devices", "present"),)))
+            restated.insert(
+                0, _Unit(-1, "own", phrases=phrases, group="present", facts=(Fact("support_devices", "present"),))
+            )
         return restated
 
     # ------------------------------------------------------------------ one study
-    def study(self, rng: random.Random, index: int, patient: "_Patient", order: int, with_plan: bool = False,
-              with_frames: bool = False) -> tuple[bytes, bytes, ImagePlan | None, list[str]]:
+    def study(
+        self,
+        rng: random.Random,
+        index: int,
+        patient: "_Patient",
+        order: int,
+        with_plan: bool = False,
+        with_frames: bool = False,
+    ) -> tuple[bytes, bytes, ImagePlan | None, list[str]]:
         """(report JSON line, gold graph JSON line, image plan and frame of each sentence when asked)."""
         mix, book = self.mix, self.book
         prior = order > 0
@@ -575,8 +662,12 @@ class Generator:
         if rng.random() < 0.92:
             template = _choice(rng, book.indications)
             complaint = _choice(rng, book.complaints["icu" if icu else "routine"])
-            values = {"age": "XXXX" if deid else str(patient.age), "sex": _choice(rng, book.sexes[patient.sex]),
-                      "complaint": complaint, "date": ""}
+            values = {
+                "age": "XXXX" if deid else str(patient.age),
+                "sex": _choice(rng, book.sexes[patient.sex]),
+                "complaint": complaint,
+                "date": "",
+            }
             sections.append(("indication", [(_fill(p, values), [], "", None) for p in template]))
         if rng.random() < 0.85:
             if prior:
@@ -597,10 +688,20 @@ class Generator:
         indication = " ".join(s["text"] for s in sentences if s["section"] == "indication") or None
         sid, pid = study_id(index), patient_id(patient.number)
         report = orjson.dumps({"study_id": sid, "patient_id": pid, "text": text})
-        gold = orjson.dumps({"study_id": sid, "backend": BACKEND, "indication": indication, "sentences": sentences,
-                           "observations": observations})
-        plan = ImagePlan(index, sid, pid, patient.number, views, portable, patient.sex, patient.age,
-                         patient.dates[order]) if with_plan else None
+        gold = orjson.dumps(
+            {
+                "study_id": sid,
+                "backend": BACKEND,
+                "indication": indication,
+                "sentences": sentences,
+                "observations": observations,
+            }
+        )
+        plan = (
+            ImagePlan(index, sid, pid, patient.number, views, portable, patient.sex, patient.age, patient.dates[order])
+            if with_plan
+            else None
+        )
         return report, gold, plan, frames
 
     def _sentence(self, rng: random.Random, unit: _Unit) -> tuple[str, list, str, str | None]:
@@ -616,8 +717,9 @@ class Generator:
             return _choice(rng, unit.statement.texts), [], f"statement:{unit.statement.id}", unit.statement.id
         return unit.text, [], "filler", None
 
-    def _compose(self, rng: random.Random, sections: list, with_frames: bool
-                 ) -> tuple[str, list[dict], list[dict], list[str]]:
+    def _compose(
+        self, rng: random.Random, sections: list, with_frames: bool
+    ) -> tuple[str, list[dict], list[dict], list[str]]:
         book = self.book
         separator = "\n\n" if rng.random() < 0.3 else "\n"
         parts: list[str] = []
@@ -625,7 +727,7 @@ class Generator:
         sentences: list[dict] = []
         observations: list[dict] = []
         frame_of: list[str] = []
-        said: list[tuple[str, int, int, int]] = []       # statements: id, sentence id, start, end
+        said: list[tuple[str, int, int, int]] = []  # statements: id, sentence id, start, end
         for number, (section, items) in enumerate(sections):
             if number:
                 parts.append(separator)
@@ -645,11 +747,20 @@ class Generator:
                     parts.append(label)
                     length += len(label)
                 sentence_id = len(sentences)
-                sentences.append({"id": sentence_id, "section": section, "text": text, "start": length,
-                                  "end": length + len(text)})
+                sentences.append(
+                    {"id": sentence_id, "section": section, "text": text, "start": length, "end": length + len(text)}
+                )
                 for fact, start, end in mentions:
-                    observations.append(_observation(f"o{len(observations) + 1}", fact, text[start:end], sentence_id,
-                                                     length + start, length + end))
+                    observations.append(
+                        _observation(
+                            f"o{len(observations) + 1}",
+                            fact,
+                            text[start:end],
+                            sentence_id,
+                            length + start,
+                            length + end,
+                        )
+                    )
                 frame_of.append(frame_id or section)
                 if statement is not None:
                     said.append((statement, sentence_id, length, length + len(text) - 1))
@@ -670,17 +781,26 @@ class Generator:
                 if finding in mentioned:
                     continue
                 mentioned.add(finding)
-                observations.append({
-                    "id": f"o{len(observations) + 1}", **template,
-                    "evidence": [{"sentence_id": sentence_id, "start": start, "end": end}],
-                    "derived_from": [f"statement:{statement_id}"]})
+                observations.append(
+                    {
+                        "id": f"o{len(observations) + 1}",
+                        **template,
+                        "evidence": [{"sentence_id": sentence_id, "start": start, "end": end}],
+                        "derived_from": [f"statement:{statement_id}"],
+                    }
+                )
 
 
 def _observation(observation_id: str, fact: Fact, name: str, sentence_id: int, start: int, end: int) -> dict:
     """The gold observation of one mention; fields at the model's default are left out."""
     observation = {
-        "id": observation_id, "name": name, "finding": fact.finding, "category": fact.category,
-        "presence": fact.presence, "evidence": [{"sentence_id": sentence_id, "start": start, "end": end}]}
+        "id": observation_id,
+        "name": name,
+        "finding": fact.finding,
+        "category": fact.category,
+        "presence": fact.presence,
+        "evidence": [{"sentence_id": sentence_id, "start": start, "end": end}],
+    }
     if fact.laterality:
         observation["laterality"] = fact.laterality
     if fact.regions:
@@ -696,11 +816,11 @@ def _rewrap(text: str, sentences: list[dict], observations: list[dict]) -> str:
     """The report with its lines wrapped; sentence texts and mention names follow the new text."""
     text = _wrap(text, sentences)
     for sentence in sentences:
-        sentence["text"] = text[sentence["start"]:sentence["end"]]
+        sentence["text"] = text[sentence["start"] : sentence["end"]]
     for observation in observations:
         if "derived_from" not in observation:
             evidence = observation["evidence"][0]
-            observation["name"] = text[evidence["start"]:evidence["end"]]
+            observation["name"] = text[evidence["start"] : evidence["end"]]
     return text
 
 
@@ -796,5 +916,11 @@ def make_chunk(seed: int, chunk: int, total: int, plans_below: int = 0, with_fra
             index += 1
         if index >= last:
             break
-    return Chunk(first, last - first, b"".join(line + b"\n" for line in reports),
-                 b"".join(line + b"\n" for line in golds), plans, frames if with_frames else None)
+    return Chunk(
+        first,
+        last - first,
+        b"".join(line + b"\n" for line in reports),
+        b"".join(line + b"\n" for line in golds),
+        plans,
+        frames if with_frames else None,
+    )

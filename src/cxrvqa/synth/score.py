@@ -33,13 +33,13 @@ class Mention:
     presence: str
     laterality: str | None = None
     sentences: tuple[int, ...] = ()
-    derived: bool = False      # implied by a normal statement ("lungs are clear"), not named
+    derived: bool = False  # implied by a normal statement ("lungs are clear"), not named
 
 
 @dataclass(frozen=True)
 class State:
     presence: str
-    side: str | None           # left | right | bilateral | None
+    side: str | None  # left | right | bilateral | None
     sentences: frozenset[int]  # where the mentions of that presence are
 
 
@@ -59,16 +59,23 @@ def study_states(mentions: Iterable[Mention]) -> dict[str, State]:
             side = "bilateral"
         else:
             side = next(iter(sides)) if sides else None
-        states[finding] = State(strongest[0].presence, side,
-                                frozenset(s for m in strongest for s in m.sentences))
+        states[finding] = State(strongest[0].presence, side, frozenset(s for m in strongest for s in m.sentences))
     return states
 
 
 def graph_mentions(observations: Iterable[dict]) -> list[Mention]:
     """Mentions of a graph's observations (as dicts: a gold line, or ``SceneGraph.model_dump()``)."""
-    return [Mention(o["finding"], o["presence"], o.get("laterality"),
-                    tuple(e["sentence_id"] for e in o.get("evidence", ())), bool(o.get("derived_from")))
-            for o in observations if o.get("finding")]
+    return [
+        Mention(
+            o["finding"],
+            o["presence"],
+            o.get("laterality"),
+            tuple(e["sentence_id"] for e in o.get("evidence", ())),
+            bool(o.get("derived_from")),
+        )
+        for o in observations
+        if o.get("finding")
+    ]
 
 
 @dataclass
@@ -86,10 +93,10 @@ class ClassScore:
 @dataclass
 class FrameScore:
     frame: str
-    facts: int            # gold (study, finding) states its sentences carry
-    errors: int           # presence errors traced to it (either side)
+    facts: int  # gold (study, finding) states its sentences carry
+    errors: int  # presence errors traced to it (either side)
     side_errors: int
-    example: str          # a sentence it wrote that was misread
+    example: str  # a sentence it wrote that was misread
 
 
 @dataclass
@@ -122,7 +129,7 @@ class Scorer:
     def __init__(self, named_only: bool = False) -> None:
         self.named_only = named_only
         self.studies = 0
-        self.counts = {p: Counter() for p in PRESENCES}          # tp / fp / fn / support
+        self.counts = {p: Counter() for p in PRESENCES}  # tp / fp / fn / support
         self.per_finding: dict[str, Counter] = {}
         self.side = Counter()
         self.frame_facts = Counter()
@@ -167,18 +174,26 @@ class Scorer:
                     self.counts[g]["fn"] += 1
                     per[f"{g}_fn"] += 1
                 if frames:
-                    blame((gold_state.sentences if gold_state else frozenset())
-                          | (pred_state.sentences if pred_state else frozenset()), self.frame_errors)
+                    blame(
+                        (gold_state.sentences if gold_state else frozenset())
+                        | (pred_state.sentences if pred_state else frozenset()),
+                        self.frame_errors,
+                    )
             if g in ("present", "uncertain") and gold_state.side:
                 if p in ("present", "uncertain"):
                     self.side["scored"] += 1
-                    outcome = ("correct" if pred_state.side == gold_state.side
-                               else "missing" if pred_state.side is None else "wrong")
+                    outcome = (
+                        "correct"
+                        if pred_state.side == gold_state.side
+                        else "missing"
+                        if pred_state.side is None
+                        else "wrong"
+                    )
                     self.side[outcome] += 1
                     if outcome != "correct" and frames:
                         blame(gold_state.sentences, self.frame_side_errors)
             elif g in ("present", "uncertain") and p in ("present", "uncertain") and pred_state.side:
-                self.side["spurious"] += 1   # a side the report does not give
+                self.side["spurious"] += 1  # a side the report does not give
 
     def scores(self) -> SynthScores:
         classes = []
@@ -187,8 +202,9 @@ class Scorer:
             c = self.counts[presence]
             total.update(c)
             precision, recall = _ratio(c["tp"], c["tp"] + c["fp"]), _ratio(c["tp"], c["tp"] + c["fn"])
-            classes.append(ClassScore(presence, c["support"], c["tp"], c["fp"], c["fn"], precision, recall,
-                                      _f1(precision, recall)))
+            classes.append(
+                ClassScore(presence, c["support"], c["tp"], c["fp"], c["fn"], precision, recall, _f1(precision, recall))
+            )
         micro = _f1(_ratio(total["tp"], total["tp"] + total["fp"]), _ratio(total["tp"], total["tp"] + total["fn"]))
         side = dict(self.side)
         side["accuracy"] = _ratio(self.side["correct"], self.side["scored"]) or 0.0
@@ -197,12 +213,24 @@ class Scorer:
             row = {"finding": finding}
             for presence in PRESENCES:
                 tp, fp, fn = (c[f"{presence}_{k}"] for k in ("tp", "fp", "fn"))
-                row[presence] = {"support": c[f"{presence}_support"], "tp": tp, "fp": fp, "fn": fn,
-                                 "f1": _f1(_ratio(tp, tp + fp), _ratio(tp, tp + fn))}
+                row[presence] = {
+                    "support": c[f"{presence}_support"],
+                    "tp": tp,
+                    "fp": fp,
+                    "fn": fn,
+                    "f1": _f1(_ratio(tp, tp + fp), _ratio(tp, tp + fn)),
+                }
             findings.append(row)
-        frames = [FrameScore(frame, self.frame_facts[frame], self.frame_errors[frame],
-                             self.frame_side_errors[frame], self.examples.get(frame, ""))
-                  for frame in sorted(self.frame_facts | self.frame_errors)]
+        frames = [
+            FrameScore(
+                frame,
+                self.frame_facts[frame],
+                self.frame_errors[frame],
+                self.frame_side_errors[frame],
+                self.examples.get(frame, ""),
+            )
+            for frame in sorted(self.frame_facts | self.frame_errors)
+        ]
         return SynthScores(self.studies, classes, micro or 0.0, side, findings, frames)
 
 
@@ -224,9 +252,15 @@ def rules_graphs(reports: Path) -> Iterator[SceneGraph]:
         if not isinstance(record, RawReport):
             raise ValueError(f"{record.source}: {record.reason}: {record.detail}")
         row, sentence_rows = parse_report(record, context, run_id="synth-eval", input_hash="")
-        study = StudyInput(record.study_id, row["report_hash"], row["parser_version"], row["indication"],
-                           tuple((s["sentence_id"], s["section"], s["text"], s["start"], s["end"], s["deid_only"])
-                                 for s in sentence_rows))
+        study = StudyInput(
+            record.study_id,
+            row["report_hash"],
+            row["parser_version"],
+            row["indication"],
+            tuple(
+                (s["sentence_id"], s["section"], s["text"], s["start"], s["end"], s["deid_only"]) for s in sentence_rows
+            ),
+        )
         yield extract_study(study)[0]
 
 

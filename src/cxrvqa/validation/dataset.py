@@ -33,7 +33,8 @@ def checks_are_current(store: Store) -> bool:
     they then hold for it, and a rebuild that changed nothing does not read every item again (7 s at 100k
     studies). The audit names the run its checks come from."""
     [(checked, selected)] = store.query(
-        "SELECT (SELECT max(created_at) FROM dataset_checks), (SELECT max(created_at) FROM qa_current_source)")
+        "SELECT (SELECT max(created_at) FROM dataset_checks), (SELECT max(created_at) FROM qa_current_source)"
+    )
     return checked is not None and selected is not None and checked > selected
 
 
@@ -43,48 +44,85 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
     rows = []
 
     def add(check: str, subject: str, value: float | None, expected: str, ok: bool, detail: str) -> None:
-        rows.append({"run_id": run_id, "check": check, "subject": subject, "value": value, "expected": expected,
-                     "ok": ok, "detail": detail, "created_at": now})
+        rows.append(
+            {
+                "run_id": run_id,
+                "check": check,
+                "subject": subject,
+                "value": value,
+                "expected": expected,
+                "ok": ok,
+                "detail": detail,
+                "created_at": now,
+            }
+        )
 
     for template, target, achieved, kept_pos, kept_neg in store.query(
-            "SELECT template_id, target_share, achieved_share, n_positive_kept, n_negative_kept "
-            "FROM current_qa_balance WHERE n_positive_kept > 0 AND n_negative_kept > 0 ORDER BY template_id"):
+        "SELECT template_id, target_share, achieved_share, n_positive_kept, n_negative_kept "
+        "FROM current_qa_balance WHERE n_positive_kept > 0 AND n_negative_kept > 0 ORDER BY template_id"
+    ):
         # a few items cannot hit a share exactly: the tolerance widens to 3 binomial standard deviations
         tolerance = max(POSITIVE_TOLERANCE, 3 * math.sqrt(target * (1 - target) / (kept_pos + kept_neg)))
-        add("positive_share", template, achieved, f"{target:.2f} +- {tolerance:.3f}",
-            abs(achieved - target) <= tolerance, f"{kept_pos} yes / {kept_neg} no kept")
+        add(
+            "positive_share",
+            template,
+            achieved,
+            f"{target:.2f} +- {tolerance:.3f}",
+            abs(achieved - target) <= tolerance,
+            f"{kept_pos} yes / {kept_neg} no kept",
+        )
     by_options: dict[int, dict[str, int]] = defaultdict(dict)
     for n_options, letter, count in store.query(
-            "SELECT len(options), correct_option, count(*) FROM current_qa_items "
-            "WHERE correct_option IS NOT NULL GROUP BY ALL ORDER BY ALL"):
+        "SELECT len(options), correct_option, count(*) FROM current_qa_items "
+        "WHERE correct_option IS NOT NULL GROUP BY ALL ORDER BY ALL"
+    ):
         by_options[n_options][letter] = count
-    for n_options, letters in by_options.items():   # the correct letter uniform among a question's options
+    for n_options, letters in by_options.items():  # the correct letter uniform among a question's options
         n, share = sum(letters.values()), 1 / n_options
         tolerance = 3 * math.sqrt(share * (1 - share) / n)
         shares = {letter: letters.get(letter, 0) / n for letter in ALL_LETTERS[:n_options]}
         worst = max(shares, key=lambda letter: abs(shares[letter] - share))
-        add("mcq_letters", f"{n_options} options", shares[worst], f"{share:.2f} +- {tolerance:.3f}",
+        add(
+            "mcq_letters",
+            f"{n_options} options",
+            shares[worst],
+            f"{share:.2f} +- {tolerance:.3f}",
             abs(shares[worst] - share) <= tolerance,
-            ", ".join(f"{letter} {letters.get(letter, 0)}" for letter in ALL_LETTERS[:n_options]) + f" of {n}")
+            ", ".join(f"{letter} {letters.get(letter, 0)}" for letter in ALL_LETTERS[:n_options]) + f" of {n}",
+        )
     for template, answer, count, total in store.query(
-            "WITH counts AS (SELECT template_id, answer, count(*) AS n FROM current_qa_items GROUP BY ALL) "
-            "SELECT template_id, answer, n, sum(n) OVER (PARTITION BY template_id) AS total FROM counts "
-            "QUALIFY row_number() OVER (PARTITION BY template_id ORDER BY n DESC, answer) = 1 ORDER BY template_id"):
+        "WITH counts AS (SELECT template_id, answer, count(*) AS n FROM current_qa_items GROUP BY ALL) "
+        "SELECT template_id, answer, n, sum(n) OVER (PARTITION BY template_id) AS total FROM counts "
+        "QUALIFY row_number() OVER (PARTITION BY template_id ORDER BY n DESC, answer) = 1 ORDER BY template_id"
+    ):
         if total < MIN_ITEMS:
             continue
         share = count / total
-        add("answer_distribution", template, share, f"top answer <= {DOMINANT_SHARE}", share <= DOMINANT_SHARE,
-            f"{answer!r} is {count} of {total} answers")
+        add(
+            "answer_distribution",
+            template,
+            share,
+            f"top answer <= {DOMINANT_SHARE}",
+            share <= DOMINANT_SHARE,
+            f"{answer!r} is {count} of {total} answers",
+        )
     for template, key, n, accuracy, chance, worst in store.query(
-            "SELECT template_id, key, n_items, accuracy, chance, worst FROM current_qa_prior "
-            "WHERE template_id IS NOT NULL AND chance IS NOT NULL "
-            "AND n_items >= ? QUALIFY row_number() OVER (PARTITION BY template_id ORDER BY accuracy DESC, key) = 1 "
-            "ORDER BY template_id", [MIN_ITEMS]):
+        "SELECT template_id, key, n_items, accuracy, chance, worst FROM current_qa_prior "
+        "WHERE template_id IS NOT NULL AND chance IS NOT NULL "
+        "AND n_items >= ? QUALIFY row_number() OVER (PARTITION BY template_id ORDER BY accuracy DESC, key) = 1 "
+        "ORDER BY template_id",
+        [MIN_ITEMS],
+    ):
         tolerance = max(prior_margin, 2 * math.sqrt(chance * (1 - chance) / n))
         questions = "; ".join(f"{args} {acc:.2f} of {k}" for args, k, acc in json.loads(worst))
-        add("question_prior", template, accuracy, f"<= {chance:.2f} + {tolerance:.3f}",
+        add(
+            "question_prior",
+            template,
+            accuracy,
+            f"<= {chance:.2f} + {tolerance:.3f}",
             accuracy <= chance + tolerance,
-            f"the question alone ({key}) answers {accuracy:.2f} of {n} held-out items; best answered: {questions}")
+            f"the question alone ({key}) answers {accuracy:.2f} of {n} held-out items; best answered: {questions}",
+        )
     with store.transaction():
         store.insert("dataset_checks", rows)
     return rows

@@ -45,15 +45,32 @@ def _parsed(lines: Iterator[Line]) -> Iterator[tuple[int, dict[str, Any] | None,
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield number, None, ("invalid_json", f"line {number}: expected a JSON object, found invalid JSON "
-                                                 f"({exc.msg} at column {exc.colno})")
+            yield (
+                number,
+                None,
+                (
+                    "invalid_json",
+                    f"line {number}: expected a JSON object, found invalid JSON ({exc.msg} at column {exc.colno})",
+                ),
+            )
             continue
         if not isinstance(value, dict):
-            yield number, None, ("not_an_object", f"line {number}: expected a JSON object, found "
-                                                  f"{type(value).__name__}")
+            yield (
+                number,
+                None,
+                ("not_an_object", f"line {number}: expected a JSON object, found {type(value).__name__}"),
+            )
             continue
-        problem = next((p for key, v in value.items() if isinstance(v, str)
-                        for p in [unstorable_char(v, f"field {key!r}")] if p is not None), None)
+        problem = next(
+            (
+                p
+                for key, v in value.items()
+                if isinstance(v, str)
+                for p in [unstorable_char(v, f"field {key!r}")]
+                if p is not None
+            ),
+            None,
+        )
         if problem is not None:
             yield number, None, ("invalid_encoding", f"line {number}: {problem}")
             continue
@@ -80,14 +97,30 @@ def validate_file(store: Store, source: Path, dest: Path, context: ValidateStage
                     summary.unreadable += 1
                     reason, detail = problem
                     worst = rules.label(min(c for c, _, _ in rules.levels))
-                    out.write(json.dumps({"line": number, "ok": False, "grade": worst, "verdicts": [
-                        {"validator": "parse", "ok": False, "reason": reason, "detail": detail}]}) + "\n")
+                    out.write(
+                        json.dumps(
+                            {
+                                "line": number,
+                                "ok": False,
+                                "grade": worst,
+                                "verdicts": [{"validator": "parse", "ok": False, "reason": reason, "detail": detail}],
+                            }
+                        )
+                        + "\n"
+                    )
                     continue
                 study = str(item.get("study_id"))
                 verdicts, failed = [], []
                 for validator, verdict, level in run_validators(item, contexts[study], context.strictness):
-                    verdicts.append({"validator": validator.name, "ok": verdict.ok, "reason": verdict.reason,
-                                     "detail": verdict.detail, "strictness": level})
+                    verdicts.append(
+                        {
+                            "validator": validator.name,
+                            "ok": verdict.ok,
+                            "reason": verdict.reason,
+                            "detail": verdict.detail,
+                            "strictness": level,
+                        }
+                    )
                     if not verdict.ok:
                         failed.append((level, verdict.reason))
                 template = templates.get(str(item.get("template_id")))
@@ -96,7 +129,9 @@ def validate_file(store: Store, source: Path, dest: Path, context: ValidateStage
                 summary.ok += ok
                 summary.rejected += not ok
                 identity = {key: item.get(key) for key in IDENTITY}
-                out.write(json.dumps({"line": number, **identity, "ok": ok, "grade": rules.label(code),
-                                      "verdicts": verdicts}) + "\n")
+                out.write(
+                    json.dumps({"line": number, **identity, "ok": ok, "grade": rules.label(code), "verdicts": verdicts})
+                    + "\n"
+                )
     os.replace(partial, dest)
     return summary

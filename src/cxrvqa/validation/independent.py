@@ -46,8 +46,8 @@ from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, v
 RULES_FILE = "schemas/vocab/independent_checks.yaml"
 SCHEMA = "independent_checks.schema.json"
 
-LOCATION = "LOCATION"   # a region phrase (it may name a side too)
-SIDE = "SIDE"           # a side word alone: a kind of its own, so that it does not cut a region's scope
+LOCATION = "LOCATION"  # a region phrase (it may name a side too)
+SIDE = "SIDE"  # a side word alone: a kind of its own, so that it does not cut a region's scope
 #: How a finding reads in a set of sentences, strongest first.
 CERTAINTIES = ("hedged", "differential", "borderline")
 
@@ -59,19 +59,19 @@ class NormalStatement:
     patterns: tuple[re.Pattern[str], ...]
     regions: tuple[str, ...]
     sided: dict[str, str]
-    scope: str                     # all | acute
+    scope: str  # all | acute
 
 
 @dataclass(frozen=True)
 class Rules:
     data: dict[str, Any]
     statements: tuple[NormalStatement, ...]
-    acute: frozenset[str]          # the acute findings and their descendants
+    acute: frozenset[str]  # the acute findings and their descendants
     skip: tuple[re.Pattern[str], ...]
     presupposing: tuple[str, ...]
     negative_answers: tuple[str, ...]
     hedged_answer: re.Pattern[str]
-    deid: re.Pattern[str]          # the report parser's de-identification tokens ("XXXX", "___")
+    deid: re.Pattern[str]  # the report parser's de-identification tokens ("XXXX", "___")
     content_hash: str
 
 
@@ -110,13 +110,22 @@ def rules() -> Rules:
             patterns = tuple(re.compile(p) for p in st["patterns"])
         except re.error as exc:
             raise ResourceError(RULES_FILE, f"normal_statements.{st['id']}: bad pattern: {exc}") from exc
-        statements.append(NormalStatement(st["id"], patterns, tuple(st["regions"]), dict(st.get("sided", {})),
-                                          st["scope"]))
+        statements.append(
+            NormalStatement(st["id"], patterns, tuple(st["regions"]), dict(st.get("sided", {})), st["scope"])
+        )
     listed = set(data["acute_findings"])
     acute = frozenset(f for f in vocab.findings if f in listed or listed & set(ancestors("findings", f)))
-    return Rules(data, tuple(statements), acute, tuple(re.compile(p) for p in data["skip_sentences"]),
-                 tuple(data["presupposing_questions"]), tuple(data["negative_answers"]),
-                 re.compile(data["hedged_answer"]), deid_pattern(), digest + section_rules().content_hash)
+    return Rules(
+        data,
+        tuple(statements),
+        acute,
+        tuple(re.compile(p) for p in data["skip_sentences"]),
+        tuple(data["presupposing_questions"]),
+        tuple(data["negative_answers"]),
+        re.compile(data["hedged_answer"]),
+        deid_pattern(),
+        digest + section_rules().content_hash,
+    )
 
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
@@ -139,9 +148,9 @@ class Mention:
 
     finding: str
     text: str
-    kinds: frozenset[str]          # modifier kinds (negated, hedged, ...; deidentified: next to an XXXX token)
-    regions: frozenset[str]        # region synonyms attached to it (or inside its own words)
-    sides: frozenset[str]          # left | right | bilateral, from side words attached to it
+    kinds: frozenset[str]  # modifier kinds (negated, hedged, ...; deidentified: next to an XXXX token)
+    regions: frozenset[str]  # region synonyms attached to it (or inside its own words)
+    sides: frozenset[str]  # left | right | bilateral, from side words attached to it
 
     @property
     def status(self) -> str:
@@ -183,7 +192,7 @@ def _pipeline() -> Any:
     modifiers (`_modifiers`) are found on its docs."""
     from loguru import logger
 
-    logger.disable("PyRuSH")      # PyRuSH logs every sentence at DEBUG through loguru
+    logger.disable("PyRuSH")  # PyRuSH logs every sentence at DEBUG through loguru
     logger.disable("medspacy")
     import spacy
 
@@ -202,16 +211,28 @@ def _context_rules() -> list[Any]:
     for rule in data["context"]:
         excluded = {f for f, item in categories.items() if item["category"] in rule.get("exclude_categories", ())}
         for phrase in rule["phrases"]:
-            context_rules.append(ConTextRule(
-                phrase, rule["kind"].upper(), direction=rule["direction"].upper().replace("BOTH", "BIDIRECTIONAL"),
-                max_scope=rule.get("max_scope"), max_targets=rule.get("max_targets"),
-                excluded_types=excluded or None))
+            context_rules.append(
+                ConTextRule(
+                    phrase,
+                    rule["kind"].upper(),
+                    direction=rule["direction"].upper().replace("BOTH", "BIDIRECTIONAL"),
+                    max_scope=rule.get("max_scope"),
+                    max_targets=rule.get("max_targets"),
+                    excluded_types=excluded or None,
+                )
+            )
     location = data["location"]
     for phrase, (regions, side) in _location_phrases().items():
-        context_rules.append(ConTextRule(
-            phrase, LOCATION if regions else SIDE, direction="BIDIRECTIONAL", max_scope=location["max_scope"],
-            max_targets=None if regions else location["side_targets"],
-            metadata={"regions": sorted(regions), "side": side}))
+        context_rules.append(
+            ConTextRule(
+                phrase,
+                LOCATION if regions else SIDE,
+                direction="BIDIRECTIONAL",
+                max_scope=location["max_scope"],
+                max_targets=None if regions else location["side_targets"],
+                metadata={"regions": sorted(regions), "side": side},
+            )
+        )
     return context_rules
 
 
@@ -222,18 +243,20 @@ class _Modifiers:
     defaults) without what `read_sentence` does not read: the custom attributes it sets on the doc and on every
     target, and the empty token Matcher it runs (and the warning that raises) on every sentence."""
 
-    phrases: Any                 # spaCy PhraseMatcher on LOWER
-    rules: dict[int, Any]        # match id -> ConTextRule
+    phrases: Any  # spaCy PhraseMatcher on LOWER
+    rules: dict[int, Any]  # match id -> ConTextRule
 
     def graph(self, doc: Any) -> Any:
         """The ConTextGraph of the doc's entities: its modifiers (in order) and the edges of what modifies what."""
         from medspacy.common.util import prune_overlapping_matches
         from medspacy.context import ConTextGraph, ConTextModifier
 
-        graph = ConTextGraph(prune_on_modifier_overlap=False)   # the component passes prune_on_target_overlap here
+        graph = ConTextGraph(prune_on_modifier_overlap=False)  # the component passes prune_on_target_overlap here
         graph.targets = doc.ents
-        graph.modifiers = [ConTextModifier(self.rules[key], start, end, doc)
-                           for key, start, end in prune_overlapping_matches(self.phrases(doc))]
+        graph.modifiers = [
+            ConTextModifier(self.rules[key], start, end, doc)
+            for key, start, end in prune_overlapping_matches(self.phrases(doc))
+        ]
         graph.update_scopes()
         graph.apply_modifiers()
         return graph
@@ -247,7 +270,7 @@ def _modifiers() -> _Modifiers:
     nlp = _pipeline()
     phrases, by_key = PhraseMatcher(nlp.vocab, attr="LOWER"), {}
     for index, rule in enumerate(_context_rules()):
-        key = f"{rule.category}_{index}"   # medspaCy's rule id
+        key = f"{rule.category}_{index}"  # medspaCy's rule id
         by_key[nlp.vocab.strings.add(key)] = rule
         phrases.add(key, [nlp.make_doc(rule.literal.lower())])
     return _Modifiers(phrases, by_key)
@@ -257,8 +280,11 @@ def _target_rules() -> list[tuple[str, str | list[dict[str, Any]]]]:
     """(finding, phrase or token pattern) of every target: the findings' synonyms and `extra_targets`, the phrases
     first (a phrase's rule id is the same whether or not the patterns are matched)."""
     phrases: list[tuple[str, str | list[dict[str, Any]]]] = [
-        (finding, phrase) for finding, item in vocabulary().findings.items() for phrase in item["synonyms"]
-        if finding != "no_finding"]
+        (finding, phrase)
+        for finding, item in vocabulary().findings.items()
+        for phrase in item["synonyms"]
+        if finding != "no_finding"
+    ]
     patterns = []
     for finding, items in rules().data["extra_targets"].items():
         for rule in items:
@@ -272,9 +298,9 @@ class _Targets:
     order of matches; its pruning of overlapping matches to the longest) without its cost per match (a custom
     attribute per span, `doc.ents` set again per span) and without the token Matcher where no pattern can match."""
 
-    phrases: Any                 # spaCy PhraseMatcher on LOWER: the phrases
-    patterns: Any                # spaCy Matcher: the token patterns
-    labels: dict[int, str]       # match id -> finding
+    phrases: Any  # spaCy PhraseMatcher on LOWER: the phrases
+    patterns: Any  # spaCy Matcher: the token patterns
+    labels: dict[int, str]  # match id -> finding
 
     def find(self, doc: Any, with_patterns: bool) -> Any:
         """The doc with its entities set to the targets found (``with_patterns`` False: the phrases alone, where no
@@ -283,8 +309,9 @@ class _Targets:
         from spacy.tokens import Span
 
         matches = (self.patterns(doc) if with_patterns and len(self.patterns) else []) + self.phrases(doc)
-        doc.ents = [Span(doc, start, end, label=self.labels[key])
-                    for key, start, end in prune_overlapping_matches(matches)]
+        doc.ents = [
+            Span(doc, start, end, label=self.labels[key]) for key, start, end in prune_overlapping_matches(matches)
+        ]
         return doc
 
 
@@ -297,7 +324,7 @@ def _targets() -> _Targets:
     phrases, patterns = PhraseMatcher(nlp.vocab, attr="LOWER"), Matcher(nlp.vocab)
     labels = {}
     for index, (finding, rule) in enumerate(_target_rules()):
-        key = f"{finding}_{index}"   # medspaCy's rule id
+        key = f"{finding}_{index}"  # medspaCy's rule id
         labels[nlp.vocab.strings.add(key)] = finding
         if isinstance(rule, list):
             patterns.add(key, [rule])
@@ -314,7 +341,7 @@ def _inner_location(text: str) -> tuple[frozenset[str], frozenset[str]]:
     regions, sides = set(), set()
     for n in (4, 3, 2, 1):
         for i in range(len(words) - n + 1):
-            found = phrases.get(" ".join(words[i:i + n]))
+            found = phrases.get(" ".join(words[i : i + n]))
             if found:
                 regions |= found[0]
                 if found[1]:
@@ -326,12 +353,13 @@ def _inner_location(text: str) -> tuple[frozenset[str], frozenset[str]]:
 class _Cue:
     """The tokens without which no target rule can match (`_target_cue`)."""
 
-    phrases: dict[str, tuple[frozenset[str], ...]]      # a token -> the token sets of the phrases holding it
-    patterns: tuple[tuple[frozenset[str], ...], ...]    # per token pattern: the words each required token allows
+    phrases: dict[str, tuple[frozenset[str], ...]]  # a token -> the token sets of the phrases holding it
+    patterns: tuple[tuple[frozenset[str], ...], ...]  # per token pattern: the words each required token allows
 
     def may_match(self, lowers: set[str]) -> bool:
-        return any(tokens <= lowers for word in lowers for tokens in self.phrases.get(word, ())) or \
-            self.may_match_pattern(lowers)
+        return any(
+            tokens <= lowers for word in lowers for tokens in self.phrases.get(word, ())
+        ) or self.may_match_pattern(lowers)
 
     def may_match_pattern(self, lowers: set[str]) -> bool:
         """Whether a token pattern (not a phrase) can match: else spaCy's token Matcher finds nothing."""
@@ -350,8 +378,12 @@ def _target_cue() -> _Cue | None:
     (then every sentence is read in full)."""
     nlp = _pipeline()
     patterns: list[tuple[frozenset[str], ...]] = []
-    phrases = [phrase for finding, item in vocabulary().findings.items() if finding != "no_finding"
-               for phrase in item["synonyms"]]
+    phrases = [
+        phrase
+        for finding, item in vocabulary().findings.items()
+        if finding != "no_finding"
+        for phrase in item["synonyms"]
+    ]
     for items in rules().data["extra_targets"].values():
         for pattern in items:
             if not isinstance(pattern, list):
@@ -362,8 +394,13 @@ def _target_cue() -> _Cue | None:
                 if token.get("OP") not in (None, "+"):
                     continue
                 lower = token.get("LOWER")
-                values = lower.get("IN") if isinstance(lower, dict) and set(lower) == {"IN"} else \
-                    [lower] if isinstance(lower, str) else None
+                values = (
+                    lower.get("IN")
+                    if isinstance(lower, dict) and set(lower) == {"IN"}
+                    else [lower]
+                    if isinstance(lower, str)
+                    else None
+                )
                 if not values or set(token) - {"LOWER", "OP"}:
                     return None
                 allowed.append(frozenset(str(v).lower() for v in values))
@@ -397,7 +434,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     doc = _targets().find(nlp.get_pipe("sentencizer")(doc), cue is None or cue.may_match_pattern(words))
     graph = _modifiers().graph(doc)
     targets_of: dict[int, list[Any]] = {}
-    modifiers_of: dict[tuple[int, int], list[Any]] = {}   # a target's (start, end) -> its modifiers, in order
+    modifiers_of: dict[tuple[int, int], list[Any]] = {}  # a target's (start, end) -> its modifiers, in order
     for target, modifier in graph.edges:
         targets_of.setdefault(id(modifier), []).append(target)
         modifiers_of.setdefault((target.start, target.end), []).append(modifier)
@@ -431,16 +468,23 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
         if ent.end < len(lowers) and deid.fullmatch(doc[ent.end].text) is not None:
             kinds.add("deidentified")
         inner_regions, inner_sides = _inner_location(words)
-        mentions.append(Mention(ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions),
-                                frozenset(sides | inner_sides)))
+        mentions.append(
+            Mention(
+                ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions), frozenset(sides | inner_sides)
+            )
+        )
     return tuple(mentions)
 
 
 @lru_cache(maxsize=1)
 def _kind_phrases() -> tuple[tuple[str, str], ...]:
     """(phrase, kind) of the hedge and borderline rules, to read inside a finding's own words."""
-    return tuple((" " + phrase + " ", rule["kind"]) for rule in rules().data["context"]
-                 if rule["kind"] in ("hedged", "borderline") for phrase in rule["phrases"])
+    return tuple(
+        (" " + phrase + " ", rule["kind"])
+        for rule in rules().data["context"]
+        if rule["kind"] in ("hedged", "borderline")
+        for phrase in rule["phrases"]
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -470,7 +514,7 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
             found.append(at[i])
             i, skipped = at[i].modifier_span[0] - 1, 0
         elif lowers[i] in ("and", ",", "or") and found and i - 1 in at:
-            i -= 1   # "right apical and left basilar granulomas": both places
+            i -= 1  # "right apical and left basilar granulomas": both places
         elif lowers[i] in stops or skipped >= gap:
             break
         else:
@@ -543,11 +587,11 @@ def _sites(finding: str) -> frozenset[str] | None:
 # -- what an item claims ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Claim:
-    kind: str                       # present | possible | some_present | absent | uncertain | certain | located |
+    kind: str  # present | possible | some_present | absent | uncertain | certain | located |
     #                                 in_region | normal
     findings: tuple[str, ...] = ()
-    regions: tuple[str, ...] = ()   # normal: the regions declared normal ("study": the whole chest)
-    source: str = ""                # where the findings came from (argument, answer, tagged, ...)
+    regions: tuple[str, ...] = ()  # normal: the regions declared normal ("study": the whole chest)
+    source: str = ""  # where the findings came from (argument, answer, tagged, ...)
 
 
 def _arguments(item: dict[str, Any]) -> dict[str, str]:
@@ -565,8 +609,13 @@ def _parse_arguments(text: str) -> dict[str, str]:
 
 def _answer_mentions(text: str) -> list[Mention]:
     """The findings an answer names, read like a report sentence ("No pneumothorax." names none)."""
-    return [m for sentence in re.split(r"(?<=[.!?])\s+", text) if sentence.strip()
-            for m in read_sentence(sentence) if m.status not in ("negated", "narrowed")]
+    return [
+        m
+        for sentence in re.split(r"(?<=[.!?])\s+", text)
+        if sentence.strip()
+        for m in read_sentence(sentence)
+        if m.status not in ("negated", "narrowed")
+    ]
 
 
 def _named_in(text: str) -> list[str]:
@@ -603,8 +652,10 @@ def _claims_key(item: dict[str, Any], context: ValidationContext) -> tuple[Any, 
     True are equal keys but not equal answers."""
     found = context.templates.get(item.get("template_id") or "")
     polarity = item.get("polarity")
-    key: list[Any] = [(found[0].program, found[0].categories) if found else None,
-                      True if polarity is True else False if polarity is False else None]
+    key: list[Any] = [
+        (found[0].program, found[0].categories) if found else None,
+        True if polarity is True else False if polarity is False else None,
+    ]
     for name in ("answer", "arguments", "findings", "options"):
         value = item.get(name)
         if type(value) is list and all(type(v) is str for v in value):
@@ -643,7 +694,7 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim,
     for entry in chosen or []:
         ((kind, source),) = entry.items()
         if kind == "present" and hedged:
-            kind = "possible"   # "There may be infiltrate ...": the answer keeps the report's hedge
+            kind = "possible"  # "There may be infiltrate ...": the answer keeps the report's hedge
         if kind == "in_region":
             claim = _in_region_claim(item, source, found[0])
         elif kind == "normal":
@@ -652,7 +703,7 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim,
             findings = _claimed_findings(item, source)
             claim = Claim(kind, tuple(dict.fromkeys(findings)), source=source) if findings else None
             if claim is None and kind == "some_present" and source == "tagged":
-                claim = Claim(kind, source="untagged")   # an abnormality without a finding: read from the evidence
+                claim = Claim(kind, source="untagged")  # an abnormality without a finding: read from the evidence
         if claim is not None:
             out.append(claim)
     return tuple(out)
@@ -669,16 +720,17 @@ def _in_region_claim(item: dict[str, Any], source: str, template: Any) -> Claim 
     """A finding in a region: the drawn region(s), a category's regions or those of the template's one
     category ("Which of these lung findings ..."), with the item's findings (or the one its answer names)."""
     args, categories = _arguments(item), rules().data["category_regions"]
-    if source in ("region", "regions", "region_a", "region_b"):   # "Are both ... abnormal? yes": each on its own
+    if source in ("region", "regions", "region_a", "region_b"):  # "Are both ... abnormal? yes": each on its own
         regions = _argument_regions(args, source)
     elif source == "category":
         regions = tuple(categories.get(args.get("category"), ()))
-    else:   # template_category: the categories the template draws from
+    else:  # template_category: the categories the template draws from
         regions = tuple(r for c in template.categories for r in categories.get(c, ()))
         if len(template.categories) != 1:
             regions = ()
-    findings = ([_named_finding(item.get("answer"))] if source == "template_category"
-                else list(item.get("findings") or []))
+    findings = (
+        [_named_finding(item.get("answer"))] if source == "template_category" else list(item.get("findings") or [])
+    )
     findings = [f for f in findings if f in vocabulary().findings]
     return Claim("in_region", tuple(findings), regions, source) if regions and findings else None
 
@@ -724,8 +776,7 @@ def _evidence(item: dict[str, Any], context: ValidationContext) -> tuple[str, ..
     memo = context.memo(item)
     found = memo.get("evidence") if memo is not None else None
     if found is None:
-        found = tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or [])
-                      if i in study.sentences)
+        found = tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or []) if i in study.sentences)
         if memo is not None:
             memo["evidence"] = found
     return found
@@ -770,8 +821,15 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget every sentence read (benchmarks; the rules file is read once per process)."""
-    for cached in (read_sentence, _reading, _statements_in, _inner_kinds, _inner_location, _reading_with,
-                   _grammar_verdict):
+    for cached in (
+        read_sentence,
+        _reading,
+        _statements_in,
+        _inner_kinds,
+        _inner_location,
+        _reading_with,
+        _grammar_verdict,
+    ):
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_reading[:] = [None, None]
@@ -825,8 +883,11 @@ def _agrees(kind: str, read: str) -> bool:
     return read not in CERTAINTIES
 
 
-_CERTAINTY_REASON = {"hedged": "second_reading_hedged", "differential": "second_reading_differential",
-                     "borderline": "second_reading_borderline"}
+_CERTAINTY_REASON = {
+    "hedged": "second_reading_hedged",
+    "differential": "second_reading_differential",
+    "borderline": "second_reading_borderline",
+}
 
 
 @validator("second_reading", version=VERSION, kind="content")
@@ -858,12 +919,15 @@ def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tupl
     ("calcified left lower lobe granuloma" read as a granuloma still is an abnormality), in the evidence or
     else anywhere in the report; one only hedged, differential or borderline everywhere is no abnormality
     a reader states ("Possible subtle increased opacity in right apex versus technique")."""
-    if not claim.findings:   # untagged: whatever the evidence names
+    if not claim.findings:  # untagged: whatever the evidence names
         statuses = {m.status for _, m in _mentions(sentences)}
         if "affirmed" in statuses or not statuses & set(CERTAINTIES):
             return OK
-        return fail("second_reading_only_hedged", f"the answer has an abnormality present; the evidence "
-                                                  f"{_quote(' '.join(sentences))} names none but hedged ones")
+        return fail(
+            "second_reading_only_hedged",
+            f"the answer has an abnormality present; the evidence "
+            f"{_quote(' '.join(sentences))} names none but hedged ones",
+        )
     reads = {f: reading(f, sentences)[0] for f in claim.findings}
     if not sentences or "present" in reads.values():
         return OK
@@ -874,13 +938,20 @@ def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tupl
         if any(reading(f, report)[0] == "present" for f in (*claim.findings, *above)):
             return OK
         named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
-        return fail("second_reading_only_hedged", f"the answer has an abnormality present; the report "
-                                                  f"{_quote(' '.join(sentences))} reads {named}, none stated")
+        return fail(
+            "second_reading_only_hedged",
+            f"the answer has an abnormality present; the report "
+            f"{_quote(' '.join(sentences))} reads {named}, none stated",
+        )
     named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
-    reason = "second_reading_negated" if "absent" in reads.values() or "narrowed" in reads.values() \
+    reason = (
+        "second_reading_negated"
+        if "absent" in reads.values() or "narrowed" in reads.values()
         else "second_reading_not_found"
-    return fail(reason, f"the answer has an abnormality present; the evidence {_quote(' '.join(sentences))} "
-                        f"reads {named}")
+    )
+    return fail(
+        reason, f"the answer has an abnormality present; the evidence {_quote(' '.join(sentences))} reads {named}"
+    )
 
 
 def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
@@ -889,15 +960,21 @@ def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
         return OK
     for finding in claim.findings:
         read, found = reading(finding, sentences)
-        deidentified = claim.kind in ("present", "possible") and bool(found) and all(
-            "deidentified" in m.kinds for _, m in found if m.status != "negated")
+        deidentified = (
+            claim.kind in ("present", "possible")
+            and bool(found)
+            and all("deidentified" in m.kinds for _, m in found if m.status != "negated")
+        )
         if _agrees(claim.kind, read) and not deidentified:
             continue
         name = display_name(finding)
         quoted = _quote(" ".join(sorted({s for s, _ in found})) or " ".join(sentences))
         if deidentified and read in ("present", *CERTAINTIES):
-            return fail("second_reading_deidentified", f"the answer has {name} present; every mention of it in "
-                                                       f"the evidence {quoted} is next to a de-identified word")
+            return fail(
+                "second_reading_deidentified",
+                f"the answer has {name} present; every mention of it in "
+                f"the evidence {quoted} is next to a de-identified word",
+            )
         verdict = _disagreement(claim.kind, read, name, quoted)
         if not verdict.ok:
             return verdict
@@ -914,41 +991,51 @@ def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:
         if read in ("absent", "narrowed"):
             return fail("second_reading_negated", f"the answer has {name} present; the evidence {quoted} negates it")
         if read in _CERTAINTY_REASON:
-            return fail(_CERTAINTY_REASON[read], f"the answer has {name} present; the evidence {quoted} "
-                                                 f"reads it as {read}, not definite")
+            return fail(
+                _CERTAINTY_REASON[read],
+                f"the answer has {name} present; the evidence {quoted} reads it as {read}, not definite",
+            )
         if read == "not_mentioned":
-            return fail("second_reading_not_found", f"the answer has {name} present; the evidence {quoted} "
-                                                    f"does not name it")
+            return fail(
+                "second_reading_not_found", f"the answer has {name} present; the evidence {quoted} does not name it"
+            )
     elif kind == "absent":
         if read == "present":
             return fail("second_reading_affirmed", f"the answer has {name} absent; the evidence {quoted} states it")
         if read in _CERTAINTY_REASON:
-            return fail(_CERTAINTY_REASON[read], f"the answer has {name} absent; the evidence {quoted} "
-                                                 f"reads it as {read}")
+            return fail(
+                _CERTAINTY_REASON[read], f"the answer has {name} absent; the evidence {quoted} reads it as {read}"
+            )
     elif kind == "uncertain":
         if read in ("present", "absent"):
-            return fail("second_reading_certain", f"the answer has {name} uncertain; the evidence {quoted} "
-                                                  f"reads it as {read}")
+            return fail(
+                "second_reading_certain", f"the answer has {name} uncertain; the evidence {quoted} reads it as {read}"
+            )
     elif read in _CERTAINTY_REASON:
-        return fail(_CERTAINTY_REASON[read], f"the answer has {name} stated or negated; the evidence {quoted} "
-                                             f"reads it as {read}")
+        return fail(
+            _CERTAINTY_REASON[read],
+            f"the answer has {name} stated or negated; the evidence {quoted} reads it as {read}",
+        )
     return OK
 
 
 # -- 2. location -------------------------------------------------------------------------------------------
-_ANSWER_SIDES = tuple((re.compile(rf"(?<![a-z]){words}(?![a-z])"), side) for words, side in (
-    ("both sides", "bilateral"), ("bilateral", "bilateral"), ("left", "left"), ("right", "right")))
+_ANSWER_SIDES = tuple(
+    (re.compile(rf"(?<![a-z]){words}(?![a-z])"), side)
+    for words, side in (("both sides", "bilateral"), ("bilateral", "bilateral"), ("left", "left"), ("right", "right"))
+)
 
 
-def _answer_places(item: dict[str, Any], finding: str, args: dict[str, str], per_part: bool = False
-                   ) -> tuple[list[str], set[str]]:
+def _answer_places(
+    item: dict[str, Any], finding: str, args: dict[str, str], per_part: bool = False
+) -> tuple[list[str], set[str]]:
     """(regions, sides) the answer gives the finding: the drawn region, or region names and side words
     in the answer text (the finding's own name removed first); ``per_part``: only in the part of a list
     answer that names the finding ("cardiomegaly in the heart, effusion on both sides and ...")."""
     if args.get("region") in vocabulary().regions and not per_part:
         return [args["region"]], set()
-    if per_part:   # the places the answer's own words attach to the finding (read like the report); a
-        regions, sides = set(), set()   # place it cannot be only says where it is seen ("apical pneumothorax")
+    if per_part:  # the places the answer's own words attach to the finding (read like the report); a
+        regions, sides = set(), set()  # place it cannot be only says where it is seen ("apical pneumothorax")
         for m in _answer_mentions(str(item.get("answer") or "")):
             if m.finding == finding:
                 regions |= {r for r in _most_specific(m.regions) - {"chest"} if _allowed(finding, r)}
@@ -959,7 +1046,7 @@ def _answer_places(item: dict[str, Any], finding: str, args: dict[str, str], per
     text = text.replace(name, " ")
     regions = []
     for words, pattern, region in _region_names():
-        if words in text and pattern.search(text):   # the name's words first: far cheaper than the pattern
+        if words in text and pattern.search(text):  # the name's words first: far cheaper than the pattern
             regions.append(region)
             text = pattern.sub(" ", text)
     sides = {side for pattern, side in _ANSWER_SIDES if pattern.search(text)}
@@ -981,8 +1068,11 @@ def _attached(finding: str, sentences: Iterable[str]) -> tuple[set[str], set[str
 def _whole_paired(finding: str) -> bool:
     """A state of a whole paired organ (low lung volumes): it is on both sides."""
     roots = _sites(finding) or frozenset()
-    return finding in finding_sites().unlocated and bool(roots) and \
-        all(vocabulary().regions[r]["laterality"] == "bilateral" for r in roots)
+    return (
+        finding in finding_sites().unlocated
+        and bool(roots)
+        and all(vocabulary().regions[r]["laterality"] == "bilateral" for r in roots)
+    )
 
 
 def _implied(finding: str, region: str) -> bool:
@@ -996,7 +1086,7 @@ def _allowed(finding: str, region: str) -> bool:
     roots = sites.regions.get(finding)
     if roots is None:
         return True
-    if finding in sites.unlocated:    # a state of a whole organ or a device: only the organ itself
+    if finding in sites.unlocated:  # a state of a whole organ or a device: only the organ itself
         return region in roots or any(root in subtree(region) for root in roots)
     return any(region in subtree(root) for root in roots)
 
@@ -1029,8 +1119,10 @@ def check_location_support(item: dict[str, Any], context: ValidationContext) -> 
             name = display_name(finding)
             for region in regions:
                 if not _allowed(finding, region):
-                    return fail("region_not_a_site", f"{name} cannot be in the {vocabulary().regions[region]['name']}"
-                                                     f" (finding_sites.yaml)")
+                    return fail(
+                        "region_not_a_site",
+                        f"{name} cannot be in the {vocabulary().regions[region]['name']} (finding_sites.yaml)",
+                    )
             if not regions and not sides:
                 continue
             named, named_sides = _attached(finding, evidence)
@@ -1042,15 +1134,22 @@ def check_location_support(item: dict[str, Any], context: ValidationContext) -> 
                 side = _side_of_region(region)
                 if side and side in named_sides and by_side.get(finding, {}).get(side) == region:
                     continue
-                return fail("region_not_in_evidence", f"the answer places {name} in the "
-                                                      f"{vocabulary().regions[region]['name']}; the evidence {quoted} "
-                                                      f"does not name it there")
+                return fail(
+                    "region_not_in_evidence",
+                    f"the answer places {name} in the "
+                    f"{vocabulary().regions[region]['name']}; the evidence {quoted} "
+                    f"does not name it there",
+                )
             for side in sides:
-                ok = side in named_sides or (side == "bilateral" and ({"left", "right"} <= named_sides
-                                                                      or _whole_paired(finding)))
+                ok = side in named_sides or (
+                    side == "bilateral" and ({"left", "right"} <= named_sides or _whole_paired(finding))
+                )
                 if not ok:
-                    return fail("side_not_in_evidence", f"the answer gives {name} the side {side}; the evidence "
-                                                        f"{quoted} gives {sorted(named_sides) or 'no side'}")
+                    return fail(
+                        "side_not_in_evidence",
+                        f"the answer gives {name} the side {side}; the evidence "
+                        f"{quoted} gives {sorted(named_sides) or 'no side'}",
+                    )
     return OK
 
 
@@ -1061,20 +1160,25 @@ def _in_region(claim: Claim, evidence: tuple[str, ...]) -> Verdict:
     names = ", ".join(vocabulary().regions[r]["name"].lower() for r in claim.regions)
     allowed = [f for f in claim.findings if any(_allowed(f, r) for r in claim.regions)]
     if not allowed:
-        return fail("region_not_a_site", f"none of {', '.join(display_name(f) for f in claim.findings)} can be in "
-                                         f"the {names} (finding_sites.yaml)")
+        return fail(
+            "region_not_a_site",
+            f"none of {', '.join(display_name(f) for f in claim.findings)} can be in the {names} (finding_sites.yaml)",
+        )
     apart = {r for q in claim.regions for x in rules().data["regions_apart"].get(q, ()) for r in subtree(x)}
     for finding in allowed:
         named, _ = _attached(finding, evidence)
         placed = named - {"chest"}
         if placed and placed <= apart:
-            continue   # "left hilar lymphadenopathy" is no mediastinal abnormality to a reader
+            continue  # "left hilar lymphadenopathy" is no mediastinal abnormality to a reader
         # a place the finding cannot be only says where it is seen ("left apical pneumothorax": the pleura)
         specific = _most_specific({r for r in named if _allowed(finding, r)}) - {"chest"}
         if not specific or any(r in subtree(q) or q in subtree(r) for r in specific for q in claim.regions):
             return OK
-    return fail("region_not_in_evidence", f"the evidence {_quote(' '.join(evidence))} places "
-                                          f"{', '.join(display_name(f) for f in allowed)} outside the {names}")
+    return fail(
+        "region_not_in_evidence",
+        f"the evidence {_quote(' '.join(evidence))} places "
+        f"{', '.join(display_name(f) for f in allowed)} outside the {names}",
+    )
 
 
 @lru_cache(maxsize=None)
@@ -1088,8 +1192,8 @@ def _side_of_region(region: str) -> str | None:
 # -- 3. negative answers -----------------------------------------------------------------------------------
 @dataclass
 class _Coverage:
-    regions: set[str]               # declared normal (scope all)
-    acute: bool                     # an acute-only normal statement was made
+    regions: set[str]  # declared normal (scope all)
+    acute: bool  # an acute-only normal statement was made
     statements: list[str]
 
 
@@ -1150,8 +1254,9 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
     above |= {other for other, covered in covers.items() if above & set(covered)}
     relevant = [m for _, m in mentions if m.finding in above]
     acute = finding in rules().acute
-    full = any(m.status == "negated" and not m.acute_only for m in relevant) or \
-        (acute and any(m.status == "narrowed" and m.acute_only for m in relevant))
+    full = any(m.status == "negated" and not m.acute_only for m in relevant) or (
+        acute and any(m.status == "narrowed" and m.acute_only for m in relevant)
+    )
     acute_only = any(m.status == "narrowed" and m.acute_only for m in relevant)
     narrowed = any(m.status == "narrowed" and not m.acute_only for m in relevant)
     return full, narrowed, acute_only
@@ -1189,8 +1294,9 @@ def _located_in(m: Mention, region: str) -> bool:
         return False
     specific = _most_specific(m.regions)
     if specific:
-        return any(r in inside or (r != "chest" and region in subtree(r)) or _unsided_part_of(r, region, m)
-                   for r in specific)
+        return any(
+            r in inside or (r != "chest" and region in subtree(r)) or _unsided_part_of(r, region, m) for r in specific
+        )
     if m.sides and side is None and region != "chest":
         implied = {finding_sites().by_side.get(m.finding, {}).get(s) for s in m.sides} - {None}
         if implied:
@@ -1208,8 +1314,13 @@ def _unsided_part_of(place: str, region: str, m: Mention) -> bool:
     in the left lung as well as in the right one (the place and the region are children of one organ)."""
     regions = vocabulary().regions
     parent = regions[place].get("parent")
-    return (not m.sides and regions[place].get("laterality") == "bilateral" and _side_of_region(region) is not None
-            and parent is not None and parent == regions[region].get("parent"))
+    return (
+        not m.sides
+        and regions[place].get("laterality") == "bilateral"
+        and _side_of_region(region) is not None
+        and parent is not None
+        and parent == regions[region].get("parent")
+    )
 
 
 def _most_specific(regions: frozenset[str] | set[str]) -> set[str]:
@@ -1241,8 +1352,10 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
     extra = tuple(s for s in _evidence(item, context) if s not in report)
     read = _reading_with(extra, report) if extra else _report_reading(context)
     for claim in negatives:
-        checks = [_negative_verdict(claim.kind, target, read)
-                  for target in (claim.findings if claim.kind == "absent" else claim.regions)]
+        checks = [
+            _negative_verdict(claim.kind, target, read)
+            for target in (claim.findings if claim.kind == "absent" else claim.regions)
+        ]
         failed = next((v for v in checks if not v.ok), None)
         if failed is not None:
             return failed
@@ -1262,8 +1375,9 @@ def _negative_verdict(kind: str, target: str, read: tuple[list[tuple[str, Mentio
     found = verdicts.get((kind, target))
     if found is None:
         mentions, cov = read
-        found = verdicts[(kind, target)] = (_absent_verdict(target, mentions, cov) if kind == "absent"
-                                            else _normal_verdict(target, mentions, cov))
+        found = verdicts[(kind, target)] = (
+            _absent_verdict(target, mentions, cov) if kind == "absent" else _normal_verdict(target, mentions, cov)
+        )
     return found
 
 
@@ -1280,8 +1394,9 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
     name = display_name(finding)
     affirmed = [s for s, m in mentions if m.finding in family(finding) and m.status == "affirmed"]
     if affirmed:
-        return fail("negative_contradicted", f"the answer has {name} absent; the report states it: "
-                                             f"{_quote(affirmed[0])}")
+        return fail(
+            "negative_contradicted", f"the answer has {name} absent; the report states it: {_quote(affirmed[0])}"
+        )
     full, narrowed, acute_only = _negated(finding, mentions)
     if full or _finding_covered(finding, cov):
         return OK
@@ -1289,13 +1404,18 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
     if cov.acute and finding in rules().acute and not narrowed:
         return OK
     if narrowed:
-        return fail("negative_narrowed", f"the answer has {name} absent; the report only negates a "
-                                         f"narrowed form of it (e.g. 'no large ...')")
+        return fail(
+            "negative_narrowed",
+            f"the answer has {name} absent; the report only negates a narrowed form of it (e.g. 'no large ...')",
+        )
     if cov.acute or acute_only:
-        return fail("negative_acute_only", f"the answer has {name} absent; the report only rules out "
-                                           f"acute disease, which does not cover {name}")
-    return fail("negative_unbacked", f"the answer has {name} absent; no negation or normal statement "
-                                     f"in the report covers it")
+        return fail(
+            "negative_acute_only",
+            f"the answer has {name} absent; the report only rules out acute disease, which does not cover {name}",
+        )
+    return fail(
+        "negative_unbacked", f"the answer has {name} absent; no negation or normal statement in the report covers it"
+    )
 
 
 def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> Verdict:
@@ -1307,19 +1427,28 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
         category = vocabulary().findings[m.finding]["category"]
         if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
             continue
-        in_region = (category == region.split(":", 1)[1]) if region.startswith("category:") else \
-            any(_located_in(m, t) for t in targets)
+        in_region = (
+            (category == region.split(":", 1)[1])
+            if region.startswith("category:")
+            else any(_located_in(m, t) for t in targets)
+        )
         if not in_region:
             continue
         if region.startswith("category:") and targets and not any(_located_in(m, t) for t in targets):
             continue
         reason = "normal_claim_contradicted" if m.status == "affirmed" else "normal_claim_uncertain"
-        return fail(reason, f"the answer has {_region_label(region)} normal; the report reads "
-                            f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})")
+        return fail(
+            reason,
+            f"the answer has {_region_label(region)} normal; the report reads "
+            f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})",
+        )
     if not _normal_backed(region, targets, roots_needed, cov, mentions):
         reason = "negative_acute_only" if cov.acute else "negative_unbacked"
-        return fail(reason, f"the answer has {_region_label(region)} normal; no normal statement in the "
-                            f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""))
+        return fail(
+            reason,
+            f"the answer has {_region_label(region)} normal; no normal statement in the "
+            f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""),
+        )
     return OK
 
 
@@ -1334,8 +1463,9 @@ def _normal_targets(region: str) -> tuple[list[str], list[list[str]]]:
     return [region], [[region]]
 
 
-def _normal_backed(region: str, targets: list[str], groups: list[list[str]], cov: _Coverage,
-                   mentions: list[tuple[str, Mention]]) -> bool:
+def _normal_backed(
+    region: str, targets: list[str], groups: list[list[str]], cov: _Coverage, mentions: list[tuple[str, Mention]]
+) -> bool:
     data = rules().data
     if "chest" in cov.regions:
         return True
@@ -1346,11 +1476,18 @@ def _normal_backed(region: str, targets: list[str], groups: list[list[str]], cov
             return True
         if not groups:
             return False
-    by_negation = {r for r, groups in data["normal_by_negations"].items()
-                   if all(any(_negated_sided(f, mentions) for f in group) for group in groups)}
+    by_negation = {
+        r
+        for r, groups in data["normal_by_negations"].items()
+        if all(any(_negated_sided(f, mentions) for f in group) for group in groups)
+    }
     for group in groups:
-        if not any(_covered_region(r, cov) or any(r in subtree(n) for n in by_negation)
-                   or _sided_negation_covers(r, data["normal_by_negations"], mentions) for r in group):
+        if not any(
+            _covered_region(r, cov)
+            or any(r in subtree(n) for n in by_negation)
+            or _sided_negation_covers(r, data["normal_by_negations"], mentions)
+            for r in group
+        ):
             return False
     return True
 
@@ -1358,21 +1495,28 @@ def _normal_backed(region: str, targets: list[str], groups: list[list[str]], cov
 def _negated_sided(finding: str, mentions: list[tuple[str, Mention]]) -> bool:
     """Explicitly negated with no side given (then it holds for both sides)."""
     above = {finding, *ancestors("findings", finding)}
-    return any(m.finding in above and m.status == "negated" and not m.acute_only and not m.sides
-               for _, m in mentions)
+    return any(m.finding in above and m.status == "negated" and not m.acute_only and not m.sides for _, m in mentions)
 
 
 def _sided_negation_covers(region: str, table: dict[str, list[list[str]]], mentions: list[tuple[str, Mention]]) -> bool:
-    """"No left effusion or pneumothorax": the left pleura, by negations on its side."""
+    """ "No left effusion or pneumothorax": the left pleura, by negations on its side."""
     side = _side_of_region(region)
     if side is None:
         return False
     for parent, groups in table.items():
         if region not in subtree(parent):
             continue
-        if all(any(m.finding in {f, *ancestors("findings", f)} and m.status == "negated" and not m.acute_only
-                   and (not m.sides or side in m.sides or "bilateral" in m.sides) for _, m in mentions for f in group)
-               for group in groups):
+        if all(
+            any(
+                m.finding in {f, *ancestors("findings", f)}
+                and m.status == "negated"
+                and not m.acute_only
+                and (not m.sides or side in m.sides or "bilateral" in m.sides)
+                for _, m in mentions
+                for f in group
+            )
+            for group in groups
+        ):
             return True
     return False
 
@@ -1395,8 +1539,10 @@ def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Ve
     name = display_name(finding).lower()
     if presupposing.search(question.replace(name, _SLOT)):
         if item.get("polarity") is False or denying.search(answer.replace(name, _SLOT)):
-            return fail("presupposes_absent_finding", f"the question presupposes {display_name(finding)}; "
-                                                      f"the answer {item.get('answer')!r} denies it")
+            return fail(
+                "presupposes_absent_finding",
+                f"the question presupposes {display_name(finding)}; the answer {item.get('answer')!r} denies it",
+            )
     found = context.templates.get(item.get("template_id") or "")
     program = found[0].program if found else None
     sites = finding_sites()
@@ -1405,26 +1551,43 @@ def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Ve
         sentences = _evidence(item, context) or _report(context)
         read = reading(finding, sentences)[0] if sentences else "not_mentioned"
         if read in ("absent", "narrowed"):
-            return fail("presupposes_absent_finding", f"the question asks how certain {display_name(finding)} is; "
-                                                      f"the evidence {_quote(' '.join(sentences))} negates it")
+            return fail(
+                "presupposes_absent_finding",
+                f"the question asks how certain {display_name(finding)} is; "
+                f"the evidence {_quote(' '.join(sentences))} negates it",
+            )
     if program in sense["severity_programs"] and finding in sites.sized:
-        return fail("severity_of_sized_finding", f"{display_name(finding)} is graded by size, not severity "
-                                                 f"(finding_sites.yaml `sized`): {item.get('answer')!r}")
+        return fail(
+            "severity_of_sized_finding",
+            f"{display_name(finding)} is graded by size, not severity "
+            f"(finding_sites.yaml `sized`): {item.get('answer')!r}",
+        )
     if program in sense["change_programs"] and answer.strip(" .") not in sense["interval_changes"]:
         return fail("not_an_interval_change", f"{item.get('answer')!r} is not a change since the prior study")
     located = [c for c in claims_of(item, context) if c.kind == "located" and c.source == "argument"]
     if located and "region" not in args and finding in sites.unlocated:
         regions, sides = _answer_places(item, finding, args)
         if regions or sides:
-            return fail("circular_location", f"{display_name(finding)} is a state of a whole organ or a device "
-                                              f"(finding_sites.yaml `unlocated`): it has no location to give")
+            return fail(
+                "circular_location",
+                f"{display_name(finding)} is a state of a whole organ or a device "
+                f"(finding_sites.yaml `unlocated`): it has no location to give",
+            )
     if located and "region" not in args:
         regions, sides = _answer_places(item, finding, args)
-        if regions and not sides and all(_implied(finding, r) or
-                                         vocabulary().regions[r]["name"].lower() in display_name(finding).lower()
-                                         for r in regions):
-            return fail("circular_location", f"the answer places {display_name(finding)} only where it always is "
-                                              f"({', '.join(vocabulary().regions[r]['name'] for r in regions)})")
+        if (
+            regions
+            and not sides
+            and all(
+                _implied(finding, r) or vocabulary().regions[r]["name"].lower() in display_name(finding).lower()
+                for r in regions
+            )
+        ):
+            return fail(
+                "circular_location",
+                f"the answer places {display_name(finding)} only where it always is "
+                f"({', '.join(vocabulary().regions[r]['name'] for r in regions)})",
+            )
     return OK
 
 
@@ -1437,8 +1600,10 @@ def _sense_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """(questions that presuppose their finding, answers that deny it), compiled once: they are matched against
     the question and answer with the finding's name replaced by `_SLOT` (a pattern per finding cost ~40 ms
     each to compile)."""
-    return (re.compile("|".join(f"(?:{p.replace('{finding}', _SLOT)})" for p in rules().presupposing)),
-            re.compile("|".join(f"(?:{p.replace('{finding}', _SLOT)})" for p in rules().negative_answers)))
+    return (
+        re.compile("|".join(f"(?:{p.replace('{finding}', _SLOT)})" for p in rules().presupposing)),
+        re.compile("|".join(f"(?:{p.replace('{finding}', _SLOT)})" for p in rules().negative_answers)),
+    )
 
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[^\sa-z0-9]")
@@ -1452,7 +1617,7 @@ def _occurrences(tokens: list[str], name: list[str]) -> Iterable[int]:
     """Where the name's tokens start in the tokens."""
     n = len(name)
     for i in range(len(tokens) - n + 1):
-        if tokens[i] == name[0] and tokens[i:i + n] == name:
+        if tokens[i] == name[0] and tokens[i : i + n] == name:
             yield i
 
 
@@ -1462,12 +1627,19 @@ def _name_tokens(finding: str) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _grammar() -> tuple[frozenset[str], frozenset[str], frozenset[str], int, frozenset[str], frozenset[str],
-                        frozenset[str]]:
+def _grammar() -> tuple[
+    frozenset[str], frozenset[str], frozenset[str], int, frozenset[str], frozenset[str], frozenset[str]
+]:
     g = rules().data["grammar"]
-    return (frozenset(g["singular_verbs"]), frozenset(g["plural_verbs"]), frozenset(g["between_verb_and_name"]),
-            g["verb_window"], frozenset(g["determiners"]), frozenset(g["article_contexts"]),
-            frozenset(g["adjectives"]))
+    return (
+        frozenset(g["singular_verbs"]),
+        frozenset(g["plural_verbs"]),
+        frozenset(g["between_verb_and_name"]),
+        g["verb_window"],
+        frozenset(g["determiners"]),
+        frozenset(g["article_contexts"]),
+        frozenset(g["adjectives"]),
+    )
 
 
 @validator("grammar_agreement", version=VERSION, strictness="warn", kind="content")
@@ -1495,9 +1667,9 @@ def _grammar_verdict(arguments: Any, question: Any, answer: Any, answer_format: 
     for key, value in (("question", question), ("answer", answer)):
         text = str(value or "")
         if key == "answer" and answer_format == "full_sentence":
-            text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]   # the rest quotes the report's own words
+            text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]  # the rest quotes the report's own words
         low = text.lower()
-        present = [(f, name) for f, name in names if name and name[0] in low]   # the name cannot occur otherwise
+        present = [(f, name) for f, name in names if name and name[0] in low]  # the name cannot occur otherwise
         if not present:
             continue
         tokens = _tokens(text)
@@ -1509,18 +1681,25 @@ def _grammar_verdict(arguments: Any, question: Any, answer: Any, answer_format: 
                     j -= 1
                 verb = tokens[j] if j >= 0 and i - j <= window else None
                 if (number == "plural" and verb in singular_verbs) or (number != "plural" and verb in plural_verbs):
-                    return fail("number_agreement", f"{key}: {' '.join(tokens[max(j, 0):i + len(name)])!r}: "
-                                                    f"{display_name(finding)} is {number}")
+                    return fail(
+                        "number_agreement",
+                        f"{key}: {' '.join(tokens[max(j, 0) : i + len(name)])!r}: {display_name(finding)} is {number}",
+                    )
                 k = i - 1
                 while k >= 0 and tokens[k] in adjectives:
                     k -= 1
                 before = tokens[k] if k >= 0 else None
                 if number != "singular" and before in ("a", "an"):
-                    return fail("number_agreement", f"{key}: {' '.join(tokens[k:i + len(name)])!r}: "
-                                                    f"{display_name(finding)} is {number}, it takes no 'a'")
+                    return fail(
+                        "number_agreement",
+                        f"{key}: {' '.join(tokens[k : i + len(name)])!r}: "
+                        f"{display_name(finding)} is {number}, it takes no 'a'",
+                    )
                 if number == "singular" and before in contexts and before not in determiners:
-                    return fail("missing_article", f"{key}: {' '.join(tokens[k:i + len(name)])!r}: "
-                                                   f"{display_name(finding)} needs an article")
+                    return fail(
+                        "missing_article",
+                        f"{key}: {' '.join(tokens[k : i + len(name)])!r}: {display_name(finding)} needs an article",
+                    )
     return OK
 
 

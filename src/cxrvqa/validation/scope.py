@@ -18,8 +18,23 @@ from typing import Any
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
-    RULES_FILE, VERSION, Mention, _arguments, _evidence, _located_in, _most_specific, _quote, _report_reading,
-    _sites, claims_of, display_name, family, reading, rules, subtree)
+    RULES_FILE,
+    VERSION,
+    Mention,
+    _arguments,
+    _evidence,
+    _located_in,
+    _most_specific,
+    _quote,
+    _report_reading,
+    _sites,
+    claims_of,
+    display_name,
+    family,
+    reading,
+    rules,
+    subtree,
+)
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
 
@@ -37,9 +52,9 @@ class ScopeRules:
     not_the_finding: re.Pattern[str]
     outside_chest: re.Pattern[str]
     chest_categories: frozenset[str]
-    conflicts: dict[str, tuple[frozenset[str], str]]    # finding -> (findings counted as it, region)
-    list_scope: dict[str, str]                          # answer program -> study | abnormal | region | category
-    list_ignored: frozenset[str]                        # categories a list need not name
+    conflicts: dict[str, tuple[frozenset[str], str]]  # finding -> (findings counted as it, region)
+    list_scope: dict[str, str]  # answer program -> study | abnormal | region | category
+    list_ignored: frozenset[str]  # categories a list need not name
 
 
 @lru_cache(maxsize=1)
@@ -59,25 +74,37 @@ def scope_rules() -> ScopeRules:
     for finding, entry in data["absent_conflicts"].items():
         bad = sorted({finding, *entry["findings"]} - set(vocab.findings))
         if bad or entry["region"] not in vocab.regions:
-            raise ResourceError(RULES_FILE, f"absent_conflicts.{finding}: not in the vocabulary: "
-                                            f"{bad or [entry['region']]}")
+            raise ResourceError(
+                RULES_FILE, f"absent_conflicts.{finding}: not in the vocabulary: {bad or [entry['region']]}"
+            )
         conflicts[finding] = (frozenset(f for top in entry["findings"] for f in family(top)), entry["region"])
-    return ScopeRules(compiled("other_exam"), compiled("not_the_finding"), compiled("outside_chest"),
-                      frozenset(scope["chest_categories"]), conflicts, dict(listed["programs"]),
-                      frozenset(listed["ignore_categories"]))
+    return ScopeRules(
+        compiled("other_exam"),
+        compiled("not_the_finding"),
+        compiled("outside_chest"),
+        frozenset(scope["chest_categories"]),
+        conflicts,
+        dict(listed["programs"]),
+        frozenset(listed["ignore_categories"]),
+    )
 
 
 @lru_cache(maxsize=65536)
 def _elsewhere(sentence: str) -> tuple[bool, bool, bool]:
     """(about another exam, explained as something else, outside the chest) for one sentence."""
     low, sr = sentence.lower(), scope_rules()
-    return (sr.other_exam.search(low) is not None, sr.not_the_finding.search(low) is not None,
-            sr.outside_chest.search(low) is not None)
+    return (
+        sr.other_exam.search(low) is not None,
+        sr.not_the_finding.search(low) is not None,
+        sr.outside_chest.search(low) is not None,
+    )
 
 
-_SCOPE_REASONS = (("evidence_other_exam", "speaks of another examination or says it is not well seen here"),
-                  ("evidence_not_the_finding", "explains the density as something else"),
-                  ("evidence_outside_chest", "places it outside the chest"))
+_SCOPE_REASONS = (
+    ("evidence_other_exam", "speaks of another examination or says it is not well seen here"),
+    ("evidence_not_the_finding", "explains the density as something else"),
+    ("evidence_outside_chest", "places it outside the chest"),
+)
 
 
 def _scope_failure(name: str, sentences: Iterable[str], chest: bool) -> Verdict:
@@ -88,8 +115,11 @@ def _scope_failure(name: str, sentences: Iterable[str], chest: bool) -> Verdict:
     flags = [_elsewhere(s) for s in sentences]
     for index, (reason, words) in enumerate(_SCOPE_REASONS):
         if (index < 2 or chest) and all(f[index] for f in flags):
-            return fail(reason, f"the answer has {name} present; every evidence sentence naming it "
-                                f"{_quote(' '.join(sentences))} {words}")
+            return fail(
+                reason,
+                f"the answer has {name} present; every evidence sentence naming it "
+                f"{_quote(' '.join(sentences))} {words}",
+            )
     return OK
 
 
@@ -141,8 +171,11 @@ def check_evidence_scope(item: dict[str, Any], context: ValidationContext) -> Ve
 def _stated(mentions: Iterable[tuple[str, Mention]]) -> list[tuple[str, Mention]]:
     """Mentions the report states about this chest: affirmed, not next to a de-identified word, and not in a
     sentence about another exam or explained as something else."""
-    return [(s, m) for s, m in mentions if m.status == "affirmed" and "deidentified" not in m.kinds
-            and not any(_elsewhere(s)[:2])]
+    return [
+        (s, m)
+        for s, m in mentions
+        if m.status == "affirmed" and "deidentified" not in m.kinds and not any(_elsewhere(s)[:2])
+    ]
 
 
 @validator("related_absent", version=VERSION, kind="content")
@@ -154,8 +187,9 @@ def check_related_absent(item: dict[str, Any], context: ValidationContext) -> Ve
     if context.study is None:
         return OK
     conflicts = scope_rules().conflicts
-    absent = [(f, c.source) for c in claims_of(item, context) if c.kind == "absent" for f in c.findings
-              if f in conflicts]
+    absent = [
+        (f, c.source) for c in claims_of(item, context) if c.kind == "absent" for f in c.findings if f in conflicts
+    ]
     if not absent:
         return OK
     mentions = _stated(_report_reading(context)[0])
@@ -164,8 +198,11 @@ def check_related_absent(item: dict[str, Any], context: ValidationContext) -> Ve
         for sentence, m in mentions:
             if m.finding in members and _located_in(m, region):
                 what = "a distractor" if source == "other_options" else "absent"
-                return fail("related_present", f"the answer has {display_name(finding)} {what}; the report "
-                                               f"states {display_name(m.finding)}: {_quote(sentence)}")
+                return fail(
+                    "related_present",
+                    f"the answer has {display_name(finding)} {what}; the report "
+                    f"states {display_name(m.finding)}: {_quote(sentence)}",
+                )
     return OK
 
 
@@ -202,7 +239,7 @@ def _placed_in(m: Mention, region: str) -> bool:
     inside = subtree(region)
     sites = _sites(m.finding)
     if sites and not any(s in inside or region in subtree(s) for s in sites):
-        return False   # a place ConText attached to its neighbour ("cardiomegaly and left pleural effusion")
+        return False  # a place ConText attached to its neighbour ("cardiomegaly and left pleural effusion")
     specific = _most_specific(m.regions) - {"chest"}
     if specific:
         return any(r in inside for r in specific)
@@ -228,8 +265,11 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
         return OK
     for sentence, m in _stated(_report_reading(context)[0]):
         if _in_scope(m, *scope) and not _covered(m.finding, listed):
-            return fail("list_incomplete", f"the answer lists {', '.join(display_name(f) for f in listed)}; the "
-                                           f"report also states {display_name(m.finding)}: {_quote(sentence)}")
+            return fail(
+                "list_incomplete",
+                f"the answer lists {', '.join(display_name(f) for f in listed)}; the "
+                f"report also states {display_name(m.finding)}: {_quote(sentence)}",
+            )
     return OK
 
 
@@ -237,39 +277,46 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
 class AttributeRules:
     change_programs: frozenset[str]
     severity_programs: frozenset[str]
-    changes: dict[str, re.Pattern[str]]       # answered change -> words that state it
-    descriptive: re.Pattern[str]              # change words that also describe ("increased markings")
-    anchors: re.Pattern[str]                  # words that compare with an earlier study
-    severities: dict[str, re.Pattern[str]]    # answered severity -> its words
-    ranges: re.Pattern[str]                   # a graded range ("mild to moderate")
+    changes: dict[str, re.Pattern[str]]  # answered change -> words that state it
+    descriptive: re.Pattern[str]  # change words that also describe ("increased markings")
+    anchors: re.Pattern[str]  # words that compare with an earlier study
+    severities: dict[str, re.Pattern[str]]  # answered severity -> its words
+    ranges: re.Pattern[str]  # a graded range ("mild to moderate")
 
 
 @lru_cache(maxsize=1)
 def attribute_rules() -> AttributeRules:
     data, where = rules().data["attribute_support"], "attribute_support"
     return AttributeRules(
-        frozenset(data["change_programs"]), frozenset(data["severity_programs"]),
+        frozenset(data["change_programs"]),
+        frozenset(data["severity_programs"]),
         {change: _alternation(words, f"{where}.changes.{change}") for change, words in data["changes"].items()},
         _alternation(data["descriptive"], f"{where}.descriptive"),
         _alternation(data["temporal_anchors"], f"{where}.temporal_anchors"),
-        {level: _alternation([rf"\b{re.escape(w)}\b" for w in words], f"{where}.severities.{level}")
-         for level, words in data["severities"].items()},
-        _alternation(data["ranges"], f"{where}.ranges"))
+        {
+            level: _alternation([rf"\b{re.escape(w)}\b" for w in words], f"{where}.severities.{level}")
+            for level, words in data["severities"].items()
+        },
+        _alternation(data["ranges"], f"{where}.ranges"),
+    )
 
 
 def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdict:
     ar = attribute_rules()
     words = ar.changes.get(change)
     if words is None:
-        return OK   # a change word the rules do not know (question_sense judges whether it is one)
+        return OK  # a change word the rules do not know (question_sense judges whether it is one)
     quoted = _quote(" ".join(sentences))
     stating = [s for s in sentences if words.search(s.lower())]
     if not stating:
         return fail("change_not_stated", f"the answer has {name} {change}; the evidence {quoted} has no word for it")
     compared = [s for s in stating if not _only_descriptive(words, s.lower()) or ar.anchors.search(s.lower())]
     if not compared:
-        return fail("change_not_temporal", f"the answer has {name} {change}; in the evidence {quoted} the word for "
-                                           f"it describes the finding and compares with no earlier study")
+        return fail(
+            "change_not_temporal",
+            f"the answer has {name} {change}; in the evidence {quoted} the word for "
+            f"it describes the finding and compares with no earlier study",
+        )
     return OK
 
 
@@ -288,8 +335,10 @@ def _severity_verdict(answer: str, name: str, sentences: tuple[str, ...]) -> Ver
         return fail("severity_range_cut", f"the answer grades {name} {answer!r}; the evidence {quoted} gives a range")
     missing = [level for level in levels if not any(ar.severities[level].search(s.lower()) for s in sentences)]
     if missing:
-        return fail("severity_not_stated", f"the answer grades {name} {answer!r}; the evidence {quoted} has no word "
-                                           f"for {', '.join(missing)}")
+        return fail(
+            "severity_not_stated",
+            f"the answer grades {name} {answer!r}; the evidence {quoted} has no word for {', '.join(missing)}",
+        )
     return OK
 
 
@@ -313,7 +362,7 @@ def check_attribute_support(item: dict[str, Any], context: ValidationContext) ->
     _, found_mentions = reading(finding, evidence)
     sentences = tuple(dict.fromkeys(s for s, m in found_mentions if m.status not in ("negated", "narrowed")))
     if not sentences:
-        return OK   # second_reading judges a finding its evidence does not name
+        return OK  # second_reading judges a finding its evidence does not name
     answer = str(item.get("answer") or "").strip().lower().rstrip(".")
     if program in ar.change_programs:
         return _change_verdict(answer, display_name(finding), sentences)

@@ -29,13 +29,12 @@ from cxrvqa.qa.study import ImageView, study_view
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ITEM_COLUMNS
 from cxrvqa.store.shards import Tables, write_tables
-from cxrvqa.validation.validators import (
-    OK, VALIDATORS, ImageFacts, ValidationContext, active_validators, check_item)
+from cxrvqa.validation.validators import OK, VALIDATORS, ImageFacts, ValidationContext, active_validators, check_item
 
 #: Columns of an item as the validators see it: those schemas/qa_item.schema.json publishes, in its order.
 ITEM_FIELDS = tuple(name for name in load_json_schema("qa_item.schema.json")["properties"] if name in ITEM_COLUMNS)
 #: The fewest pending items in a batch worth the process pool.
-POOL_MIN_ITEMS = 5_000   # a template rebuild's batches hold ~13k pending items (bench_scale at 10k studies)
+POOL_MIN_ITEMS = 5_000  # a template rebuild's batches hold ~13k pending items (bench_scale at 10k studies)
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class ValidateStageContext:
     strictness: dict[str, str]
     validators_version: str
     workers: int = 1
-    text_only: bool = False      # a build without images: a text-VQA dataset, graded on its own criteria
+    text_only: bool = False  # a build without images: a text-VQA dataset, graded on its own criteria
 
 
 def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
@@ -56,8 +55,12 @@ def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
     if unknown:
         raise ConfigError("strictness", f"unknown validators {unknown}; validators are {sorted(VALIDATORS)}")
     levels = {name: config.strictness.get(name, v.strictness) for name, v in VALIDATORS.items()}
-    version = stable_hash({"validators": {name: [v.version, levels[name]] for name, v in VALIDATORS.items()},
-                           "grading": grading().content_hash})
+    version = stable_hash(
+        {
+            "validators": {name: [v.version, levels[name]] for name, v in VALIDATORS.items()},
+            "grading": grading().content_hash,
+        }
+    )
     text_only = store is not None and store.query("SELECT count(*) FROM current_images")[0][0] == 0
     if text_only:
         version = stable_hash({"validators": version, "text_only": True})
@@ -77,15 +80,17 @@ def record_grade_levels(store: Store) -> None:
 PENDING_SQL = (
     "SELECT c.* FROM qa_current c WHERE {studies} AND NOT EXISTS (SELECT 1 FROM validation_done d "
     "WHERE {done_studies} AND d.item_id = c.item_id AND d.template_version = c.template_version "
-    "AND d.input_hash = c.input_hash AND d.validators_version = ?)")
+    "AND d.input_hash = c.input_hash AND d.validators_version = ?)"
+)
 
 
 def pending_studies(store: Store, context: ValidateStageContext) -> tuple[int, int, list[str]]:
     """(current items, items not yet validated by these validators, the studies they belong to)."""
     total = store.query("SELECT count(*) FROM qa_current")[0][0]
     pending = PENDING_SQL.format(studies="true", done_studies="true")
-    rows = store.query(f"SELECT study_id, count(*) FROM ({pending}) GROUP BY 1 ORDER BY 1",
-                       [context.validators_version])
+    rows = store.query(
+        f"SELECT study_id, count(*) FROM ({pending}) GROUP BY 1 ORDER BY 1", [context.validators_version]
+    )
     return total, sum(n for _, n in rows), [study for study, _ in rows]
 
 
@@ -95,17 +100,21 @@ class StudyPayload:
 
     study_id: str
     patient_id: str | None
-    graph: str | None                  # scene graph JSON; None when the study has no current graph
+    graph: str | None  # scene graph JSON; None when the study has no current graph
     quality: tuple[str, ...]
     images: tuple[ImageView, ...]
     items: list[dict[str, Any]]
 
 
 def _load(store: Store, study_ids: list[str], context: ValidateStageContext) -> dict[str, StudyPayload]:
-    graphs = {study: (patient, graph, quality) for study, patient, graph, quality in store.query(
-        "SELECT g.study_id, r.patient_id, g.graph, g.quality FROM current_scene_graphs g "
-        f"JOIN current_reports r USING (study_id) WHERE g.backend = ? AND {in_studies('g.study_id')}",
-        [context.backend, *study_params(study_ids)])}
+    graphs = {
+        study: (patient, graph, quality)
+        for study, patient, graph, quality in store.query(
+            "SELECT g.study_id, r.patient_id, g.graph, g.quality FROM current_scene_graphs g "
+            f"JOIN current_reports r USING (study_id) WHERE g.backend = ? AND {in_studies('g.study_id')}",
+            [context.backend, *study_params(study_ids)],
+        )
+    }
     images = qa_stage.images_of(store, study_ids)
     payloads = {}
     for study in study_ids:
@@ -118,8 +127,9 @@ def _context_of(payload: StudyPayload, context: ValidateStageContext) -> Validat
     templates = {t.id: (t, v) for t, v in context.settings.templates}
     view = study_view(json.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
     facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
-    return ValidationContext(facts, templates, context.settings, view, text_only=context.text_only,
-                             item_ids=item_ids_of(payload.items))
+    return ValidationContext(
+        facts, templates, context.settings, view, text_only=context.text_only, item_ids=item_ids_of(payload.items)
+    )
 
 
 def item_ids_of(items: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
@@ -130,23 +140,35 @@ def item_ids_of(items: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
     return {template: frozenset(ids) for template, ids in wanted.items()}
 
 
-def study_contexts(store: Store, study_ids: list[str], context: ValidateStageContext
-                   ) -> tuple[dict[str, ValidationContext], dict[str, list[str]]]:
+def study_contexts(
+    store: Store, study_ids: list[str], context: ValidateStageContext
+) -> tuple[dict[str, ValidationContext], dict[str, list[str]]]:
     """Per study: the validators' context (images, scene-graph view, templates) and the graph's quality codes."""
     payloads = _load(store, study_ids, context)
-    return ({study: _context_of(p, context) for study, p in payloads.items()},
-            {study: list(p.quality) for study, p in payloads.items()})
+    return (
+        {study: _context_of(p, context) for study, p in payloads.items()},
+        {study: list(p.quality) for study, p in payloads.items()},
+    )
 
 
-RESULT_COLUMNS = ("item_id", "template_version", "input_hash", "validator", "validator_version", "strictness",
-                  "status", "reason", "detail")
+RESULT_COLUMNS = (
+    "item_id",
+    "template_version",
+    "input_hash",
+    "validator",
+    "validator_version",
+    "strictness",
+    "status",
+    "reason",
+    "detail",
+)
 DONE_COLUMNS = ("study_id", "item_id", "template_version", "input_hash", "status")
-GRADE_COLUMNS = ("item_id", "template_version", "input_hash", "grade", "label", "weakest", "rule_grade",
-                 "rule_weakest")
+GRADE_COLUMNS = ("item_id", "template_version", "input_hash", "grade", "label", "weakest", "rule_grade", "rule_weakest")
 
 
-def validate_studies(payloads: list[StudyPayload], context: ValidateStageContext, run_id: str, now: datetime
-                     ) -> dict[str, pa.Table]:
+def validate_studies(
+    payloads: list[StudyPayload], context: ValidateStageContext, run_id: str, now: datetime
+) -> dict[str, pa.Table]:
     """The validation_results, validation_done and qa_grades tables of some studies' items (pure; in a worker).
 
     ~26 result rows per item: the result table is built column by column (the validators' name, version and
@@ -163,8 +185,9 @@ def validate_studies(payloads: list[StudyPayload], context: ValidateStageContext
             gc.enable()
 
 
-def _validate_studies(payloads: list[StudyPayload], context: ValidateStageContext, run_id: str, now: datetime
-                      ) -> dict[str, pa.Table]:
+def _validate_studies(
+    payloads: list[StudyPayload], context: ValidateStageContext, run_id: str, now: datetime
+) -> dict[str, pa.Table]:
     """`validate_studies` with the collector paused."""
     rules = grading()
     templates = {t.id: t for t, _ in context.settings.templates}
@@ -189,7 +212,7 @@ def _validate_studies(payloads: list[StudyPayload], context: ValidateStageContex
             judge_grade, judge_weakest = item.pop("judge_grade"), item.pop("judge_weakest")
             worst, failed = "ok", []
             verdicts = check_item(item, ctx, active)
-            if all(verdict is OK for verdict in verdicts):   # most items: every check passed
+            if all(verdict is OK for verdict in verdicts):  # most items: every check passed
                 statuses += all_ok
                 reasons += no_reasons
                 details += no_details
@@ -209,19 +232,34 @@ def _validate_studies(payloads: list[StudyPayload], context: ValidateStageContex
             input_hashes.extend([key[2]] * n)
             done.append((payload.study_id, *key, worst))
             template = templates.get(item["template_id"])
-            rule_grade, rule_weakest = grade_item(item, failed, list(payload.quality),
-                                                  bool(template and template.closed_world))
+            rule_grade, rule_weakest = grade_item(
+                item, failed, list(payload.quality), bool(template and template.closed_world)
+            )
             # an LLM judge verdict of this very item (cxrvqa.validation.judge) still caps it
-            code, weakest = ((judge_grade, f"judge:{judge_weakest}")
-                             if judge_grade is not None and judge_grade < rule_grade else (rule_grade, rule_weakest))
+            code, weakest = (
+                (judge_grade, f"judge:{judge_weakest}")
+                if judge_grade is not None and judge_grade < rule_grade
+                else (rule_grade, rule_weakest)
+            )
             grades.append((*key, code, rules.label(code), weakest, rule_grade, rule_weakest))
     items = len(done)
-    results = [item_ids, template_versions, input_hashes, names * items, versions * items, levels * items, statuses,
-               reasons, details]
+    results = [
+        item_ids,
+        template_versions,
+        input_hashes,
+        names * items,
+        versions * items,
+        levels * items,
+        statuses,
+        reasons,
+        details,
+    ]
     shared = {"validators_version": context.validators_version, "run_id": run_id, "created_at": now}
-    return {"validation_results": _columns_table(RESULT_COLUMNS, results, shared),
-            "validation_done": _table(DONE_COLUMNS, done, shared),
-            "qa_grades": _table(GRADE_COLUMNS, grades, {**shared, "grading_version": rules.content_hash})}
+    return {
+        "validation_results": _columns_table(RESULT_COLUMNS, results, shared),
+        "validation_done": _table(DONE_COLUMNS, done, shared),
+        "qa_grades": _table(GRADE_COLUMNS, grades, {**shared, "grading_version": rules.content_hash}),
+    }
 
 
 def _table(names: tuple[str, ...], rows: list[tuple], constants: dict[str, Any]) -> pa.Table:
@@ -238,21 +276,23 @@ def _columns_table(names: tuple[str, ...], columns: list[Any], constants: dict[s
     return pa.table(arrays)
 
 
-def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
-               ) -> tuple[list[StudyPayload], StageCounts]:
+def load_batch(
+    store: Store, study_ids: list[str], context: ValidateStageContext
+) -> tuple[list[StudyPayload], StageCounts]:
     """The studies' pending items, each with what validating it reads. Every part of the query is narrowed
     to the batch's studies, so a batch costs about its own items, not the size of the build."""
     payloads = _load(store, study_ids, context)
     studies = study_params(study_ids)
     pending = PENDING_SQL.format(studies=in_studies("c.study_id"), done_studies=in_studies("d.study_id"))
     for item in store.query_dicts(
-            f"WITH pending AS ({pending}) SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, "
-            "q.input_hash, j.grade AS judge_grade, j.weakest AS judge_weakest FROM qa_items q "
-            "SEMI JOIN pending USING (study_id, item_id, template_version, input_hash) "
-            "LEFT JOIN (SELECT * FROM current_judge_results WHERE item_id IN (SELECT item_id FROM pending)) j "
-            f"USING (item_id, template_version, input_hash) WHERE {in_studies('q.study_id')} "
-            "ORDER BY q.study_id, q.item_id",
-            [*studies, *studies, context.validators_version, *studies]):
+        f"WITH pending AS ({pending}) SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, "
+        "q.input_hash, j.grade AS judge_grade, j.weakest AS judge_weakest FROM qa_items q "
+        "SEMI JOIN pending USING (study_id, item_id, template_version, input_hash) "
+        "LEFT JOIN (SELECT * FROM current_judge_results WHERE item_id IN (SELECT item_id FROM pending)) j "
+        f"USING (item_id, template_version, input_hash) WHERE {in_studies('q.study_id')} "
+        "ORDER BY q.study_id, q.item_id",
+        [*studies, *studies, context.validators_version, *studies],
+    ):
         payloads[item["study_id"]].items.append(item)
     return [p for p in payloads.values() if p.items], StageCounts()
 
@@ -261,13 +301,18 @@ def compute_batch(work: list[StudyPayload], context: ValidateStageContext, run_i
     """The result, done and grade rows of these studies' items, chunk by chunk over the worker processes (pure)."""
     workers = context.workers if sum(len(p.items) for p in work) >= POOL_MIN_ITEMS else 1
     chunk = max(1, -(-len(work) // (workers * MIN_ITEMS_PER_WORKER)))
-    yield from process_map(partial(validate_studies, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
-                           batched(work, chunk), workers)
+    yield from process_map(
+        partial(validate_studies, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
+        batched(work, chunk),
+        workers,
+    )
 
 
-def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ValidateStageContext
-                ) -> StageCounts:
+def write_batch(
+    store: Store, counts: StageCounts, parts: Iterable[Tables], context: ValidateStageContext
+) -> StageCounts:
     """One row per item x validator, committed as a whole; every item counts as input, done or rejected."""
+
     def counted(parts: Iterable[Tables]) -> Iterator[Tables]:
         for part in parts:
             if "validation_done" in part:

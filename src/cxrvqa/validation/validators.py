@@ -31,7 +31,7 @@ from cxrvqa.store.records import ITEM_COLUMNS
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
-    reason: str | None = None      # stable snake_case code when not ok
+    reason: str | None = None  # stable snake_case code when not ok
     detail: str = ""
 
 
@@ -50,17 +50,17 @@ class ValidationContext:
     """What the validators read besides the item, for one study."""
 
     images: dict[str, ImageFacts]
-    templates: dict[str, tuple[Template, str]]          # id -> (template, version)
+    templates: dict[str, tuple[Template, str]]  # id -> (template, version)
     settings: GenerationSettings
-    study: StudyView | None = None                      # None: the study has no current scene graph
-    text_only: bool = False                             # a build without images (text VQA): no_image is no fault
+    study: StudyView | None = None  # None: the study has no current scene graph
+    text_only: bool = False  # a build without images (text VQA): no_image is no fault
     #: the ids of the items to validate, by template id: the answer program's regeneration makes only these
     #: (None: every item it makes)
     item_ids: dict[str, frozenset[str]] | None = None
     _regenerated: dict[tuple[str, bool], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
-    _all_asked: bool = field(default=False, repr=False)                # every template of item_ids regenerated
-    _item: dict[str, Any] | None = field(default=None, repr=False)     # the item `check_item` is validating
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False)    # what its checks share (claims, evidence)
+    _all_asked: bool = field(default=False, repr=False)  # every template of item_ids regenerated
+    _item: dict[str, Any] | None = field(default=None, repr=False)  # the item `check_item` is validating
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # what its checks share (claims, evidence)
 
     def memo(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """What the checks of this item share, while `check_item` validates it (items are not changed while
@@ -114,21 +114,23 @@ CheckFn = Callable[[dict[str, Any], ValidationContext], Verdict]
 class Validator:
     name: str
     version: int
-    strictness: str                # default: ignore | warn | reject
-    kind: str                      # structural | content
+    strictness: str  # default: ignore | warn | reject
+    kind: str  # structural | content
     check: CheckFn
 
 
 VALIDATORS: dict[str, Validator] = {}
 
 
-def validator(name: str, *, version: int = 1, strictness: str = "reject", kind: str = "structural"
-              ) -> Callable[[CheckFn], CheckFn]:
+def validator(
+    name: str, *, version: int = 1, strictness: str = "reject", kind: str = "structural"
+) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
         if name in VALIDATORS:
             raise ValueError(f"validator {name!r} is registered twice")
         VALIDATORS[name] = Validator(name, version, strictness, kind, fn)
         return fn
+
     return register
 
 
@@ -201,19 +203,22 @@ def check_multiple_choice(item: dict[str, Any], context: ValidationContext) -> V
             return fail("options_without_multiple_choice", f"a {item.get('answer_format')} item has options")
         return OK
     found = context.templates.get(item.get("template_id") or "")
-    n = found[0].options if found else 4   # a template may ask with 2-5 options (`options`)
+    n = found[0].options if found else 4  # a template may ask with 2-5 options (`options`)
     if not isinstance(options, list) or len(options) != n:
         return fail("mcq_option_count", f"expected {n} options, found {options!r}")
     if len(set(options)) != n:
         return fail("mcq_duplicate_options", f"expected {n} distinct options, found {options}")
     if correct not in ALL_LETTERS[:n]:
-        return fail("mcq_correct_letter", f"expected the correct option as one of A-{ALL_LETTERS[n - 1]}, "
-                                          f"found {correct!r}")
+        return fail(
+            "mcq_correct_letter", f"expected the correct option as one of A-{ALL_LETTERS[n - 1]}, found {correct!r}"
+        )
     if options.count(item.get("answer")) != 1:
         return fail("mcq_answer_not_one_option", f"expected the answer {item.get('answer')!r} once among {options}")
     if options[ALL_LETTERS.index(correct)] != item.get("answer"):
-        return fail("mcq_correct_mismatch", f"option {correct} is {options[ALL_LETTERS.index(correct)]!r}, "
-                                            f"the answer is {item.get('answer')!r}")
+        return fail(
+            "mcq_correct_mismatch",
+            f"option {correct} is {options[ALL_LETTERS.index(correct)]!r}, the answer is {item.get('answer')!r}",
+        )
     return OK
 
 
@@ -224,8 +229,10 @@ def check_answer_format(item: dict[str, Any], context: ValidationContext) -> Ver
         return fail("unknown_template", f"expected a loaded template, found {item.get('template_id')!r}")
     template = found[0]
     if item.get("answer_format") != template.answer_format:
-        return fail("format_mismatch", f"template {template.id} answers in {template.answer_format}, "
-                                       f"found {item.get('answer_format')}")
+        return fail(
+            "format_mismatch",
+            f"template {template.id} answers in {template.answer_format}, found {item.get('answer_format')}",
+        )
     if template.answer_format == "yes_no" and item.get("answer") not in ("yes", "no"):
         return fail("invalid_yes_no", f"expected 'yes' or 'no', found {item.get('answer')!r}")
     return OK
@@ -270,8 +277,9 @@ def check_answer_program(item: dict[str, Any], context: ValidationContext) -> Ve
         return fail("not_reproducible", "the template's answer program makes no such item on the stored graph")
     for key in ("question", "answer", "options", "correct_option", "findings", "regions"):
         if expected[key] != item.get(key):
-            return fail("answer_mismatch", f"{key}: the answer program gives {expected[key]!r}, "
-                                           f"found {item.get(key)!r}")
+            return fail(
+                "answer_mismatch", f"{key}: the answer program gives {expected[key]!r}, found {item.get(key)!r}"
+            )
     return OK
 
 
@@ -300,10 +308,15 @@ def check_report_support(item: dict[str, Any], context: ValidationContext) -> Ve
     cross-check of an LLM graph; for a rules graph, a check that the answer matches the report's words)."""
     found = context.templates.get(item.get("template_id") or "")
     program = PROGRAMS.get(found[0].program) if found else None
-    if program is None or program.yes_when is None or item.get("answer") not in ("yes", "no") \
-            or len(item.get("findings") or []) != 1 or item["findings"][0] not in vocabulary().findings \
-            or context.study is None:
-        return OK   # not a yes/no about one known finding (the vocabulary validator judges unknown ones)
+    if (
+        program is None
+        or program.yes_when is None
+        or item.get("answer") not in ("yes", "no")
+        or len(item.get("findings") or []) != 1
+        or item["findings"][0] not in vocabulary().findings
+        or context.study is None
+    ):
+        return OK  # not a yes/no about one known finding (the vocabulary validator judges unknown ones)
     texts = _evidence_texts(item, context.study)
     if not texts:
         return OK if found[0].closed_world else fail("unsupported_by_report", "no evidence sentence to check")
@@ -313,8 +326,11 @@ def check_report_support(item: dict[str, Any], context: ValidationContext) -> Ve
         return fail("unsupported_by_report", f"the evidence {' '.join(texts)!r} does not mention {finding}")
     expected = "yes" if presence == program.yes_when else "no"
     if item["answer"] != expected:
-        return fail("contradicts_report", f"the evidence {' '.join(texts)!r} reads {finding} as {presence}: "
-                                          f"expected {expected!r}, found {item['answer']!r}")
+        return fail(
+            "contradicts_report",
+            f"the evidence {' '.join(texts)!r} reads {finding} as {presence}: "
+            f"expected {expected!r}, found {item['answer']!r}",
+        )
     return OK
 
 
@@ -325,7 +341,7 @@ _SIDES = re.compile(r"\b(left|right|bilateral|both sides)\b", re.IGNORECASE)
 def check_laterality_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """The side an answer gives for one finding agrees with the side its evidence sentences give it."""
     if item.get("answer_format") != "short":
-        return OK   # longer answers quote report sentences whose side words may describe other things
+        return OK  # longer answers quote report sentences whose side words may describe other things
     answer_sides = {m.lower() for m in _SIDES.findall(str(item.get("answer") or ""))}
     findings = item.get("findings") or []
     if not answer_sides or len(findings) != 1 or findings[0] not in vocabulary().findings or context.study is None:
@@ -333,12 +349,14 @@ def check_laterality_support(item: dict[str, Any], context: ValidationContext) -
     texts = _evidence_texts(item, context.study)
     fact = _presence_in(texts).facts.get(findings[0]) if texts else None
     if fact is None or fact.presence == "absent":
-        return OK   # whether the finding is there at all is report_support's question
+        return OK  # whether the finding is there at all is report_support's question
     side = side_of(fact)
     if side in (None, "bilateral") or answer_sides <= {side}:
         return OK
-    return fail("laterality_mismatch", f"the answer says {sorted(answer_sides)} of {findings[0]}, the evidence "
-                                       f"{' '.join(texts)!r} says {[side]}")
+    return fail(
+        "laterality_mismatch",
+        f"the answer says {sorted(answer_sides)} of {findings[0]}, the evidence {' '.join(texts)!r} says {[side]}",
+    )
 
 
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
@@ -375,7 +393,7 @@ def check_answer_leak(item: dict[str, Any], context: ValidationContext) -> Verdi
     word = re.compile(rf"\b{re.escape(answer)}\b")
     found = context.templates.get(item.get("template_id") or "")
     if found is not None and any(word.search(variant.lower()) for variant in found[0].variants):
-        return OK   # the template's own wording ("How severe is ...?" -> "severe") gives nothing away
+        return OK  # the template's own wording ("How severe is ...?" -> "severe") gives nothing away
     if word.search(str(item.get("question") or "").lower()):
         return fail("answer_in_question", f"the question contains its answer {answer!r}")
     return OK
@@ -383,11 +401,17 @@ def check_answer_leak(item: dict[str, Any], context: ValidationContext) -> Verdi
 
 @validator("split", kind="content")
 def check_split(item: dict[str, Any], context: ValidationContext) -> Verdict:
-    expected = (study_split(context.study, context.settings) if context.study is not None
-                else split_of(str(item.get("patient_id")), context.settings.seed, context.settings.splits))
+    expected = (
+        study_split(context.study, context.settings)
+        if context.study is not None
+        else split_of(str(item.get("patient_id")), context.settings.seed, context.settings.splits)
+    )
     if item.get("split") != expected:
-        return fail("split_mismatch", f"patient {item.get('patient_id')!r} belongs to {expected}, "
-                                      f"found {item.get('split')!r}: the patient would be in two splits")
+        return fail(
+            "split_mismatch",
+            f"patient {item.get('patient_id')!r} belongs to {expected}, "
+            f"found {item.get('split')!r}: the patient would be in two splits",
+        )
     return OK
 
 
@@ -396,16 +420,18 @@ def check_split(item: dict[str, Any], context: ValidationContext) -> Verdict:
 _ACTIVE: dict[tuple[tuple[int, ...], tuple[tuple[str, str], ...]], tuple[tuple[Validator, str], ...]] = {}
 
 
-def _active(validators: tuple[Validator, ...], strictness: tuple[tuple[str, str], ...]
-            ) -> tuple[tuple[Validator, str], ...]:
+def _active(
+    validators: tuple[Validator, ...], strictness: tuple[tuple[str, str], ...]
+) -> tuple[tuple[Validator, str], ...]:
     key = (tuple(map(id, validators)), strictness)
     found = _ACTIVE.get(key)
     if found is None:
         if len(_ACTIVE) >= 16:
             _ACTIVE.clear()
         levels = dict(strictness)
-        found = _ACTIVE[key] = tuple((v, level) for v in validators
-                                     if (level := levels.get(v.name, v.strictness)) != "ignore")
+        found = _ACTIVE[key] = tuple(
+            (v, level) for v in validators if (level := levels.get(v.name, v.strictness)) != "ignore"
+        )
     return found
 
 
@@ -414,8 +440,9 @@ def active_validators(strictness: dict[str, str]) -> tuple[tuple[Validator, str]
     return _active(tuple(VALIDATORS.values()), tuple(sorted(strictness.items())))
 
 
-def check_item(item: dict[str, Any], context: ValidationContext, active: tuple[tuple[Validator, str], ...]
-               ) -> list[Verdict]:
+def check_item(
+    item: dict[str, Any], context: ValidationContext, active: tuple[tuple[Validator, str], ...]
+) -> list[Verdict]:
     """The verdict of each of the active validators (`active_validators`), in their order; a check that raises
     becomes a `validator_error` verdict naming the item."""
     verdicts = []
@@ -425,15 +452,17 @@ def check_item(item: dict[str, Any], context: ValidationContext, active: tuple[t
             try:
                 verdicts.append(v.check(item, context))
             except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
-                verdicts.append(fail("validator_error",
-                                     f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500]))
+                verdicts.append(
+                    fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500])
+                )
     finally:
         context._item, context._memo = None, {}
     return verdicts
 
 
-def run_validators(item: dict[str, Any], context: ValidationContext, strictness: dict[str, str]
-                   ) -> list[tuple[Validator, Verdict, str]]:
+def run_validators(
+    item: dict[str, Any], context: ValidationContext, strictness: dict[str, str]
+) -> list[tuple[Validator, Verdict, str]]:
     """(validator, verdict, strictness) for every validator whose strictness is not `ignore`; a check
     that raises becomes a `validator_error` verdict naming the item."""
     active = active_validators(strictness)

@@ -19,8 +19,19 @@ from typing import Any
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
-    RULES_FILE, VERSION, Mention, _allowed, _arguments, _evidence, _quote, claims_of, display_name, family,
-    read_sentence, rules)
+    RULES_FILE,
+    VERSION,
+    Mention,
+    _allowed,
+    _arguments,
+    _evidence,
+    _quote,
+    claims_of,
+    display_name,
+    family,
+    read_sentence,
+    rules,
+)
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[,;:()]")
@@ -28,15 +39,15 @@ _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[,;:()]")
 
 @dataclass(frozen=True)
 class WordingRules:
-    deid_hedge: re.Pattern[str]                 # a removed word before a linking phrase
-    deid_hedge_claims: frozenset[str]           # the claim kinds it puts in doubt
+    deid_hedge: re.Pattern[str]  # a removed word before a linking phrase
+    deid_hedge_claims: frozenset[str]  # the claim kinds it puts in doubt
     severity_programs: frozenset[str]
-    severity_words: dict[str, str]              # word -> level (attribute_support.severities)
-    window: int                                 # words before a mention a severity word may be
-    breaks: frozenset[str]                      # words across which no severity word attaches
-    copulas: frozenset[str]                     # a severity word after a mention only behind one of these
-    attribution: re.Pattern[str]                # "corresponds to", "represents": what a density is
-    anaphora: re.Pattern[str]                   # "This may represent ..." at the start of the next sentence
+    severity_words: dict[str, str]  # word -> level (attribute_support.severities)
+    window: int  # words before a mention a severity word may be
+    breaks: frozenset[str]  # words across which no severity word attaches
+    copulas: frozenset[str]  # a severity word after a mention only behind one of these
+    attribution: re.Pattern[str]  # "corresponds to", "represents": what a density is
+    anaphora: re.Pattern[str]  # "This may represent ..." at the start of the next sentence
 
 
 def _compiled(patterns: Iterable[str], where: str) -> re.Pattern[str]:
@@ -52,11 +63,16 @@ def wording_rules() -> WordingRules:
     data = rules().data["wording"]
     levels = rules().data["attribute_support"]["severities"]
     return WordingRules(
-        _compiled(data["deid_hedges"], "wording.deid_hedges"), frozenset(data["deid_hedge_claims"]),
+        _compiled(data["deid_hedges"], "wording.deid_hedges"),
+        frozenset(data["deid_hedge_claims"]),
         frozenset(rules().data["attribute_support"]["severity_programs"]),
         {word: level for level, words in levels.items() for word in words},
-        data["severity"]["window"], frozenset(data["severity"]["breaks"]), frozenset(data["severity"]["copulas"]),
-        _compiled(data["attribution"], "wording.attribution"), _compiled(data["anaphora"], "wording.anaphora"))
+        data["severity"]["window"],
+        frozenset(data["severity"]["breaks"]),
+        frozenset(data["severity"]["copulas"]),
+        _compiled(data["attribution"], "wording.attribution"),
+        _compiled(data["anaphora"], "wording.anaphora"),
+    )
 
 
 @lru_cache(maxsize=65536)
@@ -77,8 +93,12 @@ def _placed(sentence: str) -> tuple[tuple[Mention, int, int], ...]:
 def _named(finding: str, sentences: Iterable[str]) -> list[tuple[str, Mention, int, int]]:
     """The placed mentions of the finding (or one below it) that are not negated."""
     members = family(finding)
-    return [(s, m, a, b) for s in sentences for m, a, b in _placed(s)
-            if m.finding in members and m.status not in ("negated", "narrowed") and a >= 0]
+    return [
+        (s, m, a, b)
+        for s in sentences
+        for m, a, b in _placed(s)
+        if m.finding in members and m.status not in ("negated", "narrowed") and a >= 0
+    ]
 
 
 # -- 1. a hedge that may have been de-identified ----------------------------------------------------------
@@ -99,9 +119,12 @@ def check_deid_hedge(item: dict[str, Any], context: ValidationContext) -> Verdic
         for finding in claim.findings:
             named = _named(finding, evidence)
             if named and all(_after_deid_hedge(s, start) for s, _, start, _ in named):
-                return fail("certainty_deidentified", f"the answer has {display_name(finding)} certain; every "
-                                                      f"evidence sentence naming it {_quote(named[0][0])} links it "
-                                                      f"through a de-identified word that may have been a hedge")
+                return fail(
+                    "certainty_deidentified",
+                    f"the answer has {display_name(finding)} certain; every "
+                    f"evidence sentence naming it {_quote(named[0][0])} links it "
+                    f"through a de-identified word that may have been a hedge",
+                )
     return OK
 
 
@@ -118,7 +141,7 @@ def _attached_levels(sentence: str, start: int, end: int, others: list[tuple[int
     low = sentence.lower()
     levels = {wr.severity_words[w] for w in _WORD.findall(low[start:end]) if w in wr.severity_words}
     left_edge = max([b for a, b in others if b <= start], default=0)
-    before = _WORD.findall(low[left_edge:start])[::-1][:wr.window]
+    before = _WORD.findall(low[left_edge:start])[::-1][: wr.window]
     for word in before:
         if word in wr.breaks:
             break
@@ -127,7 +150,7 @@ def _attached_levels(sentence: str, start: int, end: int, others: list[tuple[int
     right_edge = min([a for a, b in others if a >= end], default=len(low))
     after = _WORD.findall(low[end:right_edge])
     if after and after[0] in wr.copulas:
-        for word in after[1:1 + wr.window]:
+        for word in after[1 : 1 + wr.window]:
             if word in wr.breaks:
                 break
             if word in wr.severity_words:
@@ -163,13 +186,19 @@ def check_severity_attachment(item: dict[str, Any], context: ValidationContext) 
             graded.append((sentence, m, frozenset(levels)))
     name = display_name(finding)
     if not graded:
-        return fail("severity_not_attached", f"the answer grades {name} {answer!r}; no severity word in the "
-                                             f"evidence {_quote(' '.join(evidence))} belongs to {name}")
+        return fail(
+            "severity_not_attached",
+            f"the answer grades {name} {answer!r}; no severity word in the "
+            f"evidence {_quote(' '.join(evidence))} belongs to {name}",
+        )
     # which level a word names is attribute_support's question; here: one mention graded as answered, another not
     if any(answered & levels for _, _, levels in graded) and any(not answered & levels for _, _, levels in graded):
-        return fail("severity_ambiguous", f"the evidence grades two mentions of {name} differently ("
-                                          + ", ".join(f"{m.text!r}: {'/'.join(sorted(lv))}" for _, m, lv in graded)
-                                          + f"): 'the {name}' is ambiguous")
+        return fail(
+            "severity_ambiguous",
+            f"the evidence grades two mentions of {name} differently ("
+            + ", ".join(f"{m.text!r}: {'/'.join(sorted(lv))}" for _, m, lv in graded)
+            + f"): 'the {name}' is ambiguous",
+        )
     return OK
 
 
@@ -194,15 +223,22 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
             named = _named(finding, evidence)
             if not named:
                 continue
-            outside = [(s, n) for s, _, _, end in named for n in _attributed(s, end, ordered)
-                       if not any(_allowed(n.finding, r) for r in claim.regions)]
+            outside = [
+                (s, n)
+                for s, _, _, end in named
+                for n in _attributed(s, end, ordered)
+                if not any(_allowed(n.finding, r) for r in claim.regions)
+            ]
             if outside and len({s for s, _ in outside}) == len({s for s, _, _, _ in named}):
                 sentence, other = outside[0]
                 regions = ", ".join(vocabulary().regions[r]["name"].lower() for r in claim.regions)
-                return fail("attributed_outside_region", f"the answer places {display_name(finding)} in the "
-                                                         f"{regions}; the report attributes it to "
-                                                         f"{display_name(other.finding)} ({_quote(sentence)}), "
-                                                         f"which cannot be there")
+                return fail(
+                    "attributed_outside_region",
+                    f"the answer places {display_name(finding)} in the "
+                    f"{regions}; the report attributes it to "
+                    f"{display_name(other.finding)} ({_quote(sentence)}), "
+                    f"which cannot be there",
+                )
     return OK
 
 

@@ -329,11 +329,12 @@ def main() -> int:
         fail(f"{cxr_dir} holds no files")
 
     import pydicom
-    from cxrvqa.core import parallel
+
     from cxrvqa.config import ImagingConfig
+    from cxrvqa.core import parallel
+    from cxrvqa.core.provenance import sha256_file
     from cxrvqa.imaging.convert import target_size
     from cxrvqa.imaging.models import ConversionJob, RenderSettings
-    from cxrvqa.core.provenance import sha256_file
 
     workers = args.workers
     imaging = ImagingConfig()
@@ -596,9 +597,9 @@ def main() -> int:
 def raster_column(tmp: Path, settings, workers: int, repeats: int, context) -> list[str]:  # noqa: ANN001
     """The JPEG / PNG column: throughput of ours and naive per format, and the workers' peak RSS; failures."""
     from cxrvqa.core import parallel
+    from cxrvqa.core.provenance import sha256_file
     from cxrvqa.imaging.convert import target_size
     from cxrvqa.imaging.models import ConversionJob
-    from cxrvqa.core.provenance import sha256_file
 
     folder = tmp / "raster"
     folder.mkdir()

@@ -9,7 +9,7 @@ per patient) are written into a fresh store (``tests.qa.fill_store``: bulk inser
 ``reports``, ``scene_graphs`` and ``images``, 10,000 studies at a time). Filling is not timed.
 
 Then the real QA stage runs as the ``generate-qa`` flow runs it, without Prefect: the 39
-built-in templates, ``record_inputs``, ``pending_work``, ``with_workers_for``, ``generate_batch``
+built-in templates, ``record_inputs``, ``pending_work``, ``with_workers_for``, ``run_batch``
 over batches of ``--batch-size`` studies (the config default, 2,000) with ``--workers`` processes
 (default 2), ``balance``. Throughput = rows written to ``qa_items`` / wall seconds of all that
 (the DuckDB write and the answer parts included). Target: >= 50,000 items/s on 2 cores.
@@ -126,6 +126,7 @@ class TreeRSS:
 
 def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> dict:
     """Fill a fresh store with ``n_studies`` and time the QA stage over it (this process)."""
+    from cxrvqa.core.batch import run_batch
     from cxrvqa.core.parallel import batched, with_workers_for
     from cxrvqa.qa import stage
     from cxrvqa.store import Store
@@ -145,7 +146,7 @@ def run_stage(n_studies: int, workers: int, batch_size: int, folder: Path) -> di
     context = with_workers_for(context, len(pending), stage.POOL_MIN_STUDIES)
     n_done = 0
     for batch in batched(pending, config.qa.batch_size):
-        n_done += stage.generate_batch(store, "bench", batch, context).n_done
+        n_done += run_batch(stage, store, "bench", batch, context).n_done
     rss_before_balance = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     duckdb_before_balance = store.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")[0][0]
     balance = stage.balance(store, "bench", context)

@@ -25,6 +25,7 @@ from prefect.utilities.annotations import quote
 
 from cxrvqa.config import Config
 from cxrvqa.core import progress
+from cxrvqa.core.batch import run_batch
 from cxrvqa.core.parallel import batched, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
@@ -38,15 +39,6 @@ from cxrvqa.store.shards import ShardSet, Tables, clear_shards, merge_shards, sh
 from cxrvqa.validation import judge as judge_stage
 from cxrvqa.validation import stage as validate_stage
 from cxrvqa.validation.dataset import checks_are_current, dataset_checks
-
-
-@task(name="ingest-image-batch", cache_policy=NO_CACHE)
-def ingest_image_batch(
-    db_path: Path, run_id: str, batch: list[str], context: image_stage.ImageStageContext
-) -> StageCounts:
-    counts = image_stage.ingest_batch(open_writer(db_path), run_id, batch, context)
-    progress.advance("images", counts.n_input)
-    return counts
 
 
 def _run_stage(
@@ -81,23 +73,25 @@ BATCH_STAGES = {
 }
 
 
+@task(name="stage-batch", cache_policy=NO_CACHE)
+def stage_batch(db_path: Path, run_id: str, stage: str, batch: list, context: Any) -> StageCounts:
+    """One batch of a stage loaded, computed and written in this process (`cxrvqa.core.batch.run_batch`)."""
+    counts = run_batch(BATCH_STAGES[stage], open_writer(db_path), run_id, batch, context)
+    progress.advance(stage, len(batch))
+    return counts
+
+
 def _batches(
-    config: Config,
-    run_id: str,
-    stage: str,
-    items: Iterable,
-    size: int,
-    context: Any,
-    local_task: Callable[[Path, str, list, Any], StageCounts],
-    on_dask: bool = True,
+    config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any, on_dask: bool = True
 ) -> Iterator[StageCounts]:
-    """The counts of each batch of ``size`` items, once it is written: computed here by ``local_task`` (local
-    executor, or a stage that must stay with the database), or on the Dask cluster and merged here (dask)."""
+    """The counts of each batch of ``size`` items, once it is written: computed here (local executor, or a
+    stage that must stay with the database), or on the Dask cluster and merged here (dask)."""
     if config.executor.kind == "dask" and on_dask:
         return _dask_batches(config, run_id, stage, items, size, context)
+    local = stage_batch.with_options(name=f"{stage}-batch")
     # quoted: Prefect would otherwise walk every record of the batch and the context looking for futures
     # (~1.6 s of a no-change rebuild at 10k studies)
-    return (local_task(config.db_path, run_id, quote(batch), quote(context)) for batch in batched(items, size))
+    return (local(config.db_path, run_id, stage, quote(batch), quote(context)) for batch in batched(items, size))
 
 
 class Sealed:
@@ -197,18 +191,9 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
         if context.manifest and config.limit is None:
             yield image_stage.write_missing_images(open_writer(config.db_path), run_id, context, files())
 
-    batches = _batches(config, run_id, "images", files(), config.imaging.batch_size, context, ingest_image_batch)
+    batches = _batches(config, run_id, "images", files(), config.imaging.batch_size, context)
     counts = _run_stage(config, run_id, "images", chain(batches, missing()), total=sum(1 for _ in files()))
     image_stage.retire_absent(open_writer(config.db_path), run_id, config, context, files())
-    return counts
-
-
-@task(name="ingest-report-batch", cache_policy=NO_CACHE)
-def ingest_report_batch(
-    db_path: Path, run_id: str, batch: list, context: report_stage.ReportStageContext
-) -> StageCounts:
-    counts = report_stage.ingest_batch(open_writer(db_path), run_id, batch, context)
-    progress.advance("reports", counts.n_input)
     return counts
 
 
@@ -223,19 +208,10 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
         config,
         run_id,
         "reports",
-        _batches(config, run_id, "reports", records, config.report_limits.batch_size, context, ingest_report_batch),
+        _batches(config, run_id, "reports", records, config.report_limits.batch_size, context),
         total=None,
     )
     report_stage.retire_absent(open_writer(config.db_path), run_id, config, studies)
-    return counts
-
-
-@task(name="extract-batch", cache_policy=NO_CACHE)
-def extract_batch(
-    db_path: Path, run_id: str, batch: list[str], context: extract_stage.ExtractStageContext
-) -> StageCounts:
-    counts = extract_stage.extract_batch(open_writer(db_path), run_id, batch, context)
-    progress.advance("extract", counts.n_input)
     return counts
 
 
@@ -252,19 +228,9 @@ def extract(config: Config, run_id: str) -> dict[str, int]:
         pending,
         config.extraction.batch_size,
         context,
-        extract_batch,
         on_dask=context.backend == "rules",
     )
     return _run_stage(config, run_id, "extract", batches, total=len(pending), skipped=total - len(pending))
-
-
-@task(name="generate-qa-batch", cache_policy=NO_CACHE)
-def generate_qa_batch(
-    db_path: Path, run_id: str, batch: list[tuple[str, list[str]]], context: qa_stage.QAStageContext
-) -> StageCounts:
-    counts = qa_stage.generate_batch(open_writer(db_path), run_id, batch, context)
-    progress.advance("qa", counts.n_input)
-    return counts
 
 
 @task(name="import-boxes", cache_policy=NO_CACHE)
@@ -299,20 +265,11 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
         config,
         run_id,
         "qa",
-        _batches(config, run_id, "qa", pending, config.qa.batch_size, context, generate_qa_batch),
+        _batches(config, run_id, "qa", pending, config.qa.batch_size, context),
         total=len(pending),
         skipped=total - len(pending),
     )
     qa_stage.balance(store, run_id, context)
-    return counts
-
-
-@task(name="validate-batch", cache_policy=NO_CACHE)
-def validate_batch(
-    db_path: Path, run_id: str, batch: list[str], context: validate_stage.ValidateStageContext
-) -> StageCounts:
-    counts = validate_stage.validate_batch(open_writer(db_path), run_id, batch, context)
-    progress.advance("validate", len(batch))
     return counts
 
 
@@ -325,7 +282,7 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
         config,
         run_id,
         "validate",
-        _batches(config, run_id, "validate", pending, config.qa.batch_size, context, validate_batch),
+        _batches(config, run_id, "validate", pending, config.qa.batch_size, context),
         total=len(pending),
         skipped=total - n_pending,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.encaps import encapsulate
-from pydicom.uid import CTImageStorage, ComputedRadiographyImageStorage, ExplicitVRLittleEndian, JPEGBaseline8Bit
+from pydicom.uid import ComputedRadiographyImageStorage, CTImageStorage, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from cxrvqa.synth.dicom import new_dataset, save, set_pixels
 

@@ -24,10 +24,9 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cxrvqa.core.scene_graph import Sentence
-from cxrvqa.core.scene_graph import FINDING_SECTIONS
-from cxrvqa.extraction.rules import extract_scene_graph, rules
+from cxrvqa.core.scene_graph import FINDING_SECTIONS, Sentence
 from cxrvqa.core.vocab import vocabulary
+from cxrvqa.extraction.rules import extract_scene_graph, rules
 
 FAULTS = ("500", "429", "slow", "malformed", "invalid", "length", "refusal", "ungrounded", "obey_injection")
 REPORT_LINE = re.compile(r"^\[(\d+)\] ([a-z]+): (.*)$", re.MULTILINE)

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cxrvqa.core.resources import resource
 from cxrvqa.errors import InputError
 from cxrvqa.imaging.boxes import import_boxes
 from cxrvqa.imaging.header import check_acceptance, read_header
-from cxrvqa.imaging.models import ImageRejection, RejectReason
 from cxrvqa.imaging.manifest import load_manifests
+from cxrvqa.imaging.models import ImageRejection, RejectReason
 from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason, load_reports
 from cxrvqa.reports.stage import ReportStageContext, parse_report
-from cxrvqa.core.resources import resource
 from cxrvqa.store import Store
 
 settings.register_profile(

@@ -10,7 +10,6 @@ import pytest
 from cxrvqa.audit.summary import AuditFilters, as_of, audit, summarise
 from cxrvqa.errors import ConfigError
 from cxrvqa.store import Store
-
 from tests.audit.conftest import Build, snapshot
 
 pytestmark = pytest.mark.flow

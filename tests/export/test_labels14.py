@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from cxrvqa.cli import app
 from cxrvqa.config import Config
-from cxrvqa.extraction.evaluation import score_labels14
 from cxrvqa.export.labels14 import LABELS14, label_of, study_labels
+from cxrvqa.extraction.evaluation import score_labels14
 from tests.extraction.test_stage import run_extract
 from tests.reports.test_stage import run_stage as run_report_stage
 from tests.reports.test_stage import write_jsonl

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cxrvqa.errors import ResourceError
 from cxrvqa.core import llm_client
-from cxrvqa.extraction import llm
-from cxrvqa.core.scene_graph import Sentence
 from cxrvqa.core.resources import resource
+from cxrvqa.core.scene_graph import Sentence
+from cxrvqa.errors import ResourceError
+from cxrvqa.extraction import llm
 
 SENTENCES = [
     Sentence(id=0, section="indication", text="Cough.", start=12, end=18),

@@ -19,8 +19,8 @@ from cxrvqa.core.scene_graph import (
     SLASH_PAIR,
     Sentence,
 )
-from cxrvqa.extraction.rules import extract_scene_graph
 from cxrvqa.core.text import normalise, split_sentences
+from cxrvqa.extraction.rules import extract_scene_graph
 
 GOLDEN = yaml.safe_load((Path(__file__).parent / "golden_sentences.yaml").read_text())
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.config import Config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.core.parallel import batched
 from cxrvqa.core.scene_graph import SceneGraph
 from cxrvqa.extraction import stage
@@ -25,7 +26,7 @@ def run_extract(config: Config, batch_size: int = 2) -> StageCounts:
         total, pending = stage.pending_studies(store, context)
         counts = StageCounts(n_input=total - len(pending), n_skipped=total - len(pending))
         for batch in batched(pending, batch_size):
-            counts.add(stage.extract_batch(store, run_id, batch, context))
+            counts.add(run_batch(stage, store, run_id, batch, context))
     return counts
 
 

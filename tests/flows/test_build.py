@@ -33,9 +33,10 @@ def test_every_available_stage_has_a_flow() -> None:
 
 
 def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
-    from flows.build import build_dataset
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.sorting import FlowRunSort
+
+    from flows.build import build_dataset
 
     result = build_dataset(demo_config(tmp_path / "out", imaging={"workers": 2, "batch_size": 2}))
     qa = result["stages"].pop("qa")

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from cxrvqa.config import Config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.core.parallel import batched
 from cxrvqa.core.provenance import sha256_file
 from cxrvqa.imaging import stage
@@ -57,7 +58,7 @@ def run_stage(config: Config, batch_size: int = 3) -> StageCounts:
         run_id = start_run(store, config)
         context = stage.prepare(config)
         for batch in batched(context.source_files(config.limit), batch_size):
-            total.add(stage.ingest_batch(store, run_id, batch, context))
+            total.add(run_batch(stage, store, run_id, batch, context))
         if context.manifest and config.limit is None:
             total.add(stage.write_missing_images(store, run_id, context, context.source_files()))
     return total

@@ -14,7 +14,7 @@ from cxrvqa.qa.generate import ALL_LETTERS, split_of
 from cxrvqa.qa.programs import finding_name
 from cxrvqa.qa.study import study_view
 from cxrvqa.qa.templates import builtin_templates
-from tests.qa import SPLITS, FRONTAL, generate, image, items, synthetic_study, template, view_from_spec
+from tests.qa import FRONTAL, SPLITS, generate, image, items, synthetic_study, template, view_from_spec
 
 MCQ = tuple(t for t in builtin_templates() if t.answer_format == "multiple_choice")
 EFFUSION = {

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from cxrvqa.config import load_config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.core.parallel import batched
 from cxrvqa.qa import stage
 from cxrvqa.store import Store
@@ -27,7 +28,7 @@ def run_qa(store: Store, out: Path, run_id: str, **qa: object) -> SimpleNamespac
     context = stage.prepare(config)
     n_studies = stage.record_inputs(store, run_id, context)
     total, pending = stage.pending_work(store, context)
-    counts = [stage.generate_batch(store, run_id, batch, context) for batch in batched(pending, 400)]
+    counts = [run_batch(stage, store, run_id, batch, context) for batch in batched(pending, 400)]
     return SimpleNamespace(
         context=context,
         n_studies=n_studies,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cxrvqa.config import Config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.core.parallel import batched
 from cxrvqa.reports import stage
 from cxrvqa.reports.loaders import load_reports
@@ -23,7 +24,7 @@ def run_stage(config: Config, batch_size: int = 2) -> StageCounts:
         context = stage.prepare(config)
         records = stage.reject_duplicate_studies(load_reports(config.reports, config.report_format))
         for batch in batched(records, batch_size):
-            total.add(stage.ingest_batch(store, run_id, batch, context))
+            total.add(run_batch(stage, store, run_id, batch, context))
     return total
 
 

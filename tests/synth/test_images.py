@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 from cxrvqa.config import Config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.core.parallel import batched
 from cxrvqa.imaging import stage
 from cxrvqa.store import Store, start_run
@@ -39,7 +40,7 @@ def ingested(corpus: Path, tmp_path_factory) -> Config:
         run_id = start_run(store, config)
         context = stage.prepare(config)
         for batch in batched(stage.iter_source_files(context.images_dir), 8):
-            stage.ingest_batch(store, run_id, batch, context)
+            run_batch(stage, store, run_id, batch, context)
     return config
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from cxrvqa.cli import _demo_inputs
 from cxrvqa.config import Config, load_config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.core.grading import grading
 from cxrvqa.core.llm_client import ResponseError
 from cxrvqa.errors import ConfigError
@@ -207,7 +208,7 @@ def test_verdicts_failures_cache_and_grades(
         stricter = validate_stage.prepare(
             load_config(None, {**_demo_inputs(), "out_dir": out, "strictness": {"answer_leak": "warn"}})
         )
-        validate_stage.validate_batch(store, "r-revalidate", ["demo-s1"], stricter)
+        run_batch(validate_stage, store, "r-revalidate", ["demo-s1"], stricter)
         assert store.query(
             "SELECT label, weakest, rule_grade, rule_weakest, run_id FROM current_qa_grades "
             "WHERE item_id IN (?, ?) ORDER BY item_id = ?",

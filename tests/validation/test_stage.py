@@ -8,6 +8,7 @@ import pytest
 
 from cxrvqa.cli import _demo_inputs
 from cxrvqa.config import load_config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.errors import ConfigError
 from cxrvqa.store import Store
 from cxrvqa.validation import stage
@@ -46,7 +47,7 @@ def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
             "s50000005",
         ]
         ignored = stage.prepare(_config(demo, strictness={"answer_leak": "ignore"}))
-        counts = stage.validate_batch(store, "r-ignore", ["demo-s1"], ignored)
+        counts = run_batch(stage, store, "r-ignore", ["demo-s1"], ignored)
         rows = store.query("SELECT DISTINCT validator FROM validation_results WHERE run_id = 'r-ignore'")
         assert {r[0] for r in rows} == set(VALIDATORS) - {"answer_leak"} and counts.n_rejected == 0
 
@@ -64,7 +65,7 @@ def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Pat
         store.con.execute("DELETE FROM validation_done WHERE item_id = ?", [item_id])
         context = stage.prepare(_config(out))
         assert stage.pending_studies(store, context)[1:] == (1, ["demo-s1"])
-        counts = stage.validate_batch(store, "r-tamper", ["demo-s1"], context)
+        counts = run_batch(stage, store, "r-tamper", ["demo-s1"], context)
         assert (counts.n_input, counts.n_done, counts.n_rejected) == (1, 0, 1)
         assert store.query(
             "SELECT validator, status, reason, detail FROM current_validation_results "

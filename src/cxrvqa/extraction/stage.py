@@ -457,7 +457,7 @@ def compute_batch(studies: list[StudyInput], context: ExtractStageContext, run_i
     """The table rows of the rules backend's graphs, made in chunks over the worker processes and written
     at once (one insert per table and batch: chunks of 100 studies are small). Pure.
 
-    The llm backend is not pure (its cache and budget live in the store): see `extract_batch`."""
+    The llm backend is not pure (its cache and budget live in the store): see `compute_here`."""
     if context.backend != "rules":
         raise ValueError(f"compute_batch runs the rules backend only, not {context.backend!r}")
     work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
@@ -477,12 +477,11 @@ def write_batch(
     return counts
 
 
-def extract_batch(store: Store, run_id: str, study_ids: list[str], context: ExtractStageContext) -> StageCounts:
-    """Extract and write one batch of pending studies; every study ends as a graph or a failure row,
-    and the batch commits as a whole."""
-    studies, counts = load_batch(store, study_ids, context)
+def compute_here(
+    store: Store, studies: list[StudyInput], context: ExtractStageContext, run_id: str
+) -> Iterable[Tables]:
+    """A batch's tables computed beside the store (`cxrvqa.core.batch.run_batch`): the llm backend's request
+    cache and budget live there; the rules backend is `compute_batch`."""
     if context.backend == "llm":
-        parts: Iterable[Tables] = [_llm_tables(store, run_id, studies, context, datetime.now(timezone.utc))]
-    else:
-        parts = compute_batch(studies, context, run_id)
-    return write_batch(store, counts, parts, context)
+        return [_llm_tables(store, run_id, studies, context, datetime.now(timezone.utc))]
+    return compute_batch(studies, context, run_id)

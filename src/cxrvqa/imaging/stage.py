@@ -285,12 +285,6 @@ def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], cont
     return counts
 
 
-def ingest_batch(store: Store, run_id: str, batch: list[str], context: ImageStageContext) -> StageCounts:
-    """Convert one batch of files (relative paths) and write their rows; returns the counts."""
-    work, counts = load_batch(store, batch, context)
-    return write_batch(store, counts, compute_batch(work, context, run_id), context)
-
-
 def write_missing_images(store: Store, run_id: str, context: ImageStageContext, seen: Iterable[str]) -> StageCounts:
     """A `missing_image` reject for each manifest row whose image is not among ``seen`` (every file under
     --images), unless its latest outcome already is that reject; the counts (input and rejected)."""

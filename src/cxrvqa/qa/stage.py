@@ -286,15 +286,6 @@ def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], cont
     return counts
 
 
-def generate_batch(
-    store: Store, run_id: str, work: list[tuple[str, list[str]]], context: QAStageContext
-) -> StageCounts:
-    """Generate and write one batch of (study, templates) work; the batch commits as a whole, each chunk
-    written while the workers make the next ones."""
-    studies, counts = load_batch(store, work, context)
-    return write_batch(store, counts, compute_batch(studies, context, run_id), context)
-
-
 def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
     """(yes, no) items one question keeps of its candidates: every item of the rarer side (relative to the
     target share) and as many of the other as reach the share, at least one each; nothing when a side is

@@ -218,11 +218,3 @@ def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], cont
     counts.n_done += written["reports"]
     counts.n_rejected += written["report_rejects"]
     return counts
-
-
-def ingest_batch(
-    store: Store, run_id: str, batch: list[RawReport | RawReject], context: ReportStageContext
-) -> StageCounts:
-    """Write one batch of loaded records; every record ends as a report, a reject or a skip."""
-    work, counts = load_batch(store, batch, context)
-    return write_batch(store, counts, compute_batch(work, context, run_id), context)

@@ -324,10 +324,3 @@ def write_batch(
     write_tables(store, counted(parts))
     counts.n_done = counts.n_input - counts.n_rejected
     return counts
-
-
-def validate_batch(store: Store, run_id: str, study_ids: list[str], context: ValidateStageContext) -> StageCounts:
-    """Validate the pending items of these studies over the worker processes; one row per item x validator,
-    committed as a whole."""
-    work, counts = load_batch(store, study_ids, context)
-    return write_batch(store, counts, compute_batch(work, context, run_id), context)

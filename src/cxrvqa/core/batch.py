@@ -1,0 +1,36 @@
+"""The batch protocol every stage follows: load (reads the store), compute (pure), write (one transaction).
+
+A stage module (images, reports, extract, qa, validate) provides the three functions below; the flow runs
+a batch with `run_batch` in its own process, or computes it on a Dask worker (`compute_batch` only, the
+outputs as Parquet shards) and writes it in the flow's process. A stage whose computing must stay with the
+database (the llm extraction: its request cache and budget live there) also provides `compute_here`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.shards import Tables
+
+
+class BatchStage(Protocol):
+    """What a stage module provides (a module satisfies the protocol with module-level functions)."""
+
+    def load_batch(self, store: Store, batch: Any, context: Any) -> tuple[Any, StageCounts]:
+        """The batch's inputs read from the store, and its counts so far (inputs, skips)."""
+
+    def compute_batch(self, work: Any, context: Any, run_id: str) -> Iterable[Tables]:
+        """The batch's output tables, computed without the store (in this process or on a worker)."""
+
+    def write_batch(self, store: Store, counts: StageCounts, parts: Iterable[Tables], context: Any) -> StageCounts:
+        """The output tables written in one transaction; the counts completed (done, rejected)."""
+
+
+def run_batch(stage: BatchStage, store: Store, run_id: str, batch: Any, context: Any) -> StageCounts:
+    """Load, compute and write one batch in this process; every input ends as a row, a reject or a skip."""
+    work, counts = stage.load_batch(store, batch, context)
+    compute_here = getattr(stage, "compute_here", None)
+    parts = compute_here(store, work, context, run_id) if compute_here else stage.compute_batch(work, context, run_id)
+    return stage.write_batch(store, counts, parts, context)

@@ -514,9 +514,6 @@ def collect_status(
     items per question type and format, and what the next build would redo: on a large build they take
     seconds (the validation reasons read every result row, the formats every item: 4.7 s at 100k studies;
     staleness asks every stage), and the build just redid what was stale."""
-    from cxrvqa.staleness import stale_work
-    from cxrvqa.store.runs import last_config
-
     # capped like a build's store: uncapped, DuckDB may take 80% of the machine's memory for these queries
     with Store(db_path, read_only=True, memory_limit=Config().duckdb_memory_limit) as store:
         runs = store.query_dicts(
@@ -530,14 +527,7 @@ def collect_status(
         )
         tables = table_counts(store)
         grades = [{"grade": g.grade, "label": g.label, "n": g.n} for g in grade_counts(store)]
-        qa_formats = (
-            None
-            if brief
-            else store.query_dicts(
-                "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
-                "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL"
-            )
-        )
+        qa_formats, reasons, work = (None, None, None) if brief else _status_detail(store, qa)
         prior = [asdict(f) for f in headline(stored_prior(store))]
         balance = store.query_dicts(BALANCE_SQL)
         usage = store.query_dicts(
@@ -551,15 +541,6 @@ def collect_status(
             "(SELECT backend, study_id, unnest(quality) AS code FROM current_scene_graphs) "
             "GROUP BY backend, code ORDER BY backend, n DESC, code"
         )
-        reasons = (
-            None
-            if brief
-            else sorted(map(_status_reason, reason_counts(store)), key=lambda r: (r["stage"], -r["n"], r["reason"]))
-        )
-        config = None if brief else last_config(store)
-        if config is not None:
-            config = _with_qa(config, qa)
-        work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
     return {
         "runs": runs,
         "run_id": selected,
@@ -574,6 +555,26 @@ def collect_status(
         "question_only_baseline": prior,
         "balance": balance,
     }
+
+
+def _status_detail(
+    store: Store, qa: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """What a brief status leaves out, being slow on a large build: the items per question type and format,
+    the reject reasons, and what the next build would redo (None when no run recorded its config)."""
+    from cxrvqa.staleness import stale_work
+    from cxrvqa.store.runs import last_config
+
+    qa_formats = store.query_dicts(
+        "SELECT question_type, answer_format, count(*) AS n, count(DISTINCT template_id) AS templates, "
+        "round(avg(polarity::INTEGER), 3) AS yes_share FROM current_qa_items GROUP BY ALL ORDER BY ALL"
+    )
+    reasons = sorted(map(_status_reason, reason_counts(store)), key=lambda r: (r["stage"], -r["n"], r["reason"]))
+    config = last_config(store)
+    if config is not None:
+        config = _with_qa(config, qa)
+    work = [w.as_dict() for w in stale_work(store, config)] if config is not None else None
+    return qa_formats, reasons, work
 
 
 #: What the latest per-question balance kept, per kind of question: yes/no (template and arguments) and
@@ -741,61 +742,66 @@ def _print_counts(out: Console, title: str, columns: tuple[str, ...], rows: list
 EXPORT_FORMATS = ("jsonl", "parquet", "hf", "llava", "labels14")
 
 
+# The options of `cxrvqa export`.
+_ExportOut = Annotated[Path, typer.Option("--out", help="Output folder of a build.")]
+_ExportFormat = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help=(
+            "jsonl: one QA item per line (what validate-file reads). parquet: a folder with one Parquet file per "
+            "split and a dataset card, image paths relative to the build. hf: the same with datasets "
+            "Image features "
+            "(absolute image paths). llava: LLaVA conversation JSON (items without an image are left out). "
+            "labels14: study-level ChestX-ray14 labels CSV."
+        ),
+    ),
+]
+_ExportDest = Annotated[
+    Path,
+    typer.Option(
+        "--dest", help=("File (jsonl, llava, labels14) or folder (parquet, hf) to write; replaced atomically.")
+    ),
+]
+_ExportMinGrade = Annotated[
+    Optional[str],
+    typer.Option(
+        "--min-grade",
+        help=("Only items graded G or better (A++, A+, A, B, C, D: schemas/vocab/grades.yaml); default: every item."),
+    ),
+]
+_ExportSplit = Annotated[Optional[str], typer.Option("--split", help="Only items of this split (train | val | test).")]
+_ExportBalance = Annotated[
+    Optional[str],
+    typer.Option(
+        "--balance",
+        help=(
+            "per-question: an evaluation profile, per split and question (template and arguments) as many 'yes' as "
+            "'no' items (each option of a choice as often), chosen by item-hash thresholds that stay put across "
+            "rebuilds, so that the question alone answers about half; with --min-grade, balanced over the items "
+            "graded that well; the card states it and its question-only baseline."
+        ),
+    ),
+]
+_ExportBackend = Annotated[str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")]
+_ExportUncertain = Annotated[
+    str,
+    typer.Option(
+        "--uncertain", help="labels14: uncertain mentions count as 'negative' (0, the default) or 'positive' (1)."
+    ),
+]
+
+
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Output folder of a build.")],
-    export_format: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help=(
-                "jsonl: one QA item per line (what validate-file reads). parquet: a folder with one Parquet file per "
-                "split and a dataset card, image paths relative to the build. hf: the same with datasets "
-                "Image features "
-                "(absolute image paths). llava: LLaVA conversation JSON (items without an image are left out). "
-                "labels14: study-level ChestX-ray14 labels CSV."
-            ),
-        ),
-    ],
-    dest: Annotated[
-        Path,
-        typer.Option(
-            "--dest", help=("File (jsonl, llava, labels14) or folder (parquet, hf) to write; replaced atomically.")
-        ),
-    ],
-    min_grade: Annotated[
-        Optional[str],
-        typer.Option(
-            "--min-grade",
-            help=(
-                "Only items graded G or better (A++, A+, A, B, C, D: schemas/vocab/grades.yaml); default: every item."
-            ),
-        ),
-    ] = None,
-    split: Annotated[
-        Optional[str], typer.Option("--split", help="Only items of this split (train | val | test).")
-    ] = None,
-    balance: Annotated[
-        Optional[str],
-        typer.Option(
-            "--balance",
-            help=(
-                "per-question: an evaluation profile, per split and question (template and arguments) as many 'yes' as "
-                "'no' items (each option of a choice as often), chosen by item-hash thresholds that stay put across "
-                "rebuilds, so that the question alone answers about half; with --min-grade, balanced over the items "
-                "graded that well; the card states it and its question-only baseline."
-            ),
-        ),
-    ] = None,
-    backend: Annotated[
-        str, typer.Option("--backend", help="labels14: scene graphs of this extraction backend.")
-    ] = "rules",
-    uncertain: Annotated[
-        str,
-        typer.Option(
-            "--uncertain", help="labels14: uncertain mentions count as 'negative' (0, the default) or 'positive' (1)."
-        ),
-    ] = "negative",
+    out: _ExportOut,
+    export_format: _ExportFormat,
+    dest: _ExportDest,
+    min_grade: _ExportMinGrade = None,
+    split: _ExportSplit = None,
+    balance: _ExportBalance = None,
+    backend: _ExportBackend = "rules",
+    uncertain: _ExportUncertain = "negative",
 ) -> None:
     """Write the current dataset in an external format (read-only over the store)."""
     try:

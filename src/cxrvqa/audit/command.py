@@ -18,53 +18,56 @@ from cxrvqa.store import Store
 DEFAULT_EXAMPLES = 10
 
 
+_AuditCompare = Annotated[
+    Optional[str],
+    typer.Option(
+        "--compare",
+        help=("Show what changed since this run: reasons that grew or shrank, templates whose counts or rates moved."),
+    ),
+]
+_AuditStage = Annotated[
+    Optional[str],
+    typer.Option("--stage", help=("Only this stage: images | reports | extract | boxes | qa | validate | dataset.")),
+]
+_AuditLimit = Annotated[
+    Optional[int],
+    typer.Option(
+        "--limit",
+        min=0,
+        help=(f"Failing items to show (default {DEFAULT_EXAMPLES}; with --html, embedded in the page: 200)."),
+    ),
+]
+_AuditHtml = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--html",
+        help=("Write a self-contained HTML audit page (charts, failing items with images and boxes) to this file."),
+    ),
+]
+_AuditVerdicts = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--verdicts",
+        help=(
+            "Summarise a `cxrvqa validate-file` verdicts file instead of a build (no --out needed): rejects and "
+            "warnings apart, per reason and template, the failing lines; with --html as a page."
+        ),
+    ),
+]
+
+
 def audit_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder of a build.")] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Audit the dataset as it was after this run.")] = None,
-    compare: Annotated[
-        Optional[str],
-        typer.Option(
-            "--compare",
-            help=(
-                "Show what changed since this run: reasons that grew or shrank, templates whose counts or rates moved."
-            ),
-        ),
-    ] = None,
-    stage: Annotated[
-        Optional[str],
-        typer.Option(
-            "--stage", help=("Only this stage: images | reports | extract | boxes | qa | validate | dataset.")
-        ),
-    ] = None,
+    compare: _AuditCompare = None,
+    stage: _AuditStage = None,
     validator: Annotated[Optional[str], typer.Option("--validator", help="Only this validator's failures.")] = None,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Only this reason code.")] = None,
     template: Annotated[Optional[str], typer.Option("--template", help="Only this template's items.")] = None,
-    limit: Annotated[
-        Optional[int],
-        typer.Option(
-            "--limit",
-            min=0,
-            help=(f"Failing items to show (default {DEFAULT_EXAMPLES}; with --html, embedded in the page: 200)."),
-        ),
-    ] = None,
+    limit: _AuditLimit = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (one JSON document).")] = False,
-    html: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--html",
-            help=("Write a self-contained HTML audit page (charts, failing items with images and boxes) to this file."),
-        ),
-    ] = None,
-    verdicts: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--verdicts",
-            help=(
-                "Summarise a `cxrvqa validate-file` verdicts file instead of a build (no --out needed): rejects and "
-                "warnings apart, per reason and template, the failing lines; with --html as a page."
-            ),
-        ),
-    ] = None,
+    html: _AuditHtml = None,
+    verdicts: _AuditVerdicts = None,
 ) -> None:
     """Counts, reasons, failure rates, grades, rules-vs-LLM disagreements and failing items of a build."""
     from cxrvqa.audit import html as page

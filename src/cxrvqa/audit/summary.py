@@ -646,27 +646,7 @@ def stage_counts(store: Store, filters: AuditFilters, relations: Relations, tabl
         )[0]["n"]
         rows.append(StageCount("qa", "QA items", items))
     if filters.shows("validate"):
-        worst = _query(
-            store,
-            (
-                "WITH w AS (SELECT i.item_id, max(CASE r.status WHEN 'reject' THEN 2 WHEN 'warn' THEN 1 ELSE 0 END) "
-                "FILTER (r.status = 'ok' OR $reason IS NULL OR r.reason = $reason) AS worst, count(r.item_id) AS n "
-                f"FROM {relations.items} i LEFT JOIN {relations.results} r USING (item_id, "
-                "template_version, input_hash) "
-                "GROUP BY ALL) SELECT count(*) FILTER (n > 0 AND worst = 0) AS kept, count(*) FILTER (worst = 1) AS "
-                "warned, count(*) FILTER (worst = 2) AS rejected FROM w"
-            ),
-            filters,
-        )[0]
-        rows.append(
-            StageCount(
-                "validate",
-                "items validated ok",
-                worst["kept"] or 0,
-                warned=worst["warned"] or 0,
-                rejected=worst["rejected"] or 0,
-            )
-        )
+        rows.append(_validate_count(store, filters, relations))
     if filters.shows("dataset"):
         checks = _query(
             store,
@@ -677,6 +657,29 @@ def stage_counts(store: Store, filters: AuditFilters, relations: Relations, tabl
         )[0]
         rows.append(StageCount("dataset", "checks passed", checks["passed"], failed=checks["failed"]))
     return rows
+
+
+def _validate_count(store: Store, filters: AuditFilters, relations: Relations) -> StageCount:
+    """Items by their worst validator status, counting only the failures that --reason keeps."""
+    worst = _query(
+        store,
+        (
+            "WITH w AS (SELECT i.item_id, max(CASE r.status WHEN 'reject' THEN 2 WHEN 'warn' THEN 1 ELSE 0 END) "
+            "FILTER (r.status = 'ok' OR $reason IS NULL OR r.reason = $reason) AS worst, count(r.item_id) AS n "
+            f"FROM {relations.items} i LEFT JOIN {relations.results} r USING (item_id, "
+            "template_version, input_hash) "
+            "GROUP BY ALL) SELECT count(*) FILTER (n > 0 AND worst = 0) AS kept, count(*) FILTER (worst = 1) AS "
+            "warned, count(*) FILTER (worst = 2) AS rejected FROM w"
+        ),
+        filters,
+    )[0]
+    return StageCount(
+        "validate",
+        "items validated ok",
+        worst["kept"] or 0,
+        warned=worst["warned"] or 0,
+        rejected=worst["rejected"] or 0,
+    )
 
 
 def template_summaries(store: Store, filters: AuditFilters, relations: Relations) -> list[TemplateSummary]:
@@ -815,57 +818,64 @@ def failing_items(
     )
     store.con.execute(sql, _bind(sql, filters))
     try:
-        items = store.query_dicts(
-            "SELECT p.position, q.item_id, q.study_id, q.image_id, concat_ws(', ', im.view_position, q.view_plane) "
-            "AS view, q.template_id, q.question_type, q.answer_format, q.question, q.answer, q.options, "
-            "q.correct_option, q.findings, q.regions, q.boxes, q.evidence_ids, g.label AS grade "
-            "FROM _audit_picked p JOIN current_qa_items q USING (item_id, template_version, input_hash) "
-            f"LEFT JOIN {relations.grades} g USING (item_id, template_version, input_hash) "
-            "LEFT JOIN (SELECT image_id, any_value(view_position) AS view_position FROM images GROUP BY 1) im "
-            "ON im.image_id = q.image_id ORDER BY p.position"
-        )
-        parts: dict[str, list[dict[str, str]]] = {}
-        for item_id, kind, text in store.query(
-            "SELECT a.item_id, a.kind, a.text FROM current_qa_answer_parts a SEMI JOIN _audit_picked p "
-            "USING (item_id, template_version, input_hash) ORDER BY a.item_id, a.part_index"
-        ):
-            parts.setdefault(item_id, []).append({"kind": kind, "text": text})
-        failures: dict[str, list[Failure]] = {}
-        for item_id, *failure in store.query(
-            f"SELECT item_id, validator, status, reason, detail, strictness FROM {relations.results} r SEMI JOIN "
-            f"_audit_picked p USING (item_id, template_version, input_hash) WHERE status <> 'ok' "
-            "ORDER BY item_id, status = 'reject' DESC, validator"
-        ):
-            failures.setdefault(item_id, []).append(Failure(*failure))
+        items, parts, failures = _read_picked(store, relations)
     finally:
         store.con.execute("DROP TABLE IF EXISTS temp.main._audit_picked")
-    result = []
-    for row in items:
-        item_failures = failures.get(row["item_id"], [])
-        result.append(
-            FailingItem(
-                row["item_id"],
-                row["study_id"],
-                row["image_id"],
-                row["view"] if row["image_id"] else None,
-                row["template_id"],
-                row["question_type"],
-                row["answer_format"],
-                row["question"],
-                row["answer"],
-                parts.get(row["item_id"], []),
-                row["options"],
-                row["correct_option"],
-                row["findings"],
-                row["regions"],
-                row["boxes"],
-                row["evidence_ids"],
-                row["grade"],
-                max((f.status for f in item_failures), key=STATUS_RANK.__getitem__, default="ok"),
-                item_failures,
-            )
-        )
-    return total, result
+    return total, [_failing_item(row, parts.get(row["item_id"], []), failures.get(row["item_id"], [])) for row in items]
+
+
+def _read_picked(
+    store: Store, relations: Relations
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, str]]], dict[str, list[Failure]]]:
+    """The items in temp table _audit_picked (in its order), their answer parts and their failures, by item."""
+    items = store.query_dicts(
+        "SELECT p.position, q.item_id, q.study_id, q.image_id, concat_ws(', ', im.view_position, q.view_plane) "
+        "AS view, q.template_id, q.question_type, q.answer_format, q.question, q.answer, q.options, "
+        "q.correct_option, q.findings, q.regions, q.boxes, q.evidence_ids, g.label AS grade "
+        "FROM _audit_picked p JOIN current_qa_items q USING (item_id, template_version, input_hash) "
+        f"LEFT JOIN {relations.grades} g USING (item_id, template_version, input_hash) "
+        "LEFT JOIN (SELECT image_id, any_value(view_position) AS view_position FROM images GROUP BY 1) im "
+        "ON im.image_id = q.image_id ORDER BY p.position"
+    )
+    parts: dict[str, list[dict[str, str]]] = {}
+    for item_id, kind, text in store.query(
+        "SELECT a.item_id, a.kind, a.text FROM current_qa_answer_parts a SEMI JOIN _audit_picked p "
+        "USING (item_id, template_version, input_hash) ORDER BY a.item_id, a.part_index"
+    ):
+        parts.setdefault(item_id, []).append({"kind": kind, "text": text})
+    failures: dict[str, list[Failure]] = {}
+    for item_id, *failure in store.query(
+        f"SELECT item_id, validator, status, reason, detail, strictness FROM {relations.results} r SEMI JOIN "
+        f"_audit_picked p USING (item_id, template_version, input_hash) WHERE status <> 'ok' "
+        "ORDER BY item_id, status = 'reject' DESC, validator"
+    ):
+        failures.setdefault(item_id, []).append(Failure(*failure))
+    return items, parts, failures
+
+
+def _failing_item(row: dict[str, Any], parts: list[dict[str, str]], failures: list[Failure]) -> FailingItem:
+    """One picked item; its status is its worst failure's."""
+    return FailingItem(
+        row["item_id"],
+        row["study_id"],
+        row["image_id"],
+        row["view"] if row["image_id"] else None,
+        row["template_id"],
+        row["question_type"],
+        row["answer_format"],
+        row["question"],
+        row["answer"],
+        parts,
+        row["options"],
+        row["correct_option"],
+        row["findings"],
+        row["regions"],
+        row["boxes"],
+        row["evidence_ids"],
+        row["grade"],
+        max((f.status for f in failures), key=STATUS_RANK.__getitem__, default="ok"),
+        failures,
+    )
 
 
 #: Example rows of the input stages' rejects and failures.
@@ -1027,6 +1037,34 @@ def compare(before: AuditSummary, after: AuditSummary) -> Comparison:
     )
     reasons = _count_changes({reason_key(r): r.n for r in before.reasons}, {reason_key(r): r.n for r in after.reasons})
     grades = _count_changes({g.label: g.n for g in before.grades}, {g.label: g.n for g in after.grades})
+    old_c = {(c.check, c.subject): c for c in before.dataset_checks}
+    new_c = {(c.check, c.subject): c for c in after.dataset_checks}
+    checks = [
+        CheckChange(
+            check,
+            subject,
+            old_c[key].ok if key in old_c else None,
+            new_c[key].ok if key in new_c else None,
+            old_c[key].detail if key in old_c else "",
+            new_c[key].detail if key in new_c else "",
+        )
+        for key in sorted(old_c.keys() | new_c.keys())
+        for check, subject in [key]
+        if (old_c[key].ok if key in old_c else None) != (new_c[key].ok if key in new_c else None)
+    ]
+    return Comparison(
+        before.as_of_run,
+        stages,
+        reasons,
+        _template_changes(before, after),
+        _validator_changes(before, after),
+        grades,
+        checks,
+    )
+
+
+def _template_changes(before: AuditSummary, after: AuditSummary) -> list[TemplateChange]:
+    """Templates whose item count, failure rate or positive share moved; largest failure-rate move first."""
     old = {t.template_id: t for t in before.templates}
     new = {t.template_id: t for t in after.templates}
     templates = []
@@ -1047,13 +1085,18 @@ def compare(before: AuditSummary, after: AuditSummary) -> Comparison:
             row.positive_share_after,
         ):
             templates.append(row)
-    templates.sort(
+    return sorted(
+        templates,
         key=lambda t: (
             -abs((t.failure_rate_after or 0) - (t.failure_rate_before or 0)),
             -abs(t.items_after - t.items_before),
             t.template_id,
-        )
+        ),
     )
+
+
+def _validator_changes(before: AuditSummary, after: AuditSummary) -> list[ValidatorChange]:
+    """Validators whose failing items or failure rate moved, by name."""
     old_v = {v.validator: v for v in before.validators}
     new_v = {v.validator: v for v in after.validators}
     validators = []
@@ -1068,22 +1111,7 @@ def compare(before: AuditSummary, after: AuditSummary) -> Comparison:
         )
         if (row.failing_before, row.failure_rate_before) != (row.failing_after, row.failure_rate_after):
             validators.append(row)
-    old_c = {(c.check, c.subject): c for c in before.dataset_checks}
-    new_c = {(c.check, c.subject): c for c in after.dataset_checks}
-    checks = [
-        CheckChange(
-            check,
-            subject,
-            old_c[key].ok if key in old_c else None,
-            new_c[key].ok if key in new_c else None,
-            old_c[key].detail if key in old_c else "",
-            new_c[key].detail if key in new_c else "",
-        )
-        for key in sorted(old_c.keys() | new_c.keys())
-        for check, subject in [key]
-        if (old_c[key].ok if key in old_c else None) != (new_c[key].ok if key in new_c else None)
-    ]
-    return Comparison(before.as_of_run, stages, reasons, templates, validators, grades, checks)
+    return validators
 
 
 #: Changed items the audit's change log shows (`cxrvqa diff` shows more).

@@ -429,6 +429,11 @@ def _render_comparison(comparison: Comparison, out: Console) -> None:
             for c in rows:
                 table.add_row(_text(c.key), _text(c.before), _text(c.after), Text(f"{c.delta:+d}"))
             out.print(table)
+    _render_changed_rows(comparison, out)
+
+
+def _render_changed_rows(comparison: Comparison, out: Console) -> None:
+    """The templates, validators and dataset checks that changed, a table each."""
     if comparison.templates:
         table = _table("Changed templates", COMPARE_TEMPLATE_COLUMNS, COMPARE_TEMPLATE_COLUMNS[1:])
         for t in comparison.templates:

@@ -156,28 +156,7 @@ def finding_sites() -> Sites:
     file = "schemas/vocab/finding_sites.yaml"
     data, digest = load_checked_yaml(file, "finding_sites.schema.json")
     vocab = vocabulary()
-    named: dict[str, dict[str, Any]] = {}
-    for category, region in data["category_regions"].items():
-        if category not in vocab.categories or region not in vocab.regions:
-            raise ResourceError(
-                file, f"category_regions: expected a category and a region, found {category!r}: {region!r}"
-            )
-    for category, finding in data["category_roots"].items():
-        if category not in vocab.categories or vocab.findings.get(finding, {}).get("category") != category:
-            raise ResourceError(
-                file, f"category_roots: expected a category and one of its findings, found {category!r}: {finding!r}"
-            )
-    for group in data["groups"]:
-        for region in [*group["regions"], *group.get("by_side", {}).values(), *group.get("blurs", [])]:
-            if region not in vocab.regions:
-                raise ResourceError(file, f"group {group['id']!r} names unknown region {region!r}")
-        for finding in group["findings"]:
-            if finding not in vocab.findings:
-                raise ResourceError(file, f"group {group['id']!r} names unknown finding {finding!r}")
-            if named.setdefault(finding, group) is not group:
-                raise ResourceError(
-                    file, f"finding {finding!r} is in groups {named[finding]['id']!r} and {group['id']!r}"
-                )
+    named = _named_groups(file, data)
     regions, by_side, unlocated, sized, unsided, blurs = {}, {}, set(), set(), set(), {}
     for finding in vocab.findings:
         group = next((named[f] for f in (finding, *ancestors("findings", finding)) if f in named), None)
@@ -199,17 +178,7 @@ def finding_sites() -> Sites:
     placed_only = frozenset(data.get("placed_only", ()))
     if placed_only - set(vocab.findings):
         raise ResourceError(file, f"placed_only: not in the vocabulary: {sorted(placed_only - set(vocab.findings))}")
-    blurred = {}
-    for finding, entry in data.get("blurred_by", {}).items():
-        unknown = sorted({finding, *entry["findings"]} - set(vocab.findings)) or (
-            [entry["region"]] if entry["region"] not in vocab.regions else []
-        )
-        if unknown:
-            raise ResourceError(file, f"blurred_by.{finding}: not in the vocabulary: {unknown}")
-        members = frozenset(
-            f for top in entry["findings"] for f in vocab.findings if f == top or top in ancestors("findings", f)
-        )
-        blurred[finding] = (members, entry["region"])
+    blurred = _blurred_by(file, data.get("blurred_by", {}))
     overlapping = _overlapping(file, data.get("overlapping", ()))
     apart = frozenset(data.get("apart", ()))
     if apart - set(vocab.regions):
@@ -230,6 +199,51 @@ def finding_sites() -> Sites:
         apart,
         digest,
     )
+
+
+def _named_groups(file: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """finding -> the group that names it, once the categories' regions and roots and the groups are checked
+    against the vocabulary (a finding is in one group at most)."""
+    vocab, named = vocabulary(), {}
+    for category, region in data["category_regions"].items():
+        if category not in vocab.categories or region not in vocab.regions:
+            raise ResourceError(
+                file, f"category_regions: expected a category and a region, found {category!r}: {region!r}"
+            )
+    for category, finding in data["category_roots"].items():
+        if category not in vocab.categories or vocab.findings.get(finding, {}).get("category") != category:
+            raise ResourceError(
+                file, f"category_roots: expected a category and one of its findings, found {category!r}: {finding!r}"
+            )
+    for group in data["groups"]:
+        for region in [*group["regions"], *group.get("by_side", {}).values(), *group.get("blurs", [])]:
+            if region not in vocab.regions:
+                raise ResourceError(file, f"group {group['id']!r} names unknown region {region!r}")
+        for finding in group["findings"]:
+            if finding not in vocab.findings:
+                raise ResourceError(file, f"group {group['id']!r} names unknown finding {finding!r}")
+            if named.setdefault(finding, group) is not group:
+                raise ResourceError(
+                    file, f"finding {finding!r} is in groups {named[finding]['id']!r} and {group['id']!r}"
+                )
+    return named
+
+
+def _blurred_by(file: str, entries: dict[str, dict[str, Any]]) -> dict[str, tuple[frozenset[str], str]]:
+    """finding -> (the findings, with those below them, and the region) whose presence makes its absence
+    ambiguous (finding_sites.yaml `blurred_by`)."""
+    vocab, blurred = vocabulary(), {}
+    for finding, entry in entries.items():
+        unknown = sorted({finding, *entry["findings"]} - set(vocab.findings)) or (
+            [entry["region"]] if entry["region"] not in vocab.regions else []
+        )
+        if unknown:
+            raise ResourceError(file, f"blurred_by.{finding}: not in the vocabulary: {unknown}")
+        members = frozenset(
+            f for top in entry["findings"] for f in vocab.findings if f == top or top in ancestors("findings", f)
+        )
+        blurred[finding] = (members, entry["region"])
+    return blurred
 
 
 def _overlapping(file: str, sets: list[list[str]]) -> dict[str, frozenset[str]]:

@@ -174,33 +174,9 @@ def rules() -> _Rules:
     context.update({f"severity:{s['id']}": s["synonyms"] for s in vocab.severity})
     context.update({f"change:{c['id']}": c["synonyms"] for c in vocab.change})
     context.update({f"laterality:{lat['id']}": lat["synonyms"] for lat in vocab.laterality})
-    patterns = []
-    for entry in data["finding_patterns"]:
-        if entry["finding"] not in vocab.findings:
-            raise ResourceError(
-                "schemas/vocab/extraction_rules.yaml", f"finding pattern names unknown finding {entry['finding']!r}"
-            )
-        patterns.append(
-            (f"finding:{entry['finding']}", guarded(re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
-        )
-    patterns += [
-        (f"not_finding:pattern{i}", guarded(re.compile(p))) for i, p in enumerate(data.get("not_finding_patterns", ()))
-    ]
-    refinements = {}
-    for finding, entry in data.get("refined_by", {}).items():
-        if finding not in vocab.findings or finding not in ancestors("findings", entry["finding"]):
-            raise ResourceError(
-                "schemas/vocab/extraction_rules.yaml",
-                f"refined_by.{finding}: expected a finding with {entry['finding']!r} below it",
-            )
-        refinements[finding] = (frozenset(entry["words"]), entry["finding"])
-    borderline = {phrase for s in vocab.severity if s["id"] == "borderline" for phrase in s["synonyms"]}
-    if not set(data.get("top_normal_words", ())) <= borderline:
-        raise ResourceError(
-            "schemas/vocab/extraction_rules.yaml",
-            "top_normal_words that are no synonyms of the "
-            f"severity 'borderline': {sorted(set(data['top_normal_words']) - borderline)}",
-        )
+    patterns = _finding_patterns(data)
+    refinements = _refinements(data)
+    _check_top_normal_words(data)
     statements = _normal_statements(data["normal_statements"])
     findings = {f"finding:{fid}": f["synonyms"] for fid, f in vocab.findings.items()}
     findings.update({f"not_finding:{i}": [phrase] for i, phrase in enumerate(data["not_findings"])})
@@ -240,6 +216,48 @@ def rules() -> _Rules:
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=digest + vocab.content_hash + finding_sites().content_hash,
     )
+
+
+def _finding_patterns(data: dict) -> list[tuple[str, Guarded]]:
+    """(label, compiled pattern) of each finding pattern, then of each not-finding pattern; a pattern of a
+    finding the vocabulary does not have is an error."""
+    vocab, patterns = vocabulary(), []
+    for entry in data["finding_patterns"]:
+        if entry["finding"] not in vocab.findings:
+            raise ResourceError(
+                "schemas/vocab/extraction_rules.yaml", f"finding pattern names unknown finding {entry['finding']!r}"
+            )
+        patterns.append(
+            (f"finding:{entry['finding']}", guarded(re.compile("|".join(f"(?:{p})" for p in entry["patterns"]))))
+        )
+    patterns += [
+        (f"not_finding:pattern{i}", guarded(re.compile(p))) for i, p in enumerate(data.get("not_finding_patterns", ()))
+    ]
+    return patterns
+
+
+def _refinements(data: dict) -> dict[str, tuple[frozenset[str], str]]:
+    """finding -> (words before it, the finding below it that it then is) of `refined_by`."""
+    vocab, refinements = vocabulary(), {}
+    for finding, entry in data.get("refined_by", {}).items():
+        if finding not in vocab.findings or finding not in ancestors("findings", entry["finding"]):
+            raise ResourceError(
+                "schemas/vocab/extraction_rules.yaml",
+                f"refined_by.{finding}: expected a finding with {entry['finding']!r} below it",
+            )
+        refinements[finding] = (frozenset(entry["words"]), entry["finding"])
+    return refinements
+
+
+def _check_top_normal_words(data: dict) -> None:
+    """Top-normal words are read as the severity 'borderline': each must be one of its synonyms."""
+    borderline = {phrase for s in vocabulary().severity if s["id"] == "borderline" for phrase in s["synonyms"]}
+    if not set(data.get("top_normal_words", ())) <= borderline:
+        raise ResourceError(
+            "schemas/vocab/extraction_rules.yaml",
+            "top_normal_words that are no synonyms of the "
+            f"severity 'borderline': {sorted(set(data['top_normal_words']) - borderline)}",
+        )
 
 
 def _normal_statements(entries: list[dict]) -> list[tuple[str, Guarded, list[str], list[str]]]:
@@ -443,6 +461,31 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
     return _finished(text, extracted)
 
 
+def _clause_boundaries(
+    words: list[str], labelled: list[tuple[str, Span]], run_on_openers: frozenset[str]
+) -> list[tuple[int, int]]:
+    """Clause boundaries, as sorted (start, end) token ranges: punctuation and scope terminators, and a
+    capitalised opener inside the sentence: two sentences run together ("Left axillary surgical clips
+    unchanged Visualized XXXX of the chest XXXX are within normal limits"). Not a stray stop before a
+    lowercase word ("No cavitary lesion to suggest. active tuberculosis.")."""
+    return sorted(
+        [
+            (i, i + 1)
+            for i, w in enumerate(words)
+            if w in _CLAUSE_PUNCT and not (w == "." and i + 1 < len(words) and words[i + 1][:1].islower())
+        ]
+        + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"]
+        + [
+            (i, i)
+            for i in range(1, len(words))
+            if words[i][:1].isupper()
+            and not words[i].isupper()
+            and words[i].lower() in run_on_openers
+            and words[i - 1] not in _CLAUSE_PUNCT
+        ]
+    )
+
+
 class _Parsed:
     """What the rules see of a sentence that names a finding, before they read each finding: its tokens, its
     spans by kind, its clauses, running counts of list words, and the places each finding owns."""
@@ -493,26 +536,7 @@ class _Parsed:
         # the tokens' words once, as lists: slicing them costs no spaCy Token objects
         self.words = words = [t.text for t in doc]
         self.lower = lower = [w.lower() for w in words]  # a token's `lower_` is its text's lower(), without a Token
-        # clause boundaries: punctuation and scope terminators
-        # and a capitalised opener inside the sentence: two sentences run together ("Left axillary surgical clips
-        # unchanged Visualized XXXX of the chest XXXX are within normal limits")
-        # (not a stray stop before a lowercase word: "No cavitary lesion to suggest. active tuberculosis.")
-        boundaries = sorted(
-            [
-                (i, i + 1)
-                for i, w in enumerate(words)
-                if w in _CLAUSE_PUNCT and not (w == "." and i + 1 < len(words) and words[i + 1][:1].islower())
-            ]
-            + [(s.start, s.end) for kind, s in labelled if kind == "scope_terminators"]
-            + [
-                (i, i)
-                for i in range(1, len(words))
-                if words[i][:1].isupper()
-                and not words[i].isupper()
-                and words[i].lower() in r.run_on_openers
-                and words[i - 1] not in _CLAUSE_PUNCT
-            ]
-        )
+        boundaries = _clause_boundaries(words, labelled, r.run_on_openers)
         self.boundary_starts = sorted(b[0] for b in boundaries)
         self.boundary_ends = sorted(b[1] for b in boundaries)
         # how many commas, closers and conjunctions come before each token

@@ -384,48 +384,8 @@ def _llm_tables(
         key: entry.response for key, entry in llm.cache.lookup(store, keys.values()).items() if entry.status == "ok"
     }
     budget = llm.cache.budget(store, run_id)
-    patterns = injection_patterns()
-    jobs, graphs = [], []
     with _gc_paused():
-        for study in studies:
-            sentences = _readable_sentences(study)
-            indication = study.indication or None
-            reason = unreadable_reason(study)
-            if reason in ("no_report_findings", "deid_only"):  # nothing to ask about
-                graphs.append(
-                    (
-                        study,
-                        SceneGraph(
-                            study_id=study.study_id,
-                            backend="llm",
-                            indication=indication,
-                            sentences=sentences,
-                            observations=[],
-                        ),
-                        [reason],
-                    )
-                )
-            elif (suspect := patterns.suspect(sentences)) is not None:  # never sent; a cached answer is not used
-                sentence, pattern_id = suspect
-                tables["extraction_failures"].append(
-                    _failure_row(
-                        study,
-                        context,
-                        run_id,
-                        now,
-                        reason=INJECTION_REASON,
-                        attempts=0,
-                        error=(
-                            f"study {study.study_id!r}: sentence {sentence.id} reads as instructions to the model "
-                            f"(pattern {pattern_id}), so the report was not sent: {sentence.text!r}"
-                        )[:2000],
-                    )
-                )
-            elif keys[study.study_id] in cached:
-                answer = cached_answer(cached[keys[study.study_id]])
-                graphs.append((study, *answer_to_graph(study.study_id, sentences, indication, answer)))
-            else:
-                jobs.append((study.study_id, keys[study.study_id], sentences, indication))
+        jobs, graphs, tables["extraction_failures"] = _triage(studies, keys, cached, context, run_id, now)
     if context.only_failed and jobs:  # terminal errors asked again: their new outcome replaces them in the cache
         llm.cache.forget_errors(store, [key for _, key, _, _ in jobs])
     outcomes = request_outcomes(jobs, llm, budget, run_id)
@@ -445,6 +405,65 @@ def _llm_tables(
             for table, rows in graph_rows(study, graph, codes, context, run_id, now).items():
                 tables[table].extend(rows)
     return tables
+
+
+def _triage(
+    studies: list[StudyInput],
+    keys: dict[str, str],
+    cached: dict[str, str | None],
+    context: ExtractStageContext,
+    run_id: str,
+    now: datetime,
+) -> tuple[
+    list[tuple[str, str, list[Sentence], str | None]],
+    list[tuple[StudyInput, SceneGraph, list[str]]],
+    list[dict[str, Any]],
+]:
+    """(jobs for the server, graphs made without asking, failures): a report with nothing to ask about has an
+    empty graph, one with a cached answer its graph; one that reads as instructions to the model is never
+    sent and its cached answer not used (a failure)."""
+    patterns = injection_patterns()
+    jobs, graphs, failures = [], [], []
+    for study in studies:
+        sentences = _readable_sentences(study)
+        indication = study.indication or None
+        reason = unreadable_reason(study)
+        if reason in ("no_report_findings", "deid_only"):  # nothing to ask about
+            graphs.append(
+                (
+                    study,
+                    SceneGraph(
+                        study_id=study.study_id,
+                        backend="llm",
+                        indication=indication,
+                        sentences=sentences,
+                        observations=[],
+                    ),
+                    [reason],
+                )
+            )
+        elif (suspect := patterns.suspect(sentences)) is not None:  # never sent; a cached answer is not used
+            sentence, pattern_id = suspect
+            failures.append(
+                _failure_row(
+                    study,
+                    context,
+                    run_id,
+                    now,
+                    reason=INJECTION_REASON,
+                    attempts=0,
+                    error=(
+                        f"study {study.study_id!r}: sentence {sentence.id} reads as instructions to the model "
+                        f"(pattern {pattern_id}), so the report was not sent: {sentence.text!r}"
+                    )[:2000],
+                )
+            )
+        elif keys[study.study_id] in cached:
+            answer = cached_answer(cached[keys[study.study_id]])
+            graphs.append((study, *answer_to_graph(study.study_id, sentences, indication, answer)))
+        else:
+            jobs.append((study.study_id, keys[study.study_id], sentences, indication))
+    return jobs, graphs, failures
 
 
 def load_batch(

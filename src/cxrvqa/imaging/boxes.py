@@ -277,18 +277,8 @@ def _number(fields: dict[str, str], name: str, where: str) -> float:
     return value
 
 
-def _box(
-    row: _Row, fmt: str, source: str, classes: BoxClasses, images: _Images, reference_size: tuple[int, int] | None
-) -> dict[str, Any]:
-    """One box's columns (without provenance), or a _Reject saying why not."""
-    where = f"{source} line {row.line}"
-    if row.fields is None:
-        raise _Reject(BoxReason.INVALID_ROW, f"{where}: {row.problem}")
-    fields = row.fields
-    ref, class_name = fields["image"], fields["class_name"]
-    if not ref or not class_name:
-        missing = "image id" if not ref else "class name"
-        raise _Reject(BoxReason.INVALID_ROW, f"{where}: expected a {missing}, found an empty field")
+def _target(class_name: str, classes: BoxClasses, where: str) -> tuple[str, str]:
+    """(kind, label) of an annotation class, or a _Reject for a no-box, unmapped or unknown class."""
     key = _normalise(class_name)
     if key in classes.no_box:
         raise _Reject(
@@ -304,7 +294,11 @@ def _box(
         raise _Reject(
             BoxReason.UNKNOWN_CLASS, f"{where}: expected a class listed in {CLASSES_FILE}, found {class_name!r}"
         )
-    kind, label = classes.targets[key]
+    return classes.targets[key]
+
+
+def _corners(fields: dict[str, str], fmt: str, where: str) -> tuple[float, float, float, float]:
+    """(x_min, y_min, x_max, y_max) as written (NIH stores x, y, w, h), or a _Reject for an empty box."""
     if fmt == "nih":
         x, y, w, h = (_number(fields, name, where) for name in ("x", "y", "w", "h"))
         x_min, y_min, x_max, y_max = x, y, x + w, y + h
@@ -314,6 +308,11 @@ def _box(
         found = f"x_min={x_min:g}, x_max={x_max:g}, y_min={y_min:g}, y_max={y_max:g}"
     if x_max <= x_min or y_max <= y_min:
         raise _Reject(BoxReason.DEGENERATE_BOX, f"{where}: expected a positive width and height, found {found}")
+    return x_min, y_min, x_max, y_max
+
+
+def _image_for(ref: str, images: _Images, where: str) -> str:
+    """The one ingested image an annotation names, or a _Reject when it names none or several."""
     matches = images.match(ref)
     if not matches:
         raise _Reject(
@@ -327,8 +326,12 @@ def _box(
             BoxReason.AMBIGUOUS_IMAGE,
             f"{where}: expected one image for {ref!r}, found {len(matches)} with that file stem (image ids {shown})",
         )
-    image_id = matches[0]
-    cols, rows = reference_size or images.size[image_id]
+    return matches[0]
+
+
+def _check_inside(corners: tuple[float, float, float, float], cols: int, rows: int, where: str) -> None:
+    """A _Reject unless the box lies within the image, allowing TOLERANCE_PX of annotation-tool rounding."""
+    x_min, y_min, x_max, y_max = corners
     if (
         x_min < -TOLERANCE_PX
         or y_min < -TOLERANCE_PX
@@ -344,6 +347,25 @@ def _box(
             f"{where}: expected a box within the {cols}x{rows} image (+-{TOLERANCE_PX:g} px), found "
             f"({x_min:g}, {y_min:g})-({x_max:g}, {y_max:g})",
         )
+
+
+def _box(
+    row: _Row, fmt: str, source: str, classes: BoxClasses, images: _Images, reference_size: tuple[int, int] | None
+) -> dict[str, Any]:
+    """One box's columns (without provenance), or a _Reject saying why not."""
+    where = f"{source} line {row.line}"
+    if row.fields is None:
+        raise _Reject(BoxReason.INVALID_ROW, f"{where}: {row.problem}")
+    fields = row.fields
+    ref, class_name = fields["image"], fields["class_name"]
+    if not ref or not class_name:
+        missing = "image id" if not ref else "class name"
+        raise _Reject(BoxReason.INVALID_ROW, f"{where}: expected a {missing}, found an empty field")
+    kind, label = _target(class_name, classes, where)
+    x_min, y_min, x_max, y_max = corners = _corners(fields, fmt, where)
+    image_id = _image_for(ref, images, where)
+    cols, rows = reference_size or images.size[image_id]
+    _check_inside(corners, cols, rows, where)
     return {
         "image_id": image_id,
         "kind": kind,
@@ -391,6 +413,35 @@ def check_box_file(path: Path, fmt: Format = "auto") -> str:
     return detected
 
 
+def _earlier(store: Store, input_hash: str) -> tuple[set[int], set[tuple[int, str, str]]]:
+    """What earlier imports of this file left: the lines imported, and the (line, reason, detail) of rejects."""
+    done = {line for (line,) in store.query("SELECT source_line FROM boxes WHERE input_hash = ?", [input_hash])}
+    recorded = set(
+        store.query("SELECT source_line, reason, detail FROM box_rejects WHERE input_hash = ?", [input_hash])
+    )
+    return done, recorded
+
+
+def _provenance(input_hash: str, run_id: str) -> dict[str, Any]:
+    """The provenance columns shared by every box and reject row of one import."""
+    return {
+        "input_hash": input_hash,
+        "run_id": run_id,
+        "code_version": code_version(),
+        "created_at": datetime.now(timezone.utc),
+    }
+
+
+def _reject_row(source: str, line: int, reject: _Reject, provenance: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source_file": source,
+        "source_line": line,
+        "reason": reject.reason.value,
+        "detail": reject.detail,
+        **provenance,
+    }
+
+
 def import_boxes(
     store: Store, path: Path, *, fmt: Format = "auto", run_id: str, reference_size: tuple[int, int] | None = None
 ) -> BoxImportSummary:
@@ -407,16 +458,8 @@ def import_boxes(
     input_hash = sha256_file(path)
     classes = box_classes()
     images = _Images.load(store)
-    done = {line for (line,) in store.query("SELECT source_line FROM boxes WHERE input_hash = ?", [input_hash])}
-    recorded = set(
-        store.query("SELECT source_line, reason, detail FROM box_rejects WHERE input_hash = ?", [input_hash])
-    )
-    provenance = {
-        "input_hash": input_hash,
-        "run_id": run_id,
-        "code_version": code_version(),
-        "created_at": datetime.now(timezone.utc),
-    }
+    done, recorded = _earlier(store, input_hash)
+    provenance = _provenance(input_hash, run_id)
 
     records = read_csv(path)
     with store.transaction():
@@ -439,15 +482,7 @@ def import_boxes(
                 summary.n_rejected += 1
                 summary.reasons[reject.reason.value] += 1
                 if (row.line, reject.reason.value, reject.detail) not in recorded:
-                    rejects.append(
-                        {
-                            "source_file": source,
-                            "source_line": row.line,
-                            "reason": reject.reason.value,
-                            "detail": reject.detail,
-                            **provenance,
-                        }
-                    )
+                    rejects.append(_reject_row(source, row.line, reject, provenance))
             else:
                 summary.n_imported += 1
                 boxes.append(

@@ -229,6 +229,18 @@ def _view(entry: ManifestEntry | None, header_view: tuple[str, str, str]) -> tup
     return header_view
 
 
+def _ids(job: ConversionJob, uids: dict[str, str]) -> tuple[str, str, str]:
+    """(image_id, study_id, patient_id): from the manifest entry, else from the DICOM UIDs, else from the
+    file's content hash, all pseudonymised."""
+    key, entry = job.settings.pseudonym_key, job.entry
+    content = f"sha256:{job.input_hash}"
+    own_key = entry.image_key if entry is not None else ""
+    image_id = pseudonym(key, "im", own_key or uids["sop"] or content)
+    study_id = entry.study_id if entry is not None else pseudonym(key, "st", uids["study"] or content)
+    patient_id = entry.patient_id if entry is not None else pseudonym(key, "pt", uids["patient"] or f"study:{study_id}")
+    return image_id, study_id, patient_id
+
+
 def _image_row(
     job: ConversionJob,
     decoded: DecodedPixels,
@@ -250,11 +262,7 @@ def _image_row(
     png = _png_bytes(_resample(display, box, size), settings.png_compress_level)
 
     key = settings.pseudonym_key
-    content = f"sha256:{job.input_hash}"
-    own_key = entry.image_key if entry is not None else ""
-    image_id = pseudonym(key, "im", own_key or uids["sop"] or content)
-    study_id = entry.study_id if entry is not None else pseudonym(key, "st", uids["study"] or content)
-    patient_id = entry.patient_id if entry is not None else pseudonym(key, "pt", uids["patient"] or f"study:{study_id}")
+    image_id, study_id, patient_id = _ids(job, uids)
     # Every path component is a hex digest: no header or manifest value can reach the file system.
     png_relative = Path("png") / settings.recipe_version[:8] / pseudonym(key, "sd", study_id, 16) / f"{image_id}.png"
     pending = _write_pending(Path(job.out_dir) / png_relative, png)

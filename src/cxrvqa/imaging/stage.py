@@ -166,11 +166,12 @@ class ImageWork:
     hashed: list[dict[str, Any]] = field(default_factory=list)  # `image_files` rows of the files hashed now
 
 
-def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tuple[ImageWork, StageCounts]:
-    """Hash the batch's files (relative paths) whose size, mtime or inode changed since they were last hashed
-    (all of them with ``context.rehash``) and leave out those already done; the counts so far."""
-    counts = StageCounts(n_input=len(batch))
-    recipe = context.settings.recipe_version
+def _hash_batch(
+    store: Store, batch: list[str], context: ImageStageContext
+) -> tuple[dict[str, str], dict[str, str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hash the batch's files, on threads: the sha256 and the images-folder path of each readable file (both by
+    stored source path), an unreadable_file reject for each other file, and the `image_files` rows of those
+    hashed now."""
     source_paths = [scrub_uids(relative, context.settings.pseudonym_key) for relative in batch]
     recorded = {} if context.rehash else _recorded_stats(store, source_paths)
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashing is I/O + hashlib, which releases the GIL
@@ -196,7 +197,15 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
         else:
             readable[source_path] = digest
             real_path[source_path] = relative
+    return readable, real_path, rejects, hashed
 
+
+def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tuple[ImageWork, StageCounts]:
+    """Hash the batch's files (relative paths) whose size, mtime or inode changed since they were last hashed
+    (all of them with ``context.rehash``) and leave out those already done; the counts so far."""
+    counts = StageCounts(n_input=len(batch))
+    recipe = context.settings.recipe_version
+    readable, real_path, rejects, hashed = _hash_batch(store, batch, context)
     done = {
         (row[0], row[1])
         for table in ("images", "image_rejects")

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.study import Box, ImageView, StudyView, study_view
 from cxrvqa.qa.templates import Template
+
+if TYPE_CHECKING:
+    from cxrvqa.qa.programs import Answer
 
 #: The image an example is asked on unless it lists its own: one frontal PA image of 512 x 512 pixels.
 FRONTAL = {"image_id": "img1", "view_position": "PA", "view_plane": "frontal", "png_cols": 512, "png_rows": 512}
@@ -127,7 +130,7 @@ def example_problems(template: Template) -> list[str]:
 
 
 def _check(template: Template, index: int, example: dict[str, Any]) -> list[str]:
-    from cxrvqa.qa.generate import _applies, _candidates, _options
+    from cxrvqa.qa.generate import _applies, _candidates
     from cxrvqa.qa.programs import PROGRAMS, Ask
 
     label = _label(index, example)
@@ -172,7 +175,21 @@ def _check(template: Template, index: int, example: dict[str, Any]) -> list[str]
                 + f" ({[a for a, _ in answered][:4]})"
             ]
         answers = answered or answers[:1]
-    expected = example["answer"]
+    return _answer_problems(template, label, example["answer"], answers, items)
+
+
+def _answer_problems(
+    template: Template,
+    label: str,
+    expected: Any,
+    answers: list[tuple[dict[str, str], Answer | None]],
+    items: dict[str, list[str]],
+) -> list[str]:
+    """How the program's answers differ from the expected one: an answer where none is expected, none where
+    one is, another answer (neither the item's nor, on a yes/no question, its polarity), or a multiple choice
+    item that could not be made."""
+    from cxrvqa.qa.generate import _options
+
     problems = []
     for args, answer in answers:
         asked = _questions(template, args)[0]

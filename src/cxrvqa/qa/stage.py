@@ -428,17 +428,7 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
         "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
         "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id"
     )
-    previous = (
-        {}
-        if per_question
-        else {
-            (t, v): (p, n)
-            for t, v, p, n in store.query(
-                "SELECT template_id, template_version, positive_keep_rate, keep_rate FROM current_qa_balance "
-                "WHERE mode = 'per_template'"
-            )
-        }
-    )
+    previous = {} if per_question else _previous_template_rates(store)
     rows = []
     for template_id, version, n_pos, n_neg in counts:
         target = targets.get(template_id, context.positive_share)
@@ -459,10 +449,7 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
             }
         )
     if per_question:
-        kept: dict[tuple[str, str], tuple[int, int]] = {}
-        for q in questions:
-            pos, neg = kept.get((q["template_id"], q["template_version"]), (0, 0))
-            kept[(q["template_id"], q["template_version"])] = (pos + q["n_positive_kept"], neg + q["n_negative_kept"])
+        kept = _kept_per_template(questions)
     else:
         kept = _kept_previous_rates(store, rows, previous, context.tolerance)
     for row in rows:
@@ -477,6 +464,26 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
             store.insert("qa_choice_balance", choices)
         select_current(store, run_id, context.tolerance)
     return rows
+
+
+def _previous_template_rates(store: Store) -> dict[tuple[str, str], tuple[float, float]]:
+    """(yes, no) keep rates of the current per-template balance, per template and version."""
+    return {
+        (t, v): (p, n)
+        for t, v, p, n in store.query(
+            "SELECT template_id, template_version, positive_keep_rate, keep_rate FROM current_qa_balance "
+            "WHERE mode = 'per_template'"
+        )
+    }
+
+
+def _kept_per_template(questions: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per-question balance: the kept (yes, no) per template and version, summed over its questions."""
+    kept: dict[tuple[str, str], tuple[int, int]] = {}
+    for q in questions:
+        pos, neg = kept.get((q["template_id"], q["template_version"]), (0, 0))
+        kept[(q["template_id"], q["template_version"])] = (pos + q["n_positive_kept"], neg + q["n_negative_kept"])
+    return kept
 
 
 def _kept_previous_rates(

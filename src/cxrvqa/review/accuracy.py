@@ -73,47 +73,11 @@ def review_accuracy(
     if not rows:
         return None
     order = {verdict: position for position, verdict in enumerate(review_verdicts())}
-    combined: dict[str, tuple[str, str, bool, str]] = {}  # item -> (template, verdict, grammar, weakest)
-    worst: dict[str, tuple[float, int]] = {}
-    for item_id, template_id, _, verdict, grammar, grade, weakest in rows:
-        rank = (float("inf") if grade is None else grade, order[verdict])
-        before = combined.get(item_id)
-        if before is None or rank < worst[item_id]:
-            worst[item_id] = rank
-            combined[item_id] = (template_id, verdict, bool(grammar) or bool(before and before[2]), weakest or "")
-        elif grammar:
-            combined[item_id] = (*before[:2], True, before[3])
-    failed: dict[str, set[str]] = {}
-    for item_id, validator in store.query(
-        f"SELECT DISTINCT r.item_id, r.validator FROM {results} r SEMI JOIN current_reviews c "
-        "USING (item_id, template_version, input_hash) WHERE r.status <> 'ok' AND r.validator <> 'human_review'"
-    ):
-        failed.setdefault(item_id, set()).add(validator)
+    combined = _combine_verdicts(rows, order)
     correct = {i for i, (_, verdict, _, _) in combined.items() if verdict == "correct"}
     faulty = set(combined) - correct
     demoted = {i for i, (_, _, _, weakest) in combined.items() if demoted_by_checks(weakest)}
-    templates: dict[str, list[str]] = {}
-    for item_id, (template_id, verdict, _, _) in combined.items():
-        templates.setdefault(template_id, []).append(verdict)
-    per_template = sorted(
-        (
-            TemplateAccuracy(t, Proportion.of(v.count("correct"), len(v)), dict(Counter(v)))
-            for t, v in templates.items()
-        ),
-        key=lambda t: (t.accuracy.share, -t.accuracy.n, t.template_id),
-    )  # least accurate first
-    validators = sorted({v for item_id in combined for v in failed.get(item_id, ())})
-    per_check = sorted(
-        (
-            CheckRates(
-                v,
-                Proportion.of(sum(v in failed.get(i, ()) for i in faulty), len(faulty)),
-                Proportion.of(sum(v in failed.get(i, ()) for i in correct), len(correct)),
-            )
-            for v in validators
-        ),
-        key=lambda c: (-(c.faulty_failed.share or 0), c.validator),
-    )
+    per_check = _per_check(store, results, combined, correct, faulty)
     stale = store.query(
         "SELECT count(*) FROM (SELECT DISTINCT item_id, reviewer FROM review_verdicts "
         f"WHERE item_id IN (SELECT item_id FROM {items})) ANTI JOIN current_review_verdicts USING (item_id, reviewer)"
@@ -124,10 +88,69 @@ def review_accuracy(
         verdicts={v: n for v in order if (n := sum(c[1] == v for c in combined.values()))},
         accuracy=Proportion.of(len(correct), len(combined)),
         grammar_errors=Proportion.of(sum(c[2] for c in combined.values()), len(combined)),
-        per_template=per_template,
+        per_template=_per_template(combined),
         recall=Proportion.of(len(faulty & demoted), len(faulty)),
         false_demotion=Proportion.of(len(correct & demoted), len(correct)),
         per_check=per_check,
         stale_verdicts=stale,
         min_grade=None if min_grade is None else min_grade[1],
+    )
+
+
+def _combine_verdicts(rows: list[tuple], order: dict[str, int]) -> dict[str, tuple[str, str, bool, str]]:
+    """Per item (template, verdict, grammar, weakest): its reviewers' worst verdict (lowest cap, then grades.yaml
+    order) and a grammar error if any of them saw one."""
+    combined: dict[str, tuple[str, str, bool, str]] = {}
+    worst: dict[str, tuple[float, int]] = {}
+    for item_id, template_id, _, verdict, grammar, grade, weakest in rows:
+        rank = (float("inf") if grade is None else grade, order[verdict])
+        before = combined.get(item_id)
+        if before is None or rank < worst[item_id]:
+            worst[item_id] = rank
+            combined[item_id] = (template_id, verdict, bool(grammar) or bool(before and before[2]), weakest or "")
+        elif grammar:
+            combined[item_id] = (*before[:2], True, before[3])
+    return combined
+
+
+def _per_template(combined: dict[str, tuple[str, str, bool, str]]) -> list[TemplateAccuracy]:
+    """Accuracy per template, least accurate first."""
+    templates: dict[str, list[str]] = {}
+    for item_id, (template_id, verdict, _, _) in combined.items():
+        templates.setdefault(template_id, []).append(verdict)
+    return sorted(
+        (
+            TemplateAccuracy(t, Proportion.of(v.count("correct"), len(v)), dict(Counter(v)))
+            for t, v in templates.items()
+        ),
+        key=lambda t: (t.accuracy.share, -t.accuracy.n, t.template_id),
+    )
+
+
+def _per_check(
+    store: Store,
+    results: str,
+    combined: dict[str, tuple[str, str, bool, str]],
+    correct: set[str],
+    faulty: set[str],
+) -> list[CheckRates]:
+    """How often each validator that failed a reviewed item failed the faulty and the correct ones, best catcher
+    first."""
+    failed: dict[str, set[str]] = {}
+    for item_id, validator in store.query(
+        f"SELECT DISTINCT r.item_id, r.validator FROM {results} r SEMI JOIN current_reviews c "
+        "USING (item_id, template_version, input_hash) WHERE r.status <> 'ok' AND r.validator <> 'human_review'"
+    ):
+        failed.setdefault(item_id, set()).add(validator)
+    validators = sorted({v for item_id in combined for v in failed.get(item_id, ())})
+    return sorted(
+        (
+            CheckRates(
+                v,
+                Proportion.of(sum(v in failed.get(i, ()) for i in faulty), len(faulty)),
+                Proportion.of(sum(v in failed.get(i, ()) for i in correct), len(correct)),
+            )
+            for v in validators
+        ),
+        key=lambda c: (-(c.faulty_failed.share or 0), c.validator),
     )

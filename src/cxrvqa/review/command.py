@@ -70,34 +70,37 @@ def sample_command(
     )
 
 
+_ImportVerdicts = Annotated[
+    Path,
+    typer.Argument(
+        help=(
+            "Verdicts: the review page's saved file, a Label Studio JSON export, Argilla records, or JSON lines "
+            "{item_id, verdict, grammar, note}."
+        )
+    ),
+]
+_ImportReviewer = Annotated[
+    Optional[str],
+    typer.Option(
+        "--reviewer",
+        help=("Who reviewed: the reviewer of every verdict in the file (default: the names the file gives)."),
+    ),
+]
+_ImportFormat = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format",
+        help=("html (the page's saved file) | label-studio | argilla | jsonl (default: recognised from the content)."),
+    ),
+]
+
+
 @review_app.command("import")
 def import_command(
-    verdicts: Annotated[
-        Path,
-        typer.Argument(
-            help=(
-                "Verdicts: the review page's saved file, a Label Studio JSON export, Argilla records, or JSON lines "
-                "{item_id, verdict, grammar, note}."
-            )
-        ),
-    ],
+    verdicts: _ImportVerdicts,
     out: Annotated[Path, typer.Option("--out", help="Output folder of the build the items come from.")],
-    reviewer: Annotated[
-        Optional[str],
-        typer.Option(
-            "--reviewer",
-            help=("Who reviewed: the reviewer of every verdict in the file (default: the names the file gives)."),
-        ),
-    ] = None,
-    fmt: Annotated[
-        Optional[str],
-        typer.Option(
-            "--format",
-            help=(
-                "html (the page's saved file) | label-studio | argilla | jsonl (default: recognised from the content)."
-            ),
-        ),
-    ] = None,
+    reviewer: _ImportReviewer = None,
+    fmt: _ImportFormat = None,
 ) -> None:
     """Import reviewers' verdicts: each caps its item's grade (validator human_review) while the item is unchanged."""
     from cxrvqa.config import load_config

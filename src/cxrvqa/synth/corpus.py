@@ -55,16 +55,8 @@ class CorpusSummary:
         return self.images / self.image_seconds if self.image_seconds else 0.0
 
 
-def write_corpus(
-    out: Path,
-    studies: int,
-    seed: int = 0,
-    images: int = 0,
-    workers: int = 1,
-    j2k_share: float | None = None,
-    image_scale: float = 1.0,
-) -> CorpusSummary:
-    """Write a corpus of ``studies`` reports (+ gold graphs), and DICOMs for the first ``images`` studies."""
+def _check_arguments(out: Path, studies: int, images: int, j2k_share: float | None, image_scale: float) -> None:
+    """Refuse bad numbers, and an output folder holding any corpus file, before anything is written."""
     if studies < 1:
         raise ConfigError("--studies", f"expected a positive number of studies, found {studies}")
     if not 0 <= images <= studies:
@@ -80,6 +72,19 @@ def write_corpus(
     existing = [name for name in (REPORTS, GOLD, MANIFEST, DICOM, META) if (out / name).exists()]
     if existing:
         raise InputError(str(out), "a new or empty folder for the corpus", f"it already holds {', '.join(existing)}")
+
+
+def write_corpus(
+    out: Path,
+    studies: int,
+    seed: int = 0,
+    images: int = 0,
+    workers: int = 1,
+    j2k_share: float | None = None,
+    image_scale: float = 1.0,
+) -> CorpusSummary:
+    """Write a corpus of ``studies`` reports (+ gold graphs), and DICOMs for the first ``images`` studies."""
+    _check_arguments(out, studies, images, j2k_share, image_scale)
     out.mkdir(parents=True, exist_ok=True)
     gen = generator()
     summary = CorpusSummary(

@@ -333,11 +333,7 @@ def _finding_phrases(
     for site in entry.get("sites", []):
         if site not in regions:
             _fail(where, f"site {site!r} has no words under regions")
-    severity = None
-    if "severity" in entry:
-        if entry["severity"] not in scales:
-            _fail(where, f"unknown severity scale {entry['severity']!r}")
-        severity = scales[entry["severity"]]
+    severity = _severity(entry, scales, where)
     for change in entry.get("changes", []):
         if change not in change_synonyms:
             _fail(where, f"unknown change {change!r}")
@@ -369,6 +365,17 @@ def _finding_phrases(
         hedge=entry.get("hedge", True),
         own=own,
     )
+
+
+def _severity(
+    entry: dict[str, Any], scales: dict[str, dict[str, tuple[str, ...]]], where: str
+) -> dict[str, tuple[str, ...]] | None:
+    """The severity scale a finding names, if any; it must be one of ``scales``."""
+    if "severity" not in entry:
+        return None
+    if entry["severity"] not in scales:
+        _fail(where, f"unknown severity scale {entry['severity']!r}")
+    return scales[entry["severity"]]
 
 
 def _own_frames(entry: dict[str, Any], where: str) -> dict[str, tuple]:

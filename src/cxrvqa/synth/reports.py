@@ -645,7 +645,7 @@ class Generator:
         with_frames: bool = False,
     ) -> tuple[bytes, bytes, ImagePlan | None, list[str]]:
         """(report JSON line, gold graph JSON line, image plan and frame of each sentence when asked)."""
-        mix, book = self.mix, self.book
+        mix = self.mix
         prior = order > 0
         icu = rng.random() < mix["icu_share"]
         findings_units, impression_units = self.plan(rng, prior, icu)
@@ -657,28 +657,7 @@ class Generator:
             portable, technique = False, _TECHNIQUE_OF_VIEWS[views]
         deid = rng.random() < mix["deid_share"]
 
-        sections: list[tuple[str, list[tuple[str, list, str, str | None]]]] = []
-        # each section: (section, [(sentence text, mentions, frame id, statement id)])
-        if rng.random() < 0.92:
-            template = _choice(rng, book.indications)
-            complaint = _choice(rng, book.complaints["icu" if icu else "routine"])
-            values = {
-                "age": "XXXX" if deid else str(patient.age),
-                "sex": _choice(rng, book.sexes[patient.sex]),
-                "complaint": complaint,
-                "date": "",
-            }
-            sections.append(("indication", [(_fill(p, values), [], "", None) for p in template]))
-        if rng.random() < 0.85:
-            if prior:
-                before = patient.dates[order - 1]
-                when = "XXXX" if deid else f"{before.month:02d}/{before.day:02d}/{before.year}"
-                text = _fill(_choice(rng, book.comparisons["prior"]), {"date": when})
-            else:
-                text = _fill(_choice(rng, book.comparisons["none"]), {})
-            sections.append(("comparison", [(text, [], "", None)]))
-        if rng.random() < 0.5:
-            sections.append(("technique", [(_choice(rng, book.techniques[technique]), [], "", None)]))
+        sections = self._opening(rng, patient, order, icu, technique, deid)
         if findings_units:
             sections.append(("findings", [self._sentence(rng, u) for u in findings_units]))
         if impression_units:
@@ -703,6 +682,35 @@ class Generator:
             else None
         )
         return report, gold, plan, frames
+
+    def _opening(
+        self, rng: random.Random, patient: "_Patient", order: int, icu: bool, technique: str, deid: bool
+    ) -> list[tuple[str, list[tuple[str, list, str, str | None]]]]:
+        """The indication, comparison and technique sections, each in a share of reports; each section is
+        (section, [(sentence text, mentions, frame id, statement id)])."""
+        book = self.book
+        sections: list[tuple[str, list[tuple[str, list, str, str | None]]]] = []
+        if rng.random() < 0.92:
+            template = _choice(rng, book.indications)
+            complaint = _choice(rng, book.complaints["icu" if icu else "routine"])
+            values = {
+                "age": "XXXX" if deid else str(patient.age),
+                "sex": _choice(rng, book.sexes[patient.sex]),
+                "complaint": complaint,
+                "date": "",
+            }
+            sections.append(("indication", [(_fill(p, values), [], "", None) for p in template]))
+        if rng.random() < 0.85:
+            if order > 0:
+                before = patient.dates[order - 1]
+                when = "XXXX" if deid else f"{before.month:02d}/{before.day:02d}/{before.year}"
+                text = _fill(_choice(rng, book.comparisons["prior"]), {"date": when})
+            else:
+                text = _fill(_choice(rng, book.comparisons["none"]), {})
+            sections.append(("comparison", [(text, [], "", None)]))
+        if rng.random() < 0.5:
+            sections.append(("technique", [(_choice(rng, book.techniques[technique]), [], "", None)]))
+        return sections
 
     def _sentence(self, rng: random.Random, unit: _Unit) -> tuple[str, list, str, str | None]:
         kind = unit.kind

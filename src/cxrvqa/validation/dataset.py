@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,32 +39,46 @@ def checks_are_current(store: Store) -> bool:
     return checked is not None and selected is not None and checked > selected
 
 
+#: One check's (check, subject, value, expected, ok, detail).
+Check = tuple[str, str, float | None, str, bool, str]
+
+
 def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN) -> list[dict[str, Any]]:
     """Compute, store (`dataset_checks`) and return the checks of the current dataset."""
     now = datetime.now(timezone.utc)
-    rows = []
+    checks = [
+        *_positive_share(store),
+        *_mcq_letters(store),
+        *_answer_distribution(store),
+        *_question_prior(store, prior_margin),
+    ]
+    rows = [
+        {
+            "run_id": run_id,
+            "check": check,
+            "subject": subject,
+            "value": value,
+            "expected": expected,
+            "ok": ok,
+            "detail": detail,
+            "created_at": now,
+        }
+        for check, subject, value, expected, ok, detail in checks
+    ]
+    with store.transaction():
+        store.insert("dataset_checks", rows)
+    return rows
 
-    def add(check: str, subject: str, value: float | None, expected: str, ok: bool, detail: str) -> None:
-        rows.append(
-            {
-                "run_id": run_id,
-                "check": check,
-                "subject": subject,
-                "value": value,
-                "expected": expected,
-                "ok": ok,
-                "detail": detail,
-                "created_at": now,
-            }
-        )
 
+def _positive_share(store: Store) -> Iterator[Check]:
+    """Each yes/no template's achieved 'yes' share against its target."""
     for template, target, achieved, kept_pos, kept_neg in store.query(
         "SELECT template_id, target_share, achieved_share, n_positive_kept, n_negative_kept "
         "FROM current_qa_balance WHERE n_positive_kept > 0 AND n_negative_kept > 0 ORDER BY template_id"
     ):
         # a few items cannot hit a share exactly: the tolerance widens to 3 binomial standard deviations
         tolerance = max(POSITIVE_TOLERANCE, 3 * math.sqrt(target * (1 - target) / (kept_pos + kept_neg)))
-        add(
+        yield (
             "positive_share",
             template,
             achieved,
@@ -71,18 +86,22 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
             abs(achieved - target) <= tolerance,
             f"{kept_pos} yes / {kept_neg} no kept",
         )
+
+
+def _mcq_letters(store: Store) -> Iterator[Check]:
+    """The correct letter uniform among a question's options, per number of options."""
     by_options: dict[int, dict[str, int]] = defaultdict(dict)
     for n_options, letter, count in store.query(
         "SELECT len(options), correct_option, count(*) FROM current_qa_items "
         "WHERE correct_option IS NOT NULL GROUP BY ALL ORDER BY ALL"
     ):
         by_options[n_options][letter] = count
-    for n_options, letters in by_options.items():  # the correct letter uniform among a question's options
+    for n_options, letters in by_options.items():
         n, share = sum(letters.values()), 1 / n_options
         tolerance = 3 * math.sqrt(share * (1 - share) / n)
         shares = {letter: letters.get(letter, 0) / n for letter in ALL_LETTERS[:n_options]}
         worst = max(shares, key=lambda letter: abs(shares[letter] - share))
-        add(
+        yield (
             "mcq_letters",
             f"{n_options} options",
             shares[worst],
@@ -90,6 +109,10 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
             abs(shares[worst] - share) <= tolerance,
             ", ".join(f"{letter} {letters.get(letter, 0)}" for letter in ALL_LETTERS[:n_options]) + f" of {n}",
         )
+
+
+def _answer_distribution(store: Store) -> Iterator[Check]:
+    """Each template's most frequent answer, from MIN_ITEMS items up."""
     for template, answer, count, total in store.query(
         "WITH counts AS (SELECT template_id, answer, count(*) AS n FROM current_qa_items GROUP BY ALL) "
         "SELECT template_id, answer, n, sum(n) OVER (PARTITION BY template_id) AS total FROM counts "
@@ -98,7 +121,7 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
         if total < MIN_ITEMS:
             continue
         share = count / total
-        add(
+        yield (
             "answer_distribution",
             template,
             share,
@@ -106,6 +129,10 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
             share <= DOMINANT_SHARE,
             f"{answer!r} is {count} of {total} answers",
         )
+
+
+def _question_prior(store: Store, prior_margin: float) -> Iterator[Check]:
+    """Each template's best question-only baseline against chance, from MIN_ITEMS held-out items up."""
     for template, key, n, accuracy, chance, worst in store.query(
         "SELECT template_id, key, n_items, accuracy, chance, worst FROM current_qa_prior "
         "WHERE template_id IS NOT NULL AND chance IS NOT NULL "
@@ -115,7 +142,7 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
     ):
         tolerance = max(prior_margin, 2 * math.sqrt(chance * (1 - chance) / n))
         questions = "; ".join(f"{args} {acc:.2f} of {k}" for args, k, acc in json.loads(worst))
-        add(
+        yield (
             "question_prior",
             template,
             accuracy,
@@ -123,6 +150,3 @@ def dataset_checks(store: Store, run_id: str, prior_margin: float = PRIOR_MARGIN
             accuracy <= chance + tolerance,
             f"the question alone ({key}) answers {accuracy:.2f} of {n} held-out items; best answered: {questions}",
         )
-    with store.transaction():
-        store.insert("dataset_checks", rows)
-    return rows

@@ -1564,8 +1564,14 @@ def check_question_sense(item: dict[str, Any], context: ValidationContext) -> Ve
         )
     if program in sense["change_programs"] and answer.strip(" .") not in sense["interval_changes"]:
         return fail("not_an_interval_change", f"{item.get('answer')!r} is not a change since the prior study")
+    return _circular_location(item, context, finding, args)
+
+
+def _circular_location(item: dict[str, Any], context: ValidationContext, finding: str, args: dict[str, str]) -> Verdict:
+    """A location answer (to a question that names no region) that gives a place to a finding without one, or
+    only restates where the finding always is."""
     located = [c for c in claims_of(item, context) if c.kind == "located" and c.source == "argument"]
-    if located and "region" not in args and finding in sites.unlocated:
+    if located and "region" not in args and finding in finding_sites().unlocated:
         regions, sides = _answer_places(item, finding, args)
         if regions or sides:
             return fail(

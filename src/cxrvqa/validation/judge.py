@@ -278,9 +278,6 @@ def _verdict_rows(
     reject_at = rules.code(rules.caps["validator_reject"])
     status = "ok" if cap == rules.best else "reject" if cap <= reject_at else "warn"
     detail = ", ".join(f"{c}={v}" for c, v in values.items()) + f". {verdict['rationale']}"
-    grade, grade_weakest = (
-        (item["rule_grade"], item["rule_weakest"]) if item["rule_grade"] <= cap else (cap, f"judge:{weakest}")
-    )
     return {
         "judge_results": [
             {
@@ -313,20 +310,24 @@ def _verdict_rows(
                 "created_at": now,
             }
         ],
-        "qa_grades": [
-            {
-                **ident,
-                "grade": grade,
-                "label": rules.label(grade),
-                "weakest": grade_weakest,
-                "grading_version": stable_hash({"grading": rules.content_hash, "judge": context.judge_version}),
-                "validators_version": item["validators_version"],
-                "rule_grade": item["rule_grade"],
-                "rule_weakest": item["rule_weakest"],
-                "run_id": run_id,
-                "created_at": now,
-            }
-        ],
+        "qa_grades": [{**ident, **_lowered_grade(item, cap, weakest, context), "run_id": run_id, "created_at": now}],
+    }
+
+
+def _lowered_grade(item: dict[str, Any], cap: int, weakest: str, context: JudgeContext) -> dict[str, Any]:
+    """The grade columns of the item's qa_grades row: its rule-based grade, lowered to the verdict's cap."""
+    rules = grading()
+    grade, grade_weakest = (
+        (item["rule_grade"], item["rule_weakest"]) if item["rule_grade"] <= cap else (cap, f"judge:{weakest}")
+    )
+    return {
+        "grade": grade,
+        "label": rules.label(grade),
+        "weakest": grade_weakest,
+        "grading_version": stable_hash({"grading": rules.content_hash, "judge": context.judge_version}),
+        "validators_version": item["validators_version"],
+        "rule_grade": item["rule_grade"],
+        "rule_weakest": item["rule_weakest"],
     }
 
 
@@ -340,14 +341,7 @@ def judge_batch(store: Store, run_id: str, keys: list[tuple[str, str, str]], con
     }
     keyed = []
     for item in items:
-        content = stable_hash(
-            {
-                "question": item["question"],
-                "options": item["options"],
-                "answer": item["answer"],
-                "report": [[s["section"], s["text"]] for s in item["sentences"]],
-            }
-        )
+        content = _content_hash(item)
         keyed.append((item, content, context.cache.key(content)))
     cached = context.cache.lookup(store, [key for _, _, key in keyed])
     budget = context.cache.budget(store, run_id)
@@ -395,6 +389,18 @@ def judge_batch(store: Store, run_id: str, keys: list[tuple[str, str, str]], con
             store.insert(table, rows)
     judged = len(tables["validation_results"])
     return StageCounts(n_input=len(items), n_done=judged, n_rejected=len(items) - judged)
+
+
+def _content_hash(item: dict[str, Any]) -> str:
+    """What a verdict depends on: the item's question, options and answer and its report's text."""
+    return stable_hash(
+        {
+            "question": item["question"],
+            "options": item["options"],
+            "answer": item["answer"],
+            "report": [[s["section"], s["text"]] for s in item["sentences"]],
+        }
+    )
 
 
 def _failure(

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.core.grading import STATUS_RANK, grade_item, grading
+from cxrvqa.core.grading import STATUS_RANK, Grading, grade_item, grading
 from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.core.provenance import stable_hash
 from cxrvqa.core.resources import load_json_schema
@@ -26,10 +26,19 @@ from cxrvqa.errors import ConfigError
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.qa.generate import GenerationSettings
 from cxrvqa.qa.study import ImageView, study_view
+from cxrvqa.qa.templates import Template
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ITEM_COLUMNS
 from cxrvqa.store.shards import Tables, write_tables
-from cxrvqa.validation.validators import OK, VALIDATORS, ImageFacts, ValidationContext, active_validators, check_item
+from cxrvqa.validation.validators import (
+    OK,
+    VALIDATORS,
+    ImageFacts,
+    ValidationContext,
+    Verdict,
+    active_validators,
+    check_item,
+)
 
 #: Columns of an item as the validators see it: those schemas/qa_item.schema.json publishes, in its order.
 ITEM_FIELDS = tuple(name for name in load_json_schema("qa_item.schema.json")["properties"] if name in ITEM_COLUMNS)
@@ -209,39 +218,20 @@ def _validate_studies(
         ctx = _context_of(payload, context)
         for item in payload.items:
             key = (item["item_id"], item.pop("template_version"), item.pop("input_hash"))
-            judge_grade, judge_weakest = item.pop("judge_grade"), item.pop("judge_weakest")
-            worst, failed = "ok", []
+            judge = item.pop("judge_grade"), item.pop("judge_weakest")
             verdicts = check_item(item, ctx, active)
             if all(verdict is OK for verdict in verdicts):  # most items: every check passed
                 statuses += all_ok
                 reasons += no_reasons
                 details += no_details
                 verdicts = ()
-            for verdict, level in zip(verdicts, levels):
-                if verdict.ok:
-                    statuses.append("ok")
-                else:
-                    statuses.append(level)
-                    failed.append((level, verdict.reason))
-                    if STATUS_RANK[level] > STATUS_RANK[worst]:
-                        worst = level
-                reasons.append(verdict.reason)
-                details.append(verdict.detail)
+            worst, failed = _record_verdicts(verdicts, levels, statuses, reasons, details)
             item_ids.extend([key[0]] * n)
             template_versions.extend([key[1]] * n)
             input_hashes.extend([key[2]] * n)
             done.append((payload.study_id, *key, worst))
             template = templates.get(item["template_id"])
-            rule_grade, rule_weakest = grade_item(
-                item, failed, list(payload.quality), bool(template and template.closed_world)
-            )
-            # an LLM judge verdict of this very item (cxrvqa.validation.judge) still caps it
-            code, weakest = (
-                (judge_grade, f"judge:{judge_weakest}")
-                if judge_grade is not None and judge_grade < rule_grade
-                else (rule_grade, rule_weakest)
-            )
-            grades.append((*key, code, rules.label(code), weakest, rule_grade, rule_weakest))
+            grades.append((*key, *_grade(item, failed, payload.quality, template, judge, rules)))
     items = len(done)
     results = [
         item_ids,
@@ -260,6 +250,45 @@ def _validate_studies(
         "validation_done": _table(DONE_COLUMNS, done, shared),
         "qa_grades": _table(GRADE_COLUMNS, grades, {**shared, "grading_version": rules.content_hash}),
     }
+
+
+def _record_verdicts(
+    verdicts: Iterable[Verdict], levels: list[str], statuses: list[str], reasons: list[str | None], details: list[str]
+) -> tuple[str, list[tuple[str, str | None]]]:
+    """Append each verdict's status (its validator's strictness when it failed), reason and detail to the result
+    columns; return the item's worst status and its failures (strictness, reason), which grade it."""
+    worst, failed = "ok", []
+    for verdict, level in zip(verdicts, levels):
+        if verdict.ok:
+            statuses.append("ok")
+        else:
+            statuses.append(level)
+            failed.append((level, verdict.reason))
+            if STATUS_RANK[level] > STATUS_RANK[worst]:
+                worst = level
+        reasons.append(verdict.reason)
+        details.append(verdict.detail)
+    return worst, failed
+
+
+def _grade(
+    item: dict[str, Any],
+    failed: list[tuple[str, str | None]],
+    quality: tuple[str, ...],
+    template: Template | None,
+    judge: tuple[int | None, str | None],
+    rules: Grading,
+) -> tuple[int, str, str, int, str]:
+    """(grade, label, weakest, rule grade, rule weakest) of an item: the rules' grade, still capped by an LLM
+    judge verdict (grade, weakest) of this very item (cxrvqa.validation.judge)."""
+    judge_grade, judge_weakest = judge
+    rule_grade, rule_weakest = grade_item(item, failed, list(quality), bool(template and template.closed_world))
+    code, weakest = (
+        (judge_grade, f"judge:{judge_weakest}")
+        if judge_grade is not None and judge_grade < rule_grade
+        else (rule_grade, rule_weakest)
+    )
+    return code, rules.label(code), weakest, rule_grade, rule_weakest
 
 
 def _table(names: tuple[str, ...], rows: list[tuple], constants: dict[str, Any]) -> pa.Table:

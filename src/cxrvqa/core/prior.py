@@ -23,16 +23,15 @@ computes them again on what it contains.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
+from cxrvqa.core.provenance import code_digest
 from cxrvqa.store import Store
 
 KEYS = ("question", "arguments", "options")
@@ -84,7 +83,7 @@ class PriorFigure:
 @lru_cache(maxsize=1)
 def baseline_code_hash() -> str:
     """Digest of this module: a build whose stored figures another version computed measures them again."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return code_digest(__file__)[:16]
 
 
 def normalise(question: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from functools import lru_cache
@@ -26,6 +27,13 @@ def stable_hash(value: Any, length: int = 16) -> str:
     """Hash of a JSON-serialisable value, independent of dict order."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def code_digest(module_file: Path | str) -> str:
+    """A digest of a Python module's syntax tree: a comment, a blank line or a reformatting (`ruff format`)
+    leaves it as it was, so a version made from it does not make every stored output stale; any change to
+    what the code does changes it."""
+    return hashlib.sha256(ast.dump(ast.parse(Path(module_file).read_text(encoding="utf-8"))).encode()).hexdigest()
 
 
 @lru_cache(maxsize=1)

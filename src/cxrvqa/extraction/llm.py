@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -50,7 +48,7 @@ from cxrvqa.extraction.rules import narrowed, normal_statements, rules
 from cxrvqa.core.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.core.llm_cache import LLMCache
 from cxrvqa.core.llm_client import Budget, Exchange, ResponseError, ask, read_prompt, render_messages, run_concurrently
-from cxrvqa.core.provenance import stable_hash
+from cxrvqa.core.provenance import code_digest, stable_hash
 from cxrvqa.core.resources import load_checked_yaml, load_json_schema
 
 #: A close-enough spelling of a vocabulary phrase ("pleural efusion") maps to it.
@@ -340,7 +338,7 @@ def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
 
     prompt = load_prompt(settings.prompt)
     params = stable_hash({"temperature": settings.temperature, "response_mode": settings.response_mode})
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    code = code_digest(__file__)
     version = stable_hash(
         {
             "backend": "llm",

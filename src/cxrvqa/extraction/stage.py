@@ -8,7 +8,6 @@ A study whose extraction raises becomes an `extraction_failures` row; the batch 
 from __future__ import annotations
 
 import gc
-import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from cxrvqa.extraction.llm import (
 )
 from cxrvqa.core.scene_graph import SceneGraph, Sentence
 from cxrvqa.core.parallel import batched, process_map
-from cxrvqa.core.provenance import code_version, stable_hash
+from cxrvqa.core.provenance import code_digest, code_version, stable_hash
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
@@ -72,8 +71,8 @@ def rules_extractor_version() -> str:
     """Changes when the rules, the vocabularies or the extractor's code change."""
     from cxrvqa.extraction import rules
 
-    source = hashlib.sha256(Path(rules.__file__).read_bytes()).hexdigest()
-    return stable_hash({"backend": "rules", "rules": rules.rules().content_hash, "code": source})
+    code = code_digest(Path(rules.__file__))
+    return stable_hash({"backend": "rules", "rules": rules.rules().content_hash, "code": code})
 
 
 def prepare(config: Config) -> ExtractStageContext:

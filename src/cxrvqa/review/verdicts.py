@@ -67,6 +67,25 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _tool_verdict(
+    where: str,
+    item_id: str | None,
+    values: dict[str, Any],
+    reviewer: str | None,
+    item_version: str | None,
+    at: Any,
+    problems: _Problems,
+) -> Verdict | None:
+    """A review tool's answers to the verdict, grammar and note questions as a Verdict (None where the item or the
+    verdict is missing; what is wrong is in ``problems``)."""
+    verdict = _verdict(values["verdict"], where, problems)
+    grammar = _grammar(values.get("grammar"), where, problems)
+    note = _note(values.get("note"), where, problems)
+    if not (item_id and verdict):
+        return None
+    return Verdict(where, item_id, verdict, grammar, note, reviewer, item_version, None, at)
+
+
 def _verdict(value: Any, where: str, problems: _Problems) -> str | None:
     allowed = review_verdicts()
     if isinstance(value, list) and len(value) == 1:  # a Label Studio choices list
@@ -216,21 +235,13 @@ def _label_studio(tasks: list[Any], problems: _Problems) -> list[Verdict]:
                     f"`cxrvqa review sample`); found results {sorted(map(str, values)) or 'none'}",
                 )
                 continue
-            verdict = _verdict(values["verdict"], where, problems)
-            if item_id and verdict:
-                found.append(
-                    Verdict(
-                        where,
-                        item_id,
-                        verdict,
-                        _grammar(values.get("grammar"), where, problems),
-                        _note(values.get("note"), where, problems),
-                        _annotator(annotation.get("completed_by")),
-                        _text(data.get("item_version"), "data.item_version", where, problems, required=False),
-                        None,
-                        _time(annotation.get("updated_at") or annotation.get("created_at"), where, problems),
-                    )
-                )
+            version = _text(data.get("item_version"), "data.item_version", where, problems, required=False)
+            at = _time(annotation.get("updated_at") or annotation.get("created_at"), where, problems)
+            verdict = _tool_verdict(
+                where, item_id, values, _annotator(annotation.get("completed_by")), version, at, problems
+            )
+            if verdict is not None:
+                found.append(verdict)
     return found
 
 
@@ -276,21 +287,10 @@ def _argilla(records: list[Any], problems: _Problems) -> list[Verdict]:
             if "verdict" not in values:
                 problems.add(where, f"expected a response to `verdict`; found responses to {sorted(values)}")
                 continue
-            verdict = _verdict(values["verdict"], where, problems)
-            if item_id and verdict:
-                found.append(
-                    Verdict(
-                        where,
-                        item_id,
-                        verdict,
-                        _grammar(values.get("grammar"), where, problems),
-                        _note(values.get("note"), where, problems),
-                        None if user == "None" else user,
-                        _text(metadata.get("item_version"), "metadata.item_version", where, problems, required=False),
-                        None,
-                        None,
-                    )
-                )
+            version = _text(metadata.get("item_version"), "metadata.item_version", where, problems, required=False)
+            verdict = _tool_verdict(where, item_id, values, None if user == "None" else user, version, None, problems)
+            if verdict is not None:
+                found.append(verdict)
     return found
 
 

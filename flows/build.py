@@ -25,7 +25,7 @@ from prefect.utilities.annotations import quote
 
 from cxrvqa.config import Config
 from cxrvqa.core import progress
-from cxrvqa.core.batch import run_batch
+from cxrvqa.core.batch import BatchStage, run_batch
 from cxrvqa.core.parallel import batched, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
@@ -64,12 +64,8 @@ def _run_stage(
 
 
 #: Stage modules whose batches split into load (reads the store), compute (pure) and write (one transaction).
-BATCH_STAGES = {
-    "images": image_stage,
-    "reports": report_stage,
-    "extract": extract_stage,
-    "qa": qa_stage,
-    "validate": validate_stage,
+BATCH_STAGES: dict[str, BatchStage] = {
+    stage.NAME: stage for stage in (image_stage, report_stage, extract_stage, qa_stage, validate_stage)
 }
 
 

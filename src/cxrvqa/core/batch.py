@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from cxrvqa.config import Config
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.shards import Tables
 
 
 class BatchStage(Protocol):
-    """What a stage module provides (a module satisfies the protocol with module-level functions)."""
+    """What a stage module provides (a module satisfies the protocol with its module-level names). What is pending
+    is each stage's own selection, not part of the protocol: images and reports stream their sources (files, report
+    records), extract, qa and validate select from the store (`pending_studies`, `pending_work`)."""
+
+    NAME: str
+
+    def prepare(self, config: Config) -> Any:
+        """The stage's batch context: settings, versions and rules read once (a bad setting fails here)."""
 
     def load_batch(self, store: Store, batch: Any, context: Any) -> tuple[Any, StageCounts]:
         """The batch's inputs read from the store, and its counts so far (inputs, skips)."""

@@ -33,6 +33,9 @@ from cxrvqa.core.provenance import code_digest, code_version, stable_hash
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
 
+#: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `extract-batch`).
+NAME = "extract"
+
 #: Studies per unit of work sent to a worker process, and the fewest pending studies worth a pool
 #: (`parallel.with_workers_for`).
 CHUNK, POOL_MIN_STUDIES = 100, 5000

@@ -28,6 +28,9 @@ from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, as_rows, write_tables
 
+#: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `images-batch`).
+NAME = "images"
+
 logger = logging.getLogger(__name__)
 
 #: Bump when the rendering code changes what a PNG looks like: every image is redone.

@@ -33,6 +33,9 @@ from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ITEM_SCHEMA, PART_SCHEMA
 from cxrvqa.store.shards import Tables, write_tables
 
+#: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `qa-batch`).
+NAME = "qa"
+
 #: The fewest pending studies worth a process pool.
 POOL_MIN_STUDIES = 4000
 

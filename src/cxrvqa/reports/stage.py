@@ -17,6 +17,9 @@ from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, write_tables
 
+#: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `reports-batch`).
+NAME = "reports"
+
 #: Bump when the section or sentence code changes its output.
 PARSER_RECIPE = "report-sections/1"
 

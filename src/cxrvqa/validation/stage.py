@@ -40,6 +40,9 @@ from cxrvqa.validation.validators import (
     check_item,
 )
 
+#: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `validate-batch`).
+NAME = "validate"
+
 #: Columns of an item as the validators see it: those schemas/qa_item.schema.json publishes, in its order.
 ITEM_FIELDS = tuple(name for name in load_json_schema("qa_item.schema.json")["properties"] if name in ITEM_COLUMNS)
 #: The fewest pending items in a batch worth the process pool.

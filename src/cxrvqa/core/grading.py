@@ -78,6 +78,13 @@ def grade_item(
     return grade, weakest
 
 
+def judge_capped(grade: int, weakest: str, judge_grade: int | None, judge_weakest: str | None) -> tuple[int, str]:
+    """(grade code, criterion) of an item whose rule-based grade an LLM judge verdict caps, where it is lower."""
+    if judge_grade is not None and judge_grade < grade:
+        return judge_grade, f"judge:{judge_weakest}"
+    return grade, weakest
+
+
 def failure_cap(status: str, reason: str | None) -> tuple[int, str]:
     """(grade code, criterion) one failed check caps an item at: its status's cap, or its reason's when lower
     (a report-only item's `no_image` warning caps at C, not B)."""

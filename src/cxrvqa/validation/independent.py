@@ -903,7 +903,8 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
     evidence = _evidence(item, context)
     for claim in claims_of(item, context):
         if claim.kind == "some_present":
-            verdict = _some_present_verdict(claim, evidence or _report(context), _report(context))
+            report = _report(context)
+            verdict = _some_present_verdict(claim, evidence or report, report)
         elif claim.kind in ("present", "possible", "absent", "uncertain", "certain"):
             sentences = _report(context) if claim.source == "other_options" or not evidence else evidence
             verdict = _claim_reading_verdict(claim, sentences)
@@ -931,19 +932,18 @@ def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tupl
     reads = {f: reading(f, sentences)[0] for f in claim.findings}
     if not sentences or "present" in reads.values():
         return OK
-    above = {a for f in claim.findings for a in ancestors("findings", f)}
-    if any(reading(a, sentences)[0] == "present" for a in above):
+    above = {a: reading(a, sentences)[0] for f in claim.findings for a in ancestors("findings", f)}
+    if "present" in above.values():
         return OK
-    if any(r in CERTAINTIES for r in reads.values()) or any(reading(a, sentences)[0] in CERTAINTIES for a in above):
+    named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
+    if any(r in CERTAINTIES for r in (*reads.values(), *above.values())):
         if any(reading(f, report)[0] == "present" for f in (*claim.findings, *above)):
             return OK
-        named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
         return fail(
             "second_reading_only_hedged",
-            f"the answer has an abnormality present; the report "
-            f"{_quote(' '.join(sentences))} reads {named}, none stated",
+            f"the answer has an abnormality present; the evidence "
+            f"{_quote(' '.join(sentences))} reads {named}, and the report states none",
         )
-    named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())
     reason = (
         "second_reading_negated"
         if "absent" in reads.values() or "narrowed" in reads.values()

@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 
 from cxrvqa.config import Config, LLMConfig
-from cxrvqa.core.grading import grading
+from cxrvqa.core.grading import grading, judge_capped
 from cxrvqa.core.llm_cache import LLMCache
 from cxrvqa.core.llm_client import Budget, ResponseError, ask, read_prompt, render_messages, run_concurrently
 from cxrvqa.core.provenance import stable_hash
@@ -317,9 +317,7 @@ def _verdict_rows(
 def _lowered_grade(item: dict[str, Any], cap: int, weakest: str, context: JudgeContext) -> dict[str, Any]:
     """The grade columns of the item's qa_grades row: its rule-based grade, lowered to the verdict's cap."""
     rules = grading()
-    grade, grade_weakest = (
-        (item["rule_grade"], item["rule_weakest"]) if item["rule_grade"] <= cap else (cap, f"judge:{weakest}")
-    )
+    grade, grade_weakest = judge_capped(item["rule_grade"], item["rule_weakest"], cap, weakest)
     return {
         "grade": grade,
         "label": rules.label(grade),

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.core.grading import STATUS_RANK, Grading, grade_item, grading
+from cxrvqa.core.grading import STATUS_RANK, Grading, grade_item, grading, judge_capped
 from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
 from cxrvqa.core.provenance import stable_hash
 from cxrvqa.core.resources import load_json_schema
@@ -286,11 +286,7 @@ def _grade(
     judge verdict (grade, weakest) of this very item (cxrvqa.validation.judge)."""
     judge_grade, judge_weakest = judge
     rule_grade, rule_weakest = grade_item(item, failed, list(quality), bool(template and template.closed_world))
-    code, weakest = (
-        (judge_grade, f"judge:{judge_weakest}")
-        if judge_grade is not None and judge_grade < rule_grade
-        else (rule_grade, rule_weakest)
-    )
+    code, weakest = judge_capped(rule_grade, rule_weakest, judge_grade, judge_weakest)
     return code, rules.label(code), weakest, rule_grade, rule_weakest
 
 

@@ -29,12 +29,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import duckdb
-
+from cxrvqa.core.prior import stored_prior
 from cxrvqa.core.stats import wilson
+from cxrvqa.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from cxrvqa.cli import app; app()"]
+CLI = Path(sys.executable).parent / "cxrvqa"
 FORMATS = ("yes_no", "multiple_choice", "multi_part")
 YES_NO_BOUND = 0.60
 CHOICE_MARGIN = 0.05
@@ -57,7 +57,7 @@ def _subset(reports: Path, n: int, seed: int, dest: Path) -> Path:
 
 
 def _build(reports: Path, report_format: str, out: Path, per_template: bool) -> None:
-    cmd = [*CLI, "build", "--reports", str(reports), "--report-format", report_format, "--out", str(out)]
+    cmd = [str(CLI), "build", "--reports", str(reports), "--report-format", report_format, "--out", str(out)]
     if per_template:
         config = out.parent / "per_template.yaml"
         config.write_text("qa:\n  balance: per_template\n", encoding="utf-8")
@@ -68,28 +68,23 @@ def _build(reports: Path, report_format: str, out: Path, per_template: bool) -> 
 
 
 def _read(build: Path) -> dict:
-    con = duckdb.connect(str(build / "cxrvqa.duckdb"), read_only=True)
-    try:
+    """Item counts per format and polarity, items per template, and the stored question-only baseline
+    (`stored_prior`): per (key, format) the whole format's figure, and the five templates with the strongest."""
+    with Store(build / "cxrvqa.duckdb", read_only=True) as store:
         counts = {
             (fmt, polar): n
-            for fmt, polar, n in con.execute(
+            for fmt, polar, n in store.query(
                 "SELECT answer_format, polarity IS NOT NULL, count(*) FROM current_qa_items GROUP BY ALL"
-            ).fetchall()
+            )
         }
-        templates = dict(con.execute("SELECT template_id, count(*) FROM current_qa_items GROUP BY ALL").fetchall())
-        prior = {
-            (key, fmt): (n, acc, chance)
-            for key, fmt, n, acc, chance in con.execute(
-                "SELECT key, answer_format, n_items, accuracy, chance FROM current_qa_prior WHERE template_id IS NULL"
-            ).fetchall()
-        }
-        worst = con.execute(
-            "SELECT template_id, answer_format, n_items, accuracy FROM current_qa_prior WHERE key = 'question' "
-            "AND template_id IS NOT NULL AND answer_format IN ('yes_no', 'multiple_choice', 'multi_part') "
-            "ORDER BY accuracy DESC, template_id LIMIT 5"
-        ).fetchall()
-    finally:
-        con.close()
+        templates = dict(store.query("SELECT template_id, count(*) FROM current_qa_items GROUP BY ALL"))
+        figures = stored_prior(store)
+    prior = {(f.key, f.answer_format): (f.n_items, f.accuracy, f.chance) for f in figures if f.template_id is None}
+    per_template = [f for f in figures if f.key == "question" and f.template_id and f.answer_format in FORMATS]
+    worst = [
+        (f.template_id, f.answer_format, f.n_items, f.accuracy)
+        for f in sorted(per_template, key=lambda f: (-f.accuracy, f.template_id))[:5]
+    ]
     return {"counts": counts, "templates": templates, "prior": prior, "worst": worst}
 
 

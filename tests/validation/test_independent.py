@@ -287,6 +287,11 @@ def test_a_region_answer_needs_a_finding_there() -> None:
         (["There is no pleural effusion."], "pleural_effusion", None),
         (["No acute cardiopulmonary process."], "pneumothorax", None),
         (["The lungs are clear."], "consolidation", None),
+        # statements that rule findings out without calling a region normal: the lung volumes
+        (["Normal lung volumes."], "hyperinflation", None),
+        (["Both lungs are clear and expanded."], "hypoinflation", None),
+        (["The lungs are well expanded."], "hyperinflation", "negative_unbacked"),
+        (["Low normal lung volumes."], "hypoinflation", "negative_unbacked"),
     ],
 )
 def test_negative_support_of_an_absent_finding(sentences: list[str], finding: str, expected: str | None) -> None:

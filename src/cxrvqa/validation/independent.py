@@ -60,6 +60,7 @@ class NormalStatement:
     regions: tuple[str, ...]
     sided: dict[str, str]
     scope: str  # all | acute
+    findings: tuple[str, ...]  # ruled out without a region called normal (normal lung volumes)
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,22 @@ def rules() -> Rules:
     statements = []
     for st in data["normal_statements"]:
         known([*st["regions"], *st.get("sided", {}).values()], vocab.regions, f"normal_statements.{st['id']}")
+        known(st.get("findings", ()), vocab.findings, f"normal_statements.{st['id']}")
+        if not (st["regions"] or st.get("findings")):
+            raise ResourceError(RULES_FILE, f"normal_statements.{st['id']}: neither regions nor findings")
         try:
             patterns = tuple(re.compile(p) for p in st["patterns"])
         except re.error as exc:
             raise ResourceError(RULES_FILE, f"normal_statements.{st['id']}: bad pattern: {exc}") from exc
         statements.append(
-            NormalStatement(st["id"], patterns, tuple(st["regions"]), dict(st.get("sided", {})), st["scope"])
+            NormalStatement(
+                st["id"],
+                patterns,
+                tuple(st["regions"]),
+                dict(st.get("sided", {})),
+                st["scope"],
+                tuple(st.get("findings", ())),
+            )
         )
     listed = set(data["acute_findings"])
     acute = frozenset(f for f in vocab.findings if f in listed or listed & set(ancestors("findings", f)))
@@ -1195,22 +1206,25 @@ class _Coverage:
     regions: set[str]  # declared normal (scope all)
     acute: bool  # an acute-only normal statement was made
     statements: list[str]
+    findings: set[str]  # ruled out by a statement that calls no region normal
 
 
 def _normal_statements(sentences: Iterable[str]) -> _Coverage:
-    cov = _Coverage(set(), False, [])
+    cov = _Coverage(set(), False, [], set())
     for text in sentences:
-        regions, acute, ids = _statements_in(text)
+        regions, acute, ids, findings = _statements_in(text)
         cov.regions.update(regions)
         cov.acute = cov.acute or acute
         cov.statements.extend(ids)
+        cov.findings.update(findings)
     return cov
 
 
 @lru_cache(maxsize=65536)
-def _statements_in(text: str) -> tuple[frozenset[str], bool, tuple[str, ...]]:
-    """(regions declared normal, an acute-only statement made, statement ids) of one sentence."""
-    cov = _Coverage(set(), False, [])
+def _statements_in(text: str) -> tuple[frozenset[str], bool, tuple[str, ...], frozenset[str]]:
+    """(regions declared normal, an acute-only statement made, statement ids, findings ruled out) of one
+    sentence."""
+    cov = _Coverage(set(), False, [], set())
     listed = rules().data["normal_lists"]
     list_pattern = _list_pattern()
     for low in (text.lower(),):
@@ -1232,9 +1246,10 @@ def _statements_in(text: str) -> tuple[frozenset[str], bool, tuple[str, ...]]:
                     cov.regions.update(regions)
                 else:
                     cov.acute = True
+                cov.findings.update(st.findings)
                 cov.statements.append(st.id)
                 break
-    return frozenset(cov.regions), cov.acute, tuple(cov.statements)
+    return frozenset(cov.regions), cov.acute, tuple(cov.statements), frozenset(cov.findings)
 
 
 @lru_cache(maxsize=1)
@@ -1264,8 +1279,9 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
 
 def _finding_covered(finding: str, cov: _Coverage) -> bool:
     """A normal statement covers the finding's main place (the first region of its group in
-    finding_sites.yaml: a pleural effusion's pleura, an enlarged cardiomediastinum's mediastinum)."""
-    if "chest" in cov.regions:
+    finding_sites.yaml: a pleural effusion's pleura, an enlarged cardiomediastinum's mediastinum), or the statement
+    names the finding or one above it."""
+    if "chest" in cov.regions or cov.findings & {finding, *ancestors("findings", finding)}:
         return True
     primary = _primary_site(finding)
     return primary is not None and _covered_region(primary, cov)

@@ -106,12 +106,25 @@ def _reviewed_build(build: Path, tmp_path: Path) -> list[dict]:
                     params=[grade, weakest, now, *key],
                 ).to_arrow_table(),
             )
+            # a validation of the item: its done row, and a row for the check it failed (written with it)
+            store.insert(
+                "validation_done",
+                store.con.sql(
+                    "SELECT * EXCLUDE (latest) REPLACE (? AS status, ? AS created_at) FROM validation_done "
+                    "WHERE item_id = ? AND template_version = ? AND input_hash = ? AND latest",
+                    params=[status, now, *key],
+                ).to_arrow_table(),
+            )
             store.insert(
                 "validation_results",
                 store.con.sql(
-                    "SELECT * REPLACE (? AS status, ? AS reason, ? AS created_at) FROM validation_results "
-                    "WHERE item_id = ? AND template_version = ? AND input_hash = ? AND validator = ?",
-                    params=[status, weakest.split(":")[1], now, *key, validator],
+                    "SELECT d.item_id, d.template_version, d.input_hash, k.validator, k.validator_version, "
+                    "k.strictness, ? AS status, ? AS reason, '' AS detail, d.validators_version, d.run_id, "
+                    "d.created_at FROM validation_done d JOIN (SELECT DISTINCT validators_version, validator, "
+                    "validator_version, strictness FROM validation_checks) k USING (validators_version) "
+                    "WHERE d.item_id = ? AND d.template_version = ? AND d.input_hash = ? AND d.latest "
+                    "AND k.validator = ?",
+                    params=[status, weakest.split(":")[1], *key, validator],
                 ).to_arrow_table(),
             )
     for reviewer in ("ana", "ben"):

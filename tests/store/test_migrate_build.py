@@ -64,17 +64,34 @@ def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills
     tmp_path: Path, fresh: list[tuple]
 ) -> None:
     """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds, no image file
-    stats, no latest markers: 0017-0019 undone), then a build with nothing new: the store is migrated, the
-    thresholds are computed and the markers set, nothing else changes."""
+    stats, no latest markers, a validation row per check run: 0017-0021 undone), then a build with nothing new:
+    the store is migrated, the thresholds are computed and the markers set, the passing checks' rows dropped,
+    nothing else changes."""
     _build(tmp_path)
+    results = (
+        "SELECT item_id, validator, validator_version, strictness, status, reason, detail, run_id "
+        "FROM current_validation_results ORDER BY ALL"
+    )
+    with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
+        current = store.query(results)
     con = duckdb.connect(str(tmp_path / "cxrvqa.duckdb"))
+    # 0021: a row per check run, the passing ones included
+    con.execute(
+        "INSERT INTO validation_results BY NAME SELECT * FROM (SELECT d.item_id, d.template_version, d.input_hash, "
+        "k.validator, k.validator_version, k.strictness, 'ok' AS status, NULL AS reason, '' AS detail, "
+        "d.validators_version, d.run_id, d.created_at, d.latest FROM validation_done d JOIN (SELECT DISTINCT "
+        "validators_version, validator, validator_version, strictness FROM validation_checks) k "
+        "USING (validators_version)) r ANTI JOIN validation_results v "
+        "USING (item_id, template_version, input_hash, validator, created_at)"
+    )
+    con.execute("DROP TABLE validation_checks")
     for table in ("validation_results", "validation_done", "qa_grades", "judge_results"):  # 0019
         con.execute(f"ALTER TABLE {table} DROP COLUMN latest")
     con.execute("DROP TABLE image_files")  # 0018
     for view in ("current_qa_eval_items", "current_qa_eval_keys", "current_qa_eval_balance"):  # 0017
         con.execute(f"DROP VIEW {view}")
     con.execute("DROP TABLE qa_eval_balance")
-    con.execute("DELETE FROM schema_migrations WHERE version >= 17")
+    con.execute("DELETE FROM schema_migrations WHERE version >= 17")  # 0020 re-applies as it is
     runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
     con.close()
     export = [
@@ -96,5 +113,7 @@ def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills
         assert store.query("SELECT count(*) FROM runs")[0][0] == runs + 1
         assert store.query(ITEMS) == fresh
         assert store.query("SELECT count(DISTINCT run_id) FROM qa_eval_balance")[0][0] == 1
+        assert store.query(results) == current
+        assert store.query("SELECT count(*) FROM validation_results WHERE status = 'ok'") == [(0,)]
     assert runner.invoke(app, export).exit_code == 0
     assert (tmp_path / "eval.jsonl").read_text(encoding="utf-8").count("\n") > 0

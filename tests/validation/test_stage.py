@@ -48,8 +48,19 @@ def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
         ]
         ignored = stage.prepare(_config(demo, strictness={"answer_leak": "ignore"}))
         counts = run_batch(stage, store, "r-ignore", ["demo-s1"], ignored)
-        rows = store.query("SELECT DISTINCT validator FROM validation_results WHERE run_id = 'r-ignore'")
+        rows = store.query("SELECT DISTINCT validator FROM validation_checks WHERE run_id = 'r-ignore'")
         assert {r[0] for r in rows} == set(VALIDATORS) - {"answer_leak"} and counts.n_rejected == 0
+        # a row per failed check only; the current view gives each item every check it ran (migration 0021)
+        assert store.query("SELECT count(*) FROM validation_results WHERE run_id = 'r-ignore' AND status = 'ok'") == [
+            (0,)
+        ]
+        per_item = store.query(
+            "SELECT count(*), count(DISTINCT validator), count(*) FILTER (status <> 'ok') "
+            "FROM current_validation_results WHERE run_id = 'r-ignore' GROUP BY item_id"
+        )
+        assert per_item and {(n, k) for n, k, _ in per_item} == {(len(VALIDATORS) - 1, len(VALIDATORS) - 1)}
+        failed = store.query("SELECT count(*) FROM validation_results WHERE run_id = 'r-ignore'")[0][0]
+        assert sum(f for _, _, f in per_item) == failed
 
 
 def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Path) -> None:

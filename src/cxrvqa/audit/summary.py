@@ -455,8 +455,8 @@ def check_filters(store: Store, filters: AuditFilters) -> list[str]:
         (
             "--validator",
             filters.validator,
-            "SELECT DISTINCT validator FROM validation_results UNION "
-            "SELECT DISTINCT 'human_review' FROM review_verdicts",
+            "SELECT DISTINCT validator FROM validation_checks UNION SELECT DISTINCT validator FROM validation_results "
+            "UNION SELECT DISTINCT 'human_review' FROM review_verdicts",
         ),
         ("--template", filters.template, "SELECT DISTINCT template_id FROM qa_templates"),
     ):

@@ -35,7 +35,6 @@ from cxrvqa.validation.validators import (
     VALIDATORS,
     ImageFacts,
     ValidationContext,
-    Verdict,
     active_validators,
     check_item,
 )
@@ -174,6 +173,7 @@ RESULT_COLUMNS = (
     "reason",
     "detail",
 )
+CHECK_COLUMNS = ("validator", "validator_version", "strictness")
 DONE_COLUMNS = ("study_id", "item_id", "template_version", "input_hash", "status")
 GRADE_COLUMNS = ("item_id", "template_version", "input_hash", "grade", "label", "weakest", "rule_grade", "rule_weakest")
 
@@ -181,13 +181,14 @@ GRADE_COLUMNS = ("item_id", "template_version", "input_hash", "grade", "label", 
 def validate_studies(
     payloads: list[StudyPayload], context: ValidateStageContext, run_id: str, now: datetime
 ) -> dict[str, pa.Table]:
-    """The validation_results, validation_done and qa_grades tables of some studies' items (pure; in a worker).
+    """The validation_checks, validation_results, validation_done and qa_grades tables of some studies' items (pure;
+    in a worker).
 
-    ~26 result rows per item: the result table is built column by column (the validators' name, version and
-    strictness are the same run of values for every item), never as a tuple per row. The cyclic garbage collector
-    is paused meanwhile: the checks make many small objects, which set off full collections over every object of
-    the process (spaCy's and medspaCy's rules included: ~10% of the step); the batch's few cyclic objects (~6 per
-    item) are collected once it is back on."""
+    A result row per check an item failed (migration 0021), not per check run: the checks the batch ran are one
+    `validation_checks` row each, and the current view makes an item's passing checks from them. The cyclic garbage
+    collector is paused meanwhile: the checks make many small objects, which set off full collections over every
+    object of the process (spaCy's and medspaCy's rules included: ~10% of the step); the batch's few cyclic objects
+    (~6 per item) are collected once it is back on."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -204,17 +205,8 @@ def _validate_studies(
     rules = grading()
     templates = {t.id: t for t, _ in context.settings.templates}
     active = active_validators(context.strictness)
-    names = [v.name for v, _ in active]
-    versions = [v.version for v, _ in active]
-    levels = [level for _, level in active]
-    n = len(active)
-    all_ok, no_reasons, no_details = ["ok"] * n, [OK.reason] * n, [OK.detail] * n
-    item_ids: list[str] = []
-    template_versions: list[str] = []
-    input_hashes: list[str] = []
-    statuses: list[str] = []
-    reasons: list[str | None] = []
-    details: list[str] = []
+    checks = [(v.name, v.version, level) for v, level in active]
+    failures: list[tuple] = []
     done: list[tuple] = []
     grades: list[tuple] = []
     for payload in payloads:
@@ -223,55 +215,24 @@ def _validate_studies(
             key = (item["item_id"], item.pop("template_version"), item.pop("input_hash"))
             judge = item.pop("judge_grade"), item.pop("judge_weakest")
             verdicts = check_item(item, ctx, active)
-            if all(verdict is OK for verdict in verdicts):  # most items: every check passed
-                statuses += all_ok
-                reasons += no_reasons
-                details += no_details
-                verdicts = ()
-            worst, failed = _record_verdicts(verdicts, levels, statuses, reasons, details)
-            item_ids.extend([key[0]] * n)
-            template_versions.extend([key[1]] * n)
-            input_hashes.extend([key[2]] * n)
+            worst, failed = "ok", []
+            for verdict, (name, version, level) in zip(verdicts, checks):
+                if verdict is OK or verdict.ok:
+                    continue
+                failures.append((*key, name, version, level, level, verdict.reason, verdict.detail))
+                failed.append((level, verdict.reason))
+                if STATUS_RANK[level] > STATUS_RANK[worst]:
+                    worst = level
             done.append((payload.study_id, *key, worst))
             template = templates.get(item["template_id"])
             grades.append((*key, *_grade(item, failed, payload.quality, template, judge, rules)))
-    items = len(done)
-    results = [
-        item_ids,
-        template_versions,
-        input_hashes,
-        names * items,
-        versions * items,
-        levels * items,
-        statuses,
-        reasons,
-        details,
-    ]
     shared = {"validators_version": context.validators_version, "run_id": run_id, "created_at": now}
     return {
-        "validation_results": _columns_table(RESULT_COLUMNS, results, shared),
+        "validation_checks": _table(CHECK_COLUMNS, checks if done else [], shared),
+        "validation_results": _table(RESULT_COLUMNS, failures, shared),
         "validation_done": _table(DONE_COLUMNS, done, shared),
         "qa_grades": _table(GRADE_COLUMNS, grades, {**shared, "grading_version": rules.content_hash}),
     }
-
-
-def _record_verdicts(
-    verdicts: Iterable[Verdict], levels: list[str], statuses: list[str], reasons: list[str | None], details: list[str]
-) -> tuple[str, list[tuple[str, str | None]]]:
-    """Append each verdict's status (its validator's strictness when it failed), reason and detail to the result
-    columns; return the item's worst status and its failures (strictness, reason), which grade it."""
-    worst, failed = "ok", []
-    for verdict, level in zip(verdicts, levels):
-        if verdict.ok:
-            statuses.append("ok")
-        else:
-            statuses.append(level)
-            failed.append((level, verdict.reason))
-            if STATUS_RANK[level] > STATUS_RANK[worst]:
-                worst = level
-        reasons.append(verdict.reason)
-        details.append(verdict.detail)
-    return worst, failed
 
 
 def _grade(

@@ -20,6 +20,13 @@ For each size in ``--studies`` (default 10,000 and 100,000; reports only) and fo
    template's items; then the same for the next user template;
 5. runs the same command once more: the **no-change rebuild**.
 
+With ``--previous REV`` (default 4cb08d2, the version the throughput issue measures against; ``''`` for
+none) each size is also built by that revision, checked out as a git worktree in the work folder and run by
+this venv's interpreter with the worktree first on ``PYTHONPATH``, on the same corpus and with its own
+built-in templates copied the same way: the same full build, template rebuilds and no-change rebuild, printed
+side by side with this version's (ratio = previous / now), with the targets of the full build's speed-up
+(>= 2.5x) and of the rates inside the build (validation >= 20,000 and QA generation >= 50,000 items/s).
+
 Per build: wall time of the subprocess; per-stage seconds and counts (``n_input``, ``n_skipped``,
 ``n_done``, ``n_rejected``) from the build's ``run_stages`` rows; "in-run other" is the time between
 the ``runs`` row's start and finish outside the stage rows (sub-flow overhead, QA balancing, dataset
@@ -94,6 +101,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -101,10 +109,52 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CLI = Path(sys.executable).parent / "cxrvqa"
+PREVIOUS = "4cb08d2"  # the version the throughput issue measures against
+
+
+@dataclass(frozen=True)
+class Version:
+    """The code a build runs: this checkout, or a git revision checked out in a worktree (`--previous`), run by
+    this venv's interpreter with the worktree first on the path."""
+
+    label: str
+    command: tuple[str, ...]  # the CLI
+    env: dict[str, str]
+    questions: Path  # its built-in question templates
+    suffix: str  # of its build and template folders
+    cwd: Path  # the build runs here: `python -c` puts the working folder first on the path (flows/)
+
+
+def this_version() -> Version:
+    return Version("now", (str(CLI),), {}, ROOT / "prompts" / "questions", "", ROOT)
+
+
+def previous_version(revision: str, work: Path) -> Version:
+    """A worktree of `revision` in the work folder (reused when there)."""
+    tree = work / f"previous-{revision}"
+    if not (tree / "src" / "cxrvqa").is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(tree), revision],
+            check=True,
+            capture_output=True,
+        )
+    return Version(
+        f"previous {revision}",
+        (sys.executable, "-c", "from cxrvqa.cli import app; app()"),
+        {"PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"},  # flows/ is imported from the repository root
+        tree / "prompts" / "questions",
+        "-previous",
+        tree,
+    )
+
 
 TARGET_TEMPLATE_SHARE = 0.10
 TARGET_NO_CHANGE_SHARE = 0.05
 TARGET_MEMORY_GROWTH = 1.2
+TARGET_SPEEDUP = 2.5  # full build, previous version / this one
+TARGET_VALIDATE_RATE = 20_000  # items/s inside the build, writes included
+TARGET_QA_RATE = 50_000
 WARMUP_STUDIES = 20
 
 
@@ -241,11 +291,10 @@ def _corpus_sizes(summary: dict) -> dict:
     return {"images": summary["images"], "image_gb": round(summary["image_bytes"] / 1e9, 2)}
 
 
-def user_template(folder: Path, template_id: str) -> Path:
-    """A copy of a built-in template under a new id and with reworded questions, in a user template folder."""
-    from cxrvqa.core.resources import resource
-
-    data = yaml.safe_load(resource("prompts", "questions", f"{template_id}.yaml").read_text())
+def user_template(folder: Path, template_id: str, questions: Path) -> Path:
+    """A copy of a built-in template (of the version built) under a new id and with reworded questions, in a user
+    template folder."""
+    data = yaml.safe_load((questions / f"{template_id}.yaml").read_text())
     data["id"] = f"bench_{template_id}"
 
     # questions of its own: the current dataset keeps one item per (image, question), so an exact copy
@@ -271,13 +320,19 @@ def edit_template(path: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def run_build(command: list[str], db: Path, sample_s: float) -> dict:
+def run_build(
+    command: list[str], db: Path, sample_s: float, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict:
     """Run one build subprocess; its wall time, memory by process kind and what its run did."""
     start, started_at = time.perf_counter(), time.time()
     log = db.parent.with_name(db.parent.name + ".log")
     with open(log, "a") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"}
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
+            cwd=cwd,
         )
         with TreeSampler(process.pid, sample_s) as sampler:
             returncode = process.wait()
@@ -353,22 +408,25 @@ def last_run(db: Path) -> dict:
     }
 
 
-def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Path) -> dict:
-    """Corpus, full build, one rebuild per edited template and the no-change rebuild of one size."""
+def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Path, version: Version) -> dict:
+    """Corpus, full build, one rebuild per edited template and the no-change rebuild of one size, by one version
+    of the code (the corpus is shared)."""
     name = f"{n_studies}" + (f"-img{n_images}" if n_images else "")
     corpus = work / f"synth-{name}"
     corpus_info = synth(
         n_studies, corpus, images=n_images, seed=args.seed, image_scale=args.image_scale, workers=args.workers
     )
-    templates = work / f"templates-{name}"
+    templates = work / f"templates-{name}{version.suffix}"
     shutil.rmtree(templates, ignore_errors=True)
     templates.mkdir(parents=True)
-    template_files = [user_template(templates, t.strip()) for t in args.template.split(",") if t.strip()]
-    out = work / f"build-{name}"
+    template_files = [
+        user_template(templates, t.strip(), version.questions) for t in args.template.split(",") if t.strip()
+    ]
+    out = work / f"build-{name}{version.suffix}"
     shutil.rmtree(out, ignore_errors=True)
     out.with_name(out.name + ".log").unlink(missing_ok=True)
     command = [
-        str(CLI),
+        *version.command,
         "build",
         "--reports",
         str(corpus / "reports.jsonl"),
@@ -386,17 +444,21 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
     if args.build_config:
         command += ["--config", str(args.build_config.resolve())]
     made = "reused" if corpus_info["reused"] else f"written in {corpus_info['seconds']} s"
-    print(f"  {name}: corpus {made}; full build ...", flush=True)
-    full = run_build(command, out / "cxrvqa.duckdb", args.sample_s)
-    print(f"  {name}: full build {full['seconds']} s", flush=True)
+    db, who = out / "cxrvqa.duckdb", f"{name} ({version.label})"
+    print(f"  {who}: corpus {made}; full build ...", flush=True)
+    full = run_build(command, db, args.sample_s, version.env, version.cwd)
+    print(f"  {who}: full build {full['seconds']} s", flush=True)
     rebuilds = []
     for template_file in template_files:
         edit_template(template_file)
-        rebuilds.append({"template": template_file.stem, **run_build(command, out / "cxrvqa.duckdb", args.sample_s)})
-        print(f"  {name}: {template_file.stem} rebuild {rebuilds[-1]['seconds']} s", flush=True)
-    no_change = run_build(command, out / "cxrvqa.duckdb", args.sample_s)
-    print(f"  {name}: no-change rebuild {no_change['seconds']} s", flush=True)
+        rebuilds.append(
+            {"template": template_file.stem, **run_build(command, db, args.sample_s, version.env, version.cwd)}
+        )
+        print(f"  {who}: {template_file.stem} rebuild {rebuilds[-1]['seconds']} s", flush=True)
+    no_change = run_build(command, db, args.sample_s, version.env, version.cwd)
+    print(f"  {who}: no-change rebuild {no_change['seconds']} s", flush=True)
     return {
+        "version": version.label,
         "name": name,
         "studies": n_studies,
         "image_studies": n_images,
@@ -558,7 +620,7 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
         rate = run["studies"] / full["seconds"]
         mb = full["rss_mb"]
         print(
-            f"  {run['name']:>12}: {full['seconds']:8.1f} s = {rate:6.1f} studies/s [{_stage_cells(full)}]; "
+            f"  {_who(run):>12}: {full['seconds']:8.1f} s = {rate:6.1f} studies/s [{_stage_cells(full)}]; "
             f"{full['counts']['current_items']:,} current items, {full['counts']['images']:,} images; "
             f"peak RSS main {mb['main']:,} MB, pool {mb['pool']:,} MB ({full['pool_processes']} processes), "
             f"prefect {mb['prefect']:,} MB, tree {mb['tree']:,} MB; database {full['db_mb']:,} MB"
@@ -583,15 +645,15 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
                 f"  {'':>12}  baseline extrapolated: {naive:,.0f} s; ratio build/baseline studies/s "
                 f"{rate / baseline['studies_per_s']:.2f}x"
             )
-    print("\nrebuilds (share of the same size's full build):")
+    print("\nrebuilds (share of the same size's full build; targets checked on this version's builds):")
     for run in runs:
-        full_s = run["full"]["seconds"]
+        full_s, checked = run["full"]["seconds"], run.get("version", "now") == "now"
         # runs saved before several templates were edited have one "template" rebuild
         rebuilds = run.get("template_rebuilds") or [{"template": "bench_template", **run["template"]}]
         builds = [(f"{b['template']} edited", b, TARGET_TEMPLATE_SHARE) for b in rebuilds]
         for label, build, target in [*builds, ("no change", run["no_change"], TARGET_NO_CHANGE_SHARE)]:
             share = build["seconds"] / full_s
-            ok &= share <= target
+            ok &= share <= target or not checked
             counts = build["counts"]
             users = counts["user_template_items"]
             users = users if isinstance(users, dict) else {"bench_template": users}
@@ -604,14 +666,14 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
             # the same without the status tables the CLI prints after the run, in both builds
             bare = (build["seconds"] - build["after_run_s"]) / (full_s - run["full"]["after_run_s"])
             print(
-                f"  {run['name']:>12} {label}: {build['seconds']:7.1f} s = {share:6.1%} (target <= {target:.0%}: "
+                f"  {_who(run):>12} {label}: {build['seconds']:7.1f} s = {share:6.1%} (target <= {target:.0%}: "
                 f"{'met' if share <= target else 'MISSED'}; {bare:.1%} without the status summary in both) "
                 f"[{_stage_cells(build)}]; items written {counts['items_written_this_run']:,}{template_items}, "
                 f"validation rows {counts['validation_rows_this_run']:,}; peak RSS tree "
                 f"{build['rss_mb']['tree']:,} MB"
             )
             print(f"  {'':>12}   redid: {_redone(build)}")
-    plain = [run for run in runs if not run["image_studies"]]
+    plain = [run for run in runs if not run["image_studies"] and run.get("version", "now") == "now"]
     if len(plain) >= 2:
         small, large = plain[0], plain[-1]
         for kind in ("tree", "main", "pool"):
@@ -632,6 +694,55 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
                 f"  peak RSS {kind} {small['studies']:,} -> {large['studies']:,} studies: {a:,} -> {b:,} MB "
                 f"= {growth:.2f}x{verdict}"
             )
+    return side_by_side(runs) and ok
+
+
+def _who(run: dict) -> str:
+    version = run.get("version", "now")
+    return run["name"] if version == "now" else f"{run['name']} ({version})"
+
+
+def _rates(build: dict) -> tuple[float, float]:
+    """Items per second of the QA stage (items written) and of validation (items validated) inside a build."""
+    stages = build["stages"]
+    qa, validate = stages.get("qa", {}), stages.get("validate", {})
+    qa_rate = qa.get("n_done", 0) / qa["seconds"] if qa.get("seconds") else 0.0
+    done = validate.get("n_done", 0) + validate.get("n_rejected", 0)
+    return qa_rate, done / validate["seconds"] if validate.get("seconds") else 0.0
+
+
+def side_by_side(runs: list[dict]) -> bool:
+    """Each size built by the previous version and by this one: seconds, memory and their ratio; the full build's
+    speed-up and the in-build rates against the targets. True when every target checked is met."""
+    ok = True
+    for run in (r for r in runs if r.get("version", "now") == "now"):
+        before = next((r for r in runs if r["name"] == run["name"] and r.get("version", "now") != "now"), None)
+        if before is None:
+            continue
+        print(f"\n{run['name']}: {before['version']} -> now (seconds; ratio = previous / now)")
+        rows = [("full build", before["full"]["seconds"], run["full"]["seconds"])]
+        for old, new in zip(before["template_rebuilds"], run["template_rebuilds"], strict=False):
+            rows.append((f"{new['template']} edited", old["seconds"], new["seconds"]))
+        rows.append(("no-change rebuild", before["no_change"]["seconds"], run["no_change"]["seconds"]))
+        for stage in STAGE_ORDER:
+            if stage in run["full"]["stages"]:
+                old_s = before["full"]["stages"].get(stage, {}).get("seconds", 0.0)
+                rows.append((f"  full build: {stage}", old_s, run["full"]["stages"][stage]["seconds"]))
+        for kind in ("tree", "main", "pool"):
+            rows.append((f"peak RSS {kind} (MB)", before["full"]["rss_mb"][kind], run["full"]["rss_mb"][kind]))
+        rows.append(("database (MB)", before["full"]["db_mb"], run["full"]["db_mb"]))
+        for label, old, new in rows:
+            print(f"  {label:<40} {old:>10,.1f} {new:>10,.1f} {old / new if new else float('nan'):>7.2f}x")
+        speedup = before["full"]["seconds"] / run["full"]["seconds"]
+        qa_rate, validate_rate = _rates(run["full"])
+        checks = [
+            (f"full build {speedup:.2f}x the previous version", speedup >= TARGET_SPEEDUP, f">= {TARGET_SPEEDUP}x"),
+            (f"validation {validate_rate:,.0f} items/s", validate_rate >= TARGET_VALIDATE_RATE, ">= 20,000"),
+            (f"QA generation {qa_rate:,.0f} items/s", qa_rate >= TARGET_QA_RATE, ">= 50,000"),
+        ]
+        for label, met, target in checks:
+            ok &= met
+            print(f"  {label} (target {target}: {'met' if met else 'MISSED'})")
     return ok
 
 
@@ -657,6 +768,11 @@ def main() -> int:
         type=Path,
         help="a build config file every build also reads "
         "(e.g. another duckdb_memory_limit); the command-line options above win",
+    )
+    parser.add_argument(
+        "--previous",
+        default=PREVIOUS,
+        help="also build each size with this git revision (a worktree in the work folder), side by side; '' for none",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument(
@@ -688,13 +804,15 @@ def main() -> int:
         flush=True,
     )
     try:
-        runs = [scale_run(n, 0, args, work) for n in sizes]
-        if args.image_studies:
-            runs.append(scale_run(args.image_studies, args.image_studies, args, work))
-        baseline = _baseline_child(runs[0], args.baseline_studies) if runs and args.baseline_studies else None
+        versions = [this_version(), *([previous_version(args.previous, work)] if args.previous else [])]
+        shapes = [(n, 0) for n in sizes] + ([(args.image_studies, args.image_studies)] if args.image_studies else [])
+        runs = [scale_run(n, images, args, work, version) for n, images in shapes for version in versions]
+        current = [run for run in runs if run["version"] == "now"]
+        baseline = _baseline_child(current[0], args.baseline_studies) if current and args.baseline_studies else None
     finally:
         if not (args.work or args.keep):
             shutil.rmtree(work, ignore_errors=True)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
     if baseline:
         print(
             f"\nbaseline (per-study loop in one process: parse, extract, generate, validate; no database, no pool): "

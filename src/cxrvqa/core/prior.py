@@ -86,7 +86,9 @@ def baseline_code_hash() -> str:
     return code_digest(__file__)[:16]
 
 
+@lru_cache(maxsize=65536)
 def normalise(question: str) -> str:
+    """Question text as a question-only model reads it (memoised: templates repeat their question texts)."""
     return " ".join(_FOLD.sub(" ", question.lower()).split())
 
 
@@ -98,12 +100,17 @@ def shown_arguments(arguments: str, hidden: Iterable[str]) -> str:
     return json.dumps({k: v for k, v in json.loads(arguments).items() if k not in hidden}, sort_keys=True)
 
 
-def _credit(counts: Counter[str], answer: str, fallback: float) -> float:
-    """The majority answer's credit: ``fallback`` (chance) when train never saw the question."""
+def _majority(counts: Counter[str]) -> frozenset[str]:
+    """The answers a question got most often in train (ties share the majority)."""
     best = max(counts.values(), default=0)
-    if best == 0:
+    return frozenset(c for c, n in counts.items() if n == best)
+
+
+def _credit(top: frozenset[str] | None, answer: str, fallback: float) -> float:
+    """The majority answer's credit: ``fallback`` (chance) when train never saw the question. The majority is
+    found once per question (`_majority`), not per held-out item: an open question has as many answers as items."""
+    if not top:
         return fallback
-    top = {c for c, n in counts.items() if n == best}
     return 1 / len(top) if answer in top else 0.0
 
 
@@ -183,6 +190,7 @@ def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
         for item in items:
             if item.split == TRAIN and reader is None:
                 train[key_of(item)][item.answer] += 1
+        majority = {question: _majority(counts) for question, counts in train.items()}
         by_format: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (credit, chance) per item
         by_template: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         by_question: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
@@ -193,7 +201,7 @@ def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
                     continue
                 credit = reader.credit(item)
             else:
-                credit = _credit(train.get(key_of(item), Counter()), item.answer, chance)
+                credit = _credit(majority.get(key_of(item)), item.answer, chance)
             for group in (
                 by_format[item.answer_format],
                 by_template[(item.template_id, item.answer_format)],

@@ -87,7 +87,15 @@ edited / no-change rebuild:
   27 s), and the typical template's rebuild took 120.5 s (11.8%).
 - Before 470cb72 (the current dataset re-derived by every query, once per validation batch) at
   10,000 studies: 118.5 / 40.0 (33.7%) / 14.4 (12.2%) s.
-``make bench-scale`` (2,000 studies + 200 with images) takes a few minutes.
+Side by side with ``--previous 4cb08d2`` at 10,000 studies (2026-12-03, 2 CPUs, load ~1 besides the
+builds; after migration 0021 stored only failed checks and the question-only baseline stopped scanning every
+answer of an open question per held-out item): full build 99.0 -> 66.8 s (1.48x; validate 61.4 -> 28.6 s for
+560,891 -> 213,980 current items, QA 20.3 -> 19.2, in-run other 2.6 -> 5.0: the per-question balance and the
+baseline), peak RSS tree 2,402 -> 1,764 MB, database 179 -> 93 MB; largest-template edit 22.3 -> 26.2 s,
+typical 13.2 -> 14.3 s, no change 7.6 -> 7.9 s; in the build validation 7,484 items/s and QA generation 32,314
+items/s. Before those two changes (same session): full build 97.9 -> 74.0 s, database 179 -> 93 MB after the
+first alone; 86.1 s and 172 MB before either.
+``make bench-scale`` (2,000 studies + 200 with images, each size also by 4cb08d2) takes ~10 minutes.
 """
 
 from __future__ import annotations

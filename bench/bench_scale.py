@@ -98,8 +98,8 @@ first alone; 86.1 s and 172 MB before either.
 At 100,000 studies (same code, same day, this version only): 771 s = 129.6 studies/s [reports 20, extract 71,
 qa 303, validate 325, in-run other 47, start-up 4, summary 2]; 2.14 M items; largest-template edit 261 s (33.8%;
 qa 122 of it), typical 161 s (20.9%; qa 107), no change 17.6 s (2.3%); peak RSS tree 1,766 -> 3,868 MB from 10k
-(2.19x), main 755 -> 2,843 MB (3.77x: the question-only baseline reads every current item into Python in the
-main process), pool 811 -> 1,461 MB; database 808 MB.
+(2.19x), main 755 -> 2,843 MB (3.77x; a likely cause, not measured: the question-only baseline reads every current
+item into Python in the main process), pool 811 -> 1,461 MB; database 808 MB.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -660,13 +660,13 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
             )
     print("\nrebuilds (share of the same size's full build; targets checked on this version's builds):")
     for run in runs:
-        full_s, checked = run["full"]["seconds"], run.get("version", "now") == "now"
+        full_s = run["full"]["seconds"]
         # runs saved before several templates were edited have one "template" rebuild
         rebuilds = run.get("template_rebuilds") or [{"template": "bench_template", **run["template"]}]
         builds = [(f"{b['template']} edited", b, TARGET_TEMPLATE_SHARE) for b in rebuilds]
         for label, build, target in [*builds, ("no change", run["no_change"], TARGET_NO_CHANGE_SHARE)]:
             share = build["seconds"] / full_s
-            ok &= share <= target or not checked
+            ok &= share <= target or not _is_now(run)
             counts = build["counts"]
             users = counts["user_template_items"]
             users = users if isinstance(users, dict) else {"bench_template": users}
@@ -686,7 +686,7 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
                 f"{build['rss_mb']['tree']:,} MB"
             )
             print(f"  {'':>12}   redid: {_redone(build)}")
-    plain = [run for run in runs if not run["image_studies"] and run.get("version", "now") == "now"]
+    plain = [run for run in runs if not run["image_studies"] and _is_now(run)]
     if len(plain) >= 2:
         small, large = plain[0], plain[-1]
         for kind in ("tree", "main", "pool"):
@@ -710,9 +710,13 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
     return side_by_side(runs) and ok
 
 
+def _is_now(run: dict) -> bool:
+    """Whether this version built the run (runs saved before `--previous` existed have no version: this one's)."""
+    return run.get("version", "now") == "now"
+
+
 def _who(run: dict) -> str:
-    version = run.get("version", "now")
-    return run["name"] if version == "now" else f"{run['name']} ({version})"
+    return run["name"] if _is_now(run) else f"{run['name']} ({run['version']})"
 
 
 def _rates(build: dict) -> tuple[float, float]:
@@ -728,8 +732,8 @@ def side_by_side(runs: list[dict]) -> bool:
     """Each size built by the previous version and by this one: seconds, memory and their ratio; the full build's
     speed-up and the in-build rates against the targets. True when every target checked is met."""
     ok = True
-    for run in (r for r in runs if r.get("version", "now") == "now"):
-        before = next((r for r in runs if r["name"] == run["name"] and r.get("version", "now") != "now"), None)
+    for run in filter(_is_now, runs):
+        before = next((r for r in runs if r["name"] == run["name"] and not _is_now(r)), None)
         if before is None:
             continue
         print(f"\n{run['name']}: {before['version']} -> now (seconds; ratio = previous / now)")

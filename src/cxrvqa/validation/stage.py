@@ -31,7 +31,6 @@ from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ITEM_COLUMNS
 from cxrvqa.store.shards import Tables, write_tables
 from cxrvqa.validation.validators import (
-    OK,
     VALIDATORS,
     ImageFacts,
     ValidationContext,
@@ -217,7 +216,7 @@ def _validate_studies(
             verdicts = check_item(item, ctx, active)
             worst, failed = "ok", []
             for verdict, (name, version, level) in zip(verdicts, checks):
-                if verdict is OK or verdict.ok:
+                if verdict.ok:
                     continue
                 failures.append((*key, name, version, level, level, verdict.reason, verdict.detail))
                 failed.append((level, verdict.reason))
@@ -254,14 +253,8 @@ def _grade(
 def _table(names: tuple[str, ...], rows: list[tuple], constants: dict[str, Any]) -> pa.Table:
     """An Arrow table of the rows plus a column per constant (matched to the table by name on insert)."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    return _columns_table(names, columns, constants)
-
-
-def _columns_table(names: tuple[str, ...], columns: list[Any], constants: dict[str, Any]) -> pa.Table:
-    """An Arrow table of the columns (sequences of one length) plus a column per constant."""
     arrays = {name: pa.array(values) for name, values in zip(names, columns, strict=True)}
-    rows = len(arrays[names[0]]) if names else 0
-    arrays.update({name: pa.repeat(value, rows) for name, value in constants.items()})
+    arrays.update({name: pa.repeat(value, len(rows)) for name, value in constants.items()})
     return pa.table(arrays)
 
 

@@ -237,6 +237,29 @@ def test_second_reading_reads_distractors_in_the_whole_report() -> None:
     assert verdict("second_reading", it, ctx) == "second_reading_hedged"
 
 
+def test_a_sentence_cut_mid_clause_is_read_with_the_one_before() -> None:
+    it = item("finding_presence", "Is there tuberculosis?", "yes", polarity=True, finding="tuberculosis", evidence=[1])
+    cut = context(["No cavitary lesion to suggest.", "active tuberculosis."])
+    assert verdict("second_reading", it, cut) == "second_reading_negated"
+    # a sentence of its own that happens to begin in lower case stays apart
+    apart = context(["No pleural effusions or pneumothoraces.", "active tuberculosis."])
+    assert verdict("second_reading", it, apart) is None
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Nodular opacity over the upper lungs may represent overlying telemetry leads.", "second_reading_hedged"),
+        ("Ovoid opacity in the left retrocardiac area, could be projectional or solid mass.", "second_reading_hedged"),
+        ("Nodular opacity in the right base likely nipple shadow.", "second_reading_hedged"),
+        ("Nodular opacity in the right upper lobe.", None),
+    ],
+)
+def test_a_density_that_may_be_outside_the_patient_is_no_sure_finding(sentence: str, expected: str | None) -> None:
+    it = item("finding_presence", "Is there lung opacity?", "yes", polarity=True, finding="lung_opacity")
+    assert verdict("second_reading", it, context([sentence])) == expected
+
+
 # -- 2. location -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("template_id", "question", "answer", "expected"),
@@ -276,6 +299,59 @@ def test_a_region_answer_needs_a_finding_there() -> None:
     assert verdict("location_support", it, ctx) is None
 
 
+@pytest.mark.parametrize(
+    ("answer", "report", "expected"),
+    [
+        # the answer places it on a side whose lung another sentence declares normal
+        (
+            "Yes. Left lower lobe airspace disease.",
+            ["Left lung clear.", "Right lower lobe consolidation."],
+            "side_declared_normal",
+        ),
+        # a partial normal statement, an answer without the side, a side not declared normal
+        ("Yes. Left lower lobe airspace disease.", ["The left lung is otherwise clear."], None),
+        ("Yes, there is airspace disease.", ["Left lung clear.", "Right lower lobe consolidation."], None),
+        ("Yes. Left lower lobe airspace disease.", ["Right lung clear."], None),
+    ],
+)
+def test_a_side_the_report_declares_normal(answer: str, report: list[str], expected: str | None) -> None:
+    ctx = context(["Left lower lobe airspace disease.", *report])
+    it = item(
+        "finding_presence_sentence",
+        "Is there any sign of airspace disease?",
+        answer,
+        polarity=True,
+        answer_format="full_sentence",
+        evidence=[0],
+        finding="airspace_disease",
+    )
+    assert verdict("location_support", it, ctx) == expected
+
+
+def test_a_bone_lesion_is_in_its_own_bone() -> None:
+    ctx = context(["Mild bilateral acromioclavicular joint and thoracic spine degenerative changes."])
+    it = item(
+        "region_findings",
+        "List all findings in the shoulders.",
+        "degenerative changes of the thoracic spine",
+        answer_format="short",
+        findings=["thoracic_spine_degenerative_changes"],
+        region="shoulders",
+        evidence=[0],
+    )
+    assert verdict("location_support", it, ctx) == "region_not_a_site"
+    it = item(
+        "region_findings",
+        "List all findings in the bony thorax.",
+        "degenerative changes of the thoracic spine",
+        answer_format="short",
+        findings=["thoracic_spine_degenerative_changes"],
+        region="bony_thorax",
+        evidence=[0],
+    )
+    assert verdict("location_support", it, ctx) is None
+
+
 # -- 3. negative answers -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("sentences", "finding", "expected"),
@@ -292,6 +368,18 @@ def test_a_region_answer_needs_a_finding_there() -> None:
         (["Both lungs are clear and expanded."], "hypoinflation", None),
         (["The lungs are well expanded."], "hyperinflation", "negative_unbacked"),
         (["Low normal lung volumes."], "hypoinflation", "negative_unbacked"),
+        # a negation on one side leaves the other side open where the report reads something of the organ there
+        (
+            ["Airspace opacity in the right lower lobe.", "The left lung is clear without focal consolidation."],
+            "consolidation",
+            "negative_one_side",
+        ),
+        (["Small right pleural effusion.", "No left pleural effusion."], "pleural_effusion", "negative_contradicted"),
+        (["Possible right pleural effusion.", "No left pleural effusion."], "pleural_effusion", "negative_one_side"),
+        (["Right pleural thickening.", "No left pleural effusion."], "pleural_effusion", None),  # another kind
+        (["Possible right pleural effusion.", "No left or right pleural effusion."], "pleural_effusion", None),
+        (["The left lung is clear without focal consolidation."], "consolidation", None),
+        (["Right upper lobe granuloma.", "No bilateral pleural effusions."], "pleural_effusion", None),
     ],
 )
 def test_negative_support_of_an_absent_finding(sentences: list[str], finding: str, expected: str | None) -> None:

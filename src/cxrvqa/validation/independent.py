@@ -141,7 +141,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 1
+LOGIC_VERSION = 2
 
 
 def _version() -> int:
@@ -787,7 +787,8 @@ def _evidence(item: dict[str, Any], context: ValidationContext) -> tuple[str, ..
     memo = context.memo(item)
     found = memo.get("evidence") if memo is not None else None
     if found is None:
-        found = tuple(study.sentences[i] for i in dict.fromkeys(item.get("evidence_ids") or []) if i in study.sentences)
+        readable = _readable(study)
+        found = tuple(readable[i] for i in dict.fromkeys(item.get("evidence_ids") or []) if i in readable)
         if memo is not None:
             memo["evidence"] = found
     return found
@@ -818,15 +819,39 @@ def _report_reading(context: ValidationContext) -> tuple[list[tuple[str, Mention
     return _last_reading[1]
 
 
+_last_readable: list[Any] = [None, {}]
+
+
+def _readable(study: Any) -> dict[int, str]:
+    """The study's sentences as this reader reads them: one the splitter cut mid-clause (it begins in lower
+    case after one ending on a word that needs what follows: "No cavitary lesion to suggest. active
+    tuberculosis.") is read joined to the one before, whose negation or hedge it is under; remembered for the
+    last study."""
+    if _last_readable[0] is not study:
+        readable, before = {}, None
+        endings = frozenset(rules().data["cut_sentence_endings"])
+        for i, text in sorted(study.sentences.items()):
+            stripped = text.lstrip()
+            last = re.findall(r"[a-z]+", before.lower())[-1:] if before else []
+            cut = bool(last) and last[0] in endings and stripped[:1].islower()
+            readable[i] = f"{before.rstrip(' .')} {stripped}" if cut else text
+            before = readable[i]
+        _last_readable[:] = [study, readable]
+    return _last_readable[1]
+
+
 def _report_of(study: Any) -> tuple[str, ...]:
+    """The report's sentences that can state findings, as read (`_readable`): not the indication's (a sentence
+    of the indication field), nor a technique or comparison sentence."""
     indication = (study.indication or "").strip().lower()
     skip = rules().skip
+    readable = _readable(study)
     out = []
-    for _, text in sorted(study.sentences.items()):
+    for i, text in sorted(study.sentences.items()):
         low = text.strip().lower()
         if not low.strip(" .") or (indication and low.strip(" .") in indication) or any(p.search(low) for p in skip):
             continue
-        out.append(text)
+        out.append(readable[i])
     return tuple(out)
 
 
@@ -843,6 +868,7 @@ def clear_caches() -> None:
     ):
         cached.cache_clear()
     _last_study[:] = [None, ()]
+    _last_readable[:] = [None, {}]
     _last_reading[:] = [None, None]
     _last_negatives[:] = [None, {}]
     _CLAIMS.clear()
@@ -1097,9 +1123,11 @@ def _allowed(finding: str, region: str) -> bool:
     roots = sites.regions.get(finding)
     if roots is None:
         return True
-    if finding in sites.unlocated:  # a state of a whole organ or a device: only the organ itself
-        return region in roots or any(root in subtree(region) for root in roots)
-    return any(region in subtree(root) for root in roots)
+    # a state of a whole organ or a device: only the organ itself (or a region holding it); a lesion: a place in its
+    # organ, or a region holding that organ (a spinal degenerative change is in the bony thorax)
+    return any(
+        root in subtree(region) or (finding not in sites.unlocated and region in subtree(root)) for root in roots
+    )
 
 
 @validator("location_support", version=VERSION, kind="content")
@@ -1113,12 +1141,15 @@ def check_location_support(item: dict[str, Any], context: ValidationContext) -> 
     if context.study is None:
         return OK
     claims = claims_of(item, context)
+    evidence = _evidence(item, context) or _report(context)
+    verdict = _side_declared_normal(claims, str(item.get("answer") or ""), evidence, _report(context))
+    if not verdict.ok:
+        return verdict
     located = [c for c in claims if c.kind == "located"]
     inside = [c for c in claims if c.kind == "in_region"]
     if not located and not inside:
         return OK
     args = _arguments(item)
-    evidence = _evidence(item, context) or _report(context)
     for claim in inside:
         verdict = _in_region(claim, evidence)
         if not verdict.ok:
@@ -1162,6 +1193,48 @@ def check_location_support(item: dict[str, Any], context: ValidationContext) -> 
                         f"{quoted} gives {sorted(named_sides) or 'no side'}",
                     )
     return OK
+
+
+def _side_declared_normal(
+    claims: tuple[Claim, ...], answer: str, evidence: tuple[str, ...], report: tuple[str, ...]
+) -> Verdict:
+    """A finding the answer places on one side, as its evidence does, where another sentence of the report
+    declares that side's organ normal without exception ("Yes. Left lower lobe airspace disease consistent with
+    pneumonia." beside "Left lung clear." and a right lower lobe consolidation: round AF). An answer that gives
+    no side is not at fault for the report's."""
+    declared = [
+        (region, text)
+        for text in report
+        if text not in evidence and not _partial_normal().search(text.lower())
+        for region in _statements_in(text.lower())[0]
+        if _side_of_region(region)
+    ]
+    if not declared:
+        return OK
+    for claim in claims:
+        if claim.kind not in ("present", "located"):
+            continue
+        for finding in claim.findings:
+            primary = _primary_site(finding)
+            sides = _attached(finding, evidence)[1]
+            if primary is None or not _paired(finding) or len(sides) != 1 or "bilateral" in sides:
+                continue
+            side = next(iter(sides))
+            if not any(m.finding in family(finding) and side in m.sides for m in _answer_mentions(answer)):
+                continue
+            for region, text in declared:
+                if _side_of_region(region) == side and region in subtree(primary):
+                    return fail(
+                        "side_declared_normal",
+                        f"the evidence places {display_name(finding)} on the {side}; the report declares the "
+                        f"{vocabulary().regions[region]['name'].lower()} normal: {_quote(text)}",
+                    )
+    return OK
+
+
+@lru_cache(maxsize=1)
+def _partial_normal() -> re.Pattern[str]:
+    return re.compile("|".join(rules().data["partial_normal"]))
 
 
 def _in_region(claim: Claim, evidence: tuple[str, ...]) -> Verdict:
@@ -1261,20 +1334,53 @@ def _covered_region(region: str, cov: _Coverage) -> bool:
     return any(region in subtree(r) for r in cov.regions)
 
 
-def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, bool, bool]:
-    """(explicitly negated, only a narrowed negation, only an acute-limited negation) of the finding or a
-    finding above it in the tree."""
+def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, bool, bool, str | None]:
+    """(explicitly negated, only a narrowed negation, only an acute-limited negation, the one side it is negated
+    on when only one is) of the finding or a finding above it in the tree. A negation on one side ("the left
+    lung is clear without focal consolidation") is not a negation of both."""
     above = {finding, *ancestors("findings", finding)}
     covers = rules().data["negation_covers"]
     above |= {other for other, covered in covers.items() if above & set(covered)}
     relevant = [m for _, m in mentions if m.finding in above]
     acute = finding in rules().acute
-    full = any(m.status == "negated" and not m.acute_only for m in relevant) or (
-        acute and any(m.status == "narrowed" and m.acute_only for m in relevant)
+    plain = [m for m in relevant if m.status == "negated" and not m.acute_only]
+    sides = {side for m in plain for side in m.sides}
+    both = (
+        not _paired(finding) or any(not m.sides or "bilateral" in m.sides for m in plain) or {"left", "right"} <= sides
     )
+    full = (bool(plain) and both) or (acute and any(m.status == "narrowed" and m.acute_only for m in relevant))
     acute_only = any(m.status == "narrowed" and m.acute_only for m in relevant)
     narrowed = any(m.status == "narrowed" and not m.acute_only for m in relevant)
-    return full, narrowed, acute_only
+    return full, narrowed, acute_only, (next(iter(sides)) if plain and not both and len(sides) == 1 else None)
+
+
+def _abnormal_on_other_side(finding: str, side: str, mentions: list[tuple[str, Mention]]) -> Mention | None:
+    """A finding of the same kind (the same root in the findings tree) the report states or hedges on the side
+    opposite to `side`: "the left lung is clear without focal consolidation" beside a right lower lobe airspace
+    opacity (round AQ) leaves the consolidation open there; a right lung fibrosis does not."""
+    root = _root(finding)
+    for _, m in mentions:
+        if m.status in ("negated", "narrowed") or not _paired(m.finding) or _root(m.finding) != root:
+            continue
+        if m.sides - {side}:
+            return m
+    return None
+
+
+def _root(finding: str) -> str:
+    return (finding, *ancestors("findings", finding))[-1]
+
+
+@lru_cache(maxsize=None)
+def _paired(finding: str) -> bool:
+    """The finding is a lesion of a paired organ (a lung, a pleura): it may be on either side. A device, a
+    midline or whole-organ finding is not ("the left PICC line has been removed" leaves no right one open)."""
+    sites = finding_sites()
+    return (
+        finding not in sites.unlocated
+        and finding not in sites.unsided
+        and any(vocabulary().regions[r]["laterality"] == "bilateral" for r in sites.regions.get(finding, ()))
+    )
 
 
 def _finding_covered(finding: str, cov: _Coverage) -> bool:
@@ -1413,8 +1519,17 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
         return fail(
             "negative_contradicted", f"the answer has {name} absent; the report states it: {_quote(affirmed[0])}"
         )
-    full, narrowed, acute_only = _negated(finding, mentions)
+    full, narrowed, acute_only, one_side = _negated(finding, mentions)
     if full or _finding_covered(finding, cov):
+        return OK
+    if one_side is not None:
+        other = _abnormal_on_other_side(finding, one_side, mentions)
+        if other is not None:
+            return fail(
+                "negative_one_side",
+                f"the answer has {name} absent; the report negates it on the {one_side} only and reads "
+                f"{display_name(other.finding)} on the other side ({_quote(other.text)})",
+            )
         return OK
     # "no large effusion" says more about the effusion than "no acute process" does
     if cov.acute and finding in rules().acute and not narrowed:

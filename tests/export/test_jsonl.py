@@ -284,8 +284,8 @@ def test_a_grade_filter_keeps_the_per_question_profile_balanced(demo: Path, tmp_
     assert {line["grade"] for line in lines} == {"A++"}
     lopsided = [q for q, (no, yes) in _yes_no_sides(filtered_after).items() if not _even(no, yes)]
     sides = _yes_no_sides(lines)
-    assert (len(filtered_after), len(lopsided)) == (57, 6)  # 6 of its yes/no questions lopsided
-    assert (len(lines), len(sides), sum(sum(s) for s in sides.values())) == (50, 8, 22)  # 22 yes/no items, 8 questions
+    assert (len(filtered_after), len(lopsided)) == (59, 6)  # 6 of its yes/no questions lopsided
+    assert (len(lines), len(sides), sum(sum(s) for s in sides.values())) == (52, 8, 22)  # 22 yes/no items, 8 questions
     assert all(_even(no, yes) for no, yes in sides.values())
     card = graded.with_name("graded.jsonl.card.md").read_text(encoding="utf-8")
     assert "With `--min-grade A++` the profile is balanced over the items graded A++ or better" in card

@@ -34,7 +34,7 @@ def test_review_page_round_trip(build: Path, browser, tmp_path: Path) -> None:
             "--n",
             "6",
             "--seed",
-            "4",
+            "5",
             "--stratify",
             "template",
             "--dest",

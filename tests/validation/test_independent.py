@@ -223,6 +223,31 @@ def test_an_abnormality_needs_a_stated_finding(sentences: list[str], findings: l
     assert verdict("second_reading", it, context(sentences)) == expected
 
 
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            "No. The heart size is at the upper limits of normal. Mild degenerative changes of the spine.",
+            "second_reading_quoted_borderline",
+        ),
+        ("No. Mild degenerative changes of the spine.", None),
+    ],
+)
+def test_an_abnormal_answer_quotes_no_borderline_sentence_as_a_reason(answer: str, expected: str | None) -> None:
+    sentences = ["The heart size is at the upper limits of normal.", "Mild degenerative changes of the spine."]
+    it = item(
+        "study_is_normal",
+        "Is this chest radiograph normal?",
+        answer,
+        polarity=False,
+        findings=["degenerative_changes"],
+        answer_format="full_sentence",
+        evidence=[0, 1],
+    )
+    it["findings"] = ["degenerative_changes"]
+    assert verdict("second_reading", it, context(sentences)) == expected
+
+
 def test_second_reading_reads_distractors_in_the_whole_report() -> None:
     ctx = context(["Heart size is normal.", "No pleural effusion.", "Possible small nodule in the right apex."])
     it = item(
@@ -350,6 +375,66 @@ def test_a_bone_lesion_is_in_its_own_bone() -> None:
         evidence=[0],
     )
     assert verdict("location_support", it, ctx) is None
+
+
+def test_a_finding_of_several_organs_placed_nowhere_is_not_in_a_region_declared_normal() -> None:
+    it = item(
+        "category_abnormal",
+        "Are there any lung abnormalities?",
+        "yes",
+        polarity=True,
+        findings=["granulomatous_disease"],
+        category="lung",
+        evidence=[0],
+    )
+    assert verdict("location_support", it, context(["Old granulomatous disease.", "The lungs are clear."])) == (
+        "region_declared_normal"
+    )
+    assert verdict("location_support", it, context(["Old granulomatous disease.", "Lungs otherwise clear."])) is None
+    placed = context(["Old granulomatous disease in the right upper lobe.", "The lungs are clear."])
+    assert verdict("location_support", it, placed) is None
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected"),
+    [
+        (["Calcified granuloma in the mid right lung.", "Left base streaky opacity."], "evidence_other_side"),
+        (["Calcified granuloma in the mid right lung.", "Bibasilar atelectasis."], None),
+        (["Calcified granuloma in the mid right lung."], None),
+    ],
+)
+def test_evidence_for_one_side_cites_no_sentence_of_the_other(evidence: list[str], expected: str | None) -> None:
+    it = item(
+        "region_abnormal",
+        "Is there an abnormality in the right lung?",
+        "yes",
+        polarity=True,
+        findings=["calcified_granuloma"],
+        region="right_lung",
+        evidence=list(range(len(evidence))),
+    )
+    assert verdict("location_support", it, context(evidence)) == expected
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        (["Small left pleural effusion.", "Moderate right pleural effusion."], "side_incomplete"),
+        (["Small left pleural effusion.", "Bilateral pleural effusions."], "side_incomplete"),
+        (["Small left pleural effusion.", "Possible right pleural effusion."], None),  # hedged: not stated
+        (["Small left pleural effusion.", "No right pleural effusion."], None),
+    ],
+)
+def test_a_side_answer_names_every_side_the_report_states(report: list[str], expected: str | None) -> None:
+    it = item(
+        "finding_side",
+        "On which side is the pleural effusion?",
+        "left",
+        answer_format="short",
+        finding="pleural_effusion",
+        evidence=[0],
+    )
+    assert verdict("location_support", it, context(report)) == expected
 
 
 # -- 3. negative answers -----------------------------------------------------------------------------------

@@ -942,6 +942,8 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
         if claim.kind == "some_present":
             report = _report(context)
             verdict = _some_present_verdict(claim, evidence or report, report)
+            if verdict.ok:
+                verdict = _quoted_borderline(str(item.get("answer") or ""), evidence)
         elif claim.kind in ("present", "possible", "absent", "uncertain", "certain"):
             sentences = _report(context) if claim.source == "other_options" or not evidence else evidence
             verdict = _claim_reading_verdict(claim, sentences)
@@ -989,6 +991,28 @@ def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tupl
     return fail(
         reason, f"the answer has an abnormality present; the evidence {_quote(' '.join(sentences))} reads {named}"
     )
+
+
+def _quoted_borderline(answer: str, evidence: tuple[str, ...]) -> Verdict:
+    """An answer that gives reasons for an abnormality by quoting report sentences must not quote one that
+    states only a borderline finding, which is no abnormality: "No. The heart size is at the upper limits of
+    normal. ..." gives a normal heart as a reason (round AH). (A hedged or differential finding is still
+    something seen.)"""
+    low = answer.lower()
+    for sentence in evidence:
+        if sentence.strip(" .").lower() not in low:
+            continue
+        statuses = {m.status for m in read_sentence(sentence) if _abnormal_kind(m.finding)}
+        if statuses == {"borderline"}:
+            return fail(
+                "second_reading_quoted_borderline",
+                f"the answer gives {_quote(sentence)} as an abnormality; it reads only a borderline finding",
+            )
+    return OK
+
+
+def _abnormal_kind(finding: str) -> bool:
+    return vocabulary().findings[finding]["category"] not in rules().data["not_abnormal_categories"]
 
 
 def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
@@ -1141,57 +1165,88 @@ def check_location_support(item: dict[str, Any], context: ValidationContext) -> 
     if context.study is None:
         return OK
     claims = claims_of(item, context)
-    evidence = _evidence(item, context) or _report(context)
-    verdict = _side_declared_normal(claims, str(item.get("answer") or ""), evidence, _report(context))
-    if not verdict.ok:
-        return verdict
-    located = [c for c in claims if c.kind == "located"]
-    inside = [c for c in claims if c.kind == "in_region"]
-    if not located and not inside:
-        return OK
-    args = _arguments(item)
-    for claim in inside:
-        verdict = _in_region(claim, evidence)
+    report = _report(context)
+    evidence = _evidence(item, context) or report
+    verdict = _side_declared_normal(claims, str(item.get("answer") or ""), evidence, report)
+    asked = {_side_of_region(r) for c in claims if c.kind == "in_region" for r in c.regions}
+    for claim in claims:
         if not verdict.ok:
-            return verdict
+            break
+        if claim.kind == "in_region":
+            verdict = _in_region(claim, evidence)
+            if verdict.ok:
+                verdict = _unplaced_in_normal_region(claim, evidence, report)
+            if verdict.ok and len(asked) == 1 and None not in asked:
+                verdict = _evidence_other_side(next(iter(asked)), evidence)
+        elif claim.kind == "located":
+            for finding in claim.findings:
+                verdict = _located_verdict(item, claim, finding, evidence, report or evidence)
+                if not verdict.ok:
+                    break
+    return verdict
+
+
+def _located_verdict(
+    item: dict[str, Any], claim: Claim, finding: str, evidence: tuple[str, ...], report: tuple[str, ...]
+) -> Verdict:
+    """The regions and sides the answer gives one finding: places it can be, named there by the evidence, and
+    every side the report states it on."""
+    regions, sides = _answer_places(item, finding, _arguments(item), per_part=claim.source == "answer_named")
+    name = display_name(finding)
+    for region in regions:
+        if not _allowed(finding, region):
+            return fail(
+                "region_not_a_site",
+                f"{name} cannot be in the {vocabulary().regions[region]['name']} (finding_sites.yaml)",
+            )
+    if not regions and not sides:
+        return OK
+    named, named_sides = _attached(finding, evidence)
+    named_sides |= {side for r in named for side in [_side_of_region(r)] if side}
+    quoted = _quote(" ".join(evidence))
     by_side = finding_sites().by_side
-    for claim in located:
-        for finding in claim.findings:
-            regions, sides = _answer_places(item, finding, args, per_part=claim.source == "answer_named")
-            name = display_name(finding)
-            for region in regions:
-                if not _allowed(finding, region):
-                    return fail(
-                        "region_not_a_site",
-                        f"{name} cannot be in the {vocabulary().regions[region]['name']} (finding_sites.yaml)",
-                    )
-            if not regions and not sides:
-                continue
-            named, named_sides = _attached(finding, evidence)
-            named_sides |= {side for r in named for side in [_side_of_region(r)] if side}
-            quoted = _quote(" ".join(evidence))
-            for region in regions:
-                if _implied(finding, region) or named & subtree(region):
-                    continue
-                side = _side_of_region(region)
-                if side and side in named_sides and by_side.get(finding, {}).get(side) == region:
-                    continue
-                return fail(
-                    "region_not_in_evidence",
-                    f"the answer places {name} in the "
-                    f"{vocabulary().regions[region]['name']}; the evidence {quoted} "
-                    f"does not name it there",
-                )
-            for side in sides:
-                ok = side in named_sides or (
-                    side == "bilateral" and ({"left", "right"} <= named_sides or _whole_paired(finding))
-                )
-                if not ok:
-                    return fail(
-                        "side_not_in_evidence",
-                        f"the answer gives {name} the side {side}; the evidence "
-                        f"{quoted} gives {sorted(named_sides) or 'no side'}",
-                    )
+    for region in regions:
+        if _implied(finding, region) or named & subtree(region):
+            continue
+        side = _side_of_region(region)
+        if side and side in named_sides and by_side.get(finding, {}).get(side) == region:
+            continue
+        return fail(
+            "region_not_in_evidence",
+            f"the answer places {name} in the "
+            f"{vocabulary().regions[region]['name']}; the evidence {quoted} "
+            f"does not name it there",
+        )
+    for side in sides:
+        ok = side in named_sides or (
+            side == "bilateral" and ({"left", "right"} <= named_sides or _whole_paired(finding))
+        )
+        if not ok:
+            return fail(
+                "side_not_in_evidence",
+                f"the answer gives {name} the side {side}; the evidence "
+                f"{quoted} gives {sorted(named_sides) or 'no side'}",
+            )
+    return _side_incomplete(finding, sides, report)
+
+
+def _side_incomplete(finding: str, sides: set[str], report: tuple[str, ...]) -> Verdict:
+    """An answer that gives a finding one side, where the report states it (or a lesion below it that is not
+    chronic) on the other side too: "On which side is the pleural effusion?" "the right side" of "moderate right,
+    small left effusions" (round AO)."""
+    if len(sides) != 1 or "bilateral" in sides:
+        return OK
+    side = next(iter(sides))
+    chronic = vocabulary().findings[finding].get("chronic")
+    for text, m in reading(finding, report)[1]:
+        if m.status != "affirmed" or (vocabulary().findings[m.finding].get("chronic") and not chronic):
+            continue
+        if m.sides - {side}:
+            return fail(
+                "side_incomplete",
+                f"the answer gives {display_name(finding)} the {side} side only; the report states it on "
+                f"{'both sides' if 'bilateral' in m.sides else 'the other side'}: {_quote(text)}",
+            )
     return OK
 
 
@@ -1202,13 +1257,7 @@ def _side_declared_normal(
     declares that side's organ normal without exception ("Yes. Left lower lobe airspace disease consistent with
     pneumonia." beside "Left lung clear." and a right lower lobe consolidation: round AF). An answer that gives
     no side is not at fault for the report's."""
-    declared = [
-        (region, text)
-        for text in report
-        if text not in evidence and not _partial_normal().search(text.lower())
-        for region in _statements_in(text.lower())[0]
-        if _side_of_region(region)
-    ]
+    declared = [(region, text) for region, text in _declared_normal(evidence, report) if _side_of_region(region)]
     if not declared:
         return OK
     for claim in claims:
@@ -1230,6 +1279,56 @@ def _side_declared_normal(
                         f"{vocabulary().regions[region]['name'].lower()} normal: {_quote(text)}",
                     )
     return OK
+
+
+def _declared_normal(evidence: tuple[str, ...], report: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(region, sentence) of each region a sentence outside the evidence declares normal without exception."""
+    return [
+        (region, text)
+        for text in report
+        if text not in evidence and not _partial_normal().search(text.lower())
+        for region in _statements_in(text.lower())[0]
+    ]
+
+
+def _evidence_other_side(side: str, evidence: tuple[str, ...]) -> Verdict:
+    """Evidence for an abnormality of one side only must not cite a sentence whose findings are all on the other
+    side: "Is there an abnormality in the right lung?" citing "left base streaky opacity" (rounds AG, AK, AM)."""
+    for sentence in evidence:
+        found = [
+            m for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and _abnormal_kind(m.finding)
+        ]
+        if found and all(m.sides and side not in m.sides and "bilateral" not in m.sides for m in found):
+            return fail(
+                "evidence_other_side",
+                f"the answer has the {side} side abnormal; the evidence {_quote(sentence)} reads its findings on "
+                f"the other side",
+            )
+    return OK
+
+
+def _unplaced_in_normal_region(claim: Claim, evidence: tuple[str, ...], report: tuple[str, ...]) -> Verdict:
+    """Findings that may be in several organs (granulomatous disease: the lungs or the nodes), placed nowhere by
+    their evidence, claimed in a region another sentence declares normal: "Old granulomatous disease." beside
+    "The lungs are clear." makes no lung abnormality (rounds AH, AI)."""
+    normal = {region for region, _ in _declared_normal(evidence, report)}
+    if not any(r in subtree(n) for r in claim.regions for n in normal):
+        return OK
+    unplaced = []
+    for finding in claim.findings:
+        if not any(_allowed(finding, r) for r in claim.regions):
+            continue
+        sites = _sites(finding)
+        if (sites is not None and len(sites) == 1) or _attached(finding, evidence)[0] - {"chest"}:
+            return OK
+        unplaced.append(display_name(finding))
+    if not unplaced:
+        return OK
+    names = ", ".join(vocabulary().regions[r]["name"].lower() for r in claim.regions)
+    return fail(
+        "region_declared_normal",
+        f"the evidence places {', '.join(unplaced)} nowhere; the report declares the {names} normal",
+    )
 
 
 @lru_cache(maxsize=1)

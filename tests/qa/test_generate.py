@@ -219,6 +219,22 @@ def test_category_answer_agrees_with_finding_presence() -> None:
     assert answers == {("cardiomegaly",): "yes"}
 
 
+def test_evidence_cites_each_sentence_once() -> None:
+    """Regression (round AR's sampling): "Are there lung findings? no" of a report whose "Lungs are clear." rules
+    out five lung findings cited that sentence five times."""
+    spec = {
+        "sentences": ["Lungs are clear."],
+        "observations": [
+            {"finding": finding, "presence": "absent", "evidence": [0]}
+            for finding in ("consolidation", "atelectasis", "edema", "nodule", "pneumothorax")
+        ],
+        "statements": [{"id": "lungs_clear", "sentence_id": 0, "regions": ["lungs"]}],
+    }
+    rows = items(view_from_spec(spec), template("category_abnormal"))
+    assert rows and all(row["evidence_ids"] == sorted(set(row["evidence_ids"])) for row in rows)
+    assert {tuple(row["evidence_ids"]) for row in rows} == {(0,)}
+
+
 def test_differential_options_are_lung_findings() -> None:
     """Regression (a bug found by this test, fixed in 966f0f2): programs._finding_distractors ignores
     template.categories: finding_differential ('Which of the following lung findings...') offers pleural and cardiac

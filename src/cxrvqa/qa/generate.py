@@ -340,7 +340,7 @@ def _item(
         list(dict.fromkeys(answer.findings)),
         list(dict.fromkeys(answer.regions)),
         [b.as_dict() for b in answer.boxes],
-        list(answer.evidence),
+        list(dict.fromkeys(answer.evidence)),
         args_text,
         answer.polarity,
         int.from_bytes(digest[13:16], "big") / 2**24,

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from cxrvqa.core.resources import load_yaml
 from cxrvqa.errors import ConfigError
 
 #: Every stage of the pipeline, in execution order (DESIGN.md, "The stage contract").
@@ -393,7 +394,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)
         elif path.suffix.lower() in {".yaml", ".yml"}:
-            data = yaml.safe_load(text) or {}
+            data = load_yaml(text) or {}
         else:
             raise ConfigError(str(path), f"expected a .yaml, .yml or .toml file, found {path.suffix or 'no suffix'}")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:

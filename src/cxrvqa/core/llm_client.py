@@ -22,12 +22,11 @@ from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import jsonschema
-import yaml
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from cxrvqa.config import LLMConfig
-from cxrvqa.core.resources import load_json_schema, resource
+from cxrvqa.core.resources import load_json_schema, load_yaml, resource
 from cxrvqa.errors import ResourceError
 
 T = TypeVar("T")
@@ -65,7 +64,7 @@ def read_prompt(
     parts = text.split("---\n", 2)
     if len(parts) != 3 or parts[0]:
         raise ResourceError(name, "expected YAML front matter between '---' lines, then the template")
-    meta = yaml.safe_load(parts[1])
+    meta = load_yaml(parts[1])
     problems = sorted(
         jsonschema.Draft202012Validator(load_json_schema(front_matter_schema)).iter_errors(meta),
         key=lambda e: list(e.path),

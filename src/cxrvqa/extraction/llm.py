@@ -44,7 +44,7 @@ from cxrvqa.core.scene_graph import (
     published_schema,
     schema_file_text,
 )
-from cxrvqa.extraction.rules import narrowed, normal_statements, rules
+from cxrvqa.extraction.rules import narrowed, normal_statements, rules_content_hash
 from cxrvqa.core.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.core.llm_cache import LLMCache
 from cxrvqa.core.llm_client import Budget, Exchange, ResponseError, ask, read_prompt, render_messages, run_concurrently
@@ -347,7 +347,7 @@ def prepare_llm(settings: LLMConfig) -> tuple[LLMContext, str]:
             "params": params,
             "vocabulary": vocabulary().content_hash,
             "injection": injection_patterns().content_hash,
-            "statements": rules().content_hash,
+            "statements": rules_content_hash(),
             "code": code,
         }
     )  # normal statements are the rules'

@@ -75,7 +75,7 @@ def rules_extractor_version() -> str:
     from cxrvqa.extraction import rules
 
     code = code_digest(Path(rules.__file__))
-    return stable_hash({"backend": "rules", "rules": rules.rules().content_hash, "code": code})
+    return stable_hash({"backend": "rules", "rules": rules.rules_content_hash(), "code": code})
 
 
 def prepare(config: Config) -> ExtractStageContext:

@@ -20,7 +20,7 @@ import yaml
 
 from cxrvqa.errors import TemplateError
 from cxrvqa.core.provenance import stable_hash
-from cxrvqa.core.resources import load_json_schema, resource
+from cxrvqa.core.resources import load_json_schema, load_yaml, resource
 
 #: The placeholders each kind of argument fills in a question variant.
 PLACEHOLDERS: dict[str, frozenset[str]] = {
@@ -301,7 +301,7 @@ def _draw_problems(data: Any) -> list[str]:
 def parse_template(text: str, source: str, stem: str) -> Template:
     """One template from its YAML text; TemplateError names ``source`` and every problem."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise TemplateError(source, [f"invalid YAML: {exc}"]) from exc
     from cxrvqa.qa.programs import PROGRAMS
@@ -354,7 +354,7 @@ def load_template_file(path: Path) -> Template:
         raise TemplateError(str(path), [f"expected a .yaml file, found {path.suffix or 'no suffix'}"])
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise TemplateError(str(path), [f"invalid YAML: {exc}"]) from exc
     if isinstance(data, dict) and "extends" in data:
@@ -382,7 +382,7 @@ def _extension(data: dict[str, Any], path: Path) -> Template:
             ],
         )
     node = resource("prompts", "questions", f"{base.id}.yaml")
-    merged = yaml.safe_load(node.read_text(encoding="utf-8"))
+    merged = load_yaml(node.read_text(encoding="utf-8"))
     added = [v for v in data["variants"] if v not in merged["variants"]]
     merged["variants"] = [*merged["variants"], *added]
     merged["examples"] = [*merged.get("examples", []), *data.get("examples", [])]

@@ -64,9 +64,9 @@ def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills
     tmp_path: Path, fresh: list[tuple]
 ) -> None:
     """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds, no image file
-    stats, no latest markers, a validation row per check run: 0017-0021 undone), then a build with nothing new:
-    the store is migrated, the thresholds are computed and the markers set, the passing checks' rows dropped,
-    nothing else changes."""
+    stats, no latest markers, a validation row per check run, no answer digests: 0017-0022 undone), then a build
+    with nothing new: the store is migrated, the thresholds are computed and the markers set, the passing checks'
+    rows dropped, nothing else changes (the items keep no digest: a later validation regenerates them)."""
     _build(tmp_path)
     results = (
         "SELECT item_id, validator, validator_version, strictness, status, reason, detail, run_id "
@@ -84,6 +84,7 @@ def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills
         "USING (validators_version)) r ANTI JOIN validation_results v "
         "USING (item_id, template_version, input_hash, validator, created_at)"
     )
+    con.execute("ALTER TABLE qa_items DROP COLUMN answer_digest")  # 0022
     con.execute("DROP TABLE validation_checks")
     for table in ("validation_results", "validation_done", "qa_grades", "judge_results"):  # 0019
         con.execute(f"ALTER TABLE {table} DROP COLUMN latest")
@@ -115,5 +116,6 @@ def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills
         assert store.query("SELECT count(DISTINCT run_id) FROM qa_eval_balance")[0][0] == 1
         assert store.query(results) == current
         assert store.query("SELECT count(*) FROM validation_results WHERE status = 'ok'") == [(0,)]
+        assert store.query("SELECT count(*) FROM qa_items WHERE answer_digest IS NOT NULL") == [(0,)]
     assert runner.invoke(app, export).exit_code == 0
     assert (tmp_path / "eval.jsonl").read_text(encoding="utf-8").count("\n") > 0

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from cxrvqa.core.resources import load_json_schema
 from cxrvqa.store import Store
-from cxrvqa.store.records import ITEM_COLUMNS, ITEM_SCHEMA, PART_SCHEMA
+from cxrvqa.store.records import ANSWER_DIGEST, ITEM_COLUMNS, ITEM_SCHEMA, PART_SCHEMA
 
 #: What every `qa_items` row ends with (added by the QA stage when it writes a batch).
 PROVENANCE = pa.schema(
@@ -32,7 +32,7 @@ def _as_duckdb(store: Store, schema: pa.Schema) -> list[tuple[str, str]]:
 
 def test_records_are_the_migrated_tables(tmp_path: Path) -> None:
     with Store(tmp_path / "db.duckdb") as store:
-        item = _as_duckdb(store, pa.schema([*ITEM_SCHEMA, *PROVENANCE]))
+        item = _as_duckdb(store, pa.schema([*ITEM_SCHEMA, *PROVENANCE, ANSWER_DIGEST]))
         parts = _as_duckdb(store, PART_SCHEMA)
         assert item == _columns(store, "qa_items")
         assert sorted(parts) == sorted(_columns(store, "qa_answer_parts"))

@@ -63,6 +63,34 @@ def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
         assert sum(f for _, _, f in per_item) == failed
 
 
+def test_items_as_generated_are_not_regenerated(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The QA stage records each item's answer digest; validation regenerates only an item whose fields differ
+    from it (the next test tampers with one)."""
+    import shutil
+
+    from cxrvqa.store.records import ANSWER_FIELDS, answer_digest
+    from cxrvqa.validation import validators
+
+    out = tmp_path / "copy"
+    shutil.copytree(demo, out)
+    with Store(out / "cxrvqa.duckdb") as store:
+        rows = store.query_dicts(f"SELECT {', '.join(ANSWER_FIELDS)}, answer_digest FROM current_qa_items")
+        assert len(rows) > 100 and all(row["answer_digest"] == answer_digest(row) for row in rows)
+        store.con.execute("DELETE FROM validation_done WHERE study_id = 'demo-s1'")
+        context = stage.prepare(_config(out))
+        _, n_pending, studies = stage.pending_studies(store, context)
+
+        def regenerate(*_: object, **__: object) -> None:
+            raise AssertionError("an item as generated was regenerated")
+
+        monkeypatch.setattr(validators, "generate_study", regenerate)
+        counts = run_batch(stage, store, "r-digest", studies, context)
+        assert studies == ["demo-s1"] and counts.n_input == n_pending > 10
+        assert store.query(
+            "SELECT count(*) FROM validation_results WHERE run_id = 'r-digest' AND validator = 'answer_program'"
+        ) == [(0,)]
+
+
 def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -30,7 +30,7 @@ from cxrvqa.qa.generate import GenerationSettings, generate_study
 from cxrvqa.qa.study import Box, ImageView, study_view
 from cxrvqa.qa.templates import Template, check_examples, load_templates, template_version
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
-from cxrvqa.store.records import ITEM_SCHEMA, PART_SCHEMA
+from cxrvqa.store.records import ANSWER_DIGEST, ITEM_SCHEMA, PART_SCHEMA, answer_digest
 from cxrvqa.store.shards import Tables, write_tables
 
 #: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `qa-batch`).
@@ -232,8 +232,10 @@ def generate_chunk(
         versions = {row[0]: row[2] for row in items}
         part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
         done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
+    items = pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA)
+    digests = pa.array([answer_digest(row) for row in item_rows], ANSWER_DIGEST[1])
     return (
-        pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA),
+        items.append_column(ANSWER_DIGEST[0], digests),
         pa.table(_columns(tuple(PART_SCHEMA.names), part_rows), schema=PART_SCHEMA),
         done,
     )

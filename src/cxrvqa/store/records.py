@@ -6,6 +6,9 @@ derived from these, and tests/store/test_records.py ties them to the migrated `q
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import pyarrow as pa
 
 _TEXTS = pa.list_(pa.string())
@@ -61,3 +64,18 @@ PART_COLUMNS = tuple(name for name, _ in ANSWER_PART)
 ITEM_SCHEMA = pa.schema([*QA_ITEM, ("graph_id", pa.string()), ("backend", pa.string()), ("input_hash", pa.string())])
 #: `qa_answer_parts`: a part and the version of its item.
 PART_SCHEMA = pa.schema([*ANSWER_PART, ("template_version", pa.string()), ("input_hash", pa.string())])
+
+#: What an item's answer program decides (`validators.check_answer_program` compares them with a regeneration).
+ANSWER_FIELDS = ("question", "answer", "options", "correct_option", "findings", "regions")
+#: `qa_items.answer_digest` (migration 0022): the digest of ANSWER_FIELDS when the QA stage made the item, after
+#: the provenance columns.
+ANSWER_DIGEST = ("answer_digest", pa.string())
+_ANSWER_INDEX = tuple(ITEM_COLUMNS.index(name) for name in ANSWER_FIELDS)
+
+
+def answer_digest(item: dict[str, Any] | tuple) -> str:
+    """The digest of an item's ANSWER_FIELDS, from a generator row (a tuple of ITEM_COLUMNS) or an item dict."""
+    values = (
+        tuple(item[i] for i in _ANSWER_INDEX) if isinstance(item, tuple) else tuple(item.get(k) for k in ANSWER_FIELDS)
+    )
+    return hashlib.blake2b(repr(values).encode(), digest_size=12).hexdigest()

@@ -134,11 +134,19 @@ def _load(store: Store, study_ids: list[str], context: ValidateStageContext) -> 
 
 
 def _context_of(payload: StudyPayload, context: ValidateStageContext) -> ValidationContext:
+    """The study's validation context; the items' recorded answer digests move from the items into it."""
     templates = {t.id: (t, v) for t, v in context.settings.templates}
     view = study_view(json.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
     facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
+    digests = {item["item_id"]: item.pop("answer_digest") for item in payload.items if "answer_digest" in item}
     return ValidationContext(
-        facts, templates, context.settings, view, text_only=context.text_only, item_ids=item_ids_of(payload.items)
+        facts,
+        templates,
+        context.settings,
+        view,
+        text_only=context.text_only,
+        item_ids=item_ids_of(payload.items),
+        answer_digests={k: v for k, v in digests.items() if v is not None},
     )
 
 
@@ -268,7 +276,7 @@ def load_batch(
     pending = PENDING_SQL.format(studies=in_studies("c.study_id"), done_studies=in_studies("d.study_id"))
     for item in store.query_dicts(
         f"WITH pending AS ({pending}) SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, "
-        "q.input_hash, j.grade AS judge_grade, j.weakest AS judge_weakest FROM qa_items q "
+        "q.input_hash, q.answer_digest, j.grade AS judge_grade, j.weakest AS judge_weakest FROM qa_items q "
         "SEMI JOIN pending USING (study_id, item_id, template_version, input_hash) "
         "LEFT JOIN (SELECT * FROM current_judge_results WHERE item_id IN (SELECT item_id FROM pending)) j "
         f"USING (item_id, template_version, input_hash) WHERE {in_studies('q.study_id')} "

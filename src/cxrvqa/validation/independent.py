@@ -864,6 +864,7 @@ def clear_caches() -> None:
         _inner_kinds,
         _inner_location,
         _reading_with,
+        _declared_in,
         _grammar_verdict,
     ):
         cached.cache_clear()
@@ -1283,12 +1284,19 @@ def _side_declared_normal(
 
 def _declared_normal(evidence: tuple[str, ...], report: tuple[str, ...]) -> list[tuple[str, str]]:
     """(region, sentence) of each region a sentence outside the evidence declares normal without exception."""
-    return [
+    return [(region, text) for region, text in _declared_in(report) if text not in evidence]
+
+
+@lru_cache(maxsize=256)
+def _declared_in(report: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(region, sentence) of each region a sentence of the report declares normal without exception (a study's
+    items share it)."""
+    return tuple(
         (region, text)
         for text in report
-        if text not in evidence and not _partial_normal().search(text.lower())
+        if not _partial_normal().search(text.lower())
         for region in _statements_in(text.lower())[0]
-    ]
+    )
 
 
 def _evidence_other_side(side: str, evidence: tuple[str, ...]) -> Verdict:

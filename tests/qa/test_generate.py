@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import replace
 
@@ -176,6 +177,19 @@ def test_frontal_only_templates_skip_lateral_images() -> None:
     lateral = {row["template_id"] for row in rows if row["image_id"] == "img2"}
     frontal_only = {t.id for t in builtin_templates() if t.views == ("frontal",)}
     assert lateral and not lateral & frontal_only
+
+
+def test_a_lateral_image_s_sentence_answers_name_no_side() -> None:
+    """A full-sentence answer quotes its evidence, except on a lateral image where the evidence names a side (a
+    lateral view shows none; left_right_view rejected such items: 4 of the demo's)."""
+    rows = items(view_from_spec(STUDY), template("finding_presence_sentence"))
+    answers = {
+        (row["image_id"], row["question"]): row["answer"] for row in rows if row["findings"] == ["pleural_effusion"]
+    }
+    frontal = [a for (image, _), a in answers.items() if image == "img1"]
+    lateral = [a for (image, _), a in answers.items() if image == "img2"]
+    assert frontal and all("left pleural effusion" in a for a in frontal)
+    assert lateral and not any(re.search(r"\b(left|right)\b", a, re.I) for a in lateral)
 
 
 # -- answer bugs these tests found (fixed in 966f0f2): regression tests ------------------------------------

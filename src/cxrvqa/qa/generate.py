@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cxrvqa.core.vocab import vocabulary
 from cxrvqa.qa.programs import (
     PROGRAMS,
     Answer,
@@ -118,6 +120,13 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
+@lru_cache(maxsize=1)
+def _side_words() -> re.Pattern[str]:
+    """The vocabulary's words for the left or the right side."""
+    words = [w for side in vocabulary().laterality if side["id"] in ("left", "right") for w in side["synonyms"]]
+    return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")\b", re.I)
+
+
 #: Question types asked as yes/no: their full-sentence answers start with "Yes." or "No.".
 YES_NO_QUESTIONS = frozenset({"yes_no", "is_there"})
 
@@ -128,11 +137,14 @@ def _template_sentence(template: Template, answer: Answer, names: dict[str, str]
     return _sentence(pattern.format(answer=answer.text, **names) if pattern else answer.text)
 
 
-def full_sentence(study: StudyView, template: Template, answer: Answer, names: dict[str, str]) -> str:
+def full_sentence(
+    study: StudyView, template: Template, answer: Answer, names: dict[str, str], lateral: bool = False
+) -> str:
     """The evidence sentences where they are usable (after "Yes."/"No." for yes/no questions), else the
-    template's answer sentence, else the short answer as a sentence."""
+    template's answer sentence, else the short answer as a sentence. On a lateral image evidence that names a
+    left or right side is not usable: a lateral view shows no side."""
     evidence = study.evidence_text(list(answer.evidence))
-    if evidence is None:
+    if evidence is None or (lateral and _side_words().search(evidence)):
         return _template_sentence(template, answer, names)
     if template.question_type in YES_NO_QUESTIONS and answer.polarity is not None:
         return ("Yes. " if answer.polarity else "No. ") + evidence
@@ -311,7 +323,9 @@ def _item(
         options, correct = chosen
         text = answer.text
     elif fmt == "full_sentence":
-        text = full_sentence(study, template, answer, names)
+        text = full_sentence(
+            study, template, answer, names, lateral=image is not None and image.view_plane == "lateral"
+        )
     elif fmt == "multi_part":  # the main part states the answer; details and related parts carry the rest
         text = _template_sentence(template, answer, names)
     else:

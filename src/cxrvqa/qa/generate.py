@@ -138,12 +138,13 @@ def _template_sentence(template: Template, answer: Answer, names: dict[str, str]
 
 
 def full_sentence(
-    study: StudyView, template: Template, answer: Answer, names: dict[str, str], lateral: bool = False
+    study: StudyView, template: Template, answer: Answer, names: dict[str, str], image: ImageView | None = None
 ) -> str:
     """The evidence sentences where they are usable (after "Yes."/"No." for yes/no questions), else the
     template's answer sentence, else the short answer as a sentence. On a lateral image evidence that names a
     left or right side is not usable: a lateral view shows no side."""
     evidence = study.evidence_text(list(answer.evidence))
+    lateral = image is not None and image.view_plane == "lateral"
     if evidence is None or (lateral and _side_words().search(evidence)):
         return _template_sentence(template, answer, names)
     if template.question_type in YES_NO_QUESTIONS and answer.polarity is not None:
@@ -323,9 +324,7 @@ def _item(
         options, correct = chosen
         text = answer.text
     elif fmt == "full_sentence":
-        text = full_sentence(
-            study, template, answer, names, lateral=image is not None and image.view_plane == "lateral"
-        )
+        text = full_sentence(study, template, answer, names, image)
     elif fmt == "multi_part":  # the main part states the answer; details and related parts carry the rest
         text = _template_sentence(template, answer, names)
     else:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -125,15 +125,19 @@ class OptionModel:
     template and option value, how often the value was the answer among the times it was shown (`shown`,
     `correct`), and the same per normalised question text."""
 
-    def __init__(self, train: Iterable[PriorItem]) -> None:
+    def __init__(self, train: Iterable[PriorItem] = ()) -> None:
         self.shown: Counter[tuple[str, ...]] = Counter()
         self.correct: Counter[tuple[str, ...]] = Counter()
         for item in train:
-            question = normalise(item.question)
-            for option in item.options or ():
-                for key in ((item.template_id, option), (item.template_id, question, option)):
-                    self.shown[key] += 1
-                    self.correct[key] += option == item.answer
+            self.add(item)
+
+    def add(self, item: PriorItem) -> None:
+        """Learn from one train item."""
+        question = normalise(item.question)
+        for option in item.options or ():
+            for key in ((item.template_id, option), (item.template_id, question, option)):
+                self.shown[key] += 1
+                self.correct[key] += option == item.answer
 
     def scores(self, item: PriorItem) -> dict[str, float]:
         """Per option of ``item``: its share of being the answer, smoothed towards chance (1/number of options,
@@ -156,17 +160,26 @@ class OptionModel:
         return 1 / len(top) if item.answer in top else 0.0
 
 
-def _figure(
-    key: str,
-    fmt: str,
-    template: str | None,
-    scored: list[tuple[float, float]],
-    worst: tuple[tuple[str, int, float], ...] = (),
-) -> PriorFigure:
-    """A figure from its held-out items' (credit, chance): chance is their mean (multiple choice: 1/number of
-    options, which a template sets); None for open answers."""
-    chance = sum(c for _, c in scored) / len(scored) if fmt in CHANCE else None
-    return PriorFigure(key, fmt, template, len(scored), sum(x for x, _ in scored) / len(scored), chance, worst)
+class _Scored:
+    """The held-out items of a group, summed in item order: how many, their credit, chance and credit above chance."""
+
+    __slots__ = ("n", "credit", "chance", "excess")
+
+    def __init__(self) -> None:
+        self.n, self.credit, self.chance, self.excess = 0, 0, 0, 0
+
+    def add(self, credit: float, chance: float) -> None:
+        self.n += 1
+        self.credit += credit
+        self.chance += chance
+        self.excess += credit - chance
+
+
+def _figure(key: str, fmt: str, template: str | None, scored: _Scored, worst: tuple = ()) -> PriorFigure:
+    """A figure from its held-out items: chance is their mean (multiple choice: 1/number of options, which a
+    template sets); None for open answers."""
+    chance = scored.chance / scored.n if fmt in CHANCE else None
+    return PriorFigure(key, fmt, template, scored.n, scored.credit / scored.n, chance, worst)
 
 
 def _question_of(item: PriorItem, key: str) -> str:
@@ -181,49 +194,49 @@ def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
     """Per key: one figure per answer format, then one per template (formats and templates in name order).
     The `options` key covers multiple-choice items only (OptionModel). Nothing without held-out items."""
     items = list(items)
-    held_out = [item for item in items if item.split != TRAIN]
-    figures: list[PriorFigure] = []
-    for key in KEYS:
-        key_of = _key_of(key)
-        reader = OptionModel(item for item in items if item.split == TRAIN) if key == "options" else None
-        train: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-        for item in items:
-            if item.split == TRAIN and reader is None:
-                train[key_of(item)][item.answer] += 1
-        majority = {question: _majority(counts) for question, counts in train.items()}
-        by_format: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (credit, chance) per item
-        by_template: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-        by_question: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-        for item in held_out:
-            chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
-            if reader is not None:
+    return baseline_of(
+        lambda: (item for item in items if item.split == TRAIN), lambda: (item for item in items if item.split != TRAIN)
+    )
+
+
+def baseline_of(
+    train: Callable[[], Iterable[PriorItem]], held_out: Callable[[], Iterable[PriorItem]]
+) -> list[PriorFigure]:
+    """`baseline` over a stream of the train items and one of the held-out items, each read once: what it keeps
+    grows with the distinct questions and options, not with the items (a 100k-study build's two million)."""
+    counts: dict[str, dict[tuple[str, ...], Counter[str]]] = {key: defaultdict(Counter) for key in KEYS[:2]}
+    reader = OptionModel()
+    for item in train():
+        for key, table in counts.items():
+            table[_key_of(key)(item)][item.answer] += 1
+        reader.add(item)
+    majority = {key: {q: _majority(c) for q, c in table.items()} for key, table in counts.items()}
+    groups = {key: (defaultdict(_Scored), defaultdict(_Scored), defaultdict(_Scored)) for key in KEYS}
+    for item in held_out():
+        chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
+        for key, (by_format, by_template, by_question) in groups.items():
+            if key == "options":
                 if not item.options:
                     continue
                 credit = reader.credit(item)
             else:
-                credit = _credit(majority.get(key_of(item)), item.answer, chance)
-            for group in (
-                by_format[item.answer_format],
-                by_template[(item.template_id, item.answer_format)],
-                by_question[(item.template_id, _question_of(item, key))],
-            ):
-                group.append((credit, chance))
-        for fmt in sorted(by_format):
-            figures.append(_figure(key, fmt, None, by_format[fmt]))
-        for (template, fmt), scored in sorted(by_template.items()):
-            questions = sorted(
-                (
-                    (args, len(c), sum(x for x, _ in c) / len(c), sum(x - y for x, y in c))
-                    for (t, args), c in by_question.items()
-                    if t == template
-                ),
-                key=lambda q: (-q[3], q[0]),
-            )
-            figures.append(
-                _figure(
-                    key, fmt, template, scored, tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])
-                )
-            )
+                credit = _credit(majority[key].get(_key_of(key)(item)), item.answer, chance)
+            by_format[item.answer_format].add(credit, chance)
+            by_template[(item.template_id, item.answer_format)].add(credit, chance)
+            by_question[(item.template_id, _question_of(item, key))].add(credit, chance)
+    return [figure for key in KEYS for figure in _figures(key, *groups[key])]
+
+
+def _figures(key: str, by_format: dict, by_template: dict, by_question: dict) -> list[PriorFigure]:
+    """A key's figures: per answer format, then per template with its worst questions."""
+    figures = [_figure(key, fmt, None, by_format[fmt]) for fmt in sorted(by_format)]
+    for (template, fmt), scored in sorted(by_template.items()):
+        questions = sorted(
+            ((args, q.n, q.credit / q.n, q.excess) for (t, args), q in by_question.items() if t == template),
+            key=lambda q: (-q[3], q[0]),
+        )
+        worst = tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])
+        figures.append(_figure(key, fmt, template, scored, worst))
     return figures
 
 
@@ -281,8 +294,16 @@ def stored_prior(store: Store, source: str = "current_qa_prior") -> list[PriorFi
 
 
 def measure(store: Store, source: str) -> list[PriorFigure]:
-    """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`)."""
-    return baseline(prior_items(store.query(ITEM_SQL.format(source=source))))
+    """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`), streamed
+    from the database: its train items, then its held-out items."""
+    sql = f"SELECT * FROM ({ITEM_SQL.format(source=source)}) WHERE split "
+    return baseline_of(lambda: _streamed(store, sql + "= ?"), lambda: _streamed(store, sql + "IS DISTINCT FROM ?"))
+
+
+def _streamed(store: Store, sql: str, batch: int = 20_000) -> Iterator[PriorItem]:
+    """The query's items, batch by batch as DuckDB streams them (not a materialised result)."""
+    for record_batch in store.con.sql(sql, params=[TRAIN]).to_arrow_reader(batch):
+        yield from prior_items(zip(*record_batch.to_pydict().values(), strict=True))
 
 
 #: Columns of `format_rows`.

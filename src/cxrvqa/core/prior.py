@@ -175,7 +175,9 @@ class _Scored:
         self.excess += credit - chance
 
 
-def _figure(key: str, fmt: str, template: str | None, scored: _Scored, worst: tuple = ()) -> PriorFigure:
+def _figure(
+    key: str, fmt: str, template: str | None, scored: _Scored, worst: tuple[tuple[str, int, float], ...] = ()
+) -> PriorFigure:
     """A figure from its held-out items: chance is their mean (multiple choice: 1/number of options, which a
     template sets); None for open answers."""
     chance = scored.chance / scored.n if fmt in CHANCE else None
@@ -227,7 +229,12 @@ def baseline_of(
     return [figure for key in KEYS for figure in _figures(key, *groups[key])]
 
 
-def _figures(key: str, by_format: dict, by_template: dict, by_question: dict) -> list[PriorFigure]:
+def _figures(
+    key: str,
+    by_format: dict[str, _Scored],
+    by_template: dict[tuple[str, str], _Scored],
+    by_question: dict[tuple[str, str], _Scored],
+) -> list[PriorFigure]:
     """A key's figures: per answer format, then per template with its worst questions."""
     figures = [_figure(key, fmt, None, by_format[fmt]) for fmt in sorted(by_format)]
     for (template, fmt), scored in sorted(by_template.items()):

@@ -138,7 +138,7 @@ def _context_of(payload: StudyPayload, context: ValidateStageContext) -> Validat
     templates = {t.id: (t, v) for t, v in context.settings.templates}
     view = study_view(json.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
     facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
-    digests = {item["item_id"]: item.pop("answer_digest") for item in payload.items if "answer_digest" in item}
+    digests = {item["item_id"]: d for item in payload.items if (d := item.pop("answer_digest", None)) is not None}
     return ValidationContext(
         facts,
         templates,
@@ -146,7 +146,7 @@ def _context_of(payload: StudyPayload, context: ValidateStageContext) -> Validat
         view,
         text_only=context.text_only,
         item_ids=item_ids_of(payload.items),
-        answer_digests={k: v for k, v in digests.items() if v is not None},
+        answer_digests=digests,
     )
 
 

@@ -262,6 +262,21 @@ def test_second_reading_reads_distractors_in_the_whole_report() -> None:
     assert verdict("second_reading", it, ctx) == "second_reading_hedged"
 
 
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        # "apparent" is "seeming": an old apparent fracture "or congenital fusion" is no sure fracture (round AC)
+        ("The skeletal structures are notable for an old apparent fracture at T12-L1.", "second_reading_hedged"),
+        ("Old fracture at T12-L1.", None),
+        # after a negation it changes nothing
+        ("No apparent fracture.", "second_reading_negated"),
+    ],
+)
+def test_an_apparent_finding_is_read_as_hedged(sentence: str, expected: str | None) -> None:
+    it = item("finding_presence", "Is there a fracture?", "yes", polarity=True, finding="fracture")
+    assert verdict("second_reading", it, context([sentence])) == expected
+
+
 def test_a_sentence_cut_mid_clause_is_read_with_the_one_before() -> None:
     it = item("finding_presence", "Is there tuberculosis?", "yes", polarity=True, finding="tuberculosis", evidence=[1])
     cut = context(["No cavitary lesion to suggest.", "active tuberculosis."])

@@ -196,6 +196,10 @@ def ingest_images(config: Config, run_id: str) -> dict[str, int]:
 @flow(name="ingest-reports")
 def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     context = report_stage.prepare(config)
+    fingerprint = report_stage.input_fingerprint(config, context)
+    known = report_stage.known_input(open_writer(config.db_path), fingerprint)
+    if known is not None:  # the files and the store are as the last complete read left them
+        return _run_stage(config, run_id, "reports", (), total=None, skipped=known.n_input)
     studies = report_stage.InputStudies()
     records = studies.count(report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format)))
     if config.limit is not None:  # --limit N: the first N report records (reports and rejects)
@@ -207,7 +211,9 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
         _batches(config, run_id, "reports", records, config.report_limits.batch_size, context),
         total=None,
     )
-    report_stage.retire_absent(open_writer(config.db_path), run_id, config, studies)
+    store = open_writer(config.db_path)
+    warning = report_stage.retire_absent(store, run_id, config, studies)
+    report_stage.record_input(store, run_id, fingerprint, counts["n_input"], warning)
     return counts
 
 

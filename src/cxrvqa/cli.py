@@ -228,8 +228,9 @@ _BuildRehash = Annotated[
     typer.Option(
         "--rehash",
         help=(
-            "Hash every image file (sha256) to find what changed. Without it a rebuild hashes only new files and those "
-            "whose size, modification time or inode differ from what the last build recorded; a file rewritten in "
+            "Hash every image file (sha256) and read the whole reports input to find what changed. Without it a "
+            "rebuild hashes only new image files and those whose size, modification time or inode differ from what "
+            "the last build recorded, and reads no reports input whose files all stayed so; a file rewritten in "
             "place with the same size and its modification time set back is found only with --rehash."
         ),
     ),
@@ -315,6 +316,7 @@ def _build_overrides(options: dict[str, Any]) -> dict[str, Any]:
         "limit": o["limit"],
         "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None,
         "imaging": {"workers": workers, "scale": o["scale"], "longest_side": o["longest_side"], "rehash": o["rehash"]},
+        "report_limits": {"reread": o["rehash"]},
         "extraction": {
             "backend": o["extractor"],
             "workers": workers,

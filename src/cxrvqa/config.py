@@ -83,6 +83,15 @@ class ReportLimitsConfig(_Section):
 
     max_chars: int = Field(200_000, ge=1, description="Reject longer reports (report_too_long).")
     batch_size: int = Field(1000, ge=1, description="Reports per Prefect task.")
+    reread: bool = Field(
+        False,
+        description=(
+            "Read the whole reports input on every build. By default a rebuild whose reports files have the size, "
+            "modification time and inode of the last complete read (and a store as that read left it) reads "
+            "nothing and counts every record as skipped; a file rewritten with the same size and its modification "
+            "time set back is only read again with reread."
+        ),
+    )
 
 
 class PrivacyConfig(_Section):

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.flow
 #: Columns that differ between two builds of the same inputs (code_version too, where the source is edited
 #: between the two builds, as in a developer's working tree).
 VOLATILE = {"run_id", "created_at", "started_at", "finished_at", "seconds", "applied_at", "code_version"}
-#: Bookkeeping of runs, not data.
-NOT_DATA = {"runs", "run_stages", "schema_migrations"}
+#: Bookkeeping of runs, not data (report_inputs: the reports input's last read, with a hash of stored times).
+NOT_DATA = {"runs", "run_stages", "schema_migrations", "report_inputs"}
 
 
 def demo_config(out: Path, **overrides: object):

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.core.provenance import code_version, stable_hash
+from cxrvqa.core.provenance import code_digest, code_version, stable_hash
 from cxrvqa.core.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.errors import InputError
+from cxrvqa.reports import loaders
 from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason
 from cxrvqa.store import StageCounts, Store
+from cxrvqa.store.retire import logger as retire_logger
 from cxrvqa.store.retire import reconcile
 from cxrvqa.store.shards import Tables, write_tables
 
@@ -127,12 +130,97 @@ class InputStudies:
             yield record
 
 
-def retire_absent(store: Store, run_id: str, config: Config, studies: InputStudies) -> None:
+def retire_absent(store: Store, run_id: str, config: Config, studies: InputStudies) -> str | None:
     """After the stage: the current studies whose report the input lacks, retired with --prune (a warning
     without it); retired studies back in the input restored. Nothing under --limit (a part of the input says
-    nothing of what is absent)."""
+    nothing of what is absent). Returns the warning given, if any."""
     if config.limit is None:
-        reconcile(store, run_id, "study", studies.ids, f"--reports {config.reports}", config.prune)
+        source = f"--reports {config.reports}"
+        return reconcile(store, run_id, "study", studies.ids, source, config.prune).message(source)
+    return None
+
+
+# -- a rebuild of an unchanged input reads nothing (table report_inputs) -----------------------------------
+#: The stored state a complete read leaves: what a later read of the same input would compare against.
+_STORE_STATE_SQL = (
+    "SELECT (SELECT count(*) FROM reports), (SELECT max(created_at) FROM reports), "
+    "(SELECT count(*) FROM report_rejects), (SELECT max(created_at) FROM report_rejects), "
+    "(SELECT count(*) FROM retirements WHERE kind = 'study'), "
+    "(SELECT max(created_at) FROM retirements WHERE kind = 'study')"
+)
+
+
+@dataclass(frozen=True)
+class KnownInput:
+    """The last complete read of an input with this fingerprint, while the store is as that read left it."""
+
+    n_input: int
+    warning: str | None
+
+
+def input_fingerprint(config: Config, context: ReportStageContext) -> str | None:
+    """The fingerprint of a complete read of the reports input as it is now (its files' stats, the stage's
+    versions, --prune); None where a read is never skipped (--limit, --rehash)."""
+    if config.limit is not None or config.report_limits.reread or config.reports is None:
+        return None
+    path = config.reports.resolve()
+    if path.is_dir():
+        files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+    else:
+        files = [str(path)]
+    stats = [(name, st.st_size, st.st_mtime_ns, st.st_ino) for name in files for st in (os.stat(name),)]
+    return stable_hash(
+        {
+            "files": stats,
+            "format": context.report_format,
+            "parser": context.parser_version,
+            "max_chars": context.max_chars,
+            "code": [code_digest(loaders.__file__), code_digest(__file__)],
+            "prune": config.prune,
+        },
+        length=32,
+    )
+
+
+def known_input(store: Store, fingerprint: str | None) -> KnownInput | None:
+    """The last complete read of this input, if the stored reports, rejects and retirements are still as it
+    left them (then a read now would skip every record and reconcile nothing new)."""
+    if fingerprint is None:
+        return None
+    found = store.query(
+        "SELECT n_input, store_state, warning FROM report_inputs WHERE fingerprint = ? "
+        "ORDER BY created_at DESC LIMIT 1",
+        [fingerprint],
+    )
+    if not found or found[0][1] != _store_state(store):
+        return None
+    n_input, _, warning = found[0]
+    if warning:
+        retire_logger.warning(warning)
+    return KnownInput(n_input, warning)
+
+
+def record_input(store: Store, run_id: str, fingerprint: str | None, n_input: int, warning: str | None) -> None:
+    """After a complete read and its reconciliation: what a rebuild of the same input compares against."""
+    if fingerprint is None:
+        return
+    store.insert(
+        "report_inputs",
+        [
+            {
+                "fingerprint": fingerprint,
+                "n_input": n_input,
+                "store_state": _store_state(store),
+                "warning": warning,
+                "run_id": run_id,
+                "created_at": datetime.now(timezone.utc),
+            }
+        ],
+    )
+
+
+def _store_state(store: Store) -> str:
+    return stable_hash([str(value) for value in store.query(_STORE_STATE_SQL)[0]], length=32)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ For each size in ``--studies`` (default 10,000 and 100,000; reports only) and fo
 4. edits one user template (its version bumped and one question variant added) and runs the same
    command again: a **template rebuild**, which should regenerate and re-validate only that
    template's items; then the same for the next user template;
-5. runs the same command once more: the **no-change rebuild**.
+5. runs the same command once more: the **no-change rebuild** (since 2026-12-03 the CLI finds it up to date and
+   starts no run: `cxrvqa.uptodate`; the previous version runs every stage to skip every input).
 
 With ``--previous REV`` (default 4cb08d2, the version the throughput issue measures against; ``''`` for
 none) each report-only size is also built by that revision, checked out as a git worktree in the work folder and run by
@@ -336,7 +337,9 @@ def edit_template(path: Path) -> None:
 def run_build(
     command: list[str], db: Path, sample_s: float, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> dict:
-    """Run one build subprocess; its wall time, memory by process kind and what its run did."""
+    """Run one build subprocess; its wall time, memory by process kind and what its run did (a build that found
+    itself up to date starts no run: `up_to_date`, no stages)."""
+    previous = last_run_id(db)
     start, started_at = time.perf_counter(), time.time()
     log = db.parent.with_name(db.parent.name + ".log")
     with open(log, "a") as output:
@@ -354,9 +357,12 @@ def run_build(
         sys.stderr.write(log.read_text()[-5000:])
         raise SystemExit(f"build failed ({returncode}): {' '.join(command)}; log {log}")
     mb = {kind: kb // 1024 for kind, kb in sampler.peaks_kb.items()}
-    run = last_run(db)
-    # outside the run's own start and finish: imports and Prefect start-up before, the CLI's summary after
-    run_started, run_finished = run.pop("run_started"), run.pop("run_finished")
+    run = last_run(db, previous)
+    if run["up_to_date"]:  # no run: the whole command is the CLI's check and the last run's status
+        run_started = run_finished = finished_at
+        run.pop("run_started"), run.pop("run_finished")
+    else:  # outside the run's own start and finish: imports and Prefect start-up before, the CLI's summary after
+        run_started, run_finished = run.pop("run_started"), run.pop("run_finished")
     run["before_run_s"] = round(run_started - started_at, 2)
     run["after_run_s"] = round(finished_at - run_finished, 2)
     run["rss_in_run_mb"] = sampler.peaks_between(run_started, run_finished)
@@ -370,8 +376,23 @@ def run_build(
     }
 
 
-def last_run(db: Path) -> dict:
-    """The latest run's status, per-stage rows and item counts, read from the build's database."""
+def last_run_id(db: Path) -> str | None:
+    """The latest run of a build's database (None: no database yet)."""
+    import duckdb
+
+    if not db.is_file():
+        return None
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        found = con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    finally:
+        con.close()
+    return found[0] if found else None
+
+
+def last_run(db: Path, previous: str | None = None) -> dict:
+    """The latest run's status, per-stage rows and item counts, read from the build's database; a latest run that
+    is ``previous`` (the build started none: up to date) has no stages and wrote nothing."""
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
@@ -379,6 +400,9 @@ def last_run(db: Path) -> dict:
         run_id, status, run_started, run_finished = con.execute(
             "SELECT run_id, status, epoch(started_at), epoch(finished_at) FROM runs ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
+        up_to_date = run_id == previous
+        if up_to_date:
+            run_id, status = None, "up to date"
         stages = {
             stage: {
                 "seconds": round(seconds or 0.0, 2),
@@ -413,6 +437,7 @@ def last_run(db: Path) -> dict:
     return {
         "run_id": run_id,
         "status": status,
+        "up_to_date": up_to_date,
         "run_started": run_started,
         "run_finished": run_finished,
         "stages": stages,
@@ -614,6 +639,8 @@ def _stage_cells(build: dict) -> str:
 
 
 def _redone(build: dict) -> str:
+    if build.get("up_to_date"):
+        return "nothing: up to date, no run started (the CLI compared the inputs' stats and showed the last run)"
     return "; ".join(
         f"{name} {s['n_input']:,} in / {s['n_skipped']:,} skipped / {s['n_done']:,} done"
         for name, s in build["stages"].items()

@@ -9,6 +9,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Annotated, Any, Optional
 
 import typer
@@ -25,6 +26,7 @@ from cxrvqa.console import RichReporter, console, fail
 from cxrvqa.core import progress
 from cxrvqa.core.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
 from cxrvqa.core.resources import resource
+from cxrvqa import uptodate
 from cxrvqa.errors import CxrvqaError
 from cxrvqa.review.command import review_app
 from cxrvqa.store import Store
@@ -282,12 +284,17 @@ def build(
     debug: _BuildDebug = False,
 ) -> None:
     """Run the pipeline stages over the inputs and store everything under --out."""
-    from flows.prefect_env import start_local_server
-
-    start_local_server()  # its ~4 s start overlaps the imports and checks below
     overrides = _build_overrides(dict(locals()))  # the options as given (locals() holds only them here)
     if demo:
         overrides = merge_settings(_demo_inputs(), drop_unset(overrides))
+    invocation = _invocation(
+        config_file, overrides, {"stages": stages, "from_stage": from_stage, "forget_templates": forget_templates}
+    )
+    if invocation is not None and _said_up_to_date(*invocation):
+        return
+    from flows.prefect_env import start_local_server
+
+    start_local_server()  # its ~4 s start overlaps the imports and checks below
     try:
         config = _build_config(config_file, overrides, stages, from_stage, forget_templates)
     except CxrvqaError as exc:
@@ -295,12 +302,65 @@ def build(
         return
     log = config.out_dir / "logs" / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     try:
-        result = _run_build(config, None if debug else log)
+        with _warnings_kept() as warnings:
+            result = _run_build(config, None if debug else log)
     except CxrvqaError as exc:
         fail(exc, log, debug)
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
     _print_status(config.db_path, run_id=result["run_id"], brief=True)
+    if invocation is not None and not warnings and _repeat_does_nothing(invocation[0], config):
+        uptodate.record(config, invocation[1], result["run_id"])
+
+
+def _invocation(
+    config_file: Path | None, overrides: dict[str, Any], flags: dict[str, Any]
+) -> tuple[Config, str] | None:
+    """The settings as given (before the database adds the last run's templates) and their key for
+    `cxrvqa.uptodate`; None where they do not load (the build then says why)."""
+    try:
+        given = load_config(config_file, overrides)
+    except CxrvqaError:
+        return None
+    return given, uptodate.invocation_key(given, flags)
+
+
+def _said_up_to_date(given: Config, key: str) -> bool:
+    """Where nothing a repeat of the last build depends on changed: say so, show its status, and run nothing."""
+    run_id = uptodate.up_to_date(given, key) if uptodate.repeatable(given) else None
+    if run_id is None:
+        return False
+    console.print(
+        f"up to date: the inputs, settings, code and database are as run [bold]{run_id}[/] left them, so no stage "
+        "has anything to do (--rehash runs every stage)"
+    )
+    _print_status(given.db_path, run_id=run_id, brief=True)
+    return True
+
+
+def _repeat_does_nothing(given: Config, config: Config) -> bool:
+    """A completed build whose repeat is known to do nothing, and that kept no templates of an earlier run
+    (a repeat must say so again)."""
+    kept = (given.qa.template_dirs, given.qa.program_modules) != (config.qa.template_dirs, config.qa.program_modules)
+    return uptodate.repeatable(config) and not kept
+
+
+@contextlib.contextmanager
+def _warnings_kept() -> Iterator[list[logging.LogRecord]]:
+    """The warnings cxrvqa logs inside the block (a build that warned is not recorded as up to date: a repeat
+    must warn again)."""
+    kept: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record)
+
+    handler = _Keep(level=logging.WARNING)
+    logging.getLogger("cxrvqa").addHandler(handler)
+    try:
+        yield kept
+    finally:
+        logging.getLogger("cxrvqa").removeHandler(handler)
 
 
 def _build_overrides(options: dict[str, Any]) -> dict[str, Any]:
@@ -471,6 +531,7 @@ def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
     from flows.build import build_dataset  # imported late: configures Prefect first
     from flows.prefect_env import lean_local_runs, prefect_errors_to, wait_for_local_server
 
+    uptodate.forget(config)  # a build that stops half-way leaves no record
     wait_for_local_server()
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with (

@@ -1,0 +1,142 @@
+"""A rebuild with nothing to do returns at once (cxrvqa.uptodate): what it compares, and the CLI around it on three
+short synthetic reports written here (nobody's data)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from cxrvqa import uptodate
+from cxrvqa.cli import app
+from cxrvqa.config import load_config
+
+runner = CliRunner(env={"COLUMNS": "300"})
+
+TEXTS = {
+    "up-s1": "FINDINGS: Small left pleural effusion. No pneumothorax. IMPRESSION: Left effusion.",
+    "up-s2": "FINDINGS: Right lower lobe consolidation. No pleural effusion. IMPRESSION: Pneumonia.",
+    "up-s3": "FINDINGS: Mild cardiomegaly. The lungs are clear. IMPRESSION: Mild cardiomegaly.",
+}
+
+
+def _write(path: Path, leave_out: str | None = None) -> Path:
+    path.write_text("".join(json.dumps({"study_id": s, "text": t}) + "\n" for s, t in TEXTS.items() if s != leave_out))
+    return path
+
+
+def _touch(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+# -- what is compared ------------------------------------------------------------------------------------------
+def test_the_fingerprint_follows_every_file_read_and_the_database(tmp_path: Path) -> None:
+    templates, reports, db = tmp_path / "templates", _write(tmp_path / "r.jsonl"), tmp_path / "db.duckdb"
+    templates.mkdir()
+    (templates / "a.yaml").write_text("a")
+    db.write_bytes(b"x")
+    paths = [str(templates), str(reports)]
+    before = uptodate.fingerprint(paths, db)
+    assert uptodate.fingerprint(paths, db) == before
+    changes = (
+        lambda: (templates / "b.yaml").write_text("b"),  # a file added to a folder
+        lambda: _touch(templates / "a.yaml"),  # touched, same content
+        lambda: reports.write_text("{}\n"),  # edited
+        lambda: db.write_bytes(b"xy"),  # the database written by something else
+        lambda: Path(f"{db}.wal").write_bytes(b""),  # or its write-ahead log left behind
+    )
+    seen = {before}
+    for change in changes:
+        change()
+        now = uptodate.fingerprint(paths, db)
+        assert now not in seen
+        seen.add(now)
+
+
+def test_the_paths_read_are_the_inputs_and_the_code_not_the_output(tmp_path: Path) -> None:
+    config = load_config(
+        None,
+        {"out_dir": tmp_path / "out", "reports": tmp_path / "r.jsonl", "qa": {"template_dirs": [tmp_path / "t"]}},
+    )
+    paths = uptodate.read_paths(config)
+    assert {str(tmp_path / "r.jsonl"), str(tmp_path / "t")} <= set(paths)
+    assert str(tmp_path / "out") not in paths
+    assert os.path.dirname(uptodate.__file__) in paths and any(p.endswith("flows") for p in paths)
+
+
+def test_the_invocation_key_holds_settings_flags_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(None, {"out_dir": tmp_path, "reports": tmp_path / "r.jsonl"})
+    key = uptodate.invocation_key(config, {"from_stage": None})
+    assert uptodate.invocation_key(config, {"from_stage": None}) == key
+    assert uptodate.invocation_key(config, {"from_stage": "qa"}) != key
+    other = load_config(None, {"out_dir": tmp_path, "reports": tmp_path / "r.jsonl", "limit": 2})
+    assert uptodate.invocation_key(other, {"from_stage": None}) != key
+    monkeypatch.setenv("CXRVQA_PSEUDONYM_KEY", "another key")
+    assert uptodate.invocation_key(config, {"from_stage": None}) != key
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, True),
+        ({"extraction": {"backend": "llm"}}, False),  # an LLM's failures are retried by a repeat
+        ({"judge": {"enabled": True}}, False),
+        ({"imaging": {"rehash": True}}, False),
+        ({"report_limits": {"reread": True}}, False),
+        ({"only_failed": True}, False),
+    ],
+)
+def test_only_a_build_whose_repeat_does_nothing_is_recorded(tmp_path: Path, settings: dict, expected: bool) -> None:
+    assert uptodate.repeatable(load_config(None, {"out_dir": tmp_path, **settings})) is expected
+
+
+def test_a_missing_or_unreadable_record_is_not_up_to_date(tmp_path: Path) -> None:
+    config = load_config(None, {"out_dir": tmp_path})
+    assert uptodate.up_to_date(config, "key") is None
+    (tmp_path / uptodate.RECORD).write_text("{not json")
+    assert uptodate.up_to_date(config, "key") is None
+    (tmp_path / uptodate.RECORD).write_text(json.dumps({"invocation": "key", "paths": "nope"}))
+    assert uptodate.up_to_date(config, "key") is None
+
+
+# -- the CLI ----------------------------------------------------------------------------------------------------
+@pytest.mark.flow
+def test_a_rebuild_with_nothing_to_do_starts_no_run(tmp_path: Path) -> None:
+    out, reports = tmp_path / "out", _write(tmp_path / "r.jsonl")
+
+    def build(*flags: str, path: Path = reports) -> str:
+        result = runner.invoke(app, ["build", "--reports", str(path), "--out", str(out), "--workers", "1", *flags])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    def runs() -> int:
+        con = duckdb.connect(str(out / "cxrvqa.duckdb"), read_only=True)
+        try:
+            return con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
+        finally:
+            con.close()
+
+    assert "completed" in build() and runs() == 1
+    repeat = build()
+    assert repeat.startswith("up to date: the inputs, settings, code and database are as run ") and runs() == 1
+    assert "validate │ completed │" in repeat  # the last run's status
+    _touch(reports)  # an input touched: the build runs (and skips every record)
+    assert "completed" in build() and runs() == 2
+    assert "up to date" in build() and runs() == 2
+    assert "completed" in build("--limit", "2") and runs() == 3  # other settings
+    con = duckdb.connect(str(out / "cxrvqa.duckdb"))  # the database written by something else
+    con.execute("CREATE TABLE scratch AS SELECT 1 AS x")
+    con.execute("DROP TABLE scratch")
+    con.close()
+    assert "completed" in build() and runs() == 4
+    assert "completed" in build("--rehash") and "completed" in build("--rehash") and runs() == 6  # never skipped
+    # a build that warned is not recorded: its repeat warns again
+    fewer = _write(tmp_path / "two.jsonl", leave_out="up-s3")
+    assert "no report in" in build(path=fewer) and "no report in" in build(path=fewer) and runs() == 8

@@ -89,6 +89,11 @@ def scope_rules() -> ScopeRules:
     )
 
 
+def clear_caches() -> None:
+    """Forget the sentences read (after each chunk of studies: `validation.stage`)."""
+    _elsewhere.cache_clear()
+
+
 @lru_cache(maxsize=65536)
 def _elsewhere(sentence: str) -> tuple[bool, bool, bool]:
     """(about another exam, explained as something else, outside the chest) for one sentence."""

@@ -296,6 +296,11 @@ def _evidence_texts(item: dict[str, Any], study: StudyView) -> tuple[str, ...]:
     return tuple(study.sentences[i] for i in item.get("evidence_ids") or [] if i in study.sentences)
 
 
+def clear_caches() -> None:
+    """Forget the evidence re-read by the rules (after each chunk of studies: `validation.stage`)."""
+    _presence_in.cache_clear()
+
+
 @lru_cache(maxsize=65536)
 def _presence_in(sentences: tuple[str, ...]) -> StudyView:
     """What the rules extractor reads in these sentences alone (cached: items share evidence)."""

@@ -348,12 +348,12 @@ class Config(_Section):
         return [] if value is None else [value] if isinstance(value, str | Path) else value
 
     duckdb_memory_limit: str = Field(
-        "384MB",
+        "1GB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description=(
-            "Cap on DuckDB's memory in a build (it spills to disk beyond it). 384MB keeps the build's memory flat in "
-            "the number of studies at no measured cost in time (bench_scale, 30k studies: main process 769 MB and "
-            "194 s against 1,129 MB and 203 s with 1GB); raise it for faster queries where memory is plenty."
+            "Cap on DuckDB's memory in a build (it spills to disk beyond it). Not lower by default: with 384MB a "
+            "100k-study build stopped out of memory in a query that cannot spill (QA's study inputs), and spilling "
+            "made it slower (100k studies alone: 2.1 s with 1GB, 7.1 s with 512MB, 15.6 s with 384MB; 2026-12-03)."
         ),
     )
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)

@@ -35,30 +35,65 @@ def _touch(path: Path) -> None:
 
 
 # -- what is compared ------------------------------------------------------------------------------------------
-def test_the_fingerprint_follows_every_file_read_and_the_database(tmp_path: Path) -> None:
-    templates, reports, db = tmp_path / "templates", _write(tmp_path / "r.jsonl"), tmp_path / "db.duckdb"
+def _recorded(tmp_path: Path, **settings) -> tuple:
+    """Settings of a build into tmp_path/out with its database, recorded as up to date (no build run)."""
+    config = load_config(None, {"out_dir": tmp_path / "out", "reports": _write(tmp_path / "r.jsonl"), **settings})
+    config.out_dir.mkdir(exist_ok=True)
+    config.db_path.write_bytes(b"x")
+    key = uptodate.invocation_key(config, {})
+    uptodate.record(config, key, "run-1", uptodate.inputs_before(config))
+    return config, key
+
+
+def test_a_record_is_up_to_date_until_an_input_or_the_database_changes(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "a.yaml").write_text("a")
-    db.write_bytes(b"x")
-    paths = [str(templates), str(reports)]
-    before = uptodate.fingerprint(paths, db)
-    assert uptodate.fingerprint(paths, db) == before
+    config, key = _recorded(tmp_path, qa={"template_dirs": [templates]})
+    assert uptodate.up_to_date(config, key) == "run-1"
+    assert uptodate.up_to_date(config, "another key") is None
     changes = (
         lambda: (templates / "b.yaml").write_text("b"),  # a file added to a folder
         lambda: _touch(templates / "a.yaml"),  # touched, same content
-        lambda: reports.write_text("{}\n"),  # edited
-        lambda: db.write_bytes(b"xy"),  # the database written by something else
-        lambda: Path(f"{db}.wal").write_bytes(b""),  # or its write-ahead log left behind
+        lambda: config.reports.write_text("{}\n"),  # edited
+        lambda: config.db_path.write_bytes(b"xy"),  # the database written by something else
+        lambda: Path(f"{config.db_path}.wal").write_bytes(b""),  # or its write-ahead log left behind
     )
-    seen = {before}
     for change in changes:
+        uptodate.record(config, key, "run-1", uptodate.inputs_before(config))
+        assert uptodate.up_to_date(config, key) == "run-1"
         change()
-        now = uptodate.fingerprint(paths, db)
-        assert now not in seen
-        seen.add(now)
+        assert uptodate.up_to_date(config, key) is None
 
 
-def test_the_paths_read_are_the_inputs_and_the_code_not_the_output(tmp_path: Path) -> None:
+def test_an_input_changed_while_the_build_ran_is_seen_by_the_next_build(tmp_path: Path) -> None:
+    config, key = _recorded(tmp_path)
+    before = uptodate.inputs_before(config)  # the build starts
+    _touch(config.reports)  # ... and the input changes under it
+    uptodate.record(config, key, "run-2", before)
+    assert uptodate.up_to_date(config, key) is None
+
+
+def test_the_same_relative_path_from_another_folder_is_another_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name / "r.jsonl")
+    settings = {"out_dir": tmp_path / "out", "reports": Path("r.jsonl")}
+    monkeypatch.chdir(tmp_path / "a")
+    config = load_config(None, settings)
+    config.out_dir.mkdir()
+    config.db_path.write_bytes(b"x")
+    key = uptodate.invocation_key(config, {})
+    uptodate.record(config, key, "run-1", uptodate.inputs_before(config))
+    assert uptodate.up_to_date(load_config(None, settings), key) == "run-1"
+    monkeypatch.chdir(tmp_path / "b")  # the settings as typed are the same, the file they name is not
+    assert uptodate.invocation_key(load_config(None, settings), {}) == key
+    assert uptodate.up_to_date(load_config(None, settings), key) is None
+
+
+def test_the_paths_read_are_the_inputs_not_the_output(tmp_path: Path) -> None:
     config = load_config(
         None,
         {"out_dir": tmp_path / "out", "reports": tmp_path / "r.jsonl", "qa": {"template_dirs": [tmp_path / "t"]}},
@@ -66,7 +101,6 @@ def test_the_paths_read_are_the_inputs_and_the_code_not_the_output(tmp_path: Pat
     paths = uptodate.read_paths(config)
     assert {str(tmp_path / "r.jsonl"), str(tmp_path / "t")} <= set(paths)
     assert str(tmp_path / "out") not in paths
-    assert os.path.dirname(uptodate.__file__) in paths and any(p.endswith("flows") for p in paths)
 
 
 def test_the_invocation_key_holds_settings_flags_and_environment(
@@ -100,10 +134,28 @@ def test_only_a_build_whose_repeat_does_nothing_is_recorded(tmp_path: Path, sett
 def test_a_missing_or_unreadable_record_is_not_up_to_date(tmp_path: Path) -> None:
     config = load_config(None, {"out_dir": tmp_path})
     assert uptodate.up_to_date(config, "key") is None
-    (tmp_path / uptodate.RECORD).write_text("{not json")
+    for content in ("{not json", json.dumps({"invocation": "key", "paths": "nope"}), json.dumps(["a list"])):
+        (tmp_path / uptodate.RECORD).write_text(content)
+        assert uptodate.up_to_date(config, "key") is None
+    (tmp_path / uptodate.RECORD).unlink()
+    (tmp_path / uptodate.RECORD).mkdir()  # a record that cannot be written: the build goes on, unrecorded
+    uptodate.record(config, "key", "run-1", uptodate.inputs_before(config))
     assert uptodate.up_to_date(config, "key") is None
-    (tmp_path / uptodate.RECORD).write_text(json.dumps({"invocation": "key", "paths": "nope"}))
-    assert uptodate.up_to_date(config, "key") is None
+
+
+@pytest.mark.parametrize(("failed_extractions", "recorded"), [(0, True), (1, False)])
+def test_a_build_with_failed_extractions_is_not_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failed_extractions: int, recorded: bool
+) -> None:
+    """A repeat retries a failed extraction: such a build is never found up to date."""
+    from cxrvqa import cli
+
+    config = load_config(None, {"out_dir": tmp_path, "reports": _write(tmp_path / "r.jsonl")})
+    config.db_path.write_bytes(b"x")
+    result = {"run_id": "run-1", "stages": {"extract": {"n_rejected": failed_extractions}}}
+    monkeypatch.setattr(cli, "_run_build", lambda config, log: result)
+    assert cli._run_and_record(config, None, (config, "key")) == result
+    assert (uptodate.up_to_date(config, "key") == "run-1") is recorded
 
 
 # -- the CLI ----------------------------------------------------------------------------------------------------
@@ -131,11 +183,12 @@ def test_a_rebuild_with_nothing_to_do_starts_no_run(tmp_path: Path) -> None:
     assert "completed" in build() and runs() == 2
     assert "up to date" in build() and runs() == 2
     assert "completed" in build("--limit", "2") and runs() == 3  # other settings
+    assert "up to date" in build("--limit", "2") and runs() == 3
     con = duckdb.connect(str(out / "cxrvqa.duckdb"))  # the database written by something else
     con.execute("CREATE TABLE scratch AS SELECT 1 AS x")
     con.execute("DROP TABLE scratch")
     con.close()
-    assert "completed" in build() and runs() == 4
+    assert "completed" in build("--limit", "2") and runs() == 4
     assert "completed" in build("--rehash") and "completed" in build("--rehash") and runs() == 6  # never skipped
     # a build that warned is not recorded: its repeat warns again
     fewer = _write(tmp_path / "two.jsonl", leave_out="up-s3")

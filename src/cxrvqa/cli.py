@@ -287,9 +287,8 @@ def build(
     overrides = _build_overrides(dict(locals()))  # the options as given (locals() holds only them here)
     if demo:
         overrides = merge_settings(_demo_inputs(), drop_unset(overrides))
-    invocation = _invocation(
-        config_file, overrides, {"stages": stages, "from_stage": from_stage, "forget_templates": forget_templates}
-    )
+    flags = {"stages": stages, "from_stage": from_stage, "forget_templates": forget_templates}
+    invocation = _invocation(config_file, overrides, {**flags, "stages_in_file": _stages_set_in(config_file)})
     if invocation is not None and _said_up_to_date(*invocation):
         return
     from flows.prefect_env import start_local_server
@@ -302,15 +301,25 @@ def build(
         return
     log = config.out_dir / "logs" / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     try:
-        with _warnings_kept() as warnings:
-            result = _run_build(config, None if debug else log)
+        result = _run_and_record(config, None if debug else log, invocation)
     except CxrvqaError as exc:
         fail(exc, log, debug)
         return
     console.print(f"run [bold]{result['run_id']}[/] completed")
     _print_status(config.db_path, run_id=result["run_id"], brief=True)
-    if invocation is not None and not warnings and _repeat_does_nothing(invocation[0], config):
-        uptodate.record(config, invocation[1], result["run_id"])
+
+
+def _run_and_record(config: Config, log: Path | None, invocation: tuple[Config, str] | None) -> dict[str, Any]:
+    """The build; then, where its repeat is known to do nothing, the record that finds that repeat up to date
+    (`cxrvqa.uptodate`), with the inputs' stats taken before the run."""
+    repeatable = invocation is not None and _repeatable_build(invocation[0], config)
+    inputs = uptodate.inputs_before(config) if repeatable else None
+    with _warnings_kept() as warnings:
+        result = _run_build(config, log)
+    failed_extractions = result["stages"].get("extract", {}).get("n_rejected", 0)  # retried by a repeat
+    if invocation is not None and inputs is not None and not warnings and not failed_extractions:
+        uptodate.record(config, invocation[1], result["run_id"], inputs)
+    return result
 
 
 def _invocation(
@@ -338,9 +347,9 @@ def _said_up_to_date(given: Config, key: str) -> bool:
     return True
 
 
-def _repeat_does_nothing(given: Config, config: Config) -> bool:
-    """A completed build whose repeat is known to do nothing, and that kept no templates of an earlier run
-    (a repeat must say so again)."""
+def _repeatable_build(given: Config, config: Config) -> bool:
+    """Settings whose completed build a repeat is known to find with nothing to do, and that kept no templates of
+    an earlier run (a repeat must say so again)."""
     kept = (given.qa.template_dirs, given.qa.program_modules) != (config.qa.template_dirs, config.qa.program_modules)
     return uptodate.repeatable(config) and not kept
 

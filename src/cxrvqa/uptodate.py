@@ -12,20 +12,25 @@ folder, what a repeat of that build would depend on:
   boxes), of the package's code and data, of the flows, the versions of the libraries the stages use, and the
   stats of the database file itself (and its write-ahead log) as the build left it.
 
-A later build with the same invocation whose fingerprint is unchanged would skip every input of every stage,
-so it prints the last run's status instead. Anything that writes the database (another build, `review
-import`, the judge) changes its stats, and any edited input changes theirs: the build then runs as usual.
-Recorded only where a repeat is known to do nothing: a completed run of the rules backend without the LLM judge
-(an LLM's failures are retried by a repeat), without --rehash, --from-stage or --only-failed, that gave no
-warning and kept no templates of an earlier run (a repeat must show those again). A file rewritten in place
-with the same size and its modification time set back is not seen: `build --rehash` always runs.
+The inputs' stats are taken before the run (a file changed while the build ran is seen by the next one), the
+database's after it. A later build with the same invocation, reading the same paths with the same code, whose
+fingerprint is unchanged would skip every input of every stage, so it prints the last run's status instead.
+Anything that writes the database (another build, `review import`, the judge) changes its stats, and any edited
+input changes theirs: the build then runs as usual. Recorded only where a repeat is known to do nothing: a
+completed run of the rules backend without the LLM judge (an LLM's failures are retried by a repeat), without
+--rehash or --only-failed, with no failed extraction (retried by a repeat), that gave no warning and kept no
+templates of an earlier run (a repeat must show those again). A file rewritten in place with the same size and
+its modification time set back is not seen: `build --rehash` always runs. The record is a cache: a record that
+cannot be read or written only means the build runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,9 +38,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from cxrvqa.config import Config
+from cxrvqa.errors import CxrvqaError
 
 #: The file in the output folder (not part of the dataset: a cache a build may delete at any time).
 RECORD = "up-to-date.json"
+
+logger = logging.getLogger(__name__)
 
 #: Libraries whose version changes what a stage makes.
 _LIBRARIES = ("cxrvqa", "duckdb", "pyarrow", "pydantic", "spacy", "medspacy", "pydicom", "pillow", "numpy", "prefect")
@@ -45,7 +53,8 @@ def invocation_key(config: Config, flags: dict[str, Any]) -> str:
     """The settings as given (before the database adds anything) and the environment they are read with."""
     environment = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in os.environ.items() if k.startswith("CXRVQA_")}
     settings = config.model_dump(mode="json")
-    return _digest([settings, config.privacy.key_fingerprint(), flags, sorted(environment.items())])
+    interpreter = [sys.executable, sys.version]
+    return _digest([settings, config.privacy.key_fingerprint(), flags, sorted(environment.items()), interpreter])
 
 
 def _paths_of(value: Any) -> list[str]:
@@ -59,29 +68,39 @@ def _paths_of(value: Any) -> list[str]:
     return []
 
 
-def read_paths(config: Config) -> list[str]:
-    """The files and folders a build with these resolved settings reads (its output folder aside), with the
-    package's own code and data and the flows."""
+def _code_paths() -> list[str]:
+    """The package's code and data and the flows (the package's data folders are links: followed)."""
     import flows
 
+    return [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(flows.__file__))]
+
+
+def read_paths(config: Config) -> list[str]:
+    """The files and folders a build with these resolved settings reads (its output folder aside)."""
     out = os.path.abspath(config.out_dir.expanduser())
-    given = [p for p in _paths_of(config) if p != out]
-    package = os.path.dirname(os.path.abspath(__file__))
-    return sorted({*given, package, os.path.dirname(os.path.abspath(flows.__file__))})
+    return sorted({p for p in _paths_of(config) if p != out})
 
 
-def fingerprint(paths: list[str], db_path: Path) -> str:
-    """The stats of every file under ``paths`` and of the database, and the libraries' versions."""
-    stats: list[tuple[Any, ...]] = []
-    for path in paths:
-        if os.path.isdir(path):
-            for root, dirs, names in os.walk(path, followlinks=True):
-                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-                stats += [_stat(os.path.join(root, name)) for name in sorted(names)]
-        else:
-            stats.append(_stat(path))
-    database = [_stat(str(db_path)), _stat(f"{db_path}.wal")]
-    return _digest([stats, database, [_version(name) for name in _LIBRARIES]])
+def inputs_fingerprint(paths: list[str]) -> str:
+    """The stats of every file under ``paths`` (links not followed, as the stages do not follow them), of the
+    package's code and data, and the libraries' versions."""
+    stats = [s for path in paths for s in _stats_under(path, follow=False)]
+    code = [s for path in _code_paths() for s in _stats_under(path, follow=True)]
+    return _digest([stats, code, [_version(name) for name in _LIBRARIES]])
+
+
+def _stats_under(path: str, follow: bool) -> list[tuple[Any, ...]]:
+    if not os.path.isdir(path):
+        return [_stat(path)]
+    stats = []
+    for root, dirs, names in os.walk(path, followlinks=follow):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        stats += [_stat(os.path.join(root, name)) for name in sorted(names)]
+    return stats
+
+
+def _database(db_path: Path) -> list[tuple[Any, ...]]:
+    return [_stat(str(db_path)), _stat(f"{db_path}.wal")]
 
 
 def _stat(path: str) -> tuple[Any, ...]:
@@ -108,19 +127,26 @@ def up_to_date(config: Config, key: str) -> str | None:
     changed since; None otherwise (also for a missing or unreadable record)."""
     try:
         record = json.loads((config.out_dir / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        paths = read_paths(config)
+        same = (
+            isinstance(record, dict)
+            and record.get("invocation") == key
+            and record.get("paths") == paths
+            and record.get("database") == _digest(_database(config.db_path))
+            and record.get("inputs") == inputs_fingerprint(paths)
+        )
+    except (OSError, ValueError, TypeError):
         return None
-    if not isinstance(record, dict) or record.get("invocation") != key:
-        return None
-    paths = record.get("paths")
-    if not isinstance(paths, list) or fingerprint(paths, config.db_path) != record.get("fingerprint"):
-        return None
-    return str(record.get("run_id"))
+    return str(record.get("run_id")) if same else None
 
 
 def forget(config: Config) -> None:
-    """Before a build runs: a build that stops half-way must leave no record."""
-    (config.out_dir / RECORD).unlink(missing_ok=True)
+    """Before a build runs: a build that stops half-way must leave no record (one that cannot be removed is
+    outdated all the same: the run writes the database)."""
+    try:
+        (config.out_dir / RECORD).unlink(missing_ok=True)
+    except OSError as exc:
+        logger.info(f"could not remove {RECORD} ({exc})")
 
 
 def repeatable(config: Config) -> bool:
@@ -135,15 +161,26 @@ def repeatable(config: Config) -> bool:
     )
 
 
-def record(config: Config, key: str, run_id: str) -> None:
-    """After a completed build that warned of nothing: what a repeat would depend on."""
+def inputs_before(config: Config) -> str:
+    """Before the run: the fingerprint of what it reads, for `record` (taken before, so that a file changed while
+    the build runs is seen by the next build)."""
+    return inputs_fingerprint(read_paths(config))
+
+
+def record(config: Config, key: str, run_id: str, inputs: str) -> None:
+    """After a completed build that warned of nothing: what a repeat would depend on (failing to write it only
+    means that the next build runs)."""
     from cxrvqa.core.atomic import atomic_file
 
-    paths = read_paths(config)
-    with atomic_file(config.out_dir / RECORD) as partial:
-        partial.write_text(
-            json.dumps(
-                {"invocation": key, "run_id": run_id, "paths": paths, "fingerprint": fingerprint(paths, config.db_path)}
-            ),
-            encoding="utf-8",
-        )
+    content = {
+        "invocation": key,
+        "run_id": run_id,
+        "paths": read_paths(config),
+        "inputs": inputs,
+        "database": _digest(_database(config.db_path)),
+    }
+    try:
+        with atomic_file(config.out_dir / RECORD) as partial:
+            partial.write_text(json.dumps(content), encoding="utf-8")
+    except (OSError, CxrvqaError) as exc:
+        logger.info(f"not recorded as up to date ({exc})")

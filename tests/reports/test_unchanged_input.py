@@ -50,6 +50,19 @@ def _build(out: Path, reports: Path, **settings) -> dict[str, int]:
     return flows.build.build_dataset(config)["stages"]["reports"]
 
 
+def test_a_reports_folder_with_a_dangling_link_is_read_in_full(tmp_path: Path) -> None:
+    """Its stats cannot all be taken: no fingerprint, so no skip (the loader says what it finds)."""
+    from cxrvqa.reports import stage
+
+    folder = tmp_path / "files" / "p10" / "p100"
+    folder.mkdir(parents=True)
+    (folder / "s1.txt").write_text("FINDINGS: Clear lungs.")
+    config = load_config(None, {"out_dir": tmp_path / "out", "reports": tmp_path / "files", "report_format": "mimic"})
+    assert stage.input_fingerprint(config, stage.prepare(config)) is not None
+    (folder / ".#s1.txt").symlink_to(folder / "gone.txt")
+    assert stage.input_fingerprint(config, stage.prepare(config)) is None
+
+
 def test_an_unchanged_input_is_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads, out, reports = _Reads(monkeypatch), tmp_path / "out", _write(tmp_path / "r.jsonl")
     first = _build(out, reports)
@@ -68,18 +81,33 @@ def test_an_unchanged_input_is_not_read_again(tmp_path: Path, monkeypatch: pytes
         assert store.query("SELECT count(*), count(DISTINCT fingerprint) FROM report_inputs") == [(2, 2)]
 
 
+class _Warnings(logging.Handler):
+    """The warnings of cxrvqa's loggers (whatever their propagation: the CLI stops it at `cxrvqa`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def test_the_store_changed_since_the_last_read_makes_a_rebuild_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads, out = _Reads(monkeypatch), tmp_path / "out"
     three, two = _write(tmp_path / "three.jsonl"), _write(tmp_path / "two.jsonl", leave_out="u-s3")
     _build(out, three)
     # without --prune the absent study's warning is given again by a rebuild that reads nothing
-    with caplog.at_level(logging.WARNING):
+    warnings = _Warnings()
+    logging.getLogger("cxrvqa").addHandler(warnings)
+    try:
         _build(out, two)
         _build(out, two)
+    finally:
+        logging.getLogger("cxrvqa").removeHandler(warnings)
     assert reads.n == 2
-    assert [r.message.split(" (")[0] for r in caplog.records if "no report in" in r.message] == [
+    assert [m.split(" (")[0] for m in warnings.messages if "no report in" in m] == [
         "1 study of the current dataset"
     ] * 2
     _build(out, two, prune=True)  # another fingerprint: read, and u-s3 retired

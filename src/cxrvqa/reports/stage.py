@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.core.provenance import code_digest, code_version, stable_hash
+from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.core.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.errors import InputError
 from cxrvqa.reports import loaders
@@ -143,10 +143,10 @@ def retire_absent(store: Store, run_id: str, config: Config, studies: InputStudi
 # -- a rebuild of an unchanged input reads nothing (table report_inputs) -----------------------------------
 #: The stored state a complete read leaves: what a later read of the same input would compare against.
 _STORE_STATE_SQL = (
-    "SELECT (SELECT count(*) FROM reports), (SELECT max(created_at) FROM reports), "
-    "(SELECT count(*) FROM report_rejects), (SELECT max(created_at) FROM report_rejects), "
+    "SELECT (SELECT count(*) FROM reports), (SELECT epoch_us(max(created_at)) FROM reports), "
+    "(SELECT count(*) FROM report_rejects), (SELECT epoch_us(max(created_at)) FROM report_rejects), "
     "(SELECT count(*) FROM retirements WHERE kind = 'study'), "
-    "(SELECT max(created_at) FROM retirements WHERE kind = 'study')"
+    "(SELECT epoch_us(max(created_at)) FROM retirements WHERE kind = 'study')"
 )
 
 
@@ -168,14 +168,18 @@ def input_fingerprint(config: Config, context: ReportStageContext) -> str | None
         files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
     else:
         files = [str(path)]
-    stats = [(name, st.st_size, st.st_mtime_ns, st.st_ino) for name in files for st in (os.stat(name),)]
+    try:
+        stats = [(name, st.st_size, st.st_mtime_ns, st.st_ino) for name in files for st in (os.stat(name),)]
+    except OSError:
+        return None  # a file gone or a dangling link: the loader says what it finds
     return stable_hash(
         {
             "files": stats,
             "format": context.report_format,
             "parser": context.parser_version,
             "max_chars": context.max_chars,
-            "code": [code_digest(loaders.__file__), code_digest(__file__)],
+            "code": code_version(),  # the loaders, text normalisation, CSV reading, reconciliation
+            "tables": loaders.report_tables(),
             "prune": config.prune,
         },
         length=32,

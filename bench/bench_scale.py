@@ -101,6 +101,13 @@ qa 303, validate 325, in-run other 47, start-up 4, summary 2]; 2.14 M items; lar
 qa 122 of it), typical 161 s (20.9%; qa 107), no change 17.6 s (2.3%); peak RSS tree 1,766 -> 3,868 MB from 10k
 (2.19x), main 755 -> 2,843 MB (3.77x; a likely cause, not measured: the question-only baseline reads every current
 item into Python in the main process), pool 811 -> 1,461 MB; database 808 MB.
+Side by side at 10,000 and 100,000 studies in one run (2026-12-03 evening, code at 86f11e4: validation's
+caches cleared per chunk, the reports input's read skipped when unchanged, a rebuild with nothing to do starting
+no run): full build 98.6 -> 65.2 s (1.51x) and 944.4 -> 713.3 s (1.32x); validate 62.0 -> 27.3 and 606.3 -> 273.7
+s; QA 20.3 -> 20.0 and 216.1 -> 308.0 s (slower at 100k); largest-template edit 22.4 -> 26.6 and 178.2 -> 267.8 s
+(37.5%); typical 13.7 -> 12.5 and 99.1 -> 146.9 s; no change 7.7 -> 0.7 s (1.0%) and 20.6 -> 1.2 s (0.2%: up to
+date, no run); peak RSS tree 2,443 -> 1,618 and 3,370 -> 2,332 MB (1.44x from 10k to 100k: pool 644 -> 676 MB,
+main 745 -> 1,495 MB, DuckDB's buffer up to its 1 GB cap); database 179 -> 98 and 1,710 -> 841 MB.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

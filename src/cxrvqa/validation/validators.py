@@ -297,8 +297,12 @@ def _evidence_texts(item: dict[str, Any], study: StudyView) -> tuple[str, ...]:
 
 
 def clear_caches() -> None:
-    """Forget the evidence re-read by the rules (after each chunk of studies: `validation.stage`)."""
+    """Forget the evidence re-read by the rules, and the rules' own sentence memo (after each chunk of studies:
+    `validation.stage`)."""
+    from cxrvqa.extraction.rules import clear_sentence_memo
+
     _presence_in.cache_clear()
+    clear_sentence_memo()
 
 
 @lru_cache(maxsize=65536)

@@ -199,7 +199,7 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     fingerprint = report_stage.input_fingerprint(config, context)
     known = report_stage.known_input(open_writer(config.db_path), fingerprint)
     if known is not None:  # the files and the store are as the last complete read left them
-        return _run_stage(config, run_id, "reports", (), total=None, skipped=known.n_input)
+        return _run_stage(config, run_id, "reports", (), total=None, skipped=known)
     studies = report_stage.InputStudies()
     records = studies.count(report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format)))
     if config.limit is not None:  # --limit N: the first N report records (reports and rejects)

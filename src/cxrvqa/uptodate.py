@@ -38,12 +38,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from cxrvqa.config import Config
+from cxrvqa.core.provenance import file_stats
 from cxrvqa.errors import CxrvqaError
 
 #: The file in the output folder (not part of the dataset: a cache a build may delete at any time).
 RECORD = "up-to-date.json"
 
 logger = logging.getLogger(__name__)
+
+#: Folders of the package that hold no code or data (byte-code caches, rewritten on import).
+_NOT_CODE = frozenset({"__pycache__"})
 
 #: Libraries whose version changes what a stage makes.
 _LIBRARIES = ("cxrvqa", "duckdb", "pyarrow", "pydantic", "spacy", "medspacy", "pydicom", "pillow", "numpy", "prefect")
@@ -84,31 +88,13 @@ def read_paths(config: Config) -> list[str]:
 def inputs_fingerprint(paths: list[str]) -> str:
     """The stats of every file under ``paths`` (links not followed, as the stages do not follow them), of the
     package's code and data, and the libraries' versions."""
-    stats = [s for path in paths for s in _stats_under(path, follow=False)]
-    code = [s for path in _code_paths() for s in _stats_under(path, follow=True)]
+    stats = [s for path in paths for s in file_stats(path)]
+    code = [s for path in _code_paths() for s in file_stats(path, follow_links=True, skip_dirs=_NOT_CODE)]
     return _digest([stats, code, [_version(name) for name in _LIBRARIES]])
 
 
-def _stats_under(path: str, follow: bool) -> list[tuple[Any, ...]]:
-    if not os.path.isdir(path):
-        return [_stat(path)]
-    stats = []
-    for root, dirs, names in os.walk(path, followlinks=follow):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        stats += [_stat(os.path.join(root, name)) for name in sorted(names)]
-    return stats
-
-
 def _database(db_path: Path) -> list[tuple[Any, ...]]:
-    return [_stat(str(db_path)), _stat(f"{db_path}.wal")]
-
-
-def _stat(path: str) -> tuple[Any, ...]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (path, None)
-    return (path, st.st_size, st.st_mtime_ns, st.st_ino)
+    return [*file_stats(str(db_path)), *file_stats(f"{db_path}.wal")]
 
 
 def _version(name: str) -> str | None:

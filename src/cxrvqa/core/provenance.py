@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,24 @@ def code_version() -> str:
         digest.update(source.relative_to(package_dir).as_posix().encode())
         digest.update(source.read_bytes())
     return f"{__version__}+{digest.hexdigest()[:10]}"
+
+
+def file_stats(path: str, follow_links: bool = False, skip_dirs: frozenset[str] = frozenset()) -> list[tuple[Any, ...]]:
+    """(path, size, mtime_ns, inode) of a file, or of every file under a folder (walked in sorted order, leaving
+    out folders named in ``skip_dirs``): what tells a rebuild that an input changed without reading it.
+    (path, None) for one that cannot be stat'ed (gone, a dangling link)."""
+    if not os.path.isdir(path):
+        return [_file_stat(path)]
+    stats = []
+    for root, dirs, names in os.walk(path, followlinks=follow_links):
+        dirs[:] = sorted(d for d in dirs if d not in skip_dirs)
+        stats += [_file_stat(os.path.join(root, name)) for name in sorted(names)]
+    return stats
+
+
+def _file_stat(path: str) -> tuple[Any, ...]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path, None)
+    return (path, st.st_size, st.st_mtime_ns, st.st_ino)

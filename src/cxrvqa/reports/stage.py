@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.core.provenance import code_version, stable_hash
+from cxrvqa.core.provenance import code_version, file_stats, stable_hash
 from cxrvqa.core.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.errors import InputError
 from cxrvqa.reports import loaders
@@ -150,27 +149,13 @@ _STORE_STATE_SQL = (
 )
 
 
-@dataclass(frozen=True)
-class KnownInput:
-    """The last complete read of an input with this fingerprint, while the store is as that read left it."""
-
-    n_input: int
-    warning: str | None
-
-
 def input_fingerprint(config: Config, context: ReportStageContext) -> str | None:
     """The fingerprint of a complete read of the reports input as it is now (its files' stats, the stage's
     versions, --prune); None where a read is never skipped (--limit, --rehash)."""
     if config.limit is not None or config.report_limits.reread or config.reports is None:
         return None
-    path = config.reports.resolve()
-    if path.is_dir():
-        files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-    else:
-        files = [str(path)]
-    try:
-        stats = [(name, st.st_size, st.st_mtime_ns, st.st_ino) for name in files for st in (os.stat(name),)]
-    except OSError:
+    stats = file_stats(str(config.reports.resolve()))
+    if any(len(stat) == 2 for stat in stats):
         return None  # a file gone or a dangling link: the loader says what it finds
     return stable_hash(
         {
@@ -186,9 +171,10 @@ def input_fingerprint(config: Config, context: ReportStageContext) -> str | None
     )
 
 
-def known_input(store: Store, fingerprint: str | None) -> KnownInput | None:
-    """The last complete read of this input, if the stored reports, rejects and retirements are still as it
-    left them (then a read now would skip every record and reconcile nothing new)."""
+def known_input(store: Store, fingerprint: str | None) -> int | None:
+    """The number of records of the last complete read of this input, if the stored reports, rejects and
+    retirements are still as it left them (then a read now would skip every record and reconcile nothing new);
+    that read's warning of absent studies is given again."""
     if fingerprint is None:
         return None
     found = store.query(
@@ -201,7 +187,7 @@ def known_input(store: Store, fingerprint: str | None) -> KnownInput | None:
     n_input, _, warning = found[0]
     if warning:
         retire_logger.warning(warning)
-    return KnownInput(n_input, warning)
+    return n_input
 
 
 def record_input(store: Store, run_id: str, fingerprint: str | None, n_input: int, warning: str | None) -> None:

@@ -31,6 +31,20 @@ def test_headers_become_sections_and_prelude_is_other() -> None:
     ]
 
 
+def test_a_capitalised_header_after_a_sentence_opens_a_section_on_the_same_line() -> None:
+    """One-line exports keep their sections; a header word in running text (not capitals, or not after a
+    sentence's end) is text."""
+    assert sentences("FINDINGS: Small right effusion. Heart normal. IMPRESSION: Right effusion.") == [
+        ("findings", "Small right effusion."),
+        ("findings", "Heart normal."),
+        ("impression", "Right effusion."),
+    ]
+    assert sentences("Findings: the impression: a nodule. Impression: unchanged, FINDINGS: none.") == [
+        ("findings", "the impression: a nodule."),
+        ("findings", "Impression: unchanged, FINDINGS: none."),
+    ]
+
+
 def test_a_section_holding_an_empty_field_marker_is_absent() -> None:
     """IU exports an indication '#NAME?' (a spreadsheet error): it is no indication, not a sentence."""
     text = compose({"indication": "#NAME?", "comparison": " n/a ", "findings": "Clear lungs."})

@@ -318,3 +318,39 @@ def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -
     with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT count(*) FROM images")[0][0] == 7
         assert store.query("SELECT count(*) FROM reports")[0][0] == 6
+
+
+def test_an_edited_report_edited_back_gives_back_its_items(tmp_path: Path) -> None:
+    """A, B, then A again: the dataset is A's again, item for item and grade for grade (A's items were kept and
+    only made current; two short synthetic reports written here)."""
+    from flows.build import build_dataset
+
+    reports, stages = tmp_path / "r.jsonl", ["reports", "extract", "qa", "validate"]
+    effusion = "FINDINGS: Small right pleural effusion. Heart size is normal. IMPRESSION: Small right effusion."
+    clear = "FINDINGS: Lungs are clear. Heart size is normal. No pleural effusion. IMPRESSION: Normal chest."
+
+    def build(text: str) -> list[tuple]:
+        other = "FINDINGS: Lungs are clear. No pneumothorax. IMPRESSION: Normal chest."
+        reports.write_text(
+            "".join(
+                json.dumps({"study_id": study, "patient_id": "p", "text": body}) + "\n"
+                for study, body in (("e-s1", text), ("e-s2", other))
+            )
+        )
+        build_dataset(
+            load_config(
+                None, {"out_dir": tmp_path / "out", "reports": reports, "report_format": "jsonl", "stages": stages}
+            )
+        )
+        with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
+            return store.query(
+                "SELECT q.item_id, q.question, q.answer, g.grade FROM current_qa_items q "
+                "JOIN current_qa_grades g USING (item_id, template_version, input_hash) "
+                "WHERE q.study_id = 'e-s1' ORDER BY q.item_id"
+            )
+
+    first = build(effusion)
+    assert any(answer == "right" for _, _, answer, _ in first)
+    edited = build(clear)
+    assert edited and not any(answer == "right" for _, _, answer, _ in edited)
+    assert build(effusion) == first

@@ -79,6 +79,32 @@ def test_rerun_skips_and_a_changed_report_replaces_the_current_one(config: Confi
         assert store.query("SELECT text FROM current_sentences WHERE study_id = 's1'") == [("New right effusion.",)]
 
 
+def test_an_edit_undone_makes_the_first_version_current_again(config: Config) -> None:
+    """A, B, then A again: A is the study's current report (it was skipped as 'already stored' and B stayed)."""
+    first = config.reports.read_text()
+    run_stage(config)
+    write_jsonl(config.reports, [{"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: New right effusion."}])
+    run_stage(config)
+    config.reports.write_text(first)
+    counts = run_stage(config)
+    assert (counts.n_input, counts.n_skipped, counts.n_done) == (2, 1, 1)
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT findings FROM current_reports WHERE study_id = 's1'") == [
+            ("No pneumothorax. Clear lungs.",)
+        ]
+        assert store.query("SELECT text FROM current_sentences WHERE study_id = 's1' ORDER BY start") == [
+            ("No pneumothorax.",),
+            ("Clear lungs.",),
+            ("Normal.",),
+        ]
+        # each version once: A's rows were written again, not twice
+        assert store.query("SELECT count(*), count(DISTINCT report_hash) FROM reports WHERE study_id = 's1'") == [
+            (2, 2)
+        ]
+        assert store.query("SELECT count(*) FROM sentences WHERE study_id = 's1'") == [(4,)]
+    assert run_stage(config).n_skipped == 2
+
+
 def test_bad_input_is_rejected_with_reasons_and_nothing_is_lost(tmp_path: Path) -> None:
     huge = "FINDINGS: " + "No pneumothorax. " * 62_000  # ~1 MB
     records = [

@@ -53,7 +53,11 @@ def section_rules() -> SectionRules:
     header_section.update({word.upper(): "other" for word in data["other_headers"]})
     words = sorted(header_section, key=len, reverse=True)  # longest first: "CLINICAL HISTORY" before "HISTORY"
     alternatives = "|".join(re.escape(w).replace(r"\ ", r"[ \t]+") for w in words)
-    header = re.compile(rf"(?im)^[ \t]*(?P<header>{alternatives})[ \t]*:")
+    # a header opens a line (any case), or follows a sentence's end in capitals: one-line exports
+    # ("FINDINGS: Clear lungs. IMPRESSION: Normal.") keep their sections
+    header = re.compile(
+        rf"(?m)(?:^[ \t]*(?i:(?P<header>{alternatives}))|(?<=[.!?])[ \t]+(?P<inline>{alternatives}))[ \t]*:"
+    )
     deid = re.compile("|".join(f"(?:{p})" for p in data["deid_tokens"]))
     empty = frozenset(value.upper() for value in data["empty_values"])
     codes = re.compile("|".join(f"(?:{p})" for p in [*data["indication_codes"], *data.get("indication_notes", ())]))
@@ -96,7 +100,8 @@ def split_sections(text: str) -> list[SectionSpan]:
     for match in rules.header.finditer(text):
         if match.start() > position or current != "other":
             spans.append(SectionSpan(current, position, match.start()))
-        current = rules.header_section[re.sub(r"[ \t]+", " ", match.group("header").upper())]
+        name = match.group("header") or match.group("inline")
+        current = rules.header_section[re.sub(r"[ \t]+", " ", name.upper())]
         position = match.end()
     spans.append(SectionSpan(current, position, len(text)))
     return [s for s in spans if (body := text[s.start : s.end].strip()) and body.upper() not in rules.empty_values]

@@ -17,13 +17,13 @@ from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.retire import logger as retire_logger
 from cxrvqa.store.retire import reconcile
-from cxrvqa.store.shards import Tables, write_tables
+from cxrvqa.store.shards import Tables, as_rows, write_tables
 
 #: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `reports-batch`).
 NAME = "reports"
 
 #: Bump when the section or sentence code changes its output.
-PARSER_RECIPE = "report-sections/1"
+PARSER_RECIPE = "report-sections/2"
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,8 @@ class ReportWork:
 def load_batch(
     store: Store, batch: list[RawReport | RawReject], context: ReportStageContext
 ) -> tuple[ReportWork, StageCounts]:
-    """Leave out the records already stored (a report with its input hash, or a reject); the counts so far."""
+    """Leave out the records already stored (a study's current report with its input hash, or a reject); the
+    counts so far."""
     hashes = [
         _sha256(r.study_id, r.patient_id, r.text) if isinstance(r, RawReport) else _sha256(r.source, r.reason, r.detail)
         for r in batch
@@ -236,11 +237,12 @@ def load_batch(
         )
     )
     studies = [r.study_id for r in batch if isinstance(r, RawReport)]
+    # a study's latest report only: an edit undone (A, B, then A again) must make A current again
     done = set(
         store.query(
-            "SELECT study_id, input_hash FROM reports WHERE parser_version = ? AND study_id IN "
-            "(SELECT unnest(?::VARCHAR[]))",
-            [context.parser_version, studies],
+            "SELECT study_id, arg_max(input_hash, created_at) FROM reports WHERE study_id IN "
+            "(SELECT unnest(?::VARCHAR[])) GROUP BY study_id HAVING arg_max(parser_version, created_at) = ?",
+            [studies, context.parser_version],
         )
     )
     todo = [
@@ -294,8 +296,35 @@ def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) ->
     yield {"reports": rows, "sentences": sentence_rows, "report_rejects": rejects}
 
 
+def _restoring(store: Store, parts: Iterable[Tables], parser_version: str) -> Iterator[Tables]:
+    """Each part, after the earlier rows of its reports are deleted (inside the batch's transaction): a study
+    brought back to a version stored before (an edit undone: A, B, then A again) is written afresh, so that A is
+    its latest report again; its sentences are the same rows, written again with it."""
+    for part in parts:
+        keys = [(row["study_id"], row["input_hash"], row["report_hash"]) for row in as_rows(part.get("reports", []))]
+        stored = store.query(
+            "SELECT study_id, input_hash, report_hash FROM reports WHERE parser_version = ? AND study_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [parser_version, [study for study, _, _ in keys]],
+        )
+        again = sorted(set(stored) & set(keys))
+        if again:
+            studies, inputs, texts = (list(column) for column in zip(*again, strict=True))
+            store.con.execute(
+                "DELETE FROM sentences WHERE parser_version = ? AND (study_id, report_hash) IN "
+                "(SELECT (unnest(?::VARCHAR[]), unnest(?::VARCHAR[])))",
+                [parser_version, studies, texts],
+            )
+            store.con.execute(
+                "DELETE FROM reports WHERE parser_version = ? AND (study_id, input_hash) IN "
+                "(SELECT (unnest(?::VARCHAR[]), unnest(?::VARCHAR[])))",
+                [parser_version, studies, inputs],
+            )
+        yield part
+
+
 def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ReportStageContext) -> StageCounts:
-    written = write_tables(store, parts)
+    written = write_tables(store, _restoring(store, parts, context.parser_version))
     counts.n_done += written["reports"]
     counts.n_rejected += written["report_rejects"]
     return counts

@@ -105,6 +105,32 @@ def test_an_edit_undone_makes_the_first_version_current_again(config: Config) ->
     assert run_stage(config).n_skipped == 2
 
 
+def test_a_report_edited_into_a_reject_leaves_the_dataset_until_it_is_edited_back(config: Config) -> None:
+    """A, then A emptied (a reject), then A again: the study has no current report in between, not A's."""
+    first = config.reports.read_text()
+    run_stage(config)
+    write_jsonl(
+        config.reports,
+        [
+            {"study_id": "s1", "patient_id": "p1", "text": "   "},
+            {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
+        ],
+    )
+    counts = run_stage(config)
+    assert (counts.n_skipped, counts.n_rejected) == (1, 1)
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT study_id FROM current_reports") == [("s2",)]
+        assert store.query("SELECT count(*) FROM current_sentences WHERE study_id = 's1'") == [(0,)]
+    assert run_stage(config).n_skipped == 2  # the reject is the study's outcome: not made again
+    config.reports.write_text(first)
+    counts = run_stage(config)
+    assert (counts.n_skipped, counts.n_done) == (1, 1)
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT findings FROM current_reports WHERE study_id = 's1'") == [
+            ("No pneumothorax. Clear lungs.",)
+        ]
+
+
 def test_bad_input_is_rejected_with_reasons_and_nothing_is_lost(tmp_path: Path) -> None:
     huge = "FINDINGS: " + "No pneumothorax. " * 62_000  # ~1 MB
     records = [

@@ -72,10 +72,11 @@ def test_a_failed_merge_writes_nothing_and_leaves_the_shards_for_the_next_build_
         ],
     )
 
+    context = report_stage.ReportStageContext("jsonl", "p", 1000)
+
     def write(parts) -> StageCounts:
-        return report_stage.write_batch(
-            store, StageCounts(), [{**part, "reports": [{"no_such_column": 1}]} for part in parts], None
-        )
+        bad = [{"study_id": "s1", "input_hash": "h", "report_hash": "r", "no_such_column": 1}]
+        return report_stage.write_batch(store, StageCounts(), [{**part, "reports": bad} for part in parts], context)
 
     with Store(tmp_path / "cxrvqa.duckdb") as store:
         with pytest.raises(duckdb.Error):
@@ -83,7 +84,9 @@ def test_a_failed_merge_writes_nothing_and_leaves_the_shards_for_the_next_build_
         assert store.query("SELECT count(*) FROM report_rejects") == [(0,)]
         assert all(Path(path).is_file() for _, path in shards.files)
         assert (
-            merge_shards(shards, lambda parts: report_stage.write_batch(store, StageCounts(), parts, None)).n_rejected
+            merge_shards(
+                shards, lambda parts: report_stage.write_batch(store, StageCounts(), parts, context)
+            ).n_rejected
             == 1
         )
         assert store.query("SELECT study_id, reason FROM report_rejects") == [("s1", "empty_report")]

@@ -213,6 +213,14 @@ def _store_state(store: Store) -> str:
     return stable_hash([str(value) for value in store.query(_STORE_STATE_SQL)[0]], length=32)
 
 
+def _is_outcome(record: RawReport | RawReject) -> bool:
+    """Whether the record decides its study's report: a report, or a reject of the study's record (not of a
+    second copy of the study, nor of a record without a study)."""
+    if isinstance(record, RawReport):
+        return True
+    return bool(record.study_id) and record.reason != ReportReason.duplicate_study
+
+
 @dataclass(frozen=True)
 class ReportWork:
     """A batch after the store was read: the records still to parse or reject, with their input hashes."""
@@ -236,20 +244,28 @@ def load_batch(
             [context.parser_version, hashes],
         )
     )
-    studies = [r.study_id for r in batch if isinstance(r, RawReport)]
-    # a study's latest report only: an edit undone (A, B, then A again) must make A current again
-    done = set(
+    # a study's latest outcome (report or reject) only: an edit undone (A, B, then A again) must make A's
+    # outcome current again
+    studies = [r.study_id for r in batch if _is_outcome(r)]
+    latest = dict(
         store.query(
-            "SELECT study_id, arg_max(input_hash, created_at) FROM reports WHERE study_id IN "
-            "(SELECT unnest(?::VARCHAR[])) GROUP BY study_id HAVING arg_max(parser_version, created_at) = ?",
+            "SELECT study_id, arg_max(input_hash, created_at) FROM ("
+            "  SELECT study_id, input_hash, parser_version, created_at FROM reports"
+            "  UNION ALL SELECT study_id, input_hash, parser_version, created_at FROM report_rejects"
+            f"  WHERE reason <> '{ReportReason.duplicate_study.value}'"
+            ") WHERE study_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY study_id "
+            "HAVING arg_max(parser_version, created_at) = ?",
             [studies, context.parser_version],
         )
     )
     todo = [
         (raw, input_hash)
         for raw, input_hash in zip(batch, hashes, strict=True)
-        if (raw.source, input_hash) not in rejected_before
-        and not (isinstance(raw, RawReport) and (raw.study_id, input_hash) in done)
+        if (
+            latest.get(raw.study_id) != input_hash
+            if _is_outcome(raw)
+            else (raw.source, input_hash) not in rejected_before
+        )
     ]
     return ReportWork(todo), StageCounts(n_input=len(batch), n_skipped=len(batch) - len(todo))
 

@@ -203,12 +203,16 @@ def load_inputs(store: Store, work: list[tuple[str, list[str]]], backend: str) -
     wanted = {study: frozenset(ids) for study, ids in work}
     study_ids = list(wanted)
     images = images_of(store, study_ids)
+    # each view narrowed to the batch: with the filter on the inputs alone DuckDB evaluated the graphs' and
+    # reports' windows over every study (0.6-1.0 s a batch of 2,000 at 100k studies; narrowed 0.13 s)
+    params = study_params(study_ids)
     rows = store.query(
         "SELECT i.study_id, r.patient_id, i.graph_id, i.input_hash, g.graph FROM current_qa_inputs i "
         "JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? "
         "JOIN current_reports r ON r.study_id = i.study_id "
-        f"WHERE {in_studies('i.study_id')} ORDER BY i.study_id",
-        [backend, *study_params(study_ids)],
+        f"WHERE {in_studies('i.study_id')} AND {in_studies('g.study_id')} AND {in_studies('r.study_id')} "
+        "ORDER BY i.study_id",
+        [backend, *params, *params, *params],
     )
     return [
         StudyQAInput(study, patient, graph_id, input_hash, graph, images.get(study, ()), wanted[study])

@@ -278,15 +278,23 @@ def _table(names: tuple[str, ...], rows: list[tuple], constants: dict[str, Any])
     return pa.table(arrays)
 
 
-def load_batch(
-    store: Store, study_ids: list[str], context: ValidateStageContext
-) -> tuple[list[StudyPayload], StageCounts]:
+@dataclass(frozen=True)
+class ValidationWork:
+    """A batch's studies with their pending items as one Arrow table in study order: the items become dicts in
+    the worker processes (`validate_chunk`), not in the flow's process, which made and pickled them while the
+    workers waited (100k build: 0.8 s of a batch's 2,000 studies, against 0.12 s for the Arrow table)."""
+
+    payloads: list[StudyPayload]  # their `items` still empty
+    items: pa.Table
+
+
+def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext) -> tuple[ValidationWork, StageCounts]:
     """The studies' pending items, each with what validating it reads. Every part of the query is narrowed
     to the batch's studies, so a batch costs about its own items, not the size of the build."""
     payloads = _load(store, study_ids, context)
     studies = study_params(study_ids)
     pending = PENDING_SQL.format(studies=in_studies("c.study_id"), done_studies=in_studies("d.study_id"))
-    for item in store.query_dicts(
+    items = store.con.execute(
         f"WITH pending AS ({pending}) SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, "
         "q.input_hash, q.answer_digest, j.grade AS judge_grade, j.weakest AS judge_weakest FROM qa_items q "
         "SEMI JOIN pending USING (study_id, item_id, template_version, input_hash) "
@@ -294,18 +302,43 @@ def load_batch(
         f"USING (item_id, template_version, input_hash) WHERE {in_studies('q.study_id')} "
         "ORDER BY q.study_id, q.item_id",
         [*studies, *studies, context.validators_version, *studies],
-    ):
-        payloads[item["study_id"]].items.append(item)
-    return [p for p in payloads.values() if p.items], StageCounts()
+    ).to_arrow_table()
+    with_items = set(items.column("study_id").to_pylist())
+    return ValidationWork([p for p in payloads.values() if p.study_id in with_items], items), StageCounts()
 
 
-def compute_batch(work: list[StudyPayload], context: ValidateStageContext, run_id: str) -> Iterator[Tables]:
+def _chunks(work: ValidationWork, size: int) -> Iterator[tuple[list[StudyPayload], pa.Table]]:
+    """The payloads ``size`` studies at a time, each chunk with its own items' rows (a compact copy: a slice
+    would pickle the whole table)."""
+    rows: dict[str, list[int]] = {}
+    for index, study in enumerate(work.items.column("study_id").to_pylist()):
+        rows.setdefault(study, []).append(index)
+    for chunk in batched(work.payloads, size):
+        yield chunk, work.items.take([index for payload in chunk for index in rows[payload.study_id]])
+
+
+def validate_chunk(
+    chunk: tuple[list[StudyPayload], pa.Table], context: ValidateStageContext, run_id: str, now: datetime
+) -> dict[str, pa.Table]:
+    """`validate_studies` of a chunk whose items are still Arrow rows (in a worker)."""
+    return validate_studies(with_items(*chunk), context, run_id, now)
+
+
+def with_items(payloads: list[StudyPayload], items: pa.Table) -> list[StudyPayload]:
+    """The payloads with their items (rows of ``items``) as dicts."""
+    by_study = {payload.study_id: payload for payload in payloads}
+    for item in items.to_pylist():
+        by_study[item["study_id"]].items.append(item)
+    return payloads
+
+
+def compute_batch(work: ValidationWork, context: ValidateStageContext, run_id: str) -> Iterator[Tables]:
     """The result, done and grade rows of these studies' items, chunk by chunk over the worker processes (pure)."""
-    workers = context.workers if sum(len(p.items) for p in work) >= POOL_MIN_ITEMS else 1
-    chunk = max(1, -(-len(work) // (workers * MIN_ITEMS_PER_WORKER)))
+    workers = context.workers if work.items.num_rows >= POOL_MIN_ITEMS else 1
+    chunk = max(1, -(-len(work.payloads) // (workers * MIN_ITEMS_PER_WORKER)))
     yield from process_map(
-        partial(validate_studies, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
-        batched(work, chunk),
+        partial(validate_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
+        _chunks(work, chunk),
         workers,
     )
 

@@ -94,14 +94,11 @@ def test_same_size_new_mtime_is_hashed_again(config: Config, hashed: list[str]) 
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert target.stat().st_size == stat.st_size
     hashed.clear()
-    assert counts_of(config) == (5, 4, 0, 1)
+    assert counts_of(config) == (5, 4, 1, 0)  # a new version of its image (it was a reject: a duplicate of itself)
     assert hashed == ["s0/img0.dcm"]
     images, rejects = rows(config)
-    assert (
-        "s0/img0.dcm",
-        "duplicate_image",
-        "same SOP Instance UID as 's0/img0.dcm' but different file content",
-    ) in rejects
+    assert ("s0/img0.dcm", sha256_file(target)) in images and len(images) == 4
+    assert [r[:2] for r in rejects] == [("garbage.dcm", "not_dicom")]
 
 
 def test_touched_file_is_hashed_again_but_adds_no_row(config: Config, hashed: list[str]) -> None:
@@ -137,13 +134,8 @@ def test_same_size_and_mtime_is_only_seen_with_rehash(config: Config, hashed: li
     assert hashed == []
     assert rows(config) == before
     config.imaging.rehash = True
-    assert counts_of(config) == (5, 4, 0, 1)
-    _, rejects = rows(config)
-    assert (
-        "s2/img2.dcm",
-        "duplicate_image",
-        "same SOP Instance UID as 's2/img2.dcm' but different file content",
-    ) in rejects
+    assert counts_of(config) == (5, 4, 1, 0)
+    assert ("s2/img2.dcm", sha256_file(target)) in rows(config)[0]
 
 
 def test_file_swapped_by_rename_is_hashed_again(config: Config, hashed: list[str]) -> None:
@@ -195,3 +187,26 @@ def test_build_without_recorded_stats_hashes_each_file_once(config: Config, hash
     assert counts_of(config) == (5, 5, 0, 0)
     assert hashed == []
     assert rows(config) == before
+
+
+def test_a_file_edited_back_makes_its_first_version_current_again(config: Config, hashed: list[str]) -> None:
+    """A, B (the same SOP instance re-exported with other content), then A again: A's image is current, under its
+    own path (it was skipped as already converted, or rejected as identical to itself, and B stayed)."""
+    run_stage(config)
+    target = config.images_dir / "s0" / "img0.dcm"
+    first = target.read_bytes()
+    stat = target.stat()
+    _rewrite_same_size(target)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert counts_of(config) == (5, 4, 1, 0)
+    target.write_bytes(first)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    assert counts_of(config) == (5, 4, 1, 0)
+    images, rejects = rows(config)
+    assert ("s0/img0.dcm", sha256_file(target)) in images and len(images) == 4
+    assert [r[:2] for r in rejects] == [("garbage.dcm", "not_dicom")]
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT input_hash FROM current_images WHERE source_path = 's0/img0.dcm'") == [
+            (sha256_file(target),)
+        ]
+    assert counts_of(config) == (5, 5, 0, 0)

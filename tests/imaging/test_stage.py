@@ -60,6 +60,11 @@ def test_changed_recipe_renders_again(config: Config) -> None:
     with Store(config.db_path, read_only=True) as store:
         assert store.query("SELECT count(DISTINCT recipe_version) FROM images")[0][0] == 2
         assert store.query("SELECT min(png_rows) FROM current_images")[0][0] == 32
+    config.imaging.scale = 0.25  # set back: the first recipe's images are current again (they were skipped)
+    assert run_stage(config).n_done == 4
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT count(*), max(png_rows) FROM current_images") == [(4, 16)]
+        assert store.query("SELECT count(*) FROM images")[0][0] == 8
 
 
 def test_duplicates_are_rejected_with_a_reason(config: Config) -> None:

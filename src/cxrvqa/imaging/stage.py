@@ -209,33 +209,35 @@ def load_batch(store: Store, batch: list[str], context: ImageStageContext) -> tu
     counts = StageCounts(n_input=len(batch))
     recipe = context.settings.recipe_version
     readable, real_path, rejects, hashed = _hash_batch(store, batch, context)
-    done = {
-        (row[0], row[1])
-        for table in ("images", "image_rejects")
-        for row in store.query(
-            f"SELECT input_hash, source_path FROM {table} WHERE recipe_version = ? AND input_hash IN "
-            f"(SELECT unnest(?::VARCHAR[]))",
-            [recipe, list(set(readable.values()))],
-        )
-    }
-    converted_elsewhere = dict(
+    # a file's latest outcome (an image or a reject, under any recipe) only: a file edited back (A, B, then A
+    # again) or a recipe set back must make A's image under this recipe current again
+    latest = dict(
         store.query(
-            "SELECT input_hash, any_value(source_path) FROM images WHERE recipe_version = ? AND input_hash IN "
-            "(SELECT unnest(?::VARCHAR[])) GROUP BY input_hash",
-            [recipe, list(set(readable.values()))],
+            "SELECT source_path, arg_max([input_hash, recipe_version], created_at) FROM ("
+            "  SELECT source_path, input_hash, recipe_version, created_at FROM images"
+            "  UNION ALL SELECT source_path, input_hash, recipe_version, created_at FROM image_rejects"
+            ") WHERE source_path IN (SELECT unnest(?::VARCHAR[])) GROUP BY source_path",
+            [list(readable)],
         )
     )
+    converted: dict[str, list[str]] = {}
+    for digest, path in store.query(
+        "SELECT input_hash, source_path FROM images WHERE recipe_version = ? AND input_hash IN "
+        "(SELECT unnest(?::VARCHAR[])) ORDER BY source_path",
+        [recipe, list(set(readable.values()))],
+    ):
+        converted.setdefault(digest, []).append(path)
     retry = _retryable(store, recipe, list(readable)) if context.only_failed else set()
     jobs = []
     for source_path, digest in readable.items():
-        if source_path not in retry if context.only_failed else (digest, source_path) in done:
+        if source_path not in retry if context.only_failed else latest.get(source_path) == [digest, recipe]:
             counts.n_skipped += 1
-        elif digest in converted_elsewhere:
+        elif elsewhere := [path for path in converted.get(digest, ()) if path != source_path]:
             rejects.append(
                 _reject(
                     source_path,
                     RejectReason.duplicate_image,
-                    f"identical content to {converted_elsewhere[digest]!r}",
+                    f"identical content to {elsewhere[0]!r}",
                     digest,
                     context,
                 )
@@ -274,11 +276,18 @@ def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], cont
         candidates.extend(as_rows(part.get("images", [])))
         rejects.extend(as_rows(part.get("image_rejects", [])))
         hashed.extend(as_rows(part.get("image_files", [])))
-    images = _keep_first_of_each_image(store, context.settings.recipe_version, candidates, rejects, context)
+    replaced: set[str] = set()
+    recipe = context.settings.recipe_version
+    images = _keep_first_of_each_image(store, recipe, candidates, rejects, context, replaced)
     for row in images:
         os.replace(row.pop("pending_png"), context.out_dir / row["png_path"])
     now = datetime.now(timezone.utc)
     with store.transaction():  # the stats recorded commit with the rows their hashes decided
+        if replaced:
+            store.con.execute(
+                "DELETE FROM images WHERE recipe_version = ? AND image_id IN (SELECT unnest(?::VARCHAR[]))",
+                [recipe, sorted(replaced)],
+            )
         if hashed:
             store.con.execute(
                 "DELETE FROM image_files WHERE source_path IN (SELECT unnest(?::VARCHAR[]))",
@@ -359,20 +368,25 @@ def _keep_first_of_each_image(
     candidates: list[dict[str, Any]],
     rejects: list[dict[str, Any]],
     context: ImageStageContext,
+    replaced: set[str],
 ) -> list[dict[str, Any]]:
-    """The image rows to keep; a second file of the same SOP instance becomes a reject (added to ``rejects``)."""
+    """The image rows to keep; a second file of the same SOP instance becomes a reject (added to ``rejects``).
+    A file that now holds another version of its own image (re-exported, corrected) is that image's new version:
+    its stored row is deleted in the batch's transaction (``replaced``: image ids) and the new one written."""
     known = {
         image_id: (source_path, input_hash)
         for image_id, source_path, input_hash in store.query(
-            "SELECT image_id, any_value(source_path), any_value(input_hash) FROM images WHERE recipe_version = ? "
-            "AND image_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY image_id",
+            "SELECT image_id, source_path, input_hash FROM images WHERE recipe_version = ? "
+            "AND image_id IN (SELECT unnest(?::VARCHAR[]))",
             [recipe, [row["image_id"] for row in candidates]],
         )
     }
     images = []
     for row in candidates:
         first = known.get(row["image_id"])
-        if first is None:
+        if first is None or (first[0] == row["source_path"] and row["image_id"] not in replaced):
+            if first is not None:
+                replaced.add(row["image_id"])
             known[row["image_id"]] = (row["source_path"], row["input_hash"])
             images.append(row)
             continue

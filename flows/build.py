@@ -220,6 +220,7 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
 @flow(name="extract-scene-graphs")
 def extract(config: Config, run_id: str) -> dict[str, int]:
     context = extract_stage.prepare(config)
+    extract_stage.restore_current(open_writer(config.db_path), context)
     total, pending = extract_stage.pending_studies(open_writer(config.db_path), context)
     context = with_workers_for(context, len(pending), extract_stage.POOL_MIN_STUDIES)
     # the llm backend stays with the database under any executor: its cache and budget live there

@@ -23,6 +23,7 @@ def run_extract(config: Config, batch_size: int = 2) -> StageCounts:
     with Store(config.db_path) as store:
         run_id = start_run(store, config)
         context = stage.prepare(config)
+        stage.restore_current(store, context)
         total, pending = stage.pending_studies(store, context)
         counts = StageCounts(n_input=total - len(pending), n_skipped=total - len(pending))
         for batch in batched(pending, batch_size):
@@ -128,6 +129,16 @@ def test_rerun_skips_and_changed_reports_or_rules_are_extracted_again(
         assert store.query("SELECT count(*) FROM scene_graphs WHERE study_id = 's1'")[0][0] == 2  # history kept
     monkeypatch.setattr(stage, "rules_extractor_version", lambda: "edited-rules")
     assert run_extract(config).n_done == 6
+    # the edit undone: the first version's graphs are current again, without extracting again
+    monkeypatch.undo()
+    assert (run_extract(config).n_done, run_extract(config).n_done) == (0, 0)
+    with Store(config.db_path, read_only=True) as store:
+        assert store.query("SELECT DISTINCT extractor_version FROM current_scene_graphs") == [
+            (stage.rules_extractor_version(),)
+        ]
+        assert store.query("SELECT finding, presence, laterality FROM current_observations WHERE study_id = 's1'") == [
+            ("pneumothorax", "present", "right")
+        ]
 
 
 def test_a_failing_study_becomes_a_failure_row_and_the_batch_goes_on(

@@ -93,6 +93,29 @@ def prepare(config: Config) -> ExtractStageContext:
     )
 
 
+def restore_current(store: Store, context: ExtractStageContext) -> int:
+    """Make this extractor's stored graph current again where a later graph of another extractor version (of the
+    same report) is current: a rule edited and edited back, an extraction setting set back. Without it, those
+    studies were not pending (a graph of this version exists) and kept the other version's graph. The graph
+    is not made again: its `created_at` (which the current view orders by) becomes now. Returns how many."""
+    own = [
+        graph
+        for (graph,) in store.query(
+            "SELECT g.graph_id FROM scene_graphs g "
+            "JOIN current_reports r USING (study_id, report_hash, parser_version) "
+            "WHERE g.backend = ? AND g.extractor_version = ? AND EXISTS (SELECT 1 FROM current_scene_graphs c "
+            "WHERE c.study_id = g.study_id AND c.backend = g.backend AND c.extractor_version <> g.extractor_version)",
+            [context.backend, context.extractor_version],
+        )
+    ]
+    if own:
+        store.con.execute(
+            "UPDATE scene_graphs SET created_at = ? WHERE graph_id IN (SELECT unnest(?::VARCHAR[]))",
+            [datetime.now(timezone.utc), own],
+        )
+    return len(own)
+
+
 def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, list[str]]:
     """(number of current reports, study ids of those without a graph for this extractor).
 

@@ -31,7 +31,10 @@ def _config(out: Path, **overrides: object):
 
 
 def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
+    grades = "SELECT item_id, grade, weakest FROM current_qa_grades JOIN qa_current USING (item_id) "
+    grades += "WHERE study_id = 'demo-s1' ORDER BY item_id"
     with Store(demo / "cxrvqa.duckdb") as store:
+        first_grades = store.query(grades)
         context = stage.prepare(_config(demo))
         total, n_pending, studies = stage.pending_studies(store, context)
         assert total > 0 and (n_pending, studies) == (0, [])
@@ -61,6 +64,12 @@ def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
         assert per_item and {(n, k) for n, k, _ in per_item} == {(len(VALIDATORS) - 1, len(VALIDATORS) - 1)}
         failed = store.query("SELECT count(*) FROM validation_results WHERE run_id = 'r-ignore'")[0][0]
         assert sum(f for _, _, f in per_item) == failed
+        # the strictness set back: the study's items are validated again (they were skipped, as validated by
+        # these validators once, and kept the ignoring run's grades)
+        assert stage.pending_studies(store, context)[2] == ["demo-s1"]
+        run_batch(stage, store, "r-back", ["demo-s1"], context)
+        assert store.query(grades) == first_grades
+        assert stage.pending_studies(store, context)[1] == 0
 
 
 def test_items_as_generated_are_not_regenerated(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,12 +84,13 @@ def record_grade_levels(store: Store) -> None:
         store.insert("grade_levels", [{"grade": c, "label": n, "meaning": m} for c, n, m in grading().levels])
 
 
-#: The current items (keys) not yet validated by these validators, of the studies that ``studies`` (on
-#: `qa_current` c) and ``done_studies`` (the same on `validation_done` d) keep; the last parameter is the
-#: validators version.
+#: The current items (keys) whose latest validation is not by these validators, of the studies that
+#: ``studies`` (on `qa_current` c) and ``done_studies`` (the same on `validation_done` d) keep; the last
+#: parameter is the validators version. The latest only: validators set back (a strictness changed and changed
+#: back) validate again, or the other validators' grades would stay current.
 PENDING_SQL = (
     "SELECT c.* FROM qa_current c WHERE {studies} AND NOT EXISTS (SELECT 1 FROM validation_done d "
-    "WHERE {done_studies} AND d.item_id = c.item_id AND d.template_version = c.template_version "
+    "WHERE {done_studies} AND d.latest AND d.item_id = c.item_id AND d.template_version = c.template_version "
     "AND d.input_hash = c.input_hash AND d.validators_version = ?)"
 )
 

@@ -348,12 +348,13 @@ class Config(_Section):
         return [] if value is None else [value] if isinstance(value, str | Path) else value
 
     duckdb_memory_limit: str = Field(
-        "1GB",
+        "512MB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description=(
-            "Cap on DuckDB's memory in a build (it spills to disk beyond it). Not lower by default: with 384MB a "
-            "100k-study build stopped out of memory in a query that cannot spill (QA's study inputs), and spilling "
-            "made it slower (100k studies alone: 2.1 s with 1GB, 7.1 s with 512MB, 15.6 s with 384MB; 2026-12-03)."
+            "Cap on DuckDB's memory in a build (it spills to disk beyond it). 100k studies, 2 cores (2026-12-04): "
+            "512MB held the build's main process at 1,015 MB against 1,494 MB with 1GB, QA 193 against 195 s and "
+            "validation 231 against 249 s (its run 15 s longer: balancing spills); with 384MB a build stopped out "
+            "of memory in QA's study inputs before they were read in ranges of studies (qa.stage.INPUT_RANGE)."
         ),
     )
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)

@@ -49,6 +49,17 @@ def config(tmp_path: Path) -> Config:
     return Config(out_dir=tmp_path / "out", reports=reports, report_format="jsonl", stages=["reports"])
 
 
+def edit_s1(config: Config, text: str) -> None:
+    """The fixture's input with study s1's text replaced (s2 as it was)."""
+    write_jsonl(
+        config.reports,
+        [
+            {"study_id": "s1", "patient_id": "p1", "text": text},
+            {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
+        ],
+    )
+
+
 def test_reports_and_sentences_are_written(config: Config) -> None:
     counts = run_stage(config)
     assert (counts.n_input, counts.n_done, counts.n_rejected) == (2, 2, 0)
@@ -64,13 +75,7 @@ def test_reports_and_sentences_are_written(config: Config) -> None:
 def test_rerun_skips_and_a_changed_report_replaces_the_current_one(config: Config, tmp_path: Path) -> None:
     run_stage(config)
     assert run_stage(config).n_skipped == 2
-    write_jsonl(
-        config.reports,
-        [
-            {"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: New right effusion."},
-            {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
-        ],
-    )
+    edit_s1(config, "FINDINGS: New right effusion.")
     counts = run_stage(config)
     assert (counts.n_skipped, counts.n_done) == (1, 1)
     with Store(config.db_path, read_only=True) as store:
@@ -109,13 +114,7 @@ def test_a_report_edited_into_a_reject_leaves_the_dataset_until_it_is_edited_bac
     """A, then A emptied (a reject), then A again: the study has no current report in between, not A's."""
     first = config.reports.read_text()
     run_stage(config)
-    write_jsonl(
-        config.reports,
-        [
-            {"study_id": "s1", "patient_id": "p1", "text": "   "},
-            {"study_id": "s2", "patient_id": "p2", "findings": "Small left effusion.", "impression": "Effusion."},
-        ],
-    )
+    edit_s1(config, "   ")
     counts = run_stage(config)
     assert (counts.n_skipped, counts.n_rejected) == (1, 1)
     with Store(config.db_path, read_only=True) as store:

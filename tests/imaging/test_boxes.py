@@ -225,6 +225,14 @@ def test_an_edited_file_is_a_new_input(store: Store, vindr: Path) -> None:
     summary = import_boxes(store, vindr, run_id="run2")
     assert (summary.n_rows, summary.n_imported, summary.n_skipped) == (14, 5, 0)
     assert store.query("SELECT count(DISTINCT input_hash) FROM boxes")[0][0] == 2
+    # the current boxes are the edited file's (before, every box ever imported was current: each one twice)
+    current = "SELECT count(*), count(DISTINCT b.input_hash) FROM current_boxes JOIN boxes b USING (box_id)"
+    assert store.query(current) == [(5, 1)]
+    edited = store.query("SELECT box_id FROM current_boxes ORDER BY box_id")
+    vindr.write_text("".join(vindr.read_text().splitlines(keepends=True)[:-1]))  # edited back
+    summary = import_boxes(store, vindr, run_id="run3")
+    assert (summary.n_imported, summary.n_skipped) == (0, 4)
+    assert store.query(current) == [(4, 1)] and store.query("SELECT box_id FROM current_boxes") != edited
 
 
 def test_import_is_one_transaction(store: Store, vindr: Path, monkeypatch: pytest.MonkeyPatch) -> None:

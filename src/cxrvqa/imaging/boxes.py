@@ -497,7 +497,14 @@ def import_boxes(
             if len(boxes) + len(rejects) >= BATCH_ROWS:
                 _flush(store, boxes, rejects)
         _flush(store, boxes, rejects)
+        _record_import(store, source, provenance)
     return summary
+
+
+def _record_import(store: Store, source: str, provenance: dict[str, Any]) -> None:
+    """This version of the file is the current one (also when every line was imported before: A, B, then A)."""
+    keep = ("input_hash", "run_id", "created_at")
+    store.insert("box_imports", [{"source_file": source, **{k: provenance[k] for k in keep}}])
 
 
 def _flush(store: Store, boxes: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> None:

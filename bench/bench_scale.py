@@ -108,6 +108,11 @@ s; QA 20.3 -> 20.0 and 216.1 -> 308.0 s (slower at 100k); largest-template edit 
 (37.5%); typical 13.7 -> 12.5 and 99.1 -> 146.9 s; no change 7.7 -> 0.7 s (1.0%) and 20.6 -> 1.2 s (0.2%: up to
 date, no run); peak RSS tree 2,443 -> 1,618 and 3,370 -> 2,332 MB (1.44x from 10k to 100k: pool 644 -> 676 MB,
 main 745 -> 1,495 MB, DuckDB's buffer up to its 1 GB cap); database 179 -> 98 and 1,710 -> 841 MB.
+2026-12-04 (code 5637d4f: QA's and validation's batch loads narrowed, DuckDB's cap 512MB): 10k side by side 92.4
+-> 65.7 s (1.41x; validate 56.0 -> 25.6, qa 19.9 -> 20.6), largest edit 22.0 -> 27.2, typical 14.0 -> 12.7, no
+change 7.9 -> 0.7 s, tree 2,418 -> 1,589 MB; 100k this version alone: full 619.0 s (qa 226.4, validate 243.9,
+in-run other 48.7), largest edit 201.2 s (32.5%), typical 79.0 s (12.8%), no change 1.3 s, tree 1,931 MB (1.22x
+the 10k; main 1,001, pool 685 MB).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -93,11 +93,11 @@ def prepare(config: Config) -> ExtractStageContext:
     )
 
 
-def restore_current(store: Store, context: ExtractStageContext) -> int:
+def restore_current(store: Store, context: ExtractStageContext) -> None:
     """Make this extractor's stored graph current again where a later graph of another extractor version (of the
     same report) is current: a rule edited and edited back, an extraction setting set back. Without it, those
     studies were not pending (a graph of this version exists) and kept the other version's graph. The graph
-    is not made again: its `created_at` (which the current view orders by) becomes now. Returns how many."""
+    is not made again: its `created_at` (which the current view orders by) becomes now."""
     own = [
         graph
         for (graph,) in store.query(
@@ -113,7 +113,6 @@ def restore_current(store: Store, context: ExtractStageContext) -> int:
             "UPDATE scene_graphs SET created_at = ? WHERE graph_id IN (SELECT unnest(?::VARCHAR[]))",
             [datetime.now(timezone.utc), own],
         )
-    return len(own)
 
 
 def pending_studies(store: Store, context: ExtractStageContext) -> tuple[int, list[str]]:

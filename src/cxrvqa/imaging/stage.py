@@ -384,7 +384,7 @@ def _keep_first_of_each_image(
     images = []
     for row in candidates:
         first = known.get(row["image_id"])
-        if first is None or (first[0] == row["source_path"] and row["image_id"] not in replaced):
+        if first is None or first[0] == row["source_path"]:  # a batch holds each path once
             if first is not None:
                 replaced.add(row["image_id"])
             known[row["image_id"]] = (row["source_path"], row["input_hash"])

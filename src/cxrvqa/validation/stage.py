@@ -304,8 +304,8 @@ def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
         "ORDER BY q.study_id, q.item_id",
         [*studies, *studies, context.validators_version, *studies],
     ).to_arrow_table()
-    with_items = set(items.column("study_id").to_pylist())
-    return ValidationWork([p for p in payloads.values() if p.study_id in with_items], items), StageCounts()
+    item_studies = set(items.column("study_id").to_pylist())
+    return ValidationWork([p for p in payloads.values() if p.study_id in item_studies], items), StageCounts()
 
 
 def _chunks(work: ValidationWork, size: int) -> Iterator[tuple[list[StudyPayload], pa.Table]]:

@@ -7,7 +7,8 @@ scores the verdicts they return. The criteria readers follow are `bench/item_acc
 a reader must not be the author of the rule under test, and each round draws a fresh seed (a fix
 that raises one sample and not a fresh one is tuning).
 
-  sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4]
+  sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4] [--stratum hedged-elsewhere]
+          [--exclude VERDICTS.jsonl ...]
           A uniform random sample of the build's current items (reproducible from the seed). Writes
           ROUND_DIR/items.jsonl (the items, with the study's report text) and ROUND_DIR/packet_K.md
           (the same, one file per reader). ROUND_DIR holds report text: keep it outside the repository
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -51,8 +53,53 @@ ERROR_CLASSES = (
 )
 
 
-def _items(store: Store, n: int, seed: int) -> list[dict]:
-    ids = [row[0] for row in store.query("SELECT item_id FROM current_qa_items ORDER BY item_id")]
+#: `--stratum hedged-elsewhere`: items whose answer is not a denial, in a report with a hedge word in a sentence the
+#: item does not cite. The stratum where a doubt the item does not quote can make a stated finding unsure; it is
+#: defined by words, not by any check, so a check's recall and false demotion in it are measured, not designed in.
+HEDGE_ELSEWHERE = re.compile(
+    r"\b(?:may|might|could|possible|possibly|probable|probably|likely|versus|vs|questionable|suspicious|suggest\w*|"
+    r"cannot exclude|uncertain|consider\w*|favou?r\w*|differential)\b"
+)
+DENIAL = re.compile(r"^(?:no|none|neither|not)\b")
+
+
+def _doubt_words(text: str) -> bool:
+    """`--stratum doubt-words`: the sentence has a mimic and an existence hedge, or an alternatives phrase, of the
+    independent checks' `doubt_elsewhere` rules (where that check can act; its recall and false demotion are
+    measured there by readers who do not know which items it demotes)."""
+    from cxrvqa.validation.independent import _doubt_patterns
+
+    words = _doubt_patterns()
+    both = words["existence_hedges"].search(text) and words["mimics"].search(text)
+    return bool(both or words["alternatives"].search(text))
+
+
+def _stratum_ids(store: Store, stratum: str) -> list[str]:
+    """The item ids of a `--stratum` (an uncited report sentence passes its test), in id order."""
+    test = _doubt_words if stratum == "doubt-words" else (lambda text: bool(HEDGE_ELSEWHERE.search(text)))
+    sentences: dict[str, dict[int, str]] = defaultdict(dict)
+    for study, sentence_id, text in store.query("SELECT study_id, sentence_id, text FROM current_sentences"):
+        sentences[study][sentence_id] = text.lower()
+    ids = []
+    for item_id, study, answer, evidence in store.query(
+        "SELECT item_id, study_id, answer, evidence_ids FROM current_qa_items ORDER BY item_id"
+    ):
+        cited = set(evidence or [])
+        if DENIAL.match(answer.strip().lower()):
+            continue
+        if any(test(t) for i, t in sentences[study].items() if i not in cited):
+            ids.append(item_id)
+    return ids
+
+
+def _items(
+    store: Store, n: int, seed: int, stratum: str | None = None, exclude: frozenset[str] = frozenset()
+) -> list[dict]:
+    if stratum:
+        ids = _stratum_ids(store, stratum)
+    else:
+        ids = [row[0] for row in store.query("SELECT item_id FROM current_qa_items ORDER BY item_id")]
+    ids = [i for i in ids if i not in exclude]
     chosen = sorted(random.Random(seed).sample(ids, min(n, len(ids))))
     rows = store.query(
         "SELECT i.item_id, i.template_id, i.study_id, i.question, i.answer, i.options, i.correct_option,"
@@ -131,9 +178,12 @@ def _packet_entry(number: int, item: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sample(out: Path, n: int, seed: int, dest: Path, packets: int) -> None:
+def sample(
+    out: Path, n: int, seed: int, dest: Path, packets: int, stratum: str | None = None, exclude: list[Path] = ()
+) -> None:
+    reviewed = frozenset(json.loads(line)["item_id"] for path in exclude for line in path.open() if line.strip())
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        items = _items(store, n, seed)
+        items = _items(store, n, seed, stratum, reviewed)
     dest.mkdir(parents=True, exist_ok=True)
     with open(dest / "items.jsonl", "w", encoding="utf-8") as handle:
         for item in items:
@@ -205,11 +255,15 @@ def main() -> None:
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--dest", type=Path, required=True)
     s.add_argument("--packets", type=int, default=4)
+    s.add_argument(
+        "--stratum", choices=["hedged-elsewhere", "doubt-words"], help="sample this stratum only (see _stratum_ids)"
+    )
+    s.add_argument("--exclude", type=Path, nargs="*", default=[], help="verdict files whose items are not drawn again")
     c = sub.add_parser("score")
     c.add_argument("verdicts", type=Path, nargs="+")
     args = parser.parse_args()
     if args.command == "sample":
-        sample(args.out, args.n, args.seed, args.dest, args.packets)
+        sample(args.out, args.n, args.seed, args.dest, args.packets, args.stratum, args.exclude)
     else:
         score(args.verdicts)
 

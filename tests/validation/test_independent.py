@@ -248,6 +248,79 @@ def test_an_abnormal_answer_quotes_no_borderline_sentence_as_a_reason(answer: st
     assert verdict("second_reading", it, context(sentences)) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentences", "expected", "finding"),
+    [
+        # the next sentence says the stated opacity may be something that casts a shadow
+        (
+            [
+                "There is a 7 mm nodular opacity in the right upper lobe.",
+                "This may be artifact from overlapping vessels.",
+            ],
+            "second_reading_doubted_elsewhere",
+            "lung_opacity",
+        ),
+        # another sentence names it (or a finding of its line) with the mimic, in the same place
+        (
+            ["There is an oval opacity behind the heart on the left.", "Left retrocardiac nodule versus summation."],
+            "second_reading_doubted_elsewhere",
+            "lung_opacity",
+        ),
+        # findings offered right after it as also possible
+        (
+            ["Right lower lobe opacity most consistent with pneumonia.", "Aspiration or edema are also possible."],
+            "second_reading_doubted_elsewhere",
+            "pneumonia",
+        ),
+        # a sentence that names no finding and does not point back is about something else
+        (
+            [
+                "There is a 7 mm nodular opacity in the right upper lobe.",
+                "Interface at the apex may represent artifact.",
+            ],
+            None,
+            "lung_opacity",
+        ),
+        # the mimic sentence follows another finding, not this one
+        (
+            [
+                "There is a 7 mm nodular opacity in the right upper lobe.",
+                "Healed rib fracture.",
+                "This may be artifact.",
+            ],
+            None,
+            "lung_opacity",
+        ),
+        # the mimic explains another finding of its sentence
+        (
+            [
+                "There is a 7 mm nodular opacity in the right upper lobe.",
+                "The heart is enlarged, possibly exaggerated by technique.",
+            ],
+            None,
+            "lung_opacity",
+        ),
+        # a finding superimposed on another is no mimic; the cause of a stated opacity hedged is no doubt of it
+        (
+            ["There is a 7 mm nodular opacity in the right upper lobe.", "Possibly superimposed pneumonia."],
+            None,
+            "lung_opacity",
+        ),
+        # a doubt on the other side is about something else
+        (
+            ["There is a 7 mm nodular opacity in the right upper lobe.", "Left apical nodule may be a nipple shadow."],
+            None,
+            "lung_opacity",
+        ),
+    ],
+)
+def test_a_stated_finding_doubted_elsewhere_is_no_definite_finding(
+    sentences: list[str], expected: str | None, finding: str
+) -> None:
+    it = item("finding_presence", "Is this finding present?", "yes", polarity=True, finding=finding)
+    assert verdict("second_reading", it, context(sentences)) == expected
+
+
 def test_second_reading_reads_distractors_in_the_whole_report() -> None:
     ctx = context(["Heart size is normal.", "No pleural effusion.", "Possible small nodule in the right apex."])
     it = item(

@@ -141,7 +141,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 2
+LOGIC_VERSION = 3
 
 
 def _version() -> int:
@@ -950,6 +950,8 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
             verdict = _claim_reading_verdict(claim, sentences)
         else:
             continue
+        if verdict.ok and claim.kind in ("present", "some_present") and claim.source != "other_options":
+            verdict = _doubted_elsewhere(claim, evidence, _report(context))
         if not verdict.ok:
             return verdict
     return OK
@@ -992,6 +994,74 @@ def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tupl
     return fail(
         reason, f"the answer has an abnormality present; the evidence {_quote(' '.join(sentences))} reads {named}"
     )
+
+
+def _doubted_elsewhere(claim: Claim, evidence: tuple[str, ...], report: tuple[str, ...]) -> Verdict:
+    """Error class: `hedge_as_definite` where the doubt is in a sentence the item does not cite. A finding its
+    evidence states plainly is not a definite finding when another sentence of the report says it may be something
+    else that casts the shadow ("This may be artifactual secondary to overlapping vascular structures.", "could be
+    projectional or solid mass"), or offers other findings right after it as also possible ("Aspiration or edema
+    are also possible"). (A finding merely read hedged or differential elsewhere is not enough: in reviewed rounds
+    AB-AP that demoted 73 correct items for one faulty, ConText's "or" reaching an interpretation's subject.)"""
+    for finding in claim.findings:
+        stated = tuple(m for _, m in _mentions(evidence) if m.finding in family(finding) and m.status == "affirmed")
+        doubt = _doubt(stated, report) if stated else None
+        if doubt is not None:
+            return fail(
+                "second_reading_doubted_elsewhere",
+                f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
+                f"states it; the report doubts it: {_quote(doubt)}",
+            )
+    return OK
+
+
+@lru_cache(maxsize=1)
+def _doubt_patterns() -> dict[str, re.Pattern[str]]:
+    return {
+        key: re.compile(r"\b(?:" + "|".join(words) + r")\b") for key, words in rules().data["doubt_elsewhere"].items()
+    }
+
+
+def _doubt(stated: tuple[Mention, ...], report: tuple[str, ...]) -> str | None:
+    """The first report sentence that doubts one of the stated mentions (`_doubted_elsewhere`), if any."""
+    words = _doubt_patterns()
+    follows = False  # the sentence before states one of them
+    for sentence in report:
+        low = sentence.lower()
+        # what a sentence names, apart from a mimic that is itself in the vocabulary ("may be artifact")
+        mentions = [
+            m for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and _abnormal_kind(m.finding)
+        ]
+        related = [m for m in mentions if any(_same_thing(m, s) for s in stated)]
+        # the mimic may explain another finding of the sentence ("The cardiac silhouette is prominent but probably
+        # artifactually large due to diminished lung volumes" doubts no low lung volumes)
+        aimed = bool(related) and (len(related) == len(mentions) or any(m.status != "affirmed" for m in related))
+        mimic = words["existence_hedges"].search(low) and words["mimics"].search(low)
+        if (
+            mimic
+            and not words["not_doubts"].search(low)
+            and (aimed or (follows and not mentions and words["anaphors"].search(low)))
+        ):
+            return sentence
+        if follows and mentions and not related and words["alternatives"].search(low):
+            if all(m.status in CERTAINTIES for m in mentions):
+                return sentence
+        follows = any(m.status == "affirmed" for m in related)
+    return None
+
+
+def _same_thing(mention: Mention, stated: Mention) -> bool:
+    """The mention may name what the stated mention names: a finding of the same line of the findings tree, on no
+    other side and in a region that is, holds or is inside the stated one's (where both give one)."""
+    a, b = mention.finding, stated.finding
+    if a != b and a not in ancestors("findings", b) and b not in ancestors("findings", a):
+        return False
+    sides_a, sides_b = mention.sides - {"bilateral"}, stated.sides - {"bilateral"}
+    if sides_a and sides_b and not sides_a & sides_b and not {"bilateral"} & (mention.sides | stated.sides):
+        return False
+    if mention.regions and stated.regions:
+        return any(r in subtree(q) or q in subtree(r) for r in mention.regions for q in stated.regions)
+    return True
 
 
 def _quoted_borderline(answer: str, evidence: tuple[str, ...]) -> Verdict:

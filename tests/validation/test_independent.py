@@ -321,6 +321,27 @@ def test_a_stated_finding_doubted_elsewhere_is_no_definite_finding(
     assert verdict("second_reading", it, context(sentences)) == expected
 
 
+@pytest.mark.parametrize(
+    ("evidence", "expected"),
+    [
+        ([0], "second_reading_doubted_elsewhere"),
+        # another instance the report does not doubt still makes the finding present
+        ([0, 2], None),
+        # the doubt points back at the right-sided opacity, not the left one (whose side ConText does read)
+        ([2], None),
+    ],
+)
+def test_a_finding_is_doubted_only_where_each_stated_instance_is(evidence: list[int], expected: str | None) -> None:
+    sentences = [
+        "14 mm ring-shaped opacity with central lucency, seen on PA view only, projects over right midlung.",
+        "Uncertain if this represents something within the lung or external to the patient.",
+        "There is also a 5 mm nodular opacity projecting over the left upper lung.",
+    ]
+    it = item("finding_presence", "Is there lung opacity?", "yes", polarity=True, finding="lung_opacity")
+    it["evidence_ids"] = evidence
+    assert verdict("second_reading", it, context(sentences)) == expected
+
+
 def test_second_reading_reads_distractors_in_the_whole_report() -> None:
     ctx = context(["Heart size is normal.", "No pleural effusion.", "Possible small nodule in the right apex."])
     it = item(

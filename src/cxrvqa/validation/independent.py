@@ -1004,8 +1004,11 @@ def _doubted_elsewhere(claim: Claim, evidence: tuple[str, ...], report: tuple[st
     are also possible"). (A finding merely read hedged or differential elsewhere is not enough: in reviewed rounds
     AB-AP that demoted 73 correct items for one faulty, ConText's "or" reaching an interpretation's subject.)"""
     for finding in claim.findings:
-        stated = tuple(m for _, m in _mentions(evidence) if m.finding in family(finding) and m.status == "affirmed")
-        doubt = _doubt(stated, report) if stated else None
+        stated = [m for _, m in _mentions(evidence) if m.finding in family(finding) and m.status == "affirmed"]
+        # one instance the report does not doubt is enough ("ring-shaped opacity ... Uncertain if this represent
+        # something within the lung or external to the patient. There is also a 5 mm nodular opacity ...")
+        doubts = [_doubt(mention, report) for mention in stated]
+        doubt = doubts[0] if doubts and None not in doubts else None
         if doubt is not None:
             return fail(
                 "second_reading_doubted_elsewhere",
@@ -1022,17 +1025,17 @@ def _doubt_patterns() -> dict[str, re.Pattern[str]]:
     }
 
 
-def _doubt(stated: tuple[Mention, ...], report: tuple[str, ...]) -> str | None:
-    """The first report sentence that doubts one of the stated mentions (`_doubted_elsewhere`), if any."""
+def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
+    """The first report sentence that doubts the stated mention (`_doubted_elsewhere`), if any."""
     words = _doubt_patterns()
-    follows = False  # the sentence before states one of them
+    follows = False  # the sentence before states it
     for sentence in report:
         low = sentence.lower()
         # what a sentence names, apart from a mimic that is itself in the vocabulary ("may be artifact")
         mentions = [
             m for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and _abnormal_kind(m.finding)
         ]
-        related = [m for m in mentions if any(_same_thing(m, s) for s in stated)]
+        related = [m for m in mentions if _same_thing(m, stated)]
         # the mimic may explain another finding of the sentence ("The cardiac silhouette is prominent but probably
         # artifactually large due to diminished lung volumes" doubts no low lung volumes)
         aimed = bool(related) and (len(related) == len(mentions) or any(m.status != "affirmed" for m in related))
@@ -1046,8 +1049,17 @@ def _doubt(stated: tuple[Mention, ...], report: tuple[str, ...]) -> str | None:
         if follows and mentions and not related and words["alternatives"].search(low):
             if all(m.status in CERTAINTIES for m in mentions):
                 return sentence
-        follows = any(m.status == "affirmed" for m in related)
+        follows = any(m.status == "affirmed" for m in related) and _sides_agree(low, stated)
     return None
+
+
+def _sides_agree(low: str, stated: Mention) -> bool:
+    """No side word of the sentence contradicts the stated mention's side: ConText may leave a mention's place
+    unattached ("ring-shaped opacity ... projects over right midlung" is not the left upper lung's opacity)."""
+    named = {side for word, side in _side_words().items() if re.search(rf"\b{re.escape(word)}\b", low)}
+    named.discard("bilateral")
+    sides = stated.sides - {"bilateral"}
+    return not (named and sides) or bool(named & sides) or "bilateral" in stated.sides
 
 
 def _same_thing(mention: Mention, stated: Mention) -> bool:

@@ -866,6 +866,8 @@ def clear_caches() -> None:
         _reading_with,
         _declared_in,
         _grammar_verdict,
+        _doubt,
+        _doubt_reading,
     ):
         cached.cache_clear()
     _last_study[:] = [None, ()]
@@ -1025,40 +1027,47 @@ def _doubt_patterns() -> dict[str, re.Pattern[str]]:
     }
 
 
+@lru_cache(maxsize=65536)
 def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
-    """The first report sentence that doubts the stated mention (`_doubted_elsewhere`), if any."""
-    words = _doubt_patterns()
+    """The first report sentence that doubts the stated mention (`_doubted_elsewhere`), if any (remembered: the
+    items of a study ask it of the same mentions)."""
     follows = False  # the sentence before states it
     for sentence in report:
-        low = sentence.lower()
-        # what a sentence names, apart from a mimic that is itself in the vocabulary ("may be artifact")
-        mentions = [
-            m for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and _abnormal_kind(m.finding)
-        ]
+        mentions, mimic, anaphor, alternatives, sides = _doubt_reading(sentence)
         related = [m for m in mentions if _same_thing(m, stated)]
         # the mimic may explain another finding of the sentence ("The cardiac silhouette is prominent but probably
         # artifactually large due to diminished lung volumes" doubts no low lung volumes)
         aimed = bool(related) and (len(related) == len(mentions) or any(m.status != "affirmed" for m in related))
-        mimic = words["existence_hedges"].search(low) and words["mimics"].search(low)
-        if (
-            mimic
-            and not words["not_doubts"].search(low)
-            and (aimed or (follows and not mentions and words["anaphors"].search(low)))
-        ):
+        if mimic and (aimed or (follows and not mentions and anaphor)):
             return sentence
-        if follows and mentions and not related and words["alternatives"].search(low):
+        if follows and alternatives and mentions and not related:
             if all(m.status in CERTAINTIES for m in mentions):
                 return sentence
-        follows = any(m.status == "affirmed" for m in related) and _sides_agree(low, stated)
+        follows = any(m.status == "affirmed" for m in related) and _sides_agree(sides, stated)
     return None
 
 
-def _sides_agree(low: str, stated: Mention) -> bool:
-    """No side word of the sentence contradicts the stated mention's side: ConText may leave a mention's place
-    unattached ("ring-shaped opacity ... projects over right midlung" is not the left upper lung's opacity)."""
-    named = {side for word, side in _side_words().items() if re.search(rf"\b{re.escape(word)}\b", low)}
-    named.discard("bilateral")
-    sides = stated.sides - {"bilateral"}
+@lru_cache(maxsize=65536)
+def _doubt_reading(sentence: str) -> tuple[tuple[Mention, ...], bool, bool, bool, frozenset[str]]:
+    """What `_doubt` reads in a sentence: the findings it names (not negated; apart from a mimic that is itself in
+    the vocabulary: "may be artifact"), whether it doubts with a mimic, points back, offers alternatives, and the
+    sides its words name."""
+    low = sentence.lower()
+    words = _doubt_patterns()
+    mentions = tuple(
+        m for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and _abnormal_kind(m.finding)
+    )
+    mimic = bool(
+        words["existence_hedges"].search(low) and words["mimics"].search(low) and not words["not_doubts"].search(low)
+    )
+    sides = frozenset(side for word, side in _side_words().items() if re.search(rf"\b{re.escape(word)}\b", low))
+    return mentions, mimic, bool(words["anaphors"].search(low)), bool(words["alternatives"].search(low)), sides
+
+
+def _sides_agree(named: frozenset[str], stated: Mention) -> bool:
+    """No side word of the sentence (``named``) contradicts the stated mention's side: ConText may leave a mention's
+    place unattached ("ring-shaped opacity ... projects over right midlung" is not the left upper lung's opacity)."""
+    named, sides = named - {"bilateral"}, stated.sides - {"bilateral"}
     return not (named and sides) or bool(named & sides) or "bilateral" in stated.sides
 
 

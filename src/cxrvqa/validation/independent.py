@@ -1060,8 +1060,15 @@ def _doubt_reading(sentence: str) -> tuple[tuple[Mention, ...], bool, bool, bool
     mimic = bool(
         words["existence_hedges"].search(low) and words["mimics"].search(low) and not words["not_doubts"].search(low)
     )
-    sides = frozenset(side for word, side in _side_words().items() if re.search(rf"\b{re.escape(word)}\b", low))
+    sides = frozenset(_side_words()[word] for word in _side_pattern().findall(low))
     return mentions, mimic, bool(words["anaphors"].search(low)), bool(words["alternatives"].search(low)), sides
+
+
+@lru_cache(maxsize=1)
+def _side_pattern() -> re.Pattern[str]:
+    """Every side word as a whole word, longest first."""
+    words = sorted(_side_words(), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, words)) + r")\b")
 
 
 def _sides_agree(named: frozenset[str], stated: Mention) -> bool:

@@ -7,12 +7,13 @@ scores the verdicts they return. The criteria readers follow are `bench/item_acc
 a reader must not be the author of the rule under test, and each round draws a fresh seed (a fix
 that raises one sample and not a fresh one is tuning).
 
-  sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4] [--stratum hedged-elsewhere]
+  sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4] [--stratum hedged-elsewhere|doubt-words]
           [--exclude VERDICTS.jsonl ...]
           A uniform random sample of the build's current items (reproducible from the seed). Writes
           ROUND_DIR/items.jsonl (the items, with the study's report text) and ROUND_DIR/packet_K.md
-          (the same, one file per reader). ROUND_DIR holds report text: keep it outside the repository
-          when the reports are licensed (the IU reports are).
+          (the same, one file per reader); a --stratum draws from its items only (`_stratum_ids`),
+          --exclude leaves out the items of earlier rounds' verdict files. ROUND_DIR holds report text:
+          keep it outside the repository when the reports are licensed (the IU reports are).
   score   VERDICTS.jsonl [...]
           Prints accuracy overall, per template and per error class with a Wilson 95% interval.
 

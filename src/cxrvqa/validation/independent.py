@@ -1084,8 +1084,7 @@ def _same_thing(mention: Mention, stated: Mention) -> bool:
     a, b = mention.finding, stated.finding
     if a != b and a not in ancestors("findings", b) and b not in ancestors("findings", a):
         return False
-    sides_a, sides_b = mention.sides - {"bilateral"}, stated.sides - {"bilateral"}
-    if sides_a and sides_b and not sides_a & sides_b and not {"bilateral"} & (mention.sides | stated.sides):
+    if not (_sides_agree(mention.sides, stated) or "bilateral" in mention.sides):
         return False
     if mention.regions and stated.regions:
         return any(r in subtree(q) or q in subtree(r) for r in mention.regions for q in stated.regions)

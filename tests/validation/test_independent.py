@@ -37,6 +37,7 @@ def item(
     regions: list[str] | None = None,
     options: list[str] | None = None,
     answer_format: str = "yes_no",
+    question_type: str = "yes_no",
     **arguments: str,
 ) -> dict[str, Any]:
     return {
@@ -46,7 +47,7 @@ def item(
         "image_id": "img1",
         "view_plane": "frontal",
         "template_id": template_id,
-        "question_type": "yes_no",
+        "question_type": question_type,
         "strategy": "finding",
         "skill": "presence",
         "answer_format": answer_format,
@@ -408,6 +409,70 @@ def test_a_density_that_may_be_outside_the_patient_is_no_sure_finding(sentence: 
 def test_location_support(template_id: str, question: str, answer: str, expected: str | None) -> None:
     it = item(template_id, question, answer, answer_format="short", finding="pleural_effusion")
     assert verdict("location_support", it, context(["Small left pleural effusion."])) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "question_type", "expected"),
+    [
+        # coordinated region names ("ascending and descending aorta") name both regions: "where" wants both
+        ("Slightly unfolded ascending and descending aorta.", "where", "region_incomplete"),
+        ("Slightly unfolded descending aorta.", "where", None),
+        # a question about a region's findings does not ask where each finding is
+        ("Slightly unfolded ascending and descending aorta.", "what", None),
+    ],
+)
+def test_a_where_answer_gives_every_place_a_mention_names(sentence: str, question_type: str, expected: str) -> None:
+    it = item(
+        "finding_location",
+        "Where is the aortic tortuosity?",
+        "descending aorta",
+        answer_format="short",
+        question_type=question_type,
+        finding="tortuous_aorta",
+    )
+    assert verdict("location_support", it, context([sentence])) == expected
+
+
+def test_a_where_answer_may_leave_out_a_structure_and_need_not_join_two_mentions() -> None:
+    it = item(
+        "finding_location",
+        "Where is the airspace disease?",
+        "perihilar regions",
+        answer_format="short",
+        question_type="where",
+        finding="airspace_disease",
+    )
+    both = context(["Alveolar opacities greatest in the central lungs and bases."])
+    assert verdict("location_support", it, both) == "region_incomplete"
+    apart = context(["Alveolar opacities in the central lungs.", "Airspace disease in the perihilar regions."])
+    assert verdict("location_support", it, apart) is None
+
+
+def test_coordinated_region_names_are_read_as_both() -> None:
+    (aorta,) = independent.read_sentence("Slightly unfolded ascending and descending aorta.")
+    assert aorta.regions == {"ascending_aorta", "descending_aorta"}
+    (nodes,) = independent.read_sentence("Right and left hilar adenopathy.")
+    assert nodes.sides == {"bilateral"} and {"left_hilum", "right_hilum"} <= nodes.regions
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Moderate right-sided pleural effusion, small left sided.", "side_incomplete"),
+        ("Moderate right-sided pleural effusion, small.", None),
+        ("Moderate right-sided pleural effusion, left-sided rib fracture.", None),
+    ],
+)
+def test_a_clause_may_give_the_only_finding_another_side(sentence: str, expected: str | None) -> None:
+    it = item(
+        "finding_side",
+        "On which side is the pleural effusion?",
+        "right",
+        answer_format="short",
+        question_type="which",
+        finding="pleural_effusion",
+    )
+    assert verdict("location_support", it, context([sentence])) == expected
 
 
 def test_a_region_answer_needs_a_finding_there() -> None:

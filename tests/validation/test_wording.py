@@ -109,6 +109,37 @@ def test_attribution(sentences: list[str], expected: str | None) -> None:
     assert verdict("attribution", it, context(sentences)) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentence", "finding", "expected"),
+    [
+        # a shadow the report says is a finding that cannot be where its finding is, is not that finding
+        (
+            "There is a small retrocardiac density which may be secondary to small hiatal hernia.",
+            "lung_opacity",
+            "attributed_to_other_finding",
+        ),
+        ("Retrocardiac density compatible hiatal hernia.", "lung_opacity", "attributed_to_other_finding"),
+        # one of the findings offered can be in the lungs; or no attribution at all
+        ("Retrocardiac density which may represent atelectasis or hiatal hernia.", "lung_opacity", None),
+        ("Retrocardiac density.", "lung_opacity", None),
+        # a finding that is more than a shadow keeps its name whatever disease explains it
+        ("Flattening of the diaphragms consistent with emphysema.", "flattened_diaphragm", None),
+    ],
+)
+def test_a_shadow_attributed_to_another_finding(sentence: str, finding: str, expected: str | None) -> None:
+    it = item(
+        "which_of_two_findings",
+        f"Which is present: {finding.replace('_', ' ')} or a pleural effusion?",
+        finding.replace("_", " "),
+        answer_format="short",
+        question_type="which",
+        finding_a=finding,
+        finding_b="pleural_effusion",
+    )
+    it["findings"] = [finding, "pleural_effusion"]
+    assert verdict("attribution", it, context([sentence])) == expected
+
+
 def test_a_certainty_question_about_a_negated_finding_presupposes_it() -> None:
     it = item(
         "finding_hedged",

@@ -141,7 +141,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 3
+LOGIC_VERSION = 4
 
 
 def _version() -> int:
@@ -194,7 +194,26 @@ def _location_phrases() -> dict[str, tuple[frozenset[str], str | None]]:
             phrases.setdefault(phrase, (set(), side))[0].add(region)
     for phrase, side in sides.items():
         phrases.setdefault(phrase, (set(), side))
+    _add_coordinated(phrases)
     return {phrase: (frozenset(regions), side) for phrase, (regions, side) in phrases.items()}
+
+
+def _add_coordinated(phrases: dict[str, tuple[set[str], str | None]]) -> None:
+    """Two region names that share their head, coordinated ("ascending and descending aorta", "right and left
+    hilum"): both regions, and both sides (bilateral) where the first words are left and right."""
+    by_head: dict[str, list[str]] = {}
+    for phrase, (regions, _) in phrases.items():
+        first, _, head = phrase.partition(" ")
+        if regions and head:
+            by_head.setdefault(head, []).append(first)
+    for head, firsts in by_head.items():
+        for a in firsts:
+            for b in firsts:
+                if a == b:
+                    continue
+                (one, side_a), (two, side_b) = phrases[f"{a} {head}"], phrases[f"{b} {head}"]
+                side = side_a if side_a == side_b else "bilateral" if side_a and side_b else None
+                phrases.setdefault(f"{a} and {b} {head}", (one | two, side))
 
 
 @lru_cache(maxsize=1)
@@ -1325,7 +1344,40 @@ def _located_verdict(
                 f"the answer gives {name} the side {side}; the evidence "
                 f"{quoted} gives {sorted(named_sides) or 'no side'}",
             )
-    return _side_incomplete(finding, sides, report)
+    # only an answer to "where is it?" must give every place (a region's findings need not be in it alone)
+    verdict = _region_incomplete(finding, regions, evidence) if item.get("question_type") == "where" else OK
+    return _side_incomplete(finding, sides, report) if verdict.ok else verdict
+
+
+def _region_incomplete(finding: str, regions: list[str], evidence: tuple[str, ...]) -> Verdict:
+    """An answer that places a finding in one of the regions a mention of it names and leaves out another it
+    can be in: "Where is the aortic tortuosity?" "descending aorta" of "Slightly unfolded ascending and
+    descending aorta"; "perihilar regions" of "opacities greatest in the central lungs and bases" (rounds AB,
+    AC). Per mention: two mentions may name one place in two ways ("right middle lobe", "right mid lung")."""
+    given = {r for region in regions for r in subtree(region)}
+    structures = set(rules().data["location"]["structures"])
+    for _, m in reading(finding, evidence)[1]:
+        places = _most_specific(m.regions)
+        if m.status in ("negated", "narrowed") or not places & given:
+            continue
+        left_out = [
+            r
+            for r in sorted(places - given)
+            if r != "chest"
+            and r not in structures
+            and _allowed(finding, r)
+            and not any(a in subtree(r) for a in regions)
+        ]
+        if not left_out:
+            continue
+        region = left_out[0]
+        return fail(
+            "region_incomplete",
+            f"the answer places {display_name(finding)} in the "
+            f"{', '.join(vocabulary().regions[r]['name'].lower() for r in regions)}; the evidence "
+            f"{_quote(' '.join(evidence))} names it in the {vocabulary().regions[region]['name'].lower()} too",
+        )
+    return OK
 
 
 def _side_incomplete(finding: str, sides: set[str], report: tuple[str, ...]) -> Verdict:
@@ -1339,13 +1391,23 @@ def _side_incomplete(finding: str, sides: set[str], report: tuple[str, ...]) -> 
     for text, m in reading(finding, report)[1]:
         if m.status != "affirmed" or (vocabulary().findings[m.finding].get("chronic") and not chronic):
             continue
-        if m.sides - {side}:
+        if m.sides - {side} or (m.sides and _elliptic_side(text) - {side}):
             return fail(
                 "side_incomplete",
                 f"the answer gives {display_name(finding)} the {side} side only; the report states it on "
                 f"{'both sides' if 'bilateral' in m.sides else 'the other side'}: {_quote(text)}",
             )
     return OK
+
+
+@lru_cache(maxsize=4096)
+def _elliptic_side(sentence: str) -> frozenset[str]:
+    """The side a clause after a sentence's only finding gives it without naming it again ("Moderate
+    right-sided pleural effusion, small left sided.": left)."""
+    if len(read_sentence(sentence)) != 1:
+        return frozenset()
+    pattern = re.compile(rules().data["location"]["elliptic_side"])
+    return frozenset(m.group("side") for m in pattern.finditer(sentence.lower()))
 
 
 def _side_declared_normal(

@@ -23,6 +23,7 @@ from cxrvqa.validation.independent import (
     VERSION,
     Mention,
     _allowed,
+    _sites,
     _arguments,
     _evidence,
     _quote,
@@ -48,6 +49,7 @@ class WordingRules:
     copulas: frozenset[str]  # a severity word after a mention only behind one of these
     attribution: re.Pattern[str]  # "corresponds to", "represents": what a density is
     anaphora: re.Pattern[str]  # "This may represent ..." at the start of the next sentence
+    shadows: frozenset[str]  # findings that only describe a shadow: what it is attributed to is what it is
 
 
 def _compiled(patterns: Iterable[str], where: str) -> re.Pattern[str]:
@@ -72,6 +74,7 @@ def wording_rules() -> WordingRules:
         frozenset(data["severity"]["copulas"]),
         _compiled(data["attribution"], "wording.attribution"),
         _compiled(data["anaphora"], "wording.anaphora"),
+        frozenset(data["shadows"]),
     )
 
 
@@ -209,37 +212,58 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
     abnormality placed in a region ("Is there an abnormality in the left lung? yes") on a density the report
     attributes to a finding that cannot be there ("retrocardiac density which corresponds to the known hiatal
     hernia") or, in the next sentence, offers alternatives of which one cannot be there ("Calcific density over
-    the right upper lung. This may represent a healed rib fracture ... or a granuloma"). The attribution is a
-    phrase after the mention (`wording.attribution`) or an anaphoric next sentence (`wording.anaphora`)."""
+    the right upper lung. This may represent a healed rib fracture ... or a granuloma"); and a shadow (a lung
+    opacity, density or lucency: `wording.shadows`) answered present where the report says it is only a finding
+    that cannot be in its organ ("Which is present: atelectasis or lung opacity?" "lung opacity" of a
+    "retrocardiac density which may be secondary to small hiatal hernia"). The attribution is a phrase after
+    the mention (`wording.attribution`) or an anaphoric next sentence (`wording.anaphora`)."""
     if context.study is None:
-        return OK
-    inside = [c for c in claims_of(item, context) if c.kind == "in_region"]
-    if not inside:
         return OK
     evidence = _evidence(item, context)
     ordered = [text for _, text in sorted(context.study.sentences.items())]
-    for claim in inside:
-        for finding in claim.findings:
-            named = _named(finding, evidence)
-            if not named:
+    for claim in claims_of(item, context):
+        if claim.kind == "in_region":
+            places = [(f, claim.regions) for f in claim.findings]
+        elif claim.kind == "present" and claim.source != "other_options":
+            shadows = wording_rules().shadows
+            places = [(f, tuple(_sites(f) or ())) for f in claim.findings if f in shadows]
+        else:
+            continue
+        for finding, regions in places:
+            other = _attributed_elsewhere(finding, regions, evidence, ordered, claim.kind == "present")
+            if other is None:
                 continue
-            outside = [
-                (s, n)
-                for s, _, _, end in named
-                for n in _attributed(s, end, ordered)
-                if not any(_allowed(n.finding, r) for r in claim.regions)
-            ]
-            if outside and len({s for s, _ in outside}) == len({s for s, _, _, _ in named}):
-                sentence, other = outside[0]
-                regions = ", ".join(vocabulary().regions[r]["name"].lower() for r in claim.regions)
-                return fail(
-                    "attributed_outside_region",
-                    f"the answer places {display_name(finding)} in the "
-                    f"{regions}; the report attributes it to "
-                    f"{display_name(other.finding)} ({_quote(sentence)}), "
-                    f"which cannot be there",
-                )
+            sentence, attributed = other
+            where = ", ".join(vocabulary().regions[r]["name"].lower() for r in regions)
+            said = (
+                f"places {display_name(finding)} in the {where}"
+                if claim.kind == "in_region"
+                else f"has {display_name(finding)} (a finding of the {where}) present"
+            )
+            return fail(
+                "attributed_outside_region" if claim.kind == "in_region" else "attributed_to_other_finding",
+                f"the answer {said}; the report attributes it to {display_name(attributed.finding)} "
+                f"({_quote(sentence)}), which cannot be there",
+            )
     return OK
+
+
+def _attributed_elsewhere(
+    finding: str, regions: tuple[str, ...], evidence: tuple[str, ...], ordered: list[str], every: bool
+) -> tuple[str, Mention] | None:
+    """(sentence, finding) where every evidence sentence naming the finding attributes it to a finding that
+    cannot be in any of the regions; None otherwise (or where no region is known)."""
+    named = _named(finding, evidence) if regions else []
+    if not named:
+        return None
+    outside = []
+    for s, _, _, end in named:
+        said = _attributed(s, end, ordered)
+        away = [n for n in said if not any(_allowed(n.finding, r) for r in regions)]
+        if not away or (every and len(away) < len(said)):
+            return None
+        outside.append((s, away[0]))
+    return outside[0]
 
 
 def _attributed(sentence: str, end: int, ordered: list[str]) -> list[Mention]:

@@ -122,6 +122,8 @@ def test_attribution(sentences: list[str], expected: str | None) -> None:
         # one of the findings offered can be in the lungs; or no attribution at all
         ("Retrocardiac density which may represent atelectasis or hiatal hernia.", "lung_opacity", None),
         ("Retrocardiac density.", "lung_opacity", None),
+        # to readers a shadow of the lungs is still one when a pleural finding makes it
+        ("Lower lobe opacities most likely due to enlarging bilateral pleural effusions.", "lung_opacity", None),
         # a finding that is more than a shadow keeps its name whatever disease explains it
         ("Flattening of the diaphragms consistent with emphysema.", "flattened_diaphragm", None),
     ],

@@ -50,6 +50,7 @@ class WordingRules:
     attribution: re.Pattern[str]  # "corresponds to", "represents": what a density is
     anaphora: re.Pattern[str]  # "This may represent ..." at the start of the next sentence
     shadows: frozenset[str]  # findings that only describe a shadow: what it is attributed to is what it is
+    shadow_overlaps: tuple[str, ...]  # regions whose findings a shadow of the lungs still is
 
 
 def _compiled(patterns: Iterable[str], where: str) -> re.Pattern[str]:
@@ -75,6 +76,7 @@ def wording_rules() -> WordingRules:
         _compiled(data["attribution"], "wording.attribution"),
         _compiled(data["anaphora"], "wording.anaphora"),
         frozenset(data["shadows"]),
+        tuple(data["shadow_overlaps"]),
     )
 
 
@@ -225,12 +227,11 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
         if claim.kind == "in_region":
             places = [(f, claim.regions) for f in claim.findings]
         elif claim.kind == "present" and claim.source != "other_options":
-            shadows = wording_rules().shadows
-            places = [(f, tuple(_sites(f) or ())) for f in claim.findings if f in shadows]
+            places = [(f, tuple(_sites(f) or ())) for f in claim.findings if f in wording_rules().shadows]
         else:
             continue
         for finding, regions in places:
-            other = _attributed_elsewhere(finding, regions, evidence, ordered, claim.kind == "present")
+            other = _attributed_elsewhere(finding, regions, evidence, ordered, shadow=claim.kind == "present")
             if other is None:
                 continue
             sentence, attributed = other
@@ -249,18 +250,20 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
 
 
 def _attributed_elsewhere(
-    finding: str, regions: tuple[str, ...], evidence: tuple[str, ...], ordered: list[str], every: bool
+    finding: str, regions: tuple[str, ...], evidence: tuple[str, ...], ordered: list[str], shadow: bool
 ) -> tuple[str, Mention] | None:
     """(sentence, finding) where every evidence sentence naming the finding attributes it to a finding that
-    cannot be in any of the regions; None otherwise (or where no region is known)."""
+    cannot be in any of the regions; None otherwise (or where no region is known). A `shadow` is what the
+    report says it is only where every finding it offers is elsewhere, in regions it does not overlap."""
     named = _named(finding, evidence) if regions else []
     if not named:
         return None
+    allowed = (*regions, *wording_rules().shadow_overlaps) if shadow else regions
     outside = []
     for s, _, _, end in named:
         said = _attributed(s, end, ordered)
-        away = [n for n in said if not any(_allowed(n.finding, r) for r in regions)]
-        if not away or (every and len(away) < len(said)):
+        away = [n for n in said if not any(_allowed(n.finding, r) for r in allowed)]
+        if not away or (shadow and len(away) < len(said)):
             return None
         outside.append((s, away[0]))
     return outside[0]

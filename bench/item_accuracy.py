@@ -7,8 +7,8 @@ scores the verdicts they return. The criteria readers follow are `bench/item_acc
 a reader must not be the author of the rule under test, and each round draws a fresh seed (a fix
 that raises one sample and not a fresh one is tuning).
 
-  sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4] [--stratum hedged-elsewhere|doubt-words]
-          [--exclude VERDICTS.jsonl ...]
+  sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4]
+          [--stratum hedged-elsewhere|doubt-words|places-shadows] [--exclude VERDICTS.jsonl ...]
           A uniform random sample of the build's current items (reproducible from the seed). Writes
           ROUND_DIR/items.jsonl (the items, with the study's report text) and ROUND_DIR/packet_K.md
           (the same, one file per reader); a --stratum draws from its items only (`_stratum_ids`),
@@ -75,8 +75,38 @@ def _doubt_words(text: str) -> bool:
     return bool(both or words["alternatives"].search(text))
 
 
+#: `--stratum places-shadows`: items that ask where or on which side a finding is, and items that have a shadow (a
+#: lung opacity, density or lucency) present in a report that says what something is ("compatible with", "due to").
+#: Where the checks of places and attributions act; defined by templates and words, not by the checks.
+ATTRIBUTION_WORDS = re.compile(
+    r"\b(?:compatible|consistent with|secondary to|due to|represent\w*|correspond\w*|reflect\w*|caused by)\b"
+)
+SHADOWS = ("lung_opacity", "density", "lucency")
+
+
+def _places_shadows_ids(store: Store) -> list[str]:
+    """The item ids of `--stratum places-shadows`, in id order."""
+    attributing = {
+        study
+        for study, text in store.query("SELECT study_id, text FROM current_sentences")
+        if ATTRIBUTION_WORDS.search(text.lower())
+    }
+    return [
+        item_id
+        for item_id, study, answer, question_type, template, findings in store.query(
+            "SELECT item_id, study_id, answer, question_type, template_id, findings FROM current_qa_items"
+            " ORDER BY item_id"
+        )
+        if question_type == "where"
+        or template == "finding_side"
+        or (study in attributing and set(findings or ()) & set(SHADOWS) and not DENIAL.match(answer.strip().lower()))
+    ]
+
+
 def _stratum_ids(store: Store, stratum: str) -> list[str]:
     """The item ids of a `--stratum` (an uncited report sentence passes its test), in id order."""
+    if stratum == "places-shadows":
+        return _places_shadows_ids(store)
     test = _doubt_words if stratum == "doubt-words" else (lambda text: bool(HEDGE_ELSEWHERE.search(text)))
     sentences: dict[str, dict[int, str]] = defaultdict(dict)
     for study, sentence_id, text in store.query("SELECT study_id, sentence_id, text FROM current_sentences"):
@@ -257,7 +287,9 @@ def main() -> None:
     s.add_argument("--dest", type=Path, required=True)
     s.add_argument("--packets", type=int, default=4)
     s.add_argument(
-        "--stratum", choices=["hedged-elsewhere", "doubt-words"], help="sample this stratum only (see _stratum_ids)"
+        "--stratum",
+        choices=["hedged-elsewhere", "doubt-words", "places-shadows"],
+        help="sample this stratum only (see _stratum_ids)",
     )
     s.add_argument("--exclude", type=Path, nargs="*", default=[], help="verdict files whose items are not drawn again")
     c = sub.add_parser("score")

@@ -448,6 +448,23 @@ def test_a_where_answer_may_leave_out_a_structure_and_need_not_join_two_mentions
     assert verdict("location_support", it, apart) is None
 
 
+def test_a_side_holds_for_the_places_coordinated_with_its_own() -> None:
+    (opacity,) = independent.read_sentence("Left midlung, and basilar streaky opacity.")
+    assert opacity.regions == {"left_mid_zone", "bases"} and opacity.sides == {"left"}
+    it = item(
+        "finding_location",
+        "Where is the lung opacity?",
+        "left base",
+        answer_format="short",
+        question_type="where",
+        finding="lung_opacity",
+    )
+    assert verdict("location_support", it, context(["Left midlung, and basilar streaky opacity."])) == (
+        "region_incomplete"
+    )
+    assert verdict("location_support", it, context(["Left basilar streaky opacity."])) is None
+
+
 def test_coordinated_region_names_are_read_as_both() -> None:
     (aorta,) = independent.read_sentence("Slightly unfolded ascending and descending aorta.")
     assert aorta.regions == {"ascending_aorta", "descending_aorta"}

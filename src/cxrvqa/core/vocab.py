@@ -263,7 +263,7 @@ def sided_region(region: str, side: str) -> str:
     """The one-sided part of a both-sided region, when a side is said of it ("the perihilar right lung":
     the right perihilar region; "right basilar": the right base); the region itself when it has none.
     Found from the synonyms: the part on that side is named by the side word and one of the region's names
-    (its first names first: "right perihilar" before "right infrahilar", which is the right base)."""
+    (its first names first)."""
     regions = vocabulary().regions
     if side not in ("left", "right") or regions[region]["laterality"] != "bilateral":
         return region

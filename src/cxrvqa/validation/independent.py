@@ -39,7 +39,7 @@ from typing import Any
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import section_rules
-from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
+from cxrvqa.core.vocab import ancestors, finding_sites, sided_region, vocabulary
 from cxrvqa.core.resources import load_checked_yaml
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
@@ -543,8 +543,8 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
         if i in at:
             found.append(at[i])
             i, skipped = at[i].modifier_span[0] - 1, 0
-        elif lowers[i] in ("and", ",", "or") and found and i - 1 in at:
-            i -= 1  # "right apical and left basilar granulomas": both places
+        elif lowers[i] in ("and", ",", "or") and found and _before_connectors(lowers, i) in at:
+            i = _before_connectors(lowers, i)  # "right apical and left basilar", "left midlung, and basilar"
         elif lowers[i] in stops or skipped >= gap:
             break
         else:
@@ -566,6 +566,13 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
             skipped += 1
         j += 1
     return list(dict.fromkeys(found))
+
+
+def _before_connectors(lowers: list[str], i: int) -> int:
+    """The index of the token before the run of "and", "," and "or" that ends at ``i``."""
+    while i >= 0 and lowers[i] in ("and", ",", "or"):
+        i -= 1
+    return i
 
 
 def _add_location(modifier: Any, regions: set[str], sides: set[str]) -> None:
@@ -1238,9 +1245,18 @@ def _attached(finding: str, sentences: Iterable[str]) -> tuple[set[str], set[str
     regions, sides = set(), set()
     for _, m in reading(finding, sentences)[1]:
         if m.status not in ("negated", "narrowed"):
-            regions |= m.regions
+            regions |= _sided(m)
             sides |= m.sides
     return regions, sides
+
+
+def _sided(mention: Mention) -> frozenset[str]:
+    """The mention's regions, a both-sided one as its part on the mention's one side: a side said of one place
+    holds for the places coordinated with it ("Left midlung, and basilar opacity": the left base)."""
+    if len(mention.sides) != 1:
+        return mention.regions
+    side = next(iter(mention.sides))
+    return frozenset(sided_region(r, side) for r in mention.regions)
 
 
 def _whole_paired(finding: str) -> bool:
@@ -1357,7 +1373,7 @@ def _region_incomplete(finding: str, regions: list[str], evidence: tuple[str, ..
     given = {r for region in regions for r in subtree(region)}
     structures = set(rules().data["location"]["structures"])
     for _, m in reading(finding, evidence)[1]:
-        places = _most_specific(m.regions)
+        places = _most_specific(_sided(m))
         if m.status in ("negated", "narrowed") or not places & given:
             continue
         left_out = [

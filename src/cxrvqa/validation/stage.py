@@ -295,14 +295,14 @@ def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
     payloads = _load(store, study_ids, context)
     studies = study_params(study_ids)
     pending = PENDING_SQL.format(studies=in_studies("c.study_id"), done_studies=in_studies("d.study_id"))
-    items = store.con.execute(
+    items = store.con.sql(  # a relation's Arrow table is its result itself; an executed cursor's is a copy
         f"WITH pending AS ({pending}) SELECT {', '.join('q.' + f for f in ITEM_FIELDS)}, q.template_version, "
         "q.input_hash, q.answer_digest, j.grade AS judge_grade, j.weakest AS judge_weakest FROM qa_items q "
         "SEMI JOIN pending USING (study_id, item_id, template_version, input_hash) "
         "LEFT JOIN (SELECT * FROM current_judge_results WHERE item_id IN (SELECT item_id FROM pending)) j "
         f"USING (item_id, template_version, input_hash) WHERE {in_studies('q.study_id')} "
         "ORDER BY q.study_id, q.item_id",
-        [*studies, *studies, context.validators_version, *studies],
+        params=[*studies, *studies, context.validators_version, *studies],
     ).to_arrow_table()
     item_studies = set(items.column("study_id").to_pylist())
     return ValidationWork([p for p in payloads.values() if p.study_id in item_studies], items), StageCounts()

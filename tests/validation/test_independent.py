@@ -647,6 +647,11 @@ def test_a_side_answer_names_every_side_the_report_states(report: list[str], exp
         (["Possible right pleural effusion.", "No left or right pleural effusion."], "pleural_effusion", None),
         (["The left lung is clear without focal consolidation."], "consolidation", None),
         (["Right upper lobe granuloma.", "No bilateral pleural effusions."], "pleural_effusion", None),
+        # a negation in one of the organs a finding may be in leaves the others open
+        (["Mild degenerative changes of the thoracic spine without fracture."], "fracture", "negative_unbacked"),
+        (["No fracture or focal bony destruction."], "fracture", None),
+        # within one organ a negation in part of it is the report's word on the whole, to readers
+        (["No infiltrates are present in the left lower lobe or in the right lung."], "infiltrate", None),
     ],
 )
 def test_negative_support_of_an_absent_finding(sentences: list[str], finding: str, expected: str | None) -> None:

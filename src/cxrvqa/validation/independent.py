@@ -141,7 +141,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 4
+LOGIC_VERSION = 5
 
 
 def _version() -> int:
@@ -1625,7 +1625,7 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
     above |= {other for other, covered in covers.items() if above & set(covered)}
     relevant = [m for _, m in mentions if m.finding in above]
     acute = finding in rules().acute
-    plain = [m for m in relevant if m.status == "negated" and not m.acute_only]
+    plain = [m for m in relevant if m.status == "negated" and not m.acute_only and _negated_throughout(finding, m)]
     sides = {side for m in plain for side in m.sides}
     both = (
         not _paired(finding) or any(not m.sides or "bilateral" in m.sides for m in plain) or {"left", "right"} <= sides
@@ -1634,6 +1634,20 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
     acute_only = any(m.status == "narrowed" and m.acute_only for m in relevant)
     narrowed = any(m.status == "narrowed" and not m.acute_only for m in relevant)
     return full, narrowed, acute_only, (next(iter(sides)) if plain and not both and len(sides) == 1 else None)
+
+
+def _negated_throughout(finding: str, negation: Mention) -> bool:
+    """A negation of a finding of several organs (a fracture: the bony thorax, the shoulders, the neck) placed
+    nowhere, or in a region that holds one of them whole: "Mild degenerative changes of the thoracic spine without
+    fracture" rules out no rib fracture (rounds AF, AT). A place the finding cannot be is another finding's, read
+    into a list of negations ("No consolidation or pleural effusion"). Within one organ readers take a negation in
+    part of it as the report's word on the whole ("No infiltrates are present in the left lower lobe or in the
+    right lung": no infiltrate, rounds AF, AP)."""
+    roots = _sites(finding)
+    if not roots or len(roots) == 1:
+        return True
+    places = {r for r in _most_specific(negation.regions - {"chest"}) if _allowed(finding, r)}
+    return not places or any(root in subtree(region) for region in places for root in roots)
 
 
 def _abnormal_on_other_side(finding: str, side: str, mentions: list[tuple[str, Mention]]) -> Mention | None:

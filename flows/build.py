@@ -25,7 +25,7 @@ from prefect.utilities.annotations import quote
 
 from cxrvqa.config import Config
 from cxrvqa.core import progress
-from cxrvqa.core.batch import BatchStage, run_batch
+from cxrvqa.core.batch import BatchStage, Started, run_batch, start_batch, starts_ahead
 from cxrvqa.core.parallel import batched, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
@@ -53,10 +53,12 @@ def _run_stage(
     counts = start_stage(store, run_id, stage)
     counts.add(StageCounts(n_input=skipped, n_skipped=skipped))
     progress.start(stage, total)
+    _STARTED.pop(stage, None)
     try:
         for batch_counts in results:
             counts.add(batch_counts)
     except BaseException:
+        _STARTED.pop(stage, None)
         finish_stage(store, run_id, stage, counts, status="failed")
         raise
     finish_stage(store, run_id, stage, counts)
@@ -69,10 +71,24 @@ BATCH_STAGES: dict[str, BatchStage] = {
 }
 
 
+#: Per stage, its next batch as the batch before started it (`cxrvqa.core.batch.starts_ahead`).
+_STARTED: dict[str, Started] = {}
+
+
 @task(name="stage-batch", cache_policy=NO_CACHE)
-def stage_batch(db_path: Path, run_id: str, stage: str, batch: list, context: Any) -> StageCounts:
-    """One batch of a stage loaded, computed and written in this process (`cxrvqa.core.batch.run_batch`)."""
-    counts = run_batch(BATCH_STAGES[stage], open_writer(db_path), run_id, batch, context)
+def stage_batch(db_path: Path, run_id: str, stage: str, batch: list, context: Any, ahead: list | None) -> StageCounts:
+    """One batch of a stage loaded, computed and written in this process (`cxrvqa.core.batch.run_batch`); the
+    next batch (``ahead``) loaded and started first where the stage allows it, so the workers need not wait
+    while this one is written."""
+    module, store = BATCH_STAGES[stage], open_writer(db_path)
+    try:
+        started = _STARTED.pop(stage, None) or start_batch(module, store, run_id, batch, context)
+        if ahead is not None and starts_ahead(module, context):
+            _STARTED[stage] = start_batch(module, store, run_id, ahead, context)
+        counts = run_batch(module, store, run_id, batch, context, started)
+    except BaseException:
+        _STARTED.pop(stage, None)  # the stage fails: its next batch is never written
+        raise
     progress.advance(stage, len(batch))
     return counts
 
@@ -87,7 +103,21 @@ def _batches(
     local = stage_batch.with_options(name=f"{stage}-batch")
     # quoted: Prefect would otherwise walk every record of the batch and the context looking for futures
     # (~1.6 s of a no-change rebuild at 10k studies)
-    return (local(config.db_path, run_id, stage, quote(batch), quote(context)) for batch in batched(items, size))
+    return (
+        local(config.db_path, run_id, stage, quote(batch), quote(context), quote(ahead))
+        for batch, ahead in _with_next(batched(items, size))
+    )
+
+
+def _with_next(batches: Iterable[list]) -> Iterator[tuple[list, list | None]]:
+    """Each batch with the one after it (None for the last)."""
+    previous = None
+    for batch in batches:
+        if previous is not None:
+            yield previous, batch
+        previous = batch
+    if previous is not None:
+        yield previous, None
 
 
 class Sealed:

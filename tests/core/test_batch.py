@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from cxrvqa.config import AVAILABLE_STAGES
-from cxrvqa.core.batch import BatchStage, run_batch
+from cxrvqa.core.batch import BatchStage, run_batch, start_batch, starts_ahead
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import stage as image_stage
 from cxrvqa.qa import stage as qa_stage
@@ -71,3 +71,22 @@ def test_run_batch_computes_beside_the_store_where_the_stage_needs_it() -> None:
     calls: list[str] = []
     run_batch(_stage(calls, here=True), "store", "run-1", [3], None)
     assert calls == ["load [3]", "compute here [30] store", "write 1"]
+
+
+def test_a_started_batch_is_written_as_started_and_another_is_loaded_anew() -> None:
+    calls: list[str] = []
+    stage = _stage(calls, here=False)
+    started = start_batch(stage, "store", "run-1", [1, 2], None)
+    assert calls == ["load [1, 2]"]  # the fake's computing starts when its parts are read
+    assert run_batch(stage, "store", "run-1", [1, 2], None, started).n_done == 2
+    assert calls == ["load [1, 2]", "compute [10, 20] run-1", "write 2"]
+    calls.clear()
+    run_batch(stage, "store", "run-1", [3], None, start_batch(stage, "store", "run-1", [1, 2], None))
+    assert calls == ["load [1, 2]", "load [3]", "compute [30] run-1", "write 1"]
+
+
+def test_the_stages_that_start_their_next_batch_ahead() -> None:
+    llm = SimpleNamespace(backend="llm")
+    rules = SimpleNamespace(backend="rules")
+    assert [m.NAME for m in MODULES if starts_ahead(m, rules)] == ["extract", "qa", "validate"]
+    assert not starts_ahead(extract_stage, llm)  # its requests count against the budget the store keeps

@@ -32,6 +32,51 @@ def test_every_available_stage_has_a_flow() -> None:
     assert tuple(STAGE_FLOWS) == AVAILABLE_STAGES
 
 
+def test_a_stage_batch_starts_the_next_batch_before_it_writes_and_forgets_it_on_failure(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import flows.build as build
+    from cxrvqa.store import StageCounts
+
+    calls: list[str] = []
+
+    def load_batch(store, batch, context):
+        calls.append(f"load {batch}")
+        return batch, StageCounts(n_input=len(batch))
+
+    def compute_batch(work, context, run_id):
+        calls.append(f"compute {work}")  # handed to the workers when called, as the pooled stages do
+        return [{"rows": work}]
+
+    def write_batch(store, counts, parts, context):
+        if context == "fail":
+            raise RuntimeError("disk full")
+        counts.n_done += sum(len(p["rows"]) for p in parts)
+        calls.append(f"write {counts.n_done}")
+        return counts
+
+    fake = SimpleNamespace(
+        NAME="fake", load_batch=load_batch, compute_batch=compute_batch, write_batch=write_batch, starts_ahead=bool
+    )
+    monkeypatch.setitem(build.BATCH_STAGES, "fake", fake)
+    monkeypatch.setattr(build, "open_writer", lambda path: "store")
+    batch = build.stage_batch.fn
+    assert batch("db", "run-1", "fake", [1, 2], "go", [3]).n_done == 2
+    assert calls == ["load [1, 2]", "compute [1, 2]", "load [3]", "compute [3]", "write 2"]
+    calls.clear()
+    assert batch("db", "run-1", "fake", [3], "go", None).n_done == 1
+    assert calls == ["write 1"]  # started by the batch before
+    calls.clear()
+    with pytest.raises(RuntimeError, match="disk full"):
+        batch("db", "run-1", "fake", [4], "fail", [5])
+    assert "fake" not in build._STARTED  # the failed stage's next batch is never written
+    assert calls == ["load [4]", "compute [4]", "load [5]", "compute [5]"]
+    # a context that does not allow it starts nothing ahead
+    calls.clear()
+    batch("db", "run-1", "fake", [6], "", [7])
+    assert calls == ["load [6]", "compute [6]", "write 1"]
+
+
 def test_build_dataset_flow_on_the_demo(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.sorting import FlowRunSort

@@ -504,11 +504,22 @@ def compute_batch(studies: list[StudyInput], context: ExtractStageContext, run_i
     if context.backend != "rules":
         raise ValueError(f"compute_batch runs the rules backend only, not {context.backend!r}")
     work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
+    return _merged(process_map(work, batched(studies, CHUNK), context.workers))  # the pool has them from here
+
+
+def _merged(chunks: Iterable[Tables]) -> Iterator[Tables]:
+    """The chunks' rows as one table each."""
     tables: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
-    for chunk_tables in process_map(work, batched(studies, CHUNK), context.workers):
+    for chunk_tables in chunks:
         for table, rows in chunk_tables.items():
             tables[table].extend(rows)
     yield tables
+
+
+def starts_ahead(context: ExtractStageContext) -> bool:
+    """The rules backend's batches may start before the one before is written (`cxrvqa.core.batch`); the llm
+    backend's may not: each batch's requests count against a budget the store keeps."""
+    return context.backend == "rules"
 
 
 def write_batch(

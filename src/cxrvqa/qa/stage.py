@@ -281,14 +281,25 @@ def load_batch(
 
 def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: str) -> Iterator[Tables]:
     """The `qa_items` and `qa_answer_parts` rows of these studies chunk by chunk over the worker processes
-    (each chunk written while the workers make the next ones), then their `qa_done` rows. Pure."""
-    now = datetime.now(timezone.utc)
-    versions = {t.id: v for t, v in context.templates}
+    (each chunk written while the workers make the next ones; the chunks are the pool's from the call on),
+    then their `qa_done` rows. Pure."""
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
-    done_rows: list[tuple] = []
     # enough chunks per worker for process_map to use the pool and keep every worker busy
     chunk = max(1, -(-len(studies) // (context.workers * MIN_ITEMS_PER_WORKER)))
-    for items, parts, done in process_map(fn, batched(studies, chunk), context.workers):
+    return _tables(process_map(fn, batched(studies, chunk), context.workers), context, run_id)
+
+
+def starts_ahead(context: QAStageContext) -> bool:
+    """A batch generates its own studies' items and reads nothing another batch writes (`cxrvqa.core.batch`)."""
+    return True
+
+
+def _tables(chunks: Iterable[tuple], context: QAStageContext, run_id: str) -> Iterator[Tables]:
+    """The chunks' item and part tables with their provenance, then the batch's `qa_done` rows."""
+    now = datetime.now(timezone.utc)
+    versions = {t.id: v for t, v in context.templates}
+    done_rows: list[tuple] = []
+    for items, parts, done in chunks:
         yield {"qa_items": _with_provenance(items, run_id, now), "qa_answer_parts": parts}
         done_rows.extend((study, input_hash, t, versions[t], n) for study, input_hash, t, n in done)
     n = len(done_rows)

@@ -334,14 +334,20 @@ def with_items(payloads: list[StudyPayload], items: pa.Table) -> list[StudyPaylo
 
 
 def compute_batch(work: ValidationWork, context: ValidateStageContext, run_id: str) -> Iterator[Tables]:
-    """The result, done and grade rows of these studies' items, chunk by chunk over the worker processes (pure)."""
+    """The result, done and grade rows of these studies' items, chunk by chunk over the worker processes (pure;
+    the chunks are the pool's from the call on)."""
     workers = context.workers if work.items.num_rows >= POOL_MIN_ITEMS else 1
     chunk = max(1, -(-len(work.payloads) // (workers * MIN_ITEMS_PER_WORKER)))
-    yield from process_map(
+    return process_map(
         partial(validate_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
         _chunks(work, chunk),
         workers,
     )
+
+
+def starts_ahead(context: ValidateStageContext) -> bool:
+    """A batch validates its own studies' items and reads nothing another batch writes (`cxrvqa.core.batch`)."""
+    return True
 
 
 def write_batch(

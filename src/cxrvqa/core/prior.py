@@ -131,13 +131,13 @@ class OptionModel:
         for item in train:
             self.add(item)
 
-    def add(self, item: PriorItem) -> None:
-        """Learn from one train item."""
+    def add(self, item: PriorItem, n: int = 1) -> None:
+        """Learn from a train item (seen ``n`` times)."""
         question = normalise(item.question)
         for option in item.options or ():
             for key in ((item.template_id, option), (item.template_id, question, option)):
-                self.shown[key] += 1
-                self.correct[key] += option == item.answer
+                self.shown[key] += n
+                self.correct[key] += n * (option == item.answer)
 
     def scores(self, item: PriorItem) -> dict[str, float]:
         """Per option of ``item``: its share of being the answer, smoothed towards chance (1/number of options,
@@ -161,18 +161,19 @@ class OptionModel:
 
 
 class _Scored:
-    """The held-out items of a group, summed in item order: how many, their credit, chance and credit above chance."""
+    """The held-out items of a group: how many, their credit, chance and credit above chance (summed in the order
+    the distinct items come, each with its count)."""
 
     __slots__ = ("n", "credit", "chance", "excess")
 
     def __init__(self) -> None:
         self.n, self.credit, self.chance, self.excess = 0, 0, 0, 0
 
-    def add(self, credit: float, chance: float) -> None:
-        self.n += 1
-        self.credit += credit
-        self.chance += chance
-        self.excess += credit - chance
+    def add(self, credit: float, chance: float, n: int) -> None:
+        self.n += n
+        self.credit += credit * n
+        self.chance += chance * n
+        self.excess += (credit - chance) * n
 
 
 def _figure(
@@ -195,26 +196,28 @@ def _question_of(item: PriorItem, key: str) -> str:
 def baseline(items: Iterable[PriorItem]) -> list[PriorFigure]:
     """Per key: one figure per answer format, then one per template (formats and templates in name order).
     The `options` key covers multiple-choice items only (OptionModel). Nothing without held-out items."""
-    items = list(items)
+    counted = list(Counter(items).items())
     return baseline_of(
-        lambda: (item for item in items if item.split == TRAIN), lambda: (item for item in items if item.split != TRAIN)
+        lambda: ((i, n) for i, n in counted if i.split == TRAIN),
+        lambda: ((i, n) for i, n in counted if i.split != TRAIN),
     )
 
 
 def baseline_of(
-    train: Callable[[], Iterable[PriorItem]], held_out: Callable[[], Iterable[PriorItem]]
+    train: Callable[[], Iterable[tuple[PriorItem, int]]], held_out: Callable[[], Iterable[tuple[PriorItem, int]]]
 ) -> list[PriorFigure]:
-    """`baseline` over a stream of the train items and one of the held-out items, each read once: what it keeps
-    grows with the distinct questions and options, not with the items (a 100k-study build's two million)."""
+    """`baseline` over a stream of the distinct train items with their counts and one of the held-out items, each
+    read once: what it keeps grows with the distinct questions and options, not with the items (a 100k-study
+    build's two million items are 300 thousand distinct ones)."""
     counts: dict[str, dict[tuple[str, ...], Counter[str]]] = {key: defaultdict(Counter) for key in KEYS[:2]}
     reader = OptionModel()
-    for item in train():
+    for item, n in train():
         for key, table in counts.items():
-            table[_key_of(key)(item)][item.answer] += 1
-        reader.add(item)
+            table[_key_of(key)(item)][item.answer] += n
+        reader.add(item, n)
     majority = {key: {q: _majority(c) for q, c in table.items()} for key, table in counts.items()}
     groups = {key: (defaultdict(_Scored), defaultdict(_Scored), defaultdict(_Scored)) for key in KEYS}
-    for item in held_out():
+    for item, n in held_out():
         chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
         for key, (by_format, by_template, by_question) in groups.items():
             if key == "options":
@@ -223,9 +226,9 @@ def baseline_of(
                 credit = reader.credit(item)
             else:
                 credit = _credit(majority[key].get(_key_of(key)(item)), item.answer, chance)
-            by_format[item.answer_format].add(credit, chance)
-            by_template[(item.template_id, item.answer_format)].add(credit, chance)
-            by_question[(item.template_id, _question_of(item, key))].add(credit, chance)
+            by_format[item.answer_format].add(credit, chance, n)
+            by_template[(item.template_id, item.answer_format)].add(credit, chance, n)
+            by_question[(item.template_id, _question_of(item, key))].add(credit, chance, n)
     return [figure for key in KEYS for figure in _figures(key, *groups[key])]
 
 
@@ -302,15 +305,21 @@ def stored_prior(store: Store, source: str = "current_qa_prior") -> list[PriorFi
 
 def measure(store: Store, source: str) -> list[PriorFigure]:
     """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`), streamed
-    from the database: its train items, then its held-out items."""
-    sql = f"SELECT * FROM ({ITEM_SQL.format(source=source)}) WHERE split "
-    return baseline_of(lambda: _streamed(store, sql + "= ?"), lambda: _streamed(store, sql + "IS DISTINCT FROM ?"))
+    from the database: its distinct train items with their counts, then its held-out ones, in a fixed order."""
+    items = f"SELECT *, count(*) AS n FROM ({ITEM_SQL.format(source=source)}) WHERE split "
+    return baseline_of(
+        lambda: _streamed(store, items + "= ? GROUP BY ALL ORDER BY ALL"),
+        lambda: _streamed(store, items + "IS DISTINCT FROM ? GROUP BY ALL ORDER BY ALL"),
+    )
 
 
-def _streamed(store: Store, sql: str, batch: int = 20_000) -> Iterator[PriorItem]:
-    """The query's items, batch by batch as DuckDB streams them (not a materialised result)."""
+def _streamed(store: Store, sql: str, batch: int = 20_000) -> Iterator[tuple[PriorItem, int]]:
+    """The query's distinct items and their counts, batch by batch as DuckDB streams them (not a materialised
+    result)."""
     for record_batch in store.con.sql(sql, params=[TRAIN]).to_arrow_reader(batch):
-        yield from prior_items(zip(*record_batch.to_pydict().values(), strict=True))
+        columns = record_batch.to_pydict()
+        counts = columns.pop("n")
+        yield from zip(prior_items(zip(*columns.values(), strict=True)), counts, strict=True)
 
 
 #: Columns of `format_rows`.

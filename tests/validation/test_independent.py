@@ -273,6 +273,12 @@ def test_an_abnormal_answer_quotes_no_borderline_sentence_as_a_reason(answer: st
             "second_reading_doubted_elsewhere",
             "pneumonia",
         ),
+        # a sentence that begins with a hedge and has no subject of its own points back
+        (
+            ["Interstitial prominence.", "Maybe due to technical factors."],
+            "second_reading_doubted_elsewhere",
+            "lung_opacity",
+        ),
         # a sentence that names no finding and does not point back is about something else
         (
             [

@@ -1087,7 +1087,8 @@ def _doubt_reading(sentence: str) -> tuple[tuple[Mention, ...], bool, bool, bool
         words["existence_hedges"].search(low) and words["mimics"].search(low) and not words["not_doubts"].search(low)
     )
     sides = frozenset(_side_words()[word] for word in _side_pattern().findall(low))
-    return mentions, mimic, bool(words["anaphors"].search(low)), bool(words["alternatives"].search(low)), sides
+    anaphor = bool(words["anaphors"].search(low) or words["elliptic_starts"].match(low.lstrip()))
+    return mentions, mimic, anaphor, bool(words["alternatives"].search(low)), sides
 
 
 @lru_cache(maxsize=1)

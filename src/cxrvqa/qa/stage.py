@@ -578,19 +578,27 @@ RULE_INPUTS_SQL = (
     "ORDER BY template_id, template_version, options, answer)) FROM current_qa_choice_balance)"
 )
 
-#: Complementary pairs among the current items: per question (template, arguments), view
-#: plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order.
-PAIRS_SQL = """
-WITH paired AS (
+#: The current dataset's keys with their complementary pair (`qa_current`): per question (template, arguments),
+#: view plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order
+#: make a pair; computed with the rule, in one statement (an UPDATE after the INSERT rewrote the table: 100k studies
+#: 2.7 + 3.5 s).
+CURRENT_SQL = """
+WITH rule AS (SELECT * FROM qa_current_rule),
+paired AS (
     SELECT r.item_id, r.polarity,
            concat_ws('|', r.template_id, r.arguments, coalesce(r.view_plane, 'none'), r.split) AS question,
            row_number() OVER (PARTITION BY r.template_id, r.arguments, r.view_plane, r.split, r.polarity
                               ORDER BY r.sample_u, r.item_id) AS k
-    FROM current_qa_items r JOIN current_qa_templates t USING (template_id)
-    WHERE r.polarity IS NOT NULL AND coalesce(json_extract(t.definition, '$.complementary_pairs')::BOOLEAN, false))
-SELECT y.item_id AS yes_id, n.item_id AS no_id, 'pair-' || md5(y.item_id || '|' || n.item_id)[:16] AS pair_id
-FROM paired y JOIN paired n ON n.question = y.question AND n.k = y.k AND NOT n.polarity
-WHERE y.polarity"""
+    FROM rule r JOIN current_qa_templates t USING (template_id)
+    WHERE r.polarity IS NOT NULL AND coalesce(json_extract(t.definition, '$.complementary_pairs')::BOOLEAN, false)),
+pairs AS (
+    SELECT y.item_id AS yes_id, n.item_id AS no_id, 'pair-' || md5(y.item_id || '|' || n.item_id)[:16] AS pair_id
+    FROM paired y JOIN paired n ON n.question = y.question AND n.k = y.k AND NOT n.polarity
+    WHERE y.polarity),
+paired_ids AS (SELECT yes_id AS item_id, pair_id FROM pairs UNION ALL SELECT no_id, pair_id FROM pairs)
+SELECT r.study_id, r.item_id, r.template_version, r.input_hash, p.pair_id
+FROM rule r LEFT JOIN paired_ids p USING (item_id)
+ORDER BY r.study_id, r.item_id"""
 
 
 def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
@@ -607,15 +615,7 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
             store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
     store.con.execute("DELETE FROM qa_current")
-    store.con.execute(
-        "INSERT INTO qa_current SELECT study_id, item_id, template_version, input_hash, NULL "
-        "FROM qa_current_rule ORDER BY study_id, item_id"
-    )
-    store.con.execute(
-        f"WITH pairs AS ({PAIRS_SQL}) UPDATE qa_current c SET pair_id = p.pair_id FROM "
-        "(SELECT yes_id AS item_id, pair_id FROM pairs UNION ALL SELECT no_id, pair_id FROM pairs) p "
-        "WHERE c.item_id = p.item_id"
-    )
+    store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}")
     store.con.execute("DELETE FROM qa_current_source")
     store.con.execute("INSERT INTO qa_current_source VALUES (?, now())", [fingerprint])
     now = datetime.now(timezone.utc)

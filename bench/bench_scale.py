@@ -113,6 +113,15 @@ main 745 -> 1,495 MB, DuckDB's buffer up to its 1 GB cap); database 179 -> 98 an
 change 7.9 -> 0.7 s, tree 2,418 -> 1,589 MB; 100k this version alone: full 619.0 s (qa 226.4, validate 243.9,
 in-run other 48.7), largest edit 201.2 s (32.5%), typical 79.0 s (12.8%), no change 1.3 s, tree 1,931 MB (1.22x
 the 10k; main 1,001, pool 685 MB).
+2026-12-04, session 17 (batches started ahead, the question-only baseline over distinct items, the current keys and
+their pairs in one INSERT): 10k side by side, two runs, 81.4 -> 46.3 s (1.76x) and 87.9 -> 50.7 s (1.73x);
+validate 52.3 -> 16.5 and 55.9 -> 17.5 s, qa 16.7 -> 16.1 and 18.5 -> 16.8 s; 12,298-13,050 validated and
+37,072-38,634 generated items/s; largest edit 19.4-19.7 s (38.8-42.0%), typical 9.2-9.6 s, no change 0.5-0.6 s;
+tree 1,621-1,719 MB. 100k this version alone: full 444.4 s (reports 16.7, extract 49.0, qa 170.9, validate 171.7,
+in-run other 30.9), 2.16 M items; largest edit 128.6 s (28.9%: validate 67.1 s for 231k items, in-run other
+34.6), typical 50.4 s (11.3%: in-run other 33.2 of it, the balance, selection, baseline and evaluation profile
+over the whole dataset), no change 1.1 s (0.2%); tree 1,929 MB (1.12-1.19x the 10k's), main 1,036, pool 688 MB.
+The build is CPU-bound on 2 cores (1.77-1.86 CPUs busy on average): only less work makes it faster.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

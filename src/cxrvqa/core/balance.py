@@ -88,18 +88,20 @@ def eval_thresholds(store: Store, tolerance: float, min_grade: int | None = None
         "SELECT template_id, template_version, split, question, answer, threshold FROM current_qa_eval_balance"
     ):
         previous[(t, v, split, question)][answer] = threshold
+    # every current item has its keys: only a grade filter needs the items (a self-join of the whole dataset
+    # otherwise; 100k studies under the 512MB cap: 8.8 -> 5.9 s, the same rows)
     graded = (
         ""
         if min_grade is None
-        else " JOIN current_qa_grades g USING (item_id, template_version, input_hash) WHERE g.grade >= ?"
+        else " JOIN (SELECT i.item_id FROM current_qa_items i JOIN current_qa_grades g "
+        "USING (item_id, template_version, input_hash) WHERE g.grade >= ?) i USING (item_id)"
     )
     rows = []
     for template_id, version, split, question, options, answered, u_lists in store.query(
         "SELECT template_id, template_version, split, question, any_value(options), "
         "list(answer ORDER BY answer), list(u ORDER BY answer) FROM ("
         "SELECT k.template_id, k.template_version, k.split, k.question, k.answer, any_value(k.options) AS options, "
-        "list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k JOIN ("
-        f"SELECT i.* FROM current_qa_items i{graded}) i USING (item_id) WHERE k.question IS NOT NULL "
+        f"list(k.sample_u ORDER BY k.sample_u) AS u FROM current_qa_eval_keys k{graded} WHERE k.question IS NOT NULL "
         "GROUP BY ALL) GROUP BY ALL ORDER BY ALL",
         [] if min_grade is None else [min_grade],
     ):

@@ -543,8 +543,8 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
         if i in at:
             found.append(at[i])
             i, skipped = at[i].modifier_span[0] - 1, 0
-        elif lowers[i] in ("and", ",", "or") and found and _before_connectors(lowers, i) in at:
-            i = _before_connectors(lowers, i)  # "right apical and left basilar", "left midlung, and basilar"
+        elif lowers[i] in ("and", ",", "or") and found and (before := _before_connectors(lowers, i)) in at:
+            i = before  # "right apical and left basilar", "left midlung, and basilar"
         elif lowers[i] in stops or skipped >= gap:
             break
         else:

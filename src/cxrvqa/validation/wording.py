@@ -259,14 +259,14 @@ def _attributed_elsewhere(
     if not named:
         return None
     allowed = (*regions, *wording_rules().shadow_overlaps) if shadow else regions
-    outside = []
+    first = None
     for s, _, _, end in named:
         said = _attributed(s, end, ordered)
         away = [n for n in said if not any(_allowed(n.finding, r) for r in allowed)]
         if not away or (shadow and len(away) < len(said)):
             return None
-        outside.append((s, away[0]))
-    return outside[0]
+        first = first or (s, away[0])
+    return first
 
 
 def _attributed(sentence: str, end: int, ordered: list[str]) -> list[Mention]:

@@ -12,7 +12,7 @@ from cxrvqa.validation import independent, wording
 from cxrvqa.validation.validators import VALIDATORS
 from tests.validation.test_independent import context, item, verdict
 
-CHECKS = ("deid_hedge", "severity_attachment", "attribution")
+CHECKS = ("deid_hedge", "severity_attachment", "attribution", "quotation")
 
 
 def test_the_checks_are_registered_and_share_no_code_with_the_extractor_or_the_programs() -> None:
@@ -238,3 +238,39 @@ def test_an_abnormality_read_as_the_finding_above_the_tagged_one_is_present() ->
     ctx = context(["Calcified left lower lobe granuloma."])
     assert verdict("second_reading", it, ctx) is None
     assert verdict("second_reading", it, context(["No focal consolidation."])) == "second_reading_not_found"
+
+
+# -- 4. what a quoted sentence points at ---------------------------------------------------------------------
+LUCENCY = [
+    "Patchy airspace opacity within the right lung apex.",
+    "At the right lung apex, there is a focal ovoid lucency.",
+    "This could indicate cavitation.",
+]
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected"),
+    [
+        ([0, 2], "quote_without_antecedent"),  # the cavitation now reads as the opacity's
+        ([0, 1, 2], None),
+        ([1, 2], None),
+        ([0], None),  # the pointing sentence is not quoted
+    ],
+)
+def test_a_quoted_sentence_that_points_back_needs_the_one_before(evidence: list[int], expected: str | None) -> None:
+    answer = " ".join(LUCENCY[i] for i in evidence)
+    it = item("study_describe_all", "Summarise the findings.", answer, evidence=evidence, answer_format="long")
+    assert verdict("quotation", it, context(LUCENCY)) == expected
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "This is an apical lordotic view of the chest.",  # about the examination, not the sentence before
+        "It was compared with the prior study.",
+    ],
+)
+def test_a_sentence_about_the_examination_points_at_nothing(sentence: str) -> None:
+    sentences = ["Heart size is normal.", "Lungs are clear.", sentence]
+    it = item("study_describe_all", "Summarise the findings.", f"Heart size is normal. {sentence}", evidence=[0, 2])
+    assert verdict("quotation", it, context(sentences)) is None

@@ -49,6 +49,7 @@ class WordingRules:
     copulas: frozenset[str]  # a severity word after a mention only behind one of these
     attribution: re.Pattern[str]  # "corresponds to", "represents": what a density is
     anaphora: re.Pattern[str]  # "This may represent ..." at the start of the next sentence
+    pointing_back: re.Pattern[str]  # "This could indicate cavitation.": a sentence about the one before it
     shadows: frozenset[str]  # findings that only describe a shadow: what it is attributed to is what it is
     shadow_overlaps: tuple[str, ...]  # regions whose findings a shadow of the lungs still is
 
@@ -75,6 +76,7 @@ def wording_rules() -> WordingRules:
         frozenset(data["severity"]["copulas"]),
         _compiled(data["attribution"], "wording.attribution"),
         _compiled(data["anaphora"], "wording.anaphora"),
+        _compiled(data["pointing_back"], "wording.pointing_back"),
         frozenset(data["shadows"]),
         tuple(data["shadow_overlaps"]),
     )
@@ -285,6 +287,33 @@ def _attributed(sentence: str, end: int, ordered: list[str]) -> list[Mention]:
     if wr.anaphora.match(following.strip().lower()):
         found += [m for m in read_sentence(following) if m.status not in ("negated", "narrowed")]
     return found
+
+
+# -- 4. what a quoted sentence points at -------------------------------------------------------------------
+@validator("quotation", version=VERSION, kind="content")
+def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: `evidence` (a quote that changes what the report says): an answer that quotes a report
+    sentence pointing back at the one before it (`wording.pointing_back`: "This could indicate cavitation.")
+    without that sentence, so that it now points at the sentence quoted before it (round AG: the dropped
+    "1.3 cm apical ovoid lucency" left the cavitation on a patchy airspace opacity)."""
+    if context.study is None:
+        return OK
+    answer = str(item.get("answer") or "")
+    ordered = sorted(context.study.sentences.items())
+    ids = set(item.get("evidence_ids") or ())
+    for i, (sentence_id, text) in enumerate(ordered):
+        quoted = text.strip()
+        if i == 0 or sentence_id not in ids or not quoted or quoted not in answer:
+            continue
+        if not wording_rules().pointing_back.match(quoted.lower()):
+            continue
+        before = ordered[i - 1][1].strip()
+        if before and before not in answer:
+            return fail(
+                "quote_without_antecedent",
+                f"the answer quotes {_quote(quoted)}, which points back at {_quote(before)}, without it",
+            )
+    return OK
 
 
 def clear_caches() -> None:

@@ -329,6 +329,32 @@ def test_a_stated_finding_doubted_elsewhere_is_no_definite_finding(
 
 
 @pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        # a finding named with it has resolved: the resolving one is not seen
+        (
+            [
+                "Resolving pulmonary interstitial edema and pulmonary venous hypertension.",
+                "In the interval, pulmonary venous engorgement has resolved.",
+            ],
+            "second_reading_resolved_elsewhere",
+        ),
+        (["Resolving interstitial edema.", "Interstitial edema has cleared."], "second_reading_resolved_elsewhere"),
+        # resolving, and nothing said to have resolved; or stated without "resolving"
+        (["Resolving interstitial edema.", "Heart size is normal."], None),
+        (["Interstitial edema.", "Pleural effusion has resolved."], None),
+        # what has resolved is not named with it
+        (["Resolving interstitial edema.", "Pleural effusion has resolved."], None),
+    ],
+)
+def test_a_resolving_finding_said_elsewhere_to_have_resolved_is_not_seen(
+    sentences: list[str], expected: str | None
+) -> None:
+    it = item("finding_presence", "Is pulmonary edema present?", "yes", polarity=True, finding="edema")
+    assert verdict("second_reading", it, context(sentences)) == expected
+
+
+@pytest.mark.parametrize(
     ("evidence", "expected"),
     [
         ([0], "second_reading_doubted_elsewhere"),

@@ -1043,7 +1043,38 @@ def _doubted_elsewhere(claim: Claim, evidence: tuple[str, ...], report: tuple[st
                 f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
                 f"states it; the report doubts it: {_quote(doubt)}",
             )
+        resolved = _resolved_elsewhere(finding, evidence, report)
+        if resolved is not None:
+            return fail(
+                "second_reading_resolved_elsewhere",
+                f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
+                f"calls it resolving; the report says it has resolved: {_quote(resolved)}",
+            )
     return OK
+
+
+def _resolved_elsewhere(finding: str, evidence: tuple[str, ...], report: tuple[str, ...]) -> str | None:
+    """A report sentence that says a finding has resolved (`resolution.resolved`) which every evidence sentence
+    stating this one calls resolving (`resolution.resolving`), it or a finding named with it: "Resolving pulmonary
+    interstitial edema and pulmonary venous hypertension." after "infiltrates and pulmonary venous engorgement
+    have resolved" is no edema seen (rounds AE, AO)."""
+    words = _resolution_patterns()
+    stating = [
+        s for s in evidence if any(m.finding in family(finding) and m.status == "affirmed" for m in read_sentence(s))
+    ]
+    if not stating or not all(words["resolving"].search(s.lower()) for s in stating):
+        return None
+    named = family(finding).union(*(family(m.finding) for s in stating for m in read_sentence(s)))
+    for other in report:
+        if other not in stating and words["resolved"].search(other.lower()):
+            if any(m.status == "negated" and m.finding in named for m in read_sentence(other)):
+                return other
+    return None
+
+
+@lru_cache(maxsize=1)
+def _resolution_patterns() -> dict[str, re.Pattern[str]]:
+    return {key: re.compile(r"\b(?:" + "|".join(words) + r")\b") for key, words in rules().data["resolution"].items()}
 
 
 @lru_cache(maxsize=1)

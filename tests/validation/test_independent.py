@@ -225,6 +225,33 @@ def test_an_abnormality_needs_a_stated_finding(sentences: list[str], findings: l
 
 
 @pytest.mark.parametrize(
+    ("cited", "expected"),
+    [
+        # the splitter's cut sentence, read whole, negates what it names
+        (
+            ["Large hiatal hernia.", "No cavitary lesion to suggest. active tuberculosis."],
+            "second_reading_cited_negated",
+        ),
+        (["Large hiatal hernia.", "No pneumothorax."], "second_reading_cited_negated"),
+        (["Large hiatal hernia."], None),
+        # new since the prior study is no negation of it now
+        (["Left midlung opacity noted, not visualized on prior."], None),
+    ],
+)
+def test_the_evidence_for_an_abnormality_cites_no_negated_sentence(cited: list[str], expected: str | None) -> None:
+    sentences = [s for c in cited for s in c.replace(". a", ".|a").split("|")]
+    it = item(
+        "study_is_abnormal",
+        "Is this chest X-ray abnormal?",
+        "yes",
+        polarity=True,
+        evidence=list(range(len(sentences))),
+    )
+    it["findings"] = []
+    assert verdict("second_reading", it, context(sentences)) == expected
+
+
+@pytest.mark.parametrize(
     ("answer", "expected"),
     [
         (

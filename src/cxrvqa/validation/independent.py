@@ -973,6 +973,8 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
             verdict = _some_present_verdict(claim, evidence or report, report)
             if verdict.ok:
                 verdict = _quoted_borderline(str(item.get("answer") or ""), evidence)
+            if verdict.ok:
+                verdict = _cited_negated(evidence)
         elif claim.kind in ("present", "possible", "absent", "uncertain", "certain"):
             sentences = _report(context) if claim.source == "other_options" or not evidence else evidence
             verdict = _claim_reading_verdict(claim, sentences)
@@ -1163,6 +1165,19 @@ def _quoted_borderline(answer: str, evidence: tuple[str, ...]) -> Verdict:
             return fail(
                 "second_reading_quoted_borderline",
                 f"the answer gives {_quote(sentence)} as an abnormality; it reads only a borderline finding",
+            )
+    return OK
+
+
+def _cited_negated(evidence: tuple[str, ...]) -> Verdict:
+    """The evidence for an abnormality must not cite a sentence that negates every finding it names: "No cavitary
+    lesion to suggest. active tuberculosis." cited for an abnormal study (round AB; the cut sentence is read whole)."""
+    for sentence in evidence:
+        statuses = {m.status for m in read_sentence(sentence) if _abnormal_kind(m.finding)}
+        if statuses and statuses <= {"negated", "narrowed"}:
+            return fail(
+                "second_reading_cited_negated",
+                f"the evidence cites {_quote(sentence)} for an abnormality; it negates every finding it names",
             )
     return OK
 

@@ -302,3 +302,27 @@ def test_a_finding_beside_a_deidentified_word_keeps_its_regions_from_being_calle
     ) == (False, False, True)
     read = study_view(graph("s1", ["s0", "s1", "s2"], [{**hidden, "modifiers": []}], statements=statements), "p1", ())
     assert read.is_normal_region("lungs")
+
+
+def test_a_study_description_quotes_no_technique_line_before_an_anaphor() -> None:
+    """Round AT: "Xray Chest PA and Lateral" (the technique) before "This is an apical lordotic view the chest."
+    was quoted as a finding; the sentence an anaphor speaks of is a finding section's."""
+    from tests.qa import items, template
+
+    built = graph(
+        "s1",
+        [
+            "Xray Chest PA and Lateral",
+            "This is an apical lordotic view the chest.",
+            "Degenerative changes in the spine.",
+        ],
+        [
+            observation(1, "technical_quality_limited", evidence=[1]),
+            observation(2, "degenerative_changes", evidence=[2]),
+        ],
+    )
+    built["sentences"][0]["section"] = "technique"
+    view = study_view(built, "p1")
+    assert view.finding_sentences == frozenset({1, 2})
+    answers = {i["answer"] for i in items(view, template("study_describe_all"))}
+    assert answers and not any("PA and Lateral" in a for a in answers)

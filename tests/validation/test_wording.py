@@ -274,3 +274,17 @@ def test_a_sentence_about_the_examination_points_at_nothing(sentence: str) -> No
     sentences = ["Heart size is normal.", "Lungs are clear.", sentence]
     it = item("study_describe_all", "Summarise the findings.", f"Heart size is normal. {sentence}", evidence=[0, 2])
     assert verdict("quotation", it, context(sentences)) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        ("Xray Chest PA and Lateral", "quote_not_a_finding"),  # a technique line quoted as a finding
+        # a sentence that opens like one and goes on to state findings
+        ("Frontal and lateral views of the chest show normal size and configuration of the heart.", None),
+    ],
+)
+def test_a_quoted_technique_line_is_no_finding(first: str, expected: str | None) -> None:
+    sentences = [first, "Degenerative changes in the thoracic spine."]
+    it = item("study_describe_all", "What does this chest X-ray show?", " ".join(sentences), evidence=[0, 1])
+    assert verdict("quotation", it, context(sentences)) == expected

@@ -541,10 +541,10 @@ def describe_study(ask: Ask) -> Answer | None:
     if not ask.study.facts or not ask.study.read_all:
         return None
     ids = {i for f in ask.study.facts.values() if not f.derived for i in f.evidence}
-    # with the sentence a "This could indicate cavitation." speaks of (round AG: not left out)
-    ids = tuple(
-        sorted(ids | {i - 1 for i in ids if i - 1 in ask.study.sentences and _ANAPHOR.match(ask.study.sentences[i])})
-    )
+    # with the sentence a "This could indicate cavitation." speaks of (round AG: not left out), a finding's: not the
+    # technique's "Xray Chest PA and Lateral" before "This is an apical lordotic view" (round AT)
+    before = {i - 1 for i in ids if i - 1 in ask.study.finding_sentences and _ANAPHOR.match(ask.study.sentences[i])}
+    ids = tuple(sorted(ids | before))
     leaves = [f for f in ask.study.leaf_present(abnormal_only=False) if f.category != "normal"]  # devices too
     if not leaves and any(f.abnormal and f.hedged for f in ask.study.facts.values()):
         return None  # "calcified ... lymph XXXX which suggest prior histoplasmosis exposure": no "no abnormality"

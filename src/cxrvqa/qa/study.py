@@ -144,6 +144,7 @@ class StudyView:
     normal_regions: frozenset[str] = frozenset()  # regions a normal statement declares normal
     read_all: bool = False  # every finding/impression sentence was understood
     unquotable: frozenset[int] = frozenset()  # sentences that contradict a normal statement
+    finding_sentences: frozenset[int] = frozenset()  # the sentences of the finding sections (not the technique's)
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
     pools: dict[tuple, list[str]] = field(default_factory=dict, repr=False)  # argument pools, by template draw
     region_checks: dict[tuple[str, str], bool | None] = field(default_factory=dict, repr=False)  # by qa.programs
@@ -368,6 +369,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         images,
         normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
         read_all=read_all,
+        finding_sentences=frozenset(s["id"] for s in graph["sentences"] if s["section"] in FINDING_SECTIONS),
     )
     _mark_contradicted(view)
     return view

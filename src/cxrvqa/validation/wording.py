@@ -289,13 +289,19 @@ def _attributed(sentence: str, end: int, ordered: list[str]) -> list[Mention]:
     return found
 
 
+#: A technique line is short ("Xray Chest PA and Lateral"); a longer sentence that opens like one goes on to state
+#: findings ("Frontal and lateral views of the chest ... show normal size and configuration of the heart").
+_TECHNIQUE_WORDS = 8
+
+
 # -- 4. what a quoted sentence points at -------------------------------------------------------------------
 @validator("quotation", version=VERSION, kind="content")
 def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `evidence` (a quote that changes what the report says): an answer that quotes a report
     sentence pointing back at the one before it (`wording.pointing_back`: "This could indicate cavitation.")
     without that sentence, so that it now points at the sentence quoted before it (round AG: the dropped
-    "1.3 cm apical ovoid lucency" left the cavitation on a patchy airspace opacity)."""
+    "1.3 cm apical ovoid lucency" left the cavitation on a patchy airspace opacity); or one that states no finding,
+    a short technique line (`skip_sentences`: "Xray Chest PA and Lateral", rounds AN, AT)."""
     if context.study is None:
         return OK
     answer = str(item.get("answer") or "")
@@ -303,9 +309,11 @@ def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict
     ids = set(item.get("evidence_ids") or ())
     for i, (sentence_id, text) in enumerate(ordered):
         quoted = text.strip()
-        if i == 0 or sentence_id not in ids or not quoted or quoted not in answer:
+        if sentence_id not in ids or not quoted or quoted not in answer:
             continue
-        if not wording_rules().pointing_back.match(quoted.lower()):
+        if len(quoted.split()) <= _TECHNIQUE_WORDS and any(p.search(quoted.lower()) for p in rules().skip):
+            return fail("quote_not_a_finding", f"the answer quotes {_quote(quoted)}, which states no finding")
+        if i == 0 or not wording_rules().pointing_back.match(quoted.lower()):
             continue
         before = ordered[i - 1][1].strip()
         if before and before not in answer:

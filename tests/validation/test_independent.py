@@ -678,6 +678,29 @@ def test_a_side_answer_names_every_side_the_report_states(report: list[str], exp
     assert verdict("location_support", it, context(report)) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentence", "regions", "sides"),
+    [
+        # a placing verb places the sentence's first finding however far from it
+        (
+            "13 mm ring-shaped opacity with central lucency, seen on PA view only, projects over right midlung.",
+            {"right_mid_zone"},
+            {"right"},
+        ),
+        (
+            "Nodular opacity which projects over the left lower lobe and right base.",
+            {"left_lower_lobe", "right_base"},
+            {"left", "right"},
+        ),
+        # the words around it placed it: the verb's place is another's
+        ("Left basilar opacity, and a nodule that projects over the right hilum.", {"left_base"}, {"left"}),
+    ],
+)
+def test_a_placing_verb_places_the_first_finding(sentence: str, regions: set[str], sides: set[str]) -> None:
+    first = independent.read_sentence(sentence)[0]
+    assert (set(first.regions), set(first.sides)) == (regions, sides)
+
+
 # -- 3. negative answers -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("sentences", "finding", "expected"),

@@ -489,7 +489,10 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
                 located.append(modifier)
             else:
                 kinds.add(category.lower())
-        for modifier in _walk(lowers, ent, places, at, owner) or located:
+        walked = _walk(lowers, ent, places, at, owner) or located
+        if not walked and ent is ents[0]:
+            walked = _subject_place(lowers, ent, at)
+        for modifier in walked:
             _add_location(modifier, regions, sides)
         words = ent.text
         kinds |= _inner_kinds(words)
@@ -565,6 +568,22 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
         else:
             skipped += 1
         j += 1
+    return list(dict.fromkeys(found))
+
+
+def _subject_place(lowers: list[str], ent: Any, at: dict[int, Any]) -> list[Any]:
+    """The place a placing verb after the sentence's first finding gives it (`location.subject_verbs`: "... opacity
+    with central lucency, seen on PA view only, projects over right midlung"), with those coordinated with it."""
+    verbs, (_, prepositions, _) = frozenset(rules().data["location"]["subject_verbs"]), _walk_rules()
+    verb = next((i for i in range(ent.end, len(lowers)) if lowers[i] in verbs), None)
+    if verb is None:
+        return []
+    found, j = [], verb + 1
+    while j < len(lowers) and (lowers[j] in prepositions or lowers[j] in ("the", "a", "and", ",")):
+        j += 1
+        while j in at:
+            found.append(at[j])
+            j = at[j].modifier_span[1]
     return list(dict.fromkeys(found))
 
 

@@ -694,9 +694,11 @@ def test_a_side_answer_names_every_side_the_report_states(report: list[str], exp
         ),
         # the words around it placed it: the verb's place is another's
         ("Left basilar opacity, and a nodule that projects over the right hilum.", {"left_base"}, {"left"}),
+        # "besides" ends a normal statement's reach: the lungs are its, "scattered" gives no side (round AN)
+        ("Clear lungs besides scattered calcified granulomas.", set(), set()),
     ],
 )
-def test_a_placing_verb_places_the_first_finding(sentence: str, regions: set[str], sides: set[str]) -> None:
+def test_the_place_of_the_first_finding(sentence: str, regions: set[str], sides: set[str]) -> None:
     first = independent.read_sentence(sentence)[0]
     assert (set(first.regions), set(first.sides)) == (regions, sides)
 

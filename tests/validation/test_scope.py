@@ -228,6 +228,14 @@ def test_an_unknown_finding_in_the_rules_is_named(monkeypatch: pytest.MonkeyPatc
         ("Stable left pleural effusion.", "improved", "change_not_stated"),
         ("Stable left pleural effusion.", "unchanged", None),
         ("Decreased left pleural effusion compared to the prior examination.", "improved", None),
+        # the change is another clause's subject's (round AC)
+        (
+            "Small left pleural effusion, mediastinal contours appear similar to prior.",
+            "unchanged",
+            "change_not_stated",
+        ),
+        ("Small left pleural effusion, similar to prior.", "unchanged", None),
+        ("Stable small left pleural effusion, and the heart is enlarged.", "unchanged", None),
     ],
 )
 def test_a_change_must_be_worded_as_a_change(sentence: str, answer: str, expected: str | None) -> None:

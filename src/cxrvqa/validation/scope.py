@@ -287,6 +287,7 @@ class AttributeRules:
     anchors: re.Pattern[str]  # words that compare with an earlier study
     severities: dict[str, re.Pattern[str]]  # answered severity -> its words
     ranges: re.Pattern[str]  # a graded range ("mild to moderate")
+    other_clause: re.Pattern[str]  # ", mediastinal contours appear ...": a clause with a subject of its own
 
 
 @lru_cache(maxsize=1)
@@ -303,6 +304,7 @@ def attribute_rules() -> AttributeRules:
             for level, words in data["severities"].items()
         },
         _alternation(data["ranges"], f"{where}.ranges"),
+        _alternation(data["other_clause"], f"{where}.other_clause"),
     )
 
 
@@ -323,6 +325,17 @@ def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdi
             f"it describes the finding and compares with no earlier study",
         )
     return OK
+
+
+def _own_clause(sentence: str, words: str) -> str:
+    """The sentence up to the first clause after the finding's words that has a subject of its own
+    (`attribute_support.other_clause`)."""
+    low = sentence.lower()
+    at = low.find(words.lower())
+    if at < 0:
+        return sentence
+    other = attribute_rules().other_clause.search(low, at + len(words))
+    return sentence if other is None else sentence[: other.start()]
 
 
 def _only_descriptive(words: re.Pattern[str], text: str) -> bool:
@@ -370,5 +383,6 @@ def check_attribute_support(item: dict[str, Any], context: ValidationContext) ->
         return OK  # second_reading judges a finding its evidence does not name
     answer = str(item.get("answer") or "").strip().lower().rstrip(".")
     if program in ar.change_programs:
-        return _change_verdict(answer, display_name(finding), sentences)
+        clauses = tuple(dict.fromkeys(_own_clause(s, m.text) for s, m in found_mentions if s in sentences))
+        return _change_verdict(answer, display_name(finding), clauses)
     return _severity_verdict(answer, display_name(finding), sentences)

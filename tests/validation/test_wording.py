@@ -12,7 +12,7 @@ from cxrvqa.validation import independent, wording
 from cxrvqa.validation.validators import VALIDATORS
 from tests.validation.test_independent import context, item, verdict
 
-CHECKS = ("deid_hedge", "severity_attachment", "attribution", "quotation")
+CHECKS = ("deid_hedge", "severity_attachment", "attribution", "quotation", "indication_reason")
 
 
 def test_the_checks_are_registered_and_share_no_code_with_the_extractor_or_the_programs() -> None:
@@ -288,3 +288,19 @@ def test_a_quoted_technique_line_is_no_finding(first: str, expected: str | None)
     sentences = [first, "Degenerative changes in the thoracic spine."]
     it = item("study_describe_all", "What does this chest X-ray show?", " ".join(sentences), evidence=[0, 1])
     assert verdict("quotation", it, context(sentences)) == expected
+
+
+# -- 5. the reason for the examination -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ('The indication given for this examination was "Unavailable".', "indication_no_reason"),
+        ("Unknown", "indication_no_reason"),
+        ("Chest pain. The patient's lower abdomen was shielded for this exam", "indication_technique"),
+        ('The indication given for this examination was "Chest pain".', None),
+        ("Shortness of breath, unknown cause", None),
+    ],
+)
+def test_an_indication_answer_gives_a_reason(answer: str, expected: str | None) -> None:
+    it = item("indication", "Why was this chest X-ray taken?", answer, answer_format="short")
+    assert verdict("indication_reason", it, context(["Lungs are clear."])) == expected

@@ -324,5 +324,36 @@ def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict
     return OK
 
 
+# -- 5. the reason for the examination -----------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _indication_rules() -> tuple[frozenset[str], re.Pattern[str], re.Pattern[str]]:
+    data = rules().data["indication"]
+    return (
+        frozenset(data["programs"]),
+        _compiled(data["no_reason"], "indication.no_reason"),
+        _compiled(data["technique"], "indication.technique"),
+    )
+
+
+@validator("indication_reason", version=VERSION, kind="content")
+def check_indication_reason(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    """Error class: `other` (an answer that is no reason for the examination): an indication answer that quotes a
+    field saying none was given ('... was "Unavailable".': round AB) or gives how the examination was done as a
+    reason ("The patient's lower abdomen was shielded for this exam": round AH). Rules: `indication`."""
+    programs, no_reason, technique = _indication_rules()
+    found = context.templates.get(item.get("template_id") or "")
+    if found is None or found[0].program not in programs:
+        return OK
+    answer = str(item.get("answer") or "").strip()
+    if no_reason.search(answer.lower()):
+        return fail("indication_no_reason", f"the answer {_quote(answer)} gives a field that names no reason")
+    note = technique.search(answer.lower())
+    if note:
+        return fail(
+            "indication_technique", f"the answer {_quote(answer)} gives how the examination was done ({note.group()!r})"
+        )
+    return OK
+
+
 def clear_caches() -> None:
     _placed.cache_clear()

@@ -642,6 +642,14 @@ def test_a_finding_of_several_organs_placed_nowhere_is_not_in_a_region_declared_
         (["Calcified granuloma in the mid right lung.", "Left base streaky opacity."], "evidence_other_side"),
         (["Calcified granuloma in the mid right lung.", "Bibasilar atelectasis."], None),
         (["Calcified granuloma in the mid right lung."], None),
+        # a finding without a side goes with the sided one of its sentence (round AM)
+        (
+            [
+                "Calcified granuloma in the mid right lung.",
+                "Ring-shaped opacity with central lucency, seen on PA view only, projects over left midlung.",
+            ],
+            "evidence_other_side",
+        ),
     ],
 )
 def test_evidence_for_one_side_cites_no_sentence_of_the_other(evidence: list[str], expected: str | None) -> None:

@@ -1542,12 +1542,15 @@ def _declared_in(report: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 def _evidence_other_side(side: str, evidence: tuple[str, ...]) -> Verdict:
     """Evidence for an abnormality of one side only must not cite a sentence whose findings are all on the other
-    side: "Is there an abnormality in the right lung?" citing "left base streaky opacity" (rounds AG, AK, AM)."""
+    side: "Is there an abnormality in the right lung?" citing "left base streaky opacity" (rounds AG, AK, AM). A
+    finding the sentence gives no side of goes with those it does ("ring-shaped opacity with central lucency ...
+    projects over right midlung" cited for the left lung: round AM)."""
     for sentence in evidence:
         found = [
             m for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and _abnormal_kind(m.finding)
         ]
-        if found and all(m.sides and side not in m.sides and "bilateral" not in m.sides for m in found):
+        sided = [m for m in found if m.sides]
+        if sided and all(side not in m.sides and "bilateral" not in m.sides for m in sided):
             return fail(
                 "evidence_other_side",
                 f"the answer has the {side} side abnormal; the evidence {_quote(sentence)} reads its findings on "

@@ -759,6 +759,9 @@ def test_negative_support_of_an_absent_finding(sentences: list[str], finding: st
         (["No acute cardiopulmonary abnormality."], "negative_acute_only"),
         (["Heart size is normal.", "No pneumothorax."], "negative_unbacked"),
         (["The lungs are clear.", "Normal heart size."], None),
+        # surgical material placed in it marks an operation on it (round AJ); elsewhere it does not
+        (["The lungs appear clear.", "There is suture material at the left apex."], "normal_claim_surgical"),
+        (["The lungs appear clear.", "Surgical clips overlying the right breast."], None),
     ],
 )
 def test_negative_support_of_a_normal_region(sentences: list[str], expected: str | None) -> None:

@@ -1919,8 +1919,15 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
     uncertain there, and a normal statement (or negations) covering it."""
     data = rules().data
     targets, roots_needed = _normal_targets(region)
+    surgical = frozenset(data["surgical_material"]) if region != "chest" and not region.startswith("category:") else ()
     for _, m in mentions:
         category = vocabulary().findings[m.finding]["category"]
+        if m.finding in surgical and m.status == "affirmed" and m.regions and _located_in(m, region):
+            return fail(
+                "normal_claim_surgical",
+                f"the answer has {_region_label(region)} normal; the report places {display_name(m.finding)} there "
+                f"({_quote(m.text)}), the mark of an operation on it",
+            )
         if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
             continue
         in_region = (

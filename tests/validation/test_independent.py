@@ -200,6 +200,36 @@ def test_second_reading(
 
 
 @pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        # the finding after "over" is the one a preference puts second (round AN)
+        ("Streaky bibasilar opacities, XXXX subsegmental atelectasis over infiltrate.", "second_reading_hedged"),
+        ("Streaky infiltrate over the right lung base.", None),
+    ],
+)
+def test_the_disfavoured_finding_of_a_preference_is_no_definite_finding(sentence: str, expected: str | None) -> None:
+    it = item("finding_presence", "Is there an infiltrate?", "yes", polarity=True, finding="infiltrate")
+    assert verdict("second_reading", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(
+    ("template_id", "answer", "polarity", "expected"),
+    [
+        # the favoured reading of a shadow: present, but the report is not certain of it (round AH)
+        ("finding_hedged", "no", False, "second_reading_hedged"),
+        ("finding_hedged", "yes", True, None),
+        ("finding_presence", "yes", True, None),
+    ],
+)
+def test_a_favoured_reading_is_present_and_uncertain(
+    template_id: str, answer: str, polarity: bool, expected: str | None
+) -> None:
+    sentence = "Opacities in the peripheral right lung most compatible with scarring."
+    it = item(template_id, "Is the report uncertain about scarring?", answer, polarity=polarity, finding="scarring")
+    assert verdict("second_reading", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(
     ("sentences", "findings", "expected"),
     [
         # only hedged in the evidence and nowhere stated: no abnormality a reader states

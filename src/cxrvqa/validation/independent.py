@@ -488,7 +488,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
             elif category in (LOCATION, SIDE):
                 located.append(modifier)
             else:
-                kinds.add(category.lower())
+                kinds.add("hedged" if category == "DISFAVOURED" else category.lower())
         walked = _walk(lowers, ent, places, at, owner) or located
         if not walked and ent is ents[0]:
             walked = _subject_place(lowers, ent, at)
@@ -1211,6 +1211,8 @@ def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
         return OK
     for finding in claim.findings:
         read, found = reading(finding, sentences)
+        if read == "present" and claim.kind in ("certain", "uncertain") and _favoured_only(found):
+            read = "hedged"  # a favoured reading is the report's best guess: no certainty, and still a finding
         deidentified = (
             claim.kind in ("present", "possible")
             and bool(found)
@@ -1230,6 +1232,22 @@ def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
         if not verdict.ok:
             return verdict
     return OK
+
+
+def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
+    """Every stated mention follows a phrase that gives it as the favoured reading of what is seen
+    (`favoured`: "opacities in the peripheral right lung most compatible with scarring", round AH): readers take
+    it as present, but not as certain."""
+    favoured = _favoured_pattern()
+    stated = [(s, m) for s, m in found if m.status == "affirmed"]
+    return bool(stated) and all(
+        (at := s.lower().find(m.text.lower())) >= 0 and favoured.search(s.lower()[:at].rstrip()) for s, m in stated
+    )
+
+
+@lru_cache(maxsize=1)
+def _favoured_pattern() -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(rules().data["favoured"]) + r")$")
 
 
 def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:

@@ -213,6 +213,25 @@ def test_the_disfavoured_finding_of_a_preference_is_no_definite_finding(sentence
 
 
 @pytest.mark.parametrize(
+    ("sentence", "finding", "status"),
+    [
+        # the shadow whose cause the differential weighs is stated (round AT)
+        ("Left basilar airspace opacity atelectasis versus pneumonitis.", "airspace_disease", "affirmed"),
+        ("Left basilar airspace opacity atelectasis versus pneumonitis.", "atelectasis", "differential"),
+        (
+            "Bibasilar atelectasis/airspace disease with moderate bilateral pleural effusions.",
+            "pleural_effusion",
+            "affirmed",
+        ),
+        # a list of candidates all are
+        ("Atelectasis, pneumonia or aspiration.", "atelectasis", "differential"),
+    ],
+)
+def test_a_differential_weighs_only_its_candidates(sentence: str, finding: str, status: str) -> None:
+    assert {m.finding: m.status for m in independent.read_sentence(sentence)}[finding] == status
+
+
+@pytest.mark.parametrize(
     ("template_id", "answer", "polarity", "expected"),
     [
         # the favoured reading of a shadow: present, but the report is not certain of it (round AH)

@@ -452,7 +452,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
 
     Two readings are tightened after ConText: a location phrase that overlaps a finding's words ("right
     pleural" in "right pleural effusion") locates it, and a differential ("or", "versus", "/") holds only
-    between two findings (not "perihilar/midlung density"). A sentence whose tokens cannot match a target
+    between two findings (not "perihilar/midlung density"), the ones next to it or listed with them (`_candidate`). A sentence whose tokens cannot match a target
     (`_target_cue`) names no finding: the matchers and ConText are not run on it."""
     nlp = _pipeline()
     doc = nlp.make_doc(text)
@@ -483,7 +483,11 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
             if category == "DIFFERENTIAL":
                 start, end = modifier.modifier_span
                 others = targets_of.get(id(modifier), [])
-                if any(t.end <= start for t in others) and any(t.start >= end for t in others):
+                if (
+                    any(t.end <= start for t in others)
+                    and any(t.start >= end for t in others)
+                    and _candidate(lowers, ent, modifier.modifier_span, others)
+                ):
                     kinds.add("differential")
             elif category in (LOCATION, SIDE):
                 located.append(modifier)
@@ -569,6 +573,18 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
             skipped += 1
         j += 1
     return list(dict.fromkeys(found))
+
+
+def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[Any]) -> bool:
+    """Whether a finding is one of the candidates a differential ("versus", "or") weighs: the finding next to it,
+    or one joined to it by a list ("atelectasis, pneumonia or aspiration"); not a finding before the candidates
+    whose cause they are ("Left basilar airspace opacity atelectasis versus pneumonitis": the opacity is stated,
+    round AT)."""
+    before = ent.end <= span[0]
+    low, high = (ent.end, span[0]) if before else (span[1], ent.start)
+    between = sorted((t for t in others if low <= t.start and t.end <= high), key=lambda t: t.start)
+    edges = [ent, *between] if before else [*between, ent]
+    return all(any(w in (",", "or", "and", "/") for w in lowers[a.end : b.start]) for a, b in zip(edges, edges[1:]))
 
 
 def _subject_place(lowers: list[str], ent: Any, at: dict[int, Any]) -> list[Any]:

@@ -452,8 +452,9 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
 
     Two readings are tightened after ConText: a location phrase that overlaps a finding's words ("right
     pleural" in "right pleural effusion") locates it, and a differential ("or", "versus", "/") holds only
-    between two findings (not "perihilar/midlung density"), the ones next to it or listed with them (`_candidate`). A sentence whose tokens cannot match a target
-    (`_target_cue`) names no finding: the matchers and ConText are not run on it."""
+    between two findings (not "perihilar/midlung density"), the ones next to it or listed with them (`_candidate`).
+    A sentence whose tokens cannot match a target (`_target_cue`) names no finding: the matchers and ConText are
+    not run on it."""
     nlp = _pipeline()
     doc = nlp.make_doc(text)
     lowers = [t.lower_ for t in doc]

@@ -826,6 +826,34 @@ def test_negative_support_of_a_normal_region(sentences: list[str], expected: str
     assert verdict("negative_support", it, context(sentences)) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        # a normal statement that leaves out a shadow it does not explain rules out none of what it may be
+        (
+            [
+                "Vague opacity within the left lower lobe.",
+                "This may represent pneumonia.",
+                "Lungs are otherwise clear.",
+            ],
+            "negative_partial_normal",
+        ),
+        (
+            ["Airspace disease within the left lower lung.", "The remainder of the lungs are clear."],
+            "negative_partial_normal",
+        ),
+        # the shadow is said to be something else; a lesion; a statement without exception; an explicit negation
+        (["Left basilar opacity consistent with scarring.", "Lungs are otherwise clear."], None),
+        (["A 7 mm nodular density at the left lung base.", "Lungs are otherwise clear."], None),
+        (["Vague opacity within the left lower lobe.", "Lungs are clear."], None),
+        (["Vague opacity within the left lower lobe.", "Lungs are otherwise clear.", "No consolidation."], None),
+    ],
+)
+def test_a_partial_normal_statement_leaves_an_open_shadow_open(sentences: list[str], expected: str | None) -> None:
+    it = item("finding_presence", "Is there consolidation?", "no", polarity=False, finding="consolidation", evidence=[])
+    assert verdict("negative_support", it, context(sentences)) == expected
+
+
 def test_a_normal_study_needs_the_lungs_and_the_heart_declared_normal() -> None:
     it = item("study_is_normal", "Is this chest X-ray normal?", "yes", polarity=True, findings=[], evidence=[])
     assert verdict("negative_support", it, context(["No active disease."])) == "negative_acute_only"

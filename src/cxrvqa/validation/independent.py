@@ -32,7 +32,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -1666,16 +1666,19 @@ class _Coverage:
     acute: bool  # an acute-only normal statement was made
     statements: list[str]
     findings: set[str]  # ruled out by a statement that calls no region normal
+    partial: set[str] = field(default_factory=set)  # declared normal only "otherwise" ("The remainder of the lungs")
 
 
 def _normal_statements(sentences: Iterable[str]) -> _Coverage:
-    cov = _Coverage(set(), False, [], set())
+    cov, whole = _Coverage(set(), False, [], set()), set()
     for text in sentences:
         regions, acute, ids, findings = _statements_in(text)
         cov.regions.update(regions)
+        (cov.partial if _partial_normal().search(text.lower()) else whole).update(regions)
         cov.acute = cov.acute or acute
         cov.statements.extend(ids)
         cov.findings.update(findings)
+    cov.partial -= whole
     return cov
 
 
@@ -1881,6 +1884,28 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         failed = next((v for v in checks if not v.ok), None)
         if failed is not None:
             return failed
+    shadows = rules().data["open_shadows"]["shadows"]
+    if any(
+        c.kind == "present" and any(f in family(s) for f in c.findings for s in shadows)
+        for c in claims_of(item, context)
+    ):
+        return OK  # the answer names the shadow, or what it is: the other findings are not claimed ruled out
+    return _partial_normal_verdict([f for c in negatives if c.kind == "absent" for f in c.findings], read)
+
+
+def _partial_normal_verdict(findings: list[str], read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> Verdict:
+    """A finding claimed absent whose only backing is a normal statement that leaves something out, beside a shadow
+    it may be (`_open_shadow`)."""
+    mentions, cov = read
+    for finding in findings:
+        shadow = None if _negated(finding, mentions)[0] else _open_shadow(finding, mentions, cov)
+        if shadow is not None:
+            name = display_name(finding)
+            return fail(
+                "negative_partial_normal",
+                f"the answer has {name} absent; the report's normal statement leaves out a shadow it does not say "
+                f"is what ({_quote(shadow)}), which may be {name}",
+            )
     return OK
 
 
@@ -1920,7 +1945,9 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
             "negative_contradicted", f"the answer has {name} absent; the report states it: {_quote(affirmed[0])}"
         )
     full, narrowed, acute_only, one_side = _negated(finding, mentions)
-    if full or _finding_covered(finding, cov):
+    if full:
+        return OK
+    if _finding_covered(finding, cov):
         return OK
     if one_side is not None:
         other = _abnormal_on_other_side(finding, one_side, mentions)
@@ -1947,6 +1974,38 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
     return fail(
         "negative_unbacked", f"the answer has {name} absent; no negation or normal statement in the report covers it"
     )
+
+
+def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> str | None:
+    """The first sentence stating (or hedging) a shadow of the lungs (`open_shadows.shadows`) that names nothing it
+    is, or may be one of ("scarring or subsegmental atelectasis"), neither in its sentence nor in a next one that
+    points back, where the only statement covering the finding leaves something out ("Lungs are otherwise clear",
+    "The remainder of the lungs are clear"): a finding the shadow may be (`open_shadows.may_be`) is not ruled out
+    (rounds AN, AU). A finding only hedged ("Question of this could be developing or resolving pneumonia") leaves
+    the shadow open; a lesion ("nodular density": `lesion_words`) is no such shadow."""
+    data = rules().data["open_shadows"]
+    if not any(finding in family(f) for f in data["may_be"]):
+        return None
+    if _finding_covered(finding, replace(cov, regions=cov.regions - cov.partial)):
+        return None
+    lungs, lesion = subtree("lungs"), re.compile(r"\b(?:" + "|".join(data["lesion_words"]) + r")\b")
+    by_sentence: dict[str, list[Mention]] = {}
+    for sentence, m in mentions:
+        by_sentence.setdefault(sentence, []).append(m)
+    sentences = list(by_sentence)
+    for i, sentence in enumerate(sentences):
+        stated = [m for m in by_sentence[sentence] if m.status not in ("negated", "narrowed")]
+        if not any(
+            m.finding in data["shadows"] and (not m.regions or m.regions & lungs) and not lesion.search(m.text.lower())
+            for m in stated
+        ):
+            continue
+        following = by_sentence[sentences[i + 1]] if i + 1 < len(sentences) else []
+        if _doubt_patterns()["anaphors"].match(sentences[i + 1].lower() if following else ""):
+            stated += following
+        if not any(m.finding not in data["shadows"] and m.status in ("affirmed", "differential") for m in stated):
+            return sentence
+    return None
 
 
 def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> Verdict:

@@ -482,13 +482,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
         for modifier in modifiers:
             category = modifier.category
             if category == "DIFFERENTIAL":
-                start, end = modifier.modifier_span
-                others = targets_of.get(id(modifier), [])
-                if (
-                    any(t.end <= start for t in others)
-                    and any(t.start >= end for t in others)
-                    and _candidate(lowers, ent, modifier.modifier_span, others)
-                ):
+                if _candidate(lowers, ent, modifier.modifier_span, targets_of.get(id(modifier), [])):
                     kinds.add("differential")
             elif category in (LOCATION, SIDE):
                 located.append(modifier)
@@ -580,7 +574,9 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
     """Whether a finding is one of the candidates a differential ("versus", "or") weighs: the finding next to it,
     or one joined to it by a list ("atelectasis, pneumonia or aspiration"); not a finding before the candidates
     whose cause they are ("Left basilar airspace opacity atelectasis versus pneumonitis": the opacity is stated,
-    round AT)."""
+    round AT). A differential needs findings on both sides of it."""
+    if not (any(t.end <= span[0] for t in others) and any(t.start >= span[1] for t in others)):
+        return False
     before = ent.end <= span[0]
     low, high = (ent.end, span[0]) if before else (span[1], ent.start)
     between = sorted((t for t in others if low <= t.start and t.end <= high), key=lambda t: t.start)

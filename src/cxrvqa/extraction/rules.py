@@ -50,6 +50,8 @@ _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
+_PHRASE_OPENERS = {"with", "without"}  # no place before them is a later finding's own
+_ATTRIBUTING = {"compatible", "consistent", "associated"}  # "right apical irregularities compatible with scarring"
 _TRIGGERS = (
     "negation_before",
     "uncertainty_before",
@@ -598,7 +600,10 @@ class _Parsed:
         """Side and place, first pass: words before mention k since the previous finding or comma ("small left
         effusion") or in the mention itself ("elevated right hemidiaphragm") are its own. Since the last comma,
         or the last "and"/"or" after words that are no place ("left perihilar calcified lymph XXXX and left
-        basilar granuloma": not the perihilar; "right and left lower lobe": both sides)."""
+        basilar granuloma": not the perihilar; "right and left lower lobe": both sides), or the last "with" /
+        "without", which opens a phrase of its own ("dextroscoliosis of the thoracic spine with chronic deformity of
+        the bilateral ribs": not the spine's deformity, round AU), unless it says what the words before are
+        ("right apical irregularities compatible with scarring": the apex's scarring)."""
         findings, words, lower = self.findings, self.words, self.lower
         previous_end = max(self.clauses[k][0], findings[k - 1].end) if k else self.clauses[k][0]
         return next(
@@ -606,6 +611,7 @@ class _Parsed:
                 i + 1
                 for i in range(findings[k].start - 1, previous_end - 1, -1)
                 if words[i] == ","
+                or (lower[i] in _PHRASE_OPENERS and lower[i - 1] not in _ATTRIBUTING)
                 or (lower[i] in _LIST_JOINERS and i > previous_end and i - 1 not in self.place_tokens)
             ),
             previous_end,

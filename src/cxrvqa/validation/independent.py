@@ -1071,19 +1071,20 @@ def _doubted_elsewhere(claim: Claim, evidence: tuple[str, ...], report: tuple[st
         # something within the lung or external to the patient. There is also a 5 mm nodular opacity ...")
         doubts = [_doubt(mention, report) for mention in stated]
         doubt = doubts[0] if doubts and None not in doubts else None
-        if doubt is not None:
-            return fail(
-                "second_reading_doubted_elsewhere",
-                f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
-                f"states it; the report doubts it: {_quote(doubt)}",
-            )
-        resolved = _resolved_elsewhere(finding, evidence, report)
-        if resolved is not None:
-            return fail(
+        for reason, sentence, said in (
+            ("second_reading_doubted_elsewhere", doubt, "states it; the report doubts it"),
+            (
                 "second_reading_resolved_elsewhere",
-                f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
-                f"calls it resolving; the report says it has resolved: {_quote(resolved)}",
-            )
+                None if doubt else _resolved_elsewhere(finding, evidence, report),
+                "calls it resolving; the report says it has resolved",
+            ),
+        ):
+            if sentence is not None:
+                return fail(
+                    reason,
+                    f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
+                    f"{said}: {_quote(sentence)}",
+                )
     return OK
 
 
@@ -1941,9 +1942,7 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
             "negative_contradicted", f"the answer has {name} absent; the report states it: {_quote(affirmed[0])}"
         )
     full, narrowed, acute_only, one_side = _negated(finding, mentions)
-    if full:
-        return OK
-    if _finding_covered(finding, cov):
+    if full or _finding_covered(finding, cov):
         return OK
     if one_side is not None:
         other = _abnormal_on_other_side(finding, one_side, mentions)

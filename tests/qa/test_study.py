@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cxrvqa.core.scene_graph import ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT
+from cxrvqa.core.scene_graph import ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, OTHER_EXAM
 from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
 from tests.qa import graph, observation
 
@@ -326,3 +326,16 @@ def test_a_study_description_quotes_no_technique_line_before_an_anaphor() -> Non
     assert view.finding_sentences == frozenset({1, 2})
     answers = {i["answer"] for i in items(view, template("study_describe_all"))}
     assert answers and not any("PA and Lateral" in a for a in answers)
+
+
+@pytest.mark.parametrize(("presence", "read_all"), [("present", False), ("absent", True)])
+def test_a_finding_read_as_another_examinations_leaves_the_study_not_understood(presence: str, read_all: bool) -> None:
+    """Round AU: "Stable right paratracheal prominence, consistent with known calcified lymph node, seen on prior CT
+    chest" was left out of a study description that then read as normal."""
+    built = graph(
+        "s1",
+        ["Lungs are clear.", "Stable right paratracheal prominence, seen on prior CT chest."],
+        [observation(1, "paratracheal_widening", presence, evidence=[1], modifiers=[OTHER_EXAM])],
+        statements=[{"id": "lungs_clear", "sentence_id": 0, "regions": ["lungs"]}],
+    )
+    assert study_view(built, "p1").read_all is read_all

@@ -46,8 +46,10 @@ _UNUSABLE = frozenset(
         SLASH_PAIR,
     }
 )
-#: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole.
-_NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT, SLASH_PAIR})
+#: Of these, the ones that leave a finding unread unless absent: the study is then not understood as a whole (a
+#: finding "seen on prior CT chest" may be on this film too: a description without it leaves out the study's one
+#: abnormality, round AU).
+_NOT_UNDERSTOOD = frozenset({DEID_ADJACENT, ATTRIBUTED_TO_ARTIFACT, SLASH_PAIR, OTHER_EXAM})
 #: The certainty of a finding one sentence states and another hedges or denies outright ("No focal airspace
 #: disease." beside "Bibasilar streaky airspace opacities."): the report does not commit to it, nor is it
 #: merely hedged; no question rests on it.

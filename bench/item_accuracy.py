@@ -8,10 +8,13 @@ a reader must not be the author of the rule under test, and each round draws a f
 that raises one sample and not a fresh one is tuning).
 
   sample  --out BUILD --n 400 --seed S --dest ROUND_DIR [--packets 4]
-          [--stratum hedged-elsewhere|doubt-words|places-shadows] [--exclude VERDICTS.jsonl ...]
+          [--stratum hedged-elsewhere|doubt-words|places-shadows] [--flagged REASON ...]
+          [--exclude VERDICTS.jsonl ...]
           A uniform random sample of the build's current items (reproducible from the seed). Writes
           ROUND_DIR/items.jsonl (the items, with the study's report text) and ROUND_DIR/packet_K.md
           (the same, one file per reader); a --stratum draws from its items only (`_stratum_ids`),
+          --flagged from the items a validator failed with one of those reason codes (what share of
+          what a check demotes readers judge faulty),
           --exclude leaves out the items of earlier rounds' verdict files. ROUND_DIR holds report text:
           keep it outside the repository when the reports are licensed (the IU reports are).
   score   VERDICTS.jsonl [...]
@@ -124,9 +127,23 @@ def _stratum_ids(store: Store, stratum: str) -> list[str]:
 
 
 def _items(
-    store: Store, n: int, seed: int, stratum: str | None = None, exclude: frozenset[str] = frozenset()
+    store: Store,
+    n: int,
+    seed: int,
+    stratum: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+    flagged: tuple[str, ...] = (),
 ) -> list[dict]:
-    if stratum:
+    if flagged:
+        ids = [
+            row[0]
+            for row in store.query(
+                "SELECT DISTINCT item_id FROM current_validation_results"
+                " WHERE reason IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id",
+                [list(flagged)],
+            )
+        ]
+    elif stratum:
         ids = _stratum_ids(store, stratum)
     else:
         ids = [row[0] for row in store.query("SELECT item_id FROM current_qa_items ORDER BY item_id")]
@@ -210,11 +227,18 @@ def _packet_entry(number: int, item: dict) -> str:
 
 
 def sample(
-    out: Path, n: int, seed: int, dest: Path, packets: int, stratum: str | None = None, exclude: list[Path] = ()
+    out: Path,
+    n: int,
+    seed: int,
+    dest: Path,
+    packets: int,
+    stratum: str | None = None,
+    exclude: list[Path] = (),
+    flagged: tuple[str, ...] = (),
 ) -> None:
     reviewed = frozenset(json.loads(line)["item_id"] for path in exclude for line in path.open() if line.strip())
     with Store(out / "cxrvqa.duckdb", read_only=True) as store:
-        items = _items(store, n, seed, stratum, reviewed)
+        items = _items(store, n, seed, stratum, reviewed, flagged)
     dest.mkdir(parents=True, exist_ok=True)
     with open(dest / "items.jsonl", "w", encoding="utf-8") as handle:
         for item in items:
@@ -292,11 +316,12 @@ def main() -> None:
         help="sample this stratum only (see _stratum_ids)",
     )
     s.add_argument("--exclude", type=Path, nargs="*", default=[], help="verdict files whose items are not drawn again")
+    s.add_argument("--flagged", nargs="*", default=[], help="sample the items a validator failed with these reasons")
     c = sub.add_parser("score")
     c.add_argument("verdicts", type=Path, nargs="+")
     args = parser.parse_args()
     if args.command == "sample":
-        sample(args.out, args.n, args.seed, args.dest, args.packets, args.stratum, args.exclude)
+        sample(args.out, args.n, args.seed, args.dest, args.packets, args.stratum, args.exclude, tuple(args.flagged))
     else:
         score(args.verdicts)
 

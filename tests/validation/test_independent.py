@@ -285,6 +285,8 @@ def test_an_abnormality_needs_a_stated_finding(sentences: list[str], findings: l
         (["Large hiatal hernia."], None),
         # new since the prior study is no negation of it now
         (["Left midlung opacity noted, not visualized on prior."], None),
+        # a sentence of several clauses is not judged (ConText's negation reaches across commas)
+        (["No focal consolidation, no definite pleural effusion seen, left hilar calcifications."], None),
     ],
 )
 def test_the_evidence_for_an_abnormality_cites_no_negated_sentence(cited: list[str], expected: str | None) -> None:
@@ -811,6 +813,8 @@ def test_negative_support_of_an_absent_finding(sentences: list[str], finding: st
         # surgical material placed in it marks an operation on it (round AJ); elsewhere it does not
         (["The lungs appear clear.", "There is suture material at the left apex."], "normal_claim_surgical"),
         (["The lungs appear clear.", "Surgical clips overlying the right breast."], None),
+        # clips projected over it are no lung finding to readers (a flagged round read blind)
+        (["The lungs appear clear.", "Surgical clips project over the left apex."], None),
     ],
 )
 def test_negative_support_of_a_normal_region(sentences: list[str], expected: str | None) -> None:

@@ -282,6 +282,8 @@ def test_a_sentence_about_the_examination_points_at_nothing(sentence: str) -> No
         ("Xray Chest PA and Lateral", "quote_not_a_finding"),  # a technique line quoted as a finding
         # a sentence that opens like one and goes on to state findings
         ("Frontal and lateral views of the chest show normal size and configuration of the heart.", None),
+        # short, but it names a finding
+        ("Exam quality limited by hypoinflation and rotation.", None),
     ],
 )
 def test_a_quoted_technique_line_is_no_finding(first: str, expected: str | None) -> None:

@@ -1202,10 +1202,18 @@ def _quoted_borderline(answer: str, evidence: tuple[str, ...]) -> Verdict:
     return OK
 
 
+#: A sentence that is one negation: it opens with a negation cue and has no second clause.
+_ONE_NEGATION = re.compile(r"(?:no|not|without|negative for|there (?:is|are) no)\b[^,;]*$")
+
+
 def _cited_negated(evidence: tuple[str, ...]) -> Verdict:
-    """The evidence for an abnormality must not cite a sentence that negates every finding it names: "No cavitary
-    lesion to suggest. active tuberculosis." cited for an abnormal study (round AB; the cut sentence is read whole)."""
+    """The evidence for an abnormality must not cite a sentence that is one negation of every finding it names: "No
+    cavitary lesion to suggest. active tuberculosis." cited for an abnormal study (round AB; the cut sentence is read
+    whole). A sentence of several clauses is not judged: ConText's negation reaches across its commas ("No focal
+    consolidation, no definite pleural effusion seen, left hilar calcifications ...": a flagged round read blind)."""
     for sentence in evidence:
+        if not _ONE_NEGATION.match(sentence.strip().lower()):
+            continue
         statuses = {m.status for m in read_sentence(sentence) if _abnormal_kind(m.finding)}
         if statuses and statuses <= {"negated", "narrowed"}:
             return fail(

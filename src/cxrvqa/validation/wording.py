@@ -289,8 +289,9 @@ def _attributed(sentence: str, end: int, ordered: list[str]) -> list[Mention]:
     return found
 
 
-#: A technique line is short ("Xray Chest PA and Lateral"); a longer sentence that opens like one goes on to state
-#: findings ("Frontal and lateral views of the chest ... show normal size and configuration of the heart").
+#: A technique line is short ("Xray Chest PA and Lateral") and names no finding; a longer sentence that opens like
+#: one goes on to state findings ("Frontal and lateral views of the chest ... show normal size and configuration of
+#: the heart"), as does a short one that names one ("Exam quality limited by hypoinflation and rotation.").
 _TECHNIQUE_WORDS = 8
 
 
@@ -311,7 +312,11 @@ def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict
         quoted = text.strip()
         if sentence_id not in ids or not quoted or quoted not in answer:
             continue
-        if len(quoted.split()) <= _TECHNIQUE_WORDS and any(p.search(quoted.lower()) for p in rules().skip):
+        if (
+            len(quoted.split()) <= _TECHNIQUE_WORDS
+            and any(p.search(quoted.lower()) for p in rules().skip)
+            and not read_sentence(quoted)
+        ):
             return fail("quote_not_a_finding", f"the answer quotes {_quote(quoted)}, which states no finding")
         if i == 0 or not wording_rules().pointing_back.match(quoted.lower()):
             continue

@@ -139,3 +139,15 @@ def test_a_size_word_that_states_the_finding_does_not_grade_it(text: str, severi
     """Round W: "Heart is large." answered "How severe is the cardiomegaly? severe" (extraction_rules
     `stating_words`); a grading word still grades."""
     assert [o.severity for o in scene_graph(text)[1].observations] == [severity]
+
+
+@pytest.mark.parametrize(
+    ("text", "severity"),
+    [
+        ("FINDINGS: Mildly increased atherosclerotic change of the aorta.", None),  # the change's degree (round AV)
+        ("FINDINGS: Mild increased opacity.", "mild"),  # "increased" is the finding's own word
+        ("FINDINGS: Mild atherosclerotic change of the aorta.", "mild"),
+    ],
+)
+def test_a_severity_word_before_a_change_word_grades_the_change(text: str, severity: str | None) -> None:
+    assert [o.severity for o in scene_graph(text)[1].observations] == [severity]

@@ -51,7 +51,11 @@ _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _PHRASE_OPENERS = {"with", "without"}  # no place before them is a later finding's own
-_ATTRIBUTING = {"compatible", "consistent", "associated"}  # "right apical irregularities compatible with scarring"
+_ATTRIBUTING = {"compatible", "consistent", "associated"}
+_DIRECTIONS = {
+    "worsened",
+    "improved",
+}  # changes an adverb of degree ("mildly increased") grades  # "right apical irregularities compatible with scarring"
 _TRIGGERS = (
     "negation_before",
     "uncertainty_before",
@@ -675,6 +679,17 @@ class _Parsed:
             floor,
         )
         before = spans.last_before(mention.start, floor)
+        if (
+            before is not None
+            and spans is self.severities
+            and before.text.lower().endswith("ly")
+            and any(
+                c.start == before.end and c.end <= mention.start and _value(c) in _DIRECTIONS
+                for c in self.changes.spans
+            )
+        ):
+            before = None  # "Mildly increased atherosclerotic calcifications": the change's degree (round AV); not
+            # "Mild stable cardiomegaly", "mild increased opacity"
         if before is not None and mention.start - before.end <= 4:
             return before
         ceiling = right

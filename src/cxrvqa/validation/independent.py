@@ -1979,6 +1979,11 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
     )
 
 
+@lru_cache(maxsize=1)
+def _lesion_words() -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(rules().data["open_shadows"]["lesion_words"]) + r")\b")
+
+
 def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> str | None:
     """The first sentence stating (or hedging) a shadow of the lungs (`open_shadows.shadows`) that names nothing it
     is, or may be one of ("scarring or subsegmental atelectasis"), neither in its sentence nor in a next one that
@@ -1991,7 +1996,7 @@ def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Covera
         return None
     if _finding_covered(finding, replace(cov, regions=cov.regions - cov.partial)):
         return None
-    lungs, lesion = subtree("lungs"), re.compile(r"\b(?:" + "|".join(data["lesion_words"]) + r")\b")
+    lungs, lesion = subtree("lungs"), _lesion_words()
     by_sentence: dict[str, list[Mention]] = {}
     for sentence, m in mentions:
         by_sentence.setdefault(sentence, []).append(m)

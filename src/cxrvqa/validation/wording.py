@@ -305,12 +305,10 @@ def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict
     a short technique line (`skip_sentences`: "Xray Chest PA and Lateral", rounds AN, AT)."""
     if context.study is None:
         return OK
-    answer = str(item.get("answer") or "")
-    ordered = sorted(context.study.sentences.items())
-    ids = set(item.get("evidence_ids") or ())
-    for i, (sentence_id, text) in enumerate(ordered):
-        quoted = text.strip()
-        if sentence_id not in ids or not quoted or quoted not in answer:
+    answer, sentences = str(item.get("answer") or ""), context.study.sentences
+    for sentence_id in sorted(set(item.get("evidence_ids") or ())):  # sentence ids number a report's sentences
+        quoted = (sentences.get(sentence_id) or "").strip()
+        if not quoted or quoted not in answer:
             continue
         if (
             len(quoted.split()) <= _TECHNIQUE_WORDS
@@ -318,9 +316,9 @@ def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict
             and not read_sentence(quoted)
         ):
             return fail("quote_not_a_finding", f"the answer quotes {_quote(quoted)}, which states no finding")
-        if i == 0 or not wording_rules().pointing_back.match(quoted.lower()):
+        if not wording_rules().pointing_back.match(quoted.lower()):
             continue
-        before = ordered[i - 1][1].strip()
+        before = (sentences.get(sentence_id - 1) or "").strip()
         if before and before not in answer:
             return fail(
                 "quote_without_antecedent",

@@ -51,11 +51,8 @@ _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _PHRASE_OPENERS = {"with", "without"}  # no place before them is a later finding's own
-_ATTRIBUTING = {"compatible", "consistent", "associated"}
-_DIRECTIONS = {
-    "worsened",
-    "improved",
-}  # changes an adverb of degree ("mildly increased") grades  # "right apical irregularities compatible with scarring"
+_ATTRIBUTING = {"compatible", "consistent", "associated"}  # "right apical irregularities compatible with scarring"
+_DIRECTIONS = {"worsened", "improved"}  # changes an adverb of degree ("mildly increased") grades
 _TRIGGERS = (
     "negation_before",
     "uncertainty_before",

@@ -1093,7 +1093,7 @@ def _resolved_elsewhere(finding: str, evidence: tuple[str, ...], report: tuple[s
     stating this one calls resolving (`resolution.resolving`), it or a finding named with it: "Resolving pulmonary
     interstitial edema and pulmonary venous hypertension." after "infiltrates and pulmonary venous engorgement
     have resolved" is no edema seen (rounds AE, AO)."""
-    words = _resolution_patterns()
+    words = _word_patterns("resolution")
     stating = [
         s for s in evidence if any(m.finding in family(finding) and m.status == "affirmed" for m in read_sentence(s))
     ]
@@ -1107,16 +1107,11 @@ def _resolved_elsewhere(finding: str, evidence: tuple[str, ...], report: tuple[s
     return None
 
 
-@lru_cache(maxsize=1)
-def _resolution_patterns() -> dict[str, re.Pattern[str]]:
-    return {key: re.compile(r"\b(?:" + "|".join(words) + r")\b") for key, words in rules().data["resolution"].items()}
-
-
-@lru_cache(maxsize=1)
-def _doubt_patterns() -> dict[str, re.Pattern[str]]:
-    return {
-        key: re.compile(r"\b(?:" + "|".join(words) + r")\b") for key, words in rules().data["doubt_elsewhere"].items()
-    }
+@lru_cache(maxsize=None)
+def _word_patterns(section: str) -> dict[str, re.Pattern[str]]:
+    """Each word list of a section of the rules file (`doubt_elsewhere`, `resolution`, `open_shadows`) as one
+    whole-word pattern, compiled once."""
+    return {key: re.compile(r"\b(?:" + "|".join(words) + r")\b") for key, words in rules().data[section].items()}
 
 
 @lru_cache(maxsize=65536)
@@ -1145,7 +1140,7 @@ def _doubt_reading(sentence: str) -> tuple[tuple[Mention, ...], bool, bool, bool
     the vocabulary: "may be artifact"), whether it doubts with a mimic, points back, offers alternatives, and the
     sides its words name."""
     low = sentence.lower()
-    words = _doubt_patterns()
+    words = _word_patterns("doubt_elsewhere")
     mentions = tuple(
         m for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and _abnormal_kind(m.finding)
     )
@@ -1875,7 +1870,8 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
     needs a normal statement covering it, and the report must state no abnormal finding there."""
     if context.study is None:
         return OK
-    negatives = [c for c in claims_of(item, context) if c.kind in ("absent", "normal")]
+    claims = claims_of(item, context)
+    negatives = [c for c in claims if c.kind in ("absent", "normal")]
     if not negatives:
         return OK
     report = _report(context)
@@ -1890,10 +1886,7 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         if failed is not None:
             return failed
     shadows = rules().data["open_shadows"]["shadows"]
-    if any(
-        c.kind == "present" and any(f in family(s) for f in c.findings for s in shadows)
-        for c in claims_of(item, context)
-    ):
+    if any(c.kind == "present" and any(f in family(s) for f in c.findings for s in shadows) for c in claims):
         return OK  # the answer names the shadow, or what it is: the other findings are not claimed ruled out
     return _partial_normal_verdict([f for c in negatives if c.kind == "absent" for f in c.findings], read)
 
@@ -1979,11 +1972,6 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
     )
 
 
-@lru_cache(maxsize=1)
-def _lesion_words() -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(rules().data["open_shadows"]["lesion_words"]) + r")\b")
-
-
 def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Coverage) -> str | None:
     """The first sentence stating (or hedging) a shadow of the lungs (`open_shadows.shadows`) that names nothing it
     is, or may be one of ("scarring or subsegmental atelectasis"), neither in its sentence nor in a next one that
@@ -1996,7 +1984,7 @@ def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Covera
         return None
     if _finding_covered(finding, replace(cov, regions=cov.regions - cov.partial)):
         return None
-    lungs, lesion = subtree("lungs"), _lesion_words()
+    lungs, lesion = subtree("lungs"), _word_patterns("open_shadows")["lesion_words"]
     by_sentence: dict[str, list[Mention]] = {}
     for sentence, m in mentions:
         by_sentence.setdefault(sentence, []).append(m)
@@ -2009,7 +1997,7 @@ def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Covera
         ):
             continue
         following = by_sentence[sentences[i + 1]] if i + 1 < len(sentences) else []
-        if _doubt_patterns()["anaphors"].match(sentences[i + 1].lower() if following else ""):
+        if _word_patterns("doubt_elsewhere")["anaphors"].match(sentences[i + 1].lower() if following else ""):
             stated += following
         if not any(m.finding not in data["shadows"] and m.status in ("affirmed", "differential") for m in stated):
             return sentence

@@ -223,8 +223,7 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
     the mention (`wording.attribution`) or an anaphoric next sentence (`wording.anaphora`)."""
     if context.study is None:
         return OK
-    evidence = _evidence(item, context)
-    ordered = [text for _, text in sorted(context.study.sentences.items())]
+    evidence, ordered = _evidence(item, context), None
     for claim in claims_of(item, context):
         if claim.kind == "in_region":
             places = [(f, claim.regions) for f in claim.findings]
@@ -233,6 +232,7 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
         else:
             continue
         for finding, regions in places:
+            ordered = ordered or [text for _, text in sorted(context.study.sentences.items())]  # only when asked
             other = _attributed_elsewhere(finding, regions, evidence, ordered, shadow=claim.kind == "present")
             if other is None:
                 continue

@@ -190,25 +190,31 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "pneumothorax",
             None,
         ),
+        # the finding after "over" is the one a preference puts second (round AN); a place after it is no finding
+        (
+            "Streaky bibasilar opacities, XXXX subsegmental atelectasis over infiltrate.",
+            "finding_presence",
+            "Is there an infiltrate?",
+            "yes",
+            True,
+            "infiltrate",
+            "second_reading_hedged",
+        ),
+        (
+            "Streaky infiltrate over the right lung base.",
+            "finding_presence",
+            "Is there an infiltrate?",
+            "yes",
+            True,
+            "infiltrate",
+            None,
+        ),
     ],
 )
 def test_second_reading(
     sentence: str, template_id: str, question: str, answer: str, polarity: bool, finding: str, expected: str | None
 ) -> None:
     it = item(template_id, question, answer, polarity=polarity, finding=finding)
-    assert verdict("second_reading", it, context([sentence])) == expected
-
-
-@pytest.mark.parametrize(
-    ("sentence", "expected"),
-    [
-        # the finding after "over" is the one a preference puts second (round AN)
-        ("Streaky bibasilar opacities, XXXX subsegmental atelectasis over infiltrate.", "second_reading_hedged"),
-        ("Streaky infiltrate over the right lung base.", None),
-    ],
-)
-def test_the_disfavoured_finding_of_a_preference_is_no_definite_finding(sentence: str, expected: str | None) -> None:
-    it = item("finding_presence", "Is there an infiltrate?", "yes", polarity=True, finding="infiltrate")
     assert verdict("second_reading", it, context([sentence])) == expected
 
 

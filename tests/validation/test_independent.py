@@ -200,6 +200,16 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "infiltrate",
             "second_reading_hedged",
         ),
+        # a reading conditional on the clinical picture is hedged (round AW)
+        (
+            "In the appropriate clinical setting this appearance is compatible with pneumonia.",
+            "finding_presence",
+            "Does this chest X-ray show pneumonia?",
+            "yes",
+            True,
+            "pneumonia",
+            "second_reading_hedged",
+        ),
         (
             "Streaky infiltrate over the right lung base.",
             "finding_presence",
@@ -269,6 +279,15 @@ def test_a_favoured_reading_is_present_and_uncertain(
         # a stated finding beside a hedged one
         (["Possible right apical opacity. Small left pleural effusion."], [], None),
         (["Small left pleural effusion."], ["pleural_effusion"], None),
+        # a report that also calls the whole study normal leaves its abnormality in doubt (round AW); one that
+        # rules out only acute disease does not
+        (
+            ["There is ectasia of the thoracic aorta.", "Normal chest film."],
+            ["aortic_enlargement"],
+            "abnormal_claim_declared_normal",
+        ),
+        (["Degenerative changes in the thoracic spine.", "Negative chest."], [], "abnormal_claim_declared_normal"),
+        (["Degenerative changes in the thoracic spine.", "No acute cardiopulmonary abnormality."], [], None),
     ],
 )
 def test_an_abnormality_needs_a_stated_finding(sentences: list[str], findings: list[str], expected: str | None) -> None:

@@ -657,7 +657,7 @@ def _sites(finding: str) -> frozenset[str] | None:
 @dataclass(frozen=True)
 class Claim:
     kind: str  # present | possible | some_present | absent | uncertain | certain | located |
-    #                                 in_region | normal
+    #                                 in_region | normal | abnormal
     findings: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()  # normal: the regions declared normal ("study": the whole chest)
     source: str = ""  # where the findings came from (argument, answer, tagged, ...)
@@ -766,8 +766,8 @@ def _claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim,
             kind = "possible"  # "There may be infiltrate ...": the answer keeps the report's hedge
         if kind == "in_region":
             claim = _in_region_claim(item, source, found[0])
-        elif kind == "normal":
-            claim = _normal_claim(item, source)
+        elif kind in ("normal", "abnormal"):
+            claim = _normal_claim(item, kind, source)
         else:
             findings = _claimed_findings(item, source)
             claim = Claim(kind, tuple(dict.fromkeys(findings)), source=source) if findings else None
@@ -804,8 +804,9 @@ def _in_region_claim(item: dict[str, Any], source: str, template: Any) -> Claim 
     return Claim("in_region", tuple(findings), regions, source) if regions and findings else None
 
 
-def _normal_claim(item: dict[str, Any], source: str) -> Claim | None:
-    """A region, the drawn regions, a category (`category:<id>`) or the study (`chest`) declared normal."""
+def _normal_claim(item: dict[str, Any], kind: str, source: str) -> Claim | None:
+    """A region, the drawn regions, a category (`category:<id>`) or the study (`chest`) declared normal (kind
+    `normal`) or not normal (`abnormal`)."""
     args = _arguments(item)
     if source in ("region", "regions"):
         regions = _argument_regions(args, source)
@@ -813,7 +814,7 @@ def _normal_claim(item: dict[str, Any], source: str) -> Claim | None:
         regions = (f"category:{args.get('category')}",)
     else:
         regions = ("chest",)
-    return Claim("normal", regions=regions, source=source) if regions else None
+    return Claim(kind, regions=regions, source=source) if regions else None
 
 
 def _claimed_findings(item: dict[str, Any], source: str) -> list[str]:
@@ -1010,6 +1011,8 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
         elif claim.kind in ("present", "possible", "absent", "uncertain", "certain"):
             sentences = _report(context) if claim.source == "other_options" or not evidence else evidence
             verdict = _claim_reading_verdict(claim, sentences)
+        elif claim.kind == "abnormal":
+            verdict = _declared_normal_study(claim, _report(context))
         else:
             continue
         if verdict.ok and claim.kind in ("present", "some_present") and claim.source != "other_options":
@@ -1056,6 +1059,20 @@ def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tupl
     return fail(
         reason, f"the answer has an abnormality present; the evidence {_quote(' '.join(sentences))} reads {named}"
     )
+
+
+def _declared_normal_study(claim: Claim, report: tuple[str, ...]) -> Verdict:
+    """Error class: `hedge_as_definite` of a report at odds with itself. The study claimed abnormal while a
+    sentence of the report declares all of it normal ("There is ectasia of the thoracic aorta." and "Normal chest
+    film."): which the radiologist meant is not for the item to settle."""
+    for sentence in report:
+        cov = _normal_statements((sentence,))
+        if any(_covered_region(region, cov) for region in claim.regions) and not cov.partial:
+            return fail(
+                "abnormal_claim_declared_normal",
+                f"the answer has the study abnormal; the report also calls all of it normal ({_quote(sentence)})",
+            )
+    return OK
 
 
 def _doubted_elsewhere(claim: Claim, evidence: tuple[str, ...], report: tuple[str, ...]) -> Verdict:

@@ -694,6 +694,27 @@ def test_a_bone_lesion_is_in_its_own_bone(region: str, expected: str | None) -> 
     assert verdict("location_support", it, ctx) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        # a reader keeps the lumbar spine apart from the bony thorax (rounds AT, AX)
+        ("There is incompletely evaluated lumbar levoscoliosis.", "region_not_in_evidence"),
+        ("Mild thoracic levoscoliosis.", None),
+    ],
+)
+def test_a_lumbar_finding_is_no_finding_of_the_bony_thorax(sentence: str, expected: str | None) -> None:
+    it = item(
+        "region_findings",
+        "What findings are in the bony thorax?",
+        "scoliosis",
+        answer_format="short",
+        findings=["scoliosis"],
+        region="bony_thorax",
+        evidence=[0],
+    )
+    assert verdict("location_support", it, context([sentence])) == expected
+
+
 def test_a_finding_of_several_organs_placed_nowhere_is_not_in_a_region_declared_normal() -> None:
     it = item(
         "category_abnormal",

@@ -110,6 +110,39 @@ def test_attribution(sentences: list[str], expected: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("sentences", "finding", "region", "expected"),
+    [
+        # a finding that can only be in the region stays there whatever explains it (round AT)
+        (
+            ["Hyperinflated lungs with flattening of the diaphragms consistent with emphysematous change."],
+            "diaphragm_flattening",
+            "diaphragm",
+            None,
+        ),
+        # a finding that may be anywhere is where the report says it is
+        (
+            ["Calcific density over the right upper lung.", "This may represent a healed rib fracture."],
+            "calcification",
+            "lungs",
+            "attributed_outside_region",
+        ),
+    ],
+)
+def test_an_attribution_moves_only_a_finding_that_may_be_elsewhere(
+    sentences: list[str], finding: str, region: str, expected: str | None
+) -> None:
+    it = item(
+        "region_findings",
+        f"List all findings in the {region}.",
+        finding.replace("_", " "),
+        answer_format="short",
+        findings=[finding],
+        region=region,
+    )
+    assert verdict("attribution", it, context(sentences)) == expected
+
+
+@pytest.mark.parametrize(
     ("sentence", "finding", "expected"),
     [
         # a shadow the report says is a finding that cannot be where its finding is, is not that finding

@@ -1269,9 +1269,9 @@ def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
 
 
 def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
-    """Every stated mention follows a phrase that gives it as the favoured reading of what is seen
-    (`favoured`: "opacities in the peripheral right lung most compatible with scarring", round AH): readers take
-    it as present, but not as certain."""
+    """Every stated mention follows, at most two words on, a phrase that gives it as the favoured reading of what
+    is seen (`favoured`: "opacities in the peripheral right lung most compatible with scarring", round AH): readers
+    take it as present, but not as certain."""
     favoured = _favoured_pattern()
     stated = [(s, m) for s, m in found if m.status == "affirmed"]
     return bool(stated) and all(
@@ -1281,7 +1281,8 @@ def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
 
 @lru_cache(maxsize=1)
 def _favoured_pattern() -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(rules().data["favoured"]) + r")$")
+    # up to two words between ("most consistent with atypical infectious process": round AX)
+    return re.compile(r"\b(?:" + "|".join(rules().data["favoured"]) + r")(?: [a-z-]+){0,2}$")
 
 
 def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:

@@ -248,6 +248,18 @@ def test_a_differential_weighs_only_its_candidates(sentence: str, finding: str, 
 
 
 @pytest.mark.parametrize(
+    ("sentence", "finding", "status"),
+    [
+        # a change of a known finding denied is no negation of the finding (round AX)
+        ("No interval enlargement of the known left upper lobe nodule.", "nodule", "affirmed"),
+        ("No enlargement of the cardiac silhouette.", "cardiomegaly", "negated"),
+    ],
+)
+def test_a_denied_change_of_a_known_finding_is_no_negation(sentence: str, finding: str, status: str) -> None:
+    assert {m.finding: m.status for m in independent.read_sentence(sentence)}[finding] == status
+
+
+@pytest.mark.parametrize(
     ("template_id", "answer", "polarity", "expected"),
     [
         # the favoured reading of a shadow: present, but the report is not certain of it (round AH)

@@ -43,8 +43,10 @@ NAME = "validate"
 
 #: Columns of an item as the validators see it: those schemas/qa_item.schema.json publishes, in its order.
 ITEM_FIELDS = tuple(name for name in load_json_schema("qa_item.schema.json")["properties"] if name in ITEM_COLUMNS)
-#: The fewest pending items in a batch worth the process pool.
-POOL_MIN_ITEMS = 5_000  # a template rebuild's batches hold ~13k pending items (bench_scale at 10k studies)
+#: The least work in a batch worth the process pool, counted in items: a study counts `STUDY_ITEMS` items besides
+#: its own, for reading its report (a template rebuild's batch of 2,000 studies holds ~4,700 pending items of the
+#: one template, bench_scale at 10k studies: validated in this process, it took 10.0 s of the rebuild's 20).
+POOL_MIN_ITEMS, STUDY_ITEMS = 5_000, 2
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,7 @@ def with_items(payloads: list[StudyPayload], items: pa.Table) -> list[StudyPaylo
 def compute_batch(work: ValidationWork, context: ValidateStageContext, run_id: str) -> Iterator[Tables]:
     """The result, done and grade rows of these studies' items, chunk by chunk over the worker processes (pure;
     the chunks are the pool's from the call on)."""
-    workers = context.workers if work.items.num_rows >= POOL_MIN_ITEMS else 1
+    workers = context.workers if work.items.num_rows + STUDY_ITEMS * len(work.payloads) >= POOL_MIN_ITEMS else 1
     chunk = max(1, -(-len(work.payloads) // (workers * MIN_ITEMS_PER_WORKER)))
     return process_map(
         partial(validate_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc)),

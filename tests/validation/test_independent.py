@@ -253,9 +253,12 @@ def test_a_differential_weighs_only_its_candidates(sentence: str, finding: str, 
         # a change of a known finding denied is no negation of the finding (round AX)
         ("No interval enlargement of the known left upper lobe nodule.", "nodule", "affirmed"),
         ("No enlargement of the cardiac silhouette.", "cardiomegaly", "negated"),
+        # a list whose change is denied is no differential (round AY)
+        ("No significant change in right pneumothorax or pleural fluid.", "pleural_effusion", "affirmed"),
+        ("Right pneumothorax or pleural fluid.", "pleural_effusion", "differential"),
     ],
 )
-def test_a_denied_change_of_a_known_finding_is_no_negation(sentence: str, finding: str, status: str) -> None:
+def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status: str) -> None:
     assert {m.finding: m.status for m in independent.read_sentence(sentence)}[finding] == status
 
 

@@ -14,6 +14,7 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from dataclasses import dataclass
 from functools import lru_cache
+from collections.abc import Iterable
 from typing import Any
 
 import spacy
@@ -148,9 +149,13 @@ class _Rules:
     artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
     artifact_hedges: frozenset[str]  # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]  # may stand between the candidates of a differential
+    change_lists: re.Pattern[
+        str
+    ]  # before an "or" list in its clause, the list's findings are unchanged, not candidates
     stating_words: frozenset[str]  # "heart is large": the finding stated, not graded
     top_normal_words: frozenset[str]  # "upper limits of normal": borderline, but a normal size
     run_on_openers: frozenset[str]  # capitalised inside a sentence, they open another one
+    run_on_subjects: tuple[frozenset[str], frozenset[str], frozenset[str]]  # "the" + subject + verb, lowercase
     change_adjectives: frozenset[str]  # "increased markings": a look, not a change, without a prior study
     no_comparison: re.Pattern[str]  # a comparison section that names no prior study ("None.")
     prior_reference: re.Pattern[str]  # a finding sentence that refers to a prior study
@@ -174,6 +179,12 @@ def rules_content_hash() -> str:
 @lru_cache(maxsize=1)
 def _rules_data() -> tuple[dict[str, Any], str]:
     return load_checked_yaml(RULES_FILE, "extraction_rules.schema.json")
+
+
+def _phrase_pattern(phrases: Iterable[str], flags: int = 0) -> re.Pattern[str]:
+    """Any of the phrases as whole words (none: a pattern that never matches)."""
+    alternatives = "|".join(re.escape(p) for p in phrases)
+    return re.compile(r"\b(?:" + alternatives + r")\b" if alternatives else r"(?!)", flags)
 
 
 @lru_cache(maxsize=1)
@@ -205,18 +216,20 @@ def rules() -> _Rules:
         regions=matcher({f"region:{rid}": r["synonyms"] for rid, r in vocab.regions.items() if r["synonyms"]}),
         finding_patterns=patterns,
         normal_statements=statements,
-        other_exam=guarded(
-            re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_words"]) + r")\b", re.I)
-        ),
+        other_exam=guarded(_phrase_pattern(data["other_exam_words"], re.I)),
         other_exam_heading=frozenset(data["other_exam_heading_words"]),
-        heading_only=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in data["other_exam_heading_only"]) + r")\b"),
+        heading_only=_phrase_pattern(data["other_exam_heading_only"]),
         chest_heading=re.compile(data["chest_heading"]),
         artifact_attributions=re.compile("|".join(f"(?:{p})" for p in data["artifact_attributions"])),
         artifact_hedges=frozenset(data["artifact_hedges"]),
         list_adjectives=frozenset(data["list_adjectives"]),
+        change_lists=_phrase_pattern(data.get("change_lists", ())),
         stating_words=frozenset(data.get("stating_words", ())),
         top_normal_words=frozenset(data.get("top_normal_words", ())),
         run_on_openers=frozenset(data.get("run_on_openers", ())),
+        run_on_subjects=tuple(
+            frozenset(data.get("run_on_subjects", {}).get(k, ())) for k in ("subjects", "verbs", "not_after")
+        ),
         change_adjectives=frozenset(data["change_adjectives"]),
         no_comparison=re.compile(data["no_comparison"]),
         prior_reference=re.compile(data["prior_reference"]),
@@ -473,19 +486,19 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
         }
         modifier_tokens |= {i for i, w in enumerate(s.lower) if w in s.r.list_adjectives}
         if len(s.findings) > 1:
-            _differentials(s.doc, s.findings, s.clauses, extracted, modifier_tokens)
+            _differentials(s, extracted, modifier_tokens)
         _versus_candidates(s.doc, s.findings, extracted, modifier_tokens)
     _read_as_other(extracted, _one_line(text.lower()))
     return _finished(text, extracted)
 
 
-def _clause_boundaries(
-    words: list[str], labelled: list[tuple[str, Span]], run_on_openers: frozenset[str]
-) -> list[tuple[int, int]]:
+def _clause_boundaries(words: list[str], labelled: list[tuple[str, Span]], r: _Rules) -> list[tuple[int, int]]:
     """Clause boundaries, as sorted (start, end) token ranges: punctuation and scope terminators, and a
-    capitalised opener inside the sentence: two sentences run together ("Left axillary surgical clips
-    unchanged Visualized XXXX of the chest XXXX are within normal limits"). Not a stray stop before a
+    capitalised opener inside the sentence or a lowercase "the lungs are" after a word that joins nothing: two
+    sentences run together ("Left axillary surgical clips unchanged Visualized XXXX of the chest XXXX are within
+    normal limits", "There is no pneumothorax the lungs are hyperinflated"). Not a stray stop before a
     lowercase word ("No cavitary lesion to suggest. active tuberculosis.")."""
+    subjects, verbs, not_after = r.run_on_subjects
     return sorted(
         [
             (i, i + 1)
@@ -498,7 +511,16 @@ def _clause_boundaries(
             for i in range(1, len(words))
             if words[i][:1].isupper()
             and not words[i].isupper()
-            and words[i].lower() in run_on_openers
+            and words[i].lower() in r.run_on_openers
+            and words[i - 1] not in _CLAUSE_PUNCT
+        ]
+        + [
+            (i, i)
+            for i in range(1, len(words) - 2)
+            if words[i] == "the"
+            and words[i + 1].lower() in subjects
+            and words[i + 2].lower() in verbs
+            and words[i - 1].lower() not in not_after
             and words[i - 1] not in _CLAUSE_PUNCT
         ]
     )
@@ -554,7 +576,7 @@ class _Parsed:
         # the tokens' words once, as lists: slicing them costs no spaCy Token objects
         self.words = words = [t.text for t in doc]
         self.lower = lower = [w.lower() for w in words]  # a token's `lower_` is its text's lower(), without a Token
-        boundaries = _clause_boundaries(words, labelled, r.run_on_openers)
+        boundaries = _clause_boundaries(words, labelled, r)
         self.boundary_starts = sorted(b[0] for b in boundaries)
         self.boundary_ends = sorted(b[1] for b in boundaries)
         # how many commas, closers and conjunctions come before each token
@@ -1017,13 +1039,13 @@ def _attribute_to_artifact(item: dict, hedged: bool) -> None:
     item["modifiers"] = [*item["modifiers"], ATTRIBUTED_TO_ARTIFACT]
 
 
-def _differentials(
-    doc: Doc, findings: list[Span], clauses: list[tuple[int, int]], extracted: list[dict], modifier_tokens: set[int]
-) -> None:
+def _differentials(s: _Parsed, extracted: list[dict], modifier_tokens: set[int]) -> None:
     """Findings named as alternatives ("atelectasis or scarring", "effusion versus thickening",
     "opacity, atelectasis or infiltrate") are each one candidate of a differential: none is present. A
     listed finding that another candidate refines ("opacity" of "opacity, atelectasis or infiltrate") is
-    what the radiologist sees and stays present."""
+    what the radiologist sees and stays present; a list whose change is denied ("No significant change in right
+    pneumothorax or pleural fluid": `change_lists`) names no alternatives."""
+    doc, findings, clauses = s.doc, s.findings, s.clauses
     chains: list[list[int]] = [[0]]
     alternatives = [False]
     for k in range(1, len(findings)):
@@ -1040,7 +1062,9 @@ def _differentials(
             chains.append([k])
             alternatives.append(False)
     for chain, named_alternatives in zip(chains, alternatives):
-        if not named_alternatives:
+        if not named_alternatives or s.r.change_lists.search(
+            doc[clauses[chain[0]][0] : findings[chain[0]].start].text.lower()
+        ):
             continue
         names = {extracted[k]["finding"] for k in chain}
         for k in chain:

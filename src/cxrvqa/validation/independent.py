@@ -574,14 +574,22 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
     """Whether a finding is one of the candidates a differential ("versus", "or") weighs: the finding next to it,
     or one joined to it by a list ("atelectasis, pneumonia or aspiration"); not a finding before the candidates
     whose cause they are ("Left basilar airspace opacity atelectasis versus pneumonitis": the opacity is stated,
-    round AT). A differential needs findings on both sides of it."""
+    round AT). A differential needs findings on both sides of it, and is none where the sentence denies a change of
+    what it lists before them (`change_lists`: "No significant change in right pneumothorax or pleural fluid")."""
     if not (any(t.end <= span[0] for t in others) and any(t.start >= span[1] for t in others)):
+        return False
+    if _change_lists().search(" ".join(lowers[: min(ent.start, *(t.start for t in others))])):
         return False
     before = ent.end <= span[0]
     low, high = (ent.end, span[0]) if before else (span[1], ent.start)
     between = sorted((t for t in others if low <= t.start and t.end <= high), key=lambda t: t.start)
     edges = [ent, *between] if before else [*between, ent]
     return all(any(w in (",", "or", "and", "/") for w in lowers[a.end : b.start]) for a, b in zip(edges, edges[1:]))
+
+
+@lru_cache(maxsize=1)
+def _change_lists() -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(rules().data["change_lists"]) + r")\b")
 
 
 def _subject_place(lowers: list[str], ent: Any, at: dict[int, Any]) -> list[Any]:

@@ -149,9 +149,7 @@ class _Rules:
     artifact_attributions: re.Pattern[str]  # "related to superimposed soft tissues", "represents an artifact"
     artifact_hedges: frozenset[str]  # "may be artifact": possible, not settled
     list_adjectives: frozenset[str]  # may stand between the candidates of a differential
-    change_lists: re.Pattern[
-        str
-    ]  # before an "or" list in its clause, the list's findings are unchanged, not candidates
+    change_lists: re.Pattern[str]  # "no change in" before an "or" list: its findings are no candidates
     stating_words: frozenset[str]  # "heart is large": the finding stated, not graded
     top_normal_words: frozenset[str]  # "upper limits of normal": borderline, but a normal size
     run_on_openers: frozenset[str]  # capitalised inside a sentence, they open another one

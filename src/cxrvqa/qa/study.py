@@ -334,10 +334,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         if fact is not None and fact.presence == "present":  # secondary to overlapping vascular structures":
             fact.presence, fact.certainty = "uncertain", MIXED  # the report does not commit to it (round AL)
     _derive_parents(facts, sites)
-    hidden = [
+    hidden = [  # also a density or lucency that is no lung finding ("lucency in the right mid clavicle": what is it?)
         o["finding"]
         for o in graph["observations"]
-        if o["presence"] != "absent" and _NOT_UNDERSTOOD & set(o.get("modifiers", ()))
+        if o["presence"] != "absent" and (_NOT_UNDERSTOOD & set(o.get("modifiers", ())) or _placed_elsewhere(o, sites))
     ]
     for finding in (f for f in hidden if f is not None):  # "XXXX right perihilar density": the opacities are
         # not all placed

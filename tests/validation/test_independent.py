@@ -710,6 +710,20 @@ def test_a_bone_lesion_is_in_its_own_bone(region: str, expected: str | None) -> 
 
 
 @pytest.mark.parametrize(
+    ("sentence", "sides"),
+    [
+        # numbered ribs on both sides (round AY)
+        ("Healed right 10th and left 9th posterolateral rib fracture.", {"left", "right"}),
+        ("Right 4th and 5th rib fractures.", {"right"}),
+        ("Left 5th rib fracture and right pleural effusion.", {"left"}),
+    ],
+)
+def test_the_sides_of_numbered_ribs(sentence: str, sides: set[str]) -> None:
+    (fracture,) = [m for m in independent.read_sentence(sentence) if m.finding == "rib_fracture"]
+    assert set(fracture.sides) == sides
+
+
+@pytest.mark.parametrize(
     ("sentence", "expected"),
     [
         # a reader keeps the lumbar spine apart from the bony thorax (rounds AT, AX)

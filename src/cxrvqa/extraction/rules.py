@@ -50,6 +50,8 @@ from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
+#: A rib's number ("right 10th and left 9th ... rib fracture"): a list of places, not of findings.
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)?")
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
 _PHRASE_OPENERS = {"with", "without"}  # no place before them is a later finding's own
 _ATTRIBUTING = {"compatible", "consistent", "associated"}  # "right apical irregularities compatible with scarring"
@@ -620,8 +622,9 @@ class _Parsed:
     def own_start(self, k: int) -> int:
         """Side and place, first pass: words before mention k since the previous finding or comma ("small left
         effusion") or in the mention itself ("elevated right hemidiaphragm") are its own. Since the last comma,
-        or the last "and"/"or" after words that are no place ("left perihilar calcified lymph XXXX and left
-        basilar granuloma": not the perihilar; "right and left lower lobe": both sides), or the last "with" /
+        or the last "and"/"or" after words that are no place or number ("left perihilar calcified lymph XXXX and left
+        basilar granuloma": not the perihilar; "right and left lower lobe", "right 10th and left 9th posterolateral
+        rib fracture": both sides, round AY), or the last "with" /
         "without", which opens a phrase of its own ("dextroscoliosis of the thoracic spine with chronic deformity of
         the bilateral ribs": not the spine's deformity, round AU), unless it says what the words before are
         ("right apical irregularities compatible with scarring": the apex's scarring)."""
@@ -633,7 +636,12 @@ class _Parsed:
                 for i in range(findings[k].start - 1, previous_end - 1, -1)
                 if words[i] == ","
                 or (lower[i] in _PHRASE_OPENERS and lower[i - 1] not in _ATTRIBUTING)
-                or (lower[i] in _LIST_JOINERS and i > previous_end and i - 1 not in self.place_tokens)
+                or (
+                    lower[i] in _LIST_JOINERS
+                    and i > previous_end
+                    and i - 1 not in self.place_tokens
+                    and not _ORDINAL.fullmatch(lower[i - 1])
+                )
             ),
             previous_end,
         )

@@ -547,6 +547,8 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
             i, skipped = at[i].modifier_span[0] - 1, 0
         elif lowers[i] in ("and", ",", "or") and found and (before := _before_connectors(lowers, i)) in at:
             i = before  # "right apical and left basilar", "left midlung, and basilar"
+        elif lowers[i] in ("and", ",", "or") and found and _numbered(lowers, before := _before_connectors(lowers, i)):
+            i = before - 1  # "right 10th and left 9th ... rib fracture"
         elif lowers[i] in stops or skipped >= gap:
             break
         else:
@@ -606,6 +608,11 @@ def _subject_place(lowers: list[str], ent: Any, at: dict[int, Any]) -> list[Any]
             found.append(at[j])
             j = at[j].modifier_span[1]
     return list(dict.fromkeys(found))
+
+
+def _numbered(lowers: list[str], i: int) -> bool:
+    """Token i is a number (`location.numbers`), as "10th" after "right" in "right 10th and left 9th"."""
+    return i >= 1 and re.fullmatch(rules().data["location"].get("numbers", "(?!)"), lowers[i]) is not None
 
 
 def _before_connectors(lowers: list[str], i: int) -> int:

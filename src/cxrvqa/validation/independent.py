@@ -526,10 +526,27 @@ def _inner_kinds(text: str) -> frozenset[str]:
     return frozenset(kind for phrase, kind in _kind_phrases() if phrase in words)
 
 
+@dataclass(frozen=True)
+class _WalkRules:
+    """The place walk's words (`location` in the rules file), read once."""
+
+    stops: frozenset[str]
+    prepositions: frozenset[str]
+    gap: int
+    subject_verbs: frozenset[str]  # "projects over": the sentence's first finding is placed however far
+    numbers: re.Pattern[str]  # "10th" of "right 10th and left 9th ... rib fracture"
+
+
 @lru_cache(maxsize=1)
-def _walk_rules() -> tuple[frozenset[str], frozenset[str], int]:
+def _walk_rules() -> _WalkRules:
     walk = rules().data["location"]
-    return frozenset(walk["stop_words"]), frozenset(walk["prepositions"]), walk["max_gap"]
+    return _WalkRules(
+        frozenset(walk["stop_words"]),
+        frozenset(walk["prepositions"]),
+        walk["max_gap"],
+        frozenset(walk["subject_verbs"]),
+        re.compile(walk.get("numbers", "(?!)")),
+    )
 
 
 def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], owner: dict[int, Any]) -> list[Any]:
@@ -538,7 +555,8 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
     phrase just after it ("opacity in the left base and right base"); none across another finding or a
     stop word. Empty when nothing is found: then ConText's scope decides. (`lowers`: the sentence's tokens in
     lower case; `at`: token index -> the place phrase over it; `owner`: token index -> the finding over it.)"""
-    stops, prepositions, gap = _walk_rules()
+    walk = _walk_rules()
+    stops, prepositions, gap = walk.stops, walk.prepositions, walk.gap
     found = [m for m in places if m.modifier_span[0] < ent.end and ent.start < m.modifier_span[1]]
     i, skipped = ent.start - 1, 0
     while i >= 0 and owner.get(i) is None:
@@ -591,13 +609,19 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
 
 @lru_cache(maxsize=1)
 def _change_lists() -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(rules().data["change_lists"]) + r")\b")
+    return _any_word(rules().data["change_lists"])
+
+
+def _any_word(words: Iterable[str], tail: str = r"\b") -> re.Pattern[str]:
+    """Any of the rules file's lowercased regexes, starting at a word boundary and ending with ``tail``."""
+    return re.compile(r"\b(?:" + "|".join(words) + r")" + tail)
 
 
 def _subject_place(lowers: list[str], ent: Any, at: dict[int, Any]) -> list[Any]:
     """The place a placing verb after the sentence's first finding gives it (`location.subject_verbs`: "... opacity
     with central lucency, seen on PA view only, projects over right midlung"), with those coordinated with it."""
-    verbs, (_, prepositions, _) = frozenset(rules().data["location"]["subject_verbs"]), _walk_rules()
+    walk = _walk_rules()
+    verbs, prepositions = walk.subject_verbs, walk.prepositions
     verb = next((i for i in range(ent.end, len(lowers)) if lowers[i] in verbs), None)
     if verb is None:
         return []
@@ -612,7 +636,7 @@ def _subject_place(lowers: list[str], ent: Any, at: dict[int, Any]) -> list[Any]
 
 def _numbered(lowers: list[str], i: int) -> bool:
     """Token i is a number (`location.numbers`), as "10th" after "right" in "right 10th and left 9th"."""
-    return i >= 1 and re.fullmatch(rules().data["location"].get("numbers", "(?!)"), lowers[i]) is not None
+    return i >= 1 and _walk_rules().numbers.fullmatch(lowers[i]) is not None
 
 
 def _before_connectors(lowers: list[str], i: int) -> int:
@@ -1143,7 +1167,7 @@ def _resolved_elsewhere(finding: str, evidence: tuple[str, ...], report: tuple[s
 def _word_patterns(section: str) -> dict[str, re.Pattern[str]]:
     """Each word list of a section of the rules file (`doubt_elsewhere`, `resolution`, `open_shadows`) as one
     whole-word pattern, compiled once."""
-    return {key: re.compile(r"\b(?:" + "|".join(words) + r")\b") for key, words in rules().data[section].items()}
+    return {key: _any_word(words) for key, words in rules().data[section].items()}
 
 
 @lru_cache(maxsize=65536)
@@ -1297,7 +1321,7 @@ def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
 @lru_cache(maxsize=1)
 def _favoured_pattern() -> re.Pattern[str]:
     # up to two words between ("most consistent with atypical infectious process": round AX)
-    return re.compile(r"\b(?:" + "|".join(rules().data["favoured"]) + r")(?: [a-z-]+){0,2}$")
+    return _any_word(rules().data["favoured"], tail=r"(?: [a-z-]+){0,2}$")
 
 
 def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:
@@ -1403,10 +1427,11 @@ def _whole_paired(finding: str) -> bool:
     )
 
 
-def _implied(finding: str, region: str) -> bool:
-    """The region holds every place the finding can be (cardiomegaly: heart): naming it adds nothing."""
+def _implied(finding: str, *regions: str) -> bool:
+    """The regions hold every place the finding can be (cardiomegaly: heart): naming them adds nothing, and what
+    the report puts the finding down to does not move it out of them."""
     roots = _sites(finding)
-    return bool(roots) and all(root in subtree(region) for root in roots)
+    return bool(roots) and all(any(root in subtree(region) for region in regions) for root in roots)
 
 
 def _allowed(finding: str, region: str) -> bool:

@@ -23,6 +23,7 @@ from cxrvqa.validation.independent import (
     VERSION,
     Mention,
     _allowed,
+    _implied,
     _sites,
     _arguments,
     _evidence,
@@ -32,7 +33,6 @@ from cxrvqa.validation.independent import (
     family,
     read_sentence,
     rules,
-    subtree,
 )
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
@@ -227,7 +227,9 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
     evidence, ordered = _evidence(item, context), None
     for claim in claims_of(item, context):
         if claim.kind == "in_region":
-            places = [(f, claim.regions) for f in claim.findings if not _sited_within(f, claim.regions)]
+            # a finding that can only be in the regions stays there ("flattening of the diaphragms consistent with
+            # emphysematous change": the diaphragm's, round AT)
+            places = [(f, claim.regions) for f in claim.findings if not _implied(f, *claim.regions)]
         elif claim.kind == "present" and claim.source != "other_options":
             places = [(f, tuple(_sites(f) or ())) for f in claim.findings if f in wording_rules().shadows]
         else:
@@ -250,13 +252,6 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
                 f"({_quote(sentence)}), which cannot be there",
             )
     return OK
-
-
-def _sited_within(finding: str, regions: tuple[str, ...]) -> bool:
-    """Every place the finding can be is in the regions: what the report puts it down to does not move it
-    ("flattening of the diaphragms consistent with emphysematous change" is still the diaphragm's: round AT)."""
-    sites = _sites(finding)
-    return bool(sites) and all(any(site in subtree(region) for region in regions) for site in sites)
 
 
 def _attributed_elsewhere(

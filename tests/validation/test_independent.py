@@ -842,6 +842,13 @@ def test_the_place_of_the_first_finding(sentence: str, regions: set[str], sides:
     ("sentences", "finding", "expected"),
     [
         (["No large pleural effusion."], "pleural_effusion", "negative_narrowed"),
+        (["No destructive bony lesions are seen."], "bone_lesion", "negative_narrowed"),  # a benign one? (round BB)
+        # a follow-up's purpose rules nothing out (round BB)
+        (
+            ["Recommend followup radiographically until cleared to ensure that there is no underlying mass."],
+            "mass",
+            "negative_unbacked",
+        ),
         (["No acute cardiopulmonary process."], "granuloma", "negative_acute_only"),
         (["Heart size is normal."], "nodule", "negative_unbacked"),
         (["Small left pleural effusion.", "No pneumothorax."], "pleural_effusion", "negative_contradicted"),
@@ -1031,6 +1038,9 @@ def test_context_reading_of_invented_sentences() -> None:
         for m in independent.read_sentence("Bilateral calcified granulomas and degenerative change in the spine.")
     }
     assert read == {"calcified_granuloma": frozenset({"bilateral"}), "degenerative_changes": frozenset()}
+    # a predicate "dilated" is the aorta's enlargement (round BB)
+    read = {m.finding: m.status for m in independent.read_sentence("The thoracic aorta is mildly dilated.")}
+    assert read == {"aortic_enlargement": "affirmed"}
 
 
 def test_targets_are_found_as_medspacys_target_matcher_finds_them() -> None:

@@ -72,6 +72,33 @@ def test_severity_attachment(sentence: str, finding: str, answer: str, expected:
     assert verdict("severity_attachment", it, context([sentence])) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        # one side graded, the other not (round BB): "the airspace disease" has no one severity
+        (
+            [
+                "There is focal airspace disease in the right lung base concerning for pneumonia.",
+                "There is minimal airspace disease in the left lung base.",
+            ],
+            "severity_ambiguous",
+        ),
+        (["There is minimal airspace disease in the left lung base.", "Left basilar airspace disease."], None),
+        (["There is minimal airspace disease in the left lung base.", "The right lung is clear."], None),
+    ],
+)
+def test_severity_attachment_of_a_finding_graded_on_one_side_only(sentences: list[str], expected: str | None) -> None:
+    it = item(
+        "finding_severity",
+        "How severe is it?",
+        "minimal",
+        evidence=[0, 1],
+        answer_format="short",
+        finding="airspace_disease",
+    )
+    assert verdict("severity_attachment", it, context(sentences)) == expected
+
+
 def test_severity_attachment_leaves_other_templates_alone() -> None:
     it = item("finding_presence", "Is there hypoinflation?", "yes", polarity=True, finding="hypoinflation")
     assert verdict("severity_attachment", it, context(["The lungs are hypoinflated with mild crowding."])) is None

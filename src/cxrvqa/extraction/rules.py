@@ -320,7 +320,8 @@ def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, Guarded]]
             # aorta is tortuous and calcified": "calcified", not the words of the tortuosity)
             group = next((name for name in ("not", "own") if name in pattern.pattern.groupindex), 0)
             for match in pattern.finditer(lowered):
-                span = doc.char_span(match.start(group), match.end(group), label=label, alignment_mode="expand")
+                start, end = match.span(group) if match.start(group) >= 0 else match.span()  # group in one alternative
+                span = doc.char_span(start, end, label=label, alignment_mode="expand")
                 if span is not None:
                     found.append((span.start, span.end, span.label))
     strings = doc.vocab.strings

@@ -846,8 +846,9 @@ def finding_in_region(ask: Ask) -> Answer | None:
     inside = region_subtree(region)
     if any(r in inside for r in fact.regions):
         return yes_no(True, **_tags(fact))
-    if ask.study.is_normal_region(region):  # a finding placed on the right says nothing of the left lung
-        return yes_no(False, evidence=tuple(fact.evidence), findings=(fact.finding,), regions=(region,))
+    if ask.study.is_normal_region(region):  # a finding placed on the right says nothing of the left lung: the
+        evidence = (*fact.evidence, *ask.study.normal_evidence(region))  # normal statement does (round BB)
+        return yes_no(False, evidence=tuple(dict.fromkeys(evidence)), findings=(fact.finding,), regions=(region,))
     return None
 
 

@@ -72,7 +72,8 @@ class Fact:
     nested_places: bool = False  # one mention placed in a region and in a part of it
     over: list[str] = field(default_factory=list)  # where an unlocated kind is said to be (leads over the heart)
     graded_apart: bool = False  # two mentions give it two severities (a moderate thoracic
-    # and a mild thoracolumbar scoliosis)
+    # and a mild thoracolumbar scoliosis), or one side's is graded and the other's not
+    side_grades: dict[str, set[str | None]] = field(default_factory=dict)  # left/right: the severities said there
     clause_sides: list[str] = field(default_factory=list)  # sides of mentions placed only from their clause
     # ("opacity with central lucency, ..., projects over
     # right midlung"): maybe where it also is
@@ -144,6 +145,7 @@ class StudyView:
     facts: dict[str, Fact]
     images: tuple[ImageView, ...]
     normal_regions: frozenset[str] = frozenset()  # regions a normal statement declares normal
+    normal_at: dict[str, tuple[int, ...]] = field(default_factory=dict)  # region: the sentences declaring it normal
     read_all: bool = False  # every finding/impression sentence was understood
     unquotable: frozenset[int] = frozenset()  # sentences that contradict a normal statement
     finding_sentences: frozenset[int] = frozenset()  # the sentences of the finding sections (not the technique's)
@@ -171,6 +173,11 @@ class StudyView:
     def is_normal_region(self, region: str) -> bool:
         """A normal statement declares the region (or a region containing it) normal."""
         return region in self.normal_regions or any(a in self.normal_regions for a in region_ancestors(region))
+
+    def normal_evidence(self, region: str) -> tuple[int, ...]:
+        """The sentences of the normal statements that declare the region (or a region containing it) normal."""
+        covering = [r for r in (region, *region_ancestors(region)) if r in self.normal_regions]
+        return tuple(dict.fromkeys(i for r in covering for i in self.normal_at.get(r, ())))
 
     def present(self, abnormal_only: bool = False) -> list[Fact]:
         return [f for f in self.facts.values() if f.presence == "present" and (f.abnormal or not abnormal_only)]
@@ -362,6 +369,10 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         and not hidden
     )  # a finding hidden by XXXX is not understood
     normal_regions = frozenset(r for st in statements for r in st["regions"])
+    normal_at: dict[str, tuple[int, ...]] = {}
+    for st in statements:
+        for r in st["regions"]:
+            normal_at[r] = (*normal_at.get(r, ()), st["sentence_id"])
     view = StudyView(
         graph["study_id"],
         patient_id,
@@ -370,6 +381,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         facts,
         images,
         normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
+        normal_at=normal_at,
         read_all=read_all,
         finding_sentences=frozenset(s["id"] for s in graph["sentences"] if s["section"] in FINDING_SECTIONS),
     )
@@ -448,6 +460,9 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
         fact.lateralities.append(o["laterality"])
     if o["severity"] and fact.severity is not None and o["severity"] != fact.severity:
         fact.graded_apart = True
+    if placed and o["laterality"] in ("left", "right"):  # "focal right base airspace disease ... minimal airspace
+        fact.side_grades.setdefault(o["laterality"], set()).add(o["severity"])  # disease in the left base" (BB)
+        fact.graded_apart |= len(fact.side_grades) == 2 and len(set.union(*fact.side_grades.values())) > 1
     if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
         fact.severity = o["severity"]
     fact.change = fact.change or o["change"]

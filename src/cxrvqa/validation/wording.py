@@ -172,8 +172,9 @@ def check_severity_attachment(item: dict[str, Any], context: ValidationContext) 
     bronchovascular crowding" answered "mild" low lung volumes) and the ambiguous referent of `bad_question`
     ("moderate thoracic levoscoliosis and mild thoracolumbar dextroscoliosis": "How severe is the scoliosis?").
     A severity word must belong to a mention of the finding itself (`_attached_levels`), and no mention may
-    be graded otherwise than one graded as answered (which level a word names is `attribute_support`'s
-    question)."""
+    be graded otherwise than one graded as answered, nor named ungraded on a side no graded one is on ("focal
+    right base airspace disease ... minimal left base airspace disease"; which level a word names is
+    `attribute_support`'s question)."""
     if context.study is None:
         return OK
     wr = wording_rules()
@@ -186,12 +187,14 @@ def check_severity_attachment(item: dict[str, Any], context: ValidationContext) 
     evidence = _evidence(item, context)
     if finding not in vocabulary().findings or not answered or not evidence:
         return OK
-    graded = []
+    graded, ungraded_sides = [], set()
     for sentence, m, start, end in _named(finding, evidence):
         others = [(a, b) for o, a, b in _placed(sentence) if a >= 0 and (a, b) != (start, end)]
         levels = _attached_levels(sentence, start, end, others)
         if levels:
             graded.append((sentence, m, frozenset(levels)))
+        else:
+            ungraded_sides |= m.sides
     name = display_name(finding)
     if not graded:
         return fail(
@@ -206,6 +209,13 @@ def check_severity_attachment(item: dict[str, Any], context: ValidationContext) 
             f"the evidence grades two mentions of {name} differently ("
             + ", ".join(f"{m.text!r}: {'/'.join(sorted(lv))}" for _, m, lv in graded)
             + f"): 'the {name}' is ambiguous",
+        )
+    graded_sides = frozenset().union(*(m.sides for _, m, _ in graded))
+    if graded_sides and ungraded_sides - graded_sides:  # "focal airspace disease in the right base ... minimal
+        return fail(  # airspace disease in the left base": "How severe is the airspace disease?" (round BB)
+            "severity_ambiguous",
+            f"the evidence grades {name} on the {'/'.join(sorted(graded_sides))} side only, not on the "
+            f"{'/'.join(sorted(ungraded_sides - graded_sides))}: 'the {name}' is ambiguous",
         )
     return OK
 

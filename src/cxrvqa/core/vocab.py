@@ -124,6 +124,7 @@ class Sites:
     overlapping: dict[str, frozenset[str]]  # finding -> the findings readers take for it (not itself)
     apart: frozenset[str]  # regions on the film readers do not take for part of a region
     # containing them (the abdomen, for "the chest")
+    unlisted: frozenset[str]  # findings (with those below them) no list of abnormal findings is made beside
     content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
@@ -175,9 +176,10 @@ def finding_sites() -> Sites:
     unknown = sorted(set(data["normal_study_regions"]) - set(vocab.regions)) or sorted(sized - set(vocab.findings))
     if unknown:
         raise ResourceError(file, f"normal_study_regions / sized_only: not in the vocabulary: {unknown}")
-    placed_only = frozenset(data.get("placed_only", ()))
-    if placed_only - set(vocab.findings):
-        raise ResourceError(file, f"placed_only: not in the vocabulary: {sorted(placed_only - set(vocab.findings))}")
+    placed_only, unlisted = frozenset(data.get("placed_only", ())), frozenset(data.get("unlisted", ()))
+    if (placed_only | unlisted) - set(vocab.findings):
+        unknown = sorted((placed_only | unlisted) - set(vocab.findings))
+        raise ResourceError(file, f"placed_only / unlisted: not in the vocabulary: {unknown}")
     blurred = _blurred_by(file, data.get("blurred_by", {}))
     overlapping = _overlapping(file, data.get("overlapping", ()))
     apart = frozenset(data.get("apart", ()))
@@ -197,6 +199,7 @@ def finding_sites() -> Sites:
         blurred,
         overlapping,
         apart,
+        frozenset(f for f in vocab.findings if unlisted & {f, *ancestors("findings", f)}),
         digest,
     )
 

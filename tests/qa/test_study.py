@@ -176,6 +176,21 @@ def test_evidence_text_ends_each_quoted_sentence_with_a_stop() -> None:
     )
 
 
+def test_evidence_text_does_not_give_an_anaphor_the_wrong_sentence() -> None:
+    """Round BC: quoting each text once dropped the impression's repeat of "Dilated pulmonary arteries.", so "This
+    may reflect pulmonary hypertension" followed the hyperinflation."""
+    study = view(
+        sentences=(
+            "Dilated pulmonary arteries.",
+            "Moderate hyperinflation of the lungs.",
+            "Dilated pulmonary arteries.",
+            "This may reflect pulmonary hypertension.",
+        )
+    )
+    assert study.evidence_text([0, 1, 2, 3]) is None
+    assert study.evidence_text([0, 2, 1]) == "Dilated pulmonary arteries. Moderate hyperinflation of the lungs."
+
+
 def test_facts_in_region_take_the_subtree_and_skip_derived_parents() -> None:
     study = view(
         observation(1, "pneumonia", regions=["left_lower_lobe"], evidence=[0]),

@@ -855,6 +855,9 @@ def test_the_place_of_the_first_finding(sentence: str, regions: set[str], sides:
         (["There is no pleural effusion."], "pleural_effusion", None),
         (["No acute cardiopulmonary process."], "pneumothorax", None),
         (["The lungs are clear."], "consolidation", None),
+        # "no focal airspace opacity" rules out a lung opacity, where none of its kind is stated (round BC)
+        (["No focal air space opacities."], "lung_opacity", None),
+        (["No focal air space opacities.", "Right upper lobe nodule."], "lung_opacity", "negative_contradicted"),
         # statements that rule findings out without calling a region normal: the lung volumes
         (["Normal lung volumes."], "hyperinflation", None),
         (["Both lungs are clear and expanded."], "hypoinflation", None),
@@ -1041,6 +1044,30 @@ def test_context_reading_of_invented_sentences() -> None:
     # a predicate "dilated" is the aorta's enlargement (round BB)
     read = {m.finding: m.status for m in independent.read_sentence("The thoracic aorta is mildly dilated.")}
     assert read == {"aortic_enlargement": "affirmed"}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "finding", "regions"),
+    [
+        # a place or size between "calcified" and its finding (rounds BB, BC)
+        ("Calcified right lower lobe granuloma.", "calcified_granuloma", {"right_lower_lobe", "lower_zones"}),
+        ("Calcified 5 mm granuloma.", "calcified_granuloma", set()),
+        ("Calcified bilateral lung and perihilar granulomas.", "calcified_granuloma", {"lungs", "perihilar"}),
+        ("Calcified right basilar nodule.", "calcified_nodule", {"bases", "right_base"}),
+        # predicates and a dropped "of" (round BB, BC)
+        ("The lung volumes are low.", "hypoinflation", {"lungs"}),
+        (
+            "There is persistent mild elevation right hemidiaphragm.",
+            "diaphragm_elevation",
+            {"diaphragm", "right_hemidiaphragm"},
+        ),
+        ("Elevated right diaphragm.", "diaphragm_elevation", {"diaphragm", "right_hemidiaphragm"}),
+        ("The aorta is calcified.", "aortic_calcification", {"aorta"}),
+    ],
+)
+def test_findings_named_with_words_between_or_as_a_predicate(sentence: str, finding: str, regions: set[str]) -> None:
+    (mention,) = independent.read_sentence(sentence)
+    assert (mention.finding, mention.status, set(mention.regions)) == (finding, "affirmed", regions)
 
 
 def test_targets_are_found_as_medspacys_target_matcher_finds_them() -> None:

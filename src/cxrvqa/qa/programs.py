@@ -9,7 +9,6 @@ it can fill; `cxrvqa templates lint` checks templates against both.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,9 +16,10 @@ from itertools import combinations
 from typing import TYPE_CHECKING, NamedTuple
 
 from cxrvqa.core.scene_graph import deid_pattern
-from cxrvqa.core.text import ANAPHORS, lower_form_field, section_rules
+from cxrvqa.core.text import lower_form_field, section_rules
 from cxrvqa.core.vocab import finding_sites, sided_region, vocabulary
 from cxrvqa.qa.study import (
+    ANAPHOR,
     MIXED,
     Box,
     Fact,
@@ -545,17 +545,13 @@ def describe_study(ask: Ask) -> Answer | None:
     ids = {i for f in ask.study.facts.values() if not f.derived for i in f.evidence}
     # with the sentence a "This could indicate cavitation." speaks of (round AG: not left out), a finding's: not the
     # technique's "Xray Chest PA and Lateral" before "This is an apical lordotic view" (round AT)
-    before = {i - 1 for i in ids if i - 1 in ask.study.finding_sentences and _ANAPHOR.match(ask.study.sentences[i])}
+    before = {i - 1 for i in ids if i - 1 in ask.study.finding_sentences and ANAPHOR.match(ask.study.sentences[i])}
     ids = tuple(sorted(ids | before))
     leaves = [f for f in ask.study.leaf_present(abnormal_only=False) if f.category != "normal"]  # devices too
     if not leaves and any(f.abnormal and f.hedged for f in ask.study.facts.values()):
         return None  # "calcified ... lymph XXXX which suggest prior histoplasmosis exposure": no "no abnormality"
     text = _join([_fact_detail(f, article=True) for f in leaves]) if leaves else "no abnormality"
     return Answer(text, polarity=None, evidence=ids, findings=tuple(f.finding for f in leaves))
-
-
-#: A sentence that opens by speaking of the one before it (a capitalised anaphor).
-_ANAPHOR = re.compile(r"\s*(?:" + "|".join(sorted(w.capitalize() for w in ANAPHORS)) + r")\b")
 
 
 @program(

@@ -29,6 +29,7 @@ from cxrvqa.core.scene_graph import (
     SLASH_PAIR,
     deid_pattern,
 )
+from cxrvqa.core.text import ANAPHORS
 from cxrvqa.core.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
@@ -197,9 +198,11 @@ class StudyView:
         return self._evidence_texts[key]
 
     def _quoted(self, sentence_ids: list[int]) -> str | None:
-        texts = list(dict.fromkeys(self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences))
+        ids = [i for i in dict.fromkeys(sentence_ids) if i in self.sentences]
+        texts = list(dict.fromkeys(self.sentences[i] for i in ids))
         if (
             not texts
+            or _repeat_before_anaphor([self.sentences[i] for i in ids])
             or self.unquotable.intersection(sentence_ids)
             or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts)
         ):
@@ -218,6 +221,17 @@ class StudyView:
                 f for f in self.facts.values() if not f.derived and any(r in inside for r in f.places)
             ]
         return found
+
+
+#: A sentence that opens by speaking of the one before it (a capitalised anaphor).
+ANAPHOR = re.compile(r"\s*(?:" + "|".join(sorted(w.capitalize() for w in ANAPHORS)) + r")\b")
+
+
+def _repeat_before_anaphor(texts: list[str]) -> bool:
+    """Whether a sentence quoted once already comes again just before an anaphor: quoting each text once would give
+    "This may reflect pulmonary hypertension" the sentence before the repeat ("Dilated pulmonary arteries.
+    Moderate hyperinflation of the lungs. [Dilated pulmonary arteries.] This may reflect ...": round BC)."""
+    return any(text in texts[:k] and ANAPHOR.match(after) for k, (text, after) in enumerate(zip(texts, texts[1:])))
 
 
 #: Slips in a report sentence that make it unfit to quote as an answer (the template's sentence is used instead).

@@ -1152,21 +1152,29 @@ def _statements_in(text: str) -> tuple[tuple[str, list[str], list[str], tuple[in
     return tuple(f for f in found if not any(o[3][0] <= f[3][0] and f[3][1] <= o[3][1] and o[3] != f[3] for o in found))
 
 
-def _other_exam_after(text: str, other_exam: bool) -> bool:
+def _other_exam_after(text: str, other_exam: bool, chest_headed: bool) -> bool:
     """Whether a sentence belongs to another examination's part of the report: a heading made only of
-    another body part ("Right elbow and forearm.") opens that part, a chest heading ("Chest.") closes it."""
+    another body part ("Right elbow and forearm.") opens that part, a chest heading ("Chest.") closes it. After a
+    chest heading, one whose body part was de-identified ("Left and right XXXX.": the shoulders, round AY) opens
+    another part too."""
     heading = _heading(text)
+    if heading == "deidentified":
+        return chest_headed or other_exam
     return other_exam if heading is None else heading == "other"
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
 def _heading(text: str) -> str | None:
-    """ "chest" or "other" for a sentence that heads a part of the report, None for any other sentence
-    (memoised: report sentences repeat)."""
+    """ "chest" or "other" for a sentence that heads a part of the report, "deidentified" for one made of sides and
+    a de-identified word ("Left and right XXXX."), None for any other sentence (memoised: report sentences
+    repeat)."""
     r = rules()
     lowered = text.strip().lower()
     if r.chest_heading.match(lowered):
         return "chest"
+    words = re.findall(r"[a-z][a-z-]*", lowered)
+    if "xxxx" in words and len(words) <= 4 and all(word in r.other_exam_heading for word in words):
+        return "deidentified"
     heading = lowered.split(":", 1)[0] if ":" in lowered[:40] else lowered  # "KUB XXXX: single view ..."
     if len(heading.split()) <= 8 and (r.other_exam.search(heading) or r.heading_only.search(heading)):
         rest = re.findall(r"[a-z][a-z-]*", r.heading_only.sub(" ", r.other_exam.pattern.sub(" ", heading)))
@@ -1285,12 +1293,14 @@ def extract_scene_graph(study_id: str, sentences: list[Sentence], indication: st
     statements = []
     prior = _refers_to_prior(sentences)
     section, other_exam, previous, previous_sentence = None, False, range(0), None
+    chest_headed = False
     for sentence in sentences:
         if sentence.section not in FINDING_SECTIONS:
             continue
         if sentence.section != section:
             section, other_exam, previous = sentence.section, False, range(0)
-        other_exam = _other_exam_after(sentence.text, other_exam)
+        chest_headed = chest_headed or _heading(sentence.text) == "chest"
+        other_exam = _other_exam_after(sentence.text, other_exam, chest_headed)
         found = _sentence_observations(sentence, next_id)
         if other_exam:
             found = [

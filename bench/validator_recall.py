@@ -91,8 +91,11 @@ def _load(build: Path, pattern: str, scratch: Path) -> tuple[list[dict], dict, d
     verdicts = _verdicts(pattern)
     store, used = _open_store(build, scratch)
     with store:
-        # given the store, a build without images is graded as text-VQA (as the build grades it)
-        context = stage.prepare(load_config(None, {"out_dir": used}), store)
+        # given the store, a build without images is graded as text-VQA (as the build grades it); the items' scene
+        # graphs are those of the build's backend (an LLM build's, not the rules')
+        backends = [b for (b,) in store.query("SELECT DISTINCT backend FROM current_qa_items")]
+        overrides = {"out_dir": used, **({"extraction": {"backend": backends[0]}} if len(backends) == 1 else {})}
+        context = stage.prepare(load_config(None, overrides), store)
         items = store.query_dicts(
             f"SELECT {', '.join(stage.ITEM_FIELDS)} FROM current_qa_items "
             "WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id",

@@ -1063,6 +1063,10 @@ def test_context_reading_of_invented_sentences() -> None:
         ),
         ("Elevated right diaphragm.", "diaphragm_elevation", {"diaphragm", "right_hemidiaphragm"}),
         ("The aorta is calcified.", "aortic_calcification", {"aorta"}),
+        # the LLM replay round's false demotions
+        ("Calcified left hilar node.", "lymph_node_calcification", {"hila", "left_hilum"}),
+        ("Calcified right hilar lymph nodes.", "lymph_node_calcification", {"hila", "right_hilum"}),
+        ("Decreasing lung volumes.", "hypoinflation", {"lungs"}),
     ],
 )
 def test_findings_named_with_words_between_or_as_a_predicate(sentence: str, finding: str, regions: set[str]) -> None:

@@ -382,11 +382,11 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         )
         and not hidden
     )  # a finding hidden by XXXX is not understood
-    normal_regions = frozenset(r for st in statements for r in st["regions"])
     normal_at: dict[str, tuple[int, ...]] = {}
     for st in statements:
         for r in st["regions"]:
             normal_at[r] = (*normal_at.get(r, ()), st["sentence_id"])
+    normal_regions = frozenset(normal_at)
     view = StudyView(
         graph["study_id"],
         patient_id,

@@ -156,6 +156,16 @@ def test_evidence_text_skips_deidentified_sentences() -> None:
         "Deformity of multiple left anterior ribs are present from previous fractures.",
         "Patchy subsegmental atelectasis is seen bibasilar region.",
         "Normal heart size mediastinal contours.",
+        # rounds up to BD
+        "Heart size is normal in the lungs are clear.",
+        "Heart size is normal the lungs are clear.",
+        "The cardiomediastinal silhouette is within normal limits are in the pulmonary vasculature is normal.",
+        "Lungs are expanded and clear airspace disease.",
+        "No focal lung opacity, pleural effusion of pneumothorax.",
+        "There no focal airspace opacities to suggest pneumonia.",
+        "In the left lung base, there is a 9 mm nodule that not definitively calcified.",
+        "Small residual left apical pneumothorax has increased slightly in size the prior exam.",
+        "Bibasilar airspace disease, left worse right.",
     ],
 )
 def test_evidence_text_does_not_quote_a_slip(slip: str) -> None:

@@ -1047,6 +1047,8 @@ def finding_region_choice(ask: Ask) -> Answer | None:
 )
 def which_of_two_findings(ask: Ask) -> Answer | None:
     a, b = ask.args["finding_a"], ask.args["finding_b"]
+    if a in finding_ancestors(b) or b in finding_ancestors(a):
+        return None  # "consolidation or lung opacity?": consolidation is a lung opacity (rounds BC, BD)
     pa, pb = ask.study.presence(a, ask.closed_world), ask.study.presence(b, ask.closed_world)
     if {pa, pb} != {"present", "absent"}:
         return None

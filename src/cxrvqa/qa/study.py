@@ -237,8 +237,7 @@ def _repeat_before_anaphor(texts: list[str]) -> bool:
 #: Slips in a report sentence that make it unfit to quote as an answer (the template's sentence is used instead).
 _UNQUOTABLE = re.compile(
     r"^\s*[a-z]|\b[Aa]n [b-df-hj-np-tv-z]|\bThere (?!is\b|are\b|has\b|have\b|was\b|were\b|may\b|"
-    r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b|"
-    r"no\b)[a-z]+|[a-z]{2}\.[A-Z]"
+    r"might\b|appears?\b|seems?\b|remains?\b|continues?\b|again\b|also\b|now\b|still\b)[a-z]+|[a-z]{2}\.[A-Z]"
     # two sentences run together ("granulomatous disease Lung volumes are low", "Lungs are
     # clear no effusions") and a word out of place ("The otherwise lungs are clear")
     r"|\b[a-z]{2,} (?:The|There|No|Lungs?|Heart|Left|Right|Within|In|Please|Stable|Normal|Mild|"
@@ -268,6 +267,15 @@ _UNQUOTABLE = re.compile(
     r"|\b(?:is|are) (?:seen|noted|identified|present) (?:bibasilar|bibasal|biapical|basilar|"
     r"apical|perihilar|retrocardiac|bilateral)\b"
     r"|\bsize (?:mediastinal|cardiomediastinal|hilar|pulmonary)\b"
+    # two clauses run together or a word missing, as quoted answers read wrong in the rounds up to BD: "Heart size is
+    # normal in the lungs are clear", "within normal limits are in the pulmonary vasculature", "expanded and clear
+    # airspace disease", "pleural effusion of pneumothorax", "left worse right", "a 9 mm nodule that not
+    # definitively calcified", "has increased slightly in size the prior exam"
+    r"|\b(?:normal|clear|unremarkable|stable|limits)(?: in)? the (?:lungs?|heart|cardiac|mediastin\w*|"
+    r"cardiomediastinal|osseous|bony|pleural)\b"
+    r"|\blimits are in\b|\band clear (?:airspace|focal|consolidation|effusion|pneumothorax|infiltrate)"
+    r"|\beffusions? of pneumothorax\b|\b(?:left|right) (?:worse|greater|more) (?:left|right)\b|\bthat not\b"
+    r"|\bin size the (?:prior|previous)\b"
 )
 _REPEATED_WORD = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:])")

@@ -497,7 +497,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
         kinds |= _inner_kinds(words)
         # a de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
         # noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)
-        if ent.end < len(lowers) and deid.fullmatch(doc[ent.end].text) is not None:
+        if ent.end < len(lowers) and deid.fullmatch(doc[ent.end].text) is not None and not _deid_verb(lowers, ent.end):
             kinds.add("deidentified")
         inner_regions, inner_sides = _inner_location(words)
         mentions.append(
@@ -1272,6 +1272,11 @@ def _cited_negated(evidence: tuple[str, ...]) -> Verdict:
                 f"the evidence cites {_quote(sentence)} for an abnormality; it negates every finding it names",
             )
     return OK
+
+
+def _deid_verb(lowers: list[str], at: int) -> bool:
+    """Whether the de-identified token at ``at`` is a verb, by the word after it (`deid_verb_before`)."""
+    return at + 1 < len(lowers) and lowers[at + 1] in rules().data["deid_verb_before"]
 
 
 def _abnormal_kind(finding: str) -> bool:

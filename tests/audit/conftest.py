@@ -7,7 +7,7 @@ The build uses the bundled demo images, manifest and boxes, and the demo reports
 - between the runs two stored answers are changed (as a generator bug would) and their validation cleared;
 - run 2: the same plus `audit-s6` (report-only, another template mix) and `audit-s8`, an empty report
   (rejected); both changed answers are now rejected (`answer_mismatch`; the side one also
-  `laterality_mismatch`);
+  `side_not_in_evidence`);
 - after run 2, rows an LLM extraction would write are recorded: a failed one (study `audit-s7`) whose error
   holds a third payload, and an `llm` graph of demo-s1 that is the rules graph with the pneumothorax on
   the left (a laterality disagreement) and a present cardiomegaly the rules read as absent (a presence one).

@@ -75,7 +75,7 @@ def test_terminal_tables_name_reasons_templates_and_examples(audit_build: Build)
     for expected in (
         "Counts per stage",
         "answer_mismatch",
-        "laterality_mismatch",
+        "side_not_in_evidence",
         "no_image",
         "unsupported_modality",
         "Validators",

@@ -56,7 +56,7 @@ def test_counts_match_the_views(audit_build: Build) -> None:
     by_reason = Counter((v, r) for _, _, v, _, r in failures)
     assert {(r.validator, r.reason): r.n for r in summary.reasons if r.stage == "validate"} == by_reason
     assert by_reason[("answer_program", "answer_mismatch")] == 2
-    assert by_reason[("laterality_support", "laterality_mismatch")] == 1
+    assert by_reason[("location_support", "side_not_in_evidence")] == 1
     validators = {v.validator: v for v in summary.validators}
     assert set(validators) == set(results)
     for name, v in validators.items():
@@ -117,11 +117,10 @@ def test_failing_items_come_rejects_first_then_one_per_reason(audit_build: Build
     assert side.answer == "left" and side.grade == "D" and side.study_id == "demo-s1"
     assert [(f.validator, f.reason) for f in side.failures] == [
         ("answer_program", "answer_mismatch"),
-        ("laterality_support", "laterality_mismatch"),
         ("location_support", "side_not_in_evidence"),
     ]
     assert side.failures[0].detail == "answer: the answer program gives 'right', found 'left'"
-    assert side.view == "PA, frontal" and [f.strictness for f in side.failures] == ["reject"] * 3
+    assert side.view == "PA, frontal" and [f.strictness for f in side.failures] == ["reject"] * 2
     ratio = next(e for e in summary.examples if e.template_id == "cardiothoracic_ratio")
     assert {b["label"] for b in ratio.boxes} == {"heart", "chest"}
     assert [p["text"] for p in summary.examples[0].answer_parts] == [t for (t,) in parts]
@@ -215,7 +214,7 @@ def test_compare_names_the_reasons_and_templates_that_changed(audit_build: Build
     assert comparison.baseline.run_id == audit_build.run1
     reasons = {c.key: (c.before, c.after, c.delta) for c in comparison.reasons}
     assert reasons["validate/answer_program: answer_mismatch"] == (0, 2, 2)
-    assert reasons["validate/laterality_support: laterality_mismatch"] == (0, 1, 1)
+    assert reasons["validate/location_support: side_not_in_evidence"] == (0, 1, 1)
     no_image = (first["failures"][("image", "no_image")], now[("image", "no_image")])
     assert reasons["validate/image: no_image"] == (*no_image, no_image[1] - no_image[0]) and no_image[1] > no_image[0]
     assert reasons["reports: empty_report"] == (0, 1, 1) and reasons["extract: llm_invalid_response"] == (0, 1, 1)

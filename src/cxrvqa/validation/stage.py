@@ -150,6 +150,7 @@ def _context_of(payload: StudyPayload, context: ValidateStageContext) -> Validat
         text_only=context.text_only,
         item_ids=item_ids_of(payload.items),
         answer_digests=digests,
+        graph_backend=context.backend,
     )
 
 

@@ -198,11 +198,11 @@ class StudyView:
         return self._evidence_texts[key]
 
     def _quoted(self, sentence_ids: list[int]) -> str | None:
-        ids = [i for i in dict.fromkeys(sentence_ids) if i in self.sentences]
-        texts = list(dict.fromkeys(self.sentences[i] for i in ids))
+        cited = [self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences]
+        texts = list(dict.fromkeys(cited))
         if (
             not texts
-            or _repeat_before_anaphor([self.sentences[i] for i in ids])
+            or _repeat_before_anaphor(cited)
             or self.unquotable.intersection(sentence_ids)
             or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts)
         ):

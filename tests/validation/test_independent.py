@@ -241,6 +241,14 @@ def test_second_reading(
         ),
         # a list of candidates all are
         ("Atelectasis, pneumonia or aspiration.", "atelectasis", "differential"),
+        # a hedge weighs its candidates up to the comma that closes their "or" list (round BD)
+        (
+            "Densities in the lingula may be compatible with scarring or atelectasis, scattered interstitial markings.",
+            "prominent_lung_markings",
+            "affirmed",
+        ),
+        ("Densities may be compatible with scarring or atelectasis, scattered markings.", "atelectasis", "hedged"),
+        ("May represent atelectasis or infiltrate, or less likely aspiration.", "aspiration", "hedged"),
     ],
 )
 def test_a_differential_weighs_only_its_candidates(sentence: str, finding: str, status: str) -> None:
@@ -579,6 +587,22 @@ def test_a_where_answer_gives_every_place_a_mention_names(sentence: str, questio
         answer_format="short",
         question_type=question_type,
         finding="tortuous_aorta",
+    )
+    assert verdict("location_support", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        # named as what a placed shadow before it may be, an unplaced finding is where the shadow is (LLM round)
+        ("Low lung volumes, bibasilar opacities likely due in part to atelectasis.", None),
+        # not after a shadow without a place
+        ("Low lung volumes. Opacities likely due in part to atelectasis.", "region_not_in_evidence"),
+    ],
+)
+def test_a_finding_a_shadow_may_be_is_where_the_shadow_is(sentence: str, expected: str | None) -> None:
+    it = item(
+        "finding_location", "Where is the atelectasis?", "lung bases", answer_format="short", finding="atelectasis"
     )
     assert verdict("location_support", it, context([sentence])) == expected
 

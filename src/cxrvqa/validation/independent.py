@@ -141,7 +141,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 6
+LOGIC_VERSION = 7
 
 
 def _version() -> int:
@@ -486,6 +486,8 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
                     kinds.add("differential")
             elif category in (LOCATION, SIDE):
                 located.append(modifier)
+            elif category == "HEDGED" and _differential_closed(lowers, modifier.modifier_span[1], ent.start):
+                continue
             else:
                 kinds.add("hedged" if category == "DISFAVOURED" else category.lower())
         walked = _walk(lowers, ent, places, at, owner) or located
@@ -601,10 +603,30 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
     if _change_lists().search(" ".join(lowers[: min(ent.start, *(t.start for t in others))])):
         return False
     before = ent.end <= span[0]
+    if not before and _differential_closed(lowers, span[0], ent.start):
+        return False
     low, high = (ent.end, span[0]) if before else (span[1], ent.start)
     between = sorted((t for t in others if low <= t.start and t.end <= high), key=lambda t: t.start)
     edges = [ent, *between] if before else [*between, ent]
     return all(any(w in (",", "or", "and", "/") for w in lowers[a.end : b.start]) for a, b in zip(edges, edges[1:]))
+
+
+#: Words that join the candidates of a differential.
+_ALTERNATIVES = frozenset(("or", "versus", "vs", "vs.", "and/or"))
+
+
+def _differential_closed(lowers: list[str], start: int, end: int) -> bool:
+    """Whether the candidates a hedge or a differential weighs end before a finding after them (tokens ``start``
+    to ``end``): an "or" list closed by a comma, with no alternative after it ("densities may be compatible with
+    scarring or subsegmental atelectasis, scattered chronic appearing irregular interstitial markings": the
+    markings are stated, round BD; "may represent atelectasis or infiltrate, or less likely aspiration" stays one
+    list)."""
+    words = lowers[start:end]
+    for i, word in enumerate(words):
+        if word in _ALTERNATIVES and "," in words[i + 1 :]:
+            comma = words.index(",", i + 1)
+            return _ALTERNATIVES.isdisjoint(words[comma + 1 :])
+    return False
 
 
 @lru_cache(maxsize=1)
@@ -1406,11 +1428,29 @@ def _answer_places(
 def _attached(finding: str, sentences: Iterable[str]) -> tuple[set[str], set[str]]:
     """The regions and sides the sentences attach to the finding's (not negated) mentions."""
     regions, sides = set(), set()
-    for _, m in reading(finding, sentences)[1]:
+    for sentence, m in reading(finding, sentences)[1]:
         if m.status not in ("negated", "narrowed"):
-            regions |= _sided(m)
-            sides |= m.sides
+            placed = m if m.regions or m.sides else _shadow_placed(sentence, m)
+            regions |= _sided(placed)
+            sides |= placed.sides
     return regions, sides
+
+
+def _shadow_placed(sentence: str, mention: Mention) -> Mention:
+    """An unplaced finding named, after a placed shadow of its sentence, as what a shadow may be
+    (`open_shadows`) is where the shadow is: "Low lung volumes, bibasilar opacities XXXX due ... in part to
+    atelectasis" places the atelectasis at the bases ("streaky opacities in the left perihilar and lingular
+    regions, XXXX focal atelectasis": LLM replay round)."""
+    data = rules().data["open_shadows"]
+    if not any(mention.finding in family(f) for f in data["may_be"]):
+        return mention
+    shadow = None
+    for m in read_sentence(sentence):
+        if m == mention:
+            break
+        if m.finding in data["shadows"] and m.status not in ("negated", "narrowed") and (m.regions or m.sides):
+            shadow = m
+    return mention if shadow is None else replace(mention, regions=shadow.regions, sides=shadow.sides)
 
 
 def _sided(mention: Mention) -> frozenset[str]:

@@ -118,6 +118,16 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "atelectasis",
             "second_reading_differential",
         ),
+        # "Question X": X is questioned (round BF)
+        (
+            "Question small right pleural effusion.",
+            "finding_presence",
+            "Is there a pleural effusion?",
+            "yes",
+            True,
+            "pleural_effusion",
+            "second_reading_hedged",
+        ),
         (
             "Borderline cardiomegaly.",
             "finding_presence",

@@ -259,6 +259,7 @@ def test_second_reading(
         ),
         ("Densities may be compatible with scarring or atelectasis, scattered markings.", "atelectasis", "hedged"),
         ("May represent atelectasis or infiltrate, or less likely aspiration.", "aspiration", "hedged"),
+        ("Opacities may be compatible with atelectasis versus consolidation, aspiration.", "aspiration", "hedged"),
     ],
 )
 def test_a_differential_weighs_only_its_candidates(sentence: str, finding: str, status: str) -> None:

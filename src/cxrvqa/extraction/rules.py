@@ -50,6 +50,7 @@ from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
+_ALTERNATIVES = frozenset({"or", "versus", "vs", "vs.", "and/or"})  # words that join the candidates of a differential
 #: A rib's number ("right 10th and left 9th ... rib fracture"): a list of places, not of findings.
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)?")
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
@@ -823,9 +824,30 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
         presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
         if trigger is leading and presence == "uncertain" and s.negated_hedge(leading, left, right):
             presence, certainty = "absent", None  # "no opacity to suggest pneumonia", "no suspicious nodule"
+        elif (
+            trigger is leading
+            and presence == "uncertain"
+            and _closing_comma(s.lower[trigger.end : mention.start]) is not None
+        ):
+            presence, certainty, trigger = "present", None, None
     if change is not None and _value(change) == "resolved" and presence == "present":
         presence = "absent"
     return presence, certainty, trigger, change
+
+
+def _closing_comma(between: list[str]) -> int | None:
+    """Where in the words between a hedge (or a list of alternatives) and a finding a comma closes the
+    alternatives: an "or" list ended by a comma with no alternative after it ("may be compatible with scarring or
+    subsegmental atelectasis, scattered chronic appearing irregular interstitial markings": the markings are
+    stated, and not in the lingula of the densities before, round BD), where words of the finding's own phrase
+    follow it: not "atelectasis versus consolidation, aspiration" (a third candidate), nor "atelectasis or
+    infiltrate, or less likely aspiration". None where none does."""
+    for i, word in enumerate(between):
+        if word in _ALTERNATIVES and "," in between[i + 1 :]:
+            comma = between.index(",", i + 1)
+            after = between[comma + 1 :]
+            return comma if after and _ALTERNATIVES.isdisjoint(after) else None
+    return None
 
 
 def _deid_next_to(s: _Parsed, k: int, extracted: list[dict]) -> bool:
@@ -881,7 +903,8 @@ def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> 
             p for p in places.within(first_end, after_end) if (p.start, p.end) not in claimed
         ]
     if not found:  # a later finding's own words are after this one, and not this one's
-        found = places.within(left, mention.start) + [
+        comma = _closing_comma(lower[left : mention.start])
+        found = places.within(left if comma is None else left + comma + 1, mention.start) + [
             p for p in places.within(mention.end, right) if (p.start, p.end) not in claimed
         ]
         if found:
@@ -1057,8 +1080,12 @@ def _differentials(s: _Parsed, extracted: list[dict], modifier_tokens: set[int])
     alternatives = [False]
     for k in range(1, len(findings)):
         between = doc[findings[k - 1].end : findings[k].start]
-        if clauses[k] == clauses[k - 1] and all(
-            t.lower_ in _COORDINATORS or t.i in modifier_tokens or t.lower_ in _ARTICLES for t in between
+        listed = doc[findings[chains[-1][0]].start : findings[k].start]  # the chain so far
+        closed = alternatives[-1] and _closing_comma([t.lower_ for t in listed]) is not None
+        if (
+            not closed
+            and clauses[k] == clauses[k - 1]
+            and all(t.lower_ in _COORDINATORS or t.i in modifier_tokens or t.lower_ in _ARTICLES for t in between)
         ):
             if [t.text for t in between] == ["/"]:  # "ectasia/tortuosity": alternatives or one thing twice?
                 for item in (extracted[k - 1], extracted[k]):

@@ -619,13 +619,14 @@ def _differential_closed(lowers: list[str], start: int, end: int) -> bool:
     """Whether the candidates a hedge or a differential weighs end before a finding after them (tokens ``start``
     to ``end``): an "or" list closed by a comma, with no alternative after it ("densities may be compatible with
     scarring or subsegmental atelectasis, scattered chronic appearing irregular interstitial markings": the
-    markings are stated, round BD; "may represent atelectasis or infiltrate, or less likely aspiration" stays one
+    markings are stated, round BD), where words of the finding's own phrase follow the comma ("atelectasis versus
+    consolidation, aspiration" and "may represent atelectasis or infiltrate, or less likely aspiration" stay one
     list)."""
     words = lowers[start:end]
     for i, word in enumerate(words):
         if word in _ALTERNATIVES and "," in words[i + 1 :]:
-            comma = words.index(",", i + 1)
-            return _ALTERNATIVES.isdisjoint(words[comma + 1 :])
+            after = words[words.index(",", i + 1) + 1 :]
+            return bool(after) and _ALTERNATIVES.isdisjoint(after)
     return False
 
 

@@ -737,6 +737,8 @@ class _Parsed:
             and next_word not in (",", "from", "since", "compared", "to")
         ):
             return None  # "enlarged for technique, stable mediastinal contours": the contours' word
+        if after.end in self.place_tokens:
+            return None  # "monitor leads show an unchanged cardiomediastinal silhouette": the silhouette's (round BE)
         return after
 
 

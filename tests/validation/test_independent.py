@@ -1085,6 +1085,16 @@ def test_context_reading_of_invented_sentences() -> None:
     assert read == {"aortic_enlargement": "affirmed"}
 
 
+def test_hilar_nodes_are_read_as_lymph_nodes_too() -> None:
+    sentences = ["Calcified left hilar node."]
+    assert independent.reading("lymph_node_calcification", sentences)[0] == "present"
+    assert independent.reading("hilar_calcification", sentences)[0] == "present"
+    assert independent.reading("lymph_node_calcification", ["Calcified right paratracheal lymph node."])[0] == "present"
+    assert (
+        independent.reading("hilar_calcification", ["Calcified right paratracheal lymph node."])[0] == "not_mentioned"
+    )
+
+
 @pytest.mark.parametrize(
     ("sentence", "finding", "regions"),
     [
@@ -1102,9 +1112,10 @@ def test_context_reading_of_invented_sentences() -> None:
         ),
         ("Elevated right diaphragm.", "diaphragm_elevation", {"diaphragm", "right_hemidiaphragm"}),
         ("The aorta is calcified.", "aortic_calcification", {"aorta"}),
-        # the LLM replay round's false demotions
-        ("Calcified left hilar node.", "lymph_node_calcification", {"hila", "left_hilum"}),
-        ("Calcified right hilar lymph nodes.", "lymph_node_calcification", {"hila", "right_hilum"}),
+        # the LLM replay round's false demotions; a hilum's nodes are the hilar finding (round BF)
+        ("Calcified left hilar node.", "hilar_calcification", {"hila", "left_hilum"}),
+        ("Calcified right hilar lymph nodes.", "hilar_calcification", {"hila", "right_hilum"}),
+        ("Calcified right paratracheal lymph node.", "lymph_node_calcification", {"upper_mediastinum"}),
         ("Decreasing lung volumes.", "hypoinflation", {"lungs"}),
     ],
 )

@@ -102,8 +102,9 @@ def rules() -> Rules:
     for finding, region in data["statement_sites"].items():
         known([finding], vocab.findings, "statement_sites")
         known([region], vocab.regions, "statement_sites")
-    for finding, covered in data["negation_covers"].items():
-        known([finding, *covered], vocab.findings, "negation_covers")
+    for section in ("negation_covers", "read_also_as"):
+        for finding, covered in data[section].items():
+            known([finding, *covered], vocab.findings, section)
     statements = []
     for st in data["normal_statements"]:
         known([*st["regions"], *st.get("sided", {}).values()], vocab.regions, f"normal_statements.{st['id']}")
@@ -1011,7 +1012,7 @@ def reading(finding: str, sentences: Iterable[str]) -> tuple[str, list[tuple[str
 
 @lru_cache(maxsize=65536)
 def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[str, Mention]]]:
-    members = family(finding)
+    members = _readings_of(finding)
     found = [(s, m) for s in sentences for m in read_sentence(s) if m.finding in members]
     statuses = {m.status for _, m in found}
     if "affirmed" in statuses:
@@ -1024,6 +1025,15 @@ def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[
     if "narrowed" in statuses:
         return "narrowed", found
     return "not_mentioned", found
+
+
+@lru_cache(maxsize=None)
+def _readings_of(finding: str) -> frozenset[str]:
+    """The findings whose mentions are mentions of this one: it and those below it, and those read also as one of
+    them (`read_also_as`)."""
+    members = family(finding)
+    also = rules().data["read_also_as"]
+    return members | {f for f, others in also.items() if not members.isdisjoint(others)}
 
 
 def _quote(text: str, limit: int = 120) -> str:

@@ -1565,7 +1565,7 @@ def _located_verdict(
             f"{vocabulary().regions[region]['name']}; the evidence {quoted} "
             f"does not name it there",
         )
-    for side in sides:
+    for side in sorted(sides):  # the first failing side names the verdict: the same one in every process
         ok = side in named_sides or (
             side == "bilateral" and ({"left", "right"} <= named_sides or _whole_paired(finding))
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -200,12 +201,21 @@ def validate_studies(
     collector is paused meanwhile: the checks make many small objects, which set off full collections over every
     object of the process (spaCy's and medspaCy's rules included: ~10% of the step); the batch's few cyclic objects
     (~6 per item) are collected once it is back on."""
+    with _collector_paused():
+        try:
+            return _validate_studies(payloads, context, run_id, now)
+        finally:
+            _forget_readings()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off meanwhile, back on after (if it was on)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _validate_studies(payloads, context, run_id, now)
+        yield
     finally:
-        _forget_readings()
         if enabled:
             gc.enable()
 
@@ -324,8 +334,11 @@ def _chunks(work: ValidationWork, size: int) -> Iterator[tuple[list[StudyPayload
 def validate_chunk(
     chunk: tuple[list[StudyPayload], pa.Table], context: ValidateStageContext, run_id: str, now: datetime
 ) -> dict[str, pa.Table]:
-    """`validate_studies` of a chunk whose items are still Arrow rows (in a worker)."""
-    return validate_studies(with_items(*chunk), context, run_id, now)
+    """`validate_studies` of a chunk whose items are still Arrow rows (in a worker). The rows become dicts with the
+    collector paused too: made with it on, the ~25 objects an item's dict holds set off full collections over the
+    worker's every object (10k build, 2,000 studies: 8.0 against 2.3 us an item)."""
+    with _collector_paused():
+        return validate_studies(with_items(*chunk), context, run_id, now)
 
 
 def with_items(payloads: list[StudyPayload], items: pa.Table) -> list[StudyPayload]:

@@ -5,10 +5,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from cxrvqa.qa.templates import builtin_templates
-from cxrvqa.validation.validators import VALIDATORS, ImageFacts, ValidationContext, run_validators
+from cxrvqa.validation.stage import ITEM_FIELDS
+from cxrvqa.validation.validators import (
+    VALIDATORS,
+    ImageFacts,
+    ValidationContext,
+    check_schema,
+    run_validators,
+    schema_passes,
+)
 from tests.qa import FRONTAL, items, settings, template, view_from_spec
 
 STUDY = {
@@ -179,6 +188,35 @@ def test_each_fault_gives_exactly_its_reason(
             expected,
             *ALSO_CAUGHT.get(expected, ()),
         }
+
+
+def test_the_schema_check_of_a_whole_table_passes_no_item_the_item_check_rejects() -> None:
+    """The stage checks the schema of a chunk's Arrow table at once (`schema_passes`) and skips `check_schema` for
+    the items it passes: the clean ones, and none that `check_schema` rejects."""
+    clean = [{k: i[k] for k in ITEM_FIELDS} for i in items(view_from_spec(STUDY), *builtin_templates())]
+    assert any(i["boxes"] for i in clean) and any(i["options"] for i in clean)
+    box = {"label": "pleural_effusion", "x_min": 1, "y_min": 2, "x_max": 3, "y_max": 4}
+    faults = [
+        ("item_id", "qa-0123"),
+        ("item_id", clean[0]["item_id"] + "\n"),  # Python's `$` matches before a last newline, the schema's not
+        ("study_id", ""),
+        ("template_id", "Finding"),
+        ("view_plane", "oblique"),
+        ("question_type", None),
+        ("question", "ab"),
+        ("answer", None),
+        ("options", ["yes", ""]),
+        ("findings", ["pleural_effusion", None]),
+        ("boxes", [{**box, "label": None}]),
+        ("boxes", [{**box, "x_max": None}]),
+        ("evidence_ids", [0, -1]),
+        ("arguments", None),
+        ("split", ""),
+    ]
+    faulty = [{**clean[n % len(clean)], key: value} for n, (key, value) in enumerate(faults)]
+    rows = pa.Table.from_pylist([*clean, *faulty]).to_pylist()
+    assert schema_passes(pa.Table.from_pylist(rows)) == [True] * len(clean) + [False] * len(faulty)
+    assert [check_schema(row, context()).ok for row in rows] == [True] * len(clean) + [False] * len(faulty)
 
 
 def test_report_only_items_and_missing_graphs_and_left_right_on_lateral_images() -> None:

@@ -11,7 +11,7 @@ import gc
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -37,6 +37,8 @@ from cxrvqa.validation.validators import (
     ValidationContext,
     active_validators,
     check_item,
+    schema_passes,
+    with_schema_passed,
 )
 
 #: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `validate-batch`).
@@ -118,6 +120,8 @@ class StudyPayload:
     quality: tuple[str, ...]
     images: tuple[ImageView, ...]
     items: list[dict[str, Any]]
+    #: per item: `schema_passes` found it valid, so its schema check is not run again (empty: run for every item)
+    schema_valid: list[bool] = field(default_factory=list)
 
 
 def _load(store: Store, study_ids: list[str], context: ValidateStageContext) -> dict[str, StudyPayload]:
@@ -239,15 +243,17 @@ def _validate_studies(
     templates = {t.id: t for t, _ in context.settings.templates}
     active = active_validators(context.strictness)
     checks = [(v.name, v.version, level) for v, level in active]
+    passed = with_schema_passed(active)
     failures: list[tuple] = []
     done: list[tuple] = []
     grades: list[tuple] = []
     for payload in payloads:
         ctx = _context_of(payload, context)
-        for item in payload.items:
+        for index, item in enumerate(payload.items):
             key = (item["item_id"], item.pop("template_version"), item.pop("input_hash"))
             judge = item.pop("judge_grade"), item.pop("judge_weakest")
-            verdicts = check_item(item, ctx, active)
+            valid = index < len(payload.schema_valid) and payload.schema_valid[index]
+            verdicts = check_item(item, ctx, passed if valid else active)
             worst, failed = "ok", []
             for verdict, (name, version, level) in zip(verdicts, checks):
                 if verdict.ok:
@@ -342,10 +348,12 @@ def validate_chunk(
 
 
 def with_items(payloads: list[StudyPayload], items: pa.Table) -> list[StudyPayload]:
-    """The payloads with their items (rows of ``items``) as dicts."""
+    """The payloads with their items (rows of ``items``) as dicts, each marked where the schema check of the
+    whole table at once (`schema_passes`, on the columns its dict keeps) found it valid."""
     by_study = {payload.study_id: payload for payload in payloads}
-    for item in items.to_pylist():
+    for item, valid in zip(items.to_pylist(), schema_passes(items.select(ITEM_FIELDS)), strict=True):
         by_study[item["study_id"]].items.append(item)
+        by_study[item["study_id"]].schema_valid.append(valid)
     return payloads
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cxrvqa.core.resources import load_json_schema
 from cxrvqa.core.scene_graph import deid_pattern
@@ -167,6 +169,119 @@ def check_schema(item: dict[str, Any], context: ValidationContext) -> Verdict:
             return fail("schema_violation", str(fast_error)[:500])
     where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
     return fail("schema_violation", f"{where}: {error.message}"[:500])
+
+
+def schema_passes(items: pa.Table) -> list[bool]:
+    """Per row of an Arrow table of items (the columns of their dicts): whether it surely meets
+    qa_item.schema.json, read in one vectorised pass over the columns instead of `check_schema` per item (~9 of the
+    ~100 us an item costs the stage). False is no verdict: that item's `check_schema` runs as ever, so a keyword,
+    type, null or pattern this pass does not read leaves every verdict as it was."""
+    return _meets(items.to_struct_array().combine_chunks(), load_json_schema("qa_item.schema.json")).to_pylist()
+
+
+#: JSON Schema keywords `_meets` reads (besides annotations), and the Arrow types a JSON type's values come from.
+_READ = {"type", "enum", "pattern", "minLength", "minimum", "items", "required", "properties", "oneOf"}
+_ANNOTATIONS = {"$schema", "$id", "title", "description"}
+_ARROW_TYPES: dict[str, Callable[[pa.DataType], bool]] = {
+    "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    "integer": pa.types.is_integer,
+    "number": lambda t: pa.types.is_integer(t) or pa.types.is_floating(t),
+    "boolean": pa.types.is_boolean,
+    "array": lambda t: pa.types.is_list(t) or pa.types.is_large_list(t),
+    "object": pa.types.is_struct,
+}
+
+
+def _meets(values: pa.Array, rule: dict[str, Any]) -> pa.Array:
+    """Per value, as its Python value (`as_py`): surely valid under the schema ``rule`` (False where unsure)."""
+    rule = _without_null_branch(rule)
+    unsure = pa.repeat(False, len(values))
+    if rule is None or set(rule) - _READ - _ANNOTATIONS or not ("type" in rule or "enum" in rule):
+        return unsure
+    types = [rule["type"]] if isinstance(rule.get("type"), str) else rule.get("type", [None])
+    nullable = ("null" in types or None in types) and None in rule.get("enum", [None])
+    if "type" in rule and not any(_ARROW_TYPES.get(t, lambda _: False)(values.type) for t in types):
+        return pc.if_else(values.is_valid(), unsure, nullable)
+    met = values.is_valid()
+    for check in _value_checks(values, rule):
+        met = pc.and_(met, check)
+    return pc.if_else(values.is_valid(), met.fill_null(False), nullable)
+
+
+def _without_null_branch(rule: dict[str, Any]) -> dict[str, Any] | None:
+    """``rule`` with a `oneOf` of null and one typed schema that excludes null read as that schema or null (just
+    one branch holds for any value); None for any other `oneOf`."""
+    if "oneOf" not in rule:
+        return rule
+    typed = [b for b in rule["oneOf"] if b != {"type": "null"}]
+    if len(rule["oneOf"]) != 2 or len(typed) != 1 or typed[0].get("type") in (None, "null"):
+        return None
+    if set(rule) - {"oneOf"} - _ANNOTATIONS or not isinstance(typed[0]["type"], str):
+        return None
+    return {**typed[0], "type": [typed[0]["type"], "null"]}
+
+
+def _value_checks(values: pa.Array, rule: dict[str, Any]) -> list[pa.Array]:
+    """The rule's keywords other than type, each as a per-value mask of the non-null values."""
+    is_string = _ARROW_TYPES["string"](values.type)
+    checks = []
+    if "enum" in rule:
+        allowed = [v for v in rule["enum"] if v is not None]
+        if not is_string or not all(isinstance(v, str) for v in allowed):
+            return [pa.repeat(False, len(values))]
+        checks.append(pc.is_in(values, value_set=pa.array(allowed, pa.string())))
+    for keyword, check in (("pattern", _pattern_met), ("minLength", _length_met)):
+        if keyword in rule:
+            checks.append(check(values, rule[keyword]) if is_string else pa.repeat(False, len(values)))
+    if "minimum" in rule:
+        numeric = _ARROW_TYPES["number"](values.type)
+        checks.append(pc.greater_equal(values, rule["minimum"]) if numeric else pa.repeat(False, len(values)))
+    if "items" in rule:
+        checks.append(_items_met(values, rule["items"]))
+    if "required" in rule or "properties" in rule:
+        checks.append(_fields_met(values, rule))
+    return checks
+
+
+def _pattern_met(values: pa.Array, pattern: str) -> pa.Array:
+    """RE2's search, as fastjsonschema's (which reads `$` as `\\Z`, the end of the text, as RE2 does), for a pattern
+    of literals, ranges, counts and anchors only (an escape or any other syntax the two might read otherwise:
+    unsure)."""
+    if not _PLAIN_PATTERN.fullmatch(pattern):
+        return pa.repeat(False, len(values))
+    return pc.match_substring_regex(values, pattern)
+
+
+_PLAIN_PATTERN = re.compile(r"[\^$\[\]{}*+?|,_a-zA-Z0-9-]*")
+
+
+def _length_met(values: pa.Array, least: int) -> pa.Array:
+    return pc.greater_equal(pc.utf8_length(values), least)
+
+
+def _items_met(values: pa.Array, rule: dict[str, Any]) -> pa.Array:
+    """Per list: every element meets ``rule``."""
+    if not _ARROW_TYPES["array"](values.type):
+        return pa.repeat(False, len(values))
+    elements, parents = pc.list_flatten(values), pc.list_parent_indices(values)
+    if len(elements) != len(parents):  # a null list over elements: unsure of the whole column
+        return pa.repeat(False, len(values))
+    failing = pc.filter(parents, pc.invert(_meets(elements, rule)))
+    return pc.invert(pc.is_in(pa.array(range(len(values)), parents.type), value_set=failing))
+
+
+def _fields_met(values: pa.Array, rule: dict[str, Any]) -> pa.Array:
+    """Per object: its required fields there (as keys of its dict) and each field meeting its property's rule."""
+    names = (
+        {values.type.field(i).name for i in range(values.type.num_fields)} if pa.types.is_struct(values.type) else set()
+    )
+    if not set(rule.get("required", [])) <= names:
+        return pa.repeat(False, len(values))
+    met = pa.repeat(True, len(values))
+    for name, field_rule in rule.get("properties", {}).items():
+        if name in names:
+            met = pc.and_(met, _meets(pc.struct_field(values, name), field_rule))
+    return met
 
 
 @validator("image", strictness="warn")
@@ -482,6 +597,15 @@ def check_item(
     finally:
         context._item, context._memo = None, {}
     return verdicts
+
+
+def with_schema_passed(active: tuple[tuple[Validator, str], ...]) -> tuple[tuple[Validator, str], ...]:
+    """The active validators for an item `schema_passes` found valid: its schema verdict is OK, not computed again."""
+    return tuple((replace(v, check=_passed) if v.check is check_schema else v, level) for v, level in active)
+
+
+def _passed(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    return OK
 
 
 def run_validators(

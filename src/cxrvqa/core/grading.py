@@ -55,6 +55,15 @@ def grade_item(
 ) -> tuple[int, str]:
     """(grade code, the criterion that set it) for an item, its failed checks as (status, reason) and
     its scene graph's quality codes; "" when nothing capped it."""
+    closed_negative = closed_world and item.get("polarity") is False
+    return _graded(tuple(failures), tuple(quality), not item.get("evidence_ids"), closed_negative)
+
+
+@lru_cache(maxsize=4096)
+def _graded(
+    failures: tuple[tuple[str, str | None], ...], quality: tuple[str, ...], no_evidence: bool, closed_negative: bool
+) -> tuple[int, str]:
+    """`grade_item` of what it reads of an item (cached: most items share a few such combinations)."""
     rules = grading()
     grade, weakest = rules.best, ""
 
@@ -71,9 +80,9 @@ def grade_item(
     for code in quality:
         if code in rules.caps["quality"]:
             cap(rules.caps["quality"][code], f"quality:{code}")
-    if not item.get("evidence_ids"):
+    if no_evidence:
         cap(rules.caps["no_evidence"], "no_evidence")
-    if closed_world and item.get("polarity") is False:
+    if closed_negative:
         cap(rules.caps["closed_world_negative"], "closed_world_negative")
     return grade, weakest
 

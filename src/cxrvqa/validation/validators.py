@@ -67,6 +67,14 @@ class ValidationContext:
     _all_asked: bool = field(default=False, repr=False)  # every template of item_ids regenerated
     _item: dict[str, Any] | None = field(default=None, repr=False)  # the item `check_item` is validating
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)  # what its checks share (claims, evidence)
+    _split: tuple[StudyView, GenerationSettings, str] | None = field(default=None, repr=False)
+
+    def study_split(self, study: StudyView) -> str:
+        """The split of the study's items (`qa.generate.study_split`), computed once per study and settings, not
+        once per item (it hashes the patient id: ~2% of validation)."""
+        if self._split is None or self._split[0] is not study or self._split[1] is not self.settings:
+            self._split = (study, self.settings, study_split(study, self.settings))
+        return self._split[2]
 
     def memo(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """What the checks of this item share, while `check_item` validates it (items are not changed while
@@ -379,8 +387,9 @@ def check_unrendered(item: dict[str, Any], context: ValidationContext) -> Verdic
 
 @validator("deid_token")
 def check_deid(item: dict[str, Any], context: ValidationContext) -> Verdict:
+    pattern = deid_pattern()
     for key in ("question", "answer"):
-        match = deid_pattern().search(str(item.get(key) or ""))
+        match = pattern.search(str(item.get(key) or ""))
         if match:
             return fail("deid_token", f"{key} holds the de-identification token {match.group(0)!r}")
     return OK
@@ -529,19 +538,32 @@ def check_answer_leak(item: dict[str, Any], context: ValidationContext) -> Verdi
         return OK
     if any(answer in name for name in _argument_names(item)):
         return OK
-    word = re.compile(rf"\b{re.escape(answer)}\b")
     found = context.templates.get(item.get("template_id") or "")
-    if found is not None and any(word.search(variant.lower()) for variant in found[0].variants):
+    if found is not None and _in_wording(answer, found[0].variants):
         return OK  # the template's own wording ("How severe is ...?" -> "severe") gives nothing away
-    if word.search(str(item.get("question") or "").lower()):
+    if _word(answer).search(str(item.get("question") or "").lower()):
         return fail("answer_in_question", f"the question contains its answer {answer!r}")
     return OK
+
+
+@lru_cache(maxsize=8192)
+def _word(answer: str) -> re.Pattern[str]:
+    """The answer as a whole word (cached: `re`'s own cache holds 512 patterns, fewer than a build's answers, and
+    compiling one per item was ~1% of validation)."""
+    return re.compile(rf"\b{re.escape(answer)}\b")
+
+
+@lru_cache(maxsize=8192)
+def _in_wording(answer: str, variants: tuple[str, ...]) -> bool:
+    """Whether a question variant of the template holds the answer as a word (the same for every item of the
+    template with this answer)."""
+    return any(_word(answer).search(variant.lower()) for variant in variants)
 
 
 @validator("split", kind="content")
 def check_split(item: dict[str, Any], context: ValidationContext) -> Verdict:
     expected = (
-        study_split(context.study, context.settings)
+        context.study_split(context.study)
         if context.study is not None
         else split_of(str(item.get("patient_id")), context.settings.seed, context.settings.splits)
     )

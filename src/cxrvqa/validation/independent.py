@@ -978,7 +978,16 @@ def _report_of(study: Any) -> tuple[str, ...]:
 
 
 def clear_caches() -> None:
-    """Forget every sentence read (benchmarks; the rules file is read once per process)."""
+    """Forget every sentence read and every verdict kept (benchmarks; the rules file is read once per process)."""
+    forget_readings()
+    _grammar_verdict.cache_clear()
+    _CLAIMS.clear()
+
+
+def forget_readings() -> None:
+    """Forget the sentences read (the validation stage, after each chunk of studies: almost every hit is within a
+    study). An item's claims and a wording's grammar verdict stay: keyed by text, bounded, and shared by the items
+    of many studies (the same questions and answers recur)."""
     for cached in (
         read_sentence,
         _reading,
@@ -987,7 +996,6 @@ def clear_caches() -> None:
         _inner_location,
         _reading_with,
         _declared_in,
-        _grammar_verdict,
         _doubt,
         _doubt_reading,
     ):
@@ -996,7 +1004,6 @@ def clear_caches() -> None:
     _last_readable[:] = [None, {}]
     _last_reading[:] = [None, None]
     _last_negatives[:] = [None, {}]
-    _CLAIMS.clear()
     _wording.clear_caches()
 
 

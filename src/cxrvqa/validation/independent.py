@@ -102,9 +102,8 @@ def rules() -> Rules:
     for finding, region in data["statement_sites"].items():
         known([finding], vocab.findings, "statement_sites")
         known([region], vocab.regions, "statement_sites")
-    for section in ("negation_covers", "read_also_as"):
-        for finding, covered in data[section].items():
-            known([finding, *covered], vocab.findings, section)
+    for finding, covered in [*data["negation_covers"].items(), *data["read_also_as"].items()]:
+        known([finding, *covered], vocab.findings, "negation_covers / read_also_as")
     statements = []
     for st in data["normal_statements"]:
         known([*st["regions"], *st.get("sided", {}).values()], vocab.regions, f"normal_statements.{st['id']}")
@@ -487,9 +486,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
                     kinds.add("differential")
             elif category in (LOCATION, SIDE):
                 located.append(modifier)
-            elif category == "HEDGED" and _differential_closed(lowers, modifier.modifier_span[1], ent.start):
-                continue
-            else:
+            elif category != "HEDGED" or not _differential_closed(lowers, modifier.modifier_span[1], ent.start):
                 kinds.add("hedged" if category == "DISFAVOURED" else category.lower())
         walked = _walk(lowers, ent, places, at, owner) or located
         if not walked and ent is ents[0]:

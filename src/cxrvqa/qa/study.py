@@ -198,19 +198,9 @@ class StudyView:
         return self._evidence_texts[key]
 
     def _quoted(self, sentence_ids: list[int]) -> str | None:
-        cited = [self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences]
-        texts = list(dict.fromkeys(cited))
-        if (
-            not texts
-            or _repeat_before_anaphor(cited)
-            or self.unquotable.intersection(sentence_ids)
-            or any(deid_pattern().search(t) or _UNQUOTABLE.search(t) for t in texts)
-        ):
+        if self.unquotable.intersection(sentence_ids):
             return None
-        folded = {t.strip().lower() for t in texts}
-        if len(folded) < len(texts):  # "cardiomegaly." and "Cardiomegaly." from the findings and the impression
-            return None
-        return tidy(" ".join(_stopped(t) for t in texts))
+        return _quote(tuple(self.sentences[i] for i in dict.fromkeys(sentence_ids) if i in self.sentences))
 
     def facts_in_region(self, region: str) -> list[Fact]:
         """Findings placed in ``region`` or any region below it (memoised: many templates ask)."""
@@ -223,11 +213,31 @@ class StudyView:
         return found
 
 
+@lru_cache(maxsize=4096)
+def _quote(cited: tuple[str, ...]) -> str | None:
+    """StudyView.evidence_text of the cited sentence texts (in order, a text cited twice listed twice). Memoised by
+    the texts, bounded: the same sentences are quoted across studies ("The lungs are clear.")."""
+    texts = list(dict.fromkeys(cited))
+    if not texts or (len(texts) < len(cited) and _repeat_before_anaphor(cited)) or not all(map(_quotable, texts)):
+        return None
+    folded = {t.strip().lower() for t in texts}
+    if len(folded) < len(texts):  # "cardiomegaly." and "Cardiomegaly." from the findings and the impression
+        return None
+    return tidy(" ".join(_stopped(t) for t in texts))
+
+
+@lru_cache(maxsize=8192)
+def _quotable(text: str) -> bool:
+    """A sentence without de-identification tokens or slips (_UNQUOTABLE). Memoised by the text, bounded: one
+    sentence is cited alone and with others."""
+    return not (deid_pattern().search(text) or _UNQUOTABLE.search(text))
+
+
 #: A sentence that opens by speaking of the one before it (a capitalised anaphor).
 ANAPHOR = re.compile(r"\s*(?:" + "|".join(sorted(w.capitalize() for w in ANAPHORS)) + r")\b")
 
 
-def _repeat_before_anaphor(texts: list[str]) -> bool:
+def _repeat_before_anaphor(texts: tuple[str, ...]) -> bool:
     """Whether a sentence quoted once already comes again just before an anaphor: quoting each text once would give
     "This may reflect pulmonary hypertension" the sentence before the repeat ("Dilated pulmonary arteries.
     Moderate hyperinflation of the lungs. [Dilated pulmonary arteries.] This may reflect ...": round BC)."""

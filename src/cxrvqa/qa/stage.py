@@ -10,9 +10,11 @@ current dataset's keys with their complementary pairs and its question-only base
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -237,21 +239,36 @@ def generate_chunk(
     item_rows: list[tuple] = []
     part_rows: list[tuple] = []
     done = []
-    for study in chunk:
-        view = study_view(json.loads(study.graph), study.patient_id, study.images)
-        items, parts, counts = generate_study(view, settings, study.template_ids)
-        tail = (study.graph_id, backend, study.input_hash)
-        item_rows.extend(row + tail for row in items)
-        versions = {row[0]: row[2] for row in items}
-        part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
-        done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
-    items = pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA)
-    digests = pa.array([answer_digest(row) for row in item_rows], ANSWER_DIGEST[1])
+    with _cycle_collection_paused():
+        for study in chunk:
+            view = study_view(json.loads(study.graph), study.patient_id, study.images)
+            items, parts, counts = generate_study(view, settings, study.template_ids)
+            tail = (study.graph_id, backend, study.input_hash)
+            item_rows.extend(row + tail for row in items)
+            versions = {row[0]: row[2] for row in items}
+            part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
+            done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
+        items = pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA)
+        digests = pa.array([answer_digest(row) for row in item_rows], ANSWER_DIGEST[1])
     return (
         items.append_column(ANSWER_DIGEST[0], digests),
         pa.table(_columns(tuple(PART_SCHEMA.names), part_rows), schema=PART_SCHEMA),
         done,
     )
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (as it was after): generation makes no reference cycles (reference
+    counting frees its garbage: none found in the synth-10000 and IU dev chunks), yet the rows a chunk gathers set
+    off full collections that scanned them again and again (~15% of the chunk's CPU)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:

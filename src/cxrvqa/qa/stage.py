@@ -235,21 +235,29 @@ def generate_chunk(
     chunk: list[StudyQAInput], settings: GenerationSettings, backend: str
 ) -> tuple[pa.Table, pa.Table, list[tuple[str, str, str, int]]]:
     """The item and part tables of a chunk of studies (built in the worker: only Arrow buffers travel
-    back), and its (study, input, template, n) done rows."""
+    back), and its (study, input, template, n) done rows; made with the cyclic garbage collector paused."""
+    with _cycle_collection_paused():
+        return _chunk_tables(chunk, settings, backend)
+
+
+def _chunk_tables(
+    chunk: list[StudyQAInput], settings: GenerationSettings, backend: str
+) -> tuple[pa.Table, pa.Table, list[tuple[str, str, str, int]]]:
+    """generate_chunk's tables: a function of its own so that the rows are freed before the collector resumes
+    (else its first collection scans them all)."""
     item_rows: list[tuple] = []
     part_rows: list[tuple] = []
     done = []
-    with _cycle_collection_paused():
-        for study in chunk:
-            view = study_view(json.loads(study.graph), study.patient_id, study.images)
-            items, parts, counts = generate_study(view, settings, study.template_ids)
-            tail = (study.graph_id, backend, study.input_hash)
-            item_rows.extend(row + tail for row in items)
-            versions = {row[0]: row[2] for row in items}
-            part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
-            done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
-        items = pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA)
-        digests = pa.array([answer_digest(row) for row in item_rows], ANSWER_DIGEST[1])
+    for study in chunk:
+        view = study_view(json.loads(study.graph), study.patient_id, study.images)
+        items, parts, counts = generate_study(view, settings, study.template_ids)
+        tail = (study.graph_id, backend, study.input_hash)
+        item_rows.extend(row + tail for row in items)
+        versions = {row[0]: row[2] for row in items}
+        part_rows.extend(row + (versions[row[0]], study.input_hash) for row in parts)
+        done.extend((study.study_id, study.input_hash, template_id, count) for template_id, count in counts.items())
+    items = pa.table(_columns(tuple(ITEM_SCHEMA.names), item_rows), schema=ITEM_SCHEMA)
+    digests = pa.array([answer_digest(row) for row in item_rows], ANSWER_DIGEST[1])
     return (
         items.append_column(ANSWER_DIGEST[0], digests),
         pa.table(_columns(tuple(PART_SCHEMA.names), part_rows), schema=PART_SCHEMA),

@@ -7,6 +7,7 @@ derived from these, and tests/store/test_records.py ties them to the migrated `q
 from __future__ import annotations
 
 import hashlib
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -70,12 +71,11 @@ ANSWER_FIELDS = ("question", "answer", "options", "correct_option", "findings", 
 #: `qa_items.answer_digest` (migration 0022): the digest of ANSWER_FIELDS when the QA stage made the item, after
 #: the provenance columns.
 ANSWER_DIGEST = ("answer_digest", pa.string())
-_ANSWER_INDEX = tuple(ITEM_COLUMNS.index(name) for name in ANSWER_FIELDS)
+#: A generator row's ANSWER_FIELDS, as a tuple (in C: answer_digest runs once per item).
+_answer_values = itemgetter(*(ITEM_COLUMNS.index(name) for name in ANSWER_FIELDS))
 
 
 def answer_digest(item: dict[str, Any] | tuple) -> str:
     """The digest of an item's ANSWER_FIELDS, from a generator row (a tuple of ITEM_COLUMNS) or an item dict."""
-    values = (
-        tuple(item[i] for i in _ANSWER_INDEX) if isinstance(item, tuple) else tuple(item.get(k) for k in ANSWER_FIELDS)
-    )
+    values = _answer_values(item) if isinstance(item, tuple) else tuple(item.get(k) for k in ANSWER_FIELDS)
     return hashlib.blake2b(repr(values).encode(), digest_size=12).hexdigest()

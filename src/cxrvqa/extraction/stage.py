@@ -7,10 +7,8 @@ A study whose extraction raises becomes an `extraction_failures` row; the batch 
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache, partial
@@ -28,7 +26,7 @@ from cxrvqa.extraction.llm import (
     request_outcomes,
 )
 from cxrvqa.core.scene_graph import SceneGraph, Sentence
-from cxrvqa.core.parallel import batched, process_map
+from cxrvqa.core.parallel import batched, collector_paused, process_map
 from cxrvqa.core.provenance import code_digest, code_version, stable_hash
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.shards import Tables, write_tables
@@ -381,21 +379,6 @@ def _extract_chunk(
     return tables
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Run a batch's graph building with the cyclic garbage collector off. Its tens of thousands of new,
-    surviving objects trigger several full collections per batch, each walking the whole heap (Prefect,
-    spaCy, openai, ...): they tripled the time to rebuild graphs from llm_cache. Reference counting still
-    frees the temporaries, and the collector is back on before the batch is written."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _llm_tables(
     store: Store, run_id: str, studies: list[StudyInput], context: ExtractStageContext, now: datetime
 ) -> dict[str, list[dict[str, Any]]]:
@@ -408,13 +391,13 @@ def _llm_tables(
         key: entry.response for key, entry in llm.cache.lookup(store, keys.values()).items() if entry.status == "ok"
     }
     budget = llm.cache.budget(store, run_id)
-    with _gc_paused():
+    with collector_paused():
         jobs, graphs, tables["extraction_failures"] = _triage(studies, keys, cached, context, run_id, now)
     if context.only_failed and jobs:  # terminal errors asked again: their new outcome replaces them in the cache
         llm.cache.forget_errors(store, [key for _, key, _, _ in jobs])
     outcomes = request_outcomes(jobs, llm, budget, run_id)
     by_study = {study.study_id: study for study in studies}
-    with _gc_paused():
+    with collector_paused():
         for (study_id, key, _, _), outcome in zip(jobs, outcomes, strict=True):
             study = by_study[study_id]
             tables["llm_calls"].extend(outcome.exchange.calls)

@@ -10,11 +10,9 @@ current dataset's keys with their complementary pairs and its question-only base
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -24,7 +22,7 @@ import pyarrow as pa
 
 from cxrvqa.config import Config
 from cxrvqa.core.balance import QuestionBalance, balance_answers, eval_thresholds, within_tolerance
-from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, process_map
+from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, collector_paused, process_map
 from cxrvqa.core.prior import baseline_code_hash, measure
 from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.qa.programs import PROGRAMS
@@ -236,7 +234,7 @@ def generate_chunk(
 ) -> tuple[pa.Table, pa.Table, list[tuple[str, str, str, int]]]:
     """The item and part tables of a chunk of studies (built in the worker: only Arrow buffers travel
     back), and its (study, input, template, n) done rows; made with the cyclic garbage collector paused."""
-    with _cycle_collection_paused():
+    with collector_paused():
         return _chunk_tables(chunk, settings, backend)
 
 
@@ -263,20 +261,6 @@ def _chunk_tables(
         pa.table(_columns(tuple(PART_SCHEMA.names), part_rows), schema=PART_SCHEMA),
         done,
     )
-
-
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused (as it was after): generation makes no reference cycles (reference
-    counting frees its garbage: none found in the synth-10000 and IU dev chunks), yet the rows a chunk gathers set
-    off full collections that scanned them again and again (~15% of the chunk's CPU)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:

@@ -50,7 +50,6 @@ from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
 _LIST_JOINERS = _LIST_CLOSERS | {"and"}
-_ALTERNATIVES = frozenset({"or", "versus", "vs", "vs.", "and/or"})  # words that join the candidates of a differential
 #: A rib's number ("right 10th and left 9th ... rib fracture"): a list of places, not of findings.
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)?")
 _COORDINATORS = {",", "and", "or", "and/or", "nor", "versus", "vs", "vs.", "/", "&"}
@@ -75,10 +74,9 @@ _ARTICLES = {"a", "an", "the"}
 #: A region word that says both sides itself ("bibasilar", "both lungs", "the bases", "hila"), unlike an
 #: adjective that may be said of one ("costophrenic" blunting).
 _BOTH = re.compile(r"(?:bi|both\b|bilateral\b)|.*(?:s|\bhila)$")
-#: Links of a list that name alternatives: findings joined by them are a differential.
-_ALTERNATIVES = {"or", "versus", "vs", "vs.", "and/or"}  # not "/": a slash pair is marked as such
-#: Alternatives that name a differential whatever stands on their other side ("crowding versus atelectasis").
-_VERSUS_OR = {"versus", "vs", "vs.", "or", "and/or"}
+#: Links of a list that name alternatives: findings joined by them are a differential, and they name one whatever
+#: stands on their other side ("crowding versus atelectasis").
+_ALTERNATIVES = frozenset({"or", "versus", "vs", "vs.", "and/or"})  # not "/": a slash pair is marked as such
 _ALTERNATIVE_WORD = re.compile(r"\b(?:or|versus|vs)\b|/", re.IGNORECASE)  # a cheap test before the list rule
 #: What a trigger kind makes of the findings it governs: (presence, certainty).
 _TRIGGER_READING = {
@@ -1122,7 +1120,7 @@ def _versus_candidates(doc: Doc, findings: list[Span], extracted: list[dict], mo
         return i
 
     def alternative_at(i: int, step: int) -> bool:
-        if not 0 <= i < len(doc) or doc[i].lower_ not in _VERSUS_OR:
+        if not 0 <= i < len(doc) or doc[i].lower_ not in _ALTERNATIVES:
             return False
         other = skip(i + step, step)
         return 0 <= other < len(doc) and doc[other].is_alpha and other not in (starts if step > 0 else ends)

@@ -6,7 +6,7 @@ import pytest
 
 from cxrvqa.core.scene_graph import ATTRIBUTED_TO_ARTIFACT, DEID_ADJACENT, OTHER_EXAM
 from cxrvqa.qa.study import MIXED, region_ancestors, region_subtree, study_view
-from tests.qa import graph, observation
+from tests.qa import graph, observation, view_from_spec
 
 
 def view(*observations, sentences=("s0", "s1", "s2", "s3")):
@@ -364,3 +364,23 @@ def test_a_finding_read_as_another_examinations_leaves_the_study_not_understood(
         statements=[{"id": "lungs_clear", "sentence_id": 0, "regions": ["lungs"]}],
     )
     assert study_view(built, "p1").read_all is read_all
+
+
+@pytest.mark.parametrize(
+    ("sentence", "observations", "unnamed"),
+    [
+        # cited only by a finding ruled out: the change is stated and named by nothing
+        (
+            "Heart size is normal with postoperative changes consistent with CABG.",
+            [{"finding": "cardiomegaly", "presence": "absent"}],
+            True,
+        ),
+        ("There are stable postoperative changes of left upper lobectomy.", [], True),
+        # a finding of the study names what the operation left
+        ("The patient is status post median sternotomy.", [{"finding": "sternotomy_wires"}], False),
+        ("Heart size is normal.", [{"finding": "cardiomegaly", "presence": "absent"}], False),
+    ],
+)
+def test_an_operations_changes_no_finding_names_are_marked(sentence: str, observations: list, unnamed: bool) -> None:
+    spec = {"sentences": [sentence], "observations": [{**o, "evidence": [0]} for o in observations]}
+    assert view_from_spec(spec).unnamed_change is unnamed

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -75,3 +77,11 @@ def load_checked_yaml(relative_path: str, schema_name: str) -> tuple[dict[str, A
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise ResourceError(relative_path, f"does not match {schema_name} at {where}: {first.message}")
     return data, hashlib.sha256(raw).hexdigest()[:16]
+
+
+def compile_any(patterns: Iterable[str], file: str, where: str) -> re.Pattern[str]:
+    """One regex matching any of a data file's patterns; a bad one is a `ResourceError` naming its place."""
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error as exc:
+        raise ResourceError(file, f"{where}: bad pattern: {exc}") from exc

@@ -12,7 +12,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.resources import compile_any, load_checked_yaml
 from cxrvqa.errors import ResourceError
 
 #: Categories whose findings do not make a study abnormal (labels14 `normal`, QA abnormality questions).
@@ -125,6 +125,7 @@ class Sites:
     apart: frozenset[str]  # regions on the film readers do not take for part of a region
     # containing them (the abdomen, for "the chest")
     unlisted: frozenset[str]  # findings (with those below them) no list of abnormal findings is made beside
+    unlisted_changes: re.Pattern[str] | None  # words of an operation's changes the vocabulary does not name
     content_hash: str
 
     def allows(self, finding: str, region: str) -> bool:
@@ -200,6 +201,7 @@ def finding_sites() -> Sites:
         overlapping,
         apart,
         frozenset(f for f in vocab.findings if unlisted & {f, *ancestors("findings", f)}),
+        compile_any(data["unlisted_changes"], file, "unlisted_changes") if data.get("unlisted_changes") else None,
         digest,
     )
 

@@ -478,8 +478,8 @@ def list_abnormal(ask: Ask) -> Answer | None:
     state = _abnormal_state(ask.study)
     if state is None or not ask.study.read_all:  # a list is only complete when the whole report was read
         return None
-    if any(f.finding in finding_sites().unlisted for f in ask.study.present()):
-        return None  # surgical clips: in the list or not, readers split (rounds AI, AW, BB)
+    if ask.study.unnamed_change or any(f.finding in finding_sites().unlisted for f in ask.study.present()):
+        return None  # surgical clips: in the list or not, readers split (rounds AI, AW, BB); "changes of CABG"
     leaves = sorted(ask.study.leaf_present(), key=lambda f: f.finding)
     hedged = sorted(
         (f for f in ask.study.facts.values() if f.abnormal and f.hedged),  # not a borderline one
@@ -540,7 +540,7 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
     answers="Every finding of a fully read report, described in one sentence.",
 )
 def describe_study(ask: Ask) -> Answer | None:
-    if not ask.study.facts or not ask.study.read_all:
+    if not ask.study.facts or not ask.study.read_all or ask.study.unnamed_change:
         return None
     ids = {i for f in ask.study.facts.values() if not f.derived for i in f.evidence}
     # with the sentence a "This could indicate cavitation." speaks of (round AG: not left out), a finding's: not the

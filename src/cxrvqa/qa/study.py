@@ -148,6 +148,7 @@ class StudyView:
     normal_regions: frozenset[str] = frozenset()  # regions a normal statement declares normal
     normal_at: dict[str, tuple[int, ...]] = field(default_factory=dict)  # region: the sentences declaring it normal
     read_all: bool = False  # every finding/impression sentence was understood
+    unnamed_change: bool = False  # a sentence states an operation's changes no finding names (`unlisted_changes`)
     unquotable: frozenset[int] = frozenset()  # sentences that contradict a normal statement
     finding_sentences: frozenset[int] = frozenset()  # the sentences of the finding sections (not the technique's)
     _in_region: dict[str, list[Fact]] = field(default_factory=dict, repr=False)
@@ -415,10 +416,24 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
         normal_at=normal_at,
         read_all=read_all,
+        unnamed_change=_unnamed_change(graph, facts, sites),
         finding_sentences=frozenset(s["id"] for s in graph["sentences"] if s["section"] in FINDING_SECTIONS),
     )
     _mark_contradicted(view)
     return view
+
+
+def _unnamed_change(graph: dict[str, Any], facts: dict[str, Fact], sites: Sites) -> bool:
+    """Whether a finding sentence states an operation's changes (`unlisted_changes`) that no finding the study
+    does not rule out cites."""
+    words = sites.unlisted_changes
+    if words is None:
+        return False
+    cited = {i for f in facts.values() if f.presence != "absent" for i in f.evidence}
+    return any(
+        s["section"] in FINDING_SECTIONS and s["id"] not in cited and words.search(s["text"].lower())
+        for s in graph["sentences"]
+    )
 
 
 def _mark_contradicted(view: StudyView) -> None:

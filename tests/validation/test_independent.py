@@ -779,6 +779,20 @@ def test_the_sides_of_numbered_ribs(sentence: str, sides: set[str]) -> None:
     assert set(fracture.sides) == sides
 
 
+@pytest.mark.parametrize(
+    ("sentence", "finding", "regions", "sides"),
+    [
+        # two places joined by a slash are both the finding's (the LLM round: "right perihilar region, right mid zone")
+        ("XXXX right perihilar/midlung density.", "density", {"right_perihilar", "mid_zones"}, {"right"}),
+        # a slash between two findings joins no places: they are alternatives in the place before them
+        ("Left basilar atelectasis/airspace disease.", "airspace_disease", {"left_base"}, {"left"}),
+    ],
+)
+def test_places_joined_by_a_slash(sentence: str, finding: str, regions: set[str], sides: set[str]) -> None:
+    (mention,) = [m for m in independent.read_sentence(sentence) if m.finding == finding]
+    assert (set(mention.regions), set(mention.sides)) == (regions, sides)
+
+
 def test_a_finding_of_several_organs_placed_nowhere_is_not_in_a_region_declared_normal() -> None:
     it = item(
         "category_abnormal",

@@ -535,6 +535,7 @@ class _WalkRules:
     gap: int
     subject_verbs: frozenset[str]  # "projects over": the sentence's first finding is placed however far
     numbers: re.Pattern[str]  # "10th" of "right 10th and left 9th ... rib fracture"
+    connectors: frozenset[str]  # words that join two places of one finding ("right perihilar/midlung")
 
 
 @lru_cache(maxsize=1)
@@ -546,6 +547,7 @@ def _walk_rules() -> _WalkRules:
         walk["max_gap"],
         frozenset(walk["subject_verbs"]),
         re.compile(walk.get("numbers", "(?!)")),
+        frozenset(walk["connectors"]),
     )
 
 
@@ -563,9 +565,9 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
         if i in at:
             found.append(at[i])
             i, skipped = at[i].modifier_span[0] - 1, 0
-        elif lowers[i] in ("and", ",", "or") and found and (before := _before_connectors(lowers, i)) in at:
-            i = before  # "right apical and left basilar", "left midlung, and basilar"
-        elif lowers[i] in ("and", ",", "or") and found and _numbered(lowers, before := _before_connectors(lowers, i)):
+        elif lowers[i] in walk.connectors and found and (before := _before_connectors(lowers, i)) in at:
+            i = before  # "right apical and left basilar", "left midlung, and basilar", "right perihilar/midlung"
+        elif lowers[i] in walk.connectors and found and _numbered(lowers, before := _before_connectors(lowers, i)):
             i = before - 1  # "right 10th and left 9th ... rib fracture"
         elif lowers[i] in stops or skipped >= gap:
             break
@@ -580,7 +582,7 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
             continue
         if word in prepositions:
             opened = True
-        elif word in ("and", ",", "or") and opened:
+        elif word in walk.connectors and opened:
             pass
         elif word in stops or skipped >= gap:
             break
@@ -661,8 +663,8 @@ def _numbered(lowers: list[str], i: int) -> bool:
 
 
 def _before_connectors(lowers: list[str], i: int) -> int:
-    """The index of the token before the run of "and", "," and "or" that ends at ``i``."""
-    while i >= 0 and lowers[i] in ("and", ",", "or"):
+    """The index of the token before the run of connectors ("and", ",", "or", "/") that ends at ``i``."""
+    while i >= 0 and lowers[i] in _walk_rules().connectors:
         i -= 1
     return i
 

@@ -1094,6 +1094,9 @@ def test_context_reading_of_invented_sentences() -> None:
     (leads,) = independent.read_sentence("External monitor leads XXXX the thorax.")
     (wires,) = independent.read_sentence("There are intact midline sternotomy XXXX.")
     assert ("deidentified" in leads.kinds, "deidentified" in wires.kinds) == (False, True)
+    # ... or a linking verb (the removed word was an adverb: "likely represents"; LLM replay round)
+    blunting = independent.read_sentence("Bilateral costophrenic blunting XXXX represents pleural thickening.")[0]
+    assert (blunting.finding, "deidentified" in blunting.kinds) == ("costophrenic_angle_blunting", False)
     # a predicate "dilated" is the aorta's enlargement (round BB)
     read = {m.finding: m.status for m in independent.read_sentence("The thoracic aorta is mildly dilated.")}
     assert read == {"aortic_enlargement": "affirmed"}

@@ -164,6 +164,20 @@ def test_a_study_description_must_name_every_stated_finding() -> None:
     assert verdict("list_completeness", it, ctx) is None
 
 
+def test_a_list_names_calcified_hilar_nodes_as_calcified_lymph_nodes() -> None:
+    """`read_also_as`: "Calcified left hilar node." is the hilar finding and also calcified lymph nodes (LLM replay)."""
+    ctx = context(["Heart size is normal.", "Calcified left hilar node."])
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        "The chest X-ray shows calcified lymph nodes.",
+        answer_format="full_sentence",
+        findings=["lymph_node_calcification"],
+        evidence=[1],
+    )
+    assert verdict("list_completeness", it, ctx) is None
+
+
 def test_a_region_list_counts_only_what_the_report_places_there() -> None:
     ctx = context(["Mild cardiomegaly.", "Cholecystectomy clips.", "Right lower lobe atelectasis."])
     it = item(

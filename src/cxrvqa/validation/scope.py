@@ -26,6 +26,7 @@ from cxrvqa.validation.independent import (
     _located_in,
     _most_specific,
     _quote,
+    _readings_of,
     _report_reading,
     _sites,
     claims_of,
@@ -252,7 +253,9 @@ def _placed_in(m: Mention, region: str) -> bool:
 
 
 def _covered(finding: str, listed: Iterable[str]) -> bool:
-    return any(finding in family(f) or f in family(finding) for f in listed)
+    """A listed finding names a stated one when either is below the other, or the stated one also reads as the
+    listed one (`read_also_as`: calcified hilar nodes listed as calcified lymph nodes; LLM replay round)."""
+    return any(finding in _readings_of(f) or f in family(finding) for f in listed)
 
 
 @validator("list_completeness", version=VERSION, kind="content")

@@ -40,10 +40,17 @@ from cxrvqa.errors import ResourceError
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import section_rules
 from cxrvqa.core.vocab import ancestors, finding_sites, sided_region, vocabulary
-from cxrvqa.core.resources import load_checked_yaml
+from cxrvqa.core.resources import compile_any, load_checked_yaml
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
 RULES_FILE = "schemas/vocab/independent_checks.yaml"
+
+
+def rules_pattern(patterns: Iterable[str], where: str) -> re.Pattern[str]:
+    """One regex for a group of the rules file's patterns; a bad one names its section."""
+    return compile_any(patterns, RULES_FILE, where)
+
+
 SCHEMA = "independent_checks.schema.json"
 
 LOCATION = "LOCATION"  # a region phrase (it may name a side too)

@@ -18,6 +18,7 @@ from typing import Any
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
+    rules_pattern,
     RULES_FILE,
     VERSION,
     Mention,
@@ -39,14 +40,6 @@ from cxrvqa.validation.independent import (
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
 
-def _alternation(patterns: Iterable[str], where: str) -> re.Pattern[str]:
-    """One compiled regex for a group of the rules file's patterns; a bad one names its section."""
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns))
-    except re.error as exc:
-        raise ResourceError(RULES_FILE, f"{where}: bad pattern: {exc}") from exc
-
-
 @dataclass(frozen=True)
 class ScopeRules:
     other_exam: re.Pattern[str]
@@ -64,7 +57,7 @@ def scope_rules() -> ScopeRules:
     data, vocab = rules().data, vocabulary()
 
     def compiled(key: str) -> re.Pattern[str]:
-        return _alternation(data["evidence_scope"][key], f"evidence_scope.{key}")
+        return rules_pattern(data["evidence_scope"][key], f"evidence_scope.{key}")
 
     scope, listed = data["evidence_scope"], data["list_completeness"]
     categories = set(vocab.categories)
@@ -299,15 +292,15 @@ def attribute_rules() -> AttributeRules:
     return AttributeRules(
         frozenset(data["change_programs"]),
         frozenset(data["severity_programs"]),
-        {change: _alternation(words, f"{where}.changes.{change}") for change, words in data["changes"].items()},
-        _alternation(data["descriptive"], f"{where}.descriptive"),
-        _alternation(data["temporal_anchors"], f"{where}.temporal_anchors"),
+        {change: rules_pattern(words, f"{where}.changes.{change}") for change, words in data["changes"].items()},
+        rules_pattern(data["descriptive"], f"{where}.descriptive"),
+        rules_pattern(data["temporal_anchors"], f"{where}.temporal_anchors"),
         {
-            level: _alternation([rf"\b{re.escape(w)}\b" for w in words], f"{where}.severities.{level}")
+            level: rules_pattern([rf"\b{re.escape(w)}\b" for w in words], f"{where}.severities.{level}")
             for level, words in data["severities"].items()
         },
-        _alternation(data["ranges"], f"{where}.ranges"),
-        _alternation(data["other_clause"], f"{where}.other_clause"),
+        rules_pattern(data["ranges"], f"{where}.ranges"),
+        rules_pattern(data["other_clause"], f"{where}.other_clause"),
     )
 
 

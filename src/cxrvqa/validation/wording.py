@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cxrvqa.errors import ResourceError
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
-    RULES_FILE,
+    rules_pattern,
     VERSION,
     Mention,
     _allowed,
@@ -55,29 +54,22 @@ class WordingRules:
     shadow_overlaps: tuple[str, ...]  # regions whose findings a shadow of the lungs still is
 
 
-def _compiled(patterns: Iterable[str], where: str) -> re.Pattern[str]:
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns))
-    except re.error as exc:
-        raise ResourceError(RULES_FILE, f"{where}: bad pattern: {exc}") from exc
-
-
 @lru_cache(maxsize=1)
 def wording_rules() -> WordingRules:
     """The `wording` section (shape checked by the schema), compiled once."""
     data = rules().data["wording"]
     levels = rules().data["attribute_support"]["severities"]
     return WordingRules(
-        _compiled(data["deid_hedges"], "wording.deid_hedges"),
+        rules_pattern(data["deid_hedges"], "wording.deid_hedges"),
         frozenset(data["deid_hedge_claims"]),
         frozenset(rules().data["attribute_support"]["severity_programs"]),
         {word: level for level, words in levels.items() for word in words},
         data["severity"]["window"],
         frozenset(data["severity"]["breaks"]),
         frozenset(data["severity"]["copulas"]),
-        _compiled(data["attribution"], "wording.attribution"),
-        _compiled(data["anaphora"], "wording.anaphora"),
-        _compiled(data["pointing_back"], "wording.pointing_back"),
+        rules_pattern(data["attribution"], "wording.attribution"),
+        rules_pattern(data["anaphora"], "wording.anaphora"),
+        rules_pattern(data["pointing_back"], "wording.pointing_back"),
         frozenset(data["shadows"]),
         tuple(data["shadow_overlaps"]),
     )
@@ -346,8 +338,8 @@ def _indication_rules() -> tuple[frozenset[str], re.Pattern[str], re.Pattern[str
     data = rules().data["indication"]
     return (
         frozenset(data["programs"]),
-        _compiled(data["no_reason"], "indication.no_reason"),
-        _compiled(data["technique"], "indication.technique"),
+        rules_pattern(data["no_reason"], "indication.no_reason"),
+        rules_pattern(data["technique"], "indication.technique"),
     )
 
 

@@ -793,6 +793,21 @@ def test_places_joined_by_a_slash(sentence: str, finding: str, regions: set[str]
     assert (set(mention.regions), set(mention.sides)) == (regions, sides)
 
 
+@pytest.mark.parametrize(
+    ("sentence", "differential"),
+    [
+        # two names readers take for one another (finding_sites `overlapping`) are one thing, not a choice
+        ("Left basilar opacity represents chronic fibrosis/scar.", {"fibrosis": False, "scarring": False}),
+        ("Right basilar airspace disease or consolidation.", {"airspace_disease": False, "consolidation": False}),
+        ("Left basilar atelectasis/airspace disease.", {"atelectasis": True, "airspace_disease": True}),
+        ("Bibasilar atelectasis or scarring.", {"atelectasis": True, "scarring": True}),
+    ],
+)
+def test_a_differential_between_names_of_one_thing_is_none(sentence: str, differential: dict[str, bool]) -> None:
+    read = {m.finding: "differential" in m.kinds for m in independent.read_sentence(sentence)}
+    assert {f: read[f] for f in differential} == differential
+
+
 def test_a_finding_of_several_organs_placed_nowhere_is_not_in_a_region_declared_normal() -> None:
     it = item(
         "category_abnormal",

@@ -489,7 +489,10 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
         for modifier in modifiers:
             category = modifier.category
             if category == "DIFFERENTIAL":
-                if _candidate(lowers, ent, modifier.modifier_span, targets_of.get(id(modifier), [])):
+                others = targets_of.get(id(modifier), [])
+                if _candidate(lowers, ent, modifier.modifier_span, others) and not _one_thing(
+                    ent, modifier.modifier_span, others
+                ):
                     kinds.add("differential")
             elif category in (LOCATION, SIDE):
                 located.append(modifier)
@@ -616,6 +619,17 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
     between = sorted((t for t in others if low <= t.start and t.end <= high), key=lambda t: t.start)
     edges = [ent, *between] if before else [*between, ent]
     return all(any(w in (",", "or", "and", "/") for w in lowers[a.end : b.start]) for a, b in zip(edges, edges[1:]))
+
+
+def _one_thing(ent: Any, span: tuple[int, int], others: list[Any]) -> bool:
+    """Whether the candidate across the differential's word from this finding is one readers take for it
+    (finding_sites.yaml `overlapping`): "chronic fibrosis/scar" names one thing, not a choice (LLM replay rounds)."""
+    before = ent.end <= span[0]
+    across = [t for t in others if (t.start >= span[1] if before else t.end <= span[0])]
+    if not across:
+        return False
+    near = min(across, key=lambda t: t.start) if before else max(across, key=lambda t: t.end)
+    return near.label_ in finding_sites().overlapping.get(ent.label_, frozenset())
 
 
 #: Words that join the candidates of a differential.

@@ -90,7 +90,7 @@ def scope_rules() -> ScopeRules:
 
 
 def clear_caches() -> None:
-    """Forget the sentences read (after each chunk of studies: `validation.stage`)."""
+    """Forget the sentences read (benchmarks: `independent.clear_caches`)."""
     _elsewhere.cache_clear()
 
 

@@ -153,6 +153,12 @@ VERSION = _version()
 
 
 # -- the ConText reading ----------------------------------------------------------------------------
+#: The most sentences whose readings a process keeps (each reading cache: ConText's, the doubt reader's, the normal
+#: statements', scope's, wording's). They stay from chunk to chunk (`forget_readings`), so this bounds a worker's
+#: memory: ~2.4 KB a sentence over the five (157 MB at 65,536); a 10k synthetic build has 20,322 distinct sentences.
+SENTENCES_KEPT = 16384
+
+
 @dataclass(frozen=True)
 class Mention:
     """One finding named in a sentence, with what ConText attached to it."""
@@ -446,7 +452,7 @@ def _target_cue() -> _Cue | None:
     return _Cue({word: tuple(sets) for word, sets in by_word.items()}, tuple(patterns))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def read_sentence(text: str) -> tuple[Mention, ...]:
     """The findings a sentence names, each with its ConText modifiers (cached: items share sentences).
 
@@ -1221,7 +1227,7 @@ def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
     return None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def _doubt_reading(sentence: str) -> tuple[tuple[Mention, ...], bool, bool, bool, frozenset[str]]:
     """What `_doubt` reads in a sentence: the findings it names (not negated; apart from a mimic that is itself in
     the vocabulary: "may be artifact"), whether it doubts with a mimic, points back, offers alternatives, and the
@@ -1794,7 +1800,7 @@ def _normal_statements(sentences: Iterable[str]) -> _Coverage:
     return cov
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def _statements_in(text: str) -> tuple[frozenset[str], bool, tuple[str, ...], frozenset[str]]:
     """(regions declared normal, an acute-only statement made, statement ids, findings ruled out) of one
     sentence."""

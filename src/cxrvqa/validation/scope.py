@@ -19,6 +19,7 @@ from cxrvqa.errors import ResourceError
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
     RULES_FILE,
+    SENTENCES_KEPT,
     VERSION,
     Mention,
     _arguments,
@@ -94,7 +95,7 @@ def clear_caches() -> None:
     _elsewhere.cache_clear()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def _elsewhere(sentence: str) -> tuple[bool, bool, bool]:
     """(about another exam, explained as something else, outside the chest) for one sentence."""
     low, sr = sentence.lower(), scope_rules()

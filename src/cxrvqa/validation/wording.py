@@ -20,6 +20,7 @@ from cxrvqa.errors import ResourceError
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
     RULES_FILE,
+    SENTENCES_KEPT,
     VERSION,
     Mention,
     _allowed,
@@ -83,7 +84,7 @@ def wording_rules() -> WordingRules:
     )
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def _placed(sentence: str) -> tuple[tuple[Mention, int, int], ...]:
     """The sentence's mentions with the character span of their words in the lowered sentence (left to right,
     as ConText found them; -1 when the words cannot be found)."""

@@ -113,6 +113,40 @@ def test_insert_keeps_one_latest_row_per_key(tmp_path: Path) -> None:
         assert store.query("SELECT count(*) FROM qa_grades WHERE latest") == [(2,)]  # i1's run 3, i2's run 1
 
 
+class _Statements:
+    """A connection that records the statements run through it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.sql = con, []
+
+    def execute(self, sql: str, *args: object) -> duckdb.DuckDBPyConnection:
+        self.sql.append(sql)
+        return self.con.execute(sql, *args)
+
+
+def test_settle_demotes_only_where_a_pending_key_has_a_latest_row(tmp_path: Path) -> None:
+    """A new version of an item (its id again, another template version: an edited template) demotes nothing,
+    and no demotion runs over the table; the same key again demotes its latest row."""
+    from cxrvqa.store.latest import settle
+
+    with Store(tmp_path / "db.duckdb") as store:
+        store.insert("qa_grades", [grade(5, 1)])
+        for key, demotes in (({"template_version": "tv2"}, False), ({}, True)):
+            store.con.execute("BEGIN TRANSACTION")
+            store.con.execute(
+                "INSERT INTO qa_grades BY NAME SELECT *, NULL AS latest FROM (SELECT UNNEST(?, recursive := true))",
+                [grade(4, 2, **key)],
+            )
+            spy = _Statements(store.con)
+            settle(spy, "qa_grades")  # type: ignore[arg-type]
+            store.con.execute("COMMIT")
+            assert any("SET latest = false" in sql for sql in spy.sql) == demotes
+        assert store.query("SELECT template_version, grade FROM qa_grades WHERE latest ORDER BY ALL") == [
+            ("tv", 4),
+            ("tv2", 4),
+        ]
+
+
 def test_views_keep_their_columns(tmp_path: Path) -> None:
     with Store(tmp_path / "db.duckdb") as store:
         for view, table in (

@@ -310,3 +310,31 @@ def test_validators_read_the_item_columns_the_item_schema_publishes_in_its_order
         "polarity",
         "split",
     )
+
+
+def test_sentence_readings_kept_from_chunk_to_chunk_change_no_verdict(demo: Path) -> None:
+    """The readings of single sentences stay cached after a chunk (`independent.forget_readings` drops only the
+    readings of reports and evidence): every study validated after the others, caches warm, gives the tables it
+    gives validated with every cache cleared."""
+    from datetime import datetime, timezone
+
+    from cxrvqa.validation import independent
+
+    now = datetime.now(timezone.utc)
+    with Store(demo / "cxrvqa.duckdb") as store:
+        context = stage.prepare(_config(demo, strictness={"answer_leak": "warn"}))  # every item pending again
+        studies = stage.pending_studies(store, context)[2]
+
+        def tables(study: str) -> dict[str, list[dict]]:
+            work, _ = stage.load_batch(store, [study], context)
+            parts = stage.validate_chunk((work.payloads, work.items), context, "r-warm", now)
+            return {name: table.to_pylist() for name, table in parts.items()}
+
+        independent.clear_caches()
+        for study in studies:  # warms the sentence readings of every study
+            tables(study)
+        assert independent.read_sentence.cache_info().currsize > 0 and independent._reading.cache_info().currsize == 0
+        warm = {study: tables(study) for study in studies}
+        for study in studies:
+            independent.clear_caches()
+            assert tables(study) == warm[study]

@@ -20,6 +20,7 @@ from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
     rules_pattern,
     RULES_FILE,
+    SENTENCES_KEPT,
     VERSION,
     Mention,
     _arguments,
@@ -84,11 +85,11 @@ def scope_rules() -> ScopeRules:
 
 
 def clear_caches() -> None:
-    """Forget the sentences read (after each chunk of studies: `validation.stage`)."""
+    """Forget the sentences read (benchmarks: `independent.clear_caches`)."""
     _elsewhere.cache_clear()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def _elsewhere(sentence: str) -> tuple[bool, bool, bool]:
     """(about another exam, explained as something else, outside the chest) for one sentence."""
     low, sr = sentence.lower(), scope_rules()

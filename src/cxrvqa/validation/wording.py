@@ -18,6 +18,7 @@ from typing import Any
 
 from cxrvqa.core.vocab import vocabulary
 from cxrvqa.validation.independent import (
+    SENTENCES_KEPT,
     rules_pattern,
     VERSION,
     Mention,
@@ -75,7 +76,7 @@ def wording_rules() -> WordingRules:
     )
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def _placed(sentence: str) -> tuple[tuple[Mention, int, int], ...]:
     """The sentence's mentions with the character span of their words in the lowered sentence (left to right,
     as ConText found them; -1 when the words cannot be found)."""

@@ -37,6 +37,15 @@ def test_a_bad_data_file_names_the_file_and_the_problem(tmp_path, monkeypatch: p
     )
 
 
+def test_a_key_written_twice_in_a_data_file_is_an_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """YAML lets the second of two equal keys replace the first: the rules under the first would be dropped unseen."""
+    (tmp_path / "rules.yaml").write_text("extra_targets:\n  nodule: [a]\n  mass: [b]\n  nodule: [c]\n")
+    monkeypatch.setattr(resources, "resource", lambda *parts: tmp_path / parts[-1])
+    with pytest.raises(ResourceError) as error:
+        resources.load_checked_yaml("schemas/vocab/rules.yaml", "dicom_acceptance.schema.json")
+    assert "found the key 'nodule' twice" in str(error.value) and "line 4" in str(error.value)
+
+
 def test_missing_resource_is_a_resource_error() -> None:
     with pytest.raises(ResourceError, match="file not found in the installed package"):
         resources.load_json_schema("no_such.schema.json")

@@ -165,13 +165,23 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "second_reading_not_found",
         ),
         (
+            "Stable right basilar opacity XXXX.",
+            "finding_presence",
+            "Is there lung opacity?",
+            "yes",
+            True,
+            "lung_opacity",
+            "second_reading_deidentified",
+        ),
+        # the only head noun "sternotomy" can have lost is the wires' (`deid_implied_heads`)
+        (
             "Stable sternotomy XXXX.",
             "finding_presence",
             "Are there sternotomy wires?",
             "yes",
             True,
             "sternotomy_wires",
-            "second_reading_deidentified",
+            None,
         ),
         (
             "Small right pleural effusion.",
@@ -1107,8 +1117,13 @@ def test_context_reading_of_invented_sentences() -> None:
     assert read == {"calcified_granuloma": frozenset({"bilateral"}), "degenerative_changes": frozenset()}
     # a de-identified word after a finding may be its head noun, unless a determiner follows it (a verb: LLM replay)
     (leads,) = independent.read_sentence("External monitor leads XXXX the thorax.")
+    (opacity,) = independent.read_sentence("There is a right basilar opacity XXXX.")
+    assert ("deidentified" in leads.kinds, "deidentified" in opacity.kinds) == (False, True)
+    # ... or the finding's words leave it one head noun (`deid_implied_heads`: LLM replay rounds)
     (wires,) = independent.read_sentence("There are intact midline sternotomy XXXX.")
-    assert ("deidentified" in leads.kinds, "deidentified" in wires.kinds) == (False, True)
+    (nodes,) = independent.read_sentence("Calcified lymph XXXX in both XXXX.")
+    assert (wires.finding, "deidentified" in wires.kinds) == ("sternotomy_wires", False)
+    assert (nodes.finding, "deidentified" in nodes.kinds) == ("lymph_node_calcification", False)
     # ... or a linking verb (the removed word was an adverb: "likely represents"; LLM replay round)
     blunting = independent.read_sentence("Bilateral costophrenic blunting XXXX represents pleural thickening.")[0]
     assert (blunting.finding, "deidentified" in blunting.kinds) == ("costophrenic_angle_blunting", False)

@@ -43,17 +43,40 @@ def load_json_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-#: libyaml's parser where PyYAML was built with it (the wheels are): about nine times the pure-Python one.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    """A mapping whose keys are all different: YAML lets a repeated key replace the first silently, which drops the
+    rules written under it."""
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing repeated keys."""
+
+
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser where PyYAML was built with it (the wheels are): about nine times the pure-Python one;
+    refusing repeated keys."""
+
+
+for _loader in (_SafeLoader, _FastLoader):
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def load_yaml(text: str | bytes) -> Any:
     """Safe YAML, parsed by libyaml where it is there; a document it rejects is parsed again by the pure-Python
     parser, whose error (with the offending line quoted) is the one raised."""
     try:
-        return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader)
+        return yaml.load(text, Loader=_FastLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a safe loader)
 
 
 def load_checked_yaml(relative_path: str, schema_name: str) -> tuple[dict[str, Any], str]:

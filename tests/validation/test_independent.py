@@ -173,7 +173,6 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "lung_opacity",
             "second_reading_deidentified",
         ),
-        # the only head noun "sternotomy" can have lost is the wires' (`deid_implied_heads`)
         (
             "Stable sternotomy XXXX.",
             "finding_presence",
@@ -181,7 +180,7 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "yes",
             True,
             "sternotomy_wires",
-            None,
+            "second_reading_deidentified",
         ),
         (
             "Small right pleural effusion.",
@@ -1119,11 +1118,10 @@ def test_context_reading_of_invented_sentences() -> None:
     (leads,) = independent.read_sentence("External monitor leads XXXX the thorax.")
     (opacity,) = independent.read_sentence("There is a right basilar opacity XXXX.")
     assert ("deidentified" in leads.kinds, "deidentified" in opacity.kinds) == (False, True)
-    # ... or the finding's words leave it one head noun (`deid_implied_heads`: LLM replay rounds)
     (wires,) = independent.read_sentence("There are intact midline sternotomy XXXX.")
     (nodes,) = independent.read_sentence("Calcified lymph XXXX in both XXXX.")
-    assert (wires.finding, "deidentified" in wires.kinds) == ("sternotomy_wires", False)
-    assert (nodes.finding, "deidentified" in nodes.kinds) == ("lymph_node_calcification", False)
+    assert (wires.finding, "deidentified" in wires.kinds) == ("sternotomy_wires", True)
+    assert (nodes.finding, "deidentified" in nodes.kinds) == ("lymph_node_calcification", True)
     # ... or a linking verb (the removed word was an adverb: "likely represents"; LLM replay round)
     blunting = independent.read_sentence("Bilateral costophrenic blunting XXXX represents pleural thickening.")[0]
     assert (blunting.finding, "deidentified" in blunting.kinds) == ("costophrenic_angle_blunting", False)

@@ -513,12 +513,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
         kinds |= _inner_kinds(words)
         # a de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
         # noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)
-        if (
-            ent.end < len(lowers)
-            and deid.fullmatch(doc[ent.end].text) is not None
-            and not _deid_verb(lowers, ent.end)
-            and lowers[ent.end - 1] not in rules().data["deid_implied_heads"]
-        ):
+        if ent.end < len(lowers) and deid.fullmatch(doc[ent.end].text) is not None and not _deid_verb(lowers, ent.end):
             kinds.add("deidentified")
         inner_regions, inner_sides = _inner_location(words)
         mentions.append(

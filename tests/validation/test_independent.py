@@ -1119,9 +1119,7 @@ def test_context_reading_of_invented_sentences() -> None:
     (opacity,) = independent.read_sentence("There is a right basilar opacity XXXX.")
     assert ("deidentified" in leads.kinds, "deidentified" in opacity.kinds) == (False, True)
     (wires,) = independent.read_sentence("There are intact midline sternotomy XXXX.")
-    (nodes,) = independent.read_sentence("Calcified lymph XXXX in both XXXX.")
     assert (wires.finding, "deidentified" in wires.kinds) == ("sternotomy_wires", True)
-    assert (nodes.finding, "deidentified" in nodes.kinds) == ("lymph_node_calcification", True)
     # ... or a linking verb (the removed word was an adverb: "likely represents"; LLM replay round)
     blunting = independent.read_sentence("Bilateral costophrenic blunting XXXX represents pleural thickening.")[0]
     assert (blunting.finding, "deidentified" in blunting.kinds) == ("costophrenic_angle_blunting", False)

@@ -12,6 +12,7 @@ import pytest
 
 from cxrvqa.config import load_config
 from cxrvqa.core.batch import run_batch
+from cxrvqa.core.balance import Quota, QuestionBalance, balance_questions, even_quota
 from cxrvqa.core.parallel import batched
 from cxrvqa.qa import stage
 from cxrvqa.store import Store
@@ -77,34 +78,65 @@ def test_question_quota_keeps_the_rarer_answer_whole(n_pos: int, n_neg: int, kep
     assert stage.question_quota(n_pos, n_neg, 0.4) == kept
 
 
-def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance() -> None:
+def _balanced(
+    tmp_path: Path, answers: dict[str, list[float]], quota: Quota, previous: dict[str, float] | None
+) -> QuestionBalance:
+    """One question's balance (`balance_questions`) from the sorted sample_u of its candidates per answer."""
+    with Store(tmp_path / "balance.duckdb") as store:
+        store.con.execute("CREATE OR REPLACE TABLE u (answer VARCHAR, sample_u DOUBLE)")
+        store.con.executemany("INSERT INTO u VALUES (?, ?)", [(a, x) for a, us in answers.items() for x in us])
+        [question] = balance_questions(
+            store,
+            f"SELECT 'q' AS question, {list(answers)} AS options, answer, sample_u FROM u",
+            ("question",),
+            {} if previous is None else {("q",): previous},
+            quota,
+            0.05,
+        )
+    return question.result
+
+
+def _yes_no(target: float) -> Quota:
+    return lambda key, counts: (stage.question_quota(*counts, target), (target, 1 - target))
+
+
+def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance(tmp_path: Path) -> None:
     yes, no = [0.1, 0.5], [0.05, 0.2, 0.3, 0.6, 0.7, 0.9]
-    fresh = stage.balance_question(yes, no, 0.4, 0.05, None)
-    assert fresh == stage.QuestionBalance((2, 3), (1.0, 0.6), "new")  # every yes, 3 no: the lowest u
+    before = {"yes": 1.0, "no": 0.6}
+    fresh = _balanced(tmp_path, {"yes": yes, "no": no}, _yes_no(0.4), None)
+    assert fresh == QuestionBalance((2, 3), (1.0, 0.6), "new")  # every yes, 3 no: the lowest u
     # one 'yes' study retired, one 'no' added below the threshold: (1, 4) is 0.2 'yes', three 'no' items off the
     # quota (1, 1): balanced again
-    assert stage.balance_question([0.1], [0.05, 0.2, 0.25, 0.3, 0.7], 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
-        (1, 1), (1.0, 0.2), "rebalanced"
-    )
+    assert _balanced(
+        tmp_path, {"yes": [0.1], "no": [0.05, 0.2, 0.25, 0.3, 0.7]}, _yes_no(0.4), before
+    ) == QuestionBalance((1, 1), (1.0, 0.2), "rebalanced")
     # a 'no' below the threshold retired: (2, 2), 0.5, but one item from the quota (2, 3): kept, nothing flips
-    assert stage.balance_question(yes, [0.05, 0.3, 0.6, 0.7, 0.9], 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
+    assert _balanced(tmp_path, {"yes": yes, "no": [0.05, 0.3, 0.6, 0.7, 0.9]}, _yes_no(0.4), before) == QuestionBalance(
         (2, 2), (1.0, 0.6), "kept"
     )
     # a side gone keeps nothing, however balanced before
-    assert stage.balance_question([], no, 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
+    assert _balanced(tmp_path, {"yes": [], "no": no}, _yes_no(0.4), before) == QuestionBalance(
         (0, 0), (0.0, 0.0), "rebalanced"
     )
-
-
-def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest() -> None:
-    a, b, c = [0.2, 0.4, 0.9], [0.3, 0.8], [0.1, 0.5, 0.6, 0.7]
-    assert stage.balance_choice((a, b, c), 0.05, None) == stage.QuestionBalance((2, 2, 2), (0.9, 1.0, 0.6), "new")
-    # an option never the answer: the set of options keeps nothing
-    assert stage.balance_choice((a, [], c), 0.05, None) == stage.QuestionBalance((0, 0, 0), (0.0, 0.0, 0.0), "new")
-    # a new item answered by c below its threshold: (2, 2, 3), each within one of the quota (2, 2, 2): kept
-    assert stage.balance_choice((a, b, [0.05, 0.1, 0.5, 0.6, 0.7]), 0.05, (0.9, 1.0, 0.6)) == stage.QuestionBalance(
-        (2, 2, 3), (0.9, 1.0, 0.6), "kept"
+    # equal item hashes at the quota: the threshold keeps those below it only
+    assert _balanced(tmp_path, {"yes": [0.1, 0.5], "no": [0.05, 0.2, 0.2, 0.2, 0.7]}, _yes_no(0.4), None) == (
+        QuestionBalance((2, 1), (1.0, 0.2), "new")
     )
+
+
+def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest(tmp_path: Path) -> None:
+    a, b, c = [0.2, 0.4, 0.9], [0.3, 0.8], [0.1, 0.5, 0.6, 0.7]
+    assert _balanced(tmp_path, {"a": a, "b": b, "c": c}, even_quota, None) == QuestionBalance(
+        (2, 2, 2), (0.9, 1.0, 0.6), "new"
+    )
+    # an option never the answer: the set of options keeps nothing
+    assert _balanced(tmp_path, {"a": a, "b": [], "c": c}, even_quota, None) == QuestionBalance(
+        (0, 0, 0), (0.0, 0.0, 0.0), "new"
+    )
+    # a new item answered by c below its threshold: (2, 2, 3), each within one of the quota (2, 2, 2): kept
+    assert _balanced(
+        tmp_path, {"a": a, "b": b, "c": [0.05, 0.1, 0.5, 0.6, 0.7]}, even_quota, {"a": 0.9, "b": 1.0, "c": 0.6}
+    ) == QuestionBalance((2, 2, 3), (0.9, 1.0, 0.6), "kept")
 
 
 def test_per_question_balance_keeps_the_quota_of_each_question(per_question: SimpleNamespace) -> None:

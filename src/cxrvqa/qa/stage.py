@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.core.balance import QuestionBalance, balance_answers, eval_thresholds, within_tolerance
+from cxrvqa.core.balance import balance_questions, eval_thresholds, even_quota, within_tolerance
 from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, collector_paused, process_map
 from cxrvqa.core.prior import baseline_code_hash, measure
 from cxrvqa.core.provenance import code_version, stable_hash
@@ -335,27 +335,6 @@ def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
     return min(n_pos, max(1, round(n_neg * target / (1 - target)))), n_neg
 
 
-def balance_question(
-    yes_u: Sequence[float], no_u: Sequence[float], target: float, tolerance: float, previous: tuple[float, float] | None
-) -> QuestionBalance:
-    """A yes/no question: `balance_answers` with `question_quota` and the target 'yes' share."""
-    return balance_answers(
-        (yes_u, no_u), question_quota(len(yes_u), len(no_u), target), (target, 1 - target), tolerance, previous
-    )
-
-
-def balance_choice(
-    answers: Sequence[Sequence[float]], tolerance: float, previous: Sequence[float] | None
-) -> QuestionBalance:
-    """A multiple-choice question (a template and one set of options, the sorted u of the candidates answered by
-    each option): every option the answer equally often, as often as the rarest (nothing when one never is),
-    so that an option's value says nothing of whether it is the answer."""
-    least = min(len(u) for u in answers)
-    return balance_answers(
-        answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers), tolerance, previous
-    )
-
-
 def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]:
     """(positive_keep_rate, keep_rate) of a per-template balance: the side in excess sampled down to the target
     share; a template with one side keeps all."""
@@ -367,84 +346,87 @@ def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]
 def _question_rows(
     store: Store, run_id: str, targets: dict[str, float], context: QAStageContext, now: datetime
 ) -> list[dict[str, Any]]:
-    """The per-question balance of the current candidates against the latest balance's thresholds."""
+    """The per-question balance of the current yes/no candidates against the latest balance's thresholds
+    (`balance_questions` with `question_quota` and the template's target 'yes' share)."""
     previous = {
-        (t, v, a): (p, n)
+        (t, v, a): {"yes": p, "no": n}
         for t, v, a, p, n in store.query(
             "SELECT template_id, template_version, arguments, positive_threshold, negative_threshold "
             "FROM current_qa_question_balance WHERE positive_threshold IS NOT NULL"
         )
     }
-    questions = []
-    for template_id, version, arguments, yes_u, no_u in store.query(
-        "SELECT template_id, template_version, arguments, "
-        "coalesce(list(sample_u ORDER BY sample_u) FILTER (polarity), []), "
-        "coalesce(list(sample_u ORDER BY sample_u) FILTER (NOT polarity), []) "
-        "FROM current_qa_candidates WHERE polarity IS NOT NULL GROUP BY ALL ORDER BY ALL"
-    ):
-        target = targets.get(template_id, context.positive_share)
-        result = balance_question(
-            yes_u, no_u, target, context.tolerance, previous.get((template_id, version, arguments))
-        )
-        n_pos, n_neg = len(yes_u), len(no_u)
-        questions.append(
-            {
-                "run_id": run_id,
-                "template_id": template_id,
-                "template_version": version,
-                "arguments": arguments,
-                "n_positive": n_pos,
-                "n_negative": n_neg,
-                "target_share": target,
-                "n_positive_kept": result.kept[0],
-                "n_negative_kept": result.kept[1],
-                "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
-                "created_at": now,
-                "positive_threshold": result.thresholds[0],
-                "negative_threshold": result.thresholds[1],
-                "basis": result.basis,
-            }
-        )
-    return questions
+
+    def quota(key: tuple[str, ...], counts: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        target = targets.get(key[0], context.positive_share)
+        return question_quota(*counts, target), (target, 1 - target)
+
+    questions = balance_questions(
+        store,
+        "SELECT template_id, template_version, arguments, ['yes', 'no'] AS options, "
+        "CASE WHEN polarity THEN 'yes' ELSE 'no' END AS answer, sample_u FROM current_qa_candidates "
+        "WHERE polarity IS NOT NULL",
+        ("template_id", "template_version", "arguments"),
+        previous,
+        quota,
+        context.tolerance,
+    )
+    return [
+        {
+            "run_id": run_id,
+            "template_id": template_id,
+            "template_version": version,
+            "arguments": arguments,
+            "n_positive": n_pos,
+            "n_negative": n_neg,
+            "target_share": targets.get(template_id, context.positive_share),
+            "n_positive_kept": q.result.kept[0],
+            "n_negative_kept": q.result.kept[1],
+            "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
+            "created_at": now,
+            "positive_threshold": q.result.thresholds[0],
+            "negative_threshold": q.result.thresholds[1],
+            "basis": q.result.basis,
+        }
+        for q in questions
+        for (template_id, version, arguments), (n_pos, n_neg) in [(q.key, q.counts)]
+    ]
 
 
 def _choice_rows(store: Store, run_id: str, context: QAStageContext, now: datetime) -> list[dict[str, Any]]:
     """The per-question balance of the current multiple-choice candidates, one row per question (template and
-    sorted options) and option, against the latest balance's thresholds."""
-    previous: dict[tuple, dict[str, float]] = defaultdict(dict)
+    sorted options) and option, against the latest balance's thresholds: each option the answer equally often,
+    as often as the rarest (nothing when one never is), so that an option's value says nothing of whether it is
+    the answer."""
+    previous: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
     for t, v, options, answer, threshold in store.query(
-        "SELECT template_id, template_version, options, answer, threshold FROM current_qa_choice_balance"
+        "SELECT template_id, template_version, options::VARCHAR, answer, threshold FROM current_qa_choice_balance"
     ):
-        previous[(t, v, tuple(options))][answer] = threshold
-    rows = []
-    for template_id, version, options, answered, u_lists in store.query(
-        "SELECT template_id, template_version, options, list(answer ORDER BY answer), list(u ORDER BY answer) "
-        "FROM (SELECT template_id, template_version, list_sort(options) AS options, answer, "
-        "list(sample_u ORDER BY sample_u) AS u FROM current_qa_candidates "
-        "WHERE answer_format = 'multiple_choice' GROUP BY ALL) GROUP BY ALL ORDER BY ALL"
-    ):
-        options, by_answer = tuple(options), dict(zip(answered, u_lists, strict=True))
-        answers = [by_answer.get(option, []) for option in options]
-        before = previous.get((template_id, version, options))
-        result = balance_choice(
-            answers, context.tolerance, None if before is None else [before.get(o, 0.0) for o in options]
-        )
-        rows += [
-            {
-                "run_id": run_id,
-                "template_id": template_id,
-                "template_version": version,
-                "options": list(options),
-                "answer": option,
-                "n_items": len(u),
-                "n_kept": kept,
-                "threshold": threshold,
-                "basis": result.basis,
-                "created_at": now,
-            }
-            for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)
-        ]
-    return rows
+        previous[(t, v, options)][answer] = threshold
+    questions = balance_questions(
+        store,
+        "SELECT template_id, template_version, list_sort(options)::VARCHAR AS question, list_sort(options) AS options, "
+        "answer, sample_u FROM current_qa_candidates WHERE answer_format = 'multiple_choice'",
+        ("template_id", "template_version", "question"),
+        previous,
+        even_quota,
+        context.tolerance,
+    )
+    return [
+        {
+            "run_id": run_id,
+            "template_id": q.key[0],
+            "template_version": q.key[1],
+            "options": list(q.options),
+            "answer": option,
+            "n_items": n,
+            "n_kept": kept,
+            "threshold": threshold,
+            "basis": q.result.basis,
+            "created_at": now,
+        }
+        for q in questions
+        for option, n, kept, threshold in zip(q.options, q.counts, q.result.kept, q.result.thresholds, strict=True)
+    ]
 
 
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:

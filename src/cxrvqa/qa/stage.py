@@ -553,28 +553,42 @@ def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, 
         store.con.unregister("_rates")
 
 
-#: What the rule selecting the current dataset reads: the tables behind its views (append-only, so their
-#: row counts tell whether they changed), the current templates and the balance's keep rates.
-RULE_INPUTS_SQL = (
-    "SELECT (SELECT count(*) FROM qa_items), (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), "
-    "(SELECT count(*) FROM reports), (SELECT count(*) FROM retirements), "
-    "(SELECT list([template_id, template_version] ORDER BY template_id) "
-    "FROM current_qa_templates), (SELECT list([template_id, template_version, keep_rate::VARCHAR, "
-    "positive_keep_rate::VARCHAR, mode] ORDER BY template_id, template_version) FROM current_qa_balance), "
-    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, positive_threshold, "
-    "negative_threshold), ',' ORDER BY template_id, template_version, arguments)) FROM current_qa_question_balance), "
-    "(SELECT list([template_id, template_version, json_extract(definition, '$.complementary_pairs')::VARCHAR] "
-    "ORDER BY template_id) FROM current_qa_templates), "
-    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, options::VARCHAR, answer, threshold), ',' "
-    "ORDER BY template_id, template_version, options, answer)) FROM current_qa_choice_balance)"
+#: What the rule selecting the current dataset reads of the studies: the tables behind the candidates' views
+#: (append-only, so their row counts tell whether they changed).
+SELECTION_STUDIES_SQL = (
+    "SELECT (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), (SELECT count(*) FROM reports), "
+    "(SELECT count(*) FROM report_rejects), (SELECT count(*) FROM retirements)"
 )
 
-#: The current dataset's keys with their complementary pair (`qa_current`): per question (template, arguments),
-#: view plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order
-#: make a pair; computed with the rule, in one statement (an UPDATE after the INSERT rewrote the table: 100k studies
-#: 2.7 + 3.5 s).
+#: What it reads of each current template: its version, complementary pairs, balance (keep rates and mode), question
+#: and choice thresholds, and its items (their count: the rows of a version only grow).
+SELECTION_TEMPLATES_SQL = """
+WITH items AS (SELECT template_version, count(*) AS n FROM qa_items
+               WHERE template_version IN (SELECT template_version FROM current_qa_templates) GROUP BY ALL),
+questions AS (
+    SELECT template_id, template_version, md5(string_agg(concat_ws('|', arguments, positive_threshold,
+        negative_threshold), ',' ORDER BY arguments)) AS thresholds
+    FROM current_qa_question_balance GROUP BY ALL),
+choices AS (
+    SELECT template_id, template_version, md5(string_agg(concat_ws('|', options::VARCHAR, answer, threshold), ','
+        ORDER BY options, answer)) AS thresholds
+    FROM current_qa_choice_balance GROUP BY ALL)
+SELECT t.template_id, t.template_version,
+       md5([json_extract(t.definition, '$.complementary_pairs')::VARCHAR, b.keep_rate::VARCHAR,
+            b.positive_keep_rate::VARCHAR, b.mode, q.thresholds, m.thresholds, i.n::VARCHAR]::VARCHAR)
+FROM current_qa_templates t
+LEFT JOIN current_qa_balance b USING (template_id, template_version)
+LEFT JOIN questions q USING (template_id, template_version)
+LEFT JOIN choices m USING (template_id, template_version)
+LEFT JOIN items i USING (template_version)
+ORDER BY t.template_id"""
+
+#: The current dataset's keys with their complementary pair (`qa_current`) of the templates in the parameter (NULL:
+#: all; the rule `qa_rule`): per question (template, arguments), view plane and split of a template with
+#: complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order make a pair; computed with the rule, in one
+#: statement (an UPDATE after the INSERT rewrote the table: 100k studies 2.7 + 3.5 s).
 CURRENT_SQL = """
-WITH rule AS (SELECT * FROM qa_current_rule),
+WITH rule AS (SELECT * FROM qa_rule(?::VARCHAR[])),
 paired AS (
     SELECT r.item_id, r.polarity,
            concat_ws('|', r.template_id, r.arguments, coalesce(r.view_plane, 'none'), r.split) AS question,
@@ -591,30 +605,71 @@ SELECT r.study_id, r.item_id, r.template_version, r.input_hash, p.pair_id
 FROM rule r LEFT JOIN paired_ids p USING (item_id)
 ORDER BY r.study_id, r.item_id"""
 
+#: Whether a candidate of another template shares a de-duplication key (image or study, question, multiple choice)
+#: with a candidate of the templates $1 or a current item of their versions before, $2: the rule over those templates
+#: alone is then not theirs within the whole.
+SHARED_KEYS_SQL = """
+WITH changed AS (
+    SELECT coalesce(i.image_id, 'study:' || i.study_id) AS image, lower(i.question) AS question,
+           i.answer_format = 'multiple_choice' AS choice
+    FROM qa_items i SEMI JOIN qa_current c USING (study_id, item_id, template_version, input_hash)
+    WHERE list_contains($2, i.template_version)
+    UNION
+    SELECT coalesce(image_id, 'study:' || study_id), lower(question), answer_format = 'multiple_choice'
+    FROM current_qa_candidates WHERE list_contains($1, template_id))
+SELECT EXISTS (
+    SELECT 1 FROM current_qa_candidates c SEMI JOIN changed k
+        ON k.image = coalesce(c.image_id, 'study:' || c.study_id) AND k.question = lower(c.question)
+        AND k.choice = (c.answer_format = 'multiple_choice')
+    WHERE NOT list_contains($1, c.template_id))"""
+
 
 def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view) with their
     complementary pairs, and its question-only baseline (`qa_prior`): the rule (`qa_current_rule`: current
     inputs and templates, balanced, de-duplicated) evaluated once per QA stage instead of by every query, and
-    not at all when what it reads and the baseline's code are unchanged (a no-change rebuild). Ordered by
-    study, so that a batch's range of studies reads a few row groups. Then the evaluation profile's thresholds
-    (`eval_balance`), stable across rebuilds within ``tolerance``."""
+    not at all when what it reads and the baseline's code are unchanged (a no-change rebuild); where the studies
+    are unchanged, for the templates whose part of it changed only (`_select`). Ordered by study, so that a batch's
+    range of studies reads a few row groups. Then the evaluation profile's thresholds (`eval_balance`), stable
+    across rebuilds within ``tolerance``."""
+    studies = stable_hash(list(store.query(SELECTION_STUDIES_SQL)[0]))
+    templates = {t: (v, f) for t, v, f in store.query(SELECTION_TEMPLATES_SQL)}
     # the baseline's code too: a build made before an edit of cxrvqa.core.prior gets the figures measured again
-    fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash(), EVAL_BALANCE_VERSION])
+    fingerprint = stable_hash([studies, sorted(templates.items()), baseline_code_hash(), EVAL_BALANCE_VERSION])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
         if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:  # a store migrated since its build
             store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
-    store.con.execute("DELETE FROM qa_current")
-    store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}")
+    _select(store, studies, templates)
     store.con.execute("DELETE FROM qa_current_source")
-    store.con.execute("INSERT INTO qa_current_source VALUES (?, now())", [fingerprint])
+    store.con.execute("INSERT INTO qa_current_source VALUES (?, now(), ?)", [fingerprint, studies])
+    store.con.execute("DELETE FROM qa_current_templates")
+    store.insert(
+        "qa_current_templates",
+        [{"template_id": t, "template_version": v, "fingerprint": f} for t, (v, f) in templates.items()],
+    )
     now = datetime.now(timezone.utc)
     figures = measure(store, "current_qa_items")
     store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])
     eval_rows = eval_balance(store, run_id, tolerance, now)
     if eval_rows:
         store.insert("qa_eval_balance", eval_rows)
+
+
+def _select(store: Store, studies: str, templates: dict[str, tuple[str, str]]) -> None:
+    """`qa_current` for what the rule reads now. Where the studies are as at the last selection, only the keys of the
+    templates whose part changed are replaced (the rule and pairs over theirs alone: a template edit costs its own
+    items), unless a candidate of another template shares a de-duplication key with theirs; else every key."""
+    before = {t: (v, f) for t, v, f in store.query("SELECT * FROM qa_current_templates")}
+    if before and store.query("SELECT studies FROM qa_current_source") == [(studies,)]:
+        changed = sorted(t for t in templates.keys() | before.keys() if templates.get(t) != before.get(t))
+        versions = [before[t][0] for t in changed if t in before]
+        if not store.query(SHARED_KEYS_SQL, [changed, versions])[0][0]:
+            store.con.execute("DELETE FROM qa_current WHERE list_contains(?, template_version)", [versions])
+            store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}", [changed])
+            return
+    store.con.execute("DELETE FROM qa_current")
+    store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}", [None])
 
 
 #: Part of the fingerprint of `select_current`: a build stored before the evaluation profile's thresholds

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from cxrvqa.config import load_config
 from cxrvqa.core.batch import run_batch
@@ -526,6 +527,64 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
         assert now == store.query(rule)
         changed = set(first) ^ set(now)
         assert changed and {row[0] for row in changed} == {"s0000003"}
+
+
+def _user_template(folder: Path, template_id: str, version: int, reword: bool) -> None:
+    """finding_presence under another id (its questions reworded, or the same: then they share its items'
+    de-duplication keys), at ``version`` (from 2 on, one more question variant)."""
+    data = yaml.safe_load((Path(__file__).parents[2] / "prompts" / "questions" / "finding_presence.yaml").read_text())
+    prefix = "According to this radiograph, " if reword else ""
+    data["id"], data["version"] = template_id, version
+    data["variants"] = [prefix + v[:1].lower() + v[1:] if reword else v for v in data["variants"]]
+    for example in data.get("examples", []):
+        if reword and "question" in example:
+            example["question"] = prefix + example["question"][:1].lower() + example["question"][1:]
+    if version > 1:
+        data["variants"].append(f"Looking at this study: {data['variants'][0]}")
+    folder.mkdir(exist_ok=True)
+    (folder / f"{template_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: after an edit of one template only its keys are selected again (the rule and pairs over its
+    candidates alone), and they are what a selection over every template, and a build from scratch, store; a template
+    whose questions are another's (a shared de-duplication key) has every key selected again."""
+    keys, prior = "SELECT * FROM qa_current ORDER BY ALL", "SELECT * EXCLUDE (run_id, created_at) FROM qa_prior"
+    whole = f"SELECT * FROM ({stage.CURRENT_SQL}) ORDER BY ALL"
+    user = tmp_path / "templates"
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        fill_store(store, 0, 40)
+        _user_template(user, "my_presence", 1, reword=True)
+        run_qa(store, tmp_path, "run-1", template_dirs=[user])
+        shared: list[tuple[list[str], bool]] = []
+        query = store.query
+
+        def spy(sql: str, params: list | None = None) -> list[tuple]:
+            result = query(sql, params)
+            if sql == stage.SHARED_KEYS_SQL:
+                shared.append((params[0], result[0][0]))
+            return result
+
+        monkeypatch.setattr(store, "query", spy)
+        _user_template(user, "my_presence", 2, reword=True)
+        run_qa(store, tmp_path, "run-2", template_dirs=[user])
+        assert shared == [(["my_presence"], False)]
+        edited = store.query(keys)
+        assert edited == store.query(whole, [None]) and any(pair for *_, pair in edited)
+        edited_prior = store.query(prior + " WHERE run_id = 'run-2'")
+        presence = "SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_presence'"
+        before = store.query(presence)[0][0]
+        _user_template(user, "a_presence", 1, reword=False)  # sorts first: its items replace finding_presence's
+        run_qa(store, tmp_path, "run-3", template_dirs=[user])
+        assert shared[1:] == [(["a_presence"], True)] and store.query(keys) == store.query(whole, [None])
+        assert store.query(presence)[0][0] < before
+    (user / "a_presence.yaml").unlink()
+    with Store(tmp_path / "scratch.duckdb") as store:
+        fill_store(store, 0, 40)
+        run_qa(store, tmp_path, "run-1", template_dirs=[user])
+        assert store.query(keys) == edited and store.query(prior) == edited_prior
 
 
 def test_another_version_of_the_baseline_measures_the_stored_figures_again(

@@ -550,7 +550,7 @@ def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
 ) -> None:
     """Issue 19: after an edit of one template only its keys are selected again (the rule and pairs over its
     candidates alone), and they are what a selection over every template, and a build from scratch, store; a template
-    whose questions are another's (a shared de-duplication key) has every key selected again."""
+    whose questions are another's (they may share de-duplication keys) has every key selected again."""
     keys, prior = "SELECT * FROM qa_current ORDER BY ALL", "SELECT * EXCLUDE (run_id, created_at) FROM qa_prior"
     whole = f"SELECT * FROM ({stage.CURRENT_SQL}) ORDER BY ALL"
     user = tmp_path / "templates"
@@ -563,7 +563,7 @@ def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
 
         def spy(sql: str, params: list | None = None) -> list[tuple]:
             result = query(sql, params)
-            if sql == stage.SHARED_KEYS_SQL:
+            if sql == stage.SHARED_QUESTIONS_SQL:
                 shared.append((params[0], result[0][0]))
             return result
 

@@ -109,13 +109,12 @@ def balance_questions(
         need, shares = quota(key, counts)
         result = settled(kept, need, shares, tolerance, thresholds)
         decided.append((key, options, counts, result, "new" if thresholds is None else "rebalanced"))
-        if result is None:
-            wanted.extend((*key, option, k) for option, k in zip(options, need, strict=True))
+        if result is None:  # an answer keeping k of n candidates or more keeps all: threshold 1.0 (sample_u < 1)
+            wanted.extend((*key, o, k) for o, k, n in zip(options, need, counts, strict=True) if k < n)
     found = _thresholds(store, items, keys, wanted, params) if wanted else {}
     out = []
     for key, options, counts, result, basis in decided:
         if result is None:
-            # an answer k at or past its candidates keeps them all (threshold 1.0: sample_u is below 1)
             pairs = [found.get((*key, option), (1.0, n)) for option, n in zip(options, counts, strict=True)]
             result = QuestionBalance(tuple(k for _, k in pairs), tuple(t for t, _ in pairs), basis)
         out.append(Balanced(key, options, counts, result))
@@ -153,15 +152,14 @@ def _counted(
 def _thresholds(
     store: Store, items: str, keys: tuple[str, ...], wanted: list[tuple], params
 ) -> dict[tuple[str, ...], tuple[float, int]]:
-    """Per (key, answer) of ``wanted`` (with the k items to keep): the threshold below which exactly its k
-    lowest sample_u lie, the k-th lowest (1-based k + 1), and how many lie below it (fewer than k on ties);
-    none where k reaches its candidates."""
+    """Per (key, answer) of ``wanted`` (with the k < n of its candidates to keep): the threshold below which exactly
+    its k lowest sample_u lie, the (k + 1)-th lowest, and how many lie below it (fewer than k on ties)."""
     names = (*keys, "answer", "k")
     with _registered(store, "_wanted", _table(names, wanted, (*(pa.string() for _ in names[:-1]), pa.int64()))):
         rows = store.query(
             f"SELECT {', '.join(names[:-1])}, u[k + 1], list_position(u, u[k + 1]) - 1 FROM ("
-            f"SELECT {', '.join(f'i.{c}' for c in names[:-1])}, w.k, list(i.sample_u ORDER BY i.sample_u) AS u "
-            f"FROM ({items}) i JOIN _wanted w USING ({', '.join(names[:-1])}) GROUP BY ALL) WHERE k < len(u)",
+            f"SELECT {', '.join(f'i.{c}' for c in names[:-1])}, w.k, list_sort(list(i.sample_u)) AS u "
+            f"FROM ({items}) i JOIN _wanted w USING ({', '.join(names[:-1])}) GROUP BY ALL)",
             list(params),
         )
     return {tuple(row[:-2]): (row[-2], row[-1]) for row in rows}

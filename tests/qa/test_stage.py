@@ -549,9 +549,12 @@ def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 19: after an edit of one template only its keys are selected again (the rule and pairs over its
-    candidates alone), and they are what a selection over every template, and a build from scratch, store; a template
-    whose questions are another's (they may share de-duplication keys) has every key selected again."""
+    candidates alone; the evaluation profile over its items alone), and they are what a selection over every
+    template, and a build from scratch, store; a template whose questions are another's (they may share
+    de-duplication keys) has every key selected again."""
     keys, prior = "SELECT * FROM qa_current ORDER BY ALL", "SELECT * EXCLUDE (run_id, created_at) FROM qa_prior"
+    # the evaluation profile's thresholds (their basis aside: kept in the rebuild, new from scratch)
+    profile = "SELECT * EXCLUDE (run_id, created_at, basis) FROM current_qa_eval_balance ORDER BY ALL"
     whole = f"SELECT * FROM ({stage.CURRENT_SQL}) ORDER BY ALL"
     user = tmp_path / "templates"
     with Store(tmp_path / "cxrvqa.duckdb") as store:
@@ -574,6 +577,7 @@ def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
         edited = store.query(keys)
         assert edited == store.query(whole, [None]) and any(pair for *_, pair in edited)
         edited_prior = store.query(prior + " WHERE run_id = 'run-2'")
+        edited_eval = store.query(profile)
         presence = "SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_presence'"
         before = store.query(presence)[0][0]
         _user_template(user, "a_presence", 1, reword=False)  # sorts first: its items replace finding_presence's
@@ -585,6 +589,7 @@ def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
         fill_store(store, 0, 40)
         run_qa(store, tmp_path, "run-1", template_dirs=[user])
         assert store.query(keys) == edited and store.query(prior) == edited_prior
+        assert store.query(profile) == edited_eval
 
 
 def test_another_version_of_the_baseline_measures_the_stored_figures_again(

@@ -636,7 +636,7 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
         if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:  # a store migrated since its build
             store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
-    _select(store, studies, templates)
+    changed = _select(store, studies, templates)
     store.con.execute("DELETE FROM qa_current_source")
     store.con.execute("INSERT INTO qa_current_source VALUES (?, now(), ?)", [fingerprint, studies])
     store.con.execute("DELETE FROM qa_current_templates")
@@ -647,15 +647,16 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     now = datetime.now(timezone.utc)
     figures = measure(store, "current_qa_items")
     store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])
-    eval_rows = eval_balance(store, run_id, tolerance, now)
+    eval_rows = eval_balance(store, run_id, tolerance, now, changed)
     if eval_rows:
         store.insert("qa_eval_balance", eval_rows)
 
 
-def _select(store: Store, studies: str, templates: dict[str, tuple[str, str]]) -> None:
+def _select(store: Store, studies: str, templates: dict[str, tuple[str, str]]) -> list[str] | None:
     """`qa_current` for what the rule reads now. Where the studies are as at the last selection, only the keys of the
     templates whose part changed are replaced (the rule and pairs over theirs alone: a template edit costs its own
-    items), unless an item of another template asks one of their questions; else every key."""
+    items), unless an item of another template asks one of their questions; else every key. Returns the templates
+    whose keys were replaced (None: all)."""
     before = {t: (v, f) for t, v, f in store.query("SELECT * FROM qa_current_templates")}
     if before and store.query("SELECT studies FROM qa_current_source") == [(studies,)]:
         changed = sorted(t for t in templates.keys() | before.keys() if templates.get(t) != before.get(t))
@@ -664,9 +665,10 @@ def _select(store: Store, studies: str, templates: dict[str, tuple[str, str]]) -
         if not store.query(SHARED_QUESTIONS_SQL, [changed, both])[0][0]:
             store.con.execute("DELETE FROM qa_current WHERE list_contains(?, template_version)", [versions])
             store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}", [changed])
-            return
+            return changed
     store.con.execute("DELETE FROM qa_current")
     store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}", [None])
+    return None
 
 
 #: Part of the fingerprint of `select_current`: a build stored before the evaluation profile's thresholds
@@ -674,7 +676,12 @@ def _select(store: Store, studies: str, templates: dict[str, tuple[str, str]]) -
 EVAL_BALANCE_VERSION = "eval-balance-1"
 
 
-def eval_balance(store: Store, run_id: str, tolerance: float, now: datetime) -> list[dict[str, Any]]:
+def eval_balance(
+    store: Store, run_id: str, tolerance: float, now: datetime, templates: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The rows of `qa_eval_balance`: the evaluation profile's thresholds (`eval_thresholds`, view
-    `current_qa_eval_items`) over every current item, stamped with the run."""
-    return [{"run_id": run_id, **row, "created_at": now} for row in eval_thresholds(store, tolerance)]
+    `current_qa_eval_items`) over every current item, stamped with the run; ``templates``: the only ones whose
+    current items changed since the stored thresholds."""
+    return [
+        {"run_id": run_id, **row, "created_at": now} for row in eval_thresholds(store, tolerance, templates=templates)
+    ]

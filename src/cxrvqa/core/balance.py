@@ -3,8 +3,8 @@ export (the evaluation profile over the items a grade filter keeps).
 
 A question's items are kept per answer below an item-hash threshold (`sample_u`), the previous thresholds kept
 while what they keep stays within a tolerance of the target shares, so an edit to a few studies flips no item of
-other questions (`balance_answers`). `eval_thresholds` applies it per split and question of the current items:
-every answer as often as the rarest.
+other questions (`balance_questions`, counted in DuckDB). `eval_thresholds` applies it per split and question of
+the current items: every answer as often as the rarest.
 """
 
 from __future__ import annotations
@@ -30,11 +30,6 @@ def within_tolerance(kept: Sequence[int], quota: Sequence[int], shares: Sequence
     return all(abs(k / total - share) <= tolerance for k, share in zip(kept, shares, strict=True)) or all(
         abs(k - q) <= 1 for k, q in zip(kept, quota, strict=True)
     )
-
-
-def _threshold(sorted_u: Sequence[float], k: int) -> float:
-    """The item-hash bound below which exactly the ``k`` lowest of ``sorted_u`` lie (1.0: all, 0.0: none)."""
-    return 1.0 if k >= len(sorted_u) else sorted_u[k]
 
 
 @dataclass(frozen=True)

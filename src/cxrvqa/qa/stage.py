@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.core.balance import balance_questions, eval_thresholds, even_quota, within_tolerance
+from cxrvqa.core.balance import Balanced, balance_questions, eval_thresholds, even_quota, within_tolerance
 from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, collector_paused, process_map
 from cxrvqa.core.prior import baseline_code_hash, measure
 from cxrvqa.core.provenance import code_version, stable_hash
@@ -370,26 +370,28 @@ def _question_rows(
         quota,
         context.tolerance,
     )
-    return [
-        {
-            "run_id": run_id,
-            "template_id": template_id,
-            "template_version": version,
-            "arguments": arguments,
-            "n_positive": n_pos,
-            "n_negative": n_neg,
-            "target_share": targets.get(template_id, context.positive_share),
-            "n_positive_kept": q.result.kept[0],
-            "n_negative_kept": q.result.kept[1],
-            "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
-            "created_at": now,
-            "positive_threshold": q.result.thresholds[0],
-            "negative_threshold": q.result.thresholds[1],
-            "basis": q.result.basis,
-        }
-        for q in questions
-        for (template_id, version, arguments), (n_pos, n_neg) in [(q.key, q.counts)]
-    ]
+    return [_question_row(q, targets.get(q.key[0], context.positive_share), run_id, now) for q in questions]
+
+
+def _question_row(question: Balanced, target: float, run_id: str, now: datetime) -> dict[str, Any]:
+    """A yes/no question's `qa_question_balance` row (a question without one of the answers says which)."""
+    (template_id, version, arguments), (n_pos, n_neg) = question.key, question.counts
+    return {
+        "run_id": run_id,
+        "template_id": template_id,
+        "template_version": version,
+        "arguments": arguments,
+        "n_positive": n_pos,
+        "n_negative": n_neg,
+        "target_share": target,
+        "n_positive_kept": question.result.kept[0],
+        "n_negative_kept": question.result.kept[1],
+        "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
+        "created_at": now,
+        "positive_threshold": question.result.thresholds[0],
+        "negative_threshold": question.result.thresholds[1],
+        "basis": question.result.basis,
+    }
 
 
 def _choice_rows(store: Store, run_id: str, context: QAStageContext, now: datetime) -> list[dict[str, Any]]:
@@ -433,9 +435,9 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     """Balance the yes/no candidates and record it (`qa_balance`, per template; `qa_question_balance`, per
     question); returns the per-template rows. The current dataset's keys are stored in the same transaction.
 
-    per_question: per template and arguments, `balance_question`: item-hash thresholds per side, kept from the
+    per_question: per template and arguments, `_question_rows`: item-hash thresholds per side, kept from the
     previous balance while they stay within the tolerance; the template's keep rates are 1. Multiple choice
-    per template and set of options, `balance_choice` (`qa_choice_balance`): each option the answer equally
+    per template and set of options, `_choice_rows` (`qa_choice_balance`): each option the answer equally
     often.
     per_template: per yes/no template, `template_rates` (the side in excess kept below its rate), the
     previous balance's rates kept the same way."""

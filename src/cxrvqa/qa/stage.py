@@ -638,6 +638,10 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
         if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:  # a store migrated since its build
             store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
+    # the evaluation profile's stored thresholds are the last selection's, unless it had none to store
+    [(profile_stored,)] = store.query(
+        "SELECT (SELECT max(created_at) FROM qa_eval_balance) >= (SELECT max(created_at) FROM qa_current_source)"
+    )
     changed = _select(store, studies, templates)
     store.con.execute("DELETE FROM qa_current_source")
     store.con.execute("INSERT INTO qa_current_source VALUES (?, now(), ?)", [fingerprint, studies])
@@ -649,7 +653,7 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     now = datetime.now(timezone.utc)
     figures = measure(store, "current_qa_items")
     store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])
-    eval_rows = eval_balance(store, run_id, tolerance, now, changed)
+    eval_rows = eval_balance(store, run_id, tolerance, now, changed if profile_stored else None)
     if eval_rows:
         store.insert("qa_eval_balance", eval_rows)
 

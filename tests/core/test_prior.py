@@ -108,7 +108,7 @@ def test_hidden_arguments_are_not_part_of_the_question() -> None:
 
 def test_chance_follows_the_number_of_options() -> None:
     """Two-option items (the built-in choices) have chance 1/2, not the 1/4 of four options; a set of options
-    balanced so that each option is the answer as often (qa.stage.balance_choice) leaves the option reader at
+    balanced so that each option is the answer as often (qa.stage._choice_rows) leaves the option reader at
     chance: every value scores the same, the pick is a tie."""
     pair = ("cardiomegaly", "effusion")
     train = [

@@ -9,9 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from cxrvqa.config import load_config
 from cxrvqa.core.batch import run_batch
+from cxrvqa.core.balance import Quota, QuestionBalance, balance_questions, even_quota
 from cxrvqa.core.parallel import batched
 from cxrvqa.qa import stage
 from cxrvqa.store import Store
@@ -77,34 +79,65 @@ def test_question_quota_keeps_the_rarer_answer_whole(n_pos: int, n_neg: int, kep
     assert stage.question_quota(n_pos, n_neg, 0.4) == kept
 
 
-def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance() -> None:
+def _balanced(
+    tmp_path: Path, answers: dict[str, list[float]], quota: Quota, previous: dict[str, float] | None
+) -> QuestionBalance:
+    """One question's balance (`balance_questions`) from the sorted sample_u of its candidates per answer."""
+    with Store(tmp_path / "balance.duckdb") as store:
+        store.con.execute("CREATE OR REPLACE TABLE u (answer VARCHAR, sample_u DOUBLE)")
+        store.con.executemany("INSERT INTO u VALUES (?, ?)", [(a, x) for a, us in answers.items() for x in us])
+        [question] = balance_questions(
+            store,
+            f"SELECT 'q' AS question, {list(answers)} AS options, answer, sample_u FROM u",
+            ("question",),
+            {} if previous is None else {("q",): previous},
+            quota,
+            0.05,
+        )
+    return question.result
+
+
+def _yes_no(target: float) -> Quota:
+    return lambda key, counts: (stage.question_quota(*counts, target), (target, 1 - target))
+
+
+def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance(tmp_path: Path) -> None:
     yes, no = [0.1, 0.5], [0.05, 0.2, 0.3, 0.6, 0.7, 0.9]
-    fresh = stage.balance_question(yes, no, 0.4, 0.05, None)
-    assert fresh == stage.QuestionBalance((2, 3), (1.0, 0.6), "new")  # every yes, 3 no: the lowest u
+    before = {"yes": 1.0, "no": 0.6}
+    fresh = _balanced(tmp_path, {"yes": yes, "no": no}, _yes_no(0.4), None)
+    assert fresh == QuestionBalance((2, 3), (1.0, 0.6), "new")  # every yes, 3 no: the lowest u
     # one 'yes' study retired, one 'no' added below the threshold: (1, 4) is 0.2 'yes', three 'no' items off the
     # quota (1, 1): balanced again
-    assert stage.balance_question([0.1], [0.05, 0.2, 0.25, 0.3, 0.7], 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
-        (1, 1), (1.0, 0.2), "rebalanced"
-    )
+    assert _balanced(
+        tmp_path, {"yes": [0.1], "no": [0.05, 0.2, 0.25, 0.3, 0.7]}, _yes_no(0.4), before
+    ) == QuestionBalance((1, 1), (1.0, 0.2), "rebalanced")
     # a 'no' below the threshold retired: (2, 2), 0.5, but one item from the quota (2, 3): kept, nothing flips
-    assert stage.balance_question(yes, [0.05, 0.3, 0.6, 0.7, 0.9], 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
+    assert _balanced(tmp_path, {"yes": yes, "no": [0.05, 0.3, 0.6, 0.7, 0.9]}, _yes_no(0.4), before) == QuestionBalance(
         (2, 2), (1.0, 0.6), "kept"
     )
     # a side gone keeps nothing, however balanced before
-    assert stage.balance_question([], no, 0.4, 0.05, (1.0, 0.6)) == stage.QuestionBalance(
+    assert _balanced(tmp_path, {"yes": [], "no": no}, _yes_no(0.4), before) == QuestionBalance(
         (0, 0), (0.0, 0.0), "rebalanced"
     )
-
-
-def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest() -> None:
-    a, b, c = [0.2, 0.4, 0.9], [0.3, 0.8], [0.1, 0.5, 0.6, 0.7]
-    assert stage.balance_choice((a, b, c), 0.05, None) == stage.QuestionBalance((2, 2, 2), (0.9, 1.0, 0.6), "new")
-    # an option never the answer: the set of options keeps nothing
-    assert stage.balance_choice((a, [], c), 0.05, None) == stage.QuestionBalance((0, 0, 0), (0.0, 0.0, 0.0), "new")
-    # a new item answered by c below its threshold: (2, 2, 3), each within one of the quota (2, 2, 2): kept
-    assert stage.balance_choice((a, b, [0.05, 0.1, 0.5, 0.6, 0.7]), 0.05, (0.9, 1.0, 0.6)) == stage.QuestionBalance(
-        (2, 2, 3), (0.9, 1.0, 0.6), "kept"
+    # equal item hashes at the quota: the threshold keeps those below it only
+    assert _balanced(tmp_path, {"yes": [0.1, 0.5], "no": [0.05, 0.2, 0.2, 0.2, 0.7]}, _yes_no(0.4), None) == (
+        QuestionBalance((2, 1), (1.0, 0.2), "new")
     )
+
+
+def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest(tmp_path: Path) -> None:
+    a, b, c = [0.2, 0.4, 0.9], [0.3, 0.8], [0.1, 0.5, 0.6, 0.7]
+    assert _balanced(tmp_path, {"a": a, "b": b, "c": c}, even_quota, None) == QuestionBalance(
+        (2, 2, 2), (0.9, 1.0, 0.6), "new"
+    )
+    # an option never the answer: the set of options keeps nothing
+    assert _balanced(tmp_path, {"a": a, "b": [], "c": c}, even_quota, None) == QuestionBalance(
+        (0, 0, 0), (0.0, 0.0, 0.0), "new"
+    )
+    # a new item answered by c below its threshold: (2, 2, 3), each within one of the quota (2, 2, 2): kept
+    assert _balanced(
+        tmp_path, {"a": a, "b": b, "c": [0.05, 0.1, 0.5, 0.6, 0.7]}, even_quota, {"a": 0.9, "b": 1.0, "c": 0.6}
+    ) == QuestionBalance((2, 2, 3), (0.9, 1.0, 0.6), "kept")
 
 
 def test_per_question_balance_keeps_the_quota_of_each_question(per_question: SimpleNamespace) -> None:
@@ -494,6 +527,69 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
         assert now == store.query(rule)
         changed = set(first) ^ set(now)
         assert changed and {row[0] for row in changed} == {"s0000003"}
+
+
+def _user_template(folder: Path, template_id: str, version: int, reword: bool) -> None:
+    """finding_presence under another id (its questions reworded, or the same: then they share its items'
+    de-duplication keys), at ``version`` (from 2 on, one more question variant)."""
+    data = yaml.safe_load((Path(__file__).parents[2] / "prompts" / "questions" / "finding_presence.yaml").read_text())
+    prefix = "According to this radiograph, " if reword else ""
+    data["id"], data["version"] = template_id, version
+    data["variants"] = [prefix + v[:1].lower() + v[1:] if reword else v for v in data["variants"]]
+    for example in data.get("examples", []):
+        if reword and "question" in example:
+            example["question"] = prefix + example["question"][:1].lower() + example["question"][1:]
+    if version > 1:
+        data["variants"].append(f"Looking at this study: {data['variants'][0]}")
+    folder.mkdir(exist_ok=True)
+    (folder / f"{template_id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: after an edit of one template only its keys are selected again (the rule and pairs over its
+    candidates alone; the evaluation profile over its items alone), and they are what a selection over every
+    template, and a build from scratch, store; a template whose questions are another's (they may share
+    de-duplication keys) has every key selected again."""
+    keys, prior = "SELECT * FROM qa_current ORDER BY ALL", "SELECT * EXCLUDE (run_id, created_at) FROM qa_prior"
+    # the evaluation profile's thresholds (their basis aside: kept in the rebuild, new from scratch)
+    profile = "SELECT * EXCLUDE (run_id, created_at, basis) FROM current_qa_eval_balance ORDER BY ALL"
+    whole = f"SELECT * FROM ({stage.CURRENT_SQL}) ORDER BY ALL"
+    user = tmp_path / "templates"
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        fill_store(store, 0, 40)
+        _user_template(user, "my_presence", 1, reword=True)
+        run_qa(store, tmp_path, "run-1", template_dirs=[user])
+        shared: list[tuple[list[str], bool]] = []
+        query = store.query
+
+        def spy(sql: str, params: list | None = None) -> list[tuple]:
+            result = query(sql, params)
+            if sql == stage.SHARED_QUESTIONS_SQL:
+                shared.append((params[0], result[0][0]))
+            return result
+
+        monkeypatch.setattr(store, "query", spy)
+        _user_template(user, "my_presence", 2, reword=True)
+        run_qa(store, tmp_path, "run-2", template_dirs=[user])
+        assert shared == [(["my_presence"], False)]
+        edited = store.query(keys)
+        assert edited == store.query(whole, [None]) and any(pair for *_, pair in edited)
+        edited_prior = store.query(prior + " WHERE run_id = 'run-2'")
+        edited_eval = store.query(profile)
+        presence = "SELECT count(*) FROM current_qa_items WHERE template_id = 'finding_presence'"
+        before = store.query(presence)[0][0]
+        _user_template(user, "a_presence", 1, reword=False)  # sorts first: its items replace finding_presence's
+        run_qa(store, tmp_path, "run-3", template_dirs=[user])
+        assert shared[1:] == [(["a_presence"], True)] and store.query(keys) == store.query(whole, [None])
+        assert store.query(presence)[0][0] < before
+    (user / "a_presence.yaml").unlink()
+    with Store(tmp_path / "scratch.duckdb") as store:
+        fill_store(store, 0, 40)
+        run_qa(store, tmp_path, "run-1", template_dirs=[user])
+        assert store.query(keys) == edited and store.query(prior) == edited_prior
+        assert store.query(profile) == edited_eval
 
 
 def test_another_version_of_the_baseline_measures_the_stored_figures_again(

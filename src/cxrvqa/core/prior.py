@@ -250,12 +250,14 @@ def _figures(
     return figures
 
 
-#: The fields a baseline reads of each item, over a relation of items (`x`) with the build's templates (`t`).
+#: The fields a baseline reads of each item, over a relation of items (`x`) with the build's templates (`t`): their
+#: hidden arguments read from the definition once per template, not per item (half of the query at 10k studies).
 ITEM_SQL = """
 SELECT x.template_id, x.answer_format, x.question, x.arguments, x.answer, x.options, x.split,
-       coalesce(CAST(json_extract(t.definition, '$.hidden_arguments') AS VARCHAR[]), []) AS hidden
-FROM {source} x LEFT JOIN (SELECT template_id, any_value(definition) AS definition FROM current_qa_templates
-                           GROUP BY template_id) t USING (template_id)"""
+       coalesce(t.hidden, []) AS hidden
+FROM {source} x LEFT JOIN (SELECT template_id,
+                                  CAST(json_extract(any_value(definition), '$.hidden_arguments') AS VARCHAR[]) AS hidden
+                           FROM current_qa_templates GROUP BY template_id) t USING (template_id)"""
 
 
 def prior_items(rows: Iterable[tuple]) -> Iterable[PriorItem]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.core.balance import QuestionBalance, balance_answers, eval_thresholds, within_tolerance
+from cxrvqa.core.balance import Balanced, balance_questions, eval_thresholds, even_quota, within_tolerance
 from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, collector_paused, process_map
 from cxrvqa.core.prior import baseline_code_hash, measure
 from cxrvqa.core.provenance import code_version, stable_hash
@@ -335,27 +335,6 @@ def question_quota(n_pos: int, n_neg: int, target: float) -> tuple[int, int]:
     return min(n_pos, max(1, round(n_neg * target / (1 - target)))), n_neg
 
 
-def balance_question(
-    yes_u: Sequence[float], no_u: Sequence[float], target: float, tolerance: float, previous: tuple[float, float] | None
-) -> QuestionBalance:
-    """A yes/no question: `balance_answers` with `question_quota` and the target 'yes' share."""
-    return balance_answers(
-        (yes_u, no_u), question_quota(len(yes_u), len(no_u), target), (target, 1 - target), tolerance, previous
-    )
-
-
-def balance_choice(
-    answers: Sequence[Sequence[float]], tolerance: float, previous: Sequence[float] | None
-) -> QuestionBalance:
-    """A multiple-choice question (a template and one set of options, the sorted u of the candidates answered by
-    each option): every option the answer equally often, as often as the rarest (nothing when one never is),
-    so that an option's value says nothing of whether it is the answer."""
-    least = min(len(u) for u in answers)
-    return balance_answers(
-        answers, tuple(least for _ in answers), tuple(1 / len(answers) for _ in answers), tolerance, previous
-    )
-
-
 def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]:
     """(positive_keep_rate, keep_rate) of a per-template balance: the side in excess sampled down to the target
     share; a template with one side keeps all."""
@@ -367,93 +346,98 @@ def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]
 def _question_rows(
     store: Store, run_id: str, targets: dict[str, float], context: QAStageContext, now: datetime
 ) -> list[dict[str, Any]]:
-    """The per-question balance of the current candidates against the latest balance's thresholds."""
+    """The per-question balance of the current yes/no candidates against the latest balance's thresholds
+    (`balance_questions` with `question_quota` and the template's target 'yes' share)."""
     previous = {
-        (t, v, a): (p, n)
+        (t, v, a): {"yes": p, "no": n}
         for t, v, a, p, n in store.query(
             "SELECT template_id, template_version, arguments, positive_threshold, negative_threshold "
             "FROM current_qa_question_balance WHERE positive_threshold IS NOT NULL"
         )
     }
-    questions = []
-    for template_id, version, arguments, yes_u, no_u in store.query(
-        "SELECT template_id, template_version, arguments, "
-        "coalesce(list(sample_u ORDER BY sample_u) FILTER (polarity), []), "
-        "coalesce(list(sample_u ORDER BY sample_u) FILTER (NOT polarity), []) "
-        "FROM current_qa_candidates WHERE polarity IS NOT NULL GROUP BY ALL ORDER BY ALL"
-    ):
-        target = targets.get(template_id, context.positive_share)
-        result = balance_question(
-            yes_u, no_u, target, context.tolerance, previous.get((template_id, version, arguments))
-        )
-        n_pos, n_neg = len(yes_u), len(no_u)
-        questions.append(
-            {
-                "run_id": run_id,
-                "template_id": template_id,
-                "template_version": version,
-                "arguments": arguments,
-                "n_positive": n_pos,
-                "n_negative": n_neg,
-                "target_share": target,
-                "n_positive_kept": result.kept[0],
-                "n_negative_kept": result.kept[1],
-                "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
-                "created_at": now,
-                "positive_threshold": result.thresholds[0],
-                "negative_threshold": result.thresholds[1],
-                "basis": result.basis,
-            }
-        )
-    return questions
+
+    def quota(key: tuple[str, ...], counts: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        target = targets.get(key[0], context.positive_share)
+        return question_quota(*counts, target), (target, 1 - target)
+
+    questions = balance_questions(
+        store,
+        "SELECT template_id, template_version, arguments, ['yes', 'no'] AS options, "
+        "CASE WHEN polarity THEN 'yes' ELSE 'no' END AS answer, sample_u FROM current_qa_candidates "
+        "WHERE polarity IS NOT NULL",
+        ("template_id", "template_version", "arguments"),
+        previous,
+        quota,
+        context.tolerance,
+    )
+    return [_question_row(q, targets.get(q.key[0], context.positive_share), run_id, now) for q in questions]
+
+
+def _question_row(question: Balanced, target: float, run_id: str, now: datetime) -> dict[str, Any]:
+    """A yes/no question's `qa_question_balance` row (a question without one of the answers says which)."""
+    (template_id, version, arguments), (n_pos, n_neg) = question.key, question.counts
+    return {
+        "run_id": run_id,
+        "template_id": template_id,
+        "template_version": version,
+        "arguments": arguments,
+        "n_positive": n_pos,
+        "n_negative": n_neg,
+        "target_share": target,
+        "n_positive_kept": question.result.kept[0],
+        "n_negative_kept": question.result.kept[1],
+        "missing": None if n_pos and n_neg else ("yes" if n_neg else "no"),
+        "created_at": now,
+        "positive_threshold": question.result.thresholds[0],
+        "negative_threshold": question.result.thresholds[1],
+        "basis": question.result.basis,
+    }
 
 
 def _choice_rows(store: Store, run_id: str, context: QAStageContext, now: datetime) -> list[dict[str, Any]]:
     """The per-question balance of the current multiple-choice candidates, one row per question (template and
-    sorted options) and option, against the latest balance's thresholds."""
-    previous: dict[tuple, dict[str, float]] = defaultdict(dict)
+    sorted options) and option, against the latest balance's thresholds: each option the answer equally often,
+    as often as the rarest (nothing when one never is), so that an option's value says nothing of whether it is
+    the answer."""
+    previous: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
     for t, v, options, answer, threshold in store.query(
-        "SELECT template_id, template_version, options, answer, threshold FROM current_qa_choice_balance"
+        "SELECT template_id, template_version, options::VARCHAR, answer, threshold FROM current_qa_choice_balance"
     ):
-        previous[(t, v, tuple(options))][answer] = threshold
-    rows = []
-    for template_id, version, options, answered, u_lists in store.query(
-        "SELECT template_id, template_version, options, list(answer ORDER BY answer), list(u ORDER BY answer) "
-        "FROM (SELECT template_id, template_version, list_sort(options) AS options, answer, "
-        "list(sample_u ORDER BY sample_u) AS u FROM current_qa_candidates "
-        "WHERE answer_format = 'multiple_choice' GROUP BY ALL) GROUP BY ALL ORDER BY ALL"
-    ):
-        options, by_answer = tuple(options), dict(zip(answered, u_lists, strict=True))
-        answers = [by_answer.get(option, []) for option in options]
-        before = previous.get((template_id, version, options))
-        result = balance_choice(
-            answers, context.tolerance, None if before is None else [before.get(o, 0.0) for o in options]
-        )
-        rows += [
-            {
-                "run_id": run_id,
-                "template_id": template_id,
-                "template_version": version,
-                "options": list(options),
-                "answer": option,
-                "n_items": len(u),
-                "n_kept": kept,
-                "threshold": threshold,
-                "basis": result.basis,
-                "created_at": now,
-            }
-            for option, u, kept, threshold in zip(options, answers, result.kept, result.thresholds, strict=True)
-        ]
-    return rows
+        previous[(t, v, options)][answer] = threshold
+    questions = balance_questions(
+        store,
+        "SELECT template_id, template_version, list_sort(options)::VARCHAR AS question, list_sort(options) AS options, "
+        "answer, sample_u FROM current_qa_candidates WHERE answer_format = 'multiple_choice'",
+        ("template_id", "template_version", "question"),
+        previous,
+        even_quota,
+        context.tolerance,
+    )
+    return [
+        {
+            "run_id": run_id,
+            "template_id": q.key[0],
+            "template_version": q.key[1],
+            "options": list(q.options),
+            "answer": option,
+            "n_items": n,
+            "n_kept": kept,
+            "threshold": threshold,
+            "basis": q.result.basis,
+            "created_at": now,
+        }
+        for q in questions
+        for option, n, kept, threshold in zip(q.options, q.counts, q.result.kept, q.result.thresholds, strict=True)
+    ]
 
 
 def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str, Any]]:
     """Balance the yes/no candidates and record it (`qa_balance`, per template; `qa_question_balance`, per
     question); returns the per-template rows. The current dataset's keys are stored in the same transaction.
 
-    per_question: per template and arguments, `balance_question`: item-hash thresholds per side, kept from the
+    per_question: per template and arguments, `_question_rows`: item-hash thresholds per side, kept from the
     previous balance while they stay within the tolerance; the template's keep rates are 1. Multiple choice
-    per template and set of options, `balance_choice` (`qa_choice_balance`): each option the answer equally
+    per template and set of options, `_choice_rows` (`qa_choice_balance`): each option the answer equally
     often.
     per_template: per yes/no template, `template_rates` (the side in excess kept below its rate), the
     previous balance's rates kept the same way."""
@@ -571,28 +555,42 @@ def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, 
         store.con.unregister("_rates")
 
 
-#: What the rule selecting the current dataset reads: the tables behind its views (append-only, so their
-#: row counts tell whether they changed), the current templates and the balance's keep rates.
-RULE_INPUTS_SQL = (
-    "SELECT (SELECT count(*) FROM qa_items), (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), "
-    "(SELECT count(*) FROM reports), (SELECT count(*) FROM retirements), "
-    "(SELECT list([template_id, template_version] ORDER BY template_id) "
-    "FROM current_qa_templates), (SELECT list([template_id, template_version, keep_rate::VARCHAR, "
-    "positive_keep_rate::VARCHAR, mode] ORDER BY template_id, template_version) FROM current_qa_balance), "
-    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, arguments, positive_threshold, "
-    "negative_threshold), ',' ORDER BY template_id, template_version, arguments)) FROM current_qa_question_balance), "
-    "(SELECT list([template_id, template_version, json_extract(definition, '$.complementary_pairs')::VARCHAR] "
-    "ORDER BY template_id) FROM current_qa_templates), "
-    "(SELECT md5(string_agg(concat_ws('|', template_id, template_version, options::VARCHAR, answer, threshold), ',' "
-    "ORDER BY template_id, template_version, options, answer)) FROM current_qa_choice_balance)"
+#: What the rule selecting the current dataset reads of the studies: the tables behind the candidates' views
+#: (append-only, so their row counts tell whether they changed).
+SELECTION_STUDIES_SQL = (
+    "SELECT (SELECT count(*) FROM qa_inputs), (SELECT count(*) FROM scene_graphs), (SELECT count(*) FROM reports), "
+    "(SELECT count(*) FROM report_rejects), (SELECT count(*) FROM retirements)"
 )
 
-#: The current dataset's keys with their complementary pair (`qa_current`): per question (template, arguments),
-#: view plane and split of a template with complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order
-#: make a pair; computed with the rule, in one statement (an UPDATE after the INSERT rewrote the table: 100k studies
-#: 2.7 + 3.5 s).
+#: What it reads of each current template: its version, complementary pairs, balance (keep rates and mode), question
+#: and choice thresholds, and its items (their count: the rows of a version only grow).
+SELECTION_TEMPLATES_SQL = """
+WITH items AS (SELECT template_version, count(*) AS n FROM qa_items
+               WHERE template_version IN (SELECT template_version FROM current_qa_templates) GROUP BY ALL),
+questions AS (
+    SELECT template_id, template_version, md5(string_agg(concat_ws('|', arguments, positive_threshold,
+        negative_threshold), ',' ORDER BY arguments)) AS thresholds
+    FROM current_qa_question_balance GROUP BY ALL),
+choices AS (
+    SELECT template_id, template_version, md5(string_agg(concat_ws('|', options::VARCHAR, answer, threshold), ','
+        ORDER BY options, answer)) AS thresholds
+    FROM current_qa_choice_balance GROUP BY ALL)
+SELECT t.template_id, t.template_version,
+       md5([json_extract(t.definition, '$.complementary_pairs')::VARCHAR, b.keep_rate::VARCHAR,
+            b.positive_keep_rate::VARCHAR, b.mode, q.thresholds, m.thresholds, i.n::VARCHAR]::VARCHAR)
+FROM current_qa_templates t
+LEFT JOIN current_qa_balance b USING (template_id, template_version)
+LEFT JOIN questions q USING (template_id, template_version)
+LEFT JOIN choices m USING (template_id, template_version)
+LEFT JOIN items i USING (template_version)
+ORDER BY t.template_id"""
+
+#: The current dataset's keys with their complementary pair (`qa_current`) of the templates in the parameter (NULL:
+#: all; the rule `qa_rule`): per question (template, arguments), view plane and split of a template with
+#: complementary_pairs, the k-th 'yes' and the k-th 'no' in sample_u order make a pair; computed with the rule, in one
+#: statement (an UPDATE after the INSERT rewrote the table: 100k studies 2.7 + 3.5 s).
 CURRENT_SQL = """
-WITH rule AS (SELECT * FROM qa_current_rule),
+WITH rule AS (SELECT * FROM qa_rule(?::VARCHAR[])),
 paired AS (
     SELECT r.item_id, r.polarity,
            concat_ws('|', r.template_id, r.arguments, coalesce(r.view_plane, 'none'), r.split) AS question,
@@ -609,30 +607,74 @@ SELECT r.study_id, r.item_id, r.template_version, r.input_hash, p.pair_id
 FROM rule r LEFT JOIN paired_ids p USING (item_id)
 ORDER BY r.study_id, r.item_id"""
 
+#: Whether an item of another template than $1 asks a question (lower case, multiple choice or not) that an item of
+#: the versions $2 (theirs, before and now) asks: only then may the rule's de-duplication (per image or study and
+#: question) weigh their items against others', and the rule over them alone not be theirs within the whole. By text
+#: over every stored item, which is more than the current candidates on the same images (a text shared elsewhere
+#: only costs a whole selection) but needs no key of theirs: 0.01 s where the candidates' keys took 0.1-0.3 s at 10k.
+SHARED_QUESTIONS_SQL = """
+WITH texts AS (
+    SELECT DISTINCT lower(question) AS question, answer_format = 'multiple_choice' AS choice FROM qa_items
+    WHERE list_contains($2, template_version))
+SELECT EXISTS (
+    SELECT 1 FROM qa_items i SEMI JOIN texts t
+        ON t.question = lower(i.question) AND t.choice = (i.answer_format = 'multiple_choice')
+    WHERE NOT list_contains($1, i.template_id))"""
+
 
 def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     """Store the keys of the current dataset (`qa_current`, read by the `current_qa_items` view) with their
     complementary pairs, and its question-only baseline (`qa_prior`): the rule (`qa_current_rule`: current
     inputs and templates, balanced, de-duplicated) evaluated once per QA stage instead of by every query, and
-    not at all when what it reads and the baseline's code are unchanged (a no-change rebuild). Ordered by
-    study, so that a batch's range of studies reads a few row groups. Then the evaluation profile's thresholds
-    (`eval_balance`), stable across rebuilds within ``tolerance``."""
+    not at all when what it reads and the baseline's code are unchanged (a no-change rebuild); where the studies
+    are unchanged, for the templates whose part of it changed only (`_select`). Ordered by study, so that a batch's
+    range of studies reads a few row groups. Then the evaluation profile's thresholds (`eval_balance`), stable
+    across rebuilds within ``tolerance``."""
+    studies = stable_hash(list(store.query(SELECTION_STUDIES_SQL)[0]))
+    templates = {t: (v, f) for t, v, f in store.query(SELECTION_TEMPLATES_SQL)}
     # the baseline's code too: a build made before an edit of cxrvqa.core.prior gets the figures measured again
-    fingerprint = stable_hash([*store.query(RULE_INPUTS_SQL)[0], baseline_code_hash(), EVAL_BALANCE_VERSION])
+    fingerprint = stable_hash([studies, sorted(templates.items()), baseline_code_hash(), EVAL_BALANCE_VERSION])
     if store.query("SELECT fingerprint FROM qa_current_source") == [(fingerprint,)]:
         if not store.query("SELECT count(*) FROM qa_eval_balance")[0][0]:  # a store migrated since its build
             store.insert("qa_eval_balance", eval_balance(store, run_id, tolerance, datetime.now(timezone.utc)))
         return
-    store.con.execute("DELETE FROM qa_current")
-    store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}")
+    # the evaluation profile's stored thresholds are the last selection's, unless it had none to store
+    [(profile_stored,)] = store.query(
+        "SELECT (SELECT max(created_at) FROM qa_eval_balance) >= (SELECT max(created_at) FROM qa_current_source)"
+    )
+    changed = _select(store, studies, templates)
     store.con.execute("DELETE FROM qa_current_source")
-    store.con.execute("INSERT INTO qa_current_source VALUES (?, now())", [fingerprint])
+    store.con.execute("INSERT INTO qa_current_source VALUES (?, now(), ?)", [fingerprint, studies])
+    store.con.execute("DELETE FROM qa_current_templates")
+    store.insert(
+        "qa_current_templates",
+        [{"template_id": t, "template_version": v, "fingerprint": f} for t, (v, f) in templates.items()],
+    )
     now = datetime.now(timezone.utc)
     figures = measure(store, "current_qa_items")
     store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])
-    eval_rows = eval_balance(store, run_id, tolerance, now)
+    eval_rows = eval_balance(store, run_id, tolerance, now, changed if profile_stored else None)
     if eval_rows:
         store.insert("qa_eval_balance", eval_rows)
+
+
+def _select(store: Store, studies: str, templates: dict[str, tuple[str, str]]) -> list[str] | None:
+    """`qa_current` for what the rule reads now. Where the studies are as at the last selection, only the keys of the
+    templates whose part changed are replaced (the rule and pairs over theirs alone: a template edit costs its own
+    items), unless an item of another template asks one of their questions; else every key. Returns the templates
+    whose keys were replaced (None: all)."""
+    before = {t: (v, f) for t, v, f in store.query("SELECT * FROM qa_current_templates")}
+    if before and store.query("SELECT studies FROM qa_current_source") == [(studies,)]:
+        changed = sorted(t for t in templates.keys() | before.keys() if templates.get(t) != before.get(t))
+        versions = [before[t][0] for t in changed if t in before]
+        both = versions + [templates[t][0] for t in changed if t in templates]
+        if not store.query(SHARED_QUESTIONS_SQL, [changed, both])[0][0]:
+            store.con.execute("DELETE FROM qa_current WHERE list_contains(?, template_version)", [versions])
+            store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}", [changed])
+            return changed
+    store.con.execute("DELETE FROM qa_current")
+    store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}", [None])
+    return None
 
 
 #: Part of the fingerprint of `select_current`: a build stored before the evaluation profile's thresholds
@@ -640,7 +682,12 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
 EVAL_BALANCE_VERSION = "eval-balance-1"
 
 
-def eval_balance(store: Store, run_id: str, tolerance: float, now: datetime) -> list[dict[str, Any]]:
+def eval_balance(
+    store: Store, run_id: str, tolerance: float, now: datetime, templates: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The rows of `qa_eval_balance`: the evaluation profile's thresholds (`eval_thresholds`, view
-    `current_qa_eval_items`) over every current item, stamped with the run."""
-    return [{"run_id": run_id, **row, "created_at": now} for row in eval_thresholds(store, tolerance)]
+    `current_qa_eval_items`) over every current item, stamped with the run; ``templates``: the only ones whose
+    current items changed since the stored thresholds."""
+    return [
+        {"run_id": run_id, **row, "created_at": now} for row in eval_thresholds(store, tolerance, templates=templates)
+    ]

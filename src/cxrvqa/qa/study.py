@@ -392,15 +392,6 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     _drop_blurred_absences(facts, hidden, sites)
     sentences = {s["id"]: s["text"] for s in graph["sentences"]}
     statements = graph.get("statements", [])
-    read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} | {
-        st["sentence_id"] for st in statements
-    }
-    read_all = (
-        all(
-            s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"] if s["section"] in FINDING_SECTIONS
-        )
-        and not hidden
-    )  # a finding hidden by XXXX is not understood
     normal_at: dict[str, tuple[int, ...]] = {}
     for st in statements:
         for r in st["regions"]:
@@ -415,12 +406,22 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         images,
         normal_regions=normal_regions - _regions_of_unread(graph["observations"], normal_regions, sites),
         normal_at=normal_at,
-        read_all=read_all,
+        read_all=_read_all(graph) and not hidden,  # a finding hidden by XXXX is not understood
         unnamed_change=_unnamed_change(graph, facts, sites),
         finding_sentences=frozenset(s["id"] for s in graph["sentences"] if s["section"] in FINDING_SECTIONS),
     )
     _mark_contradicted(view)
     return view
+
+
+def _read_all(graph: dict[str, Any]) -> bool:
+    """Whether every finding or impression sentence with words was read: it holds an observation or a statement."""
+    read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} | {
+        st["sentence_id"] for st in graph.get("statements", [])
+    }
+    return all(
+        s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"] if s["section"] in FINDING_SECTIONS
+    )
 
 
 def _unnamed_change(graph: dict[str, Any], facts: dict[str, Fact], sites: Sites) -> bool:

@@ -511,9 +511,7 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
             _add_location(modifier, regions, sides)
         words = ent.text
         kinds |= _inner_kinds(words)
-        # a de-identification token right after the finding's words ("sternotomy XXXX", "lymph XXXX"): the head
-        # noun that says what it is may be the word removed (one before it, "a XXXX opacity", removes an adjective)
-        if ent.end < len(lowers) and deid.fullmatch(doc[ent.end].text) is not None and not _deid_verb(lowers, ent.end):
+        if _deidentified_after(doc, lowers, ent.end, deid):
             kinds.add("deidentified")
         inner_regions, inner_sides = _inner_location(words)
         mentions.append(
@@ -1332,6 +1330,13 @@ def _cited_negated(evidence: tuple[str, ...]) -> Verdict:
                 f"the evidence cites {_quote(sentence)} for an abnormality; it negates every finding it names",
             )
     return OK
+
+
+def _deidentified_after(doc: Any, lowers: list[str], end: int, deid: re.Pattern[str]) -> bool:
+    """A de-identification token right after a finding's words ("sternotomy XXXX", "lymph XXXX") that is not a verb
+    (`_deid_verb`): the head noun that says what the finding is may be the word removed (one before it, "a XXXX
+    opacity", removes an adjective)."""
+    return end < len(lowers) and deid.fullmatch(doc[end].text) is not None and not _deid_verb(lowers, end)
 
 
 def _deid_verb(lowers: list[str], at: int) -> bool:

@@ -479,7 +479,7 @@ def list_abnormal(ask: Ask) -> Answer | None:
     if state is None or not ask.study.read_all:  # a list is only complete when the whole report was read
         return None
     if ask.study.unnamed_change or any(f.finding in finding_sites().unlisted for f in ask.study.present()):
-        return None  # surgical clips: in the list or not, readers split (rounds AI, AW, BB); "changes of CABG"
+        return None  # surgical clips: in the list or not, readers split (rounds AI, AW, BB); changes of CABG: none
     leaves = sorted(ask.study.leaf_present(), key=lambda f: f.finding)
     hedged = sorted(
         (f for f in ask.study.facts.values() if f.abnormal and f.hedged),  # not a borderline one

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from cxrvqa.config import Config
@@ -165,3 +166,18 @@ def test_a_failed_insert_in_a_transaction_raises_its_own_error(tmp_path: Path) -
                 store.insert("grade_levels", [{"grade": 1, "label": "X", "meaning": "m"}])
                 store.insert("grade_levels", [{"grade": 1, "label": "Y", "meaning": "m"}])
         assert store.query("SELECT count(*) FROM grade_levels")[0][0] == 0
+
+
+def test_a_registered_table_is_readable_in_its_block_only(tmp_path: Path) -> None:
+    table = pa.table({"n": [1, 2, 3]})
+    with Store(tmp_path / "x.duckdb") as store:
+        with store.registered("_numbers", table):
+            assert store.query("SELECT sum(n) FROM _numbers") == [(6,)]
+        with pytest.raises(duckdb.CatalogException):
+            store.query("SELECT * FROM _numbers")
+        # an error in the block is the one raised, and the table is gone after it too
+        with pytest.raises(ZeroDivisionError):
+            with store.registered("_numbers", table):
+                1 / 0  # noqa: B018
+        with pytest.raises(duckdb.CatalogException):
+            store.query("SELECT * FROM _numbers")

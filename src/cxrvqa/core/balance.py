@@ -10,8 +10,7 @@ the current items: every answer as often as the rarest.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,7 +127,7 @@ def _counted(
     )
     joined = " AND ".join(f"p.{k} = i.{k}" for k in (*keys, "answer"))
     columns = ", ".join(keys)
-    with _registered(store, "_previous", stored):
+    with store.registered("_previous", stored):
         rows = store.query(
             f"SELECT {columns}, any_value(options), list(answer), list(n), list(kept) FROM ("
             f"SELECT {', '.join(f'i.{k}' for k in keys)}, i.answer, any_value(i.options) AS options, count(*) AS n, "
@@ -150,7 +149,7 @@ def _thresholds(
     """Per (key, answer) of ``wanted`` (with the k < n of its candidates to keep): the threshold below which exactly
     its k lowest sample_u lie, the (k + 1)-th lowest, and how many lie below it (fewer than k on ties)."""
     names = (*keys, "answer", "k")
-    with _registered(store, "_wanted", _table(names, wanted, (*(pa.string() for _ in names[:-1]), pa.int64()))):
+    with store.registered("_wanted", _table(names, wanted, (*(pa.string() for _ in names[:-1]), pa.int64()))):
         rows = store.query(
             f"SELECT {', '.join(names[:-1])}, u[k + 1], list_position(u, u[k + 1]) - 1 FROM ("
             f"SELECT {', '.join(f'i.{c}' for c in names[:-1])}, w.k, list_sort(list(i.sample_u)) AS u "
@@ -163,15 +162,6 @@ def _thresholds(
 def _table(names: tuple[str, ...], rows: list[tuple], types: tuple[pa.DataType, ...]) -> pa.Table:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return pa.table([pa.array(c, t) for c, t in zip(columns, types, strict=True)], names=list(names))
-
-
-@contextmanager
-def _registered(store: Store, name: str, table: pa.Table) -> Iterator[None]:
-    store.con.register(name, table)
-    try:
-        yield
-    finally:
-        store.con.unregister(name)
 
 
 def eval_thresholds(

@@ -246,22 +246,19 @@ def ordered_items(
     source = f"read_parquet({sql_literal(str(path))})"
     store.con.execute("SET enable_progress_bar = false")
     columns = list(zip(*selection.graded_thresholds)) or [() for _ in GRADED_COLUMNS]
-    store.con.register(
-        "graded_eval_balance",
-        pa.table(
-            {
-                name: pa.array(column, pa.float64() if name == "threshold" else pa.string())
-                for name, column in zip(GRADED_COLUMNS, columns, strict=True)
-            }
-        ),
+    thresholds = pa.table(
+        {
+            name: pa.array(column, pa.float64() if name == "threshold" else pa.string())
+            for name, column in zip(GRADED_COLUMNS, columns, strict=True)
+        }
     )
-    try:
-        store.query(f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet)", params)
-        counts = dict(store.query(f"SELECT split, count(*) FROM {source} GROUP BY split"))
-        yield source, {s: counts[s] for s in split_names(store) if s in counts}
-    finally:
-        store.con.unregister("graded_eval_balance")
-        path.unlink(missing_ok=True)
+    with store.registered("graded_eval_balance", thresholds):
+        try:
+            store.query(f"COPY ({sql}) TO {sql_literal(str(path))} (FORMAT parquet)", params)
+            counts = dict(store.query(f"SELECT split, count(*) FROM {source} GROUP BY split"))
+            yield source, {s: counts[s] for s in split_names(store) if s in counts}
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def sql_literal(text: str) -> str:

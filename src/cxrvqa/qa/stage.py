@@ -151,8 +151,7 @@ def pending_work(store: Store, context: QAStageContext) -> tuple[int, list[tuple
     templates = pa.table(
         {"template_id": [t.id for t, _ in context.templates], "template_version": [v for _, v in context.templates]}
     )
-    store.con.register("_templates", templates)
-    try:
+    with store.registered("_templates", templates):
         # a study that needs every template (the common case) comes back with NULL instead of the full list;
         # an anti join of (study, template) pairs with the done rows of these templates (a correlated NOT
         # EXISTS took 5.4 s at 100k studies, this 1.4 s)
@@ -166,8 +165,6 @@ def pending_work(store: Store, context: QAStageContext) -> tuple[int, list[tuple
             "template_version) GROUP BY study_id ORDER BY study_id",
             [context.backend, len(context.templates)],
         )
-    finally:
-        store.con.unregister("_templates")
     total = store.query("SELECT count(*) FROM current_scene_graphs WHERE backend = ?", [context.backend])[0][0]
     every = [t.id for t, _ in context.templates]
     shared: dict[tuple[str, ...], list[str]] = {}  # one list object per distinct template set
@@ -540,8 +537,7 @@ def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, 
             for name in ("template_id", "template_version", "keep_rate", "positive_keep_rate")
         }
     )
-    store.con.register("_rates", rates)
-    try:
+    with store.registered("_rates", rates):
         return {
             (t, v): (p, n)
             for t, v, p, n in store.query(
@@ -551,8 +547,6 @@ def _kept_by_rates(store: Store, rows: list[dict[str, Any]]) -> dict[tuple[str, 
                 "JOIN _rates r USING (template_id, template_version) WHERE c.polarity IS NOT NULL GROUP BY ALL"
             )
         }
-    finally:
-        store.con.unregister("_rates")
 
 
 #: What the rule selecting the current dataset reads of the studies: the tables behind the candidates' views

@@ -164,21 +164,27 @@ class Store:
         marked = table in MARKED
         if marked and "latest" in arrow.column_names:  # the marker is the store's, set here
             arrow = arrow.drop_columns(["latest"])
-        self.con.register("_batch", arrow)
-        try:
+        with self.registered("_batch", arrow):
             with self.transaction() if marked and not self._in_transaction else nullcontext():
                 if marked:
                     self._pending.add(table)
                 self.con.execute(
                     insert_sql(table, "_batch") if marked else f"INSERT INTO {table} BY NAME SELECT * FROM _batch"
                 )
-        except duckdb.Error:
-            # in an aborted transaction unregistering fails too: it must not hide the insert's own error
-            with contextlib.suppress(duckdb.Error):
-                self.con.unregister("_batch")
-            raise
-        self.con.unregister("_batch")
         return arrow.num_rows
+
+    @contextmanager
+    def registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        """``table`` readable as the relation ``name`` by the block's queries, unregistered after it."""
+        self.con.register(name, table)
+        try:
+            yield
+        except BaseException:
+            # in an aborted transaction unregistering fails too: it must not hide the block's own error
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister(name)
+            raise
+        self.con.unregister(name)
 
     @contextmanager
     def transaction(self) -> Iterator["Store"]:

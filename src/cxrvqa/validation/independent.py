@@ -44,13 +44,6 @@ from cxrvqa.core.resources import compile_any, load_checked_yaml
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
 RULES_FILE = "schemas/vocab/independent_checks.yaml"
-
-
-def rules_pattern(patterns: Iterable[str], where: str) -> re.Pattern[str]:
-    """One regex for a group of the rules file's patterns; a bad one names its section."""
-    return compile_any(patterns, RULES_FILE, where)
-
-
 SCHEMA = "independent_checks.schema.json"
 
 LOCATION = "LOCATION"  # a region phrase (it may name a side too)
@@ -81,6 +74,11 @@ class Rules:
     hedged_answer: re.Pattern[str]
     deid: re.Pattern[str]  # the report parser's de-identification tokens ("XXXX", "___")
     content_hash: str
+
+
+def rules_pattern(patterns: Iterable[str], where: str) -> re.Pattern[str]:
+    """One regex for a group of the rules file's patterns; a bad one names its section."""
+    return compile_any(patterns, RULES_FILE, where)
 
 
 @lru_cache(maxsize=1)

@@ -291,6 +291,36 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
 
 
 @pytest.mark.parametrize(
+    ("sentence", "finding", "status", "sides"),
+    [
+        # LLM replay rounds 1-2: readings the independent reader missed
+        ("The heart is not enlarged.", "cardiomegaly", "negated", set()),
+        ("The heart is not grossly enlarged.", "cardiomegaly", "narrowed", set()),
+        ("Clearing of left base airspace disease.", "airspace_disease", "negated", {"left"}),
+        ("Aortic vascular calcifications.", "aortic_calcification", "affirmed", set()),
+        ("Calcified lymph XXXX in both XXXX.", "lymph_node_calcification", "affirmed", {"bilateral"}),
+        (
+            "Calcified hilar lymph XXXX XXXX sequela of prior granulomatous disease.",
+            "hilar_calcification",
+            "affirmed",
+            set(),
+        ),
+        ("Grossly similar midthoracic vertebral XXXX fracture.", "vertebral_fracture", "affirmed", set()),
+        ("These most XXXX represent calcified small granulomas.", "calcified_granuloma", "hedged", set()),
+        (
+            "Lungs are hyperexpanded with flattening of the diaphragms.",
+            "diaphragm_flattening",
+            "affirmed",
+            {"bilateral"},
+        ),
+    ],
+)
+def test_readings_of_replayed_llm_reports(sentence: str, finding: str, status: str, sides: set[str]) -> None:
+    (mention,) = [m for m in independent.read_sentence(sentence) if m.finding == finding]
+    assert (mention.status, set(mention.sides)) == (status, sides)
+
+
+@pytest.mark.parametrize(
     ("template_id", "answer", "polarity", "expected"),
     [
         # the favoured reading of a shadow: present, but the report is not certain of it (round AH)

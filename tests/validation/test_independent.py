@@ -313,6 +313,8 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             "affirmed",
             {"bilateral"},
         ),
+        # a narrowing word inside the finding's own words ("no noncalcified nodule" leaves a calcified one open)
+        ("No airspace disease, effusion or noncalcified nodule.", "nodule", "narrowed", set()),
     ],
 )
 def test_readings_of_replayed_llm_reports(sentence: str, finding: str, status: str, sides: set[str]) -> None:

@@ -62,6 +62,28 @@ def failures(item: dict[str, Any], ctx: ValidationContext | None = None) -> set[
     return {(v.name, verdict.reason) for v, verdict, _ in run_validators(item, ctx or context(), {}) if not verdict.ok}
 
 
+def test_report_support_leaves_to_the_independent_reader_what_only_it_reads() -> None:
+    """The rules read no lung opacity in "no suspicious pulmonary opacity" (a qualified negation); the independent
+    reader reads it negated: not unsupported by the report (LLM replay rounds: correct items demoted)."""
+    study = {
+        "sentences": ["No suspicious pulmonary opacity.", "Mild cardiomegaly."],
+        "observations": [
+            {"finding": "lung_opacity", "presence": "absent", "evidence": [0]},
+            {"finding": "cardiomegaly", "severity": "mild", "evidence": [1]},
+        ],
+        "images": [FRONTAL],
+    }
+    (item,) = [
+        i
+        for i in items(view_from_spec(study), template("finding_presence"))
+        if i["findings"] == ["lung_opacity"] and i["answer"] == "no"
+    ]
+    ctx = context(study)
+    assert not {f for f in failures(item, ctx) if f[0] == "report_support"}
+    item["evidence_ids"] = [1]  # neither reader reads a lung opacity there
+    assert ("report_support", "unsupported_by_report") in failures(item, ctx)
+
+
 def test_clean_items_of_every_template_pass_every_validator() -> None:
     ctx = context()
     produced = items(view_from_spec(STUDY), *builtin_templates())

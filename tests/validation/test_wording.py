@@ -35,6 +35,9 @@ def test_the_checks_are_registered_and_share_no_code_with_the_extractor_or_the_p
         ("Hyperexpanded lungs consistent with emphysema.", "no", False, None),
         ("Emphysema, XXXX stable.", "no", False, None),  # a removed word after it says nothing of it
         ("Coarse markings XXXX related to underlying emphysema.", "yes", True, None),  # "uncertain" is not put in doubt
+        # the removed word between "there is" and the finding (LLM replay round 2, round BI)
+        ("There is XXXX biapical emphysema.", "no", False, "certainty_deidentified"),
+        ("There is biapical emphysema.", "no", False, None),
     ],
 )
 def test_deid_hedge(sentence: str, answer: str, polarity: bool, expected: str | None) -> None:

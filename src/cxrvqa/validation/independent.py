@@ -522,18 +522,19 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
 
 @lru_cache(maxsize=1)
 def _kind_phrases() -> tuple[tuple[str, str], ...]:
-    """(phrase, kind) of the hedge and borderline rules, to read inside a finding's own words."""
+    """(phrase, kind) of the hedge, borderline and narrowing rules, to read inside a finding's own words."""
     return tuple(
         (" " + phrase + " ", rule["kind"])
         for rule in rules().data["context"]
-        if rule["kind"] in ("hedged", "borderline")
+        if rule["kind"] in ("hedged", "borderline", "narrowing")
         for phrase in rule["phrases"]
     )
 
 
 @lru_cache(maxsize=4096)
 def _inner_kinds(text: str) -> frozenset[str]:
-    """Hedges or borderline words inside a finding's own synonym ("borderline heart size")."""
+    """Hedges, borderline or narrowing words inside a finding's own synonym ("borderline heart size", "noncalcified
+    nodule": "no noncalcified nodule" leaves a calcified one open)."""
     words = " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
     return frozenset(kind for phrase, kind in _kind_phrases() if phrase in words)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import random
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +16,7 @@ from cxrvqa.validation.validators import (
     VALIDATORS,
     ImageFacts,
     ValidationContext,
+    _has_word,
     check_schema,
     run_validators,
     schema_passes,
@@ -239,6 +242,17 @@ def test_the_schema_check_of_a_whole_table_passes_no_item_the_item_check_rejects
     rows = pa.Table.from_pylist([*clean, *faulty]).to_pylist()
     assert schema_passes(pa.Table.from_pylist(rows)) == [True] * len(clean) + [False] * len(faulty)
     assert [check_schema(row, context()).ok for row in rows] == [True] * len(clean) + [False] * len(faulty)
+
+
+def test_the_whole_word_finder_agrees_with_re() -> None:
+    """`answer_leak` finds an answer as a whole word without a pattern per answer: as `\\b<word>\\b` does, with
+    Unicode word characters (digits, letters with accents, numerals like ², Ⅻ, the underscore) and marks."""
+    chars = "ab _-.é1²Ⅻ\u0301x "
+    rng = random.Random(1)
+    for _ in range(20_000):
+        word = "".join(rng.choice(chars) for _ in range(rng.randint(1, 4)))
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(0, 14)))
+        assert _has_word(word, text) == bool(re.search(rf"\b{re.escape(word)}\b", text)), (word, text)
 
 
 def test_report_only_items_and_missing_graphs_and_left_right_on_lateral_images() -> None:

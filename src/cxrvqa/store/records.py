@@ -77,5 +77,5 @@ _answer_values = itemgetter(*(ITEM_COLUMNS.index(name) for name in ANSWER_FIELDS
 
 def answer_digest(item: dict[str, Any] | tuple) -> str:
     """The digest of an item's ANSWER_FIELDS, from a generator row (a tuple of ITEM_COLUMNS) or an item dict."""
-    values = _answer_values(item) if isinstance(item, tuple) else tuple(item.get(k) for k in ANSWER_FIELDS)
+    values = _answer_values(item) if isinstance(item, tuple) else tuple(map(item.get, ANSWER_FIELDS))
     return hashlib.blake2b(repr(values).encode(), digest_size=12).hexdigest()

@@ -33,7 +33,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cxrvqa.errors import ResourceError
@@ -174,9 +174,10 @@ class Mention:
     regions: frozenset[str]  # region synonyms attached to it (or inside its own words)
     sides: frozenset[str]  # left | right | bilateral, from side words attached to it
 
-    @property
+    @cached_property
     def status(self) -> str:
-        """affirmed | negated | narrowed | hedged | differential | borderline."""
+        """affirmed | negated | narrowed | hedged | differential | borderline (computed once: the checks ask it of
+        the same cached mentions ~8 times an item)."""
         if "negated" in self.kinds:
             return "narrowed" if self.kinds & {"narrowing", "narrowing_acute"} else "negated"
         for kind in CERTAINTIES:
@@ -1716,7 +1717,7 @@ def _declared_in(report: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         (region, text)
         for text in report
         if not _partial_normal().search(text.lower())
-        for region in _statements_in(text.lower())[0]
+        for region in _statements_in(text)[0]  # it reads the text in lower case: one reading for both callers
     )
 
 

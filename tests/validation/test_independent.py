@@ -313,6 +313,8 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             "affirmed",
             {"bilateral"},
         ),
+        ("Calcified left coronary arteries noted.", "vascular_calcification", "affirmed", {"left"}),
+        ("No displaced rib fractures.", "rib_fracture", "negated", set()),  # readers: no rib fracture
         # a narrowing word inside the finding's own words ("no noncalcified nodule" leaves a calcified one open)
         ("No airspace disease, effusion or noncalcified nodule.", "nodule", "narrowed", set()),
     ],
@@ -696,6 +698,11 @@ def test_coordinated_region_names_are_read_as_both() -> None:
     assert aorta.regions == {"ascending_aorta", "descending_aorta"}
     (nodes,) = independent.read_sentence("Right and left hilar adenopathy.")
     assert nodes.sides == {"bilateral"} and {"left_hilum", "right_hilum"} <= nodes.regions
+    # two lobes of one side, or of both, with a plural head (LLM replay round 3: read as both lower lobes)
+    (opacity,) = independent.read_sentence("Opacity within the right middle and lower lobes.")
+    assert (opacity.regions, opacity.sides) == ({"right_middle_lobe", "right_lower_lobe"}, {"right"})
+    (collapse,) = independent.read_sentence("Atelectasis in the right and left lower lobes.")
+    assert (collapse.regions, collapse.sides) == ({"right_lower_lobe", "left_lower_lobe"}, {"bilateral"})
 
 
 @pytest.mark.parametrize(
@@ -1292,3 +1299,16 @@ def test_negative_verdicts_are_remembered_per_reading_of_a_report() -> None:
         None,
         None,
     ]
+
+
+@pytest.mark.parametrize(
+    ("finding", "sentence", "expected"),
+    [
+        ("fracture", "Visualized osseous structures appear intact.", True),  # a normal statement covering it
+        ("cardiomegaly", "Heart and mediastinum are stable with normal sized heart.", True),
+        ("lung_opacity", "No suspicious pulmonary opacity.", True),  # a mention
+        ("fracture", "Mild cardiomegaly.", False),
+    ],
+)
+def test_what_the_sentences_speak_of(finding: str, sentence: str, expected: bool) -> None:
+    assert independent.speaks_of(finding, (sentence,)) is expected

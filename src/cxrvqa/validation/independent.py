@@ -212,7 +212,7 @@ def _location_phrases() -> dict[str, tuple[frozenset[str], str | None]]:
 
 def _add_coordinated(phrases: dict[str, tuple[set[str], str | None]]) -> None:
     """Two region names that share their head, coordinated ("ascending and descending aorta", "right and left
-    hilum"): both regions, and both sides (bilateral) where the first words are left and right."""
+    lower lobes"): both regions, and both sides (bilateral) where the first words are left and right."""
     by_head: dict[str, list[str]] = {}
     for phrase, (regions, _) in phrases.items():
         first, _, head = phrase.partition(" ")
@@ -225,7 +225,26 @@ def _add_coordinated(phrases: dict[str, tuple[set[str], str | None]]) -> None:
                     continue
                 (one, side_a), (two, side_b) = phrases[f"{a} {head}"], phrases[f"{b} {head}"]
                 side = side_a if side_a == side_b else "bilateral" if side_a and side_b else None
-                phrases.setdefault(f"{a} and {b} {head}", (one | two, side))
+                for tail in (head, head + "s"):
+                    phrases.setdefault(f"{a} and {b} {tail}", (one | two, side))
+    _add_coordinated_middles(phrases)
+
+
+def _add_coordinated_middles(phrases: dict[str, tuple[set[str], str | None]]) -> None:
+    """Two three-word region names that differ in their middle word, coordinated ("right middle and lower lobes",
+    "left upper and lower lobe": LLM replay round 3, read as both lower lobes): both regions, their side."""
+    by_ends: dict[tuple[str, str], list[str]] = {}
+    for phrase, (regions, _) in list(phrases.items()):
+        words = phrase.split(" ")
+        if regions and len(words) == 3:
+            by_ends.setdefault((words[0], words[2]), []).append(words[1])
+    for (first, head), middles in by_ends.items():
+        for a in middles:
+            for b in middles:
+                if a != b:
+                    (one, side), (two, _) = phrases[f"{first} {a} {head}"], phrases[f"{first} {b} {head}"]
+                    for tail in (head, head + "s"):
+                        phrases.setdefault(f"{first} {a} and {b} {tail}", (one | two, side))
 
 
 @lru_cache(maxsize=1)
@@ -1033,6 +1052,12 @@ def reading(finding: str, sentences: Iterable[str]) -> tuple[str, list[tuple[str
     """How the sentences read the finding (or a finding below it): present | hedged | differential |
     borderline | absent | narrowed | not_mentioned, with the mentions read."""
     return _reading(finding, tuple(sentences))
+
+
+def speaks_of(finding: str, sentences: tuple[str, ...]) -> bool:
+    """Whether the sentences say anything of the finding to this reader: a mention of it (or of one below it), or a
+    normal statement that covers it ("osseous structures intact": no fracture)."""
+    return _reading(finding, sentences)[0] != "not_mentioned" or _finding_covered(finding, _normal_statements(sentences))
 
 
 @lru_cache(maxsize=65536)

@@ -1057,7 +1057,9 @@ def reading(finding: str, sentences: Iterable[str]) -> tuple[str, list[tuple[str
 def speaks_of(finding: str, sentences: tuple[str, ...]) -> bool:
     """Whether the sentences say anything of the finding to this reader: a mention of it (or of one below it), or a
     normal statement that covers it ("osseous structures intact": no fracture)."""
-    return _reading(finding, sentences)[0] != "not_mentioned" or _finding_covered(finding, _normal_statements(sentences))
+    return _reading(finding, sentences)[0] != "not_mentioned" or _finding_covered(
+        finding, _normal_statements(sentences)
+    )
 
 
 @lru_cache(maxsize=65536)

@@ -1055,6 +1055,22 @@ def test_a_partial_normal_statement_leaves_an_open_shadow_open(sentences: list[s
     assert verdict("negative_support", it, context(sentences)) == expected
 
 
+@pytest.mark.parametrize(("evidence", "expected"), [([0], "normal_evidence_unbacked"), ([1], None), ([], None)])
+def test_a_category_claimed_normal_cites_what_says_so(evidence: list[int], expected: str | None) -> None:
+    """The right answer citing a sentence that says nothing of the lungs (LLM replay round 2: read faulty)."""
+    it = item(
+        "category_abnormal",
+        "Are there any lung abnormalities?",
+        "no",
+        polarity=False,
+        findings=[],
+        category="lung",
+        evidence=evidence,
+    )
+    ctx = context(["No evidence of tuberculosis.", "The lungs are clear.", "Normal heart size."])
+    assert verdict("negative_support", it, ctx) == expected
+
+
 def test_a_normal_study_needs_the_lungs_and_the_heart_declared_normal() -> None:
     it = item("study_is_normal", "Is this chest X-ray normal?", "yes", polarity=True, findings=[], evidence=[])
     assert verdict("negative_support", it, context(["No active disease."])) == "negative_acute_only"

@@ -2058,6 +2058,20 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         failed = next((v for v in checks if not v.ok), None)
         if failed is not None:
             return failed
+    evidence = _evidence(item, context)
+    for claim in negatives:  # a whole category or study: its evidence is its normal statements (a region's may
+        # be the sentence placing the finding elsewhere: rounds AS-BJ, 10 correct "Is X in the left base? no" items)
+        if (
+            claim.kind == "normal"
+            and claim.source in ("category", "study")
+            and evidence
+            and not _evidence_backs(claim.regions, evidence)
+        ):
+            return fail(
+                "normal_evidence_unbacked",
+                f"the answer has {_region_label(claim.regions[0])} normal; the cited evidence "
+                f"{_quote(' '.join(evidence))} holds no normal statement covering it",
+            )
     shadows = rules().data["open_shadows"]["shadows"]
     if any(c.kind == "present" and any(f in family(s) for f in c.findings for s in shadows) for c in claims):
         return OK  # the answer names the shadow, or what it is: the other findings are not claimed ruled out
@@ -2216,6 +2230,13 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
             f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""),
         )
     return OK
+
+
+def _evidence_backs(regions: tuple[str, ...], evidence: tuple[str, ...]) -> bool:
+    """Whether the cited sentences alone hold what backs the regions claimed normal (a right answer citing "No
+    evidence of tuberculosis" for normal lungs cites nothing that says so: LLM replay round 2)."""
+    mentions, cov = _mentions(evidence), _normal_statements(evidence)
+    return all(_normal_backed(region, *_normal_targets(region), cov, mentions) for region in regions)
 
 
 def _normal_targets(region: str) -> tuple[list[str], list[list[str]]]:

@@ -314,6 +314,16 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             {"bilateral"},
         ),
         ("Calcified left coronary arteries noted.", "vascular_calcification", "affirmed", {"left"}),
+        # LLM replay round 4
+        ("Stable mild rightward curvature of the thoracic spine.", "scoliosis", "affirmed", {"right"}),
+        ("Mild prominence pulmonary outflow tract.", "pulmonary_artery_enlargement", "affirmed", set()),
+        # a terminator ends a backward negation's reach (medspaCy's overlap test missed a scope inside its own)
+        (
+            "Mild cardiomegaly otherwise pulmonary vascularity appears within normal limits.",
+            "cardiomegaly",
+            "affirmed",
+            set(),
+        ),
         ("No displaced rib fractures.", "rib_fracture", "negated", set()),  # readers: no rib fracture
         # a narrowing word inside the finding's own words ("no noncalcified nodule" leaves a calcified one open)
         ("No airspace disease, effusion or noncalcified nodule.", "nodule", "narrowed", set()),
@@ -1324,6 +1334,10 @@ def test_negative_verdicts_are_remembered_per_reading_of_a_report() -> None:
         ("cardiomegaly", "Heart and mediastinum are stable with normal sized heart.", True),
         ("lung_opacity", "No suspicious pulmonary opacity.", True),  # a mention
         ("fracture", "Mild cardiomegaly.", False),
+        ("spondylosis", "Thoracic spondylosis.", True),  # read as thoracic degenerative changes, also as spondylosis
+        ("mediastinal_widening", "Normal heart size and mediastinal contours.", True),
+        ("lung_opacity", "Clear chest", True),
+        ("cardiomegaly", "Accounting for technical factors heart size XXXX within normal limits.", True),
     ],
 )
 def test_what_the_sentences_speak_of(finding: str, sentence: str, expected: bool) -> None:

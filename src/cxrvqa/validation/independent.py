@@ -319,8 +319,26 @@ class _Modifiers:
             for key, start, end in prune_overlapping_matches(self.phrases(doc))
         ]
         graph.update_scopes()
+        _terminate_scopes(graph.modifiers)
         graph.apply_modifiers()
         return graph
+
+
+def _terminate_scopes(modifiers: list[Any]) -> None:
+    """End every modifier's scope at the terminators between it and its targets. medspaCy's `limit_scope` skips a
+    modifier whose scope lies inside a terminator's (its overlap test misses containment), so a backward modifier
+    with a `max_scope` read past one: "Mild cardiomegaly otherwise pulmonary vascularity appears within normal
+    limits" negated the cardiomegaly (LLM replay round 4)."""
+    stops = [m for m in modifiers if m.direction.upper() == "TERMINATE"]
+    for modifier in modifiers:
+        if modifier.direction.upper() == "TERMINATE":
+            continue
+        start, end = modifier.modifier_span
+        for stop in stops:
+            if stop.modifier_span[1] <= start and modifier._scope_start < stop.modifier_span[1]:
+                modifier._scope_start = stop.modifier_span[1]
+            elif stop.modifier_span[0] >= end and modifier._scope_end > stop.modifier_span[0]:
+                modifier._scope_end = stop.modifier_span[0]
 
 
 @lru_cache(maxsize=1)

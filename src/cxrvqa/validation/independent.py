@@ -1378,10 +1378,20 @@ def _cited_negated(evidence: tuple[str, ...]) -> Verdict:
 
 
 def _deidentified_after(doc: Any, lowers: list[str], end: int, deid: re.Pattern[str]) -> bool:
-    """A de-identification token right after a finding's words ("sternotomy XXXX", "lymph XXXX") that is not a verb
-    (`_deid_verb`): the head noun that says what the finding is may be the word removed (one before it, "a XXXX
-    opacity", removes an adjective)."""
-    return end < len(lowers) and deid.fullmatch(doc[end].text) is not None and not _deid_verb(lowers, end)
+    """A de-identification token right after a finding's words ending on a modifier ("calcified hilar XXXX", "lymph
+    XXXX": `deid_head_needed`) that is not a verb (`_deid_verb`): the head noun that says what the finding is may be
+    the word removed (one before it, "a XXXX opacity", removes an adjective)."""
+    return (
+        end < len(lowers)
+        and deid.fullmatch(doc[end].text) is not None
+        and _head_needed().search(lowers[end - 1]) is not None
+        and not _deid_verb(lowers, end)
+    )
+
+
+@lru_cache(maxsize=1)
+def _head_needed() -> re.Pattern[str]:
+    return rules_pattern([rules().data["deid_head_needed"]], "deid_head_needed")
 
 
 def _deid_verb(lowers: list[str], at: int) -> bool:

@@ -1524,14 +1524,22 @@ def _answer_places(
 
 
 def _attached(finding: str, sentences: Iterable[str]) -> tuple[set[str], set[str]]:
-    """The regions and sides the sentences attach to the finding's (not negated) mentions."""
+    """The regions and sides the sentences attach to the finding's (not negated) mentions, with the regions the
+    name of the finding read names ("thoracic spondylosis", read as degenerative changes of the thoracic spine)."""
     regions, sides = set(), set()
     for sentence, m in reading(finding, sentences)[1]:
         if m.status not in ("negated", "narrowed"):
             placed = m if m.regions or m.sides else _shadow_placed(sentence, m)
-            regions |= _sided(placed)
+            regions |= _sided(placed) | _own_regions(m.finding)
             sides |= placed.sides
     return regions, sides
+
+
+@lru_cache(maxsize=None)
+def _own_regions(finding: str) -> frozenset[str]:
+    """The regions a finding's own name names ("costophrenic angle blunting": the costophrenic angles), less the
+    chest, which every finding is in."""
+    return _inner_location(display_name(finding))[0] - {"chest"}
 
 
 def _shadow_placed(sentence: str, mention: Mention) -> Mention:
@@ -1641,7 +1649,7 @@ def _located_verdict(
     quoted = _quote(" ".join(evidence))
     by_side = finding_sites().by_side
     for region in regions:
-        if _implied(finding, region) or named & subtree(region):
+        if _implied(finding, region) or (named | _own_regions(finding)) & subtree(region):
             continue
         side = _side_of_region(region)
         if side and side in named_sides and by_side.get(finding, {}).get(side) == region:

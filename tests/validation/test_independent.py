@@ -315,6 +315,9 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             {"bilateral"},
         ),
         ("Calcified left coronary arteries noted.", "vascular_calcification", "affirmed", {"left"}),
+        # LLM replay round 5
+        ("Widened upper mediastinal silhouette.", "mediastinal_widening", "affirmed", set()),
+        ("A large masslike opacity in the right lung base.", "mass", "affirmed", {"right"}),
         # LLM replay round 4
         ("Stable mild rightward curvature of the thoracic spine.", "scoliosis", "affirmed", {"right"}),
         ("Mild prominence pulmonary outflow tract.", "pulmonary_artery_enlargement", "affirmed", set()),
@@ -1345,3 +1348,18 @@ def test_negative_verdicts_are_remembered_per_reading_of_a_report() -> None:
 )
 def test_what_the_sentences_speak_of(finding: str, sentence: str, expected: bool) -> None:
     assert independent.speaks_of(finding, (sentence,)) is expected
+
+
+@pytest.mark.parametrize(
+    ("finding", "sentence", "expected"),
+    [
+        # a finding placed where only one finding below it can be is that one (LLM replay round 5)
+        ("rib_fracture", "There is a healing fracture involving the left posterolateral 7th rib.", "present"),
+        ("vertebral_fracture", "Fracture of the thoracic spine.", "present"),
+        ("rib_fracture", "There is a healing fracture.", "not_mentioned"),
+        # ... not one whose sites are its own (an elevated hemidiaphragm is no eventration)
+        ("diaphragmatic_eventration", "Elevated left hemidiaphragm.", "not_mentioned"),
+    ],
+)
+def test_a_placed_finding_reads_as_the_one_of_that_place(finding: str, sentence: str, expected: str) -> None:
+    assert independent.reading(finding, [sentence])[0] == expected

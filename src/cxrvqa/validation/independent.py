@@ -1082,8 +1082,13 @@ def speaks_of(finding: str, sentences: tuple[str, ...]) -> bool:
 
 @lru_cache(maxsize=65536)
 def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[str, Mention]]]:
-    members = _readings_of(finding)
-    found = [(s, m) for s in sentences for m in read_sentence(s) if m.finding in members]
+    members, above = _readings_of(finding), ancestors("findings", finding)
+    found = [
+        (s, m)
+        for s in sentences
+        for m in read_sentence(s)
+        if m.finding in members or (m.finding in above and _placed_as(m.finding, m.regions) in members)
+    ]
     statuses = {m.status for _, m in found}
     if "affirmed" in statuses:
         return "present", found
@@ -1095,6 +1100,24 @@ def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[
     if "narrowed" in statuses:
         return "narrowed", found
     return "not_mentioned", found
+
+
+@lru_cache(maxsize=4096)
+def _placed_as(finding: str, regions: frozenset[str]) -> str | None:
+    """The one finding right below this one whose sites (finding_sites.yaml) hold every region it is placed in: a
+    fracture "involving the left posterolateral 7th rib" is a rib fracture (LLM replay round 5); a calcification in
+    the mediastinum is none (the aorta's and the nodes' are both there)."""
+    places, own = _most_specific(regions - {"chest"}), _sites(finding)
+    fits = [
+        child
+        for child, item in vocabulary().findings.items()
+        if item.get("parent") == finding
+        and (sites := _sites(child))
+        and sites != own  # an elevated hemidiaphragm is no eventration: both are the diaphragm's
+        and places
+        and all(any(place in subtree(root) for root in sites) for place in places)
+    ]
+    return fits[0] if len(fits) == 1 else None
 
 
 @lru_cache(maxsize=None)

@@ -5,7 +5,7 @@ meets. Levels and caps are data (`schemas/vocab/grades.yaml`); grades are intege
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cxrvqa.core.resources import load_checked_yaml
@@ -31,7 +31,12 @@ class Grading:
         return next(code for code, name, _ in self.levels if name == label)
 
     def label(self, code: int) -> str:
-        return next(name for c, name, _ in self.levels if c == code)
+        return self._labels[code]
+
+    @cached_property
+    def _labels(self) -> dict[int, str]:
+        """Label by code, made once (validation labels every item's grade)."""
+        return {code: name for code, name, _ in self.levels}
 
 
 @lru_cache(maxsize=1)

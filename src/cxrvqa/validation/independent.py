@@ -1054,7 +1054,7 @@ def forget_readings() -> None:
     every hit is within a study). The readings of single sentences stay, as do an item's claims and a wording's
     grammar verdict: keyed by text, bounded, and shared by many studies (a rebuild of one template's items, 10k
     synthetic studies, one process: 246 against 211 us an item when each chunk read its sentences afresh)."""
-    for cached in (_reading, _reading_with, _declared_in, _doubt):
+    for cached in (_reading, _reading_with, _declared_in, _doubt, _doubted_or_resolved):
         cached.cache_clear()
     _last_study[:] = [None, ()]
     _last_readable[:] = [None, {}]
@@ -1248,26 +1248,39 @@ def _doubted_elsewhere(claim: Claim, evidence: tuple[str, ...], report: tuple[st
     are also possible"). (A finding merely read hedged or differential elsewhere is not enough: in reviewed rounds
     AB-AP that demoted 73 correct items for one faulty, ConText's "or" reaching an interpretation's subject.)"""
     for finding in claim.findings:
-        stated = [m for _, m in _mentions(evidence) if m.finding in family(finding) and m.status == "affirmed"]
-        # one instance the report does not doubt is enough ("ring-shaped opacity ... Uncertain if this represent
-        # something within the lung or external to the patient. There is also a 5 mm nodular opacity ...")
-        doubts = [_doubt(mention, report) for mention in stated]
-        doubt = doubts[0] if doubts and None not in doubts else None
-        for reason, sentence, said in (
-            ("second_reading_doubted_elsewhere", doubt, "states it; the report doubts it"),
-            (
-                "second_reading_resolved_elsewhere",
-                None if doubt else _resolved_elsewhere(finding, evidence, report),
-                "calls it resolving; the report says it has resolved",
-            ),
-        ):
-            if sentence is not None:
-                return fail(
-                    reason,
-                    f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
-                    f"{said}: {_quote(sentence)}",
-                )
+        found = _doubted_or_resolved(finding, evidence, report)
+        if found is not None:
+            reason, sentence, said = found
+            return fail(
+                reason,
+                f"the answer has {display_name(finding)} present as the evidence {_quote(' '.join(evidence))} "
+                f"{said}: {_quote(sentence)}",
+            )
     return OK
+
+
+@lru_cache(maxsize=65536)
+def _doubted_or_resolved(
+    finding: str, evidence: tuple[str, ...], report: tuple[str, ...]
+) -> tuple[str, str, str] | None:
+    """(reason, sentence, what the two say) where the report doubts, or says resolved, a finding the evidence states
+    (`_doubted_elsewhere`); remembered: a study's items ask it of the same findings and evidence."""
+    stated = [m for _, m in _mentions(evidence) if m.finding in family(finding) and m.status == "affirmed"]
+    # one instance the report does not doubt is enough ("ring-shaped opacity ... Uncertain if this represent
+    # something within the lung or external to the patient. There is also a 5 mm nodular opacity ...")
+    doubts = [_doubt(mention, report) for mention in stated]
+    doubt = doubts[0] if doubts and None not in doubts else None
+    for reason, sentence, said in (
+        ("second_reading_doubted_elsewhere", doubt, "states it; the report doubts it"),
+        (
+            "second_reading_resolved_elsewhere",
+            None if doubt else _resolved_elsewhere(finding, evidence, report),
+            "calls it resolving; the report says it has resolved",
+        ),
+    ):
+        if sentence is not None:
+            return reason, sentence, said
+    return None
 
 
 def _resolved_elsewhere(finding: str, evidence: tuple[str, ...], report: tuple[str, ...]) -> str | None:
@@ -2140,9 +2153,8 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
 def _partial_normal_verdict(findings: list[str], read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> Verdict:
     """A finding claimed absent whose only backing is a normal statement that leaves something out, beside a shadow
     it may be (`_open_shadow`)."""
-    mentions, cov = read
     for finding in findings:
-        shadow = None if _negated(finding, mentions)[0] else _open_shadow(finding, mentions, cov)
+        shadow = _open_shadow_of(finding, read)
         if shadow is not None:
             name = display_name(finding)
             return fail(
@@ -2156,13 +2168,28 @@ def _partial_normal_verdict(findings: list[str], read: tuple[list[tuple[str, Men
 _last_negatives: list[Any] = [None, {}]
 
 
-def _negative_verdict(kind: str, target: str, read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> Verdict:
-    """A finding claimed absent (`_absent_verdict`) or a region claimed normal (`_normal_verdict`) on a reading of
-    the report, remembered for the last reading: a study's items ask about the same findings ("Is there an
-    effusion?" "no", "Is an effusion ruled out?" "yes", the distractors of a multiple-choice question)."""
+def _negatives_of(read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> dict[tuple[str, str], Any]:
+    """What `_negative_verdict` and `_open_shadow_of` remember of the last reading of a report: a study's items ask
+    about the same findings ("Is there an effusion?" "no", "Is an effusion ruled out?" "yes", the distractors of a
+    multiple-choice question)."""
     if _last_negatives[0] is not read:
         _last_negatives[:] = [read, {}]
-    verdicts = _last_negatives[1]
+    return _last_negatives[1]
+
+
+def _open_shadow_of(finding: str, read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> str | None:
+    """`_open_shadow` of a finding the reading does not negate outright (remembered: `_negatives_of`)."""
+    verdicts, key = _negatives_of(read), ("open_shadow", finding)
+    if key not in verdicts:
+        mentions, cov = read
+        verdicts[key] = None if _negated(finding, mentions)[0] else _open_shadow(finding, mentions, cov)
+    return verdicts[key]
+
+
+def _negative_verdict(kind: str, target: str, read: tuple[list[tuple[str, Mention]], "_Coverage"]) -> Verdict:
+    """A finding claimed absent (`_absent_verdict`) or a region claimed normal (`_normal_verdict`) on a reading of
+    the report (remembered: `_negatives_of`)."""
+    verdicts = _negatives_of(read)
     found = verdicts.get((kind, target))
     if found is None:
         mentions, cov = read

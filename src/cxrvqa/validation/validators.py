@@ -638,20 +638,23 @@ def check_item(
     item: dict[str, Any], context: ValidationContext, active: tuple[tuple[Validator, str], ...]
 ) -> list[Verdict]:
     """The verdict of each of the active validators (`active_validators`), in their order; a check that raises
-    becomes a `validator_error` verdict naming the item."""
-    verdicts = []
+    becomes a `validator_error` verdict naming the item. The checks run in one comprehension, and only an item one
+    of them raises on is checked again one by one (the checks are pure: the same verdicts)."""
     context._item, context._memo = item, {}
     try:
-        for v, _ in active:
-            try:
-                verdicts.append(v.check(item, context))
-            except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
-                verdicts.append(
-                    fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500])
-                )
+        try:
+            return [v.check(item, context) for v, _ in active]
+        except Exception:  # noqa: BLE001 - an odd item must never stop the run
+            return [_checked(v, item, context) for v, _ in active]
     finally:
         context._item, context._memo = None, {}
-    return verdicts
+
+
+def _checked(v: Validator, item: dict[str, Any], context: ValidationContext) -> Verdict:
+    try:
+        return v.check(item, context)
+    except Exception as exc:  # noqa: BLE001 - an odd item must never stop the run
+        return fail("validator_error", f"item {item.get('item_id')!r}: {type(exc).__name__}: {exc}"[:500])
 
 
 def with_schema_passed(active: tuple[tuple[Validator, str], ...]) -> tuple[tuple[Validator, str], ...]:

@@ -110,7 +110,7 @@ _SCOPE_REASONS = (
 def _scope_failure(name: str, sentences: Iterable[str], chest: bool) -> Verdict:
     """A failure when every sentence is out of scope for the same cause (the third only for a chest claim)."""
     sentences = tuple(dict.fromkeys(sentences))
-    if not sentences:
+    if not sentences or not any(_elsewhere(sentences[0])):  # each cause needs every sentence: the first has none
         return OK
     flags = [_elsewhere(s) for s in sentences]
     for index, (reason, words) in enumerate(_SCOPE_REASONS):

@@ -315,6 +315,14 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             {"bilateral"},
         ),
         ("Calcified left coronary arteries noted.", "vascular_calcification", "affirmed", {"left"}),
+        # LLM replay round 6
+        ("Redemonstration without significant interval change of mild atelectasis.", "atelectasis", "affirmed", set()),
+        (
+            "There are calcified subcarinal and right hilar lymph XXXX.",
+            "lymph_node_calcification",
+            "affirmed",
+            {"right"},
+        ),
         # LLM replay round 5
         ("Widened upper mediastinal silhouette.", "mediastinal_widening", "affirmed", set()),
         ("A large masslike opacity in the right lung base.", "mass", "affirmed", {"right"}),
@@ -1343,6 +1351,7 @@ def test_negative_verdicts_are_remembered_per_reading_of_a_report() -> None:
         ("spondylosis", "Thoracic spondylosis.", True),  # read as thoracic degenerative changes, also as spondylosis
         ("mediastinal_widening", "Normal heart size and mediastinal contours.", True),
         ("lung_opacity", "Clear chest", True),
+        ("hilar_enlargement", "Normal mediastinal and hilar contours.", True),
         ("cardiomegaly", "Accounting for technical factors heart size XXXX within normal limits.", True),
     ],
 )

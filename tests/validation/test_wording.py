@@ -38,6 +38,9 @@ def test_the_checks_are_registered_and_share_no_code_with_the_extractor_or_the_p
         # the removed word between "there is" and the finding (LLM replay round 2, round BI)
         ("There is XXXX biapical emphysema.", "no", False, "certainty_deidentified"),
         ("There is biapical emphysema.", "no", False, None),
+        # ... or at most two words before it (LLM replay round 7)
+        ("XXXX of bilateral emphysema.", "no", False, "certainty_deidentified"),
+        ("Stable XXXX. Bilateral emphysema.", "no", False, None),
     ],
 )
 def test_deid_hedge(sentence: str, answer: str, polarity: bool, expected: str | None) -> None:

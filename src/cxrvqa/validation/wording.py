@@ -130,7 +130,9 @@ def check_deid_hedge(item: dict[str, Any], context: ValidationContext) -> Verdic
 
 
 def _after_deid_hedge(sentence: str, start: int) -> bool:
-    return any(m.end() <= start for m in wording_rules().deid_hedge.finditer(sentence.lower()))
+    """Whether a removed word that may be a hedge comes before the mention at ``start`` (the patterns read the text
+    before it, so one may end right before it: "XXXX bilateral pleural effusions")."""
+    return wording_rules().deid_hedge.search(sentence.lower()[:start]) is not None
 
 
 # -- 2. the severity words of a mention --------------------------------------------------------------------

@@ -100,3 +100,16 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def collector_frozen() -> Iterator[None]:
+    """The objects alive now kept out of the cyclic collector's walks meanwhile (`gc.freeze`), back in after. A
+    build's process holds start-up's millions of long-lived objects (Prefect, pydantic, the templates) that every
+    full collection walked again (10k build: 12 of them, 3.2 s, 0.43 s of the validate stage); its batches' own
+    objects are collected as before."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -234,3 +234,20 @@ def test_a_prompt_injection_is_a_failure_row_with_a_stable_reason_never_a_normal
             ("hijack", "llm_prompt_injection_suspected", "ignore"),
             ("later", "llm_prompt_injection_suspected", "model_named"),
         ]
+
+
+def test_two_studies_of_one_report_text_share_one_request_and_one_cache_row(
+    tmp_path: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identical reports of two studies have one cache key: asked once, cached once, a graph each (LLM replay round 8:
+    the second cache row broke the batch's insert)."""
+    monkeypatch.setenv("CXRVQA_LLM_API_KEY", KEY)
+    same = "FINDINGS: Small left pleural effusion. No pneumothorax."
+    config = llm_config(tmp_path, server, {"a": same, "b": same, "c": "FINDINGS: Mild cardiomegaly."})
+    run_report_stage(config)
+    counts = run_extract(config, batch_size=10)
+    assert (counts.n_done, counts.n_rejected, server.request_count) == (3, 0, 2)
+    with Store(config.db_path, read_only=True) as store:
+        graphs = dict(store.query("SELECT study_id, count(*) FROM current_observations GROUP BY 1"))
+        assert graphs["a"] == graphs["b"] == 2
+        assert store.query("SELECT count(*) FROM llm_cache") == [(2,)]

@@ -395,17 +395,22 @@ def _llm_tables(
         jobs, graphs, tables["extraction_failures"] = _triage(studies, keys, cached, context, run_id, now)
     if context.only_failed and jobs:  # terminal errors asked again: their new outcome replaces them in the cache
         llm.cache.forget_errors(store, [key for _, key, _, _ in jobs])
-    outcomes = request_outcomes(jobs, llm, budget, run_id)
+    first: dict[str, tuple[str, str, list[Sentence], str | None]] = {}
+    for job in jobs:  # one request per report: two studies of one report text share its cache key and answer
+        first.setdefault(job[1], job)
+    asked = list(first.values())
+    outcomes = dict(zip((key for _, key, _, _ in asked), request_outcomes(asked, llm, budget, run_id), strict=True))
     by_study = {study.study_id: study for study in studies}
     with collector_paused():
-        for (study_id, key, _, _), outcome in zip(jobs, outcomes, strict=True):
-            study = by_study[study_id]
-            tables["llm_calls"].extend(outcome.exchange.calls)
-            cache_row = llm.cache.row(key, study_id, study.input_hash, outcome.exchange, run_id, now)
+        for study_id, key, _, _ in asked:
+            tables["llm_calls"].extend(outcomes[key].exchange.calls)
+            cache_row = llm.cache.row(key, study_id, by_study[study_id].input_hash, outcomes[key].exchange, run_id, now)
             if cache_row is not None:
                 tables["llm_cache"].append(cache_row)
+        for study_id, key, _, _ in jobs:
+            study, outcome = by_study[study_id], outcomes[key]
             if outcome.graph is not None:
-                graphs.append((study, outcome.graph, outcome.codes))
+                graphs.append((study, outcome.graph.model_copy(update={"study_id": study_id}), outcome.codes))
             else:
                 tables["extraction_failures"].append(_failure_row(study, context, run_id, now, **outcome.failure))
         for study, graph, codes in graphs:

@@ -725,6 +725,7 @@ def test_coordinated_region_names_are_read_as_both() -> None:
     assert (opacity.regions, opacity.sides) == ({"right_middle_lobe", "right_lower_lobe"}, {"right"})
     (collapse,) = independent.read_sentence("Atelectasis in the right and left lower lobes.")
     assert (collapse.regions, collapse.sides) == ({"right_lower_lobe", "left_lower_lobe"}, {"bilateral"})
+    assert independent._location_phrases()["distal left and right clavicles"][1] == "bilateral"
 
 
 @pytest.mark.parametrize(

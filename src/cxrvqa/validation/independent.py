@@ -211,40 +211,27 @@ def _location_phrases() -> dict[str, tuple[frozenset[str], str | None]]:
 
 
 def _add_coordinated(phrases: dict[str, tuple[set[str], str | None]]) -> None:
-    """Two region names that share their head, coordinated ("ascending and descending aorta", "right and left
-    lower lobes"): both regions, and both sides (bilateral) where the first words are left and right."""
-    by_head: dict[str, list[str]] = {}
-    for phrase, (regions, _) in phrases.items():
-        first, _, head = phrase.partition(" ")
-        if regions and head:
-            by_head.setdefault(head, []).append(first)
-    for head, firsts in by_head.items():
-        for a in firsts:
-            for b in firsts:
-                if a == b:
-                    continue
-                (one, side_a), (two, side_b) = phrases[f"{a} {head}"], phrases[f"{b} {head}"]
-                side = side_a if side_a == side_b else "bilateral" if side_a and side_b else None
-                for tail in (head, head + "s"):
-                    phrases.setdefault(f"{a} and {b} {tail}", (one | two, side))
-    _add_coordinated_middles(phrases)
-
-
-def _add_coordinated_middles(phrases: dict[str, tuple[set[str], str | None]]) -> None:
-    """Two three-word region names that differ in their middle word, coordinated ("right middle and lower lobes",
-    "left upper and lower lobe": LLM replay round 3, read as both lower lobes): both regions, their side."""
-    by_ends: dict[tuple[str, str], list[str]] = {}
+    """Two region names that differ in one word, coordinated: the first word before a shared head ("ascending and
+    descending aorta", "right and left lower lobes") or the middle one of three ("right middle and lower lobes":
+    LLM replay round 3, read as both lower lobes). Both regions, and both sides (bilateral) where the two words are
+    left and right; a plural head too."""
+    groups: dict[tuple[str, str], list[str]] = {}  # (words before, words after) -> the words that differ
     for phrase, (regions, _) in list(phrases.items()):
         words = phrase.split(" ")
+        if regions and len(words) > 1:
+            groups.setdefault(("", " ".join(words[1:])), []).append(words[0])
         if regions and len(words) == 3:
-            by_ends.setdefault((words[0], words[2]), []).append(words[1])
-    for (first, head), middles in by_ends.items():
-        for a in middles:
-            for b in middles:
-                if a != b:
-                    (one, side), (two, _) = phrases[f"{first} {a} {head}"], phrases[f"{first} {b} {head}"]
-                    for tail in (head, head + "s"):
-                        phrases.setdefault(f"{first} {a} and {b} {tail}", (one | two, side))
+            groups.setdefault((words[0], words[2]), []).append(words[1])
+    for (before, after), varying in groups.items():
+        lead = f"{before} " if before else ""
+        for a in varying:
+            for b in varying:
+                if a == b:
+                    continue
+                (one, side_a), (two, side_b) = phrases[f"{lead}{a} {after}"], phrases[f"{lead}{b} {after}"]
+                side = side_a if side_a == side_b else "bilateral" if side_a and side_b else None
+                for tail in (after, after + "s"):
+                    phrases.setdefault(f"{lead}{a} and {b} {tail}", (one | two, side))
 
 
 @lru_cache(maxsize=1)
@@ -2120,7 +2107,8 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
     if not negatives:
         return OK
     report = _report(context)
-    extra = tuple(s for s in _evidence(item, context) if s not in report)
+    evidence = _evidence(item, context)
+    extra = tuple(s for s in evidence if s not in report)
     read = _reading_with(extra, report) if extra else _report_reading(context)
     for claim in negatives:
         checks = [
@@ -2130,7 +2118,6 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
         failed = next((v for v in checks if not v.ok), None)
         if failed is not None:
             return failed
-    evidence = _evidence(item, context)
     for claim in negatives:  # a whole category or study: its evidence is its normal statements (a region's may
         # be the sentence placing the finding elsewhere: rounds AS-BJ, 10 correct "Is X in the left base? no" items)
         if (
@@ -2321,7 +2308,7 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
 def _evidence_backs(regions: tuple[str, ...], evidence: tuple[str, ...]) -> bool:
     """Whether the cited sentences alone hold what backs the regions claimed normal (a right answer citing "No
     evidence of tuberculosis" for normal lungs cites nothing that says so: LLM replay round 2)."""
-    mentions, cov = _mentions(evidence), _normal_statements(evidence)
+    mentions, cov = _reading_with(evidence, ())
     return all(_normal_backed(region, *_normal_targets(region), cov, mentions) for region in regions)
 
 

@@ -1035,6 +1035,10 @@ def test_negative_support_of_an_absent_finding(sentences: list[str], finding: st
         (["The lungs appear clear.", "Surgical clips overlying the right breast."], None),
         # clips projected over it are no lung finding to readers (a flagged round read blind)
         (["The lungs appear clear.", "Surgical clips project over the left apex."], None),
+        # an operation the report states by its marks (rounds AS, X8): on the lung, on its side, or on the other
+        (["Postoperative changes of left upper lobectomy.", "The lungs are clear."], "normal_claim_operated"),
+        (["Postoperative changes of right upper lobectomy.", "The lungs are clear."], None),
+        (["Distal clavicle shortening, possibly postsurgical.", "The lungs are clear."], None),
     ],
 )
 def test_negative_support_of_a_normal_region(sentences: list[str], expected: str | None) -> None:
@@ -1047,6 +1051,21 @@ def test_negative_support_of_a_normal_region(sentences: list[str], expected: str
         evidence=[],
         region="left_lung",
     )
+    assert verdict("negative_support", it, context(sentences)) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "region", "expected"),
+    [
+        ("Heart size is normal with postoperative changes consistent with CABG.", "heart", "normal_claim_operated"),
+        ("Heart size is normal with postoperative changes consistent with CABG.", "left_lung", None),
+        ("Stable postsurgical changes of the distal right clavicle.", "bony_thorax", "normal_claim_operated"),
+        ("Stable postsurgical changes of the distal right clavicle.", "heart", None),
+    ],
+)
+def test_an_operation_is_on_the_region_its_sentence_names(sentence: str, region: str, expected: str | None) -> None:
+    it = item("region_abnormal", "Is there an abnormality?", "no", polarity=False, findings=[], region=region)
+    sentences = [sentence, "The lungs are clear.", "Normal heart size.", "No acute bony abnormality."]
     assert verdict("negative_support", it, context(sentences)) == expected
 
 

@@ -164,6 +164,54 @@ def test_a_study_description_must_name_every_stated_finding() -> None:
     assert verdict("list_completeness", it, ctx) is None
 
 
+def test_a_description_quoting_the_report_must_quote_every_stated_finding() -> None:
+    """A description without tagged findings names what its own sentences state (round X8: "no abnormality")."""
+    ctx = context(["The lungs are clear.", "Heart size is normal.", "There is a stable lucency in the right clavicle."])
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        "The lungs are clear. Heart size is normal.",
+        answer_format="full_sentence",
+        findings=[],
+        evidence=[0, 1],
+    )
+    assert verdict("list_completeness", it, ctx) == "list_incomplete"
+    it["answer"] = "The lungs are clear. Heart size is normal. There is a stable lucency in the right clavicle."
+    assert verdict("list_completeness", it, ctx) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "findings", "expected"),
+    [
+        (
+            "The chest X-ray shows degenerative changes of the thoracic spine.",
+            ["degenerative_changes"],
+            "list_incomplete",
+        ),
+        (
+            "The chest X-ray shows degenerative changes and sternotomy wires.",
+            ["degenerative_changes", "sternotomy_wires"],
+            None,
+        ),
+    ],
+)
+def test_an_abnormality_list_names_a_stated_operation(answer: str, findings: list[str], expected: str | None) -> None:
+    """Round G2: "postoperative changes consistent with CABG" left out of the list of abnormal findings."""
+    ctx = context(
+        ["Heart size is normal with postoperative changes consistent with CABG.", "Degenerative changes in the spine."]
+    )
+    it = item(
+        "study_abnormalities",
+        "Which abnormal findings does this image show?",
+        answer,
+        polarity=True,
+        answer_format="full_sentence",
+        findings=findings,
+        evidence=[1],
+    )
+    assert verdict("list_completeness", it, ctx) == expected
+
+
 def test_a_list_names_calcified_hilar_nodes_as_calcified_lymph_nodes() -> None:
     """`read_also_as`: "Calcified left hilar node." is the hilar finding and also calcified lymph nodes (LLM replay)."""
     ctx = context(["Heart size is normal.", "Calcified left hilar node."])

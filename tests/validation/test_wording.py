@@ -128,6 +128,12 @@ def test_severity_attachment_leaves_other_templates_alone() -> None:
         (["Nodular density projecting over the left upper lung.", "This may represent a granuloma."], None),
         (["There is a left basilar density which likely represents atelectasis."], None),
         (["There is a left basilar density.", "The heart is normal in size."], None),
+        # or only to places outside the region (round AS)
+        (
+            ["Approximately 4.8 cm density in the left lower hemithorax.", "This is favored to be pleural based."],
+            "attributed_outside_region",
+        ),
+        (["There is a left basilar density.", "This is seen in the left lower lobe on the lateral view."], None),
     ],
 )
 def test_attribution(sentences: list[str], expected: str | None) -> None:

@@ -107,6 +107,10 @@ def rules() -> Rules:
     for finding, region in data["statement_sites"].items():
         known([finding], vocab.findings, "statement_sites")
         known([region], vocab.regions, "statement_sites")
+    known(data["operation_findings"], vocab.findings, "operation_findings")
+    for entry in data["operations"]:
+        known(entry["regions"], vocab.regions, "operations")
+        rules_pattern([entry["pattern"]], "operations")
     for finding, covered in [*data["negation_covers"].items(), *data["read_also_as"].items()]:
         known([finding, *covered], vocab.findings, "negation_covers / read_also_as")
     statements = []
@@ -146,7 +150,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 8
+LOGIC_VERSION = 9
 
 
 def _version() -> int:
@@ -1899,6 +1903,7 @@ class _Coverage:
     statements: list[str]
     findings: set[str]  # ruled out by a statement that calls no region normal
     partial: set[str] = field(default_factory=set)  # declared normal only "otherwise" ("The remainder of the lungs")
+    operations: list[tuple[frozenset[str], str]] = field(default_factory=list)  # (regions operated on, sentence)
 
 
 def _normal_statements(sentences: Iterable[str]) -> _Coverage:
@@ -1910,8 +1915,37 @@ def _normal_statements(sentences: Iterable[str]) -> _Coverage:
         cov.acute = cov.acute or acute
         cov.statements.extend(ids)
         cov.findings.update(findings)
+        cov.operations.extend((regions, text) for regions in _operations_in(text))
     cov.partial -= whole
     return cov
+
+
+@lru_cache(maxsize=1)
+def _operation_rules() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    return tuple((re.compile(e["pattern"]), tuple(e["regions"])) for e in rules().data["operations"])
+
+
+@lru_cache(maxsize=SENTENCES_KEPT)
+def _operations_in(text: str) -> tuple[frozenset[str], ...]:
+    """The regions of each operation a sentence states by its marks (`operations`), narrowed to the side its words
+    give; those of an operation without regions are the regions the sentence names, else the chest."""
+    low = text.lower()
+    named, sides = _inner_location(text)
+    out: list[frozenset[str]] = []
+    for pattern, regions in _operation_rules():
+        if pattern.search(low) and (regions or not out):
+            placed = {_sided_child(r, sides) for r in regions} if regions else set(_most_specific(named))
+            out.append(frozenset(placed or {"chest"}))
+    return tuple(out)
+
+
+def _sided_child(region: str, sides: frozenset[str]) -> str:
+    """The region's own part on the one side the words give ("left upper lobectomy": the left lung)."""
+    if len(sides) != 1:
+        return region
+    (side,) = sides
+    parts = [r for r, item in vocabulary().regions.items() if item.get("parent") == region and r.startswith(side)]
+    return parts[0] if len(parts) == 1 else region
 
 
 @lru_cache(maxsize=SENTENCES_KEPT)
@@ -2295,6 +2329,12 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
             f"the answer has {_region_label(region)} normal; the report reads "
             f"{display_name(m.finding)} there as {m.status} ({_quote(m.text)})",
         )
+    operated = _operated(region, targets, cov)
+    if operated is not None:
+        return fail(
+            "normal_claim_operated",
+            f"the answer has {_region_label(region)} normal; the report states an operation on it: {_quote(operated)}",
+        )
     if not _normal_backed(region, targets, roots_needed, cov, mentions):
         reason = "negative_acute_only" if cov.acute else "negative_unbacked"
         return fail(
@@ -2303,6 +2343,14 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
             f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""),
         )
     return OK
+
+
+def _operated(region: str, targets: list[str], cov: _Coverage) -> str | None:
+    """The sentence stating an operation on a region claimed normal (or on a part of it; the whole study: any)."""
+    for regions, sentence in cov.operations:
+        if region == "chest" or any(r in subtree(t) or t in subtree(r) for r in regions for t in targets):
+            return sentence
+    return None
 
 
 def _evidence_backs(regions: tuple[str, ...], evidence: tuple[str, ...]) -> bool:

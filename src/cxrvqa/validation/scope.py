@@ -27,6 +27,8 @@ from cxrvqa.validation.independent import (
     _evidence,
     _located_in,
     _most_specific,
+    _named_in,
+    _operations_in,
     _quote,
     _readings_of,
     _report_reading,
@@ -263,16 +265,41 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     if scope is None:
         return OK
     listed = [f for c in claims_of(item, context) if c.kind == "present" for f in c.findings]
-    if not listed:
+    if not listed and scope[0] == "study":
+        listed = _named_in(str(item.get("answer") or ""))  # a description quoting the report: what it states
+    elif not listed:
         return OK
-    for sentence, m in _stated(_report_reading(context)[0]):
+    mentions, coverage = _report_reading(context)
+    named = ", ".join(display_name(f) for f in listed) or "nothing abnormal"
+    for sentence, m in _stated(mentions):
         if _in_scope(m, *scope) and not _covered(m.finding, listed):
             return fail(
                 "list_incomplete",
-                f"the answer lists {', '.join(display_name(f) for f in listed)}; the "
-                f"report also states {display_name(m.finding)}: {_quote(sentence)}",
+                f"the answer lists {named}; the report also states {display_name(m.finding)}: {_quote(sentence)}",
             )
+    operation = _unlisted_operation(listed, scope, coverage.operations, str(item.get("answer") or ""))
+    if operation is not None:
+        return fail(
+            "list_incomplete", f"the answer lists {named}; the report also states an operation: {_quote(operation)}"
+        )
     return OK
+
+
+def _unlisted_operation(
+    listed: list[str], scope: tuple[str, str | None], operations: list[tuple[frozenset[str], str]], answer: str
+) -> str | None:
+    """The sentence of an operation in the list's scope (`operations`) when the list names none
+    (`operation_findings`: "sternotomy wires", "surgical clips") and the answer states none (a description
+    quoting "Status post left mastectomy.")."""
+    kind, target = scope
+    if kind == "category" or any(f in family(o) for f in listed for o in rules().data["operation_findings"]):
+        return None
+    if _operations_in(answer):
+        return None
+    for regions, sentence in operations:
+        if kind != "region" or any(r in subtree(target or "") for r in regions):
+            return sentence
+    return None
 
 
 @dataclass(frozen=True)

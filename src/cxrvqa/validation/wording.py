@@ -24,6 +24,7 @@ from cxrvqa.validation.independent import (
     Mention,
     _allowed,
     _implied,
+    _inner_location,
     _sites,
     _arguments,
     _evidence,
@@ -33,6 +34,7 @@ from cxrvqa.validation.independent import (
     family,
     read_sentence,
     rules,
+    subtree,
 )
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 
@@ -253,48 +255,55 @@ def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdi
             )
             return fail(
                 "attributed_outside_region" if claim.kind == "in_region" else "attributed_to_other_finding",
-                f"the answer {said}; the report attributes it to {display_name(attributed.finding)} "
-                f"({_quote(sentence)}), which cannot be there",
+                f"the answer {said}; the report attributes it to {attributed} ({_quote(sentence)}), which cannot "
+                "be there",
             )
     return OK
 
 
 def _attributed_elsewhere(
     finding: str, regions: tuple[str, ...], evidence: tuple[str, ...], ordered: list[str], shadow: bool
-) -> tuple[str, Mention] | None:
-    """(sentence, finding) where every evidence sentence naming the finding attributes it to a finding that
-    cannot be in any of the regions; None otherwise (or where no region is known). A `shadow` is what the
-    report says it is only where every finding it offers is elsewhere, in regions it does not overlap."""
+) -> tuple[str, str] | None:
+    """(sentence, what it is said to be) where every evidence sentence naming the finding attributes it to a
+    finding that cannot be in any of the regions, or only to places outside them ("This is favored to be arising
+    from the chest wall and be pleural based": round AS); None otherwise (or where no region is known). A `shadow`
+    is what the report says it is only where every finding it offers is elsewhere, in regions it does not
+    overlap."""
     named = _named(finding, evidence) if regions else []
     if not named:
         return None
     allowed = (*regions, *wording_rules().shadow_overlaps) if shadow else regions
     first = None
     for s, _, _, end in named:
-        said = _attributed(s, end, ordered)
-        away = [n for n in said if not any(_allowed(n.finding, r) for r in allowed)]
+        said, places = _attributed(s, end, ordered)
+        away = [display_name(n.finding) for n in said if not any(_allowed(n.finding, r) for r in allowed)]
+        if not said and places and not any(p in subtree(r) or r in subtree(p) for p in places for r in allowed):
+            away = [" and ".join(sorted(vocabulary().regions[p]["name"].lower() for p in places))]
         if not away or (shadow and len(away) < len(said)):
             return None
         first = first or (s, away[0])
     return first
 
 
-def _attributed(sentence: str, end: int, ordered: list[str]) -> list[Mention]:
-    """The findings the report says the mention ending at `end` is: those after an attribution phrase that
-    follows it in its sentence, and those of the next sentence when it starts with an anaphor."""
+def _attributed(sentence: str, end: int, ordered: list[str]) -> tuple[list[Mention], frozenset[str]]:
+    """(the findings, the places) the report says the mention ending at `end` is, or is in: those after an
+    attribution phrase that follows it in its sentence, and those of the next sentence when it starts with an
+    anaphor (places: the regions its words name but the chest)."""
     wr = wording_rules()
     low = sentence.lower()
-    found = []
+    found, places = [], set()
     phrase = wr.attribution.search(low, end)
     if phrase:
         found += [m for m, a, _ in _placed(sentence) if a >= phrase.end() and m.status not in ("negated", "narrowed")]
+        places |= _inner_location(sentence[phrase.end() :])[0]
     try:
         following = ordered[ordered.index(sentence) + 1]
     except (ValueError, IndexError):
-        return found
-    if wr.anaphora.match(following.strip().lower()):
+        following = ""
+    if following and wr.anaphora.match(following.strip().lower()):
         found += [m for m in read_sentence(following) if m.status not in ("negated", "narrowed")]
-    return found
+        places |= _inner_location(following)[0]
+    return found, frozenset(places - {"chest"})
 
 
 #: A technique line is short ("Xray Chest PA and Lateral") and names no finding; a longer sentence that opens like

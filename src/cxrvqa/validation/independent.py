@@ -81,16 +81,15 @@ def rules_pattern(patterns: Iterable[str], where: str) -> re.Pattern[str]:
     return compile_any(patterns, RULES_FILE, where)
 
 
-@lru_cache(maxsize=1)
-def rules() -> Rules:
-    data, digest = load_checked_yaml(RULES_FILE, SCHEMA)
-    vocab = vocabulary()
+def _known(ids: Iterable[str], tree: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(ids) - set(tree))
+    if unknown:
+        raise ResourceError(RULES_FILE, f"{where}: not in the vocabulary: {unknown}")
 
-    def known(ids: Iterable[str], tree: dict[str, Any], where: str) -> None:
-        unknown = sorted(set(ids) - set(tree))
-        if unknown:
-            raise ResourceError(RULES_FILE, f"{where}: not in the vocabulary: {unknown}")
 
+def _check_known(data: dict[str, Any]) -> None:
+    """Every finding and region the rules name is in the vocabulary; every operation pattern compiles."""
+    vocab, known = vocabulary(), _known
     known(data["acute_findings"], vocab.findings, "acute_findings")
     for region, groups in data["normal_by_negations"].items():
         known([region], vocab.regions, "normal_by_negations")
@@ -113,6 +112,13 @@ def rules() -> Rules:
         rules_pattern([entry["pattern"]], "operations")
     for finding, covered in [*data["negation_covers"].items(), *data["read_also_as"].items()]:
         known([finding, *covered], vocab.findings, "negation_covers / read_also_as")
+
+
+@lru_cache(maxsize=1)
+def rules() -> Rules:
+    data, digest = load_checked_yaml(RULES_FILE, SCHEMA)
+    vocab, known = vocabulary(), _known
+    _check_known(data)
     statements = []
     for st in data["normal_statements"]:
         known([*st["regions"], *st.get("sided", {}).values()], vocab.regions, f"normal_statements.{st['id']}")

@@ -298,6 +298,12 @@ def test_an_unknown_finding_in_the_rules_is_named(monkeypatch: pytest.MonkeyPatc
         ),
         ("Small left pleural effusion, similar to prior.", "unchanged", None),
         ("Stable small left pleural effusion, and the heart is enlarged.", "unchanged", None),
+        # or the object's of a verb of showing (round BE)
+        (
+            "Views with a small left pleural effusion show an unchanged cardiac silhouette.",
+            "unchanged",
+            "change_not_stated",
+        ),
     ],
 )
 def test_a_change_must_be_worded_as_a_change(sentence: str, answer: str, expected: str | None) -> None:

@@ -646,6 +646,26 @@ def test_location_support(template_id: str, question: str, answer: str, expected
 
 
 @pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Small pleural effusions, slightly greater at the left.", "side_not_in_evidence"),
+        ("Small pleural effusions, left greater than right.", "side_not_in_evidence"),
+        ("Small left pleural effusion, greater than on the prior study.", None),
+    ],
+)
+def test_one_side_more_than_the_other_is_both_sides(sentence: str, expected: str | None) -> None:
+    """Round BC: "Minimal apical capping slightly greater at the left" answered "left"."""
+    it = item(
+        "finding_side",
+        "On which side is the pleural effusion?",
+        "left",
+        answer_format="short",
+        finding="pleural_effusion",
+    )
+    assert verdict("location_support", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(
     ("sentence", "question_type", "expected"),
     [
         # coordinated region names ("ascending and descending aorta") name both regions: "where" wants both

@@ -996,6 +996,23 @@ def test_the_place_of_the_first_finding(sentence: str, regions: set[str], sides:
 @pytest.mark.parametrize(
     ("sentences", "finding", "expected"),
     [
+        # a device whose name was removed or garbled may be the one asked about (round AS)
+        (["Right chest XXXX tip in the low SVC.", "The lungs are clear."], "catheter", "negative_unnamed_device"),
+        (["Right chest XXXX tip in the low SVC.", "The lungs are clear."], "picc", "negative_unnamed_device"),
+        # one the report rules out by name stays ruled out
+        (["The distal tip courses into the stomach.", "The left PICC line has been removed."], "picc", None),
+        (["Right IJ catheter tip in the low SVC.", "No pneumothorax."], "picc", "negative_unbacked"),
+        (["Vague density related to the scapular tip.", "No PICC line."], "picc", None),
+    ],
+)
+def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expected: str | None) -> None:
+    it = item("finding_presence", "Is there the device?", "no", polarity=False, finding=finding)
+    assert verdict("negative_support", it, context(sentences)) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentences", "finding", "expected"),
+    [
         (["No large pleural effusion."], "pleural_effusion", "negative_narrowed"),
         (["No destructive bony lesions are seen."], "bone_lesion", "negative_narrowed"),  # a benign one? (round BB)
         # a follow-up's purpose rules nothing out (round BB)

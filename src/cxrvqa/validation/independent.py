@@ -1910,6 +1910,7 @@ class _Coverage:
     findings: set[str]  # ruled out by a statement that calls no region normal
     partial: set[str] = field(default_factory=set)  # declared normal only "otherwise" ("The remainder of the lungs")
     operations: list[tuple[frozenset[str], str]] = field(default_factory=list)  # (regions operated on, sentence)
+    unnamed_devices: list[str] = field(default_factory=list)  # sentences placing the tip of a device they do not name
 
 
 def _normal_statements(sentences: Iterable[str]) -> _Coverage:
@@ -1922,8 +1923,24 @@ def _normal_statements(sentences: Iterable[str]) -> _Coverage:
         cov.statements.extend(ids)
         cov.findings.update(findings)
         cov.operations.extend((regions, text) for regions in _operations_in(text))
+        if _unnamed_device(text):
+            cov.unnamed_devices.append(text)
     cov.partial -= whole
     return cov
+
+
+@lru_cache(maxsize=SENTENCES_KEPT)
+def _unnamed_device(text: str) -> bool:
+    """A sentence that places a device's tip without naming a device the reader knows ("Right chest XXXX tip in the
+    low SVC", "the distal tip coursing inferiorly into the stomach": `device_tip`)."""
+    if not _device_tip().search(text.lower()):
+        return False
+    return not any(vocabulary().findings[m.finding]["category"] == "device" for m in read_sentence(text))
+
+
+@lru_cache(maxsize=1)
+def _device_tip() -> re.Pattern[str]:
+    return re.compile(rules().data["device_tip"])
 
 
 @lru_cache(maxsize=1)
@@ -2243,6 +2260,14 @@ def _absent_verdict(finding: str, mentions: list[tuple[str, Mention]], cov: _Cov
             "negative_contradicted", f"the answer has {name} absent; the report states it: {_quote(affirmed[0])}"
         )
     full, narrowed, acute_only, one_side = _negated(finding, mentions)
+    # a device of a kind ("an indwelling catheter"), or one the report does not rule out by name, may be it
+    if cov.unnamed_devices and vocabulary().findings[finding]["category"] == "device":
+        if not full or len(family(finding)) > 1:
+            return fail(
+                "negative_unnamed_device",
+                f"the answer has {name} absent; the report places a device it does not name, which may be one: "
+                f"{_quote(cov.unnamed_devices[0])}",
+            )
     if full or _finding_covered(finding, cov):
         return OK
     if one_side is not None:

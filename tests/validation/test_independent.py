@@ -1098,6 +1098,9 @@ def test_negative_support_of_a_normal_region(sentences: list[str], expected: str
         ("Heart size is normal with postoperative changes consistent with CABG.", "left_lung", None),
         ("Stable postsurgical changes of the distal right clavicle.", "bony_thorax", "normal_claim_operated"),
         ("Stable postsurgical changes of the distal right clavicle.", "heart", None),
+        # an operation placed nowhere is only the whole study's; a sternotomy is the sternum's
+        ("Stable postop changes with normal lung vascularity.", "lungs", None),
+        ("Status post midline sternotomy.", "bony_thorax", "normal_claim_operated"),
     ],
 )
 def test_an_operation_is_on_the_region_its_sentence_names(sentence: str, region: str, expected: str | None) -> None:

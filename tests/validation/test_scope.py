@@ -212,6 +212,23 @@ def test_an_abnormality_list_names_a_stated_operation(answer: str, findings: lis
     assert verdict("list_completeness", it, ctx) == expected
 
 
+def test_a_bony_thorax_list_names_a_sternotomy() -> None:
+    """LLM replay rounds 1, 5, 8: "degenerative changes" for a bony thorax with "sternotomy changes" (3 of 3)."""
+    ctx = context(["Sternotomy changes.", "Degenerative changes of the thoracic spine."])
+    it = item(
+        "region_findings",
+        "What findings are in the bony thorax?",
+        "degenerative changes",
+        answer_format="short",
+        findings=["degenerative_changes"],
+        evidence=[1],
+        region="bony_thorax",
+    )
+    assert verdict("list_completeness", it, ctx) == "list_incomplete"
+    it.update(answer="degenerative changes and sternotomy wires", findings=["degenerative_changes", "sternotomy_wires"])
+    assert verdict("list_completeness", it, ctx) is None
+
+
 def test_a_list_names_calcified_hilar_nodes_as_calcified_lymph_nodes() -> None:
     """`read_also_as`: "Calcified left hilar node." is the hilar finding and also calcified lymph nodes (LLM replay)."""
     ctx = context(["Heart size is normal.", "Calcified left hilar node."])

@@ -1951,12 +1951,15 @@ def _operation_rules() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
 @lru_cache(maxsize=SENTENCES_KEPT)
 def _operations_in(text: str) -> tuple[frozenset[str], ...]:
     """The regions of each operation a sentence states by its marks (`operations`), narrowed to the side its words
-    give; those of an operation without regions are the regions the sentence names, else the chest."""
+    give; those of an operation without regions are the regions named right after it, else the chest."""
     low = text.lower()
-    named, sides = _inner_location(text)
+    sides = _inner_location(text)[1]
     out: list[frozenset[str]] = []
     for pattern, regions in _operation_rules():
-        if pattern.search(low) and (regions or not out):
+        found = pattern.search(low)
+        if found and (regions or not out):
+            # "postsurgical changes of the distal right clavicle": the words after it, up to the next clause
+            named = _inner_location(re.split(r",|;| with | and | but ", low[found.end() :], maxsplit=1)[0])[0]
             placed = {_sided_child(r, sides) for r in regions} if regions else set(_most_specific(named))
             out.append(frozenset(placed or {"chest"}))
     return tuple(out)
@@ -2377,9 +2380,12 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
 
 
 def _operated(region: str, targets: list[str], cov: _Coverage) -> str | None:
-    """The sentence stating an operation on a region claimed normal (or on a part of it; the whole study: any)."""
+    """The sentence stating an operation on a region claimed normal, on a part of it or on an organ it is part of (the
+    whole study: any operation, placed or not)."""
     for regions, sentence in cov.operations:
-        if region == "chest" or any(r in subtree(t) or t in subtree(r) for r in regions for t in targets):
+        if region == "chest" or any(
+            r in subtree(t) or (r != "chest" and t in subtree(r)) for r in regions for t in targets
+        ):
             return sentence
     return None
 

@@ -315,6 +315,11 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             {"bilateral"},
         ),
         ("Calcified left coronary arteries noted.", "vascular_calcification", "affirmed", {"left"}),
+        # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
+        ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
+        ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),
+        ("Chronic interstitial and bullous disease.", "interstitial_lung_disease", "affirmed", set()),
+        ("Mildly dilated and tortuous aorta, unchanged.", "aortic_enlargement", "affirmed", set()),
         # LLM replay round 6
         ("Redemonstration without significant interval change of mild atelectasis.", "atelectasis", "affirmed", set()),
         (
@@ -344,6 +349,12 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
 def test_readings_of_replayed_llm_reports(sentence: str, finding: str, status: str, sides: set[str]) -> None:
     (mention,) = [m for m in independent.read_sentence(sentence) if m.finding == finding]
     assert (mention.status, set(mention.sides)) == (status, sides)
+
+
+def test_a_stacked_adjective_names_no_second_finding() -> None:
+    """ "Aortic atherosclerotic calcifications" is one finding: no word between, no coordination."""
+    read = [m.finding for m in independent.read_sentence("Aortic atherosclerotic calcifications.")]
+    assert "aortic_calcification" not in read
 
 
 @pytest.mark.parametrize(

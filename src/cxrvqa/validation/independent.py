@@ -552,7 +552,28 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
                 ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions), frozenset(sides | inner_sides)
             )
         )
-    return tuple(mentions)
+    return tuple(mentions) + _elliptic(lowers, ents, owner, mentions)
+
+
+def _elliptic(lowers: list[str], ents: Any, owner: dict[int, Any], mentions: list[Mention]) -> tuple[Mention, ...]:
+    """The findings named by a word that shares the head noun of the finding after it ("heavily calcified and mildly
+    tortuous aorta": a calcified aorta; "chronic interstitial and bullous disease"; "dilated slightly tortuous
+    aorta": LLM replay round 9), read with that finding's modifiers: the word before it, past at least one adverb or
+    one "and" or comma, with the finding's words but its first, is a finding's name."""
+    names, extra = _finding_by_name(), []
+    for ent, mention in zip(ents, mentions):
+        if ent.end - ent.start < 2:
+            continue
+        i, joined = ent.start - 1, False
+        while i >= 0 and (lowers[i].endswith("ly") or (lowers[i] in ("and", ",") and not joined)):
+            joined = joined or lowers[i] in ("and", ",")
+            i -= 1
+        if i < 0 or i in owner or i == ent.start - 1:
+            continue  # not "aortic atherosclerotic calcifications": the first word of a stack names no other finding
+        finding = names.get(" ".join([lowers[i], *lowers[ent.start + 1 : ent.end]]))
+        if finding is not None and finding != mention.finding:
+            extra.append(Mention(finding, lowers[i], mention.kinds, mention.regions, mention.sides))
+    return tuple(extra)
 
 
 @lru_cache(maxsize=1)

@@ -1005,6 +1005,27 @@ def test_the_place_of_the_first_finding(sentence: str, regions: set[str], sides:
 
 # -- 3. negative answers -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        # LLM replay round 9: the de-identified device of "right chest XXXX tip" is read as the device claimed
+        ("Right chest XXXX tip in the high SVC.", None),
+        ("Heart size mildly enlarged.", "second_reading_not_found"),
+    ],
+)
+def test_a_device_claimed_present_on_an_unnamed_tip(sentence: str, expected: str | None) -> None:
+    it = item(
+        "finding_presence",
+        "Is there a central venous catheter?",
+        "yes",
+        polarity=True,
+        evidence=[0],
+        finding="central_venous_catheter",
+    )
+    assert verdict("second_reading", it, context([sentence])) == expected
+    assert independent.speaks_of("central_venous_catheter", (sentence,)) is (expected is None)
+
+
+@pytest.mark.parametrize(
     ("sentences", "finding", "expected"),
     [
         # a device whose name was removed or garbled may be the one asked about (round AS)

@@ -1091,10 +1091,13 @@ def reading(finding: str, sentences: Iterable[str]) -> tuple[str, list[tuple[str
 
 
 def speaks_of(finding: str, sentences: tuple[str, ...]) -> bool:
-    """Whether the sentences say anything of the finding to this reader: a mention of it (or of one below it), or a
-    normal statement that covers it ("osseous structures intact": no fracture)."""
-    return _reading(finding, sentences)[0] != "not_mentioned" or _finding_covered(
-        finding, _normal_statements(sentences)
+    """Whether the sentences say anything of the finding to this reader: a mention of it (or of one below it), a
+    normal statement that covers it ("osseous structures intact": no fracture), or the tip of a device they do not
+    name, which a device may be."""
+    return (
+        _reading(finding, sentences)[0] != "not_mentioned"
+        or _finding_covered(finding, _normal_statements(sentences))
+        or _unnamed_device_of(finding, sentences)
     )
 
 
@@ -1472,6 +1475,8 @@ def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
         )
         if _agrees(claim.kind, read) and not deidentified:
             continue
+        if read == "not_mentioned" and claim.kind in ("present", "possible") and _unnamed_device_of(finding, sentences):
+            continue  # "right chest XXXX tip in the high SVC": a device whose name was removed (LLM replay round 9)
         name = display_name(finding)
         quoted = _quote(" ".join(sorted({s for s, _ in found})) or " ".join(sentences))
         if deidentified and read in ("present", *CERTAINTIES):
@@ -1957,6 +1962,11 @@ def _unnamed_device(text: str) -> bool:
     if not _device_tip().search(text.lower()):
         return False
     return not any(vocabulary().findings[m.finding]["category"] == "device" for m in read_sentence(text))
+
+
+def _unnamed_device_of(finding: str, sentences: tuple[str, ...]) -> bool:
+    """A device finding the sentences may name only by the tip of a device whose name they do not give."""
+    return vocabulary().findings[finding]["category"] == "device" and any(_unnamed_device(s) for s in sentences)
 
 
 @lru_cache(maxsize=1)

@@ -677,6 +677,27 @@ def test_one_side_more_than_the_other_is_both_sides(sentence: str, expected: str
 
 
 @pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("The chest X-ray shows atelectasis in the lung bases and rib fractures on the left.", None),
+        ("The chest X-ray shows atelectasis and rib fractures on the right.", "side_not_in_evidence"),
+    ],
+)
+def test_a_list_answer_places_each_finding_by_its_own_part(answer: str, expected: str | None) -> None:
+    """LLM replay round 9: "in the lung bases" (both sides) is the atelectasis' place, not the fractures'."""
+    ctx = context(["Patchy subsegmental atelectasis is seen bibasilar region.", "Old fractures of the left 9th rib."])
+    it = item(
+        "study_describe_all",
+        "Describe the findings of this chest X-ray.",
+        answer,
+        answer_format="full_sentence",
+        findings=["atelectasis", "rib_fracture"],
+        evidence=[0, 1],
+    )
+    assert verdict("location_support", it, ctx) == expected
+
+
+@pytest.mark.parametrize(
     ("sentence", "question_type", "expected"),
     [
         # coordinated region names ("ascending and descending aorta") name both regions: "where" wants both

@@ -829,6 +829,20 @@ def _answer_mentions(text: str) -> list[Mention]:
     ]
 
 
+@lru_cache(maxsize=4096)
+def _part_mentions(text: str) -> tuple[Mention, ...]:
+    """The findings of a list answer read part by part ("atelectasis in the lung bases and rib fractures on the left":
+    the bases are not the fractures' place, LLM replay round 9): the answer cut at each comma or "and" that a part
+    naming a finding follows."""
+    parts: list[str] = []
+    for piece in re.split(r",\s+(?:and\s+)?|\s+and\s+", text):
+        if parts and not _answer_mentions(piece):
+            parts[-1] += " and " + piece
+        else:
+            parts.append(piece)
+    return tuple(m for part in parts for m in _answer_mentions(part))
+
+
 def _named_in(text: str) -> list[str]:
     """The findings an answer states (not those it negates), each once."""
     return list(dict.fromkeys(m.finding for m in _answer_mentions(text)))
@@ -1563,7 +1577,7 @@ def _answer_places(
         return [args["region"]], set()
     if per_part:  # the places the answer's own words attach to the finding (read like the report); a
         regions, sides = set(), set()  # place it cannot be only says where it is seen ("apical pneumothorax")
-        for m in _answer_mentions(str(item.get("answer") or "")):
+        for m in _part_mentions(str(item.get("answer") or "")):
             if m.finding == finding:
                 regions |= {r for r in _most_specific(m.regions) - {"chest"} if _allowed(finding, r)}
                 sides |= m.sides

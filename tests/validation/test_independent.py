@@ -315,6 +315,21 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             {"bilateral"},
         ),
         ("Calcified left coronary arteries noted.", "vascular_calcification", "affirmed", {"left"}),
+        # wordings of the LLM replay rounds this reader read as naming nothing
+        ("Prominent left hilum.", "hilar_enlargement", "affirmed", {"left"}),
+        ("The left hilar contour is prominent.", "hilar_enlargement", "affirmed", {"left"}),
+        ("Flattening of the bilateral hemidiaphragms.", "diaphragm_flattening", "affirmed", {"bilateral"}),
+        ("Subtle airspace density within the medial right lung base.", "airspace_disease", "affirmed", {"right"}),
+        ("Mild spine curvature noted.", "scoliosis", "affirmed", set()),
+        (
+            "Remaining obliteration of the bilateral pleural sinus.",
+            "costophrenic_angle_blunting",
+            "affirmed",
+            {"bilateral"},
+        ),
+        ("There is a left chest wall cardiac XXXX generator.", "pacemaker", "affirmed", {"left"}),
+        ("Prominent interstitium is stable.", "interstitial_opacity", "affirmed", set()),
+        ("There is mild XXXX-distention of this stomach.", "gastric_distention", "affirmed", set()),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),

@@ -1061,6 +1061,25 @@ def test_a_device_claimed_present_on_an_unnamed_tip(sentence: str, expected: str
     assert independent.speaks_of("central_venous_catheter", (sentence,)) is (expected is None)
 
 
+def test_a_narrowed_negation_rules_out_the_other_finding_of_two() -> None:
+    """LLM replay rounds 1-9: "Which is present: cardiomegaly or a pleural effusion?" "cardiomegaly" beside "No large
+    pleural effusion" (10 items read correct); the effusion asked about alone stays open."""
+    ctx = context(["Mild cardiomegaly.", "No large pleural effusion."])
+    options = {"finding": "cardiomegaly", "other_finding": "pleural_effusion"}
+    two = item(
+        "which_of_two_findings",
+        "Which is present: cardiomegaly or a pleural effusion?",
+        "cardiomegaly",
+        answer_format="short",
+        evidence=[0, 1],
+        findings=["cardiomegaly", "pleural_effusion"],
+        **options,
+    )
+    assert verdict("negative_support", two, ctx) is None
+    alone = item("finding_presence", "Is there a pleural effusion?", "no", polarity=False, finding="pleural_effusion")
+    assert verdict("negative_support", alone, ctx) == "negative_narrowed"
+
+
 @pytest.mark.parametrize(
     ("sentences", "finding", "expected"),
     [

@@ -1065,7 +1065,7 @@ def test_a_narrowed_negation_rules_out_the_other_finding_of_two() -> None:
     """LLM replay rounds 1-9: "Which is present: cardiomegaly or a pleural effusion?" "cardiomegaly" beside "No large
     pleural effusion" (10 items read correct); the effusion asked about alone stays open."""
     ctx = context(["Mild cardiomegaly.", "No large pleural effusion."])
-    options = {"finding": "cardiomegaly", "other_finding": "pleural_effusion"}
+    options = {"finding_a": "cardiomegaly", "finding_b": "pleural_effusion"}
     two = item(
         "which_of_two_findings",
         "Which is present: cardiomegaly or a pleural effusion?",

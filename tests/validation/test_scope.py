@@ -229,6 +229,29 @@ def test_a_bony_thorax_list_names_a_sternotomy() -> None:
     assert verdict("list_completeness", it, ctx) is None
 
 
+@pytest.mark.parametrize(
+    ("listed", "expected"),
+    [
+        (["calcified_granuloma"], None),  # what the density is said to be
+        (["calcification"], None),  # the calcific density, said to be the granuloma
+        (["hyperinflation"], "list_incomplete"),
+    ],
+)
+def test_a_list_names_a_finding_by_what_the_report_says_it_is(listed: list[str], expected: str | None) -> None:
+    """LLM replay rounds: "A calcific density in the left midlung zone XXXX represents a calcified granuloma"."""
+    ctx = context(["A calcific density in the left midlung XXXX represents a calcified granuloma."])
+    answer = "The chest X-ray shows " + " and ".join(f.replace("_", " ") for f in listed) + "."
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        answer,
+        answer_format="full_sentence",
+        findings=listed,
+        evidence=[0],
+    )
+    assert verdict("list_completeness", it, ctx) == expected
+
+
 def test_a_list_names_calcified_hilar_nodes_as_calcified_lymph_nodes() -> None:
     """`read_also_as`: "Calcified left hilar node." is the hilar finding and also calcified lymph nodes (LLM replay)."""
     ctx = context(["Heart size is normal.", "Calcified left hilar node."])

@@ -41,6 +41,7 @@ from cxrvqa.validation.independent import (
     subtree,
 )
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
+from cxrvqa.validation.wording import _attributed, _placed
 
 
 @dataclass(frozen=True)
@@ -271,8 +272,9 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
         return OK
     mentions, coverage = _report_reading(context)
     named = ", ".join(display_name(f) for f in listed) or "nothing abnormal"
+    ordered = [text for _, text in sorted(context.study.sentences.items())]
     for sentence, m in _stated(mentions):
-        if _in_scope(m, *scope) and not _covered(m.finding, listed):
+        if _in_scope(m, *scope) and not _covered(m.finding, listed) and not _said_listed(sentence, m, ordered, listed):
             return fail(
                 "list_incomplete",
                 f"the answer lists {named}; the report also states {display_name(m.finding)}: {_quote(sentence)}",
@@ -283,6 +285,22 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
             "list_incomplete", f"the answer lists {named}; the report also states an operation: {_quote(operation)}"
         )
     return OK
+
+
+def _said_listed(sentence: str, m: Mention, ordered: list[str], listed: list[str]) -> bool:
+    """Whether the report says the mention is one of the listed findings, or what one of them is ("A calcific density
+    in the left midlung zone XXXX represents old granulomatous disease", "calcified nodule XXXX representing a
+    granuloma": LLM replay rounds): a list that names either names it."""
+    placed = _placed(sentence)
+    for found, start, end in placed:
+        if start < 0:
+            continue
+        said = _attributed(sentence, end, ordered)[0]
+        if found is m and any(_covered(a.finding, listed) for a in said):
+            return True
+        if found is not m and _covered(found.finding, listed) and any(a is m for a in said):
+            return True  # what a listed finding is said to be ("calcified nodule ... representing a granuloma")
+    return False
 
 
 def _unlisted_operation(

@@ -11,6 +11,7 @@ import pytest
 
 from cxrvqa.cli import _demo_inputs
 from cxrvqa.config import load_config
+from cxrvqa.core.batch import run_batch
 from cxrvqa.store import Store
 from cxrvqa.validation import independent, readings, stage
 
@@ -77,15 +78,20 @@ def test_the_reader_version_follows_the_checks_version_and_the_libraries(monkeyp
     assert readings.reader_version() != first
 
 
-def test_a_build_keeps_its_readings_and_a_revalidation_takes_them_with_the_same_verdicts(demo: Path) -> None:
+def test_a_batch_keeps_its_readings_and_a_revalidation_takes_them_with_the_same_verdicts(demo: Path) -> None:
     with Store(demo / "cxrvqa.duckdb") as store:
+        store.con.execute("DELETE FROM sentence_readings")  # what the demo kept depends on what this process read
         context = _context(demo)
+        fresh = _validated(store, dataclasses.replace(context, reader_version=""), kept=False)
+        assert "sentence_readings" not in fresh  # no reader version: nothing kept, nothing made to keep
+        studies = stage.pending_studies(store, context)[2]
+        independent.clear_caches()
+        run_batch(stage, store, "r-keep", studies, context)  # validated, and the readings it made written
         kept = store.query(
             "SELECT count(*), count(DISTINCT reader_version), min(reader_version) FROM sentence_readings"
         )
         assert kept[0][0] > 0 and kept[0][1:] == (1, context.reader_version)
-        fresh = _validated(store, dataclasses.replace(context, reader_version=""), kept=False)
-        assert "sentence_readings" not in fresh  # no reader version: nothing kept, nothing made to keep
+        store.con.execute("DELETE FROM validation_done WHERE run_id = 'r-keep'")  # pending again
         taken = _validated(store, context, kept=True)
         # every report sentence's reading was kept: only answers' sentences (never loaded) are read again
         report = {text for (text,) in store.query("SELECT text FROM current_sentences")}

@@ -41,6 +41,10 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 SCHEMA_VERSION = len(_migrations())
 
+#: Caches keyed by their primary key: a row is written once, a row whose key is there already is ignored (also a
+#: repeat inside one insert: two workers read the same sentence).
+WRITTEN_ONCE = frozenset({"sentence_readings"})
+
 #: The writable store this process holds per database file (DuckDB allows one writer).
 _writers: dict[Path, "Store"] = {}
 
@@ -168,8 +172,9 @@ class Store:
             with self.transaction() if marked and not self._in_transaction else nullcontext():
                 if marked:
                     self._pending.add(table)
+                verb = "INSERT OR IGNORE" if table in WRITTEN_ONCE else "INSERT"
                 self.con.execute(
-                    insert_sql(table, "_batch") if marked else f"INSERT INTO {table} BY NAME SELECT * FROM _batch"
+                    insert_sql(table, "_batch") if marked else f"{verb} INTO {table} BY NAME SELECT * FROM _batch"
                 )
         return arrow.num_rows
 

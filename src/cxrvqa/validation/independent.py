@@ -42,6 +42,7 @@ from cxrvqa.core.text import section_rules
 from cxrvqa.core.vocab import ancestors, finding_sites, sided_region, vocabulary
 from cxrvqa.core.resources import compile_any, load_checked_yaml
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
+from cxrvqa.validation import readings
 
 RULES_FILE = "schemas/vocab/independent_checks.yaml"
 SCHEMA = "independent_checks.schema.json"
@@ -494,7 +495,13 @@ def _target_cue() -> _Cue | None:
 
 @lru_cache(maxsize=SENTENCES_KEPT)
 def read_sentence(text: str) -> tuple[Mention, ...]:
-    """The findings a sentence names, each with its ConText modifiers (cached: items share sentences).
+    """The findings a sentence names, each with its ConText modifiers (cached: items share sentences; a reading
+    the store kept for the chunk being validated is taken without reading: `cxrvqa.validation.readings`)."""
+    return readings.kept(text, _read_sentence, Mention)
+
+
+def _read_sentence(text: str) -> tuple[Mention, ...]:
+    """The ConText reading of one sentence (`read_sentence`).
 
     Two readings are tightened after ConText: a location phrase that overlaps a finding's words ("right
     pleural" in "right pleural effusion") locates it, and a differential ("or", "versus", "/") holds only

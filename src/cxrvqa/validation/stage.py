@@ -29,6 +29,7 @@ from cxrvqa.qa.templates import Template
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ITEM_COLUMNS
 from cxrvqa.store.shards import Tables, write_tables
+from cxrvqa.validation import readings
 from cxrvqa.validation.validators import (
     OK,
     VALIDATORS,
@@ -60,6 +61,7 @@ class ValidateStageContext:
     validators_version: str
     workers: int = 1
     text_only: bool = False  # a build without images: a text-VQA dataset, graded on its own criteria
+    reader_version: str = ""  # of the kept sentence readings (`cxrvqa.validation.readings`); "": none kept
 
 
 def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
@@ -79,7 +81,15 @@ def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
     text_only = store is not None and store.query("SELECT count(*) FROM current_images")[0][0] == 0
     if text_only:
         version = stable_hash({"validators": version, "text_only": True})
-    return ValidateStageContext(qa.settings, qa.backend, levels, version, config.qa.workers, text_only=text_only)
+    return ValidateStageContext(
+        qa.settings,
+        qa.backend,
+        levels,
+        version,
+        config.qa.workers,
+        text_only=text_only,
+        reader_version=readings.reader_version(),
+    )
 
 
 def record_grade_levels(store: Store) -> None:
@@ -315,6 +325,7 @@ class ValidationWork:
 
     payloads: list[StudyPayload]  # their `items` still empty
     items: pa.Table
+    readings: dict[str, dict[str, str]] = field(default_factory=dict)  # per study, its sentences' kept readings
 
 
 def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext) -> tuple[ValidationWork, StageCounts]:
@@ -333,32 +344,44 @@ def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
         params=[*studies, *studies, context.validators_version, *studies],
     ).to_arrow_table()
     item_studies = set(items.column("study_id").to_pylist())
-    return ValidationWork([p for p in payloads.values() if p.study_id in item_studies], items), StageCounts()
+    kept = readings.load(store, sorted(item_studies), context.reader_version) if context.reader_version else {}
+    return ValidationWork([p for p in payloads.values() if p.study_id in item_studies], items, kept), StageCounts()
 
 
-def _chunks(work: ValidationWork, size: int) -> Iterator[tuple[list[StudyPayload], pa.Table]]:
+def _chunks(work: ValidationWork, size: int) -> Iterator[tuple[list[StudyPayload], pa.Table, dict[str, str]]]:
     """The payloads ``size`` studies at a time, each chunk with its own items' rows (a compact copy: a slice
-    would pickle the whole table)."""
+    would pickle the whole table) and the kept readings of its studies' sentences."""
     rows: dict[str, list[int]] = {}
     for index, study in enumerate(work.items.column("study_id").to_pylist()):
         rows.setdefault(study, []).append(index)
     for chunk in batched(work.payloads, size):
-        yield chunk, work.items.take([index for payload in chunk for index in rows[payload.study_id]])
+        kept = {text: r for payload in chunk for text, r in work.readings.get(payload.study_id, {}).items()}
+        yield chunk, work.items.take([index for payload in chunk for index in rows[payload.study_id]]), kept
 
 
 def validate_chunk(
-    chunk: tuple[list[StudyPayload], pa.Table], context: ValidateStageContext, run_id: str, now: datetime
+    chunk: tuple[list[StudyPayload], pa.Table] | tuple[list[StudyPayload], pa.Table, dict[str, str]],
+    context: ValidateStageContext,
+    run_id: str,
+    now: datetime,
 ) -> dict[str, pa.Table]:
-    """`validate_studies` of a chunk whose items are still Arrow rows (in a worker). The rows become dicts with the
-    collector paused too: made with it on, the ~25 objects an item's dict holds set off full collections over the
-    worker's every object (10k build, 2,000 studies: 8.0 against 2.3 us an item). They are freed before it is back
-    on, or its first collection walks them all (10k build: ~2% of validation)."""
+    """`validate_studies` of a chunk whose items are still Arrow rows (in a worker), taking the kept readings of its
+    sentences (the chunk's third part, if any) and returning those it made as `sentence_readings` rows. The rows
+    become dicts with the collector paused too: made with it on, the ~25 objects an item's dict holds set off full
+    collections over the worker's every object (10k build, 2,000 studies: 8.0 against 2.3 us an item). They are
+    freed before it is back on, or its first collection walks them all (10k build: ~2% of validation)."""
+    payloads, items, *kept = chunk
+    readings.use(kept[0] if kept else {})
     with collector_paused():
         try:
-            return validate_studies(with_items(*chunk), context, run_id, now)
+            tables = validate_studies(with_items(payloads, items), context, run_id, now)
         finally:
-            for payload in chunk[0]:
+            for payload in payloads:
                 payload.items.clear()
+    made = readings.made(context.reader_version, run_id)
+    if context.reader_version:
+        tables["sentence_readings"] = made
+    return tables
 
 
 def with_items(payloads: list[StudyPayload], items: pa.Table) -> list[StudyPayload]:

@@ -431,11 +431,14 @@ def _evidence_texts(item: dict[str, Any], study: StudyView) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget the evidence re-read by the rules, and the rules' own sentence memo (after each chunk of studies:
-    `validation.stage`)."""
-    from cxrvqa.extraction.rules import clear_sentence_memo
+    `validation.stage`). The rules are not imported for it: a worker whose checks never read with them (a rebuild
+    that takes every sentence's reading from the store) does not load spaCy (~0.7 s a process)."""
+    import sys
 
     _presence_in.cache_clear()
-    clear_sentence_memo()
+    rules = sys.modules.get("cxrvqa.extraction.rules")
+    if rules is not None:
+        rules.clear_sentence_memo()
 
 
 @lru_cache(maxsize=65536)

@@ -1,0 +1,112 @@
+"""The independent reader's sentence readings kept in the store (cxrvqa.validation.readings, migration 0027)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from cxrvqa.cli import _demo_inputs
+from cxrvqa.config import load_config
+from cxrvqa.core.batch import run_batch
+from cxrvqa.store import Store
+from cxrvqa.validation import independent, readings, stage
+
+NOW = datetime.now(timezone.utc)
+SENTENCE = "Small left pleural effusion, possibly atelectasis at the right base."
+
+
+@pytest.fixture
+def demo(demo_build: Path, tmp_path: Path) -> Path:
+    shutil.copy(demo_build / "cxrvqa.duckdb", tmp_path / "cxrvqa.duckdb")
+    return tmp_path
+
+
+def _context(out: Path, **overrides: object) -> stage.ValidateStageContext:
+    # another strictness: every item of the demo is pending again
+    return stage.prepare(load_config(None, {**_demo_inputs(), "out_dir": out, "strictness": {"answer_leak": "warn"}}))
+
+
+def _validated(store: Store, context: stage.ValidateStageContext, kept: bool) -> dict[str, list[dict]]:
+    """Every pending item validated in one chunk, every in-process cache cleared first; ``kept``: with the readings
+    the store kept for its studies."""
+    studies = stage.pending_studies(store, context)[2]
+    work, _ = stage.load_batch(store, studies, context)
+    assert (work.readings != {}) == kept
+    chunk = next(stage._chunks(work, len(work.payloads)))
+    independent.clear_caches()
+    parts = stage.validate_chunk(chunk, context, "r-test", NOW)
+    return {name: table.to_pylist() for name, table in parts.items()}
+
+
+def test_a_reading_is_encoded_and_decoded_unchanged() -> None:
+    read = independent._read_sentence(SENTENCE)
+    assert [m.finding for m in read] == ["pleural_effusion", "atelectasis"]
+    assert readings.decode(readings.encode(read), independent.Mention) == read
+    assert readings.decode(readings.encode(()), independent.Mention) == ()
+
+
+def test_a_kept_reading_is_taken_without_reading_and_a_new_one_comes_back_as_a_row() -> None:
+    kept = readings.encode(independent._read_sentence(SENTENCE))
+
+    def unread(text: str) -> tuple:
+        raise AssertionError(f"read {text!r}")
+
+    readings.use({SENTENCE: kept})
+    assert readings.kept(SENTENCE, unread, independent.Mention) == independent._read_sentence(SENTENCE)
+    negated = readings.kept("No effusion.", independent._read_sentence, independent.Mention)
+    assert [m.status for m in negated] == ["negated"]
+    rows = readings.made("v1", "r1").to_pylist()
+    assert rows == [
+        {"reader_version": "v1", "text": "No effusion.", "reading": readings.encode(negated), "run_id": "r1"}
+    ]
+    assert readings.made("v1", "r1").num_rows == 0  # forgotten, and so is the kept one:
+    assert readings.kept(SENTENCE, lambda text: (), independent.Mention) == ()
+    readings.use({})
+
+
+def test_the_reader_version_follows_the_checks_version_and_the_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = readings.reader_version()
+    assert readings.reader_version() == first
+    monkeypatch.setattr(independent, "VERSION", independent.VERSION + 1)
+    assert readings.reader_version() != first
+    monkeypatch.undo()
+    monkeypatch.setattr(readings, "version", lambda name: "0.0" if name == "spacy" else "1.3.1")
+    assert readings.reader_version() != first
+
+
+def test_a_batch_keeps_its_readings_and_a_revalidation_takes_them_with_the_same_verdicts(demo: Path) -> None:
+    with Store(demo / "cxrvqa.duckdb") as store:
+        store.con.execute("DELETE FROM sentence_readings")  # what the demo kept depends on what this process read
+        context = _context(demo)
+        fresh = _validated(store, dataclasses.replace(context, reader_version=""), kept=False)
+        assert "sentence_readings" not in fresh  # no reader version: nothing kept, nothing made to keep
+        studies = stage.pending_studies(store, context)[2]
+        independent.clear_caches()
+        run_batch(stage, store, "r-keep", studies, context)  # validated, and the readings it made written
+        kept = store.query(
+            "SELECT count(*), count(DISTINCT reader_version), min(reader_version) FROM sentence_readings"
+        )
+        assert kept[0][0] > 0 and kept[0][1:] == (1, context.reader_version)
+        store.con.execute("DELETE FROM validation_done WHERE run_id = 'r-keep'")  # pending again
+        taken = _validated(store, context, kept=True)
+        # every report sentence's reading was kept: only answers' sentences (never loaded) are read again
+        report = {text for (text,) in store.query("SELECT text FROM current_sentences")}
+        again = {row["text"] for row in taken.pop("sentence_readings")}
+        assert again and not again & report and all(text.startswith("The chest X-ray shows") for text in again)
+        assert taken == fresh
+        other = _validated(store, dataclasses.replace(context, reader_version="another"), kept=False)
+        made = other.pop("sentence_readings")
+        assert other == fresh and len(made) > 0 and {r["reader_version"] for r in made} == {"another"}
+        assert independent.read_sentence.cache_info().misses >= len(made)
+
+
+def test_a_reading_is_stored_once(demo: Path) -> None:
+    row = {"reader_version": "v", "text": "No effusion.", "reading": "[]", "run_id": "r1"}
+    with Store(demo / "cxrvqa.duckdb") as store:
+        assert store.insert("sentence_readings", [row, {**row, "run_id": "r2"}]) == 2
+        store.insert("sentence_readings", [{**row, "reading": "changed", "run_id": "r3"}])
+        assert store.query("SELECT reading, run_id FROM sentence_readings WHERE reader_version = 'v'") == [("[]", "r1")]

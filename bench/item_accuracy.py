@@ -42,6 +42,8 @@ from cxrvqa.core.stats import wilson
 from cxrvqa.store import Store
 
 VERDICTS = ("correct", "wrong", "unsupported", "bad_question")
+#: The report's sections a packet shows, in report order (`current_reports` columns).
+REPORT_SECTIONS = ("indication", "comparison", "technique", "findings", "impression", "other")
 #: The error classes of the answer-correctness issue, for the reader's `error_class`.
 ERROR_CLASSES = (
     "presupposition",
@@ -151,7 +153,7 @@ def _items(
     chosen = sorted(random.Random(seed).sample(ids, min(n, len(ids))))
     rows = store.query(
         "SELECT i.item_id, i.template_id, i.study_id, i.question, i.answer, i.options, i.correct_option,"
-        " i.evidence_ids, r.indication, r.findings, r.impression"
+        " i.evidence_ids, r.indication, r.comparison, r.technique, r.findings, r.impression, r.other"
         " FROM current_qa_items i JOIN current_reports r USING (study_id)"
         " WHERE i.item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY i.item_id",
         [chosen],
@@ -182,9 +184,7 @@ def _items(
         options,
         correct,
         evidence,
-        indication,
-        findings,
-        impression,
+        *sections,
     ) in rows:
         items.append(
             {
@@ -197,7 +197,7 @@ def _items(
                 "answer": answer,
                 "answer_parts": parts.get(item_id, []),
                 "evidence": [sentences.get((study_id, i), "?") for i in evidence or []],
-                "report": {"indication": indication, "findings": findings, "impression": impression},
+                "report": dict(zip(REPORT_SECTIONS, sections)),
             }
         )
     random.Random(seed + 1).shuffle(items)
@@ -209,9 +209,13 @@ def _packet_entry(number: int, item: dict) -> str:
         f"## {number}. item_id `{item['item_id']}` (template `{item['template_id']}`)",
         "",
         "REPORT",
-        f"- Indication: {item['report']['indication'] or '(none)'}",
-        f"- Findings: {item['report']['findings'] or '(none)'}",
-        f"- Impression: {item['report']['impression'] or '(none)'}",
+        # every section the generator may cite (the IU "image" field, read as the technique, often holds findings:
+        # LLM replay round 9, two items read wrong because the packet left it out)
+        *(
+            f"- {name.capitalize()}: {item['report'].get(name) or '(none)'}"
+            for name in REPORT_SECTIONS
+            if name in ("indication", "findings", "impression") or item["report"].get(name)
+        ),
         "",
         f"QUESTION: {item['question']}",
     ]

@@ -390,6 +390,23 @@ def test_a_favoured_reading_is_present_and_uncertain(
 
 
 @pytest.mark.parametrize(
+    ("sentence", "finding", "answer", "expected"),
+    [
+        # a clinical diagnosis the image is only "consistent with" is suspected (LLM replay rounds 1, 9)
+        ("Hyperinflation consistent with COPD.", "copd", "no", "second_reading_hedged"),
+        ("Hyperinflation consistent with COPD.", "copd", "yes", None),
+        # a finding of the image it is consistent with is that finding
+        ("Opacity consistent with atelectasis.", "atelectasis", "no", None),
+    ],
+)
+def test_a_diagnosis_consistent_with_the_image_is_suspected(
+    sentence: str, finding: str, answer: str, expected: str | None
+) -> None:
+    it = item("finding_hedged", "Is it only suspected?", answer, polarity=answer == "yes", finding=finding)
+    assert verdict("second_reading", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(
     ("sentences", "findings", "expected"),
     [
         # only hedged in the evidence and nowhere stated: no abnormality a reader states

@@ -108,6 +108,7 @@ def _check_known(data: dict[str, Any]) -> None:
         known([finding], vocab.findings, "statement_sites")
         known([region], vocab.regions, "statement_sites")
     known(data["operation_findings"], vocab.findings, "operation_findings")
+    known(data["diagnoses"], vocab.findings, "diagnoses")
     for entry in data["operations"]:
         known(entry["regions"], vocab.regions, "operations")
         rules_pattern([entry["pattern"]], "operations")
@@ -157,7 +158,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 9
+LOGIC_VERSION = 10
 
 
 def _version() -> int:
@@ -1516,17 +1517,20 @@ def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
     """Every stated mention follows, at most two words on, a phrase that gives it as the favoured reading of what
     is seen (`favoured`: "opacities in the peripheral right lung most compatible with scarring", round AH): readers
     take it as present, but not as certain."""
-    favoured = _favoured_pattern()
     stated = [(s, m) for s, m in found if m.status == "affirmed"]
     return bool(stated) and all(
-        (at := s.lower().find(m.text.lower())) >= 0 and favoured.search(s.lower()[:at].rstrip()) for s, m in stated
+        (at := s.lower().find(m.text.lower())) >= 0
+        and _favoured_pattern(m.finding in rules().data["diagnoses"]).search(s.lower()[:at].rstrip())
+        for s, m in stated
     )
 
 
-@lru_cache(maxsize=1)
-def _favoured_pattern() -> re.Pattern[str]:
-    # up to two words between ("most consistent with atypical infectious process": round AX)
-    return _any_word(rules().data["favoured"], tail=r"(?: [a-z-]+){0,2}$")
+@lru_cache(maxsize=2)
+def _favoured_pattern(diagnosis: bool) -> re.Pattern[str]:
+    """The favoured-reading phrases (and, before a clinical diagnosis, `diagnosis_links`), up to two words before
+    the mention ("most consistent with atypical infectious process": round AX)."""
+    data = rules().data
+    return _any_word([*data["favoured"], *(data["diagnosis_links"] if diagnosis else ())], tail=r"(?: [a-z-]+){0,2}$")
 
 
 def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:

@@ -272,9 +272,8 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
         return OK
     mentions, coverage = _report_reading(context)
     named = ", ".join(display_name(f) for f in listed) or "nothing abnormal"
-    ordered = [text for _, text in sorted(context.study.sentences.items())]
     for sentence, m in _stated(mentions):
-        if _in_scope(m, *scope) and not _covered(m.finding, listed) and not _said_listed(sentence, m, ordered, listed):
+        if _in_scope(m, *scope) and not _covered(m.finding, listed) and not _said_listed(sentence, m, context, listed):
             return fail(
                 "list_incomplete",
                 f"the answer lists {named}; the report also states {display_name(m.finding)}: {_quote(sentence)}",
@@ -287,12 +286,12 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     return OK
 
 
-def _said_listed(sentence: str, m: Mention, ordered: list[str], listed: list[str]) -> bool:
+def _said_listed(sentence: str, m: Mention, context: ValidationContext, listed: list[str]) -> bool:
     """Whether the report says the mention is one of the listed findings, or what one of them is ("A calcific density
     in the left midlung zone XXXX represents old granulomatous disease", "calcified nodule XXXX representing a
     granuloma": LLM replay rounds): a list that names either names it."""
-    placed = _placed(sentence)
-    for found, start, end in placed:
+    ordered = [text for _, text in sorted(context.study.sentences.items())]
+    for found, start, end in _placed(sentence):
         if start < 0:
             continue
         said = _attributed(sentence, end, ordered)[0]

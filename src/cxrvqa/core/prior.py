@@ -210,10 +210,11 @@ def baseline_of(
     read once: what it keeps grows with the distinct questions and options, not with the items (a 100k-study
     build's two million items are 300 thousand distinct ones)."""
     counts: dict[str, dict[tuple[str, ...], Counter[str]]] = {key: defaultdict(Counter) for key in KEYS[:2]}
+    key_of = {key: _key_of(key) for key in counts}  # once, not per item
     reader = OptionModel()
     for item, n in train():
         for key, table in counts.items():
-            table[_key_of(key)(item)][item.answer] += n
+            table[key_of[key](item)][item.answer] += n
         reader.add(item, n)
     majority = {key: {q: _majority(c) for q, c in table.items()} for key, table in counts.items()}
     groups = {key: (defaultdict(_Scored), defaultdict(_Scored), defaultdict(_Scored)) for key in KEYS}
@@ -225,7 +226,7 @@ def baseline_of(
                     continue
                 credit = reader.credit(item)
             else:
-                credit = _credit(majority[key].get(_key_of(key)(item)), item.answer, chance)
+                credit = _credit(majority[key].get(key_of[key](item)), item.answer, chance)
             by_format[item.answer_format].add(credit, chance, n)
             by_template[(item.template_id, item.answer_format)].add(credit, chance, n)
             by_question[(item.template_id, _question_of(item, key))].add(credit, chance, n)

@@ -128,6 +128,7 @@ The build is CPU-bound on 2 cores (1.77-1.86 CPUs busy on average): only less wo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -158,6 +159,14 @@ class Version:
     questions: Path  # its built-in question templates
     suffix: str  # of its build and template folders
     cwd: Path  # the build runs here: `python -c` puts the working folder first on the path (flows/)
+
+
+def checkout_state() -> str:
+    """HEAD and the uncommitted changes of this checkout: the code the "now" builds run (compared at the end, since
+    an edit during a run changes what its later builds run)."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    diff = subprocess.run(["git", "-C", str(ROOT), "diff", "HEAD"], capture_output=True, text=True, check=False)
+    return hashlib.sha256((head.stdout + diff.stdout).encode()).hexdigest()
 
 
 def this_version() -> Version:
@@ -868,6 +877,7 @@ def main() -> int:
         f"template {args.template}, work {work}",
         flush=True,
     )
+    code_before = checkout_state()
     try:
         versions = [this_version(), *([previous_version(args.previous, work)] if args.previous else [])]
         shapes = [(n, 0) for n in sizes] + ([(args.image_studies, args.image_studies)] if args.image_studies else [])
@@ -891,6 +901,13 @@ def main() -> int:
             f"stored items validated)"
         )
     ok = report(runs, baseline)
+    if checkout_state() != code_before:
+        ok = False
+        print(
+            "\nWARNING: this checkout's code changed during the run (a commit or an edit): the 'now' builds may have "
+            "run different code, and a rebuild after a change of the checks' rules revalidates every item. Run it "
+            "again from a clean clone."
+        )
     print(f"\nload at the end {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "baseline": baseline}, indent=1))

@@ -37,6 +37,7 @@ from cxrvqa.store import Store, finish_stage, open_writer, recorded_run, start_s
 from cxrvqa.store.runs import StageCounts
 from cxrvqa.store.shards import ShardSet, Tables, clear_shards, merge_shards, shard_folder, write_shards
 from cxrvqa.validation import judge as judge_stage
+from cxrvqa.validation import readings
 from cxrvqa.validation import stage as validate_stage
 from cxrvqa.validation.dataset import checks_are_current, dataset_checks
 
@@ -309,6 +310,7 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
 @flow(name="validate-qa")
 def validate(config: Config, run_id: str) -> dict[str, int]:
     context = validate_stage.prepare(config, open_writer(config.db_path))
+    readings.forget_others(open_writer(config.db_path), context.reader_version)
     validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
     counts = _run_stage(

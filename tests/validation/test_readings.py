@@ -110,3 +110,13 @@ def test_a_reading_is_stored_once(demo: Path) -> None:
         assert store.insert("sentence_readings", [row, {**row, "run_id": "r2"}]) == 2
         store.insert("sentence_readings", [{**row, "reading": "changed", "run_id": "r3"}])
         assert store.query("SELECT reading, run_id FROM sentence_readings WHERE reader_version = 'v'") == [("[]", "r1")]
+
+
+def test_the_readings_of_other_reader_versions_are_forgotten(demo: Path) -> None:
+    row = {"text": "No effusion.", "reading": "[]", "run_id": "r1"}
+    with Store(demo / "cxrvqa.duckdb") as store:
+        store.con.execute("DELETE FROM sentence_readings")
+        store.insert("sentence_readings", [{**row, "reader_version": v} for v in ("old", "current", "older")])
+        assert readings.forget_others(store, "current") == 2
+        assert readings.forget_others(store, "") == 0  # no reader version (tests): nothing to compare with
+        assert store.query("SELECT reader_version FROM sentence_readings") == [("current",)]

@@ -109,3 +109,12 @@ def load(store: Store, study_ids: list[str], reader: str) -> dict[str, dict[str,
     for study, text, reading in store.query(sql, [reader, *study_params(study_ids)]):
         found.setdefault(study, {})[text] = reading
     return found
+
+
+def forget_others(store: Store, reader: str) -> int:
+    """Delete the kept readings of every other reader version (never taken again by this code: without this, each
+    change of the checks would leave a whole build's readings behind); how many rows went."""
+    if not reader:
+        return 0
+    (gone,) = store.con.execute("DELETE FROM sentence_readings WHERE reader_version <> ?", [reader]).fetchone()
+    return int(gone)

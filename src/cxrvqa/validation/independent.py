@@ -90,41 +90,41 @@ def _known(ids: Iterable[str], tree: dict[str, Any], where: str) -> None:
 
 def _check_known(data: dict[str, Any]) -> None:
     """Every finding and region the rules name is in the vocabulary; every operation pattern compiles."""
-    vocab, known = vocabulary(), _known
-    known(data["acute_findings"], vocab.findings, "acute_findings")
+    vocab = vocabulary()
+    _known(data["acute_findings"], vocab.findings, "acute_findings")
     for region, groups in data["normal_by_negations"].items():
-        known([region], vocab.regions, "normal_by_negations")
-        known([f for group in groups for f in group], vocab.findings, "normal_by_negations")
-    known([r for group in data["study_regions"] for r in group], vocab.regions, "study_regions")
+        _known([region], vocab.regions, "normal_by_negations")
+        _known([f for group in groups for f in group], vocab.findings, "normal_by_negations")
+    _known([r for group in data["study_regions"] for r in group], vocab.regions, "study_regions")
     for category, regions in data["category_regions"].items():
-        known(regions, vocab.regions, f"category_regions.{category}")
+        _known(regions, vocab.regions, f"category_regions.{category}")
     for category, findings in data["category_negations"].items():
-        known(findings, vocab.findings, f"category_negations.{category}")
-    known(data["extra_targets"], vocab.findings, "extra_targets")
+        _known(findings, vocab.findings, f"category_negations.{category}")
+    _known(data["extra_targets"], vocab.findings, "extra_targets")
     for region, apart in data["regions_apart"].items():
-        known([region, *apart], vocab.regions, "regions_apart")
-    known([r for rs in data["normal_lists"]["subjects"].values() for r in rs], vocab.regions, "normal_lists")
+        _known([region, *apart], vocab.regions, "regions_apart")
+    _known([r for rs in data["normal_lists"]["subjects"].values() for r in rs], vocab.regions, "normal_lists")
     for finding, region in data["statement_sites"].items():
-        known([finding], vocab.findings, "statement_sites")
-        known([region], vocab.regions, "statement_sites")
-    known(data["operation_findings"], vocab.findings, "operation_findings")
-    known(data["diagnoses"], vocab.findings, "diagnoses")
+        _known([finding], vocab.findings, "statement_sites")
+        _known([region], vocab.regions, "statement_sites")
+    _known(data["operation_findings"], vocab.findings, "operation_findings")
+    _known(data["diagnoses"], vocab.findings, "diagnoses")
     for entry in data["operations"]:
-        known(entry["regions"], vocab.regions, "operations")
+        _known(entry["regions"], vocab.regions, "operations")
         rules_pattern([entry["pattern"]], "operations")
     for finding, covered in [*data["negation_covers"].items(), *data["read_also_as"].items()]:
-        known([finding, *covered], vocab.findings, "negation_covers / read_also_as")
+        _known([finding, *covered], vocab.findings, "negation_covers / read_also_as")
 
 
 @lru_cache(maxsize=1)
 def rules() -> Rules:
     data, digest = load_checked_yaml(RULES_FILE, SCHEMA)
-    vocab, known = vocabulary(), _known
+    vocab = vocabulary()
     _check_known(data)
     statements = []
     for st in data["normal_statements"]:
-        known([*st["regions"], *st.get("sided", {}).values()], vocab.regions, f"normal_statements.{st['id']}")
-        known(st.get("findings", ()), vocab.findings, f"normal_statements.{st['id']}")
+        _known([*st["regions"], *st.get("sided", {}).values()], vocab.regions, f"normal_statements.{st['id']}")
+        _known(st.get("findings", ()), vocab.findings, f"normal_statements.{st['id']}")
         if not (st["regions"] or st.get("findings")):
             raise ResourceError(RULES_FILE, f"normal_statements.{st['id']}: neither regions nor findings")
         try:
@@ -1996,7 +1996,7 @@ def _unnamed_device_of(finding: str, sentences: tuple[str, ...]) -> bool:
 
 @lru_cache(maxsize=1)
 def _device_tip() -> re.Pattern[str]:
-    return re.compile(rules().data["device_tip"])
+    return rules_pattern([rules().data["device_tip"]], "device_tip")
 
 
 @lru_cache(maxsize=1)
@@ -2016,18 +2016,10 @@ def _operations_in(text: str) -> tuple[frozenset[str], ...]:
         if found and (regions or not out):
             # "postsurgical changes of the distal right clavicle": the words after it, up to the next clause
             named = _inner_location(re.split(r",|;| with | and | but ", low[found.end() :], maxsplit=1)[0])[0]
-            placed = {_sided_child(r, sides) for r in regions} if regions else set(_most_specific(named))
+            side = next(iter(sides)) if len(sides) == 1 else ""
+            placed = {sided_region(r, side) for r in regions} if regions else set(_most_specific(named))
             out.append(frozenset(placed or {"chest"}))
     return tuple(out)
-
-
-def _sided_child(region: str, sides: frozenset[str]) -> str:
-    """The region's own part on the one side the words give ("left upper lobectomy": the left lung)."""
-    if len(sides) != 1:
-        return region
-    (side,) = sides
-    parts = [r for r, item in vocabulary().regions.items() if item.get("parent") == region and r.startswith(side)]
-    return parts[0] if len(parts) == 1 else region
 
 
 @lru_cache(maxsize=SENTENCES_KEPT)

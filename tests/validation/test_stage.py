@@ -327,7 +327,7 @@ def test_sentence_readings_kept_from_chunk_to_chunk_change_no_verdict(demo: Path
 
         def tables(study: str) -> dict[str, list[dict]]:
             work, _ = stage.load_batch(store, [study], context)
-            parts = stage.validate_chunk((work.payloads, work.items), context, "r-warm", now)
+            parts = stage.validate_chunk((work.payloads, work.items, {}), context, "r-warm", now)
             return {name: table.to_pylist() for name, table in parts.items() if name != "sentence_readings"}
 
         independent.clear_caches()

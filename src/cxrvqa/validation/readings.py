@@ -36,8 +36,8 @@ _stored: dict[str, str] = {}
 _new: dict[str, tuple[Any, ...]] = {}
 
 #: Over every stored sentence of the studies, not only their current reports' (`current_sentences` ranks all
-#: reports for each batch: at 100k studies that made the largest template's edit rebuild twice as slow): a reading is
-#: taken by its text alone, so one of an older report's sentence is never wrong, only unused.
+#: reports for each batch: 0.07-0.10 against 0.025-0.037 s a batch of 1,000 studies at 100k): a reading is taken by
+#: its text alone, so one of an older report's sentence is never wrong, only unused.
 LOAD_SQL = (
     "SELECT DISTINCT s.study_id, r.text, r.reading FROM sentences s JOIN sentence_readings r "
     "ON r.text = s.text AND r.reader_version = ? WHERE {studies}"

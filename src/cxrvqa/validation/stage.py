@@ -360,18 +360,18 @@ def _chunks(work: ValidationWork, size: int) -> Iterator[tuple[list[StudyPayload
 
 
 def validate_chunk(
-    chunk: tuple[list[StudyPayload], pa.Table] | tuple[list[StudyPayload], pa.Table, dict[str, str]],
+    chunk: tuple[list[StudyPayload], pa.Table, dict[str, str]],
     context: ValidateStageContext,
     run_id: str,
     now: datetime,
 ) -> dict[str, pa.Table]:
     """`validate_studies` of a chunk whose items are still Arrow rows (in a worker), taking the kept readings of its
-    sentences (the chunk's third part, if any) and returning those it made as `sentence_readings` rows. The rows
+    sentences (`_chunks`) and returning those it made as `sentence_readings` rows. The rows
     become dicts with the collector paused too: made with it on, the ~25 objects an item's dict holds set off full
     collections over the worker's every object (10k build, 2,000 studies: 8.0 against 2.3 us an item). They are
     freed before it is back on, or its first collection walks them all (10k build: ~2% of validation)."""
-    payloads, items, *kept = chunk
-    readings.use(kept[0] if kept else {})
+    payloads, items, kept = chunk
+    readings.use(kept)
     with collector_paused():
         try:
             tables = validate_studies(with_items(payloads, items), context, run_id, now)

@@ -397,6 +397,10 @@ def run_build(
     run["after_run_s"] = round(finished_at - run_finished, 2)
     run["rss_in_run_mb"] = sampler.peaks_between(run_started, run_finished)
     run["rss_summary_mb"] = sampler.peaks_between(run_finished, finished_at)
+    for stage in run.get("stages", {}).values():  # where the peaks are: each stage's own (its window's samples)
+        started, finished = stage.pop("window")
+        if started is not None and finished is not None:
+            stage["rss_mb"] = sampler.peaks_between(started, finished)
     return {
         "seconds": round(seconds, 2),
         "rss_mb": mb,
@@ -436,13 +440,15 @@ def last_run(db: Path, previous: str | None = None) -> dict:
         stages = {
             stage: {
                 "seconds": round(seconds or 0.0, 2),
+                "window": [started, finished],
                 "n_input": n_input,
                 "n_skipped": n_skipped,
                 "n_done": n_done,
                 "n_rejected": n_rejected,
             }
-            for stage, seconds, n_input, n_skipped, n_done, n_rejected in con.execute(
-                "SELECT stage, seconds, n_input, n_skipped, n_done, n_rejected FROM run_stages "
+            for stage, seconds, n_input, n_skipped, n_done, n_rejected, started, finished in con.execute(
+                "SELECT stage, seconds, n_input, n_skipped, n_done, n_rejected, epoch(started_at), "
+                "epoch(finished_at) FROM run_stages "
                 "WHERE run_id = ? ORDER BY started_at",
                 [run_id],
             ).fetchall()
@@ -702,6 +708,10 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
                 f"{inside['pool']:,} MB, tree {inside['tree']:,} MB; during the status summary: main "
                 f"{after['main']:,} MB"
             )
+        staged = {name: stage["rss_mb"] for name, stage in full["stages"].items() if "rss_mb" in stage}
+        if staged:
+            cells = ", ".join(f"{name} {mb['main']:,}/{mb['pool']:,}/{mb['tree']:,}" for name, mb in staged.items())
+            print(f"  {'':>12}  peak RSS per stage (main/pool/tree MB): {cells}")
         if "cpu_s" in full:
             cpu = full["cpu_s"]
             print(

@@ -288,6 +288,13 @@ class TreeSampler:
         inside = [s for s in self.series if start <= s[0] <= end] or [(0.0, 0, 0, 0)]
         return {kind: max(s[i] for s in inside) // 1024 for i, kind in ((1, "main"), (2, "pool"), (3, "tree"))}
 
+    def peaks_outside(self, start: float, end: float, windows: list[tuple[float, float]]) -> dict[str, int]:
+        """`peaks_between` of the samples between two times that no window holds."""
+        inside = [s for s in self.series if start <= s[0] <= end and not any(a <= s[0] <= b for a, b in windows)] or [
+            (0.0, 0, 0, 0)
+        ]
+        return {kind: max(s[i] for s in inside) // 1024 for i, kind in ((1, "main"), (2, "pool"), (3, "tree"))}
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds by kind, as of each process's last sample."""
         seconds = {"main": 0.0, "pool": 0.0, "prefect": 0.0, "other": 0.0}
@@ -397,10 +404,14 @@ def run_build(
     run["after_run_s"] = round(finished_at - run_finished, 2)
     run["rss_in_run_mb"] = sampler.peaks_between(run_started, run_finished)
     run["rss_summary_mb"] = sampler.peaks_between(run_finished, finished_at)
+    windows = []
     for stage in run.get("stages", {}).values():  # where the peaks are: each stage's own (its window's samples)
         started, finished = stage.pop("window")
         if started is not None and finished is not None:
             stage["rss_mb"] = sampler.peaks_between(started, finished)
+            windows.append((started, finished))
+    if windows:  # and the run's time outside them (QA balancing, the dataset checks)
+        run["rss_outside_stages_mb"] = sampler.peaks_outside(run_started, run_finished, windows)
     return {
         "seconds": round(seconds, 2),
         "rss_mb": mb,
@@ -710,6 +721,8 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
             )
         staged = {name: stage["rss_mb"] for name, stage in full["stages"].items() if "rss_mb" in stage}
         if staged:
+            if "rss_outside_stages_mb" in full:
+                staged["in-run other"] = full["rss_outside_stages_mb"]
             cells = ", ".join(f"{name} {mb['main']:,}/{mb['pool']:,}/{mb['tree']:,}" for name, mb in staged.items())
             print(f"  {'':>12}  peak RSS per stage (main/pool/tree MB): {cells}")
         if "cpu_s" in full:

@@ -26,7 +26,7 @@ from prefect.utilities.annotations import quote
 from cxrvqa.config import Config
 from cxrvqa.core import progress
 from cxrvqa.core.batch import BatchStage, Started, run_batch, start_batch, starts_ahead
-from cxrvqa.core.parallel import batched, collector_frozen, with_workers_for
+from cxrvqa.core.parallel import batched, collector_frozen, shutdown_pools, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
 from cxrvqa.imaging import stage as image_stage
@@ -313,14 +313,16 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
     readings.forget_others(open_writer(config.db_path), context.reader_version)
     validate_stage.record_grade_levels(open_writer(config.db_path))
     total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
-    counts = _run_stage(
-        config,
-        run_id,
-        "validate",
-        _batches(config, run_id, "validate", pending, config.qa.batch_size, context),
-        total=len(pending),
-        skipped=total - n_pending,
-    )
+    with open_writer(config.db_path).memory_limited(config.validate_memory_limit()):
+        counts = _run_stage(
+            config,
+            run_id,
+            "validate",
+            _batches(config, run_id, "validate", pending, config.qa.batch_size, context),
+            total=len(pending),
+            skipped=total - n_pending,
+        )
+    shutdown_pools()  # the last stage that uses them: their readers and caches (100k: ~900 MB) go before the checks
     if not checks_are_current(open_writer(config.db_path)):
         dataset_checks(open_writer(config.db_path), run_id, config.qa.prior_margin)
     judge_context = judge_stage.prepare_judge(config)

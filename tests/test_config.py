@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cxrvqa.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV, Config, load_config
+from cxrvqa.config import DEMO_PSEUDONYM_KEY, PSEUDONYM_KEY_ENV, Config, load_config, size_bytes
 from cxrvqa.errors import ConfigError
 
 
@@ -91,3 +91,12 @@ def test_the_executor_is_local_or_dask_on_exactly_one_cluster() -> None:
         with pytest.raises(ConfigError) as caught:
             load_config(None, {"executor": executor})
         assert problem in str(caught.value)
+
+
+def test_the_validate_stage_memory_cap_is_never_above_the_builds() -> None:
+    assert [size_bytes(s) for s in ("512MB", "1.5 GiB", "100 KiB")] == [512e6, 1.5 * 2**30, 102400.0]
+    assert Config().validate_memory_limit() == "256MB"
+    assert Config(duckdb_memory_limit="200MiB").validate_memory_limit() == "200MiB"
+    assert Config(duckdb_validate_memory_limit="1GB", duckdb_memory_limit="2GB").validate_memory_limit() == "1GB"
+    with pytest.raises(ValueError, match="duckdb_validate_memory_limit"):
+        Config(duckdb_validate_memory_limit="lots")

@@ -181,3 +181,24 @@ def test_a_registered_table_is_readable_in_its_block_only(tmp_path: Path) -> Non
                 1 / 0  # noqa: B018
         with pytest.raises(duckdb.CatalogException):
             store.query("SELECT * FROM _numbers")
+
+
+def test_memory_limited_caps_duckdb_meanwhile_and_restores_its_cap(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.duckdb", memory_limit="512MB") as store:
+
+        def limit() -> str:
+            return store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+        before = limit()
+        for _ in range(3):  # its own cap back each time, not the rounded value DuckDB shows
+            with store.memory_limited("64MB"):
+                assert limit() == "61.0 MiB"
+        assert limit() == before == "488.2 MiB"
+        with pytest.raises(RuntimeError), store.memory_limited("64MB"):
+            raise RuntimeError("a stage fails")
+        assert limit() == before
+    with Store(tmp_path / "db.duckdb") as store:
+        default = store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        with store.memory_limited("64MB"):
+            pass
+        assert store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == default

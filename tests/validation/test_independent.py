@@ -1486,6 +1486,19 @@ def test_claims_are_shared_only_by_items_of_the_same_content() -> None:
     assert independent._claims_key(dict(yes, polarity=1), ctx) == independent._claims_key(dict(yes, polarity=None), ctx)
 
 
+def test_shared_caches_keep_digests_and_one_copy_of_each_claims_value() -> None:
+    independent.clear_caches()
+    ctx = context(["Small left pleural effusion."])
+    yes = item("finding_presence", "Is there a pleural effusion?", "yes", polarity=True, finding="pleural_effusion")
+    tagged = dict(yes, findings=["pleural_effusion", "atelectasis"])  # another key: the claims read the argument
+    assert independent._claims_key(tagged, ctx) != independent._claims_key(yes, ctx)
+    assert independent.claims_of(tagged, ctx) is independent.claims_of(yes, ctx)
+    assert verdict("grammar_agreement", yes, ctx) is None
+    keys = [*independent._CLAIMS, *independent._GRAMMAR]
+    assert len(keys) == 3 and all(type(key) is bytes and len(key) == 16 for key in keys)  # no item text kept
+    assert len(independent._CLAIM_VALUES) == 1
+
+
 def test_grammar_verdicts_are_shared_only_by_items_of_the_same_text() -> None:
     ctx = context(["A nodule."])
     right = item("finding_ruled_out", "Has a nodule been ruled out?", "no", polarity=False, finding="nodule")

@@ -82,6 +82,7 @@ class Store:
         RAM and so grows with the database; queries spill to disk beyond it."""
         self.path = Path(path)
         self.read_only = read_only
+        self.memory_limit = memory_limit
         self._in_transaction = False
         self._pending: set[str] = set()  # marked tables inserted into in this transaction, settled at commit
         if read_only and not self.path.exists():
@@ -111,6 +112,19 @@ class Store:
             raise
         if not read_only:
             _writers[self.path.resolve()] = self
+
+    @contextmanager
+    def memory_limited(self, limit: str) -> Iterator[None]:
+        """DuckDB capped at ``limit`` meanwhile, then at its cap before. Lowering the cap drops the cached blocks
+        beyond it, and the process's memory falls with them."""
+        self.con.execute(f"SET memory_limit = '{limit}'")
+        try:
+            yield
+        finally:
+            if self.memory_limit is None:
+                self.con.execute("RESET memory_limit")
+            else:
+                self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
 
     def _check_schema(self) -> None:
         exists = self.con.execute(

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
+import orjson
+
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import section_rules
@@ -874,11 +876,14 @@ def claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, 
 
 #: Claims by what they are computed from (`_claims_key`): items of many studies ask the same question of the same
 #: finding with the same answer ("Is there a pleural effusion?" "no"), and about half of a batch's items share one.
-_CLAIMS: dict[tuple[Any, ...], tuple[Claim, ...]] = {}
-_CLAIMS_KEPT = 65536
+_CLAIMS: dict[bytes, tuple[Claim, ...]] = {}
+#: Each distinct claims value once (`_interned`: most keys share a few, "pleural effusion present").
+_CLAIM_VALUES: dict[tuple[Claim, ...], tuple[Claim, ...]] = {}
+#: Entries of each cache of `_kept` (then emptied at once).
+KEPT_PER_CACHE = 65536
 
 
-def _claims_key(item: dict[str, Any], context: ValidationContext) -> tuple[Any, ...] | None:
+def _claims_key(item: dict[str, Any], context: ValidationContext) -> bytes | None:
     """Everything `_claims_of` reads: the template's program and categories, whether the polarity is True or
     False, and the answer, arguments, findings and options (text, a list of texts as a tuple; the rules and the
     vocabulary are the process's). None when a field is of another type (an odd item of `validate-file`): 1 and
@@ -896,7 +901,24 @@ def _claims_key(item: dict[str, Any], context: ValidationContext) -> tuple[Any, 
         elif value is not None and type(value) is not str:
             return None
         key.append(value)
-    return tuple(key)
+    return _digest(tuple(key))
+
+
+def _digest(key: tuple[Any, ...]) -> bytes:
+    """A 128-bit digest of a key of texts (and None, booleans, tuples of them): the caches that items of many
+    studies share (`_CLAIMS`, `_GRAMMAR`) keep it instead of the texts, which would keep each item's strings alive
+    (100k synthetic studies: ~800 bytes an entry against ~120, ~50 MB a worker when a cache is full)."""
+    return hashlib.blake2b(orjson.dumps(key), digest_size=16).digest()
+
+
+def _kept(cache: dict[bytes, Any], key: bytes, compute: Any) -> Any:
+    """The value kept for ``key``, else ``compute()`` kept; a cache at `KEPT_PER_CACHE` entries is emptied first."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= KEPT_PER_CACHE:
+            cache.clear()
+        found = cache[key] = compute()
+    return found
 
 
 def _shared_claims(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
@@ -904,12 +926,14 @@ def _shared_claims(item: dict[str, Any], context: ValidationContext) -> tuple[Cl
     key = _claims_key(item, context)
     if key is None:
         return _claims_of(item, context)
-    found = _CLAIMS.get(key)
-    if found is None:
-        if len(_CLAIMS) >= _CLAIMS_KEPT:
-            _CLAIMS.clear()
-        found = _CLAIMS[key] = _claims_of(item, context)
-    return found
+    return _kept(_CLAIMS, key, lambda: _interned(_claims_of(item, context)))
+
+
+def _interned(claims: tuple[Claim, ...]) -> tuple[Claim, ...]:
+    """The one kept copy of an equal claims value."""
+    if len(_CLAIM_VALUES) >= KEPT_PER_CACHE:
+        _CLAIM_VALUES.clear()
+    return _CLAIM_VALUES.setdefault(claims, claims)
 
 
 def _claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, ...]:
@@ -1085,8 +1109,9 @@ def clear_caches() -> None:
         cached.cache_clear()
     _scope.clear_caches()
     _wording.clear_caches()
-    _grammar_verdict.cache_clear()
+    _GRAMMAR.clear()
     _CLAIMS.clear()
+    _CLAIM_VALUES.clear()
 
 
 def forget_readings() -> None:
@@ -2655,11 +2680,14 @@ def check_grammar_agreement(item: dict[str, Any], context: ValidationContext) ->
     per distinct four (when each is text; an odd item of `validate-file` on its own)."""
     fields = (item.get("arguments"), item.get("question"), item.get("answer"), item.get("answer_format"))
     if all(v is None or type(v) is str for v in fields):
-        return _grammar_verdict(*fields)
-    return _grammar_verdict.__wrapped__(*fields)
+        return _kept(_GRAMMAR, _digest(fields), lambda: _grammar_verdict(*fields))
+    return _grammar_verdict(*fields)
 
 
-@lru_cache(maxsize=65536)
+#: `check_grammar_agreement`'s verdicts by the digest of the four fields it reads.
+_GRAMMAR: dict[bytes, Verdict] = {}
+
+
 def _grammar_verdict(arguments: Any, question: Any, answer: Any, answer_format: Any) -> Verdict:
     """`check_grammar_agreement` of an item with these fields."""
     singular_verbs, plural_verbs, between, window, determiners, contexts, adjectives = _grammar()

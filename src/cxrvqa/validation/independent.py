@@ -907,7 +907,7 @@ def _claims_key(item: dict[str, Any], context: ValidationContext) -> bytes | Non
 def _digest(key: tuple[Any, ...]) -> bytes:
     """A 128-bit digest of a key of texts (and None, booleans, tuples of them): the caches that items of many
     studies share (`_CLAIMS`, `_GRAMMAR`) keep it instead of the texts, which would keep each item's strings alive
-    (100k synthetic studies: ~800 bytes an entry against ~120, ~50 MB a worker when a cache is full)."""
+    (claims of 10k synthetic studies, with `_interned`: 30.2 -> 9.9 MB a worker, ~800 -> ~260 bytes an entry)."""
     return hashlib.blake2b(orjson.dumps(key), digest_size=16).digest()
 
 

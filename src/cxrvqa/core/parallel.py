@@ -63,6 +63,16 @@ def with_workers_for(context: C, n_pending: int, pool_min: int) -> C:
     return context if n_pending >= pool_min else replace(context, workers=1)
 
 
+def warm_workers(fn: Callable[[], Any], workers: int) -> None:
+    """``fn()`` once per worker of the pool of ``workers`` (none for one worker), not waited for: what the next
+    stage's first tasks would build, built while the workers would be idle (each idle worker takes one call; a
+    result or an error is dropped)."""
+    if workers > 1:
+        pool = _pool(workers)
+        for _ in range(workers):
+            pool.submit(fn)
+
+
 def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:
     """``map(fn, items)`` over ``workers`` processes, in order, with at most ``ahead`` results per worker
     in flight: memory stays flat however many items there are (``process_map`` submits them all)."""

@@ -122,6 +122,13 @@ in-run other 30.9), 2.16 M items; largest edit 128.6 s (28.9%: validate 67.1 s f
 34.6), typical 50.4 s (11.3%: in-run other 33.2 of it, the balance, selection, baseline and evaluation profile
 over the whole dataset), no change 1.1 s (0.2%); tree 1,929 MB (1.12-1.19x the 10k's), main 1,036, pool 688 MB.
 The build is CPU-bound on 2 cores (1.77-1.86 CPUs busy on average): only less work makes it faster.
+2026-12-05, session 25 (the validate stage under a 256MB DuckDB cap and the worker pool shut down after it, the
+shared claims and grammar caches keyed by digests): 100k side by side in one run (e771620): full 847.7 -> 323.9 s
+(2.62x; validate 567.7 -> 115.6 s = 18,668 items/s, qa 185.7 -> 110.5 s = 56,565 items/s), largest edit 152.2 ->
+76.1 s (23.5%), typical 80.3 -> 33.4 s (10.3%), no change 18.2 -> 0.9 s (0.3%); peak RSS tree 3,388 -> 1,883 MB
+(per stage main/pool/tree: qa 997/649/1,870, validate 740/904/1,883; session start: validate 986/988/2,225). 10k
+side by side (f0aacc0): full 83.1 -> 35.8 s (2.32x; validate 50.4 -> 11.9 s = 18,045 items/s, qa 17.5 -> 10.9 s),
+largest edit 12.2 s (34.0%), typical 8.8 s, no change 0.5 s; tree 2,455 -> 1,627 MB: 100k/10k 1.16x.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

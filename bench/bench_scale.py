@@ -41,7 +41,8 @@ the main ``cxrvqa`` process (its VmHWM, i.e. its exact peak up to the last sampl
 workers (children of the forkserver: peak of their summed RSS; the forkserver itself counted
 with them), the local Prefect server (VmHWM), and the whole tree (peak of the summed RSS; shared
 pages count once per process, so this is an upper bound). The main process's RSS includes
-DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (1 GB) during the run. The
+DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (512MB; 256MB in the validate stage,
+``duckdb_validate_memory_limit``) during the run. The
 samples are also split at the run's start and finish: peak during the run, and peak during the
 status summary (which opens the store read-only without that cap).
 

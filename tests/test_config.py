@@ -100,3 +100,5 @@ def test_the_validate_stage_memory_cap_is_never_above_the_builds() -> None:
     assert Config(duckdb_validate_memory_limit="1GB", duckdb_memory_limit="2GB").validate_memory_limit() == "1GB"
     with pytest.raises(ValueError, match="duckdb_validate_memory_limit"):
         Config(duckdb_validate_memory_limit="lots")
+    with pytest.raises(ValueError, match="memory size '1.2.3MB': expected a number and a unit"):
+        size_bytes("1.2.3MB")

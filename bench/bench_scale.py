@@ -145,6 +145,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,16 +292,14 @@ class TreeSampler:
         self._stop.set()
         self._thread.join()
 
-    def peaks_between(self, start: float, end: float) -> dict[str, int]:
-        """Peak sampled RSS (MB) of main, pool and tree between two times (time.time())."""
-        inside = [s for s in self.series if start <= s[0] <= end] or [(0.0, 0, 0, 0)]
-        return {kind: max(s[i] for s in inside) // 1024 for i, kind in ((1, "main"), (2, "pool"), (3, "tree"))}
-
-    def peaks_outside(self, start: float, end: float, windows: list[tuple[float, float]]) -> dict[str, int]:
-        """`peaks_between` of the samples between two times that no window holds."""
-        inside = [s for s in self.series if start <= s[0] <= end and not any(a <= s[0] <= b for a, b in windows)] or [
-            (0.0, 0, 0, 0)
-        ]
+    def peaks_between(
+        self, start: float, end: float, leaving_out: Sequence[tuple[float, float]] = ()
+    ) -> dict[str, int]:
+        """Peak sampled RSS (MB) of main, pool and tree between two times (time.time()), leaving out the samples
+        that a window of ``leaving_out`` holds."""
+        inside = [
+            s for s in self.series if start <= s[0] <= end and not any(a <= s[0] <= b for a, b in leaving_out)
+        ] or [(0.0, 0, 0, 0)]
         return {kind: max(s[i] for s in inside) // 1024 for i, kind in ((1, "main"), (2, "pool"), (3, "tree"))}
 
     def cpu_seconds(self) -> dict[str, float]:
@@ -419,7 +418,7 @@ def run_build(
             stage["rss_mb"] = sampler.peaks_between(started, finished)
             windows.append((started, finished))
     if windows:  # and the run's time outside them (QA balancing, the dataset checks)
-        run["rss_outside_stages_mb"] = sampler.peaks_outside(run_started, run_finished, windows)
+        run["rss_outside_stages_mb"] = sampler.peaks_between(run_started, run_finished, leaving_out=windows)
     return {
         "seconds": round(seconds, 2),
         "rss_mb": mb,

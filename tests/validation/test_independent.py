@@ -1266,6 +1266,21 @@ def test_a_normal_study_needs_the_lungs_and_the_heart_declared_normal() -> None:
     assert verdict("negative_support", it, ctx) is None
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("Gallbladder XXXX clips.", "normal_claim_surgical"),  # surgical material anywhere: an operated study
+        ("Surgical clips project over the left apex.", "normal_claim_surgical"),
+        ("Right IJ central venous catheter tip in the SVC.", None),  # a device, not an abnormality (3 of 3)
+    ],
+)
+def test_a_normal_study_has_no_surgical_material(extra: str, expected: str | None) -> None:
+    """LLM replay rounds 6, 8: "Is this a normal chest X-ray? yes" for a report noting cholecystectomy clips."""
+    it = item("study_is_normal", "Is this chest X-ray normal?", "yes", polarity=True, findings=[], evidence=[])
+    ctx = context(["The heart and mediastinum are normal.", "The lungs are clear.", extra], indication="Cough.")
+    assert verdict("negative_support", it, ctx) == expected
+
+
 # -- 4. question sense and grammar ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("template_id", "question", "answer", "polarity", "finding", "expected"),

@@ -212,6 +212,28 @@ def test_an_abnormality_list_names_a_stated_operation(answer: str, findings: lis
     assert verdict("list_completeness", it, ctx) == expected
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("There are postsurgical clips in the right upper quadrant.", "list_incomplete"),
+        ("An indwelling catheter from the left has its tip at the cavoatrial junction.", None),  # a device
+    ],
+)
+def test_an_abnormality_list_names_surgical_material(extra: str, expected: str | None) -> None:
+    """Rules rounds: the study's abnormal findings listed without the clips the report notes (4 of 5 readers)."""
+    ctx = context(["The lungs are clear.", "Moderate degenerative changes in the thoracic spine.", extra])
+    it = item(
+        "study_abnormalities",
+        "Which abnormal findings does this image show?",
+        "The chest X-ray shows degenerative changes of the thoracic spine.",
+        polarity=True,
+        answer_format="full_sentence",
+        findings=["thoracic_spine_degenerative_changes"],
+        evidence=[1],
+    )
+    assert verdict("list_completeness", it, ctx) == expected
+
+
 def test_a_bony_thorax_list_names_a_sternotomy() -> None:
     """LLM replay rounds 1, 5, 8: "degenerative changes" for a bony thorax with "sternotomy changes" (3 of 3)."""
     ctx = context(["Sternotomy changes.", "Degenerative changes of the thoracic spine."])

@@ -110,6 +110,7 @@ def _check_known(data: dict[str, Any]) -> None:
         _known([finding], vocab.findings, "statement_sites")
         _known([region], vocab.regions, "statement_sites")
     _known(data["operation_findings"], vocab.findings, "operation_findings")
+    _known([*data["surgical_material"], *data["study_surgical_material"]], vocab.findings, "surgical_material")
     _known(data["diagnoses"], vocab.findings, "diagnoses")
     for entry in data["operations"]:
         _known(entry["regions"], vocab.regions, "operations")
@@ -160,7 +161,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 10
+LOGIC_VERSION = 11
 
 
 def _version() -> int:
@@ -1507,6 +1508,12 @@ def _abnormal_kind(finding: str) -> bool:
     return vocabulary().findings[finding]["category"] not in rules().data["not_abnormal_categories"]
 
 
+@lru_cache(maxsize=None)
+def marks_operated_study(finding: str) -> bool:
+    """Whether the finding is surgical material that makes the whole study abnormal (`study_surgical_material`)."""
+    return any(finding in family(top) for top in rules().data["study_surgical_material"])
+
+
 def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
     """Each finding of a present, possible, absent, uncertain or certain claim as the sentences read it."""
     if not sentences:
@@ -2415,10 +2422,9 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
     uncertain there, and a normal statement (or negations) covering it."""
     data = rules().data
     targets, roots_needed = _normal_targets(region)
-    surgical = frozenset(data["surgical_material"]) if region != "chest" and not region.startswith("category:") else ()
     for _, m in mentions:
         category = vocabulary().findings[m.finding]["category"]
-        if m.finding in surgical and m.status == "affirmed" and m.regions and _located_in(m, region):
+        if _surgical_mark(m, region):
             return fail(
                 "normal_claim_surgical",
                 f"the answer has {_region_label(region)} normal; the report places {display_name(m.finding)} there "
@@ -2455,6 +2461,16 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
             f"report covers it" + (" (only acute disease is ruled out)" if cov.acute else ""),
         )
     return OK
+
+
+def _surgical_mark(m: Mention, region: str) -> bool:
+    """Whether a stated mention is surgical material marking an operation on the region claimed normal: placed in it
+    (`surgical_material`), or anywhere for the whole study (`study_surgical_material`)."""
+    if m.status != "affirmed" or region.startswith("category:"):
+        return False
+    if region == "chest":
+        return marks_operated_study(m.finding)
+    return m.finding in rules().data["surgical_material"] and bool(m.regions) and _located_in(m, region)
 
 
 def _operated(region: str, targets: list[str], cov: _Coverage) -> str | None:

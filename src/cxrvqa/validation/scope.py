@@ -36,6 +36,7 @@ from cxrvqa.validation.independent import (
     claims_of,
     display_name,
     family,
+    marks_operated_study,
     reading,
     rules,
     subtree,
@@ -228,7 +229,7 @@ def _in_scope(m: Mention, scope: str, target: str | None) -> bool:
     if category in scope_rules().list_ignored:
         return False
     if scope == "abnormal":
-        return category not in rules().data["not_abnormal_categories"]
+        return category not in rules().data["not_abnormal_categories"] or marks_operated_study(m.finding)
     if scope == "region":
         return bool(target in vocabulary().regions and _placed_in(m, target))
     if scope == "category":

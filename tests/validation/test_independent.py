@@ -799,6 +799,37 @@ def test_a_side_holds_for_the_places_coordinated_with_its_own() -> None:
     assert verdict("location_support", it, context(["Left basilar streaky opacity."])) is None
 
 
+@pytest.mark.parametrize(
+    ("sentence", "finding"),
+    [
+        ("Slight elevation of right hemidiaphragm with some mild right basilar hypoventilation.", "volume_loss"),
+        ("Bibasilar hypoventilation.", "hypoinflation"),
+        ("Right and left basilar hypoventilation.", "hypoinflation"),
+        # a side ConText attaches from another finding's words does not make it regional
+        ("Continued hypoinflation with right middle lobe focal atelectasis.", "hypoinflation"),
+    ],
+)
+def test_a_finding_of_both_lungs_named_on_one_side_is_regional(sentence: str, finding: str) -> None:
+    """Rules rounds: "mild right basilar hypoventilation" answered as low lung volumes (3 of 3 read faulty)."""
+    read = {m.finding for m in independent.read_sentence(sentence)} & {"volume_loss", "hypoinflation"}
+    assert read == {finding}
+
+
+@pytest.mark.parametrize(
+    ("template_id", "question", "region", "expected"),
+    [
+        ("finding_presence", "Are there low lung volumes in this image?", None, "second_reading_not_found"),
+        ("region_abnormal", "Is there an abnormality in the lungs?", "lungs", None),  # an abnormality all the same
+    ],
+)
+def test_regional_hypoventilation_is_no_low_lung_volumes(
+    template_id: str, question: str, region: str | None, expected: str | None
+) -> None:
+    ctx = context(["Mild right basilar hypoventilation.", "Overall clear lungs."])
+    it = item(template_id, question, "yes", polarity=True, finding="hypoinflation", evidence=[0], region=region)
+    assert verdict("second_reading", it, ctx) == expected
+
+
 def test_coordinated_region_names_are_read_as_both() -> None:
     (aorta,) = independent.read_sentence("Slightly unfolded ascending and descending aorta.")
     assert aorta.regions == {"ascending_aorta", "descending_aorta"}

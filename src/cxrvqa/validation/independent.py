@@ -112,6 +112,7 @@ def _check_known(data: dict[str, Any]) -> None:
     _known(data["operation_findings"], vocab.findings, "operation_findings")
     _known([*data["surgical_material"], *data["study_surgical_material"]], vocab.findings, "surgical_material")
     _known(data["diagnoses"], vocab.findings, "diagnoses")
+    _known([f for pair in data["both_lungs_findings"].items() for f in pair], vocab.findings, "both_lungs_findings")
     for entry in data["operations"]:
         _known(entry["regions"], vocab.regions, "operations")
         rules_pattern([entry["pattern"]], "operations")
@@ -563,7 +564,19 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
                 ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions), frozenset(sides | inner_sides)
             )
         )
-    return tuple(mentions) + _elliptic(lowers, ents, owner, mentions)
+    extra = _elliptic(lowers, ents, owner, mentions)
+    return tuple(_regional(lowers, ent, m) for ent, m in zip(ents, mentions)) + extra
+
+
+def _regional(lowers: list[str], ent: Any, mention: Mention) -> Mention:
+    """A finding of both lungs named with one side just before it is the regional finding of `both_lungs_findings`:
+    "mild right basilar hypoventilation" is volume loss, not low lung volumes; a side ConText attaches from further
+    off ("Continued hypoinflation with right middle lobe focal atelectasis") does not count."""
+    regional = rules().data["both_lungs_findings"].get(mention.finding)
+    before = lowers[max(0, ent.start - 3) : ent.start]
+    if regional is None or len({"left", "right"} & set(before)) != 1 or "and" in before:
+        return mention
+    return replace(mention, finding=regional)
 
 
 def _elliptic(lowers: list[str], ents: Any, owner: dict[int, Any], mentions: list[Mention]) -> tuple[Mention, ...]:
@@ -1258,7 +1271,8 @@ def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Ve
 
 def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tuple[str, ...]) -> Verdict:
     """An abnormality claimed present: one of its findings read present, or a finding above one of them
-    ("calcified left lower lobe granuloma" read as a granuloma still is an abnormality), in the evidence or
+    ("calcified left lower lobe granuloma" read as a granuloma still is an abnormality) or the regional finding one
+    of them is on one side (`both_lungs_findings`: "right basilar hypoventilation"), in the evidence or
     else anywhere in the report; one only hedged, differential or borderline everywhere is no abnormality
     a reader states ("Possible subtle increased opacity in right apex versus technique")."""
     if not claim.findings:  # untagged: whatever the evidence names
@@ -1273,7 +1287,12 @@ def _some_present_verdict(claim: Claim, sentences: tuple[str, ...], report: tupl
     reads = {f: reading(f, sentences)[0] for f in claim.findings}
     if not sentences or "present" in reads.values():
         return OK
-    above = {a: reading(a, sentences)[0] for f in claim.findings for a in ancestors("findings", f)}
+    regional = rules().data["both_lungs_findings"]
+    above = {
+        a: reading(a, sentences)[0]
+        for f in claim.findings
+        for a in (*ancestors("findings", f), *([regional[f]] if f in regional else []))
+    }
     if "present" in above.values():
         return OK
     named = ", ".join(f"{display_name(f)} ({r})" for f, r in reads.items())

@@ -800,6 +800,23 @@ def test_a_side_holds_for_the_places_coordinated_with_its_own() -> None:
 
 
 @pytest.mark.parametrize(
+    ("sentence", "statuses"),
+    [
+        (
+            "There is no pneumothorax the lungs are hyperinflated.",
+            {"pneumothorax": "negated", "hyperinflation": "affirmed"},
+        ),
+        ("No pleural effusion the heart is enlarged.", {"pleural_effusion": "negated", "cardiomegaly": "affirmed"}),
+        # not right after a finding's words: one clause
+        ("There is no evidence that the lungs are hyperinflated.", {"hyperinflation": "negated"}),
+    ],
+)
+def test_a_clause_run_on_without_a_stop_ends_the_negation(sentence: str, statuses: dict[str, str]) -> None:
+    """Rules rounds: "no hyperinflation" answered from "There is no pneumothorax the lungs are hyperinflated"."""
+    assert {m.finding: m.status for m in independent.read_sentence(sentence)} == statuses
+
+
+@pytest.mark.parametrize(
     ("sentence", "finding"),
     [
         ("Slight elevation of right hemidiaphragm with some mild right basilar hypoventilation.", "volume_loss"),

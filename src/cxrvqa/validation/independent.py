@@ -322,26 +322,39 @@ class _Modifiers:
             for key, start, end in prune_overlapping_matches(self.phrases(doc))
         ]
         graph.update_scopes()
-        _terminate_scopes(graph.modifiers)
+        _terminate_scopes(graph.modifiers, _run_on_clauses(doc))
         graph.apply_modifiers()
         return graph
 
 
-def _terminate_scopes(modifiers: list[Any]) -> None:
-    """End every modifier's scope at the terminators between it and its targets. medspaCy's `limit_scope` skips a
-    modifier whose scope lies inside a terminator's (its overlap test misses containment), so a backward modifier
-    with a `max_scope` read past one: "Mild cardiomegaly otherwise pulmonary vascularity appears within normal
-    limits" negated the cardiomegaly (LLM replay round 4)."""
-    stops = [m for m in modifiers if m.direction.upper() == "TERMINATE"]
+def _terminate_scopes(modifiers: list[Any], clauses: list[tuple[int, int]]) -> None:
+    """End every modifier's scope at the terminators (and the run-on clauses) between it and its targets. medspaCy's
+    `limit_scope` skips a modifier whose scope lies inside a terminator's (its overlap test misses containment), so
+    a backward modifier with a `max_scope` read past one: "Mild cardiomegaly otherwise pulmonary vascularity appears
+    within normal limits" negated the cardiomegaly (LLM replay round 4)."""
+    stops = [m.modifier_span for m in modifiers if m.direction.upper() == "TERMINATE"] + clauses
     for modifier in modifiers:
         if modifier.direction.upper() == "TERMINATE":
             continue
         start, end = modifier.modifier_span
-        for stop in stops:
-            if stop.modifier_span[1] <= start and modifier._scope_start < stop.modifier_span[1]:
-                modifier._scope_start = stop.modifier_span[1]
-            elif stop.modifier_span[0] >= end and modifier._scope_end > stop.modifier_span[0]:
-                modifier._scope_end = stop.modifier_span[0]
+        for stop_start, stop_end in stops:
+            if stop_end <= start and modifier._scope_start < stop_end:
+                modifier._scope_start = stop_end
+            elif stop_start >= end and modifier._scope_end > stop_start:
+                modifier._scope_end = stop_start
+
+
+def _run_on_clauses(doc: Any) -> list[tuple[int, int]]:
+    """The starts of clauses run on without a stop right after a finding's words (`run_on_clauses`: "There is no
+    pneumothorax the lungs are hyperinflated"), as (start, start) spans that end scopes like terminators."""
+    words = rules().data["run_on_clauses"]
+    ends = {e.end for e in doc.ents}
+    lowers = [t.lower_ for t in doc]
+    return [
+        (i, i)
+        for i in range(1, len(lowers) - 2)
+        if i in ends and lowers[i] == "the" and lowers[i + 1] in words["subjects"] and lowers[i + 2] in words["verbs"]
+    ]
 
 
 @lru_cache(maxsize=1)

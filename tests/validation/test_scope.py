@@ -383,6 +383,28 @@ def test_a_change_must_be_worded_as_a_change(sentence: str, answer: str, expecte
 
 
 @pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        ("Small left pleural effusion appears unchanged.", "change_ambiguous"),
+        ("Small left pleural effusion appears smaller.", None),  # the same course on both sides
+        ("Small bilateral pleural effusions, unchanged.", None),  # not the other side
+    ],
+)
+def test_a_change_of_two_instances_with_different_courses_is_ambiguous(second: str, expected: str | None) -> None:
+    """Rules rounds and LLM replay round 7: "the pleural effusion" improved where the left one is unchanged."""
+    ctx = context(["Moderate sized right pleural effusion appears smaller than the prior study.", second])
+    it = item(
+        "finding_change",
+        "What is the interval change of the pleural effusion?",
+        "improved",
+        answer_format="short",
+        finding="pleural_effusion",
+        evidence=[0, 1],
+    )
+    assert verdict("attribute_support", it, ctx) == expected
+
+
+@pytest.mark.parametrize(
     ("sentence", "answer", "expected"),
     [
         ("Moderate severe hyperexpansion of the lungs.", "severe", "severity_range_cut"),

@@ -369,6 +369,29 @@ def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdi
     return OK
 
 
+def _change_ambiguous(change: str, name: str, placed: list[tuple[str, Mention]]) -> Verdict:
+    """Error class: the ill-posed `bad_question` of two instances with different courses ("Moderate sized right
+    pleural effusion appears smaller than the prior study. Small left pleural effusion appears unchanged."): a
+    clause words the answered change of the finding on one side, another clause another change on the other."""
+    changes = attribute_rules().changes
+    if change not in changes:
+        return OK
+
+    def worded(clause: str) -> set[str]:
+        return {c for c, words in changes.items() if words.search(clause.lower())}
+
+    one_side = ({"left"}, {"right"})
+    answered = [m.sides for clause, m in placed if change in worded(clause) and m.sides in one_side]
+    for clause, m in placed:
+        said = worded(clause)
+        if said and change not in said and m.sides in one_side and any(m.sides != sides for sides in answered):
+            return fail(
+                "change_ambiguous",
+                f"the answer has {name} {change}; the report gives another course on the other side: {_quote(clause)}",
+            )
+    return OK
+
+
 def _own_clause(sentence: str, words: str) -> str:
     """The sentence up to the first clause after the finding's words that has a subject of its own
     (`attribute_support.other_clause`)."""
@@ -425,6 +448,7 @@ def check_attribute_support(item: dict[str, Any], context: ValidationContext) ->
         return OK  # second_reading judges a finding its evidence does not name
     answer = str(item.get("answer") or "").strip().lower().rstrip(".")
     if program in ar.change_programs:
-        clauses = tuple(dict.fromkeys(_own_clause(s, m.text) for s, m in found_mentions if s in sentences))
-        return _change_verdict(answer, display_name(finding), clauses)
+        placed = [(_own_clause(s, m.text), m) for s, m in found_mentions if s in sentences]
+        verdict = _change_verdict(answer, display_name(finding), tuple(dict.fromkeys(c for c, _ in placed)))
+        return verdict if not verdict.ok else _change_ambiguous(answer, display_name(finding), placed)
     return _severity_verdict(answer, display_name(finding), sentences)

@@ -807,6 +807,11 @@ def test_a_side_holds_for_the_places_coordinated_with_its_own() -> None:
             {"pneumothorax": "negated", "hyperinflation": "affirmed"},
         ),
         ("No pleural effusion the heart is enlarged.", {"pleural_effusion": "negated", "cardiomegaly": "affirmed"}),
+        # a clause its verb closes (a fresh rules round: 12 correct items read as negated)
+        (
+            "No definite pleural effusion seen, left hilar calcifications and dense nodule in the left lung.",
+            {"pleural_effusion": "narrowed", "hilar_calcification": "affirmed", "nodule": "affirmed"},
+        ),
         # not right after a finding's words: one clause
         ("There is no evidence that the lungs are hyperinflated.", {"hyperinflation": "negated"}),
     ],

@@ -346,15 +346,18 @@ def _terminate_scopes(modifiers: list[Any], clauses: list[tuple[int, int]]) -> N
 
 def _run_on_clauses(doc: Any) -> list[tuple[int, int]]:
     """The starts of clauses run on without a stop right after a finding's words (`run_on_clauses`: "There is no
-    pneumothorax the lungs are hyperinflated"), as (start, start) spans that end scopes like terminators."""
+    pneumothorax the lungs are hyperinflated"), or after a clause its verb closes ("no definite pleural effusion
+    seen, left hilar calcifications ..."), as (start, start) spans that end scopes like terminators."""
     words = rules().data["run_on_clauses"]
     ends = {e.end for e in doc.ents}
     lowers = [t.lower_ for t in doc]
-    return [
-        (i, i)
+    starts = [i + 1 for i in range(1, len(lowers) - 1) if lowers[i] == "," and lowers[i - 1] in words["closing_verbs"]]
+    starts += [
+        i
         for i in range(1, len(lowers) - 2)
         if i in ends and lowers[i] == "the" and lowers[i + 1] in words["subjects"] and lowers[i + 2] in words["verbs"]
     ]
+    return [(i, i) for i in starts]
 
 
 @lru_cache(maxsize=1)

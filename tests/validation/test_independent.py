@@ -688,6 +688,14 @@ def test_location_support(template_id: str, question: str, answer: str, expected
     assert verdict("location_support", it, context(["Small left pleural effusion."])) == expected
 
 
+@pytest.mark.parametrize(("answer", "expected"), [("left", None), ("right", "side_not_in_evidence")])
+def test_a_region_gives_its_side_by_its_laterality(answer: str, expected: str | None) -> None:
+    """A fresh rules round: "Stable lingular nodule" answered on the left (2 correct items read as no side)."""
+    it = item("finding_side", "Which side shows the nodule?", answer, answer_format="short", finding="nodule")
+    assert verdict("location_support", it, context(["Stable lingular nodule, presumably granuloma."])) == expected
+    assert (independent._side_of_region("lingula"), independent._side_of_region("right_atrium")) == ("left", None)
+
+
 @pytest.mark.parametrize(
     ("sentence", "expected"),
     [

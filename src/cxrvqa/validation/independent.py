@@ -2013,10 +2013,10 @@ def _in_region(claim: Claim, evidence: tuple[str, ...]) -> Verdict:
 
 @lru_cache(maxsize=None)
 def _side_of_region(region: str) -> str | None:
-    """The side a region's own name gives (left lower lobe: left); none for paired groupings."""
-    name = vocabulary().regions[region]["name"].lower()
-    sides = _side_words()
-    return next((sides[w] for w in name.split() if w in sides and sides[w] in ("left", "right")), None)
+    """The side a region is on by the vocabulary's `laterality` (left lower lobe, lingula: left; the right atrium is
+    midline); none for paired groupings and midline regions."""
+    side = vocabulary().regions[region]["laterality"]
+    return side if side in ("left", "right") else None
 
 
 # -- 3. negative answers -----------------------------------------------------------------------------------

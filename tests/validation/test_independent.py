@@ -372,6 +372,13 @@ def test_a_stacked_adjective_names_no_second_finding() -> None:
     assert "aortic_calcification" not in read
 
 
+def test_a_finding_before_a_longer_overlapping_one_is_kept() -> None:
+    """A fresh rules round: "atherosclerotic calcifications" lost to "calcifications of the aorta" took the
+    atherosclerosis with it (medspaCy's pairwise pruning; 5 correct "atherosclerosis" items demoted)."""
+    read = [m.finding for m in independent.read_sentence("Atherosclerotic calcifications of the aorta.")]
+    assert read == ["atherosclerosis", "aortic_calcification"]
+
+
 @pytest.mark.parametrize(
     ("template_id", "answer", "polarity", "expected"),
     [

@@ -393,8 +393,10 @@ def _target_rules() -> list[tuple[str, str | list[dict[str, Any]]]]:
 @dataclass(frozen=True)
 class _Targets:
     """The target rules as spaCy matchers, read as medspaCy's TargetMatcher reads them (its rule ids, hence its
-    order of matches; its pruning of overlapping matches to the longest) without its cost per match (a custom
-    attribute per span, `doc.ents` set again per span) and without the token Matcher where no pattern can match."""
+    order of matches) without its cost per match (a custom attribute per span, `doc.ents` set again per span) and
+    without the token Matcher where no pattern can match. Overlapping matches are pruned as spaCy's `filter_spans`
+    does, longest first, not by medspaCy's pairwise pass, which drops a finding of its own before a longer one
+    ("Atherosclerotic calcifications of the aorta" lost the atherosclerosis: a fresh rules round)."""
 
     phrases: Any  # spaCy PhraseMatcher on LOWER: the phrases
     patterns: Any  # spaCy Matcher: the token patterns
@@ -403,13 +405,11 @@ class _Targets:
     def find(self, doc: Any, with_patterns: bool) -> Any:
         """The doc with its entities set to the targets found (``with_patterns`` False: the phrases alone, where no
         token pattern can match: `_Cue.may_match_pattern`)."""
-        from medspacy.common.util import prune_overlapping_matches
         from spacy.tokens import Span
+        from spacy.util import filter_spans
 
         matches = (self.patterns(doc) if with_patterns and len(self.patterns) else []) + self.phrases(doc)
-        doc.ents = [
-            Span(doc, start, end, label=self.labels[key]) for key, start, end in prune_overlapping_matches(matches)
-        ]
+        doc.ents = filter_spans([Span(doc, start, end, label=self.labels[key]) for key, start, end in matches])
         return doc
 
 

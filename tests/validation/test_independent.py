@@ -695,6 +695,28 @@ def test_location_support(template_id: str, question: str, answer: str, expected
     assert verdict("location_support", it, context(["Small left pleural effusion."])) == expected
 
 
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        ("Degenerative changes in the spine.", "side_incomplete"),  # midline: "which side?" is ill-posed
+        ("Degenerative changes in the left shoulder.", "side_incomplete"),
+        ("No acute bony abnormality.", None),
+    ],
+)
+def test_a_side_answer_leaves_out_no_midline_instance(first: str, expected: str | None) -> None:
+    """A fresh rules round: "On which side are the degenerative changes? right" with changes in the spine too."""
+    it = item(
+        "finding_side",
+        "On which side are the degenerative changes?",
+        "right",
+        answer_format="short",
+        finding="degenerative_changes",
+        evidence=[1],
+    )
+    ctx = context([first, "Degenerative changes in the right shoulder."])
+    assert verdict("location_support", it, ctx) == expected
+
+
 @pytest.mark.parametrize(("answer", "expected"), [("left", None), ("right", "side_not_in_evidence")])
 def test_a_region_gives_its_side_by_its_laterality(answer: str, expected: str | None) -> None:
     """A fresh rules round: "Stable lingular nodule" answered on the left (2 correct items read as no side)."""

@@ -1823,7 +1823,8 @@ def _located_verdict(
             )
     # only an answer to "where is it?" must give every place (a region's findings need not be in it alone)
     verdict = _region_incomplete(finding, regions, evidence) if item.get("question_type") == "where" else OK
-    return _side_incomplete(finding, sides, report) if verdict.ok else verdict
+    # a description gives each instance its own place: a midline one is no other side of the one it names
+    return _side_incomplete(finding, sides, report, claim.source != "answer_named") if verdict.ok else verdict
 
 
 def _region_incomplete(finding: str, regions: list[str], evidence: tuple[str, ...]) -> Verdict:
@@ -1857,10 +1858,11 @@ def _region_incomplete(finding: str, regions: list[str], evidence: tuple[str, ..
     return OK
 
 
-def _side_incomplete(finding: str, sides: set[str], report: tuple[str, ...]) -> Verdict:
+def _side_incomplete(finding: str, sides: set[str], report: tuple[str, ...], midline: bool) -> Verdict:
     """An answer that gives a finding one side, where the report states it (or a lesion below it that is not
     chronic) on the other side too: "On which side is the pleural effusion?" "the right side" of "moderate right,
-    small left effusions" (round AO)."""
+    small left effusions" (round AO); or, for an answer that is the finding's side (``midline``), also in a midline
+    structure."""
     if len(sides) != 1 or "bilateral" in sides:
         return OK
     side = next(iter(sides))
@@ -1874,7 +1876,21 @@ def _side_incomplete(finding: str, sides: set[str], report: tuple[str, ...]) -> 
                 f"the answer gives {display_name(finding)} the {side} side only; the report states it on "
                 f"{'both sides' if 'bilateral' in m.sides else 'the other side'}: {_quote(text)}",
             )
+        if midline and not m.sides and _midline(m):
+            return fail(
+                "side_incomplete",
+                f"the answer gives {display_name(finding)} the {side} side only; the report also states it in the "
+                f"midline, which has no side: {_quote(text)}",
+            )
     return OK
+
+
+def _midline(m: Mention) -> bool:
+    """Whether the report places a mention only in midline structures (laterality `none`: "degenerative changes in
+    the spine" beside "degenerative changes of the right shoulder" make "which side?" ill-posed; a fresh rules
+    round)."""
+    places = _most_specific(m.regions) - {"chest"}
+    return bool(places) and all(vocabulary().regions[r]["laterality"] == "none" for r in places)
 
 
 @lru_cache(maxsize=4096)

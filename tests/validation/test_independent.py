@@ -372,6 +372,20 @@ def test_a_stacked_adjective_names_no_second_finding() -> None:
     assert "aortic_calcification" not in read
 
 
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("There is a rounded nodular opacity in the left upper lung measuring approximately 7 mm.", "present"),
+        ("Nodular densities consistent with chronic granulomatous disease.", "present"),
+        ("Diffuse nodular interstitial opacities.", "not_mentioned"),  # not a shadow a nodule may be
+        ("Patchy opacity in the left upper lung.", "not_mentioned"),
+    ],
+)
+def test_a_nodular_shadow_reads_as_a_nodule(sentence: str, expected: str) -> None:
+    """LLM replay rounds 3-11: nodule answers of "nodular opacity" demoted as the nodule not found."""
+    assert independent.reading("nodule", [sentence])[0] == expected
+
+
 def test_a_finding_before_a_longer_overlapping_one_is_kept() -> None:
     """A fresh rules round: "atherosclerotic calcifications" lost to "calcifications of the aorta" took the
     atherosclerosis with it (medspaCy's pairwise pruning; 5 correct "atherosclerosis" items demoted)."""

@@ -116,6 +116,8 @@ def _check_known(data: dict[str, Any]) -> None:
     for entry in data["operations"]:
         _known(entry["regions"], vocab.regions, "operations")
         rules_pattern([entry["pattern"]], "operations")
+    for finding, entry in data["read_also_as_shaped"].items():
+        _known([finding, *entry["findings"]], vocab.findings, "read_also_as_shaped")
     for finding, covered in [*data["negation_covers"].items(), *data["read_also_as"].items()]:
         _known([finding, *covered], vocab.findings, "negation_covers / read_also_as")
 
@@ -1181,11 +1183,14 @@ def speaks_of(finding: str, sentences: tuple[str, ...]) -> bool:
 @lru_cache(maxsize=65536)
 def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[str, Mention]]]:
     members, above = _readings_of(finding), ancestors("findings", finding)
+    shape = _shape_words().get(finding)
     found = [
         (s, m)
         for s in sentences
         for m in read_sentence(s)
-        if m.finding in members or (m.finding in above and _placed_as(m.finding, m.regions) in members)
+        if m.finding in members
+        or (m.finding in above and _placed_as(m.finding, m.regions) in members)
+        or (shape is not None and m.finding in shape[0] and shape[1].search(m.text.lower()) is not None)
     ]
     statuses = {m.status for _, m in found}
     if "affirmed" in statuses:
@@ -1225,6 +1230,16 @@ def _readings_of(finding: str) -> frozenset[str]:
     members = family(finding)
     also = rules().data["read_also_as"]
     return members | {f for f, others in also.items() if not members.isdisjoint(others)}
+
+
+@lru_cache(maxsize=1)
+def _shape_words() -> dict[str, tuple[frozenset[str], re.Pattern[str]]]:
+    """Finding -> (the findings, the words in their mention's name) that make a mention of one of them a mention of
+    this one too (`read_also_as_shaped`: a "rounded nodular opacity ... measuring 7 mm" is a nodule)."""
+    return {
+        f: (frozenset(entry["findings"]), _any_word(entry["words"]))
+        for f, entry in rules().data["read_also_as_shaped"].items()
+    }
 
 
 def _quote(text: str, limit: int = 120) -> str:

@@ -711,6 +711,8 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
     what it lists before them (`change_lists`: "No significant change in right pneumothorax or pleural fluid")."""
     if not (any(t.end <= span[0] for t in others) and any(t.start >= span[1] for t in others)):
         return False
+    if _modifiers_joined(lowers, span, [ent, *others]):
+        return False
     if _change_lists().search(" ".join(lowers[: min(ent.start, *(t.start for t in others))])):
         return False
     before = ent.end <= span[0]
@@ -720,6 +722,20 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
     between = sorted((t for t in others if low <= t.start and t.end <= high), key=lambda t: t.start)
     edges = [ent, *between] if before else [*between, ent]
     return all(any(w in (",", "or", "and", "/") for w in lowers[a.end : b.start]) for a, b in zip(edges, edges[1:]))
+
+
+def _modifiers_joined(lowers: list[str], span: tuple[int, int], targets: list[Any]) -> bool:
+    """Whether the differential's word joins two words of the finding right after it, not two findings ("mild
+    residual or recurrent pneumonia", "mild or moderate effusion": LLM replay round 12): plain words on both sides of
+    it, and the next finding at most two plain words on."""
+    owned = {i for t in targets for i in range(t.start, t.end)}
+    before, after = span[0] - 1, span[1]
+    if before < 0 or before in owned or after in owned or not lowers[before].isalpha():
+        return False
+    following = [t.start for t in targets if t.start >= after]
+    if not following or min(following) - after > 2:
+        return False
+    return all(word.isalpha() for word in lowers[after : min(following)])
 
 
 def _one_thing(ent: Any, span: tuple[int, int], others: list[Any]) -> bool:

@@ -582,8 +582,7 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
                 ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions), frozenset(sides | inner_sides)
             )
         )
-    extra = _elliptic(lowers, ents, owner, mentions)
-    return tuple(_regional(lowers, ent, m) for ent, m in zip(ents, mentions)) + extra
+    return tuple(_regional(lowers, ent, m) for ent, m in zip(ents, mentions)) + _elliptic(lowers, ents, owner, mentions)
 
 
 def _regional(lowers: list[str], ent: Any, mention: Mention) -> Mention:

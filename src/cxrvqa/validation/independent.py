@@ -582,7 +582,23 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
                 ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions), frozenset(sides | inner_sides)
             )
         )
-    return tuple(_regional(lowers, ent, m) for ent, m in zip(ents, mentions)) + _elliptic(lowers, ents, owner, mentions)
+    return _completed(lowers, ents, owner, mentions)
+
+
+def _completed(lowers: list[str], ents: Any, owner: dict[int, Any], found: list[Mention]) -> tuple[Mention, ...]:
+    """The sentence's mentions, completed: regional findings (`_regional`), the elliptic ones (`_elliptic`), and
+    candidates of a differential that ConText left unplaced given the place the sentence gives the others, when it
+    gives them one ("calcified XXXX opacity in the left lung base suggestive of old empyema, hematoma, or prior TB":
+    the TB is the left base's, not anywhere in the lungs; LLM replay round 12, 3 right lungs answered normal)."""
+    mentions = tuple(_regional(lowers, ent, m) for ent, m in zip(ents, found)) + _elliptic(lowers, ents, owner, found)
+    placed = {(m.regions, m.sides) for m in mentions if "differential" in m.kinds and m.regions}
+    if len(placed) != 1:
+        return mentions
+    regions, sides = next(iter(placed))
+    return tuple(
+        replace(m, regions=regions, sides=sides) if "differential" in m.kinds and not m.regions and not m.sides else m
+        for m in mentions
+    )
 
 
 def _regional(lowers: list[str], ent: Any, mention: Mention) -> Mention:

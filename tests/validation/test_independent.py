@@ -422,6 +422,22 @@ def test_readings_of_replay_round_12(sentence: str, finding: str, regions: set[s
     assert regions is None or mention.regions == regions
 
 
+@pytest.mark.parametrize(
+    ("sentence", "statuses"),
+    [
+        # a borderline size is its own clause's; "ectasia/tortuosity" names one thing (LLM replay round 13)
+        (
+            "Heart size near top normal limits, aortic calcifications and mild ectasia/tortuosity.",
+            {"aortic_calcification": "affirmed", "aortic_enlargement": "affirmed", "tortuous_aorta": "affirmed"},
+        ),
+        ("Atelectasis/pneumonia at the left base.", {"atelectasis": "differential", "pneumonia": "differential"}),
+        ("Heart size is borderline enlarged.", {"cardiomegaly": "borderline"}),
+    ],
+)
+def test_readings_of_replay_round_13(sentence: str, statuses: dict[str, str]) -> None:
+    assert {m.finding: m.status for m in independent.read_sentence(sentence)} == statuses
+
+
 def test_a_finding_before_a_longer_overlapping_one_is_kept() -> None:
     """A fresh rules round: "atherosclerotic calcifications" lost to "calcifications of the aorta" took the
     atherosclerosis with it (medspaCy's pairwise pruning; 5 correct "atherosclerosis" items demoted)."""

@@ -325,8 +325,21 @@ class _Modifiers:
         ]
         graph.update_scopes()
         _terminate_scopes(graph.modifiers, _run_on_clauses(doc))
+        _end_at_comma(graph.modifiers, doc)
         graph.apply_modifiers()
         return graph
+
+
+def _end_at_comma(modifiers: list[Any], doc: Any) -> None:
+    """End the forward scope of the modifiers of `comma_ends` kinds at the first comma after them: "Heart size near top
+    normal limits, aortic calcifications and mild ectasia" is no borderline calcification (LLM replay round 13)."""
+    kinds = {kind.upper() for kind in rules().data["comma_ends"]}
+    for modifier in modifiers:
+        if modifier.category in kinds:
+            end = modifier.modifier_span[1]
+            comma = next((i for i in range(end, modifier._scope_end) if doc[i].text == ","), None)
+            if comma is not None:
+                modifier._scope_end = comma
 
 
 def _terminate_scopes(modifiers: list[Any], clauses: list[tuple[int, int]]) -> None:
@@ -754,14 +767,17 @@ def _modifiers_joined(lowers: list[str], span: tuple[int, int], targets: list[An
 
 
 def _one_thing(ent: Any, span: tuple[int, int], others: list[Any]) -> bool:
-    """Whether the candidate across the differential's word from this finding is one readers take for it
-    (finding_sites.yaml `overlapping`): "chronic fibrosis/scar" names one thing, not a choice (LLM replay rounds)."""
-    before = ent.end <= span[0]
-    across = [t for t in others if (t.start >= span[1] if before else t.end <= span[0])]
-    if not across:
+    """Whether the two findings on either side of the differential's word are ones readers take for one another
+    (finding_sites.yaml `overlapping`): "chronic fibrosis/scar" names one thing, not a choice (LLM replay rounds),
+    and "aortic calcifications and mild ectasia/tortuosity" offers no choice for the calcifications either (round
+    13)."""
+    found = [ent, *others]
+    left = [t for t in found if t.end <= span[0]]
+    right = [t for t in found if t.start >= span[1]]
+    if not left or not right:
         return False
-    near = min(across, key=lambda t: t.start) if before else max(across, key=lambda t: t.end)
-    return near.label_ in finding_sites().overlapping.get(ent.label_, frozenset())
+    near_left, near_right = max(left, key=lambda t: t.end), min(right, key=lambda t: t.start)
+    return near_right.label_ in finding_sites().overlapping.get(near_left.label_, frozenset())
 
 
 #: Words that join the candidates of a differential.

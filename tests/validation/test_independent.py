@@ -432,9 +432,13 @@ def test_readings_of_replay_round_12(sentence: str, finding: str, regions: set[s
         ),
         ("Atelectasis/pneumonia at the left base.", {"atelectasis": "differential", "pneumonia": "differential"}),
         ("Heart size is borderline enlarged.", {"cardiomegaly": "borderline"}),
+        # round 14: the head noun left out, and the upper mediastinum's widening
+        ("Degenerative seen throughout cervical spine.", {"degenerative_changes": "affirmed"}),
+        ("No degenerative disc disease.", {"degenerative_spine_changes": "negated"}),
+        ("Stable widening of the upper mediastinum.", {"mediastinal_widening": "affirmed"}),
     ],
 )
-def test_readings_of_replay_round_13(sentence: str, statuses: dict[str, str]) -> None:
+def test_readings_of_replay_rounds_13_14(sentence: str, statuses: dict[str, str]) -> None:
     assert {m.finding: m.status for m in independent.read_sentence(sentence)} == statuses
 
 

@@ -436,6 +436,10 @@ def test_readings_of_replay_round_12(sentence: str, finding: str, regions: set[s
         ("Degenerative seen throughout cervical spine.", {"degenerative_changes": "affirmed"}),
         ("No degenerative disc disease.", {"degenerative_spine_changes": "negated"}),
         ("Stable widening of the upper mediastinum.", {"mediastinal_widening": "affirmed"}),
+        (
+            "Calcified right paratracheal and right hilar lymph XXXX unchanged.",
+            {"lymph_node_calcification": "affirmed"},
+        ),
     ],
 )
 def test_readings_of_replay_rounds_13_14(sentence: str, statuses: dict[str, str]) -> None:

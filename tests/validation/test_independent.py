@@ -1421,6 +1421,15 @@ def test_a_category_claimed_normal_cites_what_says_so(evidence: list[int], expec
     assert verdict("negative_support", it, ctx) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentence", "expected"), [("The trachea is midline.", None), ("The heart size is normal.", "negative_unbacked")]
+)
+def test_a_midline_trachea_rules_out_its_deviation(sentence: str, expected: str | None) -> None:
+    """LLM replay round 14: "Is tracheal deviation excluded? yes" from "The trachea is midline"."""
+    it = item("finding_presence", "Is there tracheal deviation?", "no", polarity=False, finding="tracheal_deviation")
+    assert verdict("negative_support", it, context([sentence])) == expected
+
+
 def test_a_normal_study_needs_the_lungs_and_the_heart_declared_normal() -> None:
     it = item("study_is_normal", "Is this chest X-ray normal?", "yes", polarity=True, findings=[], evidence=[])
     assert verdict("negative_support", it, context(["No active disease."])) == "negative_acute_only"

@@ -440,6 +440,9 @@ def test_readings_of_replay_round_12(sentence: str, finding: str, regions: set[s
             "Calcified right paratracheal and right hilar lymph XXXX unchanged.",
             {"lymph_node_calcification": "affirmed"},
         ),
+        # round 15: "there is no change" is longer than the negation "there is no"
+        ("There is no change in the strandy scarring in the right apex.", {"scarring": "affirmed"}),
+        ("There is no pleural effusion.", {"pleural_effusion": "negated"}),
     ],
 )
 def test_readings_of_replay_rounds_13_14(sentence: str, statuses: dict[str, str]) -> None:

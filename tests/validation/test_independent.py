@@ -387,6 +387,19 @@ def test_a_nodular_shadow_reads_as_a_nodule(sentence: str, expected: str) -> Non
 
 
 @pytest.mark.parametrize(
+    ("finding", "sentence", "expected"),
+    [
+        ("pacemaker", "Left anterior chest wall pacemaker/defibrillator.", "present"),
+        ("icd", "Left anterior chest wall pacemaker/defibrillator.", "present"),
+        ("pacemaker", "Cardiac device overlies the left chest.", "not_mentioned"),  # which device is not said
+    ],
+)
+def test_a_device_named_in_a_combined_name_is_read(finding: str, sentence: str, expected: str) -> None:
+    """LLM replay round 15: "pacemaker/defibrillator" read only as a cardiac device, its pacemaker not found."""
+    assert independent.reading(finding, [sentence])[0] == expected
+
+
+@pytest.mark.parametrize(
     ("sentence", "expected"),
     [
         # the "or" joins two words of the pneumonia, not two findings (LLM replay round 12)
@@ -440,6 +453,9 @@ def test_readings_of_replay_round_12(sentence: str, finding: str, regions: set[s
             "Calcified right paratracheal and right hilar lymph XXXX unchanged.",
             {"lymph_node_calcification": "affirmed"},
         ),
+        ("The cardiomediastinal silhouette is significantly enlarged.", {"enlarged_cardiomediastinum": "affirmed"}),
+        ("There is prominence of the right and left hilum.", {"hilar_enlargement": "affirmed"}),
+        ("Calcified AP XXXX lymph XXXX are seen.", {"lymph_node_calcification": "affirmed"}),
         # round 15: "there is no change" is longer than the negation "there is no"
         ("There is no change in the strandy scarring in the right apex.", {"scarring": "affirmed"}),
         ("There is no pleural effusion.", {"pleural_effusion": "negated"}),

@@ -25,14 +25,14 @@ PIPELINE_STAGES = ("images", "reports", "extract", "qa", "validate")
 #: The stages this version implements; requesting another one is a clear error.
 AVAILABLE_STAGES = ("images", "reports", "extract", "qa", "validate")
 
-#: A memory size as DuckDB reads it ("512MB", "1.5 GiB").
-MEMORY_SIZE = r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+#: A memory size as DuckDB reads it ("512MB", "1.5 GiB"): the number, then the unit's prefix.
+MEMORY_SIZE = r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?)B$"
 _SIZE_UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 def size_bytes(size: str) -> float:
     """The bytes of a `MEMORY_SIZE`."""
-    found = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?)B", size.strip())
+    found = re.fullmatch(MEMORY_SIZE, size.strip())
     if found is None:
         raise ValueError(f"memory size {size!r}: expected a number and a unit, like '512MB' or '1.5 GiB'")
     return float(found.group(1)) * _SIZE_UNITS[found.group(2)]

@@ -330,6 +330,16 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("There is a left chest wall cardiac XXXX generator.", "pacemaker", "affirmed", {"left"}),
         ("Prominent interstitium is stable.", "interstitial_opacity", "affirmed", set()),
         ("There is mild XXXX-distention of this stomach.", "gastric_distention", "affirmed", set()),
+        # LLM replay round 17
+        ("The fullness to the right hilum is again noted.", "hilar_enlargement", "affirmed", {"right"}),
+        ("There is mild calcification of the aortic XXXX.", "aortic_calcification", "affirmed", set()),
+        ("Dilated tortuous calcified aortic XXXX.", "aortic_calcification", "affirmed", set()),
+        ("Mediastinum is shifted to the left.", "mediastinal_shift", "affirmed", {"left"}),
+        ("Partial fusion of 2 vertebral bodies near the thoracolumbar junction.", "spinal_fusion", "affirmed", set()),
+        ("Prosthetic right shoulder.", "orthopedic_hardware", "affirmed", {"right"}),
+        ("The right lower lobe is totally opaque.", "lung_opacity", "affirmed", {"right"}),
+        ("Stable calcified hilar XXXX and granulomas.", "calcified_granuloma", "affirmed", set()),
+        ("The lung volumes are slightly on the low side.", "hypoinflation", "borderline", set()),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),

@@ -180,6 +180,27 @@ def test_a_description_quoting_the_report_must_quote_every_stated_finding() -> N
     assert verdict("list_completeness", it, ctx) is None
 
 
+def test_a_quoting_description_names_a_finding_where_the_report_places_it() -> None:
+    """LLM replay round 17: "Degenerative left glenohumeral osteoarthritis." quoted, the spine's degenerative disease
+    left out; a list in the template's own words places nothing (its words are not the report's)."""
+    ctx = context(
+        ["Clear lungs.", "Degenerative left glenohumeral osteoarthritis.", "Degenerative disease within the spine."]
+    )
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        "Clear lungs. Degenerative left glenohumeral osteoarthritis.",
+        answer_format="full_sentence",
+        findings=["degenerative_changes", "shoulder_degenerative_changes"],
+        evidence=[0, 1],
+    )
+    assert verdict("list_completeness", it, ctx) == "list_incomplete"
+    it["answer"] = "Clear lungs. Degenerative left glenohumeral osteoarthritis. Degenerative disease within the spine."
+    assert verdict("list_completeness", it, ctx) is None
+    it["answer"] = "The chest X-ray shows degenerative changes in the left shoulder."
+    assert verdict("list_completeness", it, ctx) is None
+
+
 @pytest.mark.parametrize(
     ("answer", "findings", "expected"),
     [

@@ -27,7 +27,7 @@ from cxrvqa.validation.independent import (
     _evidence,
     _located_in,
     _most_specific,
-    _named_in,
+    _answer_mentions,
     _operations_in,
     _quote,
     _readings_of,
@@ -267,14 +267,19 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     if scope is None:
         return OK
     listed = [f for c in claims_of(item, context) if c.kind == "present" for f in c.findings]
-    if not listed and scope[0] == "study":
-        listed = _named_in(str(item.get("answer") or ""))  # a description quoting the report: what it states
+    quoted = _quoted_mentions(str(item.get("answer") or ""), context) if scope[0] == "study" else None
+    if not listed and quoted is not None:
+        listed = list(dict.fromkeys(m.finding for m in quoted))  # a description quoting the report: what it states
     elif not listed:
         return OK
     mentions, coverage = _report_reading(context)
     named = ", ".join(display_name(f) for f in listed) or "nothing abnormal"
     for sentence, m in _stated(mentions):
-        if _in_scope(m, *scope) and not _covered(m.finding, listed) and not _said_listed(sentence, m, context, listed):
+        if (
+            _in_scope(m, *scope)
+            and not (_covered(m.finding, listed) and (not quoted or _quoted_in_place(m, quoted)))
+            and not _said_listed(sentence, m, context, listed)
+        ):
             return fail(
                 "list_incomplete",
                 f"the answer lists {named}; the report also states {display_name(m.finding)}: {_quote(sentence)}",
@@ -285,6 +290,31 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
             "list_incomplete", f"the answer lists {named}; the report also states an operation: {_quote(operation)}"
         )
     return OK
+
+
+def _quoted_mentions(answer: str, context: ValidationContext) -> list[Mention] | None:
+    """The findings of a description made of the report's own sentences, each read with the place its sentence gives
+    (None when the answer is not such a quote: a list's words place nothing reliably)."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", answer.strip()) if s]
+    report = {text.strip() for text in context.study.sentences.values()}
+    if not sentences or any(s not in report for s in sentences):
+        return None
+    return _answer_mentions(answer)
+
+
+def _quoted_in_place(m: Mention, quoted: list[Mention]) -> bool:
+    """Whether a description quoting the report names the stated finding where the report places it: "Degenerative
+    left glenohumeral osteoarthritis." does not quote "Degenerative disease within the spine" (LLM replay round 17);
+    a quote or a statement without a place covers every place."""
+    return any(
+        _covered(m.finding, [q.finding])
+        and (
+            not m.regions
+            or not q.regions
+            or any(a in subtree(b) or b in subtree(a) for a in m.regions for b in q.regions)
+        )
+        for q in quoted
+    )
 
 
 def _said_listed(sentence: str, m: Mention, context: ValidationContext, listed: list[str]) -> bool:

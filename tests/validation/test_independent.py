@@ -1332,6 +1332,14 @@ def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expect
         (["Both lungs are clear and expanded."], "hypoinflation", None),
         (["The lungs are well expanded."], "hyperinflation", "negative_unbacked"),
         (["Low normal lung volumes."], "hypoinflation", "negative_unbacked"),
+        # LLM replay round 17
+        (["Stable, nonenlarged cardiomediastinal silhouette."], "cardiomegaly", None),
+        (
+            ["Heart size and mediastinal contour are similar to comparison exam and within normal limits."],
+            "cardiomegaly",
+            None,
+        ),
+        (["Heart size and mediastinal contour are similar to comparison exam."], "cardiomegaly", "negative_unbacked"),
         # a negation on one side leaves the other side open where the report reads something of the organ there
         (
             ["Airspace opacity in the right lower lobe.", "The left lung is clear without focal consolidation."],
@@ -1373,6 +1381,9 @@ def test_negative_support_of_an_absent_finding(sentences: list[str], finding: st
         (["Postoperative changes of left upper lobectomy.", "The lungs are clear."], "normal_claim_operated"),
         (["Postoperative changes of right upper lobectomy.", "The lungs are clear."], None),
         (["Distal clavicle shortening, possibly postsurgical.", "The lungs are clear."], None),
+        # a sentence kept on a comparison's because its period went with a de-identified word (LLM replay round 17)
+        (["No comparison chest x-XXXX Clear lungs.", "No effusions."], None),
+        (["No comparison chest x-XXXX XXXX.", "No effusions."], "negative_unbacked"),
     ],
 )
 def test_negative_support_of_a_normal_region(sentences: list[str], expected: str | None) -> None:

@@ -340,6 +340,8 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("The right lower lobe is totally opaque.", "lung_opacity", "affirmed", {"right"}),
         ("Stable calcified hilar XXXX and granulomas.", "calcified_granuloma", "affirmed", set()),
         ("The lung volumes are slightly on the low side.", "hypoinflation", "borderline", set()),
+        ("Multiple cavitary bilateral pulmonary masses and nodules.", "nodule", "affirmed", {"bilateral"}),
+        ("Bilateral granulomas and degenerative change.", "degenerative_changes", "affirmed", set()),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),

@@ -603,7 +603,8 @@ def _completed(lowers: list[str], ents: Any, owner: dict[int, Any], found: list[
     candidates of a differential that ConText left unplaced given the place the sentence gives the others, when it
     gives them one ("calcified XXXX opacity in the left lung base suggestive of old empyema, hematoma, or prior TB":
     the TB is the left base's, not anywhere in the lungs; LLM replay round 12, 3 right lungs answered normal)."""
-    mentions = tuple(_regional(lowers, ent, m) for ent, m in zip(ents, found)) + _elliptic(lowers, ents, owner, found)
+    paired = _pair_placed(lowers, ents, [_regional(lowers, ent, m) for ent, m in zip(ents, found)])
+    mentions = tuple(paired) + _elliptic(lowers, ents, owner, found)
     placed = {(m.regions, m.sides) for m in mentions if "differential" in m.kinds and m.regions}
     if len(placed) != 1:
         return mentions
@@ -612,6 +613,22 @@ def _completed(lowers: list[str], ents: Any, owner: dict[int, Any], found: list[
         replace(m, regions=regions, sides=sides) if "differential" in m.kinds and not m.regions and not m.sides else m
         for m in mentions
     )
+
+
+def _pair_placed(lowers: list[str], ents: Any, mentions: list[Mention]) -> list[Mention]:
+    """The second of two findings of one organ joined by "and" or "or" alone is where the first is, when nothing
+    places it ("bilateral pulmonary masses and nodules": LLM replay round 17, bilateral nodules read unsided; not
+    "bilateral granulomas and degenerative change", whose sites differ)."""
+    out = list(mentions)
+    for k in range(1, len(out)):
+        first, second, ent = out[k - 1], out[k], ents[k]
+        if second.regions or second.sides or not (first.regions or first.sides):
+            continue
+        if ent.start != ents[k - 1].end + 1 or lowers[ent.start - 1] not in ("and", "or"):
+            continue
+        if (_sites(first.finding) or frozenset()) & (_sites(second.finding) or frozenset()):
+            out[k] = replace(second, regions=first.regions, sides=first.sides)
+    return out
 
 
 def _regional(lowers: list[str], ent: Any, mention: Mention) -> Mention:

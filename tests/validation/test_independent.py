@@ -239,6 +239,16 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "infiltrate",
             None,
         ),
+        # prominent vessels are congestion to readers (LLM replay round 18, read_also_as)
+        (
+            "Stable cardiomegaly with vascular prominence without overt edema.",
+            "finding_presence",
+            "Is there pulmonary vascular congestion?",
+            "yes",
+            True,
+            "pulmonary_congestion",
+            None,
+        ),
     ],
 )
 def test_second_reading(
@@ -342,6 +352,13 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("The lung volumes are slightly on the low side.", "hypoinflation", "borderline", set()),
         ("Multiple cavitary bilateral pulmonary masses and nodules.", "nodule", "affirmed", {"bilateral"}),
         ("Bilateral granulomas and degenerative change.", "degenerative_changes", "affirmed", set()),
+        # LLM replay round 18
+        ("Stable remote posttraumatic changes of multiple right ribs.", "deformity", "affirmed", {"right"}),
+        ("XXXX displacement of a fusion XXXX on the lateral view.", "spinal_fusion", "affirmed", set()),
+        ("There is an extensive fusion of the posterior cervical spine.", "spinal_fusion", "affirmed", set()),
+        ("The pulmonary vascularity is prominent.", "prominent_vasculature", "affirmed", set()),
+        ("Mild cardiomegaly with XXXX of early failure.", "heart_failure", "affirmed", set()),
+        ("Calcified right hilar XXXX are present", "hilar_calcification", "affirmed", {"right"}),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),

@@ -180,6 +180,22 @@ def test_a_description_quoting_the_report_must_quote_every_stated_finding() -> N
     assert verdict("list_completeness", it, ctx) is None
 
 
+def test_a_finding_after_a_removed_hedge_need_not_be_listed() -> None:
+    """LLM replay round 18: "XXXX interstitial edema" may have been "possible interstitial edema"."""
+    ctx = context(["Bilateral interstitial opacities and central vascular congestion XXXX interstitial edema."])
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        "The chest X-ray shows interstitial opacities and pulmonary vascular congestion.",
+        answer_format="full_sentence",
+        findings=["interstitial_opacity", "pulmonary_congestion"],
+        evidence=[0],
+    )
+    assert verdict("list_completeness", it, ctx) is None
+    ctx = context(["Bilateral interstitial opacities and central vascular congestion with interstitial edema."])
+    assert verdict("list_completeness", it, ctx) == "list_incomplete"
+
+
 def test_a_quoting_description_names_a_finding_where_the_report_places_it() -> None:
     """LLM replay round 17: "Degenerative left glenohumeral osteoarthritis." quoted, the spine's degenerative disease
     left out; a list in the template's own words places nothing (its words are not the report's)."""

@@ -448,14 +448,16 @@ def _targets() -> _Targets:
 
 @lru_cache(maxsize=4096)
 def _inner_location(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """Regions and sides named inside a finding's own words ("elevation of the right hemidiaphragm")."""
+    """Regions and sides named inside a finding's own words ("elevation of the right hemidiaphragm"), the longest
+    phrases first: "left upper lobe" holds no "upper lobe" of both lungs (LLM replay round 18)."""
     words = re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())
     phrases = _location_phrases()
-    regions, sides = set(), set()
+    regions, sides, used = set(), set(), set()
     for n in (4, 3, 2, 1):
         for i in range(len(words) - n + 1):
             found = phrases.get(" ".join(words[i : i + n]))
-            if found:
+            if found and not used.intersection(range(i, i + n)):
+                used.update(range(i, i + n))
                 regions |= found[0]
                 if found[1]:
                     sides.add(found[1])

@@ -42,7 +42,7 @@ from cxrvqa.validation.independent import (
     subtree,
 )
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
-from cxrvqa.validation.wording import _attributed, _placed
+from cxrvqa.validation.wording import _after_deid_hedge, _attributed, _placed
 
 
 @dataclass(frozen=True)
@@ -279,6 +279,7 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
             _in_scope(m, *scope)
             and not (_covered(m.finding, listed) and (not quoted or _quoted_in_place(m, quoted)))
             and not _said_listed(sentence, m, context, listed)
+            and not _after_removed_hedge(sentence, m)
         ):
             return fail(
                 "list_incomplete",
@@ -314,6 +315,15 @@ def _quoted_in_place(m: Mention, quoted: list[Mention]) -> bool:
             or any(a in subtree(b) or b in subtree(a) for a in m.regions for b in q.regions)
         )
         for q in quoted
+    )
+
+
+def _after_removed_hedge(sentence: str, m: Mention) -> bool:
+    """Whether the mention follows a de-identified word that may have been a hedge ("central vascular congestion XXXX
+    interstitial edema": LLM replay round 18, two lists without the edema read complete): not a finding a list must
+    name."""
+    return any(
+        found is m and start >= 0 and _after_deid_hedge(sentence, start) for found, start, _ in _placed(sentence)
     )
 
 

@@ -239,6 +239,34 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "infiltrate",
             None,
         ),
+        # a disease named as the patient's past is no current finding; its mark on the film is (LLM replay round 19)
+        (
+            "Right apical cavitary lesion consistent with history of tuberculosis without active infection.",
+            "finding_presence",
+            "Is tuberculosis present?",
+            "yes",
+            True,
+            "tuberculosis",
+            "second_reading_historical",
+        ),
+        (
+            "Scarring from prior pneumonia.",
+            "finding_ruled_out",
+            "Has pneumonia been ruled out?",
+            "yes",
+            True,
+            "pneumonia",
+            None,
+        ),
+        (
+            "Right apical cavitary lesion consistent with history of tuberculosis.",
+            "finding_presence",
+            "Is there cavitation?",
+            "yes",
+            True,
+            "cavitation",
+            None,
+        ),
         # prominent vessels are congestion to readers (LLM replay round 18, read_also_as)
         (
             "Stable cardiomegaly with vascular prominence without overt edema.",

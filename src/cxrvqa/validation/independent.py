@@ -194,10 +194,12 @@ class Mention:
 
     @cached_property
     def status(self) -> str:
-        """affirmed | negated | narrowed | hedged | differential | borderline (computed once: the checks ask it of
-        the same cached mentions ~8 times an item)."""
+        """affirmed | negated | narrowed | historical | hedged | differential | borderline (computed once: the checks
+        ask it of the same cached mentions ~8 times an item)."""
         if "negated" in self.kinds:
             return "narrowed" if self.kinds & {"narrowing", "narrowing_acute"} else "negated"
+        if "historical" in self.kinds:
+            return "historical"
         for kind in CERTAINTIES:
             if kind in self.kinds:
                 return kind
@@ -276,6 +278,7 @@ def _context_rules() -> list[Any]:
     context_rules = []
     for rule in data["context"]:
         excluded = {f for f, item in categories.items() if item["category"] in rule.get("exclude_categories", ())}
+        allowed = set(rule.get("only_findings", ())) or None
         for phrase in rule["phrases"]:
             context_rules.append(
                 ConTextRule(
@@ -285,6 +288,7 @@ def _context_rules() -> list[Any]:
                     max_scope=rule.get("max_scope"),
                     max_targets=rule.get("max_targets"),
                     excluded_types=excluded or None,
+                    allowed_types=allowed,
                 )
             )
     location = data["location"]
@@ -1279,6 +1283,8 @@ def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[
         return "absent", found
     if "narrowed" in statuses:
         return "narrowed", found
+    if "historical" in statuses:
+        return "historical", found
     return "not_mentioned", found
 
 
@@ -1331,9 +1337,9 @@ def _agrees(kind: str, read: str) -> bool:
     if kind == "possible":
         return read in ("present", *CERTAINTIES)
     if kind == "absent":
-        return read in ("absent", "narrowed", "not_mentioned")
+        return read in ("absent", "narrowed", "not_mentioned", "historical")
     if kind == "uncertain":
-        return read not in ("present", "absent")
+        return read not in ("present", "absent", "historical")
     return read not in CERTAINTIES
 
 
@@ -1694,6 +1700,11 @@ def _favoured_pattern(diagnosis: bool) -> re.Pattern[str]:
 
 def _disagreement(kind: str, read: str, name: str, quoted: str) -> Verdict:
     """The failure of a claim of this kind that the evidence reads as `read` (OK where they still agree)."""
+    if read == "historical" and kind in ("present", "possible", "uncertain"):
+        return fail(
+            "second_reading_historical",
+            f"the answer has {name} {kind}; the evidence {quoted} names it only as a past disease of the patient",
+        )
     if kind == "possible":
         if read in ("absent", "narrowed", "not_mentioned"):
             reason = "second_reading_not_found" if read == "not_mentioned" else "second_reading_negated"

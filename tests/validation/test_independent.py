@@ -387,6 +387,11 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("The pulmonary vascularity is prominent.", "prominent_vasculature", "affirmed", set()),
         ("Mild cardiomegaly with XXXX of early failure.", "heart_failure", "affirmed", set()),
         ("Calcified right hilar XXXX are present", "hilar_calcification", "affirmed", {"right"}),
+        # LLM replay round 19
+        ("There is a left humerus prosthesis partly demonstrated.", "orthopedic_hardware", "affirmed", {"left"}),
+        ("Prominent hilar contours.", "hilar_enlargement", "affirmed", set()),
+        ("Pulmonary XXXX are engorged.", "pulmonary_congestion", "affirmed", set()),
+        ("Mild prominence of the right paratracheal soft tissues.", "paratracheal_widening", "affirmed", {"right"}),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),
@@ -1400,6 +1405,7 @@ def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expect
             None,
         ),
         (["Heart size and mediastinal contour are similar to comparison exam."], "cardiomegaly", "negative_unbacked"),
+        (["Normal pulmonary vasculature."], "pulmonary_congestion", None),
         # a negation on one side leaves the other side open where the report reads something of the organ there
         (
             ["Airspace opacity in the right lower lobe.", "The left lung is clear without focal consolidation."],

@@ -1142,6 +1142,23 @@ def test_a_side_the_report_declares_normal(answer: str, report: list[str], expec
     assert verdict("location_support", it, ctx) == expected
 
 
+@pytest.mark.parametrize(("region", "expected"), [("left_lung", "side_declared_normal"), ("lungs", None)])
+def test_a_side_the_question_asks_of_that_the_report_declares_normal(region: str, expected: str | None) -> None:
+    """LLM replay round 19: "List all findings in the left lung." answered from "Left lower lobe airspace disease"
+    beside "Left lung clear." and a right lower lobe consolidation."""
+    ctx = context(["Left lower lobe airspace disease.", "Left lung clear.", "Right lower lobe consolidation."])
+    it = item(
+        "region_findings",
+        "List all findings in the region.",
+        "airspace disease",
+        answer_format="short",
+        evidence=[0],
+        findings=["airspace_disease"],
+        region=region,
+    )
+    assert verdict("location_support", it, ctx) == expected
+
+
 _DEGENERATIVE = "Mild bilateral acromioclavicular joint and thoracic spine degenerative changes."
 _DEGENERATIVE_ANSWER = "degenerative changes of the thoracic spine"
 

@@ -2011,11 +2011,13 @@ def _side_declared_normal(
 ) -> Verdict:
     """A finding the answer places on one side, as its evidence does, where another sentence of the report
     declares that side's organ normal without exception ("Yes. Left lower lobe airspace disease consistent with
-    pneumonia." beside "Left lung clear." and a right lower lobe consolidation: round AF). An answer that gives
-    no side is not at fault for the report's."""
+    pneumonia." beside "Left lung clear." and a right lower lobe consolidation: round AF), or on the side the
+    question asks of ("List all findings in the left lung.": LLM replay round 19). An answer that gives no side
+    is not at fault for the report's."""
     declared = [(region, text) for region, text in _declared_normal(evidence, report) if _side_of_region(region)]
     if not declared:
         return OK
+    asked = {_side_of_region(r) for c in claims if c.kind == "in_region" for r in c.regions} - {None}
     for claim in claims:
         if claim.kind not in ("present", "located"):
             continue
@@ -2025,7 +2027,9 @@ def _side_declared_normal(
             if primary is None or not _paired(finding) or len(sides) != 1 or "bilateral" in sides:
                 continue
             side = next(iter(sides))
-            if not any(m.finding in family(finding) and side in m.sides for m in _answer_mentions(answer)):
+            if side not in asked and not any(
+                m.finding in family(finding) and side in m.sides for m in _answer_mentions(answer)
+            ):
                 continue
             for region, text in declared:
                 if _side_of_region(region) == side and region in subtree(primary):

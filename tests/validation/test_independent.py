@@ -392,6 +392,7 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("Prominent hilar contours.", "hilar_enlargement", "affirmed", set()),
         ("Pulmonary XXXX are engorged.", "pulmonary_congestion", "affirmed", set()),
         ("Mild prominence of the right paratracheal soft tissues.", "paratracheal_widening", "affirmed", {"right"}),
+        ("There are endplate changes within the spine.", "degenerative_spine_changes", "affirmed", set()),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),

@@ -1424,6 +1424,10 @@ def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expect
         ),
         (["Heart size and mediastinal contour are similar to comparison exam."], "cardiomegaly", "negative_unbacked"),
         (["Normal pulmonary vasculature."], "pulmonary_congestion", None),
+        # "no airspace disease" covers the airspace's opacities, not a nodule below the lung opacity (round 20)
+        (["No airspace disease, effusion or noncalcified nodule."], "nodule", "negative_narrowed"),
+        (["No airspace disease."], "subsegmental_atelectasis", None),
+        (["No airspace disease."], "lung_opacity", None),
         # a negation on one side leaves the other side open where the report reads something of the organ there
         (
             ["Airspace opacity in the right lower lobe.", "The left lung is clear without focal consolidation."],

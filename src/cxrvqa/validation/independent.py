@@ -2259,7 +2259,9 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
     lung is clear without focal consolidation") is not a negation of both."""
     above = {finding, *ancestors("findings", finding)}
     covers = rules().data["negation_covers"]
-    above |= {other for other, covered in covers.items() if above & set(covered)}
+    exactly = set(rules().data["negation_covers_exactly"])
+    reach = above - ({finding} if finding in exactly else set()) - (set(ancestors("findings", finding)) & exactly)
+    above |= {other for other, covered in covers.items() if reach & set(covered) or finding in covered}
     relevant = [m for _, m in mentions if m.finding in above]
     acute = finding in rules().acute
     plain = [m for m in relevant if m.status == "negated" and not m.acute_only and _negated_throughout(finding, m)]

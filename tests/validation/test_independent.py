@@ -419,7 +419,8 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             "affirmed",
             set(),
         ),
-        ("No displaced rib fractures.", "rib_fracture", "negated", set()),  # readers: no rib fracture
+        # readers of LLM replay rounds 1-3 took it for no rib fracture, those of rounds 20 and 21 for none said (6 of 7)
+        ("No displaced rib fractures.", "rib_fracture", "narrowed", set()),
         # a narrowing word inside the finding's own words ("no noncalcified nodule" leaves a calcified one open)
         ("No airspace disease, effusion or noncalcified nodule.", "nodule", "narrowed", set()),
     ],

@@ -393,6 +393,14 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("Pulmonary XXXX are engorged.", "pulmonary_congestion", "affirmed", set()),
         ("Mild prominence of the right paratracheal soft tissues.", "paratracheal_widening", "affirmed", {"right"}),
         ("There are endplate changes within the spine.", "degenerative_spine_changes", "affirmed", set()),
+        # a shadow the candidates after it explain stays stated (LLM replay round 21)
+        (
+            "There are minimal XXXX left basilar opacities, XXXX subsegmental atelectasis or scarring.",
+            "lung_opacity",
+            "affirmed",
+            {"left"},
+        ),
+        ("There are minimal left basilar opacities, atelectasis or scarring.", "atelectasis", "differential", {"left"}),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),

@@ -769,10 +769,24 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
     before = ent.end <= span[0]
     if not before and _differential_closed(lowers, span[0], ent.start):
         return False
+    if (
+        before
+        and ent.label_ in _described_shadows()
+        and all(t.start >= ent.end for t in others if t.start != ent.start)
+    ):
+        return False  # "minimal left basilar opacities, XXXX subsegmental atelectasis or scarring" (LLM round 21)
     low, high = (ent.end, span[0]) if before else (span[1], ent.start)
     between = sorted((t for t in others if low <= t.start and t.end <= high), key=lambda t: t.start)
     edges = [ent, *between] if before else [*between, ent]
     return all(any(w in (",", "or", "and", "/") for w in lowers[a.end : b.start]) for a, b in zip(edges, edges[1:]))
+
+
+@lru_cache(maxsize=1)
+def _described_shadows() -> frozenset[str]:
+    """Shadows that only describe what is seen (`open_shadows`: the shadows that are none of what they may be): the
+    candidates a differential after one weighs explain it, they do not put it in doubt."""
+    shadows = rules().data["open_shadows"]
+    return frozenset(shadows["shadows"]) - frozenset(shadows["may_be"])
 
 
 def _modifiers_joined(lowers: list[str], span: tuple[int, int], targets: list[Any]) -> bool:

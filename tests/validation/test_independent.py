@@ -401,6 +401,18 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             {"left"},
         ),
         ("There are minimal left basilar opacities, atelectasis or scarring.", "atelectasis", "differential", {"left"}),
+        (
+            "There is a single cardiac XXXX projecting over the right ventricle.",
+            "cardiac_device",
+            "affirmed",
+            {"right"},
+        ),
+        (
+            "There are degenerative changes of the acromioclavicular joints.",
+            "degenerative_changes",
+            "affirmed",
+            {"bilateral"},
+        ),
         # LLM replay round 9: a word sharing the head noun of the finding after it names a finding of its own
         ("Heavily calcified and mildly tortuous aorta.", "aortic_calcification", "affirmed", set()),
         ("Stable dilated slightly tortuous aorta.", "aortic_enlargement", "affirmed", set()),
@@ -1433,6 +1445,7 @@ def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expect
         ),
         (["Heart size and mediastinal contour are similar to comparison exam."], "cardiomegaly", "negative_unbacked"),
         (["Normal pulmonary vasculature."], "pulmonary_congestion", None),
+        (["Views of the chest show normal size and configuration of the cardiac silhouette."], "cardiomegaly", None),
         # "no airspace disease" covers the airspace's opacities, not a nodule below the lung opacity (round 20)
         (["No airspace disease, effusion or noncalcified nodule."], "nodule", "negative_narrowed"),
         (["No airspace disease."], "subsegmental_atelectasis", None),

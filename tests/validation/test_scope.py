@@ -198,7 +198,8 @@ def test_a_finding_after_a_removed_hedge_need_not_be_listed() -> None:
 
 def test_a_quoting_description_names_a_finding_where_the_report_places_it() -> None:
     """LLM replay round 17: "Degenerative left glenohumeral osteoarthritis." quoted, the spine's degenerative disease
-    left out; a list in the template's own words places nothing (its words are not the report's)."""
+    left out; a list in the template's words is read part by part (LLM replay round 21: "degenerative changes in the
+    spine" listed, those of the acromioclavicular joints left out)."""
     ctx = context(
         ["Clear lungs.", "Degenerative left glenohumeral osteoarthritis.", "Degenerative disease within the spine."]
     )
@@ -214,6 +215,8 @@ def test_a_quoting_description_names_a_finding_where_the_report_places_it() -> N
     it["answer"] = "Clear lungs. Degenerative left glenohumeral osteoarthritis. Degenerative disease within the spine."
     assert verdict("list_completeness", it, ctx) is None
     it["answer"] = "The chest X-ray shows degenerative changes in the left shoulder."
+    assert verdict("list_completeness", it, ctx) == "list_incomplete"
+    it["answer"] = "The chest X-ray shows degenerative changes in the left shoulder and in the spine."
     assert verdict("list_completeness", it, ctx) is None
 
 

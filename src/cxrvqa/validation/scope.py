@@ -28,6 +28,7 @@ from cxrvqa.validation.independent import (
     _located_in,
     _most_specific,
     _answer_mentions,
+    _part_mentions,
     _operations_in,
     _quote,
     _readings_of,
@@ -267,9 +268,9 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     if scope is None:
         return OK
     listed = [f for c in claims_of(item, context) if c.kind == "present" for f in c.findings]
-    quoted = _quoted_mentions(str(item.get("answer") or ""), context) if scope[0] == "study" else None
+    quoted = _described(str(item.get("answer") or ""), context) if scope[0] == "study" else None
     if not listed and quoted is not None:
-        listed = list(dict.fromkeys(m.finding for m in quoted))  # a description quoting the report: what it states
+        listed = list(dict.fromkeys(m.finding for m in quoted))  # a description without tagged findings: what it states
     elif not listed:
         return OK
     mentions, coverage = _report_reading(context)
@@ -293,13 +294,14 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     return OK
 
 
-def _quoted_mentions(answer: str, context: ValidationContext) -> list[Mention] | None:
-    """The findings of a description made of the report's own sentences, each read with the place its sentence gives
-    (None when the answer is not such a quote: a list's words place nothing reliably)."""
+def _described(answer: str, context: ValidationContext) -> list[Mention]:
+    """The findings a description names, each with the place its words give: a description made of the report's
+    own sentences read sentence by sentence, a list in the template's words part by part (`_part_mentions`: a
+    place read across the whole list bleeds from one finding to the next)."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", answer.strip()) if s]
     report = {text.strip() for text in context.study.sentences.values()}
     if not sentences or any(s not in report for s in sentences):
-        return None
+        return list(_part_mentions(answer))
     return _answer_mentions(answer)
 
 

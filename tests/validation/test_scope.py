@@ -59,6 +59,21 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "lung_opacity",
             "evidence_not_the_finding",
         ),
+        # LLM replay round 22
+        (
+            "Density in the left upper lung on PA XXXX XXXX represents superimposed bony and vascular structures.",
+            "finding_presence",
+            "Is there a density?",
+            "density",
+            "evidence_not_the_finding",
+        ),
+        (
+            "Mildly prominent perihilar opacities, XXXX due to bronchovascular crowding.",
+            "finding_presence",
+            "Is there lung opacity?",
+            "lung_opacity",
+            None,
+        ),
         (
             "Nodular density projecting over the right upper quadrant.",
             "finding_presence",

@@ -50,6 +50,22 @@ def test_deid_hedge(sentence: str, answer: str, polarity: bool, expected: str | 
     assert verdict("deid_hedge", it, context([sentence])) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        # a removed word right before a linking phrase puts a present answer in doubt (LLM replay round 22) ...
+        ("Stable calcification in the left upper lobe, XXXX representing a granuloma.", "certainty_deidentified"),
+        ("Costophrenic angles are blunted, XXXX corresponding to small granulomas.", "certainty_deidentified"),
+        # ... not one two words before the finding, nor a plain link
+        ("XXXX bilateral granulomas.", None),
+        ("Stable calcification in the left upper lobe representing a granuloma.", None),
+    ],
+)
+def test_deid_link_of_a_present_answer(sentence: str, expected: str | None) -> None:
+    it = item("finding_presence", "Is there a granuloma?", "yes", polarity=True, finding="granuloma")
+    assert verdict("deid_hedge", it, context([sentence])) == expected
+
+
 # -- 2. the severity words of a mention ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("sentence", "finding", "answer", "expected"),

@@ -45,6 +45,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[,;:()]")
 class WordingRules:
     deid_hedge: re.Pattern[str]  # a removed word before a linking phrase
     deid_hedge_claims: frozenset[str]  # the claim kinds it puts in doubt
+    deid_link: re.Pattern[str]  # a removed word before a linking phrase alone
+    deid_link_claims: frozenset[str]  # the claim kinds that one puts in doubt
     severity_programs: frozenset[str]
     severity_words: dict[str, str]  # word -> level (attribute_support.severities)
     window: int  # words before a mention a severity word may be
@@ -65,6 +67,8 @@ def wording_rules() -> WordingRules:
     return WordingRules(
         rules_pattern(data["deid_hedges"], "wording.deid_hedges"),
         frozenset(data["deid_hedge_claims"]),
+        rules_pattern(data["deid_links"], "wording.deid_links"),
+        frozenset(data["deid_link_claims"]),
         frozenset(rules().data["attribute_support"]["severity_programs"]),
         {word: level for level, words in levels.items() for word in words},
         data["severity"]["window"],
@@ -111,20 +115,27 @@ def check_deid_hedge(item: dict[str, Any], context: ValidationContext) -> Verdic
     related to emphysema", "markings XXXX related to history of bronchitis". The word the de-identification
     removed before a linking phrase is often the hedge ("likely", "possibly"), so an answer that the finding is
     certain (`wording.deid_hedge_claims`) is not supported when every evidence sentence naming it does so only
-    after such a removed word."""
+    after such a removed word, nor one that it is present (`deid_link_claims`) when each names it only after a
+    removed word right before a linking phrase ("calcification ..., XXXX representing a granuloma")."""
     if context.study is None:
         return OK
     wr = wording_rules()
     evidence = _evidence(item, context)
     for claim in claims_of(item, context):
-        if claim.kind not in wr.deid_hedge_claims or claim.source == "other_options":
+        if claim.source == "other_options":
+            continue
+        if claim.kind in wr.deid_hedge_claims:
+            pattern = wr.deid_hedge
+        elif claim.kind in wr.deid_link_claims:
+            pattern = wr.deid_link
+        else:
             continue
         for finding in claim.findings:
             named = _named(finding, evidence)
-            if named and all(_after_deid_hedge(s, start) for s, _, start, _ in named):
+            if named and all(pattern.search(s.lower()[:start]) for s, _, start, _ in named):
                 return fail(
                     "certainty_deidentified",
-                    f"the answer has {display_name(finding)} certain; every "
+                    f"the answer has {display_name(finding)} {claim.kind}; every "
                     f"evidence sentence naming it {_quote(named[0][0])} links it "
                     f"through a de-identified word that may have been a hedge",
                 )

@@ -1217,16 +1217,18 @@ def _report_of(study: Any) -> tuple[str, ...]:
         if any(p.search(low) for p in skip):
             # "No comparison chest x-XXXX Clear lungs.": the period went with the de-identified word, so the
             # splitter kept the next sentence on the comparison's (LLM replay round 17: 4 items read uncovered)
-            tail = _DEID_RESTART.split(text.strip(), maxsplit=1)[1:]
-            if tail and not any(p.search(tail[0].lower()) for p in skip):
-                out.append(tail[0])
+            restart = _deid_restart().search(text)
+            if restart and not any(p.search(text[restart.end() :].lower()) for p in skip):
+                out.append(text[restart.end() :])
             continue
         out.append(readable[i])
     return tuple(out)
 
 
-#: A de-identified word followed by a capitalised word: a sentence boundary whose period was removed with the word.
-_DEID_RESTART = re.compile(r"(?<=XXXX)\s+(?=[A-Z][a-z]+\b)")
+@lru_cache(maxsize=1)
+def _deid_restart() -> re.Pattern[str]:
+    """A de-identified word followed by a capitalised word: a sentence boundary whose period went with the word."""
+    return re.compile(rf"(?:{rules().deid.pattern})\s+(?=[A-Z][a-z]+\b)")
 
 
 def clear_caches() -> None:

@@ -268,9 +268,11 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     if scope is None:
         return OK
     listed = [f for c in claims_of(item, context) if c.kind == "present" for f in c.findings]
-    quoted = _described(str(item.get("answer") or ""), context) if scope[0] == "study" else None
-    if not listed and quoted is not None:
-        listed = list(dict.fromkeys(m.finding for m in quoted))  # a description without tagged findings: what it states
+    described = _described(str(item.get("answer") or ""), context) if scope[0] == "study" else None
+    if not listed and described is not None:
+        listed = list(
+            dict.fromkeys(m.finding for m in described)
+        )  # a description without tagged findings: what it states
     elif not listed:
         return OK
     mentions, coverage = _report_reading(context)
@@ -278,7 +280,7 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
     for sentence, m in _stated(mentions):
         if (
             _in_scope(m, *scope)
-            and not (_covered(m.finding, listed) and (not quoted or _quoted_in_place(m, quoted)))
+            and not (_covered(m.finding, listed) and (not described or _named_in_place(m, described)))
             and not _said_listed(sentence, m, context, listed)
             and not _after_removed_hedge(sentence, m)
         ):
@@ -305,10 +307,10 @@ def _described(answer: str, context: ValidationContext) -> list[Mention]:
     return _answer_mentions(answer)
 
 
-def _quoted_in_place(m: Mention, quoted: list[Mention]) -> bool:
-    """Whether a description quoting the report names the stated finding where the report places it: "Degenerative
-    left glenohumeral osteoarthritis." does not quote "Degenerative disease within the spine" (LLM replay round 17);
-    a quote or a statement without a place covers every place."""
+def _named_in_place(m: Mention, described: list[Mention]) -> bool:
+    """Whether a description names the stated finding where the report places it: "Degenerative left glenohumeral
+    osteoarthritis." does not quote "Degenerative disease within the spine" (LLM replay round 17); a name or a
+    statement without a place covers every place."""
     return any(
         _covered(m.finding, [q.finding])
         and (
@@ -316,7 +318,7 @@ def _quoted_in_place(m: Mention, quoted: list[Mention]) -> bool:
             or not q.regions
             or any(a in subtree(b) or b in subtree(a) for a in m.regions for b in q.regions)
         )
-        for q in quoted
+        for q in described
     )
 
 

@@ -944,12 +944,16 @@ def _parse_arguments(text: str) -> dict[str, str]:
         return {}
 
 
+def answer_sentences(text: str) -> list[str]:
+    """An answer's sentences (cut after a full stop, a question or an exclamation mark)."""
+    return [sentence for sentence in re.split(r"(?<=[.!?])\s+", text) if sentence.strip()]
+
+
 def _answer_mentions(text: str) -> list[Mention]:
     """The findings an answer names, read like a report sentence ("No pneumothorax." names none)."""
     return [
         m
-        for sentence in re.split(r"(?<=[.!?])\s+", text)
-        if sentence.strip()
+        for sentence in answer_sentences(text)
         for m in read_sentence(sentence)
         if m.status not in ("negated", "narrowed")
     ]
@@ -2275,9 +2279,10 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
     lung is clear without focal consolidation") is not a negation of both."""
     above = {finding, *ancestors("findings", finding)}
     covers = rules().data["negation_covers"]
-    exactly = set(rules().data["negation_covers_exactly"])
-    reach = above - ({finding} if finding in exactly else set()) - (set(ancestors("findings", finding)) & exactly)
-    above |= {other for other, covered in covers.items() if reach & set(covered) or finding in covered}
+    # a negation reaches the finding through what it covers, but not through a covered finding above it whose own
+    # kinds it leaves open (`negation_covers_exactly`)
+    reach = (above - set(rules().data["negation_covers_exactly"])) | {finding}
+    above |= {other for other, covered in covers.items() if reach & set(covered)}
     relevant = [m for _, m in mentions if m.finding in above]
     acute = finding in rules().acute
     plain = [m for m in relevant if m.status == "negated" and not m.acute_only and _negated_throughout(finding, m)]

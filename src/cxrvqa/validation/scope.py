@@ -29,6 +29,7 @@ from cxrvqa.validation.independent import (
     _most_specific,
     _answer_mentions,
     _part_mentions,
+    answer_sentences,
     _operations_in,
     _quote,
     _readings_of,
@@ -269,10 +270,8 @@ def check_list_completeness(item: dict[str, Any], context: ValidationContext) ->
         return OK
     listed = [f for c in claims_of(item, context) if c.kind == "present" for f in c.findings]
     described = _described(str(item.get("answer") or ""), context) if scope[0] == "study" else None
-    if not listed and described is not None:
-        listed = list(
-            dict.fromkeys(m.finding for m in described)
-        )  # a description without tagged findings: what it states
+    if not listed and described is not None:  # a description without tagged findings: what it states
+        listed = list(dict.fromkeys(m.finding for m in described))
     elif not listed:
         return OK
     mentions, coverage = _report_reading(context)
@@ -300,7 +299,7 @@ def _described(answer: str, context: ValidationContext) -> list[Mention]:
     """The findings a description names, each with the place its words give: a description made of the report's
     own sentences read sentence by sentence, a list in the template's words part by part (`_part_mentions`: a
     place read across the whole list bleeds from one finding to the next)."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", answer.strip()) if s]
+    sentences = [s.strip() for s in answer_sentences(answer)]
     report = {text.strip() for text in context.study.sentences.values()}
     if not sentences or any(s not in report for s in sentences):
         return list(_part_mentions(answer))

@@ -74,6 +74,12 @@ def _open_store(build: Path, scratch: Path) -> Any:
     return Store(copy / "cxrvqa.duckdb", read_only=True), copy
 
 
+def _as_reviewed(item: dict, verdict: dict) -> bool:
+    """Whether the reviewer read this question and answer (the answer line, with or without its detail lines)."""
+    answer = verdict.get("answer") or ""
+    return item["question"] == verdict.get("question") and answer.split("\n", 1)[0].rstrip() == item["answer"]
+
+
 def _verdicts(pattern: str) -> dict[str, dict]:
     rows = {}
     for path in sorted(glob.glob(pattern)):
@@ -103,13 +109,9 @@ def _load(build: Path, pattern: str, scratch: Path) -> tuple[list[dict], dict, d
         )
         contexts, quality = stage.study_contexts(store, sorted({i["study_id"] for i in items}), context)
     # an item id names the same question in every build, but its answer may differ: keep only the items
-    # whose question and answer are the ones the reviewer read
-    same = [
-        i
-        for i in items
-        if (i["question"], i["answer"])
-        == (verdicts[i["item_id"]].get("question"), verdicts[i["item_id"]].get("answer"))
-    ]
+    # whose question and answer are the ones the reviewer read (some reviewers copy the packet's indented detail
+    # lines of a many-part answer after its answer line)
+    same = [i for i in items if _as_reviewed(i, verdicts[i["item_id"]])]
     missing = len(verdicts) - len(same)
     if missing:
         print(f"  {missing} reviewed item(s) are not current items of {build} as reviewed: left out")

@@ -164,7 +164,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 12
+LOGIC_VERSION = 13
 
 
 def _version() -> int:
@@ -601,7 +601,20 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
                 ent.label_, words, frozenset(kinds), frozenset(regions | inner_regions), frozenset(sides | inner_sides)
             )
         )
-    return _completed(lowers, ents, owner, mentions)
+    return _completed(lowers, ents, owner, _unexplained(text, mentions))
+
+
+def _unexplained(text: str, mentions: list[Mention]) -> list[Mention]:
+    """The mentions less the shadows the sentence explains as a structure outside the lungs (`explained_shadows`)."""
+    if _explained_shadows().search(text.lower()) is None:
+        return mentions
+    shadows = set(rules().data["open_shadows"]["shadows"])
+    return [m for m in mentions if m.finding not in shadows]
+
+
+@lru_cache(maxsize=1)
+def _explained_shadows() -> re.Pattern[str]:
+    return rules_pattern(rules().data["explained_shadows"], "explained_shadows")
 
 
 def _completed(lowers: list[str], ents: Any, owner: dict[int, Any], found: list[Mention]) -> tuple[Mention, ...]:
@@ -1284,14 +1297,14 @@ def speaks_of(finding: str, sentences: tuple[str, ...]) -> bool:
 @lru_cache(maxsize=65536)
 def _reading(finding: str, sentences: tuple[str, ...]) -> tuple[str, list[tuple[str, Mention]]]:
     members, above = _readings_of(finding), ancestors("findings", finding)
-    shape = _shape_words().get(finding)
+    shapes = [shape for member in members if (shape := _shape_words().get(member)) is not None]
     found = [
         (s, m)
         for s in sentences
         for m in read_sentence(s)
         if m.finding in members
         or (m.finding in above and _placed_as(m.finding, m.regions) in members)
-        or (shape is not None and m.finding in shape[0] and shape[1].search(m.text.lower()) is not None)
+        or any(m.finding in named and words.search(m.text.lower()) is not None for named, words in shapes)
     ]
     statuses = {m.status for _, m in found}
     if "affirmed" in statuses:
@@ -2613,10 +2626,12 @@ def _normal_verdict(region: str, mentions: list[tuple[str, Mention]], cov: _Cove
             )
         if category in data["not_abnormal_categories"] or m.status in ("negated", "narrowed"):
             continue
+        # a finding that cannot be in the region is placed there by a neighbouring word ("Large hiatal hernia projects
+        # behind the heart" is no finding of the left lung: synthetic round A)
         in_region = (
             (category == region.split(":", 1)[1])
             if region.startswith("category:")
-            else any(_located_in(m, t) for t in targets)
+            else any(_located_in(m, t) and _allowed(m.finding, t) for t in targets)
         )
         if not in_region:
             continue

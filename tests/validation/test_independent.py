@@ -1560,6 +1560,18 @@ def test_an_operation_is_on_the_region_its_sentence_names(sentence: str, region:
         (["A 7 mm nodular density at the left lung base.", "Lungs are otherwise clear."], None),
         (["Vague opacity within the left lower lobe.", "Lungs are clear."], None),
         (["Vague opacity within the left lower lobe.", "Lungs are otherwise clear.", "No consolidation."], None),
+        # a shadow that may be only what it names is open for those alone (synthetic round B)
+        (
+            [
+                "Residual linear opacity at the left base likely represents scarring or atelectasis.",
+                "Lungs otherwise clear.",
+            ],
+            None,
+        ),
+        (
+            ["Residual opacity at the left base may represent atelectasis or consolidation.", "Lungs otherwise clear."],
+            "negative_partial_normal",
+        ),
     ],
 )
 def test_a_partial_normal_statement_leaves_an_open_shadow_open(sentences: list[str], expected: str | None) -> None:

@@ -45,6 +45,21 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "consolidation",
             "evidence_other_exam",
         ),
+        # the finding of the prior study carried to this one (synthetic round B), or not
+        (
+            "The left lower lobe consolidation seen on the prior study has improved, with residual opacity.",
+            "finding_presence",
+            "Is there consolidation?",
+            "consolidation",
+            None,
+        ),
+        (
+            "The left lower lobe consolidation was seen on the prior study.",
+            "finding_presence",
+            "Is there consolidation?",
+            "consolidation",
+            "evidence_other_exam",
+        ),
         (
             "Volume loss in the right upper lobe seen on CT is not as well demonstrated on radiography.",
             "finding_presence",

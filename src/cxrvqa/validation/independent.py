@@ -2585,7 +2585,7 @@ def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Covera
     points back, where the only statement covering the finding leaves something out ("Lungs are otherwise clear",
     "The remainder of the lungs are clear"): a finding the shadow may be (`open_shadows.may_be`) is not ruled out
     (rounds AN, AU). A finding only hedged ("Question of this could be developing or resolving pneumonia") leaves
-    the shadow open; a lesion ("nodular density": `lesion_words`) is no such shadow."""
+    the shadow open for what it names; a lesion ("nodular density": `lesion_words`) is no such shadow."""
     data = rules().data["open_shadows"]
     if not any(finding in family(f) for f in data["may_be"]):
         return None
@@ -2606,7 +2606,13 @@ def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Covera
         following = by_sentence[sentences[i + 1]] if i + 1 < len(sentences) else []
         if _word_patterns("doubt_elsewhere")["anaphors"].match(sentences[i + 1].lower() if following else ""):
             stated += following
-        if not any(m.finding not in data["shadows"] and m.status in ("affirmed", "differential") for m in stated):
+        if any(m.finding not in data["shadows"] and m.status in ("affirmed", "differential") for m in stated):
+            continue
+        # a shadow that may be only what its sentence names is open for those alone ("Minimal residual linear opacity
+        # at the left base likely represents scarring or atelectasis" leaves no pneumonia open: synthetic round B),
+        # unless one of them is a shadow of the airspace, which may be any of them ("may represent pneumonia")
+        named = [m.finding for m in stated if m.finding not in data["shadows"] and m.status in CERTAINTIES]
+        if not named or any(finding in family(n) or n in data["open_with"] for n in named):
             return sentence
     return None
 

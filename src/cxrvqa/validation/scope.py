@@ -50,6 +50,7 @@ from cxrvqa.validation.wording import _after_deid_hedge, _attributed, _placed
 @dataclass(frozen=True)
 class ScopeRules:
     other_exam: re.Pattern[str]
+    still_here: re.Pattern[str]
     not_the_finding: re.Pattern[str]
     outside_chest: re.Pattern[str]
     chest_categories: frozenset[str]
@@ -81,6 +82,7 @@ def scope_rules() -> ScopeRules:
         conflicts[finding] = (frozenset(f for top in entry["findings"] for f in family(top)), entry["region"])
     return ScopeRules(
         compiled("other_exam"),
+        compiled("still_here"),
         compiled("not_the_finding"),
         compiled("outside_chest"),
         frozenset(scope["chest_categories"]),
@@ -100,7 +102,7 @@ def _elsewhere(sentence: str) -> tuple[bool, bool, bool]:
     """(about another exam, explained as something else, outside the chest) for one sentence."""
     low, sr = sentence.lower(), scope_rules()
     return (
-        sr.other_exam.search(low) is not None,
+        sr.other_exam.search(low) is not None and sr.still_here.search(low) is None,
         sr.not_the_finding.search(low) is not None,
         sr.outside_chest.search(low) is not None,
     )

@@ -1946,6 +1946,57 @@ def test_readings_of_synthetic_round_a(sentence: str, statuses: dict[str, str]) 
     assert {m.finding: m.status for m in independent.read_sentence(sentence)} == statuses
 
 
+@pytest.mark.parametrize(
+    ("sentence", "statuses"),
+    [
+        # synthetic round C: a candidate named with the leading one; the known cancer three words too far back
+        (
+            "In the setting of known lung cancer, lymphangitic carcinomatosis is a concern; interstitial edema and "
+            "drug-related pneumonitis are also in the differential.",
+            {"malignancy": "affirmed", "edema": "affirmed", "pneumonia": "hedged"},
+        ),
+        (
+            "Bibasilar opacities concerning for multifocal pneumonia; atelectasis could also contribute.",
+            {"lung_opacity": "affirmed", "pneumonia": "hedged", "atelectasis": "hedged"},
+        ),
+        # the conditional after its finding stays stated: readers split on it
+        ("Airspace disease, consistent with pneumonia in the appropriate clinical setting.", None),
+        ("Mediastinum shifted to the right, unchanged.", {"mediastinal_shift": "affirmed"}),
+        ("There is enlargement of the right hilum.", {"hilar_enlargement": "affirmed"}),
+        ("Mediastinum is not widened.", {"mediastinal_widening": "negated"}),
+    ],
+)
+def test_readings_of_synthetic_round_c(sentence: str, statuses: dict[str, str] | None) -> None:
+    read = {m.finding: m.status for m in independent.read_sentence(sentence)}
+    assert read == (statuses or {"airspace_disease": "affirmed", "pneumonia": "affirmed"})
+
+
+@pytest.mark.parametrize(
+    ("sentence", "side", "expected"),
+    [
+        # a finding named without a side is on its sentence's one side (synthetic round C)
+        ("Bilateral moderate pleural effusions with associated compressive atelectasis.", "bilateral", None),
+        (
+            "Bilateral moderate pleural effusions with associated compressive atelectasis.",
+            "left",
+            "side_not_in_evidence",
+        ),
+        # two sides in the sentence: none is the finding's
+        ("Right pleural effusion and left pneumothorax with atelectasis.", "left", "side_not_in_evidence"),
+    ],
+)
+def test_a_finding_without_a_side_has_its_sentence_side(sentence: str, side: str, expected: str | None) -> None:
+    it = item(
+        "finding_side",
+        "On which side is the atelectasis?",
+        side,
+        answer_format="short",
+        finding="atelectasis",
+        evidence=[0],
+    )
+    assert verdict("location_support", it, context([sentence])) == expected
+
+
 def test_a_tortuous_and_calcified_aorta_is_read_as_both() -> None:
     """One mention ("Aorta is tortuous and calcified"), read as the tortuosity and as the calcification (synthetic
     round A: 4 correct calcification answers demoted as not named)."""

@@ -1812,14 +1812,23 @@ def _answer_places(
 
 def _attached(finding: str, sentences: Iterable[str]) -> tuple[set[str], set[str]]:
     """The regions and sides the sentences attach to the finding's (not negated) mentions, with the regions the
-    name of the finding read names ("thoracic spondylosis", read as degenerative changes of the thoracic spine)."""
+    name of the finding read names ("thoracic spondylosis", read as degenerative changes of the thoracic spine); a
+    mention without a side has its sentence's (`_sentence_side`)."""
     regions, sides = set(), set()
     for sentence, m in reading(finding, sentences)[1]:
         if m.status not in ("negated", "narrowed"):
             placed = m if m.regions or m.sides else _shadow_placed(sentence, m)
             regions |= _sided(placed) | _own_regions(m.finding)
-            sides |= placed.sides
+            sides |= placed.sides or _sentence_side(sentence)
     return regions, sides
+
+
+def _sentence_side(sentence: str) -> frozenset[str]:
+    """The one side the stated findings of a sentence are given, if they all are given the same: a finding named
+    without one is on it ("Bilateral moderate pleural effusions with associated compressive atelectasis", "bilateral
+    pulmonary nodules, most consistent with metastatic disease": synthetic round C, 4 bilateral answers read right)."""
+    given = {m.sides for m in read_sentence(sentence) if m.status not in ("negated", "narrowed") and m.sides}
+    return next(iter(given)) if len(given) == 1 else frozenset()
 
 
 @lru_cache(maxsize=None)

@@ -422,6 +422,11 @@ def test_an_unknown_finding_in_the_rules_is_named(monkeypatch: pytest.MonkeyPatc
         ("Stable left pleural effusion.", "improved", "change_not_stated"),
         ("Stable left pleural effusion.", "unchanged", None),
         ("Decreased left pleural effusion compared to the prior examination.", "improved", None),
+        # a change over time by its tense; nearly gone is better (synthetic round C)
+        ("Left pleural effusion has slightly decreased.", "improved", None),
+        ("Decreasing small left pleural effusion.", "improved", None),
+        ("Left pleural effusion has nearly resolved.", "improved", None),
+        ("Left pleural effusion has nearly resolved.", "worsened", "change_not_stated"),
         # the change is another clause's subject's (round AC)
         (
             "Small left pleural effusion, mediastinal contours appear similar to prior.",

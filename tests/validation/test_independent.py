@@ -1964,6 +1964,7 @@ def test_readings_of_synthetic_round_a(sentence: str, statuses: dict[str, str]) 
         ("Mediastinum shifted to the right, unchanged.", {"mediastinal_shift": "affirmed"}),
         ("There is enlargement of the right hilum.", {"hilar_enlargement": "affirmed"}),
         ("Mediastinum is not widened.", {"mediastinal_widening": "negated"}),
+        ("Left chest tube removed.", {"chest_tube": "negated"}),
     ],
 )
 def test_readings_of_synthetic_round_c(sentence: str, statuses: dict[str, str] | None) -> None:
@@ -2006,3 +2007,20 @@ def test_a_tortuous_and_calcified_aorta_is_read_as_both() -> None:
     }
     assert read == {"tortuous_aorta": "present", "aortic_calcification": "present", "calcification": "present"}
     assert independent.reading("aortic_calcification", ("The aorta is tortuous.",))[0] == "not_mentioned"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "finding", "sides"),
+    [
+        # a side word right after a placed finding is its side (synthetic round C) ...
+        ("Apical pleural thickening bilaterally.", "pleural_thickening", {"bilateral"}),
+        ("Multiple calcified pleural plaques bilaterally, along the diaphragm.", "pleural_plaque", {"bilateral"}),
+        # ... and an unplaced one's is found with the places after it (LLM replay round 17)
+        ("Degenerative left glenohumeral osteoarthritis.", "degenerative_changes", {"left"}),
+    ],
+)
+def test_a_side_word_right_after_a_finding(sentence: str, finding: str, sides: set[str]) -> None:
+    (mention,) = [m for m in independent.read_sentence(sentence) if m.finding == finding]
+    assert mention.sides == sides
+    if finding == "degenerative_changes":
+        assert mention.regions == {"shoulders"}

@@ -728,8 +728,8 @@ def _walk_rules() -> _WalkRules:
 
 def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], owner: dict[int, Any]) -> list[Any]:
     """The location phrases that belong to a finding by the words around it: those overlapping it, those
-    just before it ("left lower lobe opacity", skipping a few words such as "calcified") and a prepositional
-    phrase just after it ("opacity in the left base and right base"); none across another finding or a
+    just before it ("left lower lobe opacity", skipping a few words such as "calcified"), a prepositional
+    phrase just after it ("opacity in the left base and right base") or a side word ("bilaterally"); none across another finding or a
     stop word. Empty when nothing is found: then ConText's scope decides. (`lowers`: the sentence's tokens in
     lower case; `at`: token index -> the place phrase over it; `owner`: token index -> the finding over it.)"""
     walk = _walk_rules()
@@ -748,10 +748,12 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
             break
         else:
             i, skipped = i - 1, skipped + 1
-    j, skipped, opened = ent.end, 0, False
+    j, skipped, opened, placed = ent.end, 0, False, bool(found)
     while j < len(lowers) and owner.get(j) is None:
         word = lowers[j]
-        if j in at and opened:
+        # a side word right after a placed one is its side ("Apical pleural thickening bilaterally": synthetic round
+        # C); an unplaced one's is ConText's to find with the rest ("Degenerative left glenohumeral osteoarthritis")
+        if j in at and (opened or (placed and j == ent.end and at[j].category == SIDE)):
             found.append(at[j])
             j, skipped = at[j].modifier_span[1], 0
             continue

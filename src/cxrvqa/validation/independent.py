@@ -730,8 +730,9 @@ def _walk(lowers: list[str], ent: Any, places: list[Any], at: dict[int, Any], ow
     """The location phrases that belong to a finding by the words around it: those overlapping it, those
     just before it ("left lower lobe opacity", skipping a few words such as "calcified"), a prepositional
     phrase just after it ("opacity in the left base and right base") or a side word ("bilaterally"); none across
-    another finding or a stop word. Empty when nothing is found: then ConText's scope decides. (`lowers`: the sentence's tokens in
-    lower case; `at`: token index -> the place phrase over it; `owner`: token index -> the finding over it.)"""
+    another finding or a stop word. Empty when nothing is found: then ConText's scope decides. (`lowers`: the
+    sentence's tokens in lower case; `at`: token index -> the place phrase over it; `owner`: token index -> the
+    finding over it.)"""
     walk = _walk_rules()
     stops, prepositions, gap = walk.stops, walk.prepositions, walk.gap
     found = [m for m in places if m.modifier_span[0] < ent.end and ent.start < m.modifier_span[1]]

@@ -591,6 +591,33 @@ def test_a_diagnosis_consistent_with_the_image_is_suspected(
 
 
 @pytest.mark.parametrize(
+    ("template_id", "answer", "polarity", "expected"),
+    [
+        # a finding read on the clinical picture: present, not certain (synthetic rounds A, C, E)
+        ("finding_hedged", "no", False, "second_reading_hedged"),
+        ("finding_hedged", "yes", True, None),
+        ("finding_presence", "yes", True, None),
+    ],
+)
+def test_a_finding_conditional_on_the_clinical_setting_is_present_and_uncertain(
+    template_id: str, answer: str, polarity: bool, expected: str | None
+) -> None:
+    sentence = "Left lower lobe consolidation, compatible with pneumonia in the appropriate clinical setting."
+    it = item(template_id, "Is pneumonia only suspected?", answer, polarity=polarity, finding="pneumonia")
+    assert verdict("second_reading", it, context([sentence])) == expected
+
+
+def test_a_nodular_density_a_sentence_doubts_is_a_doubted_nodule() -> None:
+    """Synthetic round D: a "nodular density" (a nodule too to readers) that "may represent a nipple shadow" is no
+    sure abnormality (3 "abnormal" answers read wrong)."""
+    sentences = ["A 6 mm nodular density in the left lower lung, not seen on prior, may represent a nipple shadow."]
+    it = item("finding_presence", "Is there a nodule?", "yes", polarity=True, finding="nodule", evidence=[0])
+    assert verdict("second_reading", it, context(sentences)) == "second_reading_doubted_elsewhere"
+    plain = ["A 6 mm nodular density in the left lower lung."]
+    assert verdict("second_reading", it, context(plain)) is None
+
+
+@pytest.mark.parametrize(
     ("sentences", "findings", "expected"),
     [
         # only hedged in the evidence and nowhere stated: no abnormality a reader states

@@ -1503,7 +1503,8 @@ def _doubted_or_resolved(
 ) -> tuple[str, str, str] | None:
     """(reason, sentence, what the two say) where the report doubts, or says resolved, a finding the evidence states
     (`_doubted_elsewhere`); remembered: a study's items ask it of the same findings and evidence."""
-    stated = [m for _, m in _mentions(evidence) if m.finding in family(finding) and m.status == "affirmed"]
+    # the mentions that read as the finding (a "nodular density" is a nodule too: `read_also_as_shaped`)
+    stated = [m for _, m in reading(finding, evidence)[1] if m.status == "affirmed"]
     # one instance the report does not doubt is enough ("ring-shaped opacity ... Uncertain if this represent
     # something within the lung or external to the patient. There is also a 5 mm nodular opacity ...")
     doubts = [_doubt(mention, report) for mention in stated]
@@ -1716,14 +1717,24 @@ def _claim_reading_verdict(claim: Claim, sentences: tuple[str, ...]) -> Verdict:
 
 def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
     """Every stated mention follows, at most two words on, a phrase that gives it as the favoured reading of what
-    is seen (`favoured`: "opacities in the peripheral right lung most compatible with scarring", round AH): readers
-    take it as present, but not as certain."""
+    is seen (`favoured`: "opacities in the peripheral right lung most compatible with scarring", round AH), or comes
+    right before a conditional on the clinical picture (`favoured_after`): readers take it as present, but not as
+    certain."""
     stated = [(s, m) for s, m in found if m.status == "affirmed"]
     return bool(stated) and all(
         (at := s.lower().find(m.text.lower())) >= 0
-        and _favoured_pattern(m.finding in rules().data["diagnoses"]).search(s.lower()[:at].rstrip())
+        and (
+            _favoured_pattern(m.finding in rules().data["diagnoses"]).search(s.lower()[:at].rstrip())
+            or _favoured_after().match(s.lower()[at + len(m.text) :])
+        )
         for s, m in stated
     )
+
+
+@lru_cache(maxsize=1)
+def _favoured_after() -> re.Pattern[str]:
+    """A conditional on the clinical picture right after the mention (`favoured_after`)."""
+    return re.compile(r"\s*(?:" + "|".join(re.escape(p) for p in rules().data["favoured_after"]) + r")\b")
 
 
 @lru_cache(maxsize=2)

@@ -2051,3 +2051,17 @@ def test_a_side_word_right_after_a_finding(sentence: str, finding: str, sides: s
     assert mention.sides == sides
     if finding == "degenerative_changes":
         assert mention.regions == {"shoulders"}
+
+
+@pytest.mark.parametrize(
+    ("finding", "sentence", "read"),
+    [
+        # synthetic round E: the reader's name for it is another finding's, which readers take for this one too
+        ("lymphadenopathy", "Right paratracheal and bilateral hilar lymphadenopathy.", "present"),
+        ("lymphadenopathy", "Bilateral hilar enlargement.", "not_mentioned"),
+        ("interstitial_opacity", "There are increased interstitial markings bilaterally.", "present"),
+        ("mediastinal_widening", "Mild widening of the postoperative mediastinal silhouette, expected.", "present"),
+    ],
+)
+def test_readings_of_synthetic_round_e(finding: str, sentence: str, read: str) -> None:
+    assert independent.reading(finding, (sentence,))[0] == read

@@ -557,19 +557,26 @@ def test_a_finding_before_a_longer_overlapping_one_is_kept() -> None:
 
 
 @pytest.mark.parametrize(
+    ("sentence", "finding"),
+    [
+        # the favoured reading of a shadow (round AH)
+        ("Opacities in the peripheral right lung most compatible with scarring.", "scarring"),
+        # a finding read on the clinical picture (synthetic rounds A, C, E)
+        ("Left lower lobe consolidation, compatible with pneumonia in the appropriate clinical setting.", "pneumonia"),
+    ],
+)
+@pytest.mark.parametrize(
     ("template_id", "answer", "polarity", "expected"),
     [
-        # the favoured reading of a shadow: present, but the report is not certain of it (round AH)
         ("finding_hedged", "no", False, "second_reading_hedged"),
         ("finding_hedged", "yes", True, None),
         ("finding_presence", "yes", True, None),
     ],
 )
 def test_a_favoured_reading_is_present_and_uncertain(
-    template_id: str, answer: str, polarity: bool, expected: str | None
+    sentence: str, finding: str, template_id: str, answer: str, polarity: bool, expected: str | None
 ) -> None:
-    sentence = "Opacities in the peripheral right lung most compatible with scarring."
-    it = item(template_id, "Is the report uncertain about scarring?", answer, polarity=polarity, finding="scarring")
+    it = item(template_id, "Is the report uncertain about it?", answer, polarity=polarity, finding=finding)
     assert verdict("second_reading", it, context([sentence])) == expected
 
 
@@ -587,23 +594,6 @@ def test_a_diagnosis_consistent_with_the_image_is_suspected(
     sentence: str, finding: str, answer: str, expected: str | None
 ) -> None:
     it = item("finding_hedged", "Is it only suspected?", answer, polarity=answer == "yes", finding=finding)
-    assert verdict("second_reading", it, context([sentence])) == expected
-
-
-@pytest.mark.parametrize(
-    ("template_id", "answer", "polarity", "expected"),
-    [
-        # a finding read on the clinical picture: present, not certain (synthetic rounds A, C, E)
-        ("finding_hedged", "no", False, "second_reading_hedged"),
-        ("finding_hedged", "yes", True, None),
-        ("finding_presence", "yes", True, None),
-    ],
-)
-def test_a_finding_conditional_on_the_clinical_setting_is_present_and_uncertain(
-    template_id: str, answer: str, polarity: bool, expected: str | None
-) -> None:
-    sentence = "Left lower lobe consolidation, compatible with pneumonia in the appropriate clinical setting."
-    it = item(template_id, "Is pneumonia only suspected?", answer, polarity=polarity, finding="pneumonia")
     assert verdict("second_reading", it, context([sentence])) == expected
 
 

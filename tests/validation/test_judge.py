@@ -82,6 +82,11 @@ def test_the_response_schema_and_caps_come_from_the_criteria_file() -> None:
         "relevance=partially_relevant",
     )
     assert criteria.cap(best | {"entailment": "contradicted"}) == (rules.code("D"), "entailment=contradicted")
+    # a minor detail left out and awkward but clear wording cap nothing (judged samples read by people, 2026-12-06)
+    assert criteria.cap(best | {"completeness": "mostly_complete", "answer_clarity": "somewhat_unclear"}) == (
+        rules.best,
+        "",
+    )
     with pytest.raises(ResponseError, match="not JSON"):
         judge.parse_verdict('{"entailment": ')
     with pytest.raises(ResponseError, match="entailment: 'maybe' is not one of"):

@@ -1725,7 +1725,7 @@ def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
         (at := s.lower().find(m.text.lower())) >= 0
         and (
             _favoured_pattern(m.finding in rules().data["diagnoses"]).search(s.lower()[:at].rstrip())
-            or _favoured_after().match(s.lower()[at + len(m.text) :])
+            or _favoured_after().match(s.lower()[at + len(m.text) :].lstrip())
         )
         for s, m in stated
     )
@@ -1734,7 +1734,7 @@ def _favoured_only(found: list[tuple[str, Mention]]) -> bool:
 @lru_cache(maxsize=1)
 def _favoured_after() -> re.Pattern[str]:
     """A conditional on the clinical picture right after the mention (`favoured_after`)."""
-    return re.compile(r"\s*(?:" + "|".join(re.escape(p) for p in rules().data["favoured_after"]) + r")\b")
+    return _any_word(rules().data["favoured_after"])
 
 
 @lru_cache(maxsize=2)

@@ -1990,6 +1990,26 @@ def test_readings_of_synthetic_round_c(sentence: str, statuses: dict[str, str] |
 
 
 @pytest.mark.parametrize(
+    ("sentence", "statuses"),
+    [
+        # synthetic round G: a consideration named as such, or an alternative, is no stated finding
+        ("Neoplasm is the main consideration.", {"malignancy": "hedged"}),
+        (
+            "In this clinical setting, Pneumocystis jirovecii pneumonia is the primary consideration.",
+            {"pneumonia": "hedged"},
+        ),
+        ("ARDS is a differential consideration.", {"ards": "hedged"}),
+        ("Viral pneumonia is an alternative.", {"pneumonia": "hedged"}),
+        ("Differential considerations include edema and pneumonia.", {"edema": "hedged", "pneumonia": "hedged"}),
+        # a consideration of another finding leaves a stated one stated
+        ("Right lower lobe pneumonia. Consider follow-up to resolution.", {"pneumonia": "affirmed"}),
+    ],
+)
+def test_readings_of_synthetic_round_g(sentence: str, statuses: dict[str, str]) -> None:
+    assert {m.finding: m.status for m in independent.read_sentence(sentence)} == statuses
+
+
+@pytest.mark.parametrize(
     ("sentence", "side", "expected"),
     [
         # a finding named without a side is on its sentence's one side (synthetic round C)

@@ -210,6 +210,22 @@ def test_a_description_quoting_the_report_must_quote_every_stated_finding() -> N
     assert verdict("list_completeness", it, ctx) is None
 
 
+def test_a_description_quoting_the_sentence_of_an_untagged_finding_names_it() -> None:
+    """Synthetic round I: the quoted aortic calcification is named though the item was tagged atherosclerosis only."""
+    ctx = context(["Atherosclerotic calcification of the aortic arch.", "Diffuse osteopenia.", "Mild cardiomegaly."])
+    it = item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        "Atherosclerotic calcification of the aortic arch. Diffuse osteopenia. Mild cardiomegaly.",
+        answer_format="full_sentence",
+        findings=["atherosclerosis", "osteopenia", "cardiomegaly"],
+        evidence=[0, 1, 2],
+    )
+    assert verdict("list_completeness", it, ctx) is None
+    it["answer"] = "The chest X-ray shows atherosclerosis, osteopenia and cardiomegaly."
+    assert verdict("list_completeness", it, ctx) == "list_incomplete"
+
+
 def test_a_finding_after_a_removed_hedge_need_not_be_listed() -> None:
     """LLM replay round 18: "XXXX interstitial edema" may have been "possible interstitial edema"."""
     ctx = context(["Bilateral interstitial opacities and central vascular congestion XXXX interstitial edema."])

@@ -719,6 +719,23 @@ def test_an_abnormal_answer_quotes_no_borderline_sentence_as_a_reason(answer: st
             "second_reading_doubted_elsewhere",
             "pneumonia",
         ),
+        # ... which doubt the interpretation, not the shadow it interprets (synthetic round J)
+        (
+            [
+                "Right lower lobe airspace opacity most consistent with pneumonia.",
+                "Aspiration is also a consideration.",
+            ],
+            "second_reading_doubted_elsewhere",
+            "pneumonia",
+        ),
+        (
+            [
+                "Right lower lobe airspace opacity most consistent with pneumonia.",
+                "Aspiration is also a consideration.",
+            ],
+            None,
+            "airspace_disease",
+        ),
         # a sentence that begins with a hedge and has no subject of its own points back
         (
             ["Interstitial prominence.", "Maybe due to technical factors."],

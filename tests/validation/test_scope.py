@@ -60,6 +60,14 @@ def test_the_checks_share_no_code_with_the_extractor_or_the_programs() -> None:
             "consolidation",
             "evidence_other_exam",
         ),
+        # not seen on the prior study: new on this one (synthetic round J)
+        (
+            "Tiny left apical pneumothorax, less than 5 mm, not definitely seen on prior.",
+            "finding_presence",
+            "Is there a pneumothorax?",
+            "pneumothorax",
+            None,
+        ),
         (
             "Volume loss in the right upper lobe seen on CT is not as well demonstrated on radiography.",
             "finding_presence",

@@ -164,7 +164,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 14
+LOGIC_VERSION = 15
 
 
 def _version() -> int:
@@ -1553,6 +1553,7 @@ def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
     """The first report sentence that doubts the stated mention (`_doubted_elsewhere`), if any (remembered: the
     items of a study ask it of the same mentions)."""
     follows = False  # the sentence before states it
+    shadows = rules().data["open_shadows"]["shadows"]
     for sentence in report:
         mentions, mimic, anaphor, alternatives, sides = _doubt_reading(sentence)
         related = [m for m in mentions if _same_thing(m, stated)]
@@ -1561,7 +1562,9 @@ def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
         aimed = bool(related) and (len(related) == len(mentions) or any(m.status != "affirmed" for m in related))
         if mimic and (aimed or (follows and not mentions and anaphor)):
             return sentence
-        if follows and alternatives and mentions and not related:
+        # other causes offered doubt an interpretation ("most consistent with pneumonia. Aspiration is also a
+        # consideration."), not the shadow it interprets (synthetic round J: an airspace opacity, 2 correct items)
+        if follows and alternatives and mentions and not related and stated.finding not in shadows:
             if all(m.status in CERTAINTIES for m in mentions):
                 return sentence
         follows = any(m.status == "affirmed" for m in related) and _sides_agree(sides, stated)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from cxrvqa.errors import ResourceError
+
 from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.qa.templates import builtin_templates
 from cxrvqa.validation import independent
@@ -1636,6 +1638,37 @@ def test_a_midline_trachea_rules_out_its_deviation(sentence: str, expected: str 
     """LLM replay round 14: "Is tracheal deviation excluded? yes" from "The trachea is midline"."""
     it = item("finding_presence", "Is there tracheal deviation?", "no", polarity=False, finding="tracheal_deviation")
     assert verdict("negative_support", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"), [("Mediastinum is midline.", None), ("The heart size is normal.", "negative_unbacked")]
+)
+def test_a_midline_mediastinum_rules_out_its_shift(sentence: str, expected: str | None) -> None:
+    """Synthetic round J: "Which is present: lung opacity or mediastinal shift?" beside "Mediastinum is midline"."""
+    it = item("finding_presence", "Is there mediastinal shift?", "no", polarity=False, finding="mediastinal_shift")
+    assert verdict("negative_support", it, context([sentence])) == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "statuses"),
+    [
+        # synthetic round J
+        ("Right hilum appears fuller than previously.", {"hilar_enlargement": "affirmed"}),
+        ("Fuller right hilum, possibly adenopathy.", {"hilar_enlargement": "affirmed", "lymphadenopathy": "hedged"}),
+        ("The 6 mm nodular density is not definitely seen on today's study.", {"density": "negated"}),
+        # one rule per phrase: "not excluded" is read backward only
+        ("Small left pleural effusion not excluded.", {"pleural_effusion": "hedged"}),
+    ],
+)
+def test_readings_of_synthetic_round_j(sentence: str, statuses: dict[str, str]) -> None:
+    assert {m.finding: m.status for m in independent.read_sentence(sentence)} == statuses
+
+
+def test_a_context_phrase_of_two_rules_is_refused() -> None:
+    rules = [{"kind": "hedged", "phrases": ["not excluded"]}, {"kind": "hedged", "phrases": ["Not excluded", "may"]}]
+    with pytest.raises(ResourceError, match="'Not excluded' is in rules 0 and 1"):
+        independent._check_context_phrases(rules)
+    independent._check_context_phrases(rules[:1])
 
 
 def test_a_normal_study_needs_the_lungs_and_the_heart_declared_normal() -> None:

@@ -120,6 +120,21 @@ def _check_known(data: dict[str, Any]) -> None:
         _known([finding, *entry["findings"]], vocab.findings, "read_also_as_shaped")
     for finding, covered in [*data["negation_covers"].items(), *data["read_also_as"].items()]:
         _known([finding, *covered], vocab.findings, "negation_covers / read_also_as")
+    _check_context_phrases(data["context"])
+
+
+def _check_context_phrases(context: list[dict[str, Any]]) -> None:
+    """A ConText phrase belongs to one rule: of two rules of one phrase only one applies, and which one depends on the
+    hash of its rule id, i.e. on the position of every rule before it ("not excluded" forward and backward: an edit
+    elsewhere in the list turned "effusion not excluded" from hedged into stated)."""
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(context):
+        for phrase in rule["phrases"]:
+            first = seen.setdefault(phrase.lower(), index)
+            if first != index:
+                raise ResourceError(
+                    RULES_FILE, f"context: the phrase {phrase!r} is in rules {first} and {index}; one rule per phrase"
+                )
 
 
 @lru_cache(maxsize=1)

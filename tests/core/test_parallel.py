@@ -28,6 +28,7 @@ def _touch(folder: Path) -> None:
 
 
 def test_warm_workers_calls_the_function_in_the_pool_and_only_there(tmp_path: Path) -> None:
+    shutdown_pools()  # a pool of an earlier test was started where this module may not import (run order)
     warm_workers(partial(_touch, tmp_path), 1)  # one worker: no pool, nothing to warm
     assert not list(tmp_path.iterdir())
     warm_workers(partial(_touch, tmp_path), 2)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from cxrvqa.config import Config
@@ -244,7 +245,7 @@ def _chunk_tables(
     part_rows: list[tuple] = []
     done = []
     for study in chunk:
-        view = study_view(json.loads(study.graph), study.patient_id, study.images)
+        view = study_view(orjson.loads(study.graph), study.patient_id, study.images)
         items, parts, counts = generate_study(view, settings, study.template_ids)
         tail = (study.graph_id, backend, study.input_hash)
         item_rows.extend(row + tail for row in items)

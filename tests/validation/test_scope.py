@@ -180,24 +180,24 @@ def test_a_distractor_counts_as_claimed_absent() -> None:
 
 
 # -- list completeness -------------------------------------------------------------------------------------
+def _description(answer: str, findings: list[str], evidence: list[int]) -> dict:
+    """A "What does this chest X-ray show?" item with this answer, its tagged findings and evidence sentences."""
+    return item(
+        "study_describe_all",
+        "What does this chest X-ray show?",
+        answer,
+        answer_format="full_sentence",
+        findings=findings,
+        evidence=evidence,
+    )
+
+
 def test_a_study_description_must_name_every_stated_finding() -> None:
     ctx = context(["Small left pleural effusion.", "Moderate cardiomegaly.", "No pneumothorax."])
-    it = item(
-        "study_describe_all",
-        "What does this chest X-ray show?",
-        "The chest X-ray shows a pleural effusion.",
-        answer_format="full_sentence",
-        findings=["pleural_effusion"],
-        evidence=[0],
-    )
+    it = _description("The chest X-ray shows a pleural effusion.", ["pleural_effusion"], [0])
     assert verdict("list_completeness", it, ctx) == "list_incomplete"
-    it = item(
-        "study_describe_all",
-        "What does this chest X-ray show?",
-        "The chest X-ray shows a pleural effusion and cardiomegaly.",
-        answer_format="full_sentence",
-        findings=["pleural_effusion", "cardiomegaly"],
-        evidence=[0, 1],
+    it = _description(
+        "The chest X-ray shows a pleural effusion and cardiomegaly.", ["pleural_effusion", "cardiomegaly"], [0, 1]
     )
     assert verdict("list_completeness", it, ctx) is None
 
@@ -205,14 +205,7 @@ def test_a_study_description_must_name_every_stated_finding() -> None:
 def test_a_description_quoting_the_report_must_quote_every_stated_finding() -> None:
     """A description without tagged findings names what its own sentences state (round X8: "no abnormality")."""
     ctx = context(["The lungs are clear.", "Heart size is normal.", "There is a stable lucency in the right clavicle."])
-    it = item(
-        "study_describe_all",
-        "What does this chest X-ray show?",
-        "The lungs are clear. Heart size is normal.",
-        answer_format="full_sentence",
-        findings=[],
-        evidence=[0, 1],
-    )
+    it = _description("The lungs are clear. Heart size is normal.", [], [0, 1])
     assert verdict("list_completeness", it, ctx) == "list_incomplete"
     it["answer"] = "The lungs are clear. Heart size is normal. There is a stable lucency in the right clavicle."
     assert verdict("list_completeness", it, ctx) is None
@@ -221,13 +214,10 @@ def test_a_description_quoting_the_report_must_quote_every_stated_finding() -> N
 def test_a_description_quoting_the_sentence_of_an_untagged_finding_names_it() -> None:
     """Synthetic round I: the quoted aortic calcification is named though the item was tagged atherosclerosis only."""
     ctx = context(["Atherosclerotic calcification of the aortic arch.", "Diffuse osteopenia.", "Mild cardiomegaly."])
-    it = item(
-        "study_describe_all",
-        "What does this chest X-ray show?",
+    it = _description(
         "Atherosclerotic calcification of the aortic arch. Diffuse osteopenia. Mild cardiomegaly.",
-        answer_format="full_sentence",
-        findings=["atherosclerosis", "osteopenia", "cardiomegaly"],
-        evidence=[0, 1, 2],
+        ["atherosclerosis", "osteopenia", "cardiomegaly"],
+        [0, 1, 2],
     )
     assert verdict("list_completeness", it, ctx) is None
     it["answer"] = "The chest X-ray shows atherosclerosis, osteopenia and cardiomegaly."
@@ -237,13 +227,10 @@ def test_a_description_quoting_the_sentence_of_an_untagged_finding_names_it() ->
 def test_a_finding_after_a_removed_hedge_need_not_be_listed() -> None:
     """LLM replay round 18: "XXXX interstitial edema" may have been "possible interstitial edema"."""
     ctx = context(["Bilateral interstitial opacities and central vascular congestion XXXX interstitial edema."])
-    it = item(
-        "study_describe_all",
-        "What does this chest X-ray show?",
+    it = _description(
         "The chest X-ray shows interstitial opacities and pulmonary vascular congestion.",
-        answer_format="full_sentence",
-        findings=["interstitial_opacity", "pulmonary_congestion"],
-        evidence=[0],
+        ["interstitial_opacity", "pulmonary_congestion"],
+        [0],
     )
     assert verdict("list_completeness", it, ctx) is None
     ctx = context(["Bilateral interstitial opacities and central vascular congestion with interstitial edema."])
@@ -257,13 +244,10 @@ def test_a_quoting_description_names_a_finding_where_the_report_places_it() -> N
     ctx = context(
         ["Clear lungs.", "Degenerative left glenohumeral osteoarthritis.", "Degenerative disease within the spine."]
     )
-    it = item(
-        "study_describe_all",
-        "What does this chest X-ray show?",
+    it = _description(
         "Clear lungs. Degenerative left glenohumeral osteoarthritis.",
-        answer_format="full_sentence",
-        findings=["degenerative_changes", "shoulder_degenerative_changes"],
-        evidence=[0, 1],
+        ["degenerative_changes", "shoulder_degenerative_changes"],
+        [0, 1],
     )
     assert verdict("list_completeness", it, ctx) == "list_incomplete"
     it["answer"] = "Clear lungs. Degenerative left glenohumeral osteoarthritis. Degenerative disease within the spine."
@@ -371,14 +355,7 @@ def test_a_list_names_a_finding_by_what_the_report_says_it_is(listed: list[str],
 def test_a_list_names_calcified_hilar_nodes_as_calcified_lymph_nodes() -> None:
     """`read_also_as`: "Calcified left hilar node." is the hilar finding and also calcified lymph nodes (LLM replay)."""
     ctx = context(["Heart size is normal.", "Calcified left hilar node."])
-    it = item(
-        "study_describe_all",
-        "What does this chest X-ray show?",
-        "The chest X-ray shows calcified lymph nodes.",
-        answer_format="full_sentence",
-        findings=["lymph_node_calcification"],
-        evidence=[1],
-    )
+    it = _description("The chest X-ray shows calcified lymph nodes.", ["lymph_node_calcification"], [1])
     assert verdict("list_completeness", it, ctx) is None
 
 

@@ -6,12 +6,13 @@ import json
 import random
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 
 from cxrvqa.core.vocab import vocabulary
-from cxrvqa.qa.generate import ALL_LETTERS, split_of
+from cxrvqa.qa.generate import ALL_LETTERS, _draw_random, split_of
 from cxrvqa.qa.programs import finding_name
 from cxrvqa.qa.study import study_view
 from cxrvqa.qa.templates import builtin_templates
@@ -63,6 +64,16 @@ def test_same_inputs_give_the_same_rows() -> None:
     assert len(first) > 60
     assert (first, first_parts, first_counts) == (second, second_parts, second_counts)
     assert len({row["item_id"] for row in first}) == len(first)
+
+
+def test_each_thread_draws_with_a_generator_of_its_own() -> None:
+    """Weighted and capped draws reseed one generator per thread, not one shared by the threads of a worker (a Dask
+    worker with several threads), whose draws would interleave; reseeded, it gives random.Random(seed)'s sequence."""
+    with ThreadPoolExecutor(2) as pool:
+        ids = set(pool.map(lambda _: id(_draw_random(1)), range(2), timeout=10))
+        both = list(pool.map(lambda seed: (_draw_random(seed).random(), _draw_random(seed).random()), [5, 5]))
+    assert len({id(_draw_random(1)), *ids}) >= 2 and _draw_random(1) is _draw_random(2)
+    assert both == [(random.Random(5).random(),) * 2] * 2
 
 
 def test_items_do_not_depend_on_the_other_templates_or_their_order() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import threading
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -285,8 +286,18 @@ def _template_items(
     return count
 
 
-#: The generator `_drawn` seeds for each draw (one per process: a new one per draw cost ~10% of generation).
-_DRAW_RANDOM = random.Random()
+#: The generator `_drawn` reseeds for each draw, one per thread (a generator built per template and image cost more
+#: than reseeding one; per thread, so that a worker running several studies at once keeps each draw's sequence).
+_DRAWS = threading.local()
+
+
+def _draw_random(seed: int) -> random.Random:
+    """This thread's draw generator, seeded: the sequence of ``random.Random(seed)``."""
+    rng = getattr(_DRAWS, "rng", None)
+    if rng is None:
+        rng = _DRAWS.rng = random.Random()
+    rng.seed(seed)
+    return rng
 
 
 def _drawn(
@@ -295,8 +306,7 @@ def _drawn(
     """The candidates a template keeps: a `weight` share of them, in a seeded order when it has `max_per_image`
     (seeded by the seed and `prefix`: template, study and image)."""
     if template.weight < 1 or template.max_per_image is not None:
-        rng = _DRAW_RANDOM
-        rng.seed(zlib.crc32(f"{seed}\x1f{prefix}".encode("utf-8")))  # as random.Random(it), without a new generator
+        rng = _draw_random(zlib.crc32(f"{seed}\x1f{prefix}".encode("utf-8")))
         # a new list either way: the study's candidates are shared
         kept = [c for c in candidates if rng.random() < template.weight] if template.weight < 1 else list(candidates)
         if template.max_per_image is not None:

@@ -149,7 +149,9 @@ def test_a_size_word_that_states_the_finding_does_not_grade_it(text: str, severi
         ("FINDINGS: Mild atherosclerotic change of the aorta.", "mild"),
         # after the finding too (synthetic round L: "slightly" answered as a minimal severity)
         ("FINDINGS: Diffuse interstitial opacities are slightly worse compared to prior.", None),
-        ("FINDINGS: Mild edema, slightly decreased.", "mild"),
+        ("FINDINGS: Mild edema, slightly improved.", "mild"),
+        # before the finding, what it looks like (review: "Mildly increased interstitial markings" are mild)
+        ("FINDINGS: Mildly increased interstitial markings.", "mild"),
     ],
 )
 def test_a_severity_word_before_a_change_word_grades_the_change(text: str, severity: str | None) -> None:

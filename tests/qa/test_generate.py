@@ -69,10 +69,11 @@ def test_same_inputs_give_the_same_rows() -> None:
 def test_each_thread_draws_with_a_generator_of_its_own() -> None:
     """Weighted and capped draws reseed one generator per thread, not one shared by the threads of a worker (a Dask
     worker with several threads), whose draws would interleave; reseeded, it gives random.Random(seed)'s sequence."""
+    here = _draw_random(1)
     with ThreadPoolExecutor(2) as pool:
-        ids = set(pool.map(lambda _: id(_draw_random(1)), range(2), timeout=10))
+        theirs = list(pool.map(lambda _: _draw_random(1), range(2), timeout=10))  # kept alive: no id reused
         both = list(pool.map(lambda seed: (_draw_random(seed).random(), _draw_random(seed).random()), [5, 5]))
-    assert len({id(_draw_random(1)), *ids}) >= 2 and _draw_random(1) is _draw_random(2)
+    assert all(other is not here for other in theirs) and _draw_random(2) is here
     assert both == [(random.Random(5).random(),) * 2] * 2
 
 

@@ -1656,6 +1656,9 @@ def test_a_midline_mediastinum_rules_out_its_shift(sentence: str, expected: str 
         ("Right hilum appears fuller than previously.", {"hilar_enlargement": "affirmed"}),
         ("Fuller right hilum, possibly adenopathy.", {"hilar_enlargement": "affirmed", "lymphadenopathy": "hedged"}),
         ("The 6 mm nodular density is not definitely seen on today's study.", {"density": "negated"}),
+        # ... but new here when it was not seen on the prior; "considered" hedges nothing that follows (review)
+        ("Tiny left apical pneumothorax, not definitely seen on prior.", {"pneumothorax": "affirmed"}),
+        ("Findings considered stable with small bilateral pleural effusions.", {"pleural_effusion": "affirmed"}),
         # one rule per phrase: "not excluded" is read backward only
         ("Small left pleural effusion not excluded.", {"pleural_effusion": "hedged"}),
     ],

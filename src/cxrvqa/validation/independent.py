@@ -1568,7 +1568,7 @@ def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
     """The first report sentence that doubts the stated mention (`_doubted_elsewhere`), if any (remembered: the
     items of a study ask it of the same mentions)."""
     follows = False  # the sentence before states it
-    shadows = rules().data["open_shadows"]["shadows"]
+    shadows = frozenset(rules().data["open_shadows"]["shadows"])
     for sentence in report:
         mentions, mimic, anaphor, alternatives, sides = _doubt_reading(sentence)
         related = [m for m in mentions if _same_thing(m, stated)]

@@ -130,6 +130,12 @@ shared claims and grammar caches keyed by digests): 100k side by side in one run
 (per stage main/pool/tree: qa 997/649/1,870, validate 740/904/1,883; session start: validate 986/988/2,225). 10k
 side by side (f0aacc0): full 83.1 -> 35.8 s (2.32x; validate 50.4 -> 11.9 s = 18,045 items/s, qa 17.5 -> 10.9 s),
 largest edit 12.2 s (34.0%), typical 8.8 s, no change 0.5 s; tree 2,455 -> 1,627 MB: 100k/10k 1.16x.
+2026-12-06, session 29 (a clean clone, quiet machine; the checks grew in sessions 26-29): 100k side by side at f5aa46c:
+full 1,022.0 -> 436.6 s (2.34x; validate 673.6 -> 158.7 s = 13,591 items/s, qa 226.6 -> 155.3 s = 40,242 items/s,
+in-run other 24.7 -> 41.5 s), largest edit 191.8 -> 96.6 s (22.1%), typical 99.3 -> 42.7 s (9.8%), no change 20.5 ->
+1.4 s (0.3%); peak RSS tree 3,465 -> 1,944 MB, 1.16x the 10k build's. 10k side by side at 4229468: full 99.7 -> 49.5 s
+(2.01x; validate 61.0 -> 16.9 s = 12,730 items/s, qa 21.3 -> 14.4 s = 43,320 items/s), largest edit 16.4 s (33.1%),
+typical 12.3 s, no change 0.7 s (1.4%). Both versions ran ~20% slower than in session 25 on this machine.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

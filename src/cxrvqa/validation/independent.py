@@ -623,8 +623,13 @@ def _unexplained(text: str, mentions: list[Mention]) -> list[Mention]:
     """The mentions less the shadows the sentence explains as a structure outside the lungs (`explained_shadows`)."""
     if _explained_shadows().search(text.lower()) is None:
         return mentions
-    shadows = set(rules().data["open_shadows"]["shadows"])
-    return [m for m in mentions if m.finding not in shadows]
+    return [m for m in mentions if m.finding not in _shadows()]
+
+
+@lru_cache(maxsize=1)
+def _shadows() -> frozenset[str]:
+    """The findings that name a shadow, not what casts it (`open_shadows.shadows`)."""
+    return frozenset(rules().data["open_shadows"]["shadows"])
 
 
 @lru_cache(maxsize=1)
@@ -816,8 +821,7 @@ def _candidate(lowers: list[str], ent: Any, span: tuple[int, int], others: list[
 def _described_shadows() -> frozenset[str]:
     """Shadows that only describe what is seen (`open_shadows`: the shadows that are none of what they may be): the
     candidates a differential after one weighs explain it, they do not put it in doubt."""
-    shadows = rules().data["open_shadows"]
-    return frozenset(shadows["shadows"]) - frozenset(shadows["may_be"])
+    return _shadows() - frozenset(rules().data["open_shadows"]["may_be"])
 
 
 def _modifiers_joined(lowers: list[str], span: tuple[int, int], targets: list[Any]) -> bool:
@@ -1568,7 +1572,6 @@ def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
     """The first report sentence that doubts the stated mention (`_doubted_elsewhere`), if any (remembered: the
     items of a study ask it of the same mentions)."""
     follows = False  # the sentence before states it
-    shadows = frozenset(rules().data["open_shadows"]["shadows"])
     for sentence in report:
         mentions, mimic, anaphor, alternatives, sides = _doubt_reading(sentence)
         related = [m for m in mentions if _same_thing(m, stated)]
@@ -1579,7 +1582,7 @@ def _doubt(stated: Mention, report: tuple[str, ...]) -> str | None:
             return sentence
         # other causes offered doubt an interpretation ("most consistent with pneumonia. Aspiration is also a
         # consideration."), not the shadow it interprets (synthetic round J: an airspace opacity, 2 correct items)
-        if follows and alternatives and mentions and not related and stated.finding not in shadows:
+        if follows and alternatives and mentions and not related and stated.finding not in _shadows():
             if all(m.status in CERTAINTIES for m in mentions):
                 return sentence
         follows = any(m.status == "affirmed" for m in related) and _sides_agree(sides, stated)
@@ -1882,7 +1885,7 @@ def _shadow_placed(sentence: str, mention: Mention) -> Mention:
     for m in read_sentence(sentence):
         if m == mention:
             break
-        if m.finding in data["shadows"] and m.status not in ("negated", "narrowed") and (m.regions or m.sides):
+        if m.finding in _shadows() and m.status not in ("negated", "narrowed") and (m.regions or m.sides):
             shadow = m
     return mention if shadow is None else replace(mention, regions=shadow.regions, sides=shadow.sides)
 
@@ -2511,8 +2514,7 @@ def check_negative_support(item: dict[str, Any], context: ValidationContext) -> 
                 f"the answer has {_region_label(claim.regions[0])} normal; the cited evidence "
                 f"{_quote(' '.join(evidence))} holds no normal statement covering it",
             )
-    shadows = rules().data["open_shadows"]["shadows"]
-    if any(c.kind == "present" and any(f in family(s) for f in c.findings for s in shadows) for c in claims):
+    if any(c.kind == "present" and any(f in family(s) for f in c.findings for s in _shadows()) for c in claims):
         return OK  # the answer names the shadow, or what it is: the other findings are not claimed ruled out
     return _partial_normal_verdict([f for c in negatives if c.kind == "absent" for f in c.findings], read)
 
@@ -2640,19 +2642,19 @@ def _open_shadow(finding: str, mentions: list[tuple[str, Mention]], cov: _Covera
     for i, sentence in enumerate(sentences):
         stated = [m for m in by_sentence[sentence] if m.status not in ("negated", "narrowed")]
         if not any(
-            m.finding in data["shadows"] and (not m.regions or m.regions & lungs) and not lesion.search(m.text.lower())
+            m.finding in _shadows() and (not m.regions or m.regions & lungs) and not lesion.search(m.text.lower())
             for m in stated
         ):
             continue
         following = by_sentence[sentences[i + 1]] if i + 1 < len(sentences) else []
         if _word_patterns("doubt_elsewhere")["anaphors"].match(sentences[i + 1].lower() if following else ""):
             stated += following
-        if any(m.finding not in data["shadows"] and m.status in ("affirmed", "differential") for m in stated):
+        if any(m.finding not in _shadows() and m.status in ("affirmed", "differential") for m in stated):
             continue
         # a shadow that may be only what its sentence names is open for those alone ("Minimal residual linear opacity
         # at the left base likely represents scarring or atelectasis" leaves no pneumonia open: synthetic round B),
         # unless one of them is a shadow of the airspace, which may be any of them ("may represent pneumonia")
-        named = [m.finding for m in stated if m.finding not in data["shadows"] and m.status in CERTAINTIES]
+        named = [m.finding for m in stated if m.finding not in _shadows() and m.status in CERTAINTIES]
         if not named or any(finding in family(n) or n in data["open_with"] for n in named):
             return sentence
     return None

@@ -224,3 +224,33 @@ def test_a_negation_the_report_narrows_is_marked_as_the_rules_backend_marks_it()
     assert narrowed(text, text.index("rib fracture"), "rib_fracture")
     assert not narrowed(text, text.index("pneumothorax"), "pneumothorax")
     assert narrowed(text, text.rindex("fracture"), "fracture")  # "acute" narrows a finding that can be old
+    # synthetic round M: the model quoted the qualifier with the finding ("acute fracture" of "Bones: No acute fracture.")
+    text = "Bones: No acute fracture. No large effusion. No pneumothorax."
+    assert narrowed(text, text.index("acute"), "fracture", text.index(" fracture") + len(" fracture"))
+    assert narrowed(text, text.index("large"), "pleural_effusion", text.index("effusion") + len("effusion"))
+    assert not narrowed(text, text.index("pneumothorax"), "pneumothorax", text.index("pneumothorax") + 12)
+
+
+def test_a_quoted_phrase_that_names_no_finding_is_dropped_unless_it_is_the_findings_own_name() -> None:
+    """Synthetic round M: "compatible with treated tuberculosis" was read as a tuberculosis; the rules backend reads
+    no finding in "treated tuberculosis" (not_findings), but "COPD" is the vocabulary's own name of copd."""
+    from cxrvqa.extraction.llm import LLMAnswer, answer_to_graph
+
+    text = "Right upper lobe scarring compatible with treated tuberculosis. COPD."
+    sentences = [Sentence(id=0, section="impression", text=text, start=0, end=len(text))]
+    observations = [
+        {
+            "sentence_id": 0,
+            "finding": f,
+            "evidence": quote,
+            "presence": "present",
+            "certainty": None,
+            "laterality": None,
+            "regions": [],
+            "severity": None,
+            "change": None,
+        }
+        for f, quote in (("scarring", "scarring"), ("tuberculosis", "treated tuberculosis"), ("copd", "COPD"))
+    ]
+    graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
+    assert [o.finding for o in graph.observations] == ["scarring", "copd"]

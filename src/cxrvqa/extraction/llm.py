@@ -44,7 +44,7 @@ from cxrvqa.core.scene_graph import (
     published_schema,
     schema_file_text,
 )
-from cxrvqa.extraction.rules import narrowed, normal_statements, rules_content_hash
+from cxrvqa.extraction.rules import names_no_finding, narrowed, normal_statements, rules_content_hash
 from cxrvqa.core.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.core.llm_cache import LLMCache
 from cxrvqa.core.llm_client import Budget, Exchange, ResponseError, ask, read_prompt, render_messages, run_concurrently
@@ -267,14 +267,14 @@ def answer_to_graph(
             problems.append(f"observation {number}: evidence {quote!r} of sentence {item.sentence_id} ({where})")
             continue
         finding = map_term(item.finding, "finding")
+        if names_no_finding(quote) and _phrases("finding").get(_key(quote)) != finding:
+            continue  # not where the vocabulary names the finding by the phrase itself ("COPD" of copd)
         regions, unresolved_regions = [], []
         for text in item.regions:
             region = map_term(text, "region")
             (regions if region else unresolved_regions).append(region or text)
-        if finding is None:
-            codes.add("unresolved_findings")
-        if unresolved_regions:
-            codes.add("unresolved_regions")
+        codes |= {"unresolved_findings"} if finding is None else set()
+        codes |= {"unresolved_regions"} if unresolved_regions else set()
         observations.append(
             Observation(
                 id=f"o{len(observations) + 1}",
@@ -291,7 +291,7 @@ def answer_to_graph(
                 modifiers=[f"unresolved_region:{text}" for text in unresolved_regions]
                 + (
                     [QUALIFIED_NEGATION]
-                    if item.presence == Presence.absent and narrowed(sentence.text, at, finding)
+                    if item.presence == Presence.absent and narrowed(sentence.text, at, finding, at + len(quote))
                     else []
                 ),
                 evidence=[

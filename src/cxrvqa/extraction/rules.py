@@ -1136,10 +1136,24 @@ def _versus_candidates(doc: Doc, findings: list[Span], extracted: list[dict], mo
             item["presence"], item["certainty"] = "uncertain", "differential"
 
 
-def narrowed(text: str, start: int, finding: str | None) -> bool:
+@lru_cache(maxsize=1)
+def _not_finding_phrases() -> frozenset[str]:
+    return frozenset(_rules_data()[0]["not_findings"])
+
+
+def names_no_finding(quote: str) -> bool:
+    """Whether a quoted mention is one of the phrases that contain a finding's synonym but report no finding
+    (`not_findings`: "treated tuberculosis", "side port"): the LLM backend drops what the model read in it, as the
+    rules backend never reads it (synthetic round M: "compatible with treated tuberculosis" was a tuberculosis)."""
+    return " ".join(quote.lower().split()) in _not_finding_phrases()
+
+
+def narrowed(text: str, start: int, finding: str | None, end: int | None = None) -> bool:
     """For a mention the LLM backend read as negated: a qualifier of the rules' lists in the two words
-    before it narrows the negation ("no displaced rib fracture"), as the rules backend reads it."""
-    words = text[:start].lower().split()[-2:]
+    before it narrows the negation ("no displaced rib fracture"), as the rules backend reads it; so does one in
+    the quoted mention (text[start:end]) before its last word (the model quoted "acute fracture" of "Bones: No acute
+    fracture.", "large effusion" of "No large effusion.": synthetic round M)."""
+    words = text[:start].lower().split()[-2:] + (text[start:end].lower().split()[:-1] if end is not None else [])
     r = rules()
     chronic = finding is not None and vocabulary().findings[finding].get("chronic")
     return any(w in r.qualifiers or (chronic and w in r.chronic_qualifiers) for w in words)

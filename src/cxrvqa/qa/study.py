@@ -75,6 +75,9 @@ class Fact:
     graded_apart: bool = False  # two mentions give it two severities (a moderate thoracic
     # and a mild thoracolumbar scoliosis), or one side's is graded and the other's not
     side_grades: dict[str, set[str | None]] = field(default_factory=dict)  # left/right: the severities said there
+    side_changes: dict[str, set[str | None]] = field(default_factory=dict)  # left/right: the changes said there
+    changed_apart: bool = False  # two mentions give it two changes, or one side's changed and the other's not
+    # ("right basilar atelectasis is improved" beside "left basilar atelectasis": no one change; its `change` is None)
     clause_sides: list[str] = field(default_factory=list)  # sides of mentions placed only from their clause
     # ("opacity with central lucency, ..., projects over
     # right midlung"): maybe where it also is
@@ -480,6 +483,9 @@ def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None
         if fact is not None and o["presence"] == fact.presence:  # "no left effusion" says nothing about where
             _add_observation(fact, o, sites, ranks)  # the present right one is
+    for fact in facts.values():
+        if fact.changed_apart:
+            fact.change = None
     return facts
 
 
@@ -513,6 +519,11 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
         fact.graded_apart |= len(fact.side_grades) == 2 and len(set.union(*fact.side_grades.values())) > 1
     if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
         fact.severity = o["severity"]
+    if o["change"] and fact.change is not None and o["change"] != fact.change:
+        fact.changed_apart = True
+    if placed and o["laterality"] in ("left", "right"):
+        fact.side_changes.setdefault(o["laterality"], set()).add(o["change"])
+        fact.changed_apart |= len(fact.side_changes) == 2 and len(set.union(*fact.side_changes.values())) > 1
     fact.change = fact.change or o["change"]
     fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
 

@@ -224,7 +224,7 @@ def test_a_negation_the_report_narrows_is_marked_as_the_rules_backend_marks_it()
     assert narrowed(text, text.index("rib fracture"), "rib_fracture")
     assert not narrowed(text, text.index("pneumothorax"), "pneumothorax")
     assert narrowed(text, text.rindex("fracture"), "fracture")  # "acute" narrows a finding that can be old
-    # synthetic round M: the model quoted the qualifier with the finding ("acute fracture" of "Bones: No acute fracture.")
+    # synthetic round M: the model quoted the qualifier with its finding ("acute fracture" of "No acute fracture.")
     text = "Bones: No acute fracture. No large effusion. No pneumothorax."
     assert narrowed(text, text.index("acute"), "fracture", text.index(" fracture") + len(" fracture"))
     assert narrowed(text, text.index("large"), "pleural_effusion", text.index("effusion") + len("effusion"))

@@ -869,6 +869,13 @@ def test_an_apparent_finding_is_read_as_hedged(sentence: str, expected: str | No
     assert verdict("second_reading", it, context([sentence])) == expected
 
 
+def test_a_structured_heading_answered_none_negates_what_it_names() -> None:
+    """Synthetic round M: "Lines/tubes: None." read as a tube present (the ":" ends every other scope)."""
+    it = item("finding_presence", "Is there a tube?", "yes", polarity=True, finding="tube")
+    assert verdict("second_reading", it, context(["Lines/tubes: None."])) == "second_reading_negated"
+    assert verdict("second_reading", it, context(["Lines/tubes: Right chest tube in place."])) is None
+
+
 def test_a_sentence_cut_mid_clause_is_read_with_the_one_before() -> None:
     it = item("finding_presence", "Is there tuberculosis?", "yes", polarity=True, finding="tuberculosis", evidence=[1])
     cut = context(["No cavitary lesion to suggest.", "active tuberculosis."])
@@ -1503,6 +1510,9 @@ def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expect
         (["No fracture or focal bony destruction."], "fracture", None),
         # within one organ a negation in part of it is the report's word on the whole, to readers
         (["No infiltrates are present in the left lower lobe or in the right lung."], "infiltrate", None),
+        # an acute bone finding ruled out is none of the chest's (synthetic round M)
+        (["No acute bony abnormality."], "pneumothorax", "negative_unbacked"),
+        (["No acute abnormality."], "pneumothorax", None),
     ],
 )
 def test_negative_support_of_an_absent_finding(sentences: list[str], finding: str, expected: str | None) -> None:

@@ -808,11 +808,14 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
         trailing is not None
         and s.commas[trailing.start] > s.commas[mention.end]
         and s.conjunctions[trailing.start] == s.conjunctions[mention.end]
-        and k + 1 < len(s.findings)
-        and s.findings[k + 1].start < trailing.start
+        and (
+            _kind(trailing) != "uncertainty_after"
+            or (k + 1 < len(s.findings) and s.findings[k + 1].start < trailing.start)
+        )
     ):
         # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged; "heart size appears enlarged,
-        # possibly magnified by technique": nothing else to hedge
+        # possibly magnified by technique": a hedge with nothing else before it to hedge (synthetic round M). Not a
+        # negation: "Enteric tube courses below the diaphragm, tip not visualized" denies the tip, not the tube
         trailing = None
     if trailing is not None and s.backgrounds.last_before(mention.start, left) is not None:
         trailing = None  # "pneumonia superimposed on emphysema would be a consideration": not the emphysema

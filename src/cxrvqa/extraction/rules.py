@@ -717,6 +717,12 @@ class _Parsed:
             # "Mild stable cardiomegaly", "mild increased opacity"
         if before is not None and mention.start - before.end <= 4:
             return before
+        return self.modifier_after(spans, k, right)
+
+    def modifier_after(self, spans: _Sorted, k: int, right: int) -> Span | None:
+        """`own_modifier` after mention k: up to where the next finding's own words start."""
+        findings, words, lower = self.findings, self.words, self.lower
+        mention = findings[k]
         ceiling = right
         following = next((s.start for s in self.matched if s.start >= mention.end), right)  # a not-finding too
         if following < right:  # ("flattened diaphragm and increased retrosternal airspace": not increased)
@@ -727,6 +733,8 @@ class _Parsed:
         after = spans.first_after(mention.end, ceiling)
         if after is None or after.start - mention.end > 4:
             return None
+        if k + 1 < len(findings) and any(w in _PHRASE_OPENERS for w in lower[mention.end : after.start]):
+            return None  # "chest tube in place with decreased, now small, left apical pneumothorax" (round O)
         next_word = lower[after.end] if after.end < right else ""
         if (
             self.commas[after.start] > self.commas[mention.end]
@@ -848,13 +856,19 @@ def _closing_comma(between: list[str]) -> int | None:
     subsegmental atelectasis, scattered chronic appearing irregular interstitial markings": the markings are
     stated, and not in the lingula of the densities before, round BD), where words of the finding's own phrase
     follow it: not "atelectasis versus consolidation, aspiration" (a third candidate), nor "atelectasis or
-    infiltrate, or less likely aspiration". None where none does."""
+    infiltrate, or less likely aspiration"; nor where the words after the comma name members of the list
+    ("Differential includes atypical or viral infection, including Pneumocystis pneumonia": synthetic round O). None
+    where none does."""
     for i, word in enumerate(between):
         if word in _ALTERNATIVES and "," in between[i + 1 :]:
             comma = between.index(",", i + 1)
             after = between[comma + 1 :]
-            return comma if after and _ALTERNATIVES.isdisjoint(after) else None
+            return comma if after and _ALTERNATIVES.isdisjoint(after) and after[0] not in _LIST_MEMBERS else None
     return None
+
+
+#: Words after a comma that go on with the list before it rather than close it.
+_LIST_MEMBERS = frozenset({"including", "especially", "particularly", "such"})
 
 
 def _deid_next_to(s: _Parsed, k: int, extracted: list[dict]) -> bool:

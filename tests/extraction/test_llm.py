@@ -229,6 +229,9 @@ def test_a_negation_the_report_narrows_is_marked_as_the_rules_backend_marks_it()
     assert narrowed(text, text.index("acute"), "fracture", text.index(" fracture") + len(" fracture"))
     assert narrowed(text, text.index("large"), "pleural_effusion", text.index("effusion") + len("effusion"))
     assert not narrowed(text, text.index("pneumothorax"), "pneumothorax", text.index("pneumothorax") + 12)
+    # a quote of a list: its qualifier is another finding's (review of session 30)
+    text = "No pneumothorax or large pleural effusion."
+    assert not narrowed(text, 0, "pneumothorax", len(text) - 1)
 
 
 def test_a_quoted_phrase_that_names_no_finding_is_dropped_unless_it_is_the_findings_own_name() -> None:

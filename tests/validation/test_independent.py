@@ -874,6 +874,10 @@ def test_a_structured_heading_answered_none_negates_what_it_names() -> None:
     it = item("finding_presence", "Is there a tube?", "yes", polarity=True, finding="tube")
     assert verdict("second_reading", it, context(["Lines/tubes: None."])) == "second_reading_negated"
     assert verdict("second_reading", it, context(["Lines/tubes: Right chest tube in place."])) is None
+    # only the heading's own words (review of session 30)
+    effusion = item("finding_presence", "Is there an effusion?", "yes", polarity=True, finding="pleural_effusion")
+    structured = context(["Pleura: small right pleural effusion, pneumothorax: none."])
+    assert verdict("second_reading", effusion, structured) is None
 
 
 def test_a_sentence_cut_mid_clause_is_read_with_the_one_before() -> None:

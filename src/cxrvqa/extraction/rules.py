@@ -62,6 +62,7 @@ _TRIGGERS = (
     "probable_before",
     "negation_after",
     "uncertainty_after",
+    "uncertainty_either",
     "probable_after",
     "scope_terminators",
     "pseudo_triggers",
@@ -198,7 +199,8 @@ def rules() -> _Rules:
             phrase_matcher.add(label, [nlp.make_doc(p) for p in phrases])
         return phrase_matcher
 
-    context = {name: data[name] for name in _TRIGGERS}
+    context = {name: data.get(name, []) for name in _TRIGGERS}
+    _check_one_kind(context)
     context.update({f"severity:{s['id']}": s["synonyms"] for s in vocab.severity})
     context.update({f"change:{c['id']}": c["synonyms"] for c in vocab.change})
     context.update({f"laterality:{lat['id']}": lat["synonyms"] for lat in vocab.laterality})
@@ -246,6 +248,17 @@ def rules() -> _Rules:
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=rules_content_hash(),
     )
+
+
+def _check_one_kind(triggers: dict[str, list[str]]) -> None:
+    """A phrase listed under two trigger kinds gets one of them, by the matcher's order of its labels ("Suspected
+    pneumonia" read as a stated pneumonia while "suspected" was also an after-hedge: review of session 30)."""
+    kinds: dict[str, str] = {}
+    for kind, phrases in triggers.items():
+        for phrase in phrases:
+            other = kinds.setdefault(phrase.lower(), kind)
+            if other != kind:
+                raise ResourceError(RULES_FILE, f"{phrase!r} is listed under both {other} and {kind}")
 
 
 def _finding_patterns(data: dict) -> list[tuple[str, Guarded]]:
@@ -583,14 +596,17 @@ class _Parsed:
         self.commas = list(accumulate((word == "," for word in words), initial=0))
         self.closers = list(accumulate((low in _LIST_CLOSERS for low in lower), initial=0))
         self.conjunctions = list(accumulate((low in _LIST_JOINERS for low in lower), initial=0))
-        self.leading_triggers = _by_kind(labelled, {"negation_before", "uncertainty_before", "probable_before"})
+        self.leading_triggers = _by_kind(
+            labelled, {"negation_before", "uncertainty_before", "probable_before", "uncertainty_either"}
+        )
         self.negations = _by_kind(labelled, {"negation_before"})
         # "consolidation and atelectasis have cleared": a resolution word after its findings negates them
         self.trailing_triggers = _Sorted(
             [
                 s
                 for kind, s in labelled
-                if kind in ("negation_after", "uncertainty_after", "probable_after") or s.label_ == "change:resolved"
+                if kind in ("negation_after", "uncertainty_after", "uncertainty_either", "probable_after")
+                or s.label_ == "change:resolved"
             ]
         )
         self.changes = _by_kind(labelled, {"change"})
@@ -733,8 +749,14 @@ class _Parsed:
         after = spans.first_after(mention.end, ceiling)
         if after is None or after.start - mention.end > 4:
             return None
-        if k + 1 < len(findings) and any(w in _PHRASE_OPENERS for w in lower[mention.end : after.start]):
-            return None  # "chest tube in place with decreased, now small, left apical pneumothorax" (round O)
+        if (
+            k + 1 < len(findings)
+            and after.end < len(lower)
+            and lower[after.end] == ","
+            and any(w in _PHRASE_OPENERS for w in lower[mention.end : after.start])
+        ):
+            return None  # "chest tube in place with decreased, now small, left apical pneumothorax" (round O); not
+            # "effusion with interval decrease in size and adjacent atelectasis" (review of session 30)
         next_word = lower[after.end] if after.end < right else ""
         if (
             self.commas[after.start] > self.commas[mention.end]
@@ -772,8 +794,10 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
         modifiers.append(QUALIFIED_NEGATION)
     if change is not None and change.end <= mention.start and change.text.lower() in s.r.change_adjectives:
         modifiers.append(CHANGE_ADJECTIVE)  # "increased lung markings": a change only against a prior study
-    if s.histories.last_before(mention.start, left) is not None:
-        modifiers.append(HISTORICAL)  # "given the history of malignancy"
+    history = s.histories.last_before(mention.start, left)
+    if history is not None and s.commas[history.end] == s.commas[mention.start]:
+        modifiers.append(HISTORICAL)  # "given the history of malignancy"; not "near complete resolution of the
+        # pneumothorax, right chest tube remains in place" (review of session 30)
     condition = s.conditions.last_before(mention.start, 0)
     if condition is not None and s.commas[condition.end] == s.commas[mention.start]:
         modifiers.append(HYPOTHETICAL)  # "If there is continued concern for occult fracture, consider ..."
@@ -816,14 +840,11 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
         trailing is not None
         and s.commas[trailing.start] > s.commas[mention.end]
         and s.conjunctions[trailing.start] == s.conjunctions[mention.end]
-        and (
-            _kind(trailing) != "uncertainty_after"
-            or (k + 1 < len(s.findings) and s.findings[k + 1].start < trailing.start)
-        )
     ):
-        # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged; "heart size appears enlarged,
-        # possibly magnified by technique": a hedge with nothing else before it to hedge (synthetic round M). Not a
-        # negation: "Enteric tube courses below the diaphragm, tip not visualized" denies the tip, not the tube
+        # "right basilar opacity, pneumonia not excluded": only pneumonia is hedged; "Enteric tube courses below the
+        # diaphragm, tip not visualized": the tip. Not even where nothing else stands between: "consolidation,
+        # suspected pneumonia", "moderate effusion, a loculated component cannot be excluded" (review of session 30;
+        # "heart size appears enlarged, possibly magnified by technique" stays a stated cardiomegaly)
         trailing = None
     if trailing is not None and s.backgrounds.last_before(mention.start, left) is not None:
         trailing = None  # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
@@ -1170,7 +1191,10 @@ def narrowed(text: str, start: int, finding: str | None, end: int | None = None)
     before it narrows the negation ("no displaced rib fracture"), as the rules backend reads it; so does one in
     the quoted mention (text[start:end]) before its last word (the model quoted "acute fracture" of "Bones: No acute
     fracture.", "large effusion" of "No large effusion.": synthetic round M)."""
-    words = text[:start].lower().split()[-2:] + (text[start:end].lower().split()[:-1] if end is not None else [])
+    quoted = text[start:end].lower().split()[:-1] if end is not None else []
+    if any(w in ("or", "and", "nor") or "," in w for w in quoted):
+        quoted = []  # "No pneumothorax or large pleural effusion" quoted for the pneumothorax (review of session 30)
+    words = text[:start].lower().split()[-2:] + quoted
     r = rules()
     chronic = finding is not None and vocabulary().findings[finding].get("chronic")
     return any(w in r.qualifiers or (chronic and w in r.chronic_qualifiers) for w in words)

@@ -33,6 +33,8 @@ from cxrvqa.core.text import ANAPHORS
 from cxrvqa.core.vocab import NOT_ABNORMAL, Sites, ancestors, finding_sites, sided_region, vocabulary
 
 _PRESENCE_RANK = {"absent": 0, "uncertain": 1, "present": 2}
+#: Changes that say alike that a finding is as it was (`changed_apart` does not count them as two).
+_NO_CHANGE = frozenset({"unchanged", "persistent", "chronic"})
 #: Observations no question rests on: a narrowed negation, a mention by a de-identification token, another
 #: examination's finding (a knee), a finding put down to an artifact, the patient's history, a condition.
 _UNUSABLE = frozenset(
@@ -519,11 +521,13 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
         fact.graded_apart |= len(fact.side_grades) == 2 and len(set.union(*fact.side_grades.values())) > 1
     if o["severity"] and (fact.severity is None or ranks[o["severity"]] > ranks[fact.severity]):
         fact.severity = o["severity"]
-    if o["change"] and fact.change is not None and o["change"] != fact.change:
-        fact.changed_apart = True
+    changes = {o["change"], fact.change}
+    if o["change"] and fact.change is not None and len(changes) == 2 and not changes <= _NO_CHANGE:
+        fact.changed_apart = True  # not "stable atelectasis" beside "atelectasis persists" (review of session 30)
     if placed and o["laterality"] in ("left", "right"):
         fact.side_changes.setdefault(o["laterality"], set()).add(o["change"])
-        fact.changed_apart |= len(fact.side_changes) == 2 and len(set.union(*fact.side_changes.values())) > 1
+        said = [(changes - {None}) or {None} for changes in fact.side_changes.values()]  # a repeat without one
+        fact.changed_apart |= len(said) == 2 and said[0] != said[1]
     fact.change = fact.change or o["change"]
     fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)
 

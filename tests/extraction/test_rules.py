@@ -156,3 +156,14 @@ def test_a_size_word_that_states_the_finding_does_not_grade_it(text: str, severi
 )
 def test_a_severity_word_before_a_change_word_grades_the_change(text: str, severity: str | None) -> None:
     assert [o.severity for o in scene_graph(text)[1].observations] == [severity]
+
+
+def test_a_phrase_is_under_one_trigger_kind_only() -> None:
+    """Review of session 30: "not seen" as a negation before and after read "Pneumothorax not seen." as a stated
+    pneumothorax (the matcher gave the phrase one of its two labels)."""
+    from cxrvqa.errors import ResourceError
+    from cxrvqa.extraction.rules import _check_one_kind
+
+    with pytest.raises(ResourceError, match="'Not seen' is listed under both negation_before and negation_after"):
+        _check_one_kind({"negation_before": ["no", "not seen"], "negation_after": ["Not seen"]})
+    _check_one_kind({"negation_before": ["no"], "negation_after": ["not seen"]})

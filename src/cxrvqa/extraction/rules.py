@@ -69,6 +69,7 @@ _TRIGGERS = (
     "background_before",
     "historical_before",
     "limitation_before",
+    "limitation_after",
     "hypothetical_before",
 )
 _ARTICLES = {"a", "an", "the"}
@@ -565,6 +566,7 @@ class _Parsed:
         "histories",
         "conditions",
         "limitations",
+        "limitations_after",
         "severities",
         "places",
         "clauses",
@@ -614,6 +616,7 @@ class _Parsed:
         self.histories = _by_kind(labelled, {"historical_before"})
         self.conditions = _by_kind(labelled, {"hypothetical_before"})
         self.limitations = _by_kind(labelled, {"limitation_before"})
+        self.limitations_after = _by_kind(labelled, {"limitation_after"})
         self.severities = _by_kind(labelled, {"severity"})
         self.places = _Sorted(
             sorted([s for kind, s in labelled if kind == "laterality"] + self.regions, key=lambda s: s.start)
@@ -789,7 +792,10 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
     modifiers = []
     if presence == "absent" and s.qualified(mention, trigger, s.findings[k - 1].end if k else left):
         modifiers.append(QUALIFIED_NEGATION)
-    elif s.limitations.last_before(mention.start, left) is not None:  # "could obscure a small nodule"
+    elif (
+        s.limitations.last_before(mention.start, left) is not None  # "could obscure a small nodule"
+        or s.limitations_after.first_after(mention.end, right) is not None  # "not well seen on this portable study"
+    ):
         presence, certainty = "absent", None
         modifiers.append(QUALIFIED_NEGATION)
     if change is not None and change.end <= mention.start and change.text.lower() in s.r.change_adjectives:

@@ -164,6 +164,7 @@ class _Rules:
     further_candidates: tuple[re.Pattern[str], re.Pattern[str]]  # ("are also possible", the reading they join)
     refined_by: dict[str, tuple[frozenset[str], str]]  # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]  # narrow any negation ("no large effusion")
+    leading_qualifiers: frozenset[str]  # narrow a negation before the finding only ("no other rib fractures")
     chronic_qualifiers: frozenset[str]  # narrow the negation of a chronic finding ("no acute fracture")
     content_hash: str
 
@@ -246,6 +247,7 @@ def rules() -> _Rules:
         else (re.compile(r"(?!)"), re.compile(r"(?!)")),
         refined_by=refinements,
         qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
+        leading_qualifiers=frozenset(data.get("qualified_negation_leading", ())),
         chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
         content_hash=rules_content_hash(),
     )
@@ -687,11 +689,12 @@ class _Parsed:
         since the negation or the previous finding ("no large effusion", "no consolidation, suspicious
         opacity"); "acute" narrows chronic findings only."""
         start, said = previous_end, []
-        if trigger is not None and _kind(trigger) == "negation_before":
+        leading = trigger is not None and _kind(trigger) == "negation_before"
+        if leading:
             start, said = max(start, trigger.end), self.lower[trigger.start : trigger.end]
         said = said + self.lower[start : mention.end]
         r = self.r
-        if any(w in r.qualifiers for w in said):
+        if any(w in r.qualifiers or (leading and w in r.leading_qualifiers) for w in said):
             return True
         return bool(vocabulary().findings[_value(mention)].get("chronic")) and any(
             w in r.chronic_qualifiers for w in said
@@ -792,10 +795,7 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
     modifiers = []
     if presence == "absent" and s.qualified(mention, trigger, s.findings[k - 1].end if k else left):
         modifiers.append(QUALIFIED_NEGATION)
-    elif (
-        s.limitations.last_before(mention.start, left) is not None  # "could obscure a small nodule"
-        or s.limitations_after.first_after(mention.end, right) is not None  # "not well seen on this portable study"
-    ):
+    elif s.limitations.last_before(mention.start, left) is not None or _limited_after(s, k):
         presence, certainty = "absent", None
         modifiers.append(QUALIFIED_NEGATION)
     if change is not None and change.end <= mention.start and change.text.lower() in s.r.change_adjectives:
@@ -832,6 +832,18 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
         regions=where,
         severity=_value(severity) if severity is not None else None,
         change=_value(change) if change is not None else None,
+    )
+
+
+def _limited_after(s: _Parsed, k: int) -> bool:
+    """Whether finding k is what a limitation right after it says this film cannot show ("Previously noted right upper
+    lobe mass is not well seen on this portable study"): no comma and no other finding between them."""
+    mention = s.findings[k]
+    after = s.limitations_after.first_after(mention.end, s.clauses[k][1])
+    return (
+        after is not None
+        and s.commas[after.start] == s.commas[mention.end]
+        and (k + 1 == len(s.findings) or s.findings[k + 1].start >= after.start)
     )
 
 
@@ -1203,7 +1215,12 @@ def narrowed(text: str, start: int, finding: str | None, end: int | None = None)
     words = text[:start].lower().split()[-2:] + quoted
     r = rules()
     chronic = finding is not None and vocabulary().findings[finding].get("chronic")
-    return any(w in r.qualifiers or (chronic and w in r.chronic_qualifiers) for w in words)
+    return any(
+        w in r.qualifiers
+        or (chronic and w in r.chronic_qualifiers)
+        or (w in r.leading_qualifiers and i and words[i - 1] in ("no", "without"))  # "no other rib fractures"
+        for i, w in enumerate(words)
+    )
 
 
 def clear_sentence_memo() -> None:

@@ -246,11 +246,18 @@ def rules() -> _Rules:
         if "further_candidates" in data
         else (re.compile(r"(?!)"), re.compile(r"(?!)")),
         refined_by=refinements,
-        qualifiers=frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
-        leading_qualifiers=frozenset(data.get("qualified_negation_leading", ())),
-        chronic_qualifiers=frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
+        **_qualifier_sets(data),
         content_hash=rules_content_hash(),
     )
+
+
+def _qualifier_sets(data: dict) -> dict[str, frozenset[str]]:
+    """The words that narrow a negation, by where they may stand (`_Rules` fields)."""
+    return {
+        "qualifiers": frozenset(w for phrase in data["qualified_negation"] for w in phrase.split()),
+        "leading_qualifiers": frozenset(data.get("qualified_negation_leading", ())),
+        "chronic_qualifiers": frozenset(w for phrase in data["qualified_negation_chronic"] for w in phrase.split()),
+    }
 
 
 def _check_one_kind(triggers: dict[str, list[str]]) -> None:

@@ -1217,7 +1217,7 @@ def narrowed(text: str, start: int, finding: str | None, end: int | None = None)
     the quoted mention (text[start:end]) before its last word (the model quoted "acute fracture" of "Bones: No acute
     fracture.", "large effusion" of "No large effusion.": synthetic round M)."""
     quoted = text[start:end].lower().split()[:-1] if end is not None else []
-    if any(w in ("or", "and", "nor") or "," in w for w in quoted):
+    if any(w in _LIST_JOINERS or "," in w for w in quoted):
         quoted = []  # "No pneumothorax or large pleural effusion" quoted for the pneumothorax (review of session 30)
     words = text[:start].lower().split()[-2:] + quoted
     r = rules()

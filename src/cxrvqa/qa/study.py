@@ -526,7 +526,7 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
         fact.changed_apart = True  # not "stable atelectasis" beside "atelectasis persists" (review of session 30)
     if placed and o["laterality"] in ("left", "right"):
         fact.side_changes.setdefault(o["laterality"], set()).add(o["change"])
-        said = [(changes - {None}) or {None} for changes in fact.side_changes.values()]  # a repeat without one
+        said = [(given - {None}) or {None} for given in fact.side_changes.values()]  # a repeat without one
         fact.changed_apart |= len(said) == 2 and said[0] != said[1]
     fact.change = fact.change or o["change"]
     fact.evidence.extend(e["sentence_id"] for e in o["evidence"] if e["sentence_id"] not in fact.evidence)

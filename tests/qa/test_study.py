@@ -275,6 +275,15 @@ def test_a_granuloma_scar_or_hidden_opacity_leaves_lung_opacity_neither_present_
     assert view(clear, observation(2, "degenerative_changes", evidence=[1])).facts["lung_opacity"].presence == "absent"
 
 
+def test_a_surgical_drain_removed_while_a_pleural_drain_remains_is_not_absent() -> None:
+    """finding_sites.yaml `blurred_by` (synthetic rounds K, N, S): "Mediastinal drain removed. Left pleural drain
+    remains" answered "Is a surgical drain excluded?" "yes", read wrong three times."""
+    removed = observation(1, "surgical_drain", "absent", evidence=[0])
+    assert view(removed).facts["surgical_drain"].presence == "absent"
+    stays = observation(2, "chest_tube", laterality="left", evidence=[1])
+    assert "surgical_drain" not in view(removed, stays).facts
+
+
 def test_a_density_counts_only_where_the_report_places_it_in_the_lungs() -> None:
     """finding_sites.yaml `placed_only`: "bony density over the clavicle", "paratracheal density", "density in a
     piriform sinus" are no lung findings; "left basilar density" is one."""

@@ -388,6 +388,16 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("There is an extensive fusion of the posterior cervical spine.", "spinal_fusion", "affirmed", set()),
         ("The pulmonary vascularity is prominent.", "prominent_vasculature", "affirmed", set()),
         ("Mild cardiomegaly with XXXX of early failure.", "heart_failure", "affirmed", set()),
+        # this film does not show it (synthetic rounds K, P, Q); "not well seen" only in its own clause
+        ("The right upper lobe nodule is not radiographically evident.", "nodule", "negated", {"right"}),
+        ("The nodule is not clearly visualized on radiography.", "nodule", "negated", set()),
+        ("The 8 mm nodule in the right midlung is not well seen on today's exam.", "nodule", "historical", {"right"}),
+        (
+            "Small left pleural effusion, the left costophrenic angle is not well seen.",
+            "pleural_effusion",
+            "affirmed",
+            {"left"},
+        ),
         ("Calcified right hilar XXXX are present", "hilar_calcification", "affirmed", {"right"}),
         # LLM replay round 19
         ("There is a left humerus prosthesis partly demonstrated.", "orthopedic_hardware", "affirmed", {"left"}),
@@ -1441,6 +1451,26 @@ def test_a_narrowed_negation_rules_out_the_other_finding_of_two() -> None:
     assert verdict("negative_support", alone, ctx) == "negative_narrowed"
 
 
+def test_a_negation_on_one_side_rules_out_the_other_finding_of_two() -> None:
+    """Synthetic rounds J and M: "Which is present: mediastinal shift or a pleural effusion?" "mediastinal shift"
+    beside "No left pleural effusion" and a pneumonectomy's opacified hemithorax (3 items read correct); the effusion
+    asked about alone stays open on the other side."""
+    ctx = context(["Rightward mediastinal shift with opacified right hemithorax.", "No left pleural effusion."])
+    two = item(
+        "which_of_two_findings",
+        "Which is present: mediastinal shift or a pleural effusion?",
+        "mediastinal shift",
+        answer_format="short",
+        evidence=[0, 1],
+        findings=["mediastinal_shift", "pleural_effusion"],
+        finding_a="mediastinal_shift",
+        finding_b="pleural_effusion",
+    )
+    assert verdict("negative_support", two, ctx) is None
+    alone = item("finding_presence", "Is there a pleural effusion?", "no", polarity=False, finding="pleural_effusion")
+    assert verdict("negative_support", alone, ctx) == "negative_one_side"
+
+
 @pytest.mark.parametrize(
     ("sentences", "finding", "expected"),
     [
@@ -1509,6 +1539,13 @@ def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expect
         (["Possible right pleural effusion.", "No left or right pleural effusion."], "pleural_effusion", None),
         (["The left lung is clear without focal consolidation."], "consolidation", None),
         (["Right upper lobe granuloma.", "No bilateral pleural effusions."], "pleural_effusion", None),
+        # an opacified hemithorax on the other side may hold fluid (`one_side_open`: synthetic rounds J, L, M, N)
+        (
+            ["Status post right pneumonectomy with opacified right hemithorax.", "No left pleural effusion."],
+            "pleural_effusion",
+            "negative_one_side",
+        ),
+        (["No left pleural effusion.", "Heart size is normal."], "pleural_effusion", None),
         # a negation in one of the organs a finding may be in leaves the others open
         (["Mild degenerative changes of the thoracic spine without fracture."], "fracture", "negative_unbacked"),
         (["No fracture or focal bony destruction."], "fracture", None),

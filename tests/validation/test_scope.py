@@ -176,6 +176,19 @@ def test_an_absent_lung_opacity_and_a_stated_granuloma_or_scar(sentences: list[s
     assert verdict("related_absent", it, context(sentences)) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        (["Mediastinal drain removed.", "Left pleural drain remains."], "related_present"),
+        (["Mediastinal drain removed.", "No pneumothorax."], None),
+    ],
+)
+def test_an_absent_surgical_drain_and_a_pleural_drain_that_remains(sentences: list[str], expected: str | None) -> None:
+    """Synthetic rounds K, N, S: "Is a surgical drain excluded?" "yes" while a pleural drain remains, read wrong."""
+    it = item("finding_ruled_out", "Is a surgical drain excluded?", "yes", polarity=True, finding="surgical_drain")
+    assert verdict("related_absent", it, context(sentences)) == expected
+
+
 def test_a_distractor_counts_as_claimed_absent() -> None:
     ctx = context(["Mild apical scarring.", "Thoracic spondylosis."])
     it = item(

@@ -70,6 +70,7 @@ _TRIGGERS = (
     "historical_before",
     "limitation_before",
     "limitation_after",
+    "disfavoured_after",
     "hypothetical_before",
 )
 _ARTICLES = {"a", "an", "the"}
@@ -625,7 +626,7 @@ class _Parsed:
         self.histories = _by_kind(labelled, {"historical_before"})
         self.conditions = _by_kind(labelled, {"hypothetical_before"})
         self.limitations = _by_kind(labelled, {"limitation_before"})
-        self.limitations_after = _by_kind(labelled, {"limitation_after"})
+        self.limitations_after = _by_kind(labelled, {"limitation_after", "disfavoured_after"})
         self.severities = _by_kind(labelled, {"severity"})
         self.places = _Sorted(
             sorted([s for kind, s in labelled if kind == "laterality"] + self.regions, key=lambda s: s.start)

@@ -460,6 +460,12 @@ def test_an_unknown_finding_in_the_rules_is_named(monkeypatch: pytest.MonkeyPatc
         ),
         ("Small left pleural effusion, similar to prior.", "unchanged", None),
         ("Stable small left pleural effusion, and the heart is enlarged.", "unchanged", None),
+        # a change only hedged is no sure change (synthetic rounds K, P, S)
+        ("Left pleural effusion, likely increased from prior.", "worsened", "change_hedged"),
+        ("Left pleural effusion, possibly mildly increased since the prior study.", "worsened", "change_hedged"),
+        ("Left pleural effusion is stable to slightly increased from prior.", "worsened", "change_hedged"),
+        ("Left pleural effusion is stable to slightly increased from prior.", "unchanged", None),
+        ("Left pleural effusion has increased, likely from fluid overload.", "worsened", None),
         # or the object's of a verb of showing (round BE)
         (
             "Views with a small left pleural effusion show an unchanged cardiac silhouette.",

@@ -159,6 +159,7 @@ class _Rules:
     run_on_openers: frozenset[str]  # capitalised inside a sentence, they open another one
     run_on_subjects: tuple[frozenset[str], frozenset[str], frozenset[str]]  # "the" + subject + verb, lowercase
     change_adjectives: frozenset[str]  # "increased markings": a look, not a change, without a prior study
+    change_hedges: tuple[tuple[str, ...], ...]  # the words of each phrase that hedges a change right after it
     no_comparison: re.Pattern[str]  # a comparison section that names no prior study ("None.")
     prior_reference: re.Pattern[str]  # a finding sentence that refers to a prior study
     read_as_other: tuple[frozenset[str], re.Pattern[str]]  # (opacity findings, link to the finding they are)
@@ -235,6 +236,7 @@ def rules() -> _Rules:
             frozenset(data.get("run_on_subjects", {}).get(k, ())) for k in ("subjects", "verbs", "not_after")
         ),
         change_adjectives=frozenset(data["change_adjectives"]),
+        change_hedges=tuple(tuple(phrase.lower().split()) for phrase in data.get("change_hedges", ())),
         no_comparison=re.compile(data["no_comparison"]),
         prior_reference=re.compile(data["prior_reference"]),
         read_as_other=(frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
@@ -881,6 +883,8 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
         for c in s.changes.within(max(left, s.findings[k - 1].end) if k else left, mention.start)
     ):
         change = None  # "increase in right and decrease in left basilar atelectasis": no one change
+    if change is not None and _hedged_change(s, change):
+        change = None  # "likely increased from prior": no sure change
     trigger = trailing if trailing is not None else leading
     if trigger is not None:
         presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
@@ -895,6 +899,18 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
     if change is not None and _value(change) == "resolved" and presence == "present":
         presence = "absent"
     return presence, certainty, trigger, change
+
+
+def _hedged_change(s: _Parsed, change: Span) -> bool:
+    """Whether a `change_hedges` phrase stands right before the change word, or before one degree word before it
+    ("possibly mildly progressed"), or the change is one end of a range ("stable to slightly increased")."""
+    after = change.end < len(s.lower) and s.lower[change.end] in ("to", "or")
+    if after and any(c.start in (change.end + 1, change.end + 2) for c in s.changes.spans):
+        return True
+    before = s.lower[: change.start]
+    if before and before[-1].endswith("ly") and before[-1] not in ("likely", "possibly", "probably"):
+        before = before[:-1]
+    return any(len(before) >= len(h) and tuple(before[-len(h) :]) == h for h in s.r.change_hedges)
 
 
 def _closing_comma(between: list[str]) -> int | None:

@@ -376,6 +376,7 @@ class AttributeRules:
     changes: dict[str, re.Pattern[str]]  # answered change -> words that state it
     descriptive: re.Pattern[str]  # change words that also describe ("increased markings")
     anchors: re.Pattern[str]  # words that compare with an earlier study
+    change_hedges: re.Pattern[str]  # what before a change word hedges it ("likely increased")
     severities: dict[str, re.Pattern[str]]  # answered severity -> its words
     ranges: re.Pattern[str]  # a graded range ("mild to moderate")
     other_clause: re.Pattern[str]  # ", mediastinal contours appear ...": a clause with a subject of its own
@@ -390,6 +391,7 @@ def attribute_rules() -> AttributeRules:
         {change: rules_pattern(words, f"{where}.changes.{change}") for change, words in data["changes"].items()},
         rules_pattern(data["descriptive"], f"{where}.descriptive"),
         rules_pattern(data["temporal_anchors"], f"{where}.temporal_anchors"),
+        rules_pattern(data["change_hedges"], f"{where}.change_hedges"),
         {
             level: rules_pattern([rf"\b{re.escape(w)}\b" for w in words], f"{where}.severities.{level}")
             for level, words in data["severities"].items()
@@ -415,7 +417,15 @@ def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdi
             f"the answer has {name} {change}; in the evidence {quoted} the word for "
             f"it describes the finding and compares with no earlier study",
         )
+    if all(_change_hedged(words, s.lower()) for s in compared):
+        return fail("change_hedged", f"the answer has {name} {change}; the evidence {quoted} only hedges the change")
     return OK
+
+
+def _change_hedged(words: re.Pattern[str], text: str) -> bool:
+    """Every word of the change in the sentence comes after a hedge of it (`attribute_support.change_hedges`)."""
+    hedges = attribute_rules().change_hedges
+    return all(hedges.search(text[: m.start()]) for m in words.finditer(text))
 
 
 def _change_ambiguous(change: str, name: str, placed: list[tuple[str, Mention]]) -> Verdict:

@@ -257,3 +257,39 @@ def test_a_quoted_phrase_that_names_no_finding_is_dropped_unless_it_is_the_findi
     ]
     graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
     assert [o.finding for o in graph.observations] == ["scarring", "copd"]
+
+
+def test_a_change_the_report_only_hedges_is_dropped_as_the_rules_backend_drops_it() -> None:
+    """Synthetic rounds K, P, S: "likely increased from prior", "stable to slightly increased" answered as a sure
+    change (an LLM build's items); a change stated plainly stays."""
+    from cxrvqa.extraction.llm import LLMAnswer, answer_to_graph
+
+    texts = [
+        "The cardiac silhouette is enlarged, but likely increased from prior.",
+        "Left pleural effusion is stable to slightly increased.",
+        "Left pleural effusion has slightly increased.",
+    ]
+    sentences, start = [], 0
+    for number, text in enumerate(texts):
+        sentences.append(Sentence(id=number, section="findings", text=text, start=start, end=start + len(text)))
+        start += len(text) + 1
+    observations = [
+        {
+            "sentence_id": number,
+            "finding": finding,
+            "evidence": quote,
+            "presence": "present",
+            "certainty": None,
+            "laterality": None,
+            "regions": [],
+            "severity": None,
+            "change": "worsened",
+        }
+        for number, finding, quote in (
+            (0, "cardiomegaly", "cardiac silhouette is enlarged"),
+            (1, "pleural effusion", "pleural effusion"),
+            (2, "pleural effusion", "pleural effusion"),
+        )
+    ]
+    graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
+    assert [o.change for o in graph.observations] == [None, None, "worsened"]

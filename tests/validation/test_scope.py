@@ -489,6 +489,28 @@ def test_a_change_must_be_worded_as_a_change(sentence: str, answer: str, expecte
 
 
 @pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        (
+            "The cardiac silhouette is enlarged, accentuated by AP technique, but likely increased from prior.",
+            "change_hedged",
+        ),
+        ("The cardiac silhouette is enlarged and has increased from prior.", None),
+    ],
+)
+def test_the_findings_own_words_are_no_change_word(sentence: str, expected: str | None) -> None:
+    """Synthetic round S: "enlarged" names the cardiomegaly; the change is only "likely increased"."""
+    it = item(
+        "finding_change",
+        "How has it changed since the prior study?",
+        "worsened",
+        answer_format="short",
+        finding="cardiomegaly",
+    )
+    assert verdict("attribute_support", it, context([sentence, "Cardiomegaly."])) == expected
+
+
+@pytest.mark.parametrize(
     ("second", "expected"),
     [
         ("Small left pleural effusion appears unchanged.", "change_ambiguous"),

@@ -44,7 +44,7 @@ from cxrvqa.core.scene_graph import (
     published_schema,
     schema_file_text,
 )
-from cxrvqa.extraction.rules import names_no_finding, narrowed, normal_statements, rules_content_hash
+from cxrvqa.extraction.rules import change_hedged, names_no_finding, narrowed, normal_statements, rules_content_hash
 from cxrvqa.core.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.core.llm_cache import LLMCache
 from cxrvqa.core.llm_client import Budget, Exchange, ResponseError, ask, read_prompt, render_messages, run_concurrently
@@ -287,7 +287,7 @@ def answer_to_graph(
                 presence=item.presence,
                 certainty=(item.certainty or Certainty.possible) if item.presence == Presence.uncertain else None,
                 severity=item.severity,
-                change=item.change,
+                change=None if item.change and change_hedged(sentence.text) else item.change,
                 modifiers=[f"unresolved_region:{text}" for text in unresolved_regions]
                 + (
                     [QUALIFIED_NEGATION]

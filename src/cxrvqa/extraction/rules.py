@@ -1247,6 +1247,13 @@ def narrowed(text: str, start: int, finding: str | None, end: int | None = None)
     )
 
 
+def change_hedged(text: str) -> bool:
+    """For a change the LLM backend read: the sentence words a change only hedged ("likely increased from prior",
+    "stable to slightly increased"), as the rules backend reads it: each of its change words is (`_hedged_change`)."""
+    s = _parsed(text)
+    return s is not None and bool(s.changes.spans) and all(_hedged_change(s, c) for c in s.changes.spans)
+
+
 def clear_sentence_memo() -> None:
     """Forget the memoised sentence readings (benchmarks time a first reading)."""
     _memoised_readings.cache_clear()

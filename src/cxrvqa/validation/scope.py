@@ -401,8 +401,10 @@ def attribute_rules() -> AttributeRules:
     )
 
 
-def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdict:
+def _change_verdict(change: str, name: str, placed: list[tuple[str, Mention]]) -> Verdict:
+    """The answered change against the clauses that name the finding (each with its mention)."""
     ar = attribute_rules()
+    sentences = tuple(dict.fromkeys(c for c, _ in placed))
     words = ar.changes.get(change)
     if words is None:
         return OK  # a change word the rules do not know (question_sense judges whether it is one)
@@ -417,15 +419,18 @@ def _change_verdict(change: str, name: str, sentences: tuple[str, ...]) -> Verdi
             f"the answer has {name} {change}; in the evidence {quoted} the word for "
             f"it describes the finding and compares with no earlier study",
         )
-    if all(_change_hedged(words, s.lower()) for s in compared):
+    if all(_change_hedged(words, clause, m.text) for clause, m in placed if clause in compared):
         return fail("change_hedged", f"the answer has {name} {change}; the evidence {quoted} only hedges the change")
     return OK
 
 
-def _change_hedged(words: re.Pattern[str], text: str) -> bool:
-    """Every word of the change in the sentence comes after a hedge of it (`attribute_support.change_hedges`)."""
+def _change_hedged(words: re.Pattern[str], clause: str, mention: str) -> bool:
+    """Every word of the change in the clause outside the finding's own words ("cardiac silhouette is enlarged, ...
+    likely increased from prior") comes after a hedge of it (`attribute_support.change_hedges`)."""
     hedges = attribute_rules().change_hedges
-    return all(hedges.search(text[: m.start()]) for m in words.finditer(text))
+    text = clause.lower().replace(mention.lower(), " " * len(mention))
+    found = list(words.finditer(text))
+    return bool(found) and all(hedges.search(text[: m.start()]) for m in found)
 
 
 def _change_ambiguous(change: str, name: str, placed: list[tuple[str, Mention]]) -> Verdict:
@@ -508,6 +513,6 @@ def check_attribute_support(item: dict[str, Any], context: ValidationContext) ->
     answer = str(item.get("answer") or "").strip().lower().rstrip(".")
     if program in ar.change_programs:
         placed = [(_own_clause(s, m.text), m) for s, m in found_mentions if s in sentences]
-        verdict = _change_verdict(answer, display_name(finding), tuple(dict.fromkeys(c for c, _ in placed)))
+        verdict = _change_verdict(answer, display_name(finding), placed)
         return verdict if not verdict.ok else _change_ambiguous(answer, display_name(finding), placed)
     return _severity_verdict(answer, display_name(finding), sentences)

@@ -293,3 +293,30 @@ def test_a_change_the_report_only_hedges_is_dropped_as_the_rules_backend_drops_i
     ]
     graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
     assert [o.change for o in graph.observations] == [None, None, "worsened"]
+
+
+def test_an_opacity_the_sentence_gives_to_fluid_in_a_hemithorax_is_read_as_the_fluid() -> None:
+    """Synthetic rounds J, L, P, R, T: "The right hemithorax is opacified with fluid" after a pneumonectomy is no lung
+    opacity, whichever backend read it (`read_as_fluid`); an opacity elsewhere stays one."""
+    from cxrvqa.core.scene_graph import READ_AS_OTHER
+    from cxrvqa.extraction.llm import LLMAnswer, answer_to_graph
+
+    texts = ["The right hemithorax is opacified with fluid.", "Right lower lobe opacity."]
+    sentences = [Sentence(id=0, section="findings", text=texts[0], start=0, end=len(texts[0]))]
+    sentences.append(Sentence(id=1, section="findings", text=texts[1], start=len(texts[0]) + 1, end=80))
+    observations = [
+        {
+            "sentence_id": number,
+            "finding": "lung opacity",
+            "evidence": quote,
+            "presence": "present",
+            "certainty": None,
+            "laterality": "right",
+            "regions": [],
+            "severity": None,
+            "change": None,
+        }
+        for number, quote in ((0, "opacified"), (1, "opacity"))
+    ]
+    graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
+    assert [READ_AS_OTHER in o.modifiers for o in graph.observations] == [True, False]

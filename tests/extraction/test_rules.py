@@ -71,6 +71,8 @@ def test_golden_sentences(case: dict) -> None:
         assert [o.regions for o in graph.observations] == case["regions"]
     if "changes" in case:
         assert [o.change for o in graph.observations] == case["changes"]
+    if "severities" in case:
+        assert [o.severity for o in graph.observations] == case["severities"]
 
 
 def test_evidence_points_at_the_mention_and_normal_statements_are_derived() -> None:

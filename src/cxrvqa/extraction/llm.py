@@ -35,6 +35,7 @@ from cxrvqa.config import LLMConfig
 from cxrvqa.errors import ConfigError, ResourceError
 from cxrvqa.core.scene_graph import (
     QUALIFIED_NEGATION,
+    READ_AS_OTHER,
     Certainty,
     Evidence,
     Observation,
@@ -44,7 +45,14 @@ from cxrvqa.core.scene_graph import (
     published_schema,
     schema_file_text,
 )
-from cxrvqa.extraction.rules import change_hedged, names_no_finding, narrowed, normal_statements, rules_content_hash
+from cxrvqa.extraction.rules import (
+    change_hedged,
+    names_no_finding,
+    narrowed,
+    normal_statements,
+    read_as_fluid,
+    rules_content_hash,
+)
 from cxrvqa.core.vocab import Change, Laterality, Severity, vocabulary
 from cxrvqa.core.llm_cache import LLMCache
 from cxrvqa.core.llm_client import Budget, Exchange, ResponseError, ask, read_prompt, render_messages, run_concurrently
@@ -288,12 +296,7 @@ def answer_to_graph(
                 certainty=(item.certainty or Certainty.possible) if item.presence == Presence.uncertain else None,
                 severity=item.severity,
                 change=None if item.change and change_hedged(sentence.text) else item.change,
-                modifiers=[f"unresolved_region:{text}" for text in unresolved_regions]
-                + (
-                    [QUALIFIED_NEGATION]
-                    if item.presence == Presence.absent and narrowed(sentence.text, at, finding, at + len(quote))
-                    else []
-                ),
+                modifiers=_modifiers(item, sentence.text, (at, at + len(quote)), finding, unresolved_regions),
                 evidence=[
                     Evidence(sentence_id=sentence.id, start=sentence.start + at, end=sentence.start + at + len(quote))
                 ],
@@ -310,6 +313,19 @@ def answer_to_graph(
         statements=normal_statements(sentences),
     )
     return graph, sorted(codes) + ([] if observations else ["no_observations"])
+
+
+def _modifiers(
+    item: Any, text: str, quoted: tuple[int, int], finding: str | None, unresolved_regions: list[str]
+) -> list[str]:
+    """An observation's modifiers as the rules backend would mark its reading: a narrowed negation ("no displaced
+    rib fracture"), an opacity the sentence gives to fluid in a hemithorax (`read_as_fluid`)."""
+    modifiers = [f"unresolved_region:{region}" for region in unresolved_regions]
+    if item.presence == Presence.absent and narrowed(text, quoted[0], finding, quoted[1]):
+        modifiers.append(QUALIFIED_NEGATION)
+    if read_as_fluid(text, finding):
+        modifiers.append(READ_AS_OTHER)
+    return modifiers
 
 
 # -- requests --------------------------------------------------------------------------------------

@@ -163,6 +163,7 @@ class _Rules:
     no_comparison: re.Pattern[str]  # a comparison section that names no prior study ("None.")
     prior_reference: re.Pattern[str]  # a finding sentence that refers to a prior study
     read_as_other: tuple[frozenset[str], re.Pattern[str]]  # (opacity findings, link to the finding they are)
+    read_as_fluid: tuple[frozenset[str], re.Pattern[str]]  # (opacity findings, a sentence giving a hemithorax to fluid)
     further_candidates: tuple[re.Pattern[str], re.Pattern[str]]  # ("are also possible", the reading they join)
     refined_by: dict[str, tuple[frozenset[str], str]]  # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]  # narrow any negation ("no large effusion")
@@ -248,6 +249,9 @@ def rules() -> _Rules:
         )
         if "further_candidates" in data
         else (re.compile(r"(?!)"), re.compile(r"(?!)")),
+        read_as_fluid=(frozenset(data["read_as_fluid"]["findings"]), re.compile(data["read_as_fluid"]["sentence"]))
+        if "read_as_fluid" in data
+        else (frozenset(), re.compile(r"(?!)")),
         refined_by=refinements,
         **_qualifier_sets(data),
         content_hash=rules_content_hash(),
@@ -515,6 +519,7 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
             _differentials(s, extracted, modifier_tokens)
         _versus_candidates(s.doc, s.findings, extracted, modifier_tokens)
     _read_as_other(extracted, _one_line(text.lower()))
+    _read_as_fluid(extracted, _one_line(text.lower()))
     return _finished(text, extracted)
 
 
@@ -747,6 +752,15 @@ class _Parsed:
         ):
             before = None  # "Mildly increased atherosclerotic calcifications": the change's degree (round AV); not
             # "Mild stable cardiomegaly", "mild increased opacity"
+        if (
+            before is not None
+            and spans is self.severities
+            and any(
+                c.start == before.end and c.end < mention.start and lower[c.end] in ("in", "of")
+                for c in self.changes.spans
+            )
+        ):
+            before = None  # "Slight improvement in vascular congestion": the change's degree (synthetic round T)
         if before is not None and mention.start - before.end <= 4:
             return before
         return self.modifier_after(spans, k, right)
@@ -1137,6 +1151,20 @@ def _read_as_other(extracted: list[dict], lowered: str) -> None:
             and link.fullmatch(lowered, item["mention"].end_char, following["mention"].start_char)
         ):
             item["modifiers"].append(READ_AS_OTHER)
+
+
+def _read_as_fluid(extracted: list[dict], lowered: str) -> None:
+    """The opacities of a sentence that gives a hemithorax to fluid: marked `read_as_other` (`read_as_fluid`)."""
+    for item in extracted:
+        if READ_AS_OTHER not in item["modifiers"] and read_as_fluid(lowered, item["finding"]):
+            item["modifiers"].append(READ_AS_OTHER)
+
+
+def read_as_fluid(text: str, finding: str | None) -> bool:
+    """Whether an opacity is the fluid its sentence gives a hemithorax to ("the right hemithorax is opacified with
+    fluid"), not a lung finding (`read_as_fluid`); the LLM backend asks it of the model's readings too."""
+    opacities, sentence = rules().read_as_fluid
+    return finding in opacities and sentence.search(_one_line(text.lower())) is not None
 
 
 def _hedged_attribution(text: str, attribution: re.Match[str]) -> bool:

@@ -631,10 +631,20 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
 
 
 def _unexplained(text: str, mentions: list[Mention]) -> list[Mention]:
-    """The mentions less the shadows the sentence explains as a structure outside the lungs (`explained_shadows`)."""
-    if _explained_shadows().search(text.lower()) is None:
+    """The mentions less the shadows the sentence explains as a structure outside the lungs (`explained_shadows`);
+    the shadows of a hemithorax it gives to fluid (`fluid_hemithorax`) are pleural fluid: a hedged effusion on their
+    side where the sentence names no effusion, else nothing."""
+    lowered = text.lower()
+    if _explained_shadows().search(lowered) is not None:
+        return [m for m in mentions if m.finding not in _shadows()]
+    if _fluid_hemithorax().search(lowered) is None:
         return mentions
-    return [m for m in mentions if m.finding not in _shadows()]
+    effusion = "pleural_effusion"
+    named = any(m.finding in family(effusion) for m in mentions)
+    fluid = [] if named else [Mention(effusion, m.text, frozenset({"hedged"}), frozenset(), m.sides) for m in mentions]
+    return [m for m in mentions if m.finding not in _shadows()] + [
+        f for f, m in zip(fluid, mentions) if m.finding in _shadows()
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -646,6 +656,11 @@ def _shadows() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def _explained_shadows() -> re.Pattern[str]:
     return rules_pattern(rules().data["explained_shadows"], "explained_shadows")
+
+
+@lru_cache(maxsize=1)
+def _fluid_hemithorax() -> re.Pattern[str]:
+    return rules_pattern(rules().data["fluid_hemithorax"], "fluid_hemithorax")
 
 
 def _completed(lowers: list[str], ents: Any, owner: dict[int, Any], found: list[Mention]) -> tuple[Mention, ...]:

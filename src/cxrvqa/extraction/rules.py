@@ -240,22 +240,31 @@ def rules() -> _Rules:
         change_hedges=tuple(tuple(phrase.lower().split()) for phrase in data.get("change_hedges", ())),
         no_comparison=re.compile(data["no_comparison"]),
         prior_reference=re.compile(data["prior_reference"]),
-        read_as_other=(frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
-        if "read_as_other" in data
-        else (frozenset(), re.compile(r"(?!)")),
+        **_read_as(data),
         further_candidates=(
             re.compile(data["further_candidates"]["sentence"]),
             re.compile(data["further_candidates"]["reading"]),
         )
         if "further_candidates" in data
         else (re.compile(r"(?!)"), re.compile(r"(?!)")),
-        read_as_fluid=(frozenset(data["read_as_fluid"]["findings"]), re.compile(data["read_as_fluid"]["sentence"]))
-        if "read_as_fluid" in data
-        else (frozenset(), re.compile(r"(?!)")),
         refined_by=refinements,
         **_qualifier_sets(data),
         content_hash=rules_content_hash(),
     )
+
+
+def _read_as(data: dict) -> dict[str, tuple[frozenset[str], re.Pattern[str]]]:
+    """The opacities read as another finding by a link (`read_as_other`) or as a hemithorax's fluid (`read_as_fluid`),
+    each with its pattern (`_Rules` fields; none when the rules file has no such section)."""
+    never = (frozenset(), re.compile(r"(?!)"))
+    return {
+        "read_as_other": (frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
+        if "read_as_other" in data
+        else never,
+        "read_as_fluid": (frozenset(data["read_as_fluid"]["findings"]), re.compile(data["read_as_fluid"]["sentence"]))
+        if "read_as_fluid" in data
+        else never,
+    }
 
 
 def _qualifier_sets(data: dict) -> dict[str, frozenset[str]]:

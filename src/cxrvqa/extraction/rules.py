@@ -900,14 +900,7 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
     if trailing is not None and s.backgrounds.last_before(mention.start, left) is not None:
         trailing = None  # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
     leading = s.leading_triggers.last_before(mention.start, left)
-    change = s.own_modifier(s.changes, k, left, right, inside=False)  # "lung volumes are diminished": no change
-    if change is not None and any(
-        _value(c) != _value(change)
-        for c in s.changes.within(max(left, s.findings[k - 1].end) if k else left, mention.start)
-    ):
-        change = None  # "increase in right and decrease in left basilar atelectasis": no one change
-    if change is not None and _hedged_change(s, change):
-        change = None  # "likely increased from prior": no sure change
+    change = _change_of(s, k, left, right)
     trigger = trailing if trailing is not None else leading
     if trigger is not None:
         presence, certainty = _TRIGGER_READING[_kind(trigger).rsplit("_", 1)[0]]
@@ -922,6 +915,32 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
     if change is not None and _value(change) == "resolved" and presence == "present":
         presence = "absent"
     return presence, certainty, trigger, change
+
+
+def _change_of(s: _Parsed, k: int, left: int, right: int) -> Span | None:
+    """The change word of finding k (`_Parsed.own_modifier`), none where the finding is given two ("increase in right
+    and decrease in left basilar atelectasis") or the change is hedged (`_hedged_change`); a resolution before the
+    finding before it, with only a coordinator and place words between, is its too ("Resolved left pleural effusion
+    and basilar opacity": synthetic round U)."""
+    mention = s.findings[k]
+    change = s.own_modifier(s.changes, k, left, right, inside=False)  # "lung volumes are diminished": no change
+    if change is not None and any(
+        _value(c) != _value(change)
+        for c in s.changes.within(max(left, s.findings[k - 1].end) if k else left, mention.start)
+    ):
+        return None
+    if change is None and k and s.findings[k - 1].start >= left:
+        previous = s.own_modifier(s.changes, k - 1, left, right, inside=False)
+        between = range(s.findings[k - 1].end, mention.start)
+        if (
+            previous is not None
+            and _value(previous) == "resolved"
+            and previous.end <= s.findings[k - 1].start
+            and any(s.lower[i] in ("and", ",") for i in between)
+            and all(s.lower[i] in _COORDINATORS or i in s.place_tokens for i in between)
+        ):
+            change = previous
+    return None if change is not None and _hedged_change(s, change) else change
 
 
 def _hedged_change(s: _Parsed, change: Span) -> bool:

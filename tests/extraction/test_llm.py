@@ -303,7 +303,8 @@ def test_an_opacity_the_sentence_gives_to_fluid_in_a_hemithorax_is_read_as_the_f
 
     texts = ["The right hemithorax is opacified with fluid.", "Right lower lobe opacity."]
     sentences = [Sentence(id=0, section="findings", text=texts[0], start=0, end=len(texts[0]))]
-    sentences.append(Sentence(id=1, section="findings", text=texts[1], start=len(texts[0]) + 1, end=80))
+    start = len(texts[0]) + 1
+    sentences.append(Sentence(id=1, section="findings", text=texts[1], start=start, end=start + len(texts[1])))
     observations = [
         {
             "sentence_id": number,

@@ -390,7 +390,30 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
         ("Mild cardiomegaly with XXXX of early failure.", "heart_failure", "affirmed", set()),
         # this film does not show it (synthetic rounds K, P, Q); "not well seen" only in its own clause
         ("The right upper lobe nodule is not radiographically evident.", "nodule", "negated", {"right"}),
-        ("The nodule is not clearly visualized on radiography.", "nodule", "negated", set()),
+        ("The nodule is not clearly visualized on radiography.", "nodule", "historical", set()),
+        ("Retrocardiac opacity with the left hemidiaphragm not clearly visualized.", "lung_opacity", "affirmed", set()),
+        (
+            "Left basilar atelectasis with the left costophrenic angle not well seen.",
+            "atelectasis",
+            "affirmed",
+            {"left"},
+        ),
+        ("Known left upper lobe nodule is not radiographically visible.", "nodule", "negated", {"left"}),
+        # a hemithorax that is fluid (`fluid_hemithorax`; synthetic rounds J-T, review of session 31)
+        (
+            "The right hemithorax is now nearly completely opacified with fluid.",
+            "pleural_effusion",
+            "hedged",
+            {"right"},
+        ),
+        ("Patchy opacity in the right hemithorax without pleural effusion.", "lung_opacity", "affirmed", {"right"}),
+        (
+            "New airspace opacity in the right upper lobe, no change in the left hemithorax after pneumonectomy.",
+            "airspace_disease",
+            "affirmed",
+            {"right"},
+        ),
+        ("Lack of resolution of the left lower lobe consolidation.", "consolidation", "affirmed", {"left"}),
         ("The 8 mm nodule in the right midlung is not well seen on today's exam.", "nodule", "historical", {"right"}),
         (
             "Small left pleural effusion, the left costophrenic angle is not well seen.",
@@ -1539,13 +1562,20 @@ def test_an_unnamed_device_may_be_any(sentences: list[str], finding: str, expect
         (["Possible right pleural effusion.", "No left or right pleural effusion."], "pleural_effusion", None),
         (["The left lung is clear without focal consolidation."], "consolidation", None),
         (["Right upper lobe granuloma.", "No bilateral pleural effusions."], "pleural_effusion", None),
-        # an opacified hemithorax on the other side may hold fluid (`one_side_open`: synthetic rounds J, L, M, N)
+        # an opacity on the other side may be fluid (`one_side_open`: synthetic rounds J, L, M, N), a nodule there not
+        (["Hazy opacity at the right base.", "No left pleural effusion."], "pleural_effusion", "negative_one_side"),
+        (["Right upper lobe nodule.", "No left pleural effusion."], "pleural_effusion", None),
+        (["Right basilar atelectasis.", "No left pleural effusion."], "pleural_effusion", None),
+        (["No left pleural effusion.", "Heart size is normal."], "pleural_effusion", None),
+        # an opacified hemithorax is fluid there (`fluid_hemithorax`)
         (
             ["Status post right pneumonectomy with opacified right hemithorax.", "No left pleural effusion."],
             "pleural_effusion",
             "negative_one_side",
         ),
-        (["No left pleural effusion.", "Heart size is normal."], "pleural_effusion", None),
+        # "lack of" negates only what follows it (synthetic round T; review of session 31)
+        (["Lack of mediastinal shift."], "mediastinal_shift", None),
+        (["Lack of interval change in the small left pleural effusion."], "pleural_effusion", "negative_contradicted"),
         # a negation in one of the organs a finding may be in leaves the others open
         (["Mild degenerative changes of the thoracic spine without fracture."], "fracture", "negative_unbacked"),
         (["No fracture or focal bony destruction."], "fracture", None),

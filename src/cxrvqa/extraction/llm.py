@@ -50,6 +50,7 @@ from cxrvqa.extraction.rules import (
     names_no_finding,
     narrowed,
     normal_statements,
+    SentenceReading,
     read_as_fluid,
     rules_content_hash,
 )
@@ -304,6 +305,7 @@ def answer_to_graph(
         )
     if problems:
         raise AnswerError("evidence must be copied exactly from the cited sentence: " + "; ".join(problems[:5]))
+    observations = _fluid_shadows(observations, by_id)
     graph = SceneGraph(
         study_id=study_id,
         backend="llm",
@@ -319,13 +321,31 @@ def _modifiers(
     item: Any, text: str, quoted: tuple[int, int], finding: str | None, unresolved_regions: list[str]
 ) -> list[str]:
     """An observation's modifiers as the rules backend would mark its reading: a narrowed negation ("no displaced
-    rib fracture"), an opacity the sentence gives to fluid in a hemithorax (`read_as_fluid`)."""
+    rib fracture"); a shadow that is its hemithorax's fluid is marked after (`_fluid_shadows`)."""
     modifiers = [f"unresolved_region:{region}" for region in unresolved_regions]
     if item.presence == Presence.absent and narrowed(text, quoted[0], finding, quoted[1]):
         modifiers.append(QUALIFIED_NEGATION)
-    if read_as_fluid(text, finding):
-        modifiers.append(READ_AS_OTHER)
     return modifiers
+
+
+def _fluid_shadows(observations: list[Observation], sentences: dict[int, Sentence]) -> list[Observation]:
+    """The observations, a shadow that is its hemithorax's fluid marked `read_as_other` as the rules backend marks
+    it (`rules.read_as_fluid`: "The right hemithorax is opacified with fluid")."""
+
+    def reading(o: Observation) -> SentenceReading:
+        sentence = sentences[o.evidence[0].sentence_id]
+        side = str(o.laterality) if o.laterality else None  # a value, or its enum (a StrEnum)
+        span = (o.evidence[0].start - sentence.start, o.evidence[0].end - sentence.start)
+        return SentenceReading(o.finding, str(o.presence), side, frozenset(o.regions), span)
+
+    readings = [reading(o) for o in observations]
+    out = []
+    for o, shadow in zip(observations, readings):
+        sentence_id = o.evidence[0].sentence_id
+        same = [r for r, other in zip(readings, observations) if other.evidence[0].sentence_id == sentence_id]
+        fluid = READ_AS_OTHER not in o.modifiers and read_as_fluid(sentences[sentence_id].text, shadow, same)
+        out.append(o.model_copy(update={"modifiers": [*o.modifiers, READ_AS_OTHER]}) if fluid else o)
+    return out
 
 
 # -- requests --------------------------------------------------------------------------------------

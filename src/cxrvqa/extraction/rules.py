@@ -163,7 +163,7 @@ class _Rules:
     no_comparison: re.Pattern[str]  # a comparison section that names no prior study ("None.")
     prior_reference: re.Pattern[str]  # a finding sentence that refers to a prior study
     read_as_other: tuple[frozenset[str], re.Pattern[str]]  # (opacity findings, link to the finding they are)
-    read_as_fluid: tuple[frozenset[str], re.Pattern[str]]  # (opacity findings, a sentence giving a hemithorax to fluid)
+    read_as_fluid: dict[str, frozenset[str]]  # `read_as_fluid`: each list as a set (none without the section)
     further_candidates: tuple[re.Pattern[str], re.Pattern[str]]  # ("are also possible", the reading they join)
     refined_by: dict[str, tuple[frozenset[str], str]]  # finding -> (words before it, the finding it then is)
     qualifiers: frozenset[str]  # narrow any negation ("no large effusion")
@@ -253,17 +253,15 @@ def rules() -> _Rules:
     )
 
 
-def _read_as(data: dict) -> dict[str, tuple[frozenset[str], re.Pattern[str]]]:
-    """The opacities read as another finding by a link (`read_as_other`) or as a hemithorax's fluid (`read_as_fluid`),
-    each with its pattern (`_Rules` fields; none when the rules file has no such section)."""
-    never = (frozenset(), re.compile(r"(?!)"))
+def _read_as(data: dict) -> dict[str, Any]:
+    """The opacities read as another finding by a link (`read_as_other`, with its pattern) or as a hemithorax's fluid
+    (`read_as_fluid`) (`_Rules` fields; none when the rules file has no such section)."""
+    other = data.get("read_as_other")
     return {
-        "read_as_other": (frozenset(data["read_as_other"]["findings"]), re.compile(data["read_as_other"]["link"]))
-        if "read_as_other" in data
-        else never,
-        "read_as_fluid": (frozenset(data["read_as_fluid"]["findings"]), re.compile(data["read_as_fluid"]["sentence"]))
-        if "read_as_fluid" in data
-        else never,
+        "read_as_other": (frozenset(other["findings"]), re.compile(other["link"]))
+        if other
+        else (frozenset(), re.compile(r"(?!)")),
+        "read_as_fluid": {key: frozenset(values) for key, values in data.get("read_as_fluid", {}).items()},
     }
 
 
@@ -528,7 +526,7 @@ def _memoised_readings(text: str) -> tuple[tuple[object, ...], ...]:
             _differentials(s, extracted, modifier_tokens)
         _versus_candidates(s.doc, s.findings, extracted, modifier_tokens)
     _read_as_other(extracted, _one_line(text.lower()))
-    _read_as_fluid(extracted, _one_line(text.lower()))
+    _read_as_fluid(extracted, text)
     return _finished(text, extracted)
 
 
@@ -944,13 +942,16 @@ def _change_of(s: _Parsed, k: int, left: int, right: int) -> Span | None:
 
 
 def _hedged_change(s: _Parsed, change: Span) -> bool:
-    """Whether a `change_hedges` phrase stands right before the change word, or before one degree word before it
-    ("possibly mildly progressed"), or the change is one end of a range ("stable to slightly increased")."""
-    after = change.end < len(s.lower) and s.lower[change.end] in ("to", "or")
-    if after and any(c.start in (change.end + 1, change.end + 2) for c in s.changes.spans):
-        return True
+    """Whether a `change_hedges` phrase stands right before the change word, or before a degree word ("-ly", itself no
+    hedge) right before it ("possibly mildly progressed"), or the change is one end of a range: "stable to slightly
+    increased", "improved or worsened" (not "new or increased", "improved or resolved": review of session 31)."""
+    if change.end < len(s.lower) and s.lower[change.end] in ("to", "or"):
+        ends = {_value(change)} | {_value(c) for c in s.changes.spans if c.start in (change.end + 1, change.end + 2)}
+        if len(ends) > 1 and ("unchanged" in ends or {"improved", "worsened"} <= ends):
+            return True
     before = s.lower[: change.start]
-    if before and before[-1].endswith("ly") and before[-1] not in ("likely", "possibly", "probably"):
+    hedge_words = {h[0] for h in s.r.change_hedges if len(h) == 1}
+    if before and before[-1].endswith("ly") and before[-1] not in hedge_words:
         before = before[:-1]
     return any(len(before) >= len(h) and tuple(before[-len(h) :]) == h for h in s.r.change_hedges)
 
@@ -1181,18 +1182,52 @@ def _read_as_other(extracted: list[dict], lowered: str) -> None:
             item["modifiers"].append(READ_AS_OTHER)
 
 
-def _read_as_fluid(extracted: list[dict], lowered: str) -> None:
-    """The opacities of a sentence that gives a hemithorax to fluid: marked `read_as_other` (`read_as_fluid`)."""
-    for item in extracted:
-        if READ_AS_OTHER not in item["modifiers"] and read_as_fluid(lowered, item["finding"]):
+@dataclass(frozen=True)
+class SentenceReading:
+    """What `read_as_fluid` needs of one reading of a sentence (either backend's): the finding, its presence and
+    side, its regions and the character span of its words in the sentence."""
+
+    finding: str | None
+    presence: str
+    laterality: str | None
+    regions: frozenset[str]
+    span: tuple[int, int]
+
+
+def _read_as_fluid(extracted: list[dict], text: str) -> None:
+    """The shadows of a hemithorax that is fluid (`read_as_fluid`): marked `read_as_other`."""
+    readings = [
+        SentenceReading(
+            item["finding"],
+            item["presence"],
+            item["laterality"],
+            frozenset(item["regions"]),
+            (item["mention"].start_char, item["mention"].end_char),
+        )
+        for item in extracted
+    ]
+    for item, reading in zip(extracted, readings):
+        if READ_AS_OTHER not in item["modifiers"] and read_as_fluid(text, reading, readings):
             item["modifiers"].append(READ_AS_OTHER)
 
 
-def read_as_fluid(text: str, finding: str | None) -> bool:
-    """Whether an opacity is the fluid its sentence gives a hemithorax to ("the right hemithorax is opacified with
-    fluid"), not a lung finding (`read_as_fluid`); the LLM backend asks it of the model's readings too."""
-    opacities, sentence = rules().read_as_fluid
-    return finding in opacities and sentence.search(_one_line(text.lower())) is not None
+def read_as_fluid(text: str, shadow: SentenceReading, readings: Iterable[SentenceReading]) -> bool:
+    """Whether a shadow is the fluid of its hemithorax, not a lung finding (`read_as_fluid`): a shadow of the
+    hemithorax itself (placed there, or its words "opacified" ...), not ruled out, beside an effusion the sentence
+    states on its side or a fluid word in the shadow's own clause; the LLM backend asks it of the model's readings."""
+    data = rules().read_as_fluid
+    if not data or shadow.finding not in data["findings"] or shadow.presence == "absent":
+        return False
+    lowered = text.lower()
+    words = lowered[shadow.span[0] : shadow.span[1]].split()
+    if not (shadow.regions & data["regions"] or (words and words[0] in data["shadow_words"])):
+        return False
+    sides = {None, shadow.laterality} if shadow.laterality else {None, "left", "right", "bilateral"}
+    if any(r.finding in data["fluid_findings"] and r.presence != "absent" and r.laterality in sides for r in readings):
+        return True
+    start = max(lowered.rfind(",", 0, shadow.span[0]), lowered.rfind(";", 0, shadow.span[0])) + 1
+    ends = [i for i in (lowered.find(",", shadow.span[1]), lowered.find(";", shadow.span[1])) if i >= 0]
+    return any(w.strip(".") in data["fluid_words"] for w in lowered[start : min(ends, default=len(lowered))].split())
 
 
 def _hedged_attribution(text: str, attribution: re.Match[str]) -> bool:

@@ -112,6 +112,7 @@ def _check_known(data: dict[str, Any]) -> None:
     _known(data["operation_findings"], vocab.findings, "operation_findings")
     _known([*data["surgical_material"], *data["study_surgical_material"]], vocab.findings, "surgical_material")
     _known(data["diagnoses"], vocab.findings, "diagnoses")
+    _known(data["fluid_hemithorax"]["regions"], vocab.regions, "fluid_hemithorax")
     _known([f for pair in data["both_lungs_findings"].items() for f in pair], vocab.findings, "both_lungs_findings")
     for entry in data["operations"]:
         _known(entry["regions"], vocab.regions, "operations")
@@ -356,20 +357,27 @@ class _Modifiers:
 
 def _end_at_comma(modifiers: list[Any], doc: Any) -> None:
     """End the forward scope of the modifiers of `comma_ends` kinds at the first comma after them, and the scope of
-    the context rules marked `comma_ends` at the nearest comma either way: "Heart size near top normal limits, aortic
-    calcifications and mild ectasia" is no borderline calcification (LLM replay round 13); "Small left pleural
-    effusion, the left costophrenic angle is not well seen" no effusion unseen."""
+    the context rules marked `comma_ends` at the nearest comma, "with" or "and" either way: "Heart size near top
+    normal limits, aortic calcifications and mild ectasia" is no borderline calcification (LLM replay round 13);
+    "Small left pleural effusion, the left costophrenic angle is not well seen" no effusion unseen, nor "Retrocardiac
+    opacity with the left hemidiaphragm not clearly visualized" an opacity."""
     kinds = {kind.upper() for kind in rules().data["comma_ends"]}
     for modifier in modifiers:
         both_ways = (modifier.rule.metadata or {}).get("comma_ends", False)
-        if modifier.category in kinds or both_ways:
-            start, end = modifier.modifier_span
-            comma = next((i for i in range(end, modifier._scope_end) if doc[i].text == ","), None)
-            if comma is not None:
-                modifier._scope_end = comma
-            comma = next((i for i in range(start - 1, modifier._scope_start - 1, -1) if doc[i].text == ","), None)
-            if both_ways and comma is not None:
-                modifier._scope_start = comma + 1
+        if modifier.category not in kinds and not both_ways:
+            continue
+        ends = _CLAUSE_ENDS if both_ways else (",",)
+        start, end = modifier.modifier_span
+        stop = next((i for i in range(end, modifier._scope_end) if doc[i].lower_ in ends), None)
+        if stop is not None:
+            modifier._scope_end = stop
+        stop = next((i for i in range(start - 1, modifier._scope_start - 1, -1) if doc[i].lower_ in ends), None)
+        if both_ways and stop is not None:
+            modifier._scope_start = stop + 1
+
+
+#: What ends the scope of a context rule marked `comma_ends`.
+_CLAUSE_ENDS = (",", ";", "with", "and")
 
 
 def _terminate_scopes(modifiers: list[Any], clauses: list[tuple[int, int]]) -> None:
@@ -631,20 +639,36 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
 
 
 def _unexplained(text: str, mentions: list[Mention]) -> list[Mention]:
-    """The mentions less the shadows the sentence explains as a structure outside the lungs (`explained_shadows`);
-    the shadows of a hemithorax it gives to fluid (`fluid_hemithorax`) are pleural fluid: a hedged effusion on their
-    side where the sentence names no effusion, else nothing."""
-    lowered = text.lower()
-    if _explained_shadows().search(lowered) is not None:
+    """The mentions less the shadows the sentence explains as a structure outside the lungs (`explained_shadows`),
+    and with the shadows of a hemithorax that is fluid read as such (`_fluid_read`)."""
+    if _explained_shadows().search(text.lower()) is not None:
         return [m for m in mentions if m.finding not in _shadows()]
-    if _fluid_hemithorax().search(lowered) is None:
-        return mentions
+    return [read for m in mentions for read in _fluid_read(text, m, mentions)]
+
+
+def _fluid_read(text: str, mention: Mention, mentions: list[Mention]) -> tuple[Mention, ...]:
+    """A shadow of a hemithorax itself, not ruled out (`fluid_hemithorax`): nothing beside an effusion the sentence
+    states on its side (the effusion it is), a hedged effusion on its side with a fluid word in its own clause; any
+    other mention as read."""
+    data = rules().data["fluid_hemithorax"]
+    words = mention.text.lower().split()
+    if (
+        mention.finding not in _shadows()
+        or mention.status in ("negated", "narrowed")
+        or not (mention.regions & set(data["regions"]) or (words and words[0] in data["shadow_words"]))
+    ):
+        return (mention,)
     effusion = "pleural_effusion"
-    named = any(m.finding in family(effusion) for m in mentions)
-    fluid = [] if named else [Mention(effusion, m.text, frozenset({"hedged"}), frozenset(), m.sides) for m in mentions]
-    return [m for m in mentions if m.finding not in _shadows()] + [
-        f for f, m in zip(fluid, mentions) if m.finding in _shadows()
-    ]
+    for m in mentions:
+        if m.finding in family(effusion) and m.status not in ("negated", "narrowed"):
+            if not m.sides or not mention.sides or m.sides & mention.sides:
+                return ()
+    lowered = text.lower()
+    at = lowered.find(mention.text.lower())
+    clause = re.split(r"[,;]", lowered[:at])[-1] + re.split(r"[,;]", lowered[at:])[0] if at >= 0 else ""
+    if any(w.strip(".") in data["fluid_words"] for w in clause.split()):
+        return (Mention(effusion, mention.text, frozenset({"hedged"}), frozenset(), mention.sides),)
+    return (mention,)
 
 
 @lru_cache(maxsize=1)
@@ -656,11 +680,6 @@ def _shadows() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def _explained_shadows() -> re.Pattern[str]:
     return rules_pattern(rules().data["explained_shadows"], "explained_shadows")
-
-
-@lru_cache(maxsize=1)
-def _fluid_hemithorax() -> re.Pattern[str]:
-    return rules_pattern(rules().data["fluid_hemithorax"], "fluid_hemithorax")
 
 
 def _completed(lowers: list[str], ents: Any, owner: dict[int, Any], found: list[Mention]) -> tuple[Mention, ...]:
@@ -2395,14 +2414,19 @@ def _negated_throughout(finding: str, negation: Mention) -> bool:
 
 
 def _abnormal_on_other_side(finding: str, side: str, mentions: list[tuple[str, Mention]]) -> Mention | None:
-    """A finding of the same kind (the same root in the findings tree, or one of `one_side_open`) the report states
-    or hedges on the side opposite to `side`: "the left lung is clear without focal consolidation" beside a right
-    lower lobe airspace opacity (round AQ) leaves the consolidation open there; a right lung fibrosis does not; "No
-    left pleural effusion" beside an opacified right hemithorax leaves an effusion open there."""
+    """A finding of the same kind (the same root in the findings tree), or one of its `one_side_open` findings
+    itself (not those below it), the report states or hedges on the side opposite to `side`: "the left lung is clear
+    without focal consolidation" beside a right lower lobe airspace opacity (round AQ) leaves the consolidation open
+    there; a right lung fibrosis does not; "No left pleural effusion" beside a right-sided opacity leaves an effusion
+    open there, beside a right upper lobe nodule it does not (review of session 31)."""
     root = _root(finding)
-    kinds = {root, *rules().data["one_side_open"].get(root, ())}
+    also = set(rules().data["one_side_open"].get(root, ()))
     for _, m in mentions:
-        if m.status in ("negated", "narrowed") or not _paired(m.finding) or _root(m.finding) not in kinds:
+        if (
+            m.status in ("negated", "narrowed")
+            or not _paired(m.finding)
+            or (_root(m.finding) != root and m.finding not in also)
+        ):
             continue
         if m.sides - {side}:
             return m

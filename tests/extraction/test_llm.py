@@ -11,7 +11,7 @@ import pytest
 
 from cxrvqa.core import llm_client
 from cxrvqa.core.resources import resource
-from cxrvqa.core.scene_graph import Sentence
+from cxrvqa.core.scene_graph import SceneGraph, Sentence
 from cxrvqa.errors import ResourceError
 from cxrvqa.extraction import llm
 
@@ -234,64 +234,46 @@ def test_a_negation_the_report_narrows_is_marked_as_the_rules_backend_marks_it()
     assert not narrowed(text, 0, "pneumothorax", len(text) - 1)
 
 
+def _observation(sentence_id: int, finding: str, quote: str, **fields: object) -> dict:
+    """A model's observation as the response schema has it: present, unplaced, ungraded unless `fields` say."""
+    base = {"presence": "present", "certainty": None, "laterality": None, "regions": [], "severity": None}
+    return {"sentence_id": sentence_id, "finding": finding, "evidence": quote, "change": None, **base, **fields}
+
+
+def _graph(texts: list[str], observations: list[dict]) -> SceneGraph:
+    """`answer_to_graph` of the observations over the texts as consecutive findings sentences."""
+    from cxrvqa.extraction.llm import LLMAnswer, answer_to_graph
+
+    sentences, start = [], 0
+    for number, text in enumerate(texts):
+        sentences.append(Sentence(id=number, section="findings", text=text, start=start, end=start + len(text)))
+        start += len(text) + 1
+    graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
+    return graph
+
+
 def test_a_quoted_phrase_that_names_no_finding_is_dropped_unless_it_is_the_findings_own_name() -> None:
     """Synthetic round M: "compatible with treated tuberculosis" was read as a tuberculosis; the rules backend reads
     no finding in "treated tuberculosis" (not_findings), but "COPD" is the vocabulary's own name of copd."""
-    from cxrvqa.extraction.llm import LLMAnswer, answer_to_graph
-
-    text = "Right upper lobe scarring compatible with treated tuberculosis. COPD."
-    sentences = [Sentence(id=0, section="impression", text=text, start=0, end=len(text))]
-    observations = [
-        {
-            "sentence_id": 0,
-            "finding": f,
-            "evidence": quote,
-            "presence": "present",
-            "certainty": None,
-            "laterality": None,
-            "regions": [],
-            "severity": None,
-            "change": None,
-        }
-        for f, quote in (("scarring", "scarring"), ("tuberculosis", "treated tuberculosis"), ("copd", "COPD"))
-    ]
-    graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
+    quotes = (("scarring", "scarring"), ("tuberculosis", "treated tuberculosis"), ("copd", "COPD"))
+    graph = _graph(
+        ["Right upper lobe scarring compatible with treated tuberculosis. COPD."],
+        [_observation(0, finding, quote) for finding, quote in quotes],
+    )
     assert [o.finding for o in graph.observations] == ["scarring", "copd"]
 
 
 def test_a_change_the_report_only_hedges_is_dropped_as_the_rules_backend_drops_it() -> None:
     """Synthetic rounds K, P, S: "likely increased from prior", "stable to slightly increased" answered as a sure
     change (an LLM build's items); a change stated plainly stays."""
-    from cxrvqa.extraction.llm import LLMAnswer, answer_to_graph
-
     texts = [
         "The cardiac silhouette is enlarged, but likely increased from prior.",
         "Left pleural effusion is stable to slightly increased.",
         "Left pleural effusion has slightly increased.",
     ]
-    sentences, start = [], 0
-    for number, text in enumerate(texts):
-        sentences.append(Sentence(id=number, section="findings", text=text, start=start, end=start + len(text)))
-        start += len(text) + 1
-    observations = [
-        {
-            "sentence_id": number,
-            "finding": finding,
-            "evidence": quote,
-            "presence": "present",
-            "certainty": None,
-            "laterality": None,
-            "regions": [],
-            "severity": None,
-            "change": "worsened",
-        }
-        for number, finding, quote in (
-            (0, "cardiomegaly", "cardiac silhouette is enlarged"),
-            (1, "pleural effusion", "pleural effusion"),
-            (2, "pleural effusion", "pleural effusion"),
-        )
-    ]
-    graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
+    quotes = ((0, "cardiomegaly", "cardiac silhouette is enlarged"), (1, "pleural effusion", "pleural effusion"))
+    quotes += ((2, "pleural effusion", "pleural effusion"),)
+    graph = _graph(texts, [_observation(*quote, change="worsened") for quote in quotes])
     assert [o.change for o in graph.observations] == [None, None, "worsened"]
 
 
@@ -299,25 +281,9 @@ def test_an_opacity_the_sentence_gives_to_fluid_in_a_hemithorax_is_read_as_the_f
     """Synthetic rounds J, L, P, R, T: "The right hemithorax is opacified with fluid" after a pneumonectomy is no lung
     opacity, whichever backend read it (`read_as_fluid`); an opacity elsewhere stays one."""
     from cxrvqa.core.scene_graph import READ_AS_OTHER
-    from cxrvqa.extraction.llm import LLMAnswer, answer_to_graph
 
-    texts = ["The right hemithorax is opacified with fluid.", "Right lower lobe opacity."]
-    sentences = [Sentence(id=0, section="findings", text=texts[0], start=0, end=len(texts[0]))]
-    start = len(texts[0]) + 1
-    sentences.append(Sentence(id=1, section="findings", text=texts[1], start=start, end=start + len(texts[1])))
-    observations = [
-        {
-            "sentence_id": number,
-            "finding": "lung opacity",
-            "evidence": quote,
-            "presence": "present",
-            "certainty": None,
-            "laterality": "right",
-            "regions": [],
-            "severity": None,
-            "change": None,
-        }
-        for number, quote in ((0, "opacified"), (1, "opacity"))
-    ]
-    graph, _ = answer_to_graph("s1", sentences, None, LLMAnswer.model_validate({"observations": observations}))
+    graph = _graph(
+        ["The right hemithorax is opacified with fluid.", "Right lower lobe opacity."],
+        [_observation(n, "lung opacity", quote, laterality="right") for n, quote in ((0, "opacified"), (1, "opacity"))],
+    )
     assert [READ_AS_OTHER in o.modifiers for o in graph.observations] == [True, False]

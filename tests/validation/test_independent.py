@@ -1455,43 +1455,38 @@ def test_a_device_claimed_present_on_an_unnamed_tip(sentence: str, expected: str
     assert independent.speaks_of("central_venous_catheter", (sentence,)) is (expected is None)
 
 
-def test_a_narrowed_negation_rules_out_the_other_finding_of_two() -> None:
-    """LLM replay rounds 1-9: "Which is present: cardiomegaly or a pleural effusion?" "cardiomegaly" beside "No large
-    pleural effusion" (10 items read correct); the effusion asked about alone stays open."""
-    ctx = context(["Mild cardiomegaly.", "No large pleural effusion."])
-    options = {"finding_a": "cardiomegaly", "finding_b": "pleural_effusion"}
+@pytest.mark.parametrize(
+    ("sentences", "present", "expected_alone"),
+    [
+        # LLM replay rounds 1-9: "cardiomegaly" beside "No large pleural effusion" (10 items read correct)
+        (["Mild cardiomegaly.", "No large pleural effusion."], "cardiomegaly", "negative_narrowed"),
+        # synthetic rounds J and M: beside "No left pleural effusion" and an opacified other hemithorax (3 items)
+        (
+            ["Rightward mediastinal shift with opacified right hemithorax.", "No left pleural effusion."],
+            "mediastinal_shift",
+            "negative_one_side",
+        ),
+    ],
+)
+def test_a_narrowed_or_one_sided_negation_rules_out_the_other_finding_of_two(
+    sentences: list[str], present: str, expected_alone: str
+) -> None:
+    """The other finding of two needs only not to be the present one; the effusion asked about alone stays open."""
+    ctx = context(sentences)
+    name = present.replace("_", " ")
     two = item(
         "which_of_two_findings",
-        "Which is present: cardiomegaly or a pleural effusion?",
-        "cardiomegaly",
+        f"Which is present: {name} or a pleural effusion?",
+        name,
         answer_format="short",
         evidence=[0, 1],
-        findings=["cardiomegaly", "pleural_effusion"],
-        **options,
-    )
-    assert verdict("negative_support", two, ctx) is None
-    alone = item("finding_presence", "Is there a pleural effusion?", "no", polarity=False, finding="pleural_effusion")
-    assert verdict("negative_support", alone, ctx) == "negative_narrowed"
-
-
-def test_a_negation_on_one_side_rules_out_the_other_finding_of_two() -> None:
-    """Synthetic rounds J and M: "Which is present: mediastinal shift or a pleural effusion?" "mediastinal shift"
-    beside "No left pleural effusion" and a pneumonectomy's opacified hemithorax (3 items read correct); the effusion
-    asked about alone stays open on the other side."""
-    ctx = context(["Rightward mediastinal shift with opacified right hemithorax.", "No left pleural effusion."])
-    two = item(
-        "which_of_two_findings",
-        "Which is present: mediastinal shift or a pleural effusion?",
-        "mediastinal shift",
-        answer_format="short",
-        evidence=[0, 1],
-        findings=["mediastinal_shift", "pleural_effusion"],
-        finding_a="mediastinal_shift",
+        findings=[present, "pleural_effusion"],
+        finding_a=present,
         finding_b="pleural_effusion",
     )
     assert verdict("negative_support", two, ctx) is None
     alone = item("finding_presence", "Is there a pleural effusion?", "no", polarity=False, finding="pleural_effusion")
-    assert verdict("negative_support", alone, ctx) == "negative_one_side"
+    assert verdict("negative_support", alone, ctx) == expected_alone
 
 
 @pytest.mark.parametrize(

@@ -137,7 +137,7 @@ def test_the_page_in_headless_chromium(audit_build: Build, browser, tmp_path: Pa
     assert shown() == by_reason
     page.select_option("#filter-reason", "")
     page.select_option("#filter-grade", "D")
-    assert shown() == grade_d == 5  # the two planted answers, demo-s4's hedged item, demo-s3's change, one lateral
+    assert shown() == grade_d == 4  # the two planted answers, demo-s4's hedged item, one lateral
     page.select_option("#filter-grade", "")
     page.fill("#filter-search", "0.99")  # the changed cardiothoracic ratio
     assert shown() == 1

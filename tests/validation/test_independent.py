@@ -414,6 +414,9 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
             {"right"},
         ),
         ("Lack of resolution of the left lower lobe consolidation.", "consolidation", "affirmed", {"left"}),
+        # the field of radiation treatment is no port (`not_targets`: synthetic round T)
+        ("Opacity in the right upper lobe conforming to the radiation port.", "lung_opacity", "affirmed", {"right"}),
+        ("Right chest port with the catheter tip in the SVC.", "port", "affirmed", {"right"}),
         ("The 8 mm nodule in the right midlung is not well seen on today's exam.", "nodule", "historical", {"right"}),
         (
             "Small left pleural effusion, the left costophrenic angle is not well seen.",
@@ -483,6 +486,13 @@ def test_what_a_denied_change_leaves_stated(sentence: str, finding: str, status:
 def test_readings_of_replayed_llm_reports(sentence: str, finding: str, status: str, sides: set[str]) -> None:
     (mention,) = [m for m in independent.read_sentence(sentence) if m.finding == finding]
     assert (mention.status, set(mention.sides)) == (status, sides)
+
+
+def test_the_radiation_port_is_no_port() -> None:
+    """`not_targets` (synthetic round T: "Which does this image show: a central venous catheter or a pleural
+    effusion?" answered from "conforming to the radiation port")."""
+    read = [m.finding for m in independent.read_sentence("Opacity conforming to the radiation port.")]
+    assert "port" not in read and "lung_opacity" in read
 
 
 def test_a_stacked_adjective_names_no_second_finding() -> None:

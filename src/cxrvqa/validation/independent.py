@@ -600,7 +600,7 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
         modifiers_of.setdefault((target.start, target.end), []).append(modifier)
     places = sorted((m for m in graph.modifiers if m.category in (LOCATION, SIDE)), key=lambda m: m.modifier_span)
     at = {i: m for m in places for i in range(*m.modifier_span)}
-    ents = doc.ents
+    ents = _targets_kept(text, doc.ents)
     owner = {i: e for e in ents for i in range(e.start, e.end)}
     deid = rules().deid
     mentions = []
@@ -636,6 +636,17 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
             )
         )
     return _completed(lowers, ents, owner, _unexplained(text, mentions))
+
+
+def _targets_kept(text: str, ents: Any) -> list[Any]:
+    """The targets less those inside a `not_targets` phrase of the sentence ("the radiation port" is no port)."""
+    lowered = text.lower()
+    spans = [
+        (at, at + len(phrase))
+        for phrase in rules().data["not_targets"]
+        for at in (m.start() for m in re.finditer(rf"\b{re.escape(phrase)}\b", lowered))
+    ]
+    return [e for e in ents if not any(start <= e.start_char and e.end_char <= end for start, end in spans)]
 
 
 def _unexplained(text: str, mentions: list[Mention]) -> list[Mention]:

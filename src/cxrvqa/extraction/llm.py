@@ -339,11 +339,15 @@ def _fluid_shadows(observations: list[Observation], sentences: dict[int, Sentenc
         return SentenceReading(o.finding, str(o.presence), side, frozenset(o.regions), span)
 
     readings = [reading(o) for o in observations]
+    by_sentence: dict[int, list[SentenceReading]] = {}
+    for o, shadow in zip(observations, readings):
+        by_sentence.setdefault(o.evidence[0].sentence_id, []).append(shadow)
     out = []
     for o, shadow in zip(observations, readings):
         sentence_id = o.evidence[0].sentence_id
-        same = [r for r, other in zip(readings, observations) if other.evidence[0].sentence_id == sentence_id]
-        fluid = READ_AS_OTHER not in o.modifiers and read_as_fluid(sentences[sentence_id].text, shadow, same)
+        fluid = READ_AS_OTHER not in o.modifiers and read_as_fluid(
+            sentences[sentence_id].text, shadow, by_sentence[sentence_id]
+        )
         out.append(o.model_copy(update={"modifiers": [*o.modifiers, READ_AS_OTHER]}) if fluid else o)
     return out
 

@@ -640,13 +640,13 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
 
 def _targets_kept(text: str, ents: Any) -> list[Any]:
     """The targets less those inside a `not_targets` phrase of the sentence ("the radiation port" is no port)."""
-    lowered = text.lower()
-    spans = [
-        (at, at + len(phrase))
-        for phrase in rules().data["not_targets"]
-        for at in (m.start() for m in re.finditer(rf"\b{re.escape(phrase)}\b", lowered))
-    ]
+    spans = [m.span() for m in _not_targets().finditer(text.lower())]
     return [e for e in ents if not any(start <= e.start_char and e.end_char <= end for start, end in spans)]
+
+
+@lru_cache(maxsize=1)
+def _not_targets() -> re.Pattern[str]:
+    return _any_word(re.escape(phrase) for phrase in rules().data["not_targets"])
 
 
 def _unexplained(text: str, mentions: list[Mention]) -> list[Mention]:

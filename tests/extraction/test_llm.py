@@ -287,3 +287,22 @@ def test_an_opacity_the_sentence_gives_to_fluid_in_a_hemithorax_is_read_as_the_f
         [_observation(n, "lung opacity", quote, laterality="right") for n, quote in ((0, "opacified"), (1, "opacity"))],
     )
     assert [READ_AS_OTHER in o.modifiers for o in graph.observations] == [True, False]
+
+
+def test_a_shadow_quoted_with_its_extent_beside_an_effusion_on_its_side_is_read_as_the_fluid() -> None:
+    """Synthetic round V: the model quoted "near complete opacification of the left lower hemithorax" beside a large
+    left effusion (asked as a left lung abnormality); a patchy shadow stays a lung opacity."""
+    from cxrvqa.core.scene_graph import READ_AS_OTHER
+
+    texts = [
+        "Large left pleural effusion with near complete opacification of the left lower hemithorax.",
+        "Small left pleural effusion with patchy left basilar opacity.",
+    ]
+    quotes = [
+        (0, "pleural effusion", "Large left pleural effusion"),
+        (0, "lung opacity", "near complete opacification of the left lower hemithorax"),
+        (1, "pleural effusion", "Small left pleural effusion"),
+        (1, "lung opacity", "patchy left basilar opacity"),
+    ]
+    graph = _graph(texts, [_observation(*quote, laterality="left") for quote in quotes])
+    assert [READ_AS_OTHER in o.modifiers for o in graph.observations] == [False, True, False, False]

@@ -162,6 +162,7 @@ class _Rules:
     change_hedges: tuple[tuple[str, ...], ...]  # the words of each phrase that hedges a change right after it
     no_comparison: re.Pattern[str]  # a comparison section that names no prior study ("None.")
     prior_reference: re.Pattern[str]  # a finding sentence that refers to a prior study
+    excepted_side: re.Pattern[str]  # "right lung clear apart from" before a finding: its side (group `side`)
     read_as_other: tuple[frozenset[str], re.Pattern[str]]  # (opacity findings, link to the finding they are)
     read_as_fluid: dict[str, frozenset[str]]  # `read_as_fluid`: each list as a set (none without the section)
     further_candidates: tuple[re.Pattern[str], re.Pattern[str]]  # ("are also possible", the reading they join)
@@ -240,6 +241,7 @@ def rules() -> _Rules:
         change_hedges=tuple(tuple(phrase.lower().split()) for phrase in data.get("change_hedges", ())),
         no_comparison=re.compile(data["no_comparison"]),
         prior_reference=re.compile(data["prior_reference"]),
+        excepted_side=re.compile(data.get("excepted_side", r"(?!)")),
         **_read_as(data),
         further_candidates=(
             re.compile(data["further_candidates"]["sentence"]),
@@ -842,6 +844,8 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
         modifiers.append(DEID_ADJACENT)  # "XXXX focal atelectasis and scarring": what XXXX says of both
     found = _places(s, k, extracted, modifiers)
     laterality, where = _side_and_regions(found)
+    if laterality is None:
+        laterality, where = _excepted_place(s, k, found) or (laterality, where)
     severity = s.own_modifier(s.severities, k, left, right)
     if presence == "present" and severity is not None and _value(severity) == "borderline":
         presence, certainty = "uncertain", "borderline"  # "borderline cardiomegaly" is not cardiomegaly
@@ -1041,6 +1045,18 @@ def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> 
     return found
 
 
+def _excepted_place(s: _Parsed, k: int, found: list[Span]) -> tuple[str, list[str]] | None:
+    """The side and sided regions of finding k, which states no side, where the sentence declares a lung clear but
+    for it ("Right lung clear apart from mild basilar atelectasis": the right base; `excepted_side`)."""
+    before = s.doc.text[: s.findings[k].start_char].lower()
+    excepted = s.r.excepted_side.search(before) if "lung" in before else None
+    if excepted is None:
+        return None
+    side, phrases = excepted.group("side"), _region_phrases()
+    where = [_region_of(phrases, side, [t.lower_ for t in p]) or _value(p) for p in found if _kind(p) == "region"]
+    return side, list(dict.fromkeys(where))
+
+
 def _side_and_regions(found: list[Span]) -> tuple[str | None, list[str]]:
     """The laterality and the regions (in order, once each) of a finding's places."""
     sides = {_value(s) for s in found if _kind(s) == "laterality"}
@@ -1219,7 +1235,7 @@ def read_as_fluid(text: str, shadow: SentenceReading, readings: Iterable[Sentenc
     if not data or shadow.finding not in data["findings"] or shadow.presence == "absent":
         return False
     lowered = text.lower()
-    words = lowered[shadow.span[0] : shadow.span[1]].split()
+    words = [w for w in lowered[shadow.span[0] : shadow.span[1]].split() if w not in data.get("shadow_extents", ())]
     if not (shadow.regions & data["regions"] or (words and words[0] in data["shadow_words"])):
         return False
     sides = {None, shadow.laterality} if shadow.laterality else {None, "left", "right", "bilateral"}

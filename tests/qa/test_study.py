@@ -236,6 +236,22 @@ def test_a_parent_implied_beside_a_borderline_child_is_not_committed_to() -> Non
     assert study.facts["mediastinal_widening"].presence == "present"
 
 
+@pytest.mark.parametrize(
+    ("effusion", "cardiomegaly"), [("uncertain", "uncertain"), ("present", "present"), ("absent", "present")]
+)
+def test_an_enlarged_heart_beside_a_pericardial_effusion_only_hedged_is_undecided(
+    effusion: str, cardiomegaly: str
+) -> None:
+    """Synthetic rounds N, Q, W: "Markedly enlarged cardiac silhouette, suspicious for pericardial effusion" is no sure
+    cardiomegaly (finding_sites.yaml `doubted_by`); an effusion stated or ruled out leaves it as said."""
+    study = view(
+        observation(1, "cardiomegaly", severity="severe", evidence=[0]),
+        observation(2, "pericardial_effusion", effusion, evidence=[0]),
+    )
+    fact = study.facts["cardiomegaly"]
+    assert (fact.presence, fact.certainty) == (cardiomegaly, MIXED if cardiomegaly == "uncertain" else None)
+
+
 def test_region_tree() -> None:
     assert region_ancestors("left_lower_lobe") == ("left_lung", "lungs", "chest")
     assert region_subtree("left_pleura") == frozenset({"left_pleura", "left_costophrenic_angle"})

@@ -122,6 +122,7 @@ class Sites:
     blurred_by: dict[str, tuple[frozenset[str], str]]  # finding -> (present findings, region) that make its
     # absence ambiguous and do not imply it present
     overlapping: dict[str, frozenset[str]]  # finding -> the findings readers take for it (not itself)
+    doubted_by: dict[str, frozenset[str]]  # finding -> findings whose hedged mention leaves it undecided
     apart: frozenset[str]  # regions on the film readers do not take for part of a region
     # containing them (the abdomen, for "the chest")
     unlisted: frozenset[str]  # findings (with those below them) no list of abnormal findings is made beside
@@ -183,6 +184,9 @@ def finding_sites() -> Sites:
         raise ResourceError(file, f"placed_only / unlisted: not in the vocabulary: {unknown}")
     blurred = _blurred_by(file, data.get("blurred_by", {}))
     overlapping = _overlapping(file, data.get("overlapping", ()))
+    doubted = {finding: frozenset(by) for finding, by in data.get("doubted_by", {}).items()}
+    if unknown := sorted({f for finding, by in doubted.items() for f in (finding, *by)} - set(vocab.findings)):
+        raise ResourceError(file, f"doubted_by: not in the vocabulary: {unknown}")
     apart = frozenset(data.get("apart", ()))
     if apart - set(vocab.regions):
         raise ResourceError(file, f"apart: not in the vocabulary: {sorted(apart - set(vocab.regions))}")
@@ -199,6 +203,7 @@ def finding_sites() -> Sites:
         placed_only,
         blurred,
         overlapping,
+        doubted,
         apart,
         frozenset(f for f in vocab.findings if unlisted & {f, *ancestors("findings", f)}),
         compile_any(data["unlisted_changes"], file, "unlisted_changes") if data.get("unlisted_changes") else None,

@@ -378,6 +378,7 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         fact = facts.get(finding)  # "6 mm nodular opacity in the right upper lobe" ... "This may be artifactual
         if fact is not None and fact.presence == "present":  # secondary to overlapping vascular structures":
             fact.presence, fact.certainty = "uncertain", MIXED  # the report does not commit to it (round AL)
+    _mark_doubted(facts, sites)
     _derive_parents(facts, sites)
     hidden = [  # also a density or lucency that is no lung finding ("lucency in the right mid clavicle": what is it?)
         o["finding"]
@@ -417,6 +418,19 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
     )
     _mark_contradicted(view)
     return view
+
+
+def _mark_doubted(facts: dict[str, Fact], sites: Sites) -> None:
+    """A finding stated present while a finding that would explain it is only hedged is undecided (finding_sites.yaml
+    `doubted_by`: "Enlarged cardiac silhouette ... differential includes pericardial effusion")."""
+    for finding, by in sites.doubted_by.items():
+        fact = facts.get(finding)
+        if (
+            fact is not None
+            and fact.presence == "present"
+            and any(facts[other].presence == "uncertain" for other in by if other in facts)
+        ):
+            fact.presence, fact.certainty = "uncertain", MIXED
 
 
 def _read_all(graph: dict[str, Any]) -> bool:

@@ -250,6 +250,7 @@ def test_an_enlarged_heart_beside_a_pericardial_effusion_only_hedged_is_undecide
     )
     fact = study.facts["cardiomegaly"]
     assert (fact.presence, fact.certainty) == (cardiomegaly, MIXED if cardiomegaly == "uncertain" else None)
+    assert study.facts["enlarged_cardiomediastinum"].presence == "present"
 
 
 def test_region_tree() -> None:
@@ -389,6 +390,27 @@ def test_a_finding_read_as_another_examinations_leaves_the_study_not_understood(
         statements=[{"id": "lungs_clear", "sentence_id": 0, "regions": ["lungs"]}],
     )
     assert study_view(built, "p1").read_all is read_all
+
+
+@pytest.mark.parametrize(("presence", "read_all"), [("present", False), ("uncertain", False), ("absent", True)])
+def test_a_finding_the_vocabulary_does_not_name_leaves_the_study_not_understood(presence: str, read_all: bool) -> None:
+    """Synthetic rounds W and X: the LLM backend kept "Bilateral cervical ribs are present" as an unnamed finding,
+    and the study was answered "There is no abnormality"; one denied says nothing that is there."""
+    built = graph(
+        "s1",
+        ["Lungs are clear.", "Bilateral cervical ribs are present."],
+        [
+            {
+                **observation(1, "nodule", presence, evidence=[1]),
+                "finding": None,
+                "category": None,
+                "name": "cervical ribs",
+            }
+        ],
+        statements=[{"id": "lungs_clear", "sentence_id": 0, "regions": ["lungs"]}],
+    )
+    assert study_view(built, "p1").read_all is read_all
+    assert study_view(graph("s1", ["Lungs are clear."], [], statements=built["statements"]), "p1").read_all
 
 
 @pytest.mark.parametrize(

@@ -844,7 +844,7 @@ def _reading(s: _Parsed, k: int, extracted: list[dict]) -> dict:
         modifiers.append(DEID_ADJACENT)  # "XXXX focal atelectasis and scarring": what XXXX says of both
     found = _places(s, k, extracted, modifiers)
     laterality, where = _side_and_regions(found)
-    if laterality is None:
+    if laterality is None and presence != "absent":
         laterality, where = _excepted_place(s, k, found) or (laterality, where)
     severity = s.own_modifier(s.severities, k, left, right)
     if presence == "present" and severity is not None and _value(severity) == "borderline":
@@ -899,7 +899,9 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
         # suspected pneumonia", "moderate effusion, a loculated component cannot be excluded" (review of session 30;
         # "heart size appears enlarged, possibly magnified by technique" stays a stated cardiomegaly)
         trailing = None
-    if trailing is not None and s.backgrounds.last_before(mention.start, left) is not None:
+    if trailing is not None and (
+        s.backgrounds.last_before(mention.start, left) is not None or _said_apart(s, k, trailing)
+    ):
         trailing = None  # "pneumonia superimposed on emphysema would be a consideration": not the emphysema
     leading = s.leading_triggers.last_before(mention.start, left)
     change = _change_of(s, k, left, right)
@@ -917,6 +919,20 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
     if change is not None and _value(change) == "resolved" and presence == "present":
         presence = "absent"
     return presence, certainty, trigger, change
+
+
+#: Verbs that close what a sentence says of a finding before the next one's clause.
+_PREDICATES = frozenset({"is", "are", "was", "were", "has", "have", "had", "remains", "remain", "appears", "appear"})
+
+
+def _said_apart(s: _Parsed, k: int, trailing: Span) -> bool:
+    """Whether finding k has its own verb before a later finding that stands before the trigger after it ("Cardiomegaly
+    is stable and the pulmonary edema has also resolved": the resolution is the edema's; "Consolidation and
+    atelectasis have cleared": both; review of session 32)."""
+    later = k + 1
+    if later >= len(s.findings) or s.findings[later].start >= trailing.start:
+        return False
+    return any(word in _PREDICATES for word in s.lower[s.findings[k].start : s.findings[later].start])
 
 
 def _change_of(s: _Parsed, k: int, left: int, right: int) -> Span | None:
@@ -1030,8 +1046,11 @@ def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> 
             (i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS and i + 1 not in s.place_tokens),
             next_start,
         )
-        found = places.within(mention.end, first_end) + [
-            p for p in places.within(first_end, after_end) if (p.start, p.end) not in claimed
+        found = places.within(mention.end, first_end) + [  # past a coordinator, only where it can be ("calcification
+            p  # of the aorta and aortic valve": not the heart's; review of session 32)
+            for p in places.within(first_end, after_end)
+            if (p.start, p.end) not in claimed
+            and (_kind(p) != "region" or finding_sites().allows(_value(mention), _value(p)))
         ]
     if not found:  # a later finding's own words are after this one, and not this one's
         comma = _closing_comma(lower[left : mention.start])
@@ -1047,12 +1066,15 @@ def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> 
 
 def _excepted_place(s: _Parsed, k: int, found: list[Span]) -> tuple[str, list[str]] | None:
     """The side and sided regions of finding k, which states no side, where the sentence declares a lung clear but
-    for it ("Right lung clear apart from mild basilar atelectasis": the right base; `excepted_side`)."""
+    for it ("Right lung clear apart from mild basilar atelectasis": the right base; `excepted_side`); only a finding
+    of that lung or its pleura (not "Left lung is clear except for cardiomegaly")."""
     before = s.doc.text[: s.findings[k].start_char].lower()
     excepted = s.r.excepted_side.search(before) if "lung" in before else None
     if excepted is None:
         return None
     side, phrases = excepted.group("side"), _region_phrases()
+    if not any(finding_sites().allows(_value(s.findings[k]), f"{side}_{part}") for part in ("lung", "pleura")):
+        return None
     where = [_region_of(phrases, side, [t.lower_ for t in p]) or _value(p) for p in found if _kind(p) == "region"]
     return side, list(dict.fromkeys(where))
 

@@ -378,8 +378,8 @@ def study_view(graph: dict, patient_id: str, images: tuple[ImageView, ...] = ())
         fact = facts.get(finding)  # "6 mm nodular opacity in the right upper lobe" ... "This may be artifactual
         if fact is not None and fact.presence == "present":  # secondary to overlapping vascular structures":
             fact.presence, fact.certainty = "uncertain", MIXED  # the report does not commit to it (round AL)
-    _mark_doubted(facts, sites)
     _derive_parents(facts, sites)
+    _mark_doubted(facts, sites)  # after the parents: the silhouette is enlarged whatever fills it
     hidden = [  # also a density or lucency that is no lung finding ("lucency in the right mid clavicle": what is it?)
         o["finding"]
         for o in graph["observations"]
@@ -434,10 +434,19 @@ def _mark_doubted(facts: dict[str, Fact], sites: Sites) -> None:
 
 
 def _read_all(graph: dict[str, Any]) -> bool:
-    """Whether every finding or impression sentence with words was read: it holds an observation or a statement."""
+    """Whether every finding or impression sentence with words was read: it holds an observation or a statement, and
+    no finding the vocabulary does not name is said there (the LLM backend keeps "Bilateral cervical ribs are present"
+    as an unnamed finding: no "normal chest", no complete list; synthetic rounds W and X)."""
+    unnamed = {
+        e["sentence_id"]
+        for o in graph["observations"]
+        if o["finding"] is None and o["presence"] != "absent"
+        for e in o["evidence"]
+    }
     read = {e["sentence_id"] for o in graph["observations"] for e in o["evidence"]} | {
         st["sentence_id"] for st in graph.get("statements", [])
     }
+    read -= unnamed
     return all(
         s["id"] in read or not s["text"].strip(" .") for s in graph["sentences"] if s["section"] in FINDING_SECTIONS
     )

@@ -923,16 +923,27 @@ def _presence(s: _Parsed, k: int) -> tuple[str, str | None, Span | None, Span | 
 
 #: Verbs that close what a sentence says of a finding before the next one's clause.
 _PREDICATES = frozenset({"is", "are", "was", "were", "has", "have", "had", "remains", "remain", "appears", "appear"})
+#: Words that open a relative clause: its verb says nothing of the sentence's own ("effusion that was present").
+_RELATIVES = frozenset({"that", "which", "who"})
 
 
 def _said_apart(s: _Parsed, k: int, trailing: Span) -> bool:
-    """Whether finding k has its own verb before a later finding that stands before the trigger after it ("Cardiomegaly
-    is stable and the pulmonary edema has also resolved": the resolution is the edema's; "Consolidation and
-    atelectasis have cleared": both; review of session 32)."""
-    later = k + 1
-    if later >= len(s.findings) or s.findings[later].start >= trailing.start:
+    """Whether finding k has its own verb before the last finding that stands before the trigger after it
+    ("Cardiomegaly and vascular congestion are unchanged and pleural effusions have resolved": the resolution is the
+    effusions'; "Consolidation and atelectasis have cleared", "Right effusion that was present previously and left
+    basilar atelectasis have resolved": both; reviews of session 32)."""
+    last = max((j for j in range(k + 1, len(s.findings)) if s.findings[j].start < trailing.start), default=None)
+    if last is None:
         return False
-    return any(word in _PREDICATES for word in s.lower[s.findings[k].start : s.findings[later].start])
+    relative = False
+    for word in s.lower[s.findings[k].start : s.findings[last].start]:
+        if word in _RELATIVES:
+            relative = True
+        elif word in (",", "and"):
+            relative = False
+        elif word in _PREDICATES and not relative:
+            return True
+    return False
 
 
 def _change_of(s: _Parsed, k: int, left: int, right: int) -> Span | None:

@@ -1057,8 +1057,10 @@ def _places(s: _Parsed, k: int, extracted: list[dict], modifiers: list[str]) -> 
             (i for i in range(mention.end, next_start) if lower[i] in _COORDINATORS and i + 1 not in s.place_tokens),
             next_start,
         )
-        found = places.within(mention.end, first_end) + [  # past a coordinator, only where it can be ("calcification
-            p  # of the aorta and aortic valve": not the heart's; review of session 32)
+        # past a coordinator, only where the finding can be ("calcification of the aorta and aortic valve": not the
+        # heart's; review of session 32)
+        found = places.within(mention.end, first_end) + [
+            p
             for p in places.within(first_end, after_end)
             if (p.start, p.end) not in claimed
             and (_kind(p) != "region" or finding_sites().allows(_value(mention), _value(p)))

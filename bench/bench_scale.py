@@ -138,10 +138,10 @@ in-run other 24.7 -> 41.5 s), largest edit 191.8 -> 96.6 s (22.1%), typical 99.3
 typical 12.3 s, no change 0.7 s (1.4%). Both versions ran ~20% slower than in session 25 on this machine.
 2026-12-06, session 33 (5b03d17, load ~0.5 at the start), 10k side by side: full 112.3 -> 55.9 s (2.01x; validate
 68.1 -> 19.6 s = 10,961 items/s, qa 24.4 -> 15.6 s = 39,909 items/s), largest edit 17.2 s (30.8%: qa 3.0, validate 4.1,
-in-run other 3.8, start-up 5.1), typical 12.4 s (22.3%), no change 0.9 s (1.6%); tree 2,414 -> 1,597 MB. Profiles: a
-validation worker is busy throughout (py-spy: the checks 71% of its samples, reading items into dicts 8%, the study's
-graph parsed again 7%; ConText reading of sentences ~20% of check time in one process, 7.5-7.8k items/s a core), QA
-generation 24-29k items/s a core in one process; the rest is spread over ~30 checks and the programs.
+in-run other 3.8, start-up 5.1, summary 1.1), typical 12.4 s (22.3%), no change 0.9 s (1.6%); tree 2,414 -> 1,597 MB.
+Profiles: a validation worker is busy throughout (py-spy: the checks 71% of its samples, reading items into dicts 8%,
+the study's graph parsed again 7%; ConText reading of sentences ~20% of check time in one process, 7.5-7.8k items/s a
+core), QA generation 24-29k items/s a core in one process; the rest is spread over ~30 checks and the programs.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -1270,7 +1270,8 @@ def read_as_fluid(text: str, shadow: SentenceReading, readings: Iterable[Sentenc
     if not data or shadow.finding not in data["findings"] or shadow.presence == "absent":
         return False
     lowered = text.lower()
-    words = [w for w in lowered[shadow.span[0] : shadow.span[1]].split() if w not in data.get("shadow_extents", ())]
+    extents = data.get("shadow_extents", frozenset())
+    words = [w for w in lowered[shadow.span[0] : shadow.span[1]].split() if w not in extents]
     if not (shadow.regions & data["regions"] or (words and words[0] in data["shadow_words"])):
         return False
     sides = {None, shadow.laterality} if shadow.laterality else {None, "left", "right", "bilateral"}

@@ -283,7 +283,7 @@ def test_a_grade_filter_keeps_the_per_question_profile_balanced(demo: Path, tmp_
     assert {line["grade"] for line in lines} == {"A++"}
     lopsided = [q for q, (no, yes) in _yes_no_sides(filtered_after).items() if not _even(no, yes)]
     sides = _yes_no_sides(lines)
-    assert (len(filtered_after), len(lopsided)) == (62, 7)  # 7 of its yes/no questions lopsided
+    assert (len(filtered_after), len(lopsided)) == (60, 5)  # 5 of its yes/no questions lopsided
     assert (len(lines), len(sides), sum(sum(s) for s in sides.values())) == (54, 8, 24)  # 24 yes/no items, 8 questions
     assert all(_even(no, yes) for no, yes in sides.values())
     card = graded.with_name("graded.jsonl.card.md").read_text(encoding="utf-8")

@@ -297,7 +297,7 @@ def test_cli_build_status_and_rerun(tmp_path: Path) -> None:
     ]
     # six studies balance few questions: most miss an answer (a choice needs each option as an answer)
     assert info["balance"] == [
-        {"kind": "yes/no", "questions": 114, "missing_an_answer": 86, "rebalanced": 0, "candidates": 292, "kept": 99},
+        {"kind": "yes/no", "questions": 116, "missing_an_answer": 90, "rebalanced": 0, "candidates": 292, "kept": 95},
         {
             "kind": "multiple choice",
             "questions": 25,

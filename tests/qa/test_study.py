@@ -431,3 +431,49 @@ def test_a_finding_the_vocabulary_does_not_name_leaves_the_study_not_understood(
 def test_an_operations_changes_no_finding_names_are_marked(sentence: str, observations: list, unnamed: bool) -> None:
     spec = {"sentences": [sentence], "observations": [{**o, "evidence": [0]} for o in observations]}
     assert view_from_spec(spec).unnamed_change is unnamed
+
+
+@pytest.mark.parametrize(
+    ("general", "places"),
+    [
+        # "Interstitial prominence ... Kerley B lines are seen at the right lung base": the prominence is not placed
+        (observation(1, "interstitial_opacity", name="interstitial prominence", evidence=[0]), []),
+        # the same clause placed it only through the sign's words ("Interstitial prominence with Kerley B lines at the
+        # bases"): not placed by its own
+        (
+            observation(
+                1,
+                "interstitial_opacity",
+                name="Interstitial prominence",
+                regions=["bases"],
+                laterality="bilateral",
+                modifiers=["place_from_clause"],
+                evidence=[1],
+            ),
+            [],
+        ),
+        # the finding placed by its own words: the sign's place stays
+        (
+            observation(
+                1,
+                "interstitial_opacity",
+                name="right basilar interstitial opacities",
+                regions=["right_base"],
+                laterality="right",
+                evidence=[0],
+            ),
+            ["right_base"],
+        ),
+        (None, ["right_base"]),  # the sign alone places the finding
+    ],
+)
+def test_a_signs_place_is_the_findings_only_where_the_report_names_the_finding_nowhere_else(
+    general: dict | None, places: list[str]
+) -> None:
+    """finding_sites.yaml `signs` (synthetic rounds Z and AA: "On which side are the interstitial opacities?" "right"
+    from "Kerley B lines at the right lung base" beside an unplaced interstitial prominence, read wrong)."""
+    sign = observation(
+        2, "interstitial_opacity", name="Kerley B lines", regions=["right_base"], laterality="right", evidence=[1]
+    )
+    fact = view(*([general] if general else []), sign).facts["interstitial_opacity"]
+    assert fact.regions == places

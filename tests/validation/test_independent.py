@@ -574,6 +574,9 @@ def test_readings_of_replay_round_12(sentence: str, finding: str, regions: set[s
         ),
         ("Atelectasis/pneumonia at the left base.", {"atelectasis": "differential", "pneumonia": "differential"}),
         ("Heart size is borderline enlarged.", {"cardiomegaly": "borderline"}),
+        # a modifier sharing words with the finding's ("borderline enlarged" of "enlarged cardiac silhouette": round AA)
+        ("Borderline enlarged cardiac silhouette.", {"cardiomegaly": "borderline"}),
+        ("Possibly enlarged cardiac silhouette.", {"cardiomegaly": "hedged"}),
         # round 14: the head noun left out, and the upper mediastinum's widening
         ("Degenerative seen throughout cervical spine.", {"degenerative_changes": "affirmed"}),
         ("No degenerative disc disease.", {"degenerative_spine_changes": "negated"}),

@@ -119,6 +119,7 @@ class Sites:
     unsided: frozenset[str]  # midline or single organs: a side word is not theirs
     blurs: dict[str, frozenset[str]]  # finding -> regions whose questions it makes ambiguous
     placed_only: frozenset[str]  # findings that count only where placed in their sites
+    signs: dict[str, tuple[str, ...]]  # finding -> words naming a sign of it, whose place is only the sign's
     blurred_by: dict[str, tuple[frozenset[str], str]]  # finding -> (present findings, region) that make its
     # absence ambiguous and do not imply it present
     overlapping: dict[str, frozenset[str]]  # finding -> the findings readers take for it (not itself)
@@ -187,6 +188,9 @@ def finding_sites() -> Sites:
     doubted = {finding: frozenset(by) for finding, by in data.get("doubted_by", {}).items()}
     if unknown := sorted({f for finding, by in doubted.items() for f in (finding, *by)} - set(vocab.findings)):
         raise ResourceError(file, f"doubted_by: not in the vocabulary: {unknown}")
+    signs = {finding: tuple(words) for finding, words in data.get("signs", {}).items()}
+    if unknown := sorted(set(signs) - set(vocab.findings)):
+        raise ResourceError(file, f"signs: not in the vocabulary: {unknown}")
     apart = frozenset(data.get("apart", ()))
     if apart - set(vocab.regions):
         raise ResourceError(file, f"apart: not in the vocabulary: {sorted(apart - set(vocab.regions))}")
@@ -201,6 +205,7 @@ def finding_sites() -> Sites:
         frozenset(unsided),
         blurs,
         placed_only,
+        signs,
         blurred,
         overlapping,
         doubted,

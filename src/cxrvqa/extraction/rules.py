@@ -416,6 +416,12 @@ class _Sorted:
         i, j = bisect_left(self.starts, start), bisect_right(self.ends, end)
         return [s for s in self.spans[i:j] if s.start >= start and s.end <= end]
 
+    def straddling(self, start: int, end: int) -> Span | None:
+        """The span that begins before [start, end) and ends inside it ("borderline enlarged" of "borderline
+        enlarged cardiac silhouette", the mention being "enlarged cardiac silhouette")."""
+        i = bisect_left(self.starts, start) - 1
+        return self.spans[i] if i >= 0 and start < self.spans[i].end <= end else None
+
     def nearest(self, start: int, end: int, floor: int, ceiling: int, window: int | None = None) -> Span | None:
         """The span nearest to [start, end) inside [floor, ceiling); the earlier one on a tie."""
         before, after = self.last_before(start, floor), self.first_after(end, ceiling)
@@ -744,6 +750,9 @@ class _Parsed:
         )  # nor of "large lung volumes"
         if within:
             return within[0]
+        straddling = spans.straddling(mention.start, mention.end) if inside else None
+        if straddling is not None:
+            return straddling
         floor = max(left, findings[k - 1].end) if k else left
         floor = next(
             (i + 1 for i in range(mention.start - 1, floor - 1, -1) if words[i] == "," or lower[i] in _MODIFIER_STOPS),

@@ -504,14 +504,36 @@ def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
         if {"present", "uncertain"} <= presences or (presences & {"present", "uncertain"} and finding in denied):
             facts[finding].presence, facts[finding].certainty = "uncertain", MIXED
     ranks = _severity_rank()
+    unplaced = _named_unplaced(observations, sites)
     for o in observations:
         fact = facts.get(o["finding"]) if o["finding"] is not None else None
         if fact is not None and o["presence"] == fact.presence:  # "no left effusion" says nothing about where
+            if o["finding"] in unplaced and _names_sign(o, sites):
+                o = {**o, "regions": [], "laterality": None}
             _add_observation(fact, o, sites, ranks)  # the present right one is
     for fact in facts.values():
         if fact.changed_apart:
             fact.change = None
     return facts
+
+
+def _names_sign(o: dict, sites: Sites) -> bool:
+    """Whether the observation names its finding by a sign of it (finding_sites.yaml `signs`: "Kerley B lines")."""
+    name = o["name"].lower()
+    return any(word in name for word in sites.signs.get(o["finding"], ()))
+
+
+def _named_unplaced(observations: list[dict], sites: Sites) -> frozenset[str]:
+    """The findings with signs that the report names, not by a sign, without placing them by their own words
+    ("Interstitial prominence with Kerley B lines at the bases"): a sign's place is then not theirs."""
+    return frozenset(
+        o["finding"]
+        for o in observations
+        if o["finding"] in sites.signs
+        and o["presence"] != "absent"
+        and (not (o["regions"] or o["laterality"]) or PLACE_FROM_CLAUSE in o.get("modifiers", ()))
+        and not _names_sign(o, sites)
+    )
 
 
 def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -> None:

@@ -184,7 +184,7 @@ def rules() -> Rules:
 
 #: Bumped when the checks' code changes. The registered version also hashes the rules file, the
 #: vocabulary and finding_sites.yaml, so that an edit of any of them revalidates every item.
-LOGIC_VERSION = 16
+LOGIC_VERSION = 17
 
 
 def _version() -> int:
@@ -626,7 +626,7 @@ def _read_sentence(text: str) -> tuple[Mention, ...]:
         for modifier in walked:
             _add_location(modifier, regions, sides)
         words = ent.text
-        kinds |= _inner_kinds(words)
+        kinds |= _inner_kinds(words) | _straddling_kinds(graph.modifiers, ent)
         if _deidentified_after(doc, lowers, ent.end, deid):
             kinds.add("deidentified")
         inner_regions, inner_sides = _inner_location(words)
@@ -766,6 +766,21 @@ def _kind_phrases() -> tuple[tuple[str, str], ...]:
         for rule in rules().data["context"]
         if rule["kind"] in ("hedged", "borderline", "narrowing")
         for phrase in rule["phrases"]
+    )
+
+
+#: The modifier kinds that can share words with the finding they modify.
+_STRADDLING = frozenset({"BORDERLINE", "HEDGED"})
+
+
+def _straddling_kinds(modifiers: list[Any], ent: Any) -> frozenset[str]:
+    """The kinds of the modifiers that begin before a finding's words and end inside them ("borderline enlarged" of
+    "Borderline enlarged cardiac silhouette", the finding "enlarged cardiac silhouette": ConText leaves a modifier
+    overlapping its target out; synthetic round AA)."""
+    return frozenset(
+        m.category.lower()
+        for m in modifiers
+        if m.category in _STRADDLING and m.modifier_span[0] < ent.start < m.modifier_span[1]
     )
 
 

@@ -452,6 +452,8 @@ def test_an_operations_changes_no_finding_names_are_marked(sentence: str, observ
             ),
             [],
         ),
+        # a side is no region ("bilateral interstitial opacities ... Kerley B lines at the bases": round AB)
+        (observation(1, "interstitial_opacity", name="bilateral interstitial opacities", laterality="bilateral"), []),
         # the finding placed by its own words: the sign's place stays
         (
             observation(
@@ -470,10 +472,25 @@ def test_an_operations_changes_no_finding_names_are_marked(sentence: str, observ
 def test_a_signs_place_is_the_findings_only_where_the_report_names_the_finding_nowhere_else(
     general: dict | None, places: list[str]
 ) -> None:
-    """finding_sites.yaml `signs` (synthetic rounds Z and AA: "On which side are the interstitial opacities?" "right"
-    from "Kerley B lines at the right lung base" beside an unplaced interstitial prominence, read wrong)."""
+    """finding_sites.yaml `signs` (synthetic rounds Z, AA and AB: "On which side are the interstitial opacities?"
+    "right" from "Kerley B lines at the right lung base" beside an unplaced interstitial prominence, read wrong)."""
     sign = observation(
         2, "interstitial_opacity", name="Kerley B lines", regions=["right_base"], laterality="right", evidence=[1]
     )
     fact = view(*([general] if general else []), sign).facts["interstitial_opacity"]
     assert fact.regions == places
+
+
+@pytest.mark.parametrize(
+    ("names", "one"),
+    [
+        (["Calcified right hilar lymph node"], True),
+        (["Calcified right hilar lymph node", "calcified hilar nodes"], False),  # one mention names several
+        (["Right hilar calcifications"], False),  # no count given: the vocabulary's plural name
+    ],
+)
+def test_a_plural_named_finding_the_report_names_one_of_is_one(names: list[str], one: bool) -> None:
+    """findings.yaml `one`: "calcified hilar lymph nodes" for a single node misstates the count (IU development
+    rounds and synthetic round AB, 3 items read wrong)."""
+    mentions = [observation(i, "hilar_calcification", name=name, evidence=[i]) for i, name in enumerate(names)]
+    assert bool(view(*mentions).facts["hilar_calcification"].one) is one

@@ -577,6 +577,8 @@ def test_readings_of_replay_round_12(sentence: str, finding: str, regions: set[s
         # a modifier sharing words with the finding's ("borderline enlarged" of "enlarged cardiac silhouette": round AA)
         ("Borderline enlarged cardiac silhouette.", {"cardiomegaly": "borderline"}),
         ("Possibly enlarged cardiac silhouette.", {"cardiomegaly": "hedged"}),
+        # what another examination would show better (synthetic round AB)
+        ("Dedicated rib films are more sensitive for nondisplaced fractures.", {"fracture": "hedged"}),
         # round 14: the head noun left out, and the upper mediastinum's widening
         ("Degenerative seen throughout cervical spine.", {"degenerative_changes": "affirmed"}),
         ("No degenerative disc disease.", {"degenerative_spine_changes": "negated"}),

@@ -488,7 +488,7 @@ def list_abnormal(ask: Ask) -> Answer | None:
     if not leaves:
         text = "no definite abnormality" if hedged else "no abnormality"
     else:  # after "The chest X-ray shows": "a hiatal hernia", not "hiatal hernia"
-        text = _join([_plural_name(f) if f.several else indefinite_finding(f.finding) for f in leaves])
+        text = _join([_indefinite_fact(f) for f in leaves])
     details = tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in leaves)
     related = tuple(
         Part("related", f"possible {finding_name(f.finding)}", (f.finding,), tuple(f.regions)) for f in hedged
@@ -502,6 +502,33 @@ def list_abnormal(ask: Ask) -> Answer | None:
         details=details,
         related=related,
     )
+
+
+def _fact_name(fact: Fact) -> str:
+    """The fact's finding named in the number the report gives it: "calcified granulomas" (several), "calcified hilar
+    lymph node" (one of a plural-named finding: findings.yaml `one`), else the vocabulary's name."""
+    if fact.several:
+        return _plural_name(fact)
+    return _one_name(fact.finding) if fact.one else finding_name(fact.finding)
+
+
+def _indefinite_fact(fact: Fact) -> str:
+    """`_fact_name` as it follows "Is there" or "shows": "a calcified hilar lymph node", "calcified granulomas"."""
+    if fact.one and not fact.several:
+        name = _one_name(fact.finding)
+        return f"{indefinite_article(name)} {name}"
+    return _plural_name(fact) if fact.several else indefinite_finding(fact.finding)
+
+
+def _singular(fact: Fact) -> bool:
+    """Whether the fact's name takes a singular verb and article ("a nodule", "a calcified hilar lymph node")."""
+    return bool(fact.one) or (finding_number(fact.finding) == "singular" and not fact.several)
+
+
+@lru_cache(maxsize=None)
+def _one_name(finding: str) -> str:
+    name = vocabulary().findings[finding]["one"]
+    return name if name[1:2].isupper() else name[0].lower() + name[1:]
 
 
 def _plural_name(fact: Fact) -> str:
@@ -520,8 +547,8 @@ def _fact_detail(fact: Fact, article: bool = False, where: bool = True) -> str:
         if fact.severity and fact.finding not in finding_sites().sized
         else []
     )  # "small granuloma": a size, not "mild"
-    words.append(_plural_name(fact) if fact.several else finding_name(fact.finding))
-    if article and finding_number(fact.finding) == "singular" and not fact.several:
+    words.append(_fact_name(fact))
+    if article and _singular(fact):
         words.insert(0, indefinite_article(words[0]))
     regions = _located(fact) if where else []
     if regions:
@@ -891,7 +918,7 @@ def describe_finding(ask: Ask) -> Answer | None:
     fact = _present_fact(ask)
     if fact is None or fact.derived or fact.partial:
         return None
-    prefix = "there are" if finding_number(fact.finding) == "plural" or fact.several else "there is"
+    prefix = "there is" if _singular(fact) or finding_number(fact.finding) == "mass" else "there are"
     details = []
     sites = finding_sites()
     regions = _located(fact)
@@ -1225,7 +1252,7 @@ def list_region_findings(ask: Ask) -> Answer | None:
     if not present:
         return None
     return Answer(
-        _join([_plural_name(f) if f.several else finding_name(f.finding) for f in present]),
+        _join([_fact_name(f) for f in present]),
         evidence=tuple(dict.fromkeys(i for f in present for i in f.evidence)),
         findings=tuple(f.finding for f in present),
         regions=(ask.args["region"],),

@@ -72,6 +72,7 @@ class Fact:
     # node in the mediastinum; pacemaker leads in the heart)
     partial: bool = False  # a mention of it (or of a descendant) is not understood
     several: bool = False  # a countable finding named in the plural ("granulomas")
+    one: bool | None = None  # a plural-named finding every mention names one of ("calcified hilar lymph node")
     nested_places: bool = False  # one mention placed in a region and in a part of it
     over: list[str] = field(default_factory=list)  # where an unlocated kind is said to be (leads over the heart)
     graded_apart: bool = False  # two mentions give it two severities (a moderate thoracic
@@ -339,6 +340,13 @@ def names_several(mention: str, finding: str) -> bool:
     return last != head and last in (plural_noun(head), head + "ta", head[:-2] + "i")
 
 
+def names_one(mention: str, finding: str) -> bool:
+    """Whether a mention names one of a plural-named finding: its last word is the last word of the finding's
+    `one` name (findings.yaml: "calcified right hilar lymph node"; not "hilar calcifications")."""
+    one = vocabulary().findings[finding].get("one")
+    return bool(one and mention) and mention.lower().rsplit(" ", 1)[-1] == one.lower().rsplit(" ", 1)[-1]
+
+
 @lru_cache(maxsize=None)
 def region_subtree(region: str) -> frozenset[str]:
     regions = vocabulary().regions
@@ -524,14 +532,15 @@ def _names_sign(o: dict, sites: Sites) -> bool:
 
 
 def _named_unplaced(observations: list[dict], sites: Sites) -> frozenset[str]:
-    """The findings with signs that the report names, not by a sign, without placing them by their own words
-    ("Interstitial prominence with Kerley B lines at the bases"): a sign's place is then not theirs."""
+    """The findings with signs that the report names, not by a sign, in no region by their own words ("Interstitial
+    prominence with Kerley B lines at the bases", "bilateral interstitial opacities": synthetic round AB's LLM build):
+    a sign's place is then not theirs."""
     return frozenset(
         o["finding"]
         for o in observations
         if o["finding"] in sites.signs
         and o["presence"] != "absent"
-        and (not (o["regions"] or o["laterality"]) or PLACE_FROM_CLAUSE in o.get("modifiers", ()))
+        and (not o["regions"] or PLACE_FROM_CLAUSE in o.get("modifiers", ()))
         and not _names_sign(o, sites)
     )
 
@@ -540,6 +549,7 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
     """What one observation that agrees with its fact adds to it."""
     fact.certainty = fact.certainty or o.get("certainty")
     fact.several = fact.several or names_several(o["name"], fact.finding)
+    fact.one = names_one(o["name"], fact.finding) and fact.one is not False
     placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
     if not placed and o["laterality"] and o["laterality"] not in fact.clause_sides:
         fact.clause_sides.append(o["laterality"])

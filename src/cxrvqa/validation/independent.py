@@ -1013,6 +1013,8 @@ def _finding_by_name() -> dict[str, str]:
         for phrase in item["synonyms"]:
             names.setdefault(phrase.lower(), finding)
         names[item["name"].lower()] = finding
+        if item.get("one"):
+            names[item["one"].lower()] = finding
     return names
 
 

@@ -142,6 +142,11 @@ in-run other 3.8, start-up 5.1, summary 1.1), typical 12.4 s (22.3%), no change 
 Profiles: a validation worker is busy throughout (py-spy: the checks 71% of its samples, reading items into dicts 8%,
 the study's graph parsed again 7%; ConText reading of sentences ~20% of check time in one process, 7.5-7.8k items/s a
 core), QA generation 24-29k items/s a core in one process; the rest is spread over ~30 checks and the programs.
+2026-12-06, session 34 (cc9f44e, load ~1 at the start), 10k side by side: full 97.0 -> 48.2 s (2.01x; validate 61.1 ->
+16.2 s = 13,322 items/s, qa 19.8 -> 14.4 s = 43,381 items/s), largest edit 25.6 -> 16.2 s (33.6%: qa 2.9, validate
+3.8, in-run other 3.7, start-up 4.7, summary 1.1), typical 14.4 -> 11.4 s (23.6%), no change 9.4 -> 0.7 s (1.4%);
+tree 2,460 -> 1,590 MB. ConText reading measured alone: 0.18 ms a distinct sentence (~3.6 CPU s of a 10k build's
+20k sentences), not the 20% of check time a profiler's overhead suggests.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -6,8 +6,10 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from cxrvqa.core.resources import load_json_schema
 from cxrvqa.core.vocab import FindingId, RegionId, _check_tree, _unique_synonyms, vocabulary
 from cxrvqa.errors import ResourceError
 
@@ -82,6 +84,15 @@ def test_broken_trees_and_shared_synonyms_are_refused() -> None:
         _check_tree({"a": {"parent": "b"}, "b": {"parent": "a"}}, "findings.yaml")
     with pytest.raises(ResourceError, match="synonym 'fluid' belongs to both"):
         _unique_synonyms([{"id": "a", "synonyms": ["fluid"]}, {"id": "b", "synonyms": ["fluid"]}], "findings.yaml")
+
+
+@pytest.mark.parametrize(("number", "valid"), [("plural", True), ("singular", False), ("mass", False)])
+def test_a_name_for_one_is_only_for_a_plural_named_finding(number: str, valid: bool) -> None:
+    """findings.yaml `one` ("Calcified hilar lymph node" of "Calcified hilar lymph nodes") names one of a plural."""
+    validator = jsonschema.Draft202012Validator(load_json_schema("findings_vocab.schema.json"))
+    finding = {"id": "x", "name": "Xs", "number": number, "category": "lung", "synonyms": ["xs"], "one": "X"}
+    document = {"version": 1, "categories": ["lung"], "category_adjectives": {"lung": "lung"}, "findings": [finding]}
+    assert validator.is_valid(document) is valid
 
 
 def test_iu_mesh_headings_are_covered(data_dir: Path) -> None:

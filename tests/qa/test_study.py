@@ -482,15 +482,23 @@ def test_a_signs_place_is_the_findings_only_where_the_report_names_the_finding_n
 
 
 @pytest.mark.parametrize(
-    ("names", "one"),
+    ("mentions", "one"),
     [
-        (["Calcified right hilar lymph node"], True),
-        (["Calcified right hilar lymph node", "calcified hilar nodes"], False),  # one mention names several
-        (["Right hilar calcifications"], False),  # no count given: the vocabulary's plural name
+        ([("Calcified right hilar lymph node", "right", 0)], True),
+        # the same node in the findings and the impression
+        ([("Stable calcified right hilar lymph node", "right", 0), ("Calcified right hilar node", "right", 1)], True),
+        ([("Calcified right hilar lymph node", "right", 0), ("calcified hilar nodes", "right", 1)], False),
+        ([("Right hilar calcifications", "right", 0)], False),  # no count given: the vocabulary's plural name
+        # one on each side, two in one sentence: two nodes (review of session 34)
+        ([("Calcified right hilar lymph node", "right", 0), ("Calcified left hilar lymph node", "left", 1)], False),
+        ([("calcified right hilar lymph node", "right", 0), ("calcified right paratracheal node", "right", 0)], False),
     ],
 )
-def test_a_plural_named_finding_the_report_names_one_of_is_one(names: list[str], one: bool) -> None:
+def test_a_plural_named_finding_the_report_names_one_of_is_one(mentions: list[tuple], one: bool) -> None:
     """findings.yaml `one`: "calcified hilar lymph nodes" for a single node misstates the count (IU development
     rounds and synthetic round AB, 3 items read wrong)."""
-    mentions = [observation(i, "hilar_calcification", name=name, evidence=[i]) for i, name in enumerate(names)]
-    assert bool(view(*mentions).facts["hilar_calcification"].one) is one
+    observations = [
+        observation(i, "hilar_calcification", name=name, laterality=side, evidence=[sentence])
+        for i, (name, side, sentence) in enumerate(mentions)
+    ]
+    assert view(*observations).facts["hilar_calcification"].one is one

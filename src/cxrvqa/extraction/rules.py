@@ -731,7 +731,8 @@ class _Parsed:
         )
 
     def own_modifier(self, spans: _Sorted, k: int, left: int, right: int, inside: bool = True) -> Span | None:
-        """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), else just
+        """A severity or change word of finding k: in its mention ("heart is mildly enlarged"), a borderline
+        one sharing its first words ("borderline enlarged cardiac silhouette"), else just
         before it since the previous finding ("small effusion"), else just after it up to where the next
         finding's own words start, i.e. its last comma or coordinator ("effusion has increased and
         atelectasis"; not the "small" of "eventration versus small hernia" or "atelectasis, small effusion")."""
@@ -750,9 +751,10 @@ class _Parsed:
         )  # nor of "large lung volumes"
         if within:
             return within[0]
-        straddling = spans.straddling(mention.start, mention.end) if inside else None
-        if straddling is not None:
-            return straddling
+        straddling = spans.straddling(mention.start, mention.end) if spans is self.severities else None
+        if straddling is not None and _value(straddling) == "borderline":
+            return straddling  # "Borderline enlarged cardiac silhouette"; not the "very small" of "very small lung
+            # volumes", whose "small" states the finding
         floor = max(left, findings[k - 1].end) if k else left
         floor = next(
             (i + 1 for i in range(mention.start - 1, floor - 1, -1) if words[i] == "," or lower[i] in _MODIFIER_STOPS),

@@ -202,7 +202,11 @@ def program(
 # -- names --------------------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def finding_name(finding: str) -> str:
-    name = vocabulary().findings[finding]["name"]
+    return _in_sentence(vocabulary().findings[finding]["name"])
+
+
+def _in_sentence(name: str) -> str:
+    """A vocabulary name as it reads inside a sentence: lower case, unless it is an acronym ("COPD")."""
     return name if name[1:2].isupper() else name[0].lower() + name[1:]
 
 
@@ -490,9 +494,7 @@ def list_abnormal(ask: Ask) -> Answer | None:
     else:  # after "The chest X-ray shows": "a hiatal hernia", not "hiatal hernia"
         text = _join([_indefinite_fact(f) for f in leaves])
     details = tuple(Part("detail", _fact_detail(f), (f.finding,), tuple(f.regions)) for f in leaves)
-    related = tuple(
-        Part("related", f"possible {finding_name(f.finding)}", (f.finding,), tuple(f.regions)) for f in hedged
-    )
+    related = tuple(Part("related", f"possible {_fact_name(f)}", (f.finding,), tuple(f.regions)) for f in hedged)
     return Answer(
         text,
         polarity=bool(leaves),
@@ -514,7 +516,7 @@ def _fact_name(fact: Fact) -> str:
 
 def _indefinite_fact(fact: Fact) -> str:
     """`_fact_name` as it follows "Is there" or "shows": "a calcified hilar lymph node", "calcified granulomas"."""
-    if fact.one and not fact.several:
+    if fact.one:
         name = _one_name(fact.finding)
         return f"{indefinite_article(name)} {name}"
     return _plural_name(fact) if fact.several else indefinite_finding(fact.finding)
@@ -522,13 +524,12 @@ def _indefinite_fact(fact: Fact) -> str:
 
 def _singular(fact: Fact) -> bool:
     """Whether the fact's name takes a singular verb and article ("a nodule", "a calcified hilar lymph node")."""
-    return bool(fact.one) or (finding_number(fact.finding) == "singular" and not fact.several)
+    return fact.one or (finding_number(fact.finding) == "singular" and not fact.several)
 
 
 @lru_cache(maxsize=None)
 def _one_name(finding: str) -> str:
-    name = vocabulary().findings[finding]["one"]
-    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+    return _in_sentence(vocabulary().findings[finding]["one"])
 
 
 def _plural_name(fact: Fact) -> str:
@@ -668,7 +669,7 @@ def list_category(ask: Ask) -> Answer | None:
     if not present:
         return None
     return Answer(
-        _join([finding_name(f.finding) for f in present]),
+        _join([_fact_name(f) for f in present]),
         polarity=True,
         evidence=tuple(i for f in present for i in f.evidence),
         findings=tuple(f.finding for f in present),

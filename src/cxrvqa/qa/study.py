@@ -72,7 +72,7 @@ class Fact:
     # node in the mediastinum; pacemaker leads in the heart)
     partial: bool = False  # a mention of it (or of a descendant) is not understood
     several: bool = False  # a countable finding named in the plural ("granulomas")
-    one: bool | None = None  # a plural-named finding every mention names one of ("calcified hilar lymph node")
+    one: bool = False  # a plural-named finding the report names one of ("calcified hilar lymph node")
     nested_places: bool = False  # one mention placed in a region and in a part of it
     over: list[str] = field(default_factory=list)  # where an unlocated kind is said to be (leads over the heart)
     graded_apart: bool = False  # two mentions give it two severities (a moderate thoracic
@@ -522,7 +522,23 @@ def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
     for fact in facts.values():
         if fact.changed_apart:
             fact.change = None
+        fact.one = _one_only(fact, [o for o in observations if o["finding"] == fact.finding])
     return facts
+
+
+def _one_only(fact: Fact, mentions: list[dict]) -> bool:
+    """Whether the report names one of a plural-named finding (findings.yaml `one`): every mention that agrees
+    with the fact names one, all on one side (not both), and no sentence names it twice ("Right atrial lead and
+    right ventricular lead", "Calcified right hilar lymph node. Calcified left hilar lymph node.": two)."""
+    agreeing = [o for o in mentions if o["presence"] == fact.presence]
+    sentences = [o["evidence"][0]["sentence_id"] for o in agreeing if o["evidence"]]
+    return (
+        bool(agreeing)
+        and all(names_one(o["name"], fact.finding) for o in agreeing)
+        and len({o["laterality"] for o in agreeing}) == 1
+        and agreeing[0]["laterality"] != "bilateral"
+        and len(sentences) == len(set(sentences))
+    )
 
 
 def _names_sign(o: dict, sites: Sites) -> bool:
@@ -549,7 +565,6 @@ def _add_observation(fact: Fact, o: dict, sites: Sites, ranks: dict[str, int]) -
     """What one observation that agrees with its fact adds to it."""
     fact.certainty = fact.certainty or o.get("certainty")
     fact.several = fact.several or names_several(o["name"], fact.finding)
-    fact.one = names_one(o["name"], fact.finding) and fact.one is not False
     placed = PLACE_FROM_CLAUSE not in o.get("modifiers", ()) and fact.finding not in sites.unlocated
     if not placed and o["laterality"] and o["laterality"] not in fact.clause_sides:
         fact.clause_sides.append(o["laterality"])

@@ -769,8 +769,8 @@ def _kind_phrases() -> tuple[tuple[str, str], ...]:
     )
 
 
-#: The modifier kinds that can share words with the finding they modify.
-_STRADDLING = frozenset({"BORDERLINE", "HEDGED"})
+#: The modifier kinds that can share words with the finding they modify ("borderline enlarged").
+_STRADDLING = frozenset({"BORDERLINE"})
 
 
 def _straddling_kinds(modifiers: list[Any], ent: Any) -> frozenset[str]:
@@ -1013,8 +1013,6 @@ def _finding_by_name() -> dict[str, str]:
         for phrase in item["synonyms"]:
             names.setdefault(phrase.lower(), finding)
         names[item["name"].lower()] = finding
-        if item.get("one"):
-            names[item["one"].lower()] = finding
     return names
 
 

@@ -522,7 +522,8 @@ def _merged_facts(observations: list[dict], sites: Sites) -> dict[str, Fact]:
     for fact in facts.values():
         if fact.changed_apart:
             fact.change = None
-        fact.one = _one_only(fact, [o for o in observations if o["finding"] == fact.finding])
+        if "one" in findings[fact.finding]:  # a few plural-named findings: not a scan of the observations per fact
+            fact.one = _one_only(fact, [o for o in observations if o["finding"] == fact.finding])
     return facts
 
 

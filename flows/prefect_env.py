@@ -53,6 +53,10 @@ def configure_prefect_environment() -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
         "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",  # read as int: keep it whole
+        # The server registers every installed collection's block types at start (importing prefect-dask and
+        # distributed to find them): ~0.45 s of its ~3.7 s start on 2 cores. A build stores no blocks.
+        "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
+        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)

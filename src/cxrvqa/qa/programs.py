@@ -35,8 +35,7 @@ if TYPE_CHECKING:
     from cxrvqa.qa.templates import Template
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):
     """A piece of a multi-part answer with its tags."""
 
     kind: str  # detail | related
@@ -45,8 +44,10 @@ class Part:
     regions: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
+    """What a program answers. A named tuple, not a frozen dataclass: made once per candidate (~600k in a build of
+    10k studies), it is built three times as fast."""
+
     text: str  # the short answer
     polarity: bool | None = None  # True: yes / positive; False: no; None: not a yes/no answer
     evidence: tuple[int, ...] = ()  # sentence ids it rests on

@@ -515,8 +515,24 @@ class _Cue:
         ) or self.may_match_pattern(lowers)
 
     def may_match_pattern(self, lowers: set[str]) -> bool:
-        """Whether a token pattern (not a phrase) can match: else spaCy's token Matcher finds nothing."""
-        return any(all(not allowed.isdisjoint(lowers) for allowed in pattern) for pattern in self.patterns)
+        """Whether a token pattern (not a phrase) can match: else spaCy's token Matcher finds nothing. Only the
+        patterns one of whose words the sentence holds are tried (`_patterns_by_word`)."""
+        by_word = self._patterns_by_word
+        return any(
+            all(not allowed.isdisjoint(lowers) for allowed in pattern)
+            for word in lowers
+            for pattern in by_word.get(word, ())
+        )
+
+    @cached_property
+    def _patterns_by_word(self) -> dict[str, tuple[tuple[frozenset[str], ...], ...]]:
+        """A word -> the token patterns whose fewest-word required token allows it: a pattern can match only
+        where the sentence holds one of those words."""
+        by_word: dict[str, list[tuple[frozenset[str], ...]]] = {}
+        for pattern in self.patterns:
+            for word in min(pattern, key=len):
+                by_word.setdefault(word, []).append(pattern)
+        return {word: tuple(patterns) for word, patterns in by_word.items()}
 
 
 @lru_cache(maxsize=1)

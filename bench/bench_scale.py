@@ -147,6 +147,13 @@ core), QA generation 24-29k items/s a core in one process; the rest is spread ov
 3.8, in-run other 3.7, start-up 4.7, summary 1.1), typical 14.4 -> 11.4 s (23.6%), no change 9.4 -> 0.7 s (1.4%);
 tree 2,460 -> 1,590 MB. ConText reading measured alone: 0.18 ms a distinct sentence (~3.6 CPU s of a 10k build's
 20k sentences), not the 20% of check time a profiler's overhead suggests.
+2026-12-06, session 35 (be976d4: answers as named tuples, the reader's pattern cue indexed, no block registration at
+the local server's start), 10k side by side: full 102.1 -> 48.9 s (2.09x; validate 63.0 -> 16.7 s = 12,876 items/s,
+qa 21.3 -> 14.2 s = 43,808 items/s), largest edit 22.2 -> 16.2 s (33.1%), typical 14.2 -> 12.3 s (25.1%), no change
+8.5 -> 0.8 s (1.6%); tree 2,411 -> 1,579 MB: the same as cc9f44e within noise (the previous version ran 5% slower).
+Where a 10k build's CPU goes (py-spy over the whole process tree, 50 Hz): the workers 68% (validation 29, generation
+25, extraction 8, imports 5), the main process 18% (DuckDB writes, balance, loads, start-up), Prefect's server 7%;
+both cores are busy throughout but for start-up, the reports stage and the balance, so only less work is faster.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

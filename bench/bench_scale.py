@@ -218,7 +218,7 @@ def previous_version(revision: str, work: Path) -> Version:
         )
     return Version(
         f"previous {revision}",
-        (sys.executable, "-c", "from cxrvqa.cli import app; app()"),
+        (sys.executable, "-c", "import cxrvqa.cli as c; getattr(c, 'main', c.app)()"),  # its console script's entry
         {"PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"},  # flows/ is imported from the repository root
         tree / "prompts" / "questions",
         "-previous",

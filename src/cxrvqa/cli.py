@@ -1263,8 +1263,9 @@ app.add_typer(review_app, name="review")
 def main() -> None:
     """The console script. The process ends without Python's last cyclic collections over everything it made: a
     build leaves millions of objects (Prefect, spaCy, the templates, the study views), and walking them again only
-    to free them at exit took ~0.6 s of every build and rebuild on 2 cores. They are freed by their reference counts
-    as before; the stores, logs, pools and the local Prefect server are closed before (context managers, atexit)."""
+    to free them at exit took ~0.6-0.7 s of every build and rebuild on 2 cores. Objects still in reference cycles
+    are left to the operating system, unfinalised: every resource is closed before (the stores, logs and clusters by
+    their context managers, the pools and the local Prefect server at exit)."""
     try:
         app()
     finally:

@@ -154,6 +154,14 @@ qa 21.3 -> 14.2 s = 43,808 items/s), largest edit 22.2 -> 16.2 s (33.1%), typica
 Where a 10k build's CPU goes (py-spy over the whole process tree, 50 Hz): the workers 68% (validation 29, generation
 25, extraction 8, imports 5), the main process 18% (DuckDB writes, balance, loads, start-up), Prefect's server 7%;
 both cores are busy throughout but for start-up, the reports stage and the balance, so only less work is faster.
+After 80d85de (gc.freeze at exit): 10k full 101.9 -> 49.7 s (2.05x; summary 1.2 -> 0.6 s, typical edit 11.2 s, 22.6%);
+100k side by side (be976d4 + 80d85de): full 1,100.3 -> 463.6 s (2.37x; reports 18.1 -> 23.7, extract 69.6 -> 60.6,
+qa 245.4 -> 154.6 = 40,442 items/s, validate 733.4 -> 175.2 = 12,316 items/s, in-run other 24.4 -> 43.6), largest
+edit 193.8 -> 106.0 s (22.9%: qa 23.6, validate 46.6, in-run other 25.0, reports 4.6), typical 110.9 -> 40.9 s (8.8%,
+met), no change 27.7 -> 1.3 s (0.3%, met); peak RSS tree 3,349 -> 1,843 MB, 1.16x the 10k build's 1,583 MB (met).
+The QA stage's balance at 100k (full selection, a copy of the build, 512MB cap): 34.9 s wall, 63 CPU s (the
+selection 15.3, per-question balance 9.5, question-only baseline 8.9, evaluation thresholds 8.0); the reports stage
+parses in the main process (split_sentences 24% of it, split_sections 12%) while the workers are idle.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

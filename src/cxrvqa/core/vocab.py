@@ -69,6 +69,11 @@ def _unique_synonyms(items: list[dict[str, Any]], file: str) -> None:
                 raise ResourceError(file, f"synonym {phrase!r} belongs to both {owner[phrase]!r} and {item['id']!r}")
 
 
+def in_sentence(name: str) -> str:
+    """A vocabulary name as it reads inside a sentence: lower case, unless it is an acronym ("COPD")."""
+    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+
+
 @lru_cache(maxsize=1)
 def vocabulary() -> Vocabulary:
     loaded = {name: load_checked_yaml(path, schema) for name, (path, schema) in FILES.items()}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import lower_form_field, section_rules
-from cxrvqa.core.vocab import finding_sites, sided_region, vocabulary
+from cxrvqa.core.vocab import finding_sites, in_sentence, sided_region, vocabulary
 from cxrvqa.qa.study import (
     ANAPHOR,
     MIXED,
@@ -203,12 +203,7 @@ def program(
 # -- names --------------------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def finding_name(finding: str) -> str:
-    return _in_sentence(vocabulary().findings[finding]["name"])
-
-
-def _in_sentence(name: str) -> str:
-    """A vocabulary name as it reads inside a sentence: lower case, unless it is an acronym ("COPD")."""
-    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+    return in_sentence(vocabulary().findings[finding]["name"])
 
 
 def finding_number(finding: str) -> str:
@@ -231,8 +226,7 @@ def indefinite_finding(finding: str) -> str:
 
 @lru_cache(maxsize=None)
 def region_name(region: str) -> str:
-    name = vocabulary().regions[region]["name"]
-    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+    return in_sentence(vocabulary().regions[region]["name"])
 
 
 def category_name(category: str) -> str:
@@ -530,7 +524,7 @@ def _singular(fact: Fact) -> bool:
 
 @lru_cache(maxsize=None)
 def _one_name(finding: str) -> str:
-    return _in_sentence(vocabulary().findings[finding]["one"])
+    return in_sentence(vocabulary().findings[finding]["one"])
 
 
 def _plural_name(fact: Fact) -> str:

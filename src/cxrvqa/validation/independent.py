@@ -41,7 +41,7 @@ import orjson
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import section_rules
-from cxrvqa.core.vocab import ancestors, finding_sites, sided_region, vocabulary
+from cxrvqa.core.vocab import ancestors, finding_sites, in_sentence, sided_region, vocabulary
 from cxrvqa.core.resources import compile_any, load_checked_yaml
 from cxrvqa.validation.validators import OK, ValidationContext, Verdict, fail, validator
 from cxrvqa.validation import readings
@@ -1018,8 +1018,7 @@ def subtree(region: str) -> frozenset[str]:
 
 @lru_cache(maxsize=None)
 def display_name(finding: str) -> str:
-    name = vocabulary().findings[finding]["name"]
-    return name if name[1:2].isupper() else name[0].lower() + name[1:]
+    return in_sentence(vocabulary().findings[finding]["name"])
 
 
 @lru_cache(maxsize=1)

@@ -94,19 +94,30 @@ def stage_batch(db_path: Path, run_id: str, stage: str, batch: list, context: An
     return counts
 
 
+#: How a stage's items become batches of about a size (`batched`, or a stage's own: `validate_stage.batches`).
+Split = Callable[[Iterable, int], Iterator[list]]
+
+
 def _batches(
-    config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any, on_dask: bool = True
+    config: Config,
+    run_id: str,
+    stage: str,
+    items: Iterable,
+    size: int,
+    context: Any,
+    on_dask: bool = True,
+    split: Split = batched,
 ) -> Iterator[StageCounts]:
     """The counts of each batch of ``size`` items, once it is written: computed here (local executor, or a
     stage that must stay with the database), or on the Dask cluster and merged here (dask)."""
     if config.executor.kind == "dask" and on_dask:
-        return _dask_batches(config, run_id, stage, items, size, context)
+        return _dask_batches(config, run_id, stage, items, size, context, split)
     local = stage_batch.with_options(name=f"{stage}-batch")
     # quoted: Prefect would otherwise walk every record of the batch and the context looking for futures
     # (~1.6 s of a no-change rebuild at 10k studies)
     return (
         local(config.db_path, run_id, stage, quote(batch), quote(context), quote(ahead))
-        for batch, ahead in _with_next(batched(items, size))
+        for batch, ahead in _with_next(split(items, size))
     )
 
 
@@ -141,7 +152,7 @@ def compute_batch(
 
 
 def _dask_batches(
-    config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any
+    config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any, split: Split
 ) -> Iterator[StageCounts]:
     """Read each batch's inputs here, compute it on the cluster, merge its shards here (in batch order), with
     two batches per worker thread in flight so that workers never wait for the merges. Where the items are
@@ -164,7 +175,7 @@ def _dask_batches(
         return written
 
     try:
-        for number, batch in enumerate(batched(items, size)):
+        for number, batch in enumerate(split(items, size)):
             work, counts = module.load_batch(store, batch, context)
             with _worker_settings():
                 future = submit.submit(module.compute_batch, Sealed(work, context), run_id, folder, f"{number:06d}")
@@ -299,7 +310,7 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
         config,
         run_id,
         "qa",
-        _batches(config, run_id, "qa", pending, config.qa.batch_size, context),
+        _batches(config, run_id, "qa", pending, config.qa.batch_size, context, split=qa_stage.batches(context)),
         total=len(pending),
         skipped=total - len(pending),
     )
@@ -314,15 +325,16 @@ def validate(config: Config, run_id: str) -> dict[str, int]:
     context = validate_stage.prepare(config, open_writer(config.db_path))
     readings.forget_others(open_writer(config.db_path), context.reader_version)
     validate_stage.record_grade_levels(open_writer(config.db_path))
-    total, n_pending, pending = validate_stage.pending_studies(open_writer(config.db_path), context)
+    pending = validate_stage.pending_studies(open_writer(config.db_path), context)
+    split = validate_stage.batches(pending)
     with open_writer(config.db_path).memory_limited(config.validate_memory_limit()):
         counts = _run_stage(
             config,
             run_id,
             "validate",
-            _batches(config, run_id, "validate", pending, config.qa.batch_size, context),
-            total=len(pending),
-            skipped=total - n_pending,
+            _batches(config, run_id, "validate", pending.studies, config.qa.batch_size, context, split=split),
+            total=len(pending.studies),
+            skipped=pending.total - pending.n_pending,
         )
     shutdown_pools()  # the last stage that uses them: their readers and caches (100k: ~900 MB) go before the checks
     if not checks_are_current(open_writer(config.db_path)):

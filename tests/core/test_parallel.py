@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from cxrvqa.core.parallel import shutdown_pools, warm_workers, with_workers_for
+from cxrvqa.core.parallel import batched_by_weight, shutdown_pools, warm_workers, with_workers_for
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,34 @@ def test_warm_workers_calls_the_function_in_the_pool_and_only_there(tmp_path: Pa
     shutdown_pools()  # waits for the calls submitted
     pids = {path.name for path in tmp_path.iterdir()}
     assert 1 <= len(pids) <= 2 and str(os.getpid()) not in pids
+
+
+def _weights(weights: list[int]) -> Callable[[str], int]:
+    """The weight of each of the letters a, b, c... in turn."""
+    return lambda letter: weights[ord(letter) - ord("a")]
+
+
+def test_batched_by_weight_goes_past_size_only_while_the_items_are_light() -> None:
+    items = list("abcdefghij")
+    # heavy items: lists of `size`; light ones: on until their weight reaches 6, or `most` items
+    assert list(batched_by_weight(items, _weights([5] * 10), 2, 6, 4)) == [
+        list("ab"),
+        list("cd"),
+        list("ef"),
+        list("gh"),
+        list("ij"),
+    ]
+    assert list(batched_by_weight(items, _weights([1] * 10), 2, 6, 4)) == [list("abcd"), list("efgh"), list("ij")]
+    assert list(batched_by_weight(items, _weights([1] * 10), 2, 3, 4)) == [
+        list("abc"),
+        list("def"),
+        list("ghi"),
+        list("j"),
+    ]
+    # a heavy item ends a list that had gone past `size`
+    assert list(batched_by_weight(items, _weights([1, 1, 9, 1, 1, 1, 1, 1, 1, 1]), 2, 6, 10)) == [
+        list("abc"),
+        list("defghi"),
+        list("j"),
+    ]
+    assert list(batched_by_weight([], _weights([]), 2, 6, 4)) == []

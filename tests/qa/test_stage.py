@@ -744,3 +744,14 @@ def test_demo_boxes_are_the_rescaled_current_boxes(demo: SimpleNamespace, tmp_pa
             )
             == {}
         )
+
+
+def test_batches_take_more_studies_where_they_need_few_templates(tmp_path: Path) -> None:
+    context = stage.prepare(load_config(None, {"out_dir": tmp_path}))
+    every = [t.id for t, _ in context.templates]
+    studies = [f"s{i:02d}" for i in range(30)]
+    full_build = [(s, every) for s in studies]
+    assert [len(b) for b in stage.batches(context)(full_build, 4)] == [4] * 7 + [2]
+    template_rebuild = [(s, every[:1]) for s in studies]  # up to 5 x 4 studies a batch
+    assert [len(b) for b in stage.batches(context)(template_rebuild, 4)] == [20, 10]
+    assert [study for batch in stage.batches(context)(template_rebuild, 4) for study, _ in batch] == studies

@@ -202,3 +202,18 @@ def test_memory_limited_caps_duckdb_meanwhile_and_restores_its_cap(tmp_path: Pat
         with store.memory_limited("64MB"):
             pass
         assert store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == default
+
+
+def test_optimizers_off_meanwhile_and_as_before_after(tmp_path: Path) -> None:
+    def disabled(store: Store) -> set[str]:
+        return set(filter(None, store.query("SELECT current_setting('disabled_optimizers')")[0][0].split(",")))
+
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        with store.optimizers_off("build_side_probe_side"):
+            assert disabled(store) == {"build_side_probe_side"}
+        assert disabled(store) == set()
+        store.con.execute("SET disabled_optimizers = 'late_materialization'")
+        with pytest.raises(RuntimeError), store.optimizers_off("build_side_probe_side"):
+            assert disabled(store) == {"late_materialization", "build_side_probe_side"}
+            raise RuntimeError("a failed statement")
+        assert disabled(store) == {"late_materialization"}

@@ -49,6 +49,24 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def batched_by_weight(
+    items: Iterable[T], weight_of: Callable[[T], int], size: int, weight: int, most: int
+) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items, or of more where the items are light: a list goes on past ``size``
+    items while their weights sum to less than ``weight``, up to ``most`` items (the last list may be shorter).
+    A batch's fixed costs are then paid per ``weight`` of work, not per ``size`` items. Streams its input."""
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        batch.append(item)
+        total += weight_of(item)
+        if len(batch) >= most or (len(batch) >= size and total >= weight):
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
+
+
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     """``map(fn, items)`` over ``workers`` processes, in order; in-process for one worker or a few items."""
     items = list(items)

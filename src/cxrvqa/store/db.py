@@ -126,6 +126,16 @@ class Store:
             else:
                 self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
 
+    @contextmanager
+    def optimizers_off(self, *names: str) -> Iterator[None]:
+        """DuckDB's optimizer passes ``names`` (as `disabled_optimizers` names them) off meanwhile, then as before."""
+        [(before,)] = self.con.execute("SELECT current_setting('disabled_optimizers')").fetchall()
+        self.con.execute("SET disabled_optimizers = ?", [",".join(filter(None, [before, *names]))])
+        try:
+            yield
+        finally:
+            self.con.execute("SET disabled_optimizers = ?", [before])
+
     def _check_schema(self) -> None:
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"

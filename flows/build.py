@@ -246,11 +246,15 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     records = studies.count(report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format)))
     if config.limit is not None:  # --limit N: the first N report records (reports and rejects)
         records = islice(records, config.limit)
-    counts = _run_stage(
+    size, first = config.report_limits.batch_size, islice(records, report_stage.POOL_MIN_RECORDS)
+    counts = _run_stage(  # the first records parsed here, the rest (a large input) by the worker processes
         config,
         run_id,
         "reports",
-        _batches(config, run_id, "reports", records, config.report_limits.batch_size, context),
+        chain(
+            _batches(config, run_id, "reports", first, size, replace(context, workers=1)),
+            _batches(config, run_id, "reports", records, size, context),
+        ),
         total=None,
     )
     store = open_writer(config.db_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,20 @@ def test_iu_development_reports(data_dir: Path, tmp_path: Path) -> None:
     assert by_section["findings"] > 8000 and by_section["impression"] > 2500 and by_section["indication"] > 2000
     assert rejects == [] or all(reason == "empty_report" for reason, _ in rejects)
     assert counts.n_input / seconds > 500, f"{counts.n_input / seconds:.0f} reports/s"
+
+
+def test_the_worker_processes_parse_a_batch_as_this_process_does(tmp_path: Path) -> None:
+    texts = ["FINDINGS: No pneumothorax. Clear lungs.\nIMPRESSION: Normal.", "", "FINDINGS: 1. Small left effusion."]
+    records = [{"study_id": f"s{i:04d}", "patient_id": f"p{i}", "text": texts[i % 3]} for i in range(900)]
+    config = Config(out_dir=tmp_path / "out", reports=write_jsonl(tmp_path / "r.jsonl", records), report_format="jsonl")
+    context = stage.prepare(config)
+    with Store(config.db_path) as store:
+        work, _ = stage.load_batch(store, list(load_reports(config.reports, "jsonl")), context)
+
+    def parsed(workers: int) -> list[dict[str, list]]:  # the rows but their creation time, in order
+        parts = list(stage.compute_batch(work, replace(context, workers=workers), "r1"))
+        return [{t: [{**row, "created_at": None} for row in rows] for t, rows in part.items()} for part in parts]
+
+    in_pool = parsed(2)  # 9 chunks of 100 records: the pool's
+    assert in_pool == parsed(1)
+    assert [len(in_pool[0][t]) for t in ("reports", "sentences", "report_rejects")] == [600, 1200, 300]

@@ -6,9 +6,11 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from cxrvqa.config import Config
+from cxrvqa.core.parallel import batched, process_map
 from cxrvqa.core.provenance import code_version, file_stats, stable_hash
 from cxrvqa.core.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.errors import InputError
@@ -26,11 +28,17 @@ NAME = "reports"
 PARSER_RECIPE = "report-sections/2"
 
 
+#: Records per worker task; the records a build reads before its batches are parsed by the process pool (the
+#: extraction's threshold: a smaller build starts no pool, a larger one has it warm for the extraction).
+CHUNK, POOL_MIN_RECORDS = 100, 5000
+
+
 @dataclass(frozen=True)
 class ReportStageContext:
     report_format: str
     parser_version: str
     max_chars: int
+    workers: int = 1  # parsing processes (`extraction.workers`, from POOL_MIN_RECORDS records on)
 
 
 def prepare(config: Config) -> ReportStageContext:
@@ -40,6 +48,7 @@ def prepare(config: Config) -> ReportStageContext:
         report_format=config.report_format,
         parser_version=stable_hash({"recipe": PARSER_RECIPE, "rules": section_rules().content_hash}),
         max_chars=config.report_limits.max_chars,
+        workers=config.extraction.workers,
     )
 
 
@@ -271,8 +280,19 @@ def load_batch(
 
 
 def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) -> Iterator[Tables]:
-    """The `reports`, `sentences` and `report_rejects` rows of the records to do (pure)."""
-    now = datetime.now(timezone.utc)
+    """The `reports`, `sentences` and `report_rejects` rows of the records to do (pure), parsed `CHUNK` records at a
+    time over the worker processes and written as one part (the write reads the batch's stored reports once)."""
+    parse = partial(_parsed, context=context, run_id=run_id, now=datetime.now(timezone.utc))
+    parts = list(process_map(parse, batched(work.todo, CHUNK), context.workers))
+    yield {
+        table: [row for part in parts for row in part[table]] for table in ("reports", "sentences", "report_rejects")
+    }
+
+
+def _parsed(
+    todo: list[tuple[RawReport | RawReject, str]], context: ReportStageContext, run_id: str, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """`compute_batch` of some records (in a worker)."""
     rejects: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     sentence_rows: list[dict[str, Any]] = []
@@ -292,7 +312,7 @@ def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) ->
             }
         )
 
-    for raw, input_hash in work.todo:
+    for raw, input_hash in todo:
         if isinstance(raw, RawReject):
             reject(raw.source, raw.study_id, raw.reason, raw.detail, input_hash)
         elif not raw.text.strip():
@@ -309,7 +329,7 @@ def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) ->
             row, sentences = parse_report(raw, context, run_id, input_hash)
             rows.append(row)
             sentence_rows.extend(sentences)
-    yield {"reports": rows, "sentences": sentence_rows, "report_rejects": rejects}
+    return {"reports": rows, "sentences": sentence_rows, "report_rejects": rejects}
 
 
 def _restoring(store: Store, parts: Iterable[Tables], parser_version: str) -> Iterator[Tables]:

@@ -26,7 +26,7 @@ from prefect.utilities.annotations import quote
 from cxrvqa.config import Config
 from cxrvqa.core import progress
 from cxrvqa.core.batch import BatchStage, Started, run_batch, start_batch, starts_ahead
-from cxrvqa.core.parallel import batched, collector_frozen, shutdown_pools, warm_workers, with_workers_for
+from cxrvqa.core.parallel import Split, batched, collector_frozen, shutdown_pools, warm_workers, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
 from cxrvqa.imaging import stage as image_stage
@@ -94,10 +94,6 @@ def stage_batch(db_path: Path, run_id: str, stage: str, batch: list, context: An
     return counts
 
 
-#: How a stage's items become batches of about a size (`batched`, or a stage's own: `validate_stage.batches`).
-Split = Callable[[Iterable, int], Iterator[list]]
-
-
 def _batches(
     config: Config,
     run_id: str,
@@ -108,10 +104,11 @@ def _batches(
     on_dask: bool = True,
     split: Split = batched,
 ) -> Iterator[StageCounts]:
-    """The counts of each batch of ``size`` items, once it is written: computed here (local executor, or a
-    stage that must stay with the database), or on the Dask cluster and merged here (dask)."""
+    """The counts of each batch, once it is written: computed here (local executor, or a stage that must stay with
+    the database), or on the Dask cluster and merged here (dask). The batches are ``split(items, size)`` here (a
+    stage's own: more items where they are light), ``size`` items on the cluster (`_dask_batches`)."""
     if config.executor.kind == "dask" and on_dask:
-        return _dask_batches(config, run_id, stage, items, size, context, split)
+        return _dask_batches(config, run_id, stage, items, size, context)
     local = stage_batch.with_options(name=f"{stage}-batch")
     # quoted: Prefect would otherwise walk every record of the batch and the context looking for futures
     # (~1.6 s of a no-change rebuild at 10k studies)
@@ -152,7 +149,7 @@ def compute_batch(
 
 
 def _dask_batches(
-    config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any, split: Split
+    config: Config, run_id: str, stage: str, items: Iterable, size: int, context: Any
 ) -> Iterator[StageCounts]:
     """Read each batch's inputs here, compute it on the cluster, merge its shards here (in batch order), with
     two batches per worker thread in flight so that workers never wait for the merges. Where the items are
@@ -175,7 +172,7 @@ def _dask_batches(
         return written
 
     try:
-        for number, batch in enumerate(split(items, size)):
+        for number, batch in enumerate(batched(items, size)):
             work, counts = module.load_batch(store, batch, context)
             with _worker_settings():
                 future = submit.submit(module.compute_batch, Sealed(work, context), run_id, folder, f"{number:06d}")
@@ -246,21 +243,26 @@ def ingest_reports(config: Config, run_id: str) -> dict[str, int]:
     records = studies.count(report_stage.reject_duplicate_studies(load_reports(config.reports, config.report_format)))
     if config.limit is not None:  # --limit N: the first N report records (reports and rejects)
         records = islice(records, config.limit)
-    size, first = config.report_limits.batch_size, islice(records, report_stage.POOL_MIN_RECORDS)
-    counts = _run_stage(  # the first records parsed here, the rest (a large input) by the worker processes
-        config,
-        run_id,
-        "reports",
-        chain(
-            _batches(config, run_id, "reports", first, size, replace(context, workers=1)),
-            _batches(config, run_id, "reports", records, size, context),
-        ),
-        total=None,
-    )
+    counts = _run_stage(config, run_id, "reports", _report_batches(config, run_id, records, context), total=None)
     store = open_writer(config.db_path)
     warning = report_stage.retire_absent(store, run_id, config, studies)
     report_stage.record_input(store, run_id, fingerprint, counts["n_input"], warning)
     return counts
+
+
+def _report_batches(
+    config: Config, run_id: str, records: Iterator, context: report_stage.ReportStageContext
+) -> Iterator[StageCounts]:
+    """The reports stage's batches: locally, the first `POOL_MIN_RECORDS` records (rounded up to whole batches) are
+    parsed in this process and the rest, a large input, by the worker processes; on a Dask cluster, by its workers."""
+    size = config.report_limits.batch_size
+    if config.executor.kind == "dask":
+        return _batches(config, run_id, "reports", records, size, context)
+    first = islice(records, -(-report_stage.POOL_MIN_RECORDS // size) * size)
+    return chain(
+        _batches(config, run_id, "reports", first, size, replace(context, workers=1)),
+        _batches(config, run_id, "reports", records, size, context),
+    )
 
 
 @flow(name="extract-scene-graphs")

@@ -156,7 +156,9 @@ class ExtractionConfig(_Section):
         "rules", description="rules: offline spaCy rules; llm: an OpenAI-compatible server."
     )
     workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Processes for the rules backend."
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Processes for the rules backend, and for parsing reports past the first 5,000 records.",
     )
     batch_size: int = Field(1000, ge=1, description="Studies per Prefect task.")
     llm: LLMConfig = Field(default_factory=LLMConfig)
@@ -238,7 +240,14 @@ class QAConfig(_Section):
         ),
     )
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Generation processes.")
-    batch_size: int = Field(2000, ge=1, description="Studies per Prefect task.")
+    batch_size: int = Field(
+        2000,
+        ge=1,
+        description=(
+            "Studies per Prefect task (QA and validation); up to 5x as many where they have little to do (a "
+            "template's rebuild), on the local executor."
+        ),
+    )
 
     @field_validator("template_dirs", "program_modules")
     @classmethod

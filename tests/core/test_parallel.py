@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from cxrvqa.core.parallel import batched_by_weight, shutdown_pools, warm_workers, with_workers_for
+from cxrvqa.core.parallel import (
+    MIN_ITEMS_PER_WORKER,
+    batched_by_weight,
+    pool_chunks,
+    shutdown_pools,
+    warm_workers,
+    with_workers_for,
+)
 
 
 @dataclass(frozen=True)
@@ -67,3 +74,13 @@ def test_batched_by_weight_goes_past_size_only_while_the_items_are_light() -> No
         list("j"),
     ]
     assert list(batched_by_weight([], _weights([]), 2, 6, 4)) == []
+
+
+def test_pool_chunks_give_every_worker_enough_of_them_for_the_pool() -> None:
+    studies = list(range(1000))
+    assert [len(c) for c in pool_chunks(studies, 2, 100)] == [100] * 10  # at most `most`
+    many = list(pool_chunks(studies, 16, 100))  # 16 workers x 4 chunks: chunks of 15, not 100 (nor 16: 63 chunks)
+    assert len(many) >= 16 * MIN_ITEMS_PER_WORKER and [s for c in many for s in c] == studies
+    assert len(list(pool_chunks(list(range(2000)), 16))) >= 16 * MIN_ITEMS_PER_WORKER  # a QA batch on 16 workers
+    assert [len(c) for c in pool_chunks(list(range(2000)), 2)] == [250] * 8  # 2 workers: as before
+    assert list(pool_chunks([], 2, 100)) == []

@@ -397,3 +397,28 @@ def test_an_edited_report_edited_back_gives_back_its_items(tmp_path: Path) -> No
     edited = build(clear)
     assert edited and not any(answer == "right" for _, _, answer, _ in edited)
     assert build(effusion) == first
+
+
+def test_the_reports_stage_splits_its_records_where_the_pool_takes_over(tmp_path: Path, monkeypatch) -> None:
+    """The reports stage's first records (rounded up to whole batches) go to batches parsed in the flow's process,
+    the rest to batches parsed by the worker processes (`_report_batches`; so few records stay in this process all
+    the same, `process_map`: the pool's parse is tests/reports'). With the threshold at 1 record and batches of 2,
+    the stored reports, sentences and rejects are those of a build whose batches all parse here."""
+    from cxrvqa.reports import stage as report_stage
+    from flows.build import build_dataset
+
+    def build(out: Path) -> list[list[tuple]]:
+        config = demo_config(out, stages=["reports"], report_limits={"batch_size": 2}, extraction={"workers": 2})
+        build_dataset(config)
+        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            return [
+                store.query("SELECT study_id, text, findings, impression, n_sentences FROM reports ORDER BY 1"),
+                store.query("SELECT study_id, sentence_id, section, text, deid_only FROM sentences ORDER BY 1, 2"),
+                store.query("SELECT source, reason FROM report_rejects ORDER BY ALL"),
+                store.query("SELECT n_input, n_done, n_rejected FROM run_stages"),
+            ]
+
+    here = build(tmp_path / "here")
+    monkeypatch.setattr(report_stage, "POOL_MIN_RECORDS", 1)
+    split = build(tmp_path / "split")
+    assert split == here and len(here[0]) >= 4

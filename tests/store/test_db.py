@@ -212,8 +212,14 @@ def test_optimizers_off_meanwhile_and_as_before_after(tmp_path: Path) -> None:
         with store.optimizers_off("build_side_probe_side"):
             assert disabled(store) == {"build_side_probe_side"}
         assert disabled(store) == set()
-        store.con.execute("SET disabled_optimizers = 'late_materialization'")
+        store.con.execute("SET disabled_optimizers = 'top_n'")
         with pytest.raises(RuntimeError), store.optimizers_off("build_side_probe_side"):
-            assert disabled(store) == {"late_materialization", "build_side_probe_side"}
-            raise RuntimeError("a failed statement")
-        assert disabled(store) == {"late_materialization"}
+            assert disabled(store) == {"top_n", "build_side_probe_side"}
+            raise RuntimeError("a failed step")
+        assert disabled(store) == {"top_n"}
+        # a failed statement aborts the transaction: its own error is raised, the setting set back at the rollback
+        with pytest.raises(duckdb.InvalidInputException, match="a failed statement"), store.transaction():
+            with store.optimizers_off("build_side_probe_side"):
+                store.con.execute("SELECT error('a failed statement')")
+        assert disabled(store) == {"top_n"}
+        store.insert("grade_levels", [{"grade": 1, "label": "A", "meaning": "m"}])  # the store is usable again

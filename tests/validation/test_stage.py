@@ -36,11 +36,11 @@ def test_rerun_skips_and_a_strictness_change_revalidates(demo: Path) -> None:
     with Store(demo / "cxrvqa.duckdb") as store:
         first_grades = store.query(grades)
         context = stage.prepare(_config(demo))
-        total, n_pending, studies, _ = stage.pending_studies(store, context)
+        total, n_pending, studies = stage.pending_studies(store, context)[:3]
         assert total > 0 and (n_pending, studies) == (0, [])
         stricter = stage.prepare(_config(demo, strictness={"answer_leak": "warn"}))
         assert stricter.validators_version != context.validators_version
-        total, n_pending, studies, _ = stage.pending_studies(store, stricter)
+        total, n_pending, studies = stage.pending_studies(store, stricter)[:3]
         assert n_pending == total and studies == [
             "900000000000000000000000000000000000001",
             "demo-s1",
@@ -87,7 +87,7 @@ def test_items_as_generated_are_not_regenerated(demo: Path, tmp_path: Path, monk
         assert len(rows) > 100 and all(row["answer_digest"] == answer_digest(row) for row in rows)
         store.con.execute("DELETE FROM validation_done WHERE study_id = 'demo-s1'")
         context = stage.prepare(_config(out))
-        _, n_pending, studies, _ = stage.pending_studies(store, context)
+        _, n_pending, studies = stage.pending_studies(store, context)[:3]
 
         def regenerate(*_: object, **__: object) -> None:
             raise AssertionError("an item as generated was regenerated")
@@ -112,7 +112,7 @@ def test_a_tampered_answer_is_rejected_with_its_reason(demo: Path, tmp_path: Pat
         store.con.execute("UPDATE qa_items SET answer = 'left' WHERE item_id = ?", [item_id])
         store.con.execute("DELETE FROM validation_done WHERE item_id = ?", [item_id])
         context = stage.prepare(_config(out))
-        assert stage.pending_studies(store, context)[1:] == (1, ["demo-s1"], [1])
+        assert stage.pending_studies(store, context)[1:4] == (1, ["demo-s1"], [1])
         counts = run_batch(stage, store, "r-tamper", ["demo-s1"], context)
         assert (counts.n_input, counts.n_done, counts.n_rejected) == (1, 0, 1)
         assert store.query(
@@ -342,8 +342,11 @@ def test_sentence_readings_kept_from_chunk_to_chunk_change_no_verdict(demo: Path
 
 def test_batches_take_more_studies_where_they_hold_few_pending_items() -> None:
     studies = [f"s{i:02d}" for i in range(30)]
-    full_build = stage.PendingStudies(600, 600, studies, [20] * 30)
+    full_build = stage.PendingStudies(600, 600, studies, [20] * 30, 30)
     assert [len(b) for b in stage.batches(full_build)(studies, 4)] == [4] * 7 + [2]
-    template_rebuild = stage.PendingStudies(600, 60, studies, [2] * 30)  # up to 5 x 4 studies a batch
+    # 2 of a current study's 20 items: on past 4 studies until 4 x 10 items, up to 5 x 4 studies
+    template_rebuild = stage.PendingStudies(600, 60, studies, [2] * 30, 30)
     assert [len(b) for b in stage.batches(template_rebuild)(studies, 4)] == [20, 10]
     assert [b for batch in stage.batches(template_rebuild)(studies, 4) for b in batch] == studies
+    fewer_per_study = stage.PendingStudies(180, 180, studies, [6] * 30, 30)  # a full build of 6 items a study
+    assert [len(b) for b in stage.batches(fewer_per_study)(studies, 4)] == [4] * 7 + [2]

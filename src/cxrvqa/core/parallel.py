@@ -10,7 +10,7 @@ import atexit
 import gc
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -65,6 +65,39 @@ def batched_by_weight(
             batch, total = [], 0
     if batch:
         yield batch
+
+
+#: How a stage's items become batches of about a size (`batched`, or a `weighted_split`).
+Split = Callable[[Iterable[Any], int], Iterator[list[Any]]]
+
+#: A batch of light items takes at most this many times the batch size (`weighted_split`).
+LIGHT_BATCH_MOST = 5
+
+
+def weighted_split(weight_of: Callable[[Any], int], per_item: int) -> Split:
+    """A split into batches of ``size`` items, or of up to `LIGHT_BATCH_MOST` times as many where the items are
+    light: a batch goes on past ``size`` while its weights sum to less than ``size`` x ``per_item``. A template's
+    rebuild (a study needs one template, or has ~2 items to validate) then pays the main process's per-batch costs
+    (the loads over the batch's range, the commit) per ~10,000 studies, not per 2,000 (100k studies, validation:
+    load and write 0.67 s per 10,000 studies against 1.56 s)."""
+
+    def split(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+        return batched_by_weight(items, weight_of, size, size * per_item, size * LIGHT_BATCH_MOST)
+
+    return split
+
+
+def pool_chunk_size(n: int, workers: int, most: int | None = None) -> int:
+    """The size of chunks of ``n`` items that gives each of ``workers`` `MIN_ITEMS_PER_WORKER` of them, at most
+    ``most``: `process_map` keeps fewer in this process (2,000 studies in chunks of ceil(2000 / 64) = 32 are 63
+    chunks, not the 64 that 16 workers need; 1,000 in chunks of 100 were parsed here past 2 workers)."""
+    size = max(1, n // (workers * MIN_ITEMS_PER_WORKER))
+    return size if most is None else min(most, size)
+
+
+def pool_chunks(items: Sequence[T], workers: int, most: int | None = None) -> Iterator[list[T]]:
+    """``items`` in chunks of `pool_chunk_size`."""
+    return batched(items, pool_chunk_size(len(items), workers, most))
 
 
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

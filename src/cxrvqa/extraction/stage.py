@@ -26,10 +26,10 @@ from cxrvqa.extraction.llm import (
     request_outcomes,
 )
 from cxrvqa.core.scene_graph import SceneGraph, Sentence
-from cxrvqa.core.parallel import batched, collector_paused, process_map
+from cxrvqa.core.parallel import collector_paused, pool_chunks, process_map
 from cxrvqa.core.provenance import code_digest, code_version, stable_hash
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
-from cxrvqa.store.shards import Tables, write_tables
+from cxrvqa.store.shards import Tables, merged, write_tables
 
 #: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `extract-batch`).
 NAME = "extract"
@@ -492,16 +492,7 @@ def compute_batch(studies: list[StudyInput], context: ExtractStageContext, run_i
     if context.backend != "rules":
         raise ValueError(f"compute_batch runs the rules backend only, not {context.backend!r}")
     work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
-    return _merged(process_map(work, batched(studies, CHUNK), context.workers))  # the pool has them from here
-
-
-def _merged(chunks: Iterable[Tables]) -> Iterator[Tables]:
-    """The chunks' rows as one table each."""
-    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
-    for chunk_tables in chunks:
-        for table, rows in chunk_tables.items():
-            tables[table].extend(rows)
-    yield tables
+    return merged(process_map(work, pool_chunks(studies, context.workers, CHUNK), context.workers), TABLES)
 
 
 def starts_ahead(context: ExtractStageContext) -> bool:

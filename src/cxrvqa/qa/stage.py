@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from cxrvqa.config import Config
 from cxrvqa.core.balance import Balanced, balance_questions, eval_thresholds, even_quota, within_tolerance
-from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, batched_by_weight, collector_paused, process_map
+from cxrvqa.core.parallel import Split, collector_paused, pool_chunks, process_map, weighted_split
 from cxrvqa.core.prior import baseline_code_hash, measure
 from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.qa.programs import PROGRAMS
@@ -172,22 +172,11 @@ def pending_work(store: Store, context: QAStageContext) -> tuple[int, list[tuple
     return total, [(study, every if ids is None else shared.setdefault(tuple(ids), list(ids))) for study, ids in rows]
 
 
-#: A batch's most studies, as a multiple of `qa.batch_size`: where studies need few of the templates (a template's
-#: rebuild needs one), a batch goes on past `qa.batch_size` studies until they need as many (study, template) pairs
-#: as `qa.batch_size` studies needing every template, so that this process's per-batch costs (the loads over the
-#: batch's range, the commit) are paid a fifth as often, not per 2,000 studies.
-BATCH_MOST_STUDIES = 5
-
-
-def batches(context: QAStageContext) -> Callable[[Iterable[tuple[str, list[str]]], int], Iterator[list]]:
-    """How the pending studies (`pending_work`) become batches (`flows.build._batches`): ``size`` studies, or up
-    to `BATCH_MOST_STUDIES` times as many where they need few templates."""
-    every = len(context.templates)
-
-    def split(work: Iterable[tuple[str, list[str]]], size: int) -> Iterator[list]:
-        return batched_by_weight(work, lambda study: len(study[1]), size, size * every, size * BATCH_MOST_STUDIES)
-
-    return split
+def batches(context: QAStageContext) -> Split:
+    """How the pending studies (`pending_work`) become batches (`flows.build._batches`): ``size`` studies, or more
+    where they need few of the templates (a template's rebuild needs one), until they need as many (study, template)
+    pairs as ``size`` studies needing every template (`weighted_split`)."""
+    return weighted_split(lambda study: len(study[1]), len(context.templates))
 
 
 @dataclass(frozen=True)
@@ -310,8 +299,7 @@ def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: 
     then their `qa_done` rows. Pure."""
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
     # enough chunks per worker for process_map to use the pool and keep every worker busy
-    chunk = max(1, -(-len(studies) // (context.workers * MIN_ITEMS_PER_WORKER)))
-    return _tables(process_map(fn, batched(studies, chunk), context.workers), context, run_id)
+    return _tables(process_map(fn, pool_chunks(studies, context.workers), context.workers), context, run_id)
 
 
 def starts_ahead(context: QAStageContext) -> bool:

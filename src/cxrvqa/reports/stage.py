@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from cxrvqa.config import Config
-from cxrvqa.core.parallel import batched, process_map
+from cxrvqa.core.parallel import pool_chunks, process_map
 from cxrvqa.core.provenance import code_version, file_stats, stable_hash
 from cxrvqa.core.text import SECTIONS, is_deid_only, section_rules, split_sections, split_sentences
 from cxrvqa.errors import InputError
@@ -19,7 +19,7 @@ from cxrvqa.reports.loaders import RawReject, RawReport, ReportReason
 from cxrvqa.store import StageCounts, Store
 from cxrvqa.store.retire import logger as retire_logger
 from cxrvqa.store.retire import reconcile
-from cxrvqa.store.shards import Tables, as_rows, write_tables
+from cxrvqa.store.shards import Tables, as_rows, merged, write_tables
 
 #: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `reports-batch`).
 NAME = "reports"
@@ -28,9 +28,11 @@ NAME = "reports"
 PARSER_RECIPE = "report-sections/2"
 
 
-#: Records per worker task; the records a build reads before its batches are parsed by the process pool (the
-#: extraction's threshold: a smaller build starts no pool, a larger one has it warm for the extraction).
+#: Records per worker task, at most; the records a build reads before its batches are parsed by the process pool
+#: (the extraction's threshold: a smaller build starts no pool, a larger one has it warm for the extraction).
 CHUNK, POOL_MIN_RECORDS = 100, 5000
+#: The tables a batch writes.
+TABLES = ("reports", "sentences", "report_rejects")
 
 
 @dataclass(frozen=True)
@@ -280,19 +282,17 @@ def load_batch(
 
 
 def compute_batch(work: ReportWork, context: ReportStageContext, run_id: str) -> Iterator[Tables]:
-    """The `reports`, `sentences` and `report_rejects` rows of the records to do (pure), parsed `CHUNK` records at a
-    time over the worker processes and written as one part (the write reads the batch's stored reports once)."""
+    """The `reports`, `sentences` and `report_rejects` rows of the records to do (pure), parsed at most `CHUNK`
+    records at a time over the worker processes and written as one part (the write reads the batch's stored reports
+    once)."""
     parse = partial(_parsed, context=context, run_id=run_id, now=datetime.now(timezone.utc))
-    parts = list(process_map(parse, batched(work.todo, CHUNK), context.workers))
-    yield {
-        table: [row for part in parts for row in part[table]] for table in ("reports", "sentences", "report_rejects")
-    }
+    return merged(process_map(parse, pool_chunks(work.todo, context.workers, CHUNK), context.workers), TABLES)
 
 
 def _parsed(
     todo: list[tuple[RawReport | RawReject, str]], context: ReportStageContext, run_id: str, now: datetime
 ) -> dict[str, list[dict[str, Any]]]:
-    """`compute_batch` of some records (in a worker)."""
+    """`compute_batch` of some records (in a worker, or here for a small input)."""
     rejects: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     sentence_rows: list[dict[str, Any]] = []

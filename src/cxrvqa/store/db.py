@@ -85,6 +85,7 @@ class Store:
         self.memory_limit = memory_limit
         self._in_transaction = False
         self._pending: set[str] = set()  # marked tables inserted into in this transaction, settled at commit
+        self._after_rollback: list[tuple[str, str]] = []  # settings to set back once the transaction is rolled back
         if read_only and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `cxrvqa build --out {self.path.parent}` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +135,15 @@ class Store:
         try:
             yield
         finally:
-            self.con.execute("SET disabled_optimizers = ?", [before])
+            self._set_back("disabled_optimizers", before)
+
+    def _set_back(self, setting: str, value: str) -> None:
+        """``SET setting = value`` now, or once this transaction is rolled back where a failed statement aborted it
+        (DuckDB then refuses every statement but ROLLBACK; the statement's own error is the one raised)."""
+        try:
+            self.con.execute(f"SET {setting} = ?", [value])
+        except duckdb.TransactionException:
+            self._after_rollback.append((setting, value))
 
     def _check_schema(self) -> None:
         exists = self.con.execute(
@@ -228,6 +237,9 @@ class Store:
             self._in_transaction = False
             self._pending.clear()
             self.con.execute("ROLLBACK")
+            while self._after_rollback:
+                setting, value = self._after_rollback.pop()
+                self.con.execute(f"SET {setting} = ?", [value])
             raise
         self._in_transaction = False
         self._pending.clear()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union
@@ -43,6 +43,16 @@ def n_rows(rows: Rows) -> int:
 def as_rows(rows: Rows) -> list[dict[str, Any]]:
     """Row dicts, for writers that look at each row (images: duplicates and PNG paths)."""
     return rows.to_pylist() if isinstance(rows, pa.Table) else list(rows)
+
+
+def merged(parts: Iterable[Tables], tables: Iterable[str]) -> Iterator[Tables]:
+    """The parts' rows as one part, a list per table of ``tables`` (a batch computed in chunks, written at once),
+    read from the parts when first asked for: their computing may start before (`cxrvqa.core.batch`)."""
+    rows: dict[str, list[dict[str, Any]]] = {table: [] for table in tables}
+    for part in parts:
+        for table, part_rows in part.items():
+            rows[table].extend(as_rows(part_rows))
+    yield rows
 
 
 def write_tables(store: Store, parts: Iterable[Tables]) -> Counter[str]:

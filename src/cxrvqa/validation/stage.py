@@ -7,7 +7,7 @@ everything after a validator or a strictness changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from cxrvqa.config import Config
 from cxrvqa.core.grading import STATUS_RANK, Grading, grade_item, grading, judge_capped
-from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, batched_by_weight, collector_paused, process_map
+from cxrvqa.core.parallel import Split, batched, collector_paused, pool_chunk_size, process_map, weighted_split
 from cxrvqa.core.provenance import stable_hash
 from cxrvqa.core.resources import load_json_schema
 from cxrvqa.errors import ConfigError
@@ -115,37 +115,26 @@ class PendingStudies(NamedTuple):
     n_pending: int  # of them not yet validated by these validators
     studies: list[str]  # the studies they belong to, in order
     items: list[int]  # each study's pending items
+    current_studies: int = 0  # the studies with current items
 
 
 def pending_studies(store: Store, context: ValidateStageContext) -> PendingStudies:
     """The current items, those not yet validated by these validators and the studies they belong to."""
-    total = store.query("SELECT count(*) FROM qa_current")[0][0]
+    [(total, current_studies)] = store.query("SELECT count(*), count(DISTINCT study_id) FROM qa_current")
     pending = PENDING_SQL.format(studies="true", done_studies="true")
     rows = store.query(
         f"SELECT study_id, count(*) FROM ({pending}) GROUP BY 1 ORDER BY 1", [context.validators_version]
     )
-    return PendingStudies(total, sum(n for _, n in rows), [study for study, _ in rows], [n for _, n in rows])
+    studies, items = [study for study, _ in rows], [n for _, n in rows]
+    return PendingStudies(total, sum(items), studies, items, current_studies)
 
 
-#: A batch's pending items, at least, before it ends at `qa.batch_size` studies (per study: about the items a study
-#: has in a full build, ~21 at 10k synthetic studies, so that a full build's batches are `qa.batch_size` studies),
-#: and its most studies, as a multiple of `qa.batch_size`. A template's rebuild validates ~2.3 items a study:
-#: batches of 10,000 studies instead of 2,000 pay the batch's fixed costs in this process (the queries over its
-#: range, the commit's marker pass) a fifth as often (100k studies: load and write 0.67 against 1.56 s per 10,000
-#: studies), while the workers validate.
-BATCH_ITEMS_PER_STUDY, BATCH_MOST_STUDIES = 20, 5
-
-
-def batches(pending: PendingStudies) -> Callable[[Iterable[str], int], Iterator[list[str]]]:
-    """How the pending studies become batches (`flows.build._batches`): ``size`` studies, or up to
-    `BATCH_MOST_STUDIES` times as many where they hold few pending items."""
-
+def batches(pending: PendingStudies) -> Split:
+    """How the pending studies become batches (`flows.build._batches`): ``size`` studies, or more where they hold
+    fewer than half the items a current study has (a template's rebuild: ~2 of ~21 at 10k synthetic studies), so that
+    a full build's batches are ``size`` studies whatever its items per study (`weighted_split`)."""
     items = dict(zip(pending.studies, pending.items, strict=True))
-
-    def split(studies: Iterable[str], size: int) -> Iterator[list[str]]:
-        return batched_by_weight(studies, items.get, size, size * BATCH_ITEMS_PER_STUDY, size * BATCH_MOST_STUDIES)
-
-    return split
+    return weighted_split(items.__getitem__, max(1, pending.total // (2 * max(1, pending.current_studies))))
 
 
 @dataclass(frozen=True)
@@ -435,7 +424,7 @@ def compute_batch(work: ValidationWork, context: ValidateStageContext, run_id: s
     """The result, done and grade rows of these studies' items, chunk by chunk over the worker processes (pure;
     the chunks are the pool's from the call on)."""
     workers = context.workers if work.items.num_rows + STUDY_ITEMS * len(work.payloads) >= POOL_MIN_ITEMS else 1
-    chunk = max(1, -(-len(work.payloads) // (workers * MIN_ITEMS_PER_WORKER)))
+    chunk = pool_chunk_size(len(work.payloads), workers)
     return process_map(
         partial(validate_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
         _chunks(work, chunk),

@@ -161,7 +161,18 @@ edit 193.8 -> 106.0 s (22.9%: qa 23.6, validate 46.6, in-run other 25.0, reports
 met), no change 27.7 -> 1.3 s (0.3%, met); peak RSS tree 3,349 -> 1,843 MB, 1.16x the 10k build's 1,583 MB (met).
 The QA stage's balance at 100k (full selection, a copy of the build, 512MB cap): 34.9 s wall, 63 CPU s (the
 selection 15.3, per-question balance 9.5, question-only baseline 8.9, evaluation thresholds 8.0); the reports stage
-parses in the main process (split_sentences 24% of it, split_sections 12%) while the workers are idle.
+parsed in the main process (split_sentences 24% of it, split_sections 12%) while the workers were idle.
+2026-12-06, session 36 (batches by their work: a template's rebuild validates and generates up to 5x qa.batch_size
+studies a batch; the selection's INSERT with DuckDB's build-side choice off; reports parsed by the workers past 5,000
+records): 100k largest-template edit, a copy of the build, min of 3-4 runs: 102.3 -> 90.0 s (validate 46.0 -> 38.3 s),
+user CPU 77 -> 63 s. 10k side by side (9a1b8a3): full 110.9 -> 49.2 s (2.26x; the previous version's own time was
+98.4-110.9 s over this session's runs, the current one's 49.2-52.9 s), largest edit 25.0 -> 15.9 s (32.4%), typical
+15.9 -> 11.8 s, no change 8.2 -> 0.7 s; tree 2,438 -> 1,576 MB. 100k, this version only (9a1b8a3): full 464.1 s
+(reports 19.7, extract 56.5, qa 157.4, validate 183.8, in-run other 40.3; 2.37x session 35's 1,100.3 s of the previous
+version), largest edit 93.6 s (20.2%: qa 23.5, validate 38.7, in-run other 25.3), typical 42.8 s (9.2%), no change
+1.9 s (0.4%); tree 1,853 MB = 1.18x the 10k build's. Where the 100k largest edit's time goes (py-spy): the workers'
+study views (generation and validation each build one per study: ~25 of ~126 worker CPU seconds), the balance's
+question-only baseline (9.3 s: grouping 1.7M items by their texts), validation's per-study report readings.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -9,7 +9,6 @@ from functools import partial
 from pathlib import Path
 
 from cxrvqa.core.parallel import (
-    MIN_ITEMS_PER_WORKER,
     batched_by_weight,
     pool_chunks,
     shutdown_pools,
@@ -80,7 +79,7 @@ def test_pool_chunks_give_every_worker_enough_of_them_for_the_pool() -> None:
     studies = list(range(1000))
     assert [len(c) for c in pool_chunks(studies, 2, 100)] == [100] * 10  # at most `most`
     many = list(pool_chunks(studies, 16, 100))  # 16 workers x 4 chunks: chunks of 15, not 100 (nor 16: 63 chunks)
-    assert len(many) >= 16 * MIN_ITEMS_PER_WORKER and [s for c in many for s in c] == studies
-    assert len(list(pool_chunks(list(range(2000)), 16))) >= 16 * MIN_ITEMS_PER_WORKER  # a QA batch on 16 workers
+    assert [len(c) for c in many] == [15] * 66 + [10] and [s for c in many for s in c] == studies
+    assert [len(c) for c in pool_chunks(list(range(2000)), 16)] == [31] * 64 + [16]  # a QA batch on 16 workers
     assert [len(c) for c in pool_chunks(list(range(2000)), 2)] == [250] * 8  # 2 workers: as before
     assert list(pool_chunks([], 2, 100)) == []

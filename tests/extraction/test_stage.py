@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cxrvqa.config import Config
 from cxrvqa.core.batch import run_batch
-from cxrvqa.core.parallel import batched
+from cxrvqa.core import parallel
+from cxrvqa.core.parallel import batched, shutdown_pools
 from cxrvqa.core.scene_graph import SceneGraph
 from cxrvqa.extraction import stage
 from cxrvqa.store import StageCounts, Store, start_run
@@ -203,3 +205,27 @@ def test_graph_json_matches_the_published_schema(config: Config) -> None:
     assert len(graphs) == 6
     for graph in graphs:
         validator.validate(graph)
+
+
+def test_the_worker_processes_extract_a_batch_as_this_process_does(tmp_path: Path) -> None:
+    """12 studies (the fixture's reports twice over) in chunks of 1: the pool of 2 workers gets 4 chunks each."""
+    reports = [{**r, "study_id": f"{r['study_id']}-{n}"} for n in range(2) for r in REPORTS]
+    config = Config(
+        out_dir=tmp_path / "out",
+        reports=write_jsonl(tmp_path / "r.jsonl", reports),
+        report_format="jsonl",
+        stages=["reports", "extract"],
+    )
+    run_report_stage(config)
+    context = stage.prepare(config)
+    with Store(config.db_path) as store:
+        work, _ = stage.load_batch(store, stage.pending_studies(store, context)[1], context)
+
+    def extracted(workers: int) -> list[dict[str, list]]:  # the rows but their creation time, in order
+        parts = list(stage.compute_batch(work, replace(context, workers=workers), "r1"))
+        return [{t: [{**row, "created_at": None} for row in rows] for t, rows in part.items()} for part in parts]
+
+    shutdown_pools()
+    in_pool = extracted(2)
+    assert 2 in parallel._pools  # the pool's work, not this process's
+    assert in_pool == extracted(1) and len(in_pool[0]["scene_graphs"]) == 12

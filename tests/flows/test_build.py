@@ -422,3 +422,24 @@ def test_the_reports_stage_splits_its_records_where_the_pool_takes_over(tmp_path
     monkeypatch.setattr(report_stage, "POOL_MIN_RECORDS", 1)
     split = build(tmp_path / "split")
     assert split == here and len(here[0]) >= 4
+
+
+def test_report_batches_split_at_whole_batches_here_and_not_on_a_cluster(tmp_path: Path, monkeypatch) -> None:
+    import flows.build as build
+    from cxrvqa.reports import stage as report_stage
+
+    calls: list[tuple[list[int], int]] = []
+    monkeypatch.setattr(
+        build,
+        "_batches",
+        lambda config, run_id, stage, items, size, context: calls.append((list(items), context.workers)),
+    )
+    monkeypatch.setattr(report_stage, "POOL_MIN_RECORDS", 3)
+    config = demo_config(tmp_path, report_limits={"batch_size": 2}, extraction={"workers": 2})
+    context = report_stage.prepare(config)
+    build._report_batches(config, "r1", iter(range(7)), context)
+    assert calls == [([0, 1, 2, 3], 1), ([4, 5, 6], 2)]  # 3 records rounded up to 2 batches of 2, here
+    calls.clear()
+    config.executor = config.executor.model_copy(update={"kind": "dask", "dask_local_workers": 1})
+    build._report_batches(config, "r1", iter(range(7)), context)
+    assert calls == [([0, 1, 2, 3, 4, 5, 6], 2)]  # the cluster's workers parse every batch

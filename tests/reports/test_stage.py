@@ -11,7 +11,8 @@ import pytest
 
 from cxrvqa.config import Config
 from cxrvqa.core.batch import run_batch
-from cxrvqa.core.parallel import MIN_ITEMS_PER_WORKER, batched, pool_chunks
+from cxrvqa.core import parallel
+from cxrvqa.core.parallel import batched, shutdown_pools
 from cxrvqa.reports import stage
 from cxrvqa.reports.loaders import load_reports
 from cxrvqa.store import StageCounts, Store, start_run
@@ -213,7 +214,8 @@ def test_the_worker_processes_parse_a_batch_as_this_process_does(tmp_path: Path)
         parts = list(stage.compute_batch(work, replace(context, workers=workers), "r1"))
         return [{t: [{**row, "created_at": None} for row in rows] for t, rows in part.items()} for part in parts]
 
-    assert len(list(pool_chunks(work.todo, 2, stage.CHUNK))) >= 2 * MIN_ITEMS_PER_WORKER  # the pool's, not here
-    in_pool = parsed(2)
+    shutdown_pools()
+    in_pool = parsed(2)  # 9 chunks of 100 records
+    assert 2 in parallel._pools  # the pool's work, not this process's
     assert in_pool == parsed(1)
     assert [len(in_pool[0][t]) for t in ("reports", "sentences", "report_rejects")] == [600, 1200, 300]

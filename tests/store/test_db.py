@@ -222,4 +222,8 @@ def test_optimizers_off_meanwhile_and_as_before_after(tmp_path: Path) -> None:
             with store.optimizers_off("build_side_probe_side"):
                 store.con.execute("SELECT error('a failed statement')")
         assert disabled(store) == {"top_n"}
+        with pytest.raises(duckdb.InvalidInputException), store.transaction():  # nested: the outermost's value last
+            with store.optimizers_off("build_side_probe_side"), store.optimizers_off("filter_pushdown"):
+                store.con.execute("SELECT error('a failed statement')")
+        assert disabled(store) == {"top_n"}
         store.insert("grade_levels", [{"grade": 1, "label": "A", "meaning": "m"}])  # the store is usable again

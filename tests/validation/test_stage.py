@@ -350,3 +350,5 @@ def test_batches_take_more_studies_where_they_hold_few_pending_items() -> None:
     assert [b for batch in stage.batches(template_rebuild)(studies, 4) for b in batch] == studies
     fewer_per_study = stage.PendingStudies(180, 180, studies, [6] * 30, 30)  # a full build of 6 items a study
     assert [len(b) for b in stage.batches(fewer_per_study)(studies, 4)] == [4] * 7 + [2]
+    half = stage.PendingStudies(600, 150, studies, [5] * 30, 30)  # 5 of 20 items a study: on until 4 x 10 items
+    assert [len(b) for b in stage.batches(half)(studies, 4)] == [8, 8, 8, 6]

@@ -143,6 +143,8 @@ class Store:
         try:
             self.con.execute(f"SET {setting} = ?", [value])
         except duckdb.TransactionException:
+            if not self._in_transaction:  # a transaction not this Store's: nothing would set it back
+                raise
             self._after_rollback.append((setting, value))
 
     def _check_schema(self) -> None:
@@ -236,10 +238,12 @@ class Store:
         except BaseException:
             self._in_transaction = False
             self._pending.clear()
-            self.con.execute("ROLLBACK")
-            while self._after_rollback:
-                setting, value = self._after_rollback.pop()
-                self.con.execute(f"SET {setting} = ?", [value])
+            deferred, self._after_rollback = self._after_rollback, []
+            try:
+                self.con.execute("ROLLBACK")
+            finally:
+                for setting, value in deferred:  # in the order they were set back: the outermost one last
+                    self.con.execute(f"SET {setting} = ?", [value])
             raise
         self._in_transaction = False
         self._pending.clear()

@@ -40,6 +40,19 @@ def cache_dir() -> Path:
     return Path(base) / "cxrvqa"
 
 
+#: Prefect server services (`PREFECT_SERVER_SERVICES_<NAME>_ENABLED`) that a build never needs.
+_SERVICES_NOT_USED = (
+    "SCHEDULER",
+    "LATE_RUNS",
+    "FOREMAN",
+    "REPOSSESSOR",
+    "CLEANUP_RECONCILER",
+    "TRIGGERS",
+    "PAUSE_EXPIRATIONS",
+    "CANCELLATION_CLEANUP",
+)
+
+
 def configure_prefect_environment() -> None:
     """Defaults for Prefect's settings; values the user set in the environment win. Call before importing prefect."""
     defaults = {
@@ -57,6 +70,10 @@ def configure_prefect_environment() -> None:
         # distributed to find them): ~0.45 s of its ~3.7 s start on 2 cores. A build stores no blocks.
         "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
         "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+        # The server's services for deployments, work pools, automations, pauses and cancellations: a build uses
+        # none, and their loops start with it (10k synthetic build, 2 runs each: the server's CPU 5.9/5.8 -> 5.2/5.5
+        # s, the reports stage, which they overlap, 3.3/2.7 -> 2.7/2.6 s). The recorders of runs and events stay.
+        **{f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in _SERVICES_NOT_USED},
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -443,3 +444,21 @@ def test_report_batches_split_at_whole_batches_here_and_not_on_a_cluster(tmp_pat
     config.executor = config.executor.model_copy(update={"kind": "dask", "dask_local_workers": 1})
     build._report_batches(config, "r1", iter(range(7)), context)
     assert calls == [([0, 1, 2, 3, 4, 5, 6], 2)]  # the cluster's workers parse every batch
+
+
+def test_the_local_servers_unused_services_are_off_and_its_recorders_on() -> None:
+    """Prefect's settings read the environment names (a misspelt one would leave its service on without a word)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from flows.prefect_env import _SERVICES_NOT_USED, configure_prefect_environment\n"
+        "configure_prefect_environment()\n"
+        "from prefect.settings import get_current_settings\n"
+        "s = get_current_settings().server.services\n"
+        "print([getattr(s, n.lower()).enabled for n in _SERVICES_NOT_USED], s.task_run_recorder.enabled, "
+        "s.event_persister.enabled)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_SERVICES")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split() == ["[False,"] + ["False,"] * 6 + ["False]", "True", "True"]

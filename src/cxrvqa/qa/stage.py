@@ -682,7 +682,7 @@ def _insert_current(store: Store, templates: list[str] | None) -> None:
     """`qa_current`'s rows of these templates (None: all). The candidates stay the probe side of the rule's joins
     with the balance tables: inside the balance's transaction the new balance rows have no statistics, and DuckDB's
     choice of build side made a LEFT JOIN a RIGHT JOIN with its hash table over the candidates (100k studies, the
-    largest template rebuilt: out of memory at the 512MB cap, and 13.7 s with the choice off)."""
+    largest template rebuilt: out of memory at the 512MB cap; with the choice off the whole balance took 13.7 s)."""
     with store.optimizers_off("build_side_probe_side"):
         store.con.execute(f"INSERT INTO qa_current {CURRENT_SQL}", [templates])
 

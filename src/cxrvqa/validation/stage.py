@@ -115,7 +115,7 @@ class PendingStudies(NamedTuple):
     n_pending: int  # of them not yet validated by these validators
     studies: list[str]  # the studies they belong to, in order
     items: list[int]  # each study's pending items
-    current_studies: int = 0  # the studies with current items
+    current_studies: int  # the studies with current items
 
 
 def pending_studies(store: Store, context: ValidateStageContext) -> PendingStudies:

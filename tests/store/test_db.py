@@ -159,6 +159,21 @@ def test_memory_limit_is_applied_and_checked(tmp_path: Path) -> None:
         Store(tmp_path / "db.duckdb", memory_limit="lots")
 
 
+def test_a_writer_checkpoints_past_64mb_of_log_not_16mb(tmp_path: Path) -> None:
+    """Two commits of ~26MB of log each: past DuckDB's default 16MB the second would fold the log into the file."""
+    path = tmp_path / "db.duckdb"
+    with Store(path) as store:
+        assert store.query("SELECT current_setting('checkpoint_threshold')")[0][0] in ("64.0 MiB", "61.0 MiB")
+        store.con.execute("CREATE TABLE scratch (s VARCHAR)")
+        for _ in range(2):
+            with store.transaction():
+                store.con.execute("INSERT INTO scratch SELECT repeat(md5(i::VARCHAR), 8) FROM range(100000) r(i)")
+        assert path.with_name("db.duckdb.wal").stat().st_size > 50_000_000
+    assert not path.with_name("db.duckdb.wal").exists()
+    with Store(path, read_only=True) as store:
+        assert store.query("SELECT count(*) FROM scratch")[0][0] == 200_000
+
+
 def test_a_failed_insert_in_a_transaction_raises_its_own_error(tmp_path: Path) -> None:
     with Store(tmp_path / "x.duckdb") as store:
         with pytest.raises(duckdb.ConstraintException, match="duplicate key"):

@@ -592,6 +592,63 @@ def test_a_template_edit_selects_its_keys_again_as_a_whole_selection_would(
         assert store.query(profile) == edited_eval
 
 
+def _spaced(folder: Path, template_id: str) -> None:
+    """The user template's questions with a space before the question mark: texts no other template has, that
+    the baseline reads as finding_presence's (normalised)."""
+    path = folder / f"{template_id}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["variants"] = [v.replace("?", " ?") for v in data["variants"]]
+    for example in data.get("examples", []):
+        if "question" in example:
+            example["question"] = example["question"].replace("?", " ?")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+def test_a_template_edit_measures_the_baseline_of_its_own_items_unless_another_template_asks_its_questions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spaced: bool
+) -> None:
+    """Issue 19: after an edit of one template whose keys alone are selected again, the question-only baseline is
+    measured on its items only and the other templates' stored figures are kept; where its questions, normalised,
+    are another template's (a majority answer mixes both), on every item. The figures are a build from scratch's
+    either way, to the bit."""
+    prior = "SELECT * EXCLUDE (run_id, created_at) FROM current_qa_prior ORDER BY ALL"
+    user = tmp_path / "templates"
+    measured: list[tuple[str, list]] = []
+    shared: list[bool] = []
+    real_measure, real_query = stage.measure, Store.query
+
+    def spy_measure(store: Store, source: str, params: list | tuple = ()) -> list:
+        measured.append((source, list(params)))
+        return real_measure(store, source, params)
+
+    def spy_query(self: Store, sql: str, params: list | None = None) -> list[tuple]:
+        result = real_query(self, sql, params)
+        if sql == stage.SHARED_QUESTIONS_SQL:
+            shared.append(result[0][0])
+        return result
+
+    monkeypatch.setattr(stage, "measure", spy_measure)
+    monkeypatch.setattr(Store, "query", spy_query)
+    for version in (1, 2):
+        _user_template(user, "my_presence", version, reword=not spaced)
+        if spaced:
+            _spaced(user, "my_presence")
+        with Store(tmp_path / f"v{version}.duckdb") as scratch:
+            fill_store(scratch, 0, 40)
+            run_qa(scratch, tmp_path, "scratch", template_dirs=[user])
+            expected = scratch.query(prior)
+        with Store(tmp_path / "cxrvqa.duckdb") as store:
+            if version == 1:
+                fill_store(store, 0, 40)
+            measured.clear()
+            run_qa(store, tmp_path, f"run-{version}", template_dirs=[user])
+            assert store.query(prior) == expected
+    assert shared[-1] is False  # the texts differ: the keys of my_presence alone were selected again
+    whole = [("current_qa_items", [])]
+    assert measured == (whole if spaced else [(stage.CHANGED_ITEMS_SQL, [["my_presence"]])])
+
+
 def test_another_version_of_the_baseline_measures_the_stored_figures_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -217,30 +217,26 @@ def baseline_of(
             table[key_of[key](item)][item.answer] += n
         reader.add(item, n)
     majority = {key: {q: _majority(c) for q, c in table.items()} for key, table in counts.items()}
-    groups = {key: (defaultdict(_Scored), defaultdict(_Scored), defaultdict(_Scored)) for key in KEYS}
+    groups = {key: (defaultdict(_Scored), defaultdict(_Scored)) for key in KEYS}
     for item, n in held_out():
         chance = 1 / len(item.options) if item.options else CHANCE.get(item.answer_format, 0.0)
-        for key, (by_format, by_template, by_question) in groups.items():
+        for key, (by_template, by_question) in groups.items():
             if key == "options":
                 if not item.options:
                     continue
                 credit = reader.credit(item)
             else:
                 credit = _credit(majority[key].get(key_of[key](item)), item.answer, chance)
-            by_format[item.answer_format].add(credit, chance, n)
             by_template[(item.template_id, item.answer_format)].add(credit, chance, n)
             by_question[(item.template_id, _question_of(item, key))].add(credit, chance, n)
-    return [figure for key in KEYS for figure in _figures(key, *groups[key])]
+    return combined(figure for key in KEYS for figure in _template_figures(key, *groups[key]))
 
 
-def _figures(
-    key: str,
-    by_format: dict[str, _Scored],
-    by_template: dict[tuple[str, str], _Scored],
-    by_question: dict[tuple[str, str], _Scored],
+def _template_figures(
+    key: str, by_template: dict[tuple[str, str], _Scored], by_question: dict[tuple[str, str], _Scored]
 ) -> list[PriorFigure]:
-    """A key's figures: per answer format, then per template with its worst questions."""
-    figures = [_figure(key, fmt, None, by_format[fmt]) for fmt in sorted(by_format)]
+    """A key's figures per template, each with its worst questions."""
+    figures = []
     for (template, fmt), scored in sorted(by_template.items()):
         questions = sorted(
             ((args, q.n, q.credit / q.n, q.excess) for (t, args), q in by_question.items() if t == template),
@@ -249,6 +245,30 @@ def _figures(
         worst = tuple((args, n, round(acc, 4)) for args, n, acc, _ in questions[:WORST])
         figures.append(_figure(key, fmt, template, scored, worst))
     return figures
+
+
+def combined(figures: Iterable[PriorFigure]) -> list[PriorFigure]:
+    """Every figure of a dataset from its per-template ones (any per-format figure among them is ignored): per key,
+    one per answer format, then one per template (formats and templates in name order). A per-format figure is its
+    templates' held-out items together, summed from their figures (accuracy and chance x items) in template order,
+    so that a template edit needs the baseline of its own items only: the other templates' stored figures give the
+    same sums (`cxrvqa.qa.stage`; the `question` key's majorities are per text, so only where no other template
+    asks one of its question texts)."""
+    per_template = sorted(
+        (f for f in figures if f.template_id is not None),
+        key=lambda f: (KEYS.index(f.key), f.template_id or "", f.answer_format),
+    )
+    out = []
+    for key in KEYS:
+        of_key = [f for f in per_template if f.key == key]
+        for fmt in sorted({f.answer_format for f in of_key}):
+            scored = _Scored()
+            for f in of_key:
+                if f.answer_format == fmt:
+                    scored.add(f.accuracy, f.chance or 0.0, f.n_items)
+            out.append(_figure(key, fmt, None, scored))
+        out.extend(of_key)
+    return out
 
 
 #: The fields a baseline reads of each item, over a relation of items (`x`) with the build's templates (`t`): their
@@ -306,20 +326,21 @@ def stored_prior(store: Store, source: str = "current_qa_prior") -> list[PriorFi
     ]
 
 
-def measure(store: Store, source: str) -> list[PriorFigure]:
-    """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`), streamed
-    from the database: its distinct train items with their counts, then its held-out ones, in a fixed order."""
+def measure(store: Store, source: str, params: Sequence[Any] = ()) -> list[PriorFigure]:
+    """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`; ``params``:
+    the values of its placeholders), streamed from the database: its distinct train items with their counts, then
+    its held-out ones, in a fixed order."""
     items = f"SELECT *, count(*) AS n FROM ({ITEM_SQL.format(source=source)}) WHERE split "
     return baseline_of(
-        lambda: _streamed(store, items + "= ? GROUP BY ALL ORDER BY ALL"),
-        lambda: _streamed(store, items + "IS DISTINCT FROM ? GROUP BY ALL ORDER BY ALL"),
+        lambda: _streamed(store, items + "= ? GROUP BY ALL ORDER BY ALL", params),
+        lambda: _streamed(store, items + "IS DISTINCT FROM ? GROUP BY ALL ORDER BY ALL", params),
     )
 
 
-def _streamed(store: Store, sql: str, batch: int = 20_000) -> Iterator[tuple[PriorItem, int]]:
+def _streamed(store: Store, sql: str, params: Sequence[Any], batch: int = 20_000) -> Iterator[tuple[PriorItem, int]]:
     """The query's distinct items and their counts, batch by batch as DuckDB streams them (not a materialised
     result)."""
-    for record_batch in store.con.sql(sql, params=[TRAIN]).to_arrow_reader(batch):
+    for record_batch in store.con.sql(sql, params=[*params, TRAIN]).to_arrow_reader(batch):
         columns = record_batch.to_pydict()
         counts = columns.pop("n")
         yield from zip(prior_items(zip(*columns.values(), strict=True)), counts, strict=True)

@@ -156,8 +156,8 @@ def wait_for_local_server(timeout: float = 180.0) -> None:
         return
     deadline = time.monotonic() + timeout
     url = os.environ["PREFECT_API_URL"] + "/health"
-    # One client for every try: `httpx.get` makes a client, and its SSL context, per call (22 against 0.5 ms of CPU a
-    # try; ~0.6 s over a build's start, taken from the server starting beside it on 2 cores).
+    # One client for every try: `httpx.get` makes a client, and its SSL context, per call (22 ms against 0.5 ms of CPU
+    # a try; ~0.6 s over a build's start, taken from the server starting beside it on 2 cores).
     with httpx.Client(timeout=2) as client:
         while time.monotonic() < deadline:
             if _local_server.poll() is not None:

@@ -15,11 +15,14 @@ from flows import prefect_env
 
 
 class _Health(BaseHTTPRequestHandler):
-    calls = 0
+    """Answers /api/health with 503 to its first `starting` calls (a server still starting), then 200."""
+
+    calls, starting = 0, 2
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         type(self).calls += 1
-        self.send_response(200 if self.path == "/api/health" else 404)
+        ready = type(self).calls > type(self).starting
+        self.send_response(404 if self.path != "/api/health" else 200 if ready else 503)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -31,6 +34,7 @@ def _sleeper() -> subprocess.Popen:
 
 
 def test_waits_until_the_server_answers_its_health_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Health, "calls", 0)
     server = HTTPServer(("127.0.0.1", 0), _Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     process = _sleeper()
@@ -42,7 +46,7 @@ def test_waits_until_the_server_answers_its_health_check(monkeypatch: pytest.Mon
         server.shutdown()
         process.kill()
         process.wait()
-    assert _Health.calls == 1
+    assert _Health.calls == 3  # two answers of a starting server, then its health
 
 
 def test_a_server_that_exited_is_an_error_with_its_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -649,6 +649,37 @@ def test_a_template_edit_measures_the_baseline_of_its_own_items_unless_another_t
     assert measured == (whole if spaced else [(stage.CHANGED_ITEMS_SQL, [["my_presence"]])])
 
 
+@pytest.mark.parametrize("stored", ["by other code", "none"])
+def test_a_template_edit_measures_the_whole_baseline_unless_the_stored_one_is_the_last_selections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    """The other templates' stored figures are kept only where the last selection stored them, with this code: after
+    an edit of cxrvqa.core.prior, or a last selection that stored no figures (the view then shows an earlier run's),
+    the baseline of every item is measured."""
+    user = tmp_path / "templates"
+    measured: list[str] = []
+    real_measure = stage.measure
+
+    def spy_measure(store: Store, source: str, params: list | tuple = ()) -> list:
+        measured.append(source)
+        return real_measure(store, source, params)
+
+    monkeypatch.setattr(stage, "measure", spy_measure)
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        fill_store(store, 0, 40)
+        _user_template(user, "my_presence", 1, reword=True)
+        run_qa(store, tmp_path, "run-1", template_dirs=[user])
+        if stored == "none":
+            store.con.execute("DELETE FROM qa_prior")
+        else:
+            monkeypatch.setattr(stage, "baseline_code_hash", lambda: "another version")
+        measured.clear()
+        _user_template(user, "my_presence", 2, reword=True)
+        run_qa(store, tmp_path, "run-2", template_dirs=[user])
+        assert measured == ["current_qa_items"]
+        assert store.query("SELECT DISTINCT run_id FROM current_qa_prior") == [("run-2",)]
+
+
 def test_another_version_of_the_baseline_measures_the_stored_figures_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

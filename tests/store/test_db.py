@@ -160,7 +160,8 @@ def test_memory_limit_is_applied_and_checked(tmp_path: Path) -> None:
 
 
 def test_a_writer_checkpoints_past_64mb_of_log_not_16mb(tmp_path: Path) -> None:
-    """Two commits of ~26MB of log each: past DuckDB's default 16MB the second would fold the log into the file."""
+    """Two commits of ~26MB of log each: past DuckDB's default 16MB the second would fold the log into the file.
+    (100k rows each: below a row group's 122,880, which DuckDB would write to the file itself, not to the log.)"""
     path = tmp_path / "db.duckdb"
     with Store(path) as store:
         assert store.query("SELECT current_setting('checkpoint_threshold')")[0][0] in ("64.0 MiB", "61.0 MiB")

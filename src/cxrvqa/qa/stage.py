@@ -678,11 +678,14 @@ def _prior_of(
     """The baseline after a selection that replaced the keys of the ``changed`` templates only, the stored one made
     from the same studies and code: their items measured again, the other templates' stored figures kept
     (`combined`: the same figures). Measured whole where a question text, normalised as the baseline reads it, is
-    asked by a changed template (before or now) and by another one: its majority answer mixes both. A copy of the
+    asked by a changed template (before or now) and by another one (any of their candidates, current or not): its
+    majority answer mixes both. A copy of the
     100k synthetic build, inside a transaction at the 512MB cap: 6.6-6.9 s whole, 1.3 s for the largest template's
     items (11% of them, with the two queries of question texts), 0.24 s for a typical one's."""
     mine = [parts[t][0] for parts in (before, templates) for t in changed if t in parts]
     others = [v for t, (v, _) in templates.items() if t not in changed]
+    if not others:  # every template changed: nothing kept
+        return measure(store, "current_qa_items")
     asked = {normalise(q) for (q,) in store.query(DISTINCT_QUESTIONS_SQL, [mine])}
     if any(normalise(q) in asked for (q,) in store.query(DISTINCT_QUESTIONS_SQL, [others])):
         return measure(store, "current_qa_items")

@@ -791,8 +791,12 @@ def report(runs: list[dict], baseline: dict | None) -> bool:
     print("\nrebuilds (share of the same size's full build; targets checked on this version's builds):")
     for run in runs:
         full_s = run["full"]["seconds"]
-        # runs saved before several templates were edited have one "template" rebuild
-        rebuilds = run.get("template_rebuilds") or [{"template": "bench_template", **run["template"]}]
+        # runs saved before several templates were edited have one "template" rebuild; `--template ''` has none
+        rebuilds = (
+            run["template_rebuilds"]
+            if "template_rebuilds" in run
+            else [{"template": "bench_template", **run["template"]}]
+        )
         builds = [(f"{b['template']} edited", b, TARGET_TEMPLATE_SHARE) for b in rebuilds]
         for label, build, target in [*builds, ("no change", run["no_change"], TARGET_NO_CHANGE_SHARE)]:
             share = build["seconds"] / full_s

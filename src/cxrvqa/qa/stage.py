@@ -655,9 +655,10 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
         [{"template_id": t, "template_version": v, "fingerprint": f} for t, (v, f) in templates.items()],
     )
     now = datetime.now(timezone.utc)
+    figures = None
     if changed is not None and prior_stored and stored == [(_selection_fingerprint(studies, before),)]:
         figures = _prior_of(store, changed, templates, before)
-    else:
+    if figures is None:
         figures = measure(store, "current_qa_items")
     store.insert("qa_prior", [{**f.as_row(), "run_id": run_id, "created_at": now} for f in figures])
     eval_rows = eval_balance(store, run_id, tolerance, now, changed if profile_stored else None)
@@ -674,21 +675,21 @@ def _selection_fingerprint(studies: str, templates: dict[str, tuple[str, str]]) 
 
 def _prior_of(
     store: Store, changed: list[str], templates: dict[str, tuple[str, str]], before: dict[str, tuple[str, str]]
-) -> list[PriorFigure]:
+) -> list[PriorFigure] | None:
     """The baseline after a selection that replaced the keys of the ``changed`` templates only, the stored one made
     from the same studies and code: their items measured again, the other templates' stored figures kept
-    (`combined`: the same figures). Measured whole where a question text, normalised as the baseline reads it, is
-    asked by a changed template (before or now) and by another one (any of their candidates, current or not): its
-    majority answer mixes both. A copy of the
-    100k synthetic build, inside a transaction at the 512MB cap: 6.6-6.9 s whole, 1.3 s for the largest template's
-    items (11% of them, with the two queries of question texts), 0.24 s for a typical one's."""
+    (`combined`: the same figures). None (measure every item) where no figure is kept, or where a question text,
+    normalised as the baseline reads it, is asked by a changed template (before or now) and by another one (any of
+    their candidates, current or not): its majority answer mixes both. A copy of the 100k synthetic build, inside a
+    transaction at the 512MB cap: 6.6-6.9 s whole, 1.3 s for the largest template's items (11% of them, with the
+    two queries of question texts), 0.24 s for a typical one's."""
     mine = [parts[t][0] for parts in (before, templates) for t in changed if t in parts]
     others = [v for t, (v, _) in templates.items() if t not in changed]
     if not others:  # every template changed: nothing kept
-        return measure(store, "current_qa_items")
+        return None
     asked = {normalise(q) for (q,) in store.query(DISTINCT_QUESTIONS_SQL, [mine])}
     if any(normalise(q) in asked for (q,) in store.query(DISTINCT_QUESTIONS_SQL, [others])):
-        return measure(store, "current_qa_items")
+        return None
     measured = measure(store, CHANGED_ITEMS_SQL, [changed])
     return combined([*measured, *(f for f in stored_prior(store) if f.template_id not in changed)])
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from cxrvqa.core.prior import OptionModel, PriorItem, baseline, normalise, shown_arguments, strongest
+from collections import Counter
+
+from cxrvqa.core.prior import (
+    OptionModel,
+    PriorItem,
+    baseline,
+    baseline_of,
+    normalise,
+    shown_arguments,
+    strongest,
+)
 
 
 def item(
@@ -54,6 +64,18 @@ def test_majority_answer_by_question_text_with_chance_for_unseen_questions_and_s
 
 def test_majority_answer_by_template_and_arguments() -> None:
     assert figures("arguments")[("yes_no", "presence")] == (4, round((1 + 1 + 0.5 + 0.5) / 4, 4))
+
+
+def test_the_order_of_the_train_items_changes_no_figure() -> None:
+    """`measure` streams the train items unsorted: they give counts only (a tie shares the majority, whichever answer
+    came first), while the held-out items, whose credits are summed as floats, come in a fixed order."""
+    counted = list(Counter(ITEMS).items())
+    train = [pair for pair in counted if pair[0].split == "train"]
+    held_out = [pair for pair in counted if pair[0].split != "train"]
+    in_order = baseline_of(lambda: train, lambda: held_out)
+    assert in_order == baseline(ITEMS)
+    assert baseline_of(lambda: train[::-1], lambda: held_out) == in_order
+    assert baseline_of(lambda: train[1:] + train[:1], lambda: held_out) == in_order
 
 
 def test_reading_the_options_covers_multiple_choice_only() -> None:

@@ -199,6 +199,21 @@ def test_a_registered_table_is_readable_in_its_block_only(tmp_path: Path) -> Non
             store.query("SELECT * FROM _numbers")
 
 
+def test_a_temporary_table_holds_its_query_result_in_its_block_only(tmp_path: Path) -> None:
+    with Store(tmp_path / "x.duckdb") as store:
+        store.con.execute("CREATE TABLE numbers AS SELECT range AS n FROM range(5)")
+        with store.temporary("_big", "SELECT n FROM numbers WHERE n >= ?", [2]) as name:
+            store.con.execute("INSERT INTO numbers VALUES (9)")  # computed once: not seen by the block's reads
+            assert (name, store.query(f"SELECT sum(n) FROM {name}")) == ("_big", [(9,)])
+        with pytest.raises(duckdb.CatalogException):
+            store.query("SELECT * FROM _big")
+        with pytest.raises(ZeroDivisionError):
+            with store.temporary("_big", "SELECT n FROM numbers"):
+                1 / 0  # noqa: B018
+        with pytest.raises(duckdb.CatalogException):
+            store.query("SELECT * FROM _big")
+
+
 def test_memory_limited_caps_duckdb_meanwhile_and_restores_its_cap(tmp_path: Path) -> None:
     with Store(tmp_path / "db.duckdb", memory_limit="512MB") as store:
 

@@ -328,11 +328,12 @@ def stored_prior(store: Store, source: str = "current_qa_prior") -> list[PriorFi
 
 def measure(store: Store, source: str, params: Sequence[Any] = ()) -> list[PriorFigure]:
     """The baseline of the items of a relation (`current_qa_items`, an export's `read_parquet(...)`; ``params``:
-    the values of its placeholders), streamed from the database: its distinct train items with their counts, then
-    its held-out ones, in a fixed order."""
+    the values of its placeholders), streamed from the database: its distinct train items with their counts, in any
+    order (what they give is counts: integers), then its held-out ones in a fixed order (their credits are summed as
+    floats). Sorting the train items took 2.3 of the 5.8 s at 100k synthetic studies."""
     items = f"SELECT *, count(*) AS n FROM ({ITEM_SQL.format(source=source)}) WHERE split "
     return baseline_of(
-        lambda: _streamed(store, items + "= ? GROUP BY ALL ORDER BY ALL", params),
+        lambda: _streamed(store, items + "= ? GROUP BY ALL", params),
         lambda: _streamed(store, items + "IS DISTINCT FROM ? GROUP BY ALL ORDER BY ALL", params),
     )
 

@@ -238,6 +238,19 @@ class Store:
         self.con.unregister(name)
 
     @contextmanager
+    def temporary(self, name: str, sql: str, params: Sequence[Any] = ()) -> Iterator[str]:
+        """The result of ``sql`` as the temporary table ``name`` for the block's queries, dropped after it: a
+        relation the block reads more than once is computed once (in DuckDB's buffer pool, under its cap)."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", list(params))
+        try:
+            yield name
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):  # as in `registered`: an aborted transaction fails this too
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            raise
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    @contextmanager
     def transaction(self) -> Iterator["Store"]:
         """All writes inside commit together or not at all (a batch is never half-written)."""
         self.con.execute("BEGIN TRANSACTION")

@@ -323,6 +323,18 @@ def test_stage_counts(synthetic: SimpleNamespace) -> None:
     assert sum(c.n_input for c in synthetic.counts) == 1000
     assert sum(c.n_done for c in synthetic.counts) == n_items > 45_000  # ~50 items a study
     assert store.query("SELECT count(*), sum(n_items) FROM qa_done") == [(1000 * TEMPLATES, n_items)]
+    # each study and template's done row (made in the worker) holds the template's version, its items and the run
+    mismatched = store.query(
+        "SELECT count(*) FROM qa_done d FULL JOIN (SELECT study_id, template_id, template_version, count(*) AS n "
+        "FROM qa_items GROUP BY ALL) i USING (study_id, template_id, template_version) "
+        "WHERE coalesce(d.n_items, 0) <> coalesce(i.n, 0) OR d.run_id <> 'run-1' OR d.created_at IS NULL"
+    )
+    assert mismatched == [(0,)]
+    stale = store.query(
+        "SELECT count(*) FROM qa_done d JOIN current_qa_templates t USING (template_id) "
+        "WHERE d.template_version <> t.template_version"
+    )
+    assert stale == [(0,)]
     assert store.query("SELECT count(DISTINCT item_id) FROM qa_items")[0][0] == n_items
     # multi-part items have their parts, part 0 restating the answer
     assert (

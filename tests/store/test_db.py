@@ -202,9 +202,13 @@ def test_a_registered_table_is_readable_in_its_block_only(tmp_path: Path) -> Non
 def test_a_temporary_table_holds_its_query_result_in_its_block_only(tmp_path: Path) -> None:
     with Store(tmp_path / "x.duckdb") as store:
         store.con.execute("CREATE TABLE numbers AS SELECT range AS n FROM range(5)")
-        with store.temporary("_big", "SELECT n FROM numbers WHERE n >= ?", [2]) as name:
-            store.con.execute("INSERT INTO numbers VALUES (9)")  # computed once: not seen by the block's reads
+        with store.transaction(), store.temporary("_big", "SELECT n FROM numbers WHERE n >= ?", [2]) as name:
+            store.con.execute("INSERT INTO numbers VALUES (100)")  # computed once: not seen by the block's reads
             assert (name, store.query(f"SELECT sum(n) FROM {name}")) == ("_big", [(9,)])
+            assert store.query("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_big'") == [(1,)]
+            with pytest.raises(duckdb.CatalogException, match="already exists"):
+                with store.temporary("_big", "SELECT 1"):
+                    pass
         with pytest.raises(duckdb.CatalogException):
             store.query("SELECT * FROM _big")
         with pytest.raises(ZeroDivisionError):

@@ -241,14 +241,14 @@ class Store:
     def temporary(self, name: str, sql: str, params: Sequence[Any] = ()) -> Iterator[str]:
         """The result of ``sql`` as the temporary table ``name`` for the block's queries, dropped after it: a
         relation the block reads more than once is computed once (in DuckDB's buffer pool, under its cap)."""
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", list(params))
+        self.con.execute(f"CREATE TEMP TABLE {name} AS {sql}", list(params))  # a clash of names raises
         try:
             yield name
         except BaseException:
             with contextlib.suppress(duckdb.Error):  # as in `registered`: an aborted transaction fails this too
-                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+                self.con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
             raise
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        self.con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
 
     @contextmanager
     def transaction(self) -> Iterator["Store"]:

@@ -206,11 +206,13 @@ def test_a_temporary_table_holds_its_query_result_in_its_block_only(tmp_path: Pa
             store.con.execute("INSERT INTO numbers VALUES (100)")  # computed once: not seen by the block's reads
             assert (name, store.query(f"SELECT sum(n) FROM {name}")) == ("_big", [(9,)])
             assert store.query("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_big'") == [(1,)]
-            with pytest.raises(duckdb.CatalogException, match="already exists"):
-                with store.temporary("_big", "SELECT 1"):
-                    pass
         with pytest.raises(duckdb.CatalogException):
             store.query("SELECT * FROM _big")
+        with store.temporary("_big", "SELECT 1 AS n"):  # a clash of names raises, and leaves the first one be
+            with pytest.raises(duckdb.CatalogException, match="already exists"):
+                with store.temporary("_big", "SELECT 2 AS n"):
+                    pass
+            assert store.query("SELECT n FROM _big") == [(1,)]
         with pytest.raises(ZeroDivisionError):
             with store.temporary("_big", "SELECT n FROM numbers"):
                 1 / 0  # noqa: B018

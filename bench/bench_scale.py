@@ -173,6 +173,12 @@ version), largest edit 93.6 s (20.2%: qa 23.5, validate 38.7, in-run other 25.3)
 1.9 s (0.4%); tree 1,853 MB = 1.18x the 10k build's. Where the 100k largest edit's time goes (py-spy): the workers'
 study views (generation and validation each build one per study: ~25 of ~126 worker CPU seconds), the balance's
 question-only baseline (9.3 s: grouping 1.7M items by their texts), validation's per-study report readings.
+2026-12-06, session 38 (d95e1e8: the balance phase's joins no longer spill under the 512MB cap), 100k side by side:
+full 1,005.8 -> 425.4 s (2.36x; reports 18.7 -> 18.9, extract 69.2 -> 55.4, qa 221.6 -> 145.8, validate 659.0 ->
+173.1, in-run other 26.4 -> 26.7, session 37's 39.5), largest edit 198.8 -> 77.6 s (18.3%), typical 111.4 -> 31.0 s
+(7.3%), no change 22.5 -> 1.2 s; tree 3,442 -> 1,968 MB. 100k, this version only (4d3a136: also the QA rows' provenance
+and done rows as Arrow): full 414.5 s (main CPU 203 s against 215), largest edit 74.5 s (18.0%), typical 30.9 s, tree
+1,837 MB. 10k side by side (4d3a136), two runs: 102.8 -> 52.2 s (1.97x) and 90.3 -> 44.9 s (2.01x); tree 1,643-1,725 MB.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -237,8 +237,6 @@ def load_inputs(store: Store, work: list[tuple[str, list[str]]], backend: str) -
 DONE_COLUMNS = ("study_id", "input_hash", "template_id", "template_version", "n_items")
 #: A chunk's done rows (`generate_chunk`): the columns of `qa_done` but the provenance.
 DONE_SCHEMA = pa.schema([*((name, pa.string()) for name in DONE_COLUMNS[:-1]), (DONE_COLUMNS[-1], pa.int64())])
-#: The type of a row's `created_at`.
-CREATED_AT = pa.timestamp("us", tz="UTC")
 
 
 def generate_chunk(
@@ -287,15 +285,12 @@ def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
     return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
-def _with_provenance(table: pa.Table, run_id: str, now: datetime) -> pa.Table:
-    """The table with its run, code version and time: each one value repeated in C (a list of n Python values
-    converted took 3.7 s of the flow's process in a 100k-study build, 6.25M candidates)."""
-    n = table.num_rows
-    return (
-        table.append_column("run_id", pa.repeat(pa.scalar(run_id, pa.string()), n))
-        .append_column("code_version", pa.repeat(pa.scalar(code_version(), pa.string()), n))
-        .append_column("created_at", pa.repeat(pa.scalar(now, CREATED_AT), n))
-    )
+def _with_constants(table: pa.Table, constants: dict[str, Any]) -> pa.Table:
+    """The table with a column per constant, its one value repeated in C (a list of n Python values converted took
+    3.7 s of the flow's process in a 100k-study build, 6.25M candidates)."""
+    for name, value in constants.items():
+        table = table.append_column(name, pa.repeat(value, table.num_rows))
+    return table
 
 
 def load_batch(
@@ -320,15 +315,13 @@ def starts_ahead(context: QAStageContext) -> bool:
 
 def _tables(chunks: Iterable[tuple], run_id: str) -> Iterator[Tables]:
     """The chunks' item and part tables with their provenance, then the batch's `qa_done` rows."""
-    now = datetime.now(timezone.utc)
+    provenance = {"run_id": run_id, "code_version": code_version(), "created_at": datetime.now(timezone.utc)}
     done_tables: list[pa.Table] = []
     for items, parts, done in chunks:
-        yield {"qa_items": _with_provenance(items, run_id, now), "qa_answer_parts": parts}
+        yield {"qa_items": _with_constants(items, provenance), "qa_answer_parts": parts}
         done_tables.append(done)
     done = pa.concat_tables(done_tables) if done_tables else DONE_SCHEMA.empty_table()
-    n = done.num_rows
-    run, created = pa.repeat(pa.scalar(run_id, pa.string()), n), pa.repeat(pa.scalar(now, CREATED_AT), n)
-    yield {"qa_done": done.append_column("run_id", run).append_column("created_at", created)}
+    yield {"qa_done": _with_constants(done, {"run_id": run_id, "created_at": provenance["created_at"]})}
 
 
 def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: QAStageContext) -> StageCounts:
@@ -691,7 +684,7 @@ def _prior_of(
     their candidates, current or not): its majority answer mixes both. A copy of the 100k synthetic build, inside a
     transaction at the 512MB cap: 3.5 s whole (6.6-6.9 s with its train items sorted), 1.3 s for the largest
     template's items (11% of them, with the two queries of question texts), 0.24 s for a typical one's."""
-    mine = [parts[t][0] for parts in (before, templates) for t in changed if t in parts]
+    mine = _versions_of(changed, before, templates)
     others = [v for t, (v, _) in templates.items() if t not in changed]
     if not others:  # every template changed: nothing kept
         return None
@@ -700,6 +693,12 @@ def _prior_of(
         return None
     measured = measure(store, CHANGED_ITEMS_SQL, [changed])
     return combined([*measured, *(f for f in stored_prior(store) if f.template_id not in changed)])
+
+
+def _versions_of(changed: list[str], *parts: dict[str, tuple[str, str]]) -> list[str]:
+    """The versions of the ``changed`` templates in each of ``parts`` (template -> (version, fingerprint): the
+    selection's before and now), in that order."""
+    return [part[t][0] for part in parts for t in changed if t in part]
 
 
 #: The current items of some templates (`_prior_of`).
@@ -717,8 +716,7 @@ def _select(
     of their questions; else every key. Returns the templates whose keys were replaced (None: all)."""
     if before and store.query("SELECT studies FROM qa_current_source") == [(studies,)]:
         changed = sorted(t for t in templates.keys() | before.keys() if templates.get(t) != before.get(t))
-        versions = [before[t][0] for t in changed if t in before]
-        both = versions + [templates[t][0] for t in changed if t in templates]
+        versions, both = _versions_of(changed, before), _versions_of(changed, before, templates)
         if not store.query(SHARED_QUESTIONS_SQL, [changed, both])[0][0]:
             store.con.execute("DELETE FROM qa_current WHERE list_contains(?, template_version)", [versions])
             _insert_current(store, changed)

@@ -175,6 +175,24 @@ def test_a_writer_checkpoints_past_64mb_of_log_not_16mb(tmp_path: Path) -> None:
         assert store.query("SELECT count(*) FROM scratch")[0][0] == 200_000
 
 
+def test_a_writer_checkpoint_leaves_the_row_groups_of_commits_unmerged(tmp_path: Path) -> None:
+    """Two commits of a row group and 1,000 rows more each: DuckDB writes each commit's full row group ahead and
+    appends the rest as a group of its own. Merging at the checkpoint (DuckDB's default) would rewrite them as
+    122,880 + 122,880 + 2,000 rows; a writer's checkpoint keeps them as written (`VACUUM_TASKS`)."""
+    path = tmp_path / "db.duckdb"
+    with Store(path) as store:
+        assert store.query("SELECT current_setting('max_vacuum_tasks')")[0][0] == 0
+        store.con.execute("CREATE TABLE scratch (i BIGINT, s VARCHAR)")
+        for _ in range(2):
+            with store.transaction():
+                store.con.execute("INSERT INTO scratch SELECT i, md5(i::VARCHAR) FROM range(123880) r(i)")
+        store.con.execute("CHECKPOINT")
+        groups = store.query(
+            "SELECT row_group_id, max(count) FROM pragma_storage_info('scratch') GROUP BY ALL ORDER BY row_group_id"
+        )
+    assert [rows for _, rows in groups] == [122_880, 1_000, 122_880, 1_000]
+
+
 def test_a_failed_insert_in_a_transaction_raises_its_own_error(tmp_path: Path) -> None:
     with Store(tmp_path / "x.duckdb") as store:
         with pytest.raises(duckdb.ConstraintException, match="duplicate key"):

@@ -21,7 +21,8 @@ from cxrvqa.qa import stage as qa_stage
 from cxrvqa.reports import stage as report_stage
 from cxrvqa.reports.loaders import load_reports
 from cxrvqa.store import StageCounts, Store
-from cxrvqa.store.shards import clear_shards, merge_shards, read_shards, shard_folder, write_shards
+from cxrvqa.store import shards as shards_module
+from cxrvqa.store.shards import clear_shards, merge_shards, read_shards, shard_folder, write_shards, write_tables
 
 NOW = datetime(2026, 1, 2, tzinfo=timezone.utc)
 
@@ -93,6 +94,63 @@ def test_a_failed_merge_writes_nothing_and_leaves_the_shards_for_the_next_build_
     assert not any(Path(path).exists() for _, path in shards.files)
     write_shards(shard_folder(tmp_path, "run-2", "qa"), "000000", [{"qa_done": [{"study_id": "s1"}]}])
     assert clear_shards(tmp_path) == 1 and not (tmp_path / "shards").exists() and clear_shards(tmp_path) == 0
+
+
+def test_write_tables_inserts_a_tables_parts_together_by_row_group(tmp_path: Path, monkeypatch) -> None:
+    """Parts with the same columns are held until they make a row group (here 5 rows), then the rest at the end;
+    a part with other columns first sends the held ones; a column all null in one part takes the others' type; a
+    table written once keeps its first row of a key (each part inserted as it comes); row dicts go as they come."""
+    monkeypatch.setattr(shards_module, "ROW_GROUP_ROWS", 5)
+
+    def part(ids: range, answer: list | None = None) -> pa.Table:
+        answers = answer if answer is not None else [f"a{i}" for i in ids]
+        return pa.table({"k": [f"k{i}" for i in ids], "answer": pa.array(answers)})
+
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        store.con.execute("CREATE TABLE scratch (k VARCHAR, answer VARCHAR, extra INTEGER DEFAULT 7)")
+        inserts: list[tuple[str, int]] = []
+        insert = store.insert
+        monkeypatch.setattr(
+            store, "insert", lambda table, rows: inserts.append((table, len(rows))) or insert(table, rows)
+        )
+        readings = {"reader_version": "r", "reading": "[]", "run_id": "run-1"}
+        written = write_tables(
+            store,
+            [
+                {"scratch": part(range(0, 2)), "sentence_readings": pa.table({**_one(readings), "text": ["a."]})},
+                {"scratch": part(range(2, 4), answer=[None, None])},  # the null type: promoted to text
+                {"scratch": part(range(4, 7)), "sentence_readings": pa.table({**_one(readings), "text": ["a."]})},
+                {"scratch": part(range(7, 8)).append_column("extra", pa.array([1]))},
+                {"scratch": [{"k": "k8", "answer": "a8"}]},
+                {"scratch": part(range(9, 10))},
+            ],
+        )
+        assert written == {"scratch": 10, "sentence_readings": 2}
+        assert inserts == [
+            ("sentence_readings", 1),
+            ("scratch", 7),  # 2 + 2 + 3 >= 5
+            ("sentence_readings", 1),
+            ("scratch", 1),  # other columns: alone
+            ("scratch", 1),  # row dicts
+            ("scratch", 1),  # the rest, at the end
+        ]
+        assert store.query("SELECT k, answer, extra FROM scratch ORDER BY k") == [
+            ("k0", "a0", 7),
+            ("k1", "a1", 7),
+            ("k2", None, 7),
+            ("k3", None, 7),
+            ("k4", "a4", 7),
+            ("k5", "a5", 7),
+            ("k6", "a6", 7),
+            ("k7", "a7", 1),
+            ("k8", "a8", 7),
+            ("k9", "a9", 7),
+        ]
+        assert store.query("SELECT count(*) FROM sentence_readings") == [(1,)]
+
+
+def _one(row: dict) -> dict:
+    return {name: [value] for name, value in row.items()}
 
 
 def _snapshot(store: Store, tables: tuple[str, ...]) -> dict[str, list[tuple]]:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar, Union
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cxrvqa.store.db import Store
+from cxrvqa.store.db import WRITTEN_ONCE, Store
 
 #: Rows of one table: an Arrow table or row dicts (matched to the table's columns by name).
 Rows = Union[pa.Table, Sequence[Mapping[str, Any]]]
@@ -55,17 +55,40 @@ def merged(parts: Iterable[Tables], tables: Iterable[str]) -> Iterator[Tables]:
     yield rows
 
 
+#: DuckDB's rows per row group: a table's Arrow parts are held until they make one (`write_tables`).
+ROW_GROUP_ROWS = 122_880
+
+
 def write_tables(store: Store, parts: Iterable[Tables]) -> Counter[str]:
     """Insert every part's tables in one transaction (a batch is never half-written); rows per table.
 
-    Parts are inserted as they come, so a stage that computes them over a process pool writes one
-    while its workers make the next."""
+    A table's Arrow parts with the same columns are held until they make a row group, then inserted as one, and
+    the rest at the end: a QA batch's 125k item rows came in 8 parts, and one insert of them all took 1.7-1.9 s
+    against 2.3-2.4 s for 500k rows (10k synthetic build's `qa_items`, 4 commits); a validation chunk's few
+    `validation_checks` rows cost an insert each. Rows of a table written once (`INSERT OR IGNORE`: the first of a
+    key wins) and row dicts are inserted as they come."""
     written: Counter[str] = Counter()
+    held: dict[str, list[pa.Table]] = {}
     with store.transaction():
         for part in parts:
             for table, rows in part.items():
-                written[table] += store.insert(table, rows)
+                if not isinstance(rows, pa.Table) or table in WRITTEN_ONCE:
+                    written[table] += store.insert(table, rows)
+                    continue
+                if table in held and held[table][0].column_names != rows.column_names:
+                    written[table] += store.insert(table, _joined(held.pop(table)))
+                held.setdefault(table, []).append(rows)
+                if sum(t.num_rows for t in held[table]) >= ROW_GROUP_ROWS:
+                    written[table] += store.insert(table, _joined(held.pop(table)))
+        for table, tables in held.items():
+            written[table] += store.insert(table, _joined(tables))
     return written
+
+
+def _joined(tables: list[pa.Table]) -> pa.Table:
+    """Parts of one table with the same columns as one table; a column that is all null in a part has the null
+    type there, and takes the others' type."""
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
 
 
 @dataclass(frozen=True)

@@ -178,19 +178,24 @@ def test_a_writer_checkpoints_past_64mb_of_log_not_16mb(tmp_path: Path) -> None:
 def test_a_writer_checkpoint_leaves_the_row_groups_of_commits_unmerged(tmp_path: Path) -> None:
     """Two commits of a row group and 1,000 rows more each: DuckDB writes each commit's full row group ahead and
     appends the rest as a group of its own. Merging at the checkpoint (DuckDB's default) would rewrite them as
-    122,880 + 122,880 + 2,000 rows; a writer's checkpoint keeps them as written (`VACUUM_TASKS`)."""
+    122,880 + 122,880 + 2,000 rows; a writer's checkpoint keeps them as written (`VACUUM_TASKS`). Groups whose rows
+    are all deleted still go at the next checkpoint."""
     path = tmp_path / "db.duckdb"
+    groups_sql = (
+        "SELECT row_group_id, max(count) FROM pragma_storage_info('scratch') GROUP BY ALL ORDER BY row_group_id"
+    )
     with Store(path) as store:
         assert store.query("SELECT current_setting('max_vacuum_tasks')")[0][0] == 0
-        store.con.execute("CREATE TABLE scratch (i BIGINT, s VARCHAR)")
-        for _ in range(2):
+        store.con.execute("CREATE TABLE scratch (k INTEGER, i BIGINT, s VARCHAR)")
+        for k in range(2):
             with store.transaction():
-                store.con.execute("INSERT INTO scratch SELECT i, md5(i::VARCHAR) FROM range(123880) r(i)")
+                store.con.execute(f"INSERT INTO scratch SELECT {k}, i, md5(i::VARCHAR) FROM range(123880) r(i)")
         store.con.execute("CHECKPOINT")
-        groups = store.query(
-            "SELECT row_group_id, max(count) FROM pragma_storage_info('scratch') GROUP BY ALL ORDER BY row_group_id"
-        )
-    assert [rows for _, rows in groups] == [122_880, 1_000, 122_880, 1_000]
+        assert [rows for _, rows in store.query(groups_sql)] == [122_880, 1_000, 122_880, 1_000]
+        store.con.execute("DELETE FROM scratch WHERE k = 0")
+        store.con.execute("CHECKPOINT")
+        assert [rows for _, rows in store.query(groups_sql)] == [122_880, 1_000]
+        assert store.query("SELECT count(*), min(k) FROM scratch") == [(123_880, 1)]
 
 
 def test_a_failed_insert_in_a_transaction_raises_its_own_error(tmp_path: Path) -> None:

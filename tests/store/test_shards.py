@@ -108,18 +108,24 @@ def test_write_tables_inserts_a_tables_parts_together_by_row_group(tmp_path: Pat
 
     with Store(tmp_path / "cxrvqa.duckdb") as store:
         store.con.execute("CREATE TABLE scratch (k VARCHAR, answer VARCHAR, extra INTEGER DEFAULT 7)")
-        inserts: list[tuple[str, int]] = []
+        inserts: list[tuple[str, list[str]]] = []
         insert = store.insert
+
+        def keys(rows) -> list[str]:
+            return [
+                row.get("k", row.get("reading")) for row in (rows.to_pylist() if isinstance(rows, pa.Table) else rows)
+            ]
+
         monkeypatch.setattr(
-            store, "insert", lambda table, rows: inserts.append((table, len(rows))) or insert(table, rows)
+            store, "insert", lambda table, rows: inserts.append((table, keys(rows))) or insert(table, rows)
         )
-        readings = {"reader_version": "r", "reading": "[]", "run_id": "run-1"}
+        readings = {"reader_version": "r", "run_id": "run-1", "text": "a."}
         written = write_tables(
             store,
             [
-                {"scratch": part(range(0, 2)), "sentence_readings": pa.table({**_one(readings), "text": ["a."]})},
+                {"scratch": part(range(0, 2)), "sentence_readings": pa.table(_one({**readings, "reading": "[1]"}))},
                 {"scratch": part(range(2, 4), answer=[None, None])},  # the null type: promoted to text
-                {"scratch": part(range(4, 7)), "sentence_readings": pa.table({**_one(readings), "text": ["a."]})},
+                {"scratch": part(range(4, 7)), "sentence_readings": pa.table(_one({**readings, "reading": "[2]"}))},
                 {"scratch": part(range(7, 8)).append_column("extra", pa.array([1]))},
                 {"scratch": [{"k": "k8", "answer": "a8"}]},
                 {"scratch": part(range(9, 10))},
@@ -127,12 +133,12 @@ def test_write_tables_inserts_a_tables_parts_together_by_row_group(tmp_path: Pat
         )
         assert written == {"scratch": 10, "sentence_readings": 2}
         assert inserts == [
-            ("sentence_readings", 1),
-            ("scratch", 7),  # 2 + 2 + 3 >= 5
-            ("sentence_readings", 1),
-            ("scratch", 1),  # other columns: alone
-            ("scratch", 1),  # row dicts
-            ("scratch", 1),  # the rest, at the end
+            ("sentence_readings", ["[1]"]),
+            ("scratch", ["k0", "k1", "k2", "k3", "k4", "k5", "k6"]),  # 2 + 2 + 3 >= 5
+            ("sentence_readings", ["[2]"]),
+            ("scratch", ["k8"]),  # row dicts: as they come, before the held part
+            ("scratch", ["k7"]),  # other columns: sent when a part with the first ones comes
+            ("scratch", ["k9"]),  # the rest, at the end
         ]
         assert store.query("SELECT k, answer, extra FROM scratch ORDER BY k") == [
             ("k0", "a0", 7),
@@ -146,7 +152,7 @@ def test_write_tables_inserts_a_tables_parts_together_by_row_group(tmp_path: Pat
             ("k8", "a8", 7),
             ("k9", "a9", 7),
         ]
-        assert store.query("SELECT count(*) FROM sentence_readings") == [(1,)]
+        assert store.query("SELECT reading FROM sentence_readings") == [("[1]",)]  # the first of its key
 
 
 def _one(row: dict) -> dict:

@@ -66,7 +66,9 @@ def write_tables(store: Store, parts: Iterable[Tables]) -> Counter[str]:
     the rest at the end: a QA batch's 125k item rows came in 8 parts, and one insert of them all took 1.7-1.9 s
     against 2.3-2.4 s for 500k rows (10k synthetic build's `qa_items`, 4 commits); a validation chunk's few
     `validation_checks` rows cost an insert each. Rows of a table written once (`INSERT OR IGNORE`: the first of a
-    key wins) and row dicts are inserted as they come."""
+    key wins) and row dicts are inserted as they come. So a part's rows may not be in the store yet when the next
+    part is made: a stage whose parts read the store must not rely on its earlier parts (none does: a part that reads
+    it, the reports stage's `_restoring`, is the batch's only one)."""
     written: Counter[str] = Counter()
     held: dict[str, list[pa.Table]] = {}
     with store.transaction():
@@ -87,7 +89,9 @@ def write_tables(store: Store, parts: Iterable[Tables]) -> Counter[str]:
 
 def _joined(tables: list[pa.Table]) -> pa.Table:
     """Parts of one table with the same columns as one table; a column that is all null in a part has the null
-    type there, and takes the others' type."""
+    type there, and takes the others' type. Other types are not cast as DuckDB would cast each part's: integers
+    beside floats become floats, and types that do not promote (text beside numbers) raise. The stages' parts of a
+    table come from one schema or one row builder."""
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
 
 

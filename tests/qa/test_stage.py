@@ -15,6 +15,7 @@ from cxrvqa.config import load_config
 from cxrvqa.core.batch import run_batch
 from cxrvqa.core.balance import Quota, QuestionBalance, balance_questions, even_quota
 from cxrvqa.core.parallel import batched
+from cxrvqa.core.resources import resource
 from cxrvqa.qa import stage
 from cxrvqa.store import Store
 from tests.qa import fill_store
@@ -419,6 +420,32 @@ def test_current_items_are_balanced_and_deduplicated(synthetic: SimpleNamespace)
     assert lost == []
     n_current = store.query("SELECT count(*) FROM current_qa_items")[0][0]
     assert 0.5 * synthetic.n_images * 10 < n_current < store.query("SELECT count(*) FROM qa_items")[0][0]
+
+
+def test_the_rule_keeps_what_one_window_over_every_balanced_candidate_keeps(synthetic: SimpleNamespace) -> None:
+    """Migration 0029 windows only the candidates whose key's hash repeats: the same keys as migration 0026's rule,
+    one window over every balanced candidate (read from its file, as a temporary macro), for every template and for
+    some; the synthetic build has repeated keys, so both parts of the new rule run."""
+    migrations = resource("store", "migrations")
+    text = (migrations / "0026_selection_per_template.sql").read_text()
+    window_rule = text[text.index("CREATE OR REPLACE MACRO qa_rule") : text.index(";", text.index("QUALIFY"))]
+    store = synthetic.store
+    store.con.execute(window_rule.replace("CREATE OR REPLACE MACRO qa_rule(", "CREATE TEMP MACRO qa_rule_window("))
+    balanced_rule = window_rule[: window_rule.index("QUALIFY")]
+    store.con.execute(balanced_rule.replace("CREATE OR REPLACE MACRO qa_rule(", "CREATE TEMP MACRO qa_rule_balanced("))
+    try:
+        templates = [t for (t,) in store.query("SELECT DISTINCT template_id FROM current_qa_candidates ORDER BY ALL")]
+        keys = "SELECT study_id, item_id, template_version, input_hash FROM {}(?::VARCHAR[]) ORDER BY ALL"
+        for chosen in (None, templates[: len(templates) // 2]):
+            kept = store.query(keys.format("qa_rule"), [chosen])
+            assert kept == store.query(keys.format("qa_rule_window"), [chosen]) and kept
+        [(balanced, kept)] = store.query(
+            "SELECT (SELECT count(*) FROM qa_rule_balanced(NULL)), count(*) FROM qa_current_rule"
+        )
+        assert balanced > kept  # keys repeat: the window part of the rule ran
+    finally:
+        store.con.execute("DROP MACRO TABLE temp.qa_rule_window")
+        store.con.execute("DROP MACRO TABLE temp.qa_rule_balanced")
 
 
 def test_splits_are_patient_disjoint(synthetic: SimpleNamespace) -> None:

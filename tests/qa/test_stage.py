@@ -429,11 +429,13 @@ def test_the_rule_keeps_what_one_window_over_every_balanced_candidate_keeps(synt
     migrations = resource("store", "migrations")
     text = (migrations / "0026_selection_per_template.sql").read_text()
     window_rule = text[text.index("CREATE OR REPLACE MACRO qa_rule") : text.index(";", text.index("QUALIFY"))]
-    store = synthetic.store
-    store.con.execute(window_rule.replace("CREATE OR REPLACE MACRO qa_rule(", "CREATE TEMP MACRO qa_rule_window("))
     balanced_rule = window_rule[: window_rule.index("QUALIFY")]
-    store.con.execute(balanced_rule.replace("CREATE OR REPLACE MACRO qa_rule(", "CREATE TEMP MACRO qa_rule_balanced("))
+    store = synthetic.store
     try:
+        store.con.execute(window_rule.replace("CREATE OR REPLACE MACRO qa_rule(", "CREATE TEMP MACRO qa_rule_window("))
+        store.con.execute(
+            balanced_rule.replace("CREATE OR REPLACE MACRO qa_rule(", "CREATE TEMP MACRO qa_rule_balanced(")
+        )
         templates = [t for (t,) in store.query("SELECT DISTINCT template_id FROM current_qa_candidates ORDER BY ALL")]
         keys = "SELECT study_id, item_id, template_version, input_hash FROM {}(?::VARCHAR[]) ORDER BY ALL"
         for chosen in (None, templates[: len(templates) // 2]):
@@ -444,8 +446,8 @@ def test_the_rule_keeps_what_one_window_over_every_balanced_candidate_keeps(synt
         )
         assert balanced > kept  # keys repeat: the window part of the rule ran
     finally:
-        store.con.execute("DROP MACRO TABLE temp.qa_rule_window")
-        store.con.execute("DROP MACRO TABLE temp.qa_rule_balanced")
+        store.con.execute("DROP MACRO TABLE IF EXISTS temp.qa_rule_window")
+        store.con.execute("DROP MACRO TABLE IF EXISTS temp.qa_rule_balanced")
 
 
 def test_splits_are_patient_disjoint(synthetic: SimpleNamespace) -> None:

@@ -179,6 +179,15 @@ full 1,005.8 -> 425.4 s (2.36x; reports 18.7 -> 18.9, extract 69.2 -> 55.4, qa 2
 (7.3%), no change 22.5 -> 1.2 s; tree 3,442 -> 1,968 MB. 100k, this version only (4d3a136: also the QA rows' provenance
 and done rows as Arrow): full 414.5 s (main CPU 203 s against 215), largest edit 74.5 s (18.0%), typical 30.9 s, tree
 1,837 MB. 10k side by side (4d3a136), two runs: 102.8 -> 52.2 s (1.97x) and 90.3 -> 44.9 s (2.01x); tree 1,643-1,725 MB.
+2026-12-06/07, session 39, on a machine ~1.6-2x slower than session 38's (a 20M-step Python loop 2.75 s): 10k side by
+side at 321c782 (the first builds on the fresh machine) 160.7 -> 96.8 s (1.66x); at 642f450 (a writer's checkpoints
+merge no row groups, a table's parts inserted a row group at a time) 147.0 -> 75.1 s (1.96x; main CPU 56 -> 24 s,
+database 179 -> 98 MB), largest edit 36.8 -> 22.9 s (30.6%), typical 21.6 -> 16.8 s, no change 11.9 -> 0.9 s; tree
+2,393 -> 1,511 MB. 10k A/B of this version alone, 321c782 vs 642f450 alternating: main CPU 27.8/25.2 -> 23.4/21.7 s,
+wall 74.1/67.1 -> 70.4/65.4 s. 100k, this version only (6c3541f, also migration 0029): full 730.7 s [reports 30.2,
+extract 85.0, qa 267.1 = 23,408 items/s, validate 301.3 = 7,161 items/s, in-run other 37.0, start-up 7.8, summary
+2.3], main CPU 256 s, pool 1,092 s; largest edit 141.4 s (19.4%), typical 56.9 s (7.8%), no change 2.0 s (0.3%);
+tree 1,822 MB (1.21x the 10k's 1,511 MB); database 865 MB.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -302,8 +302,7 @@ def load_batch(
 def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: str) -> Iterator[Tables]:
     """The `qa_items` and `qa_answer_parts` rows of these studies chunk by chunk over the worker processes
     (written a row group at a time while the workers make the next ones: `write_tables`; the chunks are the pool's
-    from the call on),
-    then their `qa_done` rows. Pure."""
+    from the call on), then their `qa_done` rows. Pure."""
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
     # enough chunks per worker for process_map to use the pool and keep every worker busy
     return _tables(process_map(fn, pool_chunks(studies, context.workers), context.workers), run_id)

@@ -88,8 +88,9 @@ def write_tables(store: Store, parts: Iterable[Tables]) -> Counter[str]:
 
 
 def _joined(tables: list[pa.Table]) -> pa.Table:
-    """Parts of one table with the same columns as one table; a column that is all null in a part has the null
-    type there, and takes the others' type. Other types are not cast as DuckDB would cast each part's: integers
+    """Parts of one table as one table (`write_tables` joins parts with the same columns; a batch's shard joins
+    all, a column missing from a part null there); a column that is all null in a part has the null type there, and
+    takes the others' type. Other types are not cast as DuckDB would cast each part's: integers
     beside floats become floats, and types that do not promote (text beside numbers) raise. The stages' parts of a
     table come from one schema or one row builder."""
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
@@ -126,7 +127,7 @@ def write_shards(folder: Path, batch: str, parts: Iterable[Tables]) -> ShardSet:
     for table, tables in pieces.items():
         final = folder / f"{batch}-{table}.parquet"
         temporary = folder / f".{final.name}.{os.getpid()}.tmp"
-        pq.write_table(pa.concat_tables(tables, promote_options="permissive"), temporary)
+        pq.write_table(_joined(tables), temporary)
         os.replace(temporary, final)
         files.append((table, str(final)))
     return ShardSet(tuple(files))

@@ -26,7 +26,7 @@ from prefect.utilities.annotations import quote
 from cxrvqa.config import Config
 from cxrvqa.core import progress
 from cxrvqa.core.batch import BatchStage, Started, run_batch, start_batch, starts_ahead
-from cxrvqa.core.parallel import Split, batched, collector_frozen, shutdown_pools, warm_workers, with_workers_for
+from cxrvqa.core.parallel import Split, batched, collector_frozen, shutdown_pools, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
 from cxrvqa.imaging import stage as image_stage
@@ -320,8 +320,6 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
         total=len(pending),
         skipped=total - len(pending),
     )
-    if context.workers > 1 and config.executor.kind == "local" and "validate" in config.stages:
-        warm_workers(validate_stage.warm_up, context.workers)  # the pool's workers idle while this process balances
     qa_stage.balance(store, run_id, context)
     return counts
 

@@ -25,6 +25,7 @@ from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.console import RichReporter, console, fail
 from cxrvqa.core import progress
+from cxrvqa.core.parallel import start_forkserver
 from cxrvqa.core.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
 from cxrvqa.core.resources import resource
 from cxrvqa import uptodate
@@ -542,6 +543,11 @@ def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
     from flows.prefect_env import lean_local_runs, prefect_errors_to, wait_for_local_server
 
     uptodate.forget(config)  # a build that stops half-way leaves no record
+    if (
+        config.executor.kind == "local"
+        and max(config.imaging.workers, config.extraction.workers, config.qa.workers) > 1
+    ):
+        start_forkserver()
     wait_for_local_server()
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with (

@@ -301,6 +301,11 @@ def build(
     except CxrvqaError as exc:
         fail(exc, debug=debug)
         return
+    if (
+        config.executor.kind == "local"
+        and max(config.imaging.workers, config.extraction.workers, config.qa.workers) > 1
+    ):
+        start_forkserver()  # the workers' imports and rules built while the flow's imports and Prefect's server start
     log = config.out_dir / "logs" / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     try:
         result = _run_and_record(config, None if debug else log, invocation)
@@ -543,11 +548,6 @@ def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
     from flows.prefect_env import lean_local_runs, prefect_errors_to, wait_for_local_server
 
     uptodate.forget(config)  # a build that stops half-way leaves no record
-    if (
-        config.executor.kind == "local"
-        and max(config.imaging.workers, config.extraction.workers, config.qa.workers) > 1
-    ):
-        start_forkserver()
     wait_for_local_server()
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with (

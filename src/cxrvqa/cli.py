@@ -25,7 +25,6 @@ from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.console import RichReporter, console, fail
 from cxrvqa.core import progress
-from cxrvqa.core.parallel import start_forkserver
 from cxrvqa.core.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
 from cxrvqa.core.resources import resource
 from cxrvqa import uptodate
@@ -301,11 +300,6 @@ def build(
     except CxrvqaError as exc:
         fail(exc, debug=debug)
         return
-    if (
-        config.executor.kind == "local"
-        and max(config.imaging.workers, config.extraction.workers, config.qa.workers) > 1
-    ):
-        start_forkserver()  # the workers' imports and rules built while the flow's imports and Prefect's server start
     log = config.out_dir / "logs" / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     try:
         result = _run_and_record(config, None if debug else log, invocation)

@@ -26,7 +26,7 @@ from prefect.utilities.annotations import quote
 from cxrvqa.config import Config
 from cxrvqa.core import progress
 from cxrvqa.core.batch import BatchStage, Started, run_batch, start_batch, starts_ahead
-from cxrvqa.core.parallel import Split, batched, collector_frozen, shutdown_pools, start_forkserver, with_workers_for
+from cxrvqa.core.parallel import Split, batched, collector_frozen, shutdown_pools, warm_workers, with_workers_for
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
 from cxrvqa.imaging import stage as image_stage
@@ -320,6 +320,8 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
         total=len(pending),
         skipped=total - len(pending),
     )
+    if context.workers > 1 and config.executor.kind == "local" and "validate" in config.stages:
+        warm_workers(validate_stage.warm_up, context.workers)  # the pool's workers idle while this process balances
     qa_stage.balance(store, run_id, context)
     return counts
 
@@ -386,11 +388,6 @@ def build_dataset(config: Config) -> dict[str, Any]:
     stages: dict[str, dict[str, int]] = {}
     with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store, recorded_run(store, config) as run_id:
         clear_shards(config.out_dir)  # of a build killed before merging them: their batches are pending again
-        if (
-            config.executor.kind == "local"
-            and max(config.imaging.workers, config.extraction.workers, config.qa.workers) > 1
-        ):
-            start_forkserver()  # the workers' modules and rules built while the first stage reads its inputs
         try:
             with collector_frozen(), _task_runner(config) as task_runner:
                 for stage in config.stages:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 from cxrvqa.core.parallel import (
-    MIN_ITEMS_PER_WORKER,
     batched_by_weight,
     pool_chunks,
-    process_map,
     shutdown_pools,
+    warm_workers,
     with_workers_for,
 )
 
@@ -30,27 +30,18 @@ def test_with_workers_for_keeps_the_pool_from_the_threshold_on() -> None:
     assert with_workers_for(context, 0, 4000) == _Context("stage", 1)
 
 
-def _worker_state(_: int) -> tuple[int, int, int, int, bool]:
-    """What a pool worker holds before its own work: (its pid, the extractor's rules built, the reader's pipeline
-    built, sentences in the reader's cache, objects frozen out of the collector)."""
-    from cxrvqa.extraction import rules
-    from cxrvqa.validation import independent
-
-    return (
-        os.getpid(),
-        rules.rules.cache_info().currsize,
-        independent._pipeline.cache_info().currsize,
-        independent.read_sentence.cache_info().currsize,
-        gc.get_freeze_count() > 0,
-    )
+def _touch(folder: Path) -> None:
+    (folder / str(os.getpid())).touch()
 
 
-def test_pool_workers_are_forked_with_the_rules_built_and_no_sentence_read() -> None:
-    shutdown_pools()  # fresh workers: those of an earlier test may have read sentences
-    states = list(process_map(_worker_state, range(4 * MIN_ITEMS_PER_WORKER), 2))
-    shutdown_pools()
-    assert {state[1:] for state in states} == {(1, 1, 0, True)}
-    assert os.getpid() not in {state[0] for state in states}
+def test_warm_workers_calls_the_function_in_the_pool_and_only_there(tmp_path: Path) -> None:
+    shutdown_pools()  # a pool of an earlier test was started where this module may not import (run order)
+    warm_workers(partial(_touch, tmp_path), 1)  # one worker: no pool, nothing to warm
+    assert not list(tmp_path.iterdir())
+    warm_workers(partial(_touch, tmp_path), 2)
+    shutdown_pools()  # waits for the calls submitted
+    pids = {path.name for path in tmp_path.iterdir()}
+    assert 1 <= len(pids) <= 2 and str(os.getpid()) not in pids
 
 
 def _weights(weights: list[int]) -> Callable[[str], int]:

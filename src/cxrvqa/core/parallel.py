@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import gc
 import multiprocessing
-import multiprocessing.forkserver
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,25 +26,14 @@ MIN_ITEMS_PER_WORKER = 4
 _pools: dict[int, ProcessPoolExecutor] = {}
 
 
-def _forkserver() -> multiprocessing.context.ForkServerContext:
-    """The context the pools' workers are forked in: they never inherit the threads (Prefect's event loop, DuckDB)
-    of this process, and the forkserver imports and builds what they all need once (`cxrvqa.workers`)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["cxrvqa.workers"])
-    return context
-
-
-def start_forkserver() -> None:
-    """The pools' forkserver started now, not waited for: it builds what the workers need (~4 CPU seconds) while the
-    build starts up, not while the first stage's first chunk waits (a template's rebuild: the QA stage's)."""
-    _forkserver()
-    multiprocessing.forkserver.ensure_running()
-
-
 def _pool(workers: int) -> ProcessPoolExecutor:
     pool = _pools.get(workers)
     if pool is None:
-        pool = _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=_forkserver())
+        # forkserver: workers never inherit the threads (Prefect's event loop, DuckDB) of the parent.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["cxrvqa.imaging.convert"])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        _pools[workers] = pool
     return pool
 
 
@@ -124,6 +112,16 @@ def with_workers_for(context: C, n_pending: int, pool_min: int) -> C:
     """The stage context with one worker when fewer than ``pool_min`` inputs are pending: starting the workers
     (spaCy, the rules or the answer programs in each) costs more than it saves on a small build."""
     return context if n_pending >= pool_min else replace(context, workers=1)
+
+
+def warm_workers(fn: Callable[[], Any], workers: int) -> None:
+    """``fn()`` once per worker of the pool of ``workers`` (none for one worker), not waited for: what the next
+    stage's first tasks would build, built while the workers would be idle (each idle worker takes one call; a
+    result or an error is dropped)."""
+    if workers > 1:
+        pool = _pool(workers)
+        for _ in range(workers):
+            pool.submit(fn)
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:

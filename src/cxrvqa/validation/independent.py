@@ -592,12 +592,6 @@ def read_sentence(text: str) -> tuple[Mention, ...]:
     return readings.kept(text, _read_sentence, Mention)
 
 
-def build_reader() -> None:
-    """The reader's pipeline, matchers and rules built (each is cached for the process) by reading one sentence past
-    the sentence cache and the kept readings (`cxrvqa.workers`: built once in the forkserver of the pool)."""
-    _read_sentence("No pneumothorax.")
-
-
 def _read_sentence(text: str) -> tuple[Mention, ...]:
     """The ConText reading of one sentence (`read_sentence`).
 

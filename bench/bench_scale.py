@@ -27,6 +27,9 @@ this venv's interpreter with the worktree first on ``PYTHONPATH``, on the same c
 built-in templates copied the same way: the same full build, template rebuilds and no-change rebuild, printed
 side by side with this version's (ratio = previous / now), with the targets of the full build's speed-up
 (>= 2.5x) and of the rates inside the build (validation >= 20,000 and QA generation >= 50,000 items/s).
+With ``--repeats N`` each report-only size gets N - 1 more full builds per version after those, the versions taking
+turns, and the speed-up checked is the ratio of the medians of N (one build's time varies by up to ~8% from run to
+run on a shared 2-CPU machine: session 40's alternating builds of one version, 77-85 s).
 
 Per build: wall time of the subprocess; per-stage seconds and counts (``n_input``, ``n_skipped``,
 ``n_done``, ``n_rejected``) from the build's ``run_stages`` rows; "in-run other" is the time between
@@ -198,6 +201,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -428,6 +432,13 @@ def user_template(folder: Path, template_id: str, questions: Path) -> Path:
     return path
 
 
+def user_templates(folder: Path, template_ids: str, questions: Path) -> list[Path]:
+    """A fresh folder of the `user_template` copies of the comma-separated built-in ``template_ids``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return [user_template(folder, t.strip(), questions) for t in template_ids.split(",") if t.strip()]
+
+
 def edit_template(path: Path) -> None:
     """The user's edit: one more question variant, version bumped."""
     data = yaml.safe_load(path.read_text())
@@ -567,32 +578,9 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
         n_studies, corpus, images=n_images, seed=args.seed, image_scale=args.image_scale, workers=args.workers
     )
     templates = work / f"templates-{name}{version.suffix}"
-    shutil.rmtree(templates, ignore_errors=True)
-    templates.mkdir(parents=True)
-    template_files = [
-        user_template(templates, t.strip(), version.questions) for t in args.template.split(",") if t.strip()
-    ]
+    template_files = user_templates(templates, args.template, version.questions)
     out = work / f"build-{name}{version.suffix}"
-    shutil.rmtree(out, ignore_errors=True)
-    out.with_name(out.name + ".log").unlink(missing_ok=True)
-    command = [
-        *version.command,
-        "build",
-        "--reports",
-        str(corpus / "reports.jsonl"),
-        "--report-format",
-        "jsonl",
-        "--templates",
-        str(templates),
-        "--out",
-        str(out),
-        "--workers",
-        str(args.workers),
-    ]
-    if n_images:
-        command += ["--images", str(corpus / "dicom"), "--manifest", str(corpus / "manifest.csv")]
-    if args.build_config:
-        command += ["--config", str(args.build_config.resolve())]
+    command = build_command(version, corpus, templates, out, args, n_images)
     made = "reused" if corpus_info["reused"] else f"written in {corpus_info['seconds']} s"
     db, who = out / "cxrvqa.duckdb", f"{name} ({version.label})"
     print(f"  {who}: corpus {made}; full build ...", flush=True)
@@ -620,6 +608,55 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
         "template_rebuilds": rebuilds,
         "no_change": no_change,
     }
+
+
+def build_command(
+    version: Version, corpus: Path, templates: Path, out: Path, args: argparse.Namespace, n_images: int = 0
+) -> list[str]:
+    """The CLI build of ``corpus`` into ``out`` (emptied, its log too) by ``version``."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.with_name(out.name + ".log").unlink(missing_ok=True)
+    command = [
+        *version.command,
+        "build",
+        "--reports",
+        str(corpus / "reports.jsonl"),
+        "--report-format",
+        "jsonl",
+        "--templates",
+        str(templates),
+        "--out",
+        str(out),
+        "--workers",
+        str(args.workers),
+    ]
+    if n_images:
+        command += ["--images", str(corpus / "dicom"), "--manifest", str(corpus / "manifest.csv")]
+    if args.build_config:
+        command += ["--config", str(args.build_config.resolve())]
+    return command
+
+
+def repeat_full_builds(runs: list[dict], versions: list[Version], args: argparse.Namespace, work: Path) -> None:
+    """``--repeats`` - 1 more full builds of each report-only size by each version, the versions taking turns
+    (now, previous, now, ...), so that a drift of the machine's speed reaches both alike: one build's time varies by
+    up to ~8% from run to run on a shared 2-CPU machine, as much as many a change makes. Each run's `full_repeats`
+    holds every full build's seconds, CPU and peak tree RSS, its first build first (a fresh folder each, removed
+    after, with fresh copies of the user templates, unedited as in the first)."""
+    for repeat in range(1, args.repeats):
+        for run in (r for r in runs if not r["image_studies"]):
+            version = next(v for v in versions if v.label == run["version"])
+            out, templates = (work / f"{kind}-{run['name']}{version.suffix}-repeat" for kind in ("build", "templates"))
+            user_templates(templates, args.template, version.questions)
+            command = build_command(version, Path(run["corpus_dir"]), templates, out, args)
+            full = run_build(command, out / "cxrvqa.duckdb", args.sample_s, version.env, version.cwd)
+            run.setdefault("full_repeats", [_repeat_figures(run["full"])]).append(_repeat_figures(full))
+            print(f"  {run['name']} ({run['version']}): full build, repeat {repeat}: {full['seconds']} s", flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _repeat_figures(full: dict) -> dict:
+    return {"seconds": full["seconds"], "cpu_s": full["cpu_s"], "tree_mb": full["rss_mb"]["tree"]}
 
 
 def run_baseline(corpus: Path, db: Path, templates: Path, n_studies: int) -> dict:
@@ -900,6 +937,8 @@ def side_by_side(runs: list[dict]) -> bool:
         for label, old, new in rows:
             print(f"  {label:<40} {old:>10,.1f} {new:>10,.1f} {old / new if new else float('nan'):>7.2f}x")
         speedup = before["full"]["seconds"] / run["full"]["seconds"]
+        if "full_repeats" in run and "full_repeats" in before:
+            speedup = _print_repeats(before["full_repeats"], run["full_repeats"])
         qa_rate, validate_rate = _rates(run["full"])
         checks = [
             (f"full build {speedup:.2f}x the previous version", speedup >= TARGET_SPEEDUP, f">= {TARGET_SPEEDUP}x"),
@@ -910,6 +949,21 @@ def side_by_side(runs: list[dict]) -> bool:
             ok &= met
             print(f"  {label} (target {target}: {'met' if met else 'MISSED'})")
     return ok
+
+
+def _print_repeats(before: list[dict], now: list[dict]) -> float:
+    """The full builds of both versions, their medians and ranges; the ratio of the medians (the speed-up checked)."""
+    old_s, new_s = (statistics.median(b["seconds"] for b in builds) for builds in (before, now))
+    paired = [b["seconds"] / n["seconds"] for b, n in zip(before, now, strict=False)]
+    for label, builds in (("previous", before), ("now", now)):
+        seconds = ", ".join(f"{b['seconds']:.1f}" for b in builds)
+        cpu = ", ".join(f"{sum(b['cpu_s'].values()):.0f}" for b in builds)
+        print(f"  {label} full builds: {seconds} s (CPU {cpu} s)")
+    print(
+        f"  full build, median of {len(now)}: {old_s:.1f} -> {new_s:.1f} s = {old_s / new_s:.2f}x "
+        f"(builds run in turn: {min(paired):.2f}x to {max(paired):.2f}x)"
+    )
+    return old_s / new_s
 
 
 def main() -> int:
@@ -939,6 +993,12 @@ def main() -> int:
         "--previous",
         default=PREVIOUS,
         help="also build each size with this git revision (a worktree in the work folder), side by side; '' for none",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="full builds of each report-only size by each version, taking turns (the ratio of their medians)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument(
@@ -979,6 +1039,7 @@ def main() -> int:
             for n, images in shapes
             for version in (versions if not images else versions[:1])
         ]
+        repeat_full_builds(runs, versions, args, work)
         current = [run for run in runs if run["version"] == "now"]
         baseline = _baseline_child(current[0], args.baseline_studies) if current and args.baseline_studies else None
     finally:

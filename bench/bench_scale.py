@@ -27,9 +27,10 @@ this venv's interpreter with the worktree first on ``PYTHONPATH``, on the same c
 built-in templates copied the same way: the same full build, template rebuilds and no-change rebuild, printed
 side by side with this version's (ratio = previous / now), with the targets of the full build's speed-up
 (>= 2.5x) and of the rates inside the build (validation >= 20,000 and QA generation >= 50,000 items/s).
-With ``--repeats N`` each report-only size gets N - 1 more full builds per version after those, the versions taking
-turns, and the speed-up checked is the ratio of the medians of N (one build's time varies by up to ~8% from run to
-run on a shared 2-CPU machine: session 40's alternating builds of one version, 77-85 s).
+With ``--repeats N`` (and a previous version) each report-only size gets N - 1 more full builds per version after
+those, the versions taking turns, and the speed-up checked is the ratio of the medians of N: one build's time varies
+from run to run by as much as many a change makes (2026-12-07, 2 CPUs, 10k studies: six full builds of three
+versions of the same speed, taking turns, 77.2-85.5 s; their pool's CPU 104.7-120.8 s).
 
 Per build: wall time of the subprocess; per-stage seconds and counts (``n_input``, ``n_skipped``,
 ``n_done``, ``n_rejected``) from the build's ``run_stages`` rows; "in-run other" is the time between
@@ -432,11 +433,12 @@ def user_template(folder: Path, template_id: str, questions: Path) -> Path:
     return path
 
 
-def user_templates(folder: Path, template_ids: str, questions: Path) -> list[Path]:
-    """A fresh folder of the `user_template` copies of the comma-separated built-in ``template_ids``."""
+def user_templates(folder: Path, template_csv: str, questions: Path) -> list[Path]:
+    """A fresh folder of the `user_template` copies of the built-in templates of ``template_csv`` (ids, comma
+    separated)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    return [user_template(folder, t.strip(), questions) for t in template_ids.split(",") if t.strip()]
+    return [user_template(folder, t.strip(), questions) for t in template_csv.split(",") if t.strip()]
 
 
 def edit_template(path: Path) -> None:
@@ -580,6 +582,7 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
     templates = work / f"templates-{name}{version.suffix}"
     template_files = user_templates(templates, args.template, version.questions)
     out = work / f"build-{name}{version.suffix}"
+    fresh_out(out)
     command = build_command(version, corpus, templates, out, args, n_images)
     made = "reused" if corpus_info["reused"] else f"written in {corpus_info['seconds']} s"
     db, who = out / "cxrvqa.duckdb", f"{name} ({version.label})"
@@ -610,12 +613,16 @@ def scale_run(n_studies: int, n_images: int, args: argparse.Namespace, work: Pat
     }
 
 
+def fresh_out(out: Path) -> None:
+    """A build's folder and its log, removed (a full build starts from nothing)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.with_name(out.name + ".log").unlink(missing_ok=True)
+
+
 def build_command(
     version: Version, corpus: Path, templates: Path, out: Path, args: argparse.Namespace, n_images: int = 0
 ) -> list[str]:
-    """The CLI build of ``corpus`` into ``out`` (emptied, its log too) by ``version``."""
-    shutil.rmtree(out, ignore_errors=True)
-    out.with_name(out.name + ".log").unlink(missing_ok=True)
+    """The CLI build of ``corpus`` into ``out`` by ``version``."""
     command = [
         *version.command,
         "build",
@@ -638,21 +645,27 @@ def build_command(
 
 
 def repeat_full_builds(runs: list[dict], versions: list[Version], args: argparse.Namespace, work: Path) -> None:
-    """``--repeats`` - 1 more full builds of each report-only size by each version, the versions taking turns
-    (now, previous, now, ...), so that a drift of the machine's speed reaches both alike: one build's time varies by
-    up to ~8% from run to run on a shared 2-CPU machine, as much as many a change makes. Each run's `full_repeats`
-    holds every full build's seconds, CPU and peak tree RSS, its first build first (a fresh folder each, removed
-    after, with fresh copies of the user templates, unedited as in the first)."""
+    """``--repeats`` - 1 more full builds of each report-only size by each version, after the first pass (see the
+    module docstring), the versions taking turns in the order now, previous, previous, now, now, ...: a drift of the
+    machine's speed reaches both alike. Each run's `full_repeats` holds every full build's seconds, CPU and peak tree
+    RSS, its first pass's first. Each repeat builds into a fresh folder with fresh, unedited copies of the user
+    templates (as the first pass's full build), both removed after with the build's log. Nothing without a previous
+    version to compare with."""
+    if len(versions) < 2:
+        return
     for repeat in range(1, args.repeats):
-        for run in (r for r in runs if not r["image_studies"]):
+        runs_in_turn = [r for r in runs if not r["image_studies"]]
+        for run in runs_in_turn[::-1] if repeat % 2 else runs_in_turn:
             version = next(v for v in versions if v.label == run["version"])
             out, templates = (work / f"{kind}-{run['name']}{version.suffix}-repeat" for kind in ("build", "templates"))
+            fresh_out(out)
             user_templates(templates, args.template, version.questions)
             command = build_command(version, Path(run["corpus_dir"]), templates, out, args)
             full = run_build(command, out / "cxrvqa.duckdb", args.sample_s, version.env, version.cwd)
             run.setdefault("full_repeats", [_repeat_figures(run["full"])]).append(_repeat_figures(full))
             print(f"  {run['name']} ({run['version']}): full build, repeat {repeat}: {full['seconds']} s", flush=True)
-            shutil.rmtree(out, ignore_errors=True)
+            fresh_out(out)
+            shutil.rmtree(templates, ignore_errors=True)
 
 
 def _repeat_figures(full: dict) -> dict:
@@ -923,7 +936,8 @@ def side_by_side(runs: list[dict]) -> bool:
         if before is None:
             continue
         print(f"\n{run['name']}: {before['version']} -> now (seconds; ratio = previous / now)")
-        rows = [("full build", before["full"]["seconds"], run["full"]["seconds"])]
+        first = "full build" + (" (first pass)" if "full_repeats" in run else "")
+        rows = [(first, before["full"]["seconds"], run["full"]["seconds"])]
         for old, new in zip(before["template_rebuilds"], run["template_rebuilds"], strict=False):
             rows.append((f"{new['template']} edited", old["seconds"], new["seconds"]))
         rows.append(("no-change rebuild", before["no_change"]["seconds"], run["no_change"]["seconds"]))
@@ -952,18 +966,30 @@ def side_by_side(runs: list[dict]) -> bool:
 
 
 def _print_repeats(before: list[dict], now: list[dict]) -> float:
-    """The full builds of both versions, their medians and ranges; the ratio of the medians (the speed-up checked)."""
+    """The full builds of both versions (the first pass's first), their medians and, where the counts match, the
+    ratio of each repeat's pair; the ratio of the medians (the speed-up checked)."""
     old_s, new_s = (statistics.median(b["seconds"] for b in builds) for builds in (before, now))
-    paired = [b["seconds"] / n["seconds"] for b, n in zip(before, now, strict=False)]
     for label, builds in (("previous", before), ("now", now)):
         seconds = ", ".join(f"{b['seconds']:.1f}" for b in builds)
         cpu = ", ".join(f"{sum(b['cpu_s'].values()):.0f}" for b in builds)
-        print(f"  {label} full builds: {seconds} s (CPU {cpu} s)")
+        tree = ", ".join(f"{b['tree_mb']:,}" for b in builds)
+        print(f"  {label} full builds: {seconds} s (CPU {cpu} s; peak RSS tree {tree} MB)")
+    pairs = ""
+    if len(before) == len(now):
+        ratios = ", ".join(f"{b['seconds'] / n['seconds']:.2f}x" for b, n in zip(before, now, strict=True))
+        pairs = f"; per pair, the first pass's first: {ratios}"
     print(
-        f"  full build, median of {len(now)}: {old_s:.1f} -> {new_s:.1f} s = {old_s / new_s:.2f}x "
-        f"(builds run in turn: {min(paired):.2f}x to {max(paired):.2f}x)"
+        f"  full build, medians of {len(before)} and {len(now)}: {old_s:.1f} -> {new_s:.1f} s = "
+        f"{old_s / new_s:.2f}x{pairs}"
     )
     return old_s / new_s
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of 1 or more, found {value}")
+    return value
 
 
 def main() -> int:
@@ -996,7 +1022,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=_at_least_one,
         default=1,
         help="full builds of each report-only size by each version, taking turns (the ratio of their medians)",
     )

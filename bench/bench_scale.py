@@ -653,8 +653,8 @@ def repeat_full_builds(runs: list[dict], versions: list[Version], args: argparse
     version to compare with."""
     if len(versions) < 2:
         return
+    runs_in_turn = [r for r in runs if not r["image_studies"]]
     for repeat in range(1, args.repeats):
-        runs_in_turn = [r for r in runs if not r["image_studies"]]
         for run in runs_in_turn[::-1] if repeat % 2 else runs_in_turn:
             version = next(v for v in versions if v.label == run["version"])
             out, templates = (work / f"{kind}-{run['name']}{version.suffix}-repeat" for kind in ("build", "templates"))

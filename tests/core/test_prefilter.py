@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cxrvqa.core.prefilter import guarded, required_literals
+from cxrvqa.core.prefilter import guarded, literals_of_any, required_literals
 
 TEXTS = [
     "the lungs are clear.",
@@ -85,3 +85,11 @@ def test_the_rules_patterns_answer_as_unguarded_on_the_golden_sentences() -> Non
         for g in guards:
             for candidate in (text, text.lower()):
                 assert [m.span() for m in g.pattern.finditer(candidate)] == [m.span() for m in g.finditer(candidate)]
+
+
+def test_literals_of_any_of_several_patterns() -> None:
+    patterns = [re.compile(r"\blungs? (?:are )?clear\b"), re.compile(r"\bno acute\b"), re.compile(r"\bclearly\b")]
+    assert literals_of_any(patterns) == ("clear", "no acute")  # "clearly" holds "clear"
+    assert literals_of_any([*patterns, re.compile(r"[a-z]+ normal|\w+")]) is None  # one without literals
+    assert literals_of_any([*patterns, re.compile(r"\bknee\b", re.I)]) is None  # one that ignores case
+    assert literals_of_any([]) == ()

@@ -2200,3 +2200,60 @@ def test_a_side_word_right_after_a_finding(sentence: str, finding: str, sides: s
 )
 def test_readings_of_synthetic_round_e(finding: str, sentence: str, read: str) -> None:
     assert independent.reading(finding, (sentence,))[0] == read
+
+
+def _unguarded_statements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_statements_in` searching every pattern of every normal statement, as without its literal prefilter."""
+    import dataclasses
+
+    plain = dataclasses.replace(
+        independent.rules(),
+        statements=tuple(dataclasses.replace(s, literals=None) for s in independent.rules().statements),
+    )
+    monkeypatch.setattr(independent, "rules", lambda: plain)
+    monkeypatch.setattr(independent, "_declaring_words", lambda: None)
+
+
+def _declared(sentences: list[str]) -> list[tuple]:
+    return [independent._statements_in.__wrapped__(s) for s in sentences]
+
+
+STATEMENT_SENTENCES = [
+    "The lungs are clear.",
+    "Left lung is clear.",
+    "Heart size and pulmonary vascularity are normal.",
+    "The cardiomediastinal silhouette, pulmonary vasculature and osseous structures are within normal limits.",
+    "No acute cardiopulmonary abnormality.",
+    "Negative for acute disease.",
+    "Clear chest",
+    "Normal lung volumes.",
+    "Low lung volumes.",
+    "Trachea is midline.",
+    "Left basilar plate-like atelectasis is noted.",
+    "Small right pleural effusion.",
+    "",
+]
+
+
+def test_the_normal_statements_prefilter_skips_only_sentences_that_declare_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert independent._declaring_words() and all(s.literals for s in independent.rules().statements)
+    guarded = _declared(STATEMENT_SENTENCES)
+    assert guarded[0] == (frozenset({"lungs"}), False, ("lungs_clear",), frozenset())
+    assert guarded[-3:] == [independent._DECLARES_NOTHING] * 3
+    _unguarded_statements(monkeypatch)
+    assert _declared(STATEMENT_SENTENCES) == guarded
+
+
+def test_the_normal_statements_prefilter_on_real_reports(monkeypatch: pytest.MonkeyPatch, data_dir) -> None:  # noqa: ANN001
+    import csv
+    import re
+
+    with open(data_dir / "reports" / "iu_dev_reports.csv", newline="", encoding="utf-8") as handle:
+        texts = [f"{row['findings']} {row['impression']}" for row in csv.DictReader(handle)]
+    sentences = sorted({s for text in texts for s in re.split(r"(?<=\.)\s+", text) if s})
+    guarded = _declared(sentences)
+    assert sum(1 for found in guarded if found[2]) > 100  # the sample holds normal statements
+    _unguarded_statements(monkeypatch)
+    assert _declared(sentences) == guarded

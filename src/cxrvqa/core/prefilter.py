@@ -7,7 +7,7 @@ of an alternation).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 try:  # Python 3.11+
@@ -51,6 +51,19 @@ def guarded(pattern: re.Pattern[str]) -> Guarded:
             return Guarded(pattern, None)
         return Guarded(pattern, _minimal([literal.lower() for literal in literals]), folded=True)
     return Guarded(pattern, literals)
+
+
+def literals_of_any(patterns: Iterable[re.Pattern[str]]) -> tuple[str, ...] | None:
+    """Literals one of which every match of any of the patterns contains, for a text searched as it is: a text
+    holding none of them matches none of the patterns, and a caller that searches many patterns in turn skips them
+    all with one test. None when one of them has no known literals or ignores case."""
+    words: list[str] = []
+    for pattern in patterns:
+        literals = required_literals(pattern)
+        if literals is None or pattern.flags & re.IGNORECASE:
+            return None
+        words += literals
+    return _minimal(words)
 
 
 def required_literals(pattern: re.Pattern[str]) -> tuple[str, ...] | None:

@@ -2246,7 +2246,7 @@ def test_the_normal_statements_prefilter_skips_only_sentences_that_declare_nothi
     assert _declared(STATEMENT_SENTENCES) == guarded
 
 
-def test_the_normal_statements_prefilter_on_real_reports(monkeypatch: pytest.MonkeyPatch, data_dir) -> None:  # noqa: ANN001
+def test_the_reports_prefilters_on_real_reports(monkeypatch: pytest.MonkeyPatch, data_dir) -> None:  # noqa: ANN001
     import csv
     import re
 
@@ -2255,5 +2255,12 @@ def test_the_normal_statements_prefilter_on_real_reports(monkeypatch: pytest.Mon
     sentences = sorted({s for text in texts for s in re.split(r"(?<=\.)\s+", text) if s})
     guarded = _declared(sentences)
     assert sum(1 for found in guarded if found[2]) > 100  # the sample holds normal statements
+    guards = [independent._partial_normal(), independent._device_tip(), *(g for g, _ in independent._operation_rules())]
+    assert all(guard.literals for guard in guards)
+    for sentence in sentences:  # the other guarded patterns of a report's reading
+        low = sentence.lower()
+        assert [m.span() for g in guards if (m := g.search(low))] == [
+            m.span() for g in guards if (m := g.pattern.search(low))
+        ]
     _unguarded_statements(monkeypatch)
     assert _declared(sentences) == guarded

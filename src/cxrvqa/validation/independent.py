@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.core.prefilter import literals_of_any
+from cxrvqa.core.prefilter import Guarded, guarded, literals_of_any
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import section_rules
 from cxrvqa.core.vocab import ancestors, finding_sites, in_sentence, sided_region, vocabulary
@@ -2269,8 +2269,8 @@ def _unplaced_in_normal_region(claim: Claim, evidence: tuple[str, ...], report: 
 
 
 @lru_cache(maxsize=1)
-def _partial_normal() -> re.Pattern[str]:
-    return re.compile("|".join(rules().data["partial_normal"]))
+def _partial_normal() -> Guarded:
+    return guarded(re.compile("|".join(rules().data["partial_normal"])))
 
 
 def _in_region(claim: Claim, evidence: tuple[str, ...]) -> Verdict:
@@ -2352,13 +2352,13 @@ def _unnamed_device_of(finding: str, sentences: tuple[str, ...]) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _device_tip() -> re.Pattern[str]:
-    return rules_pattern([rules().data["device_tip"]], "device_tip")
+def _device_tip() -> Guarded:
+    return guarded(rules_pattern([rules().data["device_tip"]], "device_tip"))
 
 
 @lru_cache(maxsize=1)
-def _operation_rules() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
-    return tuple((re.compile(e["pattern"]), tuple(e["regions"])) for e in rules().data["operations"])
+def _operation_rules() -> tuple[tuple[Guarded, tuple[str, ...]], ...]:
+    return tuple((guarded(re.compile(e["pattern"])), tuple(e["regions"])) for e in rules().data["operations"])
 
 
 @lru_cache(maxsize=SENTENCES_KEPT)
@@ -2366,13 +2366,13 @@ def _operations_in(text: str) -> tuple[frozenset[str], ...]:
     """The regions of each operation a sentence states by its marks (`operations`), narrowed to the side its words
     give; those of an operation without regions are the regions named right after it, else the chest."""
     low = text.lower()
-    sides = _inner_location(text)[1]
     out: list[frozenset[str]] = []
     for pattern, regions in _operation_rules():
         found = pattern.search(low)
         if found and (regions or not out):
             # "postsurgical changes of the distal right clavicle": the words after it, up to the next clause
             named = _inner_location(re.split(r",|;| with | and | but ", low[found.end() :], maxsplit=1)[0])[0]
+            sides = _inner_location(text)[1]  # of the whole sentence: read only where it states an operation
             side = next(iter(sides)) if len(sides) == 1 else ""
             placed = {sided_region(r, side) for r in regions} if regions else set(_most_specific(named))
             out.append(frozenset(placed or {"chest"}))

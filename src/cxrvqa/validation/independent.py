@@ -2444,12 +2444,7 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
     """(explicitly negated, only a narrowed negation, only an acute-limited negation, the one side it is negated
     on when only one is) of the finding or a finding above it in the tree. A negation on one side ("the left
     lung is clear without focal consolidation") is not a negation of both."""
-    above = {finding, *ancestors("findings", finding)}
-    covers = rules().data["negation_covers"]
-    # a negation reaches the finding through what it covers, but not through a covered finding above it whose own
-    # kinds it leaves open (`negation_covers_exactly`)
-    reach = (above - set(rules().data["negation_covers_exactly"])) | {finding}
-    above |= {other for other, covered in covers.items() if reach & set(covered)}
+    above = _negations_of(finding)
     relevant = [m for _, m in mentions if m.finding in above]
     acute = finding in rules().acute
     plain = [m for m in relevant if m.status == "negated" and not m.acute_only and _negated_throughout(finding, m)]
@@ -2461,6 +2456,18 @@ def _negated(finding: str, mentions: list[tuple[str, Mention]]) -> tuple[bool, b
     acute_only = any(m.status == "narrowed" and m.acute_only for m in relevant)
     narrowed = any(m.status == "narrowed" and not m.acute_only for m in relevant)
     return full, narrowed, acute_only, (next(iter(sides)) if plain and not both and len(sides) == 1 else None)
+
+
+@lru_cache(maxsize=None)
+def _negations_of(finding: str) -> frozenset[str]:
+    """The findings whose negation is one of this finding (`_negated`): it, those above it in the tree, and those
+    whose negation covers one of them (`negation_covers`), but not through a covered finding above it whose own kinds
+    it leaves open (`negation_covers_exactly`)."""
+    above = {finding, *ancestors("findings", finding)}
+    reach = (above - set(rules().data["negation_covers_exactly"])) | {finding}
+    return frozenset(
+        above | {other for other, covered in rules().data["negation_covers"].items() if reach & set(covered)}
+    )
 
 
 def _negated_throughout(finding: str, negation: Mention) -> bool:

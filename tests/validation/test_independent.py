@@ -5,7 +5,11 @@ answer programs), so that the checks are tested on their own."""
 from __future__ import annotations
 
 import ast
+import csv
+import dataclasses
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -2204,8 +2208,6 @@ def test_readings_of_synthetic_round_e(finding: str, sentence: str, read: str) -
 
 def _unguarded_statements(monkeypatch: pytest.MonkeyPatch) -> None:
     """`_statements_in` searching every pattern of every normal statement, as without its literal prefilter."""
-    import dataclasses
-
     plain = dataclasses.replace(
         independent.rules(),
         statements=tuple(dataclasses.replace(s, literals=None) for s in independent.rules().statements),
@@ -2216,6 +2218,21 @@ def _unguarded_statements(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _declared(sentences: list[str]) -> list[tuple]:
     return [independent._statements_in.__wrapped__(s) for s in sentences]
+
+
+def _guarded_patterns() -> list[Any]:
+    """The other patterns of a report's reading searched through their literal prefilter."""
+    return [independent._partial_normal(), independent._device_tip(), *(g for g, _ in independent._operation_rules())]
+
+
+def _guarded_matches(sentences: list[str]) -> tuple[list, list]:
+    """Each sentence's matches of `_guarded_patterns`, searched guarded and plain."""
+    guards = _guarded_patterns()
+    lows = [s.lower() for s in sentences]
+    return (
+        [[m and m.span() for g in guards if (m := g.search(low))] for low in lows],
+        [[m and m.span() for g in guards if (m := g.pattern.search(low))] for low in lows],
+    )
 
 
 STATEMENT_SENTENCES = [
@@ -2229,6 +2246,10 @@ STATEMENT_SENTENCES = [
     "Normal lung volumes.",
     "Low lung volumes.",
     "Trachea is midline.",
+    "Lungs are otherwise clear.",
+    "Right chest XXXX tip in the low SVC.",
+    "Postoperative changes of the right clavicle.",
+    "Status post left upper lobectomy and median sternotomy.",
     "Left basilar plate-like atelectasis is noted.",
     "Small right pleural effusion.",
     "",
@@ -2241,26 +2262,25 @@ def test_the_normal_statements_prefilter_skips_only_sentences_that_declare_nothi
     assert independent._declaring_words() and all(s.literals for s in independent.rules().statements)
     guarded = _declared(STATEMENT_SENTENCES)
     assert guarded[0] == (frozenset({"lungs"}), False, ("lungs_clear",), frozenset())
-    assert guarded[-3:] == [independent._DECLARES_NOTHING] * 3
+    assert all(found is independent._DECLARES_NOTHING for found in guarded[-2:])  # skipped, not searched
     _unguarded_statements(monkeypatch)
     assert _declared(STATEMENT_SENTENCES) == guarded
 
 
-def test_the_reports_prefilters_on_real_reports(monkeypatch: pytest.MonkeyPatch, data_dir) -> None:  # noqa: ANN001
-    import csv
-    import re
+def test_the_other_guarded_patterns_answer_as_their_patterns() -> None:
+    assert all(guard.literals for guard in _guarded_patterns())
+    guarded, plain = _guarded_matches(STATEMENT_SENTENCES)
+    assert guarded == plain
+    assert [len(found) for found in guarded[-7:-2]] == [1, 1, 1, 2, 0]  # otherwise; a tip; operations; none
 
+
+def test_the_reports_prefilters_on_real_reports(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
     with open(data_dir / "reports" / "iu_dev_reports.csv", newline="", encoding="utf-8") as handle:
         texts = [f"{row['findings']} {row['impression']}" for row in csv.DictReader(handle)]
     sentences = sorted({s for text in texts for s in re.split(r"(?<=\.)\s+", text) if s})
     guarded = _declared(sentences)
     assert sum(1 for found in guarded if found[2]) > 100  # the sample holds normal statements
-    guards = [independent._partial_normal(), independent._device_tip(), *(g for g, _ in independent._operation_rules())]
-    assert all(guard.literals for guard in guards)
-    for sentence in sentences:  # the other guarded patterns of a report's reading
-        low = sentence.lower()
-        assert [m.span() for g in guards if (m := g.search(low))] == [
-            m.span() for g in guards if (m := g.pattern.search(low))
-        ]
+    matches, plain = _guarded_matches(sentences)
+    assert matches == plain and sum(1 for found in matches if found) > 100
     _unguarded_statements(monkeypatch)
     assert _declared(sentences) == guarded

@@ -59,8 +59,8 @@ def literals_of_any(patterns: Iterable[re.Pattern[str]]) -> tuple[str, ...] | No
     all with one test. None when one of them has no known literals or ignores case."""
     words: list[str] = []
     for pattern in patterns:
-        literals = required_literals(pattern)
-        if literals is None or pattern.flags & re.IGNORECASE:
+        literals = None if pattern.flags & re.IGNORECASE else required_literals(pattern)
+        if literals is None:
             return None
         words += literals
     return _minimal(words)

@@ -2367,13 +2367,15 @@ def _operations_in(text: str) -> tuple[frozenset[str], ...]:
     give; those of an operation without regions are the regions named right after it, else the chest."""
     low = text.lower()
     out: list[frozenset[str]] = []
+    side = None  # the one side the whole sentence names, read only where it states an operation
     for pattern, regions in _operation_rules():
         found = pattern.search(low)
         if found and (regions or not out):
             # "postsurgical changes of the distal right clavicle": the words after it, up to the next clause
             named = _inner_location(re.split(r",|;| with | and | but ", low[found.end() :], maxsplit=1)[0])[0]
-            sides = _inner_location(text)[1]  # of the whole sentence: read only where it states an operation
-            side = next(iter(sides)) if len(sides) == 1 else ""
+            if side is None:
+                sides = _inner_location(text)[1]
+                side = next(iter(sides)) if len(sides) == 1 else ""
             placed = {sided_region(r, side) for r in regions} if regions else set(_most_specific(named))
             out.append(frozenset(placed or {"chest"}))
     return tuple(out)
@@ -2421,13 +2423,13 @@ _DECLARES_NOTHING: tuple[frozenset[str], bool, tuple[str, ...], frozenset[str]] 
 @lru_cache(maxsize=1)
 def _declaring_words() -> tuple[str, ...] | None:
     """Literals one of which every normal list and every normal statement contains, read from their patterns
-    (`literals_of_any`): a sentence without one of them is not searched 42 times (100k synthetic studies: 32% of
-    their 99,839 distinct sentences hold one; with each statement's own literals 49 -> 7 us a sentence, and its
-    reading is remembered for few of them: a worker sees ~60,000)."""
+    (`literals_of_any`): a sentence without any of them declares nothing, and is not searched by every pattern (a
+    rebuild's worker meets more distinct sentences than `_statements_in` remembers)."""
     return literals_of_any([_list_pattern(), *(p for st in rules().statements for p in st.patterns)])
 
 
 def _may_declare(low: str, literals: tuple[str, ...] | None) -> bool:
+    """Whether a lowercased sentence holds one of the literals (None: none known, so it may)."""
     return literals is None or any(word in low for word in literals)
 
 

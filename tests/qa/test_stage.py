@@ -278,6 +278,64 @@ def _edited_copy(per_question: SimpleNamespace, tmp_path: Path) -> SimpleNamespa
     )
 
 
+#: The rows of the latest balance, without their run and time.
+LATEST_BALANCE = {
+    "qa_balance": "SELECT * EXCLUDE (run_id, created_at) FROM current_qa_balance ORDER BY ALL",
+    "qa_question_balance": "SELECT * EXCLUDE (run_id, created_at) FROM current_qa_question_balance ORDER BY ALL",
+    "qa_choice_balance": "SELECT * EXCLUDE (run_id, created_at) FROM current_qa_choice_balance ORDER BY ALL",
+    "qa_current": "SELECT * FROM qa_current ORDER BY ALL",
+}
+
+
+def _balanced_again(per_question: SimpleNamespace, folder: Path, every_template: bool) -> dict[str, list]:
+    """The per-question build copied, a user template added and its QA stage run again: the latest balance's rows
+    and the current keys; ``every_template``: with no template's balance taken from its stored rows."""
+    folder.mkdir()
+    per_question.store.con.execute("CHECKPOINT")
+    shutil.copy(per_question.folder / "cxrvqa.duckdb", folder / "cxrvqa.duckdb")
+    user = folder / "templates"
+    user.mkdir()
+    for template in ("finding_presence", "finding_location_choice"):
+        source = (Path(__file__).parents[2] / "prompts" / "questions" / f"{template}.yaml").read_text()
+        (user / f"my_{template}.yaml").write_text(source.replace(f"id: {template}", f"id: my_{template}"))
+    taken: list[list[str]] = []  # the templates balanced from their stored rows
+    settled: list[int | None] = []  # the questions settled from stored rows (None: not every one was)
+    unchanged, stored_questions = stage._unchanged_templates, stage.stored_questions
+
+    def unchanged_templates(store: Store) -> list[str]:
+        taken.append([] if every_template else unchanged(store))
+        return taken[-1]
+
+    def settled_questions(*args: object) -> list | None:
+        questions = stored_questions(*args)
+        settled.append(None if questions is None else len(questions))
+        return questions
+
+    with Store(folder / "cxrvqa.duckdb") as store, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stage, "_unchanged_templates", unchanged_templates)
+        patch.setattr(stage, "stored_questions", settled_questions)
+        run_qa(store, folder, "run-2", template_dirs=[user])
+        rows = {name: store.query(sql) for name, sql in LATEST_BALANCE.items()}
+    return {"unchanged": taken, "settled": settled, **rows}
+
+
+def test_a_rebalance_takes_the_unchanged_templates_from_their_stored_rows(
+    per_question: SimpleNamespace, tmp_path: Path
+) -> None:
+    stored = _balanced_again(per_question, tmp_path / "stored", every_template=False)
+    counted = _balanced_again(per_question, tmp_path / "counted", every_template=True)
+    [same] = stored["unchanged"]  # every template with candidates before, none of the new ones
+    assert same == sorted(t for (t,) in per_question.store.query("SELECT template_id FROM current_qa_balance"))
+    assert len(same) == 33 and not {"my_finding_presence", "my_finding_location_choice"} & set(same)
+    yes_no, choices = stored["settled"]  # their questions settled from the stored rows, not counted
+    assert yes_no > 100 and choices > 100 and counted["settled"] == [0, 0]
+    for name in LATEST_BALANCE:
+        assert stored[name] == counted[name], name
+    kinds = {row[0]: row for row in stored["qa_question_balance"]}
+    assert {"finding_presence", "my_finding_presence"} <= set(kinds)  # yes/no questions of both kinds
+    assert {"finding_location_choice", "my_finding_location_choice"} <= {row[0] for row in stored["qa_choice_balance"]}
+
+
 def test_an_edit_to_some_studies_flips_items_of_others_only_where_a_share_leaves_its_tolerance(
     per_question: SimpleNamespace, tmp_path: Path
 ) -> None:

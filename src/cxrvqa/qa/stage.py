@@ -22,7 +22,14 @@ import orjson
 import pyarrow as pa
 
 from cxrvqa.config import Config
-from cxrvqa.core.balance import Balanced, balance_questions, eval_thresholds, even_quota, within_tolerance
+from cxrvqa.core.balance import (
+    Balanced,
+    balance_questions,
+    eval_thresholds,
+    even_quota,
+    stored_questions,
+    within_tolerance,
+)
 from cxrvqa.core.parallel import Split, collector_paused, pool_chunks, process_map, weighted_split
 from cxrvqa.core.prior import PriorFigure, baseline_code_hash, combined, measure, normalise, stored_prior
 from cxrvqa.core.provenance import code_version, stable_hash
@@ -349,10 +356,11 @@ def template_rates(n_pos: int, n_neg: int, target: float) -> tuple[float, float]
 
 
 def _question_rows(
-    store: Store, run_id: str, targets: dict[str, float], context: QAStageContext, now: datetime
+    store: Store, run_id: str, targets: dict[str, float], context: QAStageContext, now: datetime, same: list[str]
 ) -> list[dict[str, Any]]:
     """The per-question balance of the current yes/no candidates against the latest balance's thresholds
-    (`balance_questions` with `question_quota` and the template's target 'yes' share)."""
+    (`balance_questions` with `question_quota` and the template's target 'yes' share); the questions of the ``same``
+    templates (`_unchanged_templates`) from their stored counts (`stored_questions`)."""
     previous = {
         (t, v, a): {"yes": p, "no": n}
         for t, v, a, p, n in store.query(
@@ -365,17 +373,28 @@ def _question_rows(
         target = targets.get(key[0], context.positive_share)
         return question_quota(*counts, target), (target, 1 - target)
 
+    stored = store.query(
+        "SELECT template_id, template_version, arguments, answer, threshold, n, kept FROM current_qa_question_balance "
+        "CROSS JOIN LATERAL (VALUES ('yes', positive_threshold, n_positive, n_positive_kept), "
+        "('no', negative_threshold, n_negative, n_negative_kept)) AS a(answer, threshold, n, kept) "
+        "WHERE list_contains(?::VARCHAR[], template_id) ORDER BY template_id, template_version, arguments, answer DESC",
+        [same],
+    )
+    kept = stored_questions(stored, quota, context.tolerance) if None not in {row[4] for row in stored} else None
     questions = balance_questions(
         store,
         "SELECT template_id, template_version, arguments, ['yes', 'no'] AS options, "
         "CASE WHEN polarity THEN 'yes' ELSE 'no' END AS answer, sample_u FROM current_qa_candidates "
-        "WHERE polarity IS NOT NULL",
+        "WHERE polarity IS NOT NULL AND NOT list_contains(?::VARCHAR[], template_id)",
         ("template_id", "template_version", "arguments"),
         previous,
         quota,
         context.tolerance,
+        [[] if kept is None else same],
     )
-    return [_question_row(q, targets.get(q.key[0], context.positive_share), run_id, now) for q in questions]
+    return [
+        _question_row(q, targets.get(q.key[0], context.positive_share), run_id, now) for q in questions + (kept or [])
+    ]
 
 
 def _question_row(question: Balanced, target: float, run_id: str, now: datetime) -> dict[str, Any]:
@@ -399,25 +418,36 @@ def _question_row(question: Balanced, target: float, run_id: str, now: datetime)
     }
 
 
-def _choice_rows(store: Store, run_id: str, context: QAStageContext, now: datetime) -> list[dict[str, Any]]:
+def _choice_rows(
+    store: Store, run_id: str, context: QAStageContext, now: datetime, same: list[str]
+) -> list[dict[str, Any]]:
     """The per-question balance of the current multiple-choice candidates, one row per question (template and
     sorted options) and option, against the latest balance's thresholds: each option the answer equally often,
     as often as the rarest (nothing when one never is), so that an option's value says nothing of whether it is
-    the answer."""
+    the answer. The questions of the ``same`` templates (`_unchanged_templates`) from their stored counts."""
     previous: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
     for t, v, options, answer, threshold in store.query(
         "SELECT template_id, template_version, options::VARCHAR, answer, threshold FROM current_qa_choice_balance"
     ):
         previous[(t, v, options)][answer] = threshold
+    stored = store.query(
+        "SELECT template_id, template_version, options::VARCHAR, answer, threshold, n_items, n_kept "
+        "FROM current_qa_choice_balance WHERE list_contains(?::VARCHAR[], template_id) "
+        "ORDER BY template_id, template_version, options::VARCHAR, list_position(options, answer)",
+        [same],
+    )
+    kept = stored_questions(stored, even_quota, context.tolerance)
     questions = balance_questions(
         store,
         "SELECT template_id, template_version, list_sort(options)::VARCHAR AS question, list_sort(options) AS options, "
-        "answer, sample_u FROM current_qa_candidates WHERE answer_format = 'multiple_choice'",
+        "answer, sample_u FROM current_qa_candidates WHERE answer_format = 'multiple_choice' "
+        "AND NOT list_contains(?::VARCHAR[], template_id)",
         ("template_id", "template_version", "question"),
         previous,
         even_quota,
         context.tolerance,
-    )
+        [[] if kept is None else same],
+    ) + (kept or [])
     return [
         {
             "run_id": run_id,
@@ -449,11 +479,20 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     targets = {t.id: t.positive_share or context.positive_share for t, _ in context.templates}
     per_question = context.balance == "per_question"
     now = datetime.now(timezone.utc)
-    questions = _question_rows(store, run_id, targets, context, now) if per_question else []
-    choices = _choice_rows(store, run_id, context, now) if per_question else []
-    counts = store.query(
-        "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
-        "FROM current_qa_candidates GROUP BY ALL ORDER BY template_id"
+    same = _unchanged_templates(store) if per_question else []
+    questions = _question_rows(store, run_id, targets, context, now, same) if per_question else []
+    choices = _choice_rows(store, run_id, context, now, same) if per_question else []
+    counts = sorted(
+        store.query(
+            "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
+            "FROM current_qa_candidates WHERE NOT list_contains(?::VARCHAR[], template_id) GROUP BY ALL",
+            [same],
+        )
+        + store.query(
+            "SELECT template_id, template_version, n_positive, n_negative FROM current_qa_balance "
+            "WHERE list_contains(?::VARCHAR[], template_id)",
+            [same],
+        )
     )
     previous = {} if per_question else _previous_template_rates(store)
     rows = []
@@ -665,6 +704,24 @@ def select_current(store: Store, run_id: str, tolerance: float = 0.05) -> None:
     eval_rows = eval_balance(store, run_id, tolerance, now, changed if profile_stored else None)
     if eval_rows:
         store.insert("qa_eval_balance", eval_rows)
+
+
+def _unchanged_templates(store: Store) -> list[str]:
+    """The templates balanced per question whose current candidates and stored balance are as the last selection
+    read them (`qa_current_source`, `qa_current_templates`: the studies, the template's version and item count, its
+    thresholds): balanced again from their stored counts (`stored_questions`), not their candidates. A template's
+    rebuild then counts its own candidates only (100k synthetic studies: the balance's three aggregates over every
+    candidate took 4.7 s)."""
+    before = {t: (v, f) for t, v, f in store.query("SELECT * FROM qa_current_templates")}
+    studies = stable_hash(list(store.query(SELECTION_STUDIES_SQL)[0]))
+    if not before or store.query("SELECT studies FROM qa_current_source") != [(studies,)]:
+        return []
+    modes = dict(store.query("SELECT template_id, mode FROM current_qa_balance"))
+    return sorted(
+        t
+        for t, v, f in store.query(SELECTION_TEMPLATES_SQL)
+        if before.get(t) == (v, f) and modes.get(t) == "per_question"
+    )
 
 
 def _selection_fingerprint(studies: str, templates: dict[str, tuple[str, str]]) -> str:

@@ -192,6 +192,14 @@ wall 74.1/67.1 -> 70.4/65.4 s. 100k, this version only (6c3541f, also migration 
 extract 85.0, qa 267.1 = 23,408 items/s, validate 301.3 = 7,161 items/s, in-run other 37.0, start-up 7.8, summary
 2.3], main CPU 256 s, pool 1,092 s; largest edit 141.4 s (19.4%), typical 56.9 s (7.8%), no change 2.0 s (0.3%);
 tree 1,822 MB (1.21x the 10k's 1,511 MB); database 865 MB.
+2026-12-07, session 40: 10k side by side with --repeats 3 (b0eff77 against 4cb08d2): full builds 178.8, 177.2, 178.0
+-> 88.0, 78.3, 74.7 s, medians 2.27x; this version's builds vary by ~18% run to run, the previous one's by ~1%.
+2026-12-07, session 41 (d4bb319: the checks' per-sentence patterns behind literal prefilters), 100k side by side:
+full 1,711.1 -> 689.5 s (2.48x; reports 25.2 -> 33.1, extract 127.8 -> 90.7, qa 384.5 -> 250.4 = 24,966 items/s,
+validate 1,118.2 -> 268.5 = 8,037 items/s, in-run other 39.1 -> 36.8), largest edit 325.2 -> 129.2 s (18.7%; validate
+56.0 s against session 39's 70.6), typical 157.6 -> 246.2 s (in-run other 219.9 s: not seen again, two reruns of the
+same edit on copies of the build took 54.0 and 48.6 s of run), no change 39.1 -> 1.7 s; tree 3,379 -> 1,826 MB (1.21x
+session 40's 10k 1,513 MB). The balance then counted only a template edit's own candidates (9fad55d).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

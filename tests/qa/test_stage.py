@@ -13,7 +13,7 @@ import yaml
 
 from cxrvqa.config import load_config
 from cxrvqa.core.batch import run_batch
-from cxrvqa.core.balance import Quota, QuestionBalance, balance_questions, even_quota
+from cxrvqa.core.balance import Balanced, Quota, QuestionBalance, balance_questions, even_quota, stored_questions
 from cxrvqa.core.parallel import batched
 from cxrvqa.core.resources import resource
 from cxrvqa.qa import stage
@@ -124,6 +124,15 @@ def test_a_question_keeps_its_thresholds_while_the_share_stays_within_tolerance(
     assert _balanced(tmp_path, {"yes": [0.1, 0.5], "no": [0.05, 0.2, 0.2, 0.2, 0.7]}, _yes_no(0.4), None) == (
         QuestionBalance((2, 1), (1.0, 0.2), "new")
     )
+
+
+def test_stored_questions_are_settled_as_their_candidates_would_be() -> None:
+    rows = [("q", "yes", 1.0, 2, 2), ("q", "no", 0.6, 6, 3)]  # (key, answer, threshold, candidates, kept)
+    assert stored_questions(rows, _yes_no(0.4), 0.05) == [
+        Balanced(("q",), ("yes", "no"), (2, 6), QuestionBalance((2, 3), (1.0, 0.6), "kept"))
+    ]
+    assert stored_questions([rows[0], ("q", "no", 0.9, 6, 5)], _yes_no(0.4), 0.05) is None  # off its quota: counted
+    assert stored_questions([rows[0], ("q", "no", None, 6, 3)], _yes_no(0.4), 0.05) is None  # no stored threshold
 
 
 def test_a_choice_keeps_each_option_as_the_answer_as_often_as_the_rarest(tmp_path: Path) -> None:

@@ -229,9 +229,11 @@ def stored_questions(stored: Iterable[tuple], quota: Quota, tolerance: float) ->
     """Stored questions whose candidates are as when stored, balanced again without reading them: a row per answer,
     (*key, answer, threshold, candidates, kept), in the order of the question's answers. Their thresholds keep what
     is stored, so `settled` decides each as `balance_questions` would over the candidates; None when one is not
-    settled (the tolerance or the quota changed), which the candidates must decide."""
+    settled (the tolerance or the quota changed) or has no stored threshold, which the candidates must decide."""
     answers: dict[tuple, list[tuple]] = defaultdict(list)
     for *key, answer, threshold, n, kept in stored:
+        if threshold is None:
+            return None
         answers[tuple(key)].append((answer, threshold, n, kept))
     out = []
     for key, rows in answers.items():

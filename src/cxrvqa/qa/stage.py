@@ -380,7 +380,7 @@ def _question_rows(
         "WHERE list_contains(?::VARCHAR[], template_id) ORDER BY template_id, template_version, arguments, answer DESC",
         [same],
     )
-    kept = stored_questions(stored, quota, context.tolerance) if None not in {row[4] for row in stored} else None
+    kept = stored_questions(stored, quota, context.tolerance)
     questions = balance_questions(
         store,
         "SELECT template_id, template_version, arguments, ['yes', 'no'] AS options, "

@@ -482,18 +482,7 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
     same = _unchanged_templates(store) if per_question else []
     questions = _question_rows(store, run_id, targets, context, now, same) if per_question else []
     choices = _choice_rows(store, run_id, context, now, same) if per_question else []
-    counts = sorted(
-        store.query(
-            "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
-            "FROM current_qa_candidates WHERE NOT list_contains(?::VARCHAR[], template_id) GROUP BY ALL",
-            [same],
-        )
-        + store.query(
-            "SELECT template_id, template_version, n_positive, n_negative FROM current_qa_balance "
-            "WHERE list_contains(?::VARCHAR[], template_id)",
-            [same],
-        )
-    )
+    counts = _template_counts(store, same)
     previous = {} if per_question else _previous_template_rates(store)
     rows = []
     for template_id, version, n_pos, n_neg in counts:
@@ -530,6 +519,23 @@ def balance(store: Store, run_id: str, context: QAStageContext) -> list[dict[str
             store.insert("qa_choice_balance", choices)
         select_current(store, run_id, context.tolerance)
     return rows
+
+
+def _template_counts(store: Store, same: list[str]) -> list[tuple[str, str, int, int]]:
+    """(template, version, yes, no) of the current candidates per template, in template order; those of the ``same``
+    templates (`_unchanged_templates`) from their stored balance rows."""
+    return sorted(
+        store.query(
+            "SELECT template_id, template_version, count(*) FILTER (polarity), count(*) FILTER (NOT polarity) "
+            "FROM current_qa_candidates WHERE NOT list_contains(?::VARCHAR[], template_id) GROUP BY ALL",
+            [same],
+        )
+        + store.query(
+            "SELECT template_id, template_version, n_positive, n_negative FROM current_qa_balance "
+            "WHERE list_contains(?::VARCHAR[], template_id)",
+            [same],
+        )
+    )
 
 
 def _previous_template_rates(store: Store) -> dict[tuple[str, str], tuple[float, float]]:

@@ -200,6 +200,9 @@ validate 1,118.2 -> 268.5 = 8,037 items/s, in-run other 39.1 -> 36.8), largest e
 56.0 s against session 39's 70.6), typical 157.6 -> 246.2 s (in-run other 219.9 s: not seen again, two reruns of the
 same edit on copies of the build took 54.0 and 48.6 s of run), no change 39.1 -> 1.7 s; tree 3,379 -> 1,826 MB (1.21x
 session 40's 10k 1,513 MB). The balance then counted only a template edit's own candidates (9fad55d).
+10k side by side with --repeats 3 (000b33a against 4cb08d2): full builds 156.6, 139.0, 156.1 -> 78.0, 83.3, 78.5 s,
+medians 1.99x (this version as in session 40, the previous one 12% faster than then); largest edit 34.8 -> 25.4 s,
+typical 21.2 -> 16.0 s, no change 11.7 -> 1.1 s (1.4%); tree 2,392-2,408 -> 1,491-1,529 MB.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

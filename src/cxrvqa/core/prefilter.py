@@ -29,13 +29,11 @@ class Guarded:
     folded: bool = False
 
     def may_match(self, text: str) -> bool:
-        if self.literals is None:
-            return True
-        if self.folded:
+        if self.literals is not None and self.folded:
             if not text.isascii():
                 return True
             text = text.lower()
-        return any(literal in text for literal in self.literals)
+        return holds_one(text, self.literals)
 
     def search(self, text: str) -> re.Match[str] | None:
         return self.pattern.search(text) if self.may_match(text) else None
@@ -51,6 +49,11 @@ def guarded(pattern: re.Pattern[str]) -> Guarded:
             return Guarded(pattern, None)
         return Guarded(pattern, _minimal([literal.lower() for literal in literals]), folded=True)
     return Guarded(pattern, literals)
+
+
+def holds_one(text: str, literals: tuple[str, ...] | None) -> bool:
+    """Whether the text holds one of the literals (None: none known, so it may match)."""
+    return literals is None or any(literal in text for literal in literals)
 
 
 def literals_of_any(patterns: Iterable[re.Pattern[str]]) -> tuple[str, ...] | None:

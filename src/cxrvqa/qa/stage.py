@@ -24,6 +24,7 @@ import pyarrow as pa
 from cxrvqa.config import Config
 from cxrvqa.core.balance import (
     Balanced,
+    Quota,
     balance_questions,
     eval_thresholds,
     even_quota,
@@ -380,21 +381,44 @@ def _question_rows(
         "WHERE list_contains(?::VARCHAR[], template_id) ORDER BY template_id, template_version, arguments, answer DESC",
         [same],
     )
-    kept = stored_questions(stored, quota, context.tolerance)
-    questions = balance_questions(
+    questions = _balanced_with_stored(
         store,
         "SELECT template_id, template_version, arguments, ['yes', 'no'] AS options, "
         "CASE WHEN polarity THEN 'yes' ELSE 'no' END AS answer, sample_u FROM current_qa_candidates "
-        "WHERE polarity IS NOT NULL AND NOT list_contains(?::VARCHAR[], template_id)",
+        "WHERE polarity IS NOT NULL",
         ("template_id", "template_version", "arguments"),
         previous,
         quota,
         context.tolerance,
+        stored,
+        same,
+    )
+    return [_question_row(q, targets.get(q.key[0], context.positive_share), run_id, now) for q in questions]
+
+
+def _balanced_with_stored(
+    store: Store,
+    items: str,
+    keys: tuple[str, ...],
+    previous: dict[tuple[str, ...], dict[str, float]],
+    quota: Quota,
+    tolerance: float,
+    stored: list[tuple],
+    same: list[str],
+) -> list[Balanced]:
+    """`balance_questions` over the ``items`` of the templates not in ``same``, and the questions of those in it
+    settled from their ``stored`` rows (`stored_questions`); every template's items where one is not settled."""
+    kept = stored_questions(stored, quota, tolerance)
+    counted = balance_questions(
+        store,
+        f"{items} AND NOT list_contains(?::VARCHAR[], template_id)",
+        keys,
+        previous,
+        quota,
+        tolerance,
         [[] if kept is None else same],
     )
-    return [
-        _question_row(q, targets.get(q.key[0], context.positive_share), run_id, now) for q in questions + (kept or [])
-    ]
+    return counted + (kept or [])
 
 
 def _question_row(question: Balanced, target: float, run_id: str, now: datetime) -> dict[str, Any]:
@@ -436,18 +460,17 @@ def _choice_rows(
         "ORDER BY template_id, template_version, options::VARCHAR, list_position(options, answer)",
         [same],
     )
-    kept = stored_questions(stored, even_quota, context.tolerance)
-    questions = balance_questions(
+    questions = _balanced_with_stored(
         store,
         "SELECT template_id, template_version, list_sort(options)::VARCHAR AS question, list_sort(options) AS options, "
-        "answer, sample_u FROM current_qa_candidates WHERE answer_format = 'multiple_choice' "
-        "AND NOT list_contains(?::VARCHAR[], template_id)",
+        "answer, sample_u FROM current_qa_candidates WHERE answer_format = 'multiple_choice'",
         ("template_id", "template_version", "question"),
         previous,
         even_quota,
         context.tolerance,
-        [[] if kept is None else same],
-    ) + (kept or [])
+        stored,
+        same,
+    )
     return [
         {
             "run_id": run_id,

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 
 from cxrvqa.errors import ResourceError
-from cxrvqa.core.prefilter import Guarded, guarded, literals_of_any
+from cxrvqa.core.prefilter import Guarded, guarded, holds_one, literals_of_any
 from cxrvqa.core.scene_graph import deid_pattern
 from cxrvqa.core.text import section_rules
 from cxrvqa.core.vocab import ancestors, finding_sites, in_sentence, sided_region, vocabulary
@@ -2386,7 +2386,7 @@ def _statements_in(text: str) -> tuple[frozenset[str], bool, tuple[str, ...], fr
     """(regions declared normal, an acute-only statement made, statement ids, findings ruled out) of one
     sentence."""
     low = text.lower()
-    if not _may_declare(low, _declaring_words()):
+    if not holds_one(low, _declaring_words()):
         return _DECLARES_NOTHING
     cov = _Coverage(set(), False, [], set())
     listed = rules().data["normal_lists"]
@@ -2398,7 +2398,7 @@ def _statements_in(text: str) -> tuple[frozenset[str], bool, tuple[str, ...], fr
             cov.regions.update(regions)
             cov.statements.append("normal_list")
     for st in rules().statements:
-        if not _may_declare(low, st.literals):
+        if not holds_one(low, st.literals):
             continue
         for pattern in st.patterns:
             match = pattern.search(low)
@@ -2426,11 +2426,6 @@ def _declaring_words() -> tuple[str, ...] | None:
     (`literals_of_any`): a sentence without any of them declares nothing, and is not searched by every pattern (a
     rebuild's worker meets more distinct sentences than `_statements_in` remembers)."""
     return literals_of_any([_list_pattern(), *(p for st in rules().statements for p in st.patterns)])
-
-
-def _may_declare(low: str, literals: tuple[str, ...] | None) -> bool:
-    """Whether a lowercased sentence holds one of the literals (None: none known, so it may)."""
-    return literals is None or any(word in low for word in literals)
 
 
 @lru_cache(maxsize=1)

@@ -102,3 +102,12 @@ def test_the_validate_stage_memory_cap_is_never_above_the_builds() -> None:
         Config(duckdb_validate_memory_limit="lots")
     with pytest.raises(ValueError, match="memory size '1.2.3MB': expected a number and a unit"):
         size_bytes("1.2.3MB")
+
+
+def test_a_local_pool_is_used_where_a_stage_has_workers_to_fan_out_over() -> None:
+    one = {"imaging": {"workers": 1}, "extraction": {"workers": 1}, "qa": {"workers": 1}}
+    assert not Config(**one).uses_local_pool()
+    assert Config(**{**one, "qa": {"workers": 2}}).uses_local_pool()
+    assert Config(**{**one, "imaging": {"workers": 4}}).uses_local_pool()
+    dask = {"kind": "dask", "dask_local_workers": 2}
+    assert not Config(**{**one, "qa": {"workers": 2}, "executor": dask}).uses_local_pool()

@@ -429,6 +429,12 @@ class Config(_Section):
     def db_path(self) -> Path:
         return self.out_dir / "cxrvqa.duckdb"
 
+    def uses_local_pool(self) -> bool:
+        """Whether a stage may fan out over this machine's processes (`cxrvqa.core.parallel`): validation uses the
+        QA stage's workers."""
+        workers = (self.imaging.workers, self.extraction.workers, self.qa.workers)
+        return self.executor.kind == "local" and max(workers) > 1
+
     def stored_form(self) -> dict[str, Any]:
         """The JSON stored with a run: everything but secrets, plus the key's fingerprint."""
         data = self.model_dump(mode="json")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from cxrvqa.core.parallel import (
+    WORKER_MODULES,
     batched_by_weight,
     pool_chunks,
+    process_map,
     shutdown_pools,
+    start_forkserver,
     warm_workers,
     with_workers_for,
 )
@@ -42,6 +46,18 @@ def test_warm_workers_calls_the_function_in_the_pool_and_only_there(tmp_path: Pa
     shutdown_pools()  # waits for the calls submitted
     pids = {path.name for path in tmp_path.iterdir()}
     assert 1 <= len(pids) <= 2 and str(os.getpid()) not in pids
+
+
+def _worker_modules_loaded(_: int) -> list[str]:
+    return [name for name in WORKER_MODULES if name in sys.modules]
+
+
+def test_the_workers_fork_with_the_stage_modules_loaded() -> None:
+    """The forkserver imported them: a task that imports none of them finds them all in its worker."""
+    shutdown_pools()
+    start_forkserver()
+    assert list(process_map(_worker_modules_loaded, range(8), 2)) == [list(WORKER_MODULES)] * 8
+    shutdown_pools()
 
 
 def _weights(weights: list[int]) -> Callable[[str], int]:

@@ -26,7 +26,15 @@ from prefect.utilities.annotations import quote
 from cxrvqa.config import Config
 from cxrvqa.core import progress
 from cxrvqa.core.batch import BatchStage, Started, run_batch, start_batch, starts_ahead
-from cxrvqa.core.parallel import Split, batched, collector_frozen, shutdown_pools, warm_workers, with_workers_for
+from cxrvqa.core.parallel import (
+    Split,
+    batched,
+    collector_frozen,
+    shutdown_pools,
+    start_forkserver,
+    warm_workers,
+    with_workers_for,
+)
 from cxrvqa.extraction import stage as extract_stage
 from cxrvqa.imaging import boxes as box_import
 from cxrvqa.imaging import stage as image_stage
@@ -384,6 +392,8 @@ STAGE_FLOWS: dict[str, Callable[[Config, str], dict[str, int]]] = {
 @flow(name="build_dataset")
 def build_dataset(config: Config) -> dict[str, Any]:
     """Run every stage of ``config.stages``; returns the run id and per-stage counts."""
+    if config.uses_local_pool():
+        start_forkserver()  # its imports beside this process's first steps (the reports stage uses one core)
     qa_stage.check_templates(config)  # before any stage runs (and before a run is recorded)
     stages: dict[str, dict[str, int]] = {}
     with Store(config.db_path, memory_limit=config.duckdb_memory_limit) as store, recorded_run(store, config) as run_id:

@@ -25,7 +25,6 @@ from cxrvqa.audit.summary import ReasonCount, grade_counts, reason_counts, table
 from cxrvqa.config import Config, drop_unset, load_config, merge_settings
 from cxrvqa.console import RichReporter, console, fail
 from cxrvqa.core import progress
-from cxrvqa.core.parallel import start_forkserver
 from cxrvqa.core.prior import FORMAT_COLUMNS, PriorFigure, format_rows, headline, stored_prior
 from cxrvqa.core.resources import resource
 from cxrvqa import uptodate
@@ -539,8 +538,6 @@ def _stages_set_in(config_file: Path | None) -> bool:
 
 def _run_build(config: Config, log: Path | None) -> dict[str, Any]:
     """The build flow; with a ``log``, Prefect's traceback of a failed run goes there, not to the console."""
-    if config.uses_local_pool():
-        start_forkserver()  # its imports run beside the flow's
     from flows.build import build_dataset  # imported late: configures Prefect first
     from flows.prefect_env import lean_local_runs, prefect_errors_to, wait_for_local_server
 

@@ -46,8 +46,9 @@ def _forkserver() -> multiprocessing.context.BaseContext:
 
 
 def start_forkserver() -> None:
-    """The forkserver started now, not at the first pool task: it imports `WORKER_MODULES` in the background
-    while this process starts up (its own imports, Prefect's server), which leaves the second core idle."""
+    """The forkserver started now, not at the first pool task: it imports `WORKER_MODULES` in the background while
+    this process goes on (a build's first stage, reading the reports, leaves the second core idle). Not earlier:
+    during the flow process's own imports and Prefect's server start both cores are busy already."""
     _forkserver()
     multiprocessing.forkserver.ensure_running()
 

@@ -15,11 +15,7 @@ from itertools import accumulate
 from dataclasses import dataclass
 from functools import lru_cache
 from collections.abc import Iterable
-from typing import Any
-
-import spacy
-from spacy.matcher import PhraseMatcher
-from spacy.tokens import Doc, Span
+from typing import TYPE_CHECKING, Any
 
 from cxrvqa.errors import ResourceError
 from cxrvqa.core.prefilter import Guarded, guarded
@@ -46,6 +42,11 @@ from cxrvqa.core.scene_graph import (
 )
 from cxrvqa.core.text import ANAPHORS
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
+
+if TYPE_CHECKING:  # spaCy is imported where the pipeline is built: a process that never extracts never loads it
+    from spacy.language import Language
+    from spacy.matcher import PhraseMatcher
+    from spacy.tokens import Doc, Span
 
 _CLAUSE_PUNCT = {";", ":", "(", ")", ".", "?", "!"}
 _LIST_CLOSERS = {"or", "nor"}
@@ -140,7 +141,7 @@ _MODIFIER_STOPS = _COORDINATORS | {"with", "without"}
 
 @dataclass(frozen=True)
 class _Rules:
-    nlp: spacy.language.Language
+    nlp: Language
     findings: PhraseMatcher
     context: PhraseMatcher  # triggers, terminators and modifiers: one pool, longest wins
     regions: PhraseMatcher
@@ -196,6 +197,9 @@ def _phrase_pattern(phrases: Iterable[str], flags: int = 0) -> re.Pattern[str]:
 @lru_cache(maxsize=1)
 def rules() -> _Rules:
     data, _ = _rules_data()
+    import spacy
+    from spacy.matcher import PhraseMatcher
+
     vocab = vocabulary()
     nlp = spacy.blank("en")
 
@@ -350,6 +354,8 @@ def _spans(doc: Doc, matcher: PhraseMatcher, patterns: list[tuple[str, Guarded]]
     """Matches, the longest of overlapping ones kept. A finding inside a not-finding phrase is not that finding
     even when a longer finding overlaps the phrase ("central venous catheter fracture": the catheter, no bone).
     Matches are (start, end, label) triples until they are kept: only the kept ones become spaCy spans."""
+    from spacy.tokens import Span
+
     found = [(start, end, match_id) for match_id, start, end in matcher(doc)]
     if patterns:
         lowered = doc.text.lower()
@@ -1167,6 +1173,8 @@ def _elliptical_regions(doc: Doc, regions: list[Span]) -> list[Span]:
     """Places that share their head noun with a coordinated word before them ("left upper and lower lobes",
     "ascending and descending aorta", "right mid to lower lung zone"): the word before is a place of its own
     (left upper lobe, ascending aorta), and a side word before both makes each its sided place."""
+    from spacy.tokens import Span
+
     phrases, out = _region_phrases(), []
     taken = {i for s in regions for i in range(s.start, s.end)}
     for span in regions:

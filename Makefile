@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]"
 	$(BIN)/python -c "import cxrvqa.cli, flows.build, spacy, pydicom, duckdb, openjpeg, libjpeg, rle, prefect_dask" 
+	@# the project's bytecode, as a wheel install writes it: with PYTHONDONTWRITEBYTECODE set, every process
+	@# (a build's flow, its forkserver) compiled the sources again
+	$(BIN)/python -m compileall -q src flows
 	@touch $(STAMP)
 
 install: $(STAMP)

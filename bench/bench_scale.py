@@ -276,6 +276,15 @@ def previous_version(revision: str, work: Path) -> Version:
     )
 
 
+def compiled(version: Version) -> Version:
+    """The version with its sources' bytecode written first (`compileall`), as an installed package's is: where
+    PYTHONDONTWRITEBYTECODE is set (this machine) every process compiled them again, a cost of the machine's
+    setting, not of either version (`make install` compiles this checkout's)."""
+    folders = [str(version.cwd / "src"), str(version.cwd / "flows")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True, capture_output=True)
+    return version
+
+
 TARGET_TEMPLATE_SHARE = 0.10
 TARGET_NO_CHANGE_SHARE = 0.05
 TARGET_MEMORY_GROWTH = 1.2
@@ -1069,6 +1078,7 @@ def main() -> int:
     code_before = checkout_state()
     try:
         versions = [this_version(), *([previous_version(args.previous, work)] if args.previous else [])]
+        versions = [compiled(version) for version in versions]
         shapes = [(n, 0) for n in sizes] + ([(args.image_studies, args.image_studies)] if args.image_studies else [])
         # the previous version builds the report-only sizes (the throughput targets' corpus)
         runs = [

@@ -95,7 +95,14 @@ class ReportLimitsConfig(_Section):
     """Bounds of the report stage."""
 
     max_chars: int = Field(200_000, ge=1, description="Reject longer reports (report_too_long).")
-    batch_size: int = Field(1000, ge=1, description="Reports per Prefect task.")
+    batch_size: int = Field(
+        5000,
+        ge=1,
+        description=(
+            "Reports per Prefect task (one transaction). The stage's flow process reads, writes and commits each "
+            "batch; 100k synthetic reports, 2 cores: 21.6-21.9 s in batches of 5,000 against 25.7-29.7 s of 1,000."
+        ),
+    )
     reread: bool = Field(
         False,
         description=(

@@ -109,5 +109,6 @@ def test_a_local_pool_is_used_where_a_stage_has_workers_to_fan_out_over() -> Non
     assert not Config(**one).uses_local_pool()
     assert Config(**{**one, "qa": {"workers": 2}}).uses_local_pool()
     assert Config(**{**one, "imaging": {"workers": 4}}).uses_local_pool()
+    assert Config(**{**one, "extraction": {"workers": 2}}).uses_local_pool()
     dask = {"kind": "dask", "dask_local_workers": 2}
     assert not Config(**{**one, "qa": {"workers": 2}, "executor": dask}).uses_local_pool()

@@ -88,5 +88,5 @@ def test_a_started_batch_is_written_as_started_and_another_is_loaded_anew() -> N
 def test_the_stages_that_start_their_next_batch_ahead() -> None:
     llm = SimpleNamespace(backend="llm")
     rules = SimpleNamespace(backend="rules")
-    assert [m.NAME for m in MODULES if starts_ahead(m, rules)] == ["reports", "extract", "qa", "validate"]
+    assert [m.NAME for m in MODULES if starts_ahead(m, rules)] == ["extract", "qa", "validate"]
     assert not starts_ahead(extract_stage, llm)  # its requests count against the budget the store keeps

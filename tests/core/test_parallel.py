@@ -53,7 +53,8 @@ def _worker_modules_loaded(_: int) -> list[str]:
 
 
 def test_the_workers_fork_with_the_stage_modules_loaded() -> None:
-    """The forkserver imported them: a task that imports none of them finds them all in its worker."""
+    """The forkserver imported them (`_pool` and `start_forkserver` set the same preload): a task that imports none
+    of them finds them all in its worker."""
     shutdown_pools()
     start_forkserver()
     assert list(process_map(_worker_modules_loaded, range(8), 2)) == [list(WORKER_MODULES)] * 8

@@ -26,14 +26,17 @@ MIN_ITEMS_PER_WORKER = 4
 
 _pools: dict[int, ProcessPoolExecutor] = {}
 
-#: The modules of the stages' pool functions (and the independent reader's medspaCy), imported once by the
-#: forkserver: every worker forks with them loaded instead of importing them on its first task (~2 s of CPU a
-#: worker, twice in a 2-worker build).
+#: The modules of the stages' pool functions, and what their readers import where they build their pipelines (spaCy's
+#: English tokenizer, medspaCy's ConText), imported once by the forkserver: every worker forks with them loaded
+#: instead of importing them on its first task (~2 s of CPU a worker, twice in a 2-worker build). The forkserver
+#: skips a module that fails to import: a worker then imports it itself, as before.
 WORKER_MODULES = (
     "cxrvqa.imaging.convert",
     "cxrvqa.extraction.stage",
     "cxrvqa.qa.stage",
     "cxrvqa.validation.stage",
+    "spacy",
+    "spacy.lang.en",
     "medspacy.context",
 )
 

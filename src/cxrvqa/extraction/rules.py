@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from dataclasses import dataclass
 from functools import lru_cache
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from cxrvqa.errors import ResourceError
@@ -194,13 +194,12 @@ def _phrase_pattern(phrases: Iterable[str], flags: int = 0) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + alternatives + r")\b" if alternatives else r"(?!)", flags)
 
 
-@lru_cache(maxsize=1)
-def rules() -> _Rules:
-    data, _ = _rules_data()
+def _pipeline() -> tuple[Language, Callable[[dict[str, list[str]]], PhraseMatcher]]:
+    """A blank English tokenizer and a maker of its phrase matchers (label -> phrases, matched lower-cased); spaCy
+    is imported here, not with the module."""
     import spacy
     from spacy.matcher import PhraseMatcher
 
-    vocab = vocabulary()
     nlp = spacy.blank("en")
 
     def matcher(groups: dict[str, list[str]]) -> PhraseMatcher:
@@ -208,6 +207,15 @@ def rules() -> _Rules:
         for label, phrases in groups.items():
             phrase_matcher.add(label, [nlp.make_doc(p) for p in phrases])
         return phrase_matcher
+
+    return nlp, matcher
+
+
+@lru_cache(maxsize=1)
+def rules() -> _Rules:
+    data, _ = _rules_data()
+    vocab = vocabulary()
+    nlp, matcher = _pipeline()
 
     context = {name: data.get(name, []) for name in _TRIGGERS}
     _check_one_kind(context)

@@ -222,7 +222,7 @@ def unreadable_reason(study: StudyInput) -> str | None:
 
 
 def _load_report_checks() -> None:
-    """Load what `unreadable_reason` needs (the rules module, hence spaCy: ~0.5 s) while the llm stage is
+    """Load what `unreadable_reason` needs (the rules and spaCy's stop words: ~0.5 s) while the llm stage is
     prepared, so that the first batch's requests are not held up by it."""
     _finding_sentences(StudyInput("", "", "", "", ()))
     _english_words()

@@ -359,13 +359,6 @@ def _restoring(store: Store, parts: Iterable[Tables], parser_version: str) -> It
         yield part
 
 
-def starts_ahead(context: ReportStageContext) -> bool:
-    """A batch reads the stored outcomes of its own studies and the rejects of its own records, and the input holds
-    a study's outcome once (a later record of it is a `duplicate_study` reject): it reads nothing another batch
-    writes (`cxrvqa.core.batch`), so the workers parse the next batch while this one is written."""
-    return True
-
-
 def write_batch(store: Store, counts: StageCounts, parts: Iterable[Tables], context: ReportStageContext) -> StageCounts:
     written = write_tables(store, _restoring(store, parts, context.parser_version))
     counts.n_done += written["reports"]

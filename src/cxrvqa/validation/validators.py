@@ -431,8 +431,8 @@ def _evidence_texts(item: dict[str, Any], study: StudyView) -> tuple[str, ...]:
 
 def clear_caches() -> None:
     """Forget the evidence re-read by the rules, and the rules' own sentence memo (after each chunk of studies:
-    `validation.stage`). The rules are not imported for it: a worker whose checks never read with them (a rebuild
-    that takes every sentence's reading from the store) does not load spaCy (~0.7 s a process)."""
+    `validation.stage`). The rules are not imported for it: a process whose checks never read with them (a rebuild
+    that takes every sentence's reading from the store) need not build their pipeline."""
     import sys
 
     _presence_in.cache_clear()

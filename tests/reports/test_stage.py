@@ -182,6 +182,31 @@ def test_a_duplicate_study_stays_rejected_whatever_the_batches_and_earlier_runs(
         ]
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+@pytest.mark.parametrize("reject_first", [True, False])
+def test_a_study_s_first_record_decides_it_when_another_is_rejected(
+    tmp_path: Path, batch_size: int, reject_first: bool
+) -> None:
+    """A study whose records are a report and one the loader rejects (binary text) is decided by the first of them,
+    the other a duplicate, whatever the batches."""
+    report = {"study_id": "s1", "patient_id": "p1", "text": "FINDINGS: Small left effusion."}
+    binary = {"study_id": "s1", "patient_id": "p1", "text": "\u0000\u0001\u0002\u0003"}
+    other = {"study_id": "s2", "patient_id": "p2", "text": "FINDINGS: Clear lungs."}
+    records = [binary, other, report] if reject_first else [report, other, binary]
+    path = write_jsonl(tmp_path / "r.jsonl", records)
+    config = Config(out_dir=tmp_path / "out", reports=path, report_format="jsonl", stages=["reports"])
+    run_stage(config, batch_size=batch_size)
+    with Store(config.db_path, read_only=True) as store:
+        current = store.query("SELECT study_id FROM current_reports ORDER BY 1")
+        rejects = store.query("SELECT source, reason FROM report_rejects ORDER BY 1")
+    assert current == ([("s2",)] if reject_first else [("s1",), ("s2",)])
+    assert (
+        rejects == [("r.jsonl:line 1", "not_text"), ("r.jsonl:line 3", "duplicate_study")]
+        if reject_first
+        else [("r.jsonl:line 3", "duplicate_study")]
+    )
+
+
 def test_iu_development_reports(data_dir: Path, tmp_path: Path) -> None:
     config = Config(
         out_dir=tmp_path / "out",

@@ -107,14 +107,16 @@ def parse_report(
 
 
 def reject_duplicate_studies(records: Iterable[RawReport | RawReject]) -> Iterator[RawReport | RawReject]:
-    """The first record of a study is its report; a later one becomes a `duplicate_study` reject.
+    """The first record of a study decides it (its report, or the reject of its record: `not_text`,
+    `invalid_encoding`); a later one becomes a `duplicate_study` reject.
 
     Done on the stream, before batching, so the outcome never depends on batch boundaries or on
-    which records an earlier run already stored.
+    which records an earlier run already stored (a loader's reject of a study's record was left out until
+    2026-12-07: a study with such a reject and a report had the outcome of whichever batch was written last).
     """
     first_source: dict[str, str] = {}
     for record in records:
-        if isinstance(record, RawReport):
+        if _is_outcome(record):
             seen = first_source.setdefault(record.study_id, record.source)
             if seen != record.source:
                 record = RawReject(

@@ -43,7 +43,7 @@ from cxrvqa.core.scene_graph import (
 from cxrvqa.core.text import ANAPHORS
 from cxrvqa.core.vocab import ancestors, finding_sites, vocabulary
 
-if TYPE_CHECKING:  # spaCy is imported where the pipeline is built: a process that never extracts never loads it
+if TYPE_CHECKING:  # spaCy is imported where the pipeline is built: a process that builds none never loads it
     from spacy.language import Language
     from spacy.matcher import PhraseMatcher
     from spacy.tokens import Doc, Span

@@ -111,8 +111,8 @@ def reject_duplicate_studies(records: Iterable[RawReport | RawReject]) -> Iterat
     `invalid_encoding`); a later one becomes a `duplicate_study` reject.
 
     Done on the stream, before batching, so the outcome never depends on batch boundaries or on
-    which records an earlier run already stored (a loader's reject of a study's record was left out until
-    2026-12-07: a study with such a reject and a report had the outcome of whichever batch was written last).
+    which records an earlier run already stored: a study with a report and a rejected record had the outcome
+    of whichever batch was written last.
     """
     first_source: dict[str, str] = {}
     for record in records:

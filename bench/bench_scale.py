@@ -203,6 +203,11 @@ session 40's 10k 1,513 MB). The balance then counted only a template edit's own 
 10k side by side with --repeats 3 (000b33a against 4cb08d2): full builds 156.6, 139.0, 156.1 -> 78.0, 83.3, 78.5 s,
 medians 1.99x (this version as in session 40, the previous one 12% faster than then); largest edit 34.8 -> 25.4 s,
 typical 21.2 -> 16.0 s, no change 11.7 -> 1.1 s (1.4%); tree 2,392-2,408 -> 1,491-1,529 MB.
+2026-12-07, session 42 (0b82c87: the worker forkserver's preload, both versions' bytecode compiled first), 10k with
+--repeats 3: full builds 142.6, 145.4, 157.6 -> 61.0, 69.2, 67.3 s (CPU 244-271 -> 110-124 s), medians 2.16x; largest
+edit 31.6 -> 16.7 s (27.4%), typical 21.6 -> 12.0 s, no change 11.8 -> 1.0 s; tree 2,395-2,418 -> 1,550-1,553 MB. An
+earlier run the same morning (12ebfd6) on a slower machine: 176.2, 169.5, 168.9 -> 96.5, 69.8, 81.8 s (2.07x): the
+same code's CPU seconds varied by up to 30% between builds (124 to 164 s).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -26,10 +26,11 @@ MIN_ITEMS_PER_WORKER = 4
 
 _pools: dict[int, ProcessPoolExecutor] = {}
 
-#: The modules of the stages' pool functions, and what their readers import where they build their pipelines (spaCy's
-#: English tokenizer, medspaCy's ConText), imported once by the forkserver: every worker forks with them loaded
-#: instead of importing them on its first task (~2 s of CPU a worker, twice in a 2-worker build). The forkserver
-#: skips a module that fails to import: a worker then imports it itself, as before.
+#: The modules of the stages' pool functions, what their readers import where they build their pipelines (spaCy's
+#: English tokenizer, medspaCy's ConText) and pandas (pyarrow imports it on its first conversion of a Python list:
+#: ~0.3 s), imported once by the forkserver: every worker forks with them loaded instead of importing them on its
+#: first task (~2 s of CPU a worker, twice in a 2-worker build). The forkserver skips a module that fails to import:
+#: a worker then imports it itself, as before.
 WORKER_MODULES = (
     "cxrvqa.imaging.convert",
     "cxrvqa.extraction.stage",
@@ -38,6 +39,7 @@ WORKER_MODULES = (
     "spacy",
     "spacy.lang.en",
     "medspacy.context",
+    "pandas",
 )
 
 

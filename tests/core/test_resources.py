@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 
 from cxrvqa.core import resources
@@ -49,3 +50,14 @@ def test_a_key_written_twice_in_a_data_file_is_an_error(tmp_path, monkeypatch: p
 def test_missing_resource_is_a_resource_error() -> None:
     with pytest.raises(ResourceError, match="file not found in the installed package"):
         resources.load_json_schema("no_such.schema.json")
+
+
+def test_every_packaged_schema_is_a_valid_json_schema() -> None:
+    """`load_json_schema` leaves the meta-schema check to this test: every schema under schemas/ is valid Draft
+    2020-12, and the check itself tells a broken one."""
+    names = sorted(node.name for node in resources.resource("schemas").iterdir() if node.name.endswith(".json"))
+    assert len(names) >= 20 and "qa_item.schema.json" in names
+    for name in names:
+        jsonschema.Draft202012Validator.check_schema(resources.load_json_schema(name))
+    with pytest.raises(jsonschema.SchemaError):
+        jsonschema.Draft202012Validator.check_schema({"type": "no-such-type"})

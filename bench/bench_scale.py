@@ -281,13 +281,12 @@ def previous_version(revision: str, work: Path) -> Version:
     )
 
 
-def compiled(version: Version) -> Version:
-    """The version with its sources' bytecode written first (`compileall`), as an installed package's is: where
+def compile_sources(version: Version) -> None:
+    """The version's sources' bytecode written before its builds (`compileall`), as an installed package's is: where
     PYTHONDONTWRITEBYTECODE is set (this machine) every process compiled them again, a cost of the machine's
     setting, not of either version (`make install` compiles this checkout's)."""
     folders = [str(version.cwd / "src"), str(version.cwd / "flows")]
     subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True, capture_output=True)
-    return version
 
 
 TARGET_TEMPLATE_SHARE = 0.10
@@ -1083,7 +1082,8 @@ def main() -> int:
     code_before = checkout_state()
     try:
         versions = [this_version(), *([previous_version(args.previous, work)] if args.previous else [])]
-        versions = [compiled(version) for version in versions]
+        for version in versions:
+            compile_sources(version)
         shapes = [(n, 0) for n in sizes] + ([(args.image_studies, args.image_studies)] if args.image_studies else [])
         # the previous version builds the report-only sizes (the throughput targets' corpus)
         runs = [

@@ -289,7 +289,9 @@ def extract(config: Config, run_id: str) -> dict[str, int]:
         context,
         on_dask=context.backend == "rules",
     )
-    return _run_stage(config, run_id, "extract", batches, total=len(pending), skipped=total - len(pending))
+    counts = _run_stage(config, run_id, "extract", batches, total=len(pending), skipped=total - len(pending))
+    shutdown_pools()  # the next stage's workers fork afresh: the extractor's caches and spaCy's strings stay behind
+    return counts
 
 
 @task(name="import-boxes", cache_policy=NO_CACHE)
@@ -328,6 +330,7 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
         total=len(pending),
         skipped=total - len(pending),
     )
+    shutdown_pools()  # the validation workers fork afresh, without the answer programs' caches
     if context.workers > 1 and config.executor.kind == "local" and "validate" in config.stages:
         warm_workers(validate_stage.warm_up, context.workers)  # the pool's workers idle while this process balances
     qa_stage.balance(store, run_id, context)

@@ -462,3 +462,35 @@ def test_the_local_servers_unused_services_are_off_and_its_recorders_on() -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_SERVICES")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.split() == ["[False,"] + ["False,"] * 6 + ["False]", "True", "True"]
+
+
+def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_path: Path, monkeypatch) -> None:
+    """Extraction and QA shut the pool down when their batches are written: the next stage's workers are fresh forks
+    of the forkserver, without the caches (the extractor's, spaCy's strings, the answer programs') that grew with
+    the number of studies the workers had seen. Their worker processes are told apart by process id."""
+    from cxrvqa.core import parallel
+    from cxrvqa.extraction import stage as extract_stage
+    from cxrvqa.qa import stage as qa_stage
+    from flows import build as build_flow
+
+    shut: list[set[int]] = []
+
+    def recorded() -> None:
+        shut.append({pid for pool in parallel._pools.values() for pid in (pool._processes or {})})
+        parallel.shutdown_pools()
+
+    monkeypatch.setattr(parallel, "MIN_ITEMS_PER_WORKER", 1)  # the demo's six studies go to the pool
+    monkeypatch.setattr(extract_stage, "POOL_MIN_STUDIES", 1)
+    monkeypatch.setattr(qa_stage, "POOL_MIN_STUDIES", 1)
+    monkeypatch.setattr(build_flow, "shutdown_pools", recorded)
+    parallel.shutdown_pools()
+    config = demo_config(
+        tmp_path / "out",
+        stages=["reports", "extract", "qa", "validate"],
+        extraction={"workers": 2},
+        qa={"workers": 2},
+    )
+    build_flow.build_dataset(config)
+    extraction, generation, validation = shut  # after extraction, after QA's batches, after validation
+    assert extraction and generation and validation
+    assert not extraction & generation and not generation & validation

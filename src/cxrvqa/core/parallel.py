@@ -1,7 +1,8 @@
 """A process pool shared by the stages' batch tasks.
 
-Prefect tasks take batches; inside a batch, CPU work fans out over processes. Starting a
-pool costs a second or so, so one pool per worker count lives for the whole process.
+Prefect tasks take batches; inside a batch, CPU work fans out over processes. One pool per worker count serves
+every batch of a stage; a stage's flow shuts it down at its end (`shutdown_pools`), so that the next stage's workers
+fork afresh from the forkserver, which holds their modules already: the caches a stage grew in its workers go with them.
 """
 
 from __future__ import annotations

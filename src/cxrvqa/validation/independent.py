@@ -199,15 +199,10 @@ VERSION = _version()
 
 
 # -- the ConText reading ----------------------------------------------------------------------------
-#: The most sentences whose verdicts a process keeps in each cache of cheap per-sentence verdicts (the doubt
-#: reader's, the normal statements', scope's, wording's, ...). They stay from chunk to chunk (`forget_readings`), so
-#: they bound a worker's memory, and bounds a worker reaches in its first few thousand studies keep it flat from 10k
-#: to 100k studies: one process validating 24,000 studies of the 100k synthetic build grew to 359 MB resident with
-#: 16,384 (still growing) against a plateau at 323-329 MB with 8,192 from ~8,000 studies on (81-82 against 82-87 s).
-SENTENCES_KEPT = 8192
-#: The most ConText readings of sentences a process keeps (`read_sentence`): a miss costs spaCy and ConText
-#: (~0.18 ms), so this cache stays larger (at 8,192 too, the run above missed 49,176 times against 40,658).
-READINGS_KEPT = 16384
+#: The most sentences whose readings a process keeps (each reading cache: ConText's, the doubt reader's, the normal
+#: statements', scope's, wording's). They stay from chunk to chunk (`forget_readings`), so this bounds a worker's
+#: memory: ~2.4 KB a sentence over the five (157 MB at 65,536); a 10k synthetic build has 20,322 distinct sentences.
+SENTENCES_KEPT = 16384
 
 
 @dataclass(frozen=True)
@@ -593,7 +588,7 @@ def _target_cue() -> _Cue | None:
     return _Cue({word: tuple(sets) for word, sets in by_word.items()}, tuple(patterns))
 
 
-@lru_cache(maxsize=READINGS_KEPT)
+@lru_cache(maxsize=SENTENCES_KEPT)
 def read_sentence(text: str) -> tuple[Mention, ...]:
     """The findings a sentence names, each with its ConText modifiers (cached: items share sentences; a reading
     the store kept for the chunk being validated is taken without reading: `cxrvqa.validation.readings`)."""
@@ -1128,9 +1123,8 @@ def claims_of(item: dict[str, Any], context: ValidationContext) -> tuple[Claim, 
 _CLAIMS: dict[bytes, tuple[Claim, ...]] = {}
 #: Each distinct claims value once (`_interned`: most keys share a few, "pleural effusion present").
 _CLAIM_VALUES: dict[tuple[Claim, ...], tuple[Claim, ...]] = {}
-#: Entries of each cache of `_kept` (then emptied at once): reached within a worker's first ~8,000 studies, so that
-#: its memory does not grow with the build (65,536 kept growing past 24,000 studies: see `SENTENCES_KEPT`).
-KEPT_PER_CACHE = 16384
+#: Entries of each cache of `_kept` (then emptied at once).
+KEPT_PER_CACHE = 65536
 
 
 def _claims_key(item: dict[str, Any], context: ValidationContext) -> bytes | None:

@@ -437,8 +437,8 @@ class Config(_Section):
         return self.out_dir / "cxrvqa.duckdb"
 
     def uses_local_pool(self) -> bool:
-        """Whether a stage may fan out over this machine's processes (`cxrvqa.core.parallel`): validation uses the
-        QA stage's workers."""
+        """Whether a stage may fan out over this machine's processes (`cxrvqa.core.parallel`): validation runs as many
+        workers as the QA stage (`qa.workers`)."""
         workers = (self.imaging.workers, self.extraction.workers, self.qa.workers)
         return self.executor.kind == "local" and max(workers) > 1
 

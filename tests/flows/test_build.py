@@ -471,6 +471,7 @@ def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_pa
     from cxrvqa.core import parallel
     from cxrvqa.extraction import stage as extract_stage
     from cxrvqa.qa import stage as qa_stage
+    from cxrvqa.validation import stage as validate_stage
     from flows import build as build_flow
 
     shut: list[set[int]] = []
@@ -482,6 +483,7 @@ def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_pa
     monkeypatch.setattr(parallel, "MIN_ITEMS_PER_WORKER", 1)  # the demo's six studies go to the pool
     monkeypatch.setattr(extract_stage, "POOL_MIN_STUDIES", 1)
     monkeypatch.setattr(qa_stage, "POOL_MIN_STUDIES", 1)
+    monkeypatch.setattr(validate_stage, "POOL_MIN_ITEMS", 1)
     monkeypatch.setattr(build_flow, "shutdown_pools", recorded)
     parallel.shutdown_pools()
     config = demo_config(

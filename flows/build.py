@@ -290,7 +290,7 @@ def extract(config: Config, run_id: str) -> dict[str, int]:
         on_dask=context.backend == "rules",
     )
     counts = _run_stage(config, run_id, "extract", batches, total=len(pending), skipped=total - len(pending))
-    shutdown_pools()  # the next stage's workers fork afresh: the extractor's caches and spaCy's strings stay behind
+    shutdown_pools()  # the next stage's workers fork afresh: the extractor's caches and spaCy's strings go with these
     return counts
 
 

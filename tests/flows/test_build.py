@@ -492,7 +492,10 @@ def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_pa
         extraction={"workers": 2},
         qa={"workers": 2},
     )
-    build_flow.build_dataset(config)
+    try:
+        build_flow.build_dataset(config)
+    finally:
+        parallel.shutdown_pools()  # a failed build's workers too
     extraction, generation, validation = shut  # after extraction, after QA's batches, after validation
     assert extraction and generation and validation
     assert not extraction & generation and not generation & validation

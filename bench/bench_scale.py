@@ -208,6 +208,11 @@ typical 21.2 -> 16.0 s, no change 11.7 -> 1.1 s (1.4%); tree 2,392-2,408 -> 1,49
 edit 31.6 -> 16.7 s (27.4%), typical 21.6 -> 12.0 s, no change 11.8 -> 1.0 s; tree 2,395-2,418 -> 1,550-1,553 MB. An
 earlier run the same morning (12ebfd6) on a slower machine: 176.2, 169.5, 168.9 -> 96.5, 69.8, 81.8 s (2.07x): the
 same code's CPU seconds varied by up to 30% between builds (124 to 164 s).
+2026-12-07, session 43, 100k this version only (02bed60): full 562.3 s [reports 22.1, extract 74.6, qa 200.8 = 31,135
+items/s, validate 222.9 = 9,679 items/s, in-run other 33.2, start-up 6.7], CPU main 215, pool 826 s; largest edit 97.3 s
+(17.3%), typical 43.8 s (7.8%), no change 1.8 s; tree 1,860 MB (qa 939/759, validate 699/937 main/pool MB). With the
+pool shut down after extraction and QA (e7b9086, which also had lower validation cache bounds, since reverted): full
+574.0 s, tree 1,780 MB (qa 949/660, validate 718/808); its 10k: 70.5 s, tree 1,498 MB (1.19x from 10k to 100k).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

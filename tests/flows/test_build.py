@@ -465,9 +465,10 @@ def test_the_local_servers_unused_services_are_off_and_its_recorders_on() -> Non
 
 
 def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_path: Path, monkeypatch) -> None:
-    """Extraction and QA shut the pool down when their batches are written: the next stage's workers are fresh forks
-    of the forkserver, without the caches (the extractor's, spaCy's strings, the answer programs') that grew with
-    the number of studies the workers had seen. Their worker processes are told apart by process id."""
+    """Each stage shuts the pool down when its batches are written (`_run_stage`): the next stage's workers are fresh
+    forks of the forkserver, without the caches (the extractor's, spaCy's strings, the answer programs') that grew
+    with the number of studies the workers had seen. Their worker processes are told apart by process id; the
+    demo's six reports are parsed in this process (no pool)."""
     from cxrvqa.core import parallel
     from cxrvqa.extraction import stage as extract_stage
     from cxrvqa.qa import stage as qa_stage
@@ -496,6 +497,6 @@ def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_pa
         build_flow.build_dataset(config)
     finally:
         parallel.shutdown_pools()  # a failed build's workers too
-    extraction, generation, validation = shut  # after extraction, after QA's batches, after validation
-    assert extraction and generation and validation
+    reports, extraction, generation, validation = shut  # after each stage's batches, in order
+    assert not reports and extraction and generation and validation
     assert not extraction & generation and not generation & validation

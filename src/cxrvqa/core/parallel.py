@@ -1,10 +1,9 @@
 """A process pool shared by the stages' batch tasks.
 
 Prefect tasks take batches; inside a batch, CPU work fans out over processes. One pool per worker count serves
-the batches of the stages; the extraction, QA and validation flows shut it down at their end (`shutdown_pools`), so
-that the QA stage's and validation's workers fork afresh from the forkserver, which holds their modules already: the
-caches the stage before grew in its workers go with them. (The reports stage's pool, keyed like extraction's by
-`extraction.workers`, serves extraction too; the images stage's goes with extraction's.)
+a stage's batches; the build flow shuts it down at each stage's end (`shutdown_pools`), so that the next stage's
+workers fork afresh from the forkserver, which holds their modules already: the caches a stage grew in its workers
+go with them.
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills
     """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds, no image file
     stats, no latest markers, a validation row per check run, no answer digests, no record of the reports input's
     reads nor of box imports, no selection per template, no kept sentence readings: 0017-0027 undone; 0028, a view,
-    and 0029, a macro and a view, re-apply as they are), then a build with nothing new: the store is migrated, the
-    thresholds are computed and the markers set, the passing checks' rows dropped, nothing else changes (the items
-    keep no digest: a later validation regenerates them)."""
+    0029, a macro and a view, and 0030, a view, re-apply as they are), then a build with nothing new: the store is
+    migrated, the thresholds are computed and the markers set, the passing checks' rows dropped, nothing else changes
+    (the items keep no digest: a later validation regenerates them)."""
     _build(tmp_path)
     results = (
         "SELECT item_id, validator, validator_version, strictness, status, reason, detail, run_id "

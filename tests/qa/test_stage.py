@@ -752,9 +752,12 @@ def test_a_template_edit_measures_the_baseline_of_its_own_items_unless_another_t
             measured.clear()
             run_qa(store, tmp_path, f"run-{version}", template_dirs=[user])
             assert store.query(prior) == expected
+            [(edited,)] = store.query(
+                "SELECT template_version FROM current_qa_templates WHERE template_id = 'my_presence'"
+            )
     assert shared[-1] is False  # the texts differ: the keys of my_presence alone were selected again
     whole = [("current_qa_items", [])]
-    assert measured == (whole if spaced else [(stage.CHANGED_ITEMS_SQL, [["my_presence"]])])
+    assert measured == (whole if spaced else [(stage.CHANGED_ITEMS_SQL, [["my_presence"], [edited]])])
 
 
 @pytest.mark.parametrize("stored", ["by other code", "none"])

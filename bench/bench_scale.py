@@ -220,6 +220,13 @@ than session 43's (pool CPU 1,012 against 826 s for the same work), largest edit
 typical 41.4 s (6.0%), no change 2.5 s; tree 1,812 MB (1.20x its 10k's 1,505). 10k side by side with --repeats 3:
 full builds 145.6, 132.2, 116.3 -> 78.0, 58.9, 56.0 s, medians 2.24x; largest edit 31.1 -> 21.0 s, typical 18.7 ->
 14.2 s, no change 9.4 -> 0.9 s.
+2026-12-07, session 45 (d986a17: session 44's changes, recommitted), 10k side by side with --repeats 3: full builds
+182.4, 173.2, 170.8 -> 80.9, 91.0, 80.9 s (CPU 289-309 -> 144-162 s), medians 2.14x; largest edit 43.0 -> 18.9 s,
+typical 26.1 -> 13.2 s, no change 14.7 -> 1.2 s; tree 2,406-2,442 -> 1,499-1,504 MB; validation 7,345 items/s, QA 26,039
+items/s. 100k this version only: full 658.4 s [reports 25.1, extract 74.4, qa 242.3, validate 271.7 = 7,941 items/s,
+in-run other 35.9, start-up 6.8, summary 2.2], CPU main 236, pool 974 s; largest edit 116.5 s (17.7%: qa 32.0, validate
+58.4, in-run other 16.0, start-up 7.8), typical 44.7 s (6.8%), no change 2.2 s (0.3%); tree 1,812 MB (1.20x the 10k's
+1,504).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -214,12 +214,12 @@ items/s, validate 222.9 = 9,679 items/s, in-run other 33.2, start-up 6.7], CPU m
 pool shut down after extraction and QA (e7b9086, which also had lower validation cache bounds, since reverted): full
 574.0 s, tree 1,780 MB (qa 949/660, validate 718/808); its 10k: 70.5 s, tree 1,498 MB (1.19x from 10k to 100k).
 2026-12-07, session 44 (migration 0030: the current graph picked by a window over keys; a template edit's items read by
-their versions too; QA's pending work without the templates done for every study), 100k this version only: full
-685.6 s [reports 28.6, extract 82.2, qa 242.1, validate 284.3, in-run other 38.9, start-up 7.2] on a machine slower
+their versions too; QA's pending work without the templates done for every study), 100k this version only: full 685.6 s
+[reports 28.6, extract 82.2, qa 242.1, validate 284.3, in-run other 38.9, start-up 7.2, summary 2.3] on a machine slower
 than session 43's (pool CPU 1,012 against 826 s for the same work), largest edit 104.9 s (15.3%; in-run other 15.0),
-typical 41.4 s (6.0%), no change 2.5 s; tree 1,812 MB (1.20x its 10k's 1,505). 10k side by side with --repeats 3:
-full builds 145.6, 132.2, 116.3 -> 78.0, 58.9, 56.0 s, medians 2.24x; largest edit 31.1 -> 21.0 s, typical 18.7 ->
-14.2 s, no change 9.4 -> 0.9 s.
+typical 41.4 s (6.0%), no change 2.5 s; tree 1,812 MB (1.20x its 10k's 1,505). 10k side by side with --repeats 3: full
+builds 145.6, 132.2, 116.3 -> 78.0, 58.9, 56.0 s, medians 2.24x; largest edit 31.1 -> 21.0 s, typical 18.7 -> 14.2 s, no
+change 9.4 -> 0.9 s.
 2026-12-07, session 45 (d986a17: session 44's changes, recommitted), 10k side by side with --repeats 3: full builds
 182.4, 173.2, 170.8 -> 80.9, 91.0, 80.9 s (CPU 289-309 -> 144-162 s), medians 2.14x; largest edit 43.0 -> 18.9 s,
 typical 26.1 -> 13.2 s, no change 14.7 -> 1.2 s; tree 2,406-2,442 -> 1,499-1,504 MB; validation 7,345 items/s, QA 26,039

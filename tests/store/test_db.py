@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from cxrvqa.config import Config
+from cxrvqa.core.resources import resource
 from cxrvqa.errors import SchemaVersionError, StoreError, StoreLockedError
 from cxrvqa.store import SCHEMA_VERSION, Store, finish_run, start_run
 
@@ -287,3 +288,62 @@ def test_optimizers_off_meanwhile_and_as_before_after(tmp_path: Path) -> None:
                 store.con.execute("SELECT error('a failed statement')")
         assert disabled(store) == {"top_n"}
         store.insert("grade_levels", [{"grade": 1, "label": "A", "meaning": "m"}])  # the store is usable again
+
+
+def test_the_current_graphs_are_those_one_window_over_every_graph_row_picks(tmp_path: Path) -> None:
+    """Migration 0030 picks each study's and backend's newest graph of its current report by a window over the keys,
+    then joins the rows back: the same rows as 0003's window over whole rows (read from its file, as a temporary
+    view), on graphs of a report parsed twice, of both backends, extracted twice, of a retired study and of an old
+    text."""
+    text = (resource("store", "migrations") / "0003_scene_graphs.sql").read_text()
+    start = text.index("CREATE VIEW current_scene_graphs")
+    whole_rows = text[start : text.index(";", start)].replace("VIEW current_scene_graphs", "TEMP VIEW graphs_0003")
+    at = [datetime(2026, 1, 1, hour, tzinfo=timezone.utc) for hour in range(8)]
+    report = dict.fromkeys(("source", "source_format", "text", "indication", "comparison", "technique"), "")
+    report |= dict.fromkeys(("findings", "impression", "other", "run_id", "input_hash", "code_version"), "")
+    reports = [  # (study, report hash, parser, created): s1's text changed, s2 parsed again, s3 retired
+        ("s1", "old", "p1", at[0]),
+        ("s1", "new", "p1", at[3]),
+        ("s2", "r2", "p1", at[0]),
+        ("s2", "r2", "p2", at[2]),
+        ("s3", "r3", "p1", at[0]),
+    ]
+    graphs = [  # (graph, study, backend, report hash, parser, created)
+        ("g1", "s1", "rules", "old", "p1", at[1]),
+        ("g2", "s1", "rules", "new", "p1", at[4]),
+        ("g3", "s1", "rules", "new", "p1", at[6]),
+        ("g4", "s1", "llm", "new", "p1", at[5]),
+        ("g5", "s1", "llm", "old", "p1", at[7]),
+        ("g6", "s2", "rules", "r2", "p1", at[1]),
+        ("g7", "s2", "rules", "r2", "p2", at[3]),
+        ("g8", "s3", "rules", "r3", "p1", at[1]),
+    ]
+    with Store(tmp_path / "db.duckdb") as store:
+        store.insert(
+            "reports",
+            [
+                {**report, "study_id": s, "patient_id": "p", "n_sentences": 1, "report_hash": h, "parser_version": p}
+                | {"input_hash": f"{s}-{h}-{p}", "created_at": c}
+                for s, h, p, c in reports
+            ],
+        )
+        store.insert(
+            "scene_graphs",
+            [
+                {"graph_id": g, "study_id": s, "backend": b, "report_hash": h, "parser_version": p, "input_hash": g}
+                | {"extractor_version": "x", "quality": [], "n_observations": 0, "graph": "{}", "run_id": "r"}
+                | {"code_version": "c", "created_at": c}
+                for g, s, b, h, p, c in graphs
+            ],
+        )
+        store.insert(
+            "retirements",
+            [
+                {"kind": "study", "key": "s3", "action": "retired", "reason": "absent_from_input", "detail": ""}
+                | {"input_hash": "s3", "run_id": "r", "code_version": "c", "created_at": at[2]}
+            ],
+        )
+        store.con.execute(whole_rows)
+        picked = store.query("SELECT * FROM current_scene_graphs ORDER BY ALL")
+        assert picked == store.query("SELECT * FROM graphs_0003 ORDER BY ALL")
+        assert [row[0] for row in picked] == ["g3", "g4", "g7"]

@@ -56,8 +56,8 @@ def start_forkserver() -> None:
     """The forkserver started now, not at the first pool task: it imports `WORKER_MODULES` in the background while
     this process goes on (a build's first stage, reading the reports, leaves the second core idle). Not earlier:
     started before the CLI waits for Prefect's server (the flow process idles there ~2.5 s while the server imports),
-    10k synthetic studies, alternated: a typical template edit 13.6, 16.8, 17.4 s against 16.1, 15.6, 15.7 s, full
-    builds 83.4, 76.6 against 79.2, 76.5 s, nothing gained."""
+    10k synthetic studies, alternated with starting it here: a typical template edit 13.6, 16.8, 17.4 s against
+    16.1, 15.6, 15.7 s, full builds 83.4, 76.6 s against 79.2, 76.5 s: nothing gained."""
     _forkserver()
     multiprocessing.forkserver.ensure_running()
 

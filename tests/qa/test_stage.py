@@ -610,6 +610,23 @@ def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_pat
             == 0
         )
         assert store.query("SELECT count(*) FROM current_qa_candidates WHERE template_id = 'my_presence'")[0][0] > 0
+        # two studies changed and a second user template at once: no template is done for every current study
+        # (the changed studies' done rows are of their old inputs), so none is left out before the pairing
+        store.con.execute(
+            "INSERT INTO scene_graphs SELECT * REPLACE ('g3-' || graph_id AS graph_id, "
+            "created_at + INTERVAL 3 SECOND AS created_at, 'run-x' AS run_id, "
+            'json_merge_patch(graph, \'{"indication": "Changed again."}\')::VARCHAR AS graph) '
+            "FROM current_scene_graphs WHERE study_id IN ('s0000005', 's0000007')"
+        )
+        (user / "my_other.yaml").write_text(source.replace("id: finding_presence", "id: my_other"))
+        fourth = run_qa(store, tmp_path, "run-4", template_dirs=[user])
+        assert {study: len(ids) for study, ids in fourth.pending if len(ids) > 1} == {
+            "s0000005": TEMPLATES + 2,
+            "s0000007": TEMPLATES + 2,
+        }
+        assert len(fourth.pending) == 40 and {
+            tuple(ids) for study, ids in fourth.pending if study not in ("s0000005", "s0000007")
+        } == {("my_other",)}
 
 
 def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ pytestmark = pytest.mark.flow
 #: Columns that differ between two builds of the same inputs (code_version too, where the source is edited
 #: between the two builds, as in a developer's working tree).
 VOLATILE = {"run_id", "created_at", "started_at", "finished_at", "seconds", "applied_at", "code_version"}
-#: Bookkeeping of runs, not data (report_inputs: the reports input's last read, with a hash of stored times;
-#: sentence_readings: a cache whose rows are the readings a process had not read before, so they depend on what the
-#: test process read earlier).
-NOT_DATA = {"runs", "run_stages", "schema_migrations", "report_inputs", "sentence_readings"}
+#: Bookkeeping of runs, not data (report_inputs and qa_input_states: the reports input's last read and the state the
+#: QA inputs were last made from, with a hash of stored times; sentence_readings: a cache whose rows are the readings
+#: a process had not read before, so they depend on what the test process read earlier).
+NOT_DATA = {"runs", "run_stages", "schema_migrations", "report_inputs", "qa_input_states", "sentence_readings"}
 
 
 def demo_config(out: Path, **overrides: object):

@@ -629,6 +629,40 @@ def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_pat
         } == {("my_other",)}
 
 
+def test_input_hashes_are_made_again_only_when_a_table_they_read_changed(tmp_path: Path, monkeypatch) -> None:
+    """`record_inputs` hashes the studies' inputs where the tables they read changed since its last record
+    (`qa_input_states`): not on a rerun, again after a graph restored in place (a new `created_at`, the same row
+    count) and after a new graph, which gets its study a new input row."""
+    recorded: list[str] = []
+    record = stage._record_study_inputs
+    monkeypatch.setattr(
+        stage, "_record_study_inputs", lambda store, run_id, *a: recorded.append(run_id) or record(store, run_id, *a)
+    )
+    inputs = "SELECT study_id, input_hash, graph_id, run_id FROM qa_inputs ORDER BY ALL"
+    with Store(tmp_path / "cxrvqa.duckdb") as store:
+        fill_store(store, 0, 5)
+        run_qa(store, tmp_path, "run-1")
+        first = store.query(inputs)
+        run_qa(store, tmp_path, "run-2")
+        assert recorded == ["run-1"] and store.query(inputs) == first
+        store.con.execute("UPDATE scene_graphs SET created_at = now() WHERE study_id = 's0000001'")
+        run_qa(store, tmp_path, "run-3")
+        assert recorded == ["run-1", "run-3"] and store.query(inputs) == first  # the same graphs: the same hashes
+        store.con.execute(
+            "INSERT INTO scene_graphs SELECT * REPLACE ('g2-' || graph_id AS graph_id, now() AS created_at, "
+            'json_merge_patch(graph, \'{"indication": "Changed."}\')::VARCHAR AS graph) '
+            "FROM scene_graphs WHERE study_id = 's0000002'"
+        )
+        run_qa(store, tmp_path, "run-4")
+        assert recorded == ["run-1", "run-3", "run-4"]
+        assert [row[0] for row in store.query(inputs) if row[3] == "run-4"] == ["s0000002"]
+        assert store.query("SELECT run_id FROM qa_input_states ORDER BY created_at") == [
+            ("run-1",),
+            ("run-3",),
+            ("run-4",),
+        ]
+
+
 def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(tmp_path: Path) -> None:
     rule = "SELECT study_id, item_id, template_version, input_hash FROM qa_current_rule ORDER BY ALL"
     with Store(tmp_path / "cxrvqa.duckdb") as store:

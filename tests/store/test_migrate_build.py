@@ -63,12 +63,12 @@ def test_a_build_into_an_empty_store_of_an_older_schema_migrates_it(
 def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills_what_it_added(
     tmp_path: Path, fresh: list[tuple]
 ) -> None:
-    """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds, no image file
-    stats, no latest markers, a validation row per check run, no answer digests, no record of the reports input's
-    reads nor of box imports, no selection per template, no kept sentence readings: 0017-0027 undone; 0028, a view,
-    0029, a macro and a view, and 0030, a view, re-apply as they are), then a build with nothing new: the store is
-    migrated, the thresholds are computed and the markers set, the passing checks' rows dropped, nothing else changes
-    (the items keep no digest: a later validation regenerates them)."""
+    """A demo build as the code before migration 0017 left it (no evaluation-profile thresholds, no image file stats, no
+    latest markers, a validation row per check run, no answer digests, no record of the reports input's reads nor of box
+    imports, no selection per template, no kept sentence readings, no state of the QA inputs: 0017-0027 and 0031 undone;
+    0028, a view, 0029, a macro and a view, and 0030, a view, re-apply as they are), then a build with nothing new: the
+    store is migrated, the thresholds are computed and the markers set, the passing checks' rows dropped, nothing else
+    changes (the items keep no digest: a later validation regenerates them)."""
     _build(tmp_path)
     results = (
         "SELECT item_id, validator, validator_version, strictness, status, reason, detail, run_id "
@@ -86,6 +86,7 @@ def test_a_build_into_a_built_store_of_the_previous_schema_migrates_it_and_fills
         "USING (validators_version)) r ANTI JOIN validation_results v "
         "USING (item_id, template_version, input_hash, validator, created_at)"
     )
+    con.execute("DROP TABLE qa_input_states")  # 0031
     con.execute("DROP TABLE sentence_readings")  # 0027
     con.execute("DROP TABLE qa_current_templates")  # 0026 (its macro and view re-apply as they are)
     con.execute("ALTER TABLE qa_current_source DROP COLUMN studies")

@@ -632,7 +632,7 @@ def test_incremental_rerun_redoes_only_changed_studies_and_new_templates(tmp_pat
 def test_input_hashes_are_made_again_only_when_a_table_they_read_changed(tmp_path: Path, monkeypatch) -> None:
     """`record_inputs` hashes the studies' inputs where the tables they read changed since its last record
     (`qa_input_states`): not on a rerun, again after a graph restored in place (a new `created_at`, the same row
-    count) and after a new graph, which gets its study a new input row."""
+    count), after a new graph, which gets its study a new input row, and after an edit of the query."""
     recorded: list[str] = []
     record = stage._record_study_inputs
     monkeypatch.setattr(
@@ -656,10 +656,14 @@ def test_input_hashes_are_made_again_only_when_a_table_they_read_changed(tmp_pat
         run_qa(store, tmp_path, "run-4")
         assert recorded == ["run-1", "run-3", "run-4"]
         assert [row[0] for row in store.query(inputs) if row[3] == "run-4"] == ["s0000002"]
+        monkeypatch.setattr(stage, "STUDY_INPUTS_SQL", stage.STUDY_INPUTS_SQL + "\n")  # the query edited
+        run_qa(store, tmp_path, "run-5")
+        assert recorded == ["run-1", "run-3", "run-4", "run-5"]
         assert store.query("SELECT run_id FROM qa_input_states ORDER BY created_at") == [
             ("run-1",),
             ("run-3",),
             ("run-4",),
+            ("run-5",),
         ]
 
 

@@ -124,8 +124,9 @@ def prepare(config: Config) -> QAStageContext:
 
 
 #: The tables the studies' input hashes read (`STUDY_INPUTS_SQL`, through the current views) and `qa_inputs` itself:
-#: written by inserts, and a row changed in place gets a new `created_at` (a restored graph, a report or image read
-#: again), so their row counts and newest rows tell whether the hashes can have changed (`_input_state`).
+#: written by inserts, and a row changed in place gets a new `created_at` (a restored graph; a report or image read
+#: again is deleted and inserted anew), so their row counts and newest rows tell whether the hashes can have changed
+#: (`_input_state`, with the query and the schema's version: an edit of either makes them again).
 INPUT_STATE_TABLES = (
     "scene_graphs",
     "reports",
@@ -143,7 +144,8 @@ def _input_state(store: Store, backend: str) -> str:
     counts = ", ".join(
         f"(SELECT count(*) FROM {t}), (SELECT epoch_us(max(created_at)) FROM {t})" for t in INPUT_STATE_TABLES
     )
-    return stable_hash([backend, *(str(value) for value in store.query(f"SELECT {counts}")[0])], length=32)
+    state = store.query(f"SELECT (SELECT max(version) FROM schema_migrations), {counts}")[0]
+    return stable_hash([backend, STUDY_INPUTS_SQL, *(str(value) for value in state)], length=32)
 
 
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:

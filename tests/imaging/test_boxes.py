@@ -210,6 +210,7 @@ def test_rerun_skips_imported_lines_and_rechecks_rejects(store: Store, vindr: Pa
     assert again.reasons == first.reasons
     assert store.query("SELECT count(*) FROM boxes")[0][0] == 4
     assert store.query("SELECT count(*) FROM box_rejects")[0][0] == 9  # same rejects are not written twice
+    assert store.query("SELECT run_id FROM box_imports") == [("run1",)]  # the current version already: no new row
     # The unknown image is ingested later: the next rerun imports its line.
     store.insert("images", [image_row("img_9", "n/9999.dcm", 100, 100, 50, 50)])
     third = import_boxes(store, vindr, run_id="run3")
@@ -233,6 +234,7 @@ def test_an_edited_file_is_a_new_input(store: Store, vindr: Path) -> None:
     summary = import_boxes(store, vindr, run_id="run3")
     assert (summary.n_imported, summary.n_skipped) == (0, 4)
     assert store.query(current) == [(4, 1)] and store.query("SELECT box_id FROM current_boxes") != edited
+    assert store.query("SELECT run_id FROM box_imports ORDER BY created_at") == [("run1",), ("run2",), ("run3",)]
 
 
 def test_import_is_one_transaction(store: Store, vindr: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -347,3 +347,27 @@ def test_the_current_graphs_are_those_one_window_over_every_graph_row_picks(tmp_
         picked = store.query("SELECT * FROM current_scene_graphs ORDER BY ALL")
         assert picked == store.query("SELECT * FROM graphs_0003 ORDER BY ALL")
         assert [row[0] for row in picked] == ["g3", "g4", "g7"]
+
+
+def test_rows_state_is_each_sources_row_count_and_newest_time(tmp_path: Path) -> None:
+    """`Store.rows_state`: per source, a table or a table and its WHERE clause, its row count and newest
+    `created_at` in epoch microseconds (NULL where it has no row)."""
+    at = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    with Store(tmp_path / "db.duckdb") as store:
+        store.insert(
+            "retirements",
+            [
+                {"kind": kind, "key": key, "action": "retired", "reason": "absent_from_input", "detail": ""}
+                | {"input_hash": key, "run_id": "r", "code_version": "c", "created_at": at.replace(hour=hour)}
+                for kind, key, hour in (("study", "s1", 1), ("study", "s2", 5), ("image", "i1", 9))
+            ],
+        )
+        state = store.rows_state(("retirements", "retirements WHERE kind = 'study'", "reports"))
+        assert state == [
+            3,
+            round(at.replace(hour=9).timestamp() * 1e6),
+            2,
+            round(at.replace(hour=5).timestamp() * 1e6),
+            0,
+            None,
+        ]

@@ -141,10 +141,8 @@ INPUT_STATE_TABLES = (
 
 def _input_state(store: Store, backend: str) -> str:
     """The fingerprint of what the studies' input hashes are made from (`INPUT_STATE_TABLES`), for a backend."""
-    counts = ", ".join(
-        f"(SELECT count(*) FROM {t}), (SELECT epoch_us(max(created_at)) FROM {t})" for t in INPUT_STATE_TABLES
-    )
-    state = store.query(f"SELECT (SELECT max(version) FROM schema_migrations), {counts}")[0]
+    [(schema,)] = store.query("SELECT max(version) FROM schema_migrations")
+    state = [schema, *store.rows_state(INPUT_STATE_TABLES)]
     return stable_hash([backend, STUDY_INPUTS_SQL, *(str(value) for value in state)], length=32)
 
 

@@ -153,13 +153,8 @@ def retire_absent(store: Store, run_id: str, config: Config, studies: InputStudi
 
 
 # -- a rebuild of an unchanged input reads nothing (table report_inputs) -----------------------------------
-#: The stored state a complete read leaves: what a later read of the same input would compare against.
-_STORE_STATE_SQL = (
-    "SELECT (SELECT count(*) FROM reports), (SELECT epoch_us(max(created_at)) FROM reports), "
-    "(SELECT count(*) FROM report_rejects), (SELECT epoch_us(max(created_at)) FROM report_rejects), "
-    "(SELECT count(*) FROM retirements WHERE kind = 'study'), "
-    "(SELECT epoch_us(max(created_at)) FROM retirements WHERE kind = 'study')"
-)
+#: The stored rows a complete read leaves (`Store.rows_state`): what a later read of the same input compares against.
+_STORE_STATE_SOURCES = ("reports", "report_rejects", "retirements WHERE kind = 'study'")
 
 
 def input_fingerprint(config: Config, context: ReportStageContext) -> str | None:
@@ -223,7 +218,7 @@ def record_input(store: Store, run_id: str, fingerprint: str | None, n_input: in
 
 
 def _store_state(store: Store) -> str:
-    return stable_hash([str(value) for value in store.query(_STORE_STATE_SQL)[0]], length=32)
+    return stable_hash([str(value) for value in store.rows_state(_STORE_STATE_SOURCES)], length=32)
 
 
 def _is_outcome(record: RawReport | RawReject) -> bool:

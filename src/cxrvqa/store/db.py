@@ -208,6 +208,13 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
 
+    def rows_state(self, sources: Sequence[str]) -> list[Any]:
+        """Per source (a table, or a table and its WHERE clause), its row count and newest `created_at` in epoch
+        microseconds: of tables written by inserts, where a row changed in place gets a newer `created_at`, an equal
+        state holds the same rows (what a rebuild compares to skip what the rows gave last time)."""
+        counts = ", ".join(f"(SELECT count(*) FROM {s}), (SELECT epoch_us(max(created_at)) FROM {s})" for s in sources)
+        return list(self.query(f"SELECT {counts}")[0])
+
     def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cursor = self.con.execute(sql, params or [])
         names = [d[0] for d in cursor.description]

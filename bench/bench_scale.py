@@ -227,6 +227,15 @@ items/s. 100k this version only: full 658.4 s [reports 25.1, extract 74.4, qa 24
 in-run other 35.9, start-up 6.8, summary 2.2], CPU main 236, pool 974 s; largest edit 116.5 s (17.7%: qa 32.0, validate
 58.4, in-run other 16.0, start-up 7.8), typical 44.7 s (6.8%), no change 2.2 s (0.3%); tree 1,812 MB (1.20x the 10k's
 1,504).
+2026-12-07, session 46 (455afe2), on a machine ~1.6x faster than session 45's (its 100k build 389 against 658 s),
+100k side by side: full 1,004.1 -> 389.2 s (2.58x; reports 17.6 -> 14.6, extract 69.1 -> 52.5, qa 220.4 -> 129.6 =
+48,238 items/s, validate 660.2 -> 161.7 = 13,346 items/s), largest edit 198.5 -> 62.5 s (16.1%), typical 110.3 -> 23.2
+s (6.0%), no change 23.0 -> 1.2 s (0.3%); tree 3,532 -> 1,940 MB, database 1,710 -> 866 MB. An earlier run of this
+version alone that day: full 415.8 s (2.41x against the 1,004.1), largest edit 65.1 s (15.7%), tree 1,940 MB. 10k side
+by side with --repeats 3: full builds 98.4, 101.0, 103.5 -> 47.6, 45.6, 47.4 s (CPU 168-173 -> 82-86 s), medians 2.13x
+(per pair 2.07, 2.22, 2.18x); largest edit 24.6 -> 13.0 s, typical 14.4 -> 8.6 s, no change 8.2 -> 0.6 s; tree
+2,380-2,424 -> 1,530-1,539 MB; validation 12,969 items/s, QA 45,702. The 100k tree is 1.27x the 10k's (1,940 against
+1,533 MB; both stages above 1.2x: QA 1,912 MB, main 1,011 against 672; validation 1,940 MB, pool 992 against 764).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

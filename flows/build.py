@@ -324,14 +324,15 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
     qa_stage.record_inputs(store, run_id, context)
     total, pending = qa_stage.pending_work(store, context)
     context = with_workers_for(context, len(pending), qa_stage.POOL_MIN_STUDIES)
-    counts = _run_stage(
-        config,
-        run_id,
-        "qa",
-        _batches(config, run_id, "qa", pending, config.qa.batch_size, context, split=qa_stage.batches(context)),
-        total=len(pending),
-        skipped=total - len(pending),
-    )
+    with open_writer(config.db_path).memory_limited(config.qa_memory_limit()):
+        counts = _run_stage(
+            config,
+            run_id,
+            "qa",
+            _batches(config, run_id, "qa", pending, config.qa.batch_size, context, split=qa_stage.batches(context)),
+            total=len(pending),
+            skipped=total - len(pending),
+        )
     if context.workers > 1 and config.executor.kind == "local" and "validate" in config.stages:
         warm_workers(validate_stage.warm_up, context.workers)  # the pool's workers idle while this process balances
     qa_stage.balance(store, run_id, context)

@@ -93,13 +93,18 @@ def test_the_executor_is_local_or_dask_on_exactly_one_cluster() -> None:
         assert problem in str(caught.value)
 
 
-def test_the_validate_stage_memory_cap_is_never_above_the_builds() -> None:
+def test_the_qa_and_validate_stage_memory_caps_are_never_above_the_builds() -> None:
     assert [size_bytes(s) for s in ("512MB", "1.5 GiB", "100 KiB")] == [512e6, 1.5 * 2**30, 102400.0]
     assert Config().validate_memory_limit() == "256MB"
     assert Config(duckdb_memory_limit="200MiB").validate_memory_limit() == "200MiB"
     assert Config(duckdb_validate_memory_limit="1GB", duckdb_memory_limit="2GB").validate_memory_limit() == "1GB"
     with pytest.raises(ValueError, match="duckdb_validate_memory_limit"):
         Config(duckdb_validate_memory_limit="lots")
+    assert Config().qa_memory_limit() == "256MB"
+    assert Config(duckdb_memory_limit="200MiB").qa_memory_limit() == "200MiB"
+    assert Config(duckdb_qa_memory_limit="1GB", duckdb_memory_limit="2GB").qa_memory_limit() == "1GB"
+    with pytest.raises(ValueError, match="duckdb_qa_memory_limit"):
+        Config(duckdb_qa_memory_limit="lots")
     with pytest.raises(ValueError, match="memory size '1.2.3MB': expected a number and a unit"):
         size_bytes("1.2.3MB")
 

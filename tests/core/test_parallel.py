@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from cxrvqa.core import parallel
 from cxrvqa.core.parallel import (
     WORKER_MODULES,
     batched_by_weight,
@@ -100,3 +101,24 @@ def test_pool_chunks_give_every_worker_enough_of_them_for_the_pool() -> None:
     assert [len(c) for c in pool_chunks(list(range(2000)), 16)] == [31] * 64 + [16]  # a QA batch on 16 workers
     assert [len(c) for c in pool_chunks(list(range(2000)), 2)] == [250] * 8  # 2 workers: as before
     assert list(pool_chunks([], 2, 100)) == []
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_a_pool_is_replaced_once_its_workers_took_their_share_of_tasks(monkeypatch) -> None:
+    """A worker's memory grows with the tasks it runs (its caches, spaCy's strings): once a pool's workers took
+    `TASKS_PER_WORKER` tasks each, the next map runs on a fresh pool, after the old one finished what it had."""
+    shutdown_pools()
+    monkeypatch.setattr(parallel, "TASKS_PER_WORKER", 8)
+    first = set(process_map(_pid, range(16), 2))  # 16 tasks: the pool's share of 2 x 8, all taken
+    second = set(process_map(_pid, range(8), 2))  # on a fresh pool: 8 of its 16
+    pool = parallel._pools[2]
+    third = set(process_map(_pid, range(8), 2))  # the same pool: 16 of 16
+    assert parallel._pools[2] is pool
+    fourth = set(process_map(_pid, range(8), 2))  # a fresh pool again
+    assert parallel._pools[2] is not pool
+    shutdown_pools()
+    assert not first & second and not (first | second | third) & fourth
+    assert os.getpid() not in first | second | third | fourth

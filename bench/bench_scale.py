@@ -236,11 +236,12 @@ by side with --repeats 3: full builds 98.4, 101.0, 103.5 -> 47.6, 45.6, 47.4 s (
 (per pair 2.07, 2.22, 2.18x); largest edit 24.6 -> 13.0 s, typical 14.4 -> 8.6 s, no change 8.2 -> 0.6 s; tree
 2,380-2,424 -> 1,530-1,539 MB; validation 12,969 items/s, QA 45,702. The 100k tree is 1.27x the 10k's (1,940 against
 1,533 MB; both stages above 1.2x: QA 1,912 MB, main 1,011 against 672; validation 1,940 MB, pool 992 against 764).
-With the QA stage's DuckDB cap at 256MB and each pool replaced after 100 tasks a worker (one 100k build of that code,
+With the QA stage's DuckDB cap at 256MB and each pool replaced after 100 tasks a worker (9a197b9; one 100k build,
 alone): full 425.0 s [qa 137.9, validate 184.4], largest edit 66.7 s (15.7%), typical 25.1 s, no change 1.3 s; tree
 1,779 MB = 1.16x the 10k's 1,533 (qa 1,535: main 699; validate 1,779: pool 869). Its 10k build: 46.5 s [qa 13.5,
-validate 16.9], tree 1,530 MB (QA's main 627 against 672 MB; no pool replaced: ~40 tasks a worker), 1,779 / 1,530 =
-1.16x.
+validate 16.9], tree 1,530 MB (QA's main 627 against 672 MB; no pool replaced: ~20 tasks a worker), 1,779 / 1,530 =
+1.16x. The share then became 25,000 studies a worker (the same at 2 workers: 100 tasks of 250 studies), since a
+task's size depends on the stage and the number of workers (an image conversion is one file).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

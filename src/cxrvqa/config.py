@@ -404,7 +404,7 @@ class Config(_Section):
             "DuckDB's cap while the QA stage's batches run (never above duckdb_memory_limit): each batch reads its "
             "own studies' graphs once and appends its items. 100k studies, 2 cores (2026-12-07): the stage's main "
             "process 1,011 against 699 MB with 256MB (the whole tree's peak then in validation), QA 137.9 s against "
-            "129.6 and 137.1 s at 512MB (one build each: within the 10-20% builds vary by)."
+            "129.6 and 137.1 s at 512MB (one build each, builds varying by 10-20%: no cost shown, none ruled out)."
         ),
     )
 

@@ -107,18 +107,24 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
-def test_a_pool_is_replaced_once_its_workers_took_their_share_of_tasks(monkeypatch) -> None:
-    """A worker's memory grows with the tasks it runs (its caches, spaCy's strings): once a pool's workers took
-    `TASKS_PER_WORKER` tasks each, the next map runs on a fresh pool, after the old one finished what it had."""
+def test_a_pool_is_replaced_once_its_workers_took_their_share_of_studies(monkeypatch) -> None:
+    """A worker's memory grows with the studies it sees (its caches, spaCy's strings): once a pool's workers were
+    given `STUDIES_PER_WORKER` studies each, the next map runs on a fresh pool, after the old one finished what it
+    had, whose results still come, in order; a map that counts no studies never wears a pool out."""
     shutdown_pools()
-    monkeypatch.setattr(parallel, "TASKS_PER_WORKER", 8)
-    first = set(process_map(_pid, range(16), 2))  # 16 tasks: the pool's share of 2 x 8, all taken
-    second = set(process_map(_pid, range(8), 2))  # on a fresh pool: 8 of its 16
+    monkeypatch.setattr(parallel, "STUDIES_PER_WORKER", 50)
+    first = process_map(_pid, range(8), 2, studies=100)  # the pool's share of 2 x 50, all given; not read yet
     pool = parallel._pools[2]
-    third = set(process_map(_pid, range(8), 2))  # the same pool: 16 of 16
-    assert parallel._pools[2] is pool
-    fourth = set(process_map(_pid, range(8), 2))  # a fresh pool again
+    second = set(process_map(_pid, range(8), 2, studies=60))  # on a fresh pool: 60 of its 100
     assert parallel._pools[2] is not pool
+    first = list(first)  # the replaced pool's results, every one, in order
+    assert len(first) == 8 and not set(first) & second
+    pool = parallel._pools[2]
+    third = set(process_map(_pid, range(8), 2, studies=40))  # the same pool: 100 of 100
+    assert parallel._pools[2] is pool and third
+    assert set(process_map(_pid, range(8), 2)) and parallel._pools[2] is not pool  # a fresh one again
+    pool = parallel._pools[2]
+    for _ in range(3):  # no studies counted (an image's conversion): the same pool
+        assert set(process_map(_pid, range(8), 2)) and parallel._pools[2] is pool
     shutdown_pools()
-    assert not first & second and not (first | second | third) & fourth
-    assert os.getpid() not in first | second | third | fourth
+    assert os.getpid() not in {*first, *second, *third}

@@ -1,9 +1,9 @@
 """A process pool shared by the stages' batch tasks.
 
 Prefect tasks take batches; inside a batch, CPU work fans out over processes. One pool per worker count serves
-a stage's batches; the build flow shuts it down at each stage's end (`shutdown_pools`), so that the next stage's
-workers fork afresh from the forkserver, which holds their modules already: the caches a stage grew in its workers
-go with them.
+a stage's batches, replaced by a fresh one once its workers took `STUDIES_PER_WORKER` studies each; the build flow
+shuts it down at each stage's end (`shutdown_pools`), so that the next stage's workers fork afresh from the
+forkserver, which holds their modules already: the caches a stage grew in its workers go with them.
 """
 
 from __future__ import annotations
@@ -62,28 +62,29 @@ def start_forkserver() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-#: The tasks a pool takes per worker before the next map starts a fresh one (`_pool`). A worker's memory grows with
-#: the studies it sees (bounded caches filling, spaCy's strings, the heap's fragments): 100k synthetic studies, 2 cores
-#: (2026-12-07), ~400 validation tasks a worker, the pool's peak 992 MB against 764 MB at 10k (~40 a worker); with
-#: this, 869 MB, and the whole tree's 1,779 MB (1.16x the 10k's 1,533) against 1,940. Python 3.11's own
-#: `max_tasks_per_child` deadlocks a map of more tasks than that (cpython#115634).
-TASKS_PER_WORKER = 100
-#: Per pool, the tasks it was given.
+#: The studies a pool's workers take each before the next map starts a fresh pool (`_pool`). A worker's memory grows
+#: with the studies it sees (bounded caches filling, spaCy's strings, the heap's fragments): 100k synthetic studies,
+#: 2 cores (2026-12-07), ~50,000 studies a validation worker, the pool's peak 992 MB against 764 MB at 10k (~5,000 a
+#: worker); with a share of 25,000 (then counted as 100 tasks of 250 studies), 869 MB, and the whole tree's 1,779 MB
+#: (1.16x the 10k's 1,530) against 1,940. Counted in studies, not tasks: a task's size depends on the stage and on the
+#: number of workers. Python 3.11's own `max_tasks_per_child` deadlocks a map of more tasks than that (cpython#115634).
+STUDIES_PER_WORKER = 25_000
+#: Per pool (by worker count), the studies it was given.
 _taken: dict[int, int] = {}
 
 
-def _pool(workers: int, tasks: int) -> ProcessPoolExecutor:
-    """The pool of ``workers`` processes, which takes ``tasks`` more. One that took its share is first shut down,
-    once it finished what it had (the batch started ahead: its results wait in their futures), then replaced."""
+def _pool(workers: int, studies: int = 0) -> ProcessPoolExecutor:
+    """The pool of ``workers`` processes, given ``studies`` more. One whose workers took their share is first shut
+    down, once it finished what it had (a batch started ahead: its results wait in their futures), then replaced."""
     pool = _pools.get(workers)
-    if pool is not None and _taken[workers] >= TASKS_PER_WORKER * workers:
-        del _pools[workers]
+    if pool is not None and _taken[workers] >= STUDIES_PER_WORKER * workers:
         pool.shutdown(wait=True)
+        del _pools[workers]
         pool = None
     if pool is None:
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=_forkserver())
         _pools[workers], _taken[workers] = pool, 0
-    _taken[workers] += tasks
+    _taken[workers] += studies
     return pool
 
 
@@ -150,12 +151,13 @@ def pool_chunks(items: Sequence[T], workers: int, most: int | None = None) -> It
     return batched(items, pool_chunk_size(len(items), workers, most))
 
 
-def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` over ``workers`` processes, in order; in-process for one worker or a few items."""
+def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int, studies: int = 0) -> Iterator[R]:
+    """``map(fn, items)`` over ``workers`` processes, in order; in-process for one worker or a few items.
+    ``studies``: how many the items hold, counted towards the pool's share (`STUDIES_PER_WORKER`; 0: none)."""
     items = list(items)
     if workers <= 1 or len(items) < MIN_ITEMS_PER_WORKER * workers:
         return map(fn, items)
-    return _pool(workers, len(items)).map(fn, items, chunksize=1)
+    return _pool(workers, studies).map(fn, items, chunksize=1)
 
 
 def with_workers_for(context: C, n_pending: int, pool_min: int) -> C:
@@ -169,7 +171,7 @@ def warm_workers(fn: Callable[[], Any], workers: int) -> None:
     stage's first tasks would build, built while the workers would be idle (each idle worker takes one call; a
     result or an error is dropped)."""
     if workers > 1:
-        pool = _pool(workers, workers)
+        pool = _pool(workers)
         for _ in range(workers):
             pool.submit(fn)
 
@@ -180,11 +182,10 @@ def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: in
     if workers <= 1:
         yield from map(fn, items)
         return
-    pool = _pool(workers, 0)
+    pool = _pool(workers)
     pending: deque = deque()
     for item in items:
         pending.append(pool.submit(fn, item))
-        _taken[workers] += 1  # one pool for the whole stream: counted, replaced by the next map
         if len(pending) >= workers * ahead:
             yield pending.popleft().result()
     while pending:

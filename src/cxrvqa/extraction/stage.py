@@ -492,7 +492,8 @@ def compute_batch(studies: list[StudyInput], context: ExtractStageContext, run_i
     if context.backend != "rules":
         raise ValueError(f"compute_batch runs the rules backend only, not {context.backend!r}")
     work = partial(_extract_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc))
-    return merged(process_map(work, pool_chunks(studies, context.workers, CHUNK), context.workers), TABLES)
+    chunks = pool_chunks(studies, context.workers, CHUNK)
+    return merged(process_map(work, chunks, context.workers, len(studies)), TABLES)
 
 
 def starts_ahead(context: ExtractStageContext) -> bool:

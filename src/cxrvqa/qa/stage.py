@@ -379,7 +379,8 @@ def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: 
     from the call on), then their `qa_done` rows. Pure."""
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
     # enough chunks per worker for process_map to use the pool and keep every worker busy
-    return _tables(process_map(fn, pool_chunks(studies, context.workers), context.workers), run_id)
+    chunks = pool_chunks(studies, context.workers)
+    return _tables(process_map(fn, chunks, context.workers, len(studies)), run_id)
 
 
 def starts_ahead(context: QAStageContext) -> bool:

@@ -429,6 +429,7 @@ def compute_batch(work: ValidationWork, context: ValidateStageContext, run_id: s
         partial(validate_chunk, context=context, run_id=run_id, now=datetime.now(timezone.utc)),
         _chunks(work, chunk),
         workers,
+        len(work.payloads),
     )
 
 

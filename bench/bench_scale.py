@@ -241,7 +241,10 @@ alone): full 425.0 s [qa 137.9, validate 184.4], largest edit 66.7 s (15.7%), ty
 1,779 MB = 1.16x the 10k's 1,533 (qa 1,535: main 699; validate 1,779: pool 869). Its 10k build: 46.5 s [qa 13.5,
 validate 16.9], tree 1,530 MB (QA's main 627 against 672 MB; no pool replaced: ~20 tasks a worker), 1,779 / 1,530 =
 1.16x. The share then became 25,000 studies a worker (the same at 2 workers: 100 tasks of 250 studies), since a
-task's size depends on the stage and the number of workers (an image conversion is one file).
+task's size depends on the stage and the number of workers (an image conversion is one file). 100k of that (6188eed,
+alone): full 394.2 s [reports 13.8, extract 50.8, qa 131.2, validate 167.1, in-run other 25.8, start-up 4.2], largest
+edit 61.9 s (15.7%), typical 24.1 s (6.1%), no change 1.3 s; tree 1,803 MB (qa 1,534, validate 1,803: pool 878) = 1.18x
+the 10k's 1,530.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

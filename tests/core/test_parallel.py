@@ -107,18 +107,23 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
+def _with_pid(number: int) -> tuple[int, int]:
+    return number, os.getpid()
+
+
 def test_a_pool_is_replaced_once_its_workers_took_their_share_of_studies(monkeypatch) -> None:
     """A worker's memory grows with the studies it sees (its caches, spaCy's strings): once a pool's workers were
     given `STUDIES_PER_WORKER` studies each, the next map runs on a fresh pool, after the old one finished what it
     had, whose results still come, in order; a map that counts no studies never wears a pool out."""
     shutdown_pools()
     monkeypatch.setattr(parallel, "STUDIES_PER_WORKER", 50)
-    first = process_map(_pid, range(8), 2, studies=100)  # the pool's share of 2 x 50, all given; not read yet
+    results = process_map(_with_pid, range(8), 2, studies=100)  # the pool's share of 2 x 50, all given; unread
     pool = parallel._pools[2]
     second = set(process_map(_pid, range(8), 2, studies=60))  # on a fresh pool: 60 of its 100
     assert parallel._pools[2] is not pool
-    first = list(first)  # the replaced pool's results, every one, in order
-    assert len(first) == 8 and not set(first) & second
+    numbers, pids = zip(*results, strict=True)  # the replaced pool's results, every one, in order
+    first = set(pids)
+    assert numbers == tuple(range(8)) and not first & second
     pool = parallel._pools[2]
     third = set(process_map(_pid, range(8), 2, studies=40))  # the same pool: 100 of 100
     assert parallel._pools[2] is pool and third

@@ -66,8 +66,9 @@ def start_forkserver() -> None:
 #: with the studies it sees (bounded caches filling, spaCy's strings, the heap's fragments): 100k synthetic studies,
 #: 2 cores (2026-12-07), ~50,000 studies a validation worker, the pool's peak 992 MB against 764 MB at 10k (~5,000 a
 #: worker); with a share of 25,000 (then counted as 100 tasks of 250 studies), 869 MB, and the whole tree's 1,779 MB
-#: (1.16x the 10k's 1,530) against 1,940. Counted in studies, not tasks: a task's size depends on the stage and on the
-#: number of workers. Python 3.11's own `max_tasks_per_child` deadlocks a map of more tasks than that (cpython#115634).
+#: (1.16x the 10k's 1,530) against 1,940; counted in studies, 1,803 MB (1.18x). Counted in studies, not tasks: a
+#: task's size depends on the stage and on the number of workers. Python 3.11's own `max_tasks_per_child` deadlocks a
+#: map of more tasks than that (cpython#115634).
 STUDIES_PER_WORKER = 25_000
 #: Per pool (by worker count), the studies it was given.
 _taken: dict[int, int] = {}

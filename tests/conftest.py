@@ -10,6 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".cache" / "prefect-tests"))
 os.environ.setdefault("CXRVQA_PSEUDONYM_KEY", "test-key-for-cxrvqa-tests")
+# The tests' CLI builds in processes of their own keep their Prefect server for the next one 5 s, not the 10 minutes
+# of the default (`flows.prefect_env.KEPT_IDLE_S`): none outlives the suite by long.
+os.environ.setdefault("CXRVQA_PREFECT_SERVER_IDLE", "5")
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 

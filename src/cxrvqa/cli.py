@@ -294,8 +294,8 @@ def build(
         return
     from flows.prefect_env import start_local_server
 
-    start_local_server()  # its ~4 s start overlaps the imports and checks below
     try:
+        start_local_server()  # its ~4 s start overlaps the imports and checks below (or one kept from a build before)
         config = _build_config(config_file, overrides, stages, from_stage, forget_templates)
     except CxrvqaError as exc:
         fail(exc, debug=debug)

@@ -341,25 +341,34 @@ def _local_servers() -> set[int]:
     return servers
 
 
-def test_installed_cli_runs_the_flow_with_its_own_local_server(tmp_path: Path) -> None:
-    """The console script in a fresh process: starts Prefect's server early, stops it on exit."""
+@pytest.mark.parametrize("idle", ["0", "2"])
+def test_installed_cli_runs_the_flow_with_a_local_server(tmp_path: Path, idle: str) -> None:
+    """The console script in a fresh process: starts Prefect's server early; with an idle time of 0 stops it on
+    exit, else leaves it to its keeper, which stops it once idle (`flows.kept_server`)."""
     import os
     import subprocess
     import sys
 
+    from flows.prefect_env import IDLE_VARIABLE
+
     before = _local_servers()
     environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "cxrvqa"), "build", "--demo", "--out", str(tmp_path)],
+        [str(Path(sys.executable).parent / "cxrvqa"), "build", "--demo", "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
-        env=environment,
+        env={**environment, "PREFECT_HOME": str(tmp_path / "prefect"), IDLE_VARIABLE: idle},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout + result.stderr
-    assert _local_servers() <= before  # no orphaned server
-    with Store(tmp_path / "cxrvqa.duckdb", read_only=True) as store:
+    kept = _local_servers() - before
+    assert len(kept) == (0 if idle == "0" else 2)  # no orphaned server; or one kept, and its keeper (which names it)
+    deadline = time.monotonic() + 30
+    while _local_servers() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _local_servers() - before
+    with Store(tmp_path / "out" / "cxrvqa.duckdb", read_only=True) as store:
         assert store.query("SELECT count(*) FROM images")[0][0] == 7
         assert store.query("SELECT count(*) FROM reports")[0][0] == 6
 

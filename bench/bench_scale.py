@@ -45,8 +45,11 @@ prints). studies/s = studies / full-build wall time. CPU seconds per kind of pro
 Memory: the process tree of each build is sampled every ``--sample-s`` seconds (0.2) from /proc:
 the main ``cxrvqa`` process (its VmHWM, i.e. its exact peak up to the last sample), the pool
 workers (children of the forkserver: peak of their summed RSS; the forkserver itself counted
-with them), the local Prefect server (VmHWM), and the whole tree (peak of the summed RSS; shared
-pages count once per process, so this is an upper bound). The main process's RSS includes
+with them), the local Prefect server (VmHWM; where the build took a server an earlier build left running, the
+kept server and its keeper, `flows.kept_server`, counted with the tree and their CPU from the build's start: any
+keeper on the machine is taken for the build's; `kept_server` in the JSON, "Prefect server kept from a build before"
+in the table; `CXRVQA_PREFECT_SERVER_IDLE=0` gives every build its own as before), and the whole tree (peak of the
+summed RSS; shared pages count once per process, so this is an upper bound). The main process's RSS includes
 DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (512MB; 256MB in the QA and validate stages,
 ``duckdb_qa_memory_limit`` and ``duckdb_validate_memory_limit``) during the run. The
 samples are also split at the run's start and finish: peak during the run, and peak during the
@@ -340,6 +343,10 @@ TARGET_QA_RATE = 50_000
 WARMUP_STUDIES = 20
 
 
+#: What a kept Prefect server's keeper has in its command line (`flows.kept_server`).
+KEEPER = "flows.kept_server"
+
+
 class TreeSampler:
     """Samples the RSS of a process and its descendants from /proc, by kind: main, pool, prefect, other."""
 
@@ -349,6 +356,7 @@ class TreeSampler:
         self.pool_pids: set[int] = set()
         self.cpu_ticks: dict[int, tuple[str, int]] = {}  # pid -> (kind, user + system clock ticks)
         self.series: list[tuple[float, int, int, int]] = []  # (time, main RSS, pool RSS, tree RSS) in kB
+        self.kept_before: dict[int, int] = {}  # pid -> CPU clock ticks of a kept server's processes at the start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -373,10 +381,13 @@ class TreeSampler:
         return found
 
     def _kind(self, pid: int, processes: dict[int, tuple[int, int, int, str, int]]) -> str | None:
-        """The kind of a descendant of the root (None for a process outside the tree)."""
+        """The kind of a descendant of the root, or of a kept Prefect server's keeper (`flows.kept_server`: the
+        build takes a server an earlier build left running; None for any other process)."""
         kind = None
         while pid in processes and pid != self.root:
             command = processes[pid][3]
+            if KEEPER in command:
+                return "prefect"
             if "forkserver" in command or "multiprocessing" in command:
                 kind = "pool"
             elif kind is None and ("prefect" in command or "uvicorn" in command):
@@ -414,6 +425,11 @@ class TreeSampler:
             self.sample()
 
     def __enter__(self) -> "TreeSampler":
+        """Starts sampling; a kept server that runs already is the build's from now on (its CPU counted from here)."""
+        processes = self._processes()
+        self.kept_before = {
+            pid: ticks for pid, (_, _, _, _, ticks) in processes.items() if self._kind(pid, processes) == "prefect"
+        }
         self._thread.start()
         return self
 
@@ -434,8 +450,8 @@ class TreeSampler:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds by kind, as of each process's last sample."""
         seconds = {"main": 0.0, "pool": 0.0, "prefect": 0.0, "other": 0.0}
-        for kind, ticks in self.cpu_ticks.values():
-            seconds[kind] += ticks / os.sysconf("SC_CLK_TCK")
+        for pid, (kind, ticks) in self.cpu_ticks.items():
+            seconds[kind] += (ticks - self.kept_before.get(pid, 0)) / os.sysconf("SC_CLK_TCK")
         return {kind: round(value, 1) for kind, value in seconds.items()}
 
 
@@ -558,6 +574,7 @@ def run_build(
         run["rss_outside_stages_mb"] = sampler.peaks_between(run_started, run_finished, leaving_out=windows)
     return {
         "seconds": round(seconds, 2),
+        "kept_server": bool(sampler.kept_before),  # the build took a server an earlier one left running
         "rss_mb": mb,
         "cpu_s": sampler.cpu_seconds(),
         "pool_processes": len(sampler.pool_pids),
@@ -860,7 +877,8 @@ def _stage_cells(build: dict) -> str:
         [
             *cells,
             f"in-run other {between:.1f}",
-            f"start-up {build['before_run_s']:.1f}",
+            f"start-up {build['before_run_s']:.1f}"
+            + (" (Prefect server kept from a build before)" * build["kept_server"]),
             f"summary {build['after_run_s']:.1f}",
         ]
     )

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from cxrvqa import uptodate
 from cxrvqa.cli import app
 from cxrvqa.config import load_config
+from flows.prefect_env import IDLE_VARIABLE
 
 runner = CliRunner(env={"COLUMNS": "300"})
 
@@ -112,6 +113,8 @@ def test_the_invocation_key_holds_settings_flags_and_environment(
     assert uptodate.invocation_key(config, {"from_stage": "qa"}) != key
     other = load_config(None, {"out_dir": tmp_path, "reports": tmp_path / "r.jsonl", "limit": 2})
     assert uptodate.invocation_key(other, {"from_stage": None}) != key
+    monkeypatch.setenv(IDLE_VARIABLE, "17")  # how long the Prefect server is kept makes no other dataset
+    assert uptodate.invocation_key(config, {"from_stage": None}) == key
     monkeypatch.setenv("CXRVQA_PSEUDONYM_KEY", "another key")
     assert uptodate.invocation_key(config, {"from_stage": None}) != key
 

@@ -53,9 +53,18 @@ _NOT_CODE = frozenset({"__pycache__"})
 _LIBRARIES = ("cxrvqa", "duckdb", "pyarrow", "pydantic", "spacy", "medspacy", "pydicom", "pillow", "numpy", "prefect")
 
 
+#: `CXRVQA_*` variables that change nothing a build makes: how long its Prefect server is kept for the next build
+#: (`flows.prefect_env.IDLE_VARIABLE`).
+_NOT_SETTINGS = frozenset({"CXRVQA_PREFECT_SERVER_IDLE"})
+
+
 def invocation_key(config: Config, flags: dict[str, Any]) -> str:
     """The settings as given (before the database adds anything) and the environment they are read with."""
-    environment = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in os.environ.items() if k.startswith("CXRVQA_")}
+    environment = {
+        k: hashlib.sha256(v.encode()).hexdigest()
+        for k, v in os.environ.items()
+        if k.startswith("CXRVQA_") and k not in _NOT_SETTINGS
+    }
     settings = config.model_dump(mode="json")
     interpreter = [sys.executable, sys.version]
     return _digest([settings, config.privacy.key_fingerprint(), flags, sorted(environment.items()), interpreter])

@@ -47,8 +47,9 @@ the main ``cxrvqa`` process (its VmHWM, i.e. its exact peak up to the last sampl
 workers (children of the forkserver: peak of their summed RSS; the forkserver itself counted
 with them), the local Prefect server (VmHWM; where the build took a server an earlier build left running, the
 kept server and its keeper, `flows.kept_server`, counted with the tree and their CPU from the build's start: any
-keeper on the machine is taken for the build's; `kept_server` in the JSON, "Prefect server kept from a build before"
-in the table; `CXRVQA_PREFECT_SERVER_IDLE=0` gives every build its own as before), and the whole tree (peak of the
+keeper of the version's interpreter is taken for the build's, none for a version without them; `kept_server` in the
+JSON, "Prefect server kept from a build before" in the table; `CXRVQA_PREFECT_SERVER_IDLE=0` gives every build its
+own as before), and the whole tree (peak of the
 summed RSS; shared pages count once per process, so this is an upper bound). The main process's RSS includes
 DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (512MB; 256MB in the QA and validate stages,
 ``duckdb_qa_memory_limit`` and ``duckdb_validate_memory_limit``) during the run. The
@@ -350,8 +351,10 @@ KEEPER = "flows.kept_server"
 class TreeSampler:
     """Samples the RSS of a process and its descendants from /proc, by kind: main, pool, prefect, other."""
 
-    def __init__(self, root: int, every_s: float) -> None:
-        self.root, self.every_s = root, every_s
+    def __init__(self, root: int, every_s: float, keepers: str | None = None) -> None:
+        """``keepers``: the folder of the interpreter of the version's kept Prefect servers' keepers (None: a version
+        without them)."""
+        self.root, self.every_s, self.keepers = root, every_s, keepers
         self.peaks_kb = {"main": 0, "pool": 0, "prefect": 0, "other": 0, "tree": 0}
         self.pool_pids: set[int] = set()
         self.cpu_ticks: dict[int, tuple[str, int]] = {}  # pid -> (kind, user + system clock ticks)
@@ -381,12 +384,12 @@ class TreeSampler:
         return found
 
     def _kind(self, pid: int, processes: dict[int, tuple[int, int, int, str, int]]) -> str | None:
-        """The kind of a descendant of the root, or of a kept Prefect server's keeper (`flows.kept_server`: the
-        build takes a server an earlier build left running; None for any other process)."""
+        """The kind of a descendant of the root, or of a kept Prefect server's keeper of the version's interpreter
+        (`flows.kept_server`: the build takes a server an earlier build left running; None for any other process)."""
         kind = None
         while pid in processes and pid != self.root:
             command = processes[pid][3]
-            if KEEPER in command:
+            if self.keepers is not None and command.startswith(self.keepers) and KEEPER in command:
                 return "prefect"
             if "forkserver" in command or "multiprocessing" in command:
                 kind = "pool"
@@ -547,7 +550,12 @@ def run_build(
             env={**os.environ, "COLUMNS": "200", **(env or {})},
             cwd=cwd,
         )
-        with TreeSampler(process.pid, sample_s) as sampler:
+        keepers = (
+            f"{Path(command[0]).parent}{os.sep}"
+            if (cwd or ROOT).joinpath("flows", "kept_server.py").is_file()
+            else None
+        )
+        with TreeSampler(process.pid, sample_s, keepers) as sampler:
             returncode = process.wait()
     seconds, finished_at = time.perf_counter() - start, time.time()
     if returncode != 0:

@@ -138,9 +138,7 @@ def start_local_server() -> None:
         return
     configure_prefect_environment()
     idle = kept_idle_seconds()
-    if idle > 0:
-        _take_kept_server(idle)
-    else:
+    if not (idle > 0 and _took_kept_server(idle)):
         _start_own_server()
 
 
@@ -204,26 +202,32 @@ def _start_own_server() -> None:
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
 
 
-def _take_kept_server(idle: float) -> None:
-    """The kept server of these settings (`_kept_stem`), started here when there is none. This process holds its
-    lease (a shared lock) until it exits, so that the server is not stopped while it runs; the lease's time is when
-    a build last took or left it, from which the keeper counts the idle time (`flows.kept_server`)."""
+def _took_kept_server(idle: float) -> bool:
+    """The kept server of these settings (`_kept_stem`), started here when there is none; False where Prefect's home
+    takes no file locks (a network filesystem: the build then starts a server of its own). This process holds the
+    server's lease (a shared lock) until it exits, so that the server is not stopped while it runs; the lease's time
+    is when a build last took or left it, from which the keeper counts the idle time (`flows.kept_server`)."""
     global _keeper, _lease, _server_log
     environment = _server_environment()
     stem = _kept_stem(environment)
-    _lease = open(f"{stem}.lease", "a")  # noqa: SIM115 - held until the process exits
-    fcntl.flock(_lease, fcntl.LOCK_SH)
-    os.utime(_lease.name)
-    atexit.register(_leave_lease)
-    record = Path(f"{stem}.json")
-    found = kept_server_of(record)
-    if found is None:
-        with open(f"{stem}.start", "a") as starting:
-            fcntl.flock(starting, fcntl.LOCK_EX)  # one build starts it; one starting beside it waits and takes it
-            found = kept_server_of(record) or _start_kept_server(stem, idle, environment)
+    try:
+        _lease = open(f"{stem}.lease", "a")  # noqa: SIM115 - held until the process exits
+        fcntl.flock(_lease, fcntl.LOCK_SH)
+        os.utime(_lease.name)
+        atexit.register(_leave_lease)
+        record = Path(f"{stem}.json")
+        found = kept_server_of(record)
+        if found is None:
+            with open(f"{stem}.start", "a") as starting:
+                fcntl.flock(starting, fcntl.LOCK_EX)  # one build starts it; one starting beside it waits and takes it
+                found = kept_server_of(record) or _start_kept_server(stem, idle, environment)
+    except OSError:
+        _leave_lease()
+        return False
     _keeper, port = found
     _server_log = Path(f"{stem}.log")
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    return True
 
 
 def _kept_stem(environment: dict[str, str]) -> Path:

@@ -35,6 +35,10 @@ BUILD = f"""
 import json, os, sys, time
 from flows import prefect_env
 prefect_env._server_command = lambda port: [sys.executable, "-c", {FAKE_SERVER!r}, str(port)]
+if sys.argv[2:] == ["no-locks"]:  # a filesystem that takes no file locks
+    def flock(*args):
+        raise OSError(38, "Function not implemented")
+    prefect_env.fcntl.flock = flock
 prefect_env.start_local_server()
 prefect_env.wait_for_local_server(timeout=30)
 own = prefect_env._local_server.pid if prefect_env._local_server else None
@@ -48,9 +52,9 @@ def _environment(home: Path, idle: str) -> dict[str, str]:
     return {**environment, "PREFECT_HOME": str(home), prefect_env.IDLE_VARIABLE: idle}
 
 
-def _build(home: Path, idle: str, runs_s: float = 0.0) -> dict:
+def _build(home: Path, idle: str, runs_s: float = 0.0, *options: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", BUILD, str(runs_s)],
+        [sys.executable, "-c", BUILD, str(runs_s), *options],
         capture_output=True,
         text=True,
         env=_environment(home, idle),
@@ -125,6 +129,12 @@ def test_an_idle_time_of_zero_gives_each_build_its_own_server(tmp_path: Path) ->
     build = _build(tmp_path, "0")
     assert build["keeper"] is None and build["own"] is not None
     assert not _records(tmp_path) and not _answers(build["url"])  # stopped with its build
+
+
+def test_a_home_without_file_locks_gives_the_build_its_own_server(tmp_path: Path) -> None:
+    build = _build(tmp_path, "600", 0.0, "no-locks")
+    assert build["keeper"] is None and build["own"] is not None
+    assert not _records(tmp_path) and not _answers(build["url"])
 
 
 @pytest.mark.parametrize("value", ["ten", "-1", "nan"])

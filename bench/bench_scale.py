@@ -47,9 +47,10 @@ the main ``cxrvqa`` process (its VmHWM, i.e. its exact peak up to the last sampl
 workers (children of the forkserver: peak of their summed RSS; the forkserver itself counted
 with them), the local Prefect server (VmHWM; where the build took a server an earlier build left running, the
 kept server and its keeper, `flows.kept_server`, counted with the tree and their CPU from the build's start: any
-keeper of the version's interpreter is taken for the build's, none for a version without them; `kept_server` in the
-JSON, "Prefect server kept from a build before" in the table; `CXRVQA_PREFECT_SERVER_IDLE=0` gives every build its
-own as before), and the whole tree (peak of the
+keeper of the version's interpreter and Prefect home is taken for the build's, none for a version without them,
+before whose builds every keeper of the machine is stopped: an idle kept server takes ~1.7% of a core; `kept_server`
+in the JSON, "Prefect server kept from a build before" in the table; `CXRVQA_PREFECT_SERVER_IDLE=0` gives every build
+its own as before), and the whole tree (peak of the
 summed RSS; shared pages count once per process, so this is an upper bound). The main process's RSS includes
 DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (512MB; 256MB in the QA and validate stages,
 ``duckdb_qa_memory_limit`` and ``duckdb_validate_memory_limit``) during the run. The
@@ -260,10 +261,12 @@ typical edit 14.8 -> 10.0 s (20.0%: qa 1.6, validate 0.9 for 4,240 items, in-run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -351,10 +354,10 @@ KEEPER = "flows.kept_server"
 class TreeSampler:
     """Samples the RSS of a process and its descendants from /proc, by kind: main, pool, prefect, other."""
 
-    def __init__(self, root: int, every_s: float, keepers: str | None = None) -> None:
-        """``keepers``: the folder of the interpreter of the version's kept Prefect servers' keepers (None: a version
-        without them)."""
-        self.root, self.every_s, self.keepers = root, every_s, keepers
+    def __init__(self, root: int, every_s: float, keeper: tuple[str, str] | None = None) -> None:
+        """``keeper``: what the command line of the version's kept Prefect server's keeper starts with and holds
+        (`keeper_of`; None: a version without them)."""
+        self.root, self.every_s, self.keeper = root, every_s, keeper
         self.peaks_kb = {"main": 0, "pool": 0, "prefect": 0, "other": 0, "tree": 0}
         self.pool_pids: set[int] = set()
         self.cpu_ticks: dict[int, tuple[str, int]] = {}  # pid -> (kind, user + system clock ticks)
@@ -389,7 +392,7 @@ class TreeSampler:
         kind = None
         while pid in processes and pid != self.root:
             command = processes[pid][3]
-            if self.keepers is not None and command.startswith(self.keepers) and KEEPER in command:
+            if self.keeper is not None and command.startswith(self.keeper[0]) and self.keeper[1] in command:
                 return "prefect"
             if "forkserver" in command or "multiprocessing" in command:
                 kind = "pool"
@@ -540,6 +543,9 @@ def run_build(
     """Run one build subprocess; its wall time, memory by process kind and what its run did (a build that found
     itself up to date starts no run: `up_to_date`, no stages)."""
     previous = last_run_id(db)
+    keeper = keeper_of(command, cwd)
+    if keeper is None:
+        stop_kept_servers()
     start, started_at = time.perf_counter(), time.time()
     log = db.parent.with_name(db.parent.name + ".log")
     with open(log, "a") as output:
@@ -550,12 +556,7 @@ def run_build(
             env={**os.environ, "COLUMNS": "200", **(env or {})},
             cwd=cwd,
         )
-        keepers = (
-            f"{Path(command[0]).parent}{os.sep}"
-            if (cwd or ROOT).joinpath("flows", "kept_server.py").is_file()
-            else None
-        )
-        with TreeSampler(process.pid, sample_s, keepers) as sampler:
+        with TreeSampler(process.pid, sample_s, keeper) as sampler:
             returncode = process.wait()
     seconds, finished_at = time.perf_counter() - start, time.time()
     if returncode != 0:
@@ -588,6 +589,30 @@ def run_build(
         "pool_processes": len(sampler.pool_pids),
         **run,
     }
+
+
+def keeper_of(command: list[str], cwd: Path | None) -> tuple[str, str] | None:
+    """What the command line of a kept Prefect server's keeper that a build of ``command`` takes starts with (its
+    interpreter's folder) and holds (its lease in Prefect's home), for a version that keeps servers (None for one
+    that does not)."""
+    if not (cwd or ROOT).joinpath("flows", "kept_server.py").is_file():
+        return None
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    home = Path(os.environ.get("PREFECT_HOME") or cache / "cxrvqa" / "prefect").expanduser().resolve()
+    return f"{Path(command[0]).parent}{os.sep}", f"--lease {home}{os.sep}cxrvqa-server-"
+
+
+def stop_kept_servers() -> None:
+    """Stops every kept Prefect server's keeper (and so its server) of this machine, before a build of the previous
+    version: an idle kept server takes ~1.7% of a core, which the previous version's builds would pay for the
+    version that keeps it."""
+    found = subprocess.run(["pgrep", "-f", KEEPER], capture_output=True, text=True)
+    for pid in map(int, found.stdout.split()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while subprocess.run(["pgrep", "-f", KEEPER], capture_output=True).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def last_run_id(db: Path) -> str | None:
@@ -886,7 +911,7 @@ def _stage_cells(build: dict) -> str:
             *cells,
             f"in-run other {between:.1f}",
             f"start-up {build['before_run_s']:.1f}"
-            + (" (Prefect server kept from a build before)" * build["kept_server"]),
+            + (" (Prefect server kept from a build before)" * build.get("kept_server", False)),
             f"summary {build['after_run_s']:.1f}",
         ]
     )

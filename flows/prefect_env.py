@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import errno
 import fcntl
 import hashlib
 import json
@@ -33,7 +34,7 @@ import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -43,13 +44,15 @@ from cxrvqa.errors import CxrvqaError
 #: the lease it holds on that one, and the server's log.
 _local_server: subprocess.Popen | None = None
 _keeper: int | None = None
+_keeper_record: Path | None = None
 _keeper_process: subprocess.Popen | None = None  # where this process started the keeper: kept from collection
 _lease: IO[str] | None = None
 _server_log: Path | None = None
 
 #: Seconds a local server is kept for the next build after the last one that used it, by default (`IDLE_VARIABLE`).
 #: Its start costs a build ~3.5 s of CPU on 2 cores while the build imports and starts beside it: a template edit of
-#: 10k synthetic studies took 12.7-13.2 s starting its own server and 10.6-11.1 s with one already running.
+#: 10k synthetic studies took 12.2-13.0 s starting its own server and 10.4-10.8 s taking the kept one (3 each). The
+#: idle time is that of the build that started the server.
 KEPT_IDLE_S = 600
 IDLE_VARIABLE = "CXRVQA_PREFECT_SERVER_IDLE"
 
@@ -174,7 +177,12 @@ def _server_command(port: int) -> list[str]:
 
 
 def _server_environment() -> dict[str, str]:
-    return {**os.environ, "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    """The server's environment: this process's less cxrvqa's own variables (the pseudonym key has no business in a
+    server that outlives the build), with Prefect's home as an absolute path (a kept server runs from another
+    folder)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CXRVQA_")}
+    environment["PREFECT_HOME"] = str(Path(environment["PREFECT_HOME"]).expanduser().resolve())
+    return {**environment, "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 
 def _free_port() -> int:
@@ -207,26 +215,46 @@ def _took_kept_server(idle: float) -> bool:
     takes no file locks (a network filesystem: the build then starts a server of its own). This process holds the
     server's lease (a shared lock) until it exits, so that the server is not stopped while it runs; the lease's time
     is when a build last took or left it, from which the keeper counts the idle time (`flows.kept_server`)."""
-    global _keeper, _lease, _server_log
+    global _keeper, _keeper_record, _lease, _server_log
     environment = _server_environment()
     stem = _kept_stem(environment)
+    record = Path(f"{stem}.json")
     try:
         _lease = open(f"{stem}.lease", "a")  # noqa: SIM115 - held until the process exits
-        fcntl.flock(_lease, fcntl.LOCK_SH)
-        os.utime(_lease.name)
         atexit.register(_leave_lease)
-        record = Path(f"{stem}.json")
+        if not _locked(_lease, fcntl.LOCK_SH):
+            _leave_lease()
+            return False
+        os.utime(_lease.name)
         found = kept_server_of(record)
         if found is None:
             with open(f"{stem}.start", "a") as starting:
-                fcntl.flock(starting, fcntl.LOCK_EX)  # one build starts it; one starting beside it waits and takes it
+                if not _locked(starting, fcntl.LOCK_EX):  # one build starts it; one beside it waits and takes it
+                    _leave_lease()
+                    return False
                 found = kept_server_of(record) or _start_kept_server(stem, idle, environment)
-    except OSError:
-        _leave_lease()
-        return False
-    _keeper, port = found
+    except OSError as exc:
+        raise CxrvqaError(
+            f"the kept Prefect server's files {stem}.*: {exc} ({IDLE_VARIABLE}=0 gives the build a server of its own)"
+        ) from exc
+    (_keeper, port), _keeper_record = found, record
     _server_log = Path(f"{stem}.log")
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    return True
+
+
+#: What `flock` raises where a filesystem takes no file locks.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+def _locked(file: IO[str], operation: int) -> bool:
+    """The lock taken (waiting for it); False where the filesystem takes none."""
+    try:
+        fcntl.flock(file, operation)
+    except OSError as exc:
+        if exc.errno in _NO_LOCKS:
+            return False
+        raise
     return True
 
 
@@ -234,9 +262,18 @@ def _kept_stem(environment: dict[str, str]) -> Path:
     """The path stem of the kept server's files for this interpreter, Prefect version and Prefect settings (a build
     with other settings, or after an upgrade, starts a server of its own; the other stops once idle)."""
     settings = sorted((k, v) for k, v in environment.items() if k.startswith("PREFECT_") and k != "PREFECT_API_URL")
-    key = json.dumps([sys.executable, version("prefect"), settings])
-    home = Path(environment["PREFECT_HOME"]).expanduser()
-    return home / f"cxrvqa-server-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    key = json.dumps([_host(), sys.executable, version("prefect"), settings])
+    return Path(environment["PREFECT_HOME"]) / f"cxrvqa-server-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _host() -> list[Any]:
+    """This machine and process namespace: a Prefect home shared by hosts or containers holds a record per host
+    (a keeper's pid and 127.0.0.1 mean nothing elsewhere)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = None
+    return [socket.gethostname(), namespace]
 
 
 def _start_kept_server(stem: Path, idle: float, environment: dict[str, str]) -> tuple[int, int]:
@@ -257,8 +294,12 @@ def _start_kept_server(stem: Path, idle: float, environment: dict[str, str]) -> 
             start_new_session=True,
         )
     written = Path(f"{stem}.json.{os.getpid()}")
-    written.write_text(json.dumps({"keeper": _keeper_process.pid, "port": port}))
-    written.replace(f"{stem}.json")
+    try:
+        written.write_text(json.dumps({"keeper": _keeper_process.pid, "port": port}))
+        written.replace(f"{stem}.json")
+    except OSError:
+        _keeper_process.terminate()  # a keeper no build can find would run out its idle time for nothing
+        raise
     return _keeper_process.pid, port
 
 
@@ -269,12 +310,12 @@ def kept_server_of(record: Path) -> tuple[int, int] | None:
         keeper, port = int(data["keeper"]), int(data["port"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return (keeper, port) if keeper_runs(keeper) else None
+    return (keeper, port) if keeper_runs(keeper, record) else None
 
 
-def keeper_runs(pid: int) -> bool:
-    """Whether a keeper process runs under this pid (its command line is read where /proc has it: a pid the system
-    gave to another process since is not the keeper)."""
+def keeper_runs(pid: int, record: Path | None = None) -> bool:
+    """Whether a keeper process (of this record, when given) runs under this pid. Its command line is read where
+    /proc has it: a pid the system gave to another process since, or to another keeper, is not this keeper."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
@@ -284,12 +325,10 @@ def keeper_runs(pid: int) -> bool:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
-        except PermissionError:
-            return True
-        return True
+        return True  # PermissionError too: a process runs there
     except OSError:
         return False
-    return b"flows.kept_server" in command
+    return b"flows.kept_server" in command and (record is None or os.fsencode(record) in command)
 
 
 def _leave_lease() -> None:
@@ -306,7 +345,7 @@ def _leave_lease() -> None:
 def _server_running() -> bool:
     if _local_server is not None:
         return _local_server.poll() is None
-    return _keeper is not None and keeper_runs(_keeper)
+    return _keeper is not None and keeper_runs(_keeper, _keeper_record)
 
 
 def _server_exit_note() -> str:
@@ -332,7 +371,8 @@ def wait_for_local_server(timeout: float = 180.0) -> None:
                 if client.get(url).status_code == 200:
                     return
             time.sleep(0.05)
-    raise CxrvqaError(f"the local Prefect server did not answer {url} within {timeout:.0f} s")
+    kept = f" (kept by process {_keeper}, which `kill {_keeper}` stops; log {_server_log})" if _keeper else ""
+    raise CxrvqaError(f"the local Prefect server did not answer {url} within {timeout:.0f} s{kept}")
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,8 @@ if sys.argv[2:] == ["no-locks"]:  # a filesystem that takes no file locks
     def flock(*args):
         raise OSError(38, "Function not implemented")
     prefect_env.fcntl.flock = flock
+while os.environ.get("GO") and not os.path.exists(os.environ["GO"]):  # builds started together: all at once
+    time.sleep(0.01)
 prefect_env.start_local_server()
 prefect_env.wait_for_local_server(timeout=30)
 own = prefect_env._local_server.pid if prefect_env._local_server else None
@@ -47,7 +50,7 @@ time.sleep(float(sys.argv[1]))
 """
 
 
-def _environment(home: Path, idle: str) -> dict[str, str]:
+def _environment(home: Path | str, idle: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     return {**environment, "PREFECT_HOME": str(home), prefect_env.IDLE_VARIABLE: idle}
 
@@ -87,20 +90,27 @@ def _gone_within(keeper: int, seconds: float) -> bool:
 
 
 def test_the_next_build_takes_the_kept_server_and_it_stops_once_idle(tmp_path: Path) -> None:
-    first = _build(tmp_path, "2")
+    first = _build(tmp_path, "5")
     assert first["keeper"] is not None and first["own"] is None
     assert prefect_env.keeper_runs(first["keeper"]) and _answers(first["url"])  # kept after the build
     (record,) = _records(tmp_path)
     assert json.loads(record.read_text())["keeper"] == first["keeper"]
-    second = _build(tmp_path, "2")
+    second = _build(tmp_path, "5")
     assert (second["url"], second["keeper"]) == (first["url"], first["keeper"])
     assert _gone_within(first["keeper"], 20)
     assert not _records(tmp_path) and not _answers(first["url"])  # the record went, and the server with its keeper
 
 
-def test_a_build_that_holds_the_server_keeps_it_past_the_idle_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_build_that_holds_the_server_keeps_it_past_the_idle_time(tmp_path: Path, relative: bool) -> None:
+    """Also with Prefect's home given relative to the build's folder (the keeper runs from another one)."""
+    home = "prefect-home" if relative else tmp_path
     running = subprocess.Popen(
-        [sys.executable, "-c", BUILD, "6"], stdout=subprocess.PIPE, text=True, env=_environment(tmp_path, "1")
+        [sys.executable, "-c", BUILD, "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_environment(home, "1"),
+        cwd=tmp_path,
     )
     try:
         assert running.stdout is not None
@@ -111,13 +121,47 @@ def test_a_build_that_holds_the_server_keeps_it_past_the_idle_time(tmp_path: Pat
     finally:
         running.kill()
         running.wait()
-    assert _gone_within(taken["keeper"], 20) and not _records(tmp_path)
+    assert _gone_within(taken["keeper"], 20) and not _records(tmp_path / home)
+
+
+def test_builds_started_together_share_one_server(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    builds = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD, "2"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**_environment(tmp_path, "5"), "GO": str(go)},
+        )
+        for _ in range(3)
+    ]
+    time.sleep(2)  # their interpreters started
+    go.touch()
+    try:
+        taken = [json.loads(b.communicate(timeout=60)[0]) for b in builds]
+    finally:
+        for build in builds:
+            build.kill()
+            build.wait()
+    assert len({(t["url"], t["keeper"]) for t in taken}) == 1 and len(_records(tmp_path)) == 1
+    assert _gone_within(taken[0]["keeper"], 30)
+
+
+def test_a_keeper_told_to_stop_stops_its_server_and_removes_its_record(tmp_path: Path) -> None:
+    build = _build(tmp_path, "600")
+    os.kill(build["keeper"], signal.SIGTERM)
+    assert _gone_within(build["keeper"], 15)
+    assert not _records(tmp_path) and not _answers(build["url"])
 
 
 def test_a_record_whose_keeper_is_gone_starts_a_new_server(tmp_path: Path) -> None:
     first = _build(tmp_path, "30")
-    os.kill(first["keeper"], 9)  # killed: its record stays behind, its server dies with it
+    os.kill(first["keeper"], signal.SIGKILL)  # its record stays behind, its server dies with it
     assert _gone_within(first["keeper"], 10) and _records(tmp_path)
+    deadline = time.monotonic() + 10
+    while _answers(first["url"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _answers(first["url"])
     second = _build(tmp_path, "1")
     assert second["keeper"] != first["keeper"] and second["url"] != first["url"] and _answers(second["url"])
     (record,) = _records(tmp_path)

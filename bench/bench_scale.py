@@ -255,6 +255,14 @@ the 10k's 1,530. The typical template then became finding_hedged (category_findi
 never reached validation): 10k side by side (c3ab8dc): full 104.8 -> 50.0 s (2.09x), largest edit 23.4 -> 13.5 s,
 typical edit 14.8 -> 10.0 s (20.0%: qa 1.6, validate 0.9 for 4,240 items, in-run other 2.5, start-up 4.3), no change
 7.8 -> 0.6 s; tree 2,400 -> 1,532 MB.
+2026-12-07, session 47 (e545a6d: the local Prefect server kept for the next build, `flows.kept_server`), 10k side by
+side with --repeats 3, every keeper stopped before each previous-version build: full builds 102.4, 110.3, 100.8 ->
+44.8, 48.9, 45.6 s (the last one taking a kept server: prefect CPU 1.8 against 4.9-5.6 s), medians 2.25x; largest edit
+26.1 -> 10.4 s, typical 16.5 -> 6.9 s (both taking the kept server: start-up 2.2 against 5.1-5.4 s), no change 8.6 ->
+0.6 s; tree 2,466 -> 1,623 MB (the kept server's ~200 MB in it); validation 14,190 items/s, QA 49,649. 100k this version
+alone, every build taking a kept server: full 401.6 s [qa 135.4, validate 170.3, in-run other 25.3, start-up 2.5],
+largest edit 59.6 s (14.8%: qa 17.5, validate 30.1, in-run other 8.6, start-up 2.4), typical 31.7 s (7.9%), no change
+1.6 s; tree 1,898 MB.
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.prefect_env import _die_with_parent
+from flows.prefect_env import _die_with_parent, stop_process
 
 #: Seconds between the keeper's looks at the server and at the lease.
 POLL_S = 1.0
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
     finally:
         _forget(args.record)
-        _stop(server)
+        stop_process(server)
     return 0
 
 
@@ -67,7 +67,7 @@ def _stopped_when_idle(lease: Path, record: Path, idle: float, server: subproces
         if time.time() - os.stat(lease).st_mtime < idle:
             return False
         _forget(record)
-        _stop(server)
+        stop_process(server)
         return True
 
 
@@ -76,17 +76,6 @@ def _forget(record: Path) -> None:
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         if int(json.loads(record.read_text())["keeper"]) == os.getpid():
             record.unlink()
-
-
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 if __name__ == "__main__":

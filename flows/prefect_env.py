@@ -114,15 +114,23 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a process; kill it where it has not exited 10 s later."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _stop_local_server() -> None:
     global _local_server
     if _local_server is None:
         return
-    _local_server.terminate()
-    try:
-        _local_server.wait(10)
-    except subprocess.TimeoutExpired:
-        _local_server.kill()
+    stop_process(_local_server)
     _local_server = None
     if _server_log is not None:
         _server_log.unlink(missing_ok=True)

@@ -605,6 +605,7 @@ def keeper_of(command: list[str], cwd: Path | None) -> tuple[str, str] | None:
     that does not)."""
     if not (cwd or ROOT).joinpath("flows", "kept_server.py").is_file():
         return None
+    # flows.prefect_env's default home, not imported: its defaults would reach the previous version's builds
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     home = Path(os.environ.get("PREFECT_HOME") or cache / "cxrvqa" / "prefect").expanduser().resolve()
     return f"{Path(command[0]).parent}{os.sep}", f"--lease {home}{os.sep}cxrvqa-server-"

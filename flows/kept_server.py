@@ -3,8 +3,8 @@ once no build has used it for its idle time.
 
 A build holds the lease file's lock (shared) while it runs and sets the file's time when it takes and leaves the
 server. The keeper stops the server only while it holds that lock itself (exclusive, never waiting for it): no build
-runs on the server then, and one that starts meanwhile waits for the lock and then finds the record gone (the keeper
-removes it before the server stops) and starts a server of its own. The server dies with its keeper (a keeper killed
+runs on the server then, and one that starts meanwhile waits for the lock, then finds the record gone (the keeper
+removes it before the server stops) and starts a new kept server. The server dies with its keeper (a keeper killed
 leaves its record behind; a build reads it, finds no keeper under its pid and starts a new one).
 
     python -m flows.kept_server --lease PATH --record PATH --idle SECONDS -- SERVER COMMAND...

@@ -303,12 +303,25 @@ def _start_kept_server(stem: Path, idle: float, environment: dict[str, str]) -> 
         )
     written = Path(f"{stem}.json.{os.getpid()}")
     try:
+        _until_keeper_runs(_keeper_process, Path(f"{stem}.json"))
         written.write_text(json.dumps({"keeper": _keeper_process.pid, "port": port}))
         written.replace(f"{stem}.json")
     except OSError:
         _keeper_process.terminate()  # a keeper no build can find would run out its idle time for nothing
         raise
     return _keeper_process.pid, port
+
+
+def _until_keeper_runs(process: subprocess.Popen, record: Path, timeout: float = 10.0) -> None:
+    """Waits until /proc shows the keeper's command line: `Popen` returns once the exec closed the pipe it waits on,
+    which the kernel does before it sets the new command line, so for a moment the keeper's reads empty, and a build
+    that read the record then took it for a dead keeper and started a second one (three builds started together,
+    the suite on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while not keeper_runs(process.pid, record):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise OSError(f"the keeper (process {process.pid}) did not start: exit code {process.poll()}")
+        time.sleep(0.005)
 
 
 def kept_server_of(record: Path) -> tuple[int, int] | None:

@@ -50,8 +50,8 @@ kept server and its keeper, `flows.kept_server`, counted with the tree and their
 keeper of the version's interpreter and Prefect home is taken for the build's, none for a version without them,
 before whose builds every keeper of the machine is stopped: an idle kept server takes ~1.7% of a core; `kept_server`
 in the JSON, "Prefect server kept from a build before" in the table; `CXRVQA_PREFECT_SERVER_IDLE=0` gives every build
-its own as before), and the whole tree (peak of the
-summed RSS; shared pages count once per process, so this is an upper bound). The main process's RSS includes
+its own as before), and the whole tree (peak of the summed RSS; shared pages count once per process, so this is an
+upper bound). The main process's RSS includes
 DuckDB's buffer pool, capped by the config's ``duckdb_memory_limit`` (512MB; 256MB in the QA and validate stages,
 ``duckdb_qa_memory_limit`` and ``duckdb_validate_memory_limit``) during the run. The
 samples are also split at the run's start and finish: peak during the run, and peak during the

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.prefect_env import _die_with_parent, stop_process
+from flows.prefect_env import die_with_parent, stop_process
 
 #: Seconds between the keeper's looks at the server and at the lease.
 POLL_S = 1.0
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("expected the server's command after --")
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     try:
         while server.poll() is None:
             time.sleep(POLL_S)

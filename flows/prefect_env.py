@@ -108,7 +108,7 @@ def uses_local_server() -> bool:
     return _local_server is not None or _keeper is not None or not os.environ.get("PREFECT_API_URL")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux), so no server is orphaned."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -212,7 +212,7 @@ def _start_own_server() -> None:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     atexit.register(_stop_local_server)
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"

@@ -514,3 +514,35 @@ def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_pa
     reports, extraction, generation, validation = shut  # after each stage's batches, in order
     assert not reports and extraction and generation and validation
     assert not extraction & generation and not generation & validation
+
+
+def test_the_workers_read_the_reports_ahead_while_the_qa_items_are_balanced(tmp_path: Path, monkeypatch) -> None:
+    """A first build's validation takes every report sentence's reading kept: the pool's workers read them while the
+    flow's process balanced the QA items (`validate_stage.read_ahead`), not the validation's workers beside the
+    checks. Without a pool (one worker) there is nothing ahead: the validation reads and keeps them itself."""
+    from cxrvqa.core import parallel
+    from cxrvqa.qa import stage as qa_stage
+    from cxrvqa.validation import stage as validate_stage
+    from flows import build as build_flow
+
+    taken: list[set[str]] = []
+    load_batch = validate_stage.load_batch
+
+    def recorded(store: Store, study_ids: list[str], context):
+        work, counts = load_batch(store, study_ids, context)
+        taken.append({text for study in work.readings.values() for text in study})
+        return work, counts
+
+    monkeypatch.setattr(qa_stage, "POOL_MIN_STUDIES", 1)  # the demo's six studies: the QA stage has a pool
+    monkeypatch.setattr(validate_stage, "load_batch", recorded)
+    for workers in (2, 1):
+        out = tmp_path / f"workers-{workers}"
+        config = demo_config(out, stages=["reports", "extract", "qa", "validate"], qa={"workers": workers})
+        try:
+            build_flow.build_dataset(config)
+        finally:
+            parallel.shutdown_pools()
+        with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+            sentences = {text for (text,) in store.query("SELECT text FROM current_sentences")}
+        assert len(taken) == 1 and len(sentences) > 20
+        assert taken.pop() == (sentences if workers == 2 else set())

@@ -43,21 +43,21 @@ def _validated(store: Store, context: stage.ValidateStageContext, kept: bool) ->
 
 
 def test_a_reading_is_encoded_and_decoded_unchanged() -> None:
-    read = independent._read_sentence(SENTENCE)
+    read = independent.read_sentence_afresh(SENTENCE)
     assert [m.finding for m in read] == ["pleural_effusion", "atelectasis"]
     assert readings.decode(readings.encode(read), independent.Mention) == read
     assert readings.decode(readings.encode(()), independent.Mention) == ()
 
 
 def test_a_kept_reading_is_taken_without_reading_and_a_new_one_comes_back_as_a_row() -> None:
-    kept = readings.encode(independent._read_sentence(SENTENCE))
+    kept = readings.encode(independent.read_sentence_afresh(SENTENCE))
 
     def unread(text: str) -> tuple:
         raise AssertionError(f"read {text!r}")
 
     readings.use({SENTENCE: kept})
-    assert readings.kept(SENTENCE, unread, independent.Mention) == independent._read_sentence(SENTENCE)
-    negated = readings.kept("No effusion.", independent._read_sentence, independent.Mention)
+    assert readings.kept(SENTENCE, unread, independent.Mention) == independent.read_sentence_afresh(SENTENCE)
+    negated = readings.kept("No effusion.", independent.read_sentence_afresh, independent.Mention)
     assert [m.status for m in negated] == ["negated"]
     rows = readings.made("v1", "r1").to_pylist()
     assert rows == [
@@ -120,3 +120,31 @@ def test_the_readings_of_other_reader_versions_are_forgotten(demo: Path) -> None
         assert readings.forget_others(store, "current") == 2
         assert readings.forget_others(store, "") == 0  # no reader version (tests): nothing to compare with
         assert store.query("SELECT reader_version FROM sentence_readings") == [("current",)]
+
+
+def test_the_workers_read_the_unread_sentences_ahead_and_the_rows_are_kept(demo: Path) -> None:
+    """`stage.read_ahead`: each current sentence with no kept reading of this reader version, read once by the pool's
+    workers as the validation would read it; `keep_read_ahead` keeps the rows, so nothing is unread after."""
+    from cxrvqa.core.parallel import shutdown_pools
+
+    reader = readings.reader_version()
+    with Store(demo / "cxrvqa.duckdb") as store:
+        store.con.execute("DELETE FROM sentence_readings")
+        sentences = sorted({text for (text,) in store.query("SELECT text FROM current_sentences")})
+        kept = {"reader_version": reader, "text": sentences[0], "reading": "[]", "run_id": "r-before"}
+        other = {**kept, "reader_version": "another", "text": sentences[1]}
+        store.insert("sentence_readings", [kept, other])
+        assert readings.unread(store, reader) == sentences[1:]  # another version's reading is not this one's
+        assert stage.read_ahead(store, "r-ahead", workers=1) == []  # no pool: the validation reads them
+        try:
+            ahead = stage.read_ahead(store, "r-ahead", workers=2)
+            assert len(ahead) == -(-(len(sentences) - 1) // stage.READ_AHEAD_TEXTS)
+            assert stage.keep_read_ahead(store, ahead) == len(sentences) - 1
+        finally:
+            shutdown_pools()
+        rows = store.query(
+            "SELECT text, reading FROM sentence_readings WHERE run_id = 'r-ahead' AND reader_version = ? ORDER BY 1",
+            [reader],
+        )
+        assert rows == [(text, readings.encode(independent.read_sentence_afresh(text))) for text in sentences[1:]]
+        assert readings.unread(store, reader) == [] and stage.keep_read_ahead(store, []) == 0

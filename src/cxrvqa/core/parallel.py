@@ -14,7 +14,7 @@ import multiprocessing
 import multiprocessing.forkserver
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -175,6 +175,15 @@ def warm_workers(fn: Callable[[], Any], workers: int) -> None:
         pool = _pool(workers)
         for _ in range(workers):
             pool.submit(fn)
+
+
+def submitted(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list[Future[R]]:
+    """``fn(item)`` for each item, submitted to the pool of ``workers`` processes and not waited for: the caller
+    takes the results later (work for idle workers while this process does something else). None for one worker."""
+    if workers <= 1:
+        return []
+    pool = _pool(workers)
+    return [pool.submit(fn, item) for item in items]
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:

@@ -592,11 +592,11 @@ def _target_cue() -> _Cue | None:
 def read_sentence(text: str) -> tuple[Mention, ...]:
     """The findings a sentence names, each with its ConText modifiers (cached: items share sentences; a reading
     the store kept for the chunk being validated is taken without reading: `cxrvqa.validation.readings`)."""
-    return readings.kept(text, _read_sentence, Mention)
+    return readings.kept(text, read_sentence_afresh, Mention)
 
 
-def _read_sentence(text: str) -> tuple[Mention, ...]:
-    """The ConText reading of one sentence (`read_sentence`).
+def read_sentence_afresh(text: str) -> tuple[Mention, ...]:
+    """The ConText reading of one sentence (`read_sentence`; `readings.read_afresh` ahead of the validation).
 
     Two readings are tightened after ConText: a location phrase that overlaps a finding's words ("right
     pleural" in "right pleural effusion") locates it, and a differential ("or", "versus", "/") holds only

@@ -8,7 +8,9 @@ process loads the kept readings of a batch's studies' sentences (`load`), each c
 worker (`use`), the reader takes a kept reading before it reads (`kept`), and the readings it did make come back as
 rows to keep (`made`). A kept reading counts only for the same reader version (`reader_version`): the checks' version
 (their rules file and vocabularies), the source of the reader's module and of this one, spaCy's and medspaCy's
-versions; any change of these reads every sentence again. Only the sentences of the studies' reports are loaded:
+versions; any change of these reads every sentence again. A build's sentences with no kept reading are read by the
+pool's workers while the flow's process balances the QA items (`read_afresh`; `cxrvqa.validation.stage.read_ahead`),
+so a first build's validation takes them kept too. Only the sentences of the studies' reports are loaded:
 the sentences of an answer the checks read (full-sentence answers) are read again, and their readings kept but not
 taken.
 """
@@ -41,6 +43,13 @@ _new: dict[str, tuple[Any, ...]] = {}
 LOAD_SQL = (
     "SELECT DISTINCT s.study_id, r.text, r.reading FROM sentences s JOIN sentence_readings r "
     "ON r.text = s.text AND r.reader_version = ? WHERE {studies}"
+)
+
+
+#: `unread`: each text once, and only those with no kept reading of the reader version (the parameter).
+UNREAD_SQL = (
+    "SELECT DISTINCT s.text FROM current_sentences s WHERE NOT EXISTS "
+    "(SELECT 1 FROM sentence_readings r WHERE r.reader_version = ? AND r.text = s.text) ORDER BY 1"
 )
 
 
@@ -87,17 +96,34 @@ def use(stored: dict[str, str]) -> None:
 def made(reader: str, run_id: str) -> pa.Table:
     """The `sentence_readings` rows of the readings made since `use` (then forgotten, as are the kept ones)."""
     texts = list(_new)
-    rows = pa.table(
-        {
-            "reader_version": pa.repeat(reader, len(texts)),
-            "text": pa.array(texts, pa.string()),
-            "reading": pa.array([encode(_new[t]) for t in texts], pa.string()),
-            "run_id": pa.repeat(run_id, len(texts)),
-        }
-    )
+    rows = _rows(reader, run_id, texts, [encode(_new[t]) for t in texts])
     _stored.clear()
     _new.clear()
     return rows
+
+
+def _rows(reader: str, run_id: str, texts: list[str], encoded: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "reader_version": pa.repeat(reader, len(texts)),
+            "text": pa.array(texts, pa.string()),
+            "reading": pa.array(encoded, pa.string()),
+            "run_id": pa.repeat(run_id, len(texts)),
+        }
+    )
+
+
+def unread(store: Store, reader: str) -> list[str]:
+    """The distinct sentences of the current reports that no reading of ``reader`` is kept for, in order."""
+    return [text for (text,) in store.query(UNREAD_SQL, [reader])]
+
+
+def read_afresh(texts: list[str], reader: str, run_id: str) -> pa.Table:
+    """The `sentence_readings` rows of ``texts``, each read by the independent reader (in a worker, ahead of the
+    validation: `cxrvqa.validation.stage.read_ahead`); its caches are left as they were."""
+    from cxrvqa.validation import independent
+
+    return _rows(reader, run_id, texts, [encode(independent.read_sentence_afresh(text)) for text in texts])
 
 
 def load(store: Store, study_ids: list[str], reader: str) -> dict[str, dict[str, str]]:

@@ -333,7 +333,7 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
             total=len(pending),
             skipped=total - len(pending),
         )
-    ahead = []  # the pool's workers idle while this process balances: they read the reports for the validation
+    ahead = None  # the pool's workers idle while this process balances: they read the reports for the validation
     if context.workers > 1 and config.executor.kind == "local" and "validate" in config.stages:
         warm_workers(validate_stage.warm_up, context.workers)
         ahead = validate_stage.read_ahead(store, run_id, context.workers)

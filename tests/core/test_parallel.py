@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+
+import pytest
 
 from cxrvqa.core import parallel
 from cxrvqa.core.parallel import (
@@ -133,3 +138,44 @@ def test_a_pool_is_replaced_once_its_workers_took_their_share_of_studies(monkeyp
         assert set(process_map(_pid, range(8), 2)) and parallel._pools[2] is pool
     shutdown_pools()
     assert os.getpid() not in {*first, *second, *third}
+
+
+def test_beside_keeps_a_core_for_this_process_until_its_results_are_asked(monkeypatch) -> None:
+    """`Beside` runs at most workers - 1 items while this process works; `results` sends every other item at once
+    and returns every result in order. A thread pool stands in for the process pool, so that the items can wait."""
+    started: list[int] = []
+    release = threading.Event()
+
+    def squared(n: int) -> int:
+        started.append(n)
+        assert release.wait(10)
+        return n * n
+
+    def until(count: int) -> list[int]:
+        deadline = time.monotonic() + 10
+        while len(started) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # and no more than that
+        return sorted(started)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        monkeypatch.setattr(parallel, "_pool", lambda workers, studies=0: pool)
+        beside = parallel.Beside(squared, range(6), workers=3)
+        assert until(2) == [0, 1]  # two of the three workers
+        results: list[list[int]] = []
+        asking = threading.Thread(target=lambda: results.append(beside.results()))
+        asking.start()
+        assert until(3) == [0, 1, 2]  # the rest sent: the third worker takes one
+        release.set()
+        asking.join(10)
+    assert results == [[0, 1, 4, 9, 16, 25]]
+    assert parallel.Beside(squared, range(3), workers=1).results() == []  # one worker: nothing runs beside
+
+
+def test_beside_raises_an_items_error_when_its_results_are_asked() -> None:
+    beside = parallel.Beside(partial(int, base=10), ["1", "x", "3"], workers=2)
+    try:
+        with pytest.raises(ValueError, match="invalid literal"):
+            beside.results()
+    finally:
+        parallel.shutdown_pools()

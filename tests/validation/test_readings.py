@@ -135,11 +135,9 @@ def test_the_workers_read_the_unread_sentences_ahead_and_the_rows_are_kept(demo:
         other = {**kept, "reader_version": "another", "text": sentences[1]}
         store.insert("sentence_readings", [kept, other])
         assert readings.unread(store, reader) == sentences[1:]  # another version's reading is not this one's
-        assert stage.read_ahead(store, "r-ahead", workers=1) == []  # no pool: the validation reads them
+        assert stage.keep_read_ahead(store, stage.read_ahead(store, "r-ahead", workers=1)) == 0  # no pool
         try:
-            ahead = stage.read_ahead(store, "r-ahead", workers=2)
-            assert len(ahead) == -(-(len(sentences) - 1) // stage.READ_AHEAD_TEXTS)
-            assert stage.keep_read_ahead(store, ahead) == len(sentences) - 1
+            assert stage.keep_read_ahead(store, stage.read_ahead(store, "r-ahead", workers=2)) == len(sentences) - 1
         finally:
             shutdown_pools()
         rows = store.query(
@@ -147,4 +145,4 @@ def test_the_workers_read_the_unread_sentences_ahead_and_the_rows_are_kept(demo:
             [reader],
         )
         assert rows == [(text, readings.encode(independent.read_sentence_afresh(text))) for text in sentences[1:]]
-        assert readings.unread(store, reader) == [] and stage.keep_read_ahead(store, []) == 0
+        assert readings.unread(store, reader) == [] and stage.keep_read_ahead(store, None) == 0

@@ -12,12 +12,13 @@ import atexit
 import gc
 import multiprocessing
 import multiprocessing.forkserver
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -177,13 +178,54 @@ def warm_workers(fn: Callable[[], Any], workers: int) -> None:
             pool.submit(fn)
 
 
-def submitted(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list[Future[R]]:
-    """``fn(item)`` for each item, submitted to the pool of ``workers`` processes and not waited for: the caller
-    takes the results later (work for idle workers while this process does something else). None for one worker."""
-    if workers <= 1:
-        return []
-    pool = _pool(workers)
-    return [pool.submit(fn, item) for item in items]
+class Beside(Generic[T, R]):
+    """``fn(item)`` for each item over the pool of ``workers`` processes while this process does something else,
+    at most ``workers - 1`` at a time, so that this process keeps a core: a thread here feeds them. `results` sends
+    every item not yet sent at once, then waits for them all (10k synthetic studies: the QA balance in this process
+    took 3.9 s beside two workers reading sentences against 2.4 s alone, py-spy). Nothing runs for one worker."""
+
+    def __init__(self, fn: Callable[[T], R], items: Iterable[T], workers: int) -> None:
+        self._fn = fn
+        self._pool = _pool(workers) if workers > 1 else None
+        self._running = workers - 1
+        self._waiting: deque[T] = deque(items) if self._pool else deque()
+        self._sent: list[Future[R]] = []
+        self._lock = threading.Lock()
+        self._hurry = False
+        self._feeder = threading.Thread(target=self._feed, name="cxrvqa-beside", daemon=True)
+        self._feeder.start()
+
+    def _send(self) -> Future[R] | None:
+        """The next item sent to the pool (under the lock), or None when none is left or `results` took over."""
+        with self._lock:
+            if self._hurry or not self._waiting:
+                return None
+            try:
+                future = self._pool.submit(self._fn, self._waiting[0])
+            except RuntimeError:  # the pool was shut down or broke (the build failed): `results` would say so
+                return None
+            self._waiting.popleft()
+            self._sent.append(future)
+            return future
+
+    def _feed(self) -> None:
+        running: set[Future[R]] = set()
+        while True:
+            while len(running) < self._running and (future := self._send()) is not None:
+                running.add(future)
+            if not running:
+                return
+            _, pending = wait(running, return_when=FIRST_COMPLETED)
+            running = pending
+
+    def results(self) -> list[R]:
+        """Every item's result, in order (an item's error raised here)."""
+        with self._lock:
+            self._hurry = True
+            while self._waiting:
+                self._sent.append(self._pool.submit(self._fn, self._waiting.popleft()))
+        self._feeder.join()
+        return [future.result() for future in self._sent]
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:

@@ -8,7 +8,6 @@ everything after a validator or a strictness changed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -20,12 +19,12 @@ import pyarrow as pa
 from cxrvqa.config import Config
 from cxrvqa.core.grading import STATUS_RANK, Grading, grade_item, grading, judge_capped
 from cxrvqa.core.parallel import (
+    Beside,
     Split,
     batched,
     collector_paused,
     pool_chunk_size,
     process_map,
-    submitted,
     weighted_split,
 )
 from cxrvqa.core.provenance import stable_hash
@@ -368,22 +367,21 @@ def warm_up() -> None:
 READ_AHEAD_TEXTS = 1_000
 
 
-def read_ahead(store: Store, run_id: str, workers: int) -> list[Future[pa.Table]]:
+def read_ahead(store: Store, run_id: str, workers: int) -> Beside[list[str], pa.Table]:
     """The readings of the current reports' sentences that none is kept for, made by the pool's ``workers`` while they
     would be idle (the flow's process balances the QA items before the validation starts) and taken kept by the
     validation (`load_batch`), whose workers no longer read them with spaCy beside the checks (10k synthetic
     studies, first build: spaCy's reading was ~15% of the validation workers' time, and 24% of the sentences were
     read twice: by both workers, or by a batch started ahead). Not waited for: `keep_read_ahead`."""
     reader = readings.reader_version()
-    texts = readings.unread(store, reader)
     read = partial(readings.read_afresh, reader=reader, run_id=run_id)
-    return submitted(read, batched(texts, READ_AHEAD_TEXTS), workers)
+    return Beside(read, batched(readings.unread(store, reader), READ_AHEAD_TEXTS), workers)
 
 
-def keep_read_ahead(store: Store, ahead: list[Future[pa.Table]]) -> int:
+def keep_read_ahead(store: Store, ahead: Beside[list[str], pa.Table] | None) -> int:
     """The readings `read_ahead` made, kept in one transaction once they are all made; how many."""
     with store.transaction():
-        return sum(store.insert("sentence_readings", future.result()) for future in ahead)
+        return sum(store.insert("sentence_readings", rows) for rows in (ahead.results() if ahead else []))
 
 
 def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext) -> tuple[ValidationWork, StageCounts]:

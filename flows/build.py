@@ -333,11 +333,17 @@ def generate_qa(config: Config, run_id: str) -> dict[str, int]:
             total=len(pending),
             skipped=total - len(pending),
         )
-    ahead = None  # the pool's workers idle while this process balances: they read the reports for the validation
-    if context.workers > 1 and config.executor.kind == "local" and "validate" in config.stages:
-        warm_workers(validate_stage.warm_up, context.workers)
-        ahead = validate_stage.read_ahead(store, run_id, context.workers)
-    qa_stage.balance(store, run_id, context)
+    if not (context.workers > 1 and config.executor.kind == "local" and "validate" in config.stages):
+        qa_stage.balance(store, run_id, context)
+        return counts
+    # the pool's workers would idle while this process balances: they read the reports for the validation
+    warm_workers(validate_stage.warm_up, context.workers)
+    ahead = validate_stage.read_ahead(store, run_id, context.workers)
+    try:
+        qa_stage.balance(store, run_id, context)
+    except BaseException:
+        ahead.cancel()
+        raise
     validate_stage.keep_read_ahead(store, ahead)
     return counts
 

@@ -140,9 +140,14 @@ def test_a_pool_is_replaced_once_its_workers_took_their_share_of_studies(monkeyp
     assert os.getpid() not in {*first, *second, *third}
 
 
-def test_beside_keeps_a_core_for_this_process_until_its_results_are_asked(monkeypatch) -> None:
-    """`Beside` runs at most workers - 1 items while this process works; `results` sends every other item at once
-    and returns every result in order. A thread pool stands in for the process pool, so that the items can wait."""
+def _blocking_squares(
+    monkeypatch, cores: int
+) -> tuple[Callable[[int], int], threading.Event, Callable[[int], list[int]]]:
+    """A thread pool of 3 stands in for the process pool on a machine of ``cores`` cores, so that the items can wait:
+    (the function, squaring once the event is set, the event, a wait until so many started that returns them)."""
+    pool = ThreadPoolExecutor(max_workers=3)
+    monkeypatch.setattr(parallel, "_pool", lambda workers, studies=0: pool)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: cores)
     started: list[int] = []
     release = threading.Event()
 
@@ -158,24 +163,42 @@ def test_beside_keeps_a_core_for_this_process_until_its_results_are_asked(monkey
         time.sleep(0.1)  # and no more than that
         return sorted(started)
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        monkeypatch.setattr(parallel, "_pool", lambda workers, studies=0: pool)
-        beside = parallel.Beside(squared, range(6), workers=3)
+    return squared, release, until
+
+
+def test_a_background_map_keeps_a_core_for_this_process_until_its_results_are_asked(monkeypatch) -> None:
+    """At most workers - 1 items run while this process works (as many cores as workers); `results` sends every
+    other item at once and returns every result in order."""
+    squared, release, until = _blocking_squares(monkeypatch, cores=3)
+    results: list[list[int]] = []
+    try:
+        background = parallel.BackgroundMap(squared, range(6), workers=3)
         assert until(2) == [0, 1]  # two of the three workers
-        results: list[list[int]] = []
-        asking = threading.Thread(target=lambda: results.append(beside.results()))
+        asking = threading.Thread(target=lambda: results.append(background.results()))
         asking.start()
         assert until(3) == [0, 1, 2]  # the rest sent: the third worker takes one
+    finally:
         release.set()
-        asking.join(10)
+    asking.join(10)
     assert results == [[0, 1, 4, 9, 16, 25]]
-    assert parallel.Beside(squared, range(3), workers=1).results() == []  # one worker: nothing runs beside
+    assert parallel.BackgroundMap(squared, range(3), workers=1).results() == []  # one worker: nothing runs
 
 
-def test_beside_raises_an_items_error_when_its_results_are_asked() -> None:
-    beside = parallel.Beside(partial(int, base=10), ["1", "x", "3"], workers=2)
+def test_a_background_map_uses_every_worker_where_cores_are_left_and_sends_nothing_once_cancelled(monkeypatch) -> None:
+    squared, release, until = _blocking_squares(monkeypatch, cores=8)
+    try:
+        background = parallel.BackgroundMap(squared, range(6), workers=3)
+        assert until(3) == [0, 1, 2]
+        background.cancel()
+    finally:
+        release.set()
+    assert until(4) == [0, 1, 2]  # the three sent finish, nothing more is sent
+
+
+def test_a_background_maps_item_error_is_raised_when_its_results_are_asked() -> None:
+    background = parallel.BackgroundMap(partial(int, base=10), ["1", "x", "3"], workers=2)
     try:
         with pytest.raises(ValueError, match="invalid literal"):
-            beside.results()
+            background.results()
     finally:
         parallel.shutdown_pools()

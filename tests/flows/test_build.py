@@ -519,7 +519,8 @@ def test_each_pool_stage_ends_with_its_workers_and_the_next_forks_its_own(tmp_pa
 def test_the_workers_read_the_reports_ahead_while_the_qa_items_are_balanced(tmp_path: Path, monkeypatch) -> None:
     """A first build's validation takes every report sentence's reading kept: the pool's workers read them while the
     flow's process balanced the QA items (`validate_stage.read_ahead`), not the validation's workers beside the
-    checks. Without a pool (one worker) there is nothing ahead: the validation reads and keeps them itself."""
+    checks. Without a pool (one worker) there is nothing ahead: the validation reads and keeps them itself. Either
+    way the same verdicts and grades."""
     from cxrvqa.core import parallel
     from cxrvqa.qa import stage as qa_stage
     from cxrvqa.validation import stage as validate_stage
@@ -535,6 +536,7 @@ def test_the_workers_read_the_reports_ahead_while_the_qa_items_are_balanced(tmp_
 
     monkeypatch.setattr(qa_stage, "POOL_MIN_STUDIES", 1)  # the demo's six studies: the QA stage has a pool
     monkeypatch.setattr(validate_stage, "load_batch", recorded)
+    verdicts = []
     for workers in (2, 1):
         out = tmp_path / f"workers-{workers}"
         config = demo_config(out, stages=["reports", "extract", "qa", "validate"], qa={"workers": workers})
@@ -544,5 +546,14 @@ def test_the_workers_read_the_reports_ahead_while_the_qa_items_are_balanced(tmp_
             parallel.shutdown_pools()
         with Store(out / "cxrvqa.duckdb", read_only=True) as store:
             sentences = {text for (text,) in store.query("SELECT text FROM current_sentences")}
+            verdicts.append(
+                [
+                    store.query("SELECT item_id, grade, weakest FROM current_qa_grades ORDER BY ALL"),
+                    store.query(
+                        "SELECT item_id, validator, status, reason, detail FROM validation_results ORDER BY ALL"
+                    ),
+                ]
+            )
         assert len(taken) == 1 and len(sentences) > 20
         assert taken.pop() == (sentences if workers == 2 else set())
+    assert verdicts[0] == verdicts[1] and len(verdicts[0][0]) > 50 and verdicts[0][1]

@@ -134,7 +134,7 @@ def test_the_workers_read_the_unread_sentences_ahead_and_the_rows_are_kept(demo:
         kept = {"reader_version": reader, "text": sentences[0], "reading": "[]", "run_id": "r-before"}
         other = {**kept, "reader_version": "another", "text": sentences[1]}
         store.insert("sentence_readings", [kept, other])
-        assert readings.unread(store, reader) == sentences[1:]  # another version's reading is not this one's
+        assert sorted(readings.unread(store, reader)) == sentences[1:]  # another version's reading is not this one's
         assert stage.keep_read_ahead(store, stage.read_ahead(store, "r-ahead", workers=1)) == 0  # no pool
         try:
             assert stage.keep_read_ahead(store, stage.read_ahead(store, "r-ahead", workers=2)) == len(sentences) - 1
@@ -145,4 +145,19 @@ def test_the_workers_read_the_unread_sentences_ahead_and_the_rows_are_kept(demo:
             [reader],
         )
         assert rows == [(text, readings.encode(independent.read_sentence_afresh(text))) for text in sentences[1:]]
-        assert readings.unread(store, reader) == [] and stage.keep_read_ahead(store, None) == 0
+        assert readings.unread(store, reader) == []
+
+
+def test_a_failed_reading_ahead_is_a_warning_and_keeps_nothing(demo: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The validation reads what the workers could not (`keep_read_ahead`): the build goes on."""
+    from cxrvqa.core.parallel import BackgroundMap, shutdown_pools
+
+    with Store(demo / "cxrvqa.duckdb") as store:
+        before = store.query("SELECT count(*) FROM sentence_readings")
+        try:
+            failing = BackgroundMap(independent.read_sentence_afresh, [None], workers=2)  # not a text
+            assert stage.keep_read_ahead(store, failing) == 0
+        finally:
+            shutdown_pools()
+        assert store.query("SELECT count(*) FROM sentence_readings") == before
+    assert "reading the sentences ahead of the validation failed, the validation reads them" in caplog.text

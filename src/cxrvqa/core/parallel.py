@@ -12,6 +12,7 @@ import atexit
 import gc
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -178,40 +179,42 @@ def warm_workers(fn: Callable[[], Any], workers: int) -> None:
             pool.submit(fn)
 
 
-class Beside(Generic[T, R]):
-    """``fn(item)`` for each item over the pool of ``workers`` processes while this process does something else,
-    at most ``workers - 1`` at a time, so that this process keeps a core: a thread here feeds them. `results` sends
-    every item not yet sent at once, then waits for them all (10k synthetic studies: the QA balance in this process
-    took 3.9 s beside two workers reading sentences against 2.4 s alone, py-spy). Nothing runs for one worker."""
+class BackgroundMap(Generic[T, R]):
+    """``fn(item)`` for each item over the pool of ``workers`` processes while this process does something else. On
+    a machine of no more cores than workers, at most ``workers - 1`` at a time, so that this process keeps a core
+    (10k synthetic studies: the QA balance in this process took 3.9 s beside two workers reading sentences against
+    2.4 s alone, py-spy); a thread here feeds them. `results` sends every item not yet sent at once and waits for
+    them all; `cancel` sends no more. Nothing runs for one worker (no pool: there is no idle worker)."""
 
     def __init__(self, fn: Callable[[T], R], items: Iterable[T], workers: int) -> None:
         self._fn = fn
         self._pool = _pool(workers) if workers > 1 else None
-        self._running = workers - 1
+        self._most_in_flight = workers if (os.cpu_count() or 1) > workers else workers - 1
         self._waiting: deque[T] = deque(items) if self._pool else deque()
         self._sent: list[Future[R]] = []
         self._lock = threading.Lock()
-        self._hurry = False
-        self._feeder = threading.Thread(target=self._feed, name="cxrvqa-beside", daemon=True)
+        self._stopped = False  # `results` or `cancel` took over: the feeder sends no more
+        self._feeder = threading.Thread(target=self._feed, name="cxrvqa-background-map", daemon=True)
         self._feeder.start()
 
     def _send(self) -> Future[R] | None:
-        """The next item sent to the pool (under the lock), or None when none is left or `results` took over."""
+        """The next item sent to the pool (under the lock), or None when none is left or the feeder was stopped."""
         with self._lock:
-            if self._hurry or not self._waiting:
+            if self._stopped or not self._waiting:
                 return None
             try:
                 future = self._pool.submit(self._fn, self._waiting[0])
-            except RuntimeError:  # the pool was shut down or broke (the build failed): `results` would say so
+            except RuntimeError:  # the pool was shut down or broke: `results` says so, `cancel` does not care
                 return None
             self._waiting.popleft()
             self._sent.append(future)
             return future
 
     def _feed(self) -> None:
+        """Keep `_most_in_flight` items running until none is left or the feeder is stopped."""
         running: set[Future[R]] = set()
         while True:
-            while len(running) < self._running and (future := self._send()) is not None:
+            while len(running) < self._most_in_flight and (future := self._send()) is not None:
                 running.add(future)
             if not running:
                 return
@@ -219,13 +222,21 @@ class Beside(Generic[T, R]):
             running = pending
 
     def results(self) -> list[R]:
-        """Every item's result, in order (an item's error raised here)."""
+        """Every sent item's result, in order, once every item is sent (an item's error is raised here)."""
         with self._lock:
-            self._hurry = True
+            self._stopped = True
             while self._waiting:
                 self._sent.append(self._pool.submit(self._fn, self._waiting.popleft()))
         self._feeder.join()
         return [future.result() for future in self._sent]
+
+    def cancel(self) -> None:
+        """No more items sent; those not started are cancelled (the caller failed: their results would be dropped)."""
+        with self._lock:
+            self._stopped = True
+            self._waiting.clear()
+            for future in self._sent:
+                future.cancel()
 
 
 def stream_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int = 2) -> Iterator[R]:

@@ -8,9 +8,11 @@ process loads the kept readings of a batch's studies' sentences (`load`), each c
 worker (`use`), the reader takes a kept reading before it reads (`kept`), and the readings it did make come back as
 rows to keep (`made`). A kept reading counts only for the same reader version (`reader_version`): the checks' version
 (their rules file and vocabularies), the source of the reader's module and of this one, spaCy's and medspaCy's
-versions; any change of these reads every sentence again. A build's sentences with no kept reading are read by the
-pool's workers while the flow's process balances the QA items (`read_afresh`; `cxrvqa.validation.stage.read_ahead`),
-so a first build's validation takes them kept too. Only the sentences of the studies' reports are loaded:
+versions; any change of these reads every sentence again. Where the QA stage ran on a local pool (4,000 pending
+studies or more) before a validation, the current sentences with no kept reading are read by the pool's workers
+while the flow's process balances the QA items (`read_afresh`; `cxrvqa.validation.stage.read_ahead`), so a first
+build's validation takes them kept too (a change of the reader alone, with no QA work, still reads them in the
+validation). Only the sentences of the studies' reports are loaded:
 the sentences of an answer the checks read (full-sentence answers) are read again, and their readings kept but not
 taken.
 """
@@ -49,7 +51,7 @@ LOAD_SQL = (
 #: `unread`: each text once, and only those with no kept reading of the reader version (the parameter).
 UNREAD_SQL = (
     "SELECT DISTINCT s.text FROM current_sentences s WHERE NOT EXISTS "
-    "(SELECT 1 FROM sentence_readings r WHERE r.reader_version = ? AND r.text = s.text) ORDER BY 1"
+    "(SELECT 1 FROM sentence_readings r WHERE r.reader_version = ? AND r.text = s.text)"
 )
 
 
@@ -103,6 +105,7 @@ def made(reader: str, run_id: str) -> pa.Table:
 
 
 def _rows(reader: str, run_id: str, texts: list[str], encoded: list[str]) -> pa.Table:
+    """`sentence_readings` rows: each text with its encoded reading."""
     return pa.table(
         {
             "reader_version": pa.repeat(reader, len(texts)),
@@ -114,7 +117,7 @@ def _rows(reader: str, run_id: str, texts: list[str], encoded: list[str]) -> pa.
 
 
 def unread(store: Store, reader: str) -> list[str]:
-    """The distinct sentences of the current reports that no reading of ``reader`` is kept for, in order."""
+    """The distinct sentences of the current reports that no reading of ``reader`` is kept for (in no order)."""
     return [text for (text,) in store.query(UNREAD_SQL, [reader])]
 
 

@@ -7,6 +7,7 @@ everything after a validator or a strictness changed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,12 +20,13 @@ import pyarrow as pa
 from cxrvqa.config import Config
 from cxrvqa.core.grading import STATUS_RANK, Grading, grade_item, grading, judge_capped
 from cxrvqa.core.parallel import (
-    Beside,
+    BackgroundMap,
     Split,
     batched,
     collector_paused,
     pool_chunk_size,
     process_map,
+    shutdown_pools,
     weighted_split,
 )
 from cxrvqa.core.provenance import stable_hash
@@ -49,6 +51,8 @@ from cxrvqa.validation.validators import (
     schema_passes,
     with_schema_passed,
 )
+
+logger = logging.getLogger(__name__)
 
 #: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `validate-batch`).
 NAME = "validate"
@@ -355,8 +359,8 @@ class ValidationWork:
 
 def warm_up() -> None:
     """The independent reader's spaCy pipeline and ConText rules, built in a worker before its first chunk (the flow
-    asks while QA balancing leaves the workers idle; 10k synthetic studies: a worker's first chunk 0.52 s of CPU,
-    0.29 s after this, the next ones ~0.23 s)."""
+    asks while it balances the QA items, before the workers read ahead: `read_ahead`; 10k synthetic studies: a
+    worker's first chunk 0.52 s of CPU, 0.29 s after this, the next ones ~0.23 s)."""
     from cxrvqa.validation import independent
 
     independent.read_sentence("No pneumothorax.")
@@ -367,7 +371,7 @@ def warm_up() -> None:
 READ_AHEAD_TEXTS = 1_000
 
 
-def read_ahead(store: Store, run_id: str, workers: int) -> Beside[list[str], pa.Table]:
+def read_ahead(store: Store, run_id: str, workers: int) -> BackgroundMap[list[str], pa.Table]:
     """The readings of the current reports' sentences that none is kept for, made by the pool's ``workers`` while they
     would be idle (the flow's process balances the QA items before the validation starts) and taken kept by the
     validation (`load_batch`), whose workers no longer read them with spaCy beside the checks (10k synthetic
@@ -375,13 +379,21 @@ def read_ahead(store: Store, run_id: str, workers: int) -> Beside[list[str], pa.
     read twice: by both workers, or by a batch started ahead). Not waited for: `keep_read_ahead`."""
     reader = readings.reader_version()
     read = partial(readings.read_afresh, reader=reader, run_id=run_id)
-    return Beside(read, batched(readings.unread(store, reader), READ_AHEAD_TEXTS), workers)
+    return BackgroundMap(read, batched(readings.unread(store, reader), READ_AHEAD_TEXTS), workers)
 
 
-def keep_read_ahead(store: Store, ahead: Beside[list[str], pa.Table] | None) -> int:
-    """The readings `read_ahead` made, kept in one transaction once they are all made; how many."""
+def keep_read_ahead(store: Store, ahead: BackgroundMap[list[str], pa.Table]) -> int:
+    """The readings `read_ahead` made, kept in one transaction once they are all made; how many rows were offered
+    (a text kept before keeps its row). A reading ahead that failed (a worker killed, say) is a warning, not the
+    build's end: the validation reads those sentences itself, and fails in its own stage if reading them fails."""
+    try:
+        made = ahead.results()
+    except Exception as error:  # noqa: BLE001 - an optimisation's failure; the validation redoes its work
+        logger.warning("reading the sentences ahead of the validation failed, the validation reads them: %r", error)
+        shutdown_pools()  # a broken pool is not the validation's
+        return 0
     with store.transaction():
-        return sum(store.insert("sentence_readings", rows) for rows in (ahead.results() if ahead else []))
+        return sum(store.insert("sentence_readings", rows) for rows in made)
 
 
 def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext) -> tuple[ValidationWork, StageCounts]:

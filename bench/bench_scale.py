@@ -263,6 +263,14 @@ side with --repeats 3, every keeper stopped before each previous-version build: 
 alone, every build taking a kept server: full 401.6 s [qa 135.4, validate 170.3, in-run other 25.3, start-up 2.5],
 largest edit 59.6 s (14.8%: qa 17.5, validate 30.1, in-run other 8.6, start-up 2.4), typical 31.7 s (7.9%), no change
 1.6 s; tree 1,898 MB.
+2026-12-07, session 48 (0c12f4a: the pool's workers read the report sentences while the QA items are balanced,
+`validate_stage.read_ahead`): 100k side by side, same run: full 980.7 -> 363.2 s (2.70x) [validate 635.2 -> 145.5 =
+15,118 items/s, qa 223.4 -> 121.9 = 51,939 items/s, in-run other 25.5 -> 30.5], largest edit 187.3 -> 57.5 s (15.8%),
+typical 108.6 -> 31.0 s (8.5%), no change 21.9 -> 1.3 s; tree 3,355 -> 1,861 MB (1.17x the 10k's 1,590). The same that
+morning at e9cff92: full 989.2 -> 401.7 s (2.46x; validate 176.0 s). 10k side by side with --repeats 3: full builds
+88.0, 89.9, 88.7 -> 42.4, 41.1, 38.7 s, medians 2.16x (the previous version ~12% faster than in session 47 on this
+machine), largest edit 20.8 -> 10.0 s, typical 13.1 -> 7.0 s, no change 7.5 -> 0.6 s; validation 17,018 items/s, QA
+54,868. Against e9cff92 at 10k, 5 builds each alternated: medians 42.2 -> 40.9 s (1.03x).
 ``make bench-scale`` (2,000 studies, also by 4cb08d2, + 200 with images) takes ~6 minutes.
 """
 

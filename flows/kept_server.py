@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.prefect_env import die_with_parent, stop_process
+from flows.prefect_env import die_with_parent, read_record, stop_process
 
 #: Seconds between the keeper's looks at the server and at the lease.
 POLL_S = 1.0
@@ -73,8 +72,9 @@ def _stopped_when_idle(lease: Path, record: Path, idle: float, server: subproces
 
 def _forget(record: Path) -> None:
     """The record removed where it still names this keeper (a record a later keeper wrote stays)."""
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        if int(json.loads(record.read_text())["keeper"]) == os.getpid():
+    found = read_record(record)
+    if found is not None and found[0] == os.getpid():
+        with contextlib.suppress(OSError):
             record.unlink()
 
 

@@ -326,12 +326,17 @@ def _until_keeper_runs(process: subprocess.Popen, record: Path, timeout: float =
 
 def kept_server_of(record: Path) -> tuple[int, int] | None:
     """(keeper pid, port) of the kept server a record names, when its keeper still runs."""
+    found = read_record(record)
+    return found if found is not None and keeper_runs(found[0], record) else None
+
+
+def read_record(record: Path) -> tuple[int, int] | None:
+    """(keeper pid, port) as a kept server's record holds them (`_start_kept_server`); None for none readable."""
     try:
         data = json.loads(record.read_text())
-        keeper, port = int(data["keeper"]), int(data["port"])
+        return int(data["keeper"]), int(data["port"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return (keeper, port) if keeper_runs(keeper, record) else None
 
 
 def keeper_runs(pid: int, record: Path | None = None) -> bool:

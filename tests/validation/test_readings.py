@@ -78,6 +78,19 @@ def test_the_reader_version_follows_the_checks_version_and_the_libraries(monkeyp
     assert readings.reader_version() != first
 
 
+def test_the_reader_version_is_of_the_code_loaded_not_of_the_files_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = readings.reader_version()
+    edited = {Path(independent.__file__).resolve(), Path(readings.__file__).resolve()}
+    read_bytes = Path.read_bytes
+
+    def as_edited(path: Path) -> bytes:  # the reader's files edited while a build runs
+        return read_bytes(path) + b"\n# edited\n" if path.resolve() in edited else read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", as_edited)
+    monkeypatch.setattr(Path, "read_text", lambda path, *a, **k: as_edited(path).decode())
+    assert readings.reader_version() == first
+
+
 def test_a_batch_keeps_its_readings_and_a_revalidation_takes_them_with_the_same_verdicts(demo: Path) -> None:
     with Store(demo / "cxrvqa.duckdb") as store:
         store.con.execute("DELETE FROM sentence_readings")  # what the demo kept depends on what this process read

@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -196,6 +197,9 @@ def _version() -> int:
 
 
 VERSION = _version()
+#: The digest of this module's source as this process loaded it (`readings.reader_version`): a file edited while a
+#: build runs does not label the readings its running code makes with the edited code's version.
+SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 # -- the ConText reading ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ seconds of the largest template's revalidation in one process, and ~1.3 s of sta
 process loads the kept readings of a batch's studies' sentences (`load`), each chunk of studies takes them to its
 worker (`use`), the reader takes a kept reading before it reads (`kept`), and the readings it did make come back as
 rows to keep (`made`). A kept reading counts only for the same reader version (`reader_version`): the checks' version
-(their rules file and vocabularies), the source of the reader's module and of this one, spaCy's and medspaCy's
+(their rules file and vocabularies), the source of the reader's module and of this one as loaded, spaCy's and medspaCy's
 versions; any change of these reads every sentence again. Where the QA stage ran on a local pool (4,000 pending
 studies or more) before a validation, the current sentences with no kept reading are read by the pool's workers
 while the flow's process balances the QA items (`read_afresh`; `cxrvqa.validation.stage.read_ahead`), so a first
@@ -55,11 +55,18 @@ UNREAD_SQL = (
 )
 
 
+#: The digest of this module's source as this process loaded it (`reader_version`).
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
 def reader_version() -> str:
-    """The version a kept reading must have to be taken (see the module's docstring)."""
+    """The version a kept reading must have to be taken (see the module's docstring): of the code this process
+    loaded, not of the files as they are now (the flow's process asks when its validation starts; a reader edited
+    while the build ran labelled the running code's readings with the edited code's version, and the next build took
+    them as its own)."""
     from cxrvqa.validation import independent
 
-    sources = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in (independent.__file__, __file__)]
+    sources = [independent.SOURCE_DIGEST, _SOURCE_DIGEST]
     return stable_hash([independent.VERSION, sources, version("spacy"), version("medspacy")])
 
 

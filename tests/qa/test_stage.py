@@ -692,10 +692,12 @@ def test_current_keys_are_the_rule_stored_again_only_when_what_it_reads_changed(
         assert changed and {row[0] for row in changed} == {"s0000003"}
 
 
-def _user_template(folder: Path, template_id: str, version: int, reword: bool) -> None:
-    """finding_presence under another id (its questions reworded, or the same: then they share its items'
-    de-duplication keys), at ``version`` (from 2 on, one more question variant)."""
-    data = yaml.safe_load((Path(__file__).parents[2] / "prompts" / "questions" / "finding_presence.yaml").read_text())
+def _user_template(
+    folder: Path, template_id: str, version: int, reword: bool, source: str = "finding_presence"
+) -> None:
+    """A built-in template (``source``) under another id (its questions reworded, or the same: then they share its
+    items' de-duplication keys), at ``version`` (from 2 on, one more question variant)."""
+    data = yaml.safe_load((Path(__file__).parents[2] / "prompts" / "questions" / f"{source}.yaml").read_text())
     prefix = "According to this radiograph, " if reword else ""
     data["id"], data["version"] = template_id, version
     data["variants"] = [prefix + v[:1].lower() + v[1:] if reword else v for v in data["variants"]]

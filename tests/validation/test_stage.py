@@ -352,3 +352,130 @@ def test_batches_take_more_studies_where_they_hold_few_pending_items() -> None:
     assert [len(b) for b in stage.batches(fewer_per_study)(studies, 4)] == [4] * 7 + [2]
     half = stage.PendingStudies(600, 150, studies, [5] * 30, 30)  # 5 of 20 items a study: on until 4 x 10 items
     assert [len(b) for b in stage.batches(half)(studies, 4)] == [8, 8, 8, 6]
+
+
+def _forget_everything() -> None:
+    """Every reading, claim and verdict the checks keep, forgotten (the rules and vocabularies stay loaded)."""
+    from cxrvqa.validation import independent, readings, scope, validators, wording
+
+    independent.clear_caches()
+    validators.clear_caches()
+    readings.use({})
+    for module in (independent, scope, validators, wording):
+        for value in vars(module).values():
+            info = getattr(value, "cache_info", None)
+            if info is not None and info().maxsize != 1:
+                value.cache_clear()
+
+
+def test_a_check_that_reads_no_wording_gives_an_item_its_verdict_whatever_its_wording(demo: Path) -> None:
+    """Issue 19: a check declared to read no wording (`Validator.reads_wording`; the stage then gives a reworded item
+    the verdict of its earlier version) gives every current item of the demo build the verdict it gives the item
+    asked in other words, with its template's variants and examples reworded too; every cache is cleared before each
+    check of each item, so that none hides a reading of the wording."""
+    from dataclasses import replace
+
+    from cxrvqa.validation.validators import active_validators, check_item
+
+    question = "Is there no pneumothorax on the left side compared with the prior study, or is it the right lung?"
+    with Store(demo / "cxrvqa.duckdb") as store:
+        context = stage.prepare(_config(demo, strictness={"answer_leak": "warn"}))  # every item pending again
+        work, _ = stage.load_batch(store, stage.pending_studies(store, context)[2], context)
+    blind = tuple((v, level) for v, level in active_validators(context.strictness) if not v.reads_wording)
+    assert {v.name for v, _ in blind} == set(VALIDATORS) - {
+        "schema", "answer_program", "unrendered_variable", "deid_token", "left_right_view", "answer_leak",
+        "question_sense", "grammar_agreement",
+    }  # fmt: skip
+    templates = stage._templates(context)
+    reworded = {
+        t: (replace(template, variants=(question,), examples=({"question": question, "answer": "no"},)), version)
+        for t, (template, version) in templates.items()
+    }
+    checked = 0
+    for payload in stage.with_items(work.payloads, work.items):
+        as_built = stage._context_of(payload, context, templates)
+        as_reworded = stage._context_of(payload, context, reworded)
+        for item in payload.items:
+            for name in ("template_version", "input_hash", "judge_grade", "judge_weakest"):
+                item.pop(name)
+            for v in blind:
+                _forget_everything()
+                verdict = check_item(item, as_built, (v,))
+                _forget_everything()
+                assert check_item({**item, "question": question}, as_reworded, (v,)) == verdict, (item, v[0].name)
+            checked += 1
+    assert checked == work.items.num_rows > 150
+
+
+def _written(store: Store, run_id: str) -> dict[str, list[tuple]]:
+    """What a validation run wrote: its failure rows, its items' statuses and grades."""
+    key = "item_id, template_version, input_hash"
+    return {
+        table: store.query(f"SELECT {columns} FROM {table} WHERE run_id = ? ORDER BY ALL", [run_id])
+        for table, columns in (
+            ("validation_results", f"{key}, validator, validator_version, strictness, status, reason, detail"),
+            ("validation_done", f"study_id, {key}, status"),
+            ("qa_grades", f"{key}, grade, label, weakest, rule_grade, rule_weakest"),
+        )
+    }
+
+
+def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wording(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: after a template's rewording (one more question variant) its items' checks that read no wording
+    give the verdicts they gave the items' earlier version, not checked again, and the stage writes the rows and
+    grades a validation from scratch writes; an item whose fields changed beyond its wording is checked in full, and
+    a template changed beyond its wording is not reworded."""
+    import shutil
+    from dataclasses import replace
+
+    from flows.build import build_dataset
+    from tests.qa.test_stage import _user_template
+
+    out, user = tmp_path / "copy", tmp_path / "templates"
+    shutil.copytree(demo, out)
+    settings = {"qa": {**_demo_inputs()["qa"], "template_dirs": [user]}, "imaging": {"workers": 1}}
+    keys = "SELECT item_id FROM current_qa_items WHERE template_id = 'my_presence' AND answer = 'yes' ORDER BY item_id"
+    unsupported = "UPDATE qa_items SET answer = 'no', polarity = false WHERE item_id = ?"  # the report says yes
+    _user_template(user, "my_presence", 1, reword=True)
+    build_dataset(_config(out, **settings, stages=["qa"]))
+    with Store(out / "cxrvqa.duckdb") as store:
+        kept, changed = [item for (item,) in store.query(keys)][:2]
+        store.con.execute(unsupported, [kept])  # fails the checks of its evidence in both versions
+    build_dataset(_config(out, **settings, stages=["validate"]))
+    _user_template(user, "my_presence", 2, reword=True)
+    config = _config(out, **settings, stages=["qa"])
+    build_dataset(config)  # the QA stage alone: the reworded template's items wait for their validation
+    checked: list[str] = []
+    second_reading = VALIDATORS["second_reading"]
+
+    def counted(item: dict, context: object) -> object:
+        checked.append(item["item_id"])
+        return second_reading.check(item, context)
+
+    monkeypatch.setitem(VALIDATORS, "second_reading", replace(second_reading, check=counted))
+    with Store(out / "cxrvqa.duckdb") as store:
+        context = stage.prepare(config, store)
+        [(template, version, earlier)] = context.reworded
+        pending = stage.pending_studies(store, context)
+        items = [item for (item,) in store.query(keys.replace(" AND answer = 'yes'", ""))]
+        assert template == "my_presence" and version != earlier and pending.n_pending == len(items) > 10
+        failed = store.query("SELECT validator FROM validation_results WHERE item_id = ? ORDER BY ALL", [kept])
+        # in the earlier version, by the checks that read no wording (two) and by the answer program, which reads it
+        assert failed == [("answer_program",), ("negative_support",), ("second_reading",)]
+        store.con.execute(unsupported + " AND template_version = ?", [kept, version])
+        store.con.execute(unsupported + " AND template_version = ?", [changed, version])  # in this version only
+        run_batch(stage, store, "r-reuse", pending.studies, context)
+        assert checked == [changed]
+        reused = _written(store, "r-reuse")
+        assert {(kept, "negative_support"), (kept, "second_reading")} <= {
+            row[:4:3] for row in reused["validation_results"]
+        }
+        store.con.execute("DELETE FROM validation_done WHERE run_id = 'r-reuse'")
+        run_batch(stage, store, "r-scratch", pending.studies, replace(context, reworded=()))
+        assert sorted(checked[1:]) == items
+        assert reused == _written(store, "r-scratch") and len(reused["validation_done"]) == len(items)
+        path = user / "my_presence.yaml"
+        path.write_text(path.read_text().replace("\ndescription: ", "\ndescription: Edited. "))
+        assert stage.prepare(config, store).reworded == ()

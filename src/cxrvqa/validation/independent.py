@@ -1498,7 +1498,7 @@ _CERTAINTY_REASON = {
 }
 
 
-@validator("second_reading", version=VERSION, kind="content")
+@validator("second_reading", version=VERSION, kind="content", reads_wording=False)
 def check_second_reading(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: presence, certainty and negation misread (`negation`, `hedge_as_definite`, part of
     `vocabulary_mapping` and `evidence`). Each finding the answer claims present, absent, uncertain or
@@ -2022,7 +2022,7 @@ def _allowed(finding: str, region: str) -> bool:
     )
 
 
-@validator("location_support", version=VERSION, kind="content")
+@validator("location_support", version=VERSION, kind="content", reads_wording=False)
 def check_location_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: wrong or unsupported location or side (`location_side_extent`, and the region half of
     `vocabulary_mapping`: a pleural effusion listed in the lung, cardiomegaly in the mediastinum). A
@@ -2599,7 +2599,7 @@ _DISTRACTORS = ("other_argument", "other_options")
 _DISTRACTOR_ENOUGH = ("negative_narrowed", "negative_one_side")
 
 
-@validator("negative_support", version=VERSION, kind="content")
+@validator("negative_support", version=VERSION, kind="content", reads_wording=False)
 def check_negative_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: a closed-world "no" the report does not cover (`closed_world_no`) and a "no" the report
     contradicts (`negation`). A finding claimed absent needs an explicit negation of it (or of a finding

@@ -147,7 +147,7 @@ def _places_in_chest(item: dict[str, Any], context: ValidationContext) -> bool:
     return False
 
 
-@validator("evidence_scope", version=VERSION, kind="content")
+@validator("evidence_scope", version=VERSION, kind="content", reads_wording=False)
 def check_evidence_scope(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `evidence` and the region half of `vocabulary_mapping`. A finding claimed present (or an
     abnormality in a chest region) must rest on a sentence about this examination and this chest: not on
@@ -186,7 +186,7 @@ def _stated(mentions: Iterable[tuple[str, Mention]]) -> list[tuple[str, Mention]
     ]
 
 
-@validator("related_absent", version=VERSION, kind="content")
+@validator("related_absent", version=VERSION, kind="content", reads_wording=False)
 def check_related_absent(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `vocabulary_mapping` and the two-true-options `bad_question`. A finding claimed absent
     (a "no", a "ruled out", the other finding of two, a distractor) while the report states a finding a
@@ -260,7 +260,7 @@ def _covered(finding: str, listed: Iterable[str]) -> bool:
     return any(finding in _readings_of(f) or f in family(finding) for f in listed)
 
 
-@validator("list_completeness", version=VERSION, kind="content")
+@validator("list_completeness", version=VERSION, kind="content", reads_wording=False)
 def check_list_completeness(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: the incomplete-list `other` and `location_side_extent` ("What does this X-ray show?"
     answered with one of two stated findings). A list of the study's, a region's or a category's findings
@@ -489,7 +489,7 @@ def _severity_verdict(answer: str, name: str, sentences: tuple[str, ...]) -> Ver
     return OK
 
 
-@validator("attribute_support", version=VERSION, kind="content")
+@validator("attribute_support", version=VERSION, kind="content", reads_wording=False)
 def check_attribute_support(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: an interval change or a severity the report does not give (`other`, `vocabulary_mapping`):
     "increased interstitial markings" answered "worsened", "decreased peripheral vascular markings" answered

@@ -7,6 +7,7 @@ everything after a validator or a strictness changed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,11 +44,15 @@ from cxrvqa.validation import readings
 from cxrvqa.validation.validators import (
     OK,
     VALIDATORS,
+    WORDING_ITEM_FIELDS,
+    WORDING_TEMPLATE_FIELDS,
     ImageFacts,
     ValidationContext,
+    Validator,
     Verdict,
     active_validators,
     check_item,
+    fail,
     schema_passes,
     with_schema_passed,
 )
@@ -74,6 +79,8 @@ class ValidateStageContext:
     workers: int = 1
     text_only: bool = False  # a build without images: a text-VQA dataset, graded on its own criteria
     reader_version: str = ""  # of the kept sentence readings (`cxrvqa.validation.readings`); "": none kept
+    #: (template id, its version, an earlier version of it that differs only in wording): `reworded`
+    reworded: tuple[tuple[str, str, str], ...] = ()
 
 
 def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
@@ -101,7 +108,32 @@ def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
         config.qa.workers,
         text_only=text_only,
         reader_version=readings.reader_version(),
+        reworded=reworded(store, qa.settings.templates) if store is not None else (),
     )
+
+
+def reworded(store: Store, templates: Iterable[tuple[Template, str]]) -> tuple[tuple[str, str, str], ...]:
+    """(template id, version, earlier version) of each version `qa_templates` recorded of a current template that
+    differs from it only in wording (`validators.WORDING_TEMPLATE_FIELDS`: a question variant added or reworded)."""
+    current = {t.id: (v, _unworded(json.loads(json.dumps(t.definition(), default=list)))) for t, v in templates}
+    if not current:
+        return ()
+    rows = store.query(
+        "SELECT DISTINCT template_id, template_version, definition FROM qa_templates "
+        "WHERE template_id IN (SELECT unnest(?::VARCHAR[]))",
+        [list(current)],
+    )
+    return tuple(
+        sorted(
+            (template, current[template][0], earlier)
+            for template, earlier, definition in rows
+            if earlier != current[template][0] and _unworded(json.loads(definition)) == current[template][1]
+        )
+    )
+
+
+def _unworded(definition: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in definition.items() if key not in WORDING_TEMPLATE_FIELDS}
 
 
 def record_grade_levels(store: Store) -> None:
@@ -289,8 +321,11 @@ def _validate_studies(
         for index, item in enumerate(payload.items):
             key = (item["item_id"], item.pop("template_version"), item.pop("input_hash"))
             judge = item.pop("judge_grade"), item.pop("judge_weakest")
+            reused = item.pop("reuse", None)
             valid = index < len(payload.schema_valid) and payload.schema_valid[index]
-            worst, failed = _failed(key, check_item(item, ctx, passed if valid else active), checks, failures)
+            run = passed if valid else active
+            verdicts = check_item(item, ctx, run) if reused is None else _reusing(item, ctx, run, reused)
+            worst, failed = _failed(key, verdicts, checks, failures)
             done.append((payload.study_id, *key, worst))
             template, _ = versions.get(item["template_id"], (None, None))
             grades.append((*key, *_grade(item, failed, payload.quality, template, judge, rules)))
@@ -301,6 +336,16 @@ def _validate_studies(
         "validation_done": _table(DONE_COLUMNS, done, shared),
         "qa_grades": _table(GRADE_COLUMNS, grades, {**shared, "grading_version": rules.content_hash}),
     }
+
+
+def _reusing(
+    item: dict[str, Any], context: ValidationContext, active: tuple[tuple[Validator, str], ...], reused: list[dict]
+) -> list[Verdict]:
+    """The verdicts of an item whose earlier version differed from it only in wording (`REUSE_SQL`): the checks that
+    read wording run, each other one gives the verdict it gave that version (a failure of ``reused``, else OK)."""
+    fresh = iter(check_item(item, context, tuple(a for a in active if a[0].reads_wording)))
+    failed = {r["validator"]: fail(r["reason"], r["detail"]) for r in reused}
+    return [next(fresh) if v.reads_wording else failed.get(v.name, OK) for v, _ in active]
 
 
 def _failed(
@@ -411,9 +456,54 @@ def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
         "ORDER BY q.study_id, q.item_id",
         params=[*studies, *studies, context.validators_version, *studies],
     ).to_arrow_table()
+    if context.reworded:
+        items = items.append_column("reuse", _reused(store, items, studies, context))
     item_studies = set(items.column("study_id").to_pylist())
     kept = readings.load(store, sorted(item_studies), context.reader_version) if context.reader_version else {}
     return ValidationWork([p for p in payloads.values() if p.study_id in item_studies], items, kept), StageCounts()
+
+
+#: Per pending item (`_pending`) of a reworded template (`_reworded`: `ValidateStageContext.reworded`), the failures
+#: of the latest validation by these validators (the first parameter) of its earlier version: the same item id and
+#: input hash, a template version that differs from its own only in wording, and the same value of every field the
+#: validators read but the wording (`SAME`). Another parameter list narrows `validation_done` ({done_studies}) and
+#: `qa_items` ({item_studies}) to the batch's studies; the last is the validators version again.
+REUSE_SQL = (
+    "WITH earlier AS (SELECT n.item_id, n.template_version, n.input_hash, d.template_version AS earlier_version, "
+    "d.run_id FROM _pending n JOIN _reworded w ON w.template_id = n.template_id AND w.template_version = "
+    "n.template_version JOIN validation_done d ON d.item_id = n.item_id AND d.input_hash = n.input_hash AND "
+    "d.template_version = w.earlier_version JOIN qa_items o ON o.item_id = n.item_id AND o.template_version = "
+    "d.template_version AND o.input_hash = n.input_hash WHERE d.latest AND d.validators_version = ? AND "
+    "{done_studies} AND {item_studies} AND {same} QUALIFY row_number() OVER (PARTITION BY n.item_id, "
+    "n.template_version, n.input_hash ORDER BY d.created_at DESC) = 1) "
+    "SELECT e.item_id, e.template_version, e.input_hash, coalesce(list({{'validator': r.validator, 'reason': "
+    "r.reason, 'detail': r.detail}} ORDER BY r.validator) FILTER (WHERE r.validator IS NOT NULL), []) "
+    "FROM earlier e LEFT JOIN validation_results r ON r.item_id = e.item_id AND r.template_version = "
+    "e.earlier_version AND r.input_hash = e.input_hash AND r.run_id = e.run_id AND r.validators_version = ? "
+    "GROUP BY ALL"
+)
+#: The fields an item's earlier version must have the same values of, for its checks that read no wording to keep
+#: their verdicts: every field the validators read (`ITEM_FIELDS`) but the wording.
+SAME = tuple(name for name in ITEM_FIELDS if name not in WORDING_ITEM_FIELDS)
+#: `ValidationWork.items["reuse"]`: an item's reusable failures (None: no verdict to reuse).
+REUSE_TYPE = pa.list_(pa.struct([("validator", pa.string()), ("reason", pa.string()), ("detail", pa.string())]))
+
+
+def _reused(store: Store, items: pa.Table, studies: list[Any], context: ValidateStageContext) -> pa.Array:
+    """Per pending item, in order: the failures of its earlier version, where its checks that read no wording may
+    take that version's verdicts (`REUSE_SQL`; none failed: an empty list), else None."""
+    names = ("template_id", "template_version", "earlier_version")
+    reworded = pa.table({name: [row[i] for row in context.reworded] for i, name in enumerate(names)})
+    sql = REUSE_SQL.format(
+        done_studies=in_studies("d.study_id"),
+        item_studies=in_studies("o.study_id"),
+        same=" AND ".join(f"o.{name} IS NOT DISTINCT FROM n.{name}" for name in SAME),
+    )
+    with store.registered("_pending", items), store.registered("_reworded", reworded):
+        rows = store.query(sql, [context.validators_version, *studies, *studies, context.validators_version])
+    found = {(item, version, hashed): failures for item, version, hashed, failures in rows}
+    keys = zip(*(items.column(name).to_pylist() for name in ("item_id", "template_version", "input_hash")), strict=True)
+    return pa.array([found.get(key) for key in keys], REUSE_TYPE)
 
 
 def _chunks(work: ValidationWork, size: int) -> Iterator[tuple[list[StudyPayload], pa.Table, dict[str, str]]]:

@@ -109,7 +109,7 @@ def _named(finding: str, sentences: Iterable[str]) -> list[tuple[str, Mention, i
 
 
 # -- 1. a hedge that may have been de-identified ----------------------------------------------------------
-@validator("deid_hedge", version=VERSION, kind="content")
+@validator("deid_hedge", version=VERSION, kind="content", reads_wording=False)
 def check_deid_hedge(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `unsupported` (and `hedge_as_definite`) resting on a de-identified word: "opacities XXXX
     related to emphysema", "markings XXXX related to history of bronchitis". The word the de-identification
@@ -176,7 +176,7 @@ def _attached_levels(sentence: str, start: int, end: int, others: list[tuple[int
     return levels
 
 
-@validator("severity_attachment", version=VERSION, kind="content")
+@validator("severity_attachment", version=VERSION, kind="content", reads_wording=False)
 def check_severity_attachment(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: a severity read off another finding's words (`evidence`: "lungs are hypoinflated with mild
     bronchovascular crowding" answered "mild" low lung volumes) and the ambiguous referent of `bad_question`
@@ -231,7 +231,7 @@ def check_severity_attachment(item: dict[str, Any], context: ValidationContext) 
 
 
 # -- 3. what the report says a density is ------------------------------------------------------------------
-@validator("attribution", version=VERSION, kind="content")
+@validator("attribution", version=VERSION, kind="content", reads_wording=False)
 def check_attribution(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: the region half of `vocabulary_mapping` and `hedge_as_definite` for region questions: an
     abnormality placed in a region ("Is there an abnormality in the left lung? yes") on a density the report
@@ -326,7 +326,7 @@ _TECHNIQUE_WORDS = 8
 
 
 # -- 4. what a quoted sentence points at -------------------------------------------------------------------
-@validator("quotation", version=VERSION, kind="content")
+@validator("quotation", version=VERSION, kind="content", reads_wording=False)
 def check_quotation(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `evidence` (a quote that changes what the report says): an answer that quotes a report
     sentence pointing back at the one before it (`wording.pointing_back`: "This could indicate cavitation.")
@@ -368,7 +368,7 @@ def _indication_rules() -> tuple[frozenset[str], re.Pattern[str], re.Pattern[str
     )
 
 
-@validator("indication_reason", version=VERSION, kind="content")
+@validator("indication_reason", version=VERSION, kind="content", reads_wording=False)
 def check_indication_reason(item: dict[str, Any], context: ValidationContext) -> Verdict:
     """Error class: `other` (an answer that is no reason for the examination): an indication answer that quotes a
     field saying none was given ('... was "Unavailable".': round AB) or gives how the examination was done as a

@@ -425,8 +425,9 @@ def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wordi
 ) -> None:
     """Issue 19: after a template's rewording (one more question variant) its items' checks that read no wording
     give the verdicts they gave the items' earlier version, not checked again, and the stage writes the rows and
-    grades a validation from scratch writes; an item whose fields changed beyond its wording is checked in full, and
-    a template changed beyond its wording is not reworded."""
+    grades a validation from scratch writes; an item whose fields changed beyond its wording is checked in full, a
+    template changed beyond its wording is not reworded, and no verdict of a run of other code or generation settings
+    is taken."""
     import shutil
     from dataclasses import replace
 
@@ -476,6 +477,12 @@ def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wordi
         run_batch(stage, store, "r-scratch", pending.studies, replace(context, reworded=()))
         assert sorted(checked[1:]) == items
         assert reused == _written(store, "r-scratch") and len(reused["validation_done"]) == len(items)
+        store.con.execute("DELETE FROM validation_done WHERE run_id = 'r-scratch'")
+        run_batch(stage, store, "r-other", pending.studies, replace(context, same_runs=("a-run-of-other-code",)))
+        assert len(checked) == 1 + 2 * len(items)  # the earlier validation's run not one of its own: nothing taken
+        assert context.same_runs and stage.prepare(_config(out, **settings, seed=1), store).same_runs == ()
+        monkeypatch.setattr(stage, "code_version", lambda: "0.1.0+edited")  # the code changed since: no run is
+        assert stage.prepare(config, store).same_runs == ()  # its own (the generator's, the study view's, a check's)
         path = user / "my_presence.yaml"
         path.write_text(path.read_text().replace("\ndescription: ", "\ndescription: Edited. "))
         assert stage.prepare(config, store).reworded == ()

@@ -2,7 +2,9 @@
 
 An item is skipped when it was validated for its (item, template version, input) with the same
 validators (names, versions, strictness), so a rerun validates only new or regenerated items, or
-everything after a validator or a strictness changed.
+everything after a validator or a strictness changed. An item of a template only reworded since its earlier
+version was validated (a question variant added: its question changed, nothing else) runs only the checks that read
+the wording; the others give the verdicts they gave that version (`REUSE_SQL`, `Validator.reads_wording`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from cxrvqa.core.parallel import (
     shutdown_pools,
     weighted_split,
 )
-from cxrvqa.core.provenance import stable_hash
+from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.core.resources import load_json_schema
 from cxrvqa.errors import ConfigError
 from cxrvqa.qa import stage as qa_stage
@@ -81,6 +83,8 @@ class ValidateStageContext:
     reader_version: str = ""  # of the kept sentence readings (`cxrvqa.validation.readings`); "": none kept
     #: (template id, its version, an earlier version of it that differs only in wording): `reworded`
     reworded: tuple[tuple[str, str, str], ...] = ()
+    #: the runs whose validations a reworded item may take verdicts from: `same_runs`
+    same_runs: tuple[str, ...] = ()
 
 
 def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
@@ -109,7 +113,25 @@ def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
         text_only=text_only,
         reader_version=readings.reader_version(),
         reworded=reworded(store, qa.settings.templates) if store is not None else (),
+        same_runs=same_runs(store, config) if store is not None else (),
     )
+
+
+def same_runs(store: Store, config: Config) -> tuple[str, ...]:
+    """The runs of this code (`code_version`: the generator's, the study view's, the checks') and of this seed, split
+    shares and split source: what a template's version hashes besides the template (`qa.templates.template_version`)
+    and what the checks read besides the item, its template and its study's inputs."""
+    settings = json.loads(json.dumps([config.seed, dict(config.qa.splits), config.qa.split_from]))
+    return tuple(
+        run_id
+        for run_id, stored in store.query("SELECT run_id, config FROM runs WHERE code_version = ?", [code_version()])
+        if _generation_settings(json.loads(stored)) == settings
+    )
+
+
+def _generation_settings(config: dict[str, Any]) -> list[Any]:
+    qa = config.get("qa") or {}
+    return [config.get("seed"), qa.get("splits"), qa.get("split_from")]
 
 
 def reworded(store: Store, templates: Iterable[tuple[Template, str]]) -> tuple[tuple[str, str, str], ...]:
@@ -456,7 +478,7 @@ def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
         "ORDER BY q.study_id, q.item_id",
         params=[*studies, *studies, context.validators_version, *studies],
     ).to_arrow_table()
-    if context.reworded:
+    if context.reworded and context.same_runs:
         items = items.append_column("reuse", _reused(store, items, studies, context))
     item_studies = set(items.column("study_id").to_pylist())
     kept = readings.load(store, sorted(item_studies), context.reader_version) if context.reader_version else {}
@@ -466,21 +488,25 @@ def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
 #: Per pending item (`_pending`) of a reworded template (`_reworded`: `ValidateStageContext.reworded`), the failures
 #: of the latest validation by these validators (the first parameter) of its earlier version: the same item id and
 #: input hash, a template version that differs from its own only in wording, and the same value of every field the
-#: validators read but the wording (`SAME`). Another parameter list narrows `validation_done` ({done_studies}) and
-#: `qa_items` ({item_studies}) to the batch's studies; the last is the validators version again.
+#: validators read but the wording (`SAME`); validated by a run of the same code and generation settings (the second
+#: parameter: `same_runs`). Parameter lists then narrow
+#: `validation_done` ({done_studies}) and `qa_items` ({item_studies}) to the batch's studies; the last is the
+#: validators version again. The failures are the rows of that validation (its time), as `current_validation_results`
+#: takes them.
 REUSE_SQL = (
     "WITH earlier AS (SELECT n.item_id, n.template_version, n.input_hash, d.template_version AS earlier_version, "
-    "d.run_id FROM _pending n JOIN _reworded w ON w.template_id = n.template_id AND w.template_version = "
-    "n.template_version JOIN validation_done d ON d.item_id = n.item_id AND d.input_hash = n.input_hash AND "
-    "d.template_version = w.earlier_version JOIN qa_items o ON o.item_id = n.item_id AND o.template_version = "
-    "d.template_version AND o.input_hash = n.input_hash WHERE d.latest AND d.validators_version = ? AND "
-    "{done_studies} AND {item_studies} AND {same} QUALIFY row_number() OVER (PARTITION BY n.item_id, "
-    "n.template_version, n.input_hash ORDER BY d.created_at DESC) = 1) "
+    "d.run_id, d.created_at FROM _pending n JOIN _reworded w ON w.template_id = n.template_id AND "
+    "w.template_version = n.template_version JOIN validation_done d ON d.item_id = n.item_id AND d.input_hash = "
+    "n.input_hash AND d.template_version = w.earlier_version JOIN qa_items o ON o.item_id = n.item_id AND "
+    "o.template_version = d.template_version AND o.input_hash = n.input_hash WHERE d.latest AND "
+    "d.validators_version = ? AND d.run_id IN (SELECT unnest(?::VARCHAR[])) AND {done_studies} AND "
+    "{item_studies} AND {same} QUALIFY row_number() OVER (PARTITION BY n.item_id, n.template_version, "
+    "n.input_hash ORDER BY d.created_at DESC) = 1) "
     "SELECT e.item_id, e.template_version, e.input_hash, coalesce(list({{'validator': r.validator, 'reason': "
     "r.reason, 'detail': r.detail}} ORDER BY r.validator) FILTER (WHERE r.validator IS NOT NULL), []) "
     "FROM earlier e LEFT JOIN validation_results r ON r.item_id = e.item_id AND r.template_version = "
-    "e.earlier_version AND r.input_hash = e.input_hash AND r.run_id = e.run_id AND r.validators_version = ? "
-    "GROUP BY ALL"
+    "e.earlier_version AND r.input_hash = e.input_hash AND r.run_id = e.run_id AND r.created_at = e.created_at "
+    "AND r.validators_version = ? AND r.status <> 'ok' GROUP BY ALL"
 )
 #: The fields an item's earlier version must have the same values of, for its checks that read no wording to keep
 #: their verdicts: every field the validators read (`ITEM_FIELDS`) but the wording.
@@ -500,7 +526,8 @@ def _reused(store: Store, items: pa.Table, studies: list[Any], context: Validate
         same=" AND ".join(f"o.{name} IS NOT DISTINCT FROM n.{name}" for name in SAME),
     )
     with store.registered("_pending", items), store.registered("_reworded", reworded):
-        rows = store.query(sql, [context.validators_version, *studies, *studies, context.validators_version])
+        params = [context.validators_version, list(context.same_runs), *studies, *studies, context.validators_version]
+        rows = store.query(sql, params)
     found = {(item, version, hashed): failures for item, version, hashed, failures in rows}
     keys = zip(*(items.column(name).to_pylist() for name in ("item_id", "template_version", "input_hash")), strict=True)
     return pa.array([found.get(key) for key in keys], REUSE_TYPE)

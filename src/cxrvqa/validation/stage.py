@@ -489,10 +489,9 @@ def load_batch(store: Store, study_ids: list[str], context: ValidateStageContext
 #: of the latest validation by these validators (the first parameter) of its earlier version: the same item id and
 #: input hash, a template version that differs from its own only in wording, and the same value of every field the
 #: validators read but the wording (`SAME`); validated by a run of the same code and generation settings (the second
-#: parameter: `same_runs`). Parameter lists then narrow
-#: `validation_done` ({done_studies}) and `qa_items` ({item_studies}) to the batch's studies; the last is the
-#: validators version again. The failures are the rows of that validation (its time), as `current_validation_results`
-#: takes them.
+#: parameter: `same_runs`). Parameter lists then narrow `validation_done` ({done_studies}) and `qa_items`
+#: ({item_studies}) to the batch's studies; the last is the validators version again. The failures are the rows of
+#: that validation (its time), as `current_validation_results` takes them.
 REUSE_SQL = (
     "WITH earlier AS (SELECT n.item_id, n.template_version, n.input_hash, d.template_version AS earlier_version, "
     "d.run_id, d.created_at FROM _pending n JOIN _reworded w ON w.template_id = n.template_id AND "

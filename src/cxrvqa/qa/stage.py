@@ -146,6 +146,11 @@ def _input_state(store: Store, backend: str) -> str:
     return stable_hash([backend, STUDY_INPUTS_SQL, *(str(value) for value in state)], length=32)
 
 
+def stored_definition(template: Template) -> str:
+    """A template's definition as `qa_templates.definition` holds it (JSON; its tuples as lists)."""
+    return json.dumps(template.definition(), default=list)
+
+
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
     """Register this run's templates and the studies whose input changed; returns the number of studies. The input
     hashes are made again only where the tables they read changed since they were last recorded (`_input_state`):
@@ -160,7 +165,7 @@ def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
                     "template_id": t.id,
                     "template_version": version,
                     "source": t.source,
-                    "definition": json.dumps(t.definition(), default=list),
+                    "definition": stored_definition(t),
                     "lists": PROGRAMS[t.program].lists,
                     "created_at": now,
                 }

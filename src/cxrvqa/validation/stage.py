@@ -121,7 +121,7 @@ def same_runs(store: Store, config: Config) -> tuple[str, ...]:
     """The runs of this code (`code_version`: the generator's, the study view's, the checks') and of this seed, split
     shares and split source: what a template's version hashes besides the template (`qa.templates.template_version`)
     and what the checks read besides the item, its template and its study's inputs."""
-    settings = json.loads(json.dumps([config.seed, dict(config.qa.splits), config.qa.split_from]))
+    settings = _generation_settings(config.model_dump(mode="json"))  # as `runs.config` holds it (`stored_form`)
     return tuple(
         run_id
         for run_id, stored in store.query("SELECT run_id, config FROM runs WHERE code_version = ?", [code_version()])
@@ -130,6 +130,7 @@ def same_runs(store: Store, config: Config) -> tuple[str, ...]:
 
 
 def _generation_settings(config: dict[str, Any]) -> list[Any]:
+    """The seed, split shares and split source of a run's settings in their JSON form."""
     qa = config.get("qa") or {}
     return [config.get("seed"), qa.get("splits"), qa.get("split_from")]
 
@@ -137,7 +138,7 @@ def _generation_settings(config: dict[str, Any]) -> list[Any]:
 def reworded(store: Store, templates: Iterable[tuple[Template, str]]) -> tuple[tuple[str, str, str], ...]:
     """(template id, version, earlier version) of each version `qa_templates` recorded of a current template that
     differs from it only in wording (`validators.WORDING_TEMPLATE_FIELDS`: a question variant added or reworded)."""
-    current = {t.id: (v, _unworded(json.loads(json.dumps(t.definition(), default=list)))) for t, v in templates}
+    current = {t.id: (v, _unworded(json.loads(qa_stage.stored_definition(t)))) for t, v in templates}
     if not current:
         return ()
     rows = store.query(

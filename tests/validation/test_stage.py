@@ -456,6 +456,9 @@ def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wordi
         return second_reading.check(item, context)
 
     monkeypatch.setitem(VALIDATORS, "second_reading", replace(second_reading, check=counted))
+    viewed: list[str] = []  # the studies whose scene-graph view was made: only where a check read it
+    view_of = stage._view_of
+    monkeypatch.setattr(stage, "_view_of", lambda payload: viewed.append(payload.study_id) or view_of(payload))
     with Store(out / "cxrvqa.duckdb") as store:
         context = stage.prepare(config, store)
         [(template, version, earlier)] = context.reworded
@@ -469,6 +472,10 @@ def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wordi
         store.con.execute(unsupported + " AND template_version = ?", [changed, version])  # in this version only
         run_batch(stage, store, "r-reuse", pending.studies, context)
         assert checked == [changed]
+        # the wording checks of a presence question read no view, but for the answer program of an item edited after
+        # its generation (both), which makes the item again
+        studies = "SELECT DISTINCT study_id FROM qa_items WHERE item_id IN (?, ?) ORDER BY 1"
+        assert viewed == [study for (study,) in store.query(studies, [kept, changed])] and len(pending.studies) > 2
         reused = _written(store, "r-reuse")
         assert {(kept, "negative_support"), (kept, "second_reading")} <= {
             row[:4:3] for row in reused["validation_results"]
@@ -476,6 +483,7 @@ def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wordi
         store.con.execute("DELETE FROM validation_done WHERE run_id = 'r-reuse'")
         run_batch(stage, store, "r-scratch", pending.studies, replace(context, reworded=()))
         assert sorted(checked[1:]) == items
+        assert len(viewed) == 2 + len(pending.studies)
         assert reused == _written(store, "r-scratch") and len(reused["validation_done"]) == len(items)
         store.con.execute("DELETE FROM validation_done WHERE run_id = 'r-scratch'")
         run_batch(stage, store, "r-other", pending.studies, replace(context, same_runs=("a-run-of-other-code",)))

@@ -260,7 +260,7 @@ def test_report_only_items_and_missing_graphs_and_left_right_on_lateral_images()
     item = next(iter(items(view_from_spec(no_image), template("finding_presence"))))
     assert failures(item, context(no_image)) == {("image", "no_image")}
     ctx = context()
-    ctx.study = None
+    ctx.view = None
     assert ("answer_program", "missing_scene_graph") in failures(item_of("finding_presence"), ctx)
     lateral = item_of("finding_side")
     lateral.update(image_id="img2", view_plane="lateral")

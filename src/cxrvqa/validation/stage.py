@@ -37,7 +37,7 @@ from cxrvqa.core.resources import load_json_schema
 from cxrvqa.errors import ConfigError
 from cxrvqa.qa import stage as qa_stage
 from cxrvqa.qa.generate import GenerationSettings
-from cxrvqa.qa.study import ImageView, study_view
+from cxrvqa.qa.study import ImageView, StudyView, study_view
 from cxrvqa.qa.templates import Template
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ITEM_COLUMNS
@@ -244,10 +244,11 @@ def _templates(context: ValidateStageContext) -> dict[str, tuple[Template, str]]
 def _context_of(
     payload: StudyPayload, context: ValidateStageContext, templates: dict[str, tuple[Template, str]]
 ) -> ValidationContext:
-    """The study's validation context; the items' recorded answer digests move from the items into it. The graph
-    is parsed by orjson (the same dicts as `json`): a rebuild of one template's items parses a graph per ~2.5
-    items (10k synthetic: 25 against 15 us a graph)."""
-    view = study_view(orjson.loads(payload.graph), payload.patient_id, payload.images) if payload.graph else None
+    """The study's validation context; the items' recorded answer digests move from the items into it. Its view is
+    made when a check first reads it (`ValidationContext.study`), the graph parsed by orjson (the same dicts as
+    `json`): a rebuild of one template's items parses a graph per ~2.5 items (10k synthetic: 25 against 15 us a
+    graph)."""
+    view = partial(_view_of, payload) if payload.graph else None
     facts = {i.image_id: ImageFacts(i.png_cols, i.png_rows, i.view_plane) for i in payload.images}
     digests = {item["item_id"]: d for item in payload.items if (d := item.pop("answer_digest", None)) is not None}
     return ValidationContext(
@@ -260,6 +261,10 @@ def _context_of(
         answer_digests=digests,
         graph_backend=context.backend,
     )
+
+
+def _view_of(payload: StudyPayload) -> StudyView:
+    return study_view(orjson.loads(payload.graph or ""), payload.patient_id, payload.images)
 
 
 def item_ids_of(items: list[dict[str, Any]]) -> dict[str, frozenset[str]]:

@@ -317,8 +317,8 @@ def import_boxes(config: Config, run_id: str) -> dict[str, int]:
 
 @flow(name="generate-qa")
 def generate_qa(config: Config, run_id: str) -> dict[str, int]:
-    context = qa_stage.prepare(config)
     store = open_writer(config.db_path)
+    context = qa_stage.prepare(config, store)
     if config.qa.boxes:
         import_boxes(config, run_id)
     qa_stage.record_inputs(store, run_id, context)

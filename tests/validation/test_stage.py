@@ -447,7 +447,9 @@ def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wordi
     build_dataset(_config(out, **settings, stages=["validate"]))
     _user_template(user, "my_presence", 2, reword=True)
     config = _config(out, **settings, stages=["qa"])
-    build_dataset(config)  # the QA stage alone: the reworded template's items wait for their validation
+    with monkeypatch.context() as generating:  # made afresh, not from the earlier items (one of them edited here)
+        generating.setattr(stage.qa_stage, "reworded", lambda store, templates: ())
+        build_dataset(config)  # the QA stage alone: the reworded template's items wait for their validation
     checked: list[str] = []
     second_reading = VALIDATORS["second_reading"]
 
@@ -489,7 +491,7 @@ def test_a_reworded_template_keeps_the_verdicts_of_the_checks_that_read_no_wordi
         run_batch(stage, store, "r-other", pending.studies, replace(context, same_runs=("a-run-of-other-code",)))
         assert len(checked) == 1 + 2 * len(items)  # the earlier validation's run not one of its own: nothing taken
         assert context.same_runs and stage.prepare(_config(out, **settings, seed=1), store).same_runs == ()
-        monkeypatch.setattr(stage, "code_version", lambda: "0.1.0+edited")  # the code changed since: no run is
+        monkeypatch.setattr(stage.qa_stage, "code_version", lambda: "0.1.0+edited")  # the code changed since: no run is
         assert stage.prepare(config, store).same_runs == ()  # its own (the generator's, the study view's, a check's)
         path = user / "my_presence.yaml"
         path.write_text(path.read_text().replace("\ndescription: ", "\ndescription: Edited. "))

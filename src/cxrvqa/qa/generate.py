@@ -112,6 +112,24 @@ def _names(args: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return names
 
 
+def _prefix(template_id: str, study_id: str, image_id: str | None) -> str:
+    """What an item's digest hashes before its arguments' text: its template, study and image."""
+    return "\x1f".join((template_id, study_id, image_id or "", ""))
+
+
+def item_digest(seed: int, template_id: str, study_id: str, image_id: str | None, args_text: str) -> bytes:
+    """The keyed hash an item is made from: its id (`qa-` and the first 10 bytes), question variant, options and
+    sample draw."""
+    return _digest(seed, _prefix(template_id, study_id, image_id) + args_text)
+
+
+def question_of(template: Template, names: dict[str, str], digest: bytes) -> str:
+    """An item's question: the variant its digest draws, the names of its arguments (`names_of`) filled in. Only the
+    template's wording (`qa.templates.WORDING_TEMPLATE_FIELDS`) and the item's arguments and digest make it."""
+    variant = template.variants[digest[10] % len(template.variants)]
+    return _capitalise(variant.format_map(names))
+
+
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -250,7 +268,7 @@ def _template_items(
     for image in targets:
         if not _applies(template, image):
             continue
-        prefix = "\x1f".join((template.id, study.study_id, image.image_id if image is not None else "", ""))
+        prefix = _prefix(template.id, study.study_id, image.image_id if image is not None else None)
         made = 0
         for args_text, args in _drawn(_candidates(study, image, template), template, seed, prefix):
             digest = None
@@ -328,8 +346,7 @@ def _item(
     parts: list[tuple],
 ) -> tuple | None:
     names = names_of(args)
-    variant = template.variants[digest[10] % len(template.variants)]
-    question = _capitalise(variant.format_map(names))
+    question = question_of(template, names, digest)
     options, correct = None, None
     fmt = template.answer_format
     if fmt == "multiple_choice":

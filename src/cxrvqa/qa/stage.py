@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -22,6 +23,7 @@ import orjson
 import pyarrow as pa
 
 from cxrvqa.config import Config
+from cxrvqa.errors import StoreError
 from cxrvqa.core.balance import (
     Balanced,
     Quota,
@@ -35,11 +37,11 @@ from cxrvqa.core.parallel import Split, collector_paused, pool_chunks, process_m
 from cxrvqa.core.prior import PriorFigure, baseline_code_hash, combined, measure, normalise, stored_prior
 from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.qa.programs import PROGRAMS
-from cxrvqa.qa.generate import GenerationSettings, generate_study
+from cxrvqa.qa.generate import GenerationSettings, generate_study, item_digest, names_of, question_of
 from cxrvqa.qa.study import Box, ImageView, study_view
-from cxrvqa.qa.templates import Template, check_examples, load_templates, template_version
+from cxrvqa.qa.templates import WORDING_TEMPLATE_FIELDS, Template, check_examples, load_templates, template_version
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
-from cxrvqa.store.records import ANSWER_DIGEST, ITEM_SCHEMA, PART_SCHEMA, answer_digest
+from cxrvqa.store.records import ANSWER_DIGEST, ANSWER_FIELDS, ITEM_SCHEMA, PART_SCHEMA, answer_digest
 from cxrvqa.store.shards import Tables, write_tables
 
 #: The stage's name (config `stages`, `run_stages.stage`, the flow's batch task `qa-batch`).
@@ -80,6 +82,10 @@ class QAStageContext:
     workers: int
     balance: str = "per_question"  # per_question | per_template (qa.balance)
     tolerance: float = 0.05  # qa.balance_tolerance
+    #: (template id, its version, an earlier version of it that differs only in wording): `reworded`
+    reworded: tuple[tuple[str, str, str], ...] = ()
+    #: the runs whose items of an earlier version a reworded template's items are made from: `same_runs`
+    same_runs: tuple[str, ...] = ()
 
     @property
     def templates(self) -> tuple[tuple[Template, str], ...]:
@@ -102,7 +108,9 @@ def check_templates(config: Config) -> None:
         check_examples(_load_templates(config)[1])
 
 
-def prepare(config: Config) -> QAStageContext:
+def prepare(config: Config, store: Store | None = None) -> QAStageContext:
+    """The generation settings; given the build's store, also the reworded templates and the runs their items may
+    be made from (`load_batch`)."""
     modules, templates = _load_templates(config)
     splits = tuple(config.qa.splits.items())
     split_from = config.qa.split_from
@@ -120,6 +128,8 @@ def prepare(config: Config) -> QAStageContext:
         config.qa.workers,
         config.qa.balance,
         config.qa.balance_tolerance,
+        reworded=reworded(store, settings.templates) if store is not None else (),
+        same_runs=same_runs(store, config) if store is not None else (),
     )
 
 
@@ -149,6 +159,48 @@ def _input_state(store: Store, backend: str) -> str:
 def stored_definition(template: Template) -> str:
     """A template's definition as `qa_templates.definition` holds it (JSON; its tuples as lists)."""
     return json.dumps(template.definition(), default=list)
+
+
+def same_runs(store: Store, config: Config) -> tuple[str, ...]:
+    """The runs of this code (`code_version`: the generator's, the study view's, the checks') and of this seed, split
+    shares and split source: what a template's version hashes besides the template (`qa.templates.template_version`)
+    and what the checks read besides the item, its template and its study's inputs."""
+    settings = _generation_settings(config.model_dump(mode="json"))  # as `runs.config` holds it (`stored_form`)
+    return tuple(
+        run_id
+        for run_id, stored in store.query("SELECT run_id, config FROM runs WHERE code_version = ?", [code_version()])
+        if _generation_settings(json.loads(stored)) == settings
+    )
+
+
+def _generation_settings(config: dict[str, Any]) -> list[Any]:
+    """The seed, split shares and split source of a run's settings in their JSON form."""
+    qa = config.get("qa") or {}
+    return [config.get("seed"), qa.get("splits"), qa.get("split_from")]
+
+
+def reworded(store: Store, templates: Iterable[tuple[Template, str]]) -> tuple[tuple[str, str, str], ...]:
+    """(template id, version, earlier version) of each version `qa_templates` recorded of a current template that
+    differs from it only in wording (`qa.templates.WORDING_TEMPLATE_FIELDS`: a question variant added or reworded)."""
+    current = {t.id: (v, _unworded(json.loads(stored_definition(t)))) for t, v in templates}
+    if not current:
+        return ()
+    rows = store.query(
+        "SELECT DISTINCT template_id, template_version, definition FROM qa_templates "
+        "WHERE template_id IN (SELECT unnest(?::VARCHAR[]))",
+        [list(current)],
+    )
+    return tuple(
+        sorted(
+            (template, current[template][0], earlier)
+            for template, earlier, definition in rows
+            if earlier != current[template][0] and _unworded(json.loads(definition)) == current[template][1]
+        )
+    )
+
+
+def _unworded(definition: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in definition.items() if key not in WORDING_TEMPLATE_FIELDS}
 
 
 def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
@@ -372,20 +424,144 @@ def _with_constants(table: pa.Table, constants: dict[str, Any]) -> pa.Table:
     return table
 
 
-def load_batch(
-    store: Store, work: list[tuple[str, list[str]]], context: QAStageContext
-) -> tuple[list[StudyQAInput], StageCounts]:
-    return load_inputs(store, work, context.backend), StageCounts(n_input=len(work))
+@dataclass(frozen=True)
+class Reworded:
+    """A batch's items of reworded templates as their earlier version made them (`REWORDED_*_SQL`), the current
+    version's already in their rows, parts and done rows: only their questions and answer digests are still the
+    earlier version's (`reword_chunk`)."""
+
+    items: pa.Table
+    parts: pa.Table
+    done: pa.Table
 
 
-def compute_batch(studies: list[StudyQAInput], context: QAStageContext, run_id: str) -> Iterator[Tables]:
+@dataclass(frozen=True)
+class QAWork:
+    """A batch: the studies whose templates' items are generated, and those made from a rewording's earlier version."""
+
+    studies: list[StudyQAInput]
+    reworded: Reworded | None = None
+
+
+#: Per pending (study, template) pair of a reworded template (`_pairs`: study, template, version, earlier version),
+#: the done row of its earlier version for the study's current input, by a run of the same code and settings (the
+#: second parameter: `same_runs`), the latest; the current graph id. The earlier version made the same items of the
+#: same inputs but for their questions (`qa.templates.WORDING_TEMPLATE_FIELDS`).
+REWORDED_DONE_SQL = (
+    "SELECT d.study_id, d.input_hash, d.template_id, p.template_version, d.n_items, d.template_version AS earlier, "
+    "d.run_id, i.graph_id FROM qa_done d JOIN _pairs p ON p.study_id = d.study_id AND p.template_id = d.template_id "
+    "AND p.earlier = d.template_version JOIN current_qa_inputs i ON i.study_id = d.study_id AND i.input_hash = "
+    "d.input_hash JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? "
+    "WHERE d.run_id IN (SELECT unnest(?::VARCHAR[])) AND {done} AND {inputs} "
+    "QUALIFY row_number() OVER (PARTITION BY d.study_id, d.template_id ORDER BY d.created_at DESC) = 1"
+)
+#: The rows those runs made (`_done`: REWORDED_DONE_SQL's rows), under the current version and graph id, in the order
+#: they were made; then their answer parts.
+REWORDED_ITEMS_SQL = (
+    "SELECT {columns} FROM qa_items q JOIN _done d ON q.study_id = d.study_id AND q.template_id = d.template_id "
+    "AND q.template_version = d.earlier AND q.input_hash = d.input_hash AND q.run_id = d.run_id "
+    "WHERE {items} ORDER BY q.rowid"
+)
+REWORDED_PARTS_SQL = (
+    "SELECT DISTINCT {columns} FROM qa_answer_parts p JOIN _items q ON p.item_id = q.item_id AND p.template_version "
+    "= q.earlier AND p.input_hash = q.input_hash ORDER BY p.item_id, p.part_index"
+)
+
+
+def load_batch(store: Store, work: list[tuple[str, list[str]]], context: QAStageContext) -> tuple[QAWork, StageCounts]:
+    """The batch's studies to generate, less the (study, template) pairs a rewording's earlier version made."""
+    found = _reworded_rows(store, work, context) if context.reworded and context.same_runs else None
+    counts = StageCounts(n_input=len(work))
+    if found is None:
+        return QAWork(load_inputs(store, work, context.backend)), counts
+    made = set(zip(found.done.column("study_id").to_pylist(), found.done.column("template_id").to_pylist()))
+    rest = [(study, [t for t in ids if (study, t) not in made]) for study, ids in work]
+    return QAWork(load_inputs(store, [(study, ids) for study, ids in rest if ids], context.backend), found), counts
+
+
+def _reworded_rows(store: Store, work: list[tuple[str, list[str]]], context: QAStageContext) -> Reworded | None:
+    """The batch's items (with their parts and done rows) that a reworded template's earlier version made
+    (REWORDED_*_SQL); None when there are none."""
+    versions = {template: (version, earlier) for template, version, earlier in context.reworded}
+    pairs = [(study, t, *versions[t]) for study, ids in work for t in ids if t in versions]
+    if not pairs:
+        return None
+    names = ("study_id", "template_id", "template_version", "earlier")
+    params = study_params([study for study, _ in work])
+    with store.registered("_pairs", pa.table(dict(zip(names, map(list, zip(*pairs, strict=True)), strict=True)))):
+        done = store.con.sql(
+            REWORDED_DONE_SQL.format(done=in_studies("d.study_id"), inputs=in_studies("i.study_id")),
+            params=[context.backend, list(context.same_runs), *params, *params],
+        ).to_arrow_table()
+    if done.num_rows == 0:
+        return None
+    replaced = {"template_version": "d.template_version", "graph_id": "d.graph_id"}
+    columns = [f"{replaced.get(name, 'q.' + name)} AS {name}" for name in (*ITEM_SCHEMA.names, ANSWER_DIGEST[0])]
+    with store.registered("_done", done):
+        items = store.con.sql(
+            REWORDED_ITEMS_SQL.format(columns=", ".join([*columns, "d.earlier"]), items=in_studies("q.study_id")),
+            params=params,
+        ).to_arrow_table()
+    part_columns = [f"{'q' if name == 'template_version' else 'p'}.{name}" for name in PART_SCHEMA.names]
+    with store.registered("_items", items):
+        parts = store.con.sql(REWORDED_PARTS_SQL.format(columns=", ".join(part_columns))).to_arrow_table()
+    return Reworded(
+        items.drop_columns(["earlier"]), parts.cast(PART_SCHEMA), done.select(list(DONE_COLUMNS)).cast(DONE_SCHEMA)
+    )
+
+
+def reword_chunk(items: pa.Table, settings: GenerationSettings) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Items an earlier version of their templates made, asked in the current wording: their questions and answer
+    digests made again (`qa.generate.question_of`; the rest of an item is made from what a rewording keeps), as
+    `generate_chunk`'s item table (and no parts or done rows: `Reworded` holds them). An item whose answer fields no
+    longer have the digest recorded when it was made gets none, so that its validation makes it again and compares
+    (`validators.check_answer_program`), as it did the earlier one. In a worker."""
+    templates = {t.id: t for t, _ in settings.templates}
+    names = ["item_id", "template_id", "study_id", "image_id", "arguments", ANSWER_DIGEST[0], *ANSWER_FIELDS]
+    questions: list[str] = []
+    digests: list[str | None] = []
+    for row in items.select(names).to_pylist():
+        template = templates[row["template_id"]]
+        digest = item_digest(settings.seed, template.id, row["study_id"], row["image_id"], row["arguments"])
+        if "qa-" + digest[:10].hex() != row["item_id"]:
+            raise StoreError(
+                f"qa_items row {row['item_id']!r}: expected its template, study, image and arguments to hash to its "
+                f"id under seed {settings.seed}, found {'qa-' + digest[:10].hex()!r}"
+            )
+        intact = answer_digest(row) == row[ANSWER_DIGEST[0]]  # else changed after it was made: made again when
+        row["question"] = question_of(template, names_of(json.loads(row["arguments"])), digest)  # validated
+        questions.append(row["question"])
+        digests.append(answer_digest(row) if intact else None)
+    at = items.schema.get_field_index
+    items = items.set_column(at("question"), "question", pa.array(questions, pa.string()))
+    items = items.set_column(at(ANSWER_DIGEST[0]), ANSWER_DIGEST[0], pa.array(digests, ANSWER_DIGEST[1]))
+    return items, PART_SCHEMA.empty_table(), DONE_SCHEMA.empty_table()
+
+
+#: Items per task of `reword_chunk`.
+REWORD_CHUNK_ROWS = 20_000
+
+
+def compute_batch(work: QAWork, context: QAStageContext, run_id: str) -> Iterator[Tables]:
     """The `qa_items` and `qa_answer_parts` rows of these studies chunk by chunk over the worker processes
     (written a row group at a time while the workers make the next ones: `write_tables`; the chunks are the pool's
-    from the call on), then their `qa_done` rows. Pure."""
+    from the call on), then those of the reworded templates' earlier items asked anew, then their `qa_done` rows.
+    Pure."""
     fn = partial(generate_chunk, settings=context.settings, backend=context.backend)
     # enough chunks per worker for process_map to use the pool and keep every worker busy
-    chunks = pool_chunks(studies, context.workers)
-    return _tables(process_map(fn, chunks, context.workers, len(studies)), run_id)
+    chunks = pool_chunks(work.studies, context.workers)
+    made = process_map(fn, chunks, context.workers, len(work.studies))
+    found = work.reworded
+    if found is None:
+        return _tables(made, run_id)
+    rows = found.items.num_rows  # compact copies: a slice would pickle the whole table
+    slices = [
+        found.items.take(pa.array(range(at, min(rows, at + REWORD_CHUNK_ROWS))))
+        for at in range(0, rows, REWORD_CHUNK_ROWS)
+    ]
+    reworded = process_map(partial(reword_chunk, settings=context.settings), slices, context.workers)
+    kept = (found.items.schema.empty_table(), found.parts, found.done)
+    return _tables(chain(made, reworded, [kept]), run_id)
 
 
 def starts_ahead(context: QAStageContext) -> bool:

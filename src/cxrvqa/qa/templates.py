@@ -33,6 +33,11 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "two_findings": frozenset({"finding_a", "finding_b"}),
 }
 DEFAULT_EXCLUDED_CATEGORIES = ("normal", "technical")
+#: The wording of a template (`Template.definition`): its variants, its worked examples (questions and answers of
+#: its own) and its version number: what only an item's question is made from (`qa.generate.question_of`), so that a
+#: template changed in no other field (`qa.stage.reworded`) makes the items of its earlier version asked in other
+#: words. (Variants a user file adds to a built-in template by `extends` change its `source` too: not a rewording.)
+WORDING_TEMPLATE_FIELDS = ("version", "variants", "examples")
 #: Verbs a question or answer sentence may write as placeholders to agree with the template's finding
 #: ("{Is} there {a_finding}?": "Is there a nodule?", "Are there degenerative changes?"): singular, plural.
 AGREEMENT: dict[str, tuple[str, str]] = {

@@ -9,7 +9,6 @@ the wording; the others give the verdicts they gave that version (`REUSE_SQL`, `
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from cxrvqa.core.parallel import (
     shutdown_pools,
     weighted_split,
 )
-from cxrvqa.core.provenance import code_version, stable_hash
+from cxrvqa.core.provenance import stable_hash
 from cxrvqa.core.resources import load_json_schema
 from cxrvqa.errors import ConfigError
 from cxrvqa.qa import stage as qa_stage
@@ -47,7 +46,6 @@ from cxrvqa.validation.validators import (
     OK,
     VALIDATORS,
     WORDING_ITEM_FIELDS,
-    WORDING_TEMPLATE_FIELDS,
     ImageFacts,
     ValidationContext,
     Validator,
@@ -81,9 +79,9 @@ class ValidateStageContext:
     workers: int = 1
     text_only: bool = False  # a build without images: a text-VQA dataset, graded on its own criteria
     reader_version: str = ""  # of the kept sentence readings (`cxrvqa.validation.readings`); "": none kept
-    #: (template id, its version, an earlier version of it that differs only in wording): `reworded`
+    #: (template id, its version, an earlier version of it that differs only in wording): `qa.stage.reworded`
     reworded: tuple[tuple[str, str, str], ...] = ()
-    #: the runs whose validations a reworded item may take verdicts from: `same_runs`
+    #: the runs whose validations a reworded item may take verdicts from: `qa.stage.same_runs`
     same_runs: tuple[str, ...] = ()
 
 
@@ -112,51 +110,9 @@ def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
         config.qa.workers,
         text_only=text_only,
         reader_version=readings.reader_version(),
-        reworded=reworded(store, qa.settings.templates) if store is not None else (),
-        same_runs=same_runs(store, config) if store is not None else (),
+        reworded=qa_stage.reworded(store, qa.settings.templates) if store is not None else (),
+        same_runs=qa_stage.same_runs(store, config) if store is not None else (),
     )
-
-
-def same_runs(store: Store, config: Config) -> tuple[str, ...]:
-    """The runs of this code (`code_version`: the generator's, the study view's, the checks') and of this seed, split
-    shares and split source: what a template's version hashes besides the template (`qa.templates.template_version`)
-    and what the checks read besides the item, its template and its study's inputs."""
-    settings = _generation_settings(config.model_dump(mode="json"))  # as `runs.config` holds it (`stored_form`)
-    return tuple(
-        run_id
-        for run_id, stored in store.query("SELECT run_id, config FROM runs WHERE code_version = ?", [code_version()])
-        if _generation_settings(json.loads(stored)) == settings
-    )
-
-
-def _generation_settings(config: dict[str, Any]) -> list[Any]:
-    """The seed, split shares and split source of a run's settings in their JSON form."""
-    qa = config.get("qa") or {}
-    return [config.get("seed"), qa.get("splits"), qa.get("split_from")]
-
-
-def reworded(store: Store, templates: Iterable[tuple[Template, str]]) -> tuple[tuple[str, str, str], ...]:
-    """(template id, version, earlier version) of each version `qa_templates` recorded of a current template that
-    differs from it only in wording (`validators.WORDING_TEMPLATE_FIELDS`: a question variant added or reworded)."""
-    current = {t.id: (v, _unworded(json.loads(qa_stage.stored_definition(t)))) for t, v in templates}
-    if not current:
-        return ()
-    rows = store.query(
-        "SELECT DISTINCT template_id, template_version, definition FROM qa_templates "
-        "WHERE template_id IN (SELECT unnest(?::VARCHAR[]))",
-        [list(current)],
-    )
-    return tuple(
-        sorted(
-            (template, current[template][0], earlier)
-            for template, earlier, definition in rows
-            if earlier != current[template][0] and _unworded(json.loads(definition)) == current[template][1]
-        )
-    )
-
-
-def _unworded(definition: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in definition.items() if key not in WORDING_TEMPLATE_FIELDS}
 
 
 def record_grade_levels(store: Store) -> None:

@@ -142,10 +142,6 @@ CheckFn = Callable[[dict[str, Any], ValidationContext], Verdict]
 
 #: The wording of an item: what a template's rewording (a question variant added or changed) changes of its items.
 WORDING_ITEM_FIELDS = ("question",)
-#: The wording of a template (`Template.definition`): its variants, its worked examples (questions and answers of
-#: its own) and its version number. (Variants a user file adds to a built-in template by `extends` change its
-#: `source` too: not a rewording.)
-WORDING_TEMPLATE_FIELDS = ("version", "variants", "examples")
 
 
 @dataclass(frozen=True)
@@ -155,8 +151,8 @@ class Validator:
     strictness: str  # default: ignore | warn | reject
     kind: str  # structural | content
     check: CheckFn
-    #: Whether the check reads the wording (`WORDING_ITEM_FIELDS` of the item, `WORDING_TEMPLATE_FIELDS` of its
-    #: template). One that reads neither gives an item the verdict it gave the item's earlier version when only
+    #: Whether the check reads the wording (`WORDING_ITEM_FIELDS` of the item, `qa.templates.WORDING_TEMPLATE_FIELDS`
+    #: of its template). One that reads neither gives an item the verdict it gave the item's earlier version when only
     #: the wording changed, which the validation stage then takes instead of checking again (`stage.REUSE_SQL`);
     #: tests/validation/test_stage.py holds each such check to it on every item of the demo build.
     reads_wording: bool = True

@@ -1011,3 +1011,75 @@ def test_batches_take_more_studies_where_they_need_few_templates(tmp_path: Path)
     template_rebuild = [(s, every[:1]) for s in studies]  # up to 5 x 4 studies a batch
     assert [len(b) for b in stage.batches(context)(template_rebuild, 4)] == [20, 10]
     assert [study for batch in stage.batches(context)(template_rebuild, 4) for study, _ in batch] == studies
+
+
+@pytest.mark.flow
+@pytest.mark.parametrize(
+    "source", ["finding_presence", "finding_describe", "finding_presence_sentence", "finding_choice"]
+)
+def test_a_reworded_template_makes_its_earlier_items_asked_anew_as_generating_them_would(
+    demo: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """Issue 19: a template only reworded (one more question variant) has its items made from its earlier version's
+    items without a study view (their questions and answer digests made again): the rows, parts and done rows a
+    generation makes; an earlier item edited after it was made keeps its edit but no answer digest (its validation
+    makes it again); a study whose earlier items are not all known (no done row) is generated beside them; an earlier
+    version made by a run of other code or settings gives nothing."""
+    out, user = tmp_path / "copy", tmp_path / "templates"
+    shutil.copytree(demo.root / "a", out)
+    viewed: list[str] = []
+    view = stage.study_view
+    monkeypatch.setattr(stage, "study_view", lambda graph, *a: viewed.append(graph["study_id"]) or view(graph, *a))
+    _user_template(user, "mine", 1, reword=True, source=source)
+    _qa_build(out, user)
+    with Store(out / "cxrvqa.duckdb") as store:
+        [(edited,)] = store.query("SELECT min(item_id) FROM qa_items WHERE template_id = 'mine'")
+        store.con.execute("UPDATE qa_items SET answer = answer || ' (edited)' WHERE item_id = ?", [edited])
+        store.con.execute("DELETE FROM qa_done WHERE template_id = 'mine' AND study_id = 'demo-s2'")  # generated
+    shutil.copy(out / "cxrvqa.duckdb", tmp_path / "before.duckdb")
+    _user_template(user, "mine", 2, reword=True, source=source)
+    viewed.clear()
+    reworded = _qa_build(out, user)
+    assert viewed == ["demo-s2"] and len(reworded["items"]) > 3 and len(reworded["done"]) == 6
+    shutil.copy(tmp_path / "before.duckdb", out / "cxrvqa.duckdb")
+    monkeypatch.setattr(stage, "same_runs", lambda store, config: ("a-run-of-other-code",))
+    viewed.clear()
+    generated = _qa_build(out, user)
+    assert sorted(viewed) == sorted(set(viewed)) and len(viewed) == 6  # each study's view, made to generate
+    answer, digest = (reworded["columns"].index(name) for name in ("answer", "answer_digest"))
+    for made, fresh in zip(reworded["items"], generated["items"], strict=True):
+        if made[0] == edited:  # kept as edited, without a digest; else as generated
+            assert made[answer] == fresh[answer] + " (edited)" and made[digest] is None
+            made = (*made[:answer], fresh[answer], *made[answer + 1 : digest], fresh[digest], *made[digest + 1 :])
+        assert made == fresh
+    assert reworded["parts"] == generated["parts"] and reworded["done"] == generated["done"]
+    assert (source == "finding_describe") == bool(reworded["parts"])
+
+
+def _qa_build(out: Path, user: Path) -> dict[str, list]:
+    """The QA stage of the demo build under ``out`` with the user templates of ``user``; the rows of template `mine`
+    it made (items, parts, done rows, without their run and time), and the item columns."""
+    from cxrvqa.cli import _demo_inputs
+    from flows.build import build_dataset
+
+    inputs = _demo_inputs()
+    qa = {**inputs["qa"], "template_dirs": [user]}
+    build_dataset(load_config(None, {**inputs, "out_dir": out, "qa": qa, "stages": ["qa"]}))
+    mine = "FROM qa_items WHERE template_id = 'mine' AND template_version = ?"
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store:
+        [(version,)] = store.query(
+            "SELECT template_version FROM qa_done WHERE template_id = 'mine' ORDER BY created_at DESC LIMIT 1"
+        )
+        parts = "FROM qa_answer_parts WHERE template_version = ? AND item_id IN (SELECT item_id {mine})"
+        return {
+            "items": store.query(f"SELECT * EXCLUDE (run_id, created_at) {mine} ORDER BY item_id", [version]),
+            "parts": store.query(f"SELECT * {parts.format(mine=mine)} ORDER BY ALL", [version, version]),
+            "done": store.query(
+                "SELECT * EXCLUDE (run_id, created_at) FROM qa_done WHERE template_id = 'mine' AND "
+                "template_version = ? ORDER BY ALL",
+                [version],
+            ),
+            "columns": [
+                d[0] for d in store.con.execute(f"SELECT * EXCLUDE (run_id, created_at) {mine}", [version]).description
+            ],
+        }

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
@@ -33,7 +33,14 @@ from cxrvqa.core.balance import (
     stored_questions,
     within_tolerance,
 )
-from cxrvqa.core.parallel import Split, collector_paused, pool_chunks, process_map, weighted_split
+from cxrvqa.core.parallel import (
+    Split,
+    collector_paused,
+    pool_chunk_size,
+    pool_chunks,
+    process_map,
+    weighted_split,
+)
 from cxrvqa.core.prior import PriorFigure, baseline_code_hash, combined, measure, normalise, stored_prior
 from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.qa.programs import PROGRAMS
@@ -505,8 +512,10 @@ def _reworded_rows(store: Store, work: list[tuple[str, list[str]]], context: QAS
     part_columns = [f"{'q' if name == 'template_version' else 'p'}.{name}" for name in PART_SCHEMA.names]
     with store.registered("_items", items):
         parts = store.con.sql(REWORDED_PARTS_SQL.format(columns=", ".join(part_columns))).to_arrow_table()
-    return Reworded(
-        items.drop_columns(["earlier"]), parts.cast(PART_SCHEMA), done.select(list(DONE_COLUMNS)).cast(DONE_SCHEMA)
+    return Reworded(  # the generator's types: a batch's generated and reworded rows are joined (`write_tables`)
+        items.drop_columns(["earlier"]).cast(pa.schema([*ITEM_SCHEMA, ANSWER_DIGEST])),
+        parts.cast(PART_SCHEMA),
+        done.select(list(DONE_COLUMNS)).cast(DONE_SCHEMA),
     )
 
 
@@ -529,7 +538,7 @@ def reword_chunk(items: pa.Table, settings: GenerationSettings) -> tuple[pa.Tabl
                 f"id under seed {settings.seed}, found {'qa-' + digest[:10].hex()!r}"
             )
         intact = answer_digest(row) == row[ANSWER_DIGEST[0]]  # else changed after it was made: made again when
-        row["question"] = question_of(template, names_of(json.loads(row["arguments"])), digest)  # validated
+        row["question"] = question_of(template, _names(row["arguments"]), digest)  # validated
         questions.append(row["question"])
         digests.append(answer_digest(row) if intact else None)
     at = items.schema.get_field_index
@@ -538,8 +547,10 @@ def reword_chunk(items: pa.Table, settings: GenerationSettings) -> tuple[pa.Tabl
     return items, PART_SCHEMA.empty_table(), DONE_SCHEMA.empty_table()
 
 
-#: Items per task of `reword_chunk`.
-REWORD_CHUNK_ROWS = 20_000
+@lru_cache(maxsize=4096)
+def _names(args_text: str) -> dict[str, str]:
+    """`names_of` the arguments' text (shared, to read only: items of many studies ask of the same findings)."""
+    return names_of(json.loads(args_text))
 
 
 def compute_batch(work: QAWork, context: QAStageContext, run_id: str) -> Iterator[Tables]:
@@ -554,11 +565,9 @@ def compute_batch(work: QAWork, context: QAStageContext, run_id: str) -> Iterato
     found = work.reworded
     if found is None:
         return _tables(made, run_id)
-    rows = found.items.num_rows  # compact copies: a slice would pickle the whole table
-    slices = [
-        found.items.take(pa.array(range(at, min(rows, at + REWORD_CHUNK_ROWS))))
-        for at in range(0, rows, REWORD_CHUNK_ROWS)
-    ]
+    rows, size = found.items.num_rows, pool_chunk_size(found.items.num_rows, context.workers)
+    # compact copies (a slice would pickle the whole table), enough of them for process_map to use the pool
+    slices = [found.items.take(pa.array(range(at, min(rows, at + size)))) for at in range(0, rows, size)]
     reworded = process_map(partial(reword_chunk, settings=context.settings), slices, context.workers)
     kept = (found.items.schema.empty_table(), found.parts, found.done)
     return _tables(chain(made, reworded, [kept]), run_id)

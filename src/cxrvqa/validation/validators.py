@@ -75,7 +75,7 @@ class ValidationContext:
     @property
     def study(self) -> StudyView | None:
         """The study's view, made on the first read (100k synthetic studies, the largest template reworded: its
-        making was ~55% of the revalidation's worker time, and the 8 checks that read wording asked for none)."""
+        making was ~55% of the revalidation's worker time, and the 8 checks that read wording asked for almost none)."""
         if callable(self.view):
             self.view = self.view()
         return self.view

@@ -1041,6 +1041,14 @@ def test_a_reworded_template_makes_its_earlier_items_asked_anew_as_generating_th
     viewed.clear()
     reworded = _qa_build(out, user)
     assert viewed == ["demo-s2"] and len(reworded["items"]) > 3 and len(reworded["done"]) == 6
+    from cxrvqa.cli import _demo_inputs
+
+    qa = {**_demo_inputs()["qa"], "template_dirs": [user]}
+    settings = stage.prepare(load_config(None, {**_demo_inputs(), "out_dir": out, "qa": qa})).settings
+    with Store(out / "cxrvqa.duckdb", read_only=True) as store, monkeypatch.context() as edited_vocabulary:
+        assert [template for template, *_ in stage.reworded(store, settings)] == ["mine"]
+        edited_vocabulary.setattr(stage, "generation_environment", lambda *a: {"vocab": "edited"})
+        assert stage.reworded(store, settings) == ()  # made under another vocabulary, seed or split order: no rewording
     shutil.copy(tmp_path / "before.duckdb", out / "cxrvqa.duckdb")
     monkeypatch.setattr(stage, "same_runs", lambda store, config: ("a-run-of-other-code",))
     viewed.clear()

@@ -46,7 +46,14 @@ from cxrvqa.core.provenance import code_version, stable_hash
 from cxrvqa.qa.programs import PROGRAMS
 from cxrvqa.qa.generate import GenerationSettings, generate_study, item_digest, names_of, question_of
 from cxrvqa.qa.study import Box, ImageView, study_view
-from cxrvqa.qa.templates import WORDING_TEMPLATE_FIELDS, Template, check_examples, load_templates, template_version
+from cxrvqa.qa.templates import (
+    WORDING_TEMPLATE_FIELDS,
+    Template,
+    check_examples,
+    generation_environment,
+    load_templates,
+    template_version,
+)
 from cxrvqa.store import StageCounts, Store, in_studies, study_params
 from cxrvqa.store.records import ANSWER_DIGEST, ANSWER_FIELDS, ITEM_SCHEMA, PART_SCHEMA, answer_digest
 from cxrvqa.store.shards import Tables, write_tables
@@ -135,7 +142,7 @@ def prepare(config: Config, store: Store | None = None) -> QAStageContext:
         config.qa.workers,
         config.qa.balance,
         config.qa.balance_tolerance,
-        reworded=reworded(store, settings.templates) if store is not None else (),
+        reworded=reworded(store, settings) if store is not None else (),
         same_runs=same_runs(store, config) if store is not None else (),
     )
 
@@ -163,9 +170,13 @@ def _input_state(store: Store, backend: str) -> str:
     return stable_hash([backend, STUDY_INPUTS_SQL, *(str(value) for value in state)], length=32)
 
 
-def stored_definition(template: Template) -> str:
-    """A template's definition as `qa_templates.definition` holds it (JSON; its tuples as lists)."""
-    return json.dumps(template.definition(), default=list)
+def stored_definition(template: Template, settings: GenerationSettings) -> str:
+    """A template's definition as `qa_templates.definition` holds it (JSON; its tuples as lists), with the hash of
+    what its items depend on besides it (`generation_environment`: the vocabularies are no code, and an edited one
+    gives every template a new version): a version that differs only in wording made the same items but their
+    questions only under the same environment (`reworded`)."""
+    environment = stable_hash(generation_environment(settings.seed, settings.splits, settings.split_from))
+    return json.dumps({**template.definition(), "environment": environment}, default=list)
 
 
 def same_runs(store: Store, config: Config) -> tuple[str, ...]:
@@ -186,10 +197,10 @@ def _generation_settings(config: dict[str, Any]) -> list[Any]:
     return [config.get("seed"), qa.get("splits"), qa.get("split_from")]
 
 
-def reworded(store: Store, templates: Iterable[tuple[Template, str]]) -> tuple[tuple[str, str, str], ...]:
+def reworded(store: Store, settings: GenerationSettings) -> tuple[tuple[str, str, str], ...]:
     """(template id, version, earlier version) of each version `qa_templates` recorded of a current template that
     differs from it only in wording (`qa.templates.WORDING_TEMPLATE_FIELDS`: a question variant added or reworded)."""
-    current = {t.id: (v, _unworded(json.loads(stored_definition(t)))) for t, v in templates}
+    current = {t.id: (v, _unworded(json.loads(stored_definition(t, settings)))) for t, v in settings.templates}
     if not current:
         return ()
     rows = store.query(
@@ -224,7 +235,7 @@ def record_inputs(store: Store, run_id: str, context: QAStageContext) -> int:
                     "template_id": t.id,
                     "template_version": version,
                     "source": t.source,
-                    "definition": stored_definition(t),
+                    "definition": stored_definition(t, context.settings),
                     "lists": PROGRAMS[t.program].lists,
                     "created_at": now,
                 }
@@ -452,13 +463,14 @@ class QAWork:
 
 #: Per pending (study, template) pair of a reworded template (`_pairs`: study, template, version, earlier version),
 #: the done row of its earlier version for the study's current input, by a run of the same code and settings (the
-#: second parameter: `same_runs`), the latest; the current graph id. The earlier version made the same items of the
-#: same inputs but for their questions (`qa.templates.WORDING_TEMPLATE_FIELDS`).
+#: second parameter: `same_runs`), the latest; the current graph id and backend. The earlier version made the same
+#: items of the same inputs but for their questions (`qa.templates.WORDING_TEMPLATE_FIELDS`).
 REWORDED_DONE_SQL = (
     "SELECT d.study_id, d.input_hash, d.template_id, p.template_version, d.n_items, d.template_version AS earlier, "
-    "d.run_id, i.graph_id FROM qa_done d JOIN _pairs p ON p.study_id = d.study_id AND p.template_id = d.template_id "
-    "AND p.earlier = d.template_version JOIN current_qa_inputs i ON i.study_id = d.study_id AND i.input_hash = "
-    "d.input_hash JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? "
+    "d.run_id, i.graph_id, g.backend FROM qa_done d JOIN _pairs p ON p.study_id = d.study_id "
+    "AND p.template_id = d.template_id AND p.earlier = d.template_version JOIN current_qa_inputs i "
+    "ON i.study_id = d.study_id AND i.input_hash = d.input_hash "
+    "JOIN current_scene_graphs g ON g.graph_id = i.graph_id AND g.backend = ? "
     "WHERE d.run_id IN (SELECT unnest(?::VARCHAR[])) AND {done} AND {inputs} "
     "QUALIFY row_number() OVER (PARTITION BY d.study_id, d.template_id ORDER BY d.created_at DESC) = 1"
 )
@@ -502,7 +514,7 @@ def _reworded_rows(store: Store, work: list[tuple[str, list[str]]], context: QAS
         ).to_arrow_table()
     if done.num_rows == 0:
         return None
-    replaced = {"template_version": "d.template_version", "graph_id": "d.graph_id"}
+    replaced = {"template_version": "d.template_version", "graph_id": "d.graph_id", "backend": "d.backend"}
     columns = [f"{replaced.get(name, 'q.' + name)} AS {name}" for name in (*ITEM_SCHEMA.names, ANSWER_DIGEST[0])]
     with store.registered("_done", done):
         items = store.con.sql(

@@ -504,17 +504,14 @@ def generator_code_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def template_version(
-    template: Template, seed: int, splits: tuple[tuple[str, float], ...], split_from: str = "hash"
-) -> str:
-    """What a template's items depend on: its definition, the generator code, the vocabularies, and
-    the seed, split shares and split source (they draw variants, distractors and splits)."""
+def generation_environment(
+    seed: int, splits: tuple[tuple[str, float], ...], split_from: str = "hash"
+) -> dict[str, Any]:
+    """What every template's items depend on besides the template: the generator code, the vocabularies, and the
+    seed, split shares (in order) and split source (they draw variants, distractors and splits)."""
     from cxrvqa.core.vocab import finding_sites, vocabulary
 
-    from cxrvqa.qa.programs import PROGRAMS
-
-    parts: dict[str, Any] = {
-        "template": template.content_hash,
+    return {
         "code": generator_code_hash(),
         "vocab": vocabulary().content_hash,
         "sites": finding_sites().content_hash,
@@ -522,6 +519,15 @@ def template_version(
         "splits": splits,
         **({"split_from": split_from} if split_from != "hash" else {}),
     }
+
+
+def template_version(
+    template: Template, seed: int, splits: tuple[tuple[str, float], ...], split_from: str = "hash"
+) -> str:
+    """What a template's items depend on: its definition and its `generation_environment`."""
+    from cxrvqa.qa.programs import PROGRAMS
+
+    parts: dict[str, Any] = {"template": template.content_hash, **generation_environment(seed, splits, split_from)}
     program = PROGRAMS.get(template.program)
     if program is not None and not program.builtin:  # an edited plugin regenerates its templates' items
         parts["program"] = [program.source, program.source_hash]

@@ -110,7 +110,7 @@ def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
         config.qa.workers,
         text_only=text_only,
         reader_version=readings.reader_version(),
-        reworded=qa_stage.reworded(store, qa.settings.templates) if store is not None else (),
+        reworded=qa_stage.reworded(store, qa.settings) if store is not None else (),
         same_runs=qa_stage.same_runs(store, config) if store is not None else (),
     )
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import orjson
@@ -550,19 +550,13 @@ def reword_chunk(items: pa.Table, settings: GenerationSettings) -> tuple[pa.Tabl
                 f"id under seed {settings.seed}, found {'qa-' + digest[:10].hex()!r}"
             )
         intact = answer_digest(row) == row[ANSWER_DIGEST[0]]  # else changed after it was made: made again when
-        row["question"] = question_of(template, _names(row["arguments"]), digest)  # validated
+        row["question"] = question_of(template, names_of(json.loads(row["arguments"])), digest)  # validated
         questions.append(row["question"])
         digests.append(answer_digest(row) if intact else None)
     at = items.schema.get_field_index
     items = items.set_column(at("question"), "question", pa.array(questions, pa.string()))
     items = items.set_column(at(ANSWER_DIGEST[0]), ANSWER_DIGEST[0], pa.array(digests, ANSWER_DIGEST[1]))
     return items, PART_SCHEMA.empty_table(), DONE_SCHEMA.empty_table()
-
-
-@lru_cache(maxsize=4096)
-def _names(args_text: str) -> dict[str, str]:
-    """`names_of` the arguments' text (shared, to read only: items of many studies ask of the same findings)."""
-    return names_of(json.loads(args_text))
 
 
 def compute_batch(work: QAWork, context: QAStageContext, run_id: str) -> Iterator[Tables]:

@@ -87,8 +87,9 @@ class ValidateStageContext:
 
 def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
     """The validators, their strictness and version. Given the build's store: whether the build holds no image
-    at all (a text-VQA dataset, where a report-only item is no fault), which then is part of the version."""
-    qa = qa_stage.prepare(config)
+    at all (a text-VQA dataset, where a report-only item is no fault), which then is part of the version, and the
+    QA stage's reworded templates and same runs (whose verdicts a reworded item may take)."""
+    qa = qa_stage.prepare(config, store)
     unknown = sorted(set(config.strictness) - set(VALIDATORS))
     if unknown:
         raise ConfigError("strictness", f"unknown validators {unknown}; validators are {sorted(VALIDATORS)}")
@@ -110,8 +111,8 @@ def prepare(config: Config, store: Store | None = None) -> ValidateStageContext:
         config.qa.workers,
         text_only=text_only,
         reader_version=readings.reader_version(),
-        reworded=qa_stage.reworded(store, qa.settings) if store is not None else (),
-        same_runs=qa_stage.same_runs(store, config) if store is not None else (),
+        reworded=qa.reworded,
+        same_runs=qa.same_runs,
     )
 
 
